@@ -1,0 +1,60 @@
+# The front door. `make run` and `make test` install what is missing
+# (scripts/deps.sh, idempotent), build, and run. Build trees:
+#   build/        release-with-debug-info
+#   build-asan/   ASan + UBSan (make test runs the suite there too)
+#   build-fuzz/   clang + libFuzzer (make fuzz)
+CONFIG ?= sluice.yml
+JOBS ?= 2
+PYTEST ?= /usr/bin/python3 -m pytest
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build build-asan deps deps-test run test test-unit test-e2e test-asan test-fuzz-replay fuzz bench clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh build
+
+deps-test:
+	@bash scripts/deps.sh test
+
+build:
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j$(JOBS)
+
+build-asan:
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON -DSL_FAULT_INJECTION=ON >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+
+run: deps build
+	./build/sluice --config $(CONFIG)
+
+test: deps-test
+	@$(MAKE) --no-print-directory build build-asan
+	@$(MAKE) --no-print-directory test-unit BUILD=build
+	@$(MAKE) --no-print-directory test-fuzz-replay BUILD=build-asan
+	@$(MAKE) --no-print-directory test-e2e BUILD=build
+	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
+	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan PYTEST_ARGS="-m 'not slow'"
+
+BUILD ?= build
+test-unit:
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-fuzz-replay:
+	@bash scripts/fuzz-replay.sh $(BUILD)
+
+test-e2e:
+	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q $(PYTEST_ARGS)
+
+test-asan: deps-test build-asan
+	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
+	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan
+
+fuzz: deps-test
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_FUZZ=ON -DSL_SANITIZE=ON -DSL_TESTS=OFF >/dev/null
+	@cmake --build build-fuzz -j$(JOBS)
+	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sluice needs, idempotently: a package that is
+# already installed is never re-installed, and apt-get runs only when
+# something is missing. Usage: scripts/deps.sh [build|test|bench] ...
+# "build" is what `make run` needs; "test" adds the real peers the test
+# suites drive; "bench" adds the benchmark peer (nginx with its RTMP module).
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libyaml-dev
+            libhttp-parser-dev libwslay-dev libsqlite3-dev libcurl4-openssl-dev libjwt-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-tools
+           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+           gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-jsonschema
+           procps)
+bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind)
+
+want=()
+[ $# -eq 0 ] && set -- build
+for set_name in "$@"; do
+    case "$set_name" in
+        build) want+=("${build_pkgs[@]}") ;;
+        test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+        bench) want+=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$set_name' (build|test|bench)" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+# de-duplicate while keeping order
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
+
+echo "deps.sh: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
