@@ -1,0 +1,135 @@
+/*
+ * The core and the session registry (see core.h).
+ */
+#include "app/core.h"
+
+#include <openssl/rand.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/time.h"
+#include "sluice/errors.h"
+
+int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg)
+{
+    memset(core, 0, sizeof(*core));
+    core->loop = loop;
+    core->cfg = cfg;
+    core->hub = sl_hub_new((size_t)cfg->media_gop_cache_max_bytes);
+    if (!core->hub)
+        return SL_ENOMEM;
+    sl_list_init(&core->sessions);
+    core->start_ms = sl_time_wall_ms();
+    return 0;
+}
+
+void sl_core_cleanup(sl_core_t *core)
+{
+    sl_hub_free(core->hub);
+    core->hub = NULL;
+}
+
+/* Red5-style client ids: 13 characters from an unambiguous alphabet. */
+static void make_id(char *out)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uint8_t rnd[13];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        uint64_t t = sl_time_mono_ms() ^ (uint64_t)(uintptr_t)out;
+        for (size_t i = 0; i < sizeof rnd; i++, t = t * 6364136223846793005ull + 1)
+            rnd[i] = (uint8_t)(t >> 33);
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        out[i] = alphabet[rnd[i] & 31];
+    out[13] = '\0';
+}
+
+void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_t *ops,
+                         const char *proto)
+{
+    s->ops = ops;
+    s->proto = proto;
+    make_id(s->id);
+    s->start_ms = sl_time_wall_ms();
+    s->log.sid = s->id;
+    s->log.proto = proto;
+    s->log.app = NULL;
+    s->log.stream = NULL;
+    sl_list_push_back(&core->sessions, &s->link);
+    core->n_sessions++;
+    core->total_sessions++;
+}
+
+void sl_session_unregister(sl_core_t *core, sl_session_t *s)
+{
+    if (sl_list_linked(&s->link)) {
+        sl_list_remove(&s->link);
+        core->n_sessions--;
+    }
+    sl_free(s->app);
+    sl_free(s->stream);
+    s->app = s->stream = NULL;
+    s->log.app = s->log.stream = NULL;
+}
+
+static int set_str(char **slot, const char **log_slot, const char *v)
+{
+    char *copy = NULL;
+    if (v && !(copy = sl_strdup(v)))
+        return SL_ENOMEM;
+    sl_free(*slot);
+    *slot = copy;
+    *log_slot = copy;
+    return 0;
+}
+
+int sl_session_set_app(sl_session_t *s, const char *app) { return set_str(&s->app, &s->log.app, app); }
+int sl_session_set_stream(sl_session_t *s, const char *stream)
+{
+    return set_str(&s->stream, &s->log.stream, stream);
+}
+
+sl_session_t *sl_core_find_session(sl_core_t *core, const char *id)
+{
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &core->sessions) {
+        sl_session_t *s = sl_container_of(it, sl_session_t, link);
+        if (strcmp(s->id, id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+const sl_app_config_t *sl_core_app(const sl_core_t *core, const char *scope_path)
+{
+    char name[65];
+    size_t n = strcspn(scope_path, "/");
+    if (n == 0 || n >= sizeof name)
+        return NULL;
+    memcpy(name, scope_path, n);
+    name[n] = '\0';
+    const sl_app_config_t *app = sl_config_app(core->cfg, name);
+    return app && app->enabled ? app : NULL;
+}
+
+int sl_name_is_safe(const char *name, size_t max_len)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > max_len)
+        return 0;
+    const char *seg = name;
+    for (const char *p = name;; p++) {
+        if (*p == '/' || *p == '\0') {
+            size_t sl = (size_t)(p - seg);
+            if (sl == 0 || (sl == 2 && seg[0] == '.' && seg[1] == '.') || (sl == 1 && seg[0] == '.'))
+                return 0;
+            if (*p == '\0')
+                return 1;
+            seg = p + 1;
+            continue;
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f || c == '\\')
+            return 0;
+    }
+}

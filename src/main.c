@@ -1,0 +1,215 @@
+/*
+ * The sluice process: command line, configuration, logging, the loop, the
+ * listeners, signals and graceful shutdown.
+ *
+ *   sluice [--config FILE] [--check-config] [--print-config yaml|markdown] [--version]
+ *
+ * Configuration comes from the built-in defaults, then the YAML file
+ * (--config, or ./sluice.yml when present), then SLUICE_<SECTION>_<KEY>
+ * environment variables. SIGINT/SIGTERM stop gracefully: listeners close,
+ * clients are told their streams end, pending writes drain (bounded by
+ * server.shutdown_timeout), and the process exits 0. A second signal exits
+ * at once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "app/core.h"
+#include "base/alloc.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "media/frame.h"
+#include "proto/rtmp/rtmp_server.h"
+#include "sluice/errors.h"
+#include "sluice/version.h"
+
+extern char **environ;
+
+typedef struct {
+    sl_core_t core;
+    sl_rtmp_server_t *rtmp;
+    uv_signal_t sigint, sigterm;
+    int signals;
+} app_t;
+
+static void print_err(void *ud, const char *where, int line, const char *msg)
+{
+    int *n = ud;
+    (*n)++;
+    if (line > 0)
+        fprintf(stderr, "%s:%d: %s\n", where, line, msg);
+    else
+        fprintf(stderr, "%s: %s\n", where, msg);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sluice [--config FILE] [--check-config] [--print-config yaml|markdown] [--version]\n"
+            "  --config FILE       configuration file (default ./sluice.yml when present)\n"
+            "  --check-config      validate the configuration, print every error, exit\n"
+            "  --print-config FMT  print the default configuration as yaml or markdown\n"
+            "  --version           print the version\n");
+}
+
+static void on_signal_closed(uv_handle_t *h) { (void)h; }
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    app_t *app = s->data;
+    if (++app->signals > 1) {
+        SL_LOGW(NULL, "second signal: exiting now");
+        _exit(1);
+    }
+    SL_LOGI(NULL, "%s: shutting down (%zu sessions)", signum == SIGINT ? "SIGINT" : "SIGTERM",
+            app->core.n_sessions);
+    app->core.shutting_down = 1;
+    if (app->rtmp)
+        sl_rtmp_server_stop(app->rtmp);
+    /* Signal handles stay referenced but must not keep the loop alive. */
+    uv_unref((uv_handle_t *)&app->sigint);
+    uv_unref((uv_handle_t *)&app->sigterm);
+}
+
+static int ensure_dir(const char *path)
+{
+    char tmp[4096];
+    if (strlen(path) >= sizeof tmp)
+        return SL_EINVAL;
+    strcpy(tmp, path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check_only = 1;
+        } else if (strcmp(argv[i], "--print-config") == 0 && i + 1 < argc) {
+            const char *fmt = argv[++i];
+            if (strcmp(fmt, "yaml") == 0)
+                sl_config_write_yaml(stdout);
+            else if (strcmp(fmt, "markdown") == 0)
+                sl_config_write_markdown(stdout);
+            else {
+                usage(stderr);
+                return 2;
+            }
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("sluice %s (plugin ABI %d.%d)\n", SL_VERSION_STRING, SL_ABI_MAJOR, SL_ABI_MINOR);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "sluice: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config_path && getenv("SLUICE_CONFIG"))
+        config_path = getenv("SLUICE_CONFIG");
+    if (!config_path && access("sluice.yml", R_OK) == 0)
+        config_path = "sluice.yml";
+
+    sl_config_t cfg;
+    int n_err = 0;
+    if (sl_config_defaults(&cfg)) {
+        fprintf(stderr, "sluice: out of memory\n");
+        return 1;
+    }
+    if (config_path) {
+        int rc = sl_config_load_file(&cfg, config_path, print_err, &n_err);
+        if (rc && !n_err)
+            fprintf(stderr, "%s: %s\n", config_path, sl_strerror(rc)), n_err++;
+    }
+    sl_config_apply_env(&cfg, environ, print_err, &n_err);
+    if (n_err) {
+        fprintf(stderr, "sluice: %d configuration error%s\n", n_err, n_err == 1 ? "" : "s");
+        sl_config_cleanup(&cfg);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: configuration OK\n", config_path ? config_path : "(defaults)");
+        sl_config_cleanup(&cfg);
+        return 0;
+    }
+    sl_log_set_level((sl_log_level_t)cfg.log_level);
+    sl_log_set_json(cfg.log_format == 1);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = ensure_dir(cfg.server_data_dir);
+    if (rc) {
+        SL_LOGE(NULL, "cannot create data folder %s: %s", cfg.server_data_dir, sl_strerror(rc));
+        sl_config_cleanup(&cfg);
+        return 1;
+    }
+
+    app_t app;
+    memset(&app, 0, sizeof app);
+    uv_loop_t *loop = uv_default_loop();
+    if (sl_core_init(&app.core, loop, &cfg)) {
+        SL_LOGE(NULL, "out of memory");
+        return 1;
+    }
+    SL_LOGI(NULL, "sluice %s starting (config %s, data %s)", SL_VERSION_STRING,
+            config_path ? config_path : "defaults", cfg.server_data_dir);
+    int exit_code = 0;
+    if (cfg.rtmp_enabled) {
+        rc = sl_rtmp_server_start(&app.core, &app.rtmp);
+        if (rc) {
+            SL_LOGE(NULL, "rtmp: cannot listen on %s:%lld: %s", cfg.rtmp_bind,
+                    (long long)cfg.rtmp_port, sl_strerror(rc));
+            exit_code = 1;
+            goto out;
+        }
+        SL_LOGI(NULL, "rtmp listening on %s:%lld", cfg.rtmp_bind, (long long)cfg.rtmp_port);
+        const char *host = strcmp(cfg.rtmp_bind, "0.0.0.0") == 0 || strcmp(cfg.rtmp_bind, "::") == 0
+                               ? "localhost" : cfg.rtmp_bind;
+        SL_LOGI(NULL, "publish: rtmp://%s:%lld/live/{stream}   (OBS: server rtmp://%s:%lld/live, key {stream})",
+                host, (long long)cfg.rtmp_port, host, (long long)cfg.rtmp_port);
+        SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)cfg.rtmp_port);
+    }
+    uv_signal_init(loop, &app.sigint);
+    uv_signal_init(loop, &app.sigterm);
+    app.sigint.data = app.sigterm.data = &app;
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    uv_close((uv_handle_t *)&app.sigint, on_signal_closed);
+    uv_close((uv_handle_t *)&app.sigterm, on_signal_closed);
+    uv_run(loop, UV_RUN_DEFAULT);
+out:
+    sl_rtmp_server_free(app.rtmp);
+    sl_core_cleanup(&app.core);
+    sl_frame_pool_drain();
+    if (uv_loop_close(loop) != 0)
+        SL_LOGW(NULL, "loop closed with handles still open");
+    SL_LOGI(NULL, "stopped (memory still allocated: %lld bytes in %lld blocks)",
+            (long long)sl_alloc_bytes(), (long long)sl_alloc_blocks());
+    sl_config_cleanup(&cfg);
+    return exit_code;
+}

@@ -1,0 +1,154 @@
+/*
+ * The RTMP chunk stream: reassembling messages from chunks (all four
+ * header types, extended timestamps, per-chunk-stream state, abort) and
+ * writing messages as chunks.
+ *
+ * Reading: the reader assembles each message straight into an sl_buf_t of
+ * the message's length, which then becomes a frame's body with no copy.
+ * Limits (largest chunk size, largest message, number of chunk streams)
+ * are enforced before any allocation of a declared size.
+ *
+ * Writing has two paths. Control and command messages are chunked whole
+ * into a builder (sl_rtmp_chunk_write). Media frames are chunked once per
+ * frame and shared (sl_rtmp_chunk_media_body): the encoding holds the
+ * payload with the type-3 continuation headers already interleaved, and
+ * each subscriber only writes its own 12-byte type-0 header before it
+ * (sl_rtmp_chunk_media_header), so N players cost one encoding and N small
+ * headers. See docs/internals/FANOUT.md.
+ */
+#ifndef SL_PROTO_RTMP_CHUNK_H
+#define SL_PROTO_RTMP_CHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "media/frame.h"
+
+/* Message type ids. */
+enum {
+    SL_RTMP_SET_CHUNK_SIZE = 1,
+    SL_RTMP_ABORT = 2,
+    SL_RTMP_ACK = 3,
+    SL_RTMP_USER_CONTROL = 4,
+    SL_RTMP_WINDOW_ACK_SIZE = 5,
+    SL_RTMP_SET_PEER_BW = 6,
+    SL_RTMP_AUDIO = 8,
+    SL_RTMP_VIDEO = 9,
+    SL_RTMP_DATA_AMF3 = 15,
+    SL_RTMP_SO_AMF3 = 16,
+    SL_RTMP_COMMAND_AMF3 = 17,
+    SL_RTMP_DATA_AMF0 = 18,
+    SL_RTMP_SO_AMF0 = 19,
+    SL_RTMP_COMMAND_AMF0 = 20,
+    SL_RTMP_AGGREGATE = 22,
+};
+
+/* User control event types. */
+enum {
+    SL_RTMP_UC_STREAM_BEGIN = 0,
+    SL_RTMP_UC_STREAM_EOF = 1,
+    SL_RTMP_UC_STREAM_DRY = 2,
+    SL_RTMP_UC_SET_BUFFER_LENGTH = 3,
+    SL_RTMP_UC_STREAM_IS_RECORDED = 4,
+    SL_RTMP_UC_PING_REQUEST = 6,
+    SL_RTMP_UC_PING_RESPONSE = 7,
+};
+
+/* Chunk stream ids sluice uses when it writes. */
+#define SL_RTMP_CSID_CONTROL 2
+#define SL_RTMP_CSID_COMMAND 3
+#define SL_RTMP_CSID_AUDIO 4
+#define SL_RTMP_CSID_DATA 5
+#define SL_RTMP_CSID_VIDEO 6
+
+#define SL_RTMP_MAX_CSIDS 64 /* distinct chunk streams one peer may use */
+
+/* A complete message. */
+typedef struct sl_rtmp_msg {
+    uint8_t type;        /* message type id */
+    uint32_t csid;       /* chunk stream it came on */
+    uint32_t stream_id;  /* message stream id */
+    uint32_t ts;         /* absolute timestamp (ms, wraps at 2^32) */
+    sl_buf_t *body;      /* owned by whoever receives the msg */
+} sl_rtmp_msg_t;
+
+typedef struct sl_rtmp_cstate {
+    uint32_t csid;       /* chunk stream id (0 = free slot) */
+    uint32_t ts;         /* timestamp of the current/last message */
+    uint32_t delta;      /* last timestamp delta (type 1/2; type 0: its ts) */
+    uint32_t len;        /* message length */
+    uint8_t type;        /* message type */
+    uint8_t ext;         /* last header carried an extended timestamp */
+    uint8_t started;     /* a header has been seen on this chunk stream */
+    uint32_t stream_id;  /* message stream id */
+    sl_buf_t *partial;   /* message being assembled (owned) or NULL */
+} sl_rtmp_cstate_t;
+
+typedef struct sl_rtmp_chunk_reader {
+    uint32_t chunk_size;       /* current incoming chunk size */
+    uint32_t max_chunk_size;   /* refuse larger SetChunkSize */
+    uint32_t max_message_size; /* refuse larger messages */
+    sl_rtmp_cstate_t cs[SL_RTMP_MAX_CSIDS];
+    /* header parse state: bytes of the current chunk header gathered so far */
+    uint8_t hdr[18];
+    uint8_t hdr_have;
+    sl_rtmp_cstate_t *cur;     /* chunk stream whose payload is being read, or NULL */
+    uint32_t chunk_left;       /* payload bytes left in the current chunk */
+} sl_rtmp_chunk_reader_t;
+
+/** Initialises a reader (chunk size 128) with its limits. */
+void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_size,
+                               uint32_t max_message_size);
+/** Frees partial messages. */
+void sl_rtmp_chunk_reader_cleanup(sl_rtmp_chunk_reader_t *r);
+/**
+ * Applies a SetChunkSize from the peer. SL_ETOOBIG above the limit,
+ * SL_EPROTO for 0 or a size with the top bit set.
+ */
+int sl_rtmp_chunk_reader_set_chunk_size(sl_rtmp_chunk_reader_t *r, uint32_t size);
+/** Applies an Abort message: drops the partial message on that chunk stream. */
+void sl_rtmp_chunk_reader_abort(sl_rtmp_chunk_reader_t *r, uint32_t csid);
+/**
+ * Consumes bytes from p[0..n). Stops after the first complete message:
+ * returns 1 with *out filled (out->body owned by the caller) and *used set
+ * to the bytes consumed; returns 0 when all n bytes were consumed without
+ * completing a message; negative on a protocol violation (SL_EPROTO,
+ * SL_ETOOBIG for a message over the limit or too many chunk streams,
+ * SL_ENOMEM), after which the reader must not be fed again.
+ */
+int sl_rtmp_chunk_read(sl_rtmp_chunk_reader_t *r, const uint8_t *p, size_t n, size_t *used,
+                       sl_rtmp_msg_t *out);
+
+/**
+ * Appends a whole message as chunks (type-0 header, then type-3 headers)
+ * to w. Returns 0 or a wbuf error.
+ */
+int sl_rtmp_chunk_write(sl_wbuf_t *w, uint32_t csid, uint8_t type, uint32_t stream_id,
+                        uint32_t ts, const uint8_t *payload, size_t len, uint32_t chunk_size);
+
+/** Chunk stream id sluice writes a frame of this kind on. */
+static inline uint32_t sl_rtmp_frame_csid(const sl_frame_t *f)
+{
+    return f->kind == SL_FLV_VIDEO ? SL_RTMP_CSID_VIDEO
+         : f->kind == SL_FLV_AUDIO ? SL_RTMP_CSID_AUDIO : SL_RTMP_CSID_DATA;
+}
+
+/**
+ * The shared chunked body of a media frame for chunk_size: the payload with
+ * type-3 continuation headers (for the frame's chunk stream, without
+ * extended timestamps) after every chunk_size bytes. Built on first use and
+ * cached on the frame; returns a borrowed pointer valid while the frame
+ * lives, or NULL on allocation failure.
+ */
+sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size);
+/**
+ * Writes the per-subscriber type-0 header of a media frame into hdr (room
+ * for 16 bytes) and returns its length. ts must be below 0xFFFFFF for the
+ * shared body to be valid (the caller falls back to sl_rtmp_chunk_write
+ * otherwise).
+ */
+size_t sl_rtmp_chunk_media_header(uint8_t *hdr, const sl_frame_t *f, uint32_t stream_id,
+                                  uint32_t ts);
+
+#endif

@@ -1,0 +1,663 @@
+/*
+ * RTMP commands: NetConnection (connect, createStream, ...) and NetStream
+ * (publish, play, pause, ...) as Red5/FMS clients expect them, the media
+ * and data messages of a publisher, and the player side of the hub (the
+ * RTMP sink).
+ *
+ * Names: the scope path comes from connect's `app` ("live" or
+ * "live/room1"); a publish/play name may add further rooms
+ * ("room1/stream1") and a query string ("stream1?token=x"), which is kept
+ * on the session for admission. The stream's hub name is the full path
+ * "live/room1/stream1", the same whichever way the client split it.
+ *
+ * Timestamps: a player's timeline starts at 0 on its first media frame
+ * and continues without a jump over a republish (rebased on the first
+ * frame after PublishNotify); the value is fixed when the frame enters the
+ * player's queue.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "proto/rtmp/rtmp_conn.h"
+#include "sluice/errors.h"
+#include "sluice/version.h"
+
+#define MAX_STREAMS_PER_CONN 16
+#define NAME_MAX_LEN 512
+#define CMD_MAX_BYTES (64u * 1024u)
+
+/* Red5's identity in connect replies; clients print it, a few test it. */
+#define FMS_VERSION "RED5/1,0,7,0"
+
+static const sl_sink_ops_t rtmp_sink_ops;
+
+/* ------------------------------------------------------------------ */
+/* replies                                                             */
+
+static int send_cmd(sl_rtmp_conn_t *c, uint32_t csid, uint32_t sid, sl_wbuf_t *w)
+{
+    int rc = sl__rtmp_send(c, csid, SL_RTMP_COMMAND_AMF0, sid, 0, w->data, w->len);
+    sl_wbuf_cleanup(w);
+    return rc;
+}
+
+int sl__rtmp_send_status(sl_rtmp_conn_t *c, uint32_t sid, const char *level, const char *code,
+                         const char *desc, const char *details)
+{
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, CMD_MAX_BYTES);
+    int rc = sl_amf0_put_string(&w, "onStatus");
+    rc = rc ? rc : sl_amf0_put_number(&w, 0);
+    rc = rc ? rc : sl_amf0_put_null(&w);
+    rc = rc ? rc : sl_amf0_put_object_start(&w);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "level", level);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "code", code);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "description", desc ? desc : "");
+    if (details)
+        rc = rc ? rc : sl_amf0_put_prop_string(&w, "details", details);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "clientid", c->sess.id);
+    rc = rc ? rc : sl_amf0_put_object_end(&w);
+    if (rc) {
+        sl_wbuf_cleanup(&w);
+        return rc;
+    }
+    SL_LOGD(&c->sess.log, "onStatus %s: %s", code, desc ? desc : "");
+    return send_cmd(c, sid ? SL_RTMP_CSID_DATA : SL_RTMP_CSID_COMMAND, sid, &w);
+}
+
+/* _result(txn, null, value) with a number, or undefined/null when !has_num. */
+static int send_result_num(sl_rtmp_conn_t *c, double txn, int has_num, double v)
+{
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, CMD_MAX_BYTES);
+    int rc = sl_amf0_put_string(&w, "_result");
+    rc = rc ? rc : sl_amf0_put_number(&w, txn);
+    rc = rc ? rc : sl_amf0_put_null(&w);
+    if (has_num)
+        rc = rc ? rc : sl_amf0_put_number(&w, v);
+    else
+        rc = rc ? rc : sl_wbuf_put_u8(&w, 0x06); /* undefined */
+    if (rc) {
+        sl_wbuf_cleanup(&w);
+        return rc;
+    }
+    return send_cmd(c, SL_RTMP_CSID_COMMAND, 0, &w);
+}
+
+/* _error(txn, null, {level: error, code, description}) */
+static int send_error(sl_rtmp_conn_t *c, double txn, const char *code, const char *desc)
+{
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, CMD_MAX_BYTES);
+    int rc = sl_amf0_put_string(&w, "_error");
+    rc = rc ? rc : sl_amf0_put_number(&w, txn);
+    rc = rc ? rc : sl_amf0_put_null(&w);
+    rc = rc ? rc : sl_amf0_put_object_start(&w);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "level", "error");
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "code", code);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "description", desc);
+    rc = rc ? rc : sl_amf0_put_object_end(&w);
+    if (rc) {
+        sl_wbuf_cleanup(&w);
+        return rc;
+    }
+    SL_LOGI(&c->sess.log, "%s: %s", code, desc);
+    return send_cmd(c, SL_RTMP_CSID_COMMAND, 0, &w);
+}
+
+/* ------------------------------------------------------------------ */
+/* names                                                               */
+
+/*
+ * Splits "name?query" in place: returns the query part (or NULL) and cuts
+ * the name at '?'. Also strips leading/trailing slashes from the name.
+ */
+static char *split_query(char *name)
+{
+    char *q = strchr(name, '?');
+    if (q)
+        *q++ = '\0';
+    size_t n = strlen(name);
+    while (n && name[n - 1] == '/')
+        name[--n] = '\0';
+    if (name[0] == '/')
+        memmove(name, name + 1, n);
+    return q;
+}
+
+/* Builds "scope/name" into out; 0 or SL_EINVAL when unsafe or too long. */
+static int stream_path(sl_rtmp_conn_t *c, const char *raw, char *out, size_t cap, char **query_out)
+{
+    char name[NAME_MAX_LEN + 1];
+    if (!raw || strlen(raw) > NAME_MAX_LEN)
+        return SL_EINVAL;
+    strcpy(name, raw);
+    char *q = split_query(name);
+    if (query_out)
+        *query_out = q ? sl_strdup(q) : NULL;
+    if (!name[0])
+        return SL_EINVAL;
+    int n = snprintf(out, cap, "%s/%s", c->sess.app, name);
+    if (n < 0 || (size_t)n >= cap || !sl_name_is_safe(out, NAME_MAX_LEN))
+        return SL_EINVAL;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* connect                                                             */
+
+static int reject_connect(sl_rtmp_conn_t *c, double txn, const char *code, const char *desc)
+{
+    int rc = send_error(c, txn, code, desc);
+    sl__rtmp_close_after_flush(c, desc);
+    return rc;
+}
+
+static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_amf_t **args,
+                       size_t n_args)
+{
+    const sl_config_t *cfg = c->core->cfg;
+    if (c->state != SL_RTMP_CONN_READY)
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Already connected.");
+    const char *app_raw = sl_amf_get_str(obj, "app");
+    const char *tc_url = sl_amf_get_str(obj, "tcUrl");
+    char app[NAME_MAX_LEN + 1];
+    if (!app_raw || strlen(app_raw) > NAME_MAX_LEN)
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Missing or invalid app.");
+    strcpy(app, app_raw);
+    char *q = split_query(app);
+    /* The query may also ride on tcUrl (rtmp://host/live?token=x). */
+    if (!q && tc_url && strchr(tc_url, '?'))
+        q = strchr(tc_url, '?') + 1;
+    if (!app[0] || !sl_name_is_safe(app, NAME_MAX_LEN))
+        return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", "Invalid application name.");
+    if (!sl_core_app(c->core, app)) {
+        char desc[NAME_MAX_LEN + 64];
+        snprintf(desc, sizeof desc, "Application '%.*s' does not exist.", (int)strcspn(app, "/"),
+                 app);
+        return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", desc);
+    }
+    if (sl_session_set_app(&c->sess, app))
+        return SL_ENOMEM;
+    c->tc_url = tc_url ? sl_strdup(tc_url) : NULL;
+    c->query = q ? sl_strdup(q) : NULL;
+    c->object_encoding = (int)sl_amf_get_num(obj, "objectEncoding", 0);
+    if (n_args) {
+        /* Extra connect arguments (username, password, token, ...) are kept
+         * for admission checks. */
+        c->connect_args = sl_amf_new_strict_array();
+        for (size_t i = 0; c->connect_args && i < n_args; i++)
+            if (sl_amf_push(c->connect_args, sl_amf_clone(args[i])))
+                break;
+    }
+
+    uint32_t window = (uint32_t)cfg->rtmp_window_ack_size;
+    int rc = sl__rtmp_send_u32(c, SL_RTMP_WINDOW_ACK_SIZE, window);
+    if (!rc) {
+        uint8_t bw[5];
+        sl_wr_be32(bw, window);
+        bw[4] = 2; /* dynamic */
+        rc = sl__rtmp_send(c, SL_RTMP_CSID_CONTROL, SL_RTMP_SET_PEER_BW, 0, 0, bw, 5);
+    }
+    rc = rc ? rc : sl__rtmp_send_u32(c, SL_RTMP_SET_CHUNK_SIZE, (uint32_t)cfg->rtmp_chunk_size);
+    if (rc)
+        return rc;
+    c->out_chunk_size = (uint32_t)cfg->rtmp_chunk_size;
+
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, CMD_MAX_BYTES);
+    rc = sl_amf0_put_string(&w, "_result");
+    rc = rc ? rc : sl_amf0_put_number(&w, txn);
+    rc = rc ? rc : sl_amf0_put_object_start(&w);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "fmsVer", FMS_VERSION);
+    rc = rc ? rc : sl_amf0_put_prop_number(&w, "capabilities", 31);
+    rc = rc ? rc : sl_amf0_put_prop_number(&w, "mode", 1);
+    rc = rc ? rc : sl_amf0_put_object_end(&w);
+    rc = rc ? rc : sl_amf0_put_object_start(&w);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "level", "status");
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "code", "NetConnection.Connect.Success");
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "description", "Connection succeeded.");
+    rc = rc ? rc : sl_amf0_put_prop_number(&w, "objectEncoding", c->object_encoding == 3 ? 3 : 0);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "clientid", c->sess.id);
+    /* Enhanced RTMP: echo the FourCC list the client offered; sluice passes
+     * every codec through unchanged. */
+    const sl_amf_t *fourcc = sl_amf_get(obj, "fourCcList");
+    if (!rc && fourcc) {
+        rc = sl_amf0_put_key(&w, "fourCcList");
+        rc = rc ? rc : sl_amf0_encode(&w, fourcc);
+    }
+    rc = rc ? rc : sl_amf0_put_key(&w, "data");
+    rc = rc ? rc : sl_amf0_put_ecma_start(&w, 1);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "version", SL_VERSION_STRING);
+    rc = rc ? rc : sl_amf0_put_object_end(&w);
+    rc = rc ? rc : sl_amf0_put_object_end(&w);
+    if (rc) {
+        sl_wbuf_cleanup(&w);
+        return rc;
+    }
+    rc = send_cmd(c, SL_RTMP_CSID_COMMAND, 0, &w);
+    c->state = SL_RTMP_CONN_CONNECTED;
+    SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s, flashVer %s)", c->sess.remote_addr,
+            c->sess.remote_port, tc_url ? tc_url : "-",
+            sl_amf_get_str(obj, "flashVer") ? sl_amf_get_str(obj, "flashVer") : "-");
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* publish                                                             */
+
+void sl__rtmp_stop_publish(sl_rtmp_conn_t *c, int notify)
+{
+    if (!c->pub)
+        return;
+    sl_stream_t *st = c->pub;
+    c->pub = NULL;
+    SL_LOGI(&c->sess.log, "publish stopped (%llu frames, %llu bytes)",
+            (unsigned long long)st->stats.frames_in, (unsigned long long)st->stats.bytes_in);
+    (void)notify;
+    sl_stream_unpublish(st);
+    if (c->sess.role == SL_ROLE_PUBLISHER)
+        c->sess.role = SL_ROLE_NONE;
+}
+
+static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
+{
+    const char *raw = n > 3 ? sl_amf_str(v[3]) : NULL;
+    const char *type = n > 4 ? sl_amf_str(v[4]) : NULL;
+    char path[NAME_MAX_LEN * 2 + 2];
+    char *query = NULL;
+    if (c->state != SL_RTMP_CONN_CONNECTED || sid == 0 || sid > c->n_streams)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
+                                    "Publish on an invalid stream.", raw);
+    if (stream_path(c, raw, path, sizeof path, &query)) {
+        sl_free(query);
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
+                                    "Invalid stream name.", raw);
+    }
+    sl_free(query); /* kept for admission in a later step */
+    const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
+    if (!app || !app->allow_publish)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
+                                    "Publishing is not allowed in this application.", raw);
+    if (c->pub)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
+                                    "This connection is already publishing.", raw);
+    int mode = 0;
+    if (type && strcmp(type, "record") == 0)
+        mode = 1;
+    else if (type && strcmp(type, "append") == 0)
+        mode = 2;
+    sl_stream_t *st;
+    int rc = sl_hub_publish(c->core->hub, path, c, &st);
+    const char *name = path + strlen(c->sess.app) + 1;
+    if (rc == SL_EBUSY) {
+        char desc[NAME_MAX_LEN + 64];
+        snprintf(desc, sizeof desc, "%s is already being published.", name);
+        SL_LOGI(&c->sess.log, "publish refused: %s", desc);
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName", desc, name);
+    }
+    if (rc)
+        return rc;
+    c->pub = st;
+    c->pub_sid = sid;
+    c->pub_mode = mode;
+    c->sess.role = SL_ROLE_PUBLISHER;
+    if (sl_session_set_stream(&c->sess, name))
+        return SL_ENOMEM;
+    char desc[NAME_MAX_LEN + 64];
+    snprintf(desc, sizeof desc, "%s is now published.", name);
+    rc = sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, sid);
+    rc = rc ? rc : sl__rtmp_send_status(c, sid, "status", "NetStream.Publish.Start", desc, name);
+    SL_LOGI(&c->sess.log, "publish started (%s)", mode == 0 ? "live" : mode == 1 ? "record" : "append");
+    return rc;
+}
+
+int sl__rtmp_on_media(sl_rtmp_conn_t *c, uint8_t type, uint32_t ts, sl_buf_t *body)
+{
+    if (!c->pub || body->len == 0) {
+        sl_buf_unref(body);
+        return 0;
+    }
+    sl_frame_t *f;
+    int rc = sl_frame_new(type, ts, body, &f);
+    if (rc == SL_EPROTO) {
+        SL_LOGD(&c->sess.log, "dropping malformed %s message", type == SL_RTMP_AUDIO ? "audio" : "video");
+        return 0;
+    }
+    if (rc)
+        return rc;
+    sl_stream_push(c->pub, f);
+    sl_frame_unref(f);
+    return 0;
+}
+
+/* Makes a data frame "name, args..." from decoded values and pushes it. */
+static int push_data(sl_rtmp_conn_t *c, uint32_t ts, sl_amf_t **v, size_t n, uint8_t flags)
+{
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, c->core->cfg->rtmp_max_message_size);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = sl_amf0_encode(&w, v[i]);
+    sl_buf_t *body = rc ? NULL : sl_wbuf_to_buf(&w);
+    sl_wbuf_cleanup(&w);
+    if (!body)
+        return rc ? rc : SL_ENOMEM;
+    sl_frame_t *f;
+    rc = sl_frame_new(SL_FLV_DATA, ts, body, &f);
+    if (rc)
+        return rc;
+    f->flags |= flags;
+    sl_stream_push(c->pub, f);
+    sl_frame_unref(f);
+    return 0;
+}
+
+int sl__rtmp_on_data(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
+{
+    if (!c->pub)
+        return 0;
+    const uint8_t *p = m->body->data;
+    size_t n = m->body->len;
+    if (m->type == SL_RTMP_DATA_AMF3 && n && p[0] == 0) {
+        p++;
+        n--;
+    }
+    sl_amf_t **v = NULL;
+    size_t count = 0;
+    int rc = sl_amf0_decode_all(p, n, (int)c->core->cfg->rtmp_amf_max_depth, &v, &count);
+    if (rc) {
+        SL_LOGD(&c->sess.log, "dropping malformed data message: %s", sl_strerror(rc));
+        return 0;
+    }
+    const char *name = count ? sl_amf_str(v[0]) : NULL;
+    if (name && strcmp(name, "@setDataFrame") == 0 && count >= 3) {
+        /* Players get "onMetaData", {...} without the @setDataFrame wrapper. */
+        const char *inner = sl_amf_str(v[1]);
+        rc = push_data(c, m->ts, v + 1, count - 1,
+                       inner && strcmp(inner, "onMetaData") == 0 ? SL_FRAME_META : 0);
+    } else if (name && strcmp(name, "@clearDataFrame") == 0) {
+        rc = 0;
+    } else if (name && count) {
+        rc = push_data(c, m->ts, v, count, strcmp(name, "onMetaData") == 0 ? SL_FRAME_META : 0);
+    }
+    sl_amf_free_list(v, count);
+    return rc == SL_ETOOBIG || rc == SL_EPROTO ? 0 : rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* play: the RTMP sink                                                 */
+
+static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
+{
+    sl_rtmp_conn_t *c = sink->ctx;
+    if (c->state == SL_RTMP_CONN_CLOSING || c->paused)
+        return;
+    int is_cfg = (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META)) != 0;
+    if ((f->kind == SL_FLV_AUDIO && !c->recv_audio) || (f->kind == SL_FLV_VIDEO && !c->recv_video))
+        return;
+    uint32_t ts;
+    if (is_cfg) {
+        ts = c->last_out_ts;
+    } else {
+        if (c->ts_rebase) {
+            c->ts_base = (int64_t)f->dts_ms - (c->sent_media ? (int64_t)c->last_out_ts : 0);
+            c->ts_rebase = 0;
+        }
+        int64_t t = (int64_t)f->dts_ms - c->ts_base;
+        ts = t < 0 ? 0 : (uint32_t)t;
+        c->sent_media = 1;
+        if (ts > c->last_out_ts)
+            c->last_out_ts = ts;
+    }
+    uint64_t before = c->q.frames_dropped;
+    int rc = sl_subq_push(&c->q, f, ts, uv_now(c->core->loop));
+    c->sess.frames_dropped += c->q.frames_dropped - before;
+    if (rc == SL_ESLOW) {
+        char why[128];
+        snprintf(why, sizeof why, "subscriber too slow: lagging for over %lld ms, %llu frames dropped",
+                 (long long)c->core->cfg->media_slow_disconnect_ms,
+                 (unsigned long long)c->q.frames_dropped);
+        sl__rtmp_close(c, why);
+        return;
+    }
+    if (rc == 1 && c->q.drop_events == 1 && before == 0)
+        SL_LOGI(&c->sess.log, "subscriber falling behind: dropping to the next keyframe");
+    sl__rtmp_schedule_flush(c);
+}
+
+static void sink_on_publish(sl_sink_t *sink)
+{
+    sl_rtmp_conn_t *c = sink->ctx;
+    c->ts_rebase = 1;
+    if (c->joining)
+        return; /* joining a live stream: Play.Start said it all */
+    sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, c->play_sid);
+    sl__rtmp_send_status(c, c->play_sid, "status", "NetStream.Play.PublishNotify",
+                         "The stream is now published.", c->sess.stream);
+}
+
+static void sink_on_unpublish(sl_sink_t *sink)
+{
+    sl_rtmp_conn_t *c = sink->ctx;
+    sl__rtmp_send_status(c, c->play_sid, "status", "NetStream.Play.UnpublishNotify",
+                         "The stream is now unpublished.", c->sess.stream);
+}
+
+static const sl_sink_ops_t rtmp_sink_ops = {
+    .on_frame = sink_on_frame,
+    .on_publish = sink_on_publish,
+    .on_unpublish = sink_on_unpublish,
+};
+
+void sl__rtmp_stop_play(sl_rtmp_conn_t *c)
+{
+    if (!c->play_sid)
+        return;
+    sl_stream_remove_sink(&c->sink);
+    c->play_sid = 0;
+    if (c->q_ready) {
+        sl_subq_cleanup(&c->q);
+        c->q_ready = 0;
+    }
+    if (c->sess.role == SL_ROLE_SUBSCRIBER)
+        c->sess.role = SL_ROLE_NONE;
+    SL_LOGI(&c->sess.log, "play stopped");
+}
+
+/* Strips the VOD prefixes and extensions players add to live names. */
+static const char *live_name(const char *raw)
+{
+    if (raw && (strncmp(raw, "flv:", 4) == 0 || strncmp(raw, "mp4:", 4) == 0))
+        return raw + 4;
+    return raw;
+}
+
+static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
+{
+    char path[NAME_MAX_LEN * 2 + 2];
+    char *query = NULL;
+    raw = live_name(raw);
+    if (c->state != SL_RTMP_CONN_CONNECTED || sid == 0 || sid > c->n_streams)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
+                                    "Play on an invalid stream.", raw);
+    if (stream_path(c, raw, path, sizeof path, &query)) {
+        sl_free(query);
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.StreamNotFound",
+                                    "Invalid stream name.", raw);
+    }
+    sl_free(query);
+    const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
+    if (!app || !app->allow_play)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
+                                    "Playing is not allowed in this application.", raw);
+    sl__rtmp_stop_play(c);
+    const sl_config_t *cfg = c->core->cfg;
+    int rc = sl_subq_init(&c->q, (size_t)cfg->media_queue_max_bytes, (uint32_t)cfg->media_queue_max_ms,
+                          (uint64_t)cfg->media_slow_disconnect_ms);
+    if (rc)
+        return rc;
+    c->q_ready = 1;
+    c->play_sid = sid;
+    c->paused = 0;
+    c->ts_rebase = 1;
+    c->sent_media = 0;
+    c->last_out_ts = 0;
+    const char *name = path + strlen(c->sess.app) + 1;
+    if (sl_session_set_stream(&c->sess, name))
+        return SL_ENOMEM;
+    c->sess.role = SL_ROLE_SUBSCRIBER;
+    char desc[NAME_MAX_LEN + 64];
+    rc = sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_IS_RECORDED, sid);
+    rc = rc ? rc : sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, sid);
+    snprintf(desc, sizeof desc, "Playing and resetting %s.", name);
+    rc = rc ? rc : sl__rtmp_send_status(c, sid, "status", "NetStream.Play.Reset", desc, name);
+    snprintf(desc, sizeof desc, "Started playing %s.", name);
+    rc = rc ? rc : sl__rtmp_send_status(c, sid, "status", "NetStream.Play.Start", desc, name);
+    if (!rc) {
+        /* |RtmpSampleAccess lets Flash players read the media (as FMS/Red5 send it). */
+        sl_wbuf_t w;
+        sl_wbuf_init(&w, 256);
+        rc = sl_amf0_put_string(&w, "|RtmpSampleAccess");
+        rc = rc ? rc : sl_amf0_put_bool(&w, 1);
+        rc = rc ? rc : sl_amf0_put_bool(&w, 1);
+        rc = rc ? rc : sl__rtmp_send(c, SL_RTMP_CSID_DATA, SL_RTMP_DATA_AMF0, sid, 0, w.data, w.len);
+        sl_wbuf_cleanup(&w);
+    }
+    if (rc)
+        return rc;
+    c->sink.ops = &rtmp_sink_ops;
+    c->sink.ctx = c;
+    c->joining = 1;
+    rc = sl_hub_add_sink(c->core->hub, path, &c->sink);
+    c->joining = 0;
+    if (rc)
+        return rc;
+    SL_LOGI(&c->sess.log, "play started%s", c->sink.stream && c->sink.stream->publisher ? "" :
+                                                 " (waiting for the publisher)");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatch                                                            */
+
+static int cmd_pause(sl_rtmp_conn_t *c, uint32_t sid, int pause)
+{
+    if (!c->play_sid || sid != c->play_sid)
+        return 0;
+    if (pause && !c->paused) {
+        c->paused = 1;
+        sl_subq_flush(&c->q);
+        return sl__rtmp_send_status(c, sid, "status", "NetStream.Pause.Notify", "Paused live stream.",
+                                    c->sess.stream);
+    }
+    if (!pause && c->paused) {
+        c->paused = 0;
+        c->ts_rebase = 1;
+        int rc = sl__rtmp_send_status(c, sid, "status", "NetStream.Unpause.Notify",
+                                      "Unpaused live stream.", c->sess.stream);
+        if (c->sink.stream)
+            sl_stream_replay(c->sink.stream, &c->sink);
+        return rc;
+    }
+    return 0;
+}
+
+static void stop_stream_id(sl_rtmp_conn_t *c, uint32_t sid)
+{
+    if (c->pub && sid == c->pub_sid) {
+        sl__rtmp_send_status(c, sid, "status", "NetStream.Unpublish.Success",
+                             "Stream unpublished.", c->sess.stream);
+        sl__rtmp_stop_publish(c, 1);
+    }
+    if (c->play_sid && sid == c->play_sid)
+        sl__rtmp_stop_play(c);
+}
+
+int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
+{
+    const uint8_t *p = m->body->data;
+    size_t n = m->body->len;
+    if (m->type == SL_RTMP_COMMAND_AMF3 && n && p[0] == 0) {
+        p++;
+        n--;
+    }
+    sl_amf_t **v = NULL;
+    size_t count = 0;
+    int rc = sl_amf0_decode_all(p, n, (int)c->core->cfg->rtmp_amf_max_depth, &v, &count);
+    if (rc) {
+        SL_LOGI(&c->sess.log, "malformed command: %s", sl_strerror(rc));
+        return rc == SL_ENOMEM ? rc : SL_EPROTO;
+    }
+    const char *name = count ? sl_amf_str(v[0]) : NULL;
+    double txn = count > 1 ? sl_amf_num(v[1], 0) : 0;
+    const sl_amf_t *obj = count > 2 ? v[2] : NULL;
+    uint32_t sid = m->stream_id;
+    rc = 0;
+    if (!name) {
+        rc = SL_EPROTO;
+        goto done;
+    }
+    SL_LOGD(&c->sess.log, "command %s (txn %g, stream %u)", name, txn, sid);
+    if (strcmp(name, "connect") == 0) {
+        rc = cmd_connect(c, txn, obj, count > 3 ? v + 3 : NULL, count > 3 ? count - 3 : 0);
+        goto done;
+    }
+    if (c->state != SL_RTMP_CONN_CONNECTED) {
+        /* Anything before connect: refuse politely and close. */
+        rc = reject_connect(c, txn, "NetConnection.Connect.Rejected", "Connect first.");
+        goto done;
+    }
+    if (strcmp(name, "createStream") == 0) {
+        if (c->n_streams >= MAX_STREAMS_PER_CONN)
+            rc = send_error(c, txn, "NetConnection.Call.Failed", "Too many streams.");
+        else
+            rc = send_result_num(c, txn, 1, ++c->n_streams);
+    } else if (strcmp(name, "publish") == 0) {
+        rc = cmd_publish(c, sid, v, count);
+    } else if (strcmp(name, "play") == 0) {
+        rc = cmd_play(c, sid, count > 3 ? sl_amf_str(v[3]) : NULL);
+    } else if (strcmp(name, "play2") == 0) {
+        const sl_amf_t *params = count > 3 ? v[3] : NULL;
+        rc = cmd_play(c, sid, sl_amf_get_str(params, "streamName"));
+    } else if (strcmp(name, "deleteStream") == 0) {
+        stop_stream_id(c, (uint32_t)(count > 3 ? sl_amf_num(v[3], 0) : 0));
+    } else if (strcmp(name, "closeStream") == 0) {
+        stop_stream_id(c, sid);
+    } else if (strcmp(name, "FCUnpublish") == 0) {
+        if (c->pub)
+            stop_stream_id(c, c->pub_sid);
+        if (txn > 0)
+            rc = send_result_num(c, txn, 0, 0);
+    } else if (strcmp(name, "pause") == 0 || strcmp(name, "pauseRaw") == 0) {
+        rc = cmd_pause(c, sid, count > 3 ? sl_amf_bool(v[3], 0) : 0);
+    } else if (strcmp(name, "receiveAudio") == 0 || strcmp(name, "receiveVideo") == 0) {
+        int on = count > 3 ? sl_amf_bool(v[3], 1) : 1;
+        if (name[7] == 'A') {
+            c->recv_audio = on;
+        } else {
+            if (on && !c->recv_video && c->q_ready)
+                sl_subq_flush(&c->q); /* resume video on a keyframe */
+            c->recv_video = on;
+        }
+    } else if (strcmp(name, "getStreamLength") == 0) {
+        rc = send_result_num(c, txn, 1, 0);
+    } else if (strcmp(name, "releaseStream") == 0 || strcmp(name, "FCPublish") == 0 ||
+               strcmp(name, "FCSubscribe") == 0 || strcmp(name, "_checkbw") == 0) {
+        if (txn > 0)
+            rc = send_result_num(c, txn, 0, 0);
+    } else if (strcmp(name, "_result") == 0 || strcmp(name, "_error") == 0 ||
+               strcmp(name, "onBWDone") == 0 || strcmp(name, "_onbwcheck") == 0 ||
+               strcmp(name, "_onbwdone") == 0 || strcmp(name, "seek") == 0) {
+        /* answers to our calls, or nothing to do for live streams */
+    } else if (txn > 0) {
+        char desc[160];
+        snprintf(desc, sizeof desc, "Method not found (%.100s).", name);
+        rc = send_error(c, txn, "NetConnection.Call.Failed", desc);
+    }
+done:
+    sl_amf_free_list(v, count);
+    return rc;
+}

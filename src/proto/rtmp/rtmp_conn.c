@@ -1,0 +1,679 @@
+/*
+ * RTMP listener and connection I/O (see rtmp_server.h and rtmp_conn.h):
+ * accept, the handshake, chunk reading and dispatch of control messages,
+ * acknowledgements, idle and handshake timeouts, the gathered write path,
+ * and close.
+ *
+ * One read buffer serves every connection: libuv calls alloc and read back
+ * to back on the loop thread and each read is fully consumed before the
+ * next, so a per-connection buffer would only cost memory (10,000 idle
+ * clients x 64 KB). Incoming messages are assembled by the chunk reader in
+ * buffers of their own, which become frame bodies with no further copy.
+ */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "proto/rtmp/rtmp_conn.h"
+#include "proto/rtmp/rtmp_server.h"
+#include "sluice/errors.h"
+
+#define READ_BUF_SIZE 65536
+#define SWEEP_INTERVAL_MS 250
+#define CTRL_MAX_BYTES (4u * 1024u * 1024u) /* queued command bytes per connection */
+
+struct sl_rtmp_server {
+    sl_core_t *core;
+    uv_tcp_t listener;
+    int listener_open;
+    uv_prepare_t prepare;      /* flushes before the loop sleeps */
+    uv_timer_t sweep;          /* timeouts, pings */
+    uv_timer_t merge;          /* merged-write window, when on */
+    uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
+    int handles_open;
+    sl_list_t conns;
+    size_t n_conns;
+    sl_list_t flush_list;
+    int stopping;
+    uint8_t rbuf[READ_BUF_SIZE];
+};
+
+static const sl_session_ops_t conn_session_ops;
+
+size_t sl_rtmp_server_connections(const sl_rtmp_server_t *srv) { return srv->n_conns; }
+
+/* ------------------------------------------------------------------ */
+/* sending                                                             */
+
+void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c)
+{
+    if (c->on_flush_list || c->state == SL_RTMP_CONN_CLOSING)
+        return;
+    c->on_flush_list = 1;
+    sl_list_push_back(&c->srv->flush_list, &c->flush_link);
+}
+
+int sl__rtmp_send(sl_rtmp_conn_t *c, uint32_t csid, uint8_t type, uint32_t sid, uint32_t ts,
+                  const uint8_t *p, size_t n)
+{
+    if (c->state == SL_RTMP_CONN_CLOSING)
+        return SL_ECLOSED;
+    int rc = sl_rtmp_chunk_write(&c->ctrl, csid, type, sid, ts, p, n, c->out_chunk_size);
+    if (rc)
+        return rc;
+    c->sess.msgs_out++;
+    sl__rtmp_schedule_flush(c);
+    return 0;
+}
+
+int sl__rtmp_send_u32(sl_rtmp_conn_t *c, uint8_t type, uint32_t v)
+{
+    uint8_t b[4];
+    sl_wr_be32(b, v);
+    return sl__rtmp_send(c, SL_RTMP_CSID_CONTROL, type, 0, 0, b, 4);
+}
+
+int sl__rtmp_send_uc(sl_rtmp_conn_t *c, uint16_t event, uint32_t arg)
+{
+    uint8_t b[6];
+    sl_wr_be16(b, event);
+    sl_wr_be32(b + 2, arg);
+    return sl__rtmp_send(c, SL_RTMP_CSID_CONTROL, SL_RTMP_USER_CONTROL, 0, 0, b, 6);
+}
+
+/* Drops everything the finished (or cancelled) write held. */
+static void release_inflight(sl_rtmp_conn_t *c)
+{
+    sl_buf_unref(c->w_ctrl);
+    c->w_ctrl = NULL;
+    for (uint32_t i = 0; i < c->w_n; i++) {
+        sl_frame_unref(c->w_items[i].f);
+        sl_buf_unref(c->w_priv[i]);
+        c->w_priv[i] = NULL;
+    }
+    c->sess.msgs_out += c->w_n;
+    c->w_n = 0;
+}
+
+static void conn_flush(sl_rtmp_conn_t *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    sl_rtmp_conn_t *c = req->data;
+    c->writing = 0;
+    release_inflight(c);
+    if (c->state == SL_RTMP_CONN_CLOSING)
+        return;
+    if (status < 0) {
+        sl__rtmp_close(c, uv_strerror(status));
+        return;
+    }
+    conn_flush(c);
+}
+
+/*
+ * Writes as much as the socket takes right now, in gathered batches; hands
+ * a remainder to uv_write. Called from the flush list and write callbacks.
+ */
+static void conn_flush(sl_rtmp_conn_t *c)
+{
+    if (c->writing || c->state == SL_RTMP_CONN_CLOSING)
+        return;
+    for (;;) {
+        uv_buf_t iov[SL_RTMP_MAX_IOV];
+        unsigned niov = 0;
+        size_t total = 0;
+        if (c->ctrl.len) {
+            c->w_ctrl = sl_wbuf_to_buf(&c->ctrl);
+            if (!c->w_ctrl) {
+                sl__rtmp_close(c, "out of memory");
+                return;
+            }
+            iov[niov++] = uv_buf_init((char *)c->w_ctrl->data, c->w_ctrl->len);
+            total += c->w_ctrl->len;
+        }
+        uint32_t n = c->q_ready ? c->q.count : 0;
+        if (n > SL_RTMP_MAX_IOV / 2 - 1)
+            n = SL_RTMP_MAX_IOV / 2 - 1;
+        if (n)
+            sl_subq_pop(&c->q, n, c->w_items);
+        c->w_n = n;
+        for (uint32_t i = 0; i < n; i++) {
+            sl_frame_t *f = c->w_items[i].f;
+            uint32_t ts = c->w_items[i].tag;
+            sl_buf_t *body = ts < 0xFFFFFF ? sl_rtmp_chunk_media_body(f, c->out_chunk_size) : NULL;
+            if (body) {
+                size_t hl = sl_rtmp_chunk_media_header(c->w_hdr[i], f, c->play_sid, ts);
+                iov[niov++] = uv_buf_init((char *)c->w_hdr[i], (unsigned)hl);
+                iov[niov++] = uv_buf_init((char *)body->data, body->len);
+                total += hl + body->len;
+            } else {
+                /* Rare slow path: extended timestamps differ per subscriber. */
+                sl_wbuf_t w;
+                sl_wbuf_init(&w, SL_BUF_MAX);
+                if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
+                                        f->body->data, f->body->len, c->out_chunk_size) ||
+                    !(c->w_priv[i] = sl_wbuf_to_buf(&w))) {
+                    sl_wbuf_cleanup(&w);
+                    release_inflight(c);
+                    sl__rtmp_close(c, "out of memory");
+                    return;
+                }
+                sl_wbuf_cleanup(&w);
+                iov[niov++] = uv_buf_init((char *)c->w_priv[i]->data, c->w_priv[i]->len);
+                total += c->w_priv[i]->len;
+            }
+        }
+        if (niov == 0)
+            break;
+        int r = uv_try_write((uv_stream_t *)&c->tcp, iov, niov);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            release_inflight(c);
+            sl__rtmp_close(c, uv_strerror(r));
+            return;
+        }
+        c->sess.bytes_out += (uint64_t)r;
+        if ((size_t)r == total) {
+            release_inflight(c);
+            continue;
+        }
+        unsigned k = 0;
+        size_t done = (size_t)r;
+        while (done >= iov[k].len) {
+            done -= iov[k].len;
+            k++;
+        }
+        iov[k].base += done;
+        iov[k].len -= done;
+        c->sess.bytes_out += total - (size_t)r; /* counted now; the write completes or the conn dies */
+        c->wreq.data = c;
+        int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov + k, niov - k, on_write);
+        if (rc) {
+            release_inflight(c);
+            sl__rtmp_close(c, uv_strerror(rc));
+            return;
+        }
+        c->writing = 1;
+        return;
+    }
+    if (c->close_after_flush)
+        sl__rtmp_close(c, NULL);
+}
+
+static void flush_list(sl_rtmp_server_t *srv, int media_too)
+{
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->flush_list) {
+        sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, flush_link);
+        if (!media_too && !c->ctrl.len && !c->close_after_flush)
+            continue;
+        sl_list_remove(&c->flush_link);
+        c->on_flush_list = 0;
+        conn_flush(c);
+    }
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    sl_rtmp_server_t *srv = h->data;
+    flush_list(srv, srv->core->cfg->media_write_merge_ms == 0);
+}
+
+static void on_merge_timer(uv_timer_t *t)
+{
+    flush_list(t->data, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* closing                                                             */
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    sl_rtmp_server_t *srv = h->data;
+    srv->handles_open--;
+}
+
+static void maybe_finish_stop(sl_rtmp_server_t *srv)
+{
+    if (!srv->stopping || srv->n_conns)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&srv->prepare)) {
+        uv_close((uv_handle_t *)&srv->prepare, on_server_handle_closed);
+        uv_close((uv_handle_t *)&srv->sweep, on_server_handle_closed);
+        uv_close((uv_handle_t *)&srv->merge, on_server_handle_closed);
+        uv_close((uv_handle_t *)&srv->stop_deadline, on_server_handle_closed);
+    }
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    sl_rtmp_conn_t *c = h->data;
+    sl_rtmp_server_t *srv = c->srv;
+    release_inflight(c);
+    if (c->q_ready)
+        sl_subq_cleanup(&c->q);
+    sl_rtmp_chunk_reader_cleanup(&c->rd);
+    sl_wbuf_cleanup(&c->ctrl);
+    sl_free(c->hs);
+    sl_free(c->tc_url);
+    sl_free(c->query);
+    sl_amf_free(c->connect_args);
+    sl_free(c);
+    srv->n_conns--;
+    maybe_finish_stop(srv);
+}
+
+void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
+{
+    if (c->state == SL_RTMP_CONN_CLOSING)
+        return;
+    if (reason)
+        SL_LOGI(&c->sess.log, "closing: %s (in %llu B, out %llu B)", reason,
+                (unsigned long long)c->sess.bytes_in, (unsigned long long)c->sess.bytes_out);
+    else
+        SL_LOGD(&c->sess.log, "closed (in %llu B, out %llu B)", (unsigned long long)c->sess.bytes_in,
+                (unsigned long long)c->sess.bytes_out);
+    sl__rtmp_stop_publish(c, 1);
+    sl__rtmp_stop_play(c);
+    c->state = SL_RTMP_CONN_CLOSING;
+    if (c->on_flush_list) {
+        sl_list_remove(&c->flush_link);
+        c->on_flush_list = 0;
+    }
+    sl_list_remove(&c->link);
+    sl_session_unregister(c->srv->core, &c->sess);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason)
+{
+    if (c->state == SL_RTMP_CONN_CLOSING)
+        return;
+    if (reason)
+        SL_LOGI(&c->sess.log, "closing after flush: %s", reason);
+    c->close_after_flush = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    sl__rtmp_schedule_flush(c);
+}
+
+static void conn_kick(sl_session_t *s, const char *reason)
+{
+    sl__rtmp_close((sl_rtmp_conn_t *)s, reason ? reason : "kicked");
+}
+
+static void conn_shutdown(sl_session_t *s)
+{
+    sl_rtmp_conn_t *c = (sl_rtmp_conn_t *)s;
+    if (c->play_sid) {
+        sl__rtmp_send_status(c, c->play_sid, "status", "NetStream.Play.UnpublishNotify",
+                             "The server is shutting down.", c->sess.stream);
+        sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_EOF, c->play_sid);
+    }
+    if (c->pub) {
+        sl__rtmp_send_status(c, c->pub_sid, "status", "NetStream.Unpublish.Success",
+                             "The server is shutting down.", c->sess.stream);
+    }
+    sl__rtmp_stop_publish(c, 1);
+    sl__rtmp_stop_play(c);
+    sl__rtmp_close_after_flush(c, "server shutdown");
+}
+
+static const sl_session_ops_t conn_session_ops = {
+    .kick = conn_kick,
+    .shutdown = conn_shutdown,
+};
+
+/* ------------------------------------------------------------------ */
+/* reading                                                             */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    sl_rtmp_conn_t *c = h->data;
+    buf->base = (char *)c->srv->rbuf;
+    buf->len = READ_BUF_SIZE;
+}
+
+/* Splits an aggregate message (FLV tags back to back) into its messages. */
+static int on_aggregate(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
+{
+    const uint8_t *p = m->body->data;
+    size_t n = m->body->len, off = 0;
+    int64_t shift = 0;
+    int first = 1;
+    while (n - off >= 11) {
+        uint8_t type = p[off];
+        uint32_t size = sl_rd_be24(p + off + 1);
+        uint32_t ts = sl_rd_be24(p + off + 4) | (uint32_t)p[off + 7] << 24;
+        if (size > n - off - 11)
+            return SL_EPROTO;
+        if (first) {
+            shift = (int64_t)m->ts - ts;
+            first = 0;
+        }
+        const uint8_t *body = p + off + 11;
+        uint32_t mts = (uint32_t)((int64_t)ts + shift);
+        if (type == SL_RTMP_AUDIO || type == SL_RTMP_VIDEO) {
+            sl_buf_t *b = sl_buf_from(body, size);
+            if (!b)
+                return SL_ENOMEM;
+            int rc = sl__rtmp_on_media(c, type, mts, b);
+            if (rc)
+                return rc;
+        } else if (type == SL_RTMP_DATA_AMF0) {
+            sl_rtmp_msg_t sub = {.type = type, .stream_id = m->stream_id, .ts = mts};
+            sub.body = sl_buf_from(body, size);
+            if (!sub.body)
+                return SL_ENOMEM;
+            int rc = sl__rtmp_on_data(c, &sub);
+            sl_buf_unref(sub.body);
+            if (rc)
+                return rc;
+        }
+        off += 11 + size + 4; /* + previous tag size */
+        if (off > n)
+            break;
+    }
+    return 0;
+}
+
+static int dispatch(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
+{
+    const uint8_t *b = m->body->data;
+    uint32_t len = m->body->len;
+    int rc = 0;
+    c->sess.msgs_in++;
+    switch (m->type) {
+    case SL_RTMP_SET_CHUNK_SIZE:
+        if (len < 4)
+            return SL_EPROTO;
+        rc = sl_rtmp_chunk_reader_set_chunk_size(&c->rd, sl_rd_be32(b));
+        if (rc == SL_ETOOBIG)
+            SL_LOGI(&c->sess.log, "peer chunk size %u above the limit %u", sl_rd_be32(b),
+                    c->rd.max_chunk_size);
+        break;
+    case SL_RTMP_ABORT:
+        if (len >= 4)
+            sl_rtmp_chunk_reader_abort(&c->rd, sl_rd_be32(b));
+        break;
+    case SL_RTMP_ACK:
+        break;
+    case SL_RTMP_USER_CONTROL:
+        if (len >= 6 && sl_rd_be16(b) == SL_RTMP_UC_PING_REQUEST)
+            rc = sl__rtmp_send_uc(c, SL_RTMP_UC_PING_RESPONSE, sl_rd_be32(b + 2));
+        break;
+    case SL_RTMP_WINDOW_ACK_SIZE:
+        if (len >= 4)
+            c->peer_window = sl_rd_be32(b);
+        break;
+    case SL_RTMP_SET_PEER_BW:
+        break;
+    case SL_RTMP_AUDIO:
+    case SL_RTMP_VIDEO:
+        rc = sl__rtmp_on_media(c, m->type, m->ts, m->body);
+        m->body = NULL; /* taken */
+        break;
+    case SL_RTMP_DATA_AMF0:
+    case SL_RTMP_DATA_AMF3:
+        rc = sl__rtmp_on_data(c, m);
+        break;
+    case SL_RTMP_COMMAND_AMF0:
+    case SL_RTMP_COMMAND_AMF3:
+        rc = sl__rtmp_on_command(c, m);
+        break;
+    case SL_RTMP_AGGREGATE:
+        rc = on_aggregate(c, m);
+        break;
+    default:
+        SL_LOGD(&c->sess.log, "ignoring message type %u (%u bytes)", m->type, len);
+        break;
+    }
+    sl_buf_unref(m->body);
+    m->body = NULL;
+    return rc;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    sl_rtmp_conn_t *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        sl__rtmp_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
+        return;
+    }
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t n = (size_t)nread, off = 0;
+    c->sess.bytes_in += n;
+    c->last_read_ms = uv_now(c->srv->core->loop);
+    if (c->state == SL_RTMP_CONN_HANDSHAKE) {
+        size_t used = 0;
+        int rc = sl_rtmp_hs_feed(c->hs, p, n, &used, &c->ctrl);
+        if (rc < 0) {
+            sl__rtmp_close(c, "bad handshake");
+            return;
+        }
+        sl__rtmp_schedule_flush(c);
+        off = used;
+        if (rc == 0)
+            return;
+        SL_LOGD(&c->sess.log, "handshake done (%s)", c->hs->digest ? "digest" : "plain");
+        sl_free(c->hs);
+        c->hs = NULL;
+        c->state = SL_RTMP_CONN_READY;
+    }
+    while (off < n && c->state != SL_RTMP_CONN_CLOSING && !c->close_after_flush) {
+        size_t used = 0;
+        sl_rtmp_msg_t m;
+        int rc = sl_rtmp_chunk_read(&c->rd, p + off, n - off, &used, &m);
+        off += used;
+        if (rc < 0) {
+            sl__rtmp_close(c, rc == SL_ETOOBIG ? "message or chunk stream limit exceeded"
+                                               : "malformed chunk stream");
+            return;
+        }
+        if (rc == 0)
+            break;
+        rc = dispatch(c, &m);
+        sl_buf_unref(m.body);
+        if (rc < 0) {
+            sl__rtmp_close(c, sl_strerror(rc));
+            return;
+        }
+    }
+    if (c->state != SL_RTMP_CONN_CLOSING && c->peer_window &&
+        c->sess.bytes_in - c->ack_bytes >= c->peer_window) {
+        c->ack_bytes = c->sess.bytes_in;
+        sl__rtmp_send_u32(c, SL_RTMP_ACK, (uint32_t)c->sess.bytes_in);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* accepting, timers, start/stop                                       */
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    sl_rtmp_server_t *srv = ls->data;
+    const sl_config_t *cfg = srv->core->cfg;
+    if (status < 0) {
+        SL_LOGW(NULL, "rtmp accept failed: %s", uv_strerror(status));
+        return;
+    }
+    sl_rtmp_conn_t *c = sl_calloc(1, sizeof(*c));
+    sl_rtmp_hs_t *hs = sl_malloc(sizeof(*hs));
+    if (!c || !hs) {
+        /* Out of memory: accept into a throwaway handle to shed the client. */
+        sl_free(c);
+        sl_free(hs);
+        SL_LOGE(NULL, "rtmp: out of memory accepting a connection");
+        return;
+    }
+    uv_tcp_init(srv->core->loop, &c->tcp);
+    c->tcp.data = c;
+    c->srv = srv;
+    c->core = srv->core;
+    c->hs = hs;
+    sl_rtmp_hs_server_init(hs);
+    sl_list_init(&c->link);
+    sl_list_init(&c->flush_link);
+    sl_list_init(&c->sink.link);
+    sl_wbuf_init(&c->ctrl, CTRL_MAX_BYTES);
+    sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)cfg->rtmp_max_chunk_size,
+                              (uint32_t)cfg->rtmp_max_message_size);
+    c->out_chunk_size = 128;
+    c->recv_audio = c->recv_video = 1;
+    srv->n_conns++;
+    sl_list_push_back(&srv->conns, &c->link);
+    sl_session_register(srv->core, &c->sess, &conn_session_ops, "rtmp");
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        sl__rtmp_close(c, "accept failed");
+        return;
+    }
+    struct sockaddr_storage sa;
+    int salen = sizeof sa;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
+        if (sa.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&sa;
+            uv_ip6_name(a6, c->sess.remote_addr, sizeof c->sess.remote_addr);
+            c->sess.remote_port = ntohs(a6->sin6_port);
+        } else {
+            struct sockaddr_in *a4 = (struct sockaddr_in *)&sa;
+            uv_ip4_name(a4, c->sess.remote_addr, sizeof c->sess.remote_addr);
+            c->sess.remote_port = ntohs(a4->sin_port);
+        }
+    }
+    if (srv->stopping || srv->core->shutting_down) {
+        sl__rtmp_close(c, "server is shutting down");
+        return;
+    }
+    if ((int64_t)srv->core->n_sessions > cfg->server_max_connections) {
+        sl__rtmp_close(c, "connection limit reached");
+        return;
+    }
+    if (cfg->rtmp_tcp_nodelay)
+        uv_tcp_nodelay(&c->tcp, 1);
+    c->last_read_ms = c->accept_ms = c->last_ping_ms = uv_now(srv->core->loop);
+    SL_LOGD(&c->sess.log, "accepted from %s:%d", c->sess.remote_addr, c->sess.remote_port);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc)
+        sl__rtmp_close(c, uv_strerror(rc));
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    sl_rtmp_server_t *srv = t->data;
+    const sl_config_t *cfg = srv->core->cfg;
+    uint64_t now = uv_now(srv->core->loop);
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->conns) {
+        sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, link);
+        uint64_t quiet = now - c->last_read_ms;
+        if (c->state == SL_RTMP_CONN_HANDSHAKE) {
+            if ((int64_t)(now - c->accept_ms) > cfg->rtmp_handshake_timeout_ms)
+                sl__rtmp_close(c, "handshake timeout");
+            continue;
+        }
+        if (cfg->rtmp_idle_timeout_ms && (int64_t)quiet > cfg->rtmp_idle_timeout_ms) {
+            sl__rtmp_close(c, "idle timeout");
+            continue;
+        }
+        /* A quiet peer is pinged; its answer counts as traffic, so a
+         * player that only receives is not taken for idle. */
+        if (cfg->rtmp_ping_interval_ms && c->state == SL_RTMP_CONN_CONNECTED &&
+            (int64_t)quiet >= cfg->rtmp_ping_interval_ms &&
+            (int64_t)(now - c->last_ping_ms) >= cfg->rtmp_ping_interval_ms) {
+            c->last_ping_ms = now;
+            sl__rtmp_send_uc(c, SL_RTMP_UC_PING_REQUEST, (uint32_t)now);
+        }
+    }
+}
+
+static void on_stop_deadline(uv_timer_t *t)
+{
+    sl_rtmp_server_t *srv = t->data;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->conns) {
+        sl__rtmp_close(sl_container_of(it, sl_rtmp_conn_t, link), "shutdown deadline");
+    }
+}
+
+int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
+{
+    *out = NULL;
+    const sl_config_t *cfg = core->cfg;
+    sl_rtmp_server_t *srv = sl_calloc(1, sizeof(*srv));
+    if (!srv)
+        return SL_ENOMEM;
+    srv->core = core;
+    sl_list_init(&srv->conns);
+    sl_list_init(&srv->flush_list);
+
+    struct sockaddr_storage sa;
+    int rc = uv_ip4_addr(cfg->rtmp_bind, (int)cfg->rtmp_port, (struct sockaddr_in *)&sa);
+    if (rc)
+        rc = uv_ip6_addr(cfg->rtmp_bind, (int)cfg->rtmp_port, (struct sockaddr_in6 *)&sa);
+    if (rc) {
+        sl_free(srv);
+        return rc;
+    }
+    uv_tcp_init(core->loop, &srv->listener);
+    srv->listener.data = srv;
+    srv->listener_open = 1;
+    srv->handles_open = 1;
+    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&sa, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (rc) {
+        /* The handle must be closed before the memory goes: run the loop once. */
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_run(core->loop, UV_RUN_NOWAIT);
+        sl_free(srv);
+        return rc;
+    }
+    uv_prepare_init(core->loop, &srv->prepare);
+    srv->prepare.data = srv;
+    uv_prepare_start(&srv->prepare, on_prepare);
+    uv_timer_init(core->loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    uv_timer_init(core->loop, &srv->merge);
+    srv->merge.data = srv;
+    if (cfg->media_write_merge_ms > 0)
+        uv_timer_start(&srv->merge, on_merge_timer, (uint64_t)cfg->media_write_merge_ms,
+                       (uint64_t)cfg->media_write_merge_ms);
+    uv_timer_init(core->loop, &srv->stop_deadline);
+    srv->stop_deadline.data = srv;
+    srv->handles_open += 4;
+    *out = srv;
+    return 0;
+}
+
+void sl_rtmp_server_stop(sl_rtmp_server_t *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    if (srv->listener_open) {
+        srv->listener_open = 0;
+        uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+    }
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->conns) {
+        sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, link);
+        if (c->state == SL_RTMP_CONN_CONNECTED)
+            conn_shutdown(&c->sess);
+        else
+            sl__rtmp_close(c, NULL);
+    }
+    uv_timer_start(&srv->stop_deadline, on_stop_deadline,
+                   (uint64_t)srv->core->cfg->server_shutdown_timeout_ms, 0);
+    maybe_finish_stop(srv);
+}
+
+void sl_rtmp_server_free(sl_rtmp_server_t *srv)
+{
+    if (!srv)
+        return;
+    sl_free(srv);
+}

@@ -1,0 +1,132 @@
+/*
+ * One RTMP connection (internal to src/proto/rtmp): socket I/O, the
+ * handshake, chunk reading and message dispatch (rtmp_conn.c), the command
+ * layer (rtmp_cmd.c: connect, publish, play, ...), and the write path with
+ * its subscriber queue.
+ *
+ * Write path: control and command messages are serialised into `ctrl`;
+ * media frames wait in `q` (sl_subq_t) as references. The connection sits
+ * on the server's flush list when it has anything to send; the server
+ * flushes that list just before the loop sleeps (uv_prepare) or, with the
+ * merged-write window on, on a timer. A flush gathers ctrl bytes and up to
+ * SL_RTMP_MAX_IOV/2 frames (per-connection header + shared chunked body)
+ * into one writev via uv_try_write; what the socket does not take goes out
+ * with uv_write, and the frames stay referenced until its callback.
+ * Only one write is in flight per connection.
+ *
+ * Lifetime: conn_close() marks the connection closing, detaches it from
+ * streams and the session registry, and closes its handles; memory is freed
+ * in the last close callback, never inside its own call stack.
+ */
+#ifndef SL_PROTO_RTMP_CONN_H
+#define SL_PROTO_RTMP_CONN_H
+
+#include <uv.h>
+
+#include "app/core.h"
+#include "media/subq.h"
+#include "proto/rtmp/amf.h"
+#include "proto/rtmp/rtmp_chunk.h"
+#include "proto/rtmp/rtmp_handshake.h"
+
+#define SL_RTMP_MAX_IOV 128
+
+typedef enum {
+    SL_RTMP_CONN_HANDSHAKE = 0,
+    SL_RTMP_CONN_READY,     /* handshake done, waiting for connect */
+    SL_RTMP_CONN_CONNECTED, /* connect accepted */
+    SL_RTMP_CONN_CLOSING,
+} sl_rtmp_conn_state_t;
+
+typedef struct sl_rtmp_server sl_rtmp_server_t;
+
+typedef struct sl_rtmp_conn {
+    sl_session_t sess;              /* must stay first: the core sees this */
+    sl_rtmp_server_t *srv;          /* owning server */
+    sl_core_t *core;                /* the core (borrowed) */
+    sl_rtmp_conn_state_t state;
+    uv_tcp_t tcp;
+    uv_timer_t timer;               /* handshake / idle / ping */
+    int handles_open;               /* handles not yet closed */
+    sl_list_t link;                 /* in srv->conns */
+    sl_rtmp_hs_t *hs;               /* during the handshake only */
+    sl_rtmp_chunk_reader_t rd;
+    uint64_t accept_ms;             /* loop time of accept */
+    uint64_t last_read_ms;          /* loop time of the last byte in */
+    uint64_t last_ping_ms;          /* loop time of our last ping request */
+    uint64_t ack_bytes;             /* bytes in at the last ack we sent */
+    uint32_t peer_window;           /* the peer's window ack size (send acks) */
+    uint32_t out_chunk_size;        /* chunk size we write with */
+    int object_encoding;            /* 0 or 3, from connect */
+    double connect_txn;
+
+    /* outgoing */
+    sl_wbuf_t ctrl;                 /* control/command bytes to send */
+    int writing;                    /* a uv_write is in flight */
+    int on_flush_list;
+    sl_list_t flush_link;           /* in srv->flush_list */
+    uv_write_t wreq;
+    sl_buf_t *w_ctrl;               /* ctrl bytes in flight (owned) */
+    sl_subq_item_t w_items[SL_RTMP_MAX_IOV / 2]; /* frames in flight (owned refs) */
+    sl_buf_t *w_priv[SL_RTMP_MAX_IOV / 2];       /* private encodings in flight */
+    uint32_t w_n;                   /* frames in flight */
+    uint8_t w_hdr[SL_RTMP_MAX_IOV / 2][16];      /* per-frame headers in flight */
+    int close_after_flush;          /* close once everything queued is written */
+
+    /* publishing */
+    sl_stream_t *pub;               /* the stream we publish, or NULL */
+    uint32_t pub_sid;               /* message stream id of the publish */
+    uint32_t pub_dts_base;          /* first timestamp seen (timeline rebased to 0) */
+    int pub_dts_set;
+    int pub_mode;                   /* 0 live, 1 record, 2 append */
+
+    /* playing */
+    sl_sink_t sink;                 /* attached to the played stream */
+    sl_subq_t q;                    /* frames waiting to be written */
+    int q_ready;                    /* q initialised */
+    uint32_t play_sid;              /* message stream id of the play; 0 = none */
+    int paused;
+    int recv_audio, recv_video;
+    int ts_rebase;                  /* next media frame fixes the timestamp base */
+    int64_t ts_base;                /* out ts = dts - ts_base */
+    uint32_t last_out_ts;           /* last timestamp written */
+    int sent_media;                 /* any media written since play */
+    int joining;                    /* inside sl_hub_add_sink of a play */
+
+    uint32_t n_streams;             /* createStream calls answered */
+    char *tc_url;                   /* from connect (owned) */
+    char *query;                    /* connect query string (owned) */
+    sl_amf_t *connect_args;         /* extra connect arguments as a strict array (owned) */
+} sl_rtmp_conn_t;
+
+/* rtmp_conn.c */
+/** Queues a whole message on csid for sending (command/control). */
+int sl__rtmp_send(sl_rtmp_conn_t *c, uint32_t csid, uint8_t type, uint32_t sid, uint32_t ts,
+                  const uint8_t *p, size_t n);
+/** Queues a user control event with one 32-bit argument. */
+int sl__rtmp_send_uc(sl_rtmp_conn_t *c, uint16_t event, uint32_t arg);
+/** Queues a protocol control message with one 32-bit value (types 1, 3, 5). */
+int sl__rtmp_send_u32(sl_rtmp_conn_t *c, uint8_t type, uint32_t v);
+/** Puts the connection on the flush list. */
+void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c);
+/** Closes the connection (idempotent); reason is logged. */
+void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason);
+/** Closes once all queued bytes are written (bounded by the shutdown timer). */
+void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason);
+
+/* rtmp_cmd.c */
+/** Handles a complete command message (types 20 and 17). Returns <0 to close. */
+int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m);
+/** Handles a data message (types 18 and 15). Returns <0 to close. */
+int sl__rtmp_on_data(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m);
+/** Handles an audio/video message; takes over m->body. Returns <0 to close. */
+int sl__rtmp_on_media(sl_rtmp_conn_t *c, uint8_t type, uint32_t ts, sl_buf_t *body);
+/** Sends an onStatus on message stream sid. */
+int sl__rtmp_send_status(sl_rtmp_conn_t *c, uint32_t sid, const char *level, const char *code,
+                         const char *desc, const char *details);
+/** Stops publishing (if publishing), telling players. */
+void sl__rtmp_stop_publish(sl_rtmp_conn_t *c, int notify);
+/** Stops playing (if playing). */
+void sl__rtmp_stop_play(sl_rtmp_conn_t *c);
+
+#endif
