@@ -208,8 +208,8 @@ out:
     sl_frame_pool_drain();
     if (uv_loop_close(loop) != 0)
         SL_LOGW(NULL, "loop closed with handles still open");
+    sl_config_cleanup(&cfg);
     SL_LOGI(NULL, "stopped (memory still allocated: %lld bytes in %lld blocks)",
             (long long)sl_alloc_bytes(), (long long)sl_alloc_blocks());
-    sl_config_cleanup(&cfg);
     return exit_code;
 }
