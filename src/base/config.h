@@ -15,8 +15,15 @@
 #ifndef SL_BASE_CONFIG_H
 #define SL_BASE_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+/* Hard caps (STYLE: every parser has a maximum input size and depth). */
+#define SL_CONFIG_MAX_APPS 1024                 /* apps in one configuration */
+#define SL_CONFIG_APP_NAME_MAX 64               /* app names: [A-Za-z0-9_-]{1,64} */
+#define SL_CONFIG_MAX_INPUT_BYTES (1024 * 1024) /* largest sluice.yml accepted */
+#define SL_CONFIG_MAX_DEPTH 64                  /* deepest YAML nesting accepted */
 
 typedef struct sl_app_config {
     char *name;            /* app (scope) name, e.g. "live"; owned */
@@ -61,27 +68,56 @@ typedef struct sl_config {
 /* Reports one problem; line is 0 when not tied to a line (env, general). */
 typedef void (*sl_config_err_cb)(void *ud, const char *where, int line, const char *msg);
 
-/** Fills cfg with every default (including the `live` app). 0 or SL_ENOMEM. */
+/**
+ * Fills cfg with every default (including the `live` app). cfg need not be
+ * initialised; anything it held is overwritten, not freed. 0 or SL_ENOMEM
+ * (then cfg is left empty and safe to pass to sl_config_cleanup).
+ */
 int sl_config_defaults(sl_config_t *cfg);
 /**
- * Loads a YAML file over the current values. Every problem (unknown key,
- * wrong type, out of range, YAML syntax) is reported through err with its
- * line, and loading goes on to find the rest. Returns 0 when there were no
- * problems, SL_EINVAL when there were, an I/O code if the file can't be read.
+ * Loads a YAML file over the current values. Every problem (unknown
+ * section or key, duplicate key, wrong type, out of range, invalid app name,
+ * YAML syntax) is reported through err (may be NULL) with its 1-based line,
+ * and loading goes on to find the rest; a YAML syntax error ends the parse
+ * (libyaml cannot resume) after what came before it was applied. YAML keys
+ * are case-sensitive. Returns 0 when there were no problems, SL_EINVAL when
+ * there were (including a file over SL_CONFIG_MAX_INPUT_BYTES), SL_ENOMEM,
+ * or a negative errno (libuv style, e.g. UV_ENOENT) / SL_EIO if the file
+ * can't be read. On error cfg holds a mix of old and new values: still
+ * valid for sl_config_cleanup, not meant to be used.
  */
 int sl_config_load_file(sl_config_t *cfg, const char *path, sl_config_err_cb err, void *ud);
 /** Same, from a string (tests, fuzzing). `where` names it in messages. */
 int sl_config_load_string(sl_config_t *cfg, const char *yaml, size_t len, const char *where,
                           sl_config_err_cb err, void *ud);
 /**
- * Applies SLUICE_<SECTION>_<KEY> overrides from envp (NULL-terminated,
- * e.g. environ). Unknown SLUICE_ variables are reported. Same returns.
+ * Applies SLUICE_* overrides from envp (NULL-terminated "NAME=value"
+ * strings, e.g. environ; borrowed). Rules (names after "SLUICE_" are
+ * matched without regard to case):
+ *  - SLUICE_<SECTION>_<KEY>: one setting, e.g. SLUICE_RTMP_PORT=19350.
+ *  - SLUICE_APPS=a,b: adds apps (names as written, blanks trimmed); an app
+ *    that exists under any case is left as it is.
+ *  - SLUICE_APP_<NAME>_<KEY>: one per-app setting, e.g.
+ *    SLUICE_APP_LIVE_PUBLISH=false. NAME is matched case-insensitively
+ *    against existing apps; if none matches, the app is created with the
+ *    lower-cased NAME and default settings.
+ *  - SLUICE_BIN and SLUICE_CONFIG are reserved for the launcher and ignored.
+ *  - Any other SLUICE_ variable is reported as unknown (typos are caught).
+ * The three kinds are applied in that order (SLUICE_APPS first, per-app
+ * last) whatever their order in envp. Problems are reported with the
+ * variable name as `where` and line 0. Same returns as sl_config_load_file.
  */
 int sl_config_apply_env(sl_config_t *cfg, char *const *envp, sl_config_err_cb err, void *ud);
-/** Frees everything cfg owns; cfg may then be filled again. */
+/** Frees everything cfg owns and zeroes it; cfg may then be filled again. */
 void sl_config_cleanup(sl_config_t *cfg);
-/** Finds an enabled-or-not app by name; NULL when absent. Borrowed. */
+/** Finds an enabled-or-not app by exact name; NULL when absent. Borrowed. */
 const sl_app_config_t *sl_config_app(const sl_config_t *cfg, const char *name);
+/**
+ * True (1) when every setting of a and b is equal, apps compared by name
+ * whatever their order; 0 otherwise. Driven by the same slot tables, so it
+ * never misses a setting (tests; later, telling what a reload changed).
+ */
+int sl_config_equal(const sl_config_t *a, const sl_config_t *b);
 /** Writes the fully commented default sluice.yml generated from the tables. */
 void sl_config_write_yaml(FILE *out);
 /** Writes docs/config.md (a table of every key) generated from the tables. */
