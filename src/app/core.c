@@ -3,6 +3,8 @@
  */
 #include "app/core.h"
 
+#include "app/events.h"
+
 #include <openssl/rand.h>
 #include <string.h>
 
@@ -19,14 +21,47 @@ int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg)
     if (!core->hub)
         return SL_ENOMEM;
     sl_list_init(&core->sessions);
+    sl_map_init(&core->app_stats);
     core->start_ms = sl_time_wall_ms();
     return 0;
 }
 
 void sl_core_cleanup(sl_core_t *core)
 {
+    size_t pos = 0;
+    sl_map_entry_t *e;
+    while ((e = sl_map_next(&core->app_stats, &pos))) {
+        sl_app_stats_t *st = e->val;
+        sl_map_cleanup(&st->rooms);
+        sl_free(st);
+    }
+    sl_map_cleanup(&core->app_stats);
+    sl_events_cleanup(core);
     sl_hub_free(core->hub);
     core->hub = NULL;
+}
+
+sl_app_stats_t *sl_core_app_stats(sl_core_t *core, const char *app_name)
+{
+    char name[65];
+    size_t n = strcspn(app_name, "/");
+    if (n >= sizeof name)
+        n = sizeof name - 1;
+    memcpy(name, app_name, n);
+    name[n] = '\0';
+    sl_app_stats_t *st = sl_map_get(&core->app_stats, name);
+    if (st)
+        return st;
+    st = sl_calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->creation_ms = sl_time_wall_ms();
+    sl_map_init(&st->rooms);
+    if (sl_map_set(&core->app_stats, name, st)) {
+        sl_free(st);
+        return NULL;
+    }
+    return st;
 }
 
 /* Red5-style client ids: 13 characters from an unambiguous alphabet. */
@@ -55,9 +90,12 @@ void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_
     s->log.proto = proto;
     s->log.app = NULL;
     s->log.stream = NULL;
+    s->core = core;
     sl_list_push_back(&core->sessions, &s->link);
     core->n_sessions++;
     core->total_sessions++;
+    if (core->n_sessions > core->max_sessions)
+        core->max_sessions = core->n_sessions;
 }
 
 void sl_session_unregister(sl_core_t *core, sl_session_t *s)
@@ -65,10 +103,24 @@ void sl_session_unregister(sl_core_t *core, sl_session_t *s)
     if (sl_list_linked(&s->link)) {
         sl_list_remove(&s->link);
         core->n_sessions--;
+        core->closed_bytes_in += s->bytes_in;
+        core->closed_bytes_out += s->bytes_out;
+        core->closed_msgs_in += s->msgs_in;
+        core->closed_msgs_out += s->msgs_out;
+        core->closed_frames_dropped += s->frames_dropped;
+        if (s->app_stats) {
+            s->app_stats->active_connections--;
+            s->app_stats->closed_bytes_in += s->bytes_in;
+            s->app_stats->closed_bytes_out += s->bytes_out;
+            s->app_stats->closed_msgs_in += s->msgs_in;
+            s->app_stats->closed_msgs_out += s->msgs_out;
+            s->app_stats = NULL;
+        }
     }
     sl_free(s->app);
     sl_free(s->stream);
-    s->app = s->stream = NULL;
+    sl_free(s->query);
+    s->app = s->stream = s->query = NULL;
     s->log.app = s->log.stream = NULL;
 }
 
@@ -83,7 +135,35 @@ static int set_str(char **slot, const char **log_slot, const char *v)
     return 0;
 }
 
-int sl_session_set_app(sl_session_t *s, const char *app) { return set_str(&s->app, &s->log.app, app); }
+int sl_session_set_app(sl_session_t *s, const char *app)
+{
+    int rc = set_str(&s->app, &s->log.app, app);
+    if (rc || !app || s->app_stats || !s->core)
+        return rc;
+    sl_app_stats_t *st = sl_core_app_stats(s->core, app);
+    if (!st)
+        return 0; /* statistics are best effort */
+    s->app_stats = st;
+    st->active_connections++;
+    st->total_connections++;
+    if (st->active_connections > st->max_connections)
+        st->max_connections = st->active_connections;
+    if (strchr(app, '/'))
+        sl_map_set(&st->rooms, app, (void *)1);
+    return 0;
+}
+
+int sl_session_set_query(sl_session_t *s, const char *query)
+{
+    const char *unused;
+    return set_str(&s->query, &unused, query);
+}
+
+void sl_session_set_role(sl_session_t *s, sl_role_t role)
+{
+    s->role = role;
+    s->role_start_ms = sl_time_wall_ms();
+}
 int sl_session_set_stream(sl_session_t *s, const char *stream)
 {
     return set_str(&s->stream, &s->log.stream, stream);

@@ -19,6 +19,7 @@
 #include "base/config.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "media/stream.h"
 
 typedef enum {
@@ -34,6 +35,8 @@ typedef struct sl_session_ops {
     void (*kick)(sl_session_t *s, const char *reason);
     /** Graceful shutdown: tell the client the stream/connection is closing, then close. */
     void (*shutdown)(sl_session_t *s);
+    /** Messages queued for the client and not yet written (may be NULL: 0). */
+    uint64_t (*pending)(const sl_session_t *s);
 } sl_session_ops_t;
 
 struct sl_session {
@@ -44,14 +47,20 @@ struct sl_session {
     int remote_port;             /* peer port */
     char *app;                   /* scope path ("live", "live/room1"), owned, NULL before connect */
     char *stream;                /* stream name, owned, NULL when none */
+    char *query;                 /* the client's query string (credentials, tokens), owned */
     sl_role_t role;              /* what it does now */
+    uint64_t role_start_ms;      /* wall clock when the current role began */
     uint64_t bytes_in, bytes_out;/* wire bytes */
     uint64_t msgs_in, msgs_out;  /* protocol messages */
     uint64_t frames_dropped;     /* media frames dropped for this subscriber */
     uint64_t start_ms;           /* wall clock at accept */
     sl_log_ctx_t log;            /* logging context pointing at the fields above */
     sl_list_t link;              /* in core->sessions */
+    struct sl_core *core;        /* registry it is in (set by register) */
+    struct sl_app_stats *app_stats; /* its app's counters once the app is set */
 };
+
+typedef struct sl_app_stats sl_app_stats_t;
 
 typedef struct sl_core {
     uv_loop_t *loop;             /* the loop (borrowed) */
@@ -62,7 +71,26 @@ typedef struct sl_core {
     uint64_t total_sessions;     /* accepted since start */
     uint64_t start_ms;           /* wall clock at start */
     int shutting_down;           /* refuse new work */
+    struct sl_events *events;    /* the event bus (events.c), created on first use */
+    uint64_t closed_bytes_in;    /* bytes of sessions already gone (totals = these + live) */
+    uint64_t closed_bytes_out;
+    uint64_t closed_msgs_in;
+    uint64_t closed_msgs_out;
+    uint64_t closed_frames_dropped;
+    size_t max_sessions;         /* most sessions at once */
+    sl_map_t app_stats;          /* app name -> sl_app_stats_t* */
 } sl_core_t;
+
+/* Per-app counters (Red5's ScopeStatistics). */
+struct sl_app_stats {
+    uint64_t creation_ms;        /* first use */
+    size_t active_connections;
+    uint64_t total_connections;
+    size_t max_connections;
+    uint64_t closed_bytes_in, closed_bytes_out; /* of sessions already gone */
+    uint64_t closed_msgs_in, closed_msgs_out;
+    sl_map_t rooms;              /* room path -> (void*)1, every room ever used */
+};
 
 /** Initialises the core. 0 or SL_ENOMEM. */
 int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg);
@@ -77,8 +105,17 @@ void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_
                          const char *proto);
 /** Unregisters and frees the session's owned fields (not the session itself). */
 void sl_session_unregister(sl_core_t *core, sl_session_t *s);
-/** Sets the session's app path / stream (copies; NULL clears). 0 or SL_ENOMEM. */
+/**
+ * Sets the session's app path / stream / query (copies; NULL clears). 0 or
+ * SL_ENOMEM. Setting the app counts the session in its app's statistics
+ * (once per session).
+ */
 int sl_session_set_app(sl_session_t *s, const char *app);
+int sl_session_set_query(sl_session_t *s, const char *query);
+/** Sets the role and stamps role_start_ms. */
+void sl_session_set_role(sl_session_t *s, sl_role_t role);
+/** The app statistics of a top-level app name, created on demand; NULL on ENOMEM. */
+sl_app_stats_t *sl_core_app_stats(sl_core_t *core, const char *app_name);
 int sl_session_set_stream(sl_session_t *s, const char *stream);
 /** Finds a session by public id; NULL when absent. */
 sl_session_t *sl_core_find_session(sl_core_t *core, const char *id);

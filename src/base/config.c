@@ -112,6 +112,42 @@ static const slot_t g_slots[] = {
      1 * HOUR, NULL, "A subscriber still dropping frames after this long is disconnected."},
     {"media", "write_merge", T_DURATION, CFG(media_write_merge_ms), "0ms", 0, 1 * SEC, NULL,
      "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once."},
+
+    {"http", "enabled", T_BOOL, CFG(http_enabled), "true", 0, 0, NULL,
+     "Serve HTTP: the REST API, metrics, the event stream and web pages."},
+    {"http", "bind", T_STRING, CFG(http_bind), "0.0.0.0", 1, 255, NULL,
+     "Address to listen on: 0.0.0.0 for every IPv4 address, :: for IPv6."},
+    {"http", "port", T_INT, CFG(http_port), "5080", 1, 65535, NULL,
+     "TCP port to listen on."},
+    {"http", "max_header_bytes", T_SIZE, CFG(http_max_header_bytes), "16KB", 1 * KB, 1 * MB, NULL,
+     "Largest request head (request line and headers); larger is answered 431."},
+    {"http", "max_headers", T_INT, CFG(http_max_headers), "100", 1, 10000, NULL,
+     "Most request headers; more are answered 431."},
+    {"http", "max_body_bytes", T_SIZE, CFG(http_max_body_bytes), "1MB", 0, 1 * GB, NULL,
+     "Largest request body; larger is answered 413."},
+    {"http", "max_url_bytes", T_SIZE, CFG(http_max_url_bytes), "8KB", 256, 1 * MB, NULL,
+     "Longest request URL; longer is answered 414."},
+    {"http", "header_timeout", T_DURATION, CFG(http_header_timeout_ms), "10s", 100, 10 * MINUTE,
+     NULL, "Time a client has to send a complete request head (slowloris guard): 408."},
+    {"http", "idle_timeout", T_DURATION, CFG(http_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR, NULL,
+     "Close a keep-alive connection idle for this long."},
+    {"http", "cors_origin", T_STRING, CFG(http_cors_origin), "*", 0, 1024, NULL,
+     "Access-Control-Allow-Origin sent on every response; empty disables CORS."},
+    {"http", "web_root", T_STRING, CFG(http_web_root), "./web", 0, 4095, NULL,
+     "Folder of static web pages served at / (the console and test pages)."},
+    {"http", "ws_max_message_bytes", T_SIZE, CFG(http_ws_max_message_bytes), "1MB", 1 * KB,
+     64 * MB, NULL, "Largest WebSocket message accepted."},
+    {"http", "stream_max_pending_bytes", T_SIZE, CFG(http_stream_max_pending_bytes), "8MB",
+     64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut."},
+
+    {"api", "access_token", T_STRING, CFG(api_access_token), "", 0, 128, NULL,
+     "Server API token (?accessToken= or Authorization: Bearer); empty = generate one in data_dir/api_token."},
+    {"api", "hosts", T_STRING, CFG(api_hosts), "*", 0, 1023, NULL,
+     "Comma-separated client addresses allowed to use the API (localhost matches loopback); * = any."},
+    {"api", "auth_fail_limit", T_INT, CFG(api_auth_fail_limit), "20", 1, 100000, NULL,
+     "Failed token checks per address per minute before the address gets 429."},
+    {"api", "metrics_public", T_BOOL, CFG(api_metrics_public), "true", 0, 0, NULL,
+     "Serve /metrics without the token (for Prometheus scrapers)."},
 };
 #define N_SLOTS (sizeof g_slots / sizeof g_slots[0])
 
@@ -145,6 +181,8 @@ static const section_t g_sections[] = {
     {"log", "Logging to stderr."},
     {"rtmp", "The RTMP listener (rtmp://host:1935/{app}/{stream})."},
     {"media", "The media path: GOP cache and per-subscriber queues."},
+    {"http", "The HTTP listener (REST API, metrics, events, web pages; http://host:5080/)."},
+    {"api", "The Red5 Pro-compatible Server API (/api/v1) and metrics."},
 };
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 #define APPS_SECTION ((int)N_SECTIONS) /* index of `apps` among the top-level keys */

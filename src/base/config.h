@@ -60,6 +60,25 @@ typedef struct sl_config {
     int64_t media_queue_max_ms;        /* per subscriber queue bound in media time */
     int64_t media_slow_disconnect_ms;  /* lagging this long after drops: disconnect */
     int64_t media_write_merge_ms;      /* 0 = write at once; else batch window */
+    /* http */
+    int http_enabled;
+    char *http_bind;                   /* listen address */
+    int64_t http_port;
+    int64_t http_max_header_bytes;     /* request head limit (431) */
+    int64_t http_max_headers;          /* header count limit (431) */
+    int64_t http_max_body_bytes;       /* body limit (413) */
+    int64_t http_max_url_bytes;        /* URL limit (414) */
+    int64_t http_header_timeout_ms;    /* slow request head: 408 */
+    int64_t http_idle_timeout_ms;      /* idle keep-alive close */
+    char *http_cors_origin;            /* "" disables CORS */
+    char *http_web_root;               /* static pages folder */
+    int64_t http_ws_max_message_bytes;
+    int64_t http_stream_max_pending_bytes;
+    /* api */
+    char *api_access_token;            /* "" = generated, kept in data_dir/api_token */
+    char *api_hosts;                   /* allow-list, "*" = any */
+    int64_t api_auth_fail_limit;       /* failures per address per minute */
+    int api_metrics_public;            /* /metrics without token */
     /* apps */
     sl_app_config_t *apps;             /* owned array */
     size_t n_apps;

@@ -10,6 +10,8 @@
  */
 #include "media/stream.h"
 
+#include <openssl/rand.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -19,6 +21,7 @@
 struct sl_hub {
     sl_map_t streams;      /* name -> sl_stream_t* */
     size_t gop_max_bytes;  /* per-stream GOP cache bound */
+    uint64_t next_seq;     /* publishes so far */
 };
 
 sl_hub_t *sl_hub_new(size_t gop_max_bytes)
@@ -104,7 +107,18 @@ int sl_hub_publish(sl_hub_t *hub, const char *name, void *publisher, sl_stream_t
     if (st->publisher)
         return SL_EBUSY;
     st->publisher = publisher;
+    st->seq = ++hub->next_seq;
     st->publish_time_ms = sl_time_wall_ms();
+    uint8_t r[16];
+    if (RAND_bytes(r, sizeof r) != 1)
+        memset(r, 0x5a, sizeof r);
+    r[6] = (uint8_t)((r[6] & 0x0F) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
+    snprintf(st->uuid, sizeof st->uuid,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
+             r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    st->width = st->height = 0;
+    st->fps = st->meta_video_kbps = st->meta_audio_kbps = 0;
     memset(&st->stats, 0, sizeof(st->stats));
     st->stats.total_sinks = st->n_sinks;
     st->stats.max_sinks = st->n_sinks;

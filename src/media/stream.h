@@ -63,7 +63,7 @@ typedef struct sl_stream_stats {
 struct sl_stream {
     sl_hub_t *hub;             /* owning hub */
     char *name;                /* full path, owned */
-    void *publisher;           /* opaque publisher identity, NULL when none */
+    void *publisher;           /* the publisher's sl_session_t (as void* to keep media below app), or NULL */
     sl_list_t sinks;           /* attached sinks */
     size_t n_sinks;
     sl_frame_t *video_config;  /* latest video sequence header or NULL */
@@ -79,6 +79,12 @@ struct sl_stream {
     uint64_t publish_time_ms;  /* wall clock at publish start */
     uint64_t create_time_ms;   /* wall clock at creation */
     sl_stream_stats_t stats;
+    char uuid[37];             /* random id of the current publish (Red5's stream "name") */
+    uint64_t seq;              /* number of the current publish in this process (Red5's "id") */
+    uint32_t width, height;    /* from metadata, 0 when unknown */
+    double fps;                /* from metadata, 0 when unknown */
+    double meta_video_kbps;    /* encoder's declared video bitrate, 0 when unknown */
+    double meta_audio_kbps;    /* encoder's declared audio bitrate, 0 when unknown */
     int pushing;               /* inside sl_stream_push: defer frees */
 };
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "app/events.h"
 #include "base/log.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "sluice/errors.h"
@@ -182,7 +183,8 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
     if (sl_session_set_app(&c->sess, app))
         return SL_ENOMEM;
     c->tc_url = tc_url ? sl_strdup(tc_url) : NULL;
-    c->query = q ? sl_strdup(q) : NULL;
+    if (q && sl_session_set_query(&c->sess, q))
+        return SL_ENOMEM;
     c->object_encoding = (int)sl_amf_get_num(obj, "objectEncoding", 0);
     if (n_args) {
         /* Extra connect arguments (username, password, token, ...) are kept
@@ -239,6 +241,7 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
     }
     rc = send_cmd(c, SL_RTMP_CSID_COMMAND, 0, &w);
     c->state = SL_RTMP_CONN_CONNECTED;
+    sl_events_emit_session(c->core, &c->sess, SL_EV_CONNECT, NULL);
     SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s, flashVer %s)", c->sess.remote_addr,
             c->sess.remote_port, tc_url ? tc_url : "-",
             sl_amf_get_str(obj, "flashVer") ? sl_amf_get_str(obj, "flashVer") : "-");
@@ -258,8 +261,9 @@ void sl__rtmp_stop_publish(sl_rtmp_conn_t *c, int notify)
             (unsigned long long)st->stats.frames_in, (unsigned long long)st->stats.bytes_in);
     (void)notify;
     sl_stream_unpublish(st);
+    sl_events_emit_session(c->core, &c->sess, SL_EV_UNPUBLISH, NULL);
     if (c->sess.role == SL_ROLE_PUBLISHER)
-        c->sess.role = SL_ROLE_NONE;
+        sl_session_set_role(&c->sess, SL_ROLE_NONE);
 }
 
 static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
@@ -276,7 +280,11 @@ static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
                                     "Invalid stream name.", raw);
     }
-    sl_free(query); /* kept for admission in a later step */
+    if (query && !c->sess.query && sl_session_set_query(&c->sess, query)) {
+        sl_free(query);
+        return SL_ENOMEM;
+    }
+    sl_free(query);
     const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
     if (!app || !app->allow_publish)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
@@ -290,7 +298,7 @@ static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
     else if (type && strcmp(type, "append") == 0)
         mode = 2;
     sl_stream_t *st;
-    int rc = sl_hub_publish(c->core->hub, path, c, &st);
+    int rc = sl_hub_publish(c->core->hub, path, &c->sess, &st);
     const char *name = path + strlen(c->sess.app) + 1;
     if (rc == SL_EBUSY) {
         char desc[NAME_MAX_LEN + 64];
@@ -303,7 +311,7 @@ static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
     c->pub = st;
     c->pub_sid = sid;
     c->pub_mode = mode;
-    c->sess.role = SL_ROLE_PUBLISHER;
+    sl_session_set_role(&c->sess, SL_ROLE_PUBLISHER);
     if (sl_session_set_stream(&c->sess, name))
         return SL_ENOMEM;
     char desc[NAME_MAX_LEN + 64];
@@ -311,6 +319,7 @@ static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
     rc = sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, sid);
     rc = rc ? rc : sl__rtmp_send_status(c, sid, "status", "NetStream.Publish.Start", desc, name);
     SL_LOGI(&c->sess.log, "publish started (%s)", mode == 0 ? "live" : mode == 1 ? "record" : "append");
+    sl_events_emit_session(c->core, &c->sess, SL_EV_PUBLISH, NULL);
     return rc;
 }
 
@@ -373,6 +382,20 @@ int sl__rtmp_on_data(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
         return 0;
     }
     const char *name = count ? sl_amf_str(v[0]) : NULL;
+    const sl_amf_t *meta = NULL;
+    if (name && strcmp(name, "@setDataFrame") == 0 && count >= 3 && sl_amf_str(v[1]) &&
+        strcmp(sl_amf_str(v[1]), "onMetaData") == 0)
+        meta = v[2];
+    else if (name && strcmp(name, "onMetaData") == 0 && count >= 2)
+        meta = v[1];
+    if (meta) {
+        /* What the encoder declares: shown in the API until measured values exist. */
+        c->pub->width = (uint32_t)sl_amf_get_num(meta, "width", 0);
+        c->pub->height = (uint32_t)sl_amf_get_num(meta, "height", 0);
+        c->pub->fps = sl_amf_get_num(meta, "framerate", sl_amf_get_num(meta, "fps", 0));
+        c->pub->meta_video_kbps = sl_amf_get_num(meta, "videodatarate", 0);
+        c->pub->meta_audio_kbps = sl_amf_get_num(meta, "audiodatarate", 0);
+    }
     if (name && strcmp(name, "@setDataFrame") == 0 && count >= 3) {
         /* Players get "onMetaData", {...} without the @setDataFrame wrapper. */
         const char *inner = sl_amf_str(v[1]);
@@ -462,9 +485,10 @@ void sl__rtmp_stop_play(sl_rtmp_conn_t *c)
         sl_subq_cleanup(&c->q);
         c->q_ready = 0;
     }
-    if (c->sess.role == SL_ROLE_SUBSCRIBER)
-        c->sess.role = SL_ROLE_NONE;
     SL_LOGI(&c->sess.log, "play stopped");
+    sl_events_emit_session(c->core, &c->sess, SL_EV_PLAY_STOP, NULL);
+    if (c->sess.role == SL_ROLE_SUBSCRIBER)
+        sl_session_set_role(&c->sess, SL_ROLE_NONE);
 }
 
 /* Strips the VOD prefixes and extensions players add to live names. */
@@ -488,6 +512,10 @@ static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.StreamNotFound",
                                     "Invalid stream name.", raw);
     }
+    if (query && !c->sess.query && sl_session_set_query(&c->sess, query)) {
+        sl_free(query);
+        return SL_ENOMEM;
+    }
     sl_free(query);
     const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
     if (!app || !app->allow_play)
@@ -508,7 +536,7 @@ static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
     const char *name = path + strlen(c->sess.app) + 1;
     if (sl_session_set_stream(&c->sess, name))
         return SL_ENOMEM;
-    c->sess.role = SL_ROLE_SUBSCRIBER;
+    sl_session_set_role(&c->sess, SL_ROLE_SUBSCRIBER);
     char desc[NAME_MAX_LEN + 64];
     rc = sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_IS_RECORDED, sid);
     rc = rc ? rc : sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, sid);
@@ -537,6 +565,7 @@ static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
         return rc;
     SL_LOGI(&c->sess.log, "play started%s", c->sink.stream && c->sink.stream->publisher ? "" :
                                                  " (waiting for the publisher)");
+    sl_events_emit_session(c->core, &c->sess, SL_EV_PLAY, NULL);
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "app/events.h"
 #include "base/log.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "proto/rtmp/rtmp_server.h"
@@ -258,7 +259,6 @@ static void on_conn_closed(uv_handle_t *h)
     sl_wbuf_cleanup(&c->ctrl);
     sl_free(c->hs);
     sl_free(c->tc_url);
-    sl_free(c->query);
     sl_amf_free(c->connect_args);
     sl_free(c);
     srv->n_conns--;
@@ -277,6 +277,8 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
                 (unsigned long long)c->sess.bytes_out);
     sl__rtmp_stop_publish(c, 1);
     sl__rtmp_stop_play(c);
+    if (c->state == SL_RTMP_CONN_CONNECTED)
+        sl_events_emit_session(c->core, &c->sess, SL_EV_DISCONNECT, reason ? reason : "closed");
     c->state = SL_RTMP_CONN_CLOSING;
     if (c->on_flush_list) {
         sl_list_remove(&c->flush_link);
@@ -320,9 +322,16 @@ static void conn_shutdown(sl_session_t *s)
     sl__rtmp_close_after_flush(c, "server shutdown");
 }
 
+static uint64_t conn_pending(const sl_session_t *s)
+{
+    const sl_rtmp_conn_t *c = (const sl_rtmp_conn_t *)s;
+    return (c->q_ready ? c->q.count : 0) + c->w_n;
+}
+
 static const sl_session_ops_t conn_session_ops = {
     .kick = conn_kick,
     .shutdown = conn_shutdown,
+    .pending = conn_pending,
 };
 
 /* ------------------------------------------------------------------ */

@@ -95,7 +95,6 @@ typedef struct sl_rtmp_conn {
 
     uint32_t n_streams;             /* createStream calls answered */
     char *tc_url;                   /* from connect (owned) */
-    char *query;                    /* connect query string (owned) */
     sl_amf_t *connect_args;         /* extra connect arguments as a strict array (owned) */
 } sl_rtmp_conn_t;
 

@@ -1,0 +1,323 @@
+/*
+ * The Red5 Pro-compatible Server API (see api.h). Paths, parameters,
+ * field names and the envelope follow RED5-COMPAT.md §1 exactly; sluice's
+ * additions are new fields on the same objects and new paths beside
+ * Red5's, never changes to what Red5 clients read.
+ *
+ * Scopes: Red5 paths are "/default/{app}[/{room}...]". The `scope`
+ * parameter names a room inside the app ("room1", or "/default/live/room1"
+ * / "/live/room1" in full); without it, lists cover the whole app and
+ * stream names are given relative to the app ("room1/stream1").
+ */
+#include "api/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api_internal.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "media/flv.h"
+#include "sluice/errors.h"
+#include "sluice/version.h"
+
+#define FMS_VERSION "RED5/1,0,7,0"
+#define AUTH_FAIL_WINDOW_MS 60000
+
+/* ------------------------------------------------------------------ */
+/* envelope                                                            */
+
+int sl__api_ok(sl_http_req_t *req, json_t *data)
+{
+    json_t *o = json_pack("{s:s, s:i, s:o, s:I}", "status", "success", "code", 200, "data",
+                          data ? data : json_null(), "timestamp", (json_int_t)sl_time_wall_ms());
+    if (!o)
+        return sl_http_respond_json(req, 500, "{\"status\":\"error\",\"code\":500}");
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    int rc = sl_http_respond_json(req, 200, txt ? txt : "{}");
+    free(txt);
+    return rc;
+}
+
+int sl__api_err(sl_http_req_t *req, int code, const char *msg)
+{
+    json_t *o = json_pack("{s:s, s:i, s:s, s:I}", "status", "error", "code", code, "message", msg,
+                          "timestamp", (json_int_t)sl_time_wall_ms());
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int rc = sl_http_respond_json(req, code, txt ? txt : "{\"status\":\"error\"}");
+    free(txt);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* access control                                                      */
+
+typedef struct fail_rec {
+    uint64_t window_start;
+    unsigned fails;
+} fail_rec_t;
+
+static int host_allowed(const sl_api_t *api, const char *addr)
+{
+    const char *list = api->core->cfg->api_hosts;
+    if (!list || !*list)
+        return 0;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (strcmp(tok, "*") == 0 || strcmp(tok, addr) == 0)
+            return 1;
+        if (strcmp(tok, "localhost") == 0 &&
+            (strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0 ||
+             strcmp(addr, "::ffff:127.0.0.1") == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Constant-time comparison, so the token cannot be guessed byte by byte. */
+static int token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la && i < lb; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+/*
+ * Checks the client address and token. Returns 0 when allowed; otherwise
+ * it has answered the request (403/401/429) and returns 1.
+ */
+int sl__api_check_access(sl_api_t *api, sl_http_req_t *req)
+{
+    if (!host_allowed(api, req->remote_addr)) {
+        sl__api_err(req, 403, "Host not allowed.");
+        return 1;
+    }
+    uint64_t now = uv_now(api->core->loop);
+    fail_rec_t *fr = sl_map_get(&api->fails, req->remote_addr);
+    if (fr && now - fr->window_start > AUTH_FAIL_WINDOW_MS) {
+        fr->window_start = now;
+        fr->fails = 0;
+    }
+    if (fr && (int64_t)fr->fails >= api->core->cfg->api_auth_fail_limit) {
+        sl__api_err(req, 429, "Too many failed authentication attempts; try again later.");
+        return 1;
+    }
+    char tok[256];
+    int have = sl_http_query_get(req->query, "accessToken", tok, sizeof tok);
+    if (have < 0) {
+        const char *auth = sl_http_req_header(req, "authorization");
+        if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+            snprintf(tok, sizeof tok, "%s", auth + 7);
+            have = 1;
+        }
+    }
+    if (have >= 0 && token_equal(tok, api->token))
+        return 0;
+    if (!fr) {
+        fr = sl_calloc(1, sizeof(*fr));
+        if (fr && sl_map_set(&api->fails, req->remote_addr, fr)) {
+            sl_free(fr);
+            fr = NULL;
+        }
+        if (fr)
+            fr->window_start = now;
+    }
+    if (fr)
+        fr->fails++;
+    SL_LOGI(&(sl_log_ctx_t){.proto = "http"}, "api: %s token from %s", have < 0 ? "missing" : "wrong",
+            req->remote_addr);
+    sl__api_err(req, 401, have < 0 ? "Missing accessToken." : "Invalid accessToken.");
+    return 1;
+}
+
+/* Loads {data}/api_token or creates it with a random token. */
+static int load_token(sl_api_t *api)
+{
+    const sl_config_t *cfg = api->core->cfg;
+    if (cfg->api_access_token && cfg->api_access_token[0]) {
+        snprintf(api->token, sizeof api->token, "%s", cfg->api_access_token);
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/api_token", cfg->server_data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char line[sizeof api->token];
+        int ok = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        line[strcspn(line, "\r\n")] = '\0';
+        if (ok && strlen(line) >= 16) {
+            snprintf(api->token, sizeof api->token, "%s", line);
+            api->token_generated = 1;
+            return 0;
+        }
+    }
+    uint8_t r[16];
+    if (RAND_bytes(r, sizeof r) != 1)
+        return SL_EIO;
+    for (int i = 0; i < 16; i++)
+        snprintf(api->token + 2 * i, 3, "%02x", r[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t n = strlen(api->token);
+    int ok = write(fd, api->token, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
+    close(fd);
+    if (!ok)
+        return SL_EIO;
+    api->token_generated = 2;
+    return 0;
+}
+
+const char *sl_api_token(const sl_api_t *api) { return api->token; }
+
+/* ------------------------------------------------------------------ */
+/* routing                                                             */
+
+#define MAX_SEGS 12
+
+static int split_path(char *p, char **segs)
+{
+    int n = 0;
+    for (char *tok = strtok(p, "/"); tok && n < MAX_SEGS; tok = strtok(NULL, "/"))
+        segs[n++] = tok;
+    return n;
+}
+
+static int api_handler(sl_http_req_t *req, void *ud)
+{
+    sl_api_t *api = ud;
+    char path[2048];
+    if (strlen(req->path) >= sizeof path)
+        return sl__api_err(req, 400, "Path too long.");
+    snprintf(path, sizeof path, "%s", req->path + strlen("/api/v1"));
+    char *seg[MAX_SEGS];
+    int n = split_path(path, seg);
+    int is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    int is_del = strcmp(req->method, "DELETE") == 0;
+    int is_post = strcmp(req->method, "POST") == 0;
+
+    if (sl__api_check_access(api, req))
+        return 0;
+    if (n == 1 && strcmp(seg[0], "events") == 0 && is_get)
+        return sl__api_events_accept(api, req);
+    if (n >= 1 && strcmp(seg[0], "server") == 0 && is_get) {
+        if (n == 1)
+            return sl__api_server_info(api, req);
+        if (n == 2 && strcmp(seg[1], "ping") == 0)
+            return sl__api_ok(req, json_integer((json_int_t)sl_time_wall_ms()));
+        if (n == 2 && strcmp(seg[1], "statistics") == 0)
+            return sl__api_server_stats(api, req);
+    }
+    if (n >= 1 && strcmp(seg[0], "applications") == 0) {
+        if (n == 1 && is_get)
+            return sl__api_app_list(api, req);
+        if (n == 2 && strcmp(seg[1], "statistics") == 0 && is_get)
+            return sl__api_apps_stats(api, req);
+        if (n >= 2) {
+            const sl_app_config_t *app = sl_core_app(api->core, seg[1]);
+            if (!app) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "Application %.100s not found.", seg[1]);
+                return sl__api_err(req, 404, msg);
+            }
+            return sl__api_app_route(api, req, app, seg + 2, n - 2, is_get, is_del, is_post);
+        }
+    }
+    return sl__api_err(req, 404, "No such API endpoint.");
+}
+
+static int metrics_handler(sl_http_req_t *req, void *ud)
+{
+    sl_api_t *api = ud;
+    if (strcmp(req->path, "/metrics") != 0)
+        return SL_EDECLINED;
+    if (!api->core->cfg->api_metrics_public && sl__api_check_access(api, req))
+        return 0;
+    return sl__api_metrics(api, req);
+}
+
+static void on_lag_timer(uv_timer_t *t)
+{
+    sl_api_t *api = t->data;
+    uint64_t now = uv_hrtime();
+    if (api->lag_last_ns) {
+        int64_t lag_ns = (int64_t)(now - api->lag_last_ns) - 1000000000LL;
+        api->loop_lag_ms = lag_ns > 0 ? (double)lag_ns / 1e6 : 0;
+        if (api->loop_lag_ms > api->loop_lag_max_ms)
+            api->loop_lag_max_ms = api->loop_lag_ms;
+    }
+    api->lag_last_ns = now;
+}
+
+int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
+{
+    *out = NULL;
+    sl_api_t *api = sl_calloc(1, sizeof(*api));
+    if (!api)
+        return SL_ENOMEM;
+    api->core = core;
+    sl_map_init(&api->fails);
+    sl_list_init(&api->watchers);
+    int rc = load_token(api);
+    if (rc) {
+        sl_free(api);
+        return rc;
+    }
+    rc = sl_http_route(http, NULL, "/api/v1/", api_handler, api);
+    rc = rc ? rc : sl_http_route(http, NULL, "/metrics", metrics_handler, api);
+    rc = rc ? rc : sl__api_events_start(api);
+    if (rc) {
+        sl_map_cleanup(&api->fails);
+        sl_free(api);
+        return rc;
+    }
+    uv_timer_init(core->loop, &api->lag_timer);
+    api->lag_timer.data = api;
+    uv_timer_start(&api->lag_timer, on_lag_timer, 1000, 1000);
+    uv_unref((uv_handle_t *)&api->lag_timer);
+    if (api->token_generated == 2)
+        SL_LOGI(NULL, "api: generated access token %s (stored in %s/api_token)", api->token,
+                core->cfg->server_data_dir);
+    else if (api->token_generated == 1)
+        SL_LOGI(NULL, "api: access token %s (from %s/api_token)", api->token,
+                core->cfg->server_data_dir);
+    else
+        SL_LOGI(NULL, "api: access token from the configuration");
+    *out = api;
+    return 0;
+}
+
+void sl_api_stop(sl_api_t *api)
+{
+    if (!api || api->stopped)
+        return;
+    api->stopped = 1;
+    sl__api_events_stop(api);
+    uv_close((uv_handle_t *)&api->lag_timer, NULL);
+}
+
+void sl_api_free(sl_api_t *api)
+{
+    if (!api)
+        return;
+    size_t pos = 0;
+    sl_map_entry_t *e;
+    while ((e = sl_map_next(&api->fails, &pos)))
+        sl_free(e->val);
+    sl_map_cleanup(&api->fails);
+    sl_free(api);
+}

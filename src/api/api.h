@@ -1,0 +1,39 @@
+/*
+ * The Server API (Red5 Pro compatible, see RED5-COMPAT.md §1), Prometheus
+ * metrics and the live event stream, as routes on the HTTP server.
+ *
+ *   /api/v1/...       Red5's paths, ?accessToken= (or Authorization: Bearer),
+ *                     the {status, code, data, timestamp} envelope, snake_case
+ *                     statistics objects, plus sluice's additions (stream
+ *                     subscribers, kick one subscriber, richer stream fields)
+ *   /api/v1/events    WebSocket: every bus event as one JSON message, with
+ *                     optional filters ?app=&stream=&type=a,b
+ *   /metrics          Prometheus text format
+ *
+ * Access: the token from api.access_token, or, when that is empty, a random
+ * token generated at first start and kept in {data_dir}/api_token (printed
+ * in the startup log); api.hosts is an allow-list of client addresses
+ * ("*" = any). Failed token checks are rate-limited per address.
+ */
+#ifndef SL_API_API_H
+#define SL_API_API_H
+
+#include "app/core.h"
+#include "proto/http/http.h"
+
+typedef struct sl_api sl_api_t;
+
+/**
+ * Loads or creates the access token and adds the API, events and metrics
+ * routes to http. Returns 0 and the API in *out, or an error (the token
+ * file could not be read or written, SL_ENOMEM).
+ */
+int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out);
+/** Stops timers and closes event streams (graceful shutdown). */
+void sl_api_stop(sl_api_t *api);
+/** Frees the API after the loop has closed its handles. */
+void sl_api_free(sl_api_t *api);
+/** The access token in force (borrowed). */
+const char *sl_api_token(const sl_api_t *api);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * GET /metrics in the Prometheus text exposition format (version 0.0.4).
+ * Counters end in _total; every metric has HELP and TYPE lines. Values are
+ * computed on request from the session registry and the hub, so a scrape
+ * costs O(sessions + streams) and nothing is maintained per frame.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "api/api_internal.h"
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/time.h"
+#include "media/frame.h"
+#include "sluice/version.h"
+
+static int put(sl_wbuf_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int put(sl_wbuf_t *w, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return 0;
+    return sl_wbuf_put(w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void metric(sl_wbuf_t *w, const char *name, const char *type, const char *help)
+{
+    put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static long open_fds(void)
+{
+    long n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n > 2 ? n - 2 : 0;
+}
+
+int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
+{
+    sl_core_t *core = api->core;
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, 4 * 1024 * 1024);
+
+    /* connections by protocol and role */
+    const char *protos[16];
+    uint64_t counts[16] = {0};
+    int n_protos = 0;
+    uint64_t players = 0, publishers = 0, bin = 0, bout = 0, dropped = 0;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &core->sessions) {
+        sl_session_t *s = sl_container_of(it, sl_session_t, link);
+        int i;
+        for (i = 0; i < n_protos && strcmp(protos[i], s->proto) != 0; i++)
+            ;
+        if (i == n_protos && n_protos < 16)
+            protos[n_protos++] = s->proto;
+        if (i < 16)
+            counts[i]++;
+        players += s->role == SL_ROLE_SUBSCRIBER;
+        publishers += s->role == SL_ROLE_PUBLISHER;
+        bin += s->bytes_in;
+        bout += s->bytes_out;
+        dropped += s->frames_dropped;
+    }
+    size_t live_streams = 0, pos = 0;
+    sl_stream_t *st;
+    while ((st = sl_hub_next(core->hub, &pos)))
+        live_streams += st->publisher != NULL;
+
+    metric(&w, "sluice_build_info", "gauge", "Build information.");
+    put(&w, "sluice_build_info{version=\"%s\"} 1\n", SL_VERSION_STRING);
+    metric(&w, "sluice_uptime_seconds", "gauge", "Seconds since start.");
+    put(&w, "sluice_uptime_seconds %.3f\n", (double)(sl_time_wall_ms() - core->start_ms) / 1000.0);
+    metric(&w, "sluice_connections", "gauge", "Open client connections by protocol.");
+    for (int i = 0; i < n_protos; i++)
+        put(&w, "sluice_connections{protocol=\"%s\"} %llu\n", protos[i], (unsigned long long)counts[i]);
+    if (!n_protos)
+        put(&w, "sluice_connections{protocol=\"rtmp\"} 0\n");
+    metric(&w, "sluice_connections_total", "counter", "Client connections accepted since start.");
+    put(&w, "sluice_connections_total %llu\n", (unsigned long long)core->total_sessions);
+    metric(&w, "sluice_streams", "gauge", "Streams being published.");
+    put(&w, "sluice_streams %zu\n", live_streams);
+    metric(&w, "sluice_publishers", "gauge", "Clients publishing.");
+    put(&w, "sluice_publishers %llu\n", (unsigned long long)publishers);
+    metric(&w, "sluice_players", "gauge", "Clients playing (subscribers).");
+    put(&w, "sluice_players %llu\n", (unsigned long long)players);
+    metric(&w, "sluice_received_bytes_total", "counter", "Bytes received from clients.");
+    put(&w, "sluice_received_bytes_total %llu\n", (unsigned long long)(core->closed_bytes_in + bin));
+    metric(&w, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.");
+    put(&w, "sluice_sent_bytes_total %llu\n", (unsigned long long)(core->closed_bytes_out + bout));
+    metric(&w, "sluice_dropped_frames_total", "counter", "Media frames dropped for slow players.");
+    put(&w, "sluice_dropped_frames_total %llu\n", (unsigned long long)(core->closed_frames_dropped + dropped));
+    metric(&w, "sluice_event_loop_lag_seconds", "gauge", "Event-loop lag measured by a 1 s timer (last sample).");
+    put(&w, "sluice_event_loop_lag_seconds %.6f\n", api->loop_lag_ms / 1000.0);
+    metric(&w, "sluice_event_loop_lag_max_seconds", "gauge", "Largest event-loop lag seen.");
+    put(&w, "sluice_event_loop_lag_max_seconds %.6f\n", api->loop_lag_max_ms / 1000.0);
+    metric(&w, "sluice_memory_allocated_bytes", "gauge", "Bytes allocated through sl_malloc.");
+    put(&w, "sluice_memory_allocated_bytes %lld\n", (long long)sl_alloc_bytes());
+    metric(&w, "sluice_memory_blocks", "gauge", "Blocks allocated through sl_malloc.");
+    put(&w, "sluice_memory_blocks %lld\n", (long long)sl_alloc_blocks());
+    metric(&w, "sluice_frames_alive", "gauge", "Media frames referenced (caches, queues, writes).");
+    put(&w, "sluice_frames_alive %lld\n", (long long)sl_frame_count());
+    metric(&w, "sluice_event_watchers", "gauge", "Open event-stream WebSockets.");
+    put(&w, "sluice_event_watchers %zu\n", api->n_watchers);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    metric(&w, "process_cpu_seconds_total", "counter", "User and system CPU time spent.");
+    put(&w, "process_cpu_seconds_total %.3f\n", cpu);
+    long rss_pages = 0, size_pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size_pages, &rss_pages) != 2)
+            rss_pages = 0;
+        fclose(f);
+    }
+    metric(&w, "process_resident_memory_bytes", "gauge", "Resident memory size.");
+    put(&w, "process_resident_memory_bytes %ld\n", rss_pages * sysconf(_SC_PAGESIZE));
+    metric(&w, "process_open_fds", "gauge", "Open file descriptors.");
+    put(&w, "process_open_fds %ld\n", open_fds());
+    metric(&w, "process_start_time_seconds", "gauge", "Start time since the Unix epoch.");
+    put(&w, "process_start_time_seconds %.3f\n", (double)core->start_ms / 1000.0);
+
+    int rc = sl_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", w.data, w.len, NULL);
+    sl_wbuf_cleanup(&w);
+    return rc;
+}

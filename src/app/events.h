@@ -1,0 +1,90 @@
+/*
+ * The event bus: typed events about sessions, streams and recordings,
+ * delivered synchronously on the loop thread to listeners in a visible
+ * order (priority, then name). Every integration surface is a listener:
+ * the WebSocket event stream, webhooks, exec hooks, plugins, and in
+ * cluster mode Redis pub/sub.
+ *
+ * Listeners must not block and must not keep pointers into the event
+ * after they return (copy what they need); an event's strings are valid
+ * only during delivery. A listener may emit further events (they are
+ * delivered after the current one finishes, never nested) and may
+ * unsubscribe itself.
+ */
+#ifndef SL_APP_EVENTS_H
+#define SL_APP_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl_core sl_core_t;
+typedef struct sl_session sl_session_t;
+
+typedef enum {
+    SL_EV_CONNECT = 0,
+    SL_EV_DISCONNECT,
+    SL_EV_PUBLISH,
+    SL_EV_UNPUBLISH,
+    SL_EV_PLAY,
+    SL_EV_PLAY_STOP,
+    SL_EV_RECORD_START,
+    SL_EV_RECORD_DONE,
+    SL_EV_UPLOAD_DONE,
+    SL_EV_UPLOAD_FAILED,
+    SL_EV_SO_UPDATE,
+    SL_EV_RPC,
+    SL_EV_STREAM_IDLE,
+    SL_EV_NODE_UP,
+    SL_EV_NODE_DOWN,
+    SL_EV_COUNT
+} sl_event_type_t;
+
+typedef struct sl_event {
+    sl_event_type_t type;
+    uint64_t id;             /* unique, increasing within the process (set by emit) */
+    uint64_t time_ms;        /* wall clock (set by emit) */
+    const char *session_id;  /* the client concerned, or NULL */
+    const char *proto;       /* its protocol */
+    const char *remote_addr;
+    int remote_port;
+    const char *app;         /* scope path */
+    const char *stream;      /* stream name (without the scope) */
+    const char *reason;      /* why (disconnects, refusals), or NULL */
+    const char *query;       /* the client's query string, or NULL */
+    const char *path;        /* a file (recordings), or NULL */
+    uint64_t bytes_in, bytes_out;
+    uint64_t duration_ms;    /* of the session / publish / play that ended */
+} sl_event_t;
+
+typedef void (*sl_event_cb)(const sl_event_t *ev, void *ud);
+
+/** The event's wire name ("connect", "publish", ...). */
+const char *sl_event_name(sl_event_type_t type);
+/** Parses a wire name; -1 when unknown. */
+int sl_event_parse(const char *name);
+
+/**
+ * Adds a listener. Lower priority runs first; ties run by name. Returns a
+ * positive listener id, or SL_ENOMEM.
+ */
+int sl_events_subscribe(sl_core_t *core, const char *name, int priority, sl_event_cb cb, void *ud);
+/** Removes a listener by id (safe inside a delivery). */
+void sl_events_unsubscribe(sl_core_t *core, int id);
+/**
+ * Delivers ev to every listener (assigning id and time). ev and its strings
+ * are borrowed for the call. Re-entrant emits are queued and delivered in
+ * order after the current delivery.
+ */
+void sl_events_emit(sl_core_t *core, sl_event_t *ev);
+/** Fills an event from a session (id, proto, address, app, stream, bytes, duration) and emits it. */
+void sl_events_emit_session(sl_core_t *core, const sl_session_t *s, sl_event_type_t type,
+                            const char *reason);
+/**
+ * Serialises an event as one JSON object (NUL-terminated, owned by the
+ * caller: sl_free). NULL on ENOMEM.
+ */
+char *sl_event_to_json(const sl_event_t *ev, const char *node);
+/** Frees every listener (at shutdown). */
+void sl_events_cleanup(sl_core_t *core);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * The HTTP/1.1 server core on the loop: one listener (http.port, default
+ * 5080; HTTPS later through a TLS filter), request parsing with the
+ * well-kept http-parser library (no hand-written HTTP parsing), routing by
+ * method and path prefix, plain, chunked and long-lived streaming
+ * responses, and WebSocket upgrades (framing by wslay).
+ *
+ * Everything that speaks HTTP (the REST API, metrics, the event stream,
+ * static pages, and later HTTP-FLV, HLS and WHIP/WHEP) is a route here.
+ *
+ * Connection behaviour: keep-alive; pipelined requests are parsed as they
+ * arrive and answered strictly in order (a response to a later request is
+ * held until the earlier ones are complete); header size, header count,
+ * body size and URL length are limited (431 / 413 / 414); a request whose
+ * headers do not arrive within the header timeout is answered 408 and
+ * closed (slowloris); malformed requests get 400 and the connection
+ * closes; idle keep-alive connections close after the idle timeout.
+ *
+ * Threading: loop thread only. A request object stays valid from the
+ * handler call until its response is complete (sl_http_respond*, or
+ * sl_http_stream_end, or the client going away for streams and
+ * WebSockets, which the owner learns through a close callback).
+ */
+#ifndef SL_PROTO_HTTP_H
+#define SL_PROTO_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app/core.h"
+#include "base/buf.h"
+
+typedef struct sl_http_server sl_http_server_t;
+typedef struct sl_http_req sl_http_req_t;
+typedef struct sl_ws sl_ws_t;
+
+typedef struct sl_http_header {
+    const char *name;  /* lower-cased */
+    const char *value;
+} sl_http_header_t;
+
+struct sl_http_req {
+    const char *method;          /* "GET", "POST", ... */
+    const char *path;            /* percent-decoded path without the query, e.g. "/api/v1/server" */
+    const char *raw_path;        /* the path as sent (still encoded) */
+    const char *query;           /* raw query string without '?', "" when none */
+    const sl_http_header_t *headers; /* n_headers entries */
+    size_t n_headers;
+    const uint8_t *body;         /* request body (complete), may be NULL when empty */
+    size_t body_len;
+    const char *remote_addr;     /* peer address as text */
+    int remote_port;
+    sl_session_t *session;       /* the connection's session in the core registry */
+    void *user;                  /* free for the handler (e.g. async state) */
+};
+
+/**
+ * A route handler. Returns 0 when it took the request (it must then answer
+ * it exactly once, now or later), or SL_EDECLINED to let the next matching
+ * route try. Any other negative value answers 500.
+ */
+typedef int (*sl_http_handler_cb)(sl_http_req_t *req, void *ud);
+
+/** Starts the listener on http.bind:http.port. 0, or a libuv error with nothing left open. */
+int sl_http_server_start(sl_core_t *core, sl_http_server_t **out);
+/** Graceful stop: closes the listener, ends streams and WebSockets, closes idle connections. */
+void sl_http_server_stop(sl_http_server_t *srv);
+/** Frees after the loop has closed every handle. */
+void sl_http_server_free(sl_http_server_t *srv);
+
+/**
+ * Adds a route: requests whose method equals `method` (NULL = any) and
+ * whose decoded path starts with `prefix` go to cb. Routes are tried in
+ * the order added; longer prefixes should be added first. 0 or SL_ENOMEM.
+ */
+int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
+                  sl_http_handler_cb cb, void *ud);
+/** Serves static files from dir under URL prefix (GET/HEAD; index.html for directories; no ".."). */
+int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir);
+
+/** Header value by lower-case name, or NULL. */
+const char *sl_http_req_header(const sl_http_req_t *req, const char *name);
+/**
+ * Looks up a query parameter in a raw query string (form-urlencoded) and
+ * writes its decoded value into out. Returns the value's length, or -1
+ * when absent (or too long for cap). `query` may be NULL.
+ */
+int sl_http_query_get(const char *query, const char *key, char *out, size_t cap);
+/** Decodes %xx and '+' (as space when plus_space) in place; returns the new length. */
+size_t sl_http_url_decode(char *s, int plus_space);
+
+/**
+ * Answers with a complete body (copied). content_type may be NULL
+ * (application/octet-stream). extra_headers, when not NULL, is a block of
+ * "Name: value\r\n" lines added as is. The request is finished afterwards.
+ */
+int sl_http_respond(sl_http_req_t *req, int status, const char *content_type, const void *body,
+                    size_t len, const char *extra_headers);
+/** Same with a NUL-terminated JSON text and application/json. */
+int sl_http_respond_json(sl_http_req_t *req, int status, const char *json);
+
+/* ---- streaming responses (HTTP-FLV, LL-HLS, event streams) ---- */
+/** Called once when a streaming response or WebSocket ends for any reason. */
+typedef void (*sl_http_close_cb)(sl_http_req_t *req, void *ud);
+/**
+ * Starts a streaming response (chunked transfer encoding, no length).
+ * close_cb is called when the client goes away or after sl_http_stream_end
+ * completes; the request is invalid after it.
+ */
+int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
+                         const char *extra_headers, sl_http_close_cb close_cb, void *ud);
+/** Queues a chunk; takes its own reference to buf. SL_ECLOSED once the client is gone. */
+int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf);
+/** Bytes queued but not yet written (for backpressure decisions). */
+size_t sl_http_stream_pending(const sl_http_req_t *req);
+/** Ends the stream (terminating chunk); the connection may then serve the next request. */
+int sl_http_stream_end(sl_http_req_t *req);
+
+/* ---- WebSocket ---- */
+typedef struct sl_ws_ops {
+    /** A complete text (is_text 1) or binary message arrived (borrowed). */
+    void (*on_message)(sl_ws_t *ws, const uint8_t *data, size_t len, int is_text, void *ud);
+    /** The WebSocket closed (either side); ws is invalid after this returns. */
+    void (*on_close)(sl_ws_t *ws, void *ud);
+} sl_ws_ops_t;
+/**
+ * Accepts a WebSocket upgrade on req (checks the upgrade headers; answers
+ * 400 itself if they are wrong and returns SL_EPROTO). On success the
+ * request is finished and the returned ws lives until on_close.
+ */
+int sl_http_ws_accept(sl_http_req_t *req, const sl_ws_ops_t *ops, void *ud, sl_ws_t **out);
+/** Sends a text message (copied). SL_ECLOSED after close, SL_ETOOBIG when the send queue is full. */
+int sl_ws_send_text(sl_ws_t *ws, const char *text, size_t len);
+/** Starts a close handshake with a status code and reason. */
+void sl_ws_close(sl_ws_t *ws, int code, const char *reason);
+/** The session of the WebSocket's connection. */
+sl_session_t *sl_ws_session(sl_ws_t *ws);
+
+#endif
