@@ -3,6 +3,7 @@
  */
 #include "app/core.h"
 
+#include "app/admission.h"
 #include "app/events.h"
 
 #include <openssl/rand.h>
@@ -37,6 +38,7 @@ void sl_core_cleanup(sl_core_t *core)
     }
     sl_map_cleanup(&core->app_stats);
     sl_events_cleanup(core);
+    sl_admit_cleanup(core);
     sl_hub_free(core->hub);
     core->hub = NULL;
 }

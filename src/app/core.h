@@ -72,6 +72,7 @@ typedef struct sl_core {
     uint64_t start_ms;           /* wall clock at start */
     int shutting_down;           /* refuse new work */
     struct sl_events *events;    /* the event bus (events.c), created on first use */
+    struct sl_admission *admission; /* admission checks (admission.c), created on first use */
     uint64_t closed_bytes_in;    /* bytes of sessions already gone (totals = these + live) */
     uint64_t closed_bytes_out;
     uint64_t closed_msgs_in;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "app/admission.h"
 #include "app/events.h"
 #include "base/log.h"
 #include "proto/rtmp/rtmp_conn.h"
@@ -156,45 +157,71 @@ static int reject_connect(sl_rtmp_conn_t *c, double txn, const char *code, const
     return rc;
 }
 
-static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_amf_t **args,
-                       size_t n_args)
+/*
+ * Credentials as Red5 clients pass them: connect arguments (username,
+ * password[, token], or one object with those keys) and the query string
+ * on the app or stream name (?username=&password=&token=). The query wins
+ * when both are present.
+ */
+static void find_credentials(sl_rtmp_conn_t *c, const char *query, char *user, char *pass,
+                             char *token, size_t cap)
+{
+    user[0] = pass[0] = token[0] = '\0';
+    const sl_amf_t *args = c->connect_args;
+    if (args && args->type == SL_AMF_STRICT_ARRAY && args->u.arr.n) {
+        const sl_amf_t *a0 = args->u.arr.items[0];
+        if (a0->type == SL_AMF_OBJECT || a0->type == SL_AMF_ECMA_ARRAY) {
+            snprintf(user, cap, "%s", sl_amf_get_str(a0, "username") ? sl_amf_get_str(a0, "username") : "");
+            snprintf(pass, cap, "%s", sl_amf_get_str(a0, "password") ? sl_amf_get_str(a0, "password") : "");
+            snprintf(token, cap, "%s", sl_amf_get_str(a0, "token") ? sl_amf_get_str(a0, "token") : "");
+        } else {
+            const char *s0 = sl_amf_str(a0);
+            const char *s1 = args->u.arr.n > 1 ? sl_amf_str(args->u.arr.items[1]) : NULL;
+            const char *s2 = args->u.arr.n > 2 ? sl_amf_str(args->u.arr.items[2]) : NULL;
+            snprintf(user, cap, "%s", s0 ? s0 : "");
+            snprintf(pass, cap, "%s", s1 ? s1 : "");
+            snprintf(token, cap, "%s", s2 ? s2 : "");
+        }
+    }
+    char v[512];
+    if (sl__rtmp_query_get(query, "username", v, sizeof v) >= 0)
+        snprintf(user, cap, "%s", v);
+    if (sl__rtmp_query_get(query, "password", v, sizeof v) >= 0)
+        snprintf(pass, cap, "%s", v);
+    if (sl__rtmp_query_get(query, "token", v, sizeof v) >= 0)
+        snprintf(token, cap, "%s", v);
+}
+
+/* Starts an admission for kind; done is called now or later. */
+static int admit(sl_rtmp_conn_t *c, sl_admit_kind_t kind, const char *stream, const char *mode,
+                 sl_admit_done_cb done)
+{
+    char user[512], pass[512], token[2048];
+    find_credentials(c, c->sess.query, user, pass, token, sizeof user);
+    if (strlen(token) >= sizeof user) /* find_credentials caps at sizeof user */
+        token[sizeof user - 1] = '\0';
+    sl_admit_req_t req = {
+        .kind = kind,
+        .app = c->sess.app,
+        .stream = stream,
+        .transport = "rtmp",
+        .query = c->sess.query,
+        .username = user[0] ? user : NULL,
+        .password = pass[0] ? pass : NULL,
+        .token = token[0] ? token : NULL,
+        .publish_mode = mode,
+    };
+    sl_admit_t *a = NULL;
+    int rc = sl_admit(c->core, &c->sess, &req, done, c, &a);
+    if (rc == SL_EPENDING)
+        c->admit = a;
+    return rc == SL_EPENDING ? 0 : rc;
+}
+
+static int send_connect_result(sl_rtmp_conn_t *c)
 {
     const sl_config_t *cfg = c->core->cfg;
-    if (c->state != SL_RTMP_CONN_READY)
-        return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Already connected.");
-    const char *app_raw = sl_amf_get_str(obj, "app");
-    const char *tc_url = sl_amf_get_str(obj, "tcUrl");
-    char app[NAME_MAX_LEN + 1];
-    if (!app_raw || strlen(app_raw) > NAME_MAX_LEN)
-        return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Missing or invalid app.");
-    strcpy(app, app_raw);
-    char *q = split_query(app);
-    /* The query may also ride on tcUrl (rtmp://host/live?token=x). */
-    if (!q && tc_url && strchr(tc_url, '?'))
-        q = strchr(tc_url, '?') + 1;
-    if (!app[0] || !sl_name_is_safe(app, NAME_MAX_LEN))
-        return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", "Invalid application name.");
-    if (!sl_core_app(c->core, app)) {
-        char desc[NAME_MAX_LEN + 64];
-        snprintf(desc, sizeof desc, "Application '%.*s' does not exist.", (int)strcspn(app, "/"),
-                 app);
-        return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", desc);
-    }
-    if (sl_session_set_app(&c->sess, app))
-        return SL_ENOMEM;
-    c->tc_url = tc_url ? sl_strdup(tc_url) : NULL;
-    if (q && sl_session_set_query(&c->sess, q))
-        return SL_ENOMEM;
-    c->object_encoding = (int)sl_amf_get_num(obj, "objectEncoding", 0);
-    if (n_args) {
-        /* Extra connect arguments (username, password, token, ...) are kept
-         * for admission checks. */
-        c->connect_args = sl_amf_new_strict_array();
-        for (size_t i = 0; c->connect_args && i < n_args; i++)
-            if (sl_amf_push(c->connect_args, sl_amf_clone(args[i])))
-                break;
-    }
-
+    double txn = c->connect_txn;
     uint32_t window = (uint32_t)cfg->rtmp_window_ack_size;
     int rc = sl__rtmp_send_u32(c, SL_RTMP_WINDOW_ACK_SIZE, window);
     if (!rc) {
@@ -225,10 +252,9 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
     rc = rc ? rc : sl_amf0_put_prop_string(&w, "clientid", c->sess.id);
     /* Enhanced RTMP: echo the FourCC list the client offered; sluice passes
      * every codec through unchanged. */
-    const sl_amf_t *fourcc = sl_amf_get(obj, "fourCcList");
-    if (!rc && fourcc) {
+    if (!rc && c->fourcc_list) {
         rc = sl_amf0_put_key(&w, "fourCcList");
-        rc = rc ? rc : sl_amf0_encode(&w, fourcc);
+        rc = rc ? rc : sl_amf0_encode(&w, c->fourcc_list);
     }
     rc = rc ? rc : sl_amf0_put_key(&w, "data");
     rc = rc ? rc : sl_amf0_put_ecma_start(&w, 1);
@@ -239,13 +265,77 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
         sl_wbuf_cleanup(&w);
         return rc;
     }
-    rc = send_cmd(c, SL_RTMP_CSID_COMMAND, 0, &w);
+    return send_cmd(c, SL_RTMP_CSID_COMMAND, 0, &w);
+}
+
+static void connect_done(sl_admit_t *a, int result, const char *reason, void *ud)
+{
+    sl_rtmp_conn_t *c = ud;
+    if (c->admit == a) {
+        c->admit = NULL;
+        sl_admit_unref(a);
+    }
+    if (result) {
+        reject_connect(c, c->connect_txn, "NetConnection.Connect.Rejected",
+                       reason ? reason : "Authentication failed.");
+        return;
+    }
+    int rc = send_connect_result(c);
+    if (rc) {
+        sl__rtmp_close(c, sl_strerror(rc));
+        return;
+    }
     c->state = SL_RTMP_CONN_CONNECTED;
     sl_events_emit_session(c->core, &c->sess, SL_EV_CONNECT, NULL);
-    SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s, flashVer %s)", c->sess.remote_addr,
-            c->sess.remote_port, tc_url ? tc_url : "-",
+    SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s)", c->sess.remote_addr,
+            c->sess.remote_port, c->tc_url ? c->tc_url : "-");
+}
+
+static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_amf_t **args,
+                       size_t n_args)
+{
+    if (c->state != SL_RTMP_CONN_READY)
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Already connected.");
+    const char *app_raw = sl_amf_get_str(obj, "app");
+    const char *tc_url = sl_amf_get_str(obj, "tcUrl");
+    char app[NAME_MAX_LEN + 1];
+    if (!app_raw || strlen(app_raw) > NAME_MAX_LEN)
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Missing or invalid app.");
+    strcpy(app, app_raw);
+    char *q = split_query(app);
+    /* The query may also ride on tcUrl (rtmp://host/live?token=x). */
+    if (!q && tc_url && strchr(tc_url, '?'))
+        q = strchr(tc_url, '?') + 1;
+    if (!app[0] || !sl_name_is_safe(app, NAME_MAX_LEN))
+        return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", "Invalid application name.");
+    if (!sl_core_app(c->core, app)) {
+        char desc[NAME_MAX_LEN + 64];
+        snprintf(desc, sizeof desc, "Application '%.*s' does not exist.", (int)strcspn(app, "/"),
+                 app);
+        return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", desc);
+    }
+    if (sl_session_set_app(&c->sess, app))
+        return SL_ENOMEM;
+    c->tc_url = tc_url ? sl_strdup(tc_url) : NULL;
+    if (q && sl_session_set_query(&c->sess, q))
+        return SL_ENOMEM;
+    c->object_encoding = (int)sl_amf_get_num(obj, "objectEncoding", 0);
+    c->connect_txn = txn;
+    const sl_amf_t *fourcc = sl_amf_get(obj, "fourCcList");
+    if (fourcc && !(c->fourcc_list = sl_amf_clone(fourcc)))
+        return SL_ENOMEM;
+    if (n_args) {
+        /* Extra connect arguments (username, password, token, ...) are kept
+         * for admission checks. */
+        c->connect_args = sl_amf_new_strict_array();
+        for (size_t i = 0; c->connect_args && i < n_args; i++)
+            if (sl_amf_push(c->connect_args, sl_amf_clone(args[i])))
+                break;
+    }
+    SL_LOGD(&c->sess.log, "connect (tcUrl %s, flashVer %s)", tc_url ? tc_url : "-",
             sl_amf_get_str(obj, "flashVer") ? sl_amf_get_str(obj, "flashVer") : "-");
-    return rc;
+    c->state = SL_RTMP_CONN_CONNECTING;
+    return admit(c, SL_ADMIT_CONNECT, NULL, NULL, connect_done);
 }
 
 /* ------------------------------------------------------------------ */
@@ -266,15 +356,65 @@ void sl__rtmp_stop_publish(sl_rtmp_conn_t *c, int notify)
         sl_session_set_role(&c->sess, SL_ROLE_NONE);
 }
 
+static void publish_done(sl_admit_t *a, int result, const char *reason, void *ud)
+{
+    sl_rtmp_conn_t *c = ud;
+    if (c->admit == a) {
+        c->admit = NULL;
+        sl_admit_unref(a);
+    }
+    uint32_t sid = c->pending_sid;
+    char *path = c->pending_path;
+    c->pending_path = NULL;
+    const char *name = path + strlen(c->sess.app) + 1;
+    if (result) {
+        SL_LOGI(&c->sess.log, "publish of %s refused: %s", name, reason ? reason : "denied");
+        sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
+                             reason ? reason : "Publishing denied.", name);
+        goto out;
+    }
+    sl_stream_t *st;
+    int rc = sl_hub_publish(c->core->hub, path, &c->sess, &st);
+    if (rc == SL_EBUSY) {
+        char desc[NAME_MAX_LEN + 64];
+        snprintf(desc, sizeof desc, "%s is already being published.", name);
+        SL_LOGI(&c->sess.log, "publish refused: %s", desc);
+        sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName", desc, name);
+        goto out;
+    }
+    if (rc || sl_session_set_stream(&c->sess, name)) {
+        if (!rc)
+            sl_stream_unpublish(st);
+        sl__rtmp_close(c, "out of memory");
+        goto out;
+    }
+    c->pub = st;
+    c->pub_sid = sid;
+    c->pub_mode = c->pending_mode;
+    sl_session_set_role(&c->sess, SL_ROLE_PUBLISHER);
+    char desc[NAME_MAX_LEN + 64];
+    snprintf(desc, sizeof desc, "%s is now published.", name);
+    sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, sid);
+    sl__rtmp_send_status(c, sid, "status", "NetStream.Publish.Start", desc, name);
+    SL_LOGI(&c->sess.log, "publish started (%s)",
+            c->pub_mode == 0 ? "live" : c->pub_mode == 1 ? "record" : "append");
+    sl_events_emit_session(c->core, &c->sess, SL_EV_PUBLISH, NULL);
+out:
+    sl_free(path);
+}
+
 static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
 {
     const char *raw = n > 3 ? sl_amf_str(v[3]) : NULL;
     const char *type = n > 4 ? sl_amf_str(v[4]) : NULL;
     char path[NAME_MAX_LEN * 2 + 2];
     char *query = NULL;
-    if (c->state != SL_RTMP_CONN_CONNECTED || sid == 0 || sid > c->n_streams)
+    if (sid == 0 || sid > c->n_streams)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
                                     "Publish on an invalid stream.", raw);
+    if (c->admit || c->pending_path)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
+                                    "Another request is being checked.", raw);
     if (stream_path(c, raw, path, sizeof path, &query)) {
         sl_free(query);
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
@@ -297,30 +437,13 @@ static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
         mode = 1;
     else if (type && strcmp(type, "append") == 0)
         mode = 2;
-    sl_stream_t *st;
-    int rc = sl_hub_publish(c->core->hub, path, &c->sess, &st);
-    const char *name = path + strlen(c->sess.app) + 1;
-    if (rc == SL_EBUSY) {
-        char desc[NAME_MAX_LEN + 64];
-        snprintf(desc, sizeof desc, "%s is already being published.", name);
-        SL_LOGI(&c->sess.log, "publish refused: %s", desc);
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName", desc, name);
-    }
-    if (rc)
-        return rc;
-    c->pub = st;
-    c->pub_sid = sid;
-    c->pub_mode = mode;
-    sl_session_set_role(&c->sess, SL_ROLE_PUBLISHER);
-    if (sl_session_set_stream(&c->sess, name))
+    c->pending_path = sl_strdup(path);
+    if (!c->pending_path)
         return SL_ENOMEM;
-    char desc[NAME_MAX_LEN + 64];
-    snprintf(desc, sizeof desc, "%s is now published.", name);
-    rc = sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, sid);
-    rc = rc ? rc : sl__rtmp_send_status(c, sid, "status", "NetStream.Publish.Start", desc, name);
-    SL_LOGI(&c->sess.log, "publish started (%s)", mode == 0 ? "live" : mode == 1 ? "record" : "append");
-    sl_events_emit_session(c->core, &c->sess, SL_EV_PUBLISH, NULL);
-    return rc;
+    c->pending_sid = sid;
+    c->pending_mode = mode;
+    static const char *const modes[] = {"live", "record", "append"};
+    return admit(c, SL_ADMIT_PUBLISH, path + strlen(c->sess.app) + 1, modes[mode], publish_done);
 }
 
 int sl__rtmp_on_media(sl_rtmp_conn_t *c, uint8_t type, uint32_t ts, sl_buf_t *body)
@@ -499,28 +622,8 @@ static const char *live_name(const char *raw)
     return raw;
 }
 
-static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
+static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
 {
-    char path[NAME_MAX_LEN * 2 + 2];
-    char *query = NULL;
-    raw = live_name(raw);
-    if (c->state != SL_RTMP_CONN_CONNECTED || sid == 0 || sid > c->n_streams)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
-                                    "Play on an invalid stream.", raw);
-    if (stream_path(c, raw, path, sizeof path, &query)) {
-        sl_free(query);
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.StreamNotFound",
-                                    "Invalid stream name.", raw);
-    }
-    if (query && !c->sess.query && sl_session_set_query(&c->sess, query)) {
-        sl_free(query);
-        return SL_ENOMEM;
-    }
-    sl_free(query);
-    const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
-    if (!app || !app->allow_play)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
-                                    "Playing is not allowed in this application.", raw);
     sl__rtmp_stop_play(c);
     const sl_config_t *cfg = c->core->cfg;
     int rc = sl_subq_init(&c->q, (size_t)cfg->media_queue_max_bytes, (uint32_t)cfg->media_queue_max_ms,
@@ -567,6 +670,61 @@ static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
                                                  " (waiting for the publisher)");
     sl_events_emit_session(c->core, &c->sess, SL_EV_PLAY, NULL);
     return 0;
+}
+
+static void play_done(sl_admit_t *a, int result, const char *reason, void *ud)
+{
+    sl_rtmp_conn_t *c = ud;
+    if (c->admit == a) {
+        c->admit = NULL;
+        sl_admit_unref(a);
+    }
+    uint32_t sid = c->pending_sid;
+    char *path = c->pending_path;
+    c->pending_path = NULL;
+    if (result) {
+        const char *name = path + strlen(c->sess.app) + 1;
+        SL_LOGI(&c->sess.log, "play of %s refused: %s", name, reason ? reason : "denied");
+        sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
+                             reason ? reason : "Playing denied.", name);
+    } else {
+        int rc = start_play(c, sid, path);
+        if (rc)
+            sl__rtmp_close(c, sl_strerror(rc));
+    }
+    sl_free(path);
+}
+
+static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
+{
+    char path[NAME_MAX_LEN * 2 + 2];
+    char *query = NULL;
+    raw = live_name(raw);
+    if (sid == 0 || sid > c->n_streams)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
+                                    "Play on an invalid stream.", raw);
+    if (c->admit || c->pending_path)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
+                                    "Another request is being checked.", raw);
+    if (stream_path(c, raw, path, sizeof path, &query)) {
+        sl_free(query);
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.StreamNotFound",
+                                    "Invalid stream name.", raw);
+    }
+    if (query && !c->sess.query && sl_session_set_query(&c->sess, query)) {
+        sl_free(query);
+        return SL_ENOMEM;
+    }
+    sl_free(query);
+    const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
+    if (!app || !app->allow_play)
+        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
+                                    "Playing is not allowed in this application.", raw);
+    c->pending_path = sl_strdup(path);
+    if (!c->pending_path)
+        return SL_ENOMEM;
+    c->pending_sid = sid;
+    return admit(c, SL_ADMIT_PLAY, path + strlen(c->sess.app) + 1, NULL, play_done);
 }
 
 /* ------------------------------------------------------------------ */
@@ -632,6 +790,10 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
     SL_LOGD(&c->sess.log, "command %s (txn %g, stream %u)", name, txn, sid);
     if (strcmp(name, "connect") == 0) {
         rc = cmd_connect(c, txn, obj, count > 3 ? v + 3 : NULL, count > 3 ? count - 3 : 0);
+        goto done;
+    }
+    if (c->state == SL_RTMP_CONN_CONNECTING) {
+        SL_LOGD(&c->sess.log, "ignoring %s while the connect is being checked", name);
         goto done;
     }
     if (c->state != SL_RTMP_CONN_CONNECTED) {

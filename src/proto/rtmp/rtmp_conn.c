@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "app/admission.h"
 #include "app/events.h"
 #include "base/log.h"
 #include "proto/rtmp/rtmp_conn.h"
@@ -42,6 +43,45 @@ struct sl_rtmp_server {
 static const sl_session_ops_t conn_session_ops;
 
 size_t sl_rtmp_server_connections(const sl_rtmp_server_t *srv) { return srv->n_conns; }
+
+static int hexval(char h)
+{
+    return h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+         : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+}
+
+int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t o = 0;
+            for (size_t i = kl + 1; i < len; i++) {
+                char ch = p[i];
+                if (ch == '+')
+                    ch = ' ';
+                else if (ch == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
+                    ch = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+                    i += 2;
+                }
+                if (o + 1 >= cap)
+                    return -1;
+                out[o++] = ch;
+            }
+            out[o] = '\0';
+            return (int)o;
+        }
+        if (len == kl && strncmp(p, key, kl) == 0) {
+            if (cap)
+                out[0] = '\0';
+            return 0;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return -1;
+}
 
 /* ------------------------------------------------------------------ */
 /* sending                                                             */
@@ -260,6 +300,8 @@ static void on_conn_closed(uv_handle_t *h)
     sl_free(c->hs);
     sl_free(c->tc_url);
     sl_amf_free(c->connect_args);
+    sl_amf_free(c->fourcc_list);
+    sl_free(c->pending_path);
     sl_free(c);
     srv->n_conns--;
     maybe_finish_stop(srv);
@@ -275,6 +317,10 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
     else
         SL_LOGD(&c->sess.log, "closed (in %llu B, out %llu B)", (unsigned long long)c->sess.bytes_in,
                 (unsigned long long)c->sess.bytes_out);
+    if (c->admit) {
+        sl_admit_cancel(c->admit);
+        c->admit = NULL;
+    }
     sl__rtmp_stop_publish(c, 1);
     sl__rtmp_stop_play(c);
     if (c->state == SL_RTMP_CONN_CONNECTED)

@@ -34,6 +34,7 @@
 typedef enum {
     SL_RTMP_CONN_HANDSHAKE = 0,
     SL_RTMP_CONN_READY,     /* handshake done, waiting for connect */
+    SL_RTMP_CONN_CONNECTING,/* connect being admitted */
     SL_RTMP_CONN_CONNECTED, /* connect accepted */
     SL_RTMP_CONN_CLOSING,
 } sl_rtmp_conn_state_t;
@@ -96,6 +97,11 @@ typedef struct sl_rtmp_conn {
     uint32_t n_streams;             /* createStream calls answered */
     char *tc_url;                   /* from connect (owned) */
     sl_amf_t *connect_args;         /* extra connect arguments as a strict array (owned) */
+    sl_amf_t *fourcc_list;          /* E-RTMP fourCcList offered at connect (owned) */
+    struct sl_admit *admit;         /* admission in progress (owned reference) */
+    char *pending_path;             /* publish/play waiting for admission (owned) */
+    uint32_t pending_sid;
+    int pending_mode;
 } sl_rtmp_conn_t;
 
 /* rtmp_conn.c */
@@ -112,6 +118,9 @@ void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c);
 void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason);
 /** Closes once all queued bytes are written (bounded by the shutdown timer). */
 void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason);
+
+/** Query parameter lookup (form-urlencoded, decoded); length or -1. */
+int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap);
 
 /* rtmp_cmd.c */
 /** Handles a complete command message (types 20 and 17). Returns <0 to close. */
