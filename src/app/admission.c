@@ -255,10 +255,12 @@ void sl_admit_resume(sl_admit_t *a, int result, const char *reason)
 {
     if (reason && result == SL_EDENIED)
         sl_admit_set_reason(a, reason);
-    if (a->waiting && !a->resumed) {
+    if (!a->resumed && !a->finished) {
+        /* Inside run() (even before the check has returned SL_EPENDING)
+         * the walk picks this up itself; otherwise continue it now. */
         a->resumed = 1;
         a->resumed_result = result == SL_EDENIED ? SL_EDENIED : SL_OK;
-        if (!a->running)
+        if (a->waiting && !a->running)
             run(a);
     }
     sl_admit_unref(a);
