@@ -61,6 +61,7 @@ typedef struct {
 /* Index order is the value: it must match sl_log_level_t (checked by a test). */
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
+static const char *const deny_allow_names[] = {"deny", "allow", NULL};
 
 static const slot_t g_slots[] = {
     {"server", "data_dir", T_STRING, CFG(server_data_dir), "./data", 1, 4095, NULL,
@@ -148,6 +149,63 @@ static const slot_t g_slots[] = {
      "Failed token checks per address per minute before the address gets 429."},
     {"api", "metrics_public", T_BOOL, CFG(api_metrics_public), "true", 0, 0, NULL,
      "Serve /metrics without the token (for Prometheus scrapers)."},
+
+    {"auth", "simple_file", T_STRING, CFG(auth_simple_file), "", 0, 4095, NULL,
+     "Simple auth credentials file (Red5 format: 'username password' per line, # comments); reloaded when it changes."},
+    {"auth", "jwt_secret", T_STRING, CFG(auth_jwt_secret), "", 0, 4096, NULL,
+     "Shared secret for HS256/384/512 tokens."},
+    {"auth", "jwt_public_key_file", T_STRING, CFG(auth_jwt_public_key_file), "", 0, 4095, NULL,
+     "PEM public key for RS256/ES256 tokens."},
+    {"auth", "jwt_jwks_file", T_STRING, CFG(auth_jwt_jwks_file), "", 0, 4095, NULL,
+     "JWKS file (keys by kid) for RS256/ES256 tokens."},
+    {"auth", "jwt_issuer", T_STRING, CFG(auth_jwt_issuer), "", 0, 1024, NULL,
+     "Required iss claim; empty = not checked."},
+    {"auth", "jwt_audience", T_STRING, CFG(auth_jwt_audience), "", 0, 1024, NULL,
+     "Required aud claim; empty = not checked."},
+    {"auth", "jwt_leeway", T_DURATION, CFG(auth_jwt_leeway_ms), "30s", 0, 1 * HOUR, NULL,
+     "Clock skew allowed when checking exp and nbf."},
+    {"auth", "roundtrip_validate_url", T_STRING, CFG(auth_roundtrip_validate_url), "", 0, 4095, NULL,
+     "Round Trip Authentication: the business's validate endpoint (POST {username,password,token,type,streamID})."},
+    {"auth", "roundtrip_invalidate_url", T_STRING, CFG(auth_roundtrip_invalidate_url), "", 0, 4095,
+     NULL, "Round Trip Authentication: called with the same body when an authenticated client leaves."},
+    {"auth", "roundtrip_timeout", T_DURATION, CFG(auth_roundtrip_timeout_ms), "5s", 100, 5 * MINUTE,
+     NULL, "How long to wait for the validate endpoint."},
+    {"auth", "roundtrip_default", T_ENUM, CFG(auth_roundtrip_default), "deny", 0, 0, deny_allow_names,
+     "What to answer when the validate endpoint fails or times out."},
+    {"auth", "roundtrip_lazy", T_BOOL, CFG(auth_roundtrip_lazy), "false", 0, 0, NULL,
+     "Admit at once and disconnect the client if the answer is no."},
+
+    {"webhooks", "url", T_STRING, CFG(webhooks_url), "", 0, 4095, NULL,
+     "Endpoints that receive events (comma-separated); empty = none."},
+    {"webhooks", "secret", T_STRING, CFG(webhooks_secret), "", 0, 1024, NULL,
+     "HMAC-SHA256 key for the X-Sluice-Signature header; empty = unsigned."},
+    {"webhooks", "events", T_STRING, CFG(webhooks_events), "", 0, 1024, NULL,
+     "Event names to send (comma-separated, Red5 or sluice names); empty = all."},
+    {"webhooks", "timeout", T_DURATION, CFG(webhooks_timeout_ms), "10s", 100, 5 * MINUTE, NULL,
+     "Time one delivery attempt may take."},
+    {"webhooks", "retry_max_interval", T_DURATION, CFG(webhooks_retry_max_ms), "5m", 1 * SEC,
+     24 * HOUR, NULL, "Longest wait between two attempts (exponential backoff with jitter up to this)."},
+
+    {"exec", "on_connect", T_STRING, CFG(exec_on_connect), "", 0, 4095, NULL,
+     "Command run when a client connects (event fields in SLUICE_EVENT_* variables)."},
+    {"exec", "on_disconnect", T_STRING, CFG(exec_on_disconnect), "", 0, 4095, NULL,
+     "Command run when a client disconnects."},
+    {"exec", "on_publish", T_STRING, CFG(exec_on_publish), "", 0, 4095, NULL,
+     "Command run when a stream starts (e.g. ffmpeg making a thumbnail)."},
+    {"exec", "on_unpublish", T_STRING, CFG(exec_on_unpublish), "", 0, 4095, NULL,
+     "Command run when a stream ends."},
+    {"exec", "on_play", T_STRING, CFG(exec_on_play), "", 0, 4095, NULL,
+     "Command run when a player starts."},
+    {"exec", "on_play_stop", T_STRING, CFG(exec_on_play_stop), "", 0, 4095, NULL,
+     "Command run when a player stops."},
+    {"exec", "on_record_done", T_STRING, CFG(exec_on_record_done), "", 0, 4095, NULL,
+     "Command run when a recording is saved (its file in SLUICE_EVENT_PATH)."},
+    {"exec", "timeout", T_DURATION, CFG(exec_timeout_ms), "60s", 100, 24 * HOUR, NULL,
+     "A hook still running after this long is killed."},
+    {"exec", "max_concurrent", T_INT, CFG(exec_max_concurrent), "4", 1, 1024, NULL,
+     "Hooks running at once; more wait in a queue."},
+    {"exec", "shell", T_BOOL, CFG(exec_shell), "false", 0, 0, NULL,
+     "Run commands through /bin/sh -c (pipes, redirections); otherwise split on spaces and exec directly."},
 };
 #define N_SLOTS (sizeof g_slots / sizeof g_slots[0])
 
@@ -163,11 +221,21 @@ static const slot_t g_app_slots[] = {
      "Allow publishing streams to this app."},
     {NULL, "play", T_BOOL, APP(allow_play), "true", 0, 0, NULL,
      "Allow playing streams from this app."},
+    {NULL, "auth_simple", T_BOOL, APP(auth_simple), "false", 0, 0, NULL,
+     "Check clients against auth.simple_file."},
+    {NULL, "auth_jwt", T_BOOL, APP(auth_jwt), "false", 0, 0, NULL,
+     "Require a valid JWT (auth.jwt_*) from clients."},
+    {NULL, "auth_roundtrip", T_BOOL, APP(auth_roundtrip), "false", 0, 0, NULL,
+     "Ask the business's server (auth.roundtrip_*) before publish and play."},
+    {NULL, "auth_protocols", T_STRING, APP(auth_protocols), "*", 0, 255, NULL,
+     "Protocols the auth checks apply to (comma-separated: rtmp,rtsp,webrtc,hls,http-flv,srt); * = all."},
+    {NULL, "webhook_url", T_STRING, APP(webhook_url), "", 0, 4095, NULL,
+     "Extra webhook endpoints for this app only (comma-separated)."},
 };
 #define N_APP_SLOTS (sizeof g_app_slots / sizeof g_app_slots[0])
 
 /* Duplicate-key tracking uses a fixed array per mapping. */
-#define MAX_TABLE 64
+#define MAX_TABLE 128
 _Static_assert(N_SLOTS <= MAX_TABLE && N_APP_SLOTS <= MAX_TABLE, "raise MAX_TABLE");
 
 /* Sections in file order, with the heading used by both writers. */
@@ -183,6 +251,9 @@ static const section_t g_sections[] = {
     {"media", "The media path: GOP cache and per-subscriber queues."},
     {"http", "The HTTP listener (REST API, metrics, events, web pages; http://host:5080/)."},
     {"api", "The Red5 Pro-compatible Server API (/api/v1) and metrics."},
+    {"auth", "Admission: simple auth, JWT and Round Trip Authentication (enabled per app)."},
+    {"webhooks", "Events pushed to the business's servers, durably (SQLite outbox, retried until 2xx)."},
+    {"exec", "Commands run on events, without a shell unless exec.shell is set."},
 };
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 #define APPS_SECTION ((int)N_SECTIONS) /* index of `apps` among the top-level keys */

@@ -30,6 +30,11 @@ typedef struct sl_app_config {
     int enabled;           /* 0 = app refused like an unknown one */
     int allow_publish;     /* publishing allowed at all */
     int allow_play;        /* playing allowed at all */
+    int auth_simple;       /* check auth.simple_file */
+    int auth_jwt;          /* require a JWT */
+    int auth_roundtrip;    /* round-trip validate at publish/play */
+    char *auth_protocols;  /* protocols the auth checks apply to; "*" = all */
+    char *webhook_url;     /* extra webhook endpoints for this app */
 } sl_app_config_t;
 
 typedef struct sl_config {
@@ -79,6 +84,36 @@ typedef struct sl_config {
     char *api_hosts;                   /* allow-list, "*" = any */
     int64_t api_auth_fail_limit;       /* failures per address per minute */
     int api_metrics_public;            /* /metrics without token */
+    /* auth */
+    char *auth_simple_file;
+    char *auth_jwt_secret;
+    char *auth_jwt_public_key_file;
+    char *auth_jwt_jwks_file;
+    char *auth_jwt_issuer;
+    char *auth_jwt_audience;
+    int64_t auth_jwt_leeway_ms;
+    char *auth_roundtrip_validate_url;
+    char *auth_roundtrip_invalidate_url;
+    int64_t auth_roundtrip_timeout_ms;
+    int64_t auth_roundtrip_default;    /* 0 deny, 1 allow */
+    int auth_roundtrip_lazy;
+    /* webhooks */
+    char *webhooks_url;
+    char *webhooks_secret;
+    char *webhooks_events;
+    int64_t webhooks_timeout_ms;
+    int64_t webhooks_retry_max_ms;
+    /* exec hooks */
+    char *exec_on_connect;
+    char *exec_on_disconnect;
+    char *exec_on_publish;
+    char *exec_on_unpublish;
+    char *exec_on_play;
+    char *exec_on_play_stop;
+    char *exec_on_record_done;
+    int64_t exec_timeout_ms;
+    int64_t exec_max_concurrent;
+    int exec_shell;
     /* apps */
     sl_app_config_t *apps;             /* owned array */
     size_t n_apps;
