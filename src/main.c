@@ -20,20 +20,29 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "api/api.h"
 #include "app/core.h"
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "media/frame.h"
+#include "modules/module.h"
+#include "proto/http/http.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
 
 extern char **environ;
 
+#define MAX_MODULES 32
+
 typedef struct {
     sl_core_t core;
     sl_rtmp_server_t *rtmp;
+    sl_http_server_t *http;
+    sl_api_t *api;
+    void *module_state[MAX_MODULES];
+    int n_modules;                 /* modules started */
     uv_signal_t sigint, sigterm;
     int signals;
 } app_t;
@@ -60,6 +69,12 @@ static void usage(FILE *out)
 
 static void on_signal_closed(uv_handle_t *h) { (void)h; }
 
+static int on_healthz(sl_http_req_t *req, void *ud)
+{
+    (void)ud;
+    return sl_http_respond(req, 200, "text/plain", "ok\n", 3, NULL);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *app = s->data;
@@ -70,6 +85,12 @@ static void on_signal(uv_signal_t *s, int signum)
     SL_LOGI(NULL, "%s: shutting down (%zu sessions)", signum == SIGINT ? "SIGINT" : "SIGTERM",
             app->core.n_sessions);
     app->core.shutting_down = 1;
+    for (int i = app->n_modules - 1; i >= 0; i--)
+        if (sl_builtin_modules[i]->stop && app->module_state[i])
+            sl_builtin_modules[i]->stop(app->module_state[i]);
+    sl_api_stop(app->api);
+    if (app->http)
+        sl_http_server_stop(app->http);
     if (app->rtmp)
         sl_rtmp_server_stop(app->rtmp);
     /* Signal handles stay referenced but must not keep the loop alive. */
@@ -191,6 +212,35 @@ int main(int argc, char **argv)
                 host, (long long)cfg.rtmp_port, host, (long long)cfg.rtmp_port);
         SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)cfg.rtmp_port);
     }
+    if (cfg.http_enabled) {
+        rc = sl_http_server_start(&app.core, &app.http);
+        if (rc) {
+            SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", cfg.http_bind,
+                    (long long)cfg.http_port, sl_strerror(rc));
+            exit_code = 1;
+            goto out;
+        }
+        SL_LOGI(NULL, "http listening on %s:%lld (console http://localhost:%lld/)", cfg.http_bind,
+                (long long)cfg.http_port, (long long)cfg.http_port);
+        rc = sl_http_route(app.http, "GET", "/healthz", on_healthz, NULL);
+        rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
+        if (!rc && cfg.http_web_root[0])
+            rc = sl_http_static(app.http, "/", cfg.http_web_root);
+        if (rc) {
+            SL_LOGE(NULL, "http: cannot start the API: %s", sl_strerror(rc));
+            exit_code = 1;
+            goto out;
+        }
+    }
+    for (; sl_builtin_modules[app.n_modules] && app.n_modules < MAX_MODULES; app.n_modules++) {
+        const sl_module_t *m = sl_builtin_modules[app.n_modules];
+        rc = m->start(&app.core, app.http, &app.module_state[app.n_modules]);
+        if (rc) {
+            SL_LOGE(NULL, "module %s failed to start: %s", m->name, sl_strerror(rc));
+            exit_code = 1;
+            goto out;
+        }
+    }
     uv_signal_init(loop, &app.sigint);
     uv_signal_init(loop, &app.sigterm);
     app.sigint.data = app.sigterm.data = &app;
@@ -203,6 +253,23 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&app.sigterm, on_signal_closed);
     uv_run(loop, UV_RUN_DEFAULT);
 out:
+    if (exit_code) {
+        /* Startup failed after some handles were opened: close them. */
+        for (int i = app.n_modules - 1; i >= 0; i--)
+            if (sl_builtin_modules[i]->stop && app.module_state[i])
+                sl_builtin_modules[i]->stop(app.module_state[i]);
+        sl_api_stop(app.api);
+        if (app.http)
+            sl_http_server_stop(app.http);
+        if (app.rtmp)
+            sl_rtmp_server_stop(app.rtmp);
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    for (int i = app.n_modules - 1; i >= 0; i--)
+        if (sl_builtin_modules[i]->free && app.module_state[i])
+            sl_builtin_modules[i]->free(app.module_state[i]);
+    sl_api_free(app.api);
+    sl_http_server_free(app.http);
     sl_rtmp_server_free(app.rtmp);
     sl_core_cleanup(&app.core);
     sl_frame_pool_drain();

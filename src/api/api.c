@@ -184,6 +184,23 @@ static int load_token(sl_api_t *api)
 
 const char *sl_api_token(const sl_api_t *api) { return api->token; }
 
+int sl_api_add_route(sl_api_t *api, const char *segment, sl_http_handler_cb cb, void *ud)
+{
+    if (!segment || !segment[0] || strlen(segment) >= sizeof api->ext[0].segment ||
+        strchr(segment, '/'))
+        return SL_EINVAL;
+    for (size_t i = 0; i < api->n_ext; i++)
+        if (strcmp(api->ext[i].segment, segment) == 0)
+            return SL_EBUSY;
+    if (api->n_ext == SL_API_MAX_EXT)
+        return SL_ETOOBIG;
+    sl_api_ext_t *e = &api->ext[api->n_ext++];
+    snprintf(e->segment, sizeof e->segment, "%s", segment);
+    e->cb = cb;
+    e->ud = ud;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* routing                                                             */
 
@@ -237,6 +254,10 @@ static int api_handler(sl_http_req_t *req, void *ud)
             return sl__api_app_route(api, req, app, seg + 2, n - 2, is_get, is_del, is_post);
         }
     }
+    /* Module endpoints (sl_api_add_route), already past the access check. */
+    for (size_t i = 0; n >= 1 && i < api->n_ext; i++)
+        if (strcmp(seg[0], api->ext[i].segment) == 0)
+            return api->ext[i].cb(req, api->ext[i].ud);
     return sl__api_err(req, 404, "No such API endpoint.");
 }
 
@@ -289,6 +310,7 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
     api->lag_timer.data = api;
     uv_timer_start(&api->lag_timer, on_lag_timer, 1000, 1000);
     uv_unref((uv_handle_t *)&api->lag_timer);
+    core->api = api;
     if (api->token_generated == 2)
         SL_LOGI(NULL, "api: generated access token %s (stored in %s/api_token)", api->token,
                 core->cfg->server_data_dir);
@@ -314,6 +336,8 @@ void sl_api_free(sl_api_t *api)
 {
     if (!api)
         return;
+    if (api->core->api == api)
+        api->core->api = NULL;
     size_t pos = 0;
     sl_map_entry_t *e;
     while ((e = sl_map_next(&api->fails, &pos)))

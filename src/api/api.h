@@ -36,4 +36,18 @@ void sl_api_free(sl_api_t *api);
 /** The access token in force (borrowed). */
 const char *sl_api_token(const sl_api_t *api);
 
+/**
+ * Lets a module serve /api/v1/{segment}/... (e.g. "webhooks"): a request
+ * whose first path segment after /api/v1/ is `segment` (and that the API
+ * does not serve itself) goes to cb once it has passed the API's access
+ * check (address allow-list, token, failure rate limit), so every /api/v1
+ * path shares one access rule, one envelope (sl__api_ok / sl__api_err in
+ * api_internal.h) and one 404. The handler contract is sl_http_route's.
+ * segment is copied; ud is borrowed until sl_api_free. A module finds the
+ * running API in core->api (NULL when HTTP is off). Returns 0, SL_EINVAL
+ * (empty or too long segment), SL_EBUSY (segment taken) or SL_ETOOBIG
+ * (table full).
+ */
+int sl_api_add_route(sl_api_t *api, const char *segment, sl_http_handler_cb cb, void *ud);
+
 #endif

@@ -12,6 +12,14 @@
 #include "base/list.h"
 #include "base/map.h"
 
+#define SL_API_MAX_EXT 16 /* module endpoint families (sl_api_add_route) */
+
+typedef struct sl_api_ext {
+    char segment[32];         /* first path segment after /api/v1/ */
+    sl_http_handler_cb cb;
+    void *ud;
+} sl_api_ext_t;
+
 struct sl_api {
     sl_core_t *core;
     char token[129];          /* the access token in force */
@@ -24,6 +32,8 @@ struct sl_api {
     uint64_t lag_last_ns;
     double loop_lag_ms, loop_lag_max_ms;
     int stopped;
+    sl_api_ext_t ext[SL_API_MAX_EXT]; /* module endpoints, tried after the API's own */
+    size_t n_ext;
 };
 
 /* api.c */

@@ -67,6 +67,8 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out);
 void sl_http_server_stop(sl_http_server_t *srv);
 /** Frees after the loop has closed every handle. */
 void sl_http_server_free(sl_http_server_t *srv);
+/** The port the listener is bound to (useful with http.port 0 in tests), or -1. */
+int sl_http_server_port(const sl_http_server_t *srv);
 
 /**
  * Adds a route: requests whose method equals `method` (NULL = any) and
@@ -93,6 +95,8 @@ size_t sl_http_url_decode(char *s, int plus_space);
  * Answers with a complete body (copied). content_type may be NULL
  * (application/octet-stream). extra_headers, when not NULL, is a block of
  * "Name: value\r\n" lines added as is. The request is finished afterwards.
+ * Returns 0; SL_EINVAL when the request was answered already; SL_ECLOSED
+ * when the client is gone (the request is finished all the same).
  */
 int sl_http_respond(sl_http_req_t *req, int status, const char *content_type, const void *body,
                     size_t len, const char *extra_headers);
@@ -105,13 +109,26 @@ typedef void (*sl_http_close_cb)(sl_http_req_t *req, void *ud);
 /**
  * Starts a streaming response (chunked transfer encoding, no length).
  * close_cb is called when the client goes away or after sl_http_stream_end
- * completes; the request is invalid after it.
+ * completes; the request is invalid after it. It is never called from
+ * inside an sl_http_* call the owner made. Returns 0; or SL_ECLOSED when
+ * there is nothing to stream: the client is gone, or the request was HEAD
+ * (the head has been sent); then close_cb will not be called and the
+ * request is finished. To an HTTP/1.0 client the body is sent unframed
+ * and ends with the connection.
  */
 int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
                          const char *extra_headers, sl_http_close_cb close_cb, void *ud);
-/** Queues a chunk; takes its own reference to buf. SL_ECLOSED once the client is gone. */
+/**
+ * Queues a chunk; takes its own reference to buf (the payload is never
+ * copied). SL_ECLOSED once the client is gone; SL_ETOOBIG when queuing it
+ * would put more than http.stream_max_pending_bytes behind the socket (the
+ * chunk is not queued: drop it, or end the stream).
+ */
 int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf);
-/** Bytes queued but not yet written (for backpressure decisions). */
+/**
+ * Bytes queued but not yet written (for backpressure decisions): this
+ * stream's and those of the responses before it on the connection.
+ */
 size_t sl_http_stream_pending(const sl_http_req_t *req);
 /** Ends the stream (terminating chunk); the connection may then serve the next request. */
 int sl_http_stream_end(sl_http_req_t *req);
@@ -126,10 +143,21 @@ typedef struct sl_ws_ops {
 /**
  * Accepts a WebSocket upgrade on req (checks the upgrade headers; answers
  * 400 itself if they are wrong and returns SL_EPROTO). On success the
- * request is finished and the returned ws lives until on_close.
+ * request is finished and the returned ws lives until on_close. Every
+ * other failure has answered the request too (500 on SL_ENOMEM), except
+ * SL_EINVAL (answered before) and SL_ECLOSED (the client is gone).
+ * Incoming messages are limited to http.ws_max_message_bytes (close 1009
+ * past it), text must be UTF-8 (close 1007); a peer silent for half of
+ * http.idle_timeout is pinged, and closed after all of it. on_close is
+ * never called from inside an sl_ws_* or sl_http_* call the owner made.
  */
 int sl_http_ws_accept(sl_http_req_t *req, const sl_ws_ops_t *ops, void *ud, sl_ws_t **out);
-/** Sends a text message (copied). SL_ECLOSED after close, SL_ETOOBIG when the send queue is full. */
+/**
+ * Sends a text message (copied). SL_ECLOSED after close, SL_ETOOBIG when
+ * the send queue is full (messages and bytes not yet written would pass
+ * http.stream_max_pending_bytes) or the message is over
+ * http.ws_max_message_bytes.
+ */
 int sl_ws_send_text(sl_ws_t *ws, const char *text, size_t len);
 /** Starts a close handshake with a status code and reason. */
 void sl_ws_close(sl_ws_t *ws, int code, const char *reason);

@@ -1,0 +1,1369 @@
+/*
+ * The HTTP listener and connection I/O (see http.h and http_conn.h):
+ * accept, reading into the request framer (http_parse.c), routing, the
+ * ordered request queue, plain and streaming responses, the gathered write
+ * path, timeouts and close. WebSocket framing lives in http_ws.c, static
+ * files in http_static.c.
+ *
+ * One read buffer serves every connection, as in the RTMP server: a read
+ * is fully consumed before the next, and the framer copies what a request
+ * keeps. Bytes that cannot be parsed yet (the pipeline is full, or they
+ * follow an upgrade request) wait in the connection's `in` buffer, whose
+ * growth past IN_HIGH_BYTES pauses reading: a client cannot make the
+ * server hold more than that plus one read for it.
+ *
+ * Timeouts, checked by one sweep timer per server:
+ *  - header timeout: a request head (from its first byte, or from the
+ *    moment earlier requests were answered) or a gap in a request body
+ *    longer than http.header_timeout is answered 408 and the connection
+ *    closes; a fresh connection that sends nothing is closed after the same
+ *    time without an answer.
+ *  - idle timeout: a keep-alive connection with nothing in flight closes
+ *    quietly after http.idle_timeout; so does one whose client stopped
+ *    reading (a write that has not completed for that long).
+ * Final answers (errors, Connection: close) end with a lingering close:
+ * shut down our side, keep reading and dropping for up to LINGER_MS, then
+ * close, so the client reads the answer instead of a reset caused by its
+ * own unread bytes.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "proto/http/http_conn.h"
+#include "sluice/errors.h"
+#include "sluice/version.h"
+
+#define READ_BUF_SIZE 65536
+#define SWEEP_INTERVAL_MS 250
+#define IN_HIGH_BYTES (64u * 1024u) /* unparsed input held before reading pauses */
+#define LINGER_MS 2000              /* draining input after a final answer */
+#define OUT_HIGH_BYTES (1024u * 1024u) /* unwritten answers before parsing pauses */
+
+typedef struct route {
+    char *method;              /* NULL = any */
+    char *prefix;
+    sl_http_handler_cb cb;
+    void *ud;
+    void (*free_ud)(void *);   /* owned ud (static routes), or NULL */
+} route_t;
+
+struct sl_http_server {
+    sl_core_t *core;
+    uv_tcp_t listener;
+    int listener_open;
+    uv_prepare_t prepare;      /* runs the flush list before the loop sleeps */
+    uv_timer_t sweep;          /* timeouts */
+    uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
+    int timers_closing;        /* prepare and timers are being closed */
+    sl_list_t conns;           /* open connections */
+    size_t n_conns;            /* connections whose socket is not closed yet */
+    sl_list_t orphans;         /* closed connections kept for unanswered requests */
+    sl_list_t flush_list;
+    route_t *routes;
+    size_t n_routes;
+    sl_http_limits_t lim;
+    int stopping;
+    int64_t date_sec;          /* second of the cached Date value */
+    char date[32];
+    uint8_t rbuf[READ_BUF_SIZE];
+};
+
+static const sl_session_ops_t conn_session_ops;
+static void conn_pump(sl_http_conn_t *c);
+static void conn_graceful(sl_http_conn_t *c);
+
+sl_core_t *sl__http_core(const sl_http_server_t *srv) { return srv->core; }
+
+static uint64_t now_ms(const sl_http_conn_t *c) { return uv_now(c->srv->core->loop); }
+
+static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+/* ------------------------------------------------------------------ */
+/* output pieces                                                       */
+
+static size_t piece_size(const sl_http_out_t *o)
+{
+    return o->pre_len + (o->buf ? o->buf->len : 0) + o->post_len;
+}
+
+sl_http_out_t *sl__http_out_new(sl_buf_t *buf)
+{
+    sl_http_out_t *o = sl_calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->buf = buf;
+    sl_list_init(&o->link);
+    return o;
+}
+
+static void out_free(sl_http_out_t *o)
+{
+    sl_buf_unref(o->buf);
+    sl_free(o);
+}
+
+static void free_pieces(sl_list_t *list)
+{
+    while (!sl_list_empty(list)) {
+        sl_http_out_t *o = sl_container_of(list->next, sl_http_out_t, link);
+        sl_list_remove(&o->link);
+        out_free(o);
+    }
+}
+
+/* Appends every node of src to dst (src ends empty). */
+static void list_splice_tail(sl_list_t *dst, sl_list_t *src)
+{
+    if (sl_list_empty(src))
+        return;
+    src->next->prev = dst->prev;
+    dst->prev->next = src->next;
+    src->prev->next = dst;
+    dst->prev = src->prev;
+    sl_list_init(src);
+}
+
+static int txn_is_head(const sl_http_txn_t *t) { return t->conn->txns.next == &t->link; }
+
+void sl__http_txn_queue(sl_http_txn_t *t, sl_http_out_t *o)
+{
+    sl_http_conn_t *c = t->conn;
+    size_t size = piece_size(o);
+    if (txn_is_head(t)) {
+        sl_list_push_back(&c->out, &o->link);
+        c->out_bytes += size;
+        c->n_out++;
+    } else {
+        sl_list_push_back(&t->out, &o->link);
+        t->out_bytes += size;
+        t->n_out++;
+    }
+    sl__http_schedule_flush(c);
+}
+
+int sl__http_conn_queue_raw(sl_http_conn_t *c, sl_buf_t *buf)
+{
+    sl_http_out_t *o = sl__http_out_new(sl_buf_ref(buf));
+    if (!o) {
+        sl_buf_unref(buf);
+        return SL_ENOMEM;
+    }
+    sl_list_push_back(&c->out, &o->link);
+    c->out_bytes += piece_size(o);
+    c->n_out++;
+    sl__http_schedule_flush(c);
+    return 0;
+}
+
+/* Frees a request, its parsed message and any output it still held back. */
+static void txn_free(sl_http_txn_t *t)
+{
+    free_pieces(&t->out);
+    sl_http_msg_free(t->msg);
+    sl_free(t);
+}
+
+/*
+ * Drops one reference to a closed connection's memory. The socket holds
+ * one until its uv_close callback; each orphaned request holds one until
+ * its handler answers, so req->session stays readable for that long.
+ */
+static void conn_unref(sl_http_conn_t *c)
+{
+    if (--c->refs > 0)
+        return;
+    sl_list_remove(&c->link);
+    sl_free(c);
+}
+
+/* The late answer of a request whose client is gone: nothing to send. */
+static void orphan_done(sl_http_txn_t *t)
+{
+    sl_http_conn_t *c = t->conn;
+    sl_list_remove(&t->link);
+    txn_free(t);
+    conn_unref(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* writing                                                             */
+
+void sl__http_schedule_flush(sl_http_conn_t *c)
+{
+    if (c->on_flush_list || c->state == SL_HTTP_CONN_CLOSING)
+        return;
+    c->on_flush_list = 1;
+    sl_list_push_back(&c->srv->flush_list, &c->flush_link);
+}
+
+/*
+ * Fills iov from the head of the output list; returns the bytes, sets the
+ * counts. A piece takes up to three buffers (prefix, payload, CRLF) and is
+ * only taken whole, so a write always ends on a piece boundary unless the
+ * socket cuts it, and on_write can retire exactly the pieces it covered.
+ */
+static size_t gather(sl_http_conn_t *c, uv_buf_t *iov, unsigned *niov, size_t *npieces)
+{
+    static const char crlf[] = "\r\n";
+    size_t total = 0, pieces = 0;
+    unsigned n = 0;
+    sl_list_t *it;
+    for (it = c->out.next; it != &c->out && n + 3 <= SL_HTTP_MAX_IOV; it = it->next) {
+        sl_http_out_t *o = sl_container_of(it, sl_http_out_t, link);
+        size_t off = o->off;
+        size_t bl = o->buf ? o->buf->len : 0;
+        if (off < o->pre_len) {
+            iov[n++] = uv_buf_init((char *)o->pre + off, (unsigned)(o->pre_len - off));
+            total += o->pre_len - off;
+            off = 0;
+        } else {
+            off -= o->pre_len;
+        }
+        if (off < bl) {
+            iov[n++] = uv_buf_init((char *)o->buf->data + off, (unsigned)(bl - off));
+            total += bl - off;
+            off = 0;
+        } else {
+            off -= bl;
+        }
+        if (off < o->post_len) {
+            iov[n++] = uv_buf_init((char *)crlf + off, (unsigned)(o->post_len - off));
+            total += o->post_len - off;
+        }
+        pieces++;
+    }
+    *niov = n;
+    *npieces = pieces;
+    return total;
+}
+
+/*
+ * Accounts n written bytes: frees the pieces they complete and advances
+ * the offset of one written in part. Empty pieces are retired too.
+ */
+static void consume(sl_http_conn_t *c, size_t n)
+{
+    c->sess.bytes_out += n;
+    c->out_bytes -= n;
+    while (!sl_list_empty(&c->out)) {
+        sl_http_out_t *o = sl_container_of(c->out.next, sl_http_out_t, link);
+        size_t left = piece_size(o) - o->off;
+        if (n < left) {
+            o->off += (uint32_t)n;
+            break;
+        }
+        n -= left;
+        sl_list_remove(&o->link);
+        out_free(o);
+        c->n_out--;
+    }
+}
+
+/* uv_write writes everything or fails, so success retires exactly w_bytes. */
+static void on_write(uv_write_t *req, int status)
+{
+    sl_http_conn_t *c = req->data;
+    c->writing = 0;
+    if (c->state == SL_HTTP_CONN_CLOSING)
+        return; /* the pieces go with the connection */
+    if (status < 0) {
+        sl__http_conn_close(c, uv_strerror(status));
+        return;
+    }
+    consume(c, c->w_bytes);
+    c->w_bytes = c->w_pieces = 0;
+    c->last_write_ms = now_ms(c);
+    sl__http_schedule_flush(c);
+}
+
+/*
+ * Writes as much as the socket takes now in gathered batches, and hands a
+ * remainder to one uv_write. Pieces stay referenced until written.
+ *
+ * uv_try_write first: most answers fit in the socket buffer, and then no
+ * write request, callback or extra loop turn is needed. libuv copies the
+ * iov array of a uv_write but not the bytes, which is why pieces (and the
+ * sl_bufs in them) are only freed by consume().
+ */
+static void conn_write(sl_http_conn_t *c)
+{
+    if (c->writing || c->state != SL_HTTP_CONN_OPEN)
+        return;
+    while (!sl_list_empty(&c->out)) {
+        uv_buf_t iov[SL_HTTP_MAX_IOV];
+        unsigned niov;
+        size_t npieces;
+        size_t total = gather(c, iov, &niov, &npieces);
+        int r = niov ? uv_try_write((uv_stream_t *)&c->tcp, iov, niov) : 0;
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            sl__http_conn_close(c, uv_strerror(r));
+            return;
+        }
+        consume(c, (size_t)r);
+        if (r > 0)
+            c->last_write_ms = now_ms(c);
+        if ((size_t)r == total)
+            continue;
+        total = gather(c, iov, &niov, &npieces);
+        c->w_bytes = total;
+        c->w_pieces = npieces;
+        c->wreq.data = c;
+        int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov, niov, on_write);
+        if (rc) {
+            sl__http_conn_close(c, uv_strerror(rc));
+            return;
+        }
+        c->writing = 1;
+        c->last_write_ms = now_ms(c); /* a stalled write is measured from here */
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* responses                                                           */
+
+/* The Date value, formatted once per second rather than per response. */
+static const char *http_date(sl_http_server_t *srv)
+{
+    time_t now = time(NULL);
+    if ((int64_t)now != srv->date_sec || !srv->date[0]) {
+        srv->date_sec = (int64_t)now;
+        sl__http_date((int64_t)now, srv->date);
+    }
+    return srv->date;
+}
+
+static int put(sl_wbuf_t *w, const char *s) { return sl_wbuf_put(w, s, strlen(s)); }
+
+/*
+ * content_length: >= 0 writes Content-Length, -1 writes no length, -2
+ * announces chunked transfer encoding. The CORS origin goes on every
+ * answer, errors included, so a browser script can read why it failed.
+ * Connection: close is announced whenever the server will close after
+ * this answer; an HTTP/1.0 client is told keep-alive explicitly.
+ */
+int sl__http_build_head(sl_http_txn_t *t, sl_wbuf_t *w, int status, const char *content_type,
+                        int64_t content_length, const char *extra_headers)
+{
+    sl_http_conn_t *c = t->conn;
+    const sl_config_t *cfg = c->srv->core->cfg;
+    char line[256];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: sluice/%s\r\n",
+                     status, sl__http_reason(status), http_date(c->srv), SL_VERSION_STRING);
+    int rc = sl_wbuf_put(w, line, (size_t)n);
+    if (!rc && cfg->http_cors_origin && cfg->http_cors_origin[0]) {
+        rc = put(w, "Access-Control-Allow-Origin: ");
+        rc = rc ? rc : put(w, cfg->http_cors_origin);
+        rc = rc ? rc : put(w, "\r\n");
+        if (!rc && strcmp(cfg->http_cors_origin, "*") != 0)
+            rc = put(w, "Vary: Origin\r\n");
+    }
+    if (!rc && content_type) {
+        rc = put(w, "Content-Type: ");
+        rc = rc ? rc : put(w, content_type);
+        rc = rc ? rc : put(w, "\r\n");
+    }
+    if (!rc && content_length >= 0) {
+        n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)content_length);
+        rc = sl_wbuf_put(w, line, (size_t)n);
+    } else if (!rc && content_length == -2) {
+        rc = put(w, "Transfer-Encoding: chunked\r\n");
+    }
+    if (!rc && status != 101) {
+        if (t->close_after)
+            rc = put(w, "Connection: close\r\n");
+        else if (t->msg && t->msg->http_major == 1 && t->msg->http_minor == 0)
+            rc = put(w, "Connection: keep-alive\r\n");
+    }
+    if (!rc && extra_headers && extra_headers[0]) {
+        size_t el = strlen(extra_headers);
+        rc = sl_wbuf_put(w, extra_headers, el);
+        if (!rc && (el < 2 || extra_headers[el - 2] != '\r' || extra_headers[el - 1] != '\n'))
+            rc = put(w, "\r\n");
+    }
+    return rc ? rc : put(w, "\r\n");
+}
+
+/* Queues a head and body_len bytes of body (copied once, into the piece's buffer). */
+static int queue_response(sl_http_txn_t *t, int status, const char *content_type,
+                          int64_t content_length, const char *extra, const void *body,
+                          size_t body_len)
+{
+    sl_http_conn_t *c = t->conn;
+    sl_buf_t *b = NULL;
+    sl_http_out_t *o = NULL;
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, 64 * 1024);
+    int rc = sl__http_build_head(t, &w, status, content_type, content_length, extra);
+    if (rc)
+        goto fail;
+    rc = SL_ETOOBIG;
+    if (body_len > SL_BUF_MAX - w.len || !(b = sl_buf_new(w.len + body_len)))
+        goto fail;
+    memcpy(b->data, w.data, w.len);
+    if (body_len)
+        memcpy(b->data + w.len, body, body_len);
+    b->len = (uint32_t)(w.len + body_len);
+    rc = SL_ENOMEM;
+    if (!(o = sl__http_out_new(b)))
+        goto fail;
+    sl_wbuf_cleanup(&w);
+    t->status = status;
+    c->sess.msgs_out++;
+    sl__http_txn_queue(t, o);
+    return 0;
+fail:
+    sl_wbuf_cleanup(&w);
+    sl_buf_unref(b);
+    SL_LOGW(&c->sess.log, "cannot queue a %d response: %s", status, sl_strerror(rc));
+    sl__http_conn_close(c, "response could not be queued");
+    return rc;
+}
+
+int sl__http_txn_answerable(sl_http_txn_t *t)
+{
+    if (t->state != SL_HTTP_TXN_PENDING)
+        return SL_EINVAL;
+    if (t->orphan) {
+        orphan_done(t);
+        return SL_ECLOSED;
+    }
+    if (t->conn->state == SL_HTTP_CONN_CLOSING) {
+        t->state = SL_HTTP_TXN_DONE; /* freed with the connection */
+        return SL_ECLOSED;
+    }
+    return 0;
+}
+
+/*
+ * For HEAD the length is the one GET would have, and no body is sent:
+ * that is why body may be NULL with len > 0 for HEAD (http_static.c does
+ * so to avoid reading the file).
+ */
+int sl_http_respond(sl_http_req_t *req, int status, const char *content_type, const void *body,
+                    size_t len, const char *extra_headers)
+{
+    sl_http_txn_t *t = (sl_http_txn_t *)req;
+    if (!body && len && !t->head_only)
+        return SL_EINVAL;
+    int rc = sl__http_txn_answerable(t);
+    if (rc)
+        return rc;
+    t->state = SL_HTTP_TXN_DONE;
+    /* 1xx, 204 and 304 have no body and no length (RFC 9110 8.6). */
+    int bodyless = status < 200 || status == 204 || status == 304;
+    if (bodyless)
+        return queue_response(t, status, NULL, -1, extra_headers, NULL, 0);
+    return queue_response(t, status, content_type ? content_type : "application/octet-stream",
+                          (int64_t)len, extra_headers, t->head_only ? NULL : body,
+                          t->head_only ? 0 : len);
+}
+
+int sl_http_respond_json(sl_http_req_t *req, int status, const char *json)
+{
+    return sl_http_respond(req, status, "application/json", json, strlen(json), NULL);
+}
+
+static int respond_text(sl_http_req_t *req, int status, const char *text)
+{
+    return sl_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text), NULL);
+}
+
+int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
+                         const char *extra_headers, sl_http_close_cb close_cb, void *ud)
+{
+    sl_http_txn_t *t = (sl_http_txn_t *)req;
+    int rc = sl__http_txn_answerable(t);
+    if (rc)
+        return rc;
+    const sl_http_msg_t *m = t->msg;
+    t->chunked = m && (m->http_major > 1 || (m->http_major == 1 && m->http_minor >= 1));
+    if (!t->chunked) {
+        /* An HTTP/1.0 client reads the body up to the close: nothing may follow. */
+        t->close_after = 1;
+        t->conn->no_more_requests = 1;
+    }
+    if (t->head_only) {
+        t->state = SL_HTTP_TXN_DONE;
+        rc = queue_response(t, status, content_type, t->chunked ? -2 : -1, extra_headers, NULL, 0);
+        return rc ? rc : SL_ECLOSED;
+    }
+    t->state = SL_HTTP_TXN_STREAM;
+    t->close_cb = close_cb;
+    t->close_ud = ud;
+    rc = queue_response(t, status, content_type, t->chunked ? -2 : -1, extra_headers, NULL, 0);
+    if (rc)
+        t->close_cb = NULL; /* the error is the answer: no callback */
+    return rc;
+}
+
+/* The stream's held-back bytes plus everything ahead of them on the socket. */
+size_t sl_http_stream_pending(const sl_http_req_t *req)
+{
+    const sl_http_txn_t *t = (const sl_http_txn_t *)req;
+    if (t->orphan || t->conn->state == SL_HTTP_CONN_CLOSING)
+        return 0;
+    return t->out_bytes + t->conn->out_bytes;
+}
+
+/*
+ * Hot path of HTTP-FLV and event streams: one small piece per chunk that
+ * references the caller's buffer, so one encoded frame is shared by every
+ * subscriber. The bound counts the chunk framing too (at most 12 bytes).
+ */
+int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf)
+{
+    sl_http_txn_t *t = (sl_http_txn_t *)req;
+    sl_http_conn_t *c = t->conn;
+    if (t->state != SL_HTTP_TXN_STREAM || c->state != SL_HTTP_CONN_OPEN)
+        return SL_ECLOSED;
+    if (!buf->len)
+        return 0; /* an empty chunk would end the stream */
+    size_t size = buf->len + (t->chunked ? 12u : 0u);
+    if (sl_http_stream_pending(req) + size > (size_t)c->srv->core->cfg->http_stream_max_pending_bytes)
+        return SL_ETOOBIG;
+    sl_http_out_t *o = sl__http_out_new(sl_buf_ref(buf));
+    if (!o) {
+        sl_buf_unref(buf);
+        return SL_ENOMEM;
+    }
+    if (t->chunked) {
+        o->pre_len = (uint8_t)snprintf((char *)o->pre, sizeof o->pre, "%x\r\n", (unsigned)buf->len);
+        o->post_len = 2;
+    }
+    c->sess.msgs_out++;
+    sl__http_txn_queue(t, o);
+    return 0;
+}
+
+/*
+ * Queues the last chunk. close_cb runs later from the flush pass, when the
+ * queue passes this request, never from inside this call.
+ */
+int sl_http_stream_end(sl_http_req_t *req)
+{
+    sl_http_txn_t *t = (sl_http_txn_t *)req;
+    sl_http_conn_t *c = t->conn;
+    if (t->state != SL_HTTP_TXN_STREAM)
+        return SL_ECLOSED;
+    t->state = SL_HTTP_TXN_STREAM_ENDED; /* close_cb runs when the queue passes it */
+    if (c->state != SL_HTTP_CONN_OPEN)
+        return SL_ECLOSED;
+    if (t->chunked) {
+        sl_http_out_t *o = sl__http_out_new(NULL);
+        if (!o) {
+            sl__http_conn_close(c, "out of memory");
+            return SL_ENOMEM;
+        }
+        memcpy(o->pre, "0\r\n\r\n", 5);
+        o->pre_len = 5;
+        sl__http_txn_queue(t, o);
+    } else {
+        sl__http_schedule_flush(c);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* routing                                                             */
+
+int sl__http_route_owned(sl_http_server_t *srv, const char *method, const char *prefix,
+                         sl_http_handler_cb cb, void *ud, void (*free_ud)(void *))
+{
+    char *m = NULL, *p = NULL;
+    route_t *n = sl_realloc(srv->routes, (srv->n_routes + 1) * sizeof(*n));
+    if (!n)
+        goto fail;
+    srv->routes = n;
+    if ((method && !(m = sl_strdup(method))) || !(p = sl_strdup(prefix)))
+        goto fail;
+    srv->routes[srv->n_routes++] = (route_t){m, p, cb, ud, free_ud};
+    return 0;
+fail:
+    sl_free(m);
+    sl_free(p);
+    if (free_ud)
+        free_ud(ud);
+    return SL_ENOMEM;
+}
+
+int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
+                  sl_http_handler_cb cb, void *ud)
+{
+    return sl__http_route_owned(srv, method, prefix, cb, ud, NULL);
+}
+
+/*
+ * Runs the routes in the order they were added. With CORS on, OPTIONS is a
+ * preflight for every route and is answered here, before any of them. A
+ * route that declines passes the request on; one that fails without
+ * answering gets a 500 written for it; nobody taking it is a 404.
+ */
+static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
+{
+    sl_http_server_t *srv = c->srv;
+    const sl_config_t *cfg = srv->core->cfg;
+    sl_http_req_t *req = &t->req;
+    if (cfg->http_cors_origin && cfg->http_cors_origin[0] && t->msg->method_id == HTTP_OPTIONS) {
+        sl_http_respond(req, 204, NULL, NULL, 0,
+                        "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+                        "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+                        "Access-Control-Max-Age: 86400\r\n");
+        return;
+    }
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        /* Copied: a handler may add routes, which moves the array. */
+        route_t r = srv->routes[i];
+        if (!sl__http_route_match(r.method, r.prefix, req->method, req->path))
+            continue;
+        int rc = r.cb(req, r.ud);
+        if (rc == SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING)
+            continue;
+        if (rc < 0 && rc != SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING) {
+            SL_LOGW(&c->sess.log, "%s %s: handler failed: %s", req->method, req->raw_path,
+                    sl_strerror(rc));
+            respond_text(req, 500, "internal server error\n");
+        }
+        return;
+    }
+    respond_text(req, 404, "not found\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* requests in                                                         */
+
+/*
+ * Answers an error the connection cannot recover from (400, 408, 413,
+ * 414, 431), after the answers before it: the error is a request of its
+ * own at the tail of the queue, closing the connection once written.
+ */
+static void answer_error(sl_http_conn_t *c, int status, const char *why)
+{
+    SL_LOGI(&c->sess.log, "answering %d %s: %s", status, sl__http_reason(status), why);
+    c->no_more_requests = 1;
+    sl_http_txn_t *t = sl_calloc(1, sizeof(*t));
+    if (!t) {
+        sl__http_conn_close(c, "out of memory");
+        return;
+    }
+    t->conn = c;
+    sl_list_init(&t->out);
+    t->close_after = 1;
+    t->req.method = "-";
+    t->req.path = t->req.raw_path = "-";
+    t->req.query = "";
+    t->req.session = &c->sess;
+    sl_list_push_back(&c->txns, &t->link);
+    c->n_txns++;
+    char body[96];
+    snprintf(body, sizeof body, "%d %s\n", status, sl__http_reason(status));
+    respond_text(&t->req, status, body);
+}
+
+/* Why the framer refused a request, for the log. */
+static const char *parse_error_text(const sl_http_parser_t *p)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
+    if (e != HPE_OK && (e < HPE_CB_message_begin || e > HPE_CB_chunk_complete))
+        return http_errno_description(e); /* http-parser's own finding */
+    switch (p->status) {
+    case 413: return "body over http.max_body_bytes";
+    case 414: return "URL over http.max_url_bytes";
+    case 431: return "head over http.max_header_bytes or http.max_headers";
+    case 500: return "out of memory";
+    default: return "malformed request target";
+    }
+}
+
+static int is_ws_upgrade(const sl_http_msg_t *m)
+{
+    return sl__http_header_has_token(sl__http_header_find(m->headers, m->n_headers, "upgrade"),
+                                     "websocket");
+}
+
+/* A complete request: queue it (owning m) and route it. Handlers run from here. */
+static void dispatch(sl_http_conn_t *c, sl_http_msg_t *m)
+{
+    sl_http_txn_t *t = sl_calloc(1, sizeof(*t));
+    if (!t) {
+        sl_http_msg_free(m);
+        sl__http_conn_close(c, "out of memory");
+        return;
+    }
+    t->conn = c;
+    t->msg = m;
+    sl_list_init(&t->out);
+    sl_http_req_t *req = &t->req;
+    req->method = m->method;
+    req->path = m->path;
+    req->raw_path = m->raw_path;
+    req->query = m->query;
+    req->headers = m->headers;
+    req->n_headers = m->n_headers;
+    req->body = m->body;
+    req->body_len = m->body_len;
+    req->remote_addr = c->sess.remote_addr;
+    req->remote_port = c->sess.remote_port;
+    req->session = &c->sess;
+    t->head_only = m->method_id == HTTP_HEAD;
+    t->close_after = !m->keep_alive || c->srv->stopping;
+    if (m->upgrade) {
+        /* What follows is another protocol: no more HTTP requests here. A
+         * WebSocket upgrade keeps those bytes for the WebSocket; any other
+         * upgrade (h2c, CONNECT) is answered as plain HTTP and closed. */
+        t->close_after = 1;
+        if (is_ws_upgrade(m))
+            c->upgrade_pending = 1;
+    }
+    if (t->close_after)
+        c->no_more_requests = 1;
+    sl_list_push_back(&c->txns, &t->link);
+    c->n_txns++;
+    c->n_requests++;
+    c->sess.msgs_in++;
+    c->head_start_ms = 0;
+    route_request(c, t);
+}
+
+static int can_parse(const sl_http_conn_t *c)
+{
+    /* A client that pipelines without reading its answers is not parsed
+     * further; its input then fills `in` and reading pauses. */
+    return c->state == SL_HTTP_CONN_OPEN && !c->no_more_requests && !c->ws &&
+           c->n_txns < SL_HTTP_MAX_PIPELINE && c->out_bytes < OUT_HIGH_BYTES;
+}
+
+/*
+ * Parses buffered input, then p[0..n) (borrowed), dispatching each complete
+ * request; keeps what cannot be parsed now. Handlers run from here.
+ */
+static void conn_parse(sl_http_conn_t *c, const uint8_t *p, size_t n)
+{
+    const uint8_t *data = p;
+    size_t len = n, off = 0;
+    if (c->in.len) {
+        if (n && sl_wbuf_put(&c->in, p, n)) {
+            sl__http_conn_close(c, "input buffer full");
+            return;
+        }
+        data = c->in.data;
+        len = c->in.len;
+    }
+    while (off < len && can_parse(c)) {
+        size_t used = 0;
+        int rc = sl_http_parser_feed(&c->parser, data + off, len - off, &used);
+        off += used;
+        if (c->parser.phase == SL_HTTP_PHASE_HEAD && !c->head_start_ms)
+            c->head_start_ms = now_ms(c);
+        if (rc < 0) {
+            answer_error(c, c->parser.status ? c->parser.status : 400, parse_error_text(&c->parser));
+            off = len; /* nothing after a broken request can be trusted */
+            break;
+        }
+        if (rc == 0 && c->parser.expect_continue) {
+            /* Only when every earlier answer is out, so it cannot overtake one. */
+            c->parser.expect_continue = 0;
+            if (c->n_txns == 0) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                sl_buf_t *b = sl_buf_from(cont, sizeof cont - 1);
+                if (b) {
+                    sl__http_conn_queue_raw(c, b);
+                    sl_buf_unref(b);
+                }
+            }
+        }
+        if (rc == 1) {
+            dispatch(c, sl_http_parser_take(&c->parser));
+            if (c->state != SL_HTTP_CONN_OPEN)
+                return; /* a handler closed us; the buffers go with the connection */
+        }
+    }
+    size_t rest = len - off;
+    int keep = rest && (c->upgrade_pending || !c->no_more_requests);
+    if (data == c->in.data) {
+        if (keep)
+            memmove(c->in.data, data + off, rest);
+        c->in.len = keep ? rest : 0;
+    } else if (keep && sl_wbuf_put(&c->in, data + off, rest)) {
+        sl__http_conn_close(c, "input buffer full");
+    }
+}
+
+static void update_reading(sl_http_conn_t *c);
+
+static void conn_close_at(sl_http_conn_t *c, const char *reason, sl_log_level_t level);
+
+static int conn_streaming(const sl_http_conn_t *c)
+{
+    const sl_list_t *it;
+    for (it = c->txns.next; it != &c->txns; it = it->next) {
+        const sl_http_txn_t *t = sl_container_of(it, sl_http_txn_t, link);
+        if (t->state == SL_HTTP_TXN_STREAM || t->state == SL_HTTP_TXN_STREAM_ENDED)
+            return 1;
+    }
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    sl_http_conn_t *c = h->data;
+    buf->base = (char *)c->srv->rbuf;
+    buf->len = READ_BUF_SIZE;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    sl_http_conn_t *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            sl__http_conn_close(c, uv_strerror((int)nread));
+            return;
+        }
+        if (c->state == SL_HTTP_CONN_LINGER) {
+            sl__http_conn_close(c, NULL);
+            return;
+        }
+        /* A client that leaves a stream or a WebSocket is gone. One that
+         * only half-closed after asking gets its answers, then the close
+         * (see conn_pump). */
+        if (c->ws || conn_streaming(c)) {
+            conn_close_at(c, "peer closed the connection", SL_LOG_DEBUG);
+            return;
+        }
+        c->eof = 1;
+        update_reading(c);
+        sl__http_schedule_flush(c);
+        return;
+    }
+    c->sess.bytes_in += (uint64_t)nread;
+    c->last_read_ms = now_ms(c);
+    if (c->state == SL_HTTP_CONN_LINGER)
+        return; /* drained and dropped */
+    if (c->ws && c->ws->active)
+        sl__http_ws_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        conn_parse(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (c->state != SL_HTTP_CONN_OPEN)
+        return;
+    /* Now, not at the flush: libuv may read again before it. */
+    update_reading(c);
+    sl__http_schedule_flush(c);
+}
+
+/*
+ * Reads only while input can go somewhere: not while an upgrade awaits
+ * its answer (the bytes belong to the WebSocket), not after the last
+ * request of the connection, not while `in` is at its mark. A lingering
+ * connection reads to drain. This is the input side of backpressure.
+ */
+static void update_reading(sl_http_conn_t *c)
+{
+    int want;
+    if (c->state == SL_HTTP_CONN_LINGER)
+        want = !c->eof;
+    else if (c->state != SL_HTTP_CONN_OPEN || c->eof)
+        want = 0;
+    else if (c->ws)
+        want = c->ws->active;
+    else
+        want = !c->upgrade_pending && !c->no_more_requests && c->in.len < IN_HIGH_BYTES;
+    if (want && !c->reading) {
+        int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (rc) {
+            sl__http_conn_close(c, uv_strerror(rc));
+            return;
+        }
+        c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the queue, closing                                                  */
+
+/*
+ * Moves the head request's output to the connection and retires finished
+ * requests in order. Streams learn here that their end was passed on.
+ */
+static void advance(sl_http_conn_t *c)
+{
+    while (c->state != SL_HTTP_CONN_CLOSING && !sl_list_empty(&c->txns)) {
+        sl_http_txn_t *t = sl_container_of(c->txns.next, sl_http_txn_t, link);
+        if (!sl_list_empty(&t->out)) {
+            list_splice_tail(&c->out, &t->out);
+            c->out_bytes += t->out_bytes;
+            c->n_out += t->n_out;
+            t->out_bytes = t->n_out = 0;
+        }
+        if (t->state == SL_HTTP_TXN_PENDING || t->state == SL_HTTP_TXN_STREAM)
+            break;
+        sl_list_remove(&t->link);
+        c->n_txns--;
+        if (t->state == SL_HTTP_TXN_WS) {
+            txn_free(t);
+            sl__http_ws_start(c);
+            break;
+        }
+        if (t->close_after) {
+            c->close_after_flush = 1;
+            c->no_more_requests = 1;
+        }
+        SL_LOGD(&c->sess.log, "%s %s -> %d", t->req.method, t->req.raw_path, t->status);
+        if (t->state == SL_HTTP_TXN_STREAM_ENDED && t->close_cb) {
+            sl_http_close_cb cb = t->close_cb;
+            t->close_cb = NULL;
+            cb(&t->req, t->close_ud);
+        }
+        txn_free(t);
+        if (!c->n_txns)
+            c->quiet_since_ms = now_ms(c);
+    }
+}
+
+/*
+ * The socket is closed: tell the owners (WebSocket first, then streams,
+ * whose close_cb runs here and not inside the call that closed us), keep
+ * requests whose handler still owes an answer, free the rest.
+ */
+static void on_conn_closed(uv_handle_t *h)
+{
+    sl_http_conn_t *c = h->data;
+    sl_http_server_t *srv = c->srv;
+    if (c->ws)
+        sl__http_ws_closed(c);
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &c->txns) {
+        sl_http_txn_t *t = sl_container_of(it, sl_http_txn_t, link);
+        if (t->orphan)
+            continue;
+        if (t->state == SL_HTTP_TXN_PENDING) {
+            /* The handler still owes an answer: keep the request (and us). */
+            t->orphan = 1;
+            c->refs++;
+            continue;
+        }
+        sl_list_remove(&t->link);
+        if (t->close_cb) {
+            sl_http_close_cb cb = t->close_cb;
+            t->close_cb = NULL;
+            cb(&t->req, t->close_ud);
+        }
+        txn_free(t);
+    }
+    free_pieces(&c->out);
+    sl_http_parser_cleanup(&c->parser);
+    sl_wbuf_cleanup(&c->in);
+    srv->n_conns--;
+    sl_list_push_back(&srv->orphans, &c->link);
+    conn_unref(c);
+    if (srv->stopping && !srv->n_conns && !srv->timers_closing) {
+        srv->timers_closing = 1;
+        uv_close((uv_handle_t *)&srv->prepare, NULL);
+        uv_close((uv_handle_t *)&srv->sweep, NULL);
+        uv_close((uv_handle_t *)&srv->stop_deadline, NULL);
+    }
+}
+
+/* Closes at once; reason logged at level (info for trouble, debug for routine). */
+static void conn_close_at(sl_http_conn_t *c, const char *reason, sl_log_level_t level)
+{
+    if (c->state == SL_HTTP_CONN_CLOSING)
+        return;
+    if (reason && sl_log_enabled(level))
+        sl_log(level, &c->sess.log, "closing: %s (%llu requests, in %llu B, out %llu B)", reason,
+               (unsigned long long)c->n_requests, (unsigned long long)c->sess.bytes_in,
+               (unsigned long long)c->sess.bytes_out);
+    c->state = SL_HTTP_CONN_CLOSING;
+    if (c->on_flush_list) {
+        sl_list_remove(&c->flush_link);
+        c->on_flush_list = 0;
+    }
+    sl_list_remove(&c->link);
+    sl_session_unregister(c->srv->core, &c->sess);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+void sl__http_conn_close(sl_http_conn_t *c, const char *reason)
+{
+    conn_close_at(c, reason, SL_LOG_INFO);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    sl_http_conn_t *c = req->data;
+    if (status < 0 && c->state == SL_HTTP_CONN_LINGER)
+        conn_close_at(c, "shutdown failed", SL_LOG_DEBUG);
+}
+
+/* Everything is answered and written: shut down our side, drain, close. */
+static void begin_linger(sl_http_conn_t *c)
+{
+    if (c->state != SL_HTTP_CONN_OPEN)
+        return;
+    if (c->eof) {
+        conn_close_at(c, "done", SL_LOG_DEBUG);
+        return;
+    }
+    c->state = SL_HTTP_CONN_LINGER;
+    c->linger_start_ms = now_ms(c);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close_at(c, "done", SL_LOG_DEBUG);
+        return;
+    }
+    update_reading(c);
+}
+
+/*
+ * The connection's work, run from the flush pass: retire answered
+ * requests, parse what waited, let the WebSocket write, write, then decide
+ * about closing and reading.
+ */
+static void conn_pump(sl_http_conn_t *c)
+{
+    if (c->state != SL_HTTP_CONN_OPEN)
+        return;
+    advance(c);
+    if (c->in.len && can_parse(c)) {
+        conn_parse(c, NULL, 0);
+        advance(c);
+    }
+    if (c->state == SL_HTTP_CONN_OPEN && c->ws && c->ws->active)
+        sl__http_ws_pump(c);
+    conn_write(c);
+    if (c->state != SL_HTTP_CONN_OPEN)
+        return;
+    if (!c->writing && sl_list_empty(&c->out) && !c->n_txns) {
+        if (c->close_after_flush) {
+            begin_linger(c);
+            return;
+        }
+        if (c->eof) {
+            conn_close_at(c, "peer closed the connection", SL_LOG_DEBUG);
+            return;
+        }
+    }
+    update_reading(c);
+}
+
+/* The flush pass: every connection with work, just before the loop sleeps. */
+static void on_prepare(uv_prepare_t *h)
+{
+    sl_http_server_t *srv = h->data;
+    /* Not foreach_safe: pumping one connection may close or requeue another. */
+    while (!sl_list_empty(&srv->flush_list)) {
+        sl_http_conn_t *c = sl_container_of(srv->flush_list.next, sl_http_conn_t, flush_link);
+        sl_list_remove(&c->flush_link);
+        c->on_flush_list = 0;
+        conn_pump(c);
+    }
+}
+
+/* Graceful: finish what was asked, end streams, close WebSockets, then close. */
+static void conn_graceful(sl_http_conn_t *c)
+{
+    if (c->state == SL_HTTP_CONN_LINGER) {
+        conn_close_at(c, "server shutdown", SL_LOG_DEBUG); /* answered already */
+        return;
+    }
+    if (c->state != SL_HTTP_CONN_OPEN)
+        return;
+    c->no_more_requests = 1;
+    if (c->ws) {
+        sl__http_ws_shutdown(c);
+        return;
+    }
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &c->txns) {
+        sl_http_txn_t *t = sl_container_of(it, sl_http_txn_t, link);
+        t->close_after = 1;
+        if (t->state == SL_HTTP_TXN_STREAM)
+            sl_http_stream_end(&t->req);
+    }
+    if (!c->n_txns && sl_list_empty(&c->out) && !c->writing) {
+        conn_close_at(c, "server shutdown", SL_LOG_DEBUG);
+        return;
+    }
+    c->close_after_flush = 1;
+    sl__http_schedule_flush(c);
+}
+
+/* Session ops: what the core (API kicks, shutdown, stats) may do to us. */
+static void conn_kick(sl_session_t *s, const char *reason)
+{
+    sl__http_conn_close((sl_http_conn_t *)s, reason ? reason : "kicked");
+}
+
+static void conn_shutdown(sl_session_t *s) { conn_graceful((sl_http_conn_t *)s); }
+
+static uint64_t conn_pending(const sl_session_t *s)
+{
+    const sl_http_conn_t *c = (const sl_http_conn_t *)s;
+    return c->n_out + (c->ws ? sl__http_ws_queued(c) : 0);
+}
+
+static const sl_session_ops_t conn_session_ops = {
+    .kick = conn_kick,
+    .shutdown = conn_shutdown,
+    .pending = conn_pending,
+};
+
+/* ------------------------------------------------------------------ */
+/* accepting, timers, start/stop                                       */
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    sl_http_server_t *srv = ls->data;
+    const sl_config_t *cfg = srv->core->cfg;
+    if (status < 0) {
+        SL_LOGW(NULL, "http accept failed: %s", uv_strerror(status));
+        return;
+    }
+    sl_http_conn_t *c = sl_calloc(1, sizeof(*c));
+    if (!c) {
+        SL_LOGE(NULL, "http: out of memory accepting a connection");
+        return;
+    }
+    uv_tcp_init(srv->core->loop, &c->tcp);
+    c->tcp.data = c;
+    c->srv = srv;
+    c->refs = 1;
+    sl_list_init(&c->link);
+    sl_list_init(&c->flush_link);
+    sl_list_init(&c->txns);
+    sl_list_init(&c->out);
+    sl_http_parser_init(&c->parser, &srv->lim);
+    sl_wbuf_init(&c->in, IN_HIGH_BYTES + READ_BUF_SIZE);
+    srv->n_conns++;
+    sl_list_push_back(&srv->conns, &c->link);
+    sl_session_register(srv->core, &c->sess, &conn_session_ops, "http");
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        sl__http_conn_close(c, "accept failed");
+        return;
+    }
+    struct sockaddr_storage sa;
+    int salen = sizeof sa;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
+        if (sa.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&sa;
+            uv_ip6_name(a6, c->sess.remote_addr, sizeof c->sess.remote_addr);
+            c->sess.remote_port = ntohs(a6->sin6_port);
+        } else {
+            struct sockaddr_in *a4 = (struct sockaddr_in *)&sa;
+            uv_ip4_name(a4, c->sess.remote_addr, sizeof c->sess.remote_addr);
+            c->sess.remote_port = ntohs(a4->sin_port);
+        }
+    }
+    if (srv->stopping || srv->core->shutting_down) {
+        conn_close_at(c, "server is shutting down", SL_LOG_DEBUG);
+        return;
+    }
+    if ((int64_t)srv->core->n_sessions > cfg->server_max_connections) {
+        sl__http_conn_close(c, "connection limit reached");
+        return;
+    }
+    /* Answers are written whole and at once: Nagle would only delay the
+     * last segment of each one. */
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->quiet_since_ms = c->last_read_ms = c->last_write_ms = now_ms(c);
+    SL_LOGD(&c->sess.log, "accepted from %s:%d", c->sess.remote_addr, c->sess.remote_port);
+    update_reading(c);
+}
+
+/*
+ * The timeouts (see the top of this file). One timer for the server, not
+ * one per connection: a 250 ms tick is precise enough for timeouts of a
+ * second or more, and costs nothing per idle client between ticks.
+ */
+static void on_sweep(uv_timer_t *timer)
+{
+    sl_http_server_t *srv = timer->data;
+    const sl_config_t *cfg = srv->core->cfg;
+    uint64_t now = uv_now(srv->core->loop);
+    uint64_t header_ms = (uint64_t)cfg->http_header_timeout_ms;
+    uint64_t idle_ms = (uint64_t)cfg->http_idle_timeout_ms;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->conns) {
+        sl_http_conn_t *c = sl_container_of(it, sl_http_conn_t, link);
+        if (c->state == SL_HTTP_CONN_LINGER) {
+            if (now - c->linger_start_ms > LINGER_MS)
+                conn_close_at(c, "linger done", SL_LOG_DEBUG);
+            continue;
+        }
+        if (c->state != SL_HTTP_CONN_OPEN)
+            continue;
+        if (c->writing && now - c->last_write_ms > idle_ms) {
+            sl__http_conn_close(c, "client stopped reading");
+            continue;
+        }
+        if (c->ws) {
+            sl__http_ws_sweep(c, now);
+            continue;
+        }
+        if (c->n_txns)
+            continue; /* a handler or a stream is at work: its business */
+        switch (c->parser.phase) {
+        case SL_HTTP_PHASE_HEAD:
+            if (now - (c->head_start_ms > c->quiet_since_ms ? c->head_start_ms : c->quiet_since_ms) >
+                header_ms) {
+                answer_error(c, 408, "request head not complete in time");
+                sl__http_schedule_flush(c);
+            }
+            break;
+        case SL_HTTP_PHASE_BODY:
+            if (now - (c->last_read_ms > c->quiet_since_ms ? c->last_read_ms : c->quiet_since_ms) >
+                header_ms) {
+                answer_error(c, 408, "request body stalled");
+                sl__http_schedule_flush(c);
+            }
+            break;
+        default:
+            if (c->writing || !sl_list_empty(&c->out) || c->close_after_flush)
+                break;
+            if (!c->n_requests) {
+                if (now - c->quiet_since_ms > header_ms)
+                    conn_close_at(c, "no request in time", SL_LOG_DEBUG);
+            } else if (now - max3(c->quiet_since_ms, c->last_read_ms, c->last_write_ms) > idle_ms) {
+                conn_close_at(c, "idle", SL_LOG_DEBUG);
+            }
+            break;
+        }
+    }
+}
+
+static void on_stop_deadline(uv_timer_t *t)
+{
+    sl_http_server_t *srv = t->data;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->conns) {
+        sl__http_conn_close(sl_container_of(it, sl_http_conn_t, link), "shutdown deadline");
+    }
+}
+
+int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
+{
+    *out = NULL;
+    const sl_config_t *cfg = core->cfg;
+    sl_http_server_t *srv = sl_calloc(1, sizeof(*srv));
+    if (!srv)
+        return SL_ENOMEM;
+    srv->core = core;
+    sl_list_init(&srv->conns);
+    sl_list_init(&srv->orphans);
+    sl_list_init(&srv->flush_list);
+    srv->lim.max_header_bytes = (size_t)cfg->http_max_header_bytes;
+    srv->lim.max_headers = (size_t)cfg->http_max_headers;
+    srv->lim.max_body_bytes = (size_t)cfg->http_max_body_bytes;
+    srv->lim.max_url_bytes = (size_t)cfg->http_max_url_bytes;
+
+    struct sockaddr_storage sa;
+    int rc = uv_ip4_addr(cfg->http_bind, (int)cfg->http_port, (struct sockaddr_in *)&sa);
+    if (rc)
+        rc = uv_ip6_addr(cfg->http_bind, (int)cfg->http_port, (struct sockaddr_in6 *)&sa);
+    if (rc) {
+        sl_free(srv);
+        return rc;
+    }
+    uv_tcp_init(core->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&sa, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (rc) {
+        /* The handle must be closed before the memory goes: run the loop once. */
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_run(core->loop, UV_RUN_NOWAIT);
+        sl_free(srv);
+        return rc;
+    }
+    srv->listener_open = 1;
+    uv_prepare_init(core->loop, &srv->prepare);
+    srv->prepare.data = srv;
+    uv_prepare_start(&srv->prepare, on_prepare);
+    uv_timer_init(core->loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    uv_timer_init(core->loop, &srv->stop_deadline);
+    srv->stop_deadline.data = srv;
+    *out = srv;
+    return 0;
+}
+
+int sl_http_server_port(const sl_http_server_t *srv)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    if (!srv || !srv->listener_open ||
+        uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&sa, &len) != 0)
+        return -1;
+    if (sa.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&sa)->sin_port);
+}
+
+void sl_http_server_stop(sl_http_server_t *srv)
+{
+    if (!srv || srv->stopping)
+        return;
+    srv->stopping = 1;
+    if (srv->listener_open) {
+        srv->listener_open = 0;
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    }
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->conns) {
+        conn_graceful(sl_container_of(it, sl_http_conn_t, link));
+    }
+    uv_timer_start(&srv->stop_deadline, on_stop_deadline,
+                   (uint64_t)srv->core->cfg->server_shutdown_timeout_ms, 0);
+    if (!srv->n_conns && !srv->timers_closing) {
+        srv->timers_closing = 1;
+        uv_close((uv_handle_t *)&srv->prepare, NULL);
+        uv_close((uv_handle_t *)&srv->sweep, NULL);
+        uv_close((uv_handle_t *)&srv->stop_deadline, NULL);
+    }
+}
+
+/*
+ * Requests still owed an answer are freed here with a warning: a handler
+ * that answers after this point would touch freed memory.
+ */
+void sl_http_server_free(sl_http_server_t *srv)
+{
+    if (!srv)
+        return;
+    size_t n_orphans = 0;
+    while (!sl_list_empty(&srv->orphans)) {
+        sl_http_conn_t *c = sl_container_of(srv->orphans.next, sl_http_conn_t, link);
+        while (!sl_list_empty(&c->txns)) {
+            sl_http_txn_t *t = sl_container_of(c->txns.next, sl_http_txn_t, link);
+            sl_list_remove(&t->link);
+            txn_free(t);
+            n_orphans++;
+        }
+        sl_list_remove(&c->link);
+        sl_free(c);
+    }
+    if (n_orphans)
+        SL_LOGW(NULL, "http: %zu request(s) never answered by their handler", n_orphans);
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        sl_free(srv->routes[i].method);
+        sl_free(srv->routes[i].prefix);
+        if (srv->routes[i].free_ud)
+            srv->routes[i].free_ud(srv->routes[i].ud);
+    }
+    sl_free(srv->routes);
+    sl_free(srv);
+}
