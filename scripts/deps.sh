@@ -7,12 +7,13 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libyaml-dev
-            libhttp-parser-dev libwslay-dev libsqlite3-dev libcurl4-openssl-dev libjwt-dev)
+            libhttp-parser-dev libwslay-dev libsqlite3-dev libcurl4-openssl-dev libjwt-dev
+            libcrypt-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-tools
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-jsonschema
            python3-yaml python3-websocket python3-jwt
-           procps)
+           procps python3-cryptography)
 bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind)
 
 want=()

@@ -1,0 +1,697 @@
+/*
+ * Tests of libsluice-client against a real sluice RTMP server running in
+ * the same process and loop (sluice_core's sl_rtmp_server on a free port),
+ * so that every exchange is the real one and the test can look at what the
+ * server saw (an admission check records the credentials it was given).
+ *
+ * Covered: URL parsing; publishing a generated FLV in real time while a
+ * second client plays it and gets the codec headers and then a keyframe
+ * first; connect credentials reaching the server, and a refusal ending the
+ * client for good even with reconnection on; calls with _result and
+ * _error; frames pushed by the caller and play-to-FLV-file read back with
+ * the FLV reader; connection refused; allocation failures in sl_client_new
+ * (fault-injection builds); and reconnection of a publisher and a
+ * player after the server stops and starts again on the same port. Every
+ * test ends with the loop closed cleanly (no handle left) and no sl_malloc
+ * block left.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "app/admission.h"
+#include "app/core.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "media/frame.h"
+#include "proto/rtmp/rtmp_server.h"
+#include "sluice/client.h"
+
+/* ------------------------------------------------------------------ */
+/* the in-process server                                               */
+
+typedef struct {
+    char user[64], pass[64], token[64];
+    int n_connects;
+} creds_t;
+
+static uv_loop_t loop;
+static sl_config_t cfg;
+static sl_core_t core;
+static sl_rtmp_server_t *srv;
+static uv_timer_t ticker;
+static int port;
+static creds_t seen;
+static int64_t blocks_before;
+static char flv_path[64];
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Records what the server was given at connect; "wrong" passwords are refused. */
+static int cred_check(sl_admit_t *a, void *ud)
+{
+    creds_t *c = ud;
+    const sl_admit_req_t *r = sl_admit_request(a);
+    if (r->kind != SL_ADMIT_CONNECT)
+        return SL_EDECLINED;
+    c->n_connects++;
+    snprintf(c->user, sizeof c->user, "%s", r->username ? r->username : "");
+    snprintf(c->pass, sizeof c->pass, "%s", r->password ? r->password : "");
+    snprintf(c->token, sizeof c->token, "%s", r->token ? r->token : "");
+    if (r->password && strcmp(r->password, "wrong") == 0) {
+        sl_admit_set_reason(a, "bad credentials");
+        return SL_EDENIED;
+    }
+    return SL_OK;
+}
+
+static void tick(uv_timer_t *t) { (void)t; }
+
+static void server_start(void)
+{
+    assert_int_equal(sl_rtmp_server_start(&core, &srv), 0);
+}
+
+/* Graceful stop, then run the loop until the server's handles are closed. */
+static void server_stop(void)
+{
+    sl_rtmp_server_stop(srv);
+    uint64_t end = uv_now(&loop) + 5000;
+    while (sl_rtmp_server_connections(srv) && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(sl_rtmp_server_connections(srv), 0);
+    for (int i = 0; i < 5; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    sl_rtmp_server_free(srv);
+    srv = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* a generated FLV: 25 fps "H.264" with a 1 s GOP and "AAC", 3 s       */
+
+static void put_tag(FILE *f, int type, uint32_t ts, const uint8_t *body, size_t n)
+{
+    uint8_t h[11] = {(uint8_t)type, (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n,
+                     (uint8_t)(ts >> 16), (uint8_t)(ts >> 8), (uint8_t)ts, (uint8_t)(ts >> 24), 0, 0, 0};
+    uint8_t t[4] = {(uint8_t)((n + 11) >> 24), (uint8_t)((n + 11) >> 16), (uint8_t)((n + 11) >> 8),
+                    (uint8_t)(n + 11)};
+    fwrite(h, 1, 11, f);
+    fwrite(body, 1, n, f);
+    fwrite(t, 1, 4, f);
+}
+
+static const uint8_t meta_body[] = {0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a',
+                                    0x08, 0, 0, 0, 1, 0x00, 0x05, 'w', 'i', 'd', 't', 'h',
+                                    0x00, 0x40, 0x74, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x09};
+static const uint8_t avc_hdr[] = {0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x04,
+                                  0x67, 0x64, 0x00, 0x1f, 0x01, 0x00, 0x04, 0x68, 0xee, 0x3c, 0x80};
+static const uint8_t aac_hdr[] = {0xaf, 0x00, 0x12, 0x10};
+
+/* Fills a video frame body (key or inter) of 200 bytes; returns its length. */
+static size_t video_body(uint8_t *b, int key, int n)
+{
+    memset(b, 0, 200);
+    b[0] = key ? 0x17 : 0x27;
+    b[1] = 0x01;
+    b[5] = 0;
+    b[6] = 0;
+    b[7] = 0;
+    b[8] = 190; /* NAL length */
+    b[9] = key ? 0x65 : 0x41;
+    b[10] = (uint8_t)n;
+    return 200;
+}
+
+static void make_flv(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    static const uint8_t hdr[13] = {'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0};
+    fwrite(hdr, 1, sizeof hdr, f);
+    put_tag(f, 18, 0, meta_body, sizeof meta_body);
+    put_tag(f, 9, 0, avc_hdr, sizeof avc_hdr);
+    put_tag(f, 8, 0, aac_hdr, sizeof aac_hdr);
+    uint32_t audio_ts = 0;
+    for (int i = 0; i < 75; i++) {
+        uint32_t ts = (uint32_t)i * 40;
+        uint8_t b[200];
+        while (audio_ts <= ts) {
+            uint8_t a[24] = {0xaf, 0x01};
+            put_tag(f, 8, audio_ts, a, sizeof a);
+            audio_ts += 23;
+        }
+        put_tag(f, 9, ts, b, video_body(b, i % 25 == 0, i));
+    }
+    fclose(f);
+}
+
+/* ------------------------------------------------------------------ */
+/* client observers                                                    */
+
+typedef struct {
+    sl_client_state_t state;
+    int err;
+    int n_active;                /* times ACTIVE was entered */
+    int n_reconnecting;
+    char statuses[2048];         /* codes, space separated */
+    /* play */
+    int video_frames, audio_frames, data_frames;
+    int config_before_media;     /* a video config arrived before the first video frame */
+    int first_video_key;         /* -1 unknown, 0/1 */
+    int video_cfg_seen;
+    int frames_at_mark;          /* video frames when `mark` was set */
+    int mark;                    /* watch the first video frame after this */
+    int first_after_mark_key;    /* -1 unknown */
+} obs_t;
+
+static void obs_init(obs_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->first_video_key = -1;
+    o->first_after_mark_key = -1;
+}
+
+static void on_state(sl_client_t *c, sl_client_state_t s, int err, void *ud)
+{
+    obs_t *o = ud;
+    (void)c;
+    o->state = s;
+    o->err = err;
+    if (s == SL_CLIENT_ACTIVE)
+        o->n_active++;
+    if (s == SL_CLIENT_RECONNECTING)
+        o->n_reconnecting++;
+}
+
+static void on_status(sl_client_t *c, const char *level, const char *code, const char *desc, void *ud)
+{
+    obs_t *o = ud;
+    (void)c;
+    (void)level;
+    (void)desc;
+    size_t n = strlen(o->statuses);
+    snprintf(o->statuses + n, sizeof o->statuses - n, "%s ", code);
+}
+
+static void on_frame(sl_client_t *c, const sl_client_frame_t *f, void *ud)
+{
+    obs_t *o = ud;
+    (void)c;
+    if (f->kind == SL_CLIENT_DATA) {
+        o->data_frames++;
+        return;
+    }
+    if (f->kind == SL_CLIENT_AUDIO) {
+        o->audio_frames++;
+        return;
+    }
+    if (f->config) {
+        o->video_cfg_seen = 1;
+        return;
+    }
+    if (o->first_video_key < 0) {
+        o->first_video_key = f->keyframe;
+        o->config_before_media = o->video_cfg_seen;
+    }
+    if (o->mark && o->first_after_mark_key < 0)
+        o->first_after_mark_key = f->keyframe;
+    o->video_frames++;
+}
+
+static sl_client_t *mkclient(const char *path, obs_t *o, sl_client_opts_t *opts)
+{
+    sl_client_opts_t d;
+    if (!opts) {
+        sl_client_opts_init(&d);
+        opts = &d;
+    }
+    opts->on_state = on_state;
+    opts->on_status = on_status;
+    opts->on_frame = on_frame;
+    opts->ud = o;
+    char url[256];
+    snprintf(url, sizeof url, "rtmp://127.0.0.1:%d/%s", port, path);
+    sl_client_t *c = NULL;
+    assert_int_equal(sl_client_new(&loop, url, opts, &c), 0);
+    return c;
+}
+
+/* Runs the loop until *flag becomes nonzero or ms pass; returns the flag. */
+static int wait_for(const int *flag, uint64_t ms)
+{
+    uint64_t end = uv_now(&loop) + ms;
+    while (!*flag && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    return *flag;
+}
+
+static int wait_state(const obs_t *o, sl_client_state_t s, uint64_t ms)
+{
+    uint64_t end = uv_now(&loop) + ms;
+    while (o->state != s && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    return o->state == s;
+}
+
+static int wait_frames(const obs_t *o, int n, uint64_t ms)
+{
+    uint64_t end = uv_now(&loop) + ms;
+    while (o->video_frames < n && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    return o->video_frames >= n;
+}
+
+static void run_for(uint64_t ms)
+{
+    uint64_t end = uv_now(&loop) + ms;
+    while (uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+}
+
+/* ------------------------------------------------------------------ */
+/* fixtures                                                            */
+
+static int setup(void **state)
+{
+    (void)state;
+    blocks_before = sl_alloc_blocks();
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(sl_config_defaults(&cfg), 0);
+    port = free_port();
+    cfg.rtmp_port = port;
+    sl_log_set_level(getenv("CLIENT_TEST_DEBUG") ? SL_LOG_DEBUG : SL_LOG_ERROR);
+    assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
+    memset(&seen, 0, sizeof seen);
+    assert_true(sl_admit_add_check(&core, "test-creds", 0, cred_check, &seen) > 0);
+    server_start();
+    uv_timer_init(&loop, &ticker);
+    uv_timer_start(&ticker, tick, 10, 10); /* keeps UV_RUN_ONCE from sleeping forever */
+    snprintf(flv_path, sizeof flv_path, "/tmp/sl_client_test_%d.flv", (int)getpid());
+    make_flv(flv_path);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (srv)
+        server_stop();
+    uv_close((uv_handle_t *)&ticker, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sl_admit_cleanup(&core);
+    sl_core_cleanup(&core);
+    sl_config_cleanup(&cfg);
+    sl_frame_pool_drain();
+    unlink(flv_path);
+    assert_int_equal(sl_alloc_blocks(), blocks_before);
+    return 0;
+}
+
+static void free_and_drain(sl_client_t *c)
+{
+    sl_client_free(c);
+    for (int i = 0; i < 5; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* ------------------------------------------------------------------ */
+/* tests                                                               */
+
+static void test_url_parsing(void **state)
+{
+    (void)state;
+    sl_client_t *c = NULL;
+    assert_int_equal(sl_client_new(&loop, "http://h/live/s", NULL, &c), SL_EINVAL);
+    assert_null(c);
+    assert_int_equal(sl_client_new(&loop, "rtmp://h", NULL, &c), SL_EINVAL);
+    assert_int_equal(sl_client_new(&loop, "rtmp://h:99999/live/s", NULL, &c), SL_EINVAL);
+    assert_int_equal(sl_client_new(&loop, "rtmp://h:/live/s", NULL, &c), SL_EINVAL);
+    assert_int_equal(sl_client_new(&loop, "rtmp://[::1/live/s", NULL, &c), SL_EINVAL);
+
+    assert_int_equal(sl_client_new(&loop, "rtmp://h/live", NULL, &c), 0);
+    assert_string_equal(sl_client_stream_name(c), "");
+    assert_int_equal(sl_client_play(c), SL_EINVAL); /* no stream name */
+    free_and_drain(c);
+
+    assert_int_equal(sl_client_new(&loop, "rtmp://[::1]:1936/live/room1/s1?token=x", NULL, &c), 0);
+    assert_string_equal(sl_client_stream_name(c), "room1/s1");
+    assert_int_equal(sl_client_state(c), SL_CLIENT_IDLE);
+    free_and_drain(c);
+
+    sl_client_opts_t o;
+    sl_client_opts_init(&o);
+    o.app = "live/room1";
+    assert_int_equal(sl_client_new(&loop, "rtmp://h/live/room1/s1", &o, &c), 0);
+    assert_string_equal(sl_client_stream_name(c), "s1");
+    free_and_drain(c);
+}
+
+static void test_publish_file_and_play(void **state)
+{
+    (void)state;
+    obs_t po, vo;
+    obs_init(&po);
+    obs_init(&vo);
+    sl_client_opts_t o;
+    sl_client_opts_init(&o);
+    o.username = "alice";
+    o.password = "secret";
+    o.token = "tok123";
+    sl_client_t *pub = mkclient("live/s1", &po, &o);
+    assert_int_equal(sl_client_publish_flv(pub, flv_path, SL_CLIENT_FLV_REALTIME | SL_CLIENT_FLV_LOOP), 0);
+    assert_int_equal(sl_client_publish_flv(pub, flv_path, 0), SL_EBUSY);
+    assert_true(wait_state(&po, SL_CLIENT_ACTIVE, 5000));
+    assert_non_null(strstr(po.statuses, "NetConnection.Connect.Success"));
+    assert_non_null(strstr(po.statuses, "NetStream.Publish.Start"));
+
+    /* The credentials reached the server's admission chain. */
+    assert_int_equal(seen.n_connects, 1);
+    assert_string_equal(seen.user, "alice");
+    assert_string_equal(seen.pass, "secret");
+    assert_string_equal(seen.token, "tok123");
+
+    /* Join mid-GOP: the player must still start with headers and a keyframe. */
+    run_for(500);
+    sl_client_t *play = mkclient("live/s1", &vo, NULL);
+    assert_int_equal(sl_client_play(play), 0);
+    assert_true(wait_state(&vo, SL_CLIENT_ACTIVE, 5000));
+    assert_non_null(strstr(vo.statuses, "NetStream.Play.Start"));
+    assert_true(wait_frames(&vo, 40, 5000));
+    assert_int_equal(vo.first_video_key, 1);
+    assert_int_equal(vo.config_before_media, 1);
+    assert_true(vo.audio_frames > 0);
+    assert_true(vo.data_frames > 0); /* onMetaData */
+    assert_int_equal(seen.n_connects, 2);
+    assert_string_equal(seen.user, ""); /* the player sent none */
+
+    sl_client_stats_t st;
+    sl_client_get_stats(pub, &st);
+    assert_true(st.frames_out > 40);
+    assert_true(st.bytes_out > 8000);
+    sl_client_get_stats(play, &st);
+    assert_true(st.frames_in > 40);
+    assert_int_equal(st.reconnects, 0);
+
+    sl_client_close(play);
+    assert_int_equal(vo.state, SL_CLIENT_CLOSED);
+    assert_int_equal(vo.err, 0);
+    sl_client_close(pub);
+    assert_int_equal(po.state, SL_CLIENT_CLOSED);
+    sl_client_free(play);
+    sl_client_free(pub);
+    run_for(100);
+}
+
+typedef struct {
+    int done, err;
+    char json[512];
+} call_t;
+
+static void on_result(sl_client_t *c, int err, const char *json, void *ud)
+{
+    call_t *r = ud;
+    (void)c;
+    r->done = 1;
+    r->err = err;
+    snprintf(r->json, sizeof r->json, "%s", json);
+}
+
+static void test_calls(void **state)
+{
+    (void)state;
+    obs_t o;
+    obs_init(&o);
+    sl_client_t *c = mkclient("live", &o, NULL);
+    assert_int_equal(sl_client_call(c, "FCPublish", "[]", on_result, NULL), SL_EINVAL); /* not connected */
+    assert_int_equal(sl_client_connect(c), 0);
+    assert_true(wait_state(&o, SL_CLIENT_ACTIVE, 5000));
+    call_t ok = {0}, bad = {0}, lost = {0};
+    assert_int_equal(sl_client_call(c, "FCPublish", "[\"x\"]", on_result, &ok), 0);
+    assert_int_equal(sl_client_call(c, "noSuchMethod", "[1, \"two\", {\"three\": [true, null]}]",
+                                    on_result, &bad), 0);
+    assert_int_equal(sl_client_call(c, "x", "{\"not\": \"an array\"}", on_result, &bad), SL_EINVAL);
+    assert_int_equal(sl_client_call(c, "x", "[", on_result, &bad), SL_EINVAL);
+    assert_true(wait_for(&ok.done, 3000));
+    assert_int_equal(ok.err, 0);
+    assert_true(wait_for(&bad.done, 3000));
+    assert_int_equal(bad.err, SL_EDENIED);
+    assert_non_null(strstr(bad.json, "NetConnection.Call.Failed"));
+    assert_non_null(strstr(bad.json, "noSuchMethod"));
+    /* A call still pending when the client closes is answered with SL_ECLOSED. */
+    assert_int_equal(sl_client_call(c, "getStreamLength", "[\"s\"]", on_result, &lost), 0);
+    sl_client_close(c);
+    assert_int_equal(lost.done, 1);
+    assert_int_equal(lost.err, SL_ECLOSED);
+    sl_client_free(c);
+    run_for(50);
+}
+
+static void test_rejected_is_final(void **state)
+{
+    (void)state;
+    obs_t o;
+    obs_init(&o);
+    sl_client_opts_t opts;
+    sl_client_opts_init(&opts);
+    opts.username = "mallory";
+    opts.password = "wrong";
+    opts.reconnect.enabled = 1;
+    opts.reconnect.initial_ms = 10;
+    sl_client_t *c = mkclient("live/s2", &o, &opts);
+    assert_int_equal(sl_client_publish(c), 0);
+    assert_true(wait_state(&o, SL_CLIENT_CLOSED, 5000));
+    assert_int_equal(o.err, SL_EDENIED);
+    assert_int_equal(o.n_reconnecting, 0);
+    assert_non_null(strstr(o.statuses, "NetConnection.Connect.Rejected"));
+    assert_string_equal(seen.user, "mallory");
+    run_for(100);
+    assert_int_equal(seen.n_connects, 1); /* no second attempt */
+    sl_client_free(c);
+    run_for(50);
+}
+
+static void test_connection_refused(void **state)
+{
+    (void)state;
+    obs_t o;
+    obs_init(&o);
+    sl_client_opts_t opts;
+    sl_client_opts_init(&opts);
+    opts.reconnect.enabled = 1;
+    opts.reconnect.initial_ms = 10;
+    opts.reconnect.max_ms = 20;
+    opts.reconnect.max_attempts = 3;
+    char url[128];
+    snprintf(url, sizeof url, "rtmp://127.0.0.1:%d/live/s", free_port());
+    opts.on_state = on_state;
+    opts.on_status = on_status;
+    opts.ud = &o;
+    sl_client_t *c = NULL;
+    assert_int_equal(sl_client_new(&loop, url, &opts, &c), 0);
+    assert_int_equal(sl_client_play(c), 0);
+    assert_true(wait_state(&o, SL_CLIENT_CLOSED, 5000));
+    assert_int_equal(o.err, UV_ECONNREFUSED);
+    assert_int_equal(o.n_reconnecting, 2); /* three attempts in all */
+    assert_non_null(strstr(o.statuses, "NetConnection.Connect.Failed"));
+    sl_client_stats_t st;
+    sl_client_get_stats(c, &st);
+    assert_int_equal(st.reconnects, 2);
+    sl_client_free(c);
+    run_for(50);
+}
+
+static void test_push_frames_and_flv_out(void **state)
+{
+    (void)state;
+    obs_t po, vo;
+    obs_init(&po);
+    obs_init(&vo);
+    sl_client_t *pub = mkclient("live/pushed", &po, NULL);
+    assert_int_equal(sl_client_write(pub, SL_CLIENT_VIDEO, 0, avc_hdr, sizeof avc_hdr), SL_EINVAL);
+    assert_int_equal(sl_client_publish(pub), 0);
+    /* Headers pushed early are remembered and go out once publishing starts. */
+    assert_int_equal(sl_client_write(pub, SL_CLIENT_DATA, 0, meta_body, sizeof meta_body), SL_EAGAIN);
+    assert_int_equal(sl_client_write(pub, SL_CLIENT_VIDEO, 0, avc_hdr, sizeof avc_hdr), SL_EAGAIN);
+    assert_int_equal(sl_client_write(pub, SL_CLIENT_AUDIO, 0, aac_hdr, sizeof aac_hdr), SL_EAGAIN);
+    assert_true(wait_state(&po, SL_CLIENT_ACTIVE, 5000));
+    assert_int_equal(sl_client_write(pub, 7, 0, aac_hdr, sizeof aac_hdr), SL_EINVAL);
+    uint8_t b[200];
+    int n = 0;
+    /* An inter frame before any keyframe is held back (not an error). */
+    assert_int_equal(sl_client_write(pub, SL_CLIENT_VIDEO, 0, b, video_body(b, 0, n)), 0);
+    for (; n < 10; n++)
+        assert_int_equal(sl_client_write(pub, SL_CLIENT_VIDEO, (uint32_t)n * 40, b, video_body(b, n == 0, n)), 0);
+
+    char out[64];
+    snprintf(out, sizeof out, "/tmp/sl_client_test_out_%d.flv", (int)getpid());
+    sl_client_opts_t o;
+    sl_client_opts_init(&o);
+    o.flv_out = out;
+    sl_client_t *play = mkclient("live/pushed", &vo, &o);
+    assert_int_equal(sl_client_play(play), 0);
+    assert_true(wait_state(&vo, SL_CLIENT_ACTIVE, 5000));
+    assert_true(wait_frames(&vo, 10, 3000));
+    for (; n < 40; n++)
+        assert_int_equal(sl_client_write(pub, SL_CLIENT_VIDEO, (uint32_t)n * 40, b, video_body(b, n % 25 == 0, n)), 0);
+    assert_true(wait_frames(&vo, 40, 3000));
+    assert_int_equal(vo.first_video_key, 1);
+    sl_client_stats_t st;
+    sl_client_get_stats(pub, &st);
+    assert_int_equal(st.frames_out, 3 + 40);
+    assert_int_equal(st.frames_dropped, 3 + 1);
+    sl_client_close(play);
+    sl_client_free(play);
+    sl_client_free(pub);
+    run_for(50);
+
+    /* The recording reads back: metadata, headers, then a keyframe, 40 frames. */
+    sl_client_flv_t *r = NULL;
+    assert_int_equal(sl_client_flv_open(out, &r), 0);
+    sl_client_frame_t f;
+    int video = 0, meta = 0, first_key = -1, cfg_first = 0;
+    uint32_t last_ts = 0;
+    while (sl_client_flv_next(r, &f) == 1) {
+        if (f.kind == SL_CLIENT_DATA)
+            meta++;
+        if (f.kind == SL_CLIENT_VIDEO && f.config && video == 0)
+            cfg_first = 1;
+        if (f.kind == SL_CLIENT_VIDEO && !f.config) {
+            if (first_key < 0)
+                first_key = f.keyframe;
+            video++;
+            last_ts = f.ts_ms;
+        }
+    }
+    sl_client_flv_close(r);
+    unlink(out);
+    assert_int_equal(meta, 1);
+    assert_int_equal(cfg_first, 1);
+    assert_int_equal(first_key, 1);
+    assert_int_equal(video, 40);
+    assert_int_equal(last_ts, 39 * 40);
+    assert_int_equal(sl_client_flv_open("/nonexistent/x.flv", &r), -2 /* -ENOENT */);
+}
+
+static void test_reconnect_after_server_restart(void **state)
+{
+    (void)state;
+    obs_t po, vo;
+    obs_init(&po);
+    obs_init(&vo);
+    sl_client_opts_t o;
+    sl_client_opts_init(&o);
+    o.reconnect.enabled = 1;
+    o.reconnect.initial_ms = 100;
+    o.reconnect.max_ms = 400;
+    sl_client_t *pub = mkclient("live/r1", &po, &o);
+    assert_int_equal(sl_client_publish_flv(pub, flv_path, SL_CLIENT_FLV_REALTIME | SL_CLIENT_FLV_LOOP), 0);
+    assert_true(wait_state(&po, SL_CLIENT_ACTIVE, 5000));
+    sl_client_t *play = mkclient("live/r1", &vo, &o);
+    assert_int_equal(sl_client_play(play), 0);
+    assert_true(wait_frames(&vo, 10, 5000));
+
+    /* The server goes away: both clients notice and start retrying. */
+    server_stop();
+    assert_true(wait_state(&vo, SL_CLIENT_RECONNECTING, 3000) || vo.n_reconnecting > 0);
+    assert_true(po.n_reconnecting > 0 || wait_state(&po, SL_CLIENT_RECONNECTING, 3000));
+    assert_non_null(strstr(vo.statuses, "NetConnection.Connect.Closed"));
+    run_for(600); /* a few refused attempts while the port is closed */
+
+    /* It comes back on the same port: both are ACTIVE again, media flows,
+     * and the player restarts on a keyframe. */
+    server_start();
+    vo.mark = 1;
+    int before = vo.video_frames;
+    assert_true(wait_state(&po, SL_CLIENT_ACTIVE, 5000));
+    assert_true(wait_state(&vo, SL_CLIENT_ACTIVE, 5000));
+    assert_true(wait_frames(&vo, before + 20, 5000));
+    assert_int_equal(vo.first_after_mark_key, 1);
+    assert_true(po.n_active >= 2 && vo.n_active >= 2);
+    sl_client_stats_t st;
+    sl_client_get_stats(play, &st);
+    assert_true(st.reconnects >= 1);
+    sl_client_get_stats(pub, &st);
+    assert_true(st.reconnects >= 1);
+
+    sl_client_free(play);
+    sl_client_free(pub);
+    run_for(50);
+}
+
+/*
+ * Allocation failure at every step of sl_client_new (builds with
+ * SL_FAULT_INJECTION only): each either succeeds or returns SL_ENOMEM with
+ * nothing allocated; teardown checks that no block is left.
+ */
+static void test_new_allocation_failures(void **state)
+{
+    (void)state;
+    if (!sl_alloc_fail_at(0, 0))
+        skip();
+    int n;
+    for (n = 1; n < 200; n++) {
+        sl_client_opts_t o;
+        sl_client_opts_init(&o);
+        o.username = "u";
+        o.password = "p";
+        o.token = "t";
+        o.app = "live";
+        o.flv_out = "/dev/null";
+        sl_client_t *c = NULL;
+        uint64_t failed = sl_alloc_failed_count();
+        sl_alloc_fail_at((uint64_t)n, 0);
+        int rc = sl_client_new(&loop, "rtmp://127.0.0.1:1/live/s?q=1", &o, &c);
+        sl_alloc_fail_at(0, 0);
+        if (rc) {
+            assert_int_equal(rc, SL_ENOMEM);
+            assert_null(c);
+            continue;
+        }
+        free_and_drain(c);
+        if (sl_alloc_failed_count() == failed)
+            break; /* every allocation of sl_client_new has been failed once */
+    }
+    assert_true(n > 5 && n < 200);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_url_parsing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_file_and_play, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_is_final, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_frames_and_flv_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_after_server_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
