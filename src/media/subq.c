@@ -1,5 +1,14 @@
 /*
  * Subscriber queue and drop policy (see subq.h).
+ *
+ * The ring starts small (SUBQ_INITIAL_CAP frames: a player written at once
+ * holds one or two frames, one behind a 100 ms merged-write window about
+ * eight) and doubles when full. A join replays the whole GOP cache into it
+ * at once (a 2 s GOP is ~150 frames), so after that burst has drained the
+ * ring goes back to its initial size: otherwise every player would keep
+ * 4 KB it no longer needs. The shrink happens only on a drain to empty
+ * from a ring at least SUBQ_SHRINK_FACTOR times the initial size, so the
+ * steady state never allocates.
  */
 #include "media/subq.h"
 
@@ -8,7 +17,8 @@
 #include "base/alloc.h"
 #include "sluice/errors.h"
 
-#define SUBQ_INITIAL_CAP 64
+#define SUBQ_INITIAL_CAP 16
+#define SUBQ_SHRINK_FACTOR 4
 #define SUBQ_MAX_CAP (1u << 16) /* frames; far beyond any sane byte bound */
 
 int sl_subq_init(sl_subq_t *q, size_t max_bytes, uint32_t max_ms, uint64_t slow_ms)
@@ -85,6 +95,11 @@ int sl_subq_push(sl_subq_t *q, sl_frame_t *f, uint32_t tag, uint64_t now_ms)
         q->video_seen = 1;
     if (q->lag_since_ms && q->slow_ms && now_ms - q->lag_since_ms > q->slow_ms)
         return SL_ESLOW;
+    /* Configuration frames are never dropped, so they alone could grow the
+     * queue without bound (a publisher resending sequence headers to a
+     * stuck player): past twice the bound the subscriber is hopeless. */
+    if (keep_always && q->bytes + sl_frame_size(f) > 2 * q->max_bytes)
+        return SL_ESLOW;
     if (q->skipping && !keep_always) {
         if (!is_resync_point(q, f)) {
             q->frames_dropped++;
@@ -93,8 +108,17 @@ int sl_subq_push(sl_subq_t *q, sl_frame_t *f, uint32_t tag, uint64_t now_ms)
         q->skipping = 0;
     }
     if (!keep_always && q->count) {
-        const sl_frame_t *oldest = sl_subq_peek(q);
-        uint32_t span = f->dts_ms - oldest->dts_ms;
+        /* The time span is measured between media frames: configuration
+         * and metadata frames carry the timestamp of when they were first
+         * sent (often 0), so a newcomer's replayed configs must not make
+         * the GOP that follows them look minutes long. */
+        const sl_frame_t *oldest = NULL;
+        for (uint32_t i = 0; i < q->count && !oldest; i++) {
+            const sl_frame_t *o = sl_subq_at(q, i)->f;
+            if (!(o->flags & (SL_FRAME_CONFIG | SL_FRAME_META)))
+                oldest = o;
+        }
+        uint32_t span = oldest ? f->dts_ms - oldest->dts_ms : 0;
         int over_bytes = q->bytes + sl_frame_size(f) > q->max_bytes;
         int over_time = q->max_ms && span > q->max_ms && span < 0x80000000u;
         if (over_bytes || over_time) {
@@ -139,6 +163,16 @@ void sl_subq_pop(sl_subq_t *q, uint32_t n, sl_subq_item_t *out)
     if (q->count == 0) {
         q->head = 0;
         q->lag_since_ms = 0;
+        if (q->cap >= SUBQ_INITIAL_CAP * SUBQ_SHRINK_FACTOR) {
+            /* A burst is over: give its ring back (keep the big one if the
+             * small one cannot be had; it is only memory). */
+            sl_subq_item_t *nr = sl_malloc(SUBQ_INITIAL_CAP * sizeof(*nr));
+            if (nr) {
+                sl_free(q->ring);
+                q->ring = nr;
+                q->cap = SUBQ_INITIAL_CAP;
+            }
+        }
     }
 }
 

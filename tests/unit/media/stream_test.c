@@ -247,6 +247,34 @@ static void test_subq_time_bound_audio_only(void **state)
     sl_subq_cleanup(&q);
 }
 
+/* Replayed configs carry old timestamps; the GOP after them must not look
+ * minutes long to the time bound (a regression the e2e GOP test caught). */
+static void test_subq_old_configs_do_not_count(void **state)
+{
+    (void)state;
+    sl_subq_t q;
+    assert_int_equal(sl_subq_init(&q, 1 << 20, 5000, 0), 0);
+    sl_frame_t *cfg = mk('C', 0, 50);
+    assert_int_equal(sl_subq_push(&q, cfg, 0, 1), 0);
+    for (uint32_t t = 60000; t <= 61000; t += 40) {
+        sl_frame_t *f = mk(t == 60000 ? 'V' : 'v', t, 100);
+        assert_int_equal(sl_subq_push(&q, f, 0, 1), 0);
+        sl_frame_unref(f);
+    }
+    assert_int_equal(q.drop_events, 0);
+    assert_int_equal(q.count, 27);
+    /* and configs alone cannot grow the queue past twice its bound */
+    sl_subq_t small;
+    assert_int_equal(sl_subq_init(&small, 200, 0, 0), 0);
+    int rc = 0;
+    for (int i = 0; i < 10 && rc == 0; i++)
+        rc = sl_subq_push(&small, cfg, 0, 1);
+    assert_int_equal(rc, SL_ESLOW);
+    sl_subq_cleanup(&small);
+    sl_frame_unref(cfg);
+    sl_subq_cleanup(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_gop_bound),
         cmocka_unit_test(test_subq_drop_policy),
         cmocka_unit_test(test_subq_time_bound_audio_only),
+        cmocka_unit_test(test_subq_old_configs_do_not_count),
     };
     int64_t before = sl_alloc_bytes();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
