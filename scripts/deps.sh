@@ -8,12 +8,17 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libyaml-dev
             libhttp-parser-dev libwslay-dev libsqlite3-dev libcurl4-openssl-dev libjwt-dev
-            libcrypt-dev)
+            libcrypt-dev libavformat-dev libavcodec-dev libavutil-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-tools
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-jsonschema
            python3-yaml python3-websocket python3-jwt
-           procps python3-cryptography)
+           procps python3-cryptography chromium)
+# Node.js and npm run the browser tests (tests/browser). Asked for only when
+# missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and conflicts
+# with Debian's npm package.
+command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)
 bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind)
 
 want=()

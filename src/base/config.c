@@ -62,6 +62,8 @@ typedef struct {
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const deny_allow_names[] = {"deny", "allow", NULL};
+/* Index order is the value: it must match sl_hls_format_t. */
+static const char *const hls_format_names[] = {"ts", "fmp4", NULL};
 
 static const slot_t g_slots[] = {
     {"server", "data_dir", T_STRING, CFG(server_data_dir), "./data", 1, 4095, NULL,
@@ -141,6 +143,9 @@ static const slot_t g_slots[] = {
     {"http", "stream_max_pending_bytes", T_SIZE, CFG(http_stream_max_pending_bytes), "8MB",
      64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut."},
 
+    {"hls", "session_timeout", T_DURATION, CFG(hls_session_timeout_ms), "30s", 1 * SEC, 1 * HOUR,
+     NULL, "An HLS player that sends no request for this long has left (play_stop is emitted)."},
+
     {"api", "access_token", T_STRING, CFG(api_access_token), "", 0, 128, NULL,
      "Server API token (?accessToken= or Authorization: Bearer); empty = generate one in data_dir/api_token."},
     {"api", "hosts", T_STRING, CFG(api_hosts), "*", 0, 1023, NULL,
@@ -185,9 +190,11 @@ static const slot_t g_slots[] = {
      "Time one delivery attempt may take."},
     {"webhooks", "retry_max_interval", T_DURATION, CFG(webhooks_retry_max_ms), "5m", 1 * SEC,
      24 * HOUR, NULL, "Longest wait between two attempts (exponential backoff with jitter up to this)."},
+    {"webhooks", "retention", T_DURATION, CFG(webhooks_retention_ms), "168h", 0, 8760 * HOUR, NULL,
+     "How long delivered rows stay in the outbox (listed by the API) before they are deleted; 0 = forever."},
 
     {"exec", "on_connect", T_STRING, CFG(exec_on_connect), "", 0, 4095, NULL,
-     "Command run when a client connects (event fields in SLUICE_EVENT_* variables)."},
+     "Command run when a client connects (event fields in SLUICE_* variables, see docs/integration/exec-hooks.md)."},
     {"exec", "on_disconnect", T_STRING, CFG(exec_on_disconnect), "", 0, 4095, NULL,
      "Command run when a client disconnects."},
     {"exec", "on_publish", T_STRING, CFG(exec_on_publish), "", 0, 4095, NULL,
@@ -231,6 +238,22 @@ static const slot_t g_app_slots[] = {
      "Protocols the auth checks apply to (comma-separated: rtmp,rtsp,webrtc,hls,http-flv,srt); * = all."},
     {NULL, "webhook_url", T_STRING, APP(webhook_url), "", 0, 4095, NULL,
      "Extra webhook endpoints for this app only (comma-separated)."},
+    {NULL, "hls", T_BOOL, APP(hls), "true", 0, 0, NULL,
+     "Serve this app's live streams as HLS at /{app}/{stream}.m3u8 (Red5's HLS plugin)."},
+    {NULL, "hls_segment", T_DURATION, APP(hls_segment_ms), "6s", 1 * SEC, 60 * SEC, NULL,
+     "HLS segment length (Red5 itemLength): a segment is cut at the first keyframe after it."},
+    {NULL, "hls_window", T_INT, APP(hls_window), "5", 1, 100, NULL,
+     "HLS segments listed in the live playlist (Red5 itemCount)."},
+    {NULL, "hls_format", T_ENUM, APP(hls_format), "ts", 0, 0, hls_format_names,
+     "HLS segment container: MPEG-TS, or fragmented MP4 (CMAF)."},
+    {NULL, "hls_low_latency", T_BOOL, APP(hls_low_latency), "false", 0, 0, NULL,
+     "Low-Latency HLS: partial segments, blocking playlist reload, preload hints (implies fmp4)."},
+    {NULL, "hls_part", T_DURATION, APP(hls_part_ms), "333ms", 100, 2 * SEC, NULL,
+     "Low-Latency HLS partial segment length (PART-TARGET)."},
+    {NULL, "hls_disk", T_BOOL, APP(hls_disk), "false", 0, 0, NULL,
+     "Also write HLS segments and playlists under {data_dir}/{app}/streams/hls/ (Red5 useDiskWrites)."},
+    {NULL, "httpflv", T_BOOL, APP(httpflv), "true", 0, 0, NULL,
+     "Serve this app's live streams as HTTP-FLV at /{app}/{stream}.flv."},
 };
 #define N_APP_SLOTS (sizeof g_app_slots / sizeof g_app_slots[0])
 
@@ -250,6 +273,7 @@ static const section_t g_sections[] = {
     {"rtmp", "The RTMP listener (rtmp://host:1935/{app}/{stream})."},
     {"media", "The media path: GOP cache and per-subscriber queues."},
     {"http", "The HTTP listener (REST API, metrics, events, web pages; http://host:5080/)."},
+    {"hls", "HLS and Low-Latency HLS players (per-app settings: apps.<name>.hls*)."},
     {"api", "The Red5 Pro-compatible Server API (/api/v1) and metrics."},
     {"auth", "Admission: simple auth, JWT and Round Trip Authentication (enabled per app)."},
     {"webhooks", "Events pushed to the business's servers, durably (SQLite outbox, retried until 2xx)."},

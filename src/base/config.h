@@ -35,7 +35,21 @@ typedef struct sl_app_config {
     int auth_roundtrip;    /* round-trip validate at publish/play */
     char *auth_protocols;  /* protocols the auth checks apply to; "*" = all */
     char *webhook_url;     /* extra webhook endpoints for this app */
+    int hls;               /* serve live streams as HLS */
+    int64_t hls_segment_ms;/* target segment length (Red5 itemLength) */
+    int64_t hls_window;    /* segments in the live playlist (Red5 itemCount) */
+    int64_t hls_format;    /* sl_hls_format_t: 0 ts, 1 fmp4 */
+    int hls_low_latency;   /* LL-HLS: parts, blocking reload (implies fmp4) */
+    int64_t hls_part_ms;   /* LL-HLS part target */
+    int hls_disk;          /* also write segments and playlists to data_dir */
+    int httpflv;           /* serve live streams as HTTP-FLV */
 } sl_app_config_t;
+
+/* Values of sl_app_config_t.hls_format (the order of the names in config.c). */
+typedef enum {
+    SL_HLS_FORMAT_TS = 0,
+    SL_HLS_FORMAT_FMP4 = 1,
+} sl_hls_format_t;
 
 typedef struct sl_config {
     /* server */
@@ -79,6 +93,8 @@ typedef struct sl_config {
     char *http_web_root;               /* static pages folder */
     int64_t http_ws_max_message_bytes;
     int64_t http_stream_max_pending_bytes;
+    /* hls */
+    int64_t hls_session_timeout_ms;    /* an HLS player silent this long has left */
     /* api */
     char *api_access_token;            /* "" = generated, kept in data_dir/api_token */
     char *api_hosts;                   /* allow-list, "*" = any */
@@ -103,6 +119,7 @@ typedef struct sl_config {
     char *webhooks_events;
     int64_t webhooks_timeout_ms;
     int64_t webhooks_retry_max_ms;
+    int64_t webhooks_retention_ms;     /* delivered rows kept this long; 0 = forever */
     /* exec hooks */
     char *exec_on_connect;
     char *exec_on_disconnect;

@@ -5,8 +5,18 @@
  */
 #include <stddef.h>
 
+#include "modules/auth_jwt/auth_jwt.h"
+#include "modules/auth_roundtrip/auth_roundtrip.h"
+#include "modules/auth_simple/auth_simple.h"
+#include "modules/exec_hooks/exec_hooks.h"
 #include "modules/module.h"
+#include "modules/webhooks/webhooks.h"
 
 const sl_module_t *const sl_builtin_modules[] = {
+    &sl_auth_simple_module,
+    &sl_auth_jwt_module,
+    &sl_auth_roundtrip_module,
+    &sl_webhooks_module,
+    &sl_exec_hooks_module,
     NULL,
 };

@@ -1,0 +1,522 @@
+/*
+ * The webhooks module (see webhooks.h): configuration, the event-bus
+ * listener on the loop thread, and the deliveries API. The outbox and its
+ * threads are in webhooks_outbox.c.
+ *
+ * On the loop, an event costs one test of the event mask, one app lookup
+ * and one allocation (the event and its strings copied into a single
+ * block) plus a mutex to queue it; everything else (JSON, SQLite, HTTP)
+ * happens on the module's threads or the libuv thread pool.
+ *
+ * API, under the Server API's access rule and envelope (api.c does the
+ * token and address checks before calling us):
+ *   GET  /api/v1/webhooks/deliveries[?state=pending|retrying|delivered&limit=N]
+ *   GET  /api/v1/webhooks/deliveries/{id}
+ *   POST /api/v1/webhooks/deliveries/{id}/redeliver
+ */
+#include "modules/webhooks/webhooks.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/api_internal.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "modules/webhooks/webhooks_internal.h"
+#include "proto/http/http.h"
+#include "sluice/errors.h"
+
+#define LISTENER_PRIORITY 200   /* after the API's event stream (100) */
+#define API_DEFAULT_LIMIT 100
+#define API_MAX_LIMIT 1000
+#define MAX_ENDPOINTS 256       /* distinct webhook URLs across the configuration */
+
+static const sl_log_ctx_t g_ctx = {.proto = "webhooks"};
+
+/* ------------------------------------------------------------------ */
+/* the listener (loop thread)                                          */
+
+static void on_event(const sl_event_t *ev, void *ud)
+{
+    sl_webhooks_t *w = ud;
+    if ((unsigned)ev->type >= SL_EV_COUNT || !(w->mask & (1u << ev->type)))
+        return;
+    const sl_app_config_t *app = ev->app ? sl_core_app(w->core, ev->app) : NULL;
+    if (!w->n_global && !(app && app->webhook_url && app->webhook_url[0]))
+        return;
+    /* One block: the item, then its strings. */
+    const char *strs[8] = {ev->session_id, ev->proto, ev->remote_addr, ev->app,
+                           ev->stream,     ev->reason, ev->query,     ev->path};
+    size_t total = sizeof(sl_wh_item_t);
+    for (int i = 0; i < 8; i++)
+        if (strs[i])
+            total += strlen(strs[i]) + 1;
+    sl_wh_item_t *it = sl_malloc(total);
+    if (!it) {
+        SL_LOGE(&g_ctx, "webhooks: out of memory: %s event %llu not sent", sl_event_name(ev->type),
+                (unsigned long long)ev->id);
+        return;
+    }
+    memset(it, 0, sizeof *it);
+    it->ev = *ev;
+    it->app = app;
+    const char **dst[8] = {&it->ev.session_id, &it->ev.proto, &it->ev.remote_addr, &it->ev.app,
+                           &it->ev.stream,     &it->ev.reason, &it->ev.query,     &it->ev.path};
+    char *p = (char *)(it + 1);
+    for (int i = 0; i < 8; i++) {
+        if (!strs[i]) {
+            *dst[i] = NULL;
+            continue;
+        }
+        size_t n = strlen(strs[i]) + 1;
+        memcpy(p, strs[i], n);
+        *dst[i] = p;
+        p += n;
+    }
+    uv_mutex_lock(&w->mu);
+    int full = w->n_queued >= SL_WEBHOOKS_MAX_QUEUED;
+    if (!full) {
+        if (w->tail)
+            w->tail->next = it;
+        else
+            w->head = it;
+        w->tail = it;
+        w->n_queued++;
+        uv_cond_signal(&w->writer_cv);
+    } else {
+        w->n_dropped++;
+    }
+    uv_mutex_unlock(&w->mu);
+    if (full) {
+        /* The writer is stuck (disk full or dead); shed rather than grow. */
+        SL_LOGE(&g_ctx, "webhooks: outbox queue full (%d events): %s event %llu not sent",
+                SL_WEBHOOKS_MAX_QUEUED, sl_event_name(ev->type), (unsigned long long)ev->id);
+        sl_free(it);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the API (loop thread; SQL on the thread pool)                       */
+
+typedef enum { API_LIST, API_GET, API_REDELIVER } api_kind_t;
+
+typedef struct {
+    uv_work_t work;
+    sl_webhooks_t *w;
+    sl_http_req_t *req;
+    api_kind_t kind;
+    char state[16];              /* list filter, "" = all */
+    int limit;
+    char id[SL_WEBHOOKS_ID_MAX];
+    /* result */
+    int status;                  /* 200, or an HTTP error */
+    const char *msg;             /* static error text */
+    json_t *data;                /* owned until answered */
+} api_work_t;
+
+#define ROW_COLUMNS                                                                           \
+    "id, event, endpoint, state, attempts, last_status, last_error, created, next_attempt," \
+    " delivered_at"
+
+static json_t *int_or_null(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return json_null();
+    return json_integer((json_int_t)sqlite3_column_int64(st, col));
+}
+
+static json_t *text_or_null(sqlite3_stmt *st, int col)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    return s ? json_string((const char *)s) : json_null();
+}
+
+/* The API object of the row st is on (columns in ROW_COLUMNS order). */
+static json_t *row_json(sqlite3_stmt *st)
+{
+    const char *state = (const char *)sqlite3_column_text(st, 3);
+    int delivered = state && strcmp(state, "delivered") == 0;
+    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o}",
+                     "id", text_or_null(st, 0), "event", text_or_null(st, 1),
+                     "endpoint", text_or_null(st, 2), "state", text_or_null(st, 3),
+                     "attempts", (json_int_t)sqlite3_column_int64(st, 4),
+                     "last_status", int_or_null(st, 5), "last_error", text_or_null(st, 6),
+                     "created", int_or_null(st, 7),
+                     "next_attempt", delivered ? json_null() : int_or_null(st, 8),
+                     "delivered_at", int_or_null(st, 9));
+}
+
+/* Fills a->data with one delivery, or sets a 404. */
+static void fetch_one(api_work_t *a, sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT " ROW_COLUMNS " FROM webhook_deliveries WHERE id = ?1", -1,
+                           &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        a->data = row_json(st);
+        a->status = a->data ? 200 : 500;
+    } else if (rc == SQLITE_DONE) {
+        a->status = 404;
+        a->msg = "No such delivery.";
+    } else {
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    return;
+fail:
+    SL_LOGW(&g_ctx, "webhooks api: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    a->status = 500;
+    a->msg = "The outbox cannot be read.";
+}
+
+static void api_list(api_work_t *a, sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    const char *sql = a->state[0]
+        ? "SELECT " ROW_COLUMNS " FROM webhook_deliveries WHERE state = ?1 ORDER BY seq DESC LIMIT ?2"
+        : "SELECT " ROW_COLUMNS " FROM webhook_deliveries ORDER BY seq DESC LIMIT ?2";
+    json_t *arr = json_array();
+    if (!arr || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    if (a->state[0])
+        sqlite3_bind_text(st, 1, a->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, a->limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (json_array_append_new(arr, row_json(st)))
+            goto fail;
+    if (rc != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(st);
+    a->data = arr;
+    a->status = 200;
+    return;
+fail:
+    SL_LOGW(&g_ctx, "webhooks api: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    json_decref(arr);
+    a->status = 500;
+    a->msg = "The outbox cannot be read.";
+}
+
+static void api_redeliver(api_work_t *a, sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE webhook_deliveries SET state = 'pending', next_attempt = ?2,"
+                           " delivered_at = NULL WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)sl_time_wall_ms());
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto fail;
+    int changed = sqlite3_changes(db);
+    sqlite3_finalize(st);
+    if (!changed) {
+        a->status = 404;
+        a->msg = "No such delivery.";
+        return;
+    }
+    sl__webhooks_wake_senders(a->w);
+    SL_LOGI(&g_ctx, "webhooks: delivery %s re-queued through the API", a->id);
+    fetch_one(a, db);
+    return;
+fail:
+    SL_LOGW(&g_ctx, "webhooks api: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    a->status = 500;
+    a->msg = "The outbox cannot be written.";
+}
+
+static void api_work(uv_work_t *req)
+{
+    api_work_t *a = req->data;
+    sqlite3 *db = sl__webhooks_db_open(a->w);
+    if (!db) {
+        a->status = 500;
+        a->msg = "The outbox cannot be opened.";
+        return;
+    }
+    if (a->kind == API_LIST)
+        api_list(a, db);
+    else if (a->kind == API_GET)
+        fetch_one(a, db);
+    else
+        api_redeliver(a, db);
+    sqlite3_close(db);
+}
+
+static void api_done(uv_work_t *req, int status)
+{
+    api_work_t *a = req->data;
+    if (status == 0 && a->status == 200) {
+        sl__api_ok(a->req, a->data); /* steals data */
+        a->data = NULL;
+    } else {
+        sl__api_err(a->req, status ? 500 : a->status, a->msg ? a->msg : "Internal error.");
+    }
+    json_decref(a->data);
+    sl_free(a);
+}
+
+/* Splits the path after /api/v1/ into at most max segments; returns the count. */
+static int split_segments(char *path, char **seg, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(path, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+        if (n == max)
+            return max + 1;
+        seg[n++] = tok;
+    }
+    return n;
+}
+
+static int api_handler(sl_http_req_t *req, void *ud)
+{
+    sl_webhooks_t *w = ud;
+    char path[1024];
+    const char *p = req->path;
+    if (strncmp(p, "/api/v1/", 8) != 0 || strlen(p) >= sizeof path)
+        return sl__api_err(req, 404, "No such API endpoint.");
+    snprintf(path, sizeof path, "%s", p + 8);
+    char *seg[5];
+    int n = split_segments(path, seg, 4);
+    int is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    int is_post = strcmp(req->method, "POST") == 0;
+    if (n < 2 || n > 4 || strcmp(seg[0], "webhooks") != 0 || strcmp(seg[1], "deliveries") != 0)
+        return sl__api_err(req, 404, "No such API endpoint.");
+    api_work_t *a = sl_calloc(1, sizeof(*a));
+    if (!a)
+        return sl__api_err(req, 503, "Out of memory.");
+    a->w = w;
+    a->req = req;
+    a->work.data = a;
+    if (n == 2 && is_get) {
+        a->kind = API_LIST;
+        a->limit = API_DEFAULT_LIMIT;
+        char val[32];
+        if (sl_http_query_get(req->query, "state", a->state, sizeof a->state) < 0)
+            a->state[0] = '\0';
+        if (a->state[0] && strcmp(a->state, "pending") != 0 &&
+            strcmp(a->state, "retrying") != 0 && strcmp(a->state, "delivered") != 0) {
+            sl_free(a);
+            return sl__api_err(req, 400, "state must be pending, retrying or delivered.");
+        }
+        if (sl_http_query_get(req->query, "limit", val, sizeof val) >= 0) {
+            char *end = NULL;
+            long v = strtol(val, &end, 10);
+            if (!val[0] || *end || v < 1 || v > API_MAX_LIMIT) {
+                sl_free(a);
+                return sl__api_err(req, 400, "limit must be a number from 1 to 1000.");
+            }
+            a->limit = (int)v;
+        }
+    } else if (n == 3 && is_get) {
+        a->kind = API_GET;
+        snprintf(a->id, sizeof a->id, "%s", seg[2]);
+    } else if (n == 4 && is_post && strcmp(seg[3], "redeliver") == 0) {
+        a->kind = API_REDELIVER;
+        snprintf(a->id, sizeof a->id, "%s", seg[2]);
+    } else {
+        sl_free(a);
+        return sl__api_err(req, (n == 3 || n == 4) && !is_get && !is_post ? 405 : 404,
+                           "No such API endpoint.");
+    }
+    int rc = uv_queue_work(w->core->loop, &a->work, api_work, api_done);
+    if (rc) {
+        sl_free(a);
+        return sl__api_err(req, 503, "Cannot queue the request.");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* configuration and lifecycle                                         */
+
+/* Adds url to the distinct endpoint list (w->eps). 0, SL_EINVAL or SL_ENOMEM. */
+static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const char *where)
+{
+    if (!(len > 7 && strncmp(url, "http://", 7) == 0) &&
+        !(len > 8 && strncmp(url, "https://", 8) == 0)) {
+        SL_LOGE(&g_ctx, "%s: '%.*s' is not an http:// or https:// URL", where, (int)len, url);
+        return SL_EINVAL;
+    }
+    for (size_t i = 0; i < w->n_eps; i++)
+        if (strlen(w->eps[i].url) == len && memcmp(w->eps[i].url, url, len) == 0)
+            return 0;
+    if (w->n_eps == MAX_ENDPOINTS) {
+        SL_LOGE(&g_ctx, "%s: more than %d distinct webhook URLs", where, MAX_ENDPOINTS);
+        return SL_ETOOBIG;
+    }
+    char *copy = sl_strndup(url, len);
+    if (!copy)
+        return SL_ENOMEM;
+    w->eps[w->n_eps] = (sl_wh_endpoint_t){.w = w, .url = copy};
+    w->n_eps++;
+    return 0;
+}
+
+/* Walks a comma-separated URL list; optionally keeps the pieces in *out. */
+static int parse_urls(sl_webhooks_t *w, const char *list, const char *where, char ***out,
+                      size_t *n_out)
+{
+    const char *p = list ? list : "";
+    while (*p) {
+        p += strspn(p, ", \t");
+        size_t len = strcspn(p, ",");
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len) {
+            int rc = add_endpoint(w, p, len, where);
+            if (rc)
+                return rc;
+            if (out) {
+                char **nl = sl_realloc(*out, (*n_out + 1) * sizeof(char *));
+                if (!nl)
+                    return SL_ENOMEM;
+                *out = nl;
+                if (!(nl[*n_out] = sl_strndup(p, len)))
+                    return SL_ENOMEM;
+                (*n_out)++;
+            }
+        }
+        p += strcspn(p, ",");
+    }
+    return 0;
+}
+
+static void wh_free(void *state)
+{
+    sl_webhooks_t *w = state;
+    if (!w)
+        return;
+    if (w->listener > 0)
+        sl_events_unsubscribe(w->core, w->listener);
+    sl__webhooks_threads_join(w);
+    uint64_t dropped = w->n_dropped;
+    /* Whatever is still queued was never accepted by the outbox. */
+    for (sl_wh_item_t *it = w->head, *next; it; it = next) {
+        next = it->next;
+        sl_free(it);
+        dropped++;
+    }
+    if (dropped)
+        SL_LOGW(&g_ctx, "webhooks: %llu events were never written to the outbox",
+                (unsigned long long)dropped);
+    for (size_t i = 0; i < w->n_eps; i++)
+        sl_free(w->eps[i].url);
+    sl_free(w->eps);
+    for (size_t i = 0; i < w->n_global; i++)
+        sl_free(w->global_urls[i]);
+    sl_free(w->global_urls);
+    uv_cond_destroy(&w->writer_cv);
+    uv_cond_destroy(&w->sender_cv);
+    uv_mutex_destroy(&w->mu);
+    sl_free(w->db_path);
+    sl_free(w->node);
+    int curl_ref = w->curl_ref;
+    sl_free(w);
+    if (curl_ref)
+        curl_global_cleanup();
+}
+
+static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
+{
+    *state = NULL;
+    const sl_config_t *cfg = core->cfg;
+    uint32_t mask = 0;
+    char bad[64];
+    if (sl__webhooks_parse_events(cfg->webhooks_events, &mask, bad, sizeof bad)) {
+        SL_LOGE(&g_ctx, "webhooks.events: unknown event '%s' (names: connection-connect, "
+                "stream-published, ..., or sluice's: connect, publish, upload_done, ...)", bad);
+        return SL_EINVAL;
+    }
+    int any = cfg->webhooks_url && cfg->webhooks_url[0];
+    for (size_t i = 0; i < cfg->n_apps && !any; i++)
+        any = cfg->apps[i].webhook_url && cfg->apps[i].webhook_url[0];
+    if (!any)
+        return 0; /* nothing configured: stay inert, no database, no threads */
+
+    int rc = SL_ENOMEM;
+    sl_webhooks_t *w = sl_calloc(1, sizeof(*w));
+    if (!w)
+        return SL_ENOMEM;
+    w->core = core;
+    w->cfg = cfg;
+    w->mask = mask;
+    uv_mutex_init(&w->mu);
+    uv_cond_init(&w->writer_cv);
+    uv_cond_init(&w->sender_cv);
+    /* Same allocator choice as base/http_client.c: whichever initialises
+     * curl first, its allocations are counted by sl_malloc. */
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, sl_malloc, sl_free, sl_realloc, sl_strdup,
+                             sl_calloc) != CURLE_OK) {
+        rc = SL_EIO;
+        goto fail;
+    }
+    w->curl_ref = 1;
+    size_t path_len = strlen(cfg->server_data_dir) + sizeof("/" SL_WEBHOOKS_DB_NAME);
+    w->db_path = sl_malloc(path_len);
+    w->node = sl_strdup(cfg->server_node_name ? cfg->server_node_name : "");
+    w->eps = sl_calloc(MAX_ENDPOINTS, sizeof(*w->eps));
+    if (!w->db_path || !w->node || !w->eps)
+        goto fail;
+    snprintf(w->db_path, path_len, "%s/%s", cfg->server_data_dir, SL_WEBHOOKS_DB_NAME);
+    rc = parse_urls(w, cfg->webhooks_url, "webhooks.url", &w->global_urls, &w->n_global);
+    for (size_t i = 0; i < cfg->n_apps && !rc; i++) {
+        char where[SL_CONFIG_APP_NAME_MAX + 32];
+        snprintf(where, sizeof where, "apps.%s.webhook_url", cfg->apps[i].name);
+        rc = parse_urls(w, cfg->apps[i].webhook_url, where, NULL, NULL);
+    }
+    if (rc)
+        goto fail;
+    rc = sl__webhooks_threads_start(w);
+    if (rc) {
+        SL_LOGE(&g_ctx, "webhooks: cannot start the outbox (%s): %s", w->db_path, sl_strerror(rc));
+        goto fail;
+    }
+    rc = sl_events_subscribe(core, "webhooks", LISTENER_PRIORITY, on_event, w);
+    if (rc < 0)
+        goto fail;
+    w->listener = rc;
+    rc = 0;
+    if (http && core->api)
+        rc = sl_api_add_route(core->api, "webhooks", api_handler, w);
+    if (rc)
+        goto fail;
+    SL_LOGI(&g_ctx, "webhooks: %zu endpoint%s, outbox %s", w->n_eps, w->n_eps == 1 ? "" : "s",
+            w->db_path);
+    *state = w;
+    return 0;
+fail:
+    wh_free(w);
+    return rc;
+}
+
+/* Graceful stop: senders finish their attempt (bounded by the shutdown
+ * timeout) and exit; the listener and the writer keep going until free, so
+ * the disconnects and unpublishes of the shutdown itself reach the outbox. */
+static void wh_stop(void *state)
+{
+    sl_webhooks_t *w = state;
+    sl__webhooks_senders_stop(w, (uint64_t)w->cfg->server_shutdown_timeout_ms);
+}
+
+const sl_module_t sl_webhooks_module = {
+    .name = "webhooks",
+    .start = wh_start,
+    .stop = wh_stop,
+    .free = wh_free,
+};

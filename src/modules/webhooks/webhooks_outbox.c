@@ -1,0 +1,716 @@
+/*
+ * The webhooks outbox (see webhooks_internal.h for who runs what): the
+ * SQLite table of deliveries, the writer thread that fills it and the
+ * sender threads that empty it. Nothing here runs on the loop thread.
+ *
+ * Durability: a delivery is a row in {data_dir}/sluice.db
+ * (webhook_deliveries) written in WAL mode with synchronous=FULL before its
+ * first attempt, so it survives kill -9 and power loss once committed. A
+ * sender only ever moves a row forward by an UPDATE after an attempt; a
+ * row is never deleted before it is delivered (delivered rows are pruned
+ * after webhooks.retention). At start every undelivered row is due again.
+ *
+ * Ordering: rows are numbered (seq) in the order the writer inserts them,
+ * which is the bus order. For its endpoint, a sender only considers the
+ * oldest undelivered row of each ordering key (the Red5 guid), and among
+ * those the one due first; so a later delivery for a key never overtakes
+ * an earlier one, while other keys and other endpoints go on.
+ *
+ * Idempotency: a row's id ("<node>-<event seq>-<endpoint index>") is in the
+ * body and the X-Sluice-Delivery header and never changes across retries.
+ * The event seq is the bus's event id plus a base kept in webhook_meta (the
+ * highest seq ever written), so ids stay unique across restarts even though
+ * the bus numbers events from 1 in every process.
+ */
+#include <curl/curl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "modules/webhooks/webhooks_internal.h"
+#include "sluice/errors.h"
+#include "sluice/version.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define IDLE_WAIT_MS (60 * 1000)          /* a sender re-checks the outbox at least this often */
+#define DB_RETRY_MS 1000                  /* after a database error */
+#define PRUNE_INTERVAL_MS (10 * 60 * 1000)
+#define WRITER_STOP_RETRIES 5             /* failed commits tolerated while stopping */
+#define MAX_ERROR_TEXT 256
+
+static const sl_log_ctx_t g_ctx = {.proto = "webhooks"};
+
+static const char *const schema_sql =
+    "CREATE TABLE IF NOT EXISTS webhook_deliveries ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* insertion (= bus) order */
+    " id TEXT NOT NULL UNIQUE,"               /* idempotency id */
+    " event TEXT NOT NULL,"                   /* Red5 / payload event name */
+    " endpoint TEXT NOT NULL,"
+    " okey TEXT NOT NULL,"                    /* ordering key (guid) */
+    " body TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'pending'," /* pending | retrying | delivered */
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " last_status INTEGER,"                   /* HTTP status of the last attempt, 0 = none */
+    " last_error TEXT,"
+    " created INTEGER NOT NULL,"              /* wall clock ms */
+    " next_attempt INTEGER NOT NULL,"         /* wall clock ms */
+    " delivered_at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_open ON webhook_deliveries"
+    " (endpoint, okey, seq) WHERE state <> 'delivered';"
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_done ON webhook_deliveries"
+    " (delivered_at) WHERE state = 'delivered';"
+    "CREATE TABLE IF NOT EXISTS webhook_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+
+/* ------------------------------------------------------------------ */
+/* connections                                                         */
+
+struct sqlite3 *sl__webhooks_db_open(const sl_webhooks_t *w)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(w->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        SL_LOGE(&g_ctx, "webhooks: cannot open %s: %s", w->db_path,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    char *err = NULL;
+    /* WAL lets senders and the API read while the writer writes; FULL makes a
+     * commit durable before the row is attempted. */
+    rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        SL_LOGE(&g_ctx, "webhooks: %s: %s", w->db_path, err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        goto fail;
+    }
+    return db;
+fail:
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* Waits on a condition for at most ms (mu held). */
+static void timed_wait(uv_cond_t *cv, uv_mutex_t *mu, uint64_t ms)
+{
+    (void)uv_cond_timedwait(cv, mu, ms * 1000000ull);
+}
+
+/* Sleeps ms unless a stop flag rises (used after database errors). */
+static void pause_ms(sl_webhooks_t *w, uint64_t ms)
+{
+    uv_mutex_lock(&w->mu);
+    if (!w->writer_stop)
+        timed_wait(&w->writer_cv, &w->mu, ms);
+    uv_mutex_unlock(&w->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* the writer                                                          */
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *insert, *set_meta, *prune;
+    uint64_t seq_base;           /* event seq = seq_base + bus event id */
+    uint64_t seq_high;           /* highest event seq written so far */
+    uint64_t last_prune_ms;
+} writer_t;
+
+static int writer_open(sl_webhooks_t *w, writer_t *wr)
+{
+    char *err = NULL;
+    wr->db = sl__webhooks_db_open(w);
+    if (!wr->db)
+        return SL_EIO;
+    int rc = sqlite3_exec(wr->db, schema_sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        SL_LOGE(&g_ctx, "webhooks: cannot create the outbox tables: %s",
+                err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        return SL_EIO;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(wr->db, "SELECT value FROM webhook_meta WHERE key = 'event_seq'", -1,
+                            &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        wr->seq_base = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    wr->seq_high = wr->seq_base;
+    rc = sqlite3_prepare_v2(wr->db,
+                            "INSERT OR IGNORE INTO webhook_deliveries (id, event, endpoint, okey,"
+                            " body, state, attempts, created, next_attempt)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
+                            -1, &wr->insert, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(wr->db,
+                                "INSERT INTO webhook_meta (key, value) VALUES ('event_seq', ?1)"
+                                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                -1, &wr->set_meta, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(wr->db,
+                                "DELETE FROM webhook_deliveries WHERE state = 'delivered'"
+                                " AND delivered_at < ?1",
+                                -1, &wr->prune, NULL);
+    if (rc != SQLITE_OK) {
+        SL_LOGE(&g_ctx, "webhooks: outbox statements: %s", sqlite3_errmsg(wr->db));
+        return SL_EIO;
+    }
+    sqlite3_stmt *cnt = NULL;
+    if (sqlite3_prepare_v2(wr->db,
+                           "SELECT COUNT(*) FROM webhook_deliveries WHERE state <> 'delivered'",
+                           -1, &cnt, NULL) == SQLITE_OK &&
+        sqlite3_step(cnt) == SQLITE_ROW && sqlite3_column_int64(cnt, 0) > 0)
+        SL_LOGI(&g_ctx, "webhooks: %lld undelivered deliveries in the outbox are due again",
+                (long long)sqlite3_column_int64(cnt, 0));
+    sqlite3_finalize(cnt);
+    /* Rows for a URL that is no longer configured have no sender: say so
+     * (they stay, listed by the API, and go out if the URL comes back). */
+    if (sqlite3_prepare_v2(wr->db,
+                           "SELECT endpoint, COUNT(*) FROM webhook_deliveries"
+                           " WHERE state <> 'delivered' GROUP BY endpoint",
+                           -1, &cnt, NULL) == SQLITE_OK) {
+        while (sqlite3_step(cnt) == SQLITE_ROW) {
+            const char *url = (const char *)sqlite3_column_text(cnt, 0);
+            size_t i = 0;
+            while (url && i < w->n_eps && strcmp(w->eps[i].url, url) != 0)
+                i++;
+            if (url && i == w->n_eps)
+                SL_LOGW(&g_ctx, "webhooks: %lld undelivered deliveries for %s, which is no "
+                        "longer configured: kept, not sent",
+                        (long long)sqlite3_column_int64(cnt, 1), url);
+        }
+    }
+    sqlite3_finalize(cnt);
+    return 0;
+}
+
+static void writer_close(writer_t *wr)
+{
+    sqlite3_finalize(wr->insert);
+    sqlite3_finalize(wr->set_meta);
+    sqlite3_finalize(wr->prune);
+    sqlite3_close(wr->db);
+}
+
+/*
+ * Splits a comma-separated URL list in place (blanks trimmed, empty items
+ * skipped) and appends the pieces to urls. Returns the new count.
+ */
+static size_t split_urls(char *list, const char **urls, size_t n, size_t cap)
+{
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save)) {
+        tok += strspn(tok, " \t");
+        size_t len = strlen(tok);
+        while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+            tok[--len] = '\0';
+        if (len)
+            urls[n++] = tok;
+    }
+    return n;
+}
+
+#define MAX_EVENT_ENDPOINTS 64
+
+/*
+ * Inserts one event's rows: one per distinct endpoint, global URLs first,
+ * then the app's. The endpoint index in the id is the URL's position in
+ * that de-duplicated list, so it is fixed once the row exists.
+ */
+static int insert_event(sl_webhooks_t *w, writer_t *wr, const sl_wh_item_t *it, uint64_t seq)
+{
+    const char *urls[MAX_EVENT_ENDPOINTS];
+    char app_urls[4096];
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_global && n < MAX_EVENT_ENDPOINTS; i++)
+        urls[n++] = w->global_urls[i];
+    if (it->app && it->app->webhook_url && it->app->webhook_url[0]) {
+        snprintf(app_urls, sizeof app_urls, "%s", it->app->webhook_url);
+        n = split_urls(app_urls, urls, n, MAX_EVENT_ENDPOINTS);
+    }
+    char okey[512], id[SL_WEBHOOKS_ID_MAX];
+    sl__webhooks_guid(&it->ev, okey, sizeof okey);
+    const char *event_name = sl__webhooks_event_name(it->ev.type);
+    int index = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < i && strcmp(urls[j], urls[i]) != 0)
+            j++;
+        if (j < i)
+            continue; /* the same URL listed twice gets the event once */
+        if (sl__webhooks_delivery_id(id, sizeof id, w->node, seq, index++))
+            return SL_ETOOBIG;
+        char *body = sl__webhooks_payload(&it->ev, w->node, id, seq);
+        if (!body)
+            return SL_ENOMEM;
+        sqlite3_stmt *st = wr->insert;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, event_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, urls[i], -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, okey, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 5, body, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)sl_time_wall_ms());
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sl_free(body);
+        if (rc != SQLITE_DONE)
+            return SL_EIO;
+    }
+    return 0;
+}
+
+/* Inserts every row of a batch of events in one transaction. */
+static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
+{
+    int rc = 0;
+    uint64_t seq_high = wr->seq_high;
+    if (sqlite3_exec(wr->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = SL_EIO;
+        goto fail;
+    }
+    for (sl_wh_item_t *it = items; it; it = it->next) {
+        uint64_t seq = wr->seq_base + it->ev.id;
+        if (seq > seq_high)
+            seq_high = seq;
+        rc = insert_event(w, wr, it, seq);
+        if (rc)
+            goto fail;
+    }
+    sqlite3_reset(wr->set_meta);
+    sqlite3_bind_int64(wr->set_meta, 1, (sqlite3_int64)seq_high);
+    if (sqlite3_step(wr->set_meta) != SQLITE_DONE ||
+        sqlite3_exec(wr->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = SL_EIO;
+        goto fail;
+    }
+    wr->seq_high = seq_high;
+    return 0;
+fail:
+    SL_LOGE(&g_ctx, "webhooks: cannot write to the outbox (%s): %s", sl_strerror(rc),
+            sqlite3_errmsg(wr->db));
+    sqlite3_exec(wr->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void maybe_prune(sl_webhooks_t *w, writer_t *wr)
+{
+    uint64_t now = sl_time_wall_ms();
+    int64_t keep = w->cfg->webhooks_retention_ms;
+    if (keep <= 0 || now - wr->last_prune_ms < PRUNE_INTERVAL_MS)
+        return;
+    wr->last_prune_ms = now;
+    sqlite3_reset(wr->prune);
+    sqlite3_bind_int64(wr->prune, 1, (sqlite3_int64)(now - (uint64_t)keep));
+    if (sqlite3_step(wr->prune) != SQLITE_DONE)
+        SL_LOGW(&g_ctx, "webhooks: pruning delivered rows failed: %s", sqlite3_errmsg(wr->db));
+    else if (sqlite3_changes(wr->db) > 0)
+        SL_LOGD(&g_ctx, "webhooks: pruned %d delivered rows", sqlite3_changes(wr->db));
+}
+
+static void free_items(sl_wh_item_t *it)
+{
+    while (it) {
+        sl_wh_item_t *next = it->next;
+        sl_free(it);
+        it = next;
+    }
+}
+
+static void writer_main(void *arg)
+{
+    sl_webhooks_t *w = arg;
+    writer_t wr;
+    memset(&wr, 0, sizeof wr);
+    int rc = writer_open(w, &wr);
+    uv_mutex_lock(&w->mu);
+    w->writer_state = rc ? rc : 1;
+    uv_cond_broadcast(&w->writer_cv);
+    uv_mutex_unlock(&w->mu);
+    if (rc) {
+        writer_close(&wr);
+        return;
+    }
+    for (;;) {
+        uv_mutex_lock(&w->mu);
+        if (!w->head && !w->writer_stop)
+            timed_wait(&w->writer_cv, &w->mu, PRUNE_INTERVAL_MS);
+        sl_wh_item_t *items = w->head;
+        size_t n = w->n_queued;
+        w->head = w->tail = NULL;
+        w->n_queued = 0;
+        int stop = w->writer_stop;
+        uv_mutex_unlock(&w->mu);
+        /* A batch is retried until it commits: the events exist nowhere else.
+         * Only while stopping is there a limit, so that a dead disk cannot
+         * hang the shutdown forever. */
+        for (int tries = 0; items; tries++) {
+            if (!write_batch(w, &wr, items)) {
+                sl__webhooks_wake_senders(w);
+                break;
+            }
+            uv_mutex_lock(&w->mu);
+            stop = w->writer_stop;
+            uv_mutex_unlock(&w->mu);
+            if (stop && tries >= WRITER_STOP_RETRIES) {
+                SL_LOGE(&g_ctx, "webhooks: giving up on %zu events at shutdown: the outbox "
+                        "cannot be written", n);
+                break;
+            }
+            pause_ms(w, DB_RETRY_MS);
+        }
+        free_items(items);
+        maybe_prune(w, &wr);
+        if (stop && !items)
+            break;
+    }
+    writer_close(&wr);
+}
+
+/* ------------------------------------------------------------------ */
+/* the senders                                                         */
+
+typedef struct {
+    int64_t seq;
+    char id[SL_WEBHOOKS_ID_MAX];
+    char event[64];
+    char *body;                  /* owned (sl_malloc) */
+    size_t body_len;
+    int64_t attempts;
+    int64_t next_attempt;
+} row_t;
+
+typedef struct {
+    sl_wh_endpoint_t *ep;
+    sqlite3 *db;
+    sqlite3_stmt *next, *ok, *retry;
+    CURL *curl;
+} sender_t;
+
+static uint64_t next_rand(sl_wh_endpoint_t *ep)
+{
+    /* xorshift64*: plenty for jitter, and thread-local by construction. */
+    uint64_t x = ep->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ep->rng = x;
+    return x * 2685821657736338717ull;
+}
+
+static int sender_open(sender_t *s)
+{
+    sl_webhooks_t *w = s->ep->w;
+    s->db = sl__webhooks_db_open(w);
+    if (!s->db)
+        return SL_EIO;
+    /* The head row (lowest seq) of every ordering key of this endpoint,
+     * then the one due first: SQLite takes the bare columns from the row
+     * that holds MIN(seq). */
+    int rc = sqlite3_prepare_v2(
+        s->db,
+        "SELECT seq, id, event, body, attempts, next_attempt FROM"
+        " (SELECT seq, id, event, body, attempts, next_attempt, MIN(seq)"
+        "  FROM webhook_deliveries WHERE endpoint = ?1 AND state <> 'delivered' GROUP BY okey)"
+        " ORDER BY next_attempt, seq LIMIT 1",
+        -1, &s->next, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db,
+                                "UPDATE webhook_deliveries SET state = 'delivered',"
+                                " attempts = attempts + 1, last_status = ?2, last_error = NULL,"
+                                " delivered_at = ?3 WHERE seq = ?1",
+                                -1, &s->ok, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db,
+                                "UPDATE webhook_deliveries SET state = 'retrying',"
+                                " attempts = attempts + 1, last_status = ?2, last_error = ?3,"
+                                " next_attempt = ?4 WHERE seq = ?1 AND state <> 'delivered'",
+                                -1, &s->retry, NULL);
+    if (rc != SQLITE_OK) {
+        SL_LOGE(&g_ctx, "webhooks: sender statements: %s", sqlite3_errmsg(s->db));
+        return SL_EIO;
+    }
+    s->curl = curl_easy_init();
+    return s->curl ? 0 : SL_ENOMEM;
+}
+
+static void sender_close(sender_t *s)
+{
+    sqlite3_finalize(s->next);
+    sqlite3_finalize(s->ok);
+    sqlite3_finalize(s->retry);
+    sqlite3_close(s->db);
+    if (s->curl)
+        curl_easy_cleanup(s->curl);
+}
+
+/* The next row to send: 1 found, 0 none, <0 error. */
+static int next_row(sender_t *s, row_t *r)
+{
+    sqlite3_stmt *st = s->next;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, s->ep->url, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return SL_EIO;
+    r->seq = sqlite3_column_int64(st, 0);
+    snprintf(r->id, sizeof r->id, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(r->event, sizeof r->event, "%s", (const char *)sqlite3_column_text(st, 2));
+    const char *body = (const char *)sqlite3_column_text(st, 3);
+    r->body_len = (size_t)sqlite3_column_bytes(st, 3);
+    r->attempts = sqlite3_column_int64(st, 4);
+    r->next_attempt = sqlite3_column_int64(st, 5);
+    r->body = sl_strndup(body ? body : "", r->body_len);
+    sqlite3_reset(st);
+    return r->body ? 1 : SL_ENOMEM;
+}
+
+/* Response bodies are not needed: count and drop them. */
+static size_t discard_body(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+/* Called by libcurl during a transfer: abandon it once the stop grace is over. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    sl_webhooks_t *w = ud;
+    uv_mutex_lock(&w->mu);
+    int abandon = w->senders_stop && sl_time_wall_ms() >= w->stop_deadline_ms;
+    uv_mutex_unlock(&w->mu);
+    return abandon;
+}
+
+/* One POST; returns the HTTP status (0 when there is none) and an error text. */
+static long post(sender_t *s, const row_t *r, char *err, size_t err_cap)
+{
+    sl_webhooks_t *w = s->ep->w;
+    const sl_config_t *cfg = w->cfg;
+    char ts[32], hdr[SL_WEBHOOKS_ID_MAX + 64], sig[SL_WEBHOOKS_SIG_LEN + 1];
+    char curl_err[CURL_ERROR_SIZE];
+    long status = 0;
+    struct curl_slist *h = NULL, *t;
+    CURL *c = s->curl;
+    CURLcode cc;
+    err[0] = '\0';
+    curl_err[0] = '\0';
+    snprintf(ts, sizeof ts, "%llu", (unsigned long long)(sl_time_wall_ms() / 1000));
+#define ADD(line)                                   \
+    do {                                            \
+        if (!(t = curl_slist_append(h, (line)))) { \
+            snprintf(err, err_cap, "out of memory"); \
+            goto fail;                              \
+        }                                           \
+        h = t;                                      \
+    } while (0)
+    ADD("Content-Type: application/json");
+    ADD("Expect:"); /* no 100-continue round trip */
+    snprintf(hdr, sizeof hdr, "X-Sluice-Event: %s", r->event);
+    ADD(hdr);
+    snprintf(hdr, sizeof hdr, "X-Sluice-Delivery: %s", r->id);
+    ADD(hdr);
+    snprintf(hdr, sizeof hdr, "X-Sluice-Timestamp: %s", ts);
+    ADD(hdr);
+    snprintf(hdr, sizeof hdr, "X-Sluice-Attempt: %lld", (long long)r->attempts + 1);
+    ADD(hdr);
+    if (cfg->webhooks_secret && cfg->webhooks_secret[0]) {
+        if (sl__webhooks_sign(cfg->webhooks_secret, ts, r->body, r->body_len, sig)) {
+            snprintf(err, err_cap, "cannot compute the signature");
+            goto fail;
+        }
+        snprintf(hdr, sizeof hdr, "X-Sluice-Signature: %s", sig);
+        ADD(hdr);
+    }
+#undef ADD
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, s->ep->url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "sluice/" SL_VERSION_STRING);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->webhooks_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->webhooks_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
+    cc = curl_easy_perform(c);
+    /* Both point into this frame: unhook them before the handle is reused. */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+        snprintf(err, err_cap, "abandoned at shutdown (server.shutdown_timeout)");
+        goto fail;
+    }
+    if (cc != CURLE_OK) {
+        snprintf(err, err_cap, "%s", curl_err[0] ? curl_err : curl_easy_strerror(cc));
+        goto fail;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status > 299)
+        snprintf(err, err_cap, "HTTP %ld", status);
+fail:
+    curl_slist_free_all(h);
+    return status;
+}
+
+/* Attempts one row and records the outcome. */
+static void attempt(sender_t *s, const row_t *r)
+{
+    sl_webhooks_t *w = s->ep->w;
+    char err[MAX_ERROR_TEXT];
+    long status = post(s, r, err, sizeof err);
+    uint64_t now = sl_time_wall_ms();
+    int ok = status >= 200 && status <= 299;
+    sqlite3_stmt *st = ok ? s->ok : s->retry;
+    uint64_t delay = 0;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, r->seq);
+    sqlite3_bind_int64(st, 2, status);
+    if (ok) {
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+    } else {
+        uint32_t n = r->attempts + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(r->attempts + 1);
+        delay = sl__webhooks_backoff_ms(n, (uint64_t)w->cfg->webhooks_retry_max_ms,
+                                        next_rand(s->ep));
+        sqlite3_bind_text(st, 3, err, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)(now + delay));
+    }
+    if (sqlite3_step(st) != SQLITE_DONE)
+        SL_LOGE(&g_ctx, "webhooks: cannot record delivery %s: %s (it will be sent again)", r->id,
+                sqlite3_errmsg(s->db));
+    sqlite3_reset(st);
+    if (ok)
+        SL_LOGD(&g_ctx, "webhooks: %s %s delivered to %s (HTTP %ld, attempt %lld)", r->event,
+                r->id, s->ep->url, status, (long long)r->attempts + 1);
+    else
+        SL_LOGI(&g_ctx, "webhooks: %s %s to %s failed (attempt %lld: %s); next in %llu ms",
+                r->event, r->id, s->ep->url, (long long)r->attempts + 1, err,
+                (unsigned long long)delay);
+}
+
+static void sender_main(void *arg)
+{
+    sl_wh_endpoint_t *ep = arg;
+    sl_webhooks_t *w = ep->w;
+    sender_t s = {.ep = ep};
+    int opened = 0;
+    for (;;) {
+        uv_mutex_lock(&w->mu);
+        int stop = w->senders_stop;
+        uint64_t gen = w->gen;
+        uv_mutex_unlock(&w->mu);
+        if (stop)
+            break;
+        uint64_t wait_ms = IDLE_WAIT_MS;
+        if (!opened) {
+            if (sender_open(&s) == 0) {
+                opened = 1;
+                continue;
+            }
+            sender_close(&s);
+            memset(&s, 0, sizeof s);
+            s.ep = ep;
+            wait_ms = DB_RETRY_MS;
+        } else {
+            row_t r;
+            memset(&r, 0, sizeof r);
+            int found = next_row(&s, &r);
+            uint64_t now = sl_time_wall_ms();
+            if (found > 0 && (uint64_t)r.next_attempt <= now) {
+                attempt(&s, &r);
+                sl_free(r.body);
+                continue;
+            }
+            sl_free(r.body);
+            if (found > 0)
+                wait_ms = (uint64_t)r.next_attempt - now;
+            else if (found < 0) {
+                SL_LOGW(&g_ctx, "webhooks: reading the outbox failed: %s", sqlite3_errmsg(s.db));
+                wait_ms = DB_RETRY_MS;
+            }
+        }
+        uv_mutex_lock(&w->mu);
+        if (!w->senders_stop && w->gen == gen)
+            timed_wait(&w->sender_cv, &w->mu, wait_ms);
+        uv_mutex_unlock(&w->mu);
+    }
+    sender_close(&s);
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                           */
+
+int sl__webhooks_threads_start(sl_webhooks_t *w)
+{
+    int rc = uv_thread_create(&w->writer, writer_main, w);
+    if (rc)
+        return rc;
+    w->writer_started = 1;
+    uv_mutex_lock(&w->mu);
+    while (w->writer_state == 0)
+        uv_cond_wait(&w->writer_cv, &w->mu);
+    rc = w->writer_state < 0 ? w->writer_state : 0;
+    uv_mutex_unlock(&w->mu);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < w->n_eps; i++) {
+        sl_wh_endpoint_t *ep = &w->eps[i];
+        ep->rng = (sl_time_mono_ms() ^ (uint64_t)(uintptr_t)ep) * 0x9E3779B97F4A7C15ull | 1;
+        rc = uv_thread_create(&ep->thread, sender_main, ep);
+        if (rc)
+            return rc;
+        ep->started = 1;
+    }
+    return 0;
+}
+
+void sl__webhooks_wake_senders(sl_webhooks_t *w)
+{
+    uv_mutex_lock(&w->mu);
+    w->gen++;
+    uv_cond_broadcast(&w->sender_cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+void sl__webhooks_senders_stop(sl_webhooks_t *w, uint64_t grace_ms)
+{
+    uv_mutex_lock(&w->mu);
+    if (!w->senders_stop) {
+        w->senders_stop = 1;
+        w->stop_deadline_ms = sl_time_wall_ms() + grace_ms;
+    }
+    uv_cond_broadcast(&w->sender_cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+void sl__webhooks_threads_join(sl_webhooks_t *w)
+{
+    uv_mutex_lock(&w->mu);
+    w->writer_stop = 1;
+    uv_cond_broadcast(&w->writer_cv);
+    uv_mutex_unlock(&w->mu);
+    if (w->writer_started) {
+        uv_thread_join(&w->writer);
+        w->writer_started = 0;
+    }
+    sl__webhooks_senders_stop(w, 0);
+    for (size_t i = 0; i < w->n_eps; i++) {
+        if (w->eps[i].started) {
+            uv_thread_join(&w->eps[i].thread);
+            w->eps[i].started = 0;
+        }
+    }
+}
