@@ -7,8 +7,9 @@ CONFIG ?= sluice.yml
 JOBS ?= 2
 PYTEST ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 
-.PHONY: all build build-asan deps deps-test run test test-unit test-e2e test-asan test-fuzz-replay fuzz bench clean
+.PHONY: all build build-asan deps deps-test run test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
 
 all: build
 
@@ -34,6 +35,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory test-unit BUILD=build
 	@$(MAKE) --no-print-directory test-fuzz-replay BUILD=build-asan
 	@$(MAKE) --no-print-directory test-e2e BUILD=build
+	@$(MAKE) --no-print-directory test-browser BUILD=build
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
 	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan PYTEST_ARGS="-m 'not slow'"
 
@@ -47,6 +49,10 @@ test-fuzz-replay:
 test-e2e:
 	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q $(PYTEST_ARGS)
 
+# playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.
+test-browser:
+	cd tests/browser && npm ci --no-audit --no-fund && SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice node --test
+
 test-asan: deps-test build-asan
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
 	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan
@@ -54,7 +60,7 @@ test-asan: deps-test build-asan
 fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_FUZZ=ON -DSL_SANITIZE=ON -DSL_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
-	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build build-asan build-fuzz

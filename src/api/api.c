@@ -30,6 +30,7 @@
 
 #define FMS_VERSION "RED5/1,0,7,0"
 #define AUTH_FAIL_WINDOW_MS 60000
+#define AUTH_FAIL_MAX_ADDRS 4096 /* failure records kept; bounds memory under a spray of addresses */
 
 /* ------------------------------------------------------------------ */
 /* envelope                                                            */
@@ -85,6 +86,33 @@ static int host_allowed(const sl_api_t *api, const char *addr)
     return 0;
 }
 
+/*
+ * Makes room in the failure table before a new address is added: records
+ * whose window has passed are dropped. Without this, every address that
+ * ever failed once would keep a record for the life of the process.
+ */
+static void prune_fails(sl_api_t *api, uint64_t now)
+{
+    if (api->fails.n < AUTH_FAIL_MAX_ADDRS)
+        return;
+    char **stale = sl_calloc(api->fails.n, sizeof(char *));
+    if (!stale)
+        return;
+    size_t n_stale = 0, pos = 0;
+    sl_map_entry_t *e;
+    while ((e = sl_map_next(&api->fails, &pos))) { /* collect first: no change while iterating */
+        fail_rec_t *fr = e->val;
+        if (now - fr->window_start > AUTH_FAIL_WINDOW_MS)
+            stale[n_stale++] = e->key;
+    }
+    for (size_t i = 0; i < n_stale; i++) {
+        char key[128]; /* addresses are at most 63 bytes (sl_session_t.remote_addr) */
+        snprintf(key, sizeof key, "%s", stale[i]); /* sl_map_del frees the map's copy */
+        sl_free(sl_map_del(&api->fails, key));
+    }
+    sl_free(stale);
+}
+
 /* Constant-time comparison, so the token cannot be guessed byte by byte. */
 static int token_equal(const char *a, const char *b)
 {
@@ -127,7 +155,11 @@ int sl__api_check_access(sl_api_t *api, sl_http_req_t *req)
     if (have >= 0 && token_equal(tok, api->token))
         return 0;
     if (!fr) {
-        fr = sl_calloc(1, sizeof(*fr));
+        prune_fails(api, now);
+        /* Still full (that many addresses failing within a minute): this one
+         * is not tracked; the limit cannot hold against such a spray anyway. */
+        if (api->fails.n < AUTH_FAIL_MAX_ADDRS)
+            fr = sl_calloc(1, sizeof(*fr));
         if (fr && sl_map_set(&api->fails, req->remote_addr, fr)) {
             sl_free(fr);
             fr = NULL;
@@ -173,6 +205,13 @@ static int load_token(sl_api_t *api)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         return -errno;
+    /* open() keeps the mode of a file that already existed (an unusable,
+     * short token file being replaced): the secret is owner-only either way. */
+    if (fchmod(fd, 0600) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
     size_t n = strlen(api->token);
     int ok = write(fd, api->token, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
     close(fd);

@@ -88,6 +88,12 @@ static const sl_ws_ops_t watcher_ops = {
 
 int sl__api_events_accept(sl_api_t *api, sl_http_req_t *req)
 {
+    /* A plain GET (a browser tab, curl without upgrade headers) gets the
+     * API's error envelope, as every other /api/v1 error does; an upgrade
+     * attempt is judged by sl_http_ws_accept, whose own answer covers the
+     * malformed ones. */
+    if (!sl_http_req_header(req, "upgrade"))
+        return sl__api_err(req, 400, "This endpoint is a WebSocket: connect with Upgrade: websocket.");
     watcher_t *w = sl_calloc(1, sizeof(*w));
     if (!w)
         return sl__api_err(req, 500, "Out of memory.");

@@ -122,10 +122,18 @@ static uint64_t live_sum(sl_core_t *core, const char *app_name, int field)
 
 int sl__api_server_info(sl_api_t *api, sl_http_req_t *req)
 {
+    const sl_config_t *cfg = api->core->cfg;
     uint64_t up = sl_time_wall_ms() - api->core->start_ms;
-    return sl__api_ok(req, json_pack("{s:s, s:s, s:i, s:I}", "red5_pro_version", SL_VERSION_STRING,
-                                     "fms_version", FMS_VERSION, "capabilities", 33, "uptime",
-                                     (json_int_t)up));
+    json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "red5_pro_version", SL_VERSION_STRING,
+                          "fms_version", FMS_VERSION, "capabilities", 33, "uptime", (json_int_t)up);
+    /* sluice addition: where to publish, so a console or a client can build
+     * rtmp://host:PORT/app/stream without knowing the configuration; null when
+     * RTMP is off. */
+    if (o) {
+        json_t *port = cfg->rtmp_enabled ? json_integer((json_int_t)cfg->rtmp_port) : json_null();
+        json_object_set_new(o, "rtmp_port", port);
+    }
+    return sl__api_ok(req, o);
 }
 
 static uint64_t rss_bytes(void)
@@ -261,31 +269,53 @@ static json_t *scope_stats(sl_api_t *api, const char *scope, int whole_app, doub
     return o;
 }
 
+/*
+ * Red5's repeatable app= filter of /applications/statistics. Returns 1 when
+ * the raw query has at least one non-empty app= parameter; then *match says
+ * whether one of them (percent-decoded) is `name`. Other parameters whose
+ * names merely end in "app" (myapp=) are not filters.
+ */
+static int app_filter(const char *q, const char *name, int *match)
+{
+    int any = 0;
+    *match = 0;
+    while (q && *q) {
+        size_t len = strcspn(q, "&");
+        if (len > 4 && strncmp(q, "app=", 4) == 0) {
+            char val[SL_CONFIG_APP_NAME_MAX + 64];
+            size_t n = len - 4;
+            if (n < sizeof val) {
+                memcpy(val, q + 4, n);
+                val[n] = '\0';
+                size_t dn = sl_http_url_decode(val, 1);
+                if (dn && strlen(val) == dn) {
+                    any = 1;
+                    if (strcmp(val, name) == 0)
+                        *match = 1;
+                }
+            } else {
+                any = 1; /* too long to be an app name: matches nothing */
+            }
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return any;
+}
+
 int sl__api_apps_stats(sl_api_t *api, sl_http_req_t *req)
 {
     char un[8];
     double div = unit_div(req, un, sizeof un);
     json_t *a = json_array();
-    /* repeatable app= filter: collect every value of "app" in the raw query */
-    const char *q = req->query ? req->query : "";
-    int filtered = strstr(q, "app=") != NULL;
     for (size_t i = 0; i < api->core->cfg->n_apps; i++) {
         const sl_app_config_t *app = &api->core->cfg->apps[i];
         if (!app->enabled)
             continue;
-        if (filtered) {
-            int match = 0;
-            char key[80];
-            snprintf(key, sizeof key, "app=%s", app->name);
-            for (const char *p = strstr(q, key); p; p = strstr(p + 1, key)) {
-                int start_ok = p == q || p[-1] == '&';
-                char end = p[strlen(key)];
-                if (start_ok && (end == '\0' || end == '&'))
-                    match = 1;
-            }
-            if (!match)
-                continue;
-        }
+        int match;
+        if (app_filter(req->query, app->name, &match) && !match)
+            continue;
         json_array_append_new(a, scope_stats(api, app->name, 1, div, un));
     }
     return sl__api_ok(req, a);
@@ -342,6 +372,16 @@ static const char *rel_name(const sl_stream_t *st, const char *scope, int whole_
     return rel;
 }
 
+/* Whether session s is a player (subscriber) of stream st. */
+static int plays_stream(const sl_session_t *s, const sl_stream_t *st)
+{
+    if (s->role != SL_ROLE_SUBSCRIBER || !s->app || !s->stream)
+        return 0;
+    size_t al = strlen(s->app);
+    return strncmp(st->name, s->app, al) == 0 && st->name[al] == '/' &&
+           strcmp(st->name + al + 1, s->stream) == 0;
+}
+
 static json_t *stream_json(sl_api_t *api, sl_stream_t *st, const char *rel, const char *scope,
                            int broadcast)
 {
@@ -357,26 +397,29 @@ static json_t *stream_json(sl_api_t *api, sl_stream_t *st, const char *rel, cons
     json_object_set_new(o, "state", json_string(st->publisher ? "PUBLISHING" : "CLOSED"));
     if (!broadcast)
         return o;
-    json_object_set_new(o, "bytes_received", json_integer((json_int_t)st->stats.bytes_in));
-    json_object_set_new(o, "active_subscribers", json_integer((json_int_t)st->n_sinks));
-    json_object_set_new(o, "total_subscribers", json_integer((json_int_t)st->stats.total_sinks));
-    json_object_set_new(o, "max_subscribers", json_integer((json_int_t)st->stats.max_sinks));
-    /* sluice additions */
-    uint64_t now = sl_time_wall_ms();
-    double secs = now > st->publish_time_ms ? (double)(now - st->publish_time_ms) / 1000.0 : 0;
-    uint64_t bytes_out = 0, dropped = 0;
+    /* Subscribers are the player sessions, as listed by .../subscribers and
+     * counted by sluice_players: the stream's sinks also include the server's
+     * own outputs (the HLS segmenter), which are not clients. total and max
+     * still come from the hub's sink counters, which cannot tell them apart;
+     * they are raised to at least the active count. */
+    uint64_t bytes_out = 0, dropped = 0, n_players = 0;
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &api->core->sessions) {
         sl_session_t *s = sl_container_of(it, sl_session_t, link);
-        if (s->role != SL_ROLE_SUBSCRIBER || !s->app || !s->stream)
-            continue;
-        size_t al = strlen(s->app);
-        if (strncmp(st->name, s->app, al) == 0 && st->name[al] == '/' &&
-            strcmp(st->name + al + 1, s->stream) == 0) {
+        if (plays_stream(s, st)) {
+            n_players++;
             bytes_out += s->bytes_out;
             dropped += s->frames_dropped;
         }
     }
+    uint64_t total = st->stats.total_sinks, max = st->stats.max_sinks;
+    json_object_set_new(o, "bytes_received", json_integer((json_int_t)st->stats.bytes_in));
+    json_object_set_new(o, "active_subscribers", json_integer((json_int_t)n_players));
+    json_object_set_new(o, "total_subscribers", json_integer((json_int_t)(total > n_players ? total : n_players)));
+    json_object_set_new(o, "max_subscribers", json_integer((json_int_t)(max > n_players ? max : n_players)));
+    /* sluice additions */
+    uint64_t now = sl_time_wall_ms();
+    double secs = now > st->publish_time_ms ? (double)(now - st->publish_time_ms) / 1000.0 : 0;
     json_object_set_new(o, "video_codec", st->video_codec ? json_string(sl_codec_name(st->video_codec)) : json_null());
     json_object_set_new(o, "audio_codec", st->audio_codec ? json_string(sl_codec_name(st->audio_codec)) : json_null());
     json_object_set_new(o, "width", json_integer(st->width));
@@ -416,11 +459,7 @@ static int subscribers_of(sl_api_t *api, sl_http_req_t *req, sl_stream_t *st)
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &api->core->sessions) {
         sl_session_t *s = sl_container_of(it, sl_session_t, link);
-        if (s->role != SL_ROLE_SUBSCRIBER || !s->app || !s->stream)
-            continue;
-        size_t al = strlen(s->app);
-        if (strncmp(st->name, s->app, al) == 0 && st->name[al] == '/' &&
-            strcmp(st->name + al + 1, s->stream) == 0)
+        if (plays_stream(s, st))
             json_array_append_new(a, client_json(s, 1));
     }
     return sl__api_ok(req, a);
@@ -485,11 +524,7 @@ int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *
             sl_list_t *it, *nx;
             sl_list_foreach_safe(it, nx, &api->core->sessions) {
                 sl_session_t *s = sl_container_of(it, sl_session_t, link);
-                if (strcmp(s->id, seg[3]) != 0 || s->role != SL_ROLE_SUBSCRIBER || !s->stream)
-                    continue;
-                size_t al = strlen(s->app);
-                if (strncmp(st->name, s->app, al) == 0 && st->name[al] == '/' &&
-                    strcmp(st->name + al + 1, s->stream) == 0) {
+                if (strcmp(s->id, seg[3]) == 0 && plays_stream(s, st) && s->ops && s->ops->kick) {
                     json_t *cj = client_json(s, 1);
                     s->ops->kick(s, "kicked by the API");
                     return sl__api_ok(req, cj);
