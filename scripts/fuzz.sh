@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target for a while (`make fuzz`). Usage:
-#   scripts/fuzz.sh BUILD_DIR SECONDS
+#   scripts/fuzz.sh BUILD_DIR SECONDS [TARGET...]
+# With TARGET names (handshake, chunk, amf0, ...) only those run, so that
+# targets can be spread over several processes (`make fuzz FUZZ_TARGETS=...`).
 # For each tests/fuzz/X_fuzz.c, runs BUILD_DIR/X_fuzz for SECONDS with the
 # committed corpus tests/fuzz/corpus/X/ as seeds. New interesting inputs go
 # to tests/fuzz/out/X/ (not committed; merge good ones by hand with
@@ -11,12 +13,14 @@
 # Exits 1 if any target found something or could not run.
 set -uo pipefail
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 BUILD_DIR SECONDS" >&2
+if [ $# -lt 2 ]; then
+    echo "usage: $0 BUILD_DIR SECONDS [TARGET...]" >&2
     exit 2
 fi
 build=${1%/}
 seconds=$2
+shift 2
+only=" $* "
 root=$(cd "$(dirname "$0")/.." && pwd)
 clean=0
 bad=0
@@ -24,6 +28,9 @@ bad=0
 shopt -s nullglob
 for src in "$root"/tests/fuzz/*_fuzz.c; do
     name=$(basename "$src" _fuzz.c)
+    if [ "$only" != "  " ] && [[ "$only" != *" $name "* ]]; then
+        continue
+    fi
     bin="$build/${name}_fuzz"
     corpus="$root/tests/fuzz/corpus/$name"
     out="$root/tests/fuzz/out/$name"
