@@ -1071,15 +1071,15 @@ def open_player(host, port, app, stream, timeout=5.0, expect_start=True, **kw):
     return c, sid
 
 
-def open_publisher(host, port, app, stream, timeout=5.0, expect_start=True, **kw):
-    """Connects and publishes (live); returns (client, stream_id)."""
+def open_publisher(host, port, app, stream, timeout=5.0, expect_start=True, kind="live", **kw):
+    """Connects and publishes (kind: live, record or append); returns (client, stream_id)."""
     c = RtmpClient(host, port, timeout=timeout, name=kw.pop("name", "publisher"), **kw)
     try:
         r = c.connect(app)
         if not r.ok:
             raise RtmpError("connect to %s failed: %r" % (app, r))
         sid = c.create_stream()
-        c.publish(sid, stream)
+        c.publish(sid, stream, kind=kind)
         if expect_start:
             c.wait_status("NetStream.Publish.Start", timeout)
     except BaseException:

@@ -1,0 +1,108 @@
+"""The process as an operator sees it: --version, --check-config, environment
+overrides, refusing a bad config, and graceful shutdown with clients attached."""
+
+import re
+import signal
+import subprocess
+
+import rtmp_client
+from conftest import (HOST, SLUICE_BIN, T, child_env, free_port, port_open, to_yaml,
+                      default_config, wait_stream_live, wait_until)
+
+BAD_CONFIG = (
+    "rtmp:\n"                    # 1
+    "  port: 1935\n"             # 2
+    "  no_such_key: 1\n"         # 3  unknown key
+    "media:\n"                   # 4
+    "  queue_max_bytes: lots\n"  # 5  not a size
+)
+
+
+def run_sluice(args, timeout=None, env=None):
+    return subprocess.run([SLUICE_BIN] + list(args), capture_output=True, text=True,
+                          timeout=timeout or T(15), env=child_env(env), stdin=subprocess.DEVNULL)
+
+
+def test_version():
+    p = run_sluice(["--version"])
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, "--version exited %d: %s" % (p.returncode, out)
+    assert re.search(r"\d+\.\d+", out), "--version printed no version: %r" % out
+
+
+def test_check_config_accepts_good_file(tmp_path):
+    cfg = tmp_path / "good.yml"
+    cfg.write_text(to_yaml(default_config(free_port())) + "\n")
+    p = run_sluice(["--config", str(cfg), "--check-config"])
+    assert p.returncode == 0, "--check-config rejected a good file (%d): %s" % (
+        p.returncode, p.stderr)
+
+
+def test_check_config_names_every_bad_line(tmp_path):
+    cfg = tmp_path / "bad.yml"
+    cfg.write_text(BAD_CONFIG)
+    p = run_sluice(["--config", str(cfg), "--check-config"])
+    assert p.returncode != 0, "--check-config accepted a bad file: %s" % p.stderr
+    assert re.search(r"bad\.yml:3:", p.stderr), \
+        "no 'bad.yml:3: ...' error for the unknown key:\n%s" % p.stderr
+    assert re.search(r"bad\.yml:5:", p.stderr), \
+        "no 'bad.yml:5: ...' error for the bad value:\n%s" % p.stderr
+    assert "no_such_key" in p.stderr, "the unknown key is not named:\n%s" % p.stderr
+
+
+def test_bad_config_refuses_to_start(tmp_path):
+    cfg = tmp_path / "bad.yml"
+    port = free_port()
+    cfg.write_text(BAD_CONFIG.replace("1935", str(port)))
+    try:
+        p = run_sluice(["--config", str(cfg)], timeout=T(10),
+                       env={"SLUICE_SERVER_DATA_DIR": str(tmp_path / "data")})
+    except subprocess.TimeoutExpired:
+        raise AssertionError("sluice kept running with an invalid config")
+    assert p.returncode != 0
+    assert re.search(r"bad\.yml:3:", p.stderr) and re.search(r"bad\.yml:5:", p.stderr), p.stderr
+    assert not port_open(port)
+
+
+def test_env_overrides_port(sluice_factory):
+    file_port = free_port()
+    env_port = free_port()
+    srv = sluice_factory(config={"rtmp": {"port": file_port}}, port=env_port,
+                         env={"SLUICE_RTMP_PORT": str(env_port)})
+    c = rtmp_client.RtmpClient(HOST, env_port, timeout=T(5), name="env-port")
+    try:
+        r = c.connect("live")
+        assert r.ok and r.code == "NetConnection.Connect.Success", r
+    finally:
+        c.close()
+    assert not port_open(file_port), "the port from the file is open despite SLUICE_RTMP_PORT"
+    assert srv.alive()
+
+
+def test_sigint_exits_zero(sluice):
+    rc = sluice.stop(signal.SIGINT, timeout=T(10))
+    assert rc == 0, "SIGINT: exit code %s\n%s" % (rc, sluice.log_tail())
+
+
+def test_sigterm_with_publisher_and_player(sluice, ffmpeg_publish):
+    pub = ffmpeg_publish(sluice.url("live", "stream1"))
+    wait_stream_live(sluice.port, "live", "stream1", T(15))
+    player, _ = rtmp_client.open_player(HOST, sluice.port, "live", "stream1", timeout=T(5))
+    try:
+        player.wait_video_frames(10, T(5))
+        rc = sluice.stop(signal.SIGTERM, timeout=T(10))
+        assert rc is not None, "sluice did not exit within %.0f s of SIGTERM" % T(10)
+        assert rc == 0, "SIGTERM: exit code %s" % rc
+        # The player learns that the stream ended: UnpublishNotify, then the close.
+        player.wait_closed(T(5))
+        codes = player.status_codes()
+        assert player.error is None or isinstance(player.error, OSError), player.close_reason
+        assert "NetStream.Play.UnpublishNotify" in codes or player.close_reason == "EOF", \
+            "player saw neither UnpublishNotify nor a clean close: %s %s" % (
+                codes, player.close_reason)
+        wait_until(lambda: pub.poll() is not None, T(15), 0.1,
+                   "the ffmpeg publisher to notice the shutdown")
+    finally:
+        player.close()
+    reports = sluice.sanitizer_reports()
+    assert not reports, "sanitizer reports after shutdown: %s\n%s" % (reports, sluice.log_tail())
