@@ -11,6 +11,8 @@
 #include "modules/exec_hooks/exec_hooks.h"
 #include "modules/module.h"
 #include "modules/webhooks/webhooks.h"
+#include "proto/hls/hls.h"
+#include "proto/httpflv/httpflv.h"
 
 const sl_module_t *const sl_builtin_modules[] = {
     &sl_auth_simple_module,
@@ -18,5 +20,7 @@ const sl_module_t *const sl_builtin_modules[] = {
     &sl_auth_roundtrip_module,
     &sl_webhooks_module,
     &sl_exec_hooks_module,
+    &sl_hls_module,
+    &sl_httpflv_module,
     NULL,
 };

@@ -1,0 +1,201 @@
+// Shared set-up of the player tests (hls.test.mjs, httpflv.test.mjs): a sluice
+// started here with the apps a test asks for, ffmpeg publishing a test pattern
+// in real time, Debian's Chromium (playwright-core) with autoplay allowed, and
+// the player libraries (hls.js, mpegts.js, from node_modules, no CDN) copied
+// to web/test/lib/ so that sluice serves them beside web/test/*.html.
+//
+// Every wait is a condition with a deadline; nothing sleeps for a fixed time.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(HERE, '..', '..');
+export const SLUICE_BIN = process.env.SLUICE_BIN || path.join(REPO, 'build', 'sluice');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+export const HOST = '127.0.0.1';
+const SCALE = Number(process.env.E2E_TIMEOUT_SCALE || 1);
+export const T = (ms) => ms * SCALE;
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, HOST, () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls pred() until truthy or the deadline; returns its value. */
+export async function waitFor(pred, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await pred();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ': ' + last.message : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 100)); // the poll interval of a deadline-bounded wait
+  }
+}
+
+function waitExit(child, timeoutMs) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+function sluiceEnv(extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLUICE_')) env[k] = v;
+  return Object.assign(env, extra);
+}
+
+/** Config sections with a `port` besides rtmp and http: each gets a free port. */
+function otherListenerSections() {
+  const p = spawnSync(SLUICE_BIN, ['--print-config', 'yaml'], { encoding: 'utf8', env: sluiceEnv({}) });
+  if (p.status !== 0) return [];
+  const out = new Set();
+  let section = null;
+  for (const line of p.stdout.split('\n')) {
+    const m = line.match(/^([a-z_]+):\s*(#.*)?$/);
+    if (m) section = m[1];
+    else if (section && /^\s+port:/.test(line) && section !== 'rtmp' && section !== 'http') out.add(section);
+  }
+  return [...out];
+}
+
+/** Copies the player libraries next to the test pages (web/test/lib/, git-ignored). */
+function installPlayerLibs() {
+  const lib = path.join(REPO, 'web', 'test', 'lib');
+  fs.mkdirSync(lib, { recursive: true });
+  const files = [
+    [path.join(HERE, 'node_modules', 'hls.js', 'dist', 'hls.min.js'), 'hls.min.js'],
+    [path.join(HERE, 'node_modules', 'mpegts.js', 'dist', 'mpegts.js'), 'mpegts.js'],
+  ];
+  for (const [from, name] of files) {
+    if (!fs.existsSync(from)) throw new Error(`${from} missing: run npm ci in tests/browser`);
+    fs.copyFileSync(from, path.join(lib, name));
+  }
+}
+
+/**
+ * Starts the world: apps is the YAML of the `apps:` section (lines, indented),
+ * streams a list of rtmp paths ("live/stream1") to publish. Returns an object
+ * with base URL, browser, page(), stop().
+ */
+export async function startWorld(name, apps, streams) {
+  if (!fs.existsSync(SLUICE_BIN)) throw new Error(`sluice binary not found at ${SLUICE_BIN} (set SLUICE_BIN)`);
+  installPlayerLibs();
+  const W = { children: [] };
+  W.dir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-${name}-`));
+  W.rtmpPort = await freePort();
+  W.httpPort = await freePort();
+  const lines = ['rtmp:', `  port: ${W.rtmpPort}`, 'http:', `  port: ${W.httpPort}`,
+    `  web_root: ${path.join(REPO, 'web')}`, 'apps:', ...apps];
+  for (const section of otherListenerSections()) lines.push(`${section}:`, `  port: ${await freePort()}`);
+  const cfg = path.join(W.dir, 'sluice.yml');
+  fs.writeFileSync(cfg, lines.join('\n') + '\n');
+  fs.mkdirSync(path.join(W.dir, 'data'));
+  const start = (tag, cmd, args, opts = {}) => {
+    const log = fs.openSync(path.join(W.dir, `${tag}.${W.children.length}.log`), 'w');
+    const child = spawn(cmd, args, Object.assign({ stdio: ['ignore', log, log] }, opts));
+    fs.closeSync(log);
+    W.children.push(child);
+    return child;
+  };
+  W.sluiceLog = path.join(W.dir, 'sluice.0.log');
+  W.sluice = start('sluice', SLUICE_BIN, ['--config', cfg], {
+    cwd: W.dir,
+    env: sluiceEnv({ SLUICE_SERVER_DATA_DIR: path.join(W.dir, 'data'), SLUICE_LOG_LEVEL: 'debug' }),
+  });
+  await waitFor(async () => {
+    if (W.sluice.exitCode !== null) throw new Error('sluice exited: ' + fs.readFileSync(W.sluiceLog, 'utf8'));
+    return (await fetch(`http://${HOST}:${W.httpPort}/healthz`)).status === 200;
+  }, T(10000), 'sluice to answer /healthz');
+
+  // A test pattern: H.264 640x360 25 fps with a keyframe every second, AAC.
+  const media = path.join(W.dir, 'src.flv');
+  const gen = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100', '-t', '8',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
+    '-g', '25', '-keyint_min', '25', '-sc_threshold', '0', '-b:v', '600k',
+    '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', media], { encoding: 'utf8', timeout: 60000 });
+  if (gen.status !== 0) throw new Error('media generation failed: ' + gen.stderr);
+  for (const s of streams) {
+    start('ffmpeg', 'ffmpeg', ['-hide_banner', '-loglevel', 'warning', '-nostdin', '-re', '-stream_loop', '-1',
+      '-i', media, '-c', 'copy', '-f', 'flv', `rtmp://${HOST}:${W.rtmpPort}/${s}`]);
+  }
+  W.base = `http://${HOST}:${W.httpPort}`;
+  W.browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+  W.context = await W.browser.newContext({ viewport: { width: 900, height: 700 } });
+  W.stop = async () => {
+    if (W.browser) await W.browser.close();
+    for (const c of W.children) if (c !== W.sluice && c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    if (W.sluice && W.sluice.exitCode === null) W.sluice.kill('SIGTERM');
+    let code = null;
+    for (const c of W.children) {
+      try {
+        const rc = await waitExit(c, T(10000));
+        if (c === W.sluice) code = rc;
+      } catch {
+        c.kill('SIGKILL');
+      }
+    }
+    return code;
+  };
+  return W;
+}
+
+/**
+ * Opens a player page, waits until the video plays and its currentTime has
+ * advanced by `advance` seconds; returns {page, errors, currentTime, extra}.
+ */
+export async function playUntil(W, url, advance, timeoutMs) {
+  const page = await W.context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(url);
+  const first = await waitFor(async () => {
+    const t = await page.evaluate(() => document.getElementById('video').currentTime);
+    return t > 0.5 ? t : null;
+  }, timeoutMs, `${url} to start playing`);
+  await waitFor(async () => {
+    const t = await page.evaluate(() => document.getElementById('video').currentTime);
+    return t >= first + advance;
+  }, timeoutMs, `${url} currentTime to advance by ${advance} s`);
+  const state = await page.evaluate(() => ({
+    currentTime: document.getElementById('video').currentTime,
+    errors: window.player.errors,
+    events: window.player.events.slice(-20),
+    latency: window.player.latency ? window.player.latency() : null,
+    width: document.getElementById('video').videoWidth,
+  }));
+  state.pageErrors = pageErrors;
+  state.page = page;
+  return state;
+}
