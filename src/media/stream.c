@@ -120,8 +120,8 @@ int sl_hub_publish(sl_hub_t *hub, const char *name, void *publisher, sl_stream_t
     st->width = st->height = 0;
     st->fps = st->meta_video_kbps = st->meta_audio_kbps = 0;
     memset(&st->stats, 0, sizeof(st->stats));
-    st->stats.total_sinks = st->n_sinks;
-    st->stats.max_sinks = st->n_sinks;
+    st->stats.total_sinks = st->n_players;
+    st->stats.max_sinks = st->n_players;
     st->video_codec = st->audio_codec = SL_CODEC_NONE;
     sl_list_t *it, *nx;
     st->pushing++;
@@ -244,9 +244,12 @@ int sl_hub_add_sink(sl_hub_t *hub, const char *name, sl_sink_t *sink)
     sink->stream = st;
     sl_list_push_back(&st->sinks, &sink->link);
     st->n_sinks++;
-    st->stats.total_sinks++;
-    if (st->n_sinks > st->stats.max_sinks)
-        st->stats.max_sinks = st->n_sinks;
+    if (!sink->internal) {
+        st->n_players++;
+        st->stats.total_sinks++;
+        if (st->n_players > st->stats.max_sinks)
+            st->stats.max_sinks = st->n_players;
+    }
     if (st->publisher) {
         st->pushing++;
         if (sink->ops->on_publish)
@@ -267,5 +270,7 @@ void sl_stream_remove_sink(sl_sink_t *sink)
     sl_list_remove(&sink->link);
     sink->stream = NULL;
     st->n_sinks--;
+    if (!sink->internal)
+        st->n_players--;
     stream_maybe_free(st);
 }

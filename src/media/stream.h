@@ -46,6 +46,8 @@ struct sl_sink {
     void *ctx;                /* owner's context */
     sl_stream_t *stream;      /* set while attached */
     sl_list_t link;           /* in stream->sinks */
+    int internal;             /* a server output (HLS segmenter, recorder), not a player:
+                                 kept out of the subscriber counts; set before attaching */
 };
 
 /* Per-stream statistics, read by the API and metrics. */
@@ -56,8 +58,8 @@ typedef struct sl_stream_stats {
     uint64_t keyframes;      /* video keyframes since publish */
     uint32_t last_key_dts;   /* dts of the last keyframe */
     uint32_t key_interval_ms;/* distance between the last two keyframes */
-    uint64_t total_sinks;    /* sinks ever attached */
-    uint64_t max_sinks;      /* most sinks at once */
+    uint64_t total_sinks;    /* player sinks ever attached (internal sinks excluded) */
+    uint64_t max_sinks;      /* most player sinks at once */
 } sl_stream_stats_t;
 
 struct sl_stream {
@@ -65,7 +67,8 @@ struct sl_stream {
     char *name;                /* full path, owned */
     void *publisher;           /* the publisher's sl_session_t (as void* to keep media below app), or NULL */
     sl_list_t sinks;           /* attached sinks */
-    size_t n_sinks;
+    size_t n_sinks;            /* every attached sink (keeps the stream alive) */
+    size_t n_players;          /* attached sinks that are players (not internal) */
     sl_frame_t *video_config;  /* latest video sequence header or NULL */
     sl_frame_t *audio_config;  /* latest audio sequence header or NULL */
     sl_frame_t *metadata;      /* latest onMetaData data frame or NULL */

@@ -1393,6 +1393,7 @@ static void on_event(const sl_event_t *ev, void *ud)
     }
     hs->sink.ops = &hls_sink_ops;
     hs->sink.ctx = hs;
+    hs->sink.internal = 1; /* the segmenter is not a player */
     if (sl_hub_add_sink(mod->core->hub, path, &hs->sink)) {
         SL_LOGE(&hs->log, "hls: out of memory, stream not served as HLS");
         stream_destroy(hs, 503, "stream not available\n");

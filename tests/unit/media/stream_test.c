@@ -275,6 +275,35 @@ static void test_subq_old_configs_do_not_count(void **state)
     sl_subq_cleanup(&q);
 }
 
+/* Internal sinks (HLS segmenter, recorder) keep a stream alive but are not players. */
+static void test_internal_sinks_not_counted(void **state)
+{
+    (void)state;
+    sl_hub_t *hub = sl_hub_new(1 << 20);
+    sl_stream_t *st;
+    int token;
+    assert_int_equal(sl_hub_publish(hub, "live/s", &token, &st), 0);
+    rec_t seg, player;
+    rec_init(&seg);
+    rec_init(&player);
+    seg.sink.internal = 1;
+    sl_hub_add_sink(hub, "live/s", &seg.sink);
+    sl_hub_add_sink(hub, "live/s", &player.sink);
+    assert_int_equal(st->n_sinks, 2);
+    assert_int_equal(st->n_players, 1);
+    assert_int_equal(st->stats.total_sinks, 1);
+    assert_int_equal(st->stats.max_sinks, 1);
+    sl_stream_remove_sink(&player.sink);
+    assert_int_equal(st->n_players, 0);
+    sl_stream_unpublish(st);
+    assert_non_null(sl_hub_find(hub, "live/s")); /* the internal sink still holds it */
+    sl_stream_remove_sink(&seg.sink);
+    assert_int_equal(sl_hub_count(hub), 0);
+    rec_clear(&seg);
+    rec_clear(&player);
+    sl_hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_subq_drop_policy),
         cmocka_unit_test(test_subq_time_bound_audio_only),
         cmocka_unit_test(test_subq_old_configs_do_not_count),
+        cmocka_unit_test(test_internal_sinks_not_counted),
     };
     int64_t before = sl_alloc_bytes();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
