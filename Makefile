@@ -46,7 +46,9 @@ test-unit:
 test-fuzz-replay:
 	@bash scripts/fuzz-replay.sh $(BUILD)
 
+# tests/s3: s3rver (package-lock.json), the S3-compatible store of test_s3_upload.py.
 test-e2e:
+	cd tests/s3 && npm ci --no-audit --no-fund --silent
 	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q $(PYTEST_ARGS)
 
 # playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.

@@ -393,7 +393,10 @@ static json_t *stream_json(sl_api_t *api, sl_stream_t *st, const char *rel, cons
     json_object_set_new(o, "publish_name", json_string(rel));
     json_object_set_new(o, "creation_time", json_integer((json_int_t)st->publish_time_ms));
     json_object_set_new(o, "scope_path", json_string(path));
-    json_object_set_new(o, "is_recording", json_false());
+    json_object_set_new(o, "is_recording",
+                        json_boolean(api->core->recorder_ops &&
+                                     api->core->recorder_ops->is_recording(api->core->recorder_ud,
+                                                                            st->name)));
     json_object_set_new(o, "state", json_string(st->publisher ? "PUBLISHING" : "CLOSED"));
     if (!broadcast)
         return o;
@@ -471,6 +474,91 @@ static sl_session_t *find_client(sl_api_t *api, const char *id, const char *scop
     return s && session_in_scope(s, scope, whole_app) ? s : NULL;
 }
 
+/* Red5's RecordStreamStatistics: startrecord (start=1) / stoprecord through the recorder. */
+static int record_action(sl_api_t *api, sl_http_req_t *req, sl_stream_t *st, const char *rel,
+                         const char *scope, int start)
+{
+    const sl_recorder_ops_t *ops = api->core->recorder_ops;
+    if (!ops)
+        return sl__api_err(req, 409, "Recording is not available on this server.");
+    int rc;
+    char name[300] = "";
+    if (start) {
+        char saveas[300], append[16];
+        int has_saveas = sl_http_query_get(req->query, "saveas", saveas, sizeof saveas) > 0;
+        int app_mode = sl_http_query_get(req->query, "append", append, sizeof append) > 0 &&
+                       strcmp(append, "true") == 0;
+        rc = ops->start(api->core->recorder_ud, st->name, has_saveas ? saveas : NULL, app_mode,
+                        name, sizeof name);
+        if (rc == SL_EINVAL)
+            return sl__api_err(req, 400, "Invalid saveas: the name must stay inside the "
+                                         "application's streams folder (no .., no absolute path, "
+                                         "printable characters only).");
+        if (rc == SL_EBUSY)
+            return sl__api_err(req, 409, "The stream is already being recorded.");
+        if (rc)
+            return sl__api_err(req, rc == SL_ENOTFOUND ? 404 : 500, sl_strerror(rc));
+        json_t *o = stream_json(api, st, rel, scope, 0);
+        json_object_set_new(o, "record_name", json_string(name));
+        json_object_set_new(o, "append", json_boolean(app_mode));
+        return sl__api_ok(req, o);
+    }
+    rc = ops->stop(api->core->recorder_ud, st->name);
+    if (rc == SL_ENOTFOUND)
+        return sl__api_err(req, 409, "The stream is not being recorded.");
+    if (rc == SL_EDENIED)
+        return sl__api_err(req, 409, "The recording was not started by the API (publish mode or "
+                                     "app policy); only API-started recordings can be stopped.");
+    if (rc)
+        return sl__api_err(req, 500, sl_strerror(rc));
+    return sl__api_ok(req, stream_json(api, st, rel, scope, 0));
+}
+
+static void media_each(void *arg, const char *name, uint64_t mtime_ms, uint64_t size)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:I, s:I}", "name", name, "last_modified",
+                                         (json_int_t)mtime_ms, "file_size", (json_int_t)size));
+}
+
+/* GET /applications/{app}/media[?extension=flv]: [OnDemandMedia]. */
+static int media_list(sl_api_t *api, sl_http_req_t *req, const char *app)
+{
+    const sl_recorder_ops_t *ops = api->core->recorder_ops;
+    json_t *a = json_array();
+    char ext[16] = "";
+    if (sl_http_query_get(req->query, "extension", ext, sizeof ext) < 0)
+        ext[0] = '\0';
+    if (ops)
+        ops->list(api->core->recorder_ud, app, ext[0] == '.' ? ext + 1 : ext, media_each, a);
+    return sl__api_ok(req, a);
+}
+
+/* DELETE /applications/{app}/media?filename=&extension=: the deleted OnDemandMedia. */
+static int media_delete(sl_api_t *api, sl_http_req_t *req, const char *app)
+{
+    const sl_recorder_ops_t *ops = api->core->recorder_ops;
+    char fn[300], ext[16] = "", name[320];
+    if (sl_http_query_get(req->query, "filename", fn, sizeof fn) <= 0)
+        return sl__api_err(req, 400, "Parameter filename is required.");
+    if (sl_http_query_get(req->query, "extension", ext, sizeof ext) < 0)
+        ext[0] = '\0';
+    if (!ops)
+        return sl__api_err(req, 404, "Media file not found.");
+    uint64_t mtime = 0, size = 0;
+    int rc = ops->remove(api->core->recorder_ud, app, fn, ext[0] == '.' ? ext + 1 : ext, name,
+                         sizeof name, &mtime, &size);
+    if (rc == SL_EINVAL)
+        return sl__api_err(req, 400, "Invalid filename or extension.");
+    if (rc == SL_EBUSY)
+        return sl__api_err(req, 409, "The file is being recorded.");
+    if (rc == SL_ENOTFOUND)
+        return sl__api_err(req, 404, "Media file not found.");
+    if (rc)
+        return sl__api_err(req, 500, sl_strerror(rc));
+    return sl__api_ok(req, json_pack("{s:s, s:I, s:I}", "name", name, "last_modified",
+                                     (json_int_t)mtime, "file_size", (json_int_t)size));
+}
+
 int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *app, char **seg,
                       int n, int is_get, int is_del, int is_post)
 {
@@ -541,7 +629,7 @@ int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *
                 return sl__api_ok(req, o);
             }
             if (strcmp(seg[3], "startrecord") == 0 || strcmp(seg[3], "stoprecord") == 0)
-                return sl__api_err(req, 409, "Recording is not available on this server yet.");
+                return record_action(api, req, st, seg[1], scope, seg[3][2] == 'a');
         }
         return sl__api_err(req, 404, "No such stream endpoint.");
     }
@@ -585,13 +673,9 @@ int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *
     }
     if (n == 1 && strcmp(seg[0], "media") == 0) {
         if (is_get)
-            return sl__api_ok(req, json_array());
-        if (is_del) {
-            char fn[256];
-            if (sl_http_query_get(req->query, "filename", fn, sizeof fn) <= 0)
-                return sl__api_err(req, 400, "Parameter filename is required.");
-            return sl__api_err(req, 404, "Media file not found.");
-        }
+            return media_list(api, req, app->name);
+        if (is_del)
+            return media_delete(api, req, app->name);
     }
     return sl__api_err(req, 404, "No such application endpoint.");
 }

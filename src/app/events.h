@@ -36,6 +36,7 @@ typedef enum {
     SL_EV_STREAM_IDLE,
     SL_EV_NODE_UP,
     SL_EV_NODE_DOWN,
+    SL_EV_RECORD_DELETED,    /* the cleaner removed a recording (path, reason age|quota) */
     SL_EV_COUNT
 } sl_event_type_t;
 

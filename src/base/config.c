@@ -213,6 +213,31 @@ static const slot_t g_slots[] = {
      "Hooks running at once; more wait in a queue."},
     {"exec", "shell", T_BOOL, CFG(exec_shell), "false", 0, 0, NULL,
      "Run commands through /bin/sh -c (pipes, redirections); otherwise split on spaces and exec directly."},
+
+    {"recorder", "queue_max", T_SIZE, CFG(recorder_queue_max_bytes), "64MB", 64 * KB, 4 * GB, NULL,
+     "Bytes one recording may have waiting for the disk; past it frames are dropped up to the next keyframe."},
+
+    {"cleaner", "interval", T_DURATION, CFG(cleaner_interval_ms), "10m", 1 * SEC, 24 * HOUR, NULL,
+     "Time between two sweeps of the recordings of apps with record_max_age or record_max_bytes."},
+
+    {"s3", "endpoint", T_STRING, CFG(s3_endpoint), "", 0, 1024, NULL,
+     "S3-compatible endpoint, e.g. https://s3.us-east-1.amazonaws.com or http://127.0.0.1:4568; empty = no upload."},
+    {"s3", "bucket", T_STRING, CFG(s3_bucket), "", 0, 255, NULL,
+     "Bucket; objects are {app}/streams/{name}.flv (path-style URLs)."},
+    {"s3", "region", T_STRING, CFG(s3_region), "us-east-1", 1, 64, NULL,
+     "Region used in the SigV4 signature."},
+    {"s3", "access_key", T_STRING, CFG(s3_access_key), "", 0, 256, NULL,
+     "Access key id."},
+    {"s3", "secret_key", T_STRING, CFG(s3_secret_key), "", 0, 200, NULL,
+     "Secret access key (prefer SLUICE_S3_SECRET_KEY over the file)."},
+    {"s3", "part_size", T_SIZE, CFG(s3_part_size), "8MB", 5 * MB, 1 * GB, NULL,
+     "Files larger than this are sent as a multipart upload in parts of this size."},
+    {"s3", "delete_after_upload", T_BOOL, CFG(s3_delete_after_upload), "false", 0, 0, NULL,
+     "Delete the local file once its upload is verified (Red5 delete.recordings; keep false with append)."},
+    {"s3", "retry_max_interval", T_DURATION, CFG(s3_retry_max_ms), "5m", 1 * SEC, 24 * HOUR, NULL,
+     "Longest wait between two attempts of a failed upload (exponential backoff up to this; retried until done)."},
+    {"s3", "timeout", T_DURATION, CFG(s3_timeout_ms), "10m", 1 * SEC, 24 * HOUR, NULL,
+     "Time one HTTP request (one part) may take."},
 };
 #define N_SLOTS (sizeof g_slots / sizeof g_slots[0])
 
@@ -254,6 +279,14 @@ static const slot_t g_app_slots[] = {
      "Also write HLS segments and playlists under {data_dir}/{app}/streams/hls/ (Red5 useDiskWrites)."},
     {NULL, "httpflv", T_BOOL, APP(httpflv), "true", 0, 0, NULL,
      "Serve this app's live streams as HTTP-FLV at /{app}/{stream}.flv."},
+    {NULL, "record", T_BOOL, APP(record), "false", 0, 0, NULL,
+     "Record every stream published to this app to {data_dir}/{app}/streams/ (as if published with mode record)."},
+    {NULL, "record_pattern", T_STRING, APP(record_pattern), "", 0, 255, NULL,
+     "File name of policy recordings: {name} is the stream name, strftime fields allowed (e.g. {name}_%Y%m%d-%H%M%S); empty = the stream name."},
+    {NULL, "record_max_age", T_DURATION, APP(record_max_age_ms), "0", 0, 87600 * HOUR, NULL,
+     "The cleaner deletes this app's recordings older than this (never one being written or waiting for upload); 0 = keep them."},
+    {NULL, "record_max_bytes", T_SIZE, APP(record_max_bytes), "0", 0, 1024 * 1024 * GB, NULL,
+     "The cleaner deletes this app's oldest recordings while they take more than this; 0 = no quota."},
 };
 #define N_APP_SLOTS (sizeof g_app_slots / sizeof g_app_slots[0])
 
@@ -278,6 +311,9 @@ static const section_t g_sections[] = {
     {"auth", "Admission: simple auth, JWT and Round Trip Authentication (enabled per app)."},
     {"webhooks", "Events pushed to the business's servers, durably (SQLite outbox, retried until 2xx)."},
     {"exec", "Commands run on events, without a shell unless exec.shell is set."},
+    {"recorder", "Recording to FLV under {data_dir}/{app}/streams/ (per-app settings: apps.<name>.record*)."},
+    {"cleaner", "Deletes old recordings (per-app settings: apps.<name>.record_max_age, record_max_bytes)."},
+    {"s3", "Upload of finished recordings to S3-compatible storage (durable queue in sluice.db, SigV4)."},
 };
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 #define APPS_SECTION ((int)N_SECTIONS) /* index of `apps` among the top-level keys */

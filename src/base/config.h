@@ -43,6 +43,10 @@ typedef struct sl_app_config {
     int64_t hls_part_ms;   /* LL-HLS part target */
     int hls_disk;          /* also write segments and playlists to data_dir */
     int httpflv;           /* serve live streams as HTTP-FLV */
+    int record;            /* record every stream published to this app */
+    char *record_pattern;  /* file name for policy recordings ({name}, strftime); "" = stream name */
+    int64_t record_max_age_ms;  /* the cleaner deletes recordings older than this; 0 = keep */
+    int64_t record_max_bytes;   /* the cleaner keeps the app's recordings under this; 0 = no quota */
 } sl_app_config_t;
 
 /* Values of sl_app_config_t.hls_format (the order of the names in config.c). */
@@ -131,6 +135,20 @@ typedef struct sl_config {
     int64_t exec_timeout_ms;
     int64_t exec_max_concurrent;
     int exec_shell;
+    /* recorder */
+    int64_t recorder_queue_max_bytes;  /* per recording: bytes waiting for the disk */
+    /* cleaner */
+    int64_t cleaner_interval_ms;       /* time between two sweeps */
+    /* s3 (cloud upload of finished recordings) */
+    char *s3_endpoint;                 /* "http(s)://host[:port]"; "" = no upload */
+    char *s3_bucket;
+    char *s3_region;
+    char *s3_access_key;
+    char *s3_secret_key;
+    int64_t s3_part_size;              /* multipart above this size */
+    int s3_delete_after_upload;        /* Red5 delete.recordings */
+    int64_t s3_retry_max_ms;           /* longest wait between two attempts */
+    int64_t s3_timeout_ms;             /* one HTTP request */
     /* apps */
     sl_app_config_t *apps;             /* owned array */
     size_t n_apps;

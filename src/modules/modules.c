@@ -8,8 +8,11 @@
 #include "modules/auth_jwt/auth_jwt.h"
 #include "modules/auth_roundtrip/auth_roundtrip.h"
 #include "modules/auth_simple/auth_simple.h"
+#include "modules/cleaner/cleaner.h"
 #include "modules/exec_hooks/exec_hooks.h"
 #include "modules/module.h"
+#include "modules/recorder/recorder.h"
+#include "modules/s3_upload/s3_upload.h"
 #include "modules/webhooks/webhooks.h"
 #include "proto/hls/hls.h"
 #include "proto/httpflv/httpflv.h"
@@ -20,6 +23,10 @@ const sl_module_t *const sl_builtin_modules[] = {
     &sl_auth_roundtrip_module,
     &sl_webhooks_module,
     &sl_exec_hooks_module,
+    &sl_s3_upload_module, /* before the recorder: stopped after it, so the record_done
+                             events of recordings finalised at shutdown are still queued */
+    &sl_recorder_module,  /* before HLS/HTTP-FLV: its /{app}/mediafiles route comes first */
+    &sl_cleaner_module,
     &sl_hls_module,
     &sl_httpflv_module,
     NULL,

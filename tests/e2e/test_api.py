@@ -239,9 +239,8 @@ def test_clients(live):
 def test_not_found_and_record(live):
     assert_error(live.api.get("nothing/here"), 404)
     assert_error(live.api.get("applications/live/streams/stream1/action/dance"), 404)
-    # Recording through the API is not available yet: Red5's 409 "invalid operation
-    # for the current state", in the error envelope.
-    assert_error(live.api.get("applications/live/streams/stream1/action/startrecord"), 409)
+    # Nothing to stop: Red5's 409 "invalid operation for the current state", in the
+    # error envelope. startrecord/stoprecord themselves: tests/e2e/test_recording.py.
     assert_error(live.api.get("applications/live/streams/stream1/action/stoprecord"), 409)
     assert_error(live.api.get("applications/live/streams/nope/action/startrecord"), 404)
     assert live.api.data("applications/live/streams/stream1")["is_recording"] is False

@@ -34,7 +34,7 @@ static const char *const red5_names[SL_EV_COUNT] = {
 static const char *const dashed_names[SL_EV_COUNT] = {
     "connect", "disconnect", "publish", "unpublish", "play", "play-stop",
     "record-start", "record-done", "upload-done", "upload-failed", "so-update",
-    "rpc", "stream-idle", "node-up", "node-down",
+    "rpc", "stream-idle", "node-up", "node-down", "record-deleted",
 };
 
 const char *sl__webhooks_event_name(sl_event_type_t type)

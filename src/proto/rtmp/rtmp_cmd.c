@@ -28,6 +28,8 @@
 
 #define MAX_STREAMS_PER_CONN 16
 #define NAME_MAX_LEN 512
+#define QUERY_MAX_LEN 8192 /* room for a signed JWT and other credentials */
+#define CRED_MAX_LEN 8192
 #define CMD_MAX_BYTES (64u * 1024u)
 
 /* Red5's identity in connect replies; clients print it, a few test it. */
@@ -132,19 +134,53 @@ static char *split_query(char *name)
 /* Builds "scope/name" into out; 0 or SL_EINVAL when unsafe or too long. */
 static int stream_path(sl_rtmp_conn_t *c, const char *raw, char *out, size_t cap, char **query_out)
 {
-    char name[NAME_MAX_LEN + 1];
-    if (!raw || strlen(raw) > NAME_MAX_LEN)
-        return SL_EINVAL;
-    strcpy(name, raw);
-    char *q = split_query(name);
     if (query_out)
-        *query_out = q ? sl_strdup(q) : NULL;
+        *query_out = NULL;
+    if (!raw)
+        return SL_EINVAL;
+    /* The name and its query have separate limits: a query may carry a
+     * signed token several kilobytes long. */
+    const char *qm = strchr(raw, '?');
+    size_t name_len = qm ? (size_t)(qm - raw) : strlen(raw);
+    if (name_len > NAME_MAX_LEN || (qm && strlen(qm + 1) > QUERY_MAX_LEN))
+        return SL_EINVAL;
+    char name[NAME_MAX_LEN + 1];
+    memcpy(name, raw, name_len);
+    name[name_len] = '\0';
+    split_query(name);
+    if (query_out && qm && qm[1])
+        *query_out = sl_strdup(qm + 1);
     if (!name[0])
         return SL_EINVAL;
     int n = snprintf(out, cap, "%s/%s", c->sess.app, name);
     if (n < 0 || (size_t)n >= cap || !sl_name_is_safe(out, NAME_MAX_LEN))
         return SL_EINVAL;
     return 0;
+}
+
+/*
+ * Adds a stream name's query to the session's query (after the connect's),
+ * so credentials given either way reach admission; lookups take the last
+ * occurrence, so the stream's values win. The connect part is kept once
+ * even across several publish/play calls.
+ */
+static int merge_query(sl_rtmp_conn_t *c, const char *query)
+{
+    if (!c->connect_query_len && c->sess.query && !c->query_merged)
+        c->connect_query_len = strlen(c->sess.query) + 1;
+    c->query_merged = 1;
+    size_t base = c->connect_query_len ? c->connect_query_len - 1 : 0;
+    size_t n = base + 1 + strlen(query) + 1;
+    char *m = sl_malloc(n);
+    if (!m)
+        return SL_ENOMEM;
+    if (base)
+        snprintf(m, n, "%.*s&%s", (int)base, c->sess.query, query);
+    else
+        snprintf(m, n, "%s", query);
+    int rc = sl_session_set_query(&c->sess, m);
+    sl_free(m);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -183,7 +219,7 @@ static void find_credentials(sl_rtmp_conn_t *c, const char *query, char *user, c
             snprintf(token, cap, "%s", s2 ? s2 : "");
         }
     }
-    char v[512];
+    static char v[CRED_MAX_LEN]; /* loop thread only */
     if (sl__rtmp_query_get(query, "username", v, sizeof v) >= 0)
         snprintf(user, cap, "%s", v);
     if (sl__rtmp_query_get(query, "password", v, sizeof v) >= 0)
@@ -196,10 +232,8 @@ static void find_credentials(sl_rtmp_conn_t *c, const char *query, char *user, c
 static int admit(sl_rtmp_conn_t *c, sl_admit_kind_t kind, const char *stream, const char *mode,
                  sl_admit_done_cb done)
 {
-    char user[512], pass[512], token[2048];
-    find_credentials(c, c->sess.query, user, pass, token, sizeof user);
-    if (strlen(token) >= sizeof user) /* find_credentials caps at sizeof user */
-        token[sizeof user - 1] = '\0';
+    static char user[CRED_MAX_LEN], pass[CRED_MAX_LEN], token[CRED_MAX_LEN]; /* loop thread only */
+    find_credentials(c, c->sess.query, user, pass, token, CRED_MAX_LEN);
     sl_admit_req_t req = {
         .kind = kind,
         .app = c->sess.app,
@@ -391,6 +425,7 @@ static void publish_done(sl_admit_t *a, int result, const char *reason, void *ud
     c->pub = st;
     c->pub_sid = sid;
     c->pub_mode = c->pending_mode;
+    c->sess.publish_mode = c->pub_mode; /* read by the recorder on the publish event */
     sl_session_set_role(&c->sess, SL_ROLE_PUBLISHER);
     char desc[NAME_MAX_LEN + 64];
     snprintf(desc, sizeof desc, "%s is now published.", name);
@@ -420,7 +455,7 @@ static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
                                     "Invalid stream name.", raw);
     }
-    if (query && !c->sess.query && sl_session_set_query(&c->sess, query)) {
+    if (query && merge_query(c, query)) {
         sl_free(query);
         return SL_ENOMEM;
     }
@@ -569,9 +604,15 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
         sl__rtmp_close(c, why);
         return;
     }
+    if (rc == SL_ENOMEM || rc == SL_ETOOBIG) {
+        /* The frame could not be queued (the ring could not grow): a gap
+         * would smear the picture, so resync on the next keyframe. */
+        SL_LOGE(&c->sess.log, "subscriber queue: %s; skipping to the next keyframe", sl_strerror(rc));
+        sl_subq_flush(&c->q);
+    }
     if (rc == 1 && c->q.drop_events == 1 && before == 0)
         SL_LOGI(&c->sess.log, "subscriber falling behind: dropping to the next keyframe");
-    sl__rtmp_schedule_flush(c);
+    sl__rtmp_schedule_media(c);
 }
 
 static void sink_on_publish(sl_sink_t *sink)
@@ -602,6 +643,10 @@ void sl__rtmp_stop_play(sl_rtmp_conn_t *c)
 {
     if (!c->play_sid)
         return;
+    if (c->vod) {
+        c->vod_ops->vod_close(c->vod);
+        c->vod = NULL;
+    }
     sl_stream_remove_sink(&c->sink);
     c->play_sid = 0;
     if (c->q_ready) {
@@ -622,6 +667,42 @@ static const char *live_name(const char *raw)
     return raw;
 }
 
+/* True when a play name asks for a file: "flv:x", "mp4:x", "x.flv", "x.mp4". */
+static int names_file(const char *raw)
+{
+    if (!raw)
+        return 0;
+    if (strncmp(raw, "flv:", 4) == 0 || strncmp(raw, "mp4:", 4) == 0)
+        return 1;
+    size_t n = strcspn(raw, "?");
+    return n > 4 && (strncmp(raw + n - 4, ".flv", 4) == 0 || strncmp(raw + n - 4, ".mp4", 4) == 0);
+}
+
+/* The recording played has ended: what Flash-era players wait for. */
+static void on_vod_end(void *ctx)
+{
+    sl_rtmp_conn_t *c = ctx;
+    if (c->state == SL_RTMP_CONN_CLOSING || !c->play_sid)
+        return;
+    sl__rtmp_send_status(c, c->play_sid, "status", "NetStream.Play.Stop",
+                         "Stopped playing.", c->sess.stream);
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, 512);
+    int rc = sl_amf0_put_string(&w, "onPlayStatus");
+    rc = rc ? rc : sl_amf0_put_object_start(&w);
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "level", "status");
+    rc = rc ? rc : sl_amf0_put_prop_string(&w, "code", "NetStream.Play.Complete");
+    rc = rc ? rc : sl_amf0_put_prop_number(&w, "duration", c->last_out_ts / 1000.0);
+    rc = rc ? rc : sl_amf0_put_prop_number(&w, "bytes", 0);
+    rc = rc ? rc : sl_amf0_put_object_end(&w);
+    rc = rc ? rc : sl__rtmp_send(c, SL_RTMP_CSID_DATA, SL_RTMP_DATA_AMF0, c->play_sid,
+                                 c->last_out_ts, w.data, w.len);
+    sl_wbuf_cleanup(&w);
+    sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_EOF, c->play_sid);
+    sl__rtmp_schedule_flush(c);
+    SL_LOGI(&c->sess.log, "recording played to the end (%u ms)", c->last_out_ts);
+}
+
 static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
 {
     sl__rtmp_stop_play(c);
@@ -640,6 +721,26 @@ static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
     if (sl_session_set_stream(&c->sess, name))
         return SL_ENOMEM;
     sl_session_set_role(&c->sess, SL_ROLE_SUBSCRIBER);
+    c->sink.ops = &rtmp_sink_ops;
+    c->sink.ctx = c;
+    /* A file name (name.flv, flv:name) plays the recording unless such a live
+     * stream is being published; without a recording it waits as a live play. */
+    const sl_recorder_ops_t *rops = c->core->recorder_ops;
+    sl_stream_t *live = c->pending_vod && rops ? sl_hub_find(c->core->hub, path) : NULL;
+    if (c->pending_vod && rops && !(live && live->publisher)) {
+        rc = rops->vod_open(c->core->recorder_ud, c->sess.app, name, c->pending_start_ms,
+                            &c->sink, on_vod_end, c, &c->vod);
+        if (rc == SL_ENOMEM)
+            return rc;
+        if (rc == 0) {
+            c->vod_ops = rops;
+            /* From the start: the file's own timeline. From an offset: 0 at the first
+             * frame, as librtmp (rtmpdump --start) expects. A later seek command keeps
+             * the file's timeline (cmd_seek). */
+            c->ts_rebase = c->pending_start_ms > 0;
+            c->ts_base = 0;
+        }
+    }
     char desc[NAME_MAX_LEN + 64];
     rc = sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_IS_RECORDED, sid);
     rc = rc ? rc : sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, sid);
@@ -659,8 +760,11 @@ static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
     }
     if (rc)
         return rc;
-    c->sink.ops = &rtmp_sink_ops;
-    c->sink.ctx = c;
+    if (c->vod) {
+        SL_LOGI(&c->sess.log, "play started (recording, from %u ms)", c->pending_start_ms);
+        sl_events_emit_session(c->core, &c->sess, SL_EV_PLAY, NULL);
+        return 0;
+    }
     c->joining = 1;
     rc = sl_hub_add_sink(c->core->hub, path, &c->sink);
     c->joining = 0;
@@ -695,10 +799,11 @@ static void play_done(sl_admit_t *a, int result, const char *reason, void *ud)
     sl_free(path);
 }
 
-static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
+static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw, double start_ms)
 {
     char path[NAME_MAX_LEN * 2 + 2];
     char *query = NULL;
+    int vod = names_file(raw);
     raw = live_name(raw);
     if (sid == 0 || sid > c->n_streams)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
@@ -711,7 +816,7 @@ static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.StreamNotFound",
                                     "Invalid stream name.", raw);
     }
-    if (query && !c->sess.query && sl_session_set_query(&c->sess, query)) {
+    if (query && merge_query(c, query)) {
         sl_free(query);
         return SL_ENOMEM;
     }
@@ -724,6 +829,11 @@ static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw)
     if (!c->pending_path)
         return SL_ENOMEM;
     c->pending_sid = sid;
+    /* start (ms, as librtmp, ffmpeg and Flash send it): -2000 live or recorded, -1000
+     * live only, >= 0 recorded from there. As in Red5, a name without extension plays
+     * its recording when no such live stream is published, unless live only is asked. */
+    c->pending_vod = vod || !(start_ms > -1500 && start_ms < 0);
+    c->pending_start_ms = start_ms > 0 && start_ms < 4e9 ? (uint32_t)start_ms : 0;
     return admit(c, SL_ADMIT_PLAY, path + strlen(c->sess.app) + 1, NULL, play_done);
 }
 
@@ -734,6 +844,18 @@ static int cmd_pause(sl_rtmp_conn_t *c, uint32_t sid, int pause)
 {
     if (!c->play_sid || sid != c->play_sid)
         return 0;
+    if (c->vod) {
+        /* A recording: stop its clock; the queue is flushed, playback resumes where it was. */
+        if (pause == c->paused)
+            return 0;
+        c->paused = pause;
+        if (pause)
+            sl_subq_flush(&c->q);
+        c->vod_ops->vod_pause(c->vod, pause);
+        return sl__rtmp_send_status(c, sid, "status",
+                                    pause ? "NetStream.Pause.Notify" : "NetStream.Unpause.Notify",
+                                    pause ? "Paused." : "Unpaused.", c->sess.stream);
+    }
     if (pause && !c->paused) {
         c->paused = 1;
         sl_subq_flush(&c->q);
@@ -750,6 +872,24 @@ static int cmd_pause(sl_rtmp_conn_t *c, uint32_t sid, int pause)
         return rc;
     }
     return 0;
+}
+
+/* seek(ms): recordings only (live streams ignore it, as before). */
+static int cmd_seek(sl_rtmp_conn_t *c, uint32_t sid, double ms)
+{
+    if (!c->vod || sid != c->play_sid)
+        return 0;
+    uint32_t to = ms > 0 && ms < 4e9 ? (uint32_t)ms : 0;
+    sl_subq_flush(&c->q);
+    c->ts_rebase = 0;
+    c->ts_base = 0;
+    c->vod_ops->vod_seek(c->vod, to);
+    c->vod_ops->vod_pause(c->vod, c->paused);
+    char desc[64];
+    snprintf(desc, sizeof desc, "Seeking %u (stream ID: %u).", to, sid);
+    int rc = sl__rtmp_send_status(c, sid, "status", "NetStream.Seek.Notify", desc, c->sess.stream);
+    return rc ? rc : sl__rtmp_send_status(c, sid, "status", "NetStream.Play.Start",
+                                          "Started playing.", c->sess.stream);
 }
 
 static void stop_stream_id(sl_rtmp_conn_t *c, uint32_t sid)
@@ -809,10 +949,12 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
     } else if (strcmp(name, "publish") == 0) {
         rc = cmd_publish(c, sid, v, count);
     } else if (strcmp(name, "play") == 0) {
-        rc = cmd_play(c, sid, count > 3 ? sl_amf_str(v[3]) : NULL);
+        rc = cmd_play(c, sid, count > 3 ? sl_amf_str(v[3]) : NULL,
+                      count > 4 ? sl_amf_num(v[4], -2000) : -2000);
     } else if (strcmp(name, "play2") == 0) {
         const sl_amf_t *params = count > 3 ? v[3] : NULL;
-        rc = cmd_play(c, sid, sl_amf_get_str(params, "streamName"));
+        rc = cmd_play(c, sid, sl_amf_get_str(params, "streamName"),
+                      sl_amf_get_num(params, "start", -2000));
     } else if (strcmp(name, "deleteStream") == 0) {
         stop_stream_id(c, (uint32_t)(count > 3 ? sl_amf_num(v[3], 0) : 0));
     } else if (strcmp(name, "closeStream") == 0) {
@@ -822,6 +964,8 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
             stop_stream_id(c, c->pub_sid);
         if (txn > 0)
             rc = send_result_num(c, txn, 0, 0);
+    } else if (strcmp(name, "seek") == 0) {
+        rc = cmd_seek(c, sid, count > 3 ? sl_amf_num(v[3], 0) : 0);
     } else if (strcmp(name, "pause") == 0 || strcmp(name, "pauseRaw") == 0) {
         rc = cmd_pause(c, sid, count > 3 ? sl_amf_bool(v[3], 0) : 0);
     } else if (strcmp(name, "receiveAudio") == 0 || strcmp(name, "receiveVideo") == 0) {
@@ -841,7 +985,7 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
             rc = send_result_num(c, txn, 0, 0);
     } else if (strcmp(name, "_result") == 0 || strcmp(name, "_error") == 0 ||
                strcmp(name, "onBWDone") == 0 || strcmp(name, "_onbwcheck") == 0 ||
-               strcmp(name, "_onbwdone") == 0 || strcmp(name, "seek") == 0) {
+               strcmp(name, "_onbwdone") == 0) {
         /* answers to our calls, or nothing to do for live streams */
     } else if (txn > 0) {
         char desc[160];

@@ -9,10 +9,15 @@
  * on the server's flush list when it has anything to send; the server
  * flushes that list just before the loop sleeps (uv_prepare) or, with the
  * merged-write window on, on a timer. A flush gathers ctrl bytes and up to
- * SL_RTMP_MAX_IOV/2 frames (per-connection header + shared chunked body)
- * into one writev via uv_try_write; what the socket does not take goes out
- * with uv_write, and the frames stay referenced until its callback.
- * Only one write is in flight per connection.
+ * SL_RTMP_MAX_IOV/2 - 1 frames (per-connection header + shared chunked
+ * body) into one writev via uv_try_write, with the headers and iovecs on
+ * the stack; frames leave the queue only once written. What the socket
+ * does not take goes out with uv_write: only then is a write request
+ * allocated (sl_rtmp_wreq_t, sized for that batch) to own the remaining
+ * headers, the ctrl bytes and the frame references until its callback. So
+ * the steady state allocates nothing per frame per subscriber, and an idle
+ * connection carries no write state at all. Only one write is in flight
+ * per connection.
  *
  * Lifetime: conn_close() marks the connection closing, detaches it from
  * streams and the session registry, and closes its handles; memory is freed
@@ -47,8 +52,6 @@ typedef struct sl_rtmp_conn {
     sl_core_t *core;                /* the core (borrowed) */
     sl_rtmp_conn_state_t state;
     uv_tcp_t tcp;
-    uv_timer_t timer;               /* handshake / idle / ping */
-    int handles_open;               /* handles not yet closed */
     sl_list_t link;                 /* in srv->conns */
     sl_rtmp_hs_t *hs;               /* during the handshake only */
     sl_rtmp_chunk_reader_t rd;
@@ -63,15 +66,9 @@ typedef struct sl_rtmp_conn {
 
     /* outgoing */
     sl_wbuf_t ctrl;                 /* control/command bytes to send */
-    int writing;                    /* a uv_write is in flight */
-    int on_flush_list;
-    sl_list_t flush_link;           /* in srv->flush_list */
-    uv_write_t wreq;
-    sl_buf_t *w_ctrl;               /* ctrl bytes in flight (owned) */
-    sl_subq_item_t w_items[SL_RTMP_MAX_IOV / 2]; /* frames in flight (owned refs) */
-    sl_buf_t *w_priv[SL_RTMP_MAX_IOV / 2];       /* private encodings in flight */
-    uint32_t w_n;                   /* frames in flight */
-    uint8_t w_hdr[SL_RTMP_MAX_IOV / 2][16];      /* per-frame headers in flight */
+    struct sl_rtmp_wreq *w;         /* the uv_write in flight (owned), or NULL */
+    int on_flush_list;              /* 0, 1 on srv->flush_list, 2 on srv->media_list */
+    sl_list_t flush_link;           /* in one of the server's flush lists */
     int close_after_flush;          /* close once everything queued is written */
 
     /* publishing */
@@ -93,6 +90,10 @@ typedef struct sl_rtmp_conn {
     uint32_t last_out_ts;           /* last timestamp written */
     int sent_media;                 /* any media written since play */
     int joining;                    /* inside sl_hub_add_sink of a play */
+    void *vod;                      /* a recording played (recorder VOD handle), or NULL */
+    const struct sl_recorder_ops *vod_ops; /* whose handle it is */
+    uint64_t delivered_bytes;       /* bytes the player had acknowledged at the last sweep */
+    uint64_t stall_since_ms;        /* loop time since which nothing was acknowledged; 0 = moving */
 
     uint32_t n_streams;             /* createStream calls answered */
     char *tc_url;                   /* from connect (owned) */
@@ -102,6 +103,10 @@ typedef struct sl_rtmp_conn {
     char *pending_path;             /* publish/play waiting for admission (owned) */
     uint32_t pending_sid;
     int pending_mode;
+    int pending_vod;                /* the play names a file (name.flv, flv:name) */
+    uint32_t pending_start_ms;      /* the play's start argument (0 = from the beginning) */
+    size_t connect_query_len;       /* length+1 of the connect's query inside sess.query; 0 = none */
+    int query_merged;               /* a stream query has been merged in */
 } sl_rtmp_conn_t;
 
 /* rtmp_conn.c */
@@ -112,8 +117,10 @@ int sl__rtmp_send(sl_rtmp_conn_t *c, uint32_t csid, uint8_t type, uint32_t sid, 
 int sl__rtmp_send_uc(sl_rtmp_conn_t *c, uint16_t event, uint32_t arg);
 /** Queues a protocol control message with one 32-bit value (types 1, 3, 5). */
 int sl__rtmp_send_u32(sl_rtmp_conn_t *c, uint8_t type, uint32_t v);
-/** Puts the connection on the flush list. */
+/** Puts the connection on the flush list: its bytes go out before the loop sleeps. */
 void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c);
+/** Same for queued media: before the loop sleeps, or with the merged-write window on, at its timer. */
+void sl__rtmp_schedule_media(sl_rtmp_conn_t *c);
 /** Closes the connection (idempotent); reason is logged. */
 void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason);
 /** Closes once all queued bytes are written (bounded by the shutdown timer). */

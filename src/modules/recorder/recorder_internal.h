@@ -1,0 +1,151 @@
+/*
+ * Internals shared by the recorder's two halves: recorder.c (the loop
+ * thread: sinks, events, API, HTTP) and recorder_io.c (the writer thread:
+ * files and the SQLite catalog). They meet in two queues guarded by one
+ * mutex: jobs go to the writer, results come back through a uv_async.
+ *
+ * A recording (sl_rec_t) is created by the loop and shared with the
+ * writer: the loop owns the fields marked (loop), the writer those marked
+ * (writer); `queued_bytes` is atomic. The loop frees a recording only
+ * after the writer has reported its CLOSE job done, so the writer never
+ * sees a freed one.
+ */
+#ifndef SL_MODULES_RECORDER_INTERNAL_H
+#define SL_MODULES_RECORDER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "app/core.h"
+#include "media/frame.h"
+#include "media/stream.h"
+#include "modules/recorder/recorder.h"
+
+/* Who started a recording (stoprecord stops only SL_REC_BY_API ones, as in Red5). */
+typedef enum {
+    SL_REC_BY_PUBLISH = 0, /* RTMP publish mode record/append */
+    SL_REC_BY_POLICY = 1,  /* the app's record: true */
+    SL_REC_BY_API = 2,     /* Server API startrecord */
+} sl_rec_source_t;
+
+typedef struct sl_recorder sl_recorder_t;
+
+typedef struct sl_rec {
+    sl_recorder_t *mod;          /* owning module (borrowed) */
+    char *stream_path;           /* "live/room1/s1", owned (loop) */
+    char *app;                   /* scope path "live/room1", owned */
+    char *stream;                /* "s1", owned */
+    char *name;                  /* file name relative to the app's streams folder, owned */
+    char *file;                  /* absolute (or data_dir-relative) path, owned */
+    sl_rec_source_t source;      /* who started it (loop) */
+    int append;                  /* continue an existing file */
+    sl_sink_t sink;              /* on the stream while recording (loop) */
+    int started;                 /* first keyframe seen, OPEN sent (loop) */
+    int dropping;                /* over the queue bound: waiting for a keyframe (loop) */
+    int stopping;                /* CLOSE sent or to be sent: no more frames (loop) */
+    int failed;                  /* the writer reported a failure (loop) */
+    uint64_t dropped_frames;     /* frames dropped for the bound (loop) */
+    sl_frame_t *vcfg, *acfg;     /* latest sequence headers seen (owned refs, loop) */
+    uint64_t start_ms;           /* wall clock at start (loop) */
+    _Atomic uint64_t queued_bytes; /* bytes in jobs not yet written (both) */
+    sl_log_ctx_t log;            /* points at app/stream (loop) */
+    /* writer-side state */
+    int fd;                      /* open file or -1 (writer) */
+    int64_t row_id;              /* catalog row, 0 when none (writer) */
+    int have_base;               /* ts_base set (writer) */
+    uint32_t ts_base;            /* first incoming dts (writer) */
+    uint32_t ts_offset;          /* where the timeline continues (append) (writer) */
+    uint32_t last_ts;            /* last timestamp written (writer) */
+    uint32_t first_ts;           /* first timestamp of the file (writer) */
+    uint64_t size;               /* file length (writer) */
+    int64_t duration_off, filesize_off; /* onMetaData number offsets or -1 (writer) */
+    int io_failed;               /* stop writing after an error (writer) */
+    char codecs[64];             /* "h264,aac" (set by the loop before OPEN) */
+} sl_rec_t;
+
+/* Job kinds (loop -> writer). */
+typedef enum {
+    SL_RJOB_OPEN = 0,  /* open/create the file, write header + metadata, catalog row */
+    SL_RJOB_TAG,       /* one FLV tag */
+    SL_RJOB_CLOSE,     /* finalise: metadata, fsync, catalog; then report CLOSED */
+} sl_rjob_kind_t;
+
+typedef struct sl_rjob {
+    struct sl_rjob *next;
+    sl_rjob_kind_t kind;
+    sl_rec_t *rec;
+    uint8_t tag_type;            /* SL_FLV_* (TAG) */
+    uint32_t dts;                /* stream dts (TAG) */
+    /* OPEN: stream facts for onMetaData */
+    uint32_t width, height;
+    double fps, vcodec_id, acodec_id;
+    int has_video, has_audio;
+    size_t len;                  /* body bytes (TAG) */
+    uint8_t data[];              /* body (TAG) */
+} sl_rjob_t;
+
+/* Result kinds (writer -> loop). */
+typedef enum {
+    SL_RRES_OPENED = 0, /* file open: emit record_start */
+    SL_RRES_FAILED,     /* I/O error while recording (ENOSPC...): stop it */
+    SL_RRES_CLOSED,     /* CLOSE done: emit record_done, free the recording */
+    SL_RRES_RECOVERED,  /* an unfinished recording from an earlier run was finalised */
+} sl_rres_kind_t;
+
+typedef struct sl_rres {
+    struct sl_rres *next;
+    sl_rres_kind_t kind;
+    sl_rec_t *rec;               /* NULL for RECOVERED */
+    int err;                     /* SL_E* / errno-style detail for FAILED/CLOSED */
+    uint64_t duration_ms;        /* of the file */
+    uint64_t size;
+    char app[128], stream[128];  /* RECOVERED: from the catalog */
+    char file[1024];             /* RECOVERED: the file */
+    char detail[160];            /* RECOVERED: what was repaired */
+} sl_rres_t;
+
+struct sl_recorder {
+    sl_core_t *core;             /* borrowed */
+    char *db_path;               /* {data_dir}/sluice.db, owned */
+    uint64_t queue_max_bytes;    /* per recording bound */
+    sl_map_t active;             /* stream path -> sl_rec_t* being recorded (loop) */
+    int listener_id;
+    uv_async_t async;            /* writer -> loop wake-up */
+    int async_open;
+    uv_thread_t thread;
+    int thread_started;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    sl_rjob_t *jobs_head, *jobs_tail; /* (mu) */
+    sl_rres_t *res_head, *res_tail;   /* (mu) */
+    int stop;                    /* (mu) writer exits once its queue is empty */
+    size_t n_live;               /* recordings not yet CLOSED (loop) */
+    unsigned test_write_delay_ms;/* fault-injection builds: a slow disk (SL_TEST_RECORDER_WRITE_DELAY_MS) */
+};
+
+typedef struct sl_http_req sl_http_req_t;
+/**
+ * Answers req with the file (borrowed path; the caller checked it is inside
+ * a streams folder): 200, or 206 for a Range request, read off the loop
+ * (recorder_http.c). Returns 0 once answered (or answering), or SL_ENOMEM.
+ */
+int sl__recorder_http_file(sl_recorder_t *m, sl_http_req_t *req, const char *file);
+
+/* VOD (recorder_vod.c): the sl_recorder_ops_t vod_* calls; file is the checked path. */
+int sl__recorder_vod_open(sl_recorder_t *m, const char *file, uint32_t start_ms, sl_sink_t *sink,
+                          void (*on_end)(void *ctx), void *ctx, void **out);
+void sl__recorder_vod_seek(void *vod, uint32_t ms);
+void sl__recorder_vod_pause(void *vod, int pause);
+void sl__recorder_vod_close(void *vod);
+
+/** Starts the writer thread (recovery first, then jobs). 0 or a libuv error. */
+int sl__recorder_io_start(sl_recorder_t *m);
+/** Asks the writer to finish every queued job and exit, and joins it. */
+void sl__recorder_io_stop(sl_recorder_t *m);
+/** Queues a job for the writer (takes it). Never fails. */
+void sl__recorder_io_push(sl_recorder_t *m, sl_rjob_t *job);
+/** Takes every pending result (loop thread), oldest first; caller frees each with sl_free. */
+sl_rres_t *sl__recorder_io_results(sl_recorder_t *m);
+
+#endif

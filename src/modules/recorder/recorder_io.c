@@ -1,0 +1,707 @@
+/*
+ * The recorder's writer thread (see recorder_internal.h): FLV files and
+ * the recordings catalog. Nothing here runs on the loop thread.
+ *
+ * Crash safety: a file is an FLV header, one onMetaData tag written by us
+ * (duration and filesize as AMF0 numbers at known offsets, zero while
+ * recording), then every frame appended as a complete tag with its
+ * PreviousTagSize. write(2) of each tag goes to the page cache at once, so
+ * a kill -9 of the process loses nothing and leaves a playable file; only
+ * a power cut can tear the last tag. Each recording has a catalog row in
+ * {data_dir}/sluice.db (WAL) in state `recording` from the start; at the
+ * next start every such row is finalised: the file is scanned, a torn
+ * last tag is cut off, onMetaData's duration and filesize are rewritten,
+ * and the row becomes `done` (reported to the loop, which logs it and
+ * emits record_done).
+ *
+ * Errors: an I/O error while recording (ENOSPC above all) marks the
+ * recording failed, drops its remaining frames, and is reported to the
+ * loop, which stops the sink; live streaming goes on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/time.h"
+#include "media/flv.h"
+#include "modules/recorder/recorder_internal.h"
+#include "sluice/errors.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define FLV_HEADER_LEN 13          /* 9-byte header + PreviousTagSize0 */
+#define TAG_HEADER_LEN 11
+#define MAX_TAG_BODY (16u << 20)   /* tags larger than this are treated as garbage by the scan */
+#define APPEND_GAP_MS 40           /* distance between the old last tag and the appended first */
+
+static const sl_log_ctx_t g_ctx = {.proto = "recorder"};
+
+static const char *const schema_sql =
+    "CREATE TABLE IF NOT EXISTS recordings ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " app TEXT NOT NULL,"                 /* scope path */
+    " stream TEXT NOT NULL,"
+    " file TEXT NOT NULL,"                /* path as opened */
+    " name TEXT NOT NULL,"                /* relative to {data_dir}/{app}/streams */
+    " start INTEGER NOT NULL,"            /* wall clock ms */
+    " end INTEGER,"                       /* wall clock ms */
+    " duration INTEGER,"                  /* ms of media in the file */
+    " size INTEGER,"                      /* bytes */
+    " codecs TEXT,"
+    " state TEXT NOT NULL,"               /* recording | done | failed */
+    " upload_state TEXT);"                /* NULL | pending | done | failed (s3_upload) */
+    "CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);";
+
+/* ------------------------------------------------------------------ */
+/* byte helpers                                                        */
+
+static void put_be24(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 16);
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be24(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_double(uint8_t *p, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(u >> (56 - 8 * i));
+}
+
+/* Writes all of buf at the current position; 0 or -errno. */
+static int write_all(int fd, const uint8_t *buf, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *buf, size_t n, off_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, buf, n, off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        buf += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+/* Reads exactly n bytes at off: 1, 0 at end of file (short), -errno. */
+static int pread_exact(int fd, uint8_t *buf, size_t n, off_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            return 0;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* FLV repair (pure over a file descriptor; unit-tested)               */
+
+/* Finds "\0\x08<key>\0" (an AMF0 property named key holding a number) in buf. */
+static int64_t find_number(const uint8_t *buf, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i + kl + 3 + 8 <= n; i++) {
+        if (buf[i] == 0 && buf[i + 1] == kl && memcmp(buf + i + 2, key, kl) == 0 &&
+            buf[i + 2 + kl] == 0)
+            return (int64_t)(i + 3 + kl);
+    }
+    return -1;
+}
+
+int sl_recorder_flv_repair(int fd, sl_recorder_flv_scan_t *scan)
+{
+    memset(scan, 0, sizeof *scan);
+    scan->duration_off = scan->filesize_off = -1;
+    uint8_t hdr[FLV_HEADER_LEN];
+    struct stat stt;
+    if (fstat(fd, &stt))
+        return SL_EIO;
+    uint64_t file_len = (uint64_t)stt.st_size;
+    int r = pread_exact(fd, hdr, sizeof hdr, 0);
+    if (r < 0)
+        return SL_EIO;
+    if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || get_be32(hdr + 5) < 9)
+        return SL_EPROTO;
+    uint64_t pos = get_be32(hdr + 5) + 4;
+    uint8_t th[TAG_HEADER_LEN];
+    uint8_t *meta = NULL;
+    while (pos + TAG_HEADER_LEN <= file_len) {
+        if (pread_exact(fd, th, sizeof th, (off_t)pos) != 1)
+            break;
+        uint8_t type = th[0] & 0x1f;
+        uint32_t len = get_be24(th + 1);
+        uint32_t ts = get_be24(th + 4) | (uint32_t)th[7] << 24;
+        if ((type != SL_FLV_AUDIO && type != SL_FLV_VIDEO && type != SL_FLV_DATA) ||
+            len > MAX_TAG_BODY || pos + TAG_HEADER_LEN + len + 4 > file_len)
+            break;
+        uint8_t pts[4];
+        if (pread_exact(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
+            get_be32(pts) != len + TAG_HEADER_LEN)
+            break;
+        if (type == SL_FLV_DATA && scan->n_tags == 0 && len <= 4096) {
+            /* Our onMetaData is the first tag: find its two rewritable numbers. */
+            meta = sl_malloc(len ? len : 1);
+            if (meta && pread_exact(fd, meta, len, (off_t)(pos + TAG_HEADER_LEN)) == 1) {
+                int64_t d = find_number(meta, len, "duration");
+                int64_t f = find_number(meta, len, "filesize");
+                if (d >= 0)
+                    scan->duration_off = (int64_t)pos + TAG_HEADER_LEN + d;
+                if (f >= 0)
+                    scan->filesize_off = (int64_t)pos + TAG_HEADER_LEN + f;
+            }
+            sl_free(meta);
+            meta = NULL;
+        }
+        if (type != SL_FLV_DATA) {
+            if (!scan->has_media)
+                scan->first_ts = ts;
+            scan->has_media = 1;
+        }
+        scan->last_ts = ts;
+        scan->n_tags++;
+        pos += TAG_HEADER_LEN + len + 4;
+    }
+    scan->size = pos;
+    if (pos < file_len) {
+        scan->truncated = file_len - pos;
+        if (ftruncate(fd, (off_t)pos))
+            return SL_EIO;
+    }
+    return 0;
+}
+
+int sl_recorder_flv_set_meta(int fd, const sl_recorder_flv_scan_t *scan, double duration_s,
+                             double filesize)
+{
+    uint8_t num[8];
+    if (scan->duration_off >= 0) {
+        put_double(num, duration_s);
+        if (pwrite_all(fd, num, 8, (off_t)scan->duration_off))
+            return SL_EIO;
+    }
+    if (scan->filesize_off >= 0) {
+        put_double(num, filesize);
+        if (pwrite_all(fd, num, 8, (off_t)scan->filesize_off))
+            return SL_EIO;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* catalog                                                             */
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *insert, *finish;
+} catalog_t;
+
+static void catalog_open(sl_recorder_t *m, catalog_t *cat)
+{
+    memset(cat, 0, sizeof *cat);
+    char *err = NULL;
+    int rc = sqlite3_open_v2(m->db_path, &cat->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                             NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
+    rc = sqlite3_exec(cat->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
+                      &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(cat->db, schema_sql, NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(cat->db,
+                                "INSERT INTO recordings (app, stream, file, name, start, codecs,"
+                                " state) VALUES (?, ?, ?, ?, ?, ?, 'recording')",
+                                -1, &cat->insert, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(cat->db,
+                                "UPDATE recordings SET end = ?, duration = ?, size = ?, state = ?"
+                                " WHERE id = ?",
+                                -1, &cat->finish, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    return;
+fail:
+    SL_LOGE(&g_ctx, "recorder: catalog %s unusable (%s); recording goes on without it",
+            m->db_path, err ? err : cat->db ? sqlite3_errmsg(cat->db) : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    sqlite3_finalize(cat->insert);
+    sqlite3_finalize(cat->finish);
+    sqlite3_close(cat->db);
+    memset(cat, 0, sizeof *cat);
+}
+
+static void catalog_close(catalog_t *cat)
+{
+    sqlite3_finalize(cat->insert);
+    sqlite3_finalize(cat->finish);
+    sqlite3_close(cat->db);
+}
+
+static int64_t catalog_insert(catalog_t *cat, const sl_rec_t *rec)
+{
+    if (!cat->insert)
+        return 0;
+    sqlite3_reset(cat->insert);
+    sqlite3_bind_text(cat->insert, 1, rec->app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(cat->insert, 2, rec->stream, -1, SQLITE_STATIC);
+    sqlite3_bind_text(cat->insert, 3, rec->file, -1, SQLITE_STATIC);
+    sqlite3_bind_text(cat->insert, 4, rec->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(cat->insert, 5, (sqlite3_int64)rec->start_ms);
+    sqlite3_bind_text(cat->insert, 6, rec->codecs, -1, SQLITE_STATIC);
+    if (sqlite3_step(cat->insert) != SQLITE_DONE) {
+        SL_LOGW(&rec->log, "recorder: catalog insert failed: %s", sqlite3_errmsg(cat->db));
+        return 0;
+    }
+    return (int64_t)sqlite3_last_insert_rowid(cat->db);
+}
+
+static void catalog_finish(catalog_t *cat, int64_t id, uint64_t duration_ms, uint64_t size,
+                           const char *state)
+{
+    if (!cat->finish || id <= 0)
+        return;
+    sqlite3_reset(cat->finish);
+    sqlite3_bind_int64(cat->finish, 1, (sqlite3_int64)sl_time_wall_ms());
+    sqlite3_bind_int64(cat->finish, 2, (sqlite3_int64)duration_ms);
+    sqlite3_bind_int64(cat->finish, 3, (sqlite3_int64)size);
+    sqlite3_bind_text(cat->finish, 4, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(cat->finish, 5, id);
+    if (sqlite3_step(cat->finish) != SQLITE_DONE)
+        SL_LOGW(&g_ctx, "recorder: catalog update of row %lld failed: %s", (long long)id,
+                sqlite3_errmsg(cat->db));
+}
+
+/* ------------------------------------------------------------------ */
+/* results                                                             */
+
+static void post(sl_recorder_t *m, sl_rres_t *res)
+{
+    uv_mutex_lock(&m->mu);
+    if (m->res_tail)
+        m->res_tail->next = res;
+    else
+        m->res_head = res;
+    m->res_tail = res;
+    uv_mutex_unlock(&m->mu);
+    uv_async_send(&m->async);
+}
+
+static void post_simple(sl_recorder_t *m, sl_rres_kind_t kind, sl_rec_t *rec, int err,
+                        uint64_t duration_ms, uint64_t size)
+{
+    sl_rres_t *res = sl_calloc(1, sizeof *res);
+    if (!res) {
+        /* The loop must learn of a CLOSE whatever happens, or the recording leaks and
+         * shutdown waits forever: spin until memory comes back (it is tiny). */
+        while (!(res = sl_calloc(1, sizeof *res)))
+            uv_sleep(10);
+    }
+    res->kind = kind;
+    res->rec = rec;
+    res->err = err;
+    res->duration_ms = duration_ms;
+    res->size = size;
+    post(m, res);
+}
+
+/* ------------------------------------------------------------------ */
+/* recovery                                                            */
+
+/* Finalises one file: repair, metadata. Fills res->duration_ms/size/detail. */
+static int finalise_file(const char *file, sl_rres_t *res)
+{
+    int fd = open(file, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(res->detail, sizeof res->detail, "cannot open: %s", strerror(errno));
+        return SL_EIO;
+    }
+    sl_recorder_flv_scan_t scan;
+    int rc = sl_recorder_flv_repair(fd, &scan);
+    if (rc == 0) {
+        uint64_t dur = scan.has_media && scan.last_ts >= scan.first_ts
+                           ? scan.last_ts - scan.first_ts : 0;
+        rc = sl_recorder_flv_set_meta(fd, &scan, (double)dur / 1000.0, (double)scan.size);
+        if (rc == 0 && fsync(fd))
+            rc = SL_EIO;
+        res->duration_ms = dur;
+        res->size = scan.size;
+        snprintf(res->detail, sizeof res->detail, "%llu tags kept, %llu torn bytes cut",
+                 (unsigned long long)scan.n_tags, (unsigned long long)scan.truncated);
+    } else {
+        snprintf(res->detail, sizeof res->detail, "%s",
+                 rc == SL_EPROTO ? "not an FLV file" : "read error");
+    }
+    close(fd);
+    return rc;
+}
+
+static void recover(sl_recorder_t *m, catalog_t *cat)
+{
+    if (!cat->db)
+        return;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(cat->db,
+                           "SELECT id, app, stream, file FROM recordings WHERE state = 'recording'"
+                           " ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *app = (const char *)sqlite3_column_text(st, 1);
+        const char *stream = (const char *)sqlite3_column_text(st, 2);
+        const char *file = (const char *)sqlite3_column_text(st, 3);
+        sl_rres_t *res = sl_calloc(1, sizeof *res);
+        if (!res || !file)
+            break;
+        res->kind = SL_RRES_RECOVERED;
+        snprintf(res->app, sizeof res->app, "%s", app ? app : "");
+        snprintf(res->stream, sizeof res->stream, "%s", stream ? stream : "");
+        snprintf(res->file, sizeof res->file, "%s", file);
+        res->err = finalise_file(file, res);
+        /* The update is a separate statement on the same connection: fine while the
+         * SELECT is open in WAL mode (SQLite allows it on one connection). */
+        catalog_finish(cat, id, res->duration_ms, res->size, res->err ? "failed" : "done");
+        post(m, res);
+    }
+    sqlite3_finalize(st);
+}
+
+/* ------------------------------------------------------------------ */
+/* jobs                                                                */
+
+/* mkdir -p of the folder holding file. 0 or -errno. */
+static int make_parent_dirs(const char *file)
+{
+    char tmp[1024];
+    if (snprintf(tmp, sizeof tmp, "%s", file) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    char *slash = strrchr(tmp, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* AMF0 helpers for our onMetaData. */
+static uint8_t *amf_key(uint8_t *p, const char *k)
+{
+    size_t n = strlen(k);
+    p[0] = (uint8_t)(n >> 8);
+    p[1] = (uint8_t)n;
+    memcpy(p + 2, k, n);
+    return p + 2 + n;
+}
+
+static uint8_t *amf_num(uint8_t *p, const char *k, double v)
+{
+    p = amf_key(p, k);
+    *p++ = 0; /* number */
+    put_double(p, v);
+    return p + 8;
+}
+
+/* Writes header + onMetaData to a new file; records the number offsets. */
+static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
+{
+    uint8_t buf[512];
+    uint8_t *p = buf;
+    memcpy(p, "FLV\x01", 4);
+    p[4] = (uint8_t)((job->has_audio ? 0x04 : 0) | (job->has_video ? 0x01 : 0));
+    put_be32(p + 5, 9);
+    put_be32(p + 9, 0);
+    p += FLV_HEADER_LEN;
+    uint8_t *tag = p;
+    p += TAG_HEADER_LEN;
+    uint8_t *body = p;
+    *p++ = 2; /* string "onMetaData" */
+    p = amf_key(p, "onMetaData");
+    *p++ = 8; /* ECMA array */
+    put_be32(p, 0);
+    p += 4;
+    p = amf_num(p, "duration", 0);
+    rec->duration_off = (int64_t)(p - 8 - buf);
+    p = amf_num(p, "filesize", 0);
+    rec->filesize_off = (int64_t)(p - 8 - buf);
+    if (job->has_video) {
+        p = amf_num(p, "videocodecid", job->vcodec_id);
+        if (job->width)
+            p = amf_num(p, "width", job->width);
+        if (job->height)
+            p = amf_num(p, "height", job->height);
+        if (job->fps > 0)
+            p = amf_num(p, "framerate", job->fps);
+    }
+    if (job->has_audio)
+        p = amf_num(p, "audiocodecid", job->acodec_id);
+    p = amf_key(p, "encoder");
+    *p++ = 2;
+    p = amf_key(p, "sluice");
+    p[0] = p[1] = 0;
+    p[2] = 9; /* object end */
+    p += 3;
+    uint32_t body_len = (uint32_t)(p - body);
+    tag[0] = SL_FLV_DATA;
+    put_be24(tag + 1, body_len);
+    memset(tag + 4, 0, 7);
+    put_be32(p, body_len + TAG_HEADER_LEN);
+    p += 4;
+    rec->size = (uint64_t)(p - buf);
+    return write_all(rec->fd, buf, (size_t)(p - buf));
+}
+
+static void job_open(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec, const sl_rjob_t *job)
+{
+    int rc = make_parent_dirs(rec->file);
+    if (rc)
+        goto fail;
+    rec->duration_off = rec->filesize_off = -1;
+    if (rec->append) {
+        rec->fd = open(rec->file, O_RDWR | O_CLOEXEC);
+        if (rec->fd >= 0) {
+            sl_recorder_flv_scan_t scan;
+            int src = sl_recorder_flv_repair(rec->fd, &scan);
+            if (src == 0 && scan.n_tags > 0) {
+                rec->duration_off = scan.duration_off;
+                rec->filesize_off = scan.filesize_off;
+                rec->first_ts = scan.has_media ? scan.first_ts : 0;
+                rec->ts_offset = scan.last_ts + APPEND_GAP_MS;
+                rec->last_ts = scan.last_ts;
+                rec->size = scan.size;
+                if (lseek(rec->fd, (off_t)scan.size, SEEK_SET) < 0) {
+                    rc = -errno;
+                    goto fail;
+                }
+                SL_LOGI(&rec->log, "recorder: appending to %s at %u ms (%llu bytes)", rec->file,
+                        rec->ts_offset, (unsigned long long)scan.size);
+                goto opened;
+            }
+            /* Not a usable FLV: start it over. */
+            close(rec->fd);
+            rec->fd = -1;
+        } else if (errno != ENOENT) {
+            rc = -errno;
+            goto fail;
+        }
+    }
+    rec->fd = open(rec->file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (rec->fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = write_head(rec, job);
+    if (rc)
+        goto fail;
+opened:
+    rec->row_id = catalog_insert(cat, rec);
+    post_simple(m, SL_RRES_OPENED, rec, 0, 0, 0);
+    return;
+fail:
+    SL_LOGE(&rec->log, "recorder: cannot open %s: %s", rec->file, strerror(-rc));
+    rec->io_failed = 1;
+    post_simple(m, SL_RRES_FAILED, rec, rc, 0, 0);
+}
+
+static void job_tag(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job)
+{
+    if (rec->io_failed || rec->fd < 0)
+        return;
+    if (m->test_write_delay_ms)
+        uv_sleep(m->test_write_delay_ms); /* tests: a disk slower than the stream */
+    if (!rec->have_base) {
+        rec->have_base = 1;
+        rec->ts_base = job->dts;
+    }
+    /* Frames before the base (configs replayed with older stamps) go at the base. */
+    uint32_t rel = job->dts >= rec->ts_base ? job->dts - rec->ts_base : 0;
+    uint32_t ts = rel + rec->ts_offset;
+    uint8_t th[TAG_HEADER_LEN], pts[4];
+    th[0] = job->tag_type;
+    put_be24(th + 1, (uint32_t)job->len);
+    put_be24(th + 4, ts & 0xffffff);
+    th[7] = (uint8_t)(ts >> 24);
+    th[8] = th[9] = th[10] = 0;
+    put_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
+    /* One writev would do as well; three writes of one tag still land in the page cache
+     * together, and a torn tag is cut off by the scan at the next start. */
+    int rc = write_all(rec->fd, th, sizeof th);
+    if (!rc)
+        rc = write_all(rec->fd, job->data, job->len);
+    if (!rc)
+        rc = write_all(rec->fd, pts, 4);
+    if (rc) {
+        SL_LOGE(&rec->log, "recorder: writing %s failed: %s; recording stopped", rec->file,
+                strerror(-rc));
+        rec->io_failed = 1;
+        /* Cut the partial tag so the file stays playable. */
+        if (ftruncate(rec->fd, (off_t)rec->size) == 0)
+            (void)lseek(rec->fd, (off_t)rec->size, SEEK_SET);
+        post_simple(m, SL_RRES_FAILED, rec, rc, 0, 0);
+        return;
+    }
+    rec->size += TAG_HEADER_LEN + job->len + 4;
+    if (ts > rec->last_ts)
+        rec->last_ts = ts;
+}
+
+static void job_close(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec)
+{
+    uint64_t dur = rec->last_ts >= rec->first_ts ? rec->last_ts - rec->first_ts : 0;
+    int rc = 0;
+    if (rec->fd >= 0) {
+        sl_recorder_flv_scan_t meta = {.duration_off = rec->duration_off,
+                                       .filesize_off = rec->filesize_off};
+        rc = sl_recorder_flv_set_meta(rec->fd, &meta, (double)dur / 1000.0, (double)rec->size);
+        if (fsync(rec->fd) && !rc)
+            rc = SL_EIO;
+        close(rec->fd);
+        rec->fd = -1;
+    }
+    int failed = rec->io_failed || rc || rec->size == 0;
+    catalog_finish(cat, rec->row_id, dur, rec->size, failed ? "failed" : "done");
+    post_simple(m, SL_RRES_CLOSED, rec, failed ? SL_EIO : 0, dur, rec->size);
+}
+
+static void writer_main(void *arg)
+{
+    sl_recorder_t *m = arg;
+    catalog_t cat;
+    catalog_open(m, &cat);
+    recover(m, &cat);
+    uv_mutex_lock(&m->mu);
+    for (;;) {
+        sl_rjob_t *job = m->jobs_head;
+        if (!job) {
+            if (m->stop)
+                break;
+            uv_cond_wait(&m->cv, &m->mu);
+            continue;
+        }
+        m->jobs_head = job->next;
+        if (!m->jobs_head)
+            m->jobs_tail = NULL;
+        uv_mutex_unlock(&m->mu);
+        sl_rec_t *rec = job->rec;
+        switch (job->kind) {
+        case SL_RJOB_OPEN:
+            job_open(m, &cat, rec, job);
+            break;
+        case SL_RJOB_TAG:
+            job_tag(m, rec, job);
+            atomic_fetch_sub(&rec->queued_bytes, job->len);
+            break;
+        case SL_RJOB_CLOSE:
+            job_close(m, &cat, rec);
+            break;
+        }
+        sl_free(job);
+        uv_mutex_lock(&m->mu);
+    }
+    uv_mutex_unlock(&m->mu);
+    catalog_close(&cat);
+}
+
+/* ------------------------------------------------------------------ */
+/* the loop-side interface                                             */
+
+int sl__recorder_io_start(sl_recorder_t *m)
+{
+    int rc = uv_thread_create(&m->thread, writer_main, m);
+    if (rc == 0)
+        m->thread_started = 1;
+    return rc;
+}
+
+void sl__recorder_io_stop(sl_recorder_t *m)
+{
+    if (!m->thread_started)
+        return;
+    uv_mutex_lock(&m->mu);
+    m->stop = 1;
+    uv_cond_signal(&m->cv);
+    uv_mutex_unlock(&m->mu);
+    uv_thread_join(&m->thread);
+    m->thread_started = 0;
+}
+
+void sl__recorder_io_push(sl_recorder_t *m, sl_rjob_t *job)
+{
+    job->next = NULL;
+    uv_mutex_lock(&m->mu);
+    if (m->jobs_tail)
+        m->jobs_tail->next = job;
+    else
+        m->jobs_head = job;
+    m->jobs_tail = job;
+    uv_cond_signal(&m->cv);
+    uv_mutex_unlock(&m->mu);
+}
+
+sl_rres_t *sl__recorder_io_results(sl_recorder_t *m)
+{
+    uv_mutex_lock(&m->mu);
+    sl_rres_t *r = m->res_head;
+    m->res_head = m->res_tail = NULL;
+    uv_mutex_unlock(&m->mu);
+    return r;
+}
