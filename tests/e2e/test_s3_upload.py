@@ -84,6 +84,9 @@ def upload_state(srv, name):
         row = db.execute("SELECT upload_state FROM recordings WHERE name = ? ORDER BY id DESC",
                          (name,)).fetchone()
         return row[0] if row else None
+    except sqlite3.OperationalError:
+        # The recorder creates its tables on its own thread after start: not there yet.
+        return None
     finally:
         db.close()
 
