@@ -6,9 +6,11 @@
  * eight) and doubles when full. A join replays the whole GOP cache into it
  * at once (a 2 s GOP is ~150 frames), so after that burst has drained the
  * ring goes back to its initial size: otherwise every player would keep
- * 4 KB it no longer needs. The shrink happens only on a drain to empty
- * from a ring at least SUBQ_SHRINK_FACTOR times the initial size, so the
- * steady state never allocates.
+ * 4 KB it no longer needs. The owner calls sl_subq_trim() now and then
+ * (RTMP: from its 250 ms sweep), which shrinks an empty ring at least
+ * SUBQ_SHRINK_FACTOR times the initial size: a queue that fills and
+ * drains in bursts (a player catching up) is not made to reallocate on
+ * every drain, and the steady state never allocates.
  */
 #include "media/subq.h"
 
@@ -163,17 +165,22 @@ void sl_subq_pop(sl_subq_t *q, uint32_t n, sl_subq_item_t *out)
     if (q->count == 0) {
         q->head = 0;
         q->lag_since_ms = 0;
-        if (q->cap >= SUBQ_INITIAL_CAP * SUBQ_SHRINK_FACTOR) {
-            /* A burst is over: give its ring back (keep the big one if the
-             * small one cannot be had; it is only memory). */
-            sl_subq_item_t *nr = sl_malloc(SUBQ_INITIAL_CAP * sizeof(*nr));
-            if (nr) {
-                sl_free(q->ring);
-                q->ring = nr;
-                q->cap = SUBQ_INITIAL_CAP;
-            }
-        }
     }
+}
+
+void sl_subq_trim(sl_subq_t *q)
+{
+    if (q->count || q->cap < SUBQ_INITIAL_CAP * SUBQ_SHRINK_FACTOR)
+        return;
+    /* A burst is over: give its ring back (keep the big one if the small
+     * one cannot be had; it is only memory). */
+    sl_subq_item_t *nr = sl_malloc(SUBQ_INITIAL_CAP * sizeof(*nr));
+    if (!nr)
+        return;
+    sl_free(q->ring);
+    q->ring = nr;
+    q->cap = SUBQ_INITIAL_CAP;
+    q->head = 0;
 }
 
 void sl_subq_flush(sl_subq_t *q)

@@ -74,5 +74,11 @@ static inline sl_subq_item_t *sl_subq_at(const sl_subq_t *q, uint32_t i)
 void sl_subq_pop(sl_subq_t *q, uint32_t n, sl_subq_item_t *out);
 /** Drops everything queued and waits for the next resync point (used by pause/seek). */
 void sl_subq_flush(sl_subq_t *q);
+/**
+ * Gives back the memory of a ring that grew for a burst (the GOP cache
+ * replayed at join) once it is empty; a no-op otherwise, or when the small
+ * ring cannot be allocated. Call it periodically, not per frame.
+ */
+void sl_subq_trim(sl_subq_t *q);
 
 #endif

@@ -442,11 +442,20 @@ static int src_send(sl__flv_src_t *s, int kind, uint32_t ts, const uint8_t *body
  * starts, from the pacing timer, from write completions and from pipe
  * reads; always ends with one flush.
  */
+static int src_pump_once(sl_client_t *c);
+
 void sl__src_pump(sl_client_t *c)
+{
+    while (src_pump_once(c))
+        ;
+}
+
+/* One batch of sl__src_pump; returns 1 when another batch is due now. */
+static int src_pump_once(sl_client_t *c)
 {
     sl__flv_src_t *s = c->src;
     if (!s || !s->running || s->done)
-        return;
+        return 0;
     uint64_t now = uv_now(c->loop);
     size_t limit = c->o.max_queue_bytes / 2;
     while (s->running && !s->done && sl__client_queued(c) <= limit) {
@@ -522,7 +531,12 @@ void sl__src_pump(sl_client_t *c)
         sl__flv_parser_buffered(&s->p) < SRC_PIPE_HIGH / 2 &&
         uv_read_start((uv_stream_t *)&s->pipe, src_pipe_alloc, src_pipe_read) == 0)
         s->pipe_reading = 1;
+    int full = s->running && !s->done && sl__client_queued(c) > limit;
     sl__client_flush(c);
+    /* Stopped by the queue bound, and the socket took everything at once:
+     * no write callback will come to pump again, so pump now (else a
+     * source sent as fast as possible stalls after its first batch). */
+    return full && c->src == s && s->running && !s->done && sl__client_queued(c) == 0;
 }
 
 /*

@@ -17,6 +17,7 @@
 
 #include <string.h>
 
+#include "base/alloc.h"
 #include "sluice/errors.h"
 
 void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_size,
@@ -30,10 +31,13 @@ void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_siz
 
 void sl_rtmp_chunk_reader_cleanup(sl_rtmp_chunk_reader_t *r)
 {
-    for (int i = 0; i < SL_RTMP_MAX_CSIDS; i++) {
+    for (uint32_t i = 0; i < r->n_cs; i++) {
         sl_buf_unref(r->cs[i].partial);
         r->cs[i].partial = NULL;
     }
+    sl_free(r->cs);
+    r->cs = NULL;
+    r->n_cs = r->cap_cs = 0;
     r->cur = NULL;
 }
 
@@ -47,25 +51,45 @@ int sl_rtmp_chunk_reader_set_chunk_size(sl_rtmp_chunk_reader_t *r, uint32_t size
     return 0;
 }
 
-static sl_rtmp_cstate_t *cstate_find(sl_rtmp_chunk_reader_t *r, uint32_t csid, int create)
+#define CSTATE_INITIAL 4
+
+/*
+ * The state of chunk stream csid, or NULL. With create, a missing one is
+ * added (growing the array; r->cur is re-pointed when the array moves);
+ * NULL then means the SL_RTMP_MAX_CSIDS limit is reached, or out of memory
+ * when *oom is set. Slots are never removed, so the array stays dense.
+ */
+static sl_rtmp_cstate_t *cstate_find(sl_rtmp_chunk_reader_t *r, uint32_t csid, int create, int *oom)
 {
-    sl_rtmp_cstate_t *free_slot = NULL;
-    for (int i = 0; i < SL_RTMP_MAX_CSIDS; i++) {
+    for (uint32_t i = 0; i < r->n_cs; i++) {
         if (r->cs[i].csid == csid)
             return &r->cs[i];
-        if (!r->cs[i].csid && !free_slot)
-            free_slot = &r->cs[i];
     }
-    if (!create || !free_slot)
+    if (!create || r->n_cs >= SL_RTMP_MAX_CSIDS)
         return NULL;
-    memset(free_slot, 0, sizeof(*free_slot));
-    free_slot->csid = csid;
-    return free_slot;
+    if (r->n_cs == r->cap_cs) {
+        uint32_t ncap = r->cap_cs ? r->cap_cs * 2 : CSTATE_INITIAL;
+        if (ncap > SL_RTMP_MAX_CSIDS)
+            ncap = SL_RTMP_MAX_CSIDS;
+        sl_rtmp_cstate_t *ncs = sl_realloc(r->cs, ncap * sizeof(*ncs));
+        if (!ncs) {
+            *oom = 1;
+            return NULL;
+        }
+        if (r->cur)
+            r->cur = ncs + (r->cur - r->cs);
+        r->cs = ncs;
+        r->cap_cs = ncap;
+    }
+    sl_rtmp_cstate_t *slot = &r->cs[r->n_cs++];
+    memset(slot, 0, sizeof(*slot));
+    slot->csid = csid;
+    return slot;
 }
 
 void sl_rtmp_chunk_reader_abort(sl_rtmp_chunk_reader_t *r, uint32_t csid)
 {
-    sl_rtmp_cstate_t *cs = cstate_find(r, csid, 0);
+    sl_rtmp_cstate_t *cs = cstate_find(r, csid, 0, NULL);
     if (!cs)
         return;
     sl_buf_unref(cs->partial);
@@ -96,7 +120,7 @@ static size_t header_need(sl_rtmp_chunk_reader_t *r)
     } else {
         uint32_t csid = (b0 & 0x3f) == 0 ? 64u + r->hdr[1]
                       : (b0 & 0x3f) == 1 ? 64u + r->hdr[1] + 256u * r->hdr[2] : (b0 & 0x3fu);
-        sl_rtmp_cstate_t *cs = cstate_find(r, csid, 0);
+        sl_rtmp_cstate_t *cs = cstate_find(r, csid, 0, NULL);
         if (cs && cs->ext)
             need += 4;
     }
@@ -120,9 +144,14 @@ static int header_apply(sl_rtmp_chunk_reader_t *r, size_t hlen)
         csid = h[0] & 0x3fu;
         off = 1;
     }
-    sl_rtmp_cstate_t *cs = cstate_find(r, csid, fmt == 0);
+    /* A declared length over the limit is refused before anything is
+     * allocated for it, chunk stream state included. */
+    if (fmt <= 1 && sl_rd_be24(h + off + 3) > r->max_message_size)
+        return SL_ETOOBIG;
+    int oom = 0;
+    sl_rtmp_cstate_t *cs = cstate_find(r, csid, fmt == 0, &oom);
     if (!cs)
-        return fmt == 0 ? SL_ETOOBIG : SL_EPROTO; /* too many streams / no prior header */
+        return oom ? SL_ENOMEM : fmt == 0 ? SL_ETOOBIG : SL_EPROTO; /* too many streams / no prior header */
     if (fmt != 0 && !cs->started)
         return SL_EPROTO;
     int new_msg = 1;
@@ -277,6 +306,10 @@ int sl_rtmp_chunk_write(sl_wbuf_t *w, uint32_t csid, uint8_t type, uint32_t stre
 
 sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size)
 {
+    /* A message that fits one chunk needs no continuation header: its
+     * chunked body is the payload itself, shared with no copy at all. */
+    if (f->body->len <= chunk_size)
+        return f->body;
     sl_buf_t *enc = f->enc[SL_ENC_RTMP];
     if (enc && f->enc_param[SL_ENC_RTMP] == chunk_size)
         return enc;

@@ -85,11 +85,20 @@ typedef struct sl_rtmp_cstate {
     sl_buf_t *partial;   /* message being assembled (owned) or NULL */
 } sl_rtmp_cstate_t;
 
+/*
+ * Chunk stream states are allocated as the peer opens chunk streams: a
+ * player uses two or three, a publisher four or five, and an idle
+ * connection none, so a fixed array of SL_RTMP_MAX_CSIDS (2 KB) would
+ * mostly be wasted across 10,000 connections. The array starts at
+ * CSTATE_INITIAL entries on the first header and doubles up to the limit.
+ */
 typedef struct sl_rtmp_chunk_reader {
     uint32_t chunk_size;       /* current incoming chunk size */
     uint32_t max_chunk_size;   /* refuse larger SetChunkSize */
     uint32_t max_message_size; /* refuse larger messages */
-    sl_rtmp_cstate_t cs[SL_RTMP_MAX_CSIDS];
+    sl_rtmp_cstate_t *cs;      /* chunk stream states (owned; NULL until the first header) */
+    uint32_t n_cs;             /* entries of cs in use (csid != 0) */
+    uint32_t cap_cs;           /* entries allocated, at most SL_RTMP_MAX_CSIDS */
     /* header parse state: bytes of the current chunk header gathered so far */
     uint8_t hdr[18];
     uint8_t hdr_have;
@@ -100,7 +109,7 @@ typedef struct sl_rtmp_chunk_reader {
 /** Initialises a reader (chunk size 128) with its limits. */
 void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_size,
                                uint32_t max_message_size);
-/** Frees partial messages. */
+/** Frees partial messages and the chunk stream states; init makes it usable again. */
 void sl_rtmp_chunk_reader_cleanup(sl_rtmp_chunk_reader_t *r);
 /**
  * Applies a SetChunkSize from the peer. SL_ETOOBIG above the limit,
@@ -137,9 +146,10 @@ static inline uint32_t sl_rtmp_frame_csid(const sl_frame_t *f)
 /**
  * The shared chunked body of a media frame for chunk_size: the payload with
  * type-3 continuation headers (for the frame's chunk stream, without
- * extended timestamps) after every chunk_size bytes. Built on first use and
- * cached on the frame; returns a borrowed pointer valid while the frame
- * lives, or NULL on allocation failure.
+ * extended timestamps) after every chunk_size bytes. A body that fits one
+ * chunk is its own encoding: the frame's body itself comes back, no copy.
+ * Otherwise built on first use and cached on the frame. Returns a borrowed
+ * pointer valid while the frame lives, or NULL on allocation failure.
  */
 sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size);
 /**

@@ -10,7 +10,9 @@
  * clients x 64 KB). Incoming messages are assembled by the chunk reader in
  * buffers of their own, which become frame bodies with no further copy.
  */
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "base/alloc.h"
 #include "app/admission.h"
@@ -32,10 +34,14 @@ struct sl_rtmp_server {
     uv_timer_t sweep;          /* timeouts, pings */
     uv_timer_t merge;          /* merged-write window, when on */
     uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
+    uv_tcp_t shed;             /* accepts and closes a client we cannot serve (out of memory) */
+    int shed_busy;             /* shed is closing */
+    int shed_pending;          /* another client waits to be shed */
     int handles_open;
     sl_list_t conns;
     size_t n_conns;
-    sl_list_t flush_list;
+    sl_list_t flush_list;      /* connections with control bytes (or all, merge off) to write */
+    sl_list_t media_list;      /* merge on: connections with only media queued, for the timer */
     int stopping;
     uint8_t rbuf[READ_BUF_SIZE];
 };
@@ -52,12 +58,16 @@ static int hexval(char h)
 
 int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap)
 {
+    /* The last occurrence wins: a stream name's query is appended after the
+     * connect's, and its values take precedence. */
     size_t kl = strlen(key);
+    int found = -1;
     for (const char *p = query; p && *p;) {
         const char *end = strchr(p, '&');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+        if (len >= kl && strncmp(p, key, kl) == 0 && (len == kl || p[kl] == '=')) {
             size_t o = 0;
+            int ok = 1;
             for (size_t i = kl + 1; i < len; i++) {
                 char ch = p[i];
                 if (ch == '+')
@@ -66,32 +76,53 @@ int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap
                     ch = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
                     i += 2;
                 }
-                if (o + 1 >= cap)
-                    return -1;
+                if (o + 1 >= cap) {
+                    ok = 0;
+                    break;
+                }
                 out[o++] = ch;
             }
-            out[o] = '\0';
-            return (int)o;
-        }
-        if (len == kl && strncmp(p, key, kl) == 0) {
-            if (cap)
-                out[0] = '\0';
-            return 0;
+            if (ok && cap) {
+                out[o] = '\0';
+                found = (int)o;
+            }
         }
         p = end ? end + 1 : NULL;
     }
-    return -1;
+    return found;
 }
 
 /* ------------------------------------------------------------------ */
 /* sending                                                             */
 
+/*
+ * Two flush lists. Control bytes (command replies, pings, the handshake, a
+ * close after flush) are always written before the loop sleeps; media
+ * frames too when the merged-write window is off. With it on, a connection
+ * that only has media waiting sits on media_list until the window's timer,
+ * so the per-iteration flush before sleeping touches only connections with
+ * control bytes instead of scanning every player each time the loop wakes.
+ */
 void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c)
 {
-    if (c->on_flush_list || c->state == SL_RTMP_CONN_CLOSING)
+    if (c->state == SL_RTMP_CONN_CLOSING || c->on_flush_list == 1)
         return;
+    if (c->on_flush_list == 2)
+        sl_list_remove(&c->flush_link); /* promoted: control bytes go out now, media with them */
     c->on_flush_list = 1;
     sl_list_push_back(&c->srv->flush_list, &c->flush_link);
+}
+
+void sl__rtmp_schedule_media(sl_rtmp_conn_t *c)
+{
+    if (c->state == SL_RTMP_CONN_CLOSING || c->on_flush_list)
+        return;
+    if (c->core->cfg->media_write_merge_ms == 0) {
+        sl__rtmp_schedule_flush(c);
+        return;
+    }
+    c->on_flush_list = 2;
+    sl_list_push_back(&c->srv->media_list, &c->flush_link);
 }
 
 int sl__rtmp_send(sl_rtmp_conn_t *c, uint32_t csid, uint8_t type, uint32_t sid, uint32_t ts,
@@ -122,27 +153,47 @@ int sl__rtmp_send_uc(sl_rtmp_conn_t *c, uint16_t event, uint32_t arg)
     return sl__rtmp_send(c, SL_RTMP_CSID_CONTROL, SL_RTMP_USER_CONTROL, 0, 0, b, 6);
 }
 
-/* Drops everything the finished (or cancelled) write held. */
-static void release_inflight(sl_rtmp_conn_t *c)
+/*
+ * A uv_write in flight: what the socket did not take at once. It owns the
+ * ctrl bytes it carries (moved out of the builder), a reference to each
+ * frame of the batch, any private encodings, and the per-frame headers,
+ * until on_write. Allocated only when a write is partial, sized for its
+ * batch.
+ */
+typedef struct sl_rtmp_wreq {
+    uv_write_t req;
+    sl_rtmp_conn_t *c;
+    uint8_t *ctrl;                  /* ctrl bytes (owned) or NULL */
+    uint32_t n;                     /* frames */
+    struct {
+        sl_frame_t *f;              /* owned reference */
+        sl_buf_t *priv;             /* private encoding (owned) or NULL */
+        uint8_t hdr[16];            /* per-subscriber chunk header */
+    } fr[];
+} sl_rtmp_wreq_t;
+
+/* Drops everything a finished (or cancelled) write held. */
+static void wreq_free(sl_rtmp_wreq_t *w)
 {
-    sl_buf_unref(c->w_ctrl);
-    c->w_ctrl = NULL;
-    for (uint32_t i = 0; i < c->w_n; i++) {
-        sl_frame_unref(c->w_items[i].f);
-        sl_buf_unref(c->w_priv[i]);
-        c->w_priv[i] = NULL;
+    if (!w)
+        return;
+    for (uint32_t i = 0; i < w->n; i++) {
+        sl_frame_unref(w->fr[i].f);
+        sl_buf_unref(w->fr[i].priv);
     }
-    c->sess.msgs_out += c->w_n;
-    c->w_n = 0;
+    w->c->sess.msgs_out += w->n;
+    sl_free(w->ctrl);
+    sl_free(w);
 }
 
 static void conn_flush(sl_rtmp_conn_t *c);
 
 static void on_write(uv_write_t *req, int status)
 {
-    sl_rtmp_conn_t *c = req->data;
-    c->writing = 0;
-    release_inflight(c);
+    sl_rtmp_wreq_t *w = req->data;
+    sl_rtmp_conn_t *c = w->c;
+    c->w = NULL;
+    wreq_free(w);
     if (c->state == SL_RTMP_CONN_CLOSING)
         return;
     if (status < 0) {
@@ -152,57 +203,73 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
+/* The ctrl bytes are all written: the builder's memory goes back. Control
+ * messages are rare once a session runs (a ping every 30 s), so idle
+ * connections and players keep nothing here between them. */
+static void ctrl_written(sl_rtmp_conn_t *c)
+{
+    sl_wbuf_cleanup(&c->ctrl);
+}
+
 /*
  * Writes as much as the socket takes right now, in gathered batches; hands
  * a remainder to uv_write. Called from the flush list and write callbacks.
+ *
+ * Hot path: per batch, the iovecs and the per-frame headers live on the
+ * stack and the bodies are the frames' shared encodings; frames are popped
+ * from the queue (their references dropped) only after uv_try_write took
+ * every byte. Only a partial write allocates, once per batch.
  */
 static void conn_flush(sl_rtmp_conn_t *c)
 {
-    if (c->writing || c->state == SL_RTMP_CONN_CLOSING)
+    if (c->w || c->state == SL_RTMP_CONN_CLOSING)
         return;
     for (;;) {
+        enum { MAXF = SL_RTMP_MAX_IOV / 2 - 1 };
         uv_buf_t iov[SL_RTMP_MAX_IOV];
+        uint8_t hdr[MAXF][16];
+        sl_buf_t *priv[MAXF];
+        int hidx[MAXF];             /* iov index of frame i's header, -1 for a private encoding */
         unsigned niov = 0;
         size_t total = 0;
-        if (c->ctrl.len) {
-            c->w_ctrl = sl_wbuf_to_buf(&c->ctrl);
-            if (!c->w_ctrl) {
-                sl__rtmp_close(c, "out of memory");
-                return;
-            }
-            iov[niov++] = uv_buf_init((char *)c->w_ctrl->data, c->w_ctrl->len);
-            total += c->w_ctrl->len;
+        size_t ctrl_len = c->ctrl.len;
+        if (ctrl_len) {
+            iov[niov++] = uv_buf_init((char *)c->ctrl.data, (unsigned)ctrl_len);
+            total += ctrl_len;
         }
         uint32_t n = c->q_ready ? c->q.count : 0;
-        if (n > SL_RTMP_MAX_IOV / 2 - 1)
-            n = SL_RTMP_MAX_IOV / 2 - 1;
-        if (n)
-            sl_subq_pop(&c->q, n, c->w_items);
-        c->w_n = n;
+        if (n > MAXF)
+            n = MAXF;
         for (uint32_t i = 0; i < n; i++) {
-            sl_frame_t *f = c->w_items[i].f;
-            uint32_t ts = c->w_items[i].tag;
+            const sl_subq_item_t *it = sl_subq_at(&c->q, i);
+            sl_frame_t *f = it->f;
+            uint32_t ts = it->tag;
             sl_buf_t *body = ts < 0xFFFFFF ? sl_rtmp_chunk_media_body(f, c->out_chunk_size) : NULL;
+            priv[i] = NULL;
             if (body) {
-                size_t hl = sl_rtmp_chunk_media_header(c->w_hdr[i], f, c->play_sid, ts);
-                iov[niov++] = uv_buf_init((char *)c->w_hdr[i], (unsigned)hl);
+                size_t hl = sl_rtmp_chunk_media_header(hdr[i], f, c->play_sid, ts);
+                hidx[i] = (int)niov;
+                iov[niov++] = uv_buf_init((char *)hdr[i], (unsigned)hl);
                 iov[niov++] = uv_buf_init((char *)body->data, body->len);
                 total += hl + body->len;
             } else {
-                /* Rare slow path: extended timestamps differ per subscriber. */
+                /* Rare slow path: extended timestamps differ per subscriber
+                 * (or the shared encoding could not be allocated). */
                 sl_wbuf_t w;
                 sl_wbuf_init(&w, SL_BUF_MAX);
                 if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
                                         f->body->data, f->body->len, c->out_chunk_size) ||
-                    !(c->w_priv[i] = sl_wbuf_to_buf(&w))) {
+                    !(priv[i] = sl_wbuf_to_buf(&w))) {
                     sl_wbuf_cleanup(&w);
-                    release_inflight(c);
+                    for (uint32_t j = 0; j < i; j++)
+                        sl_buf_unref(priv[j]);
                     sl__rtmp_close(c, "out of memory");
                     return;
                 }
                 sl_wbuf_cleanup(&w);
-                iov[niov++] = uv_buf_init((char *)c->w_priv[i]->data, c->w_priv[i]->len);
-                total += c->w_priv[i]->len;
+                hidx[i] = -1;
+                iov[niov++] = uv_buf_init((char *)priv[i]->data, priv[i]->len);
+                total += priv[i]->len;
             }
         }
         if (niov == 0)
@@ -211,14 +278,51 @@ static void conn_flush(sl_rtmp_conn_t *c)
         if (r == UV_EAGAIN)
             r = 0;
         if (r < 0) {
-            release_inflight(c);
+            for (uint32_t i = 0; i < n; i++)
+                sl_buf_unref(priv[i]);
             sl__rtmp_close(c, uv_strerror(r));
             return;
         }
         c->sess.bytes_out += (uint64_t)r;
         if ((size_t)r == total) {
-            release_inflight(c);
+            if (ctrl_len)
+                ctrl_written(c);
+            for (uint32_t i = 0; i < n; i++)
+                sl_buf_unref(priv[i]);
+            sl_subq_pop(&c->q, n, NULL);
+            c->sess.msgs_out += n;
             continue;
+        }
+        /* Partial: the rest goes with uv_write, from memory the request owns. */
+        sl_rtmp_wreq_t *w = sl_malloc(sizeof(*w) + (size_t)n * sizeof(w->fr[0]));
+        if (!w) {
+            for (uint32_t i = 0; i < n; i++)
+                sl_buf_unref(priv[i]);
+            sl__rtmp_close(c, "out of memory");
+            return;
+        }
+        w->c = c;
+        w->n = n;
+        w->ctrl = NULL;
+        w->req.data = w;
+        for (uint32_t i = 0; i < n; i++) {
+            sl_subq_item_t it;
+            sl_subq_pop(&c->q, 1, &it);
+            w->fr[i].f = it.f;
+            w->fr[i].priv = priv[i];
+            if (hidx[i] >= 0) {
+                memcpy(w->fr[i].hdr, hdr[i], iov[hidx[i]].len);
+                iov[hidx[i]].base = (char *)w->fr[i].hdr;
+            }
+        }
+        if (ctrl_len) {
+            if ((size_t)r < ctrl_len) {
+                /* The builder's memory goes with the request; a new one starts empty. */
+                w->ctrl = c->ctrl.data;
+                sl_wbuf_init(&c->ctrl, c->ctrl.max);
+            } else {
+                ctrl_written(c);
+            }
         }
         unsigned k = 0;
         size_t done = (size_t)r;
@@ -227,29 +331,28 @@ static void conn_flush(sl_rtmp_conn_t *c)
             k++;
         }
         iov[k].base += done;
-        iov[k].len -= done;
+        iov[k].len -= (unsigned)done;
         c->sess.bytes_out += total - (size_t)r; /* counted now; the write completes or the conn dies */
-        c->wreq.data = c;
-        int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov + k, niov - k, on_write);
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, iov + k, niov - k, on_write);
         if (rc) {
-            release_inflight(c);
+            wreq_free(w);
             sl__rtmp_close(c, uv_strerror(rc));
             return;
         }
-        c->writing = 1;
+        c->w = w;
         return;
     }
     if (c->close_after_flush)
         sl__rtmp_close(c, NULL);
 }
 
-static void flush_list(sl_rtmp_server_t *srv, int media_too)
+/* Flushes every connection on a list. Taking the head each time stays
+ * correct whatever a flush does to other connections (a close may queue
+ * status messages to players, which joins them to a list). */
+static void flush_list(sl_list_t *list)
 {
-    sl_list_t *it, *nx;
-    sl_list_foreach_safe(it, nx, &srv->flush_list) {
-        sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, flush_link);
-        if (!media_too && !c->ctrl.len && !c->close_after_flush)
-            continue;
+    while (!sl_list_empty(list)) {
+        sl_rtmp_conn_t *c = sl_container_of(list->next, sl_rtmp_conn_t, flush_link);
         sl_list_remove(&c->flush_link);
         c->on_flush_list = 0;
         conn_flush(c);
@@ -259,12 +362,14 @@ static void flush_list(sl_rtmp_server_t *srv, int media_too)
 static void on_prepare(uv_prepare_t *h)
 {
     sl_rtmp_server_t *srv = h->data;
-    flush_list(srv, srv->core->cfg->media_write_merge_ms == 0);
+    flush_list(&srv->flush_list);
 }
 
 static void on_merge_timer(uv_timer_t *t)
 {
-    flush_list(t->data, 1);
+    sl_rtmp_server_t *srv = t->data;
+    flush_list(&srv->media_list);
+    flush_list(&srv->flush_list);
 }
 
 /* ------------------------------------------------------------------ */
@@ -292,7 +397,10 @@ static void on_conn_closed(uv_handle_t *h)
 {
     sl_rtmp_conn_t *c = h->data;
     sl_rtmp_server_t *srv = c->srv;
-    release_inflight(c);
+    if (c->w) { /* libuv cancels pending writes before the close callback; this is a guard */
+        wreq_free(c->w);
+        c->w = NULL;
+    }
     if (c->q_ready)
         sl_subq_cleanup(&c->q);
     sl_rtmp_chunk_reader_cleanup(&c->rd);
@@ -371,7 +479,7 @@ static void conn_shutdown(sl_session_t *s)
 static uint64_t conn_pending(const sl_session_t *s)
 {
     const sl_rtmp_conn_t *c = (const sl_rtmp_conn_t *)s;
-    return (c->q_ready ? c->q.count : 0) + c->w_n;
+    return (c->q_ready ? c->q.count : 0) + (c->w ? c->w->n : 0);
 }
 
 static const sl_session_ops_t conn_session_ops = {
@@ -524,8 +632,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         int rc = sl_rtmp_chunk_read(&c->rd, p + off, n - off, &used, &m);
         off += used;
         if (rc < 0) {
+            if (rc == SL_ENOMEM)
+                SL_LOGE(&c->sess.log, "out of memory reading a message");
             sl__rtmp_close(c, rc == SL_ETOOBIG ? "message or chunk stream limit exceeded"
-                                               : "malformed chunk stream");
+                            : rc == SL_ENOMEM ? "out of memory" : "malformed chunk stream");
             return;
         }
         if (rc == 0)
@@ -547,6 +657,42 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 /* ------------------------------------------------------------------ */
 /* accepting, timers, start/stop                                       */
 
+/*
+ * Out of memory at accept: the client must still be taken off the
+ * listener, or libuv stops watching it until someone calls uv_accept (the
+ * server would never accept again). It is accepted into a handle kept in
+ * the server for this (uv_tcp_init allocates nothing) and closed at once;
+ * one that arrives while that handle is still closing waits for its close
+ * callback.
+ */
+static void shed_one(sl_rtmp_server_t *srv);
+
+static void on_shed_closed(uv_handle_t *h)
+{
+    sl_rtmp_server_t *srv = h->data;
+    srv->shed_busy = 0;
+    srv->handles_open--;
+    if (srv->shed_pending) {
+        srv->shed_pending = 0;
+        if (srv->listener_open)
+            shed_one(srv);
+    }
+}
+
+static void shed_one(sl_rtmp_server_t *srv)
+{
+    if (srv->shed_busy) {
+        srv->shed_pending = 1;
+        return;
+    }
+    uv_tcp_init(srv->core->loop, &srv->shed);
+    srv->shed.data = srv;
+    srv->shed_busy = 1;
+    srv->handles_open++;
+    uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->shed);
+    uv_close((uv_handle_t *)&srv->shed, on_shed_closed);
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     sl_rtmp_server_t *srv = ls->data;
@@ -558,10 +704,10 @@ static void on_connection(uv_stream_t *ls, int status)
     sl_rtmp_conn_t *c = sl_calloc(1, sizeof(*c));
     sl_rtmp_hs_t *hs = sl_malloc(sizeof(*hs));
     if (!c || !hs) {
-        /* Out of memory: accept into a throwaway handle to shed the client. */
         sl_free(c);
         sl_free(hs);
         SL_LOGE(NULL, "rtmp: out of memory accepting a connection");
+        shed_one(srv);
         return;
     }
     uv_tcp_init(srv->core->loop, &c->tcp);
@@ -633,6 +779,35 @@ static void on_sweep(uv_timer_t *t)
             sl__rtmp_close(c, "idle timeout");
             continue;
         }
+        if (c->q_ready)
+            sl_subq_trim(&c->q); /* the ring of a join burst goes back once drained */
+        /* A player that stops reading is invisible to the queue policy as
+         * long as the kernel's socket buffers absorb the stream (megabytes
+         * on loopback). What the peer has acknowledged is not: bytes handed
+         * to libuv minus those still in libuv's queue and the socket's send
+         * queue. No progress with data outstanding for
+         * media.slow_disconnect means the player is gone in all but name. */
+        if (c->play_sid && cfg->media_slow_disconnect_ms) {
+            uv_os_fd_t fd;
+            int outq = 0;
+            if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &outq) == 0) {
+                uint64_t pending = c->tcp.write_queue_size + (uint64_t)(outq > 0 ? outq : 0);
+                uint64_t delivered = c->sess.bytes_out > pending ? c->sess.bytes_out - pending : 0;
+                if (pending == 0 || delivered != c->delivered_bytes) {
+                    c->delivered_bytes = delivered;
+                    c->stall_since_ms = 0;
+                } else if (!c->stall_since_ms) {
+                    c->stall_since_ms = now;
+                } else if ((int64_t)(now - c->stall_since_ms) > cfg->media_slow_disconnect_ms) {
+                    char why[160];
+                    snprintf(why, sizeof why, "player stopped reading: nothing acknowledged for %lld ms "
+                             "with %llu bytes outstanding", (long long)(now - c->stall_since_ms),
+                             (unsigned long long)pending);
+                    sl__rtmp_close(c, why);
+                    continue;
+                }
+            }
+        }
         /* A quiet peer is pinged; its answer counts as traffic, so a
          * player that only receives is not taken for idle. */
         if (cfg->rtmp_ping_interval_ms && c->state == SL_RTMP_CONN_CONNECTED &&
@@ -663,6 +838,7 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     srv->core = core;
     sl_list_init(&srv->conns);
     sl_list_init(&srv->flush_list);
+    sl_list_init(&srv->media_list);
 
     struct sockaddr_storage sa;
     int rc = uv_ip4_addr(cfg->rtmp_bind, (int)cfg->rtmp_port, (struct sockaddr_in *)&sa);
