@@ -115,6 +115,9 @@ static const slot_t g_slots[] = {
      1 * HOUR, NULL, "A subscriber still dropping frames after this long is disconnected."},
     {"media", "write_merge", T_DURATION, CFG(media_write_merge_ms), "0ms", 0, 1 * SEC, NULL,
      "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once."},
+    {"media", "audio_hold", T_DURATION, CFG(media_audio_hold_ms), "50ms", 0, 1 * SEC, NULL,
+     "With write_merge 0: an RTMP player's audio waits for the next video frame, at most this long, "
+     "so both go out in one write; 0 = every audio frame written at once."},
 
     {"http", "enabled", T_BOOL, CFG(http_enabled), "true", 0, 0, NULL,
      "Serve HTTP: the REST API, metrics, the event stream and web pages."},

@@ -83,6 +83,7 @@ typedef struct sl_config {
     int64_t media_queue_max_ms;        /* per subscriber queue bound in media time */
     int64_t media_slow_disconnect_ms;  /* lagging this long after drops: disconnect */
     int64_t media_write_merge_ms;      /* 0 = write at once; else batch window */
+    int64_t media_audio_hold_ms;       /* audio waits for video at most this; 0 = off */
     /* http */
     int http_enabled;
     char *http_bind;                   /* listen address */

@@ -612,7 +612,9 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
     }
     if (rc == 1 && c->q.drop_events == 1 && before == 0)
         SL_LOGI(&c->sess.log, "subscriber falling behind: dropping to the next keyframe");
-    sl__rtmp_schedule_media(c);
+    /* Audio of a stream with video may ride with the next video frame. */
+    int hold = f->kind == SL_FLV_AUDIO && !is_cfg && c->q.video_seen && c->recv_video;
+    sl__rtmp_schedule_media(c, hold);
 }
 
 static void sink_on_publish(sl_sink_t *sink)

@@ -67,7 +67,7 @@ typedef struct sl_rtmp_conn {
     /* outgoing */
     sl_wbuf_t ctrl;                 /* control/command bytes to send */
     struct sl_rtmp_wreq *w;         /* the uv_write in flight (owned), or NULL */
-    int on_flush_list;              /* 0, 1 on srv->flush_list, 2 on srv->media_list */
+    int on_flush_list;              /* 0, 1 flush_list, 2 media_list, 3 audio_list */
     sl_list_t flush_link;           /* in one of the server's flush lists */
     int close_after_flush;          /* close once everything queued is written */
 
@@ -119,8 +119,12 @@ int sl__rtmp_send_uc(sl_rtmp_conn_t *c, uint16_t event, uint32_t arg);
 int sl__rtmp_send_u32(sl_rtmp_conn_t *c, uint8_t type, uint32_t v);
 /** Puts the connection on the flush list: its bytes go out before the loop sleeps. */
 void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c);
-/** Same for queued media: before the loop sleeps, or with the merged-write window on, at its timer. */
-void sl__rtmp_schedule_media(sl_rtmp_conn_t *c);
+/**
+ * Same for queued media: before the loop sleeps, or with the merged-write
+ * window on, at its timer. hold_audio: the new media is only audio of a
+ * stream with video, which may wait for the next video frame (media.audio_hold).
+ */
+void sl__rtmp_schedule_media(sl_rtmp_conn_t *c, int hold_audio);
 /** Closes the connection (idempotent); reason is logged. */
 void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason);
 /** Closes once all queued bytes are written (bounded by the shutdown timer). */
