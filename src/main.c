@@ -166,6 +166,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", config_path, sl_strerror(rc)), n_err++;
     }
     sl_config_apply_env(&cfg, environ, print_err, &n_err);
+    if (!n_err && cfg.http_enabled && sl_http_server_tls_enabled(&cfg)) {
+        /* The certificate is loaded here too, so --check-config catches a bad one. */
+        char why[512];
+        if (sl_http_server_tls_check(&cfg, why, sizeof why))
+            print_err(&n_err, "http.tls_cert/http.tls_key", 0, why);
+    }
+    if (!n_err && cfg.rtmp_enabled && sl_rtmp_server_tls_enabled(&cfg)) {
+        /* RTMPS's certificate (its own, or HTTPS's), checked the same way. */
+        char why[512];
+        if (sl_rtmp_server_tls_check(&cfg, why, sizeof why))
+            print_err(&n_err, "rtmp.tls_cert/rtmp.tls_key", 0, why);
+    }
     if (n_err) {
         fprintf(stderr, "sluice: %d configuration error%s\n", n_err, n_err == 1 ? "" : "s");
         sl_config_cleanup(&cfg);
@@ -200,8 +212,8 @@ int main(int argc, char **argv)
     if (cfg.rtmp_enabled) {
         rc = sl_rtmp_server_start(&app.core, &app.rtmp);
         if (rc) {
-            SL_LOGE(NULL, "rtmp: cannot listen on %s:%lld: %s", cfg.rtmp_bind,
-                    (long long)cfg.rtmp_port, sl_strerror(rc));
+            /* The server logged why (the port, the certificate). */
+            SL_LOGE(NULL, "rtmp: not started: %s", sl_strerror(rc));
             exit_code = 1;
             goto out;
         }
@@ -211,17 +223,25 @@ int main(int argc, char **argv)
         SL_LOGI(NULL, "publish: rtmp://%s:%lld/live/{stream}   (OBS: server rtmp://%s:%lld/live, key {stream})",
                 host, (long long)cfg.rtmp_port, host, (long long)cfg.rtmp_port);
         SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)cfg.rtmp_port);
+        if (sl_rtmp_server_tls_port(app.rtmp) > 0)
+            SL_LOGI(NULL, "rtmps listening on %s:%d (rtmps://%s:%d/live/{stream})",
+                    sl_rtmp_server_tls_bind(&cfg), sl_rtmp_server_tls_port(app.rtmp), host,
+                    sl_rtmp_server_tls_port(app.rtmp));
     }
     if (cfg.http_enabled) {
         rc = sl_http_server_start(&app.core, &app.http);
         if (rc) {
-            SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", cfg.http_bind,
-                    (long long)cfg.http_port, sl_strerror(rc));
+            /* The server logged why (the port, the certificate). */
+            SL_LOGE(NULL, "http: not started: %s", sl_strerror(rc));
             exit_code = 1;
             goto out;
         }
         SL_LOGI(NULL, "http listening on %s:%lld (console http://localhost:%lld/)", cfg.http_bind,
                 (long long)cfg.http_port, (long long)cfg.http_port);
+        if (sl_http_server_tls_port(app.http) > 0)
+            SL_LOGI(NULL, "https listening on %s:%d (https://localhost:%d/)",
+                    sl_http_server_tls_bind(&cfg), sl_http_server_tls_port(app.http),
+                    sl_http_server_tls_port(app.http));
         rc = sl_http_route(app.http, "GET", "/healthz", on_healthz, NULL);
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
         if (!rc && cfg.http_web_root[0])

@@ -33,6 +33,7 @@
     serverAt: 0,         /* performance.now() when `server` was read */
     rtmpPort: 1935,
     rtmpOn: true,
+    rtmpsPort: null,
     streams: [],
     clients: [],
     events: [],
@@ -140,6 +141,7 @@
       state.apps = apps;
       state.rtmpOn = server.rtmp_port !== null;
       state.rtmpPort = typeof server.rtmp_port === 'number' ? server.rtmp_port : 1935;
+      state.rtmpsPort = typeof server.rtmps_port === 'number' ? server.rtmps_port : null;
       state.streams = perApp.flatMap(([s]) => s);
       state.clients = perApp.flatMap(([, c]) => c);
       state.lastOk = Date.now();
@@ -436,6 +438,10 @@
     $('pub-obs-key').textContent = name;
     $('pub-ffmpeg').textContent = `ffmpeg -re -i input.mp4 -c:v libx264 -c:a aac -f flv ${base}/${name}`;
     $('pub-off').hidden = state.rtmpOn;
+    const tls = state.rtmpsPort !== null;
+    $('pub-rtmps-label').hidden = !tls;
+    $('pub-rtmps-row').hidden = !tls;
+    $('pub-rtmps').textContent = tls ? `rtmps://${hostForUrl()}:${state.rtmpsPort}/${app}/${name}` : '';
   }
 
   function render() {

@@ -104,6 +104,15 @@ static const slot_t g_slots[] = {
      "Send a ping request this often to detect dead peers; 0 = never."},
     {"rtmp", "tcp_nodelay", T_BOOL, CFG(rtmp_tcp_nodelay), "true", 0, 0, NULL,
      "Disable Nagle's algorithm on RTMP sockets (lower latency, more packets)."},
+    {"rtmp", "tls_port", T_INT, CFG(rtmp_tls_port), "1936", 0, 65535, NULL,
+     "TCP port of the RTMPS listener (RTMP over TLS 1.2/1.3), open when a certificate is set "
+     "(tls_cert/tls_key, else http's); 0 = no RTMPS."},
+    {"rtmp", "tls_bind", T_STRING, CFG(rtmp_tls_bind), "", 0, 255, NULL,
+     "Address of the RTMPS listener; empty means the same as bind."},
+    {"rtmp", "tls_cert", T_STRING, CFG(rtmp_tls_cert), "", 0, 4095, NULL,
+     "PEM certificate file (leaf first, then intermediates) for RTMPS; empty = http.tls_cert."},
+    {"rtmp", "tls_key", T_STRING, CFG(rtmp_tls_key), "", 0, 4095, NULL,
+     "PEM private key file of tls_cert (set both or neither); empty = http.tls_key."},
 
     {"media", "gop_cache_max_bytes", T_SIZE, CFG(media_gop_cache_max_bytes), "16MB", 0, 1 * GB,
      NULL, "Per stream: bytes of the last GOP kept so new players start on a keyframe; 0 disables."},
@@ -145,6 +154,15 @@ static const slot_t g_slots[] = {
      64 * MB, NULL, "Largest WebSocket message accepted."},
     {"http", "stream_max_pending_bytes", T_SIZE, CFG(http_stream_max_pending_bytes), "8MB",
      64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut."},
+    {"http", "tls_cert", T_STRING, CFG(http_tls_cert), "", 0, 4095, NULL,
+     "PEM certificate file (leaf first, then intermediates) for HTTPS; HTTPS is on when this and "
+     "tls_key are set."},
+    {"http", "tls_key", T_STRING, CFG(http_tls_key), "", 0, 4095, NULL,
+     "PEM private key file of tls_cert."},
+    {"http", "tls_port", T_INT, CFG(http_tls_port), "5443", 1, 65535, NULL,
+     "TCP port of the HTTPS listener (same routes as the HTTP one; TLS 1.2 and 1.3)."},
+    {"http", "tls_bind", T_STRING, CFG(http_tls_bind), "", 0, 255, NULL,
+     "Address of the HTTPS listener; empty means the same as bind."},
 
     {"hls", "session_timeout", T_DURATION, CFG(hls_session_timeout_ms), "30s", 1 * SEC, 1 * HOUR,
      NULL, "An HLS player that sends no request for this long has left (play_stop is emitted)."},
@@ -306,9 +324,11 @@ typedef struct {
 static const section_t g_sections[] = {
     {"server", "Process-wide settings."},
     {"log", "Logging to stderr."},
-    {"rtmp", "The RTMP listener (rtmp://host:1935/{app}/{stream})."},
+    {"rtmp", "The RTMP listener (rtmp://host:1935/{app}/{stream}), and RTMPS "
+             "(rtmps://host:1936/{app}/{stream}) when a certificate is configured."},
     {"media", "The media path: GOP cache and per-subscriber queues."},
-    {"http", "The HTTP listener (REST API, metrics, events, web pages; http://host:5080/)."},
+    {"http", "The HTTP listener (REST API, metrics, events, web pages; http://host:5080/), and "
+             "HTTPS (https://host:5443/) when tls_cert and tls_key are set."},
     {"hls", "HLS and Low-Latency HLS players (per-app settings: apps.<name>.hls*)."},
     {"api", "The Red5 Pro-compatible Server API (/api/v1) and metrics."},
     {"auth", "Admission: simple auth, JWT and Round Trip Authentication (enabled per app)."},

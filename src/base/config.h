@@ -77,6 +77,10 @@ typedef struct sl_config {
     int64_t rtmp_window_ack_size;      /* window we announce */
     int64_t rtmp_ping_interval_ms;     /* 0 = never ping */
     int rtmp_tcp_nodelay;
+    int64_t rtmp_tls_port;             /* RTMPS listener port; 0 = no RTMPS */
+    char *rtmp_tls_bind;               /* RTMPS listen address; "" = rtmp_bind */
+    char *rtmp_tls_cert;               /* PEM certificate (chain) for RTMPS; "" = http_tls_cert */
+    char *rtmp_tls_key;                /* PEM private key for RTMPS; "" = http_tls_key */
     /* media */
     int64_t media_gop_cache_max_bytes; /* per stream; 0 disables the GOP cache */
     int64_t media_queue_max_bytes;     /* per subscriber queue bound */
@@ -98,6 +102,10 @@ typedef struct sl_config {
     char *http_web_root;               /* static pages folder */
     int64_t http_ws_max_message_bytes;
     int64_t http_stream_max_pending_bytes;
+    char *http_tls_cert;               /* PEM certificate (chain) file; "" = no HTTPS */
+    char *http_tls_key;                /* PEM private key file; "" = no HTTPS */
+    int64_t http_tls_port;             /* HTTPS listener port */
+    char *http_tls_bind;               /* HTTPS listen address; "" = http_bind */
     /* hls */
     int64_t hls_session_timeout_ms;    /* an HLS player silent this long has left */
     /* api */

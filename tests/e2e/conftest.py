@@ -19,7 +19,8 @@ time, with no sanitizer report in its log and a clean exit report of its own
 (0 bytes still allocated, no libuv handle left open); on any failure the tail
 of every server log (and helper process log) of the test is attached to the
 report. Each server gets a free port for RTMP and for every other listener
-section `--print-config yaml` shows (http, ...), so servers never collide.
+section `--print-config yaml` shows (http, ...), and for every `<name>_port` key
+of those sections (http.tls_port, ...), so servers never collide.
 
 Environment: SLUICE_BIN (default <repo>/build/sluice); E2E_TIMEOUT_SCALE
 multiplies deadlines (it defaults to 3 when the binary is an ASan build).
@@ -281,8 +282,14 @@ def other_listener_sections():
     """Config sections other than rtmp that have a `port` (http today; rtsp, srt, ...
     later), read once from `sluice --print-config yaml`. Each test server gets a free
     port for every one, so that servers never collide on a default port."""
+    return sorted(s for s in listener_port_keys() if s != "rtmp")
+
+
+def listener_port_keys():
+    """{section: [port keys]} for every section with a `port`: `port` and any
+    `<name>_port` (http.tls_port, rtmp.tls_port), from `sluice --print-config yaml`."""
     if not _listeners_cache:
-        sections = []
+        sections = {}
         try:
             p = subprocess.run([SLUICE_BIN, "--print-config", "yaml"], capture_output=True,
                                text=True, timeout=30, env=child_env())
@@ -291,11 +298,13 @@ def other_listener_sections():
                 m = re.match(r"^([a-z_]+):\s*(#.*)?$", line)
                 if m:
                     section = m.group(1)
-                elif section and re.match(r"^\s+port:", line) and section != "rtmp":
-                    sections.append(section)
+                elif section:
+                    k = re.match(r"^\s+((?:[a-z]+_)?port):", line)
+                    if k and k.group(1) not in sections.setdefault(section, []):
+                        sections[section].append(k.group(1))
         except (OSError, subprocess.SubprocessError):
             pass
-        _listeners_cache.append(sorted(set(sections)))
+        _listeners_cache.append({s: keys for s, keys in sections.items() if "port" in keys})
     return _listeners_cache[0]
 
 
@@ -307,8 +316,11 @@ def default_config(port):
                   "gop_cache_max_bytes": "16MB"},
         "apps": {"live": {}, "other": {"enabled": True}},
     }
-    for section in other_listener_sections():
-        cfg[section] = {"port": free_port()}
+    for section, keys in listener_port_keys().items():
+        if section == "rtmp":  # its `port` is the server's own (Sluice.port)
+            cfg["rtmp"].update({k: free_port() for k in keys if k != "port"})
+        else:
+            cfg[section] = {k: free_port() for k in keys}
     return cfg
 
 

@@ -81,6 +81,7 @@ def test_server_info(live):
     assert d["fms_version"] == "RED5/1,0,7,0" and d["capabilities"] == 33, d
     assert isinstance(d["uptime"], int) and 0 <= d["uptime"] < 600000, d
     assert d["rtmp_port"] == live.port, d  # sluice addition, read by the console
+    assert d["rtmps_port"] is None and d["https_port"] is None, d  # no certificate here
     wait_until(lambda: live.api.data("server")["uptime"] > d["uptime"], T(5), 0.05, "uptime to grow")
 
 

@@ -1,9 +1,11 @@
 /*
  * The HTTP/1.1 server core on the loop: one listener (http.port, default
- * 5080; HTTPS later through a TLS filter), request parsing with the
- * well-kept http-parser library (no hand-written HTTP parsing), routing by
- * method and path prefix, plain, chunked and long-lived streaming
- * responses, and WebSocket upgrades (framing by wslay).
+ * 5080) and, with a certificate, an HTTPS one (http.tls_port, default 5443)
+ * whose connections run through a TLS filter (base/tls.h); request
+ * parsing with the well-kept http-parser library (no hand-written HTTP
+ * parsing), routing by method and path prefix, plain, chunked and
+ * long-lived streaming responses, and WebSocket upgrades (framing by
+ * wslay).
  *
  * Everything that speaks HTTP (the REST API, metrics, the event stream,
  * static pages, and later HTTP-FLV, HLS and WHIP/WHEP) is a route here.
@@ -61,7 +63,12 @@ struct sl_http_req {
  */
 typedef int (*sl_http_handler_cb)(sl_http_req_t *req, void *ud);
 
-/** Starts the listener on http.bind:http.port. 0, or a libuv error with nothing left open. */
+/**
+ * Starts the listener on http.bind:http.port, and the HTTPS one on
+ * http.tls_bind:http.tls_port when a certificate is configured. 0, or an
+ * error (logged here, with the reason: a bad certificate, a port in use)
+ * with nothing left open.
+ */
 int sl_http_server_start(sl_core_t *core, sl_http_server_t **out);
 /** Graceful stop: closes the listener, ends streams and WebSockets, closes idle connections. */
 void sl_http_server_stop(sl_http_server_t *srv);
@@ -69,6 +76,22 @@ void sl_http_server_stop(sl_http_server_t *srv);
 void sl_http_server_free(sl_http_server_t *srv);
 /** The port the listener is bound to (useful with http.port 0 in tests), or -1. */
 int sl_http_server_port(const sl_http_server_t *srv);
+/** The port the HTTPS listener is bound to, or -1 when there is none. */
+int sl_http_server_tls_port(const sl_http_server_t *srv);
+/**
+ * 1 when the config asks for HTTPS (http.tls_cert or http.tls_key set;
+ * both are then required). Such a server listens on http.tls_port too.
+ */
+int sl_http_server_tls_enabled(const sl_config_t *cfg);
+/** The HTTPS listen address: http.tls_bind, or http.bind when that is empty (borrowed). */
+const char *sl_http_server_tls_bind(const sl_config_t *cfg);
+/**
+ * Loads the configured certificate and key as the server would and drops
+ * them (for --check-config, and to fail a start before anything listens).
+ * 0 when HTTPS is off or they are usable; otherwise SL_EINVAL (or
+ * SL_ENOMEM) with a sentence naming the file and the reason in err.
+ */
+int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap);
 
 /**
  * Adds a route: requests whose method equals `method` (NULL = any) and

@@ -25,6 +25,14 @@
  * callbacks that the client is gone. A plain request whose handler has not
  * answered yet outlives its connection (an orphan): the connection memory
  * stays until that answer arrives, so req->session stays readable.
+ *
+ * TLS: a connection accepted on the HTTPS listener has a TLS filter
+ * (base/tls.h) between its socket and everything above. Ciphertext read is
+ * fed to it and the plaintext goes to the framer or the WebSocket as a
+ * plain read would; the output list stays plaintext (so every bound above
+ * counts plaintext, as on plain HTTP) and is encrypted at write time, a
+ * bounded batch at a time, and only while little ciphertext is waiting.
+ * Nothing above the socket layer knows whether a connection is TLS.
  */
 #ifndef SL_PROTO_HTTP_CONN_H
 #define SL_PROTO_HTTP_CONN_H
@@ -32,6 +40,7 @@
 #include <uv.h>
 #include <wslay/wslay.h>
 
+#include "base/tls.h"
 #include "proto/http/http.h"
 #include "proto/http/http_parse.h"
 
@@ -123,6 +132,11 @@ struct sl_http_conn {
     uint64_t linger_start_ms;
 
     sl_ws_t *ws;                 /* after an accepted upgrade (owned) */
+
+    /* TLS (connections of the HTTPS listener only) */
+    sl_tls_t *tls;               /* the filter (owned), NULL on plain HTTP */
+    uint8_t *tls_wire;           /* ciphertext of the uv_write in flight (owned), or NULL */
+    int tls_established;         /* the handshake completed (logged once) */
 };
 
 struct sl_ws {

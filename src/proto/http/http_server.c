@@ -25,6 +25,26 @@
  * shut down our side, keep reading and dropping for up to LINGER_MS, then
  * close, so the client reads the answer instead of a reset caused by its
  * own unread bytes.
+ *
+ * HTTPS: with http.tls_cert and http.tls_key set, a second listener
+ * (http.tls_bind:http.tls_port) accepts connections that get a TLS filter
+ * (see http_conn.h); from the framer up they are the same connections,
+ * with the same routes, limits and timeouts. The differences are all here,
+ * at the socket edge:
+ *  - reading: the ciphertext read is fed to the filter and every plaintext
+ *    record is handed on at once, so the filter keeps at most one partial
+ *    record. A read is capped at READ_BUF_SIZE - SL_TLS_RECORD_MAX bytes so
+ *    that what one read yields never passes READ_BUF_SIZE, the margin the
+ *    `in` buffer is sized for.
+ *  - writing: plaintext pieces are encrypted in batches while fewer than
+ *    TLS_OUT_HIGH_BYTES of ciphertext wait, and retired as soon as they are
+ *    encrypted. The ciphertext is taken into a server-wide scratch buffer
+ *    for uv_try_write; only what the socket refuses is copied into a
+ *    buffer of the connection's own for the one uv_write in flight.
+ *  - a handshake not complete within http.header_timeout closes the
+ *    connection; a failed handshake (plain HTTP sent to the TLS port,
+ *    garbage, no common cipher) closes it and is logged at debug;
+ *  - an orderly close (lingering or quiet) sends close_notify first.
  */
 #include <string.h>
 #include <time.h>
@@ -40,6 +60,9 @@
 #define IN_HIGH_BYTES (64u * 1024u) /* unparsed input held before reading pauses */
 #define LINGER_MS 2000              /* draining input after a final answer */
 #define OUT_HIGH_BYTES (1024u * 1024u) /* unwritten answers before parsing pauses */
+#define TLS_READ_BYTES (READ_BUF_SIZE - SL_TLS_RECORD_MAX) /* one read on a TLS connection */
+#define TLS_OUT_HIGH_BYTES (64u * 1024u) /* ciphertext waiting before encrypting pauses */
+#define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* ciphertext taken per write */
 
 typedef struct route {
     char *method;              /* NULL = any */
@@ -53,6 +76,9 @@ struct sl_http_server {
     sl_core_t *core;
     uv_tcp_t listener;
     int listener_open;
+    uv_tcp_t tls_listener;     /* HTTPS, when a certificate is configured */
+    int tls_listener_open;
+    sl_tls_ctx_t *tls_ctx;     /* owned; outlives every TLS connection */
     uv_prepare_t prepare;      /* runs the flush list before the loop sleeps */
     uv_timer_t sweep;          /* timeouts */
     uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
@@ -68,6 +94,7 @@ struct sl_http_server {
     int64_t date_sec;          /* second of the cached Date value */
     char date[32];
     uint8_t rbuf[READ_BUF_SIZE];
+    uint8_t wire[TLS_WIRE_BYTES]; /* ciphertext being handed to uv_try_write */
 };
 
 static const sl_session_ops_t conn_session_ops;
@@ -244,12 +271,12 @@ static size_t gather(sl_http_conn_t *c, uv_buf_t *iov, unsigned *niov, size_t *n
 }
 
 /*
- * Accounts n written bytes: frees the pieces they complete and advances
- * the offset of one written in part. Empty pieces are retired too.
+ * Accounts n written (on TLS: encrypted) bytes: frees the pieces they
+ * complete and advances the offset of one written in part. Empty pieces
+ * are retired too. The caller counts the bytes that reached the socket.
  */
 static void consume(sl_http_conn_t *c, size_t n)
 {
-    c->sess.bytes_out += n;
     c->out_bytes -= n;
     while (!sl_list_empty(&c->out)) {
         sl_http_out_t *o = sl_container_of(c->out.next, sl_http_out_t, link);
@@ -270,13 +297,18 @@ static void on_write(uv_write_t *req, int status)
 {
     sl_http_conn_t *c = req->data;
     c->writing = 0;
+    /* libuv is done with the ciphertext, whatever the status. */
+    sl_free(c->tls_wire);
+    c->tls_wire = NULL;
     if (c->state == SL_HTTP_CONN_CLOSING)
         return; /* the pieces go with the connection */
     if (status < 0) {
         sl__http_conn_close(c, uv_strerror(status));
         return;
     }
-    consume(c, c->w_bytes);
+    c->sess.bytes_out += c->w_bytes;
+    if (!c->tls)
+        consume(c, c->w_bytes); /* on TLS the pieces were retired when encrypted */
     c->w_bytes = c->w_pieces = 0;
     c->last_write_ms = now_ms(c);
     sl__http_schedule_flush(c);
@@ -291,10 +323,16 @@ static void on_write(uv_write_t *req, int status)
  * iov array of a uv_write but not the bytes, which is why pieces (and the
  * sl_bufs in them) are only freed by consume().
  */
+static void conn_write_tls(sl_http_conn_t *c);
+
 static void conn_write(sl_http_conn_t *c)
 {
     if (c->writing || c->state != SL_HTTP_CONN_OPEN)
         return;
+    if (c->tls) {
+        conn_write_tls(c);
+        return;
+    }
     while (!sl_list_empty(&c->out)) {
         uv_buf_t iov[SL_HTTP_MAX_IOV];
         unsigned niov;
@@ -308,6 +346,7 @@ static void conn_write(sl_http_conn_t *c)
             return;
         }
         consume(c, (size_t)r);
+        c->sess.bytes_out += (uint64_t)r;
         if (r > 0)
             c->last_write_ms = now_ms(c);
         if ((size_t)r == total)
@@ -325,6 +364,116 @@ static void conn_write(sl_http_conn_t *c)
         c->last_write_ms = now_ms(c); /* a stalled write is measured from here */
         return;
     }
+}
+
+/*
+ * Encrypts pieces into the filter while little ciphertext waits there.
+ * Pieces are retired as they are encrypted: from here on the ciphertext
+ * stands for them, and it is bounded by TLS_OUT_HIGH_BYTES plus one batch,
+ * so out_bytes (what every back-pressure check reads) stays within that
+ * of the bytes not yet on the wire. 0, or a filter error.
+ */
+static int tls_encrypt(sl_http_conn_t *c)
+{
+    while (!sl_list_empty(&c->out) && sl_tls_handshake_done(c->tls)) {
+        size_t waiting = sl_tls_out_pending(c->tls);
+        if (waiting >= TLS_OUT_HIGH_BYTES)
+            break;
+        uv_buf_t iov[SL_HTTP_MAX_IOV];
+        struct iovec v[SL_HTTP_MAX_IOV];
+        unsigned niov;
+        size_t npieces, used = 0;
+        size_t total = gather(c, iov, &niov, &npieces);
+        for (unsigned i = 0; i < niov; i++)
+            v[i] = (struct iovec){.iov_base = iov[i].base, .iov_len = iov[i].len};
+        int rc = total ? sl_tls_write(c->tls, v, niov, TLS_OUT_HIGH_BYTES - waiting, &used) : 0;
+        if (rc)
+            return rc;
+        consume(c, total ? used : 0); /* also retires empty pieces */
+        if (total && !used)
+            break;
+    }
+    return 0;
+}
+
+/*
+ * The TLS write path: encrypt a batch, take its ciphertext into the
+ * server's scratch buffer, try to write it at once; what the socket does
+ * not take is copied into tls_wire for one uv_write, and nothing more is
+ * encrypted until that completes. Repeats while the socket takes all.
+ */
+static void conn_write_tls(sl_http_conn_t *c)
+{
+    sl_http_server_t *srv = c->srv;
+    for (;;) {
+        int rc = tls_encrypt(c);
+        if (rc) {
+            sl__http_conn_close(c, rc == SL_ENOMEM ? "out of memory" : sl_tls_error(c->tls));
+            return;
+        }
+        size_t n = sl_tls_out_take(c->tls, srv->wire, sizeof srv->wire);
+        if (!n)
+            return;
+        uv_buf_t b = uv_buf_init((char *)srv->wire, (unsigned)n);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            sl__http_conn_close(c, uv_strerror(r));
+            return;
+        }
+        c->sess.bytes_out += (uint64_t)r;
+        if (r > 0)
+            c->last_write_ms = now_ms(c);
+        if ((size_t)r == n)
+            continue;
+        size_t left = n - (size_t)r;
+        c->tls_wire = sl_malloc(left);
+        if (!c->tls_wire) {
+            sl__http_conn_close(c, "out of memory");
+            return;
+        }
+        memcpy(c->tls_wire, srv->wire + r, left);
+        b = uv_buf_init((char *)c->tls_wire, (unsigned)left);
+        c->w_bytes = left;
+        c->w_pieces = 0;
+        c->wreq.data = c;
+        rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc) {
+            sl_free(c->tls_wire);
+            c->tls_wire = NULL;
+            sl__http_conn_close(c, uv_strerror(rc));
+            return;
+        }
+        c->writing = 1;
+        c->last_write_ms = now_ms(c);
+        return;
+    }
+}
+
+/*
+ * Best effort before a close: queue close_notify (or the alert a failed
+ * handshake left) and hand it to the socket if it takes it now. Nothing
+ * waits for it: the connection is going away.
+ */
+static void tls_goodbye(sl_http_conn_t *c)
+{
+    if (!c->tls || c->writing)
+        return;
+    sl_tls_close_notify(c->tls);
+    size_t n = sl_tls_out_take(c->tls, c->srv->wire, sizeof c->srv->wire);
+    if (n) {
+        uv_buf_t b = uv_buf_init((char *)c->srv->wire, (unsigned)n);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r > 0)
+            c->sess.bytes_out += (uint64_t)r;
+    }
+}
+
+/* Nothing left to write: no pieces, no write in flight, no ciphertext waiting. */
+static int conn_drained(const sl_http_conn_t *c)
+{
+    return !c->writing && sl_list_empty(&c->out) && (!c->tls || !sl_tls_out_pending(c->tls));
 }
 
 /* ------------------------------------------------------------------ */
@@ -816,7 +965,77 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     sl_http_conn_t *c = h->data;
     buf->base = (char *)c->srv->rbuf;
-    buf->len = READ_BUF_SIZE;
+    buf->len = c->tls ? TLS_READ_BYTES : READ_BUF_SIZE;
+}
+
+/* The client shut down its side (a FIN, or TLS close_notify). */
+static void conn_on_eof(sl_http_conn_t *c)
+{
+    if (c->state == SL_HTTP_CONN_LINGER) {
+        sl__http_conn_close(c, NULL);
+        return;
+    }
+    /* A client that leaves a stream or a WebSocket is gone. One that
+     * only half-closed after asking gets its answers, then the close
+     * (see conn_pump). */
+    if (c->ws || conn_streaming(c)) {
+        conn_close_at(c, "peer closed the connection", SL_LOG_DEBUG);
+        return;
+    }
+    c->eof = 1;
+    update_reading(c);
+    sl__http_schedule_flush(c);
+}
+
+/* Plaintext (borrowed) for the WebSocket once it runs, else for the framer. */
+static void conn_deliver(sl_http_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->ws && c->ws->active)
+        sl__http_ws_on_data(c, p, n);
+    else
+        conn_parse(c, p, n);
+}
+
+/*
+ * Ciphertext read on a TLS connection (borrowed): feed it to the filter
+ * and hand on every record it completes, decrypted into the read buffer
+ * (free again once the filter has copied the ciphertext). Handshake
+ * answers wait in the filter for the flush pass to write them.
+ */
+static void tls_on_data(sl_http_conn_t *c, const uint8_t *p, size_t n)
+{
+    sl_http_server_t *srv = c->srv;
+    if (sl_tls_feed(c->tls, p, n)) {
+        sl__http_conn_close(c, "out of memory");
+        return;
+    }
+    while (c->state == SL_HTTP_CONN_OPEN) {
+        size_t got = 0;
+        int rc = sl_tls_read(c->tls, srv->rbuf, sizeof srv->rbuf, &got);
+        if (!c->tls_established && sl_tls_handshake_done(c->tls)) {
+            c->tls_established = 1;
+            SL_LOGD(&c->sess.log, "tls: %s %s", sl_tls_version(c->tls), sl_tls_cipher(c->tls));
+        }
+        if (rc == SL_ECLOSED) {
+            conn_on_eof(c);
+            return;
+        }
+        if (rc) {
+            /* Peer misbehaviour (a plain-HTTP request, a scanner, no common
+             * cipher, a corrupt record): debug, and the alert goes out if
+             * the socket takes it. */
+            char why[200];
+            snprintf(why, sizeof why, "tls %s: %s",
+                     c->tls_established ? "error" : "handshake failed",
+                     rc == SL_ENOMEM ? "out of memory" : sl_tls_error(c->tls));
+            tls_goodbye(c);
+            conn_close_at(c, why, SL_LOG_DEBUG);
+            return;
+        }
+        if (!got)
+            return;
+        conn_deliver(c, srv->rbuf, got);
+    }
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -829,30 +1048,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             sl__http_conn_close(c, uv_strerror((int)nread));
             return;
         }
-        if (c->state == SL_HTTP_CONN_LINGER) {
-            sl__http_conn_close(c, NULL);
-            return;
-        }
-        /* A client that leaves a stream or a WebSocket is gone. One that
-         * only half-closed after asking gets its answers, then the close
-         * (see conn_pump). */
-        if (c->ws || conn_streaming(c)) {
-            conn_close_at(c, "peer closed the connection", SL_LOG_DEBUG);
-            return;
-        }
-        c->eof = 1;
-        update_reading(c);
-        sl__http_schedule_flush(c);
+        conn_on_eof(c);
         return;
     }
     c->sess.bytes_in += (uint64_t)nread;
     c->last_read_ms = now_ms(c);
     if (c->state == SL_HTTP_CONN_LINGER)
         return; /* drained and dropped */
-    if (c->ws && c->ws->active)
-        sl__http_ws_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (c->tls)
+        tls_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
     else
-        conn_parse(c, (const uint8_t *)buf->base, (size_t)nread);
+        conn_deliver(c, (const uint8_t *)buf->base, (size_t)nread);
     if (c->state != SL_HTTP_CONN_OPEN)
         return;
     /* Now, not at the flush: libuv may read again before it. */
@@ -965,6 +1171,10 @@ static void on_conn_closed(uv_handle_t *h)
     free_pieces(&c->out);
     sl_http_parser_cleanup(&c->parser);
     sl_wbuf_cleanup(&c->in);
+    sl_tls_free(c->tls);
+    c->tls = NULL;
+    sl_free(c->tls_wire); /* NULL by now: a cancelled write has called on_write */
+    c->tls_wire = NULL;
     srv->n_conns--;
     sl_list_push_back(&srv->orphans, &c->link);
     conn_unref(c);
@@ -985,6 +1195,8 @@ static void conn_close_at(sl_http_conn_t *c, const char *reason, sl_log_level_t 
         sl_log(level, &c->sess.log, "closing: %s (%llu requests, in %llu B, out %llu B)", reason,
                (unsigned long long)c->n_requests, (unsigned long long)c->sess.bytes_in,
                (unsigned long long)c->sess.bytes_out);
+    if (c->tls && c->tls_established && c->state == SL_HTTP_CONN_OPEN)
+        tls_goodbye(c); /* an orderly end for the client's TLS library */
     c->state = SL_HTTP_CONN_CLOSING;
     if (c->on_flush_list) {
         sl_list_remove(&c->flush_link);
@@ -1016,6 +1228,13 @@ static void begin_linger(sl_http_conn_t *c)
         conn_close_at(c, "done", SL_LOG_DEBUG);
         return;
     }
+    if (c->tls) {
+        /* close_notify goes before our FIN: uv_shutdown waits for the write. */
+        sl_tls_close_notify(c->tls);
+        conn_write(c);
+        if (c->state != SL_HTTP_CONN_OPEN)
+            return;
+    }
     c->state = SL_HTTP_CONN_LINGER;
     c->linger_start_ms = now_ms(c);
     c->shutdown_req.data = c;
@@ -1045,7 +1264,7 @@ static void conn_pump(sl_http_conn_t *c)
     conn_write(c);
     if (c->state != SL_HTTP_CONN_OPEN)
         return;
-    if (!c->writing && sl_list_empty(&c->out) && !c->n_txns) {
+    if (conn_drained(c) && !c->n_txns) {
         if (c->close_after_flush) {
             begin_linger(c);
             return;
@@ -1092,7 +1311,7 @@ static void conn_graceful(sl_http_conn_t *c)
         if (t->state == SL_HTTP_TXN_STREAM)
             sl_http_stream_end(&t->req);
     }
-    if (!c->n_txns && sl_list_empty(&c->out) && !c->writing) {
+    if (!c->n_txns && conn_drained(c)) {
         conn_close_at(c, "server shutdown", SL_LOG_DEBUG);
         return;
     }
@@ -1126,6 +1345,7 @@ static const sl_session_ops_t conn_session_ops = {
 static void on_connection(uv_stream_t *ls, int status)
 {
     sl_http_server_t *srv = ls->data;
+    int is_tls = ls == (uv_stream_t *)&srv->tls_listener;
     const sl_config_t *cfg = srv->core->cfg;
     if (status < 0) {
         SL_LOGW(NULL, "http accept failed: %s", uv_strerror(status));
@@ -1174,11 +1394,16 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__http_conn_close(c, "connection limit reached");
         return;
     }
+    if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
+        sl__http_conn_close(c, "out of memory (tls)");
+        return;
+    }
     /* Answers are written whole and at once: Nagle would only delay the
      * last segment of each one. */
     uv_tcp_nodelay(&c->tcp, 1);
     c->quiet_since_ms = c->last_read_ms = c->last_write_ms = now_ms(c);
-    SL_LOGD(&c->sess.log, "accepted from %s:%d", c->sess.remote_addr, c->sess.remote_port);
+    SL_LOGD(&c->sess.log, "accepted from %s:%d%s", c->sess.remote_addr, c->sess.remote_port,
+            is_tls ? " (tls)" : "");
     update_reading(c);
 }
 
@@ -1208,6 +1433,12 @@ static void on_sweep(uv_timer_t *timer)
             sl__http_conn_close(c, "client stopped reading");
             continue;
         }
+        if (c->tls && !c->tls_established) {
+            /* quiet_since_ms is the accept time until a request is answered. */
+            if (now - c->quiet_since_ms > header_ms)
+                conn_close_at(c, "tls handshake not complete in time", SL_LOG_DEBUG);
+            continue;
+        }
         if (c->ws) {
             sl__http_ws_sweep(c, now);
             continue;
@@ -1230,7 +1461,7 @@ static void on_sweep(uv_timer_t *timer)
             }
             break;
         default:
-            if (c->writing || !sl_list_empty(&c->out) || c->close_after_flush)
+            if (!conn_drained(c) || c->close_after_flush)
                 break;
             if (!c->n_requests) {
                 if (now - c->quiet_since_ms > header_ms)
@@ -1252,10 +1483,59 @@ static void on_stop_deadline(uv_timer_t *t)
     }
 }
 
+/*
+ * Binds and listens on bind:port with handle h (initialised here). On
+ * failure h is closed (its memory must stay until the loop has run) and
+ * *opened says whether that happened.
+ */
+static int open_listener(sl_http_server_t *srv, uv_tcp_t *h, const char *bind, int64_t port,
+                         int *opened)
+{
+    struct sockaddr_storage sa;
+    *opened = 0;
+    int rc = uv_ip4_addr(bind, (int)port, (struct sockaddr_in *)&sa);
+    if (rc)
+        rc = uv_ip6_addr(bind, (int)port, (struct sockaddr_in6 *)&sa);
+    if (rc)
+        return rc;
+    uv_tcp_init(srv->core->loop, h);
+    h->data = srv;
+    *opened = 1;
+    rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)h, 511, on_connection);
+    if (rc)
+        uv_close((uv_handle_t *)h, NULL);
+    return rc;
+}
+
+int sl_http_server_tls_enabled(const sl_config_t *cfg)
+{
+    return (cfg->http_tls_cert && cfg->http_tls_cert[0]) ||
+           (cfg->http_tls_key && cfg->http_tls_key[0]);
+}
+
+const char *sl_http_server_tls_bind(const sl_config_t *cfg)
+{
+    return cfg->http_tls_bind && cfg->http_tls_bind[0] ? cfg->http_tls_bind : cfg->http_bind;
+}
+
+int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
+{
+    if (!sl_http_server_tls_enabled(cfg))
+        return 0;
+    sl_tls_ctx_t *ctx = NULL;
+    int rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1", &ctx, err,
+                                   err_cap);
+    sl_tls_ctx_free(ctx);
+    return rc;
+}
+
 int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
 {
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
+    int plain_opened = 0, tls_opened = 0;
     sl_http_server_t *srv = sl_calloc(1, sizeof(*srv));
     if (!srv)
         return SL_ENOMEM;
@@ -1268,25 +1548,32 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
     srv->lim.max_body_bytes = (size_t)cfg->http_max_body_bytes;
     srv->lim.max_url_bytes = (size_t)cfg->http_max_url_bytes;
 
-    struct sockaddr_storage sa;
-    int rc = uv_ip4_addr(cfg->http_bind, (int)cfg->http_port, (struct sockaddr_in *)&sa);
-    if (rc)
-        rc = uv_ip6_addr(cfg->http_bind, (int)cfg->http_port, (struct sockaddr_in6 *)&sa);
-    if (rc) {
-        sl_free(srv);
-        return rc;
+    /* The certificate first: a bad one must fail the start before anything listens. */
+    int rc = 0;
+    if (sl_http_server_tls_enabled(cfg)) {
+        char err[512];
+        rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1",
+                                   &srv->tls_ctx, err, sizeof err);
+        if (rc) {
+            SL_LOGE(NULL, "https: %s", err[0] ? err : sl_strerror(rc));
+            goto fail;
+        }
     }
-    uv_tcp_init(core->loop, &srv->listener);
-    srv->listener.data = srv;
-    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&sa, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    rc = open_listener(srv, &srv->listener, cfg->http_bind, cfg->http_port, &plain_opened);
     if (rc) {
-        /* The handle must be closed before the memory goes: run the loop once. */
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-        uv_run(core->loop, UV_RUN_NOWAIT);
-        sl_free(srv);
-        return rc;
+        SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", cfg->http_bind,
+                (long long)cfg->http_port, sl_strerror(rc));
+        goto fail;
+    }
+    if (srv->tls_ctx) {
+        const char *bind = sl_http_server_tls_bind(cfg);
+        rc = open_listener(srv, &srv->tls_listener, bind, cfg->http_tls_port, &tls_opened);
+        if (rc) {
+            SL_LOGE(NULL, "https: cannot listen on %s:%lld: %s", bind,
+                    (long long)cfg->http_tls_port, sl_strerror(rc));
+            goto fail;
+        }
+        srv->tls_listener_open = 1;
     }
     srv->listener_open = 1;
     uv_prepare_init(core->loop, &srv->prepare);
@@ -1299,18 +1586,38 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
     srv->stop_deadline.data = srv;
     *out = srv;
     return 0;
+fail:
+    /* Handles must be closed before their memory goes: run the loop once. */
+    if (plain_opened && !uv_is_closing((uv_handle_t *)&srv->listener))
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    if (tls_opened && !uv_is_closing((uv_handle_t *)&srv->tls_listener))
+        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
+    if (plain_opened || tls_opened)
+        uv_run(core->loop, UV_RUN_NOWAIT);
+    sl_tls_ctx_free(srv->tls_ctx);
+    sl_free(srv);
+    return rc;
 }
 
-int sl_http_server_port(const sl_http_server_t *srv)
+static int listener_port(const uv_tcp_t *h)
 {
     struct sockaddr_storage sa;
     int len = sizeof sa;
-    if (!srv || !srv->listener_open ||
-        uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&sa, &len) != 0)
+    if (uv_tcp_getsockname(h, (struct sockaddr *)&sa, &len) != 0)
         return -1;
     if (sa.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
     return ntohs(((struct sockaddr_in *)&sa)->sin_port);
+}
+
+int sl_http_server_port(const sl_http_server_t *srv)
+{
+    return srv && srv->listener_open ? listener_port(&srv->listener) : -1;
+}
+
+int sl_http_server_tls_port(const sl_http_server_t *srv)
+{
+    return srv && srv->tls_listener_open ? listener_port(&srv->tls_listener) : -1;
 }
 
 void sl_http_server_stop(sl_http_server_t *srv)
@@ -1321,6 +1628,10 @@ void sl_http_server_stop(sl_http_server_t *srv)
     if (srv->listener_open) {
         srv->listener_open = 0;
         uv_close((uv_handle_t *)&srv->listener, NULL);
+    }
+    if (srv->tls_listener_open) {
+        srv->tls_listener_open = 0;
+        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
     }
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
@@ -1365,5 +1676,6 @@ void sl_http_server_free(sl_http_server_t *srv)
             srv->routes[i].free_ud(srv->routes[i].ud);
     }
     sl_free(srv->routes);
+    sl_tls_ctx_free(srv->tls_ctx);
     sl_free(srv);
 }

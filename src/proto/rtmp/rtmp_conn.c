@@ -9,6 +9,26 @@
  * next, so a per-connection buffer would only cost memory (10,000 idle
  * clients x 64 KB). Incoming messages are assembled by the chunk reader in
  * buffers of their own, which become frame bodies with no further copy.
+ *
+ * RTMPS (see rtmp_conn.h) differs only at the socket edge, behind one
+ * `if (c->tls)` per read and per flush, so plain connections do no extra
+ * work per frame:
+ *  - reading: the ciphertext is fed to the filter and every record it
+ *    completes is decrypted into the same read buffer (free again once the
+ *    filter has copied the ciphertext) and handed to the RTMP handshake and
+ *    chunk parser at once; the filter keeps at most one partial record.
+ *  - writing: the flush gathers the same batches as on plain TCP, capped so
+ *    that less than TLS_OUT_HIGH_BYTES plus one frame of ciphertext waits
+ *    in the filter, and encrypts them; frames leave the queue once
+ *    encrypted, so the queue policy still sees a player that does not keep
+ *    up. The ciphertext goes through a server-wide scratch buffer to
+ *    uv_try_write; what the socket refuses is copied for one uv_write, and
+ *    nothing more is encrypted until it completes.
+ *  - timeouts: the handshake timeout runs from accept, so it covers the
+ *    TLS handshake and the RTMP one together; a failed TLS handshake
+ *    (plain RTMP or garbage on the TLS port) closes that connection only;
+ *  - close: close_notify (or the alert of a failed handshake) is handed to
+ *    the socket, if it takes it, before every close.
  */
 #include <linux/sockios.h>
 #include <string.h>
@@ -25,11 +45,16 @@
 #define READ_BUF_SIZE 65536
 #define SWEEP_INTERVAL_MS 250
 #define CTRL_MAX_BYTES (4u * 1024u * 1024u) /* queued command bytes per connection */
+#define TLS_OUT_HIGH_BYTES (64u * 1024u) /* RTMPS: ciphertext waiting before encrypting pauses */
+#define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* RTMPS: ciphertext taken per write */
 
 struct sl_rtmp_server {
     sl_core_t *core;
     uv_tcp_t listener;
     int listener_open;
+    uv_tcp_t tls_listener;     /* RTMPS, when a certificate is configured */
+    int tls_listener_open;
+    sl_tls_ctx_t *tls_ctx;     /* owned; outlives every RTMPS connection */
     uv_prepare_t prepare;      /* flushes before the loop sleeps */
     uv_timer_t sweep;          /* timeouts, pings */
     uv_timer_t merge;          /* merged-write window, when on */
@@ -37,7 +62,7 @@ struct sl_rtmp_server {
     uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
     uv_tcp_t shed;             /* accepts and closes a client we cannot serve (out of memory) */
     int shed_busy;             /* shed is closing */
-    int shed_pending;          /* another client waits to be shed */
+    int shed_pending;          /* clients wait to be shed: bit 0 on listener, bit 1 on tls_listener */
     int handles_open;
     sl_list_t conns;
     size_t n_conns;
@@ -46,6 +71,7 @@ struct sl_rtmp_server {
     sl_list_t audio_list;      /* merge off: connections with only audio queued, held for video */
     int stopping;
     uint8_t rbuf[READ_BUF_SIZE];
+    uint8_t wire[TLS_WIRE_BYTES]; /* RTMPS: ciphertext on its way to uv_try_write */
 };
 
 static const sl_session_ops_t conn_session_ops;
@@ -174,12 +200,13 @@ int sl__rtmp_send_uc(sl_rtmp_conn_t *c, uint16_t event, uint32_t arg)
  * ctrl bytes it carries (moved out of the builder), a reference to each
  * frame of the batch, any private encodings, and the per-frame headers,
  * until on_write. Allocated only when a write is partial, sized for its
- * batch.
+ * batch. On RTMPS it carries no frames (n = 0: they were retired when
+ * encrypted) and `ctrl` owns the copy of the ciphertext the socket refused.
  */
 typedef struct sl_rtmp_wreq {
     uv_write_t req;
     sl_rtmp_conn_t *c;
-    uint8_t *ctrl;                  /* ctrl bytes (owned) or NULL */
+    uint8_t *ctrl;                  /* ctrl bytes or, on RTMPS, ciphertext (owned) or NULL */
     uint32_t n;                     /* frames */
     struct {
         sl_frame_t *f;              /* owned reference */
@@ -203,6 +230,7 @@ static void wreq_free(sl_rtmp_wreq_t *w)
 }
 
 static void conn_flush(sl_rtmp_conn_t *c);
+static void conn_flush_tls(sl_rtmp_conn_t *c);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -240,6 +268,10 @@ static void conn_flush(sl_rtmp_conn_t *c)
 {
     if (c->w || c->state == SL_RTMP_CONN_CLOSING)
         return;
+    if (c->tls) {
+        conn_flush_tls(c);
+        return;
+    }
     for (;;) {
         enum { MAXF = SL_RTMP_MAX_IOV / 2 - 1 };
         uv_buf_t iov[SL_RTMP_MAX_IOV];
@@ -362,6 +394,162 @@ static void conn_flush(sl_rtmp_conn_t *c)
         sl__rtmp_close(c, NULL);
 }
 
+/*
+ * RTMPS: encrypts gathered batches into the filter while less than
+ * TLS_OUT_HIGH_BYTES of ciphertext waits there. A batch is built as on
+ * plain TCP (ctrl bytes, then per-player header + shared body per frame)
+ * but stops adding frames once it reaches what is left of that budget, so
+ * the filter never holds more than the budget plus one frame. The filter
+ * copies or encrypts every byte before it returns, so the batch is retired
+ * at once: ctrl bytes dropped, frames popped (their references released).
+ * 0, or a filter error (SL_ENOMEM, SL_EPROTO).
+ */
+static int tls_encrypt(sl_rtmp_conn_t *c)
+{
+    while (sl_tls_handshake_done(c->tls)) {
+        size_t waiting = sl_tls_out_pending(c->tls);
+        if (waiting >= TLS_OUT_HIGH_BYTES)
+            break;
+        size_t budget = TLS_OUT_HIGH_BYTES - waiting;
+        enum { MAXF = SL_RTMP_MAX_IOV / 2 - 1 };
+        struct iovec iov[SL_RTMP_MAX_IOV];
+        uint8_t hdr[MAXF][16];
+        sl_buf_t *priv[MAXF];
+        unsigned niov = 0;
+        size_t total = 0;
+        size_t ctrl_len = c->ctrl.len;
+        if (ctrl_len) {
+            iov[niov++] = (struct iovec){.iov_base = c->ctrl.data, .iov_len = ctrl_len};
+            total += ctrl_len;
+        }
+        uint32_t avail = c->q_ready ? c->q.count : 0, n = 0;
+        for (; n < avail && n < MAXF && total < budget; n++) {
+            const sl_subq_item_t *it = sl_subq_at(&c->q, n);
+            sl_frame_t *f = it->f;
+            uint32_t ts = it->tag;
+            sl_buf_t *body = ts < 0xFFFFFF ? sl_rtmp_chunk_media_body(f, c->out_chunk_size) : NULL;
+            priv[n] = NULL;
+            if (body) {
+                size_t hl = sl_rtmp_chunk_media_header(hdr[n], f, c->play_sid, ts);
+                iov[niov++] = (struct iovec){.iov_base = hdr[n], .iov_len = hl};
+                iov[niov++] = (struct iovec){.iov_base = body->data, .iov_len = body->len};
+                total += hl + body->len;
+                continue;
+            }
+            /* Extended timestamps, or no shared encoding: a private one (see conn_flush). */
+            sl_wbuf_t w;
+            sl_wbuf_init(&w, SL_BUF_MAX);
+            if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
+                                    f->body->data, f->body->len, c->out_chunk_size) ||
+                !(priv[n] = sl_wbuf_to_buf(&w))) {
+                sl_wbuf_cleanup(&w);
+                for (uint32_t j = 0; j < n; j++)
+                    sl_buf_unref(priv[j]);
+                return SL_ENOMEM;
+            }
+            sl_wbuf_cleanup(&w);
+            iov[niov++] = (struct iovec){.iov_base = priv[n]->data, .iov_len = priv[n]->len};
+            total += priv[n]->len;
+        }
+        if (niov == 0)
+            break;
+        size_t used = 0;
+        int rc = sl_tls_write(c->tls, iov, niov, total, &used);
+        for (uint32_t i = 0; i < n; i++)
+            sl_buf_unref(priv[i]);
+        if (rc)
+            return rc;
+        if (used != total) /* cannot happen: the budget passed is the batch */
+            return SL_EPROTO;
+        if (ctrl_len)
+            ctrl_written(c);
+        sl_subq_pop(&c->q, n, NULL);
+        c->sess.msgs_out += n;
+    }
+    return 0;
+}
+
+/*
+ * The RTMPS flush: encrypt, take the ciphertext into the server's scratch
+ * buffer, try to write it at once; repeat while the socket takes it all.
+ * What it refuses is copied into a write request for one uv_write, and
+ * nothing more is encrypted until that completes (on_write flushes
+ * again). bytes_out counts ciphertext handed to libuv, as the plain path
+ * counts its bytes, so the stall check's "handed over minus still queued"
+ * is what the player has acknowledged.
+ */
+static void conn_flush_tls(sl_rtmp_conn_t *c)
+{
+    sl_rtmp_server_t *srv = c->srv;
+    for (;;) {
+        int rc = tls_encrypt(c);
+        if (rc) {
+            const char *why = sl_tls_error(c->tls);
+            sl__rtmp_close(c, rc == SL_ENOMEM ? "out of memory" : why[0] ? why : sl_strerror(rc));
+            return;
+        }
+        size_t n = sl_tls_out_take(c->tls, srv->wire, sizeof srv->wire);
+        if (!n)
+            break;
+        uv_buf_t b = uv_buf_init((char *)srv->wire, (unsigned)n);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            sl__rtmp_close(c, uv_strerror(r));
+            return;
+        }
+        c->sess.bytes_out += (uint64_t)r;
+        if ((size_t)r == n)
+            continue;
+        size_t left = n - (size_t)r;
+        sl_rtmp_wreq_t *w = sl_malloc(sizeof(*w));
+        uint8_t *copy = w ? sl_malloc(left) : NULL;
+        if (!copy) {
+            sl_free(w);
+            sl__rtmp_close(c, "out of memory");
+            return;
+        }
+        memcpy(copy, srv->wire + r, left);
+        w->c = c;
+        w->n = 0;
+        w->ctrl = copy;
+        w->req.data = w;
+        b = uv_buf_init((char *)copy, (unsigned)left);
+        c->sess.bytes_out += left; /* counted now; the write completes or the conn dies */
+        rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc) {
+            wreq_free(w);
+            sl__rtmp_close(c, uv_strerror(rc));
+            return;
+        }
+        c->w = w;
+        return;
+    }
+    if (c->close_after_flush)
+        sl__rtmp_close(c, NULL);
+}
+
+/*
+ * RTMPS, just before a close: queue close_notify (or find the alert a
+ * failed handshake left) and hand what waits to the socket if it takes it
+ * now. Nothing waits for it: the connection is going away. Skipped while a
+ * write is in flight, whose bytes must go first.
+ */
+static void tls_goodbye(sl_rtmp_conn_t *c)
+{
+    if (c->w)
+        return;
+    sl_tls_close_notify(c->tls);
+    size_t n = sl_tls_out_take(c->tls, c->srv->wire, sizeof c->srv->wire);
+    if (n) {
+        uv_buf_t b = uv_buf_init((char *)c->srv->wire, (unsigned)n);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r > 0)
+            c->sess.bytes_out += (uint64_t)r;
+    }
+}
+
 /* Flushes every connection on a list. Taking the head each time stays
  * correct whatever a flush does to other connections (a close may queue
  * status messages to players, which joins them to a list). */
@@ -429,6 +617,7 @@ static void on_conn_closed(uv_handle_t *h)
         sl_subq_cleanup(&c->q);
     sl_rtmp_chunk_reader_cleanup(&c->rd);
     sl_wbuf_cleanup(&c->ctrl);
+    sl_tls_free(c->tls);
     sl_free(c->hs);
     sl_free(c->tc_url);
     sl_amf_free(c->connect_args);
@@ -464,6 +653,8 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
     }
     sl_list_remove(&c->link);
     sl_session_unregister(c->srv->core, &c->sess);
+    if (c->tls)
+        tls_goodbye(c); /* an orderly end for the client's TLS library */
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -621,19 +812,16 @@ static int dispatch(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
     return rc;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/*
+ * RTMP bytes in (borrowed): the handshake, then the chunk parser and
+ * dispatch, then an acknowledgement when the peer's window is full.
+ * rtmp_in is the running count of RTMP bytes received, this read
+ * included: bytes on the wire for plain RTMP, plaintext for RTMPS (the
+ * peer counts what it sent before encryption).
+ */
+static void conn_on_bytes(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, uint64_t rtmp_in)
 {
-    sl_rtmp_conn_t *c = s->data;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        sl__rtmp_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
-        return;
-    }
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t n = (size_t)nread, off = 0;
-    c->sess.bytes_in += n;
-    c->last_read_ms = uv_now(c->srv->core->loop);
+    size_t off = 0;
     if (c->state == SL_RTMP_CONN_HANDSHAKE) {
         size_t used = 0;
         int rc = sl_rtmp_hs_feed(c->hs, p, n, &used, &c->ctrl);
@@ -672,10 +860,72 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
     }
     if (c->state != SL_RTMP_CONN_CLOSING && c->peer_window &&
-        c->sess.bytes_in - c->ack_bytes >= c->peer_window) {
-        c->ack_bytes = c->sess.bytes_in;
-        sl__rtmp_send_u32(c, SL_RTMP_ACK, (uint32_t)c->sess.bytes_in);
+        rtmp_in - c->ack_bytes >= c->peer_window) {
+        c->ack_bytes = rtmp_in;
+        sl__rtmp_send_u32(c, SL_RTMP_ACK, (uint32_t)rtmp_in);
     }
+}
+
+/*
+ * RTMPS: ciphertext read (borrowed) goes into the filter; every record it
+ * completes is decrypted into the server's read buffer (free again: the
+ * filter copied the ciphertext) and parsed at once. Handshake messages and
+ * alerts the filter produces wait in it for the flush.
+ */
+static void tls_on_data(sl_rtmp_conn_t *c, const uint8_t *p, size_t n)
+{
+    sl_rtmp_server_t *srv = c->srv;
+    if (sl_tls_feed(c->tls, p, n)) {
+        SL_LOGE(&c->sess.log, "out of memory reading TLS records");
+        sl__rtmp_close(c, "out of memory");
+        return;
+    }
+    while (c->state != SL_RTMP_CONN_CLOSING && !c->close_after_flush) {
+        size_t got = 0;
+        int rc = sl_tls_read(c->tls, srv->rbuf, sizeof srv->rbuf, &got);
+        if (!c->tls_established && sl_tls_handshake_done(c->tls)) {
+            c->tls_established = 1;
+            SL_LOGD(&c->sess.log, "tls: %s %s", sl_tls_version(c->tls), sl_tls_cipher(c->tls));
+        }
+        if (rc == SL_ECLOSED) {
+            sl__rtmp_close(c, "peer closed the connection (close_notify)");
+            return;
+        }
+        if (rc) {
+            /* Peer misbehaviour: plain RTMP or garbage on the TLS port, no
+             * common cipher, a corrupt record. The close hands the alert to
+             * the socket. */
+            char why[200];
+            snprintf(why, sizeof why, "tls %s: %s",
+                     c->tls_established ? "error" : "handshake failed",
+                     rc == SL_ENOMEM ? "out of memory" : sl_tls_error(c->tls));
+            sl__rtmp_close(c, why);
+            return;
+        }
+        if (sl_tls_out_pending(c->tls))
+            sl__rtmp_schedule_flush(c);
+        if (!got)
+            return;
+        c->tls_plain_in += got;
+        conn_on_bytes(c, srv->rbuf, got, c->tls_plain_in);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    sl_rtmp_conn_t *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        sl__rtmp_close(c, nread == UV_EOF ? "peer closed the connection" : uv_strerror((int)nread));
+        return;
+    }
+    c->sess.bytes_in += (uint64_t)nread;
+    c->last_read_ms = uv_now(c->srv->core->loop);
+    if (c->tls)
+        tls_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        conn_on_bytes(c, (const uint8_t *)buf->base, (size_t)nread, c->sess.bytes_in);
 }
 
 /* ------------------------------------------------------------------ */
@@ -689,31 +939,34 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  * one that arrives while that handle is still closing waits for its close
  * callback.
  */
-static void shed_one(sl_rtmp_server_t *srv);
+static void shed_one(sl_rtmp_server_t *srv, int tls);
 
 static void on_shed_closed(uv_handle_t *h)
 {
     sl_rtmp_server_t *srv = h->data;
     srv->shed_busy = 0;
     srv->handles_open--;
-    if (srv->shed_pending) {
-        srv->shed_pending = 0;
-        if (srv->listener_open)
-            shed_one(srv);
+    int pending = srv->shed_pending;
+    srv->shed_pending = 0;
+    if ((pending & 1) && srv->listener_open) {
+        shed_one(srv, 0);
+        srv->shed_pending |= pending & 2; /* the TLS listener's turn comes next */
+    } else if ((pending & 2) && srv->tls_listener_open) {
+        shed_one(srv, 1);
     }
 }
 
-static void shed_one(sl_rtmp_server_t *srv)
+static void shed_one(sl_rtmp_server_t *srv, int tls)
 {
     if (srv->shed_busy) {
-        srv->shed_pending = 1;
+        srv->shed_pending |= tls ? 2 : 1;
         return;
     }
     uv_tcp_init(srv->core->loop, &srv->shed);
     srv->shed.data = srv;
     srv->shed_busy = 1;
     srv->handles_open++;
-    uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->shed);
+    uv_accept((uv_stream_t *)(tls ? &srv->tls_listener : &srv->listener), (uv_stream_t *)&srv->shed);
     uv_close((uv_handle_t *)&srv->shed, on_shed_closed);
 }
 
@@ -721,8 +974,9 @@ static void on_connection(uv_stream_t *ls, int status)
 {
     sl_rtmp_server_t *srv = ls->data;
     const sl_config_t *cfg = srv->core->cfg;
+    int is_tls = ls == (uv_stream_t *)&srv->tls_listener;
     if (status < 0) {
-        SL_LOGW(NULL, "rtmp accept failed: %s", uv_strerror(status));
+        SL_LOGW(NULL, "%s accept failed: %s", is_tls ? "rtmps" : "rtmp", uv_strerror(status));
         return;
     }
     sl_rtmp_conn_t *c = sl_calloc(1, sizeof(*c));
@@ -730,8 +984,8 @@ static void on_connection(uv_stream_t *ls, int status)
     if (!c || !hs) {
         sl_free(c);
         sl_free(hs);
-        SL_LOGE(NULL, "rtmp: out of memory accepting a connection");
-        shed_one(srv);
+        SL_LOGE(NULL, "%s: out of memory accepting a connection", is_tls ? "rtmps" : "rtmp");
+        shed_one(srv, is_tls);
         return;
     }
     uv_tcp_init(srv->core->loop, &c->tcp);
@@ -750,7 +1004,7 @@ static void on_connection(uv_stream_t *ls, int status)
     c->recv_audio = c->recv_video = 1;
     srv->n_conns++;
     sl_list_push_back(&srv->conns, &c->link);
-    sl_session_register(srv->core, &c->sess, &conn_session_ops, "rtmp");
+    sl_session_register(srv->core, &c->sess, &conn_session_ops, is_tls ? "rtmps" : "rtmp");
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
         sl__rtmp_close(c, "accept failed");
         return;
@@ -776,10 +1030,16 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__rtmp_close(c, "connection limit reached");
         return;
     }
+    if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
+        SL_LOGE(&c->sess.log, "out of memory starting TLS");
+        sl__rtmp_close(c, "out of memory (tls)");
+        return;
+    }
     if (cfg->rtmp_tcp_nodelay)
         uv_tcp_nodelay(&c->tcp, 1);
     c->last_read_ms = c->accept_ms = c->last_ping_ms = uv_now(srv->core->loop);
-    SL_LOGD(&c->sess.log, "accepted from %s:%d", c->sess.remote_addr, c->sess.remote_port);
+    SL_LOGD(&c->sess.log, "accepted from %s:%d%s", c->sess.remote_addr, c->sess.remote_port,
+            is_tls ? " (tls)" : "");
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc)
         sl__rtmp_close(c, uv_strerror(rc));
@@ -796,7 +1056,8 @@ static void on_sweep(uv_timer_t *t)
         uint64_t quiet = now - c->last_read_ms;
         if (c->state == SL_RTMP_CONN_HANDSHAKE) {
             if ((int64_t)(now - c->accept_ms) > cfg->rtmp_handshake_timeout_ms)
-                sl__rtmp_close(c, "handshake timeout");
+                sl__rtmp_close(c, c->tls && !c->tls_established ? "tls handshake timeout"
+                                                                 : "handshake timeout");
             continue;
         }
         if (cfg->rtmp_idle_timeout_ms && (int64_t)quiet > cfg->rtmp_idle_timeout_ms) {
@@ -852,10 +1113,91 @@ static void on_stop_deadline(uv_timer_t *t)
     }
 }
 
+/*
+ * Binds and listens on bind:port with handle h (initialised here). On
+ * failure h is closed (its memory must stay until the loop has run) and
+ * *opened says whether that happened.
+ */
+static int open_listener(sl_rtmp_server_t *srv, uv_tcp_t *h, const char *bind, int64_t port,
+                         int *opened)
+{
+    struct sockaddr_storage sa;
+    *opened = 0;
+    int rc = uv_ip4_addr(bind, (int)port, (struct sockaddr_in *)&sa);
+    if (rc)
+        rc = uv_ip6_addr(bind, (int)port, (struct sockaddr_in6 *)&sa);
+    if (rc)
+        return rc;
+    uv_tcp_init(srv->core->loop, h);
+    h->data = srv;
+    *opened = 1;
+    rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)h, 511, on_connection);
+    if (rc)
+        uv_close((uv_handle_t *)h, NULL);
+    return rc;
+}
+
+static int nonempty(const char *s) { return s && s[0]; }
+
+void sl_rtmp_server_tls_files(const sl_config_t *cfg, const char **cert, const char **key)
+{
+    int own = nonempty(cfg->rtmp_tls_cert) || nonempty(cfg->rtmp_tls_key);
+    const char *c = own ? cfg->rtmp_tls_cert : cfg->http_tls_cert;
+    const char *k = own ? cfg->rtmp_tls_key : cfg->http_tls_key;
+    *cert = c ? c : "";
+    *key = k ? k : "";
+}
+
+int sl_rtmp_server_tls_enabled(const sl_config_t *cfg)
+{
+    const char *cert, *key;
+    sl_rtmp_server_tls_files(cfg, &cert, &key);
+    return cfg->rtmp_tls_port != 0 && (cert[0] || key[0]);
+}
+
+const char *sl_rtmp_server_tls_bind(const sl_config_t *cfg)
+{
+    return nonempty(cfg->rtmp_tls_bind) ? cfg->rtmp_tls_bind : cfg->rtmp_bind;
+}
+
+/* The RTMPS context, or 0 with *out NULL when RTMPS is off. No ALPN: RTMP has no registered id. */
+static int tls_ctx_new(const sl_config_t *cfg, sl_tls_ctx_t **out, char *err, size_t err_cap)
+{
+    *out = NULL;
+    if (err_cap)
+        err[0] = '\0';
+    if (!sl_rtmp_server_tls_enabled(cfg))
+        return 0;
+    const char *cert, *key;
+    sl_rtmp_server_tls_files(cfg, &cert, &key);
+    int own = nonempty(cfg->rtmp_tls_cert) || nonempty(cfg->rtmp_tls_key);
+    if (!cert[0] || !key[0]) {
+        snprintf(err, err_cap, "%s and %s must be set together (the %s is missing)",
+                 own ? "rtmp.tls_cert" : "http.tls_cert", own ? "rtmp.tls_key" : "http.tls_key",
+                 cert[0] ? "key" : "certificate");
+        return SL_EINVAL;
+    }
+    int rc = sl_tls_ctx_new_server(cert, key, NULL, out, err, err_cap);
+    if (rc == 0)
+        sl_tls_ctx_no_tickets(*out); /* RTMP clients do not resume; librtmp+GnuTLS breaks on them */
+    return rc;
+}
+
+int sl_rtmp_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
+{
+    sl_tls_ctx_t *ctx = NULL;
+    int rc = tls_ctx_new(cfg, &ctx, err, err_cap);
+    sl_tls_ctx_free(ctx);
+    return rc;
+}
+
 int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
 {
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
+    int plain_opened = 0, tls_opened = 0;
     sl_rtmp_server_t *srv = sl_calloc(1, sizeof(*srv));
     if (!srv)
         return SL_ENOMEM;
@@ -865,28 +1207,32 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     sl_list_init(&srv->media_list);
     sl_list_init(&srv->audio_list);
 
-    struct sockaddr_storage sa;
-    int rc = uv_ip4_addr(cfg->rtmp_bind, (int)cfg->rtmp_port, (struct sockaddr_in *)&sa);
-    if (rc)
-        rc = uv_ip6_addr(cfg->rtmp_bind, (int)cfg->rtmp_port, (struct sockaddr_in6 *)&sa);
+    /* The certificate first: a bad one must fail the start before anything listens. */
+    char err[512];
+    int rc = tls_ctx_new(cfg, &srv->tls_ctx, err, sizeof err);
     if (rc) {
-        sl_free(srv);
-        return rc;
+        SL_LOGE(NULL, "rtmps: %s", err[0] ? err : sl_strerror(rc));
+        goto fail;
     }
-    uv_tcp_init(core->loop, &srv->listener);
-    srv->listener.data = srv;
+    rc = open_listener(srv, &srv->listener, cfg->rtmp_bind, cfg->rtmp_port, &plain_opened);
+    if (rc) {
+        SL_LOGE(NULL, "rtmp: cannot listen on %s:%lld: %s", cfg->rtmp_bind,
+                (long long)cfg->rtmp_port, sl_strerror(rc));
+        goto fail;
+    }
+    if (srv->tls_ctx) {
+        const char *bind = sl_rtmp_server_tls_bind(cfg);
+        rc = open_listener(srv, &srv->tls_listener, bind, cfg->rtmp_tls_port, &tls_opened);
+        if (rc) {
+            SL_LOGE(NULL, "rtmps: cannot listen on %s:%lld: %s", bind,
+                    (long long)cfg->rtmp_tls_port, sl_strerror(rc));
+            goto fail;
+        }
+        srv->tls_listener_open = 1;
+        srv->handles_open++;
+    }
     srv->listener_open = 1;
-    srv->handles_open = 1;
-    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&sa, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
-    if (rc) {
-        /* The handle must be closed before the memory goes: run the loop once. */
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-        uv_run(core->loop, UV_RUN_NOWAIT);
-        sl_free(srv);
-        return rc;
-    }
+    srv->handles_open++;
     uv_prepare_init(core->loop, &srv->prepare);
     srv->prepare.data = srv;
     uv_prepare_start(&srv->prepare, on_prepare);
@@ -908,6 +1254,29 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     srv->handles_open += 5;
     *out = srv;
     return 0;
+fail:
+    /* Handles must be closed before their memory goes: run the loop once. */
+    if (plain_opened && !uv_is_closing((uv_handle_t *)&srv->listener))
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    if (tls_opened && !uv_is_closing((uv_handle_t *)&srv->tls_listener))
+        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
+    if (plain_opened || tls_opened)
+        uv_run(core->loop, UV_RUN_NOWAIT);
+    sl_tls_ctx_free(srv->tls_ctx);
+    sl_free(srv);
+    return rc;
+}
+
+int sl_rtmp_server_tls_port(const sl_rtmp_server_t *srv)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    if (!srv || !srv->tls_listener_open ||
+        uv_tcp_getsockname(&srv->tls_listener, (struct sockaddr *)&sa, &len) != 0)
+        return -1;
+    if (sa.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&sa)->sin_port);
 }
 
 void sl_rtmp_server_stop(sl_rtmp_server_t *srv)
@@ -918,6 +1287,10 @@ void sl_rtmp_server_stop(sl_rtmp_server_t *srv)
     if (srv->listener_open) {
         srv->listener_open = 0;
         uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+    }
+    if (srv->tls_listener_open) {
+        srv->tls_listener_open = 0;
+        uv_close((uv_handle_t *)&srv->tls_listener, on_server_handle_closed);
     }
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
@@ -936,5 +1309,6 @@ void sl_rtmp_server_free(sl_rtmp_server_t *srv)
 {
     if (!srv)
         return;
+    sl_tls_ctx_free(srv->tls_ctx); /* every connection is freed by now (close callbacks ran) */
     sl_free(srv);
 }

@@ -19,6 +19,17 @@
  * connection carries no write state at all. Only one write is in flight
  * per connection.
  *
+ * RTMPS: a connection accepted on the TLS listener has a filter (`tls`)
+ * between its socket and everything above; only the socket edge differs
+ * (see rtmp_conn.c). Ciphertext read is fed to the filter and the
+ * plaintext goes to the same handshake and chunk parser. A flush encrypts
+ * the same gathered batches (ctrl bytes, per-player headers and shared
+ * bodies) into the filter while little ciphertext waits there, then writes
+ * the ciphertext with uv_try_write; what the socket refuses goes out with
+ * one uv_write whose request (sl_rtmp_wreq_t with n = 0) owns a copy of it.
+ * Frames leave the queue once encrypted. sess.bytes_in/out count bytes on
+ * the wire (ciphertext), so stall detection keeps its meaning.
+ *
  * Lifetime: conn_close() marks the connection closing, detaches it from
  * streams and the session registry, and closes its handles; memory is freed
  * in the last close callback, never inside its own call stack.
@@ -29,6 +40,7 @@
 #include <uv.h>
 
 #include "app/core.h"
+#include "base/tls.h"
 #include "media/subq.h"
 #include "proto/rtmp/amf.h"
 #include "proto/rtmp/rtmp_chunk.h"
@@ -70,6 +82,11 @@ typedef struct sl_rtmp_conn {
     int on_flush_list;              /* 0, 1 flush_list, 2 media_list, 3 audio_list */
     sl_list_t flush_link;           /* in one of the server's flush lists */
     int close_after_flush;          /* close once everything queued is written */
+
+    /* RTMPS */
+    sl_tls_t *tls;                  /* the TLS filter (owned), NULL on plain RTMP */
+    uint64_t tls_plain_in;          /* plaintext bytes in (what RTMP acknowledgements count) */
+    int tls_established;            /* the TLS handshake completed (logged once) */
 
     /* publishing */
     sl_stream_t *pub;               /* the stream we publish, or NULL */
