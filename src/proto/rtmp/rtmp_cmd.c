@@ -571,6 +571,29 @@ int sl__rtmp_on_data(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
 /* ------------------------------------------------------------------ */
 /* play: the RTMP sink                                                 */
 
+/* The rare outcomes of queueing a frame for a player, kept out of the
+ * per-frame path (its registers and stack frame). */
+static __attribute__((noinline, cold)) void sink_queue_trouble(sl_rtmp_conn_t *c, int rc,
+                                                                uint64_t dropped_before)
+{
+    if (rc == SL_ESLOW) {
+        char why[128];
+        snprintf(why, sizeof why, "subscriber too slow: lagging for over %lld ms, %llu frames dropped",
+                 (long long)c->core->cfg->media_slow_disconnect_ms,
+                 (unsigned long long)c->q.frames_dropped);
+        sl__rtmp_close(c, why);
+        return;
+    }
+    if (rc == SL_ENOMEM || rc == SL_ETOOBIG) {
+        /* The frame could not be queued (the ring could not grow): a gap
+         * would smear the picture, so resync on the next keyframe. */
+        SL_LOGE(&c->sess.log, "subscriber queue: %s; skipping to the next keyframe", sl_strerror(rc));
+        sl_subq_flush(&c->q);
+    }
+    if (rc == 1 && c->q.drop_events == 1 && dropped_before == 0)
+        SL_LOGI(&c->sess.log, "subscriber falling behind: dropping to the next keyframe");
+}
+
 static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
 {
     sl_rtmp_conn_t *c = sink->ctx;
@@ -596,22 +619,11 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
     uint64_t before = c->q.frames_dropped;
     int rc = sl_subq_push(&c->q, f, ts, uv_now(c->core->loop));
     c->sess.frames_dropped += c->q.frames_dropped - before;
-    if (rc == SL_ESLOW) {
-        char why[128];
-        snprintf(why, sizeof why, "subscriber too slow: lagging for over %lld ms, %llu frames dropped",
-                 (long long)c->core->cfg->media_slow_disconnect_ms,
-                 (unsigned long long)c->q.frames_dropped);
-        sl__rtmp_close(c, why);
-        return;
+    if (rc) {
+        sink_queue_trouble(c, rc, before);
+        if (rc == SL_ESLOW)
+            return;
     }
-    if (rc == SL_ENOMEM || rc == SL_ETOOBIG) {
-        /* The frame could not be queued (the ring could not grow): a gap
-         * would smear the picture, so resync on the next keyframe. */
-        SL_LOGE(&c->sess.log, "subscriber queue: %s; skipping to the next keyframe", sl_strerror(rc));
-        sl_subq_flush(&c->q);
-    }
-    if (rc == 1 && c->q.drop_events == 1 && before == 0)
-        SL_LOGI(&c->sess.log, "subscriber falling behind: dropping to the next keyframe");
     /* Audio of a stream with video may ride with the next video frame. */
     int hold = f->kind == SL_FLV_AUDIO && !is_cfg && c->q.video_seen && c->recv_video;
     sl__rtmp_schedule_media(c, hold);
