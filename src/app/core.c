@@ -137,6 +137,23 @@ static int set_str(char **slot, const char **log_slot, const char *v)
     return 0;
 }
 
+void sl_session_set_peer(sl_session_t *s, const uv_tcp_t *tcp)
+{
+    struct sockaddr_storage sa;
+    int salen = sizeof sa;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &salen) != 0)
+        return;
+    if (sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&sa;
+        uv_ip6_name(a6, s->remote_addr, sizeof s->remote_addr);
+        s->remote_port = ntohs(a6->sin6_port);
+    } else if (sa.ss_family == AF_INET) {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)&sa;
+        uv_ip4_name(a4, s->remote_addr, sizeof s->remote_addr);
+        s->remote_port = ntohs(a4->sin_port);
+    }
+}
+
 int sl_session_set_app(sl_session_t *s, const char *app)
 {
     int rc = set_str(&s->app, &s->log.app, app);

@@ -184,6 +184,8 @@ void sl_session_unregister(sl_core_t *core, sl_session_t *s);
  */
 int sl_session_set_app(sl_session_t *s, const char *app);
 int sl_session_set_query(sl_session_t *s, const char *query);
+/** Fills remote_addr/remote_port from an accepted socket (left empty/0 when unknown). */
+void sl_session_set_peer(sl_session_t *s, const uv_tcp_t *tcp);
 /** Sets the role and stamps role_start_ms. */
 void sl_session_set_role(sl_session_t *s, sl_role_t role);
 /** The app statistics of a top-level app name, created on demand; NULL on ENOMEM. */

@@ -1009,19 +1009,7 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__rtmp_close(c, "accept failed");
         return;
     }
-    struct sockaddr_storage sa;
-    int salen = sizeof sa;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
-        if (sa.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&sa;
-            uv_ip6_name(a6, c->sess.remote_addr, sizeof c->sess.remote_addr);
-            c->sess.remote_port = ntohs(a6->sin6_port);
-        } else {
-            struct sockaddr_in *a4 = (struct sockaddr_in *)&sa;
-            uv_ip4_name(a4, c->sess.remote_addr, sizeof c->sess.remote_addr);
-            c->sess.remote_port = ntohs(a4->sin_port);
-        }
-    }
+    sl_session_set_peer(&c->sess, &c->tcp);
     if (srv->stopping || srv->core->shutting_down) {
         sl__rtmp_close(c, "server is shutting down");
         return;
