@@ -94,6 +94,13 @@ typedef struct sl_recorder_ops {
     void (*vod_close)(void *vod);
     /** Calls each(arg, file) for the file of every recording being written. */
     void (*each_busy)(void *ud, void (*each)(void *arg, const char *file), void *arg);
+    /**
+     * The media duration of the recording `name` of scope (named as for
+     * vod_open), from the recordings catalog, without touching the file
+     * beyond a stat: RTMP getStreamLength. 0 and *ms, or SL_EINVAL (unsafe
+     * name), SL_ENOTFOUND (no such file, or not in the catalog).
+     */
+    int (*vod_length)(void *ud, const char *scope, const char *name, uint64_t *ms);
 } sl_recorder_ops_t;
 
 typedef struct sl_session_ops {

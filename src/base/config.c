@@ -64,6 +64,8 @@ static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const deny_allow_names[] = {"deny", "allow", NULL};
 /* Index order is the value: it must match sl_hls_format_t. */
 static const char *const hls_format_names[] = {"ts", "fmp4", NULL};
+/* Index order is the value: it must match sl_record_format_t. */
+static const char *const record_format_names[] = {"flv", "mp4", NULL};
 
 static const slot_t g_slots[] = {
     {"server", "data_dir", T_STRING, CFG(server_data_dir), "./data", 1, 4095, NULL,
@@ -308,6 +310,8 @@ static const slot_t g_app_slots[] = {
      "The cleaner deletes this app's recordings older than this (never one being written or waiting for upload); 0 = keep them."},
     {NULL, "record_max_bytes", T_SIZE, APP(record_max_bytes), "0", 0, 1024 * 1024 * GB, NULL,
      "The cleaner deletes this app's oldest recordings while they take more than this; 0 = no quota."},
+    {NULL, "record_format", T_ENUM, APP(record_format), "flv", 0, 0, record_format_names,
+     "Container of this app's recordings when the name has no extension: flv, or mp4 (fragmented; a name ending in .mp4 always picks it)."},
 };
 #define N_APP_SLOTS (sizeof g_app_slots / sizeof g_app_slots[0])
 
@@ -334,7 +338,7 @@ static const section_t g_sections[] = {
     {"auth", "Admission: simple auth, JWT and Round Trip Authentication (enabled per app)."},
     {"webhooks", "Events pushed to the business's servers, durably (SQLite outbox, retried until 2xx)."},
     {"exec", "Commands run on events, without a shell unless exec.shell is set."},
-    {"recorder", "Recording to FLV under {data_dir}/{app}/streams/ (per-app settings: apps.<name>.record*)."},
+    {"recorder", "Recording to FLV or fragmented MP4 under {data_dir}/{app}/streams/ (per-app settings: apps.<name>.record*)."},
     {"cleaner", "Deletes old recordings (per-app settings: apps.<name>.record_max_age, record_max_bytes)."},
     {"s3", "Upload of finished recordings to S3-compatible storage (durable queue in sluice.db, SigV4)."},
 };

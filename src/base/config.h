@@ -47,6 +47,7 @@ typedef struct sl_app_config {
     char *record_pattern;  /* file name for policy recordings ({name}, strftime); "" = stream name */
     int64_t record_max_age_ms;  /* the cleaner deletes recordings older than this; 0 = keep */
     int64_t record_max_bytes;   /* the cleaner keeps the app's recordings under this; 0 = no quota */
+    int64_t record_format;      /* sl_record_format_t: container of recordings without an extension */
 } sl_app_config_t;
 
 /* Values of sl_app_config_t.hls_format (the order of the names in config.c). */
@@ -54,6 +55,12 @@ typedef enum {
     SL_HLS_FORMAT_TS = 0,
     SL_HLS_FORMAT_FMP4 = 1,
 } sl_hls_format_t;
+
+/* Values of sl_app_config_t.record_format (the order of the names in config.c). */
+typedef enum {
+    SL_RECORD_FORMAT_FLV = 0,
+    SL_RECORD_FORMAT_MP4 = 1, /* fragmented MP4 */
+} sl_record_format_t;
 
 typedef struct sl_config {
     /* server */

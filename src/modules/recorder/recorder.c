@@ -72,6 +72,18 @@ static int ends_with(const char *s, const char *suffix)
 int sl_recorder_make_name(const char *pattern, const char *stream, time_t now, char *out,
                           size_t cap)
 {
+    return sl_recorder_make_name_ext(pattern, stream, now, "flv", out, cap);
+}
+
+/* A recording's container comes from its name. */
+static int has_media_ext(const char *name)
+{
+    return ends_with(name, ".flv") || ends_with(name, ".mp4");
+}
+
+int sl_recorder_make_name_ext(const char *pattern, const char *stream, time_t now,
+                              const char *ext, char *out, size_t cap)
+{
     char when[SL_RECORDER_NAME_MAX + 1];
     char name[SL_RECORDER_NAME_MAX + 8];
     int rc = SL_EINVAL;
@@ -113,13 +125,16 @@ int sl_recorder_make_name(const char *pattern, const char *stream, time_t now, c
     /* Checked before the extension too: "..", "a/." or "a/" must not become a file name. */
     if (!rel_name_is_safe(name))
         goto fail;
-    if (!ends_with(name, ".flv"))
-        memcpy(name + o, ".flv", 5), o += 4;
+    if (!has_media_ext(name)) {
+        name[o++] = '.';
+        memcpy(name + o, strcmp(ext, "mp4") == 0 ? "mp4" : "flv", 4);
+        o += 3;
+    }
     if (o > SL_RECORDER_NAME_MAX || o + 1 > cap) {
         rc = SL_ETOOBIG;
         goto fail;
     }
-    if (!rel_name_is_safe(name) || strcmp(name, ".flv") == 0)
+    if (!rel_name_is_safe(name) || strcmp(name, ".flv") == 0 || strcmp(name, ".mp4") == 0)
         goto fail;
     memcpy(out, name, o + 1);
     return 0;
@@ -341,6 +356,9 @@ static const sl_sink_ops_t rec_sink_ops = {
     .on_unpublish = sink_on_unpublish,
 };
 
+static int name_busy(sl_recorder_t *m, const char *file);
+static void set_length(sl_recorder_t *m, const char *file, uint64_t ms);
+
 /*
  * Starts recording stream_path (live) to `name` (relative to the app's
  * streams folder). SL_EBUSY when it is already recorded, SL_ENOMEM.
@@ -350,10 +368,36 @@ static int rec_start(sl_recorder_t *m, const char *stream_path, const char *name
 {
     if (sl_map_get(&m->active, stream_path))
         return SL_EBUSY;
-    char dir[PATH_CAP], file[PATH_CAP];
+    char dir[PATH_CAP], file[PATH_CAP], alt[SL_RECORDER_NAME_MAX + 16];
     if (streams_dir(m, stream_path, dir, sizeof dir) ||
         snprintf(file, sizeof file, "%s/%s", dir, name) >= (int)sizeof file)
         return SL_ETOOBIG;
+    int mp4 = ends_with(name, ".mp4");
+    struct stat stt;
+    if (mp4 && append && stat(file, &stt) == 0) {
+        /* An MP4 is not continued (its header names the tracks and their configs once):
+         * the recording goes to a new file beside it, name_1.mp4, name_2.mp4, ... (one
+         * stat per name on the loop, as the listings do). */
+        size_t base = strlen(name) - 4;
+        int n;
+        for (n = 1; n < 1000; n++) {
+            if (snprintf(alt, sizeof alt, "%.*s_%d.mp4", (int)base, name, n) >= (int)sizeof alt ||
+                strlen(alt) > SL_RECORDER_NAME_MAX ||
+                snprintf(file, sizeof file, "%s/%s", dir, alt) >= (int)sizeof file)
+                return SL_ETOOBIG;
+            if (stat(file, &stt) != 0 && !name_busy(m, file))
+                break;
+        }
+        if (n == 1000)
+            return SL_EBUSY;
+        sl_log_ctx_t ctx = {.proto = "recorder", .app = stream_path};
+        SL_LOGI(&ctx, "recorder: append is not supported for MP4: %s goes to a new file %s",
+                name, alt);
+        name = alt;
+        append = 0;
+    } else if (mp4) {
+        append = 0; /* nothing to continue: a new file */
+    }
     const char *slash = strrchr(stream_path, '/');
     if (!slash)
         return SL_EINVAL;
@@ -364,6 +408,7 @@ static int rec_start(sl_recorder_t *m, const char *stream_path, const char *name
     rec->fd = -1;
     rec->source = source;
     rec->append = append;
+    rec->mp4 = mp4;
     rec->start_ms = sl_time_wall_ms();
     rec->stream_path = sl_strdup(stream_path);
     rec->app = sl_strndup(stream_path, (size_t)(slash - stream_path));
@@ -384,6 +429,7 @@ static int rec_start(sl_recorder_t *m, const char *stream_path, const char *name
         m->n_live--;
         goto fail;
     }
+    set_length(m, file, UINT64_MAX); /* rewritten: its old length is gone */
     SL_LOGI(&rec->log, "recorder: recording %s to %s (%s%s)", stream_path, file,
             source == SL_REC_BY_API ? "api" : source == SL_REC_BY_POLICY ? "app policy" : "publish",
             append ? ", append" : "");
@@ -400,8 +446,23 @@ static const char *below_app(const char *stream_path)
     return slash ? slash + 1 : stream_path;
 }
 
-/* Makes the name for stream_path from a pattern, keeping the room folders. */
-static int name_for(const char *stream_path, const char *pattern, char *out, size_t cap)
+/* The extension of recordings without one in app (its record_format). */
+static const char *default_ext(sl_recorder_t *m, const char *app_name)
+{
+    char top[SL_CONFIG_APP_NAME_MAX + 1];
+    size_t n = strcspn(app_name, "/");
+    if (n > SL_CONFIG_APP_NAME_MAX)
+        return "flv";
+    memcpy(top, app_name, n);
+    top[n] = '\0';
+    const sl_app_config_t *app = sl_core_app(m->core, top);
+    return app && app->record_format == SL_RECORD_FORMAT_MP4 ? "mp4" : "flv";
+}
+
+/* Makes the name for stream_path from a pattern, keeping the room folders;
+ * ext: the extension added when the result has none. */
+static int name_for(const char *stream_path, const char *pattern, const char *ext, char *out,
+                    size_t cap)
 {
     const char *rel = below_app(stream_path);
     const char *leaf = strrchr(rel, '/');
@@ -417,7 +478,7 @@ static int name_for(const char *stream_path, const char *pattern, char *out, siz
         snprintf(full, sizeof full, "%s", pattern);
         leaf = rel;
     }
-    return sl_recorder_make_name(full, leaf, time(NULL), out, cap);
+    return sl_recorder_make_name_ext(full, leaf, time(NULL), ext, out, cap);
 }
 
 /* ------------------------------------------------------------------ */
@@ -436,7 +497,7 @@ static void on_event(const sl_event_t *ev, void *ud)
     char stream_path[PATH_CAP], name[SL_RECORDER_NAME_MAX + 1];
     snprintf(stream_path, sizeof stream_path, "%s/%s", ev->app, ev->stream);
     const char *pattern = mode == SL_PUBLISH_LIVE && app ? app->record_pattern : NULL;
-    int rc = name_for(stream_path, pattern, name, sizeof name);
+    int rc = name_for(stream_path, pattern, default_ext(m, ev->app), name, sizeof name);
     if (rc == 0)
         rc = rec_start(m, stream_path, name,
                        mode == SL_PUBLISH_LIVE ? SL_REC_BY_POLICY : SL_REC_BY_PUBLISH,
@@ -465,12 +526,16 @@ static void on_async(uv_async_t *h)
                     strerror(-r->err), r->err == -ENOSPC ? ": disk full" : "");
             rec_stop(rec, r->err == -ENOSPC ? "disk full" : "write error");
             break;
+        case SL_RRES_ENDED:
+            rec_stop(rec, "codec configuration changed; an MP4 file holds one");
+            break;
         case SL_RRES_CLOSED:
             SL_LOGI(&rec->log, "recorder: saved %s (%llu ms, %llu bytes)%s", rec->file,
                     (unsigned long long)r->duration_ms, (unsigned long long)r->size,
                     rec->failed || r->err ? " after a failure" : "");
             emit(m, SL_EV_RECORD_DONE, rec->app, rec->stream, rec->file,
                  rec->failed || r->err ? "failed" : NULL, r->duration_ms, r->size);
+            set_length(m, rec->file, rec->failed || r->err ? UINT64_MAX : r->duration_ms);
             m->n_live--;
             rec_free(rec);
             break;
@@ -485,8 +550,19 @@ static void on_async(uv_async_t *h)
                         (unsigned long long)r->size, r->detail);
             emit(m, SL_EV_RECORD_DONE, r->app, r->stream, r->file,
                  r->err ? "recovery failed" : "recovered", r->duration_ms, r->size);
+            set_length(m, r->file, r->err ? UINT64_MAX : r->duration_ms);
             break;
         }
+        case SL_RRES_KNOWN:
+            for (size_t off = 0; off + 8 < r->known_len;) {
+                uint64_t ms;
+                memcpy(&ms, r->known + off, 8);
+                const char *file = r->known + off + 8;
+                set_length(m, file, ms);
+                off += 8 + strlen(file) + 1;
+            }
+            sl_free(r->known);
+            break;
         }
         sl_free(r);
         r = next;
@@ -506,12 +582,15 @@ static int op_start(void *ud, const char *stream_path, const char *saveas, int a
     if (sl_map_get(&m->active, stream_path))
         return SL_EBUSY;
     char name[SL_RECORDER_NAME_MAX + 1];
-    int rc = name_for(stream_path, saveas, name, sizeof name);
+    int rc = name_for(stream_path, saveas, default_ext(m, stream_path), name, sizeof name);
     if (rc)
         return rc == SL_ETOOBIG ? SL_EINVAL : rc;
     rc = rec_start(m, stream_path, name, SL_REC_BY_API, append);
-    if (rc == 0)
-        snprintf(name_out, name_cap, "%s", name);
+    if (rc == 0) {
+        /* An MP4 append may have been given a new name: report the one used. */
+        const sl_rec_t *rec = sl_map_get(&m->active, stream_path);
+        snprintf(name_out, name_cap, "%s", rec ? rec->name : name);
+    }
     return rc;
 }
 
@@ -628,6 +707,7 @@ static int op_remove(void *ud, const char *app, const char *name, const char *ex
         return SL_ENOTFOUND;
     if (unlink(file))
         return SL_EIO;
+    set_length(m, file, UINT64_MAX);
     snprintf(name_out, name_cap, "%s", rel);
     *mtime_ms = (uint64_t)stt.st_mtim.tv_sec * 1000 + (uint64_t)stt.st_mtim.tv_nsec / 1000000;
     *size = (uint64_t)stt.st_size;
@@ -635,20 +715,72 @@ static int op_remove(void *ud, const char *app, const char *name, const char *ex
     return 0;
 }
 
+/*
+ * The file a VOD name of scope stands for: "x.flv"/"x.mp4" as named; "x"
+ * as the app's record_format first (attempt 0), then the other format
+ * (attempt 1). 0, SL_EINVAL (unsafe name), SL_ENOTFOUND (no such attempt).
+ */
+static int vod_file(sl_recorder_t *m, const char *scope, const char *name, int attempt,
+                    char *file, size_t cap)
+{
+    char rel[SL_RECORDER_NAME_MAX + 8], dir[PATH_CAP];
+    const char *room = strchr(scope, '/');
+    int has_ext = has_media_ext(name);
+    if (has_ext && attempt > 0)
+        return SL_ENOTFOUND;
+    const char *first = default_ext(m, scope);
+    const char *ext = attempt == 0 ? first : strcmp(first, "mp4") == 0 ? "flv" : "mp4";
+    if (snprintf(rel, sizeof rel, "%s%s%s%s%s", room ? room + 1 : "", room ? "/" : "", name,
+                 has_ext ? "" : ".", has_ext ? "" : ext) >= (int)sizeof rel)
+        return SL_EINVAL;
+    if (!rel_name_is_safe(rel) || streams_dir(m, scope, dir, sizeof dir) ||
+        snprintf(file, cap, "%s/%s", dir, rel) >= (int)cap)
+        return SL_EINVAL;
+    return 0;
+}
+
 static int op_vod_open(void *ud, const char *scope, const char *name, uint32_t start_ms,
                        sl_sink_t *sink, void (*on_end)(void *ctx), void *ctx, void **out)
 {
     sl_recorder_t *m = ud;
-    char rel[SL_RECORDER_NAME_MAX + 8], dir[PATH_CAP], file[PATH_CAP];
-    const char *room = strchr(scope, '/');
-    int has_ext = ends_with(name, ".flv") || ends_with(name, ".mp4");
-    if (snprintf(rel, sizeof rel, "%s%s%s%s", room ? room + 1 : "", room ? "/" : "", name,
-                 has_ext ? "" : ".flv") >= (int)sizeof rel)
-        return SL_EINVAL;
-    if (!rel_name_is_safe(rel) || streams_dir(m, scope, dir, sizeof dir) ||
-        snprintf(file, sizeof file, "%s/%s", dir, rel) >= (int)sizeof file)
-        return SL_EINVAL;
-    return sl__recorder_vod_open(m, file, start_ms, sink, on_end, ctx, out);
+    char file[PATH_CAP];
+    int rc = SL_ENOTFOUND;
+    for (int i = 0; i < 2 && rc == SL_ENOTFOUND; i++) {
+        int frc = vod_file(m, scope, name, i, file, sizeof file);
+        if (frc)
+            return frc == SL_ENOTFOUND ? rc : frc;
+        rc = sl__recorder_vod_open(m, file, start_ms, sink, on_end, ctx, out);
+    }
+    return rc;
+}
+
+/* Remembers (or forgets, when ms is UINT64_MAX) a finished recording's duration. */
+static void set_length(sl_recorder_t *m, const char *file, uint64_t ms)
+{
+    if (ms == UINT64_MAX)
+        sl_map_del(&m->lengths, file);
+    else if (sl_map_set(&m->lengths, file, (void *)(uintptr_t)(ms + 1)))
+        sl_map_del(&m->lengths, file); /* out of memory: no length rather than a stale one */
+}
+
+static int op_vod_length(void *ud, const char *scope, const char *name, uint64_t *ms)
+{
+    sl_recorder_t *m = ud;
+    char file[PATH_CAP];
+    for (int i = 0; i < 2; i++) {
+        int rc = vod_file(m, scope, name, i, file, sizeof file);
+        if (rc)
+            return rc;
+        struct stat stt;
+        if (stat(file, &stt) || !S_ISREG(stt.st_mode))
+            continue;
+        uintptr_t v = (uintptr_t)sl_map_get(&m->lengths, file);
+        if (!v || name_busy(m, file))
+            return SL_ENOTFOUND;
+        *ms = (uint64_t)v - 1;
+        return 0;
+    }
+    return SL_ENOTFOUND;
 }
 
 static void op_each_busy(void *ud, void (*each)(void *arg, const char *file), void *arg)
@@ -671,6 +803,7 @@ static const sl_recorder_ops_t recorder_ops = {
     .vod_pause = sl__recorder_vod_pause,
     .vod_close = sl__recorder_vod_close,
     .each_busy = op_each_busy,
+    .vod_length = op_vod_length,
 };
 
 /* ------------------------------------------------------------------ */
@@ -794,6 +927,7 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     m->core = core;
     m->queue_max_bytes = (uint64_t)core->cfg->recorder_queue_max_bytes;
     sl_map_init(&m->active);
+    sl_map_init(&m->lengths);
 #ifdef SL_FAULT_INJECTION
     /* Test builds only: every tag write sleeps this long, to test the queue bound. */
     const char *delay = getenv("SL_TEST_RECORDER_WRITE_DELAY_MS");
@@ -849,6 +983,7 @@ fail:
     }
     sl_free(m->db_path);
     sl_map_cleanup(&m->active);
+    sl_map_cleanup(&m->lengths);
     sl_free(m);
     return rc;
 }
@@ -883,6 +1018,7 @@ static void recorder_free(void *state)
     uv_cond_destroy(&m->cv);
     uv_mutex_destroy(&m->mu);
     sl_map_cleanup(&m->active);
+    sl_map_cleanup(&m->lengths);
     sl_free(m->db_path);
     sl_free(m);
 }

@@ -1,5 +1,5 @@
 /*
- * The recorder module: live streams recorded to FLV files under
+ * The recorder module: live streams recorded to FLV or fragmented MP4 files under
  * {data_dir}/{app}/streams/ (Red5's layout; rooms are subfolders), started
  * by an RTMP publish in mode record/append, by the Server API's
  * startrecord, or by an app's `record: true` policy. It is a hub sink on
@@ -29,7 +29,7 @@ extern const sl_module_t sl_recorder_module;
  * folder: `pattern` (NULL or "" = "{name}") with {name} replaced by
  * `stream` (the stream path below the app, "s1" or "room1/s1") and strftime
  * fields expanded for `now` (UTC); ".flv" is appended unless the result
- * already ends in ".flv". The result must stay inside the folder: no
+ * already ends in ".flv" or ".mp4" (which pick the container). The result must stay inside the folder: no
  * absolute path, no "." or ".." segment, no empty segment, no backslash,
  * only printable ASCII. Writes the NUL-terminated name into out. Returns
  * 0, or SL_EINVAL (unsafe or empty name; out is then "") or SL_ETOOBIG
@@ -37,6 +37,14 @@ extern const sl_module_t sl_recorder_module;
  */
 int sl_recorder_make_name(const char *pattern, const char *stream, time_t now, char *out,
                           size_t cap);
+
+/**
+ * sl_recorder_make_name with the extension appended to a name that has
+ * neither ".flv" nor ".mp4" chosen by ext: "mp4", else "flv" (an app's
+ * record_format). Same results and errors.
+ */
+int sl_recorder_make_name_ext(const char *pattern, const char *stream, time_t now,
+                              const char *ext, char *out, size_t cap);
 
 /* What a scan of an FLV file found (sl_recorder_flv_repair). */
 typedef struct sl_recorder_flv_scan {

@@ -39,7 +39,8 @@ typedef struct sl_rec {
     char *name;                  /* file name relative to the app's streams folder, owned */
     char *file;                  /* absolute (or data_dir-relative) path, owned */
     sl_rec_source_t source;      /* who started it (loop) */
-    int append;                  /* continue an existing file */
+    int append;                  /* continue an existing file (FLV only) */
+    int mp4;                     /* fragmented MP4 (the name ends in .mp4), else FLV */
     sl_sink_t sink;              /* on the stream while recording (loop) */
     int started;                 /* first keyframe seen, OPEN sent (loop) */
     int dropping;                /* over the queue bound: waiting for a keyframe (loop) */
@@ -61,6 +62,7 @@ typedef struct sl_rec {
     uint64_t size;               /* file length (writer) */
     int64_t duration_off, filesize_off; /* onMetaData number offsets or -1 (writer) */
     int io_failed;               /* stop writing after an error (writer) */
+    struct sl_rec_mp4 *mp4w;     /* MP4 writer, NULL for FLV (writer) */
     char codecs[64];             /* "h264,aac" (set by the loop before OPEN) */
 } sl_rec_t;
 
@@ -91,6 +93,8 @@ typedef enum {
     SL_RRES_FAILED,     /* I/O error while recording (ENOSPC...): stop it */
     SL_RRES_CLOSED,     /* CLOSE done: emit record_done, free the recording */
     SL_RRES_RECOVERED,  /* an unfinished recording from an earlier run was finalised */
+    SL_RRES_ENDED,      /* MP4: the codec configuration changed, the file was finished: stop */
+    SL_RRES_KNOWN,      /* at start: finished recordings of the catalog (known: file, duration) */
 } sl_rres_kind_t;
 
 typedef struct sl_rres {
@@ -103,6 +107,10 @@ typedef struct sl_rres {
     char app[128], stream[128];  /* RECOVERED: from the catalog */
     char file[1024];             /* RECOVERED: the file */
     char detail[160];            /* RECOVERED: what was repaired */
+    char *known;                 /* KNOWN: entries of 8 bytes of duration_ms (host order) then
+                                  * the NUL-terminated file, back to back (sl_malloc'd; the
+                                  * loop frees it) */
+    size_t known_len;
 } sl_rres_t;
 
 struct sl_recorder {
@@ -110,6 +118,7 @@ struct sl_recorder {
     char *db_path;               /* {data_dir}/sluice.db, owned */
     uint64_t queue_max_bytes;    /* per recording bound */
     sl_map_t active;             /* stream path -> sl_rec_t* being recorded (loop) */
+    sl_map_t lengths;            /* file -> (void *)(duration_ms + 1) of finished recordings (loop) */
     int listener_id;
     uv_async_t async;            /* writer -> loop wake-up */
     int async_open;

@@ -14,6 +14,12 @@
  * and the row becomes `done` (reported to the loop, which logs it and
  * emits record_done).
  *
+ * MP4 recordings (recorder_mp4.c) are fragmented: ftyp+moov first, then
+ * one moof+mdat per keyframe (2 s at most), each written whole; a kill -9
+ * leaves a file that plays up to its last fragment. At the next start the
+ * same catalog pass cuts a torn fragment off (a power cut) and reads the
+ * duration back by demuxing the file.
+ *
  * Errors: an I/O error while recording (ENOSPC above all) marks the
  * recording failed, drops its remaining frames, and is reported to the
  * loop, which stops the sink; live streaming goes on.
@@ -31,6 +37,7 @@
 #include "base/time.h"
 #include "media/flv.h"
 #include "modules/recorder/recorder_internal.h"
+#include "modules/recorder/recorder_mp4.h"
 #include "sluice/errors.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -38,6 +45,7 @@
 #define TAG_HEADER_LEN 11
 #define MAX_TAG_BODY (16u << 20)   /* tags larger than this are treated as garbage by the scan */
 #define APPEND_GAP_MS 40           /* distance between the old last tag and the appended first */
+#define MP4_FRAGMENT_MS 2000       /* an MP4 fragment lasts at most this (and ends at keyframes) */
 
 static const sl_log_ctx_t g_ctx = {.proto = "recorder"};
 
@@ -254,10 +262,20 @@ static void catalog_open(sl_recorder_t *m, catalog_t *cat)
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
-    rc = sqlite3_exec(cat->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
-                      &err);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(cat->db, schema_sql, NULL, NULL, &err);
+    /* At the first start every module creates sluice.db at once; switching a new file to
+     * WAL is not covered by the busy timeout and fails with "database is locked" while
+     * another connection does the same: retry for a while rather than record uncatalogued. */
+    for (int tries = 0;; tries++) {
+        rc = sqlite3_exec(cat->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
+                          NULL, &err);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(cat->db, schema_sql, NULL, NULL, &err);
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= 50)
+            break;
+        sqlite3_free(err);
+        err = NULL;
+        uv_sleep(100);
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(cat->db,
                                 "INSERT INTO recordings (app, stream, file, name, start, codecs,"
@@ -358,6 +376,31 @@ static void post_simple(sl_recorder_t *m, sl_rres_kind_t kind, sl_rec_t *rec, in
 /* ------------------------------------------------------------------ */
 /* recovery                                                            */
 
+static int is_mp4_name(const char *file)
+{
+    size_t n = strlen(file);
+    return n >= 4 && strcmp(file + n - 4, ".mp4") == 0;
+}
+
+/* Finalises one fragmented MP4 file: torn tail cut, duration read back. */
+static int finalise_mp4(int fd, const char *file, sl_rres_t *res)
+{
+    sl_recorder_mp4_scan_t scan;
+    int rc = sl_recorder_mp4_repair(fd, &scan);
+    if (rc) {
+        snprintf(res->detail, sizeof res->detail, "%s",
+                 rc == SL_EPROTO ? "not an MP4 file (no header)" : "read error");
+        return rc;
+    }
+    if (fsync(fd))
+        return SL_EIO;
+    res->size = scan.size;
+    rc = sl_recorder_mp4_duration(file, &res->duration_ms, NULL, 0);
+    snprintf(res->detail, sizeof res->detail, "%llu fragments kept, %llu torn bytes cut",
+             (unsigned long long)scan.n_fragments, (unsigned long long)scan.truncated);
+    return rc;
+}
+
 /* Finalises one file: repair, metadata. Fills res->duration_ms/size/detail. */
 static int finalise_file(const char *file, sl_rres_t *res)
 {
@@ -365,6 +408,11 @@ static int finalise_file(const char *file, sl_rres_t *res)
     if (fd < 0) {
         snprintf(res->detail, sizeof res->detail, "cannot open: %s", strerror(errno));
         return SL_EIO;
+    }
+    if (is_mp4_name(file)) {
+        int mrc = finalise_mp4(fd, file, res);
+        close(fd);
+        return mrc;
     }
     sl_recorder_flv_scan_t scan;
     int rc = sl_recorder_flv_repair(fd, &scan);
@@ -516,6 +564,20 @@ static void job_open(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec, const sl_r
     if (rc)
         goto fail;
     rec->duration_off = rec->filesize_off = -1;
+    if (rec->mp4) {
+        /* Append is settled on the loop (a new file); the header waits for the first frame. */
+        rec->fd = open(rec->file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (rec->fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        rc = sl__rec_mp4_new(rec->fd, MP4_FRAGMENT_MS, &rec->log, &rec->mp4w);
+        if (rc) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        goto opened;
+    }
     if (rec->append) {
         rec->fd = open(rec->file, O_RDWR | O_CLOEXEC);
         if (rec->fd >= 0) {
@@ -562,6 +624,33 @@ fail:
     post_simple(m, SL_RRES_FAILED, rec, rc, 0, 0);
 }
 
+/* One tag into the MP4 writer; failures end the recording as for FLV. */
+static void job_tag_mp4(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job, uint32_t ts)
+{
+    int rc = sl__rec_mp4_write(rec->mp4w, job->tag_type, ts, job->data, job->len);
+    rec->size = sl__rec_mp4_size(rec->mp4w);
+    if (rc == SL_REC_MP4_CHANGED) {
+        /* The writer ignores what comes next; the file is whole (not a failure). */
+        post_simple(m, SL_RRES_ENDED, rec, 0, 0, 0);
+        return;
+    }
+    if (rc) {
+        /* -errno from the file, or ours: no usable track (SL_EINVAL), memory, libav. */
+        int err = rc > -30000 ? rc : rc == SL_EINVAL ? -EINVAL : rc == SL_ENOMEM ? -ENOMEM : -EIO;
+        SL_LOGE(&rec->log, "recorder: writing %s failed: %s; recording stopped", rec->file,
+                rc == SL_EINVAL ? "no track MP4 can hold" : strerror(-err));
+        rec->io_failed = 1;
+        /* Cut a torn fragment so the file stays playable. */
+        uint64_t good = sl__rec_mp4_good_size(rec->mp4w);
+        if (good < rec->size && ftruncate(rec->fd, (off_t)good) == 0)
+            rec->size = good;
+        post_simple(m, SL_RRES_FAILED, rec, err, 0, 0);
+        return;
+    }
+    if (job->tag_type != SL_FLV_DATA && ts > rec->last_ts)
+        rec->last_ts = ts;
+}
+
 static void job_tag(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job)
 {
     if (rec->io_failed || rec->fd < 0)
@@ -575,6 +664,10 @@ static void job_tag(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job)
     /* Frames before the base (configs replayed with older stamps) go at the base. */
     uint32_t rel = job->dts >= rec->ts_base ? job->dts - rec->ts_base : 0;
     uint32_t ts = rel + rec->ts_offset;
+    if (rec->mp4w) {
+        job_tag_mp4(m, rec, job, ts);
+        return;
+    }
     uint8_t th[TAG_HEADER_LEN], pts[4];
     th[0] = job->tag_type;
     put_be24(th + 1, (uint32_t)job->len);
@@ -608,7 +701,25 @@ static void job_close(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec)
 {
     uint64_t dur = rec->last_ts >= rec->first_ts ? rec->last_ts - rec->first_ts : 0;
     int rc = 0;
-    if (rec->fd >= 0) {
+    if (rec->mp4w) {
+        uint64_t size = 0, good = 0;
+        int mrc = sl__rec_mp4_finish(rec->mp4w, &size, &good);
+        rec->mp4w = NULL;
+        rec->size = size;
+        if (mrc && !rec->io_failed) {
+            SL_LOGE(&rec->log, "recorder: finishing %s failed: %s", rec->file,
+                    mrc > -30000 ? strerror(-mrc) : sl_strerror(mrc));
+            rc = SL_EIO;
+        }
+        if (good < size && rec->fd >= 0 && ftruncate(rec->fd, (off_t)good) == 0)
+            rec->size = good;
+    }
+    if (rec->fd >= 0 && rec->mp4) {
+        if (fsync(rec->fd) && !rc)
+            rc = SL_EIO;
+        close(rec->fd);
+        rec->fd = -1;
+    } else if (rec->fd >= 0) {
         sl_recorder_flv_scan_t meta = {.duration_off = rec->duration_off,
                                        .filesize_off = rec->filesize_off};
         rc = sl_recorder_flv_set_meta(rec->fd, &meta, (double)dur / 1000.0, (double)rec->size);
@@ -622,12 +733,65 @@ static void job_close(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec)
     post_simple(m, SL_RRES_CLOSED, rec, failed ? SL_EIO : 0, dur, rec->size);
 }
 
+#define KNOWN_BATCH_BYTES (64 * 1024) /* one KNOWN result carries about this much */
+
+/* Posts the batch being filled, if any. */
+static void post_known(sl_recorder_t *m, sl_rres_t **res)
+{
+    if (*res && (*res)->known_len) {
+        post(m, *res);
+    } else if (*res) {
+        sl_free((*res)->known);
+        sl_free(*res);
+    }
+    *res = NULL;
+}
+
+/*
+ * Tells the loop the duration of every finished recording (getStreamLength),
+ * in batches of packed entries: a row costs its path, not a whole result.
+ */
+static void report_known(sl_recorder_t *m, catalog_t *cat)
+{
+    sqlite3_stmt *st = NULL;
+    if (!cat->db || sqlite3_prepare_v2(cat->db,
+                                       "SELECT file, duration FROM recordings WHERE state = 'done'"
+                                       " AND duration IS NOT NULL ORDER BY id",
+                                       -1, &st, NULL) != SQLITE_OK)
+        return;
+    sl_rres_t *res = NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *file = (const char *)sqlite3_column_text(st, 0);
+        if (!file)
+            continue;
+        size_t n = strlen(file) + 1;
+        if (res && res->known_len + 8 + n > KNOWN_BATCH_BYTES)
+            post_known(m, &res);
+        if (!res) {
+            res = sl_calloc(1, sizeof *res);
+            if (!res || !(res->known = sl_malloc(KNOWN_BATCH_BYTES + 8 + n))) {
+                sl_free(res);
+                res = NULL;
+                break; /* out of memory: getStreamLength answers 0 for the rest */
+            }
+            res->kind = SL_RRES_KNOWN;
+        }
+        uint64_t ms = (uint64_t)sqlite3_column_int64(st, 1);
+        memcpy(res->known + res->known_len, &ms, 8);
+        memcpy(res->known + res->known_len + 8, file, n);
+        res->known_len += 8 + n;
+    }
+    post_known(m, &res);
+    sqlite3_finalize(st);
+}
+
 static void writer_main(void *arg)
 {
     sl_recorder_t *m = arg;
     catalog_t cat;
     catalog_open(m, &cat);
     recover(m, &cat);
+    report_known(m, &cat);
     uv_mutex_lock(&m->mu);
     for (;;) {
         sl_rjob_t *job = m->jobs_head;

@@ -13,6 +13,13 @@
  * after handing over those configs. Pausing stops the clock. At the end,
  * once the last tag is due, on_end tells the protocol (Play.Complete).
  *
+ * MP4 files (recorder_mp4.c) are read on the same thread pool, with
+ * uv_queue_work: the work demuxes a batch of samples with libavformat and
+ * turns them into FLV tags (onMetaData and sequence headers first), which
+ * land in the same buffer; from there the FLV path above paces them. A
+ * seek is done by the demuxer (av_seek_frame to the keyframe at or before
+ * the target) in the next batch instead of a scan.
+ *
  * Lifetime: vod_close may be called from inside on_frame/on_end (the
  * protocol closing); it only marks the player closing, and the memory goes
  * in the timer's close callback, after any read in flight has come back.
@@ -29,6 +36,7 @@
 #include "media/flv.h"
 #include "media/frame.h"
 #include "modules/recorder/recorder_internal.h"
+#include "modules/recorder/recorder_mp4.h"
 #include "sluice/errors.h"
 
 #define READ_BYTES (256 * 1024)     /* one read */
@@ -63,6 +71,19 @@ typedef struct sl_vod {
     uint64_t wall0;                 /* loop time of ts0 */
     uint32_t ts0;
     uint32_t last_ts;
+    /* MP4: the reader and one batch, used by the work only while `reading` */
+    int mp4;
+    char *file;                     /* owned */
+    uv_work_t work;
+    sl_mp4_reader_t *rd;            /* opened by the first batch (work side) */
+    int seek_pending;               /* (loop) a seek for the next batch */
+    uint32_t seek_ms;
+    int w_seek;                     /* the batch's seek, its target */
+    uint32_t w_seek_ms;
+    size_t w_want;
+    uint8_t *w_buf;                 /* the batch's FLV tags (owned) */
+    size_t w_len, w_cap;
+    int w_rc;                       /* 0, 1 at the end, or an error */
 } sl_vod_t;
 
 static const sl_log_ctx_t g_ctx = {.proto = "vod"};
@@ -85,6 +106,9 @@ static void on_timer_closed(uv_handle_t *h)
     drop_saved(v);
     if (v->fd >= 0)
         close(v->fd);
+    sl__mp4_reader_close(v->rd);
+    sl_free(v->w_buf);
+    sl_free(v->file);
     sl_free(v->buf);
     sl_free(v);
 }
@@ -130,17 +154,95 @@ static void on_read(uv_fs_t *fs)
     pump(v);
 }
 
-/* Starts a read of more bytes behind the buffer (making room first). */
-static void fill(sl_vod_t *v, size_t need)
+/* Thread pool: one MP4 batch (open on the first, seek when asked). */
+static void mp4_work(uv_work_t *req)
 {
-    if (v->reading || v->eof)
+    sl_vod_t *v = req->data;
+    int rc = 0;
+    if (!v->rd)
+        rc = sl__mp4_reader_open(v->file, &v->rd);
+    if (!rc && v->w_seek)
+        rc = sl__mp4_reader_seek(v->rd, v->w_seek_ms);
+    v->w_len = 0;
+    if (!rc)
+        rc = sl__mp4_reader_read(v->rd, v->w_want, &v->w_buf, &v->w_len, &v->w_cap);
+    v->w_rc = rc;
+}
+
+static void mp4_after(uv_work_t *req, int status)
+{
+    sl_vod_t *v = req->data;
+    v->reading = 0;
+    if (v->closing) {
+        finish_close(v);
         return;
+    }
+    if (v->read_gen != v->gen) {
+        pump(v); /* a seek moved on: this batch is for the old position */
+        return;
+    }
+    if (status < 0 || v->w_rc < 0) {
+        SL_LOGW(&g_ctx, "vod: reading %s failed: %s", v->file,
+                sl_strerror(status < 0 ? status : v->w_rc));
+        v->failed = v->eof = 1;
+    } else {
+        if (v->buf_len + v->w_len > v->buf_cap) {
+            uint8_t *nb = sl_realloc(v->buf, v->buf_len + v->w_len);
+            if (!nb) {
+                v->failed = v->eof = 1;
+                pump(v);
+                return;
+            }
+            v->buf = nb;
+            v->buf_cap = v->buf_len + v->w_len;
+        }
+        if (v->w_len)
+            memcpy(v->buf + v->buf_len, v->w_buf, v->w_len);
+        v->buf_len += v->w_len;
+        if (v->w_rc == 1)
+            v->eof = 1;
+    }
+    pump(v);
+}
+
+/* Drops the bytes already played from the front of the buffer. */
+static void compact(sl_vod_t *v)
+{
     if (v->buf_pos) {
         memmove(v->buf, v->buf + v->buf_pos, v->buf_len - v->buf_pos);
         v->buf_len -= v->buf_pos;
         v->buf_file_off += v->buf_pos;
         v->buf_pos = 0;
     }
+}
+
+/* MP4: starts a batch of at least `need` bytes of tags. */
+static void fill_mp4(sl_vod_t *v, size_t need)
+{
+    compact(v);
+    v->w_seek = v->seek_pending;
+    v->w_seek_ms = v->seek_ms;
+    v->seek_pending = 0;
+    v->w_want = need > READ_BYTES ? need : READ_BYTES;
+    v->read_gen = v->gen;
+    v->work.data = v;
+    if (uv_queue_work(v->loop, &v->work, mp4_work, mp4_after)) {
+        v->failed = v->eof = 1;
+        return;
+    }
+    v->reading = 1;
+}
+
+/* Starts a read of more bytes behind the buffer (making room first). */
+static void fill(sl_vod_t *v, size_t need)
+{
+    if (v->reading || v->eof)
+        return;
+    if (v->mp4) {
+        fill_mp4(v, need);
+        return;
+    }
+    compact(v);
     size_t want = need > v->buf_len + READ_BYTES ? need : v->buf_len + READ_BYTES;
     if (want > v->buf_cap) {
         uint8_t *nb = sl_realloc(v->buf, want);
@@ -334,8 +436,16 @@ int sl__recorder_vod_open(sl_recorder_t *m, const char *file, uint32_t start_ms,
     sl_vod_t *v = sl_calloc(1, sizeof *v);
     if (!v)
         return SL_ENOMEM;
-    v->fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (v->fd < 0) {
+    size_t n = strlen(file);
+    v->mp4 = n >= 4 && strcmp(file + n - 4, ".mp4") == 0;
+    if (v->mp4) {
+        /* libavformat opens the file by name in the first batch. */
+        v->fd = -1;
+        if (!(v->file = sl_strdup(file))) {
+            sl_free(v);
+            return SL_ENOMEM;
+        }
+    } else if ((v->fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
         sl_free(v);
         return SL_ENOTFOUND;
     }
@@ -350,7 +460,10 @@ int sl__recorder_vod_open(sl_recorder_t *m, const char *file, uint32_t start_ms,
     v->data_off = 13;
     v->key_off = v->data_off;
     reposition(v, v->data_off);
-    if (start_ms > 0) {
+    if (start_ms > 0 && v->mp4) {
+        v->seek_pending = 1;
+        v->seek_ms = start_ms;
+    } else if (start_ms > 0) {
         v->seeking = 1;
         v->target_ms = start_ms;
     }
@@ -370,8 +483,12 @@ void sl__recorder_vod_seek(void *vod, uint32_t ms)
     v->clock_set = 0;
     v->last_ts = 0;
     v->key_off = v->data_off;
-    v->seeking = ms > 0;
+    v->seeking = ms > 0 && !v->mp4;
     v->target_ms = ms;
+    if (v->mp4) {
+        v->seek_pending = 1; /* the next batch seeks (a batch in flight is dropped) */
+        v->seek_ms = ms;
+    }
     v->gen++; /* a read in flight is for the old position: on_read drops it */
     reposition(v, v->data_off);
     if (!v->reading)

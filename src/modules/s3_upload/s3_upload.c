@@ -199,8 +199,12 @@ static long s3_request(s3_t *s, const char *method, const char *key, const char 
         return -1;
     }
     struct curl_slist *l = NULL;
+    size_t key_len = strlen(key);
+    int is_mp4 = key_len > 4 && strcmp(key + key_len - 4, ".mp4") == 0;
     const char *add[] = {h_auth, h_date, h_sha, "Expect:",
-                         strcmp(method, "PUT") == 0 && !query ? "Content-Type: video/x-flv" : NULL};
+                         strcmp(method, "PUT") == 0 && !query
+                             ? is_mp4 ? "Content-Type: video/mp4" : "Content-Type: video/x-flv"
+                             : NULL};
     for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
         if (!add[i])
             continue;

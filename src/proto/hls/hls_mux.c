@@ -20,6 +20,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "media/avpar.h"
 #include "media/flv.h"
 #include "sluice/errors.h"
 
@@ -68,31 +69,7 @@ int sl_hls_codec_supported(uint32_t codec, int fmp4)
 
 int sl_hls_aac_config(const uint8_t *asc, size_t len, uint32_t *sample_rate, uint32_t *channels)
 {
-    static const uint32_t rates[13] = {96000, 88200, 64000, 48000, 44100, 32000, 24000,
-                                       22050, 16000, 12000, 11025, 8000, 7350};
-    /* A tiny MSB-first bit reader over the first bytes of the config. */
-    uint64_t bits = 0;
-    size_t nbits = len > 7 ? 56 : len * 8;
-    for (size_t i = 0; i < 7; i++)
-        bits = bits << 8 | (i < len ? asc[i] : 0);
-    size_t pos = 0;
-#define TAKE(n) (pos += (n), pos > nbits ? 0 : (uint32_t)((bits >> (56 - pos)) & ((1u << (n)) - 1)))
-    uint32_t aot = TAKE(5);
-    if (aot == 31)
-        aot = 32 + TAKE(6);
-    uint32_t sfi = TAKE(4);
-    uint32_t rate;
-    if (sfi == 15)
-        rate = TAKE(24);
-    else
-        rate = sfi < 13 ? rates[sfi] : 0;
-    uint32_t cc = TAKE(4);
-#undef TAKE
-    if (pos > nbits || aot == 0 || rate == 0)
-        return SL_EPROTO;
-    *sample_rate = rate;
-    *channels = cc == 0 ? 2 : cc == 7 ? 8 : cc <= 6 ? cc : 2;
-    return 0;
+    return sl_avpar_aac_config(asc, len, sample_rate, channels);
 }
 
 static void av_log_to_sl(void *avcl, int level, const char *fmt, va_list vl)
@@ -134,54 +111,6 @@ static int av_fail(const char *what, int averr)
     return averr == AVERROR(ENOMEM) ? SL_ENOMEM : SL_EIO;
 }
 
-static int set_extradata(AVCodecParameters *par, const uint8_t *p, size_t n)
-{
-    if (!p || !n || n > 1024 * 1024)
-        return SL_EINVAL;
-    par->extradata = av_mallocz(n + AV_INPUT_BUFFER_PADDING_SIZE);
-    if (!par->extradata)
-        return SL_ENOMEM;
-    memcpy(par->extradata, p, n);
-    par->extradata_size = (int)n;
-    return 0;
-}
-
-/*
- * The picture size, read by libavcodec's parser from the SPS (given as
- * extradata) and a keyframe's slice: the mp4 muxer writes it into the
- * track header. Leaves *w, *h alone when it cannot tell.
- */
-static void probe_size(enum AVCodecID id, const sl_hls_track_t *v, uint32_t *w, uint32_t *h)
-{
-    if (!v->sample || !v->sample_len || v->sample_len > 64 * 1024 * 1024)
-        return;
-    AVCodecParserContext *pc = av_parser_init(id);
-    AVCodecContext *cc = avcodec_alloc_context3(NULL);
-    uint8_t *data = av_malloc(v->sample_len + AV_INPUT_BUFFER_PADDING_SIZE);
-    if (!pc || !cc || !data)
-        goto out;
-    cc->extradata = av_mallocz(v->config_len + AV_INPUT_BUFFER_PADDING_SIZE);
-    if (!cc->extradata)
-        goto out;
-    memcpy(cc->extradata, v->config, v->config_len);
-    cc->extradata_size = (int)v->config_len;
-    memcpy(data, v->sample, v->sample_len);
-    memset(data + v->sample_len, 0, AV_INPUT_BUFFER_PADDING_SIZE);
-    pc->flags |= PARSER_FLAG_COMPLETE_FRAMES;
-    uint8_t *o = NULL;
-    int osize = 0;
-    av_parser_parse2(pc, cc, &o, &osize, data, (int)v->sample_len, AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
-    if (pc->width > 0 && pc->height > 0) {
-        *w = (uint32_t)pc->width;
-        *h = (uint32_t)pc->height;
-    }
-out:
-    av_free(data);
-    avcodec_free_context(&cc);
-    if (pc)
-        av_parser_close(pc);
-}
-
 static int add_video(sl_hls_mux_t *m, const sl_hls_track_t *v)
 {
     if (v->codec != SL_CODEC_AVC && v->codec != SL_CODEC_HEVC)
@@ -190,15 +119,10 @@ static int add_video(sl_hls_mux_t *m, const sl_hls_track_t *v)
     if (!st)
         return SL_ENOMEM;
     AVCodecParameters *par = st->codecpar;
-    par->codec_type = AVMEDIA_TYPE_VIDEO;
-    par->codec_id = v->codec == SL_CODEC_AVC ? AV_CODEC_ID_H264 : AV_CODEC_ID_HEVC;
-    int rc = set_extradata(par, v->config, v->config_len);
+    int rc = sl_avpar_set_video(par, v->codec, v->config, v->config_len, v->sample, v->sample_len,
+                                v->width, v->height);
     if (rc)
         return rc;
-    uint32_t w = v->width, h = v->height;
-    probe_size(par->codec_id, v, &w, &h);
-    par->width = (int)w;
-    par->height = (int)h;
     if (m->fmp4 && v->codec == SL_CODEC_HEVC)
         par->codec_tag = MKTAG('h', 'v', 'c', '1'); /* what Apple's players require */
     st->time_base = (AVRational){1, 1000};
@@ -210,21 +134,17 @@ static int add_video(sl_hls_mux_t *m, const sl_hls_track_t *v)
 
 static int add_audio(sl_hls_mux_t *m, const sl_hls_track_t *a)
 {
+    if (a->codec != SL_CODEC_AAC)
+        return SL_EINVAL;
     uint32_t rate, channels;
-    if (a->codec != SL_CODEC_AAC || sl_hls_aac_config(a->config, a->config_len, &rate, &channels))
+    if (sl_hls_aac_config(a->config, a->config_len, &rate, &channels))
         return SL_EINVAL;
     AVStream *st = avformat_new_stream(m->oc, NULL);
     if (!st)
         return SL_ENOMEM;
-    AVCodecParameters *par = st->codecpar;
-    par->codec_type = AVMEDIA_TYPE_AUDIO;
-    par->codec_id = AV_CODEC_ID_AAC;
-    int rc = set_extradata(par, a->config, a->config_len);
+    int rc = sl_avpar_set_audio(st->codecpar, a->codec, a->config, a->config_len);
     if (rc)
         return rc;
-    par->sample_rate = (int)rate;
-    par->frame_size = 1024;
-    av_channel_layout_default(&par->ch_layout, (int)channels);
     st->time_base = (AVRational){1, 1000};
     m->t[TRACK_AUDIO].present = 1;
     m->t[TRACK_AUDIO].st = st;

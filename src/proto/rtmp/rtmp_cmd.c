@@ -681,15 +681,28 @@ static const char *live_name(const char *raw)
     return raw;
 }
 
-/* True when a play name asks for a file: "flv:x", "mp4:x", "x.flv", "x.mp4". */
+/* True when a play name asks for a file: "flv:x", "mp4:x", "x.flv", "x.mp4"
+ * (2 for "mp4:", whose name without extension is x.mp4). */
 static int names_file(const char *raw)
 {
     if (!raw)
         return 0;
-    if (strncmp(raw, "flv:", 4) == 0 || strncmp(raw, "mp4:", 4) == 0)
+    if (strncmp(raw, "mp4:", 4) == 0)
+        return 2;
+    if (strncmp(raw, "flv:", 4) == 0)
         return 1;
     size_t n = strcspn(raw, "?");
     return n > 4 && (strncmp(raw + n - 4, ".flv", 4) == 0 || strncmp(raw + n - 4, ".mp4", 4) == 0);
+}
+
+/* The recording a VOD name stands for: "mp4:x" is x.mp4 (buf holds it). */
+static const char *vod_name(int mp4_prefix, const char *name, char *buf, size_t cap)
+{
+    size_t n = strlen(name);
+    if (!mp4_prefix || (n > 4 && (strcmp(name + n - 4, ".mp4") == 0 ||
+                                  strcmp(name + n - 4, ".flv") == 0)))
+        return name;
+    return snprintf(buf, cap, "%s.mp4", name) < (int)cap ? buf : name;
 }
 
 /* The recording played has ended: what Flash-era players wait for. */
@@ -742,8 +755,10 @@ static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
     const sl_recorder_ops_t *rops = c->core->recorder_ops;
     sl_stream_t *live = c->pending_vod && rops ? sl_hub_find(c->core->hub, path) : NULL;
     if (c->pending_vod && rops && !(live && live->publisher)) {
-        rc = rops->vod_open(c->core->recorder_ud, c->sess.app, name, c->pending_start_ms,
-                            &c->sink, on_vod_end, c, &c->vod);
+        char file[NAME_MAX_LEN + 8];
+        rc = rops->vod_open(c->core->recorder_ud, c->sess.app, vod_name(c->pending_vod == 2, name,
+                            file, sizeof file), c->pending_start_ms, &c->sink, on_vod_end, c,
+                            &c->vod);
         if (rc == SL_ENOMEM)
             return rc;
         if (rc == 0) {
@@ -846,7 +861,7 @@ static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw, double sta
     /* start (ms, as librtmp, ffmpeg and Flash send it): -2000 live or recorded, -1000
      * live only, >= 0 recorded from there. As in Red5, a name without extension plays
      * its recording when no such live stream is published, unless live only is asked. */
-    c->pending_vod = vod || !(start_ms > -1500 && start_ms < 0);
+    c->pending_vod = vod ? vod : !(start_ms > -1500 && start_ms < 0);
     c->pending_start_ms = start_ms > 0 && start_ms < 4e9 ? (uint32_t)start_ms : 0;
     return admit(c, SL_ADMIT_PLAY, path + strlen(c->sess.app) + 1, NULL, play_done);
 }
@@ -992,7 +1007,19 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
             c->recv_video = on;
         }
     } else if (strcmp(name, "getStreamLength") == 0) {
-        rc = send_result_num(c, txn, 1, 0);
+        /* A recording's duration in seconds (from the catalog); 0 for a live stream. */
+        const sl_recorder_ops_t *rops = c->core->recorder_ops;
+        const char *arg = count > 3 ? sl_amf_str(v[3]) : NULL;
+        uint64_t ms = 0;
+        if (arg && rops && rops->vod_length && c->sess.app && strlen(arg) <= NAME_MAX_LEN) {
+            char bare[NAME_MAX_LEN + 1], file[NAME_MAX_LEN + 8];
+            snprintf(bare, sizeof bare, "%.*s", (int)strcspn(arg, "?"), arg); /* no query */
+            if (rops->vod_length(c->core->recorder_ud, c->sess.app,
+                                 vod_name(strncmp(bare, "mp4:", 4) == 0, live_name(bare), file,
+                                          sizeof file), &ms))
+                ms = 0;
+        }
+        rc = send_result_num(c, txn, 1, (double)ms / 1000.0);
     } else if (strcmp(name, "releaseStream") == 0 || strcmp(name, "FCPublish") == 0 ||
                strcmp(name, "FCSubscribe") == 0 || strcmp(name, "_checkbw") == 0) {
         if (txn > 0)

@@ -2,7 +2,8 @@
  * The recorder's pure rules: recording names (patterns, rooms, and every
  * way a name could leave the app's streams folder), and the FLV repair
  * that finalises a recording a crash left behind (torn tail cut, metadata
- * numbers found and rewritten). Threads, sinks and the catalog are
+ * numbers found and rewritten), the MP4 repair (a torn fragment cut), and
+ * the FLV headers the MP4 reader writes (parsed back by media/flv.c). Threads, sinks and the catalog are
  * exercised end to end by tests/e2e/test_recording.py.
  */
 #include <setjmp.h>
@@ -15,7 +16,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "media/avpar.h"
+#include "media/flv.h"
 #include "modules/recorder/recorder.h"
+#include "modules/recorder/recorder_mp4.h"
 #include "sluice/errors.h"
 
 static void test_names(void **state)
@@ -36,6 +40,15 @@ static void test_names(void **state)
     /* A '%' in the stream name is not a strftime field. */
     assert_int_equal(sl_recorder_make_name(NULL, "a%Yb", t, out, sizeof out), 0);
     assert_string_equal(out, "a%Yb.flv");
+    /* .mp4 picks MP4 and is kept; the app's format fills in a missing extension. */
+    assert_int_equal(sl_recorder_make_name("keep.mp4", "s1", t, out, sizeof out), 0);
+    assert_string_equal(out, "keep.mp4");
+    assert_int_equal(sl_recorder_make_name_ext(NULL, "s1", t, "mp4", out, sizeof out), 0);
+    assert_string_equal(out, "s1.mp4");
+    assert_int_equal(sl_recorder_make_name_ext("x.flv", "s1", t, "mp4", out, sizeof out), 0);
+    assert_string_equal(out, "x.flv");
+    assert_int_equal(sl_recorder_make_name_ext(".mp4", "s1", t, "mp4", out, sizeof out), SL_EINVAL);
+    assert_int_equal(sl_recorder_make_name_ext("", "..", t, "mp4", out, sizeof out), SL_EINVAL);
 }
 
 static void test_unsafe_names(void **state)
@@ -146,12 +159,109 @@ static void test_repair(void **state)
     close(fd);
 }
 
+/* Appends a box of type with n body bytes (zeros) at b. */
+static size_t box(uint8_t *b, const char *type, size_t n)
+{
+    uint32_t size = (uint32_t)(8 + n);
+    b[0] = (uint8_t)(size >> 24);
+    b[1] = (uint8_t)(size >> 16);
+    b[2] = (uint8_t)(size >> 8);
+    b[3] = (uint8_t)size;
+    memcpy(b + 4, type, 4);
+    memset(b + 8, 0, n);
+    return 8 + n;
+}
+
+static void test_mp4_repair(void **state)
+{
+    (void)state;
+    uint8_t b[1024];
+    size_t n = box(b, "ftyp", 16);
+    n += box(b + n, "moov", 40);
+    size_t header = n;
+    n += box(b + n, "moof", 30);
+    n += box(b + n, "mdat", 100);
+    size_t one = n;
+    n += box(b + n, "moof", 30);
+    n += box(b + n, "mdat", 100);
+    int fd = temp_file(b, n);
+    sl_recorder_mp4_scan_t scan;
+    assert_int_equal(sl_recorder_mp4_repair(fd, &scan), 0);
+    assert_int_equal(scan.size, n);
+    assert_int_equal(scan.n_fragments, 2);
+    assert_int_equal(scan.truncated, 0);
+    assert_true(scan.has_moov);
+    close(fd);
+    /* Every cut inside the second fragment (moof alone, or a short mdat) goes back to the first. */
+    for (size_t cut = one + 1; cut < n; cut++) {
+        fd = temp_file(b, cut);
+        assert_int_equal(sl_recorder_mp4_repair(fd, &scan), 0);
+        assert_int_equal(scan.size, one);
+        assert_int_equal(scan.n_fragments, 1);
+        assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)one);
+        close(fd);
+    }
+    /* Only the header: kept (plays as an empty file). */
+    fd = temp_file(b, header + 20);
+    assert_int_equal(sl_recorder_mp4_repair(fd, &scan), 0);
+    assert_int_equal(scan.size, header);
+    close(fd);
+    /* No moov, or not an MP4: refused, untouched. */
+    fd = temp_file(b, 24);
+    assert_int_equal(sl_recorder_mp4_repair(fd, &scan), SL_EPROTO);
+    assert_int_equal(lseek(fd, 0, SEEK_END), 24);
+    close(fd);
+    fd = temp_file((const uint8_t *)"hello world, not mp4", 20);
+    assert_int_equal(sl_recorder_mp4_repair(fd, &scan), SL_EPROTO);
+    close(fd);
+}
+
+/* The FLV headers made for MP4 samples parse back to the same facts. */
+static void test_flv_headers(void **state)
+{
+    (void)state;
+    static const uint32_t video[] = {SL_CODEC_AVC, SL_CODEC_HEVC, SL_CODEC_AV1};
+    uint8_t h[SL_AVPAR_TAG_HEADER_MAX + 4];
+    sl_flv_info_t info;
+    for (size_t i = 0; i < 3; i++) {
+        for (int cfg = 0; cfg < 2; cfg++) {
+            size_t n = sl_avpar_flv_header(video[i], cfg, 1, 40, h);
+            assert_true(n > 0 && n <= SL_AVPAR_TAG_HEADER_MAX);
+            memset(h + n, 0xAB, 4); /* some codec bytes */
+            assert_int_equal(sl_flv_parse_video(h, n + 4, &info), 0);
+            assert_int_equal(info.codec, video[i]);
+            assert_int_equal(info.is_config, cfg);
+            assert_int_equal(info.is_key, 1);
+            assert_int_equal(info.data_off, n);
+            if (!cfg && video[i] != SL_CODEC_AV1)
+                assert_int_equal(info.cts_ms, 40);
+        }
+        size_t n = sl_avpar_flv_header(video[i], 0, 0, 0, h);
+        assert_int_equal(sl_flv_parse_video(h, n + 4, &info), 0);
+        assert_int_equal(info.is_key, 0);
+    }
+    static const uint32_t audio[] = {SL_CODEC_AAC, SL_CODEC_OPUS};
+    for (size_t i = 0; i < 2; i++) {
+        for (int cfg = 0; cfg < 2; cfg++) {
+            size_t n = sl_avpar_flv_header(audio[i], cfg, 0, 0, h);
+            memset(h + n, 0xAB, 4);
+            assert_int_equal(sl_flv_parse_audio(h, n + 4, &info), 0);
+            assert_int_equal(info.codec, audio[i]);
+            assert_int_equal(info.is_config, cfg);
+            assert_int_equal(info.data_off, n);
+        }
+    }
+    assert_int_equal(sl_avpar_flv_header(SL_CODEC_MP3, 0, 0, 0, h), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_unsafe_names),
         cmocka_unit_test(test_repair),
+        cmocka_unit_test(test_mp4_repair),
+        cmocka_unit_test(test_flv_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

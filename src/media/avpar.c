@@ -1,0 +1,212 @@
+/*
+ * FLV codec configurations <-> libav codec parameters (see avpar.h).
+ * Extracted from the HLS muxer so that MP4 recording and MP4 VOD set up
+ * libav's streams exactly as HLS does.
+ */
+#include "media/avpar.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavutil/channel_layout.h>
+#include <string.h>
+
+#include "media/flv.h"
+#include "sluice/errors.h"
+
+#define PROBE_SAMPLE_MAX (64 * 1024 * 1024) /* larger keyframes are not parsed for the size */
+
+int sl_avpar_aac_config(const uint8_t *asc, size_t len, uint32_t *sample_rate,
+                        uint32_t *channels)
+{
+    static const uint32_t rates[13] = {96000, 88200, 64000, 48000, 44100, 32000, 24000,
+                                       22050, 16000, 12000, 11025, 8000, 7350};
+    /* A tiny MSB-first bit reader over the first bytes of the config. */
+    uint64_t bits = 0;
+    size_t nbits = len > 7 ? 56 : len * 8;
+    for (size_t i = 0; i < 7; i++)
+        bits = bits << 8 | (i < len ? asc[i] : 0);
+    size_t pos = 0;
+#define TAKE(n) (pos += (n), pos > nbits ? 0 : (uint32_t)((bits >> (56 - pos)) & ((1u << (n)) - 1)))
+    uint32_t aot = TAKE(5);
+    if (aot == 31)
+        aot = 32 + TAKE(6);
+    uint32_t sfi = TAKE(4);
+    uint32_t rate;
+    if (sfi == 15)
+        rate = TAKE(24);
+    else
+        rate = sfi < 13 ? rates[sfi] : 0;
+    uint32_t cc = TAKE(4);
+#undef TAKE
+    if (pos > nbits || aot == 0 || rate == 0)
+        return SL_EPROTO;
+    *sample_rate = rate;
+    *channels = cc == 0 ? 2 : cc == 7 ? 8 : cc <= 6 ? cc : 2;
+    return 0;
+}
+
+static int set_extradata(AVCodecParameters *par, const uint8_t *p, size_t n)
+{
+    if (!p || !n || n > SL_AVPAR_CONFIG_MAX)
+        return SL_EINVAL;
+    av_freep(&par->extradata);
+    par->extradata_size = 0;
+    par->extradata = av_mallocz(n + AV_INPUT_BUFFER_PADDING_SIZE);
+    if (!par->extradata)
+        return SL_ENOMEM;
+    memcpy(par->extradata, p, n);
+    par->extradata_size = (int)n;
+    return 0;
+}
+
+/*
+ * The picture size, read by libavcodec's parser from the configuration
+ * (given as extradata) and a keyframe's data: the mp4 muxer writes it
+ * into the track header. Leaves *w, *h alone when it cannot tell.
+ */
+static void probe_size(enum AVCodecID id, const uint8_t *config, size_t config_len,
+                       const uint8_t *sample, size_t sample_len, uint32_t *w, uint32_t *h)
+{
+    if (!sample || !sample_len || sample_len > PROBE_SAMPLE_MAX)
+        return;
+    AVCodecParserContext *pc = av_parser_init(id);
+    AVCodecContext *cc = avcodec_alloc_context3(NULL);
+    uint8_t *data = av_malloc(sample_len + AV_INPUT_BUFFER_PADDING_SIZE);
+    if (!pc || !cc || !data)
+        goto out;
+    cc->extradata = av_mallocz(config_len + AV_INPUT_BUFFER_PADDING_SIZE);
+    if (!cc->extradata)
+        goto out;
+    memcpy(cc->extradata, config, config_len);
+    cc->extradata_size = (int)config_len;
+    memcpy(data, sample, sample_len);
+    memset(data + sample_len, 0, AV_INPUT_BUFFER_PADDING_SIZE);
+    pc->flags |= PARSER_FLAG_COMPLETE_FRAMES;
+    uint8_t *o = NULL;
+    int osize = 0;
+    av_parser_parse2(pc, cc, &o, &osize, data, (int)sample_len, AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
+    if (pc->width > 0 && pc->height > 0) {
+        *w = (uint32_t)pc->width;
+        *h = (uint32_t)pc->height;
+    }
+out:
+    av_free(data);
+    avcodec_free_context(&cc);
+    if (pc)
+        av_parser_close(pc);
+}
+
+int sl_avpar_set_video(AVCodecParameters *par, uint32_t codec, const uint8_t *config,
+                       size_t config_len, const uint8_t *sample, size_t sample_len,
+                       uint32_t width, uint32_t height)
+{
+    enum AVCodecID id = codec == SL_CODEC_AVC    ? AV_CODEC_ID_H264
+                        : codec == SL_CODEC_HEVC ? AV_CODEC_ID_HEVC
+                        : codec == SL_CODEC_AV1  ? AV_CODEC_ID_AV1
+                                                 : AV_CODEC_ID_NONE;
+    if (id == AV_CODEC_ID_NONE)
+        return SL_EINVAL;
+    par->codec_type = AVMEDIA_TYPE_VIDEO;
+    par->codec_id = id;
+    int rc = set_extradata(par, config, config_len);
+    if (rc)
+        return rc;
+    probe_size(id, config, config_len, sample, sample_len, &width, &height);
+    par->width = (int)width;
+    par->height = (int)height;
+    return 0;
+}
+
+int sl_avpar_set_audio(AVCodecParameters *par, uint32_t codec, const uint8_t *config,
+                       size_t config_len)
+{
+    uint32_t rate, channels;
+    if (codec == SL_CODEC_AAC) {
+        if (sl_avpar_aac_config(config, config_len, &rate, &channels))
+            return SL_EINVAL;
+        par->codec_id = AV_CODEC_ID_AAC;
+        par->frame_size = 1024;
+    } else if (codec == SL_CODEC_OPUS) {
+        /* OpusHead: magic(8) version(1) channels(1) pre-skip(2, LE) rate(4, LE) ... */
+        if (config_len < 19 || memcmp(config, "OpusHead", 8) != 0 || config[9] == 0)
+            return SL_EINVAL;
+        par->codec_id = AV_CODEC_ID_OPUS;
+        rate = 48000; /* Opus always decodes at 48 kHz; the header's rate is informative */
+        channels = config[9];
+        par->initial_padding = config[10] | config[11] << 8;
+    } else {
+        return SL_EINVAL;
+    }
+    par->codec_type = AVMEDIA_TYPE_AUDIO;
+    int rc = set_extradata(par, config, config_len);
+    if (rc)
+        return rc;
+    par->sample_rate = (int)rate;
+    av_channel_layout_uninit(&par->ch_layout);
+    av_channel_layout_default(&par->ch_layout, (int)channels);
+    return 0;
+}
+
+uint32_t sl_avpar_codec_of(const AVCodecParameters *par)
+{
+    switch (par->codec_id) {
+    case AV_CODEC_ID_H264: return SL_CODEC_AVC;
+    case AV_CODEC_ID_HEVC: return SL_CODEC_HEVC;
+    case AV_CODEC_ID_AV1: return SL_CODEC_AV1;
+    case AV_CODEC_ID_AAC: return SL_CODEC_AAC;
+    case AV_CODEC_ID_OPUS: return SL_CODEC_OPUS;
+    default: return 0;
+    }
+}
+
+static void put_fourcc(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put_si24(uint8_t *p, int32_t v)
+{
+    uint32_t u = (uint32_t)v & 0xffffff;
+    p[0] = (uint8_t)(u >> 16);
+    p[1] = (uint8_t)(u >> 8);
+    p[2] = (uint8_t)u;
+}
+
+size_t sl_avpar_flv_header(uint32_t codec, int is_config, int is_key, int32_t cts_ms,
+                           uint8_t *out)
+{
+    switch (codec) {
+    case SL_CODEC_AVC:
+        /* frameType(4) | codecId 7, AVCPacketType, composition time */
+        out[0] = (uint8_t)((is_key || is_config ? 0x10 : 0x20) | 7);
+        out[1] = is_config ? 0 : 1;
+        put_si24(out + 2, is_config ? 0 : cts_ms);
+        return 5;
+    case SL_CODEC_HEVC:
+    case SL_CODEC_AV1:
+        /* E-RTMP: 1 | frameType(3) | packetType(4), FourCC; HEVC coded frames
+         * carry a composition time (CodedFrames), AV1 has none (CodedFramesX). */
+        out[0] = (uint8_t)(0x80 | (is_key || is_config ? 0x10 : 0x20) |
+                           (is_config ? 0 : codec == SL_CODEC_HEVC ? 1 : 3));
+        put_fourcc(out + 1, codec);
+        if (codec == SL_CODEC_HEVC && !is_config) {
+            put_si24(out + 5, cts_ms);
+            return 8;
+        }
+        return 5;
+    case SL_CODEC_AAC:
+        /* soundFormat 10, 44 kHz, 16 bit, stereo (fixed for AAC), AACPacketType */
+        out[0] = 0xAF;
+        out[1] = is_config ? 0 : 1;
+        return 2;
+    case SL_CODEC_OPUS:
+        /* E-RTMP audio: soundFormat 9 (ExHeader) | packetType, FourCC */
+        out[0] = (uint8_t)(0x90 | (is_config ? 0 : 1));
+        put_fourcc(out + 1, codec);
+        return 5;
+    default:
+        return 0;
+    }
+}
