@@ -120,7 +120,7 @@ typedef struct sl_rtmp_conn {
     char *pending_path;             /* publish/play waiting for admission (owned) */
     uint32_t pending_sid;
     int pending_mode;
-    int pending_vod;                /* the play names a file (name.flv, flv:name) */
+    int pending_vod;                /* may play a file: 1 (x.flv, flv:x, x), 2 (mp4:x) */
     uint32_t pending_start_ms;      /* the play's start argument (0 = from the beginning) */
     size_t connect_query_len;       /* length+1 of the connect's query inside sess.query; 0 = none */
     int query_merged;               /* a stream query has been merged in */
