@@ -206,6 +206,16 @@ int main(int argc, char **argv)
         SL_LOGE(NULL, "out of memory");
         return 1;
     }
+    /* Signals first (and only then the "starting" line): the listeners open
+     * before the modules start, so a supervisor may see the ports and send
+     * SIGTERM while we still start. libuv queues it, and the loop then stops
+     * gracefully (exit 0) instead of the default action killing a
+     * half-started process. */
+    uv_signal_init(loop, &app.sigint);
+    uv_signal_init(loop, &app.sigterm);
+    app.sigint.data = app.sigterm.data = &app;
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     SL_LOGI(NULL, "sluice %s starting (config %s, data %s)", SL_VERSION_STRING,
             config_path ? config_path : "defaults", cfg.server_data_dir);
     int exit_code = 0;
@@ -261,12 +271,6 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    uv_signal_init(loop, &app.sigint);
-    uv_signal_init(loop, &app.sigterm);
-    app.sigint.data = app.sigterm.data = &app;
-    uv_signal_start(&app.sigint, on_signal, SIGINT);
-    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-
     uv_run(loop, UV_RUN_DEFAULT);
 
     uv_close((uv_handle_t *)&app.sigint, on_signal_closed);
@@ -283,6 +287,8 @@ out:
             sl_http_server_stop(app.http);
         if (app.rtmp)
             sl_rtmp_server_stop(app.rtmp);
+        uv_close((uv_handle_t *)&app.sigint, on_signal_closed);
+        uv_close((uv_handle_t *)&app.sigterm, on_signal_closed);
         uv_run(loop, UV_RUN_DEFAULT);
     }
     for (int i = app.n_modules - 1; i >= 0; i--)

@@ -84,6 +84,23 @@ def test_sigint_exits_zero(sluice):
     assert rc == 0, "SIGINT: exit code %s\n%s" % (rc, sluice.log_tail())
 
 
+def test_sigterm_during_startup_exits_zero(sluice_factory):
+    """A supervisor may signal sluice while it still starts (its ports open before its
+    modules start): the signal is handled once the loop runs, gracefully, exit 0."""
+    srv = sluice_factory(start=False)
+    srv._log = open(srv.log_path, "ab")
+    srv.proc = subprocess.Popen(srv.cmdline(), stdout=srv._log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=srv.env, cwd=str(srv.workdir))
+    # "starting" is logged once the signal handlers are set; poll fast so the signal
+    # lands while the listeners and modules are still being set up.
+    wait_until(lambda: b" starting (config" in srv.log_path.read_bytes(), T(10), 0.001,
+               "the starting line")
+    srv.proc.send_signal(signal.SIGTERM)
+    rc = srv.proc.wait(T(20))
+    assert rc == 0, "SIGTERM during startup: exit code %s\n%s" % (rc, srv.log_tail())
+    assert "shutting down" in srv.log_text()
+
+
 def test_sigterm_with_publisher_and_player(sluice, ffmpeg_publish):
     pub = ffmpeg_publish(sluice.url("live", "stream1"))
     wait_stream_live(sluice.port, "live", "stream1", T(15))

@@ -540,7 +540,10 @@ def test_slow_disk_drops_to_keyframes_not_the_stream(sluice_factory, media_tags)
     file stays playable and the live stream is untouched."""
     srv = sluice_factory(env={"SL_TEST_RECORDER_WRITE_DELAY_MS": "30",
                               "SLUICE_RECORDER_QUEUE_MAX": "64KB"})
-    if "test write delay" not in srv.log_text():
+    # The recorder logs the delay when it starts, which is after the port opens.
+    try:
+        srv.wait_log(r"test write delay", T(3))
+    except AssertionError:
         pytest.skip("needs a build with -DSL_FAULT_INJECTION=ON")
     pub, sid = rtmp_client.open_publisher(HOST, srv.port, "live", "slow1", timeout=T(5),
                                           kind="record")
