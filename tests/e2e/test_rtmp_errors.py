@@ -330,3 +330,43 @@ def test_chunk_size_at_max_is_accepted(target, media_tags):
         if flv is not None:
             flv.stop()
         pub.close()
+
+
+def next_status(c, seen, what):
+    """The first onStatus after the `seen` first ones."""
+    c.wait_for(lambda: len(c.statuses) > seen, T(5), what)
+    with c._cv:
+        return c.statuses[seen]
+
+
+def test_publish_and_play_refusals_each_with_its_own_status(sluice_factory):
+    """The checks publish and play share (stream id, name, app permission), each refusal
+    answered with the action's own status code and a description, the connection kept."""
+    srv = sluice_factory(config={"apps": {"live": {}, "noplay": {"play": False},
+                                          "nopub": {"publish": False}}})
+    cases = [
+        ("live", "publish", 7, "s1", "NetStream.Publish.BadName", "invalid stream"),
+        ("live", "play", 7, "s1", "NetStream.Play.Failed", "invalid stream"),
+        ("live", "publish", None, "a/../../b", "NetStream.Publish.BadName", "invalid stream name"),
+        ("live", "play", None, "a/../../b", "NetStream.Play.StreamNotFound", "invalid stream name"),
+        ("live", "publish", None, "x" * 5000, "NetStream.Publish.BadName", "invalid stream name"),
+        ("noplay", "play", None, "s1", "NetStream.Play.Failed", "not allowed"),
+        ("nopub", "publish", None, "s1", "NetStream.Publish.BadName", "not allowed"),
+    ]
+    for app, action, sid, name, code, words in cases:
+        c = RtmpClient(HOST, srv.port, timeout=T(5), name="refused-%s-%s" % (app, action))
+        try:
+            assert c.connect(app).ok
+            if sid is None:
+                sid = c.create_stream()
+            seen = len(c.statuses)
+            if action == "publish":
+                c.publish(sid, name)
+            else:
+                c.play(sid, name)
+            st = next_status(c, seen, "the answer to %s %s" % (action, name[:20]))
+            assert (st.code, st.level) == (code, "error"), (app, action, name[:20], st)
+            assert words in st.info.get("description", "").lower(), (app, action, st)
+            assert c.call("getStreamLength", None, "s1").ok  # the connection is still served
+        finally:
+            c.close()

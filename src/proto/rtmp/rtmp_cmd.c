@@ -438,32 +438,55 @@ out:
     sl_free(path);
 }
 
+/*
+ * The checks publish and play share, each refusal answered with the
+ * action's own status: a created stream id, no other request being
+ * checked, a safe name (path filled in, its query merged into the
+ * session's), the app allowing the action. Sets *refused when a status was
+ * sent (the return value is then that send's); SL_ENOMEM otherwise fatal.
+ */
+static int begin_stream_request(sl_rtmp_conn_t *c, uint32_t sid, const char *raw, int publish,
+                                char *path, size_t cap, int *refused)
+{
+    const char *code = publish ? "NetStream.Publish.BadName" : "NetStream.Play.Failed";
+    const char *why = NULL;
+    char *query = NULL;
+    *refused = 1;
+    if (sid == 0 || sid > c->n_streams) {
+        why = publish ? "Publish on an invalid stream." : "Play on an invalid stream.";
+    } else if (c->admit || c->pending_path) {
+        why = "Another request is being checked.";
+    } else if (stream_path(c, raw, path, cap, &query)) {
+        why = "Invalid stream name.";
+        if (!publish)
+            code = "NetStream.Play.StreamNotFound";
+    } else {
+        int rc = query ? merge_query(c, query) : 0;
+        if (rc) {
+            sl_free(query);
+            return SL_ENOMEM;
+        }
+        const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
+        if (!app || !(publish ? app->allow_publish : app->allow_play))
+            why = publish ? "Publishing is not allowed in this application."
+                          : "Playing is not allowed in this application.";
+    }
+    sl_free(query);
+    if (why)
+        return sl__rtmp_send_status(c, sid, "error", code, why, raw);
+    *refused = 0;
+    return 0;
+}
+
 static int cmd_publish(sl_rtmp_conn_t *c, uint32_t sid, sl_amf_t **v, size_t n)
 {
     const char *raw = n > 3 ? sl_amf_str(v[3]) : NULL;
     const char *type = n > 4 ? sl_amf_str(v[4]) : NULL;
     char path[NAME_MAX_LEN * 2 + 2];
-    char *query = NULL;
-    if (sid == 0 || sid > c->n_streams)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
-                                    "Publish on an invalid stream.", raw);
-    if (c->admit || c->pending_path)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
-                                    "Another request is being checked.", raw);
-    if (stream_path(c, raw, path, sizeof path, &query)) {
-        sl_free(query);
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
-                                    "Invalid stream name.", raw);
-    }
-    if (query && merge_query(c, query)) {
-        sl_free(query);
-        return SL_ENOMEM;
-    }
-    sl_free(query);
-    const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
-    if (!app || !app->allow_publish)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
-                                    "Publishing is not allowed in this application.", raw);
+    int refused;
+    int rc = begin_stream_request(c, sid, raw, 1, path, sizeof path, &refused);
+    if (rc || refused)
+        return rc;
     if (c->pub)
         return sl__rtmp_send_status(c, sid, "error", "NetStream.Publish.BadName",
                                     "This connection is already publishing.", raw);
@@ -831,29 +854,12 @@ static void play_done(sl_admit_t *a, int result, const char *reason, void *ud)
 static int cmd_play(sl_rtmp_conn_t *c, uint32_t sid, const char *raw, double start_ms)
 {
     char path[NAME_MAX_LEN * 2 + 2];
-    char *query = NULL;
     int vod = names_file(raw);
     raw = live_name(raw);
-    if (sid == 0 || sid > c->n_streams)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
-                                    "Play on an invalid stream.", raw);
-    if (c->admit || c->pending_path)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
-                                    "Another request is being checked.", raw);
-    if (stream_path(c, raw, path, sizeof path, &query)) {
-        sl_free(query);
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.StreamNotFound",
-                                    "Invalid stream name.", raw);
-    }
-    if (query && merge_query(c, query)) {
-        sl_free(query);
-        return SL_ENOMEM;
-    }
-    sl_free(query);
-    const sl_app_config_t *app = sl_core_app(c->core, c->sess.app);
-    if (!app || !app->allow_play)
-        return sl__rtmp_send_status(c, sid, "error", "NetStream.Play.Failed",
-                                    "Playing is not allowed in this application.", raw);
+    int refused;
+    int rc = begin_stream_request(c, sid, raw, 0, path, sizeof path, &refused);
+    if (rc || refused)
+        return rc;
     c->pending_path = sl_strdup(path);
     if (!c->pending_path)
         return SL_ENOMEM;
