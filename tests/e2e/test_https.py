@@ -390,13 +390,15 @@ def test_plaintext_and_garbage_do_not_harm_others(tls_env):
     try:
         good.send(req("/healthz"))
         assert good.read_response()[::2] == (200, b"ok\n")
-        # plain HTTP on the TLS port: closed, no answer in clear
+        # plain HTTP on the TLS port: one 400 in clear saying so, then the close
+        code, _, _, body = curl("http://127.0.0.1:%d/healthz" % tls_env.https, tls_env.cafile)
+        assert code == 400 and b"use https://" in body, (code, body[:300])
         assert raw_closed_by_server(tls_env.https, req("/healthz"), T(5))
         # random bytes
         assert raw_closed_by_server(tls_env.https, os.urandom(2000), T(5))
         # a TLS record header promising a ClientHello, then nonsense
         assert raw_closed_by_server(tls_env.https, b"\x16\x03\x01\x00\x10" + b"\xff" * 16, T(5))
-        tls_env.wait_log(r"closing: tls handshake failed: http request", T(5))
+        tls_env.wait_log(r"closing: tls handshake failed: http request \(answered 400", T(5))
         # the established client is untouched
         good.send(req("/healthz"))
         assert good.read_response()[::2] == (200, b"ok\n")

@@ -997,6 +997,27 @@ static void conn_deliver(sl_http_conn_t *c, const uint8_t *p, size_t n)
 }
 
 /*
+ * A plain-HTTP request sent to the HTTPS port (OpenSSL recognises it): as
+ * nginx does, answer in clear once, so `curl http://host:5443/` says what
+ * is wrong instead of "empty reply". Best effort; the connection closes.
+ */
+static void tls_plain_http_answer(sl_http_conn_t *c)
+{
+    static const char body[] = "This port speaks HTTPS: use https:// for this address.\n";
+    char msg[256];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sizeof body - 1, body);
+    if (n <= 0 || (size_t)n >= sizeof msg)
+        return;
+    uv_buf_t b = uv_buf_init(msg, (unsigned)n);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (r > 0)
+        c->sess.bytes_out += (uint64_t)r;
+}
+
+/*
  * Ciphertext read on a TLS connection (borrowed): feed it to the filter
  * and hand on every record it completes, decrypted into the read buffer
  * (free again once the filter has copied the ciphertext). Handshake
@@ -1024,6 +1045,12 @@ static void tls_on_data(sl_http_conn_t *c, const uint8_t *p, size_t n)
             /* Peer misbehaviour (a plain-HTTP request, a scanner, no common
              * cipher, a corrupt record): debug, and the alert goes out if
              * the socket takes it. */
+            if (!c->tls_established && strcmp(sl_tls_error(c->tls), "http request") == 0) {
+                tls_plain_http_answer(c);
+                conn_close_at(c, "tls handshake failed: http request (answered 400 in clear)",
+                              SL_LOG_DEBUG);
+                return;
+            }
             char why[200];
             snprintf(why, sizeof why, "tls %s: %s",
                      c->tls_established ? "error" : "handshake failed",
