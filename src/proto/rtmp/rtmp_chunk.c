@@ -304,15 +304,8 @@ int sl_rtmp_chunk_write(sl_wbuf_t *w, uint32_t csid, uint8_t type, uint32_t stre
     return rc;
 }
 
-sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size)
+sl_buf_t *sl__rtmp_chunk_media_body_build(sl_frame_t *f, uint32_t chunk_size)
 {
-    /* A message that fits one chunk needs no continuation header: its
-     * chunked body is the payload itself, shared with no copy at all. */
-    if (f->body->len <= chunk_size)
-        return f->body;
-    sl_buf_t *enc = f->enc[SL_ENC_RTMP];
-    if (enc && f->enc_param[SL_ENC_RTMP] == chunk_size)
-        return enc;
     uint32_t len = f->body->len;
     uint32_t n_cont = len ? (len - 1) / chunk_size : 0;
     sl_buf_t *b = sl_buf_new((size_t)len + n_cont);
@@ -333,18 +326,4 @@ sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size)
     f->enc[SL_ENC_RTMP] = b;
     f->enc_param[SL_ENC_RTMP] = chunk_size;
     return b;
-}
-
-size_t sl_rtmp_chunk_media_header(uint8_t *h, const sl_frame_t *f, uint32_t stream_id, uint32_t ts)
-{
-    h[0] = (uint8_t)sl_rtmp_frame_csid(f); /* fmt 0, one-byte basic header */
-    int ext = ts >= 0xFFFFFF;
-    sl_wr_be24(h + 1, ext ? 0xFFFFFF : ts);
-    sl_wr_be24(h + 4, f->body->len);
-    h[7] = f->kind;
-    sl_wr_le32(h + 8, stream_id);
-    if (!ext)
-        return 12;
-    sl_wr_be32(h + 12, ts);
-    return 16;
 }

@@ -151,14 +151,42 @@ static inline uint32_t sl_rtmp_frame_csid(const sl_frame_t *f)
  * Otherwise built on first use and cached on the frame. Returns a borrowed
  * pointer valid while the frame lives, or NULL on allocation failure.
  */
-sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size);
+static inline sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size);
+/** The building half of sl_rtmp_chunk_media_body (first use for a chunk size). */
+sl_buf_t *sl__rtmp_chunk_media_body_build(sl_frame_t *f, uint32_t chunk_size);
+
+/* Inline: called once per frame per player on every flush. */
+static inline sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size)
+{
+    /* A message that fits one chunk needs no continuation header: its
+     * chunked body is the payload itself, shared with no copy at all. */
+    if (f->body->len <= chunk_size)
+        return f->body;
+    sl_buf_t *enc = f->enc[SL_ENC_RTMP];
+    if (enc && f->enc_param[SL_ENC_RTMP] == chunk_size)
+        return enc;
+    return sl__rtmp_chunk_media_body_build(f, chunk_size);
+}
+
 /**
  * Writes the per-subscriber type-0 header of a media frame into hdr (room
  * for 16 bytes) and returns its length. ts must be below 0xFFFFFF for the
  * shared body to be valid (the caller falls back to sl_rtmp_chunk_write
- * otherwise).
+ * otherwise). Inline: once per frame per player.
  */
-size_t sl_rtmp_chunk_media_header(uint8_t *hdr, const sl_frame_t *f, uint32_t stream_id,
-                                  uint32_t ts);
+static inline size_t sl_rtmp_chunk_media_header(uint8_t *h, const sl_frame_t *f,
+                                                uint32_t stream_id, uint32_t ts)
+{
+    h[0] = (uint8_t)sl_rtmp_frame_csid(f); /* fmt 0, one-byte basic header */
+    int ext = ts >= 0xFFFFFF;
+    sl_wr_be24(h + 1, ext ? 0xFFFFFF : ts);
+    sl_wr_be24(h + 4, f->body->len);
+    h[7] = f->kind;
+    sl_wr_le32(h + 8, stream_id);
+    if (!ext)
+        return 12;
+    sl_wr_be32(h + 12, ts);
+    return 16;
+}
 
 #endif

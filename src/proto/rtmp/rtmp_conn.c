@@ -297,8 +297,8 @@ static void conn_flush(sl_rtmp_conn_t *c)
             if (body) {
                 size_t hl = sl_rtmp_chunk_media_header(hdr[i], f, c->play_sid, ts);
                 hidx[i] = (int)niov;
-                iov[niov++] = uv_buf_init((char *)hdr[i], (unsigned)hl);
-                iov[niov++] = uv_buf_init((char *)body->data, body->len);
+                iov[niov++] = (uv_buf_t){.base = (char *)hdr[i], .len = hl};
+                iov[niov++] = (uv_buf_t){.base = (char *)body->data, .len = body->len};
                 total += hl + body->len;
             } else {
                 /* Rare slow path: extended timestamps differ per subscriber
