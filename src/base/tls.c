@@ -13,6 +13,7 @@
  */
 #include "base/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "base/alloc.h"
 #include "sluice/errors.h"
@@ -43,6 +45,7 @@ struct sl_tls_ctx {
     SSL_CTX *ssl_ctx;      /* owned */
     unsigned char alpn[256]; /* wire format: length byte + name; alpn_len 0 = none */
     size_t alpn_len;
+    int verify;            /* client: verify the server's certificate and name */
 };
 
 struct sl_tls {
@@ -52,6 +55,7 @@ struct sl_tls {
     int failed;            /* a fatal error happened: err holds why */
     int peer_closed;       /* the peer's close_notify was read */
     int sent_close;        /* our close_notify is queued */
+    int is_client;         /* made by sl_tls_new_client */
     char err[160];         /* why it failed */
 };
 
@@ -91,6 +95,15 @@ static int fail(sl_tls_t *t, int r)
         return SL_ENOMEM;
     }
     openssl_reason(t->err, sizeof t->err, "TLS protocol error");
+    if (t->is_client) {
+        /* "certificate verify failed" alone does not say which check failed. */
+        long v = SSL_get_verify_result(t->ssl);
+        if (v != X509_V_OK) {
+            size_t used = strlen(t->err);
+            snprintf(t->err + used, sizeof t->err - used, ": %s",
+                     X509_verify_cert_error_string(v));
+        }
+    }
     return SL_EPROTO;
 }
 
@@ -214,6 +227,62 @@ fail:
     return rc;
 }
 
+int sl_tls_ctx_new_client(const char *ca_file, int verify, sl_tls_ctx_t **out, char *err,
+                          size_t err_cap)
+{
+    char why[160];
+    char dummy[1];
+    if (!err || !err_cap) {
+        err = dummy;
+        err_cap = sizeof dummy;
+    }
+    err[0] = '\0';
+    *out = NULL;
+    if (ca_file && ca_file[0]) {
+        int rc = check_readable("CA certificate", ca_file, err, err_cap);
+        if (rc)
+            return rc;
+    }
+    sl_tls_ctx_t *ctx = sl_calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return SL_ENOMEM;
+    ERR_clear_error();
+    int rc = SL_ENOMEM;
+    ctx->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx->ssl_ctx) {
+        snprintf(err, err_cap, "out of memory");
+        goto fail;
+    }
+    rc = SL_EINVAL;
+    SSL_CTX_set_min_proto_version(ctx->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(ctx->ssl_ctx, k_ciphers_12) != 1) {
+        openssl_reason(why, sizeof why, "unknown");
+        snprintf(err, err_cap, "cannot set the cipher list: %s", why);
+        goto fail;
+    }
+    if (ca_file && ca_file[0]) {
+        if (SSL_CTX_load_verify_locations(ctx->ssl_ctx, ca_file, NULL) != 1) {
+            openssl_reason(why, sizeof why, "not a PEM certificate");
+            snprintf(err, err_cap, "cannot load CA certificates from %s: %s", ca_file, why);
+            goto fail;
+        }
+    } else if (verify && SSL_CTX_set_default_verify_paths(ctx->ssl_ctx) != 1) {
+        openssl_reason(why, sizeof why, "unknown");
+        snprintf(err, err_cap, "cannot load the system CA certificates: %s", why);
+        goto fail;
+    }
+    SSL_CTX_set_verify(ctx->ssl_ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    ctx->verify = verify ? 1 : 0;
+    *out = ctx;
+    return 0;
+fail:
+    ERR_clear_error();
+    sl_tls_ctx_free(ctx);
+    return rc;
+}
+
 void sl_tls_ctx_free(sl_tls_ctx_t *ctx)
 {
     if (!ctx)
@@ -224,7 +293,8 @@ void sl_tls_ctx_free(sl_tls_ctx_t *ctx)
 
 /* ---- connections ------------------------------------------------------- */
 
-int sl_tls_new(sl_tls_ctx_t *ctx, sl_tls_t **out)
+/* A connection between two fresh memory BIOs, in neither role yet. */
+static int tls_alloc(sl_tls_ctx_t *ctx, sl_tls_t **out)
 {
     *out = NULL;
     sl_tls_t *t = sl_calloc(1, sizeof(*t));
@@ -245,9 +315,50 @@ int sl_tls_new(sl_tls_ctx_t *ctx, sl_tls_t **out)
     BIO_set_mem_eof_return(t->rbio, -1); /* empty means "retry", not end of file */
     BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns both from here */
-    SSL_set_accept_state(t->ssl);
     *out = t;
     return 0;
+}
+
+int sl_tls_new(sl_tls_ctx_t *ctx, sl_tls_t **out)
+{
+    int rc = tls_alloc(ctx, out);
+    if (rc)
+        return rc;
+    SSL_set_accept_state((*out)->ssl);
+    return 0;
+}
+
+int sl_tls_new_client(sl_tls_ctx_t *ctx, const char *server_name, sl_tls_t **out)
+{
+    int rc = tls_alloc(ctx, out);
+    if (rc)
+        return rc;
+    sl_tls_t *t = *out;
+    t->is_client = 1;
+    ERR_clear_error();
+    if (server_name && server_name[0]) {
+        /* SNI only for DNS names (RFC 6066 forbids IP literals there); the
+         * name check covers both. */
+        unsigned char addr[16];
+        int is_ip = inet_pton(AF_INET, server_name, addr) == 1 ||
+                    inet_pton(AF_INET6, server_name, addr) == 1;
+        if (!is_ip && SSL_set_tlsext_host_name(t->ssl, server_name) != 1)
+            goto fail;
+        if (ctx->verify) {
+            X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+            X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, server_name)
+                       : X509_VERIFY_PARAM_set1_host(vp, server_name, 0)) != 1)
+                goto fail;
+        }
+    }
+    SSL_set_connect_state(t->ssl);
+    return 0;
+fail:
+    ERR_clear_error();
+    sl_tls_free(t);
+    *out = NULL;
+    return SL_ENOMEM;
 }
 
 void sl_tls_free(sl_tls_t *t)

@@ -1,5 +1,6 @@
 /*
- * A TLS filter over OpenSSL with memory BIOs: the server side of TLS 1.2+
+ * A TLS filter over OpenSSL with memory BIOs: the server side (HTTPS,
+ * RTMPS) and the client side (libsluice-client's rtmps://) of TLS 1.2+
  * as a pure byte transformer with no socket and no protocol inside, so any
  * stream protocol can sit on top of it (HTTPS today, RTMPS later). The
  * owner reads ciphertext from its socket and feeds it in, pulls plaintext
@@ -66,6 +67,19 @@ int sl_tls_ctx_new_server(const char *cert_file, const char *key_file, const cha
  * message: librtmp over GnuTLS (Debian's rtmpdump) fails its handshake.
  */
 void sl_tls_ctx_no_tickets(sl_tls_ctx_t *ctx);
+/**
+ * Makes a client context: TLS 1.2+ with the same cipher policy as the
+ * server side. ca_file, when not NULL or "", is a PEM file of the CA
+ * certificates to trust (a self-signed server certificate itself works);
+ * NULL uses the system default paths (/etc/ssl/certs). With verify set,
+ * connections check the server's certificate chain and (see
+ * sl_tls_new_client) its name; with verify 0 nothing is checked (testing
+ * only: anyone in the path can read and change the traffic).
+ * Returns 0 and *out (owned: sl_tls_ctx_free), SL_EINVAL with a sentence
+ * in err (an unreadable or non-PEM CA file), or SL_ENOMEM.
+ */
+int sl_tls_ctx_new_client(const char *ca_file, int verify, sl_tls_ctx_t **out, char *err,
+                          size_t err_cap);
 /** Frees a context (NULL is ignored). Every sl_tls_t made from it must be freed first. */
 void sl_tls_ctx_free(sl_tls_ctx_t *ctx);
 
@@ -74,6 +88,22 @@ void sl_tls_ctx_free(sl_tls_ctx_t *ctx);
  * Returns 0 and *out (owned: sl_tls_free), or SL_ENOMEM.
  */
 int sl_tls_new(sl_tls_ctx_t *ctx, sl_tls_t **out);
+/**
+ * A client connection from a client context. server_name (borrowed, may be
+ * NULL) is sent as SNI when it is a DNS name, and, when the context
+ * verifies, is the name (or IP address) the server's certificate must
+ * match; a mismatch fails the handshake with SL_EPROTO from sl_tls_read()
+ * and sl_tls_error() saying "certificate verify failed: hostname
+ * mismatch" (or the chain's problem, e.g. "...: self-signed certificate").
+ *
+ * Nothing is sent until the owner calls sl_tls_read(): the first call,
+ * with nothing fed (cap may be 0), produces the ClientHello in the output,
+ * so the owner calls sl_tls_read() once when the socket connects, then
+ * sends sl_tls_out_take()'s bytes. From there it is the server's flow:
+ * feed, read, send what is pending. Returns 0 and *out (owned:
+ * sl_tls_free), or SL_ENOMEM.
+ */
+int sl_tls_new_client(sl_tls_ctx_t *ctx, const char *server_name, sl_tls_t **out);
 /** Frees a connection (NULL is ignored). Sends nothing: see sl_tls_close_notify(). */
 void sl_tls_free(sl_tls_t *t);
 

@@ -16,8 +16,8 @@ import subprocess
 
 import pytest
 
-from conftest import (SANITIZER_PATTERNS, SLUICE_BIN, T, ffprobe_packets, ffprobe_streams,
-                      wait_stream_live)
+from conftest import (HOST, SANITIZER_PATTERNS, SLUICE_BIN, T, ffprobe_packets, ffprobe_streams,
+                      port_open, wait_stream_live, wait_until)
 
 TOOLS_DIR = pathlib.Path(SLUICE_BIN).resolve().parent
 
@@ -124,3 +124,92 @@ def test_bench_own_publisher_measures_lag(sluice, media_src):
     assert r["lag_live_ms"] is not None and r["lag_live_ms"]["count"] > 0, r
     assert r["lag_live_ms"]["p95"] < T(500), r["lag_live_ms"]
     assert r["frames_dropped"] == 0, r
+
+
+# ----------------------------------------------------------------------------
+# rtmps:// (RTMP over TLS to sluice's RTMPS listener)
+# ----------------------------------------------------------------------------
+
+@pytest.fixture
+def tls_server(sluice_factory, tmp_path):
+    """A sluice with RTMPS on (self-signed certificate for localhost / 127.0.0.1)."""
+    from test_rtmps import make_cert, tls_port_of
+    cert, key = make_cert(tmp_path)
+    srv = sluice_factory(config={"rtmp": {"tls_cert": str(cert), "tls_key": str(key)}})
+    srv.tls_port = tls_port_of(srv)
+    srv.cert = cert
+    wait_until(lambda: port_open(srv.tls_port), T(10), message="the RTMPS port")
+    return srv
+
+
+def rtmps(srv, app, stream):
+    return "rtmps://%s:%d/%s/%s" % (HOST, srv.tls_port, app, stream)
+
+
+@pytest.fixture
+def tls_published(tls_server, procs, media_src):
+    """sluice-publish -re -loop over rtmps:// (--ca the server's certificate) on
+    live/tlspub; the stream must be live for a plain RTMP player."""
+    srv = tls_server
+    p = procs.start([tool("sluice-publish"), "-re", "-loop", "--ca", str(srv.cert),
+                     str(media_src), rtmps(srv, "live", "tlspub")], "sluice-publish-tls")
+    try:
+        wait_stream_live(srv.port, "live", "tlspub", T(15))
+    except AssertionError:
+        raise AssertionError("stream not live; sluice-publish said:\n%s" % procs.log_of(p))
+    yield srv
+    rc = procs.stop(p, signal.SIGINT, timeout=T(10))
+    log = procs.log_of(p)
+    assert rc == 0, "sluice-publish exited with %s on SIGINT:\n%s" % (rc, log[-2000:])
+    assert not [x for x in SANITIZER_PATTERNS if x in log], log[-4000:]
+
+
+def test_publish_over_rtmps_plays_over_rtmp(tls_published):
+    streams = {s["codec_type"]: s["codec_name"]
+               for s in ffprobe_streams(tls_published.url("live", "tlspub"))}
+    assert streams.get("video") == "h264" and streams.get("audio") == "aac", streams
+
+
+def test_play_over_rtmps(tls_published, tmp_path):
+    out = tmp_path / "tls-played.flv"
+    cmd = [tool("sluice-play"), "-t", "2", "-o", str(out), "--ca", str(tls_published.cert),
+           rtmps(tls_published, "live", "tlspub")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=T(30))
+    assert p.returncode == 0, "sluice-play failed (%d): %s" % (p.returncode, p.stderr[-2000:])
+    assert "NetStream.Play.Start" in p.stderr, p.stderr[-2000:]
+    assert len(ffprobe_packets(out, "v")) >= 25, "too few video frames over rtmps"
+    streams = {s["codec_type"]: s["codec_name"] for s in ffprobe_streams(out)}
+    assert streams == {"video": "h264", "audio": "aac"}, streams
+
+
+def test_rtmps_wrong_ca_fails_clearly(tls_published, tmp_path):
+    from test_rtmps import make_cert
+    other, _ = make_cert(tmp_path, "other")
+    url = rtmps(tls_published, "live", "tlspub")
+    p = subprocess.run([tool("sluice-play"), "-t", "2", "-timeout", "5000", "-o", os.devnull,
+                        "--ca", str(other), url], capture_output=True, text=True, timeout=T(30))
+    assert p.returncode != 0, p.stderr[-2000:]
+    assert "NetConnection.Connect.Failed" in p.stderr, p.stderr[-2000:]
+    assert "certificate verify failed" in p.stderr, p.stderr[-2000:]
+    # The right CA but a name the certificate does not hold (127.0.0.2 reaches the
+    # same listener; the certificate says localhost / 127.0.0.1).
+    p = subprocess.run([tool("sluice-play"), "-t", "1", "-timeout", "5000", "-o", os.devnull,
+                        "--ca", str(tls_published.cert),
+                        "rtmps://127.0.0.2:%d/live/tlspub" % tls_published.tls_port],
+                       capture_output=True, text=True, timeout=T(30))
+    assert p.returncode != 0, p.stderr[-2000:]
+    assert "IP address mismatch" in p.stderr, p.stderr[-2000:]
+    # --insecure skips the check: the same player then plays.
+    p = subprocess.run([tool("sluice-play"), "-q", "-t", "1", "-o", os.devnull, "--insecure",
+                        url], capture_output=True, text=True, timeout=T(30))
+    assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_bench_over_rtmps(tls_published):
+    cmd = [tool("sluice-bench"), "-n", "3", "-d", "2", "--ca", str(tls_published.cert),
+           rtmps(tls_published, "live", "tlspub")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=T(60))
+    assert p.returncode == 0, "sluice-bench failed (%d): %s" % (p.returncode, p.stderr[-2000:])
+    r = json.loads(p.stdout)
+    assert r["sessions"]["ok"] == 3 and r["sessions"]["failed"] == 0, r["sessions"]
+    assert r["mbps_received"] > 0.5, r

@@ -38,6 +38,7 @@
 #define LINGER_MS 1000
 #define AMF_DEPTH 64
 #define DEFAULT_PORT 1935
+#define DEFAULT_TLS_PORT 1936
 
 /* A uv_write in flight with the bytes it holds. */
 typedef struct {
@@ -112,15 +113,21 @@ static char *cat3(const char *a, const char *b, const char *c)
 }
 
 /*
- * Splits rtmp://host[:port]/path[?query] into the client's fields. The app
+ * Splits rtmp[s]://host[:port]/path[?query] into the client's fields. The app
  * is opts.app when set (the path's prefix is then cut off the stream name),
  * else the first path segment; the stream is the rest.
  */
 static int parse_url(sl_client_t *c, const char *url)
 {
-    if (strncasecmp(url, "rtmp://", 7) != 0)
+    const char *auth;
+    if (strncasecmp(url, "rtmp://", 7) == 0) {
+        auth = url + 7;
+    } else if (strncasecmp(url, "rtmps://", 8) == 0) {
+        auth = url + 8;
+        c->tls = 1;
+    } else {
         return SL_EINVAL;
-    const char *auth = url + 7;
+    }
     const char *slash = strchr(auth, '/');
     if (!slash || slash == auth)
         return SL_EINVAL;
@@ -144,7 +151,7 @@ static int parse_url(sl_client_t *c, const char *url)
     } else if ((port = strchr(host, ':')) != NULL) {
         *port++ = '\0';
     }
-    c->port = DEFAULT_PORT;
+    c->port = c->tls ? DEFAULT_TLS_PORT : DEFAULT_PORT;
     if (port) {
         char *e;
         long p = strtol(port, &e, 10);
@@ -187,7 +194,7 @@ static int parse_url(sl_client_t *c, const char *url)
     char hostport[320];
     snprintf(hostport, sizeof hostport, "%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
              strchr(host, ':') ? "]" : "", c->port);
-    char *base = cat3("rtmp://", hostport, "/");
+    char *base = cat3(c->tls ? "rtmps://" : "rtmp://", hostport, "/");
     char *tc = base ? cat3(base, app, "") : NULL;
     sl_free(base);
     c->tc_url = tc && c->query ? cat3(tc, "?", c->query) : tc;
@@ -217,6 +224,7 @@ static void free_client_memory(sl_client_t *c)
     sl_free(c->tc_url);
     sl_free(c->stream_arg);
     sl_free(c->calls);
+    sl_tls_ctx_free(c->tls_ctx);
     sl_buf_unref(c->hdr_meta);
     sl_buf_unref(c->hdr_video);
     sl_buf_unref(c->hdr_audio);
@@ -291,9 +299,17 @@ int sl_client_new(uv_loop_t *loop, const char *url, const sl_client_opts_t *o, s
         c->o.reconnect.multiplier = 1.0;
     if (c->o.reconnect.initial_ms == 0)
         c->o.reconnect.initial_ms = 1;
+    c->o.tls_ca_file = NULL; /* loaded into tls_ctx below, not kept */
     rc = parse_url(c, url);
     if (rc)
         goto fail;
+    if (c->tls) {
+        char why[256];
+        rc = sl_tls_ctx_new_client(o ? o->tls_ca_file : NULL, o ? !o->tls_insecure : 1,
+                                   &c->tls_ctx, why, sizeof why);
+        if (rc)
+            goto fail;
+    }
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->handles_open = 1;
@@ -366,6 +382,8 @@ static void conn_free(sl__client_conn_t *k)
 {
     sl_rtmp_chunk_reader_cleanup(&k->rd);
     sl_wbuf_cleanup(&k->out);
+    sl_wbuf_cleanup(&k->wire);
+    sl_tls_free(k->tls);
     sl_free(k->hs);
     sl_free(k);
 }
@@ -441,6 +459,8 @@ static void conn_graceful(sl_client_t *c)
     if (!k)
         return;
     conn_flush(k);
+    if (k->tls && c->conn == k && sl_tls_close_notify(k->tls) == 0)
+        conn_flush(k); /* our close_notify goes out before the FIN */
     conn_detach(c);
     if (!k->tcp_open || !k->tcp_connected || k->closing ||
         uv_shutdown(&k->sreq, (uv_stream_t *)&k->tcp, on_shutdown) != 0) {
@@ -479,38 +499,94 @@ static void on_write(uv_write_t *req, int status)
         sl__src_pump(c);
 }
 
+/* A TLS failure: keep its reason for the status event, then fail the attempt. */
+static void conn_tls_fail(sl__client_conn_t *k, int rc)
+{
+    sl_client_t *c = k->client;
+    if (!c)
+        return;
+    const char *why = sl_tls_error(k->tls);
+    snprintf(c->tls_err, sizeof c->tls_err, "TLS: %s", why[0] ? why : sl_strerror(rc));
+    client_fail(c, rc);
+}
+
 /*
- * Hands k->out to the socket: uv_try_write while nothing is in flight (the
- * common case costs no copy and no request), the rest as one uv_write of a
- * copy. Before the TCP connect completes, bytes stay buffered.
+ * rtmps: encrypts the queued plaintext (once the TLS handshake is done;
+ * until then it waits in k->out) and moves every pending TLS byte
+ * (handshake messages, records, alerts) to k->wire, the buffer that goes
+ * to the socket. 0 or an error of the filter.
+ */
+static int conn_encrypt(sl__client_conn_t *k)
+{
+    if (k->out.len && sl_tls_handshake_done(k->tls)) {
+        struct iovec iov = {.iov_base = k->out.data, .iov_len = k->out.len};
+        size_t used = 0;
+        int rc = sl_tls_write(k->tls, &iov, 1, k->out.len, &used);
+        if (rc == SL_EAGAIN)
+            rc = 0;
+        if (rc)
+            return rc;
+        if (used == k->out.len) {
+            sl_wbuf_reset(&k->out);
+        } else if (used) {
+            memmove(k->out.data, k->out.data + used, k->out.len - used);
+            k->out.len -= used;
+        }
+    }
+    size_t n = sl_tls_out_pending(k->tls);
+    if (n) {
+        int rc = sl_wbuf_reserve(&k->wire, n);
+        if (rc)
+            return rc;
+        k->wire.len += sl_tls_out_take(k->tls, k->wire.data + k->wire.len, n);
+    }
+    return 0;
+}
+
+/*
+ * Hands k->out (k->wire under TLS) to the socket: uv_try_write while
+ * nothing is in flight (the common case costs no copy and no request), the
+ * rest as one uv_write of a copy. Before the TCP connect completes, bytes
+ * stay buffered.
  */
 static void conn_flush(sl__client_conn_t *k)
 {
-    if (!k->out.len || !k->tcp_open || !k->tcp_connected || k->closing)
+    if (!k->tcp_open || !k->tcp_connected || k->closing)
+        return;
+    sl_wbuf_t *src = &k->out;
+    if (k->tls) {
+        int rc = conn_encrypt(k);
+        if (rc) {
+            conn_tls_fail(k, rc);
+            return;
+        }
+        src = &k->wire;
+    }
+    if (!src->len)
         return;
     if (k->client)
-        k->client->st.bytes_out += k->out.len;
+        k->client->st.bytes_out += src->len;
     size_t done = 0;
     if (k->inflight == 0) {
-        uv_buf_t b = uv_buf_init((char *)k->out.data, (unsigned)k->out.len);
+        uv_buf_t b = uv_buf_init((char *)src->data, (unsigned)src->len);
         int r = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
         if (r == UV_EAGAIN)
             r = 0;
         if (r < 0) {
-            sl_wbuf_reset(&k->out);
+            sl_wbuf_reset(src);
             if (k->client)
                 client_fail(k->client, r);
             return;
         }
         done = (size_t)r;
     }
-    if (done == k->out.len) {
-        sl_wbuf_reset(&k->out);
+    if (done == src->len) {
+        sl_wbuf_reset(src);
         return;
     }
     wreq_t *w = sl_malloc(sizeof(*w));
-    sl_buf_t *b = sl_buf_from(k->out.data + done, k->out.len - done);
-    sl_wbuf_reset(&k->out);
+    sl_buf_t *b = sl_buf_from(src->data + done, src->len - done);
+    sl_wbuf_reset(src);
     int rc = SL_ENOMEM;
     if (w && b) {
         w->conn = k;
@@ -538,7 +614,7 @@ void sl__client_flush(sl_client_t *c)
 /* Bytes queued and in flight on the current connection (publisher backpressure). */
 size_t sl__client_queued(const sl_client_t *c)
 {
-    return c->conn ? c->conn->out.len + c->conn->inflight : 0;
+    return c->conn ? c->conn->out.len + c->conn->wire.len + c->conn->inflight : 0;
 }
 
 /* Queues one message on the current connection. */
@@ -637,6 +713,7 @@ static int send_connect(sl_client_t *c)
 /* ---- resolving and connecting ---- */
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static int conn_input(sl__client_conn_t *k, const uint8_t *p, size_t n);
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -667,6 +744,16 @@ static void on_connect(uv_connect_t *req, int status)
     if (rc) {
         client_fail(c, rc);
         return;
+    }
+    if (k->tls) {
+        /* The first read with nothing fed produces the ClientHello; C0+C1
+         * wait in k->out until the TLS handshake completes. */
+        size_t none = 0;
+        rc = sl_tls_read(k->tls, NULL, 0, &none);
+        if (rc) {
+            conn_tls_fail(k, rc);
+            return;
+        }
     }
     conn_flush(k);
 }
@@ -721,7 +808,14 @@ static void attempt_start(sl_client_t *c)
     k->refs = 1; /* the attempt's own reference, dropped below */
     k->out_chunk = 128;
     sl_wbuf_init(&k->out, OUT_CAP);
+    sl_wbuf_init(&k->wire, OUT_CAP);
     sl_rtmp_chunk_reader_init(&k->rd, MAX_CHUNK_SIZE, c->o.max_message_size);
+    c->tls_err[0] = '\0';
+    if (c->tls_ctx && sl_tls_new_client(c->tls_ctx, c->host, &k->tls) != 0) {
+        conn_free(k);
+        client_fail(c, SL_ENOMEM);
+        return;
+    }
     c->conn = k;
     c->sid = 0;
     c->connected_once = 0;
@@ -1107,16 +1201,59 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     const uint8_t *p = (const uint8_t *)buf->base;
-    size_t n = (size_t)nread, off = 0;
-    k->bytes_in += n;
+    size_t n = (size_t)nread;
     c->st.bytes_in += n;
     c->last_in_ms = uv_now(c->loop);
+    if (!k->tls) {
+        conn_input(k, p, n);
+        return;
+    }
+    /* rtmps: ciphertext in, plaintext to the RTMP side record by record. */
+    static _Thread_local uint8_t plain[READ_BUF_SIZE];
+    int rc = sl_tls_feed(k->tls, p, n);
+    while (rc == 0) {
+        size_t got = 0;
+        rc = sl_tls_read(k->tls, plain, sizeof plain, &got);
+        if (rc || !got)
+            break;
+        if (!conn_input(k, plain, got))
+            return;
+    }
+    if (rc == SL_ECLOSED) {
+        client_fail(c, SL_ECLOSED); /* the server's close_notify */
+        return;
+    }
+    if (rc) {
+        /* Best effort: the alert saying why goes out before the socket
+         * closes, when nothing else is queued ahead of it. */
+        char alert[256];
+        size_t an = k->inflight || k->wire.len ? 0 : sl_tls_out_take(k->tls, alert, sizeof alert);
+        if (an) {
+            uv_buf_t b = uv_buf_init(alert, (unsigned)an);
+            (void)uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+        }
+        conn_tls_fail(k, rc);
+        return;
+    }
+    conn_flush(k); /* handshake messages; queued RTMP bytes once it is done */
+}
+
+/*
+ * RTMP bytes from the server (plaintext under TLS): the RTMP handshake,
+ * then chunks to dispatch. Returns 1 while the connection is still the
+ * client's, 0 once it failed or the client was freed, closed or restarted.
+ */
+static int conn_input(sl__client_conn_t *k, const uint8_t *p, size_t n)
+{
+    sl_client_t *c = k->client;
+    size_t off = 0;
+    k->bytes_in += n;
     if (k->hs) {
         size_t used = 0;
         int rc = sl_rtmp_hs_feed(k->hs, p, n, &used, &k->out);
         if (rc < 0) {
             client_fail(c, SL_EPROTO);
-            return;
+            return 0;
         }
         off = used;
         if (rc == 1) {
@@ -1129,12 +1266,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             rc = rc ? rc : send_connect(c);
             if (rc) {
                 client_fail(c, rc);
-                return;
+                return 0;
             }
         }
         conn_flush(k);
-        if (c->conn != k)
-            return;
+        if (c->freeing || c->conn != k)
+            return 0;
     }
     while (off < n) {
         size_t used = 0;
@@ -1143,17 +1280,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         off += used;
         if (rc < 0) {
             client_fail(c, rc);
-            return;
+            return 0;
         }
         if (rc == 0)
             break;
         rc = dispatch(c, &m);
         sl_buf_unref(m.body);
         if (c->freeing || c->conn != k)
-            return;
+            return 0;
         if (rc < 0) {
             client_fail(c, rc);
-            return;
+            return 0;
         }
     }
     if (k->peer_window && k->bytes_in - k->acked >= k->peer_window) {
@@ -1161,6 +1298,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         send_u32(c, SL_RTMP_ACK, (uint32_t)k->bytes_in);
     }
     conn_flush(k);
+    return !c->freeing && c->conn == k;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1220,7 +1358,7 @@ static void client_fail(sl_client_t *c, int err)
     if (c->freeing)
         return;
     emit_status(c, "error", reached ? "NetConnection.Connect.Closed" : "NetConnection.Connect.Failed",
-                sl_strerror(err));
+                c->tls_err[0] ? c->tls_err : sl_strerror(err));
     if (c->freeing || c->state == SL_CLIENT_CLOSED || c->conn)
         return; /* the callback closed or restarted us */
     const sl_client_reconnect_t *r = &c->o.reconnect;

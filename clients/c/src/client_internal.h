@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/tls.h"
 #include "proto/rtmp/amf.h"
 #include "proto/rtmp/rtmp_chunk.h"
 #include "proto/rtmp/rtmp_handshake.h"
@@ -94,7 +95,9 @@ typedef struct sl__client_conn {
     int closing;                 /* close or shutdown started */
     sl_rtmp_hs_t *hs;            /* during the handshake only (owned) */
     sl_rtmp_chunk_reader_t rd;   /* incoming chunk stream */
-    sl_wbuf_t out;               /* bytes not yet handed to libuv */
+    sl_wbuf_t out;               /* bytes not yet handed to libuv (plaintext under TLS) */
+    sl_tls_t *tls;               /* rtmps: the TLS filter at the socket edges (owned), else NULL */
+    sl_wbuf_t wire;              /* rtmps: ciphertext not yet handed to libuv */
     size_t inflight;             /* bytes in uv_write requests */
     uint32_t out_chunk;          /* chunk size we write with */
     uint64_t bytes_in;           /* bytes received on this connection */
@@ -124,6 +127,9 @@ struct sl_client {
     sl_client_opts_t o;          /* copy; string fields point at owned copies */
     char *host;                  /* owned */
     int port;
+    int tls;                     /* rtmps:// */
+    sl_tls_ctx_t *tls_ctx;       /* rtmps: client context shared by attempts (owned) */
+    char tls_err[192];           /* why TLS failed this attempt ("" = it did not) */
     char *app;                   /* scope path, owned */
     char *stream;                /* stream name without query ("" when none), owned */
     char *query;                 /* query string without '?', owned or NULL */

@@ -370,6 +370,24 @@ static void test_url_parsing(void **state)
     assert_int_equal(sl_client_new(&loop, "rtmp://h/live/room1/s1", &o, &c), 0);
     assert_string_equal(sl_client_stream_name(c), "s1");
     free_and_drain(c);
+
+    /* rtmps: the same URL forms; the CA file is loaded (and checked) here */
+    assert_int_equal(sl_client_new(&loop, "rtmps://h", NULL, &c), SL_EINVAL);
+    assert_int_equal(sl_client_new(&loop, "rtmps://h:0/live/s", NULL, &c), SL_EINVAL);
+    assert_int_equal(sl_client_new(&loop, "rtmps://h/live/s", NULL, &c), 0); /* system CAs */
+    assert_string_equal(sl_client_stream_name(c), "s");
+    free_and_drain(c);
+    sl_client_opts_init(&o);
+    o.tls_ca_file = "/nonexistent/ca.pem";
+    assert_int_equal(sl_client_new(&loop, "rtmps://h:1936/live/s", &o, &c), SL_EINVAL);
+    assert_null(c);
+    assert_int_equal(sl_client_new(&loop, "rtmp://h/live/s", &o, &c), 0); /* unused for rtmp */
+    free_and_drain(c);
+    o.tls_ca_file = NULL;
+    o.tls_insecure = 1;
+    assert_int_equal(sl_client_new(&loop, "RTMPS://[::1]/live/room1/s1", &o, &c), 0);
+    assert_string_equal(sl_client_stream_name(c), "room1/s1");
+    free_and_drain(c);
 }
 
 static void test_publish_file_and_play(void **state)

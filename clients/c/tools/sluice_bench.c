@@ -7,7 +7,7 @@
  *   sluice-bench [-n PLAYERS] [-m PUBLISHERS --flv FILE] [-d SECONDS]
  *                [--procs K] [--rate CONNECTS_PER_S] [--warmup-ms MS]
  *                [--timeout MS] [--reconnect] [-u USER] [-p PASS] [--token T]
- *                [-q] rtmp://host[:port]/app/stream
+ *                [--ca FILE] [--insecure] [-q] rtmp[s]://host[:port]/app/stream
  *
  * With one publisher the stream is the URL's; with M > 1 they publish
  * "<stream>-0" .. "<stream>-<M-1>" and players are spread over them round
@@ -196,6 +196,8 @@ typedef struct {
     uint32_t timeout_ms;
     int reconnect;
     const char *user, *pass, *token;
+    const char *ca_file;        /* rtmps: --ca */
+    int insecure;               /* rtmps: --insecure */
     int quiet;
 } conf_t;
 
@@ -437,6 +439,8 @@ static void base_opts(sl_client_opts_t *o)
     o->username = conf.user;
     o->password = conf.pass;
     o->token = conf.token;
+    o->tls_ca_file = conf.ca_file;
+    o->tls_insecure = conf.insecure;
 }
 
 static void start_player(int i)
@@ -735,7 +739,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: sluice-bench [-n PLAYERS] [-m PUBLISHERS --flv FILE] [-d SECONDS] [--procs K]\n"
             "                    [--rate CONNECTS_PER_S] [--warmup-ms MS] [--timeout MS] [--reconnect]\n"
-            "                    [-u USER] [-p PASS] [--token T] [-q] rtmp://host[:port]/app/stream\n");
+            "                    [-u USER] [-p PASS] [--token T] [--ca FILE] [--insecure] [-q]\n"
+            "                    rtmp[s]://host[:port]/app/stream\n");
 }
 
 /* url with "-<i>" appended to the stream name (before any query). */
@@ -808,6 +813,10 @@ int main(int argc, char **argv)
             conf.user = argv[++i];
         else if (strcmp(s, "-p") == 0 && more)
             conf.pass = argv[++i];
+        else if (strcmp(s, "--ca") == 0 && more)
+            conf.ca_file = argv[++i];
+        else if (strcmp(s, "--insecure") == 0)
+            conf.insecure = 1;
         else if (strcmp(s, "--token") == 0 && more)
             conf.token = argv[++i];
         else if (strcmp(s, "-q") == 0)

@@ -3,7 +3,7 @@
  * libsluice-client (sl_client_play with opts.flv_out).
  *
  *   sluice-play [-o FILE|-] [-t SECONDS] [-reconnect] [-u USER] [-p PASS]
- *               [-token T] [-timeout MS] [-q] rtmp://host[:port]/app/stream
+ *               [-token T] [-timeout MS] [--ca FILE] [--insecure] [-q] rtmp[s]://host[:port]/app/stream
  *
  * -t stops after that much media (timestamps of the received audio/video,
  * so a GOP-cache burst counts for what it holds), or at the latest after
@@ -36,7 +36,8 @@ typedef struct {
 static void usage(void)
 {
     fprintf(stderr, "usage: sluice-play [-o FILE|-] [-t SECONDS] [-reconnect] [-u USER] [-p PASS]\n"
-                    "                   [-token T] [-timeout MS] [-q] rtmp://host[:port]/app/stream\n");
+                    "                   [-token T] [-timeout MS] [--ca FILE] [--insecure] [-q]\n"
+                    "                   rtmp[s]://host[:port]/app/stream\n");
 }
 
 static void stop(app_t *a)
@@ -130,6 +131,10 @@ int main(int argc, char **argv)
             o.password = argv[++i];
         } else if (strcmp(s, "-token") == 0 && more) {
             o.token = argv[++i];
+        } else if (strcmp(s, "--ca") == 0 && more) {
+            o.tls_ca_file = argv[++i];
+        } else if (strcmp(s, "--insecure") == 0) {
+            o.tls_insecure = 1;
         } else if (strcmp(s, "-timeout") == 0 && more) {
             o.timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else if (s[0] != '-' && !url) {
@@ -153,7 +158,11 @@ int main(int argc, char **argv)
         a.cap_ms = a.limit_ms * 2 + o.timeout_ms;
     int rc = sl_client_new(loop, url, &o, &a.c);
     if (rc) {
-        fprintf(stderr, "sluice-play: %s: %s\n", url, sl_strerror(rc));
+        if (rc == SL_EINVAL && o.tls_ca_file)
+            fprintf(stderr, "sluice-play: %s: %s (a bad URL, or --ca %s is not a readable PEM "
+                            "certificate file)\n", url, sl_strerror(rc), o.tls_ca_file);
+        else
+            fprintf(stderr, "sluice-play: %s: %s\n", url, sl_strerror(rc));
         return 2;
     }
     uv_signal_init(loop, &a.sigint);

@@ -4,7 +4,8 @@
  * sl_client_publish_flv.
  *
  *   sluice-publish [-re] [-loop] [-reconnect] [-u USER] [-p PASS] [-token T]
- *                  [-timeout MS] [-q] FILE|- rtmp://host[:port]/app/stream
+ *                  [-timeout MS] [--ca FILE] [--insecure] [-q]
+ *                  FILE|- rtmp[s]://host[:port]/app/stream
  *
  * Exits 0 when the whole file was sent (or on SIGINT/SIGTERM after a clean
  * unpublish), 1 when the server refused or the connection failed, 2 on
@@ -29,7 +30,8 @@ typedef struct {
 static void usage(void)
 {
     fprintf(stderr, "usage: sluice-publish [-re] [-loop] [-reconnect] [-u USER] [-p PASS] [-token T]\n"
-                    "                      [-timeout MS] [-q] FILE|- rtmp://host[:port]/app/stream\n");
+                    "                      [-timeout MS] [--ca FILE] [--insecure] [-q]\n"
+                    "                      FILE|- rtmp[s]://host[:port]/app/stream\n");
 }
 
 static void on_status(sl_client_t *c, const char *level, const char *code, const char *desc, void *ud)
@@ -92,6 +94,10 @@ int main(int argc, char **argv)
             o.password = argv[++i];
         } else if (strcmp(s, "-token") == 0 && more) {
             o.token = argv[++i];
+        } else if (strcmp(s, "--ca") == 0 && more) {
+            o.tls_ca_file = argv[++i];
+        } else if (strcmp(s, "--insecure") == 0) {
+            o.tls_insecure = 1;
         } else if (strcmp(s, "-timeout") == 0 && more) {
             o.timeout_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else if ((s[0] != '-' || strcmp(s, "-") == 0) && n_args < 2) {
@@ -112,7 +118,11 @@ int main(int argc, char **argv)
     o.ud = &a;
     int rc = sl_client_new(loop, args[1], &o, &a.c);
     if (rc) {
-        fprintf(stderr, "sluice-publish: %s: %s\n", args[1], sl_strerror(rc));
+        if (rc == SL_EINVAL && o.tls_ca_file)
+            fprintf(stderr, "sluice-publish: %s: %s (a bad URL, or --ca %s is not a readable PEM "
+                            "certificate file)\n", args[1], sl_strerror(rc), o.tls_ca_file);
+        else
+            fprintf(stderr, "sluice-publish: %s: %s\n", args[1], sl_strerror(rc));
         return 2;
     }
     uv_signal_init(loop, &a.sigint);

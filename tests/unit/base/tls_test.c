@@ -33,7 +33,7 @@
 #include "sluice/errors.h"
 
 static char g_dir[64];
-static char g_cert[128], g_key[128], g_other_key[128], g_garbage[128];
+static char g_cert[128], g_key[128], g_other_key[128], g_garbage[128], g_other_cert[128];
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -87,10 +87,13 @@ static int group_setup(void **state)
     snprintf(g_key, sizeof g_key, "%s/key.pem", g_dir);
     snprintf(g_other_key, sizeof g_other_key, "%s/other.pem", g_dir);
     snprintf(g_garbage, sizeof g_garbage, "%s/garbage.pem", g_dir);
+    snprintf(g_other_cert, sizeof g_other_cert, "%s/other_cert.pem", g_dir);
     EVP_PKEY *k = make_key(g_key);
     make_cert(k, g_cert);
     EVP_PKEY_free(k);
-    EVP_PKEY_free(make_key(g_other_key));
+    k = make_key(g_other_key);
+    make_cert(k, g_other_cert); /* same names, another issuer: an untrusted CA */
+    EVP_PKEY_free(k);
     FILE *f = fopen(g_garbage, "wb");
     if (!f)
         return -1;
@@ -106,6 +109,7 @@ static int group_teardown(void **state)
     unlink(g_key);
     unlink(g_other_key);
     unlink(g_garbage);
+    unlink(g_other_cert);
     rmdir(g_dir);
     return 0;
 }
@@ -546,6 +550,183 @@ static void test_alloc_failure(void **state)
     assert_int_equal(sl_alloc_bytes(), before);
 }
 
+/* ---- the client side: our client filter against our server filter -------- */
+
+/*
+ * Runs both filters until nothing moves: reads on each side (which drives
+ * the handshake), then moves each side's output to the other. Plaintext is
+ * appended to the sinks (may be NULL); the last return of each side's
+ * sl_tls_read lands in *rc_cl / *rc_sv.
+ */
+static void pump(sl_tls_t *cl, sl_tls_t *sv, uint8_t *got_cl, size_t *len_cl, uint8_t *got_sv,
+                 size_t *len_sv, size_t sink_cap, int *rc_cl, int *rc_sv)
+{
+    static uint8_t buf[4 * SL_TLS_RECORD_MAX];
+    sl_tls_t *side[2] = {cl, sv};
+    uint8_t *sink[2] = {got_cl, got_sv};
+    size_t *len[2] = {len_cl, len_sv};
+    int *rc[2] = {rc_cl, rc_sv};
+    for (int round = 0; round < 64; round++) {
+        int moved = 0;
+        for (int i = 0; i < 2; i++) {
+            size_t n = 0;
+            do {
+                *rc[i] = sl_tls_read(side[i], buf, sizeof buf, &n);
+                if (n && sink[i]) {
+                    assert_true(*len[i] + n <= sink_cap);
+                    memcpy(sink[i] + *len[i], buf, n);
+                    *len[i] += n;
+                }
+            } while (*rc[i] == 0 && n);
+        }
+        for (int i = 0; i < 2; i++) {
+            size_t n;
+            while ((n = sl_tls_out_take(side[i], buf, sizeof buf)) > 0) {
+                assert_int_equal(sl_tls_feed(side[1 - i], buf, n), 0);
+                moved = 1;
+            }
+        }
+        if (!moved)
+            break;
+    }
+}
+
+static sl_tls_ctx_t *client_ctx(const char *ca, int verify)
+{
+    sl_tls_ctx_t *ctx = NULL;
+    char err[256];
+    assert_int_equal(sl_tls_ctx_new_client(ca, verify, &ctx, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    return ctx;
+}
+
+static void test_client_ctx_errors(void **state)
+{
+    (void)state;
+    int64_t before = sl_alloc_bytes();
+    sl_tls_ctx_t *ctx = (sl_tls_ctx_t *)1;
+    char err[256];
+    assert_int_equal(sl_tls_ctx_new_client("/nonexistent/ca.pem", 1, &ctx, err, sizeof err),
+                     SL_EINVAL);
+    assert_null(ctx);
+    assert_non_null(strstr(err, "cannot read the CA certificate file /nonexistent/ca.pem"));
+    assert_int_equal(sl_tls_ctx_new_client(g_garbage, 1, &ctx, err, sizeof err), SL_EINVAL);
+    assert_null(ctx);
+    assert_non_null(strstr(err, "cannot load CA certificates from"));
+    /* system CAs; no verification */
+    ctx = client_ctx(NULL, 1);
+    sl_tls_ctx_free(ctx);
+    ctx = client_ctx(NULL, 0);
+    sl_tls_ctx_free(ctx);
+    assert_int_equal(sl_alloc_bytes(), before);
+}
+
+/* Handshake with server_name against our server; data both ways; close_notify. */
+static void client_round_trip(const char *ca, int verify, const char *server_name)
+{
+    sl_tls_ctx_t *sctx = server_ctx();
+    sl_tls_ctx_t *cctx = client_ctx(ca, verify);
+    sl_tls_t *cl = NULL, *sv = NULL;
+    assert_int_equal(sl_tls_new_client(cctx, server_name, &cl), 0);
+    assert_int_equal(sl_tls_new(sctx, &sv), 0);
+
+    /* Nothing is sent before the first read; that read, with nothing fed
+     * and no room for plaintext, produces the ClientHello. */
+    assert_int_equal(sl_tls_out_pending(cl), 0);
+    size_t n = 1;
+    assert_int_equal(sl_tls_read(cl, NULL, 0, &n), 0);
+    assert_int_equal(n, 0);
+    assert_true(sl_tls_out_pending(cl) > 5);
+    uint8_t first = 0;
+    assert_int_equal(sl_tls_out_take(cl, &first, 1), 1);
+    assert_int_equal(first, 0x16); /* a handshake record */
+    assert_int_equal(sl_tls_feed(sv, &first, 1), 0);
+
+    int rc_cl = 0, rc_sv = 0;
+    pump(cl, sv, NULL, NULL, NULL, NULL, 0, &rc_cl, &rc_sv);
+    assert_int_equal(rc_cl, 0);
+    assert_int_equal(rc_sv, 0);
+    assert_true(sl_tls_handshake_done(cl));
+    assert_true(sl_tls_handshake_done(sv));
+    assert_string_equal(sl_tls_version(cl), sl_tls_version(sv));
+
+    /* data both ways, a large buffer included */
+    static uint8_t big[100000], got_sv[200000], got_cl[200000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7 + 3);
+    struct iovec iov[2] = {{.iov_base = "ping", .iov_len = 4},
+                           {.iov_base = big, .iov_len = sizeof big}};
+    size_t used = 0;
+    assert_int_equal(sl_tls_write(cl, iov, 2, SIZE_MAX, &used), 0);
+    assert_int_equal(used, 4 + sizeof big);
+    struct iovec pong = {.iov_base = "pong", .iov_len = 4};
+    assert_int_equal(sl_tls_write(sv, &pong, 1, SIZE_MAX, &used), 0);
+    size_t len_cl = 0, len_sv = 0;
+    pump(cl, sv, got_cl, &len_cl, got_sv, &len_sv, sizeof got_sv, &rc_cl, &rc_sv);
+    assert_int_equal(len_sv, 4 + sizeof big);
+    assert_memory_equal(got_sv, "ping", 4);
+    assert_memory_equal(got_sv + 4, big, sizeof big);
+    assert_int_equal(len_cl, 4);
+    assert_memory_equal(got_cl, "pong", 4);
+
+    /* the client's close_notify reads as a clean end on the server */
+    assert_int_equal(sl_tls_close_notify(cl), 0);
+    pump(cl, sv, NULL, NULL, NULL, NULL, 0, &rc_cl, &rc_sv);
+    assert_int_equal(rc_sv, SL_ECLOSED);
+    assert_string_equal(sl_tls_error(sv), "");
+
+    sl_tls_free(cl);
+    sl_tls_free(sv);
+    sl_tls_ctx_free(cctx);
+    sl_tls_ctx_free(sctx);
+}
+
+static void test_client_handshake_and_data(void **state)
+{
+    (void)state;
+    int64_t before = sl_alloc_bytes();
+    client_round_trip(g_cert, 1, "localhost");
+    client_round_trip(g_cert, 1, "127.0.0.1");      /* IP SAN, no SNI */
+    client_round_trip(g_other_cert, 0, "example.com"); /* no verification: anything goes */
+    client_round_trip(NULL, 0, NULL);
+    assert_int_equal(sl_alloc_bytes(), before);
+}
+
+/* The client refuses the server: SL_EPROTO with why_part in the reason. */
+static void expect_client_refuses(const char *ca, const char *server_name, const char *why_part)
+{
+    sl_tls_ctx_t *sctx = server_ctx();
+    sl_tls_ctx_t *cctx = client_ctx(ca, 1);
+    sl_tls_t *cl = NULL, *sv = NULL;
+    assert_int_equal(sl_tls_new_client(cctx, server_name, &cl), 0);
+    assert_int_equal(sl_tls_new(sctx, &sv), 0);
+    int rc_cl = 0, rc_sv = 0;
+    pump(cl, sv, NULL, NULL, NULL, NULL, 0, &rc_cl, &rc_sv);
+    assert_int_equal(rc_cl, SL_EPROTO);
+    assert_false(sl_tls_handshake_done(cl));
+    if (!strstr(sl_tls_error(cl), why_part))
+        fail_msg("reason \"%s\" lacks \"%s\"", sl_tls_error(cl), why_part);
+    /* the alert told the server, which fails too */
+    assert_int_equal(rc_sv, SL_EPROTO);
+    struct iovec iov = {.iov_base = "x", .iov_len = 1};
+    size_t used = 0;
+    assert_int_equal(sl_tls_write(cl, &iov, 1, 1, &used), SL_EPROTO);
+    sl_tls_free(cl);
+    sl_tls_free(sv);
+    sl_tls_ctx_free(cctx);
+    sl_tls_ctx_free(sctx);
+}
+
+static void test_client_verify_failures(void **state)
+{
+    (void)state;
+    int64_t before = sl_alloc_bytes();
+    expect_client_refuses(g_other_cert, "localhost", "certificate verify failed");
+    expect_client_refuses(g_cert, "example.com", "certificate verify failed: hostname mismatch");
+    expect_client_refuses(g_cert, "10.1.2.3", "certificate verify failed: IP address mismatch");
+    assert_int_equal(sl_alloc_bytes(), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +737,9 @@ int main(void)
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_old_version_refused),
         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_client_ctx_errors),
+        cmocka_unit_test(test_client_handshake_and_data),
+        cmocka_unit_test(test_client_verify_failures),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

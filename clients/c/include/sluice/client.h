@@ -1,7 +1,7 @@
 /*
  * libsluice-client: the native C client of sluice (and of any RTMP server:
  * nginx-rtmp, SRS, Red5, ...). It connects to rtmp://host[:port]/app[/room]/
- * stream[?query], publishes (an FLV file paced by its timestamps, or frames
+ * stream[?query] (or rtmps://, RTMP over TLS 1.2+), publishes (an FLV file paced by its timestamps, or frames
  * the caller pushes), plays (frames to a callback and/or an FLV file), calls
  * server methods, and reconnects with exponential backoff when asked to.
  *
@@ -140,6 +140,12 @@ typedef struct sl_client_opts {
     int digest_handshake;        /**< 1: Flash-style digest C1; 0: plain (default) */
     sl_client_reconnect_t reconnect;
     const char *flv_out;         /**< play: also write the stream to this FLV file ("-" = stdout) */
+    const char *tls_ca_file;     /**< rtmps: PEM file of the CA certificates to trust (a
+                                      self-signed server certificate itself works); NULL =
+                                      the system CAs (default). Loaded by sl_client_new;
+                                      the path is not kept. */
+    int tls_insecure;            /**< rtmps: 1 = do not verify the server's certificate or
+                                      host name (testing only); 0 = verify (default) */
     sl_client_state_cb on_state;
     sl_client_status_cb on_status;
     sl_client_frame_cb on_frame; /**< play: each received frame */
@@ -165,13 +171,21 @@ SL_EXTERN void sl_client_opts_init(sl_client_opts_t *o);
 
 /**
  * Creates a client for url (rtmp://host[:port]/app[/room...]/stream[?query];
- * the port defaults to 1935; the query is sent on tcUrl and on the stream
+ * the port defaults to 1935; rtmps://host[:port]/... is RTMP over TLS,
+ * port 1936 by default, with the server's certificate checked against
+ * opts.tls_ca_file or the system CAs and against the URL's host unless
+ * opts.tls_insecure; the query is sent on tcUrl and on the stream
  * name, where Red5-style servers look for credentials). Copies url and
  * opts (o may be NULL for defaults). Nothing happens on the network until
  * one of the start calls below. Returns 0 with the client in *out (owned by
  * the caller: release with sl_client_free), SL_EINVAL for a URL it cannot
- * parse (not rtmp://, no host, no app, a bad port), or SL_ENOMEM. On error
- * *out is NULL and nothing is left to release.
+ * parse (not rtmp:// or rtmps://, no host, no app, a bad port) or an
+ * rtmps:// client whose tls_ca_file cannot be read or holds no PEM
+ * certificate, or SL_ENOMEM. A TLS failure during a connection attempt
+ * (certificate not trusted, host name mismatch) ends the attempt with
+ * SL_EPROTO, and its NetConnection.Connect.Failed status carries the
+ * reason as description, e.g. "certificate verify failed: self-signed
+ * certificate". On error *out is NULL and nothing is left to release.
  */
 SL_EXTERN int sl_client_new(uv_loop_t *loop, const char *url, const sl_client_opts_t *o,
                             sl_client_t **out);
