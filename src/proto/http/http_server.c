@@ -1498,32 +1498,6 @@ static void on_stop_deadline(uv_timer_t *t)
     }
 }
 
-/*
- * Binds and listens on bind:port with handle h (initialised here). On
- * failure h is closed (its memory must stay until the loop has run) and
- * *opened says whether that happened.
- */
-static int open_listener(sl_http_server_t *srv, uv_tcp_t *h, const char *bind, int64_t port,
-                         int *opened)
-{
-    struct sockaddr_storage sa;
-    *opened = 0;
-    int rc = uv_ip4_addr(bind, (int)port, (struct sockaddr_in *)&sa);
-    if (rc)
-        rc = uv_ip6_addr(bind, (int)port, (struct sockaddr_in6 *)&sa);
-    if (rc)
-        return rc;
-    uv_tcp_init(srv->core->loop, h);
-    h->data = srv;
-    *opened = 1;
-    rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)h, 511, on_connection);
-    if (rc)
-        uv_close((uv_handle_t *)h, NULL);
-    return rc;
-}
-
 int sl_http_server_tls_enabled(const sl_config_t *cfg)
 {
     return (cfg->http_tls_cert && cfg->http_tls_cert[0]) ||
@@ -1574,7 +1548,8 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
             goto fail;
         }
     }
-    rc = open_listener(srv, &srv->listener, cfg->http_bind, cfg->http_port, &plain_opened);
+    rc = sl_tcp_listen(srv->core->loop, &srv->listener, srv, on_connection,
+                       cfg->http_bind, cfg->http_port, &plain_opened);
     if (rc) {
         SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", cfg->http_bind,
                 (long long)cfg->http_port, sl_strerror(rc));
@@ -1582,7 +1557,8 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
     }
     if (srv->tls_ctx) {
         const char *bind = sl_http_server_tls_bind(cfg);
-        rc = open_listener(srv, &srv->tls_listener, bind, cfg->http_tls_port, &tls_opened);
+        rc = sl_tcp_listen(srv->core->loop, &srv->tls_listener, srv, on_connection,
+                           bind, cfg->http_tls_port, &tls_opened);
         if (rc) {
             SL_LOGE(NULL, "https: cannot listen on %s:%lld: %s", bind,
                     (long long)cfg->http_tls_port, sl_strerror(rc));

@@ -1101,32 +1101,6 @@ static void on_stop_deadline(uv_timer_t *t)
     }
 }
 
-/*
- * Binds and listens on bind:port with handle h (initialised here). On
- * failure h is closed (its memory must stay until the loop has run) and
- * *opened says whether that happened.
- */
-static int open_listener(sl_rtmp_server_t *srv, uv_tcp_t *h, const char *bind, int64_t port,
-                         int *opened)
-{
-    struct sockaddr_storage sa;
-    *opened = 0;
-    int rc = uv_ip4_addr(bind, (int)port, (struct sockaddr_in *)&sa);
-    if (rc)
-        rc = uv_ip6_addr(bind, (int)port, (struct sockaddr_in6 *)&sa);
-    if (rc)
-        return rc;
-    uv_tcp_init(srv->core->loop, h);
-    h->data = srv;
-    *opened = 1;
-    rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)h, 511, on_connection);
-    if (rc)
-        uv_close((uv_handle_t *)h, NULL);
-    return rc;
-}
-
 static int nonempty(const char *s) { return s && s[0]; }
 
 void sl_rtmp_server_tls_files(const sl_config_t *cfg, const char **cert, const char **key)
@@ -1202,7 +1176,8 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
         SL_LOGE(NULL, "rtmps: %s", err[0] ? err : sl_strerror(rc));
         goto fail;
     }
-    rc = open_listener(srv, &srv->listener, cfg->rtmp_bind, cfg->rtmp_port, &plain_opened);
+    rc = sl_tcp_listen(srv->core->loop, &srv->listener, srv, on_connection,
+                       cfg->rtmp_bind, cfg->rtmp_port, &plain_opened);
     if (rc) {
         SL_LOGE(NULL, "rtmp: cannot listen on %s:%lld: %s", cfg->rtmp_bind,
                 (long long)cfg->rtmp_port, sl_strerror(rc));
@@ -1210,7 +1185,8 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     }
     if (srv->tls_ctx) {
         const char *bind = sl_rtmp_server_tls_bind(cfg);
-        rc = open_listener(srv, &srv->tls_listener, bind, cfg->rtmp_tls_port, &tls_opened);
+        rc = sl_tcp_listen(srv->core->loop, &srv->tls_listener, srv, on_connection,
+                           bind, cfg->rtmp_tls_port, &tls_opened);
         if (rc) {
             SL_LOGE(NULL, "rtmps: cannot listen on %s:%lld: %s", bind,
                     (long long)cfg->rtmp_tls_port, sl_strerror(rc));
