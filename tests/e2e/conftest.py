@@ -230,6 +230,21 @@ def ffprobe_count_frames(path, timeout=60):
     return int(s["nb_read_frames"]), s
 
 
+def make_cert(folder, name="server"):
+    """A self-signed P-256 certificate and key for localhost / 127.0.0.1; (cert, key)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    cert, key = folder / (name + ".crt"), folder / (name + ".key")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return cert, key
+
+
 def wait_stream_live(port, app, stream, timeout, frames=1):
     """Plays app/stream with rtmp_client until `frames` video frames arrive; closes."""
     deadline = time.monotonic() + timeout

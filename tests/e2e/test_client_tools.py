@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from conftest import (HOST, SANITIZER_PATTERNS, SLUICE_BIN, T, ffprobe_packets, ffprobe_streams,
-                      port_open, wait_stream_live, wait_until)
+                      make_cert, port_open, wait_stream_live, wait_until)
 
 TOOLS_DIR = pathlib.Path(SLUICE_BIN).resolve().parent
 
@@ -133,7 +133,7 @@ def test_bench_own_publisher_measures_lag(sluice, media_src):
 @pytest.fixture
 def tls_server(sluice_factory, tmp_path):
     """A sluice with RTMPS on (self-signed certificate for localhost / 127.0.0.1)."""
-    from test_rtmps import make_cert, tls_port_of
+    from test_rtmps import tls_port_of
     cert, key = make_cert(tmp_path)
     srv = sluice_factory(config={"rtmp": {"tls_cert": str(cert), "tls_key": str(key)}})
     srv.tls_port = tls_port_of(srv)
@@ -183,7 +183,6 @@ def test_play_over_rtmps(tls_published, tmp_path):
 
 
 def test_rtmps_wrong_ca_fails_clearly(tls_published, tmp_path):
-    from test_rtmps import make_cert
     other, _ = make_cert(tmp_path, "other")
     url = rtmps(tls_published, "live", "tlspub")
     p = subprocess.run([tool("sluice-play"), "-t", "2", "-timeout", "5000", "-o", os.devnull,

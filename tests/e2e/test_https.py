@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -31,7 +30,7 @@ import urllib.parse
 import pytest
 import yaml
 
-from conftest import HOST, T, ffmpeg_publish_cmd, ffprobe_json, port_open, wait_until
+from conftest import HOST, T, ffmpeg_publish_cmd, ffprobe_json, make_cert, port_open, wait_until
 
 TOKEN = "e2e-https-token-5443"
 HEADER_TIMEOUT_S = 2.0
@@ -40,21 +39,6 @@ HEADER_TIMEOUT_S = 2.0
 # ----------------------------------------------------------------------------
 # certificates, server, clients
 # ----------------------------------------------------------------------------
-
-def make_cert(folder, name="server"):
-    """A self-signed P-256 certificate and key for localhost / 127.0.0.1; (cert, key)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed")
-    cert, key = folder / (name + ".crt"), folder / (name + ".key")
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                        "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                        "-keyout", str(key), "-out", str(cert)],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    return cert, key
-
 
 def ports_of(srv):
     cfg = yaml.safe_load(srv.config_path.read_text())

@@ -34,8 +34,8 @@ import yaml
 
 import rtmp_client
 from api_helpers import Api, api_config
-from conftest import (HOST, T, ffmpeg_publish_cmd, ffprobe_streams, port_open, tcp_socket,
-                      tcp_state, wait_stream_live, wait_until)
+from conftest import (HOST, T, ffmpeg_publish_cmd, ffprobe_streams, make_cert, port_open,
+                      tcp_socket, tcp_state, wait_stream_live, wait_until)
 
 HANDSHAKE_TIMEOUT_S = 2.0
 
@@ -43,21 +43,6 @@ HANDSHAKE_TIMEOUT_S = 2.0
 # ----------------------------------------------------------------------------
 # certificates, ports, TLS players
 # ----------------------------------------------------------------------------
-
-def make_cert(folder, name="server"):
-    """A self-signed P-256 certificate and key for localhost / 127.0.0.1; (cert, key)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed")
-    cert, key = folder / (name + ".crt"), folder / (name + ".key")
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                        "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                        "-keyout", str(key), "-out", str(cert)],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    return cert, key
-
 
 def tls_port_of(srv):
     """rtmp.tls_port as the conftest factory picked it (read from the config file)."""
