@@ -13,7 +13,7 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-jsonschema
            python3-yaml python3-websocket python3-jwt
-           procps python3-cryptography chromium)
+           procps python3-cryptography chromium curl openssl)
 # Node.js and npm run the browser tests (tests/browser). Asked for only when
 # missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and conflicts
 # with Debian's npm package.
