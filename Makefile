@@ -3,13 +3,15 @@
 #   build/        release-with-debug-info
 #   build-asan/   ASan + UBSan (make test runs the suite there too)
 #   build-fuzz/   clang + libFuzzer (make fuzz)
+#   build-clang/  clang, Release (make test builds it and runs its unit tests:
+#                 a packager's -O3 build with the other compiler must pass too)
 CONFIG ?= sluice.yml
 JOBS ?= 2
 PYTEST ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all build build-asan deps deps-test run test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
+.PHONY: all build build-asan build-clang deps deps-test run test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
 
 all: build
 
@@ -27,6 +29,10 @@ build-asan:
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON -DSL_FAULT_INJECTION=ON >/dev/null
 	@cmake --build build-asan -j$(JOBS)
 
+build-clang:
+	@CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build-clang -j$(JOBS)
+
 run: deps build
 	./build/sluice --config $(CONFIG)
 
@@ -38,6 +44,8 @@ test: deps-test
 	@$(MAKE) --no-print-directory test-browser BUILD=build
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
 	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan PYTEST_ARGS="-m 'not slow'"
+	@$(MAKE) --no-print-directory build-clang
+	@$(MAKE) --no-print-directory test-unit BUILD=build-clang
 
 BUILD ?= build
 test-unit:
@@ -65,4 +73,4 @@ fuzz: deps-test
 	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-clang

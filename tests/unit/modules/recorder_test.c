@@ -56,7 +56,7 @@ static void test_unsafe_names(void **state)
     (void)state;
     char out[SL_RECORDER_NAME_MAX + 1];
     const char *bad[] = {"../x", "/etc/passwd", "a/../../b", "a//b", "./a", "a/.", "..", ".",
-                         "a\\b", "a\x01" "b", "a\x7f", "caf\xc3\xa9", "a/", "/"};
+                         "a\\b", ("a\x01" "b"), "a\x7f", "caf\xc3\xa9", "a/", "/"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         strcpy(out, "junk");
         assert_int_equal(sl_recorder_make_name(bad[i], "s", 0, out, sizeof out), SL_EINVAL);

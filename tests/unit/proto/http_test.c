@@ -231,11 +231,12 @@ static int parse_all(const sl_http_limits_t *lim, const char *s, size_t len, siz
         }
         if (rc == 1) {
             sl_http_msg_t *m = sl_http_parser_take(&p);
+            int upgrade = m->upgrade;
             if (n < max)
                 msgs[n++] = m;
             else
                 sl_http_msg_free(m);
-            if (m->upgrade)
+            if (upgrade)
                 break;
         }
     }
@@ -256,7 +257,7 @@ static void test_parse_get(void **state)
     static const char req[] = "GET /a%20b/c?x=1&y=%41 HTTP/1.1\r\nHost: h\r\nX-Thing:  v1  \r\n"
                               "X-Empty:\r\nACCEPT: */*\r\n\r\n";
     for (size_t step = 0; step <= 7; step++) {
-        sl_http_msg_t *m[2];
+        sl_http_msg_t *m[2] = {NULL, NULL};
         int status;
         int n = parse_all(&lim_default, req, sizeof req - 1, step, m, 2, &status);
         assert_int_equal(n, 1);
@@ -351,7 +352,7 @@ static void test_parse_versions(void **state)
         {"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sl_http_msg_t *m[1];
+        sl_http_msg_t *m[1] = {NULL};
         int status;
         int n = parse_all(&lim_default, cases[i].req, strlen(cases[i].req), 0, m, 1, &status);
         assert_int_equal(n, 1);
@@ -364,7 +365,7 @@ static void test_parse_versions(void **state)
 static void test_parse_targets(void **state)
 {
     (void)state;
-    sl_http_msg_t *m[1];
+    sl_http_msg_t *m[1] = {NULL};
     int status;
     const char *abs = "GET http://host:80/p/q?r=1 HTTP/1.1\r\n\r\n";
     assert_int_equal(parse_all(&lim_default, abs, strlen(abs), 0, m, 1, &status), 1);
@@ -406,7 +407,7 @@ static void test_parse_errors(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         for (size_t step = 0; step <= 3; step++) {
-            sl_http_msg_t *m[1];
+            sl_http_msg_t *m[1] = {NULL};
             int status;
             size_t len = strlen(cases[i].req);
             /* The 413 chunked case must see the chunk's bytes to fail. */
@@ -435,7 +436,7 @@ static void test_parse_errors(void **state)
         k += (int)url_len - 1;
         k += snprintf(big + k, sizeof big - (size_t)k, " HTTP/1.1\r\n\r\n");
         for (size_t step = 0; step <= 2; step++) {
-            sl_http_msg_t *m[1];
+            sl_http_msg_t *m[1] = {NULL};
             int status;
             int n = parse_all(&lim_default, big, (size_t)k, step ? step * 13 : 0, m, 1, &status);
             assert_int_equal(status, extra ? 414 : 0);
@@ -463,7 +464,7 @@ static void test_parse_head_limit(void **state)
         k += snprintf(req + k, sizeof req - (size_t)k, "\r\n\r\n");
         assert_int_equal(k, (int)total);
         for (size_t step = 0; step <= 40; step += 7) {
-            sl_http_msg_t *m[1];
+            sl_http_msg_t *m[1] = {NULL};
             int status;
             int n = parse_all(&lim, req, (size_t)k, step, m, 1, &status);
             assert_int_equal(status, over ? 431 : 0);
@@ -474,7 +475,7 @@ static void test_parse_head_limit(void **state)
     /* Leading blank lines count toward the head. */
     char crlfs[1100];
     memset(crlfs, '\n', sizeof crlfs);
-    sl_http_msg_t *m[1];
+    sl_http_msg_t *m[1] = {NULL};
     int status;
     assert_int_equal(parse_all(&lim, crlfs, sizeof crlfs, 0, m, 1, &status), 0);
     assert_int_equal(status, 431);
