@@ -37,6 +37,7 @@ run: deps build
 	./build/sluice --config $(CONFIG)
 
 test: deps-test
+	@/usr/bin/python3 scripts/check-layers.py
 	@$(MAKE) --no-print-directory build build-asan
 	@$(MAKE) --no-print-directory test-unit BUILD=build
 	@$(MAKE) --no-print-directory test-fuzz-replay BUILD=build-asan
