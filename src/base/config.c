@@ -74,6 +74,14 @@ static const slot_t g_slots[] = {
      "This node's name in events, logs and the cluster; empty means the host name."},
     {"server", "max_connections", T_INT, CFG(server_max_connections), "10000", 1, 1000000, NULL,
      "Most client connections at once, all protocols together; more are refused."},
+    {"server", "max_connections_per_address", T_INT, CFG(server_max_connections_per_address), "64",
+     0, 1000000, NULL,
+     "Most connections at once from one client address, all protocols together (loopback "
+     "included); more are refused. 0 = no limit. Raise it for many clients behind one NAT."},
+    {"server", "max_pending_connections", T_INT, CFG(server_max_pending_connections), "0", 0,
+     1000000, NULL,
+     "Most connections at once without a complete HTTP request or accepted RTMP connect; a new one "
+     "past it closes the oldest. 0 = a quarter of max_connections."},
     {"server", "shutdown_timeout", T_DURATION, CFG(server_shutdown_timeout_ms), "5s", 0,
      10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed."},
 
@@ -146,6 +154,8 @@ static const slot_t g_slots[] = {
      "Longest request URL; longer is answered 414."},
     {"http", "header_timeout", T_DURATION, CFG(http_header_timeout_ms), "10s", 100, 10 * MINUTE,
      NULL, "Time a client has to send a complete request head (slowloris guard): 408."},
+    {"http", "request_timeout", T_DURATION, CFG(http_request_timeout_ms), "30s", 100, 1 * HOUR,
+     NULL, "Time a client has to send a whole request, head and body, from its first byte: 408."},
     {"http", "idle_timeout", T_DURATION, CFG(http_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR, NULL,
      "Close a keep-alive connection idle for this long."},
     {"http", "cors_origin", T_STRING, CFG(http_cors_origin), "*", 0, 1024, NULL,

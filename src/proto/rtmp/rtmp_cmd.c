@@ -144,6 +144,8 @@ static int stream_path(sl_rtmp_conn_t *c, const char *raw, char *out, size_t cap
     size_t name_len = qm ? (size_t)(qm - raw) : strlen(raw);
     if (name_len > NAME_MAX_LEN || (qm && strlen(qm + 1) > QUERY_MAX_LEN))
         return SL_EINVAL;
+    if (qm && !sl_query_is_safe(qm + 1))
+        return SL_EINVAL; /* %00 would cut a credential short */
     char name[NAME_MAX_LEN + 1];
     memcpy(name, raw, name_len);
     name[name_len] = '\0';
@@ -320,6 +322,7 @@ static void connect_done(sl_admit_t *a, int result, const char *reason, void *ud
         return;
     }
     c->state = SL_RTMP_CONN_CONNECTED;
+    sl_session_admitted(&c->sess); /* out of the pending share (see sl_session_accept) */
     sl_events_emit_session(c->core, &c->sess, SL_EV_CONNECT, NULL);
     SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s)", c->sess.remote_addr,
             c->sess.remote_port, c->tc_url ? c->tc_url : "-");
@@ -342,6 +345,12 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
         q = strchr(tc_url, '?') + 1;
     if (!app[0] || !sl_name_is_safe(app, NAME_MAX_LEN))
         return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", "Invalid application name.");
+    if (q && !sl_query_is_safe(q)) {
+        /* A control byte (%00 above all) would cut a credential short. */
+        SL_LOGI(&c->sess.log, "connect refused: control byte in the query");
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected",
+                              "Invalid query string: control characters are not allowed.");
+    }
     if (!sl_core_app(c->core, app)) {
         char desc[NAME_MAX_LEN + 64];
         snprintf(desc, sizeof desc, "Application '%.*s' does not exist.", (int)strcspn(app, "/"),

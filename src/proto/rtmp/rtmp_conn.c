@@ -671,7 +671,14 @@ void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason)
 
 static void conn_kick(sl_session_t *s, const char *reason)
 {
-    sl__rtmp_close((sl_rtmp_conn_t *)s, reason ? reason : "kicked");
+    if (s->close_quietly) {
+        /* A budget's close: the core wrote the (rate-limited) line. */
+        SL_LOGD(&s->log, "kicked: %s", reason ? reason : "-");
+        reason = NULL;
+    } else if (!reason) {
+        reason = "kicked";
+    }
+    sl__rtmp_close((sl_rtmp_conn_t *)s, reason);
 }
 
 static void conn_shutdown(sl_session_t *s)
@@ -1014,8 +1021,12 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__rtmp_close(c, "server is shutting down");
         return;
     }
-    if ((int64_t)srv->core->n_sessions > cfg->server_max_connections) {
-        sl__rtmp_close(c, "connection limit reached");
+    const char *why = NULL;
+    if (sl_session_accept(srv->core, &c->sess, &why) != 0) {
+        /* RTMP has no way to say why before a handshake: just close. The
+         * core logged it, at most once per address or per interval. */
+        SL_LOGD(&c->sess.log, "refused: %s", why);
+        sl__rtmp_close(c, NULL);
         return;
     }
     if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
