@@ -887,6 +887,7 @@ static void dispatch(sl_http_conn_t *c, sl_http_msg_t *m)
 
 static int can_parse(const sl_http_conn_t *c)
 {
+
     /* A client that pipelines without reading its answers is not parsed
      * further; its input then fills `in` and reading pauses. Answers held
      * back behind an unanswered one count too: a slow first handler must
@@ -1296,9 +1297,16 @@ static void conn_pump(sl_http_conn_t *c)
     }
     if (c->state == SL_HTTP_CONN_OPEN && c->ws && c->ws->active)
         sl__http_ws_pump(c);
+    /* Requests waiting for the output to drain: when this write takes it
+     * under the mark at once (no write callback follows), parse them in
+     * another pass. Only on that transition, so a partial request that
+     * waits for more bytes never spins the flush pass. */
+    int blocked = c->state == SL_HTTP_CONN_OPEN && c->in.len && !can_parse(c);
     conn_write(c);
     if (c->state != SL_HTTP_CONN_OPEN)
         return;
+    if (blocked && can_parse(c))
+        sl__http_schedule_flush(c);
     if (conn_drained(c) && !c->n_txns) {
         if (c->close_after_flush) {
             begin_linger(c);
