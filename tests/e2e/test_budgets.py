@@ -390,6 +390,23 @@ def test_nul_in_query_refused_rtmp(simple_auth_srv):
             c.close()
         assert not r.ok and r.code == REJECTED, (app, r)
         assert "control characters" in r.info.get("description", ""), r
+    # A raw NUL inside an AMF string (connect arguments, tcUrl) cuts a C string the same way.
+    tc = "rtmp://%s:%d/live?username=alice&password=secret" % (HOST, port)
+    for kw in ({"connect_args": ("alice", "secret\x00x")},
+               {"connect_args": ({"username": "alice", "password": "secret\x00x"},)},
+               {"tc_url": tc + "\x00x"}):
+        c = RtmpClient(HOST, port, timeout=T(5), name="amf-nul")
+        try:
+            r = c.connect("live", **kw)
+        finally:
+            c.close()
+        assert not r.ok and r.code == REJECTED, (kw, r)
+        assert "control characters" in r.info.get("description", ""), r
+    c = RtmpClient(HOST, port, timeout=T(5), name="amf-good")
+    try:
+        assert c.connect("live", connect_args=("alice", "secret")).ok
+    finally:
+        c.close()
     # On the stream name (credentials there win over connect's): refused too.
     c = RtmpClient(HOST, port, timeout=T(5), name="stream-query")
     try:
