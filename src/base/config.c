@@ -104,6 +104,8 @@ static const slot_t g_slots[] = {
      "Largest incoming message (e.g. one video frame); a larger one closes the connection."},
     {"rtmp", "handshake_timeout", T_DURATION, CFG(rtmp_handshake_timeout_ms), "5s", 100,
      5 * MINUTE, NULL, "Time a client has to complete the RTMP handshake."},
+    {"rtmp", "connect_timeout", T_DURATION, CFG(rtmp_connect_timeout_ms), "10s", 100, 5 * MINUTE,
+     NULL, "Time a client has, from accept, to send its connect command after the handshake."},
     {"rtmp", "idle_timeout", T_DURATION, CFG(rtmp_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR,
      NULL, "Close a connection that has sent nothing for this long."},
     {"rtmp", "amf_max_depth", T_INT, CFG(rtmp_amf_max_depth), "32", 1, 1000, NULL,

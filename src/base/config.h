@@ -81,6 +81,7 @@ typedef struct sl_config {
     int64_t rtmp_max_chunk_size;       /* largest incoming chunk size accepted */
     int64_t rtmp_max_message_size;     /* largest incoming message accepted */
     int64_t rtmp_handshake_timeout_ms;
+    int64_t rtmp_connect_timeout_ms;   /* accept to connect command: close */
     int64_t rtmp_idle_timeout_ms;      /* no bytes in for this long: close */
     int64_t rtmp_amf_max_depth;        /* AMF nesting limit */
     int64_t rtmp_window_ack_size;      /* window we announce */

@@ -219,6 +219,22 @@ def test_request_deadline_counts_the_whole_request(sluice_factory):
     assert budget(metrics(srv), "http_request_timeout") == 1
 
 
+def test_rtmp_connect_deadline(sluice_factory):
+    """A peer that completes the RTMP handshake and then sends no connect is closed
+    at rtmp.connect_timeout (counted from accept), long before rtmp.idle_timeout."""
+    srv = start(sluice_factory, {"rtmp": {"connect_timeout": "1s", "idle_timeout": "60s"}})
+    c = RtmpClient(HOST, srv.port, timeout=T(5), name="no-connect")
+    try:
+        c.open()
+        c.handshake()
+        t0 = time.monotonic()
+        assert read_until_eof(c.sock, T(5)) == b""
+        assert time.monotonic() - t0 < T(4)
+    finally:
+        c.close()
+    srv.wait_log(r"closing: no connect within rtmp.connect_timeout", T(5))
+
+
 # ----------------------------------------------------------------------------
 # per-address connection limit, every protocol
 # ----------------------------------------------------------------------------

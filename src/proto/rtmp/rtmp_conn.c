@@ -1059,6 +1059,14 @@ static void on_sweep(uv_timer_t *t)
                                                                  : "handshake timeout");
             continue;
         }
+        /* Handshake done, no connect yet: a slot held without a word of
+         * RTMP. The whole exchange up to connect has one deadline, however
+         * slowly its bytes trickle (the idle timeout only sees gaps). */
+        if (c->state == SL_RTMP_CONN_READY &&
+            (int64_t)(now - c->accept_ms) > cfg->rtmp_connect_timeout_ms) {
+            sl__rtmp_close(c, "no connect within rtmp.connect_timeout");
+            continue;
+        }
         if (cfg->rtmp_idle_timeout_ms && (int64_t)quiet > cfg->rtmp_idle_timeout_ms) {
             sl__rtmp_close(c, "idle timeout");
             continue;
