@@ -7,9 +7,10 @@ loopback while a normal client must still be served:
     (server.max_pending_connections) and the whole-request deadline
     (http.request_timeout) keep room for a new RTMP publish and a curl /healthz,
     and every slow socket is closed;
-  - the per-address limit (server.max_connections_per_address) on HTTP and RTMP
-    from 127.0.0.1, while 127.0.0.2 still connects, with one log line for many
-    refusals;
+  - the per-address limit (server.max_connections_per_address) on HTTP, RTMP,
+    HTTPS and RTMPS from 127.0.0.1, while 127.0.0.2 still connects, with one log
+    line for many refusals;
+  - the RTMP deadline from accept to connect (rtmp.connect_timeout);
   - a WebSocket client (with the API token) that sends pings and never reads: its
     pongs count against http.stream_max_pending_bytes and it is closed;
   - credentials with %00 (HTTP: 400; RTMP connect: NetConnection.Connect.Rejected).
@@ -300,6 +301,51 @@ def test_per_address_limit_all_protocols(sluice_factory):
         held.pop().close()
         wait_until(lambda: rtmp_handshake_ok("127.0.0.1", srv.port), T(5),
                    message="127.0.0.1 admitted again")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_per_address_limit_counts_tls_listeners(sluice_factory, tmp_path):
+    """HTTPS and RTMPS connections count toward the same per-address limit as plain
+    ones; a refused TLS connection is closed before any handshake."""
+    import ssl
+
+    import yaml
+
+    from conftest import make_cert
+
+    cert, key = make_cert(tmp_path)
+    srv = start(sluice_factory, {"server": {"max_connections_per_address": 2},
+                                 "http": {"tls_cert": str(cert), "tls_key": str(key)}})
+    cfg = yaml.safe_load(open(srv.config_path).read())
+    https_port, rtmps_port = int(cfg["http"]["tls_port"]), int(cfg["rtmp"]["tls_port"])
+    wait_until(lambda: port_open(https_port) and port_open(rtmps_port), T(10), message="tls ports")
+    wait_until(lambda: metric(metrics_from(srv, "127.0.0.2"), "sluice_pending_connections") == 0,
+               T(5), message="no connection pending")
+    held = [connect_from("127.0.0.1", https_port), connect_from("127.0.0.1", rtmps_port)]
+    try:
+        wait_until(lambda: metric(metrics_from(srv, "127.0.0.2"),
+                                  "sluice_pending_connections") == 2, T(5), message="two pending")
+        for port in (https_port, rtmps_port):
+            s = connect_from("127.0.0.1", port)
+            assert read_until_eof(s, T(5)) == b""  # closed, no TLS handshake
+            s.close()
+        s = connect_from("127.0.0.1", http_port_of(srv))  # plain HTTP: same count
+        assert read_until_eof(s, T(5)).startswith(b"HTTP/1.1 503")
+        s.close()
+        ctx = ssl.create_default_context(cafile=str(cert))
+        s = ctx.wrap_socket(connect_from("127.0.0.2", https_port), server_hostname="localhost")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        assert got.startswith(b"HTTP/1.1 200"), got
+        assert budget(metrics_from(srv, "127.0.0.2"), "connections_per_address") == 3
     finally:
         for s in held:
             s.close()
