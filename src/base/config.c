@@ -167,7 +167,8 @@ static const slot_t g_slots[] = {
     {"http", "ws_max_message_bytes", T_SIZE, CFG(http_ws_max_message_bytes), "1MB", 1 * KB,
      64 * MB, NULL, "Largest WebSocket message accepted."},
     {"http", "stream_max_pending_bytes", T_SIZE, CFG(http_stream_max_pending_bytes), "8MB",
-     64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut."},
+     64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut; a WebSocket "
+     "counts the pongs and close replies its client's frames make us queue."},
     {"http", "tls_cert", T_STRING, CFG(http_tls_cert), "", 0, 4095, NULL,
      "PEM certificate file (leaf first, then intermediates) for HTTPS; HTTPS is on when this and "
      "tls_key are set."},
