@@ -308,7 +308,8 @@ def test_per_address_limit_all_protocols(sluice_factory):
 
 def test_per_address_limit_counts_tls_listeners(sluice_factory, tmp_path):
     """HTTPS and RTMPS connections count toward the same per-address limit as plain
-    ones; a refused TLS connection is closed before any handshake."""
+    ones; a refused TLS connection is closed before any handshake. The limited client
+    is 127.0.0.4, an address no readiness probe of the fixture uses."""
     import ssl
 
     import yaml
@@ -321,17 +322,15 @@ def test_per_address_limit_counts_tls_listeners(sluice_factory, tmp_path):
     cfg = yaml.safe_load(open(srv.config_path).read())
     https_port, rtmps_port = int(cfg["http"]["tls_port"]), int(cfg["rtmp"]["tls_port"])
     wait_until(lambda: port_open(https_port) and port_open(rtmps_port), T(10), message="tls ports")
-    wait_until(lambda: metric(metrics_from(srv, "127.0.0.2"), "sluice_pending_connections") == 0,
-               T(5), message="no connection pending")
-    held = [connect_from("127.0.0.1", https_port), connect_from("127.0.0.1", rtmps_port)]
+    held = [connect_from("127.0.0.4", https_port), connect_from("127.0.0.4", rtmps_port)]
     try:
-        wait_until(lambda: metric(metrics_from(srv, "127.0.0.2"),
-                                  "sluice_pending_connections") == 2, T(5), message="two pending")
+        # Both held ones are accepted (and counted) once a later request is answered.
+        metrics_from(srv, "127.0.0.2")
         for port in (https_port, rtmps_port):
-            s = connect_from("127.0.0.1", port)
+            s = connect_from("127.0.0.4", port)
             assert read_until_eof(s, T(5)) == b""  # closed, no TLS handshake
             s.close()
-        s = connect_from("127.0.0.1", http_port_of(srv))  # plain HTTP: same count
+        s = connect_from("127.0.0.4", http_port_of(srv))  # plain HTTP: same count
         assert read_until_eof(s, T(5)).startswith(b"HTTP/1.1 503")
         s.close()
         ctx = ssl.create_default_context(cafile=str(cert))
@@ -345,7 +344,9 @@ def test_per_address_limit_counts_tls_listeners(sluice_factory, tmp_path):
             got += chunk
         s.close()
         assert got.startswith(b"HTTP/1.1 200"), got
-        assert budget(metrics_from(srv, "127.0.0.2"), "connections_per_address") == 3
+        # >= : the fixture's probes from 127.0.0.1 may meet the limit of 2 as well.
+        assert budget(metrics_from(srv, "127.0.0.2"), "connections_per_address") >= 3
+        assert re.search(r"connection refused: 2 open from 127\.0\.0\.4", srv.log_text())
     finally:
         for s in held:
             s.close()
