@@ -33,6 +33,7 @@ static const char *const g_budget_names[SL_BUDGET_COUNT] = {
     [SL_BUDGET_HTTP_REQUEST_TIMEOUT] = "http_request_timeout",
     [SL_BUDGET_HTTP_PENDING_BYTES] = "http_pending_bytes",
     [SL_BUDGET_RTMP_PARTIAL] = "rtmp_partial",
+    [SL_BUDGET_RTMP_CONNECT_TIMEOUT] = "rtmp_connect_timeout",
 };
 
 int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg)

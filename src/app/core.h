@@ -44,6 +44,7 @@ typedef enum {
     SL_BUDGET_HTTP_REQUEST_TIMEOUT,      /* http.request_timeout: 408 and close */
     SL_BUDGET_HTTP_PENDING_BYTES,        /* http.stream_max_pending_bytes on a WebSocket's output */
     SL_BUDGET_RTMP_PARTIAL,              /* partially received RTMP messages (rtmp code) */
+    SL_BUDGET_RTMP_CONNECT_TIMEOUT,      /* rtmp.connect_timeout: closed before connect */
     SL_BUDGET_COUNT
 } sl_budget_t;
 

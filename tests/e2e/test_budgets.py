@@ -234,6 +234,7 @@ def test_rtmp_connect_deadline(sluice_factory):
     finally:
         c.close()
     srv.wait_log(r"closing: no connect within rtmp.connect_timeout", T(5))
+    assert budget(metrics(srv), "rtmp_connect_timeout") == 1
 
 
 # ----------------------------------------------------------------------------

@@ -1064,6 +1064,7 @@ static void on_sweep(uv_timer_t *t)
          * slowly its bytes trickle (the idle timeout only sees gaps). */
         if (c->state == SL_RTMP_CONN_READY &&
             (int64_t)(now - c->accept_ms) > cfg->rtmp_connect_timeout_ms) {
+            sl_core_budget_exceeded(srv->core, SL_BUDGET_RTMP_CONNECT_TIMEOUT, NULL);
             sl__rtmp_close(c, "no connect within rtmp.connect_timeout");
             continue;
         }
