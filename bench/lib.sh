@@ -92,6 +92,7 @@ start_sluice() {
 server:
   data_dir: $d/data
   max_connections: 100000
+  max_connections_per_address: 0   # every bench client is 127.0.0.1
 log:
   level: warn
 rtmp:

@@ -114,6 +114,14 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     put(&w, "sluice_frames_alive %lld\n", (long long)sl_frame_count());
     metric(&w, "sluice_event_watchers", "gauge", "Open event-stream WebSockets.");
     put(&w, "sluice_event_watchers %zu\n", api->n_watchers);
+    metric(&w, "sluice_pending_connections", "gauge",
+           "Connections without a complete HTTP request or accepted RTMP connect yet.");
+    put(&w, "sluice_pending_connections %zu\n", core->n_pending);
+    metric(&w, "sluice_budget_exceeded_total", "counter",
+           "Peers refused or closed for going over a resource budget, by budget.");
+    for (int b = 0; b < SL_BUDGET_COUNT; b++)
+        put(&w, "sluice_budget_exceeded_total{budget=\"%s\"} %llu\n", sl_budget_name((sl_budget_t)b),
+            (unsigned long long)core->budget_exceeded[b]);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -1,5 +1,8 @@
 /*
- * The core and the session registry (see core.h).
+ * The core and the session registry (see core.h), and the connection
+ * budgets every listener shares: per address, the pending share and the
+ * total, enforced at accept by sl_session_accept(), with the counters of
+ * sluice_budget_exceeded_total.
  */
 #include "app/core.h"
 
@@ -13,6 +16,26 @@
 #include "base/time.h"
 #include "sluice/errors.h"
 
+#define BUDGET_LOG_INTERVAL_MS 10000 /* one log line per budget (or address) this often */
+
+/* Open connections of one remote address (core->addr_conns), freed at 0. */
+typedef struct sl_addr_conns {
+    size_t n;                    /* connections counted by sl_session_accept, still open */
+    uint64_t log_ms;             /* loop time of the last refusal logged for it, 0 = none */
+    uint64_t unlogged;           /* refusals since then without a line */
+} sl_addr_conns_t;
+
+/* Labels of sluice_budget_exceeded_total, in sl_budget_t order. */
+static const char *const g_budget_names[SL_BUDGET_COUNT] = {
+    [SL_BUDGET_CONNECTIONS] = "connections",
+    [SL_BUDGET_CONNECTIONS_PER_ADDRESS] = "connections_per_address",
+    [SL_BUDGET_PENDING_CONNECTIONS] = "pending_connections",
+    [SL_BUDGET_HTTP_REQUEST_TIMEOUT] = "http_request_timeout",
+    [SL_BUDGET_HTTP_PENDING_BYTES] = "http_pending_bytes",
+    [SL_BUDGET_RTMP_PARTIAL] = "rtmp_partial",
+    [SL_BUDGET_RTMP_CONNECT_TIMEOUT] = "rtmp_connect_timeout",
+};
+
 int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg)
 {
     memset(core, 0, sizeof(*core));
@@ -22,7 +45,9 @@ int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg)
     if (!core->hub)
         return SL_ENOMEM;
     sl_list_init(&core->sessions);
+    sl_list_init(&core->pending);
     sl_map_init(&core->app_stats);
+    sl_map_init(&core->addr_conns);
     core->start_ms = sl_time_wall_ms();
     return 0;
 }
@@ -37,6 +62,10 @@ void sl_core_cleanup(sl_core_t *core)
         sl_free(st);
     }
     sl_map_cleanup(&core->app_stats);
+    pos = 0;
+    while ((e = sl_map_next(&core->addr_conns, &pos)))
+        sl_free(e->val); /* only if a session was never unregistered */
+    sl_map_cleanup(&core->addr_conns);
     sl_events_cleanup(core);
     sl_admit_cleanup(core);
     sl_hub_free(core->hub);
@@ -100,8 +129,130 @@ void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_
         core->max_sessions = core->n_sessions;
 }
 
+const char *sl_budget_name(sl_budget_t b)
+{
+    return (unsigned)b < SL_BUDGET_COUNT ? g_budget_names[b] : "unknown";
+}
+
+int sl_core_budget_exceeded(sl_core_t *core, sl_budget_t b, uint64_t *unlogged)
+{
+    if (unlogged)
+        *unlogged = 0;
+    if ((unsigned)b >= SL_BUDGET_COUNT)
+        return 0;
+    core->budget_exceeded[b]++;
+    uint64_t now = uv_now(core->loop);
+    if (core->budget_log_ms[b] && now - core->budget_log_ms[b] < BUDGET_LOG_INTERVAL_MS) {
+        core->budget_unlogged[b]++;
+        return 0;
+    }
+    core->budget_log_ms[b] = now ? now : 1;
+    if (unlogged)
+        *unlogged = core->budget_unlogged[b];
+    core->budget_unlogged[b] = 0;
+    return 1;
+}
+
+/* The effective pending share: the configured one, or a quarter of the total. */
+static int64_t max_pending(const sl_config_t *cfg)
+{
+    int64_t n = cfg->server_max_pending_connections;
+    if (n <= 0)
+        n = cfg->server_max_connections / 4;
+    if (n > cfg->server_max_connections)
+        n = cfg->server_max_connections;
+    return n > 0 ? n : 1;
+}
+
+int sl_session_accept(sl_core_t *core, sl_session_t *s, const char **why)
+{
+    const sl_config_t *cfg = core->cfg;
+    uint64_t unlogged = 0;
+    *why = NULL;
+    sl_addr_conns_t *ac = s->remote_addr[0] ? sl_map_get(&core->addr_conns, s->remote_addr) : NULL;
+    /* 1. Per address. The entry exists while the address has connections,
+     * so one that is at its limit always has one to remember the log time. */
+    if (ac && cfg->server_max_connections_per_address > 0 &&
+        (int64_t)ac->n >= cfg->server_max_connections_per_address) {
+        core->budget_exceeded[SL_BUDGET_CONNECTIONS_PER_ADDRESS]++;
+        uint64_t now = uv_now(core->loop);
+        if (!ac->log_ms || now - ac->log_ms >= BUDGET_LOG_INTERVAL_MS) {
+            SL_LOGW(NULL, "%s: connection refused: %zu open from %s (server.max_connections_per_address "
+                    "%lld); %llu more refused since the last line", s->proto, ac->n, s->remote_addr,
+                    (long long)cfg->server_max_connections_per_address,
+                    (unsigned long long)ac->unlogged);
+            ac->log_ms = now ? now : 1;
+            ac->unlogged = 0;
+        } else {
+            ac->unlogged++;
+        }
+        *why = "too many connections from this address";
+        return SL_EBUSY;
+    }
+    /* 2. The pending share: make room by closing the oldest pending one. */
+    if ((int64_t)core->n_pending >= max_pending(cfg) && !sl_list_empty(&core->pending)) {
+        sl_session_t *old = sl_container_of(core->pending.next, sl_session_t, pending_link);
+        if (sl_core_budget_exceeded(core, SL_BUDGET_PENDING_CONNECTIONS, &unlogged))
+            SL_LOGW(NULL, "%zu connections without a complete request or connect "
+                    "(server.max_pending_connections %lld): closing the oldest (%s %s from %s, "
+                    "%llu ms old) for a new one; %llu more since the last line",
+                    core->n_pending, (long long)max_pending(cfg), old->proto, old->id,
+                    old->remote_addr, (unsigned long long)(sl_time_wall_ms() - old->start_ms),
+                    (unsigned long long)unlogged);
+        sl_session_admitted(old); /* out of the list even if its kick is deferred */
+        old->close_quietly = 1;
+        if (old->ops && old->ops->kick)
+            old->ops->kick(old, "displaced: too many connections without a complete request");
+    }
+    /* 3. The total. */
+    if ((int64_t)core->n_sessions > cfg->server_max_connections) {
+        if (sl_core_budget_exceeded(core, SL_BUDGET_CONNECTIONS, &unlogged))
+            SL_LOGW(NULL, "%s: connection from %s refused: server.max_connections (%lld) reached; "
+                    "%llu more refused since the last line", s->proto, s->remote_addr,
+                    (long long)cfg->server_max_connections, (unsigned long long)unlogged);
+        *why = "connection limit reached";
+        return SL_EBUSY;
+    }
+    if (s->remote_addr[0]) {
+        if (!ac) {
+            ac = sl_calloc(1, sizeof(*ac));
+            if (ac && sl_map_set(&core->addr_conns, s->remote_addr, ac)) {
+                sl_free(ac);
+                ac = NULL;
+            }
+        }
+        if (ac) {
+            ac->n++;
+            s->addr_counted = 1;
+        }
+        /* Out of memory here only loses the count: never a refusal. */
+    }
+    s->pending = 1;
+    sl_list_push_back(&core->pending, &s->pending_link);
+    core->n_pending++;
+    return 0;
+}
+
+void sl_session_admitted(sl_session_t *s)
+{
+    if (!s->pending || !s->core)
+        return;
+    s->pending = 0;
+    sl_list_remove(&s->pending_link);
+    s->core->n_pending--;
+}
+
 void sl_session_unregister(sl_core_t *core, sl_session_t *s)
 {
+    sl_session_admitted(s);
+    if (s->addr_counted) {
+        s->addr_counted = 0;
+        sl_addr_conns_t *ac = sl_map_get(&core->addr_conns, s->remote_addr);
+        if (ac && --ac->n == 0) {
+            sl_map_del(&core->addr_conns, s->remote_addr);
+            sl_free(ac);
+        }
+    }
     if (sl_list_linked(&s->link)) {
         sl_list_remove(&s->link);
         core->n_sessions--;
@@ -252,4 +403,26 @@ int sl_name_is_safe(const char *name, size_t max_len)
         if (c < 0x20 || c == 0x7f || c == '\\')
             return 0;
     }
+}
+
+static int hex_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int sl_query_is_safe(const char *query)
+{
+    if (!query)
+        return 1;
+    for (const unsigned char *p = (const unsigned char *)query; *p; p++) {
+        unsigned c = *p;
+        if (c == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+            c = (unsigned)(hex_digit(p[1]) << 4 | hex_digit(p[2]));
+            p += 2;
+        }
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+    }
+    return 1;
 }

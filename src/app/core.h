@@ -30,6 +30,24 @@ typedef enum {
 
 typedef struct sl_session sl_session_t;
 
+/*
+ * Resource budgets a peer can exceed, counted per kind since start and
+ * printed by /metrics as sluice_budget_exceeded_total{budget="<name>"}.
+ * One family for every protocol: code that refuses or closes a peer for a
+ * budget calls sl_core_budget_exceeded() with its kind. Append new kinds
+ * before SL_BUDGET_COUNT and name them in core.c's table.
+ */
+typedef enum {
+    SL_BUDGET_CONNECTIONS = 0,           /* server.max_connections: refused at accept */
+    SL_BUDGET_CONNECTIONS_PER_ADDRESS,   /* server.max_connections_per_address: refused */
+    SL_BUDGET_PENDING_CONNECTIONS,       /* server.max_pending_connections: oldest displaced */
+    SL_BUDGET_HTTP_REQUEST_TIMEOUT,      /* http.request_timeout: 408 and close */
+    SL_BUDGET_HTTP_PENDING_BYTES,        /* http.stream_max_pending_bytes on a WebSocket's output */
+    SL_BUDGET_RTMP_PARTIAL,              /* partially received RTMP messages (rtmp code) */
+    SL_BUDGET_RTMP_CONNECT_TIMEOUT,      /* rtmp.connect_timeout: closed before connect */
+    SL_BUDGET_COUNT
+} sl_budget_t;
+
 /* How a publisher asked to publish (Red5's IClientStream modes). */
 typedef enum {
     SL_PUBLISH_LIVE = 0,   /* live only */
@@ -132,6 +150,11 @@ struct sl_session {
     struct sl_core *core;        /* registry it is in (set by register) */
     struct sl_app_stats *app_stats; /* its app's counters once the app is set */
     int publish_mode;            /* while publishing: sl_publish_mode_t (live, record, append) */
+    int addr_counted;            /* counted in core->addr_conns (by sl_session_accept) */
+    int pending;                 /* in core->pending: accepted, not yet admitted */
+    sl_list_t pending_link;      /* in core->pending, oldest first */
+    int close_quietly;           /* closed by a budget whose log line core writes (rate-limited):
+                                    the protocol logs its close at debug only */
 };
 
 typedef struct sl_app_stats sl_app_stats_t;
@@ -158,6 +181,12 @@ typedef struct sl_core {
     sl_map_t app_stats;          /* app name -> sl_app_stats_t* */
     const sl_recorder_ops_t *recorder_ops; /* set by the recorder module while it runs, else NULL */
     void *recorder_ud;           /* its state (borrowed) */
+    sl_map_t addr_conns;         /* remote address -> sl_addr_conns_t*, while it has connections */
+    sl_list_t pending;           /* sessions accepted but not admitted yet, oldest first */
+    size_t n_pending;
+    uint64_t budget_exceeded[SL_BUDGET_COUNT]; /* times each budget was exceeded since start */
+    uint64_t budget_log_ms[SL_BUDGET_COUNT];   /* loop time of the last server-wide log line */
+    uint64_t budget_unlogged[SL_BUDGET_COUNT]; /* exceeded since that line without a line */
 } sl_core_t;
 
 /* Per-app counters (Red5's ScopeStatistics). */
@@ -182,6 +211,44 @@ void sl_core_cleanup(sl_core_t *core);
  */
 void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_t *ops,
                          const char *proto);
+/**
+ * Admission of a freshly accepted connection (RTMP, RTMPS, HTTP, HTTPS),
+ * called once right after sl_session_register() and
+ * sl_session_set_peer(). In order:
+ *  1. per address: more than server.max_connections_per_address open
+ *     connections from remote_addr refuses this one;
+ *  2. pending share: when server.max_pending_connections connections have
+ *     been accepted and not admitted yet (no complete HTTP request, no
+ *     accepted RTMP connect), the oldest of them is closed (kicked, quietly)
+ *     to make room: slow or silent peers cannot hold more than that share of
+ *     the server, and cannot keep a fresh client out for longer than it
+ *     takes to open that many connections;
+ *  3. total: more than server.max_connections sessions refuses this one.
+ * A connection that passes is counted for its address and joins the
+ * pending list until sl_session_admitted(). Every refusal or displacement
+ * is counted (sluice_budget_exceeded_total) and logged at most once per
+ * address (per address) or per server (the others) every 10 s, with the
+ * number not logged in between. Returns 0, or SL_EBUSY with *why (static
+ * text) set: the caller closes the connection at once, logging only at
+ * debug, and may answer in its protocol (HTTP 503).
+ */
+int sl_session_accept(sl_core_t *core, sl_session_t *s, const char **why);
+/**
+ * The session's peer completed what proves it is a client (a whole HTTP
+ * request; an accepted RTMP connect): it leaves the pending share.
+ * Idempotent; a no-op for sessions that were never pending.
+ */
+void sl_session_admitted(sl_session_t *s);
+/**
+ * Counts one excess of budget b. Returns 1 when the caller should log it
+ * now: the first time, and then at most once every 10 s per budget for
+ * the whole server; *unlogged (may be NULL) receives how many excesses
+ * went unlogged before this one. Per-connection budgets whose close is
+ * logged by the connection itself may ignore the result.
+ */
+int sl_core_budget_exceeded(sl_core_t *core, sl_budget_t b, uint64_t *unlogged);
+/** The label of a budget in /metrics ("connections_per_address", ...). */
+const char *sl_budget_name(sl_budget_t b);
 /** Unregisters and frees the session's owned fields (not the session itself). */
 void sl_session_unregister(sl_core_t *core, sl_session_t *s);
 /**
@@ -223,5 +290,14 @@ const sl_app_config_t *sl_core_app(const sl_core_t *core, const char *scope_path
  * at most max_len bytes in all. Returns 1 when acceptable.
  */
 int sl_name_is_safe(const char *name, size_t max_len);
+
+/**
+ * Checks a query string ("a=1&b=x%20y", borrowed) before any value of it
+ * is decoded: returns 0 when it holds a control byte (0x00-0x1f, 0x7f),
+ * raw or percent-encoded. %00 would otherwise cut a decoded C string
+ * short ("password=secret%00x" read as "secret"), and no credential,
+ * token or name legitimately holds one. 1 when acceptable (NULL is).
+ */
+int sl_query_is_safe(const char *query);
 
 #endif

@@ -74,6 +74,14 @@ static const slot_t g_slots[] = {
      "This node's name in events, logs and the cluster; empty means the host name."},
     {"server", "max_connections", T_INT, CFG(server_max_connections), "10000", 1, 1000000, NULL,
      "Most client connections at once, all protocols together; more are refused."},
+    {"server", "max_connections_per_address", T_INT, CFG(server_max_connections_per_address), "64",
+     0, 1000000, NULL,
+     "Most connections at once from one client address, all protocols together (loopback "
+     "included); more are refused. 0 = no limit. Raise it for many clients behind one NAT."},
+    {"server", "max_pending_connections", T_INT, CFG(server_max_pending_connections), "0", 0,
+     1000000, NULL,
+     "Most connections at once without a complete HTTP request or accepted RTMP connect; a new one "
+     "past it closes the oldest. 0 = a quarter of max_connections."},
     {"server", "shutdown_timeout", T_DURATION, CFG(server_shutdown_timeout_ms), "5s", 0,
      10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed."},
 
@@ -96,6 +104,8 @@ static const slot_t g_slots[] = {
      "Largest incoming message (e.g. one video frame); a larger one closes the connection."},
     {"rtmp", "handshake_timeout", T_DURATION, CFG(rtmp_handshake_timeout_ms), "5s", 100,
      5 * MINUTE, NULL, "Time a client has to complete the RTMP handshake."},
+    {"rtmp", "connect_timeout", T_DURATION, CFG(rtmp_connect_timeout_ms), "10s", 100, 5 * MINUTE,
+     NULL, "Time a client has, from accept, to send its connect command after the handshake."},
     {"rtmp", "idle_timeout", T_DURATION, CFG(rtmp_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR,
      NULL, "Close a connection that has sent nothing for this long."},
     {"rtmp", "amf_max_depth", T_INT, CFG(rtmp_amf_max_depth), "32", 1, 1000, NULL,
@@ -146,6 +156,8 @@ static const slot_t g_slots[] = {
      "Longest request URL; longer is answered 414."},
     {"http", "header_timeout", T_DURATION, CFG(http_header_timeout_ms), "10s", 100, 10 * MINUTE,
      NULL, "Time a client has to send a complete request head (slowloris guard): 408."},
+    {"http", "request_timeout", T_DURATION, CFG(http_request_timeout_ms), "30s", 100, 1 * HOUR,
+     NULL, "Time a client has to send a whole request, head and body, from its first byte: 408."},
     {"http", "idle_timeout", T_DURATION, CFG(http_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR, NULL,
      "Close a keep-alive connection idle for this long."},
     {"http", "cors_origin", T_STRING, CFG(http_cors_origin), "*", 0, 1024, NULL,
@@ -155,7 +167,8 @@ static const slot_t g_slots[] = {
     {"http", "ws_max_message_bytes", T_SIZE, CFG(http_ws_max_message_bytes), "1MB", 1 * KB,
      64 * MB, NULL, "Largest WebSocket message accepted."},
     {"http", "stream_max_pending_bytes", T_SIZE, CFG(http_stream_max_pending_bytes), "8MB",
-     64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut."},
+     64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut; a WebSocket "
+     "counts the pongs and close replies its client's frames make us queue."},
     {"http", "tls_cert", T_STRING, CFG(http_tls_cert), "", 0, 4095, NULL,
      "PEM certificate file (leaf first, then intermediates) for HTTPS; HTTPS is on when this and "
      "tls_key are set."},

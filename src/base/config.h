@@ -67,6 +67,8 @@ typedef struct sl_config {
     char *server_data_dir;             /* data folder (SQLite, recordings) */
     char *server_node_name;            /* this node's name in events and logs */
     int64_t server_max_connections;    /* all protocols together */
+    int64_t server_max_connections_per_address; /* from one remote address, 0 = no limit */
+    int64_t server_max_pending_connections;     /* not yet admitted; 0 = max_connections / 4 */
     int64_t server_shutdown_timeout_ms;/* graceful shutdown deadline */
     /* log */
     int64_t log_level;                 /* sl_log_level_t */
@@ -79,6 +81,7 @@ typedef struct sl_config {
     int64_t rtmp_max_chunk_size;       /* largest incoming chunk size accepted */
     int64_t rtmp_max_message_size;     /* largest incoming message accepted */
     int64_t rtmp_handshake_timeout_ms;
+    int64_t rtmp_connect_timeout_ms;   /* accept to connect command: close */
     int64_t rtmp_idle_timeout_ms;      /* no bytes in for this long: close */
     int64_t rtmp_amf_max_depth;        /* AMF nesting limit */
     int64_t rtmp_window_ack_size;      /* window we announce */
@@ -104,6 +107,7 @@ typedef struct sl_config {
     int64_t http_max_body_bytes;       /* body limit (413) */
     int64_t http_max_url_bytes;        /* URL limit (414) */
     int64_t http_header_timeout_ms;    /* slow request head: 408 */
+    int64_t http_request_timeout_ms;   /* whole request (head and body): 408 */
     int64_t http_idle_timeout_ms;      /* idle keep-alive close */
     char *http_cors_origin;            /* "" disables CORS */
     char *http_web_root;               /* static pages folder */

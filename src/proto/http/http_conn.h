@@ -117,6 +117,7 @@ struct sl_http_conn {
     sl_list_t out;               /* sl_http_out_t ready to write, in order */
     size_t out_bytes;            /* bytes in out not yet written (in flight included) */
     size_t n_out;                /* pieces in out */
+    size_t held_bytes;           /* bytes answered by later requests, held back in their txn->out */
     int writing;                 /* a uv_write is in flight */
     size_t w_pieces;             /* pieces covered by it */
     size_t w_bytes;              /* bytes covered by it */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "app/core.h"
 #include "base/alloc.h"
 #include "proto/http/http_parse.h"
 #include "sluice/errors.h"
@@ -217,6 +218,8 @@ static int on_message_complete(http_parser *hp)
     char *path = (char *)p->strings.data + path_off;
     if (sl_http_url_decode(path, 0) != strlen(path))
         return fail(p, SL_EPROTO, 400); /* %00 in the path: never a valid name */
+    if (!sl_query_is_safe((const char *)p->strings.data + query_off))
+        return fail(p, SL_EPROTO, 400); /* %00 would cut a credential short: see core.h */
 
     m = sl_calloc(1, sizeof(*m));
     if (!m)

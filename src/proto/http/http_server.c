@@ -170,6 +170,7 @@ void sl__http_txn_queue(sl_http_txn_t *t, sl_http_out_t *o)
         sl_list_push_back(&t->out, &o->link);
         t->out_bytes += size;
         t->n_out++;
+        c->held_bytes += size;
     }
     sl__http_schedule_flush(c);
 }
@@ -879,15 +880,20 @@ static void dispatch(sl_http_conn_t *c, sl_http_msg_t *m)
     c->n_requests++;
     c->sess.msgs_in++;
     c->head_start_ms = 0;
+    /* A whole request makes the connection a client: out of the pending share. */
+    sl_session_admitted(&c->sess);
     route_request(c, t);
 }
 
 static int can_parse(const sl_http_conn_t *c)
 {
+
     /* A client that pipelines without reading its answers is not parsed
-     * further; its input then fills `in` and reading pauses. */
+     * further; its input then fills `in` and reading pauses. Answers held
+     * back behind an unanswered one count too: a slow first handler must
+     * not let fifteen large answers pile up behind it. */
     return c->state == SL_HTTP_CONN_OPEN && !c->no_more_requests && !c->ws &&
-           c->n_txns < SL_HTTP_MAX_PIPELINE && c->out_bytes < OUT_HIGH_BYTES;
+           c->n_txns < SL_HTTP_MAX_PIPELINE && c->out_bytes + c->held_bytes < OUT_HIGH_BYTES;
 }
 
 /*
@@ -910,7 +916,9 @@ static void conn_parse(sl_http_conn_t *c, const uint8_t *p, size_t n)
         size_t used = 0;
         int rc = sl_http_parser_feed(&c->parser, data + off, len - off, &used);
         off += used;
-        if (c->parser.phase == SL_HTTP_PHASE_HEAD && !c->head_start_ms)
+        /* A request that began in this read may already be in its body. */
+        if ((c->parser.phase == SL_HTTP_PHASE_HEAD || c->parser.phase == SL_HTTP_PHASE_BODY) &&
+            !c->head_start_ms)
             c->head_start_ms = now_ms(c);
         if (rc < 0) {
             answer_error(c, c->parser.status ? c->parser.status : 400, parse_error_text(&c->parser));
@@ -1136,6 +1144,7 @@ static void advance(sl_http_conn_t *c)
         sl_http_txn_t *t = sl_container_of(c->txns.next, sl_http_txn_t, link);
         if (!sl_list_empty(&t->out)) {
             list_splice_tail(&c->out, &t->out);
+            c->held_bytes -= t->out_bytes;
             c->out_bytes += t->out_bytes;
             c->n_out += t->n_out;
             t->out_bytes = t->n_out = 0;
@@ -1288,9 +1297,16 @@ static void conn_pump(sl_http_conn_t *c)
     }
     if (c->state == SL_HTTP_CONN_OPEN && c->ws && c->ws->active)
         sl__http_ws_pump(c);
+    /* Requests waiting for the output to drain: when this write takes it
+     * under the mark at once (no write callback follows), parse them in
+     * another pass. Only on that transition, so a partial request that
+     * waits for more bytes never spins the flush pass. */
+    int blocked = c->state == SL_HTTP_CONN_OPEN && c->in.len && !can_parse(c);
     conn_write(c);
     if (c->state != SL_HTTP_CONN_OPEN)
         return;
+    if (blocked && can_parse(c))
+        sl__http_schedule_flush(c);
     if (conn_drained(c) && !c->n_txns) {
         if (c->close_after_flush) {
             begin_linger(c);
@@ -1349,7 +1365,8 @@ static void conn_graceful(sl_http_conn_t *c)
 /* Session ops: what the core (API kicks, shutdown, stats) may do to us. */
 static void conn_kick(sl_session_t *s, const char *reason)
 {
-    sl__http_conn_close((sl_http_conn_t *)s, reason ? reason : "kicked");
+    conn_close_at((sl_http_conn_t *)s, reason ? reason : "kicked",
+                  s->close_quietly ? SL_LOG_DEBUG : SL_LOG_INFO);
 }
 
 static void conn_shutdown(sl_session_t *s) { conn_graceful((sl_http_conn_t *)s); }
@@ -1369,11 +1386,27 @@ static const sl_session_ops_t conn_session_ops = {
 /* ------------------------------------------------------------------ */
 /* accepting, timers, start/stop                                       */
 
+/*
+ * A connection refused at accept (a budget of sl_session_accept) on plain
+ * HTTP hears why in one best-effort write: it has sent nothing yet, so a
+ * close right after cannot turn into a reset that hides the answer. On
+ * HTTPS it is only closed: a TLS handshake costs more than the refusal.
+ */
+static void refuse_503(sl_http_conn_t *c)
+{
+    static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                              "Content-Length: 25\r\nRetry-After: 10\r\nConnection: close\r\n\r\n"
+                              "connection limit reached\n";
+    uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (r > 0)
+        c->sess.bytes_out += (uint64_t)r;
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     sl_http_server_t *srv = ls->data;
     int is_tls = ls == (uv_stream_t *)&srv->tls_listener;
-    const sl_config_t *cfg = srv->core->cfg;
     if (status < 0) {
         SL_LOGW(NULL, "http accept failed: %s", uv_strerror(status));
         return;
@@ -1405,8 +1438,12 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close_at(c, "server is shutting down", SL_LOG_DEBUG);
         return;
     }
-    if ((int64_t)srv->core->n_sessions > cfg->server_max_connections) {
-        sl__http_conn_close(c, "connection limit reached");
+    const char *why = NULL;
+    if (sl_session_accept(srv->core, &c->sess, &why) != 0) {
+        /* Logged by the core, at most once per address or per interval. */
+        if (!is_tls)
+            refuse_503(c);
+        conn_close_at(c, why, SL_LOG_DEBUG);
         return;
     }
     if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
@@ -1429,12 +1466,13 @@ static void on_connection(uv_stream_t *ls, int status)
  */
 static void on_sweep(uv_timer_t *timer)
 {
+    sl_list_t *it, *nx;
     sl_http_server_t *srv = timer->data;
     const sl_config_t *cfg = srv->core->cfg;
     uint64_t now = uv_now(srv->core->loop);
     uint64_t header_ms = (uint64_t)cfg->http_header_timeout_ms;
     uint64_t idle_ms = (uint64_t)cfg->http_idle_timeout_ms;
-    sl_list_t *it, *nx;
+    uint64_t request_ms = (uint64_t)cfg->http_request_timeout_ms;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl_http_conn_t *c = sl_container_of(it, sl_http_conn_t, link);
         if (c->state == SL_HTTP_CONN_LINGER) {
@@ -1456,6 +1494,23 @@ static void on_sweep(uv_timer_t *timer)
         }
         if (c->ws) {
             sl__http_ws_sweep(c, now);
+            continue;
+        }
+        /* The whole-request deadline: head and body from the first byte
+         * (or from when the answers before it were out), however steadily
+         * the bytes trickle in. Behind answers still owed, a 408 could not
+         * overtake them: the connection just closes. */
+        if ((c->parser.phase == SL_HTTP_PHASE_HEAD || c->parser.phase == SL_HTTP_PHASE_BODY) &&
+            c->head_start_ms && !c->no_more_requests &&
+            now - (c->head_start_ms > c->quiet_since_ms ? c->head_start_ms : c->quiet_since_ms) >
+                request_ms) {
+            sl_core_budget_exceeded(srv->core, SL_BUDGET_HTTP_REQUEST_TIMEOUT, NULL);
+            if (c->n_txns) {
+                sl__http_conn_close(c, "request not complete within http.request_timeout");
+            } else {
+                answer_error(c, 408, "request not complete within http.request_timeout");
+                sl__http_schedule_flush(c);
+            }
             continue;
         }
         if (c->n_txns)

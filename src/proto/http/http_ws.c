@@ -12,7 +12,10 @@
  * reader leaves messages in wslay's queue, whose size (plus our unwritten
  * bytes) is what sl_ws_send_text() checks against
  * http.stream_max_pending_bytes: past it the sender gets SL_ETOOBIG and
- * decides (the event stream closes such a watcher with 1008).
+ * decides (the event stream closes such a watcher with 1008). The same
+ * budget covers what the client makes us queue by itself: wslay answers
+ * every ping with a queued pong, so after each read the whole (see
+ * ws_pending) is checked and a client over it is closed, logged once.
  *
  * wslay allocates its own memory with malloc (the library has no allocator
  * hook), so a WebSocket's queued messages are not in sl_alloc_bytes().
@@ -29,6 +32,8 @@
 
 #define WS_OUT_HIGH (256u * 1024u) /* unwritten bytes before wslay is told to wait */
 #define WS_CLOSE_WAIT_MS 5000      /* after our close frame, time for the peer's */
+#define WS_MSG_COST 128u           /* bytes one queued message costs beyond its payload (wslay's
+                                      record and allocation): an empty pong is not free */
 
 static uint64_t now_ms(const sl_http_conn_t *c) { return uv_now(sl__http_core(c->srv)->loop); }
 
@@ -212,6 +217,20 @@ void sl__http_ws_start(sl_http_conn_t *c)
     sl__http_schedule_flush(c);
 }
 
+/*
+ * Everything this WebSocket makes the server hold for its client: the
+ * messages wslay has queued (ours, and the pongs and close replies it
+ * queues by itself for every ping), charged WS_MSG_COST each on top of
+ * their payload, the frames of the current send pass, and the
+ * connection's unwritten output.
+ */
+static size_t ws_pending(const sl_http_conn_t *c)
+{
+    const sl_ws_t *ws = c->ws;
+    return wslay_event_get_queued_msg_length(ws->ctx) +
+           wslay_event_get_queued_msg_count(ws->ctx) * WS_MSG_COST + ws->frames.len + c->out_bytes;
+}
+
 void sl__http_ws_on_data(sl_http_conn_t *c, const uint8_t *p, size_t n)
 {
     sl_ws_t *ws = c->ws;
@@ -226,6 +245,20 @@ void sl__http_ws_on_data(sl_http_conn_t *c, const uint8_t *p, size_t n)
         return;
     if (rc < 0) {
         sl__http_conn_close(c, "websocket receive failed");
+        return;
+    }
+    /* A client that pings and never reads makes wslay queue a pong per
+     * ping: every read is checked against the connection's budget, and
+     * past it the client is gone (no close frame: it does not read). */
+    const sl_config_t *cfg = sl__http_core(c->srv)->cfg;
+    size_t pending = ws_pending(c);
+    if (pending > (size_t)cfg->http_stream_max_pending_bytes) {
+        char why[160];
+        sl_core_budget_exceeded(sl__http_core(c->srv), SL_BUDGET_HTTP_PENDING_BYTES, NULL);
+        snprintf(why, sizeof why, "websocket client does not read: %zu bytes (%zu messages) queued "
+                 "for it, over http.stream_max_pending_bytes", pending,
+                 wslay_event_get_queued_msg_count(ws->ctx));
+        sl__http_conn_close(c, why);
         return;
     }
     sl__http_schedule_flush(c);
@@ -320,8 +353,7 @@ int sl_ws_send_text(sl_ws_t *ws, const char *text, size_t len)
     const sl_config_t *cfg = sl__http_core(c->srv)->cfg;
     if (len > (size_t)cfg->http_ws_max_message_bytes)
         return SL_ETOOBIG;
-    if (wslay_event_get_queued_msg_length(ws->ctx) + c->out_bytes + len >
-        (size_t)cfg->http_stream_max_pending_bytes)
+    if (ws_pending(c) + len + WS_MSG_COST > (size_t)cfg->http_stream_max_pending_bytes)
         return SL_ETOOBIG;
     struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
     int rc = wslay_event_queue_msg(ws->ctx, &msg);

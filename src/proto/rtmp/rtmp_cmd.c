@@ -144,6 +144,8 @@ static int stream_path(sl_rtmp_conn_t *c, const char *raw, char *out, size_t cap
     size_t name_len = qm ? (size_t)(qm - raw) : strlen(raw);
     if (name_len > NAME_MAX_LEN || (qm && strlen(qm + 1) > QUERY_MAX_LEN))
         return SL_EINVAL;
+    if (qm && !sl_query_is_safe(qm + 1))
+        return SL_EINVAL; /* %00 would cut a credential short */
     char name[NAME_MAX_LEN + 1];
     memcpy(name, raw, name_len);
     name[name_len] = '\0';
@@ -320,9 +322,44 @@ static void connect_done(sl_admit_t *a, int result, const char *reason, void *ud
         return;
     }
     c->state = SL_RTMP_CONN_CONNECTED;
+    sl_session_admitted(&c->sess); /* out of the pending share (see sl_session_accept) */
     sl_events_emit_session(c->core, &c->sess, SL_EV_CONNECT, NULL);
     SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s)", c->sess.remote_addr,
             c->sess.remote_port, c->tc_url ? c->tc_url : "-");
+}
+
+/*
+ * 1 when v is not a string, or a string without a NUL byte inside (AMF
+ * strings carry a length, and a C string read of "secret\0x" is
+ * "secret") and, when `creds`, without any other control byte.
+ */
+static int amf_text_ok(const sl_amf_t *v, int creds)
+{
+    if (!v || v->type != SL_AMF_STRING)
+        return 1;
+    if (strlen(v->u.str.ptr) != v->u.str.len)
+        return 0;
+    for (uint32_t i = 0; creds && i < v->u.str.len; i++) {
+        unsigned char ch = (unsigned char)v->u.str.ptr[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* The credential strings find_credentials() may read from connect arguments. */
+static int connect_args_ok(sl_amf_t **args, size_t n_args)
+{
+    static const char *const keys[] = {"username", "password", "token"};
+    for (size_t i = 0; i < n_args && i < 3; i++) {
+        if (!amf_text_ok(args[i], 1))
+            return 0;
+        if (i == 0 && (args[0]->type == SL_AMF_OBJECT || args[0]->type == SL_AMF_ECMA_ARRAY))
+            for (size_t k = 0; k < 3; k++)
+                if (!amf_text_ok(sl_amf_get(args[0], keys[k]), 1))
+                    return 0;
+    }
+    return 1;
 }
 
 static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_amf_t **args,
@@ -335,6 +372,13 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
     char app[NAME_MAX_LEN + 1];
     if (!app_raw || strlen(app_raw) > NAME_MAX_LEN)
         return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Missing or invalid app.");
+    if (!amf_text_ok(sl_amf_get(obj, "app"), 0) || !amf_text_ok(sl_amf_get(obj, "tcUrl"), 0) ||
+        !connect_args_ok(args, n_args)) {
+        /* A NUL inside would cut a credential (or the query) short. */
+        SL_LOGI(&c->sess.log, "connect refused: control byte in app, tcUrl or credentials");
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected",
+                              "Invalid connect: control characters are not allowed.");
+    }
     strcpy(app, app_raw);
     char *q = split_query(app);
     /* The query may also ride on tcUrl (rtmp://host/live?token=x). */
@@ -342,6 +386,12 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
         q = strchr(tc_url, '?') + 1;
     if (!app[0] || !sl_name_is_safe(app, NAME_MAX_LEN))
         return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", "Invalid application name.");
+    if (q && !sl_query_is_safe(q)) {
+        /* A control byte (%00 above all) would cut a credential short. */
+        SL_LOGI(&c->sess.log, "connect refused: control byte in the query");
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected",
+                              "Invalid query string: control characters are not allowed.");
+    }
     if (!sl_core_app(c->core, app)) {
         char desc[NAME_MAX_LEN + 64];
         snprintf(desc, sizeof desc, "Application '%.*s' does not exist.", (int)strcspn(app, "/"),

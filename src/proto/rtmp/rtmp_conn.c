@@ -671,7 +671,14 @@ void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason)
 
 static void conn_kick(sl_session_t *s, const char *reason)
 {
-    sl__rtmp_close((sl_rtmp_conn_t *)s, reason ? reason : "kicked");
+    if (s->close_quietly) {
+        /* A budget's close: the core wrote the (rate-limited) line. */
+        SL_LOGD(&s->log, "kicked: %s", reason ? reason : "-");
+        reason = NULL;
+    } else if (!reason) {
+        reason = "kicked";
+    }
+    sl__rtmp_close((sl_rtmp_conn_t *)s, reason);
 }
 
 static void conn_shutdown(sl_session_t *s)
@@ -1014,8 +1021,12 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__rtmp_close(c, "server is shutting down");
         return;
     }
-    if ((int64_t)srv->core->n_sessions > cfg->server_max_connections) {
-        sl__rtmp_close(c, "connection limit reached");
+    const char *why = NULL;
+    if (sl_session_accept(srv->core, &c->sess, &why) != 0) {
+        /* RTMP has no way to say why before a handshake: just close. The
+         * core logged it, at most once per address or per interval. */
+        SL_LOGD(&c->sess.log, "refused: %s", why);
+        sl__rtmp_close(c, NULL);
         return;
     }
     if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
@@ -1046,6 +1057,15 @@ static void on_sweep(uv_timer_t *t)
             if ((int64_t)(now - c->accept_ms) > cfg->rtmp_handshake_timeout_ms)
                 sl__rtmp_close(c, c->tls && !c->tls_established ? "tls handshake timeout"
                                                                  : "handshake timeout");
+            continue;
+        }
+        /* Handshake done, no connect yet: a slot held without a word of
+         * RTMP. The whole exchange up to connect has one deadline, however
+         * slowly its bytes trickle (the idle timeout only sees gaps). */
+        if (c->state == SL_RTMP_CONN_READY &&
+            (int64_t)(now - c->accept_ms) > cfg->rtmp_connect_timeout_ms) {
+            sl_core_budget_exceeded(srv->core, SL_BUDGET_RTMP_CONNECT_TIMEOUT, NULL);
+            sl__rtmp_close(c, "no connect within rtmp.connect_timeout");
             continue;
         }
         if (cfg->rtmp_idle_timeout_ms && (int64_t)quiet > cfg->rtmp_idle_timeout_ms) {
