@@ -828,7 +828,80 @@ void sl_config_cleanup(sl_config_t *cfg)
         sl_free(cfg->apps[i].name);
     }
     sl_free(cfg->apps);
+    for (size_t i = 0; i < cfg->n_origins; i++) {
+        sl_free(cfg->origins[i].key);
+        sl_free(cfg->origins[i].where);
+    }
+    sl_free(cfg->origins);
     memset(cfg, 0, sizeof *cfg);
+}
+
+/*
+ * Remembers that label.key was set at where:line. Records are only appended
+ * (a later setting of the same key is found first, as its value replaced the
+ * value), so loading stays linear however many keys a file sets.
+ * Diagnostics only: when memory runs out the record is skipped and a later
+ * report falls back to naming the key.
+ */
+static void origin_note(sl_config_t *cfg, const char *label, const char *key, const char *where,
+                        int line)
+{
+    char full[SL_CONFIG_APP_NAME_MAX + 96];
+    snprintf(full, sizeof full, "%s.%s", label, key);
+    if (cfg->n_origins == cfg->cap_origins) {
+        size_t cap = cfg->cap_origins ? cfg->cap_origins * 2 : 32;
+        sl_config_origin_t *grown = sl_realloc(cfg->origins, cap * sizeof *grown);
+        if (!grown)
+            return;
+        cfg->origins = grown;
+        cfg->cap_origins = cap;
+    }
+    sl_config_origin_t *o = &cfg->origins[cfg->n_origins];
+    o->key = sl_strdup(full);
+    o->where = sl_strdup(where ? where : "");
+    o->line = line;
+    if (!o->key || !o->where) {
+        sl_free(o->key);
+        sl_free(o->where);
+        return;
+    }
+    cfg->n_origins++;
+}
+
+/* Newest record first; read only when something is wrong. */
+const char *sl_config_origin(const sl_config_t *cfg, const char *key, int *line)
+{
+    for (size_t i = cfg && key ? cfg->n_origins : 0; i-- > 0;) {
+        if (strcmp(cfg->origins[i].key, key) == 0) {
+            if (line)
+                *line = cfg->origins[i].line;
+            return cfg->origins[i].where;
+        }
+    }
+    if (line)
+        *line = 0;
+    return NULL;
+}
+
+/* Formats the message and hands it to err at key's origin (see config.h). */
+void sl_config_report(const sl_config_t *cfg, const char *key, sl_config_err_cb err, void *ud,
+                      const char *fmt, ...)
+{
+    char msg[600], body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    int line = 0;
+    const char *where = sl_config_origin(cfg, key, &line);
+    if (!err)
+        return;
+    if (where) {
+        snprintf(msg, sizeof msg, "%s: %s", key, body);
+        err(ud, where, line, msg);
+    } else {
+        err(ud, key, 0, body);
+    }
 }
 
 /* Linear search: a handful of apps, looked up once per connection. */
@@ -1046,6 +1119,8 @@ static void apply_value(loader_t *ld, const slot_t *s, void *base, const char *l
         report(&ld->sk, line, "out of memory");
     } else if (rc) {
         report(&ld->sk, line, "%s.%s: %s", label, s->key, why);
+    } else {
+        origin_note(ld->cfg, label, s->key, ld->sk.where, line);
     }
 }
 
@@ -1342,7 +1417,8 @@ static const char *env_name(char *out, size_t cap, const char *a, const char *b)
 }
 
 /* Parses value into slot s of base, reporting against the variable in sk->where. */
-static void env_set(sink_t *sk, const slot_t *s, void *base, const char *label, const char *value)
+static void env_set(sl_config_t *cfg, sink_t *sk, const slot_t *s, void *base, const char *label,
+                    const char *value)
 {
     char why[256];
     int rc = slot_set(s, base, value, strlen(value), why, sizeof why);
@@ -1351,6 +1427,8 @@ static void env_set(sink_t *sk, const slot_t *s, void *base, const char *label, 
         report(sk, 0, "out of memory");
     } else if (rc) {
         report(sk, 0, "%s.%s: %s", label, s->key, why);
+    } else {
+        origin_note(cfg, label, s->key, sk->where, 0);
     }
 }
 
@@ -1442,7 +1520,7 @@ static void env_app_key(sl_config_t *cfg, sink_t *sk, const char *rest, size_t l
         found = (long)idx;
     }
     snprintf(label, sizeof label, "apps.%s", cfg->apps[found].name);
-    env_set(sk, best, &cfg->apps[found], label, value);
+    env_set(cfg, sk, best, &cfg->apps[found], label, value);
 }
 
 /* SLUICE_<SECTION>_<KEY>, or an unknown variable. */
@@ -1452,7 +1530,7 @@ static void env_key(sl_config_t *cfg, sink_t *sk, const char *name, size_t len, 
     hint_t h = {.dist = SIZE_MAX};
     for (size_t i = 0; i < N_SLOTS; i++) {
         if (env_is_slot(name, len, &g_slots[i])) {
-            env_set(sk, &g_slots[i], cfg, g_slots[i].section, value);
+            env_set(cfg, sk, &g_slots[i], cfg, g_slots[i].section, value);
             return;
         }
     }

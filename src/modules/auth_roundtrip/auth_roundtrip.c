@@ -437,9 +437,47 @@ fail:
     return rc;
 }
 
+/* True when url starts with http:// or https:// and names something after it. */
+static int is_http_url(const char *url)
+{
+    return (strncmp(url, "http://", 7) == 0 && url[7]) || (strncmp(url, "https://", 8) == 0 && url[8]);
+}
+
+/*
+ * --check-config and start: an app with auth_roundtrip on needs
+ * auth.roundtrip_validate_url; both endpoints, when set, must be http:// or
+ * https:// URLs (libcurl would otherwise fail each call at run time and the
+ * configured default would silently decide every admission).
+ */
+static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    const char *used_by = NULL;
+    int n = 0;
+    for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
+        if (cfg->apps[i].enabled && cfg->apps[i].auth_roundtrip)
+            used_by = cfg->apps[i].name;
+    const char *urls[2] = {cfg->auth_roundtrip_validate_url, cfg->auth_roundtrip_invalidate_url};
+    const char *keys[2] = {"auth.roundtrip_validate_url", "auth.roundtrip_invalidate_url"};
+    for (int i = 0; i < 2; i++) {
+        if (urls[i] && urls[i][0] && !is_http_url(urls[i])) {
+            sl_config_report(cfg, keys[i], err, ud, "'%.200s' is not an http:// or https:// URL",
+                             urls[i]);
+            n++;
+        }
+    }
+    if (used_by && (!urls[0] || !urls[0][0])) {
+        char key[SL_CONFIG_APP_NAME_MAX + 24];
+        snprintf(key, sizeof key, "apps.%s.auth_roundtrip", used_by);
+        sl_config_report(cfg, key, err, ud, "is on but auth.roundtrip_validate_url is not set");
+        n++;
+    }
+    return n;
+}
+
 const sl_module_t sl_auth_roundtrip_module = {
     .name = "auth_roundtrip",
     .start = start,
     .stop = stop,
     .free = free_state,
+    .check = check_config,
 };

@@ -776,9 +776,39 @@ fail:
     return rc;
 }
 
+/*
+ * --check-config and start: an app with auth_simple on needs
+ * auth.simple_file, and the file must load (readable, within the size and
+ * user caps). Bad lines in it stay warnings, as at start.
+ */
+static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    const char *used_by = NULL;
+    for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
+        if (cfg->apps[i].enabled && cfg->apps[i].auth_simple)
+            used_by = cfg->apps[i].name;
+    if (!used_by)
+        return 0;
+    if (!cfg->auth_simple_file || !cfg->auth_simple_file[0]) {
+        char key[SL_CONFIG_APP_NAME_MAX + 24];
+        snprintf(key, sizeof key, "apps.%s.auth_simple", used_by);
+        sl_config_report(cfg, key, err, ud, "is on but auth.simple_file is not set");
+        return 1;
+    }
+    sl_auth_simple_table_t *table = NULL;
+    int rc = sl_auth_simple_load(cfg->auth_simple_file, NULL, NULL, &table);
+    sl_auth_simple_table_unref(table);
+    if (rc == 0)
+        return 0;
+    sl_config_report(cfg, "auth.simple_file", err, ud, "cannot load %s: %s", cfg->auth_simple_file,
+                     sl_strerror(rc));
+    return 1;
+}
+
 const sl_module_t sl_auth_simple_module = {
     .name = "auth_simple",
     .start = start,
     .stop = stop,
     .free = free_state,
+    .check = check_config,
 };

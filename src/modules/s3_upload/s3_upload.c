@@ -780,9 +780,35 @@ static void s3_free(void *state)
     sl_free(s);
 }
 
+/*
+ * --check-config and start: with s3.endpoint and s3.bucket set, the
+ * endpoint must be http(s)://host[:port] without a path and both keys must
+ * be set (s3_start refuses the same).
+ */
+static int s3_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    if (!cfg->s3_endpoint[0] || !cfg->s3_bucket[0])
+        return 0;
+    int n = 0;
+    const char *e = cfg->s3_endpoint, *h = strstr(e, "://");
+    if (!h || strchr(h + 3, '/') || !h[3] ||
+        !(strncmp(e, "http://", 7) == 0 || strncmp(e, "https://", 8) == 0)) {
+        sl_config_report(cfg, "s3.endpoint", err, ud,
+                         "'%.200s' must be http(s)://host[:port], without a path", e);
+        n++;
+    }
+    if (!cfg->s3_access_key[0] || !cfg->s3_secret_key[0]) {
+        sl_config_report(cfg, cfg->s3_access_key[0] ? "s3.secret_key" : "s3.access_key", err, ud,
+                         "must be set to upload to %.200s", e);
+        n++;
+    }
+    return n;
+}
+
 const sl_module_t sl_s3_upload_module = {
     .name = "s3_upload",
     .start = s3_start,
+    .check = s3_check,
     .stop = s3_stop,
     .free = s3_free,
 };
