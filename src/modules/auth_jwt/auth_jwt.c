@@ -232,7 +232,7 @@ static int check(sl_admit_t *a, void *ud)
     if (!req->token || !req->token[0]) {
         if (req->kind == SL_ADMIT_CONNECT)
             return SL_EDECLINED; /* it may come with the stream name */
-        SL_LOGI(sl__auth_log(a), "jwt: %s without a token refused", kind_name(req->kind));
+        SL_LOGW(sl__auth_log(a), "jwt: %s without a token refused", kind_name(req->kind));
         sl_admit_set_reason(a, "Missing token.");
         return SL_EDENIED;
     }
@@ -246,7 +246,7 @@ static int check(sl_admit_t *a, void *ud)
     sl_jwt_error_t e;
     int rc = sl_jwt_verify(st->keys, req->token, &opts, &claims, &e);
     if (rc == SL_EDENIED) {
-        SL_LOGI(sl__auth_log(a), "jwt: token refused at %s: %s", kind_name(req->kind), e.detail);
+        SL_LOGW(sl__auth_log(a), "jwt: token refused at %s: %s", kind_name(req->kind), e.detail);
         sl_admit_set_reason(a, e.reason);
         return SL_EDENIED;
     }
@@ -257,7 +257,7 @@ static int check(sl_admit_t *a, void *ud)
     rc = sl_auth_jwt_authorize(claims, req, &reason, detail, sizeof detail);
     const char *sub = json_string_value(json_object_get(claims, "sub"));
     if (rc) {
-        SL_LOGI(sl__auth_log(a), "jwt: %s refused for sub %s: %s", kind_name(req->kind),
+        SL_LOGW(sl__auth_log(a), "jwt: %s refused for sub %s: %s", kind_name(req->kind),
                 sub ? sub : "-", detail);
         sl_admit_set_reason(a, reason);
     } else {

@@ -247,9 +247,10 @@ static void on_validate(int status, const char *body, size_t len, void *ud)
     else if (v == SL_RT_FAILED)
         SL_LOGW(&log, "round trip: validate failed (%s); default: %s", sl_strerror(status),
                 allow ? "allow" : "deny");
-    else
-        SL_LOGI(&log, "round trip: validate answered %s (HTTP %d)", v == SL_RT_ALLOW ? "yes" : "no",
-                status);
+    else if (v == SL_RT_ALLOW)
+        SL_LOGI(&log, "round trip: validate answered yes (HTTP %d)", status);
+    else /* a refusal: WARN, once per admission, like the other auth checks */
+        SL_LOGW(&log, "round trip: refused: validate answered no (HTTP %d)", status);
 
     /* Is the client still there? A non-lazy admission knows (cancelled =
      * gone); a lazy one is looked up by id. */
@@ -268,7 +269,7 @@ static void on_validate(int status, const char *body, size_t len, void *ud)
         sl_admit_resume(c->a, allow ? SL_OK : SL_EDENIED, allow ? NULL : reason);
         c->a = NULL;
     } else if (!allow && s && s->ops && s->ops->kick) {
-        SL_LOGI(&log, "round trip (lazy): disconnecting the client: %s", reason);
+        SL_LOGW(&log, "round trip (lazy): disconnecting the client: %s", reason);
         s->ops->kick(s, reason); /* emits its disconnect event at once */
     }
     sl_free(url);

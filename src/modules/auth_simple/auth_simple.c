@@ -497,7 +497,7 @@ static void crypt_done(uv_work_t *req, int status)
     if (ok)
         sl_auth_simple_remember(w->user, w->password);
     if (!ok)
-        SL_LOGI(sl__auth_log(w->a), "simple auth: user %s refused at %s (%s)",
+        SL_LOGW(sl__auth_log(w->a), "simple auth: user %s refused at %s (%s)",
                 sl_admit_request(w->a)->username, kind_name(sl_admit_request(w->a)->kind),
                 w->result == SL_ENOMEM ? "out of memory" : w->dummy ? "unknown user" : "wrong password");
     sl_admit_resume(w->a, ok ? SL_OK : SL_EDENIED, ok ? NULL : REASON_INVALID);
@@ -558,7 +558,7 @@ static int check(sl_admit_t *a, void *ud)
          * stream name, and publish/play are always checked. */
         if (req->kind == SL_ADMIT_CONNECT)
             return SL_EDECLINED;
-        SL_LOGI(sl__auth_log(a), "simple auth: %s without credentials refused", kind_name(req->kind));
+        SL_LOGW(sl__auth_log(a), "simple auth: %s without credentials refused", kind_name(req->kind));
         sl_admit_set_reason(a, REASON_MISSING);
         return SL_EDENIED;
     }
@@ -569,7 +569,7 @@ static int check(sl_admit_t *a, void *ud)
             return verify_async(st, a, dummy, req->password, 1);
         uint8_t d[32];
         (void)sha256_2(req->password, strlen(req->password), "", 0, d); /* same time as a known user */
-        SL_LOGI(sl__auth_log(a), "simple auth: unknown user %s refused at %s", req->username,
+        SL_LOGW(sl__auth_log(a), "simple auth: unknown user %s refused at %s", req->username,
                 kind_name(req->kind));
         sl_admit_set_reason(a, REASON_INVALID);
         return SL_EDENIED;
@@ -578,7 +578,7 @@ static int check(sl_admit_t *a, void *ud)
     if (rc == SL_EAGAIN)
         return verify_async(st, a, u, req->password, 0);
     if (rc == SL_EDENIED) {
-        SL_LOGI(sl__auth_log(a), "simple auth: user %s refused at %s (wrong password)", req->username,
+        SL_LOGW(sl__auth_log(a), "simple auth: user %s refused at %s (wrong password)", req->username,
                 kind_name(req->kind));
         sl_admit_set_reason(a, REASON_INVALID);
         return SL_EDENIED;

@@ -107,8 +107,11 @@ int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir);
 const char *sl_http_req_header(const sl_http_req_t *req, const char *name);
 /**
  * Looks up a query parameter in a raw query string (form-urlencoded) and
- * writes its decoded value into out. Returns the value's length, or -1
- * when absent (or too long for cap). `query` may be NULL.
+ * writes its decoded value into out. Returns the value's length, -1 when
+ * absent, or -2 when present but too long for cap: out then holds its first
+ * cap - 1 bytes (so a caller can tell "too long" from "missing"; both are
+ * negative for callers that only want a value that fits). `query` may be
+ * NULL.
  */
 int sl_http_query_get(const char *query, const char *key, char *out, size_t cap);
 /** Decodes %xx and '+' (as space when plus_space) in place; returns the new length. */
