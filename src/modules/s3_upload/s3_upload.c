@@ -245,9 +245,11 @@ static long s3_request(s3_t *s, const char *method, const char *key, const char 
         goto out;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || status > 299)
-        snprintf(err, MAX_ERR, "%s %s: HTTP %ld %.120s", method, key, status,
-                 reply->resp ? reply->resp : "");
+    if (status < 200 || status > 299) {
+        char why[160]; /* S3 answers an XML <Error>: its Code and Message, on one line */
+        snprintf(err, MAX_ERR, "%s %s: HTTP %ld %s", method, key, status,
+                 sl_s3_error_text(reply->resp, why, sizeof why));
+    }
 out:
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(curl);
@@ -354,7 +356,8 @@ static int upload_multipart(s3_t *s, int fd, uint64_t size, const char *key, cha
     /* S3 may answer 200 with an <Error> body for CompleteMultipartUpload. */
     int bad = st < 200 || st > 299 || (rep.resp && strstr(rep.resp, "<Error>"));
     if (bad && st >= 200 && st < 300)
-        snprintf(err, MAX_ERR, "CompleteMultipartUpload failed: %.150s", rep.resp);
+        snprintf(err, MAX_ERR, "CompleteMultipartUpload failed: %s",
+                 sl_s3_error_text(rep.resp, (char[160]){0}, 160));
     sl_free(rep.resp);
     if (bad)
         goto abort;
