@@ -216,6 +216,12 @@ int main(int argc, char **argv)
         return 0;
     }
     sl_log_set_level((sl_log_level_t)cfg.log_level);
+#ifdef SL_FAULT_INJECTION
+    /* Test builds only: leak this many bytes on purpose, so that the e2e suite
+     * can prove its exit-report check catches a leak (test_lifecycle.py). */
+    if (getenv("SL_TEST_LEAK_BYTES") && atoi(getenv("SL_TEST_LEAK_BYTES")) > 0)
+        (void)sl_malloc((size_t)atoi(getenv("SL_TEST_LEAK_BYTES")));
+#endif
     sl_log_set_json(cfg.log_format == 1);
     signal(SIGPIPE, SIG_IGN);
 
@@ -329,7 +335,12 @@ out:
     if (uv_loop_close(loop) != 0)
         SL_LOGW(NULL, "loop closed with handles still open");
     sl_config_cleanup(&cfg);
-    SL_LOGI(NULL, "stopped (memory still allocated: %lld bytes in %lld blocks)",
-            (long long)sl_alloc_bytes(), (long long)sl_alloc_blocks());
+    /* The allocator's count is news only when it is not zero (a leak); the
+     * e2e tests read both lines (tests/e2e/conftest.py). */
+    if (sl_alloc_bytes() || sl_alloc_blocks())
+        SL_LOGW(NULL, "stopped (memory still allocated: %lld bytes in %lld blocks)",
+                (long long)sl_alloc_bytes(), (long long)sl_alloc_blocks());
+    else
+        SL_LOGI(NULL, "stopped");
     return exit_code;
 }

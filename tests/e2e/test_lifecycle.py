@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 import rtmp_client
-from conftest import (HOST, SLUICE_BIN, T, child_env, free_port, merge, port_open, to_yaml,
-                      default_config, wait_stream_live, wait_until)
+from conftest import (HOST, SLUICE_BIN, Sluice, T, child_env, free_port, is_sanitizer_build,
+                      merge, port_open, to_yaml, default_config, wait_stream_live, wait_until)
 
 BAD_CONFIG = (
     "rtmp:\n"                    # 1
@@ -227,3 +227,30 @@ def test_check_config_reports_every_problem_at_once(tmp_path):
     found = re.findall(r"many\.yml:\d+: ", p.stderr)
     assert len(found) == 4, "expected 4 problems, each with file:line:\n%s" % p.stderr
     assert "4 configuration errors" in p.stderr, p.stderr
+
+
+def test_exit_report_quiet_when_nothing_is_left(sluice):
+    """'memory still allocated: 0 bytes' was noise: a clean stop ends on 'stopped'."""
+    assert sluice.stop() == 0
+    text = sluice.log_text()
+    assert "memory still allocated" not in text, sluice.log_tail(5)
+    assert re.search(r" INFO  stopped\s*\Z", text), sluice.log_tail(5)
+
+
+def test_exit_report_check_still_catches_a_leak(tmp_path):
+    """The conftest check that every e2e server passes at teardown still fails when
+    memory IS left: a test build leaks on request (SL_TEST_LEAK_BYTES)."""
+    if not is_sanitizer_build():
+        pytest.skip("needs the fault-injection build (SLUICE_BIN=build-asan/sluice)")
+    srv = Sluice(tmp_path / "leaky", env={"SL_TEST_LEAK_BYTES": "1234",
+                                          "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0"})
+    srv.start()
+    assert srv.stop() == 0
+    problems = srv.self_check_problems(exited_zero=True)
+    assert any("leaked 1234 bytes in 1 blocks" in p for p in problems), (problems,
+                                                                         srv.log_tail(5))
+    assert re.search(r" WARN  stopped \(memory still allocated: 1234 bytes in 1 blocks\)",
+                     srv.log_text())
+    # and a server that never wrote its exit report is not taken for a clean one
+    srv.log_path.write_text(srv.log_text().rsplit("\n", 2)[0] + "\n")
+    assert any("no exit report" in p for p in srv.self_check_problems(exited_zero=True))
