@@ -145,6 +145,19 @@ typedef void (*sl_http_close_cb)(sl_http_req_t *req, void *ud);
 int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
                          const char *extra_headers, sl_http_close_cb close_cb, void *ud);
 /**
+ * Same, for a body whose length is known (a file, a byte range): the head
+ * says Content-Length: length instead of chunked, which curl, players and
+ * download managers expect (a 206 answer in particular), and the connection
+ * stays open for the next request. The owner writes exactly length bytes
+ * with sl_http_stream_write (a write past it returns SL_EINVAL) and then
+ * calls sl_http_stream_end; ending short closes the connection (the client
+ * sees a truncated body, never a misframed next answer). A HEAD request
+ * gets the head with the length and SL_ECLOSED, as above.
+ */
+int sl_http_stream_start_sized(sl_http_req_t *req, int status, const char *content_type,
+                               const char *extra_headers, uint64_t length,
+                               sl_http_close_cb close_cb, void *ud);
+/**
  * Queues a chunk; takes its own reference to buf (the payload is never
  * copied). SL_ECLOSED once the client is gone; SL_ETOOBIG when queuing it
  * would put more than http.stream_max_pending_bytes behind the socket (the
