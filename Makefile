@@ -47,8 +47,11 @@ test-fuzz-replay:
 	@bash scripts/fuzz-replay.sh $(BUILD)
 
 # tests/s3: s3rver (package-lock.json), the S3-compatible store of test_s3_upload.py.
+# tests/openapi: Redocly CLI (package-lock.json), the linter test_openapi.py runs on
+# docs/openapi.yaml (one bundled package, ~2 s to install, lint well under a second).
 test-e2e:
 	cd tests/s3 && npm ci --no-audit --no-fund --silent
+	cd tests/openapi && npm ci --no-audit --no-fund --silent
 	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q $(PYTEST_ARGS)
 
 # playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.
