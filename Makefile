@@ -9,7 +9,7 @@ PYTEST ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all build build-asan deps deps-test run test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
+.PHONY: all build build-asan deps deps-test run install web-players test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
 
 all: build
 
@@ -19,9 +19,14 @@ deps:
 deps-test:
 	@bash scripts/deps.sh test
 
-build:
+build: web-players
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j$(JOBS)
+
+# hls.js and mpegts.js for web/test/*.html, pinned by clients/web/players/package-lock.json,
+# copied into web/test/lib/ (a no-op once they are there).
+web-players:
+	@bash scripts/web-players.sh
 
 build-asan:
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON -DSL_FAULT_INJECTION=ON >/dev/null
@@ -29,6 +34,15 @@ build-asan:
 
 run: deps build
 	./build/sluice --config $(CONFIG)
+
+# The binary and the web root (console, test pages and their players); point
+# http.web_root at $(PREFIX)/share/sluice/web.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 build/sluice $(DESTDIR)$(PREFIX)/bin/sluice
+	mkdir -p $(DESTDIR)$(PREFIX)/share/sluice
+	cp -R web $(DESTDIR)$(PREFIX)/share/sluice/
+	@bash scripts/web-players.sh $(DESTDIR)$(PREFIX)/share/sluice/web
 
 test: deps-test
 	@$(MAKE) --no-print-directory build build-asan

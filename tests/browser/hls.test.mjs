@@ -1,4 +1,4 @@
-// hls.js (from node_modules, served by sluice at /test/lib/) plays sluice's HLS
+// hls.js (put in web/test/lib/ by the build, served by sluice) plays sluice's HLS
 // in headless Chromium: MPEG-TS segments, fMP4, and Low-Latency HLS (hls.js in
 // lowLatencyMode uses blocking playlist reload, parts and preload hints). The
 // page is web/test/hls.html; the test waits until the video's currentTime
