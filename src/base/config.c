@@ -839,12 +839,11 @@ void sl_config_cleanup(sl_config_t *cfg)
 /*
  * Remembers that label.key was set at where:line. Records are only appended
  * (a later setting of the same key is found first, as its value replaced the
- * value), so loading stays linear however many keys a file sets.
- * Diagnostics only: when memory runs out the record is skipped and a later
- * report falls back to naming the key.
+ * value), so loading stays linear however many keys a file sets. 0 or
+ * SL_ENOMEM (like every other allocation of a load: the load then fails).
  */
-static void origin_note(sl_config_t *cfg, const char *label, const char *key, const char *where,
-                        int line)
+static int origin_note(sl_config_t *cfg, const char *label, const char *key, const char *where,
+                       int line)
 {
     char full[SL_CONFIG_APP_NAME_MAX + 96];
     snprintf(full, sizeof full, "%s.%s", label, key);
@@ -852,7 +851,7 @@ static void origin_note(sl_config_t *cfg, const char *label, const char *key, co
         size_t cap = cfg->cap_origins ? cfg->cap_origins * 2 : 32;
         sl_config_origin_t *grown = sl_realloc(cfg->origins, cap * sizeof *grown);
         if (!grown)
-            return;
+            return SL_ENOMEM;
         cfg->origins = grown;
         cfg->cap_origins = cap;
     }
@@ -863,9 +862,10 @@ static void origin_note(sl_config_t *cfg, const char *label, const char *key, co
     if (!o->key || !o->where) {
         sl_free(o->key);
         sl_free(o->where);
-        return;
+        return SL_ENOMEM;
     }
     cfg->n_origins++;
+    return 0;
 }
 
 /* Newest record first; read only when something is wrong. */
@@ -1119,8 +1119,10 @@ static void apply_value(loader_t *ld, const slot_t *s, void *base, const char *l
         report(&ld->sk, line, "out of memory");
     } else if (rc) {
         report(&ld->sk, line, "%s.%s: %s", label, s->key, why);
-    } else {
-        origin_note(ld->cfg, label, s->key, ld->sk.where, line);
+    } else if (origin_note(ld->cfg, label, s->key, ld->sk.where, line)) {
+        ld->sk.nomem = 1;
+        ld->stop = 1;
+        report(&ld->sk, line, "out of memory");
     }
 }
 
@@ -1427,8 +1429,9 @@ static void env_set(sl_config_t *cfg, sink_t *sk, const slot_t *s, void *base, c
         report(sk, 0, "out of memory");
     } else if (rc) {
         report(sk, 0, "%s.%s: %s", label, s->key, why);
-    } else {
-        origin_note(cfg, label, s->key, sk->where, 0);
+    } else if (origin_note(cfg, label, s->key, sk->where, 0)) {
+        sk->nomem = 1;
+        report(sk, 0, "out of memory");
     }
 }
 
