@@ -1730,13 +1730,20 @@ void sl_config_write_markdown(FILE *out)
           "<!-- Generated from src/base/config.c by `sluice --print-config markdown`; do not\n"
           "     edit by hand (a unit test fails when this file and the table disagree). -->\n"
           "\n"
-          "sluice reads one YAML file, `sluice.yml`. Its top-level keys are sections (`server`,\n"
-          "`log`, `rtmp`, `media`, `apps`); each section maps keys to values. Every key is\n"
+          "sluice reads one YAML file, `sluice.yml`. Its top-level keys are sections\n",
+          out);
+    /* The section list comes from the table, so it cannot go stale. */
+    for (size_t si = 0; si < N_SECTIONS; si++)
+        fprintf(out, "%s`%s`", si == 0 ? "(" : si % 8 == 0 ? ",\n" : ", ", g_sections[si].name);
+    fputs(" and `apps`); each section maps keys to values. Every key is\n"
           "optional: what is not set keeps its default. The shipped `sluice.yml` lists every\n"
           "key at its default with the same descriptions as this page. Keys are\n"
           "case-sensitive. Every problem (unknown section or key, duplicate key, wrong type,\n"
           "value out of range, invalid app name, YAML syntax error) is reported with its file\n"
-          "and line, all of them in one run, and sluice does not start.\n"
+          "and line, all of them in one run, and sluice does not start. So is every problem\n"
+          "found after reading (a file named by a key that cannot be read, a certificate that\n"
+          "does not load, a URL that is not http(s), an unknown webhook event name): at the\n"
+          "line that set the key, by `sluice --check-config` too, before any listener opens.\n"
           "\n"
           "## Environment variables\n"
           "\n"
