@@ -663,12 +663,14 @@ static int stream_start(sl_http_req_t *req, int status, const char *content_type
     return rc;
 }
 
+/* See http.h: chunked (HTTP/1.1) or up to the close (HTTP/1.0). */
 int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
                          const char *extra_headers, sl_http_close_cb close_cb, void *ud)
 {
     return stream_start(req, status, content_type, extra_headers, -1, close_cb, ud);
 }
 
+/* See http.h: Content-Length framing; SL_EINVAL for a length past INT64_MAX. */
 int sl_http_stream_start_sized(sl_http_req_t *req, int status, const char *content_type,
                                const char *extra_headers, uint64_t length,
                                sl_http_close_cb close_cb, void *ud)
