@@ -11,7 +11,7 @@ PYTEST ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all build build-asan build-clang deps deps-test run test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
+.PHONY: all build build-asan build-clang deps deps-test run install web-players test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
 
 all: build
 
@@ -21,9 +21,14 @@ deps:
 deps-test:
 	@bash scripts/deps.sh test
 
-build:
+build: web-players
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j$(JOBS)
+
+# hls.js and mpegts.js for web/test/*.html, pinned by clients/web/players/package-lock.json,
+# copied into web/test/lib/ (a no-op once they are there).
+web-players:
+	@bash scripts/web-players.sh
 
 build-asan:
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON -DSL_FAULT_INJECTION=ON >/dev/null
@@ -35,6 +40,15 @@ build-clang:
 
 run: deps build
 	./build/sluice --config $(CONFIG)
+
+# The binary and the web root (console, test pages and their players); point
+# http.web_root at $(PREFIX)/share/sluice/web.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 build/sluice $(DESTDIR)$(PREFIX)/bin/sluice
+	mkdir -p $(DESTDIR)$(PREFIX)/share/sluice
+	cp -R web $(DESTDIR)$(PREFIX)/share/sluice/
+	@bash scripts/web-players.sh $(DESTDIR)$(PREFIX)/share/sluice/web
 
 test: deps-test
 	@/usr/bin/python3 scripts/check-layers.py
@@ -56,8 +70,11 @@ test-fuzz-replay:
 	@bash scripts/fuzz-replay.sh $(BUILD)
 
 # tests/s3: s3rver (package-lock.json), the S3-compatible store of test_s3_upload.py.
+# tests/openapi: Redocly CLI (package-lock.json), the linter test_openapi.py runs on
+# docs/openapi.yaml (one bundled package, ~2 s to install, lint well under a second).
 test-e2e:
 	cd tests/s3 && npm ci --no-audit --no-fund --silent
+	cd tests/openapi && npm ci --no-audit --no-fund --silent
 	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q $(PYTEST_ARGS)
 
 # playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.

@@ -14,11 +14,12 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-jsonschema
            python3-yaml python3-websocket python3-jwt
            procps python3-cryptography chromium curl openssl)
-# Node.js and npm run the browser tests (tests/browser). Asked for only when
-# missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and conflicts
-# with Debian's npm package.
-command -v node >/dev/null 2>&1 || test_pkgs+=(nodejs)
-command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)
+# Node.js and npm install the test pages' players at build time
+# (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for
+# only when missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and
+# conflicts with Debian's npm package.
+command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || build_pkgs+=(npm)
 bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind)
 
 want=()

@@ -841,7 +841,80 @@ void sl_config_cleanup(sl_config_t *cfg)
         sl_free(cfg->apps[i].name);
     }
     sl_free(cfg->apps);
+    for (size_t i = 0; i < cfg->n_origins; i++) {
+        sl_free(cfg->origins[i].key);
+        sl_free(cfg->origins[i].where);
+    }
+    sl_free(cfg->origins);
     memset(cfg, 0, sizeof *cfg);
+}
+
+/*
+ * Remembers that label.key was set at where:line. Records are only appended
+ * (a later setting of the same key is found first, as its value replaced the
+ * value), so loading stays linear however many keys a file sets. 0 or
+ * SL_ENOMEM (like every other allocation of a load: the load then fails).
+ */
+static int origin_note(sl_config_t *cfg, const char *label, const char *key, const char *where,
+                       int line)
+{
+    char full[SL_CONFIG_APP_NAME_MAX + 96];
+    snprintf(full, sizeof full, "%s.%s", label, key);
+    if (cfg->n_origins == cfg->cap_origins) {
+        size_t cap = cfg->cap_origins ? cfg->cap_origins * 2 : 32;
+        sl_config_origin_t *grown = sl_realloc(cfg->origins, cap * sizeof *grown);
+        if (!grown)
+            return SL_ENOMEM;
+        cfg->origins = grown;
+        cfg->cap_origins = cap;
+    }
+    sl_config_origin_t *o = &cfg->origins[cfg->n_origins];
+    o->key = sl_strdup(full);
+    o->where = sl_strdup(where ? where : "");
+    o->line = line;
+    if (!o->key || !o->where) {
+        sl_free(o->key);
+        sl_free(o->where);
+        return SL_ENOMEM;
+    }
+    cfg->n_origins++;
+    return 0;
+}
+
+/* Newest record first; read only when something is wrong. */
+const char *sl_config_origin(const sl_config_t *cfg, const char *key, int *line)
+{
+    for (size_t i = cfg && key ? cfg->n_origins : 0; i-- > 0;) {
+        if (strcmp(cfg->origins[i].key, key) == 0) {
+            if (line)
+                *line = cfg->origins[i].line;
+            return cfg->origins[i].where;
+        }
+    }
+    if (line)
+        *line = 0;
+    return NULL;
+}
+
+/* Formats the message and hands it to err at key's origin (see config.h). */
+void sl_config_report(const sl_config_t *cfg, const char *key, sl_config_err_cb err, void *ud,
+                      const char *fmt, ...)
+{
+    char msg[600], body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    int line = 0;
+    const char *where = sl_config_origin(cfg, key, &line);
+    if (!err)
+        return;
+    if (where) {
+        snprintf(msg, sizeof msg, "%s: %s", key, body);
+        err(ud, where, line, msg);
+    } else {
+        err(ud, key, 0, body);
+    }
 }
 
 /* Linear search: a handful of apps, looked up once per connection. */
@@ -1059,6 +1132,10 @@ static void apply_value(loader_t *ld, const slot_t *s, void *base, const char *l
         report(&ld->sk, line, "out of memory");
     } else if (rc) {
         report(&ld->sk, line, "%s.%s: %s", label, s->key, why);
+    } else if (origin_note(ld->cfg, label, s->key, ld->sk.where, line)) {
+        ld->sk.nomem = 1;
+        ld->stop = 1;
+        report(&ld->sk, line, "out of memory");
     }
 }
 
@@ -1355,7 +1432,8 @@ static const char *env_name(char *out, size_t cap, const char *a, const char *b)
 }
 
 /* Parses value into slot s of base, reporting against the variable in sk->where. */
-static void env_set(sink_t *sk, const slot_t *s, void *base, const char *label, const char *value)
+static void env_set(sl_config_t *cfg, sink_t *sk, const slot_t *s, void *base, const char *label,
+                    const char *value)
 {
     char why[256];
     int rc = slot_set(s, base, value, strlen(value), why, sizeof why);
@@ -1364,6 +1442,9 @@ static void env_set(sink_t *sk, const slot_t *s, void *base, const char *label, 
         report(sk, 0, "out of memory");
     } else if (rc) {
         report(sk, 0, "%s.%s: %s", label, s->key, why);
+    } else if (origin_note(cfg, label, s->key, sk->where, 0)) {
+        sk->nomem = 1;
+        report(sk, 0, "out of memory");
     }
 }
 
@@ -1455,7 +1536,7 @@ static void env_app_key(sl_config_t *cfg, sink_t *sk, const char *rest, size_t l
         found = (long)idx;
     }
     snprintf(label, sizeof label, "apps.%s", cfg->apps[found].name);
-    env_set(sk, best, &cfg->apps[found], label, value);
+    env_set(cfg, sk, best, &cfg->apps[found], label, value);
 }
 
 /* SLUICE_<SECTION>_<KEY>, or an unknown variable. */
@@ -1465,7 +1546,7 @@ static void env_key(sl_config_t *cfg, sink_t *sk, const char *name, size_t len, 
     hint_t h = {.dist = SIZE_MAX};
     for (size_t i = 0; i < N_SLOTS; i++) {
         if (env_is_slot(name, len, &g_slots[i])) {
-            env_set(sk, &g_slots[i], cfg, g_slots[i].section, value);
+            env_set(cfg, sk, &g_slots[i], cfg, g_slots[i].section, value);
             return;
         }
     }
@@ -1662,13 +1743,20 @@ void sl_config_write_markdown(FILE *out)
           "<!-- Generated from src/base/config.c by `sluice --print-config markdown`; do not\n"
           "     edit by hand (a unit test fails when this file and the table disagree). -->\n"
           "\n"
-          "sluice reads one YAML file, `sluice.yml`. Its top-level keys are sections (`server`,\n"
-          "`log`, `rtmp`, `media`, `apps`); each section maps keys to values. Every key is\n"
+          "sluice reads one YAML file, `sluice.yml`. Its top-level keys are sections\n",
+          out);
+    /* The section list comes from the table, so it cannot go stale. */
+    for (size_t si = 0; si < N_SECTIONS; si++)
+        fprintf(out, "%s`%s`", si == 0 ? "(" : si % 8 == 0 ? ",\n" : ", ", g_sections[si].name);
+    fputs(" and `apps`); each section maps keys to values. Every key is\n"
           "optional: what is not set keeps its default. The shipped `sluice.yml` lists every\n"
           "key at its default with the same descriptions as this page. Keys are\n"
           "case-sensitive. Every problem (unknown section or key, duplicate key, wrong type,\n"
           "value out of range, invalid app name, YAML syntax error) is reported with its file\n"
-          "and line, all of them in one run, and sluice does not start.\n"
+          "and line, all of them in one run, and sluice does not start. So is every problem\n"
+          "found after reading (a file named by a key that cannot be read, a certificate that\n"
+          "does not load, a URL that is not http(s), an unknown webhook event name): at the\n"
+          "line that set the key, by `sluice --check-config` too, before any listener opens.\n"
           "\n"
           "## Environment variables\n"
           "\n"

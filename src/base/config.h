@@ -62,6 +62,13 @@ typedef enum {
     SL_RECORD_FORMAT_MP4 = 1, /* fragmented MP4 */
 } sl_record_format_t;
 
+/* Where one setting was last set (see sl_config_origin). */
+typedef struct sl_config_origin {
+    char *key;   /* "auth.simple_file" or "apps.live.auth_simple"; owned */
+    char *where; /* the file or the SLUICE_* variable that set it; owned */
+    int line;    /* 1-based line in the file; 0 for a variable */
+} sl_config_origin_t;
+
 typedef struct sl_config {
     /* server */
     char *server_data_dir;             /* data folder (SQLite, recordings) */
@@ -172,6 +179,10 @@ typedef struct sl_config {
     /* apps */
     sl_app_config_t *apps;             /* owned array */
     size_t n_apps;
+    /* where each setting that is not a default came from (for file:line in
+     * the checks that run after loading); not a setting, ignored by equal */
+    sl_config_origin_t *origins;       /* owned array, newest last */
+    size_t n_origins, cap_origins;
 } sl_config_t;
 
 /* Reports one problem; line is 0 when not tied to a line (env, general). */
@@ -227,6 +238,21 @@ const sl_app_config_t *sl_config_app(const sl_config_t *cfg, const char *name);
  * never misses a setting (tests; later, telling what a reload changed).
  */
 int sl_config_equal(const sl_config_t *a, const sl_config_t *b);
+/**
+ * Where key ("section.key" or "apps.<name>.<key>") was last set: returns the
+ * file or SLUICE_* variable (borrowed, valid until cfg is cleaned up) and
+ * its line in *line (0 for a variable; line may be NULL), or NULL when the
+ * setting holds its default.
+ */
+const char *sl_config_origin(const sl_config_t *cfg, const char *key, int *line);
+/**
+ * Reports a problem found after loading (a file that cannot be read, a URL
+ * with the wrong scheme...) against the place that set key: err receives
+ * that file and line (or the variable, line 0), or key itself when the
+ * setting holds its default; the message is "key: " + fmt. err may be NULL.
+ */
+void sl_config_report(const sl_config_t *cfg, const char *key, sl_config_err_cb err, void *ud,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /** Writes the fully commented default sluice.yml generated from the tables. */
 void sl_config_write_yaml(FILE *out);
 /** Writes docs/config.md (a table of every key) generated from the tables. */

@@ -1,8 +1,10 @@
 /*
  * Built-in modules: features that sit on the core's extension points
  * (event bus listeners, admission checks, HTTP routes) rather than inside
- * a protocol. Each is one const struct; main.c starts them in table order
- * after the listeners are up and stops them in reverse order on shutdown.
+ * a protocol. Each is one const struct; main.c runs every module's check
+ * (for --check-config, and at start before any listener opens), starts them
+ * in table order after the listeners are up and stops them in reverse order
+ * on shutdown.
  *
  * This is the internal form of the plugin interface of DESIGN.md §5: the
  * stable C ABI (include/sluice/plugin.h, dlopen'ed plugins) will wrap the
@@ -12,6 +14,7 @@
 #define SL_MODULES_MODULE_H
 
 #include "app/core.h"
+#include "base/config.h"
 
 typedef struct sl_http_server sl_http_server_t;
 
@@ -28,6 +31,17 @@ typedef struct sl_module {
     void (*stop)(void *state);
     /** Frees the state after the loop has closed the module's handles. May be NULL. */
     void (*free)(void *state);
+    /**
+     * Validates the module's settings in cfg (borrowed, for the call) without
+     * side effects: files are read and parsed but nothing is opened for
+     * good, written, or started. Every problem is reported through err with
+     * sl_config_report (so the user sees the file and line that set the
+     * key), not logged; checking goes on after a problem so that all of them
+     * are reported at once. Returns the number of problems (0 = fine).
+     * main runs it for --check-config and, at start, before any listener
+     * opens; start may assume it passed. May be NULL (nothing to check).
+     */
+    int (*check)(const sl_config_t *cfg, sl_config_err_cb err, void *ud);
 } sl_module_t;
 
 /** The built-in modules in start order; NULL-terminated. */

@@ -1,4 +1,4 @@
-// mpegts.js (from node_modules, served by sluice at /test/lib/) plays sluice's
+// mpegts.js (put in web/test/lib/ by the build, served by sluice) plays sluice's
 // HTTP-FLV in headless Chromium: web/test/flv.html with a live FLV player
 // (MSE); the test waits until the video's currentTime advances and no player
 // error was reported.

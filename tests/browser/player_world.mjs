@@ -1,8 +1,9 @@
-// Shared set-up of the player tests (hls.test.mjs, httpflv.test.mjs): a sluice
-// started here with the apps a test asks for, ffmpeg publishing a test pattern
-// in real time, Debian's Chromium (playwright-core) with autoplay allowed, and
-// the player libraries (hls.js, mpegts.js, from node_modules, no CDN) copied
-// to web/test/lib/ so that sluice serves them beside web/test/*.html.
+// Shared set-up of the player tests (hls.test.mjs, httpflv.test.mjs,
+// pages.test.mjs): a sluice started here with the apps a test asks for, ffmpeg
+// publishing a test pattern in real time, and Debian's Chromium
+// (playwright-core) with autoplay allowed. The player libraries (hls.js,
+// mpegts.js) are the ones the build put in web/test/lib/; nothing here copies
+// them.
 //
 // Every wait is a condition with a deadline; nothing sleeps for a fixed time.
 
@@ -82,34 +83,37 @@ function otherListenerSections() {
   return [...out];
 }
 
-/** Copies the player libraries next to the test pages (web/test/lib/, git-ignored). */
-function installPlayerLibs() {
-  const lib = path.join(REPO, 'web', 'test', 'lib');
-  fs.mkdirSync(lib, { recursive: true });
-  const files = [
-    [path.join(HERE, 'node_modules', 'hls.js', 'dist', 'hls.min.js'), 'hls.min.js'],
-    [path.join(HERE, 'node_modules', 'mpegts.js', 'dist', 'mpegts.js'), 'mpegts.js'],
-  ];
-  for (const [from, name] of files) {
-    if (!fs.existsSync(from)) throw new Error(`${from} missing: run npm ci in tests/browser`);
-    fs.copyFileSync(from, path.join(lib, name));
+/**
+ * The player libraries must already be in the web root: `make build` puts them
+ * in web/test/lib/ (scripts/web-players.sh, pinned by
+ * clients/web/players/package-lock.json). Nothing here copies them, so these
+ * tests prove that the pages play from what the build ships.
+ */
+export function checkPlayerLibs(webRoot = path.join(REPO, 'web')) {
+  const lib = path.join(webRoot, 'test', 'lib');
+  for (const name of ['hls.min.js', 'mpegts.js']) {
+    if (!fs.existsSync(path.join(lib, name))) {
+      throw new Error(`${path.join(lib, name)} missing: run make build (scripts/web-players.sh puts the players there)`);
+    }
   }
 }
 
 /**
  * Starts the world: apps is the YAML of the `apps:` section (lines, indented),
- * streams a list of rtmp paths ("live/stream1") to publish. Returns an object
- * with base URL, browser, page(), stop().
+ * streams a list of rtmp paths ("live/stream1") to publish; webRoot the
+ * folder served (default: the repository's web/, `make run`'s). Returns an
+ * object with base URL, browser, page(), stop().
  */
-export async function startWorld(name, apps, streams) {
+export async function startWorld(name, apps, streams,
+  { webRoot = path.join(REPO, 'web'), playersRequired = true } = {}) {
   if (!fs.existsSync(SLUICE_BIN)) throw new Error(`sluice binary not found at ${SLUICE_BIN} (set SLUICE_BIN)`);
-  installPlayerLibs();
+  if (playersRequired) checkPlayerLibs(webRoot);
   const W = { children: [] };
   W.dir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-${name}-`));
   W.rtmpPort = await freePort();
   W.httpPort = await freePort();
   const lines = ['rtmp:', `  port: ${W.rtmpPort}`, 'http:', `  port: ${W.httpPort}`,
-    `  web_root: ${path.join(REPO, 'web')}`, 'apps:', ...apps];
+    `  web_root: ${webRoot}`, 'apps:', ...apps];
   for (const section of otherListenerSections()) lines.push(`${section}:`, `  port: ${await freePort()}`);
   const cfg = path.join(W.dir, 'sluice.yml');
   fs.writeFileSync(cfg, lines.join('\n') + '\n');

@@ -16,7 +16,8 @@ What this gives a test:
 Rules kept here: every wait is a poll of a condition with a deadline (no bare
 sleeps); every server is stopped with SIGTERM at teardown and must exit 0 in
 time, with no sanitizer report in its log and a clean exit report of its own
-(0 bytes still allocated, no libuv handle left open); on any failure the tail
+(its last line "stopped", with no "memory still allocated: N bytes" warning and no
+libuv handle left open); on any failure the tail
 of every server log (and helper process log) of the test is attached to the
 report. Each server gets a free port for RTMP and for every other listener
 section `--print-config yaml` shows (http, ...), and for every `<name>_port` key
@@ -457,16 +458,21 @@ class Sluice:
         text = self.log_text()
         return [p for p in SANITIZER_PATTERNS if p in text]
 
-    def self_check_problems(self):
+    def self_check_problems(self, exited_zero=False):
         """sluice's own exit report: its allocator's count of bytes still allocated
-        and libuv handles left open (lines it logs when it stops)."""
+        (logged only when not 0) and libuv handles left open (lines it logs when it
+        stops). After an exit 0 the report must be there: a "stopped" line last, so
+        that a missing leak line means "nothing left", not "never got that far"."""
         text = self.log_text()
         out = []
         left = re.findall(r"memory still allocated: (\d+) bytes in (\d+) blocks", text)
-        if left and int(left[-1][0]) != 0:
+        if left and (int(left[-1][0]) != 0 or int(left[-1][1]) != 0):
             out.append("leaked %s bytes in %s blocks (its allocator's count at exit)" % left[-1])
         if "handles still open" in text:
             out.append("loop closed with handles still open")
+        if exited_zero and not re.search(r"\bstopped(?: \(memory still allocated: .*\))?\s*\Z",
+                                         text):
+            out.append("no exit report (the last line is not sluice's 'stopped')")
         return out
 
     def check_clean_exit(self):
@@ -481,7 +487,7 @@ class Sluice:
         reports = self.sanitizer_reports()
         if reports:
             problems.append("sanitizer reports in the log: %s" % reports)
-        problems += self.self_check_problems()
+        problems += self.self_check_problems(exited_zero=(rc == 0))
         if problems:
             pytest.fail("sluice %s: %s\n--- log tail ---\n%s"
                         % (self.name, "; ".join(problems), self.log_tail(300)), pytrace=False)

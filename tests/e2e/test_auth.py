@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import subprocess
 import threading
 import time
@@ -574,3 +575,69 @@ def test_roundtrip_lazy_kicks(sluice_factory, validator):
     finally:
         ok.close()
     validator.wait("/invalidate", 1, T(10))
+
+
+# ----------------------------------------------------------------------------
+# what the log says about refusals (issue 12)
+# ----------------------------------------------------------------------------
+
+def _refusal_warns(srv):
+    return [l for l in srv.log_text().splitlines() if " WARN " in l and "refused" in l]
+
+
+@pytest.mark.parametrize("kind", ["jwt", "simple"])
+def test_refusal_logged_once_at_warn_with_reason(sluice_factory, tmp_path, kind):
+    if kind == "jwt":
+        srv = sluice_factory(config=base_config({"live": {"auth_jwt": True}},
+                                                {"jwt_secret": SECRET}))
+        args, reason, why = jwt_args(hs({"exp": int(time.time()) - 120})), "Token expired.", \
+            "jwt: token refused at connect: "
+    else:
+        users = tmp_path / "users.txt"
+        users.write_text("alice secret-1\n")
+        srv = sluice_factory(config=base_config({"live": {"auth_simple": True}},
+                                                {"simple_file": str(users)}))
+        args, reason, why = ("alice", "wrong"), "Invalid credentials.", \
+            "simple auth: user alice refused at connect (wrong password)"
+    c, r = connect(srv.port, "live", args)
+    c.close()
+    assert r.code == REJECTED and description(r) == reason, r
+    srv.wait_log(r" WARN .*" + re.escape(why), T(5))
+    warns = _refusal_warns(srv)
+    assert len(warns) == 1, "expected one WARN line for one refused client:\n%s" % "\n".join(warns)
+    assert "wrong" not in warns[0].split("refused")[0] or kind == "jwt"  # no password in the log
+
+
+def _flv_get(port, query, timeout=None):
+    """GET /live/flvlong.flv?query; returns (status, body)."""
+    import urllib.error
+    import urllib.request
+    url = "http://%s:%d/live/flvlong.flv?%s" % (HOST, port, query)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout or T(5)) as rsp:
+            return rsp.status, rsp.read(200).decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def test_jwt_long_tokens_over_http(sluice_factory):
+    """A token longer than 2 KB in an HTTP-FLV URL was cut and treated as missing
+    ("Missing token."); one over the 8192-character limit is refused as too long."""
+    http_port = free_port()
+    cfg = base_config({"live": {"auth_jwt": True}}, {"jwt_secret": SECRET})
+    cfg["http"] = {"enabled": True, "port": http_port, "max_url_bytes": "64KB"}
+    srv = sluice_factory(config=cfg)
+    pub, st = try_publish(srv.port, "live", "flvlong",
+                          jwt_args(hs(claims(roles="red5-publisher"))))
+    assert st.code == START, st
+    long_bad = hs(claims(roles="red5-subscriber", pad="x" * 1800),
+                  key="another-secret-another-secret-xx")
+    assert 2400 < len(long_bad) < 8192
+    st, body = _flv_get(http_port, "token=" + long_bad)
+    assert st == 403 and body.strip() == "Invalid token.", (st, body)
+    srv.wait_log(r" WARN .*jwt: token refused at play: .*signature", T(5))
+    huge = hs(claims(roles="red5-subscriber", pad="x" * 9000))
+    st, body = _flv_get(http_port, "token=" + huge)
+    assert st == 403 and body.strip() == "Token too long.", (st, body)
+    srv.wait_log(r" WARN .*jwt: token refused at play: token too long \(over 8192", T(5))
+    pub.close()

@@ -296,9 +296,20 @@ def test_http_download_with_range(sluice_factory, media_tags):
     status, headers, body = curl(url)
     assert status == 200 and body == data and headers["content-type"] == "video/x-flv"
     assert headers.get("accept-ranges") == "bytes"
+    # Sized answers, not chunked: what curl, players and download managers expect.
+    assert headers.get("content-length") == str(len(data)), headers
+    assert "transfer-encoding" not in headers, headers
     status, headers, body = curl(url, "-H", "Range: bytes=100-199")
     assert status == 206 and body == data[100:200], (status, headers)
     assert headers["content-range"] == "bytes 100-199/%d" % len(data)
+    assert headers.get("content-length") == "100" and "transfer-encoding" not in headers, headers
+    status, headers, _ = curl(url, "-I", "-H", "Range: bytes=0-9")
+    assert status == 206 and headers.get("content-length") == "10", headers
+    # The connection carries the next request after a sized answer (keep-alive).
+    p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-o", "/dev/null", "-w",
+                        "%{http_code} %{num_connects}\n", "-H", "Range: bytes=0-99", url, url],
+                       capture_output=True, text=True, timeout=T(30), check=True)
+    assert p.stdout.split("\n")[:2] == ["206 1", "206 0"], p.stdout
     status, headers, body = curl(url, "-H", "Range: bytes=%d-" % (len(data) - 1000))
     assert status == 206 and body == data[-1000:]
     status, headers, body = curl(url, "-H", "Range: bytes=-50")

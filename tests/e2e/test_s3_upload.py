@@ -9,6 +9,7 @@ delete-after-upload.
 """
 
 import pathlib
+import re
 import shutil
 import signal
 import sqlite3
@@ -145,3 +146,19 @@ def test_delete_after_upload(s3, sluice_factory, media_tags):
     assert not rec_path(srv, "del1.flv").exists()
     data = s3.object_bytes("live/streams/del1.flv")
     assert data and data[:3] == b"FLV"
+
+
+def test_store_error_logged_as_code_and_message(s3, sluice_factory, media_tags):
+    """The store refuses (a bucket that does not exist): the log has S3's Code and
+    Message on one line, not the XML body cut mid-sentence over two lines."""
+    s3.start()
+    srv = start_api_server(sluice_factory, env=s3_env(s3, SLUICE_S3_BUCKET="no-such-bucket"))
+    publish_for(srv, "badkey1", 2, media_tags, kind="record")
+    wait_saved(srv, "badkey1.flv")
+    m = srv.wait_log(r"s3: upload of \S+badkey1\.flv failed \(attempt 1\): (.*); retrying in",
+                     T(20))
+    why = m.group(1)
+    assert re.search(r"^PUT live/streams/badkey1\.flv: HTTP 404 NoSuchBucket: The specified "
+                     r"bucket does not exist\.?$", why), why
+    text = srv.log_text()
+    assert "<?xml" not in text and "<Error>" not in text and "</Code>" not in text, why

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -487,3 +488,34 @@ def test_graceful_stop_keeps_shutdown_events(sluice_factory):
         assert second.alive()
     finally:
         rec.stop()
+
+
+def test_failed_delivery_warns_once(sluice_factory):
+    """A failing endpoint: the first failure of a delivery is a WARN with the reason,
+    its retries are INFO (one WARN per delivery, not one per attempt)."""
+    dead = "http://%s:%d/nothing-listens-here" % (HOST, free_port())
+    http_port = free_port()
+    srv = sluice_factory(config=hook_config([dead], http_port, events="stream-published"))
+    rtmp_session(srv.port, "live", "w1")
+    srv.wait_log(r"INFO .*webhooks: stream-published \S+ to %s failed \(attempt 2: "
+                 % re.escape(dead), T(15))
+    lines = [l for l in srv.log_text().splitlines() if "webhooks: stream-published" in l
+             and "failed (attempt" in l]
+    warns = [l for l in lines if " WARN " in l]
+    assert len(warns) == 1 and "failed (attempt 1: " in warns[0], "\n".join(lines)
+
+
+def test_deliveries_api_when_webhooks_are_off(sluice_factory):
+    """No webhook URL configured: the outbox is empty, not an unknown endpoint."""
+    http_port = free_port()
+    sluice_factory(config={"http": {"port": http_port}, "api": {"access_token": TOKEN}})
+    st, rsp = api(http_port, "/api/v1/webhooks/deliveries")
+    assert st == 200 and rsp["data"] == [], (st, rsp)
+    st, rsp = api(http_port, "/api/v1/webhooks/deliveries?state=retrying&limit=5")
+    assert st == 200 and rsp["data"] == [], (st, rsp)
+    st, rsp = api(http_port, "/api/v1/webhooks/deliveries?state=nonsense")
+    assert st == 400, (st, rsp)
+    st, rsp = api(http_port, "/api/v1/webhooks/deliveries/sluice-1-0")
+    assert st == 404, (st, rsp)
+    st, rsp = api(http_port, "/api/v1/webhooks/deliveries", token="wrong-token")
+    assert st == 401, (st, rsp)

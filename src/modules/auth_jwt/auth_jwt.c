@@ -232,7 +232,7 @@ static int check(sl_admit_t *a, void *ud)
     if (!req->token || !req->token[0]) {
         if (req->kind == SL_ADMIT_CONNECT)
             return SL_EDECLINED; /* it may come with the stream name */
-        SL_LOGI(sl__auth_log(a), "jwt: %s without a token refused", kind_name(req->kind));
+        SL_LOGW(sl__auth_log(a), "jwt: %s without a token refused", kind_name(req->kind));
         sl_admit_set_reason(a, "Missing token.");
         return SL_EDENIED;
     }
@@ -246,7 +246,7 @@ static int check(sl_admit_t *a, void *ud)
     sl_jwt_error_t e;
     int rc = sl_jwt_verify(st->keys, req->token, &opts, &claims, &e);
     if (rc == SL_EDENIED) {
-        SL_LOGI(sl__auth_log(a), "jwt: token refused at %s: %s", kind_name(req->kind), e.detail);
+        SL_LOGW(sl__auth_log(a), "jwt: token refused at %s: %s", kind_name(req->kind), e.detail);
         sl_admit_set_reason(a, e.reason);
         return SL_EDENIED;
     }
@@ -257,7 +257,7 @@ static int check(sl_admit_t *a, void *ud)
     rc = sl_auth_jwt_authorize(claims, req, &reason, detail, sizeof detail);
     const char *sub = json_string_value(json_object_get(claims, "sub"));
     if (rc) {
-        SL_LOGI(sl__auth_log(a), "jwt: %s refused for sub %s: %s", kind_name(req->kind),
+        SL_LOGW(sl__auth_log(a), "jwt: %s refused for sub %s: %s", kind_name(req->kind),
                 sub ? sub : "-", detail);
         sl_admit_set_reason(a, reason);
     } else {
@@ -360,9 +360,68 @@ fail:
     return rc;
 }
 
+/*
+ * --check-config and start: when an app has auth_jwt on, every configured
+ * key source must load (a key file that is missing or holds no usable key
+ * is an error, as at start) and at least one must be configured.
+ */
+static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    const char *used_by = NULL;
+    for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
+        if (cfg->apps[i].enabled && cfg->apps[i].auth_jwt)
+            used_by = cfg->apps[i].name;
+    if (!used_by)
+        return 0;
+    sl_jwt_keys_t *keys = NULL;
+    int n = 0, rc = sl_jwt_keys_new(&keys);
+    if (rc) {
+        sl_config_report(cfg, "auth.jwt_secret", err, ud, "%s", sl_strerror(rc));
+        return 1;
+    }
+    if (cfg->auth_jwt_secret && cfg->auth_jwt_secret[0] &&
+        (rc = sl_jwt_keys_set_secret(keys, cfg->auth_jwt_secret, strlen(cfg->auth_jwt_secret)))) {
+        sl_config_report(cfg, "auth.jwt_secret", err, ud, "%s", sl_strerror(rc));
+        n++;
+    }
+    const char *files[2] = {cfg->auth_jwt_public_key_file, cfg->auth_jwt_jwks_file};
+    const char *keynames[2] = {"auth.jwt_public_key_file", "auth.jwt_jwks_file"};
+    for (int i = 0; i < 2; i++) {
+        if (!files[i] || !files[i][0])
+            continue;
+        char *text = NULL, why[160] = "";
+        size_t len = 0;
+        if ((rc = sl_jwt_read_file(files[i], &text, &len)) != 0) {
+            sl_config_report(cfg, keynames[i], err, ud, "cannot read %s: %s", files[i],
+                             sl_strerror(rc));
+            n++;
+            continue;
+        }
+        rc = i == 0 ? sl_jwt_keys_add_pem(keys, text, len, NULL, why, sizeof why)
+                    : sl_jwt_keys_add_jwks(keys, text, len, why, sizeof why);
+        sl_free(text);
+        if (rc < 0) {
+            sl_config_report(cfg, keynames[i], err, ud, "%s: %s", files[i],
+                             why[0] ? why : sl_strerror(rc));
+            n++;
+        }
+    }
+    if (!n && !sl_jwt_keys_has_secret(keys) && sl_jwt_keys_count(keys) == 0) {
+        char key[SL_CONFIG_APP_NAME_MAX + 24];
+        snprintf(key, sizeof key, "apps.%s.auth_jwt", used_by);
+        sl_config_report(cfg, key, err, ud,
+                         "is on but no key is configured (auth.jwt_secret, "
+                         "auth.jwt_public_key_file or auth.jwt_jwks_file)");
+        n++;
+    }
+    sl_jwt_keys_free(keys);
+    return n;
+}
+
 const sl_module_t sl_auth_jwt_module = {
     .name = "auth_jwt",
     .start = start,
     .stop = stop,
     .free = free_state,
+    .check = check_config,
 };

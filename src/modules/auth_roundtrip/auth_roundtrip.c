@@ -247,9 +247,10 @@ static void on_validate(int status, const char *body, size_t len, void *ud)
     else if (v == SL_RT_FAILED)
         SL_LOGW(&log, "round trip: validate failed (%s); default: %s", sl_strerror(status),
                 allow ? "allow" : "deny");
-    else
-        SL_LOGI(&log, "round trip: validate answered %s (HTTP %d)", v == SL_RT_ALLOW ? "yes" : "no",
-                status);
+    else if (v == SL_RT_ALLOW)
+        SL_LOGI(&log, "round trip: validate answered yes (HTTP %d)", status);
+    else /* a refusal: WARN, once per admission, like the other auth checks */
+        SL_LOGW(&log, "round trip: refused: validate answered no (HTTP %d)", status);
 
     /* Is the client still there? A non-lazy admission knows (cancelled =
      * gone); a lazy one is looked up by id. */
@@ -268,7 +269,7 @@ static void on_validate(int status, const char *body, size_t len, void *ud)
         sl_admit_resume(c->a, allow ? SL_OK : SL_EDENIED, allow ? NULL : reason);
         c->a = NULL;
     } else if (!allow && s && s->ops && s->ops->kick) {
-        SL_LOGI(&log, "round trip (lazy): disconnecting the client: %s", reason);
+        SL_LOGW(&log, "round trip (lazy): disconnecting the client: %s", reason);
         s->ops->kick(s, reason); /* emits its disconnect event at once */
     }
     sl_free(url);
@@ -437,9 +438,47 @@ fail:
     return rc;
 }
 
+/* True when url starts with http:// or https:// and names something after it. */
+static int is_http_url(const char *url)
+{
+    return (strncmp(url, "http://", 7) == 0 && url[7]) || (strncmp(url, "https://", 8) == 0 && url[8]);
+}
+
+/*
+ * --check-config and start: an app with auth_roundtrip on needs
+ * auth.roundtrip_validate_url; both endpoints, when set, must be http:// or
+ * https:// URLs (libcurl would otherwise fail each call at run time and the
+ * configured default would silently decide every admission).
+ */
+static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    const char *used_by = NULL;
+    int n = 0;
+    for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
+        if (cfg->apps[i].enabled && cfg->apps[i].auth_roundtrip)
+            used_by = cfg->apps[i].name;
+    const char *urls[2] = {cfg->auth_roundtrip_validate_url, cfg->auth_roundtrip_invalidate_url};
+    const char *keys[2] = {"auth.roundtrip_validate_url", "auth.roundtrip_invalidate_url"};
+    for (int i = 0; i < 2; i++) {
+        if (urls[i] && urls[i][0] && !is_http_url(urls[i])) {
+            sl_config_report(cfg, keys[i], err, ud, "'%.200s' is not an http:// or https:// URL",
+                             urls[i]);
+            n++;
+        }
+    }
+    if (used_by && (!urls[0] || !urls[0][0])) {
+        char key[SL_CONFIG_APP_NAME_MAX + 24];
+        snprintf(key, sizeof key, "apps.%s.auth_roundtrip", used_by);
+        sl_config_report(cfg, key, err, ud, "is on but auth.roundtrip_validate_url is not set");
+        n++;
+    }
+    return n;
+}
+
 const sl_module_t sl_auth_roundtrip_module = {
     .name = "auth_roundtrip",
     .start = start,
     .stop = stop,
     .free = free_state,
+    .check = check_config,
 };

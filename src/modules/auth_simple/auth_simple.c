@@ -497,7 +497,7 @@ static void crypt_done(uv_work_t *req, int status)
     if (ok)
         sl_auth_simple_remember(w->user, w->password);
     if (!ok)
-        SL_LOGI(sl__auth_log(w->a), "simple auth: user %s refused at %s (%s)",
+        SL_LOGW(sl__auth_log(w->a), "simple auth: user %s refused at %s (%s)",
                 sl_admit_request(w->a)->username, kind_name(sl_admit_request(w->a)->kind),
                 w->result == SL_ENOMEM ? "out of memory" : w->dummy ? "unknown user" : "wrong password");
     sl_admit_resume(w->a, ok ? SL_OK : SL_EDENIED, ok ? NULL : REASON_INVALID);
@@ -558,7 +558,7 @@ static int check(sl_admit_t *a, void *ud)
          * stream name, and publish/play are always checked. */
         if (req->kind == SL_ADMIT_CONNECT)
             return SL_EDECLINED;
-        SL_LOGI(sl__auth_log(a), "simple auth: %s without credentials refused", kind_name(req->kind));
+        SL_LOGW(sl__auth_log(a), "simple auth: %s without credentials refused", kind_name(req->kind));
         sl_admit_set_reason(a, REASON_MISSING);
         return SL_EDENIED;
     }
@@ -569,7 +569,7 @@ static int check(sl_admit_t *a, void *ud)
             return verify_async(st, a, dummy, req->password, 1);
         uint8_t d[32];
         (void)sha256_2(req->password, strlen(req->password), "", 0, d); /* same time as a known user */
-        SL_LOGI(sl__auth_log(a), "simple auth: unknown user %s refused at %s", req->username,
+        SL_LOGW(sl__auth_log(a), "simple auth: unknown user %s refused at %s", req->username,
                 kind_name(req->kind));
         sl_admit_set_reason(a, REASON_INVALID);
         return SL_EDENIED;
@@ -578,7 +578,7 @@ static int check(sl_admit_t *a, void *ud)
     if (rc == SL_EAGAIN)
         return verify_async(st, a, u, req->password, 0);
     if (rc == SL_EDENIED) {
-        SL_LOGI(sl__auth_log(a), "simple auth: user %s refused at %s (wrong password)", req->username,
+        SL_LOGW(sl__auth_log(a), "simple auth: user %s refused at %s (wrong password)", req->username,
                 kind_name(req->kind));
         sl_admit_set_reason(a, REASON_INVALID);
         return SL_EDENIED;
@@ -776,9 +776,39 @@ fail:
     return rc;
 }
 
+/*
+ * --check-config and start: an app with auth_simple on needs
+ * auth.simple_file, and the file must load (readable, within the size and
+ * user caps). Bad lines in it stay warnings, as at start.
+ */
+static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    const char *used_by = NULL;
+    for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
+        if (cfg->apps[i].enabled && cfg->apps[i].auth_simple)
+            used_by = cfg->apps[i].name;
+    if (!used_by)
+        return 0;
+    if (!cfg->auth_simple_file || !cfg->auth_simple_file[0]) {
+        char key[SL_CONFIG_APP_NAME_MAX + 24];
+        snprintf(key, sizeof key, "apps.%s.auth_simple", used_by);
+        sl_config_report(cfg, key, err, ud, "is on but auth.simple_file is not set");
+        return 1;
+    }
+    sl_auth_simple_table_t *table = NULL;
+    int rc = sl_auth_simple_load(cfg->auth_simple_file, NULL, NULL, &table);
+    sl_auth_simple_table_unref(table);
+    if (rc == 0)
+        return 0;
+    sl_config_report(cfg, "auth.simple_file", err, ud, "cannot load %s: %s", cfg->auth_simple_file,
+                     sl_strerror(rc));
+    return 1;
+}
+
 const sl_module_t sl_auth_simple_module = {
     .name = "auth_simple",
     .start = start,
     .stop = stop,
     .free = free_state,
+    .check = check_config,
 };

@@ -620,9 +620,42 @@ static void ex_stop(void *state)
     }
 }
 
+/*
+ * --check-config and start: without exec.shell each command is split into
+ * words here, as at start (an unterminated double quote is an error).
+ */
+static int ex_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    const struct {
+        const char *key, *cmd;
+    } table[] = {
+        {"exec.on_connect", cfg->exec_on_connect},     {"exec.on_disconnect", cfg->exec_on_disconnect},
+        {"exec.on_publish", cfg->exec_on_publish},     {"exec.on_unpublish", cfg->exec_on_unpublish},
+        {"exec.on_play", cfg->exec_on_play},           {"exec.on_play_stop", cfg->exec_on_play_stop},
+        {"exec.on_record_done", cfg->exec_on_record_done},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof table / sizeof table[0] && !cfg->exec_shell; i++) {
+        const char *cmd = table[i].cmd;
+        if (!cmd || !cmd[strspn(cmd, " \t")])
+            continue;
+        char **argv = NULL;
+        size_t argc;
+        int rc = sl__exec_split(cmd, &argv, &argc);
+        sl__exec_argv_free(argv);
+        if (rc) {
+            sl_config_report(cfg, table[i].key, err, ud, "%s",
+                             rc == SL_EINVAL ? "unterminated double quote" : sl_strerror(rc));
+            n++;
+        }
+    }
+    return n;
+}
+
 const sl_module_t sl_exec_hooks_module = {
     .name = "exec_hooks",
     .start = ex_start,
+    .check = ex_check,
     .stop = ex_stop,
     .free = ex_free,
 };

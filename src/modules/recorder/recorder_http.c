@@ -4,8 +4,10 @@
  * 416 when unsatisfiable) so that players can seek and downloads resume.
  *
  * The file is read in 64 KB pieces with uv_fs_read on libuv's thread pool,
- * never on the loop, and each piece is queued on a streaming response
- * (proto/http: chunked framing). The next read starts only once the
+ * never on the loop, and each piece is queued on a sized streaming
+ * response (proto/http: Content-Length framing, so a 206 carries
+ * Content-Length and Content-Range as curl and players expect, and the
+ * connection stays usable; a read error mid-way closes it). The next read starts only once the
  * connection's queue is under a bound, polled with a short timer (the
  * HTTP layer offers no drain callback), so a slow client costs at most
  * that bound in memory whatever the file size. The static handler is not
@@ -229,7 +231,8 @@ int sl__recorder_http_file(sl_recorder_t *m, sl_http_req_t *req, const char *fil
     d->req = req;
     d->offset = from;
     d->remaining = to - from + 1;
-    int rc = sl_http_stream_start(req, ranged ? 206 : 200, ctype, headers, on_close, d);
+    int rc = sl_http_stream_start_sized(req, ranged ? 206 : 200, ctype, headers, d->remaining,
+                                        on_close, d);
     if (rc) {
         /* HEAD or the client is gone: no close_cb will come. */
         d->gone = 1;

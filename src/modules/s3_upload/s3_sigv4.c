@@ -266,3 +266,79 @@ fail:
     sl_free(canon);
     return rc;
 }
+
+/* Appends src[0..n) to out (at *o, cap bytes, NUL kept), decoding the five XML
+ * entities and turning control characters and runs of blanks into one space.
+ * Returns 1 when src did not fit (out is then full), else 0. */
+static int put_text(char *out, size_t cap, size_t *o, const char *src, size_t n)
+{
+    static const struct {
+        const char *ent;
+        char ch;
+    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    for (size_t i = 0; i < n; i++) {
+        char ch = src[i];
+        for (size_t e = 0; ch == '&' && e < sizeof ents / sizeof ents[0]; e++) {
+            size_t el = strlen(ents[e].ent);
+            if (n - i >= el && memcmp(src + i, ents[e].ent, el) == 0) {
+                ch = ents[e].ch;
+                i += el - 1;
+                break;
+            }
+        }
+        if ((unsigned char)ch < 0x20 || ch == 0x7f)
+            ch = ' ';
+        if (ch == ' ' && (*o == 0 || out[*o - 1] == ' '))
+            continue;
+        if (*o + 1 >= cap)
+            return 1;
+        out[(*o)++] = ch;
+        out[*o] = '\0';
+    }
+    return 0;
+}
+
+/* The text of the first <tag>...</tag> in body: start and length, or NULL. */
+static const char *xml_text(const char *body, const char *tag, size_t *len)
+{
+    char open[32], close[32];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    const char *a = strstr(body, open);
+    const char *b = a ? strstr(a, close) : NULL;
+    if (!b)
+        return NULL;
+    a += strlen(open);
+    *len = (size_t)(b - a);
+    return a;
+}
+
+/* See s3_sigv4.h. */
+char *sl_s3_error_text(const char *body, char *out, size_t cap)
+{
+    if (!cap)
+        return out;
+    out[0] = '\0';
+    size_t o = 0, code_len = 0, msg_len = 0;
+    const char *code = body ? xml_text(body, "Code", &code_len) : NULL;
+    const char *msg = body ? xml_text(body, "Message", &msg_len) : NULL;
+    int cut = 0;
+    if (code)
+        cut = put_text(out, cap, &o, code, code_len) || (msg && put_text(out, cap, &o, ": ", 2));
+    if (msg && !cut)
+        cut = put_text(out, cap, &o, msg, msg_len);
+    if (!code && !msg && body)
+        cut = put_text(out, cap, &o, body, strlen(body));
+    if (cut && cap > 8) { /* end at the last whole word that fits, marked */
+        size_t end = o > cap - 4 ? cap - 4 : o;
+        size_t sp = end;
+        while (sp > cap / 2 && out[sp] != ' ')
+            sp--;
+        end = out[sp] == ' ' ? sp : end;
+        memcpy(out + end, "...", 4);
+        o = end + 3;
+    }
+    while (o > 0 && out[o - 1] == ' ')
+        out[--o] = '\0';
+    return out;
+}

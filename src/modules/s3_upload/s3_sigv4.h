@@ -3,8 +3,9 @@
  * request, the string to sign, the derived signing key and the
  * Authorization header value, written here on OpenSSL's SHA-256 and
  * HMAC-SHA256 (no AWS SDK). Pure functions over strings, so the unit tests
- * check them against AWS's published examples; the s3_upload module (to
- * come: cloud upload, DESIGN.md §6) signs each libcurl request with it.
+ * check them against AWS's published examples; the s3_upload module
+ * (cloud upload, DESIGN.md §6) signs each libcurl request with it. Also
+ * here, pure too: the reading of an S3 error body for the log.
  */
 #ifndef SL_MODULES_S3_UPLOAD_S3_SIGV4_H
 #define SL_MODULES_S3_UPLOAD_S3_SIGV4_H
@@ -59,5 +60,14 @@ int sl_s3_canonical_request(const sl_s3_request_t *r, char *out, size_t cap);
  * SL_EINVAL, SL_ETOOBIG or SL_ENOMEM (canonical request buffer).
  */
 int sl_s3_sign(const sl_s3_request_t *r, char *out, size_t cap);
+
+/**
+ * Turns an S3 error answer into one log-safe line in out (cap bytes, NUL
+ * always written when cap > 0): "Code: Message" from an
+ * <Error><Code>..</Code><Message>..</Message> body (XML entities decoded),
+ * else the body's start; control characters become spaces, and what does
+ * not fit is cut at a word with "...". body may be NULL. Returns out.
+ */
+char *sl_s3_error_text(const char *body, char *out, size_t cap);
 
 #endif

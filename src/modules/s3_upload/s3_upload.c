@@ -245,9 +245,11 @@ static long s3_request(s3_t *s, const char *method, const char *key, const char 
         goto out;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || status > 299)
-        snprintf(err, MAX_ERR, "%s %s: HTTP %ld %.120s", method, key, status,
-                 reply->resp ? reply->resp : "");
+    if (status < 200 || status > 299) {
+        char why[160]; /* S3 answers an XML <Error>: its Code and Message, on one line */
+        snprintf(err, MAX_ERR, "%s %s: HTTP %ld %s", method, key, status,
+                 sl_s3_error_text(reply->resp, why, sizeof why));
+    }
 out:
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(curl);
@@ -354,7 +356,8 @@ static int upload_multipart(s3_t *s, int fd, uint64_t size, const char *key, cha
     /* S3 may answer 200 with an <Error> body for CompleteMultipartUpload. */
     int bad = st < 200 || st > 299 || (rep.resp && strstr(rep.resp, "<Error>"));
     if (bad && st >= 200 && st < 300)
-        snprintf(err, MAX_ERR, "CompleteMultipartUpload failed: %.150s", rep.resp);
+        snprintf(err, MAX_ERR, "CompleteMultipartUpload failed: %s",
+                 sl_s3_error_text(rep.resp, (char[160]){0}, 160));
     sl_free(rep.resp);
     if (bad)
         goto abort;
@@ -780,9 +783,35 @@ static void s3_free(void *state)
     sl_free(s);
 }
 
+/*
+ * --check-config and start: with s3.endpoint and s3.bucket set, the
+ * endpoint must be http(s)://host[:port] without a path and both keys must
+ * be set (s3_start refuses the same).
+ */
+static int s3_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    if (!cfg->s3_endpoint[0] || !cfg->s3_bucket[0])
+        return 0;
+    int n = 0;
+    const char *e = cfg->s3_endpoint, *h = strstr(e, "://");
+    if (!h || strchr(h + 3, '/') || !h[3] ||
+        !(strncmp(e, "http://", 7) == 0 || strncmp(e, "https://", 8) == 0)) {
+        sl_config_report(cfg, "s3.endpoint", err, ud,
+                         "'%.200s' must be http(s)://host[:port], without a path", e);
+        n++;
+    }
+    if (!cfg->s3_access_key[0] || !cfg->s3_secret_key[0]) {
+        sl_config_report(cfg, cfg->s3_access_key[0] ? "s3.secret_key" : "s3.access_key", err, ud,
+                         "must be set to upload to %.200s", e);
+        n++;
+    }
+    return n;
+}
+
 const sl_module_t sl_s3_upload_module = {
     .name = "s3_upload",
     .start = s3_start,
+    .check = s3_check,
     .stop = s3_stop,
     .free = s3_free,
 };

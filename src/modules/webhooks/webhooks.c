@@ -334,6 +334,11 @@ static int api_handler(sl_http_req_t *req, void *ud)
         return sl__api_err(req, (n == 3 || n == 4) && !is_get && !is_post ? 405 : 404,
                            "No such API endpoint.");
     }
+    if (!w) { /* webhooks off (no URL configured): an empty outbox, no database to read */
+        int list = a->kind == API_LIST;
+        sl_free(a);
+        return list ? sl__api_ok(req, json_array()) : sl__api_err(req, 404, "No such delivery.");
+    }
     int rc = uv_queue_work(w->core->loop, &a->work, api_work, api_done);
     if (rc) {
         sl_free(a);
@@ -446,8 +451,8 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     int any = cfg->webhooks_url && cfg->webhooks_url[0];
     for (size_t i = 0; i < cfg->n_apps && !any; i++)
         any = cfg->apps[i].webhook_url && cfg->apps[i].webhook_url[0];
-    if (!any)
-        return 0; /* nothing configured: stay inert, no database, no threads */
+    if (!any) /* nothing configured: inert, no database, no threads; the API lists nothing */
+        return http && core->api ? sl_api_add_route(core->api, "webhooks", api_handler, NULL) : 0;
 
     int rc = SL_ENOMEM;
     sl_webhooks_t *w = sl_calloc(1, sizeof(*w));
@@ -519,4 +524,5 @@ const sl_module_t sl_webhooks_module = {
     .start = wh_start,
     .stop = wh_stop,
     .free = wh_free,
+    .check = sl__webhooks_check,
 };

@@ -595,10 +595,10 @@ static void attempt(sender_t *s, const row_t *r)
     if (ok)
         SL_LOGD(&g_ctx, "webhooks: %s %s delivered to %s (HTTP %ld, attempt %lld)", r->event,
                 r->id, s->ep->url, status, (long long)r->attempts + 1);
-    else
-        SL_LOGI(&g_ctx, "webhooks: %s %s to %s failed (attempt %lld: %s); next in %llu ms",
-                r->event, r->id, s->ep->url, (long long)r->attempts + 1, err,
-                (unsigned long long)delay);
+    else /* WARN on a delivery's first failure, INFO on its retries (one WARN per delivery) */
+        sl_log(r->attempts == 0 ? SL_LOG_WARN : SL_LOG_INFO, &g_ctx,
+               "webhooks: %s %s to %s failed (attempt %lld: %s); next in %llu ms", r->event, r->id,
+               s->ep->url, (long long)r->attempts + 1, err, (unsigned long long)delay);
 }
 
 static void sender_main(void *arg)

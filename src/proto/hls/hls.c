@@ -75,7 +75,10 @@
 #define PENDING_MAX 256           /* audio frames held while deciding */
 #define PLAYLIST_MAX_BYTES (1024 * 1024)
 #define LISTENER_PRIORITY 50      /* before the API's event stream (100): attach first */
-#define CRED_MAX 2048             /* longest credential value carried */
+#define CRED_MAX 8194             /* longest credential value carried: a JWT of up to 8192
+                                     characters (the JWT module's limit) plus one, so that a
+                                     longer token arrives cut but still too long, and is
+                                     refused as too long rather than as missing */
 
 typedef struct hls_mod hls_mod_t;
 typedef struct hls_stream hls_stream_t;
@@ -232,7 +235,8 @@ static int find_creds(const sl_http_req_t *req, creds_t *c)
         c->user[0] = '\0';
     if (sl_http_query_get(req->query, "password", c->pass, sizeof c->pass) < 0)
         c->pass[0] = '\0';
-    if (sl_http_query_get(req->query, "token", c->token, sizeof c->token) < 0) {
+    int tl = sl_http_query_get(req->query, "token", c->token, sizeof c->token);
+    if (tl == -1) { /* -2: too long, kept cut (see CRED_MAX) */
         c->token[0] = '\0';
         const char *auth = sl_http_req_header(req, "authorization");
         if (auth && strncasecmp(auth, "Bearer ", 7) == 0)

@@ -107,8 +107,11 @@ int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir);
 const char *sl_http_req_header(const sl_http_req_t *req, const char *name);
 /**
  * Looks up a query parameter in a raw query string (form-urlencoded) and
- * writes its decoded value into out. Returns the value's length, or -1
- * when absent (or too long for cap). `query` may be NULL.
+ * writes its decoded value into out. Returns the value's length, -1 when
+ * absent, or -2 when present but too long for cap: out then holds its first
+ * cap - 1 bytes (so a caller can tell "too long" from "missing"; both are
+ * negative for callers that only want a value that fits). `query` may be
+ * NULL.
  */
 int sl_http_query_get(const char *query, const char *key, char *out, size_t cap);
 /** Decodes %xx and '+' (as space when plus_space) in place; returns the new length. */
@@ -141,6 +144,19 @@ typedef void (*sl_http_close_cb)(sl_http_req_t *req, void *ud);
  */
 int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
                          const char *extra_headers, sl_http_close_cb close_cb, void *ud);
+/**
+ * Same, for a body whose length is known (a file, a byte range): the head
+ * says Content-Length: length instead of chunked, which curl, players and
+ * download managers expect (a 206 answer in particular), and the connection
+ * stays open for the next request. The owner writes exactly length bytes
+ * with sl_http_stream_write (a write past it returns SL_EINVAL) and then
+ * calls sl_http_stream_end; ending short closes the connection (the client
+ * sees a truncated body, never a misframed next answer). A HEAD request
+ * gets the head with the length and SL_ECLOSED, as above.
+ */
+int sl_http_stream_start_sized(sl_http_req_t *req, int status, const char *content_type,
+                               const char *extra_headers, uint64_t length,
+                               sl_http_close_cb close_cb, void *ud);
 /**
  * Queues a chunk; takes its own reference to buf (the payload is never
  * copied). SL_ECLOSED once the client is gone; SL_ETOOBIG when queuing it

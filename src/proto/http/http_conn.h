@@ -80,6 +80,7 @@ typedef struct sl_http_txn {
     int head_only;               /* HEAD: headers without body */
     int close_after;             /* the connection closes after this response */
     int chunked;                 /* the stream uses chunked framing (HTTP/1.1 client) */
+    int64_t sized_left;          /* sized stream: body bytes still owed; -1 = not sized */
     int orphan;                  /* the connection closed while the handler still owed an answer */
     int status;                  /* status answered (for the log) */
     sl_http_close_cb close_cb;   /* streams */

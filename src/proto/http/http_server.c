@@ -627,32 +627,58 @@ static int respond_text(sl_http_req_t *req, int status, const char *text)
     return sl_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text), NULL);
 }
 
-int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
-                         const char *extra_headers, sl_http_close_cb close_cb, void *ud)
+/*
+ * Both kinds of streaming answer. length < 0: chunked to an HTTP/1.1 client,
+ * unframed up to the close to an HTTP/1.0 one. length >= 0: Content-Length
+ * framing for every client, and the connection stays usable after the last
+ * byte (sl_http_stream_end checks that the owner sent exactly that much).
+ */
+static int stream_start(sl_http_req_t *req, int status, const char *content_type,
+                        const char *extra_headers, int64_t length, sl_http_close_cb close_cb,
+                        void *ud)
 {
     sl_http_txn_t *t = (sl_http_txn_t *)req;
     int rc = sl__http_txn_answerable(t);
     if (rc)
         return rc;
     const sl_http_msg_t *m = t->msg;
-    t->chunked = m && (m->http_major > 1 || (m->http_major == 1 && m->http_minor >= 1));
-    if (!t->chunked) {
+    t->sized_left = length >= 0 ? length : -1;
+    t->chunked = length < 0 && m && (m->http_major > 1 || (m->http_major == 1 && m->http_minor >= 1));
+    if (length < 0 && !t->chunked) {
         /* An HTTP/1.0 client reads the body up to the close: nothing may follow. */
         t->close_after = 1;
         t->conn->no_more_requests = 1;
     }
+    int64_t framing = length >= 0 ? length : t->chunked ? -2 : -1;
     if (t->head_only) {
         t->state = SL_HTTP_TXN_DONE;
-        rc = queue_response(t, status, content_type, t->chunked ? -2 : -1, extra_headers, NULL, 0);
+        rc = queue_response(t, status, content_type, framing, extra_headers, NULL, 0);
         return rc ? rc : SL_ECLOSED;
     }
     t->state = SL_HTTP_TXN_STREAM;
     t->close_cb = close_cb;
     t->close_ud = ud;
-    rc = queue_response(t, status, content_type, t->chunked ? -2 : -1, extra_headers, NULL, 0);
+    rc = queue_response(t, status, content_type, framing, extra_headers, NULL, 0);
     if (rc)
         t->close_cb = NULL; /* the error is the answer: no callback */
     return rc;
+}
+
+/* See http.h: chunked (HTTP/1.1) or up to the close (HTTP/1.0). */
+int sl_http_stream_start(sl_http_req_t *req, int status, const char *content_type,
+                         const char *extra_headers, sl_http_close_cb close_cb, void *ud)
+{
+    return stream_start(req, status, content_type, extra_headers, -1, close_cb, ud);
+}
+
+/* See http.h: Content-Length framing; SL_EINVAL for a length past INT64_MAX. */
+int sl_http_stream_start_sized(sl_http_req_t *req, int status, const char *content_type,
+                               const char *extra_headers, uint64_t length,
+                               sl_http_close_cb close_cb, void *ud)
+{
+    if (length > (uint64_t)INT64_MAX)
+        return SL_EINVAL;
+    return stream_start(req, status, content_type, extra_headers, (int64_t)length, close_cb, ud);
 }
 
 /* The stream's held-back bytes plus everything ahead of them on the socket. */
@@ -680,6 +706,8 @@ int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf)
     size_t size = buf->len + (t->chunked ? 12u : 0u);
     if (sl_http_stream_pending(req) + size > (size_t)c->srv->core->cfg->http_stream_max_pending_bytes)
         return SL_ETOOBIG;
+    if (t->sized_left >= 0 && (uint64_t)buf->len > (uint64_t)t->sized_left)
+        return SL_EINVAL; /* more than the Content-Length announced */
     sl_http_out_t *o = sl__http_out_new(sl_buf_ref(buf));
     if (!o) {
         sl_buf_unref(buf);
@@ -690,6 +718,8 @@ int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf)
         o->post_len = 2;
     }
     c->sess.msgs_out++;
+    if (t->sized_left >= 0)
+        t->sized_left -= (int64_t)buf->len;
     sl__http_txn_queue(t, o);
     return 0;
 }
@@ -707,6 +737,12 @@ int sl_http_stream_end(sl_http_req_t *req)
     t->state = SL_HTTP_TXN_STREAM_ENDED; /* close_cb runs when the queue passes it */
     if (c->state != SL_HTTP_CONN_OPEN)
         return SL_ECLOSED;
+    if (t->sized_left > 0) {
+        /* Ended short of its Content-Length: the client cannot tell where this
+         * answer ends, so the connection cannot carry another one. */
+        sl__http_conn_close(c, "sized stream ended early");
+        return SL_ECLOSED;
+    }
     if (t->chunked) {
         sl_http_out_t *o = sl__http_out_new(NULL);
         if (!o) {

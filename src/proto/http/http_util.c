@@ -51,7 +51,7 @@ size_t sl_http_url_decode(char *s, int plus_space)
 
 /*
  * Decodes n bytes of form-urlencoded text into out (cap bytes with the
- * NUL); -1 when too long. Unlike sl_http_url_decode it works on a slice
+ * NUL); -1 when too long (out then holds what fit, NUL-terminated). Unlike sl_http_url_decode it works on a slice
  * of the query, so the caller's string is never modified.
  */
 static int decode_into(const char *p, size_t n, char *out, size_t cap)
@@ -68,8 +68,10 @@ static int decode_into(const char *p, size_t n, char *out, size_t cap)
         } else if (ch == '+') {
             ch = ' ';
         }
-        if (w + 1 >= cap)
+        if (w + 1 >= cap) {
+            out[w] = '\0';
             return -1;
+        }
         out[w++] = ch;
     }
     out[w] = '\0';
@@ -99,7 +101,8 @@ int sl_http_query_get(const char *query, const char *key, char *out, size_t cap)
         if (dn >= 0 && (size_t)dn == key_len && memcmp(name, key, key_len) == 0) {
             if (!eq)
                 return decode_into("", 0, out, cap);
-            return decode_into(eq + 1, pair_len - name_len - 1, out, cap);
+            int n = decode_into(eq + 1, pair_len - name_len - 1, out, cap);
+            return n < 0 && cap ? -2 : n; /* present, but cut at cap - 1 bytes */
         }
         p += pair_len;
         if (*p == '&')

@@ -388,12 +388,15 @@ static int on_request(sl_http_req_t *req, void *ud)
         return SL_ENOMEM;
     }
     /* Credentials: query (Red5's names), or a bearer token. */
-    char user[512] = "", pass[512] = "", token[2048] = "";
+    /* A JWT of up to 8192 characters (the JWT module's limit) plus one: a longer
+     * token arrives cut (-2) but still too long, and is refused as too long
+     * rather than as missing. */
+    char user[512] = "", pass[512] = "", token[8194] = "";
     if (sl_http_query_get(req->query, "username", user, sizeof user) < 0)
         user[0] = '\0';
     if (sl_http_query_get(req->query, "password", pass, sizeof pass) < 0)
         pass[0] = '\0';
-    if (sl_http_query_get(req->query, "token", token, sizeof token) < 0) {
+    if (sl_http_query_get(req->query, "token", token, sizeof token) == -1) {
         token[0] = '\0';
         const char *auth = sl_http_req_header(req, "authorization");
         if (auth && strncasecmp(auth, "Bearer ", 7) == 0)

@@ -846,6 +846,44 @@ static void test_file_then_env(void **state)
     sl_config_cleanup(&cfg);
 }
 
+/* Each setting remembers where it was set, for the checks that run after loading
+ * (a missing key file is reported at the line that named it); the newest wins. */
+static void test_origins(void **state)
+{
+    char *envp[] = {"SLUICE_RTMP_PORT=2000", NULL};
+    sl_config_t cfg;
+    errs_t errs;
+    int line = -1;
+    assert_int_equal(sl_config_defaults(&cfg), 0);
+    assert_int_equal(load(&cfg, "rtmp:\n"
+                                "  port: 1000\n"
+                                "  chunk_size: 8192\n"
+                                "apps:\n"
+                                "  studio:\n"
+                                "    auth_simple: true\n",
+                          &errs), 0);
+    assert_string_equal(sl_config_origin(&cfg, "rtmp.chunk_size", &line), "test.yml");
+    assert_int_equal(line, 3);
+    assert_string_equal(sl_config_origin(&cfg, "apps.studio.auth_simple", &line), "test.yml");
+    assert_int_equal(line, 6);
+    assert_null(sl_config_origin(&cfg, "rtmp.bind", &line)); /* a default */
+    assert_int_equal(line, 0);
+    assert_int_equal(env(&cfg, envp, &errs), 0);
+    assert_string_equal(sl_config_origin(&cfg, "rtmp.port", &line), "SLUICE_RTMP_PORT");
+    assert_int_equal(line, 0);
+    /* sl_config_report: at the origin with the key prefixed, or at the key itself. */
+    memset(&errs, 0, sizeof errs);
+    sl_config_report(&cfg, "rtmp.chunk_size", rec, &errs, "too %s", "big");
+    sl_config_report(&cfg, "rtmp.bind", rec, &errs, "wrong");
+    assert_int_equal(errs.n, 2);
+    assert_string_equal(errs.e[0].where, "test.yml");
+    assert_int_equal(errs.e[0].line, 3);
+    assert_string_equal(errs.e[0].msg, "rtmp.chunk_size: too big");
+    assert_string_equal(errs.e[1].where, "rtmp.bind");
+    assert_string_equal(errs.e[1].msg, "wrong");
+    sl_config_cleanup(&cfg);
+}
+
 /* ---- files ------------------------------------------------------------ */
 
 static void test_load_file(void **state)
@@ -1097,6 +1135,7 @@ int main(void)
         T(test_env_errors),
         T(test_env_apps),
         T(test_file_then_env),
+        T(test_origins),
         T(test_load_file),
         T(test_writer_round_trip),
         T(test_equal),
