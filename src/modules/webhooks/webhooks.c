@@ -81,7 +81,17 @@ static void on_event(const sl_event_t *ev, void *ud)
     }
     uv_mutex_lock(&w->mu);
     int full = w->n_queued >= SL_WEBHOOKS_MAX_QUEUED;
+    /* Logged once when the queue fills and once when it takes events again,
+     * not once per event: the writer is stuck because the disk is, and a
+     * line per refused event would make that worse. */
+    int became_full = full && !w->queue_full;
+    uint64_t dropped_while_full = 0;
     if (!full) {
+        if (w->queue_full) {
+            dropped_while_full = w->n_dropped - w->n_dropped_logged;
+            w->n_dropped_logged = w->n_dropped;
+        }
+        w->queue_full = 0;
         if (w->tail)
             w->tail->next = it;
         else
@@ -90,13 +100,19 @@ static void on_event(const sl_event_t *ev, void *ud)
         w->n_queued++;
         uv_cond_signal(&w->writer_cv);
     } else {
+        w->queue_full = 1;
         w->n_dropped++;
     }
     uv_mutex_unlock(&w->mu);
+    if (dropped_while_full)
+        SL_LOGW(&g_ctx, "webhooks: outbox queue accepts events again; %llu events were not sent",
+                (unsigned long long)dropped_while_full);
     if (full) {
         /* The writer is stuck (disk full or dead); shed rather than grow. */
-        SL_LOGE(&g_ctx, "webhooks: outbox queue full (%d events): %s event %llu not sent",
-                SL_WEBHOOKS_MAX_QUEUED, sl_event_name(ev->type), (unsigned long long)ev->id);
+        if (became_full)
+            SL_LOGE(&g_ctx, "webhooks: outbox queue full (%d events): events are not sent until "
+                    "the outbox can be written (first: %s event %llu)", SL_WEBHOOKS_MAX_QUEUED,
+                    sl_event_name(ev->type), (unsigned long long)ev->id);
         sl_free(it);
     }
 }
