@@ -350,12 +350,13 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
     uv_timer_start(&api->lag_timer, on_lag_timer, 1000, 1000);
     uv_unref((uv_handle_t *)&api->lag_timer);
     core->api = api;
+    /* The token itself is never logged (logs are shipped and kept far longer
+     * than the token stays secret): the file is where an operator reads it. */
     if (api->token_generated == 2)
-        SL_LOGI(NULL, "api: generated access token %s (stored in %s/api_token)", api->token,
+        SL_LOGI(NULL, "api: generated an access token into %s/api_token (read it there)",
                 core->cfg->server_data_dir);
     else if (api->token_generated == 1)
-        SL_LOGI(NULL, "api: access token %s (from %s/api_token)", api->token,
-                core->cfg->server_data_dir);
+        SL_LOGI(NULL, "api: access token from %s/api_token", core->cfg->server_data_dir);
     else
         SL_LOGI(NULL, "api: access token from the configuration");
     *out = api;

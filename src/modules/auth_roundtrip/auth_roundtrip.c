@@ -25,6 +25,7 @@
 #include "base/http_client.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/map.h"
 #include "modules/auth_common.h"
 #include "sluice/errors.h"
@@ -150,9 +151,12 @@ static void on_invalidate(int status, const char *body, size_t len, void *ud)
     call_t *c = ud;
     sl_log_ctx_t log = call_log(c);
     c->hreq = NULL;
-    if (status >= 200 && status < 300)
-        SL_LOGI(&log, "round trip: invalidate answered HTTP %d: %.*s", status,
-                (int)(len > 200 ? 200 : len), body);
+    char rb[256], ab[256];
+    if (status >= 200 && status < 300) {
+        snprintf(ab, sizeof ab, "%.*s", (int)(len > 200 ? 200 : len), body ? body : "");
+        SL_LOGI(&log, "round trip: invalidate answered HTTP %d: %s", status,
+                sl_redact(ab, rb, sizeof rb));
+    }
     else if (status > 0)
         SL_LOGW(&log, "round trip: invalidate answered HTTP %d", status);
     else
@@ -424,9 +428,11 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     if (rc < 0)
         goto fail;
     st->listener_id = rc;
+    char rb1[SL_REDACT_MAX], rb2[SL_REDACT_MAX];
     SL_LOGI(NULL, "round trip: validate %s, invalidate %s, timeout %lld ms, default %s%s",
-            cfg->auth_roundtrip_validate_url,
-            cfg->auth_roundtrip_invalidate_url[0] ? cfg->auth_roundtrip_invalidate_url : "(none)",
+            sl_redact(cfg->auth_roundtrip_validate_url, rb1, sizeof rb1),
+            cfg->auth_roundtrip_invalidate_url[0]
+                ? sl_redact(cfg->auth_roundtrip_invalidate_url, rb2, sizeof rb2) : "(none)",
             (long long)cfg->auth_roundtrip_timeout_ms, cfg->auth_roundtrip_default ? "allow" : "deny",
             cfg->auth_roundtrip_lazy ? ", lazy" : "");
     *out = st;

@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "sluice/errors.h"
 
 extern char **environ;
@@ -306,8 +307,9 @@ static void flush_line(job_t *j, out_t *o)
     if (!o->len)
         return;
     o->line[o->len] = '\0';
+    char rb[SL_REDACT_MAX];
     SL_LOGI(&j->log, "exec %s [pid %d] %s: %s", j->hook, j->proc.pid,
-            o == &j->out[0] ? "stdout" : "stderr", o->line);
+            o == &j->out[0] ? "stdout" : "stderr", sl_redact(o->line, rb, sizeof rb));
     o->len = 0;
 }
 
@@ -446,7 +448,9 @@ static void job_start(sl_exec_hooks_t *x, job_t *j)
     int rc = uv_spawn(loop, &j->proc, &opt);
     j->n_handles++; /* the process handle is initialised even when spawning fails */
     if (rc) {
-        SL_LOGE(&j->log, "exec %s: cannot run '%s': %s", j->hook, j->argv[0], uv_strerror(rc));
+        char rb[SL_REDACT_MAX];
+        SL_LOGE(&j->log, "exec %s: cannot run '%s': %s", j->hook,
+                sl_redact(j->argv[0], rb, sizeof rb), uv_strerror(rc));
         j->exited = 1;
         j->out[0].open = j->out[1].open = 0;
         j->closing = 1;
@@ -457,8 +461,10 @@ static void job_start(sl_exec_hooks_t *x, job_t *j)
         return;
     }
     j->spawned = 1;
+    char rb[SL_REDACT_MAX]; /* a substituted {query} may carry a token */
     SL_LOGI(&j->log, "exec %s [pid %d] started for event %llu: %s", j->hook, j->proc.pid,
-            (unsigned long long)j->event_id, x->cfg->exec_shell ? j->argv[2] : j->argv[0]);
+            (unsigned long long)j->event_id,
+            sl_redact(x->cfg->exec_shell ? j->argv[2] : j->argv[0], rb, sizeof rb));
     uv_read_start((uv_stream_t *)&j->out[0].pipe, on_alloc, on_read);
     uv_read_start((uv_stream_t *)&j->out[1].pipe, on_alloc, on_read);
     uv_timer_start(&j->timer, on_timer, (uint64_t)x->cfg->exec_timeout_ms, 0);
@@ -575,7 +581,9 @@ static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
                 goto fail;
             }
         }
-        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "", cmd);
+        char rb[SL_REDACT_MAX]; /* API_TOKEN=... or --secret=... in the command */
+        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "",
+                sl_redact(cmd, rb, sizeof rb));
     }
     rc = sl_events_subscribe(core, "exec_hooks", LISTENER_PRIORITY, on_event, x);
     if (rc < 0)

@@ -33,6 +33,7 @@
 #include "base/alloc.h"
 #include "base/backoff.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/time.h"
 #include "modules/s3_upload/s3_sigv4.h"
 #include "sluice/errors.h"
@@ -783,7 +784,9 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
         return rc; /* the state stays allocated: the process exits on this error */
     }
     s->thread_started = 1;
-    SL_LOGI(&g_ctx, "s3: uploading recordings to %s/%s", cfg->s3_endpoint, cfg->s3_bucket);
+    char rb[SL_REDACT_MAX];
+    SL_LOGI(&g_ctx, "s3: uploading recordings to %s/%s", sl_redact(cfg->s3_endpoint, rb, sizeof rb),
+            cfg->s3_bucket);
     *state = s;
     return 0;
 fail:

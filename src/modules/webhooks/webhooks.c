@@ -27,6 +27,7 @@
 #include "api/api_internal.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "proto/http/http.h"
@@ -366,7 +367,10 @@ static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const cha
 {
     if (!(len > 7 && strncmp(url, "http://", 7) == 0) &&
         !(len > 8 && strncmp(url, "https://", 8) == 0)) {
-        SL_LOGE(&g_ctx, "%s: '%.*s' is not an http:// or https:// URL", where, (int)len, url);
+        char raw[SL_REDACT_MAX], rb[SL_REDACT_MAX];
+        snprintf(raw, sizeof raw, "%.*s", (int)len, url);
+        SL_LOGE(&g_ctx, "%s: '%s' is not an http:// or https:// URL", where,
+                sl_redact(raw, rb, sizeof rb));
         return SL_EINVAL;
     }
     for (size_t i = 0; i < w->n_eps; i++)
@@ -377,9 +381,14 @@ static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const cha
         return SL_ETOOBIG;
     }
     char *copy = sl_strndup(url, len);
-    if (!copy)
+    char rb[SL_REDACT_MAX];
+    char *log_url = copy ? sl_strdup(sl_redact(copy, rb, sizeof rb)) : NULL;
+    if (!copy || !log_url) {
+        sl_free(copy);
+        sl_free(log_url);
         return SL_ENOMEM;
-    w->eps[w->n_eps] = (sl_wh_endpoint_t){.w = w, .url = copy};
+    }
+    w->eps[w->n_eps] = (sl_wh_endpoint_t){.w = w, .url = copy, .log_url = log_url};
     w->n_eps++;
     return 0;
 }
@@ -431,8 +440,10 @@ static void wh_free(void *state)
     if (dropped)
         SL_LOGW(&g_ctx, "webhooks: %llu events were never written to the outbox",
                 (unsigned long long)dropped);
-    for (size_t i = 0; i < w->n_eps; i++)
+    for (size_t i = 0; i < w->n_eps; i++) {
         sl_free(w->eps[i].url);
+        sl_free(w->eps[i].log_url);
+    }
     sl_free(w->eps);
     for (size_t i = 0; i < w->n_global; i++)
         sl_free(w->global_urls[i]);

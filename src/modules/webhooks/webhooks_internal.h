@@ -43,6 +43,7 @@ typedef struct sl_wh_item {
 typedef struct sl_wh_endpoint {
     sl_webhooks_t *w;            /* owner */
     char *url;                   /* owned */
+    char *log_url;               /* url as logged: userinfo password and secret query values masked, owned */
     uv_thread_t thread;
     int started;                 /* thread created (join it) */
     uint64_t rng;                /* jitter PRNG state (sender thread only) */

@@ -30,6 +30,7 @@
 #include "base/alloc.h"
 #include "base/backoff.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "sluice/errors.h"
@@ -179,10 +180,11 @@ static int writer_open(sl_webhooks_t *w, writer_t *wr)
             size_t i = 0;
             while (url && i < w->n_eps && strcmp(w->eps[i].url, url) != 0)
                 i++;
+            char rb[SL_REDACT_MAX];
             if (url && i == w->n_eps)
                 SL_LOGW(&g_ctx, "webhooks: %lld undelivered deliveries for %s, which is no "
                         "longer configured: kept, not sent",
-                        (long long)sqlite3_column_int64(cnt, 1), url);
+                        (long long)sqlite3_column_int64(cnt, 1), sl_redact(url, rb, sizeof rb));
         }
     }
     sqlite3_finalize(cnt);
@@ -607,7 +609,7 @@ static void store_failed(sender_t *s, const char *what, const char *id, uint64_t
     if (s->store_bo.failures == 1)
         SL_LOGE(&g_ctx, "webhooks: outbox %s: %s (%s%s): deliveries to %s back off in memory "
                 "until it can be written again", w->db_path, sqlite3_errmsg(s->db), what,
-                id ? id : "", s->ep->url);
+                id ? id : "", s->ep->log_url);
     else
         SL_LOGD(&g_ctx, "webhooks: outbox still failing (%s, %u in a row): next try in %llu ms",
                 what, s->store_bo.failures, (unsigned long long)delay);
@@ -619,7 +621,7 @@ static void store_ok(sender_t *s)
     s->hold_until_ms = 0;
     if (n)
         SL_LOGI(&g_ctx, "webhooks: outbox %s writable again after %u failures (deliveries to %s)",
-                s->ep->w->db_path, n, s->ep->url);
+                s->ep->w->db_path, n, s->ep->log_url);
 }
 
 /* Attempts one row and records the outcome. */
@@ -654,10 +656,10 @@ static void attempt(sender_t *s, const row_t *r)
         delay = s->hold_until_ms - now;
     if (ok)
         SL_LOGD(&g_ctx, "webhooks: %s %s delivered to %s (HTTP %ld, attempt %lld)", r->event,
-                r->id, s->ep->url, status, (long long)r->attempts + 1);
+                r->id, s->ep->log_url, status, (long long)r->attempts + 1);
     else
         SL_LOGI(&g_ctx, "webhooks: %s %s to %s failed (attempt %lld: %s); next in %llu ms",
-                r->event, r->id, s->ep->url, (long long)r->attempts + 1, err,
+                r->event, r->id, s->ep->log_url, (long long)r->attempts + 1, err,
                 (unsigned long long)delay);
 }
 
