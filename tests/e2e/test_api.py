@@ -358,14 +358,34 @@ def test_auth_fail_limit(sluice_factory):
     assert api.get("server").status == 200  # successes do not count
     for _ in range(3):
         assert_error(api.get("server", token="guess"), 401)
-    # the address is now refused, even with the right token
+    # wrong tokens from the address are now refused without being checked...
     assert_error(api.get("server", token="guess"), 429)
-    assert_error(api.get("server"), 429)
-    assert_error(api.get("server", bearer=True), 429)
+    assert_error(api.get("server", token=None), 429)
+    # ...but the right token still passes (issue 11: failures from a shared
+    # address, NAT or proxy, must not lock the real admin out)
+    assert api.get("server").status == 200
+    assert api.get("server", bearer=True).status == 200
+    assert_error(api.get("server", token="guess"), 429)
     # per address: another loopback address is not affected
-    assert Api(srv, source="127.0.0.2").get("server").status == 200
+    assert_error(Api(srv, source="127.0.0.2").get("server", token="guess"), 401)
     # /metrics is public by default and not rate limited
     assert api.get("/metrics", token=None).status == 200
+
+
+def test_auth_fail_table_full_still_counts(sluice_factory):
+    """Issue 11: once the failure table was full (4,096 addresses failing within a
+    minute) a new address was not tracked at all and could guess without limit.
+    Now the oldest record is forgotten and every new address is counted. The
+    table is made small here (api.auth_fail_max_addresses) to fill it quickly."""
+    srv = start_api_server(sluice_factory, config={
+        "api": {"auth_fail_limit": 3, "auth_fail_max_addresses": 16}})
+    for i in range(16):  # fill the table: one failure from each of 16 addresses
+        assert_error(Api(srv, source="127.0.1.%d" % (i + 1)).get("server", token="guess"), 401)
+    late = Api(srv, source="127.0.2.1")
+    for _ in range(3):
+        assert_error(late.get("server", token="guess"), 401)
+    assert_error(late.get("server", token="guess"), 429)
+    assert late.get("server").status == 200
 
 
 def test_hosts_allow_list(sluice_factory):
