@@ -446,3 +446,14 @@ def test_configured_token_writes_no_file(sluice_factory):
     srv.wait_log(r"api: access token from the configuration", T(5))
     assert not (srv.data_dir / "api_token").exists()
     assert TOKEN not in srv.log_text()  # a configured secret is not logged
+
+
+def test_request_body_duplicate_keys_refused(sluice_factory):
+    """JSON from outside is parsed with duplicate keys refused (issue 11): which copy
+    wins is parser-specific, so an ambiguous body is a 400, not a guess."""
+    srv = start_api_server(sluice_factory)
+    api = Api(srv)
+    r = api.request("POST", "applications/live/invoke", body={"method": "ping"})
+    assert r.status == 404  # a well-formed body: no such handler
+    assert_error(api.request("POST", "applications/live/invoke",
+                             body=b'{"method":"ping","method":"other"}'), 400)

@@ -95,7 +95,10 @@ sl_rt_verdict_t sl_auth_roundtrip_decide(int status, const char *body, size_t le
         return SL_RT_FAILED;
     if (status < 200 || status >= 300)
         return SL_RT_DENY; /* a deliberate refusal (401, 403, ...) */
-    json_t *o = json_loadb(body, len, 0, NULL);
+    /* Duplicate keys are refused: {"result":false,"result":true} must not be
+     * read as whichever copy jansson keeps (the last), since the business
+     * server (or a proxy before it) may have meant the first. */
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
     json_t *r = json_object_get(o, "result");
     int yes = json_is_true(r) || (json_is_string(r) && strcasecmp(json_string_value(r), "true") == 0);
     if (yes && url) {
