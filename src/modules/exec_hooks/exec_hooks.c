@@ -185,7 +185,8 @@ static int dup_field(char **dst, const char *src)
     return 0;
 }
 
-/* Builds the job for an event (everything copied). NULL on ENOMEM/ETOOBIG (logged). */
+/* Builds the job for an event (everything copied). NULL on ENOMEM/ETOOBIG, or when
+ * an event value would be read as an option (logged either way). */
 static job_t *job_new(sl_exec_hooks_t *x, const hook_t *h, const sl_event_t *ev)
 {
     const sl_config_t *cfg = x->cfg;
@@ -247,6 +248,21 @@ static job_t *job_new(sl_exec_hooks_t *x, const hook_t *h, const sl_event_t *ev)
         dup_field(&j->app, ev->app) || dup_field(&j->stream, ev->stream))
         goto fail;
     j->log = (sl_log_ctx_t){.sid = j->sid, .proto = j->proto, .app = j->app, .stream = j->stream};
+    /* A value that would start an argument with '-' (a stream named -rf or
+     * --output=x) is never handed to the program, which would read it as an
+     * option: the hook is not run for this event (one line, this event). */
+    const char *opt_var = NULL;
+    int option_like = 0;
+    if (cfg->exec_shell)
+        option_like = sl__exec_option_like(h->cmd, vars, N_VARS, 1, &opt_var);
+    for (size_t i = 0; !cfg->exec_shell && h->argv_tmpl[i] && !option_like; i++)
+        option_like = sl__exec_option_like(h->argv_tmpl[i], vars, N_VARS, 0, &opt_var);
+    if (option_like) {
+        SL_LOGW(&j->log, "exec %s: not run for event %llu: {%s} starts with '-' and would be "
+                "read as an option", h->hook, (unsigned long long)ev->id, opt_var);
+        job_free(j);
+        return NULL;
+    }
     if (cfg->exec_shell) {
         j->argv = sl_calloc(4, sizeof(char *));
         if (!j->argv || !(j->argv[0] = sl_strdup("/bin/sh")) || !(j->argv[1] = sl_strdup("-c")) ||
