@@ -117,8 +117,10 @@ static void make_room(sl_api_t *api, uint64_t now)
             oldest = e->key;
         }
     }
-    if (!n_stale && oldest)
+    if (!n_stale && oldest) {
         stale[n_stale++] = (char *)oldest;
+        api->n_fail_evicted++;
+    }
     for (size_t i = 0; i < n_stale; i++) {
         char key[128]; /* addresses are at most 63 bytes (sl_session_t.remote_addr) */
         snprintf(key, sizeof key, "%s", stale[i]); /* sl_map_del frees the map's copy */
@@ -191,9 +193,11 @@ int sl__api_check_access(sl_api_t *api, sl_http_req_t *req)
         fr->fails = 0;
     }
     if (fr && (int64_t)fr->fails >= api->core->cfg->api_auth_fail_limit) {
+        api->n_auth_limited++;
         sl__api_err(req, 429, "Too many failed authentication attempts; try again later.");
         return 1;
     }
+    api->n_auth_failed++;
     if (!fr) {
         make_room(api, now);
         if ((fr = sl_calloc(1, sizeof(*fr))) && sl_map_set(&api->fails, key, fr)) {

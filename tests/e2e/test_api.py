@@ -386,6 +386,11 @@ def test_auth_fail_table_full_still_counts(sluice_factory):
         assert_error(late.get("server", token="guess"), 401)
     assert_error(late.get("server", token="guess"), 429)
     assert late.get("server").status == 200
+    m = late.get("/metrics", token=None).body.decode()
+    assert "sluice_api_auth_fail_addresses 16\n" in m
+    assert "sluice_api_auth_fail_evicted_total 1\n" in m
+    assert "sluice_api_auth_failures_total 19\n" in m
+    assert "sluice_api_auth_limited_total 1\n" in m
 
 
 def test_hosts_allow_list(sluice_factory):
