@@ -556,11 +556,17 @@ def test_outbox_insert_failure_backs_off(sluice_factory, receiver):
     _outbox_sql(srv, FAIL_INSERTS)
     rtmp_session(srv.port, "live", "full2")
     srv.wait_log(r"cannot write \d+ events to the outbox", T(5))
+    # New events during the backoff must not cut it short (each one signals the
+    # writer): 15 more sessions, 60 events, in the window.
     t0 = time.monotonic()
+    for i in range(15):
+        rtmp_session(srv.port, "live", "busy%d" % i)
     wait_until(lambda: time.monotonic() - t0 >= 4, 5, 0.1, "the 4 s window")
     log = srv.log_text()
     assert len(re.findall(r"cannot write \d+ events to the outbox", log)) == 1
+    tries = len(re.findall(r"outbox still not writable", log))
+    assert tries <= 6, "%d commit attempts in ~4 s while the outbox cannot be written" % tries
     assert not receiver.requests
     _outbox_sql(srv, "DROP TRIGGER e2e_disk_full_ins;")
-    receiver.wait_events(lambda b: True, 4, T(15), "the session's 4 events after recovery")
+    receiver.wait_events(lambda b: True, 64, T(20), "every event after recovery")
     srv.wait_log(r"writable again after \d+ failed commits", T(5))

@@ -100,12 +100,16 @@ static void timed_wait(uv_cond_t *cv, uv_mutex_t *mu, uint64_t ms)
     (void)uv_cond_timedwait(cv, mu, ms * 1000000ull);
 }
 
-/* Sleeps ms unless a stop flag rises (used after database errors). */
+/* Sleeps ms unless a stop flag rises (used after database errors). New
+ * events signal the same condition: they must not cut the pause short, or
+ * a busy server would retry a failing commit once per event. */
 static void pause_ms(sl_webhooks_t *w, uint64_t ms)
 {
+    uint64_t deadline = sl_time_mono_ms() + ms;
     uv_mutex_lock(&w->mu);
-    if (!w->writer_stop)
-        timed_wait(&w->writer_cv, &w->mu, ms);
+    for (uint64_t now = sl_time_mono_ms(); !w->writer_stop && now < deadline;
+         now = sl_time_mono_ms())
+        timed_wait(&w->writer_cv, &w->mu, deadline - now);
     uv_mutex_unlock(&w->mu);
 }
 
