@@ -78,7 +78,7 @@ static const slot_t g_slots[] = {
      10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed."},
 
     {"log", "level", T_ENUM, CFG(log_level), "info", 0, 0, log_level_names,
-     "Lowest level written to stderr."},
+     "Lowest level written to stderr. Up to debug, secrets (passwords, tokens, JWTs, URL userinfo) are masked; trace may print raw protocol data, credentials included."},
     {"log", "format", T_ENUM, CFG(log_format), "text", 0, 0, log_format_names,
      "text: one readable line per event; json: one JSON object per line."},
 
