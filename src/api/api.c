@@ -11,6 +11,7 @@
  */
 #include "api/api.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -30,7 +31,6 @@
 
 #define FMS_VERSION "RED5/1,0,7,0"
 #define AUTH_FAIL_WINDOW_MS 60000
-#define AUTH_FAIL_MAX_ADDRS 4096 /* failure records kept; bounds memory under a spray of addresses */
 
 /* ------------------------------------------------------------------ */
 /* envelope                                                            */
@@ -88,22 +88,38 @@ static int host_allowed(const sl_api_t *api, const char *addr)
 
 /*
  * Makes room in the failure table before a new address is added: records
- * whose window has passed are dropped. Without this, every address that
- * ever failed once would keep a record for the life of the process.
+ * whose window has passed are dropped (without this, every address that
+ * ever failed once would keep a record for the life of the process); if the
+ * table is still full (api.auth_fail_max_addresses addresses failing within
+ * a minute), the record whose window started first is forgotten, so that a
+ * new address is always counted. A spray from more addresses than the table
+ * holds gets auth_fail_limit tries per address per eviction, which is why
+ * IPv6 addresses are counted per /64 (see fail_key).
  */
-static void prune_fails(sl_api_t *api, uint64_t now)
+static void make_room(sl_api_t *api, uint64_t now)
 {
-    if (api->fails.n < AUTH_FAIL_MAX_ADDRS)
+    size_t cap = (size_t)api->core->cfg->api_auth_fail_max_addrs;
+    if (api->fails.n < cap)
         return;
     char **stale = sl_calloc(api->fails.n, sizeof(char *));
     if (!stale)
         return;
     size_t n_stale = 0, pos = 0;
     sl_map_entry_t *e;
+    const char *oldest = NULL;
+    uint64_t oldest_start = UINT64_MAX;
     while ((e = sl_map_next(&api->fails, &pos))) { /* collect first: no change while iterating */
         fail_rec_t *fr = e->val;
         if (now - fr->window_start > AUTH_FAIL_WINDOW_MS)
             stale[n_stale++] = e->key;
+        else if (fr->window_start < oldest_start) {
+            oldest_start = fr->window_start;
+            oldest = e->key;
+        }
+    }
+    if (!n_stale && oldest) {
+        stale[n_stale++] = (char *)oldest;
+        api->n_fail_evicted++;
     }
     for (size_t i = 0; i < n_stale; i++) {
         char key[128]; /* addresses are at most 63 bytes (sl_session_t.remote_addr) */
@@ -111,6 +127,27 @@ static void prune_fails(sl_api_t *api, uint64_t now)
         sl_free(sl_map_del(&api->fails, key));
     }
     sl_free(stale);
+}
+
+/*
+ * The failure table's key for a client address: the address itself, or for
+ * IPv6 (not IPv4-mapped) its /64, since one host usually owns a whole /64
+ * and could otherwise spray from as many addresses as it likes.
+ */
+static const char *fail_key(const char *addr, char *out, size_t cap)
+{
+    struct in6_addr a6;
+    if (strchr(addr, ':') && strncmp(addr, "::ffff:", 7) != 0 &&
+        inet_pton(AF_INET6, addr, &a6) == 1) {
+        memset(a6.s6_addr + 8, 0, 8);
+        char buf[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &a6, buf, sizeof buf)) {
+            snprintf(out, cap, "%s/64", buf);
+            return out;
+        }
+    }
+    snprintf(out, cap, "%s", addr);
+    return out;
 }
 
 /* Constant-time comparison, so the token cannot be guessed byte by byte. */
@@ -133,16 +170,6 @@ int sl__api_check_access(sl_api_t *api, sl_http_req_t *req)
         sl__api_err(req, 403, "Host not allowed.");
         return 1;
     }
-    uint64_t now = uv_now(api->core->loop);
-    fail_rec_t *fr = sl_map_get(&api->fails, req->remote_addr);
-    if (fr && now - fr->window_start > AUTH_FAIL_WINDOW_MS) {
-        fr->window_start = now;
-        fr->fails = 0;
-    }
-    if (fr && (int64_t)fr->fails >= api->core->cfg->api_auth_fail_limit) {
-        sl__api_err(req, 429, "Too many failed authentication attempts; try again later.");
-        return 1;
-    }
     char tok[256];
     int have = sl_http_query_get(req->query, "accessToken", tok, sizeof tok);
     if (have < 0) {
@@ -152,15 +179,28 @@ int sl__api_check_access(sl_api_t *api, sl_http_req_t *req)
             have = 1;
         }
     }
+    /* The right token always passes, before the limiter is consulted: failures
+     * from a shared address (NAT, a proxy, a neighbour guessing) must not lock
+     * out the real admin. The limiter answers wrong tokens only. */
     if (have >= 0 && token_equal(tok, api->token))
         return 0;
+    uint64_t now = uv_now(api->core->loop);
+    char key[128];
+    fail_key(req->remote_addr, key, sizeof key);
+    fail_rec_t *fr = sl_map_get(&api->fails, key);
+    if (fr && now - fr->window_start > AUTH_FAIL_WINDOW_MS) {
+        fr->window_start = now;
+        fr->fails = 0;
+    }
+    if (fr && (int64_t)fr->fails >= api->core->cfg->api_auth_fail_limit) {
+        api->n_auth_limited++;
+        sl__api_err(req, 429, "Too many failed authentication attempts; try again later.");
+        return 1;
+    }
+    api->n_auth_failed++;
     if (!fr) {
-        prune_fails(api, now);
-        /* Still full (that many addresses failing within a minute): this one
-         * is not tracked; the limit cannot hold against such a spray anyway. */
-        if (api->fails.n < AUTH_FAIL_MAX_ADDRS)
-            fr = sl_calloc(1, sizeof(*fr));
-        if (fr && sl_map_set(&api->fails, req->remote_addr, fr)) {
+        make_room(api, now);
+        if ((fr = sl_calloc(1, sizeof(*fr))) && sl_map_set(&api->fails, key, fr)) {
             sl_free(fr);
             fr = NULL;
         }
@@ -350,12 +390,13 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
     uv_timer_start(&api->lag_timer, on_lag_timer, 1000, 1000);
     uv_unref((uv_handle_t *)&api->lag_timer);
     core->api = api;
+    /* The token itself is never logged (logs are shipped and kept far longer
+     * than the token stays secret): the file is where an operator reads it. */
     if (api->token_generated == 2)
-        SL_LOGI(NULL, "api: generated access token %s (stored in %s/api_token)", api->token,
+        SL_LOGI(NULL, "api: generated an access token into %s/api_token (read it there)",
                 core->cfg->server_data_dir);
     else if (api->token_generated == 1)
-        SL_LOGI(NULL, "api: access token %s (from %s/api_token)", api->token,
-                core->cfg->server_data_dir);
+        SL_LOGI(NULL, "api: access token from %s/api_token", core->cfg->server_data_dir);
     else
         SL_LOGI(NULL, "api: access token from the configuration");
     *out = api;

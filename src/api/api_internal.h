@@ -24,7 +24,10 @@ struct sl_api {
     sl_core_t *core;
     char token[129];          /* the access token in force */
     int token_generated;      /* 0 from config, 1 read from file, 2 newly generated */
-    sl_map_t fails;           /* address -> failed-auth record */
+    sl_map_t fails;           /* address (IPv6: /64) -> failed-auth record */
+    uint64_t n_auth_failed;   /* wrong or missing tokens answered 401 */
+    uint64_t n_auth_limited;  /* answered 429 by api.auth_fail_limit */
+    uint64_t n_fail_evicted;  /* records forgotten because the table was full */
     sl_list_t watchers;       /* event WebSockets */
     size_t n_watchers;
     int bus_listener;         /* event bus listener id */

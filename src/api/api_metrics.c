@@ -122,6 +122,18 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     for (int b = 0; b < SL_BUDGET_COUNT; b++)
         put(&w, "sluice_budget_exceeded_total{budget=\"%s\"} %llu\n", sl_budget_name((sl_budget_t)b),
             (unsigned long long)core->budget_exceeded[b]);
+    metric(&w, "sluice_api_auth_failures_total", "counter",
+           "API requests refused with 401 (wrong or missing token).");
+    put(&w, "sluice_api_auth_failures_total %llu\n", (unsigned long long)api->n_auth_failed);
+    metric(&w, "sluice_api_auth_limited_total", "counter",
+           "API requests refused with 429 (api.auth_fail_limit reached; right tokens are never refused).");
+    put(&w, "sluice_api_auth_limited_total %llu\n", (unsigned long long)api->n_auth_limited);
+    metric(&w, "sluice_api_auth_fail_addresses", "gauge",
+           "Addresses (IPv6: /64) with failed token checks remembered (at most api.auth_fail_max_addresses).");
+    put(&w, "sluice_api_auth_fail_addresses %zu\n", api->fails.n);
+    metric(&w, "sluice_api_auth_fail_evicted_total", "counter",
+           "Failure records forgotten early because the table was full.");
+    put(&w, "sluice_api_auth_fail_evicted_total %llu\n", (unsigned long long)api->n_fail_evicted);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

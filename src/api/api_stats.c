@@ -581,7 +581,8 @@ int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *
 
     if (n == 1 && strcmp(seg[0], "invoke") == 0 && is_post) {
         json_error_t jerr;
-        json_t *body = json_loadb((const char *)req->body, req->body_len, 0, &jerr);
+        json_t *body = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES,
+                                  &jerr);
         const char *method = body ? json_string_value(json_object_get(body, "method")) : NULL;
         if (!method) {
             json_decref(body);

@@ -86,7 +86,7 @@ static const slot_t g_slots[] = {
      10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed."},
 
     {"log", "level", T_ENUM, CFG(log_level), "info", 0, 0, log_level_names,
-     "Lowest level written to stderr."},
+     "Lowest level written to stderr. Up to debug, secrets (passwords, tokens, JWTs, URL userinfo) are masked; trace may print raw protocol data, credentials included."},
     {"log", "format", T_ENUM, CFG(log_format), "text", 0, 0, log_format_names,
      "text: one readable line per event; json: one JSON object per line."},
 
@@ -187,7 +187,9 @@ static const slot_t g_slots[] = {
     {"api", "hosts", T_STRING, CFG(api_hosts), "*", 0, 1023, NULL,
      "Comma-separated client addresses allowed to use the API (localhost matches loopback); * = any."},
     {"api", "auth_fail_limit", T_INT, CFG(api_auth_fail_limit), "20", 1, 100000, NULL,
-     "Failed token checks per address per minute before the address gets 429."},
+     "Failed token checks per address per minute before wrong tokens from the address get 429 (a right token always passes)."},
+    {"api", "auth_fail_max_addresses", T_INT, CFG(api_auth_fail_max_addrs), "4096", 16, 1000000, NULL,
+     "Addresses whose failed token checks are counted (IPv6 per /64); when full, the oldest record is forgotten."},
     {"api", "metrics_public", T_BOOL, CFG(api_metrics_public), "true", 0, 0, NULL,
      "Serve /metrics without the token (for Prometheus scrapers)."},
 

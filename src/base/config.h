@@ -130,6 +130,7 @@ typedef struct sl_config {
     char *api_access_token;            /* "" = generated, kept in data_dir/api_token */
     char *api_hosts;                   /* allow-list, "*" = any */
     int64_t api_auth_fail_limit;       /* failures per address per minute */
+    int64_t api_auth_fail_max_addrs;   /* failure records kept (oldest evicted) */
     int api_metrics_public;            /* /metrics without token */
     /* auth */
     char *auth_simple_file;

@@ -30,6 +30,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
 
@@ -277,7 +278,8 @@ static void process_done(sl_http_client_t *cli)
             status = map_curl_error(req, rc);
             char *url = NULL;
             curl_easy_getinfo(req->easy, CURLINFO_EFFECTIVE_URL, &url);
-            SL_LOGD(NULL, "http client: %s: %s", url ? url : "?",
+            char rb[SL_REDACT_MAX];
+            SL_LOGD(NULL, "http client: %s: %s", sl_redact(url, rb, sizeof rb),
                     req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc));
         }
         deliver(cli, req, status);

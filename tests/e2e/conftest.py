@@ -23,8 +23,18 @@ report. Each server gets a free port for RTMP and for every other listener
 section `--print-config yaml` shows (http, ...), and for every `<name>_port` key
 of those sections (http.tls_port, ...), so servers never collide.
 
+Secrets never reach the log (issue 11, item 6): at teardown every server's log is
+searched for every secret it was given or that its test registered, and the test
+fails if one is found. A server's own secrets are found in its config and
+environment (keys named like access_token, secret, password, jwt_secret,
+secret_key) and in data_dir/api_token; a test registers what its clients use
+(passwords, tokens, JWTs) with the `secrets` fixture: `secrets("pw", token)`.
+
 Environment: SLUICE_BIN (default <repo>/build/sluice); E2E_TIMEOUT_SCALE
-multiplies deadlines (it defaults to 3 when the binary is an ASan build).
+multiplies deadlines (it defaults to 3 when the binary is an ASan build);
+E2E_LOG_LEVEL sets the servers' log level (default debug, the highest level
+at which the secrets check holds; at trace it is skipped, since trace may
+print raw protocol data, credentials included).
 """
 
 import faulthandler
@@ -360,6 +370,35 @@ def child_env(extra=None):
     return env
 
 
+LOG_LEVEL = os.environ.get("E2E_LOG_LEVEL") or "debug"
+SECRET_NAME = re.compile(r"(access_token|secret|password|jwt_secret|secret_key|token)$", re.I)
+MIN_SECRET_LEN = 4  # shorter strings occur in any log by chance
+
+
+def _config_secrets(d):
+    """Values of config keys / SLUICE_* variables that are secrets."""
+    out = []
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out += _config_secrets(v)
+        elif isinstance(v, str) and SECRET_NAME.search(k.split("_", 2)[-1] if k.startswith(
+                "SLUICE_") else k):
+            out.append(v.strip('"'))
+    return out
+
+
+def log_secret_leaks(srv, extra=()):
+    """The registered secrets that appear in srv's log (trace level: not checked)."""
+    if LOG_LEVEL.lower() == "trace":
+        return []
+    found = set(srv.secrets) | set(extra)
+    token_file = srv.data_dir / "api_token"
+    if token_file.exists():
+        found.add(token_file.read_text().strip())
+    text = srv.log_text()
+    return sorted(x for x in found if x and len(x) >= MIN_SECRET_LEN and x in text)
+
+
 class Sluice:
     """One sluice process. Logs (stderr and stdout) go to <workdir>/sluice.log."""
 
@@ -379,7 +418,12 @@ class Sluice:
             self.config_path.write_text(to_yaml(merge(default_config(self.port), config)) + "\n")
         self.use_config = use_config
         self.env = child_env(merge({"SLUICE_SERVER_DATA_DIR": str(self.data_dir),
-                                    "SLUICE_LOG_LEVEL": "debug"}, env))
+                                    "SLUICE_LOG_LEVEL": LOG_LEVEL}, env))
+        self.secrets = set(_config_secrets(config)) | set(_config_secrets(env))
+        if config_text:
+            self.secrets |= set(re.findall(
+                r"(?im)^\s*[\w.]*(?:token|secret|password|secret_key)\s*:\s*\"?([^\s\"#]+)",
+                config_text))
         self.args = list(args)
         self.proc = None
         self._log = None
@@ -475,8 +519,9 @@ class Sluice:
             out.append("no exit report (the last line is not sluice's 'stopped')")
         return out
 
-    def check_clean_exit(self):
-        """Teardown contract: SIGTERM -> exit 0 in time, no sanitizer report."""
+    def check_clean_exit(self, secrets=()):
+        """Teardown contract: SIGTERM -> exit 0 in time, no sanitizer report, no
+        secret (its own or the test's) in the log."""
         was_running = self.alive()
         rc = self.stop()
         problems = []
@@ -488,6 +533,9 @@ class Sluice:
         if reports:
             problems.append("sanitizer reports in the log: %s" % reports)
         problems += self.self_check_problems(exited_zero=(rc == 0))
+        leaks = log_secret_leaks(self, secrets)
+        if leaks:
+            problems.append("secrets in the log (level %s): %s" % (LOG_LEVEL, leaks))
         if problems:
             pytest.fail("sluice %s: %s\n--- log tail ---\n%s"
                         % (self.name, "; ".join(problems), self.log_tail(300)), pytrace=False)
@@ -512,6 +560,41 @@ def _server_factory(request, base_dir):
     return make, servers
 
 
+def _registered_secrets(node):
+    out = set()
+    while node is not None:
+        out |= getattr(node, "_e2e_secrets", set())
+        for container in getattr(node, "_e2e_live", []):
+            out |= set(container)
+        node = node.parent
+    return out
+
+
+@pytest.fixture
+def secrets(request):
+    """secrets(*values): strings that must never appear in the log of any server
+    of this test (or of its module's shared servers)."""
+    nodes = [n for n in (request.node, request.node.getparent(pytest.Module)) if n is not None]
+
+    def add(*values):
+        for node in nodes:
+            if not hasattr(node, "_e2e_secrets"):
+                node._e2e_secrets = set()
+            node._e2e_secrets.update(str(v) for v in values if v)
+        return values[0] if len(values) == 1 else values
+
+    def live(container):
+        """Registers a container (e.g. a module's set of issued tokens) read at teardown."""
+        for node in nodes:
+            if not hasattr(node, "_e2e_live"):
+                node._e2e_live = []
+            if not any(c is container for c in node._e2e_live):
+                node._e2e_live.append(container)
+
+    add.live = live
+    return add
+
+
 @pytest.fixture
 def sluice_factory(request, tmp_path):
     """Starts servers on demand: sluice_factory(config={...}, env={...}) -> Sluice."""
@@ -519,7 +602,7 @@ def sluice_factory(request, tmp_path):
     yield make
     for srv in servers:
         if srv.proc is not None:
-            srv.check_clean_exit()
+            srv.check_clean_exit(_registered_secrets(request.node))
 
 
 @pytest.fixture
@@ -534,7 +617,7 @@ def module_sluice_factory(request, tmp_path_factory):
     yield make
     for srv in servers:
         if srv.proc is not None:
-            srv.check_clean_exit()
+            srv.check_clean_exit(_registered_secrets(request.node))
 
 
 # ----------------------------------------------------------------------------

@@ -42,6 +42,22 @@ from conftest import HOST, T, free_port, wait_until
 from rtmp_client import RtmpClient
 
 SECRET = "sluice-e2e-shared-secret-0123456789abcdef"
+# Passwords and tokens clients use here: distinctive strings, so that the log check
+# (conftest: no secret in any server log, up to debug) cannot match by chance.
+ALICE_PW, BOB_PW, WRONG_PW = "alice-pw-5e1f", "bob-pw-hashed-77", "alice-wrong-9c"
+RT_PW1, RT_PW2, RT_PW3, RT_TK = "rt-pw1-4a2b", "rt-pw2-8d3c", "rt-pw3-1f0e", "rt-tk-6e9f"
+ISSUED = {ALICE_PW, BOB_PW, WRONG_PW, RT_PW1, RT_PW2, RT_PW3, RT_TK, "new-pass", "d-pass"}
+
+
+def issued(token):
+    """Every token made here is a secret the servers must not log."""
+    ISSUED.add(token)
+    return token
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs(secrets):
+    secrets.live(ISSUED)
 START, BADNAME = "NetStream.Publish.Start", "NetStream.Publish.BadName"
 PLAY_START, PLAY_FAILED = "NetStream.Play.Start", "NetStream.Play.Failed"
 REJECTED = "NetConnection.Connect.Rejected"
@@ -143,7 +159,7 @@ def sha256_entry(salt, password):
 @pytest.fixture(scope="module")
 def simple_srv(module_sluice_factory, tmp_path_factory):
     creds = tmp_path_factory.mktemp("creds") / "simple-auth.credentials"
-    creds.write_text("# Red5 format\nalice secret\nbob %s\n" % sha256_entry("NaCl", "hashed"))
+    creds.write_text("# Red5 format\nalice %s\nbob %s\n" % (ALICE_PW, sha256_entry("NaCl", BOB_PW)))
     srv = module_sluice_factory(config=base_config(
         {"live": {"auth_simple": True}, "open": {}},
         {"simple_file": str(creds)}))
@@ -154,11 +170,11 @@ def simple_srv(module_sluice_factory, tmp_path_factory):
 def test_simple_ffmpeg_app_query_and_stream_query(simple_srv, procs, media_src):
     port = simple_srv.port
     # Red5's form: the query on the app (ffmpeg sends it in connect's app and tcUrl).
-    ffmpeg_push(procs, media_src, "rtmp://%s:%d/live?username=alice&password=secret/s1" % (HOST, port))
+    ffmpeg_push(procs, media_src, "rtmp://%s:%d/live?username=alice&password=%s/s1" % (HOST, port, ALICE_PW))
     # The query on the stream name instead.
-    ffmpeg_push(procs, media_src, "rtmp://%s:%d/live/s2?username=bob&password=hashed" % (HOST, port))
-    wait_playable(port, "live", "s1", ("alice", "secret"), T(15))
-    wait_playable(port, "live", "s2", ("bob", "hashed"), T(15))
+    ffmpeg_push(procs, media_src, "rtmp://%s:%d/live/s2?username=bob&password=%s" % (HOST, port, BOB_PW))
+    wait_playable(port, "live", "s1", ("alice", ALICE_PW), T(15))
+    wait_playable(port, "live", "s2", ("bob", BOB_PW), T(15))
     # A player without credentials connects but cannot play.
     c, st = try_play(port, "live", "s1")
     c.close()
@@ -171,15 +187,15 @@ def test_simple_wrong_credentials_refused(simple_srv, procs, media_src):
     c.close()
     assert not r.ok and r.code == REJECTED, r
     assert description(r) == "Invalid credentials."
-    c, r = connect(port, "live", ("mallory", "secret"))
+    c, r = connect(port, "live", ("mallory", ALICE_PW))
     c.close()
     assert r.code == REJECTED and description(r) == "Invalid credentials."
     # ffmpeg gives up with an error.
-    p = ffmpeg_push(procs, media_src, "rtmp://%s:%d/live?username=alice&password=nope/s9" % (HOST, port))
+    p = ffmpeg_push(procs, media_src, "rtmp://%s:%d/live?username=alice&password=%s/s9" % (HOST, port, WRONG_PW))
     assert p.wait(T(20)) != 0
     assert "Invalid credentials" in procs.log_of(p)
     # Wrong credentials on the stream name: BadName for that stream.
-    c, st = try_publish(port, "live", "s9?username=alice&password=nope")
+    c, st = try_publish(port, "live", "s9?username=alice&password=" + WRONG_PW)
     c.close()
     assert st.code == BADNAME and st.info.get("description") == "Invalid credentials.", st
     # Apps without auth_simple are untouched.
@@ -190,11 +206,11 @@ def test_simple_wrong_credentials_refused(simple_srv, procs, media_src):
 
 def test_simple_rtmpdump_connect_args(simple_srv, procs, media_src, tmp_path):
     port = simple_srv.port
-    ffmpeg_push(procs, media_src, "rtmp://%s:%d/live?username=alice&password=secret/dump" % (HOST, port))
-    wait_playable(port, "live", "dump", ("alice", "secret"), T(15))
+    ffmpeg_push(procs, media_src, "rtmp://%s:%d/live?username=alice&password=%s/dump" % (HOST, port, ALICE_PW))
+    wait_playable(port, "live", "dump", ("alice", ALICE_PW), T(15))
     out = tmp_path / "dump.flv"
     p = procs.start(["rtmpdump", "-r", "rtmp://%s:%d/live/dump" % (HOST, port), "--live",
-                     "-C", "S:alice", "-C", "S:secret", "-o", str(out)], "rtmpdump")
+                     "-C", "S:alice", "-C", "S:" + ALICE_PW, "-o", str(out)], "rtmpdump")
     try:
         wait_until(lambda: (out.exists() and out.stat().st_size > 50000) or p.poll() is not None,
                    T(15), 0.1, "rtmpdump to receive media")
@@ -210,7 +226,7 @@ def test_simple_rtmpdump_connect_args(simple_srv, procs, media_src, tmp_path):
 
 def test_simple_file_reloaded_without_restart(sluice_factory, tmp_path):
     creds = tmp_path / "creds.txt"
-    creds.write_text("alice secret\n")
+    creds.write_text("alice %s\n" % ALICE_PW)
     srv = sluice_factory(config=base_config({"live": {"auth_simple": True}},
                                             {"simple_file": str(creds)}))
     c, r = connect(srv.port, "live", ("carol", "new-pass"))
@@ -228,7 +244,7 @@ def test_simple_file_reloaded_without_restart(sluice_factory, tmp_path):
 
     wait_until(carol_in, T(10), 0.2, "the new user to be accepted")
     srv.wait_log(r"simple auth: .* reloaded \(3 users\)", T(5))
-    c, r = connect(srv.port, "live", ("alice", "secret"))
+    c, r = connect(srv.port, "live", ("alice", ALICE_PW))
     c.close()
     assert r.code == REJECTED, "the old password still works after the reload"
     c, r = connect(srv.port, "live", ("dave", "d-pass"))  # crypt(3), verified off the loop
@@ -267,7 +283,7 @@ def claims(**extra):
 
 
 def hs(payload, key=SECRET, alg="HS256"):
-    return jwt.encode(payload, key, algorithm=alg)
+    return issued(jwt.encode(payload, key, algorithm=alg))
 
 
 def b64(data):
@@ -278,7 +294,7 @@ def hand_made(header, payload, key):
     """A JWS signed with HMAC-SHA256 over whatever bytes `key` is (PyJWT refuses PEM keys)."""
     signing_input = "%s.%s" % (b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()))
     sig = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-    return "%s.%s" % (signing_input, b64(sig))
+    return issued("%s.%s" % (signing_input, b64(sig)))
 
 
 def jwt_args(token):
@@ -292,8 +308,8 @@ def test_jwt_valid_tokens(jwt_srv, rsa_key, procs, media_src):
     c.close()
     assert st.code == START, st
     # RS256 (the token must fit the 511 characters RTMP passes on: minimal claims).
-    rs = jwt.encode({"exp": int(time.time()) + 600, "roles": "red5-publisher"}, rsa_key[0],
-                    algorithm="RS256")
+    rs = issued(jwt.encode({"exp": int(time.time()) + 600, "roles": "red5-publisher"},
+                           rsa_key[0], algorithm="RS256"))
     assert len(rs) < 512
     c, st = try_publish(port, "live", "p2", jwt_args(rs))
     c.close()
@@ -310,7 +326,7 @@ def test_jwt_refused_at_connect(jwt_srv, rsa_key, case):
     token, reason = {
         "expired": (hs({"exp": now - 120}), "Token expired."),
         "bad_signature": (hs(claims(), key="another-secret-another-secret-xx"), "Invalid token."),
-        "alg_none": (jwt.encode(claims(), None, algorithm="none"), "Invalid token."),
+        "alg_none": (issued(jwt.encode(claims(), None, algorithm="none")), "Invalid token."),
         "hs_rs_confusion": (hand_made({"alg": "HS256", "typ": "JWT"}, claims(), rsa_key[1]),
                             "Invalid token."),
         "wrong_transport": (hs(claims(**{"red5-transport": "RTSP,WHEP"})), "Transport not allowed."),
@@ -334,7 +350,7 @@ def test_jwt_public_key_only_refuses_hmac(sluice_factory, tmp_path, rsa_key):
     c.close()
     assert r.code == REJECTED and description(r) == "Invalid token.", r
     srv.wait_log(r"HS256 token but no shared secret configured \(algorithm confusion refused\)", T(5))
-    rs = jwt.encode({"exp": int(time.time()) + 600}, rsa_key[0], algorithm="RS256")
+    rs = issued(jwt.encode({"exp": int(time.time()) + 600}, rsa_key[0], algorithm="RS256"))
     c, st = try_publish(srv.port, "live", "rs", jwt_args(rs))
     c.close()
     assert st.code == START, st
@@ -468,21 +484,21 @@ def rt_config(validator, **auth):
 
 def test_roundtrip_body_answers_and_invalidate(sluice_factory, validator):
     srv = sluice_factory(config=rt_config(validator))
-    pub, st = try_publish(srv.port, "live", "stream1", ("yes", "pw1"))
+    pub, st = try_publish(srv.port, "live", "stream1", ("yes", RT_PW1))
     assert st.code == START, st
     (path, headers, body), = [r for r in validator.requests if r[0] == "/validate"]
-    assert body == {"username": "yes", "password": "pw1", "token": "", "type": "publisher",
+    assert body == {"username": "yes", "password": RT_PW1, "token": "", "type": "publisher",
                     "streamID": "stream1"}
     assert list(body) == ["username", "password", "token", "type", "streamID"]
     assert headers.get("Content-Type") == "application/json"
     assert headers.get("Accept") == "application/json"
     # A subscriber, with a token on the stream name, and "true" as a string.
-    ply, st = try_play(srv.port, "live", "stream1?token=tk", ("str", "pw2"))
+    ply, st = try_play(srv.port, "live", "stream1?token=" + RT_TK, ("str", RT_PW2))
     assert st.code == PLAY_START, st
-    assert validator.bodies("/validate")[-1] == {"username": "str", "password": "pw2", "token": "tk",
+    assert validator.bodies("/validate")[-1] == {"username": "str", "password": RT_PW2, "token": RT_TK,
                                                  "type": "subscriber", "streamID": "stream1"}
     # No: refused with Red5's reason.
-    c, st = try_publish(srv.port, "live", "stream2", ("no", "pw3"))
+    c, st = try_publish(srv.port, "live", "stream2", ("no", RT_PW3))
     c.close()
     assert st.code == BADNAME and st.info.get("description") == "Authentication failed.", st
     # Apps without round trip are not asked.
@@ -493,7 +509,7 @@ def test_roundtrip_body_answers_and_invalidate(sluice_factory, validator):
     # Invalidate: the same body when the validated client leaves; none for the refused one.
     pub.close()
     inv = validator.wait("/invalidate", 1, T(10))
-    assert inv == [{"username": "yes", "password": "pw1", "token": "", "type": "publisher",
+    assert inv == [{"username": "yes", "password": RT_PW1, "token": "", "type": "publisher",
                     "streamID": "stream1"}]
     ply.close()
     inv = validator.wait("/invalidate", 2, T(10))

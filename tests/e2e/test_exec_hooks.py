@@ -13,6 +13,8 @@
 import json
 import re
 
+import pytest
+
 import rtmp_client
 from conftest import HOST, T, wait_until
 
@@ -126,3 +128,31 @@ def test_missing_program_is_logged(sluice_factory):
         assert c.create_stream() > 0  # the client is unaffected
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("shell", [False, True])
+def test_stream_name_never_an_option(sluice_factory, shell):
+    """Issue 11: a stream named like an option (`--version`, `-rf`) must not reach a
+    hook's program as an option. `ls {stream}` would print ls's version for a stream
+    named --version; instead the hook is not run for that event and one line says
+    why. A normal name still runs the hook. With exec.shell the quoting ('--version')
+    does not help either, so the same rule holds there."""
+    srv = sluice_factory(config={"exec": {"shell": shell, "on_publish": '"ls {stream}"'}})
+    c, _ = rtmp_client.open_publisher(HOST, srv.port, "live", "--version", timeout=T(5))
+    refused = re.compile(r"exec on_publish: not run for event \d+: \{stream\} starts with '-'")
+    try:
+        wait_until(lambda: refused.search(srv.log_text()) or
+                   re.search(r"exec on_publish \[pid \d+\] exited", srv.log_text()),
+                   T(10), 0.05, "the hook refused (or run)")
+        assert "coreutils" not in srv.log_text(), "the stream name reached ls as an option"
+        assert refused.search(srv.log_text())
+    finally:
+        c.close()
+    c, _ = rtmp_client.open_publisher(HOST, srv.port, "live", "okname", timeout=T(5))
+    try:
+        srv.wait_log(r"exec on_publish \[pid \d+\] exited with status", T(10))
+    finally:
+        c.close()
+    log = srv.log_text()
+    assert "coreutils" not in log and "Written by" not in log
+    assert len(re.findall(r"exec on_publish \[pid \d+\] started", log)) == 1

@@ -18,6 +18,8 @@ import subprocess
 import pytest
 
 from api_helpers import EventReader, start_api_server
+import time
+
 from conftest import HOST, T, free_port, port_open, wait_until
 from test_recording import publish_for, rec_path, wait_saved
 
@@ -162,3 +164,42 @@ def test_store_error_logged_as_code_and_message(s3, sluice_factory, media_tags):
                      r"bucket does not exist\.?$", why), why
     text = srv.log_text()
     assert "<?xml" not in text and "<Error>" not in text and "</Code>" not in text, why
+
+
+def _has_table(srv, name):
+    db = sqlite3.connect(str(srv.data_dir / "sluice.db"), timeout=T(5))
+    try:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        db.close()
+
+
+def test_queue_unwritable_backs_off(sluice_factory, media_tags):
+    """Issue 11 item 4 for uploads: the store is down and the queue cannot record
+    the failed attempt (a trigger plays the full disk). The row stays due in the
+    database, yet the worker must not retry in a hot loop: it backs off in memory
+    and logs the queue failure once. Needs no S3 server (nothing listens)."""
+    dead = "http://%s:%d" % (HOST, free_port())
+    srv = start_api_server(sluice_factory, env={
+        "SLUICE_S3_ENDPOINT": dead, "SLUICE_S3_BUCKET": BUCKET, "SLUICE_S3_ACCESS_KEY": "AK",
+        "SLUICE_S3_SECRET_KEY": "SK-e2e-secret", "SLUICE_S3_RETRY_MAX_INTERVAL": "2s"})
+    wait_until(lambda: _has_table(srv, "upload_queue"), T(10), 0.05, "the upload queue")
+    db = sqlite3.connect(str(srv.data_dir / "sluice.db"), timeout=T(5))
+    try:
+        db.executescript("CREATE TRIGGER e2e_full BEFORE UPDATE ON upload_queue"
+                         " BEGIN SELECT RAISE(FAIL, 'e2e: database or disk is full'); END;")
+    finally:
+        db.close()
+    publish_for(srv, "full1", 2, media_tags, kind="record")
+    wait_saved(srv, "full1.flv")
+    rx = re.compile(r"s3: upload of \S*full1\.flv failed \(attempt")
+    wait_until(lambda: rx.search(srv.log_text()), T(10), 0.05, "a first failed attempt")
+    start = len(rx.findall(srv.log_text()))
+    t0 = time.monotonic()
+    wait_until(lambda: time.monotonic() - t0 >= 4, 5, 0.1, "the 4 s window")
+    log = srv.log_text()
+    during = len(rx.findall(log)) - start
+    assert during <= 10, "%d upload attempts in 4 s while the queue cannot be written" % during
+    assert len(re.findall(r"upload queue .* cannot be written", log)) == 1

@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -519,3 +520,84 @@ def test_deliveries_api_when_webhooks_are_off(sluice_factory):
     assert st == 404, (st, rsp)
     st, rsp = api(http_port, "/api/v1/webhooks/deliveries", token="wrong-token")
     assert st == 401, (st, rsp)
+
+
+def _outbox_sql(srv, sql):
+    """Runs sql on the server's outbox (WAL: alongside sluice's own connections)."""
+    import sqlite3
+    con = sqlite3.connect(str(srv.data_dir / "sluice.db"), timeout=T(5))
+    try:
+        con.executescript(sql)
+        con.commit()
+    finally:
+        con.close()
+
+
+FAIL_UPDATES = ("CREATE TRIGGER e2e_disk_full BEFORE UPDATE ON webhook_deliveries"
+                " BEGIN SELECT RAISE(FAIL, 'e2e: database or disk is full'); END;")
+FAIL_INSERTS = ("CREATE TRIGGER e2e_disk_full_ins BEFORE INSERT ON webhook_deliveries"
+                " BEGIN SELECT RAISE(FAIL, 'e2e: database or disk is full'); END;")
+
+
+def test_outbox_unwritable_backs_off(sluice_factory):
+    """Issue 11 item 4: the endpoint answers 500 and the outbox cannot record the
+    attempt (a trigger plays the full disk: every UPDATE fails). The row stays due
+    in the database, yet the sender must not re-send it in a hot loop: the attempt
+    rate stays bounded by the in-memory backoff and the store failure is logged
+    once, not per attempt. When the outbox works again, everything is delivered."""
+    rec = Receiver(secret=SECRET)
+    rec.status = 500
+    rec.start()
+    try:
+        http_port = free_port()
+        srv = sluice_factory(config=hook_config([rec.url], http_port, retry_max_interval="2s"))
+        srv.wait_log(r"webhooks: 1 endpoint, outbox", T(5))
+        _outbox_sql(srv, FAIL_UPDATES)
+        rtmp_session(srv.port, "live", "full1")
+        wait_until(lambda: len(rec.requests) >= 1, T(10), 0.05, "a first attempt")
+        # A window of 4 s: with backoff from 1 s (waits of 0.5-1 s, then 1-2 s,
+        # capped at 2 s) the endpoint sees a handful of attempts; the hot loop
+        # this replaces made hundreds per second.
+        start = len(rec.requests)
+        t0 = time.monotonic()
+        wait_until(lambda: time.monotonic() - t0 >= 4, 5, 0.1, "the 4 s window")
+        during = len(rec.requests) - start
+        assert during <= 10, "%d attempts in 4 s while the outbox cannot be written" % during
+        log = srv.log_text()
+        assert len(re.findall(r"back off in memory", log)) == 1, "store failure logged per attempt"
+        attempts_logged = len(re.findall(r"failed \(attempt", log))
+        assert attempts_logged <= len(rec.requests) + 1
+        # The disk has room again and the receiver is back: all 4 events arrive.
+        _outbox_sql(srv, "DROP TRIGGER e2e_disk_full;")
+        rec.status = 200
+        rec.wait_events(lambda b: True, 4, T(15), "the session's 4 events after recovery")
+        srv.wait_log(r"writable again", T(5))
+        assert srv.alive()
+    finally:
+        rec.stop()
+
+
+def test_outbox_insert_failure_backs_off(sluice_factory, receiver):
+    """The writer cannot commit (every INSERT fails): it retries the batch with a
+    growing wait and logs the failure once per streak, not once a second; the
+    events are kept in memory and written once the outbox works again."""
+    http_port = free_port()
+    srv = sluice_factory(config=hook_config([receiver.url], http_port, retry_max_interval="2s"))
+    srv.wait_log(r"webhooks: 1 endpoint, outbox", T(5))
+    _outbox_sql(srv, FAIL_INSERTS)
+    rtmp_session(srv.port, "live", "full2")
+    srv.wait_log(r"cannot write \d+ events to the outbox", T(5))
+    # New events during the backoff must not cut it short (each one signals the
+    # writer): 15 more sessions, 60 events, in the window.
+    t0 = time.monotonic()
+    for i in range(15):
+        rtmp_session(srv.port, "live", "busy%d" % i)
+    wait_until(lambda: time.monotonic() - t0 >= 4, 5, 0.1, "the 4 s window")
+    log = srv.log_text()
+    assert len(re.findall(r"cannot write \d+ events to the outbox", log)) == 1
+    tries = len(re.findall(r"outbox still not writable", log))
+    assert tries <= 6, "%d commit attempts in ~4 s while the outbox cannot be written" % tries
+    assert not receiver.requests
+    _outbox_sql(srv, "DROP TRIGGER e2e_disk_full_ins;")
+    receiver.wait_events(lambda b: True, 64, T(20), "every event after recovery")
+    srv.wait_log(r"writable again after \d+ failed commits", T(5))

@@ -25,6 +25,7 @@
 #include "base/http_client.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/map.h"
 #include "modules/auth_common.h"
 #include "sluice/errors.h"
@@ -94,7 +95,10 @@ sl_rt_verdict_t sl_auth_roundtrip_decide(int status, const char *body, size_t le
         return SL_RT_FAILED;
     if (status < 200 || status >= 300)
         return SL_RT_DENY; /* a deliberate refusal (401, 403, ...) */
-    json_t *o = json_loadb(body, len, 0, NULL);
+    /* Duplicate keys are refused: {"result":false,"result":true} must not be
+     * read as whichever copy jansson keeps (the last), since the business
+     * server (or a proxy before it) may have meant the first. */
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
     json_t *r = json_object_get(o, "result");
     int yes = json_is_true(r) || (json_is_string(r) && strcasecmp(json_string_value(r), "true") == 0);
     if (yes && url) {
@@ -150,9 +154,12 @@ static void on_invalidate(int status, const char *body, size_t len, void *ud)
     call_t *c = ud;
     sl_log_ctx_t log = call_log(c);
     c->hreq = NULL;
-    if (status >= 200 && status < 300)
-        SL_LOGI(&log, "round trip: invalidate answered HTTP %d: %.*s", status,
-                (int)(len > 200 ? 200 : len), body);
+    char rb[256], ab[256];
+    if (status >= 200 && status < 300) {
+        snprintf(ab, sizeof ab, "%.*s", (int)(len > 200 ? 200 : len), body ? body : "");
+        SL_LOGI(&log, "round trip: invalidate answered HTTP %d: %s", status,
+                sl_redact(ab, rb, sizeof rb));
+    }
     else if (status > 0)
         SL_LOGW(&log, "round trip: invalidate answered HTTP %d", status);
     else
@@ -425,9 +432,11 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     if (rc < 0)
         goto fail;
     st->listener_id = rc;
+    char rb1[SL_REDACT_MAX], rb2[SL_REDACT_MAX];
     SL_LOGI(NULL, "round trip: validate %s, invalidate %s, timeout %lld ms, default %s%s",
-            cfg->auth_roundtrip_validate_url,
-            cfg->auth_roundtrip_invalidate_url[0] ? cfg->auth_roundtrip_invalidate_url : "(none)",
+            sl_redact(cfg->auth_roundtrip_validate_url, rb1, sizeof rb1),
+            cfg->auth_roundtrip_invalidate_url[0]
+                ? sl_redact(cfg->auth_roundtrip_invalidate_url, rb2, sizeof rb2) : "(none)",
             (long long)cfg->auth_roundtrip_timeout_ms, cfg->auth_roundtrip_default ? "allow" : "deny",
             cfg->auth_roundtrip_lazy ? ", lazy" : "");
     *out = st;

@@ -183,3 +183,35 @@ char *sl__exec_substitute(const char *tmpl, const sl_exec_var_t *vars, size_t n_
     }
     return sb_take(&b);
 }
+
+int sl__exec_option_like(const char *tmpl, const sl_exec_var_t *vars, size_t n_vars, int shell,
+                         const char **var_out)
+{
+    for (const char *p = tmpl ? tmpl : ""; (p = strchr(p, '{')) != NULL; p++) {
+        int starts_arg = p == tmpl;
+        if (!starts_arg && shell) {
+            const char *q = p;
+            while (q > tmpl && (q[-1] == '"' || q[-1] == '\''))
+                q--; /* opening quotes glued to the placeholder */
+            starts_arg = q == tmpl || q[-1] == ' ' || q[-1] == '\t' || q[-1] == ';' ||
+                         q[-1] == '|' || q[-1] == '&' || q[-1] == '(';
+        }
+        if (!starts_arg)
+            continue;
+        const char *close = strchr(p + 1, '}');
+        if (!close)
+            return 0;
+        size_t n = (size_t)(close - p - 1);
+        for (size_t i = 0; i < n_vars; i++) {
+            if (strlen(vars[i].name) == n && memcmp(vars[i].name, p + 1, n) == 0) {
+                if (vars[i].value && vars[i].value[0] == '-') {
+                    if (var_out)
+                        *var_out = vars[i].name;
+                    return 1;
+                }
+                break;
+            }
+        }
+    }
+    return 0;
+}

@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "sluice/errors.h"
 
 extern char **environ;
@@ -184,7 +185,8 @@ static int dup_field(char **dst, const char *src)
     return 0;
 }
 
-/* Builds the job for an event (everything copied). NULL on ENOMEM/ETOOBIG (logged). */
+/* Builds the job for an event (everything copied). NULL on ENOMEM/ETOOBIG, or when
+ * an event value would be read as an option (logged either way). */
 static job_t *job_new(sl_exec_hooks_t *x, const hook_t *h, const sl_event_t *ev)
 {
     const sl_config_t *cfg = x->cfg;
@@ -246,6 +248,21 @@ static job_t *job_new(sl_exec_hooks_t *x, const hook_t *h, const sl_event_t *ev)
         dup_field(&j->app, ev->app) || dup_field(&j->stream, ev->stream))
         goto fail;
     j->log = (sl_log_ctx_t){.sid = j->sid, .proto = j->proto, .app = j->app, .stream = j->stream};
+    /* A value that would start an argument with '-' (a stream named -rf or
+     * --output=x) is never handed to the program, which would read it as an
+     * option: the hook is not run for this event (one line, this event). */
+    const char *opt_var = NULL;
+    int option_like = 0;
+    if (cfg->exec_shell)
+        option_like = sl__exec_option_like(h->cmd, vars, N_VARS, 1, &opt_var);
+    for (size_t i = 0; !cfg->exec_shell && h->argv_tmpl[i] && !option_like; i++)
+        option_like = sl__exec_option_like(h->argv_tmpl[i], vars, N_VARS, 0, &opt_var);
+    if (option_like) {
+        SL_LOGW(&j->log, "exec %s: not run for event %llu: {%s} starts with '-' and would be "
+                "read as an option", h->hook, (unsigned long long)ev->id, opt_var);
+        job_free(j);
+        return NULL;
+    }
     if (cfg->exec_shell) {
         j->argv = sl_calloc(4, sizeof(char *));
         if (!j->argv || !(j->argv[0] = sl_strdup("/bin/sh")) || !(j->argv[1] = sl_strdup("-c")) ||
@@ -306,8 +323,9 @@ static void flush_line(job_t *j, out_t *o)
     if (!o->len)
         return;
     o->line[o->len] = '\0';
+    char rb[SL_REDACT_MAX];
     SL_LOGI(&j->log, "exec %s [pid %d] %s: %s", j->hook, j->proc.pid,
-            o == &j->out[0] ? "stdout" : "stderr", o->line);
+            o == &j->out[0] ? "stdout" : "stderr", sl_redact(o->line, rb, sizeof rb));
     o->len = 0;
 }
 
@@ -446,7 +464,9 @@ static void job_start(sl_exec_hooks_t *x, job_t *j)
     int rc = uv_spawn(loop, &j->proc, &opt);
     j->n_handles++; /* the process handle is initialised even when spawning fails */
     if (rc) {
-        SL_LOGE(&j->log, "exec %s: cannot run '%s': %s", j->hook, j->argv[0], uv_strerror(rc));
+        char rb[SL_REDACT_MAX];
+        SL_LOGE(&j->log, "exec %s: cannot run '%s': %s", j->hook,
+                sl_redact(j->argv[0], rb, sizeof rb), uv_strerror(rc));
         j->exited = 1;
         j->out[0].open = j->out[1].open = 0;
         j->closing = 1;
@@ -457,8 +477,10 @@ static void job_start(sl_exec_hooks_t *x, job_t *j)
         return;
     }
     j->spawned = 1;
+    char rb[SL_REDACT_MAX]; /* a substituted {query} may carry a token */
     SL_LOGI(&j->log, "exec %s [pid %d] started for event %llu: %s", j->hook, j->proc.pid,
-            (unsigned long long)j->event_id, x->cfg->exec_shell ? j->argv[2] : j->argv[0]);
+            (unsigned long long)j->event_id,
+            sl_redact(x->cfg->exec_shell ? j->argv[2] : j->argv[0], rb, sizeof rb));
     uv_read_start((uv_stream_t *)&j->out[0].pipe, on_alloc, on_read);
     uv_read_start((uv_stream_t *)&j->out[1].pipe, on_alloc, on_read);
     uv_timer_start(&j->timer, on_timer, (uint64_t)x->cfg->exec_timeout_ms, 0);
@@ -575,7 +597,9 @@ static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
                 goto fail;
             }
         }
-        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "", cmd);
+        char rb[SL_REDACT_MAX]; /* API_TOKEN=... or --secret=... in the command */
+        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "",
+                sl_redact(cmd, rb, sizeof rb));
     }
     rc = sl_events_subscribe(core, "exec_hooks", LISTENER_PRIORITY, on_event, x);
     if (rc < 0)

@@ -61,6 +61,18 @@ char *sl__exec_substitute(const char *tmpl, const sl_exec_var_t *vars, size_t n_
                           int shell_quote);
 
 /**
+ * True when substituting vars into tmpl would let an event value start an
+ * argument with '-', where the program would read it as an option (a stream
+ * named `-rf` or `--output=/etc/x`). A placeholder starts an argument when
+ * it is at the start of tmpl (argv mode: tmpl is one argument) or, with
+ * shell set, also after a blank or an opening quote (tmpl is a /bin/sh
+ * command line: quoting a value does not stop `rm '-rf'` reading an
+ * option). *var_out names the placeholder found (static string).
+ */
+int sl__exec_option_like(const char *tmpl, const sl_exec_var_t *vars, size_t n_vars, int shell,
+                         const char **var_out);
+
+/**
  * Quotes s for /bin/sh: 'it'\''s' style, so the shell reads it as one word
  * with no expansion. Returns a new string (sl_free), or NULL on ENOMEM.
  */

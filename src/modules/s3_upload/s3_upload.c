@@ -10,7 +10,10 @@
  * its first attempt; a row only moves to done after the object's size has
  * been verified with HEAD. A failed attempt sets next_attempt with
  * exponential backoff (1 s doubling, up to s3.retry_max_interval); rows are
- * retried forever, and at start every pending row is due again.
+ * retried forever, and at start every pending row is due again. When the
+ * queue itself cannot be written (the outcome of an attempt cannot be
+ * recorded, so the row would stay due), the worker backs off in memory
+ * instead, with the same cap, and says so once per failing streak.
  */
 #include "modules/s3_upload/s3_upload.h"
 
@@ -28,7 +31,9 @@
 
 #include "app/events.h"
 #include "base/alloc.h"
+#include "base/backoff.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/time.h"
 #include "modules/s3_upload/s3_sigv4.h"
 #include "sluice/errors.h"
@@ -86,6 +91,8 @@ typedef struct s3 {
     item_t *items;                /* (mu) newest first; the worker inserts them */
     result_t *results;            /* (mu) newest first */
     int stop;                     /* (mu) */
+    sl_backoff_t store_bo;        /* (worker) consecutive queue write failures */
+    int64_t hold_until_ms;        /* (worker) wall clock; no attempt before this */
 } s3_t;
 
 /* ------------------------------------------------------------------ */
@@ -493,6 +500,48 @@ static void insert_items(s3_t *s, sqlite3 *db, item_t *it)
     sqlite3_finalize(st);
 }
 
+/* Runs one UPDATE with an int64 and a text and an int64 bound; 1 if it succeeded. */
+static int run_update(sqlite3 *db, const char *sql, int64_t a, const char *text, int64_t b)
+{
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, a);
+        if (text)
+            sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, b);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* The queue could not record an attempt's outcome: hold every attempt for a
+ * backoff kept in memory (the row's next_attempt did not move). Logged once
+ * per failing streak. */
+static void store_failed(s3_t *s, sqlite3 *db, const char *file, int64_t now)
+{
+    uint64_t delay = sl_backoff_fail(&s->store_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
+    s->hold_until_ms = now + (int64_t)delay;
+    if (s->store_bo.failures == 1)
+        SL_LOGE(&g_ctx, "s3: the upload queue %s cannot be written (%s) after an attempt on %s: "
+                "uploads back off in memory until it can", s->db_path, sqlite3_errmsg(db), file);
+    else
+        SL_LOGD(&g_ctx, "s3: upload queue still not writable (%u in a row): next try in %" PRIu64
+                " ms", s->store_bo.failures, delay);
+}
+
+static void store_ok(s3_t *s)
+{
+    uint32_t n = sl_backoff_ok(&s->store_bo);
+    s->hold_until_ms = 0;
+    if (n)
+        SL_LOGI(&g_ctx, "s3: the upload queue %s is writable again after %u failures", s->db_path,
+                n);
+}
+
 /* Tries the oldest due row. Returns 1 if one was tried, 0 if none is due; *wait_ms
  * is set to the time until the next due row. */
 static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
@@ -500,6 +549,10 @@ static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
     sqlite3_stmt *st = NULL;
     int64_t now = (int64_t)sl_time_wall_ms();
     *wait_ms = IDLE_WAIT_MS;
+    if (s->hold_until_ms > now) {
+        *wait_ms = (uint64_t)(s->hold_until_ms - now);
+        return 0;
+    }
     if (sqlite3_prepare_v2(db, "SELECT id, file, key, app, stream, attempts, next_attempt FROM"
                                " upload_queue WHERE state = 'pending' ORDER BY next_attempt, id"
                                " LIMIT 1", -1, &st, NULL) != SQLITE_OK)
@@ -526,12 +579,11 @@ static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
     int rc = upload_file(s, file, key, &size, err);
     now = (int64_t)sl_time_wall_ms();
     if (rc == 0) {
-        sqlite3_prepare_v2(db, "UPDATE upload_queue SET state = 'done', attempts = attempts + 1,"
-                               " done_at = ?, last_error = NULL WHERE id = ?", -1, &st, NULL);
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, id);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
+        if (run_update(db, "UPDATE upload_queue SET state = 'done', attempts = attempts + 1,"
+                           " done_at = ?1, last_error = ?2 WHERE id = ?3", now, NULL, id))
+            store_ok(s);
+        else
+            store_failed(s, db, file, now); /* uploaded again later: same key, same bytes */
         sqlite3_prepare_v2(db, "UPDATE recordings SET upload_state = 'done' WHERE file = ?", -1,
                            &st, NULL);
         sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
@@ -553,13 +605,11 @@ static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
             delay *= 2;
         if (delay > (uint64_t)s->cfg->s3_retry_max_ms)
             delay = (uint64_t)s->cfg->s3_retry_max_ms;
-        sqlite3_prepare_v2(db, "UPDATE upload_queue SET attempts = attempts + 1, next_attempt = ?,"
-                               " last_error = ? WHERE id = ?", -1, &st, NULL);
-        sqlite3_bind_int64(st, 1, now + (int64_t)delay);
-        sqlite3_bind_text(st, 2, err, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, id);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
+        if (run_update(db, "UPDATE upload_queue SET attempts = attempts + 1, next_attempt = ?1,"
+                           " last_error = ?2 WHERE id = ?3", now + (int64_t)delay, err, id))
+            store_ok(s);
+        else
+            store_failed(s, db, file, now);
         SL_LOGW(&g_ctx, "s3: upload of %s failed (attempt %d): %s; retrying in %" PRIu64 " ms",
                 file, attempts + 1, err, delay);
         post(s, 0, file, app, stream, size, err);
@@ -570,8 +620,11 @@ static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
 static void worker_main(void *arg)
 {
     s3_t *s = arg;
+    sl_backoff_init(&s->store_bo, sl_time_mono_ms() ^ (uint64_t)(uintptr_t)s);
     sqlite3 *db = db_open(s);
     uint64_t wait_ms = 0;
+    sl_backoff_t open_bo;
+    sl_backoff_init(&open_bo, sl_time_mono_ms());
     for (;;) {
         uv_mutex_lock(&s->mu);
         if (!s->stop && !s->items && wait_ms)
@@ -582,7 +635,7 @@ static void worker_main(void *arg)
         uv_mutex_unlock(&s->mu);
         if (!db) {
             db = db_open(s);
-            wait_ms = db ? 0 : 1000;
+            wait_ms = db ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
         }
         /* Oldest first: the list is newest first. */
         item_t *rev = NULL;
@@ -734,7 +787,9 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
         return rc; /* the state stays allocated: the process exits on this error */
     }
     s->thread_started = 1;
-    SL_LOGI(&g_ctx, "s3: uploading recordings to %s/%s", cfg->s3_endpoint, cfg->s3_bucket);
+    char rb[SL_REDACT_MAX];
+    SL_LOGI(&g_ctx, "s3: uploading recordings to %s/%s", sl_redact(cfg->s3_endpoint, rb, sizeof rb),
+            cfg->s3_bucket);
     *state = s;
     return 0;
 fail:

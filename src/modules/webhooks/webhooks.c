@@ -27,6 +27,7 @@
 #include "api/api_internal.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "proto/http/http.h"
@@ -81,7 +82,17 @@ static void on_event(const sl_event_t *ev, void *ud)
     }
     uv_mutex_lock(&w->mu);
     int full = w->n_queued >= SL_WEBHOOKS_MAX_QUEUED;
+    /* Logged once when the queue fills and once when it takes events again,
+     * not once per event: the writer is stuck because the disk is, and a
+     * line per refused event would make that worse. */
+    int became_full = full && !w->queue_full;
+    uint64_t dropped_while_full = 0;
     if (!full) {
+        if (w->queue_full) {
+            dropped_while_full = w->n_dropped - w->n_dropped_logged;
+            w->n_dropped_logged = w->n_dropped;
+        }
+        w->queue_full = 0;
         if (w->tail)
             w->tail->next = it;
         else
@@ -90,13 +101,19 @@ static void on_event(const sl_event_t *ev, void *ud)
         w->n_queued++;
         uv_cond_signal(&w->writer_cv);
     } else {
+        w->queue_full = 1;
         w->n_dropped++;
     }
     uv_mutex_unlock(&w->mu);
+    if (dropped_while_full)
+        SL_LOGW(&g_ctx, "webhooks: outbox queue accepts events again; %llu events were not sent",
+                (unsigned long long)dropped_while_full);
     if (full) {
         /* The writer is stuck (disk full or dead); shed rather than grow. */
-        SL_LOGE(&g_ctx, "webhooks: outbox queue full (%d events): %s event %llu not sent",
-                SL_WEBHOOKS_MAX_QUEUED, sl_event_name(ev->type), (unsigned long long)ev->id);
+        if (became_full)
+            SL_LOGE(&g_ctx, "webhooks: outbox queue full (%d events): events are not sent until "
+                    "the outbox can be written (first: %s event %llu)", SL_WEBHOOKS_MAX_QUEUED,
+                    sl_event_name(ev->type), (unsigned long long)ev->id);
         sl_free(it);
     }
 }
@@ -355,7 +372,10 @@ static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const cha
 {
     if (!(len > 7 && strncmp(url, "http://", 7) == 0) &&
         !(len > 8 && strncmp(url, "https://", 8) == 0)) {
-        SL_LOGE(&g_ctx, "%s: '%.*s' is not an http:// or https:// URL", where, (int)len, url);
+        char raw[SL_REDACT_MAX], rb[SL_REDACT_MAX];
+        snprintf(raw, sizeof raw, "%.*s", (int)len, url);
+        SL_LOGE(&g_ctx, "%s: '%s' is not an http:// or https:// URL", where,
+                sl_redact(raw, rb, sizeof rb));
         return SL_EINVAL;
     }
     for (size_t i = 0; i < w->n_eps; i++)
@@ -366,9 +386,14 @@ static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const cha
         return SL_ETOOBIG;
     }
     char *copy = sl_strndup(url, len);
-    if (!copy)
+    char rb[SL_REDACT_MAX];
+    char *log_url = copy ? sl_strdup(sl_redact(copy, rb, sizeof rb)) : NULL;
+    if (!copy || !log_url) {
+        sl_free(copy);
+        sl_free(log_url);
         return SL_ENOMEM;
-    w->eps[w->n_eps] = (sl_wh_endpoint_t){.w = w, .url = copy};
+    }
+    w->eps[w->n_eps] = (sl_wh_endpoint_t){.w = w, .url = copy, .log_url = log_url};
     w->n_eps++;
     return 0;
 }
@@ -420,8 +445,10 @@ static void wh_free(void *state)
     if (dropped)
         SL_LOGW(&g_ctx, "webhooks: %llu events were never written to the outbox",
                 (unsigned long long)dropped);
-    for (size_t i = 0; i < w->n_eps; i++)
+    for (size_t i = 0; i < w->n_eps; i++) {
         sl_free(w->eps[i].url);
+        sl_free(w->eps[i].log_url);
+    }
     sl_free(w->eps);
     for (size_t i = 0; i < w->n_global; i++)
         sl_free(w->global_urls[i]);

@@ -43,6 +43,7 @@ typedef struct sl_wh_item {
 typedef struct sl_wh_endpoint {
     sl_webhooks_t *w;            /* owner */
     char *url;                   /* owned */
+    char *log_url;               /* url as logged: userinfo password and secret query values masked, owned */
     uv_thread_t thread;
     int started;                 /* thread created (join it) */
     uint64_t rng;                /* jitter PRNG state (sender thread only) */
@@ -69,6 +70,8 @@ struct sl_webhooks {
     sl_wh_item_t *head, *tail;   /* events for the writer, oldest first */
     size_t n_queued;
     uint64_t n_dropped;          /* events refused because the queue was full */
+    uint64_t n_dropped_logged;   /* n_dropped when the queue last stopped being full */
+    int queue_full;              /* the queue refused the last event (logged once) */
     uint64_t gen;                /* bumped whenever rows are added or re-queued */
     int writer_state;            /* 0 opening, 1 running, <0 failed to open (error code) */
     int writer_stop;             /* drain the queue and exit */

@@ -28,7 +28,9 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/backoff.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "sluice/errors.h"
@@ -36,7 +38,7 @@
 
 #define BUSY_TIMEOUT_MS 5000
 #define IDLE_WAIT_MS (60 * 1000)          /* a sender re-checks the outbox at least this often */
-#define DB_RETRY_MS 1000                  /* after a database error */
+#define DB_RETRY_MS 1000                  /* first wait after a database error (then doubling) */
 #define PRUNE_INTERVAL_MS (10 * 60 * 1000)
 #define WRITER_STOP_RETRIES 5             /* failed commits tolerated while stopping */
 #define MAX_ERROR_TEXT 256
@@ -98,12 +100,16 @@ static void timed_wait(uv_cond_t *cv, uv_mutex_t *mu, uint64_t ms)
     (void)uv_cond_timedwait(cv, mu, ms * 1000000ull);
 }
 
-/* Sleeps ms unless a stop flag rises (used after database errors). */
+/* Sleeps ms unless a stop flag rises (used after database errors). New
+ * events signal the same condition: they must not cut the pause short, or
+ * a busy server would retry a failing commit once per event. */
 static void pause_ms(sl_webhooks_t *w, uint64_t ms)
 {
+    uint64_t deadline = sl_time_mono_ms() + ms;
     uv_mutex_lock(&w->mu);
-    if (!w->writer_stop)
-        timed_wait(&w->writer_cv, &w->mu, ms);
+    for (uint64_t now = sl_time_mono_ms(); !w->writer_stop && now < deadline;
+         now = sl_time_mono_ms())
+        timed_wait(&w->writer_cv, &w->mu, deadline - now);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -116,6 +122,8 @@ typedef struct {
     uint64_t seq_base;           /* event seq = seq_base + bus event id */
     uint64_t seq_high;           /* highest event seq written so far */
     uint64_t last_prune_ms;
+    sl_backoff_t bo;             /* consecutive failed commits */
+    char err[MAX_ERROR_TEXT];    /* the last commit error */
 } writer_t;
 
 static int writer_open(sl_webhooks_t *w, writer_t *wr)
@@ -176,10 +184,11 @@ static int writer_open(sl_webhooks_t *w, writer_t *wr)
             size_t i = 0;
             while (url && i < w->n_eps && strcmp(w->eps[i].url, url) != 0)
                 i++;
+            char rb[SL_REDACT_MAX];
             if (url && i == w->n_eps)
                 SL_LOGW(&g_ctx, "webhooks: %lld undelivered deliveries for %s, which is no "
                         "longer configured: kept, not sent",
-                        (long long)sqlite3_column_int64(cnt, 1), url);
+                        (long long)sqlite3_column_int64(cnt, 1), sl_redact(url, rb, sizeof rb));
         }
     }
     sqlite3_finalize(cnt);
@@ -289,8 +298,8 @@ static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
     wr->seq_high = seq_high;
     return 0;
 fail:
-    SL_LOGE(&g_ctx, "webhooks: cannot write to the outbox (%s): %s", sl_strerror(rc),
-            sqlite3_errmsg(wr->db));
+    /* Logged by the caller, once per failing streak. */
+    snprintf(wr->err, sizeof wr->err, "%s: %s", sl_strerror(rc), sqlite3_errmsg(wr->db));
     sqlite3_exec(wr->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
@@ -324,6 +333,7 @@ static void writer_main(void *arg)
     sl_webhooks_t *w = arg;
     writer_t wr;
     memset(&wr, 0, sizeof wr);
+    sl_backoff_init(&wr.bo, sl_time_mono_ms() ^ (uint64_t)(uintptr_t)w);
     int rc = writer_open(w, &wr);
     uv_mutex_lock(&w->mu);
     w->writer_state = rc ? rc : 1;
@@ -348,9 +358,23 @@ static void writer_main(void *arg)
          * hang the shutdown forever. */
         for (int tries = 0; items; tries++) {
             if (!write_batch(w, &wr, items)) {
+                uint32_t failed = sl_backoff_ok(&wr.bo);
+                if (failed)
+                    SL_LOGI(&g_ctx, "webhooks: outbox %s writable again after %u failed "
+                            "commits", w->db_path, failed);
                 sl__webhooks_wake_senders(w);
                 break;
             }
+            /* Paced in memory (doubling up to webhooks.retry_max_interval) and
+             * logged once per failing streak, not once per try. */
+            uint64_t delay = sl_backoff_fail(&wr.bo, DB_RETRY_MS,
+                                             (uint64_t)w->cfg->webhooks_retry_max_ms);
+            if (wr.bo.failures == 1)
+                SL_LOGE(&g_ctx, "webhooks: cannot write %zu events to the outbox %s (%s); "
+                        "retrying with backoff until it can be written", n, w->db_path, wr.err);
+            else
+                SL_LOGD(&g_ctx, "webhooks: outbox still not writable (%u tries, %s): next in "
+                        "%llu ms", wr.bo.failures, wr.err, (unsigned long long)delay);
             uv_mutex_lock(&w->mu);
             stop = w->writer_stop;
             uv_mutex_unlock(&w->mu);
@@ -359,7 +383,7 @@ static void writer_main(void *arg)
                         "cannot be written", n);
                 break;
             }
-            pause_ms(w, DB_RETRY_MS);
+            pause_ms(w, delay);
         }
         free_items(items);
         maybe_prune(w, &wr);
@@ -387,6 +411,12 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *next, *ok, *retry;
     CURL *curl;
+    /* When the outbox cannot be written (disk full, I/O error) the row's
+     * next_attempt cannot move forward, and the row would be picked again
+     * at once: the sender then paces itself in memory instead, and the
+     * whole endpoint waits until hold_until_ms. */
+    sl_backoff_t store_bo;       /* consecutive outbox failures */
+    uint64_t hold_until_ms;      /* wall clock; no attempt before this */
 } sender_t;
 
 static uint64_t next_rand(sl_wh_endpoint_t *ep)
@@ -566,6 +596,38 @@ fail:
     return status;
 }
 
+/*
+ * The outbox could not be read or written: the sender holds every attempt
+ * of its endpoint for a backoff kept in memory (from DB_RETRY_MS, doubling,
+ * up to webhooks.retry_max_interval, with jitter), so a delivery whose
+ * outcome cannot be recorded is not re-sent in a hot loop. Logged once when
+ * the outbox starts failing (and again, once, when it works again); the
+ * repeats are debug lines.
+ */
+static void store_failed(sender_t *s, const char *what, const char *id, uint64_t now)
+{
+    sl_webhooks_t *w = s->ep->w;
+    uint64_t delay = sl_backoff_fail(&s->store_bo, DB_RETRY_MS,
+                                     (uint64_t)w->cfg->webhooks_retry_max_ms);
+    s->hold_until_ms = now + delay;
+    if (s->store_bo.failures == 1)
+        SL_LOGE(&g_ctx, "webhooks: outbox %s: %s (%s%s): deliveries to %s back off in memory "
+                "until it can be written again", w->db_path, sqlite3_errmsg(s->db), what,
+                id ? id : "", s->ep->log_url);
+    else
+        SL_LOGD(&g_ctx, "webhooks: outbox still failing (%s, %u in a row): next try in %llu ms",
+                what, s->store_bo.failures, (unsigned long long)delay);
+}
+
+static void store_ok(sender_t *s)
+{
+    uint32_t n = sl_backoff_ok(&s->store_bo);
+    s->hold_until_ms = 0;
+    if (n)
+        SL_LOGI(&g_ctx, "webhooks: outbox %s writable again after %u failures (deliveries to %s)",
+                s->ep->w->db_path, n, s->ep->log_url);
+}
+
 /* Attempts one row and records the outcome. */
 static void attempt(sender_t *s, const row_t *r)
 {
@@ -588,17 +650,21 @@ static void attempt(sender_t *s, const row_t *r)
         sqlite3_bind_text(st, 3, err, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)(now + delay));
     }
-    if (sqlite3_step(st) != SQLITE_DONE)
-        SL_LOGE(&g_ctx, "webhooks: cannot record delivery %s: %s (it will be sent again)", r->id,
-                sqlite3_errmsg(s->db));
+    int recorded = sqlite3_step(st) == SQLITE_DONE;
+    if (!recorded)
+        store_failed(s, "cannot record a delivery attempt", r->id, now);
+    else
+        store_ok(s);
     sqlite3_reset(st);
+    if (!recorded)
+        delay = s->hold_until_ms - now;
     if (ok)
         SL_LOGD(&g_ctx, "webhooks: %s %s delivered to %s (HTTP %ld, attempt %lld)", r->event,
-                r->id, s->ep->url, status, (long long)r->attempts + 1);
+                r->id, s->ep->log_url, status, (long long)r->attempts + 1);
     else /* WARN on a delivery's first failure, INFO on its retries (one WARN per delivery) */
         sl_log(r->attempts == 0 ? SL_LOG_WARN : SL_LOG_INFO, &g_ctx,
                "webhooks: %s %s to %s failed (attempt %lld: %s); next in %llu ms", r->event, r->id,
-               s->ep->url, (long long)r->attempts + 1, err, (unsigned long long)delay);
+               s->ep->log_url, (long long)r->attempts + 1, err, (unsigned long long)delay);
 }
 
 static void sender_main(void *arg)
@@ -606,6 +672,9 @@ static void sender_main(void *arg)
     sl_wh_endpoint_t *ep = arg;
     sl_webhooks_t *w = ep->w;
     sender_t s = {.ep = ep};
+    sl_backoff_t open_bo;
+    sl_backoff_init(&open_bo, next_rand(ep));
+    sl_backoff_init(&s.store_bo, next_rand(ep));
     int opened = 0;
     for (;;) {
         uv_mutex_lock(&w->mu);
@@ -621,25 +690,33 @@ static void sender_main(void *arg)
                 continue;
             }
             sender_close(&s);
+            sl_backoff_t keep = s.store_bo;
             memset(&s, 0, sizeof s);
             s.ep = ep;
-            wait_ms = DB_RETRY_MS;
+            s.store_bo = keep;
+            wait_ms = sl_backoff_fail(&open_bo, DB_RETRY_MS, (uint64_t)w->cfg->webhooks_retry_max_ms);
         } else {
-            row_t r;
-            memset(&r, 0, sizeof r);
-            int found = next_row(&s, &r);
             uint64_t now = sl_time_wall_ms();
-            if (found > 0 && (uint64_t)r.next_attempt <= now) {
-                attempt(&s, &r);
+            if (s.hold_until_ms > now) {
+                /* Backing off an outbox failure (see store_failed). */
+                wait_ms = s.hold_until_ms - now;
+            } else {
+                row_t r;
+                memset(&r, 0, sizeof r);
+                int found = next_row(&s, &r);
+                now = sl_time_wall_ms();
+                if (found > 0 && (uint64_t)r.next_attempt <= now) {
+                    attempt(&s, &r);
+                    sl_free(r.body);
+                    continue;
+                }
                 sl_free(r.body);
-                continue;
-            }
-            sl_free(r.body);
-            if (found > 0)
-                wait_ms = (uint64_t)r.next_attempt - now;
-            else if (found < 0) {
-                SL_LOGW(&g_ctx, "webhooks: reading the outbox failed: %s", sqlite3_errmsg(s.db));
-                wait_ms = DB_RETRY_MS;
+                if (found > 0)
+                    wait_ms = (uint64_t)r.next_attempt - now;
+                else if (found < 0) {
+                    store_failed(&s, "cannot read the next delivery", NULL, now);
+                    wait_ms = s.hold_until_ms - now;
+                }
             }
         }
         uv_mutex_lock(&w->mu);

@@ -51,6 +51,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "proto/http/http_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
@@ -814,7 +815,9 @@ static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
         if (rc == SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING)
             continue;
         if (rc < 0 && rc != SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING) {
-            SL_LOGW(&c->sess.log, "%s %s: handler failed: %s", req->method, req->raw_path,
+            char rb[SL_REDACT_MAX];
+            SL_LOGW(&c->sess.log, "%s %s: handler failed: %s", req->method,
+                    sl_redact(req->raw_path, rb, sizeof rb),
                     sl_strerror(rc));
             respond_text(req, 500, "internal server error\n");
         }
@@ -1198,7 +1201,9 @@ static void advance(sl_http_conn_t *c)
             c->close_after_flush = 1;
             c->no_more_requests = 1;
         }
-        SL_LOGD(&c->sess.log, "%s %s -> %d", t->req.method, t->req.raw_path, t->status);
+        char rb[SL_REDACT_MAX]; /* ?accessToken=, ?token=, ?password= stay out of the log */
+        SL_LOGD(&c->sess.log, "%s %s -> %d", t->req.method, sl_redact(t->req.raw_path, rb, sizeof rb),
+                t->status);
         if (t->state == SL_HTTP_TXN_STREAM_ENDED && t->close_cb) {
             sl_http_close_cb cb = t->close_cb;
             t->close_cb = NULL;

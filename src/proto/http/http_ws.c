@@ -27,6 +27,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "proto/http/http_conn.h"
 #include "sluice/errors.h"
 
@@ -185,7 +186,8 @@ int sl_http_ws_accept(sl_http_req_t *req, const sl_ws_ops_t *ops, void *ud, sl_w
     c->sess.msgs_out++;
     ws->last_ping_ms = now_ms(c);
     sl__http_txn_queue(t, o);
-    SL_LOGD(&c->sess.log, "websocket accepted on %s", req->raw_path);
+    char rb[SL_REDACT_MAX];
+    SL_LOGD(&c->sess.log, "websocket accepted on %s", sl_redact(req->raw_path, rb, sizeof rb));
     if (out)
         *out = ws;
     return 0;

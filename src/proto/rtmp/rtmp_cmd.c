@@ -22,6 +22,7 @@
 #include "app/admission.h"
 #include "app/events.h"
 #include "base/log.h"
+#include "base/redact.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
@@ -324,8 +325,9 @@ static void connect_done(sl_admit_t *a, int result, const char *reason, void *ud
     c->state = SL_RTMP_CONN_CONNECTED;
     sl_session_admitted(&c->sess); /* out of the pending share (see sl_session_accept) */
     sl_events_emit_session(c->core, &c->sess, SL_EV_CONNECT, NULL);
+    char rb[SL_REDACT_MAX]; /* the tcUrl may carry ?password= or ?token= */
     SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s)", c->sess.remote_addr,
-            c->sess.remote_port, c->tc_url ? c->tc_url : "-");
+            c->sess.remote_port, sl_redact(c->tc_url, rb, sizeof rb));
 }
 
 /*
@@ -416,8 +418,11 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
             if (sl_amf_push(c->connect_args, sl_amf_clone(args[i])))
                 break;
     }
-    SL_LOGD(&c->sess.log, "connect (tcUrl %s, flashVer %s)", tc_url ? tc_url : "-",
-            sl_amf_get_str(obj, "flashVer") ? sl_amf_get_str(obj, "flashVer") : "-");
+    if (sl_log_enabled(SL_LOG_DEBUG)) {
+        char rb[SL_REDACT_MAX];
+        SL_LOGD(&c->sess.log, "connect (tcUrl %s, flashVer %s)", sl_redact(tc_url, rb, sizeof rb),
+                sl_amf_get_str(obj, "flashVer") ? sl_amf_get_str(obj, "flashVer") : "-");
+    }
     c->state = SL_RTMP_CONN_CONNECTING;
     return admit(c, SL_ADMIT_CONNECT, NULL, NULL, connect_done);
 }

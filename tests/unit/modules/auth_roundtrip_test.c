@@ -66,6 +66,12 @@ static void test_decide(void **state)
     assert_int_equal(decide(200, "{}", NULL), SL_RT_DENY);
     assert_int_equal(decide(200, "true", NULL), SL_RT_DENY);
     assert_int_equal(decide(200, "not json", NULL), SL_RT_DENY);
+    /* Duplicate keys: refused whichever copy says yes (issue 11). */
+    assert_int_equal(decide(200, "{\"result\":false,\"result\":true}", NULL), SL_RT_DENY);
+    assert_int_equal(decide(200, "{\"result\":true,\"result\":true}", NULL), SL_RT_DENY);
+    assert_int_equal(decide(200, "{\"result\":true,\"url\":\"a\",\"url\":\"b\"}", &url), SL_RT_DENY);
+    assert_null(url);
+    assert_int_equal(decide(200, "{\"result\":\"tr\\u0000ue\"}", NULL), SL_RT_DENY);
     assert_int_equal(decide(403, "{\"result\":true}", NULL), SL_RT_DENY);
     assert_int_equal(decide(302, "", NULL), SL_RT_DENY);
     assert_int_equal(decide(500, "{\"result\":true}", NULL), SL_RT_FAILED);

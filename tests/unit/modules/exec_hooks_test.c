@@ -98,6 +98,34 @@ static void test_substitute(void **state)
     check_subst("echo {path}", 1, "echo ''");
 }
 
+/* Values that would start an argument with '-' are detected (issue 11). */
+static void test_option_like(void **state)
+{
+    (void)state;
+    const sl_exec_var_t v[] = {{"stream", "-rf"}, {"app", "live"}, {"q", "--output=/etc/x"},
+                               {"empty", ""}};
+    const char *name = NULL;
+    assert_true(sl__exec_option_like("{stream}", v, 4, 0, &name));
+    assert_string_equal(name, "stream");
+    assert_true(sl__exec_option_like("{q}", v, 4, 0, &name));
+    assert_string_equal(name, "q");
+    /* Inside an argument, after the template's own text: a value, not an option. */
+    assert_false(sl__exec_option_like("--name={stream}", v, 4, 0, NULL));
+    assert_false(sl__exec_option_like("x{stream}", v, 4, 0, NULL));
+    assert_false(sl__exec_option_like("{app}{stream}", v, 4, 0, NULL));
+    assert_false(sl__exec_option_like("{app}", v, 4, 0, NULL));
+    assert_false(sl__exec_option_like("{empty}", v, 4, 0, NULL));
+    assert_false(sl__exec_option_like("{unknown}", v, 4, 0, NULL));
+    /* argv mode: a blank inside one argument is not a word start. */
+    assert_false(sl__exec_option_like("a {stream}", v, 4, 0, NULL));
+    /* Shell mode: any word start, quoted or not. */
+    assert_true(sl__exec_option_like("rm {stream}", v, 4, 1, NULL));
+    assert_true(sl__exec_option_like("rm \"{stream}\"", v, 4, 1, NULL));
+    assert_true(sl__exec_option_like("a;{q}", v, 4, 1, NULL));
+    assert_false(sl__exec_option_like("rm ./{stream}", v, 4, 1, NULL));
+    assert_false(sl__exec_option_like("rm -- x{stream}", v, 4, 1, NULL));
+}
+
 static void test_shell_quote(void **state)
 {
     (void)state;
@@ -174,6 +202,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_substitute),
+        cmocka_unit_test(test_option_like),
         cmocka_unit_test(test_shell_quote),
         cmocka_unit_test(test_thumbnail_command),
         cmocka_unit_test(test_nomem),
