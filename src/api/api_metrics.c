@@ -115,6 +115,26 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     metric(&w, "sluice_event_watchers", "gauge", "Open event-stream WebSockets.");
     put(&w, "sluice_event_watchers %zu\n", api->n_watchers);
 
+    /* Budgets: what peers make the server hold, its limits, and how often a
+     * peer was refused for going over one (per connection or server-wide). */
+    metric(&w, "sluice_budget_used", "gauge", "Units (bytes, sessions) held now, by budget.");
+    for (size_t i = 0; i < core->n_budgets; i++)
+        put(&w, "sluice_budget_used{budget=\"%s\"} %lld\n", core->budgets[i].name,
+            (long long)core->budgets[i].used);
+    metric(&w, "sluice_budget_limit", "gauge", "Server-wide limit of each budget (0 = none).");
+    for (size_t i = 0; i < core->n_budgets; i++)
+        put(&w, "sluice_budget_limit{budget=\"%s\"} %lld\n", core->budgets[i].name,
+            (long long)core->budgets[i].limit);
+    metric(&w, "sluice_budget_exceeded_total", "counter",
+           "Peers refused or closed for going over a budget (per connection or server-wide).");
+    for (size_t i = 0; i < core->n_budgets; i++)
+        put(&w, "sluice_budget_exceeded_total{budget=\"%s\"} %llu\n", core->budgets[i].name,
+            (unsigned long long)core->budgets[i].exceeded);
+    sl_budget_t *rp = sl_core_budget(core, "rtmp_partial");
+    metric(&w, "sluice_rtmp_partial_bytes", "gauge",
+           "Bytes of half-received RTMP messages held now, all connections.");
+    put(&w, "sluice_rtmp_partial_bytes %lld\n", rp ? (long long)rp->used : 0LL);
+
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +

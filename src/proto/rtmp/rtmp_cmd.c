@@ -319,6 +319,7 @@ static void connect_done(sl_admit_t *a, int result, const char *reason, void *ud
         sl__rtmp_close(c, sl_strerror(rc));
         return;
     }
+    sl__rtmp_conn_admitted(c);
     c->state = SL_RTMP_CONN_CONNECTED;
     sl_events_emit_session(c->core, &c->sess, SL_EV_CONNECT, NULL);
     SL_LOGI(&c->sess.log, "connected from %s:%d (tcUrl %s)", c->sess.remote_addr,

@@ -29,8 +29,21 @@
  *    (plain RTMP or garbage on the TLS port) closes that connection only;
  *  - close: close_notify (or the alert of a failed handshake) is handed to
  *    the socket, if it takes it, before every close.
+ *
+ * Budgets: until connect is admitted a peer is anonymous, so what it can
+ * make the server hold is kept to kilobytes: half-received messages
+ * (rtmp.max_partial_bytes_before_connect, checked by the chunk reader over
+ * all chunk streams together) and queued control bytes
+ * (CTRL_MAX_BYTES_BEFORE_CONNECT: ping answers and acknowledgements to a
+ * peer that never reads). Admission raises both (sl__rtmp_conn_admitted).
+ * Half-received bytes of every connection also come from one server-wide
+ * budget (rtmp.max_partial_bytes_total, "rtmp_partial" on /metrics). A
+ * peer over a budget is closed with one info line giving the numbers; the
+ * server-wide budget running out is also a warning, at most one per
+ * PARTIAL_WARN_INTERVAL_MS.
  */
 #include <linux/sockios.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -45,6 +58,9 @@
 #define READ_BUF_SIZE 65536
 #define SWEEP_INTERVAL_MS 250
 #define CTRL_MAX_BYTES (4u * 1024u * 1024u) /* queued command bytes per connection */
+#define CTRL_MAX_BYTES_BEFORE_CONNECT (64u * 1024u) /* the same until connect is admitted */
+#define PARTIAL_WARN_INTERVAL_MS 10000 /* server-wide partial budget: one warning per interval */
+#define TRIM_AFTER_FREED_BYTES (8u * 1024u * 1024u) /* malloc_trim once this much partial memory went */
 #define TLS_OUT_HIGH_BYTES (64u * 1024u) /* RTMPS: ciphertext waiting before encrypting pauses */
 #define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* RTMPS: ciphertext taken per write */
 
@@ -70,6 +86,8 @@ struct sl_rtmp_server {
     sl_list_t media_list;      /* merge on: connections with only media queued, for the timer */
     sl_list_t audio_list;      /* merge off: connections with only audio queued, held for video */
     int stopping;
+    sl_budget_t *partial;      /* "rtmp_partial": half-received bytes of all connections (core's) */
+    uint64_t freed_partial;    /* partial bytes freed by closes since the last malloc_trim */
     uint8_t rbuf[READ_BUF_SIZE];
     uint8_t wire[TLS_WIRE_BYTES]; /* RTMPS: ciphertext on its way to uv_try_write */
 };
@@ -615,6 +633,7 @@ static void on_conn_closed(uv_handle_t *h)
     }
     if (c->q_ready)
         sl_subq_cleanup(&c->q);
+    srv->freed_partial += (uint64_t)c->rd.held;
     sl_rtmp_chunk_reader_cleanup(&c->rd);
     sl_wbuf_cleanup(&c->ctrl);
     sl_tls_free(c->tls);
@@ -813,6 +832,75 @@ static int dispatch(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
 }
 
 /*
+ * Closes a connection whose chunk reader went over a limit (c->rd.over),
+ * with one line that says which and the numbers; counts the budget ones
+ * in "rtmp_partial". The server-wide budget running out is a resource
+ * problem, not only this peer's: it is also warned about, rate-limited.
+ */
+static void over_limit(sl_rtmp_conn_t *c)
+{
+    sl_rtmp_chunk_reader_t *r = &c->rd;
+    sl_budget_t *pool = c->srv->partial;
+    char why[256];
+    switch (r->over) {
+    case SL_RTMP_OVER_MESSAGE:
+        snprintf(why, sizeof why, "message larger than rtmp.max_message_size (%u bytes)",
+                 r->max_message_size);
+        break;
+    case SL_RTMP_OVER_CSIDS:
+        snprintf(why, sizeof why, "more than %d chunk streams", SL_RTMP_MAX_CSIDS);
+        break;
+    case SL_RTMP_OVER_PARTIAL:
+        snprintf(why, sizeof why, "more than %u messages half received at once "
+                 "(rtmp.max_partial_messages)", r->max_partial);
+        break;
+    case SL_RTMP_OVER_CONN:
+        snprintf(why, sizeof why, "half-received messages would hold %lld bytes, over the "
+                 "connection's budget of %lld (%s)", (long long)r->over_want, (long long)r->max_held,
+                 c->state == SL_RTMP_CONN_CONNECTED ? "rtmp.max_partial_bytes"
+                                                    : "rtmp.max_partial_bytes_before_connect");
+        break;
+    case SL_RTMP_OVER_SERVER:
+        snprintf(why, sizeof why, "server-wide budget of half-received messages exhausted "
+                 "(%lld of %lld bytes held; this connection %lld, wanted %lld)",
+                 (long long)pool->used, (long long)pool->limit, (long long)r->held,
+                 (long long)r->over_want);
+        break;
+    default:
+        snprintf(why, sizeof why, "chunk stream limit exceeded");
+        break;
+    }
+    if (r->over == SL_RTMP_OVER_PARTIAL || r->over == SL_RTMP_OVER_CONN ||
+        r->over == SL_RTMP_OVER_SERVER)
+        sl_budget_refused(pool);
+    if (r->over == SL_RTMP_OVER_SERVER) {
+        uint64_t now = uv_now(c->core->loop);
+        if (!pool->last_warn_ms || now - pool->last_warn_ms >= PARTIAL_WARN_INTERVAL_MS) {
+            SL_LOGW(NULL, "rtmp: half-received messages hold %lld of %lld bytes "
+                    "(rtmp.max_partial_bytes_total); closing connections that want more "
+                    "(%llu more since the last warning)", (long long)pool->used,
+                    (long long)pool->limit, (unsigned long long)pool->unlogged);
+            pool->last_warn_ms = now;
+            pool->unlogged = 0;
+        } else {
+            pool->unlogged++;
+        }
+    }
+    sl__rtmp_close(c, why);
+}
+
+void sl__rtmp_conn_admitted(sl_rtmp_conn_t *c)
+{
+    const sl_config_t *cfg = c->core->cfg;
+    /* A connection may always hold one message of the largest size. */
+    int64_t held = cfg->rtmp_max_partial_bytes > cfg->rtmp_max_message_size
+                 ? cfg->rtmp_max_partial_bytes : cfg->rtmp_max_message_size;
+    sl_rtmp_chunk_reader_set_budget(&c->rd, held, (uint32_t)cfg->rtmp_max_partial_messages,
+                                    c->srv->partial);
+    c->ctrl.max = CTRL_MAX_BYTES;
+}
+
+/*
  * RTMP bytes in (borrowed): the handshake, then the chunk parser and
  * dispatch, then an acknowledgement when the peer's window is full.
  * rtmp_in is the running count of RTMP bytes received, this read
@@ -846,8 +934,11 @@ static void conn_on_bytes(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, uint64_
         if (rc < 0) {
             if (rc == SL_ENOMEM)
                 SL_LOGE(&c->sess.log, "out of memory reading a message");
-            sl__rtmp_close(c, rc == SL_ETOOBIG ? "message or chunk stream limit exceeded"
-                            : rc == SL_ENOMEM ? "out of memory" : "malformed chunk stream");
+            if (rc == SL_ETOOBIG) {
+                over_limit(c);
+                return;
+            }
+            sl__rtmp_close(c, rc == SL_ENOMEM ? "out of memory" : "malformed chunk stream");
             return;
         }
         if (rc == 0)
@@ -997,9 +1088,11 @@ static void on_connection(uv_stream_t *ls, int status)
     sl_list_init(&c->link);
     sl_list_init(&c->flush_link);
     sl_list_init(&c->sink.link);
-    sl_wbuf_init(&c->ctrl, CTRL_MAX_BYTES);
+    sl_wbuf_init(&c->ctrl, CTRL_MAX_BYTES_BEFORE_CONNECT);
     sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)cfg->rtmp_max_chunk_size,
                               (uint32_t)cfg->rtmp_max_message_size);
+    sl_rtmp_chunk_reader_set_budget(&c->rd, cfg->rtmp_max_partial_bytes_before_connect,
+                                    (uint32_t)cfg->rtmp_max_partial_messages, srv->partial);
     c->out_chunk_size = 128;
     c->recv_audio = c->recv_video = 1;
     srv->n_conns++;
@@ -1038,6 +1131,13 @@ static void on_sweep(uv_timer_t *t)
     sl_rtmp_server_t *srv = t->data;
     const sl_config_t *cfg = srv->core->cfg;
     uint64_t now = uv_now(srv->core->loop);
+    /* Large partial messages freed by closes (an attacker leaving) are
+     * returned to the system: glibc keeps freed heap otherwise, and the
+     * process would stay at its peak. Cheap when rare; skipped when not. */
+    if (srv->freed_partial >= TRIM_AFTER_FREED_BYTES) {
+        srv->freed_partial = 0;
+        malloc_trim(0);
+    }
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, link);
@@ -1164,6 +1264,9 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     if (!srv)
         return SL_ENOMEM;
     srv->core = core;
+    srv->partial = sl_core_budget(core, "rtmp_partial");
+    if (srv->partial)
+        srv->partial->limit = cfg->rtmp_max_partial_bytes_total;
     sl_list_init(&srv->conns);
     sl_list_init(&srv->flush_list);
     sl_list_init(&srv->media_list);
