@@ -102,6 +102,16 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     put(&w, "sluice_sent_bytes_total %llu\n", (unsigned long long)(core->closed_bytes_out + bout));
     metric(&w, "sluice_dropped_frames_total", "counter", "Media frames dropped for slow players.");
     put(&w, "sluice_dropped_frames_total %llu\n", (unsigned long long)(core->closed_frames_dropped + dropped));
+    metric(&w, "sluice_rtmp_partial_bytes", "gauge",
+           "Bytes of half-received RTMP messages held now, all connections.");
+    put(&w, "sluice_rtmp_partial_bytes %lld\n", (long long)core->rtmp_partial.used);
+    metric(&w, "sluice_rtmp_partial_bytes_limit", "gauge",
+           "Server-wide limit on half-received RTMP message bytes (rtmp.max_partial_bytes_total).");
+    put(&w, "sluice_rtmp_partial_bytes_limit %lld\n", (long long)core->rtmp_partial.limit);
+    metric(&w, "sluice_budget_exceeded_total", "counter",
+           "Peers refused or closed for going over a resource budget, by budget.");
+    put(&w, "sluice_budget_exceeded_total{budget=\"rtmp_partial\"} %llu\n",
+        (unsigned long long)core->rtmp_partial_exceeded);
     metric(&w, "sluice_event_loop_lag_seconds", "gauge", "Event-loop lag measured by a 1 s timer (last sample).");
     put(&w, "sluice_event_loop_lag_seconds %.6f\n", api->loop_lag_ms / 1000.0);
     metric(&w, "sluice_event_loop_lag_max_seconds", "gauge", "Largest event-loop lag seen.");
@@ -114,26 +124,6 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     put(&w, "sluice_frames_alive %lld\n", (long long)sl_frame_count());
     metric(&w, "sluice_event_watchers", "gauge", "Open event-stream WebSockets.");
     put(&w, "sluice_event_watchers %zu\n", api->n_watchers);
-
-    /* Budgets: what peers make the server hold, its limits, and how often a
-     * peer was refused for going over one (per connection or server-wide). */
-    metric(&w, "sluice_budget_used", "gauge", "Units (bytes, sessions) held now, by budget.");
-    for (size_t i = 0; i < core->n_budgets; i++)
-        put(&w, "sluice_budget_used{budget=\"%s\"} %lld\n", core->budgets[i].name,
-            (long long)core->budgets[i].used);
-    metric(&w, "sluice_budget_limit", "gauge", "Server-wide limit of each budget (0 = none).");
-    for (size_t i = 0; i < core->n_budgets; i++)
-        put(&w, "sluice_budget_limit{budget=\"%s\"} %lld\n", core->budgets[i].name,
-            (long long)core->budgets[i].limit);
-    metric(&w, "sluice_budget_exceeded_total", "counter",
-           "Peers refused or closed for going over a budget (per connection or server-wide).");
-    for (size_t i = 0; i < core->n_budgets; i++)
-        put(&w, "sluice_budget_exceeded_total{budget=\"%s\"} %llu\n", core->budgets[i].name,
-            (unsigned long long)core->budgets[i].exceeded);
-    sl_budget_t *rp = sl_core_budget(core, "rtmp_partial");
-    metric(&w, "sluice_rtmp_partial_bytes", "gauge",
-           "Bytes of half-received RTMP messages held now, all connections.");
-    put(&w, "sluice_rtmp_partial_bytes %lld\n", rp ? (long long)rp->used : 0LL);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

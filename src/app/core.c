@@ -209,20 +209,6 @@ int sl_session_set_stream(sl_session_t *s, const char *stream)
     return set_str(&s->stream, &s->log.stream, stream);
 }
 
-sl_budget_t *sl_core_budget(sl_core_t *core, const char *name)
-{
-    for (size_t i = 0; i < core->n_budgets; i++) {
-        if (strcmp(core->budgets[i].name, name) == 0)
-            return &core->budgets[i];
-    }
-    if (core->n_budgets >= SL_CORE_MAX_BUDGETS)
-        return NULL;
-    sl_budget_t *b = &core->budgets[core->n_budgets++];
-    memset(b, 0, sizeof(*b));
-    b->name = name;
-    return b;
-}
-
 sl_session_t *sl_core_find_session(sl_core_t *core, const char *id)
 {
     sl_list_t *it, *nx;

@@ -137,8 +137,6 @@ struct sl_session {
 
 typedef struct sl_app_stats sl_app_stats_t;
 
-#define SL_CORE_MAX_BUDGETS 32 /* distinct budget names (sl_core_budget) */
-
 typedef struct sl_core {
     uv_loop_t *loop;             /* the loop (borrowed) */
     const sl_config_t *cfg;      /* configuration (borrowed, read-only) */
@@ -158,11 +156,12 @@ typedef struct sl_core {
     uint64_t closed_msgs_out;
     uint64_t closed_frames_dropped;
     size_t max_sessions;         /* most sessions at once */
+    sl_byte_pool_t rtmp_partial; /* bytes of half-received RTMP messages, every connection
+                                    (limit rtmp.max_partial_bytes_total; rtmp_conn.c) */
+    uint64_t rtmp_partial_exceeded; /* RTMP peers closed for a partial-message budget */
     sl_map_t app_stats;          /* app name -> sl_app_stats_t* */
     const sl_recorder_ops_t *recorder_ops; /* set by the recorder module while it runs, else NULL */
     void *recorder_ud;           /* its state (borrowed) */
-    sl_budget_t budgets[SL_CORE_MAX_BUDGETS]; /* resource budgets by name (sl_core_budget) */
-    size_t n_budgets;            /* entries of budgets in use */
 } sl_core_t;
 
 /* Per-app counters (Red5's ScopeStatistics). */
@@ -212,16 +211,6 @@ void sl_session_set_role(sl_session_t *s, sl_role_t role);
 /** The app statistics of a top-level app name, created on demand; NULL on ENOMEM. */
 sl_app_stats_t *sl_core_app_stats(sl_core_t *core, const char *app_name);
 int sl_session_set_stream(sl_session_t *s, const char *stream);
-/**
- * The server-wide budget named name ("rtmp_partial", ...), created on
- * first use with no limit and zero counts; the caller sets its limit.
- * name must be a static string (it is kept). The budget lives as long as
- * the core, so a pointer stays valid until sl_core_cleanup; /metrics lists
- * every budget as sluice_budget_used, sluice_budget_limit and
- * sluice_budget_exceeded_total with a budget="name" label. NULL only when
- * SL_CORE_MAX_BUDGETS names are taken (a programming error).
- */
-sl_budget_t *sl_core_budget(sl_core_t *core, const char *name);
 /** Finds a session by public id; NULL when absent. */
 sl_session_t *sl_core_find_session(sl_core_t *core, const char *id);
 

@@ -1,60 +1,44 @@
 /*
- * A budget: a count of some resource that peers make the server hold
- * (bytes of half-received messages, queued bytes, sessions without a
- * socket), with a server-wide limit and a count of the times a peer went
- * over any of its limits. One sl_budget_t exists per resource per server;
- * per-connection limits live with the connection and use the same
- * reserve/release pair so that the server-wide count is always the sum of
- * what the connections hold. /metrics shows every registered budget as
- * sluice_budget_used{budget="name"}, sluice_budget_limit{budget="name"}
- * and sluice_budget_exceeded_total{budget="name"} (see sl_core_budget).
+ * A byte pool shared by many holders: bytes of some resource that peers
+ * make the server hold (half-received RTMP messages today), with a
+ * server-wide limit. Per-connection limits live with the connection and
+ * take from the pool through the same take/give pair, so the pool's count
+ * is always the sum of what its holders hold. Counting the peers refused
+ * for a budget is the core's job (sluice_budget_exceeded_total).
  *
  * Header-only and free of libuv and the core, so that protocol codecs
  * shared with clients/c and the fuzz targets can use it. Not thread-safe:
- * a budget belongs to the loop thread.
+ * a pool belongs to the loop thread.
  */
 #ifndef SL_BASE_BUDGET_H
 #define SL_BASE_BUDGET_H
 
 #include <stdint.h>
 
-typedef struct sl_budget {
-    const char *name;     /* label value on /metrics, e.g. "rtmp_partial" (static string) */
-    int64_t used;         /* units held now, over every holder */
+typedef struct sl_byte_pool {
+    int64_t used;         /* bytes held now, over every holder */
     int64_t limit;        /* server-wide limit; 0 = none */
-    uint64_t exceeded;    /* times a holder was refused (per-holder or server-wide limit) */
-    uint64_t last_warn_ms;/* when the server-wide limit was last logged (callers rate-limit) */
-    uint64_t unlogged;    /* server-wide refusals not logged since last_warn_ms */
-} sl_budget_t;
+} sl_byte_pool_t;
 
 /**
- * Takes n units from b when the server-wide limit allows it: returns 1 and
- * adds n to b->used, or 0 (nothing taken). A NULL budget always allows.
- * Does not count the refusal in b->exceeded: the caller decides whether a
- * refusal closes a peer (and then calls sl_budget_refused once).
+ * Takes n bytes from p when its limit allows it: returns 1 and adds n to
+ * p->used, or 0 (nothing taken). A NULL pool always allows.
  */
-static inline int sl_budget_take(sl_budget_t *b, int64_t n)
+static inline int sl_byte_pool_take(sl_byte_pool_t *p, int64_t n)
 {
-    if (!b)
+    if (!p)
         return 1;
-    if (b->limit > 0 && b->used + n > b->limit)
+    if (p->limit > 0 && p->used + n > p->limit)
         return 0;
-    b->used += n;
+    p->used += n;
     return 1;
 }
 
-/** Gives n units back to b (NULL is ignored). */
-static inline void sl_budget_give(sl_budget_t *b, int64_t n)
+/** Gives n bytes back to p (NULL is ignored). */
+static inline void sl_byte_pool_give(sl_byte_pool_t *p, int64_t n)
 {
-    if (b)
-        b->used -= n;
-}
-
-/** Counts one peer refused for being over a limit of this resource (NULL is ignored). */
-static inline void sl_budget_refused(sl_budget_t *b)
-{
-    if (b)
-        b->exceeded++;
+    if (p)
+        p->used -= n;
 }
 
 #endif

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t step = (size_t)(data[0] & 0x0F) * 7 + 1;
     sl_rtmp_chunk_reader_t r;
     sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
-    sl_budget_t pool = {.name = "fuzz", .limit = 12 * 1024};
+    sl_byte_pool_t pool = {.limit = 12 * 1024};
     if (data[0] & 0x40)
         sl_rtmp_chunk_reader_set_budget(&r, 8 * 1024, 3, &pool);
     if (data[0] & 0x80)

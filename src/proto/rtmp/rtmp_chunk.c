@@ -37,14 +37,14 @@ void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_siz
 }
 
 void sl_rtmp_chunk_reader_set_budget(sl_rtmp_chunk_reader_t *r, int64_t max_held,
-                                     uint32_t max_partial, sl_budget_t *pool)
+                                     uint32_t max_partial, sl_byte_pool_t *pool)
 {
     r->max_held = max_held > 0 ? max_held : 0;
     r->max_partial = max_partial ? max_partial : SL_RTMP_MAX_CSIDS;
     if (pool != r->pool) {
         /* What is held already moves with the reader, even past the new
          * pool's limit: it is memory that exists. */
-        sl_budget_give(r->pool, r->held);
+        sl_byte_pool_give(r->pool, r->held);
         if (pool)
             pool->used += r->held;
         r->pool = pool;
@@ -65,7 +65,9 @@ static int reserve(sl_rtmp_chunk_reader_t *r, int64_t delta)
         r->over_want = r->held + delta;
         return SL_ETOOBIG;
     }
-    if (!sl_budget_take(r->pool, delta)) {
+    if (!sl_byte_pool_take(r->pool, delta) &&
+        !(r->pool_full && r->pool_full(r->pool_full_ud, delta) &&
+          sl_byte_pool_take(r->pool, delta))) {
         r->over = SL_RTMP_OVER_SERVER;
         r->over_want = r->held + delta;
         return SL_ETOOBIG;
@@ -77,7 +79,7 @@ static int reserve(sl_rtmp_chunk_reader_t *r, int64_t delta)
 static void release(sl_rtmp_chunk_reader_t *r, int64_t n)
 {
     r->held -= n;
-    sl_budget_give(r->pool, n);
+    sl_byte_pool_give(r->pool, n);
 }
 
 /* Frees the partial message of cs, if any, and gives its bytes back. */

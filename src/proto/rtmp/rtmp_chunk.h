@@ -16,7 +16,7 @@
  * capacity of their buffers) is counted in `held` and bounded by
  * `max_held`; the number of messages in flight at once by `max_partial`;
  * and every reservation is also taken from an optional server-wide
- * sl_budget_t shared by all connections. Going over any of them fails the
+ * sl_byte_pool_t shared by all connections. Going over any of them fails the
  * read with SL_ETOOBIG and says which in `over`. Completing, abandoning or
  * aborting a message and cleanup give its bytes back.
  *
@@ -122,7 +122,11 @@ typedef struct sl_rtmp_chunk_reader {
     int64_t max_held;          /* limit on held; 0 = none */
     uint32_t n_partial;        /* chunk streams with a message half assembled */
     uint32_t max_partial;      /* limit on n_partial */
-    sl_budget_t *pool;         /* server-wide budget the bytes also come from (borrowed), or NULL */
+    sl_byte_pool_t *pool;      /* server-wide pool the bytes also come from (borrowed), or NULL */
+    /* Called when the pool refuses `want` bytes: may give pool bytes back
+     * (closing other holders) and return 1 to have the take retried once. */
+    int (*pool_full)(void *ud, int64_t want);
+    void *pool_full_ud;        /* its argument */
     uint8_t over;              /* after SL_ETOOBIG: which limit (SL_RTMP_OVER_*), else 0 */
     int64_t over_want;         /* after a budget refusal: the bytes held had it been granted */
 } sl_rtmp_chunk_reader_t;
@@ -153,7 +157,7 @@ void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_siz
  * next reservation on.
  */
 void sl_rtmp_chunk_reader_set_budget(sl_rtmp_chunk_reader_t *r, int64_t max_held,
-                                     uint32_t max_partial, sl_budget_t *pool);
+                                     uint32_t max_partial, sl_byte_pool_t *pool);
 /**
  * Frees partial messages and the chunk stream states, giving their bytes
  * back to the pool; init makes it usable again.

@@ -38,9 +38,10 @@
  * peer that never reads). Admission raises both (sl__rtmp_conn_admitted).
  * Half-received bytes of every connection also come from one server-wide
  * budget (rtmp.max_partial_bytes_total, "rtmp_partial" on /metrics). A
- * peer over a budget is closed with one info line giving the numbers; the
- * server-wide budget running out is also a warning, at most one per
- * PARTIAL_WARN_INTERVAL_MS. Buffers grow with the bytes that arrive, so the
+ * peer over a budget is closed with one info line giving the numbers. When
+ * the server-wide budget runs out, the connection that holds the most goes
+ * (on_pool_full), not necessarily the one asking; that is also a warning,
+ * at most one per PARTIAL_WARN_INTERVAL_MS. Buffers grow with the bytes that arrive, so the
  * budgets bound real memory: three pre-connect peers declaring 60 x 8 MB
  * each took RSS from 30 MB to 1.46 GB before, and leave it at 31 MB now.
  */
@@ -86,7 +87,8 @@ struct sl_rtmp_server {
     sl_list_t media_list;      /* merge on: connections with only media queued, for the timer */
     sl_list_t audio_list;      /* merge off: connections with only audio queued, held for video */
     int stopping;
-    sl_budget_t *partial;      /* "rtmp_partial": half-received bytes of all connections (core's) */
+    uint64_t partial_warn_ms;  /* loop time of the last server-wide partial budget warning */
+    uint64_t partial_unlogged; /* server-wide refusals since that warning */
     uint8_t rbuf[READ_BUF_SIZE];
     uint8_t wire[TLS_WIRE_BYTES]; /* RTMPS: ciphertext on its way to uv_try_write */
 };
@@ -669,6 +671,9 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
         c->on_flush_list = 0;
     }
     sl_list_remove(&c->link);
+    /* Half-received messages go back to the server-wide budget now, not in
+     * the close callback: another peer may need them in this same read. */
+    sl_rtmp_chunk_reader_cleanup(&c->rd);
     sl_session_unregister(c->srv->core, &c->sess);
     if (c->tls)
         tls_goodbye(c); /* an orderly end for the client's TLS library */
@@ -830,6 +835,26 @@ static int dispatch(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
 }
 
 /*
+ * The server-wide partial budget ran out: a resource problem, not only one
+ * peer's. Warned about at most once per PARTIAL_WARN_INTERVAL_MS, with the
+ * number of closes in between.
+ */
+static void warn_pool_full(sl_rtmp_server_t *srv, const sl_byte_pool_t *pool)
+{
+    uint64_t now = uv_now(srv->core->loop);
+    if (srv->partial_warn_ms && now - srv->partial_warn_ms < PARTIAL_WARN_INTERVAL_MS) {
+        srv->partial_unlogged++;
+        return;
+    }
+    SL_LOGW(NULL, "rtmp: half-received messages hold %lld of %lld bytes "
+            "(rtmp.max_partial_bytes_total); closing the connections that hold or want the most "
+            "(%llu more since the last warning)", (long long)pool->used, (long long)pool->limit,
+            (unsigned long long)srv->partial_unlogged);
+    srv->partial_warn_ms = now;
+    srv->partial_unlogged = 0;
+}
+
+/*
  * Closes a connection whose chunk reader went over a limit (c->rd.over),
  * with one line that says which and the numbers; counts the budget ones
  * in "rtmp_partial". The server-wide budget running out is a resource
@@ -838,7 +863,8 @@ static int dispatch(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
 static void over_limit(sl_rtmp_conn_t *c)
 {
     sl_rtmp_chunk_reader_t *r = &c->rd;
-    sl_budget_t *pool = c->srv->partial;
+    sl_rtmp_server_t *srv = c->srv;
+    sl_byte_pool_t *pool = &c->core->rtmp_partial;
     char why[256];
     switch (r->over) {
     case SL_RTMP_OVER_MESSAGE:
@@ -870,21 +896,42 @@ static void over_limit(sl_rtmp_conn_t *c)
     }
     if (r->over == SL_RTMP_OVER_PARTIAL || r->over == SL_RTMP_OVER_CONN ||
         r->over == SL_RTMP_OVER_SERVER)
-        sl_budget_refused(pool);
-    if (r->over == SL_RTMP_OVER_SERVER) {
-        uint64_t now = uv_now(c->core->loop);
-        if (!pool->last_warn_ms || now - pool->last_warn_ms >= PARTIAL_WARN_INTERVAL_MS) {
-            SL_LOGW(NULL, "rtmp: half-received messages hold %lld of %lld bytes "
-                    "(rtmp.max_partial_bytes_total); closing connections that want more "
-                    "(%llu more since the last warning)", (long long)pool->used,
-                    (long long)pool->limit, (unsigned long long)pool->unlogged);
-            pool->last_warn_ms = now;
-            pool->unlogged = 0;
-        } else {
-            pool->unlogged++;
-        }
-    }
+        c->core->rtmp_partial_exceeded++; /* sluice_budget_exceeded_total{budget="rtmp_partial"} */
+    if (r->over == SL_RTMP_OVER_SERVER)
+        warn_pool_full(srv, pool);
     sl__rtmp_close(c, why);
+}
+
+/*
+ * The server-wide pool refused c `want` more bytes. The peer that hoards
+ * goes, not the one that asks: when another connection holds more than c
+ * would hold with those bytes, that one is closed (its bytes go back at
+ * once, see sl__rtmp_close) and the take is retried; otherwise c is
+ * refused (over_limit). So a publisher whose next frame arrives while
+ * attackers fill the pool keeps publishing.
+ */
+static int on_pool_full(void *ud, int64_t want)
+{
+    sl_rtmp_conn_t *c = ud;
+    sl_rtmp_server_t *srv = c->srv;
+    sl_rtmp_conn_t *big = NULL;
+    sl_list_t *it;
+    for (it = srv->conns.next; it != &srv->conns; it = it->next) {
+        sl_rtmp_conn_t *x = sl_container_of(it, sl_rtmp_conn_t, link);
+        if (x != c && x->state != SL_RTMP_CONN_CLOSING && (!big || x->rd.held > big->rd.held))
+            big = x;
+    }
+    if (!big || big->rd.held <= c->rd.held + want)
+        return 0;
+    sl_byte_pool_t *pool = &c->core->rtmp_partial;
+    char why[256];
+    snprintf(why, sizeof why, "server-wide budget of half-received messages exhausted "
+             "(%lld of %lld bytes held): this connection holds the most (%lld)",
+             (long long)pool->used, (long long)pool->limit, (long long)big->rd.held);
+    c->core->rtmp_partial_exceeded++;
+    warn_pool_full(srv, pool);
+    sl__rtmp_close(big, why);
+    return 1;
 }
 
 void sl__rtmp_conn_admitted(sl_rtmp_conn_t *c)
@@ -894,7 +941,7 @@ void sl__rtmp_conn_admitted(sl_rtmp_conn_t *c)
     int64_t held = cfg->rtmp_max_partial_bytes > cfg->rtmp_max_message_size
                  ? cfg->rtmp_max_partial_bytes : cfg->rtmp_max_message_size;
     sl_rtmp_chunk_reader_set_budget(&c->rd, held, (uint32_t)cfg->rtmp_max_partial_messages,
-                                    c->srv->partial);
+                                    &c->core->rtmp_partial);
     c->ctrl.max = CTRL_MAX_BYTES;
 }
 
@@ -1090,7 +1137,10 @@ static void on_connection(uv_stream_t *ls, int status)
     sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)cfg->rtmp_max_chunk_size,
                               (uint32_t)cfg->rtmp_max_message_size);
     sl_rtmp_chunk_reader_set_budget(&c->rd, cfg->rtmp_max_partial_bytes_before_connect,
-                                    (uint32_t)cfg->rtmp_max_partial_messages, srv->partial);
+                                    (uint32_t)cfg->rtmp_max_partial_messages,
+                                    &srv->core->rtmp_partial);
+    c->rd.pool_full = on_pool_full;
+    c->rd.pool_full_ud = c;
     c->out_chunk_size = 128;
     c->recv_audio = c->recv_video = 1;
     srv->n_conns++;
@@ -1255,9 +1305,7 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     if (!srv)
         return SL_ENOMEM;
     srv->core = core;
-    srv->partial = sl_core_budget(core, "rtmp_partial");
-    if (srv->partial)
-        srv->partial->limit = cfg->rtmp_max_partial_bytes_total;
+    core->rtmp_partial.limit = cfg->rtmp_max_partial_bytes_total;
     sl_list_init(&srv->conns);
     sl_list_init(&srv->flush_list);
     sl_list_init(&srv->media_list);

@@ -1,8 +1,7 @@
 /*
  * Core helper tests: sl_name_is_safe (the one name check every protocol and
  * the API use) accepts UTF-8 names and refuses malformed UTF-8, C0/C1
- * controls and path tricks; sl_core_budget finds or creates a budget by
- * name and keeps the pointer stable.
+ * controls and path tricks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,33 +42,10 @@ static void test_name_is_safe_utf8(void **state)
     }
 }
 
-static void test_core_budget(void **state)
-{
-    (void)state;
-    sl_core_t core;
-    memset(&core, 0, sizeof core);
-    sl_budget_t *a = sl_core_budget(&core, "rtmp_partial");
-    assert_non_null(a);
-    assert_string_equal(a->name, "rtmp_partial");
-    assert_int_equal(a->used, 0);
-    a->limit = 100;
-    assert_true(sl_budget_take(a, 60));
-    assert_false(sl_budget_take(a, 41));
-    assert_true(sl_budget_take(a, 40));
-    sl_budget_give(a, 100);
-    assert_int_equal(a->used, 0);
-    assert_ptr_equal(sl_core_budget(&core, "rtmp_partial"), a);
-    sl_budget_t *b = sl_core_budget(&core, "other");
-    assert_ptr_not_equal(a, b);
-    assert_int_equal(core.n_budgets, 2);
-    assert_int_equal(a->limit, 100);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_name_is_safe_utf8),
-        cmocka_unit_test(test_core_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

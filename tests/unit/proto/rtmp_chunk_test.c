@@ -225,7 +225,7 @@ static int start_partial(sl_rtmp_chunk_reader_t *r, uint32_t csid, uint32_t len,
 static void test_budget_sum(void **state)
 {
     (void)state;
-    sl_budget_t pool = {.name = "test", .limit = 0};
+    sl_byte_pool_t pool = {.limit = 0};
     sl_rtmp_chunk_reader_t r;
     sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
     sl_rtmp_chunk_reader_set_budget(&r, 64 * 1024, 0, &pool);
@@ -268,7 +268,7 @@ static void test_budget_declared_not_allocated(void **state)
 static void test_budget_give_back(void **state)
 {
     (void)state;
-    sl_budget_t pool = {.name = "test", .limit = 1 << 20};
+    sl_byte_pool_t pool = {.limit = 1 << 20};
     sl_rtmp_chunk_reader_t r;
     sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
     sl_rtmp_chunk_reader_set_budget(&r, 512 * 1024, 0, &pool);
@@ -355,7 +355,7 @@ static void test_budget_partial_count_and_pool(void **state)
     sl_rtmp_chunk_reader_cleanup(&r);
 
     /* Two connections share a pool of 100,000 bytes: the second one's 60,000 do not fit. */
-    sl_budget_t pool = {.name = "test", .limit = 100000};
+    sl_byte_pool_t pool = {.limit = 100000};
     sl_rtmp_chunk_reader_t a, b;
     sl_rtmp_chunk_reader_init(&a, 65536, 1 << 20);
     sl_rtmp_chunk_reader_init(&b, 65536, 1 << 20);
@@ -375,6 +375,43 @@ static void test_budget_partial_count_and_pool(void **state)
     assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&b, 65536), 0);
     assert_int_equal(start_partial(&b, 4, 1 << 20, 60000), 0);
     sl_rtmp_chunk_reader_cleanup(&b);
+    assert_int_equal(pool.used, 0);
+}
+
+/* pool_full may give bytes back (closing a bigger holder); the take is retried once. */
+static sl_rtmp_chunk_reader_t *evictee;
+static int evict_cb(void *ud, int64_t want)
+{
+    (void)ud;
+    (void)want;
+    if (!evictee)
+        return 0;
+    sl_rtmp_chunk_reader_cleanup(evictee);
+    evictee = NULL;
+    return 1;
+}
+
+static void test_budget_pool_full_evicts(void **state)
+{
+    (void)state;
+    sl_byte_pool_t pool = {.limit = 100000};
+    sl_rtmp_chunk_reader_t a, b;
+    sl_rtmp_chunk_reader_init(&a, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_init(&b, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_set_budget(&a, 1 << 20, 0, &pool);
+    sl_rtmp_chunk_reader_set_budget(&b, 1 << 20, 0, &pool);
+    b.pool_full = evict_cb;
+    assert_int_equal(start_partial(&a, 4, 1 << 20, 60000), 0);
+    evictee = &a;
+    assert_int_equal(start_partial(&b, 4, 1 << 20, 60000), 0); /* a was evicted */
+    assert_null(evictee);
+    assert_int_equal(pool.used, 60000);
+    assert_int_equal(b.held, 60000);
+    /* nothing left to evict: refused */
+    assert_int_equal(start_partial(&b, 5, 1 << 20, 50000), SL_ETOOBIG);
+    assert_int_equal(b.over, SL_RTMP_OVER_SERVER);
+    sl_rtmp_chunk_reader_cleanup(&b);
+    sl_rtmp_chunk_reader_cleanup(&a);
     assert_int_equal(pool.used, 0);
 }
 
@@ -434,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_budget_give_back),
         cmocka_unit_test(test_budget_exact),
         cmocka_unit_test(test_budget_partial_count_and_pool),
+        cmocka_unit_test(test_budget_pool_full_evicts),
     };
     int64_t before = sl_alloc_bytes();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
