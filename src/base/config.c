@@ -105,6 +105,9 @@ static const slot_t g_slots[] = {
     {"rtmp", "max_partial_bytes_total", T_SIZE, CFG(rtmp_max_partial_bytes_total), "256MB",
      1 * MB, 64 * GB, NULL, "Whole server: bytes of half-received RTMP messages over all "
      "connections; a connection that would go over is closed (logged at warn)."},
+    {"rtmp", "max_control_bytes_before_connect", T_SIZE, CFG(rtmp_max_control_bytes_before_connect),
+     "64KB", 4 * KB, 4 * MB, NULL, "Per connection until connect is admitted: bytes of replies "
+     "(pings, acknowledgements) queued for a peer that does not read; more closes it."},
     {"rtmp", "handshake_timeout", T_DURATION, CFG(rtmp_handshake_timeout_ms), "5s", 100,
      5 * MINUTE, NULL, "Time a client has to complete the RTMP handshake."},
     {"rtmp", "idle_timeout", T_DURATION, CFG(rtmp_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR,

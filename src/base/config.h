@@ -82,6 +82,7 @@ typedef struct sl_config {
     int64_t rtmp_max_partial_bytes_before_connect; /* the same until connect is admitted */
     int64_t rtmp_max_partial_messages; /* per connection: messages half received at once */
     int64_t rtmp_max_partial_bytes_total; /* whole server: half-received bytes */
+    int64_t rtmp_max_control_bytes_before_connect; /* queued replies until connect is admitted */
     int64_t rtmp_handshake_timeout_ms;
     int64_t rtmp_idle_timeout_ms;      /* no bytes in for this long: close */
     int64_t rtmp_amf_max_depth;        /* AMF nesting limit */

@@ -238,6 +238,26 @@ def test_connected_peer_over_its_own_budget(budget_srv):
     assert_play_works(srv)
 
 
+def test_preconnect_ping_flood_without_reading(budget_srv):
+    """Before connect, a peer that sends pings (each answered) and never reads is closed
+    once rtmp.max_control_bytes_before_connect of answers wait for it."""
+    srv = budget_srv()
+    c = RtmpClient(HOST, srv.port, timeout=T(10), rcvbuf=4096, name="pinger").open().handshake()
+    ping = chunk_basic_header(0, 2) + b"\x00\x00\x00" + struct.pack(">I", 6)[1:] + b"\x04" + \
+        struct.pack("<I", 0) + struct.pack(">HI", 6, 1)
+    try:
+        deadline = time.monotonic() + T(30)
+        while time.monotonic() < deadline:
+            c.sock.sendall(ping * 10000)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    c.close()
+    line = srv.wait_log(r"closing: (\d+) bytes of replies queued for a peer that does not read, "
+                        r"limit 65536 \(rtmp\.max_control_bytes_before_connect\)", T(10))
+    assert int(line.group(1)) <= 65536
+    assert_play_works(srv)
+
+
 @pytest.mark.parametrize("name", [b"bad\xff", b"cam\xc0\xafx", b"a\xed\xa0\x80b", b"c1\xc2\x85"])
 def test_invalid_utf8_stream_names_refused(sluice, name):
     """Names that are not valid UTF-8 (or hold C1 controls) vanished from the API and events;

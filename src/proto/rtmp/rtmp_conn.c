@@ -34,8 +34,8 @@
  * make the server hold is kept to kilobytes: half-received messages
  * (rtmp.max_partial_bytes_before_connect, checked by the chunk reader over
  * all chunk streams together) and queued control bytes
- * (CTRL_MAX_BYTES_BEFORE_CONNECT: ping answers and acknowledgements to a
- * peer that never reads). Admission raises both (sl__rtmp_conn_admitted).
+ * (rtmp.max_control_bytes_before_connect: ping answers and
+ * acknowledgements to a peer that never reads). Admission raises both (sl__rtmp_conn_admitted).
  * Half-received bytes of every connection also come from one server-wide
  * budget (rtmp.max_partial_bytes_total, "rtmp_partial" on /metrics). A
  * peer over a budget is closed with one info line giving the numbers. When
@@ -60,7 +60,6 @@
 #define READ_BUF_SIZE 65536
 #define SWEEP_INTERVAL_MS 250
 #define CTRL_MAX_BYTES (4u * 1024u * 1024u) /* queued command bytes per connection */
-#define CTRL_MAX_BYTES_BEFORE_CONNECT (64u * 1024u) /* the same until connect is admitted */
 #define PARTIAL_WARN_INTERVAL_MS 10000 /* server-wide partial budget: one warning per interval */
 #define TLS_OUT_HIGH_BYTES (64u * 1024u) /* RTMPS: ciphertext waiting before encrypting pauses */
 #define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* RTMPS: ciphertext taken per write */
@@ -991,7 +990,15 @@ static void conn_on_bytes(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, uint64_
         rc = dispatch(c, &m);
         sl_buf_unref(m.body);
         if (rc < 0) {
-            sl__rtmp_close(c, sl_strerror(rc));
+            char why[200];
+            if (rc == SL_ETOOBIG && c->ctrl.len + 256 > c->ctrl.max)
+                snprintf(why, sizeof why, "%zu bytes of replies queued for a peer that does not "
+                         "read, limit %zu (%s)", c->ctrl.len, c->ctrl.max,
+                         c->state == SL_RTMP_CONN_CONNECTED ? "per connection"
+                                                            : "rtmp.max_control_bytes_before_connect");
+            else
+                snprintf(why, sizeof why, "%s", sl_strerror(rc));
+            sl__rtmp_close(c, why);
             return;
         }
     }
@@ -1133,7 +1140,7 @@ static void on_connection(uv_stream_t *ls, int status)
     sl_list_init(&c->link);
     sl_list_init(&c->flush_link);
     sl_list_init(&c->sink.link);
-    sl_wbuf_init(&c->ctrl, CTRL_MAX_BYTES_BEFORE_CONNECT);
+    sl_wbuf_init(&c->ctrl, (size_t)cfg->rtmp_max_control_bytes_before_connect);
     sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)cfg->rtmp_max_chunk_size,
                               (uint32_t)cfg->rtmp_max_message_size);
     sl_rtmp_chunk_reader_set_budget(&c->rd, cfg->rtmp_max_partial_bytes_before_connect,
