@@ -383,6 +383,36 @@ const sl_app_config_t *sl_core_app(const sl_core_t *core, const char *scope_path
     return app && app->enabled ? app : NULL;
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence of a non-ASCII character at p
+ * (2 to 4), or 0 when it is not one: a stray continuation byte, a
+ * truncated sequence, an overlong form, a UTF-16 surrogate, a code point
+ * above U+10FFFF, or a C1 control character (U+0080..U+009F).
+ */
+static size_t utf8_char_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    size_t n;
+    uint32_t cp, min;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2; cp = c & 0x1f; min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3; cp = c & 0x0f; min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4; cp = c & 0x07; min = 0x10000;
+    } else {
+        return 0; /* continuation byte, overlong 0xc0/0xc1 lead, or past U+10FFFF */
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+        return 0;
+    return n;
+}
+
 int sl_name_is_safe(const char *name, size_t max_len)
 {
     size_t len = strlen(name);
@@ -402,6 +432,12 @@ int sl_name_is_safe(const char *name, size_t max_len)
         unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c == 0x7f || c == '\\')
             return 0;
+        if (c >= 0x80) {
+            size_t n = utf8_char_len((const unsigned char *)p);
+            if (!n)
+                return 0;
+            p += n - 1;
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/budget.h"
 #include "base/config.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -178,6 +179,9 @@ typedef struct sl_core {
     uint64_t closed_msgs_out;
     uint64_t closed_frames_dropped;
     size_t max_sessions;         /* most sessions at once */
+    sl_byte_pool_t rtmp_partial; /* bytes of half-received RTMP messages, every connection
+                                    (limit rtmp.max_partial_bytes_total; rtmp_conn.c) */
+    uint64_t rtmp_partial_exceeded; /* RTMP peers closed for a partial-message budget */
     sl_map_t app_stats;          /* app name -> sl_app_stats_t* */
     const sl_recorder_ops_t *recorder_ops; /* set by the recorder module while it runs, else NULL */
     void *recorder_ud;           /* its state (borrowed) */
@@ -287,7 +291,9 @@ const sl_app_config_t *sl_core_app(const sl_core_t *core, const char *scope_path
 /**
  * Checks a scope or stream name segment list for safety: non-empty
  * segments of printable characters without "..", "\\" or control bytes,
- * at most max_len bytes in all. Returns 1 when acceptable.
+ * at most max_len bytes in all, and valid UTF-8 (no overlong forms,
+ * surrogates or C1 controls), so that every name can be shown in JSON
+ * (API lists, events) and logs as it is. Returns 1 when acceptable.
  */
 int sl_name_is_safe(const char *name, size_t max_len);
 

@@ -102,6 +102,20 @@ static const slot_t g_slots[] = {
      "Largest incoming chunk size a peer may set; a larger Set Chunk Size closes the connection."},
     {"rtmp", "max_message_size", T_SIZE, CFG(rtmp_max_message_size), "8MB", 1 * KB, 64 * MB, NULL,
      "Largest incoming message (e.g. one video frame); a larger one closes the connection."},
+    {"rtmp", "max_partial_bytes", T_SIZE, CFG(rtmp_max_partial_bytes), "24MB", 64 * KB, 1 * GB,
+     NULL, "Per connection after connect: bytes of half-received messages held over all chunk "
+     "streams (never less than max_message_size); more closes the connection."},
+    {"rtmp", "max_partial_bytes_before_connect", T_SIZE, CFG(rtmp_max_partial_bytes_before_connect),
+     "64KB", 4 * KB, 64 * MB, NULL, "Per connection until connect is admitted: bytes of "
+     "half-received messages held; more closes the connection."},
+    {"rtmp", "max_partial_messages", T_INT, CFG(rtmp_max_partial_messages), "16", 1, 64, NULL,
+     "Per connection: chunk streams with a message half received at once; more closes it."},
+    {"rtmp", "max_partial_bytes_total", T_SIZE, CFG(rtmp_max_partial_bytes_total), "256MB",
+     1 * MB, 64 * GB, NULL, "Whole server: bytes of half-received RTMP messages over all "
+     "connections; a connection that would go over is closed (logged at warn)."},
+    {"rtmp", "max_control_bytes_before_connect", T_SIZE, CFG(rtmp_max_control_bytes_before_connect),
+     "64KB", 4 * KB, 4 * MB, NULL, "Per connection until connect is admitted: bytes of replies "
+     "(pings, acknowledgements) queued for a peer that does not read; more closes it."},
     {"rtmp", "handshake_timeout", T_DURATION, CFG(rtmp_handshake_timeout_ms), "5s", 100,
      5 * MINUTE, NULL, "Time a client has to complete the RTMP handshake."},
     {"rtmp", "connect_timeout", T_DURATION, CFG(rtmp_connect_timeout_ms), "10s", 100, 5 * MINUTE,

@@ -87,6 +87,11 @@ typedef struct sl_config {
     int64_t rtmp_chunk_size;           /* outgoing chunk size we announce */
     int64_t rtmp_max_chunk_size;       /* largest incoming chunk size accepted */
     int64_t rtmp_max_message_size;     /* largest incoming message accepted */
+    int64_t rtmp_max_partial_bytes;    /* per connection after connect: half-received bytes */
+    int64_t rtmp_max_partial_bytes_before_connect; /* the same until connect is admitted */
+    int64_t rtmp_max_partial_messages; /* per connection: messages half received at once */
+    int64_t rtmp_max_partial_bytes_total; /* whole server: half-received bytes */
+    int64_t rtmp_max_control_bytes_before_connect; /* queued replies until connect is admitted */
     int64_t rtmp_handshake_timeout_ms;
     int64_t rtmp_connect_timeout_ms;   /* accept to connect command: close */
     int64_t rtmp_idle_timeout_ms;      /* no bytes in for this long: close */

@@ -2,7 +2,10 @@
  * Fuzz target: the RTMP chunk stream reader. The first input byte picks the
  * feed step and a chunk size; the rest is fed as a peer's chunk stream.
  * Completed messages of type 1 apply their chunk size, as the server does,
- * so header-type and chunk-size interplay is explored.
+ * so header-type and chunk-size interplay is explored. Bit 0x40 of the
+ * first byte turns on a small partial-message budget (8 KB, 3 messages in
+ * flight, a 12 KB pool) so the budget paths are explored too; whatever
+ * happens, the bytes held must be back in the pool after cleanup.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t step = (size_t)(data[0] & 0x0F) * 7 + 1;
     sl_rtmp_chunk_reader_t r;
     sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
+    sl_byte_pool_t pool = {.limit = 12 * 1024};
+    if (data[0] & 0x40)
+        sl_rtmp_chunk_reader_set_budget(&r, 8 * 1024, 3, &pool);
     if (data[0] & 0x80)
         r.chunk_size = 4096;
     data++;
@@ -51,6 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         off += piece;
     }
+    if (r.held < 0 || (r.pool && r.held != pool.used))
+        __builtin_trap();
     sl_rtmp_chunk_reader_cleanup(&r);
+    if (r.held != 0 || pool.used != 0)
+        __builtin_trap();
     return 0;
 }

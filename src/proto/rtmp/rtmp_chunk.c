@@ -12,6 +12,12 @@
  * on the same chunk stream drops the partial message and starts a new one
  * (some encoders do this after an internal reset); everything else that
  * breaks the rules is an error that closes the connection.
+ *
+ * Budget: every byte of buffer capacity a partial message holds has been
+ * reserved with reserve() and goes back through partial_drop() or when the
+ * message completes, so `held` is always the sum of the capacities of the
+ * partial buffers and the pool's count the sum over readers. A peer that
+ * declares 8 MB and sends one chunk costs that chunk (or 4 KB), not 8 MB.
  */
 #include "proto/rtmp/rtmp_chunk.h"
 
@@ -27,14 +33,70 @@ void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_siz
     r->chunk_size = 128;
     r->max_chunk_size = max_chunk_size;
     r->max_message_size = max_message_size;
+    r->max_partial = SL_RTMP_MAX_CSIDS;
+}
+
+void sl_rtmp_chunk_reader_set_budget(sl_rtmp_chunk_reader_t *r, int64_t max_held,
+                                     uint32_t max_partial, sl_byte_pool_t *pool)
+{
+    r->max_held = max_held > 0 ? max_held : 0;
+    r->max_partial = max_partial ? max_partial : SL_RTMP_MAX_CSIDS;
+    if (pool != r->pool) {
+        /* What is held already moves with the reader, even past the new
+         * pool's limit: it is memory that exists. */
+        sl_byte_pool_give(r->pool, r->held);
+        if (pool)
+            pool->used += r->held;
+        r->pool = pool;
+    }
+}
+
+/* Smallest buffer a partial message starts with (unless declared smaller). */
+#define PARTIAL_MIN_BYTES 4096
+
+/*
+ * Reserves delta more bytes of partial-message capacity: 0, or SL_ETOOBIG
+ * with r->over and r->over_want set and nothing taken.
+ */
+static int reserve(sl_rtmp_chunk_reader_t *r, int64_t delta)
+{
+    if (r->max_held && r->held + delta > r->max_held) {
+        r->over = SL_RTMP_OVER_CONN;
+        r->over_want = r->held + delta;
+        return SL_ETOOBIG;
+    }
+    if (!sl_byte_pool_take(r->pool, delta) &&
+        !(r->pool_full && r->pool_full(r->pool_full_ud, delta) &&
+          sl_byte_pool_take(r->pool, delta))) {
+        r->over = SL_RTMP_OVER_SERVER;
+        r->over_want = r->held + delta;
+        return SL_ETOOBIG;
+    }
+    r->held += delta;
+    return 0;
+}
+
+static void release(sl_rtmp_chunk_reader_t *r, int64_t n)
+{
+    r->held -= n;
+    sl_byte_pool_give(r->pool, n);
+}
+
+/* Frees the partial message of cs, if any, and gives its bytes back. */
+static void partial_drop(sl_rtmp_chunk_reader_t *r, sl_rtmp_cstate_t *cs)
+{
+    if (!cs->partial)
+        return;
+    release(r, cs->partial->cap);
+    sl_buf_unref(cs->partial);
+    cs->partial = NULL;
+    r->n_partial--;
 }
 
 void sl_rtmp_chunk_reader_cleanup(sl_rtmp_chunk_reader_t *r)
 {
-    for (uint32_t i = 0; i < r->n_cs; i++) {
-        sl_buf_unref(r->cs[i].partial);
-        r->cs[i].partial = NULL;
-    }
+    for (uint32_t i = 0; i < r->n_cs; i++)
+        partial_drop(r, &r->cs[i]);
     sl_free(r->cs);
     r->cs = NULL;
     r->n_cs = r->cap_cs = 0;
@@ -92,8 +154,7 @@ void sl_rtmp_chunk_reader_abort(sl_rtmp_chunk_reader_t *r, uint32_t csid)
     sl_rtmp_cstate_t *cs = cstate_find(r, csid, 0, NULL);
     if (!cs)
         return;
-    sl_buf_unref(cs->partial);
-    cs->partial = NULL;
+    partial_drop(r, cs);
     if (r->cur == cs)
         r->cur = NULL;
 }
@@ -127,8 +188,12 @@ static size_t header_need(sl_rtmp_chunk_reader_t *r)
     return need;
 }
 
-/* Applies a complete header in r->hdr; sets r->cur and r->chunk_left. */
-static int header_apply(sl_rtmp_chunk_reader_t *r, size_t hlen)
+/*
+ * Applies a complete header in r->hdr; sets r->cur and r->chunk_left.
+ * avail: input bytes after the header in this read, which sizes the first
+ * buffer of a new message (a frame that arrived whole is allocated once).
+ */
+static int header_apply(sl_rtmp_chunk_reader_t *r, size_t hlen, size_t avail)
 {
     const uint8_t *h = r->hdr;
     unsigned fmt = h[0] >> 6;
@@ -146,12 +211,17 @@ static int header_apply(sl_rtmp_chunk_reader_t *r, size_t hlen)
     }
     /* A declared length over the limit is refused before anything is
      * allocated for it, chunk stream state included. */
-    if (fmt <= 1 && sl_rd_be24(h + off + 3) > r->max_message_size)
+    if (fmt <= 1 && sl_rd_be24(h + off + 3) > r->max_message_size) {
+        r->over = SL_RTMP_OVER_MESSAGE;
         return SL_ETOOBIG;
+    }
     int oom = 0;
     sl_rtmp_cstate_t *cs = cstate_find(r, csid, fmt == 0, &oom);
-    if (!cs)
+    if (!cs) {
+        if (!oom && fmt == 0)
+            r->over = SL_RTMP_OVER_CSIDS;
         return oom ? SL_ENOMEM : fmt == 0 ? SL_ETOOBIG : SL_EPROTO; /* too many streams / no prior header */
+    }
     if (fmt != 0 && !cs->started)
         return SL_EPROTO;
     int new_msg = 1;
@@ -173,10 +243,7 @@ static int header_apply(sl_rtmp_chunk_reader_t *r, size_t hlen)
             cs->delta = field;
             cs->ts += field;
         }
-        if (cs->partial) { /* lenient: a new header abandons the half message */
-            sl_buf_unref(cs->partial);
-            cs->partial = NULL;
-        }
+        partial_drop(r, cs); /* lenient: a new header abandons the half message */
     } else if (cs->partial) {
         new_msg = 0; /* continuation */
     } else {
@@ -184,15 +251,66 @@ static int header_apply(sl_rtmp_chunk_reader_t *r, size_t hlen)
     }
     cs->started = 1;
     if (new_msg) {
-        if (cs->len > r->max_message_size)
+        if (cs->len > r->max_message_size) {
+            r->over = SL_RTMP_OVER_MESSAGE;
             return SL_ETOOBIG;
-        cs->partial = sl_buf_new(cs->len);
-        if (!cs->partial)
+        }
+        if (r->n_partial >= r->max_partial) {
+            r->over = SL_RTMP_OVER_PARTIAL;
+            return SL_ETOOBIG;
+        }
+        uint32_t first = cs->len;
+        size_t want = avail > PARTIAL_MIN_BYTES ? avail : PARTIAL_MIN_BYTES;
+        if (first > want)
+            first = (uint32_t)want;
+        int rc = reserve(r, first);
+        if (rc)
+            return rc;
+        cs->partial = sl_buf_new(first);
+        if (!cs->partial) {
+            release(r, first);
             return SL_ENOMEM;
+        }
+        r->n_partial++;
     }
     uint32_t left = cs->len - cs->partial->len;
     r->cur = cs;
     r->chunk_left = left < r->chunk_size ? left : r->chunk_size;
+    return 0;
+}
+
+/*
+ * Makes room in the partial message of cs for need more bytes (it has
+ * fewer): doubles its capacity, or takes what the rest of this read holds
+ * when that is more, never past the declared length. When the budget
+ * refuses that, exactly what is needed is tried before giving up, so a
+ * peer is refused only for bytes it has really sent. 0, SL_ETOOBIG (r->over
+ * set) or SL_ENOMEM; cs->partial stays valid either way.
+ */
+static int partial_grow(sl_rtmp_chunk_reader_t *r, sl_rtmp_cstate_t *cs, size_t need, size_t avail)
+{
+    sl_buf_t *b = cs->partial;
+    uint64_t min = (uint64_t)b->len + need;
+    uint64_t ncap = (uint64_t)b->cap * 2;
+    if (ncap < (uint64_t)b->len + avail)
+        ncap = (uint64_t)b->len + avail;
+    if (ncap > cs->len)
+        ncap = cs->len;
+    if (ncap < min)
+        ncap = min;
+    if (reserve(r, (int64_t)(ncap - b->cap))) {
+        if (ncap == min || reserve(r, (int64_t)(min - b->cap)))
+            return SL_ETOOBIG;
+        r->over = SL_RTMP_OVER_NONE;
+        ncap = min;
+    }
+    sl_buf_t *nb = sl_realloc(b, sizeof(*nb) + ncap);
+    if (!nb) {
+        release(r, (int64_t)(ncap - b->cap));
+        return SL_ENOMEM;
+    }
+    nb->cap = (uint32_t)ncap;
+    cs->partial = nb;
     return 0;
 }
 
@@ -220,7 +338,7 @@ int sl_rtmp_chunk_read(sl_rtmp_chunk_reader_t *r, const uint8_t *p, size_t n, si
                     return 0;
                 }
             }
-            int rc = header_apply(r, need);
+            int rc = header_apply(r, need, n - i);
             r->hdr_have = 0;
             if (rc) {
                 *used = i;
@@ -231,6 +349,13 @@ int sl_rtmp_chunk_read(sl_rtmp_chunk_reader_t *r, const uint8_t *p, size_t n, si
         size_t take = r->chunk_left;
         if (take > n - i)
             take = n - i;
+        if (cs->partial->len + take > cs->partial->cap) {
+            int rc = partial_grow(r, cs, take, n - i);
+            if (rc) {
+                *used = i;
+                return rc;
+            }
+        }
         memcpy(cs->partial->data + cs->partial->len, p + i, take);
         cs->partial->len += (uint32_t)take;
         r->chunk_left -= (uint32_t)take;
@@ -245,6 +370,8 @@ int sl_rtmp_chunk_read(sl_rtmp_chunk_reader_t *r, const uint8_t *p, size_t n, si
             out->ts = cs->ts;
             out->body = cs->partial;
             cs->partial = NULL;
+            release(r, out->body->cap); /* the caller's now; cap == len here */
+            r->n_partial--;
             *used = i;
             return 1;
         }

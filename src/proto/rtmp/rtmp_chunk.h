@@ -3,10 +3,22 @@
  * header types, extended timestamps, per-chunk-stream state, abort) and
  * writing messages as chunks.
  *
- * Reading: the reader assembles each message straight into an sl_buf_t of
- * the message's length, which then becomes a frame's body with no copy.
- * Limits (largest chunk size, largest message, number of chunk streams)
- * are enforced before any allocation of a declared size.
+ * Reading: the reader assembles each message straight into an sl_buf_t,
+ * which then becomes a frame's body with no copy. Limits (largest chunk
+ * size, largest message, number of chunk streams) are enforced before any
+ * allocation of a declared size.
+ *
+ * Budget: a declared length is a claim, not bytes. The buffer of a message
+ * being assembled starts at what has arrived (at least 4 KB, at most the
+ * declared length; a frame that arrives whole in one read is allocated
+ * once, at its size) and grows as chunks come, doubling, capped at the
+ * declared length. What all partial messages of a connection reserve (the
+ * capacity of their buffers) is counted in `held` and bounded by
+ * `max_held`; the number of messages in flight at once by `max_partial`;
+ * and every reservation is also taken from an optional server-wide
+ * sl_byte_pool_t shared by all connections. Going over any of them fails the
+ * read with SL_ETOOBIG and says which in `over`. Completing, abandoning or
+ * aborting a message and cleanup give its bytes back.
  *
  * Writing has two paths. Control and command messages are chunked whole
  * into a builder (sl_rtmp_chunk_write). Media frames are chunked once per
@@ -22,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/budget.h"
 #include "base/buf.h"
 #include "media/frame.h"
 
@@ -104,27 +117,68 @@ typedef struct sl_rtmp_chunk_reader {
     uint8_t hdr_have;
     sl_rtmp_cstate_t *cur;     /* chunk stream whose payload is being read, or NULL */
     uint32_t chunk_left;       /* payload bytes left in the current chunk */
+    /* budget of partial messages (see the file comment) */
+    int64_t held;              /* bytes reserved by partial messages now (sum of capacities) */
+    int64_t max_held;          /* limit on held; 0 = none */
+    uint32_t n_partial;        /* chunk streams with a message half assembled */
+    uint32_t max_partial;      /* limit on n_partial */
+    sl_byte_pool_t *pool;      /* server-wide pool the bytes also come from (borrowed), or NULL */
+    /* Called when the pool refuses `want` bytes: may give pool bytes back
+     * (closing other holders) and return 1 to have the take retried once. */
+    int (*pool_full)(void *ud, int64_t want);
+    void *pool_full_ud;        /* its argument */
+    uint8_t over;              /* after SL_ETOOBIG: which limit (SL_RTMP_OVER_*), else 0 */
+    int64_t over_want;         /* after a budget refusal: the bytes held had it been granted */
 } sl_rtmp_chunk_reader_t;
 
-/** Initialises a reader (chunk size 128) with its limits. */
+/* Which limit a read went over (sl_rtmp_chunk_reader_t.over). */
+enum {
+    SL_RTMP_OVER_NONE = 0,
+    SL_RTMP_OVER_MESSAGE,      /* a declared length above max_message_size */
+    SL_RTMP_OVER_CSIDS,        /* more than SL_RTMP_MAX_CSIDS chunk streams */
+    SL_RTMP_OVER_PARTIAL,      /* more than max_partial messages in flight */
+    SL_RTMP_OVER_CONN,         /* the connection's max_held */
+    SL_RTMP_OVER_SERVER,       /* the server-wide pool's limit */
+};
+
+/**
+ * Initialises a reader (chunk size 128) with its limits. Partial messages
+ * are not budgeted (no byte limit, SL_RTMP_MAX_CSIDS in flight, no pool)
+ * until sl_rtmp_chunk_reader_set_budget.
+ */
 void sl_rtmp_chunk_reader_init(sl_rtmp_chunk_reader_t *r, uint32_t max_chunk_size,
                                uint32_t max_message_size);
-/** Frees partial messages and the chunk stream states; init makes it usable again. */
+/**
+ * Sets the partial-message budget: at most max_held bytes reserved (0 =
+ * no limit) and max_partial messages in flight (0 = SL_RTMP_MAX_CSIDS),
+ * every reservation also taken from pool (borrowed; it must outlive the
+ * reader; NULL = none). May be called at any time: bytes already held stay
+ * held (and are moved to a new pool), and a lower limit applies from the
+ * next reservation on.
+ */
+void sl_rtmp_chunk_reader_set_budget(sl_rtmp_chunk_reader_t *r, int64_t max_held,
+                                     uint32_t max_partial, sl_byte_pool_t *pool);
+/**
+ * Frees partial messages and the chunk stream states, giving their bytes
+ * back to the pool; init makes it usable again.
+ */
 void sl_rtmp_chunk_reader_cleanup(sl_rtmp_chunk_reader_t *r);
 /**
  * Applies a SetChunkSize from the peer. SL_ETOOBIG above the limit,
  * SL_EPROTO for 0 or a size with the top bit set.
  */
 int sl_rtmp_chunk_reader_set_chunk_size(sl_rtmp_chunk_reader_t *r, uint32_t size);
-/** Applies an Abort message: drops the partial message on that chunk stream. */
+/** Applies an Abort message: drops the partial message on that chunk stream (its bytes go back). */
 void sl_rtmp_chunk_reader_abort(sl_rtmp_chunk_reader_t *r, uint32_t csid);
 /**
  * Consumes bytes from p[0..n). Stops after the first complete message:
  * returns 1 with *out filled (out->body owned by the caller) and *used set
  * to the bytes consumed; returns 0 when all n bytes were consumed without
  * completing a message; negative on a protocol violation (SL_EPROTO,
- * SL_ETOOBIG for a message over the limit or too many chunk streams,
- * SL_ENOMEM), after which the reader must not be fed again.
+ * SL_ETOOBIG for a message over the limit, too many chunk streams or
+ * partial messages, or a budget exceeded, with r->over saying which;
+ * SL_ENOMEM), after which the reader must not be fed again (cleanup
+ * still gives everything back).
  */
 int sl_rtmp_chunk_read(sl_rtmp_chunk_reader_t *r, const uint8_t *p, size_t n, size_t *used,
                        sl_rtmp_msg_t *out);

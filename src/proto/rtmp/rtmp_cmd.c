@@ -322,6 +322,7 @@ static void connect_done(sl_admit_t *a, int result, const char *reason, void *ud
         sl__rtmp_close(c, sl_strerror(rc));
         return;
     }
+    sl__rtmp_conn_admitted(c);
     c->state = SL_RTMP_CONN_CONNECTED;
     sl_session_admitted(&c->sess); /* out of the pending share (see sl_session_accept) */
     sl_events_emit_session(c->core, &c->sess, SL_EV_CONNECT, NULL);

@@ -29,6 +29,21 @@
  *    (plain RTMP or garbage on the TLS port) closes that connection only;
  *  - close: close_notify (or the alert of a failed handshake) is handed to
  *    the socket, if it takes it, before every close.
+ *
+ * Budgets: until connect is admitted a peer is anonymous, so what it can
+ * make the server hold is kept to kilobytes: half-received messages
+ * (rtmp.max_partial_bytes_before_connect, checked by the chunk reader over
+ * all chunk streams together) and queued control bytes
+ * (rtmp.max_control_bytes_before_connect: ping answers and
+ * acknowledgements to a peer that never reads). Admission raises both (sl__rtmp_conn_admitted).
+ * Half-received bytes of every connection also come from one server-wide
+ * budget (rtmp.max_partial_bytes_total, "rtmp_partial" on /metrics). A
+ * peer over a budget is closed with one info line giving the numbers. When
+ * the server-wide budget runs out, the connection that holds the most goes
+ * (on_pool_full), not necessarily the one asking; that is also a warning,
+ * at most one per PARTIAL_WARN_INTERVAL_MS. Buffers grow with the bytes that arrive, so the
+ * budgets bound real memory: three pre-connect peers declaring 60 x 8 MB
+ * each took RSS from 30 MB to 1.46 GB before, and leave it at 31 MB now.
  */
 #include <linux/sockios.h>
 #include <string.h>
@@ -45,6 +60,7 @@
 #define READ_BUF_SIZE 65536
 #define SWEEP_INTERVAL_MS 250
 #define CTRL_MAX_BYTES (4u * 1024u * 1024u) /* queued command bytes per connection */
+#define PARTIAL_WARN_INTERVAL_MS 10000 /* server-wide partial budget: one warning per interval */
 #define TLS_OUT_HIGH_BYTES (64u * 1024u) /* RTMPS: ciphertext waiting before encrypting pauses */
 #define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* RTMPS: ciphertext taken per write */
 
@@ -70,6 +86,8 @@ struct sl_rtmp_server {
     sl_list_t media_list;      /* merge on: connections with only media queued, for the timer */
     sl_list_t audio_list;      /* merge off: connections with only audio queued, held for video */
     int stopping;
+    uint64_t partial_warn_ms;  /* loop time of the last server-wide partial budget warning */
+    uint64_t partial_unlogged; /* server-wide refusals since that warning */
     uint8_t rbuf[READ_BUF_SIZE];
     uint8_t wire[TLS_WIRE_BYTES]; /* RTMPS: ciphertext on its way to uv_try_write */
 };
@@ -652,6 +670,9 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
         c->on_flush_list = 0;
     }
     sl_list_remove(&c->link);
+    /* Half-received messages go back to the server-wide budget now, not in
+     * the close callback: another peer may need them in this same read. */
+    sl_rtmp_chunk_reader_cleanup(&c->rd);
     sl_session_unregister(c->srv->core, &c->sess);
     if (c->tls)
         tls_goodbye(c); /* an orderly end for the client's TLS library */
@@ -820,6 +841,117 @@ static int dispatch(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
 }
 
 /*
+ * The server-wide partial budget ran out: a resource problem, not only one
+ * peer's. Warned about at most once per PARTIAL_WARN_INTERVAL_MS, with the
+ * number of closes in between.
+ */
+static void warn_pool_full(sl_rtmp_server_t *srv, const sl_byte_pool_t *pool)
+{
+    uint64_t now = uv_now(srv->core->loop);
+    if (srv->partial_warn_ms && now - srv->partial_warn_ms < PARTIAL_WARN_INTERVAL_MS) {
+        srv->partial_unlogged++;
+        return;
+    }
+    SL_LOGW(NULL, "rtmp: half-received messages hold %lld of %lld bytes "
+            "(rtmp.max_partial_bytes_total); closing the connections that hold or want the most "
+            "(%llu more since the last warning)", (long long)pool->used, (long long)pool->limit,
+            (unsigned long long)srv->partial_unlogged);
+    srv->partial_warn_ms = now;
+    srv->partial_unlogged = 0;
+}
+
+/*
+ * Closes a connection whose chunk reader went over a limit (c->rd.over),
+ * with one line that says which and the numbers; counts the budget ones
+ * in "rtmp_partial". The server-wide budget running out is a resource
+ * problem, not only this peer's: it is also warned about, rate-limited.
+ */
+static void over_limit(sl_rtmp_conn_t *c)
+{
+    sl_rtmp_chunk_reader_t *r = &c->rd;
+    sl_rtmp_server_t *srv = c->srv;
+    sl_byte_pool_t *pool = &c->core->rtmp_partial;
+    char why[256];
+    switch (r->over) {
+    case SL_RTMP_OVER_MESSAGE:
+        snprintf(why, sizeof why, "message larger than rtmp.max_message_size (%u bytes)",
+                 r->max_message_size);
+        break;
+    case SL_RTMP_OVER_CSIDS:
+        snprintf(why, sizeof why, "more than %d chunk streams", SL_RTMP_MAX_CSIDS);
+        break;
+    case SL_RTMP_OVER_PARTIAL:
+        snprintf(why, sizeof why, "more than %u messages half received at once "
+                 "(rtmp.max_partial_messages)", r->max_partial);
+        break;
+    case SL_RTMP_OVER_CONN:
+        snprintf(why, sizeof why, "half-received messages would hold %lld bytes, over the "
+                 "connection's budget of %lld (%s)", (long long)r->over_want, (long long)r->max_held,
+                 c->state == SL_RTMP_CONN_CONNECTED ? "rtmp.max_partial_bytes"
+                                                    : "rtmp.max_partial_bytes_before_connect");
+        break;
+    case SL_RTMP_OVER_SERVER:
+        snprintf(why, sizeof why, "server-wide budget of half-received messages exhausted "
+                 "(%lld of %lld bytes held; this connection %lld, wanted %lld)",
+                 (long long)pool->used, (long long)pool->limit, (long long)r->held,
+                 (long long)r->over_want);
+        break;
+    default:
+        snprintf(why, sizeof why, "chunk stream limit exceeded");
+        break;
+    }
+    if (r->over == SL_RTMP_OVER_PARTIAL || r->over == SL_RTMP_OVER_CONN ||
+        r->over == SL_RTMP_OVER_SERVER)
+        c->core->rtmp_partial_exceeded++; /* sluice_budget_exceeded_total{budget="rtmp_partial"} */
+    if (r->over == SL_RTMP_OVER_SERVER)
+        warn_pool_full(srv, pool);
+    sl__rtmp_close(c, why);
+}
+
+/*
+ * The server-wide pool refused c `want` more bytes. The peer that hoards
+ * goes, not the one that asks: when another connection holds more than c
+ * would hold with those bytes, that one is closed (its bytes go back at
+ * once, see sl__rtmp_close) and the take is retried; otherwise c is
+ * refused (over_limit). So a publisher whose next frame arrives while
+ * attackers fill the pool keeps publishing.
+ */
+static int on_pool_full(void *ud, int64_t want)
+{
+    sl_rtmp_conn_t *c = ud;
+    sl_rtmp_server_t *srv = c->srv;
+    sl_rtmp_conn_t *big = NULL;
+    sl_list_t *it;
+    for (it = srv->conns.next; it != &srv->conns; it = it->next) {
+        sl_rtmp_conn_t *x = sl_container_of(it, sl_rtmp_conn_t, link);
+        if (x != c && x->state != SL_RTMP_CONN_CLOSING && (!big || x->rd.held > big->rd.held))
+            big = x;
+    }
+    if (!big || big->rd.held <= c->rd.held + want)
+        return 0;
+    sl_byte_pool_t *pool = &c->core->rtmp_partial;
+    char why[256];
+    snprintf(why, sizeof why, "server-wide budget of half-received messages exhausted "
+             "(%lld of %lld bytes held): this connection holds the most (%lld)",
+             (long long)pool->used, (long long)pool->limit, (long long)big->rd.held);
+    c->core->rtmp_partial_exceeded++;
+    warn_pool_full(srv, pool);
+    sl__rtmp_close(big, why);
+    return 1;
+}
+
+void sl__rtmp_conn_admitted(sl_rtmp_conn_t *c)
+{
+    const sl_config_t *cfg = c->core->cfg;
+    /* A connection may always hold one message of the largest size. */
+    int64_t held = cfg->rtmp_max_partial_bytes > cfg->rtmp_max_message_size
+                 ? cfg->rtmp_max_partial_bytes : cfg->rtmp_max_message_size;
+    sl_rtmp_chunk_reader_set_budget(&c->rd, held, (uint32_t)cfg->rtmp_max_partial_messages,
+                                    &c->core->rtmp_partial);
+    c->ctrl.max = CTRL_MAX_BYTES;
+}
+
+/*
  * RTMP bytes in (borrowed): the handshake, then the chunk parser and
  * dispatch, then an acknowledgement when the peer's window is full.
  * rtmp_in is the running count of RTMP bytes received, this read
@@ -853,8 +985,11 @@ static void conn_on_bytes(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, uint64_
         if (rc < 0) {
             if (rc == SL_ENOMEM)
                 SL_LOGE(&c->sess.log, "out of memory reading a message");
-            sl__rtmp_close(c, rc == SL_ETOOBIG ? "message or chunk stream limit exceeded"
-                            : rc == SL_ENOMEM ? "out of memory" : "malformed chunk stream");
+            if (rc == SL_ETOOBIG) {
+                over_limit(c);
+                return;
+            }
+            sl__rtmp_close(c, rc == SL_ENOMEM ? "out of memory" : "malformed chunk stream");
             return;
         }
         if (rc == 0)
@@ -862,7 +997,15 @@ static void conn_on_bytes(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, uint64_
         rc = dispatch(c, &m);
         sl_buf_unref(m.body);
         if (rc < 0) {
-            sl__rtmp_close(c, sl_strerror(rc));
+            char why[200];
+            if (rc == SL_ETOOBIG && c->ctrl.len + 256 > c->ctrl.max)
+                snprintf(why, sizeof why, "%zu bytes of replies queued for a peer that does not "
+                         "read, limit %zu (%s)", c->ctrl.len, c->ctrl.max,
+                         c->state == SL_RTMP_CONN_CONNECTED ? "per connection"
+                                                            : "rtmp.max_control_bytes_before_connect");
+            else
+                snprintf(why, sizeof why, "%s", sl_strerror(rc));
+            sl__rtmp_close(c, why);
             return;
         }
     }
@@ -1004,9 +1147,14 @@ static void on_connection(uv_stream_t *ls, int status)
     sl_list_init(&c->link);
     sl_list_init(&c->flush_link);
     sl_list_init(&c->sink.link);
-    sl_wbuf_init(&c->ctrl, CTRL_MAX_BYTES);
+    sl_wbuf_init(&c->ctrl, (size_t)cfg->rtmp_max_control_bytes_before_connect);
     sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)cfg->rtmp_max_chunk_size,
                               (uint32_t)cfg->rtmp_max_message_size);
+    sl_rtmp_chunk_reader_set_budget(&c->rd, cfg->rtmp_max_partial_bytes_before_connect,
+                                    (uint32_t)cfg->rtmp_max_partial_messages,
+                                    &srv->core->rtmp_partial);
+    c->rd.pool_full = on_pool_full;
+    c->rd.pool_full_ud = c;
     c->out_chunk_size = 128;
     c->recv_audio = c->recv_video = 1;
     srv->n_conns++;
@@ -1184,6 +1332,7 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     if (!srv)
         return SL_ENOMEM;
     srv->core = core;
+    core->rtmp_partial.limit = cfg->rtmp_max_partial_bytes_total;
     sl_list_init(&srv->conns);
     sl_list_init(&srv->flush_list);
     sl_list_init(&srv->media_list);

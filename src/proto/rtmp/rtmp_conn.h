@@ -142,6 +142,12 @@ void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c);
  * stream with video, which may wait for the next video frame (media.audio_hold).
  */
 void sl__rtmp_schedule_media(sl_rtmp_conn_t *c, int hold_audio);
+/**
+ * Connect was admitted: raises the connection's budgets from their
+ * before-connect values (half-received messages, queued control bytes) to
+ * the connected ones. Call before the state becomes CONNECTED.
+ */
+void sl__rtmp_conn_admitted(sl_rtmp_conn_t *c);
 /** Closes the connection (idempotent); reason is logged. */
 void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason);
 /** Closes once all queued bytes are written (bounded by the shutdown timer). */

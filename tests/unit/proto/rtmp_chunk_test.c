@@ -2,7 +2,10 @@
  * Chunk stream tests: messages written by sl_rtmp_chunk_write and by the
  * shared media path read back identically through sl_rtmp_chunk_read for
  * every header type, chunk size and extended timestamps, whatever the
- * input fragmentation; limits are enforced before allocation.
+ * input fragmentation; limits are enforced before allocation; the budget
+ * of partial messages is a sum over chunk streams, and every way a partial
+ * message ends (completion, abort, a new header, cleanup) gives its bytes
+ * back to the connection and to the server-wide pool.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -194,6 +197,224 @@ static void test_abort(void **state)
     sl_wbuf_cleanup(&w2);
 }
 
+/*
+ * Starts a message of declared length len on chunk stream csid and feeds
+ * its first chunk (header and `sent` payload bytes, the chunk size on both
+ * sides being `sent`) in one read, so that the next chunk may be on another
+ * chunk stream. Returns what sl_rtmp_chunk_read returned.
+ */
+static int start_partial(sl_rtmp_chunk_reader_t *r, uint32_t csid, uint32_t len, uint32_t sent)
+{
+    static uint8_t payload[1 << 20];
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, 1 << 21);
+    assert_true(len <= sizeof payload);
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(r, sent), 0);
+    assert_int_equal(sl_rtmp_chunk_write(&w, csid, 9, 1, 0, payload, len, sent), 0);
+    size_t hlen = csid < 64 ? 12 : csid < 320 ? 13 : 14;
+    size_t used = 0;
+    sl_rtmp_msg_t m;
+    int rc = sl_rtmp_chunk_read(r, w.data, hlen + sent, &used, &m);
+    if (rc == 1)
+        sl_buf_unref(m.body);
+    sl_wbuf_cleanup(&w);
+    return rc;
+}
+
+/* The budget is the sum over chunk streams, not a per-stream limit. */
+static void test_budget_sum(void **state)
+{
+    (void)state;
+    sl_byte_pool_t pool = {.limit = 0};
+    sl_rtmp_chunk_reader_t r;
+    sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_set_budget(&r, 64 * 1024, 0, &pool);
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&r, 65536), 0);
+    /* Three streams of 20,000 bytes each are each far below 64 KB... */
+    for (uint32_t csid = 4; csid < 7; csid++)
+        assert_int_equal(start_partial(&r, csid, 1 << 20, 20000), 0);
+    assert_int_equal(r.held, 60000);
+    assert_int_equal(pool.used, 60000);
+    assert_int_equal(r.n_partial, 3);
+    /* ...but a fourth takes the sum over the connection's budget. */
+    assert_int_equal(start_partial(&r, 7, 1 << 20, 20000), SL_ETOOBIG);
+    assert_int_equal(r.over, SL_RTMP_OVER_CONN);
+    assert_int_equal(r.over_want, 80000);
+    assert_int_equal(r.held, 60000); /* nothing taken for the refused one */
+    sl_rtmp_chunk_reader_cleanup(&r);
+    assert_int_equal(r.held, 0);
+    assert_int_equal(pool.used, 0);
+}
+
+/* A declared length is not allocated: one chunk of an 8 MB message costs about one chunk. */
+static void test_budget_declared_not_allocated(void **state)
+{
+    (void)state;
+    sl_rtmp_chunk_reader_t r;
+    sl_rtmp_chunk_reader_init(&r, 65536, 8u << 20);
+    int64_t before = sl_alloc_bytes();
+    /* header of an 8 MB message and 100 bytes of it (chunk size 128) */
+    uint8_t h[12 + 100] = {0x04, 0, 0, 0, 0x80, 0x00, 0x00, 9, 1, 0, 0, 0};
+    size_t used;
+    sl_rtmp_msg_t m;
+    assert_int_equal(sl_rtmp_chunk_read(&r, h, sizeof h, &used, &m), 0);
+    assert_int_equal(r.held, 4096);
+    assert_true(sl_alloc_bytes() - before < 16 * 1024);
+    sl_rtmp_chunk_reader_cleanup(&r);
+    assert_int_equal(sl_alloc_bytes(), before);
+}
+
+/* Completion, abort, a new header on the stream and cleanup each give bytes back. */
+static void test_budget_give_back(void **state)
+{
+    (void)state;
+    sl_byte_pool_t pool = {.limit = 1 << 20};
+    sl_rtmp_chunk_reader_t r;
+    sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_set_budget(&r, 512 * 1024, 0, &pool);
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&r, 65536), 0);
+
+    /* abort */
+    assert_int_equal(start_partial(&r, 4, 300000, 30000), 0);
+    assert_int_equal(pool.used, 30000);
+    sl_rtmp_chunk_reader_abort(&r, 4);
+    assert_int_equal(r.held, 0);
+    assert_int_equal(pool.used, 0);
+    assert_int_equal(r.n_partial, 0);
+
+    /* a new type-0 header abandons the half message and its bytes */
+    assert_int_equal(start_partial(&r, 5, 300000, 30000), 0);
+    assert_int_equal(start_partial(&r, 5, 300000, 10000), 0);
+    assert_int_equal(r.held, 10000);
+    assert_int_equal(pool.used, 10000);
+    assert_int_equal(r.n_partial, 1);
+
+    /* completion: the message leaves the budget with the caller */
+    assert_int_equal(start_partial(&r, 6, 5000, 5000), 1);
+    assert_int_equal(r.held, 10000);
+    assert_int_equal(r.n_partial, 1);
+
+    /* growth in pieces, each chunk in its own read: exact sizes, budget back at the end */
+    uint8_t payload[70000];
+    fill(payload, sizeof payload, 3);
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, 1 << 20);
+    sl_rtmp_chunk_write(&w, 7, 9, 1, 0, payload, sizeof payload, 65536);
+    sl_rtmp_msg_t out[2];
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&r, 65536), 0);
+    assert_int_equal(read_all(&r, w.data, w.len, 333, out, 2), 1);
+    assert_int_equal(out[0].body->len, sizeof payload);
+    assert_int_equal(out[0].body->cap, sizeof payload);
+    assert_memory_equal(out[0].body->data, payload, sizeof payload);
+    sl_buf_unref(out[0].body);
+    sl_wbuf_cleanup(&w);
+    assert_int_equal(r.held, 10000);
+
+    /* cleanup */
+    sl_rtmp_chunk_reader_cleanup(&r);
+    assert_int_equal(r.held, 0);
+    assert_int_equal(pool.used, 0);
+}
+
+/* A budget of exactly one message's length still receives it, whatever the fragmentation. */
+static void test_budget_exact(void **state)
+{
+    (void)state;
+    static const size_t steps[] = {1, 100, 4096, 1 << 20};
+    uint8_t payload[70000];
+    fill(payload, sizeof payload, 9);
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, 1 << 20);
+    sl_rtmp_chunk_write(&w, 4, 9, 1, 0, payload, sizeof payload, 128);
+    for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+        sl_rtmp_chunk_reader_t r;
+        sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
+        sl_rtmp_chunk_reader_set_budget(&r, sizeof payload, 0, NULL);
+        sl_rtmp_msg_t out[1];
+        assert_int_equal(read_all(&r, w.data, w.len, steps[s], out, 1), 1);
+        assert_memory_equal(out[0].body->data, payload, sizeof payload);
+        sl_buf_unref(out[0].body);
+        assert_int_equal(r.held, 0);
+        sl_rtmp_chunk_reader_cleanup(&r);
+    }
+    sl_wbuf_cleanup(&w);
+}
+
+/* The number of messages in flight and the server-wide pool are limits too. */
+static void test_budget_partial_count_and_pool(void **state)
+{
+    (void)state;
+    sl_rtmp_chunk_reader_t r;
+    sl_rtmp_chunk_reader_init(&r, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_set_budget(&r, 0, 2, NULL);
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&r, 65536), 0);
+    assert_int_equal(start_partial(&r, 4, 1000, 10), 0);
+    assert_int_equal(start_partial(&r, 5, 1000, 10), 0);
+    assert_int_equal(start_partial(&r, 6, 1000, 10), SL_ETOOBIG);
+    assert_int_equal(r.over, SL_RTMP_OVER_PARTIAL);
+    sl_rtmp_chunk_reader_cleanup(&r);
+
+    /* Two connections share a pool of 100,000 bytes: the second one's 60,000 do not fit. */
+    sl_byte_pool_t pool = {.limit = 100000};
+    sl_rtmp_chunk_reader_t a, b;
+    sl_rtmp_chunk_reader_init(&a, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_init(&b, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_set_budget(&a, 1 << 20, 0, &pool);
+    sl_rtmp_chunk_reader_set_budget(&b, 1 << 20, 0, &pool);
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&a, 65536), 0);
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&b, 65536), 0);
+    assert_int_equal(start_partial(&a, 4, 1 << 20, 60000), 0);
+    assert_int_equal(start_partial(&b, 4, 1 << 20, 60000), SL_ETOOBIG);
+    assert_int_equal(b.over, SL_RTMP_OVER_SERVER);
+    assert_int_equal(pool.used, 60000);
+    sl_rtmp_chunk_reader_cleanup(&a);
+    assert_int_equal(pool.used, 0);
+    sl_rtmp_chunk_reader_cleanup(&b);
+    sl_rtmp_chunk_reader_init(&b, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_set_budget(&b, 1 << 20, 0, &pool);
+    assert_int_equal(sl_rtmp_chunk_reader_set_chunk_size(&b, 65536), 0);
+    assert_int_equal(start_partial(&b, 4, 1 << 20, 60000), 0);
+    sl_rtmp_chunk_reader_cleanup(&b);
+    assert_int_equal(pool.used, 0);
+}
+
+/* pool_full may give bytes back (closing a bigger holder); the take is retried once. */
+static sl_rtmp_chunk_reader_t *evictee;
+static int evict_cb(void *ud, int64_t want)
+{
+    (void)ud;
+    (void)want;
+    if (!evictee)
+        return 0;
+    sl_rtmp_chunk_reader_cleanup(evictee);
+    evictee = NULL;
+    return 1;
+}
+
+static void test_budget_pool_full_evicts(void **state)
+{
+    (void)state;
+    sl_byte_pool_t pool = {.limit = 100000};
+    sl_rtmp_chunk_reader_t a, b;
+    sl_rtmp_chunk_reader_init(&a, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_init(&b, 65536, 1 << 20);
+    sl_rtmp_chunk_reader_set_budget(&a, 1 << 20, 0, &pool);
+    sl_rtmp_chunk_reader_set_budget(&b, 1 << 20, 0, &pool);
+    b.pool_full = evict_cb;
+    assert_int_equal(start_partial(&a, 4, 1 << 20, 60000), 0);
+    evictee = &a;
+    assert_int_equal(start_partial(&b, 4, 1 << 20, 60000), 0); /* a was evicted */
+    assert_null(evictee);
+    assert_int_equal(pool.used, 60000);
+    assert_int_equal(b.held, 60000);
+    /* nothing left to evict: refused */
+    assert_int_equal(start_partial(&b, 5, 1 << 20, 50000), SL_ETOOBIG);
+    assert_int_equal(b.over, SL_RTMP_OVER_SERVER);
+    sl_rtmp_chunk_reader_cleanup(&b);
+    sl_rtmp_chunk_reader_cleanup(&a);
+    assert_int_equal(pool.used, 0);
+}
+
 /* The shared media encoding + per-subscriber header reads back as the frame. */
 static void test_media_shared(void **state)
 {
@@ -245,6 +466,12 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_media_shared),
+        cmocka_unit_test(test_budget_sum),
+        cmocka_unit_test(test_budget_declared_not_allocated),
+        cmocka_unit_test(test_budget_give_back),
+        cmocka_unit_test(test_budget_exact),
+        cmocka_unit_test(test_budget_partial_count_and_pool),
+        cmocka_unit_test(test_budget_pool_full_evicts),
     };
     int64_t before = sl_alloc_bytes();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
