@@ -108,10 +108,6 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     metric(&w, "sluice_rtmp_partial_bytes_limit", "gauge",
            "Server-wide limit on half-received RTMP message bytes (rtmp.max_partial_bytes_total).");
     put(&w, "sluice_rtmp_partial_bytes_limit %lld\n", (long long)core->rtmp_partial.limit);
-    metric(&w, "sluice_budget_exceeded_total", "counter",
-           "Peers refused or closed for going over a resource budget, by budget.");
-    put(&w, "sluice_budget_exceeded_total{budget=\"rtmp_partial\"} %llu\n",
-        (unsigned long long)core->rtmp_partial_exceeded);
     metric(&w, "sluice_event_loop_lag_seconds", "gauge", "Event-loop lag measured by a 1 s timer (last sample).");
     put(&w, "sluice_event_loop_lag_seconds %.6f\n", api->loop_lag_ms / 1000.0);
     metric(&w, "sluice_event_loop_lag_max_seconds", "gauge", "Largest event-loop lag seen.");

@@ -181,7 +181,6 @@ typedef struct sl_core {
     size_t max_sessions;         /* most sessions at once */
     sl_byte_pool_t rtmp_partial; /* bytes of half-received RTMP messages, every connection
                                     (limit rtmp.max_partial_bytes_total; rtmp_conn.c) */
-    uint64_t rtmp_partial_exceeded; /* RTMP peers closed for a partial-message budget */
     sl_map_t app_stats;          /* app name -> sl_app_stats_t* */
     const sl_recorder_ops_t *recorder_ops; /* set by the recorder module while it runs, else NULL */
     void *recorder_ud;           /* its state (borrowed) */

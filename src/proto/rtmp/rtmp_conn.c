@@ -902,7 +902,7 @@ static void over_limit(sl_rtmp_conn_t *c)
     }
     if (r->over == SL_RTMP_OVER_PARTIAL || r->over == SL_RTMP_OVER_CONN ||
         r->over == SL_RTMP_OVER_SERVER)
-        c->core->rtmp_partial_exceeded++; /* sluice_budget_exceeded_total{budget="rtmp_partial"} */
+        sl_core_budget_exceeded(c->core, SL_BUDGET_RTMP_PARTIAL, NULL);
     if (r->over == SL_RTMP_OVER_SERVER)
         warn_pool_full(srv, pool);
     sl__rtmp_close(c, why);
@@ -934,7 +934,7 @@ static int on_pool_full(void *ud, int64_t want)
     snprintf(why, sizeof why, "server-wide budget of half-received messages exhausted "
              "(%lld of %lld bytes held): this connection holds the most (%lld)",
              (long long)pool->used, (long long)pool->limit, (long long)big->rd.held);
-    c->core->rtmp_partial_exceeded++;
+    sl_core_budget_exceeded(c->core, SL_BUDGET_RTMP_PARTIAL, NULL);
     warn_pool_full(srv, pool);
     sl__rtmp_close(big, why);
     return 1;
