@@ -635,12 +635,25 @@ int sl_jwt_verify(const sl_jwt_keys_t *k, const char *token, const sl_jwt_opts_t
         e->detail[0] = '\0';
     }
     size_t len = token ? strnlen(token, SL_JWT_MAX_TOKEN + 1) : 0;
-    if (len == 0 || len > SL_JWT_MAX_TOKEN)
-        return deny(e, INVALID, len ? "token too long" : "empty token");
+    /* Too long is its own answer: it is not malformed, and the client (or
+     * its integrator) needs to know to shorten the claims or change key. */
+    if (len > SL_JWT_MAX_TOKEN) {
+        char d[64];
+        snprintf(d, sizeof d, "token longer than %d characters", SL_JWT_MAX_TOKEN);
+        return deny(e, "Token too long.", d);
+    }
+    if (len == 0)
+        return deny(e, INVALID, "empty token");
     const char *dot1 = memchr(token, '.', len);
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
-    if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-        return deny(e, INVALID, "not a JWS compact token (three dot-separated parts)");
+    if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token))) {
+        /* The length helps with the usual cause: a client that cut a long
+         * URL (ffmpeg and rtmpdump keep about 1 KB of it). */
+        char d[128];
+        snprintf(d, sizeof d, "not a JWS compact token (three dot-separated parts expected; "
+                 "%zu characters, %s)", len, dot1 ? "too many or too few dots" : "no dot");
+        return deny(e, INVALID, d);
+    }
     size_t hlen = (size_t)(dot1 - token), plen = (size_t)(dot2 - dot1 - 1);
     size_t slen = len - (size_t)(dot2 + 1 - token);
     if (hlen == 0 || hlen > MAX_HEADER_B64 || plen == 0)

@@ -314,6 +314,7 @@ static void test_alg_none_and_malformed(void **state)
     huge[SL_JWT_MAX_TOKEN + 9] = '\0';
     huge[10] = huge[20] = '.';
     assert_int_equal(verify(k, huge, NULL, &e), SL_EDENIED);
+    assert_string_equal(e.reason, "Token too long.");
     free(huge);
     sl_jwt_keys_free(k);
 
