@@ -486,6 +486,7 @@ static int deny(sl_jwt_error_t *e, const char *reason, const char *detail)
 }
 
 #define INVALID "Invalid token."
+#define TOO_LONG "Token too long."
 
 /* The key for alg per the configuration, or NULL with e filled. */
 static const jkey_t *pick_key(const sl_jwt_keys_t *k, const alg_t *alg, const char *kid,
@@ -635,23 +636,26 @@ int sl_jwt_verify(const sl_jwt_keys_t *k, const char *token, const sl_jwt_opts_t
         e->detail[0] = '\0';
     }
     size_t len = token ? strnlen(token, SL_JWT_MAX_TOKEN + 1) : 0;
-    /* Too long is its own answer: it is not malformed, and the client (or
-     * its integrator) needs to know to shorten the claims or change key. */
     if (len > SL_JWT_MAX_TOKEN) {
-        char d[64];
-        snprintf(d, sizeof d, "token longer than %d characters", SL_JWT_MAX_TOKEN);
-        return deny(e, "Token too long.", d);
+        char d[96];
+        snprintf(d, sizeof d, "token too long (over %d characters)", SL_JWT_MAX_TOKEN);
+        return deny(e, TOO_LONG, d);
     }
     if (len == 0)
         return deny(e, INVALID, "empty token");
     const char *dot1 = memchr(token, '.', len);
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
     if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token))) {
-        /* The length helps with the usual cause: a client that cut a long
-         * URL (ffmpeg and rtmpdump keep about 1 KB of it). */
-        char d[128];
-        snprintf(d, sizeof d, "not a JWS compact token (three dot-separated parts expected; "
-                 "%zu characters, %s)", len, dot1 ? "too many or too few dots" : "no dot");
+        /* A token cut short by the client (ffmpeg keeps 1023 characters of an
+         * RTMP URL's path, query included) lands here: say how much arrived. */
+        size_t parts = 1;
+        for (const char *p = memchr(token, '.', len); p; p = memchr(p + 1, '.', len - (size_t)(p + 1 - token)))
+            parts++;
+        char d[200];
+        snprintf(d, sizeof d,
+                 "not a JWS compact token: %zu dot-separated part%s in %zu characters, 3 expected "
+                 "(a client that cuts long URLs sends this; pass the token as a connect argument)",
+                 parts, parts == 1 ? "" : "s", len);
         return deny(e, INVALID, d);
     }
     size_t hlen = (size_t)(dot1 - token), plen = (size_t)(dot2 - dot1 - 1);

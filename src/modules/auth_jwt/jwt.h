@@ -70,7 +70,7 @@ typedef struct sl_jwt_opts {
 /** Why a token was refused: a short text for the client and a detail for the log. */
 typedef struct sl_jwt_error {
     const char *reason;    /* for the client, e.g. "Token expired." (static) */
-    char detail[160];      /* for the log, e.g. "HS256 token but no secret configured" */
+    char detail[256];      /* for the log, e.g. "HS256 token but no secret configured" */
 } sl_jwt_error_t;
 
 /**

@@ -314,8 +314,21 @@ static void test_alg_none_and_malformed(void **state)
     huge[SL_JWT_MAX_TOKEN + 9] = '\0';
     huge[10] = huge[20] = '.';
     assert_int_equal(verify(k, huge, NULL, &e), SL_EDENIED);
+    /* reported as too long, to the client and in the log, not as malformed */
+    assert_string_equal(e.reason, "Token too long.");
+    assert_non_null(strstr(e.detail, "too long"));
+    /* ...even when it has no dots at all (a cut-down query value) */
+    memset(huge, 'a', SL_JWT_MAX_TOKEN + 1);
+    huge[SL_JWT_MAX_TOKEN + 1] = '\0';
+    assert_int_equal(verify(k, huge, NULL, &e), SL_EDENIED);
     assert_string_equal(e.reason, "Token too long.");
     free(huge);
+    /* a token cut short by the client: the log says how much arrived */
+    strcpy(tok, sign("HS256", hdr("HS256", NULL), pl(NULL), NULL, SECRET));
+    tok[strchr(strchr(tok, '.') + 1, '.') - tok - 3] = '\0';
+    assert_int_equal(verify(k, tok, NULL, &e), SL_EDENIED);
+    assert_string_equal(e.reason, "Invalid token.");
+    assert_non_null(strstr(e.detail, "2 dot-separated parts"));
     sl_jwt_keys_free(k);
 
     uint8_t out[16];
