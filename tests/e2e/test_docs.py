@@ -161,7 +161,13 @@ def setup_exec(work):
             "/opt/hooks/stream-ended.sh": "/bin/true"}
 
 
+def setup_jwt(work):
+    # the doc's shell block writes jwt-public.pem here; the config names its place
+    return {"/etc/sluice/jwt-public.pem": str(work / "jwt-public.pem")}
+
+
 FILE_SETUP = {
+    "docs/integration/auth-jwt.md": lambda work, ports: setup_jwt(work),
     "README.md": lambda work, ports: setup_readme(work, ports),
     "docs/integration/https.md": lambda work, ports: setup_tls(work),
     "docs/integration/rtmps.md": lambda work, ports: setup_tls(work),
