@@ -33,7 +33,7 @@ the same visible way before it runs:
   - FILE_SETUP's substitutions (e.g. /etc/sluice/... paths to the scratch files).
 Shell blocks run with small wrappers, defined at the top of the script, that make
 live clients finish: `ffmpeg -re ...` (a publisher) runs in the background until the
-file's blocks are done; any other `ffmpeg` writes 3 s; `ffplay URL` decodes 2 s with
+file's blocks are done (its first input looped); any other `ffmpeg` writes 3 s; `ffplay URL` decodes 2 s with
 `ffmpeg -f null` (no display; its exit status counts, ffplay's would not);
 `rtmpdump --live -o FILE` runs a few seconds and must have written media;
 `./build/sluice` / `sluice` with a server command line starts that server in the
@@ -236,7 +236,8 @@ function sluice { __sluice "$@"; }
 ffmpeg() {
   case " $* " in
     *" -re "*)
-      command ffmpeg -hide_banner -loglevel error -nostdin "$@" >> "$DOC_WORK/publishers.log" 2>&1 &
+      # looped, so that a publisher outlives the 12 s of input.mp4 on a slow (sanitizer) build
+      command ffmpeg -hide_banner -loglevel error -nostdin -stream_loop -1 "$@" >> "$DOC_WORK/publishers.log" 2>&1 &
       echo $! >> "$DOC_WORK/bg.pids"
       return 0 ;;
   esac
