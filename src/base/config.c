@@ -374,6 +374,24 @@ static const section_t g_sections[] = {
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 #define APPS_SECTION ((int)N_SECTIONS) /* index of `apps` among the top-level keys */
 
+/*
+ * Writes the top-level keys, every section of g_sections then `apps`, as
+ * "a, b, ..., apps" (quote = "`" for markdown, "" for messages), so the
+ * texts that name them cannot fall behind the table. Cut to cap.
+ */
+static void section_names(char *out, size_t cap, const char *quote)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t si = 0; si <= N_SECTIONS && n < cap; si++) {
+        int w = snprintf(out + n, cap - n, "%s%s%s%s", si ? ", " : "", quote,
+                         si < N_SECTIONS ? g_sections[si].name : "apps", quote);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
 /* ---- small helpers ---------------------------------------------------- */
 
 /* Reports go to a sink: the user's callback plus counters for the return code. */
@@ -1280,10 +1298,10 @@ static void parse_root(loader_t *ld)
     if (ev_is_null(ld)) /* a document holding only `---` */
         return;
     if (ld->ev.type != YAML_MAPPING_START_EVENT) {
-        report(&ld->sk, ev_line(ld),
-               "the top level must be a mapping of sections (server, log, rtmp, media, apps), "
-               "not %s",
-               node_kind(ld));
+        char names[512];
+        section_names(names, sizeof names, "");
+        report(&ld->sk, ev_line(ld), "the top level must be a mapping of sections (%s), not %s",
+               names, node_kind(ld));
         skip_node(ld);
         return;
     }
@@ -1754,17 +1772,16 @@ static const char md_table_head[] = "| key | type | default | env variable | des
  */
 void sl_config_write_markdown(FILE *out)
 {
-    fputs("# sluice configuration\n"
+    char names[1024];
+    section_names(names, sizeof names, "`");
+    fprintf(out,
+          "# sluice configuration\n"
           "\n"
           "<!-- Generated from src/base/config.c by `sluice --print-config markdown`; do not\n"
           "     edit by hand (a unit test fails when this file and the table disagree). -->\n"
           "\n"
-          "sluice reads one YAML file, `sluice.yml`. Its top-level keys are sections\n",
-          out);
-    /* The section list comes from the table, so it cannot go stale. */
-    for (size_t si = 0; si < N_SECTIONS; si++)
-        fprintf(out, "%s`%s`", si == 0 ? "(" : si % 8 == 0 ? ",\n" : ", ", g_sections[si].name);
-    fputs(" and `apps`); each section maps keys to values. Every key is\n"
+          "sluice reads one YAML file, `sluice.yml`. Its top-level keys are its %zu sections\n"
+          "(%s); each section maps keys to values. Every key is\n"
           "optional: what is not set keeps its default. The shipped `sluice.yml` lists every\n"
           "key at its default with the same descriptions as this page. Keys are\n"
           "case-sensitive. Every problem (unknown section or key, duplicate key, wrong type,\n"
@@ -1801,7 +1818,7 @@ void sl_config_write_markdown(FILE *out)
           "(`k`/`kb`/`kib` = 1024, `m`/`mb`/`mib` = 1024k, `g`/`gb`/`gib` = 1024m, any case) |\n"
           "| duration | `500ms`, `5s`, `2m`, `1h`; a plain number is milliseconds |\n"
           "| string | any text; quote it (`\"\"`) when empty or when YAML would misread it |\n",
-          out);
+          N_SECTIONS + 1, names);
     for (size_t si = 0; si < N_SECTIONS; si++) {
         fprintf(out, "\n## %s\n\n%s\n\n%s", g_sections[si].name, g_sections[si].doc,
                 md_table_head);

@@ -307,10 +307,8 @@ def test_jwt_valid_tokens(jwt_srv, rsa_key, procs, media_src):
     c, st = try_publish(port, "live", "p1", jwt_args(pub))
     c.close()
     assert st.code == START, st
-    # RS256 (the token must fit the 511 characters RTMP passes on: minimal claims).
     rs = issued(jwt.encode({"exp": int(time.time()) + 600, "roles": "red5-publisher"},
                            rsa_key[0], algorithm="RS256"))
-    assert len(rs) < 512
     c, st = try_publish(port, "live", "p2", jwt_args(rs))
     c.close()
     assert st.code == START, st
@@ -336,6 +334,103 @@ def test_jwt_refused_at_connect(jwt_srv, rsa_key, case):
     c.close()
     assert not r.ok and r.code == REJECTED, r
     assert description(r) == reason
+
+
+def long_rs256(rsa_key, length, **extra):
+    """An RS256 token of about `length` characters (a padding claim), as tokens with
+    many claims, certificates in x5c, or long room lists get."""
+    c = claims(**extra)
+    base = len(jwt.encode(c, rsa_key[0], algorithm="RS256"))
+    c["pad"] = "x" * max(0, (length - base - 12) * 3 // 4)
+    return jwt.encode(c, rsa_key[0], algorithm="RS256")
+
+
+def publish_with_token(port, form, stream, token):
+    """Connect + publish with the token passed one of the four RTMP ways; returns the
+    refusal description at connect, or the publish status's code/description."""
+    c = RtmpClient(HOST, port, timeout=T(5), name="publisher-" + form)
+    try:
+        if form == "connect_args":
+            r = c.connect("live", connect_args=jwt_args(token))
+        elif form == "app_query":  # rtmp://host/live?token=T/stream: the app is "live?token=T"
+            r = c.connect("live?token=" + token)
+        elif form == "tcurl_query":  # rtmp://host/live?token=T with app "live"
+            r = c.connect("live", tc_url="rtmp://%s:%d/live?token=%s" % (HOST, port, token))
+        else:
+            r = c.connect("live")
+        if not r.ok:
+            return r.code, description(r)
+        sid = c.create_stream()
+        c.publish(sid, stream + ("?token=" + token if form == "stream_query" else ""))
+        st = c.wait_status_any([START, BADNAME], T(10))
+        return st.code, st.info.get("description")
+    finally:
+        c.close()
+
+
+TOKEN_FORMS = ["connect_args", "stream_query", "app_query", "tcurl_query"]
+
+
+@pytest.mark.parametrize("form", TOKEN_FORMS)
+def test_jwt_long_rs256_token_every_form(jwt_srv, rsa_key, form):
+    """A 2,400-character RS256 token works the same in all four forms (it used to be
+    refused on the app's query, whose 512-character name limit covered the query)."""
+    token = long_rs256(rsa_key, 2400, roles="red5-publisher")
+    assert 2300 < len(token) < 2500
+    code, desc = publish_with_token(jwt_srv.port, form, "long-" + form, token)
+    assert code == START, (code, desc)
+
+
+@pytest.mark.parametrize("form", TOKEN_FORMS)
+def test_jwt_token_too_long_every_form(jwt_srv, rsa_key, form):
+    """Over the verifier's 8,192 characters the answer is "Token too long." in every
+    form (it was "Invalid token.", "Invalid stream name." or "Missing token.", and the
+    log said the token was malformed)."""
+    token = long_rs256(rsa_key, 8600, roles="red5-publisher")
+    assert len(token) > 8192
+    code, desc = publish_with_token(jwt_srv.port, form, "huge-" + form, token)
+    assert code in (REJECTED, BADNAME) and desc == "Token too long.", (code, desc)
+    jwt_srv.wait_log(r"jwt: token refused at \w+: token too long \(over 8192 characters\)", T(5))
+
+
+def test_jwt_query_too_long_refused_clearly(jwt_srv):
+    """A query over 16 KB (on the app, tcUrl or the stream name) is refused as such."""
+    q = "x=" + "y" * 17000
+    c = RtmpClient(HOST, jwt_srv.port, timeout=T(5), name="longquery")
+    try:
+        r = c.connect("live?" + q)
+    finally:
+        c.close()
+    assert r.code == REJECTED and description(r) == "Query string too long.", r
+    c, r = connect(jwt_srv.port, "live")
+    try:
+        sid = c.create_stream()
+        c.publish(sid, "s?" + q)
+        st = c.wait_status_any([START, BADNAME], T(10))
+    finally:
+        c.close()
+    assert st.code == BADNAME and st.info.get("description") == "Query string too long.", st
+
+
+def test_jwt_long_token_with_ffmpeg_and_rtmpdump(jwt_srv, rsa_key, procs, media_src, tmp_path):
+    """Real clients with a 2,400-character RS256 token: ffmpeg publishes with the token
+    on the stream name given by -rtmp_playpath (its URL field is cut near 1 KB),
+    rtmpdump plays with it as a connect argument (Red5's jwt/jwt/token convention)."""
+    port = jwt_srv.port
+    pub = long_rs256(rsa_key, 2400, roles="red5-publisher")
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", "-re", "-stream_loop",
+           "-1", "-i", str(media_src), "-c", "copy", "-f", "flv",
+           "-rtmp_playpath", "longcam?token=" + pub, "rtmp://%s:%d/live/longcam" % (HOST, port)]
+    procs.start(cmd, "ffmpeg-long-token")
+    viewer = long_rs256(rsa_key, 2400, roles="red5-subscriber")
+    wait_playable(port, "live", "longcam", jwt_args(viewer), T(15))
+    out = tmp_path / "long.flv"
+    p = procs.start(["rtmpdump", "-q", "-r", "rtmp://%s:%d/live/longcam" % (HOST, port), "--live",
+                     "-C", "S:jwt", "-C", "S:jwt", "-C", "S:" + viewer, "-o", str(out)],
+                    "rtmpdump-long-token")
+    wait_until(lambda: out.exists() and out.stat().st_size > 50000, T(15),
+               message="rtmpdump to record 50 KB with a long token")
+    procs.stop(p)
 
 
 def test_jwt_public_key_only_refuses_hmac(sluice_factory, tmp_path, rsa_key):

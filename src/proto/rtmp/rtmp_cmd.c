@@ -29,8 +29,14 @@
 
 #define MAX_STREAMS_PER_CONN 16
 #define NAME_MAX_LEN 512
-#define QUERY_MAX_LEN 8192 /* room for a signed JWT and other credentials */
-#define CRED_MAX_LEN 8192
+/* A query (on tcUrl, the app or the stream name) may carry a signed token
+ * several kilobytes long. The cap is above the JWT verifier's own (8192), so
+ * that an over-long token reaches it whole and is refused as "Token too
+ * long." rather than cut or dropped here; a query over this cap is refused
+ * with "Query string too long.". Each decoded query value fits in
+ * QUERY_MAX_LEN + 1 bytes, since each part of the session's query is capped. */
+#define QUERY_MAX_LEN 16384
+#define QUERY_TOO_LONG "Query string too long."
 #define CMD_MAX_BYTES (64u * 1024u)
 
 /* Red5's identity in connect replies; clients print it, a few test it. */
@@ -132,7 +138,8 @@ static char *split_query(char *name)
     return q;
 }
 
-/* Builds "scope/name" into out; 0 or SL_EINVAL when unsafe or too long. */
+/* Builds "scope/name" into out; 0, SL_ETOOBIG when the query is over
+ * QUERY_MAX_LEN, or SL_EINVAL when the name is unsafe or too long. */
 static int stream_path(sl_rtmp_conn_t *c, const char *raw, char *out, size_t cap, char **query_out)
 {
     if (query_out)
@@ -143,7 +150,9 @@ static int stream_path(sl_rtmp_conn_t *c, const char *raw, char *out, size_t cap
      * signed token several kilobytes long. */
     const char *qm = strchr(raw, '?');
     size_t name_len = qm ? (size_t)(qm - raw) : strlen(raw);
-    if (name_len > NAME_MAX_LEN || (qm && strlen(qm + 1) > QUERY_MAX_LEN))
+    if (qm && strnlen(qm + 1, QUERY_MAX_LEN + 1) > QUERY_MAX_LEN)
+        return SL_ETOOBIG;
+    if (name_len > NAME_MAX_LEN)
         return SL_EINVAL;
     if (qm && !sl_query_is_safe(qm + 1))
         return SL_EINVAL; /* %00 would cut a credential short */
@@ -200,52 +209,53 @@ static int reject_connect(sl_rtmp_conn_t *c, double txn, const char *code, const
  * Credentials as Red5 clients pass them: connect arguments (username,
  * password[, token], or one object with those keys) and the query string
  * on the app or stream name (?username=&password=&token=). The query wins
- * when both are present.
+ * when both are present. Nothing is copied or cut: a connect argument is
+ * pointed to where it lies in c->connect_args (bounded by the RTMP message
+ * size), a query value is decoded into a buffer that always holds it (see
+ * QUERY_MAX_LEN), so a verifier sees the whole credential and can say when
+ * it is too long. The pointers stay valid until the next call (loop thread
+ * only). Empty values come back as NULL.
  */
-static void find_credentials(sl_rtmp_conn_t *c, const char *query, char *user, char *pass,
-                             char *token, size_t cap)
+static void find_credentials(sl_rtmp_conn_t *c, const char *query, const char **user,
+                             const char **pass, const char **token)
 {
-    user[0] = pass[0] = token[0] = '\0';
+    static char qv[3][QUERY_MAX_LEN + 1]; /* loop thread only */
+    const char *v[3] = {NULL, NULL, NULL};
+    static const char *const keys[3] = {"username", "password", "token"};
     const sl_amf_t *args = c->connect_args;
     if (args && args->type == SL_AMF_STRICT_ARRAY && args->u.arr.n) {
         const sl_amf_t *a0 = args->u.arr.items[0];
-        if (a0->type == SL_AMF_OBJECT || a0->type == SL_AMF_ECMA_ARRAY) {
-            snprintf(user, cap, "%s", sl_amf_get_str(a0, "username") ? sl_amf_get_str(a0, "username") : "");
-            snprintf(pass, cap, "%s", sl_amf_get_str(a0, "password") ? sl_amf_get_str(a0, "password") : "");
-            snprintf(token, cap, "%s", sl_amf_get_str(a0, "token") ? sl_amf_get_str(a0, "token") : "");
-        } else {
-            const char *s0 = sl_amf_str(a0);
-            const char *s1 = args->u.arr.n > 1 ? sl_amf_str(args->u.arr.items[1]) : NULL;
-            const char *s2 = args->u.arr.n > 2 ? sl_amf_str(args->u.arr.items[2]) : NULL;
-            snprintf(user, cap, "%s", s0 ? s0 : "");
-            snprintf(pass, cap, "%s", s1 ? s1 : "");
-            snprintf(token, cap, "%s", s2 ? s2 : "");
+        for (size_t i = 0; i < 3; i++) {
+            if (a0->type == SL_AMF_OBJECT || a0->type == SL_AMF_ECMA_ARRAY)
+                v[i] = sl_amf_get_str(a0, keys[i]);
+            else if (args->u.arr.n > i)
+                v[i] = sl_amf_str(args->u.arr.items[i]);
         }
     }
-    static char v[CRED_MAX_LEN]; /* loop thread only */
-    if (sl__rtmp_query_get(query, "username", v, sizeof v) >= 0)
-        snprintf(user, cap, "%s", v);
-    if (sl__rtmp_query_get(query, "password", v, sizeof v) >= 0)
-        snprintf(pass, cap, "%s", v);
-    if (sl__rtmp_query_get(query, "token", v, sizeof v) >= 0)
-        snprintf(token, cap, "%s", v);
+    for (size_t i = 0; i < 3; i++) {
+        if (sl__rtmp_query_get(query, keys[i], qv[i], sizeof qv[i]) >= 0)
+            v[i] = qv[i];
+    }
+    *user = v[0] && v[0][0] ? v[0] : NULL;
+    *pass = v[1] && v[1][0] ? v[1] : NULL;
+    *token = v[2] && v[2][0] ? v[2] : NULL;
 }
 
 /* Starts an admission for kind; done is called now or later. */
 static int admit(sl_rtmp_conn_t *c, sl_admit_kind_t kind, const char *stream, const char *mode,
                  sl_admit_done_cb done)
 {
-    static char user[CRED_MAX_LEN], pass[CRED_MAX_LEN], token[CRED_MAX_LEN]; /* loop thread only */
-    find_credentials(c, c->sess.query, user, pass, token, CRED_MAX_LEN);
+    const char *user, *pass, *token;
+    find_credentials(c, c->sess.query, &user, &pass, &token);
     sl_admit_req_t req = {
         .kind = kind,
         .app = c->sess.app,
         .stream = stream,
         .transport = "rtmp",
         .query = c->sess.query,
-        .username = user[0] ? user : NULL,
-        .password = pass[0] ? pass : NULL,
-        .token = token[0] ? token : NULL,
+        .username = user,
+        .password = pass,
+        .token = token,
         .publish_mode = mode,
     };
     sl_admit_t *a = NULL;
@@ -373,7 +383,13 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
     const char *app_raw = sl_amf_get_str(obj, "app");
     const char *tc_url = sl_amf_get_str(obj, "tcUrl");
     char app[NAME_MAX_LEN + 1];
-    if (!app_raw || strlen(app_raw) > NAME_MAX_LEN)
+    /* The app name and its query (rtmp://host/live?token=x/stream, which
+     * clients send as app "live?token=x") have separate limits, as for
+     * stream names: the query may carry a token of several kilobytes. The
+     * query may also ride on tcUrl (rtmp://host/live?token=x). */
+    const char *app_q = app_raw ? strchr(app_raw, '?') : NULL;
+    size_t app_len = app_raw ? (app_q ? (size_t)(app_q - app_raw) : strlen(app_raw)) : 0;
+    if (!app_raw || app_len > NAME_MAX_LEN)
         return reject_connect(c, txn, "NetConnection.Connect.Rejected", "Missing or invalid app.");
     if (!amf_text_ok(sl_amf_get(obj, "app"), 0) || !amf_text_ok(sl_amf_get(obj, "tcUrl"), 0) ||
         !connect_args_ok(args, n_args)) {
@@ -382,11 +398,16 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
         return reject_connect(c, txn, "NetConnection.Connect.Rejected",
                               "Invalid connect: control characters are not allowed.");
     }
-    strcpy(app, app_raw);
-    char *q = split_query(app);
-    /* The query may also ride on tcUrl (rtmp://host/live?token=x). */
+    const char *q = app_q ? app_q + 1 : NULL;
     if (!q && tc_url && strchr(tc_url, '?'))
         q = strchr(tc_url, '?') + 1;
+    if (q && strnlen(q, QUERY_MAX_LEN + 1) > QUERY_MAX_LEN)
+        return reject_connect(c, txn, "NetConnection.Connect.Rejected", QUERY_TOO_LONG);
+    memcpy(app, app_raw, app_len);
+    app[app_len] = '\0';
+    split_query(app); /* trims slashes */
+    if (q && !q[0])
+        q = NULL;
     if (!app[0] || !sl_name_is_safe(app, NAME_MAX_LEN))
         return reject_connect(c, txn, "NetConnection.Connect.InvalidApp", "Invalid application name.");
     if (q && !sl_query_is_safe(q)) {
@@ -507,13 +528,14 @@ static int begin_stream_request(sl_rtmp_conn_t *c, uint32_t sid, const char *raw
     const char *code = publish ? "NetStream.Publish.BadName" : "NetStream.Play.Failed";
     const char *why = NULL;
     char *query = NULL;
+    int rc0;
     *refused = 1;
     if (sid == 0 || sid > c->n_streams) {
         why = publish ? "Publish on an invalid stream." : "Play on an invalid stream.";
     } else if (c->admit || c->pending_path) {
         why = "Another request is being checked.";
-    } else if (stream_path(c, raw, path, cap, &query)) {
-        why = "Invalid stream name.";
+    } else if ((rc0 = stream_path(c, raw, path, cap, &query))) {
+        why = rc0 == SL_ETOOBIG ? QUERY_TOO_LONG : "Invalid stream name.";
         if (!publish)
             code = "NetStream.Play.StreamNotFound";
     } else {
