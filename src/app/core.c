@@ -95,9 +95,16 @@ void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_
     s->core = core;
     sl_list_push_back(&core->sessions, &s->link);
     core->n_sessions++;
+    if (s->socketless)
+        core->n_socketless++;
     core->total_sessions++;
     if (core->n_sessions > core->max_sessions)
         core->max_sessions = core->n_sessions;
+}
+
+size_t sl_core_connections(const sl_core_t *core)
+{
+    return core->n_sessions - core->n_socketless;
 }
 
 void sl_session_unregister(sl_core_t *core, sl_session_t *s)
@@ -105,6 +112,8 @@ void sl_session_unregister(sl_core_t *core, sl_session_t *s)
     if (sl_list_linked(&s->link)) {
         sl_list_remove(&s->link);
         core->n_sessions--;
+        if (s->socketless)
+            core->n_socketless--;
         core->closed_bytes_in += s->bytes_in;
         core->closed_bytes_out += s->bytes_out;
         core->closed_msgs_in += s->msgs_in;

@@ -132,6 +132,8 @@ struct sl_session {
     struct sl_core *core;        /* registry it is in (set by register) */
     struct sl_app_stats *app_stats; /* its app's counters once the app is set */
     int publish_mode;            /* while publishing: sl_publish_mode_t (live, record, append) */
+    int socketless;              /* set before register: no socket of its own (an HLS player);
+                                    listed like any session, not counted as a connection */
 };
 
 typedef struct sl_app_stats sl_app_stats_t;
@@ -141,7 +143,12 @@ typedef struct sl_core {
     const sl_config_t *cfg;      /* configuration (borrowed, read-only) */
     sl_hub_t *hub;               /* live streams (owned) */
     sl_list_t sessions;          /* every live session */
-    size_t n_sessions;
+    size_t n_sessions;           /* every registered session, connections or not */
+    size_t n_socketless;         /* of those, sessions without a socket (HLS players): they
+                                    have their own budgets and do not count against
+                                    server.max_connections (sl_core_connections) */
+    uint64_t hls_sessions_refused; /* HLS sessions refused over hls.max_sessions[_per_address]
+                                      (/metrics; the lead may fold it into a budget family) */
     uint64_t total_sessions;     /* accepted since start */
     uint64_t start_ms;           /* wall clock at start */
     int shutting_down;           /* refuse new work */
@@ -182,6 +189,13 @@ void sl_core_cleanup(sl_core_t *core);
  */
 void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_t *ops,
                          const char *proto);
+/**
+ * Open connections: registered sessions that hold a socket, which is what
+ * server.max_connections bounds. Sessions flagged socketless (HLS players,
+ * kept alive by separate requests) are not connections: they have their
+ * own budgets (hls.max_sessions, hls.max_sessions_per_address).
+ */
+size_t sl_core_connections(const sl_core_t *core);
 /** Unregisters and frees the session's owned fields (not the session itself). */
 void sl_session_unregister(sl_core_t *core, sl_session_t *s);
 /**

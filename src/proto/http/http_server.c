@@ -1405,7 +1405,7 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close_at(c, "server is shutting down", SL_LOG_DEBUG);
         return;
     }
-    if ((int64_t)srv->core->n_sessions > cfg->server_max_connections) {
+    if ((int64_t)sl_core_connections(srv->core) > cfg->server_max_connections) {
         sl__http_conn_close(c, "connection limit reached");
         return;
     }

@@ -1014,7 +1014,7 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__rtmp_close(c, "server is shutting down");
         return;
     }
-    if ((int64_t)srv->core->n_sessions > cfg->server_max_connections) {
+    if ((int64_t)sl_core_connections(srv->core) > cfg->server_max_connections) {
         sl__rtmp_close(c, "connection limit reached");
         return;
     }
