@@ -1616,6 +1616,7 @@ void sl_http_server_stop(sl_http_server_t *srv)
     if (!srv || srv->stopping)
         return;
     srv->stopping = 1;
+    sl_http_admit_stop();
     if (srv->listener_open) {
         srv->listener_open = 0;
         uv_close((uv_handle_t *)&srv->listener, NULL);

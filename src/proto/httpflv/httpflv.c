@@ -366,8 +366,12 @@ static int on_request(sl_http_req_t *req, void *ud)
     if (!app->allow_play)
         return respond_text(req, 403, "Playing is not allowed in this application.\n");
     sl_stream_t *st = sl_hub_find(mod->core->hub, path);
-    if (!st || !st->publisher)
-        return SL_EDECLINED; /* not live: a later route (recordings) may have it, else 404 */
+    const char *after_app = path + strcspn(path, "/");
+    if ((!st || !st->publisher) && strncmp(after_app, "/streams/", 9) == 0)
+        return SL_EDECLINED; /* not live: a recording's address (the recorder's route) */
+    /* Live or not, admission runs first: start_play answers 404 for an absent
+     * stream only once the chain allowed, so on an app with auth a live and an
+     * absent stream get the same 401 without credentials (no name probing). */
 
     flv_player_t *p = sl_calloc(1, sizeof(*p));
     if (!p)
@@ -389,16 +393,7 @@ static int on_request(sl_http_req_t *req, void *ud)
     }
     /* Credentials: query (Red5's names), or a bearer token. */
     char user[512] = "", pass[512] = "", token[2048] = "";
-    if (sl_http_query_get(req->query, "username", user, sizeof user) < 0)
-        user[0] = '\0';
-    if (sl_http_query_get(req->query, "password", pass, sizeof pass) < 0)
-        pass[0] = '\0';
-    if (sl_http_query_get(req->query, "token", token, sizeof token) < 0) {
-        token[0] = '\0';
-        const char *auth = sl_http_req_header(req, "authorization");
-        if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-            snprintf(token, sizeof token, "%s", auth + 7);
-    }
+    sl_http_find_creds(req, user, sizeof user, pass, sizeof pass, token, sizeof token);
     p->had_creds = user[0] || pass[0] || token[0];
     sl_admit_req_t ar = {
         .kind = SL_ADMIT_PLAY,
