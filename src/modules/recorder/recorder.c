@@ -1009,6 +1009,9 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     m->listener_id = rc;
     if (http && (rc = sl_http_route(http, "GET", "/", on_http, m)))
         goto fail;
+    if (http)
+        sl_http_route_doc(http, "recordings",
+                          "/{app}/mediafiles /{app}/streams/{stream}.flv /{app}/streams/{stream}.mp4");
     if ((rc = uv_async_init(core->loop, &m->async, on_async)))
         goto fail;
     m->async.data = m;

@@ -1574,6 +1574,9 @@ static int hls_start(sl_core_t *core, sl_http_server_t *http, void **state)
     rc = sl_http_route(http, "GET", "/", on_request, mod);
     if (rc)
         goto fail;
+    sl_http_route_doc(http, "hls",
+                      "/{app}/{stream}.m3u8 /{app}/{stream}_{msn}.ts /{app}/{stream}_{msn}.m4s "
+                      "/{app}/{stream}_part{part}.m4s /{app}/{stream}_init{gen}.mp4");
     *state = mod;
     return 0;
 fail:

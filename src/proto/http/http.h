@@ -100,6 +100,25 @@ int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap);
  */
 int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
                   sl_http_handler_cb cb, void *ud);
+/**
+ * Documents the route added last: a name and the URL templates of the
+ * stream data it can answer, space-separated, with {app}, {stream},
+ * {msn}, {part} and {gen} placeholders ("" when it serves none: API,
+ * metrics, static pages). Both are static strings (borrowed for the
+ * server's life); nothing is allocated, so this cannot fail. The table is
+ * listed by GET /api/v1/server/routes, and an e2e test walks every
+ * template on apps with auth: a route added without a doc fails it, so
+ * a new route that serves stream data cannot skip admission unseen.
+ */
+void sl_http_route_doc(sl_http_server_t *srv, const char *name, const char *serves);
+/**
+ * Calls each() for every route in routing order: method (NULL = any),
+ * prefix, and the name/serves of sl_http_route_doc (NULL when undocumented).
+ */
+void sl_http_routes_each(const sl_http_server_t *srv,
+                         void (*each)(void *arg, const char *method, const char *prefix,
+                                      const char *name, const char *serves),
+                         void *arg);
 /** Serves static files from dir under URL prefix (GET/HEAD; index.html for directories; no ".."). */
 int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir);
 

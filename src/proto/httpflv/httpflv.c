@@ -435,6 +435,8 @@ static int flv_start(sl_core_t *core, sl_http_server_t *http, void **state)
     mod->core = core;
     sl_list_init(&mod->players);
     int rc = sl_http_route(http, "GET", "/", on_request, mod);
+    if (!rc)
+        sl_http_route_doc(http, "http-flv", "/{app}/{stream}.flv");
     if (rc) {
         sl_free(mod);
         return rc;
