@@ -232,18 +232,8 @@ typedef struct creds {
 
 static int find_creds(const sl_http_req_t *req, creds_t *c)
 {
-    c->user[0] = c->pass[0] = c->token[0] = '\0';
-    if (sl_http_query_get(req->query, "username", c->user, sizeof c->user) < 0)
-        c->user[0] = '\0';
-    if (sl_http_query_get(req->query, "password", c->pass, sizeof c->pass) < 0)
-        c->pass[0] = '\0';
-    if (sl_http_query_get(req->query, "token", c->token, sizeof c->token) < 0) {
-        c->token[0] = '\0';
-        const char *auth = sl_http_req_header(req, "authorization");
-        if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-            snprintf(c->token, sizeof c->token, "%s", auth + 7);
-    }
-    return c->user[0] || c->pass[0] || c->token[0];
+    return sl_http_find_creds(req, c->user, sizeof c->user, c->pass, sizeof c->pass, c->token,
+                              sizeof c->token);
 }
 
 /*
@@ -783,14 +773,7 @@ static void admission_finish(hls_admit_t *hr)
     sl_http_req_t *req = hr->req;
     if (hr->result) {
         SL_LOGI(&s->sess.log, "hls play refused: %s", hr->reason[0] ? hr->reason : "denied");
-        int status = hr->had_creds ? 403 : 401;
-        char body[300];
-        snprintf(body, sizeof body, "%s\n", hr->reason[0] ? hr->reason : "Playing denied.");
-        if (status == 401)
-            sl_http_respond(req, 401, "text/plain; charset=utf-8", body, strlen(body),
-                            "WWW-Authenticate: Bearer realm=\"sluice\"\r\nCache-Control: no-cache\r\n");
-        else
-            respond_text(req, 403, body);
+        sl_http_admit_refuse(req, hr->had_creds, hr->reason); /* 401 or 403, as every HTTP route */
         session_free(s);
         admit_free(hr);
         return;

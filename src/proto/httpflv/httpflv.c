@@ -303,13 +303,7 @@ static void admission_finish(flv_player_t *p)
         return;
     }
     SL_LOGI(&p->sess.log, "http-flv play refused: %s", p->reason[0] ? p->reason : "denied");
-    char body[300];
-    snprintf(body, sizeof body, "%s\n", p->reason[0] ? p->reason : "Playing denied.");
-    if (p->had_creds)
-        respond_text(p->req, 403, body);
-    else
-        sl_http_respond(p->req, 401, "text/plain; charset=utf-8", body, strlen(body),
-                        "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
+    sl_http_admit_refuse(p->req, p->had_creds, p->reason); /* 401 or 403, as every HTTP route */
     player_free(p);
 }
 
