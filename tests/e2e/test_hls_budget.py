@@ -143,9 +143,12 @@ def test_playlist_flood_leaves_connections_alone(sluice_factory, procs, media_sr
         t = threading.Thread(target=keepalive_gets,
                              args=(port, ["/live/s.m3u8"] * 10050, statuses), daemon=True)
         t.start()
-        during = 0
+        during, rtmp_during = 0, None
         while t.is_alive() and during < 20:
             assert get(port, "/healthz")[0] == 200
+            if rtmp_during is None:
+                rtmp_during = rtmp_play_ok(srv, "live", "s")
+                assert rtmp_during
             during += 1
         t.join(T(120))
         assert not t.is_alive(), "the flood did not finish"
@@ -153,6 +156,10 @@ def test_playlist_flood_leaves_connections_alone(sluice_factory, procs, media_sr
         assert statuses.get(200) == 10050, statuses  # a real player behind it would play
         # right after: a new connection of every kind is served
         assert get(port, "/healthz")[0] == 200
+        curl = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                               "http://%s:%d/healthz" % (HOST, port)], capture_output=True,
+                              timeout=T(10))
+        assert curl.stdout == b"200", curl
         assert metric(port, "sluice_hls_sessions") == 0  # nothing was left behind
         assert rtmp_play_ok(srv, "live", "s")
         procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "s2")), "publisher2")
