@@ -286,6 +286,8 @@ int main(int argc, char **argv)
                     sl_http_server_tls_bind(&cfg), sl_http_server_tls_port(app.http),
                     sl_http_server_tls_port(app.http));
         rc = sl_http_route(app.http, "GET", "/healthz", on_healthz, NULL);
+        if (!rc)
+            sl_http_route_doc(app.http, "healthz", "");
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
         if (!rc && cfg.http_web_root[0])
             rc = sl_http_static(app.http, "/", cfg.http_web_root);

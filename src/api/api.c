@@ -293,6 +293,41 @@ static int split_path(char *p, char **segs)
     return n;
 }
 
+static void route_each(void *arg, const char *method, const char *prefix, const char *name,
+                       const char *serves)
+{
+    json_t *o = json_pack("{s:s?, s:s, s:s?, s:o}", "method", method, "prefix", prefix, "name", name,
+                          "serves", json_array());
+    if (!o)
+        return;
+    json_t *list = json_object_get(o, "serves");
+    for (const char *p = serves; p && *p;) {
+        size_t n = strcspn(p, " ");
+        if (n)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n;
+        p += strspn(p, " ");
+    }
+    if (!serves)
+        json_object_set_new(o, "serves", json_null());
+    json_array_append_new(arg, o);
+}
+
+/*
+ * GET /api/v1/server/routes: the HTTP route table in routing order, with
+ * what each serves (sl_http_route_doc). "serves" is null for a route that
+ * was never documented.
+ */
+static int server_routes(sl_api_t *api, sl_http_req_t *req)
+{
+    json_t *list = json_array();
+    if (!list)
+        return SL_ENOMEM;
+    if (api->http)
+        sl_http_routes_each(api->http, route_each, list);
+    return sl__api_ok(req, list);
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     sl_api_t *api = ud;
@@ -317,6 +352,8 @@ static int api_handler(sl_http_req_t *req, void *ud)
             return sl__api_ok(req, json_integer((json_int_t)sl_time_wall_ms()));
         if (n == 2 && strcmp(seg[1], "statistics") == 0)
             return sl__api_server_stats(api, req);
+        if (n == 2 && strcmp(seg[1], "routes") == 0)
+            return server_routes(api, req);
     }
     if (n >= 1 && strcmp(seg[0], "applications") == 0) {
         if (n == 1 && is_get)
@@ -377,8 +414,13 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
         sl_free(api);
         return rc;
     }
+    api->http = http;
     rc = sl_http_route(http, NULL, "/api/v1/", api_handler, api);
+    if (!rc) /* names and statistics of streams, behind the API token: no stream data */
+        sl_http_route_doc(http, "api", "");
     rc = rc ? rc : sl_http_route(http, NULL, "/metrics", metrics_handler, api);
+    if (!rc)
+        sl_http_route_doc(http, "metrics", "");
     rc = rc ? rc : sl__api_events_start(api);
     if (rc) {
         sl_map_cleanup(&api->fails);

@@ -22,6 +22,7 @@ typedef struct sl_api_ext {
 
 struct sl_api {
     sl_core_t *core;
+    sl_http_server_t *http;   /* the server it routes on (borrowed): lists routes */
     char token[129];          /* the access token in force */
     int token_generated;      /* 0 from config, 1 read from file, 2 newly generated */
     sl_map_t fails;           /* address (IPv6: /64) -> failed-auth record */

@@ -118,6 +118,9 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     put(&w, "sluice_memory_blocks %lld\n", (long long)sl_alloc_blocks());
     metric(&w, "sluice_frames_alive", "gauge", "Media frames referenced (caches, queues, writes).");
     put(&w, "sluice_frames_alive %lld\n", (long long)sl_frame_count());
+    metric(&w, "sluice_hls_sessions", "gauge",
+           "HLS player sessions (no socket of their own: not counted in server.max_connections).");
+    put(&w, "sluice_hls_sessions %zu\n", core->n_socketless);
     metric(&w, "sluice_event_watchers", "gauge", "Open event-stream WebSockets.");
     put(&w, "sluice_event_watchers %zu\n", api->n_watchers);
     metric(&w, "sluice_pending_connections", "gauge",

@@ -34,6 +34,7 @@ static const char *const g_budget_names[SL_BUDGET_COUNT] = {
     [SL_BUDGET_HTTP_PENDING_BYTES] = "http_pending_bytes",
     [SL_BUDGET_RTMP_PARTIAL] = "rtmp_partial",
     [SL_BUDGET_RTMP_CONNECT_TIMEOUT] = "rtmp_connect_timeout",
+    [SL_BUDGET_HLS_SESSIONS] = "hls_sessions",
 };
 
 int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg)
@@ -124,6 +125,8 @@ void sl_session_register(sl_core_t *core, sl_session_t *s, const sl_session_ops_
     s->core = core;
     sl_list_push_back(&core->sessions, &s->link);
     core->n_sessions++;
+    if (s->socketless)
+        core->n_socketless++;
     core->total_sessions++;
     if (core->n_sessions > core->max_sessions)
         core->max_sessions = core->n_sessions;
@@ -205,7 +208,7 @@ int sl_session_accept(sl_core_t *core, sl_session_t *s, const char **why)
             old->ops->kick(old, "displaced: too many connections without a complete request");
     }
     /* 3. The total. */
-    if ((int64_t)core->n_sessions > cfg->server_max_connections) {
+    if ((int64_t)sl_core_connections(core) > cfg->server_max_connections) {
         if (sl_core_budget_exceeded(core, SL_BUDGET_CONNECTIONS, &unlogged))
             SL_LOGW(NULL, "%s: connection from %s refused: server.max_connections (%lld) reached; "
                     "%llu more refused since the last line", s->proto, s->remote_addr,
@@ -242,6 +245,11 @@ void sl_session_admitted(sl_session_t *s)
     s->core->n_pending--;
 }
 
+size_t sl_core_connections(const sl_core_t *core)
+{
+    return core->n_sessions - core->n_socketless;
+}
+
 void sl_session_unregister(sl_core_t *core, sl_session_t *s)
 {
     sl_session_admitted(s);
@@ -256,6 +264,8 @@ void sl_session_unregister(sl_core_t *core, sl_session_t *s)
     if (sl_list_linked(&s->link)) {
         sl_list_remove(&s->link);
         core->n_sessions--;
+        if (s->socketless)
+            core->n_socketless--;
         core->closed_bytes_in += s->bytes_in;
         core->closed_bytes_out += s->bytes_out;
         core->closed_msgs_in += s->msgs_in;

@@ -46,6 +46,7 @@ typedef enum {
     SL_BUDGET_HTTP_PENDING_BYTES,        /* http.stream_max_pending_bytes on a WebSocket's output */
     SL_BUDGET_RTMP_PARTIAL,              /* partially received RTMP messages (rtmp code) */
     SL_BUDGET_RTMP_CONNECT_TIMEOUT,      /* rtmp.connect_timeout: closed before connect */
+    SL_BUDGET_HLS_SESSIONS,              /* hls.max_sessions[_per_address]: 429 for a new player */
     SL_BUDGET_COUNT
 } sl_budget_t;
 
@@ -156,6 +157,8 @@ struct sl_session {
     sl_list_t pending_link;      /* in core->pending, oldest first */
     int close_quietly;           /* closed by a budget whose log line core writes (rate-limited):
                                     the protocol logs its close at debug only */
+    int socketless;              /* set before register: no socket of its own (an HLS player);
+                                    listed like any session, not counted as a connection */
 };
 
 typedef struct sl_app_stats sl_app_stats_t;
@@ -165,7 +168,10 @@ typedef struct sl_core {
     const sl_config_t *cfg;      /* configuration (borrowed, read-only) */
     sl_hub_t *hub;               /* live streams (owned) */
     sl_list_t sessions;          /* every live session */
-    size_t n_sessions;
+    size_t n_sessions;           /* every registered session, connections or not */
+    size_t n_socketless;         /* of those, sessions without a socket (HLS players): they
+                                    have their own budgets and do not count against
+                                    server.max_connections (sl_core_connections) */
     uint64_t total_sessions;     /* accepted since start */
     uint64_t start_ms;           /* wall clock at start */
     int shutting_down;           /* refuse new work */
@@ -252,6 +258,13 @@ void sl_session_admitted(sl_session_t *s);
 int sl_core_budget_exceeded(sl_core_t *core, sl_budget_t b, uint64_t *unlogged);
 /** The label of a budget in /metrics ("connections_per_address", ...). */
 const char *sl_budget_name(sl_budget_t b);
+/**
+ * Open connections: registered sessions that hold a socket, which is what
+ * server.max_connections bounds. Sessions flagged socketless (HLS players,
+ * kept alive by separate requests) are not connections: they have their
+ * own budgets (hls.max_sessions, hls.max_sessions_per_address).
+ */
+size_t sl_core_connections(const sl_core_t *core);
 /** Unregisters and frees the session's owned fields (not the session itself). */
 void sl_session_unregister(sl_core_t *core, sl_session_t *s);
 /**

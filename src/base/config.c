@@ -195,6 +195,12 @@ static const slot_t g_slots[] = {
 
     {"hls", "session_timeout", T_DURATION, CFG(hls_session_timeout_ms), "30s", 1 * SEC, 1 * HOUR,
      NULL, "An HLS player that sends no request for this long has left (play_stop is emitted)."},
+    {"hls", "max_sessions", T_INT, CFG(hls_max_sessions), "5000", 1, 1000000, NULL,
+     "HLS player sessions in all (they are not connections: server.max_connections does not count "
+     "them); past it a new player gets 429."},
+    {"hls", "max_sessions_per_address", T_INT, CFG(hls_max_sessions_per_address), "200", 1, 1000000,
+     NULL, "HLS player sessions from one client address (viewers behind one NAT share it: raise it "
+     "for a large office); past it a new player from that address gets 429."},
 
     {"api", "access_token", T_STRING, CFG(api_access_token), "", 0, 128, NULL,
      "Server API token (?accessToken= or Authorization: Bearer); empty = generate one in data_dir/api_token."},

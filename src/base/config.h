@@ -131,6 +131,8 @@ typedef struct sl_config {
     char *http_tls_bind;               /* HTTPS listen address; "" = http_bind */
     /* hls */
     int64_t hls_session_timeout_ms;    /* an HLS player silent this long has left */
+    int64_t hls_max_sessions;          /* HLS sessions in all (not connections) */
+    int64_t hls_max_sessions_per_address; /* HLS sessions from one remote address */
     /* api */
     char *api_access_token;            /* "" = generated, kept in data_dir/api_token */
     char *api_hosts;                   /* allow-list, "*" = any */

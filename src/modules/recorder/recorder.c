@@ -869,10 +869,18 @@ static int respond_text(sl_http_req_t *req, int status, const char *text)
     return sl_http_respond(req, status, "text/plain", text, strlen(text), NULL);
 }
 
-static int on_http(sl_http_req_t *req, void *ud)
+/*
+ * What a recordings URL names: the app, and for a file its path relative
+ * to the app's streams folder. SL_EDECLINED when the URL is not ours.
+ */
+typedef struct rec_target {
+    char app_name[SL_CONFIG_APP_NAME_MAX + 1];
+    const char *rel;       /* into req->path: "room1/cam1.flv"; NULL for the list */
+} rec_target_t;
+
+static int parse_rec_target(sl_recorder_t *m, const char *path, rec_target_t *t)
 {
-    sl_recorder_t *m = ud;
-    const char *p = req->path;
+    const char *p = path;
     while (*p == '/')
         p++;
     size_t app_len = strcspn(p, "/");
@@ -882,32 +890,76 @@ static int on_http(sl_http_req_t *req, void *ud)
     int is_file = strncmp(p + app_len, "/streams/", 9) == 0;
     if (!is_list && !is_file)
         return SL_EDECLINED;
-    char app_name[SL_CONFIG_APP_NAME_MAX + 1];
-    memcpy(app_name, p, app_len);
-    app_name[app_len] = '\0';
-    const sl_app_config_t *app = sl_core_app(m->core, app_name);
-    if (!app)
+    memcpy(t->app_name, p, app_len);
+    t->app_name[app_len] = '\0';
+    if (!sl_core_app(m->core, t->app_name))
         return SL_EDECLINED;
+    t->rel = NULL;
     if (is_file) {
-        /* /{app}/streams/{name}.flv|.mp4: a recording (rooms are subfolders). */
-        const char *rel = p + app_len + 9;
-        char dir[PATH_CAP], file[PATH_CAP];
-        if (!(ends_with(rel, ".flv") || ends_with(rel, ".mp4")))
+        t->rel = p + app_len + 9;
+        if (!(ends_with(t->rel, ".flv") || ends_with(t->rel, ".mp4")))
             return SL_EDECLINED;
-        if (!app->allow_play)
-            return respond_text(req, 403, "Playing is not allowed in this application.\n");
-        if (!rel_name_is_safe(rel) || streams_dir(m, app_name, dir, sizeof dir) ||
-            snprintf(file, sizeof file, "%s/%s", dir, rel) >= (int)sizeof file)
-            return respond_text(req, 404, "not found\n");
-        return sl__recorder_http_file(m, req, file);
+    }
+    return 0;
+}
+
+/* Admitted: serve the file or the list (only now is anything looked up). */
+static void serve_admitted(sl_http_req_t *req, void *ud)
+{
+    sl_recorder_t *m = ud;
+    rec_target_t t;
+    if (parse_rec_target(m, req->path, &t)) {
+        respond_text(req, 404, "not found\n");
+        return;
+    }
+    if (t.rel) {
+        /* /{app}/streams/{name}.flv|.mp4: a recording (rooms are subfolders). */
+        char dir[PATH_CAP], file[PATH_CAP];
+        if (streams_dir(m, t.app_name, dir, sizeof dir) ||
+            snprintf(file, sizeof file, "%s/%s", dir, t.rel) >= (int)sizeof file ||
+            sl__recorder_http_file(m, req, file))
+            respond_text(req, 404, "not found\n");
+        return;
     }
     json_out_t o = {0};
     out_add(&o, "{\"mediafiles\":[", 15);
-    op_list(m, app_name, NULL, mediafile_each, &o);
+    op_list(m, t.app_name, NULL, mediafile_each, &o);
     out_add(&o, "]}", 2);
-    int rc = o.nomem ? SL_ENOMEM : sl_http_respond_json(req, 200, o.buf);
+    if (o.nomem)
+        respond_text(req, 500, "internal server error\n");
+    else
+        sl_http_respond_json(req, 200, o.buf);
     sl_free(o.buf);
-    return rc;
+}
+
+/*
+ * GET /{app}/mediafiles and /{app}/streams/{name}: stream data like a live
+ * stream's, so the play admission chain runs first (transport "http",
+ * credentials from the query or a bearer token), before the file is even
+ * looked for: on an app with auth, a recording that exists and one that
+ * does not get the same 401 without credentials.
+ */
+static int on_http(sl_http_req_t *req, void *ud)
+{
+    sl_recorder_t *m = ud;
+    rec_target_t t;
+    if (parse_rec_target(m, req->path, &t))
+        return SL_EDECLINED;
+    const sl_app_config_t *app = sl_core_app(m->core, t.app_name);
+    if (!app->allow_play)
+        return respond_text(req, 403, "Playing is not allowed in this application.\n");
+    if (!t.rel)
+        return sl_http_admit_play(m->core, req, t.app_name, NULL, "http", serve_admitted, m);
+    if (!rel_name_is_safe(t.rel))
+        return respond_text(req, 404, "not found\n");
+    /* scope "app[/rooms]", stream = the file name without its extension */
+    char scope[PATH_CAP], stream[PATH_CAP];
+    const char *slash = strrchr(t.rel, '/');
+    const char *base = slash ? slash + 1 : t.rel;
+    snprintf(scope, sizeof scope, "%s%s%.*s", t.app_name, slash ? "/" : "",
+             slash ? (int)(slash - t.rel) : 0, t.rel);
+    snprintf(stream, sizeof stream, "%.*s", (int)(strlen(base) - 4), base);
+    return sl_http_admit_play(m->core, req, scope, stream, "http", serve_admitted, m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -957,6 +1009,9 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     m->listener_id = rc;
     if (http && (rc = sl_http_route(http, "GET", "/", on_http, m)))
         goto fail;
+    if (http)
+        sl_http_route_doc(http, "recordings",
+                          "/{app}/mediafiles /{app}/streams/{stream}.flv /{app}/streams/{stream}.mp4");
     if ((rc = uv_async_init(core->loop, &m->async, on_async)))
         goto fail;
     m->async.data = m;

@@ -92,6 +92,10 @@ struct hls_mod {
     sl_map_t sessions;             /* sid -> hls_session_t* (players and kicked tombstones) */
     sl_list_t session_list;        /* the same, for iteration */
     sl_list_t admitting;           /* hls_admit_t waiting for the admission chain */
+    size_t n_sessions;             /* hls_session_t alive: candidates, players, tombstones */
+    sl_map_t per_addr;             /* remote address -> (uintptr_t) its hls_session_t count */
+    uint64_t refused_logged_ms;    /* loop time of the last "over budget" log line */
+    uint64_t refused_unlogged;     /* refusals since that line */
     uv_timer_t *timer;             /* owned; freed by its close callback */
     int stopping;
 };
@@ -150,6 +154,7 @@ struct hls_session {
     int registered;                /* in the core's registry */
     int playing;                   /* admitted: SL_EV_PLAY sent, listed in mod->sessions */
     int kicked;                    /* tombstone: its sid is refused until it expires */
+    int counted;                   /* in mod->n_sessions and mod->per_addr */
 };
 
 /* A request held until the playlist changes. */
@@ -230,19 +235,8 @@ typedef struct creds {
 
 static int find_creds(const sl_http_req_t *req, creds_t *c)
 {
-    c->user[0] = c->pass[0] = c->token[0] = '\0';
-    if (sl_http_query_get(req->query, "username", c->user, sizeof c->user) < 0)
-        c->user[0] = '\0';
-    if (sl_http_query_get(req->query, "password", c->pass, sizeof c->pass) < 0)
-        c->pass[0] = '\0';
-    int tl = sl_http_query_get(req->query, "token", c->token, sizeof c->token);
-    if (tl == -1) { /* -2: too long, kept cut (see CRED_MAX) */
-        c->token[0] = '\0';
-        const char *auth = sl_http_req_header(req, "authorization");
-        if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-            snprintf(c->token, sizeof c->token, "%s", auth + 7);
-    }
-    return c->user[0] || c->pass[0] || c->token[0];
+    return sl_http_find_creds(req, c->user, sizeof c->user, c->pass, sizeof c->pass, c->token,
+                              sizeof c->token);
 }
 
 /*
@@ -372,6 +366,63 @@ static hls_session_t *session_find(hls_mod_t *mod, const char *sid)
     return sid && sid[0] ? sl_map_get(&mod->sessions, sid) : NULL;
 }
 
+/*
+ * Budgets. An HLS session has no socket: a player keeps it alive with
+ * separate requests, so it is not a connection and does not count
+ * against server.max_connections (else one keep-alive connection asking
+ * for 10,000 playlists refused every RTMP player, /healthz and /metrics
+ * for hls.session_timeout). Sessions have their own, smaller budgets:
+ * hls.max_sessions for the server and hls.max_sessions_per_address for
+ * one remote address; every hls_session_t counts (candidates under
+ * admission, players, kicked tombstones), so a pending round-trip check
+ * is bounded too.
+ */
+static size_t addr_count(const hls_mod_t *mod, const char *addr)
+{
+    return (size_t)(uintptr_t)sl_map_get(&mod->per_addr, addr);
+}
+
+static void addr_adjust(hls_mod_t *mod, const char *addr, int delta)
+{
+    size_t n = addr_count(mod, addr);
+    if (delta < 0) {
+        if (n <= 1)
+            sl_map_del(&mod->per_addr, addr);
+        else
+            sl_map_set(&mod->per_addr, addr, (void *)(uintptr_t)(n - 1)); /* key exists: no allocation */
+    } else {
+        sl_map_set(&mod->per_addr, addr, (void *)(uintptr_t)(n + 1));
+    }
+}
+
+/*
+ * 1 when a new session for addr is over budget. Refusals are counted for
+ * /metrics and logged at most once a second (with how many were not).
+ */
+static int over_budget(hls_mod_t *mod, const char *addr)
+{
+    const sl_config_t *cfg = mod->core->cfg;
+    int per_server = (int64_t)mod->n_sessions >= cfg->hls_max_sessions;
+    int per_addr = !per_server && (int64_t)addr_count(mod, addr) >= cfg->hls_max_sessions_per_address;
+    if (!per_server && !per_addr)
+        return 0;
+    /* Counted in the shared family; this module keeps its own log gate
+     * (once a second, with the address). */
+    sl_core_budget_exceeded(mod->core, SL_BUDGET_HLS_SESSIONS, NULL);
+    uint64_t now = now_ms(mod);
+    if (mod->refused_logged_ms && now - mod->refused_logged_ms < 1000) {
+        mod->refused_unlogged++;
+        return 1;
+    }
+    SL_LOGW(NULL, "hls: new session from %s refused: %s budget reached (%" PRId64 ")%s", addr,
+            per_server ? "hls.max_sessions" : "hls.max_sessions_per_address",
+            per_server ? cfg->hls_max_sessions : cfg->hls_max_sessions_per_address,
+            mod->refused_unlogged ? " (and earlier refusals not logged)" : "");
+    mod->refused_logged_ms = now ? now : 1;
+    mod->refused_unlogged = 0;
+    return 1;
+}
+
 /* Ends a player's presence: SL_EV_PLAY_STOP and out of the registry. */
 static void session_end(hls_session_t *s, const char *reason)
 {
@@ -389,6 +440,10 @@ static void session_end(hls_session_t *s, const char *reason)
 static void session_free(hls_session_t *s)
 {
     session_end(s, "closed");
+    if (s->counted) {
+        s->mod->n_sessions--;
+        addr_adjust(s->mod, s->sess.remote_addr, -1);
+    }
     if (sl_list_linked(&s->link)) {
         sl_list_remove(&s->link);
         if (sl_map_get(&s->mod->sessions, s->sess.id) == s)
@@ -427,6 +482,7 @@ static hls_session_t *session_new(hls_mod_t *mod, sl_http_req_t *req, const targ
         return NULL;
     s->mod = mod;
     sl_list_init(&s->link);
+    s->sess.socketless = 1; /* not a connection: see over_budget() */
     sl_session_register(mod->core, &s->sess, &hls_session_ops, "hls");
     s->registered = 1;
     if (want_sid && sid_well_formed(want_sid) && !sl_core_find_session(mod->core, want_sid) &&
@@ -434,6 +490,9 @@ static hls_session_t *session_new(hls_mod_t *mod, sl_http_req_t *req, const targ
         memcpy(s->sess.id, want_sid, 14); /* the log context points at this array */
     snprintf(s->sess.remote_addr, sizeof s->sess.remote_addr, "%s", req->remote_addr ? req->remote_addr : "");
     s->sess.remote_port = req->remote_port;
+    mod->n_sessions++;
+    addr_adjust(mod, s->sess.remote_addr, +1);
+    s->counted = 1;
     char scope[PATH_MAX_LEN + 1];
     snprintf(scope, sizeof scope, "%.*s", (int)(strrchr(t->path, '/') - t->path), t->path);
     if (sl_session_set_app(&s->sess, scope) || sl_session_set_stream(&s->sess, target_name(t)) ||
@@ -719,14 +778,7 @@ static void admission_finish(hls_admit_t *hr)
     sl_http_req_t *req = hr->req;
     if (hr->result) {
         SL_LOGI(&s->sess.log, "hls play refused: %s", hr->reason[0] ? hr->reason : "denied");
-        int status = hr->had_creds ? 403 : 401;
-        char body[300];
-        snprintf(body, sizeof body, "%s\n", hr->reason[0] ? hr->reason : "Playing denied.");
-        if (status == 401)
-            sl_http_respond(req, 401, "text/plain; charset=utf-8", body, strlen(body),
-                            "WWW-Authenticate: Bearer realm=\"sluice\"\r\nCache-Control: no-cache\r\n");
-        else
-            respond_text(req, 403, body);
+        sl_http_admit_refuse(req, hr->had_creds, hr->reason); /* 401 or 403, as every HTTP route */
         session_free(s);
         admit_free(hr);
         return;
@@ -741,6 +793,19 @@ static void admission_finish(hls_admit_t *hr)
         admit_free(hr);
         return;
     }
+    char sid[32];
+    int sid_given = sl_http_query_get(req->query, "sid", sid, sizeof sid) >= 0;
+    if (!sid_given) {
+        /* A first request: the multivariant playlist hands out a fresh sid, and
+         * the session (registry, SL_EV_PLAY) begins only when a player comes
+         * back with it. A client that asks without a sid (for a playlist, or a
+         * segment with credentials) is served and leaves nothing behind: no
+         * session, no play/play_stop events. */
+        admit_free(hr);
+        serve(hs, s, req, &t, 0);
+        session_free(s);
+        return;
+    }
     if (sl_map_set(&mod->sessions, s->sess.id, s)) {
         respond_text(req, 500, "internal server error\n");
         session_free(s);
@@ -752,10 +817,8 @@ static void admission_finish(hls_admit_t *hr)
     sl_session_set_role(&s->sess, SL_ROLE_SUBSCRIBER);
     SL_LOGI(&s->sess.log, "hls player started (%s:%d)", s->sess.remote_addr, s->sess.remote_port);
     sl_events_emit_session(mod->core, &s->sess, SL_EV_PLAY, NULL);
-    char sid[32];
-    int sid_given = sl_http_query_get(req->query, "sid", sid, sizeof sid) >= 0;
     admit_free(hr);
-    serve(hs, s, req, &t, sid_given);
+    serve(hs, s, req, &t, 1);
 }
 
 static void admit_done(sl_admit_t *a, int result, const char *reason, void *ud)
@@ -843,8 +906,6 @@ static int on_request(sl_http_req_t *req, void *ud)
     if (!app->allow_play)
         return respond_text(req, 403, "Playing is not allowed in this application.\n");
     hls_stream_t *hs = sl_map_get(&mod->streams, t.path);
-    if (!hs)
-        return respond_text(req, 404, "stream not found\n");
     char sid[32];
     int sid_given = sl_http_query_get(req->query, "sid", sid, sizeof sid) >= 0;
     if (!sid_given)
@@ -852,10 +913,17 @@ static int on_request(sl_http_req_t *req, void *ud)
     hls_session_t *s = session_find(mod, sid);
     if (s && s->kicked)
         return respond_text(req, 403, "This player was disconnected.\n");
-    if (s && s->playing && strcmp(s->path, t.path) == 0) {
+    if (hs && s && s->playing && strcmp(s->path, t.path) == 0) {
         serve(hs, s, req, &t, sid_given);
         return 0;
     }
+    if (over_budget(mod, req->remote_addr ? req->remote_addr : ""))
+        return sl_http_respond(req, 429, "text/plain; charset=utf-8", "too many HLS sessions\n", 22,
+                               "Retry-After: 10\r\nCache-Control: no-cache\r\n");
+    /* Admission runs whether or not the stream exists (admission_finish answers
+     * 404 only once the chain allowed): on an app with auth, an absent stream
+     * and a live one get the same 401 without credentials, so stream names
+     * cannot be probed. */
     rc = start_admission(mod, req, &t, sid);
     if (rc)
         SL_LOGW(NULL, "hls: %s: cannot start the admission: %s", req->path, sl_strerror(rc));
@@ -1453,6 +1521,7 @@ static void mod_free(hls_mod_t *mod)
 {
     sl_map_cleanup(&mod->streams);
     sl_map_cleanup(&mod->sessions);
+    sl_map_cleanup(&mod->per_addr);
     sl_free(mod);
 }
 
@@ -1467,6 +1536,7 @@ static int hls_start(sl_core_t *core, sl_http_server_t *http, void **state)
     mod->core = core;
     sl_map_init(&mod->streams);
     sl_map_init(&mod->sessions);
+    sl_map_init(&mod->per_addr);
     sl_list_init(&mod->stream_list);
     sl_list_init(&mod->session_list);
     sl_list_init(&mod->admitting);
@@ -1492,6 +1562,9 @@ static int hls_start(sl_core_t *core, sl_http_server_t *http, void **state)
     rc = sl_http_route(http, "GET", "/", on_request, mod);
     if (rc)
         goto fail;
+    sl_http_route_doc(http, "hls",
+                      "/{app}/{stream}.m3u8 /{app}/{stream}_{msn}.ts /{app}/{stream}_{msn}.m4s "
+                      "/{app}/{stream}_part{part}.m4s /{app}/{stream}_init{gen}.mp4");
     *state = mod;
     return 0;
 fail:

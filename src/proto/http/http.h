@@ -100,8 +100,60 @@ int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap);
  */
 int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
                   sl_http_handler_cb cb, void *ud);
+/**
+ * Documents the route added last: a name and the URL templates of the
+ * stream data it can answer, space-separated, with {app}, {stream},
+ * {msn}, {part} and {gen} placeholders ("" when it serves none: API,
+ * metrics, static pages). Both are static strings (borrowed for the
+ * server's life); nothing is allocated, so this cannot fail. The table is
+ * listed by GET /api/v1/server/routes, and an e2e test walks every
+ * template on apps with auth: a route added without a doc fails it, so
+ * a new route that serves stream data cannot skip admission unseen.
+ */
+void sl_http_route_doc(sl_http_server_t *srv, const char *name, const char *serves);
+/**
+ * Calls each() for every route in routing order: method (NULL = any),
+ * prefix, and the name/serves of sl_http_route_doc (NULL when undocumented).
+ */
+void sl_http_routes_each(const sl_http_server_t *srv,
+                         void (*each)(void *arg, const char *method, const char *prefix,
+                                      const char *name, const char *serves),
+                         void *arg);
 /** Serves static files from dir under URL prefix (GET/HEAD; index.html for directories; no ".."). */
 int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir);
+
+/* ---- play admission for routes that serve stream data (http_admit.c) ---- */
+/** Called when the chain allowed the request; the handler answers it. */
+typedef void (*sl_http_admit_cb)(sl_http_req_t *req, void *ud);
+/**
+ * Runs the play admission chain (transport as given, e.g. "http") for a
+ * route that serves stream data of scope ("live", "live/room1") and
+ * stream (NULL for an app-wide listing), with the request's credentials
+ * (query username/password/token, or Authorization: Bearer). When allowed,
+ * allowed(req, ud) is called (maybe synchronously) and must answer; when
+ * refused, the request is answered here, 401 without credentials, 403
+ * with wrong ones, before anything was looked up, so an existing and an
+ * absent stream get the same answer. Returns 0 (the request is taken) or
+ * SL_ENOMEM (nothing answered, allowed not called). Call it before
+ * checking whether the data exists.
+ */
+int sl_http_admit_play(sl_core_t *core, sl_http_req_t *req, const char *scope, const char *stream,
+                       const char *transport, sl_http_admit_cb allowed, void *ud);
+/** The refusal sl_http_admit_play sends, for protocols that run the chain themselves. */
+void sl_http_admit_refuse(sl_http_req_t *req, int had_creds, const char *reason);
+/* Room for a token of up to 8192 characters (the JWT module's limit) plus
+ * one: a longer token arrives cut but still too long, and is refused as too
+ * long rather than as missing. */
+#define SL_HTTP_TOKEN_MAX 8194
+/**
+ * Credentials as Red5 clients pass them over HTTP, into caller buffers
+ * (empty when absent). A token longer than token_cap is kept cut (see
+ * SL_HTTP_TOKEN_MAX). Returns 1 when any was given.
+ */
+int sl_http_find_creds(const sl_http_req_t *req, char *user, size_t user_cap, char *pass,
+                       size_t pass_cap, char *token, size_t token_cap);
+/** Answers 503 to and frees every admission still waiting (server stop). */
+void sl_http_admit_stop(void);
 
 /** Header value by lower-case name, or NULL. */
 const char *sl_http_req_header(const sl_http_req_t *req, const char *name);

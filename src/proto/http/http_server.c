@@ -71,6 +71,8 @@ typedef struct route {
     sl_http_handler_cb cb;
     void *ud;
     void (*free_ud)(void *);   /* owned ud (static routes), or NULL */
+    const char *name;          /* sl_http_route_doc: static string, NULL = undocumented */
+    const char *serves;        /* URL templates of stream data it serves (static), "" = none */
 } route_t;
 
 struct sl_http_server {
@@ -772,7 +774,7 @@ int sl__http_route_owned(sl_http_server_t *srv, const char *method, const char *
     srv->routes = n;
     if ((method && !(m = sl_strdup(method))) || !(p = sl_strdup(prefix)))
         goto fail;
-    srv->routes[srv->n_routes++] = (route_t){m, p, cb, ud, free_ud};
+    srv->routes[srv->n_routes++] = (route_t){m, p, cb, ud, free_ud, NULL, NULL};
     return 0;
 fail:
     sl_free(m);
@@ -786,6 +788,25 @@ int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
                   sl_http_handler_cb cb, void *ud)
 {
     return sl__http_route_owned(srv, method, prefix, cb, ud, NULL);
+}
+
+void sl_http_route_doc(sl_http_server_t *srv, const char *name, const char *serves)
+{
+    if (!srv || srv->n_routes == 0) /* a doc without a route: ignored */
+        return;
+    srv->routes[srv->n_routes - 1].name = name;
+    srv->routes[srv->n_routes - 1].serves = serves ? serves : "";
+}
+
+void sl_http_routes_each(const sl_http_server_t *srv,
+                         void (*each)(void *arg, const char *method, const char *prefix,
+                                      const char *name, const char *serves),
+                         void *arg)
+{
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        const route_t *r = &srv->routes[i];
+        each(arg, r->method, r->prefix, r->name, r->serves);
+    }
 }
 
 /*
@@ -1712,6 +1733,7 @@ void sl_http_server_stop(sl_http_server_t *srv)
     if (!srv || srv->stopping)
         return;
     srv->stopping = 1;
+    sl_http_admit_stop();
     if (srv->listener_open) {
         srv->listener_open = 0;
         uv_close((uv_handle_t *)&srv->listener, NULL);

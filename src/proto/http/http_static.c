@@ -143,5 +143,8 @@ int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir)
     size_t dl = strlen(r->dir);
     while (dl > 1 && r->dir[dl - 1] == '/')
         r->dir[--dl] = '\0';
-    return sl__http_route_owned(srv, "GET", prefix, static_handler, r, root_free);
+    int rc = sl__http_route_owned(srv, "GET", prefix, static_handler, r, root_free);
+    if (!rc)
+        sl_http_route_doc(srv, "static", ""); /* pages of http.web_root, no stream data */
+    return rc;
 }

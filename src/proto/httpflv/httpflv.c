@@ -303,13 +303,7 @@ static void admission_finish(flv_player_t *p)
         return;
     }
     SL_LOGI(&p->sess.log, "http-flv play refused: %s", p->reason[0] ? p->reason : "denied");
-    char body[300];
-    snprintf(body, sizeof body, "%s\n", p->reason[0] ? p->reason : "Playing denied.");
-    if (p->had_creds)
-        respond_text(p->req, 403, body);
-    else
-        sl_http_respond(p->req, 401, "text/plain; charset=utf-8", body, strlen(body),
-                        "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
+    sl_http_admit_refuse(p->req, p->had_creds, p->reason); /* 401 or 403, as every HTTP route */
     player_free(p);
 }
 
@@ -366,8 +360,12 @@ static int on_request(sl_http_req_t *req, void *ud)
     if (!app->allow_play)
         return respond_text(req, 403, "Playing is not allowed in this application.\n");
     sl_stream_t *st = sl_hub_find(mod->core->hub, path);
-    if (!st || !st->publisher)
-        return SL_EDECLINED; /* not live: a later route (recordings) may have it, else 404 */
+    const char *after_app = path + strcspn(path, "/");
+    if ((!st || !st->publisher) && strncmp(after_app, "/streams/", 9) == 0)
+        return SL_EDECLINED; /* not live: a recording's address (the recorder's route) */
+    /* Live or not, admission runs first: start_play answers 404 for an absent
+     * stream only once the chain allowed, so on an app with auth a live and an
+     * absent stream get the same 401 without credentials (no name probing). */
 
     flv_player_t *p = sl_calloc(1, sizeof(*p));
     if (!p)
@@ -388,20 +386,8 @@ static int on_request(sl_http_req_t *req, void *ud)
         return SL_ENOMEM;
     }
     /* Credentials: query (Red5's names), or a bearer token. */
-    /* A JWT of up to 8192 characters (the JWT module's limit) plus one: a longer
-     * token arrives cut (-2) but still too long, and is refused as too long
-     * rather than as missing. */
-    char user[512] = "", pass[512] = "", token[8194] = "";
-    if (sl_http_query_get(req->query, "username", user, sizeof user) < 0)
-        user[0] = '\0';
-    if (sl_http_query_get(req->query, "password", pass, sizeof pass) < 0)
-        pass[0] = '\0';
-    if (sl_http_query_get(req->query, "token", token, sizeof token) == -1) {
-        token[0] = '\0';
-        const char *auth = sl_http_req_header(req, "authorization");
-        if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-            snprintf(token, sizeof token, "%s", auth + 7);
-    }
+    char user[512] = "", pass[512] = "", token[SL_HTTP_TOKEN_MAX] = "";
+    sl_http_find_creds(req, user, sizeof user, pass, sizeof pass, token, sizeof token);
     p->had_creds = user[0] || pass[0] || token[0];
     sl_admit_req_t ar = {
         .kind = SL_ADMIT_PLAY,
@@ -443,6 +429,8 @@ static int flv_start(sl_core_t *core, sl_http_server_t *http, void **state)
     mod->core = core;
     sl_list_init(&mod->players);
     int rc = sl_http_route(http, "GET", "/", on_request, mod);
+    if (!rc)
+        sl_http_route_doc(http, "http-flv", "/{app}/{stream}.flv");
     if (rc) {
         sl_free(mod);
         return rc;
