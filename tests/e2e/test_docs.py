@@ -59,6 +59,10 @@ from conftest import (HOST, REPO, SANITIZER_PATTERNS, SLUICE_BIN, Sluice, T, chi
                       ffmpeg_publish_cmd, free_port, listener_port_keys, make_cert, port_open,
                       wait_stream_live, wait_until)
 
+# Minutes on a sanitizer build and about the docs, not memory safety: the ASan run
+# (-m "not slow") leaves it to the normal one.
+pytestmark = pytest.mark.slow
+
 DOC_FILES = sorted(["README.md"] + [str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")]
                    + [str(p.relative_to(REPO)) for p in (REPO / "docs" / "integration").glob("*.md")])
 MARKER = re.compile(r"^<!--\s*doctest:\s*(?P<kind>[a-z-]+)(?P<opts>[^>]*?)\s*-->\s*$")
@@ -176,6 +180,11 @@ FILE_SETUP = {
     "docs/integration/exec-hooks.md": lambda work, ports: setup_exec(work),
 }
 
+# Environment a doc tells its reader to set beside the file (secrets kept out of it).
+FILE_ENV = {
+    "docs/integration/s3.md": {"SLUICE_S3_SECRET_KEY": "doc-s3-secret-not-in-the-file"},
+}
+
 SCHEME_PORT = {("rtmp", None): "rtmp", ("rtmp", "1935"): "rtmp", ("rtmps", None): "rtmps",
                ("rtmps", "1936"): "rtmps", ("http", "5080"): "http", ("https", "5443"): "https",
                ("ws", "5080"): "http", ("wss", "5443"): "https", ("http", "3000"): "aux"}
@@ -286,6 +295,7 @@ class DocRun:
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(media_src),
                         "-c", "copy", str(mp4)], check=True, timeout=60)
         shutil.copy(REPO / "sluice.yml", work / "sluice.yml")
+        self.env.update(FILE_ENV.get(rel, {}))
         setup = FILE_SETUP.get(rel)
         self.subst = setup(work, self.ports) if setup else {}
         self.media_src = media_src
