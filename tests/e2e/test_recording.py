@@ -183,6 +183,8 @@ def test_api_startrecord_stoprecord(sluice_factory, media_tags):
         for bad in ("../escape", "/etc/passwd", "a/../../b", "x\x01y", "a\\b", "..", "./"):
             r = api.get(base + "startrecord", {"saveas": bad})
             assert r.status == 400, (bad, r)
+            if "\x01" in bad:
+                continue  # control bytes in any query: refused by the HTTP server (400) itself
             assert "streams folder" in r.json["message"]
         # A subfolder inside the app's folder is fine.
         r = api.get(base + "startrecord", {"saveas": "sub/inner", "append": "true"})
