@@ -131,7 +131,7 @@ int sl__api_events_accept(sl_api_t *api, sl_http_req_t *req)
 
 int sl__api_events_start(sl_api_t *api)
 {
-    int id = sl_events_subscribe(api->core, "api.events", 100, on_event, api);
+    int id = sl_events_subscribe(api->core, "api.events", SL_EV_PHASE_STREAM, on_event, api);
     if (id < 0)
         return id;
     api->bus_listener = id;

@@ -68,8 +68,21 @@ static int cmp_check(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int sl_admit_add_check(sl_core_t *core, const char *name, int priority, sl_admit_check_cb cb, void *ud)
+const char *sl_admit_phase_name(int phase)
 {
+    switch (phase) {
+    case SL_ADMIT_PHASE_CREDENTIALS: return "credentials";
+    case SL_ADMIT_PHASE_TOKEN: return "token";
+    case SL_ADMIT_PHASE_REMOTE: return "remote";
+    case SL_ADMIT_PHASE_PLUGIN: return "plugin";
+    default: return "?";
+    }
+}
+
+int sl_admit_add_check(sl_core_t *core, const char *name, sl_admit_phase_t phase,
+                       sl_admit_check_cb cb, void *ud)
+{
+    int priority = (int)phase;
     struct sl_admission *m = adm(core);
     if (!m)
         return SL_ENOMEM;

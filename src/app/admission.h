@@ -58,12 +58,29 @@ typedef int (*sl_admit_check_cb)(sl_admit_t *a, void *ud);
 /** Completion: result is 0 (allowed) or SL_EDENIED; reason is borrowed for the call. */
 typedef void (*sl_admit_done_cb)(sl_admit_t *a, int result, const char *reason, void *ud);
 
+/*
+ * Where a check runs in the chain, by the kind of proof it weighs: local
+ * and cheap first, remote (a round trip to the business's server) after
+ * every local check has allowed, plugins last. Within a phase, checks run
+ * by name.
+ */
+typedef enum {
+    SL_ADMIT_PHASE_CREDENTIALS = 100, /* username/password against a local file (simple auth) */
+    SL_ADMIT_PHASE_TOKEN = 110,       /* a signed token checked locally (JWT) */
+    SL_ADMIT_PHASE_REMOTE = 200,      /* a call to the business's server (round trip) */
+    SL_ADMIT_PHASE_PLUGIN = 300,      /* external plugins' checks */
+} sl_admit_phase_t;
+
+/** The phase's name for listings ("credentials", ...); "?" when unknown. */
+const char *sl_admit_phase_name(int phase);
+
 /**
- * Registers a check. Lower priority runs first, ties by name. Returns a
+ * Registers a check in phase (an sl_admit_phase_t); ties run by name. Returns a
  * positive id or SL_ENOMEM. The list is visible through
  * sl_admit_checks_list (the API shows it).
  */
-int sl_admit_add_check(sl_core_t *core, const char *name, int priority, sl_admit_check_cb cb, void *ud);
+int sl_admit_add_check(sl_core_t *core, const char *name, sl_admit_phase_t phase,
+                       sl_admit_check_cb cb, void *ud);
 /** Removes a check by id. */
 void sl_admit_remove_check(sl_core_t *core, int id);
 /** Names of the checks in order, for listing (borrowed; n in *count). */

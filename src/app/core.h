@@ -177,6 +177,8 @@ typedef struct sl_core {
     int shutting_down;           /* refuse new work */
     struct sl_events *events;    /* the event bus (events.c), created on first use */
     struct sl_admission *admission; /* admission checks (admission.c), created on first use */
+    struct sl_services *services; /* the service registry (services.c): how parts reach each
+                                     other; created on first registration */
     struct sl_api *api;          /* the Server API while it runs (set by sl_api_start), else
                                     NULL: modules add /api/v1 endpoints through it (borrowed) */
     uint64_t closed_bytes_in;    /* bytes of sessions already gone (totals = these + live) */

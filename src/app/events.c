@@ -70,8 +70,31 @@ static struct sl_events *bus(sl_core_t *core)
     return core->events;
 }
 
-int sl_events_subscribe(sl_core_t *core, const char *name, int priority, sl_event_cb cb, void *ud)
+const char *sl_event_phase_name(int phase)
 {
+    switch (phase) {
+    case SL_EV_PHASE_STATE: return "state";
+    case SL_EV_PHASE_QUEUE: return "queue";
+    case SL_EV_PHASE_STREAM: return "stream";
+    case SL_EV_PHASE_NOTIFY: return "notify";
+    case SL_EV_PHASE_PLUGIN: return "plugin";
+    default: return "?";
+    }
+}
+
+void sl_events_each(sl_core_t *core, void (*each)(void *arg, const char *name, int phase),
+                    void *arg)
+{
+    struct sl_events *b = core->events;
+    for (size_t i = 0; b && i < b->n; i++)
+        if (!b->ls[i].dead)
+            each(arg, b->ls[i].name, b->ls[i].priority);
+}
+
+int sl_events_subscribe(sl_core_t *core, const char *name, sl_event_phase_t phase, sl_event_cb cb,
+                        void *ud)
+{
+    int priority = (int)phase;
     struct sl_events *b = bus(core);
     if (!b)
         return SL_ENOMEM;

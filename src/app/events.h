@@ -59,16 +59,41 @@ typedef struct sl_event {
 
 typedef void (*sl_event_cb)(const sl_event_t *ev, void *ud);
 
+/*
+ * When a listener hears an event, by what it does with it: every listener
+ * of an earlier phase has seen the event before any of a later one; within
+ * a phase, listeners run by name. Named phases instead of numbers, so that
+ * a new listener says what it is and lands in the right place.
+ */
+typedef enum {
+    SL_EV_PHASE_STATE = 50,   /* keeps state the event changes (recorder, HLS segmenter,
+                                 round-trip invalidation): before anyone reports it */
+    SL_EV_PHASE_QUEUE = 60,   /* writes durable work from the event (cloud upload queue) */
+    SL_EV_PHASE_STREAM = 100, /* live exports to clients (the WebSocket event stream) */
+    SL_EV_PHASE_NOTIFY = 200, /* notifications out of the process: webhooks, exec hooks */
+    SL_EV_PHASE_PLUGIN = 300, /* external plugins' listeners */
+} sl_event_phase_t;
+
+/** The phase's name for listings ("state", "queue", ...); "?" when unknown. */
+const char *sl_event_phase_name(int phase);
+
 /** The event's wire name ("connect", "publish", ...). */
 const char *sl_event_name(sl_event_type_t type);
 /** Parses a wire name; -1 when unknown. */
 int sl_event_parse(const char *name);
 
 /**
- * Adds a listener. Lower priority runs first; ties run by name. Returns a
- * positive listener id, or SL_ENOMEM.
+ * Adds a listener in phase (an sl_event_phase_t); within a phase,
+ * listeners run by name. Returns a positive listener id, or SL_ENOMEM.
  */
-int sl_events_subscribe(sl_core_t *core, const char *name, int priority, sl_event_cb cb, void *ud);
+int sl_events_subscribe(sl_core_t *core, const char *name, sl_event_phase_t phase, sl_event_cb cb,
+                        void *ud);
+/**
+ * Calls each(arg, name, phase) for every live listener in delivery order
+ * (the API lists them).
+ */
+void sl_events_each(sl_core_t *core, void (*each)(void *arg, const char *name, int phase),
+                    void *arg);
 /** Removes a listener by id (safe inside a delivery). */
 void sl_events_unsubscribe(sl_core_t *core, int id);
 /**

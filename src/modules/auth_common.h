@@ -12,12 +12,6 @@
 #include "app/admission.h"
 #include "base/config.h"
 
-/* Admission priorities: cheap local checks first, the remote one last, so
- * a client refused locally never costs a round trip. */
-#define SL_AUTH_PRIO_SIMPLE 100
-#define SL_AUTH_PRIO_JWT 110
-#define SL_AUTH_PRIO_ROUNDTRIP 200
-
 /**
  * True (1) when `word` is one of the comma-separated items of `list`
  * (blanks around items ignored, ASCII case-insensitive) or list is "*".

@@ -347,7 +347,7 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
         goto fail;
     if ((rc = load_keys(cfg, st->keys)) != 0)
         goto fail;
-    rc = sl_admit_add_check(core, "auth_jwt", SL_AUTH_PRIO_JWT, check, st);
+    rc = sl_admit_add_check(core, "auth_jwt", SL_ADMIT_PHASE_TOKEN, check, st);
     if (rc < 0)
         goto fail;
     st->check_id = rc;

@@ -424,11 +424,11 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     int rc = sl_http_client_new(core->loop, NULL, &st->http);
     if (rc)
         goto fail;
-    rc = sl_admit_add_check(core, "auth_roundtrip", SL_AUTH_PRIO_ROUNDTRIP, check, st);
+    rc = sl_admit_add_check(core, "auth_roundtrip", SL_ADMIT_PHASE_REMOTE, check, st);
     if (rc < 0)
         goto fail;
     st->check_id = rc;
-    rc = sl_events_subscribe(core, "auth_roundtrip", 0, on_event, st);
+    rc = sl_events_subscribe(core, "auth_roundtrip", SL_EV_PHASE_STATE, on_event, st);
     if (rc < 0)
         goto fail;
     st->listener_id = rc;

@@ -760,7 +760,7 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     rc = uv_fs_poll_start(st->poll, on_file_change, st->path, RELOAD_INTERVAL_MS);
     if (rc)
         goto fail;
-    rc = sl_admit_add_check(core, "auth_simple", SL_AUTH_PRIO_SIMPLE, check, st);
+    rc = sl_admit_add_check(core, "auth_simple", SL_ADMIT_PHASE_CREDENTIALS, check, st);
     if (rc < 0)
         goto fail;
     st->check_id = rc;

@@ -28,7 +28,6 @@
 
 extern char **environ;
 
-#define LISTENER_PRIORITY 210    /* after webhooks (200): order is only cosmetic */
 #define MAX_QUEUED 1000          /* jobs waiting for a slot; more are dropped (logged) */
 #define KILL_GRACE_MS 3000       /* SIGTERM, then SIGKILL this much later */
 #define PIPE_DRAIN_MS 1000       /* after exit, output still read for this long */
@@ -601,7 +600,7 @@ static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
         SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "",
                 sl_redact(cmd, rb, sizeof rb));
     }
-    rc = sl_events_subscribe(core, "exec_hooks", LISTENER_PRIORITY, on_event, x);
+    rc = sl_events_subscribe(core, "exec_hooks", SL_EV_PHASE_NOTIFY, on_event, x);
     if (rc < 0)
         goto fail;
     x->listener = rc;

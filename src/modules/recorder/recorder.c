@@ -32,7 +32,6 @@
 #include "proto/http/http.h"
 #include "sluice/errors.h"
 
-#define LISTENER_PRIORITY 50   /* before the event stream and webhooks see the publish */
 #define LIST_MAX_DEPTH 4       /* room folders walked when listing */
 #define PATH_CAP 1024
 
@@ -1003,7 +1002,7 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     /* Steps that can fail come before the handle and the thread, which cannot be
      * undone synchronously. (A route cannot be removed: startup failure ends the
      * process, so a stale route is never called.) */
-    rc = sl_events_subscribe(core, "recorder", LISTENER_PRIORITY, on_event, m);
+    rc = sl_events_subscribe(core, "recorder", SL_EV_PHASE_STATE, on_event, m);
     if (rc < 0)
         goto fail;
     m->listener_id = rc;

@@ -38,7 +38,6 @@
 #include "modules/s3_upload/s3_sigv4.h"
 #include "sluice/errors.h"
 
-#define LISTENER_PRIORITY 60
 #define BUSY_TIMEOUT_MS 5000
 #define IDLE_WAIT_MS 60000
 #define MAX_KEY 1024
@@ -773,7 +772,7 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
         goto fail;
     }
     have_sync = 1;
-    rc = sl_events_subscribe(core, "s3_upload", LISTENER_PRIORITY, on_event, s);
+    rc = sl_events_subscribe(core, "s3_upload", SL_EV_PHASE_QUEUE, on_event, s);
     if (rc < 0)
         goto fail;
     s->listener_id = rc;

@@ -33,7 +33,6 @@
 #include "proto/http/http.h"
 #include "sluice/errors.h"
 
-#define LISTENER_PRIORITY 200   /* after the API's event stream (100) */
 #define API_DEFAULT_LIMIT 100
 #define API_MAX_LIMIT 1000
 #define MAX_ENDPOINTS 256       /* distinct webhook URLs across the configuration */
@@ -519,7 +518,7 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
         SL_LOGE(&g_ctx, "webhooks: cannot start the outbox (%s): %s", w->db_path, sl_strerror(rc));
         goto fail;
     }
-    rc = sl_events_subscribe(core, "webhooks", LISTENER_PRIORITY, on_event, w);
+    rc = sl_events_subscribe(core, "webhooks", SL_EV_PHASE_NOTIFY, on_event, w);
     if (rc < 0)
         goto fail;
     w->listener = rc;

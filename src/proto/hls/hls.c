@@ -74,7 +74,6 @@
 #define AUDIO_ONLY_WAIT_MS 1000   /* audio without a video config for this long: audio-only */
 #define PENDING_MAX 256           /* audio frames held while deciding */
 #define PLAYLIST_MAX_BYTES (1024 * 1024)
-#define LISTENER_PRIORITY 50      /* before the API's event stream (100): attach first */
 #define CRED_MAX 8194             /* longest credential value carried: a JWT of up to 8192
                                      characters (the JWT module's limit) plus one, so that a
                                      longer token arrives cut but still too long, and is
@@ -1554,7 +1553,7 @@ static int hls_start(sl_core_t *core, sl_http_server_t *http, void **state)
     rc = uv_timer_start(mod->timer, on_timer, TIMER_MS, TIMER_MS);
     if (rc)
         goto fail;
-    rc = sl_events_subscribe(core, "hls", LISTENER_PRIORITY, on_event, mod);
+    rc = sl_events_subscribe(core, "hls", SL_EV_PHASE_STATE, on_event, mod);
     if (rc < 0)
         goto fail;
     mod->listener = rc;
