@@ -3,7 +3,7 @@
  * after a sequence header's FLV/E-RTMP header: avcC, hvcC, av1C, an AAC
  * AudioSpecificConfig, an OpusHead) turned into libav codec parameters,
  * and back into FLV tag bodies. Used wherever a libavformat muxer or
- * demuxer meets sl_frame_t payloads: the HLS muxer (proto/hls), MP4
+ * demuxer meets sl_frame_t payloads: the HLS muxer (modules/hls), MP4
  * recording and MP4 VOD (modules/recorder).
  *
  * Pure functions over bytes and a caller's AVCodecParameters; no state,

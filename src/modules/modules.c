@@ -14,8 +14,8 @@
 #include "modules/recorder/recorder.h"
 #include "modules/s3_upload/s3_upload.h"
 #include "modules/webhooks/webhooks.h"
-#include "proto/hls/hls.h"
-#include "proto/httpflv/httpflv.h"
+#include "modules/hls/hls.h"
+#include "modules/httpflv/httpflv.h"
 
 const sl_module_t *const sl_builtin_modules[] = {
     &sl_auth_simple_module,

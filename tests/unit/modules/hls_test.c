@@ -1,5 +1,5 @@
 /*
- * HLS unit tests: the playlist rules of src/proto/hls/hls_playlist.c
+ * HLS unit tests: the playlist rules of src/modules/hls/hls_playlist.c
  * (target duration is the ceiling of the longest segment, the media
  * sequence grows as the window slides, discontinuities on republish and
  * their sequence number, EXT-X-MAP per init section, LL-HLS parts that
@@ -20,8 +20,8 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "media/frame.h"
-#include "proto/hls/hls_mux.h"
-#include "proto/hls/hls_playlist.h"
+#include "modules/hls/hls_mux.h"
+#include "modules/hls/hls_playlist.h"
 #include "sluice/errors.h"
 
 /* ------------------------------------------------------------------ */

@@ -3,7 +3,7 @@
  * writer; a batch moves to the thread pool when none is running, and the
  * next batch starts from the after-work callback on the loop.
  */
-#include "proto/hls/hls_disk.h"
+#include "modules/hls/hls_disk.h"
 
 #include <errno.h>
 #include <fcntl.h>

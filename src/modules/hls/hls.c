@@ -46,7 +46,7 @@
  * re-checked whenever a part or segment is added and answered by the
  * module timer when 3 target durations pass (503); no thread waits.
  */
-#include "proto/hls/hls.h"
+#include "modules/hls/hls.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -61,9 +61,9 @@
 #include "base/log.h"
 #include "base/map.h"
 #include "base/time.h"
-#include "proto/hls/hls_disk.h"
-#include "proto/hls/hls_mux.h"
-#include "proto/hls/hls_playlist.h"
+#include "modules/hls/hls_disk.h"
+#include "modules/hls/hls_mux.h"
+#include "modules/hls/hls_playlist.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
 

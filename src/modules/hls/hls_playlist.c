@@ -8,7 +8,7 @@
  * decimals, so a target duration computed from them is exact: a segment
  * of 6000 ms gives EXT-X-TARGETDURATION:6, one of 6001 ms gives 7.
  */
-#include "proto/hls/hls_playlist.h"
+#include "modules/hls/hls_playlist.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

@@ -22,7 +22,7 @@
  * policy (subq.h) decide drops and the cut. The queue is pumped whenever
  * a frame arrives, which for a live stream is every few tens of ms.
  */
-#include "proto/httpflv/httpflv.h"
+#include "modules/httpflv/httpflv.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * decisions of blocking playlist reload. Pure data and text: no I/O, no
  * loop, no libav; the muxer (hls_mux.c) fills it and the HTTP side
  * (hls.c) reads it, so the rules below are unit-tested on their own
- * (tests/unit/proto/hls_test.c).
+ * (tests/unit/modules/hls_test.c).
  *
  * Model. Segments are numbered by their Media Sequence Number (msn) from 0
  * for the life of the store; parts carry a global index (their URI

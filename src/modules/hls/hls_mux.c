@@ -10,7 +10,7 @@
  * frame stays referenced by the stream for the duration of the call, so
  * nothing is copied just to hand it over.
  */
-#include "proto/hls/hls_mux.h"
+#include "modules/hls/hls_mux.h"
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
