@@ -13,7 +13,8 @@
  * listener opens. SIGINT/SIGTERM stop gracefully: listeners close,
  * clients are told their streams end, pending writes drain (bounded by
  * server.shutdown_timeout), and the process exits 0. A second signal exits
- * at once.
+ * at once. SIGHUP (or POST /api/v1/server/reload, through the "server"
+ * service) reloads the configuration: see reload_apply.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,10 +23,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "api/api.h"
 #include "app/core.h"
+#include "app/services.h"
+#include "app/svc/server.h"
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/log.h"
@@ -49,6 +53,14 @@ typedef struct {
     int n_modules;                 /* modules started */
     uv_signal_t sigint, sigterm;
     int signals;
+    /* reload (see reload_apply) */
+    const char *config_path;       /* the file read at start, NULL = defaults only (borrowed) */
+    uv_signal_t sighup;            /* SIGHUP: reload */
+    int sighup_open;
+    sl_config_t **retired;         /* configurations replaced by a reload, freed at exit */
+    size_t n_retired;
+    sl_config_t *current;          /* the configuration a reload installed, or NULL (the one
+                                      main loaded is on its stack) */
 } app_t;
 
 static void print_err(void *ud, const char *where, int line, const char *msg)
@@ -91,6 +103,267 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     return n;
 }
 
+/* ---- reload ---------------------------------------------------------- */
+
+/*
+ * Settings that a reload cannot apply: listeners (ports, binds, TLS files),
+ * the data folder, and values copied into long-lived structures at start
+ * (the hub's GOP cap, the HTTP parser limits, the RTMP merge timers, the
+ * static route's folder, the API token). A reload that changes one reports
+ * it as needing a restart and keeps it at its running value. One table so
+ * that it can become a per-slot flag of the config engine later.
+ */
+static const char *const g_restart_keys[] = {
+    "server.data_dir", "server.node_name",
+    "rtmp.enabled", "rtmp.bind", "rtmp.port", "rtmp.tls_port", "rtmp.tls_bind", "rtmp.tls_cert",
+    "rtmp.tls_key",
+    "media.gop_cache_max_bytes", "media.write_merge", "media.audio_hold",
+    "http.enabled", "http.bind", "http.port", "http.tls_cert", "http.tls_key", "http.tls_port",
+    "http.tls_bind", "http.max_header_bytes", "http.max_headers", "http.max_body_bytes",
+    "http.max_url_bytes", "http.web_root",
+    "api.access_token",
+    "recorder.queue_max",
+    NULL,
+};
+
+static int needs_restart(const char *key)
+{
+    for (int i = 0; g_restart_keys[i]; i++)
+        if (strcmp(g_restart_keys[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* What a reload found, collected for the log and the API answer. */
+typedef struct {
+    json_t *problems;     /* "file:line: message" of a refused configuration */
+    json_t *apps_added, *apps_removed, *apps_changed, *keys_changed, *restart, *modules_restart;
+    size_t n_changes;
+} reload_report_t;
+
+static void reload_problem(void *ud, const char *where, int line, const char *msg)
+{
+    reload_report_t *r = ud;
+    char text[1024];
+    if (line > 0)
+        snprintf(text, sizeof text, "%s:%d: %s", where, line, msg);
+    else
+        snprintf(text, sizeof text, "%s: %s", where, msg);
+    SL_LOGE(NULL, "config reload: %s", text);
+    json_array_append_new(r->problems, json_string(text));
+}
+
+/* Appends name to list unless it is there already. */
+static void add_unique(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+        if (strcmp(json_string_value(v), name) == 0)
+            return;
+    json_array_append_new(list, json_string(name));
+}
+
+static void reload_diff(void *ud, sl_config_diff_t kind, const char *key)
+{
+    reload_report_t *r = ud;
+    r->n_changes++;
+    if (kind == SL_CONFIG_DIFF_APP_ADDED || kind == SL_CONFIG_DIFF_APP_REMOVED) {
+        json_array_append_new(kind == SL_CONFIG_DIFF_APP_ADDED ? r->apps_added : r->apps_removed,
+                              json_string(key + 5)); /* after "apps." */
+        return;
+    }
+    if (strncmp(key, "apps.", 5) == 0) {
+        char name[SL_CONFIG_APP_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(key + 5, "."), key + 5);
+        add_unique(r->apps_changed, name);
+    }
+    json_array_append_new(needs_restart(key) ? r->restart : r->keys_changed, json_string(key));
+}
+
+/*
+ * Reloads the configuration: the same file and environment as at start,
+ * loaded into a new struct and checked completely (the checks of start and
+ * --check-config: check_config and every module's check). A configuration
+ * with problems changes nothing: they are logged and returned. Otherwise:
+ *  - settings of g_restart_keys that changed keep their running value (the
+ *    new struct gets the old one) and are reported as needing a restart;
+ *  - core->cfg points at the new struct, so every later lookup (apps added
+ *    or removed, per-app switches, limits read per connection) sees it.
+ *    The old struct is not freed before exit: sessions and modules keep
+ *    pointers into it (an HLS stream's app settings, a webhook item's app,
+ *    strings a module borrowed at start), and a reload is rare and small
+ *    (a few KB), so keeping them is both simple and safe. An app removed
+ *    by a reload refuses new clients (like an unknown app); its sessions
+ *    stay until they leave, under the settings they were admitted with.
+ *  - the log level and format, and the server-wide RTMP partial budget
+ *    are set again; each module's reload re-reads what it cached.
+ * Connected clients are not touched. Fills r; returns 0, SL_EINVAL (the
+ * configuration has problems), SL_EBUSY (shutting down) or SL_ENOMEM.
+ */
+static int reload_apply(app_t *app, reload_report_t *r)
+{
+    if (app->core.shutting_down)
+        return SL_EBUSY;
+    sl_config_t *cfg = sl_malloc(sizeof *cfg);
+    sl_config_t **retired = sl_realloc(app->retired, (app->n_retired + 1) * sizeof *retired);
+    if (retired)
+        app->retired = retired;
+    if (!cfg || !retired || sl_config_defaults(cfg)) {
+        sl_free(cfg);
+        return SL_ENOMEM;
+    }
+    size_t n_before = json_array_size(r->problems);
+    if (app->config_path) {
+        int rc = sl_config_load_file(cfg, app->config_path, reload_problem, r);
+        if (rc && json_array_size(r->problems) == n_before)
+            reload_problem(r, app->config_path, 0, sl_strerror(rc));
+    }
+    sl_config_apply_env(cfg, environ, reload_problem, r);
+    check_config(cfg, reload_problem, r);
+    if (json_array_size(r->problems) > n_before) {
+        size_t n = json_array_size(r->problems) - n_before;
+        SL_LOGE(NULL, "config reload refused: %zu problem%s; nothing changed", n,
+                n == 1 ? "" : "s");
+        sl_config_cleanup(cfg);
+        sl_free(cfg);
+        return SL_EINVAL;
+    }
+    const sl_config_t *old = app->core.cfg;
+    sl_config_diff(old, cfg, reload_diff, r);
+    size_t i;
+    json_t *v;
+    json_array_foreach(r->restart, i, v) {
+        if (sl_config_copy_key(cfg, old, json_string_value(v)) == SL_ENOMEM) {
+            sl_config_cleanup(cfg);
+            sl_free(cfg);
+            return SL_ENOMEM;
+        }
+    }
+    if (app->current)
+        app->retired[app->n_retired++] = app->current;
+    app->current = cfg;
+    app->core.cfg = cfg;
+    sl_log_set_level((sl_log_level_t)cfg->log_level);
+    sl_log_set_json(cfg->log_format == 1);
+    app->core.rtmp_partial.limit = cfg->rtmp_max_partial_bytes_total;
+    for (int m = 0; m < app->n_modules; m++) {
+        const sl_module_t *mod = sl_builtin_modules[m];
+        if (!mod->reload)
+            continue;
+        int rc = mod->reload(&app->core, app->http, &app->module_state[m], old, cfg);
+        if (rc == SL_EAGAIN) {
+            SL_LOGW(NULL, "config reload: module %s: its new settings need a restart", mod->name);
+            json_array_append_new(r->modules_restart, json_string(mod->name));
+        } else if (rc) {
+            SL_LOGE(NULL, "config reload: module %s: %s (it keeps its old settings)", mod->name,
+                    sl_strerror(rc));
+            json_array_append_new(r->modules_restart, json_string(mod->name));
+        }
+    }
+    json_array_foreach(r->restart, i, v)
+        SL_LOGW(NULL, "config reload: %s changed: needs a restart (keeps its running value "
+                "until then)", json_string_value(v));
+    SL_LOGI(NULL, "config reloaded (%zu change%s)", r->n_changes, r->n_changes == 1 ? "" : "s");
+    return 0;
+}
+
+/* The "server" service's reload (src/app/svc/server.h). */
+static int svc_reload(void *ud, char **out_json)
+{
+    app_t *app = ud;
+    reload_report_t r = {
+        .problems = json_array(), .apps_added = json_array(), .apps_removed = json_array(),
+        .apps_changed = json_array(), .keys_changed = json_array(), .restart = json_array(),
+        .modules_restart = json_array(),
+    };
+    int rc = SL_ENOMEM;
+    json_t *o = NULL;
+    *out_json = NULL;
+    if (r.problems && r.apps_added && r.apps_removed && r.apps_changed && r.keys_changed &&
+        r.restart && r.modules_restart)
+        rc = reload_apply(app, &r);
+    if (rc == SL_EINVAL)
+        o = json_pack("{s:O}", "problems", r.problems);
+    else if (rc == 0)
+        o = json_pack("{s:I, s:O, s:O, s:O, s:O, s:O, s:O}", "changes", (json_int_t)r.n_changes,
+                      "apps_added", r.apps_added, "apps_removed", r.apps_removed, "apps_changed",
+                      r.apps_changed, "keys_changed", r.keys_changed, "restart_required",
+                      r.restart, "modules_restart_required", r.modules_restart);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text) {
+        *out_json = sl_strdup(text);
+        free(text);
+    }
+    json_decref(o);
+    json_t *all[] = {r.problems, r.apps_added, r.apps_removed, r.apps_changed, r.keys_changed,
+                     r.restart, r.modules_restart};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        json_decref(all[k]);
+    return rc;
+}
+
+static const sl_svc_server_t g_server_svc = {.reload = svc_reload};
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    app_t *app = s->data;
+    char *answer = NULL;
+    SL_LOGI(NULL, "SIGHUP: reloading the configuration");
+    int rc = svc_reload(app, &answer);
+    if (rc && rc != SL_EINVAL) /* SL_EINVAL: the problems are logged already */
+        SL_LOGE(NULL, "config reload failed: %s", sl_strerror(rc));
+    sl_free(answer);
+}
+
+/*
+ * Makes reload reachable: SIGHUP and the "server" service (the API's
+ * POST /api/v1/server/reload). The SIGHUP handle does not keep the loop
+ * alive. Called once the core exists; 0 or an error (then nothing to undo).
+ */
+static int reload_init(app_t *app, const char *config_path)
+{
+    app->config_path = config_path;
+    int rc = sl_service_register(&app->core, SL_SVC_SERVER_NAME, SL_SVC_SERVER_MAJOR,
+                                 SL_SVC_SERVER_MINOR, &g_server_svc, app);
+    if (rc)
+        return rc;
+    uv_signal_init(app->core.loop, &app->sighup);
+    app->sighup.data = app;
+    app->sighup_open = 1;
+    uv_signal_start(&app->sighup, on_sighup, SIGHUP);
+    uv_unref((uv_handle_t *)&app->sighup);
+    return 0;
+}
+
+/* Stops taking reloads (shutdown): closes the SIGHUP handle, drops the service. */
+static void reload_stop(app_t *app)
+{
+    if (!app->sighup_open)
+        return;
+    app->sighup_open = 0;
+    sl_service_unregister(&app->core, SL_SVC_SERVER_NAME, &g_server_svc);
+    uv_close((uv_handle_t *)&app->sighup, NULL);
+}
+
+/* Frees every configuration a reload installed (after the core is gone). */
+static void reload_cleanup(app_t *app)
+{
+    for (size_t i = 0; i < app->n_retired; i++) {
+        sl_config_cleanup(app->retired[i]);
+        sl_free(app->retired[i]);
+    }
+    sl_free(app->retired);
+    if (app->current) {
+        sl_config_cleanup(app->current);
+        sl_free(app->current);
+    }
+    app->retired = NULL;
+    app->current = NULL;
+    app->n_retired = 0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -127,6 +400,7 @@ static void on_signal(uv_signal_t *s, int signum)
         sl_http_server_stop(app->http);
     if (app->rtmp)
         sl_rtmp_server_stop(app->rtmp);
+    reload_stop(app);
     /* Signal handles stay referenced but must not keep the loop alive. */
     uv_unref((uv_handle_t *)&app->sigint);
     uv_unref((uv_handle_t *)&app->sigterm);
@@ -249,6 +523,8 @@ int main(int argc, char **argv)
     app.sigint.data = app.sigterm.data = &app;
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    if (reload_init(&app, config_path))
+        SL_LOGW(NULL, "reload: not available (out of memory)");
     SL_LOGI(NULL, "sluice %s starting (config %s, data %s)", SL_VERSION_STRING,
             config_path ? config_path : "defaults", cfg.server_data_dir);
     int exit_code = 0;
@@ -322,6 +598,7 @@ out:
             sl_http_server_stop(app.http);
         if (app.rtmp)
             sl_rtmp_server_stop(app.rtmp);
+        reload_stop(&app);
         uv_close((uv_handle_t *)&app.sigint, on_signal_closed);
         uv_close((uv_handle_t *)&app.sigterm, on_signal_closed);
         uv_run(loop, UV_RUN_DEFAULT);
@@ -337,6 +614,7 @@ out:
     if (uv_loop_close(loop) != 0)
         SL_LOGW(NULL, "loop closed with handles still open");
     sl_config_cleanup(&cfg);
+    reload_cleanup(&app);
     /* The allocator's count is news only when it is not zero (a leak); the
      * e2e tests read both lines (tests/e2e/conftest.py). */
     if (sl_alloc_bytes() || sl_alloc_blocks())

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "app/services.h"
+#include "app/svc/server.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -328,6 +330,44 @@ static int server_routes(sl_api_t *api, sl_http_req_t *req)
     return sl__api_ok(req, list);
 }
 
+/*
+ * POST /api/v1/server/reload: reloads the configuration through the
+ * "server" service (main.c). 200 with what changed; 400 with the list of
+ * problems ("file:line: message") when the new configuration is refused
+ * (then nothing changed); 503 while shutting down or when nothing provides
+ * the service.
+ */
+static int server_reload(sl_api_t *api, sl_http_req_t *req)
+{
+    void *ud = NULL;
+    const sl_svc_server_t *svc =
+        sl_service_get(api->core, SL_SVC_SERVER_NAME, SL_SVC_SERVER_MAJOR, 0, &ud);
+    if (!svc || !svc->reload)
+        return sl__api_err(req, 503, "Reload is not available.");
+    char *text = NULL;
+    int rc = svc->reload(ud, &text);
+    json_t *answer = text ? json_loads(text, 0, NULL) : NULL;
+    sl_free(text);
+    if (rc == 0 && answer)
+        return sl__api_ok(req, answer);
+    if (rc == SL_EINVAL && answer) {
+        json_t *o = json_pack("{s:s, s:i, s:s, s:O?, s:I}", "status", "error", "code", 400,
+                              "message", "The configuration has problems; nothing changed.",
+                              "problems", json_object_get(answer, "problems"), "timestamp",
+                              (json_int_t)sl_time_wall_ms());
+        json_decref(answer);
+        char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        rc = sl_http_respond_json(req, 400, txt ? txt : "{\"status\":\"error\",\"code\":400}");
+        free(txt);
+        return rc;
+    }
+    json_decref(answer);
+    if (rc == SL_EBUSY)
+        return sl__api_err(req, 503, "The server is shutting down.");
+    return sl__api_err(req, 500, rc ? sl_strerror(rc) : "Out of memory.");
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     sl_api_t *api = ud;
@@ -345,6 +385,8 @@ static int api_handler(sl_http_req_t *req, void *ud)
         return 0;
     if (n == 1 && strcmp(seg[0], "events") == 0 && is_get)
         return sl__api_events_accept(api, req);
+    if (n == 2 && strcmp(seg[0], "server") == 0 && strcmp(seg[1], "reload") == 0 && is_post)
+        return server_reload(api, req);
     if (n >= 1 && strcmp(seg[0], "server") == 0 && is_get) {
         if (n == 1)
             return sl__api_server_info(api, req);

@@ -8,7 +8,7 @@
  * sluice.yml and docs/config.md) all walk these tables and nothing else, so
  * adding a setting is one table line plus its struct field.
  *
- * Loading runs once at start on the main thread; nothing here is shared
+ * Loading runs on the main thread (at start and on reload); nothing here is shared
  * between threads and there is no global state besides the const tables.
  */
 #include "base/config.h"
@@ -977,6 +977,87 @@ int sl_config_equal(const sl_config_t *a, const sl_config_t *b)
             return 0;
     }
     return 1;
+}
+
+/*
+ * Reports every global slot of t whose value differs between a and b as
+ * "<label>.<key>". Returns the number reported.
+ */
+static size_t table_diff(const slot_t *t, size_t n, const void *a, const void *b,
+                         const char *label, sl_config_diff_cb each, void *ud)
+{
+    char key[SL_CONFIG_APP_NAME_MAX + 96];
+    size_t changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (table_equal(&t[i], 1, a, b))
+            continue;
+        snprintf(key, sizeof key, "%s.%s", label ? label : t[i].section, t[i].key);
+        changed++;
+        if (each)
+            each(ud, SL_CONFIG_DIFF_CHANGED, key);
+    }
+    return changed;
+}
+
+/* Same walk as sl_config_equal, naming what differs (see config.h). */
+size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff_cb each, void *ud)
+{
+    char label[SL_CONFIG_APP_NAME_MAX + 8];
+    size_t changed = table_diff(g_slots, N_SLOTS, a, b, NULL, each, ud);
+    for (size_t i = 0; i < a->n_apps; i++) {
+        const sl_app_config_t *other = sl_config_app(b, a->apps[i].name);
+        snprintf(label, sizeof label, "apps.%s", a->apps[i].name);
+        if (!other) {
+            changed++;
+            if (each)
+                each(ud, SL_CONFIG_DIFF_APP_REMOVED, label);
+        } else {
+            changed += table_diff(g_app_slots, N_APP_SLOTS, &a->apps[i], other, label, each, ud);
+        }
+    }
+    for (size_t i = 0; i < b->n_apps; i++) {
+        if (sl_config_app(a, b->apps[i].name))
+            continue;
+        snprintf(label, sizeof label, "apps.%s", b->apps[i].name);
+        changed++;
+        if (each)
+            each(ud, SL_CONFIG_DIFF_APP_ADDED, label);
+    }
+    return changed;
+}
+
+/* Copies one global slot ("section.key") from src to dst (see config.h). */
+int sl_config_copy_key(sl_config_t *dst, const sl_config_t *src, const char *key)
+{
+    const char *dot = key ? strchr(key, '.') : NULL;
+    if (!dot)
+        return SL_ENOTFOUND;
+    for (size_t i = 0; i < N_SLOTS; i++) {
+        const slot_t *s = &g_slots[i];
+        if (strlen(s->section) != (size_t)(dot - key) || strncmp(s->section, key, dot - key) ||
+            strcmp(s->key, dot + 1))
+            continue;
+        switch (s->type) {
+        case T_STRING: {
+            const char *from = *(char *const *)cfield(src, s);
+            char *copy = from ? sl_strdup(from) : NULL;
+            if (from && !copy)
+                return SL_ENOMEM;
+            char **to = field(dst, s);
+            sl_free(*to);
+            *to = copy;
+            break;
+        }
+        case T_BOOL:
+            *(int *)field(dst, s) = *(const int *)cfield(src, s);
+            break;
+        default:
+            *(int64_t *)field(dst, s) = *(const int64_t *)cfield(src, s);
+            break;
+        }
+        return 0;
+    }
+    return SL_ENOTFOUND;
 }
 
 /* ---- YAML loader ------------------------------------------------------ */

@@ -9,8 +9,10 @@
  * from a second table); an app named there exists, `live` exists unless the
  * file says `live: {enabled: false}`.
  *
- * Loading happens once at start on the main thread; the struct is then
- * read-only for the life of the process.
+ * Loading happens on the main (loop) thread, at start and on reload; a
+ * loaded struct is then read-only. Reload (main.c) loads a new struct and
+ * swaps the core's pointer; old structs stay allocated until exit, because
+ * sessions and modules borrow pointers into them (apps, strings).
  */
 #ifndef SL_BASE_CONFIG_H
 #define SL_BASE_CONFIG_H
@@ -246,6 +248,32 @@ const sl_app_config_t *sl_config_app(const sl_config_t *cfg, const char *name);
  * never misses a setting (tests; later, telling what a reload changed).
  */
 int sl_config_equal(const sl_config_t *a, const sl_config_t *b);
+/* What sl_config_diff reports for one key. */
+typedef enum {
+    SL_CONFIG_DIFF_CHANGED = 0,     /* "section.key" or "apps.<name>.<key>": the value differs */
+    SL_CONFIG_DIFF_APP_ADDED = 1,   /* "apps.<name>": only in b */
+    SL_CONFIG_DIFF_APP_REMOVED = 2, /* "apps.<name>": only in a */
+} sl_config_diff_t;
+
+/* Receives one difference; key is borrowed for the call. */
+typedef void (*sl_config_diff_cb)(void *ud, sl_config_diff_t kind, const char *key);
+/**
+ * What differs from a (the old configuration) to b (the new one), driven
+ * by the same tables as sl_config_equal: every global setting whose value
+ * differs ("rtmp.port"), then for each app of a: removed ("apps.x") or its
+ * changed settings ("apps.x.auth_simple"), then each app only in b
+ * ("apps.y", added). each may be NULL (just count). Returns the number of
+ * differences (0 exactly when sl_config_equal is 1). Used by reload.
+ */
+size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff_cb each, void *ud);
+/**
+ * Copies the value of one global setting `key` ("section.key") from src to
+ * dst (strings are duplicated, dst's old string freed); the origin records
+ * are not touched. Reload uses it to keep a setting that needs a restart
+ * at its running value. 0, SL_ENOTFOUND (no such setting) or SL_ENOMEM
+ * (dst unchanged).
+ */
+int sl_config_copy_key(sl_config_t *dst, const sl_config_t *src, const char *key);
 /**
  * Where key ("section.key" or "apps.<name>.<key>") was last set: returns the
  * file or SLUICE_* variable (borrowed, valid until cfg is cleaned up) and

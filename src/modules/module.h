@@ -3,8 +3,9 @@
  * (event bus listeners, admission checks, HTTP routes) rather than inside
  * a protocol. Each is one const struct; main.c runs every module's check
  * (for --check-config, and at start before any listener opens), starts them
- * in table order after the listeners are up and stops them in reverse order
- * on shutdown.
+ * in table order after the listeners are up, calls each one's reload when
+ * the configuration is reloaded, and stops them in reverse order on
+ * shutdown.
  *
  * This is the internal form of the plugin interface of DESIGN.md §5: the
  * stable C ABI (include/sluice/plugin.h, dlopen'ed plugins) will wrap the
@@ -42,6 +43,26 @@ typedef struct sl_module {
      * opens; start may assume it passed. May be NULL (nothing to check).
      */
     int (*check)(const sl_config_t *cfg, sl_config_err_cb err, void *ud);
+    /**
+     * Live reload (SIGHUP, POST /api/v1/server/reload): the new
+     * configuration new_cfg passed every check (this module's `check`
+     * included) and core->cfg already points at it; old_cfg is the one the
+     * module ran with. The module re-reads the settings it cached at start
+     * (files, keys, URLs, timers) so that they apply to new work; work in
+     * flight may finish under the old settings. Both configurations stay
+     * allocated until exit, so pointers into old_cfg (apps, strings) taken
+     * earlier stay valid. *state is the module's state, NULL when it was
+     * inert: the module may then start (set *state, as start does) when
+     * new_cfg gives it work; http as for start. Returns 0; SL_EAGAIN when a
+     * change of its settings can only take effect after a restart (main
+     * reports the module as needing one; nothing was changed); another
+     * negative error when the reload failed (logged by main; the module
+     * must be left running on its old settings). Runs on the loop thread.
+     * May be NULL: the module reads everything from core->cfg when it needs
+     * it, or has nothing that changes.
+     */
+    int (*reload)(sl_core_t *core, sl_http_server_t *http, void **state,
+                  const sl_config_t *old_cfg, const sl_config_t *new_cfg);
 } sl_module_t;
 
 /** The built-in modules in start order; NULL-terminated. */
