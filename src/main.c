@@ -243,7 +243,7 @@ static int reload_apply(app_t *app, reload_report_t *r)
     if (app->current)
         app->retired[app->n_retired++] = app->current;
     app->current = cfg;
-    app->core.cfg = cfg;
+    __atomic_store_n(&app->core.cfg, cfg, __ATOMIC_RELEASE); /* pool threads may read it */
     sl_log_set_level((sl_log_level_t)cfg->log_level);
     sl_log_set_json(cfg->log_format == 1);
     app->core.rtmp_partial.limit = cfg->rtmp_max_partial_bytes_total;

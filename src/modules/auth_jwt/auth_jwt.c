@@ -361,6 +361,41 @@ fail:
 }
 
 /*
+ * Configuration reload: inert until now, the module starts when an app
+ * turned auth_jwt on. Running, it loads the keys of the new configuration
+ * (secret, key files, JWKS: files are read again even when their names did
+ * not change) and swaps them in; issuer, audience and leeway are read from
+ * core->cfg at each check anyway. When no app uses JWT any more the old
+ * keys stay: the check passes for apps with auth_jwt off.
+ */
+static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const sl_config_t *old_cfg,
+                  const sl_config_t *new_cfg)
+{
+    (void)old_cfg;
+    state_t *st = *state;
+    if (!st)
+        return start(core, http, state);
+    int used = 0;
+    for (size_t i = 0; i < new_cfg->n_apps; i++)
+        used |= new_cfg->apps[i].enabled && new_cfg->apps[i].auth_jwt;
+    if (!used)
+        return 0;
+    sl_jwt_keys_t *keys = NULL;
+    int rc = sl_jwt_keys_new(&keys);
+    if (!rc)
+        rc = load_keys(new_cfg, keys);
+    if (rc) {
+        sl_jwt_keys_free(keys);
+        return rc;
+    }
+    sl_jwt_keys_free(st->keys); /* checks are synchronous: nothing holds the old keys */
+    st->keys = keys;
+    SL_LOGI(NULL, "jwt: reloaded: %s%zu public keys",
+            sl_jwt_keys_has_secret(st->keys) ? "HMAC secret, " : "", sl_jwt_keys_count(st->keys));
+    return 0;
+}
+
+/*
  * --check-config and start: when an app has auth_jwt on, every configured
  * key source must load (a key file that is missing or holds no usable key
  * is an error, as at start) and at least one must be configured.
@@ -424,4 +459,5 @@ const sl_module_t sl_auth_jwt_module = {
     .stop = stop,
     .free = free_state,
     .check = check_config,
+    .reload = reload,
 };

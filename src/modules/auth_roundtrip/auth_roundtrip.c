@@ -447,6 +447,20 @@ fail:
     return rc;
 }
 
+/*
+ * Configuration reload: the URLs, timeout, default and lazy switch are
+ * read from core->cfg at each call, so a running module has nothing to
+ * re-read (calls in flight finish against the old URL). Inert until now,
+ * it starts when an app turned auth_roundtrip on.
+ */
+static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const sl_config_t *old_cfg,
+                  const sl_config_t *new_cfg)
+{
+    (void)old_cfg;
+    (void)new_cfg;
+    return *state ? 0 : start(core, http, state);
+}
+
 /* True when url starts with http:// or https:// and names something after it. */
 static int is_http_url(const char *url)
 {
@@ -490,4 +504,5 @@ const sl_module_t sl_auth_roundtrip_module = {
     .stop = stop,
     .free = free_state,
     .check = check_config,
+    .reload = reload,
 };

@@ -620,7 +620,10 @@ static void reload_done(uv_work_t *req, int status)
             SL_LOGW(NULL, "simple auth: %s: %s", r->path, r->warnings[i]);
     if (r->n_warnings > MAX_RELOAD_WARNINGS)
         SL_LOGW(NULL, "simple auth: %s: %d more warnings", r->path, r->n_warnings - MAX_RELOAD_WARNINGS);
-    if (status == 0 && r->rc == 0 && !st->stopped) {
+    int stale = strcmp(r->path, st->path) != 0; /* the configuration named another file since */
+    if (stale) {
+        /* its result is not the current file's: dropped (below) */
+    } else if (status == 0 && r->rc == 0 && !st->stopped) {
         SL_LOGI(NULL, "simple auth: %s reloaded (%zu users)", r->path, sl_auth_simple_table_size(r->table));
         sl_auth_simple_table_unref(st->table);
         st->table = r->table;
@@ -777,6 +780,53 @@ fail:
 }
 
 /*
+ * Configuration reload: inert until now, the module starts when an app
+ * turned auth_simple on (start reads the new core->cfg). Running, it
+ * re-reads its file now (its users may have changed with the
+ * configuration), or switches to another auth.simple_file: the new file is
+ * loaded here (the check just did the same, so it loads) and watched
+ * instead of the old one. The check stays registered when no app uses
+ * simple auth any more: it passes for apps with auth_simple off.
+ */
+static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const sl_config_t *old_cfg,
+                  const sl_config_t *new_cfg)
+{
+    (void)old_cfg;
+    state_t *st = *state;
+    if (!st)
+        return start(core, http, state);
+    const char *file = new_cfg->auth_simple_file;
+    if (!file || !file[0] || strcmp(file, st->path) == 0) {
+        start_reload(st);
+        return 0;
+    }
+    sl_auth_simple_table_t *table = NULL;
+    char *path = sl_strdup(file);
+    if (!path)
+        return SL_ENOMEM;
+    int rc = sl_auth_simple_load(path, start_warn, path, &table);
+    if (rc) {
+        sl_free(path);
+        return rc;
+    }
+    uv_fs_poll_stop(st->poll);
+    rc = uv_fs_poll_start(st->poll, on_file_change, path, RELOAD_INTERVAL_MS);
+    if (rc) { /* keep the old file, watched as before */
+        uv_fs_poll_start(st->poll, on_file_change, st->path, RELOAD_INTERVAL_MS);
+        sl_auth_simple_table_unref(table);
+        sl_free(path);
+        return rc;
+    }
+    sl_auth_simple_table_unref(st->table);
+    st->table = table;
+    sl_free(st->path);
+    st->path = path;
+    SL_LOGI(NULL, "simple auth: %zu users from %s (watched for changes)",
+            sl_auth_simple_table_size(st->table), st->path);
+    return 0;
+}
+
+/*
  * --check-config and start: an app with auth_simple on needs
  * auth.simple_file, and the file must load (readable, within the size and
  * user caps). Bad lines in it stay warnings, as at start.
@@ -811,4 +861,5 @@ const sl_module_t sl_auth_simple_module = {
     .stop = stop,
     .free = free_state,
     .check = check_config,
+    .reload = reload,
 };

@@ -56,6 +56,8 @@ typedef struct cleaner {
     size_t n_busy, cap_busy;
     deletion_t *done;     /* the sweep's deletions (owned) */
     char *db_path;        /* owned */
+    const sl_config_t *sweep_cfg; /* core->cfg when the sweep was queued: the pool thread
+                                     reads the apps there, not core->cfg that a reload swaps */
 } cleaner_t;
 
 /* ------------------------------------------------------------------ */
@@ -203,7 +205,7 @@ static void sweep(uv_work_t *w)
         db = NULL;
     }
     uint64_t now = sl_time_wall_ms();
-    const sl_config_t *cfg = c->core->cfg;
+    const sl_config_t *cfg = c->sweep_cfg;
     for (size_t i = 0; i < cfg->n_apps; i++) {
         const sl_app_config_t *app = &cfg->apps[i];
         if (app->enabled && (app->record_max_age_ms > 0 || app->record_max_bytes > 0))
@@ -276,6 +278,7 @@ static void on_timer(uv_timer_t *t)
     if (c->core->recorder_ops)
         c->core->recorder_ops->each_busy(c->core->recorder_ud, add_busy, c);
     c->work.data = c;
+    c->sweep_cfg = c->core->cfg; /* configurations outlive every sweep (main.c reload) */
     if (uv_queue_work(c->core->loop, &c->work, sweep, after_sweep) == 0)
         c->running = 1;
 }
@@ -338,9 +341,31 @@ static void cleaner_free(void *state)
     sl_free(c);
 }
 
+/*
+ * Configuration reload: inert until now, the cleaner starts when an app got
+ * record_max_age or record_max_bytes. Running, it takes the new interval
+ * (the timer restarts) and reads the apps' limits from the configuration
+ * at each sweep; with no limit left its sweeps find nothing to do.
+ */
+static int cleaner_reload(sl_core_t *core, sl_http_server_t *http, void **state,
+                          const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+{
+    cleaner_t *c = *state;
+    if (!c)
+        return cleaner_start(core, http, state);
+    if (old_cfg->cleaner_interval_ms != new_cfg->cleaner_interval_ms) {
+        uv_timer_start(&c->timer, on_timer, (uint64_t)new_cfg->cleaner_interval_ms,
+                       (uint64_t)new_cfg->cleaner_interval_ms);
+        SL_LOGI(&g_ctx, "cleaner: sweeping recordings every %lld ms",
+                (long long)new_cfg->cleaner_interval_ms);
+    }
+    return 0;
+}
+
 const sl_module_t sl_cleaner_module = {
     .name = "cleaner",
     .start = cleaner_start,
     .stop = cleaner_stop,
     .free = cleaner_free,
+    .reload = cleaner_reload,
 };

@@ -84,6 +84,7 @@ struct sl_exec_hooks {
 };
 
 static void pump(sl_exec_hooks_t *x);
+static void free_hooks(hook_t *hooks);
 static void on_timer(uv_timer_t *t);
 
 /* ------------------------------------------------------------------ */
@@ -543,16 +544,18 @@ static void ex_free(void *state)
      * until their handles closed. */
     if (!sl_list_empty(&x->running))
         SL_LOGE(NULL, "exec: %zu hooks still running at exit (leaked)", x->n_running);
-    for (int i = 0; i < SL_EV_COUNT; i++)
-        sl__exec_argv_free(x->hooks[i].argv_tmpl);
+    free_hooks(x->hooks);
     sl_free(x);
 }
 
-static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
+/*
+ * Fills hooks (zeroed by the caller, SL_EV_COUNT entries) with the commands
+ * of cfg, split into argument templates unless exec.shell is on, and logs
+ * each. Returns the number of hooks in *n_hooks; 0, or an error after
+ * which hooks holds templates the caller frees (free_hooks).
+ */
+static int build_hooks(const sl_config_t *cfg, hook_t *hooks, size_t *n_hooks)
 {
-    (void)http;
-    *state = NULL;
-    const sl_config_t *cfg = core->cfg;
     const struct {
         sl_event_type_t type;
         const char *hook;
@@ -566,11 +569,57 @@ static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
         {SL_EV_PLAY_STOP, "on_play_stop", cfg->exec_on_play_stop},
         {SL_EV_RECORD_DONE, "on_record_done", cfg->exec_on_record_done},
     };
-    size_t n_hooks = 0;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (table[i].cmd && table[i].cmd[strspn(table[i].cmd, " \t")])
-            n_hooks++;
-    if (!n_hooks)
+    *n_hooks = 0;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        const char *cmd = table[i].cmd;
+        if (!cmd || !cmd[strspn(cmd, " \t")])
+            continue;
+        hook_t *h = &hooks[table[i].type];
+        h->hook = table[i].hook;
+        h->cmd = cmd;
+        if (!cfg->exec_shell) {
+            size_t argc;
+            int rc = sl__exec_split(cmd, &h->argv_tmpl, &argc);
+            if (rc) {
+                SL_LOGE(NULL, "exec.%s: %s", h->hook,
+                        rc == SL_EINVAL ? "unterminated double quote" : sl_strerror(rc));
+                return rc;
+            }
+        }
+        (*n_hooks)++;
+        char rb[SL_REDACT_MAX]; /* API_TOKEN=... or --secret=... in the command */
+        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "",
+                sl_redact(cmd, rb, sizeof rb));
+    }
+    return 0;
+}
+
+static void free_hooks(hook_t *hooks)
+{
+    for (int i = 0; i < SL_EV_COUNT; i++) {
+        sl__exec_argv_free(hooks[i].argv_tmpl);
+        hooks[i].argv_tmpl = NULL;
+    }
+}
+
+/* Counts the hooks configured in cfg without building them. */
+static size_t count_hooks(const sl_config_t *cfg)
+{
+    const char *cmds[] = {cfg->exec_on_connect, cfg->exec_on_disconnect, cfg->exec_on_publish,
+                          cfg->exec_on_unpublish, cfg->exec_on_play, cfg->exec_on_play_stop,
+                          cfg->exec_on_record_done};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        n += cmds[i] && cmds[i][strspn(cmds[i], " \t")];
+    return n;
+}
+
+static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
+{
+    (void)http;
+    *state = NULL;
+    const sl_config_t *cfg = core->cfg;
+    if (!count_hooks(cfg))
         return 0; /* nothing configured: inert */
     sl_exec_hooks_t *x = sl_calloc(1, sizeof(*x));
     if (!x)
@@ -579,27 +628,10 @@ static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
     x->cfg = cfg;
     sl_list_init(&x->queue);
     sl_list_init(&x->running);
-    int rc = 0;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        const char *cmd = table[i].cmd;
-        if (!cmd || !cmd[strspn(cmd, " \t")])
-            continue;
-        hook_t *h = &x->hooks[table[i].type];
-        h->hook = table[i].hook;
-        h->cmd = cmd;
-        if (!cfg->exec_shell) {
-            size_t argc;
-            rc = sl__exec_split(cmd, &h->argv_tmpl, &argc);
-            if (rc) {
-                SL_LOGE(NULL, "exec.%s: %s", h->hook,
-                        rc == SL_EINVAL ? "unterminated double quote" : sl_strerror(rc));
-                goto fail;
-            }
-        }
-        char rb[SL_REDACT_MAX]; /* API_TOKEN=... or --secret=... in the command */
-        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "",
-                sl_redact(cmd, rb, sizeof rb));
-    }
+    size_t n_hooks;
+    int rc = build_hooks(cfg, x->hooks, &n_hooks);
+    if (rc)
+        goto fail;
     rc = sl_events_subscribe(core, "exec_hooks", SL_EV_PHASE_NOTIFY, on_event, x);
     if (rc < 0)
         goto fail;
@@ -609,6 +641,35 @@ static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
 fail:
     ex_free(x);
     return rc;
+}
+
+/*
+ * Configuration reload: inert until now, the module starts when a command
+ * was configured. Running, it builds the new commands and swaps them in:
+ * jobs copy their command line when they are queued, so waiting and
+ * running jobs finish as they were; timeout and max_concurrent are read
+ * from x->cfg (now the new configuration) when next used. With no command
+ * left the module stays subscribed and runs nothing.
+ */
+static int ex_reload(sl_core_t *core, sl_http_server_t *http, void **state,
+                     const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+{
+    (void)old_cfg;
+    sl_exec_hooks_t *x = *state;
+    if (!x)
+        return ex_start(core, http, state);
+    hook_t hooks[SL_EV_COUNT];
+    memset(hooks, 0, sizeof hooks);
+    size_t n_hooks;
+    int rc = build_hooks(new_cfg, hooks, &n_hooks);
+    if (rc) {
+        free_hooks(hooks);
+        return rc;
+    }
+    free_hooks(x->hooks);
+    memcpy(x->hooks, hooks, sizeof hooks);
+    x->cfg = new_cfg;
+    return 0;
 }
 
 /* Graceful stop: no new hooks; waiting ones are dropped; running ones get
@@ -681,4 +742,5 @@ const sl_module_t sl_exec_hooks_module = {
     .check = ex_check,
     .stop = ex_stop,
     .free = ex_free,
+    .reload = ex_reload,
 };

@@ -76,10 +76,10 @@ typedef struct result {
 
 typedef struct s3 {
     sl_core_t *core;
-    const sl_config_t *cfg;
+    const sl_config_t *cfg;       /* replaced by a reload (old ones live until exit): the
+                                     worker reads it with s3_cfg() */
     char *db_path;
     size_t data_dir_len;
-    char host[256];               /* Host header: "host[:port]" of the endpoint */
     int listener_id;
     uv_async_t async;
     uv_thread_t thread;
@@ -93,6 +93,12 @@ typedef struct s3 {
     sl_backoff_t store_bo;        /* (worker) consecutive queue write failures */
     int64_t hold_until_ms;        /* (worker) wall clock; no attempt before this */
 } s3_t;
+
+/* The configuration in force, from any thread (a reload swaps it on the loop). */
+static const sl_config_t *s3_cfg(const s3_t *s)
+{
+    return __atomic_load_n(&s->cfg, __ATOMIC_ACQUIRE);
+}
 
 /* ------------------------------------------------------------------ */
 /* HTTP with libcurl (worker thread)                                   */
@@ -166,7 +172,9 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 static long s3_request(s3_t *s, const char *method, const char *key, const char *query,
                        const uint8_t *body, size_t body_len, reply_t *reply, char *err)
 {
-    const sl_config_t *cfg = s->cfg;
+    const sl_config_t *cfg = s3_cfg(s); /* one configuration for the whole request */
+    const char *host = strstr(cfg->s3_endpoint, "://"); /* Host header: "host[:port]" */
+    host = host ? host + 3 : cfg->s3_endpoint;
     char path[MAX_KEY + 300], enc[3 * (MAX_KEY + 300)], url[4 * MAX_KEY], amz_date[17];
     char payload[SL_S3_SHA256_HEX], auth[512], h_auth[600], h_date[64], h_sha[100];
     long status = -1;
@@ -185,7 +193,7 @@ static long s3_request(s3_t *s, const char *method, const char *key, const char 
     gmtime_r(&now, &tm);
     strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm);
     sl_s3_sha256_hex(body ? (const void *)body : "", body ? body_len : 0, payload);
-    const sl_s3_header_t sh[] = {{"host", s->host}, {"x-amz-content-sha256", payload},
+    const sl_s3_header_t sh[] = {{"host", host}, {"x-amz-content-sha256", payload},
                                  {"x-amz-date", amz_date}};
     sl_s3_request_t rq = {.method = method, .path = path, .query = query, .headers = sh,
                           .n_headers = 3, .payload_sha256 = payload, .amz_date = amz_date,
@@ -304,7 +312,7 @@ static int upload_multipart(s3_t *s, int fd, uint64_t size, const char *key, cha
 {
     reply_t rep;
     char upload_id[512], query[700];
-    size_t part = (size_t)s->cfg->s3_part_size;
+    size_t part = (size_t)s3_cfg(s)->s3_part_size;
     uint64_t n_parts = (size + part - 1) / part;
     char (*etags)[128] = NULL;
     char *xml = NULL;
@@ -394,7 +402,7 @@ static int upload_file(s3_t *s, const char *file, const char *key, uint64_t *siz
         goto out;
     }
     *size = (uint64_t)stt.st_size;
-    if (*size > (uint64_t)s->cfg->s3_part_size) {
+    if (*size > (uint64_t)s3_cfg(s)->s3_part_size) {
         if (upload_multipart(s, fd, *size, key, err))
             goto out;
     } else {
@@ -522,7 +530,7 @@ static int run_update(sqlite3 *db, const char *sql, int64_t a, const char *text,
  * per failing streak. */
 static void store_failed(s3_t *s, sqlite3 *db, const char *file, int64_t now)
 {
-    uint64_t delay = sl_backoff_fail(&s->store_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
+    uint64_t delay = sl_backoff_fail(&s->store_bo, 1000, (uint64_t)s3_cfg(s)->s3_retry_max_ms);
     s->hold_until_ms = now + (int64_t)delay;
     if (s->store_bo.failures == 1)
         SL_LOGE(&g_ctx, "s3: the upload queue %s cannot be written (%s) after an attempt on %s: "
@@ -589,8 +597,8 @@ static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
         sqlite3_step(st);
         sqlite3_finalize(st);
         SL_LOGI(&g_ctx, "s3: uploaded %s to %s/%s (%" PRIu64 " bytes, verified)", file,
-                s->cfg->s3_bucket, key, size);
-        if (s->cfg->s3_delete_after_upload) {
+                s3_cfg(s)->s3_bucket, key, size);
+        if (s3_cfg(s)->s3_delete_after_upload) {
             if (unlink(file) == 0)
                 SL_LOGI(&g_ctx, "s3: deleted the local copy %s", file);
             else
@@ -600,10 +608,10 @@ static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
     } else {
         /* Exponential backoff from 1 s, capped; retried until done. */
         uint64_t delay = 1000;
-        for (int i = 0; i < attempts && delay < (uint64_t)s->cfg->s3_retry_max_ms; i++)
+        for (int i = 0; i < attempts && delay < (uint64_t)s3_cfg(s)->s3_retry_max_ms; i++)
             delay *= 2;
-        if (delay > (uint64_t)s->cfg->s3_retry_max_ms)
-            delay = (uint64_t)s->cfg->s3_retry_max_ms;
+        if (delay > (uint64_t)s3_cfg(s)->s3_retry_max_ms)
+            delay = (uint64_t)s3_cfg(s)->s3_retry_max_ms;
         if (run_update(db, "UPDATE upload_queue SET attempts = attempts + 1, next_attempt = ?1,"
                            " last_error = ?2 WHERE id = ?3", now + (int64_t)delay, err, id))
             store_ok(s);
@@ -634,7 +642,7 @@ static void worker_main(void *arg)
         uv_mutex_unlock(&s->mu);
         if (!db) {
             db = db_open(s);
-            wait_ms = db ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
+            wait_ms = db ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s3_cfg(s)->s3_retry_max_ms);
         }
         /* Oldest first: the list is newest first. */
         item_t *rev = NULL;
@@ -674,7 +682,7 @@ static void on_event(const sl_event_t *ev, void *ud)
     if (ev->reason && strcmp(ev->reason, "recovered") != 0)
         return; /* failed recordings are not uploaded */
     /* The key is the path below data_dir: {app}/streams/{name}. */
-    const char *dd = s->cfg->server_data_dir;
+    const char *dd = s3_cfg(s)->server_data_dir;
     if (strncmp(ev->path, dd, s->data_dir_len) != 0 || ev->path[s->data_dir_len] != '/')
         return;
     const char *key = ev->path + s->data_dir_len + 1;
@@ -750,7 +758,6 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
         return SL_ENOMEM;
     s->core = core;
     s->cfg = cfg;
-    snprintf(s->host, sizeof s->host, "%s", h + 3);
     s->data_dir_len = strlen(cfg->server_data_dir);
     size_t n = s->data_dir_len + sizeof "/sluice.db";
     s->db_path = sl_malloc(n);
@@ -862,10 +869,32 @@ static int s3_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     return n;
 }
 
+/*
+ * Configuration reload: inert until now, the module starts when an
+ * endpoint and bucket were configured. Running, the worker takes the new
+ * endpoint, bucket, keys and limits from its next request on (an upload in
+ * flight may finish its parts against the new settings; a failed one is
+ * retried from the start). Turning upload off needs a restart (the queue
+ * and the worker stay as they are: SL_EAGAIN).
+ */
+static int s3_reload(sl_core_t *core, sl_http_server_t *http, void **state,
+                     const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+{
+    (void)old_cfg;
+    s3_t *s = *state;
+    if (!s)
+        return s3_start(core, http, state);
+    if (!new_cfg->s3_endpoint[0] || !new_cfg->s3_bucket[0])
+        return SL_EAGAIN;
+    __atomic_store_n(&s->cfg, new_cfg, __ATOMIC_RELEASE);
+    return 0;
+}
+
 const sl_module_t sl_s3_upload_module = {
     .name = "s3_upload",
     .start = s3_start,
     .check = s3_check,
     .stop = s3_stop,
     .free = s3_free,
+    .reload = s3_reload,
 };

@@ -452,6 +452,14 @@ static void wh_free(void *state)
     for (size_t i = 0; i < w->n_global; i++)
         sl_free(w->global_urls[i]);
     sl_free(w->global_urls);
+    while (w->retired) {
+        sl_wh_retired_t *r = w->retired;
+        w->retired = r->next;
+        for (size_t i = 0; i < r->n; i++)
+            sl_free(r->urls[i]);
+        sl_free(r->urls);
+        sl_free(r);
+    }
     uv_cond_destroy(&w->writer_cv);
     uv_cond_destroy(&w->sender_cv);
     uv_mutex_destroy(&w->mu);
@@ -536,13 +544,77 @@ fail:
     return rc;
 }
 
+/*
+ * Configuration reload. Running, the module takes the new event selection
+ * and URLs: endpoints new to it get their sender thread (an endpoint no
+ * longer listed keeps its thread until exit and delivers what its rows
+ * still hold), the global list is swapped under the lock (the writer reads
+ * it there; the old list is kept until free), per-app URLs are read from
+ * the event's app at each event, and the secret, timeout, retry and
+ * retention settings through the new configuration pointer. Inert until
+ * now (no URL at start), it cannot start without a restart: its API
+ * route was registered without state (SL_EAGAIN).
+ */
+static int wh_reload(sl_core_t *core, sl_http_server_t *http, void **state,
+                     const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+{
+    (void)core;
+    (void)http;
+    (void)old_cfg;
+    sl_webhooks_t *w = *state;
+    if (!w) {
+        int any = new_cfg->webhooks_url && new_cfg->webhooks_url[0];
+        for (size_t i = 0; i < new_cfg->n_apps && !any; i++)
+            any = new_cfg->apps[i].webhook_url && new_cfg->apps[i].webhook_url[0];
+        return any ? SL_EAGAIN : 0;
+    }
+    uint32_t mask = 0;
+    char bad[64];
+    if (sl__webhooks_parse_events(new_cfg->webhooks_events, &mask, bad, sizeof bad))
+        return SL_EINVAL; /* the check refused it already */
+    size_t n_eps_before = w->n_eps;
+    char **globals = NULL;
+    size_t n_globals = 0;
+    sl_wh_retired_t *r = sl_calloc(1, sizeof *r);
+    int rc = r ? parse_urls(w, new_cfg->webhooks_url, "webhooks.url", &globals, &n_globals)
+               : SL_ENOMEM;
+    for (size_t i = 0; i < new_cfg->n_apps && !rc; i++) {
+        char where[SL_CONFIG_APP_NAME_MAX + 32];
+        snprintf(where, sizeof where, "apps.%s.webhook_url", new_cfg->apps[i].name);
+        rc = parse_urls(w, new_cfg->apps[i].webhook_url, where, NULL, NULL);
+    }
+    for (size_t i = n_eps_before; i < w->n_eps && !rc; i++)
+        rc = sl__webhooks_sender_start(w, &w->eps[i]);
+    if (rc) { /* endpoints added stay (harmless: a sender without rows waits) */
+        for (size_t i = 0; i < n_globals; i++)
+            sl_free(globals[i]);
+        sl_free(globals);
+        sl_free(r);
+        return rc;
+    }
+    uv_mutex_lock(&w->mu);
+    r->urls = w->global_urls;
+    r->n = w->n_global;
+    w->global_urls = globals;
+    w->n_global = n_globals;
+    __atomic_store_n(&w->cfg, new_cfg, __ATOMIC_RELEASE);
+    uv_mutex_unlock(&w->mu);
+    r->next = w->retired;
+    w->retired = r;
+    w->mask = mask;
+    if (w->n_eps > n_eps_before)
+        SL_LOGI(&g_ctx, "webhooks: %zu new endpoint%s", w->n_eps - n_eps_before,
+                w->n_eps - n_eps_before == 1 ? "" : "s");
+    return 0;
+}
+
 /* Graceful stop: senders finish their attempt (bounded by the shutdown
  * timeout) and exit; the listener and the writer keep going until free, so
  * the disconnects and unpublishes of the shutdown itself reach the outbox. */
 static void wh_stop(void *state)
 {
     sl_webhooks_t *w = state;
-    sl__webhooks_senders_stop(w, (uint64_t)w->cfg->server_shutdown_timeout_ms);
+    sl__webhooks_senders_stop(w, (uint64_t)sl__wh_cfg(w)->server_shutdown_timeout_ms);
 }
 
 const sl_module_t sl_webhooks_module = {
@@ -551,4 +623,5 @@ const sl_module_t sl_webhooks_module = {
     .stop = wh_stop,
     .free = wh_free,
     .check = sl__webhooks_check,
+    .reload = wh_reload,
 };

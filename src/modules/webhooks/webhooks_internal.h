@@ -49,15 +49,25 @@ typedef struct sl_wh_endpoint {
     uint64_t rng;                /* jitter PRNG state (sender thread only) */
 } sl_wh_endpoint_t;
 
+/* URL lists replaced by a configuration reload, kept until free (the writer may hold them). */
+typedef struct sl_wh_retired {
+    struct sl_wh_retired *next;
+    char **urls;                 /* owned, n entries */
+    size_t n;
+} sl_wh_retired_t;
+
 struct sl_webhooks {
     sl_core_t *core;             /* borrowed */
-    const sl_config_t *cfg;      /* borrowed, read-only */
+    const sl_config_t *cfg;      /* borrowed, read-only; replaced by a reload (old ones live
+                                    until exit): threads read it with sl__wh_cfg() */
     char *db_path;               /* {data_dir}/sluice.db, owned */
     char *node;                  /* server.node_name ("" when unset), owned */
     uint32_t mask;               /* selected event types (bit 1 << type) */
     int listener;                /* event bus listener id, 0 = none */
-    char **global_urls;          /* webhooks.url split, owned */
+    char **global_urls;          /* webhooks.url split, owned; replaced by a reload under mu
+                                    (the writer takes both fields under mu) */
     size_t n_global;
+    sl_wh_retired_t *retired;    /* global URL lists replaced by reloads (loop thread) */
     sl_wh_endpoint_t *eps;       /* every distinct endpoint URL, owned */
     size_t n_eps;
     uv_thread_t writer;
@@ -87,6 +97,11 @@ struct sl_webhooks {
  * error the threads already started are left for sl__webhooks_threads_join.
  */
 int sl__webhooks_threads_start(sl_webhooks_t *w);
+/**
+ * Starts the sender thread of endpoint ep (one of w->eps, added after the
+ * threads started: a reload's new URL). 0 or a thread creation error.
+ */
+int sl__webhooks_sender_start(sl_webhooks_t *w, sl_wh_endpoint_t *ep);
 /** Tells the senders to finish their attempt and exit (non-blocking). */
 void sl__webhooks_senders_stop(sl_webhooks_t *w, uint64_t grace_ms);
 /** Drains the writer's queue into the outbox, then joins every thread. Blocks. */
@@ -98,5 +113,11 @@ void sl__webhooks_wake_senders(sl_webhooks_t *w);
  * Returns the handle or NULL (logged). Any thread but the loop's.
  */
 struct sqlite3 *sl__webhooks_db_open(const sl_webhooks_t *w);
+
+/* The configuration in force, from any thread (a reload swaps it on the loop). */
+static inline const sl_config_t *sl__wh_cfg(const sl_webhooks_t *w)
+{
+    return __atomic_load_n(&w->cfg, __ATOMIC_ACQUIRE);
+}
 
 #endif

@@ -228,13 +228,14 @@ static size_t split_urls(char *list, const char **urls, size_t n, size_t cap)
  * then the app's. The endpoint index in the id is the URL's position in
  * that de-duplicated list, so it is fixed once the row exists.
  */
-static int insert_event(sl_webhooks_t *w, writer_t *wr, const sl_wh_item_t *it, uint64_t seq)
+static int insert_event(sl_webhooks_t *w, writer_t *wr, const sl_wh_item_t *it, uint64_t seq,
+                        char *const *globals, size_t n_globals)
 {
     const char *urls[MAX_EVENT_ENDPOINTS];
     char app_urls[4096];
     size_t n = 0;
-    for (size_t i = 0; i < w->n_global && n < MAX_EVENT_ENDPOINTS; i++)
-        urls[n++] = w->global_urls[i];
+    for (size_t i = 0; i < n_globals && n < MAX_EVENT_ENDPOINTS; i++)
+        urls[n++] = globals[i];
     if (it->app && it->app->webhook_url && it->app->webhook_url[0]) {
         snprintf(app_urls, sizeof app_urls, "%s", it->app->webhook_url);
         n = split_urls(app_urls, urls, n, MAX_EVENT_ENDPOINTS);
@@ -272,7 +273,8 @@ static int insert_event(sl_webhooks_t *w, writer_t *wr, const sl_wh_item_t *it, 
 }
 
 /* Inserts every row of a batch of events in one transaction. */
-static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
+static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items, char *const *globals,
+                       size_t n_globals)
 {
     int rc = 0;
     uint64_t seq_high = wr->seq_high;
@@ -284,7 +286,7 @@ static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
         uint64_t seq = wr->seq_base + it->ev.id;
         if (seq > seq_high)
             seq_high = seq;
-        rc = insert_event(w, wr, it, seq);
+        rc = insert_event(w, wr, it, seq, globals, n_globals);
         if (rc)
             goto fail;
     }
@@ -307,7 +309,7 @@ fail:
 static void maybe_prune(sl_webhooks_t *w, writer_t *wr)
 {
     uint64_t now = sl_time_wall_ms();
-    int64_t keep = w->cfg->webhooks_retention_ms;
+    int64_t keep = sl__wh_cfg(w)->webhooks_retention_ms;
     if (keep <= 0 || now - wr->last_prune_ms < PRUNE_INTERVAL_MS)
         return;
     wr->last_prune_ms = now;
@@ -352,12 +354,14 @@ static void writer_main(void *arg)
         w->head = w->tail = NULL;
         w->n_queued = 0;
         int stop = w->writer_stop;
+        char **globals = w->global_urls; /* a reload keeps replaced lists until free */
+        size_t n_globals = w->n_global;
         uv_mutex_unlock(&w->mu);
         /* A batch is retried until it commits: the events exist nowhere else.
          * Only while stopping is there a limit, so that a dead disk cannot
          * hang the shutdown forever. */
         for (int tries = 0; items; tries++) {
-            if (!write_batch(w, &wr, items)) {
+            if (!write_batch(w, &wr, items, globals, n_globals)) {
                 uint32_t failed = sl_backoff_ok(&wr.bo);
                 if (failed)
                     SL_LOGI(&g_ctx, "webhooks: outbox %s writable again after %u failed "
@@ -368,7 +372,7 @@ static void writer_main(void *arg)
             /* Paced in memory (doubling up to webhooks.retry_max_interval) and
              * logged once per failing streak, not once per try. */
             uint64_t delay = sl_backoff_fail(&wr.bo, DB_RETRY_MS,
-                                             (uint64_t)w->cfg->webhooks_retry_max_ms);
+                                             (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms);
             if (wr.bo.failures == 1)
                 SL_LOGE(&g_ctx, "webhooks: cannot write %zu events to the outbox %s (%s); "
                         "retrying with backoff until it can be written", n, w->db_path, wr.err);
@@ -522,7 +526,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 static long post(sender_t *s, const row_t *r, char *err, size_t err_cap)
 {
     sl_webhooks_t *w = s->ep->w;
-    const sl_config_t *cfg = w->cfg;
+    const sl_config_t *cfg = sl__wh_cfg(w);
     char ts[32], hdr[SL_WEBHOOKS_ID_MAX + 64], sig[SL_WEBHOOKS_SIG_LEN + 1];
     char curl_err[CURL_ERROR_SIZE];
     long status = 0;
@@ -608,7 +612,7 @@ static void store_failed(sender_t *s, const char *what, const char *id, uint64_t
 {
     sl_webhooks_t *w = s->ep->w;
     uint64_t delay = sl_backoff_fail(&s->store_bo, DB_RETRY_MS,
-                                     (uint64_t)w->cfg->webhooks_retry_max_ms);
+                                     (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms);
     s->hold_until_ms = now + delay;
     if (s->store_bo.failures == 1)
         SL_LOGE(&g_ctx, "webhooks: outbox %s: %s (%s%s): deliveries to %s back off in memory "
@@ -645,7 +649,7 @@ static void attempt(sender_t *s, const row_t *r)
         sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
     } else {
         uint32_t n = r->attempts + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(r->attempts + 1);
-        delay = sl__webhooks_backoff_ms(n, (uint64_t)w->cfg->webhooks_retry_max_ms,
+        delay = sl__webhooks_backoff_ms(n, (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms,
                                         next_rand(s->ep));
         sqlite3_bind_text(st, 3, err, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)(now + delay));
@@ -694,7 +698,7 @@ static void sender_main(void *arg)
             memset(&s, 0, sizeof s);
             s.ep = ep;
             s.store_bo = keep;
-            wait_ms = sl_backoff_fail(&open_bo, DB_RETRY_MS, (uint64_t)w->cfg->webhooks_retry_max_ms);
+            wait_ms = sl_backoff_fail(&open_bo, DB_RETRY_MS, (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms);
         } else {
             uint64_t now = sl_time_wall_ms();
             if (s.hold_until_ms > now) {
@@ -744,13 +748,21 @@ int sl__webhooks_threads_start(sl_webhooks_t *w)
     if (rc)
         return rc;
     for (size_t i = 0; i < w->n_eps; i++) {
-        sl_wh_endpoint_t *ep = &w->eps[i];
-        ep->rng = (sl_time_mono_ms() ^ (uint64_t)(uintptr_t)ep) * 0x9E3779B97F4A7C15ull | 1;
-        rc = uv_thread_create(&ep->thread, sender_main, ep);
+        rc = sl__webhooks_sender_start(w, &w->eps[i]);
         if (rc)
             return rc;
-        ep->started = 1;
     }
+    return 0;
+}
+
+int sl__webhooks_sender_start(sl_webhooks_t *w, sl_wh_endpoint_t *ep)
+{
+    (void)w;
+    ep->rng = (sl_time_mono_ms() ^ (uint64_t)(uintptr_t)ep) * 0x9E3779B97F4A7C15ull | 1;
+    int rc = uv_thread_create(&ep->thread, sender_main, ep);
+    if (rc)
+        return rc;
+    ep->started = 1;
     return 0;
 }
 
