@@ -1808,7 +1808,10 @@ void sl_config_write_yaml(FILE *out)
           "#   size      bytes: 4096, 64k, 16MB, 1g (k = 1024, m = 1024k, g = 1024m; b, kb, kib... too)\n"
           "#   duration  500ms, 5s, 2m, 1h; a plain number is milliseconds\n"
           "# A wrong type, an out-of-range value or an unknown key stops sluice at start with\n"
-          "# the file name and line of every problem.\n",
+          "# the file name and line of every problem.\n"
+          "#\n"
+          "# Reload without a restart: SIGHUP or POST /api/v1/server/reload (a file with\n"
+          "# problems changes nothing; listen ports, TLS files and data_dir need a restart).\n",
           out);
     for (size_t si = 0; si < N_SECTIONS; si++) {
         fprintf(out, "\n# %s\n%s:\n", g_sections[si].doc, g_sections[si].name);
@@ -1877,6 +1880,18 @@ void sl_config_write_markdown(FILE *out)
           "found after reading (a file named by a key that cannot be read, a certificate that\n"
           "does not load, a URL that is not http(s), an unknown webhook event name): at the\n"
           "line that set the key, by `sluice --check-config` too, before any listener opens.\n"
+          "\n"
+          "## Reload\n"
+          "\n"
+          "`SIGHUP` or `POST /api/v1/server/reload` (with the API token) reads the same file and\n"
+          "environment again and applies it without a restart: apps added, removed or changed\n"
+          "and module settings take effect for new clients and new work; connected clients stay\n"
+          "(the sessions of a removed app stay until they leave). The new configuration is\n"
+          "checked first, like at start: one with problems changes nothing, and every problem\n"
+          "is logged and answered with its file and line. Listen ports and addresses, TLS\n"
+          "files, `server.data_dir` and a few limits fixed at start need a restart: a reload\n"
+          "that changes them says so (log, API answer) and they keep their running value\n"
+          "(the list: `docs/internals/RELOAD.md`).\n"
           "\n"
           "## Environment variables\n"
           "\n"

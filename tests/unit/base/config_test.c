@@ -980,6 +980,55 @@ static void test_equal(void **state)
     sl_config_cleanup(&b);
 }
 
+/* Collects what sl_config_diff reports, as "kind:key" lines. */
+typedef struct {
+    char text[1024];
+    size_t n;
+} diff_t;
+
+static void diff_rec(void *ud, sl_config_diff_t kind, const char *key)
+{
+    diff_t *d = ud;
+    size_t used = strlen(d->text);
+    snprintf(d->text + used, sizeof d->text - used, "%d:%s\n", (int)kind, key);
+    d->n++;
+}
+
+static void test_diff_and_copy_key(void **state)
+{
+    (void)state;
+    sl_config_t a, b;
+    errs_t errs;
+    diff_t d = {{0}, 0};
+    assert_int_equal(sl_config_defaults(&a), 0);
+    assert_int_equal(sl_config_defaults(&b), 0);
+    assert_int_equal(sl_config_diff(&a, &b, diff_rec, &d), 0);
+    assert_int_equal(d.n, 0);
+    assert_int_equal(load(&a, "apps: {gone: {}, kept: {play: off}}\n", &errs), 0);
+    assert_int_equal(load(&b, "rtmp: {port: 2000}\nserver: {node_name: n1}\n"
+                              "apps: {kept: {play: on, auth_simple: on}, fresh: {}}\n", &errs), 0);
+    assert_int_equal(sl_config_diff(&a, &b, diff_rec, &d), 6);
+    assert_int_equal(d.n, 6);
+    assert_string_equal(d.text, "0:server.node_name\n"
+                                "0:rtmp.port\n"
+                                "2:apps.gone\n"
+                                "0:apps.kept.play\n"
+                                "0:apps.kept.auth_simple\n"
+                                "1:apps.fresh\n");
+    assert_int_equal(sl_config_diff(&a, &b, NULL, NULL), 6); /* counting only */
+    /* Keeping the running value of a setting that needs a restart. */
+    assert_int_equal(sl_config_copy_key(&b, &a, "rtmp.port"), 0);
+    assert_int_equal(sl_config_copy_key(&b, &a, "server.node_name"), 0);
+    assert_int_equal(b.rtmp_port, 1935);
+    assert_string_equal(b.server_node_name, "");
+    assert_int_equal(sl_config_copy_key(&b, &a, "rtmp.nope"), SL_ENOTFOUND);
+    assert_int_equal(sl_config_copy_key(&b, &a, "rtmp"), SL_ENOTFOUND);
+    assert_int_equal(sl_config_copy_key(&b, &a, "apps.kept.play"), SL_ENOTFOUND);
+    assert_int_equal(sl_config_diff(&a, &b, NULL, NULL), 4);
+    sl_config_cleanup(&a);
+    sl_config_cleanup(&b);
+}
+
 /* The generated docs cover every setting the round trip above exercises. */
 static void test_markdown_lists_every_env_variable(void **state)
 {
@@ -1118,6 +1167,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_defaults),
+        T(test_diff_and_copy_key),
         T(test_enums),
         T(test_sizes),
         T(test_durations),
