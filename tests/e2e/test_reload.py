@@ -189,3 +189,32 @@ def test_reload_needs_the_token(sluice_factory):
     assert "config reloaded" not in srv.log_text()
     r = api.request("POST", "server/reload", bearer=True)
     assert r.status == 200 and r.data["changes"] == 0, r
+
+
+def test_webhook_urls_and_events_follow_a_reload(sluice_factory):
+    from test_webhooks import SECRET, Receiver, rtmp_session
+    r1 = Receiver(secret=SECRET).start()
+    r2 = Receiver(secret=SECRET).start()
+    try:
+        srv = start_server(sluice_factory, {"webhooks": {
+            "url": r1.url, "secret": SECRET, "events": "stream-published",
+            "retry_max_interval": "1s", "timeout": "2s"}})
+        rtmp_session(srv.port, "live", "before")
+        r1.wait_events(lambda b: b["guid"] == "live/before", 1, T(10), "live/before at r1")
+
+        cfg = read_config(srv)
+        cfg["webhooks"]["url"] = r2.url
+        cfg["webhooks"]["events"] = '"stream-published, stream-unpublished"'
+        write_config(srv, cfg)
+        r = reload_api(srv)
+        assert r.status == 200, r
+        assert sorted(r.data["keys_changed"]) == ["webhooks.events", "webhooks.url"], r.data
+
+        rtmp_session(srv.port, "live", "after")
+        got = r2.wait_events(lambda b: b["guid"] == "live/after", 2, T(10), "live/after at r2")
+        assert sorted(b["event"] for b in got) == ["stream-published", "stream-unpublished"]
+        assert all(b["sig_ok"] for b in r2.accepted)
+        assert not [b for b in r1.unique() if b["guid"] == "live/after"]
+    finally:
+        r1.stop()
+        r2.stop()
