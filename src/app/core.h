@@ -165,7 +165,9 @@ typedef struct sl_app_stats sl_app_stats_t;
 
 typedef struct sl_core {
     uv_loop_t *loop;             /* the loop (borrowed) */
-    const sl_config_t *cfg;      /* configuration (borrowed, read-only) */
+    const sl_config_t *cfg;      /* configuration (borrowed, read-only); a reload points it at
+                                    a new one, and every one stays allocated until exit, so a
+                                    pointer taken from it never dangles (main.c reload_apply) */
     sl_hub_t *hub;               /* live streams (owned) */
     sl_list_t sessions;          /* every live session */
     size_t n_sessions;           /* every registered session, connections or not */

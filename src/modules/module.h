@@ -39,8 +39,9 @@ typedef struct sl_module {
      * sl_config_report (so the user sees the file and line that set the
      * key), not logged; checking goes on after a problem so that all of them
      * are reported at once. Returns the number of problems (0 = fine).
-     * main runs it for --check-config and, at start, before any listener
-     * opens; start may assume it passed. May be NULL (nothing to check).
+     * main runs it for --check-config, at start before any listener
+     * opens, and on reload before anything changes; start and reload may
+     * assume it passed. May be NULL (nothing to check).
      */
     int (*check)(const sl_config_t *cfg, sl_config_err_cb err, void *ud);
     /**
