@@ -8,6 +8,8 @@
   file:line in the API answer (400, Red5's error envelope) and in the log, and
   nothing changes (the app the broken file removes still works);
 - a changed listener port is answered as needing a restart and the port does not move;
+- an app removed by a reload refuses newcomers like an unknown app; its publisher stays;
+- webhook URLs and the event selection follow a reload;
 - the endpoint needs the API token.
 """
 
@@ -17,6 +19,7 @@ import yaml
 
 from api_helpers import TOKEN, Api, api_config, assert_error, http_port_of
 from conftest import HOST, T, free_port, port_open, to_yaml, wait_stream_live, wait_until
+import rtmp_client
 from rtmp_client import RtmpClient
 
 PW = "reload-pw-3b7d"
@@ -179,6 +182,24 @@ def test_restart_key_reported_and_port_kept(sluice_factory):
     assert port_open(srv.port) and not port_open(new_port)
     assert Api(srv).data("server")["rtmp_port"] == srv.port
     assert rtmp_connect(srv.port, "extra").ok
+
+
+def test_app_removed_refuses_newcomers_keeps_its_sessions(sluice_factory):
+    srv = start_server(sluice_factory, {})
+    pub, _ = rtmp_client.open_publisher(HOST, srv.port, "other", "s1", timeout=T(5))
+    try:
+        cfg = read_config(srv)
+        del cfg["apps"]["other"]
+        write_config(srv, cfg)
+        r = reload_api(srv)
+        assert r.status == 200 and r.data["apps_removed"] == ["other"], r
+        r = rtmp_connect(srv.port, "other")
+        assert not r.ok and r.code == "NetConnection.Connect.InvalidApp", r
+        # The publisher admitted before stays connected and served (a round trip).
+        pub.sync(T(5))
+        assert "other" not in Api(srv).data("applications")
+    finally:
+        pub.close()
 
 
 def test_reload_needs_the_token(sluice_factory):
