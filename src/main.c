@@ -26,6 +26,7 @@
 
 #include "api/api.h"
 #include "app/core.h"
+#include "app/store.h"
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/log.h"
@@ -47,6 +48,7 @@ typedef struct {
     sl_api_t *api;
     void *module_state[MAX_MODULES];
     int n_modules;                 /* modules started */
+    sl_store_t *store;             /* {data_dir}/sluice.db, the one SQLite writer (owned) */
     uv_signal_t sigint, sigterm;
     int signals;
 } app_t;
@@ -297,6 +299,14 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* The store opens before the modules: they find it as the service "store"
+     * and run their migrations at start. Without it (the file cannot be opened)
+     * each module does what it did when its own connection failed. */
+    char db_path[4096];
+    snprintf(db_path, sizeof db_path, "%s/%s", cfg.server_data_dir, SL_STORE_FILE);
+    rc = sl_store_open(&app.core, db_path, &app.store);
+    if (rc)
+        SL_LOGE(NULL, "store %s not opened: %s", db_path, sl_strerror(rc));
     for (; sl_builtin_modules[app.n_modules] && app.n_modules < MAX_MODULES; app.n_modules++) {
         const sl_module_t *m = sl_builtin_modules[app.n_modules];
         rc = m->start(&app.core, app.http, &app.module_state[app.n_modules]);
@@ -329,6 +339,10 @@ out:
     for (int i = app.n_modules - 1; i >= 0; i--)
         if (sl_builtin_modules[i]->free && app.module_state[i])
             sl_builtin_modules[i]->free(app.module_state[i]);
+    /* After the modules: they finalise their statements through it, and its
+     * last done callbacks run here; the loop then closes its handle. */
+    sl_store_close(app.store);
+    uv_run(loop, UV_RUN_DEFAULT);
     sl_api_free(app.api);
     sl_http_server_free(app.http);
     sl_rtmp_server_free(app.rtmp);
