@@ -6,7 +6,7 @@
  * On the loop, an event costs one test of the event mask, one app lookup
  * and one allocation (the event and its strings copied into a single
  * block) plus a mutex to queue it; everything else (JSON, SQLite, HTTP)
- * happens on the module's threads or the libuv thread pool.
+ * happens on the module's threads or the store's worker.
  *
  * API, under the Server API's access rule and envelope (api.c does the
  * token and address checks before calling us):
@@ -25,6 +25,7 @@
 
 #include "api/api.h"
 #include "api/api_internal.h"
+#include "app/store.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
@@ -118,12 +119,11 @@ static void on_event(const sl_event_t *ev, void *ud)
 }
 
 /* ------------------------------------------------------------------ */
-/* the API (loop thread; SQL on the thread pool)                       */
+/* the API (loop thread; SQL on the store's worker)                    */
 
 typedef enum { API_LIST, API_GET, API_REDELIVER } api_kind_t;
 
 typedef struct {
-    uv_work_t work;
     sl_webhooks_t *w;
     sl_http_req_t *req;
     api_kind_t kind;
@@ -255,27 +255,21 @@ fail:
     a->msg = "The outbox cannot be written.";
 }
 
-static void api_work(uv_work_t *req)
+static int api_work(sqlite3 *db, void *arg)
 {
-    api_work_t *a = req->data;
-    sqlite3 *db = sl__webhooks_db_open(a->w);
-    if (!db) {
-        a->status = 500;
-        a->msg = "The outbox cannot be opened.";
-        return;
-    }
+    api_work_t *a = arg;
     if (a->kind == API_LIST)
         api_list(a, db);
     else if (a->kind == API_GET)
         fetch_one(a, db);
     else
         api_redeliver(a, db);
-    sqlite3_close(db);
+    return 0;
 }
 
-static void api_done(uv_work_t *req, int status)
+static void api_done(void *arg, int status)
 {
-    api_work_t *a = req->data;
+    api_work_t *a = arg;
     if (status == 0 && a->status == 200) {
         sl__api_ok(a->req, a->data); /* steals data */
         a->data = NULL;
@@ -318,7 +312,6 @@ static int api_handler(sl_http_req_t *req, void *ud)
         return sl__api_err(req, 503, "Out of memory.");
     a->w = w;
     a->req = req;
-    a->work.data = a;
     if (n == 2 && is_get) {
         a->kind = API_LIST;
         a->limit = API_DEFAULT_LIMIT;
@@ -355,7 +348,7 @@ static int api_handler(sl_http_req_t *req, void *ud)
         sl_free(a);
         return list ? sl__api_ok(req, json_array()) : sl__api_err(req, 404, "No such delivery.");
     }
-    int rc = uv_queue_work(w->core->loop, &a->work, api_work, api_done);
+    int rc = sl_store_submit(w->store, api_work, api_done, a);
     if (rc) {
         sl_free(a);
         return sl__api_err(req, 503, "Cannot queue the request.");
@@ -513,6 +506,7 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     }
     if (rc)
         goto fail;
+    w->store = sl_store_find(core);
     rc = sl__webhooks_threads_start(w);
     if (rc) {
         SL_LOGE(&g_ctx, "webhooks: cannot start the outbox (%s): %s", w->db_path, sl_strerror(rc));
