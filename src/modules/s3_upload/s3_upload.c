@@ -675,7 +675,7 @@ static void worker_main(void *arg)
 {
     s3_t *s = arg;
     sl_backoff_init(&s->store_bo, sl_time_mono_ms() ^ (uint64_t)(uintptr_t)s);
-    int db = db_open(s);
+    int have_queue = db_open(s);
     uint64_t wait_ms = 0;
     sl_backoff_t open_bo;
     sl_backoff_init(&open_bo, sl_time_mono_ms());
@@ -687,9 +687,9 @@ static void worker_main(void *arg)
         s->items = NULL;
         int stop = s->stop;
         uv_mutex_unlock(&s->mu);
-        if (!db) {
-            db = db_open(s);
-            wait_ms = db ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
+        if (!have_queue) {
+            have_queue = db_open(s);
+            wait_ms = have_queue ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
         }
         /* Oldest first: the list is newest first. */
         item_t *rev = NULL;
@@ -699,7 +699,7 @@ static void worker_main(void *arg)
             rev = items;
             items = n;
         }
-        if (db)
+        if (have_queue)
             insert_items(s, rev);
         else
             while (rev) {
@@ -710,7 +710,7 @@ static void worker_main(void *arg)
             }
         if (stop)
             break;
-        if (db) {
+        if (have_queue) {
             uint64_t next_wait = IDLE_WAIT_MS;
             wait_ms = attempt_one(s, &next_wait) ? 0 : (next_wait ? next_wait : 1);
         }

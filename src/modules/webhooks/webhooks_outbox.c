@@ -111,9 +111,8 @@ static int writer_open_work(sqlite3 *db, void *arg)
     writer_t *wr = arg;
     sl_webhooks_t *w = wr->w;
     sqlite3_stmt *st = NULL;
-    int rc;
-    rc = sqlite3_prepare_v2(db, "SELECT value FROM webhook_meta WHERE key = 'event_seq'", -1,
-                            &st, NULL);
+    int rc = sqlite3_prepare_v2(db, "SELECT value FROM webhook_meta WHERE key = 'event_seq'", -1,
+                                &st, NULL);
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         wr->seq_base = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
