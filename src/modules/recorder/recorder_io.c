@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "media/flv.h"
@@ -478,17 +479,7 @@ static int make_parent_dirs(const char *file)
     if (!slash)
         return 0;
     *slash = '\0';
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
+    return sl_mkdir_p(tmp);
 }
 
 /* AMF0 helpers for our onMetaData. */
