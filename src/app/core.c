@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/str.h"
 #include "base/time.h"
 #include "sluice/errors.h"
@@ -266,6 +267,9 @@ void sl_session_unregister(sl_core_t *core, sl_session_t *s)
     }
     if (sl_list_linked(&s->link)) {
         sl_list_remove(&s->link);
+        /* A linked session was counted when it was linked: counts never go
+         * below zero, and socketless ones are a subset. */
+        SL_ASSERT(core->n_sessions > 0 && (!s->socketless || core->n_socketless > 0));
         core->n_sessions--;
         if (s->socketless)
             core->n_socketless--;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/assert.h"
+
 typedef struct sl_buf {
     uint32_t refs; /* owners; the block is freed when it drops to 0 */
     uint32_t len;  /* bytes of data in use */
@@ -32,7 +34,12 @@ sl_buf_t *sl_buf_new(size_t cap);
 /** Allocates a buffer holding a copy of n bytes from p; caller owns the reference. */
 sl_buf_t *sl_buf_from(const void *p, size_t n);
 /** Takes one more reference; returns b for chaining. */
-static inline sl_buf_t *sl_buf_ref(sl_buf_t *b) { b->refs++; return b; }
+static inline sl_buf_t *sl_buf_ref(sl_buf_t *b)
+{
+    SL_ASSERT(b->refs > 0); /* a freed (or never counted) block is not revived */
+    b->refs++;
+    return b;
+}
 /** Drops one reference and frees the block at zero. NULL is ignored. */
 void sl_buf_unref(sl_buf_t *b);
 
