@@ -605,7 +605,6 @@ void sl__mp4_reader_close(sl_mp4_reader_t *r)
     sl_free(r);
 }
 
-uint64_t sl__mp4_reader_duration(const sl_mp4_reader_t *r) { return r->duration_ms; }
 
 int sl__mp4_reader_seek(sl_mp4_reader_t *r, uint32_t ms)
 {
