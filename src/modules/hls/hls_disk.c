@@ -70,18 +70,7 @@ static int write_file(const char *dir, const char *name, const sl_buf_t *buf)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    size_t off = 0;
-    int rc = 0;
-    while (off < buf->len) {
-        ssize_t n = write(fd, buf->data + off, buf->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            break;
-        }
-        off += (size_t)n;
-    }
+    int rc = sl_write_full(fd, buf->data, buf->len);
     if (close(fd) && !rc)
         rc = -errno;
     if (!rc && rename(tmp, path))

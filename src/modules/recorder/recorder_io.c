@@ -102,56 +102,6 @@ static void put_double(uint8_t *p, double d)
         p[i] = (uint8_t)(u >> (56 - 8 * i));
 }
 
-/* Writes all of buf at the current position; 0 or -errno. */
-static int write_all(int fd, const uint8_t *buf, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int pwrite_all(int fd, const uint8_t *buf, size_t n, off_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(fd, buf, n, off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
-/* Reads exactly n bytes at off: 1, 0 at end of file (short), -errno. */
-static int pread_exact(int fd, uint8_t *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return 0;
-        got += (size_t)r;
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------ */
 /* FLV repair (pure over a file descriptor; unit-tested)               */
 
@@ -176,7 +126,7 @@ int sl_recorder_flv_repair(int fd, sl_recorder_flv_scan_t *scan)
     if (fstat(fd, &stt))
         return SL_EIO;
     uint64_t file_len = (uint64_t)stt.st_size;
-    int r = pread_exact(fd, hdr, sizeof hdr, 0);
+    int r = sl_pread_full(fd, hdr, sizeof hdr, 0);
     if (r < 0)
         return SL_EIO;
     if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || get_be32(hdr + 5) < 9)
@@ -185,7 +135,7 @@ int sl_recorder_flv_repair(int fd, sl_recorder_flv_scan_t *scan)
     uint8_t th[TAG_HEADER_LEN];
     uint8_t *meta = NULL;
     while (pos + TAG_HEADER_LEN <= file_len) {
-        if (pread_exact(fd, th, sizeof th, (off_t)pos) != 1)
+        if (sl_pread_full(fd, th, sizeof th, (off_t)pos) != 1)
             break;
         uint8_t type = th[0] & 0x1f;
         uint32_t len = get_be24(th + 1);
@@ -194,13 +144,13 @@ int sl_recorder_flv_repair(int fd, sl_recorder_flv_scan_t *scan)
             len > MAX_TAG_BODY || pos + TAG_HEADER_LEN + len + 4 > file_len)
             break;
         uint8_t pts[4];
-        if (pread_exact(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
+        if (sl_pread_full(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
             get_be32(pts) != len + TAG_HEADER_LEN)
             break;
         if (type == SL_FLV_DATA && scan->n_tags == 0 && len <= 4096) {
             /* Our onMetaData is the first tag: find its two rewritable numbers. */
             meta = sl_malloc(len ? len : 1);
-            if (meta && pread_exact(fd, meta, len, (off_t)(pos + TAG_HEADER_LEN)) == 1) {
+            if (meta && sl_pread_full(fd, meta, len, (off_t)(pos + TAG_HEADER_LEN)) == 1) {
                 int64_t d = find_number(meta, len, "duration");
                 int64_t f = find_number(meta, len, "filesize");
                 if (d >= 0)
@@ -235,12 +185,12 @@ int sl_recorder_flv_set_meta(int fd, const sl_recorder_flv_scan_t *scan, double 
     uint8_t num[8];
     if (scan->duration_off >= 0) {
         put_double(num, duration_s);
-        if (pwrite_all(fd, num, 8, (off_t)scan->duration_off))
+        if (sl_pwrite_full(fd, num, 8, (off_t)scan->duration_off))
             return SL_EIO;
     }
     if (scan->filesize_off >= 0) {
         put_double(num, filesize);
-        if (pwrite_all(fd, num, 8, (off_t)scan->filesize_off))
+        if (sl_pwrite_full(fd, num, 8, (off_t)scan->filesize_off))
             return SL_EIO;
     }
     return 0;
@@ -546,7 +496,7 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     put_be32(p, body_len + TAG_HEADER_LEN);
     p += 4;
     rec->size = (uint64_t)(p - buf);
-    return write_all(rec->fd, buf, (size_t)(p - buf));
+    return sl_write_full(rec->fd, buf, (size_t)(p - buf));
 }
 
 static void job_open(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec, const sl_rjob_t *job)
@@ -668,11 +618,11 @@ static void job_tag(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job)
     put_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
     /* One writev would do as well; three writes of one tag still land in the page cache
      * together, and a torn tag is cut off by the scan at the next start. */
-    int rc = write_all(rec->fd, th, sizeof th);
+    int rc = sl_write_full(rec->fd, th, sizeof th);
     if (!rc)
-        rc = write_all(rec->fd, job->data, job->len);
+        rc = sl_write_full(rec->fd, job->data, job->len);
     if (!rc)
-        rc = write_all(rec->fd, pts, 4);
+        rc = sl_write_full(rec->fd, pts, 4);
     if (rc) {
         SL_LOGE(&rec->log, "recorder: writing %s failed: %s; recording stopped", rec->file,
                 strerror(-rc));

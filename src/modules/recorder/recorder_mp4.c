@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "media/avpar.h"
 #include "media/flv.h"
 #include "sluice/errors.h"
@@ -390,23 +391,6 @@ static uint32_t rd32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int pread_all(int fd, uint8_t *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (r == 0)
-            return 0;
-        got += (size_t)r;
-    }
-    return 1;
-}
-
 int sl_recorder_mp4_repair(int fd, sl_recorder_mp4_scan_t *scan)
 {
     memset(scan, 0, sizeof *scan);
@@ -418,7 +402,7 @@ int sl_recorder_mp4_repair(int fd, sl_recorder_mp4_scan_t *scan)
     while (pos + 8 <= file_len) {
         uint8_t h[16];
         size_t want = file_len - pos >= 16 ? 16 : 8;
-        int r = pread_all(fd, h, want, (off_t)pos);
+        int r = sl_pread_full(fd, h, want, (off_t)pos);
         if (r < 0)
             return SL_EIO;
         if (r == 0)

@@ -2,8 +2,11 @@
  * Unit tests for the string and file-system helpers of base (src/base/str.c,
  * src/base/fs.c): hex both ways, URL decoding in place and from a slice,
  * query lookup (first and last occurrence, decoded names, cut values),
- * comma-separated lists, and mkdir -p on a temporary folder.
+ * comma-separated lists, and mkdir -p and whole reads and writes on a
+ * temporary folder.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,6 +158,20 @@ static void test_mkdir_p(void **state)
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     assert_true(sl_mkdir_p(big) < 0);
+    /* Whole writes and reads. */
+    snprintf(file, sizeof file, "%s/data", base);
+    int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(sl_write_full(fd, "hello world", 11), 0);
+    assert_int_equal(sl_pwrite_full(fd, "W", 1, 6), 0);
+    char got[16] = {0};
+    assert_int_equal(sl_pread_full(fd, got, 11, 0), 1);
+    assert_string_equal(got, "hello World");
+    assert_int_equal(sl_pread_full(fd, got, 5, 8), 0); /* only 3 bytes left */
+    assert_int_equal(sl_pread_full(fd, got, 0, 100), 1);
+    close(fd);
+    assert_int_equal(sl_pread_full(fd, got, 1, 0), -EBADF);
+    assert_int_equal(sl_write_full(fd, "x", 1), -EBADF);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     assert_int_equal(system(cmd), 0);
