@@ -45,7 +45,7 @@ void sl_buf_unref(sl_buf_t *b);
 
 /*
  * A growable byte builder with a hard cap. The memory is owned by the
- * builder until sl_wbuf_cleanup() or sl_wbuf_take().
+ * builder until sl_wbuf_cleanup().
  * Every put returns 0 or SL_ETOOBIG (cap reached) / SL_ENOMEM; after an
  * error the builder's content is unspecified but it stays safe to clean up.
  */
@@ -73,8 +73,9 @@ int sl_wbuf_put_be64(sl_wbuf_t *w, uint64_t v);
 /** Empties the builder without freeing memory. */
 static inline void sl_wbuf_reset(sl_wbuf_t *w) { w->len = 0; }
 /**
- * Moves the content into a new sl_buf_t (one reference owned by the
- * caller) and resets the builder. Returns NULL on allocation failure.
+ * Copies the content into a new sl_buf_t (one reference owned by the
+ * caller) and empties the builder, which keeps its memory for reuse.
+ * Returns NULL on allocation failure (the builder is then unchanged).
  */
 sl_buf_t *sl_wbuf_to_buf(sl_wbuf_t *w);
 
