@@ -140,7 +140,7 @@ const char *sl_list_next(const char **cursor, size_t *len)
         while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
             end--;
         if (end > start) {
-            *cursor = p;
+            *cursor = *p ? p + 1 : p; /* past the comma: the item may be cut in place */
             *len = (size_t)(end - start);
             return start;
         }

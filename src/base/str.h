@@ -62,7 +62,9 @@ int sl_query_get(const char *query, const char *key, int which, char *out, size_
  * Walks a comma-separated list: returns the next item with the blanks and
  * tabs around it trimmed, its length in *len, and moves *cursor past it;
  * empty items are skipped. NULL at the end (also when *cursor is NULL).
- * The item points into the caller's string and is not NUL-terminated.
+ * The item points into the caller's string and is not NUL-terminated; a
+ * caller that owns the string may write a NUL at item[len] (the cursor is
+ * already past it) to cut the item in place.
  *     for (const char *c = list, *it; (it = sl_list_next(&c, &n));) ...
  */
 const char *sl_list_next(const char **cursor, size_t *len);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -67,32 +68,7 @@ static const char *const schema_sql =
     "CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);";
 
 /* ------------------------------------------------------------------ */
-/* byte helpers                                                        */
-
-static void put_be24(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 16);
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be24(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
+/* byte helpers (the big-endian ones are base/buf.h's sl_rd_* / sl_wr_*) */
 
 static void put_double(uint8_t *p, double d)
 {
@@ -129,23 +105,23 @@ int sl_recorder_flv_repair(int fd, sl_recorder_flv_scan_t *scan)
     int r = sl_pread_full(fd, hdr, sizeof hdr, 0);
     if (r < 0)
         return SL_EIO;
-    if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || get_be32(hdr + 5) < 9)
+    if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || sl_rd_be32(hdr + 5) < 9)
         return SL_EPROTO;
-    uint64_t pos = get_be32(hdr + 5) + 4;
+    uint64_t pos = sl_rd_be32(hdr + 5) + 4;
     uint8_t th[TAG_HEADER_LEN];
     uint8_t *meta = NULL;
     while (pos + TAG_HEADER_LEN <= file_len) {
         if (sl_pread_full(fd, th, sizeof th, (off_t)pos) != 1)
             break;
         uint8_t type = th[0] & 0x1f;
-        uint32_t len = get_be24(th + 1);
-        uint32_t ts = get_be24(th + 4) | (uint32_t)th[7] << 24;
+        uint32_t len = sl_rd_be24(th + 1);
+        uint32_t ts = sl_rd_be24(th + 4) | (uint32_t)th[7] << 24;
         if ((type != SL_FLV_AUDIO && type != SL_FLV_VIDEO && type != SL_FLV_DATA) ||
             len > MAX_TAG_BODY || pos + TAG_HEADER_LEN + len + 4 > file_len)
             break;
         uint8_t pts[4];
         if (sl_pread_full(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
-            get_be32(pts) != len + TAG_HEADER_LEN)
+            sl_rd_be32(pts) != len + TAG_HEADER_LEN)
             break;
         if (type == SL_FLV_DATA && scan->n_tags == 0 && len <= 4096) {
             /* Our onMetaData is the first tag: find its two rewritable numbers. */
@@ -457,8 +433,8 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     uint8_t *p = buf;
     memcpy(p, "FLV\x01", 4);
     p[4] = (uint8_t)((job->has_audio ? 0x04 : 0) | (job->has_video ? 0x01 : 0));
-    put_be32(p + 5, 9);
-    put_be32(p + 9, 0);
+    sl_wr_be32(p + 5, 9);
+    sl_wr_be32(p + 9, 0);
     p += FLV_HEADER_LEN;
     uint8_t *tag = p;
     p += TAG_HEADER_LEN;
@@ -466,7 +442,7 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     *p++ = 2; /* string "onMetaData" */
     p = amf_key(p, "onMetaData");
     *p++ = 8; /* ECMA array */
-    put_be32(p, 0);
+    sl_wr_be32(p, 0);
     p += 4;
     p = amf_num(p, "duration", 0);
     rec->duration_off = (int64_t)(p - 8 - buf);
@@ -491,9 +467,9 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     p += 3;
     uint32_t body_len = (uint32_t)(p - body);
     tag[0] = SL_FLV_DATA;
-    put_be24(tag + 1, body_len);
+    sl_wr_be24(tag + 1, body_len);
     memset(tag + 4, 0, 7);
-    put_be32(p, body_len + TAG_HEADER_LEN);
+    sl_wr_be32(p, body_len + TAG_HEADER_LEN);
     p += 4;
     rec->size = (uint64_t)(p - buf);
     return sl_write_full(rec->fd, buf, (size_t)(p - buf));
@@ -611,11 +587,11 @@ static void job_tag(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job)
     }
     uint8_t th[TAG_HEADER_LEN], pts[4];
     th[0] = job->tag_type;
-    put_be24(th + 1, (uint32_t)job->len);
-    put_be24(th + 4, ts & 0xffffff);
+    sl_wr_be24(th + 1, (uint32_t)job->len);
+    sl_wr_be24(th + 4, ts & 0xffffff);
     th[7] = (uint8_t)(ts >> 24);
     th[8] = th[9] = th[10] = 0;
-    put_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
+    sl_wr_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
     /* One writev would do as well; three writes of one tag still land in the page cache
      * together, and a torn tag is cut off by the scan at the next start. */
     int rc = sl_write_full(rec->fd, th, sizeof th);

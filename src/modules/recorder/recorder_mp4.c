@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/fs.h"
 #include "media/avpar.h"
 #include "media/flv.h"
@@ -386,11 +387,6 @@ int sl__rec_mp4_finish(sl_rec_mp4_t *w, uint64_t *size, uint64_t *good_size)
 /* ------------------------------------------------------------------ */
 /* repair                                                              */
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int sl_recorder_mp4_repair(int fd, sl_recorder_mp4_scan_t *scan)
 {
     memset(scan, 0, sizeof *scan);
@@ -407,11 +403,11 @@ int sl_recorder_mp4_repair(int fd, sl_recorder_mp4_scan_t *scan)
             return SL_EIO;
         if (r == 0)
             break;
-        uint64_t size = rd32(h), hdr = 8;
+        uint64_t size = sl_rd_be32(h), hdr = 8;
         if (size == 1) {
             if (want < 16)
                 break;
-            size = (uint64_t)rd32(h + 8) << 32 | rd32(h + 12);
+            size = (uint64_t)sl_rd_be32(h + 8) << 32 | sl_rd_be32(h + 12);
             hdr = 16;
         } else if (size == 0) {
             size = file_len - pos; /* to the end of the file */

@@ -122,6 +122,19 @@ static void test_list(void **state)
     assert_int_equal(lens[2], 10);
     assert_memory_equal(items[2], "three four", 10);
 
+    /* Items cut in place by a caller that owns the string. */
+    char own[] = "a, bb ,c";
+    const char *cut[4];
+    n = 0;
+    for (const char *cc = own, *it; (it = sl_list_next(&cc, &len));) {
+        own[it - own + len] = '\0';
+        cut[n++] = it;
+    }
+    assert_int_equal(n, 3);
+    assert_string_equal(cut[0], "a");
+    assert_string_equal(cut[1], "bb");
+    assert_string_equal(cut[2], "c");
+
     const char *c = NULL;
     assert_null(sl_list_next(&c, &len));
     c = " , ,";
