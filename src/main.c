@@ -28,6 +28,7 @@
 #include "app/core.h"
 #include "app/store.h"
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "media/frame.h"
@@ -134,25 +135,6 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_unref((uv_handle_t *)&app->sigterm);
 }
 
-static int ensure_dir(const char *path)
-{
-    char tmp[4096];
-    if (strlen(path) >= sizeof tmp)
-        return SL_EINVAL;
-    strcpy(tmp, path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -227,7 +209,7 @@ int main(int argc, char **argv)
     sl_log_set_json(cfg.log_format == 1);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = ensure_dir(cfg.server_data_dir);
+    int rc = sl_mkdir_p(cfg.server_data_dir);
     if (rc) {
         SL_LOGE(NULL, "cannot create data folder %s: %s", cfg.server_data_dir, sl_strerror(rc));
         sl_config_cleanup(&cfg);

@@ -261,7 +261,6 @@ static int load_token(sl_api_t *api)
     return 0;
 }
 
-const char *sl_api_token(const sl_api_t *api) { return api->token; }
 
 int sl_api_add_route(sl_api_t *api, const char *segment, sl_http_handler_cb cb, void *ud)
 {

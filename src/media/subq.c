@@ -154,6 +154,7 @@ void sl_subq_pop(sl_subq_t *q, uint32_t n, sl_subq_item_t *out)
         n = q->count;
     for (uint32_t i = 0; i < n; i++) {
         sl_subq_item_t it = q->ring[q->head];
+        SL_ASSERT(q->bytes >= sl_frame_size(it.f)); /* bytes is the sum over the queue */
         q->bytes -= sl_frame_size(it.f);
         if (out)
             out[i] = it;

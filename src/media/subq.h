@@ -64,6 +64,7 @@ static inline sl_frame_t *sl_subq_peek(const sl_subq_t *q)
 /** The i-th queued item from the oldest (borrowed); i < count. */
 static inline sl_subq_item_t *sl_subq_at(const sl_subq_t *q, uint32_t i)
 {
+    SL_ASSERT(i < q->count); /* only queued items are addressed */
     return &q->ring[(q->head + i) & (q->cap - 1)];
 }
 /**

@@ -29,6 +29,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "proto/http/http.h"
@@ -394,27 +395,20 @@ static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const cha
 static int parse_urls(sl_webhooks_t *w, const char *list, const char *where, char ***out,
                       size_t *n_out)
 {
-    const char *p = list ? list : "";
-    while (*p) {
-        p += strspn(p, ", \t");
-        size_t len = strcspn(p, ",");
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len) {
-            int rc = add_endpoint(w, p, len, where);
-            if (rc)
-                return rc;
-            if (out) {
-                char **nl = sl_realloc(*out, (*n_out + 1) * sizeof(char *));
-                if (!nl)
-                    return SL_ENOMEM;
-                *out = nl;
-                if (!(nl[*n_out] = sl_strndup(p, len)))
-                    return SL_ENOMEM;
-                (*n_out)++;
-            }
+    size_t len;
+    for (const char *c = list, *p; (p = sl_list_next(&c, &len));) {
+        int rc = add_endpoint(w, p, len, where);
+        if (rc)
+            return rc;
+        if (out) {
+            char **nl = sl_realloc(*out, (*n_out + 1) * sizeof(char *));
+            if (!nl)
+                return SL_ENOMEM;
+            *out = nl;
+            if (!(nl[*n_out] = sl_strndup(p, len)))
+                return SL_ENOMEM;
+            (*n_out)++;
         }
-        p += strcspn(p, ",");
     }
     return 0;
 }

@@ -53,6 +53,7 @@
 #include "app/admission.h"
 #include "app/events.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
@@ -96,46 +97,13 @@ static const sl_session_ops_t conn_session_ops;
 
 size_t sl_rtmp_server_connections(const sl_rtmp_server_t *srv) { return srv->n_conns; }
 
-static int hexval(char h)
-{
-    return h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
-         : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-}
-
+/* Query lookup is base's (base/str.h): the last occurrence wins, because a
+ * stream name's query is appended after the connect's and its values take
+ * precedence. A value longer than cap - 1 bytes counts as absent. */
 int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap)
 {
-    /* The last occurrence wins: a stream name's query is appended after the
-     * connect's, and its values take precedence. */
-    size_t kl = strlen(key);
-    int found = -1;
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len >= kl && strncmp(p, key, kl) == 0 && (len == kl || p[kl] == '=')) {
-            size_t o = 0;
-            int ok = 1;
-            for (size_t i = kl + 1; i < len; i++) {
-                char ch = p[i];
-                if (ch == '+')
-                    ch = ' ';
-                else if (ch == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-                    ch = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-                    i += 2;
-                }
-                if (o + 1 >= cap) {
-                    ok = 0;
-                    break;
-                }
-                out[o++] = ch;
-            }
-            if (ok && cap) {
-                out[o] = '\0';
-                found = (int)o;
-            }
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return found;
+    int n = sl_query_get(query, key, SL_QUERY_LAST, out, cap);
+    return n < 0 ? -1 : n;
 }
 
 /* ------------------------------------------------------------------ */
