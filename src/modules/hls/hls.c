@@ -1558,12 +1558,15 @@ static int hls_start(sl_core_t *core, sl_http_server_t *http, void **state)
         goto fail;
     mod->listener = rc;
     /* Last: a route cannot be taken back, so nothing may fail after it. */
-    rc = sl_http_route(http, "GET", "/", on_request, mod);
+    const sl_http_route_spec_t route = {
+        .method = "GET", .prefix = "/", .suffixes = ".m3u8 .ts .m4s .mp4",
+        .prio = SL_HTTP_PRIO_APP, .name = "hls",
+        .serves = "/{app}/{stream}.m3u8 /{app}/{stream}_{msn}.ts /{app}/{stream}_{msn}.m4s "
+                  "/{app}/{stream}_part{part}.m4s /{app}/{stream}_init{gen}.mp4",
+        .cb = on_request, .ud = mod};
+    rc = sl_http_route_add(http, &route, NULL);
     if (rc)
         goto fail;
-    sl_http_route_doc(http, "hls",
-                      "/{app}/{stream}.m3u8 /{app}/{stream}_{msn}.ts /{app}/{stream}_{msn}.m4s "
-                      "/{app}/{stream}_part{part}.m4s /{app}/{stream}_init{gen}.mp4");
     *state = mod;
     return 0;
 fail:

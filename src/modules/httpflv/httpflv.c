@@ -428,9 +428,11 @@ static int flv_start(sl_core_t *core, sl_http_server_t *http, void **state)
         return SL_ENOMEM;
     mod->core = core;
     sl_list_init(&mod->players);
-    int rc = sl_http_route(http, "GET", "/", on_request, mod);
-    if (!rc)
-        sl_http_route_doc(http, "http-flv", "/{app}/{stream}.flv");
+    const sl_http_route_spec_t route = {.method = "GET", .prefix = "/", .suffixes = ".flv",
+                                        .prio = SL_HTTP_PRIO_APP, .name = "http-flv",
+                                        .serves = "/{app}/{stream}.flv", .cb = on_request,
+                                        .ud = mod};
+    int rc = sl_http_route_add(http, &route, NULL);
     if (rc) {
         sl_free(mod);
         return rc;

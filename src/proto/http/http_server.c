@@ -65,15 +65,19 @@
 #define TLS_OUT_HIGH_BYTES (64u * 1024u) /* ciphertext waiting before encrypting pauses */
 #define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* ciphertext taken per write */
 
-typedef struct route {
+struct sl_http_route {
     char *method;              /* NULL = any */
     char *prefix;
+    char *suffixes;            /* space-separated path endings, NULL = any */
+    sl_http_prio_t prio;
+    uint64_t seq;              /* registration order */
     sl_http_handler_cb cb;
     void *ud;
     void (*free_ud)(void *);   /* owned ud (static routes), or NULL */
     const char *name;          /* sl_http_route_doc: static string, NULL = undocumented */
     const char *serves;        /* URL templates of stream data it serves (static), "" = none */
-} route_t;
+};
+typedef struct sl_http_route route_t;
 
 struct sl_http_server {
     sl_core_t *core;
@@ -90,8 +94,12 @@ struct sl_http_server {
     size_t n_conns;            /* connections whose socket is not closed yet */
     sl_list_t orphans;         /* closed connections kept for unanswered requests */
     sl_list_t flush_list;
-    route_t *routes;
+    route_t **routes;          /* owned, in dispatch order (see route_before) */
     size_t n_routes;
+    uint64_t route_seq;        /* next registration number */
+    uint64_t routes_gen;       /* bumped on every add/remove (dispatch re-finds its place) */
+    route_t *last_added;       /* the route sl_http_route_doc documents */
+    int svc_registered;        /* this server provides the "http" service */
     sl_http_limits_t lim;
     int stopping;
     int64_t date_sec;          /* second of the cached Date value */
@@ -764,56 +772,142 @@ int sl_http_stream_end(sl_http_req_t *req)
 /* ------------------------------------------------------------------ */
 /* routing                                                             */
 
-int sl__http_route_owned(sl_http_server_t *srv, const char *method, const char *prefix,
-                         sl_http_handler_cb cb, void *ud, void (*free_ud)(void *))
+static const char *const prio_names[] = {"core", "app", "static"};
+
+const char *sl_http_prio_name(sl_http_prio_t prio)
 {
-    char *m = NULL, *p = NULL;
-    route_t *n = sl_realloc(srv->routes, (srv->n_routes + 1) * sizeof(*n));
+    return (unsigned)prio < sizeof prio_names / sizeof prio_names[0] ? prio_names[prio] : "?";
+}
+
+/* Dispatch order: priority, then longer prefix, then registration. */
+static int route_before(const route_t *a, const route_t *b)
+{
+    if (a->prio != b->prio)
+        return a->prio < b->prio;
+    size_t la = strlen(a->prefix), lb = strlen(b->prefix);
+    if (la != lb)
+        return la > lb;
+    return a->seq < b->seq;
+}
+
+static void route_free(route_t *r)
+{
+    if (!r)
+        return;
+    sl_free(r->method);
+    sl_free(r->prefix);
+    sl_free(r->suffixes);
+    if (r->free_ud)
+        r->free_ud(r->ud);
+    sl_free(r);
+}
+
+int sl__http_route_owned(sl_http_server_t *srv, const sl_http_route_spec_t *spec,
+                         void (*free_ud)(void *), sl_http_route_t **out)
+{
+    if (out)
+        *out = NULL;
+    route_t *r = NULL;
+    if (!srv || !spec || !spec->cb || !spec->prefix || spec->prefix[0] != '/' ||
+        (unsigned)spec->prio > SL_HTTP_PRIO_STATIC) {
+        if (free_ud)
+            free_ud(spec ? spec->ud : NULL);
+        return SL_EINVAL;
+    }
+    route_t **n = sl_realloc(srv->routes, (srv->n_routes + 1) * sizeof(*n));
     if (!n)
         goto fail;
     srv->routes = n;
-    if ((method && !(m = sl_strdup(method))) || !(p = sl_strdup(prefix)))
+    if (!(r = sl_calloc(1, sizeof(*r))))
         goto fail;
-    srv->routes[srv->n_routes++] = (route_t){m, p, cb, ud, free_ud, NULL, NULL};
+    r->free_ud = free_ud;
+    r->ud = spec->ud;
+    if ((spec->method && !(r->method = sl_strdup(spec->method))) ||
+        !(r->prefix = sl_strdup(spec->prefix)) ||
+        (spec->suffixes && spec->suffixes[0] && !(r->suffixes = sl_strdup(spec->suffixes))))
+        goto fail;
+    r->prio = spec->prio;
+    r->seq = srv->route_seq++;
+    r->cb = spec->cb;
+    r->name = spec->name;
+    r->serves = spec->name ? (spec->serves ? spec->serves : "") : NULL;
+    size_t at = srv->n_routes;
+    while (at > 0 && route_before(r, srv->routes[at - 1]))
+        at--;
+    memmove(&srv->routes[at + 1], &srv->routes[at], (srv->n_routes - at) * sizeof(*n));
+    srv->routes[at] = r;
+    srv->n_routes++;
+    srv->routes_gen++;
+    srv->last_added = r;
+    if (out)
+        *out = r;
     return 0;
 fail:
-    sl_free(m);
-    sl_free(p);
-    if (free_ud)
-        free_ud(ud);
+    if (r)
+        route_free(r); /* runs free_ud */
+    else if (free_ud)
+        free_ud(spec->ud);
     return SL_ENOMEM;
 }
 
-int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
-                  sl_http_handler_cb cb, void *ud)
+int sl_http_route_add(sl_http_server_t *srv, const sl_http_route_spec_t *spec,
+                      sl_http_route_t **out)
 {
-    return sl__http_route_owned(srv, method, prefix, cb, ud, NULL);
+    return sl__http_route_owned(srv, spec, NULL, out);
+}
+
+int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
+                  sl_http_prio_t prio, sl_http_handler_cb cb, void *ud)
+{
+    sl_http_route_spec_t spec = {.method = method, .prefix = prefix, .prio = prio, .cb = cb,
+                                 .ud = ud};
+    return sl_http_route_add(srv, &spec, NULL);
+}
+
+void sl_http_route_remove(sl_http_server_t *srv, sl_http_route_t *route)
+{
+    if (!srv || !route)
+        return;
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        if (srv->routes[i] != route)
+            continue;
+        memmove(&srv->routes[i], &srv->routes[i + 1],
+                (srv->n_routes - i - 1) * sizeof(srv->routes[0]));
+        srv->n_routes--;
+        srv->routes_gen++;
+        if (srv->last_added == route)
+            srv->last_added = NULL;
+        route_free(route);
+        return;
+    }
 }
 
 void sl_http_route_doc(sl_http_server_t *srv, const char *name, const char *serves)
 {
-    if (!srv || srv->n_routes == 0) /* a doc without a route: ignored */
+    if (!srv || !srv->last_added) /* a doc without a route: ignored */
         return;
-    srv->routes[srv->n_routes - 1].name = name;
-    srv->routes[srv->n_routes - 1].serves = serves ? serves : "";
+    srv->last_added->name = name;
+    srv->last_added->serves = serves ? serves : "";
 }
 
-void sl_http_routes_each(const sl_http_server_t *srv,
-                         void (*each)(void *arg, const char *method, const char *prefix,
-                                      const char *name, const char *serves),
-                         void *arg)
+void sl_http_routes_each(const sl_http_server_t *srv, sl_http_route_each_cb each, void *arg)
 {
     for (size_t i = 0; i < srv->n_routes; i++) {
-        const route_t *r = &srv->routes[i];
-        each(arg, r->method, r->prefix, r->name, r->serves);
+        const route_t *r = srv->routes[i];
+        sl_http_route_info_t info = {r->method, r->prefix, r->suffixes, r->prio,
+                                     sl_http_prio_name(r->prio), r->name, r->serves};
+        each(arg, &info);
     }
 }
 
 /*
- * Runs the routes in the order they were added. With CORS on, OPTIONS is a
- * preflight for every route and is answered here, before any of them. A
- * route that declines passes the request on; one that fails without
- * answering gets a 500 written for it; nobody taking it is a 404.
+ * Runs the matching routes in dispatch order (priority, longer prefix,
+ * registration). With CORS on, OPTIONS is a preflight for every route and
+ * is answered here, before any of them. A route that declines passes the
+ * request on; one that fails without answering gets a 500 written for it;
+ * nobody taking it is a 404. A handler may add or remove routes: then the
+ * walk finds its place again as the first route ordered after the one that
+ * just declined, so none is tried twice.
  */
 static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
 {
@@ -828,13 +922,22 @@ static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
         return;
     }
     for (size_t i = 0; i < srv->n_routes; i++) {
-        /* Copied: a handler may add routes, which moves the array. */
-        route_t r = srv->routes[i];
-        if (!sl__http_route_match(r.method, r.prefix, req->method, req->path))
+        route_t *r = srv->routes[i];
+        if (!sl__http_route_match(r->method, r->prefix, r->suffixes, req->method, req->path))
             continue;
-        int rc = r.cb(req, r.ud);
-        if (rc == SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING)
+        /* Kept by value: the handler may remove (free) this route. */
+        route_t tried = *r;
+        uint64_t gen = srv->routes_gen;
+        int rc = tried.cb(req, tried.ud);
+        if (rc == SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING) {
+            if (gen != srv->routes_gen) {
+                size_t j = 0;
+                while (j < srv->n_routes && !route_before(&tried, srv->routes[j]))
+                    j++;
+                i = j - 1; /* wraps to SIZE_MAX when j is 0; the loop's ++ makes it 0 */
+            }
             continue;
+        }
         if (rc < 0 && rc != SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING) {
             char rb[SL_REDACT_MAX];
             SL_LOGW(&c->sess.log, "%s %s: handler failed: %s", req->method,
@@ -1692,6 +1795,9 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
     uv_timer_start(&srv->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     uv_timer_init(core->loop, &srv->stop_deadline);
     srv->stop_deadline.data = srv;
+    /* One provider per name: a second server in one process (tests) serves
+     * without being the service. */
+    srv->svc_registered = sl__http_svc_register(srv) == 0;
     *out = srv;
     return 0;
 fail:
@@ -1733,6 +1839,10 @@ void sl_http_server_stop(sl_http_server_t *srv)
     if (!srv || srv->stopping)
         return;
     srv->stopping = 1;
+    if (srv->svc_registered) {
+        srv->svc_registered = 0;
+        sl__http_svc_unregister(srv);
+    }
     sl_http_admit_stop();
     if (srv->listener_open) {
         srv->listener_open = 0;
@@ -1764,6 +1874,8 @@ void sl_http_server_free(sl_http_server_t *srv)
 {
     if (!srv)
         return;
+    if (srv->svc_registered)
+        sl__http_svc_unregister(srv);
     size_t n_orphans = 0;
     while (!sl_list_empty(&srv->orphans)) {
         sl_http_conn_t *c = sl_container_of(srv->orphans.next, sl_http_conn_t, link);
@@ -1778,12 +1890,8 @@ void sl_http_server_free(sl_http_server_t *srv)
     }
     if (n_orphans)
         SL_LOGW(NULL, "http: %zu request(s) never answered by their handler", n_orphans);
-    for (size_t i = 0; i < srv->n_routes; i++) {
-        sl_free(srv->routes[i].method);
-        sl_free(srv->routes[i].prefix);
-        if (srv->routes[i].free_ud)
-            srv->routes[i].free_ud(srv->routes[i].ud);
-    }
+    for (size_t i = 0; i < srv->n_routes; i++)
+        route_free(srv->routes[i]);
     sl_free(srv->routes);
     sl_tls_ctx_free(srv->tls_ctx);
     sl_free(srv);

@@ -143,8 +143,8 @@ int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir)
     size_t dl = strlen(r->dir);
     while (dl > 1 && r->dir[dl - 1] == '/')
         r->dir[--dl] = '\0';
-    int rc = sl__http_route_owned(srv, "GET", prefix, static_handler, r, root_free);
-    if (!rc)
-        sl_http_route_doc(srv, "static", ""); /* pages of http.web_root, no stream data */
-    return rc;
+    /* Pages of http.web_root, no stream data; last, after every other route. */
+    sl_http_route_spec_t spec = {.method = "GET", .prefix = prefix, .prio = SL_HTTP_PRIO_STATIC,
+                                 .name = "static", .serves = "", .cb = static_handler, .ud = r};
+    return sl__http_route_owned(srv, &spec, root_free, NULL);
 }

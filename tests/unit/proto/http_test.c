@@ -110,15 +110,28 @@ static void test_headers(void **state)
 static void test_route_match(void **state)
 {
     (void)state;
-    assert_true(sl__http_route_match(NULL, "/api/v1/", "DELETE", "/api/v1/x"));
-    assert_true(sl__http_route_match("GET", "/api", "GET", "/api"));
-    assert_true(sl__http_route_match("GET", "/api", "HEAD", "/api/x"));
-    assert_true(sl__http_route_match("GET", "/api", "GET", "/apix")); /* plain prefix: by contract */
-    assert_false(sl__http_route_match("GET", "/api", "POST", "/api"));
-    assert_false(sl__http_route_match("HEAD", "/api", "GET", "/api"));
-    assert_false(sl__http_route_match("POST", "/api/v1/", "POST", "/api/v1"));
-    assert_true(sl__http_route_match(NULL, "/", "OPTIONS", "/"));
-    assert_false(sl__http_route_match(NULL, "/a", "GET", "*"));
+    assert_true(sl__http_route_match(NULL, "/api/v1/", NULL, "DELETE", "/api/v1/x"));
+    assert_true(sl__http_route_match("GET", "/api", NULL, "GET", "/api"));
+    assert_true(sl__http_route_match("GET", "/api", NULL, "HEAD", "/api/x"));
+    assert_false(sl__http_route_match("GET", "/api", NULL, "GET", "/apix")); /* whole segments */
+    assert_false(sl__http_route_match("GET", "/api", NULL, "POST", "/api"));
+    assert_false(sl__http_route_match("HEAD", "/api", NULL, "GET", "/api"));
+    assert_false(sl__http_route_match("POST", "/api/v1/", NULL, "POST", "/api/v1"));
+    assert_true(sl__http_route_match(NULL, "/", NULL, "OPTIONS", "/"));
+    assert_true(sl__http_route_match(NULL, "/", "", "GET", "/any/thing"));
+    assert_false(sl__http_route_match(NULL, "/a", NULL, "GET", "*"));
+    /* Suffix filters: any of the space-separated endings. */
+    const char *hls = ".m3u8 .ts .m4s .mp4";
+    assert_true(sl__http_route_match("GET", "/", hls, "GET", "/live/a.m3u8"));
+    assert_true(sl__http_route_match("GET", "/", hls, "GET", "/live/a_3.ts"));
+    assert_true(sl__http_route_match("GET", "/", hls, "GET", "/live/a_init1.mp4"));
+    assert_false(sl__http_route_match("GET", "/", hls, "GET", "/live/a.flv"));
+    assert_false(sl__http_route_match("GET", "/", hls, "GET", "/live/index.html"));
+    assert_false(sl__http_route_match("GET", "/", hls, "GET", "/live/a.m3u8x"));
+    assert_false(sl__http_route_match("GET", "/", "  .ts  ", "GET", "ts"));
+    assert_true(sl__http_route_match("GET", "/", "  .ts  ", "GET", "/.ts"));
+    assert_true(sl__http_route_match("GET", "/live", ".flv", "GET", "/live/x.flv"));
+    assert_false(sl__http_route_match("GET", "/live", ".flv", "GET", "/lively/x.flv"));
 }
 
 static void test_static_path(void **state)
@@ -741,17 +754,18 @@ static int setup_server(void **state)
     assert_int_equal(sl_http_server_start(&f->core, &f->srv), 0);
     f->port = sl_http_server_port(f->srv);
     assert_true(f->port > 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/fast", h_fast, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/slow", h_slow, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/orphan", h_orphan, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "POST", "/echo", h_echo, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/stream", h_stream, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/sized", h_sized, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/bigstream", h_bigstream, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/ws", h_ws, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", h_decline, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", h_fast, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/fail", h_fail, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/fast", SL_HTTP_PRIO_CORE, h_fast, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/slow", SL_HTTP_PRIO_CORE, h_slow, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/orphan", SL_HTTP_PRIO_CORE, h_orphan, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "POST", "/echo", SL_HTTP_PRIO_CORE, h_echo, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/stream", SL_HTTP_PRIO_CORE, h_stream, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/sized", SL_HTTP_PRIO_CORE, h_sized, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/sized-short", SL_HTTP_PRIO_CORE, h_sized, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/bigstream", SL_HTTP_PRIO_CORE, h_bigstream, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/ws", SL_HTTP_PRIO_CORE, h_ws, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", SL_HTTP_PRIO_CORE, h_decline, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", SL_HTTP_PRIO_CORE, h_fast, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/fail", SL_HTTP_PRIO_CORE, h_fail, f), 0);
     *state = f;
     return 0;
 }
