@@ -890,16 +890,16 @@ static int on_request(sl_http_req_t *req, void *ud)
 {
     hls_mod_t *mod = ud;
     target_t t;
-    int rc = parse_target(req->path, &t);
-    if (rc == SL_EDECLINED)
+    /* Not an HLS address of a configured app: declined, so that a static
+     * file of that name (the static route runs after this one) is still
+     * served, and the server answers 404 otherwise. */
+    if (parse_target(req->path, &t) != 0)
+        return SL_EDECLINED;
+    const sl_app_config_t *app = sl_core_app(mod->core, t.path);
+    if (!app)
         return SL_EDECLINED;
     if (mod->stopping)
         return respond_text(req, 503, "server shutting down\n");
-    if (rc)
-        return respond_text(req, 404, "not found\n");
-    const sl_app_config_t *app = sl_core_app(mod->core, t.path);
-    if (!app)
-        return respond_text(req, 404, "no such application\n");
     if (!app->hls)
         return SL_EDECLINED; /* nothing HLS here: whatever else may answer, else 404 */
     if (!app->allow_play)
@@ -923,7 +923,7 @@ static int on_request(sl_http_req_t *req, void *ud)
      * 404 only once the chain allowed): on an app with auth, an absent stream
      * and a live one get the same 401 without credentials, so stream names
      * cannot be probed. */
-    rc = start_admission(mod, req, &t, sid);
+    int rc = start_admission(mod, req, &t, sid);
     if (rc)
         SL_LOGW(NULL, "hls: %s: cannot start the admission: %s", req->path, sl_strerror(rc));
     return rc;

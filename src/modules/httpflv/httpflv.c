@@ -345,16 +345,16 @@ static int on_request(sl_http_req_t *req, void *ud)
 {
     flv_mod_t *mod = ud;
     char path[PATH_MAX_LEN + 1];
-    int rc = parse_path(req->path, path, sizeof path);
-    if (rc == SL_EDECLINED)
-        return rc;
-    if (mod->stopping)
-        return respond_text(req, 503, "server shutting down\n");
-    if (rc)
-        return respond_text(req, 404, "not found\n");
+    /* Not an HTTP-FLV address of a configured app: declined, so that a
+     * static file of that name (the static route runs after this one) is
+     * still served, and the server answers 404 otherwise. */
+    if (parse_path(req->path, path, sizeof path) != 0)
+        return SL_EDECLINED;
     const sl_app_config_t *app = sl_core_app(mod->core, path);
     if (!app)
-        return respond_text(req, 404, "no such application\n");
+        return SL_EDECLINED;
+    if (mod->stopping)
+        return respond_text(req, 503, "server shutting down\n");
     if (!app->httpflv)
         return SL_EDECLINED;
     if (!app->allow_play)
@@ -401,7 +401,7 @@ static int on_request(sl_http_req_t *req, void *ud)
     };
     sl_admit_t *a = NULL;
     p->in_call = 1;
-    rc = sl_admit(mod->core, &p->sess, &ar, admit_done, p, &a);
+    int rc = sl_admit(mod->core, &p->sess, &ar, admit_done, p, &a);
     p->in_call = 0;
     if (rc == SL_EPENDING) {
         p->admit = a;
