@@ -52,6 +52,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "net/listener.h"
 #include "proto/http/http_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
@@ -81,15 +82,8 @@ typedef struct sl_http_route route_t;
 
 struct sl_http_server {
     sl_core_t *core;
-    uv_tcp_t listener;
-    int listener_open;
-    uv_tcp_t tls_listener;     /* HTTPS, when a certificate is configured */
-    int tls_listener_open;
-    sl_tls_ctx_t *tls_ctx;     /* owned; outlives every TLS connection */
-    uv_prepare_t prepare;      /* runs the flush list before the loop sleeps */
-    uv_timer_t sweep;          /* timeouts */
-    uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
-    int timers_closing;        /* prepare and timers are being closed */
+    sl_listener_t net;         /* listeners (HTTP, and HTTPS with a certificate), the flush
+                                * pass, the timeout sweep and the stop deadline (net/) */
     sl_list_t conns;           /* open connections */
     size_t n_conns;            /* connections whose socket is not closed yet */
     sl_list_t orphans;         /* closed connections kept for unanswered requests */
@@ -1379,12 +1373,8 @@ static void on_conn_closed(uv_handle_t *h)
     srv->n_conns--;
     sl_list_push_back(&srv->orphans, &c->link);
     conn_unref(c);
-    if (srv->stopping && !srv->n_conns && !srv->timers_closing) {
-        srv->timers_closing = 1;
-        uv_close((uv_handle_t *)&srv->prepare, NULL);
-        uv_close((uv_handle_t *)&srv->sweep, NULL);
-        uv_close((uv_handle_t *)&srv->stop_deadline, NULL);
-    }
+    if (srv->stopping && !srv->n_conns)
+        sl_listener_idle(&srv->net);
 }
 
 /* Closes at once; reason logged at level (info for trouble, debug for routine). */
@@ -1486,9 +1476,9 @@ static void conn_pump(sl_http_conn_t *c)
 }
 
 /* The flush pass: every connection with work, just before the loop sleeps. */
-static void on_prepare(uv_prepare_t *h)
+static void on_prepare(void *ud)
 {
-    sl_http_server_t *srv = h->data;
+    sl_http_server_t *srv = ud;
     /* Not foreach_safe: pumping one connection may close or requeue another. */
     while (!sl_list_empty(&srv->flush_list)) {
         sl_http_conn_t *c = sl_container_of(srv->flush_list.next, sl_http_conn_t, flush_link);
@@ -1568,17 +1558,13 @@ static void refuse_503(sl_http_conn_t *c)
         c->sess.bytes_out += (uint64_t)r;
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+static void on_connection(void *ud, int is_tls)
 {
-    sl_http_server_t *srv = ls->data;
-    int is_tls = ls == (uv_stream_t *)&srv->tls_listener;
-    if (status < 0) {
-        SL_LOGW(NULL, "http accept failed: %s", uv_strerror(status));
-        return;
-    }
+    sl_http_server_t *srv = ud;
     sl_http_conn_t *c = sl_calloc(1, sizeof(*c));
     if (!c) {
         SL_LOGE(NULL, "http: out of memory accepting a connection");
+        sl_listener_shed(&srv->net, is_tls);
         return;
     }
     uv_tcp_init(srv->core->loop, &c->tcp);
@@ -1594,7 +1580,7 @@ static void on_connection(uv_stream_t *ls, int status)
     srv->n_conns++;
     sl_list_push_back(&srv->conns, &c->link);
     sl_session_register(srv->core, &c->sess, &conn_session_ops, "http");
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+    if (sl_listener_accept(&srv->net, is_tls, &c->tcp) != 0) {
         sl__http_conn_close(c, "accept failed");
         return;
     }
@@ -1611,7 +1597,7 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close_at(c, why, SL_LOG_DEBUG);
         return;
     }
-    if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
+    if (is_tls && sl_tls_new(sl_listener_tls(&srv->net), &c->tls) != 0) {
         sl__http_conn_close(c, "out of memory (tls)");
         return;
     }
@@ -1629,12 +1615,11 @@ static void on_connection(uv_stream_t *ls, int status)
  * one per connection: a 250 ms tick is precise enough for timeouts of a
  * second or more, and costs nothing per idle client between ticks.
  */
-static void on_sweep(uv_timer_t *timer)
+static void on_sweep(void *ud, uint64_t now)
 {
     sl_list_t *it, *nx;
-    sl_http_server_t *srv = timer->data;
+    sl_http_server_t *srv = ud;
     const sl_config_t *cfg = srv->core->cfg;
-    uint64_t now = uv_now(srv->core->loop);
     uint64_t header_ms = (uint64_t)cfg->http_header_timeout_ms;
     uint64_t idle_ms = (uint64_t)cfg->http_idle_timeout_ms;
     uint64_t request_ms = (uint64_t)cfg->http_request_timeout_ms;
@@ -1709,9 +1694,9 @@ static void on_sweep(uv_timer_t *timer)
     }
 }
 
-static void on_stop_deadline(uv_timer_t *t)
+static void on_stop_deadline(void *ud)
 {
-    sl_http_server_t *srv = t->data;
+    sl_http_server_t *srv = ud;
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl__http_conn_close(sl_container_of(it, sl_http_conn_t, link), "shutdown deadline");
@@ -1740,11 +1725,17 @@ int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
     return rc;
 }
 
+static const sl_listener_ops_t listener_ops = {
+    .on_connection = on_connection,
+    .on_sweep = on_sweep,
+    .on_prepare = on_prepare,
+    .on_deadline = on_stop_deadline,
+};
+
 int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
 {
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
-    int plain_opened = 0, tls_opened = 0;
     sl_http_server_t *srv = sl_calloc(1, sizeof(*srv));
     if (!srv)
         return SL_ENOMEM;
@@ -1759,79 +1750,45 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
 
     /* The certificate first: a bad one must fail the start before anything listens. */
     int rc = 0;
+    sl_tls_ctx_t *tls_ctx = NULL;
     if (sl_http_server_tls_enabled(cfg)) {
         char err[512];
-        rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1",
-                                   &srv->tls_ctx, err, sizeof err);
+        rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1", &tls_ctx,
+                                   err, sizeof err);
         if (rc) {
             SL_LOGE(NULL, "https: %s", err[0] ? err : sl_strerror(rc));
             goto fail;
         }
     }
-    rc = sl_tcp_listen(srv->core->loop, &srv->listener, srv, on_connection,
-                       cfg->http_bind, cfg->http_port, &plain_opened);
-    if (rc) {
-        SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", cfg->http_bind,
-                (long long)cfg->http_port, sl_strerror(rc));
-        goto fail;
-    }
-    if (srv->tls_ctx) {
-        const char *bind = sl_http_server_tls_bind(cfg);
-        rc = sl_tcp_listen(srv->core->loop, &srv->tls_listener, srv, on_connection,
-                           bind, cfg->http_tls_port, &tls_opened);
-        if (rc) {
-            SL_LOGE(NULL, "https: cannot listen on %s:%lld: %s", bind,
-                    (long long)cfg->http_tls_port, sl_strerror(rc));
-            goto fail;
-        }
-        srv->tls_listener_open = 1;
-    }
-    srv->listener_open = 1;
-    uv_prepare_init(core->loop, &srv->prepare);
-    srv->prepare.data = srv;
-    uv_prepare_start(&srv->prepare, on_prepare);
-    uv_timer_init(core->loop, &srv->sweep);
-    srv->sweep.data = srv;
-    uv_timer_start(&srv->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
-    uv_timer_init(core->loop, &srv->stop_deadline);
-    srv->stop_deadline.data = srv;
+    const sl_listener_config_t lc = {
+        .name = "http", .tls_name = "https",
+        .bind = cfg->http_bind, .port = cfg->http_port,
+        .tls_bind = sl_http_server_tls_bind(cfg), .tls_port = cfg->http_tls_port,
+        .tls_ctx = tls_ctx, /* taken */
+        .sweep_ms = SWEEP_INTERVAL_MS,
+        .stop_timeout_ms = (uint64_t)cfg->server_shutdown_timeout_ms,
+    };
+    rc = sl_listener_start(&srv->net, core->loop, &lc, &listener_ops, srv);
+    if (rc)
+        goto fail; /* logged, and nothing left open */
     /* One provider per name: a second server in one process (tests) serves
      * without being the service. */
     srv->svc_registered = sl__http_svc_register(srv) == 0;
     *out = srv;
     return 0;
 fail:
-    /* Handles must be closed before their memory goes: run the loop once. */
-    if (plain_opened && !uv_is_closing((uv_handle_t *)&srv->listener))
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    if (tls_opened && !uv_is_closing((uv_handle_t *)&srv->tls_listener))
-        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
-    if (plain_opened || tls_opened)
-        uv_run(core->loop, UV_RUN_NOWAIT);
-    sl_tls_ctx_free(srv->tls_ctx);
     sl_free(srv);
     return rc;
 }
 
-static int listener_port(const uv_tcp_t *h)
-{
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    if (uv_tcp_getsockname(h, (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    if (sa.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&sa)->sin_port);
-}
-
 int sl_http_server_port(const sl_http_server_t *srv)
 {
-    return srv && srv->listener_open ? listener_port(&srv->listener) : -1;
+    return srv ? sl_listener_port(&srv->net, 0) : -1;
 }
 
 int sl_http_server_tls_port(const sl_http_server_t *srv)
 {
-    return srv && srv->tls_listener_open ? listener_port(&srv->tls_listener) : -1;
+    return srv ? sl_listener_port(&srv->net, 1) : -1;
 }
 
 void sl_http_server_stop(sl_http_server_t *srv)
@@ -1844,26 +1801,13 @@ void sl_http_server_stop(sl_http_server_t *srv)
         sl__http_svc_unregister(srv);
     }
     sl_http_admit_stop();
-    if (srv->listener_open) {
-        srv->listener_open = 0;
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    }
-    if (srv->tls_listener_open) {
-        srv->tls_listener_open = 0;
-        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
-    }
+    sl_listener_stop(&srv->net); /* closes the listeners, arms the stop deadline */
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         conn_graceful(sl_container_of(it, sl_http_conn_t, link));
     }
-    uv_timer_start(&srv->stop_deadline, on_stop_deadline,
-                   (uint64_t)srv->core->cfg->server_shutdown_timeout_ms, 0);
-    if (!srv->n_conns && !srv->timers_closing) {
-        srv->timers_closing = 1;
-        uv_close((uv_handle_t *)&srv->prepare, NULL);
-        uv_close((uv_handle_t *)&srv->sweep, NULL);
-        uv_close((uv_handle_t *)&srv->stop_deadline, NULL);
-    }
+    if (!srv->n_conns)
+        sl_listener_idle(&srv->net);
 }
 
 /*
@@ -1893,6 +1837,6 @@ void sl_http_server_free(sl_http_server_t *srv)
     for (size_t i = 0; i < srv->n_routes; i++)
         route_free(srv->routes[i]);
     sl_free(srv->routes);
-    sl_tls_ctx_free(srv->tls_ctx);
+    sl_listener_cleanup(&srv->net);
     sl_free(srv);
 }
