@@ -175,15 +175,10 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
             return;
         p->need_key = 0;
     }
-    uint64_t before = p->q.frames_dropped;
-    int rc = sl_subq_push(&p->q, f, 0, uv_now(p->mod->core->loop));
-    p->sess.frames_dropped += p->q.frames_dropped - before;
+    int rc = sl_subq_offer(&p->q, f, 0, uv_now(p->mod->core->loop), &p->sess.frames_dropped);
     if (rc == SL_ESLOW) {
         char why[160];
-        snprintf(why, sizeof why, "subscriber too slow: lagging for over %lld ms, %llu frames dropped",
-                 (long long)p->mod->core->cfg->media_slow_disconnect_ms,
-                 (unsigned long long)p->q.frames_dropped);
-        SL_LOGI(&p->sess.log, "%s", why);
+        SL_LOGI(&p->sess.log, "%s", sl_subq_slow_reason(&p->q, why, sizeof why));
         end_stream(p, why);
         return;
     }
@@ -191,7 +186,7 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
         end_stream(p, "out of memory");
         return;
     }
-    if (rc == 1 && p->q.drop_events == 1 && before == 0)
+    if (rc == SL_SUBQ_FELL_BEHIND)
         SL_LOGI(&p->sess.log, "http-flv player falling behind: dropping to the next keyframe");
     pump(p);
 }
