@@ -168,6 +168,8 @@ int sl__http_svc_register(sl_http_server_t *srv);
 /** Removes it (no-op when srv did not register it). */
 void sl__http_svc_unregister(sl_http_server_t *srv);
 
+/** The loop a request's server runs on (borrowed; for async work on its behalf). */
+uv_loop_t *sl__http_req_loop(const sl_http_req_t *req);
 /** The server's core (borrowed). */
 sl_core_t *sl__http_core(const sl_http_server_t *srv);
 /** Puts the connection on the flush list (written before the loop sleeps). */

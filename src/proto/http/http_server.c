@@ -106,6 +106,13 @@ static const sl_session_ops_t conn_session_ops;
 static void conn_pump(sl_http_conn_t *c);
 static void conn_graceful(sl_http_conn_t *c);
 
+uv_loop_t *sl__http_req_loop(const sl_http_req_t *req)
+{
+    /* The request is the first field of its transaction, whose connection
+     * stays allocated while the transaction exists. */
+    return ((const sl_http_txn_t *)req)->conn->srv->core->loop;
+}
+
 sl_core_t *sl__http_core(const sl_http_server_t *srv) { return srv->core; }
 
 static uint64_t now_ms(const sl_http_conn_t *c) { return uv_now(c->srv->core->loop); }
