@@ -1,5 +1,6 @@
 /*
- * The HTTP listener and connection I/O (see http.h and http_conn.h):
+ * The HTTP connection I/O on the listener scaffold of net/listener.h (see
+ * http.h and http_conn.h):
  * accept, reading into the request framer (http_parse.c), routing, the
  * ordered request queue, plain and streaming responses, the gathered write
  * path, timeouts and close. WebSocket framing lives in http_ws.c, static

@@ -1,5 +1,6 @@
 /*
- * RTMP listener and connection I/O (see rtmp_server.h and rtmp_conn.h):
+ * RTMP connection I/O on the listener scaffold of net/listener.h (see
+ * rtmp_server.h and rtmp_conn.h):
  * accept, the handshake, chunk reading and dispatch of control messages,
  * acknowledgements, idle and handshake timeouts, the gathered write path,
  * and close.
