@@ -3,7 +3,9 @@
  * 5080) and, with a certificate, an HTTPS one (http.tls_port, default 5443)
  * whose connections run through a TLS filter (base/tls.h); request
  * parsing with the well-kept http-parser library (no hand-written HTTP
- * parsing), routing by method and path prefix, plain, chunked and
+ * parsing), routing by method, path prefix, suffix and priority (the
+ * route table of app/svc/http.h, which this server also registers as the
+ * "http" service), plain, chunked and
  * long-lived streaming responses, and WebSocket upgrades (framing by
  * wslay).
  *
