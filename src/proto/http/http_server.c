@@ -70,6 +70,7 @@
 struct sl_http_route {
     char *method;              /* NULL = any */
     char *prefix;
+    size_t prefix_len;         /* strlen(prefix), for ordering without the string */
     char *suffixes;            /* space-separated path endings, NULL = any */
     sl_http_prio_t prio;
     uint64_t seq;              /* registration order */
@@ -786,9 +787,8 @@ static int route_before(const route_t *a, const route_t *b)
 {
     if (a->prio != b->prio)
         return a->prio < b->prio;
-    size_t la = strlen(a->prefix), lb = strlen(b->prefix);
-    if (la != lb)
-        return la > lb;
+    if (a->prefix_len != b->prefix_len)
+        return a->prefix_len > b->prefix_len;
     return a->seq < b->seq;
 }
 
@@ -828,6 +828,7 @@ int sl__http_route_owned(sl_http_server_t *srv, const sl_http_route_spec_t *spec
         !(r->prefix = sl_strdup(spec->prefix)) ||
         (spec->suffixes && spec->suffixes[0] && !(r->suffixes = sl_strdup(spec->suffixes))))
         goto fail;
+    r->prefix_len = strlen(r->prefix);
     r->prio = spec->prio;
     r->seq = srv->route_seq++;
     r->cb = spec->cb;
@@ -927,7 +928,8 @@ static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
         route_t *r = srv->routes[i];
         if (!sl__http_route_match(r->method, r->prefix, r->suffixes, req->method, req->path))
             continue;
-        /* Kept by value: the handler may remove (free) this route. */
+        /* Kept by value: the handler may remove (free) this route; only its
+         * order key (prio, prefix_len, seq) is used afterwards. */
         route_t tried = *r;
         uint64_t gen = srv->routes_gen;
         int rc = tried.cb(req, tried.ud);

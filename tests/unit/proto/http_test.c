@@ -1274,13 +1274,13 @@ static void test_server_route_order(void **state)
                                       .name = "app-live2", .cb = h_text, .ud = "from-app-live2"};
     sl_http_route_spec_t core_x = {.prefix = "/live/x", .prio = SL_HTTP_PRIO_CORE,
                                    .name = "core-x", .cb = h_count_decline};
-    sl_http_route_t *live = NULL;
+    sl_http_route_t *live = NULL, *core_x_route = NULL;
     assert_int_equal(sl_http_route_add(f->srv, &st, NULL), 0);
     assert_int_equal(sl_http_route_add(f->srv, &app_root, NULL), 0);
     assert_int_equal(sl_http_route_add(f->srv, &app_live, &live), 0);
     assert_non_null(live);
     assert_int_equal(sl_http_route_add(f->srv, &app_live2, NULL), 0);
-    assert_int_equal(sl_http_route_add(f->srv, &core_x, NULL), 0);
+    assert_int_equal(sl_http_route_add(f->srv, &core_x, &core_x_route), 0);
     /* Bad specs are refused. */
     sl_http_route_spec_t bad = {.prefix = "live", .cb = h_text};
     assert_int_equal(sl_http_route_add(f->srv, &bad, NULL), SL_EINVAL);
@@ -1329,6 +1329,13 @@ static void test_server_route_order(void **state)
     expect_body(f, "/live/x/y", "from-app-live2");
     assert_int_equal(n_declines, 2);
     sl_http_route_remove(f->srv, NULL); /* no-op */
+    /* A handler that removes its own route as it declines. */
+    decline_victim = core_x_route;
+    n_declines = 0;
+    expect_body(f, "/live/x", "from-app-live2");
+    assert_int_equal(n_declines, 1);
+    expect_body(f, "/live/x", "from-app-live2");
+    assert_int_equal(n_declines, 1); /* gone */
 }
 
 /* The "http" service: registered by the server, a thin table over it. */
