@@ -269,9 +269,10 @@ int main(int argc, char **argv)
             SL_LOGI(NULL, "https listening on %s:%d (https://localhost:%d/)",
                     sl_http_server_tls_bind(&cfg), sl_http_server_tls_port(app.http),
                     sl_http_server_tls_port(app.http));
-        rc = sl_http_route(app.http, "GET", "/healthz", on_healthz, NULL);
-        if (!rc)
-            sl_http_route_doc(app.http, "healthz", "");
+        const sl_http_route_spec_t healthz = {.method = "GET", .prefix = "/healthz",
+                                              .prio = SL_HTTP_PRIO_CORE, .name = "healthz",
+                                              .serves = "", .cb = on_healthz};
+        rc = sl_http_route_add(app.http, &healthz, NULL);
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
         if (!rc && cfg.http_web_root[0])
             rc = sl_http_static(app.http, "/", cfg.http_web_root);

@@ -305,27 +305,6 @@ static int set_str(char **slot, const char **log_slot, const char *v)
     return 0;
 }
 
-int sl_tcp_listen(uv_loop_t *loop, uv_tcp_t *h, void *data, uv_connection_cb cb,
-                  const char *bind, int64_t port, int *opened)
-{
-    struct sockaddr_storage sa;
-    *opened = 0;
-    int rc = uv_ip4_addr(bind, (int)port, (struct sockaddr_in *)&sa);
-    if (rc)
-        rc = uv_ip6_addr(bind, (int)port, (struct sockaddr_in6 *)&sa);
-    if (rc)
-        return rc;
-    uv_tcp_init(loop, h);
-    h->data = data;
-    *opened = 1;
-    rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)h, 511, cb);
-    if (rc)
-        uv_close((uv_handle_t *)h, NULL);
-    return rc;
-}
-
 void sl_session_set_peer(sl_session_t *s, const uv_tcp_t *tcp)
 {
     struct sockaddr_storage sa;

@@ -1007,11 +1007,13 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     if (rc < 0)
         goto fail;
     m->listener_id = rc;
-    if (http && (rc = sl_http_route(http, "GET", "/", on_http, m)))
+    const sl_http_route_spec_t route = {
+        .method = "GET", .prefix = "/", .suffixes = "/mediafiles .flv .mp4",
+        .prio = SL_HTTP_PRIO_APP, .name = "recordings",
+        .serves = "/{app}/mediafiles /{app}/streams/{stream}.flv /{app}/streams/{stream}.mp4",
+        .cb = on_http, .ud = m};
+    if (http && (rc = sl_http_route_add(http, &route, NULL)))
         goto fail;
-    if (http)
-        sl_http_route_doc(http, "recordings",
-                          "/{app}/mediafiles /{app}/streams/{stream}.flv /{app}/streams/{stream}.mp4");
     if ((rc = uv_async_init(core->loop, &m->async, on_async)))
         goto fail;
     m->async.data = m;

@@ -48,13 +48,30 @@ int sl__http_header_has_token(const char *value, const char *token)
  * HEAD is answered by GET routes (the server drops the body), so that no
  * route has to register it; a route for HEAD alone still sees only HEAD.
  */
-int sl__http_route_match(const char *method, const char *prefix, const char *req_method,
-                         const char *path)
+int sl__http_route_match(const char *method, const char *prefix, const char *suffixes,
+                         const char *req_method, const char *path)
 {
     if (method && strcmp(method, req_method) != 0 &&
         !(strcmp(method, "GET") == 0 && strcmp(req_method, "HEAD") == 0))
         return 0;
-    return strncmp(path, prefix, strlen(prefix)) == 0;
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0)
+        return 0;
+    /* Whole segments: the prefix ends at a '/' of its own or of the path. */
+    if (pl > 0 && prefix[pl - 1] != '/' && path[pl] != '\0' && path[pl] != '/')
+        return 0;
+    if (!suffixes || !suffixes[0])
+        return 1;
+    size_t len = strlen(path);
+    for (const char *s = suffixes; *s;) {
+        while (*s == ' ')
+            s++;
+        size_t n = strcspn(s, " ");
+        if (n > 0 && n <= len && memcmp(path + len - n, s, n) == 0)
+            return 1;
+        s += n;
+    }
+    return 0;
 }
 
 /*
