@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "app/svc/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -280,6 +281,18 @@ int sl_api_add_route(sl_api_t *api, const char *segment, sl_http_handler_cb cb, 
     return 0;
 }
 
+static int svc_add_route(void *ud, const char *segment, sl_http_handler_cb cb, void *cb_ud)
+{
+    return sl_api_add_route(ud, segment, cb, cb_ud);
+}
+
+/* Service "api" (src/app/svc/api.h): how modules reach the API. */
+static const sl_svc_api_t api_service = {
+    .add_route = svc_add_route,
+    .ok = sl__api_ok,
+    .err = sl__api_err,
+};
+
 /* ------------------------------------------------------------------ */
 /* routing                                                             */
 
@@ -415,7 +428,10 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
         return rc;
     }
     api->http = http;
-    rc = sl_http_route(http, NULL, "/api/v1/", api_handler, api);
+    /* Modules add their /api/v1 endpoints through the service (they start after the API). */
+    rc = sl_service_register(core, SL_SVC_API, SL_SVC_API_MAJOR, SL_SVC_API_MINOR, &api_service,
+                             api);
+    rc = rc ? rc : sl_http_route(http, NULL, "/api/v1/", api_handler, api);
     if (!rc) /* names and statistics of streams, behind the API token: no stream data */
         sl_http_route_doc(http, "api", "");
     rc = rc ? rc : sl_http_route(http, NULL, "/metrics", metrics_handler, api);
@@ -423,6 +439,7 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
         sl_http_route_doc(http, "metrics", "");
     rc = rc ? rc : sl__api_events_start(api);
     if (rc) {
+        sl_service_unregister(core, SL_SVC_API, &api_service);
         sl_map_cleanup(&api->fails);
         sl_free(api);
         return rc;
@@ -431,7 +448,6 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
     api->lag_timer.data = api;
     uv_timer_start(&api->lag_timer, on_lag_timer, 1000, 1000);
     uv_unref((uv_handle_t *)&api->lag_timer);
-    core->api = api;
     /* The token itself is never logged (logs are shipped and kept far longer
      * than the token stays secret): the file is where an operator reads it. */
     if (api->token_generated == 2)
@@ -458,8 +474,7 @@ void sl_api_free(sl_api_t *api)
 {
     if (!api)
         return;
-    if (api->core->api == api)
-        api->core->api = NULL;
+    sl_service_unregister(api->core, SL_SVC_API, &api_service);
     size_t pos = 0;
     sl_map_entry_t *e;
     while ((e = sl_map_next(&api->fails, &pos)))

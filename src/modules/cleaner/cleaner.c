@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "app/events.h"
+#include "app/services.h"
+#include "app/svc/recorder.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -273,8 +275,12 @@ static void on_timer(uv_timer_t *t)
     if (c->running || c->stopping)
         return;
     clear_busy(c);
-    if (c->core->recorder_ops)
-        c->core->recorder_ops->each_busy(c->core->recorder_ud, add_busy, c);
+    /* The files being written (the recorder's service; none when it does not run). */
+    void *rec_ud;
+    const sl_svc_recorder_t *rec =
+        sl_service_get(c->core, SL_SVC_RECORDER, SL_SVC_RECORDER_MAJOR, 0, &rec_ud);
+    if (rec)
+        rec->each_busy(rec_ud, add_busy, c);
     c->work.data = c;
     if (uv_queue_work(c->core->loop, &c->work, sweep, after_sweep) == 0)
         c->running = 1;
