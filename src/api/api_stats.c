@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "app/listeners.h"
 #include "app/services.h"
 #include "app/svc/recorder.h"
 #include "base/alloc.h"
 #include "base/time.h"
 #include "media/flv.h"
-#include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
 
@@ -131,22 +131,20 @@ static const sl_svc_recorder_t *recorder_of(const sl_api_t *api, void **ud)
 
 int sl__api_server_info(sl_api_t *api, sl_http_req_t *req)
 {
-    const sl_config_t *cfg = api->core->cfg;
     uint64_t up = sl_time_wall_ms() - api->core->start_ms;
     json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "red5_pro_version", SL_VERSION_STRING,
                           "fms_version", FMS_VERSION, "capabilities", 33, "uptime", (json_int_t)up);
     /* sluice addition: where to publish and play, so a console or a client can
      * build rtmp://host:PORT/app/stream (rtmps://, https://) without knowing
-     * the configuration; null when that listener is off. */
+     * the configuration; null when that listener is off. The ports come from
+     * the listeners table the protocols fill as they open (app/listeners.h). */
     if (o) {
-        int rtmps = cfg->rtmp_enabled && sl_rtmp_server_tls_enabled(cfg);
-        int https = cfg->http_enabled && cfg->http_tls_cert[0] && cfg->http_tls_key[0];
-        json_object_set_new(o, "rtmp_port", cfg->rtmp_enabled ?
-                            json_integer((json_int_t)cfg->rtmp_port) : json_null());
-        json_object_set_new(o, "rtmps_port", rtmps ?
-                            json_integer((json_int_t)cfg->rtmp_tls_port) : json_null());
-        json_object_set_new(o, "https_port", https ?
-                            json_integer((json_int_t)cfg->http_tls_port) : json_null());
+        int rtmp = sl_listener_port(api->core, "rtmp", 0);
+        int rtmps = sl_listener_port(api->core, "rtmp", 1);
+        int https = sl_listener_port(api->core, "http", 1);
+        json_object_set_new(o, "rtmp_port", rtmp >= 0 ? json_integer(rtmp) : json_null());
+        json_object_set_new(o, "rtmps_port", rtmps >= 0 ? json_integer(rtmps) : json_null());
+        json_object_set_new(o, "https_port", https >= 0 ? json_integer(https) : json_null());
     }
     return sl__api_ok(req, o);
 }

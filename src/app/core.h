@@ -111,6 +111,7 @@ typedef struct sl_core {
     int shutting_down;           /* refuse new work */
     struct sl_events *events;    /* the event bus (events.c), created on first use */
     struct sl_admission *admission; /* admission checks (admission.c), created on first use */
+    struct sl_listeners *listeners; /* every socket protocols listen on (listeners.c) */
     struct sl_services *services; /* the service registry (services.c): how parts reach each
                                      other; created on first registration */
     uint64_t closed_bytes_in;    /* bytes of sessions already gone (totals = these + live) */
