@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "app/admission.h"
+#include "app/events.h"
 #include "app/svc/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
@@ -341,6 +343,51 @@ static int server_routes(sl_api_t *api, sl_http_req_t *req)
     return sl__api_ok(req, list);
 }
 
+static void service_each(void *arg, const char *name, int major, int minor)
+{
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d", major, minor);
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:i, s:i}", "name", name, "version", version,
+                                         "major", major, "minor", minor));
+}
+
+static void listener_each(void *arg, const char *name, int phase)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "name", name, "phase",
+                                         sl_event_phase_name(phase)));
+}
+
+static void check_each(void *arg, const char *name, int phase)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "name", name, "phase",
+                                         sl_admit_phase_name(phase)));
+}
+
+/*
+ * GET /api/v1/server/services: the seams in use (docs/internals/SEAMS.md):
+ * registered services with their versions, event listeners in delivery
+ * order and admission checks in chain order, each with its phase's name.
+ */
+static int server_services(sl_api_t *api, sl_http_req_t *req)
+{
+    json_t *services = json_array(), *listeners = json_array(), *checks = json_array();
+    json_t *o = json_object();
+    if (!services || !listeners || !checks || !o) {
+        json_decref(services);
+        json_decref(listeners);
+        json_decref(checks);
+        json_decref(o);
+        return SL_ENOMEM;
+    }
+    sl_services_each(api->core, service_each, services);
+    sl_events_each(api->core, listener_each, listeners);
+    sl_admit_checks_each(api->core, check_each, checks);
+    json_object_set_new(o, "services", services);
+    json_object_set_new(o, "event_listeners", listeners);
+    json_object_set_new(o, "admission_checks", checks);
+    return sl__api_ok(req, o);
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     sl_api_t *api = ud;
@@ -367,6 +414,8 @@ static int api_handler(sl_http_req_t *req, void *ud)
             return sl__api_server_stats(api, req);
         if (n == 2 && strcmp(seg[1], "routes") == 0)
             return server_routes(api, req);
+        if (n == 2 && strcmp(seg[1], "services") == 0)
+            return server_services(api, req);
     }
     if (n >= 1 && strcmp(seg[0], "applications") == 0) {
         if (n == 1 && is_get)
