@@ -181,19 +181,29 @@ static void probe_done(void *arg, int rc)
     p->rc_seen = rc;
 }
 
+static void on_deadline(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
 static void test_submit_off_loop_done_on_loop(void **state)
 {
     fx_t *fx = *state;
     probe_t p = {.loop_thread = uv_thread_self()};
     assert_int_equal(sl_store_submit(fx->st, probe_work, probe_done, &p), 0);
     assert_int_equal(p.done_ran, 0); /* never inside the call */
-    /* The async handle is unreferenced (the store never keeps a loop alive):
-     * poll the loop until done arrives, with a 5 s deadline. */
-    for (int i = 0; i < 5000 && !p.done_ran; i++) {
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-        if (!p.done_ran)
-            uv_sleep(1);
-    }
+    /* The store's async handle is unreferenced (the store never keeps a loop
+     * alive): a deadline timer keeps this one running until done arrives. */
+    uv_timer_t deadline;
+    int expired = 0;
+    uv_timer_init(&fx->loop, &deadline);
+    deadline.data = &expired;
+    uv_timer_start(&deadline, on_deadline, 5000, 0);
+    while (!p.done_ran && !expired)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_false(expired);
     assert_int_equal(p.work_ran, 1);
     assert_int_equal(p.done_ran, 1);
     assert_int_equal(p.rc_seen, 42);
