@@ -38,6 +38,8 @@
 #include "app/store.h"
 #include "app/svc/catalog.h"
 #include "base/alloc.h"
+#include "base/buf.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "media/flv.h"
@@ -73,32 +75,7 @@ static const char *const migrations[] = {
 };
 
 /* ------------------------------------------------------------------ */
-/* byte helpers                                                        */
-
-static void put_be24(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 16);
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be24(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
+/* byte helpers (the big-endian ones are base/buf.h's sl_rd_* / sl_wr_*) */
 
 static void put_double(uint8_t *p, double d)
 {
@@ -106,56 +83,6 @@ static void put_double(uint8_t *p, double d)
     memcpy(&u, &d, 8);
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(u >> (56 - 8 * i));
-}
-
-/* Writes all of buf at the current position; 0 or -errno. */
-static int write_all(int fd, const uint8_t *buf, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int pwrite_all(int fd, const uint8_t *buf, size_t n, off_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(fd, buf, n, off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
-/* Reads exactly n bytes at off: 1, 0 at end of file (short), -errno. */
-static int pread_exact(int fd, uint8_t *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return 0;
-        got += (size_t)r;
-    }
-    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -182,31 +109,31 @@ int sl_recorder_flv_repair(int fd, sl_recorder_flv_scan_t *scan)
     if (fstat(fd, &stt))
         return SL_EIO;
     uint64_t file_len = (uint64_t)stt.st_size;
-    int r = pread_exact(fd, hdr, sizeof hdr, 0);
+    int r = sl_pread_full(fd, hdr, sizeof hdr, 0);
     if (r < 0)
         return SL_EIO;
-    if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || get_be32(hdr + 5) < 9)
+    if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || sl_rd_be32(hdr + 5) < 9)
         return SL_EPROTO;
-    uint64_t pos = get_be32(hdr + 5) + 4;
+    uint64_t pos = sl_rd_be32(hdr + 5) + 4;
     uint8_t th[TAG_HEADER_LEN];
     uint8_t *meta = NULL;
     while (pos + TAG_HEADER_LEN <= file_len) {
-        if (pread_exact(fd, th, sizeof th, (off_t)pos) != 1)
+        if (sl_pread_full(fd, th, sizeof th, (off_t)pos) != 1)
             break;
         uint8_t type = th[0] & 0x1f;
-        uint32_t len = get_be24(th + 1);
-        uint32_t ts = get_be24(th + 4) | (uint32_t)th[7] << 24;
+        uint32_t len = sl_rd_be24(th + 1);
+        uint32_t ts = sl_rd_be24(th + 4) | (uint32_t)th[7] << 24;
         if ((type != SL_FLV_AUDIO && type != SL_FLV_VIDEO && type != SL_FLV_DATA) ||
             len > MAX_TAG_BODY || pos + TAG_HEADER_LEN + len + 4 > file_len)
             break;
         uint8_t pts[4];
-        if (pread_exact(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
-            get_be32(pts) != len + TAG_HEADER_LEN)
+        if (sl_pread_full(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
+            sl_rd_be32(pts) != len + TAG_HEADER_LEN)
             break;
         if (type == SL_FLV_DATA && scan->n_tags == 0 && len <= 4096) {
             /* Our onMetaData is the first tag: find its two rewritable numbers. */
             meta = sl_malloc(len ? len : 1);
-            if (meta && pread_exact(fd, meta, len, (off_t)(pos + TAG_HEADER_LEN)) == 1) {
+            if (meta && sl_pread_full(fd, meta, len, (off_t)(pos + TAG_HEADER_LEN)) == 1) {
                 int64_t d = find_number(meta, len, "duration");
                 int64_t f = find_number(meta, len, "filesize");
                 if (d >= 0)
@@ -241,12 +168,12 @@ int sl_recorder_flv_set_meta(int fd, const sl_recorder_flv_scan_t *scan, double 
     uint8_t num[8];
     if (scan->duration_off >= 0) {
         put_double(num, duration_s);
-        if (pwrite_all(fd, num, 8, (off_t)scan->duration_off))
+        if (sl_pwrite_full(fd, num, 8, (off_t)scan->duration_off))
             return SL_EIO;
     }
     if (scan->filesize_off >= 0) {
         put_double(num, filesize);
-        if (pwrite_all(fd, num, 8, (off_t)scan->filesize_off))
+        if (sl_pwrite_full(fd, num, 8, (off_t)scan->filesize_off))
             return SL_EIO;
     }
     return 0;
@@ -544,17 +471,7 @@ static int make_parent_dirs(const char *file)
     if (!slash)
         return 0;
     *slash = '\0';
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
+    return sl_mkdir_p(tmp);
 }
 
 /* AMF0 helpers for our onMetaData. */
@@ -582,8 +499,8 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     uint8_t *p = buf;
     memcpy(p, "FLV\x01", 4);
     p[4] = (uint8_t)((job->has_audio ? 0x04 : 0) | (job->has_video ? 0x01 : 0));
-    put_be32(p + 5, 9);
-    put_be32(p + 9, 0);
+    sl_wr_be32(p + 5, 9);
+    sl_wr_be32(p + 9, 0);
     p += FLV_HEADER_LEN;
     uint8_t *tag = p;
     p += TAG_HEADER_LEN;
@@ -591,7 +508,7 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     *p++ = 2; /* string "onMetaData" */
     p = amf_key(p, "onMetaData");
     *p++ = 8; /* ECMA array */
-    put_be32(p, 0);
+    sl_wr_be32(p, 0);
     p += 4;
     p = amf_num(p, "duration", 0);
     rec->duration_off = (int64_t)(p - 8 - buf);
@@ -616,12 +533,12 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     p += 3;
     uint32_t body_len = (uint32_t)(p - body);
     tag[0] = SL_FLV_DATA;
-    put_be24(tag + 1, body_len);
+    sl_wr_be24(tag + 1, body_len);
     memset(tag + 4, 0, 7);
-    put_be32(p, body_len + TAG_HEADER_LEN);
+    sl_wr_be32(p, body_len + TAG_HEADER_LEN);
     p += 4;
     rec->size = (uint64_t)(p - buf);
-    return write_all(rec->fd, buf, (size_t)(p - buf));
+    return sl_write_full(rec->fd, buf, (size_t)(p - buf));
 }
 
 static void job_open(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec, const sl_rjob_t *job)
@@ -736,18 +653,18 @@ static void job_tag(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job)
     }
     uint8_t th[TAG_HEADER_LEN], pts[4];
     th[0] = job->tag_type;
-    put_be24(th + 1, (uint32_t)job->len);
-    put_be24(th + 4, ts & 0xffffff);
+    sl_wr_be24(th + 1, (uint32_t)job->len);
+    sl_wr_be24(th + 4, ts & 0xffffff);
     th[7] = (uint8_t)(ts >> 24);
     th[8] = th[9] = th[10] = 0;
-    put_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
+    sl_wr_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
     /* One writev would do as well; three writes of one tag still land in the page cache
      * together, and a torn tag is cut off by the scan at the next start. */
-    int rc = write_all(rec->fd, th, sizeof th);
+    int rc = sl_write_full(rec->fd, th, sizeof th);
     if (!rc)
-        rc = write_all(rec->fd, job->data, job->len);
+        rc = sl_write_full(rec->fd, job->data, job->len);
     if (!rc)
-        rc = write_all(rec->fd, pts, 4);
+        rc = sl_write_full(rec->fd, pts, 4);
     if (rc) {
         SL_LOGE(&rec->log, "recorder: writing %s failed: %s; recording stopped", rec->file,
                 strerror(-rc));

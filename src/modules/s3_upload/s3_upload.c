@@ -39,6 +39,7 @@
 #include "app/svc/uploads.h"
 #include "base/alloc.h"
 #include "base/backoff.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/redact.h"
 #include "base/time.h"
@@ -276,16 +277,9 @@ out:
 static uint8_t *read_range(int fd, uint64_t off, size_t len)
 {
     uint8_t *buf = sl_malloc(len ? len : 1);
-    size_t got = 0;
-    while (buf && got < len) {
-        ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            sl_free(buf);
-            return NULL;
-        }
-        got += (size_t)r;
+    if (buf && sl_pread_full(fd, buf, len, (off_t)off) != 1) {
+        sl_free(buf);
+        return NULL;
     }
     return buf;
 }

@@ -34,6 +34,7 @@
 #include "base/backoff.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "sluice/errors.h"
@@ -206,14 +207,11 @@ static void writer_close(writer_t *wr)
  */
 static size_t split_urls(char *list, const char **urls, size_t n, size_t cap)
 {
-    char *save = NULL;
-    for (char *tok = strtok_r(list, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save)) {
-        tok += strspn(tok, " \t");
-        size_t len = strlen(tok);
-        while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-            tok[--len] = '\0';
-        if (len)
-            urls[n++] = tok;
+    size_t len;
+    const char *c = list, *it;
+    while (n < cap && (it = sl_list_next(&c, &len))) {
+        list[it - list + len] = '\0';
+        urls[n++] = it;
     }
     return n;
 }
