@@ -35,6 +35,9 @@
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "proto/http/http_config.h"
+#include "proto/rtmp/rtmp_config.h"
+#include "builtin_config.h"
 
 extern char **environ;
 
@@ -71,16 +74,16 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
     int n = 0;
     char why[512];
-    int own_rtmp_cert = cfg->rtmp_tls_cert && cfg->rtmp_tls_cert[0];
-    if (cfg->http_enabled && sl_http_server_tls_enabled(cfg) &&
+    int own_rtmp_cert = sl_rtmp_cfg(cfg)->tls_cert && sl_rtmp_cfg(cfg)->tls_cert[0];
+    if (sl_http_cfg(cfg)->enabled && sl_http_server_tls_enabled(cfg) &&
         sl_http_server_tls_check(cfg, why, sizeof why)) {
         sl_config_report(cfg, "http.tls_cert", err, ud, "%s", why);
         n++;
     }
     /* RTMPS's certificate (its own, or HTTPS's: then reported once, above). */
-    if (cfg->rtmp_enabled && sl_rtmp_server_tls_enabled(cfg) && (own_rtmp_cert || !n) &&
+    if (sl_rtmp_cfg(cfg)->enabled && sl_rtmp_server_tls_enabled(cfg) && (own_rtmp_cert || !n) &&
         sl_rtmp_server_tls_check(cfg, why, sizeof why)) {
-        sl_config_report(cfg, cfg->rtmp_tls_cert && cfg->rtmp_tls_cert[0] ? "rtmp.tls_cert"
+        sl_config_report(cfg, sl_rtmp_cfg(cfg)->tls_cert && sl_rtmp_cfg(cfg)->tls_cert[0] ? "rtmp.tls_cert"
                                                                            : "http.tls_cert",
                          err, ud, "%s", why);
         n++;
@@ -252,7 +255,7 @@ int main(int argc, char **argv)
     SL_LOGI(NULL, "sluice %s starting (config %s, data %s)", SL_VERSION_STRING,
             config_path ? config_path : "defaults", cfg.server_data_dir);
     int exit_code = 0;
-    if (cfg.rtmp_enabled) {
+    if (sl_rtmp_cfg(&cfg)->enabled) {
         rc = sl_rtmp_server_start(&app.core, &app.rtmp);
         if (rc) {
             /* The server logged why (the port, the certificate). */
@@ -260,18 +263,18 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
-        SL_LOGI(NULL, "rtmp listening on %s:%lld", cfg.rtmp_bind, (long long)cfg.rtmp_port);
-        const char *host = strcmp(cfg.rtmp_bind, "0.0.0.0") == 0 || strcmp(cfg.rtmp_bind, "::") == 0
-                               ? "localhost" : cfg.rtmp_bind;
+        SL_LOGI(NULL, "rtmp listening on %s:%lld", sl_rtmp_cfg(&cfg)->bind, (long long)sl_rtmp_cfg(&cfg)->port);
+        const char *host = strcmp(sl_rtmp_cfg(&cfg)->bind, "0.0.0.0") == 0 || strcmp(sl_rtmp_cfg(&cfg)->bind, "::") == 0
+                               ? "localhost" : sl_rtmp_cfg(&cfg)->bind;
         SL_LOGI(NULL, "publish: rtmp://%s:%lld/live/{stream}   (OBS: server rtmp://%s:%lld/live, key {stream})",
-                host, (long long)cfg.rtmp_port, host, (long long)cfg.rtmp_port);
-        SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)cfg.rtmp_port);
+                host, (long long)sl_rtmp_cfg(&cfg)->port, host, (long long)sl_rtmp_cfg(&cfg)->port);
+        SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)sl_rtmp_cfg(&cfg)->port);
         if (sl_rtmp_server_tls_port(app.rtmp) > 0)
             SL_LOGI(NULL, "rtmps listening on %s:%d (rtmps://%s:%d/live/{stream})",
                     sl_rtmp_server_tls_bind(&cfg), sl_rtmp_server_tls_port(app.rtmp), host,
                     sl_rtmp_server_tls_port(app.rtmp));
     }
-    if (cfg.http_enabled) {
+    if (sl_http_cfg(&cfg)->enabled) {
         rc = sl_http_server_start(&app.core, &app.http);
         if (rc) {
             /* The server logged why (the port, the certificate). */
@@ -279,8 +282,8 @@ int main(int argc, char **argv)
             exit_code = 1;
             goto out;
         }
-        SL_LOGI(NULL, "http listening on %s:%lld (console http://localhost:%lld/)", cfg.http_bind,
-                (long long)cfg.http_port, (long long)cfg.http_port);
+        SL_LOGI(NULL, "http listening on %s:%lld (console http://localhost:%lld/)", sl_http_cfg(&cfg)->bind,
+                (long long)sl_http_cfg(&cfg)->port, (long long)sl_http_cfg(&cfg)->port);
         if (sl_http_server_tls_port(app.http) > 0)
             SL_LOGI(NULL, "https listening on %s:%d (https://localhost:%d/)",
                     sl_http_server_tls_bind(&cfg), sl_http_server_tls_port(app.http),
@@ -289,8 +292,8 @@ int main(int argc, char **argv)
         if (!rc)
             sl_http_route_doc(app.http, "healthz", "");
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
-        if (!rc && cfg.http_web_root[0])
-            rc = sl_http_static(app.http, "/", cfg.http_web_root);
+        if (!rc && sl_http_cfg(&cfg)->web_root[0])
+            rc = sl_http_static(app.http, "/", sl_http_cfg(&cfg)->web_root);
         if (rc) {
             SL_LOGE(NULL, "http: cannot start the API: %s", sl_strerror(rc));
             exit_code = 1;

@@ -19,6 +19,7 @@
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "proto/http/http_config.h"
 
 #define FMS_VERSION "RED5/1,0,7,0"
 
@@ -131,14 +132,14 @@ int sl__api_server_info(sl_api_t *api, sl_http_req_t *req)
      * build rtmp://host:PORT/app/stream (rtmps://, https://) without knowing
      * the configuration; null when that listener is off. */
     if (o) {
-        int rtmps = cfg->rtmp_enabled && sl_rtmp_server_tls_enabled(cfg);
-        int https = cfg->http_enabled && cfg->http_tls_cert[0] && cfg->http_tls_key[0];
-        json_object_set_new(o, "rtmp_port", cfg->rtmp_enabled ?
-                            json_integer((json_int_t)cfg->rtmp_port) : json_null());
+        int rtmps = sl_config_int(cfg, "rtmp.enabled") && sl_rtmp_server_tls_enabled(cfg);
+        int https = sl_http_cfg(cfg)->enabled && sl_http_cfg(cfg)->tls_cert[0] && sl_http_cfg(cfg)->tls_key[0];
+        json_object_set_new(o, "rtmp_port", sl_config_int(cfg, "rtmp.enabled") ?
+                            json_integer((json_int_t)sl_config_int(cfg, "rtmp.port")) : json_null());
         json_object_set_new(o, "rtmps_port", rtmps ?
-                            json_integer((json_int_t)cfg->rtmp_tls_port) : json_null());
+                            json_integer((json_int_t)sl_config_int(cfg, "rtmp.tls_port")) : json_null());
         json_object_set_new(o, "https_port", https ?
-                            json_integer((json_int_t)cfg->http_tls_port) : json_null());
+                            json_integer((json_int_t)sl_http_cfg(cfg)->tls_port) : json_null());
     }
     return sl__api_ok(req, o);
 }

@@ -55,6 +55,7 @@
 #include "proto/http/http_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "proto/http/http_config.h"
 
 #define READ_BUF_SIZE 65536
 #define SWEEP_INTERVAL_MS 250
@@ -512,11 +513,11 @@ int sl__http_build_head(sl_http_txn_t *t, sl_wbuf_t *w, int status, const char *
     int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: sluice/%s\r\n",
                      status, sl__http_reason(status), http_date(c->srv), SL_VERSION_STRING);
     int rc = sl_wbuf_put(w, line, (size_t)n);
-    if (!rc && cfg->http_cors_origin && cfg->http_cors_origin[0]) {
+    if (!rc && sl_http_cfg(cfg)->cors_origin && sl_http_cfg(cfg)->cors_origin[0]) {
         rc = put(w, "Access-Control-Allow-Origin: ");
-        rc = rc ? rc : put(w, cfg->http_cors_origin);
+        rc = rc ? rc : put(w, sl_http_cfg(cfg)->cors_origin);
         rc = rc ? rc : put(w, "\r\n");
-        if (!rc && strcmp(cfg->http_cors_origin, "*") != 0)
+        if (!rc && strcmp(sl_http_cfg(cfg)->cors_origin, "*") != 0)
             rc = put(w, "Vary: Origin\r\n");
     }
     if (!rc && content_type) {
@@ -707,7 +708,7 @@ int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf)
     if (!buf->len)
         return 0; /* an empty chunk would end the stream */
     size_t size = buf->len + (t->chunked ? 12u : 0u);
-    if (sl_http_stream_pending(req) + size > (size_t)c->srv->core->cfg->http_stream_max_pending_bytes)
+    if (sl_http_stream_pending(req) + size > (size_t)sl_http_cfg(c->srv->core->cfg)->stream_max_pending_bytes)
         return SL_ETOOBIG;
     if (t->sized_left >= 0 && (uint64_t)buf->len > (uint64_t)t->sized_left)
         return SL_EINVAL; /* more than the Content-Length announced */
@@ -820,7 +821,7 @@ static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
     sl_http_server_t *srv = c->srv;
     const sl_config_t *cfg = srv->core->cfg;
     sl_http_req_t *req = &t->req;
-    if (cfg->http_cors_origin && cfg->http_cors_origin[0] && t->msg->method_id == HTTP_OPTIONS) {
+    if (sl_http_cfg(cfg)->cors_origin && sl_http_cfg(cfg)->cors_origin[0] && t->msg->method_id == HTTP_OPTIONS) {
         sl_http_respond(req, 204, NULL, NULL, 0,
                         "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
                         "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
@@ -1532,9 +1533,9 @@ static void on_sweep(uv_timer_t *timer)
     sl_http_server_t *srv = timer->data;
     const sl_config_t *cfg = srv->core->cfg;
     uint64_t now = uv_now(srv->core->loop);
-    uint64_t header_ms = (uint64_t)cfg->http_header_timeout_ms;
-    uint64_t idle_ms = (uint64_t)cfg->http_idle_timeout_ms;
-    uint64_t request_ms = (uint64_t)cfg->http_request_timeout_ms;
+    uint64_t header_ms = (uint64_t)sl_http_cfg(cfg)->header_timeout_ms;
+    uint64_t idle_ms = (uint64_t)sl_http_cfg(cfg)->idle_timeout_ms;
+    uint64_t request_ms = (uint64_t)sl_http_cfg(cfg)->request_timeout_ms;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl_http_conn_t *c = sl_container_of(it, sl_http_conn_t, link);
         if (c->state == SL_HTTP_CONN_LINGER) {
@@ -1617,13 +1618,13 @@ static void on_stop_deadline(uv_timer_t *t)
 
 int sl_http_server_tls_enabled(const sl_config_t *cfg)
 {
-    return (cfg->http_tls_cert && cfg->http_tls_cert[0]) ||
-           (cfg->http_tls_key && cfg->http_tls_key[0]);
+    return (sl_http_cfg(cfg)->tls_cert && sl_http_cfg(cfg)->tls_cert[0]) ||
+           (sl_http_cfg(cfg)->tls_key && sl_http_cfg(cfg)->tls_key[0]);
 }
 
 const char *sl_http_server_tls_bind(const sl_config_t *cfg)
 {
-    return cfg->http_tls_bind && cfg->http_tls_bind[0] ? cfg->http_tls_bind : cfg->http_bind;
+    return sl_http_cfg(cfg)->tls_bind && sl_http_cfg(cfg)->tls_bind[0] ? sl_http_cfg(cfg)->tls_bind : sl_http_cfg(cfg)->bind;
 }
 
 int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
@@ -1631,7 +1632,7 @@ int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
     if (!sl_http_server_tls_enabled(cfg))
         return 0;
     sl_tls_ctx_t *ctx = NULL;
-    int rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1", &ctx, err,
+    int rc = sl_tls_ctx_new_server(sl_http_cfg(cfg)->tls_cert, sl_http_cfg(cfg)->tls_key, "http/1.1", &ctx, err,
                                    err_cap);
     sl_tls_ctx_free(ctx);
     return rc;
@@ -1649,16 +1650,16 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
     sl_list_init(&srv->conns);
     sl_list_init(&srv->orphans);
     sl_list_init(&srv->flush_list);
-    srv->lim.max_header_bytes = (size_t)cfg->http_max_header_bytes;
-    srv->lim.max_headers = (size_t)cfg->http_max_headers;
-    srv->lim.max_body_bytes = (size_t)cfg->http_max_body_bytes;
-    srv->lim.max_url_bytes = (size_t)cfg->http_max_url_bytes;
+    srv->lim.max_header_bytes = (size_t)sl_http_cfg(cfg)->max_header_bytes;
+    srv->lim.max_headers = (size_t)sl_http_cfg(cfg)->max_headers;
+    srv->lim.max_body_bytes = (size_t)sl_http_cfg(cfg)->max_body_bytes;
+    srv->lim.max_url_bytes = (size_t)sl_http_cfg(cfg)->max_url_bytes;
 
     /* The certificate first: a bad one must fail the start before anything listens. */
     int rc = 0;
     if (sl_http_server_tls_enabled(cfg)) {
         char err[512];
-        rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1",
+        rc = sl_tls_ctx_new_server(sl_http_cfg(cfg)->tls_cert, sl_http_cfg(cfg)->tls_key, "http/1.1",
                                    &srv->tls_ctx, err, sizeof err);
         if (rc) {
             SL_LOGE(NULL, "https: %s", err[0] ? err : sl_strerror(rc));
@@ -1666,19 +1667,19 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
         }
     }
     rc = sl_tcp_listen(srv->core->loop, &srv->listener, srv, on_connection,
-                       cfg->http_bind, cfg->http_port, &plain_opened);
+                       sl_http_cfg(cfg)->bind, sl_http_cfg(cfg)->port, &plain_opened);
     if (rc) {
-        SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", cfg->http_bind,
-                (long long)cfg->http_port, sl_strerror(rc));
+        SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", sl_http_cfg(cfg)->bind,
+                (long long)sl_http_cfg(cfg)->port, sl_strerror(rc));
         goto fail;
     }
     if (srv->tls_ctx) {
         const char *bind = sl_http_server_tls_bind(cfg);
         rc = sl_tcp_listen(srv->core->loop, &srv->tls_listener, srv, on_connection,
-                           bind, cfg->http_tls_port, &tls_opened);
+                           bind, sl_http_cfg(cfg)->tls_port, &tls_opened);
         if (rc) {
             SL_LOGE(NULL, "https: cannot listen on %s:%lld: %s", bind,
-                    (long long)cfg->http_tls_port, sl_strerror(rc));
+                    (long long)sl_http_cfg(cfg)->tls_port, sl_strerror(rc));
             goto fail;
         }
         srv->tls_listener_open = 1;
