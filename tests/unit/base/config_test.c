@@ -982,6 +982,127 @@ static void test_equal(void **state)
     sl_config_cleanup(&b);
 }
 
+/* ---- sections owned by their parts ------------------------------------ */
+
+/* A part's own section, as a module declares it (see e.g. webhooks_config.c). */
+typedef struct {
+    int64_t depth;
+    char *name;
+} demo_config_t;
+
+typedef struct {
+    int on;
+} demo_app_config_t;
+
+static const sl_config_slot_t g_demo_slots[] = {
+    {"depth", SL_CONFIG_INT, offsetof(demo_config_t, depth), "3", 1, 9, NULL, "Depth.", 0},
+    {"name", SL_CONFIG_STRING, offsetof(demo_config_t, name), "x", 0, 9, NULL, "Name.",
+     SL_CONFIG_RESTART},
+};
+static const sl_config_slot_t g_demo_app_slots[] = {
+    {"demo_on", SL_CONFIG_BOOL, offsetof(demo_app_config_t, on), "false", 0, 0, NULL, "On.", 0},
+};
+static const sl_config_section_t g_demo_section = {
+    .name = "demo",
+    .doc = "A test section.",
+    .size = sizeof(demo_config_t),
+    .slots = g_demo_slots,
+    .n_slots = 2,
+    .app_size = sizeof(demo_app_config_t),
+    .app_slots = g_demo_app_slots,
+    .n_app_slots = 1,
+};
+
+/* A list of one section gets base's three first; other parts' keys are unknown. */
+static void test_section_alone(void **state)
+{
+    const sl_config_section_t *list[] = {&g_demo_section};
+    sl_config_t cfg;
+    errs_t errs;
+    assert_int_equal(sl_config_init(&cfg, list, 1), 0);
+    const demo_config_t *d = sl_config_get(&cfg, &g_demo_section);
+    assert_non_null(d);
+    assert_int_equal(d->depth, 3);
+    assert_string_equal(d->name, "x");
+    assert_string_equal(cfg.server_data_dir, "./data");
+    assert_null(sl_config_get(&cfg, &sl_rtmp_config_section));
+    assert_int_equal(load(&cfg, "demo: {depth: 7}\napps: {a: {demo_on: yes, play: no}}\n", &errs),
+                     0);
+    assert_int_equal(d->depth, 7);
+    const sl_app_config_t *a = sl_config_app(&cfg, "a");
+    assert_non_null(a);
+    assert_false(a->allow_play);
+    assert_true(((const demo_app_config_t *)sl_config_app_get(a, &g_demo_section))->on);
+    char *envp[] = {"SLUICE_DEMO_NAME=yz", "SLUICE_APP_LIVE_DEMO_ON=1", NULL};
+    assert_int_equal(env(&cfg, envp, &errs), 0);
+    assert_string_equal(d->name, "yz");
+    assert_true(((const demo_app_config_t *)sl_config_app_get(sl_config_app(&cfg, "live"),
+                                                              &g_demo_section))->on);
+    assert_int_equal(load(&cfg, "rtmp: {port: 1}\ndemo: {depth: 10}\n", &errs), SL_EINVAL);
+    assert_int_equal(errs.n, 2);
+    assert_err(&errs, 0, 1, "unknown section 'rtmp'");
+    assert_err(&errs, 1, 2, "demo.depth");
+    assert_int_equal(sl_config_int(&cfg, "demo.depth"), 7);
+    assert_string_equal(sl_config_str(&cfg, "demo.name"), "yz");
+    sl_config_cleanup(&cfg);
+    /* A section listed twice is a programming error. */
+    const sl_config_section_t *twice[] = {&g_demo_section, &g_demo_section};
+    assert_int_equal(sl_config_init(&cfg, twice, 2), SL_EINVAL);
+    sl_config_cleanup(&cfg);
+}
+
+typedef struct {
+    char keys[8][96];
+    int restart[8];
+    int n;
+} changes_t;
+
+static void on_change(void *ud, const char *key, int needs_restart)
+{
+    changes_t *c = ud;
+    if (c->n < 8) {
+        snprintf(c->keys[c->n], sizeof c->keys[c->n], "%s", key);
+        c->restart[c->n] = needs_restart;
+    }
+    c->n++;
+}
+
+/* What changed between two configurations, and which of it needs a restart. */
+static void test_changes_and_restart(void **state)
+{
+    sl_config_t a, b;
+    errs_t errs;
+    changes_t ch = {.n = 0};
+    assert_int_equal(sl_config_defaults(&a), 0);
+    assert_int_equal(sl_config_defaults(&b), 0);
+    assert_int_equal(sl_config_changes(&a, &b, on_change, &ch), 0);
+    assert_int_equal(load(&b, "rtmp: {port: 1999, idle_timeout: 9s}\n"
+                              "webhooks: {url: 'http://h/'}\n"
+                              "apps: {live: {hls: off}, new: {}}\n", &errs), 0);
+    assert_int_equal(sl_config_changes(&a, &b, on_change, &ch), 5);
+    assert_int_equal(ch.n, 5);
+    assert_string_equal(ch.keys[0], "rtmp.port");
+    assert_int_equal(ch.restart[0], 1);
+    assert_string_equal(ch.keys[1], "rtmp.idle_timeout");
+    assert_int_equal(ch.restart[1], 0);
+    assert_string_equal(ch.keys[2], "webhooks.url");
+    assert_int_equal(ch.restart[2], 0);
+    assert_string_equal(ch.keys[3], "apps.live.hls");
+    assert_string_equal(ch.keys[4], "apps.new");
+    assert_int_equal(sl_config_slot_needs_restart(&a, "server.data_dir"), 1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "http.tls_cert"), 1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "webhooks.url"), 0);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "apps.any.record"), 0);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "rtmp.nope"), -1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "nope"), -1);
+    assert_int_equal(sl_config_int(&b, "rtmp.port"), 1999);
+    assert_int_equal(sl_config_int(&b, "rtmp.enabled"), 1);
+    assert_string_equal(sl_config_str(&b, "webhooks.url"), "http://h/");
+    assert_int_equal(sl_rtmp_cfg(&b)->port, 1999);
+    sl_config_cleanup(&a);
+    sl_config_cleanup(&b);
+}
+
 /* The generated docs cover every setting the round trip above exercises. */
 static void test_markdown_lists_every_env_variable(void **state)
 {
@@ -1141,6 +1262,8 @@ int main(void)
         T(test_load_file),
         T(test_writer_round_trip),
         T(test_equal),
+        T(test_section_alone),
+        T(test_changes_and_restart),
         T(test_markdown_lists_every_env_variable),
 #ifdef SL_SOURCE_DIR
         T(test_shipped_yaml_is_defaults),
