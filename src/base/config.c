@@ -1790,7 +1790,7 @@ void sl_config_print_yaml(FILE *out, const sl_config_section_t *const *sections,
         return;
     fputs("# sluice.yml: the configuration of sluice, a live-streaming media server.\n"
           "#\n"
-          "# Generated from the settings table in src/base/config.c (sluice --print-config\n"
+          "# Generated from the settings tables in src/ (base/config.c, */*_config.c; sluice --print-config\n"
           "# yaml), like docs/config.md, so the two always agree. Every setting is listed\n"
           "# with its default value; change what you need, delete what you do not.\n"
           "#\n"
@@ -1871,8 +1871,9 @@ void sl_config_print_markdown(FILE *out, const sl_config_section_t *const *secti
     fprintf(out,
           "# sluice configuration\n"
           "\n"
-          "<!-- Generated from src/base/config.c by `sluice --print-config markdown`; do not\n"
-          "     edit by hand (a unit test fails when this file and the table disagree). -->\n"
+          "<!-- Generated from the settings tables in src/ (base/config.c, */*_config.c) by\n"
+          "     `sluice --print-config markdown`; do not edit by hand (a unit test fails\n"
+          "     when this file and the tables disagree). -->\n"
           "\n"
           "sluice reads one YAML file, `sluice.yml`. Its top-level keys are its %zu sections\n"
           "(%s); each section maps keys to values. Every key is\n"
