@@ -658,14 +658,14 @@ static long section_index(const sl_config_section_t *const *secs, size_t n,
 void *sl_config_get(const sl_config_t *cfg, const sl_config_section_t *sec)
 {
     long i = cfg ? section_index(cfg->sections, cfg->n_sections, sec) : -1;
-    return i < 0 ? NULL : cfg_base(cfg, (size_t)i);
+    return i < 0 || (!sec->size && !sec->n_slots) ? NULL : cfg_base(cfg, (size_t)i);
 }
 
 /* Returns the section's per-app block of app; see config.h. */
 void *sl_config_app_get(const sl_app_config_t *app, const sl_config_section_t *sec)
 {
     long i = app ? section_index(app->sections, app->n_sections, sec) : -1;
-    return i < 0 ? NULL : app_base(app, (size_t)i);
+    return i < 0 || (!sec->app_size && !sec->n_app_slots) ? NULL : app_base(app, (size_t)i);
 }
 
 /* ---- apps ------------------------------------------------------------- */

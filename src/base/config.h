@@ -163,7 +163,8 @@ extern const sl_config_section_t sl_config_media_section;
 int sl_config_init(sl_config_t *cfg, const sl_config_section_t *const *sections, size_t n);
 /**
  * The block of section sec in cfg (the owner casts it to its struct; base's
- * own sections return cfg itself), or NULL when sec was not registered.
+ * own sections return cfg itself), or NULL when sec was not registered or
+ * has no section keys.
  * Borrowed, valid until cfg is cleaned up. A linear scan of a few pointers:
  * cheap, but a hot path may keep the pointer.
  */

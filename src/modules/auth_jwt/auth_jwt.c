@@ -421,6 +421,7 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 const sl_module_t sl_auth_jwt_module = {
     .name = "auth_jwt",
+    .config = &sl_auth_config_section,
     .start = start,
     .stop = stop,
     .free = free_state,

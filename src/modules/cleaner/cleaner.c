@@ -341,6 +341,7 @@ static void cleaner_free(void *state)
 
 const sl_module_t sl_cleaner_module = {
     .name = "cleaner",
+    .config = &sl_cleaner_config_section,
     .start = cleaner_start,
     .stop = cleaner_stop,
     .free = cleaner_free,

@@ -678,6 +678,7 @@ static int ex_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 const sl_module_t sl_exec_hooks_module = {
     .name = "exec_hooks",
+    .config = &sl_exec_config_section,
     .start = ex_start,
     .check = ex_check,
     .stop = ex_stop,

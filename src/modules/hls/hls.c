@@ -1610,6 +1610,7 @@ static void hls_free(void *state)
 
 const sl_module_t sl_hls_module = {
     .name = "hls",
+    .config = &sl_hls_config_section,
     .start = hls_start,
     .stop = hls_stop,
     .free = hls_free,

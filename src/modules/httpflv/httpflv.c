@@ -472,6 +472,7 @@ static void flv_free(void *state)
 
 const sl_module_t sl_httpflv_module = {
     .name = "httpflv",
+    .config = &sl_httpflv_config_section,
     .start = flv_start,
     .stop = flv_stop,
     .free = flv_free,

@@ -1080,6 +1080,7 @@ static void recorder_free(void *state)
 
 const sl_module_t sl_recorder_module = {
     .name = "recorder",
+    .config = &sl_recorder_config_section,
     .start = recorder_start,
     .stop = recorder_stop,
     .free = recorder_free,

@@ -865,6 +865,7 @@ static int s3_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 const sl_module_t sl_s3_upload_module = {
     .name = "s3_upload",
+    .config = &sl_s3_config_section,
     .start = s3_start,
     .check = s3_check,
     .stop = s3_stop,

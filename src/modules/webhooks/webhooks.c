@@ -548,6 +548,7 @@ static void wh_stop(void *state)
 
 const sl_module_t sl_webhooks_module = {
     .name = "webhooks",
+    .config = &sl_webhooks_config_section,
     .start = wh_start,
     .stop = wh_stop,
     .free = wh_free,
