@@ -9,7 +9,7 @@
 
 static const sl_config_slot_t g_slots[] = {
     {"access_token", SL_CONFIG_STRING, offsetof(sl_api_config_t, access_token), "", 0, 128, NULL,
-     "Server API token (?accessToken= or Authorization: Bearer); empty = generate one in data_dir/api_token.", 0},
+     "Server API token (?accessToken= or Authorization: Bearer); empty = generate one in data_dir/api_token.", SL_CONFIG_RESTART},
     {"hosts", SL_CONFIG_STRING, offsetof(sl_api_config_t, hosts), "*", 0, 1023, NULL,
      "Comma-separated client addresses allowed to use the API (localhost matches loopback); * = any.", 0},
     {"auth_fail_limit", SL_CONFIG_INT, offsetof(sl_api_config_t, auth_fail_limit), "20", 1, 100000, NULL,

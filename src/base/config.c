@@ -6,7 +6,7 @@
  * all to sl_config_init. Each slot says key, type, offset into its owner's
  * struct, default spelled as a user writes it, bounds, doc and flags. The
  * defaults, the YAML loader (libyaml's event API, so every node keeps its
- * line), the SLUICE_* environment overrides, sl_config_changes/equal and
+ * line), the SLUICE_* environment overrides, sl_config_diff/equal and
  * the two writers (the shipped sluice.yml and docs/config.md) all walk
  * these tables and nothing else, so adding a setting is one table line plus
  * its struct field.
@@ -57,7 +57,7 @@ static const slot_t g_server_slots[] = {
     {"data_dir", SL_CONFIG_STRING, CFG(server_data_dir), "./data", 1, 4095, NULL,
      "Data folder: SQLite database, recordings, shared-object store.", SL_CONFIG_RESTART},
     {"node_name", SL_CONFIG_STRING, CFG(server_node_name), "", 0, 255, NULL,
-     "This node's name in events, logs and the cluster; empty means the host name.", 0},
+     "This node's name in events, logs and the cluster; empty means the host name.", SL_CONFIG_RESTART},
     {"max_connections", SL_CONFIG_INT, CFG(server_max_connections), "10000", 1, 1000000, NULL,
      "Most client connections at once, all protocols together; more are refused.", 0},
     {"max_connections_per_address", SL_CONFIG_INT, CFG(server_max_connections_per_address), "64",
@@ -81,7 +81,7 @@ static const slot_t g_log_slots[] = {
 
 static const slot_t g_media_slots[] = {
     {"gop_cache_max_bytes", SL_CONFIG_SIZE, CFG(media_gop_cache_max_bytes), "16MB", 0, 1 * GB,
-     NULL, "Per stream: bytes of the last GOP kept so new players start on a keyframe; 0 disables.", 0},
+     NULL, "Per stream: bytes of the last GOP kept so new players start on a keyframe; 0 disables.", SL_CONFIG_RESTART},
     {"queue_max_bytes", SL_CONFIG_SIZE, CFG(media_queue_max_bytes), "8MB", 64 * KB, 1 * GB, NULL,
      "Per subscriber: bytes queued before it drops frames up to the next keyframe.", 0},
     {"queue_max_ms", SL_CONFIG_DURATION, CFG(media_queue_max_ms), "5s", 100, 10 * MINUTE, NULL,
@@ -89,10 +89,10 @@ static const slot_t g_media_slots[] = {
     {"slow_disconnect", SL_CONFIG_DURATION, CFG(media_slow_disconnect_ms), "30s", 1 * SEC,
      1 * HOUR, NULL, "A subscriber still dropping frames after this long is disconnected.", 0},
     {"write_merge", SL_CONFIG_DURATION, CFG(media_write_merge_ms), "0ms", 0, 1 * SEC, NULL,
-     "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once.", 0},
+     "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once.", SL_CONFIG_RESTART},
     {"audio_hold", SL_CONFIG_DURATION, CFG(media_audio_hold_ms), "50ms", 0, 1 * SEC, NULL,
      "With write_merge 0: an RTMP player's audio waits for the next video frame, at most this long, "
-     "so both go out in one write; 0 = every audio frame written at once.", 0},
+     "so both go out in one write; 0 = every audio frame written at once.", SL_CONFIG_RESTART},
 };
 
 /* The per-app settings the core itself reads (sl_app_config_t's fields). */
@@ -884,65 +884,71 @@ const sl_app_config_t *sl_config_app(const sl_config_t *cfg, const char *name)
 }
 
 /*
- * Calls cb for each setting that differs between a and b (see config.h),
- * section keys first, then per-app keys app by app; returns how many.
+ * Reports every slot of t whose value differs between bases a and b as
+ * "<label>.<key>". Returns the number reported.
  */
-size_t sl_config_changes(const sl_config_t *a, const sl_config_t *b, sl_config_change_cb cb,
-                         void *ud)
+static size_t table_diff(const slot_t *t, size_t n, const void *a, const void *b,
+                         const char *label, sl_config_diff_cb each, void *ud)
 {
     char key[SL_CONFIG_APP_NAME_MAX + 160];
-    size_t n = 0;
-    if (a->n_sections != b->n_sections ||
-        memcmp(a->sections, b->sections, a->n_sections * sizeof *a->sections) != 0) {
-        if (cb)
-            cb(ud, "*", 1); /* different tables: nothing can be compared key by key */
-        return 1;
+    size_t changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (table_equal(&t[i], 1, a, b))
+            continue;
+        snprintf(key, sizeof key, "%s.%s", label, t[i].key);
+        changed++;
+        if (each)
+            each(ud, SL_CONFIG_DIFF_CHANGED, key);
     }
-    for (size_t si = 0; si < a->n_sections; si++) {
-        const sl_config_section_t *sec = a->sections[si];
-        for (size_t i = 0; i < sec->n_slots; i++) {
-            if (table_equal(&sec->slots[i], 1, cfg_base(a, si), cfg_base(b, si)))
-                continue;
-            n++;
-            snprintf(key, sizeof key, "%s.%s", sec->name, sec->slots[i].key);
-            if (cb)
-                cb(ud, key, (sec->slots[i].flags & SL_CONFIG_RESTART) != 0);
-        }
-    }
-    /* Apps of a missing from b, or changed; then apps of b missing from a. */
-    for (int pass = 0; pass < 2; pass++) {
-        const sl_config_t *x = pass ? b : a, *y = pass ? a : b;
-        for (size_t ai = 0; ai < x->n_apps; ai++) {
-            const sl_app_config_t *ax = &x->apps[ai], *ay = sl_config_app(y, ax->name);
-            if (!ay || pass) {
-                if (ay)
-                    continue;
-                n++;
-                snprintf(key, sizeof key, "apps.%s", ax->name);
-                if (cb)
-                    cb(ud, key, 0);
-                continue;
-            }
-            for (size_t si = 0; si < x->n_sections; si++) {
-                const sl_config_section_t *sec = x->sections[si];
-                for (size_t i = 0; i < sec->n_app_slots; i++) {
-                    if (table_equal(&sec->app_slots[i], 1, app_base(ax, si), app_base(ay, si)))
-                        continue;
-                    n++;
-                    snprintf(key, sizeof key, "apps.%s.%s", ax->name, sec->app_slots[i].key);
-                    if (cb)
-                        cb(ud, key, (sec->app_slots[i].flags & SL_CONFIG_RESTART) != 0);
-                }
-            }
-        }
-    }
-    return n;
+    return changed;
 }
 
-/* Every setting equal: no change at all. */
+/*
+ * Section keys in section order, then each app of a (removed, or its
+ * changed keys in section order), then the apps only in b (see config.h).
+ */
+size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff_cb each, void *ud)
+{
+    char label[SL_CONFIG_APP_NAME_MAX + 8];
+    size_t changed = 0;
+    if (a->n_sections != b->n_sections ||
+        memcmp(a->sections, b->sections, a->n_sections * sizeof *a->sections) != 0) {
+        if (each)
+            each(ud, SL_CONFIG_DIFF_CHANGED, "*"); /* nothing to compare key by key */
+        return 1;
+    }
+    for (size_t si = 0; si < a->n_sections; si++)
+        changed += table_diff(a->sections[si]->slots, a->sections[si]->n_slots, cfg_base(a, si),
+                              cfg_base(b, si), a->sections[si]->name, each, ud);
+    for (size_t i = 0; i < a->n_apps; i++) {
+        const sl_app_config_t *other = sl_config_app(b, a->apps[i].name);
+        snprintf(label, sizeof label, "apps.%s", a->apps[i].name);
+        if (!other) {
+            changed++;
+            if (each)
+                each(ud, SL_CONFIG_DIFF_APP_REMOVED, label);
+            continue;
+        }
+        for (size_t si = 0; si < a->n_sections; si++)
+            changed += table_diff(a->sections[si]->app_slots, a->sections[si]->n_app_slots,
+                                  app_base(&a->apps[i], si), app_base(other, si), label, each,
+                                  ud);
+    }
+    for (size_t i = 0; i < b->n_apps; i++) {
+        if (sl_config_app(a, b->apps[i].name))
+            continue;
+        snprintf(label, sizeof label, "apps.%s", b->apps[i].name);
+        changed++;
+        if (each)
+            each(ud, SL_CONFIG_DIFF_APP_ADDED, label);
+    }
+    return changed;
+}
+
+/* Every setting equal: no difference at all. */
 int sl_config_equal(const sl_config_t *a, const sl_config_t *b)
 {
-    return sl_config_changes(a, b, NULL, NULL) == 0;
+    return sl_config_diff(a, b, NULL, NULL) == 0;
 }
 
 /*
@@ -1016,6 +1022,37 @@ const char *sl_config_str(const sl_config_t *cfg, const char *key)
     }
     const char *v = *(char *const *)cfield(cfg_base(cfg, si), s);
     return v ? v : "";
+}
+
+/* Copies one section setting from src to dst (see config.h). */
+int sl_config_copy_key(sl_config_t *dst, const sl_config_t *src, const char *key)
+{
+    size_t si, di;
+    if (!key || strncmp(key, "apps.", 5) == 0)
+        return SL_ENOTFOUND;
+    const slot_t *s = find_slot(src, key, &si);
+    if (!s || find_slot(dst, key, &di) != s)
+        return SL_ENOTFOUND;
+    void *to = field(cfg_base(dst, di), s);
+    const void *from = cfield(cfg_base(src, si), s);
+    switch (s->type) {
+    case T_STRING: {
+        const char *v = *(char *const *)from;
+        char *copy = v ? sl_strdup(v) : NULL;
+        if (v && !copy)
+            return SL_ENOMEM;
+        sl_free(*(char **)to);
+        *(char **)to = copy;
+        break;
+    }
+    case T_BOOL:
+        *(int *)to = *(const int *)from;
+        break;
+    default:
+        *(int64_t *)to = *(const int64_t *)from;
+        break;
+    }
+    return 0;
 }
 
 /* ---- YAML loader ------------------------------------------------------ */

@@ -226,19 +226,35 @@ const sl_app_config_t *sl_config_app(const sl_config_t *cfg, const char *name);
  * never misses a setting.
  */
 int sl_config_equal(const sl_config_t *a, const sl_config_t *b);
-/** Called by sl_config_changes for each setting that differs. */
-typedef void (*sl_config_change_cb)(void *ud, const char *key, int needs_restart);
+/* What sl_config_diff reports for one key. */
+typedef enum {
+    SL_CONFIG_DIFF_CHANGED = 0,     /* "section.key" or "apps.<name>.<key>": the value differs */
+    SL_CONFIG_DIFF_APP_ADDED = 1,   /* "apps.<name>": only in b */
+    SL_CONFIG_DIFF_APP_REMOVED = 2, /* "apps.<name>": only in a */
+} sl_config_diff_t;
+
+/* Receives one difference; key is borrowed for the call. */
+typedef void (*sl_config_diff_cb)(void *ud, sl_config_diff_t kind, const char *key);
 /**
- * Tells what changed between a (old) and b (new), both from sl_config_init
- * with the same sections: cb (may be NULL) gets each key that differs
- * ("section.key", "apps.<name>.<key>", or "apps.<name>" for an app present
- * in only one of them) and whether its slot is SL_CONFIG_RESTART (an app
- * added or removed is not). Configurations with different section lists
- * give one call with key "*" and needs_restart 1. Returns the number of
- * calls (0 = equal). The key passed to cb is valid during the call only.
+ * What differs from a (the old configuration) to b (the new one), both
+ * from sl_config_init with the same sections, driven by the same tables as
+ * sl_config_equal: every section setting whose value differs
+ * ("rtmp.port"), then for each app of a: removed ("apps.x") or its changed
+ * settings ("apps.x.auth_simple"), then each app only in b ("apps.y",
+ * added). each may be NULL (just count). Configurations with different
+ * section lists give one CHANGED "*". Returns the number of differences (0
+ * exactly when sl_config_equal is 1). sl_config_slot_needs_restart tells
+ * which keys a reload cannot apply.
  */
-size_t sl_config_changes(const sl_config_t *a, const sl_config_t *b, sl_config_change_cb cb,
-                         void *ud);
+size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff_cb each, void *ud);
+/**
+ * Copies the value of one section setting `key` ("section.key") from src to
+ * dst (strings are duplicated, dst's old string freed); the origin records
+ * are not touched. Reload uses it to keep a setting that needs a restart
+ * at its running value. 0, SL_ENOTFOUND (no such setting in both) or
+ * SL_ENOMEM (dst unchanged).
+ */
+int sl_config_copy_key(sl_config_t *dst, const sl_config_t *src, const char *key);
 /**
  * Whether the setting key ("section.key" or "apps.<name>.<key>") takes
  * effect only after a restart: 1 yes, 0 no (live reload can apply it), -1

@@ -25,7 +25,7 @@ static const sl_config_slot_t g_slots[] = {
     {"timeout", SL_CONFIG_DURATION, offsetof(sl_exec_config_t, timeout_ms), "60s", 100, 24 * SL_CONFIG_HOUR, NULL,
      "A hook still running after this long is killed.", 0},
     {"max_concurrent", SL_CONFIG_INT, offsetof(sl_exec_config_t, max_concurrent), "4", 1, 1024, NULL,
-     "Hooks running at once; more wait in a queue.", SL_CONFIG_RESTART},
+     "Hooks running at once; more wait in a queue.", 0},
     {"shell", SL_CONFIG_BOOL, offsetof(sl_exec_config_t, shell), "false", 0, 0, NULL,
      "Run commands through /bin/sh -c (pipes, redirections); otherwise split on spaces and exec directly.", 0},
 };

@@ -12,7 +12,7 @@ static const char *const record_format_names[] = {"flv", "mp4", NULL};
 
 static const sl_config_slot_t g_slots[] = {
     {"queue_max", SL_CONFIG_SIZE, offsetof(sl_recorder_config_t, queue_max_bytes), "64MB", 64 * SL_CONFIG_KB, 4 * SL_CONFIG_GB, NULL,
-     "Bytes one recording may have waiting for the disk; past it frames are dropped up to the next keyframe.", 0},
+     "Bytes one recording may have waiting for the disk; past it frames are dropped up to the next keyframe.", SL_CONFIG_RESTART},
 };
 
 static const sl_config_slot_t g_app_slots[] = {

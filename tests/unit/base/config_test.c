@@ -1053,42 +1053,46 @@ static void test_section_alone(void **state)
 
 typedef struct {
     char keys[8][96];
-    int restart[8];
+    int kind[8];
     int n;
 } changes_t;
 
-static void on_change(void *ud, const char *key, int needs_restart)
+static void on_change(void *ud, sl_config_diff_t kind, const char *key)
 {
     changes_t *c = ud;
     if (c->n < 8) {
         snprintf(c->keys[c->n], sizeof c->keys[c->n], "%s", key);
-        c->restart[c->n] = needs_restart;
+        c->kind[c->n] = (int)kind;
     }
     c->n++;
 }
 
 /* What changed between two configurations, and which of it needs a restart. */
-static void test_changes_and_restart(void **state)
+static void test_diff_and_restart(void **state)
 {
     sl_config_t a, b;
     errs_t errs;
     changes_t ch = {.n = 0};
     assert_int_equal(sl_config_defaults(&a), 0);
     assert_int_equal(sl_config_defaults(&b), 0);
-    assert_int_equal(sl_config_changes(&a, &b, on_change, &ch), 0);
+    assert_int_equal(sl_config_diff(&a, &b, on_change, &ch), 0);
+    assert_int_equal(load(&a, "apps: {old: {}}\n", &errs), 0);
     assert_int_equal(load(&b, "rtmp: {port: 1999, idle_timeout: 9s}\n"
                               "webhooks: {url: 'http://h/'}\n"
                               "apps: {live: {hls: off}, new: {}}\n", &errs), 0);
-    assert_int_equal(sl_config_changes(&a, &b, on_change, &ch), 5);
-    assert_int_equal(ch.n, 5);
+    assert_int_equal(sl_config_diff(&a, &b, on_change, &ch), 6);
+    assert_int_equal(ch.n, 6);
     assert_string_equal(ch.keys[0], "rtmp.port");
-    assert_int_equal(ch.restart[0], 1);
     assert_string_equal(ch.keys[1], "rtmp.idle_timeout");
-    assert_int_equal(ch.restart[1], 0);
     assert_string_equal(ch.keys[2], "webhooks.url");
-    assert_int_equal(ch.restart[2], 0);
     assert_string_equal(ch.keys[3], "apps.live.hls");
-    assert_string_equal(ch.keys[4], "apps.new");
+    assert_int_equal(ch.kind[3], SL_CONFIG_DIFF_CHANGED);
+    assert_string_equal(ch.keys[4], "apps.old");
+    assert_int_equal(ch.kind[4], SL_CONFIG_DIFF_APP_REMOVED);
+    assert_string_equal(ch.keys[5], "apps.new");
+    assert_int_equal(ch.kind[5], SL_CONFIG_DIFF_APP_ADDED);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "rtmp.port"), 1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "rtmp.idle_timeout"), 0);
     assert_int_equal(sl_config_slot_needs_restart(&a, "server.data_dir"), 1);
     assert_int_equal(sl_config_slot_needs_restart(&a, "http.tls_cert"), 1);
     assert_int_equal(sl_config_slot_needs_restart(&a, "webhooks.url"), 0);
@@ -1099,6 +1103,13 @@ static void test_changes_and_restart(void **state)
     assert_int_equal(sl_config_int(&b, "rtmp.enabled"), 1);
     assert_string_equal(sl_config_str(&b, "webhooks.url"), "http://h/");
     assert_int_equal(sl_rtmp_cfg(&b)->port, 1999);
+    /* Reload keeps a restart-only key at its running value. */
+    assert_int_equal(sl_config_copy_key(&b, &a, "rtmp.port"), 0);
+    assert_int_equal(sl_rtmp_cfg(&b)->port, 1935);
+    assert_int_equal(sl_config_copy_key(&b, &a, "webhooks.url"), 0);
+    assert_string_equal(sl_config_str(&b, "webhooks.url"), "");
+    assert_int_equal(sl_config_copy_key(&b, &a, "rtmp.nope"), SL_ENOTFOUND);
+    assert_int_equal(sl_config_copy_key(&b, &a, "apps.live.hls"), SL_ENOTFOUND);
     sl_config_cleanup(&a);
     sl_config_cleanup(&b);
 }
@@ -1263,7 +1274,7 @@ int main(void)
         T(test_writer_round_trip),
         T(test_equal),
         T(test_section_alone),
-        T(test_changes_and_restart),
+        T(test_diff_and_restart),
         T(test_markdown_lists_every_env_variable),
 #ifdef SL_SOURCE_DIR
         T(test_shipped_yaml_is_defaults),
