@@ -6,7 +6,7 @@
  * On the loop, an event costs one test of the event mask, one app lookup
  * and one allocation (the event and its strings copied into a single
  * block) plus a mutex to queue it; everything else (JSON, SQLite, HTTP)
- * happens on the module's threads or the libuv thread pool.
+ * happens on the module's threads or the store's worker.
  *
  * API, under the Server API's access rule and envelope (api.c does the
  * token and address checks before calling us):
@@ -23,11 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
-#include "api/api_internal.h"
+#include "app/services.h"
+#include "app/store.h"
+#include "app/svc/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "proto/http/http.h"
@@ -39,6 +41,10 @@
 #define MAX_ENDPOINTS 256       /* distinct webhook URLs across the configuration */
 
 static const sl_log_ctx_t g_ctx = {.proto = "webhooks"};
+
+/* The "api" service (envelope answers), set when the endpoints are added;
+ * the handlers run only after that. A static const table of the API's. */
+static const sl_svc_api_t *g_api;
 
 /* ------------------------------------------------------------------ */
 /* the listener (loop thread)                                          */
@@ -119,12 +125,11 @@ static void on_event(const sl_event_t *ev, void *ud)
 }
 
 /* ------------------------------------------------------------------ */
-/* the API (loop thread; SQL on the thread pool)                       */
+/* the API (loop thread; SQL on the store's worker)                    */
 
 typedef enum { API_LIST, API_GET, API_REDELIVER } api_kind_t;
 
 typedef struct {
-    uv_work_t work;
     sl_webhooks_t *w;
     sl_http_req_t *req;
     api_kind_t kind;
@@ -256,32 +261,26 @@ fail:
     a->msg = "The outbox cannot be written.";
 }
 
-static void api_work(uv_work_t *req)
+static int api_work(sqlite3 *db, void *arg)
 {
-    api_work_t *a = req->data;
-    sqlite3 *db = sl__webhooks_db_open(a->w);
-    if (!db) {
-        a->status = 500;
-        a->msg = "The outbox cannot be opened.";
-        return;
-    }
+    api_work_t *a = arg;
     if (a->kind == API_LIST)
         api_list(a, db);
     else if (a->kind == API_GET)
         fetch_one(a, db);
     else
         api_redeliver(a, db);
-    sqlite3_close(db);
+    return 0;
 }
 
-static void api_done(uv_work_t *req, int status)
+static void api_done(void *arg, int status)
 {
-    api_work_t *a = req->data;
+    api_work_t *a = arg;
     if (status == 0 && a->status == 200) {
-        sl__api_ok(a->req, a->data); /* steals data */
+        g_api->ok(a->req, a->data); /* steals data */
         a->data = NULL;
     } else {
-        sl__api_err(a->req, status ? 500 : a->status, a->msg ? a->msg : "Internal error.");
+        g_api->err(a->req, status ? 500 : a->status, a->msg ? a->msg : "Internal error.");
     }
     json_decref(a->data);
     sl_free(a);
@@ -300,26 +299,41 @@ static int split_segments(char *path, char **seg, int max)
     return n;
 }
 
+static int api_handler(sl_http_req_t *req, void *ud);
+
+/*
+ * Adds /api/v1/webhooks/ through the "api" service (w may be NULL: the
+ * inert module lists nothing). No API running (HTTP off): nothing to add.
+ */
+static int add_api_route(sl_core_t *core, sl_webhooks_t *w)
+{
+    void *api_ud;
+    const sl_svc_api_t *api = sl_service_get(core, SL_SVC_API, SL_SVC_API_MAJOR, 0, &api_ud);
+    if (!api)
+        return 0;
+    g_api = api;
+    return api->add_route(api_ud, "webhooks", api_handler, w);
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     sl_webhooks_t *w = ud;
     char path[1024];
     const char *p = req->path;
     if (strncmp(p, "/api/v1/", 8) != 0 || strlen(p) >= sizeof path)
-        return sl__api_err(req, 404, "No such API endpoint.");
+        return g_api->err(req, 404, "No such API endpoint.");
     snprintf(path, sizeof path, "%s", p + 8);
     char *seg[5];
     int n = split_segments(path, seg, 4);
     int is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     int is_post = strcmp(req->method, "POST") == 0;
     if (n < 2 || n > 4 || strcmp(seg[0], "webhooks") != 0 || strcmp(seg[1], "deliveries") != 0)
-        return sl__api_err(req, 404, "No such API endpoint.");
+        return g_api->err(req, 404, "No such API endpoint.");
     api_work_t *a = sl_calloc(1, sizeof(*a));
     if (!a)
-        return sl__api_err(req, 503, "Out of memory.");
+        return g_api->err(req, 503, "Out of memory.");
     a->w = w;
     a->req = req;
-    a->work.data = a;
     if (n == 2 && is_get) {
         a->kind = API_LIST;
         a->limit = API_DEFAULT_LIMIT;
@@ -329,14 +343,14 @@ static int api_handler(sl_http_req_t *req, void *ud)
         if (a->state[0] && strcmp(a->state, "pending") != 0 &&
             strcmp(a->state, "retrying") != 0 && strcmp(a->state, "delivered") != 0) {
             sl_free(a);
-            return sl__api_err(req, 400, "state must be pending, retrying or delivered.");
+            return g_api->err(req, 400, "state must be pending, retrying or delivered.");
         }
         if (sl_http_query_get(req->query, "limit", val, sizeof val) >= 0) {
             char *end = NULL;
             long v = strtol(val, &end, 10);
             if (!val[0] || *end || v < 1 || v > API_MAX_LIMIT) {
                 sl_free(a);
-                return sl__api_err(req, 400, "limit must be a number from 1 to 1000.");
+                return g_api->err(req, 400, "limit must be a number from 1 to 1000.");
             }
             a->limit = (int)v;
         }
@@ -348,18 +362,18 @@ static int api_handler(sl_http_req_t *req, void *ud)
         snprintf(a->id, sizeof a->id, "%s", seg[2]);
     } else {
         sl_free(a);
-        return sl__api_err(req, (n == 3 || n == 4) && !is_get && !is_post ? 405 : 404,
+        return g_api->err(req, (n == 3 || n == 4) && !is_get && !is_post ? 405 : 404,
                            "No such API endpoint.");
     }
     if (!w) { /* webhooks off (no URL configured): an empty outbox, no database to read */
         int list = a->kind == API_LIST;
         sl_free(a);
-        return list ? sl__api_ok(req, json_array()) : sl__api_err(req, 404, "No such delivery.");
+        return list ? g_api->ok(req, json_array()) : g_api->err(req, 404, "No such delivery.");
     }
-    int rc = uv_queue_work(w->core->loop, &a->work, api_work, api_done);
+    int rc = sl_store_submit(w->store, api_work, api_done, a);
     if (rc) {
         sl_free(a);
-        return sl__api_err(req, 503, "Cannot queue the request.");
+        return g_api->err(req, 503, "Cannot queue the request.");
     }
     return 0;
 }
@@ -402,27 +416,20 @@ static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const cha
 static int parse_urls(sl_webhooks_t *w, const char *list, const char *where, char ***out,
                       size_t *n_out)
 {
-    const char *p = list ? list : "";
-    while (*p) {
-        p += strspn(p, ", \t");
-        size_t len = strcspn(p, ",");
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len) {
-            int rc = add_endpoint(w, p, len, where);
-            if (rc)
-                return rc;
-            if (out) {
-                char **nl = sl_realloc(*out, (*n_out + 1) * sizeof(char *));
-                if (!nl)
-                    return SL_ENOMEM;
-                *out = nl;
-                if (!(nl[*n_out] = sl_strndup(p, len)))
-                    return SL_ENOMEM;
-                (*n_out)++;
-            }
+    size_t len;
+    for (const char *c = list, *p; (p = sl_list_next(&c, &len));) {
+        int rc = add_endpoint(w, p, len, where);
+        if (rc)
+            return rc;
+        if (out) {
+            char **nl = sl_realloc(*out, (*n_out + 1) * sizeof(char *));
+            if (!nl)
+                return SL_ENOMEM;
+            *out = nl;
+            if (!(nl[*n_out] = sl_strndup(p, len)))
+                return SL_ENOMEM;
+            (*n_out)++;
         }
-        p += strcspn(p, ",");
     }
     return 0;
 }
@@ -479,7 +486,7 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     for (size_t i = 0; i < cfg->n_apps && !any; i++)
         any = sl_webhooks_app_cfg(&cfg->apps[i])->webhook_url && sl_webhooks_app_cfg(&cfg->apps[i])->webhook_url[0];
     if (!any) /* nothing configured: inert, no database, no threads; the API lists nothing */
-        return http && core->api ? sl_api_add_route(core->api, "webhooks", api_handler, NULL) : 0;
+        return http ? add_api_route(core, NULL) : 0;
 
     int rc = SL_ENOMEM;
     sl_webhooks_t *w = sl_calloc(1, sizeof(*w));
@@ -514,6 +521,7 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     }
     if (rc)
         goto fail;
+    w->store = sl_store_find(core);
     rc = sl__webhooks_threads_start(w);
     if (rc) {
         SL_LOGE(&g_ctx, "webhooks: cannot start the outbox (%s): %s", w->db_path, sl_strerror(rc));
@@ -524,8 +532,8 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
         goto fail;
     w->listener = rc;
     rc = 0;
-    if (http && core->api)
-        rc = sl_api_add_route(core->api, "webhooks", api_handler, w);
+    if (http)
+        rc = add_api_route(core, w);
     if (rc)
         goto fail;
     SL_LOGI(&g_ctx, "webhooks: %zu endpoint%s, outbox %s", w->n_eps, w->n_eps == 1 ? "" : "s",
