@@ -126,8 +126,9 @@ typedef struct sl_config {
     int64_t media_slow_disconnect_ms;  /* lagging this long after drops: disconnect */
     int64_t media_write_merge_ms;      /* 0 = write at once; else batch window */
     int64_t media_audio_hold_ms;       /* audio waits for video at most this; 0 = off */
-    /* the sections (base's, then the caller's; see sl_config_init) and
-     * their blocks, one per section, NULL for base's own (size 0) */
+    /* the sections in file order (the core's per-app keys first, base's
+     * server/log/media, the caller's; see sl_config_init) and their
+     * blocks, one per section, NULL for base's own (size 0) */
     const sl_config_section_t **sections; /* owned array of borrowed descriptors */
     size_t n_sections;
     void **blocks;                     /* owned array of owned blocks */
