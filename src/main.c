@@ -37,6 +37,8 @@
 #include "proto/proto.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "proto/http/http_config.h"
+#include "builtin_config.h"
 
 extern char **environ;
 
@@ -255,8 +257,8 @@ int main(int argc, char **argv)
                                               .serves = "", .cb = on_healthz};
         rc = sl_http_route_add(app.http, &healthz, NULL);
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
-        if (!rc && cfg.http_web_root[0])
-            rc = sl_http_static(app.http, "/", cfg.http_web_root);
+        if (!rc && sl_http_cfg(&cfg)->web_root[0])
+            rc = sl_http_static(app.http, "/", sl_http_cfg(&cfg)->web_root);
         if (rc) {
             SL_LOGE(NULL, "http: cannot start the API: %s", sl_strerror(rc));
             exit_code = 1;
