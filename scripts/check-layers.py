@@ -31,7 +31,7 @@ import sys
 RANK = {'base': 0, 'net': 0, 'media': 1, 'app': 2, 'proto': 3, 'modules': 4, 'cluster': 4,
         'api': 5}
 INCLUDE = re.compile(r'\s*#\s*include\s+"([a-z]+)/([A-Za-z0-9_]+)(/[A-Za-z0-9_./]+|\.h)"')
-SHARED_MODULE_HEADERS = {'module', 'auth_common'}
+SHARED_MODULE_HEADERS = {'module', 'auth_common', 'auth_config'}
 
 
 def violations(root):

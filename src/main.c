@@ -41,6 +41,8 @@
 #include "proto/proto.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "proto/http/http_config.h"
+#include "builtin_config.h"
 
 extern char **environ;
 
@@ -100,40 +102,12 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 /* ---- reload ---------------------------------------------------------- */
 
-/*
- * Settings that a reload cannot apply: listeners (ports, binds, TLS files),
- * the data folder, and values copied into long-lived structures at start
- * (the hub's GOP cap, the HTTP parser limits, the RTMP merge timers, the
- * static route's folder, the API token). A reload that changes one reports
- * it as needing a restart and keeps it at its running value. One table so
- * that it can become a per-slot flag of the config engine later.
- */
-static const char *const g_restart_keys[] = {
-    "server.data_dir", "server.node_name",
-    "rtmp.enabled", "rtmp.bind", "rtmp.port", "rtmp.tls_port", "rtmp.tls_bind", "rtmp.tls_cert",
-    "rtmp.tls_key",
-    "media.gop_cache_max_bytes", "media.write_merge", "media.audio_hold",
-    "http.enabled", "http.bind", "http.port", "http.tls_cert", "http.tls_key", "http.tls_port",
-    "http.tls_bind", "http.max_header_bytes", "http.max_headers", "http.max_body_bytes",
-    "http.max_url_bytes", "http.web_root",
-    "api.access_token",
-    "recorder.queue_max",
-    NULL,
-};
-
-static int needs_restart(const char *key)
-{
-    for (int i = 0; g_restart_keys[i]; i++)
-        if (strcmp(g_restart_keys[i], key) == 0)
-            return 1;
-    return 0;
-}
-
 /* What a reload found, collected for the log and the API answer. */
 typedef struct {
     json_t *problems;     /* "file:line: message" of a refused configuration */
     json_t *apps_added, *apps_removed, *apps_changed, *keys_changed, *restart, *modules_restart;
     size_t n_changes;
+    const sl_config_t *cfg; /* the running configuration, whose slot flags say "restart" */
 } reload_report_t;
 
 static void reload_problem(void *ud, const char *where, int line, const char *msg)
@@ -173,7 +147,10 @@ static void reload_diff(void *ud, sl_config_diff_t kind, const char *key)
         snprintf(name, sizeof name, "%.*s", (int)strcspn(key + 5, "."), key + 5);
         add_unique(r->apps_changed, name);
     }
-    json_array_append_new(needs_restart(key) ? r->restart : r->keys_changed, json_string(key));
+    /* A setting flagged SL_CONFIG_RESTART by its owner's table (listeners,
+     * TLS files, data_dir, values copied into long-lived structures at start). */
+    int restart = sl_config_slot_needs_restart(r->cfg, key) == 1;
+    json_array_append_new(restart ? r->restart : r->keys_changed, json_string(key));
 }
 
 /*
@@ -181,8 +158,9 @@ static void reload_diff(void *ud, sl_config_diff_t kind, const char *key)
  * loaded into a new struct and checked completely (the checks of start and
  * --check-config: check_config and every module's check). A configuration
  * with problems changes nothing: they are logged and returned. Otherwise:
- *  - settings of g_restart_keys that changed keep their running value (the
- *    new struct gets the old one) and are reported as needing a restart;
+ *  - settings whose slot is flagged SL_CONFIG_RESTART (sl_config_slot_
+ *    needs_restart) that changed keep their running value (the new struct
+ *    gets the old one) and are reported as needing a restart;
  *  - core->cfg points at the new struct, so every later lookup (apps added
  *    or removed, per-app switches, limits read per connection) sees it.
  *    The old struct is not freed before exit: sessions and modules keep
@@ -225,6 +203,7 @@ static int reload_apply(app_t *app, reload_report_t *r)
         return SL_EINVAL;
     }
     const sl_config_t *old = app->core.cfg;
+    r->cfg = old;
     sl_config_diff(old, cfg, reload_diff, r);
     size_t i;
     json_t *v;
@@ -241,7 +220,8 @@ static int reload_apply(app_t *app, reload_report_t *r)
     __atomic_store_n(&app->core.cfg, cfg, __ATOMIC_RELEASE); /* pool threads may read it */
     sl_log_set_level((sl_log_level_t)cfg->log_level);
     sl_log_set_json(cfg->log_format == 1);
-    app->core.rtmp_partial.limit = cfg->rtmp_max_partial_bytes_total;
+    /* RTMP's setting, read by key: main names no protocol's header for it. */
+    app->core.rtmp_partial.limit = sl_config_int(cfg, "rtmp.max_partial_bytes_total");
     for (int m = 0; m < app->n_modules; m++) {
         const sl_module_t *mod = sl_builtin_modules[m];
         if (!mod->reload)
@@ -531,8 +511,8 @@ int main(int argc, char **argv)
                                               .serves = "", .cb = on_healthz};
         rc = sl_http_route_add(app.http, &healthz, NULL);
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
-        if (!rc && cfg.http_web_root[0])
-            rc = sl_http_static(app.http, "/", cfg.http_web_root);
+        if (!rc && sl_http_cfg(&cfg)->web_root[0])
+            rc = sl_http_static(app.http, "/", sl_http_cfg(&cfg)->web_root);
         if (rc) {
             SL_LOGE(NULL, "http: cannot start the API: %s", sl_strerror(rc));
             exit_code = 1;

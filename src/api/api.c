@@ -33,6 +33,7 @@
 #include "media/flv.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "api/api_config.h"
 
 #define FMS_VERSION "RED5/1,0,7,0"
 #define AUTH_FAIL_WINDOW_MS 60000
@@ -74,7 +75,7 @@ typedef struct fail_rec {
 
 static int host_allowed(const sl_api_t *api, const char *addr)
 {
-    const char *list = api->core->cfg->api_hosts;
+    const char *list = sl_api_cfg(api->core->cfg)->hosts;
     if (!list || !*list)
         return 0;
     char buf[1024];
@@ -103,7 +104,7 @@ static int host_allowed(const sl_api_t *api, const char *addr)
  */
 static void make_room(sl_api_t *api, uint64_t now)
 {
-    size_t cap = (size_t)api->core->cfg->api_auth_fail_max_addrs;
+    size_t cap = (size_t)sl_api_cfg(api->core->cfg)->auth_fail_max_addrs;
     if (api->fails.n < cap)
         return;
     char **stale = sl_calloc(api->fails.n, sizeof(char *));
@@ -197,7 +198,7 @@ int sl__api_check_access(sl_api_t *api, sl_http_req_t *req)
         fr->window_start = now;
         fr->fails = 0;
     }
-    if (fr && (int64_t)fr->fails >= api->core->cfg->api_auth_fail_limit) {
+    if (fr && (int64_t)fr->fails >= sl_api_cfg(api->core->cfg)->auth_fail_limit) {
         api->n_auth_limited++;
         sl__api_err(req, 429, "Too many failed authentication attempts; try again later.");
         return 1;
@@ -224,8 +225,8 @@ int sl__api_check_access(sl_api_t *api, sl_http_req_t *req)
 static int load_token(sl_api_t *api)
 {
     const sl_config_t *cfg = api->core->cfg;
-    if (cfg->api_access_token && cfg->api_access_token[0]) {
-        snprintf(api->token, sizeof api->token, "%s", cfg->api_access_token);
+    if (sl_api_cfg(cfg)->access_token && sl_api_cfg(cfg)->access_token[0]) {
+        snprintf(api->token, sizeof api->token, "%s", sl_api_cfg(cfg)->access_token);
         return 0;
     }
     char path[4096];
@@ -488,7 +489,7 @@ static int metrics_handler(sl_http_req_t *req, void *ud)
     sl_api_t *api = ud;
     if (strcmp(req->path, "/metrics") != 0)
         return SL_EDECLINED;
-    if (!api->core->cfg->api_metrics_public && sl__api_check_access(api, req))
+    if (!sl_api_cfg(api->core->cfg)->metrics_public && sl__api_check_access(api, req))
         return 0;
     return sl__api_metrics(api, req);
 }

@@ -1,12 +1,15 @@
 /*
- * The configuration system (see config.h): two tables of typed slots and the
- * code they drive. g_slots lists every setting of sl_config_t (section, key,
- * type, offset, default spelled as a user writes it, bounds, doc); g_app_slots
- * lists the per-app settings of sl_app_config_t. The defaults, the YAML
- * loader (libyaml's event API, so every node keeps its line), the SLUICE_*
- * environment overrides, sl_config_equal and the two writers (the shipped
- * sluice.yml and docs/config.md) all walk these tables and nothing else, so
- * adding a setting is one table line plus its struct field.
+ * The configuration engine (see config.h): sections of typed slots and the
+ * code they drive. Base declares its own sections here (server, log, media,
+ * and the core's per-app keys enabled/publish/play); every protocol and
+ * module declares its section next to its code, and the process lists them
+ * all to sl_config_init. Each slot says key, type, offset into its owner's
+ * struct, default spelled as a user writes it, bounds, doc and flags. The
+ * defaults, the YAML loader (libyaml's event API, so every node keeps its
+ * line), the SLUICE_* environment overrides, sl_config_diff/equal and
+ * the two writers (the shipped sluice.yml and docs/config.md) all walk
+ * these tables and nothing else, so adding a setting is one table line plus
+ * its struct field.
  *
  * Loading runs on the main thread (at start and on reload); nothing here is shared
  * between threads and there is no global state besides the const tables.
@@ -28,32 +31,20 @@
 
 /* ---- the tables ------------------------------------------------------- */
 
-typedef enum {
-    T_INT,      /* int64_t, decimal integer */
-    T_BOOL,     /* int 0/1: true/false, yes/no, on/off, 1/0 */
-    T_STRING,   /* char *, owned; min/max bound the length in bytes */
-    T_SIZE,     /* int64_t bytes: 4096, 64k, 16MB, 1g (powers of 1024) */
-    T_DURATION, /* int64_t milliseconds: 500ms, 5s, 2m, 1h; plain = ms */
-    T_ENUM,     /* int64_t index into names */
-} slot_type_t;
-
-typedef struct {
-    const char *section;      /* YAML section; NULL in the app table */
-    const char *key;          /* YAML key, lower_snake_case */
-    slot_type_t type;
-    size_t offset;            /* into sl_config_t, or sl_app_config_t */
-    const char *def;          /* default, as a user would write it */
-    int64_t min, max;         /* inclusive bounds; string length; unused for bool/enum */
-    const char *const *names; /* T_ENUM: value names, NULL-terminated */
-    const char *doc;          /* one line for sluice.yml and docs/config.md */
-} slot_t;
-
-#define KB 1024LL
-#define MB (1024LL * KB)
-#define GB (1024LL * MB)
-#define SEC 1000LL
-#define MINUTE (60LL * SEC)
-#define HOUR (60LL * MINUTE)
+/* Short names for the slot types and units, for the tables and the code below. */
+typedef sl_config_slot_t slot_t;
+#define T_INT SL_CONFIG_INT
+#define T_BOOL SL_CONFIG_BOOL
+#define T_STRING SL_CONFIG_STRING
+#define T_SIZE SL_CONFIG_SIZE
+#define T_DURATION SL_CONFIG_DURATION
+#define T_ENUM SL_CONFIG_ENUM
+#define KB SL_CONFIG_KB
+#define MB SL_CONFIG_MB
+#define GB SL_CONFIG_GB
+#define SEC SL_CONFIG_SEC
+#define MINUTE SL_CONFIG_MINUTE
+#define HOUR SL_CONFIG_HOUR
 
 #define CFG(f) offsetof(sl_config_t, f)
 #define APP(f) offsetof(sl_app_config_t, f)
@@ -61,341 +52,180 @@ typedef struct {
 /* Index order is the value: it must match sl_log_level_t (checked by a test). */
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
-static const char *const deny_allow_names[] = {"deny", "allow", NULL};
-/* Index order is the value: it must match sl_hls_format_t. */
-static const char *const hls_format_names[] = {"ts", "fmp4", NULL};
-/* Index order is the value: it must match sl_record_format_t. */
-static const char *const record_format_names[] = {"flv", "mp4", NULL};
 
-static const slot_t g_slots[] = {
-    {"server", "data_dir", T_STRING, CFG(server_data_dir), "./data", 1, 4095, NULL,
-     "Data folder: SQLite database, recordings, shared-object store."},
-    {"server", "node_name", T_STRING, CFG(server_node_name), "", 0, 255, NULL,
-     "This node's name in events, logs and the cluster; empty means the host name."},
-    {"server", "max_connections", T_INT, CFG(server_max_connections), "10000", 1, 1000000, NULL,
-     "Most client connections at once, all protocols together; more are refused."},
-    {"server", "max_connections_per_address", T_INT, CFG(server_max_connections_per_address), "64",
+static const slot_t g_server_slots[] = {
+    {"data_dir", SL_CONFIG_STRING, CFG(server_data_dir), "./data", 1, 4095, NULL,
+     "Data folder: SQLite database, recordings, shared-object store.", SL_CONFIG_RESTART},
+    {"node_name", SL_CONFIG_STRING, CFG(server_node_name), "", 0, 255, NULL,
+     "This node's name in events, logs and the cluster; empty means the host name.", SL_CONFIG_RESTART},
+    {"max_connections", SL_CONFIG_INT, CFG(server_max_connections), "10000", 1, 1000000, NULL,
+     "Most client connections at once, all protocols together; more are refused.", 0},
+    {"max_connections_per_address", SL_CONFIG_INT, CFG(server_max_connections_per_address), "64",
      0, 1000000, NULL,
      "Most connections at once from one client address, all protocols together (loopback "
-     "included); more are refused. 0 = no limit. Raise it for many clients behind one NAT."},
-    {"server", "max_pending_connections", T_INT, CFG(server_max_pending_connections), "0", 0,
+     "included); more are refused. 0 = no limit. Raise it for many clients behind one NAT.", 0},
+    {"max_pending_connections", SL_CONFIG_INT, CFG(server_max_pending_connections), "0", 0,
      1000000, NULL,
      "Most connections at once without a complete HTTP request or accepted RTMP connect; a new one "
-     "past it closes the oldest. 0 = a quarter of max_connections."},
-    {"server", "shutdown_timeout", T_DURATION, CFG(server_shutdown_timeout_ms), "5s", 0,
-     10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed."},
+     "past it closes the oldest. 0 = a quarter of max_connections.", 0},
+    {"shutdown_timeout", SL_CONFIG_DURATION, CFG(server_shutdown_timeout_ms), "5s", 0,
+     10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed.", 0},
+};
 
-    {"log", "level", T_ENUM, CFG(log_level), "info", 0, 0, log_level_names,
-     "Lowest level written to stderr. Up to debug, secrets (passwords, tokens, JWTs, URL userinfo) are masked; trace may print raw protocol data, credentials included."},
-    {"log", "format", T_ENUM, CFG(log_format), "text", 0, 0, log_format_names,
-     "text: one readable line per event; json: one JSON object per line."},
+static const slot_t g_log_slots[] = {
+    {"level", SL_CONFIG_ENUM, CFG(log_level), "info", 0, 0, log_level_names,
+     "Lowest level written to stderr. Up to debug, secrets (passwords, tokens, JWTs, URL userinfo) are masked; trace may print raw protocol data, credentials included.", 0},
+    {"format", SL_CONFIG_ENUM, CFG(log_format), "text", 0, 0, log_format_names,
+     "text: one readable line per event; json: one JSON object per line.", 0},
+};
 
-    {"rtmp", "enabled", T_BOOL, CFG(rtmp_enabled), "true", 0, 0, NULL,
-     "Accept RTMP connections."},
-    {"rtmp", "bind", T_STRING, CFG(rtmp_bind), "0.0.0.0", 1, 255, NULL,
-     "Address to listen on: 0.0.0.0 for every IPv4 address, :: for IPv6."},
-    {"rtmp", "port", T_INT, CFG(rtmp_port), "1935", 1, 65535, NULL,
-     "TCP port to listen on."},
-    {"rtmp", "chunk_size", T_INT, CFG(rtmp_chunk_size), "4096", 128, 65536, NULL,
-     "Outgoing chunk size announced to peers: larger means fewer chunk headers."},
-    {"rtmp", "max_chunk_size", T_INT, CFG(rtmp_max_chunk_size), "65536", 128, 16777215, NULL,
-     "Largest incoming chunk size a peer may set; a larger Set Chunk Size closes the connection."},
-    {"rtmp", "max_message_size", T_SIZE, CFG(rtmp_max_message_size), "8MB", 1 * KB, 64 * MB, NULL,
-     "Largest incoming message (e.g. one video frame); a larger one closes the connection."},
-    {"rtmp", "max_partial_bytes", T_SIZE, CFG(rtmp_max_partial_bytes), "24MB", 64 * KB, 1 * GB,
-     NULL, "Per connection after connect: bytes of half-received messages held over all chunk "
-     "streams (never less than max_message_size); more closes the connection."},
-    {"rtmp", "max_partial_bytes_before_connect", T_SIZE, CFG(rtmp_max_partial_bytes_before_connect),
-     "64KB", 4 * KB, 64 * MB, NULL, "Per connection until connect is admitted: bytes of "
-     "half-received messages held; more closes the connection."},
-    {"rtmp", "max_partial_messages", T_INT, CFG(rtmp_max_partial_messages), "16", 1, 64, NULL,
-     "Per connection: chunk streams with a message half received at once; more closes it."},
-    {"rtmp", "max_partial_bytes_total", T_SIZE, CFG(rtmp_max_partial_bytes_total), "256MB",
-     1 * MB, 64 * GB, NULL, "Whole server: bytes of half-received RTMP messages over all "
-     "connections; a connection that would go over is closed (logged at warn)."},
-    {"rtmp", "max_control_bytes_before_connect", T_SIZE, CFG(rtmp_max_control_bytes_before_connect),
-     "64KB", 4 * KB, 4 * MB, NULL, "Per connection until connect is admitted: bytes of replies "
-     "(pings, acknowledgements) queued for a peer that does not read; more closes it."},
-    {"rtmp", "handshake_timeout", T_DURATION, CFG(rtmp_handshake_timeout_ms), "5s", 100,
-     5 * MINUTE, NULL, "Time a client has to complete the RTMP handshake."},
-    {"rtmp", "connect_timeout", T_DURATION, CFG(rtmp_connect_timeout_ms), "10s", 100, 5 * MINUTE,
-     NULL, "Time a client has, from accept, to send its connect command after the handshake."},
-    {"rtmp", "idle_timeout", T_DURATION, CFG(rtmp_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR,
-     NULL, "Close a connection that has sent nothing for this long."},
-    {"rtmp", "amf_max_depth", T_INT, CFG(rtmp_amf_max_depth), "32", 1, 1000, NULL,
-     "Deepest AMF object/array nesting accepted in commands and metadata."},
-    {"rtmp", "window_ack_size", T_SIZE, CFG(rtmp_window_ack_size), "2500000", 1 * KB,
-     1 * GB, NULL, "Acknowledgement window announced to peers, in bytes."},
-    {"rtmp", "ping_interval", T_DURATION, CFG(rtmp_ping_interval_ms), "30s", 0, 1 * HOUR, NULL,
-     "Send a ping request this often to detect dead peers; 0 = never."},
-    {"rtmp", "tcp_nodelay", T_BOOL, CFG(rtmp_tcp_nodelay), "true", 0, 0, NULL,
-     "Disable Nagle's algorithm on RTMP sockets (lower latency, more packets)."},
-    {"rtmp", "tls_port", T_INT, CFG(rtmp_tls_port), "1936", 0, 65535, NULL,
-     "TCP port of the RTMPS listener (RTMP over TLS 1.2/1.3), open when a certificate is set "
-     "(tls_cert/tls_key, else http's); 0 = no RTMPS."},
-    {"rtmp", "tls_bind", T_STRING, CFG(rtmp_tls_bind), "", 0, 255, NULL,
-     "Address of the RTMPS listener; empty means the same as bind."},
-    {"rtmp", "tls_cert", T_STRING, CFG(rtmp_tls_cert), "", 0, 4095, NULL,
-     "PEM certificate file (leaf first, then intermediates) for RTMPS; empty = http.tls_cert."},
-    {"rtmp", "tls_key", T_STRING, CFG(rtmp_tls_key), "", 0, 4095, NULL,
-     "PEM private key file of tls_cert (set both or neither); empty = http.tls_key."},
-
-    {"media", "gop_cache_max_bytes", T_SIZE, CFG(media_gop_cache_max_bytes), "16MB", 0, 1 * GB,
-     NULL, "Per stream: bytes of the last GOP kept so new players start on a keyframe; 0 disables."},
-    {"media", "queue_max_bytes", T_SIZE, CFG(media_queue_max_bytes), "8MB", 64 * KB, 1 * GB, NULL,
-     "Per subscriber: bytes queued before it drops frames up to the next keyframe."},
-    {"media", "queue_max_ms", T_DURATION, CFG(media_queue_max_ms), "5s", 100, 10 * MINUTE, NULL,
-     "Per subscriber: media time queued before it drops frames up to the next keyframe."},
-    {"media", "slow_disconnect", T_DURATION, CFG(media_slow_disconnect_ms), "30s", 1 * SEC,
-     1 * HOUR, NULL, "A subscriber still dropping frames after this long is disconnected."},
-    {"media", "write_merge", T_DURATION, CFG(media_write_merge_ms), "0ms", 0, 1 * SEC, NULL,
-     "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once."},
-    {"media", "audio_hold", T_DURATION, CFG(media_audio_hold_ms), "50ms", 0, 1 * SEC, NULL,
+static const slot_t g_media_slots[] = {
+    {"gop_cache_max_bytes", SL_CONFIG_SIZE, CFG(media_gop_cache_max_bytes), "16MB", 0, 1 * GB,
+     NULL, "Per stream: bytes of the last GOP kept so new players start on a keyframe; 0 disables.", SL_CONFIG_RESTART},
+    {"queue_max_bytes", SL_CONFIG_SIZE, CFG(media_queue_max_bytes), "8MB", 64 * KB, 1 * GB, NULL,
+     "Per subscriber: bytes queued before it drops frames up to the next keyframe.", 0},
+    {"queue_max_ms", SL_CONFIG_DURATION, CFG(media_queue_max_ms), "5s", 100, 10 * MINUTE, NULL,
+     "Per subscriber: media time queued before it drops frames up to the next keyframe.", 0},
+    {"slow_disconnect", SL_CONFIG_DURATION, CFG(media_slow_disconnect_ms), "30s", 1 * SEC,
+     1 * HOUR, NULL, "A subscriber still dropping frames after this long is disconnected.", 0},
+    {"write_merge", SL_CONFIG_DURATION, CFG(media_write_merge_ms), "0ms", 0, 1 * SEC, NULL,
+     "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once.", SL_CONFIG_RESTART},
+    {"audio_hold", SL_CONFIG_DURATION, CFG(media_audio_hold_ms), "50ms", 0, 1 * SEC, NULL,
      "With write_merge 0: an RTMP player's audio waits for the next video frame, at most this long, "
-     "so both go out in one write; 0 = every audio frame written at once."},
-
-    {"http", "enabled", T_BOOL, CFG(http_enabled), "true", 0, 0, NULL,
-     "Serve HTTP: the REST API, metrics, the event stream and web pages."},
-    {"http", "bind", T_STRING, CFG(http_bind), "0.0.0.0", 1, 255, NULL,
-     "Address to listen on: 0.0.0.0 for every IPv4 address, :: for IPv6."},
-    {"http", "port", T_INT, CFG(http_port), "5080", 1, 65535, NULL,
-     "TCP port to listen on."},
-    {"http", "max_header_bytes", T_SIZE, CFG(http_max_header_bytes), "16KB", 1 * KB, 1 * MB, NULL,
-     "Largest request head (request line and headers); larger is answered 431."},
-    {"http", "max_headers", T_INT, CFG(http_max_headers), "100", 1, 10000, NULL,
-     "Most request headers; more are answered 431."},
-    {"http", "max_body_bytes", T_SIZE, CFG(http_max_body_bytes), "1MB", 0, 1 * GB, NULL,
-     "Largest request body; larger is answered 413."},
-    {"http", "max_url_bytes", T_SIZE, CFG(http_max_url_bytes), "8KB", 256, 1 * MB, NULL,
-     "Longest request URL; longer is answered 414."},
-    {"http", "header_timeout", T_DURATION, CFG(http_header_timeout_ms), "10s", 100, 10 * MINUTE,
-     NULL, "Time a client has to send a complete request head (slowloris guard): 408."},
-    {"http", "request_timeout", T_DURATION, CFG(http_request_timeout_ms), "30s", 100, 1 * HOUR,
-     NULL, "Time a client has to send a whole request, head and body, from its first byte: 408."},
-    {"http", "idle_timeout", T_DURATION, CFG(http_idle_timeout_ms), "60s", 1 * SEC, 24 * HOUR, NULL,
-     "Close a keep-alive connection idle for this long."},
-    {"http", "cors_origin", T_STRING, CFG(http_cors_origin), "*", 0, 1024, NULL,
-     "Access-Control-Allow-Origin sent on every response; empty disables CORS."},
-    {"http", "web_root", T_STRING, CFG(http_web_root), "./web", 0, 4095, NULL,
-     "Folder of static web pages served at / (the console and test pages)."},
-    {"http", "ws_max_message_bytes", T_SIZE, CFG(http_ws_max_message_bytes), "1MB", 1 * KB,
-     64 * MB, NULL, "Largest WebSocket message accepted."},
-    {"http", "stream_max_pending_bytes", T_SIZE, CFG(http_stream_max_pending_bytes), "8MB",
-     64 * KB, 1 * GB, NULL, "Bytes queued on one streaming response or WebSocket before it is cut; a WebSocket "
-     "counts the pongs and close replies its client's frames make us queue."},
-    {"http", "tls_cert", T_STRING, CFG(http_tls_cert), "", 0, 4095, NULL,
-     "PEM certificate file (leaf first, then intermediates) for HTTPS; HTTPS is on when this and "
-     "tls_key are set."},
-    {"http", "tls_key", T_STRING, CFG(http_tls_key), "", 0, 4095, NULL,
-     "PEM private key file of tls_cert."},
-    {"http", "tls_port", T_INT, CFG(http_tls_port), "5443", 1, 65535, NULL,
-     "TCP port of the HTTPS listener (same routes as the HTTP one; TLS 1.2 and 1.3)."},
-    {"http", "tls_bind", T_STRING, CFG(http_tls_bind), "", 0, 255, NULL,
-     "Address of the HTTPS listener; empty means the same as bind."},
-
-    {"hls", "session_timeout", T_DURATION, CFG(hls_session_timeout_ms), "30s", 1 * SEC, 1 * HOUR,
-     NULL, "An HLS player that sends no request for this long has left (play_stop is emitted)."},
-    {"hls", "max_sessions", T_INT, CFG(hls_max_sessions), "5000", 1, 1000000, NULL,
-     "HLS player sessions in all (they are not connections: server.max_connections does not count "
-     "them); past it a new player gets 429."},
-    {"hls", "max_sessions_per_address", T_INT, CFG(hls_max_sessions_per_address), "200", 1, 1000000,
-     NULL, "HLS player sessions from one client address (viewers behind one NAT share it: raise it "
-     "for a large office); past it a new player from that address gets 429."},
-
-    {"api", "access_token", T_STRING, CFG(api_access_token), "", 0, 128, NULL,
-     "Server API token (?accessToken= or Authorization: Bearer); empty = generate one in data_dir/api_token."},
-    {"api", "hosts", T_STRING, CFG(api_hosts), "*", 0, 1023, NULL,
-     "Comma-separated client addresses allowed to use the API (localhost matches loopback); * = any."},
-    {"api", "auth_fail_limit", T_INT, CFG(api_auth_fail_limit), "20", 1, 100000, NULL,
-     "Failed token checks per address per minute before wrong tokens from the address get 429 (a right token always passes)."},
-    {"api", "auth_fail_max_addresses", T_INT, CFG(api_auth_fail_max_addrs), "4096", 16, 1000000, NULL,
-     "Addresses whose failed token checks are counted (IPv6 per /64); when full, the oldest record is forgotten."},
-    {"api", "metrics_public", T_BOOL, CFG(api_metrics_public), "true", 0, 0, NULL,
-     "Serve /metrics without the token (for Prometheus scrapers)."},
-
-    {"auth", "simple_file", T_STRING, CFG(auth_simple_file), "", 0, 4095, NULL,
-     "Simple auth credentials file (Red5 format: 'username password' per line, # comments); reloaded when it changes."},
-    {"auth", "jwt_secret", T_STRING, CFG(auth_jwt_secret), "", 0, 4096, NULL,
-     "Shared secret for HS256/384/512 tokens."},
-    {"auth", "jwt_public_key_file", T_STRING, CFG(auth_jwt_public_key_file), "", 0, 4095, NULL,
-     "PEM public key for RS256/ES256 tokens."},
-    {"auth", "jwt_jwks_file", T_STRING, CFG(auth_jwt_jwks_file), "", 0, 4095, NULL,
-     "JWKS file (keys by kid) for RS256/ES256 tokens."},
-    {"auth", "jwt_issuer", T_STRING, CFG(auth_jwt_issuer), "", 0, 1024, NULL,
-     "Required iss claim; empty = not checked."},
-    {"auth", "jwt_audience", T_STRING, CFG(auth_jwt_audience), "", 0, 1024, NULL,
-     "Required aud claim; empty = not checked."},
-    {"auth", "jwt_leeway", T_DURATION, CFG(auth_jwt_leeway_ms), "30s", 0, 1 * HOUR, NULL,
-     "Clock skew allowed when checking exp and nbf."},
-    {"auth", "roundtrip_validate_url", T_STRING, CFG(auth_roundtrip_validate_url), "", 0, 4095, NULL,
-     "Round Trip Authentication: the business's validate endpoint (POST {username,password,token,type,streamID})."},
-    {"auth", "roundtrip_invalidate_url", T_STRING, CFG(auth_roundtrip_invalidate_url), "", 0, 4095,
-     NULL, "Round Trip Authentication: called with the same body when an authenticated client leaves."},
-    {"auth", "roundtrip_timeout", T_DURATION, CFG(auth_roundtrip_timeout_ms), "5s", 100, 5 * MINUTE,
-     NULL, "How long to wait for the validate endpoint."},
-    {"auth", "roundtrip_default", T_ENUM, CFG(auth_roundtrip_default), "deny", 0, 0, deny_allow_names,
-     "What to answer when the validate endpoint fails or times out."},
-    {"auth", "roundtrip_lazy", T_BOOL, CFG(auth_roundtrip_lazy), "false", 0, 0, NULL,
-     "Admit at once and disconnect the client if the answer is no."},
-
-    {"webhooks", "url", T_STRING, CFG(webhooks_url), "", 0, 4095, NULL,
-     "Endpoints that receive events (comma-separated); empty = none."},
-    {"webhooks", "secret", T_STRING, CFG(webhooks_secret), "", 0, 1024, NULL,
-     "HMAC-SHA256 key for the X-Sluice-Signature header; empty = unsigned."},
-    {"webhooks", "events", T_STRING, CFG(webhooks_events), "", 0, 1024, NULL,
-     "Event names to send (comma-separated, Red5 or sluice names); empty = all."},
-    {"webhooks", "timeout", T_DURATION, CFG(webhooks_timeout_ms), "10s", 100, 5 * MINUTE, NULL,
-     "Time one delivery attempt may take."},
-    {"webhooks", "retry_max_interval", T_DURATION, CFG(webhooks_retry_max_ms), "5m", 1 * SEC,
-     24 * HOUR, NULL, "Longest wait between two attempts (exponential backoff with jitter up to this)."},
-    {"webhooks", "retention", T_DURATION, CFG(webhooks_retention_ms), "168h", 0, 8760 * HOUR, NULL,
-     "How long delivered rows stay in the outbox (listed by the API) before they are deleted; 0 = forever."},
-
-    {"exec", "on_connect", T_STRING, CFG(exec_on_connect), "", 0, 4095, NULL,
-     "Command run when a client connects (event fields in SLUICE_* variables, see docs/integration/exec-hooks.md)."},
-    {"exec", "on_disconnect", T_STRING, CFG(exec_on_disconnect), "", 0, 4095, NULL,
-     "Command run when a client disconnects."},
-    {"exec", "on_publish", T_STRING, CFG(exec_on_publish), "", 0, 4095, NULL,
-     "Command run when a stream starts (e.g. ffmpeg making a thumbnail)."},
-    {"exec", "on_unpublish", T_STRING, CFG(exec_on_unpublish), "", 0, 4095, NULL,
-     "Command run when a stream ends."},
-    {"exec", "on_play", T_STRING, CFG(exec_on_play), "", 0, 4095, NULL,
-     "Command run when a player starts."},
-    {"exec", "on_play_stop", T_STRING, CFG(exec_on_play_stop), "", 0, 4095, NULL,
-     "Command run when a player stops."},
-    {"exec", "on_record_done", T_STRING, CFG(exec_on_record_done), "", 0, 4095, NULL,
-     "Command run when a recording is saved (its file in SLUICE_EVENT_PATH)."},
-    {"exec", "timeout", T_DURATION, CFG(exec_timeout_ms), "60s", 100, 24 * HOUR, NULL,
-     "A hook still running after this long is killed."},
-    {"exec", "max_concurrent", T_INT, CFG(exec_max_concurrent), "4", 1, 1024, NULL,
-     "Hooks running at once; more wait in a queue."},
-    {"exec", "shell", T_BOOL, CFG(exec_shell), "false", 0, 0, NULL,
-     "Run commands through /bin/sh -c (pipes, redirections); otherwise split on spaces and exec directly."},
-
-    {"recorder", "queue_max", T_SIZE, CFG(recorder_queue_max_bytes), "64MB", 64 * KB, 4 * GB, NULL,
-     "Bytes one recording may have waiting for the disk; past it frames are dropped up to the next keyframe."},
-
-    {"cleaner", "interval", T_DURATION, CFG(cleaner_interval_ms), "10m", 1 * SEC, 24 * HOUR, NULL,
-     "Time between two sweeps of the recordings of apps with record_max_age or record_max_bytes."},
-
-    {"s3", "endpoint", T_STRING, CFG(s3_endpoint), "", 0, 1024, NULL,
-     "S3-compatible endpoint, e.g. https://s3.us-east-1.amazonaws.com or http://127.0.0.1:4568; empty = no upload."},
-    {"s3", "bucket", T_STRING, CFG(s3_bucket), "", 0, 255, NULL,
-     "Bucket; objects are {app}/streams/{name}.flv (path-style URLs)."},
-    {"s3", "region", T_STRING, CFG(s3_region), "us-east-1", 1, 64, NULL,
-     "Region used in the SigV4 signature."},
-    {"s3", "access_key", T_STRING, CFG(s3_access_key), "", 0, 256, NULL,
-     "Access key id."},
-    {"s3", "secret_key", T_STRING, CFG(s3_secret_key), "", 0, 200, NULL,
-     "Secret access key (prefer SLUICE_S3_SECRET_KEY over the file)."},
-    {"s3", "part_size", T_SIZE, CFG(s3_part_size), "8MB", 5 * MB, 1 * GB, NULL,
-     "Files larger than this are sent as a multipart upload in parts of this size."},
-    {"s3", "delete_after_upload", T_BOOL, CFG(s3_delete_after_upload), "false", 0, 0, NULL,
-     "Delete the local file once its upload is verified (Red5 delete.recordings; keep false with append)."},
-    {"s3", "retry_max_interval", T_DURATION, CFG(s3_retry_max_ms), "5m", 1 * SEC, 24 * HOUR, NULL,
-     "Longest wait between two attempts of a failed upload (exponential backoff up to this; retried until done)."},
-    {"s3", "timeout", T_DURATION, CFG(s3_timeout_ms), "10m", 1 * SEC, 24 * HOUR, NULL,
-     "Time one HTTP request (one part) may take."},
+     "so both go out in one write; 0 = every audio frame written at once.", SL_CONFIG_RESTART},
 };
-#define N_SLOTS (sizeof g_slots / sizeof g_slots[0])
 
-/*
- * Per-app settings. To add one (recording, HLS, auth...): add the field to
- * sl_app_config_t and a line here; YAML, env, docs and cleanup follow, and
- * string slots are freed by the table walk.
- */
-static const slot_t g_app_slots[] = {
-    {NULL, "enabled", T_BOOL, APP(enabled), "true", 0, 0, NULL,
-     "Serve this app; a disabled app is refused like an unknown one."},
-    {NULL, "publish", T_BOOL, APP(allow_publish), "true", 0, 0, NULL,
-     "Allow publishing streams to this app."},
-    {NULL, "play", T_BOOL, APP(allow_play), "true", 0, 0, NULL,
-     "Allow playing streams from this app."},
-    {NULL, "auth_simple", T_BOOL, APP(auth_simple), "false", 0, 0, NULL,
-     "Check clients against auth.simple_file."},
-    {NULL, "auth_jwt", T_BOOL, APP(auth_jwt), "false", 0, 0, NULL,
-     "Require a valid JWT (auth.jwt_*) from clients."},
-    {NULL, "auth_roundtrip", T_BOOL, APP(auth_roundtrip), "false", 0, 0, NULL,
-     "Ask the business's server (auth.roundtrip_*) before publish and play."},
-    {NULL, "auth_protocols", T_STRING, APP(auth_protocols), "*", 0, 255, NULL,
-     "Protocols the auth checks apply to (comma-separated: rtmp,rtsp,webrtc,hls,http-flv,srt); * = all."},
-    {NULL, "webhook_url", T_STRING, APP(webhook_url), "", 0, 4095, NULL,
-     "Extra webhook endpoints for this app only (comma-separated)."},
-    {NULL, "hls", T_BOOL, APP(hls), "true", 0, 0, NULL,
-     "Serve this app's live streams as HLS at /{app}/{stream}.m3u8 (Red5's HLS plugin)."},
-    {NULL, "hls_segment", T_DURATION, APP(hls_segment_ms), "6s", 1 * SEC, 60 * SEC, NULL,
-     "HLS segment length (Red5 itemLength): a segment is cut at the first keyframe after it."},
-    {NULL, "hls_window", T_INT, APP(hls_window), "5", 1, 100, NULL,
-     "HLS segments listed in the live playlist (Red5 itemCount)."},
-    {NULL, "hls_format", T_ENUM, APP(hls_format), "ts", 0, 0, hls_format_names,
-     "HLS segment container: MPEG-TS, or fragmented MP4 (CMAF)."},
-    {NULL, "hls_low_latency", T_BOOL, APP(hls_low_latency), "false", 0, 0, NULL,
-     "Low-Latency HLS: partial segments, blocking playlist reload, preload hints (implies fmp4)."},
-    {NULL, "hls_part", T_DURATION, APP(hls_part_ms), "333ms", 100, 2 * SEC, NULL,
-     "Low-Latency HLS partial segment length (PART-TARGET)."},
-    {NULL, "hls_disk", T_BOOL, APP(hls_disk), "false", 0, 0, NULL,
-     "Also write HLS segments and playlists under {data_dir}/{app}/streams/hls/ (Red5 useDiskWrites)."},
-    {NULL, "httpflv", T_BOOL, APP(httpflv), "true", 0, 0, NULL,
-     "Serve this app's live streams as HTTP-FLV at /{app}/{stream}.flv."},
-    {NULL, "record", T_BOOL, APP(record), "false", 0, 0, NULL,
-     "Record every stream published to this app to {data_dir}/{app}/streams/ (as if published with mode record)."},
-    {NULL, "record_pattern", T_STRING, APP(record_pattern), "", 0, 255, NULL,
-     "File name of policy recordings: {name} is the stream name, strftime fields allowed (e.g. {name}_%Y%m%d-%H%M%S); empty = the stream name."},
-    {NULL, "record_max_age", T_DURATION, APP(record_max_age_ms), "0", 0, 87600 * HOUR, NULL,
-     "The cleaner deletes this app's recordings older than this (never one being written or waiting for upload); 0 = keep them."},
-    {NULL, "record_max_bytes", T_SIZE, APP(record_max_bytes), "0", 0, 1024 * 1024 * GB, NULL,
-     "The cleaner deletes this app's oldest recordings while they take more than this; 0 = no quota."},
-    {NULL, "record_format", T_ENUM, APP(record_format), "flv", 0, 0, record_format_names,
-     "Container of this app's recordings when the name has no extension: flv, or mp4 (fragmented; a name ending in .mp4 always picks it)."},
+/* The per-app settings the core itself reads (sl_app_config_t's fields). */
+static const slot_t g_core_app_slots[] = {
+    {"enabled", SL_CONFIG_BOOL, APP(enabled), "true", 0, 0, NULL,
+     "Serve this app; a disabled app is refused like an unknown one.", 0},
+    {"publish", SL_CONFIG_BOOL, APP(allow_publish), "true", 0, 0, NULL,
+     "Allow publishing streams to this app.", 0},
+    {"play", SL_CONFIG_BOOL, APP(allow_play), "true", 0, 0, NULL,
+     "Allow playing streams from this app.", 0},
 };
-#define N_APP_SLOTS (sizeof g_app_slots / sizeof g_app_slots[0])
+
+#define COUNT(t) (sizeof t / sizeof t[0])
+
+const sl_config_section_t sl_config_server_section = {
+    .name = "server",
+    .doc = "Process-wide settings.",
+    .slots = g_server_slots,
+    .n_slots = COUNT(g_server_slots),
+};
+
+const sl_config_section_t sl_config_log_section = {
+    .name = "log",
+    .doc = "Logging to stderr.",
+    .slots = g_log_slots,
+    .n_slots = COUNT(g_log_slots),
+};
+
+const sl_config_section_t sl_config_media_section = {
+    .name = "media",
+    .doc = "The media path: GOP cache and per-subscriber queues.",
+    .slots = g_media_slots,
+    .n_slots = COUNT(g_media_slots),
+};
+
+/* Always first in a configuration's list: its per-app slots come first. */
+static const sl_config_section_t g_core_section = {
+    .app_slots = g_core_app_slots,
+    .n_app_slots = COUNT(g_core_app_slots),
+};
 
 /* Duplicate-key tracking uses a fixed array per mapping. */
-#define MAX_TABLE 128
-_Static_assert(N_SLOTS <= MAX_TABLE && N_APP_SLOTS <= MAX_TABLE, "raise MAX_TABLE");
+#define MAX_TABLE SL_CONFIG_MAX_SLOTS
 
-/* Sections in file order, with the heading used by both writers. */
+/* ---- section lists ---------------------------------------------------- */
+
+/* The sections of a configuration, in file order, the core's first. */
 typedef struct {
-    const char *name;
-    const char *doc;
-} section_t;
+    const sl_config_section_t *s[SL_CONFIG_MAX_SECTIONS + 4];
+    size_t n;
+} seclist_t;
 
-static const section_t g_sections[] = {
-    {"server", "Process-wide settings."},
-    {"log", "Logging to stderr."},
-    {"rtmp", "The RTMP listener (rtmp://host:1935/{app}/{stream}), and RTMPS "
-             "(rtmps://host:1936/{app}/{stream}) when a certificate is configured."},
-    {"media", "The media path: GOP cache and per-subscriber queues."},
-    {"http", "The HTTP listener (REST API, metrics, events, web pages; http://host:5080/), and "
-             "HTTPS (https://host:5443/) when tls_cert and tls_key are set."},
-    {"hls", "HLS and Low-Latency HLS players (per-app settings: apps.<name>.hls*)."},
-    {"api", "The Red5 Pro-compatible Server API (/api/v1) and metrics."},
-    {"auth", "Admission: simple auth, JWT and Round Trip Authentication (enabled per app)."},
-    {"webhooks", "Events pushed to the business's servers, durably (SQLite outbox, retried until 2xx)."},
-    {"exec", "Commands run on events, without a shell unless exec.shell is set."},
-    {"recorder", "Recording to FLV or fragmented MP4 under {data_dir}/{app}/streams/ (per-app settings: apps.<name>.record*)."},
-    {"cleaner", "Deletes old recordings (per-app settings: apps.<name>.record_max_age, record_max_bytes)."},
-    {"s3", "Upload of finished recordings to S3-compatible storage (durable queue in sluice.db, SigV4)."},
-};
-#define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
-#define APPS_SECTION ((int)N_SECTIONS) /* index of `apps` among the top-level keys */
+/* True when section sec is a YAML section (it has top-level keys). */
+static bool is_yaml_section(const sl_config_section_t *sec)
+{
+    return sec->name && sec->n_slots > 0;
+}
 
 /*
- * Writes the top-level keys, every section of g_sections then `apps`, as
- * "a, b, ..., apps" (quote = "`" for markdown, "" for messages), so the
- * texts that name them cannot fall behind the table. Cut to cap.
+ * Builds the full list from the caller's: the core's per-app section, then
+ * server, log and media when the caller did not place them, then the
+ * caller's sections in its order. SL_EINVAL for too many sections, a
+ * section listed twice, a section with keys but no name, or more per-app
+ * slots in all than SL_CONFIG_MAX_SLOTS (programming errors, logged).
  */
-static void section_names(char *out, size_t cap, const char *quote)
+static int seclist_build(seclist_t *l, const sl_config_section_t *const *in, size_t n)
 {
-    size_t n = 0;
+    static const sl_config_section_t *const base[] = {
+        &sl_config_server_section, &sl_config_log_section, &sl_config_media_section};
+    size_t n_app = 0;
+    l->n = 0;
+    l->s[l->n++] = &g_core_section;
+    for (size_t b = 0; b < COUNT(base); b++) {
+        bool listed = false;
+        for (size_t i = 0; i < n; i++)
+            listed |= in[i] == base[b];
+        if (!listed)
+            l->s[l->n++] = base[b];
+    }
+    if (n > SL_CONFIG_MAX_SECTIONS) {
+        SL_LOGE(NULL, "config: %zu sections, at most %d", n, SL_CONFIG_MAX_SECTIONS);
+        return SL_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < l->n; j++) {
+            if (l->s[j] == in[i] || (in[i]->name && l->s[j]->name &&
+                                     strcmp(in[i]->name, l->s[j]->name) == 0)) {
+                SL_LOGE(NULL, "config: section %s listed twice", in[i]->name ? in[i]->name : "?");
+                return SL_EINVAL;
+            }
+        }
+        if (in[i]->n_slots && !in[i]->name) {
+            SL_LOGE(NULL, "config: a section with keys has no name");
+            return SL_EINVAL;
+        }
+        l->s[l->n++] = in[i];
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->s[i]->n_slots > MAX_TABLE) {
+            SL_LOGE(NULL, "config: section %s has more than %d keys", l->s[i]->name, MAX_TABLE);
+            return SL_EINVAL;
+        }
+        n_app += l->s[i]->n_app_slots;
+    }
+    if (n_app > MAX_TABLE) {
+        SL_LOGE(NULL, "config: more than %d per-app keys", MAX_TABLE);
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Writes the top-level keys, every YAML section of the list then `apps`, as
+ * "a, b, ..., apps" (quote = "`" for markdown, "" for messages), so the
+ * texts that name them cannot fall behind the tables. Cut to cap. Returns
+ * the number of names written.
+ */
+static size_t section_names(const sl_config_section_t *const *secs, size_t n_secs, char *out,
+                            size_t cap, const char *quote)
+{
+    size_t n = 0, count = 0;
     out[0] = '\0';
-    for (size_t si = 0; si <= N_SECTIONS && n < cap; si++) {
-        int w = snprintf(out + n, cap - n, "%s%s%s%s", si ? ", " : "", quote,
-                         si < N_SECTIONS ? g_sections[si].name : "apps", quote);
+    for (size_t si = 0; si <= n_secs && n < cap; si++) {
+        if (si < n_secs && !is_yaml_section(secs[si]))
+            continue;
+        int w = snprintf(out + n, cap - n, "%s%s%s%s", count ? ", " : "", quote,
+                         si < n_secs ? secs[si]->name : "apps", quote);
         if (w < 0)
             break;
         n += (size_t)w;
+        count++;
     }
+    return count;
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -734,13 +564,13 @@ static int slot_set(const slot_t *s, void *base, const char *text, size_t len, c
 }
 
 /* Sets every slot of a table to its default. 0, SL_ENOMEM or SL_EINVAL (bad table). */
-static int table_defaults(const slot_t *t, size_t n, void *base)
+static int table_defaults(const slot_t *t, size_t n, void *base, const char *section)
 {
     char why[256];
     for (size_t i = 0; i < n; i++) {
         int rc = slot_set(&t[i], base, t[i].def, strlen(t[i].def), why, sizeof why);
         if (rc == SL_EINVAL) /* a programming error in the table; the unit test catches it */
-            SL_LOGE(NULL, "config: bad default for %s.%s: %s", t[i].section ? t[i].section : "app",
+            SL_LOGE(NULL, "config: bad default for %s.%s: %s", section ? section : "app",
                     t[i].key, why);
         if (rc)
             return rc;
@@ -783,6 +613,61 @@ static int table_equal(const slot_t *t, size_t n, const void *a, const void *b)
     return 1;
 }
 
+/* ---- blocks ----------------------------------------------------------- */
+
+/* Where section si's values live: its block, or cfg itself for base's own. */
+static void *cfg_base(const sl_config_t *cfg, size_t si)
+{
+    return cfg->sections[si]->size ? cfg->blocks[si] : (void *)cfg;
+}
+
+/* Where section si's per-app values of app live: its block, or the app itself. */
+static void *app_base(const sl_app_config_t *app, size_t si)
+{
+    return app->sections[si]->app_size ? app->blocks[si] : (void *)app;
+}
+
+/* Frees what an app owns (string slots, blocks, name); safe on a half-built one. */
+static void app_free(sl_app_config_t *app)
+{
+    for (size_t si = 0; app->blocks && si < app->n_sections; si++) {
+        if (app->sections[si]->app_size && !app->blocks[si])
+            continue;
+        table_free(app->sections[si]->app_slots, app->sections[si]->n_app_slots,
+                   app_base(app, si));
+        if (app->sections[si]->app_size)
+            sl_free(app->blocks[si]);
+    }
+    sl_free(app->blocks);
+    sl_free(app->name);
+    app->blocks = NULL;
+    app->name = NULL;
+}
+
+/* Index of sec in cfg's list, or -1. A handful of pointers: a linear scan. */
+static long section_index(const sl_config_section_t *const *secs, size_t n,
+                          const sl_config_section_t *sec)
+{
+    for (size_t i = 0; i < n; i++)
+        if (secs[i] == sec)
+            return (long)i;
+    return -1;
+}
+
+/* Returns the section's block of cfg; see config.h. */
+void *sl_config_get(const sl_config_t *cfg, const sl_config_section_t *sec)
+{
+    long i = cfg ? section_index(cfg->sections, cfg->n_sections, sec) : -1;
+    return i < 0 || (!sec->size && !sec->n_slots) ? NULL : cfg_base(cfg, (size_t)i);
+}
+
+/* Returns the section's per-app block of app; see config.h. */
+void *sl_config_app_get(const sl_app_config_t *app, const sl_config_section_t *sec)
+{
+    long i = app ? section_index(app->sections, app->n_sections, sec) : -1;
+    return i < 0 || (!sec->app_size && !sec->n_app_slots) ? NULL : app_base(app, (size_t)i);
+}
+
 /* ---- apps ------------------------------------------------------------- */
 
 static bool app_name_valid(const char *s, size_t len)
@@ -820,20 +705,29 @@ static int app_add(sl_config_t *cfg, const char *name, size_t len, bool lower, s
     sl_app_config_t *app = &apps[cfg->n_apps];
     memset(app, 0, sizeof *app);
     int rc = SL_ENOMEM;
+    app->sections = cfg->sections;
+    app->n_sections = cfg->n_sections;
     app->name = sl_strndup(name, len);
-    if (!app->name)
+    app->blocks = sl_calloc(cfg->n_sections, sizeof *app->blocks);
+    if (!app->name || !app->blocks)
         goto fail;
     for (size_t i = 0; lower && i < len; i++)
         app->name[i] = (char)tolower((unsigned char)app->name[i]);
-    rc = table_defaults(g_app_slots, N_APP_SLOTS, app);
-    if (rc)
-        goto fail;
+    for (size_t si = 0; si < cfg->n_sections; si++) {
+        const sl_config_section_t *sec = cfg->sections[si];
+        if (sec->app_size) {
+            rc = SL_ENOMEM;
+            if (!(app->blocks[si] = sl_calloc(1, sec->app_size)))
+                goto fail;
+        }
+        rc = table_defaults(sec->app_slots, sec->n_app_slots, app_base(app, si), NULL);
+        if (rc)
+            goto fail;
+    }
     *idx = cfg->n_apps++;
     return 0;
 fail:
-    table_free(g_app_slots, N_APP_SLOTS, app);
-    sl_free(app->name);
-    app->name = NULL;
+    app_free(app);
     return rc;
 }
 
@@ -851,16 +745,33 @@ static void app_add_failed(sink_t *sk, int line, int rc)
 /* ---- public: lifetime ------------------------------------------------- */
 
 /*
- * Fills cfg with every default from g_slots plus the app `live` with the
- * g_app_slots defaults. See config.h for the contract.
+ * Registers the sections (see seclist_build), allocates their blocks, fills
+ * every default, then adds the app `live`. See config.h for the contract.
  */
-int sl_config_defaults(sl_config_t *cfg)
+int sl_config_init(sl_config_t *cfg, const sl_config_section_t *const *sections, size_t n)
 {
+    seclist_t l;
     size_t idx;
     memset(cfg, 0, sizeof *cfg);
-    int rc = table_defaults(g_slots, N_SLOTS, cfg);
+    int rc = seclist_build(&l, sections, n);
     if (rc)
+        return rc;
+    rc = SL_ENOMEM;
+    cfg->sections = sl_calloc(l.n, sizeof *cfg->sections);
+    cfg->blocks = sl_calloc(l.n, sizeof *cfg->blocks);
+    if (!cfg->sections || !cfg->blocks)
         goto fail;
+    memcpy(cfg->sections, l.s, l.n * sizeof *cfg->sections);
+    cfg->n_sections = l.n;
+    for (size_t si = 0; si < l.n; si++) {
+        if (l.s[si]->size && !(cfg->blocks[si] = sl_calloc(1, l.s[si]->size)))
+            goto fail;
+    }
+    for (size_t si = 0; si < l.n; si++) {
+        rc = table_defaults(l.s[si]->slots, l.s[si]->n_slots, cfg_base(cfg, si), l.s[si]->name);
+        if (rc)
+            goto fail;
+    }
     rc = app_add(cfg, "live", 4, false, &idx);
     if (rc)
         goto fail;
@@ -870,17 +781,23 @@ fail:
     return rc;
 }
 
-/* Frees every string slot, every app and the apps array; zeroes cfg. */
+/* Frees every string slot, every block, every app and the arrays; zeroes cfg. */
 void sl_config_cleanup(sl_config_t *cfg)
 {
     if (!cfg)
         return;
-    table_free(g_slots, N_SLOTS, cfg);
-    for (size_t i = 0; i < cfg->n_apps; i++) {
-        table_free(g_app_slots, N_APP_SLOTS, &cfg->apps[i]);
-        sl_free(cfg->apps[i].name);
+    for (size_t si = 0; cfg->blocks && si < cfg->n_sections; si++) {
+        if (cfg->sections[si]->size && !cfg->blocks[si])
+            continue;
+        table_free(cfg->sections[si]->slots, cfg->sections[si]->n_slots, cfg_base(cfg, si));
+        if (cfg->sections[si]->size)
+            sl_free(cfg->blocks[si]);
     }
+    for (size_t i = 0; i < cfg->n_apps; i++)
+        app_free(&cfg->apps[i]);
     sl_free(cfg->apps);
+    sl_free(cfg->blocks);
+    sl_free((void *)cfg->sections);
     for (size_t i = 0; i < cfg->n_origins; i++) {
         sl_free(cfg->origins[i].key);
         sl_free(cfg->origins[i].where);
@@ -966,32 +883,19 @@ const sl_app_config_t *sl_config_app(const sl_config_t *cfg, const char *name)
     return i < 0 ? NULL : &cfg->apps[i];
 }
 
-/* Compares both tables' slots, then apps by name (order does not matter). */
-int sl_config_equal(const sl_config_t *a, const sl_config_t *b)
-{
-    if (!table_equal(g_slots, N_SLOTS, a, b) || a->n_apps != b->n_apps)
-        return 0;
-    for (size_t i = 0; i < a->n_apps; i++) {
-        const sl_app_config_t *other = sl_config_app(b, a->apps[i].name);
-        if (!other || !table_equal(g_app_slots, N_APP_SLOTS, &a->apps[i], other))
-            return 0;
-    }
-    return 1;
-}
-
 /*
- * Reports every global slot of t whose value differs between a and b as
+ * Reports every slot of t whose value differs between bases a and b as
  * "<label>.<key>". Returns the number reported.
  */
 static size_t table_diff(const slot_t *t, size_t n, const void *a, const void *b,
                          const char *label, sl_config_diff_cb each, void *ud)
 {
-    char key[SL_CONFIG_APP_NAME_MAX + 96];
+    char key[SL_CONFIG_APP_NAME_MAX + 160];
     size_t changed = 0;
     for (size_t i = 0; i < n; i++) {
         if (table_equal(&t[i], 1, a, b))
             continue;
-        snprintf(key, sizeof key, "%s.%s", label ? label : t[i].section, t[i].key);
+        snprintf(key, sizeof key, "%s.%s", label, t[i].key);
         changed++;
         if (each)
             each(ud, SL_CONFIG_DIFF_CHANGED, key);
@@ -999,11 +903,23 @@ static size_t table_diff(const slot_t *t, size_t n, const void *a, const void *b
     return changed;
 }
 
-/* Same walk as sl_config_equal, naming what differs (see config.h). */
+/*
+ * Section keys in section order, then each app of a (removed, or its
+ * changed keys in section order), then the apps only in b (see config.h).
+ */
 size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff_cb each, void *ud)
 {
     char label[SL_CONFIG_APP_NAME_MAX + 8];
-    size_t changed = table_diff(g_slots, N_SLOTS, a, b, NULL, each, ud);
+    size_t changed = 0;
+    if (a->n_sections != b->n_sections ||
+        memcmp(a->sections, b->sections, a->n_sections * sizeof *a->sections) != 0) {
+        if (each)
+            each(ud, SL_CONFIG_DIFF_CHANGED, "*"); /* nothing to compare key by key */
+        return 1;
+    }
+    for (size_t si = 0; si < a->n_sections; si++)
+        changed += table_diff(a->sections[si]->slots, a->sections[si]->n_slots, cfg_base(a, si),
+                              cfg_base(b, si), a->sections[si]->name, each, ud);
     for (size_t i = 0; i < a->n_apps; i++) {
         const sl_app_config_t *other = sl_config_app(b, a->apps[i].name);
         snprintf(label, sizeof label, "apps.%s", a->apps[i].name);
@@ -1011,9 +927,12 @@ size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff
             changed++;
             if (each)
                 each(ud, SL_CONFIG_DIFF_APP_REMOVED, label);
-        } else {
-            changed += table_diff(g_app_slots, N_APP_SLOTS, &a->apps[i], other, label, each, ud);
+            continue;
         }
+        for (size_t si = 0; si < a->n_sections; si++)
+            changed += table_diff(a->sections[si]->app_slots, a->sections[si]->n_app_slots,
+                                  app_base(&a->apps[i], si), app_base(other, si), label, each,
+                                  ud);
     }
     for (size_t i = 0; i < b->n_apps; i++) {
         if (sl_config_app(a, b->apps[i].name))
@@ -1026,38 +945,114 @@ size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff
     return changed;
 }
 
-/* Copies one global slot ("section.key") from src to dst (see config.h). */
-int sl_config_copy_key(sl_config_t *dst, const sl_config_t *src, const char *key)
+/* Every setting equal: no difference at all. */
+int sl_config_equal(const sl_config_t *a, const sl_config_t *b)
+{
+    return sl_config_diff(a, b, NULL, NULL) == 0;
+}
+
+/*
+ * Finds the slot of key ("section.key", or "apps.<name>.<key>" whose app
+ * need not exist) among cfg's sections; *si gets its section's index.
+ * NULL when there is none.
+ */
+static const slot_t *find_slot(const sl_config_t *cfg, const char *key, size_t *si_out)
 {
     const char *dot = key ? strchr(key, '.') : NULL;
-    if (!dot)
-        return SL_ENOTFOUND;
-    for (size_t i = 0; i < N_SLOTS; i++) {
-        const slot_t *s = &g_slots[i];
-        if (strlen(s->section) != (size_t)(dot - key) || strncmp(s->section, key, dot - key) ||
-            strcmp(s->key, dot + 1))
+    if (!cfg || !dot)
+        return NULL;
+    if ((size_t)(dot - key) == 4 && strncmp(key, "apps", 4) == 0) {
+        const char *k = strchr(dot + 1, '.');
+        if (!k)
+            return NULL;
+        for (size_t si = 0; si < cfg->n_sections; si++) {
+            for (size_t i = 0; i < cfg->sections[si]->n_app_slots; i++) {
+                if (strcmp(cfg->sections[si]->app_slots[i].key, k + 1) == 0) {
+                    *si_out = si;
+                    return &cfg->sections[si]->app_slots[i];
+                }
+            }
+        }
+        return NULL;
+    }
+    for (size_t si = 0; si < cfg->n_sections; si++) {
+        const sl_config_section_t *sec = cfg->sections[si];
+        if (!is_yaml_section(sec) || strlen(sec->name) != (size_t)(dot - key) ||
+            strncmp(sec->name, key, (size_t)(dot - key)) != 0)
             continue;
-        switch (s->type) {
-        case T_STRING: {
-            const char *from = *(char *const *)cfield(src, s);
-            char *copy = from ? sl_strdup(from) : NULL;
-            if (from && !copy)
-                return SL_ENOMEM;
-            char **to = field(dst, s);
-            sl_free(*to);
-            *to = copy;
-            break;
+        for (size_t i = 0; i < sec->n_slots; i++) {
+            if (strcmp(sec->slots[i].key, dot + 1) == 0) {
+                *si_out = si;
+                return &sec->slots[i];
+            }
         }
-        case T_BOOL:
-            *(int *)field(dst, s) = *(const int *)cfield(src, s);
-            break;
-        default:
-            *(int64_t *)field(dst, s) = *(const int64_t *)cfield(src, s);
-            break;
-        }
+    }
+    return NULL;
+}
+
+/* The flag of key's slot; see config.h. */
+int sl_config_slot_needs_restart(const sl_config_t *cfg, const char *key)
+{
+    size_t si;
+    const slot_t *s = find_slot(cfg, key, &si);
+    return s ? (s->flags & SL_CONFIG_RESTART) != 0 : -1;
+}
+
+/* A section setting's value by key, for a reader that does not own it; see config.h. */
+int64_t sl_config_int(const sl_config_t *cfg, const char *key)
+{
+    size_t si;
+    const slot_t *s = strncmp(key, "apps.", 5) == 0 ? NULL : find_slot(cfg, key, &si);
+    if (!s || s->type == T_STRING) {
+        SL_LOGE(NULL, "config: no integer setting %s", key);
         return 0;
     }
-    return SL_ENOTFOUND;
+    const void *f = cfield(cfg_base(cfg, si), s);
+    return s->type == T_BOOL ? *(const int *)f : *(const int64_t *)f;
+}
+
+/* The same for a string setting. */
+const char *sl_config_str(const sl_config_t *cfg, const char *key)
+{
+    size_t si;
+    const slot_t *s = strncmp(key, "apps.", 5) == 0 ? NULL : find_slot(cfg, key, &si);
+    if (!s || s->type != T_STRING) {
+        SL_LOGE(NULL, "config: no string setting %s", key);
+        return "";
+    }
+    const char *v = *(char *const *)cfield(cfg_base(cfg, si), s);
+    return v ? v : "";
+}
+
+/* Copies one section setting from src to dst (see config.h). */
+int sl_config_copy_key(sl_config_t *dst, const sl_config_t *src, const char *key)
+{
+    size_t si, di;
+    if (!key || strncmp(key, "apps.", 5) == 0)
+        return SL_ENOTFOUND;
+    const slot_t *s = find_slot(src, key, &si);
+    if (!s || find_slot(dst, key, &di) != s)
+        return SL_ENOTFOUND;
+    void *to = field(cfg_base(dst, di), s);
+    const void *from = cfield(cfg_base(src, si), s);
+    switch (s->type) {
+    case T_STRING: {
+        const char *v = *(char *const *)from;
+        char *copy = v ? sl_strdup(v) : NULL;
+        if (v && !copy)
+            return SL_ENOMEM;
+        sl_free(*(char **)to);
+        *(char **)to = copy;
+        break;
+    }
+    case T_BOOL:
+        *(int *)to = *(const int *)from;
+        break;
+    default:
+        *(int64_t *)to = *(const int64_t *)from;
+        break;
+    }
+    return 0;
 }
 
 /* ---- YAML loader ------------------------------------------------------ */
@@ -1260,16 +1255,23 @@ static void apply_value(loader_t *ld, const slot_t *s, void *base, const char *l
     }
 }
 
+/* Slot tables that one YAML mapping fills: a section's, or every per-app one. */
+typedef struct {
+    const slot_t *t[SL_CONFIG_MAX_SECTIONS + 4];
+    size_t n[SL_CONFIG_MAX_SECTIONS + 4];
+    void *base[SL_CONFIG_MAX_SECTIONS + 4];
+    size_t count;
+} tables_t;
+
 /*
  * Parses the current node as a mapping of key -> scalar for the slots of
- * table t whose section is `section` (all of them when NULL), storing into
- * base. Unknown and duplicate keys are reported; a duplicate is ignored so
- * that the first value wins (and the report points at both lines).
+ * tables tb, storing into their bases. Unknown and duplicate keys are
+ * reported; a duplicate is ignored so that the first value wins (and the
+ * report points at both lines).
  */
-static void parse_mapping(loader_t *ld, const slot_t *t, size_t n, const char *section,
-                          void *base, const char *label)
+static void parse_mapping(loader_t *ld, const tables_t *tb, const char *label)
 {
-    int first_line[MAX_TABLE] = {0};
+    int first_line[MAX_TABLE] = {0}; /* by slot, counted across the tables */
     if (ev_is_null(ld)) /* `rtmp:` with every key commented out */
         return;
     if (ld->ev.type != YAML_MAPPING_START_EVENT) {
@@ -1285,28 +1287,32 @@ static void parse_mapping(loader_t *ld, const slot_t *t, size_t n, const char *s
             return;
         if (rc > 0)
             continue;
-        size_t i;
-        for (i = 0; i < n; i++)
-            if ((!section || strcmp(t[i].section, section) == 0) && key_is(&k, t[i].key))
-                break;
-        if (i == n) {
+        size_t ti = 0, i = 0, flat = 0;
+        bool found = false;
+        for (ti = 0; ti < tb->count && !found; ti++) {
+            for (i = 0; i < tb->n[ti] && !found; i++, flat++)
+                found = key_is(&k, tb->t[ti][i].key);
+        }
+        if (!found) {
             hint_t h = {.dist = SIZE_MAX};
-            for (size_t j = 0; j < n; j++)
-                if (!section || strcmp(t[j].section, section) == 0)
-                    hint_try(&h, k.text, k.len, t[j].key);
+            for (size_t a = 0; a < tb->count; a++)
+                for (size_t j = 0; j < tb->n[a]; j++)
+                    hint_try(&h, k.text, k.len, tb->t[a][j].key);
             report(&ld->sk, k.line, "unknown key '%s.%s'%s%s%s", label, k.shown,
                    h.best[0] ? " (did you mean '" : "", h.best, h.best[0] ? "'?)" : "");
             skip_node(ld);
             continue;
         }
-        if (first_line[i]) {
+        ti--, i--, flat--; /* the loops stepped past the match */
+        const slot_t *slot = &tb->t[ti][i];
+        if (first_line[flat]) {
             report(&ld->sk, k.line, "duplicate key '%s.%s' (first set at line %d); ignored",
-                   label, t[i].key, first_line[i]);
+                   label, slot->key, first_line[flat]);
             skip_node(ld);
             continue;
         }
-        first_line[i] = k.line;
-        apply_value(ld, &t[i], base, label);
+        first_line[flat] = k.line;
+        apply_value(ld, slot, tb->base[ti], label);
     }
 }
 
@@ -1373,20 +1379,31 @@ static void parse_apps(loader_t *ld)
         }
         first_line[found] = k.line;
         snprintf(label, sizeof label, "apps.%s", ld->cfg->apps[found].name);
-        /* No app is added while its body is parsed, so the pointer stays valid. */
-        parse_mapping(ld, g_app_slots, N_APP_SLOTS, NULL, &ld->cfg->apps[found], label);
+        /* No app is added while its body is parsed, so the pointers stay valid. */
+        tables_t tb = {.count = 0};
+        const sl_app_config_t *app = &ld->cfg->apps[found];
+        for (size_t si = 0; si < ld->cfg->n_sections; si++) {
+            if (!ld->cfg->sections[si]->n_app_slots)
+                continue;
+            tb.t[tb.count] = ld->cfg->sections[si]->app_slots;
+            tb.n[tb.count] = ld->cfg->sections[si]->n_app_slots;
+            tb.base[tb.count++] = app_base(app, si);
+        }
+        parse_mapping(ld, &tb, label);
     }
 }
 
 /* Parses the document's root node: a mapping of section name -> section. */
 static void parse_root(loader_t *ld)
 {
-    int first_line[N_SECTIONS + 1] = {0};
+    const sl_config_t *cfg = ld->cfg;
+    const size_t apps_section = cfg->n_sections; /* `apps` after every section */
+    int first_line[SL_CONFIG_MAX_SECTIONS + 5] = {0};
     if (ev_is_null(ld)) /* a document holding only `---` */
         return;
     if (ld->ev.type != YAML_MAPPING_START_EVENT) {
-        char names[512];
-        section_names(names, sizeof names, "");
+        char names[1024];
+        section_names(cfg->sections, cfg->n_sections, names, sizeof names, "");
         report(&ld->sk, ev_line(ld), "the top level must be a mapping of sections (%s), not %s",
                names, node_kind(ld));
         skip_node(ld);
@@ -1399,14 +1416,15 @@ static void parse_root(loader_t *ld)
             return;
         if (rc > 0)
             continue;
-        int si = key_is(&k, "apps") ? APPS_SECTION : -1;
-        for (size_t i = 0; si < 0 && i < N_SECTIONS; i++)
-            if (key_is(&k, g_sections[i].name))
+        int si = key_is(&k, "apps") ? (int)apps_section : -1;
+        for (size_t i = 0; si < 0 && i < cfg->n_sections; i++)
+            if (is_yaml_section(cfg->sections[i]) && key_is(&k, cfg->sections[i]->name))
                 si = (int)i;
         if (si < 0) {
             hint_t h = {.dist = SIZE_MAX};
-            for (size_t i = 0; i < N_SECTIONS; i++)
-                hint_try(&h, k.text, k.len, g_sections[i].name);
+            for (size_t i = 0; i < cfg->n_sections; i++)
+                if (is_yaml_section(cfg->sections[i]))
+                    hint_try(&h, k.text, k.len, cfg->sections[i]->name);
             hint_try(&h, k.text, k.len, "apps");
             report(&ld->sk, k.line, "unknown section '%s'%s%s%s", k.shown,
                    h.best[0] ? " (did you mean '" : "", h.best, h.best[0] ? "'?)" : "");
@@ -1420,11 +1438,15 @@ static void parse_root(loader_t *ld)
             continue;
         }
         first_line[si] = k.line;
-        if (si == APPS_SECTION)
+        if (si == (int)apps_section) {
             parse_apps(ld);
-        else
-            parse_mapping(ld, g_slots, N_SLOTS, g_sections[si].name, ld->cfg,
-                          g_sections[si].name);
+        } else {
+            tables_t tb = {.t = {cfg->sections[si]->slots},
+                           .n = {cfg->sections[si]->n_slots},
+                           .base = {cfg_base(cfg, (size_t)si)},
+                           .count = 1};
+            parse_mapping(ld, &tb, cfg->sections[si]->name);
+        }
     }
 }
 
@@ -1535,11 +1557,11 @@ fail:
 /* Variables the launcher and the e2e tests use; never settings. */
 static const char *const g_env_reserved[] = {"BIN", "CONFIG", NULL};
 
-/* True when name[0..len) is SECTION_KEY for slot s, ignoring case. */
-static bool env_is_slot(const char *name, size_t len, const slot_t *s)
+/* True when name[0..len) is SECTION_KEY for slot s of section, ignoring case. */
+static bool env_is_slot(const char *name, size_t len, const char *section, const slot_t *s)
 {
-    size_t ls = strlen(s->section), lk = strlen(s->key);
-    return len == ls + 1 + lk && strncasecmp(name, s->section, ls) == 0 && name[ls] == '_' &&
+    size_t ls = strlen(section), lk = strlen(s->key);
+    return len == ls + 1 + lk && strncasecmp(name, section, ls) == 0 && name[ls] == '_' &&
            strncasecmp(name + ls + 1, s->key, lk) == 0;
 }
 
@@ -1607,22 +1629,26 @@ static void env_app_key(sl_config_t *cfg, sink_t *sk, const char *rest, size_t l
                         const char *value)
 {
     const slot_t *best = NULL;
-    size_t best_name_len = 0;
+    size_t best_name_len = 0, best_si = 0;
     bool best_exists = false;
     char shown[72], label[SL_CONFIG_APP_NAME_MAX + 8];
 
-    for (size_t i = 0; i < N_APP_SLOTS; i++) {
-        size_t lk = strlen(g_app_slots[i].key);
-        if (len < lk + 2 || rest[len - lk - 1] != '_' ||
-            strncasecmp(rest + len - lk, g_app_slots[i].key, lk) != 0)
-            continue;
-        size_t nl = len - lk - 1;
-        bool exists = app_find(cfg, rest, nl, true) >= 0;
-        if (!best || (exists && !best_exists) ||
-            (exists == best_exists && lk > strlen(best->key))) {
-            best = &g_app_slots[i];
-            best_name_len = nl;
-            best_exists = exists;
+    for (size_t si = 0; si < cfg->n_sections; si++) {
+        const sl_config_section_t *sec = cfg->sections[si];
+        for (size_t i = 0; i < sec->n_app_slots; i++) {
+            size_t lk = strlen(sec->app_slots[i].key);
+            if (len < lk + 2 || rest[len - lk - 1] != '_' ||
+                strncasecmp(rest + len - lk, sec->app_slots[i].key, lk) != 0)
+                continue;
+            size_t nl = len - lk - 1;
+            bool exists = app_find(cfg, rest, nl, true) >= 0;
+            if (!best || (exists && !best_exists) ||
+                (exists == best_exists && lk > strlen(best->key))) {
+                best = &sec->app_slots[i];
+                best_si = si;
+                best_name_len = nl;
+                best_exists = exists;
+            }
         }
     }
     if (!best) {
@@ -1631,9 +1657,10 @@ static void env_app_key(sl_config_t *cfg, sink_t *sk, const char *rest, size_t l
         for (size_t i = 0; i < len; i++)
             if (rest[i] == '_')
                 us = rest + i;
-        if (us)
-            for (size_t i = 0; i < N_APP_SLOTS; i++)
-                hint_try(&h, us + 1, len - (size_t)(us + 1 - rest), g_app_slots[i].key);
+        for (size_t si = 0; us && si < cfg->n_sections; si++)
+            for (size_t i = 0; i < cfg->sections[si]->n_app_slots; i++)
+                hint_try(&h, us + 1, len - (size_t)(us + 1 - rest),
+                         cfg->sections[si]->app_slots[i].key);
         report(sk, 0,
                "unknown per-app setting: expected SLUICE_APP_<NAME>_<KEY> with KEY one of "
                "ENABLED, PUBLISH, PLAY%s%s%s",
@@ -1657,7 +1684,7 @@ static void env_app_key(sl_config_t *cfg, sink_t *sk, const char *rest, size_t l
         found = (long)idx;
     }
     snprintf(label, sizeof label, "apps.%s", cfg->apps[found].name);
-    env_set(cfg, sk, best, &cfg->apps[found], label, value);
+    env_set(cfg, sk, best, app_base(&cfg->apps[found], best_si), label, value);
 }
 
 /* SLUICE_<SECTION>_<KEY>, or an unknown variable. */
@@ -1665,15 +1692,21 @@ static void env_key(sl_config_t *cfg, sink_t *sk, const char *name, size_t len, 
 {
     char buf[96];
     hint_t h = {.dist = SIZE_MAX};
-    for (size_t i = 0; i < N_SLOTS; i++) {
-        if (env_is_slot(name, len, &g_slots[i])) {
-            env_set(cfg, sk, &g_slots[i], cfg, g_slots[i].section, value);
-            return;
+    for (size_t si = 0; si < cfg->n_sections; si++) {
+        const sl_config_section_t *sec = cfg->sections[si];
+        for (size_t i = 0; i < sec->n_slots; i++) {
+            if (env_is_slot(name, len, sec->name, &sec->slots[i])) {
+                env_set(cfg, sk, &sec->slots[i], cfg_base(cfg, si), sec->name, value);
+                return;
+            }
         }
     }
-    for (size_t i = 0; i < N_SLOTS; i++) {
-        env_name(buf, sizeof buf, g_slots[i].section, g_slots[i].key);
-        hint_try(&h, name, len, buf + 7);
+    for (size_t si = 0; si < cfg->n_sections; si++) {
+        const sl_config_section_t *sec = cfg->sections[si];
+        for (size_t i = 0; i < sec->n_slots; i++) {
+            env_name(buf, sizeof buf, sec->name, sec->slots[i].key);
+            hint_try(&h, name, len, buf + 7);
+        }
     }
     hint_try(&h, name, len, "APPS");
     report(sk, 0, "unknown sluice variable%s%s%s; every setting is listed in docs/config.md",
@@ -1787,11 +1820,14 @@ static void yaml_slot(FILE *out, const slot_t *s, const char *indent, const char
  * its type/bounds/env line. The output parses back to exactly the defaults
  * (a unit test checks that, and that the shipped file is this output).
  */
-void sl_config_write_yaml(FILE *out)
+void sl_config_print_yaml(FILE *out, const sl_config_section_t *const *sections, size_t n)
 {
+    seclist_t l;
+    if (seclist_build(&l, sections, n))
+        return;
     fputs("# sluice.yml: the configuration of sluice, a live-streaming media server.\n"
           "#\n"
-          "# Generated from the settings table in src/base/config.c (sluice --print-config\n"
+          "# Generated from the settings tables in src/ (base/config.c, */*_config.c; sluice --print-config\n"
           "# yaml), like docs/config.md, so the two always agree. Every setting is listed\n"
           "# with its default value; change what you need, delete what you do not.\n"
           "#\n"
@@ -1813,11 +1849,12 @@ void sl_config_write_yaml(FILE *out)
           "# Reload without a restart: SIGHUP or POST /api/v1/server/reload (a file with\n"
           "# problems changes nothing; listen ports, TLS files and data_dir need a restart).\n",
           out);
-    for (size_t si = 0; si < N_SECTIONS; si++) {
-        fprintf(out, "\n# %s\n%s:\n", g_sections[si].doc, g_sections[si].name);
-        for (size_t i = 0; i < N_SLOTS; i++)
-            if (strcmp(g_slots[i].section, g_sections[si].name) == 0)
-                yaml_slot(out, &g_slots[i], "  ", g_slots[i].section, g_slots[i].key);
+    for (size_t si = 0; si < l.n; si++) {
+        if (!is_yaml_section(l.s[si]))
+            continue;
+        fprintf(out, "\n# %s\n%s:\n", l.s[si]->doc, l.s[si]->name);
+        for (size_t i = 0; i < l.s[si]->n_slots; i++)
+            yaml_slot(out, &l.s[si]->slots[i], "  ", l.s[si]->name, l.s[si]->slots[i].key);
     }
     fputs("\n# Apps (scopes): rtmp://host/{app}/{stream}. Each is `name: {settings}`, the name\n"
           "# 1 to 64 of A-Z a-z 0-9 _ - (names must also differ ignoring case). `live` exists\n"
@@ -1825,10 +1862,12 @@ void sl_config_write_yaml(FILE *out)
           "apps:\n"
           "  live:\n",
           out);
-    for (size_t i = 0; i < N_APP_SLOTS; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "<NAME>_%s", g_app_slots[i].key);
-        yaml_slot(out, &g_app_slots[i], "    ", "APP", key);
+    for (size_t si = 0; si < l.n; si++) {
+        for (size_t i = 0; i < l.s[si]->n_app_slots; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "<NAME>_%s", l.s[si]->app_slots[i].key);
+            yaml_slot(out, &l.s[si]->app_slots[i], "    ", "APP", key);
+        }
     }
 }
 
@@ -1850,6 +1889,8 @@ static void md_row(FILE *out, const slot_t *s, const char *env_a, const char *en
     fprintf(out, " | `%s` | `%s` | ", s->def[0] ? s->def : "\"\"",
             env_name(env, sizeof env, env_a, env_b));
     md_cell(out, s->doc);
+    if (s->flags & SL_CONFIG_RESTART)
+        fputs(" (restart needed)", out);
     fputs(" |\n", out);
 }
 
@@ -1860,15 +1901,19 @@ static const char md_table_head[] = "| key | type | default | env variable | des
  * Writes docs/config.md: how configuration works, the value types, then one
  * table per section (key, type and bounds, default, env variable, doc).
  */
-void sl_config_write_markdown(FILE *out)
+void sl_config_print_markdown(FILE *out, const sl_config_section_t *const *sections, size_t n)
 {
     char names[1024];
-    section_names(names, sizeof names, "`");
+    seclist_t l;
+    if (seclist_build(&l, sections, n))
+        return;
+    size_t n_names = section_names(l.s, l.n, names, sizeof names, "`");
     fprintf(out,
           "# sluice configuration\n"
           "\n"
-          "<!-- Generated from src/base/config.c by `sluice --print-config markdown`; do not\n"
-          "     edit by hand (a unit test fails when this file and the table disagree). -->\n"
+          "<!-- Generated from the settings tables in src/ (base/config.c, */*_config.c) by\n"
+          "     `sluice --print-config markdown`; do not edit by hand (a unit test fails\n"
+          "     when this file and the tables disagree). -->\n"
           "\n"
           "sluice reads one YAML file, `sluice.yml`. Its top-level keys are its %zu sections\n"
           "(%s); each section maps keys to values. Every key is\n"
@@ -1920,13 +1965,13 @@ void sl_config_write_markdown(FILE *out)
           "(`k`/`kb`/`kib` = 1024, `m`/`mb`/`mib` = 1024k, `g`/`gb`/`gib` = 1024m, any case) |\n"
           "| duration | `500ms`, `5s`, `2m`, `1h`; a plain number is milliseconds |\n"
           "| string | any text; quote it (`\"\"`) when empty or when YAML would misread it |\n",
-          N_SECTIONS + 1, names);
-    for (size_t si = 0; si < N_SECTIONS; si++) {
-        fprintf(out, "\n## %s\n\n%s\n\n%s", g_sections[si].name, g_sections[si].doc,
-                md_table_head);
-        for (size_t i = 0; i < N_SLOTS; i++)
-            if (strcmp(g_slots[i].section, g_sections[si].name) == 0)
-                md_row(out, &g_slots[i], g_slots[i].section, g_slots[i].key);
+          n_names, names);
+    for (size_t si = 0; si < l.n; si++) {
+        if (!is_yaml_section(l.s[si]))
+            continue;
+        fprintf(out, "\n## %s\n\n%s\n\n%s", l.s[si]->name, l.s[si]->doc, md_table_head);
+        for (size_t i = 0; i < l.s[si]->n_slots; i++)
+            md_row(out, &l.s[si]->slots[i], l.s[si]->name, l.s[si]->slots[i].key);
     }
     fputs("\n## apps\n"
           "\n"
@@ -1938,9 +1983,11 @@ void sl_config_write_markdown(FILE *out)
           "\n",
           out);
     fputs(md_table_head, out);
-    for (size_t i = 0; i < N_APP_SLOTS; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "<NAME>_%s", g_app_slots[i].key);
-        md_row(out, &g_app_slots[i], "APP", key);
+    for (size_t si = 0; si < l.n; si++) {
+        for (size_t i = 0; i < l.s[si]->n_app_slots; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "<NAME>_%s", l.s[si]->app_slots[i].key);
+            md_row(out, &l.s[si]->app_slots[i], "APP", key);
+        }
     }
 }

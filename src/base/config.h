@@ -1,13 +1,21 @@
 /*
- * The configuration: one typed struct, filled from a table of slots.
+ * The configuration engine: typed structs filled from tables of slots.
  *
- * Each setting is a slot (section, key, type, offset into sl_config_t,
- * default, bounds, one-line doc). The same table drives the defaults, the
+ * Each setting is a slot (key, type, offset into its owner's struct,
+ * default, bounds, one-line doc, flags). Slots come in sections
+ * (sl_config_section_t): base owns the process-wide ones (server, log,
+ * media, whose values are fields of sl_config_t); every protocol and module
+ * declares its own section with its own struct (and optionally per-app
+ * slots with a per-app struct), and the process hands the whole list to
+ * sl_config_init before loading. The same tables drive the defaults, the
  * YAML loader (sluice.yml), the SLUICE_<SECTION>_<KEY> environment
  * overrides, the shipped sluice.yml and docs/config.md, so none of them can
- * disagree. Apps are a YAML mapping under `apps:` (name -> per-app slots,
- * from a second table); an app named there exists, `live` exists unless the
- * file says `live: {enabled: false}`.
+ * disagree. Apps are a YAML mapping under `apps:` (name -> per-app slots of
+ * every section); an app named there exists, `live` exists unless the file
+ * says `live: {enabled: false}`.
+ *
+ * An owner reads its block with sl_config_get(cfg, &its_section) and an
+ * app's block with sl_config_app_get(app, &its_section).
  *
  * Loading happens on the main (loop) thread, at start and on reload; a
  * loaded struct is then read-only. Reload (main.c) loads a new struct and
@@ -26,43 +34,74 @@
 #define SL_CONFIG_APP_NAME_MAX 64               /* app names: [A-Za-z0-9_-]{1,64} */
 #define SL_CONFIG_MAX_INPUT_BYTES (1024 * 1024) /* largest sluice.yml accepted */
 #define SL_CONFIG_MAX_DEPTH 64                  /* deepest YAML nesting accepted */
+#define SL_CONFIG_MAX_SECTIONS 32               /* sections in one configuration */
+#define SL_CONFIG_MAX_SLOTS 128                 /* slots of one section; per-app slots in all */
+
+/* Units for slot bounds in the tables. */
+#define SL_CONFIG_KB 1024LL
+#define SL_CONFIG_MB (1024LL * SL_CONFIG_KB)
+#define SL_CONFIG_GB (1024LL * SL_CONFIG_MB)
+#define SL_CONFIG_SEC 1000LL
+#define SL_CONFIG_MINUTE (60LL * SL_CONFIG_SEC)
+#define SL_CONFIG_HOUR (60LL * SL_CONFIG_MINUTE)
+
+/* The type of a slot, which says the C type of its field. */
+typedef enum {
+    SL_CONFIG_INT,      /* int64_t, decimal integer */
+    SL_CONFIG_BOOL,     /* int 0/1: true/false, yes/no, on/off, 1/0 */
+    SL_CONFIG_STRING,   /* char *, owned; min/max bound the length in bytes */
+    SL_CONFIG_SIZE,     /* int64_t bytes: 4096, 64k, 16MB, 1g (powers of 1024) */
+    SL_CONFIG_DURATION, /* int64_t milliseconds: 500ms, 5s, 2m, 1h; plain = ms */
+    SL_CONFIG_ENUM,     /* int64_t index into names */
+} sl_config_type_t;
+
+/* Slot flags. */
+#define SL_CONFIG_RESTART 1u /* takes effect only after a restart (listeners, data_dir...) */
+
+/* One setting: a line of a section's table. */
+typedef struct sl_config_slot {
+    const char *key;          /* YAML key, lower_snake_case */
+    sl_config_type_t type;
+    size_t offset;            /* into the section's struct (or sl_config_t / sl_app_config_t
+                                 for base's sections, whose size is 0) */
+    const char *def;          /* default, as a user would write it */
+    int64_t min, max;         /* inclusive bounds; string length; unused for bool/enum */
+    const char *const *names; /* SL_CONFIG_ENUM: value names, NULL-terminated */
+    const char *doc;          /* one line for sluice.yml and docs/config.md */
+    unsigned flags;           /* SL_CONFIG_RESTART... */
+} sl_config_slot_t;
+
+/*
+ * A section: the settings one part of the process owns. `name` is the YAML
+ * section (SLUICE_<NAME>_<KEY>); a section with no slots (only per-app
+ * ones) is not a YAML section and may have a NULL name. The engine
+ * allocates a zeroed block of `size` bytes per configuration and one of
+ * `app_size` bytes per app, fills them with defaults and frees their string
+ * slots; size 0 (base's own sections only) means the offsets are into
+ * sl_config_t (app_size 0: into sl_app_config_t). Descriptors are const and
+ * static; their address is the key of sl_config_get.
+ */
+typedef struct sl_config_section {
+    const char *name;                 /* YAML section, e.g. "webhooks"; NULL = per-app only */
+    const char *doc;                  /* heading of the section in sluice.yml and config.md */
+    size_t size;                      /* bytes of the owner's struct */
+    const sl_config_slot_t *slots;    /* the section's settings, in file order */
+    size_t n_slots;
+    size_t app_size;                  /* bytes of the owner's per-app struct; 0 = none */
+    const sl_config_slot_t *app_slots;/* per-app settings (apps.<name>.<key>) */
+    size_t n_app_slots;
+} sl_config_section_t;
 
 typedef struct sl_app_config {
     char *name;            /* app (scope) name, e.g. "live"; owned */
     int enabled;           /* 0 = app refused like an unknown one */
     int allow_publish;     /* publishing allowed at all */
     int allow_play;        /* playing allowed at all */
-    int auth_simple;       /* check auth.simple_file */
-    int auth_jwt;          /* require a JWT */
-    int auth_roundtrip;    /* round-trip validate at publish/play */
-    char *auth_protocols;  /* protocols the auth checks apply to; "*" = all */
-    char *webhook_url;     /* extra webhook endpoints for this app */
-    int hls;               /* serve live streams as HLS */
-    int64_t hls_segment_ms;/* target segment length (Red5 itemLength) */
-    int64_t hls_window;    /* segments in the live playlist (Red5 itemCount) */
-    int64_t hls_format;    /* sl_hls_format_t: 0 ts, 1 fmp4 */
-    int hls_low_latency;   /* LL-HLS: parts, blocking reload (implies fmp4) */
-    int64_t hls_part_ms;   /* LL-HLS part target */
-    int hls_disk;          /* also write segments and playlists to data_dir */
-    int httpflv;           /* serve live streams as HTTP-FLV */
-    int record;            /* record every stream published to this app */
-    char *record_pattern;  /* file name for policy recordings ({name}, strftime); "" = stream name */
-    int64_t record_max_age_ms;  /* the cleaner deletes recordings older than this; 0 = keep */
-    int64_t record_max_bytes;   /* the cleaner keeps the app's recordings under this; 0 = no quota */
-    int64_t record_format;      /* sl_record_format_t: container of recordings without an extension */
+    /* the per-app blocks of the sections (see sl_config_app_get) */
+    const sl_config_section_t *const *sections; /* the configuration's list; borrowed */
+    size_t n_sections;
+    void **blocks;         /* one per section, NULL when it has no per-app slots; owned */
 } sl_app_config_t;
-
-/* Values of sl_app_config_t.hls_format (the order of the names in config.c). */
-typedef enum {
-    SL_HLS_FORMAT_TS = 0,
-    SL_HLS_FORMAT_FMP4 = 1,
-} sl_hls_format_t;
-
-/* Values of sl_app_config_t.record_format (the order of the names in config.c). */
-typedef enum {
-    SL_RECORD_FORMAT_FLV = 0,
-    SL_RECORD_FORMAT_MP4 = 1, /* fragmented MP4 */
-} sl_record_format_t;
 
 /* Where one setting was last set (see sl_config_origin). */
 typedef struct sl_config_origin {
@@ -82,29 +121,6 @@ typedef struct sl_config {
     /* log */
     int64_t log_level;                 /* sl_log_level_t */
     int64_t log_format;                /* 0 text, 1 json */
-    /* rtmp */
-    int rtmp_enabled;
-    char *rtmp_bind;                   /* listen address */
-    int64_t rtmp_port;
-    int64_t rtmp_chunk_size;           /* outgoing chunk size we announce */
-    int64_t rtmp_max_chunk_size;       /* largest incoming chunk size accepted */
-    int64_t rtmp_max_message_size;     /* largest incoming message accepted */
-    int64_t rtmp_max_partial_bytes;    /* per connection after connect: half-received bytes */
-    int64_t rtmp_max_partial_bytes_before_connect; /* the same until connect is admitted */
-    int64_t rtmp_max_partial_messages; /* per connection: messages half received at once */
-    int64_t rtmp_max_partial_bytes_total; /* whole server: half-received bytes */
-    int64_t rtmp_max_control_bytes_before_connect; /* queued replies until connect is admitted */
-    int64_t rtmp_handshake_timeout_ms;
-    int64_t rtmp_connect_timeout_ms;   /* accept to connect command: close */
-    int64_t rtmp_idle_timeout_ms;      /* no bytes in for this long: close */
-    int64_t rtmp_amf_max_depth;        /* AMF nesting limit */
-    int64_t rtmp_window_ack_size;      /* window we announce */
-    int64_t rtmp_ping_interval_ms;     /* 0 = never ping */
-    int rtmp_tcp_nodelay;
-    int64_t rtmp_tls_port;             /* RTMPS listener port; 0 = no RTMPS */
-    char *rtmp_tls_bind;               /* RTMPS listen address; "" = rtmp_bind */
-    char *rtmp_tls_cert;               /* PEM certificate (chain) for RTMPS; "" = http_tls_cert */
-    char *rtmp_tls_key;                /* PEM private key for RTMPS; "" = http_tls_key */
     /* media */
     int64_t media_gop_cache_max_bytes; /* per stream; 0 disables the GOP cache */
     int64_t media_queue_max_bytes;     /* per subscriber queue bound */
@@ -112,80 +128,12 @@ typedef struct sl_config {
     int64_t media_slow_disconnect_ms;  /* lagging this long after drops: disconnect */
     int64_t media_write_merge_ms;      /* 0 = write at once; else batch window */
     int64_t media_audio_hold_ms;       /* audio waits for video at most this; 0 = off */
-    /* http */
-    int http_enabled;
-    char *http_bind;                   /* listen address */
-    int64_t http_port;
-    int64_t http_max_header_bytes;     /* request head limit (431) */
-    int64_t http_max_headers;          /* header count limit (431) */
-    int64_t http_max_body_bytes;       /* body limit (413) */
-    int64_t http_max_url_bytes;        /* URL limit (414) */
-    int64_t http_header_timeout_ms;    /* slow request head: 408 */
-    int64_t http_request_timeout_ms;   /* whole request (head and body): 408 */
-    int64_t http_idle_timeout_ms;      /* idle keep-alive close */
-    char *http_cors_origin;            /* "" disables CORS */
-    char *http_web_root;               /* static pages folder */
-    int64_t http_ws_max_message_bytes;
-    int64_t http_stream_max_pending_bytes;
-    char *http_tls_cert;               /* PEM certificate (chain) file; "" = no HTTPS */
-    char *http_tls_key;                /* PEM private key file; "" = no HTTPS */
-    int64_t http_tls_port;             /* HTTPS listener port */
-    char *http_tls_bind;               /* HTTPS listen address; "" = http_bind */
-    /* hls */
-    int64_t hls_session_timeout_ms;    /* an HLS player silent this long has left */
-    int64_t hls_max_sessions;          /* HLS sessions in all (not connections) */
-    int64_t hls_max_sessions_per_address; /* HLS sessions from one remote address */
-    /* api */
-    char *api_access_token;            /* "" = generated, kept in data_dir/api_token */
-    char *api_hosts;                   /* allow-list, "*" = any */
-    int64_t api_auth_fail_limit;       /* failures per address per minute */
-    int64_t api_auth_fail_max_addrs;   /* failure records kept (oldest evicted) */
-    int api_metrics_public;            /* /metrics without token */
-    /* auth */
-    char *auth_simple_file;
-    char *auth_jwt_secret;
-    char *auth_jwt_public_key_file;
-    char *auth_jwt_jwks_file;
-    char *auth_jwt_issuer;
-    char *auth_jwt_audience;
-    int64_t auth_jwt_leeway_ms;
-    char *auth_roundtrip_validate_url;
-    char *auth_roundtrip_invalidate_url;
-    int64_t auth_roundtrip_timeout_ms;
-    int64_t auth_roundtrip_default;    /* 0 deny, 1 allow */
-    int auth_roundtrip_lazy;
-    /* webhooks */
-    char *webhooks_url;
-    char *webhooks_secret;
-    char *webhooks_events;
-    int64_t webhooks_timeout_ms;
-    int64_t webhooks_retry_max_ms;
-    int64_t webhooks_retention_ms;     /* delivered rows kept this long; 0 = forever */
-    /* exec hooks */
-    char *exec_on_connect;
-    char *exec_on_disconnect;
-    char *exec_on_publish;
-    char *exec_on_unpublish;
-    char *exec_on_play;
-    char *exec_on_play_stop;
-    char *exec_on_record_done;
-    int64_t exec_timeout_ms;
-    int64_t exec_max_concurrent;
-    int exec_shell;
-    /* recorder */
-    int64_t recorder_queue_max_bytes;  /* per recording: bytes waiting for the disk */
-    /* cleaner */
-    int64_t cleaner_interval_ms;       /* time between two sweeps */
-    /* s3 (cloud upload of finished recordings) */
-    char *s3_endpoint;                 /* "http(s)://host[:port]"; "" = no upload */
-    char *s3_bucket;
-    char *s3_region;
-    char *s3_access_key;
-    char *s3_secret_key;
-    int64_t s3_part_size;              /* multipart above this size */
-    int s3_delete_after_upload;        /* Red5 delete.recordings */
-    int64_t s3_retry_max_ms;           /* longest wait between two attempts */
-    int64_t s3_timeout_ms;             /* one HTTP request */
+    /* the sections in file order (the core's per-app keys first, base's
+     * server/log/media, the caller's; see sl_config_init) and their
+     * blocks, one per section, NULL for base's own (size 0) */
+    const sl_config_section_t **sections; /* owned array of borrowed descriptors */
+    size_t n_sections;
+    void **blocks;                     /* owned array of owned blocks */
     /* apps */
     sl_app_config_t *apps;             /* owned array */
     size_t n_apps;
@@ -198,12 +146,45 @@ typedef struct sl_config {
 /* Reports one problem; line is 0 when not tied to a line (env, general). */
 typedef void (*sl_config_err_cb)(void *ud, const char *where, int line, const char *msg);
 
+/* Base's own sections, whose values are fields of sl_config_t. */
+extern const sl_config_section_t sl_config_server_section;
+extern const sl_config_section_t sl_config_log_section;
+extern const sl_config_section_t sl_config_media_section;
+
 /**
- * Fills cfg with every default (including the `live` app). cfg need not be
- * initialised; anything it held is overwritten, not freed. 0 or SL_ENOMEM
- * (then cfg is left empty and safe to pass to sl_config_cleanup).
+ * Registers the sections of a configuration and fills cfg with every
+ * default (including the `live` app). sections (n of them; the array is
+ * copied, the descriptors are borrowed and must outlive cfg) lists the
+ * YAML sections in file order; server, log and media are added first when
+ * the list does not place them. The process's full list is
+ * sl_builtin_config_sections() (src/builtin_config.h), which
+ * sl_config_defaults uses. cfg need not be initialised; anything it held is
+ * overwritten, not freed. 0, SL_ENOMEM (then cfg is left empty and safe to
+ * pass to sl_config_cleanup), or SL_EINVAL for a bad list (a section twice,
+ * too many sections or keys; logged).
  */
-int sl_config_defaults(sl_config_t *cfg);
+int sl_config_init(sl_config_t *cfg, const sl_config_section_t *const *sections, size_t n);
+/**
+ * The block of section sec in cfg (the owner casts it to its struct; base's
+ * own sections return cfg itself), or NULL when sec was not registered or
+ * has no section keys.
+ * Borrowed, valid until cfg is cleaned up. A linear scan of a few pointers:
+ * cheap, but a hot path may keep the pointer.
+ */
+void *sl_config_get(const sl_config_t *cfg, const sl_config_section_t *sec);
+/** The same for app's per-app block of sec (NULL when sec has none registered). */
+void *sl_config_app_get(const sl_app_config_t *app, const sl_config_section_t *sec);
+/**
+ * A setting of a section the caller does not own, by its public key
+ * ("http.tls_cert"), so that a part reads another's setting without
+ * including its header (the RTMPS listener falls back on HTTPS's
+ * certificate; hooks export the listeners' ports). sl_config_int returns
+ * an integer, size, duration, enum index or bool (0/1); sl_config_str a
+ * string (borrowed from cfg, never NULL). An unknown key or a wrong type is
+ * a programming error: 0 or "", logged at error.
+ */
+int64_t sl_config_int(const sl_config_t *cfg, const char *key);
+const char *sl_config_str(const sl_config_t *cfg, const char *key);
 /**
  * Loads a YAML file over the current values. Every problem (unknown
  * section or key, duplicate key, wrong type, out of range, invalid app name,
@@ -245,7 +226,7 @@ const sl_app_config_t *sl_config_app(const sl_config_t *cfg, const char *name);
 /**
  * True (1) when every setting of a and b is equal, apps compared by name
  * whatever their order; 0 otherwise. Driven by the same slot tables, so it
- * never misses a setting (tests; later, telling what a reload changed).
+ * never misses a setting.
  */
 int sl_config_equal(const sl_config_t *a, const sl_config_t *b);
 /* What sl_config_diff reports for one key. */
@@ -258,22 +239,31 @@ typedef enum {
 /* Receives one difference; key is borrowed for the call. */
 typedef void (*sl_config_diff_cb)(void *ud, sl_config_diff_t kind, const char *key);
 /**
- * What differs from a (the old configuration) to b (the new one), driven
- * by the same tables as sl_config_equal: every global setting whose value
- * differs ("rtmp.port"), then for each app of a: removed ("apps.x") or its
- * changed settings ("apps.x.auth_simple"), then each app only in b
- * ("apps.y", added). each may be NULL (just count). Returns the number of
- * differences (0 exactly when sl_config_equal is 1). Used by reload.
+ * What differs from a (the old configuration) to b (the new one), both
+ * from sl_config_init with the same sections, driven by the same tables as
+ * sl_config_equal: every section setting whose value differs
+ * ("rtmp.port"), then for each app of a: removed ("apps.x") or its changed
+ * settings ("apps.x.auth_simple"), then each app only in b ("apps.y",
+ * added). each may be NULL (just count). Configurations with different
+ * section lists give one CHANGED "*". Returns the number of differences (0
+ * exactly when sl_config_equal is 1). sl_config_slot_needs_restart tells
+ * which keys a reload cannot apply.
  */
 size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff_cb each, void *ud);
 /**
- * Copies the value of one global setting `key` ("section.key") from src to
+ * Copies the value of one section setting `key` ("section.key") from src to
  * dst (strings are duplicated, dst's old string freed); the origin records
  * are not touched. Reload uses it to keep a setting that needs a restart
- * at its running value. 0, SL_ENOTFOUND (no such setting) or SL_ENOMEM
- * (dst unchanged).
+ * at its running value. 0, SL_ENOTFOUND (no such setting in both) or
+ * SL_ENOMEM (dst unchanged).
  */
 int sl_config_copy_key(sl_config_t *dst, const sl_config_t *src, const char *key);
+/**
+ * Whether the setting key ("section.key" or "apps.<name>.<key>") takes
+ * effect only after a restart: 1 yes, 0 no (live reload can apply it), -1
+ * no such key in cfg's sections.
+ */
+int sl_config_slot_needs_restart(const sl_config_t *cfg, const char *key);
 /**
  * Where key ("section.key" or "apps.<name>.<key>") was last set: returns the
  * file or SLUICE_* variable (borrowed, valid until cfg is cleaned up) and
@@ -289,9 +279,12 @@ const char *sl_config_origin(const sl_config_t *cfg, const char *key, int *line)
  */
 void sl_config_report(const sl_config_t *cfg, const char *key, sl_config_err_cb err, void *ud,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/** Writes the fully commented default sluice.yml generated from the tables. */
-void sl_config_write_yaml(FILE *out);
-/** Writes docs/config.md (a table of every key) generated from the tables. */
-void sl_config_write_markdown(FILE *out);
+/**
+ * Writes the fully commented default sluice.yml generated from the tables of
+ * sections (listed as for sl_config_init; nothing on a bad list).
+ */
+void sl_config_print_yaml(FILE *out, const sl_config_section_t *const *sections, size_t n);
+/** Writes docs/config.md (a table of every key) generated from the same tables. */
+void sl_config_print_markdown(FILE *out, const sl_config_section_t *const *sections, size_t n);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "app/core.h"
 #include "base/str.h"
+#include "modules/auth_config.h"
 
 int sl__auth_list_has(const char *list, const char *word)
 {
@@ -24,9 +25,9 @@ const sl_app_config_t *sl__auth_app_for(const sl_admit_t *a, size_t flag)
     if (!req->app)
         return NULL;
     const sl_app_config_t *app = sl_core_app(sl_admit_core(a), req->app);
-    if (!app || !*(const int *)((const char *)app + flag))
+    if (!app || !*(const int *)((const char *)sl_auth_app_cfg(app) + flag))
         return NULL;
-    if (!sl__auth_list_has(app->auth_protocols, req->transport))
+    if (!sl__auth_list_has(sl_auth_app_cfg(app)->auth_protocols, req->transport))
         return NULL;
     return app;
 }

@@ -21,7 +21,7 @@ int sl__auth_list_has(const char *list, const char *word);
 
 /**
  * The app configuration an admission is about, when `flag` (the offset of
- * one of the app's int switches, e.g. offsetof(sl_app_config_t,
+ * one of the app's int switches, e.g. offsetof(sl_auth_app_config_t,
  * auth_simple)) is on and the app's auth_protocols covers the request's
  * transport; NULL otherwise (the check then declines). Borrowed from the
  * core's read-only configuration.

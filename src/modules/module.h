@@ -22,6 +22,14 @@ typedef struct sl_http_server sl_http_server_t;
 typedef struct sl_module {
     const char *name;
     /**
+     * The module's settings (its section of sluice.yml and per-app keys;
+     * see base/config.h), or NULL. Modules may share one (the three auth
+     * modules own `auth` together). The process lists every section in
+     * file order in src/builtin_config.c; a test checks that each module's
+     * is there.
+     */
+    const sl_config_section_t *config;
+    /**
      * Starts the module: reads its configuration from core->cfg, registers
      * its listeners/checks/routes (http may be NULL when HTTP is off), and
      * returns its state in *state. A module with nothing configured returns

@@ -72,7 +72,7 @@ API_TOKEN = "doctest-api-token-0123456789"
 # Files whose fenced blocks are all illustrative (layouts, outputs, wire formats),
 # with the reason; any other file with fences must have a runnable block.
 NOT_RUNNABLE = {
-    "docs/config.md": "generated from src/base/config.c; its values are tested by config_test",
+    "docs/config.md": "generated from the settings tables in src/; its values are tested by config_test",
     "docs/recording.md": "the block is a file layout",
     "docs/performance.md": "bench/ commands of minutes each (run by hand, results in the page)",
     "docs/client-c.md": "sluice-bench/sluice-publish runs are covered by test_client_tools.py",

@@ -13,6 +13,8 @@
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "proto/rtmp/rtmp_config.h"
+#include "builtin_config.h"
 
 static void ignore_error(void *ud, const char *where, int line, const char *msg)
 {
@@ -36,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < cfg.n_apps; i++)
         if (!cfg.apps[i].name || !sl_config_app(&cfg, cfg.apps[i].name))
             abort();
-    if (!cfg.server_data_dir || !cfg.server_node_name || !cfg.rtmp_bind)
+    if (!cfg.server_data_dir || !cfg.server_node_name || !sl_rtmp_cfg(&cfg)->bind)
         abort();
     sl_config_cleanup(&cfg);
     if (sl_alloc_bytes() != before)

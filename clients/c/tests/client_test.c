@@ -39,6 +39,8 @@
 #include "media/frame.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/client.h"
+#include "proto/rtmp/rtmp_config.h"
+#include "builtin_config.h"
 
 /* ------------------------------------------------------------------ */
 /* the in-process server                                               */
@@ -303,7 +305,7 @@ static int setup(void **state)
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(sl_config_defaults(&cfg), 0);
     port = free_port();
-    cfg.rtmp_port = port;
+    sl_rtmp_cfg(&cfg)->port = port;
     sl_log_set_level(getenv("CLIENT_TEST_DEBUG") ? SL_LOG_DEBUG : SL_LOG_ERROR);
     assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
     memset(&seen, 0, sizeof seen);

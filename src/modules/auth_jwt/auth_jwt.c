@@ -21,6 +21,7 @@
 #include "modules/auth_common.h"
 #include "modules/auth_jwt/jwt.h"
 #include "sluice/errors.h"
+#include "modules/auth_config.h"
 
 #define PATH_MAX_LEN 1100 /* scope + stream name as RTMP limits them */
 #define MIN_SECRET_BYTES 32
@@ -227,7 +228,7 @@ static int check(sl_admit_t *a, void *ud)
 {
     state_t *st = ud;
     const sl_admit_req_t *req = sl_admit_request(a);
-    if (!sl__auth_app_for(a, offsetof(sl_app_config_t, auth_jwt)))
+    if (!sl__auth_app_for(a, offsetof(sl_auth_app_config_t, auth_jwt)))
         return SL_EDECLINED;
     if (!req->token || !req->token[0]) {
         if (req->kind == SL_ADMIT_CONNECT)
@@ -238,9 +239,9 @@ static int check(sl_admit_t *a, void *ud)
     }
     const sl_config_t *cfg = st->core->cfg;
     sl_jwt_opts_t opts = {
-        .leeway_ms = (uint64_t)cfg->auth_jwt_leeway_ms,
-        .issuer = cfg->auth_jwt_issuer,
-        .audience = cfg->auth_jwt_audience,
+        .leeway_ms = (uint64_t)sl_auth_cfg(cfg)->jwt_leeway_ms,
+        .issuer = sl_auth_cfg(cfg)->jwt_issuer,
+        .audience = sl_auth_cfg(cfg)->jwt_audience,
     };
     json_t *claims = NULL;
     sl_jwt_error_t e;
@@ -274,15 +275,15 @@ static int load_keys(const sl_config_t *cfg, sl_jwt_keys_t *keys)
 {
     char err[160] = "";
     int rc;
-    if (cfg->auth_jwt_secret && cfg->auth_jwt_secret[0]) {
-        size_t len = strlen(cfg->auth_jwt_secret);
+    if (sl_auth_cfg(cfg)->jwt_secret && sl_auth_cfg(cfg)->jwt_secret[0]) {
+        size_t len = strlen(sl_auth_cfg(cfg)->jwt_secret);
         if (len < MIN_SECRET_BYTES)
             SL_LOGW(NULL, "jwt: auth.jwt_secret is %zu bytes; use at least %d (Red5 requires it)", len,
                     MIN_SECRET_BYTES);
-        if ((rc = sl_jwt_keys_set_secret(keys, cfg->auth_jwt_secret, len)) != 0)
+        if ((rc = sl_jwt_keys_set_secret(keys, sl_auth_cfg(cfg)->jwt_secret, len)) != 0)
             return rc;
     }
-    const char *files[2] = {cfg->auth_jwt_public_key_file, cfg->auth_jwt_jwks_file};
+    const char *files[2] = {sl_auth_cfg(cfg)->jwt_public_key_file, sl_auth_cfg(cfg)->jwt_jwks_file};
     for (int i = 0; i < 2; i++) {
         if (!files[i] || !files[i][0])
             continue;
@@ -335,7 +336,7 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     const sl_config_t *cfg = core->cfg;
     int used = 0;
     for (size_t i = 0; i < cfg->n_apps; i++)
-        used |= cfg->apps[i].enabled && cfg->apps[i].auth_jwt;
+        used |= cfg->apps[i].enabled && sl_auth_app_cfg(&cfg->apps[i])->auth_jwt;
     if (!used)
         return 0;
     state_t *st = sl_calloc(1, sizeof(*st));
@@ -377,7 +378,7 @@ static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const s
         return start(core, http, state);
     int used = 0;
     for (size_t i = 0; i < new_cfg->n_apps; i++)
-        used |= new_cfg->apps[i].enabled && new_cfg->apps[i].auth_jwt;
+        used |= new_cfg->apps[i].enabled && sl_auth_app_cfg(&new_cfg->apps[i])->auth_jwt;
     if (!used)
         return 0;
     sl_jwt_keys_t *keys = NULL;
@@ -404,7 +405,7 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
     const char *used_by = NULL;
     for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
-        if (cfg->apps[i].enabled && cfg->apps[i].auth_jwt)
+        if (cfg->apps[i].enabled && sl_auth_app_cfg(&cfg->apps[i])->auth_jwt)
             used_by = cfg->apps[i].name;
     if (!used_by)
         return 0;
@@ -414,12 +415,12 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
         sl_config_report(cfg, "auth.jwt_secret", err, ud, "%s", sl_strerror(rc));
         return 1;
     }
-    if (cfg->auth_jwt_secret && cfg->auth_jwt_secret[0] &&
-        (rc = sl_jwt_keys_set_secret(keys, cfg->auth_jwt_secret, strlen(cfg->auth_jwt_secret)))) {
+    if (sl_auth_cfg(cfg)->jwt_secret && sl_auth_cfg(cfg)->jwt_secret[0] &&
+        (rc = sl_jwt_keys_set_secret(keys, sl_auth_cfg(cfg)->jwt_secret, strlen(sl_auth_cfg(cfg)->jwt_secret)))) {
         sl_config_report(cfg, "auth.jwt_secret", err, ud, "%s", sl_strerror(rc));
         n++;
     }
-    const char *files[2] = {cfg->auth_jwt_public_key_file, cfg->auth_jwt_jwks_file};
+    const char *files[2] = {sl_auth_cfg(cfg)->jwt_public_key_file, sl_auth_cfg(cfg)->jwt_jwks_file};
     const char *keynames[2] = {"auth.jwt_public_key_file", "auth.jwt_jwks_file"};
     for (int i = 0; i < 2; i++) {
         if (!files[i] || !files[i][0])
@@ -455,6 +456,7 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 const sl_module_t sl_auth_jwt_module = {
     .name = "auth_jwt",
+    .config = &sl_auth_config_section,
     .start = start,
     .stop = stop,
     .free = free_state,

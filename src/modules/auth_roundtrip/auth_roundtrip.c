@@ -29,6 +29,7 @@
 #include "base/map.h"
 #include "modules/auth_common.h"
 #include "sluice/errors.h"
+#include "modules/auth_config.h"
 
 #define REASON_DENIED "Authentication failed."
 #define REASON_UNAVAILABLE "Authentication service unavailable."
@@ -171,13 +172,13 @@ static void on_invalidate(int status, const char *body, size_t len, void *ud)
 static void send_invalidate(state_t *st, const char *sid, const char *app, const char *stream,
                             const char *body)
 {
-    const char *url = st->core->cfg->auth_roundtrip_invalidate_url;
+    const char *url = sl_auth_cfg(st->core->cfg)->roundtrip_invalidate_url;
     if (!url || !url[0])
         return;
     sl_log_ctx_t log = {.sid = sid, .app = app, .stream = stream};
     call_t *c = call_new(st, CALL_INVALIDATE, sid, app, stream, body);
     int rc = c ? sl_http_client_post_json(st->http, url, body,
-                                          (uint64_t)st->core->cfg->auth_roundtrip_timeout_ms, NULL,
+                                          (uint64_t)sl_auth_cfg(st->core->cfg)->roundtrip_timeout_ms, NULL,
                                           on_invalidate, c, &c->hreq)
                : SL_ENOMEM;
     if (rc) {
@@ -246,7 +247,7 @@ static void on_validate(int status, const char *body, size_t len, void *ud)
     c->hreq = NULL;
     char *url = NULL;
     sl_rt_verdict_t v = sl_auth_roundtrip_decide(status, body, len, &url);
-    int allow = v == SL_RT_ALLOW || (v == SL_RT_FAILED && cfg->auth_roundtrip_default == 1);
+    int allow = v == SL_RT_ALLOW || (v == SL_RT_FAILED && sl_auth_cfg(cfg)->roundtrip_default == 1);
     const char *reason = v == SL_RT_DENY ? REASON_DENIED : REASON_UNAVAILABLE;
     if (v == SL_RT_FAILED && status > 0)
         SL_LOGW(&log, "round trip: validate failed (HTTP %d); default: %s", status,
@@ -291,7 +292,7 @@ static int check(sl_admit_t *a, void *ud)
     state_t *st = ud;
     const sl_admit_req_t *req = sl_admit_request(a);
     const sl_config_t *cfg = st->core->cfg;
-    if (req->kind == SL_ADMIT_CONNECT || !sl__auth_app_for(a, offsetof(sl_app_config_t, auth_roundtrip)))
+    if (req->kind == SL_ADMIT_CONNECT || !sl__auth_app_for(a, offsetof(sl_auth_app_config_t, auth_roundtrip)))
         return SL_EDECLINED;
     sl_session_t *s = sl_admit_session(a);
     int publisher = req->kind == SL_ADMIT_PUBLISH;
@@ -300,17 +301,17 @@ static int check(sl_admit_t *a, void *ud)
     sl_free(body);
     if (!c)
         return SL_ENOMEM;
-    c->lazy = cfg->auth_roundtrip_lazy;
+    c->lazy = sl_auth_cfg(cfg)->roundtrip_lazy;
     c->proto = s ? s->proto : NULL;
     if (!c->lazy)
         c->a = sl_admit_ref(a);
-    int rc = sl_http_client_post_json(st->http, cfg->auth_roundtrip_validate_url, c->body,
-                                      (uint64_t)cfg->auth_roundtrip_timeout_ms, NULL, on_validate, c,
+    int rc = sl_http_client_post_json(st->http, sl_auth_cfg(cfg)->roundtrip_validate_url, c->body,
+                                      (uint64_t)sl_auth_cfg(cfg)->roundtrip_timeout_ms, NULL, on_validate, c,
                                       &c->hreq);
     if (rc) {
         /* Could not even ask: the configured default, now. */
         sl_log_ctx_t log = call_log(c);
-        int allow = cfg->auth_roundtrip_default == 1;
+        int allow = sl_auth_cfg(cfg)->roundtrip_default == 1;
         SL_LOGW(&log, "round trip: cannot send validate: %s; default: %s", sl_strerror(rc),
                 allow ? "allow" : "deny");
         if (c->a)
@@ -372,7 +373,7 @@ static void stop(void *state)
     }
     sl_map_cleanup(&st->validated);
     sl_map_init(&st->validated);
-    uint64_t drain = (uint64_t)st->core->cfg->auth_roundtrip_timeout_ms;
+    uint64_t drain = (uint64_t)sl_auth_cfg(st->core->cfg)->roundtrip_timeout_ms;
     if (st->http)
         sl_http_client_close(st->http, drain < MAX_SHUTDOWN_DRAIN_MS ? drain : MAX_SHUTDOWN_DRAIN_MS,
                              NULL, NULL);
@@ -406,11 +407,11 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     const sl_config_t *cfg = core->cfg;
     const char *used_by = NULL;
     for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
-        if (cfg->apps[i].enabled && cfg->apps[i].auth_roundtrip)
+        if (cfg->apps[i].enabled && sl_auth_app_cfg(&cfg->apps[i])->auth_roundtrip)
             used_by = cfg->apps[i].name;
     if (!used_by)
         return 0;
-    if (!cfg->auth_roundtrip_validate_url || !cfg->auth_roundtrip_validate_url[0]) {
+    if (!sl_auth_cfg(cfg)->roundtrip_validate_url || !sl_auth_cfg(cfg)->roundtrip_validate_url[0]) {
         SL_LOGE(NULL, "round trip: app %s has auth_roundtrip on but auth.roundtrip_validate_url is not set",
                 used_by);
         return SL_EINVAL;
@@ -434,11 +435,11 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     st->listener_id = rc;
     char rb1[SL_REDACT_MAX], rb2[SL_REDACT_MAX];
     SL_LOGI(NULL, "round trip: validate %s, invalidate %s, timeout %lld ms, default %s%s",
-            sl_redact(cfg->auth_roundtrip_validate_url, rb1, sizeof rb1),
-            cfg->auth_roundtrip_invalidate_url[0]
-                ? sl_redact(cfg->auth_roundtrip_invalidate_url, rb2, sizeof rb2) : "(none)",
-            (long long)cfg->auth_roundtrip_timeout_ms, cfg->auth_roundtrip_default ? "allow" : "deny",
-            cfg->auth_roundtrip_lazy ? ", lazy" : "");
+            sl_redact(sl_auth_cfg(cfg)->roundtrip_validate_url, rb1, sizeof rb1),
+            sl_auth_cfg(cfg)->roundtrip_invalidate_url[0]
+                ? sl_redact(sl_auth_cfg(cfg)->roundtrip_invalidate_url, rb2, sizeof rb2) : "(none)",
+            (long long)sl_auth_cfg(cfg)->roundtrip_timeout_ms, sl_auth_cfg(cfg)->roundtrip_default ? "allow" : "deny",
+            sl_auth_cfg(cfg)->roundtrip_lazy ? ", lazy" : "");
     *out = st;
     return 0;
 fail:
@@ -478,9 +479,9 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     const char *used_by = NULL;
     int n = 0;
     for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
-        if (cfg->apps[i].enabled && cfg->apps[i].auth_roundtrip)
+        if (cfg->apps[i].enabled && sl_auth_app_cfg(&cfg->apps[i])->auth_roundtrip)
             used_by = cfg->apps[i].name;
-    const char *urls[2] = {cfg->auth_roundtrip_validate_url, cfg->auth_roundtrip_invalidate_url};
+    const char *urls[2] = {sl_auth_cfg(cfg)->roundtrip_validate_url, sl_auth_cfg(cfg)->roundtrip_invalidate_url};
     const char *keys[2] = {"auth.roundtrip_validate_url", "auth.roundtrip_invalidate_url"};
     for (int i = 0; i < 2; i++) {
         if (urls[i] && urls[i][0] && !is_http_url(urls[i])) {
@@ -500,6 +501,7 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 const sl_module_t sl_auth_roundtrip_module = {
     .name = "auth_roundtrip",
+    .config = &sl_auth_config_section,
     .start = start,
     .stop = stop,
     .free = free_state,

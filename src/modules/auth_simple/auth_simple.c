@@ -33,6 +33,7 @@
 #include "base/map.h"
 #include "modules/auth_common.h"
 #include "sluice/errors.h"
+#include "modules/auth_config.h"
 
 #define RELOAD_INTERVAL_MS 1000
 #define MAX_CRYPT_RUNNING 2     /* crypt(3) verifications at once on the thread pool */
@@ -533,7 +534,7 @@ static int check(sl_admit_t *a, void *ud)
 {
     state_t *st = ud;
     const sl_admit_req_t *req = sl_admit_request(a);
-    if (!sl__auth_app_for(a, offsetof(sl_app_config_t, auth_simple)))
+    if (!sl__auth_app_for(a, offsetof(sl_auth_app_config_t, auth_simple)))
         return SL_EDECLINED;
     int have = req->username && req->username[0] && req->password && req->password[0];
     if (!have) {
@@ -713,11 +714,11 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
     const sl_config_t *cfg = core->cfg;
     const char *used_by = NULL;
     for (size_t i = 0; i < cfg->n_apps; i++)
-        if (cfg->apps[i].enabled && cfg->apps[i].auth_simple && !used_by)
+        if (cfg->apps[i].enabled && sl_auth_app_cfg(&cfg->apps[i])->auth_simple && !used_by)
             used_by = cfg->apps[i].name;
     if (!used_by)
         return 0;
-    if (!cfg->auth_simple_file || !cfg->auth_simple_file[0]) {
+    if (!sl_auth_cfg(cfg)->simple_file || !sl_auth_cfg(cfg)->simple_file[0]) {
         SL_LOGE(NULL, "simple auth: app %s has auth_simple on but auth.simple_file is not set", used_by);
         return SL_EINVAL;
     }
@@ -727,7 +728,7 @@ static int start(sl_core_t *core, sl_http_server_t *http, void **out)
         return SL_ENOMEM;
     st->core = core;
     sl_list_init(&st->queue);
-    if (!(st->path = sl_strdup(cfg->auth_simple_file)))
+    if (!(st->path = sl_strdup(sl_auth_cfg(cfg)->simple_file)))
         goto fail;
     rc = sl_auth_simple_load(st->path, start_warn, st->path, &st->table);
     if (rc) {
@@ -778,7 +779,7 @@ static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const s
     state_t *st = *state;
     if (!st)
         return start(core, http, state);
-    const char *file = new_cfg->auth_simple_file;
+    const char *file = sl_auth_cfg(new_cfg)->simple_file;
     if (!file || !file[0] || strcmp(file, st->path) == 0) {
         start_reload(st);
         return 0;
@@ -818,28 +819,29 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
     const char *used_by = NULL;
     for (size_t i = 0; i < cfg->n_apps && !used_by; i++)
-        if (cfg->apps[i].enabled && cfg->apps[i].auth_simple)
+        if (cfg->apps[i].enabled && sl_auth_app_cfg(&cfg->apps[i])->auth_simple)
             used_by = cfg->apps[i].name;
     if (!used_by)
         return 0;
-    if (!cfg->auth_simple_file || !cfg->auth_simple_file[0]) {
+    if (!sl_auth_cfg(cfg)->simple_file || !sl_auth_cfg(cfg)->simple_file[0]) {
         char key[SL_CONFIG_APP_NAME_MAX + 24];
         snprintf(key, sizeof key, "apps.%s.auth_simple", used_by);
         sl_config_report(cfg, key, err, ud, "is on but auth.simple_file is not set");
         return 1;
     }
     sl_auth_simple_table_t *table = NULL;
-    int rc = sl_auth_simple_load(cfg->auth_simple_file, NULL, NULL, &table);
+    int rc = sl_auth_simple_load(sl_auth_cfg(cfg)->simple_file, NULL, NULL, &table);
     sl_auth_simple_table_unref(table);
     if (rc == 0)
         return 0;
-    sl_config_report(cfg, "auth.simple_file", err, ud, "cannot load %s: %s", cfg->auth_simple_file,
+    sl_config_report(cfg, "auth.simple_file", err, ud, "cannot load %s: %s", sl_auth_cfg(cfg)->simple_file,
                      sl_strerror(rc));
     return 1;
 }
 
 const sl_module_t sl_auth_simple_module = {
     .name = "auth_simple",
+    .config = &sl_auth_config_section,
     .start = start,
     .stop = stop,
     .free = free_state,

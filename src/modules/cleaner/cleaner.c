@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "sluice/errors.h"
+#include "modules/cleaner/cleaner_config.h"
 
 #define MAX_DEPTH 4
 #define PATH_CAP 1024
@@ -175,9 +176,9 @@ static void sweep_app(cleaner_t *c, const sl_app_config_t *app, uint64_t now)
         if (f->keep)
             continue;
         const char *why = NULL;
-        if (app->record_max_age_ms > 0 && f->mtime_ms + (uint64_t)app->record_max_age_ms < now)
+        if (sl_cleaner_app_cfg(app)->record_max_age_ms > 0 && f->mtime_ms + (uint64_t)sl_cleaner_app_cfg(app)->record_max_age_ms < now)
             why = "age";
-        else if (app->record_max_bytes > 0 && total > (uint64_t)app->record_max_bytes)
+        else if (sl_cleaner_app_cfg(app)->record_max_bytes > 0 && total > (uint64_t)sl_cleaner_app_cfg(app)->record_max_bytes)
             why = "quota";
         if (!why)
             continue;
@@ -196,7 +197,7 @@ static void sweep(uv_work_t *w)
     const sl_config_t *cfg = c->sweep_cfg;
     for (size_t i = 0; i < cfg->n_apps; i++) {
         const sl_app_config_t *app = &cfg->apps[i];
-        if (app->enabled && (app->record_max_age_ms > 0 || app->record_max_bytes > 0))
+        if (app->enabled && (sl_cleaner_app_cfg(app)->record_max_age_ms > 0 || sl_cleaner_app_cfg(app)->record_max_bytes > 0))
             sweep_app(c, app, now);
     }
 }
@@ -288,7 +289,7 @@ static int cleaner_start(sl_core_t *core, sl_http_server_t *http, void **state)
     *state = NULL;
     int any = 0;
     for (size_t i = 0; i < cfg->n_apps; i++)
-        any |= cfg->apps[i].record_max_age_ms > 0 || cfg->apps[i].record_max_bytes > 0;
+        any |= sl_cleaner_app_cfg(&cfg->apps[i])->record_max_age_ms > 0 || sl_cleaner_app_cfg(&cfg->apps[i])->record_max_bytes > 0;
     if (!any)
         return 0;
     cleaner_t *c = sl_calloc(1, sizeof *c);
@@ -297,10 +298,10 @@ static int cleaner_start(sl_core_t *core, sl_http_server_t *http, void **state)
     c->core = core;
     uv_timer_init(core->loop, &c->timer);
     c->timer.data = c;
-    uv_timer_start(&c->timer, on_timer, (uint64_t)cfg->cleaner_interval_ms,
-                   (uint64_t)cfg->cleaner_interval_ms);
+    uv_timer_start(&c->timer, on_timer, (uint64_t)sl_cleaner_cfg(cfg)->interval_ms,
+                   (uint64_t)sl_cleaner_cfg(cfg)->interval_ms);
     SL_LOGI(&g_ctx, "cleaner: sweeping recordings every %lld ms",
-            (long long)cfg->cleaner_interval_ms);
+            (long long)sl_cleaner_cfg(cfg)->interval_ms);
     *state = c;
     return 0;
 }
@@ -338,17 +339,18 @@ static int cleaner_reload(sl_core_t *core, sl_http_server_t *http, void **state,
     cleaner_t *c = *state;
     if (!c)
         return cleaner_start(core, http, state);
-    if (old_cfg->cleaner_interval_ms != new_cfg->cleaner_interval_ms) {
-        uv_timer_start(&c->timer, on_timer, (uint64_t)new_cfg->cleaner_interval_ms,
-                       (uint64_t)new_cfg->cleaner_interval_ms);
+    if (sl_cleaner_cfg(old_cfg)->interval_ms != sl_cleaner_cfg(new_cfg)->interval_ms) {
+        uv_timer_start(&c->timer, on_timer, (uint64_t)sl_cleaner_cfg(new_cfg)->interval_ms,
+                       (uint64_t)sl_cleaner_cfg(new_cfg)->interval_ms);
         SL_LOGI(&g_ctx, "cleaner: sweeping recordings every %lld ms",
-                (long long)new_cfg->cleaner_interval_ms);
+                (long long)sl_cleaner_cfg(new_cfg)->interval_ms);
     }
     return 0;
 }
 
 const sl_module_t sl_cleaner_module = {
     .name = "cleaner",
+    .config = &sl_cleaner_config_section,
     .start = cleaner_start,
     .stop = cleaner_stop,
     .free = cleaner_free,

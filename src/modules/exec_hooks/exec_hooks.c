@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/redact.h"
 #include "sluice/errors.h"
+#include "modules/exec_hooks/exec_hooks_config.h"
 
 extern char **environ;
 
@@ -195,8 +196,8 @@ static job_t *job_new(sl_exec_hooks_t *x, const hook_t *h, const sl_event_t *ev)
     snprintf(id, sizeof id, "%llu", (unsigned long long)ev->id);
     snprintf(time_ms, sizeof time_ms, "%llu", (unsigned long long)ev->time_ms);
     snprintf(port, sizeof port, "%d", ev->remote_port);
-    snprintf(rtmp_port, sizeof rtmp_port, "%lld", (long long)cfg->rtmp_port);
-    snprintf(http_port, sizeof http_port, "%lld", (long long)cfg->http_port);
+    snprintf(rtmp_port, sizeof rtmp_port, "%lld", (long long)sl_config_int(cfg, "rtmp.port"));
+    snprintf(http_port, sizeof http_port, "%lld", (long long)sl_config_int(cfg, "http.port"));
     snprintf(bin, sizeof bin, "%llu", (unsigned long long)ev->bytes_in);
     snprintf(bout, sizeof bout, "%llu", (unsigned long long)ev->bytes_out);
     snprintf(dur, sizeof dur, "%llu", (unsigned long long)ev->duration_ms);
@@ -253,9 +254,9 @@ static job_t *job_new(sl_exec_hooks_t *x, const hook_t *h, const sl_event_t *ev)
      * option: the hook is not run for this event (one line, this event). */
     const char *opt_var = NULL;
     int option_like = 0;
-    if (cfg->exec_shell)
+    if (sl_exec_cfg(cfg)->shell)
         option_like = sl__exec_option_like(h->cmd, vars, N_VARS, 1, &opt_var);
-    for (size_t i = 0; !cfg->exec_shell && h->argv_tmpl[i] && !option_like; i++)
+    for (size_t i = 0; !sl_exec_cfg(cfg)->shell && h->argv_tmpl[i] && !option_like; i++)
         option_like = sl__exec_option_like(h->argv_tmpl[i], vars, N_VARS, 0, &opt_var);
     if (option_like) {
         SL_LOGW(&j->log, "exec %s: not run for event %llu: {%s} starts with '-' and would be "
@@ -263,7 +264,7 @@ static job_t *job_new(sl_exec_hooks_t *x, const hook_t *h, const sl_event_t *ev)
         job_free(j);
         return NULL;
     }
-    if (cfg->exec_shell) {
+    if (sl_exec_cfg(cfg)->shell) {
         j->argv = sl_calloc(4, sizeof(char *));
         if (!j->argv || !(j->argv[0] = sl_strdup("/bin/sh")) || !(j->argv[1] = sl_strdup("-c")) ||
             !(j->argv[2] = sl__exec_substitute(h->cmd, vars, N_VARS, 1)))
@@ -416,7 +417,7 @@ static void on_timer(uv_timer_t *t)
     }
     if (j->kill_stage == 0) {
         SL_LOGW(&j->log, "exec %s [pid %d] still running after %lld ms: SIGTERM", j->hook,
-                j->proc.pid, (long long)j->x->cfg->exec_timeout_ms);
+                j->proc.pid, (long long)sl_exec_cfg(j->x->cfg)->timeout_ms);
         j->kill_stage = 1;
         kill_group(j, SIGTERM);
         uv_timer_start(&j->timer, on_timer, KILL_GRACE_MS, 0);
@@ -480,17 +481,17 @@ static void job_start(sl_exec_hooks_t *x, job_t *j)
     char rb[SL_REDACT_MAX]; /* a substituted {query} may carry a token */
     SL_LOGI(&j->log, "exec %s [pid %d] started for event %llu: %s", j->hook, j->proc.pid,
             (unsigned long long)j->event_id,
-            sl_redact(x->cfg->exec_shell ? j->argv[2] : j->argv[0], rb, sizeof rb));
+            sl_redact(sl_exec_cfg(x->cfg)->shell ? j->argv[2] : j->argv[0], rb, sizeof rb));
     uv_read_start((uv_stream_t *)&j->out[0].pipe, on_alloc, on_read);
     uv_read_start((uv_stream_t *)&j->out[1].pipe, on_alloc, on_read);
-    uv_timer_start(&j->timer, on_timer, (uint64_t)x->cfg->exec_timeout_ms, 0);
+    uv_timer_start(&j->timer, on_timer, (uint64_t)sl_exec_cfg(x->cfg)->timeout_ms, 0);
 }
 
 /* Starts queued jobs while there are free slots. */
 static void pump(sl_exec_hooks_t *x)
 {
     while (!x->stopping && !sl_list_empty(&x->queue) &&
-           x->n_running < (size_t)x->cfg->exec_max_concurrent) {
+           x->n_running < (size_t)sl_exec_cfg(x->cfg)->max_concurrent) {
         job_t *j = sl_container_of(x->queue.next, job_t, link);
         sl_list_remove(&j->link);
         x->n_queued--;
@@ -519,7 +520,7 @@ static void on_event(const sl_event_t *ev, void *ud)
         return;
     sl_list_push_back(&x->queue, &j->link);
     x->n_queued++;
-    if (x->n_running >= (size_t)x->cfg->exec_max_concurrent)
+    if (x->n_running >= (size_t)sl_exec_cfg(x->cfg)->max_concurrent)
         SL_LOGD(&j->log, "exec %s: queued (%zu running, %zu waiting)", h->hook, x->n_running,
                 x->n_queued);
     pump(x);
@@ -561,13 +562,13 @@ static int build_hooks(const sl_config_t *cfg, hook_t *hooks, size_t *n_hooks)
         const char *hook;
         const char *cmd;
     } table[] = {
-        {SL_EV_CONNECT, "on_connect", cfg->exec_on_connect},
-        {SL_EV_DISCONNECT, "on_disconnect", cfg->exec_on_disconnect},
-        {SL_EV_PUBLISH, "on_publish", cfg->exec_on_publish},
-        {SL_EV_UNPUBLISH, "on_unpublish", cfg->exec_on_unpublish},
-        {SL_EV_PLAY, "on_play", cfg->exec_on_play},
-        {SL_EV_PLAY_STOP, "on_play_stop", cfg->exec_on_play_stop},
-        {SL_EV_RECORD_DONE, "on_record_done", cfg->exec_on_record_done},
+        {SL_EV_CONNECT, "on_connect", sl_exec_cfg(cfg)->on_connect},
+        {SL_EV_DISCONNECT, "on_disconnect", sl_exec_cfg(cfg)->on_disconnect},
+        {SL_EV_PUBLISH, "on_publish", sl_exec_cfg(cfg)->on_publish},
+        {SL_EV_UNPUBLISH, "on_unpublish", sl_exec_cfg(cfg)->on_unpublish},
+        {SL_EV_PLAY, "on_play", sl_exec_cfg(cfg)->on_play},
+        {SL_EV_PLAY_STOP, "on_play_stop", sl_exec_cfg(cfg)->on_play_stop},
+        {SL_EV_RECORD_DONE, "on_record_done", sl_exec_cfg(cfg)->on_record_done},
     };
     *n_hooks = 0;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -577,7 +578,7 @@ static int build_hooks(const sl_config_t *cfg, hook_t *hooks, size_t *n_hooks)
         hook_t *h = &hooks[table[i].type];
         h->hook = table[i].hook;
         h->cmd = cmd;
-        if (!cfg->exec_shell) {
+        if (!sl_exec_cfg(cfg)->shell) {
             size_t argc;
             int rc = sl__exec_split(cmd, &h->argv_tmpl, &argc);
             if (rc) {
@@ -588,7 +589,7 @@ static int build_hooks(const sl_config_t *cfg, hook_t *hooks, size_t *n_hooks)
         }
         (*n_hooks)++;
         char rb[SL_REDACT_MAX]; /* API_TOKEN=... or --secret=... in the command */
-        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, cfg->exec_shell ? "/bin/sh -c " : "",
+        SL_LOGI(NULL, "exec.%s: %s%s", h->hook, sl_exec_cfg(cfg)->shell ? "/bin/sh -c " : "",
                 sl_redact(cmd, rb, sizeof rb));
     }
     return 0;
@@ -605,9 +606,9 @@ static void free_hooks(hook_t *hooks)
 /* Counts the hooks configured in cfg without building them. */
 static size_t count_hooks(const sl_config_t *cfg)
 {
-    const char *cmds[] = {cfg->exec_on_connect, cfg->exec_on_disconnect, cfg->exec_on_publish,
-                          cfg->exec_on_unpublish, cfg->exec_on_play, cfg->exec_on_play_stop,
-                          cfg->exec_on_record_done};
+    const sl_exec_config_t *ec = sl_exec_cfg(cfg);
+    const char *cmds[] = {ec->on_connect, ec->on_disconnect, ec->on_publish, ec->on_unpublish,
+                          ec->on_play, ec->on_play_stop, ec->on_record_done};
     size_t n = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         n += cmds[i] && cmds[i][strspn(cmds[i], " \t")];
@@ -713,13 +714,13 @@ static int ex_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     const struct {
         const char *key, *cmd;
     } table[] = {
-        {"exec.on_connect", cfg->exec_on_connect},     {"exec.on_disconnect", cfg->exec_on_disconnect},
-        {"exec.on_publish", cfg->exec_on_publish},     {"exec.on_unpublish", cfg->exec_on_unpublish},
-        {"exec.on_play", cfg->exec_on_play},           {"exec.on_play_stop", cfg->exec_on_play_stop},
-        {"exec.on_record_done", cfg->exec_on_record_done},
+        {"exec.on_connect", sl_exec_cfg(cfg)->on_connect},     {"exec.on_disconnect", sl_exec_cfg(cfg)->on_disconnect},
+        {"exec.on_publish", sl_exec_cfg(cfg)->on_publish},     {"exec.on_unpublish", sl_exec_cfg(cfg)->on_unpublish},
+        {"exec.on_play", sl_exec_cfg(cfg)->on_play},           {"exec.on_play_stop", sl_exec_cfg(cfg)->on_play_stop},
+        {"exec.on_record_done", sl_exec_cfg(cfg)->on_record_done},
     };
     int n = 0;
-    for (size_t i = 0; i < sizeof table / sizeof table[0] && !cfg->exec_shell; i++) {
+    for (size_t i = 0; i < sizeof table / sizeof table[0] && !sl_exec_cfg(cfg)->shell; i++) {
         const char *cmd = table[i].cmd;
         if (!cmd || !cmd[strspn(cmd, " \t")])
             continue;
@@ -738,6 +739,7 @@ static int ex_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 const sl_module_t sl_exec_hooks_module = {
     .name = "exec_hooks",
+    .config = &sl_exec_config_section,
     .start = ex_start,
     .check = ex_check,
     .stop = ex_stop,

@@ -66,6 +66,7 @@
 #include "modules/hls/hls_playlist.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
+#include "modules/hls/hls_config.h"
 
 #define PATH_MAX_LEN 512          /* hub names, as RTMP limits them */
 #define TIMER_MS 100              /* held requests, sessions, linger */
@@ -401,8 +402,8 @@ static void addr_adjust(hls_mod_t *mod, const char *addr, int delta)
 static int over_budget(hls_mod_t *mod, const char *addr)
 {
     const sl_config_t *cfg = mod->core->cfg;
-    int per_server = (int64_t)mod->n_sessions >= cfg->hls_max_sessions;
-    int per_addr = !per_server && (int64_t)addr_count(mod, addr) >= cfg->hls_max_sessions_per_address;
+    int per_server = (int64_t)mod->n_sessions >= sl_hls_cfg(cfg)->max_sessions;
+    int per_addr = !per_server && (int64_t)addr_count(mod, addr) >= sl_hls_cfg(cfg)->max_sessions_per_address;
     if (!per_server && !per_addr)
         return 0;
     /* Counted in the shared family; this module keeps its own log gate
@@ -415,7 +416,7 @@ static int over_budget(hls_mod_t *mod, const char *addr)
     }
     SL_LOGW(NULL, "hls: new session from %s refused: %s budget reached (%" PRId64 ")%s", addr,
             per_server ? "hls.max_sessions" : "hls.max_sessions_per_address",
-            per_server ? cfg->hls_max_sessions : cfg->hls_max_sessions_per_address,
+            per_server ? sl_hls_cfg(cfg)->max_sessions : sl_hls_cfg(cfg)->max_sessions_per_address,
             mod->refused_unlogged ? " (and earlier refusals not logged)" : "");
     mod->refused_logged_ms = now ? now : 1;
     mod->refused_unlogged = 0;
@@ -900,7 +901,7 @@ static int on_request(sl_http_req_t *req, void *ud)
         return SL_EDECLINED;
     if (mod->stopping)
         return respond_text(req, 503, "server shutting down\n");
-    if (!app->hls)
+    if (!sl_hls_app_cfg(app)->hls)
         return SL_EDECLINED; /* nothing HLS here: whatever else may answer, else 404 */
     if (!app->allow_play)
         return respond_text(req, 403, "Playing is not allowed in this application.\n");
@@ -1414,19 +1415,19 @@ static hls_stream_t *stream_new(hls_mod_t *mod, const char *path, const sl_app_c
     hs->app = app;
     sl_list_init(&hs->waiters);
     sl_list_init(&hs->link);
-    hs->ll = app->hls_low_latency;
-    hs->fmp4 = hs->ll || app->hls_format == SL_HLS_FORMAT_FMP4;
-    hs->seg_target_ms = (uint32_t)app->hls_segment_ms;
-    hs->part_target_ms = hs->ll ? (uint32_t)app->hls_part_ms : 0;
+    hs->ll = sl_hls_app_cfg(app)->hls_low_latency;
+    hs->fmp4 = hs->ll || sl_hls_app_cfg(app)->hls_format == SL_HLS_FORMAT_FMP4;
+    hs->seg_target_ms = (uint32_t)sl_hls_app_cfg(app)->hls_segment_ms;
+    hs->part_target_ms = hs->ll ? (uint32_t)sl_hls_app_cfg(app)->hls_part_ms : 0;
     const char *last = strrchr(path, '/');
     if (!(hs->path = sl_strdup(path)) || !(hs->scope = sl_strndup(path, (size_t)(last - path))))
         goto fail;
     hs->name = hs->path + (last - path) + 1;
     hs->log = (sl_log_ctx_t){.sid = NULL, .proto = "hls", .app = hs->scope, .stream = hs->name};
-    uint32_t window = (uint32_t)app->hls_window;
+    uint32_t window = (uint32_t)sl_hls_app_cfg(app)->hls_window;
     if (sl_hls_pl_init(&hs->pl, window, window, hs->seg_target_ms, hs->part_target_ms, hs->fmp4))
         goto fail;
-    if (app->hls_disk) {
+    if (sl_hls_app_cfg(app)->hls_disk) {
         char dir[4096];
         if (stream_disk_dir(mod, path, dir, sizeof dir) || sl_hls_disk_new(mod->core->loop, dir, &hs->disk))
             goto fail;
@@ -1451,7 +1452,7 @@ static void on_event(const sl_event_t *ev, void *ud)
     if (ev->type != SL_EV_PUBLISH || mod->stopping || !ev->app || !ev->stream)
         return;
     const sl_app_config_t *app = sl_core_app(mod->core, ev->app);
-    if (!app || !app->hls)
+    if (!app || !sl_hls_app_cfg(app)->hls)
         return;
     char path[PATH_MAX_LEN * 2 + 2];
     if (snprintf(path, sizeof path, "%s/%s", ev->app, ev->stream) >= (int)sizeof path ||
@@ -1501,7 +1502,7 @@ static void on_timer(uv_timer_t *t)
         }
         expire_waiters(hs, now);
     }
-    uint64_t timeout = (uint64_t)mod->core->cfg->hls_session_timeout_ms;
+    uint64_t timeout = (uint64_t)sl_hls_cfg(mod->core->cfg)->session_timeout_ms;
     sl_list_foreach_safe(it, nx, &mod->session_list) {
         hls_session_t *s = sl_container_of(it, hls_session_t, link);
         if (now - s->last_ms < timeout)

@@ -36,6 +36,7 @@
 #include "media/subq.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
+#include "modules/httpflv/httpflv_config.h"
 
 #define PATH_MAX_LEN 512                 /* hub names, as RTMP limits them */
 #define WRITE_LIMIT (1024u * 1024u)      /* unwritten bytes on the connection before frames wait */
@@ -278,8 +279,8 @@ static void start_play(flv_player_t *p)
     sl_buf_unref(b);
     p->sess.bytes_out += sizeof hdr;
     p->write_limit = WRITE_LIMIT;
-    if ((uint64_t)cfg->http_stream_max_pending_bytes / 2 < p->write_limit)
-        p->write_limit = (size_t)cfg->http_stream_max_pending_bytes / 2;
+    if ((uint64_t)sl_config_int(cfg, "http.stream_max_pending_bytes") / 2 < p->write_limit)
+        p->write_limit = (size_t)sl_config_int(cfg, "http.stream_max_pending_bytes") / 2;
     p->need_key = st->video_config != NULL;
     sl_session_set_role(&p->sess, SL_ROLE_SUBSCRIBER);
     p->playing = 1;
@@ -350,7 +351,7 @@ static int on_request(sl_http_req_t *req, void *ud)
         return SL_EDECLINED;
     if (mod->stopping)
         return respond_text(req, 503, "server shutting down\n");
-    if (!app->httpflv)
+    if (!sl_httpflv_app_cfg(app)->httpflv)
         return SL_EDECLINED;
     if (!app->allow_play)
         return respond_text(req, 403, "Playing is not allowed in this application.\n");
@@ -468,6 +469,7 @@ static void flv_free(void *state)
 
 const sl_module_t sl_httpflv_module = {
     .name = "httpflv",
+    .config = &sl_httpflv_config_section,
     .start = flv_start,
     .stop = flv_stop,
     .free = flv_free,

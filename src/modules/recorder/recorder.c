@@ -35,6 +35,7 @@
 #include "modules/recorder/recorder_internal.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
+#include "modules/recorder/recorder_config.h"
 
 #define LIST_MAX_DEPTH 4       /* room folders walked when listing */
 #define PATH_CAP 1024
@@ -459,7 +460,7 @@ static const char *default_ext(sl_recorder_t *m, const char *app_name)
     memcpy(top, app_name, n);
     top[n] = '\0';
     const sl_app_config_t *app = sl_core_app(m->core, top);
-    return app && app->record_format == SL_RECORD_FORMAT_MP4 ? "mp4" : "flv";
+    return app && sl_recorder_app_cfg(app)->record_format == SL_RECORD_FORMAT_MP4 ? "mp4" : "flv";
 }
 
 /* Makes the name for stream_path from a pattern, keeping the room folders;
@@ -495,11 +496,11 @@ static void on_event(const sl_event_t *ev, void *ud)
     sl_session_t *s = sl_core_find_session(m->core, ev->session_id);
     const sl_app_config_t *app = sl_core_app(m->core, ev->app);
     int mode = s ? s->publish_mode : SL_PUBLISH_LIVE;
-    if (mode == SL_PUBLISH_LIVE && !(app && app->record))
+    if (mode == SL_PUBLISH_LIVE && !(app && sl_recorder_app_cfg(app)->record))
         return;
     char stream_path[PATH_CAP], name[SL_RECORDER_NAME_MAX + 1];
     snprintf(stream_path, sizeof stream_path, "%s/%s", ev->app, ev->stream);
-    const char *pattern = mode == SL_PUBLISH_LIVE && app ? app->record_pattern : NULL;
+    const char *pattern = mode == SL_PUBLISH_LIVE && app ? sl_recorder_app_cfg(app)->record_pattern : NULL;
     int rc = name_for(stream_path, pattern, default_ext(m, ev->app), name, sizeof name);
     if (rc == 0)
         rc = rec_start(m, stream_path, name,
@@ -969,7 +970,7 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     if (!m)
         return SL_ENOMEM;
     m->core = core;
-    m->queue_max_bytes = (uint64_t)core->cfg->recorder_queue_max_bytes;
+    m->queue_max_bytes = (uint64_t)sl_recorder_cfg(core->cfg)->queue_max_bytes;
     sl_map_init(&m->active);
     sl_map_init(&m->lengths);
 #ifdef SL_FAULT_INJECTION
@@ -1081,6 +1082,7 @@ static void recorder_free(void *state)
 
 const sl_module_t sl_recorder_module = {
     .name = "recorder",
+    .config = &sl_recorder_config_section,
     .start = recorder_start,
     .stop = recorder_stop,
     .free = recorder_free,

@@ -45,6 +45,7 @@
 #include "base/time.h"
 #include "modules/s3_upload/s3_sigv4.h"
 #include "sluice/errors.h"
+#include "modules/s3_upload/s3_config.h"
 
 #define IDLE_WAIT_MS 60000
 #define MAX_KEY 1024
@@ -184,20 +185,20 @@ static long s3_request(s3_t *s, const char *method, const char *key, const char 
                        const uint8_t *body, size_t body_len, reply_t *reply, char *err)
 {
     const sl_config_t *cfg = s3_cfg(s); /* one configuration for the whole request */
-    const char *host = strstr(cfg->s3_endpoint, "://"); /* Host header: "host[:port]" */
-    host = host ? host + 3 : cfg->s3_endpoint;
+    const char *host = strstr(sl_s3_cfg(cfg)->endpoint, "://"); /* Host header: "host[:port]" */
+    host = host ? host + 3 : sl_s3_cfg(cfg)->endpoint;
     char path[MAX_KEY + 300], enc[3 * (MAX_KEY + 300)], url[4 * MAX_KEY], amz_date[17];
     char payload[SL_S3_SHA256_HEX], auth[512], h_auth[600], h_date[64], h_sha[100];
     long status = -1;
     struct curl_slist *hdrs = NULL;
     CURL *curl = NULL;
     memset(reply, 0, sizeof *reply);
-    snprintf(path, sizeof path, "/%s/%s", cfg->s3_bucket, key);
+    snprintf(path, sizeof path, "/%s/%s", sl_s3_cfg(cfg)->bucket, key);
     if (sl_s3_uri_encode(path, 1, enc, sizeof enc)) {
         snprintf(err, MAX_ERR, "object key too long");
         return -1;
     }
-    snprintf(url, sizeof url, "%s%s%s%s", cfg->s3_endpoint, enc, query && query[0] ? "?" : "",
+    snprintf(url, sizeof url, "%s%s%s%s", sl_s3_cfg(cfg)->endpoint, enc, query && query[0] ? "?" : "",
              query ? query : "");
     time_t now = time(NULL);
     struct tm tm;
@@ -208,8 +209,8 @@ static long s3_request(s3_t *s, const char *method, const char *key, const char 
                                  {"x-amz-date", amz_date}};
     sl_s3_request_t rq = {.method = method, .path = path, .query = query, .headers = sh,
                           .n_headers = 3, .payload_sha256 = payload, .amz_date = amz_date,
-                          .region = cfg->s3_region, .service = "s3",
-                          .access_key = cfg->s3_access_key, .secret_key = cfg->s3_secret_key};
+                          .region = sl_s3_cfg(cfg)->region, .service = "s3",
+                          .access_key = sl_s3_cfg(cfg)->access_key, .secret_key = sl_s3_cfg(cfg)->secret_key};
     int rc = sl_s3_sign(&rq, auth, sizeof auth);
     if (rc) {
         snprintf(err, MAX_ERR, "signing failed: %s", sl_strerror(rc));
@@ -244,7 +245,7 @@ static long s3_request(s3_t *s, const char *method, const char *key, const char 
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)cfg->s3_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)sl_s3_cfg(cfg)->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, reply);
@@ -316,7 +317,7 @@ static int upload_multipart(s3_t *s, int fd, uint64_t size, const char *key, cha
 {
     reply_t rep;
     char upload_id[512], query[700];
-    size_t part = (size_t)s3_cfg(s)->s3_part_size;
+    size_t part = (size_t)sl_s3_cfg(s3_cfg(s))->part_size;
     uint64_t n_parts = (size + part - 1) / part;
     char (*etags)[128] = NULL;
     char *xml = NULL;
@@ -406,7 +407,7 @@ static int upload_file(s3_t *s, const char *file, const char *key, uint64_t *siz
         goto out;
     }
     *size = (uint64_t)stt.st_size;
-    if (*size > (uint64_t)s3_cfg(s)->s3_part_size) {
+    if (*size > (uint64_t)sl_s3_cfg(s3_cfg(s))->part_size) {
         if (upload_multipart(s, fd, *size, key, err))
             goto out;
     } else {
@@ -556,7 +557,7 @@ static int run_update(s3_t *s, const char *sql, int64_t a, const char *text, int
  * per failing streak. */
 static void store_failed(s3_t *s, const char *dberr, const char *file, int64_t now)
 {
-    uint64_t delay = sl_backoff_fail(&s->store_bo, 1000, (uint64_t)s3_cfg(s)->s3_retry_max_ms);
+    uint64_t delay = sl_backoff_fail(&s->store_bo, 1000, (uint64_t)sl_s3_cfg(s3_cfg(s))->retry_max_ms);
     s->hold_until_ms = now + (int64_t)delay;
     if (s->store_bo.failures == 1)
         SL_LOGE(&g_ctx, "s3: the upload queue %s cannot be written (%s) after an attempt on %s: "
@@ -644,8 +645,8 @@ static int attempt_one(s3_t *s, uint64_t *wait_ms)
             store_failed(s, dberr, file, now); /* uploaded again later: same key, same bytes */
         /* The catalog's upload_state is set by on_async, on the loop. */
         SL_LOGI(&g_ctx, "s3: uploaded %s to %s/%s (%" PRIu64 " bytes, verified)", file,
-                s3_cfg(s)->s3_bucket, key, size);
-        if (s3_cfg(s)->s3_delete_after_upload) {
+                sl_s3_cfg(s3_cfg(s))->bucket, key, size);
+        if (sl_s3_cfg(s3_cfg(s))->delete_after_upload) {
             if (unlink(file) == 0)
                 SL_LOGI(&g_ctx, "s3: deleted the local copy %s", file);
             else
@@ -655,10 +656,10 @@ static int attempt_one(s3_t *s, uint64_t *wait_ms)
     } else {
         /* Exponential backoff from 1 s, capped; retried until done. */
         uint64_t delay = 1000;
-        for (int i = 0; i < attempts && delay < (uint64_t)s3_cfg(s)->s3_retry_max_ms; i++)
+        for (int i = 0; i < attempts && delay < (uint64_t)sl_s3_cfg(s3_cfg(s))->retry_max_ms; i++)
             delay *= 2;
-        if (delay > (uint64_t)s3_cfg(s)->s3_retry_max_ms)
-            delay = (uint64_t)s3_cfg(s)->s3_retry_max_ms;
+        if (delay > (uint64_t)sl_s3_cfg(s3_cfg(s))->retry_max_ms)
+            delay = (uint64_t)sl_s3_cfg(s3_cfg(s))->retry_max_ms;
         if (run_update(s, "UPDATE upload_queue SET attempts = attempts + 1, next_attempt = ?1,"
                           " last_error = ?2 WHERE id = ?3", now + (int64_t)delay, err, id,
                        dberr, sizeof dberr))
@@ -691,7 +692,7 @@ static void worker_main(void *arg)
         uv_mutex_unlock(&s->mu);
         if (!have_queue) {
             have_queue = db_open(s);
-            wait_ms = have_queue ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s3_cfg(s)->s3_retry_max_ms);
+            wait_ms = have_queue ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)sl_s3_cfg(s3_cfg(s))->retry_max_ms);
         }
         /* Oldest first: the list is newest first. */
         item_t *rev = NULL;
@@ -845,10 +846,10 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
         if (rc)
             return rc;
     }
-    if (!cfg->s3_endpoint[0] || !cfg->s3_bucket[0])
+    if (!sl_s3_cfg(cfg)->endpoint[0] || !sl_s3_cfg(cfg)->bucket[0])
         return 0;
-    const char *h = strstr(cfg->s3_endpoint, "://");
-    if (!h || strchr(h + 3, '/') || !cfg->s3_access_key[0] || !cfg->s3_secret_key[0]) {
+    const char *h = strstr(sl_s3_cfg(cfg)->endpoint, "://");
+    if (!h || strchr(h + 3, '/') || !sl_s3_cfg(cfg)->access_key[0] || !sl_s3_cfg(cfg)->secret_key[0]) {
         SL_LOGE(&g_ctx, "s3: s3.endpoint must be scheme://host[:port] without a path, and "
                         "s3.access_key and s3.secret_key must be set");
         return SL_EINVAL;
@@ -896,8 +897,8 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
     }
     s->thread_started = 1;
     char rb[SL_REDACT_MAX];
-    SL_LOGI(&g_ctx, "s3: uploading recordings to %s/%s", sl_redact(cfg->s3_endpoint, rb, sizeof rb),
-            cfg->s3_bucket);
+    SL_LOGI(&g_ctx, "s3: uploading recordings to %s/%s", sl_redact(sl_s3_cfg(cfg)->endpoint, rb, sizeof rb),
+            sl_s3_cfg(cfg)->bucket);
     *state = s;
     return 0;
 fail:
@@ -953,18 +954,18 @@ static void s3_free(void *state)
  */
 static int s3_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
-    if (!cfg->s3_endpoint[0] || !cfg->s3_bucket[0])
+    if (!sl_s3_cfg(cfg)->endpoint[0] || !sl_s3_cfg(cfg)->bucket[0])
         return 0;
     int n = 0;
-    const char *e = cfg->s3_endpoint, *h = strstr(e, "://");
+    const char *e = sl_s3_cfg(cfg)->endpoint, *h = strstr(e, "://");
     if (!h || strchr(h + 3, '/') || !h[3] ||
         !(strncmp(e, "http://", 7) == 0 || strncmp(e, "https://", 8) == 0)) {
         sl_config_report(cfg, "s3.endpoint", err, ud,
                          "'%.200s' must be http(s)://host[:port], without a path", e);
         n++;
     }
-    if (!cfg->s3_access_key[0] || !cfg->s3_secret_key[0]) {
-        sl_config_report(cfg, cfg->s3_access_key[0] ? "s3.secret_key" : "s3.access_key", err, ud,
+    if (!sl_s3_cfg(cfg)->access_key[0] || !sl_s3_cfg(cfg)->secret_key[0]) {
+        sl_config_report(cfg, sl_s3_cfg(cfg)->access_key[0] ? "s3.secret_key" : "s3.access_key", err, ud,
                          "must be set to upload to %.200s", e);
         n++;
     }
@@ -986,7 +987,7 @@ static int s3_reload(sl_core_t *core, sl_http_server_t *http, void **state,
     s3_t *s = *state;
     if (!s)
         return s3_start(core, http, state);
-    if (!new_cfg->s3_endpoint[0] || !new_cfg->s3_bucket[0])
+    if (!sl_s3_cfg(new_cfg)->endpoint[0] || !sl_s3_cfg(new_cfg)->bucket[0])
         return SL_EAGAIN;
     __atomic_store_n(&s->cfg, new_cfg, __ATOMIC_RELEASE);
     return 0;
@@ -994,6 +995,7 @@ static int s3_reload(sl_core_t *core, sl_http_server_t *http, void **state,
 
 const sl_module_t sl_s3_upload_module = {
     .name = "s3_upload",
+    .config = &sl_s3_config_section,
     .start = s3_start,
     .check = s3_check,
     .stop = s3_stop,

@@ -34,6 +34,7 @@
 #include "modules/webhooks/webhooks_internal.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
+#include "modules/webhooks/webhooks_config.h"
 
 #define API_DEFAULT_LIMIT 100
 #define API_MAX_LIMIT 1000
@@ -54,7 +55,7 @@ static void on_event(const sl_event_t *ev, void *ud)
     if ((unsigned)ev->type >= SL_EV_COUNT || !(w->mask & (1u << ev->type)))
         return;
     const sl_app_config_t *app = ev->app ? sl_core_app(w->core, ev->app) : NULL;
-    if (!w->n_global && !(app && app->webhook_url && app->webhook_url[0]))
+    if (!w->n_global && !(app && sl_webhooks_app_cfg(app)->webhook_url && sl_webhooks_app_cfg(app)->webhook_url[0]))
         return;
     /* One block: the item, then its strings. */
     const char *strs[8] = {ev->session_id, ev->proto, ev->remote_addr, ev->app,
@@ -484,14 +485,14 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     const sl_config_t *cfg = core->cfg;
     uint32_t mask = 0;
     char bad[64];
-    if (sl__webhooks_parse_events(cfg->webhooks_events, &mask, bad, sizeof bad)) {
+    if (sl__webhooks_parse_events(sl_webhooks_cfg(cfg)->events, &mask, bad, sizeof bad)) {
         SL_LOGE(&g_ctx, "webhooks.events: unknown event '%s' (names: connection-connect, "
                 "stream-published, ..., or sluice's: connect, publish, upload_done, ...)", bad);
         return SL_EINVAL;
     }
-    int any = cfg->webhooks_url && cfg->webhooks_url[0];
+    int any = sl_webhooks_cfg(cfg)->url && sl_webhooks_cfg(cfg)->url[0];
     for (size_t i = 0; i < cfg->n_apps && !any; i++)
-        any = cfg->apps[i].webhook_url && cfg->apps[i].webhook_url[0];
+        any = sl_webhooks_app_cfg(&cfg->apps[i])->webhook_url && sl_webhooks_app_cfg(&cfg->apps[i])->webhook_url[0];
     if (!any) /* nothing configured: inert, no database, no threads; the API lists nothing */
         return http ? add_api_route(core, NULL) : 0;
 
@@ -520,11 +521,11 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     if (!w->db_path || !w->node || !w->eps)
         goto fail;
     snprintf(w->db_path, path_len, "%s/%s", cfg->server_data_dir, SL_WEBHOOKS_DB_NAME);
-    rc = parse_urls(w, cfg->webhooks_url, "webhooks.url", &w->global_urls, &w->n_global);
+    rc = parse_urls(w, sl_webhooks_cfg(cfg)->url, "webhooks.url", &w->global_urls, &w->n_global);
     for (size_t i = 0; i < cfg->n_apps && !rc; i++) {
         char where[SL_CONFIG_APP_NAME_MAX + 32];
         snprintf(where, sizeof where, "apps.%s.webhook_url", cfg->apps[i].name);
-        rc = parse_urls(w, cfg->apps[i].webhook_url, where, NULL, NULL);
+        rc = parse_urls(w, sl_webhooks_app_cfg(&cfg->apps[i])->webhook_url, where, NULL, NULL);
     }
     if (rc)
         goto fail;
@@ -571,25 +572,28 @@ static int wh_reload(sl_core_t *core, sl_http_server_t *http, void **state,
     (void)old_cfg;
     sl_webhooks_t *w = *state;
     if (!w) {
-        int any = new_cfg->webhooks_url && new_cfg->webhooks_url[0];
-        for (size_t i = 0; i < new_cfg->n_apps && !any; i++)
-            any = new_cfg->apps[i].webhook_url && new_cfg->apps[i].webhook_url[0];
+        const char *url = sl_webhooks_cfg(new_cfg)->url;
+        int any = url && url[0];
+        for (size_t i = 0; i < new_cfg->n_apps && !any; i++) {
+            url = sl_webhooks_app_cfg(&new_cfg->apps[i])->webhook_url;
+            any = url && url[0];
+        }
         return any ? SL_EAGAIN : 0;
     }
     uint32_t mask = 0;
     char bad[64];
-    if (sl__webhooks_parse_events(new_cfg->webhooks_events, &mask, bad, sizeof bad))
+    if (sl__webhooks_parse_events(sl_webhooks_cfg(new_cfg)->events, &mask, bad, sizeof bad))
         return SL_EINVAL; /* the check refused it already */
     size_t n_eps_before = w->n_eps;
     char **globals = NULL;
     size_t n_globals = 0;
     sl_wh_retired_t *r = sl_calloc(1, sizeof *r);
-    int rc = r ? parse_urls(w, new_cfg->webhooks_url, "webhooks.url", &globals, &n_globals)
+    int rc = r ? parse_urls(w, sl_webhooks_cfg(new_cfg)->url, "webhooks.url", &globals, &n_globals)
                : SL_ENOMEM;
     for (size_t i = 0; i < new_cfg->n_apps && !rc; i++) {
         char where[SL_CONFIG_APP_NAME_MAX + 32];
         snprintf(where, sizeof where, "apps.%s.webhook_url", new_cfg->apps[i].name);
-        rc = parse_urls(w, new_cfg->apps[i].webhook_url, where, NULL, NULL);
+        rc = parse_urls(w, sl_webhooks_app_cfg(&new_cfg->apps[i])->webhook_url, where, NULL, NULL);
     }
     for (size_t i = n_eps_before; i < w->n_eps && !rc; i++)
         rc = sl__webhooks_sender_start(w, &w->eps[i]);
@@ -627,6 +631,7 @@ static void wh_stop(void *state)
 
 const sl_module_t sl_webhooks_module = {
     .name = "webhooks",
+    .config = &sl_webhooks_config_section,
     .start = wh_start,
     .stop = wh_stop,
     .free = wh_free,

@@ -11,6 +11,7 @@
 
 #include "base/str.h"
 #include "modules/webhooks/webhooks.h"
+#include "modules/webhooks/webhooks_config.h"
 
 #define CHECK_MAX_URLS 256 /* distinct URLs across the configuration (MAX_ENDPOINTS in webhooks.c) */
 
@@ -60,7 +61,7 @@ static int check_urls(const sl_config_t *cfg, const char *key, const char *list,
 int sl__webhooks_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
     int n = 0;
-    const char *p = cfg->webhooks_events ? cfg->webhooks_events : "";
+    const char *p = sl_webhooks_cfg(cfg)->events ? sl_webhooks_cfg(cfg)->events : "";
     while (*p) {
         p += strspn(p, ", \t");
         size_t len = strcspn(p, ", \t");
@@ -79,11 +80,11 @@ int sl__webhooks_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
         p += len;
     }
     seen_t seen = {.n = 0};
-    n += check_urls(cfg, "webhooks.url", cfg->webhooks_url, &seen, err, ud);
+    n += check_urls(cfg, "webhooks.url", sl_webhooks_cfg(cfg)->url, &seen, err, ud);
     for (size_t i = 0; i < cfg->n_apps; i++) {
         char key[SL_CONFIG_APP_NAME_MAX + 24];
         snprintf(key, sizeof key, "apps.%s.webhook_url", cfg->apps[i].name);
-        n += check_urls(cfg, key, cfg->apps[i].webhook_url, &seen, err, ud);
+        n += check_urls(cfg, key, sl_webhooks_app_cfg(&cfg->apps[i])->webhook_url, &seen, err, ud);
     }
     if (seen.n > CHECK_MAX_URLS) {
         sl_config_report(cfg, "webhooks.url", err, ud, "more than %d distinct webhook URLs",

@@ -39,6 +39,7 @@
 #include "modules/webhooks/webhooks_internal.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "modules/webhooks/webhooks_config.h"
 
 #define IDLE_WAIT_MS (60 * 1000)          /* a sender re-checks the outbox at least this often */
 #define DB_RETRY_MS 1000                  /* first wait after a database error (then doubling) */
@@ -234,8 +235,9 @@ static int insert_event(sl_webhooks_t *w, writer_t *wr, const sl_wh_item_t *it, 
     size_t n = 0;
     for (size_t i = 0; i < n_globals && n < MAX_EVENT_ENDPOINTS; i++)
         urls[n++] = globals[i];
-    if (it->app && it->app->webhook_url && it->app->webhook_url[0]) {
-        snprintf(app_urls, sizeof app_urls, "%s", it->app->webhook_url);
+    const char *app_list = it->app ? sl_webhooks_app_cfg(it->app)->webhook_url : NULL;
+    if (app_list && app_list[0]) {
+        snprintf(app_urls, sizeof app_urls, "%s", app_list);
         n = split_urls(app_urls, urls, n, MAX_EVENT_ENDPOINTS);
     }
     char okey[512], id[SL_WEBHOOKS_ID_MAX];
@@ -325,7 +327,7 @@ static int prune_work(sqlite3 *db, void *arg)
 {
     writer_t *wr = arg;
     uint64_t now = wr->last_prune_ms;
-    int64_t keep = sl__wh_cfg(wr->w)->webhooks_retention_ms;
+    int64_t keep = sl_webhooks_cfg(sl__wh_cfg(wr->w))->retention_ms;
     if (!wr->prune)
         return SL_EIO;
     sqlite3_reset(wr->prune);
@@ -340,7 +342,7 @@ static int prune_work(sqlite3 *db, void *arg)
 static void maybe_prune(sl_webhooks_t *w, writer_t *wr)
 {
     uint64_t now = sl_time_wall_ms();
-    int64_t keep = sl__wh_cfg(w)->webhooks_retention_ms;
+    int64_t keep = sl_webhooks_cfg(sl__wh_cfg(w))->retention_ms;
     if (keep <= 0 || now - wr->last_prune_ms < PRUNE_INTERVAL_MS)
         return;
     wr->last_prune_ms = now;
@@ -398,7 +400,7 @@ static void writer_main(void *arg)
             /* Paced in memory (doubling up to webhooks.retry_max_interval) and
              * logged once per failing streak, not once per try. */
             uint64_t delay = sl_backoff_fail(&wr.bo, DB_RETRY_MS,
-                                             (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms);
+                                             (uint64_t)sl_webhooks_cfg(sl__wh_cfg(w))->retry_max_ms);
             if (wr.bo.failures == 1)
                 SL_LOGE(&g_ctx, "webhooks: cannot write %zu events to the outbox %s (%s); "
                         "retrying with backoff until it can be written", n, w->db_path, wr.err);
@@ -616,8 +618,8 @@ static long post(sender_t *s, const row_t *r, char *err, size_t err_cap)
     ADD(hdr);
     snprintf(hdr, sizeof hdr, "X-Sluice-Attempt: %lld", (long long)r->attempts + 1);
     ADD(hdr);
-    if (cfg->webhooks_secret && cfg->webhooks_secret[0]) {
-        if (sl__webhooks_sign(cfg->webhooks_secret, ts, r->body, r->body_len, sig)) {
+    if (sl_webhooks_cfg(cfg)->secret && sl_webhooks_cfg(cfg)->secret[0]) {
+        if (sl__webhooks_sign(sl_webhooks_cfg(cfg)->secret, ts, r->body, r->body_len, sig)) {
             snprintf(err, err_cap, "cannot compute the signature");
             goto fail;
         }
@@ -633,8 +635,8 @@ static long post(sender_t *s, const row_t *r, char *err, size_t err_cap)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sluice/" SL_VERSION_STRING);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->webhooks_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->webhooks_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)sl_webhooks_cfg(cfg)->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)sl_webhooks_cfg(cfg)->timeout_ms);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
@@ -674,7 +676,7 @@ static void store_failed(sender_t *s, const char *what, const char *id, uint64_t
 {
     sl_webhooks_t *w = s->ep->w;
     uint64_t delay = sl_backoff_fail(&s->store_bo, DB_RETRY_MS,
-                                     (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms);
+                                     (uint64_t)sl_webhooks_cfg(sl__wh_cfg(w))->retry_max_ms);
     s->hold_until_ms = now + delay;
     if (s->store_bo.failures == 1)
         SL_LOGE(&g_ctx, "webhooks: outbox %s: %s (%s%s): deliveries to %s back off in memory "
@@ -728,7 +730,7 @@ static void attempt(sender_t *s, row_t *r)
     uint64_t delay = 0;
     if (!ok) {
         uint32_t n = r->attempts + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(r->attempts + 1);
-        delay = sl__webhooks_backoff_ms(n, (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms,
+        delay = sl__webhooks_backoff_ms(n, (uint64_t)sl_webhooks_cfg(sl__wh_cfg(w))->retry_max_ms,
                                         next_rand(s->ep));
     }
     s->row = r;
@@ -779,7 +781,7 @@ static void sender_main(void *arg)
             memset(&s, 0, sizeof s);
             s.ep = ep;
             s.store_bo = keep;
-            wait_ms = sl_backoff_fail(&open_bo, DB_RETRY_MS, (uint64_t)sl__wh_cfg(w)->webhooks_retry_max_ms);
+            wait_ms = sl_backoff_fail(&open_bo, DB_RETRY_MS, (uint64_t)sl_webhooks_cfg(sl__wh_cfg(w))->retry_max_ms);
         } else {
             uint64_t now = sl_time_wall_ms();
             if (s.hold_until_ms > now) {

@@ -9,10 +9,11 @@
 #include "proto/http/http.h"
 #include "proto/proto.h"
 #include "sluice/errors.h"
+#include "proto/http/http_config.h"
 
 static int http_enabled(const sl_config_t *cfg)
 {
-    return cfg->http_enabled;
+    return sl_http_cfg(cfg)->enabled;
 }
 
 /* HTTPS's certificate and key (also RTMPS's when RTMP has no pair of its own). */
@@ -37,12 +38,12 @@ static int http_start(sl_core_t *core, void **state)
     }
     *state = srv;
     int tls_port = sl_http_server_tls_port(srv);
-    if ((rc = sl_listeners_announce(core, "http", cfg->http_bind, sl_http_server_port(srv), 0, 0)) ||
+    if ((rc = sl_listeners_announce(core, "http", sl_http_cfg(cfg)->bind, sl_http_server_port(srv), 0, 0)) ||
         (tls_port > 0 &&
          (rc = sl_listeners_announce(core, "http", sl_http_server_tls_bind(cfg), tls_port, 1, 0))))
         return rc;
-    SL_LOGI(NULL, "http listening on %s:%lld (console http://localhost:%lld/)", cfg->http_bind,
-            (long long)cfg->http_port, (long long)cfg->http_port);
+    SL_LOGI(NULL, "http listening on %s:%lld (console http://localhost:%lld/)", sl_http_cfg(cfg)->bind,
+            (long long)sl_http_cfg(cfg)->port, (long long)sl_http_cfg(cfg)->port);
     if (tls_port > 0)
         SL_LOGI(NULL, "https listening on %s:%d (https://localhost:%d/)",
                 sl_http_server_tls_bind(cfg), tls_port, tls_port);

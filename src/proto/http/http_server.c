@@ -57,6 +57,7 @@
 #include "proto/http/http_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "proto/http/http_config.h"
 
 #define READ_BUF_SIZE 65536
 #define SWEEP_INTERVAL_MS 250
@@ -523,11 +524,11 @@ int sl__http_build_head(sl_http_txn_t *t, sl_wbuf_t *w, int status, const char *
     int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: sluice/%s\r\n",
                      status, sl__http_reason(status), http_date(c->srv), SL_VERSION_STRING);
     int rc = sl_wbuf_put(w, line, (size_t)n);
-    if (!rc && cfg->http_cors_origin && cfg->http_cors_origin[0]) {
+    if (!rc && sl_http_cfg(cfg)->cors_origin && sl_http_cfg(cfg)->cors_origin[0]) {
         rc = put(w, "Access-Control-Allow-Origin: ");
-        rc = rc ? rc : put(w, cfg->http_cors_origin);
+        rc = rc ? rc : put(w, sl_http_cfg(cfg)->cors_origin);
         rc = rc ? rc : put(w, "\r\n");
-        if (!rc && strcmp(cfg->http_cors_origin, "*") != 0)
+        if (!rc && strcmp(sl_http_cfg(cfg)->cors_origin, "*") != 0)
             rc = put(w, "Vary: Origin\r\n");
     }
     if (!rc && content_type) {
@@ -718,7 +719,7 @@ int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf)
     if (!buf->len)
         return 0; /* an empty chunk would end the stream */
     size_t size = buf->len + (t->chunked ? 12u : 0u);
-    if (sl_http_stream_pending(req) + size > (size_t)c->srv->core->cfg->http_stream_max_pending_bytes)
+    if (sl_http_stream_pending(req) + size > (size_t)sl_http_cfg(c->srv->core->cfg)->stream_max_pending_bytes)
         return SL_ETOOBIG;
     if (t->sized_left >= 0 && (uint64_t)buf->len > (uint64_t)t->sized_left)
         return SL_EINVAL; /* more than the Content-Length announced */
@@ -917,7 +918,7 @@ static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
     sl_http_server_t *srv = c->srv;
     const sl_config_t *cfg = srv->core->cfg;
     sl_http_req_t *req = &t->req;
-    if (cfg->http_cors_origin && cfg->http_cors_origin[0] && t->msg->method_id == HTTP_OPTIONS) {
+    if (sl_http_cfg(cfg)->cors_origin && sl_http_cfg(cfg)->cors_origin[0] && t->msg->method_id == HTTP_OPTIONS) {
         sl_http_respond(req, 204, NULL, NULL, 0,
                         "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
                         "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
@@ -1630,9 +1631,9 @@ static void on_sweep(void *ud, uint64_t now)
     sl_list_t *it, *nx;
     sl_http_server_t *srv = ud;
     const sl_config_t *cfg = srv->core->cfg;
-    uint64_t header_ms = (uint64_t)cfg->http_header_timeout_ms;
-    uint64_t idle_ms = (uint64_t)cfg->http_idle_timeout_ms;
-    uint64_t request_ms = (uint64_t)cfg->http_request_timeout_ms;
+    uint64_t header_ms = (uint64_t)sl_http_cfg(cfg)->header_timeout_ms;
+    uint64_t idle_ms = (uint64_t)sl_http_cfg(cfg)->idle_timeout_ms;
+    uint64_t request_ms = (uint64_t)sl_http_cfg(cfg)->request_timeout_ms;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl_http_conn_t *c = sl_container_of(it, sl_http_conn_t, link);
         if (c->state == SL_HTTP_CONN_LINGER) {
@@ -1715,13 +1716,13 @@ static void on_stop_deadline(void *ud)
 
 int sl_http_server_tls_enabled(const sl_config_t *cfg)
 {
-    return (cfg->http_tls_cert && cfg->http_tls_cert[0]) ||
-           (cfg->http_tls_key && cfg->http_tls_key[0]);
+    return (sl_http_cfg(cfg)->tls_cert && sl_http_cfg(cfg)->tls_cert[0]) ||
+           (sl_http_cfg(cfg)->tls_key && sl_http_cfg(cfg)->tls_key[0]);
 }
 
 const char *sl_http_server_tls_bind(const sl_config_t *cfg)
 {
-    return cfg->http_tls_bind && cfg->http_tls_bind[0] ? cfg->http_tls_bind : cfg->http_bind;
+    return sl_http_cfg(cfg)->tls_bind && sl_http_cfg(cfg)->tls_bind[0] ? sl_http_cfg(cfg)->tls_bind : sl_http_cfg(cfg)->bind;
 }
 
 int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
@@ -1729,7 +1730,7 @@ int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
     if (!sl_http_server_tls_enabled(cfg))
         return 0;
     sl_tls_ctx_t *ctx = NULL;
-    int rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1", &ctx, err,
+    int rc = sl_tls_ctx_new_server(sl_http_cfg(cfg)->tls_cert, sl_http_cfg(cfg)->tls_key, "http/1.1", &ctx, err,
                                    err_cap);
     sl_tls_ctx_free(ctx);
     return rc;
@@ -1753,17 +1754,17 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
     sl_list_init(&srv->conns);
     sl_list_init(&srv->orphans);
     sl_list_init(&srv->flush_list);
-    srv->lim.max_header_bytes = (size_t)cfg->http_max_header_bytes;
-    srv->lim.max_headers = (size_t)cfg->http_max_headers;
-    srv->lim.max_body_bytes = (size_t)cfg->http_max_body_bytes;
-    srv->lim.max_url_bytes = (size_t)cfg->http_max_url_bytes;
+    srv->lim.max_header_bytes = (size_t)sl_http_cfg(cfg)->max_header_bytes;
+    srv->lim.max_headers = (size_t)sl_http_cfg(cfg)->max_headers;
+    srv->lim.max_body_bytes = (size_t)sl_http_cfg(cfg)->max_body_bytes;
+    srv->lim.max_url_bytes = (size_t)sl_http_cfg(cfg)->max_url_bytes;
 
     /* The certificate first: a bad one must fail the start before anything listens. */
     int rc = 0;
     sl_tls_ctx_t *tls_ctx = NULL;
     if (sl_http_server_tls_enabled(cfg)) {
         char err[512];
-        rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1", &tls_ctx,
+        rc = sl_tls_ctx_new_server(sl_http_cfg(cfg)->tls_cert, sl_http_cfg(cfg)->tls_key, "http/1.1", &tls_ctx,
                                    err, sizeof err);
         if (rc) {
             SL_LOGE(NULL, "https: %s", err[0] ? err : sl_strerror(rc));
@@ -1772,8 +1773,8 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
     }
     const sl_listener_config_t lc = {
         .name = "http", .tls_name = "https",
-        .bind = cfg->http_bind, .port = cfg->http_port,
-        .tls_bind = sl_http_server_tls_bind(cfg), .tls_port = cfg->http_tls_port,
+        .bind = sl_http_cfg(cfg)->bind, .port = sl_http_cfg(cfg)->port,
+        .tls_bind = sl_http_server_tls_bind(cfg), .tls_port = sl_http_cfg(cfg)->tls_port,
         .tls_ctx = tls_ctx, /* taken */
         .sweep_ms = SWEEP_INTERVAL_MS,
         .stop_timeout_ms = (uint64_t)cfg->server_shutdown_timeout_ms,

@@ -30,6 +30,7 @@
 #include "base/redact.h"
 #include "proto/http/http_conn.h"
 #include "sluice/errors.h"
+#include "proto/http/http_config.h"
 
 #define WS_OUT_HIGH (256u * 1024u) /* unwritten bytes before wslay is told to wait */
 #define WS_CLOSE_WAIT_MS 5000      /* after our close frame, time for the peer's */
@@ -161,7 +162,7 @@ int sl_http_ws_accept(sl_http_req_t *req, const sl_ws_ops_t *ops, void *ud, sl_w
         rc = SL_ENOMEM;
         goto fail;
     }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, (uint64_t)cfg->http_ws_max_message_bytes);
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, (uint64_t)sl_http_cfg(cfg)->ws_max_message_bytes);
     sl_wbuf_init(&ws->frames, SL_BUF_MAX);
     ws->ops = ops;
     ws->ud = ud;
@@ -254,7 +255,7 @@ void sl__http_ws_on_data(sl_http_conn_t *c, const uint8_t *p, size_t n)
      * past it the client is gone (no close frame: it does not read). */
     const sl_config_t *cfg = sl__http_core(c->srv)->cfg;
     size_t pending = ws_pending(c);
-    if (pending > (size_t)cfg->http_stream_max_pending_bytes) {
+    if (pending > (size_t)sl_http_cfg(cfg)->stream_max_pending_bytes) {
         char why[160];
         sl_core_budget_exceeded(sl__http_core(c->srv), SL_BUDGET_HTTP_PENDING_BYTES, NULL);
         snprintf(why, sizeof why, "websocket client does not read: %zu bytes (%zu messages) queued "
@@ -304,7 +305,7 @@ void sl__http_ws_sweep(sl_http_conn_t *c, uint64_t now)
 {
     sl_ws_t *ws = c->ws;
     const sl_config_t *cfg = sl__http_core(c->srv)->cfg;
-    uint64_t idle_ms = (uint64_t)cfg->http_idle_timeout_ms;
+    uint64_t idle_ms = (uint64_t)sl_http_cfg(cfg)->idle_timeout_ms;
     if (ws->close_sent_ms && now - ws->close_sent_ms > WS_CLOSE_WAIT_MS) {
         sl__http_conn_close(c, "websocket close handshake timed out");
         return;
@@ -358,9 +359,9 @@ int sl_ws_send(sl_ws_t *ws, const void *data, size_t len, int is_text)
         wslay_event_get_close_sent(ws->ctx) || wslay_event_get_close_received(ws->ctx))
         return SL_ECLOSED;
     const sl_config_t *cfg = sl__http_core(c->srv)->cfg;
-    if (len > (size_t)cfg->http_ws_max_message_bytes)
+    if (len > (size_t)sl_http_cfg(cfg)->ws_max_message_bytes)
         return SL_ETOOBIG;
-    if (ws_pending(c) + len + WS_MSG_COST > (size_t)cfg->http_stream_max_pending_bytes)
+    if (ws_pending(c) + len + WS_MSG_COST > (size_t)sl_http_cfg(cfg)->stream_max_pending_bytes)
         return SL_ETOOBIG;
     struct wslay_event_msg msg = {is_text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
                                   (const uint8_t *)data, len};

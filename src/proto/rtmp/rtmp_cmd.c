@@ -28,6 +28,7 @@
 #include "proto/rtmp/rtmp_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
+#include "proto/rtmp/rtmp_config.h"
 
 #define MAX_STREAMS_PER_CONN 16
 #define NAME_MAX_LEN 512
@@ -271,7 +272,7 @@ static int send_connect_result(sl_rtmp_conn_t *c)
 {
     const sl_config_t *cfg = c->core->cfg;
     double txn = c->connect_txn;
-    uint32_t window = (uint32_t)cfg->rtmp_window_ack_size;
+    uint32_t window = (uint32_t)sl_rtmp_cfg(cfg)->window_ack_size;
     int rc = sl__rtmp_send_u32(c, SL_RTMP_WINDOW_ACK_SIZE, window);
     if (!rc) {
         uint8_t bw[5];
@@ -279,10 +280,10 @@ static int send_connect_result(sl_rtmp_conn_t *c)
         bw[4] = 2; /* dynamic */
         rc = sl__rtmp_send(c, SL_RTMP_CSID_CONTROL, SL_RTMP_SET_PEER_BW, 0, 0, bw, 5);
     }
-    rc = rc ? rc : sl__rtmp_send_u32(c, SL_RTMP_SET_CHUNK_SIZE, (uint32_t)cfg->rtmp_chunk_size);
+    rc = rc ? rc : sl__rtmp_send_u32(c, SL_RTMP_SET_CHUNK_SIZE, (uint32_t)sl_rtmp_cfg(cfg)->chunk_size);
     if (rc)
         return rc;
-    c->out_chunk_size = (uint32_t)cfg->rtmp_chunk_size;
+    c->out_chunk_size = (uint32_t)sl_rtmp_cfg(cfg)->chunk_size;
 
     sl_wbuf_t w;
     sl_wbuf_init(&w, CMD_MAX_BYTES);
@@ -607,7 +608,7 @@ int sl__rtmp_on_media(sl_rtmp_conn_t *c, uint8_t type, uint32_t ts, sl_buf_t *bo
 static int push_data(sl_rtmp_conn_t *c, uint32_t ts, sl_amf_t **v, size_t n, uint8_t flags)
 {
     sl_wbuf_t w;
-    sl_wbuf_init(&w, c->core->cfg->rtmp_max_message_size);
+    sl_wbuf_init(&w, sl_rtmp_cfg(c->core->cfg)->max_message_size);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++)
         rc = sl_amf0_encode(&w, v[i]);
@@ -637,7 +638,7 @@ int sl__rtmp_on_data(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
     }
     sl_amf_t **v = NULL;
     size_t count = 0;
-    int rc = sl_amf0_decode_all(p, n, (int)c->core->cfg->rtmp_amf_max_depth, &v, &count);
+    int rc = sl_amf0_decode_all(p, n, (int)sl_rtmp_cfg(c->core->cfg)->amf_max_depth, &v, &count);
     if (rc) {
         SL_LOGD(&c->sess.log, "dropping malformed data message: %s", sl_strerror(rc));
         return 0;
@@ -1024,7 +1025,7 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
     }
     sl_amf_t **v = NULL;
     size_t count = 0;
-    int rc = sl_amf0_decode_all(p, n, (int)c->core->cfg->rtmp_amf_max_depth, &v, &count);
+    int rc = sl_amf0_decode_all(p, n, (int)sl_rtmp_cfg(c->core->cfg)->amf_max_depth, &v, &count);
     if (rc) {
         SL_LOGI(&c->sess.log, "malformed command: %s", sl_strerror(rc));
         return rc == SL_ENOMEM ? rc : SL_EPROTO;

@@ -59,6 +59,7 @@
 #include "proto/rtmp/rtmp_conn.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
+#include "proto/rtmp/rtmp_config.h"
 
 #define READ_BUF_SIZE 65536
 #define SWEEP_INTERVAL_MS 250
@@ -896,9 +897,9 @@ void sl__rtmp_conn_admitted(sl_rtmp_conn_t *c)
 {
     const sl_config_t *cfg = c->core->cfg;
     /* A connection may always hold one message of the largest size. */
-    int64_t held = cfg->rtmp_max_partial_bytes > cfg->rtmp_max_message_size
-                 ? cfg->rtmp_max_partial_bytes : cfg->rtmp_max_message_size;
-    sl_rtmp_chunk_reader_set_budget(&c->rd, held, (uint32_t)cfg->rtmp_max_partial_messages,
+    int64_t held = sl_rtmp_cfg(cfg)->max_partial_bytes > sl_rtmp_cfg(cfg)->max_message_size
+                 ? sl_rtmp_cfg(cfg)->max_partial_bytes : sl_rtmp_cfg(cfg)->max_message_size;
+    sl_rtmp_chunk_reader_set_budget(&c->rd, held, (uint32_t)sl_rtmp_cfg(cfg)->max_partial_messages,
                                     &c->core->rtmp_partial);
     c->ctrl.max = CTRL_MAX_BYTES;
 }
@@ -1055,11 +1056,11 @@ static void on_connection(void *ud, int is_tls)
     sl_list_init(&c->link);
     sl_list_init(&c->flush_link);
     sl_list_init(&c->sink.link);
-    sl_wbuf_init(&c->ctrl, (size_t)cfg->rtmp_max_control_bytes_before_connect);
-    sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)cfg->rtmp_max_chunk_size,
-                              (uint32_t)cfg->rtmp_max_message_size);
-    sl_rtmp_chunk_reader_set_budget(&c->rd, cfg->rtmp_max_partial_bytes_before_connect,
-                                    (uint32_t)cfg->rtmp_max_partial_messages,
+    sl_wbuf_init(&c->ctrl, (size_t)sl_rtmp_cfg(cfg)->max_control_bytes_before_connect);
+    sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)sl_rtmp_cfg(cfg)->max_chunk_size,
+                              (uint32_t)sl_rtmp_cfg(cfg)->max_message_size);
+    sl_rtmp_chunk_reader_set_budget(&c->rd, sl_rtmp_cfg(cfg)->max_partial_bytes_before_connect,
+                                    (uint32_t)sl_rtmp_cfg(cfg)->max_partial_messages,
                                     &srv->core->rtmp_partial);
     c->rd.pool_full = on_pool_full;
     c->rd.pool_full_ud = c;
@@ -1090,7 +1091,7 @@ static void on_connection(void *ud, int is_tls)
         sl__rtmp_close(c, "out of memory (tls)");
         return;
     }
-    if (cfg->rtmp_tcp_nodelay)
+    if (sl_rtmp_cfg(cfg)->tcp_nodelay)
         uv_tcp_nodelay(&c->tcp, 1);
     c->last_read_ms = c->accept_ms = c->last_ping_ms = uv_now(srv->core->loop);
     SL_LOGD(&c->sess.log, "accepted from %s:%d%s", c->sess.remote_addr, c->sess.remote_port,
@@ -1109,7 +1110,7 @@ static void on_sweep(void *ud, uint64_t now)
         sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, link);
         uint64_t quiet = now - c->last_read_ms;
         if (c->state == SL_RTMP_CONN_HANDSHAKE) {
-            if ((int64_t)(now - c->accept_ms) > cfg->rtmp_handshake_timeout_ms)
+            if ((int64_t)(now - c->accept_ms) > sl_rtmp_cfg(cfg)->handshake_timeout_ms)
                 sl__rtmp_close(c, c->tls && !c->tls_established ? "tls handshake timeout"
                                                                  : "handshake timeout");
             continue;
@@ -1118,12 +1119,12 @@ static void on_sweep(void *ud, uint64_t now)
          * RTMP. The whole exchange up to connect has one deadline, however
          * slowly its bytes trickle (the idle timeout only sees gaps). */
         if (c->state == SL_RTMP_CONN_READY &&
-            (int64_t)(now - c->accept_ms) > cfg->rtmp_connect_timeout_ms) {
+            (int64_t)(now - c->accept_ms) > sl_rtmp_cfg(cfg)->connect_timeout_ms) {
             sl_core_budget_exceeded(srv->core, SL_BUDGET_RTMP_CONNECT_TIMEOUT, NULL);
             sl__rtmp_close(c, "no connect within rtmp.connect_timeout");
             continue;
         }
-        if (cfg->rtmp_idle_timeout_ms && (int64_t)quiet > cfg->rtmp_idle_timeout_ms) {
+        if (sl_rtmp_cfg(cfg)->idle_timeout_ms && (int64_t)quiet > sl_rtmp_cfg(cfg)->idle_timeout_ms) {
             sl__rtmp_close(c, "idle timeout");
             continue;
         }
@@ -1158,9 +1159,9 @@ static void on_sweep(void *ud, uint64_t now)
         }
         /* A quiet peer is pinged; its answer counts as traffic, so a
          * player that only receives is not taken for idle. */
-        if (cfg->rtmp_ping_interval_ms && c->state == SL_RTMP_CONN_CONNECTED &&
-            (int64_t)quiet >= cfg->rtmp_ping_interval_ms &&
-            (int64_t)(now - c->last_ping_ms) >= cfg->rtmp_ping_interval_ms) {
+        if (sl_rtmp_cfg(cfg)->ping_interval_ms && c->state == SL_RTMP_CONN_CONNECTED &&
+            (int64_t)quiet >= sl_rtmp_cfg(cfg)->ping_interval_ms &&
+            (int64_t)(now - c->last_ping_ms) >= sl_rtmp_cfg(cfg)->ping_interval_ms) {
             c->last_ping_ms = now;
             sl__rtmp_send_uc(c, SL_RTMP_UC_PING_REQUEST, (uint32_t)now);
         }
@@ -1180,9 +1181,9 @@ static int nonempty(const char *s) { return s && s[0]; }
 
 void sl_rtmp_server_tls_files(const sl_config_t *cfg, const char **cert, const char **key)
 {
-    int own = nonempty(cfg->rtmp_tls_cert) || nonempty(cfg->rtmp_tls_key);
-    const char *c = own ? cfg->rtmp_tls_cert : cfg->http_tls_cert;
-    const char *k = own ? cfg->rtmp_tls_key : cfg->http_tls_key;
+    int own = nonempty(sl_rtmp_cfg(cfg)->tls_cert) || nonempty(sl_rtmp_cfg(cfg)->tls_key);
+    const char *c = own ? sl_rtmp_cfg(cfg)->tls_cert : sl_config_str(cfg, "http.tls_cert");
+    const char *k = own ? sl_rtmp_cfg(cfg)->tls_key : sl_config_str(cfg, "http.tls_key");
     *cert = c ? c : "";
     *key = k ? k : "";
 }
@@ -1191,12 +1192,12 @@ int sl_rtmp_server_tls_enabled(const sl_config_t *cfg)
 {
     const char *cert, *key;
     sl_rtmp_server_tls_files(cfg, &cert, &key);
-    return cfg->rtmp_tls_port != 0 && (cert[0] || key[0]);
+    return sl_rtmp_cfg(cfg)->tls_port != 0 && (cert[0] || key[0]);
 }
 
 const char *sl_rtmp_server_tls_bind(const sl_config_t *cfg)
 {
-    return nonempty(cfg->rtmp_tls_bind) ? cfg->rtmp_tls_bind : cfg->rtmp_bind;
+    return nonempty(sl_rtmp_cfg(cfg)->tls_bind) ? sl_rtmp_cfg(cfg)->tls_bind : sl_rtmp_cfg(cfg)->bind;
 }
 
 /* The RTMPS context, or 0 with *out NULL when RTMPS is off. No ALPN: RTMP has no registered id. */
@@ -1209,7 +1210,7 @@ static int tls_ctx_new(const sl_config_t *cfg, sl_tls_ctx_t **out, char *err, si
         return 0;
     const char *cert, *key;
     sl_rtmp_server_tls_files(cfg, &cert, &key);
-    int own = nonempty(cfg->rtmp_tls_cert) || nonempty(cfg->rtmp_tls_key);
+    int own = nonempty(sl_rtmp_cfg(cfg)->tls_cert) || nonempty(sl_rtmp_cfg(cfg)->tls_key);
     if (!cert[0] || !key[0]) {
         snprintf(err, err_cap, "%s and %s must be set together (the %s is missing)",
                  own ? "rtmp.tls_cert" : "http.tls_cert", own ? "rtmp.tls_key" : "http.tls_key",
@@ -1245,7 +1246,7 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     if (!srv)
         return SL_ENOMEM;
     srv->core = core;
-    core->rtmp_partial.limit = cfg->rtmp_max_partial_bytes_total;
+    core->rtmp_partial.limit = sl_rtmp_cfg(cfg)->max_partial_bytes_total;
     sl_list_init(&srv->conns);
     sl_list_init(&srv->flush_list);
     sl_list_init(&srv->media_list);
@@ -1261,8 +1262,8 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     }
     const sl_listener_config_t lc = {
         .name = "rtmp", .tls_name = "rtmps",
-        .bind = cfg->rtmp_bind, .port = cfg->rtmp_port,
-        .tls_bind = sl_rtmp_server_tls_bind(cfg), .tls_port = cfg->rtmp_tls_port,
+        .bind = sl_rtmp_cfg(cfg)->bind, .port = sl_rtmp_cfg(cfg)->port,
+        .tls_bind = sl_rtmp_server_tls_bind(cfg), .tls_port = sl_rtmp_cfg(cfg)->tls_port,
         .tls_ctx = tls_ctx, /* taken */
         .sweep_ms = SWEEP_INTERVAL_MS,
         .stop_timeout_ms = (uint64_t)cfg->server_shutdown_timeout_ms,

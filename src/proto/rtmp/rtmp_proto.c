@@ -11,10 +11,11 @@
 #include "proto/proto.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
+#include "proto/rtmp/rtmp_config.h"
 
 static int rtmp_enabled(const sl_config_t *cfg)
 {
-    return cfg->rtmp_enabled;
+    return sl_rtmp_cfg(cfg)->enabled;
 }
 
 /*
@@ -25,9 +26,9 @@ static int rtmp_enabled(const sl_config_t *cfg)
 static int rtmp_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
     char why[512];
-    int own_cert = cfg->rtmp_tls_cert && cfg->rtmp_tls_cert[0];
-    int own_pair = own_cert || (cfg->rtmp_tls_key && cfg->rtmp_tls_key[0]);
-    if (!sl_rtmp_server_tls_enabled(cfg) || (!own_pair && cfg->http_enabled))
+    int own_cert = sl_rtmp_cfg(cfg)->tls_cert && sl_rtmp_cfg(cfg)->tls_cert[0];
+    int own_pair = own_cert || (sl_rtmp_cfg(cfg)->tls_key && sl_rtmp_cfg(cfg)->tls_key[0]);
+    if (!sl_rtmp_server_tls_enabled(cfg) || (!own_pair && sl_config_int(cfg, "http.enabled")))
         return 0;
     if (!sl_rtmp_server_tls_check(cfg, why, sizeof why))
         return 0;
@@ -47,16 +48,16 @@ static int rtmp_start(sl_core_t *core, void **state)
     }
     *state = srv;
     int tls_port = sl_rtmp_server_tls_port(srv);
-    if ((rc = sl_listeners_announce(core, "rtmp", cfg->rtmp_bind, (int)cfg->rtmp_port, 0, 0)) ||
+    if ((rc = sl_listeners_announce(core, "rtmp", sl_rtmp_cfg(cfg)->bind, (int)sl_rtmp_cfg(cfg)->port, 0, 0)) ||
         (tls_port > 0 &&
          (rc = sl_listeners_announce(core, "rtmp", sl_rtmp_server_tls_bind(cfg), tls_port, 1, 0))))
         return rc;
-    SL_LOGI(NULL, "rtmp listening on %s:%lld", cfg->rtmp_bind, (long long)cfg->rtmp_port);
-    const char *host = strcmp(cfg->rtmp_bind, "0.0.0.0") == 0 || strcmp(cfg->rtmp_bind, "::") == 0
-                           ? "localhost" : cfg->rtmp_bind;
+    SL_LOGI(NULL, "rtmp listening on %s:%lld", sl_rtmp_cfg(cfg)->bind, (long long)sl_rtmp_cfg(cfg)->port);
+    const char *host = strcmp(sl_rtmp_cfg(cfg)->bind, "0.0.0.0") == 0 || strcmp(sl_rtmp_cfg(cfg)->bind, "::") == 0
+                           ? "localhost" : sl_rtmp_cfg(cfg)->bind;
     SL_LOGI(NULL, "publish: rtmp://%s:%lld/live/{stream}   (OBS: server rtmp://%s:%lld/live, key {stream})",
-            host, (long long)cfg->rtmp_port, host, (long long)cfg->rtmp_port);
-    SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)cfg->rtmp_port);
+            host, (long long)sl_rtmp_cfg(cfg)->port, host, (long long)sl_rtmp_cfg(cfg)->port);
+    SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)sl_rtmp_cfg(cfg)->port);
     if (tls_port > 0)
         SL_LOGI(NULL, "rtmps listening on %s:%d (rtmps://%s:%d/live/{stream})",
                 sl_rtmp_server_tls_bind(cfg), tls_port, host, tls_port);

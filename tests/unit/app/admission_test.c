@@ -18,6 +18,7 @@
 #include "app/events.h"
 #include "base/alloc.h"
 #include "sluice/errors.h"
+#include "builtin_config.h"
 
 static char trace[256];
 

@@ -18,6 +18,7 @@
 #include "app/core.h"
 #include "base/alloc.h"
 #include "sluice/errors.h"
+#include "builtin_config.h"
 
 #define N_FAKE 16
 

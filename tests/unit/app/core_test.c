@@ -17,6 +17,7 @@
 
 #include "app/core.h"
 #include "base/alloc.h"
+#include "builtin_config.h"
 
 static const sl_session_ops_t no_ops = {0};
 

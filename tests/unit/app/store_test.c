@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "sluice/errors.h"
+#include "builtin_config.h"
 
 typedef struct {
     uv_loop_t loop;

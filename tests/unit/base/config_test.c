@@ -24,6 +24,8 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "sluice/errors.h"
+#include "proto/rtmp/rtmp_config.h"
+#include "builtin_config.h"
 
 #define KB 1024LL
 #define MB (1024LL * KB)
@@ -131,18 +133,18 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.server_shutdown_timeout_ms, 5000);
     assert_int_equal(cfg.log_level, SL_LOG_INFO);
     assert_int_equal(cfg.log_format, 0);
-    assert_int_equal(cfg.rtmp_enabled, 1);
-    assert_string_equal(cfg.rtmp_bind, "0.0.0.0");
-    assert_int_equal(cfg.rtmp_port, 1935);
-    assert_int_equal(cfg.rtmp_chunk_size, 4096);
-    assert_int_equal(cfg.rtmp_max_chunk_size, 65536);
-    assert_int_equal(cfg.rtmp_max_message_size, 8 * MB);
-    assert_int_equal(cfg.rtmp_handshake_timeout_ms, 5000);
-    assert_int_equal(cfg.rtmp_idle_timeout_ms, 60000);
-    assert_int_equal(cfg.rtmp_amf_max_depth, 32);
-    assert_int_equal(cfg.rtmp_window_ack_size, 2500000);
-    assert_int_equal(cfg.rtmp_ping_interval_ms, 30000);
-    assert_int_equal(cfg.rtmp_tcp_nodelay, 1);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->enabled, 1);
+    assert_string_equal(sl_rtmp_cfg(&cfg)->bind, "0.0.0.0");
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1935);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->chunk_size, 4096);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->max_chunk_size, 65536);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->max_message_size, 8 * MB);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->handshake_timeout_ms, 5000);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->idle_timeout_ms, 60000);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->amf_max_depth, 32);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->window_ack_size, 2500000);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->ping_interval_ms, 30000);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->tcp_nodelay, 1);
     assert_int_equal(cfg.media_gop_cache_max_bytes, 16 * MB);
     assert_int_equal(cfg.media_queue_max_bytes, 8 * MB);
     assert_int_equal(cfg.media_queue_max_ms, 5000);
@@ -250,13 +252,13 @@ static void test_durations(void **state)
             dump(&errs);
             fail();
         }
-        assert_int_equal(cfg.rtmp_ping_interval_ms, ok[i].ms);
+        assert_int_equal(sl_rtmp_cfg(&cfg)->ping_interval_ms, ok[i].ms);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(load_one(&cfg, "rtmp", "ping_interval", bad[i], &errs), SL_EINVAL);
         assert_err(&errs, 0, 2, "rtmp.ping_interval: expected a duration");
     }
-    assert_int_equal(cfg.rtmp_ping_interval_ms, 0);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->ping_interval_ms, 0);
     assert_int_equal(load_one(&cfg, "rtmp", "ping_interval", "61m", &errs), SL_EINVAL);
     assert_err(&errs, 0, 2, "out of range (0..1h)");
     sl_config_cleanup(&cfg);
@@ -276,12 +278,12 @@ static void test_bools(void **state)
     assert_int_equal(sl_config_defaults(&cfg), 0);
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         assert_int_equal(load_one(&cfg, "rtmp", "tcp_nodelay", ok[i].text, &errs), 0);
-        assert_int_equal(cfg.rtmp_tcp_nodelay, ok[i].value);
+        assert_int_equal(sl_rtmp_cfg(&cfg)->tcp_nodelay, ok[i].value);
     }
     assert_int_equal(load_one(&cfg, "rtmp", "tcp_nodelay", "maybe", &errs), SL_EINVAL);
     assert_err(&errs, 0, 2, "expected true or false");
     assert_int_equal(load_one(&cfg, "rtmp", "tcp_nodelay", "2", &errs), SL_EINVAL);
-    assert_int_equal(cfg.rtmp_tcp_nodelay, 1); /* the last good value, "yes" */
+    assert_int_equal(sl_rtmp_cfg(&cfg)->tcp_nodelay, 1); /* the last good value, "yes" */
     sl_config_cleanup(&cfg);
 }
 
@@ -291,9 +293,9 @@ static void test_ints_and_strings(void **state)
     errs_t errs;
     assert_int_equal(sl_config_defaults(&cfg), 0);
     assert_int_equal(load_one(&cfg, "rtmp", "port", "19350", &errs), 0);
-    assert_int_equal(cfg.rtmp_port, 19350);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 19350);
     assert_int_equal(load_one(&cfg, "rtmp", "port", "+80", &errs), 0);
-    assert_int_equal(cfg.rtmp_port, 80);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 80);
     static const char *const bad[] = {"12ab", "0x10", "1e3", "\"\"", "\"- 5\"", "1935.0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(load_one(&cfg, "rtmp", "port", bad[i], &errs), SL_EINVAL);
@@ -301,7 +303,7 @@ static void test_ints_and_strings(void **state)
     }
     assert_int_equal(load_one(&cfg, "rtmp", "port", "99999999999999999999", &errs), SL_EINVAL);
     assert_err(&errs, 0, 2, "out of range (1..65535)");
-    assert_int_equal(cfg.rtmp_port, 80);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 80);
 
     /* Strings: plain, quoted, empty; `key:` alone is an empty string. */
     assert_int_equal(load_one(&cfg, "server", "node_name", "edge-7", &errs), 0);
@@ -364,8 +366,8 @@ static void test_out_of_range(void **state)
     assert_int_equal(load(&cfg, "rtmp: {port: 65535, chunk_size: 128, max_chunk_size: 16777215,"
                                 " max_message_size: 64MB}\nmedia: {write_merge: 1s}\n",
                           &errs), 0);
-    assert_int_equal(cfg.rtmp_port, 65535);
-    assert_int_equal(cfg.rtmp_max_message_size, 64 * MB);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 65535);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->max_message_size, 64 * MB);
     assert_int_equal(cfg.media_write_merge_ms, 1000);
     sl_config_cleanup(&def);
     sl_config_cleanup(&cfg);
@@ -397,20 +399,20 @@ static void test_yaml_overrides(void **state)
     assert_string_equal(cfg.server_node_name, "edge-1");
     assert_int_equal(cfg.log_level, SL_LOG_DEBUG);
     assert_int_equal(cfg.log_format, 1);
-    assert_int_equal(cfg.rtmp_enabled, 0);
-    assert_int_equal(cfg.rtmp_port, 19350);
-    assert_int_equal(cfg.rtmp_max_message_size, 16 * MB);
-    assert_int_equal(cfg.rtmp_idle_timeout_ms, 120000);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->enabled, 0);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 19350);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->max_message_size, 16 * MB);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->idle_timeout_ms, 120000);
     assert_int_equal(cfg.media_queue_max_bytes, 1 * MB);
     assert_int_equal(cfg.media_write_merge_ms, 20);
     /* What the file does not name keeps its value. */
-    assert_int_equal(cfg.rtmp_chunk_size, 4096);
-    assert_string_equal(cfg.rtmp_bind, "0.0.0.0");
+    assert_int_equal(sl_rtmp_cfg(&cfg)->chunk_size, 4096);
+    assert_string_equal(sl_rtmp_cfg(&cfg)->bind, "0.0.0.0");
     assert_int_equal(cfg.n_apps, 1);
     /* A second load goes over the first. */
     assert_int_equal(load(&cfg, "rtmp:\n  port: 1936\n", &errs), 0);
-    assert_int_equal(cfg.rtmp_port, 1936);
-    assert_int_equal(cfg.rtmp_enabled, 0);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1936);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->enabled, 0);
     sl_config_cleanup(&cfg);
 }
 
@@ -453,7 +455,7 @@ static void test_all_errors_with_lines(void **state)
     /* Good lines around the bad ones were applied; bad and duplicate ones were not. */
     assert_string_equal(cfg.server_data_dir, "/srv/sluice");
     assert_int_equal(cfg.media_queue_max_ms, 2000);
-    assert_int_equal(cfg.rtmp_port, 1935);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1935);
     assert_int_equal(cfg.log_level, SL_LOG_INFO);
     /* A NULL callback is allowed: the return code still tells. */
     assert_int_equal(sl_config_load_string(&cfg, yaml, strlen(yaml), NULL, NULL, NULL), SL_EINVAL);
@@ -479,7 +481,7 @@ static void test_syntax_errors(void **state)
     assert_err(&errs, 0, 2, "log.level");
     assert_err(&errs, 1, 4, "rtmp.port: expected an integer, got '1936 chunk_size'");
     assert_err(&errs, 2, 5, "YAML syntax error: mapping values are not allowed");
-    assert_int_equal(cfg.rtmp_port, 1935);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1935);
 
     /* An unclosed flow list: found on the next line, which points back at the start. */
     assert_int_equal(load(&cfg, "rtmp:\n  port: 1\n  bind: [a, b\nmedia:\n  x: 1\n", &errs),
@@ -532,7 +534,7 @@ static void test_yaml_shapes(void **state)
     assert_int_equal(load(&cfg, "rtmp:\n  ? [a]\n  : 1\n  port: 1937\n", &errs), SL_EINVAL);
     assert_int_equal(errs.n, 1);
     assert_err(&errs, 0, 2, "a key must be a plain name, not a list");
-    assert_int_equal(cfg.rtmp_port, 1937);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1937);
     assert_int_equal(load(&cfg, "x: &p 1940\nrtmp:\n  port: *p\n", &errs), SL_EINVAL);
     assert_int_equal(errs.n, 2);
     assert_err(&errs, 0, 1, "unknown section 'x'");
@@ -541,7 +543,7 @@ static void test_yaml_shapes(void **state)
                      SL_EINVAL);
     assert_int_equal(errs.n, 1);
     assert_err(&errs, 0, 3, "only one YAML document is allowed");
-    assert_int_equal(cfg.rtmp_port, 1938);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1938);
 
     /* Unknown sections and keys come with a hint when one is close. */
     assert_int_equal(load(&cfg, "rmtp:\n  port: 1\nrtmp:\n  prot: 2\n  zzzzzz: 3\n", &errs),
@@ -723,12 +725,12 @@ static void test_env_overrides(void **state)
     if (env(&cfg, envp, &errs) != 0)
         dump(&errs);
     assert_int_equal(errs.n, 0);
-    assert_int_equal(cfg.rtmp_port, 19350);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 19350);
     assert_int_equal(cfg.log_level, SL_LOG_DEBUG);
     assert_string_equal(cfg.server_data_dir, "/tmp/x");
     assert_int_equal(cfg.media_queue_max_bytes, 1 * MB);
-    assert_int_equal(cfg.rtmp_idle_timeout_ms, 90000);
-    assert_int_equal(cfg.rtmp_tcp_nodelay, 0);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->idle_timeout_ms, 90000);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->tcp_nodelay, 0);
     assert_int_equal(cfg.log_format, 1);
     assert_string_equal(cfg.server_node_name, "");
     assert_int_equal(sl_config_app(&cfg, "live")->allow_publish, 0);
@@ -789,7 +791,7 @@ static void test_env_errors(void **state)
     assert_non_null(sl_config_app(&cfg, "ok1"));
     assert_non_null(sl_config_app(&cfg, "ok2"));
     assert_int_equal(cfg.n_apps, 3);
-    assert_int_equal(cfg.rtmp_port, 1935);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1935);
     sl_config_cleanup(&cfg);
 }
 
@@ -839,8 +841,8 @@ static void test_file_then_env(void **state)
                                 "apps: {studio: {publish: false, play: false}}\n",
                           &errs), 0);
     assert_int_equal(env(&cfg, envp, &errs), 0);
-    assert_int_equal(cfg.rtmp_port, 2000);
-    assert_int_equal(cfg.rtmp_chunk_size, 8192);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 2000);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->chunk_size, 8192);
     assert_int_equal(sl_config_app(&cfg, "studio")->allow_publish, 1);
     assert_int_equal(sl_config_app(&cfg, "studio")->allow_play, 0);
     sl_config_cleanup(&cfg);
@@ -903,7 +905,7 @@ static void test_load_file(void **state)
     assert_int_equal(errs.n, 1);
     assert_string_equal(errs.e[0].where, path);
     assert_err(&errs, 0, 3, "unknown key 'rtmp.bogus'");
-    assert_int_equal(cfg.rtmp_port, 1940);
+    assert_int_equal(sl_rtmp_cfg(&cfg)->port, 1940);
     unlink(path);
 
     memset(&errs, 0, sizeof errs);
@@ -980,51 +982,134 @@ static void test_equal(void **state)
     sl_config_cleanup(&b);
 }
 
-/* Collects what sl_config_diff reports, as "kind:key" lines. */
-typedef struct {
-    char text[1024];
-    size_t n;
-} diff_t;
+/* ---- sections owned by their parts ------------------------------------ */
 
-static void diff_rec(void *ud, sl_config_diff_t kind, const char *key)
+/* A part's own section, as a module declares it (see e.g. webhooks_config.c). */
+typedef struct {
+    int64_t depth;
+    char *name;
+} demo_config_t;
+
+typedef struct {
+    int on;
+} demo_app_config_t;
+
+static const sl_config_slot_t g_demo_slots[] = {
+    {"depth", SL_CONFIG_INT, offsetof(demo_config_t, depth), "3", 1, 9, NULL, "Depth.", 0},
+    {"name", SL_CONFIG_STRING, offsetof(demo_config_t, name), "x", 0, 9, NULL, "Name.",
+     SL_CONFIG_RESTART},
+};
+static const sl_config_slot_t g_demo_app_slots[] = {
+    {"demo_on", SL_CONFIG_BOOL, offsetof(demo_app_config_t, on), "false", 0, 0, NULL, "On.", 0},
+};
+static const sl_config_section_t g_demo_section = {
+    .name = "demo",
+    .doc = "A test section.",
+    .size = sizeof(demo_config_t),
+    .slots = g_demo_slots,
+    .n_slots = 2,
+    .app_size = sizeof(demo_app_config_t),
+    .app_slots = g_demo_app_slots,
+    .n_app_slots = 1,
+};
+
+/* A list of one section gets base's three first; other parts' keys are unknown. */
+static void test_section_alone(void **state)
 {
-    diff_t *d = ud;
-    size_t used = strlen(d->text);
-    snprintf(d->text + used, sizeof d->text - used, "%d:%s\n", (int)kind, key);
-    d->n++;
+    const sl_config_section_t *list[] = {&g_demo_section};
+    sl_config_t cfg;
+    errs_t errs;
+    assert_int_equal(sl_config_init(&cfg, list, 1), 0);
+    const demo_config_t *d = sl_config_get(&cfg, &g_demo_section);
+    assert_non_null(d);
+    assert_int_equal(d->depth, 3);
+    assert_string_equal(d->name, "x");
+    assert_string_equal(cfg.server_data_dir, "./data");
+    assert_null(sl_config_get(&cfg, &sl_rtmp_config_section));
+    assert_int_equal(load(&cfg, "demo: {depth: 7}\napps: {a: {demo_on: yes, play: no}}\n", &errs),
+                     0);
+    assert_int_equal(d->depth, 7);
+    const sl_app_config_t *a = sl_config_app(&cfg, "a");
+    assert_non_null(a);
+    assert_false(a->allow_play);
+    assert_true(((const demo_app_config_t *)sl_config_app_get(a, &g_demo_section))->on);
+    char *envp[] = {"SLUICE_DEMO_NAME=yz", "SLUICE_APP_LIVE_DEMO_ON=1", NULL};
+    assert_int_equal(env(&cfg, envp, &errs), 0);
+    assert_string_equal(d->name, "yz");
+    assert_true(((const demo_app_config_t *)sl_config_app_get(sl_config_app(&cfg, "live"),
+                                                              &g_demo_section))->on);
+    assert_int_equal(load(&cfg, "rtmp: {port: 1}\ndemo: {depth: 10}\n", &errs), SL_EINVAL);
+    assert_int_equal(errs.n, 2);
+    assert_err(&errs, 0, 1, "unknown section 'rtmp'");
+    assert_err(&errs, 1, 2, "demo.depth");
+    assert_int_equal(sl_config_int(&cfg, "demo.depth"), 7);
+    assert_string_equal(sl_config_str(&cfg, "demo.name"), "yz");
+    sl_config_cleanup(&cfg);
+    /* A section listed twice is a programming error. */
+    const sl_config_section_t *twice[] = {&g_demo_section, &g_demo_section};
+    assert_int_equal(sl_config_init(&cfg, twice, 2), SL_EINVAL);
+    sl_config_cleanup(&cfg);
 }
 
-static void test_diff_and_copy_key(void **state)
+typedef struct {
+    char keys[8][96];
+    int kind[8];
+    int n;
+} changes_t;
+
+static void on_change(void *ud, sl_config_diff_t kind, const char *key)
 {
-    (void)state;
+    changes_t *c = ud;
+    if (c->n < 8) {
+        snprintf(c->keys[c->n], sizeof c->keys[c->n], "%s", key);
+        c->kind[c->n] = (int)kind;
+    }
+    c->n++;
+}
+
+/* What changed between two configurations, and which of it needs a restart. */
+static void test_diff_and_restart(void **state)
+{
     sl_config_t a, b;
     errs_t errs;
-    diff_t d = {{0}, 0};
+    changes_t ch = {.n = 0};
     assert_int_equal(sl_config_defaults(&a), 0);
     assert_int_equal(sl_config_defaults(&b), 0);
-    assert_int_equal(sl_config_diff(&a, &b, diff_rec, &d), 0);
-    assert_int_equal(d.n, 0);
-    assert_int_equal(load(&a, "apps: {gone: {}, kept: {play: off}}\n", &errs), 0);
-    assert_int_equal(load(&b, "rtmp: {port: 2000}\nserver: {node_name: n1}\n"
-                              "apps: {kept: {play: on, auth_simple: on}, fresh: {}}\n", &errs), 0);
-    assert_int_equal(sl_config_diff(&a, &b, diff_rec, &d), 6);
-    assert_int_equal(d.n, 6);
-    assert_string_equal(d.text, "0:server.node_name\n"
-                                "0:rtmp.port\n"
-                                "2:apps.gone\n"
-                                "0:apps.kept.play\n"
-                                "0:apps.kept.auth_simple\n"
-                                "1:apps.fresh\n");
-    assert_int_equal(sl_config_diff(&a, &b, NULL, NULL), 6); /* counting only */
-    /* Keeping the running value of a setting that needs a restart. */
+    assert_int_equal(sl_config_diff(&a, &b, on_change, &ch), 0);
+    assert_int_equal(load(&a, "apps: {old: {}}\n", &errs), 0);
+    assert_int_equal(load(&b, "rtmp: {port: 1999, idle_timeout: 9s}\n"
+                              "webhooks: {url: 'http://h/'}\n"
+                              "apps: {live: {hls: off}, new: {}}\n", &errs), 0);
+    assert_int_equal(sl_config_diff(&a, &b, on_change, &ch), 6);
+    assert_int_equal(ch.n, 6);
+    assert_string_equal(ch.keys[0], "rtmp.port");
+    assert_string_equal(ch.keys[1], "rtmp.idle_timeout");
+    assert_string_equal(ch.keys[2], "webhooks.url");
+    assert_string_equal(ch.keys[3], "apps.live.hls");
+    assert_int_equal(ch.kind[3], SL_CONFIG_DIFF_CHANGED);
+    assert_string_equal(ch.keys[4], "apps.old");
+    assert_int_equal(ch.kind[4], SL_CONFIG_DIFF_APP_REMOVED);
+    assert_string_equal(ch.keys[5], "apps.new");
+    assert_int_equal(ch.kind[5], SL_CONFIG_DIFF_APP_ADDED);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "rtmp.port"), 1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "rtmp.idle_timeout"), 0);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "server.data_dir"), 1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "http.tls_cert"), 1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "webhooks.url"), 0);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "apps.any.record"), 0);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "rtmp.nope"), -1);
+    assert_int_equal(sl_config_slot_needs_restart(&a, "nope"), -1);
+    assert_int_equal(sl_config_int(&b, "rtmp.port"), 1999);
+    assert_int_equal(sl_config_int(&b, "rtmp.enabled"), 1);
+    assert_string_equal(sl_config_str(&b, "webhooks.url"), "http://h/");
+    assert_int_equal(sl_rtmp_cfg(&b)->port, 1999);
+    /* Reload keeps a restart-only key at its running value. */
     assert_int_equal(sl_config_copy_key(&b, &a, "rtmp.port"), 0);
-    assert_int_equal(sl_config_copy_key(&b, &a, "server.node_name"), 0);
-    assert_int_equal(b.rtmp_port, 1935);
-    assert_string_equal(b.server_node_name, "");
+    assert_int_equal(sl_rtmp_cfg(&b)->port, 1935);
+    assert_int_equal(sl_config_copy_key(&b, &a, "webhooks.url"), 0);
+    assert_string_equal(sl_config_str(&b, "webhooks.url"), "");
     assert_int_equal(sl_config_copy_key(&b, &a, "rtmp.nope"), SL_ENOTFOUND);
-    assert_int_equal(sl_config_copy_key(&b, &a, "rtmp"), SL_ENOTFOUND);
-    assert_int_equal(sl_config_copy_key(&b, &a, "apps.kept.play"), SL_ENOTFOUND);
-    assert_int_equal(sl_config_diff(&a, &b, NULL, NULL), 4);
+    assert_int_equal(sl_config_copy_key(&b, &a, "apps.live.hls"), SL_ENOTFOUND);
     sl_config_cleanup(&a);
     sl_config_cleanup(&b);
 }
@@ -1167,7 +1252,6 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_defaults),
-        T(test_diff_and_copy_key),
         T(test_enums),
         T(test_sizes),
         T(test_durations),
@@ -1189,6 +1273,8 @@ int main(void)
         T(test_load_file),
         T(test_writer_round_trip),
         T(test_equal),
+        T(test_section_alone),
+        T(test_diff_and_restart),
         T(test_markdown_lists_every_env_variable),
 #ifdef SL_SOURCE_DIR
         T(test_shipped_yaml_is_defaults),

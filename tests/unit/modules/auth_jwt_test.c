@@ -34,6 +34,7 @@
 #include "modules/auth_jwt/auth_jwt.h"
 #include "modules/auth_jwt/jwt.h"
 #include "sluice/errors.h"
+#include "builtin_config.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test-secret"
 

@@ -26,6 +26,7 @@
 #include "sluice/errors.h"
 
 #include "../base/http_stub.h"
+#include "builtin_config.h"
 
 /* ------------------------------------------------------------------ */
 /* wire format                                                         */

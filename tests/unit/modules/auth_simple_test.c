@@ -26,6 +26,7 @@
 #include "base/config.h"
 #include "modules/auth_simple/auth_simple.h"
 #include "sluice/errors.h"
+#include "builtin_config.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */

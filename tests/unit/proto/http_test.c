@@ -37,6 +37,8 @@
 #include "proto/http/http.h"
 #include "proto/http/http_parse.h"
 #include "sluice/errors.h"
+#include "proto/http/http_config.h"
+#include "builtin_config.h"
 
 /* ---- pure helpers ----------------------------------------------------- */
 
@@ -745,12 +747,12 @@ static int setup_server(void **state)
     assert_non_null(f);
     f->mem_before = sl_alloc_bytes();
     assert_int_equal(sl_config_defaults(&f->cfg), 0);
-    f->cfg.http_port = 0;
-    sl_free(f->cfg.http_bind);
-    f->cfg.http_bind = sl_strdup("127.0.0.1");
-    f->cfg.http_stream_max_pending_bytes = 256 * 1024;
+    sl_http_cfg(&f->cfg)->port = 0;
+    sl_free(sl_http_cfg(&f->cfg)->bind);
+    sl_http_cfg(&f->cfg)->bind = sl_strdup("127.0.0.1");
+    sl_http_cfg(&f->cfg)->stream_max_pending_bytes = 256 * 1024;
     f->cfg.server_shutdown_timeout_ms = 300;
-    f->cfg.http_ws_max_message_bytes = 2048;
+    sl_http_cfg(&f->cfg)->ws_max_message_bytes = 2048;
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(sl_core_init(&f->core, &f->loop, &f->cfg), 0);
     assert_int_equal(sl_http_server_start(&f->core, &f->srv), 0);

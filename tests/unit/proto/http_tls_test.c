@@ -39,6 +39,8 @@
 #include "base/alloc.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
+#include "proto/http/http_config.h"
+#include "builtin_config.h"
 
 #define BIG_BYTES (1536u * 1024u)
 
@@ -168,14 +170,14 @@ static void set_str(char **slot, const char *v)
 static void fix_config(fix_t *f, int with_tls, const char *cert)
 {
     assert_int_equal(sl_config_defaults(&f->cfg), 0);
-    f->cfg.http_port = 0;
-    f->cfg.http_tls_port = 0;
-    set_str(&f->cfg.http_bind, "127.0.0.1");
+    sl_http_cfg(&f->cfg)->port = 0;
+    sl_http_cfg(&f->cfg)->tls_port = 0;
+    set_str(&sl_http_cfg(&f->cfg)->bind, "127.0.0.1");
     f->cfg.server_shutdown_timeout_ms = 300;
-    f->cfg.http_header_timeout_ms = 1000;
+    sl_http_cfg(&f->cfg)->header_timeout_ms = 1000;
     if (with_tls) {
-        set_str(&f->cfg.http_tls_cert, cert);
-        set_str(&f->cfg.http_tls_key, g_key);
+        set_str(&sl_http_cfg(&f->cfg)->tls_cert, cert);
+        set_str(&sl_http_cfg(&f->cfg)->tls_key, g_key);
     }
 }
 

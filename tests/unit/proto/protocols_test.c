@@ -18,6 +18,7 @@
 #include "proto/http/http.h"
 #include "proto/proto.h"
 #include "proto/rtmp/rtmp_server.h"
+#include "builtin_config.h"
 
 typedef struct {
     int n;

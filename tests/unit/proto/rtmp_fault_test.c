@@ -48,6 +48,8 @@
 #include "media/frame.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/client.h"
+#include "proto/rtmp/rtmp_config.h"
+#include "builtin_config.h"
 
 #define MAX_N 20000          /* a guard: the scenario needs far fewer allocations */
 #define RUN_DEADLINE_MS 3000 /* per run; a run that neither completes nor fails is stuck */
@@ -237,7 +239,7 @@ static outcome_t run_once(uint64_t n, int sticky, int64_t *leaked)
     assert_int_equal(uv_loop_init(&r->loop), 0);
     assert_int_equal(sl_config_defaults(&r->cfg), 0);
     r->port = free_port();
-    r->cfg.rtmp_port = r->port;
+    sl_rtmp_cfg(&r->cfg)->port = r->port;
     r->cfg.server_shutdown_timeout_ms = 500;
     uv_timer_init(&r->loop, &r->ticker);
     r->ticker.data = r;

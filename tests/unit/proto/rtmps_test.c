@@ -42,6 +42,9 @@
 #include "proto/rtmp/rtmp_chunk.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
+#include "proto/http/http_config.h"
+#include "proto/rtmp/rtmp_config.h"
+#include "builtin_config.h"
 
 #define HS_SIZE 1536
 
@@ -127,14 +130,14 @@ static void set_str(char **slot, const char *v)
 static void fix_config(fix_t *f, int with_tls, const char *cert)
 {
     assert_int_equal(sl_config_defaults(&f->cfg), 0);
-    set_str(&f->cfg.rtmp_bind, "127.0.0.1");
-    f->cfg.rtmp_port = free_port();
-    f->cfg.rtmp_tls_port = free_port();
+    set_str(&sl_rtmp_cfg(&f->cfg)->bind, "127.0.0.1");
+    sl_rtmp_cfg(&f->cfg)->port = free_port();
+    sl_rtmp_cfg(&f->cfg)->tls_port = free_port();
     f->cfg.server_shutdown_timeout_ms = 300;
-    f->cfg.rtmp_handshake_timeout_ms = 1000;
+    sl_rtmp_cfg(&f->cfg)->handshake_timeout_ms = 1000;
     if (with_tls) {
-        set_str(&f->cfg.rtmp_tls_cert, cert);
-        set_str(&f->cfg.rtmp_tls_key, g_key);
+        set_str(&sl_rtmp_cfg(&f->cfg)->tls_cert, cert);
+        set_str(&sl_rtmp_cfg(&f->cfg)->tls_key, g_key);
     }
 }
 
@@ -479,14 +482,14 @@ static void test_no_rtmps_without_certificate_or_port(void **state)
     memset(&g, 0, sizeof g);
     fix_config(&g, 1, g_cert);
     assert_true(sl_rtmp_server_tls_enabled(&g.cfg));
-    g.cfg.rtmp_tls_port = 0;
+    sl_rtmp_cfg(&g.cfg)->tls_port = 0;
     assert_false(sl_rtmp_server_tls_enabled(&g.cfg));
     /* HTTPS's certificate is RTMPS's when RTMPS has none of its own. */
-    set_str(&g.cfg.rtmp_tls_cert, "");
-    set_str(&g.cfg.rtmp_tls_key, "");
-    set_str(&g.cfg.http_tls_cert, g_cert);
-    set_str(&g.cfg.http_tls_key, g_key);
-    g.cfg.rtmp_tls_port = 1936;
+    set_str(&sl_rtmp_cfg(&g.cfg)->tls_cert, "");
+    set_str(&sl_rtmp_cfg(&g.cfg)->tls_key, "");
+    set_str(&sl_http_cfg(&g.cfg)->tls_cert, g_cert);
+    set_str(&sl_http_cfg(&g.cfg)->tls_key, g_key);
+    sl_rtmp_cfg(&g.cfg)->tls_port = 1936;
     assert_true(sl_rtmp_server_tls_enabled(&g.cfg));
     const char *cert, *key;
     sl_rtmp_server_tls_files(&g.cfg, &cert, &key);
@@ -508,10 +511,10 @@ static void test_bad_certificate_fails_start(void **state)
     char err[512];
     assert_int_equal(sl_rtmp_server_tls_check(&f.cfg, err, sizeof err), SL_EINVAL);
     assert_non_null(strstr(err, "/nonexistent/cert.pem"));
-    set_str(&f.cfg.rtmp_tls_key, "");
+    set_str(&sl_rtmp_cfg(&f.cfg)->tls_key, "");
     assert_int_equal(sl_rtmp_server_tls_check(&f.cfg, err, sizeof err), SL_EINVAL);
     assert_non_null(strstr(err, "must be set together"));
-    set_str(&f.cfg.rtmp_tls_key, g_key);
+    set_str(&sl_rtmp_cfg(&f.cfg)->tls_key, g_key);
     assert_int_equal(uv_loop_init(&f.loop), 0);
     assert_int_equal(sl_core_init(&f.core, &f.loop, &f.cfg), 0);
     sl_rtmp_server_t *srv = (sl_rtmp_server_t *)1;
