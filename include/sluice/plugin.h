@@ -90,7 +90,8 @@ typedef struct sl_plugin {
      * routes and RPC methods, start timers. api and h stay valid until
      * destroy returns. Store the plugin's state in *state (it is passed to
      * every callback below). Return 0, or a negative SL_E* to refuse to
-     * start (the server then exits with that reason).
+     * start (the server then exits with that reason); after a failed init
+     * neither stop nor destroy is called, so free what init allocated.
      */
     int (*init)(const sl_host_api_t *api, sl_host_t *h, void **state);
     /**
