@@ -381,17 +381,20 @@ static const section_t g_sections[] = {
 #define APPS_SECTION ((int)N_SECTIONS) /* index of `apps` among the top-level keys */
 
 /*
- * Writes the top-level keys, every section of g_sections then `apps`, as
- * "a, b, ..., apps" (quote = "`" for markdown, "" for messages), so the
+ * Writes the top-level keys, every section of g_sections then `apps` and
+ * `plugins`, as "a, b, ..., apps, plugins" (quote = "`" for markdown, "" for messages), so the
  * texts that name them cannot fall behind the table. Cut to cap.
  */
 static void section_names(char *out, size_t cap, const char *quote)
 {
     size_t n = 0;
     out[0] = '\0';
-    for (size_t si = 0; si <= N_SECTIONS && n < cap; si++) {
+    for (size_t si = 0; si <= N_SECTIONS + 1 && n < cap; si++) {
         int w = snprintf(out + n, cap - n, "%s%s%s%s", si ? ", " : "", quote,
-                         si < N_SECTIONS ? g_sections[si].name : "apps", quote);
+                         si < N_SECTIONS    ? g_sections[si].name
+                         : si == N_SECTIONS ? "apps"
+                                            : "plugins",
+                         quote);
         if (w < 0)
             break;
         n += (size_t)w;
