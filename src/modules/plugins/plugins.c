@@ -889,6 +889,71 @@ static int plugins_start(sl_core_t *core, sl_http_server_t *http, void **state)
     return 0;
 }
 
+/* The entry of new_cfg named name, or NULL. */
+static const sl_plugin_config_t *entry_named(const sl_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (strcmp(cfg->plugins[i].name, name) == 0)
+            return &cfg->plugins[i];
+    return NULL;
+}
+
+static int strv_equal(char *const *a, char *const *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(a[i], b[i]))
+            return 0;
+    return 1;
+}
+
+/*
+ * Live reload of the plugins (the shape of sl_module_t.reload on the reload
+ * branch; see plugins.h). A plugin follows a reload when only its settings
+ * changed and it has a reload callback (ABI 1.1): its handle then reads the
+ * new entry and its reload runs. Anything else that changed in `plugins:`
+ * (a plugin added, removed, moved to another file or other apps, settings
+ * of a plugin without reload) needs a restart: SL_EAGAIN, nothing changed.
+ */
+int sl__plugins_reload(sl_core_t *core, sl_http_server_t *http, void **state,
+                       const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+{
+    (void)core, (void)http, (void)old_cfg;
+    plugins_t *m = *state;
+    if (!m)
+        return new_cfg->n_plugins ? SL_EAGAIN : 0;
+    if (new_cfg->n_plugins != m->n_hosts)
+        return SL_EAGAIN;
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        const sl_host_t *h = m->hosts[i];
+        const sl_plugin_config_t *n = entry_named(new_cfg, h->cfg->name);
+        if (!n || strcmp(n->path, h->cfg->path) || n->n_apps != h->cfg->n_apps ||
+            !strv_equal(n->apps, h->cfg->apps, n->n_apps))
+            return SL_EAGAIN;
+        int same = n->n_settings == h->cfg->n_settings &&
+                   strv_equal(n->settings, h->cfg->settings, 2 * n->n_settings);
+        if (!same && !h->lib.desc.reload)
+            return SL_EAGAIN;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        sl_host_t *h = m->hosts[i];
+        const sl_plugin_config_t *n = entry_named(new_cfg, h->cfg->name);
+        int same = n->n_settings == h->cfg->n_settings &&
+                   strv_equal(n->settings, h->cfg->settings, 2 * n->n_settings);
+        h->cfg = n; /* both configurations stay allocated until exit */
+        if (same || h->stopped)
+            continue;
+        int r = h->lib.desc.reload(h->state);
+        if (r) {
+            h_log(h, SL_PLUGIN_LOG_WARN, "reload failed: %s", sl_strerror(r));
+            rc = r < 0 ? r : SL_EINVAL;
+        } else {
+            h_log(h, SL_PLUGIN_LOG_INFO, "settings reloaded");
+        }
+    }
+    return rc;
+}
+
 const sl_module_t sl_plugins_module = {
     .name = "plugins",
     .start = plugins_start,

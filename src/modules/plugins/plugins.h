@@ -20,4 +20,19 @@
 /** The module (listed in src/modules/modules.c). */
 extern const sl_module_t sl_plugins_module;
 
+/**
+ * Live reload, in the shape of sl_module_t.reload (being added by the
+ * reload work; wire it as `.reload = sl__plugins_reload` in
+ * sl_plugins_module once both are merged). new_cfg passed every check and
+ * both configurations stay allocated until exit. A plugin whose settings
+ * changed and that has a reload callback (ABI 1.1) reads the new settings
+ * and its reload runs; returns 0, or that callback's error. Any other
+ * change of `plugins:` (a plugin added, removed, another path or apps,
+ * settings of a plugin without reload) returns SL_EAGAIN with nothing
+ * changed: it needs a restart. Routes of apps added by a reload appear
+ * only after a restart. Loop thread.
+ */
+int sl__plugins_reload(sl_core_t *core, sl_http_server_t *http, void **state,
+                       const sl_config_t *old_cfg, const sl_config_t *new_cfg);
+
 #endif

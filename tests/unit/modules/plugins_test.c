@@ -4,7 +4,8 @@
  * and removes methods; nothing calls it in the server yet, so this test is
  * its caller. A config with a plugin that cannot load makes the module's
  * check report it against the entry's file and line, and start fail with
- * everything cleaned up. Nothing is left allocated afterwards.
+ * everything cleaned up. A reload that adds a plugin needs a restart.
+ * Nothing is left allocated afterwards.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,6 +96,15 @@ static void test_rpc_service(void **state)
 
     rpc->remove(ud, "room.echo");
     assert_int_equal(rpc->call(ud, "room.echo", "[]", on_reply, &r), SL_ENOTFOUND);
+
+    /* Reload: nothing in `plugins:` changed is fine; a plugin added needs a restart. */
+    static const char added[] = "plugins:\n  - {name: late, path: /x/late.so}\n";
+    sl_config_t cfg2;
+    assert_int_equal(sl_config_defaults(&cfg2), 0);
+    assert_int_equal(sl_config_load_string(&cfg2, added, sizeof added - 1, "r.yml", NULL, NULL), 0);
+    assert_int_equal(sl__plugins_reload(&core, NULL, &st, &cfg, &cfg), 0);
+    assert_int_equal(sl__plugins_reload(&core, NULL, &st, &cfg, &cfg2), SL_EAGAIN);
+    sl_config_cleanup(&cfg2);
 
     sl_plugins_module.stop(st);
     assert_null(sl_service_get(&core, SL_RPC_SERVICE, 1, 0, NULL)); /* gone with the module */
