@@ -11,6 +11,9 @@ the examples, in a live sluice with real clients.
     NetStream.Publish.BadName with its reason), asynchronously;
   - approute answers JSON on GET /{app}/hello (curl) and echoes on the
     WebSocket /{app}/echo;
+  - the rest of the host API from a plugin built in the test: timers (repeating,
+    stopped in its own callback; one-shot), statistics JSON, unpublish, kick,
+    service lookup;
   - ABI: a plugin built as ABI 1.0 (an older minor) loads; a newer minor,
     another major, a missing entry symbol and a missing mandatory callback
     are refused, by --check-config and at start, with a message naming the
@@ -417,3 +420,132 @@ def test_config_errors(tmp_path):
     assert re.search(r"sluice\.yml:5: duplicate plugin name 'a' \(first at line 2\)", err), err
     assert re.search(r"sluice\.yml:7: a plugin needs a name", err), err
     assert re.search(r"sluice\.yml:8: plugin 'b' needs a path", err), err
+
+
+# ---------------------------------------------------------------------------
+# the rest of the host API: timers, statistics, unpublish, kick, services
+# ---------------------------------------------------------------------------
+
+OPS_SRC = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/plugin.h>
+
+typedef struct {
+    const sl_host_api_t *api;
+    sl_host_t *h;
+    sl_timer_t *tick;
+    int ticks;
+} ops_t;
+
+typedef struct {
+    ops_t *o;
+    char app[128], stream[128], session[64];
+} later_t;
+
+static void on_tick(void *arg)
+{
+    ops_t *o = arg;
+    if (++o->ticks == 3) {
+        o->api->log(o->h, SL_PLUGIN_LOG_INFO, "ticked 3 times");
+        o->api->timer_stop(o->tick); /* inside its own callback */
+        o->tick = NULL;
+    }
+}
+
+static void act(void *arg) /* a one-shot timer: act after the publish settled */
+{
+    later_t *l = arg;
+    ops_t *o = l->o;
+    char *streams = o->api->stats_json(o->h, "streams");
+    char *sessions = o->api->stats_json(o->h, "sessions");
+    char *server = o->api->stats_json(o->h, "server");
+    o->api->log(o->h, SL_PLUGIN_LOG_INFO, "streams=%s", streams ? streams : "NULL");
+    o->api->log(o->h, SL_PLUGIN_LOG_INFO, "sessions=%s", sessions ? sessions : "NULL");
+    o->api->log(o->h, SL_PLUGIN_LOG_INFO, "server=%s", server ? server : "NULL");
+    o->api->free(streams);
+    o->api->free(sessions);
+    o->api->free(server);
+    if (strcmp(l->stream, "unpublishme") == 0)
+        o->api->log(o->h, SL_PLUGIN_LOG_INFO, "unpublish -> %d",
+                    o->api->unpublish(o->h, l->app, l->stream));
+    else if (strcmp(l->stream, "kickme") == 0)
+        o->api->log(o->h, SL_PLUGIN_LOG_INFO, "kick -> %d",
+                    o->api->kick(o->h, l->session, "bye from ops"));
+    o->api->log(o->h, SL_PLUGIN_LOG_INFO, "absent -> %d %d",
+                o->api->kick(o->h, "NOSUCHSESSION", NULL),
+                o->api->unpublish(o->h, l->app, "nosuchstream"));
+    free(l);
+}
+
+static void on_event(void *state, const sl_plugin_event_t *ev)
+{
+    ops_t *o = state;
+    if (ev->type != SL_PLUGIN_EV_PUBLISH)
+        return;
+    later_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return;
+    l->o = o;
+    snprintf(l->app, sizeof l->app, "%s", ev->app);
+    snprintf(l->stream, sizeof l->stream, "%s", ev->stream);
+    snprintf(l->session, sizeof l->session, "%s", ev->session_id);
+    if (o->api->timer_start(o->h, 300, 0, act, l, NULL))
+        free(l);
+}
+
+static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
+{
+    static ops_t o;
+    o.api = api;
+    o.h = h;
+    api->log(h, SL_PLUGIN_LOG_INFO, "has rpc_register: %d; rpc service: %s; no such: %s",
+             (int)SL_HOST_HAS(api, rpc_register),
+             api->service_get(h, "rpc", 1, 0, NULL) ? "yes" : "no",
+             api->service_get(h, "nosuch", 1, 0, NULL) ? "yes" : "no");
+    api->timer_start(h, 50, 50, on_tick, &o, &o.tick);
+    *state = &o;
+    return 0;
+}
+static void destroy(void *state) { (void)state; }
+
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI, .name = "ops", .init = init, .destroy = destroy, .on_event = on_event,
+};
+SL_PLUGIN_INIT(plugin)
+"""
+
+
+def test_timers_stats_unpublish_kick(sluice_factory, prefix, tmp_path):
+    src = tmp_path / "ops.c"
+    src.write_text(OPS_SRC)
+    so = cc_plugin(src, tmp_path / "ops.so", prefix)
+    srv = start_with(sluice_factory, [{"name": "ops", "path": so}])
+    srv.wait_log(r"\[plugin:ops[^\]]*\] has rpc_register: 1; rpc service: yes; no such: no",
+                 T(5))
+    srv.wait_log(r"\[plugin:ops[^\]]*\] ticked 3 times", T(5))
+    # unpublish: the publisher is disconnected by the plugin's one-shot timer.
+    c, _ = rtmp_client.open_publisher(HOST, srv.port, "live", "unpublishme", timeout=T(5))
+    try:
+        srv.wait_log(r"plugin:ops[^\]]*\] unpublish -> 0", T(5))
+        c.wait_closed(T(5))
+    finally:
+        c.close()
+    text = srv.log_text()
+    streams = json.loads(re.search(r"plugin:ops[^\]]*\] streams=(.*)", text).group(1))
+    assert {"name": "live/unpublishme", "publishing": True, "subscribers": 0} in streams
+    sessions = json.loads(re.search(r"plugin:ops[^\]]*\] sessions=(.*)", text).group(1))
+    pub = [x for x in sessions if x.get("stream") == "unpublishme"]
+    assert pub and pub[0]["role"] == "publisher" and pub[0]["proto"] == "rtmp", sessions
+    server = json.loads(re.search(r"plugin:ops[^\]]*\] server=(.*)", text).group(1))
+    assert server["streams"] >= 1 and server["sessions"] >= 1 and server["version"]
+    # kick by session id
+    c, _ = rtmp_client.open_publisher(HOST, srv.port, "live", "kickme", timeout=T(5))
+    try:
+        srv.wait_log(r"plugin:ops[^\]]*\] kick -> 0", T(5))
+        c.wait_closed(T(5))
+    finally:
+        c.close()
+    assert "absent -> %d %d" % (-30008, -30008) in srv.log_text()  # SL_ENOTFOUND twice
