@@ -26,7 +26,9 @@
 
 #include "api/api.h"
 #include "app/core.h"
+#include "app/store.h"
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "media/frame.h"
@@ -47,6 +49,7 @@ typedef struct {
     sl_api_t *api;
     void *module_state[MAX_MODULES];
     int n_modules;                 /* modules started */
+    sl_store_t *store;             /* {data_dir}/sluice.db, the one SQLite writer (owned) */
     uv_signal_t sigint, sigterm;
     int signals;
 } app_t;
@@ -132,25 +135,6 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_unref((uv_handle_t *)&app->sigterm);
 }
 
-static int ensure_dir(const char *path)
-{
-    char tmp[4096];
-    if (strlen(path) >= sizeof tmp)
-        return SL_EINVAL;
-    strcpy(tmp, path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -225,7 +209,7 @@ int main(int argc, char **argv)
     sl_log_set_json(cfg.log_format == 1);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = ensure_dir(cfg.server_data_dir);
+    int rc = sl_mkdir_p(cfg.server_data_dir);
     if (rc) {
         SL_LOGE(NULL, "cannot create data folder %s: %s", cfg.server_data_dir, sl_strerror(rc));
         sl_config_cleanup(&cfg);
@@ -285,9 +269,10 @@ int main(int argc, char **argv)
             SL_LOGI(NULL, "https listening on %s:%d (https://localhost:%d/)",
                     sl_http_server_tls_bind(&cfg), sl_http_server_tls_port(app.http),
                     sl_http_server_tls_port(app.http));
-        rc = sl_http_route(app.http, "GET", "/healthz", on_healthz, NULL);
-        if (!rc)
-            sl_http_route_doc(app.http, "healthz", "");
+        const sl_http_route_spec_t healthz = {.method = "GET", .prefix = "/healthz",
+                                              .prio = SL_HTTP_PRIO_CORE, .name = "healthz",
+                                              .serves = "", .cb = on_healthz};
+        rc = sl_http_route_add(app.http, &healthz, NULL);
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
         if (!rc && cfg.http_web_root[0])
             rc = sl_http_static(app.http, "/", cfg.http_web_root);
@@ -297,6 +282,14 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* The store opens before the modules: they find it as the service "store"
+     * and run their migrations at start. Without it (the file cannot be opened)
+     * each module does what it did when its own connection failed. */
+    char db_path[4096];
+    snprintf(db_path, sizeof db_path, "%s/%s", cfg.server_data_dir, SL_STORE_FILE);
+    rc = sl_store_open(&app.core, db_path, &app.store);
+    if (rc)
+        SL_LOGE(NULL, "store %s not opened: %s", db_path, sl_strerror(rc));
     for (; sl_builtin_modules[app.n_modules] && app.n_modules < MAX_MODULES; app.n_modules++) {
         const sl_module_t *m = sl_builtin_modules[app.n_modules];
         rc = m->start(&app.core, app.http, &app.module_state[app.n_modules]);
@@ -333,6 +326,10 @@ out:
     for (int i = app.n_modules - 1; i >= 0; i--)
         if (sl_builtin_modules[i]->free && app.module_state[i])
             sl_builtin_modules[i]->free(app.module_state[i]);
+    /* After the modules: they finalise their statements through it, and its
+     * last done callbacks run here; the loop then closes its handle. */
+    sl_store_close(app.store);
+    uv_run(loop, UV_RUN_DEFAULT);
     sl_api_free(app.api);
     sl_http_server_free(app.http);
     sl_rtmp_server_free(app.rtmp);

@@ -261,7 +261,6 @@ static int load_token(sl_api_t *api)
     return 0;
 }
 
-const char *sl_api_token(const sl_api_t *api) { return api->token; }
 
 int sl_api_add_route(sl_api_t *api, const char *segment, sl_http_handler_cb cb, void *ud)
 {
@@ -293,11 +292,12 @@ static int split_path(char *p, char **segs)
     return n;
 }
 
-static void route_each(void *arg, const char *method, const char *prefix, const char *name,
-                       const char *serves)
+static void route_each(void *arg, const sl_http_route_info_t *r)
 {
-    json_t *o = json_pack("{s:s?, s:s, s:s?, s:o}", "method", method, "prefix", prefix, "name", name,
-                          "serves", json_array());
+    const char *serves = r->serves;
+    json_t *o = json_pack("{s:s?, s:s, s:s?, s:s, s:s?, s:o}", "method", r->method, "prefix",
+                          r->prefix, "suffixes", r->suffixes, "priority", r->prio_name, "name",
+                          r->name, "serves", json_array());
     if (!o)
         return;
     json_t *list = json_object_get(o, "serves");
@@ -314,9 +314,11 @@ static void route_each(void *arg, const char *method, const char *prefix, const 
 }
 
 /*
- * GET /api/v1/server/routes: the HTTP route table in routing order, with
- * what each serves (sl_http_route_doc). "serves" is null for a route that
- * was never documented.
+ * GET /api/v1/server/routes: the HTTP route table in dispatch order
+ * (priority, longer prefix, registration), with each route's method,
+ * prefix, suffix filter, priority name and what it serves
+ * (sl_http_route_doc). "serves" is null for a route that was never
+ * documented; "suffixes" null when it takes every path under its prefix.
  */
 static int server_routes(sl_api_t *api, sl_http_req_t *req)
 {
@@ -415,12 +417,15 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
         return rc;
     }
     api->http = http;
-    rc = sl_http_route(http, NULL, "/api/v1/", api_handler, api);
-    if (!rc) /* names and statistics of streams, behind the API token: no stream data */
-        sl_http_route_doc(http, "api", "");
-    rc = rc ? rc : sl_http_route(http, NULL, "/metrics", metrics_handler, api);
-    if (!rc)
-        sl_http_route_doc(http, "metrics", "");
+    /* Names and statistics of streams, behind the API token: no stream data. */
+    const sl_http_route_spec_t api_route = {.prefix = "/api/v1/", .prio = SL_HTTP_PRIO_CORE,
+                                            .name = "api", .serves = "", .cb = api_handler,
+                                            .ud = api};
+    const sl_http_route_spec_t metrics_route = {.prefix = "/metrics", .prio = SL_HTTP_PRIO_CORE,
+                                                .name = "metrics", .serves = "",
+                                                .cb = metrics_handler, .ud = api};
+    rc = sl_http_route_add(http, &api_route, NULL);
+    rc = rc ? rc : sl_http_route_add(http, &metrics_route, NULL);
     rc = rc ? rc : sl__api_events_start(api);
     if (rc) {
         sl_map_cleanup(&api->fails);

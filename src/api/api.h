@@ -33,8 +33,6 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out);
 void sl_api_stop(sl_api_t *api);
 /** Frees the API after the loop has closed its handles. */
 void sl_api_free(sl_api_t *api);
-/** The access token in force (borrowed). */
-const char *sl_api_token(const sl_api_t *api);
 
 /**
  * Lets a module serve /api/v1/{segment}/... (e.g. "webhooks"): a request

@@ -3,10 +3,10 @@
  * client may connect, publish or play (DESIGN.md §4).
  *
  * Checks (simple auth, JWT, round-trip HTTP, plugins) register with a name
- * and a priority and run in that visible order. Each check answers:
+ * and a phase (sl_admit_phase_t) and run in that visible order. Each check answers:
  *   SL_OK        allow, go on to the next check
  *   SL_EDECLINED no opinion (not configured for this app/protocol): next
- *   SL_EDENIED   deny; the reason given to sl_admit_reason() reaches the client
+ *   SL_EDENIED   deny; the reason given to sl_admit_set_reason() reaches the client
  *   SL_EPENDING  the answer comes later through sl_admit_resume() (a
  *                remote call); the loop is never blocked
  * When every check has allowed or declined, the request is allowed. The

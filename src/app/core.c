@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "sluice/errors.h"
 
@@ -265,6 +267,9 @@ void sl_session_unregister(sl_core_t *core, sl_session_t *s)
     }
     if (sl_list_linked(&s->link)) {
         sl_list_remove(&s->link);
+        /* A linked session was counted when it was linked: counts never go
+         * below zero, and socketless ones are a subset. */
+        SL_ASSERT(core->n_sessions > 0 && (!s->socketless || core->n_socketless > 0));
         core->n_sessions--;
         if (s->socketless)
             core->n_socketless--;
@@ -298,27 +303,6 @@ static int set_str(char **slot, const char **log_slot, const char *v)
     *slot = copy;
     *log_slot = copy;
     return 0;
-}
-
-int sl_tcp_listen(uv_loop_t *loop, uv_tcp_t *h, void *data, uv_connection_cb cb,
-                  const char *bind, int64_t port, int *opened)
-{
-    struct sockaddr_storage sa;
-    *opened = 0;
-    int rc = uv_ip4_addr(bind, (int)port, (struct sockaddr_in *)&sa);
-    if (rc)
-        rc = uv_ip6_addr(bind, (int)port, (struct sockaddr_in6 *)&sa);
-    if (rc)
-        return rc;
-    uv_tcp_init(loop, h);
-    h->data = data;
-    *opened = 1;
-    rc = uv_tcp_bind(h, (struct sockaddr *)&sa, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)h, 511, cb);
-    if (rc)
-        uv_close((uv_handle_t *)h, NULL);
-    return rc;
 }
 
 void sl_session_set_peer(sl_session_t *s, const uv_tcp_t *tcp)
@@ -453,20 +437,14 @@ int sl_name_is_safe(const char *name, size_t max_len)
     }
 }
 
-static int hex_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 int sl_query_is_safe(const char *query)
 {
     if (!query)
         return 1;
     for (const unsigned char *p = (const unsigned char *)query; *p; p++) {
         unsigned c = *p;
-        if (c == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
-            c = (unsigned)(hex_digit(p[1]) << 4 | hex_digit(p[2]));
+        if (c == '%' && sl_hex_val(p[1]) >= 0 && sl_hex_val(p[2]) >= 0) {
+            c = (unsigned)(sl_hex_val(p[1]) << 4 | sl_hex_val(p[2]));
             p += 2;
         }
         if (c < 0x20 || c == 0x7f)

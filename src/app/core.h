@@ -276,15 +276,6 @@ void sl_session_unregister(sl_core_t *core, sl_session_t *s);
  */
 int sl_session_set_app(sl_session_t *s, const char *app);
 int sl_session_set_query(sl_session_t *s, const char *query);
-/**
- * Binds and listens on bind:port (IPv4 or IPv6 text) with handle h,
- * initialised here with h->data = data; accepts go to cb. On failure after
- * the handle was initialised, h is closed (its memory must stay until the
- * loop has run) and *opened says whether that happened. 0 or a libuv error.
- * Every listener (RTMP, RTMPS, HTTP, HTTPS) opens through this.
- */
-int sl_tcp_listen(uv_loop_t *loop, uv_tcp_t *h, void *data, uv_connection_cb cb,
-                  const char *bind, int64_t port, int *opened);
 /** Fills remote_addr/remote_port from an accepted socket (left empty/0 when unknown). */
 void sl_session_set_peer(sl_session_t *s, const uv_tcp_t *tcp);
 /** Sets the role and stamps role_start_ms. */

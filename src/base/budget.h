@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "base/assert.h"
+
 typedef struct sl_byte_pool {
     int64_t used;         /* bytes held now, over every holder */
     int64_t limit;        /* server-wide limit; 0 = none */
@@ -37,8 +39,11 @@ static inline int sl_byte_pool_take(sl_byte_pool_t *p, int64_t n)
 /** Gives n bytes back to p (NULL is ignored). */
 static inline void sl_byte_pool_give(sl_byte_pool_t *p, int64_t n)
 {
-    if (p)
-        p->used -= n;
+    if (!p)
+        return;
+    /* The pool is the sum of what its holders took: a give never exceeds it. */
+    SL_ASSERT(n >= 0 && p->used >= n);
+    p->used -= n;
 }
 
 #endif

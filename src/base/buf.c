@@ -34,7 +34,10 @@ sl_buf_t *sl_buf_from(const void *p, size_t n)
 
 void sl_buf_unref(sl_buf_t *b)
 {
-    if (b && --b->refs == 0)
+    if (!b)
+        return;
+    SL_ASSERT(b->refs > 0); /* refs never go below zero: one unref per owner */
+    if (--b->refs == 0)
         sl_free(b);
 }
 

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/assert.h"
+
 typedef struct sl_buf {
     uint32_t refs; /* owners; the block is freed when it drops to 0 */
     uint32_t len;  /* bytes of data in use */
@@ -32,13 +34,18 @@ sl_buf_t *sl_buf_new(size_t cap);
 /** Allocates a buffer holding a copy of n bytes from p; caller owns the reference. */
 sl_buf_t *sl_buf_from(const void *p, size_t n);
 /** Takes one more reference; returns b for chaining. */
-static inline sl_buf_t *sl_buf_ref(sl_buf_t *b) { b->refs++; return b; }
+static inline sl_buf_t *sl_buf_ref(sl_buf_t *b)
+{
+    SL_ASSERT(b->refs > 0); /* a freed (or never counted) block is not revived */
+    b->refs++;
+    return b;
+}
 /** Drops one reference and frees the block at zero. NULL is ignored. */
 void sl_buf_unref(sl_buf_t *b);
 
 /*
  * A growable byte builder with a hard cap. The memory is owned by the
- * builder until sl_wbuf_cleanup() or sl_wbuf_take().
+ * builder until sl_wbuf_cleanup().
  * Every put returns 0 or SL_ETOOBIG (cap reached) / SL_ENOMEM; after an
  * error the builder's content is unspecified but it stays safe to clean up.
  */
@@ -66,8 +73,9 @@ int sl_wbuf_put_be64(sl_wbuf_t *w, uint64_t v);
 /** Empties the builder without freeing memory. */
 static inline void sl_wbuf_reset(sl_wbuf_t *w) { w->len = 0; }
 /**
- * Moves the content into a new sl_buf_t (one reference owned by the
- * caller) and resets the builder. Returns NULL on allocation failure.
+ * Copies the content into a new sl_buf_t (one reference owned by the
+ * caller) and empties the builder, which keeps its memory for reuse.
+ * Returns NULL on allocation failure (the builder is then unchanged).
  */
 sl_buf_t *sl_wbuf_to_buf(sl_wbuf_t *w);
 

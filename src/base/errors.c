@@ -6,7 +6,9 @@
 
 #include "sluice/errors.h"
 
-const char *sl_strerror(int err)
+/* sl_strerror: see sluice/errors.h. Exported (default visibility) because
+ * libsluice-client.so hands it to device programs with the client API. */
+__attribute__((visibility("default"))) const char *sl_strerror(int err)
 {
     switch (err) {
     case SL_OK: return "success";

@@ -64,7 +64,10 @@ int sl_frame_new(uint8_t kind, uint32_t dts_ms, sl_buf_t *body, sl_frame_t **out
 
 void sl_frame_unref(sl_frame_t *f)
 {
-    if (!f || --f->refs)
+    if (!f)
+        return;
+    SL_ASSERT(f->refs > 0); /* refs never go below zero: one unref per owner */
+    if (--f->refs)
         return;
     sl_buf_unref(f->body);
     for (int i = 0; i < SL_ENC_MAX; i++)

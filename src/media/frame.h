@@ -55,7 +55,12 @@ typedef struct sl_frame {
 int sl_frame_new(uint8_t kind, uint32_t dts_ms, sl_buf_t *body, sl_frame_t **out);
 
 /** Takes another reference. */
-static inline sl_frame_t *sl_frame_ref(sl_frame_t *f) { f->refs++; return f; }
+static inline sl_frame_t *sl_frame_ref(sl_frame_t *f)
+{
+    SL_ASSERT(f->refs > 0);
+    f->refs++;
+    return f;
+}
 /** Drops a reference; the last one frees the body and cached encodings. */
 void sl_frame_unref(sl_frame_t *f);
 /** Size used for queue accounting: the body length. */

@@ -267,6 +267,8 @@ void sl_stream_remove_sink(sl_sink_t *sink)
     sl_stream_t *st = sink->stream;
     if (!st)
         return;
+    SL_ASSERT(sl_list_linked(&sink->link) && st->n_sinks > 0);
+    SL_ASSERT(sink->internal || st->n_players > 0);
     sl_list_remove(&sink->link);
     sink->stream = NULL;
     st->n_sinks--;

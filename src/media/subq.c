@@ -14,6 +14,7 @@
  */
 #include "media/subq.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -154,6 +155,7 @@ void sl_subq_pop(sl_subq_t *q, uint32_t n, sl_subq_item_t *out)
         n = q->count;
     for (uint32_t i = 0; i < n; i++) {
         sl_subq_item_t it = q->ring[q->head];
+        SL_ASSERT(q->bytes >= sl_frame_size(it.f)); /* bytes is the sum over the queue */
         q->bytes -= sl_frame_size(it.f);
         if (out)
             out[i] = it;
@@ -187,4 +189,12 @@ void sl_subq_flush(sl_subq_t *q)
 {
     drop_all(q);
     q->skipping = 1;
+}
+
+char *sl_subq_slow_reason(const sl_subq_t *q, char *buf, size_t cap)
+{
+    if (cap)
+        snprintf(buf, cap, "subscriber too slow: lagging for over %lld ms, %llu frames dropped",
+                 (long long)q->slow_ms, (unsigned long long)q->frames_dropped);
+    return buf;
 }

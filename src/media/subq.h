@@ -13,6 +13,12 @@
  * configured time is reported by sl_subq_push() as SL_ESLOW: the owner
  * disconnects it with a logged reason. The publisher and the other
  * subscribers never wait for it.
+ *
+ * That reaction is the one slow-player policy of every protocol:
+ * sl_subq_offer pushes, counts the drops into the session's counter and
+ * tells the owner when the player first falls behind (log it once), and
+ * sl_subq_slow_reason words the disconnect, so RTMP and HTTP-FLV (and any
+ * later player protocol) behave and log alike.
  */
 #ifndef SL_MEDIA_SUBQ_H
 #define SL_MEDIA_SUBQ_H
@@ -56,6 +62,33 @@ void sl_subq_cleanup(sl_subq_t *q);
  * slow_ms (the frame is not queued), SL_ENOMEM.
  */
 int sl_subq_push(sl_subq_t *q, sl_frame_t *f, uint32_t tag, uint64_t now_ms);
+/** sl_subq_offer: the frame was dropped, and it is the player's first drop. */
+#define SL_SUBQ_FELL_BEHIND 2
+/**
+ * The slow-player policy around sl_subq_push, for a player's sink: offers
+ * f (borrowed) with the owner's tag at loop time now_ms and adds the frames
+ * the policy dropped to *session_dropped (the session's counter). Returns
+ * what sl_subq_push returns, except SL_SUBQ_FELL_BEHIND instead of 1 for
+ * the first drop of the queue's life (the owner logs "falling behind,
+ * dropping to the next keyframe" once). On SL_ESLOW the owner disconnects
+ * the player with sl_subq_slow_reason.
+ */
+static inline int sl_subq_offer(sl_subq_t *q, sl_frame_t *f, uint32_t tag, uint64_t now_ms,
+                                uint64_t *session_dropped)
+{
+    uint64_t before = q->frames_dropped;
+    int rc = sl_subq_push(q, f, tag, now_ms);
+    *session_dropped += q->frames_dropped - before;
+    if (rc == 1 && q->drop_events == 1 && before == 0)
+        return SL_SUBQ_FELL_BEHIND;
+    return rc;
+}
+/**
+ * Words the reason a slow player is disconnected ("subscriber too slow:
+ * lagging for over N ms, M frames dropped") into buf (cap bytes, always
+ * terminated when cap > 0); returns buf.
+ */
+char *sl_subq_slow_reason(const sl_subq_t *q, char *buf, size_t cap);
 /** Oldest queued frame (borrowed) or NULL. */
 static inline sl_frame_t *sl_subq_peek(const sl_subq_t *q)
 {
@@ -64,6 +97,7 @@ static inline sl_frame_t *sl_subq_peek(const sl_subq_t *q)
 /** The i-th queued item from the oldest (borrowed); i < count. */
 static inline sl_subq_item_t *sl_subq_at(const sl_subq_t *q, uint32_t i)
 {
+    SL_ASSERT(i < q->count); /* only queued items are addressed */
     return &q->ring[(q->head + i) & (q->cap - 1)];
 }
 /**

@@ -7,28 +7,15 @@
 #include <strings.h>
 
 #include "app/core.h"
+#include "base/str.h"
 
 int sl__auth_list_has(const char *list, const char *word)
 {
-    if (!list)
-        return 0;
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        size_t n = (size_t)(end - start);
-        if (n == 1 && start[0] == '*')
+    size_t n;
+    for (const char *c = list, *it; (it = sl_list_next(&c, &n));)
+        if (n == 1 && it[0] == '*')
             return 1;
-        if (word && n && strlen(word) == n && strncasecmp(start, word, n) == 0)
-            return 1;
-    }
-    return 0;
+    return sl_list_has(list, word);
 }
 
 const sl_app_config_t *sl__auth_app_for(const sl_admit_t *a, size_t flag)

@@ -118,6 +118,27 @@ def test_every_route_is_documented(walk_srv):
     assert {"hls", "http-flv", "recordings", "api"} <= names, names
 
 
+def test_routes_are_listed_in_dispatch_order(walk_srv):
+    """Routes carry a prefix and a named priority and are listed in dispatch order
+    (core, app, static; longer prefix first within one); the static files come last;
+    every URL template a route serves passes its own prefix and suffix filter."""
+    table = routes(walk_srv)
+    rank = {"core": 0, "app": 1, "static": 2}
+    keys = [(rank[r["priority"]], -len(r["prefix"])) for r in table]
+    assert keys == sorted(keys), table
+    by_name = {r["name"]: r for r in table}
+    assert by_name["api"]["priority"] == "core" and by_name["api"]["prefix"] == "/api/v1/"
+    for name in ("hls", "http-flv", "recordings"):
+        assert by_name[name]["priority"] == "app", by_name[name]
+    if "static" in by_name:
+        assert table[-1]["name"] == "static", table
+    for r in table:
+        for tpl in r["serves"]:
+            assert tpl.startswith(r["prefix"]), (tpl, r)
+            if r["suffixes"]:
+                assert any(tpl.endswith(sfx) for sfx in r["suffixes"].split()), (tpl, r)
+
+
 @pytest.mark.parametrize("app", ["simple", "jwtapp"])
 def test_no_route_serves_stream_data_without_credentials(walk_srv, app):
     srv = walk_srv

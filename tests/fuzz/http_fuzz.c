@@ -87,7 +87,8 @@ static void check_msg(const sl_http_msg_t *m, run_t *r)
         abort();
     sl__http_header_has_token(sl__http_header_find(m->headers, m->n_headers, "connection"),
                               "upgrade");
-    sl__http_route_match("GET", "/api/", m->method, m->path);
+    sl__http_route_match("GET", "/api/", NULL, m->method, m->path);
+    sl__http_route_match(NULL, "/live", ".m3u8 .ts", m->method, m->path);
     sl__http_static_path_ok(m->path, strlen(m->path));
     sl__http_content_type(m->path);
     char key[29];

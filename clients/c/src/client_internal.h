@@ -189,7 +189,7 @@ void sl__src_start(sl_client_t *c);
 void sl__src_stop(sl_client_t *c);
 /** The socket took data: send more if the pacing allows. */
 void sl__src_pump(sl_client_t *c);
-/** Releases the source; its handles close through sl__client_handle_closed. */
+/** Releases the source; its handles close through sl__client_handle_done. */
 void sl__src_close(sl_client_t *c);
 
 /* ---- JSON <-> AMF0 (client_json.c) ----------------------------------- */

@@ -29,6 +29,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "base/map.h"
 #include "modules/auth_common.h"
 #include "sluice/errors.h"
@@ -72,28 +73,10 @@ static int sha256_2(const void *a, size_t alen, const void *b, size_t blen, uint
     return ok ? 0 : SL_ENOMEM;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
+/* The 32 bytes of a 64-hex-digit SHA-256 digest; 0 or -1. */
 static int unhex32(const char *s, size_t len, uint8_t out[32])
 {
-    if (len != 64)
-        return -1;
-    for (size_t i = 0; i < 32; i++) {
-        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
+    return len == 64 && sl_hex_decode(s, len, out, 32) == 32 ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -3,10 +3,13 @@
  * apps.<app>.record_max_age, and the oldest ones while the app's
  * recordings take more than apps.<app>.record_max_bytes; never a file
  * being written (the recorder's list, taken on the loop when a sweep
- * starts) nor one waiting for upload (upload_queue rows still pending in
- * sluice.db). Every cleaner.interval a sweep runs on libuv's thread pool:
- * it walks {data_dir}/{app}/streams (rooms included, hls/ excepted), reads
- * the upload queue, unlinks, and marks the catalog rows `deleted`; back on
+ * starts) nor one waiting for upload (asked of the service "uploads", the
+ * upload queue's). Every cleaner.interval a sweep runs on libuv's thread
+ * pool: it walks {data_dir}/{app}/streams (rooms included, hls/ excepted),
+ * asks the upload queue, unlinks, and has the recorder mark the catalog
+ * rows `deleted` (the service "catalog"); the cleaner owns no table. Both
+ * services are looked up on the loop when a sweep starts and called from
+ * the pool (they block on the store, never on the loop). Back on
  * the loop, each deletion is logged and emitted as record_deleted (path,
  * reason "age" or "quota", bytes_in = size). Inert when no app sets either
  * limit.
@@ -14,7 +17,6 @@
 #include "modules/cleaner/cleaner.h"
 
 #include <dirent.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,9 @@
 #include <unistd.h>
 
 #include "app/events.h"
+#include "app/services.h"
+#include "app/svc/catalog.h"
+#include "app/svc/uploads.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -55,7 +60,12 @@ typedef struct cleaner {
     char **busy;          /* files being written, snapshot for the sweep (owned) */
     size_t n_busy, cap_busy;
     deletion_t *done;     /* the sweep's deletions (owned) */
-    char *db_path;        /* owned */
+    /* The services the sweep calls, looked up on the loop when it starts
+     * (NULL when their provider is not running). */
+    const sl_uploads_service_t *uploads;
+    void *uploads_ud;
+    const sl_catalog_service_t *catalog;
+    void *catalog_ud;
 } cleaner_t;
 
 /* ------------------------------------------------------------------ */
@@ -118,21 +128,14 @@ static int by_mtime(const void *a, const void *b)
     return x->mtime_ms < y->mtime_ms ? -1 : x->mtime_ms > y->mtime_ms;
 }
 
-static void record(cleaner_t *c, sqlite3 *db, const char *app, const file_t *f, const char *why)
+static void record(cleaner_t *c, const char *app, const file_t *f, const char *why)
 {
     if (unlink(f->path)) {
         SL_LOGW(&g_ctx, "cleaner: cannot delete %s", f->path);
         return;
     }
-    if (db) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, "UPDATE recordings SET state = 'deleted' WHERE file = ?", -1,
-                               &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, f->path, -1, SQLITE_STATIC);
-            sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-    }
+    if (c->catalog)
+        (void)c->catalog->mark_deleted(c->catalog_ud, f->path); /* a failure is logged there */
     size_t n = strlen(f->path) + 1;
     deletion_t *d = sl_calloc(1, sizeof *d + n);
     if (!d)
@@ -145,7 +148,7 @@ static void record(cleaner_t *c, sqlite3 *db, const char *app, const file_t *f, 
     c->done = d;
 }
 
-static void sweep_app(cleaner_t *c, sqlite3 *db, const sl_app_config_t *app, uint64_t now)
+static void sweep_app(cleaner_t *c, const sl_app_config_t *app, uint64_t now)
 {
     char dir[PATH_CAP];
     files_t fs = {0};
@@ -160,15 +163,8 @@ static void sweep_app(cleaner_t *c, sqlite3 *db, const sl_app_config_t *app, uin
         total += f->size;
         for (size_t b = 0; b < c->n_busy && !f->keep; b++)
             f->keep = strcmp(c->busy[b], f->path) == 0;
-        if (!f->keep && db) {
-            sqlite3_stmt *st = NULL;
-            if (sqlite3_prepare_v2(db, "SELECT 1 FROM upload_queue WHERE file = ? AND state ="
-                                       " 'pending' LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, f->path, -1, SQLITE_STATIC);
-                f->keep = sqlite3_step(st) == SQLITE_ROW;
-            }
-            sqlite3_finalize(st); /* no such table: nothing waits for upload */
-        }
+        if (!f->keep && c->uploads)
+            f->keep = c->uploads->pending(c->uploads_ud, f->path) == 1;
     }
     /* Oldest first: by age, then by quota. */
     for (size_t i = 0; i < fs.n; i++) {
@@ -182,7 +178,7 @@ static void sweep_app(cleaner_t *c, sqlite3 *db, const sl_app_config_t *app, uin
             why = "quota";
         if (!why)
             continue;
-        record(c, db, app->name, f, why);
+        record(c, app->name, f, why);
         total -= f->size;
     }
     for (size_t i = 0; i < fs.n; i++)
@@ -193,23 +189,13 @@ static void sweep_app(cleaner_t *c, sqlite3 *db, const sl_app_config_t *app, uin
 static void sweep(uv_work_t *w)
 {
     cleaner_t *c = w->data;
-    sqlite3 *db = NULL;
-    struct stat st;
-    if (stat(c->db_path, &st) == 0 &&
-        sqlite3_open_v2(c->db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
-        sqlite3_busy_timeout(db, 5000);
-    else if (db) {
-        sqlite3_close(db);
-        db = NULL;
-    }
     uint64_t now = sl_time_wall_ms();
     const sl_config_t *cfg = c->core->cfg;
     for (size_t i = 0; i < cfg->n_apps; i++) {
         const sl_app_config_t *app = &cfg->apps[i];
         if (app->enabled && (app->record_max_age_ms > 0 || app->record_max_bytes > 0))
-            sweep_app(c, db, app, now);
+            sweep_app(c, app, now);
     }
-    sqlite3_close(db);
 }
 
 /* ------------------------------------------------------------------ */
@@ -275,6 +261,8 @@ static void on_timer(uv_timer_t *t)
     clear_busy(c);
     if (c->core->recorder_ops)
         c->core->recorder_ops->each_busy(c->core->recorder_ud, add_busy, c);
+    c->uploads = sl_service_get(c->core, SL_UPLOADS_SERVICE, SL_UPLOADS_MAJOR, 0, &c->uploads_ud);
+    c->catalog = sl_service_get(c->core, SL_CATALOG_SERVICE, SL_CATALOG_MAJOR, 0, &c->catalog_ud);
     c->work.data = c;
     if (uv_queue_work(c->core->loop, &c->work, sweep, after_sweep) == 0)
         c->running = 1;
@@ -298,13 +286,6 @@ static int cleaner_start(sl_core_t *core, sl_http_server_t *http, void **state)
     cleaner_t *c = sl_calloc(1, sizeof *c);
     if (!c)
         return SL_ENOMEM;
-    size_t n = strlen(cfg->server_data_dir) + sizeof "/sluice.db";
-    c->db_path = sl_malloc(n);
-    if (!c->db_path) {
-        sl_free(c);
-        return SL_ENOMEM;
-    }
-    snprintf(c->db_path, n, "%s/sluice.db", cfg->server_data_dir);
     c->core = core;
     uv_timer_init(core->loop, &c->timer);
     c->timer.data = c;
@@ -334,7 +315,6 @@ static void cleaner_free(void *state)
         return;
     clear_busy(c);
     sl_free(c->busy);
-    sl_free(c->db_path);
     sl_free(c);
 }
 

@@ -890,16 +890,16 @@ static int on_request(sl_http_req_t *req, void *ud)
 {
     hls_mod_t *mod = ud;
     target_t t;
-    int rc = parse_target(req->path, &t);
-    if (rc == SL_EDECLINED)
+    /* Not an HLS address of a configured app: declined, so that a static
+     * file of that name (the static route runs after this one) is still
+     * served, and the server answers 404 otherwise. */
+    if (parse_target(req->path, &t) != 0)
+        return SL_EDECLINED;
+    const sl_app_config_t *app = sl_core_app(mod->core, t.path);
+    if (!app)
         return SL_EDECLINED;
     if (mod->stopping)
         return respond_text(req, 503, "server shutting down\n");
-    if (rc)
-        return respond_text(req, 404, "not found\n");
-    const sl_app_config_t *app = sl_core_app(mod->core, t.path);
-    if (!app)
-        return respond_text(req, 404, "no such application\n");
     if (!app->hls)
         return SL_EDECLINED; /* nothing HLS here: whatever else may answer, else 404 */
     if (!app->allow_play)
@@ -923,7 +923,7 @@ static int on_request(sl_http_req_t *req, void *ud)
      * 404 only once the chain allowed): on an app with auth, an absent stream
      * and a live one get the same 401 without credentials, so stream names
      * cannot be probed. */
-    rc = start_admission(mod, req, &t, sid);
+    int rc = start_admission(mod, req, &t, sid);
     if (rc)
         SL_LOGW(NULL, "hls: %s: cannot start the admission: %s", req->path, sl_strerror(rc));
     return rc;
@@ -1558,12 +1558,15 @@ static int hls_start(sl_core_t *core, sl_http_server_t *http, void **state)
         goto fail;
     mod->listener = rc;
     /* Last: a route cannot be taken back, so nothing may fail after it. */
-    rc = sl_http_route(http, "GET", "/", on_request, mod);
+    const sl_http_route_spec_t route = {
+        .method = "GET", .prefix = "/", .suffixes = ".m3u8 .ts .m4s .mp4",
+        .prio = SL_HTTP_PRIO_APP, .name = "hls",
+        .serves = "/{app}/{stream}.m3u8 /{app}/{stream}_{msn}.ts /{app}/{stream}_{msn}.m4s "
+                  "/{app}/{stream}_part{part}.m4s /{app}/{stream}_init{gen}.mp4",
+        .cb = on_request, .ud = mod};
+    rc = sl_http_route_add(http, &route, NULL);
     if (rc)
         goto fail;
-    sl_http_route_doc(http, "hls",
-                      "/{app}/{stream}.m3u8 /{app}/{stream}_{msn}.ts /{app}/{stream}_{msn}.m4s "
-                      "/{app}/{stream}_part{part}.m4s /{app}/{stream}_init{gen}.mp4");
     *state = mod;
     return 0;
 fail:

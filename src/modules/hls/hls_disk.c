@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "sluice/errors.h"
 
@@ -60,26 +61,6 @@ int sl_hls_disk_new(uv_loop_t *loop, const char *dir, sl_hls_disk_t **out)
     return 0;
 }
 
-/* mkdir -p, from the worker. */
-static int make_dirs(const char *path)
-{
-    char tmp[4096];
-    if (strlen(path) >= sizeof tmp)
-        return -ENAMETOOLONG;
-    strcpy(tmp, path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 static int write_file(const char *dir, const char *name, const sl_buf_t *buf)
 {
     char path[4096], tmp[4200];
@@ -89,18 +70,7 @@ static int write_file(const char *dir, const char *name, const sl_buf_t *buf)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    size_t off = 0;
-    int rc = 0;
-    while (off < buf->len) {
-        ssize_t n = write(fd, buf->data + off, buf->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            break;
-        }
-        off += (size_t)n;
-    }
+    int rc = sl_write_full(fd, buf->data, buf->len);
     if (close(fd) && !rc)
         rc = -errno;
     if (!rc && rename(tmp, path))
@@ -116,7 +86,7 @@ static void on_work(uv_work_t *w)
     sl_hls_disk_t *d = w->data;
     d->err = 0;
     if (!d->dir_made) {
-        int rc = make_dirs(d->dir);
+        int rc = sl_mkdir_p(d->dir);
         if (rc) {
             d->err = rc;
             snprintf(d->err_path, sizeof d->err_path, "%s", d->dir);

@@ -175,15 +175,10 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
             return;
         p->need_key = 0;
     }
-    uint64_t before = p->q.frames_dropped;
-    int rc = sl_subq_push(&p->q, f, 0, uv_now(p->mod->core->loop));
-    p->sess.frames_dropped += p->q.frames_dropped - before;
+    int rc = sl_subq_offer(&p->q, f, 0, uv_now(p->mod->core->loop), &p->sess.frames_dropped);
     if (rc == SL_ESLOW) {
         char why[160];
-        snprintf(why, sizeof why, "subscriber too slow: lagging for over %lld ms, %llu frames dropped",
-                 (long long)p->mod->core->cfg->media_slow_disconnect_ms,
-                 (unsigned long long)p->q.frames_dropped);
-        SL_LOGI(&p->sess.log, "%s", why);
+        SL_LOGI(&p->sess.log, "%s", sl_subq_slow_reason(&p->q, why, sizeof why));
         end_stream(p, why);
         return;
     }
@@ -191,7 +186,7 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
         end_stream(p, "out of memory");
         return;
     }
-    if (rc == 1 && p->q.drop_events == 1 && before == 0)
+    if (rc == SL_SUBQ_FELL_BEHIND)
         SL_LOGI(&p->sess.log, "http-flv player falling behind: dropping to the next keyframe");
     pump(p);
 }
@@ -345,16 +340,16 @@ static int on_request(sl_http_req_t *req, void *ud)
 {
     flv_mod_t *mod = ud;
     char path[PATH_MAX_LEN + 1];
-    int rc = parse_path(req->path, path, sizeof path);
-    if (rc == SL_EDECLINED)
-        return rc;
-    if (mod->stopping)
-        return respond_text(req, 503, "server shutting down\n");
-    if (rc)
-        return respond_text(req, 404, "not found\n");
+    /* Not an HTTP-FLV address of a configured app: declined, so that a
+     * static file of that name (the static route runs after this one) is
+     * still served, and the server answers 404 otherwise. */
+    if (parse_path(req->path, path, sizeof path) != 0)
+        return SL_EDECLINED;
     const sl_app_config_t *app = sl_core_app(mod->core, path);
     if (!app)
-        return respond_text(req, 404, "no such application\n");
+        return SL_EDECLINED;
+    if (mod->stopping)
+        return respond_text(req, 503, "server shutting down\n");
     if (!app->httpflv)
         return SL_EDECLINED;
     if (!app->allow_play)
@@ -401,7 +396,7 @@ static int on_request(sl_http_req_t *req, void *ud)
     };
     sl_admit_t *a = NULL;
     p->in_call = 1;
-    rc = sl_admit(mod->core, &p->sess, &ar, admit_done, p, &a);
+    int rc = sl_admit(mod->core, &p->sess, &ar, admit_done, p, &a);
     p->in_call = 0;
     if (rc == SL_EPENDING) {
         p->admit = a;
@@ -428,9 +423,11 @@ static int flv_start(sl_core_t *core, sl_http_server_t *http, void **state)
         return SL_ENOMEM;
     mod->core = core;
     sl_list_init(&mod->players);
-    int rc = sl_http_route(http, "GET", "/", on_request, mod);
-    if (!rc)
-        sl_http_route_doc(http, "http-flv", "/{app}/{stream}.flv");
+    const sl_http_route_spec_t route = {.method = "GET", .prefix = "/", .suffixes = ".flv",
+                                        .prio = SL_HTTP_PRIO_APP, .name = "http-flv",
+                                        .serves = "/{app}/{stream}.flv", .cb = on_request,
+                                        .ud = mod};
+    int rc = sl_http_route_add(http, &route, NULL);
     if (rc) {
         sl_free(mod);
         return rc;

@@ -7,9 +7,10 @@
  * that stop can remove all of it before the plugin's own stop runs.
  *
  * Handles given to plugins are internal objects under public names:
- * sl_admission_t is the core's sl_admit_t, sl_http_request_t the HTTP
- * server's sl_http_req_t (its `user` field points at the route, which
- * knows the app), sl_websocket_t a small wrapper around sl_ws_t.
+ * sl_admission_t is the core's sl_admit_t; sl_http_request_t a small
+ * wrapper of a request of the "http" service and the route it came by
+ * (which knows the app); sl_websocket_t a wrapper around sl_ws_t. Routes
+ * go through the "http" service (src/app/svc/http.h), at the APP priority.
  *
  * Everything runs on the loop thread except the work callbacks of
  * work_queue and the log function, which a worker may call.
@@ -26,11 +27,11 @@
 #include "app/events.h"
 #include "app/loader.h"
 #include "app/services.h"
+#include "app/svc/http.h"
 #include "app/svc/rpc.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
-#include "proto/http/http.h"
 #include "sluice/host.h"
 #include "sluice/plugin.h"
 #include "sluice/version.h"
@@ -69,11 +70,18 @@ typedef struct route {
     sl_host_t *h;
     char app[SL_CONFIG_APP_NAME_MAX + 1];
     char *prefix;                    /* "/{app}{path}", owned */
-    size_t prefix_len;
+    sl_http_route_t *handle;         /* from the http service, for route_remove */
     sl_http_handler_fn cb;           /* HTTP route, or */
     const sl_ws_handlers_t *ws;      /* WebSocket route (borrowed, static in the plugin) */
     void *ud;
 } route_t;
+
+struct sl_http_request {
+    sl_http_req_t *req;              /* the service's request */
+    route_t *r;                      /* the route it came by */
+    int in_handler;                  /* inside the plugin's handler call */
+    int answered;                    /* http_respond was called */
+};
 
 struct sl_websocket {
     sl_ws_t *ws;                     /* NULL once closed */
@@ -91,7 +99,8 @@ typedef struct rpc_method {
 
 struct plugins {
     sl_core_t *core;
-    sl_http_server_t *http;          /* borrowed; NULL when HTTP is off */
+    const sl_http_svc_t *http;       /* the "http" service once a route needed it, else NULL */
+    void *http_ud;                   /* its state */
     sl_host_t **hosts;               /* n_hosts loaded plugins, in load order */
     size_t n_hosts;
     route_t **routes;                /* every route (freed at free: the server keeps pointers) */
@@ -316,12 +325,12 @@ static int h_work_queue(sl_host_t *h, sl_work_fn fn, sl_work_done_fn done, void 
 
 /* ---- HTTP and WebSocket routes ----------------------------------------- */
 
-/* True when req's path is the route's prefix or continues it with '/'. */
-static int route_matches(const route_t *r, const sl_http_req_t *req)
+/* The http service, looked up when a plugin adds its first route. */
+static const sl_http_svc_t *http_svc(plugins_t *m)
 {
-    return strncmp(req->path, r->prefix, r->prefix_len) == 0 &&
-           (req->path[r->prefix_len] == '\0' || req->path[r->prefix_len] == '/' ||
-            r->prefix[r->prefix_len - 1] == '/');
+    if (!m->http)
+        m->http = sl_service_get(m->core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, &m->http_ud);
+    return m->http;
 }
 
 static void ws_on_message(sl_ws_t *ws, const uint8_t *data, size_t len, int is_text, void *ud)
@@ -346,30 +355,52 @@ static const sl_ws_ops_t g_ws_ops = {.on_message = ws_on_message, .on_close = ws
 
 static int h_http_info(sl_http_request_t *preq, sl_http_request_info_t *out);
 
-/* The server's handler for every plugin route. */
+/*
+ * The service's handler for every plugin route. The plugin's request
+ * handle is a small wrapper (request + route, for http_info's app) freed
+ * when the plugin answers, or at once when its handler declines without
+ * answering.
+ */
 static int on_route(sl_http_req_t *req, void *ud)
 {
     route_t *r = ud;
-    if (!route_matches(r, req) || r->h->stopped)
+    plugins_t *m = r->h->mod;
+    if (r->h->stopped)
         return SL_EDECLINED;
-    req->user = r;
-    if (r->cb)
-        return r->cb(r->ud, (sl_http_request_t *)req);
-    struct sl_websocket *w = sl_calloc(1, sizeof *w);
+    struct sl_http_request *w = sl_calloc(1, sizeof *w);
     if (!w)
         return SL_ENOMEM;
+    w->req = req;
     w->r = r;
-    int rc = sl_http_ws_accept(req, &g_ws_ops, w, &w->ws);
+    if (r->cb) {
+        w->in_handler = 1;
+        int rc = r->cb(r->ud, w);
+        w->in_handler = 0;
+        int answered = w->answered;
+        if (answered || rc) /* answered now, or declined/failed without answering */
+            sl_free(w);
+        return answered ? 0 : rc; /* 0 unanswered: the plugin answers later */
+    }
+    struct sl_websocket *ws = sl_calloc(1, sizeof *ws);
+    if (!ws) {
+        sl_free(w);
+        return SL_ENOMEM;
+    }
+    ws->r = r;
+    sl_http_request_info_t info;
+    h_http_info(w, &info);
+    int rc = m->http->ws_accept(req, &g_ws_ops, ws, &ws->ws);
     if (rc) {
+        sl_free(ws);
         sl_free(w);
         return 0; /* answered (or the client left) */
     }
-    sl_http_request_info_t info;
-    h_http_info((sl_http_request_t *)req, &info);
-    /* The request is finished after the upgrade: its strings stay valid for
-     * this call only, as on_open's contract says. */
-    if (r->ws->on_open && r->ws->on_open(r->ud, w, &info, &w->conn))
-        sl_ws_close(w->ws, 1008, "refused");
+    /* The request strings stay valid until its response is complete: the
+     * 101 is only queued, so on_open may read them (its contract: for the
+     * call only). */
+    if (r->ws->on_open && r->ws->on_open(r->ud, ws, &info, &ws->conn))
+        m->http->ws_close(ws->ws, 1008, "refused");
+    sl_free(w);
     return 0;
 }
 
@@ -380,7 +411,8 @@ static int add_route(sl_host_t *h, const char *method, const char *path, sl_http
     plugins_t *m = h->mod;
     if (!path || path[0] != '/' || strstr(path, "..") || strlen(path) > 256 || h->stopped)
         return SL_EINVAL;
-    if (!m->http)
+    const sl_http_svc_t *svc = http_svc(m);
+    if (!svc)
         return SL_ENOTFOUND;
     const sl_config_t *cfg = m->core->cfg;
     for (size_t i = 0; i < cfg->n_apps; i++) {
@@ -402,15 +434,25 @@ static int add_route(sl_host_t *h, const char *method, const char *path, sl_http
         snprintf(r->app, sizeof r->app, "%s", app->name);
         r->h = h;
         r->prefix = prefix;
-        r->prefix_len = strlen(prefix);
         r->cb = cb;
         r->ws = ws;
         r->ud = ud;
         m->routes[m->n_routes++] = r;
-        int rc = sl_http_route(m->http, ws ? "GET" : method, prefix, on_route, r);
+        /* Prefixes match whole segments: /live/hello takes /live/hello and
+         * /live/hello/x, not /live/helloworld. Plugins' routes stand with the
+         * other app routes, before static files. */
+        sl_http_route_spec_t spec = {
+            .method = ws ? "GET" : method,
+            .prefix = prefix,
+            .prio = SL_HTTP_PRIO_APP,
+            .name = h->log_name,
+            .serves = "",
+            .cb = on_route,
+            .ud = r,
+        };
+        int rc = svc->route_add(m->http_ud, &spec, &r->handle);
         if (rc)
             return rc;
-        sl_http_route_doc(m->http, h->log_name, "");
     }
     return 0;
 }
@@ -430,49 +472,53 @@ static int h_ws_route(sl_host_t *h, const char *path, const sl_ws_handlers_t *ha
     return add_route(h, "GET", path, NULL, handlers, ud);
 }
 
-static int h_http_info(sl_http_request_t *preq, sl_http_request_info_t *out)
+static int h_http_info(sl_http_request_t *w, sl_http_request_info_t *out)
 {
-    sl_http_req_t *req = (sl_http_req_t *)preq;
-    if (!req || !out || !req->user)
+    if (!w || !out)
         return SL_EINVAL;
-    const route_t *r = req->user;
+    const sl_http_svc_t *svc = w->r->h->mod->http;
+    size_t body_len = 0;
     memset(out, 0, sizeof *out);
     out->size = sizeof *out;
-    out->method = req->method;
-    out->path = req->path;
-    out->query = req->query;
-    out->app = r->app;
-    out->subpath = req->path + 1 + strlen(r->app);
-    out->body = req->body;
-    out->body_len = req->body_len;
-    out->remote_addr = req->remote_addr;
+    out->method = svc->req_method(w->req);
+    out->path = svc->req_path(w->req);
+    out->query = svc->req_query(w->req);
+    out->app = w->r->app;
+    out->subpath = out->path + 1 + strlen(w->r->app);
+    out->body = svc->req_body(w->req, &body_len);
+    out->body_len = body_len;
+    out->remote_addr = svc->req_remote(w->req, NULL);
     return 0;
 }
 
-static const char *h_http_header(sl_http_request_t *req, const char *name)
+static const char *h_http_header(sl_http_request_t *w, const char *name)
 {
-    return req && name ? sl_http_req_header((sl_http_req_t *)req, name) : NULL;
+    return w && name ? w->r->h->mod->http->req_header(w->req, name) : NULL;
 }
 
-static int h_http_respond(sl_http_request_t *req, int status, const char *content_type,
+static int h_http_respond(sl_http_request_t *w, int status, const char *content_type,
                           const void *body, size_t len)
 {
-    if (!req)
+    if (!w || w->answered)
         return SL_EINVAL;
-    return sl_http_respond((sl_http_req_t *)req, status, content_type, body, len, NULL);
+    int rc = w->r->h->mod->http->respond(w->req, status, content_type, body, len, NULL);
+    w->answered = 1;
+    if (!w->in_handler) /* an answer from later: the handle ends here */
+        sl_free(w);
+    return rc;
 }
 
 static int h_ws_send(sl_websocket_t *w, const char *text, size_t len)
 {
     if (!w || !w->ws)
         return SL_ECLOSED;
-    return sl_ws_send_text(w->ws, text, len);
+    return w->r->h->mod->http->ws_send(w->ws, text, len, 1);
 }
 
 static void h_ws_close(sl_websocket_t *w, int code, const char *reason)
 {
     if (w && w->ws)
-        sl_ws_close(w->ws, code, reason);
+        w->r->h->mod->http->ws_close(w->ws, code, reason);
 }
 
 /* ---- statistics and actions -------------------------------------------- */
@@ -782,6 +828,11 @@ static void host_stop(sl_host_t *h)
     for (size_t i = m->n_methods; i-- > 0;)
         if (m->methods[i].h == h)
             rpc_remove_at(m, i);
+    for (size_t i = 0; i < m->n_routes; i++) /* no new request reaches a stopped plugin */
+        if (m->routes[i]->h == h && m->routes[i]->handle && m->http) {
+            m->http->route_remove(m->http_ud, m->routes[i]->handle);
+            m->routes[i]->handle = NULL;
+        }
     if (h->lib.desc.stop)
         h->lib.desc.stop(h->state);
 }
@@ -873,8 +924,8 @@ static int plugins_start(sl_core_t *core, sl_http_server_t *http, void **state)
     plugins_t *m = sl_calloc(1, sizeof *m);
     if (!m)
         return SL_ENOMEM;
+    (void)http; /* routes go through the "http" service */
     m->core = core;
-    m->http = http;
     *state = m; /* from here, main's stop/free clean up after a failure */
     int rc = sl_service_register(core, SL_RPC_SERVICE, SL_RPC_SERVICE_MAJOR, SL_RPC_SERVICE_MINOR,
                                  &g_rpc, m);

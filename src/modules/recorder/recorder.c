@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "app/events.h"
+#include "app/store.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -1006,15 +1007,20 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     if (rc < 0)
         goto fail;
     m->listener_id = rc;
-    if (http && (rc = sl_http_route(http, "GET", "/", on_http, m)))
+    const sl_http_route_spec_t route = {
+        .method = "GET", .prefix = "/", .suffixes = "/mediafiles .flv .mp4",
+        .prio = SL_HTTP_PRIO_APP, .name = "recordings",
+        .serves = "/{app}/mediafiles /{app}/streams/{stream}.flv /{app}/streams/{stream}.mp4",
+        .cb = on_http, .ud = m};
+    if (http && (rc = sl_http_route_add(http, &route, NULL)))
         goto fail;
-    if (http)
-        sl_http_route_doc(http, "recordings",
-                          "/{app}/mediafiles /{app}/streams/{stream}.flv /{app}/streams/{stream}.mp4");
     if ((rc = uv_async_init(core->loop, &m->async, on_async)))
         goto fail;
     m->async.data = m;
     m->async_open = 1;
+    m->store = sl_store_find(core);
+    if ((rc = sl__recorder_catalog_register(m)))
+        SL_LOGW(&g_ctx, "recorder: the catalog service is not offered: %s", sl_strerror(rc));
     if ((rc = sl__recorder_io_start(m))) {
         /* The handle closes on the loop: the state stays allocated (the process is
          * about to exit on this error anyway). */
@@ -1069,6 +1075,7 @@ static void recorder_free(void *state)
     sl_recorder_t *m = state;
     if (!m)
         return;
+    sl__recorder_catalog_unregister(m);
     uv_cond_destroy(&m->cv);
     uv_mutex_destroy(&m->mu);
     sl_map_cleanup(&m->active);

@@ -107,6 +107,7 @@ typedef struct sl_rres {
     char app[128], stream[128];  /* RECOVERED: from the catalog */
     char file[1024];             /* RECOVERED: the file */
     char detail[160];            /* RECOVERED: what was repaired */
+    int64_t row_id;              /* RECOVERED: its catalog row (writer thread) */
     char *known;                 /* KNOWN: entries of 8 bytes of duration_ms (host order) then
                                   * the NUL-terminated file, back to back (sl_malloc'd; the
                                   * loop frees it) */
@@ -115,7 +116,8 @@ typedef struct sl_rres {
 
 struct sl_recorder {
     sl_core_t *core;             /* borrowed */
-    char *db_path;               /* {data_dir}/sluice.db, owned */
+    char *db_path;               /* {data_dir}/sluice.db, owned (for log lines) */
+    struct sl_store *store;      /* the service "store" (borrowed), NULL: no catalog */
     uint64_t queue_max_bytes;    /* per recording bound */
     sl_map_t active;             /* stream path -> sl_rec_t* being recorded (loop) */
     sl_map_t lengths;            /* file -> (void *)(duration_ms + 1) of finished recordings (loop) */
@@ -156,5 +158,14 @@ void sl__recorder_io_stop(sl_recorder_t *m);
 void sl__recorder_io_push(sl_recorder_t *m, sl_rjob_t *job);
 /** Takes every pending result (loop thread), oldest first; caller frees each with sl_free. */
 sl_rres_t *sl__recorder_io_results(sl_recorder_t *m);
+
+/**
+ * Registers the service "catalog" 1.0 (app/svc/catalog.h) for m's catalog:
+ * loop thread, at start, after m->store is set. 0 (also when there is no
+ * store: no service then) or sl_service_register's error.
+ */
+int sl__recorder_catalog_register(sl_recorder_t *m);
+/** Removes the service "catalog" (at free, once every user stopped). */
+void sl__recorder_catalog_unregister(sl_recorder_t *m);
 
 #endif

@@ -8,7 +8,9 @@
  * PreviousTagSize. write(2) of each tag goes to the page cache at once, so
  * a kill -9 of the process loses nothing and leaves a playable file; only
  * a power cut can tear the last tag. Each recording has a catalog row in
- * {data_dir}/sluice.db (WAL) in state `recording` from the start; at the
+ * {data_dir}/sluice.db (the store, app/store.h: this thread hands its SQL
+ * to the store's worker with sl_store_call and waits) in state
+ * `recording` from the start; at the
  * next start every such row is finalised: the file is scanned, a torn
  * last tag is cut off, onMetaData's duration and filesize are rewritten,
  * and the row becomes `done` (reported to the loop, which logs it and
@@ -32,7 +34,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/services.h"
+#include "app/store.h"
+#include "app/svc/catalog.h"
 #include "base/alloc.h"
+#include "base/buf.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "media/flv.h"
@@ -40,7 +47,6 @@
 #include "modules/recorder/recorder_mp4.h"
 #include "sluice/errors.h"
 
-#define BUSY_TIMEOUT_MS 5000
 #define FLV_HEADER_LEN 13          /* 9-byte header + PreviousTagSize0 */
 #define TAG_HEADER_LEN 11
 #define MAX_TAG_BODY (16u << 20)   /* tags larger than this are treated as garbage by the scan */
@@ -49,7 +55,9 @@
 
 static const sl_log_ctx_t g_ctx = {.proto = "recorder"};
 
-static const char *const schema_sql =
+/* The catalog's migrations (sl_store_migrate, module "recorder"); the first is
+ * the schema of every sluice before the store, adopted as it is. */
+static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS recordings ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " app TEXT NOT NULL,"                 /* scope path */
@@ -63,35 +71,11 @@ static const char *const schema_sql =
     " codecs TEXT,"
     " state TEXT NOT NULL,"               /* recording | done | failed */
     " upload_state TEXT);"                /* NULL | pending | done | failed (s3_upload) */
-    "CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);";
+    "CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);",
+};
 
 /* ------------------------------------------------------------------ */
-/* byte helpers                                                        */
-
-static void put_be24(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 16);
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be24(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
+/* byte helpers (the big-endian ones are base/buf.h's sl_rd_* / sl_wr_*) */
 
 static void put_double(uint8_t *p, double d)
 {
@@ -99,56 +83,6 @@ static void put_double(uint8_t *p, double d)
     memcpy(&u, &d, 8);
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(u >> (56 - 8 * i));
-}
-
-/* Writes all of buf at the current position; 0 or -errno. */
-static int write_all(int fd, const uint8_t *buf, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int pwrite_all(int fd, const uint8_t *buf, size_t n, off_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(fd, buf, n, off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
-/* Reads exactly n bytes at off: 1, 0 at end of file (short), -errno. */
-static int pread_exact(int fd, uint8_t *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return 0;
-        got += (size_t)r;
-    }
-    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -175,31 +109,31 @@ int sl_recorder_flv_repair(int fd, sl_recorder_flv_scan_t *scan)
     if (fstat(fd, &stt))
         return SL_EIO;
     uint64_t file_len = (uint64_t)stt.st_size;
-    int r = pread_exact(fd, hdr, sizeof hdr, 0);
+    int r = sl_pread_full(fd, hdr, sizeof hdr, 0);
     if (r < 0)
         return SL_EIO;
-    if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || get_be32(hdr + 5) < 9)
+    if (r == 0 || memcmp(hdr, "FLV", 3) != 0 || sl_rd_be32(hdr + 5) < 9)
         return SL_EPROTO;
-    uint64_t pos = get_be32(hdr + 5) + 4;
+    uint64_t pos = sl_rd_be32(hdr + 5) + 4;
     uint8_t th[TAG_HEADER_LEN];
     uint8_t *meta = NULL;
     while (pos + TAG_HEADER_LEN <= file_len) {
-        if (pread_exact(fd, th, sizeof th, (off_t)pos) != 1)
+        if (sl_pread_full(fd, th, sizeof th, (off_t)pos) != 1)
             break;
         uint8_t type = th[0] & 0x1f;
-        uint32_t len = get_be24(th + 1);
-        uint32_t ts = get_be24(th + 4) | (uint32_t)th[7] << 24;
+        uint32_t len = sl_rd_be24(th + 1);
+        uint32_t ts = sl_rd_be24(th + 4) | (uint32_t)th[7] << 24;
         if ((type != SL_FLV_AUDIO && type != SL_FLV_VIDEO && type != SL_FLV_DATA) ||
             len > MAX_TAG_BODY || pos + TAG_HEADER_LEN + len + 4 > file_len)
             break;
         uint8_t pts[4];
-        if (pread_exact(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
-            get_be32(pts) != len + TAG_HEADER_LEN)
+        if (sl_pread_full(fd, pts, 4, (off_t)(pos + TAG_HEADER_LEN + len)) != 1 ||
+            sl_rd_be32(pts) != len + TAG_HEADER_LEN)
             break;
         if (type == SL_FLV_DATA && scan->n_tags == 0 && len <= 4096) {
             /* Our onMetaData is the first tag: find its two rewritable numbers. */
             meta = sl_malloc(len ? len : 1);
-            if (meta && pread_exact(fd, meta, len, (off_t)(pos + TAG_HEADER_LEN)) == 1) {
+            if (meta && sl_pread_full(fd, meta, len, (off_t)(pos + TAG_HEADER_LEN)) == 1) {
                 int64_t d = find_number(meta, len, "duration");
                 int64_t f = find_number(meta, len, "filesize");
                 if (d >= 0)
@@ -234,12 +168,12 @@ int sl_recorder_flv_set_meta(int fd, const sl_recorder_flv_scan_t *scan, double 
     uint8_t num[8];
     if (scan->duration_off >= 0) {
         put_double(num, duration_s);
-        if (pwrite_all(fd, num, 8, (off_t)scan->duration_off))
+        if (sl_pwrite_full(fd, num, 8, (off_t)scan->duration_off))
             return SL_EIO;
     }
     if (scan->filesize_off >= 0) {
         put_double(num, filesize);
-        if (pwrite_all(fd, num, 8, (off_t)scan->filesize_off))
+        if (sl_pwrite_full(fd, num, 8, (off_t)scan->filesize_off))
             return SL_EIO;
     }
     return 0;
@@ -249,67 +183,76 @@ int sl_recorder_flv_set_meta(int fd, const sl_recorder_flv_scan_t *scan, double 
 /* catalog                                                             */
 
 typedef struct {
-    sqlite3 *db;
-    sqlite3_stmt *insert, *finish;
+    sl_store_t *store;           /* NULL: no catalog (recording goes on without it) */
+    sqlite3_stmt *insert, *finish; /* on the store's connection: store worker only */
+    /* one call's arguments and results (this thread fills them, the worker reads) */
+    const sl_rec_t *rec;
+    int64_t id;
+    uint64_t duration_ms, size;
+    const char *state;
+    char err[256];               /* SQLite's message when a statement failed */
 } catalog_t;
 
-static void catalog_open(sl_recorder_t *m, catalog_t *cat)
+static int catalog_open_work(sqlite3 *db, void *arg)
 {
-    memset(cat, 0, sizeof *cat);
-    char *err = NULL;
-    int rc = sqlite3_open_v2(m->db_path, &cat->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                             NULL);
-    if (rc != SQLITE_OK)
-        goto fail;
-    sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
-    /* At the first start every module creates sluice.db at once; switching a new file to
-     * WAL is not covered by the busy timeout and fails with "database is locked" while
-     * another connection does the same: retry for a while rather than record uncatalogued. */
-    for (int tries = 0;; tries++) {
-        rc = sqlite3_exec(cat->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
-                          NULL, &err);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(cat->db, schema_sql, NULL, NULL, &err);
-        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= 50)
-            break;
-        sqlite3_free(err);
-        err = NULL;
-        uv_sleep(100);
-    }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(cat->db,
+    catalog_t *cat = arg;
+    int rc = sqlite3_prepare_v2(db,
                                 "INSERT INTO recordings (app, stream, file, name, start, codecs,"
                                 " state) VALUES (?, ?, ?, ?, ?, ?, 'recording')",
                                 -1, &cat->insert, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(cat->db,
+        rc = sqlite3_prepare_v2(db,
                                 "UPDATE recordings SET end = ?, duration = ?, size = ?, state = ?"
                                 " WHERE id = ?",
                                 -1, &cat->finish, NULL);
-    if (rc != SQLITE_OK)
-        goto fail;
-    return;
-fail:
-    SL_LOGE(&g_ctx, "recorder: catalog %s unusable (%s); recording goes on without it",
-            m->db_path, err ? err : cat->db ? sqlite3_errmsg(cat->db) : sqlite3_errstr(rc));
-    sqlite3_free(err);
+    if (rc != SQLITE_OK) {
+        snprintf(cat->err, sizeof cat->err, "%s", sqlite3_errmsg(db));
+        return SL_EIO;
+    }
+    return 0;
+}
+
+static int catalog_close_work(sqlite3 *db, void *arg)
+{
+    catalog_t *cat = arg;
+    (void)db;
     sqlite3_finalize(cat->insert);
     sqlite3_finalize(cat->finish);
-    sqlite3_close(cat->db);
+    cat->insert = cat->finish = NULL;
+    return 0;
+}
+
+static void catalog_open(sl_recorder_t *m, catalog_t *cat)
+{
+    memset(cat, 0, sizeof *cat);
+    int rc = SL_ECLOSED;
+    if (m->store) {
+        rc = sl_store_migrate(m->store, "recorder", migrations,
+                              sizeof migrations / sizeof migrations[0]);
+        if (rc == 0) {
+            cat->store = m->store;
+            rc = sl_store_call(cat->store, catalog_open_work, cat);
+        }
+    }
+    if (rc == 0)
+        return;
+    SL_LOGE(&g_ctx, "recorder: catalog %s unusable (%s); recording goes on without it",
+            m->db_path, cat->err[0] ? cat->err : sl_strerror(rc));
+    if (cat->store)
+        (void)sl_store_call(cat->store, catalog_close_work, cat);
     memset(cat, 0, sizeof *cat);
 }
 
 static void catalog_close(catalog_t *cat)
 {
-    sqlite3_finalize(cat->insert);
-    sqlite3_finalize(cat->finish);
-    sqlite3_close(cat->db);
+    if (cat->store)
+        (void)sl_store_call(cat->store, catalog_close_work, cat);
 }
 
-static int64_t catalog_insert(catalog_t *cat, const sl_rec_t *rec)
+static int catalog_insert_work(sqlite3 *db, void *arg)
 {
-    if (!cat->insert)
-        return 0;
+    catalog_t *cat = arg;
+    const sl_rec_t *rec = cat->rec;
     sqlite3_reset(cat->insert);
     sqlite3_bind_text(cat->insert, 1, rec->app, -1, SQLITE_STATIC);
     sqlite3_bind_text(cat->insert, 2, rec->stream, -1, SQLITE_STATIC);
@@ -317,11 +260,43 @@ static int64_t catalog_insert(catalog_t *cat, const sl_rec_t *rec)
     sqlite3_bind_text(cat->insert, 4, rec->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(cat->insert, 5, (sqlite3_int64)rec->start_ms);
     sqlite3_bind_text(cat->insert, 6, rec->codecs, -1, SQLITE_STATIC);
-    if (sqlite3_step(cat->insert) != SQLITE_DONE) {
-        SL_LOGW(&rec->log, "recorder: catalog insert failed: %s", sqlite3_errmsg(cat->db));
+    int ok = sqlite3_step(cat->insert) == SQLITE_DONE;
+    cat->id = ok ? (int64_t)sqlite3_last_insert_rowid(db) : 0;
+    if (!ok)
+        snprintf(cat->err, sizeof cat->err, "%s", sqlite3_errmsg(db));
+    sqlite3_reset(cat->insert);
+    return ok ? 0 : SL_EIO;
+}
+
+static int64_t catalog_insert(catalog_t *cat, const sl_rec_t *rec)
+{
+    if (!cat->insert)
+        return 0;
+    cat->rec = rec;
+    int rc = sl_store_call(cat->store, catalog_insert_work, cat);
+    cat->rec = NULL;
+    if (rc) {
+        SL_LOGW(&rec->log, "recorder: catalog insert failed: %s",
+                rc == SL_EIO ? cat->err : sl_strerror(rc));
         return 0;
     }
-    return (int64_t)sqlite3_last_insert_rowid(cat->db);
+    return cat->id;
+}
+
+static int catalog_finish_work(sqlite3 *db, void *arg)
+{
+    catalog_t *cat = arg;
+    sqlite3_reset(cat->finish);
+    sqlite3_bind_int64(cat->finish, 1, (sqlite3_int64)sl_time_wall_ms());
+    sqlite3_bind_int64(cat->finish, 2, (sqlite3_int64)cat->duration_ms);
+    sqlite3_bind_int64(cat->finish, 3, (sqlite3_int64)cat->size);
+    sqlite3_bind_text(cat->finish, 4, cat->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(cat->finish, 5, cat->id);
+    int ok = sqlite3_step(cat->finish) == SQLITE_DONE;
+    if (!ok)
+        snprintf(cat->err, sizeof cat->err, "%s", sqlite3_errmsg(db));
+    sqlite3_reset(cat->finish);
+    return ok ? 0 : SL_EIO;
 }
 
 static void catalog_finish(catalog_t *cat, int64_t id, uint64_t duration_ms, uint64_t size,
@@ -329,15 +304,14 @@ static void catalog_finish(catalog_t *cat, int64_t id, uint64_t duration_ms, uin
 {
     if (!cat->finish || id <= 0)
         return;
-    sqlite3_reset(cat->finish);
-    sqlite3_bind_int64(cat->finish, 1, (sqlite3_int64)sl_time_wall_ms());
-    sqlite3_bind_int64(cat->finish, 2, (sqlite3_int64)duration_ms);
-    sqlite3_bind_int64(cat->finish, 3, (sqlite3_int64)size);
-    sqlite3_bind_text(cat->finish, 4, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(cat->finish, 5, id);
-    if (sqlite3_step(cat->finish) != SQLITE_DONE)
+    cat->id = id;
+    cat->duration_ms = duration_ms;
+    cat->size = size;
+    cat->state = state;
+    int rc = sl_store_call(cat->store, catalog_finish_work, cat);
+    if (rc)
         SL_LOGW(&g_ctx, "recorder: catalog update of row %lld failed: %s", (long long)id,
-                sqlite3_errmsg(cat->db));
+                rc == SL_EIO ? cat->err : sl_strerror(rc));
 }
 
 /* ------------------------------------------------------------------ */
@@ -434,35 +408,54 @@ static int finalise_file(const char *file, sl_rres_t *res)
     return rc;
 }
 
-static void recover(sl_recorder_t *m, catalog_t *cat)
+/* Reads the rows still `recording` (store worker): a list of RECOVERED
+ * results, oldest first, in *(sl_rres_t **)arg. */
+static int recover_rows_work(sqlite3 *db, void *arg)
 {
-    if (!cat->db)
-        return;
+    sl_rres_t **out = arg, **tail = out;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(cat->db,
+    if (sqlite3_prepare_v2(db,
                            "SELECT id, app, stream, file FROM recordings WHERE state = 'recording'"
                            " ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK)
-        return;
+        return SL_EIO;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
         const char *app = (const char *)sqlite3_column_text(st, 1);
         const char *stream = (const char *)sqlite3_column_text(st, 2);
         const char *file = (const char *)sqlite3_column_text(st, 3);
         sl_rres_t *res = sl_calloc(1, sizeof *res);
-        if (!res || !file)
+        if (!res || !file) {
+            sl_free(res);
             break;
+        }
         res->kind = SL_RRES_RECOVERED;
+        res->row_id = sqlite3_column_int64(st, 0);
         snprintf(res->app, sizeof res->app, "%s", app ? app : "");
         snprintf(res->stream, sizeof res->stream, "%s", stream ? stream : "");
         snprintf(res->file, sizeof res->file, "%s", file);
-        res->err = finalise_file(file, res);
-        /* The update is a separate statement on the same connection: fine while the
-         * SELECT is open in WAL mode (SQLite allows it on one connection). */
-        catalog_finish(cat, id, res->duration_ms, res->size, res->err ? "failed" : "done");
-        post(m, res);
+        *tail = res;
+        tail = &res->next;
     }
     sqlite3_finalize(st);
+    return 0;
+}
+
+static void recover(sl_recorder_t *m, catalog_t *cat)
+{
+    if (!cat->store)
+        return;
+    sl_rres_t *list = NULL;
+    (void)sl_store_call(cat->store, recover_rows_work, &list);
+    /* The files are scanned and repaired here, on the recorder's thread; only
+     * each row's update goes to the store. */
+    while (list) {
+        sl_rres_t *res = list;
+        list = res->next;
+        res->next = NULL;
+        res->err = finalise_file(res->file, res);
+        catalog_finish(cat, res->row_id, res->duration_ms, res->size, res->err ? "failed" : "done");
+        post(m, res);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -478,17 +471,7 @@ static int make_parent_dirs(const char *file)
     if (!slash)
         return 0;
     *slash = '\0';
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -errno;
-    return 0;
+    return sl_mkdir_p(tmp);
 }
 
 /* AMF0 helpers for our onMetaData. */
@@ -516,8 +499,8 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     uint8_t *p = buf;
     memcpy(p, "FLV\x01", 4);
     p[4] = (uint8_t)((job->has_audio ? 0x04 : 0) | (job->has_video ? 0x01 : 0));
-    put_be32(p + 5, 9);
-    put_be32(p + 9, 0);
+    sl_wr_be32(p + 5, 9);
+    sl_wr_be32(p + 9, 0);
     p += FLV_HEADER_LEN;
     uint8_t *tag = p;
     p += TAG_HEADER_LEN;
@@ -525,7 +508,7 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     *p++ = 2; /* string "onMetaData" */
     p = amf_key(p, "onMetaData");
     *p++ = 8; /* ECMA array */
-    put_be32(p, 0);
+    sl_wr_be32(p, 0);
     p += 4;
     p = amf_num(p, "duration", 0);
     rec->duration_off = (int64_t)(p - 8 - buf);
@@ -550,12 +533,12 @@ static int write_head(sl_rec_t *rec, const sl_rjob_t *job)
     p += 3;
     uint32_t body_len = (uint32_t)(p - body);
     tag[0] = SL_FLV_DATA;
-    put_be24(tag + 1, body_len);
+    sl_wr_be24(tag + 1, body_len);
     memset(tag + 4, 0, 7);
-    put_be32(p, body_len + TAG_HEADER_LEN);
+    sl_wr_be32(p, body_len + TAG_HEADER_LEN);
     p += 4;
     rec->size = (uint64_t)(p - buf);
-    return write_all(rec->fd, buf, (size_t)(p - buf));
+    return sl_write_full(rec->fd, buf, (size_t)(p - buf));
 }
 
 static void job_open(sl_recorder_t *m, catalog_t *cat, sl_rec_t *rec, const sl_rjob_t *job)
@@ -670,18 +653,18 @@ static void job_tag(sl_recorder_t *m, sl_rec_t *rec, const sl_rjob_t *job)
     }
     uint8_t th[TAG_HEADER_LEN], pts[4];
     th[0] = job->tag_type;
-    put_be24(th + 1, (uint32_t)job->len);
-    put_be24(th + 4, ts & 0xffffff);
+    sl_wr_be24(th + 1, (uint32_t)job->len);
+    sl_wr_be24(th + 4, ts & 0xffffff);
     th[7] = (uint8_t)(ts >> 24);
     th[8] = th[9] = th[10] = 0;
-    put_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
+    sl_wr_be32(pts, (uint32_t)job->len + TAG_HEADER_LEN);
     /* One writev would do as well; three writes of one tag still land in the page cache
      * together, and a torn tag is cut off by the scan at the next start. */
-    int rc = write_all(rec->fd, th, sizeof th);
+    int rc = sl_write_full(rec->fd, th, sizeof th);
     if (!rc)
-        rc = write_all(rec->fd, job->data, job->len);
+        rc = sl_write_full(rec->fd, job->data, job->len);
     if (!rc)
-        rc = write_all(rec->fd, pts, 4);
+        rc = sl_write_full(rec->fd, pts, 4);
     if (rc) {
         SL_LOGE(&rec->log, "recorder: writing %s failed: %s; recording stopped", rec->file,
                 strerror(-rc));
@@ -751,14 +734,15 @@ static void post_known(sl_recorder_t *m, sl_rres_t **res)
  * Tells the loop the duration of every finished recording (getStreamLength),
  * in batches of packed entries: a row costs its path, not a whole result.
  */
-static void report_known(sl_recorder_t *m, catalog_t *cat)
+static int report_known_work(sqlite3 *db, void *arg)
 {
+    sl_recorder_t *m = arg;
     sqlite3_stmt *st = NULL;
-    if (!cat->db || sqlite3_prepare_v2(cat->db,
+    if (sqlite3_prepare_v2(db,
                                        "SELECT file, duration FROM recordings WHERE state = 'done'"
                                        " AND duration IS NOT NULL ORDER BY id",
                                        -1, &st, NULL) != SQLITE_OK)
-        return;
+        return SL_EIO;
     sl_rres_t *res = NULL;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *file = (const char *)sqlite3_column_text(st, 0);
@@ -783,6 +767,14 @@ static void report_known(sl_recorder_t *m, catalog_t *cat)
     }
     post_known(m, &res);
     sqlite3_finalize(st);
+    return 0;
+}
+
+/* Reads the finished recordings' durations on the store (see report_known_work). */
+static void report_known(sl_recorder_t *m, catalog_t *cat)
+{
+    if (cat->store)
+        (void)sl_store_call(cat->store, report_known_work, m);
 }
 
 static void writer_main(void *arg)
@@ -868,4 +860,83 @@ sl_rres_t *sl__recorder_io_results(sl_recorder_t *m)
     m->res_head = m->res_tail = NULL;
     uv_mutex_unlock(&m->mu);
     return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* the service "catalog" (app/svc/catalog.h)                           */
+
+typedef struct {
+    const char *sql;             /* one UPDATE binding ?1 (text) and ?2 (file) */
+    const char *text;
+    const char *file;
+} cat_update_t;
+
+static int cat_update_work(sqlite3 *db, void *arg)
+{
+    cat_update_t *u = arg;
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_prepare_v2(db, u->sql, -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, u->text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, u->file, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    if (!ok)
+        SL_LOGW(&g_ctx, "recorder: catalog update of %s failed: %s", u->file, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return ok ? 0 : SL_EIO;
+}
+
+/* catalog.mark_deleted: blocks on the store (any thread but the loop's). */
+static int cat_mark_deleted(void *ud, const char *path)
+{
+    sl_recorder_t *m = ud;
+    cat_update_t u = {.sql = "UPDATE recordings SET state = ?1 WHERE file = ?2",
+                      .text = "deleted", .file = path};
+    return m->store ? sl_store_call(m->store, cat_update_work, &u) : SL_ECLOSED;
+}
+
+static void cat_update_done(void *arg, int rc)
+{
+    (void)rc; /* logged by the work */
+    sl_free(arg);
+}
+
+/* catalog.set_upload_state: loop thread, queued on the store. */
+static int cat_set_upload_state(void *ud, const char *path, const char *state)
+{
+    sl_recorder_t *m = ud;
+    if (!m->store)
+        return SL_ECLOSED;
+    size_t np = strlen(path) + 1, ns = strlen(state) + 1;
+    cat_update_t *u = sl_malloc(sizeof *u + np + ns);
+    if (!u)
+        return SL_ENOMEM;
+    char *p = (char *)(u + 1);
+    memcpy(p, path, np);
+    memcpy(p + np, state, ns);
+    *u = (cat_update_t){.sql = "UPDATE recordings SET upload_state = ?1 WHERE file = ?2",
+                        .text = p + np, .file = p};
+    int rc = sl_store_submit(m->store, cat_update_work, cat_update_done, u);
+    if (rc)
+        sl_free(u);
+    return rc;
+}
+
+static const sl_catalog_service_t g_catalog = {
+    .mark_deleted = cat_mark_deleted,
+    .set_upload_state = cat_set_upload_state,
+};
+
+int sl__recorder_catalog_register(sl_recorder_t *m)
+{
+    if (!m->store)
+        return 0; /* no store, no catalog: users find no service and do without */
+    return sl_service_register(m->core, SL_CATALOG_SERVICE, SL_CATALOG_MAJOR, SL_CATALOG_MINOR,
+                               &g_catalog, m);
+}
+
+void sl__recorder_catalog_unregister(sl_recorder_t *m)
+{
+    sl_service_unregister(m->core, SL_CATALOG_SERVICE, &g_catalog);
 }

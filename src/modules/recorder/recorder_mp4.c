@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
+#include "base/fs.h"
 #include "media/avpar.h"
 #include "media/flv.h"
 #include "sluice/errors.h"
@@ -385,28 +387,6 @@ int sl__rec_mp4_finish(sl_rec_mp4_t *w, uint64_t *size, uint64_t *good_size)
 /* ------------------------------------------------------------------ */
 /* repair                                                              */
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int pread_all(int fd, uint8_t *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (r == 0)
-            return 0;
-        got += (size_t)r;
-    }
-    return 1;
-}
-
 int sl_recorder_mp4_repair(int fd, sl_recorder_mp4_scan_t *scan)
 {
     memset(scan, 0, sizeof *scan);
@@ -418,16 +398,16 @@ int sl_recorder_mp4_repair(int fd, sl_recorder_mp4_scan_t *scan)
     while (pos + 8 <= file_len) {
         uint8_t h[16];
         size_t want = file_len - pos >= 16 ? 16 : 8;
-        int r = pread_all(fd, h, want, (off_t)pos);
+        int r = sl_pread_full(fd, h, want, (off_t)pos);
         if (r < 0)
             return SL_EIO;
         if (r == 0)
             break;
-        uint64_t size = rd32(h), hdr = 8;
+        uint64_t size = sl_rd_be32(h), hdr = 8;
         if (size == 1) {
             if (want < 16)
                 break;
-            size = (uint64_t)rd32(h + 8) << 32 | rd32(h + 12);
+            size = (uint64_t)sl_rd_be32(h + 8) << 32 | sl_rd_be32(h + 12);
             hdr = 16;
         } else if (size == 0) {
             size = file_len - pos; /* to the end of the file */
@@ -605,7 +585,6 @@ void sl__mp4_reader_close(sl_mp4_reader_t *r)
     sl_free(r);
 }
 
-uint64_t sl__mp4_reader_duration(const sl_mp4_reader_t *r) { return r->duration_ms; }
 
 int sl__mp4_reader_seek(sl_mp4_reader_t *r, uint32_t ms)
 {

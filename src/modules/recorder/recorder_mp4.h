@@ -118,7 +118,4 @@ int sl__mp4_reader_read(sl_mp4_reader_t *r, size_t want, uint8_t **buf, size_t *
 /** Closes the reader. NULL is ignored. */
 void sl__mp4_reader_close(sl_mp4_reader_t *r);
 
-/** The file's duration in ms as libavformat sees it (0 when unknown). */
-uint64_t sl__mp4_reader_duration(const sl_mp4_reader_t *r);
-
 #endif

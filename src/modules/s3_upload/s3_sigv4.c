@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/str.h"
 #include "sluice/errors.h"
 
 #define CANON_MAX (64 * 1024) /* canonical request of any request we make */
@@ -43,21 +44,11 @@ static void puts_(out_t *o, const char *s)
     put(o, s, strlen(s));
 }
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void sl_s3_sha256_hex(const void *p, size_t len, char out[SL_S3_SHA256_HEX])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256(p, len, d);
-    hex(d, sizeof d, out);
+    sl_hex_encode(d, sizeof d, out, 0);
 }
 
 /* URI-encodes n bytes as SigV4 wants: unreserved kept, '/' kept when keep_slash. */
@@ -245,7 +236,7 @@ int sl_s3_sign(const sl_s3_request_t *r, char *out, size_t cap)
     hmac(k, sizeof k, "aws4_request", k);
     unsigned char s[32];
     hmac(k, sizeof k, sts, s);
-    hex(s, sizeof s, sig);
+    sl_hex_encode(s, sizeof s, sig, 0);
     memset(k0, 0, sizeof k0);
     memset(k, 0, sizeof k);
     out_t o = {out, 0, cap, 0};

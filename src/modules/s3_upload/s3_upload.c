@@ -2,9 +2,12 @@
  * The s3_upload module (see s3_upload.h). On the loop: a record_done
  * listener that copies the file path into a small in-memory list for the
  * worker, and a uv_async that turns the worker's results into
- * upload_done / upload_failed events. On the worker thread: the SQLite
- * queue (its own connection, WAL) and the uploads (libcurl easy handles,
- * blocking, which is why they live there).
+ * upload_done / upload_failed events. On the worker thread: the uploads
+ * (libcurl easy handles, blocking, which is why they live there) and the
+ * queue's SQL, handed to the store (app/store.h, the process's one SQLite
+ * connection) with sl_store_call. The recordings catalog's upload_state
+ * belongs to the recorder: it is set through the service "catalog" from
+ * the loop. The queue answers the service "uploads" (is a file waiting?).
  *
  * Durability: a recording is a row of upload_queue (state pending) before
  * its first attempt; a row only moves to done after the object's size has
@@ -30,15 +33,19 @@
 #include <unistd.h>
 
 #include "app/events.h"
+#include "app/services.h"
+#include "app/store.h"
+#include "app/svc/catalog.h"
+#include "app/svc/uploads.h"
 #include "base/alloc.h"
 #include "base/backoff.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/redact.h"
 #include "base/time.h"
 #include "modules/s3_upload/s3_sigv4.h"
 #include "sluice/errors.h"
 
-#define BUSY_TIMEOUT_MS 5000
 #define IDLE_WAIT_MS 60000
 #define MAX_KEY 1024
 #define MAX_ERR 256
@@ -46,7 +53,9 @@
 
 static const sl_log_ctx_t g_ctx = {.proto = "s3"};
 
-static const char *const schema_sql =
+/* The queue's migrations (sl_store_migrate, module "s3_upload"); the first is
+ * the schema of every sluice before the store, adopted as it is. */
+static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS upload_queue ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " file TEXT NOT NULL,"              /* local path */
@@ -58,7 +67,8 @@ static const char *const schema_sql =
     " last_error TEXT,"
     " created INTEGER NOT NULL,"
     " done_at INTEGER);"
-    "CREATE INDEX IF NOT EXISTS upload_queue_due ON upload_queue (next_attempt) WHERE state = 'pending';";
+    "CREATE INDEX IF NOT EXISTS upload_queue_due ON upload_queue (next_attempt) WHERE state = 'pending';",
+};
 
 /* A saved recording handed to the worker (one block: struct + strings). */
 typedef struct item {
@@ -77,7 +87,8 @@ typedef struct result {
 typedef struct s3 {
     sl_core_t *core;
     const sl_config_t *cfg;
-    char *db_path;
+    char *db_path;                /* for log lines */
+    sl_store_t *store;            /* the service "store" (borrowed) */
     size_t data_dir_len;
     char host[256];               /* Host header: "host[:port]" of the endpoint */
     int listener_id;
@@ -266,16 +277,9 @@ out:
 static uint8_t *read_range(int fd, uint64_t off, size_t len)
 {
     uint8_t *buf = sl_malloc(len ? len : 1);
-    size_t got = 0;
-    while (buf && got < len) {
-        ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            sl_free(buf);
-            return NULL;
-        }
-        got += (size_t)r;
+    if (buf && sl_pread_full(fd, buf, len, (off_t)off) != 1) {
+        sl_free(buf);
+        return NULL;
     }
     return buf;
 }
@@ -448,30 +452,21 @@ static void post(s3_t *s, int ok, const char *file, const char *app, const char 
     uv_async_send(&s->async);
 }
 
-static sqlite3 *db_open(s3_t *s)
+/* Brings the queue's schema up to date (worker thread, blocking). 1 usable, 0 not (logged). */
+static int db_open(s3_t *s)
 {
-    sqlite3 *db = NULL;
-    char *err = NULL;
-    int rc = sqlite3_open_v2(s->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-        rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &err);
-    }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, schema_sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK) {
-        SL_LOGE(&g_ctx, "s3: upload queue %s unusable: %s", s->db_path,
-                err ? err : db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_free(err);
-        sqlite3_close(db);
-        return NULL;
-    }
-    return db;
+    int rc = s->store ? sl_store_migrate(s->store, "s3_upload", migrations,
+                                         sizeof migrations / sizeof migrations[0])
+                      : SL_ECLOSED;
+    if (rc)
+        SL_LOGE(&g_ctx, "s3: upload queue %s unusable: %s", s->db_path, sl_strerror(rc));
+    return rc == 0;
 }
 
-/* Moves the items handed over by the loop into the table. */
-static void insert_items(s3_t *s, sqlite3 *db, item_t *it)
+/* Moves the items handed over by the loop into the table (store worker). */
+static int insert_items_work(sqlite3 *db, void *arg)
 {
+    item_t *it = arg;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, "INSERT INTO upload_queue (file, key, app, stream, next_attempt,"
                                " created) VALUES (?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
@@ -490,43 +485,74 @@ static void insert_items(s3_t *s, sqlite3 *db, item_t *it)
             if (sqlite3_step(st) != SQLITE_DONE)
                 SL_LOGE(&g_ctx, "s3: cannot queue %s: %s", it->file, sqlite3_errmsg(db));
         }
-        sqlite3_exec(db, "UPDATE recordings SET upload_state = 'pending' WHERE file = "
-                         "(SELECT file FROM upload_queue ORDER BY id DESC LIMIT 1)",
-                     NULL, NULL, NULL);
         sl_free(it);
         it = next;
     }
     sqlite3_finalize(st);
+    return 0;
 }
 
-/* Runs one UPDATE with an int64 and a text and an int64 bound; 1 if it succeeded. */
-static int run_update(sqlite3 *db, const char *sql, int64_t a, const char *text, int64_t b)
+static void insert_items(s3_t *s, item_t *it)
 {
+    if (sl_store_call(s->store, insert_items_work, it) == 0)
+        return;
+    while (it) { /* the store closed: nothing ran */
+        item_t *n = it->next;
+        SL_LOGE(&g_ctx, "s3: queue unavailable: %s will not be uploaded", it->file);
+        sl_free(it);
+        it = n;
+    }
+}
+
+/* One UPDATE with an int64, a text and an int64 bound, run on the store. */
+typedef struct {
+    const char *sql;
+    int64_t a, b;
+    const char *text;
+    char err[MAX_ERR];           /* SQLite's message when it failed */
+} update_t;
+
+static int update_work(sqlite3 *db, void *arg)
+{
+    update_t *u = arg;
     sqlite3_stmt *st = NULL;
-    int ok = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
+    int ok = sqlite3_prepare_v2(db, u->sql, -1, &st, NULL) == SQLITE_OK;
     if (ok) {
-        sqlite3_bind_int64(st, 1, a);
-        if (text)
-            sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, u->a);
+        if (u->text)
+            sqlite3_bind_text(st, 2, u->text, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 2);
-        sqlite3_bind_int64(st, 3, b);
+        sqlite3_bind_int64(st, 3, u->b);
         ok = sqlite3_step(st) == SQLITE_DONE;
     }
+    if (!ok)
+        snprintf(u->err, sizeof u->err, "%s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return ok;
+}
+
+/* Runs one UPDATE (see update_t); 1 if it succeeded, else 0 and the reason in err. */
+static int run_update(s3_t *s, const char *sql, int64_t a, const char *text, int64_t b,
+                      char *err, size_t err_cap)
+{
+    update_t u = {.sql = sql, .a = a, .b = b, .text = text};
+    int rc = sl_store_call(s->store, update_work, &u);
+    if (rc != 1)
+        snprintf(err, err_cap, "%s", rc == SL_ECLOSED ? "the store is closed" : u.err);
+    return rc == 1;
 }
 
 /* The queue could not record an attempt's outcome: hold every attempt for a
  * backoff kept in memory (the row's next_attempt did not move). Logged once
  * per failing streak. */
-static void store_failed(s3_t *s, sqlite3 *db, const char *file, int64_t now)
+static void store_failed(s3_t *s, const char *dberr, const char *file, int64_t now)
 {
     uint64_t delay = sl_backoff_fail(&s->store_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
     s->hold_until_ms = now + (int64_t)delay;
     if (s->store_bo.failures == 1)
         SL_LOGE(&g_ctx, "s3: the upload queue %s cannot be written (%s) after an attempt on %s: "
-                "uploads back off in memory until it can", s->db_path, sqlite3_errmsg(db), file);
+                "uploads back off in memory until it can", s->db_path, dberr, file);
     else
         SL_LOGD(&g_ctx, "s3: upload queue still not writable (%u in a row): next try in %" PRIu64
                 " ms", s->store_bo.failures, delay);
@@ -541,53 +567,74 @@ static void store_ok(s3_t *s)
                 n);
 }
 
+/* The oldest due row of the queue, read on the store. */
+typedef struct {
+    int64_t now, id, next;
+    int attempts;
+    char file[1024], key[MAX_KEY], app[128], stream[128];
+} due_t;
+
+/* 1 a row was read (due or not: compare next), 0 none, <0 error (store worker). */
+static int next_due_work(sqlite3 *db, void *arg)
+{
+    due_t *d = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id, file, key, app, stream, attempts, next_attempt FROM"
+                               " upload_queue WHERE state = 'pending' ORDER BY next_attempt, id"
+                               " LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return SL_EIO;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    d->next = sqlite3_column_int64(st, 6);
+    d->id = sqlite3_column_int64(st, 0);
+    d->attempts = sqlite3_column_int(st, 5);
+    snprintf(d->file, sizeof d->file, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(d->key, sizeof d->key, "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(d->app, sizeof d->app, "%s", sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "");
+    snprintf(d->stream, sizeof d->stream, "%s", sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "");
+    sqlite3_finalize(st);
+    return 1;
+}
+
 /* Tries the oldest due row. Returns 1 if one was tried, 0 if none is due; *wait_ms
  * is set to the time until the next due row. */
-static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
+static int attempt_one(s3_t *s, uint64_t *wait_ms)
 {
-    sqlite3_stmt *st = NULL;
     int64_t now = (int64_t)sl_time_wall_ms();
     *wait_ms = IDLE_WAIT_MS;
     if (s->hold_until_ms > now) {
         *wait_ms = (uint64_t)(s->hold_until_ms - now);
         return 0;
     }
-    if (sqlite3_prepare_v2(db, "SELECT id, file, key, app, stream, attempts, next_attempt FROM"
-                               " upload_queue WHERE state = 'pending' ORDER BY next_attempt, id"
-                               " LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+    due_t *d = sl_calloc(1, sizeof *d);
+    if (!d)
         return 0;
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return 0;
-    }
-    int64_t next = sqlite3_column_int64(st, 6);
-    if (next > now) {
-        *wait_ms = (uint64_t)(next - now);
-        sqlite3_finalize(st);
+    if (sl_store_call(s->store, next_due_work, d) != 1) {
+        sl_free(d);
         return 0;
     }
-    int64_t id = sqlite3_column_int64(st, 0);
-    int attempts = sqlite3_column_int(st, 5);
-    char file[1024], key[MAX_KEY], app[128], stream[128], err[MAX_ERR] = "";
-    snprintf(file, sizeof file, "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(key, sizeof key, "%s", (const char *)sqlite3_column_text(st, 2));
-    snprintf(app, sizeof app, "%s", sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "");
-    snprintf(stream, sizeof stream, "%s", sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "");
-    sqlite3_finalize(st);
+    if (d->next > now) {
+        *wait_ms = (uint64_t)(d->next - now);
+        sl_free(d);
+        return 0;
+    }
+    int64_t id = d->id;
+    int attempts = d->attempts;
+    const char *file = d->file, *key = d->key, *app = d->app, *stream = d->stream;
+    char err[MAX_ERR] = "", dberr[MAX_ERR];
     uint64_t size = 0;
     int rc = upload_file(s, file, key, &size, err);
     now = (int64_t)sl_time_wall_ms();
     if (rc == 0) {
-        if (run_update(db, "UPDATE upload_queue SET state = 'done', attempts = attempts + 1,"
-                           " done_at = ?1, last_error = ?2 WHERE id = ?3", now, NULL, id))
+        if (run_update(s, "UPDATE upload_queue SET state = 'done', attempts = attempts + 1,"
+                          " done_at = ?1, last_error = ?2 WHERE id = ?3", now, NULL, id,
+                       dberr, sizeof dberr))
             store_ok(s);
         else
-            store_failed(s, db, file, now); /* uploaded again later: same key, same bytes */
-        sqlite3_prepare_v2(db, "UPDATE recordings SET upload_state = 'done' WHERE file = ?", -1,
-                           &st, NULL);
-        sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
+            store_failed(s, dberr, file, now); /* uploaded again later: same key, same bytes */
+        /* The catalog's upload_state is set by on_async, on the loop. */
         SL_LOGI(&g_ctx, "s3: uploaded %s to %s/%s (%" PRIu64 " bytes, verified)", file,
                 s->cfg->s3_bucket, key, size);
         if (s->cfg->s3_delete_after_upload) {
@@ -604,15 +651,17 @@ static int attempt_one(s3_t *s, sqlite3 *db, uint64_t *wait_ms)
             delay *= 2;
         if (delay > (uint64_t)s->cfg->s3_retry_max_ms)
             delay = (uint64_t)s->cfg->s3_retry_max_ms;
-        if (run_update(db, "UPDATE upload_queue SET attempts = attempts + 1, next_attempt = ?1,"
-                           " last_error = ?2 WHERE id = ?3", now + (int64_t)delay, err, id))
+        if (run_update(s, "UPDATE upload_queue SET attempts = attempts + 1, next_attempt = ?1,"
+                          " last_error = ?2 WHERE id = ?3", now + (int64_t)delay, err, id,
+                       dberr, sizeof dberr))
             store_ok(s);
         else
-            store_failed(s, db, file, now);
+            store_failed(s, dberr, file, now);
         SL_LOGW(&g_ctx, "s3: upload of %s failed (attempt %d): %s; retrying in %" PRIu64 " ms",
                 file, attempts + 1, err, delay);
         post(s, 0, file, app, stream, size, err);
     }
+    sl_free(d);
     return 1;
 }
 
@@ -620,7 +669,7 @@ static void worker_main(void *arg)
 {
     s3_t *s = arg;
     sl_backoff_init(&s->store_bo, sl_time_mono_ms() ^ (uint64_t)(uintptr_t)s);
-    sqlite3 *db = db_open(s);
+    int have_queue = db_open(s);
     uint64_t wait_ms = 0;
     sl_backoff_t open_bo;
     sl_backoff_init(&open_bo, sl_time_mono_ms());
@@ -632,9 +681,9 @@ static void worker_main(void *arg)
         s->items = NULL;
         int stop = s->stop;
         uv_mutex_unlock(&s->mu);
-        if (!db) {
-            db = db_open(s);
-            wait_ms = db ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
+        if (!have_queue) {
+            have_queue = db_open(s);
+            wait_ms = have_queue ? 0 : sl_backoff_fail(&open_bo, 1000, (uint64_t)s->cfg->s3_retry_max_ms);
         }
         /* Oldest first: the list is newest first. */
         item_t *rev = NULL;
@@ -644,8 +693,8 @@ static void worker_main(void *arg)
             rev = items;
             items = n;
         }
-        if (db)
-            insert_items(s, db, rev);
+        if (have_queue)
+            insert_items(s, rev);
         else
             while (rev) {
                 item_t *n = rev->next;
@@ -655,16 +704,56 @@ static void worker_main(void *arg)
             }
         if (stop)
             break;
-        if (db) {
+        if (have_queue) {
             uint64_t next_wait = IDLE_WAIT_MS;
-            wait_ms = attempt_one(s, db, &next_wait) ? 0 : (next_wait ? next_wait : 1);
+            wait_ms = attempt_one(s, &next_wait) ? 0 : (next_wait ? next_wait : 1);
         }
     }
-    sqlite3_close(db);
 }
 
 /* ------------------------------------------------------------------ */
+/* the service "uploads" (any thread but the loop's)                   */
+
+typedef struct {
+    const char *path;
+} pending_t;
+
+static int pending_work(sqlite3 *db, void *arg)
+{
+    pending_t *p = arg;
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM upload_queue WHERE file = ? AND state ="
+                               " 'pending' LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, p->path, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st); /* no such table: nothing waits for upload */
+    return found;
+}
+
+/* uploads.pending: the state is the store (the queue is read even while
+ * uploading is off: rows left by an earlier configuration still wait). */
+static int uploads_pending(void *ud, const char *path)
+{
+    pending_t p = {.path = path};
+    return sl_store_call(ud, pending_work, &p);
+}
+
+static const sl_uploads_service_t g_uploads = {.pending = uploads_pending};
+
+/* ------------------------------------------------------------------ */
 /* the loop side                                                       */
+
+/* Records the upload state in the recorder's catalog, when there is one. */
+static void set_upload_state(s3_t *s, const char *file, const char *state)
+{
+    void *ud = NULL;
+    const sl_catalog_service_t *cat = sl_service_get(s->core, SL_CATALOG_SERVICE,
+                                                     SL_CATALOG_MAJOR, 0, &ud);
+    if (cat)
+        (void)cat->set_upload_state(ud, file, state);
+}
 
 static void on_event(const sl_event_t *ev, void *ud)
 {
@@ -699,6 +788,7 @@ static void on_event(const sl_event_t *ev, void *ud)
     s->items = it;
     uv_cond_signal(&s->cv);
     uv_mutex_unlock(&s->mu);
+    set_upload_state(s, ev->path, "pending");
 }
 
 static void on_async(uv_async_t *h)
@@ -720,6 +810,8 @@ static void on_async(uv_async_t *h)
         sl_event_t ev = {.type = rev->ok ? SL_EV_UPLOAD_DONE : SL_EV_UPLOAD_FAILED,
                          .app = rev->app, .stream = rev->stream, .path = rev->file,
                          .reason = rev->ok ? NULL : rev->err, .bytes_out = rev->size};
+        if (rev->ok)
+            set_upload_state(s, rev->file, "done");
         sl_events_emit(s->core, &ev);
         sl_free(rev);
         rev = n;
@@ -736,6 +828,15 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
     const sl_config_t *cfg = core->cfg;
     (void)http;
     *state = NULL;
+    /* The queue answers "is this file waiting?" whether uploading is on or
+     * not (the cleaner asks); its state is the store, which outlives us. */
+    sl_store_t *store = sl_store_find(core);
+    if (store) {
+        int rc = sl_service_register(core, SL_UPLOADS_SERVICE, SL_UPLOADS_MAJOR, SL_UPLOADS_MINOR,
+                                     &g_uploads, store);
+        if (rc)
+            return rc;
+    }
     if (!cfg->s3_endpoint[0] || !cfg->s3_bucket[0])
         return 0;
     const char *h = strstr(cfg->s3_endpoint, "://");
@@ -750,6 +851,7 @@ static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
         return SL_ENOMEM;
     s->core = core;
     s->cfg = cfg;
+    s->store = store;
     snprintf(s->host, sizeof s->host, "%s", h + 3);
     s->data_dir_len = strlen(cfg->server_data_dir);
     size_t n = s->data_dir_len + sizeof "/sluice.db";

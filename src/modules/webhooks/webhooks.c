@@ -6,7 +6,7 @@
  * On the loop, an event costs one test of the event mask, one app lookup
  * and one allocation (the event and its strings copied into a single
  * block) plus a mutex to queue it; everything else (JSON, SQLite, HTTP)
- * happens on the module's threads or the libuv thread pool.
+ * happens on the module's threads or the store's worker.
  *
  * API, under the Server API's access rule and envelope (api.c does the
  * token and address checks before calling us):
@@ -25,9 +25,11 @@
 
 #include "api/api.h"
 #include "api/api_internal.h"
+#include "app/store.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "proto/http/http.h"
@@ -118,12 +120,11 @@ static void on_event(const sl_event_t *ev, void *ud)
 }
 
 /* ------------------------------------------------------------------ */
-/* the API (loop thread; SQL on the thread pool)                       */
+/* the API (loop thread; SQL on the store's worker)                    */
 
 typedef enum { API_LIST, API_GET, API_REDELIVER } api_kind_t;
 
 typedef struct {
-    uv_work_t work;
     sl_webhooks_t *w;
     sl_http_req_t *req;
     api_kind_t kind;
@@ -255,27 +256,21 @@ fail:
     a->msg = "The outbox cannot be written.";
 }
 
-static void api_work(uv_work_t *req)
+static int api_work(sqlite3 *db, void *arg)
 {
-    api_work_t *a = req->data;
-    sqlite3 *db = sl__webhooks_db_open(a->w);
-    if (!db) {
-        a->status = 500;
-        a->msg = "The outbox cannot be opened.";
-        return;
-    }
+    api_work_t *a = arg;
     if (a->kind == API_LIST)
         api_list(a, db);
     else if (a->kind == API_GET)
         fetch_one(a, db);
     else
         api_redeliver(a, db);
-    sqlite3_close(db);
+    return 0;
 }
 
-static void api_done(uv_work_t *req, int status)
+static void api_done(void *arg, int status)
 {
-    api_work_t *a = req->data;
+    api_work_t *a = arg;
     if (status == 0 && a->status == 200) {
         sl__api_ok(a->req, a->data); /* steals data */
         a->data = NULL;
@@ -318,7 +313,6 @@ static int api_handler(sl_http_req_t *req, void *ud)
         return sl__api_err(req, 503, "Out of memory.");
     a->w = w;
     a->req = req;
-    a->work.data = a;
     if (n == 2 && is_get) {
         a->kind = API_LIST;
         a->limit = API_DEFAULT_LIMIT;
@@ -355,7 +349,7 @@ static int api_handler(sl_http_req_t *req, void *ud)
         sl_free(a);
         return list ? sl__api_ok(req, json_array()) : sl__api_err(req, 404, "No such delivery.");
     }
-    int rc = uv_queue_work(w->core->loop, &a->work, api_work, api_done);
+    int rc = sl_store_submit(w->store, api_work, api_done, a);
     if (rc) {
         sl_free(a);
         return sl__api_err(req, 503, "Cannot queue the request.");
@@ -401,27 +395,20 @@ static int add_endpoint(sl_webhooks_t *w, const char *url, size_t len, const cha
 static int parse_urls(sl_webhooks_t *w, const char *list, const char *where, char ***out,
                       size_t *n_out)
 {
-    const char *p = list ? list : "";
-    while (*p) {
-        p += strspn(p, ", \t");
-        size_t len = strcspn(p, ",");
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len) {
-            int rc = add_endpoint(w, p, len, where);
-            if (rc)
-                return rc;
-            if (out) {
-                char **nl = sl_realloc(*out, (*n_out + 1) * sizeof(char *));
-                if (!nl)
-                    return SL_ENOMEM;
-                *out = nl;
-                if (!(nl[*n_out] = sl_strndup(p, len)))
-                    return SL_ENOMEM;
-                (*n_out)++;
-            }
+    size_t len;
+    for (const char *c = list, *p; (p = sl_list_next(&c, &len));) {
+        int rc = add_endpoint(w, p, len, where);
+        if (rc)
+            return rc;
+        if (out) {
+            char **nl = sl_realloc(*out, (*n_out + 1) * sizeof(char *));
+            if (!nl)
+                return SL_ENOMEM;
+            *out = nl;
+            if (!(nl[*n_out] = sl_strndup(p, len)))
+                return SL_ENOMEM;
+            (*n_out)++;
         }
-        p += strcspn(p, ",");
     }
     return 0;
 }
@@ -513,6 +500,7 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     }
     if (rc)
         goto fail;
+    w->store = sl_store_find(core);
     rc = sl__webhooks_threads_start(w);
     if (rc) {
         SL_LOGE(&g_ctx, "webhooks: cannot start the outbox (%s): %s", w->db_path, sl_strerror(rc));

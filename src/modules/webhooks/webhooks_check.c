@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "modules/webhooks/webhooks.h"
 
 #define CHECK_MAX_URLS 256 /* distinct URLs across the configuration (MAX_ENDPOINTS in webhooks.c) */
@@ -37,23 +38,16 @@ static int check_urls(const sl_config_t *cfg, const char *key, const char *list,
                       sl_config_err_cb err, void *ud)
 {
     int n = 0;
-    const char *p = list ? list : "";
-    while (*p) {
-        p += strspn(p, ", \t");
-        size_t len = strcspn(p, ",");
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len) {
-            if (!(len > 7 && strncmp(p, "http://", 7) == 0) &&
-                !(len > 8 && strncmp(p, "https://", 8) == 0)) {
-                sl_config_report(cfg, key, err, ud, "'%.*s' is not an http:// or https:// URL",
-                                 len > 200 ? 200 : (int)len, p);
-                n++;
-            } else {
-                seen_add(seen, p, len);
-            }
+    size_t len;
+    for (const char *c = list, *p; (p = sl_list_next(&c, &len));) {
+        if (!(len > 7 && strncmp(p, "http://", 7) == 0) &&
+            !(len > 8 && strncmp(p, "https://", 8) == 0)) {
+            sl_config_report(cfg, key, err, ud, "'%.*s' is not an http:// or https:// URL",
+                             len > 200 ? 200 : (int)len, p);
+            n++;
+        } else {
+            seen_add(seen, p, len);
         }
-        p += strcspn(p, ",");
     }
     return n;
 }

@@ -6,14 +6,15 @@
  *
  * Threads and what they own:
  *  - the loop thread: the listener (copies events into the queue), the API
- *    handlers (hand their SQL to the libuv thread pool), start/stop;
+ *    handlers (hand their SQL to the store with sl_store_submit), start/stop;
  *  - the writer thread: the only INSERTer; turns queued events into one
  *    outbox row per endpoint, commits, then wakes the senders;
  *  - one sender thread per endpoint URL: picks the next due row of its
  *    endpoint that is first in its ordering key, POSTs it, records the
  *    outcome;
- *  - thread-pool workers: API reads and re-queues, each on its own
- *    short-lived connection.
+ *  - the store's worker (app/store.h): runs every SQL statement of the
+ *    above on the process's one connection; the writer and the senders
+ *    wait for it (sl_store_call), the API gets its answer on the loop.
  * Everything below `mu` in sl_webhooks_t is guarded by it; the rest is set
  * before the threads start and read-only afterwards.
  */
@@ -52,7 +53,8 @@ typedef struct sl_wh_endpoint {
 struct sl_webhooks {
     sl_core_t *core;             /* borrowed */
     const sl_config_t *cfg;      /* borrowed, read-only */
-    char *db_path;               /* {data_dir}/sluice.db, owned */
+    char *db_path;               /* {data_dir}/sluice.db, owned (for log lines) */
+    struct sl_store *store;      /* the service "store" (borrowed; NULL: none, outbox unusable) */
     char *node;                  /* server.node_name ("" when unset), owned */
     uint32_t mask;               /* selected event types (bit 1 << type) */
     int listener;                /* event bus listener id, 0 = none */
@@ -93,10 +95,5 @@ void sl__webhooks_senders_stop(sl_webhooks_t *w, uint64_t grace_ms);
 void sl__webhooks_threads_join(sl_webhooks_t *w);
 /** Wakes every sender to look at the outbox again (rows added or re-queued). */
 void sl__webhooks_wake_senders(sl_webhooks_t *w);
-/**
- * Opens a connection to the outbox (WAL, busy timeout) for a worker thread.
- * Returns the handle or NULL (logged). Any thread but the loop's.
- */
-struct sqlite3 *sl__webhooks_db_open(const sl_webhooks_t *w);
 
 #endif

@@ -4,8 +4,10 @@
  * sender threads that empty it. Nothing here runs on the loop thread.
  *
  * Durability: a delivery is a row in {data_dir}/sluice.db
- * (webhook_deliveries) written in WAL mode with synchronous=FULL before its
- * first attempt, so it survives kill -9 and power loss once committed. A
+ * (webhook_deliveries) written through the store (app/store.h: WAL,
+ * synchronous=FULL, one connection whose statements all run on the store's
+ * worker; the threads here hand it their SQL with sl_store_call and block)
+ * before its first attempt, so it survives kill -9 and power loss once committed. A
  * sender only ever moves a row forward by an UPDATE after an attempt; a
  * row is never deleted before it is delivered (delivered rows are pruned
  * after webhooks.retention). At start every undelivered row is due again.
@@ -27,16 +29,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app/store.h"
 #include "base/alloc.h"
 #include "base/backoff.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "modules/webhooks/webhooks_internal.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
 
-#define BUSY_TIMEOUT_MS 5000
 #define IDLE_WAIT_MS (60 * 1000)          /* a sender re-checks the outbox at least this often */
 #define DB_RETRY_MS 1000                  /* first wait after a database error (then doubling) */
 #define PRUNE_INTERVAL_MS (10 * 60 * 1000)
@@ -45,7 +48,10 @@
 
 static const sl_log_ctx_t g_ctx = {.proto = "webhooks"};
 
-static const char *const schema_sql =
+/* The outbox's migrations (sl_store_migrate, module "webhooks"). The first
+ * is the schema every sluice before the store created, with IF NOT EXISTS,
+ * so that an outbox written by an older server is adopted as it is. */
+static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS webhook_deliveries ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* insertion (= bus) order */
     " id TEXT NOT NULL UNIQUE,"               /* idempotency id */
@@ -64,35 +70,8 @@ static const char *const schema_sql =
     " (endpoint, okey, seq) WHERE state <> 'delivered';"
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_done ON webhook_deliveries"
     " (delivered_at) WHERE state = 'delivered';"
-    "CREATE TABLE IF NOT EXISTS webhook_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
-
-/* ------------------------------------------------------------------ */
-/* connections                                                         */
-
-struct sqlite3 *sl__webhooks_db_open(const sl_webhooks_t *w)
-{
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(w->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc != SQLITE_OK) {
-        SL_LOGE(&g_ctx, "webhooks: cannot open %s: %s", w->db_path,
-                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        goto fail;
-    }
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    char *err = NULL;
-    /* WAL lets senders and the API read while the writer writes; FULL makes a
-     * commit durable before the row is attempted. */
-    rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &err);
-    if (rc != SQLITE_OK) {
-        SL_LOGE(&g_ctx, "webhooks: %s: %s", w->db_path, err ? err : sqlite3_errstr(rc));
-        sqlite3_free(err);
-        goto fail;
-    }
-    return db;
-fail:
-    sqlite3_close(db);
-    return NULL;
-}
+    "CREATE TABLE IF NOT EXISTS webhook_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+};
 
 /* Waits on a condition for at most ms (mu held). */
 static void timed_wait(uv_cond_t *cv, uv_mutex_t *mu, uint64_t ms)
@@ -117,8 +96,9 @@ static void pause_ms(sl_webhooks_t *w, uint64_t ms)
 /* the writer                                                          */
 
 typedef struct {
-    sqlite3 *db;
-    sqlite3_stmt *insert, *set_meta, *prune;
+    sl_webhooks_t *w;
+    sqlite3_stmt *insert, *set_meta, *prune; /* on the store's connection: store worker only */
+    sl_wh_item_t *batch;         /* the batch write_batch_work writes */
     uint64_t seq_base;           /* event seq = seq_base + bus event id */
     uint64_t seq_high;           /* highest event seq written so far */
     uint64_t last_prune_ms;
@@ -126,47 +106,39 @@ typedef struct {
     char err[MAX_ERROR_TEXT];    /* the last commit error */
 } writer_t;
 
-static int writer_open(sl_webhooks_t *w, writer_t *wr)
+/* Reads the seq base and prepares the writer's statements (store worker). */
+static int writer_open_work(sqlite3 *db, void *arg)
 {
-    char *err = NULL;
-    wr->db = sl__webhooks_db_open(w);
-    if (!wr->db)
-        return SL_EIO;
-    int rc = sqlite3_exec(wr->db, schema_sql, NULL, NULL, &err);
-    if (rc != SQLITE_OK) {
-        SL_LOGE(&g_ctx, "webhooks: cannot create the outbox tables: %s",
-                err ? err : sqlite3_errstr(rc));
-        sqlite3_free(err);
-        return SL_EIO;
-    }
+    writer_t *wr = arg;
+    sl_webhooks_t *w = wr->w;
     sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(wr->db, "SELECT value FROM webhook_meta WHERE key = 'event_seq'", -1,
-                            &st, NULL);
+    int rc = sqlite3_prepare_v2(db, "SELECT value FROM webhook_meta WHERE key = 'event_seq'", -1,
+                                &st, NULL);
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         wr->seq_base = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     wr->seq_high = wr->seq_base;
-    rc = sqlite3_prepare_v2(wr->db,
+    rc = sqlite3_prepare_v2(db,
                             "INSERT OR IGNORE INTO webhook_deliveries (id, event, endpoint, okey,"
                             " body, state, attempts, created, next_attempt)"
                             " VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
                             -1, &wr->insert, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(wr->db,
+        rc = sqlite3_prepare_v2(db,
                                 "INSERT INTO webhook_meta (key, value) VALUES ('event_seq', ?1)"
                                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                                 -1, &wr->set_meta, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(wr->db,
+        rc = sqlite3_prepare_v2(db,
                                 "DELETE FROM webhook_deliveries WHERE state = 'delivered'"
                                 " AND delivered_at < ?1",
                                 -1, &wr->prune, NULL);
     if (rc != SQLITE_OK) {
-        SL_LOGE(&g_ctx, "webhooks: outbox statements: %s", sqlite3_errmsg(wr->db));
+        SL_LOGE(&g_ctx, "webhooks: outbox statements: %s", sqlite3_errmsg(db));
         return SL_EIO;
     }
     sqlite3_stmt *cnt = NULL;
-    if (sqlite3_prepare_v2(wr->db,
+    if (sqlite3_prepare_v2(db,
                            "SELECT COUNT(*) FROM webhook_deliveries WHERE state <> 'delivered'",
                            -1, &cnt, NULL) == SQLITE_OK &&
         sqlite3_step(cnt) == SQLITE_ROW && sqlite3_column_int64(cnt, 0) > 0)
@@ -175,7 +147,7 @@ static int writer_open(sl_webhooks_t *w, writer_t *wr)
     sqlite3_finalize(cnt);
     /* Rows for a URL that is no longer configured have no sender: say so
      * (they stay, listed by the API, and go out if the URL comes back). */
-    if (sqlite3_prepare_v2(wr->db,
+    if (sqlite3_prepare_v2(db,
                            "SELECT endpoint, COUNT(*) FROM webhook_deliveries"
                            " WHERE state <> 'delivered' GROUP BY endpoint",
                            -1, &cnt, NULL) == SQLITE_OK) {
@@ -195,12 +167,38 @@ static int writer_open(sl_webhooks_t *w, writer_t *wr)
     return 0;
 }
 
-static void writer_close(writer_t *wr)
+/* Migrates the outbox's schema, then prepares the writer (blocking). */
+static int writer_open(sl_webhooks_t *w, writer_t *wr)
 {
+    wr->w = w;
+    if (!w->store) {
+        SL_LOGE(&g_ctx, "webhooks: no store: the outbox %s cannot be opened", w->db_path);
+        return SL_EIO;
+    }
+    int rc = sl_store_migrate(w->store, "webhooks", migrations,
+                              sizeof migrations / sizeof migrations[0]);
+    if (rc) {
+        SL_LOGE(&g_ctx, "webhooks: cannot create the outbox tables in %s", w->db_path);
+        return SL_EIO;
+    }
+    return sl_store_call(w->store, writer_open_work, wr);
+}
+
+static int writer_close_work(sqlite3 *db, void *arg)
+{
+    writer_t *wr = arg;
+    (void)db;
     sqlite3_finalize(wr->insert);
     sqlite3_finalize(wr->set_meta);
     sqlite3_finalize(wr->prune);
-    sqlite3_close(wr->db);
+    wr->insert = wr->set_meta = wr->prune = NULL;
+    return 0;
+}
+
+static void writer_close(writer_t *wr)
+{
+    if (wr->w && wr->w->store)
+        (void)sl_store_call(wr->w->store, writer_close_work, wr);
 }
 
 /*
@@ -209,14 +207,11 @@ static void writer_close(writer_t *wr)
  */
 static size_t split_urls(char *list, const char **urls, size_t n, size_t cap)
 {
-    char *save = NULL;
-    for (char *tok = strtok_r(list, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save)) {
-        tok += strspn(tok, " \t");
-        size_t len = strlen(tok);
-        while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-            tok[--len] = '\0';
-        if (len)
-            urls[n++] = tok;
+    size_t len;
+    const char *c = list, *it;
+    while (n < cap && (it = sl_list_next(&c, &len))) {
+        list[it - list + len] = '\0';
+        urls[n++] = it;
     }
     return n;
 }
@@ -272,11 +267,14 @@ static int insert_event(sl_webhooks_t *w, writer_t *wr, const sl_wh_item_t *it, 
 }
 
 /* Inserts every row of a batch of events in one transaction. */
-static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
+static int write_batch_work(sqlite3 *db, void *arg)
 {
+    writer_t *wr = arg;
+    sl_webhooks_t *w = wr->w;
+    sl_wh_item_t *items = wr->batch;
     int rc = 0;
     uint64_t seq_high = wr->seq_high;
-    if (sqlite3_exec(wr->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         rc = SL_EIO;
         goto fail;
     }
@@ -291,7 +289,7 @@ static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
     sqlite3_reset(wr->set_meta);
     sqlite3_bind_int64(wr->set_meta, 1, (sqlite3_int64)seq_high);
     if (sqlite3_step(wr->set_meta) != SQLITE_DONE ||
-        sqlite3_exec(wr->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         rc = SL_EIO;
         goto fail;
     }
@@ -299,9 +297,35 @@ static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
     return 0;
 fail:
     /* Logged by the caller, once per failing streak. */
-    snprintf(wr->err, sizeof wr->err, "%s: %s", sl_strerror(rc), sqlite3_errmsg(wr->db));
-    sqlite3_exec(wr->db, "ROLLBACK", NULL, NULL, NULL);
+    snprintf(wr->err, sizeof wr->err, "%s: %s", sl_strerror(rc), sqlite3_errmsg(db));
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
+}
+
+static int write_batch(sl_webhooks_t *w, writer_t *wr, sl_wh_item_t *items)
+{
+    wr->batch = items;
+    int rc = sl_store_call(w->store, write_batch_work, wr);
+    wr->batch = NULL;
+    if (rc == SL_ECLOSED)
+        snprintf(wr->err, sizeof wr->err, "the store is closed");
+    return rc;
+}
+
+static int prune_work(sqlite3 *db, void *arg)
+{
+    writer_t *wr = arg;
+    uint64_t now = wr->last_prune_ms;
+    int64_t keep = wr->w->cfg->webhooks_retention_ms;
+    if (!wr->prune)
+        return SL_EIO;
+    sqlite3_reset(wr->prune);
+    sqlite3_bind_int64(wr->prune, 1, (sqlite3_int64)(now - (uint64_t)keep));
+    if (sqlite3_step(wr->prune) != SQLITE_DONE)
+        SL_LOGW(&g_ctx, "webhooks: pruning delivered rows failed: %s", sqlite3_errmsg(db));
+    else if (sqlite3_changes(db) > 0)
+        SL_LOGD(&g_ctx, "webhooks: pruned %d delivered rows", sqlite3_changes(db));
+    return 0;
 }
 
 static void maybe_prune(sl_webhooks_t *w, writer_t *wr)
@@ -311,12 +335,7 @@ static void maybe_prune(sl_webhooks_t *w, writer_t *wr)
     if (keep <= 0 || now - wr->last_prune_ms < PRUNE_INTERVAL_MS)
         return;
     wr->last_prune_ms = now;
-    sqlite3_reset(wr->prune);
-    sqlite3_bind_int64(wr->prune, 1, (sqlite3_int64)(now - (uint64_t)keep));
-    if (sqlite3_step(wr->prune) != SQLITE_DONE)
-        SL_LOGW(&g_ctx, "webhooks: pruning delivered rows failed: %s", sqlite3_errmsg(wr->db));
-    else if (sqlite3_changes(wr->db) > 0)
-        SL_LOGD(&g_ctx, "webhooks: pruned %d delivered rows", sqlite3_changes(wr->db));
+    (void)sl_store_call(w->store, prune_work, wr);
 }
 
 static void free_items(sl_wh_item_t *it)
@@ -408,8 +427,12 @@ typedef struct {
 
 typedef struct {
     sl_wh_endpoint_t *ep;
-    sqlite3 *db;
-    sqlite3_stmt *next, *ok, *retry;
+    sqlite3_stmt *next, *ok, *retry; /* on the store's connection: store worker only */
+    row_t *row;                  /* next_row_work's output, record_work's input */
+    long status;                 /* record_work: the attempt's HTTP status */
+    const char *err_text;        /* record_work: the attempt's error text */
+    uint64_t now_ms, delay_ms;   /* record_work: when, and the retry delay */
+    char dberr[MAX_ERROR_TEXT];  /* SQLite's message for the last failed statement */
     CURL *curl;
     /* When the outbox cannot be written (disk full, I/O error) the row's
      * next_attempt cannot move forward, and the row would be picked again
@@ -430,63 +453,85 @@ static uint64_t next_rand(sl_wh_endpoint_t *ep)
     return x * 2685821657736338717ull;
 }
 
-static int sender_open(sender_t *s)
+static int sender_open_work(sqlite3 *db, void *arg)
 {
-    sl_webhooks_t *w = s->ep->w;
-    s->db = sl__webhooks_db_open(w);
-    if (!s->db)
-        return SL_EIO;
+    sender_t *s = arg;
     /* The head row (lowest seq) of every ordering key of this endpoint,
      * then the one due first: SQLite takes the bare columns from the row
      * that holds MIN(seq). */
     int rc = sqlite3_prepare_v2(
-        s->db,
+        db,
         "SELECT seq, id, event, body, attempts, next_attempt FROM"
         " (SELECT seq, id, event, body, attempts, next_attempt, MIN(seq)"
         "  FROM webhook_deliveries WHERE endpoint = ?1 AND state <> 'delivered' GROUP BY okey)"
         " ORDER BY next_attempt, seq LIMIT 1",
         -1, &s->next, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->db,
+        rc = sqlite3_prepare_v2(db,
                                 "UPDATE webhook_deliveries SET state = 'delivered',"
                                 " attempts = attempts + 1, last_status = ?2, last_error = NULL,"
                                 " delivered_at = ?3 WHERE seq = ?1",
                                 -1, &s->ok, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->db,
+        rc = sqlite3_prepare_v2(db,
                                 "UPDATE webhook_deliveries SET state = 'retrying',"
                                 " attempts = attempts + 1, last_status = ?2, last_error = ?3,"
                                 " next_attempt = ?4 WHERE seq = ?1 AND state <> 'delivered'",
                                 -1, &s->retry, NULL);
     if (rc != SQLITE_OK) {
-        SL_LOGE(&g_ctx, "webhooks: sender statements: %s", sqlite3_errmsg(s->db));
+        SL_LOGE(&g_ctx, "webhooks: sender statements: %s", sqlite3_errmsg(db));
         return SL_EIO;
     }
+    return 0;
+}
+
+static int sender_open(sender_t *s)
+{
+    sl_webhooks_t *w = s->ep->w;
+    if (!w->store)
+        return SL_EIO;
+    int rc = sl_store_call(w->store, sender_open_work, s);
+    if (rc)
+        return rc;
     s->curl = curl_easy_init();
     return s->curl ? 0 : SL_ENOMEM;
 }
 
-static void sender_close(sender_t *s)
+static int sender_close_work(sqlite3 *db, void *arg)
 {
+    sender_t *s = arg;
+    (void)db;
     sqlite3_finalize(s->next);
     sqlite3_finalize(s->ok);
     sqlite3_finalize(s->retry);
-    sqlite3_close(s->db);
+    s->next = s->ok = s->retry = NULL;
+    return 0;
+}
+
+static void sender_close(sender_t *s)
+{
+    if (s->next || s->ok || s->retry)
+        (void)sl_store_call(s->ep->w->store, sender_close_work, s);
     if (s->curl)
         curl_easy_cleanup(s->curl);
 }
 
-/* The next row to send: 1 found, 0 none, <0 error. */
-static int next_row(sender_t *s, row_t *r)
+/* The next row to send: 1 found, 0 none, <0 error (store worker). */
+static int next_row_work(sqlite3 *db, void *arg)
 {
+    sender_t *s = arg;
+    row_t *r = s->row;
     sqlite3_stmt *st = s->next;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, s->ep->url, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
         return 0;
-    if (rc != SQLITE_ROW)
+    if (rc != SQLITE_ROW) {
+        snprintf(s->dberr, sizeof s->dberr, "%s", sqlite3_errmsg(db));
+        sqlite3_reset(st);
         return SL_EIO;
+    }
     r->seq = sqlite3_column_int64(st, 0);
     snprintf(r->id, sizeof r->id, "%s", (const char *)sqlite3_column_text(st, 1));
     snprintf(r->event, sizeof r->event, "%s", (const char *)sqlite3_column_text(st, 2));
@@ -497,6 +542,16 @@ static int next_row(sender_t *s, row_t *r)
     r->body = sl_strndup(body ? body : "", r->body_len);
     sqlite3_reset(st);
     return r->body ? 1 : SL_ENOMEM;
+}
+
+/* The next row to send (see next_row_work), read through the store. */
+static int next_row(sender_t *s, row_t *r)
+{
+    s->row = r;
+    int rc = sl_store_call(s->ep->w->store, next_row_work, s);
+    if (rc == SL_ECLOSED)
+        snprintf(s->dberr, sizeof s->dberr, "the store is closed");
+    return rc;
 }
 
 /* Response bodies are not needed: count and drop them. */
@@ -612,7 +667,7 @@ static void store_failed(sender_t *s, const char *what, const char *id, uint64_t
     s->hold_until_ms = now + delay;
     if (s->store_bo.failures == 1)
         SL_LOGE(&g_ctx, "webhooks: outbox %s: %s (%s%s): deliveries to %s back off in memory "
-                "until it can be written again", w->db_path, sqlite3_errmsg(s->db), what,
+                "until it can be written again", w->db_path, s->dberr, what,
                 id ? id : "", s->ep->log_url);
     else
         SL_LOGD(&g_ctx, "webhooks: outbox still failing (%s, %u in a row): next try in %llu ms",
@@ -628,34 +683,53 @@ static void store_ok(sender_t *s)
                 s->ep->w->db_path, n, s->ep->log_url);
 }
 
+/* Records an attempt's outcome (store worker): 1 recorded, 0 not. */
+static int record_work(sqlite3 *db, void *arg)
+{
+    sender_t *s = arg;
+    const row_t *r = s->row;
+    int ok = s->status >= 200 && s->status <= 299;
+    sqlite3_stmt *st = ok ? s->ok : s->retry;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, r->seq);
+    sqlite3_bind_int64(st, 2, s->status);
+    if (ok) {
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)s->now_ms);
+    } else {
+        sqlite3_bind_text(st, 3, s->err_text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)(s->now_ms + s->delay_ms));
+    }
+    int recorded = sqlite3_step(st) == SQLITE_DONE;
+    if (!recorded)
+        snprintf(s->dberr, sizeof s->dberr, "%s", sqlite3_errmsg(db));
+    sqlite3_reset(st);
+    return recorded;
+}
+
 /* Attempts one row and records the outcome. */
-static void attempt(sender_t *s, const row_t *r)
+static void attempt(sender_t *s, row_t *r)
 {
     sl_webhooks_t *w = s->ep->w;
     char err[MAX_ERROR_TEXT];
     long status = post(s, r, err, sizeof err);
     uint64_t now = sl_time_wall_ms();
     int ok = status >= 200 && status <= 299;
-    sqlite3_stmt *st = ok ? s->ok : s->retry;
     uint64_t delay = 0;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, r->seq);
-    sqlite3_bind_int64(st, 2, status);
-    if (ok) {
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-    } else {
+    if (!ok) {
         uint32_t n = r->attempts + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(r->attempts + 1);
         delay = sl__webhooks_backoff_ms(n, (uint64_t)w->cfg->webhooks_retry_max_ms,
                                         next_rand(s->ep));
-        sqlite3_bind_text(st, 3, err, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)(now + delay));
     }
-    int recorded = sqlite3_step(st) == SQLITE_DONE;
+    s->row = r;
+    s->status = status;
+    s->err_text = err;
+    s->now_ms = now;
+    s->delay_ms = delay;
+    int recorded = sl_store_call(w->store, record_work, s) == 1;
     if (!recorded)
         store_failed(s, "cannot record a delivery attempt", r->id, now);
     else
         store_ok(s);
-    sqlite3_reset(st);
     if (!recorded)
         delay = s->hold_until_ms - now;
     if (ok)

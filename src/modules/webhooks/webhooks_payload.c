@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "base/alloc.h"
+#include "base/str.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
 
@@ -199,8 +200,7 @@ int sl__webhooks_sign(const char *secret, const char *timestamp, const char *bod
         goto fail;
     }
     memcpy(out, "sha256=", 7);
-    for (unsigned i = 0; i < mac_len; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", mac[i]);
+    sl_hex_encode(mac, mac_len, out + 7, 0);
 fail:
     sl_free(msg);
     return rc;

@@ -3,7 +3,9 @@
  * 5080) and, with a certificate, an HTTPS one (http.tls_port, default 5443)
  * whose connections run through a TLS filter (base/tls.h); request
  * parsing with the well-kept http-parser library (no hand-written HTTP
- * parsing), routing by method and path prefix, plain, chunked and
+ * parsing), routing by method, path prefix, suffix and priority (the
+ * route table of app/svc/http.h, which this server also registers as the
+ * "http" service), plain, chunked and
  * long-lived streaming responses, and WebSocket upgrades (framing by
  * wslay).
  *
@@ -30,11 +32,10 @@
 #include <stdint.h>
 
 #include "app/core.h"
+#include "app/svc/http.h"
 #include "base/buf.h"
 
 typedef struct sl_http_server sl_http_server_t;
-typedef struct sl_http_req sl_http_req_t;
-typedef struct sl_ws sl_ws_t;
 
 typedef struct sl_http_header {
     const char *name;  /* lower-cased */
@@ -56,12 +57,9 @@ struct sl_http_req {
     void *user;                  /* free for the handler (e.g. async state) */
 };
 
-/**
- * A route handler. Returns 0 when it took the request (it must then answer
- * it exactly once, now or later), or SL_EDECLINED to let the next matching
- * route try. Any other negative value answers 500.
- */
-typedef int (*sl_http_handler_cb)(sl_http_req_t *req, void *ud);
+/* sl_http_handler_cb, sl_http_close_cb, sl_http_admit_cb, sl_ws_ops_t,
+ * sl_http_prio_t and sl_http_route_spec_t are in app/svc/http.h (the
+ * service table other layers use). */
 
 /**
  * Starts the listener on http.bind:http.port, and the HTTPS one on
@@ -94,12 +92,22 @@ const char *sl_http_server_tls_bind(const sl_config_t *cfg);
 int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap);
 
 /**
- * Adds a route: requests whose method equals `method` (NULL = any) and
- * whose decoded path starts with `prefix` go to cb. Routes are tried in
- * the order added; longer prefixes should be added first. 0 or SL_ENOMEM.
+ * Adds a route (see app/svc/http.h for matching and dispatch order:
+ * priority, then longer prefix, then registration; a handler may decline).
+ * The spec is copied, except its name and serves strings, which are
+ * borrowed for the server's life (static strings). *out, when out is not
+ * NULL, gets a handle for sl_http_route_remove. 0, SL_EINVAL (no cb, a
+ * prefix not starting with '/', a priority out of range) or SL_ENOMEM.
  */
+int sl_http_route_add(sl_http_server_t *srv, const sl_http_route_spec_t *spec,
+                      sl_http_route_t **out);
+/** Shorthand for sl_http_route_add without suffixes, doc or handle. */
 int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
-                  sl_http_handler_cb cb, void *ud);
+                  sl_http_prio_t prio, sl_http_handler_cb cb, void *ud);
+/** Removes a route added before (NULL: no-op); it gets no new requests. */
+void sl_http_route_remove(sl_http_server_t *srv, sl_http_route_t *route);
+/** "core", "app", "static" (the names the route listing shows), "?" otherwise. */
+const char *sl_http_prio_name(sl_http_prio_t prio);
 /**
  * Documents the route added last: a name and the URL templates of the
  * stream data it can answer, space-separated, with {app}, {stream},
@@ -109,22 +117,31 @@ int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
  * listed by GET /api/v1/server/routes, and an e2e test walks every
  * template on apps with auth: a route added without a doc fails it, so
  * a new route that serves stream data cannot skip admission unseen.
+ * (sl_http_route_spec_t.name/serves say the same at sl_http_route_add.)
  */
 void sl_http_route_doc(sl_http_server_t *srv, const char *name, const char *serves);
+/** One route as sl_http_routes_each shows it (all borrowed for the call). */
+typedef struct sl_http_route_info {
+    const char *method;    /* NULL = any */
+    const char *prefix;
+    const char *suffixes;  /* NULL = any path under prefix */
+    sl_http_prio_t prio;
+    const char *prio_name; /* "core", "app", "static" */
+    const char *name;      /* sl_http_route_doc name, NULL when undocumented */
+    const char *serves;    /* its URL templates ("" = none), NULL when undocumented */
+} sl_http_route_info_t;
+typedef void (*sl_http_route_each_cb)(void *arg, const sl_http_route_info_t *route);
+/** Calls each() for every route in dispatch order. */
+void sl_http_routes_each(const sl_http_server_t *srv, sl_http_route_each_cb each, void *arg);
 /**
- * Calls each() for every route in routing order: method (NULL = any),
- * prefix, and the name/serves of sl_http_route_doc (NULL when undocumented).
+ * Serves static files from dir under URL prefix (GET/HEAD; index.html for
+ * directories; no ".."), at SL_HTTP_PRIO_STATIC: tried after every other
+ * route declined, so no other request costs a disk access.
  */
-void sl_http_routes_each(const sl_http_server_t *srv,
-                         void (*each)(void *arg, const char *method, const char *prefix,
-                                      const char *name, const char *serves),
-                         void *arg);
-/** Serves static files from dir under URL prefix (GET/HEAD; index.html for directories; no ".."). */
 int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir);
 
 /* ---- play admission for routes that serve stream data (http_admit.c) ---- */
-/** Called when the chain allowed the request; the handler answers it. */
-typedef void (*sl_http_admit_cb)(sl_http_req_t *req, void *ud);
+/* sl_http_admit_cb (app/svc/http.h): called when the chain allowed the request; it answers. */
 /**
  * Runs the play admission chain (transport as given, e.g. "http") for a
  * route that serves stream data of scope ("live", "live/room1") and
@@ -182,8 +199,6 @@ int sl_http_respond(sl_http_req_t *req, int status, const char *content_type, co
 int sl_http_respond_json(sl_http_req_t *req, int status, const char *json);
 
 /* ---- streaming responses (HTTP-FLV, LL-HLS, event streams) ---- */
-/** Called once when a streaming response or WebSocket ends for any reason. */
-typedef void (*sl_http_close_cb)(sl_http_req_t *req, void *ud);
 /**
  * Starts a streaming response (chunked transfer encoding, no length).
  * close_cb is called when the client goes away or after sl_http_stream_end
@@ -225,12 +240,6 @@ size_t sl_http_stream_pending(const sl_http_req_t *req);
 int sl_http_stream_end(sl_http_req_t *req);
 
 /* ---- WebSocket ---- */
-typedef struct sl_ws_ops {
-    /** A complete text (is_text 1) or binary message arrived (borrowed). */
-    void (*on_message)(sl_ws_t *ws, const uint8_t *data, size_t len, int is_text, void *ud);
-    /** The WebSocket closed (either side); ws is invalid after this returns. */
-    void (*on_close)(sl_ws_t *ws, void *ud);
-} sl_ws_ops_t;
 /**
  * Accepts a WebSocket upgrade on req (checks the upgrade headers; answers
  * 400 itself if they are wrong and returns SL_EPROTO). On success the
@@ -250,6 +259,8 @@ int sl_http_ws_accept(sl_http_req_t *req, const sl_ws_ops_t *ops, void *ud, sl_w
  * http.ws_max_message_bytes.
  */
 int sl_ws_send_text(sl_ws_t *ws, const char *text, size_t len);
+/** Same, for a text (is_text 1) or a binary message (copied). */
+int sl_ws_send(sl_ws_t *ws, const void *data, size_t len, int is_text);
 /** Starts a close handshake with a status code and reason. */
 void sl_ws_close(sl_ws_t *ws, int code, const char *reason);
 /** The session of the WebSocket's connection. */

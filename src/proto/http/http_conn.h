@@ -157,10 +157,19 @@ struct sl_ws {
 /* http_server.c */
 /**
  * Adds a route whose ud the server owns: free_ud(ud) runs when the server
- * is freed (static-file routes). 0 or SL_ENOMEM (then free_ud has run).
+ * is freed or the route removed (static-file routes). 0, SL_EINVAL or
+ * SL_ENOMEM (then free_ud has run). *out (when not NULL) gets the route.
  */
-int sl__http_route_owned(sl_http_server_t *srv, const char *method, const char *prefix,
-                         sl_http_handler_cb cb, void *ud, void (*free_ud)(void *));
+int sl__http_route_owned(sl_http_server_t *srv, const sl_http_route_spec_t *spec,
+                         void (*free_ud)(void *), sl_http_route_t **out);
+/* http_svc.c */
+/** Registers the "http" service (app/svc/http.h) for srv: 0 or SL_EBUSY/SL_ENOMEM. */
+int sl__http_svc_register(sl_http_server_t *srv);
+/** Removes it (no-op when srv did not register it). */
+void sl__http_svc_unregister(sl_http_server_t *srv);
+
+/** The loop a request's server runs on (borrowed; for async work on its behalf). */
+uv_loop_t *sl__http_req_loop(const sl_http_req_t *req);
 /** The server's core (borrowed). */
 sl_core_t *sl__http_core(const sl_http_server_t *srv);
 /** Puts the connection on the flush list (written before the loop sleeps). */

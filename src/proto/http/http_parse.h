@@ -110,11 +110,15 @@ sl_http_msg_t *sl_http_parser_take(sl_http_parser_t *p);
 /** Reason phrase for a status code ("OK", "Not Found", ...); never NULL. */
 const char *sl__http_reason(int status);
 /**
- * True when a route (method: NULL = any, "GET" also takes HEAD; prefix)
- * takes a request with req_method and decoded path.
+ * 1 when a request (req_method, decoded path) matches a route: the method
+ * is equal (NULL = any; "GET" takes "HEAD" too), the prefix matches on
+ * whole segments ("/api" takes "/api" and "/api/x", not "/apix"; a prefix
+ * ending in '/' takes whatever starts with it; "/" takes every path), and
+ * when suffixes (space-separated) is neither NULL nor empty, the path ends
+ * with one of them.
  */
-int sl__http_route_match(const char *method, const char *prefix, const char *req_method,
-                         const char *path);
+int sl__http_route_match(const char *method, const char *prefix, const char *suffixes,
+                         const char *req_method, const char *path);
 /** Header lookup in an array (names lower-case; the lookup name is compared case-insensitively). */
 const char *sl__http_header_find(const sl_http_header_t *h, size_t n, const char *name);
 /**

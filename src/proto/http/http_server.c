@@ -1,5 +1,6 @@
 /*
- * The HTTP listener and connection I/O (see http.h and http_conn.h):
+ * The HTTP connection I/O on the listener scaffold of net/listener.h (see
+ * http.h and http_conn.h):
  * accept, reading into the request framer (http_parse.c), routing, the
  * ordered request queue, plain and streaming responses, the gathered write
  * path, timeouts and close. WebSocket framing lives in http_ws.c, static
@@ -52,6 +53,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "net/listener.h"
 #include "proto/http/http_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
@@ -65,33 +67,35 @@
 #define TLS_OUT_HIGH_BYTES (64u * 1024u) /* ciphertext waiting before encrypting pauses */
 #define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* ciphertext taken per write */
 
-typedef struct route {
+struct sl_http_route {
     char *method;              /* NULL = any */
     char *prefix;
+    size_t prefix_len;         /* strlen(prefix), for ordering without the string */
+    char *suffixes;            /* space-separated path endings, NULL = any */
+    sl_http_prio_t prio;
+    uint64_t seq;              /* registration order */
     sl_http_handler_cb cb;
     void *ud;
     void (*free_ud)(void *);   /* owned ud (static routes), or NULL */
     const char *name;          /* sl_http_route_doc: static string, NULL = undocumented */
     const char *serves;        /* URL templates of stream data it serves (static), "" = none */
-} route_t;
+};
+typedef struct sl_http_route route_t;
 
 struct sl_http_server {
     sl_core_t *core;
-    uv_tcp_t listener;
-    int listener_open;
-    uv_tcp_t tls_listener;     /* HTTPS, when a certificate is configured */
-    int tls_listener_open;
-    sl_tls_ctx_t *tls_ctx;     /* owned; outlives every TLS connection */
-    uv_prepare_t prepare;      /* runs the flush list before the loop sleeps */
-    uv_timer_t sweep;          /* timeouts */
-    uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
-    int timers_closing;        /* prepare and timers are being closed */
+    sl_listener_t net;         /* listeners (HTTP, and HTTPS with a certificate), the flush
+                                * pass, the timeout sweep and the stop deadline (net/) */
     sl_list_t conns;           /* open connections */
     size_t n_conns;            /* connections whose socket is not closed yet */
     sl_list_t orphans;         /* closed connections kept for unanswered requests */
     sl_list_t flush_list;
-    route_t *routes;
+    route_t **routes;          /* owned, in dispatch order (see route_before) */
     size_t n_routes;
+    uint64_t route_seq;        /* next registration number */
+    uint64_t routes_gen;       /* bumped on every add/remove (dispatch re-finds its place) */
+    route_t *last_added;       /* the route sl_http_route_doc documents */
+    int svc_registered;        /* this server provides the "http" service */
     sl_http_limits_t lim;
     int stopping;
     int64_t date_sec;          /* second of the cached Date value */
@@ -103,6 +107,13 @@ struct sl_http_server {
 static const sl_session_ops_t conn_session_ops;
 static void conn_pump(sl_http_conn_t *c);
 static void conn_graceful(sl_http_conn_t *c);
+
+uv_loop_t *sl__http_req_loop(const sl_http_req_t *req)
+{
+    /* The request is the first field of its transaction, whose connection
+     * stays allocated while the transaction exists. */
+    return ((const sl_http_txn_t *)req)->conn->srv->core->loop;
+}
 
 sl_core_t *sl__http_core(const sl_http_server_t *srv) { return srv->core; }
 
@@ -764,56 +775,142 @@ int sl_http_stream_end(sl_http_req_t *req)
 /* ------------------------------------------------------------------ */
 /* routing                                                             */
 
-int sl__http_route_owned(sl_http_server_t *srv, const char *method, const char *prefix,
-                         sl_http_handler_cb cb, void *ud, void (*free_ud)(void *))
+static const char *const prio_names[] = {"core", "app", "static"};
+
+const char *sl_http_prio_name(sl_http_prio_t prio)
 {
-    char *m = NULL, *p = NULL;
-    route_t *n = sl_realloc(srv->routes, (srv->n_routes + 1) * sizeof(*n));
+    return (unsigned)prio < sizeof prio_names / sizeof prio_names[0] ? prio_names[prio] : "?";
+}
+
+/* Dispatch order: priority, then longer prefix, then registration. */
+static int route_before(const route_t *a, const route_t *b)
+{
+    if (a->prio != b->prio)
+        return a->prio < b->prio;
+    if (a->prefix_len != b->prefix_len)
+        return a->prefix_len > b->prefix_len;
+    return a->seq < b->seq;
+}
+
+static void route_free(route_t *r)
+{
+    if (!r)
+        return;
+    sl_free(r->method);
+    sl_free(r->prefix);
+    sl_free(r->suffixes);
+    if (r->free_ud)
+        r->free_ud(r->ud);
+    sl_free(r);
+}
+
+int sl__http_route_owned(sl_http_server_t *srv, const sl_http_route_spec_t *spec,
+                         void (*free_ud)(void *), sl_http_route_t **out)
+{
+    if (out)
+        *out = NULL;
+    route_t *r = NULL;
+    if (!srv || !spec || !spec->cb || !spec->prefix || spec->prefix[0] != '/' ||
+        (unsigned)spec->prio > SL_HTTP_PRIO_STATIC) {
+        if (free_ud)
+            free_ud(spec ? spec->ud : NULL);
+        return SL_EINVAL;
+    }
+    route_t **n = sl_realloc(srv->routes, (srv->n_routes + 1) * sizeof(*n));
     if (!n)
         goto fail;
     srv->routes = n;
-    if ((method && !(m = sl_strdup(method))) || !(p = sl_strdup(prefix)))
+    if (!(r = sl_calloc(1, sizeof(*r))))
         goto fail;
-    srv->routes[srv->n_routes++] = (route_t){m, p, cb, ud, free_ud, NULL, NULL};
+    r->free_ud = free_ud;
+    r->ud = spec->ud;
+    if ((spec->method && !(r->method = sl_strdup(spec->method))) ||
+        !(r->prefix = sl_strdup(spec->prefix)) ||
+        (spec->suffixes && spec->suffixes[0] && !(r->suffixes = sl_strdup(spec->suffixes))))
+        goto fail;
+    r->prefix_len = strlen(r->prefix);
+    r->prio = spec->prio;
+    r->seq = srv->route_seq++;
+    r->cb = spec->cb;
+    r->name = spec->name;
+    r->serves = spec->name ? (spec->serves ? spec->serves : "") : NULL;
+    size_t at = srv->n_routes;
+    while (at > 0 && route_before(r, srv->routes[at - 1]))
+        at--;
+    memmove(&srv->routes[at + 1], &srv->routes[at], (srv->n_routes - at) * sizeof(*n));
+    srv->routes[at] = r;
+    srv->n_routes++;
+    srv->routes_gen++;
+    srv->last_added = r;
+    if (out)
+        *out = r;
     return 0;
 fail:
-    sl_free(m);
-    sl_free(p);
-    if (free_ud)
-        free_ud(ud);
+    if (r)
+        route_free(r); /* runs free_ud */
+    else if (free_ud)
+        free_ud(spec->ud);
     return SL_ENOMEM;
 }
 
-int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
-                  sl_http_handler_cb cb, void *ud)
+int sl_http_route_add(sl_http_server_t *srv, const sl_http_route_spec_t *spec,
+                      sl_http_route_t **out)
 {
-    return sl__http_route_owned(srv, method, prefix, cb, ud, NULL);
+    return sl__http_route_owned(srv, spec, NULL, out);
+}
+
+int sl_http_route(sl_http_server_t *srv, const char *method, const char *prefix,
+                  sl_http_prio_t prio, sl_http_handler_cb cb, void *ud)
+{
+    sl_http_route_spec_t spec = {.method = method, .prefix = prefix, .prio = prio, .cb = cb,
+                                 .ud = ud};
+    return sl_http_route_add(srv, &spec, NULL);
+}
+
+void sl_http_route_remove(sl_http_server_t *srv, sl_http_route_t *route)
+{
+    if (!srv || !route)
+        return;
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        if (srv->routes[i] != route)
+            continue;
+        memmove(&srv->routes[i], &srv->routes[i + 1],
+                (srv->n_routes - i - 1) * sizeof(srv->routes[0]));
+        srv->n_routes--;
+        srv->routes_gen++;
+        if (srv->last_added == route)
+            srv->last_added = NULL;
+        route_free(route);
+        return;
+    }
 }
 
 void sl_http_route_doc(sl_http_server_t *srv, const char *name, const char *serves)
 {
-    if (!srv || srv->n_routes == 0) /* a doc without a route: ignored */
+    if (!srv || !srv->last_added) /* a doc without a route: ignored */
         return;
-    srv->routes[srv->n_routes - 1].name = name;
-    srv->routes[srv->n_routes - 1].serves = serves ? serves : "";
+    srv->last_added->name = name;
+    srv->last_added->serves = serves ? serves : "";
 }
 
-void sl_http_routes_each(const sl_http_server_t *srv,
-                         void (*each)(void *arg, const char *method, const char *prefix,
-                                      const char *name, const char *serves),
-                         void *arg)
+void sl_http_routes_each(const sl_http_server_t *srv, sl_http_route_each_cb each, void *arg)
 {
     for (size_t i = 0; i < srv->n_routes; i++) {
-        const route_t *r = &srv->routes[i];
-        each(arg, r->method, r->prefix, r->name, r->serves);
+        const route_t *r = srv->routes[i];
+        sl_http_route_info_t info = {r->method, r->prefix, r->suffixes, r->prio,
+                                     sl_http_prio_name(r->prio), r->name, r->serves};
+        each(arg, &info);
     }
 }
 
 /*
- * Runs the routes in the order they were added. With CORS on, OPTIONS is a
- * preflight for every route and is answered here, before any of them. A
- * route that declines passes the request on; one that fails without
- * answering gets a 500 written for it; nobody taking it is a 404.
+ * Runs the matching routes in dispatch order (priority, longer prefix,
+ * registration). With CORS on, OPTIONS is a preflight for every route and
+ * is answered here, before any of them. A route that declines passes the
+ * request on; one that fails without answering gets a 500 written for it;
+ * nobody taking it is a 404. A handler may add or remove routes: then the
+ * walk finds its place again as the first route ordered after the one that
+ * just declined, so none is tried twice.
  */
 static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
 {
@@ -828,13 +925,23 @@ static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
         return;
     }
     for (size_t i = 0; i < srv->n_routes; i++) {
-        /* Copied: a handler may add routes, which moves the array. */
-        route_t r = srv->routes[i];
-        if (!sl__http_route_match(r.method, r.prefix, req->method, req->path))
+        route_t *r = srv->routes[i];
+        if (!sl__http_route_match(r->method, r->prefix, r->suffixes, req->method, req->path))
             continue;
-        int rc = r.cb(req, r.ud);
-        if (rc == SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING)
+        /* Kept by value: the handler may remove (free) this route; only its
+         * order key (prio, prefix_len, seq) is used afterwards. */
+        route_t tried = *r;
+        uint64_t gen = srv->routes_gen;
+        int rc = tried.cb(req, tried.ud);
+        if (rc == SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING) {
+            if (gen != srv->routes_gen) {
+                size_t j = 0;
+                while (j < srv->n_routes && !route_before(&tried, srv->routes[j]))
+                    j++;
+                i = j - 1; /* wraps to SIZE_MAX when j is 0; the loop's ++ makes it 0 */
+            }
             continue;
+        }
         if (rc < 0 && rc != SL_EDECLINED && t->state == SL_HTTP_TXN_PENDING) {
             char rb[SL_REDACT_MAX];
             SL_LOGW(&c->sess.log, "%s %s: handler failed: %s", req->method,
@@ -1276,12 +1383,8 @@ static void on_conn_closed(uv_handle_t *h)
     srv->n_conns--;
     sl_list_push_back(&srv->orphans, &c->link);
     conn_unref(c);
-    if (srv->stopping && !srv->n_conns && !srv->timers_closing) {
-        srv->timers_closing = 1;
-        uv_close((uv_handle_t *)&srv->prepare, NULL);
-        uv_close((uv_handle_t *)&srv->sweep, NULL);
-        uv_close((uv_handle_t *)&srv->stop_deadline, NULL);
-    }
+    if (srv->stopping && !srv->n_conns)
+        sl_listener_idle(&srv->net);
 }
 
 /* Closes at once; reason logged at level (info for trouble, debug for routine). */
@@ -1383,9 +1486,9 @@ static void conn_pump(sl_http_conn_t *c)
 }
 
 /* The flush pass: every connection with work, just before the loop sleeps. */
-static void on_prepare(uv_prepare_t *h)
+static void on_prepare(void *ud)
 {
-    sl_http_server_t *srv = h->data;
+    sl_http_server_t *srv = ud;
     /* Not foreach_safe: pumping one connection may close or requeue another. */
     while (!sl_list_empty(&srv->flush_list)) {
         sl_http_conn_t *c = sl_container_of(srv->flush_list.next, sl_http_conn_t, flush_link);
@@ -1465,17 +1568,13 @@ static void refuse_503(sl_http_conn_t *c)
         c->sess.bytes_out += (uint64_t)r;
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+static void on_connection(void *ud, int is_tls)
 {
-    sl_http_server_t *srv = ls->data;
-    int is_tls = ls == (uv_stream_t *)&srv->tls_listener;
-    if (status < 0) {
-        SL_LOGW(NULL, "http accept failed: %s", uv_strerror(status));
-        return;
-    }
+    sl_http_server_t *srv = ud;
     sl_http_conn_t *c = sl_calloc(1, sizeof(*c));
     if (!c) {
         SL_LOGE(NULL, "http: out of memory accepting a connection");
+        sl_listener_shed(&srv->net, is_tls);
         return;
     }
     uv_tcp_init(srv->core->loop, &c->tcp);
@@ -1491,7 +1590,7 @@ static void on_connection(uv_stream_t *ls, int status)
     srv->n_conns++;
     sl_list_push_back(&srv->conns, &c->link);
     sl_session_register(srv->core, &c->sess, &conn_session_ops, "http");
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+    if (sl_listener_accept(&srv->net, is_tls, &c->tcp) != 0) {
         sl__http_conn_close(c, "accept failed");
         return;
     }
@@ -1508,7 +1607,7 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close_at(c, why, SL_LOG_DEBUG);
         return;
     }
-    if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
+    if (is_tls && sl_tls_new(sl_listener_tls(&srv->net), &c->tls) != 0) {
         sl__http_conn_close(c, "out of memory (tls)");
         return;
     }
@@ -1526,12 +1625,11 @@ static void on_connection(uv_stream_t *ls, int status)
  * one per connection: a 250 ms tick is precise enough for timeouts of a
  * second or more, and costs nothing per idle client between ticks.
  */
-static void on_sweep(uv_timer_t *timer)
+static void on_sweep(void *ud, uint64_t now)
 {
     sl_list_t *it, *nx;
-    sl_http_server_t *srv = timer->data;
+    sl_http_server_t *srv = ud;
     const sl_config_t *cfg = srv->core->cfg;
-    uint64_t now = uv_now(srv->core->loop);
     uint64_t header_ms = (uint64_t)cfg->http_header_timeout_ms;
     uint64_t idle_ms = (uint64_t)cfg->http_idle_timeout_ms;
     uint64_t request_ms = (uint64_t)cfg->http_request_timeout_ms;
@@ -1606,9 +1704,9 @@ static void on_sweep(uv_timer_t *timer)
     }
 }
 
-static void on_stop_deadline(uv_timer_t *t)
+static void on_stop_deadline(void *ud)
 {
-    sl_http_server_t *srv = t->data;
+    sl_http_server_t *srv = ud;
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl__http_conn_close(sl_container_of(it, sl_http_conn_t, link), "shutdown deadline");
@@ -1637,11 +1735,17 @@ int sl_http_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
     return rc;
 }
 
+static const sl_listener_ops_t listener_ops = {
+    .on_connection = on_connection,
+    .on_sweep = on_sweep,
+    .on_prepare = on_prepare,
+    .on_deadline = on_stop_deadline,
+};
+
 int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
 {
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
-    int plain_opened = 0, tls_opened = 0;
     sl_http_server_t *srv = sl_calloc(1, sizeof(*srv));
     if (!srv)
         return SL_ENOMEM;
@@ -1656,76 +1760,45 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out)
 
     /* The certificate first: a bad one must fail the start before anything listens. */
     int rc = 0;
+    sl_tls_ctx_t *tls_ctx = NULL;
     if (sl_http_server_tls_enabled(cfg)) {
         char err[512];
-        rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1",
-                                   &srv->tls_ctx, err, sizeof err);
+        rc = sl_tls_ctx_new_server(cfg->http_tls_cert, cfg->http_tls_key, "http/1.1", &tls_ctx,
+                                   err, sizeof err);
         if (rc) {
             SL_LOGE(NULL, "https: %s", err[0] ? err : sl_strerror(rc));
             goto fail;
         }
     }
-    rc = sl_tcp_listen(srv->core->loop, &srv->listener, srv, on_connection,
-                       cfg->http_bind, cfg->http_port, &plain_opened);
-    if (rc) {
-        SL_LOGE(NULL, "http: cannot listen on %s:%lld: %s", cfg->http_bind,
-                (long long)cfg->http_port, sl_strerror(rc));
-        goto fail;
-    }
-    if (srv->tls_ctx) {
-        const char *bind = sl_http_server_tls_bind(cfg);
-        rc = sl_tcp_listen(srv->core->loop, &srv->tls_listener, srv, on_connection,
-                           bind, cfg->http_tls_port, &tls_opened);
-        if (rc) {
-            SL_LOGE(NULL, "https: cannot listen on %s:%lld: %s", bind,
-                    (long long)cfg->http_tls_port, sl_strerror(rc));
-            goto fail;
-        }
-        srv->tls_listener_open = 1;
-    }
-    srv->listener_open = 1;
-    uv_prepare_init(core->loop, &srv->prepare);
-    srv->prepare.data = srv;
-    uv_prepare_start(&srv->prepare, on_prepare);
-    uv_timer_init(core->loop, &srv->sweep);
-    srv->sweep.data = srv;
-    uv_timer_start(&srv->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
-    uv_timer_init(core->loop, &srv->stop_deadline);
-    srv->stop_deadline.data = srv;
+    const sl_listener_config_t lc = {
+        .name = "http", .tls_name = "https",
+        .bind = cfg->http_bind, .port = cfg->http_port,
+        .tls_bind = sl_http_server_tls_bind(cfg), .tls_port = cfg->http_tls_port,
+        .tls_ctx = tls_ctx, /* taken */
+        .sweep_ms = SWEEP_INTERVAL_MS,
+        .stop_timeout_ms = (uint64_t)cfg->server_shutdown_timeout_ms,
+    };
+    rc = sl_listener_start(&srv->net, core->loop, &lc, &listener_ops, srv);
+    if (rc)
+        goto fail; /* logged, and nothing left open */
+    /* One provider per name: a second server in one process (tests) serves
+     * without being the service. */
+    srv->svc_registered = sl__http_svc_register(srv) == 0;
     *out = srv;
     return 0;
 fail:
-    /* Handles must be closed before their memory goes: run the loop once. */
-    if (plain_opened && !uv_is_closing((uv_handle_t *)&srv->listener))
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    if (tls_opened && !uv_is_closing((uv_handle_t *)&srv->tls_listener))
-        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
-    if (plain_opened || tls_opened)
-        uv_run(core->loop, UV_RUN_NOWAIT);
-    sl_tls_ctx_free(srv->tls_ctx);
     sl_free(srv);
     return rc;
 }
 
-static int listener_port(const uv_tcp_t *h)
-{
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    if (uv_tcp_getsockname(h, (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    if (sa.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&sa)->sin_port);
-}
-
 int sl_http_server_port(const sl_http_server_t *srv)
 {
-    return srv && srv->listener_open ? listener_port(&srv->listener) : -1;
+    return srv ? sl_listener_port(&srv->net, 0) : -1;
 }
 
 int sl_http_server_tls_port(const sl_http_server_t *srv)
 {
-    return srv && srv->tls_listener_open ? listener_port(&srv->tls_listener) : -1;
+    return srv ? sl_listener_port(&srv->net, 1) : -1;
 }
 
 void sl_http_server_stop(sl_http_server_t *srv)
@@ -1733,27 +1806,18 @@ void sl_http_server_stop(sl_http_server_t *srv)
     if (!srv || srv->stopping)
         return;
     srv->stopping = 1;
+    if (srv->svc_registered) {
+        srv->svc_registered = 0;
+        sl__http_svc_unregister(srv);
+    }
     sl_http_admit_stop();
-    if (srv->listener_open) {
-        srv->listener_open = 0;
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    }
-    if (srv->tls_listener_open) {
-        srv->tls_listener_open = 0;
-        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
-    }
+    sl_listener_stop(&srv->net); /* closes the listeners, arms the stop deadline */
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         conn_graceful(sl_container_of(it, sl_http_conn_t, link));
     }
-    uv_timer_start(&srv->stop_deadline, on_stop_deadline,
-                   (uint64_t)srv->core->cfg->server_shutdown_timeout_ms, 0);
-    if (!srv->n_conns && !srv->timers_closing) {
-        srv->timers_closing = 1;
-        uv_close((uv_handle_t *)&srv->prepare, NULL);
-        uv_close((uv_handle_t *)&srv->sweep, NULL);
-        uv_close((uv_handle_t *)&srv->stop_deadline, NULL);
-    }
+    if (!srv->n_conns)
+        sl_listener_idle(&srv->net);
 }
 
 /*
@@ -1764,6 +1828,8 @@ void sl_http_server_free(sl_http_server_t *srv)
 {
     if (!srv)
         return;
+    if (srv->svc_registered)
+        sl__http_svc_unregister(srv);
     size_t n_orphans = 0;
     while (!sl_list_empty(&srv->orphans)) {
         sl_http_conn_t *c = sl_container_of(srv->orphans.next, sl_http_conn_t, link);
@@ -1778,13 +1844,9 @@ void sl_http_server_free(sl_http_server_t *srv)
     }
     if (n_orphans)
         SL_LOGW(NULL, "http: %zu request(s) never answered by their handler", n_orphans);
-    for (size_t i = 0; i < srv->n_routes; i++) {
-        sl_free(srv->routes[i].method);
-        sl_free(srv->routes[i].prefix);
-        if (srv->routes[i].free_ud)
-            srv->routes[i].free_ud(srv->routes[i].ud);
-    }
+    for (size_t i = 0; i < srv->n_routes; i++)
+        route_free(srv->routes[i]);
     sl_free(srv->routes);
-    sl_tls_ctx_free(srv->tls_ctx);
+    sl_listener_cleanup(&srv->net);
     sl_free(srv);
 }

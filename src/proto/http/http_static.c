@@ -4,18 +4,20 @@
  * index.html (a directory URL without its trailing slash is redirected to
  * it, so relative links in the page resolve); a path with a ".." segment,
  * a NUL (%00), a backslash or a control byte is refused with 403; a file
- * that does not exist declines the request (SL_EDECLINED), so routes added
- * after a static route at "/" still get their requests and an unmatched
- * path ends as the server's 404.
+ * that does not exist is answered 404, the server's own answer (see I/O
+ * below).
  *
- * I/O choice: the files are web pages, small and usually in the page
- * cache, so they are read with plain blocking open/fstat/read on the loop
- * thread, and only when below STATIC_MAX_BYTES (1 MB): a larger file is
- * refused with 403 rather than stalling the loop (media is served by the
- * HLS and HTTP-FLV routes, never from here). The read is bounded by that
- * size, and the file is opened with O_NONBLOCK|O_NOCTTY and checked to be
- * a regular file by fstat on the open descriptor, so a FIFO or device in
- * the folder cannot block the loop either.
+ * I/O: nothing touches the disk on the loop thread. The route has the
+ * static priority, so it runs only after every other route declined, and
+ * then stat/open/fstat/read/close run on libuv's thread pool (uv_fs_*),
+ * each callback starting the next step; the request is answered from the
+ * last one. Files are web pages: only those below STATIC_MAX_BYTES (1 MB)
+ * are served, read whole into one buffer; a larger one is refused with 403
+ * (media is served by the HLS and HTTP-FLV routes, never from here). The
+ * file is opened with O_NONBLOCK|O_NOCTTY and checked to be a regular file
+ * by fstat on the open descriptor, so a FIFO or device in the folder
+ * cannot block a pool thread either. Because nothing runs after it, a
+ * missing file is answered 404 here, as the server would.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,25 +53,168 @@ static int respond_text(sl_http_req_t *req, int status, const char *text)
     return sl_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text), NULL);
 }
 
-/* Reads a regular file of at most STATIC_MAX_BYTES; *out owned by the caller. */
-static int read_small_file(int fd, size_t size, uint8_t **out)
+/*
+ * One request on its way through the thread pool: stat the path (a
+ * directory redirects or becomes its index.html), open it, fstat the
+ * descriptor (a regular file under the size cap), read it whole, close it,
+ * answer. Each step is a uv_fs_* call whose callback starts the next; the
+ * loop thread only ever sees the results.
+ */
+typedef struct static_job {
+    uv_fs_t fs;
+    sl_http_req_t *req;          /* valid until answered */
+    char path[STATIC_PATH_MAX];
+    int fd;                      /* -1 until opened */
+    uint8_t *data;               /* the file (owned), read into */
+    size_t size;
+    int status;                  /* the answer, once known: 200, or 403/404/500 */
+} static_job_t;
+
+static void job_close_done(uv_fs_t *fs);
+
+/* Ends the job: closes the file (off the loop) when open, then answers. */
+static void job_finish(static_job_t *j, int status)
 {
-    uint8_t *data = sl_malloc(size ? size : 1);
-    if (!data)
-        return SL_ENOMEM;
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, data + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* shrank under us, or an error: serve what is there */
-        got += (size_t)n;
+    j->status = status;
+    uv_fs_req_cleanup(&j->fs);
+    if (j->fd >= 0) {
+        int fd = j->fd;
+        j->fd = -1;
+        if (uv_fs_close(sl__http_req_loop(j->req), &j->fs, fd, job_close_done) == 0)
+            return;
+        uv_fs_req_cleanup(&j->fs);
     }
-    *out = data;
-    return (int)got;
+    job_close_done(&j->fs);
 }
 
+static void job_close_done(uv_fs_t *fs)
+{
+    static_job_t *j = fs->data;
+    uv_fs_req_cleanup(fs);
+    sl_http_req_t *req = j->req;
+    switch (j->status) {
+    case 200:
+        if (strcmp(req->method, "HEAD") == 0) /* the length GET would send; no body */
+            sl_http_respond(req, 200, sl__http_content_type(j->path), NULL, j->size,
+                            "Cache-Control: no-cache\r\n");
+        else
+            sl_http_respond(req, 200, sl__http_content_type(j->path), j->data, j->size,
+                            "Cache-Control: no-cache\r\n");
+        break;
+    case 403:
+        respond_text(req, 403, "file too large for the static server\n");
+        break;
+    case 404:
+        /* Nothing runs after the static route: the server's own 404. */
+        respond_text(req, 404, "not found\n");
+        break;
+    default:
+        respond_text(req, 500, "internal server error\n");
+        break;
+    }
+    sl_free(j->data);
+    sl_free(j);
+}
+
+static void on_read(uv_fs_t *fs)
+{
+    static_job_t *j = fs->data;
+    ssize_t n = fs->result;
+    if (n < 0) {
+        job_finish(j, 500);
+        return;
+    }
+    j->size = (size_t)n; /* shrank under us: serve what is there */
+    job_finish(j, 200);
+}
+
+static void on_fstat(uv_fs_t *fs)
+{
+    static_job_t *j = fs->data;
+    if (fs->result < 0 || !S_ISREG(fs->statbuf.st_mode)) {
+        job_finish(j, 404);
+        return;
+    }
+    uint64_t size = fs->statbuf.st_size;
+    if (size >= STATIC_MAX_BYTES) {
+        SL_LOGI(&j->req->session->log, "static: %s is %llu bytes, over the %u-byte limit", j->path,
+                (unsigned long long)size, STATIC_MAX_BYTES);
+        job_finish(j, 403);
+        return;
+    }
+    j->size = (size_t)size;
+    if (strcmp(j->req->method, "HEAD") == 0) {
+        job_finish(j, 200);
+        return;
+    }
+    uv_fs_req_cleanup(fs);
+    if (!(j->data = sl_malloc(j->size ? j->size : 1))) {
+        job_finish(j, 500);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)j->data, (unsigned)j->size);
+    if (uv_fs_read(sl__http_req_loop(j->req), fs, j->fd, &b, 1, 0, on_read) != 0)
+        job_finish(j, 500);
+}
+
+static void on_open(uv_fs_t *fs)
+{
+    static_job_t *j = fs->data;
+    if (fs->result < 0) {
+        job_finish(j, 404);
+        return;
+    }
+    j->fd = (int)fs->result;
+    uv_fs_req_cleanup(fs);
+    if (uv_fs_fstat(sl__http_req_loop(j->req), fs, j->fd, on_fstat) != 0)
+        job_finish(j, 500);
+}
+
+static void job_open(static_job_t *j)
+{
+    uv_fs_req_cleanup(&j->fs);
+    /* O_NONBLOCK|O_NOCTTY: a FIFO or a device in the folder cannot block a
+     * pool thread either; fstat on the descriptor then refuses it. */
+    if (uv_fs_open(sl__http_req_loop(j->req), &j->fs, j->path,
+                   O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0, on_open) != 0)
+        job_finish(j, 500);
+}
+
+static void on_stat(uv_fs_t *fs)
+{
+    static_job_t *j = fs->data;
+    if (fs->result < 0) {
+        job_finish(j, 404);
+        return;
+    }
+    if (S_ISDIR(fs->statbuf.st_mode)) {
+        sl_http_req_t *req = j->req;
+        size_t rl = strlen(req->raw_path);
+        if (rl == 0 || req->raw_path[rl - 1] != '/') {
+            /* http-parser admits no CR or LF in a URL: safe to echo. */
+            char loc[STATIC_PATH_MAX + 64];
+            uv_fs_req_cleanup(fs);
+            if (rl + strlen(req->query) + 16 > sizeof loc) {
+                respond_text(req, 404, "not found\n");
+            } else {
+                snprintf(loc, sizeof loc, "Location: %s/%s%s\r\n", req->raw_path,
+                         req->query[0] ? "?" : "", req->query);
+                sl_http_respond(req, 301, "text/plain; charset=utf-8", "moved\n", 6, loc);
+            }
+            sl_free(j);
+            return;
+        }
+        size_t n = strlen(j->path);
+        strcat(j->path, n > 0 && j->path[n - 1] == '/' ? "index.html" : "/index.html");
+    }
+    job_open(j);
+}
+
+/*
+ * The static route runs last (SL_HTTP_PRIO_STATIC), so it takes every
+ * request that reaches it: a miss is answered 404 as the server would,
+ * after the thread pool said so. Only the path checks run on the loop.
+ */
 static int static_handler(sl_http_req_t *req, void *ud)
 {
     static_root_t *root = ud;
@@ -78,55 +223,23 @@ static int static_handler(sl_http_req_t *req, void *ud)
         rel++;
     if (!sl__http_static_path_ok(rel, strlen(rel)))
         return respond_text(req, 403, "forbidden\n");
-    char path[STATIC_PATH_MAX];
-    int n = snprintf(path, sizeof path, "%s/%s", root->dir, rel);
-    if (n < 0 || (size_t)n >= sizeof path - sizeof "/index.html")
-        return SL_EDECLINED;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return SL_EDECLINED;
-    if (S_ISDIR(st.st_mode)) {
-        size_t rl = strlen(req->raw_path);
-        if (rl == 0 || req->raw_path[rl - 1] != '/') {
-            /* http-parser admits no CR or LF in a URL: safe to echo. */
-            char loc[STATIC_PATH_MAX + 64];
-            if (rl + strlen(req->query) + 16 > sizeof loc)
-                return SL_EDECLINED;
-            snprintf(loc, sizeof loc, "Location: %s/%s%s\r\n", req->raw_path,
-                     req->query[0] ? "?" : "", req->query);
-            return sl_http_respond(req, 301, "text/plain; charset=utf-8", "moved\n", 6, loc);
-        }
-        strcat(path, (size_t)n > 0 && path[n - 1] == '/' ? "index.html" : "/index.html");
-    }
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        return SL_EDECLINED;
-    int rc;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    static_job_t *j = sl_calloc(1, sizeof(*j));
+    if (!j)
+        return SL_ENOMEM;
+    int n = snprintf(j->path, sizeof j->path, "%s/%s", root->dir, rel);
+    if (n < 0 || (size_t)n >= sizeof j->path - sizeof "/index.html") {
+        sl_free(j);
         return SL_EDECLINED;
     }
-    if ((uint64_t)st.st_size >= STATIC_MAX_BYTES) {
-        close(fd);
-        SL_LOGI(&req->session->log, "static: %s is %lld bytes, over the %u-byte limit", path,
-                (long long)st.st_size, STATIC_MAX_BYTES);
-        return respond_text(req, 403, "file too large for the static server\n");
+    j->req = req;
+    j->fd = -1;
+    j->fs.data = j;
+    int rc = uv_fs_stat(sl__http_req_loop(req), &j->fs, j->path, on_stat);
+    if (rc) {
+        sl_free(j);
+        return rc; /* answered 500 by the server */
     }
-    const char *ctype = sl__http_content_type(path);
-    if (strcmp(req->method, "HEAD") == 0) {
-        close(fd);
-        /* The length of what GET would send; no body (see sl_http_respond). */
-        return sl_http_respond(req, 200, ctype, NULL, (size_t)st.st_size,
-                               "Cache-Control: no-cache\r\n");
-    }
-    uint8_t *data = NULL;
-    int got = read_small_file(fd, (size_t)st.st_size, &data);
-    close(fd);
-    if (got < 0)
-        return got; /* answered 500 by the server */
-    rc = sl_http_respond(req, 200, ctype, data, (size_t)got, "Cache-Control: no-cache\r\n");
-    sl_free(data);
-    return rc;
+    return 0;
 }
 
 int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir)
@@ -143,8 +256,8 @@ int sl_http_static(sl_http_server_t *srv, const char *prefix, const char *dir)
     size_t dl = strlen(r->dir);
     while (dl > 1 && r->dir[dl - 1] == '/')
         r->dir[--dl] = '\0';
-    int rc = sl__http_route_owned(srv, "GET", prefix, static_handler, r, root_free);
-    if (!rc)
-        sl_http_route_doc(srv, "static", ""); /* pages of http.web_root, no stream data */
-    return rc;
+    /* Pages of http.web_root, no stream data; last, after every other route. */
+    sl_http_route_spec_t spec = {.method = "GET", .prefix = prefix, .prio = SL_HTTP_PRIO_STATIC,
+                                 .name = "static", .serves = "", .cb = static_handler, .ud = r};
+    return sl__http_route_owned(srv, &spec, root_free, NULL);
 }

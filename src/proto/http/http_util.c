@@ -12,103 +12,17 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/str.h"
 #include "proto/http/http_parse.h"
 #include "sluice/errors.h"
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+/* URL decoding and query lookup are base's (base/str.h); these names stay
+ * for the HTTP server's callers. */
+size_t sl_http_url_decode(char *s, int plus_space) { return sl_url_decode(s, plus_space); }
 
-/*
- * Decodes in place. A '%' not followed by two hex digits is kept as it is
- * (lenient, like most servers) rather than refused: the caller decides
- * what a strange path means. The result may contain NUL bytes (from %00);
- * the returned length is the only reliable one.
- */
-size_t sl_http_url_decode(char *s, int plus_space)
-{
-    char *w = s;
-    for (const char *r = s; *r; r++) {
-        if (*r == '%' && hexval((unsigned char)r[1]) >= 0 && hexval((unsigned char)r[2]) >= 0) {
-            *w++ = (char)(hexval((unsigned char)r[1]) << 4 | hexval((unsigned char)r[2]));
-            r += 2;
-        } else if (*r == '+' && plus_space) {
-            *w++ = ' ';
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = '\0';
-    return (size_t)(w - s);
-}
-
-/*
- * Decodes n bytes of form-urlencoded text into out (cap bytes with the
- * NUL); -1 when too long (out then holds what fit, NUL-terminated). Unlike sl_http_url_decode it works on a slice
- * of the query, so the caller's string is never modified.
- */
-static int decode_into(const char *p, size_t n, char *out, size_t cap)
-{
-    size_t w = 0;
-    if (cap == 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
-            hexval((unsigned char)p[i + 2]) >= 0) {
-            ch = (char)(hexval((unsigned char)p[i + 1]) << 4 | hexval((unsigned char)p[i + 2]));
-            i += 2;
-        } else if (ch == '+') {
-            ch = ' ';
-        }
-        if (w + 1 >= cap) {
-            out[w] = '\0';
-            return -1;
-        }
-        out[w++] = ch;
-    }
-    out[w] = '\0';
-    return (int)w;
-}
-
-/*
- * Linear scan of "k=v&k2=v2": queries are short and looked up a few times
- * per request, so no table is built. The first occurrence of a key wins;
- * a key without '=' has the empty value.
- */
 int sl_http_query_get(const char *query, const char *key, char *out, size_t cap)
 {
-    if (!query || !key)
-        return -1;
-    size_t key_len = strlen(key);
-    const char *p = query;
-    while (*p) {
-        size_t pair_len = strcspn(p, "&");
-        const char *eq = memchr(p, '=', pair_len);
-        size_t name_len = eq ? (size_t)(eq - p) : pair_len;
-        /* Names are compared decoded, so "a%5Fb" finds "a_b"; a name too
-         * long for the scratch buffer cannot be the key we look for
-         * unless the key is that long too. */
-        char name[256];
-        int dn = decode_into(p, name_len, name, sizeof name);
-        if (dn >= 0 && (size_t)dn == key_len && memcmp(name, key, key_len) == 0) {
-            if (!eq)
-                return decode_into("", 0, out, cap);
-            int n = decode_into(eq + 1, pair_len - name_len - 1, out, cap);
-            return n < 0 && cap ? -2 : n; /* present, but cut at cap - 1 bytes */
-        }
-        p += pair_len;
-        if (*p == '&')
-            p++;
-    }
-    return -1;
+    return sl_query_get(query, key, SL_QUERY_FIRST, out, cap);
 }
 
 const char *sl__http_header_find(const sl_http_header_t *h, size_t n, const char *name)
@@ -127,36 +41,37 @@ const char *sl_http_req_header(const sl_http_req_t *req, const char *name)
 /* Token lists (RFC 9110 5.6.1): comma-separated, blanks around items ignored. */
 int sl__http_header_has_token(const char *value, const char *token)
 {
-    if (!value)
-        return 0;
-    size_t tl = strlen(token);
-    const char *p = value;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        if ((size_t)(end - start) == tl && strncasecmp(start, token, tl) == 0)
-            return 1;
-    }
-    return 0;
+    return sl_list_has(value, token);
 }
 
 /*
  * HEAD is answered by GET routes (the server drops the body), so that no
  * route has to register it; a route for HEAD alone still sees only HEAD.
  */
-int sl__http_route_match(const char *method, const char *prefix, const char *req_method,
-                         const char *path)
+int sl__http_route_match(const char *method, const char *prefix, const char *suffixes,
+                         const char *req_method, const char *path)
 {
     if (method && strcmp(method, req_method) != 0 &&
         !(strcmp(method, "GET") == 0 && strcmp(req_method, "HEAD") == 0))
         return 0;
-    return strncmp(path, prefix, strlen(prefix)) == 0;
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0)
+        return 0;
+    /* Whole segments: the prefix ends at a '/' of its own or of the path. */
+    if (pl > 0 && prefix[pl - 1] != '/' && path[pl] != '\0' && path[pl] != '/')
+        return 0;
+    if (!suffixes || !suffixes[0])
+        return 1;
+    size_t len = strlen(path);
+    for (const char *s = suffixes; *s;) {
+        while (*s == ' ')
+            s++;
+        size_t n = strcspn(s, " ");
+        if (n > 0 && n <= len && memcmp(path + len - n, s, n) == 0)
+            return 1;
+        s += n;
+    }
+    return 0;
 }
 
 /*

@@ -348,6 +348,11 @@ size_t sl__http_ws_queued(const sl_http_conn_t *c)
 
 int sl_ws_send_text(sl_ws_t *ws, const char *text, size_t len)
 {
+    return sl_ws_send(ws, text, len, 1);
+}
+
+int sl_ws_send(sl_ws_t *ws, const void *data, size_t len, int is_text)
+{
     sl_http_conn_t *c = ws ? ws->conn : NULL;
     if (!c || c->state != SL_HTTP_CONN_OPEN || c->ws != ws || ws->close_sent_ms ||
         wslay_event_get_close_sent(ws->ctx) || wslay_event_get_close_received(ws->ctx))
@@ -357,7 +362,8 @@ int sl_ws_send_text(sl_ws_t *ws, const char *text, size_t len)
         return SL_ETOOBIG;
     if (ws_pending(c) + len + WS_MSG_COST > (size_t)cfg->http_stream_max_pending_bytes)
         return SL_ETOOBIG;
-    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
+    struct wslay_event_msg msg = {is_text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
+                                  (const uint8_t *)data, len};
     int rc = wslay_event_queue_msg(ws->ctx, &msg);
     if (rc == WSLAY_ERR_NOMEM)
         return SL_ENOMEM;

@@ -674,15 +674,11 @@ int sl__rtmp_on_data(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
 
 /* The rare outcomes of queueing a frame for a player, kept out of the
  * per-frame path (its registers and stack frame). */
-static __attribute__((noinline, cold)) void sink_queue_trouble(sl_rtmp_conn_t *c, int rc,
-                                                                uint64_t dropped_before)
+static __attribute__((noinline, cold)) void sink_queue_trouble(sl_rtmp_conn_t *c, int rc)
 {
     if (rc == SL_ESLOW) {
         char why[128];
-        snprintf(why, sizeof why, "subscriber too slow: lagging for over %lld ms, %llu frames dropped",
-                 (long long)c->core->cfg->media_slow_disconnect_ms,
-                 (unsigned long long)c->q.frames_dropped);
-        sl__rtmp_close(c, why);
+        sl__rtmp_close(c, sl_subq_slow_reason(&c->q, why, sizeof why));
         return;
     }
     if (rc == SL_ENOMEM || rc == SL_ETOOBIG) {
@@ -691,7 +687,7 @@ static __attribute__((noinline, cold)) void sink_queue_trouble(sl_rtmp_conn_t *c
         SL_LOGE(&c->sess.log, "subscriber queue: %s; skipping to the next keyframe", sl_strerror(rc));
         sl_subq_flush(&c->q);
     }
-    if (rc == 1 && c->q.drop_events == 1 && dropped_before == 0)
+    if (rc == SL_SUBQ_FELL_BEHIND)
         SL_LOGI(&c->sess.log, "subscriber falling behind: dropping to the next keyframe");
 }
 
@@ -717,11 +713,9 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
         if (ts > c->last_out_ts)
             c->last_out_ts = ts;
     }
-    uint64_t before = c->q.frames_dropped;
-    int rc = sl_subq_push(&c->q, f, ts, uv_now(c->core->loop));
-    c->sess.frames_dropped += c->q.frames_dropped - before;
+    int rc = sl_subq_offer(&c->q, f, ts, uv_now(c->core->loop), &c->sess.frames_dropped);
     if (rc) {
-        sink_queue_trouble(c, rc, before);
+        sink_queue_trouble(c, rc);
         if (rc == SL_ESLOW)
             return;
     }

@@ -1,5 +1,6 @@
 /*
- * RTMP listener and connection I/O (see rtmp_server.h and rtmp_conn.h):
+ * RTMP connection I/O on the listener scaffold of net/listener.h (see
+ * rtmp_server.h and rtmp_conn.h):
  * accept, the handshake, chunk reading and dispatch of control messages,
  * acknowledgements, idle and handshake timeouts, the gathered write path,
  * and close.
@@ -53,6 +54,8 @@
 #include "app/admission.h"
 #include "app/events.h"
 #include "base/log.h"
+#include "base/str.h"
+#include "net/listener.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
@@ -66,20 +69,11 @@
 
 struct sl_rtmp_server {
     sl_core_t *core;
-    uv_tcp_t listener;
-    int listener_open;
-    uv_tcp_t tls_listener;     /* RTMPS, when a certificate is configured */
-    int tls_listener_open;
-    sl_tls_ctx_t *tls_ctx;     /* owned; outlives every RTMPS connection */
-    uv_prepare_t prepare;      /* flushes before the loop sleeps */
-    uv_timer_t sweep;          /* timeouts, pings */
+    sl_listener_t net;         /* listeners (RTMP, and RTMPS with a certificate), the flush
+                                * pass, the sweep (timeouts, pings) and the stop deadline */
     uv_timer_t merge;          /* merged-write window, when on */
     uv_timer_t audio_hold;     /* bound on audio waiting for video (media.audio_hold) */
-    uv_timer_t stop_deadline;  /* forces the last connections closed on stop */
-    uv_tcp_t shed;             /* accepts and closes a client we cannot serve (out of memory) */
-    int shed_busy;             /* shed is closing */
-    int shed_pending;          /* clients wait to be shed: bit 0 on listener, bit 1 on tls_listener */
-    int handles_open;
+    int timers_closing;        /* merge and audio_hold are being closed */
     sl_list_t conns;
     size_t n_conns;
     sl_list_t flush_list;      /* connections with control bytes (or all, merge off) to write */
@@ -96,46 +90,13 @@ static const sl_session_ops_t conn_session_ops;
 
 size_t sl_rtmp_server_connections(const sl_rtmp_server_t *srv) { return srv->n_conns; }
 
-static int hexval(char h)
-{
-    return h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
-         : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-}
-
+/* Query lookup is base's (base/str.h): the last occurrence wins, because a
+ * stream name's query is appended after the connect's and its values take
+ * precedence. A value longer than cap - 1 bytes counts as absent. */
 int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap)
 {
-    /* The last occurrence wins: a stream name's query is appended after the
-     * connect's, and its values take precedence. */
-    size_t kl = strlen(key);
-    int found = -1;
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len >= kl && strncmp(p, key, kl) == 0 && (len == kl || p[kl] == '=')) {
-            size_t o = 0;
-            int ok = 1;
-            for (size_t i = kl + 1; i < len; i++) {
-                char ch = p[i];
-                if (ch == '+')
-                    ch = ' ';
-                else if (ch == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-                    ch = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-                    i += 2;
-                }
-                if (o + 1 >= cap) {
-                    ok = 0;
-                    break;
-                }
-                out[o++] = ch;
-            }
-            if (ok && cap) {
-                out[o] = '\0';
-                found = (int)o;
-            }
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return found;
+    int n = sl_query_get(query, key, SL_QUERY_LAST, out, cap);
+    return n < 0 ? -1 : n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -581,9 +542,9 @@ static void flush_list(sl_list_t *list)
     }
 }
 
-static void on_prepare(uv_prepare_t *h)
+static void on_prepare(void *ud)
 {
-    sl_rtmp_server_t *srv = h->data;
+    sl_rtmp_server_t *srv = ud;
     flush_list(&srv->flush_list);
 }
 
@@ -604,23 +565,14 @@ static void on_audio_hold_timer(uv_timer_t *t)
 /* ------------------------------------------------------------------ */
 /* closing                                                             */
 
-static void on_server_handle_closed(uv_handle_t *h)
-{
-    sl_rtmp_server_t *srv = h->data;
-    srv->handles_open--;
-}
-
 static void maybe_finish_stop(sl_rtmp_server_t *srv)
 {
-    if (!srv->stopping || srv->n_conns)
+    if (!srv->stopping || srv->n_conns || srv->timers_closing)
         return;
-    if (!uv_is_closing((uv_handle_t *)&srv->prepare)) {
-        uv_close((uv_handle_t *)&srv->prepare, on_server_handle_closed);
-        uv_close((uv_handle_t *)&srv->sweep, on_server_handle_closed);
-        uv_close((uv_handle_t *)&srv->merge, on_server_handle_closed);
-        uv_close((uv_handle_t *)&srv->audio_hold, on_server_handle_closed);
-        uv_close((uv_handle_t *)&srv->stop_deadline, on_server_handle_closed);
-    }
+    srv->timers_closing = 1;
+    sl_listener_idle(&srv->net); /* prepare, sweep, stop deadline */
+    uv_close((uv_handle_t *)&srv->merge, NULL);
+    uv_close((uv_handle_t *)&srv->audio_hold, NULL);
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -1081,61 +1033,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 /* ------------------------------------------------------------------ */
 /* accepting, timers, start/stop                                       */
 
-/*
- * Out of memory at accept: the client must still be taken off the
- * listener, or libuv stops watching it until someone calls uv_accept (the
- * server would never accept again). It is accepted into a handle kept in
- * the server for this (uv_tcp_init allocates nothing) and closed at once;
- * one that arrives while that handle is still closing waits for its close
- * callback.
- */
-static void shed_one(sl_rtmp_server_t *srv, int tls);
-
-static void on_shed_closed(uv_handle_t *h)
+static void on_connection(void *ud, int is_tls)
 {
-    sl_rtmp_server_t *srv = h->data;
-    srv->shed_busy = 0;
-    srv->handles_open--;
-    int pending = srv->shed_pending;
-    srv->shed_pending = 0;
-    if ((pending & 1) && srv->listener_open) {
-        shed_one(srv, 0);
-        srv->shed_pending |= pending & 2; /* the TLS listener's turn comes next */
-    } else if ((pending & 2) && srv->tls_listener_open) {
-        shed_one(srv, 1);
-    }
-}
-
-static void shed_one(sl_rtmp_server_t *srv, int tls)
-{
-    if (srv->shed_busy) {
-        srv->shed_pending |= tls ? 2 : 1;
-        return;
-    }
-    uv_tcp_init(srv->core->loop, &srv->shed);
-    srv->shed.data = srv;
-    srv->shed_busy = 1;
-    srv->handles_open++;
-    uv_accept((uv_stream_t *)(tls ? &srv->tls_listener : &srv->listener), (uv_stream_t *)&srv->shed);
-    uv_close((uv_handle_t *)&srv->shed, on_shed_closed);
-}
-
-static void on_connection(uv_stream_t *ls, int status)
-{
-    sl_rtmp_server_t *srv = ls->data;
+    sl_rtmp_server_t *srv = ud;
     const sl_config_t *cfg = srv->core->cfg;
-    int is_tls = ls == (uv_stream_t *)&srv->tls_listener;
-    if (status < 0) {
-        SL_LOGW(NULL, "%s accept failed: %s", is_tls ? "rtmps" : "rtmp", uv_strerror(status));
-        return;
-    }
     sl_rtmp_conn_t *c = sl_calloc(1, sizeof(*c));
     sl_rtmp_hs_t *hs = sl_malloc(sizeof(*hs));
     if (!c || !hs) {
         sl_free(c);
         sl_free(hs);
         SL_LOGE(NULL, "%s: out of memory accepting a connection", is_tls ? "rtmps" : "rtmp");
-        shed_one(srv, is_tls);
+        sl_listener_shed(&srv->net, is_tls); /* off the listener, or it stops accepting */
         return;
     }
     uv_tcp_init(srv->core->loop, &c->tcp);
@@ -1160,7 +1068,7 @@ static void on_connection(uv_stream_t *ls, int status)
     srv->n_conns++;
     sl_list_push_back(&srv->conns, &c->link);
     sl_session_register(srv->core, &c->sess, &conn_session_ops, is_tls ? "rtmps" : "rtmp");
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+    if (sl_listener_accept(&srv->net, is_tls, &c->tcp) != 0) {
         sl__rtmp_close(c, "accept failed");
         return;
     }
@@ -1177,7 +1085,7 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__rtmp_close(c, NULL);
         return;
     }
-    if (is_tls && sl_tls_new(srv->tls_ctx, &c->tls) != 0) {
+    if (is_tls && sl_tls_new(sl_listener_tls(&srv->net), &c->tls) != 0) {
         SL_LOGE(&c->sess.log, "out of memory starting TLS");
         sl__rtmp_close(c, "out of memory (tls)");
         return;
@@ -1192,11 +1100,10 @@ static void on_connection(uv_stream_t *ls, int status)
         sl__rtmp_close(c, uv_strerror(rc));
 }
 
-static void on_sweep(uv_timer_t *t)
+static void on_sweep(void *ud, uint64_t now)
 {
-    sl_rtmp_server_t *srv = t->data;
+    sl_rtmp_server_t *srv = ud;
     const sl_config_t *cfg = srv->core->cfg;
-    uint64_t now = uv_now(srv->core->loop);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, link);
@@ -1260,9 +1167,9 @@ static void on_sweep(uv_timer_t *t)
     }
 }
 
-static void on_stop_deadline(uv_timer_t *t)
+static void on_stop_deadline(void *ud)
 {
-    sl_rtmp_server_t *srv = t->data;
+    sl_rtmp_server_t *srv = ud;
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl__rtmp_close(sl_container_of(it, sl_rtmp_conn_t, link), "shutdown deadline");
@@ -1323,11 +1230,17 @@ int sl_rtmp_server_tls_check(const sl_config_t *cfg, char *err, size_t err_cap)
     return rc;
 }
 
+static const sl_listener_ops_t listener_ops = {
+    .on_connection = on_connection,
+    .on_sweep = on_sweep,
+    .on_prepare = on_prepare,
+    .on_deadline = on_stop_deadline,
+};
+
 int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
 {
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
-    int plain_opened = 0, tls_opened = 0;
     sl_rtmp_server_t *srv = sl_calloc(1, sizeof(*srv));
     if (!srv)
         return SL_ENOMEM;
@@ -1340,38 +1253,23 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
 
     /* The certificate first: a bad one must fail the start before anything listens. */
     char err[512];
-    int rc = tls_ctx_new(cfg, &srv->tls_ctx, err, sizeof err);
+    sl_tls_ctx_t *tls_ctx = NULL;
+    int rc = tls_ctx_new(cfg, &tls_ctx, err, sizeof err);
     if (rc) {
         SL_LOGE(NULL, "rtmps: %s", err[0] ? err : sl_strerror(rc));
         goto fail;
     }
-    rc = sl_tcp_listen(srv->core->loop, &srv->listener, srv, on_connection,
-                       cfg->rtmp_bind, cfg->rtmp_port, &plain_opened);
-    if (rc) {
-        SL_LOGE(NULL, "rtmp: cannot listen on %s:%lld: %s", cfg->rtmp_bind,
-                (long long)cfg->rtmp_port, sl_strerror(rc));
-        goto fail;
-    }
-    if (srv->tls_ctx) {
-        const char *bind = sl_rtmp_server_tls_bind(cfg);
-        rc = sl_tcp_listen(srv->core->loop, &srv->tls_listener, srv, on_connection,
-                           bind, cfg->rtmp_tls_port, &tls_opened);
-        if (rc) {
-            SL_LOGE(NULL, "rtmps: cannot listen on %s:%lld: %s", bind,
-                    (long long)cfg->rtmp_tls_port, sl_strerror(rc));
-            goto fail;
-        }
-        srv->tls_listener_open = 1;
-        srv->handles_open++;
-    }
-    srv->listener_open = 1;
-    srv->handles_open++;
-    uv_prepare_init(core->loop, &srv->prepare);
-    srv->prepare.data = srv;
-    uv_prepare_start(&srv->prepare, on_prepare);
-    uv_timer_init(core->loop, &srv->sweep);
-    srv->sweep.data = srv;
-    uv_timer_start(&srv->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    const sl_listener_config_t lc = {
+        .name = "rtmp", .tls_name = "rtmps",
+        .bind = cfg->rtmp_bind, .port = cfg->rtmp_port,
+        .tls_bind = sl_rtmp_server_tls_bind(cfg), .tls_port = cfg->rtmp_tls_port,
+        .tls_ctx = tls_ctx, /* taken */
+        .sweep_ms = SWEEP_INTERVAL_MS,
+        .stop_timeout_ms = (uint64_t)cfg->server_shutdown_timeout_ms,
+    };
+    rc = sl_listener_start(&srv->net, core->loop, &lc, &listener_ops, srv);
+    if (rc)
+        goto fail; /* logged, and nothing left open */
     uv_timer_init(core->loop, &srv->merge);
     srv->merge.data = srv;
     if (cfg->media_write_merge_ms > 0)
@@ -1382,34 +1280,16 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     if (cfg->media_write_merge_ms == 0 && cfg->media_audio_hold_ms > 0)
         uv_timer_start(&srv->audio_hold, on_audio_hold_timer, (uint64_t)cfg->media_audio_hold_ms,
                        (uint64_t)cfg->media_audio_hold_ms);
-    uv_timer_init(core->loop, &srv->stop_deadline);
-    srv->stop_deadline.data = srv;
-    srv->handles_open += 5;
     *out = srv;
     return 0;
 fail:
-    /* Handles must be closed before their memory goes: run the loop once. */
-    if (plain_opened && !uv_is_closing((uv_handle_t *)&srv->listener))
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    if (tls_opened && !uv_is_closing((uv_handle_t *)&srv->tls_listener))
-        uv_close((uv_handle_t *)&srv->tls_listener, NULL);
-    if (plain_opened || tls_opened)
-        uv_run(core->loop, UV_RUN_NOWAIT);
-    sl_tls_ctx_free(srv->tls_ctx);
     sl_free(srv);
     return rc;
 }
 
 int sl_rtmp_server_tls_port(const sl_rtmp_server_t *srv)
 {
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    if (!srv || !srv->tls_listener_open ||
-        uv_tcp_getsockname(&srv->tls_listener, (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    if (sa.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    return srv ? sl_listener_port(&srv->net, 1) : -1;
 }
 
 void sl_rtmp_server_stop(sl_rtmp_server_t *srv)
@@ -1417,14 +1297,7 @@ void sl_rtmp_server_stop(sl_rtmp_server_t *srv)
     if (srv->stopping)
         return;
     srv->stopping = 1;
-    if (srv->listener_open) {
-        srv->listener_open = 0;
-        uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
-    }
-    if (srv->tls_listener_open) {
-        srv->tls_listener_open = 0;
-        uv_close((uv_handle_t *)&srv->tls_listener, on_server_handle_closed);
-    }
+    sl_listener_stop(&srv->net); /* closes the listeners, arms the stop deadline */
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, link);
@@ -1433,8 +1306,6 @@ void sl_rtmp_server_stop(sl_rtmp_server_t *srv)
         else
             sl__rtmp_close(c, NULL);
     }
-    uv_timer_start(&srv->stop_deadline, on_stop_deadline,
-                   (uint64_t)srv->core->cfg->server_shutdown_timeout_ms, 0);
     maybe_finish_stop(srv);
 }
 
@@ -1442,6 +1313,6 @@ void sl_rtmp_server_free(sl_rtmp_server_t *srv)
 {
     if (!srv)
         return;
-    sl_tls_ctx_free(srv->tls_ctx); /* every connection is freed by now (close callbacks ran) */
+    sl_listener_cleanup(&srv->net); /* every connection is freed by now (close callbacks ran) */
     sl_free(srv);
 }

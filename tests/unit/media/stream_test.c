@@ -228,6 +228,35 @@ static void test_subq_drop_policy(void **state)
     sl_subq_cleanup(&q);
 }
 
+/* The one slow-player policy (sl_subq_offer): drops are counted into the
+ * session's counter, the first drop is told apart once, a lag past slow_ms
+ * is SL_ESLOW, and the reason is worded the same for every protocol. */
+static void test_subq_offer_policy(void **state)
+{
+    (void)state;
+    sl_subq_t q;
+    uint64_t session_dropped = 100;
+    assert_int_equal(sl_subq_init(&q, 500, 0, 2000), 0);
+    sl_frame_t *key = mk('V', 0, 300);
+    assert_int_equal(sl_subq_offer(&q, key, 0, 1, &session_dropped), 0);
+    sl_frame_t *f = mk('v', 40, 300);
+    assert_int_equal(sl_subq_offer(&q, f, 1, 2, &session_dropped), SL_SUBQ_FELL_BEHIND);
+    sl_frame_unref(f);
+    assert_int_equal(session_dropped, 102); /* the queued keyframe and the frame offered */
+    f = mk('v', 80, 10);
+    assert_int_equal(sl_subq_offer(&q, f, 2, 3, &session_dropped), 1); /* not the first any more */
+    assert_int_equal(session_dropped, 103);
+    assert_int_equal(sl_subq_offer(&q, f, 3, 2 + 2001, &session_dropped), SL_ESLOW);
+    sl_frame_unref(f);
+    char why[128];
+    assert_string_equal(sl_subq_slow_reason(&q, why, sizeof why),
+                        "subscriber too slow: lagging for over 2000 ms, 3 frames dropped");
+    assert_ptr_equal(sl_subq_slow_reason(&q, why, 10), why);
+    assert_int_equal(strlen(why), 9);
+    sl_frame_unref(key);
+    sl_subq_cleanup(&q);
+}
+
 static void test_subq_time_bound_audio_only(void **state)
 {
     (void)state;
@@ -311,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_player_first_and_republish),
         cmocka_unit_test(test_gop_bound),
         cmocka_unit_test(test_subq_drop_policy),
+        cmocka_unit_test(test_subq_offer_policy),
         cmocka_unit_test(test_subq_time_bound_audio_only),
         cmocka_unit_test(test_subq_old_configs_do_not_count),
         cmocka_unit_test(test_internal_sinks_not_counted),

@@ -31,6 +31,8 @@
 #include <uv.h>
 
 #include "app/core.h"
+#include "app/services.h"
+#include "app/svc/http.h"
 #include "base/alloc.h"
 #include "proto/http/http.h"
 #include "proto/http/http_parse.h"
@@ -110,15 +112,28 @@ static void test_headers(void **state)
 static void test_route_match(void **state)
 {
     (void)state;
-    assert_true(sl__http_route_match(NULL, "/api/v1/", "DELETE", "/api/v1/x"));
-    assert_true(sl__http_route_match("GET", "/api", "GET", "/api"));
-    assert_true(sl__http_route_match("GET", "/api", "HEAD", "/api/x"));
-    assert_true(sl__http_route_match("GET", "/api", "GET", "/apix")); /* plain prefix: by contract */
-    assert_false(sl__http_route_match("GET", "/api", "POST", "/api"));
-    assert_false(sl__http_route_match("HEAD", "/api", "GET", "/api"));
-    assert_false(sl__http_route_match("POST", "/api/v1/", "POST", "/api/v1"));
-    assert_true(sl__http_route_match(NULL, "/", "OPTIONS", "/"));
-    assert_false(sl__http_route_match(NULL, "/a", "GET", "*"));
+    assert_true(sl__http_route_match(NULL, "/api/v1/", NULL, "DELETE", "/api/v1/x"));
+    assert_true(sl__http_route_match("GET", "/api", NULL, "GET", "/api"));
+    assert_true(sl__http_route_match("GET", "/api", NULL, "HEAD", "/api/x"));
+    assert_false(sl__http_route_match("GET", "/api", NULL, "GET", "/apix")); /* whole segments */
+    assert_false(sl__http_route_match("GET", "/api", NULL, "POST", "/api"));
+    assert_false(sl__http_route_match("HEAD", "/api", NULL, "GET", "/api"));
+    assert_false(sl__http_route_match("POST", "/api/v1/", NULL, "POST", "/api/v1"));
+    assert_true(sl__http_route_match(NULL, "/", NULL, "OPTIONS", "/"));
+    assert_true(sl__http_route_match(NULL, "/", "", "GET", "/any/thing"));
+    assert_false(sl__http_route_match(NULL, "/a", NULL, "GET", "*"));
+    /* Suffix filters: any of the space-separated endings. */
+    const char *hls = ".m3u8 .ts .m4s .mp4";
+    assert_true(sl__http_route_match("GET", "/", hls, "GET", "/live/a.m3u8"));
+    assert_true(sl__http_route_match("GET", "/", hls, "GET", "/live/a_3.ts"));
+    assert_true(sl__http_route_match("GET", "/", hls, "GET", "/live/a_init1.mp4"));
+    assert_false(sl__http_route_match("GET", "/", hls, "GET", "/live/a.flv"));
+    assert_false(sl__http_route_match("GET", "/", hls, "GET", "/live/index.html"));
+    assert_false(sl__http_route_match("GET", "/", hls, "GET", "/live/a.m3u8x"));
+    assert_false(sl__http_route_match("GET", "/", "  .ts  ", "GET", "ts"));
+    assert_true(sl__http_route_match("GET", "/", "  .ts  ", "GET", "/.ts"));
+    assert_true(sl__http_route_match("GET", "/live", ".flv", "GET", "/live/x.flv"));
+    assert_false(sl__http_route_match("GET", "/live", ".flv", "GET", "/lively/x.flv"));
 }
 
 static void test_static_path(void **state)
@@ -741,17 +756,18 @@ static int setup_server(void **state)
     assert_int_equal(sl_http_server_start(&f->core, &f->srv), 0);
     f->port = sl_http_server_port(f->srv);
     assert_true(f->port > 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/fast", h_fast, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/slow", h_slow, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/orphan", h_orphan, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "POST", "/echo", h_echo, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/stream", h_stream, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/sized", h_sized, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/bigstream", h_bigstream, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/ws", h_ws, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", h_decline, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", h_fast, f), 0);
-    assert_int_equal(sl_http_route(f->srv, NULL, "/fail", h_fail, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/fast", SL_HTTP_PRIO_CORE, h_fast, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/slow", SL_HTTP_PRIO_CORE, h_slow, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/orphan", SL_HTTP_PRIO_CORE, h_orphan, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "POST", "/echo", SL_HTTP_PRIO_CORE, h_echo, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/stream", SL_HTTP_PRIO_CORE, h_stream, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/sized", SL_HTTP_PRIO_CORE, h_sized, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/sized-short", SL_HTTP_PRIO_CORE, h_sized, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/bigstream", SL_HTTP_PRIO_CORE, h_bigstream, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/ws", SL_HTTP_PRIO_CORE, h_ws, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", SL_HTTP_PRIO_CORE, h_decline, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/declined", SL_HTTP_PRIO_CORE, h_fast, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/fail", SL_HTTP_PRIO_CORE, h_fail, f), 0);
     *state = f;
     return 0;
 }
@@ -1187,6 +1203,189 @@ static void test_server_kick_and_stop(void **state)
     cli_close(w);
 }
 
+/* ---- route order and the "http" service ---- */
+
+/* Answers with the text ud points to (a static string). */
+static int h_text(sl_http_req_t *req, void *ud)
+{
+    return sl_http_respond(req, 200, "text/plain", ud, strlen(ud), NULL);
+}
+
+static int n_declines;
+static sl_http_server_t *decline_srv;
+static sl_http_route_t *decline_victim;
+
+/* Declines, counting; removes decline_victim first when set (a handler
+ * changing the table while the dispatcher walks it). */
+static int h_count_decline(sl_http_req_t *req, void *ud)
+{
+    (void)req;
+    (void)ud;
+    n_declines++;
+    if (decline_victim) {
+        sl_http_route_remove(decline_srv, decline_victim);
+        decline_victim = NULL;
+    }
+    return SL_EDECLINED;
+}
+
+/* One GET on a fresh connection; the answer's body must contain want. */
+static void expect_body(fix_t *f, const char *path, const char *want)
+{
+    client_t *c = cli_open(f);
+    char req[256];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nConnection: close\r\n\r\n", path);
+    cli_sends(c, req);
+    assert_true(pump(f, c, is_eof, NULL, 3000));
+    if (!has(c, want))
+        fail_msg("GET %s: wanted \"%s\" in:\n%s", path, want, c->buf);
+    cli_close(c);
+}
+
+typedef struct order_list {
+    char names[32][16];
+    int n;
+} order_list_t;
+
+static void collect(void *arg, const sl_http_route_info_t *r)
+{
+    order_list_t *o = arg;
+    if (o->n < 32)
+        snprintf(o->names[o->n++], sizeof o->names[0], "%s", r->name ? r->name : "-");
+}
+
+/*
+ * Dispatch order is priority, then longer prefix, then registration,
+ * whatever order routes were added in; suffix filters and whole-segment
+ * prefixes select; a decline passes on; the static priority comes last
+ * even when registered first.
+ */
+static void test_server_route_order(void **state)
+{
+    fix_t *f = *state;
+    sl_http_route_spec_t st = {.method = "GET", .prefix = "/", .prio = SL_HTTP_PRIO_STATIC,
+                               .name = "static", .cb = h_text, .ud = "from-static"};
+    sl_http_route_spec_t app_root = {.method = "GET", .prefix = "/", .suffixes = ".m3u8 .ts",
+                                     .prio = SL_HTTP_PRIO_APP, .name = "app-root", .cb = h_text,
+                                     .ud = "from-app-root"};
+    sl_http_route_spec_t app_live = {.prefix = "/live", .prio = SL_HTTP_PRIO_APP,
+                                     .name = "app-live", .cb = h_text, .ud = "from-app-live"};
+    sl_http_route_spec_t app_live2 = {.prefix = "/live", .prio = SL_HTTP_PRIO_APP,
+                                      .name = "app-live2", .cb = h_text, .ud = "from-app-live2"};
+    sl_http_route_spec_t core_x = {.prefix = "/live/x", .prio = SL_HTTP_PRIO_CORE,
+                                   .name = "core-x", .cb = h_count_decline};
+    sl_http_route_t *live = NULL, *core_x_route = NULL;
+    assert_int_equal(sl_http_route_add(f->srv, &st, NULL), 0);
+    assert_int_equal(sl_http_route_add(f->srv, &app_root, NULL), 0);
+    assert_int_equal(sl_http_route_add(f->srv, &app_live, &live), 0);
+    assert_non_null(live);
+    assert_int_equal(sl_http_route_add(f->srv, &app_live2, NULL), 0);
+    assert_int_equal(sl_http_route_add(f->srv, &core_x, &core_x_route), 0);
+    /* Bad specs are refused. */
+    sl_http_route_spec_t bad = {.prefix = "live", .cb = h_text};
+    assert_int_equal(sl_http_route_add(f->srv, &bad, NULL), SL_EINVAL);
+    bad.prefix = "/";
+    bad.cb = NULL;
+    assert_int_equal(sl_http_route_add(f->srv, &bad, NULL), SL_EINVAL);
+    bad.cb = h_text;
+    bad.prio = (sl_http_prio_t)7;
+    assert_int_equal(sl_http_route_add(f->srv, &bad, NULL), SL_EINVAL);
+
+    /* The listing is in dispatch order: the fixture's core routes (added
+     * first, "/declined" and "/bigstream" among them, undocumented), the
+     * longest core prefix first; then app by prefix length; static last. */
+    order_list_t o = {0};
+    sl_http_routes_each(f->srv, collect, &o);
+    assert_true(o.n >= 5);
+    assert_string_equal(o.names[o.n - 1], "static");
+    assert_string_equal(o.names[o.n - 2], "app-root");
+    assert_string_equal(o.names[o.n - 3], "app-live2");
+    assert_string_equal(o.names[o.n - 4], "app-live");
+    int core_x_at = -1;
+    for (int i = 0; i < o.n; i++)
+        if (strcmp(o.names[i], "core-x") == 0)
+            core_x_at = i;
+    assert_true(core_x_at >= 0 && core_x_at < o.n - 4);
+    assert_string_equal(sl_http_prio_name(SL_HTTP_PRIO_CORE), "core");
+    assert_string_equal(sl_http_prio_name(SL_HTTP_PRIO_APP), "app");
+    assert_string_equal(sl_http_prio_name(SL_HTTP_PRIO_STATIC), "static");
+
+    expect_body(f, "/fast", "fast-body");              /* core before static "/" */
+    expect_body(f, "/live/a.m3u8", "from-app-live");   /* longer prefix first */
+    expect_body(f, "/other/a.m3u8", "from-app-root");  /* suffix filter */
+    expect_body(f, "/other/a.txt", "from-static");     /* nobody else: static */
+    expect_body(f, "/lively", "from-static");          /* "/live" is a whole segment */
+    n_declines = 0;
+    expect_body(f, "/live/x", "from-app-live");        /* core declined, app took it */
+    assert_int_equal(n_declines, 1);
+
+    /* A handler that removes a later route while the walk is on: the walk
+     * goes on after the decliner and never sees the removed one. */
+    decline_srv = f->srv;
+    decline_victim = live;
+    n_declines = 0;
+    expect_body(f, "/live/x/y", "from-app-live2");
+    assert_int_equal(n_declines, 1);
+    expect_body(f, "/live/x/y", "from-app-live2");
+    assert_int_equal(n_declines, 2);
+    sl_http_route_remove(f->srv, NULL); /* no-op */
+    /* A handler that removes its own route as it declines. */
+    decline_victim = core_x_route;
+    n_declines = 0;
+    expect_body(f, "/live/x", "from-app-live2");
+    assert_int_equal(n_declines, 1);
+    expect_body(f, "/live/x", "from-app-live2");
+    assert_int_equal(n_declines, 1); /* gone */
+}
+
+/* The "http" service: registered by the server, a thin table over it. */
+static int h_svc(sl_http_req_t *req, void *ud)
+{
+    const sl_http_svc_t *svc = ud;
+    char out[256], q[32];
+    size_t body_len = 0;
+    int port = 0;
+    const uint8_t *body = svc->req_body(req, &body_len);
+    const char *remote = svc->req_remote(req, &port);
+    assert_int_equal(svc->req_query_get(req, "a", q, sizeof q), 1);
+    snprintf(out, sizeof out, "%s %s q=%s a=%s h=%s remote=%s body=%.*s sess=%d",
+             svc->req_method(req), svc->req_path(req), svc->req_query(req), q,
+             svc->req_header(req, "X-Test") ? svc->req_header(req, "X-Test") : "-",
+             remote && port > 0 ? "yes" : "no", (int)body_len, body ? (const char *)body : "",
+             svc->req_session(req) != NULL);
+    return svc->respond(req, 201, "text/plain", out, strlen(out), "X-Svc: 1\r\n");
+}
+
+static void test_server_http_service(void **state)
+{
+    fix_t *f = *state;
+    void *ud = NULL;
+    const sl_http_svc_t *svc = sl_service_get(&f->core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0,
+                                              &ud);
+    assert_non_null(svc);
+    assert_ptr_equal(ud, f->srv);
+    assert_null(sl_service_get(&f->core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR + 1, 0, NULL));
+    sl_http_route_spec_t spec = {.method = "POST", .prefix = "/plug", .prio = SL_HTTP_PRIO_APP,
+                                 .name = "plug", .serves = "", .cb = h_svc, .ud = (void *)svc};
+    sl_http_route_t *r = NULL;
+    assert_int_equal(svc->route_add(ud, &spec, &r), 0);
+    client_t *c = cli_open(f);
+    cli_sends(c, "POST /plug/x?a=b HTTP/1.1\r\nX-Test: yes\r\nContent-Length: 4\r\n\r\nbody");
+    assert_true(pump(f, c, has, "sess=1", 3000));
+    assert_true(has(c, "HTTP/1.1 201 "));
+    assert_true(has(c, "X-Svc: 1\r\n"));
+    assert_true(has(c, "POST /plug/x q=a=b a=b h=yes remote=yes body=body sess=1"));
+    cli_close(c);
+    svc->route_remove(ud, r);
+    c = cli_open(f);
+    cli_sends(c, "POST /plug/x?a=b HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert_true(pump(f, c, has, "404 Not Found", 3000));
+    cli_close(c);
+    /* Stopping the server withdraws the service. */
+    sl_http_server_stop(f->srv);
+    assert_null(sl_service_get(&f->core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1223,6 +1422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_websocket_bad_upgrade, setup_server,
                                         teardown_server),
         cmocka_unit_test_setup_teardown(test_server_kick_and_stop, setup_server, teardown_server),
+        cmocka_unit_test_setup_teardown(test_server_route_order, setup_server, teardown_server),
+        cmocka_unit_test_setup_teardown(test_server_http_service, setup_server, teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,10 +191,10 @@ static fix_t *fix_new(int with_tls)
     f->port = sl_http_server_port(f->srv);
     f->tls_port = sl_http_server_tls_port(f->srv);
     assert_true(f->port > 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/fast", h_fast, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/big", h_big, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/stream", h_stream, f), 0);
-    assert_int_equal(sl_http_route(f->srv, "GET", "/ws", h_ws, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/fast", SL_HTTP_PRIO_CORE, h_fast, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/big", SL_HTTP_PRIO_CORE, h_big, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/stream", SL_HTTP_PRIO_CORE, h_stream, f), 0);
+    assert_int_equal(sl_http_route(f->srv, "GET", "/ws", SL_HTTP_PRIO_CORE, h_ws, f), 0);
     return f;
 }
 
