@@ -6,7 +6,8 @@ when one breaks a rule:
   1. a layer includes a header of a higher layer
      (base, net < media < app < proto < modules, cluster < api; main.c sees all);
   2. a protocol includes another protocol's headers (proto/X -> proto/Y), except
-     the HTTP server's route interface, which HTTP-carried endpoints register on;
+     the HTTP server's route interface, which HTTP-carried endpoints register on,
+     and the protocol table (proto/proto.h; proto/protocols.c names each protocol);
   3. a module includes another module's headers (modules/X -> modules/Y), except
      the module table (modules/module.h) and the auth helpers every auth module
      shares (modules/auth_common.h);
@@ -74,6 +75,10 @@ def judge(rel, fname, layer, sub, inc_tail=None):
     if RANK[layer] > RANK[own]:
         return 'includes a higher layer (%s above %s)' % (layer, own)
     own_sub = rel[2] if len(rel) > 2 else None
+    if own == 'proto' and own_sub is None and fname == 'protocols.c':
+        return None  # the table of built-in protocols names each one
+    if own == 'proto' and layer == 'proto' and sub == 'proto':
+        return None  # the protocol table's descriptor (proto/proto.h), every protocol's
     if own == 'proto' and layer == 'proto' and sub != own_sub and sub != 'http':
         return 'a protocol includes another protocol'
     if own == 'proto' and layer == 'proto' and sub == 'http' and own_sub != 'http':

@@ -34,18 +34,20 @@
 #include "media/frame.h"
 #include "modules/module.h"
 #include "proto/http/http.h"
-#include "proto/rtmp/rtmp_server.h"
+#include "proto/proto.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
 
 extern char **environ;
 
 #define MAX_MODULES 32
+#define MAX_PROTOCOLS 16
 
 typedef struct {
     sl_core_t core;
-    sl_rtmp_server_t *rtmp;
-    sl_http_server_t *http;
+    void *proto_state[MAX_PROTOCOLS]; /* of each started protocol, NULL when off */
+    int n_protocols;                  /* protocols (of the table) started or skipped */
+    sl_http_server_t *http;           /* the "http" protocol's server (routes), else NULL */
     sl_api_t *api;
     void *module_state[MAX_MODULES];
     int n_modules;                 /* modules started */
@@ -65,28 +67,18 @@ static void print_err(void *ud, const char *where, int line, const char *msg)
 }
 
 /*
- * The checks that need more than the config tables: certificates that load,
- * and each module's check (files readable, URL schemes, event names...).
- * Every problem goes to err with the file and line that set its key.
- * Returns the number of problems.
+ * The checks that need more than the config tables: each enabled
+ * protocol's (certificates that load) and each module's (files readable,
+ * URL schemes, event names...). Every problem goes to err with the file
+ * and line that set its key. Returns the number of problems.
  */
 static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
     int n = 0;
-    char why[512];
-    int own_rtmp_cert = cfg->rtmp_tls_cert && cfg->rtmp_tls_cert[0];
-    if (cfg->http_enabled && sl_http_server_tls_enabled(cfg) &&
-        sl_http_server_tls_check(cfg, why, sizeof why)) {
-        sl_config_report(cfg, "http.tls_cert", err, ud, "%s", why);
-        n++;
-    }
-    /* RTMPS's certificate (its own, or HTTPS's: then reported once, above). */
-    if (cfg->rtmp_enabled && sl_rtmp_server_tls_enabled(cfg) && (own_rtmp_cert || !n) &&
-        sl_rtmp_server_tls_check(cfg, why, sizeof why)) {
-        sl_config_report(cfg, cfg->rtmp_tls_cert && cfg->rtmp_tls_cert[0] ? "rtmp.tls_cert"
-                                                                           : "http.tls_cert",
-                         err, ud, "%s", why);
-        n++;
+    for (int i = 0; sl_builtin_protocols[i]; i++) {
+        const sl_proto_t *p = sl_builtin_protocols[i];
+        if (p->check && p->enabled(cfg))
+            n += p->check(cfg, err, ud);
     }
     for (int i = 0; sl_builtin_modules[i]; i++)
         if (sl_builtin_modules[i]->check)
@@ -112,6 +104,14 @@ static int on_healthz(sl_http_req_t *req, void *ud)
     return sl_http_respond(req, 200, "text/plain", "ok\n", 3, NULL);
 }
 
+/* Graceful stop of every started protocol, in reverse table order. */
+static void stop_protocols(app_t *app)
+{
+    for (int i = app->n_protocols - 1; i >= 0; i--)
+        if (sl_builtin_protocols[i]->stop && app->proto_state[i])
+            sl_builtin_protocols[i]->stop(app->proto_state[i]);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *app = s->data;
@@ -126,10 +126,7 @@ static void on_signal(uv_signal_t *s, int signum)
         if (sl_builtin_modules[i]->stop && app->module_state[i])
             sl_builtin_modules[i]->stop(app->module_state[i]);
     sl_api_stop(app->api);
-    if (app->http)
-        sl_http_server_stop(app->http);
-    if (app->rtmp)
-        sl_rtmp_server_stop(app->rtmp);
+    stop_protocols(app);
     /* Signal handles stay referenced but must not keep the loop alive. */
     uv_unref((uv_handle_t *)&app->sigint);
     uv_unref((uv_handle_t *)&app->sigterm);
@@ -236,39 +233,23 @@ int main(int argc, char **argv)
     SL_LOGI(NULL, "sluice %s starting (config %s, data %s)", SL_VERSION_STRING,
             config_path ? config_path : "defaults", cfg.server_data_dir);
     int exit_code = 0;
-    if (cfg.rtmp_enabled) {
-        rc = sl_rtmp_server_start(&app.core, &app.rtmp);
+    /* The protocols, in table order; each logs where it listens. */
+    for (; sl_builtin_protocols[app.n_protocols] && app.n_protocols < MAX_PROTOCOLS;
+         app.n_protocols++) {
+        const sl_proto_t *p = sl_builtin_protocols[app.n_protocols];
+        if (!p->enabled(&cfg))
+            continue;
+        rc = p->start(&app.core, &app.proto_state[app.n_protocols]);
         if (rc) {
-            /* The server logged why (the port, the certificate). */
-            SL_LOGE(NULL, "rtmp: not started: %s", sl_strerror(rc));
+            /* The protocol logged why; a state it left is stopped and freed below. */
             exit_code = 1;
+            app.n_protocols++;
             goto out;
         }
-        SL_LOGI(NULL, "rtmp listening on %s:%lld", cfg.rtmp_bind, (long long)cfg.rtmp_port);
-        const char *host = strcmp(cfg.rtmp_bind, "0.0.0.0") == 0 || strcmp(cfg.rtmp_bind, "::") == 0
-                               ? "localhost" : cfg.rtmp_bind;
-        SL_LOGI(NULL, "publish: rtmp://%s:%lld/live/{stream}   (OBS: server rtmp://%s:%lld/live, key {stream})",
-                host, (long long)cfg.rtmp_port, host, (long long)cfg.rtmp_port);
-        SL_LOGI(NULL, "play:    rtmp://%s:%lld/live/{stream}", host, (long long)cfg.rtmp_port);
-        if (sl_rtmp_server_tls_port(app.rtmp) > 0)
-            SL_LOGI(NULL, "rtmps listening on %s:%d (rtmps://%s:%d/live/{stream})",
-                    sl_rtmp_server_tls_bind(&cfg), sl_rtmp_server_tls_port(app.rtmp), host,
-                    sl_rtmp_server_tls_port(app.rtmp));
+        if (p == &sl_http_proto)
+            app.http = sl_http_proto_server(app.proto_state[app.n_protocols]);
     }
-    if (cfg.http_enabled) {
-        rc = sl_http_server_start(&app.core, &app.http);
-        if (rc) {
-            /* The server logged why (the port, the certificate). */
-            SL_LOGE(NULL, "http: not started: %s", sl_strerror(rc));
-            exit_code = 1;
-            goto out;
-        }
-        SL_LOGI(NULL, "http listening on %s:%lld (console http://localhost:%lld/)", cfg.http_bind,
-                (long long)cfg.http_port, (long long)cfg.http_port);
-        if (sl_http_server_tls_port(app.http) > 0)
-            SL_LOGI(NULL, "https listening on %s:%d (https://localhost:%d/)",
-                    sl_http_server_tls_bind(&cfg), sl_http_server_tls_port(app.http),
-                    sl_http_server_tls_port(app.http));
+    if (app.http) {
         const sl_http_route_spec_t healthz = {.method = "GET", .prefix = "/healthz",
                                               .prio = SL_HTTP_PRIO_CORE, .name = "healthz",
                                               .serves = "", .cb = on_healthz};
@@ -315,10 +296,7 @@ out:
             if (sl_builtin_modules[i]->stop && app.module_state[i])
                 sl_builtin_modules[i]->stop(app.module_state[i]);
         sl_api_stop(app.api);
-        if (app.http)
-            sl_http_server_stop(app.http);
-        if (app.rtmp)
-            sl_rtmp_server_stop(app.rtmp);
+        stop_protocols(&app);
         uv_close((uv_handle_t *)&app.sigint, on_signal_closed);
         uv_close((uv_handle_t *)&app.sigterm, on_signal_closed);
         uv_run(loop, UV_RUN_DEFAULT);
@@ -331,8 +309,9 @@ out:
     sl_store_close(app.store);
     uv_run(loop, UV_RUN_DEFAULT);
     sl_api_free(app.api);
-    sl_http_server_free(app.http);
-    sl_rtmp_server_free(app.rtmp);
+    for (int i = app.n_protocols - 1; i >= 0; i--)
+        if (sl_builtin_protocols[i]->free && app.proto_state[i])
+            sl_builtin_protocols[i]->free(app.proto_state[i]);
     sl_core_cleanup(&app.core);
     sl_frame_pool_drain();
     if (uv_loop_close(loop) != 0)

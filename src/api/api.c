@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "app/admission.h"
+#include "app/events.h"
+#include "app/svc/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -279,6 +282,18 @@ int sl_api_add_route(sl_api_t *api, const char *segment, sl_http_handler_cb cb, 
     return 0;
 }
 
+static int svc_add_route(void *ud, const char *segment, sl_http_handler_cb cb, void *cb_ud)
+{
+    return sl_api_add_route(ud, segment, cb, cb_ud);
+}
+
+/* Service "api" (src/app/svc/api.h): how modules reach the API. */
+static const sl_svc_api_t api_service = {
+    .add_route = svc_add_route,
+    .ok = sl__api_ok,
+    .err = sl__api_err,
+};
+
 /* ------------------------------------------------------------------ */
 /* routing                                                             */
 
@@ -330,6 +345,51 @@ static int server_routes(sl_api_t *api, sl_http_req_t *req)
     return sl__api_ok(req, list);
 }
 
+static void service_each(void *arg, const char *name, int major, int minor)
+{
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d", major, minor);
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:i, s:i}", "name", name, "version", version,
+                                         "major", major, "minor", minor));
+}
+
+static void listener_each(void *arg, const char *name, int phase)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "name", name, "phase",
+                                         sl_event_phase_name(phase)));
+}
+
+static void check_each(void *arg, const char *name, int phase)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "name", name, "phase",
+                                         sl_admit_phase_name(phase)));
+}
+
+/*
+ * GET /api/v1/server/services: the seams in use (docs/internals/SEAMS.md):
+ * registered services with their versions, event listeners in delivery
+ * order and admission checks in chain order, each with its phase's name.
+ */
+static int server_services(sl_api_t *api, sl_http_req_t *req)
+{
+    json_t *services = json_array(), *listeners = json_array(), *checks = json_array();
+    json_t *o = json_object();
+    if (!services || !listeners || !checks || !o) {
+        json_decref(services);
+        json_decref(listeners);
+        json_decref(checks);
+        json_decref(o);
+        return SL_ENOMEM;
+    }
+    sl_services_each(api->core, service_each, services);
+    sl_events_each(api->core, listener_each, listeners);
+    sl_admit_checks_each(api->core, check_each, checks);
+    json_object_set_new(o, "services", services);
+    json_object_set_new(o, "event_listeners", listeners);
+    json_object_set_new(o, "admission_checks", checks);
+    return sl__api_ok(req, o);
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     sl_api_t *api = ud;
@@ -356,6 +416,8 @@ static int api_handler(sl_http_req_t *req, void *ud)
             return sl__api_server_stats(api, req);
         if (n == 2 && strcmp(seg[1], "routes") == 0)
             return server_routes(api, req);
+        if (n == 2 && strcmp(seg[1], "services") == 0)
+            return server_services(api, req);
     }
     if (n >= 1 && strcmp(seg[0], "applications") == 0) {
         if (n == 1 && is_get)
@@ -417,6 +479,9 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
         return rc;
     }
     api->http = http;
+    /* Modules add their /api/v1 endpoints through the service (they start after the API). */
+    rc = sl_service_register(core, SL_SVC_API, SL_SVC_API_MAJOR, SL_SVC_API_MINOR, &api_service,
+                             api);
     /* Names and statistics of streams, behind the API token: no stream data. */
     const sl_http_route_spec_t api_route = {.prefix = "/api/v1/", .prio = SL_HTTP_PRIO_CORE,
                                             .name = "api", .serves = "", .cb = api_handler,
@@ -424,10 +489,11 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
     const sl_http_route_spec_t metrics_route = {.prefix = "/metrics", .prio = SL_HTTP_PRIO_CORE,
                                                 .name = "metrics", .serves = "",
                                                 .cb = metrics_handler, .ud = api};
-    rc = sl_http_route_add(http, &api_route, NULL);
+    rc = rc ? rc : sl_http_route_add(http, &api_route, NULL);
     rc = rc ? rc : sl_http_route_add(http, &metrics_route, NULL);
     rc = rc ? rc : sl__api_events_start(api);
     if (rc) {
+        sl_service_unregister(core, SL_SVC_API, &api_service);
         sl_map_cleanup(&api->fails);
         sl_free(api);
         return rc;
@@ -436,7 +502,6 @@ int sl_api_start(sl_core_t *core, sl_http_server_t *http, sl_api_t **out)
     api->lag_timer.data = api;
     uv_timer_start(&api->lag_timer, on_lag_timer, 1000, 1000);
     uv_unref((uv_handle_t *)&api->lag_timer);
-    core->api = api;
     /* The token itself is never logged (logs are shipped and kept far longer
      * than the token stays secret): the file is where an operator reads it. */
     if (api->token_generated == 2)
@@ -463,8 +528,7 @@ void sl_api_free(sl_api_t *api)
 {
     if (!api)
         return;
-    if (api->core->api == api)
-        api->core->api = NULL;
+    sl_service_unregister(api->core, SL_SVC_API, &api_service);
     size_t pos = 0;
     sl_map_entry_t *e;
     while ((e = sl_map_next(&api->fails, &pos)))

@@ -41,8 +41,9 @@ void sl_api_free(sl_api_t *api);
  * check (address allow-list, token, failure rate limit), so every /api/v1
  * path shares one access rule, one envelope (sl__api_ok / sl__api_err in
  * api_internal.h) and one 404. The handler contract is sl_http_route's.
- * segment is copied; ud is borrowed until sl_api_free. A module finds the
- * running API in core->api (NULL when HTTP is off). Returns 0, SL_EINVAL
+ * segment is copied; ud is borrowed until sl_api_free. A module reaches
+ * this through the service "api" (src/app/svc/api.h), registered by
+ * sl_api_start and absent when HTTP is off. Returns 0, SL_EINVAL
  * (empty or too long segment), SL_EBUSY (segment taken) or SL_ETOOBIG
  * (table full).
  */

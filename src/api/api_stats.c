@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "app/listeners.h"
+#include "app/services.h"
+#include "app/svc/recorder.h"
 #include "base/alloc.h"
 #include "base/time.h"
 #include "media/flv.h"
-#include "proto/rtmp/rtmp_server.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
 
@@ -118,27 +120,31 @@ static uint64_t live_sum(sl_core_t *core, const char *app_name, int field)
     return sum;
 }
 
+/* The "recorder" service while the recorder runs, else NULL (no recordings). */
+static const sl_svc_recorder_t *recorder_of(const sl_api_t *api, void **ud)
+{
+    return sl_service_get(api->core, SL_SVC_RECORDER, SL_SVC_RECORDER_MAJOR, 0, ud);
+}
+
 /* ------------------------------------------------------------------ */
 /* server                                                              */
 
 int sl__api_server_info(sl_api_t *api, sl_http_req_t *req)
 {
-    const sl_config_t *cfg = api->core->cfg;
     uint64_t up = sl_time_wall_ms() - api->core->start_ms;
     json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "red5_pro_version", SL_VERSION_STRING,
                           "fms_version", FMS_VERSION, "capabilities", 33, "uptime", (json_int_t)up);
     /* sluice addition: where to publish and play, so a console or a client can
      * build rtmp://host:PORT/app/stream (rtmps://, https://) without knowing
-     * the configuration; null when that listener is off. */
+     * the configuration; null when that listener is off. The ports come from
+     * the listeners table the protocols fill as they open (app/listeners.h). */
     if (o) {
-        int rtmps = cfg->rtmp_enabled && sl_rtmp_server_tls_enabled(cfg);
-        int https = cfg->http_enabled && cfg->http_tls_cert[0] && cfg->http_tls_key[0];
-        json_object_set_new(o, "rtmp_port", cfg->rtmp_enabled ?
-                            json_integer((json_int_t)cfg->rtmp_port) : json_null());
-        json_object_set_new(o, "rtmps_port", rtmps ?
-                            json_integer((json_int_t)cfg->rtmp_tls_port) : json_null());
-        json_object_set_new(o, "https_port", https ?
-                            json_integer((json_int_t)cfg->http_tls_port) : json_null());
+        int rtmp = sl_listeners_port(api->core, "rtmp", 0);
+        int rtmps = sl_listeners_port(api->core, "rtmp", 1);
+        int https = sl_listeners_port(api->core, "http", 1);
+        json_object_set_new(o, "rtmp_port", rtmp >= 0 ? json_integer(rtmp) : json_null());
+        json_object_set_new(o, "rtmps_port", rtmps >= 0 ? json_integer(rtmps) : json_null());
+        json_object_set_new(o, "https_port", https >= 0 ? json_integer(https) : json_null());
     }
     return sl__api_ok(req, o);
 }
@@ -392,6 +398,8 @@ static int plays_stream(const sl_session_t *s, const sl_stream_t *st)
 static json_t *stream_json(sl_api_t *api, sl_stream_t *st, const char *rel, const char *scope,
                            int broadcast)
 {
+    void *rec_ud;
+    const sl_svc_recorder_t *rec = recorder_of(api, &rec_ud);
     char path[1100];
     red5_path(path, sizeof path, scope);
     json_t *o = json_object();
@@ -401,9 +409,7 @@ static json_t *stream_json(sl_api_t *api, sl_stream_t *st, const char *rel, cons
     json_object_set_new(o, "creation_time", json_integer((json_int_t)st->publish_time_ms));
     json_object_set_new(o, "scope_path", json_string(path));
     json_object_set_new(o, "is_recording",
-                        json_boolean(api->core->recorder_ops &&
-                                     api->core->recorder_ops->is_recording(api->core->recorder_ud,
-                                                                            st->name)));
+                        json_boolean(rec && rec->is_recording(rec_ud, st->name)));
     json_object_set_new(o, "state", json_string(st->publisher ? "PUBLISHING" : "CLOSED"));
     if (!broadcast)
         return o;
@@ -485,7 +491,8 @@ static sl_session_t *find_client(sl_api_t *api, const char *id, const char *scop
 static int record_action(sl_api_t *api, sl_http_req_t *req, sl_stream_t *st, const char *rel,
                          const char *scope, int start)
 {
-    const sl_recorder_ops_t *ops = api->core->recorder_ops;
+    void *rec_ud;
+    const sl_svc_recorder_t *ops = recorder_of(api, &rec_ud);
     if (!ops)
         return sl__api_err(req, 409, "Recording is not available on this server.");
     int rc;
@@ -495,7 +502,7 @@ static int record_action(sl_api_t *api, sl_http_req_t *req, sl_stream_t *st, con
         int has_saveas = sl_http_query_get(req->query, "saveas", saveas, sizeof saveas) > 0;
         int app_mode = sl_http_query_get(req->query, "append", append, sizeof append) > 0 &&
                        strcmp(append, "true") == 0;
-        rc = ops->start(api->core->recorder_ud, st->name, has_saveas ? saveas : NULL, app_mode,
+        rc = ops->start(rec_ud, st->name, has_saveas ? saveas : NULL, app_mode,
                         name, sizeof name);
         if (rc == SL_EINVAL)
             return sl__api_err(req, 400, "Invalid saveas: the name must stay inside the "
@@ -510,7 +517,7 @@ static int record_action(sl_api_t *api, sl_http_req_t *req, sl_stream_t *st, con
         json_object_set_new(o, "append", json_boolean(app_mode));
         return sl__api_ok(req, o);
     }
-    rc = ops->stop(api->core->recorder_ud, st->name);
+    rc = ops->stop(rec_ud, st->name);
     if (rc == SL_ENOTFOUND)
         return sl__api_err(req, 409, "The stream is not being recorded.");
     if (rc == SL_EDENIED)
@@ -530,20 +537,22 @@ static void media_each(void *arg, const char *name, uint64_t mtime_ms, uint64_t 
 /* GET /applications/{app}/media[?extension=flv]: [OnDemandMedia]. */
 static int media_list(sl_api_t *api, sl_http_req_t *req, const char *app)
 {
-    const sl_recorder_ops_t *ops = api->core->recorder_ops;
+    void *rec_ud;
+    const sl_svc_recorder_t *ops = recorder_of(api, &rec_ud);
     json_t *a = json_array();
     char ext[16] = "";
     if (sl_http_query_get(req->query, "extension", ext, sizeof ext) < 0)
         ext[0] = '\0';
     if (ops)
-        ops->list(api->core->recorder_ud, app, ext[0] == '.' ? ext + 1 : ext, media_each, a);
+        ops->list(rec_ud, app, ext[0] == '.' ? ext + 1 : ext, media_each, a);
     return sl__api_ok(req, a);
 }
 
 /* DELETE /applications/{app}/media?filename=&extension=: the deleted OnDemandMedia. */
 static int media_delete(sl_api_t *api, sl_http_req_t *req, const char *app)
 {
-    const sl_recorder_ops_t *ops = api->core->recorder_ops;
+    void *rec_ud;
+    const sl_svc_recorder_t *ops = recorder_of(api, &rec_ud);
     char fn[300], ext[16] = "", name[320];
     if (sl_http_query_get(req->query, "filename", fn, sizeof fn) <= 0)
         return sl__api_err(req, 400, "Parameter filename is required.");
@@ -552,7 +561,7 @@ static int media_delete(sl_api_t *api, sl_http_req_t *req, const char *app)
     if (!ops)
         return sl__api_err(req, 404, "Media file not found.");
     uint64_t mtime = 0, size = 0;
-    int rc = ops->remove(api->core->recorder_ud, app, fn, ext[0] == '.' ? ext + 1 : ext, name,
+    int rc = ops->remove(rec_ud, app, fn, ext[0] == '.' ? ext + 1 : ext, name,
                          sizeof name, &mtime, &size);
     if (rc == SL_EINVAL)
         return sl__api_err(req, 400, "Invalid filename or extension.");

@@ -134,6 +134,14 @@ const char *const *sl_admit_checks_list(sl_core_t *core, int *count)
     return m->names;
 }
 
+void sl_admit_checks_each(sl_core_t *core, void (*each)(void *arg, const char *name, int phase),
+                          void *arg)
+{
+    struct sl_admission *m = adm(core);
+    for (size_t i = 0; m && i < m->n; i++)
+        each(arg, m->checks[i].name, m->checks[i].priority);
+}
+
 void sl_admit_cleanup(sl_core_t *core)
 {
     struct sl_admission *m = core->admission;

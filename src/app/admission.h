@@ -85,6 +85,12 @@ int sl_admit_add_check(sl_core_t *core, const char *name, sl_admit_phase_t phase
 void sl_admit_remove_check(sl_core_t *core, int id);
 /** Names of the checks in order, for listing (borrowed; n in *count). */
 const char *const *sl_admit_checks_list(sl_core_t *core, int *count);
+/**
+ * Calls each(arg, name, phase) for every check in the order the chain runs
+ * them (the API lists them with sl_admit_phase_name).
+ */
+void sl_admit_checks_each(sl_core_t *core, void (*each)(void *arg, const char *name, int phase),
+                          void *arg);
 
 /**
  * Runs the chain for session s. Returns SL_OK after calling done (allowed

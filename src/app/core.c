@@ -8,6 +8,7 @@
 
 #include "app/admission.h"
 #include "app/events.h"
+#include "app/listeners.h"
 #include "app/services.h"
 
 #include <openssl/rand.h>
@@ -73,6 +74,7 @@ void sl_core_cleanup(sl_core_t *core)
     sl_events_cleanup(core);
     sl_admit_cleanup(core);
     sl_services_cleanup(core);
+    sl_listeners_cleanup(core);
     sl_hub_free(core->hub);
     core->hub = NULL;
 }

@@ -57,72 +57,6 @@ typedef enum {
     SL_PUBLISH_APPEND = 2, /* live and appended to the existing recording */
 } sl_publish_mode_t;
 
-/*
- * Recording control, registered by the recorder module in sl_core_t
- * (recorder_ops/recorder_ud) so that the API and protocols reach it
- * without depending on the module. Every call runs on the loop thread and
- * borrows its strings for the call only.
- */
-typedef struct sl_recorder_ops {
-    /**
-     * Starts an API recording of the live stream `stream_path` ("live/s1")
-     * under `saveas` (NULL = the stream name; may hold a strftime pattern),
-     * appending when `append`. Writes the file name relative to the app's
-     * streams folder into name_out. 0, SL_ENOTFOUND (no such live stream),
-     * SL_EBUSY (already recording), SL_EINVAL (unsafe name), SL_ENOMEM.
-     */
-    int (*start)(void *ud, const char *stream_path, const char *saveas, int append,
-                 char *name_out, size_t name_cap);
-    /**
-     * Stops the API-started recording of stream_path. 0, SL_ENOTFOUND (not
-     * recording), SL_EDENIED (recording not started by the API).
-     */
-    int (*stop)(void *ud, const char *stream_path);
-    /** 1 when stream_path is being recorded, else 0. */
-    int (*is_recording)(void *ud, const char *stream_path);
-    /**
-     * Calls each(arg, name, mtime_ms, size) for every recorded file of the
-     * app (names relative to its streams folder), only those ending in
-     * `.ext` when ext is not NULL/empty. 0 or a negative error.
-     */
-    int (*list)(void *ud, const char *app, const char *ext,
-                void (*each)(void *arg, const char *name, uint64_t mtime_ms, uint64_t size),
-                void *arg);
-    /**
-     * Deletes one recorded file of the app (name relative to its streams
-     * folder, ext appended when the name lacks it) and reports what it was.
-     * 0, SL_EINVAL (unsafe name), SL_ENOTFOUND, SL_EBUSY (being written).
-     */
-    int (*remove)(void *ud, const char *app, const char *name, const char *ext,
-                  char *name_out, size_t name_cap, uint64_t *mtime_ms, uint64_t *size);
-    /**
-     * VOD: plays the recording `name` of scope (".flv" added when it has no
-     * extension; a room's files are in its subfolder) into sink, frames
-     * paced at real time from the keyframe at or before start_ms. Frames
-     * arrive later, from the loop, through sink->ops->on_frame (borrowed
-     * frames, as from a hub); on_end(ctx) is called once when the last one
-     * is due. Returns 0 and a handle for the calls below in *out,
-     * SL_EINVAL (unsafe name), SL_ENOTFOUND (no such file) or SL_ENOMEM.
-     */
-    int (*vod_open)(void *ud, const char *scope, const char *name, uint32_t start_ms,
-                    sl_sink_t *sink, void (*on_end)(void *ctx), void *ctx, void **out);
-    /** Seeks to the keyframe at or before ms (the player should flush its queue first). */
-    void (*vod_seek)(void *vod, uint32_t ms);
-    /** Pauses (1) or resumes (0) the clock and the frames. */
-    void (*vod_pause)(void *vod, int pause);
-    /** Ends the VOD; no callback comes afterwards. Safe inside on_frame/on_end. */
-    void (*vod_close)(void *vod);
-    /** Calls each(arg, file) for the file of every recording being written. */
-    void (*each_busy)(void *ud, void (*each)(void *arg, const char *file), void *arg);
-    /**
-     * The media duration of the recording `name` of scope (named as for
-     * vod_open), from the recordings catalog, without touching the file
-     * beyond a stat: RTMP getStreamLength. 0 and *ms, or SL_EINVAL (unsafe
-     * name), SL_ENOTFOUND (no such file, or not in the catalog).
-     */
-    int (*vod_length)(void *ud, const char *scope, const char *name, uint64_t *ms);
-} sl_recorder_ops_t;
-
 typedef struct sl_session_ops {
     /** Disconnects the client with a reason (the protocol tells it how it can). */
     void (*kick)(sl_session_t *s, const char *reason);
@@ -177,10 +111,9 @@ typedef struct sl_core {
     int shutting_down;           /* refuse new work */
     struct sl_events *events;    /* the event bus (events.c), created on first use */
     struct sl_admission *admission; /* admission checks (admission.c), created on first use */
+    struct sl_listeners *listeners; /* every socket protocols listen on (listeners.c) */
     struct sl_services *services; /* the service registry (services.c): how parts reach each
                                      other; created on first registration */
-    struct sl_api *api;          /* the Server API while it runs (set by sl_api_start), else
-                                    NULL: modules add /api/v1 endpoints through it (borrowed) */
     uint64_t closed_bytes_in;    /* bytes of sessions already gone (totals = these + live) */
     uint64_t closed_bytes_out;
     uint64_t closed_msgs_in;
@@ -190,8 +123,6 @@ typedef struct sl_core {
     sl_byte_pool_t rtmp_partial; /* bytes of half-received RTMP messages, every connection
                                     (limit rtmp.max_partial_bytes_total; rtmp_conn.c) */
     sl_map_t app_stats;          /* app name -> sl_app_stats_t* */
-    const sl_recorder_ops_t *recorder_ops; /* set by the recorder module while it runs, else NULL */
-    void *recorder_ud;           /* its state (borrowed) */
     sl_map_t addr_conns;         /* remote address -> sl_addr_conns_t*, while it has connections */
     sl_list_t pending;           /* sessions accepted but not admitted yet, oldest first */
     size_t n_pending;

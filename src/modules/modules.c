@@ -13,6 +13,7 @@
 #include "modules/module.h"
 #include "modules/recorder/recorder.h"
 #include "modules/s3_upload/s3_upload.h"
+#include "modules/vod/vod.h"
 #include "modules/webhooks/webhooks.h"
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
@@ -27,6 +28,7 @@ const sl_module_t *const sl_builtin_modules[] = {
     &sl_s3_upload_module, /* before the recorder: stopped after it, so the record_done
                              events of recordings finalised at shutdown are still queued */
     &sl_recorder_module,  /* before HLS/HTTP-FLV: its /{app}/mediafiles route comes first */
+    &sl_vod_module,       /* after the recorder, whose "recorder" service it uses */
     &sl_cleaner_module,
     &sl_hls_module,
     &sl_httpflv_module,

@@ -43,6 +43,7 @@ KNOWN_ROUTES = [
     ("get", "/api/v1/server/ping"),
     ("get", "/api/v1/server/statistics"),
     ("get", "/api/v1/server/routes"),
+    ("get", "/api/v1/server/services"),
     ("get", "/api/v1/applications"),
     ("get", "/api/v1/applications/statistics"),
     ("get", "/api/v1/applications/{app}"),

@@ -26,6 +26,7 @@
 #include "app/events.h"
 #include "app/services.h"
 #include "app/svc/catalog.h"
+#include "app/svc/recorder.h"
 #include "app/svc/uploads.h"
 #include "base/alloc.h"
 #include "base/log.h"
@@ -259,8 +260,12 @@ static void on_timer(uv_timer_t *t)
     if (c->running || c->stopping)
         return;
     clear_busy(c);
-    if (c->core->recorder_ops)
-        c->core->recorder_ops->each_busy(c->core->recorder_ud, add_busy, c);
+    /* The files being written (the recorder's service; none when it does not run). */
+    void *rec_ud;
+    const sl_svc_recorder_t *rec =
+        sl_service_get(c->core, SL_SVC_RECORDER, SL_SVC_RECORDER_MAJOR, 0, &rec_ud);
+    if (rec)
+        rec->each_busy(rec_ud, add_busy, c);
     c->uploads = sl_service_get(c->core, SL_UPLOADS_SERVICE, SL_UPLOADS_MAJOR, 0, &c->uploads_ud);
     c->catalog = sl_service_get(c->core, SL_CATALOG_SERVICE, SL_CATALOG_MAJOR, 0, &c->catalog_ud);
     c->work.data = c;

@@ -5,8 +5,9 @@
  * hub sink per recording, turns frames into bounded jobs for the writer,
  * and turns the writer's results into events (record_start,
  * record_done). It also serves the recorded files' listings: the Server
- * API's media list/delete through sl_recorder_ops_t (core.h), and Red5's
- * `GET /{app}/mediafiles`.
+ * API's media list/delete through the "recorder" service
+ * (app/svc/recorder.h, also used by the cleaner and the VOD module), and
+ * Red5's `GET /{app}/mediafiles`.
  *
  * A recording starts on a keyframe (the hub replays the cached configs and
  * the GOP to a new sink, so a recording started mid-stream begins at once
@@ -25,7 +26,9 @@
 #include <unistd.h>
 
 #include "app/events.h"
+#include "app/services.h"
 #include "app/store.h"
+#include "app/svc/recorder.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -570,7 +573,7 @@ static void on_async(uv_async_t *h)
 }
 
 /* ------------------------------------------------------------------ */
-/* control from the API (sl_recorder_ops_t)                            */
+/* the "recorder" service (API, cleaner, VOD)                          */
 
 static int op_start(void *ud, const char *stream_path, const char *saveas, int append,
                     char *name_out, size_t name_cap)
@@ -739,21 +742,6 @@ static int vod_file(sl_recorder_t *m, const char *scope, const char *name, int a
     return 0;
 }
 
-static int op_vod_open(void *ud, const char *scope, const char *name, uint32_t start_ms,
-                       sl_sink_t *sink, void (*on_end)(void *ctx), void *ctx, void **out)
-{
-    sl_recorder_t *m = ud;
-    char file[PATH_CAP];
-    int rc = SL_ENOTFOUND;
-    for (int i = 0; i < 2 && rc == SL_ENOTFOUND; i++) {
-        int frc = vod_file(m, scope, name, i, file, sizeof file);
-        if (frc)
-            return frc == SL_ENOTFOUND ? rc : frc;
-        rc = sl__recorder_vod_open(m, file, start_ms, sink, on_end, ctx, out);
-    }
-    return rc;
-}
-
 /* Remembers (or forgets, when ms is UINT64_MAX) a finished recording's duration. */
 static void set_length(sl_recorder_t *m, const char *file, uint64_t ms)
 {
@@ -763,7 +751,7 @@ static void set_length(sl_recorder_t *m, const char *file, uint64_t ms)
         sl_map_del(&m->lengths, file); /* out of memory: no length rather than a stale one */
 }
 
-static int op_vod_length(void *ud, const char *scope, const char *name, uint64_t *ms)
+static int op_length(void *ud, const char *scope, const char *name, uint64_t *ms)
 {
     sl_recorder_t *m = ud;
     char file[PATH_CAP];
@@ -792,18 +780,22 @@ static void op_each_busy(void *ud, void (*each)(void *arg, const char *file), vo
         each(arg, ((const sl_rec_t *)e->val)->file);
 }
 
-static const sl_recorder_ops_t recorder_ops = {
+static int op_file_of(void *ud, const char *scope, const char *name, int attempt, char *file,
+                      size_t cap)
+{
+    return vod_file(ud, scope, name, attempt, file, cap);
+}
+
+/* Service "recorder" (src/app/svc/recorder.h). */
+static const sl_svc_recorder_t recorder_service = {
     .start = op_start,
     .stop = op_stop,
     .is_recording = op_is_recording,
     .list = op_list,
     .remove = op_remove,
-    .vod_open = op_vod_open,
-    .vod_seek = sl__recorder_vod_seek,
-    .vod_pause = sl__recorder_vod_pause,
-    .vod_close = sl__recorder_vod_close,
     .each_busy = op_each_busy,
-    .vod_length = op_vod_length,
+    .file_of = op_file_of,
+    .length = op_length,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1007,6 +999,10 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
     if (rc < 0)
         goto fail;
     m->listener_id = rc;
+    /* The API, the cleaner and VOD reach the recordings through the service. */
+    if ((rc = sl_service_register(core, SL_SVC_RECORDER, SL_SVC_RECORDER_MAJOR,
+                                  SL_SVC_RECORDER_MINOR, &recorder_service, m)))
+        goto fail;
     const sl_http_route_spec_t route = {
         .method = "GET", .prefix = "/", .suffixes = "/mediafiles .flv .mp4",
         .prio = SL_HTTP_PRIO_APP, .name = "recordings",
@@ -1026,15 +1022,15 @@ static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
          * about to exit on this error anyway). */
         uv_close((uv_handle_t *)&m->async, on_async_closed);
         sl_events_unsubscribe(core, m->listener_id);
+        sl_service_unregister(core, SL_SVC_RECORDER, &recorder_service);
         SL_LOGE(&g_ctx, "recorder: cannot start its writer thread: %s", uv_strerror(rc));
         return rc;
     }
-    core->recorder_ops = &recorder_ops;
-    core->recorder_ud = m;
     *state = m;
     return 0;
 fail:
     SL_LOGE(&g_ctx, "recorder: cannot start: %s", sl_strerror(rc));
+    sl_service_unregister(core, SL_SVC_RECORDER, &recorder_service);
     if (m->listener_id > 0)
         sl_events_unsubscribe(core, m->listener_id);
     if (have_sync) {
@@ -1053,8 +1049,7 @@ static void recorder_stop(void *state)
     sl_recorder_t *m = state;
     if (!m)
         return;
-    m->core->recorder_ops = NULL;
-    m->core->recorder_ud = NULL;
+    sl_service_unregister(m->core, SL_SVC_RECORDER, &recorder_service);
     /* Finalise every recording: CLOSE jobs, then let the writer drain and exit. */
     size_t pos = 0;
     sl_map_entry_t *e;

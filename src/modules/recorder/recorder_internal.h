@@ -143,13 +143,6 @@ typedef struct sl_http_req sl_http_req_t;
  */
 int sl__recorder_http_file(sl_recorder_t *m, sl_http_req_t *req, const char *file);
 
-/* VOD (recorder_vod.c): the sl_recorder_ops_t vod_* calls; file is the checked path. */
-int sl__recorder_vod_open(sl_recorder_t *m, const char *file, uint32_t start_ms, sl_sink_t *sink,
-                          void (*on_end)(void *ctx), void *ctx, void **out);
-void sl__recorder_vod_seek(void *vod, uint32_t ms);
-void sl__recorder_vod_pause(void *vod, int pause);
-void sl__recorder_vod_close(void *vod);
-
 /** Starts the writer thread (recovery first, then jobs). 0 or a libuv error. */
 int sl__recorder_io_start(sl_recorder_t *m);
 /** Asks the writer to finish every queued job and exit, and joins it. */

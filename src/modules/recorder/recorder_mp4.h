@@ -1,8 +1,8 @@
 /*
  * MP4 for the recorder (recorder_mp4.c): recordings written as
  * fragmented MP4 through libavformat's mp4 muxer on the writer thread,
- * the repair of such a file after a crash, and the reader that turns an
- * MP4 file back into FLV tags for RTMP VOD (run on libuv's thread pool).
+ * and the repair of such a file after a crash (the reader that turns an
+ * MP4 file back into FLV tags for VOD is media/mp4_read.h).
  * Nothing here touches the loop or sl_frame_t: input and output are FLV
  * tag bodies, so the thread that calls owns everything it is given.
  */
@@ -88,34 +88,5 @@ int sl_recorder_mp4_repair(int fd, sl_recorder_mp4_scan_t *scan);
  * NULL. Returns 0 or SL_EPROTO. Blocking: worker threads only.
  */
 int sl_recorder_mp4_duration(const char *file, uint64_t *duration_ms, char *codecs, size_t cap);
-
-/* ------------------------------------------------------------------ */
-/* reading (VOD)                                                       */
-
-typedef struct sl_mp4_reader sl_mp4_reader_t;
-
-/** Opens file for reading (blocking: worker threads). 0, SL_EPROTO, SL_ENOMEM. */
-int sl__mp4_reader_open(const char *file, sl_mp4_reader_t **out);
-
-/**
- * Positions the reader at the video keyframe at or before ms (the first
- * sample at or before ms without video); the next read starts with
- * metadata and the configurations. Blocking. 0 or SL_EIO.
- */
-int sl__mp4_reader_seek(sl_mp4_reader_t *r, uint32_t ms);
-
-/**
- * Appends FLV tags (11-byte header, body, PreviousTagSize: what an FLV
- * file holds after its header) to *buf (sl_malloc'd, grown as needed;
- * *len, *cap updated) until at least `want` bytes were added or the file
- * ends. The first read (and the first after a seek) starts with an
- * onMetaData tag and the sequence headers. Returns 0, 1 at the end of
- * the file, SL_ENOMEM, or SL_EIO. Blocking.
- */
-int sl__mp4_reader_read(sl_mp4_reader_t *r, size_t want, uint8_t **buf, size_t *len,
-                        size_t *cap);
-
-/** Closes the reader. NULL is ignored. */
-void sl__mp4_reader_close(sl_mp4_reader_t *r);
 
 #endif

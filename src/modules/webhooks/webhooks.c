@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
-#include "api/api_internal.h"
+#include "app/services.h"
 #include "app/store.h"
+#include "app/svc/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
@@ -40,6 +40,10 @@
 #define MAX_ENDPOINTS 256       /* distinct webhook URLs across the configuration */
 
 static const sl_log_ctx_t g_ctx = {.proto = "webhooks"};
+
+/* The "api" service (envelope answers), set when the endpoints are added;
+ * the handlers run only after that. A static const table of the API's. */
+static const sl_svc_api_t *g_api;
 
 /* ------------------------------------------------------------------ */
 /* the listener (loop thread)                                          */
@@ -272,10 +276,10 @@ static void api_done(void *arg, int status)
 {
     api_work_t *a = arg;
     if (status == 0 && a->status == 200) {
-        sl__api_ok(a->req, a->data); /* steals data */
+        g_api->ok(a->req, a->data); /* steals data */
         a->data = NULL;
     } else {
-        sl__api_err(a->req, status ? 500 : a->status, a->msg ? a->msg : "Internal error.");
+        g_api->err(a->req, status ? 500 : a->status, a->msg ? a->msg : "Internal error.");
     }
     json_decref(a->data);
     sl_free(a);
@@ -294,23 +298,39 @@ static int split_segments(char *path, char **seg, int max)
     return n;
 }
 
+static int api_handler(sl_http_req_t *req, void *ud);
+
+/*
+ * Adds /api/v1/webhooks/ through the "api" service (w may be NULL: the
+ * inert module lists nothing). No API running (HTTP off): nothing to add.
+ */
+static int add_api_route(sl_core_t *core, sl_webhooks_t *w)
+{
+    void *api_ud;
+    const sl_svc_api_t *api = sl_service_get(core, SL_SVC_API, SL_SVC_API_MAJOR, 0, &api_ud);
+    if (!api)
+        return 0;
+    g_api = api;
+    return api->add_route(api_ud, "webhooks", api_handler, w);
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     sl_webhooks_t *w = ud;
     char path[1024];
     const char *p = req->path;
     if (strncmp(p, "/api/v1/", 8) != 0 || strlen(p) >= sizeof path)
-        return sl__api_err(req, 404, "No such API endpoint.");
+        return g_api->err(req, 404, "No such API endpoint.");
     snprintf(path, sizeof path, "%s", p + 8);
     char *seg[5];
     int n = split_segments(path, seg, 4);
     int is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     int is_post = strcmp(req->method, "POST") == 0;
     if (n < 2 || n > 4 || strcmp(seg[0], "webhooks") != 0 || strcmp(seg[1], "deliveries") != 0)
-        return sl__api_err(req, 404, "No such API endpoint.");
+        return g_api->err(req, 404, "No such API endpoint.");
     api_work_t *a = sl_calloc(1, sizeof(*a));
     if (!a)
-        return sl__api_err(req, 503, "Out of memory.");
+        return g_api->err(req, 503, "Out of memory.");
     a->w = w;
     a->req = req;
     if (n == 2 && is_get) {
@@ -322,14 +342,14 @@ static int api_handler(sl_http_req_t *req, void *ud)
         if (a->state[0] && strcmp(a->state, "pending") != 0 &&
             strcmp(a->state, "retrying") != 0 && strcmp(a->state, "delivered") != 0) {
             sl_free(a);
-            return sl__api_err(req, 400, "state must be pending, retrying or delivered.");
+            return g_api->err(req, 400, "state must be pending, retrying or delivered.");
         }
         if (sl_http_query_get(req->query, "limit", val, sizeof val) >= 0) {
             char *end = NULL;
             long v = strtol(val, &end, 10);
             if (!val[0] || *end || v < 1 || v > API_MAX_LIMIT) {
                 sl_free(a);
-                return sl__api_err(req, 400, "limit must be a number from 1 to 1000.");
+                return g_api->err(req, 400, "limit must be a number from 1 to 1000.");
             }
             a->limit = (int)v;
         }
@@ -341,18 +361,18 @@ static int api_handler(sl_http_req_t *req, void *ud)
         snprintf(a->id, sizeof a->id, "%s", seg[2]);
     } else {
         sl_free(a);
-        return sl__api_err(req, (n == 3 || n == 4) && !is_get && !is_post ? 405 : 404,
+        return g_api->err(req, (n == 3 || n == 4) && !is_get && !is_post ? 405 : 404,
                            "No such API endpoint.");
     }
     if (!w) { /* webhooks off (no URL configured): an empty outbox, no database to read */
         int list = a->kind == API_LIST;
         sl_free(a);
-        return list ? sl__api_ok(req, json_array()) : sl__api_err(req, 404, "No such delivery.");
+        return list ? g_api->ok(req, json_array()) : g_api->err(req, 404, "No such delivery.");
     }
     int rc = sl_store_submit(w->store, api_work, api_done, a);
     if (rc) {
         sl_free(a);
-        return sl__api_err(req, 503, "Cannot queue the request.");
+        return g_api->err(req, 503, "Cannot queue the request.");
     }
     return 0;
 }
@@ -465,7 +485,7 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
     for (size_t i = 0; i < cfg->n_apps && !any; i++)
         any = cfg->apps[i].webhook_url && cfg->apps[i].webhook_url[0];
     if (!any) /* nothing configured: inert, no database, no threads; the API lists nothing */
-        return http && core->api ? sl_api_add_route(core->api, "webhooks", api_handler, NULL) : 0;
+        return http ? add_api_route(core, NULL) : 0;
 
     int rc = SL_ENOMEM;
     sl_webhooks_t *w = sl_calloc(1, sizeof(*w));
@@ -511,8 +531,8 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
         goto fail;
     w->listener = rc;
     rc = 0;
-    if (http && core->api)
-        rc = sl_api_add_route(core->api, "webhooks", api_handler, w);
+    if (http)
+        rc = add_api_route(core, w);
     if (rc)
         goto fail;
     SL_LOGI(&g_ctx, "webhooks: %zu endpoint%s, outbox %s", w->n_eps, w->n_eps == 1 ? "" : "s",

@@ -72,6 +72,13 @@ int sl_http_server_start(sl_core_t *core, sl_http_server_t **out);
 void sl_http_server_stop(sl_http_server_t *srv);
 /** Frees after the loop has closed every handle. */
 void sl_http_server_free(sl_http_server_t *srv);
+/** HTTP's line in the protocol table (http_proto.c; proto/proto.h): "http" and HTTPS. */
+extern const struct sl_proto sl_http_proto;
+/**
+ * The server a started sl_http_proto runs (its state; borrowed, valid until
+ * its free): main hands it to the API and to the modules for their routes.
+ */
+sl_http_server_t *sl_http_proto_server(void *state);
 /** The port the listener is bound to (useful with http.port 0 in tests), or -1. */
 int sl_http_server_port(const sl_http_server_t *srv);
 /** The port the HTTPS listener is bound to, or -1 when there is none. */

@@ -21,6 +21,8 @@
 #include "base/alloc.h"
 #include "app/admission.h"
 #include "app/events.h"
+#include "app/services.h"
+#include "app/svc/vod.h"
 #include "base/log.h"
 #include "base/redact.h"
 #include "proto/rtmp/rtmp_conn.h"
@@ -753,7 +755,7 @@ void sl__rtmp_stop_play(sl_rtmp_conn_t *c)
     if (!c->play_sid)
         return;
     if (c->vod) {
-        c->vod_ops->vod_close(c->vod);
+        c->vod_svc->close(c->vod);
         c->vod = NULL;
     }
     sl_stream_remove_sink(&c->sink);
@@ -847,17 +849,19 @@ static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
     c->sink.ctx = c;
     /* A file name (name.flv, flv:name) plays the recording unless such a live
      * stream is being published; without a recording it waits as a live play. */
-    const sl_recorder_ops_t *rops = c->core->recorder_ops;
-    sl_stream_t *live = c->pending_vod && rops ? sl_hub_find(c->core->hub, path) : NULL;
-    if (c->pending_vod && rops && !(live && live->publisher)) {
+    void *vod_ud = NULL;
+    const sl_svc_vod_t *vsvc = c->pending_vod ? sl_service_get(c->core, SL_SVC_VOD,
+                                                                SL_SVC_VOD_MAJOR, 0, &vod_ud)
+                                              : NULL;
+    sl_stream_t *live = vsvc ? sl_hub_find(c->core->hub, path) : NULL;
+    if (vsvc && !(live && live->publisher)) {
         char file[NAME_MAX_LEN + 8];
-        rc = rops->vod_open(c->core->recorder_ud, c->sess.app, vod_name(c->pending_vod == 2, name,
-                            file, sizeof file), c->pending_start_ms, &c->sink, on_vod_end, c,
-                            &c->vod);
+        rc = vsvc->open(vod_ud, c->sess.app, vod_name(c->pending_vod == 2, name, file,
+                        sizeof file), c->pending_start_ms, &c->sink, on_vod_end, c, &c->vod);
         if (rc == SL_ENOMEM)
             return rc;
         if (rc == 0) {
-            c->vod_ops = rops;
+            c->vod_svc = vsvc;
             /* From the start: the file's own timeline. From an offset: 0 at the first
              * frame, as librtmp (rtmpdump --start) expects. A later seek command keeps
              * the file's timeline (cmd_seek). */
@@ -958,7 +962,7 @@ static int cmd_pause(sl_rtmp_conn_t *c, uint32_t sid, int pause)
         c->paused = pause;
         if (pause)
             sl_subq_flush(&c->q);
-        c->vod_ops->vod_pause(c->vod, pause);
+        c->vod_svc->pause(c->vod, pause);
         return sl__rtmp_send_status(c, sid, "status",
                                     pause ? "NetStream.Pause.Notify" : "NetStream.Unpause.Notify",
                                     pause ? "Paused." : "Unpaused.", c->sess.stream);
@@ -990,8 +994,8 @@ static int cmd_seek(sl_rtmp_conn_t *c, uint32_t sid, double ms)
     sl_subq_flush(&c->q);
     c->ts_rebase = 0;
     c->ts_base = 0;
-    c->vod_ops->vod_seek(c->vod, to);
-    c->vod_ops->vod_pause(c->vod, c->paused);
+    c->vod_svc->seek(c->vod, to);
+    c->vod_svc->pause(c->vod, c->paused);
     char desc[64];
     snprintf(desc, sizeof desc, "Seeking %u (stream ID: %u).", to, sid);
     int rc = sl__rtmp_send_status(c, sid, "status", "NetStream.Seek.Notify", desc, c->sess.stream);
@@ -1086,15 +1090,17 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
         }
     } else if (strcmp(name, "getStreamLength") == 0) {
         /* A recording's duration in seconds (from the catalog); 0 for a live stream. */
-        const sl_recorder_ops_t *rops = c->core->recorder_ops;
+        void *vod_ud = NULL;
+        const sl_svc_vod_t *vsvc = sl_service_get(c->core, SL_SVC_VOD, SL_SVC_VOD_MAJOR, 0,
+                                                  &vod_ud);
         const char *arg = count > 3 ? sl_amf_str(v[3]) : NULL;
         uint64_t ms = 0;
-        if (arg && rops && rops->vod_length && c->sess.app && strlen(arg) <= NAME_MAX_LEN) {
+        if (arg && vsvc && c->sess.app && strlen(arg) <= NAME_MAX_LEN) {
             char bare[NAME_MAX_LEN + 1], file[NAME_MAX_LEN + 8];
             snprintf(bare, sizeof bare, "%.*s", (int)strcspn(arg, "?"), arg); /* no query */
-            if (rops->vod_length(c->core->recorder_ud, c->sess.app,
-                                 vod_name(strncmp(bare, "mp4:", 4) == 0, live_name(bare), file,
-                                          sizeof file), &ms))
+            if (vsvc->length(vod_ud, c->sess.app,
+                             vod_name(strncmp(bare, "mp4:", 4) == 0, live_name(bare), file,
+                                      sizeof file), &ms))
                 ms = 0;
         }
         rc = send_result_num(c, txn, 1, (double)ms / 1000.0);

@@ -107,8 +107,8 @@ typedef struct sl_rtmp_conn {
     uint32_t last_out_ts;           /* last timestamp written */
     int sent_media;                 /* any media written since play */
     int joining;                    /* inside sl_hub_add_sink of a play */
-    void *vod;                      /* a recording played (recorder VOD handle), or NULL */
-    const struct sl_recorder_ops *vod_ops; /* whose handle it is */
+    void *vod;                      /* a recording played (a "vod" service handle), or NULL */
+    const struct sl_svc_vod *vod_svc; /* whose handle it is (app/svc/vod.h) */
     uint64_t delivered_bytes;       /* bytes the player had acknowledged at the last sweep */
     uint64_t stall_since_ms;        /* loop time since which nothing was acknowledged; 0 = moving */
 

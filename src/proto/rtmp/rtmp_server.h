@@ -29,6 +29,8 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out);
 void sl_rtmp_server_stop(sl_rtmp_server_t *srv);
 /** Frees the server after the loop has closed all its handles. */
 void sl_rtmp_server_free(sl_rtmp_server_t *srv);
+/** RTMP's line in the protocol table (rtmp_proto.c; proto/proto.h): "rtmp" and RTMPS. */
+extern const struct sl_proto sl_rtmp_proto;
 /** Number of open RTMP connections. */
 size_t sl_rtmp_server_connections(const sl_rtmp_server_t *srv);
 

@@ -1,7 +1,8 @@
 /*
  * VOD: a recorded FLV file played into one subscriber's sink, as if it
- * were a live stream paced at real time (sl_recorder_ops_t.vod_*, used by
- * RTMP for play("name.flv") / play("flv:name")). The protocol's own sink,
+ * were a live stream paced at real time (the "vod" service's open, seek,
+ * pause, close: app/svc/vod.h, used by RTMP for play("name.flv") /
+ * play("flv:name")). The protocol's own sink,
  * queue and writer do the rest, so a VOD player costs what a live one does.
  *
  * The file is read with uv_fs_read on libuv's thread pool into a buffer
@@ -13,7 +14,7 @@
  * after handing over those configs. Pausing stops the clock. At the end,
  * once the last tag is due, on_end tells the protocol (Play.Complete).
  *
- * MP4 files (recorder_mp4.c) are read on the same thread pool, with
+ * MP4 files (media/mp4_read.c) are read on the same thread pool, with
  * uv_queue_work: the work demuxes a batch of samples with libavformat and
  * turns them into FLV tags (onMetaData and sequence headers first), which
  * land in the same buffer; from there the FLV path above paces them. A
@@ -35,8 +36,8 @@
 #include "base/log.h"
 #include "media/flv.h"
 #include "media/frame.h"
-#include "modules/recorder/recorder_internal.h"
-#include "modules/recorder/recorder_mp4.h"
+#include "media/mp4_read.h"
+#include "modules/vod/vod_internal.h"
 #include "sluice/errors.h"
 
 #define READ_BYTES (256 * 1024)     /* one read */
@@ -106,7 +107,7 @@ static void on_timer_closed(uv_handle_t *h)
     drop_saved(v);
     if (v->fd >= 0)
         close(v->fd);
-    sl__mp4_reader_close(v->rd);
+    sl_mp4_reader_close(v->rd);
     sl_free(v->w_buf);
     sl_free(v->file);
     sl_free(v->buf);
@@ -160,12 +161,12 @@ static void mp4_work(uv_work_t *req)
     sl_vod_t *v = req->data;
     int rc = 0;
     if (!v->rd)
-        rc = sl__mp4_reader_open(v->file, &v->rd);
+        rc = sl_mp4_reader_open(v->file, &v->rd);
     if (!rc && v->w_seek)
-        rc = sl__mp4_reader_seek(v->rd, v->w_seek_ms);
+        rc = sl_mp4_reader_seek(v->rd, v->w_seek_ms);
     v->w_len = 0;
     if (!rc)
-        rc = sl__mp4_reader_read(v->rd, v->w_want, &v->w_buf, &v->w_len, &v->w_cap);
+        rc = sl_mp4_reader_read(v->rd, v->w_want, &v->w_buf, &v->w_len, &v->w_cap);
     v->w_rc = rc;
 }
 
@@ -425,10 +426,10 @@ static void pump(sl_vod_t *v)
     }
 }
 
-/* Public through sl_recorder_ops_t (core.h). */
+/* The "vod" service's calls (vod.c), declared in vod_internal.h. */
 
-int sl__recorder_vod_open(sl_recorder_t *m, const char *file, uint32_t start_ms, sl_sink_t *sink,
-                          void (*on_end)(void *ctx), void *ctx, void **out)
+int sl__vod_play_open(uv_loop_t *loop, const char *file, uint32_t start_ms, sl_sink_t *sink,
+                      void (*on_end)(void *ctx), void *ctx, void **out)
 {
     struct stat stt;
     if (stat(file, &stt) || !S_ISREG(stt.st_mode))
@@ -449,7 +450,7 @@ int sl__recorder_vod_open(sl_recorder_t *m, const char *file, uint32_t start_ms,
         sl_free(v);
         return SL_ENOTFOUND;
     }
-    v->loop = m->core->loop;
+    v->loop = loop;
     v->sink = sink;
     v->on_end = on_end;
     v->ctx = ctx;
@@ -472,7 +473,7 @@ int sl__recorder_vod_open(sl_recorder_t *m, const char *file, uint32_t start_ms,
     return 0;
 }
 
-void sl__recorder_vod_seek(void *vod, uint32_t ms)
+void sl__vod_play_seek(void *vod, uint32_t ms)
 {
     sl_vod_t *v = vod;
     if (v->closing)
@@ -495,7 +496,7 @@ void sl__recorder_vod_seek(void *vod, uint32_t ms)
         pump(v);
 }
 
-void sl__recorder_vod_pause(void *vod, int pause)
+void sl__vod_play_pause(void *vod, int pause)
 {
     sl_vod_t *v = vod;
     uint64_t now = uv_now(v->loop);
@@ -511,7 +512,7 @@ void sl__recorder_vod_pause(void *vod, int pause)
     }
 }
 
-void sl__recorder_vod_close(void *vod)
+void sl__vod_play_close(void *vod)
 {
     sl_vod_t *v = vod;
     if (!v || v->closing)

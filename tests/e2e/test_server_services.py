@@ -1,0 +1,56 @@
+"""GET /api/v1/server/services: the seams in use (docs/internals/SEAMS.md).
+
+A server with the API, the recorder (hence VOD) and Simple Auth on one app
+lists the services api, recorder and vod at 1.0, the event listeners in
+delivery order (phases never go back: state before stream before notify)
+with the recorder and the API's event stream in their phases, and the
+admission checks with Simple Auth in phase "credentials". The list is
+behind the API token like every /api/v1 path.
+"""
+
+from api_helpers import Api, start_api_server
+
+EVENT_PHASES = ["state", "queue", "stream", "notify", "plugin"]
+CHECK_PHASES = ["credentials", "token", "remote", "plugin"]
+
+
+def _services(srv):
+    r = Api(srv).get("server/services")
+    assert r.status == 200, r
+    return r.data
+
+
+def test_services_listeners_and_checks(sluice_factory, tmp_path):
+    creds = tmp_path / "simple-auth.credentials"
+    creds.write_text("alice secret-pw\n")
+    srv = start_api_server(sluice_factory, {
+        "auth": {"simple_file": str(creds)},
+        "apps": {"live": {}, "locked": {"auth_simple": True}},
+    })
+    d = _services(srv)
+    assert set(d) == {"services", "event_listeners", "admission_checks"}, d
+    by_name = {s["name"]: s for s in d["services"]}
+    for name in ("api", "recorder", "vod"):
+        assert name in by_name, d["services"]
+        s = by_name[name]
+        assert (s["version"], s["major"], s["minor"]) == ("1.0", 1, 0), s
+    # Registration order: the API starts before the modules, the recorder before VOD.
+    names = [s["name"] for s in d["services"]]
+    assert names.index("api") < names.index("recorder") < names.index("vod"), names
+
+    listeners = {(l["name"], l["phase"]) for l in d["event_listeners"]}
+    assert ("recorder", "state") in listeners, d["event_listeners"]
+    assert ("api.events", "stream") in listeners, d["event_listeners"]
+    order = [EVENT_PHASES.index(l["phase"]) for l in d["event_listeners"]]
+    assert order == sorted(order), d["event_listeners"]
+
+    checks = [(c["name"], c["phase"]) for c in d["admission_checks"]]
+    assert ("auth_simple", "credentials") in checks, checks
+    order = [CHECK_PHASES.index(c["phase"]) for c in d["admission_checks"]]
+    assert order == sorted(order), checks
+
+
+def test_services_needs_the_token(sluice_factory):
+    srv = start_api_server(sluice_factory)
+    r = Api(srv).get("server/services", token=None)
+    assert r.status == 401, r
