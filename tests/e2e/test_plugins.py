@@ -13,7 +13,7 @@ the examples, in a live sluice with real clients.
     WebSocket /{app}/echo;
   - the rest of the host API from a plugin built in the test: timers (repeating,
     stopped in its own callback; one-shot), statistics JSON, unpublish, kick,
-    service lookup;
+    service lookup, record start/stop through the recorder service;
   - ABI: a plugin built as ABI 1.0 (an older minor) loads; a newer minor,
     another major, a missing entry symbol and a missing mandatory callback
     are refused, by --check-config and at start, with a message naming the
@@ -455,6 +455,16 @@ static void on_tick(void *arg)
     }
 }
 
+static void stop_rec(void *arg)
+{
+    later_t *l = arg;
+    ops_t *o = l->o;
+    int first = o->api->record_stop(o->h, l->app, l->stream);
+    int again = o->api->record_stop(o->h, l->app, l->stream);
+    o->api->log(o->h, SL_PLUGIN_LOG_INFO, "record_stop -> %d again -> %d", first, again);
+    free(l);
+}
+
 static void act(void *arg) /* a one-shot timer: act after the publish settled */
 {
     later_t *l = arg;
@@ -474,9 +484,16 @@ static void act(void *arg) /* a one-shot timer: act after the publish settled */
     else if (strcmp(l->stream, "kickme") == 0)
         o->api->log(o->h, SL_PLUGIN_LOG_INFO, "kick -> %d",
                     o->api->kick(o->h, l->session, "bye from ops"));
-    o->api->log(o->h, SL_PLUGIN_LOG_INFO, "absent -> %d %d",
-                o->api->kick(o->h, "NOSUCHSESSION", NULL),
-                o->api->unpublish(o->h, l->app, "nosuchstream"));
+    int k = o->api->kick(o->h, "NOSUCHSESSION", NULL);
+    int u = o->api->unpublish(o->h, l->app, "nosuchstream");
+    o->api->log(o->h, SL_PLUGIN_LOG_INFO, "absent -> %d %d", k, u);
+    if (strcmp(l->stream, "recordme") == 0) {
+        int first = o->api->record_start(o->h, l->app, l->stream, NULL, 0);
+        int again = o->api->record_start(o->h, l->app, l->stream, NULL, 0);
+        o->api->log(o->h, SL_PLUGIN_LOG_INFO, "record_start -> %d again -> %d", first, again);
+        if (o->api->timer_start(o->h, 1500, 0, stop_rec, l, NULL) == 0)
+            return;
+    }
     free(l);
 }
 
@@ -549,3 +566,19 @@ def test_timers_stats_unpublish_kick(sluice_factory, prefix, tmp_path):
     finally:
         c.close()
     assert "absent -> %d %d" % (-30008, -30008) in srv.log_text()  # SL_ENOTFOUND twice
+
+
+def test_record_start_stop(sluice_factory, prefix, tmp_path, ffmpeg_publish):
+    """record_start/record_stop reach the recorder through its service."""
+    src = tmp_path / "ops.c"
+    src.write_text(OPS_SRC)
+    so = cc_plugin(src, tmp_path / "ops.so", prefix)
+    srv = start_with(sluice_factory, [{"name": "ops", "path": so}])
+    ffmpeg_publish(srv.url("live", "recordme"))
+    # started, then busy (SL_EBUSY) the second time
+    srv.wait_log(r"plugin:ops[^\]]*\] record_start -> 0 again -> -30009", T(20))
+    srv.wait_log(r"plugin:ops[^\]]*\] records live/recordme as recordme\.flv", T(5))
+    srv.wait_log(r"plugin:ops[^\]]*\] record_stop -> 0 again -> -30008", T(10))
+    rec = srv.data_dir / "live" / "streams" / "recordme.flv"
+    wait_until(lambda: rec.exists() and rec.stat().st_size > 1000, T(10),
+               message="the recording on disk")

@@ -28,6 +28,7 @@
 #include "app/loader.h"
 #include "app/services.h"
 #include "app/svc/http.h"
+#include "app/svc/recorder.h"
 #include "app/svc/rpc.h"
 #include "base/alloc.h"
 #include "base/log.h"
@@ -618,26 +619,50 @@ static int h_unpublish(sl_host_t *h, const char *app, const char *stream)
     return SL_ENOTFOUND;
 }
 
+/* "app/stream" into out; SL_EINVAL when it does not fit or a part is missing. */
+static int stream_path(char *out, size_t cap, const char *app, const char *stream)
+{
+    if (!app || !stream || !app[0] || !stream[0])
+        return SL_EINVAL;
+    int n = snprintf(out, cap, "%s/%s", app, stream);
+    return n < 0 || (size_t)n >= cap ? SL_EINVAL : 0;
+}
+
 /*
- * Recording goes through the service "recorder" (src/app/svc/recorder.h,
- * being defined in the same issue). Until it is registered under that name
- * these answer SL_ENOTFOUND, as host.h documents for "no recorder running".
+ * Recording goes through the service "recorder" 1.0 (src/app/svc/
+ * recorder.h); SL_ENOTFOUND when no recorder runs, as host.h says.
  */
 static int h_record_start(sl_host_t *h, const char *app, const char *stream, const char *saveas,
                           int append)
 {
-    (void)app, (void)stream, (void)saveas, (void)append;
-    if (!sl_service_get(h->mod->core, "recorder", 1, 0, NULL))
+    void *ud;
+    char path[512], name[512];
+    const sl_svc_recorder_t *rec =
+        sl_service_get(h->mod->core, SL_SVC_RECORDER, SL_SVC_RECORDER_MAJOR, 0, &ud);
+    int rc = stream_path(path, sizeof path, app, stream);
+    if (rc)
+        return rc;
+    if (!rec)
         return SL_ENOTFOUND;
-    return SL_ENOTFOUND;
+    rc = rec->start(ud, path, saveas, append, name, sizeof name);
+    if (rc == 0)
+        h_log(h, SL_PLUGIN_LOG_INFO, "records %s as %s", path, name);
+    return rc;
 }
 
 static int h_record_stop(sl_host_t *h, const char *app, const char *stream)
 {
-    (void)app, (void)stream;
-    if (!sl_service_get(h->mod->core, "recorder", 1, 0, NULL))
+    void *ud;
+    char path[512];
+    const sl_svc_recorder_t *rec =
+        sl_service_get(h->mod->core, SL_SVC_RECORDER, SL_SVC_RECORDER_MAJOR, 0, &ud);
+    int rc = stream_path(path, sizeof path, app, stream);
+    if (rc)
+        return rc;
+    if (!rec)
         return SL_ENOTFOUND;
-    return SL_ENOTFOUND;
+    rc = rec->stop(ud, path);
+    return rc == SL_EDENIED ? SL_ENOTFOUND : rc; /* not one of ours to stop: as not recording */
 }
 
 static const void *h_service_get(sl_host_t *h, const char *name, int major, int min_minor,
