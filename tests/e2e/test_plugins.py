@@ -390,7 +390,8 @@ def test_abi_refused_at_start(sluice_factory, abi_plugins):
 
 
 def test_missing_file_refused(sluice_factory, tmp_path):
-    text, _ = plugin_config(free_port(), [{"name": "ghost", "path": tmp_path / "nope.so"}])
+    text, _ = plugin_config(free_port(), [{"name": "ghost", "path": tmp_path / "nope.so",
+                                           "apps": ["live", "nosuch"]}])
     cfg = tmp_path / "sluice.yml"
     cfg.write_text(text)
     p = subprocess.run([SLUICE_BIN, "--config", str(cfg), "--check-config"],
@@ -398,6 +399,9 @@ def test_missing_file_refused(sluice_factory, tmp_path):
                        env={k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")})
     assert p.returncode == 1
     assert re.search(r"plugins\.ghost: plugin .*nope\.so: cannot load", p.stderr), p.stderr
+    assert re.search(r"plugins\.ghost: plugin ghost names the app 'nosuch', which does not exist",
+                     p.stderr), p.stderr
+    assert "2 configuration errors" in p.stderr, p.stderr
 
 
 def test_config_errors(tmp_path):
