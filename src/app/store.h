@@ -100,7 +100,9 @@ int sl_store_migrate(sl_store_t *st, const char *module, const char *const migra
 /*
  * Queues work(db, arg) for the worker thread; done(arg, rc) runs later on
  * the loop thread (never inside this call). Loop thread only. arg is the
- * caller's until done runs. Returns 0, SL_ENOMEM or SL_ECLOSED (the store
+ * caller's until done runs. Pending work does not keep the loop alive (the
+ * store's handle is unreferenced): a done callback still due when the loop
+ * ends runs in sl_store_close. Returns 0, SL_ENOMEM or SL_ECLOSED (the store
  * is closing: neither callback will run).
  */
 int sl_store_submit(sl_store_t *st, sl_store_work_cb work, sl_store_done_cb done, void *arg);
