@@ -41,11 +41,17 @@ build-clang:
 run: deps build
 	./build/sluice --config $(CONFIG)
 
-# The binary and the web root (console, test pages and their players); point
-# http.web_root at $(PREFIX)/share/sluice/web.
+# The binary, the web root (console, test pages and their players; point
+# http.web_root at $(PREFIX)/share/sluice/web), and the plugin headers with
+# sluice-plugin.pc (examples/plugins builds against them).
 PREFIX ?= /usr/local
 install: build
 	install -D -m 0755 build/sluice $(DESTDIR)$(PREFIX)/bin/sluice
+	install -d $(DESTDIR)$(PREFIX)/include/sluice $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0644 include/sluice/*.h $(DESTDIR)$(PREFIX)/include/sluice/
+	sed -e 's|@prefix@|$(PREFIX)|' -e "s|@SL_VERSION@|$$(sed -n 's/.*SL_VERSION_STRING "\(.*\)"/\1/p' include/sluice/version.h)|" \
+	    -e "s|@SL_ABI@|$$(sed -n 's/.*SL_ABI_MAJOR \([0-9]*\)/\1/p' include/sluice/version.h).$$(sed -n 's/.*SL_ABI_MINOR \([0-9]*\)/\1/p' include/sluice/version.h)|" \
+	    cmake/sluice-plugin.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice-plugin.pc
 	mkdir -p $(DESTDIR)$(PREFIX)/share/sluice
 	cp -R web $(DESTDIR)$(PREFIX)/share/sluice/
 	@bash scripts/web-players.sh $(DESTDIR)$(PREFIX)/share/sluice/web

@@ -531,6 +531,10 @@ int main(int argc, char **argv)
         const sl_module_t *m = sl_builtin_modules[app.n_modules];
         rc = m->start(&app.core, app.http, &app.module_state[app.n_modules]);
         if (rc) {
+            /* A module that failed after setting its state is stopped and
+             * freed with the others (the plugins module has loaded some). */
+            if (app.module_state[app.n_modules])
+                app.n_modules++;
             SL_LOGE(NULL, "module %s failed to start: %s", m->name, sl_strerror(rc));
             exit_code = 1;
             goto out;

@@ -205,8 +205,8 @@ static int seclist_build(seclist_t *l, const sl_config_section_t *const *in, siz
 }
 
 /*
- * Writes the top-level keys, every YAML section of the list then `apps`, as
- * "a, b, ..., apps" (quote = "`" for markdown, "" for messages), so the
+ * Writes the top-level keys, every YAML section of the list then `apps` and
+ * `plugins`, as "a, b, ..., apps, plugins" (quote = "`" for markdown, "" for messages), so the
  * texts that name them cannot fall behind the tables. Cut to cap. Returns
  * the number of names written.
  */
@@ -215,11 +215,14 @@ static size_t section_names(const sl_config_section_t *const *secs, size_t n_sec
 {
     size_t n = 0, count = 0;
     out[0] = '\0';
-    for (size_t si = 0; si <= n_secs && n < cap; si++) {
+    for (size_t si = 0; si <= n_secs + 1 && n < cap; si++) {
         if (si < n_secs && !is_yaml_section(secs[si]))
             continue;
         int w = snprintf(out + n, cap - n, "%s%s%s%s", count ? ", " : "", quote,
-                         si < n_secs ? secs[si]->name : "apps", quote);
+                         si < n_secs    ? secs[si]->name
+                         : si == n_secs ? "apps"
+                                        : "plugins",
+                         quote);
         if (w < 0)
             break;
         n += (size_t)w;
@@ -781,6 +784,9 @@ fail:
     return rc;
 }
 
+static void plugins_free(sl_config_t *cfg); /* the plugins block, below */
+static int plugins_equal(const sl_config_t *a, const sl_config_t *b);
+
 /* Frees every string slot, every block, every app and the arrays; zeroes cfg. */
 void sl_config_cleanup(sl_config_t *cfg)
 {
@@ -798,6 +804,7 @@ void sl_config_cleanup(sl_config_t *cfg)
     sl_free(cfg->apps);
     sl_free(cfg->blocks);
     sl_free((void *)cfg->sections);
+    plugins_free(cfg);
     for (size_t i = 0; i < cfg->n_origins; i++) {
         sl_free(cfg->origins[i].key);
         sl_free(cfg->origins[i].where);
@@ -916,6 +923,11 @@ size_t sl_config_diff(const sl_config_t *a, const sl_config_t *b, sl_config_diff
         if (each)
             each(ud, SL_CONFIG_DIFF_CHANGED, "*"); /* nothing to compare key by key */
         return 1;
+    }
+    if (!plugins_equal(a, b)) { /* a list, compared whole */
+        changed++;
+        if (each)
+            each(ud, SL_CONFIG_DIFF_CHANGED, "plugins");
     }
     for (size_t si = 0; si < a->n_sections; si++)
         changed += table_diff(a->sections[si]->slots, a->sections[si]->n_slots, cfg_base(a, si),
@@ -1393,6 +1405,271 @@ static void parse_apps(loader_t *ld)
     }
 }
 
+/* ---- plugins ---------------------------------------------------------- */
+/*
+ * `plugins:` is a list of entries {name, path, apps, settings}, not a table
+ * of slots: settings are free key/value strings only the plugin knows. The
+ * block below is all of it (parse, free, compare, document); the rest of
+ * this file only calls in.
+ */
+
+/* Frees every plugin entry and the array. */
+static void plugins_free(sl_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        sl_plugin_config_t *p = &cfg->plugins[i];
+        sl_free(p->name);
+        sl_free(p->path);
+        for (size_t j = 0; j < p->n_apps; j++)
+            sl_free(p->apps[j]);
+        sl_free(p->apps);
+        for (size_t j = 0; j < 2 * p->n_settings; j++)
+            sl_free(p->settings[j]);
+        sl_free(p->settings);
+    }
+    sl_free(cfg->plugins);
+    cfg->plugins = NULL;
+    cfg->n_plugins = 0;
+}
+
+static bool str_eq_null(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* 1 when both lists hold the same entries in the same order (load order matters). */
+static int plugins_equal(const sl_config_t *a, const sl_config_t *b)
+{
+    if (a->n_plugins != b->n_plugins)
+        return 0;
+    for (size_t i = 0; i < a->n_plugins; i++) {
+        const sl_plugin_config_t *x = &a->plugins[i], *y = &b->plugins[i];
+        if (!str_eq_null(x->name, y->name) || !str_eq_null(x->path, y->path) ||
+            x->n_apps != y->n_apps || x->n_settings != y->n_settings)
+            return 0;
+        for (size_t j = 0; j < x->n_apps; j++)
+            if (strcmp(x->apps[j], y->apps[j]))
+                return 0;
+        for (size_t j = 0; j < 2 * x->n_settings; j++)
+            if (strcmp(x->settings[j], y->settings[j]))
+                return 0;
+    }
+    return 1;
+}
+
+/* The current event as a new string (a scalar of any style), or NULL (reported). */
+static char *plugin_scalar(loader_t *ld, const char *what)
+{
+    if (ld->ev.type != YAML_SCALAR_EVENT) {
+        report(&ld->sk, ev_line(ld), "%s must be a scalar, not %s", what, node_kind(ld));
+        skip_node(ld);
+        return NULL;
+    }
+    char *s = sl_strndup((const char *)ld->ev.data.scalar.value, ld->ev.data.scalar.length);
+    if (!s)
+        ld->sk.nomem = 1;
+    return s;
+}
+
+/* Appends s (taken) to *arr of *n strings. 0 or SL_ENOMEM (s freed). */
+static int plugin_push(loader_t *ld, char ***arr, size_t *n, char *s)
+{
+    char **grown = sl_realloc(*arr, (*n + 1) * sizeof *grown);
+    if (!grown) {
+        sl_free(s);
+        ld->sk.nomem = 1;
+        return SL_ENOMEM;
+    }
+    grown[(*n)++] = s;
+    *arr = grown;
+    return 0;
+}
+
+/* Parses one entry's mapping into p (already zeroed and counted). */
+static void parse_plugin_entry(loader_t *ld, sl_plugin_config_t *p)
+{
+    while (next_event(ld) == 0 && ld->ev.type != YAML_MAPPING_END_EVENT) {
+        ykey_t k;
+        int rc = read_key(ld, &k);
+        if (rc < 0)
+            return;
+        if (rc > 0)
+            continue;
+        if (key_is(&k, "name") || key_is(&k, "path")) {
+            char **dst = key_is(&k, "name") ? &p->name : &p->path;
+            char *v = plugin_scalar(ld, key_is(&k, "name") ? "plugins[].name" : "plugins[].path");
+            if (v) {
+                sl_free(*dst);
+                *dst = v;
+            }
+        } else if (key_is(&k, "apps")) {
+            if (ld->ev.type == YAML_SCALAR_EVENT) { /* one app */
+                char *v = plugin_scalar(ld, "plugins[].apps");
+                if (v && v[0])
+                    plugin_push(ld, &p->apps, &p->n_apps, v);
+                else
+                    sl_free(v);
+                continue;
+            }
+            if (ld->ev.type != YAML_SEQUENCE_START_EVENT) {
+                report(&ld->sk, k.line, "plugins[].apps must be a list of app names, not %s",
+                       node_kind(ld));
+                skip_node(ld);
+                continue;
+            }
+            while (next_event(ld) == 0 && ld->ev.type != YAML_SEQUENCE_END_EVENT) {
+                char *v = plugin_scalar(ld, "plugins[].apps[]");
+                if (v)
+                    plugin_push(ld, &p->apps, &p->n_apps, v);
+            }
+        } else if (key_is(&k, "settings")) {
+            if (ev_is_null(ld))
+                continue;
+            if (ld->ev.type != YAML_MAPPING_START_EVENT) {
+                report(&ld->sk, k.line, "plugins[].settings must be a mapping of key: value, not %s",
+                       node_kind(ld));
+                skip_node(ld);
+                continue;
+            }
+            while (next_event(ld) == 0 && ld->ev.type != YAML_MAPPING_END_EVENT) {
+                ykey_t sk;
+                rc = read_key(ld, &sk);
+                if (rc < 0)
+                    return;
+                if (rc > 0)
+                    continue;
+                char *v = plugin_scalar(ld, "a plugin setting");
+                if (!v)
+                    continue;
+                if (p->n_settings >= SL_CONFIG_MAX_PLUGIN_SETTINGS || sk.len >= sizeof sk.text) {
+                    report(&ld->sk, sk.line, "plugin setting '%s' ignored (too many, or name too long)",
+                           sk.shown);
+                    sl_free(v);
+                    continue;
+                }
+                char *key = sl_strdup(sk.text);
+                size_t n2 = 2 * p->n_settings;
+                if (!key || plugin_push(ld, &p->settings, &n2, key) ||
+                    plugin_push(ld, &p->settings, &n2, v)) {
+                    if (!key)
+                        sl_free(v), ld->sk.nomem = 1;
+                    return;
+                }
+                p->n_settings++;
+            }
+        } else {
+            report(&ld->sk, k.line,
+                   "unknown key '%s' in a plugin entry (name, path, apps, settings)", k.shown);
+            skip_node(ld);
+        }
+    }
+}
+
+/*
+ * Parses `plugins:`: a list of mappings. Each entry needs a valid, unique
+ * name and a path; a later file's list replaces an earlier one's whole.
+ */
+static void parse_plugins(loader_t *ld)
+{
+    plugins_free(ld->cfg);
+    if (ev_is_null(ld))
+        return;
+    if (ld->ev.type != YAML_SEQUENCE_START_EVENT) {
+        report(&ld->sk, ev_line(ld),
+               "plugins must be a list of {name, path, apps, settings}, not %s", node_kind(ld));
+        skip_node(ld);
+        return;
+    }
+    while (next_event(ld) == 0 && ld->ev.type != YAML_SEQUENCE_END_EVENT) {
+        int line = ev_line(ld);
+        if (ld->ev.type != YAML_MAPPING_START_EVENT) {
+            report(&ld->sk, line, "a plugin entry must be a mapping {name, path, ...}, not %s",
+                   node_kind(ld));
+            skip_node(ld);
+            continue;
+        }
+        if (ld->cfg->n_plugins >= SL_CONFIG_MAX_PLUGINS) {
+            report(&ld->sk, line, "too many plugins (at most %d)", SL_CONFIG_MAX_PLUGINS);
+            skip_node(ld);
+            continue;
+        }
+        sl_plugin_config_t *grown =
+            sl_realloc(ld->cfg->plugins, (ld->cfg->n_plugins + 1) * sizeof *grown);
+        if (!grown) {
+            ld->sk.nomem = 1;
+            ld->stop = 1;
+            return;
+        }
+        ld->cfg->plugins = grown;
+        sl_plugin_config_t *p = &grown[ld->cfg->n_plugins++];
+        memset(p, 0, sizeof *p);
+        p->line = line;
+        parse_plugin_entry(ld, p);
+        if (ld->stop || ld->sk.nomem)
+            return;
+        if (!p->name || !app_name_valid(p->name, strlen(p->name))) {
+            report(&ld->sk, line, "a plugin needs a name of 1 to %d letters, digits, '_' or '-'",
+                   SL_CONFIG_APP_NAME_MAX);
+        } else if (!p->path || !p->path[0]) {
+            report(&ld->sk, line, "plugin '%s' needs a path (its .so file)", p->name);
+        } else {
+            for (size_t i = 0; i + 1 < ld->cfg->n_plugins; i++)
+                if (strcmp(ld->cfg->plugins[i].name, p->name) == 0)
+                    report(&ld->sk, line, "duplicate plugin name '%s' (first at line %d)",
+                           p->name, ld->cfg->plugins[i].line);
+            if (origin_note(ld->cfg, "plugins", p->name, ld->sk.where, line))
+                ld->sk.nomem = 1;
+        }
+    }
+}
+
+static const char plugins_doc[] =
+    "Plugins: shared objects loaded at start (docs/plugins.md). Each entry is\n"
+    "{name, path, apps, settings}: a unique name, the .so file, the apps it serves\n"
+    "(a list; none = every app) and free key: value settings only the plugin reads.\n"
+    "A plugin built for another ABI, or one that fails to start, stops sluice at start.\n";
+
+/* The commented `plugins:` block of the shipped sluice.yml (parses back to no plugins). */
+static void plugins_write_yaml(FILE *out)
+{
+    fputs("\n", out);
+    for (const char *s = plugins_doc; *s;) {
+        const char *nl = strchr(s, '\n');
+        fprintf(out, "# %.*s\n", (int)(nl - s), s);
+        s = nl + 1;
+    }
+    fputs("# Example:\n"
+          "#   plugins:\n"
+          "#     - name: hello\n"
+          "#       path: /usr/local/lib/sluice/plugins/hello.so\n"
+          "#       apps: [live]\n"
+          "#       settings: {greeting: hi}\n"
+          "plugins: []\n",
+          out);
+}
+
+/* The `plugins` section of docs/config.md. */
+static void plugins_write_markdown(FILE *out)
+{
+    fprintf(out, "\n## plugins\n\n%s\n", plugins_doc);
+    fputs("| key | meaning |\n|---|---|\n"
+          "| `name` | unique name, 1 to 64 of `A-Z a-z 0-9 _ -`; the plugin logs under it |\n"
+          "| `path` | the shared object to load (dlopen) |\n"
+          "| `apps` | list of apps the plugin serves (events, admission, routes); empty = every app |\n"
+          "| `settings` | mapping of key: value strings handed to the plugin (`api->setting`) |\n"
+          "\n"
+          "```yaml\n"
+          "plugins:\n"
+          "  - name: hello\n"
+          "    path: /usr/local/lib/sluice/plugins/hello.so\n"
+          "    apps: [live]\n"
+          "    settings: {greeting: hi}\n"
+          "```\n"
+          "\n"
+          "`plugins` cannot be set by environment variables.\n",
+          out);
+}
+
 /* Parses the document's root node: a mapping of section name -> section. */
 static void parse_root(loader_t *ld)
 {
@@ -1416,6 +1693,10 @@ static void parse_root(loader_t *ld)
             return;
         if (rc > 0)
             continue;
+        if (key_is(&k, "plugins")) { /* a list, not a section of slots (see parse_plugins) */
+            parse_plugins(ld);
+            continue;
+        }
         int si = key_is(&k, "apps") ? (int)apps_section : -1;
         for (size_t i = 0; si < 0 && i < cfg->n_sections; i++)
             if (is_yaml_section(cfg->sections[i]) && key_is(&k, cfg->sections[i]->name))
@@ -1426,6 +1707,7 @@ static void parse_root(loader_t *ld)
                 if (is_yaml_section(cfg->sections[i]))
                     hint_try(&h, k.text, k.len, cfg->sections[i]->name);
             hint_try(&h, k.text, k.len, "apps");
+            hint_try(&h, k.text, k.len, "plugins");
             report(&ld->sk, k.line, "unknown section '%s'%s%s%s", k.shown,
                    h.best[0] ? " (did you mean '" : "", h.best, h.best[0] ? "'?)" : "");
             skip_node(ld);
@@ -1869,6 +2151,7 @@ void sl_config_print_yaml(FILE *out, const sl_config_section_t *const *sections,
             yaml_slot(out, &l.s[si]->app_slots[i], "    ", "APP", key);
         }
     }
+    plugins_write_yaml(out);
 }
 
 /* Writes text for a markdown table cell: '|' escaped, newlines flattened. */
@@ -1990,4 +2273,5 @@ void sl_config_print_markdown(FILE *out, const sl_config_section_t *const *secti
             md_row(out, &l.s[si]->app_slots[i], "APP", key);
         }
     }
+    plugins_write_markdown(out);
 }

@@ -103,6 +103,24 @@ typedef struct sl_app_config {
     void **blocks;         /* one per section, NULL when it has no per-app slots; owned */
 } sl_app_config_t;
 
+/*
+ * plugins: one entry of the `plugins:` list (a list, not slots: each entry
+ * names a shared object to dlopen; src/modules/plugins loads them). The
+ * origin of entry i is recorded under the key "plugins.<name>".
+ */
+typedef struct sl_plugin_config {
+    char *name;            /* unique name, [A-Za-z0-9_-]{1,64}; owned */
+    char *path;            /* the shared object (.so); owned */
+    char **apps;           /* apps it serves (owned strings); none = every app */
+    size_t n_apps;
+    char **settings;       /* free settings as key, value pairs (2 * n_settings strings) */
+    size_t n_settings;
+    int line;              /* where the entry starts in its file (0: not from a file) */
+} sl_plugin_config_t;
+
+#define SL_CONFIG_MAX_PLUGINS 64          /* entries of `plugins:` */
+#define SL_CONFIG_MAX_PLUGIN_SETTINGS 256 /* settings of one plugin */
+
 /* Where one setting was last set (see sl_config_origin). */
 typedef struct sl_config_origin {
     char *key;   /* "auth.simple_file" or "apps.live.auth_simple"; owned */
@@ -137,6 +155,9 @@ typedef struct sl_config {
     /* apps */
     sl_app_config_t *apps;             /* owned array */
     size_t n_apps;
+    /* plugins (in load order) */
+    sl_plugin_config_t *plugins;       /* owned array */
+    size_t n_plugins;
     /* where each setting that is not a default came from (for file:line in
      * the checks that run after loading); not a setting, ignored by equal */
     sl_config_origin_t *origins;       /* owned array, newest last */

@@ -17,6 +17,7 @@
 #include "modules/webhooks/webhooks.h"
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
+#include "modules/plugins/plugins.h"
 
 const sl_module_t *const sl_builtin_modules[] = {
     &sl_auth_simple_module,
@@ -31,5 +32,6 @@ const sl_module_t *const sl_builtin_modules[] = {
     &sl_cleaner_module,
     &sl_hls_module,
     &sl_httpflv_module,
+    &sl_plugins_module,   /* last: plugins start after every built-in and stop first */
     NULL,
 };

@@ -76,6 +76,7 @@ NOT_RUNNABLE = {
     "docs/recording.md": "the block is a file layout",
     "docs/performance.md": "bench/ commands of minutes each (run by hand, results in the page)",
     "docs/client-c.md": "sluice-bench/sluice-publish runs are covered by test_client_tools.py",
+    "docs/plugins.md": "the examples are built from an installed prefix and run by test_plugins.py",
 }
 
 

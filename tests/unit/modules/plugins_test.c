@@ -1,0 +1,169 @@
+/*
+ * The plugins module without plugins: it provides the service "rpc" 1.0
+ * (src/app/svc/rpc.h) while it runs, whose registry adds, lists, calls
+ * and removes methods; nothing calls it in the server yet, so this test is
+ * its caller. A config with a plugin that cannot load makes the module's
+ * check report it against the entry's file and line, and start fail with
+ * everything cleaned up. A reload that adds a plugin needs a restart.
+ * Nothing is left allocated afterwards.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "app/core.h"
+#include "app/services.h"
+#include "app/svc/rpc.h"
+#include "base/alloc.h"
+#include "base/config.h"
+#include "builtin_config.h"
+#include "modules/plugins/plugins.h"
+#include "sluice/errors.h"
+
+typedef struct {
+    int calls;
+    int status;
+    char result[256];
+} reply_t;
+
+static void on_reply(void *ud, int status, const char *json)
+{
+    reply_t *r = ud;
+    r->calls++;
+    r->status = status;
+    snprintf(r->result, sizeof r->result, "%s", json ? json : "");
+}
+
+/* Echoes its arguments wrapped: {"method": ..., "args": ...}. */
+static int echo(void *ud, const char *method, const char *args, sl_rpc_reply_cb reply, void *rud)
+{
+    char out[256];
+    (*(int *)ud)++;
+    snprintf(out, sizeof out, "{\"method\":\"%s\",\"args\":%s}", method, args);
+    reply(rud, 0, out);
+    return 0;
+}
+
+static void each_method(void *arg, const char *method, const char *owner)
+{
+    char *out = arg;
+    strcat(out, method);
+    strcat(out, "@");
+    strcat(out, owner);
+    strcat(out, ";");
+}
+
+static void test_rpc_service(void **state)
+{
+    (void)state;
+    int64_t bytes0 = sl_alloc_bytes();
+    sl_config_t cfg;
+    uv_loop_t loop;
+    sl_core_t core;
+    void *st = NULL;
+    assert_int_equal(sl_config_defaults(&cfg), 0);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
+    assert_int_equal(sl_plugins_module.check(&cfg, NULL, NULL), 0);
+    assert_int_equal(sl_plugins_module.start(&core, NULL, &st), 0);
+
+    void *ud = NULL;
+    const sl_rpc_service_t *rpc =
+        sl_service_get(&core, SL_RPC_SERVICE, SL_RPC_SERVICE_MAJOR, SL_RPC_SERVICE_MINOR, &ud);
+    assert_non_null(rpc);
+    int n_calls = 0;
+    reply_t r = {0};
+    assert_int_equal(rpc->call(ud, "room.echo", "[1]", on_reply, &r), SL_ENOTFOUND);
+    assert_int_equal(rpc->add(ud, "room.echo", "test", echo, &n_calls), 0);
+    assert_int_equal(rpc->add(ud, "room.echo", "other", echo, &n_calls), SL_EBUSY);
+    assert_int_equal(rpc->add(ud, "", "test", echo, &n_calls), SL_EINVAL);
+    assert_int_equal(rpc->add(ud, "second", "test2", echo, &n_calls), 0);
+    char list[128] = "";
+    rpc->each(ud, each_method, list);
+    assert_string_equal(list, "room.echo@test;second@test2;");
+
+    assert_int_equal(rpc->call(ud, "room.echo", "{\"a\":1}", on_reply, &r), 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.result, "{\"method\":\"room.echo\",\"args\":{\"a\":1}}");
+    assert_int_equal(rpc->call(ud, "second", NULL, on_reply, &r), 0); /* no args: null */
+    assert_string_equal(r.result, "{\"method\":\"second\",\"args\":null}");
+    assert_int_equal(n_calls, 2);
+
+    rpc->remove(ud, "room.echo");
+    assert_int_equal(rpc->call(ud, "room.echo", "[]", on_reply, &r), SL_ENOTFOUND);
+
+    /* Reload: nothing in `plugins:` changed is fine; a plugin added needs a restart. */
+    static const char added[] = "plugins:\n  - {name: late, path: /x/late.so}\n";
+    sl_config_t cfg2;
+    assert_int_equal(sl_config_defaults(&cfg2), 0);
+    assert_int_equal(sl_config_load_string(&cfg2, added, sizeof added - 1, "r.yml", NULL, NULL), 0);
+    assert_int_equal(sl__plugins_reload(&core, NULL, &st, &cfg, &cfg), 0);
+    assert_int_equal(sl__plugins_reload(&core, NULL, &st, &cfg, &cfg2), SL_EAGAIN);
+    sl_config_cleanup(&cfg2);
+
+    sl_plugins_module.stop(st);
+    assert_null(sl_service_get(&core, SL_RPC_SERVICE, 1, 0, NULL)); /* gone with the module */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    sl_plugins_module.free(st);
+    sl_core_cleanup(&core);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sl_config_cleanup(&cfg);
+    assert_int_equal(sl_alloc_bytes(), bytes0);
+}
+
+static void count_err(void *ud, const char *where, int line, const char *msg)
+{
+    char *out = ud;
+    snprintf(out, 512, "%s:%d: %s", where, line, msg);
+}
+
+static void test_unloadable_plugin(void **state)
+{
+    (void)state;
+    int64_t bytes0 = sl_alloc_bytes();
+    static const char yml[] = "plugins:\n"
+                              "  - name: ghost\n"
+                              "    path: /nonexistent/ghost.so\n"
+                              "    apps: [live]\n"
+                              "    settings: {a: 1, b: two}\n";
+    sl_config_t cfg;
+    uv_loop_t loop;
+    sl_core_t core;
+    void *st = NULL;
+    char msg[512] = "";
+    assert_int_equal(sl_config_defaults(&cfg), 0);
+    assert_int_equal(sl_config_load_string(&cfg, yml, sizeof yml - 1, "t.yml", NULL, NULL), 0);
+    assert_int_equal(cfg.n_plugins, 1);
+    assert_string_equal(cfg.plugins[0].name, "ghost");
+    assert_int_equal(cfg.plugins[0].n_apps, 1);
+    assert_int_equal(cfg.plugins[0].n_settings, 2);
+    assert_string_equal(cfg.plugins[0].settings[3], "two");
+    assert_int_equal(sl_plugins_module.check(&cfg, count_err, msg), 1);
+    assert_non_null(strstr(msg, "t.yml:2: plugins.ghost: plugin /nonexistent/ghost.so: cannot load"));
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
+    assert_int_equal(sl_plugins_module.start(&core, NULL, &st), SL_ENOTFOUND);
+    assert_non_null(st); /* main stops and frees a module that failed after setting its state */
+    sl_plugins_module.stop(st);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    sl_plugins_module.free(st);
+    sl_core_cleanup(&core);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sl_config_cleanup(&cfg);
+    assert_int_equal(sl_alloc_bytes(), bytes0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rpc_service),
+        cmocka_unit_test(test_unloadable_plugin),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
