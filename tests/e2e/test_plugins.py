@@ -17,7 +17,9 @@ the examples, in a live sluice with real clients.
   - ABI: a plugin built as ABI 1.0 (an older minor) loads; a newer minor,
     another major, a missing entry symbol and a missing mandatory callback
     are refused, by --check-config and at start, with a message naming the
-    file, the plugin's ABI and the host's.
+    file, the plugin's ABI and the host's;
+  - live reload (SIGHUP): a plugin with a reload callback reads its new
+    settings; serving other apps is answered as needing a restart.
 """
 
 import json
@@ -586,3 +588,69 @@ def test_record_start_stop(sluice_factory, prefix, tmp_path, ffmpeg_publish):
     rec = srv.data_dir / "live" / "streams" / "recordme.flv"
     wait_until(lambda: rec.exists() and rec.stat().st_size > 1000, T(10),
                message="the recording on disk")
+
+
+# ---------------------------------------------------------------------------
+# live reload (SIGHUP): a plugin with a reload callback (ABI 1.1) reads its new
+# settings; a change the plugins module cannot follow is reported as needing a
+# restart and the plugin keeps running as it was
+
+RELOAD_SRC = r"""
+#include <sluice/plugin.h>
+
+typedef struct {
+    const sl_host_api_t *api;
+    sl_host_t *h;
+} st_t;
+
+static st_t g;
+
+static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
+{
+    g.api = api;
+    g.h = h;
+    const char *v = api->setting(h, "greeting");
+    api->log(h, SL_PLUGIN_LOG_INFO, "greeting at start: %s", v ? v : "(none)");
+    *state = &g;
+    return 0;
+}
+static int reload(void *state)
+{
+    st_t *s = state;
+    const char *v = s->api->setting(s->h, "greeting");
+    s->api->log(s->h, SL_PLUGIN_LOG_INFO, "greeting after reload: %s", v ? v : "(none)");
+    return 0;
+}
+static void destroy(void *state) { (void)state; }
+
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI, .name = "greeter", .init = init, .destroy = destroy, .reload = reload,
+};
+SL_PLUGIN_INIT(plugin)
+"""
+
+
+def test_reload_new_settings_and_restart_only_change(sluice_factory, prefix, tmp_path):
+    import signal
+
+    src = tmp_path / "greeter.c"
+    src.write_text(RELOAD_SRC)
+    so = cc_plugin(src, tmp_path / "greeter.so", prefix)
+    srv = start_with(sluice_factory, [{"name": "greeter", "path": so,
+                                       "settings": {"greeting": "first"}}])
+    srv.wait_log(r"\[plugin:greeter[^\]]*\] greeting at start: first", T(5))
+    text = srv.config_path.read_text()
+    assert '"first"' in text
+    srv.config_path.write_text(text.replace('"first"', '"second"'))
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log(r"\[plugin:greeter[^\]]*\] greeting after reload: second", T(10))
+    srv.wait_log(r"config reloaded \(1 change\)", T(10))
+    assert "module plugins: its new settings need a restart" not in srv.log_text()
+    # Serving other apps is a change the module cannot follow: restart needed,
+    # and the plugin's reload does not run.
+    srv.config_path.write_text(srv.config_path.read_text().replace(
+        "    path:", "    apps: [live]\n    path:", 1))
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log(r"config reload: module plugins: its new settings need a restart", T(10))
+    srv.wait_log(r"config reloaded \(1 change\)", T(10))
+    assert srv.log_text().count("greeting after reload") == 1
