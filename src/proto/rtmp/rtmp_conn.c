@@ -1105,12 +1105,14 @@ static void on_sweep(void *ud, uint64_t now)
 {
     sl_rtmp_server_t *srv = ud;
     const sl_config_t *cfg = srv->core->cfg;
+    /* Looked up once per sweep, not per connection (a section lookup is a scan). */
+    const sl_rtmp_config_t *rcfg = sl_rtmp_cfg(cfg);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &srv->conns) {
         sl_rtmp_conn_t *c = sl_container_of(it, sl_rtmp_conn_t, link);
         uint64_t quiet = now - c->last_read_ms;
         if (c->state == SL_RTMP_CONN_HANDSHAKE) {
-            if ((int64_t)(now - c->accept_ms) > sl_rtmp_cfg(cfg)->handshake_timeout_ms)
+            if ((int64_t)(now - c->accept_ms) > rcfg->handshake_timeout_ms)
                 sl__rtmp_close(c, c->tls && !c->tls_established ? "tls handshake timeout"
                                                                  : "handshake timeout");
             continue;
@@ -1119,12 +1121,12 @@ static void on_sweep(void *ud, uint64_t now)
          * RTMP. The whole exchange up to connect has one deadline, however
          * slowly its bytes trickle (the idle timeout only sees gaps). */
         if (c->state == SL_RTMP_CONN_READY &&
-            (int64_t)(now - c->accept_ms) > sl_rtmp_cfg(cfg)->connect_timeout_ms) {
+            (int64_t)(now - c->accept_ms) > rcfg->connect_timeout_ms) {
             sl_core_budget_exceeded(srv->core, SL_BUDGET_RTMP_CONNECT_TIMEOUT, NULL);
             sl__rtmp_close(c, "no connect within rtmp.connect_timeout");
             continue;
         }
-        if (sl_rtmp_cfg(cfg)->idle_timeout_ms && (int64_t)quiet > sl_rtmp_cfg(cfg)->idle_timeout_ms) {
+        if (rcfg->idle_timeout_ms && (int64_t)quiet > rcfg->idle_timeout_ms) {
             sl__rtmp_close(c, "idle timeout");
             continue;
         }
@@ -1159,9 +1161,9 @@ static void on_sweep(void *ud, uint64_t now)
         }
         /* A quiet peer is pinged; its answer counts as traffic, so a
          * player that only receives is not taken for idle. */
-        if (sl_rtmp_cfg(cfg)->ping_interval_ms && c->state == SL_RTMP_CONN_CONNECTED &&
-            (int64_t)quiet >= sl_rtmp_cfg(cfg)->ping_interval_ms &&
-            (int64_t)(now - c->last_ping_ms) >= sl_rtmp_cfg(cfg)->ping_interval_ms) {
+        if (rcfg->ping_interval_ms && c->state == SL_RTMP_CONN_CONNECTED &&
+            (int64_t)quiet >= rcfg->ping_interval_ms &&
+            (int64_t)(now - c->last_ping_ms) >= rcfg->ping_interval_ms) {
             c->last_ping_ms = now;
             sl__rtmp_send_uc(c, SL_RTMP_UC_PING_REQUEST, (uint32_t)now);
         }
