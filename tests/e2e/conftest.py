@@ -171,9 +171,36 @@ def wait_until(predicate, timeout, interval=0.05, message="condition"):
         time.sleep(interval)  # the poll interval of a deadline-bounded wait
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A TCP port that was free a moment ago (bind to 0, read it, release)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port that was free a moment ago, taken below the kernel's ephemeral range
+    (ip_local_port_range) and never handed out twice in one run. Binding to port 0 would
+    return an ephemeral port, which any outbound connection on the machine (a client of
+    another test, a benchmark) may take as its source port before sluice listens on it."""
+    import random
+    high = max(_ephemeral_low() - 1, 11000)
+    for _ in range(1000):
+        port = random.randint(10000, high)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # range exhausted: any
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
