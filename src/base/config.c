@@ -1414,19 +1414,24 @@ static void parse_apps(loader_t *ld)
  */
 
 /* Frees every plugin entry and the array. */
+/* Frees what one entry owns (not the entry itself). */
+static void plugin_entry_free(sl_plugin_config_t *p)
+{
+    sl_free(p->name);
+    sl_free(p->path);
+    for (size_t j = 0; j < p->n_apps; j++)
+        sl_free(p->apps[j]);
+    sl_free(p->apps);
+    for (size_t j = 0; j < 2 * p->n_settings; j++)
+        sl_free(p->settings[j]);
+    sl_free(p->settings);
+    memset(p, 0, sizeof *p);
+}
+
 static void plugins_free(sl_config_t *cfg)
 {
-    for (size_t i = 0; i < cfg->n_plugins; i++) {
-        sl_plugin_config_t *p = &cfg->plugins[i];
-        sl_free(p->name);
-        sl_free(p->path);
-        for (size_t j = 0; j < p->n_apps; j++)
-            sl_free(p->apps[j]);
-        sl_free(p->apps);
-        for (size_t j = 0; j < 2 * p->n_settings; j++)
-            sl_free(p->settings[j]);
-        sl_free(p->settings);
-    }
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        plugin_entry_free(&cfg->plugins[i]);
     sl_free(cfg->plugins);
     cfg->plugins = NULL;
     cfg->n_plugins = 0;
@@ -1607,11 +1612,18 @@ static void parse_plugins(loader_t *ld)
         parse_plugin_entry(ld, p);
         if (ld->stop || ld->sk.nomem)
             return;
+        /* An entry without a valid name or a path is reported and dropped, so
+         * that every entry kept has both (the duplicate check, the comparison
+         * and the loader rely on it). */
         if (!p->name || !app_name_valid(p->name, strlen(p->name))) {
             report(&ld->sk, line, "a plugin needs a name of 1 to %d letters, digits, '_' or '-'",
                    SL_CONFIG_APP_NAME_MAX);
+            plugin_entry_free(p);
+            ld->cfg->n_plugins--;
         } else if (!p->path || !p->path[0]) {
             report(&ld->sk, line, "plugin '%s' needs a path (its .so file)", p->name);
+            plugin_entry_free(p);
+            ld->cfg->n_plugins--;
         } else {
             for (size_t i = 0; i + 1 < ld->cfg->n_plugins; i++)
                 if (strcmp(ld->cfg->plugins[i].name, p->name) == 0)
