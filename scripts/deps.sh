@@ -8,11 +8,12 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libyaml-dev
             libhttp-parser-dev libwslay-dev libsqlite3-dev libcurl4-openssl-dev libjwt-dev
-            libcrypt-dev libavformat-dev libavcodec-dev libavutil-dev)
+            libcrypt-dev libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
+            libsrtp2-dev libusrsctp-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-tools
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-jsonschema
-           python3-yaml python3-websocket python3-jwt
+           python3-yaml python3-websocket python3-jwt python3-aiortc
            procps python3-cryptography chromium curl openssl)
 # Node.js and npm install the test pages' players at build time
 # (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for
