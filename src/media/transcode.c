@@ -209,8 +209,16 @@ static int ensure_swr(sl_transcoder_t *t, AVFrame *f)
     swr_free(&w->swr);
     av_channel_layout_uninit(&w->swr_layout);
     if (swr_alloc_set_opts2(&w->swr, &w->enc->ch_layout, w->enc->sample_fmt, w->enc->sample_rate,
-                            &f->ch_layout, f->format, f->sample_rate, 0, NULL) < 0 ||
-        swr_init(w->swr) < 0) {
+                            &f->ch_layout, f->format, f->sample_rate, 0, NULL) < 0) {
+        swr_free(&w->swr);
+        return SL_EIO;
+    }
+    /* Mono goes to both channels at full level: libswresample's own mono
+     * upmix is -3 dB, which would make a mono publisher quieter. */
+    static const double mono_to_stereo[2] = {1.0, 1.0}; /* out x in, stride 1 */
+    int bad = f->ch_layout.nb_channels == 1 && w->enc->ch_layout.nb_channels == 2 &&
+              swr_set_matrix(w->swr, mono_to_stereo, 1) < 0;
+    if (bad || swr_init(w->swr) < 0) {
         swr_free(&w->swr);
         return SL_EIO;
     }
