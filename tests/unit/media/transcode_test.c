@@ -594,6 +594,42 @@ static void test_garbage(void **state)
     fset_clear(&in);
 }
 
+/* Allocation failure at every early step (SL_FAULT_INJECTION builds): an error or a count, no leak. */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    if (!sl_alloc_fail_at(0, 0))
+        skip(); /* built without SL_FAULT_INJECTION */
+    fset_t in;
+    make_input(SL_CODEC_AAC, 0, 1, &in);
+    int created = 0;
+    for (uint64_t n = 1; n <= 60; n++) {
+        fix_t x;
+        memset(&x, 0, sizeof(x));
+        assert_int_equal(uv_loop_init(&x.loop), 0);
+        assert_int_equal(uv_timer_init(&x.loop, &x.poll), 0);
+        x.poll.data = &x;
+        sl_alloc_fail_at(n, 0);
+        int rc = sl_transcoder_new(&x.loop, SL_CODEC_OPUS, on_out, &x, &x.t);
+        if (rc) {
+            assert_int_equal(rc, SL_ENOMEM);
+            assert_null(x.t);
+        } else {
+            created++;
+            for (int i = 0; i < in.n; i++) {
+                rc = sl_transcoder_push(x.t, in.f[i]);
+                assert_true(rc == 0 || rc == SL_ENOMEM);
+                x.pushed += rc == 0;
+            }
+            run_until_idle(&x);
+        }
+        sl_alloc_fail_at(0, 0);
+        fix_done(&x);
+    }
+    assert_true(created > 50);
+    fset_clear(&in);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -647,6 +683,7 @@ int main(void)
         cmocka_unit_test_teardown(test_free_while_busy, leak_check),
         cmocka_unit_test_teardown(test_free_in_callback, leak_check),
         cmocka_unit_test_teardown(test_garbage, leak_check),
+        cmocka_unit_test_teardown(test_alloc_failures, leak_check),
         cmocka_unit_test_teardown(test_bad_args, leak_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
