@@ -43,6 +43,7 @@ static int32_t rd_s24(const uint8_t *p)
 
 static void rd_block(const uint8_t *b, sl_rtcp_report_t *rb)
 {
+    memset(rb, 0, sizeof(*rb)); /* padding too: callers may compare blocks bytewise */
     rb->source = sl_rd_be32(b);
     rb->fraction_lost = b[4];
     rb->cum_lost = rd_s24(b + 5);

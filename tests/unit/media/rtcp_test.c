@@ -351,6 +351,9 @@ static void test_twcc_roundtrip(void **state)
             d[i] = (int16_t)(i % 2 ? 32767 : -32767);
     }
     d[599] = 0;
+    d[101] = 255; /* the edges of "small" (one unsigned byte) */
+    d[104] = 256;
+    d[107] = -1;
     static uint8_t b[4096];
     int n = sl_rtcp_build_twcc(b, sizeof b, 1, 2, 65500, -5, 200, d, 600);
     assert_true(n > 0);
