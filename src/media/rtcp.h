@@ -77,7 +77,8 @@ typedef struct sl_rtcp_cb {
  * APP are skipped by their length. Returns 0, or SL_EPROTO when any header
  * or length is inconsistent with the bytes present, the version is not 2,
  * or there are more than SL_RTCP_MAX_ITEMS packets; callbacks for the items
- * before the bad one may already have run. Borrows p.
+ * before the bad one may already have run. Borrows p. Uses about 14 KiB
+ * of stack (TWCC statuses and deltas); reentrant, no allocation.
  */
 int sl_rtcp_parse(const uint8_t *p, size_t len, const sl_rtcp_cb_t *cb, void *ud);
 

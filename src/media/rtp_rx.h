@@ -18,8 +18,9 @@
  *
  * It does not parse RTP: the caller (which has parsed the header) passes
  * seq, timestamp, arrival time and the packet bytes. Loop thread only; the
- * callbacks run inside push()/poll()/free() and must not free the rx.
- * Media layer; includes base only.
+ * callbacks run inside push() and poll() and must not call back into the
+ * same rx (no push, poll or free from on_packet / on_loss).
+ * Media layer: includes base and media/rtcp.h only.
  */
 #ifndef SL_MEDIA_RTP_RX_H
 #define SL_MEDIA_RTP_RX_H

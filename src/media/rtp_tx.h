@@ -12,7 +12,7 @@
  * entries older than SL_RTP_TX_MAX_AGE_MS are not answered. A packet is
  * retransmitted at most once per RTT. The caller parses RTP and RTCP: this
  * module takes plain values. Loop thread only (sl_buf_t is not atomic).
- * Media layer; includes base only.
+ * Media layer: includes base and media/rtcp.h only.
  */
 #ifndef SL_MEDIA_RTP_TX_H
 #define SL_MEDIA_RTP_TX_H
