@@ -887,12 +887,17 @@ static void test_bench(void **state)
         make_keys(profiles[k], &ka, &kb);
         sl_srtp_t *a;
         assert_int_equal(sl_srtp_new(&ka, &a), 0);
-        uint8_t pkt[1500];
+        uint8_t pkt[1500], tmpl[1500];
+        size_t tlen = make_rtp(tmpl, 0, 1, 1200);
         int n_pkts = 20000 * scale;
         t0 = now_s();
         for (int i = 0; i < n_pkts; i++) {
-            size_t n = make_rtp(pkt, (uint16_t)i, 1, 1200);
-            assert_int_equal(sl_srtp_protect(a, pkt, &n, sizeof pkt), 0);
+            memcpy(pkt, tmpl, tlen);
+            pkt[2] = (uint8_t)(i >> 8);
+            pkt[3] = (uint8_t)i;
+            size_t n = tlen;
+            if (sl_srtp_protect(a, pkt, &n, sizeof pkt) != 0)
+                fail();
         }
         double dt = now_s() - t0;
         printf("[bench] SRTP protect %s: %.0f MB/s (%.0f packets/s of 1200 bytes)\n", names[k],
