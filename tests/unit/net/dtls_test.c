@@ -56,7 +56,7 @@ typedef struct side {
     sl_srtp_keys_t keys;
     int closed;
     char why[128];
-    uint8_t data[4096];    /* last application data received */
+    uint8_t data[SL_DTLS_MAX_APP]; /* last application data received */
     size_t data_len;
     int n_data;
     int free_on_close;     /* sl_dtls_free from inside ops->closed */
@@ -290,6 +290,14 @@ static void test_handshake_data_close(void **state)
     pump(&srv, &cli, -1, -1);
     assert_int_equal(cli.n_data, 2);
     assert_memory_equal(cli.data, "hello", 5);
+    /* A record larger than the MTU goes as one datagram of its own. */
+    static uint8_t large[5000];
+    memset(large, 0xa5, sizeof large);
+    assert_int_equal(sl_dtls_send(srv.d, large, sizeof large), 0);
+    pump(&srv, &cli, -1, -1);
+    assert_int_equal(cli.n_data, 3);
+    assert_int_equal(cli.data_len, sizeof large);
+    assert_memory_equal(cli.data, large, sizeof large);
     assert_int_equal(sl_dtls_send(cli.d, msg, 0), SL_EINVAL);
     static uint8_t big[SL_DTLS_MAX_APP + 1];
     assert_int_equal(sl_dtls_send(cli.d, big, sizeof big), SL_ETOOBIG);
@@ -520,6 +528,31 @@ static void test_garbage(void **state)
     assert_int_equal(srv.n_data, 1);
     assert_memory_equal(srv.data, "still", 5);
     free_pair(&srv, &cli);
+}
+
+/* Allocation failure (builds with SL_FAULT_INJECTION; skipped otherwise). */
+static void test_alloc_failure(void **state)
+{
+    (void)state;
+    if (!sl_alloc_fail_at(1, 0))
+        skip();
+    sl_dtls_t *d;
+    assert_int_equal(sl_dtls_new(g_ctx_a, 1, "sha-256", sl_dtls_ctx_fingerprint(g_ctx_b), &k_ops,
+                                 NULL, &d),
+                     SL_ENOMEM);
+    assert_null(d);
+    sl_srtp_keys_t k;
+    memset(&k, 0, sizeof k);
+    k.profile = SL_SRTP_AES128_CM_SHA1_80;
+    k.key_len = 30;
+    sl_srtp_t *s;
+    assert_int_equal(sl_alloc_fail_at(1, 0), 1);
+    assert_int_equal(sl_srtp_new(&k, &s), SL_ENOMEM);
+    assert_null(s);
+    sl_dtls_ctx_t *c;
+    assert_int_equal(sl_alloc_fail_at(1, 0), 1);
+    assert_int_equal(sl_dtls_ctx_new(&c), SL_ENOMEM);
+    sl_alloc_fail_at(0, 0);
 }
 
 /* ---- an aiortc-like peer: raw OpenSSL configured as aiortc 1.4 does --------- */
@@ -917,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_lost_flights),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_alloc_failure),
         cmocka_unit_test(test_aiortc_like_peer),
         cmocka_unit_test(test_srtp_profiles),
         cmocka_unit_test(test_srtp_with_dtls_keys),
