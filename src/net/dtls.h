@@ -24,10 +24,10 @@
  *
  * Datagrams: handshake records are cut for an MTU of SL_DTLS_MTU (1200
  * bytes of DTLS payload, which fits IPv6 + UDP + TURN framing), and records
- * produced together are packed into one datagram up to that size. One
- * application record per sl_dtls_send, so keep SCTP packets at or below
- * SL_DTLS_MTU - SL_DTLS_RECORD_OVERHEAD to stay within one 1200-byte
- * datagram (usrsctp's default 1200 minus this overhead: set its MTU).
+ * produced together are packed into one datagram up to that size. Each
+ * sl_dtls_send makes one record, alone in its datagram when it does not
+ * fit beside others: to keep every datagram within 1200 bytes, give
+ * usrsctp an MTU of SL_DTLS_MTU - SL_DTLS_RECORD_OVERHEAD (1163).
  *
  * Callbacks run inside sl_dtls_feed / _start / _send / _on_timeout /
  * _close. From a callback the owner may call sl_dtls_send (e.g. usrsctp
@@ -161,9 +161,11 @@ int sl_dtls_send(sl_dtls_t *d, const uint8_t *p, size_t len);
 
 /**
  * Milliseconds until sl_dtls_on_timeout() must run (0 = now), or -1 when
- * no timer is needed (connected, closed, or a server that has not heard a
- * ClientHello yet and is still within its handshake deadline: then the
- * deadline is returned).
+ * no timer is needed (connected or closed). During the handshake there is
+ * always a timer: the retransmission timer once a flight is out, and at
+ * the latest the handshake deadline (a server waiting for its ClientHello
+ * has only that one). Ask again after every sl_dtls_* call: feeds and
+ * sends move it. OpenSSL counts a timer within 15 ms of expiry as expired.
  */
 int64_t sl_dtls_timeout_ms(sl_dtls_t *d);
 
