@@ -75,7 +75,7 @@ int sl_rtp_ext_get(const sl_rtp_hdr_t *h, int id, const uint8_t **data, size_t *
  */
 typedef struct sl_rtp_ext_out {
     int mid_id;           /* urn:ietf:params:rtp-hdrext:sdes:mid */
-    const char *mid;      /* its value (1..16 bytes, not NUL-terminated needed) */
+    const char *mid;      /* its value: 1..16 bytes, no NUL needed */
     size_t mid_len;       /* length of mid */
     int twcc_id;          /* transport-wide congestion control sequence number */
     uint16_t twcc_seq;    /* its value */

@@ -275,7 +275,7 @@ struct sl_h264_depack {
     int n_vcl;             /* slices in it */
     int first_mb0;         /* its first slice starts at macroblock 0 */
     int gap_first;         /* a loss was reported just before it began */
-    int gap_pending;       /* a loss was reported while no access unit was open */
+    int gap_pending;       /* a loss was reported since the last access unit began */
     int need_key;          /* drop everything until a clean IDR */
     uint8_t sps[SL_H264_MAX_PS_LEN], pps[SL_H264_MAX_PS_LEN]; /* latest parameter sets */
     size_t sps_len, pps_len;
@@ -309,11 +309,13 @@ int sl_h264_depack_need_keyframe(const sl_h264_depack_t *d) { return d->need_key
 
 void sl_h264_depack_loss(sl_h264_depack_t *d)
 {
+    /* The lost packets may be the tail of the open access unit, whole access
+     * units, or the head of the next one: drop the first, and make the next
+     * one prove it starts at its first slice. */
     d->need_key = 1;
     if (d->open)
         d->broken = 1;
-    else
-        d->gap_pending = 1;
+    d->gap_pending = 1;
 }
 
 /* Bookkeeping for a NAL unit now complete at au.data + off (after its length). */
