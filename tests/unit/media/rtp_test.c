@@ -522,6 +522,22 @@ static void test_h264_loss(void **state)
     assert_int_equal(g.n, 3);
     assert_int_equal(sl_h264_depack_need_keyframe(d), 0);
 
+    /* A gap that swallowed the head of a two-slice IDR: what is left (the
+     * second slice, not at macroblock 0) is not shown. */
+    sl_h264_depack_loss(d);
+    uint8_t tail[300];
+    fill_slice(tail, sizeof tail, 0x65, 11);
+    tail[1] &= 0x7F;
+    sl_rtp_hdr_t th;
+    memset(&th, 0, sizeof th);
+    th.payload = tail;
+    th.payload_len = sizeof tail;
+    th.ts = 9500;
+    th.marker = 1;
+    assert_int_equal(sl_h264_depack_push(d, &th), 0);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(sl_h264_depack_need_keyframe(d), 1);
+
     /* A new SPS/PPS: a new record comes before the frame. */
     uint8_t sps2[sizeof SPS];
     memcpy(sps2, SPS, sizeof SPS);
