@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include <libavcodec/avcodec.h>
+#include <libavutil/log.h>
 #include <libavutil/opt.h>
 
 #include "base/alloc.h"
@@ -1156,8 +1157,52 @@ static void test_vpx_real(void **state)
     avcodec_free_context(&ec);
 }
 
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    if (!sl_alloc_fail_at(0, 0))
+        skip(); /* built without fault injection */
+    uint8_t rec[64];
+    size_t rec_len = make_config(rec, sizeof rec);
+    static uint8_t idr[3000], avcc[3010];
+    fill_slice(idr, sizeof idr, 0x65, 1);
+    size_t alen = put_nal(avcc, idr, sizeof idr);
+    /* Fail each allocation in turn: every step reports SL_ENOMEM (or NULL)
+     * cleanly, and the leak check in main() proves nothing is left behind. */
+    int ok = 0;
+    for (uint64_t nth = 1; nth < 40 && !ok; nth++) {
+        sl_alloc_fail_at(nth, 0);
+        got_t g;
+        memset(&g, 0, sizeof g);
+        sl_rtp_payloads_t p;
+        int rc = sl_h264_packetize(avcc, alen, 4, rec, rec_len, 1, 1200, &p);
+        if (rc) {
+            assert_int_equal(rc, SL_ENOMEM);
+            assert_null(p.buf);
+            continue;
+        }
+        sl_h264_depack_t *d = sl_h264_depack_new(got_config, got_frame, &g);
+        if (!d) {
+            sl_rtp_payloads_release(&p);
+            continue;
+        }
+        uint16_t seq = 0;
+        rc = push_all(d, 0, &p, &seq, 1);
+        assert_true(rc == 0 || rc == SL_ENOMEM);
+        ok = rc == 0 && g.n == 1;
+        if (rc)
+            assert_int_equal(g.n, 0);
+        sl_h264_depack_free(d);
+        sl_rtp_payloads_release(&p);
+        got_clear(&g);
+    }
+    sl_alloc_fail_at(0, 0);
+    assert_true(ok); /* enough allocations let it through */
+}
+
 int main(void)
 {
+    av_log_set_level(AV_LOG_WARNING);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hdr_write_parse),
         cmocka_unit_test(test_hdr_csrc_padding_two_byte),
@@ -1173,6 +1218,7 @@ int main(void)
         cmocka_unit_test(test_frame_cache),
         cmocka_unit_test(test_x264_real),
         cmocka_unit_test(test_vpx_real),
+        cmocka_unit_test(test_alloc_failures),
     };
     int64_t before = sl_alloc_bytes();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
