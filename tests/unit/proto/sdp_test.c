@@ -646,8 +646,55 @@ static void test_frag(void **state)
     assert_int_equal(sl_sdp_frag_answer("nEwU", "newpassword0123456789012", "0", cands, 2, out, 40), SL_ETOOBIG);
 }
 
-int main(void)
+/*
+ * `sdp_test --answer [whip|whep]`: reads an offer on stdin and writes the
+ * answer sluice would give (every m-line accepted that has a codec we
+ * pick, loopback candidates) on stdout, or the error on stderr (exit 1).
+ * Not a test: tests/data/sdp/aiortc_check.py uses it to make aiortc judge
+ * our answers.
+ */
+static int answer_stdin(const char *mode)
 {
+    static char text[SL_SDP_MAX_TEXT + 1];
+    size_t len = fread(text, 1, sizeof text, stdin);
+    static sl_sdp_t o;
+    char err[160];
+    if (sl_sdp_parse(text, len, &o, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int whep = mode && !strcmp(mode, "whep");
+    sl_sdp_answer_params_t p;
+    base_params(&p);
+    p.n_cands = 1;
+    p.cname = "sluice";
+    for (int i = 0; i < o.n_media; i++) {
+        const sl_sdp_media_t *m = &o.media[i];
+        sl_sdp_answer_media_t *am = &p.media[i];
+        am->codec_idx = m->kind == SL_SDP_AUDIO ? sl_sdp_pick_audio(m) : sl_sdp_pick_video(m, 0x42, 1);
+        am->accept = am->codec_idx >= 0 || m->kind == SL_SDP_APPLICATION;
+        am->direction = whep ? SL_SDP_SENDONLY : SL_SDP_RECVONLY;
+        if (whep) {
+            am->ssrc = 0x10000u + (uint32_t)i;
+            am->rtx_ssrc = 0x20000u + (uint32_t)i;
+            am->msid_stream = "sluice";
+            am->msid_track = m->kind == SL_SDP_AUDIO ? "audio" : "video";
+        }
+    }
+    static char out[16384];
+    int n = sl_sdp_answer(&o, &p, out, sizeof out);
+    if (n < 0) {
+        fprintf(stderr, "answer: %d\n", n);
+        return 1;
+    }
+    fwrite(out, 1, (size_t)n, stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "--answer"))
+        return answer_stdin(argc >= 3 ? argv[2] : NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chrome_whip), cmocka_unit_test(test_chrome_whep),
         cmocka_unit_test(test_firefox),     cmocka_unit_test(test_aiortc),
