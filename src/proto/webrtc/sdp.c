@@ -630,6 +630,9 @@ int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t 
         return fail(err, err_cap, 0, "no a=fingerprint");
     for (int i = 0; i < out->n_media; i++) {
         sl_sdp_media_t *mi = &out->media[i];
+        for (int j = 0; j < i && mi->mid[0]; j++)
+            if (!strcmp(out->media[j].mid, mi->mid))
+                return fail(err, err_cap, 0, "a=mid:%s used twice", mi->mid);
         if (!mi->ice_ufrag[0] || !mi->ice_pwd[0]) {
             strcpy(mi->ice_ufrag, out->ice_ufrag);
             strcpy(mi->ice_pwd, out->ice_pwd);
@@ -742,7 +745,7 @@ static int accepts(const sl_sdp_media_t *m, const sl_sdp_answer_media_t *am)
     if (!am->accept || m->rejected || !m->mid[0])
         return 0;
     if (m->kind == SL_SDP_APPLICATION)
-        return strstr(m->proto, "SCTP") != NULL;
+        return strstr(m->proto, "SCTP") && !strstr(m->proto, "RTP");
     if (m->kind != SL_SDP_AUDIO && m->kind != SL_SDP_VIDEO)
         return 0;
     return strstr(m->proto, "RTP") && am->codec_idx >= 0 && am->codec_idx < m->n_codecs &&
@@ -831,13 +834,17 @@ int sl_sdp_answer(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, char *
         if (!accepts(m, am)) {
             const char *fmt = "0";
             char pt[4];
-            if (m->kind == SL_SDP_APPLICATION && !strcmp(m->proto, "DTLS/SCTP"))
+            /* The format must read back as the parser reads it: payload
+             * types for any proto with "RTP" in it, first. */
+            if (strstr(m->proto, "RTP")) {
+                if (m->n_codecs > 0) {
+                    snprintf(pt, sizeof pt, "%u", m->codecs[0].pt);
+                    fmt = pt;
+                }
+            } else if (!strcmp(m->proto, "DTLS/SCTP")) {
                 fmt = "5000";
-            else if (strstr(m->proto, "SCTP"))
+            } else if (strstr(m->proto, "SCTP")) {
                 fmt = "webrtc-datachannel";
-            else if (m->n_codecs > 0) {
-                snprintf(pt, sizeof pt, "%u", m->codecs[0].pt);
-                fmt = pt;
             }
             w(&b, "m=%s 0 %s %s\r\nc=IN IP4 0.0.0.0\r\n", m->media_name, m->proto, fmt);
             if (m->mid[0])

@@ -503,6 +503,8 @@ static void test_refusals(void **state)
     assert_string_equal(parse_err(HEAD ICE AUDIO "a=mid:0\x01\r\n"), "line 11: control character");
     assert_string_equal(parse_err(HEAD ICE AUDIO "a=mid:0\rX\r\n"), "line 11: control character");
 
+    assert_string_equal(parse_err(HEAD ICE AUDIO "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"), "a=mid:0 used twice");
+
     /* A media-level transport serves as the session's. */
     assert_string_equal(parse_err(HEAD AUDIO ICE), "");
 
