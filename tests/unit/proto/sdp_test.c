@@ -454,6 +454,36 @@ static void test_gstreamer(void **state)
     free(o);
 }
 
+static void test_safari(void **state)
+{
+    (void)state;
+    sl_sdp_t *o = parse_file("safari_offer.sdp");
+    assert_int_equal(o->n_media, 2);
+    const sl_sdp_media_t *v = &o->media[1];
+    assert_int_equal(v->n_codecs, 15);
+    /* Safari lists H.264 High first: 0x42 must still find constrained baseline. */
+    assert_int_equal(v->codecs[sl_sdp_pick_video(v, 0x42, 1)].pt, 98);
+    assert_int_equal(v->codecs[sl_sdp_pick_video(v, 0x64, 1)].pt, 96);
+    assert_int_equal(v->codecs[sl_sdp_pick_video(v, 0, 1)].pt, 96);
+    assert_int_equal(v->codecs[find_pt(v, 100)].rtx_pt, 101);
+    assert_string_equal(v->codecs[find_pt(v, 100)].name, "H265");
+    assert_int_equal(v->ssrcs[0], 2618853401u);
+    assert_int_equal(v->rtx_ssrc_of[0], 907164428u);
+
+    sl_sdp_answer_params_t p;
+    base_params(&p);
+    p.media[0] = (sl_sdp_answer_media_t){.accept = 1, .codec_idx = sl_sdp_pick_audio(&o->media[0]),
+                                         .direction = SL_SDP_RECVONLY};
+    p.media[1] = (sl_sdp_answer_media_t){.accept = 1, .codec_idx = sl_sdp_pick_video(v, 0x42, 1),
+                                         .direction = SL_SDP_RECVONLY};
+    sl_sdp_t *back = malloc(sizeof *back);
+    char *ans = answer_and_reparse(o, &p, back);
+    assert_has(ans, "\r\nm=video 8443 UDP/TLS/RTP/SAVPF 98 99\r\n");
+    assert_has(ans, "\r\na=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n");
+    free(back);
+    free(o);
+}
+
 /* Parses text (NUL-terminated here) and returns the error message, "" on success. */
 static const char *parse_err(const char *text)
 {
@@ -700,7 +730,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chrome_whip), cmocka_unit_test(test_chrome_whep),
         cmocka_unit_test(test_firefox),     cmocka_unit_test(test_aiortc),
-        cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_safari),   cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_fmtp_and_wildcards), cmocka_unit_test(test_frag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
