@@ -739,8 +739,8 @@ static void w_cands(wbuf_t *b, const sl_sdp_candidate_t *c, int n)
 
 static const char *const dir_names[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
 
-/* Whether the answer accepts offer m-line i (see sl_sdp_answer for the rules). */
-static int accepts(const sl_sdp_media_t *m, const sl_sdp_answer_media_t *am)
+/* Whether the answer can accept m on its own terms (see sl_sdp_answer). */
+static int acceptable(const sl_sdp_media_t *m, const sl_sdp_answer_media_t *am)
 {
     if (!am->accept || m->rejected || !m->mid[0])
         return 0;
@@ -748,8 +748,35 @@ static int accepts(const sl_sdp_media_t *m, const sl_sdp_answer_media_t *am)
         return strstr(m->proto, "SCTP") && !strstr(m->proto, "RTP");
     if (m->kind != SL_SDP_AUDIO && m->kind != SL_SDP_VIDEO)
         return 0;
-    return strstr(m->proto, "RTP") && am->codec_idx >= 0 && am->codec_idx < m->n_codecs &&
-           am->direction >= SL_SDP_SENDRECV && am->direction <= SL_SDP_INACTIVE;
+    return strstr(m->proto, "RTP") && m->rtcp_mux && am->codec_idx >= 0 &&
+           am->codec_idx < m->n_codecs && am->direction >= SL_SDP_SENDRECV &&
+           am->direction <= SL_SDP_INACTIVE;
+}
+
+/*
+ * Decides which offer m-lines the answer accepts (ok[i]). One transport
+ * carries everything, so with a BUNDLE group in the offer only its members
+ * can be accepted, and without one only the first acceptable m-line (no
+ * group is then written: RFC 8843 7.3.1 forbids adding one).
+ */
+static void decide(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, int ok[SL_SDP_MAX_MEDIA])
+{
+    int n_ok = 0;
+    for (int i = 0; i < offer->n_media; i++) {
+        const sl_sdp_media_t *m = &offer->media[i];
+        ok[i] = acceptable(m, &p->media[i]);
+        if (!ok[i])
+            continue;
+        if (offer->n_bundle == 0) {
+            ok[i] = n_ok == 0;
+        } else {
+            int in_group = 0;
+            for (int j = 0; j < offer->n_bundle; j++)
+                in_group |= !strcmp(offer->bundle[j], m->mid);
+            ok[i] = in_group;
+        }
+        n_ok += ok[i];
+    }
 }
 
 /* The transport lines every accepted m-line repeats (JSEP 5.3.1). */
@@ -820,9 +847,10 @@ int sl_sdp_answer(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, char *
     wbuf_t b = {.p = out, .cap = cap};
     w(&b, "v=0\r\no=- %llu 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n",
       (unsigned long long)p->session_id);
-    int n_accepted = 0;
-    for (int i = 0; i < offer->n_media; i++)
-        if (accepts(&offer->media[i], &p->media[i]))
+    int ok[SL_SDP_MAX_MEDIA], n_accepted = 0;
+    decide(offer, p, ok);
+    for (int i = 0; i < offer->n_media && offer->n_bundle > 0; i++)
+        if (ok[i])
             w(&b, "%s%s", n_accepted++ ? " " : "a=group:BUNDLE ", offer->media[i].mid);
     if (n_accepted)
         w(&b, "\r\n");
@@ -831,7 +859,7 @@ int sl_sdp_answer(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, char *
     for (int i = 0; i < offer->n_media; i++) {
         const sl_sdp_media_t *m = &offer->media[i];
         const sl_sdp_answer_media_t *am = &p->media[i];
-        if (!accepts(m, am)) {
+        if (!ok[i]) {
             const char *fmt = "0";
             char pt[4];
             /* The format must read back as the parser reads it: payload

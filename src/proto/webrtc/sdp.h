@@ -164,8 +164,12 @@ typedef struct sl_sdp_answer_params {
  * when ssrc is set, the candidates and a=end-of-candidates; accepted
  * application m-lines with sctp-port 5000 + max-message-size 262144 (or
  * the old a=sctpmap form when the offer used "DTLS/SCTP"). An m-line
- * without a mid, with a port of 0, of another kind, or whose codec_idx is
- * out of range is rejected whatever accept says. CRLF line ends.
+ * without a mid, with a port of 0, of another kind, audio/video without
+ * a=rtcp-mux in the offer, or whose codec_idx is out of range is rejected
+ * whatever accept says. Everything shares one transport, so when the offer
+ * has a BUNDLE group only its members are accepted, and when it has none
+ * only the first acceptable m-line is (and no a=group line is written).
+ * CRLF line ends.
  * Returns the length written (out NUL-terminated), SL_ETOOBIG when cap is
  * too small, SL_EINVAL when a parameter is missing or holds a CR, LF or
  * space where none may be.

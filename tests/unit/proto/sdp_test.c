@@ -21,6 +21,11 @@
 #include "proto/webrtc/sdp.h"
 #include "sluice/errors.h"
 
+/* Pieces of hand-made offers. */
+#define HEAD "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+#define ICE "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-256 AB:CD\r\n"
+#define AUDIO "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
+
 #ifndef SL_SOURCE_DIR
 #define SL_SOURCE_DIR "."
 #endif
@@ -484,6 +489,43 @@ static void test_safari(void **state)
     free(o);
 }
 
+/* One transport for all: BUNDLE members only, or the first m-line without a group; rtcp-mux only. */
+static void test_bundle_rules(void **state)
+{
+    (void)state;
+    static sl_sdp_t o, back;
+    static char out[8192];
+    char err[128];
+    sl_sdp_answer_params_t p;
+    base_params(&p);
+    for (int i = 0; i < 3; i++)
+        p.media[i] = (sl_sdp_answer_media_t){.accept = 1, .codec_idx = 0, .direction = SL_SDP_RECVONLY};
+#define M3 "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n" \
+           "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n"       \
+           "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:w\r\na=rtpmap:96 VP8/90000\r\n"
+    const char *no_group = "v=0\r\n" ICE M3;
+    assert_int_equal(sl_sdp_parse(no_group, strlen(no_group), &o, err, sizeof err), 0);
+    int n = sl_sdp_answer(&o, &p, out, sizeof out);
+    assert_true(n > 0);
+    assert_lacks(out, "a=group");
+    assert_int_equal(sl_sdp_parse(out, (size_t)n, &back, err, sizeof err), 0);
+    assert_false(back.media[0].rejected);
+    assert_true(back.media[1].rejected);
+    assert_true(back.media[2].rejected);
+
+    const char *group_v = "v=0\r\na=group:BUNDLE v w\r\n" ICE M3;
+    assert_int_equal(sl_sdp_parse(group_v, strlen(group_v), &o, err, sizeof err), 0);
+    n = sl_sdp_answer(&o, &p, out, sizeof out);
+    assert_true(n > 0);
+    assert_has(out, "\r\na=group:BUNDLE v\r\n"); /* a: not in the group; w: no rtcp-mux */
+    assert_int_equal(sl_sdp_parse(out, (size_t)n, &back, err, sizeof err), 0);
+    assert_true(back.media[0].rejected);
+    assert_false(back.media[1].rejected);
+    assert_true(back.media[2].rejected);
+    assert_has(out, "\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:w\r\na=inactive\r\n");
+#undef M3
+}
+
 /* Parses text (NUL-terminated here) and returns the error message, "" on success. */
 static const char *parse_err(const char *text)
 {
@@ -495,9 +537,6 @@ static const char *parse_err(const char *text)
     return err;
 }
 
-#define HEAD "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
-#define ICE "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-256 AB:CD\r\n"
-#define AUDIO "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
 
 static void test_refusals(void **state)
 {
@@ -730,7 +769,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chrome_whip), cmocka_unit_test(test_chrome_whep),
         cmocka_unit_test(test_firefox),     cmocka_unit_test(test_aiortc),
-        cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_safari),   cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_safari), cmocka_unit_test(test_bundle_rules),   cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_fmtp_and_wildcards), cmocka_unit_test(test_frag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
