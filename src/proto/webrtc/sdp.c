@@ -201,7 +201,17 @@ static void static_pt(sl_sdp_codec_t *c)
         }
 }
 
-/* m=<media> <port>[/<n>] <proto> <fmt>... */
+/*
+ * m=<media> <port>[/<n>] <proto> <fmt>... opens a new m-section. For any
+ * proto naming RTP the formats are payload types: each one gets a codec
+ * entry in offer order, filled in later by rtpmap / fmtp / rtcp-fb. Chrome
+ * offers 25 or more video payload types (every H.264 profile twice, with
+ * and without packetization-mode 1, each with its RTX), so the cap is 32
+ * and further ones are dropped rather than refused: losing a late VP9
+ * profile is better than a 400 to a browser. For SCTP protos the format is
+ * "webrtc-datachannel" (RFC 8841) or, in the old draft form aiortc 1.4
+ * still writes, the SCTP port itself.
+ */
 static const char *parse_m(char *v, sl_sdp_t *out, int session_dir)
 {
     if (out->n_media == SL_SDP_MAX_MEDIA)
@@ -252,7 +262,13 @@ static const char *parse_m(char *v, sl_sdp_t *out, int session_dir)
     return NULL;
 }
 
-/* Reads the fmtp parameters of c that sluice acts on (key=value;...). */
+/*
+ * Reads the fmtp parameters of c that sluice acts on (key=value;...):
+ * apt for RTX, and the H.264 ones (RFC 6184 8.1). They are read from the
+ * whole value, before it is cut to fit c->fmtp, so a long
+ * sprop-parameter-sets cannot hide them. Other keys are ignored here; the
+ * answer echoes the raw text.
+ */
 static void fmtp_params(sl_sdp_codec_t *c, const char *s)
 {
     while (*s) {
@@ -302,7 +318,12 @@ static void fmtp_params(sl_sdp_codec_t *c, const char *s)
     }
 }
 
-/* a=rtcp-fb:<pt|*> <type> [<param>] */
+/*
+ * a=rtcp-fb:<pt|*> <type> [<param>]: only the five feedback types sluice
+ * can act on become bits; "*" (RFC 4585 4.2) applies to every payload type
+ * of the m-line and is merged when the m-section closes, since it may come
+ * before the payload types' own lines.
+ */
 static void parse_rtcp_fb(char *v, sl_sdp_media_t *m, media_tmp_t *t)
 {
     char *pt = tok(&v), *type = tok(&v), *param = tok(&v);
@@ -325,7 +346,12 @@ static void parse_rtcp_fb(char *v, sl_sdp_media_t *m, media_tmp_t *t)
         c->fb |= bit;
 }
 
-/* a=extmap:<id>[/<direction>] <uri> [<attributes>] */
+/*
+ * a=extmap:<id>[/<direction>] <uri> [<attributes>]: records the ids of the
+ * header extensions sluice reads or writes. Ids up to 255 are kept (two-byte
+ * headers, a=extmap-allow-mixed); the answer reuses the offer's ids, as
+ * RFC 8285 6 requires.
+ */
 static void parse_extmap(char *v, sl_sdp_media_t *m)
 {
     char *id = tok(&v), *uri = tok(&v);
@@ -345,7 +371,12 @@ static void parse_extmap(char *v, sl_sdp_media_t *m)
         m->ext_sdes_rtp_stream_id = (int)n;
 }
 
-/* a=fingerprint:<alg> <value>: keeps sha-256 over any other algorithm. */
+/*
+ * a=fingerprint:<alg> <value>: keeps sha-256 over any other algorithm (an
+ * offer may list several, RFC 8122 5), since that is the one the DTLS code
+ * checks. The value must be hex pairs and colons; its length is bounded by
+ * the field.
+ */
 static const char *parse_fingerprint(char *v, char *alg_out, char *fp_out)
 {
     char *alg = tok(&v), *fp = tok(&v);
@@ -525,7 +556,14 @@ static const char *parse_a(char *line, sl_sdp_t *out, sl_sdp_media_t *m, media_t
     return NULL;
 }
 
-/* Resolves what the m-section gathered: wildcard feedback, RTX pairs, SSRCs. */
+/*
+ * Resolves what the m-section gathered once it is complete: wildcard
+ * feedback; RTX pairs (an rtx payload type names its codec with apt=, and
+ * the codec learns its rtx_pt; the first rtx wins); and SSRCs. Browsers
+ * list both SSRCs of a FID pair in a=ssrc lines, Chrome with the group
+ * before them, Firefox after, so the primary SSRCs are known only at the
+ * end: every SSRC that is not the second of a FID pair, each with its RTX.
+ */
 static void close_media(sl_sdp_media_t *m, const media_tmp_t *t)
 {
     for (int i = 0; i < m->n_codecs; i++) {
@@ -608,7 +646,13 @@ int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t 
         return fail(err, err_cap, 0, "no m= line");
     close_media(m, &tmp);
 
-    /* The session's transport, else the first m-line's that has one. */
+    /*
+     * Transport: the session-level values, else the first m-line's (Chrome
+     * and aiortc write them per m-line only, Firefox the fingerprint at
+     * session level). Under BUNDLE the first m-line's transport is the one
+     * used; aiortc 1.4 even writes a different ufrag per m-line, which
+     * belongs to transports it drops once the answer bundles them.
+     */
     for (int i = 0; i < out->n_media; i++) {
         const sl_sdp_media_t *mi = &out->media[i];
         if (!out->ice_ufrag[0] && mi->ice_ufrag[0] && mi->ice_pwd[0]) {
@@ -649,6 +693,13 @@ int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t 
 
 /* ---------------------------------------------------------------- picks */
 
+/*
+ * Only packetization-mode 1 (FU-A / STAP-A) H.264 is taken: mode 0 allows a
+ * single NAL unit per packet, which the depacketizer does not expect and
+ * which no encoder of interest is limited to. The profile is matched on
+ * profile_idc only; the constraint flags (42e0 vs 4200) do not matter to a
+ * receiver, which can decode both.
+ */
 int sl_sdp_pick_video(const sl_sdp_media_t *m, uint8_t want_profile_idc, int allow_vp8)
 {
     int any_h264 = -1, vp8 = -1;
@@ -728,6 +779,11 @@ static int cands_ok(const sl_sdp_candidate_t *c, int n)
     return 1;
 }
 
+/*
+ * Our candidates, then a=end-of-candidates: an ICE-lite server knows all of
+ * them up front, and the end marker lets the browser stop waiting for more.
+ * TCP ones are passive (RFC 6544): the peer connects to us.
+ */
 static void w_cands(wbuf_t *b, const sl_sdp_candidate_t *c, int n)
 {
     for (int i = 0; i < n; i++)
@@ -779,7 +835,13 @@ static void decide(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, int o
     }
 }
 
-/* The transport lines every accepted m-line repeats (JSEP 5.3.1). */
+/*
+ * The transport lines every accepted m-line repeats, as JSEP answers do
+ * (RFC 8829 5.3.1): the same ufrag, pwd and fingerprint everywhere, since
+ * it is one transport. setup:passive: the browser is the DTLS client and
+ * sends the first flight, so sluice never has to initiate towards an
+ * address it has not yet seen a STUN check from.
+ */
 static void w_transport(wbuf_t *b, const sl_sdp_media_t *m, const sl_sdp_answer_params_t *p,
                         const char *c_line)
 {
@@ -788,7 +850,12 @@ static void w_transport(wbuf_t *b, const sl_sdp_media_t *m, const sl_sdp_answer_
       c_line, m->mid, p->ice_ufrag, p->ice_pwd, p->fingerprint_sha256);
 }
 
-/* The codec lines of one payload type: rtpmap, fmtp, rtcp-fb we support. */
+/*
+ * The codec lines of one payload type: rtpmap as offered (name, clock,
+ * channels for audio), the offer's fmtp echoed unchanged (for H.264 the
+ * answer must name the same profile; level-asymmetry-allowed lets each side
+ * keep its level) and the rtcp-fb types both sides support.
+ */
 static void w_codec(wbuf_t *b, const sl_sdp_media_t *m, const sl_sdp_codec_t *c)
 {
     if (m->kind == SL_SDP_AUDIO && c->channels > 1)
@@ -833,7 +900,12 @@ int sl_sdp_answer(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, char *
     }
     const char *cname = p->cname ? p->cname : "sluice";
 
-    /* c= and the m= port name the default candidate: the first UDP one. */
+    /*
+     * c= and the m= port name the default candidate (RFC 8839 5.1): the
+     * first UDP one, or the discard port 9 / 0.0.0.0 when there is none
+     * yet. Browsers ignore them once candidates are known; some older
+     * stacks still use them as a first remote address.
+     */
     char c_line[96] = "c=IN IP4 0.0.0.0\r\n";
     int port = 9;
     for (int i = 0; i < p->n_cands; i++)
@@ -860,6 +932,8 @@ int sl_sdp_answer(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, char *
         const sl_sdp_media_t *m = &offer->media[i];
         const sl_sdp_answer_media_t *am = &p->media[i];
         if (!ok[i]) {
+            /* Rejected (RFC 3264 6): port 0, same proto, one of the offer's
+             * formats, and the mid so that the peer can match it. */
             const char *fmt = "0";
             char pt[4];
             /* The format must read back as the parser reads it: payload

@@ -67,7 +67,7 @@ typedef struct sl_sdp_media {
     int n_codecs;
     uint32_t ssrcs[SL_SDP_MAX_SSRCS];        /* primary SSRCs (RTX ones of FID groups left out) */
     int n_ssrcs;
-    uint32_t rtx_ssrc_of[SL_SDP_MAX_SSRCS];  /* rtx_ssrc_of[i]: RTX SSRC of ssrcs[i] (a=ssrc-group:FID), 0 if none */
+    uint32_t rtx_ssrc_of[SL_SDP_MAX_SSRCS];  /* RTX SSRC of ssrcs[i] (a=ssrc-group:FID), 0 if none */
     char cname[64];            /* first a=ssrc:<n> cname: value */
     char msid[128];            /* a=msid value ("<stream> <track>"), else the a=ssrc msid: one */
     int ext_mid, ext_twcc, ext_abs_send_time, ext_sdes_rtp_stream_id; /* extmap ids, 0 = absent */
