@@ -205,8 +205,8 @@ static void static_pt(sl_sdp_codec_t *c)
  * m=<media> <port>[/<n>] <proto> <fmt>... opens a new m-section. For any
  * proto naming RTP the formats are payload types: each one gets a codec
  * entry in offer order, filled in later by rtpmap / fmtp / rtcp-fb. Chrome
- * offers 25 or more video payload types (every H.264 profile twice, with
- * and without packetization-mode 1, each with its RTX), so the cap is 32
+ * offers 25 to 35 video payload types (every H.264 profile twice, with
+ * and without packetization-mode 1, each with its RTX), so the cap is 48
  * and further ones are dropped rather than refused: losing a late VP9
  * profile is better than a 400 to a browser. For SCTP protos the format is
  * "webrtc-datachannel" (RFC 8841) or, in the old draft form aiortc 1.4

@@ -20,7 +20,8 @@
 #define SL_SDP_MAX_TEXT 65536   /* largest offer or fragment accepted, bytes */
 #define SL_SDP_MAX_LINE 4096    /* longest line accepted, bytes without CRLF */
 #define SL_SDP_MAX_MEDIA 8      /* m-lines per offer (more is an error) */
-#define SL_SDP_MAX_CODECS 32    /* payload types kept per m-line (the rest are ignored) */
+#define SL_SDP_MAX_CODECS 48    /* payload types kept per m-line (the rest are ignored);
+                                   Chromium 156 offers 34 for a recvonly video m-line */
 #define SL_SDP_MAX_SSRCS 8      /* primary SSRCs kept per m-line (the rest are ignored) */
 
 /* Media kinds (sl_sdp_media_t.kind); 0 is any other ("text", "message"...). */
@@ -79,7 +80,7 @@ typedef struct sl_sdp_media {
     char setup[16];            /* "actpass", "active", "passive" */
 } sl_sdp_media_t;
 
-/* A parsed offer. About 90 KiB: allocate it, do not put it on a small stack. */
+/* A parsed offer. About 130 KiB: allocate it, do not put it on a small stack. */
 typedef struct sl_sdp {
     sl_sdp_media_t media[SL_SDP_MAX_MEDIA];
     int n_media;

@@ -489,6 +489,53 @@ static void test_safari(void **state)
     free(o);
 }
 
+/* Offers captured from Chromium 156 (headless, Debian) by chromium_check.py. */
+static void test_chromium_captured(void **state)
+{
+    (void)state;
+    sl_sdp_t *o = parse_file("chromium_whip_offer.sdp");
+    assert_int_equal(o->n_media, 3);
+    assert_int_equal(o->n_bundle, 3);
+    const sl_sdp_media_t *a = &o->media[0], *v = &o->media[1], *d = &o->media[2];
+    assert_int_equal(a->direction, SL_SDP_SENDONLY);
+    assert_int_equal(a->codecs[sl_sdp_pick_audio(a)].pt, 111);
+    assert_int_equal(v->n_codecs, 23);
+    int vi = sl_sdp_pick_video(v, 0x42, 0);
+    assert_int_equal(v->codecs[vi].pt, 102);
+    assert_int_equal(v->codecs[vi].rtx_pt, 103);
+    assert_int_equal(v->codecs[sl_sdp_pick_video(v, 0x4d, 0)].pt, 116);
+    assert_int_equal(v->n_ssrcs, 1);
+    assert_int_equal(v->ssrcs[0], 3284771552u);
+    assert_int_equal(v->rtx_ssrc_of[0], 758464096u);
+    assert_string_equal(v->msid, "- c5e1478a-c267-4fc0-89b2-60ab851c4b7d");
+    assert_int_equal(v->ext_twcc, 3);
+    assert_int_equal(d->kind, SL_SDP_APPLICATION);
+    assert_string_equal(d->proto, "UDP/DTLS/SCTP");
+    assert_int_equal(d->sctp_port, 5000);
+    assert_int_equal(d->max_message_size, 262144);
+
+    sl_sdp_answer_params_t p;
+    base_params(&p);
+    p.media[0] = (sl_sdp_answer_media_t){.accept = 1, .codec_idx = sl_sdp_pick_audio(a), .direction = SL_SDP_RECVONLY};
+    p.media[1] = (sl_sdp_answer_media_t){.accept = 1, .codec_idx = vi, .direction = SL_SDP_RECVONLY};
+    p.media[2] = (sl_sdp_answer_media_t){.accept = 1};
+    sl_sdp_t *back = malloc(sizeof *back);
+    char *ans = answer_and_reparse(o, &p, back);
+    assert_has(ans, "\r\nm=application 8443 UDP/DTLS/SCTP webrtc-datachannel\r\n");
+    assert_has(ans, "\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n");
+    assert_int_equal(back->media[2].sctp_port, 5000);
+    free(o);
+
+    o = parse_file("chromium_whep_offer.sdp");
+    v = &o->media[1];
+    assert_int_equal(v->direction, SL_SDP_RECVONLY);
+    assert_int_equal(v->n_codecs, 34); /* within the cap of 48 */
+    assert_int_equal(v->codecs[sl_sdp_pick_video(v, 0x42, 1)].pt, 102);
+    assert_int_equal(v->n_ssrcs, 0);
+    free(back);
+    free(o);
+}
+
 /* One transport for all: BUNDLE members only, or the first m-line without a group; rtcp-mux only. */
 static void test_bundle_rules(void **state)
 {
@@ -608,9 +655,9 @@ static void test_refusals(void **state)
     big[n] = '\0';
     assert_string_equal(parse_err(big), "offer larger than 65536 bytes");
 
-    /* More than 32 payload types: the rest are ignored, not an error. */
+    /* More than 48 payload types: the rest are ignored, not an error. */
     n = snprintf(big, sizeof big, HEAD ICE "m=video 9 UDP/TLS/RTP/SAVPF");
-    for (int pt = 60; pt < 100; pt++)
+    for (int pt = 40; pt < 100; pt++)
         n += snprintf(big + n, sizeof big - (size_t)n, " %d", pt);
     n += snprintf(big + n, sizeof big - (size_t)n, "\r\na=mid:v\r\na=rtpmap:99 H264/90000\r\na=fmtp:99 packetization-mode=1\r\n");
     static sl_sdp_t sdp;
@@ -769,7 +816,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chrome_whip), cmocka_unit_test(test_chrome_whep),
         cmocka_unit_test(test_firefox),     cmocka_unit_test(test_aiortc),
-        cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_safari), cmocka_unit_test(test_bundle_rules),   cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_safari), cmocka_unit_test(test_bundle_rules),
+        cmocka_unit_test(test_chromium_captured),   cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_fmtp_and_wildcards), cmocka_unit_test(test_frag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
