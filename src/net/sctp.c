@@ -566,6 +566,19 @@ static void handle_reset(sl_sctp_t *s, const struct sctp_stream_reset_event *ev,
     for (size_t i = 0; i < n && !s->dead; i++) {
         uint16_t sid = ev->strreset_stream_list[i];
         chan_t *c = chan_find(s, sid);
+        if (!c && (flags & SCTP_STREAM_RESET_INCOMING_SSN) &&
+            !(flags & (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED))) {
+            /* A stream we never announced (an OPEN we ignored): still answer
+             * with our reset, or the peer's channel never finishes closing. */
+            c = chan_add(s, sid);
+            if (c) {
+                c->in_reset = 1;
+                c->out_req = 1;
+                c->open_sent = 1;
+                s->resets_pending = 1;
+            }
+            continue;
+        }
         if (!c)
             continue;
         if (flags & (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED)) {
@@ -632,6 +645,12 @@ static void handle_notification(sl_sctp_t *s, const uint8_t *p, size_t n)
         if (n >= sizeof nt->sn_strreset_event)
             handle_reset(s, &nt->sn_strreset_event, n);
         break;
+    case SCTP_PARTIAL_DELIVERY_EVENT:
+        /* The peer abandoned a message midway (PR-SCTP): drop the pieces. */
+        if (n >= sizeof nt->sn_pdapi_event &&
+            nt->sn_pdapi_event.pdapi_indication == SCTP_PARTIAL_DELIVERY_ABORTED && s->rx_active)
+            rx_reset(s);
+        break;
     case SCTP_STREAM_CHANGE_EVENT:
         if (n >= sizeof nt->sn_strchange_event)
             s->n_out = nt->sn_strchange_event.strchange_outstrms;
@@ -683,15 +702,12 @@ static void service(sl_sctp_t *s)
     flush_resets(s);
     if (s->tail && flush_tail(s) != 0)
         return;
-    if (s->want_writable && !s->dead) {
-        g.in_usrsctp++;
-        int ev = usrsctp_get_events(s->sock);
-        g.in_usrsctp--;
-        if (ev > 0 && (ev & SCTP_EVENT_WRITE)) {
-            s->want_writable = 0;
-            if (s->ops->writable)
-                s->ops->writable(s->ud);
-        }
+    /* Writable again once half the buffer is free: not at the first free
+     * byte, so that a caller retrying a large message does not spin. */
+    if (s->want_writable && !s->dead && queued_bytes(s) <= s->sndbuf / 2) {
+        s->want_writable = 0;
+        if (s->ops->writable)
+            s->ops->writable(s->ud);
     }
 }
 
