@@ -292,6 +292,7 @@ static int do_send(sl_sctp_t *s, uint16_t sid, uint32_t ppid, const uint8_t *p, 
     return SL_EIO;
 }
 
+/* Builds and sends the DCEP OPEN of one of our channels (RFC 8832 §5.1). */
 static int send_open(sl_sctp_t *s, chan_t *c)
 {
     size_t llen = c->label ? strlen(c->label) : 0, plen = c->protocol ? strlen(c->protocol) : 0;
@@ -324,6 +325,12 @@ static int send_open(sl_sctp_t *s, chan_t *c)
     return r;
 }
 
+/*
+ * Sends one SCTP_RESET_STREAMS for every channel waiting for its outgoing
+ * reset. usrsctp runs one reset request at a time per association and
+ * refuses another meanwhile: those stay pending and go out on the next
+ * reset event or tick.
+ */
 static void flush_resets(sl_sctp_t *s)
 {
     if (!s->resets_pending || !s->up || s->closed)
@@ -381,6 +388,12 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/*
+ * DCEP (RFC 8832): an OPEN from the peer creates the channel with the
+ * reliability it asks for, is ACKed at once (ordered, PPID 50) and then
+ * announced; an ACK lets our own channel go unordered if it asked to.
+ * Anything malformed is dropped with a debug line: peer misbehaviour.
+ */
 static void handle_dcep(sl_sctp_t *s, uint16_t sid, const uint8_t *p, size_t n)
 {
     if (n < 1)
@@ -509,6 +522,15 @@ static void rx_append(sl_sctp_t *s, const uint8_t *p, size_t n)
     s->rx_len += n;
 }
 
+/*
+ * One read from the socket: a whole message (MSG_EOR on the first piece,
+ * delivered straight from the read buffer) or a piece of one (copied into
+ * s->rx up to max_message_size; past it the rest is discarded as it comes
+ * and the message is dropped with a log line, so a peer cannot make us
+ * buffer more than the cap). Pieces of one message come back to back: the
+ * default fragment interleave level of a one-to-one socket does not mix
+ * streams inside a partial delivery.
+ */
 static void handle_data(sl_sctp_t *s, const uint8_t *p, size_t n, const struct sctp_rcvinfo *info,
                         int eor)
 {
@@ -538,6 +560,7 @@ static void handle_data(sl_sctp_t *s, const uint8_t *p, size_t n, const struct s
     }
 }
 
+/* On COMM_UP: the OPENs of channels opened before the association was up. */
 static void send_pending_opens(sl_sctp_t *s)
 {
     for (size_t i = 0; i < s->n_chans && !s->dead;) {
@@ -559,6 +582,13 @@ static void send_pending_opens(sl_sctp_t *s)
     }
 }
 
+/*
+ * Stream resets (RFC 8831 §6.7). Closing a channel resets both directions:
+ * the side that closes resets its outgoing stream, the other sees its
+ * incoming one reset, reports the channel closed and resets its own
+ * outgoing stream in turn. A sid is free again when both directions are
+ * reset; until then its entry stays so that it is not handed out again.
+ */
 static void handle_reset(sl_sctp_t *s, const struct sctp_stream_reset_event *ev, size_t len)
 {
     size_t n = len > sizeof *ev ? (len - sizeof *ev) / sizeof(uint16_t) : 0;

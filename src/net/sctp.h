@@ -103,7 +103,9 @@ void sl_sctp_global_cleanup(void);
  * is the DTLS role: the client uses even stream ids, the server odd ones.
  * max_message_size caps one message each way (1 .. SL_SCTP_MAX_MESSAGE_CAP).
  * ops is borrowed and must outlive the association; ud is passed back.
- * Nothing is sent until sl_sctp_connect. On success *out owns the
+ * Nothing is sent until sl_sctp_connect (or until the first packet is
+ * fed: a peer's INIT is met with ours, never with an ABORT, so calling
+ * connect late is harmless). Not from ops->send. On success *out owns the
  * association (free with sl_sctp_free). Returns SL_EINVAL (bad argument,
  * global init missing), SL_ENOMEM or SL_EIO (usrsctp refused a socket).
  */
@@ -161,7 +163,10 @@ size_t sl_sctp_buffered(const sl_sctp_t *s);
 /**
  * Advances usrsctp's timers (retransmission, delayed SACK, heartbeat) of
  * every association by elapsed_ms. Call from one libuv timer every 10-50
- * ms with the time elapsed since the previous call. Callbacks may run.
+ * ms with the real time elapsed since the previous call (uv_now
+ * differences): usrsctp also reads the wall clock itself (RTT, and which
+ * chunks a T3 timeout resends), so the two must agree. Callbacks may run.
+ * Ignored when called from ops->send.
  */
 void sl_sctp_tick(uint32_t elapsed_ms);
 
