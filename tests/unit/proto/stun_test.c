@@ -432,7 +432,7 @@ static void test_parse_rejects(void **state)
     assert_int_equal(sl_stun_parse(p, sizeof rfc_request, &m), SL_EPROTO);
 
     /* A header-only message is fine; over 1500 bytes is not. */
-    attr_spec_t none[1];
+    attr_spec_t none[1] = {{0, 0, 0}};
     size_t n = make_msg(p, 0x0001, none, 0);
     assert_int_equal(n, 20);
     assert_int_equal(sl_stun_parse(p, n, &m), 0);

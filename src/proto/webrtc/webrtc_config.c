@@ -1,0 +1,84 @@
+/*
+ * The settings table of the WebRTC protocol (see webrtc_config.h): keys,
+ * types, defaults, bounds and docs, exactly as the YAML, the environment
+ * and the generated docs show them.
+ */
+#include "proto/webrtc/webrtc_config.h"
+
+#include <stddef.h>
+
+#define O(f) offsetof(sl_webrtc_config_t, f)
+
+static const sl_config_slot_t g_slots[] = {
+    {"enabled", SL_CONFIG_BOOL, O(enabled), "true", 0, 0, NULL,
+     "Serve WebRTC: WHIP publish and WHEP play at /{app}/whip|whep/endpoint/{stream}.",
+     SL_CONFIG_RESTART},
+    {"bind", SL_CONFIG_STRING, O(bind), "0.0.0.0", 1, 255, NULL,
+     "Address the media socket binds (UDP, and TCP for ICE-TCP).", SL_CONFIG_RESTART},
+    {"port", SL_CONFIG_INT, O(port), "8000", 1, 65535, NULL,
+     "The one UDP port every WebRTC session uses (ICE-lite, demultiplexed by ICE username and "
+     "address); ICE-TCP listens on the same TCP port.", SL_CONFIG_RESTART},
+    {"tcp", SL_CONFIG_BOOL, O(tcp), "true", 0, 0, NULL,
+     "Also offer ICE-TCP candidates (RFC 6544) on `port`, for networks that block UDP.",
+     SL_CONFIG_RESTART},
+    {"candidates", SL_CONFIG_STRING, O(candidates), "", 0, 1023, NULL,
+     "Addresses announced to clients as ICE candidates, comma-separated (e.g. the public IP); "
+     "empty = every address of the machine's interfaces (loopback last).", 0},
+    {"nat_1to1", SL_CONFIG_STRING, O(nat_1to1), "", 0, 1023, NULL,
+     "NAT 1:1 mappings, 'private=public' comma-separated: an announced private address is "
+     "replaced by its public one.", 0},
+    {"ice_servers", SL_CONFIG_STRING, O(ice_servers), "", 0, 2047, NULL,
+     "STUN/TURN server URLs handed to WHIP/WHEP clients in Link headers (RFC 9725 4.6), "
+     "comma-separated, e.g. stun:stun.example.com:3478,turn:turn.example.com?transport=udp.", 0},
+    {"ice_username", SL_CONFIG_STRING, O(ice_username), "", 0, 255, NULL,
+     "Username for the TURN URLs of ice_servers.", 0},
+    {"ice_credential", SL_CONFIG_STRING, O(ice_credential), "", 0, 255, NULL,
+     "Credential for the TURN URLs of ice_servers (never logged).", 0},
+    {"setup_timeout", SL_CONFIG_DURATION, O(setup_timeout_ms), "15s", 500, 5 * SL_CONFIG_MINUTE, NULL,
+     "Time a client has from the SDP answer to complete ICE and DTLS; then the session ends.", 0},
+    {"consent_timeout", SL_CONFIG_DURATION, O(consent_timeout_ms), "30s", 500, 10 * SL_CONFIG_MINUTE, NULL,
+     "A session whose peer sent no ICE consent check (RFC 7675) for this long ends.", 0},
+    {"max_sessions", SL_CONFIG_INT, O(max_sessions), "5000", 1, 1000000, NULL,
+     "Whole server: WebRTC sessions at once (publishers and viewers); more answer 503.", 0},
+    {"max_sessions_per_address", SL_CONFIG_INT, O(max_sessions_per_address), "100", 1, 1000000, NULL,
+     "WebRTC sessions at once from one client address; more answer 429.", 0},
+    {"max_sdp_bytes", SL_CONFIG_SIZE, O(max_sdp_bytes), "64KB", 1 * SL_CONFIG_KB, 1 * SL_CONFIG_MB, NULL,
+     "Largest SDP offer accepted; a larger body answers 413.", 0},
+    {"keyframe_interval", SL_CONFIG_DURATION, O(keyframe_interval_ms), "2s", 0, 1 * SL_CONFIG_HOUR, NULL,
+     "Ask WHIP publishers for a keyframe (PLI) this often, so HLS can cut segments and new "
+     "viewers start soon; 0 = only when needed (loss, a new viewer).", 0},
+    {"nack_buffer", SL_CONFIG_DURATION, O(nack_buffer_ms), "150ms", 0, 2 * SL_CONFIG_SEC, NULL,
+     "How long a gap in a publisher's packets waits for its NACKed retransmission before it is "
+     "declared lost (latency added only while a packet is missing).", 0},
+    {"h264", SL_CONFIG_BOOL, O(h264), "true", 0, 0, NULL,
+     "Accept H.264 (packetization-mode 1) video.", 0},
+    {"vp8", SL_CONFIG_BOOL, O(vp8), "true", 0, 0, NULL,
+     "Accept VP8 video when the offer has no H.264 (RTMP and HLS outputs need H.264).", 0},
+    {"transcode_audio", SL_CONFIG_BOOL, O(transcode_audio), "true", 0, 0, NULL,
+     "Transcode Opus to AAC for RTMP/HLS/recording and AAC to Opus for WHEP viewers, once per "
+     "stream, off the event loop, only while someone needs it.", 0},
+    {"datachannel", SL_CONFIG_BOOL, O(datachannel), "true", 0, 0, NULL,
+     "Accept data channels (SCTP over DTLS).", 0},
+    {"max_message_size", SL_CONFIG_SIZE, O(max_message_size), "256KB", 1 * SL_CONFIG_KB, 16 * SL_CONFIG_MB, NULL,
+     "Largest data channel message accepted or sent.", 0},
+    {"mtu", SL_CONFIG_INT, O(mtu), "1200", 576, 1400, NULL,
+     "RTP payload bytes per packet sent to viewers (before SRTP's overhead).", 0},
+};
+
+static const sl_config_slot_t g_app_slots[] = {
+    {"webrtc", SL_CONFIG_BOOL, offsetof(sl_webrtc_app_config_t, webrtc), "true", 0, 0, NULL,
+     "Serve WHIP publish and WHEP play for this app.", 0},
+};
+
+const sl_config_section_t sl_webrtc_config_section = {
+    .name = "webrtc",
+    .doc = "WebRTC: WHIP publish (POST /{app}/whip/endpoint/{stream}) and WHEP play "
+           "(POST /{app}/whep/endpoint/{stream}) over one UDP port, with ICE-TCP, DTLS-SRTP and "
+           "data channels.",
+    .size = sizeof(sl_webrtc_config_t),
+    .slots = g_slots,
+    .n_slots = sizeof g_slots / sizeof g_slots[0],
+    .app_size = sizeof(sl_webrtc_app_config_t),
+    .app_slots = g_app_slots,
+    .n_app_slots = sizeof g_app_slots / sizeof g_app_slots[0],
+};

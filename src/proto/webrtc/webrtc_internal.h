@@ -1,0 +1,290 @@
+/*
+ * WebRTC's internals, shared by the files of src/proto/webrtc only.
+ *
+ * One `wrtc_t` per process (the protocol's state): the UDP socket every
+ * session shares (ICE-lite, RFC 8445 §2.5), the ICE-TCP listener on the
+ * same port number, the DTLS identity, the demultiplexing maps (our ICE
+ * ufrag -> session; the peer's selected address -> session), the per-stream
+ * WebRTC state (wrtc_stream_t: Opus for viewers) and one 20 ms tick that
+ * drives every session's timers (DTLS retransmission, SCTP, NACK, RTCP,
+ * consent freshness, setup deadline, keyframe requests).
+ *
+ * A session (`wrtc_pc_t`, one RTCPeerConnection of a client) is a WHIP
+ * publisher or a WHEP viewer. It embeds an sl_session_t first, so the
+ * core, the API and admin actions treat it like any other client
+ * (protocol "webrtc"). It lives from the POST that created it to DELETE,
+ * kick, a timeout or a DTLS/SCTP close; it is freed from the tick (never
+ * inside one of its own callbacks: `closing` marks it, the tick reaps).
+ *
+ * Files: webrtc.c (the protocol entry, sockets, demux, tick),
+ * webrtc_signal.c (WHIP/WHEP HTTP: POST, PATCH, DELETE, OPTIONS, with
+ * admission), webrtc_pc.c (ICE, DTLS, SRTP, SCTP of one session),
+ * webrtc_media.c (RTP in from publishers to the hub; hub frames out as
+ * RTP to viewers; Opus<->AAC bridging per stream).
+ * Loop thread only, like the rest of the server.
+ */
+#ifndef SL_PROTO_WEBRTC_WEBRTC_INTERNAL_H
+#define SL_PROTO_WEBRTC_WEBRTC_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "app/core.h"
+#include "app/svc/http.h"
+#include "base/list.h"
+#include "base/map.h"
+#include "media/stream.h"
+#include "proto/webrtc/webrtc_config.h"
+
+struct sl_dtls_ctx;
+struct sl_dtls;
+struct sl_srtp;
+struct sl_sctp;
+struct sl_rtp_rx;
+struct sl_rtp_tx;
+struct sl_h264_depack;
+struct sl_transcoder;
+struct sl_sdp;
+
+#define WRTC_PATH_MAX 512         /* hub names, as RTMP and HTTP-FLV limit them */
+#define WRTC_TICK_MS 20           /* the timer that drives every session */
+#define WRTC_MAX_DATAGRAM 1500    /* larger datagrams are dropped (and counted) */
+#define WRTC_SRTP_ROOM 160        /* room after a packet for SRTP's tag (SL_SRTP_MAX_TRAILER) */
+#define WRTC_TCP_MAX_PACKET 1600  /* ICE-TCP: a larger framed packet closes the connection */
+#define WRTC_TCP_PENDING_MAX 1024 /* ICE-TCP connections not bound to a session yet */
+
+typedef struct wrtc wrtc_t;
+typedef struct wrtc_pc wrtc_pc_t;
+typedef struct wrtc_tcp wrtc_tcp_t;
+typedef struct wrtc_stream wrtc_stream_t;
+
+/* Counters for /metrics and the API (since start). */
+typedef struct wrtc_counters {
+    uint64_t sessions_total;      /* sessions created (answered 201) */
+    uint64_t sessions_failed;     /* ended before media flowed (ICE/DTLS never completed) */
+    uint64_t stun_in, stun_bad;   /* binding requests; those refused (integrity, unknown ufrag) */
+    uint64_t dtls_done;           /* DTLS handshakes completed */
+    uint64_t rtp_in, rtp_out;     /* packets */
+    uint64_t rtp_bytes_in, rtp_bytes_out;
+    uint64_t srtp_fail;           /* packets that did not decrypt */
+    uint64_t nack_in, nack_out;   /* NACKed sequence numbers received / asked */
+    uint64_t rtx_out;             /* retransmissions sent */
+    uint64_t pli_in, pli_out;
+    uint64_t datagrams_unknown;   /* from an address no session owns */
+    uint64_t dc_messages_in, dc_messages_out;
+} wrtc_counters_t;
+
+/* Per-stream WebRTC state: its viewers and where their Opus comes from. */
+struct wrtc_stream {
+    wrtc_t *w;
+    char path[WRTC_PATH_MAX + 1];  /* hub name */
+    sl_list_t viewers;             /* wrtc_pc_t.vlink */
+    size_t n_viewers;
+    wrtc_pc_t *publisher;          /* a WHIP publisher of this stream (native Opus), or NULL */
+    struct sl_transcoder *to_opus; /* AAC -> Opus for viewers of a non-WebRTC stream */
+    sl_sink_t tap;                 /* internal hub sink feeding to_opus */
+    int tap_on;
+};
+
+struct wrtc {
+    sl_core_t *core;               /* borrowed */
+    const sl_http_svc_t *http;     /* the route service (borrowed), NULL without HTTP */
+    void *http_ud;
+    sl_http_route_t *routes[4];
+    uv_udp_t udp;
+    int udp_open;
+    uv_tcp_t tcp;
+    int tcp_open;
+    int udp_port;                  /* bound */
+    uv_timer_t tick;
+    int tick_open;
+    uint64_t last_tick_ms;         /* loop time of the last tick (SCTP's timers want real time) */
+    int handles_open;
+    int stopping;
+    struct sl_dtls_ctx *dtls_ctx;  /* our certificate, made at start */
+    sl_map_t by_ufrag;             /* our ICE ufrag -> wrtc_pc_t* */
+    sl_map_t by_addr;              /* "udp|ip|port" or "tcp|ptr" -> wrtc_pc_t* */
+    sl_map_t by_id;                /* session id -> wrtc_pc_t* (resource URLs) */
+    sl_map_t streams;              /* hub name -> wrtc_stream_t* */
+    sl_list_t pcs;                 /* every session */
+    size_t n_pcs;
+    sl_list_t tcps;                /* ICE-TCP connections */
+    size_t n_tcp_unbound;
+    sl_map_t per_addr;             /* client address -> (void*)(uintptr_t)count */
+    char cands[8][64];             /* announced addresses */
+    int n_cands;
+    wrtc_counters_t c;
+};
+
+/* An ICE-TCP connection (RFC 6544 framing; passive side). */
+struct wrtc_tcp {
+    uv_tcp_t h;
+    wrtc_t *w;
+    wrtc_pc_t *pc;                 /* bound after a valid binding request */
+    sl_list_t link;                /* in w->tcps */
+    uint8_t *rbuf;                 /* partial framed packet */
+    size_t rlen;
+    uint64_t opened_ms;
+    int closing;
+};
+
+typedef enum { WRTC_PUBLISHER = 1, WRTC_VIEWER = 2 } wrtc_kind_t;
+
+/* One send track (a viewer's video or audio). */
+typedef struct wrtc_out_track {
+    int on;
+    uint8_t pt;
+    uint32_t ssrc;
+    uint16_t seq;
+    uint32_t ts_base;              /* random RTP timestamp offset */
+    uint32_t clock;                /* 90000 or 48000 */
+    uint64_t packets, octets;      /* for SR */
+    uint32_t last_ts;              /* RTP timestamp of the last packet sent */
+    uint64_t last_wall_ms;         /* loop time it was sent (sender reports extrapolate) */
+    struct wrtc_hist *hist;        /* what was sent, for NACK (webrtc_media.c) */
+} wrtc_out_track_t;
+
+struct wrtc_pc {
+    sl_session_t sess;             /* must stay first: the core sees this */
+    wrtc_t *w;
+    wrtc_kind_t kind;
+    sl_list_t link;                /* in w->pcs */
+    sl_list_t vlink;               /* viewers: in their wrtc_stream_t */
+    wrtc_stream_t *ws;             /* its stream's WebRTC state */
+    char path[WRTC_PATH_MAX + 1];  /* hub name "app[/room]/stream" */
+    char etag[24];
+    char ufrag[9], pwd[25];        /* ours */
+    char remote_ufrag[257];
+    char remote_fp_alg[16], remote_fp[200];
+    int dtls_client;               /* we are the DTLS client (the offer said setup:passive) */
+    int answer_codec[8];           /* per offer m-line: the codec index we took, -1 = rejected */
+    void *pending_post;            /* the POST waiting for admission (webrtc_signal.c), or NULL */
+    int addr_counted;              /* counted in w->per_addr */
+    int admitted;                  /* admission allowed (the connect event was sent) */
+    int playing;                   /* viewer: the play event was sent */
+    uint64_t created_ms, last_consent_ms, connected_ms;
+
+    /* the selected transport */
+    int have_addr;
+    struct sockaddr_storage addr;
+    char addr_key[80];
+    wrtc_tcp_t *tcp;               /* ICE-TCP: the connection in use, else NULL (UDP) */
+
+    struct sl_dtls *dtls;
+    struct sl_srtp *srtp;
+    int dtls_up;
+    struct sl_sctp *sctp;
+    int sctp_port_remote;
+    uint16_t dc_sid;               /* the first data channel */
+    int dc_open;
+
+    /* negotiated media (from the offer and our choices) */
+    int video_codec;               /* SL_CODEC_AVC / SL_CODEC_VP8 / 0 */
+    uint8_t video_pt, video_rtx_pt, audio_pt;
+    int has_video, has_audio, has_app;
+    int ext_mid, ext_twcc;         /* extension ids, 0 = none */
+    char video_mid[33], audio_mid[33];
+
+    /* publisher (WHIP) */
+    sl_stream_t *stream;           /* while publishing */
+    uint32_t in_video_ssrc, in_audio_ssrc;
+    struct sl_rtp_rx *vrx, *arx;
+    struct sl_h264_depack *h264;
+    struct sl_transcoder *to_aac;  /* Opus -> AAC into the hub */
+    int64_t v_anchor_ms, a_anchor_ms; /* dts of the first packet of each track */
+    uint64_t pub_zero_ms;          /* loop time of the first media packet: dts 0 */
+    int pub_zero_set;
+    uint32_t v_last_ts;            /* RTP timestamp of the last video access unit */
+    uint32_t v_first_ts, a_first_ts;
+    int v_started, a_started;
+    uint64_t last_pli_ms;
+    int want_key;
+    uint8_t fir_seq;
+    uint32_t our_ssrc;             /* sender SSRC of our RTCP */
+    uint64_t last_rr_ms;
+
+    /* viewer (WHEP) */
+    sl_sink_t sink;
+    int sink_on;
+    int need_key;
+    wrtc_out_track_t vout, aout;
+    uint64_t last_sr_ms;
+    int64_t ts_zero_ms;            /* the stream dts that maps to RTP ts_base */
+    int ts_zero_set;
+
+    uint64_t nack_in, pli_in, rtx_out;  /* per-session counters for the API */
+    uint32_t rtt_ms;               /* from the viewer's receiver reports */
+    uint8_t loss_fraction;         /* the last report's fraction lost (/256) */
+    int closing;                   /* marked: the tick frees it */
+    char close_reason[128];
+};
+
+/* webrtc.c */
+/** "udp|ip|port": the by_addr key of a UDP peer. */
+void wrtc__addr_key(char *out, size_t cap, const struct sockaddr *sa);
+/** Closes an ICE-TCP connection whose session is being freed. */
+void wrtc__tcp_close_bound(wrtc_tcp_t *t);
+/** Sends one datagram (or one framed packet on ICE-TCP) to the session's selected address. */
+void wrtc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len);
+/** Marks the session for closing with a reason; the tick frees it. Idempotent. */
+void wrtc_pc_close(wrtc_pc_t *pc, const char *reason);
+/** The session for a resource id, or NULL. */
+wrtc_pc_t *wrtc_find(wrtc_t *w, const char *id);
+/** Per-stream state, created on demand (NULL on ENOMEM). */
+wrtc_stream_t *wrtc_stream_get(wrtc_t *w, const char *path);
+/** Frees the per-stream state when nobody uses it any more. */
+void wrtc_stream_release(wrtc_stream_t *ws);
+
+/* webrtc_signal.c */
+int wrtc_signal_start(wrtc_t *w);
+void wrtc_signal_stop(wrtc_t *w);
+
+/* webrtc_pc.c */
+/** A new session for a POST (registered with the core; nothing else yet). NULL on ENOMEM. */
+wrtc_pc_t *wrtc_pc_alloc(wrtc_t *w, wrtc_kind_t kind, const char *path, const char *remote, int port);
+/**
+ * After admission: ICE credentials and the media choices from the offer.
+ * 0, or an HTTP status (400, 406, 500) with why filled.
+ */
+int wrtc_pc_setup(wrtc_pc_t *pc, const struct sl_sdp *offer, char *why, size_t why_cap);
+/** The sdpfrag answering an ICE restart (our new ufrag/pwd). Length or SL_E*. */
+int wrtc_pc_frag_answer(wrtc_pc_t *pc, char *out, size_t cap);
+/** Writes the SDP answer to the session's offer. Length or a negative SL_E*. */
+int wrtc_pc_answer(wrtc_pc_t *pc, const struct sl_sdp *offer, char *out, size_t cap);
+/** A STUN binding request from the socket; from_tcp when on ICE-TCP. */
+void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct sockaddr *from,
+                     wrtc_tcp_t *from_tcp);
+/** A non-STUN datagram of a session (DTLS, SRTP, SRTCP). */
+void wrtc_pc_on_packet(wrtc_pc_t *pc, const uint8_t *p, size_t len);
+/** The tick: timers of one session (now = loop time). */
+void wrtc_pc_tick(wrtc_pc_t *pc, uint64_t now_ms);
+/** Frees a closed session (from the tick or at stop). */
+void wrtc_pc_free(wrtc_pc_t *pc);
+/** ICE restart: new local credentials (PATCH with a new ufrag). */
+int wrtc_pc_ice_restart(wrtc_pc_t *pc, const char *remote_ufrag);
+/** Sends a data channel message (text) to the session; 0 or a negative SL_E*. */
+int wrtc_pc_dc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text);
+/** Sends a plain RTCP packet (protects it). */
+void wrtc_pc_send_rtcp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap);
+/** Sends a plain RTP packet (protects it). */
+void wrtc_pc_send_rtp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap);
+
+/* webrtc_media.c */
+/** The publisher's DTLS is up: publish into the hub. 0 or an error (the session closes). */
+int wrtc_pub_start(wrtc_pc_t *pc);
+void wrtc_pub_stop(wrtc_pc_t *pc, const char *reason);
+/** A decrypted RTP packet from a publisher. */
+void wrtc_pub_on_rtp(wrtc_pc_t *pc, const uint8_t *p, size_t len);
+/** A decrypted RTCP compound packet from either kind. */
+void wrtc_on_rtcp(wrtc_pc_t *pc, const uint8_t *p, size_t len);
+/** A data channel message from the session. */
+void wrtc_on_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text);
+/** The viewer's DTLS is up: attach to the hub. */
+int wrtc_view_start(wrtc_pc_t *pc);
+void wrtc_view_stop(wrtc_pc_t *pc, const char *reason);
+/** Media timers of one session (NACK, RTCP reports, keyframe requests). */
+void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now_ms);
+
+#endif
