@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""A WHIP publisher and a WHEP viewer built on aiortc (Debian's python3-aiortc), run
+as a subprocess by the e2e tests so that each peer has its own event loop and can
+be killed like a real client.
+
+  webrtc_client.py whip URL [--src FILE] [--seconds N] [--tcp-only] [--token T]
+                           [--datachannel MSG] [--no-audio] [--no-video]
+  webrtc_client.py whep URL [--seconds N] [--frames N] [--tcp-only] [--token T]
+                           [--expect-dc N]
+
+Prints one JSON line per event to stdout ({"event": "answer", "status": 201, ...},
+{"event": "video", "frames": n, "width": w, ...}) and a final {"event": "done", ...}
+with counts. Exit status 0 when the session ran (for whep: at least --frames video
+frames decoded), 2 when signalling failed (the HTTP status is printed), 1 otherwise.
+
+aiortc leaves loopback addresses out of its ICE candidates, and this machine drops
+packets from its own address to 127.0.0.1: the tests run the server on 127.0.0.1,
+so the client offers 127.0.0.1 (aioice's host address list is replaced).
+"""
+import argparse
+import asyncio
+import fractions
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import aioice.ice
+
+aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
+
+from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc.codecs import h264 as _h264  # noqa: E402
+from aiortc.contrib.media import MediaPlayer  # noqa: E402
+from aiortc.mediastreams import MediaStreamError  # noqa: E402
+from aiortc.rtcrtpsender import RTCRtpSender  # noqa: E402
+
+
+# aiortc 1.4's H.264 encoder ignores force_keyframe (a PLI from the receiver), so a
+# WHIP publish would have one keyframe for its whole life and HLS could never cut a
+# segment. Starting a new encoder context makes the next frame an IDR: PLIs then
+# work as they do with a browser, which also tests that sluice sends them.
+_orig_encode_frame = _h264.H264Encoder._encode_frame
+PLI_SEEN = [0]
+
+
+def _encode_frame(self, frame, force_keyframe):
+    if force_keyframe and self.codec is not None:
+        PLI_SEEN[0] += 1
+        self.codec = None
+        self.buffer_data = b""
+        self.buffer_pts = None
+    return _orig_encode_frame(self, frame, force_keyframe)
+
+
+_h264.H264Encoder._encode_frame = _encode_frame
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def post(url, sdp, token=None, method="POST", ctype="application/sdp"):
+    headers = {"Content-Type": ctype}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(url, data=sdp.encode() if sdp is not None else None,
+                                 headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace"), dict(e.headers)
+
+
+def prefer_h264(pc):
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [c for c in caps if c.mimeType.lower() in ("video/h264", "video/rtx")]
+    for t in pc.getTransceivers():
+        if t.kind == "video":
+            t.setCodecPreferences(h264)
+
+
+def tcp_only(sdp):
+    """Keeps only TCP candidates in an answer (a network that blocks UDP)."""
+    lines = [l for l in sdp.split("\r\n")
+             if not (l.startswith("a=candidate:") and " udp " in l.lower())]
+    return "\r\n".join(lines)
+
+
+async def whip(args):
+    pc = RTCPeerConnection()
+    player = MediaPlayer(args.src, loop=True) if args.src else None
+    if player and player.video and not args.no_video:
+        pc.addTrack(player.video)
+    if player and player.audio and not args.no_audio:
+        pc.addTrack(player.audio)
+    dc = None
+    dc_open = asyncio.Event()
+    if args.datachannel is not None:
+        dc = pc.createDataChannel("red5pro")
+        dc.on("open", lambda: dc_open.set())
+    prefer_h264(pc)
+    await pc.setLocalDescription(await pc.createOffer())
+    status, body, headers = post(args.url, pc.localDescription.sdp, args.token)
+    out(event="answer", status=status, location=headers.get("Location"),
+        etag=headers.get("ETag"), body=body[:300] if status != 201 else "")
+    if status != 201:
+        await pc.close()
+        return 2
+    answer = tcp_only(body) if args.tcp_only else body
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    t0 = time.time()
+    connected = False
+    while time.time() - t0 < args.seconds:
+        if pc.connectionState == "connected" and not connected:
+            connected = True
+            out(event="connected", after=round(time.time() - t0, 3))
+        if pc.connectionState in ("failed", "closed"):
+            out(event="state", state=pc.connectionState)
+            break
+        if dc is not None and dc.readyState == "open" and args.datachannel:
+            dc.send(args.datachannel)
+        await asyncio.sleep(0.25)
+    loc = headers.get("Location")
+    if loc and args.delete:
+        base = args.url.split("/", 3)
+        st, _, _ = post("%s//%s%s" % (base[0], base[2], loc), None, args.token, method="DELETE")
+        out(event="delete", status=st)
+    await pc.close()
+    if player:
+        for t in (player.audio, player.video):
+            if t:
+                t.stop()
+    out(event="done", connected=connected, keyframes_asked=PLI_SEEN[0])
+    return 0 if connected else 1
+
+
+async def whep(args):
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    prefer_h264(pc)
+    counts = {"video": 0, "audio": 0, "dc": 0}
+    info = {}
+    tasks = []
+    dc_msgs = []
+
+    def listen(ch):
+        @ch.on("message")
+        def on_msg(m):
+            counts["dc"] += 1
+            if len(dc_msgs) < 5:
+                dc_msgs.append(m if isinstance(m, str) else m.hex())
+
+    pc.on("datachannel", listen)
+
+    async def consume(track):
+        while True:
+            try:
+                f = await track.recv()
+            except MediaStreamError:
+                return
+            counts[track.kind] += 1
+            if track.kind == "video" and "width" not in info:
+                info.update(width=f.width, height=f.height)
+            if track.kind == "audio" and "sample_rate" not in info:
+                info.update(sample_rate=f.sample_rate, channels=len(f.layout.channels))
+
+    @pc.on("track")
+    def on_track(track):
+        tasks.append(asyncio.ensure_future(consume(track)))
+
+    if args.expect_dc:
+        listen(pc.createDataChannel("red5pro"))
+    await pc.setLocalDescription(await pc.createOffer())
+    status, body, headers = post(args.url, pc.localDescription.sdp, args.token)
+    out(event="answer", status=status, location=headers.get("Location"), body=body[:300] if status != 201 else "")
+    if status != 201:
+        await pc.close()
+        return 2
+    answer = tcp_only(body) if args.tcp_only else body
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    t0 = time.time()
+    first = None
+    while time.time() - t0 < args.seconds:
+        if counts["video"] and first is None:
+            first = time.time() - t0
+            out(event="first_video", after=round(first, 3))
+        if counts["video"] >= args.frames and counts["audio"] >= args.audio_frames and \
+                counts["dc"] >= args.expect_dc:
+            break
+        if pc.connectionState in ("failed", "closed"):
+            break
+        await asyncio.sleep(0.1)
+    out(event="done", state=pc.connectionState, video=counts["video"], audio=counts["audio"],
+        dc=counts["dc"], dc_msgs=dc_msgs, **info)
+    for t in tasks:
+        t.cancel()
+    await pc.close()
+    ok = counts["video"] >= args.frames and counts["audio"] >= args.audio_frames and \
+        counts["dc"] >= args.expect_dc
+    return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["whip", "whep"])
+    ap.add_argument("url")
+    ap.add_argument("--src")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--audio-frames", type=int, default=0)
+    ap.add_argument("--tcp-only", action="store_true")
+    ap.add_argument("--token")
+    ap.add_argument("--datachannel")
+    ap.add_argument("--expect-dc", type=int, default=0)
+    ap.add_argument("--no-audio", action="store_true")
+    ap.add_argument("--no-video", action="store_true")
+    ap.add_argument("--delete", action="store_true")
+    args = ap.parse_args()
+    rc = asyncio.run(whip(args) if args.mode == "whip" else whep(args))
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
