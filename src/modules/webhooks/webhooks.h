@@ -30,7 +30,7 @@
 #include "modules/module.h"
 
 /* The built-in module (modules.c lists it). */
-extern const sl_module_t sl_webhooks_module;
+extern const sl_builtin_t sl_webhooks_builtin;
 
 #define SL_WEBHOOKS_BACKOFF_BASE_MS 1000 /* first retry waits up to this long */
 #define SL_WEBHOOKS_SIG_LEN 71           /* "sha256=" + 64 hex digits */

@@ -1,5 +1,5 @@
 /*
- * The plugins module without plugins: it provides the service "rpc" 1.0
+ * The host of extensions without plugins: it provides the service "rpc" 1.0
  * (src/app/svc/rpc.h) while it runs, whose registry adds, lists, calls
  * and removes methods; nothing calls it in the server yet, so this test is
  * its caller. A config with a plugin that cannot load makes the module's
@@ -58,6 +58,12 @@ static void each_method(void *arg, const char *method, const char *owner)
     strcat(out, ";");
 }
 
+/* Writes "name=rc" of the last extension a reload reported. */
+static void on_reload_report(void *ud, const char *name, int rc)
+{
+    snprintf(ud, 64, "%s=%d", name, rc);
+}
+
 static void test_rpc_service(void **state)
 {
     (void)state;
@@ -65,12 +71,12 @@ static void test_rpc_service(void **state)
     sl_config_t cfg;
     uv_loop_t loop;
     sl_core_t core;
-    void *st = NULL;
+    sl_plugins_t *st = NULL;
     assert_int_equal(sl_config_defaults(&cfg), 0);
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
-    assert_int_equal(sl_plugins_module.check(&cfg, NULL, NULL), 0);
-    assert_int_equal(sl_plugins_module.start(&core, NULL, &st), 0);
+    assert_int_equal(sl_plugins_check(&cfg, NULL, NULL, NULL), 0);
+    assert_int_equal(sl_plugins_start(&core, NULL, NULL, &st), 0);
 
     void *ud = NULL;
     const sl_rpc_service_t *rpc =
@@ -103,14 +109,19 @@ static void test_rpc_service(void **state)
     sl_config_t cfg2;
     assert_int_equal(sl_config_defaults(&cfg2), 0);
     assert_int_equal(sl_config_load_string(&cfg2, added, sizeof added - 1, "r.yml", NULL, NULL), 0);
-    assert_int_equal(sl__plugins_reload(&core, NULL, &st, &cfg, &cfg), 0);
-    assert_int_equal(sl__plugins_reload(&core, NULL, &st, &cfg, &cfg2), SL_EAGAIN);
+    char who[64] = "";
+    assert_int_equal(sl_plugins_reload(st, &cfg, &cfg, on_reload_report, who), 0);
+    assert_string_equal(who, "");
+    assert_int_equal(sl_plugins_reload(st, &cfg, &cfg2, on_reload_report, who), 1);
+    char want[64];
+    snprintf(want, sizeof want, "plugins=%d", SL_EAGAIN); /* a plugin added needs a restart */
+    assert_string_equal(who, want);
     sl_config_cleanup(&cfg2);
 
-    sl_plugins_module.stop(st);
+    sl_plugins_stop(st);
     assert_null(sl_service_get(&core, SL_RPC_SERVICE, 1, 0, NULL)); /* gone with the module */
     uv_run(&loop, UV_RUN_DEFAULT);
-    sl_plugins_module.free(st);
+    sl_plugins_free(st);
     sl_core_cleanup(&core);
     assert_int_equal(uv_loop_close(&loop), 0);
     sl_config_cleanup(&cfg);
@@ -135,7 +146,7 @@ static void test_unloadable_plugin(void **state)
     sl_config_t cfg;
     uv_loop_t loop;
     sl_core_t core;
-    void *st = NULL;
+    sl_plugins_t *st = NULL;
     char msg[512] = "";
     assert_int_equal(sl_config_defaults(&cfg), 0);
     assert_int_equal(sl_config_load_string(&cfg, yml, sizeof yml - 1, "t.yml", NULL, NULL), 0);
@@ -144,15 +155,15 @@ static void test_unloadable_plugin(void **state)
     assert_int_equal(cfg.plugins[0].n_apps, 1);
     assert_int_equal(cfg.plugins[0].n_settings, 2);
     assert_string_equal(cfg.plugins[0].settings[3], "two");
-    assert_int_equal(sl_plugins_module.check(&cfg, count_err, msg), 1);
+    assert_int_equal(sl_plugins_check(&cfg, NULL, count_err, msg), 1);
     assert_non_null(strstr(msg, "t.yml:2: plugins.ghost: plugin /nonexistent/ghost.so: cannot load"));
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
-    assert_int_equal(sl_plugins_module.start(&core, NULL, &st), SL_ENOTFOUND);
-    assert_non_null(st); /* main stops and frees a module that failed after setting its state */
-    sl_plugins_module.stop(st);
+    assert_int_equal(sl_plugins_start(&core, NULL, NULL, &st), SL_ENOTFOUND);
+    assert_non_null(st); /* main stops and frees the host after a failed start */
+    sl_plugins_stop(st);
     uv_run(&loop, UV_RUN_DEFAULT);
-    sl_plugins_module.free(st);
+    sl_plugins_free(st);
     sl_core_cleanup(&core);
     assert_int_equal(uv_loop_close(&loop), 0);
     sl_config_cleanup(&cfg);
