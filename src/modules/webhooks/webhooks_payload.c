@@ -96,8 +96,11 @@ size_t sl__webhooks_guid(const sl_event_t *ev, char *out, size_t cap)
 {
     int n;
     int conn = ev->type == SL_EV_CONNECT || ev->type == SL_EV_DISCONNECT;
+    int scope = ev->type >= SL_EV_APP_START && ev->type <= SL_EV_ROOM_STOP;
     if (conn && ev->session_id)
         n = snprintf(out, cap, "%s", ev->session_id);
+    else if (scope && ev->app) /* a scope's start and stop are delivered in order */
+        n = snprintf(out, cap, "%s", ev->app);
     else if (ev->app && ev->stream)
         n = snprintf(out, cap, "%s/%s", ev->app, ev->stream);
     else if (ev->session_id)

@@ -122,6 +122,10 @@ static void test_guid_and_username(void **state)
     ev.type = SL_EV_RPC;
     sl__webhooks_guid(&ev, g, sizeof g);
     assert_string_equal(g, "S9YD7FMFXK9WG");
+    ev.type = SL_EV_ROOM_START; /* a scope's lifetime is keyed by the scope, not the client */
+    sl__webhooks_guid(&ev, g, sizeof g);
+    assert_string_equal(g, "live/room1");
+    ev.type = SL_EV_RPC;
     ev.session_id = NULL;
     sl__webhooks_guid(&ev, g, sizeof g);
     assert_string_equal(g, "live/room1");
