@@ -31,6 +31,7 @@
 #include "app/events.h"
 #include "app/loader.h"
 #include "app/services.h"
+#include "app/svc/extensions.h"
 #include "app/svc/http.h"
 #include "app/svc/recorder.h"
 #include "app/svc/rpc.h"
@@ -122,6 +123,7 @@ struct sl_plugins {
     rpc_method_t *methods;           /* the RPC registry */
     size_t n_methods;
     int rpc_registered;
+    int ext_registered;              /* the "extensions" service is ours */
 };
 
 typedef struct work {
@@ -828,6 +830,30 @@ static const sl_host_api_t g_api = {
 
 /* ---- the host of every extension ---------------------------------------- */
 
+/* The service "extensions": every extension whose init succeeded, in order. */
+static void ext_each(void *ud, void (*each)(void *arg, const sl_extension_info_t *info),
+                     void *arg)
+{
+    plugins_t *m = ud;
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        const sl_host_t *h = m->hosts[i];
+        if (!h->started)
+            continue;
+        const sl_extension_info_t info = {
+            .name = h->cfg->name,
+            .kind = h->builtin ? "builtin" : "plugin",
+            .version = h->lib.desc.version,
+            .description = h->lib.desc.description,
+            .path = h->builtin ? NULL : h->cfg->path,
+            .abi_major = h->lib.desc.abi_major,
+            .abi_minor = h->lib.desc.abi_minor,
+        };
+        each(arg, &info);
+    }
+}
+
+static const sl_svc_extensions_t g_extensions = {.each = ext_each};
+
 /* Each plugin entry loads and passes the ABI check, and names existing apps. */
 static int plugins_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
@@ -900,7 +926,9 @@ void sl_plugins_stop(sl_plugins_t *m)
         host_stop(m->hosts[i]);
     if (m->rpc_registered)
         sl_service_unregister(m->core, SL_RPC_SERVICE, &g_rpc);
-    m->rpc_registered = 0;
+    if (m->ext_registered)
+        sl_service_unregister(m->core, SL_SVC_EXTENSIONS, &g_extensions);
+    m->rpc_registered = m->ext_registered = 0;
 }
 
 /* destroy, dlclose, the records; see plugins.h. */
@@ -994,7 +1022,7 @@ static int host_start(plugins_t *m, const sl_builtin_t *builtin, const sl_plugin
     return 0;
 }
 
-/* "rpc", the built-ins in table order, then the plugins; see plugins.h. */
+/* The built-ins in table order, "rpc" and "extensions", then the plugins; see plugins.h. */
 int sl_plugins_start(sl_core_t *core, sl_http_server_t *http, const sl_builtin_t *const *builtins,
                      sl_plugins_t **out)
 {
@@ -1005,16 +1033,24 @@ int sl_plugins_start(sl_core_t *core, sl_http_server_t *http, const sl_builtin_t
     m->core = core;
     m->server = http; /* built-ins' routes; plugins' go through the "http" service */
     *out = m; /* from here, the caller's stop/free clean up after a failure */
-    int rc = sl_service_register(core, SL_RPC_SERVICE, SL_RPC_SERVICE_MAJOR, SL_RPC_SERVICE_MINOR,
-                                 &g_rpc, m);
-    if (rc)
-        return rc;
-    m->rpc_registered = 1;
+    int rc;
     for (size_t i = 0; builtins && builtins[i]; i++) {
         rc = host_start(m, builtins[i], NULL);
         if (rc)
             return rc;
     }
+    /* After the built-ins (where the plugins module's start registered "rpc"
+     * when it was the table's last line), before the plugins that use it. */
+    rc = sl_service_register(core, SL_RPC_SERVICE, SL_RPC_SERVICE_MAJOR, SL_RPC_SERVICE_MINOR,
+                             &g_rpc, m);
+    if (rc)
+        return rc;
+    m->rpc_registered = 1;
+    rc = sl_service_register(core, SL_SVC_EXTENSIONS, SL_SVC_EXTENSIONS_MAJOR,
+                             SL_SVC_EXTENSIONS_MINOR, &g_extensions, m);
+    if (rc)
+        return rc;
+    m->ext_registered = 1;
     for (size_t i = 0; core->cfg && i < core->cfg->n_plugins; i++) {
         rc = host_start(m, NULL, &core->cfg->plugins[i]);
         if (rc)

@@ -10,7 +10,8 @@
  * file order), reload, stop in reverse order, destroy after the loop has
  * closed every handle, then dlclose for a plugin. It also provides the
  * service "rpc" 1.0 (src/app/svc/rpc.h), the registry of RPC method
- * handlers.
+ * handlers, and "extensions" 1.0 (src/app/svc/extensions.h), the list of
+ * what it runs.
  *
  * main.c runs it: sl_plugins_check for --check-config and before any
  * listener opens, sl_plugins_start after the listeners and the API,
@@ -37,9 +38,10 @@ int sl_plugins_check(const sl_config_t *cfg, const sl_builtin_t *const *builtins
                      sl_config_err_cb err, void *ud);
 
 /**
- * Starts the extensions: registers "rpc", then inits each built-in of
- * builtins (NULL-terminated, borrowed for good) in order, then each plugin
- * of core->cfg. http may be NULL (HTTP off). *out is set as soon as
+ * Starts the extensions: inits each built-in of builtins (NULL-terminated,
+ * borrowed for good) in order, registers the services "rpc" and
+ * "extensions" (src/app/svc/extensions.h), then inits each plugin of
+ * core->cfg. http may be NULL (HTTP off). *out is set as soon as
  * anything was allocated, also on failure: the caller then stops and frees
  * it as after a run (what started is stopped and destroyed, in reverse
  * order). Returns 0, or the error of the first extension that failed (it
@@ -66,7 +68,7 @@ int sl_plugins_reload(sl_plugins_t *p, const sl_config_t *old_cfg, const sl_conf
 /**
  * Graceful stop, in reverse start order: for each started extension, its
  * host-registered listener, check, timers, RPC methods and routes go, then
- * its stop callback; then "rpc" is unregistered. NULL and a second call
+ * its stop callback; then "rpc" and "extensions" are unregistered. NULL and a second call
  * are no-ops.
  */
 void sl_plugins_stop(sl_plugins_t *p);
