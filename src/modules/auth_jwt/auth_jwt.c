@@ -362,14 +362,6 @@ fail:
     return rc;
 }
 
-/*
- * Configuration reload: inert until now, the module starts when an app
- * turned auth_jwt on. Running, it loads the keys of the new configuration
- * (secret, key files, JWKS: files are read again even when their names did
- * not change) and swaps them in; issuer, audience and leeway are read from
- * core->cfg at each check anyway. When no app uses JWT any more the old
- * keys stay: the check passes for apps with auth_jwt off.
- */
 /* The plugin's init: the module starts when an enabled app has auth_jwt on. */
 static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
@@ -378,8 +370,13 @@ static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
 }
 
 /*
- * Reload while running (an inert module is started again by the host):
- * the keys are read again when an app still uses them.
+ * Configuration reload: inert until now, the module starts when an app
+ * turned auth_jwt on (the host runs init again). Running, it loads the keys
+ * of the new configuration (secret, key files, JWKS: files are read again
+ * even when their names did not change) and swaps them in; issuer, audience
+ * and leeway are read from core->cfg at each check anyway. When no app uses
+ * JWT any more the old keys stay: the check passes for apps with auth_jwt
+ * off.
  */
 static int reload(void *state)
 {

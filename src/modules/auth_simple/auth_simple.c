@@ -766,17 +766,13 @@ fail:
 
 /*
  * Configuration reload: inert until now, the module starts when an app
- * turned auth_simple on (start reads the new core->cfg). Running, it
- * re-reads its file now (its users may have changed with the
- * configuration), or switches to another auth.simple_file: the new file is
+ * turned auth_simple on (the host runs start, its init, again; it reads
+ * the new core->cfg). Running, it re-reads its file now (its users may
+ * have changed with the configuration), or switches to another
+ * auth.simple_file: the new file is
  * loaded here (the check just did the same, so it loads) and watched
  * instead of the old one. The check stays registered when no app uses
  * simple auth any more: it passes for apps with auth_simple off.
- */
-/*
- * Reload while running (an inert module is started again by the host):
- * another users file is loaded and watched instead; the same one is read
- * again.
  */
 static int reload(void *state)
 {
