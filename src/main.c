@@ -7,7 +7,7 @@
  * Configuration comes from the built-in defaults, then the YAML file
  * (--config, or ./sluice.yml when present), then SLUICE_<SECTION>_<KEY>
  * environment variables. Then every check that start depends on runs
- * (certificates, each module's sl_module_t.check: files readable, URL
+ * (certificates, each module's sl_builtin_t.check: files readable, URL
  * schemes, event names...), reporting each problem at the file:line that set
  * it; --check-config stops there, and a start with problems exits before any
  * listener opens. SIGINT/SIGTERM stop gracefully: listeners close,
@@ -37,6 +37,7 @@
 #include "base/log.h"
 #include "media/frame.h"
 #include "modules/module.h"
+#include "modules/plugins/plugins.h"
 #include "proto/http/http.h"
 #include "proto/proto.h"
 #include "sluice/errors.h"
@@ -46,7 +47,6 @@
 
 extern char **environ;
 
-#define MAX_MODULES 32
 #define MAX_PROTOCOLS 16
 
 typedef struct {
@@ -55,8 +55,8 @@ typedef struct {
     int n_protocols;                  /* protocols (of the table) started or skipped */
     sl_http_server_t *http;           /* the "http" protocol's server (routes), else NULL */
     sl_api_t *api;
-    void *module_state[MAX_MODULES];
-    int n_modules;                 /* modules started */
+    sl_plugins_t *extensions;      /* the built-in modules and the plugins (owned), NULL
+                                      before they start */
     sl_store_t *store;             /* {data_dir}/sluice.db, the one SQLite writer (owned) */
     uv_signal_t sigint, sigterm;
     int signals;
@@ -94,10 +94,7 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
         if (p->check && p->enabled(cfg))
             n += p->check(cfg, err, ud);
     }
-    for (int i = 0; sl_builtin_modules[i]; i++)
-        if (sl_builtin_modules[i]->check)
-            n += sl_builtin_modules[i]->check(cfg, err, ud);
-    return n;
+    return n + sl_plugins_check(cfg, sl_builtin_modules, err, ud);
 }
 
 /* ---- reload ---------------------------------------------------------- */
@@ -109,6 +106,18 @@ typedef struct {
     size_t n_changes;
     const sl_config_t *cfg; /* the running configuration, whose slot flags say "restart" */
 } reload_report_t;
+
+/* An extension answered a reload with rc: logged and listed. */
+static void reload_module_report(void *ud, const char *name, int rc)
+{
+    reload_report_t *r = ud;
+    if (rc == SL_EAGAIN)
+        SL_LOGW(NULL, "config reload: module %s: its new settings need a restart", name);
+    else
+        SL_LOGE(NULL, "config reload: module %s: %s (it keeps its old settings)", name,
+                sl_strerror(rc));
+    json_array_append_new(r->modules_restart, json_string(name));
+}
 
 static void reload_problem(void *ud, const char *where, int line, const char *msg)
 {
@@ -222,20 +231,7 @@ static int reload_apply(app_t *app, reload_report_t *r)
     sl_log_set_json(cfg->log_format == 1);
     /* RTMP's setting, read by key: main names no protocol's header for it. */
     app->core.rtmp_partial.limit = sl_config_int(cfg, "rtmp.max_partial_bytes_total");
-    for (int m = 0; m < app->n_modules; m++) {
-        const sl_module_t *mod = sl_builtin_modules[m];
-        if (!mod->reload)
-            continue;
-        int rc = mod->reload(&app->core, app->http, &app->module_state[m], old, cfg);
-        if (rc == SL_EAGAIN) {
-            SL_LOGW(NULL, "config reload: module %s: its new settings need a restart", mod->name);
-            json_array_append_new(r->modules_restart, json_string(mod->name));
-        } else if (rc) {
-            SL_LOGE(NULL, "config reload: module %s: %s (it keeps its old settings)", mod->name,
-                    sl_strerror(rc));
-            json_array_append_new(r->modules_restart, json_string(mod->name));
-        }
-    }
+    sl_plugins_reload(app->extensions, old, cfg, reload_module_report, r);
     json_array_foreach(r->restart, i, v)
         SL_LOGW(NULL, "config reload: %s changed: needs a restart (keeps its running value "
                 "until then)", json_string_value(v));
@@ -375,9 +371,7 @@ static void on_signal(uv_signal_t *s, int signum)
     SL_LOGI(NULL, "%s: shutting down (%zu sessions)", signum == SIGINT ? "SIGINT" : "SIGTERM",
             app->core.n_sessions);
     app->core.shutting_down = 1;
-    for (int i = app->n_modules - 1; i >= 0; i--)
-        if (sl_builtin_modules[i]->stop && app->module_state[i])
-            sl_builtin_modules[i]->stop(app->module_state[i]);
+    sl_plugins_stop(app->extensions);
     sl_api_stop(app->api);
     stop_protocols(app);
     reload_stop(app);
@@ -527,18 +521,12 @@ int main(int argc, char **argv)
     rc = sl_store_open(&app.core, db_path, &app.store);
     if (rc)
         SL_LOGE(NULL, "store %s not opened: %s", db_path, sl_strerror(rc));
-    for (; sl_builtin_modules[app.n_modules] && app.n_modules < MAX_MODULES; app.n_modules++) {
-        const sl_module_t *m = sl_builtin_modules[app.n_modules];
-        rc = m->start(&app.core, app.http, &app.module_state[app.n_modules]);
-        if (rc) {
-            /* A module that failed after setting its state is stopped and
-             * freed with the others (the plugins module has loaded some). */
-            if (app.module_state[app.n_modules])
-                app.n_modules++;
-            SL_LOGE(NULL, "module %s failed to start: %s", m->name, sl_strerror(rc));
-            exit_code = 1;
-            goto out;
-        }
+    /* The built-in modules in table order, then the plugins: one path (the
+     * host logs which one failed; what started is stopped and freed below). */
+    rc = sl_plugins_start(&app.core, app.http, sl_builtin_modules, &app.extensions);
+    if (rc) {
+        exit_code = 1;
+        goto out;
     }
     uv_run(loop, UV_RUN_DEFAULT);
 
@@ -548,9 +536,7 @@ int main(int argc, char **argv)
 out:
     if (exit_code) {
         /* Startup failed after some handles were opened: close them. */
-        for (int i = app.n_modules - 1; i >= 0; i--)
-            if (sl_builtin_modules[i]->stop && app.module_state[i])
-                sl_builtin_modules[i]->stop(app.module_state[i]);
+        sl_plugins_stop(app.extensions);
         sl_api_stop(app.api);
         stop_protocols(&app);
         reload_stop(&app);
@@ -558,9 +544,7 @@ out:
         uv_close((uv_handle_t *)&app.sigterm, on_signal_closed);
         uv_run(loop, UV_RUN_DEFAULT);
     }
-    for (int i = app.n_modules - 1; i >= 0; i--)
-        if (sl_builtin_modules[i]->free && app.module_state[i])
-            sl_builtin_modules[i]->free(app.module_state[i]);
+    sl_plugins_free(app.extensions);
     /* After the modules: they finalise their statements through it, and its
      * last done callbacks run here; the loop then closes its handle. */
     sl_store_close(app.store);

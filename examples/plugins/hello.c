@@ -1,7 +1,9 @@
 /*
  * hello: the smallest useful sluice plugin. It logs every event of the apps
- * it serves, with the plugin's name as context, and a greeting taken from
- * its settings at start.
+ * it serves (from ABI 1.2 that includes app_start, room_start, room_stop and
+ * app_stop: an app or room got its first client, or lost its last), with
+ * the plugin's name as context, and a greeting taken from its settings at
+ * start.
  *
  *   plugins:
  *     - name: hello

@@ -81,6 +81,24 @@ typedef enum {
     SL_PLUGIN_EV_NODE_UP = 13,       /**< cluster: a node joined */
     SL_PLUGIN_EV_NODE_DOWN = 14,     /**< cluster: a node left */
     SL_PLUGIN_EV_RECORD_DELETED = 15,/**< the cleaner removed a recording (path, reason) */
+    /* ---- valid from ABI 1.2 ---- */
+    /**
+     * An app got its first session (app; session_id, proto and the address
+     * are those of the client that opened it). Sent when the first client is
+     * admitted into the app or any room below it, before that client's own
+     * connect event.
+     */
+    SL_PLUGIN_EV_APP_START = 16,
+    /** The last session of an app (and of all its rooms) left; after its disconnect. */
+    SL_PLUGIN_EV_APP_STOP = 17,
+    /**
+     * A room (a scope below an app: app = "live/room1") got its first
+     * session; after the app_start of its app, if any. Rooms nest: a client
+     * in "live/a/b" starts "live/a" (when empty) and then "live/a/b".
+     */
+    SL_PLUGIN_EV_ROOM_START = 18,
+    /** The last session of a room (and of the rooms below it) left; innermost first. */
+    SL_PLUGIN_EV_ROOM_STOP = 19,
 } sl_plugin_event_type_t;
 
 /**

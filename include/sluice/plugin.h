@@ -104,7 +104,9 @@ typedef struct sl_plugin {
     void (*destroy)(void *state);
     /**
      * Optional. Called for every event of an app the plugin serves, after
-     * the built-in listeners (phase "plugin"). Must not block.
+     * the built-in listeners (phase "plugin"). Must not block. Ignore types
+     * you do not know: new ones are appended (from ABI 1.2: app_start,
+     * app_stop, room_start, room_stop, delivered to plugins of any minor).
      */
     void (*on_event)(void *state, const sl_plugin_event_t *ev);
     /**
@@ -129,6 +131,11 @@ typedef struct sl_plugin {
 
 /** The size of sl_plugin_t in ABI 1.0 (every field before reload). */
 #define SL_PLUGIN_SIZE_1_0 (offsetof(sl_plugin_t, reload))
+/**
+ * The size of sl_plugin_t in ABI 1.1 (through reload). ABI 1.2 added event
+ * types (app/room start and stop, host.h), no descriptor field.
+ */
+#define SL_PLUGIN_SIZE_1_1 (offsetof(sl_plugin_t, reload) + sizeof(int (*)(void *)))
 
 /**
  * The first three fields of a descriptor, for designated initialisers:

@@ -11,6 +11,8 @@
  * which minor it is valid):
  *   1.0  sl_plugin_t up to admit; sl_host_api_t up to service_get.
  *   1.1  sl_plugin_t.reload; sl_host_api_t.rpc_register/rpc_unregister.
+ *   1.2  event types SL_PLUGIN_EV_APP_START, _APP_STOP, _ROOM_START,
+ *        _ROOM_STOP (host.h); no struct grew.
  */
 #ifndef SLUICE_VERSION_H
 #define SLUICE_VERSION_H
@@ -23,6 +25,6 @@
 /** The plugin ABI's major: changes only when a struct or a call changes meaning. */
 #define SL_ABI_MAJOR 1
 /** The plugin ABI's minor: grows when fields are appended. */
-#define SL_ABI_MINOR 1
+#define SL_ABI_MINOR 2
 
 #endif

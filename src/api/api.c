@@ -26,6 +26,7 @@
 #include "app/events.h"
 #include "app/services.h"
 #include "app/svc/api.h"
+#include "app/svc/extensions.h"
 #include "app/svc/server.h"
 #include "base/alloc.h"
 #include "base/log.h"
@@ -431,6 +432,33 @@ static int server_services(sl_api_t *api, sl_http_req_t *req)
     return sl__api_ok(req, o);
 }
 
+static void extension_each(void *arg, const sl_extension_info_t *x)
+{
+    char abi[32];
+    snprintf(abi, sizeof abi, "%d.%d", x->abi_major, x->abi_minor);
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s?}", "name", x->name,
+                                         "kind", x->kind, "version", x->version, "description",
+                                         x->description, "abi", abi, "path", x->path));
+}
+
+/*
+ * GET /api/v1/server/plugins: every extension the host runs, built-in
+ * modules (kind "builtin") then plugins (kind "plugin"), in start order,
+ * from the service "extensions" (an empty list when it is not running).
+ */
+static int server_plugins(sl_api_t *api, sl_http_req_t *req)
+{
+    json_t *list = json_array();
+    if (!list)
+        return SL_ENOMEM;
+    void *ud;
+    const sl_svc_extensions_t *x =
+        sl_service_get(api->core, SL_SVC_EXTENSIONS, SL_SVC_EXTENSIONS_MAJOR, 0, &ud);
+    if (x)
+        x->each(ud, extension_each, list);
+    return sl__api_ok(req, list);
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     sl_api_t *api = ud;
@@ -461,6 +489,8 @@ static int api_handler(sl_http_req_t *req, void *ud)
             return server_routes(api, req);
         if (n == 2 && strcmp(seg[1], "services") == 0)
             return server_services(api, req);
+        if (n == 2 && strcmp(seg[1], "plugins") == 0)
+            return server_plugins(api, req);
     }
     if (n >= 1 && strcmp(seg[0], "applications") == 0) {
         if (n == 1 && is_get)

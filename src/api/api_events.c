@@ -1,9 +1,10 @@
 /*
  * The live event stream: GET /api/v1/events upgrades to a WebSocket that
- * receives every event of the bus as one JSON text message (the same JSON
+ * receives the events of the bus as one JSON text message each (the same JSON
  * as webhooks, see sl_event_to_json). Optional filters in the query:
  * app= (scope path or its prefix), stream=, type= (comma-separated event
- * names). A watcher whose send queue overflows is disconnected (close code
+ * names; without it, SL_EV_DEFAULT_MASK: app/room start and stop only by
+ * name). A watcher whose send queue overflows is disconnected (close code
  * 1008) rather than allowed to grow memory: an integration that needs
  * every event durably uses webhooks.
  */
@@ -21,13 +22,13 @@ typedef struct watcher {
     sl_list_t link;
     char app[256];       /* "" = any */
     char stream[256];    /* "" = any */
-    uint32_t type_mask;  /* bit per sl_event_type_t; 0 = all */
+    uint32_t type_mask;  /* bit per sl_event_type_t; 0 = SL_EV_DEFAULT_MASK (no type=) */
     int closing;
 } watcher_t;
 
 static int matches(const watcher_t *w, const sl_event_t *ev)
 {
-    if (w->type_mask && !(w->type_mask & (1u << ev->type)))
+    if (!((w->type_mask ? w->type_mask : SL_EV_DEFAULT_MASK) & (1u << ev->type)))
         return 0;
     if (w->app[0]) {
         size_t n = strlen(w->app);

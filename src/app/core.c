@@ -52,6 +52,7 @@ int sl_core_init(sl_core_t *core, uv_loop_t *loop, const sl_config_t *cfg)
     sl_list_init(&core->sessions);
     sl_list_init(&core->pending);
     sl_map_init(&core->app_stats);
+    sl_map_init(&core->scopes);
     sl_map_init(&core->addr_conns);
     core->start_ms = sl_time_wall_ms();
     return 0;
@@ -67,6 +68,7 @@ void sl_core_cleanup(sl_core_t *core)
         sl_free(st);
     }
     sl_map_cleanup(&core->app_stats);
+    sl_map_cleanup(&core->scopes); /* values are counts, not pointers */
     pos = 0;
     while ((e = sl_map_next(&core->addr_conns, &pos)))
         sl_free(e->val); /* only if a session was never unregistered */
@@ -256,8 +258,65 @@ size_t sl_core_connections(const sl_core_t *core)
     return core->n_sessions - core->n_socketless;
 }
 
+/*
+ * App and room lifetimes (see sl_session_set_app in core.h): each scope
+ * path counts the sessions in it or below it. A count going 0 -> 1 emits
+ * the scope's start, 1 -> 0 its stop; the event carries the session that
+ * caused it, with app = the scope. Paths are short (SL_CONFIG_APP_NAME_MAX
+ * and a few room segments); one that does not fit the buffer counts only
+ * its prefixes that do.
+ */
+static void scope_event(sl_core_t *core, sl_session_t *s, const char *scope, int is_app,
+                        int start)
+{
+    sl_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = is_app ? (start ? SL_EV_APP_START : SL_EV_APP_STOP)
+                     : (start ? SL_EV_ROOM_START : SL_EV_ROOM_STOP);
+    ev.session_id = s->id;
+    ev.proto = s->proto;
+    ev.remote_addr = s->remote_addr;
+    ev.remote_port = s->remote_port;
+    ev.app = scope;
+    sl_events_emit(core, &ev);
+}
+
+/* Enters (delta 1) or leaves (delta -1) every scope of s->app; see above. */
+static void scopes_move(sl_core_t *core, sl_session_t *s, int delta)
+{
+    char path[512];
+    size_t ends[32], n = 0, len = strlen(s->app);
+    if (len >= sizeof path)
+        len = sizeof path - 1;
+    memcpy(path, s->app, len);
+    path[len] = '\0';
+    for (size_t i = 0; i <= len && n < sizeof ends / sizeof ends[0]; i++)
+        if ((path[i] == '/' || path[i] == '\0') && i > 0 && path[i - 1] != '/')
+            ends[n++] = i;
+    for (size_t k = 0; k < n; k++) {
+        size_t j = delta > 0 ? k : n - 1 - k; /* outermost first in, innermost first out */
+        char saved = path[ends[j]];
+        path[ends[j]] = '\0';
+        uintptr_t count = (uintptr_t)sl_map_get(&core->scopes, path);
+        if (delta > 0) {
+            if (sl_map_set(&core->scopes, path, (void *)(count + 1)) == 0 && count == 0)
+                scope_event(core, s, path, j == 0, 1);
+        } else if (count == 1) {
+            sl_map_del(&core->scopes, path);
+            scope_event(core, s, path, j == 0, 0);
+        } else if (count > 1) {
+            sl_map_set(&core->scopes, path, (void *)(count - 1)); /* replaces: no allocation */
+        }
+        path[ends[j]] = saved;
+    }
+}
+
 void sl_session_unregister(sl_core_t *core, sl_session_t *s)
 {
+    if (s->in_scopes && s->app) {
+        s->in_scopes = 0;
+        scopes_move(core, s, -1);
+    }
     sl_session_admitted(s);
     if (s->addr_counted) {
         s->addr_counted = 0;
@@ -326,9 +385,22 @@ void sl_session_set_peer(sl_session_t *s, const uv_tcp_t *tcp)
 
 int sl_session_set_app(sl_session_t *s, const char *app)
 {
-    int rc = set_str(&s->app, &s->log.app, app);
-    if (rc || !app || s->app_stats || !s->core)
-        return rc;
+    char *copy = NULL;
+    if (app && !(copy = sl_strdup(app)))
+        return SL_ENOMEM;
+    if (s->in_scopes && s->app && s->core) { /* leaves its old scopes first */
+        s->in_scopes = 0;
+        scopes_move(s->core, s, -1);
+    }
+    sl_free(s->app);
+    s->app = copy;
+    s->log.app = copy;
+    if (copy && s->core) {
+        s->in_scopes = 1;
+        scopes_move(s->core, s, 1);
+    }
+    if (!app || s->app_stats || !s->core)
+        return 0;
     sl_app_stats_t *st = sl_core_app_stats(s->core, app);
     if (!st)
         return 0; /* statistics are best effort */

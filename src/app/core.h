@@ -93,6 +93,7 @@ struct sl_session {
                                     the protocol logs its close at debug only */
     int socketless;              /* set before register: no socket of its own (an HLS player);
                                     listed like any session, not counted as a connection */
+    int in_scopes;               /* counted in core->scopes under app (sl_session_set_app) */
 };
 
 typedef struct sl_app_stats sl_app_stats_t;
@@ -126,6 +127,8 @@ typedef struct sl_core {
                                     (limit rtmp.max_partial_bytes_total; rtmp_conn.c) */
     sl_map_t app_stats;          /* app name -> sl_app_stats_t* */
     sl_map_t addr_conns;         /* remote address -> sl_addr_conns_t*, while it has connections */
+    sl_map_t scopes;             /* scope path ("live", "live/room1") -> sessions in it or below
+                                    (as uintptr_t), while it has any: app/room start and stop */
     sl_list_t pending;           /* sessions accepted but not admitted yet, oldest first */
     size_t n_pending;
     uint64_t budget_exceeded[SL_BUDGET_COUNT]; /* times each budget was exceeded since start */
@@ -204,7 +207,14 @@ size_t sl_core_connections(const sl_core_t *core);
 void sl_session_unregister(sl_core_t *core, sl_session_t *s);
 /**
  * Sets the session's app path / stream / query (copies; NULL clears). 0 or
- * SL_ENOMEM. Setting the app counts the session in its app's statistics
+ * SL_ENOMEM. Setting the app (of a registered session) also enters the
+ * session into its scope and every scope above it ("live/a/b": "live",
+ * "live/a", "live/a/b"): a scope that had no session emits app_start (the
+ * app, the path's first segment) or room_start (a room below it), outermost
+ * first, with the session's fields and app = that scope. The session
+ * leaves them when its app changes or at sl_session_unregister: a scope
+ * whose last session left emits room_stop / app_stop, innermost first.
+ * Setting the app counts the session in its app's statistics
  * (once per session).
  */
 int sl_session_set_app(sl_session_t *s, const char *app);

@@ -37,8 +37,23 @@ typedef enum {
     SL_EV_NODE_UP,
     SL_EV_NODE_DOWN,
     SL_EV_RECORD_DELETED,    /* the cleaner removed a recording (path, reason age|quota) */
+    SL_EV_APP_START,         /* an app got its first session (app; the session that opened it) */
+    SL_EV_APP_STOP,          /* an app's last session left */
+    SL_EV_ROOM_START,        /* a room (app = "live/room1") got its first session */
+    SL_EV_ROOM_STOP,         /* a room's last session left */
     SL_EV_COUNT
 } sl_event_type_t;
+
+/*
+ * The events an output with no selection of its own sends: every type but
+ * the scope lifetimes (app/room start and stop), which came later (plugin
+ * ABI 1.2) and which the WebSocket stream and webhooks send only when asked
+ * by name, so that the streams their receivers already parse do not change.
+ * Plugins' on_event and the bus's listeners see every event.
+ */
+#define SL_EV_DEFAULT_MASK                                                    \
+    (((1u << SL_EV_COUNT) - 1) & ~((1u << SL_EV_APP_START) | (1u << SL_EV_APP_STOP) | \
+                                   (1u << SL_EV_ROOM_START) | (1u << SL_EV_ROOM_STOP)))
 
 typedef struct sl_event {
     sl_event_type_t type;

@@ -14,7 +14,8 @@
 /* The smallest descriptor size a plugin of ABI 1.minor may declare. */
 static size_t min_size_for_minor(int minor)
 {
-    return minor <= 0 ? SL_PLUGIN_SIZE_1_0 : sizeof(sl_plugin_t);
+    /* 1.2 added no descriptor field (only event types): 1.1's size holds. */
+    return minor <= 0 ? SL_PLUGIN_SIZE_1_0 : SL_PLUGIN_SIZE_1_1;
 }
 
 /*
@@ -98,6 +99,21 @@ int sl_plugin_lib_open(const char *path, sl_plugin_lib_t *lib, char *why, size_t
     }
     memcpy(&lib->desc, p, p->size);
     lib->handle = h;
+    return 0;
+}
+
+/* A built-in's descriptor through the same check; see loader.h. */
+int sl_plugin_lib_builtin(const sl_plugin_t *desc, sl_plugin_lib_t *lib, char *why,
+                          size_t why_cap)
+{
+    char reason[512];
+    memset(lib, 0, sizeof *lib);
+    if (sl_plugin_abi_check(desc, reason, sizeof reason)) {
+        snprintf(why, why_cap, "built-in module %s: refused: %s",
+                 desc && desc->name ? desc->name : "(unnamed)", reason);
+        return SL_EINVAL;
+    }
+    memcpy(&lib->desc, desc, desc->size);
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /*
- * The table of built-in modules (see module.h). Order matters: admission
- * checks register in their own priority order, but event listeners that
- * must see an event before others (none yet) would be listed first.
+ * The table of built-in modules (see module.h): the host
+ * (src/modules/plugins) inits them in this order, before any plugin of
+ * sluice.yml, and stops them in reverse. Order matters only where one
+ * module's stop must come after another's (below); listeners and checks
+ * are ordered by their phases, not by this table.
  */
 #include <stddef.h>
 
@@ -17,21 +19,19 @@
 #include "modules/webhooks/webhooks.h"
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
-#include "modules/plugins/plugins.h"
 
-const sl_module_t *const sl_builtin_modules[] = {
-    &sl_auth_simple_module,
-    &sl_auth_jwt_module,
-    &sl_auth_roundtrip_module,
-    &sl_webhooks_module,
-    &sl_exec_hooks_module,
-    &sl_s3_upload_module, /* before the recorder: stopped after it, so the record_done
+const sl_builtin_t *const sl_builtin_modules[] = {
+    &sl_auth_simple_builtin,
+    &sl_auth_jwt_builtin,
+    &sl_auth_roundtrip_builtin,
+    &sl_webhooks_builtin,
+    &sl_exec_hooks_builtin,
+    &sl_s3_upload_builtin, /* before the recorder: stopped after it, so the record_done
                              events of recordings finalised at shutdown are still queued */
-    &sl_recorder_module,  /* before HLS/HTTP-FLV: its /{app}/mediafiles route comes first */
-    &sl_vod_module,       /* after the recorder, whose "recorder" service it uses */
-    &sl_cleaner_module,
-    &sl_hls_module,
-    &sl_httpflv_module,
-    &sl_plugins_module,   /* last: plugins start after every built-in and stop first */
+    &sl_recorder_builtin,  /* before HLS/HTTP-FLV: its /{app}/mediafiles route comes first */
+    &sl_vod_builtin,       /* after the recorder, whose "recorder" service it uses */
+    &sl_cleaner_builtin,
+    &sl_hls_builtin,
+    &sl_httpflv_builtin,
     NULL,
 };

@@ -45,6 +45,7 @@ KNOWN_ROUTES = [
     ("get", "/api/v1/server/routes"),
     ("post", "/api/v1/server/reload"),
     ("get", "/api/v1/server/services"),
+    ("get", "/api/v1/server/plugins"),
     ("get", "/api/v1/applications"),
     ("get", "/api/v1/applications/statistics"),
     ("get", "/api/v1/applications/{app}"),

@@ -154,6 +154,23 @@ def test_hello_logs_events(sluice_factory, examples, ffmpeg_publish):
     assert re.search(r"plugin:hello[^\]]*\] goodbye after \d+ events", srv.log_text())
 
 
+
+def test_hello_logs_app_and_room_lifetimes(sluice_factory, examples, ffmpeg_publish, procs):
+    """Plugins get every event, the app/room lifetimes of ABI 1.2 included (hello logs them)."""
+    srv = start_with(sluice_factory, [{"name": "hello", "path": examples["hello"]}])
+    pub = ffmpeg_publish(srv.url("live/room1", "s1"))
+    srv.wait_log(r"\[plugin:hello[^\]]*\] event app_start .*app=live stream=-", T(15))
+    srv.wait_log(r"\[plugin:hello[^\]]*\] event room_start .*app=live/room1 stream=-", T(15))
+    srv.wait_log(r"\[plugin:hello[^\]]*\] event publish .*app=live/room1 stream=s1", T(15))
+    procs.stop(pub)
+    srv.wait_log(r"\[plugin:hello[^\]]*\] event room_stop .*app=live/room1", T(15))
+    srv.wait_log(r"\[plugin:hello[^\]]*\] event app_stop .*app=live stream=-", T(15))
+    log = srv.log_text()
+    order = [log.index("event %s " % n) for n in ("app_start", "room_start", "room_stop",
+                                                   "app_stop")]
+    assert order == sorted(order), order
+
+
 class Receiver:
     """A local HTTP server that records POST bodies."""
 

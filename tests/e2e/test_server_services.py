@@ -5,7 +5,8 @@ lists the services api, recorder and vod at 1.0, the event listeners in
 delivery order (phases never go back: state before stream before notify)
 with the recorder and the API's event stream in their phases, and the
 admission checks with Simple Auth in phase "credentials". The list is
-behind the API token like every /api/v1 path.
+behind the API token like every /api/v1 path. GET /api/v1/server/plugins lists the
+extensions the host runs: here the built-in modules, each a plugin descriptor.
 """
 
 from api_helpers import Api, start_api_server
@@ -54,3 +55,18 @@ def test_services_needs_the_token(sluice_factory):
     srv = start_api_server(sluice_factory)
     r = Api(srv).get("server/services", token=None)
     assert r.status == 401, r
+
+
+def test_plugins_lists_builtins_on_the_plugin_abi(sluice_factory):
+    """GET /api/v1/server/plugins: the built-in modules, in table order, are plugin
+    descriptors of the host's ABI run by the same host as plugins (none loaded here)."""
+    srv = start_api_server(sluice_factory)
+    r = Api(srv).get("server/plugins")
+    assert r.status == 200, r
+    names = [x["name"] for x in r.data]
+    assert names[:3] == ["auth_simple", "auth_jwt", "auth_roundtrip"], names
+    assert names.index("recorder") < names.index("vod") < names.index("hls"), names
+    for x in r.data:
+        assert x["kind"] == "builtin" and x["path"] is None, x
+        assert x["abi"].startswith("1.") and x["description"], x
+    assert Api(srv).get("server/plugins", token=None).status == 401

@@ -27,7 +27,7 @@ static void test_every_module_section_listed(void **state)
         for (size_t i = 0; i < n; i++)
             found += list[i] == sec;
         if (found != 1)
-            fail_msg("module %s: its section is listed %zu times", sl_builtin_modules[m]->name,
+            fail_msg("module %s: its section is listed %zu times", sl_builtin_modules[m]->plugin->name,
                      found);
     }
 }

@@ -11,7 +11,7 @@
  *     const sl_rpc_service_t *rpc = sl_service_get(core, SL_RPC_SERVICE, 1, 0, &ud);
  *     if (rpc) rpc->call(ud, "room.count", "{\"room\":\"a\"}", on_reply, ctx);
  *
- * Provided by the plugins module (src/modules/plugins) while it runs. Every
+ * Provided by the extension host (src/modules/plugins) while it runs. Every
  * call runs on the loop thread; strings are borrowed for the call.
  */
 #ifndef SL_APP_SVC_RPC_H

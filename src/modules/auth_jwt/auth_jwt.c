@@ -315,6 +315,8 @@ static int load_keys(const sl_config_t *cfg, sl_jwt_keys_t *keys)
 static void stop(void *state)
 {
     state_t *st = state;
+    if (!st)
+        return;
     if (st->check_id > 0)
         sl_admit_remove_check(st->core, st->check_id);
     st->check_id = 0;
@@ -329,9 +331,8 @@ static void free_state(void *state)
     sl_free(st);
 }
 
-static int start(sl_core_t *core, sl_http_server_t *http, void **out)
+static int start(sl_core_t *core, void **out)
 {
-    (void)http;
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
     int used = 0;
@@ -361,21 +362,26 @@ fail:
     return rc;
 }
 
+/* The plugin's init: the module starts when an enabled app has auth_jwt on. */
+static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
+{
+    (void)api;
+    return start(sl_host_core(h), state);
+}
+
 /*
  * Configuration reload: inert until now, the module starts when an app
- * turned auth_jwt on. Running, it loads the keys of the new configuration
- * (secret, key files, JWKS: files are read again even when their names did
- * not change) and swaps them in; issuer, audience and leeway are read from
- * core->cfg at each check anyway. When no app uses JWT any more the old
- * keys stay: the check passes for apps with auth_jwt off.
+ * turned auth_jwt on (the host runs init again). Running, it loads the keys
+ * of the new configuration (secret, key files, JWKS: files are read again
+ * even when their names did not change) and swaps them in; issuer, audience
+ * and leeway are read from core->cfg at each check anyway. When no app uses
+ * JWT any more the old keys stay: the check passes for apps with auth_jwt
+ * off.
  */
-static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const sl_config_t *old_cfg,
-                  const sl_config_t *new_cfg)
+static int reload(void *state)
 {
-    (void)old_cfg;
-    state_t *st = *state;
-    if (!st)
-        return start(core, http, state);
+    state_t *st = state;
+    const sl_config_t *new_cfg = st->core->cfg;
     int used = 0;
     for (size_t i = 0; i < new_cfg->n_apps; i++)
         used |= new_cfg->apps[i].enabled && sl_auth_app_cfg(&new_cfg->apps[i])->auth_jwt;
@@ -454,12 +460,18 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     return n;
 }
 
-const sl_module_t sl_auth_jwt_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "auth_jwt",
-    .config = &sl_auth_config_section,
-    .start = start,
+    .description = "admission by signed tokens (JWT)",
+    .init = init,
     .stop = stop,
-    .free = free_state,
-    .check = check_config,
+    .destroy = free_state,
     .reload = reload,
+};
+
+const sl_builtin_t sl_auth_jwt_builtin = {
+    .plugin = &plugin,
+    .config = &sl_auth_config_section,
+    .check = check_config,
 };

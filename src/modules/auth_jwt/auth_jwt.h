@@ -39,7 +39,7 @@
 typedef struct json_t json_t; /* jansson */
 
 /** The module (listed in modules.c). */
-extern const sl_module_t sl_auth_jwt_module;
+extern const sl_builtin_t sl_auth_jwt_builtin;
 
 /**
  * Applies the authorisation claims above to a request, the token already

@@ -340,7 +340,7 @@ static void on_event(const sl_event_t *ev, void *ud)
 static void stop(void *state)
 {
     state_t *st = state;
-    if (st->stopped)
+    if (!st || st->stopped)
         return;
     st->stopped = 1;
     if (st->check_id > 0)
@@ -400,9 +400,10 @@ static void free_state(void *state)
     sl_free(st);
 }
 
-static int start(sl_core_t *core, sl_http_server_t *http, void **out)
+static int start(const sl_host_api_t *api, sl_host_t *h, void **out)
 {
-    (void)http;
+    sl_core_t *core = sl_host_core(h);
+    (void)api;
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
     const char *used_by = NULL;
@@ -449,18 +450,12 @@ fail:
 }
 
 /*
- * Configuration reload: the URLs, timeout, default and lazy switch are
- * read from core->cfg at each call, so a running module has nothing to
- * re-read (calls in flight finish against the old URL). Inert until now,
- * it starts when an app turned auth_roundtrip on.
+ * No reload callback: the URLs, timeout, default and lazy switch are read
+ * from core->cfg at each call, so a running module has nothing to re-read
+ * (calls in flight finish against the old URL). Inert until now, the host
+ * runs start (the init) again at a reload, which starts it when an app
+ * turned auth_roundtrip on.
  */
-static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const sl_config_t *old_cfg,
-                  const sl_config_t *new_cfg)
-{
-    (void)old_cfg;
-    (void)new_cfg;
-    return *state ? 0 : start(core, http, state);
-}
 
 /* True when url starts with http:// or https:// and names something after it. */
 static int is_http_url(const char *url)
@@ -499,12 +494,17 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     return n;
 }
 
-const sl_module_t sl_auth_roundtrip_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "auth_roundtrip",
-    .config = &sl_auth_config_section,
-    .start = start,
+    .description = "admission by a call to the business's server",
+    .init = start,
     .stop = stop,
-    .free = free_state,
+    .destroy = free_state,
+};
+
+const sl_builtin_t sl_auth_roundtrip_builtin = {
+    .plugin = &plugin,
+    .config = &sl_auth_config_section,
     .check = check_config,
-    .reload = reload,
 };

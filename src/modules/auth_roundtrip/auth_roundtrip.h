@@ -34,7 +34,7 @@
 #include "modules/module.h"
 
 /** The module (listed in modules.c). */
-extern const sl_module_t sl_auth_roundtrip_module;
+extern const sl_builtin_t sl_auth_roundtrip_builtin;
 
 /** Outcome of one validate answer (see sl_auth_roundtrip_decide). */
 typedef enum {

@@ -674,7 +674,7 @@ static void poll_closed(uv_handle_t *h) { sl_free(h); }
 static void stop(void *state)
 {
     state_t *st = state;
-    if (st->stopped)
+    if (!st || st->stopped)
         return;
     st->stopped = 1;
     if (st->check_id > 0)
@@ -707,9 +707,10 @@ static void free_state(void *state)
     sl_free(st);
 }
 
-static int start(sl_core_t *core, sl_http_server_t *http, void **out)
+static int start(const sl_host_api_t *api, sl_host_t *h, void **out)
 {
-    (void)http;
+    sl_core_t *core = sl_host_core(h);
+    (void)api;
     *out = NULL;
     const sl_config_t *cfg = core->cfg;
     const char *used_by = NULL;
@@ -765,20 +766,18 @@ fail:
 
 /*
  * Configuration reload: inert until now, the module starts when an app
- * turned auth_simple on (start reads the new core->cfg). Running, it
- * re-reads its file now (its users may have changed with the
- * configuration), or switches to another auth.simple_file: the new file is
+ * turned auth_simple on (the host runs start, its init, again; it reads
+ * the new core->cfg). Running, it re-reads its file now (its users may
+ * have changed with the configuration), or switches to another
+ * auth.simple_file: the new file is
  * loaded here (the check just did the same, so it loads) and watched
  * instead of the old one. The check stays registered when no app uses
  * simple auth any more: it passes for apps with auth_simple off.
  */
-static int reload(sl_core_t *core, sl_http_server_t *http, void **state, const sl_config_t *old_cfg,
-                  const sl_config_t *new_cfg)
+static int reload(void *state)
 {
-    (void)old_cfg;
-    state_t *st = *state;
-    if (!st)
-        return start(core, http, state);
+    state_t *st = state;
+    const sl_config_t *new_cfg = st->core->cfg;
     const char *file = sl_auth_cfg(new_cfg)->simple_file;
     if (!file || !file[0] || strcmp(file, st->path) == 0) {
         start_reload(st);
@@ -839,12 +838,18 @@ static int check_config(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     return 1;
 }
 
-const sl_module_t sl_auth_simple_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "auth_simple",
-    .config = &sl_auth_config_section,
-    .start = start,
+    .description = "admission by username and password from a file",
+    .init = start,
     .stop = stop,
-    .free = free_state,
-    .check = check_config,
+    .destroy = free_state,
     .reload = reload,
+};
+
+const sl_builtin_t sl_auth_simple_builtin = {
+    .plugin = &plugin,
+    .config = &sl_auth_config_section,
+    .check = check_config,
 };

@@ -33,7 +33,7 @@
 #include "modules/module.h"
 
 /** The module (listed in modules.c). */
-extern const sl_module_t sl_auth_simple_module;
+extern const sl_builtin_t sl_auth_simple_builtin;
 
 /* ------------------------------------------------------------------ */
 /* Credentials table                                                   */

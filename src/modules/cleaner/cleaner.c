@@ -55,6 +55,7 @@ typedef struct deletion {
 
 typedef struct cleaner {
     sl_core_t *core;
+    const sl_config_t *cfg; /* the configuration whose interval the timer runs with */
     uv_timer_t timer;
     uv_work_t work;
     int running;          /* a sweep is on the thread pool */
@@ -282,10 +283,11 @@ static void on_timer_closed(uv_handle_t *h)
     (void)h;
 }
 
-static int cleaner_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int cleaner_init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
+    sl_core_t *core = sl_host_core(h);
+    (void)api;
     const sl_config_t *cfg = core->cfg;
-    (void)http;
     *state = NULL;
     int any = 0;
     for (size_t i = 0; i < cfg->n_apps; i++)
@@ -296,6 +298,7 @@ static int cleaner_start(sl_core_t *core, sl_http_server_t *http, void **state)
     if (!c)
         return SL_ENOMEM;
     c->core = core;
+    c->cfg = cfg;
     uv_timer_init(core->loop, &c->timer);
     c->timer.data = c;
     uv_timer_start(&c->timer, on_timer, (uint64_t)sl_cleaner_cfg(cfg)->interval_ms,
@@ -328,17 +331,17 @@ static void cleaner_free(void *state)
 }
 
 /*
- * Configuration reload: inert until now, the cleaner starts when an app got
+ * Configuration reload: inert until now, the cleaner starts (the host runs
+ * its init again) when an app got
  * record_max_age or record_max_bytes. Running, it takes the new interval
  * (the timer restarts) and reads the apps' limits from the configuration
  * at each sweep; with no limit left its sweeps find nothing to do.
  */
-static int cleaner_reload(sl_core_t *core, sl_http_server_t *http, void **state,
-                          const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+static int cleaner_reload(void *state)
 {
-    cleaner_t *c = *state;
-    if (!c)
-        return cleaner_start(core, http, state);
+    cleaner_t *c = state;
+    const sl_config_t *old_cfg = c->cfg, *new_cfg = c->core->cfg;
+    c->cfg = new_cfg; /* configurations live until exit */
     if (sl_cleaner_cfg(old_cfg)->interval_ms != sl_cleaner_cfg(new_cfg)->interval_ms) {
         uv_timer_start(&c->timer, on_timer, (uint64_t)sl_cleaner_cfg(new_cfg)->interval_ms,
                        (uint64_t)sl_cleaner_cfg(new_cfg)->interval_ms);
@@ -348,11 +351,17 @@ static int cleaner_reload(sl_core_t *core, sl_http_server_t *http, void **state,
     return 0;
 }
 
-const sl_module_t sl_cleaner_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "cleaner",
-    .config = &sl_cleaner_config_section,
-    .start = cleaner_start,
+    .description = "deletes recordings past their age or size limits",
+    .init = cleaner_init,
     .stop = cleaner_stop,
-    .free = cleaner_free,
+    .destroy = cleaner_free,
     .reload = cleaner_reload,
+};
+
+const sl_builtin_t sl_cleaner_builtin = {
+    .plugin = &plugin,
+    .config = &sl_cleaner_config_section,
 };

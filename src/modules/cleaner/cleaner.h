@@ -9,6 +9,6 @@
 #include "modules/module.h"
 
 /* The built-in module (modules.c lists it). */
-extern const sl_module_t sl_cleaner_module;
+extern const sl_builtin_t sl_cleaner_builtin;
 
 #endif

@@ -615,9 +615,10 @@ static size_t count_hooks(const sl_config_t *cfg)
     return n;
 }
 
-static int ex_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int ex_init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
-    (void)http;
+    sl_core_t *core = sl_host_core(h);
+    (void)api;
     *state = NULL;
     const sl_config_t *cfg = core->cfg;
     if (!count_hooks(cfg))
@@ -645,20 +646,17 @@ fail:
 }
 
 /*
- * Configuration reload: inert until now, the module starts when a command
- * was configured. Running, it builds the new commands and swaps them in:
+ * Configuration reload: inert until now, the module starts (the host runs
+ * its init again) when a command was configured. Running, it builds the new commands and swaps them in:
  * jobs copy their command line when they are queued, so waiting and
  * running jobs finish as they were; timeout and max_concurrent are read
  * from x->cfg (now the new configuration) when next used. With no command
  * left the module stays subscribed and runs nothing.
  */
-static int ex_reload(sl_core_t *core, sl_http_server_t *http, void **state,
-                     const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+static int ex_reload(void *state)
 {
-    (void)old_cfg;
-    sl_exec_hooks_t *x = *state;
-    if (!x)
-        return ex_start(core, http, state);
+    sl_exec_hooks_t *x = state;
+    const sl_config_t *new_cfg = x->core->cfg;
     hook_t hooks[SL_EV_COUNT];
     memset(hooks, 0, sizeof hooks);
     size_t n_hooks;
@@ -679,7 +677,7 @@ static int ex_reload(sl_core_t *core, sl_http_server_t *http, void **state,
 static void ex_stop(void *state)
 {
     sl_exec_hooks_t *x = state;
-    if (x->stopping)
+    if (!x || x->stopping)
         return;
     x->stopping = 1;
     if (x->listener > 0) {
@@ -737,12 +735,18 @@ static int ex_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
     return n;
 }
 
-const sl_module_t sl_exec_hooks_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "exec_hooks",
-    .config = &sl_exec_config_section,
-    .start = ex_start,
-    .check = ex_check,
+    .description = "runs a command on events",
+    .init = ex_init,
     .stop = ex_stop,
-    .free = ex_free,
+    .destroy = ex_free,
     .reload = ex_reload,
+};
+
+const sl_builtin_t sl_exec_hooks_builtin = {
+    .plugin = &plugin,
+    .config = &sl_exec_config_section,
+    .check = ex_check,
 };

@@ -28,7 +28,7 @@
 #include "modules/module.h"
 
 /* The built-in module (modules.c lists it). */
-extern const sl_module_t sl_exec_hooks_module;
+extern const sl_builtin_t sl_exec_hooks_builtin;
 
 /* A substitution: {name} in an argument becomes value. */
 typedef struct sl_exec_var {

@@ -1525,8 +1525,11 @@ static void mod_free(hls_mod_t *mod)
     sl_free(mod);
 }
 
-static int hls_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int hls_init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
+    sl_core_t *core = sl_host_core(h);
+    sl_http_server_t *http = sl_host_http(h);
+    (void)api;
     *state = NULL;
     if (!http)
         return 0; /* HLS is served over HTTP only */
@@ -1582,7 +1585,7 @@ fail:
 static void hls_stop(void *state)
 {
     hls_mod_t *mod = state;
-    if (mod->stopping)
+    if (!mod || mod->stopping)
         return;
     mod->stopping = 1;
     if (mod->listener > 0) {
@@ -1611,9 +1614,15 @@ static void hls_free(void *state)
         mod_free(state);
 }
 
-const sl_module_t sl_hls_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "hls",
-    .start = hls_start,
+    .description = "HLS and LL-HLS segmenting and serving",
+    .init = hls_init,
     .stop = hls_stop,
-    .free = hls_free,
+    .destroy = hls_free,
+};
+
+const sl_builtin_t sl_hls_builtin = {
+    .plugin = &plugin,
 };

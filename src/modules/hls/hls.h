@@ -23,6 +23,6 @@
 #include "modules/module.h"
 
 /** The module (listed in src/modules/modules.c). */
-extern const sl_module_t sl_hls_module;
+extern const sl_builtin_t sl_hls_builtin;
 
 #endif

@@ -414,8 +414,11 @@ static int on_request(sl_http_req_t *req, void *ud)
 /* ------------------------------------------------------------------ */
 /* the module                                                          */
 
-static int flv_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int flv_init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
+    sl_core_t *core = sl_host_core(h);
+    sl_http_server_t *http = sl_host_http(h);
+    (void)api;
     *state = NULL;
     if (!http)
         return 0;
@@ -441,6 +444,8 @@ static int flv_start(sl_core_t *core, sl_http_server_t *http, void **state)
 static void flv_stop(void *state)
 {
     flv_mod_t *mod = state;
+    if (!mod)
+        return;
     mod->stopping = 1;
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &mod->players) {
@@ -467,10 +472,16 @@ static void flv_free(void *state)
     sl_free(mod);
 }
 
-const sl_module_t sl_httpflv_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "httpflv",
-    .config = &sl_httpflv_config_section,
-    .start = flv_start,
+    .description = "HTTP-FLV playback",
+    .init = flv_init,
     .stop = flv_stop,
-    .free = flv_free,
+    .destroy = flv_free,
+};
+
+const sl_builtin_t sl_httpflv_builtin = {
+    .plugin = &plugin,
+    .config = &sl_httpflv_config_section,
 };

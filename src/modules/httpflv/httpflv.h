@@ -29,7 +29,7 @@
 #include "modules/module.h"
 
 /** The module (listed in src/modules/modules.c). */
-extern const sl_module_t sl_httpflv_module;
+extern const sl_builtin_t sl_httpflv_builtin;
 
 /**
  * The frame's FLV tag (header with the frame's dts, body, PreviousTagSize),

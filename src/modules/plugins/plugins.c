@@ -1,10 +1,14 @@
 /*
- * The host side of the plugin ABI (see plugins.h): loading the plugins of
- * sluice.yml, the host API table every plugin receives, and the "rpc"
- * service. Each loaded plugin is one `struct sl_host` (the opaque handle of
- * host.h): its configuration entry, its library, its state, and what it
- * registered (event listener, admission check, timers, RPC methods), so
- * that stop can remove all of it before the plugin's own stop runs.
+ * The host side of the plugin ABI (see plugins.h): running the built-in
+ * modules and the plugins of sluice.yml through one path, the host API
+ * table every one of them receives, and the "rpc" service. Each running
+ * extension is one `struct sl_host` (the opaque handle of host.h): its
+ * configuration entry (a built-in's is made up: its name, every app, no
+ * settings), its library (none for a built-in), its state, and what it
+ * registered through the host (event listener, admission check, timers,
+ * RPC methods, routes), so that stop can remove all of it before the
+ * extension's own stop runs. Built-ins also reach the core and the HTTP
+ * server (sl_host_core, sl_host_http: module.h).
  *
  * Handles given to plugins are internal objects under public names:
  * sl_admission_t is the core's sl_admit_t; sl_http_request_t a small
@@ -27,6 +31,7 @@
 #include "app/events.h"
 #include "app/loader.h"
 #include "app/services.h"
+#include "app/svc/extensions.h"
 #include "app/svc/http.h"
 #include "app/svc/recorder.h"
 #include "app/svc/rpc.h"
@@ -40,22 +45,29 @@
 /* The public event numbering is the bus's (host.h promises it never changes). */
 _Static_assert(SL_PLUGIN_EV_CONNECT == (int)SL_EV_CONNECT, "event numbering");
 _Static_assert(SL_PLUGIN_EV_RECORD_DELETED == (int)SL_EV_RECORD_DELETED, "event numbering");
+_Static_assert(SL_PLUGIN_EV_ROOM_STOP == (int)SL_EV_ROOM_STOP, "event numbering");
+_Static_assert(SL_PLUGIN_EV_ROOM_STOP + 1 == (int)SL_EV_COUNT, "every bus event is public");
 _Static_assert(SL_ADMISSION_PLAY == (int)SL_ADMIT_PLAY, "admission numbering");
 _Static_assert(SL_PLUGIN_LOG_DEBUG == (int)SL_LOG_DEBUG, "log levels");
 
-typedef struct plugins plugins_t;
+typedef struct sl_plugins plugins_t;
 
 struct sl_host {
-    plugins_t *mod;                  /* the module (borrowed back-pointer) */
-    const sl_plugin_config_t *cfg;   /* its sluice.yml entry (borrowed from core->cfg) */
-    sl_plugin_lib_t lib;             /* the library and its descriptor copy */
+    plugins_t *mod;                  /* the host (borrowed back-pointer) */
+    const sl_plugin_config_t *cfg;   /* its sluice.yml entry (borrowed from core->cfg), or
+                                        &own_cfg for a built-in */
+    const sl_builtin_t *builtin;     /* the built-in module, or NULL for a plugin */
+    sl_plugin_config_t own_cfg;      /* a built-in's entry: its name, no apps (all), no settings */
+    sl_plugin_lib_t lib;             /* the library (handle NULL when built in) and its
+                                        descriptor copy */
     void *state;                     /* what init returned */
     int started;                     /* init succeeded: stop/destroy are due */
     int stopped;                     /* stop ran: no new registrations */
     int ev_id;                       /* event listener id, 0 when none */
     int admit_id;                    /* admission check id, 0 when none */
     sl_list_t timers;                /* struct sl_timer, live ones */
-    char log_name[80];               /* "plugin:<name>", the log lines' protocol field */
+    char log_name[80];               /* "plugin:<name>" (a built-in: its name), the log
+                                        lines' protocol field and the listener's name */
 };
 
 struct sl_timer {
@@ -98,8 +110,10 @@ typedef struct rpc_method {
     sl_host_t *h;                    /* the plugin that registered it, or NULL */
 } rpc_method_t;
 
-struct plugins {
+struct sl_plugins {
     sl_core_t *core;
+    sl_http_server_t *server;        /* the HTTP server for built-ins' routes, or NULL */
+    int stopped;                     /* sl_plugins_stop ran */
     const sl_http_svc_t *http;       /* the "http" service once a route needed it, else NULL */
     void *http_ud;                   /* its state */
     sl_host_t **hosts;               /* n_hosts loaded plugins, in load order */
@@ -109,6 +123,7 @@ struct plugins {
     rpc_method_t *methods;           /* the RPC registry */
     size_t n_methods;
     int rpc_registered;
+    int ext_registered;              /* the "extensions" service is ours */
 };
 
 typedef struct work {
@@ -119,6 +134,14 @@ typedef struct work {
 } work_t;
 
 static const sl_host_api_t g_api;
+
+/* ---- built-ins' access (module.h) -------------------------------------- */
+
+/* The core; see module.h. */
+sl_core_t *sl_host_core(sl_host_t *h) { return h->mod->core; }
+
+/* The HTTP server or NULL; see module.h. */
+sl_http_server_t *sl_host_http(sl_host_t *h) { return h->mod->server; }
 
 /* ---- identity, settings, log ------------------------------------------ */
 
@@ -805,13 +828,33 @@ static const sl_host_api_t g_api = {
     .rpc_unregister = h_rpc_unregister,
 };
 
-/* ---- the module -------------------------------------------------------- */
+/* ---- the host of every extension ---------------------------------------- */
 
-/*
- * --check-config and the start check: every plugin loads and passes the
- * ABI check (then it is unloaded again: nothing of it runs), and names only
- * apps that exist.
- */
+/* The service "extensions": every extension whose init succeeded, in order. */
+static void ext_each(void *ud, void (*each)(void *arg, const sl_extension_info_t *info),
+                     void *arg)
+{
+    plugins_t *m = ud;
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        const sl_host_t *h = m->hosts[i];
+        if (!h->started)
+            continue;
+        const sl_extension_info_t info = {
+            .name = h->cfg->name,
+            .kind = h->builtin ? "builtin" : "plugin",
+            .version = h->lib.desc.version,
+            .description = h->lib.desc.description,
+            .path = h->builtin ? NULL : h->cfg->path,
+            .abi_major = h->lib.desc.abi_major,
+            .abi_minor = h->lib.desc.abi_minor,
+        };
+        each(arg, &info);
+    }
+}
+
+static const sl_svc_extensions_t g_extensions = {.each = ext_each};
+
+/* Each plugin entry loads and passes the ABI check, and names existing apps. */
 static int plugins_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 {
     int n = 0;
@@ -834,6 +877,17 @@ static int plugins_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
             }
     }
     return n;
+}
+
+/* The built-ins' checks in table order, then the plugins'; see plugins.h. */
+int sl_plugins_check(const sl_config_t *cfg, const sl_builtin_t *const *builtins,
+                     sl_config_err_cb err, void *ud)
+{
+    int n = 0;
+    for (size_t i = 0; builtins && builtins[i]; i++)
+        if (builtins[i]->check)
+            n += builtins[i]->check(cfg, err, ud);
+    return n + plugins_check(cfg, err, ud);
 }
 
 static void host_stop(sl_host_t *h)
@@ -862,19 +916,24 @@ static void host_stop(sl_host_t *h)
         h->lib.desc.stop(h->state);
 }
 
-static void plugins_stop(void *state)
+/* Stops every started extension, plugins first; see plugins.h. */
+void sl_plugins_stop(sl_plugins_t *m)
 {
-    plugins_t *m = state;
+    if (!m || m->stopped)
+        return;
+    m->stopped = 1;
     for (size_t i = m->n_hosts; i-- > 0;)
         host_stop(m->hosts[i]);
     if (m->rpc_registered)
         sl_service_unregister(m->core, SL_RPC_SERVICE, &g_rpc);
-    m->rpc_registered = 0;
+    if (m->ext_registered)
+        sl_service_unregister(m->core, SL_SVC_EXTENSIONS, &g_extensions);
+    m->rpc_registered = m->ext_registered = 0;
 }
 
-static void plugins_free(void *state)
+/* destroy, dlclose, the records; see plugins.h. */
+void sl_plugins_free(sl_plugins_t *m)
 {
-    plugins_t *m = state;
     if (!m)
         return;
     for (size_t i = m->n_hosts; i-- > 0;) {
@@ -896,8 +955,12 @@ static void plugins_free(void *state)
     sl_free(m);
 }
 
-/* Loads and starts one plugin. 0, or an error logged loudly (startup fails). */
-static int host_start(plugins_t *m, const sl_plugin_config_t *pc)
+/*
+ * Opens (a plugin: dlopen; a built-in: its descriptor as linked), checks
+ * and starts one extension: builtin set, or pc for a plugin. The one path
+ * of both kinds. 0, or an error logged loudly (startup fails).
+ */
+static int host_start(plugins_t *m, const sl_builtin_t *builtin, const sl_plugin_config_t *pc)
 {
     char why[1024];
     sl_host_t *h = sl_calloc(1, sizeof *h);
@@ -911,10 +974,21 @@ static int host_start(plugins_t *m, const sl_plugin_config_t *pc)
     m->hosts = grown;
     m->hosts[m->n_hosts++] = h;
     h->mod = m;
-    h->cfg = pc;
+    h->builtin = builtin;
     sl_list_init(&h->timers);
-    snprintf(h->log_name, sizeof h->log_name, "plugin:%s", pc->name);
-    int rc = sl_plugin_lib_open(pc->path, &h->lib, why, sizeof why);
+    int rc;
+    if (builtin) {
+        h->own_cfg.name = (char *)(builtin->plugin && builtin->plugin->name ? builtin->plugin->name
+                                                                             : "(unnamed)");
+        h->own_cfg.path = (char *)"(built in)";
+        h->cfg = pc = &h->own_cfg;
+        snprintf(h->log_name, sizeof h->log_name, "%s", pc->name);
+        rc = sl_plugin_lib_builtin(builtin->plugin, &h->lib, why, sizeof why);
+    } else {
+        h->cfg = pc;
+        snprintf(h->log_name, sizeof h->log_name, "plugin:%s", pc->name);
+        rc = sl_plugin_lib_open(pc->path, &h->lib, why, sizeof why);
+    }
     if (rc) {
         SL_LOGE(NULL, "%s", why);
         return rc;
@@ -922,7 +996,10 @@ static int host_start(plugins_t *m, const sl_plugin_config_t *pc)
     const sl_plugin_t *d = &h->lib.desc;
     rc = d->init(&g_api, h, &h->state);
     if (rc) {
-        SL_LOGE(NULL, "plugin %s (%s): init failed: %s", pc->name, pc->path, sl_strerror(rc));
+        if (builtin)
+            SL_LOGE(NULL, "module %s failed to start: %s", pc->name, sl_strerror(rc));
+        else
+            SL_LOGE(NULL, "plugin %s (%s): init failed: %s", pc->name, pc->path, sl_strerror(rc));
         return rc < 0 ? rc : SL_EINVAL;
     }
     h->started = 1;
@@ -938,31 +1015,57 @@ static int host_start(plugins_t *m, const sl_plugin_config_t *pc)
             return rc;
         h->admit_id = rc;
     }
-    SL_LOGI(NULL, "plugin %s loaded: %s %s (ABI %d.%d, host ABI %d.%d) from %s", pc->name, d->name,
-            d->version ? d->version : "", d->abi_major, d->abi_minor, SL_ABI_MAJOR, SL_ABI_MINOR,
-            pc->path);
+    if (!builtin)
+        SL_LOGI(NULL, "plugin %s loaded: %s %s (ABI %d.%d, host ABI %d.%d) from %s", pc->name,
+                d->name, d->version ? d->version : "", d->abi_major, d->abi_minor, SL_ABI_MAJOR,
+                SL_ABI_MINOR, pc->path);
     return 0;
 }
 
-static int plugins_start(sl_core_t *core, sl_http_server_t *http, void **state)
+/* The built-ins in table order, "rpc" and "extensions", then the plugins; see plugins.h. */
+int sl_plugins_start(sl_core_t *core, sl_http_server_t *http, const sl_builtin_t *const *builtins,
+                     sl_plugins_t **out)
 {
+    *out = NULL;
     plugins_t *m = sl_calloc(1, sizeof *m);
     if (!m)
         return SL_ENOMEM;
-    (void)http; /* routes go through the "http" service */
     m->core = core;
-    *state = m; /* from here, main's stop/free clean up after a failure */
-    int rc = sl_service_register(core, SL_RPC_SERVICE, SL_RPC_SERVICE_MAJOR, SL_RPC_SERVICE_MINOR,
-                                 &g_rpc, m);
+    m->server = http; /* built-ins' routes; plugins' go through the "http" service */
+    *out = m; /* from here, the caller's stop/free clean up after a failure */
+    int rc;
+    for (size_t i = 0; builtins && builtins[i]; i++) {
+        rc = host_start(m, builtins[i], NULL);
+        if (rc)
+            return rc;
+    }
+    /* After the built-ins (where the plugins module's start registered "rpc"
+     * when it was the table's last line), before the plugins that use it. */
+    rc = sl_service_register(core, SL_RPC_SERVICE, SL_RPC_SERVICE_MAJOR, SL_RPC_SERVICE_MINOR,
+                             &g_rpc, m);
     if (rc)
         return rc;
     m->rpc_registered = 1;
-    for (size_t i = 0; i < core->cfg->n_plugins; i++) {
-        rc = host_start(m, &core->cfg->plugins[i]);
+    rc = sl_service_register(core, SL_SVC_EXTENSIONS, SL_SVC_EXTENSIONS_MAJOR,
+                             SL_SVC_EXTENSIONS_MINOR, &g_extensions, m);
+    if (rc)
+        return rc;
+    m->ext_registered = 1;
+    for (size_t i = 0; core->cfg && i < core->cfg->n_plugins; i++) {
+        rc = host_start(m, NULL, &core->cfg->plugins[i]);
         if (rc)
             return rc;
     }
     return 0;
+}
+
+/* See plugins.h. */
+void *sl_plugins_state(sl_plugins_t *m, const char *name)
+{
+    for (size_t i = 0; m && name && i < m->n_hosts; i++)
+        if (m->hosts[i]->started && strcmp(m->hosts[i]->cfg->name, name) == 0)
+            return m->hosts[i]->state;
+    return NULL;
 }
 
 /* The entry of new_cfg named name, or NULL. */
@@ -983,23 +1086,24 @@ static int strv_equal(char *const *a, char *const *b, size_t n)
 }
 
 /*
- * Live reload of the plugins (sl_plugins_module's reload; see plugins.h). A plugin follows a reload when only its settings
- * changed and it has a reload callback (ABI 1.1): its handle then reads the
- * new entry and its reload runs. Anything else that changed in `plugins:`
- * (a plugin added, removed, moved to another file or other apps, settings
- * of a plugin without reload) needs a restart: SL_EAGAIN, nothing changed.
+ * The plugins' part of a reload (see sl_plugins_reload). A plugin follows
+ * a reload when only its settings changed and it has a reload callback
+ * (ABI 1.1): its handle then reads the new entry and its reload runs.
+ * Anything else that changed in `plugins:` (a plugin added, removed, moved
+ * to another file or other apps, settings of a plugin without reload)
+ * needs a restart: SL_EAGAIN, nothing changed.
  */
-int sl__plugins_reload(sl_core_t *core, sl_http_server_t *http, void **state,
-                       const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+static int reload_plugins(plugins_t *m, const sl_config_t *new_cfg)
 {
-    (void)core, (void)http, (void)old_cfg;
-    plugins_t *m = *state;
-    if (!m)
-        return new_cfg->n_plugins ? SL_EAGAIN : 0;
-    if (new_cfg->n_plugins != m->n_hosts)
+    size_t n_plugins = 0;
+    for (size_t i = 0; i < m->n_hosts; i++)
+        n_plugins += !m->hosts[i]->builtin;
+    if (new_cfg->n_plugins != n_plugins)
         return SL_EAGAIN;
     for (size_t i = 0; i < m->n_hosts; i++) {
         const sl_host_t *h = m->hosts[i];
+        if (h->builtin)
+            continue;
         const sl_plugin_config_t *n = entry_named(new_cfg, h->cfg->name);
         if (!n || strcmp(n->path, h->cfg->path) || n->n_apps != h->cfg->n_apps ||
             !strv_equal(n->apps, h->cfg->apps, n->n_apps))
@@ -1012,6 +1116,8 @@ int sl__plugins_reload(sl_core_t *core, sl_http_server_t *http, void **state,
     int rc = 0;
     for (size_t i = 0; i < m->n_hosts; i++) {
         sl_host_t *h = m->hosts[i];
+        if (h->builtin)
+            continue;
         const sl_plugin_config_t *n = entry_named(new_cfg, h->cfg->name);
         int same = n->n_settings == h->cfg->n_settings &&
                    strv_equal(n->settings, h->cfg->settings, 2 * n->n_settings);
@@ -1029,11 +1135,34 @@ int sl__plugins_reload(sl_core_t *core, sl_http_server_t *http, void **state,
     return rc;
 }
 
-const sl_module_t sl_plugins_module = {
-    .name = "plugins",
-    .start = plugins_start,
-    .stop = plugins_stop,
-    .free = plugins_free,
-    .check = plugins_check,
-    .reload = sl__plugins_reload,
-};
+/* Built-ins' reload in table order, then the plugins'; see plugins.h. */
+int sl_plugins_reload(sl_plugins_t *m, const sl_config_t *old_cfg, const sl_config_t *new_cfg,
+                      void (*report)(void *ud, const char *name, int rc), void *ud)
+{
+    (void)old_cfg; /* each extension kept what it needs of the configuration it started with */
+    int n = 0;
+    if (!m)
+        return 0;
+    for (size_t i = 0; i < m->n_hosts; i++) {
+        sl_host_t *h = m->hosts[i];
+        if (!h->builtin || !h->started || h->stopped)
+            continue;
+        int rc = 0;
+        if (!h->state) /* inert: its init may find work in the new configuration */
+            rc = h->lib.desc.init(&g_api, h, &h->state);
+        else if (h->lib.desc.reload)
+            rc = h->lib.desc.reload(h->state);
+        if (rc) {
+            n++;
+            if (report)
+                report(ud, h->cfg->name, rc);
+        }
+    }
+    int rc = reload_plugins(m, new_cfg);
+    if (rc) {
+        n++;
+        if (report)
+            report(ud, "plugins", rc);
+    }
+    return n;
+}

@@ -963,8 +963,11 @@ static void on_async_closed(uv_handle_t *h)
     (void)h;
 }
 
-static int recorder_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int recorder_init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
+    sl_core_t *core = sl_host_core(h);
+    sl_http_server_t *http = sl_host_http(h);
+    (void)api;
     int rc = SL_ENOMEM, have_sync = 0;
     sl_recorder_t *m = sl_calloc(1, sizeof *m);
     if (!m)
@@ -1080,10 +1083,16 @@ static void recorder_free(void *state)
     sl_free(m);
 }
 
-const sl_module_t sl_recorder_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "recorder",
-    .config = &sl_recorder_config_section,
-    .start = recorder_start,
+    .description = "records live streams to FLV/MP4",
+    .init = recorder_init,
     .stop = recorder_stop,
-    .free = recorder_free,
+    .destroy = recorder_free,
+};
+
+const sl_builtin_t sl_recorder_builtin = {
+    .plugin = &plugin,
+    .config = &sl_recorder_config_section,
 };

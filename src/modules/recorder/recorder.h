@@ -20,7 +20,7 @@
 #include "modules/module.h"
 
 /* The built-in module (modules.c lists it). */
-extern const sl_module_t sl_recorder_module;
+extern const sl_builtin_t sl_recorder_builtin;
 
 #define SL_RECORDER_NAME_MAX 255 /* longest relative file name accepted */
 

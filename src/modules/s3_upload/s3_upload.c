@@ -832,10 +832,11 @@ static void on_async_closed(uv_handle_t *h)
     (void)h;
 }
 
-static int s3_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int s3_init(const sl_host_api_t *api, sl_host_t *host, void **state)
 {
+    sl_core_t *core = sl_host_core(host);
+    (void)api;
     const sl_config_t *cfg = core->cfg;
-    (void)http;
     *state = NULL;
     /* The queue answers "is this file waiting?" whether uploading is on or
      * not (the cleaner asks); its state is the store, which outlives us. */
@@ -973,32 +974,35 @@ static int s3_check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 }
 
 /*
- * Configuration reload: inert until now, the module starts when an
- * endpoint and bucket were configured. Running, the worker takes the new
+ * Configuration reload: inert until now, the module starts (the host runs
+ * its init again) when an endpoint and bucket were configured. Running, the worker takes the new
  * endpoint, bucket, keys and limits from its next request on (an upload in
  * flight may finish its parts against the new settings; a failed one is
  * retried from the start). Turning upload off needs a restart (the queue
  * and the worker stay as they are: SL_EAGAIN).
  */
-static int s3_reload(sl_core_t *core, sl_http_server_t *http, void **state,
-                     const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+static int s3_reload(void *state)
 {
-    (void)old_cfg;
-    s3_t *s = *state;
-    if (!s)
-        return s3_start(core, http, state);
+    s3_t *s = state;
+    const sl_config_t *new_cfg = s->core->cfg;
     if (!sl_s3_cfg(new_cfg)->endpoint[0] || !sl_s3_cfg(new_cfg)->bucket[0])
         return SL_EAGAIN;
     __atomic_store_n(&s->cfg, new_cfg, __ATOMIC_RELEASE);
     return 0;
 }
 
-const sl_module_t sl_s3_upload_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "s3_upload",
-    .config = &sl_s3_config_section,
-    .start = s3_start,
-    .check = s3_check,
+    .description = "uploads recordings to S3-compatible storage",
+    .init = s3_init,
     .stop = s3_stop,
-    .free = s3_free,
+    .destroy = s3_free,
     .reload = s3_reload,
+};
+
+const sl_builtin_t sl_s3_upload_builtin = {
+    .plugin = &plugin,
+    .config = &sl_s3_config_section,
+    .check = s3_check,
 };

@@ -15,6 +15,6 @@
 #include "modules/module.h"
 
 /* The built-in module (modules.c lists it). */
-extern const sl_module_t sl_s3_upload_module;
+extern const sl_builtin_t sl_s3_upload_builtin;
 
 #endif

@@ -60,9 +60,10 @@ static const sl_svc_vod_t vod_service = {
     .length = vod_length,
 };
 
-static int vod_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int vod_init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
-    (void)http;
+    sl_core_t *core = sl_host_core(h);
+    (void)api;
     vod_module_t *m = sl_calloc(1, sizeof *m);
     if (!m)
         return SL_ENOMEM;
@@ -81,6 +82,8 @@ static int vod_start(sl_core_t *core, sl_http_server_t *http, void **state)
 static void vod_stop(void *state)
 {
     vod_module_t *m = state;
+    if (!m)
+        return;
     sl_service_unregister(m->core, SL_SVC_VOD, &vod_service);
 }
 
@@ -89,9 +92,15 @@ static void vod_free(void *state)
     sl_free(state);
 }
 
-const sl_module_t sl_vod_module = {
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "vod",
-    .start = vod_start,
+    .description = "plays recordings over RTMP",
+    .init = vod_init,
     .stop = vod_stop,
-    .free = vod_free,
+    .destroy = vod_free,
+};
+
+const sl_builtin_t sl_vod_builtin = {
+    .plugin = &plugin,
 };

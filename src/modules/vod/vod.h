@@ -11,6 +11,6 @@
 
 #include "modules/module.h"
 
-extern const sl_module_t sl_vod_module;
+extern const sl_builtin_t sl_vod_builtin;
 
 #endif

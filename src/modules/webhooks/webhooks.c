@@ -46,6 +46,12 @@ static const sl_log_ctx_t g_ctx = {.proto = "webhooks"};
  * the handlers run only after that. A static const table of the API's. */
 static const sl_svc_api_t *g_api;
 
+/* The module as the host holds it (its plugin state). */
+typedef struct wh_module {
+    sl_core_t *core;  /* borrowed */
+    sl_webhooks_t *w; /* the running webhooks, NULL while inert */
+} wh_module_t;
+
 /* ------------------------------------------------------------------ */
 /* the listener (loop thread)                                          */
 
@@ -479,7 +485,7 @@ static void wh_free(void *state)
         curl_global_cleanup();
 }
 
-static int wh_start(sl_core_t *core, sl_http_server_t *http, void **state)
+static int wh_start(sl_core_t *core, sl_http_server_t *http, sl_webhooks_t **state)
 {
     *state = NULL;
     const sl_config_t *cfg = core->cfg;
@@ -564,13 +570,11 @@ fail:
  * now (no URL at start), it cannot start without a restart: its API
  * route was registered without state (SL_EAGAIN).
  */
-static int wh_reload(sl_core_t *core, sl_http_server_t *http, void **state,
-                     const sl_config_t *old_cfg, const sl_config_t *new_cfg)
+static int wh_reload(void *state)
 {
-    (void)core;
-    (void)http;
-    (void)old_cfg;
-    sl_webhooks_t *w = *state;
+    wh_module_t *mod = state;
+    sl_webhooks_t *w = mod->w;
+    const sl_config_t *new_cfg = mod->core->cfg;
     if (!w) {
         const char *url = sl_webhooks_cfg(new_cfg)->url;
         int any = url && url[0];
@@ -625,16 +629,53 @@ static int wh_reload(sl_core_t *core, sl_http_server_t *http, void **state,
  * the disconnects and unpublishes of the shutdown itself reach the outbox. */
 static void wh_stop(void *state)
 {
-    sl_webhooks_t *w = state;
-    sl__webhooks_senders_stop(w, (uint64_t)sl__wh_cfg(w)->server_shutdown_timeout_ms);
+    wh_module_t *mod = state;
+    sl_webhooks_t *w = mod->w;
+    if (w)
+        sl__webhooks_senders_stop(w, (uint64_t)sl__wh_cfg(w)->server_shutdown_timeout_ms);
 }
 
-const sl_module_t sl_webhooks_module = {
+/* The plugin's destroy: the webhooks' state, then the module's. */
+static void wh_destroy(void *state)
+{
+    wh_module_t *mod = state;
+    wh_free(mod->w);
+    sl_free(mod);
+}
+
+/*
+ * The plugin's init: the module keeps a state even when nothing is
+ * configured (inert: no database, no threads), so that a reload can say
+ * that webhooks added later need a restart.
+ */
+static int wh_init(const sl_host_api_t *api, sl_host_t *h, void **state)
+{
+    (void)api;
+    wh_module_t *mod = sl_calloc(1, sizeof *mod);
+    if (!mod)
+        return SL_ENOMEM;
+    mod->core = sl_host_core(h);
+    int rc = wh_start(mod->core, sl_host_http(h), &mod->w);
+    if (rc) {
+        sl_free(mod);
+        return rc;
+    }
+    *state = mod;
+    return 0;
+}
+
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
     .name = "webhooks",
-    .config = &sl_webhooks_config_section,
-    .start = wh_start,
+    .description = "POSTs events to URLs through a durable outbox",
+    .init = wh_init,
     .stop = wh_stop,
-    .free = wh_free,
-    .check = sl__webhooks_check,
+    .destroy = wh_destroy,
     .reload = wh_reload,
+};
+
+const sl_builtin_t sl_webhooks_builtin = {
+    .plugin = &plugin,
+    .config = &sl_webhooks_config_section,
+    .check = sl__webhooks_check,
 };

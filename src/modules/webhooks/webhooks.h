@@ -30,7 +30,7 @@
 #include "modules/module.h"
 
 /* The built-in module (modules.c lists it). */
-extern const sl_module_t sl_webhooks_module;
+extern const sl_builtin_t sl_webhooks_builtin;
 
 #define SL_WEBHOOKS_BACKOFF_BASE_MS 1000 /* first retry waits up to this long */
 #define SL_WEBHOOKS_SIG_LEN 71           /* "sha256=" + 64 hex digits */
@@ -114,7 +114,7 @@ int sl__webhooks_sign(const char *secret, const char *timestamp, const char *bod
 uint64_t sl__webhooks_backoff_ms(uint32_t attempts, uint64_t cap_ms, uint64_t rnd);
 
 /**
- * The module's configuration check (sl_module_t.check, webhooks_check.c):
+ * The module's configuration check (sl_builtin_t.check, webhooks_check.c):
  * reports every unknown webhooks.events name and every webhook URL that is
  * not http:// or https:// through err at the line that set it; returns the
  * number of problems. No side effects.

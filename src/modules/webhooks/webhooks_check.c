@@ -1,5 +1,5 @@
 /*
- * The webhooks module's configuration check (sl_module_t.check, see
+ * The webhooks module's configuration check (sl_builtin_t.check, see
  * module.h): what wh_start refuses, found without starting anything, so
  * that --check-config and a start refused before any listener opens both
  * name every problem with the file and line that set it. wh_start keeps

@@ -13,7 +13,7 @@ static const sl_config_slot_t g_slots[] = {
     {"secret", SL_CONFIG_STRING, offsetof(sl_webhooks_config_t, secret), "", 0, 1024, NULL,
      "HMAC-SHA256 key for the X-Sluice-Signature header; empty = unsigned.", 0},
     {"events", SL_CONFIG_STRING, offsetof(sl_webhooks_config_t, events), "", 0, 1024, NULL,
-     "Event names to send (comma-separated, Red5 or sluice names); empty = all.", 0},
+     "Event names to send (comma-separated, Red5 or sluice names); empty = all but app/room start and stop.", 0},
     {"timeout", SL_CONFIG_DURATION, offsetof(sl_webhooks_config_t, timeout_ms), "10s", 100, 5 * SL_CONFIG_MINUTE, NULL,
      "Time one delivery attempt may take.", 0},
     {"retry_max_interval", SL_CONFIG_DURATION, offsetof(sl_webhooks_config_t, retry_max_ms), "5m", 1 * SL_CONFIG_SEC,

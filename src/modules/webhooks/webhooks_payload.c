@@ -35,7 +35,8 @@ static const char *const red5_names[SL_EV_COUNT] = {
 static const char *const dashed_names[SL_EV_COUNT] = {
     "connect", "disconnect", "publish", "unpublish", "play", "play-stop",
     "record-start", "record-done", "upload-done", "upload-failed", "so-update",
-    "rpc", "stream-idle", "node-up", "node-down", "record-deleted",
+    "rpc", "stream-idle", "node-up", "node-down", "record-deleted", "app-start", "app-stop",
+    "room-start", "room-stop",
 };
 
 const char *sl__webhooks_event_name(sl_event_type_t type)
@@ -86,8 +87,8 @@ int sl__webhooks_parse_events(const char *list, uint32_t *mask, char *bad, size_
         *mask |= 1u << t;
         p += len;
     }
-    if (!*mask)
-        *mask = (SL_EV_COUNT == 32) ? 0xffffffffu : ((1u << SL_EV_COUNT) - 1);
+    if (!*mask) /* none listed: the default selection (app/room lifetimes only by name) */
+        *mask = SL_EV_DEFAULT_MASK;
     return 0;
 }
 
@@ -95,8 +96,11 @@ size_t sl__webhooks_guid(const sl_event_t *ev, char *out, size_t cap)
 {
     int n;
     int conn = ev->type == SL_EV_CONNECT || ev->type == SL_EV_DISCONNECT;
+    int scope = ev->type >= SL_EV_APP_START && ev->type <= SL_EV_ROOM_STOP;
     if (conn && ev->session_id)
         n = snprintf(out, cap, "%s", ev->session_id);
+    else if (scope && ev->app) /* a scope's start and stop are delivered in order */
+        n = snprintf(out, cap, "%s", ev->app);
     else if (ev->app && ev->stream)
         n = snprintf(out, cap, "%s/%s", ev->app, ev->stream);
     else if (ev->session_id)

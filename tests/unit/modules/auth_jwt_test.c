@@ -31,7 +31,11 @@
 #include "app/core.h"
 #include "base/alloc.h"
 #include "base/config.h"
+#include "modules/plugins/plugins.h"
 #include "modules/auth_jwt/auth_jwt.h"
+
+/* The module under test, started by the host as in the server. */
+static const sl_builtin_t *const g_only[] = {&sl_auth_jwt_builtin, NULL};
 #include "modules/auth_jwt/jwt.h"
 #include "sluice/errors.h"
 #include "builtin_config.h"
@@ -643,9 +647,9 @@ static void test_module(void **state)
     assert_int_equal(sl_config_defaults(&cfg), 0);
     assert_int_equal(sl_config_load_string(&cfg, yaml, strlen(yaml), "t", NULL, NULL), 0);
     assert_int_equal(sl_core_init(&core, NULL, &cfg), 0);
-    void *st;
-    assert_int_equal(sl_auth_jwt_module.start(&core, NULL, &st), 0);
-    assert_non_null(st);
+    sl_plugins_t *st;
+    assert_int_equal(sl_plugins_start(&core, NULL, g_only, &st), 0);
+    assert_non_null(sl_plugins_state(st, "auth_jwt"));
     char tok[8192];
     strcpy(tok, sign("HS256", hdr("HS256", NULL), pl(",\"iss\":\"me\",\"roles\":\"red5-subscriber\""), NULL, SECRET));
     assert_int_equal(run_admit(&core, SL_ADMIT_CONNECT, NULL, NULL), 0);
@@ -658,8 +662,8 @@ static void test_module(void **state)
     assert_string_equal(g_reason, "Role not allowed.");
     assert_int_equal(run_admit(&core, SL_ADMIT_CONNECT, NULL, "x.y.z"), SL_EDENIED);
     assert_string_equal(g_reason, "Invalid token.");
-    sl_auth_jwt_module.stop(st);
-    sl_auth_jwt_module.free(st);
+    sl_plugins_stop(st);
+    sl_plugins_free(st);
     sl_admit_cleanup(&core);
     sl_core_cleanup(&core);
     sl_config_cleanup(&cfg);
@@ -669,7 +673,10 @@ static void test_module(void **state)
     assert_int_equal(sl_config_defaults(&cfg), 0);
     assert_int_equal(sl_config_load_string(&cfg, yaml, strlen(yaml), "t", NULL, NULL), 0);
     assert_int_equal(sl_core_init(&core, NULL, &cfg), 0);
-    assert_true(sl_auth_jwt_module.start(&core, NULL, &st) < 0);
+    assert_true(sl_plugins_start(&core, NULL, g_only, &st) < 0);
+    assert_null(sl_plugins_state(st, "auth_jwt"));
+    sl_plugins_stop(st);
+    sl_plugins_free(st);
     sl_admit_cleanup(&core);
     sl_core_cleanup(&core);
     sl_config_cleanup(&cfg);

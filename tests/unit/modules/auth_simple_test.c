@@ -24,7 +24,11 @@
 #include "app/core.h"
 #include "base/alloc.h"
 #include "base/config.h"
+#include "modules/plugins/plugins.h"
 #include "modules/auth_simple/auth_simple.h"
+
+/* The module under test, started by the host as in the server. */
+static const sl_builtin_t *const g_only[] = {&sl_auth_simple_builtin, NULL};
 #include "sluice/errors.h"
 #include "builtin_config.h"
 
@@ -239,7 +243,7 @@ static uv_loop_t g_loop;
 static int64_t g_blocks;
 static sl_config_t g_cfg;
 static sl_core_t g_core;
-static void *g_state;
+static sl_plugins_t *g_state;
 static char g_path[256];
 
 static void write_file(const char *text)
@@ -314,17 +318,17 @@ static int module_setup(void **state)
     assert_int_equal(sl_config_load_string(&g_cfg, yaml, strlen(yaml), "test", NULL, NULL), 0);
     assert_int_equal(uv_loop_init(&g_loop), 0);
     assert_int_equal(sl_core_init(&g_core, &g_loop, &g_cfg), 0);
-    assert_int_equal(sl_auth_simple_module.start(&g_core, NULL, &g_state), 0);
-    assert_non_null(g_state);
+    assert_int_equal(sl_plugins_start(&g_core, NULL, g_only, &g_state), 0);
+    assert_non_null(sl_plugins_state(g_state, "auth_simple"));
     return 0;
 }
 
 static int module_teardown(void **state)
 {
     (void)state;
-    sl_auth_simple_module.stop(g_state);
+    sl_plugins_stop(g_state);
     uv_run(&g_loop, UV_RUN_DEFAULT);
-    sl_auth_simple_module.free(g_state);
+    sl_plugins_free(g_state);
     sl_admit_cleanup(&g_core);
     sl_core_cleanup(&g_core);
     assert_int_equal(uv_loop_close(&g_loop), 0);
@@ -407,15 +411,17 @@ static void test_module_config_errors(void **state)
         assert_int_equal(sl_config_defaults(&cfg), 0);
         assert_int_equal(sl_config_load_string(&cfg, yamls[i], strlen(yamls[i]), "t", NULL, NULL), 0);
         assert_int_equal(uv_loop_init(&loop), 0);
-        assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
         int64_t blocks = sl_alloc_blocks();
-        void *st = (void *)1;
-        assert_true(sl_auth_simple_module.start(&core, NULL, &st) < 0);
-        assert_null(st);
+        assert_int_equal(sl_core_init(&core, &loop, &cfg), 0);
+        sl_plugins_t *st = NULL;
+        assert_true(sl_plugins_start(&core, NULL, g_only, &st) < 0);
+        assert_null(sl_plugins_state(st, "auth_simple")); /* it undid its own start */
+        sl_plugins_stop(st);
         uv_run(&loop, UV_RUN_DEFAULT);
-        assert_int_equal(sl_alloc_blocks(), blocks);
+        sl_plugins_free(st);
         sl_admit_cleanup(&core);
         sl_core_cleanup(&core);
+        assert_int_equal(sl_alloc_blocks(), blocks);
         assert_int_equal(uv_loop_close(&loop), 0);
         sl_config_cleanup(&cfg);
     }
@@ -424,9 +430,11 @@ static void test_module_config_errors(void **state)
     sl_core_t core;
     assert_int_equal(sl_config_defaults(&cfg), 0);
     assert_int_equal(sl_core_init(&core, NULL, &cfg), 0);
-    void *st = (void *)1;
-    assert_int_equal(sl_auth_simple_module.start(&core, NULL, &st), 0);
-    assert_null(st);
+    sl_plugins_t *st = NULL;
+    assert_int_equal(sl_plugins_start(&core, NULL, g_only, &st), 0);
+    assert_null(sl_plugins_state(st, "auth_simple"));
+    sl_plugins_stop(st);
+    sl_plugins_free(st);
     sl_core_cleanup(&core);
     sl_config_cleanup(&cfg);
 }

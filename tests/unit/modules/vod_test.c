@@ -17,6 +17,7 @@
 #include "app/svc/recorder.h"
 #include "app/svc/vod.h"
 #include "base/alloc.h"
+#include "modules/plugins/plugins.h"
 #include "modules/vod/vod.h"
 #include "sluice/errors.h"
 
@@ -56,8 +57,9 @@ static void test_vod_service(void **state)
     int64_t bytes0 = sl_alloc_bytes();
     sl_core_t core;
     memset(&core, 0, sizeof core);
-    void *mod = NULL;
-    assert_int_equal(sl_vod_module.start(&core, NULL, &mod), 0);
+    static const sl_builtin_t *const only_vod[] = {&sl_vod_builtin, NULL};
+    sl_plugins_t *mod = NULL;
+    assert_int_equal(sl_plugins_start(&core, NULL, only_vod, &mod), 0);
     void *ud = NULL;
     const sl_svc_vod_t *vod = sl_service_get(&core, SL_SVC_VOD, SL_SVC_VOD_MAJOR, 0, &ud);
     assert_non_null(vod);
@@ -83,9 +85,9 @@ static void test_vod_service(void **state)
     assert_int_equal(ms, 4321);
     assert_int_equal(vod->length(ud, "live", "other", &ms), SL_ENOTFOUND);
 
-    sl_vod_module.stop(mod);
+    sl_plugins_stop(mod);
     assert_null(sl_service_get(&core, SL_SVC_VOD, SL_SVC_VOD_MAJOR, 0, NULL));
-    sl_vod_module.free(mod);
+    sl_plugins_free(mod);
     sl_services_cleanup(&core);
     assert_int_equal(sl_alloc_bytes(), bytes0);
 }

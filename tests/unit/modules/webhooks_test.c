@@ -36,6 +36,8 @@ static void test_event_names(void **state)
     assert_string_equal(sl__webhooks_event_name(SL_EV_SO_UPDATE), "so-update");
     assert_string_equal(sl__webhooks_event_name(SL_EV_STREAM_IDLE), "stream-idle");
     assert_string_equal(sl__webhooks_event_name(SL_EV_NODE_DOWN), "node-down");
+    assert_string_equal(sl__webhooks_event_name(SL_EV_APP_START), "app-start");
+    assert_string_equal(sl__webhooks_event_name(SL_EV_ROOM_STOP), "room-stop");
     assert_string_equal(sl__webhooks_event_name(SL_EV_COUNT), "unknown");
     /* Every name we send parses back to its event. */
     for (int t = 0; t < SL_EV_COUNT; t++) {
@@ -61,10 +63,15 @@ static void test_event_parse(void **state)
 
     uint32_t mask = 0;
     char bad[32];
+    /* Nothing listed: every event up to record_deleted (the scope lifetimes
+     * of ABI 1.2 are sent only when named, so the default stream is as it was). */
+    const uint32_t before_scopes = (1u << SL_EV_APP_START) - 1;
     assert_int_equal(sl__webhooks_parse_events("", &mask, bad, sizeof bad), 0);
-    assert_int_equal(mask, (1u << SL_EV_COUNT) - 1);
+    assert_int_equal(mask, before_scopes);
     assert_int_equal(sl__webhooks_parse_events(NULL, &mask, bad, sizeof bad), 0);
-    assert_int_equal(mask, (1u << SL_EV_COUNT) - 1);
+    assert_int_equal(mask, before_scopes);
+    assert_int_equal(sl__webhooks_parse_events("app-start,room_stop", &mask, bad, sizeof bad), 0);
+    assert_int_equal(mask, (1u << SL_EV_APP_START) | (1u << SL_EV_ROOM_STOP));
     assert_int_equal(sl__webhooks_parse_events(" stream-published, unpublish ,video-saved", &mask,
                                                bad, sizeof bad), 0);
     assert_int_equal(mask, (1u << SL_EV_PUBLISH) | (1u << SL_EV_UNPUBLISH) |
@@ -115,6 +122,10 @@ static void test_guid_and_username(void **state)
     ev.type = SL_EV_RPC;
     sl__webhooks_guid(&ev, g, sizeof g);
     assert_string_equal(g, "S9YD7FMFXK9WG");
+    ev.type = SL_EV_ROOM_START; /* a scope's lifetime is keyed by the scope, not the client */
+    sl__webhooks_guid(&ev, g, sizeof g);
+    assert_string_equal(g, "live/room1");
+    ev.type = SL_EV_RPC;
     ev.session_id = NULL;
     sl__webhooks_guid(&ev, g, sizeof g);
     assert_string_equal(g, "live/room1");
