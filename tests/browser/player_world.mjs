@@ -105,7 +105,7 @@ export function checkPlayerLibs(webRoot = path.join(REPO, 'web')) {
  * object with base URL, browser, page(), stop().
  */
 export async function startWorld(name, apps, streams,
-  { webRoot = path.join(REPO, 'web'), playersRequired = true } = {}) {
+  { webRoot = path.join(REPO, 'web'), playersRequired = true, chromiumArgs = [], extraConfig = [] } = {}) {
   if (!fs.existsSync(SLUICE_BIN)) throw new Error(`sluice binary not found at ${SLUICE_BIN} (set SLUICE_BIN)`);
   if (playersRequired) checkPlayerLibs(webRoot);
   const W = { children: [] };
@@ -113,7 +113,7 @@ export async function startWorld(name, apps, streams,
   W.rtmpPort = await freePort();
   W.httpPort = await freePort();
   const lines = ['rtmp:', `  port: ${W.rtmpPort}`, 'http:', `  port: ${W.httpPort}`,
-    `  web_root: ${webRoot}`, 'apps:', ...apps];
+    `  web_root: ${webRoot}`, ...extraConfig, 'apps:', ...apps];
   for (const section of otherListenerSections()) lines.push(`${section}:`, `  port: ${await freePort()}`);
   const cfg = path.join(W.dir, 'sluice.yml');
   fs.writeFileSync(cfg, lines.join('\n') + '\n');
@@ -154,7 +154,7 @@ export async function startWorld(name, apps, streams,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required'],
+      '--autoplay-policy=no-user-gesture-required', ...chromiumArgs],
   });
   W.context = await W.browser.newContext({ viewport: { width: 900, height: 700 } });
   W.stop = async () => {

@@ -312,7 +312,12 @@ def test_delete_and_consent_timeout(sluice_factory, procs, media_src):
                "stream gone after DELETE")
     # A publisher killed without a goodbye: consent freshness (12 s here) ends it.
     p = client(procs, "whip", whip_url(srv, "d2"), "--src", str(media_src), "--seconds", "60", name="whip")
-    wait_live(srv, "d2")
+    wait_live(srv, "d2")  # live from the answer on; media flows once ICE and DTLS are done
+
+    def frames_in():
+        r = srv.api.get("applications/live/streams/d2")
+        return r.status == 200 and r.data.get("frames_in", 0) > 10
+    wait_until(frames_in, T(15), 0.2, "media from the WHIP publisher")
     p.send_signal(signal.SIGKILL)
     wait_until(lambda: srv.api.get("applications/live/streams/d2").status == 404, T(25), 0.2,
                "stream gone after consent timeout")
