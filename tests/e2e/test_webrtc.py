@@ -280,11 +280,15 @@ def test_rtmp_publish_plays_over_whep(sluice_factory, procs, media_src):
     procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "r1")), "ffmpeg")
     wait_live(srv, "r1")
     rc, evs, err = run_client("whep", whep_url(srv, "r1"), "--seconds", str(T(25)), "--frames", "40",
-                              "--audio-frames", "25", timeout=T(60))
+                              "--audio-frames", "25", "--expect-dc", "1", timeout=T(60))
     done = [e for e in evs if e["event"] == "done"]
     assert rc == 0 and done, (rc, evs, err[-3000:], srv.log_tail(60))
     assert done[0]["width"] == 640 and done[0]["height"] == 360
     assert done[0]["sample_rate"] == 48000
+    # The RTMP publisher's metadata reaches the viewer's data channel in Red5's send form.
+    meta = [json.loads(m) for m in done[0]["dc_msgs"] if m.startswith("{")]
+    assert any(m.get("send", {}).get("method") == "onMetaData" and m["send"]["data"].get("width") == 640
+               for m in meta), done[0]["dc_msgs"]
     first = [e for e in evs if e["event"] == "first_video"]
     assert first and first[0]["after"] < T(5), first
 

@@ -43,6 +43,7 @@ struct sl_dtls;
 struct sl_srtp;
 struct sl_sctp;
 struct sl_rtp_rx;
+struct sl_twcc_rx;
 struct sl_rtp_tx;
 struct sl_h264_depack;
 struct sl_transcoder;
@@ -191,6 +192,8 @@ struct wrtc_pc {
     sl_stream_t *stream;           /* while publishing */
     uint32_t in_video_ssrc, in_audio_ssrc;
     struct sl_rtp_rx *vrx, *arx;
+    struct sl_twcc_rx *twcc;       /* transport-wide feedback to the publisher, when negotiated */
+    uint64_t last_twcc_ms;
     struct sl_h264_depack *h264;
     struct sl_transcoder *to_aac;  /* Opus -> AAC into the hub */
     int64_t v_anchor_ms, a_anchor_ms; /* dts of the first packet of each track */
@@ -284,6 +287,8 @@ void wrtc_on_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text
 /** The viewer's DTLS is up: attach to the hub. */
 int wrtc_view_start(wrtc_pc_t *pc);
 void wrtc_view_stop(wrtc_pc_t *pc, const char *reason);
+/** A viewer's data channel opened: it gets the stream's metadata. */
+void wrtc_view_on_dc_open(wrtc_pc_t *pc);
 /** Media timers of one session (NACK, RTCP reports, keyframe requests). */
 void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now_ms);
 

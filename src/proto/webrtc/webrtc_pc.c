@@ -284,11 +284,12 @@ static void sctp_channel_open(void *ud, uint16_t sid, const char *label, const c
 {
     wrtc_pc_t *pc = ud;
     (void)protocol;
+    SL_LOGD(&pc->sess.log, "webrtc data channel %u open (%s)", sid, label ? label : "");
     if (!pc->dc_open) {
         pc->dc_open = 1;
         pc->dc_sid = sid;
+        wrtc_view_on_dc_open(pc);
     }
-    SL_LOGD(&pc->sess.log, "webrtc data channel %u open (%s)", sid, label ? label : "");
 }
 
 static void sctp_message(void *ud, uint16_t sid, const uint8_t *p, size_t len, int is_text)
