@@ -105,6 +105,7 @@ struct wrtc {
     int handles_open;
     int stopping;
     struct sl_dtls_ctx *dtls_ctx;  /* our certificate, made at start */
+    int sctp_started;              /* usrsctp initialised (cleaned up at free) */
     sl_map_t by_ufrag;             /* our ICE ufrag -> wrtc_pc_t* */
     sl_map_t by_addr;              /* "udp|ip|port" or "tcp|ptr" -> wrtc_pc_t* */
     sl_map_t by_id;                /* session id -> wrtc_pc_t* (resource URLs) */

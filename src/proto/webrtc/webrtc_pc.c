@@ -401,7 +401,6 @@ void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct socka
     if (!m.username || sl_stun_username_split(m.username, m.username_len, &local, &local_len) ||
         local_len == 0 || local_len > 8) {
         w->c.stun_bad++;
-        send_stun_error(w, &m, 400, "Bad Request", from, tcp);
         return;
     }
     char ufrag[9];
@@ -409,8 +408,9 @@ void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct socka
     ufrag[local_len] = '\0';
     wrtc_pc_t *pc = sl_map_get(&w->by_ufrag, ufrag);
     if (!pc || pc->closing) {
+        /* No answer for a username we never handed out: the port must not
+         * reflect (and amplify) packets with forged source addresses. */
         w->c.stun_bad++;
-        send_stun_error(w, &m, 401, "Unauthorized", from, tcp);
         return;
     }
     if (!m.has_integrity || sl_stun_check_integrity(p, len, &m, (const uint8_t *)pc->pwd, strlen(pc->pwd)) ||
