@@ -372,17 +372,24 @@ def test_ice_tcp_binding(sluice_factory, procs, media_src):
         resp = b""
         while len(resp) < n:
             resp += s.recv(n - len(resp))
+        typ, length, cookie = struct.unpack("!HHI", resp[:8])
+        assert typ == 0x0101 and cookie == 0x2112A442 and resp[8:20] == tid, resp[:20].hex()
+        # While the session lives, a wrong password is refused with 401 (over UDP; over
+        # TCP nothing is written); a username never handed out gets no answer at all.
+        bad, _ = stun_request("%s:%s" % (ufrag, remote_ufrag), "wrong-password-000000000")
+        unknown, _ = stun_request("zzzzzzzz:%s" % remote_ufrag, pwd)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(3)
+        try:
+            u.sendto(unknown, (HOST, srv.webrtc_port))
+            u.sendto(bad, (HOST, srv.webrtc_port))
+            data, _ = u.recvfrom(2048)
+            assert data[8:20] == bad[8:20], "answered the unknown username"
+            u.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                u.recvfrom(2048)
+        finally:
+            u.close()
     finally:
         s.close()
-    typ, length, cookie = struct.unpack("!HHI", resp[:8])
-    assert typ == 0x0101 and cookie == 0x2112A442 and resp[8:20] == tid, resp[:20].hex()
-    # A wrong password is refused (401 over UDP; over TCP nothing is written).
-    bad, _ = stun_request("%s:%s" % (ufrag, remote_ufrag), "wrong-password-000000000")
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.settimeout(3)
-    try:
-        u.sendto(bad, (HOST, srv.webrtc_port))
-        data, _ = u.recvfrom(2048)
-    finally:
-        u.close()
     assert struct.unpack("!H", data[:2])[0] == 0x0111, data[:4].hex()
