@@ -307,6 +307,21 @@ def test_whip_to_whep_with_datachannel(sluice_factory, procs, media_src):
 
 
 @needs_aiortc
+def test_vp8_whip_to_whep(sluice_factory, procs, media_src):
+    """A VP8 publisher (WebRTC-only: RTMP and HLS need H.264) is played over WHEP in VP8."""
+    srv = start(sluice_factory)
+    client(procs, "whip", whip_url(srv, "v8"), "--src", str(media_src), "--seconds", "40", "--codec", "vp8",
+           name="whip")
+    wait_live(srv, "v8")
+    rc, evs, err = run_client("whep", whep_url(srv, "v8"), "--seconds", str(T(20)), "--frames", "25",
+                              timeout=T(60))
+    done = [e for e in evs if e["event"] == "done"]
+    assert rc == 0 and done and done[0]["width"] == 640, (rc, evs, err[-3000:])
+    st = srv.api.data("applications/live/streams/v8")
+    assert st["video_codec"] == "vp8", st
+
+
+@needs_aiortc
 def test_delete_and_consent_timeout(sluice_factory, procs, media_src):
     srv = start(sluice_factory)
     rc, evs, err = run_client("whip", whip_url(srv, "d1"), "--src", str(media_src), "--seconds", "4",

@@ -46,6 +46,7 @@ struct sl_rtp_rx;
 struct sl_twcc_rx;
 struct sl_rtp_tx;
 struct sl_h264_depack;
+struct sl_vp8_depack;
 struct sl_transcoder;
 struct sl_sdp;
 
@@ -196,6 +197,7 @@ struct wrtc_pc {
     struct sl_twcc_rx *twcc;       /* transport-wide feedback to the publisher, when negotiated */
     uint64_t last_twcc_ms;
     struct sl_h264_depack *h264;
+    struct sl_vp8_depack *vp8;     /* VP8 publishers (WebRTC viewers only: RTMP/HLS need H.264) */
     struct sl_transcoder *to_aac;  /* Opus -> AAC into the hub */
     int64_t v_anchor_ms, a_anchor_ms; /* dts of the first packet of each track */
     uint64_t pub_zero_ms;          /* loop time of the first media packet: dts 0 */

@@ -30,6 +30,7 @@
 #include "media/rtp.h"
 #include "media/rtp_h264.h"
 #include "media/rtp_rx.h"
+#include "media/rtp_vp8.h"
 #include "media/transcode.h"
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"
@@ -106,6 +107,15 @@ static void on_avc_frame(void *ud, uint32_t rtp_ts, const uint8_t *avcc, size_t 
     push_frame(pc, SL_FLV_VIDEO, dts, b);
 }
 
+static void on_vp8_frame(void *ud, uint32_t rtp_ts, const uint8_t *frame, size_t len, int is_key)
+{
+    wrtc_pc_t *pc = ud;
+    int64_t dts = track_dts(pc, 1, rtp_ts);
+    sl_buf_t *b = sl_vp8_flv_frame_body(frame, len, is_key);
+    if (b)
+        push_frame(pc, SL_FLV_VIDEO, dts, b);
+}
+
 static void send_pli(wrtc_pc_t *pc, uint64_t now)
 {
     if (!pc->in_video_ssrc || now - pc->last_pli_ms < 300)
@@ -128,6 +138,8 @@ static void on_video_packet(void *ud, const uint8_t *pkt, size_t len)
         return;
     if (pc->h264)
         sl_h264_depack_push(pc->h264, &h);
+    else if (pc->vp8)
+        sl_vp8_depack_push(pc->vp8, &h);
 }
 
 static void on_video_loss(void *ud, uint16_t first, uint16_t count)
@@ -137,6 +149,8 @@ static void on_video_loss(void *ud, uint16_t first, uint16_t count)
     (void)count;
     if (pc->h264)
         sl_h264_depack_loss(pc->h264);
+    if (pc->vp8)
+        sl_vp8_depack_loss(pc->vp8);
 }
 
 static void on_aac_out(void *ud, sl_frame_t *f)
@@ -202,6 +216,9 @@ int wrtc_pub_start(wrtc_pc_t *pc)
     if (pc->has_video && pc->video_codec == SL_CODEC_AVC) {
         pc->h264 = sl_h264_depack_new(on_avc_config, on_avc_frame, pc);
         pc->vrx = sl_rtp_rx_new(90000, (uint32_t)wc->nack_buffer_ms, on_video_packet, on_video_loss, pc);
+    } else if (pc->has_video && pc->video_codec == SL_CODEC_VP8) {
+        pc->vp8 = sl_vp8_depack_new(on_vp8_frame, pc);
+        pc->vrx = sl_rtp_rx_new(90000, (uint32_t)wc->nack_buffer_ms, on_video_packet, on_video_loss, pc);
     }
     if (pc->has_audio && wc->transcode_audio)
         sl_transcoder_new(w->core->loop, SL_CODEC_AAC, on_aac_out, pc, &pc->to_aac);
@@ -235,6 +252,10 @@ void wrtc_pub_stop(wrtc_pc_t *pc, const char *reason)
     if (pc->h264) {
         sl_h264_depack_free(pc->h264);
         pc->h264 = NULL;
+    }
+    if (pc->vp8) {
+        sl_vp8_depack_free(pc->vp8);
+        pc->vp8 = NULL;
     }
     if (pc->ws) {
         wrtc_stream_t *ws = pc->ws;
@@ -569,12 +590,13 @@ static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
 {
     wrtc_out_track_t *t = &v->vout;
     sl_stream_t *st = v->sink.stream;
-    if (!t->on || !st || !st->video_config)
+    if (!t->on || !st || (f->codec == SL_CODEC_AVC && !st->video_config))
         return;
     const sl_frame_t *cfg = st->video_config;
     sl_rtp_payloads_t payloads;
-    if (sl_frame_rtp_payloads(f, (size_t)sl_webrtc_cfg(v->w->core->cfg)->mtu, cfg->body->data + cfg->data_off,
-                              cfg->body->len - cfg->data_off, &payloads))
+    if (sl_frame_rtp_payloads(f, (size_t)sl_webrtc_cfg(v->w->core->cfg)->mtu,
+                              cfg ? cfg->body->data + cfg->data_off : NULL,
+                              cfg ? cfg->body->len - cfg->data_off : 0, &payloads))
         return;
     const sl_rtp_payloads_t *pl = &payloads;
     uint32_t ts = rtp_ts_of(v, t, (int64_t)f->dts_ms + f->cts_ms);
@@ -743,7 +765,7 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
     if (v->closing || !v->dtls_up)
         return;
     if (f->kind == SL_FLV_VIDEO) {
-        if (f->codec != SL_CODEC_AVC || (f->flags & (SL_FRAME_CONFIG | SL_FRAME_EOS)))
+        if (f->codec != (uint32_t)v->video_codec || (f->flags & (SL_FRAME_CONFIG | SL_FRAME_EOS)))
             return;
         if (v->need_key) {
             if (!(f->flags & SL_FRAME_KEY))
@@ -936,7 +958,8 @@ void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now)
                     pc->w->c.nack_out += (uint64_t)n;
                 }
             }
-            if (sl_h264_depack_need_keyframe(pc->h264))
+            if ((pc->h264 && sl_h264_depack_need_keyframe(pc->h264)) ||
+                (pc->vp8 && sl_vp8_depack_need_keyframe(pc->vp8)))
                 pc->want_key = 1;
         }
         if (pc->twcc && now - pc->last_twcc_ms >= 50) {

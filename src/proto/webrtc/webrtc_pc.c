@@ -14,6 +14,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/rand.h>
 
@@ -106,6 +107,13 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
     snprintf(pc->remote_fp, sizeof pc->remote_fp, "%s", offer->fingerprint);
     pc->dtls_client = strcmp(offer->setup, "passive") == 0;
     int want_send = pc->kind == WRTC_VIEWER;
+    /* A viewer gets the stream's codec as it is (no video transcoding): VP8
+     * for a VP8 WebRTC publisher, else H.264. */
+    uint32_t stream_video = 0;
+    if (want_send) {
+        sl_stream_t *st = sl_hub_find(w->core->hub, pc->path);
+        stream_video = st ? st->video_codec : 0;
+    }
     for (int i = 0; i < offer->n_media; i++) {
         const sl_sdp_media_t *m = &offer->media[i];
         pc->answer_codec[i] = -1;
@@ -113,16 +121,19 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
             continue;
         if (m->kind == SL_SDP_VIDEO && !pc->has_video) {
             int idx = -1;
-            if (wc->h264)
-                idx = sl_sdp_pick_video(m, 0, 0);
-            if (idx < 0 && wc->vp8)
-                idx = sl_sdp_pick_video(m, 0, 1);
+            if (stream_video == SL_CODEC_VP8) {
+                for (int k = 0; k < m->n_codecs && idx < 0; k++)
+                    if (strcasecmp(m->codecs[k].name, "VP8") == 0)
+                        idx = k;
+            } else {
+                if (wc->h264)
+                    idx = sl_sdp_pick_video(m, 0, 0);
+                if (idx < 0 && wc->vp8 && !want_send)
+                    idx = sl_sdp_pick_video(m, 0, 1);
+            }
             if (idx < 0)
                 continue;
             const sl_sdp_codec_t *c = &m->codecs[idx];
-            /* A viewer of an RTMP stream gets H.264 only: no video transcoding. */
-            if (want_send && strcasecmp(c->name, "H264") != 0)
-                continue;
             pc->has_video = 1;
             pc->answer_codec[i] = idx;
             pc->video_codec = strcasecmp(c->name, "H264") == 0 ? SL_CODEC_AVC : SL_CODEC_VP8;
