@@ -42,7 +42,9 @@ typedef struct wrtc_post {
     wrtc_t *w;
     sl_http_req_t *req;
     wrtc_pc_t *pc;
-    sl_sdp_t offer;
+    char *body;                    /* the offer as received, parsed only once admitted */
+    size_t body_len;
+    sl_sdp_t *offer;               /* parsed after admission (an sl_sdp_t is ~130 KB) */
     sl_admit_t *admit;
     int in_call, finished, result;
     char reason[256];
@@ -152,6 +154,8 @@ static void post_free(wrtc_post_t *p)
 {
     if (p->admit)
         sl_admit_cancel(p->admit);
+    sl_free(p->body);
+    sl_free(p->offer);
     sl_free(p);
 }
 
@@ -187,7 +191,16 @@ static void post_finish(wrtc_post_t *p)
             status = 404, snprintf(why, sizeof why, "stream %.200s not found", pc->path);
     }
     if (!status) {
-        int rc = wrtc_pc_setup(pc, &p->offer, why, sizeof why);
+        /* Parsed only now: an unadmitted client cannot make us parse (or hold) an SDP. */
+        char err[160] = "";
+        p->offer = sl_malloc(sizeof(*p->offer));
+        if (!p->offer)
+            status = 500, snprintf(why, sizeof why, "out of memory");
+        else if (sl_sdp_parse(p->body, p->body_len, p->offer, err, sizeof err))
+            status = 400, snprintf(why, sizeof why, "bad SDP offer: %s", err);
+    }
+    if (!status) {
+        int rc = wrtc_pc_setup(pc, p->offer, why, sizeof why);
         if (rc > 0)
             status = rc;
     }
@@ -200,7 +213,7 @@ static void post_finish(wrtc_post_t *p)
     }
     size_t cap = 16384;
     char *answer = sl_malloc(cap);
-    int alen = answer ? wrtc_pc_answer(pc, &p->offer, answer, cap) : SL_ENOMEM;
+    int alen = answer ? wrtc_pc_answer(pc, p->offer, answer, cap) : SL_ENOMEM;
     if (alen < 0) {
         SL_LOGW(&pc->sess.log, "webrtc %s: cannot write the answer: %s", p->kind_name, sl_strerror(alen));
         respond(w, req, 500, "internal error");
@@ -294,13 +307,13 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     p->req = req;
     snprintf(p->scope, sizeof p->scope, "%s", scope);
     snprintf(p->kind_name, sizeof p->kind_name, "%s", kind);
-    char err[160] = "";
-    if (sl_sdp_parse((const char *)body, blen, &p->offer, err, sizeof err)) {
+    p->body = sl_malloc(blen);
+    if (!p->body) {
         sl_free(p);
-        char msg[200];
-        snprintf(msg, sizeof msg, "bad SDP offer: %s", err);
-        return respond(w, req, 400, msg);
+        return SL_ENOMEM;
     }
+    memcpy(p->body, body, blen);
+    p->body_len = blen;
     wrtc_pc_t *pc = wrtc_pc_alloc(w, publish ? WRTC_PUBLISHER : WRTC_VIEWER, path, remote, port);
     if (!pc) {
         sl_free(p);
