@@ -11,8 +11,8 @@ Checked:
 - sessions are listed by the API with protocol webrtc; DELETE ends one; a vanished
   peer is timed out by ICE consent freshness;
 - signalling errors in Red5's codes: 400 bad SDP, 415 wrong type, 404 app/stream,
-  409 stream taken, 401 refused by admission (simple auth, JWT in Bearer), OPTIONS
-  with CORS;
+  409 stream taken, 401 without credentials and 403 with refused ones (simple auth,
+  JWT in Bearer), as every HTTP route of sluice answers, OPTIONS with CORS;
 - ICE-TCP: a STUN binding request framed per RFC 6544 on the TCP port is answered
   with a valid success response.
 """
@@ -215,7 +215,7 @@ def test_admission_simple_and_jwt(sluice_factory, tmp_path, media_src, procs):
     st, h, _ = request(srv, "POST", "/live/whep/endpoint/s1", offer, sdp)
     assert st == 401, st
     st, _, _ = request(srv, "POST", "/live/whep/endpoint/s1?username=alice&password=wrong", offer, sdp)
-    assert st == 401
+    assert st == 403  # credentials given and refused; 401 (with a challenge) when none
     st, h, body = request(srv, "POST", "/live/whep/endpoint/s1?username=alice&password=secret-1", offer, sdp)
     assert st == 201, (st, body)
     # JWT in Authorization: Bearer (RFC 9725 §4.5).
@@ -225,7 +225,7 @@ def test_admission_simple_and_jwt(sluice_factory, tmp_path, media_src, procs):
     bad = jwt.encode({"sub": "bob", "exp": now + 300}, "another-secret-0123456789abcdef", algorithm="HS256")
     st, _, _ = request(srv, "POST", "/jwtapp/whip/endpoint/j1", make_offer(),
                        dict(sdp, Authorization="Bearer " + bad))
-    assert st == 401
+    assert st == 403
     rc, evs, err = run_client("whip", whip_url(srv, "j1", app="jwtapp"), "--src", str(media_src),
                               "--seconds", "3", "--token", good)
     assert evs and evs[0]["status"] == 201, (evs, err[-2000:])

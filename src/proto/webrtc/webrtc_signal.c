@@ -47,6 +47,7 @@ typedef struct wrtc_post {
     sl_sdp_t *offer;               /* parsed after admission (an sl_sdp_t is ~130 KB) */
     sl_admit_t *admit;
     int in_call, finished, result;
+    int had_creds;                 /* the client gave credentials (a refusal is 403, not 401) */
     char reason[256];
     char scope[WRTC_PATH_MAX + 1];
     char kind_name[5];             /* "whip" / "whep" */
@@ -167,11 +168,13 @@ static void post_finish(wrtc_post_t *p)
     sl_http_req_t *req = p->req;
     if (p->result) {
         SL_LOGI(&pc->sess.log, "webrtc %s refused: %s", p->kind_name, p->reason[0] ? p->reason : "denied");
+        /* 401 without credentials (with a challenge), 403 with refused
+         * ones: what every HTTP route of sluice answers. */
         char hdr[512];
-        snprintf(hdr, sizeof hdr, CORS "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
+        snprintf(hdr, sizeof hdr, CORS "%s", p->had_creds ? "" : "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
         char body[300];
-        snprintf(body, sizeof body, "%.250s\n", p->reason[0] ? p->reason : "Unauthorized");
-        w->http->respond(req, 401, "text/plain; charset=utf-8", body, strlen(body), hdr);
+        snprintf(body, sizeof body, "%.250s\n", p->reason[0] ? p->reason : p->had_creds ? "Forbidden" : "Unauthorized");
+        w->http->respond(req, p->had_creds ? 403 : 401, "text/plain; charset=utf-8", body, strlen(body), hdr);
         wrtc_pc_close(pc, "refused");
         post_free(p);
         return;
@@ -330,6 +333,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     }
     char user[512] = "", pass[512] = "", token[8194] = "";
     find_creds(w, req, user, sizeof user, pass, sizeof pass, token, sizeof token);
+    p->had_creds = user[0] || pass[0] || token[0];
     sl_admit_req_t ar = {
         .kind = publish ? SL_ADMIT_PUBLISH : SL_ADMIT_PLAY,
         .app = pc->sess.app,
@@ -469,7 +473,7 @@ int wrtc_signal_start(wrtc_t *w)
     const sl_http_route_spec_t route = {
         .method = NULL, .prefix = "/", .suffixes = NULL, .prio = SL_HTTP_PRIO_APP,
         .name = "webrtc",
-        .serves = "/{app}/whip/endpoint/{stream} /{app}/whep/endpoint/{stream}",
+        .serves = "/{app}/whep/endpoint/{stream}", /* WHIP takes data in; WHEP serves it */
         .cb = on_request, .ud = w,
     };
     return w->http->route_add(w->http_ud, &route, &w->routes[0]);
