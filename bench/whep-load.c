@@ -54,6 +54,7 @@
 
 #include "base/alloc.h"
 #include "media/rtp.h"
+#include "media/rtp_h264.h"
 #include "net/dtls.h"
 #include "net/srtp.h"
 #include "proto/webrtc/stun.h"
@@ -87,6 +88,7 @@ typedef struct sess {
     sl_srtp_t *srtp;
     ssrc_t ssrc[MAX_SSRC];
     int n_ssrc;
+    int pub;                    /* the WHIP publisher (--whip), not a viewer */
 } sess_t;
 
 static struct {
@@ -107,6 +109,29 @@ static int g_measuring;
 static uint32_t *g_hist;
 static uint64_t g_hist_n;
 static const sl_dtls_ops_t g_dtls_ops;
+
+/* --whip: one publisher session sending an FLV's H.264 with our SEI stamps. */
+static const char *g_whip_url, *g_flv_path;
+static sess_t g_pubs;
+static uv_timer_t g_pace;
+typedef struct {
+    uint32_t ts;                /* FLV timestamp, ms */
+    int key;
+    const uint8_t *data;        /* AVCC NAL units (after the 5-byte AVC header) */
+    size_t len;
+} vtag_t;
+static uint8_t *g_flv;
+static vtag_t *g_tags;
+static size_t g_ntags, g_next_tag;
+static const uint8_t *g_avcc;   /* AVCDecoderConfigurationRecord */
+static size_t g_avcc_len;
+static int g_nal_len = 4;
+static uint64_t g_pub_t0, g_loops, g_span_ms, g_sei_seq, g_pub_frames;
+static uint16_t g_pub_seq;
+static uint32_t g_pub_ssrc;
+static uint64_t g_spawn_every = 1;
+static void on_spawn(uv_timer_t *t);
+static void on_pace(uv_timer_t *t);
 
 static uint64_t mono_ms(void) { return uv_hrtime() / 1000000u; }
 
@@ -192,6 +217,19 @@ static int sdp_attr(const char *sdp, const char *prefix, char *out, size_t cap)
 static int make_offer(const sess_t *s, char *out, size_t cap)
 {
     const char *fp = sl_dtls_ctx_fingerprint(g_ctx);
+    if (s->pub) {
+        int n = snprintf(out, cap,
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+            "a=msid-semantic: WMS whepload\r\n"
+            "m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n"
+            "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=fingerprint:sha-256 %s\r\na=setup:active\r\n"
+            "a=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=msid:whepload v0\r\n"
+            "a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack\r\na=rtcp-fb:102 nack pli\r\n"
+            "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=%02x%02x%02x\r\n"
+            "a=ssrc:%u cname:whepload\r\n",
+            s->lufrag, s->lpwd, fp, g_avcc[1], g_avcc[2], g_avcc[3], g_pub_ssrc);
+        return n > 0 && (size_t)n < cap ? 0 : -1;
+    }
     int n = snprintf(out, cap,
         "v=0\r\no=- %d 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
         "a=group:BUNDLE 0 1\r\na=msid-semantic: WMS\r\n"
@@ -215,7 +253,7 @@ static int make_offer(const sess_t *s, char *out, size_t cap)
 }
 
 /* POSTs the offer; fills the remote ICE credentials, fingerprint and candidate. */
-static int whep_signal(sess_t *s)
+static int whep_signal(sess_t *s, const char *url)
 {
     char offer[4096];
     if (make_offer(s, offer, sizeof offer) != 0)
@@ -225,7 +263,7 @@ static int whep_signal(sess_t *s)
         return -1;
     growbuf_t body = {0};
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/sdp");
-    curl_easy_setopt(c, CURLOPT_URL, g_url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, offer);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -303,6 +341,10 @@ static void fail(sess_t *s, const char *why)
         return;
     fprintf(stderr, "whep-load: session %d failed: %s\n", s->idx, why);
     s->state = ST_FAILED;
+    if (s->pub) {
+        uv_stop(g_loop);
+        return;
+    }
     g_failed++;
 }
 
@@ -431,11 +473,11 @@ static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct
             sl_dtls_feed(s->dtls, p, len);
         break;
     case SL_PKT_RTP:
-        if (s->srtp)
+        if (s->srtp && !s->pub)
             on_rtp(s, p, len);
         break;
     case SL_PKT_RTCP:
-        if (s->srtp) {
+        if (s->srtp && !s->pub) {
             if (sl_srtp_unprotect_rtcp(s->srtp, p, &len) == 0)
                 tot.rtcp++;
             else
@@ -465,6 +507,13 @@ static void dtls_connected(void *ud, const sl_srtp_keys_t *keys)
         return;
     }
     s->state = ST_MEDIA;
+    if (s->pub) {
+        fprintf(stderr, "whep-load: WHIP publisher connected; viewers start in 2 s\n");
+        g_pub_t0 = mono_ms();
+        uv_timer_start(&g_pace, on_pace, 0, 5);
+        uv_timer_start(&g_spawn, on_spawn, 2000, g_spawn_every);
+        return;
+    }
     g_media++;
 }
 
@@ -485,8 +534,8 @@ static void on_tick(uv_timer_t *t)
 {
     (void)t;
     uint64_t now = mono_ms();
-    for (int i = 0; i < g_created; i++) {
-        sess_t *s = &g_sess[i];
+    for (int i = g_whip_url ? -1 : 0; i < g_created; i++) {
+        sess_t *s = i < 0 ? &g_pubs : &g_sess[i];
         if (s->state == ST_FAILED)
             continue;
         if (s->state != ST_MEDIA && now - s->created_ms > SETUP_TIMEOUT_MS) {
@@ -503,6 +552,116 @@ static void on_tick(uv_timer_t *t)
 }
 
 static void start_window(uv_timer_t *t);
+
+/* Sends one access unit as RTP: our SEI NAL first, then the frame's NAL units. */
+static void pub_send_frame(const vtag_t *v, uint32_t ts_ms)
+{
+    static uint8_t au[4 * 1024 * 1024];
+    size_t o = 0;
+    if (v->len + 64 > sizeof au)
+        return;
+    for (int i = g_nal_len - 1; i >= 0; i--)
+        au[o++] = (uint8_t)(SEI_NAL_LEN >> (8 * i));
+    au[o++] = 0x06;
+    au[o++] = 0x05;
+    au[o++] = SEI_PAYLOAD;
+    memcpy(au + o, SEI_UUID, 16);
+    o += 16;
+    char hex[33];
+    snprintf(hex, sizeof hex, "%016" PRIx64 "%016" PRIx64, g_sei_seq++, wall_us());
+    memcpy(au + o, hex, 32);
+    o += 32;
+    au[o++] = 0x80;
+    memcpy(au + o, v->data, v->len);
+    o += v->len;
+    sl_rtp_payloads_t pl;
+    if (sl_h264_packetize(au, o, g_nal_len, g_avcc, g_avcc_len, v->key, 1200, &pl) != 0)
+        return;
+    for (uint32_t i = 0; i < pl.n; i++) {
+        uint8_t pkt[1500];
+        int h = sl_rtp_write_hdr(pkt, sizeof pkt, pl.pkts[i].marker, 102, g_pub_seq++, ts_ms * 90u,
+                                 g_pub_ssrc, NULL);
+        if (h < 0 || (size_t)h + pl.pkts[i].len + SL_SRTP_MAX_TRAILER > sizeof pkt)
+            continue;
+        memcpy(pkt + h, pl.buf->data + pl.pkts[i].off, pl.pkts[i].len);
+        size_t len = (size_t)h + pl.pkts[i].len;
+        if (sl_srtp_protect(g_pubs.srtp, pkt, &len, sizeof pkt) == 0)
+            send_dgram(&g_pubs, pkt, len);
+    }
+    sl_rtp_payloads_release(&pl);
+    g_pub_frames++;
+}
+
+/* Paces the FLV's video in real time, looping (timestamps keep rising). */
+static void on_pace(uv_timer_t *t)
+{
+    (void)t;
+    if (g_pubs.state != ST_MEDIA)
+        return;
+    uint64_t el = mono_ms() - g_pub_t0;
+    for (int guard = 0; guard < 64; guard++) {
+        const vtag_t *v = &g_tags[g_next_tag];
+        uint64_t ts = g_loops * g_span_ms + v->ts;
+        if (ts > el)
+            break;
+        pub_send_frame(v, (uint32_t)ts);
+        if (++g_next_tag == g_ntags) {
+            g_next_tag = 0;
+            g_loops++;
+        }
+    }
+}
+
+/* Reads the FLV's H.264 video: the config record and every coded frame. */
+static int load_flv(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (sz < 13 || sz > (1L << 30) || !(g_flv = malloc((size_t)sz)) ||
+        fread(g_flv, 1, (size_t)sz, f) != (size_t)sz) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    size_t n = (size_t)sz, o = 13, cap = 0;
+    while (o + 11 <= n) {
+        uint8_t type = g_flv[o] & 0x1f;
+        size_t len = (size_t)g_flv[o + 1] << 16 | (size_t)g_flv[o + 2] << 8 | g_flv[o + 3];
+        uint32_t ts = (uint32_t)g_flv[o + 4] << 16 | (uint32_t)g_flv[o + 5] << 8 | g_flv[o + 6] |
+                      (uint32_t)g_flv[o + 7] << 24;
+        const uint8_t *b = g_flv + o + 11;
+        if (o + 11 + len + 4 > n)
+            break;
+        if (type == 9 && len > 5 && (b[0] & 0x0f) == 7) {
+            if (b[1] == 0 && !g_avcc && len > 10) {
+                g_avcc = b + 5;
+                g_avcc_len = len - 5;
+                g_nal_len = (g_avcc[4] & 3) + 1;
+            } else if (b[1] == 1) {
+                if (g_ntags == cap) {
+                    cap = cap ? cap * 2 : 1024;
+                    vtag_t *nt = realloc(g_tags, cap * sizeof *nt);
+                    if (!nt)
+                        return -1;
+                    g_tags = nt;
+                }
+                g_tags[g_ntags++] = (vtag_t){ts, (b[0] >> 4) == 1, b + 5, len - 5};
+            }
+        }
+        o += 11 + len + 4;
+    }
+    if (!g_avcc || !g_ntags)
+        return -1;
+    g_span_ms = g_tags[g_ntags - 1].ts - g_tags[0].ts + 33;
+    for (size_t i = 1; i < g_ntags; i++)
+        g_tags[i].ts -= g_tags[0].ts;
+    g_tags[0].ts = 0;
+    return 0;
+}
 
 static void on_spawn(uv_timer_t *t)
 {
@@ -522,7 +681,7 @@ static void on_spawn(uv_timer_t *t)
     int big = 1 << 20;
     uv_recv_buffer_size((uv_handle_t *)&s->udp, &big);
     g_created++;
-    if (whep_signal(s) != 0) {
+    if (whep_signal(s, g_url) != 0) {
         fail(s, "signalling");
         return;
     }
@@ -590,7 +749,8 @@ static void on_phase(uv_timer_t *t)
 static void usage(void)
 {
     fprintf(stderr, "usage: whep-load -n N [--rate SESSIONS_PER_S] [--seconds S] [--settle S]\n"
-                    "                 [--pid SERVER_PID] [--peer-ip IP] WHEP_URL\n");
+                    "                 [--pid SERVER_PID] [--peer-ip IP] [--whip WHIP_URL --flv FILE]\n"
+                    "                 WHEP_URL\n");
     exit(2);
 }
 
@@ -609,6 +769,10 @@ int main(int argc, char **argv)
             g_settle = atof(argv[++i]);
         else if (strcmp(a, "--pid") == 0 && more)
             g_pid = atoi(argv[++i]);
+        else if (strcmp(a, "--whip") == 0 && more)
+            g_whip_url = argv[++i];
+        else if (strcmp(a, "--flv") == 0 && more)
+            g_flv_path = argv[++i];
         else if (strcmp(a, "--peer-ip") == 0 && more)
             snprintf(g_peer_ip, sizeof g_peer_ip, "%s", argv[++i]);
         else if (a[0] != '-' && !g_url)
@@ -634,7 +798,34 @@ int main(int argc, char **argv)
     uv_timer_init(g_loop, &g_phase);
     uv_timer_start(&g_tick, on_tick, 10, 10);
     uint64_t every = (uint64_t)(1000.0 / g_rate);
-    uv_timer_start(&g_spawn, on_spawn, 0, every ? every : 1);
+    g_spawn_every = every ? every : 1;
+    uv_timer_init(g_loop, &g_pace);
+    if (g_whip_url) {
+        /* The publisher first; viewers once it is connected (dtls_connected). */
+        if (!g_flv_path || load_flv(g_flv_path) != 0) {
+            fprintf(stderr, "whep-load: --whip needs --flv FILE with H.264 video\n");
+            return 1;
+        }
+        g_pub_ssrc = (uint32_t)rand() | 1u;
+        sess_t *s = &g_pubs;
+        s->pub = 1;
+        s->idx = -1;
+        s->created_ms = mono_ms();
+        sl_ice_credentials(s->lufrag, s->lpwd);
+        uv_udp_init(g_loop, &s->udp);
+        s->udp.data = s;
+        struct sockaddr_in any;
+        uv_ip4_addr("127.0.0.1", 0, &any);
+        uv_udp_bind(&s->udp, (const struct sockaddr *)&any, 0);
+        if (whep_signal(s, g_whip_url) != 0)
+            return 1;
+        uv_udp_connect(&s->udp, (const struct sockaddr *)&s->peer);
+        uv_udp_recv_start(&s->udp, on_alloc, on_udp);
+        send_stun(s);
+        s->next_stun_ms = mono_ms() + STUN_RETRY_MS;
+    } else {
+        uv_timer_start(&g_spawn, on_spawn, 0, g_spawn_every);
+    }
     uv_timer_start(&g_phase, on_phase, 100, 100);
     uv_run(g_loop, UV_RUN_DEFAULT);
     /* Sessions are not torn down: the process exits and the server times them out
