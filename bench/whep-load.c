@@ -42,6 +42,7 @@
  * whep-load). It links sluice_core for the DTLS, SRTP and STUN code.
  */
 #include <curl/curl.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -130,6 +131,8 @@ static uint64_t g_pub_t0, g_loops, g_span_ms, g_sei_seq, g_pub_frames;
 static uint16_t g_pub_seq;
 static uint32_t g_pub_ssrc;
 static uint64_t g_spawn_every = 1;
+static int g_janus;             /* --janus: the URL is Janus's HTTP API, mountpoint g_mount */
+static long g_mount = 1;
 static void on_spawn(uv_timer_t *t);
 static void on_pace(uv_timer_t *t);
 
@@ -314,6 +317,186 @@ out:
     return ret;
 }
 
+/* ---- Janus (streaming plugin) signalling --------------------------------- */
+
+/* One Janus API request (POST body, or GET when body is NULL); returns the parsed reply. */
+static json_t *janus_req(const char *url, const char *body)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    growbuf_t b = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    json_t *j = rc == CURLE_OK && b.p ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    return j;
+}
+
+static long long janus_id(json_t *j)
+{
+    json_t *d = json_object_get(j, "data");
+    return d ? (long long)json_integer_value(json_object_get(d, "id")) : 0;
+}
+
+/*
+ * Builds the answer to a Janus offer: every m-line mirrored recvonly with
+ * the offer's mid and codecs (rtpmap/fmtp/rtcp-fb lines copied), our ICE
+ * credentials, fingerprint, setup:active and our host candidate.
+ */
+static int janus_answer(const sess_t *s, const char *offer, const char *ip, int port, char *out,
+                        size_t cap)
+{
+    size_t o = 0;
+    const char *fp = sl_dtls_ctx_fingerprint(g_ctx);
+    int n = snprintf(out, cap, "v=0\r\no=- %d 2 IN IP4 %s\r\ns=-\r\nt=0 0\r\n", s->idx + 1, ip);
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    o = (size_t)n;
+    char group[256];
+    if (sdp_attr(offer, "a=group:", group, sizeof group) == 0) {
+        n = snprintf(out + o, cap - o, "a=group:%s\r\n", group);
+        o += (size_t)n;
+    }
+    const char *m = strstr(offer, "\nm=");
+    while (m && o < cap) {
+        m++;
+        const char *next = strstr(m, "\nm=");
+        size_t seclen = next ? (size_t)(next - m) : strlen(m);
+        char line[1024];
+        /* The m-line itself, with our port 9. */
+        size_t l = strcspn(m, "\r\n");
+        if (l >= sizeof line)
+            return -1;
+        memcpy(line, m, l);
+        line[l] = '\0';
+        char kind[16];
+        const char *pts = strstr(line, "SAVPF ");
+        if (sscanf(line, "m=%15s", kind) != 1 || !pts)
+            return -1;
+        n = snprintf(out + o, cap - o,
+                     "m=%s 9 UDP/TLS/RTP/SAVPF %s\r\nc=IN IP4 %s\r\na=recvonly\r\na=rtcp-mux\r\n"
+                     "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=fingerprint:sha-256 %s\r\na=setup:active\r\n"
+                     "a=candidate:1 1 udp 2130706431 %s %d typ host\r\na=end-of-candidates\r\n",
+                     kind, pts + 6, ip, s->lufrag, s->lpwd, fp, ip, port);
+        if (n < 0 || (size_t)n >= cap - o)
+            return -1;
+        o += (size_t)n;
+        /* Copy a=mid, a=rtpmap, a=fmtp, a=rtcp-fb lines of this section. */
+        const char *p = m;
+        while (p < m + seclen) {
+            l = strcspn(p, "\r\n");
+            if (l < sizeof line &&
+                (strncmp(p, "a=mid:", 6) == 0 || strncmp(p, "a=rtpmap:", 9) == 0 ||
+                 strncmp(p, "a=fmtp:", 7) == 0 || strncmp(p, "a=rtcp-fb:", 10) == 0)) {
+                if (o + l + 3 > cap)
+                    return -1;
+                memcpy(out + o, p, l);
+                o += l;
+                memcpy(out + o, "\r\n", 2);
+                o += 2;
+            }
+            p += l;
+            while (p < m + seclen && (*p == '\r' || *p == '\n'))
+                p++;
+        }
+        m = next;
+    }
+    if (o >= cap)
+        return -1;
+    out[o] = '\0';
+    return 0;
+}
+
+/* create, attach streaming, watch, take the offer, answer with start. */
+static int janus_signal(sess_t *s)
+{
+    char url[512], body[16384], answer[8192];
+    int ret = -1;
+    json_t *j = janus_req(g_url, "{\"janus\":\"create\",\"transaction\":\"c\"}");
+    long long sid = janus_id(j), hid;
+    json_decref(j);
+    if (!sid)
+        return -1;
+    snprintf(url, sizeof url, "%s/%lld", g_url, sid);
+    j = janus_req(url, "{\"janus\":\"attach\",\"plugin\":\"janus.plugin.streaming\",\"transaction\":\"a\"}");
+    hid = janus_id(j);
+    json_decref(j);
+    if (!hid)
+        return -1;
+    snprintf(url, sizeof url, "%s/%lld/%lld", g_url, sid, hid);
+    snprintf(body, sizeof body,
+             "{\"janus\":\"message\",\"body\":{\"request\":\"watch\",\"id\":%ld},\"transaction\":\"w\"}",
+             g_mount);
+    json_decref(janus_req(url, body));
+    /* The offer comes as an event on the session's long poll. */
+    snprintf(url, sizeof url, "%s/%lld?maxev=1", g_url, sid);
+    const char *sdp = NULL;
+    json_t *ev = NULL;
+    for (int tries = 0; tries < 5 && !sdp; tries++) {
+        json_decref(ev);
+        ev = janus_req(url, NULL);
+        json_t *jsep = json_object_get(ev, "jsep");
+        sdp = jsep ? json_string_value(json_object_get(jsep, "sdp")) : NULL;
+    }
+    if (!sdp) {
+        fprintf(stderr, "whep-load: session %d: no offer from Janus\n", s->idx);
+        goto out;
+    }
+    char fp[200], cand[512];
+    if (sdp_attr(sdp, "a=ice-ufrag:", s->rufrag, sizeof s->rufrag) != 0 ||
+        sdp_attr(sdp, "a=ice-pwd:", s->rpwd, sizeof s->rpwd) != 0 ||
+        sdp_attr(sdp, "a=fingerprint:sha-256 ", fp, sizeof fp) != 0 || strlen(fp) >= sizeof s->rfp)
+        goto out;
+    strcpy(s->rfp, fp);
+    /* The first IPv4 UDP candidate. */
+    const char *p = sdp;
+    int found = 0;
+    while (!found && (p = strstr(p, "a=candidate:")) != NULL) {
+        if (sdp_attr(p, "a=candidate:", cand, sizeof cand) != 0)
+            break;
+        char ip[64], proto[8];
+        unsigned comp, port;
+        unsigned long prio;
+        if (sscanf(cand, "%*s %u %7s %lu %63s %u", &comp, proto, &prio, ip, &port) == 5 &&
+            strcmp(proto, "udp") == 0 && !strchr(ip, ':')) {
+            if (g_peer_ip[0])
+                snprintf(ip, sizeof ip, "%s", g_peer_ip);
+            found = uv_ip4_addr(ip, (int)port, &s->peer) == 0;
+        }
+        p += 12;
+    }
+    if (!found)
+        goto out;
+    struct sockaddr_in me;
+    int mlen = sizeof me;
+    uv_udp_getsockname(&s->udp, (struct sockaddr *)&me, &mlen);
+    char peer_ip[64];
+    uv_ip4_name(&s->peer, peer_ip, sizeof peer_ip);
+    if (janus_answer(s, sdp, peer_ip, ntohs(me.sin_port), answer, sizeof answer) != 0)
+        goto out;
+    json_t *msg = json_pack("{s:s, s:{s:s}, s:{s:s, s:s}, s:s}", "janus", "message", "body", "request",
+                            "start", "jsep", "type", "answer", "sdp", answer, "transaction", "s");
+    char *txt = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    snprintf(url, sizeof url, "%s/%lld/%lld", g_url, sid, hid);
+    json_decref(janus_req(url, txt));
+    free(txt);
+    json_decref(janus_req(url, "{\"janus\":\"trickle\",\"candidate\":{\"completed\":true},\"transaction\":\"t\"}"));
+    snprintf(s->username, sizeof s->username, "%s:%s", s->rufrag, s->lufrag);
+    ret = 0;
+out:
+    json_decref(ev);
+    return ret;
+}
+
 /* ---- per packet ---------------------------------------------------------- */
 
 static void send_dgram(sess_t *s, const uint8_t *p, size_t len)
@@ -460,7 +643,18 @@ static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct
     switch (sl_webrtc_classify(p, len)) {
     case SL_PKT_STUN: {
         sl_stun_msg_t m;
-        if (sl_stun_parse(p, len, &m) == 0 && m.type == SL_STUN_BINDING_SUCCESS && s->state == ST_ICE) {
+        if (sl_stun_parse(p, len, &m) != 0)
+            break;
+        if (m.type == SL_STUN_BINDING_REQUEST) {
+            /* A full ICE peer (Janus without ice_lite) checks us too. */
+            uint8_t out[128];
+            int n = sl_stun_build_binding_success(out, sizeof out, m.tid, addr ? addr : (const struct sockaddr *)&s->peer,
+                                                  (const uint8_t *)s->lpwd, strlen(s->lpwd));
+            if (n > 0)
+                send_dgram(s, out, (size_t)n);
+            break;
+        }
+        if (m.type == SL_STUN_BINDING_SUCCESS && s->state == ST_ICE) {
             s->state = ST_DTLS;
             if (sl_dtls_new(g_ctx, 0, "sha-256", s->rfp, &g_dtls_ops, s, &s->dtls) != 0 ||
                 sl_dtls_start(s->dtls) != 0)
@@ -676,12 +870,13 @@ static void on_spawn(uv_timer_t *t)
     uv_udp_init(g_loop, &s->udp);
     s->udp.data = s;
     struct sockaddr_in any;
-    uv_ip4_addr("127.0.0.1", 0, &any);
+    /* Janus announces only its interfaces' addresses (never loopback): bind any. */
+    uv_ip4_addr(g_janus ? "0.0.0.0" : "127.0.0.1", 0, &any);
     uv_udp_bind(&s->udp, (const struct sockaddr *)&any, 0);
     int big = 1 << 20;
     uv_recv_buffer_size((uv_handle_t *)&s->udp, &big);
     g_created++;
-    if (whep_signal(s, g_url) != 0) {
+    if ((g_janus ? janus_signal(s) : whep_signal(s, g_url)) != 0) {
         fail(s, "signalling");
         return;
     }
@@ -750,7 +945,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: whep-load -n N [--rate SESSIONS_PER_S] [--seconds S] [--settle S]\n"
                     "                 [--pid SERVER_PID] [--peer-ip IP] [--whip WHIP_URL --flv FILE]\n"
-                    "                 WHEP_URL\n");
+                    "                 [--janus MOUNTPOINT_ID] URL\n");
     exit(2);
 }
 
@@ -769,7 +964,10 @@ int main(int argc, char **argv)
             g_settle = atof(argv[++i]);
         else if (strcmp(a, "--pid") == 0 && more)
             g_pid = atoi(argv[++i]);
-        else if (strcmp(a, "--whip") == 0 && more)
+        else if (strcmp(a, "--janus") == 0 && more) {
+            g_janus = 1;
+            g_mount = atol(argv[++i]);
+        } else if (strcmp(a, "--whip") == 0 && more)
             g_whip_url = argv[++i];
         else if (strcmp(a, "--flv") == 0 && more)
             g_flv_path = argv[++i];
