@@ -36,6 +36,9 @@
  *                          and every viewer computes now - send time
  *                          for frames sent after it joined, in the window
  *   tool_cpu_s             this process's own CPU over the window
+ *   udp_rcvbuf_errors      the machine's UDP RcvbufErrors / SndbufErrors over
+ *   udp_sndbuf_errors      the window (/proc/net/snmp; every process counts):
+ *                          whether loss happened in a socket buffer
  * Nothing is asserted; the exit status is 0 when every session got media.
  *
  * Not part of sluice: a bench tool, built only on request (CMake target
@@ -90,6 +93,7 @@ typedef struct sess {
     ssrc_t ssrc[MAX_SSRC];
     int n_ssrc;
     int pub;                    /* the WHIP publisher (--whip), not a viewer */
+    uint64_t bytes, bytes0;     /* SRTP bytes received; at the window's start */
 } sess_t;
 
 static struct {
@@ -165,6 +169,31 @@ static double proc_cpu_s(int pid)
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return 0;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The machine's UDP RcvbufErrors and SndbufErrors (/proc/net/snmp): drops in socket buffers. */
+static void udp_buf_errors(uint64_t *rcv, uint64_t *snd)
+{
+    *rcv = *snd = 0;
+    FILE *f = fopen("/proc/net/snmp", "r");
+    if (!f)
+        return;
+    char line[1024];
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Udp: ", 5) != 0)
+            continue;
+        if (!seen++)
+            continue;            /* the header line */
+        unsigned long long v[6] = {0};
+        if (sscanf(line + 5, "%llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5]) == 6) {
+            *rcv = v[4];
+            *snd = v[5];
+        }
+        break;
+    }
+    fclose(f);
 }
 
 static double self_cpu_s(void)
@@ -608,6 +637,7 @@ static void on_rtp(sess_t *s, uint8_t *p, size_t len)
     if (sl_rtp_parse(p, len, &h) != 0)
         return;
     tot.bytes += wire;
+    s->bytes += wire;
     tot.pkts++;
     ssrc_t *st = NULL;
     for (int i = 0; i < s->n_ssrc; i++)
@@ -888,7 +918,7 @@ static void on_spawn(uv_timer_t *t)
 }
 
 static double g_cpu0, g_self0, g_t0;
-static uint64_t g_bytes0, g_pkts0, g_exp0, g_rcv0, g_fail0;
+static uint64_t g_bytes0, g_pkts0, g_exp0, g_rcv0, g_fail0, g_rbe0, g_sbe0;
 
 static void end_window(uv_timer_t *t)
 {
@@ -901,15 +931,37 @@ static void end_window(uv_timer_t *t)
         loss = 0;
     double la[3] = {0};
     getloadavg(la, 3);
+    uint64_t rbe, sbe;
+    udp_buf_errors(&rbe, &sbe);
+    /* Sessions that got nothing, or less than half the mean, in the window. */
+    int starved = 0, short_ = 0;
+    double mean = g_media ? (double)bytes / g_media : 0;
+    for (int i = 0; i < g_created; i++) {
+        const sess_t *s = &g_sess[i];
+        if (s->state != ST_MEDIA)
+            continue;
+        uint64_t b = s->bytes - s->bytes0;
+        if (b == 0) {
+            if (starved < 8)
+                fprintf(stderr, "whep-load: session %d got nothing in the window (%" PRIu64
+                        " bytes before it)\n", s->idx, s->bytes0);
+            starved++;
+        }
+        else if ((double)b < mean / 2)
+            short_++;
+    }
     printf("{\"sessions\": %d, \"media\": %d, \"failed\": %d, \"window_s\": %.2f, \"mbps\": %.2f, "
            "\"mbps_per_session\": %.3f, \"packets\": %" PRIu64 ", \"loss_pct\": %.4f, "
            "\"auth_fail\": %" PRIu64 ", \"server_cpu_s\": %.2f, \"server_cpu_pct\": %.1f, "
            "\"cpu_s_per_gbit\": %.3f, \"lag_n\": %" PRIu64 ", \"lag_p50_ms\": %.1f, "
-           "\"lag_p95_ms\": %.1f, \"lag_p99_ms\": %.1f, \"tool_cpu_s\": %.2f, \"loadavg\": [%.2f, %.2f, %.2f]}\n",
+           "\"lag_p95_ms\": %.1f, \"lag_p99_ms\": %.1f, \"tool_cpu_s\": %.2f, \"udp_rcvbuf_errors\": %" PRIu64
+           ", \"udp_sndbuf_errors\": %" PRIu64 ", \"sessions_no_media_in_window\": %d, "
+           "\"sessions_below_half_mean\": %d, \"loadavg\": [%.2f, %.2f, %.2f]}\n",
            g_created, g_media, g_failed, dt, (double)bytes * 8 / 1e6 / dt,
            g_media ? (double)bytes * 8 / 1e6 / dt / g_media : 0, tot.pkts - g_pkts0, loss,
            tot.auth_fail - g_fail0, cpu, 100 * cpu / dt, gbit > 0 && g_pid ? cpu / gbit : 0, g_hist_n,
-           hist_pct(0.5), hist_pct(0.95), hist_pct(0.99), self, la[0], la[1], la[2]);
+           hist_pct(0.5), hist_pct(0.95), hist_pct(0.99), self, rbe - g_rbe0, sbe - g_sbe0, starved, short_, la[0], la[1],
+           la[2]);
     fflush(stdout);
     g_measuring = 0;
     uv_timer_stop(t);
@@ -927,6 +979,9 @@ static void start_window(uv_timer_t *t)
     g_exp0 = tot.expected;
     g_rcv0 = tot.received;
     g_fail0 = tot.auth_fail;
+    for (int i = 0; i < g_created; i++)
+        g_sess[i].bytes0 = g_sess[i].bytes;
+    udp_buf_errors(&g_rbe0, &g_sbe0);
     uv_timer_start(t, end_window, (uint64_t)(g_seconds * 1000), 0);
 }
 
