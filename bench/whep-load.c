@@ -219,7 +219,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
         return 0;
     if (b->len + add + 1 > b->cap) {
         size_t cap = (b->len + add + 1) * 2;
-        char *q = realloc(b->p, cap);
+        char *q = sl_realloc(b->p, cap);
         if (!q)
             return 0;
         b->p = q;
@@ -342,7 +342,7 @@ static int whep_signal(sess_t *s, const char *url)
         fprintf(stderr, "whep-load: session %d: no usable UDP candidate in the answer\n", s->idx);
     snprintf(s->username, sizeof s->username, "%s:%s", s->rufrag, s->lufrag);
 out:
-    free(body.p);
+    sl_free(body.p);
     return ret;
 }
 
@@ -365,7 +365,7 @@ static json_t *janus_req(const char *url, const char *body)
     CURLcode rc = curl_easy_perform(c);
     curl_easy_cleanup(c);
     json_t *j = rc == CURLE_OK && b.p ? json_loads(b.p, 0, NULL) : NULL;
-    free(b.p);
+    sl_free(b.p);
     return j;
 }
 
@@ -845,7 +845,7 @@ static int load_flv(const char *path)
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, 0, SEEK_SET);
-    if (sz < 13 || sz > (1L << 30) || !(g_flv = malloc((size_t)sz)) ||
+    if (sz < 13 || sz > (1L << 30) || !(g_flv = sl_malloc((size_t)sz)) ||
         fread(g_flv, 1, (size_t)sz, f) != (size_t)sz) {
         fclose(f);
         return -1;
@@ -868,7 +868,7 @@ static int load_flv(const char *path)
             } else if (b[1] == 1) {
                 if (g_ntags == cap) {
                     cap = cap ? cap * 2 : 1024;
-                    vtag_t *nt = realloc(g_tags, cap * sizeof *nt);
+                    vtag_t *nt = sl_realloc(g_tags, cap * sizeof *nt);
                     if (!nt)
                         return -1;
                     g_tags = nt;
@@ -1041,8 +1041,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "whep-load: no DTLS context\n");
         return 1;
     }
-    g_sess = calloc((size_t)g_n, sizeof *g_sess);
-    g_hist = calloc(HIST_BINS, sizeof *g_hist);
+    g_sess = sl_calloc((size_t)g_n, sizeof *g_sess);
+    g_hist = sl_calloc(HIST_BINS, sizeof *g_hist);
     if (!g_sess || !g_hist)
         return 1;
     g_loop = uv_default_loop();
