@@ -3,7 +3,7 @@
 # already installed is never re-installed, and apt-get runs only when
 # something is missing. Usage: scripts/deps.sh [build|test|bench] ...
 # "build" is what `make run` needs; "test" adds the real peers the test
-# suites drive; "bench" adds the benchmark peer (nginx with its RTMP module).
+# suites drive; "bench" adds the benchmark peers (nginx with its RTMP module, Janus for WebRTC).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libyaml-dev
@@ -21,7 +21,7 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
 # conflicts with Debian's npm package.
 command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || build_pkgs+=(npm)
-bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind)
+bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind janus)
 
 want=()
 [ $# -eq 0 ] && set -- build
