@@ -15,10 +15,12 @@ Checked:
   the viewer gauge goes back to 0 and its detail is 404.
 """
 import pytest
+import yaml
 
 from api_helpers import EventReader
 from conftest import T, wait_until
 from test_metrics import parse_metrics, value
+from test_openapi import SPEC_PATH, check_response
 from test_webrtc import client, needs_aiortc, start, wait_live, whep_url, whip_url
 
 
@@ -74,6 +76,13 @@ def test_webrtc_sessions_observable(sluice_factory, procs, media_src):
                        lambda: "both sessions flowing (%s)\n%s" % (webrtc_clients(srv), srv.log_tail(40)))
 
         pub, view = s["publisher"], s["viewer"]
+        # both answers validate against docs/openapi.yaml, with nothing undocumented
+        spec = yaml.safe_load(SPEC_PATH.read_text())
+        path = "/api/v1/applications/{app}/clients/{clientId}"
+        for c in (pub, view):
+            resp = srv.api.get("applications/live/clients/%s" % c["id"])
+            problems = check_response(spec, "get", path, spec["paths"][path]["get"], resp, c["id"])
+            assert not problems, problems
         p, v = pub["webrtc"], view["webrtc"]
         for w in (p, v):
             assert w["transport"] == "udp", w
