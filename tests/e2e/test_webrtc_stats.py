@@ -12,8 +12,14 @@ Checked:
 - /metrics has the sluice_webrtc_* families (HELP/TYPE, strict parse), with sessions by
   kind and packet, byte, DTLS, STUN and data channel counters that move;
 - kicking the viewer through the API ends it: its play_stop/disconnect events arrive,
-  the viewer gauge goes back to 0 and its detail is 404.
+  the viewer gauge goes back to 0 and its detail is 404;
+- ICE-TCP keeps working after an ICE-TCP session ended (the count of connections not
+  bound to a session once went below zero there, and every later connection was refused).
 """
+import re
+import socket
+import struct
+
 import pytest
 import yaml
 
@@ -21,7 +27,8 @@ from api_helpers import EventReader
 from conftest import T, wait_until
 from test_metrics import parse_metrics, value
 from test_openapi import SPEC_PATH, check_response
-from test_webrtc import client, needs_aiortc, start, wait_live, whep_url, whip_url
+from test_webrtc import (HAVE_AIORTC, client, make_offer, needs_aiortc, request, start, stun_request,
+                         wait_live, whep_url, whip_url)
 
 
 def detail(srv, cid):
@@ -147,6 +154,59 @@ def test_webrtc_sessions_observable(sluice_factory, procs, media_src):
         assert detail(srv, pub["id"])["webrtc"]["ice_state"] == "connected"
     finally:
         ev.close()
+
+
+def tcp_bind(srv, answer, offer):
+    """Sends a valid binding request for the answer's session over a new ICE-TCP
+    connection; returns (socket, response type) with the socket left open."""
+    ufrag = re.search(r"a=ice-ufrag:(\S+)", answer).group(1)
+    pwd = re.search(r"a=ice-pwd:(\S+)", answer).group(1)
+    remote_ufrag = re.search(r"a=ice-ufrag:(\S+)", offer).group(1)
+    msg, tid = stun_request("%s:%s" % (ufrag, remote_ufrag), pwd)
+    s = socket.create_connection(("127.0.0.1", srv.webrtc_port), timeout=5)
+    s.sendall(struct.pack("!H", len(msg)) + msg)
+    buf = b""
+    while len(buf) < 2:
+        chunk = s.recv(2 - len(buf))
+        if not chunk:
+            return s, None  # closed by the server without an answer
+        buf += chunk
+    n = struct.unpack("!H", buf)[0]
+    resp = b""
+    while len(resp) < n:
+        chunk = s.recv(n - len(resp))
+        if not chunk:
+            return s, None
+        resp += chunk
+    assert resp[8:20] == tid
+    return s, struct.unpack("!H", resp[:2])[0]
+
+
+def test_ice_tcp_after_a_session_ended(sluice_factory, procs, media_src):
+    from conftest import ffmpeg_publish_cmd
+    srv = start(sluice_factory)
+    procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "t2")), "ffmpeg")
+    wait_live(srv, "t2")
+    if not HAVE_AIORTC:
+        pytest.skip("needs an offer from aiortc")
+    socks = []
+    try:
+        for round_ in range(3):
+            offer = make_offer()
+            st, h, answer = request(srv, "POST", "/live/whep/endpoint/t2", offer,
+                                    {"Content-Type": "application/sdp"})
+            assert st == 201, answer
+            s, typ = tcp_bind(srv, answer, offer)
+            socks.append(s)
+            assert typ == 0x0101, "round %d: ICE-TCP binding refused\n%s" % (round_, srv.log_tail(30))
+            cid = h["location"].rsplit("/", 1)[1]
+            assert detail(srv, cid)["webrtc"]["transport"] == "tcp"
+            st, _, _ = request(srv, "DELETE", h["location"])
+            assert st == 200
+            wait_until(lambda: detail(srv, cid) is None, T(5), 0.05, "session freed")
+    finally:
+        for s in socks:
+            s.close()
 
 
 def test_no_webrtc_metrics_when_off(sluice_factory):

@@ -628,8 +628,11 @@ void wrtc_pc_free(wrtc_pc_t *pc)
     if (pc->tcp) {
         wrtc_tcp_t *t = pc->tcp;
         pc->tcp = NULL;
-        t->pc = NULL;
+        /* Close while t->pc is still set: a bound connection is not counted in
+         * n_tcp_unbound, and clearing it first made the close decrement that count
+         * below zero, after which every new ICE-TCP connection was refused. */
         wrtc__tcp_close_bound(t);
+        t->pc = NULL;
     }
     if (sl_map_get(&w->by_id, pc->sess.id) == pc)
         sl_map_del(&w->by_id, pc->sess.id);
