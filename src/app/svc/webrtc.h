@@ -60,7 +60,8 @@ typedef struct sl_webrtc_session_stats {
     const char *audio_codec;      /* "opus" or "" */
     int datachannel;              /* 1 when a data channel is open */
     int64_t connect_ms;           /* from the answer to DTLS connected; -1 not yet */
-    uint64_t bytes_in, bytes_out; /* on the wire (SRTP, DTLS, STUN answers; ICE-TCP framing) */
+    uint64_t bytes_in, bytes_out; /* on the wire: DTLS, SRTP, SRTCP (over ICE-TCP also STUN and
+                                     the framing; UDP STUN checks are not counted) */
     uint64_t packets_in;          /* RTP packets decrypted */
     uint64_t packets_out;         /* RTP packets sent (retransmissions included) */
     double bitrate_in_kbps;       /* bytes_in over the last few seconds */
