@@ -5,12 +5,15 @@
  * costs O(sessions + streams) and nothing is maintained per frame.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "app/services.h"
+#include "app/svc/webrtc.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/time.h"
@@ -33,6 +36,60 @@ static int put(sl_wbuf_t *w, const char *fmt, ...)
 static void metric(sl_wbuf_t *w, const char *name, const char *type, const char *help)
 {
     put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/*
+ * The sluice_webrtc_* families, from the WebRTC protocol's "webrtc"
+ * service; nothing when WebRTC is off (the service is absent).
+ */
+static void webrtc_metrics(sl_core_t *core, sl_wbuf_t *w)
+{
+    void *ud;
+    const sl_svc_webrtc_t *wr = sl_service_get(core, SL_SVC_WEBRTC, SL_SVC_WEBRTC_MAJOR, 0, &ud);
+    if (!wr)
+        return;
+    sl_webrtc_counters_t c;
+    wr->counters(ud, &c, sizeof c);
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } rows[] = {
+#define ROW(n, t, f, h) {"sluice_webrtc_" n, t, h, offsetof(sl_webrtc_counters_t, f)}
+        ROW("sessions_created_total", "counter", sessions_total, "WebRTC sessions created (WHIP/WHEP POST answered 201)."),
+        ROW("sessions_failed_total", "counter", sessions_failed,
+            "WebRTC sessions ended because ICE or DTLS did not complete in time."),
+        ROW("stun_requests_total", "counter", stun_in, "STUN binding requests received."),
+        ROW("stun_refused_total", "counter", stun_refused,
+            "STUN binding requests refused (malformed, unknown ufrag, bad integrity)."),
+        ROW("dtls_handshakes_total", "counter", dtls_handshakes, "DTLS handshakes completed."),
+        ROW("srtp_failures_total", "counter", srtp_failures, "SRTP/SRTCP packets that did not decrypt."),
+        ROW("nacks_received_total", "counter", nack_in, "Sequence numbers WHEP viewers asked again (NACK)."),
+        ROW("nacks_sent_total", "counter", nack_out, "Sequence numbers asked again of WHIP publishers (NACK)."),
+        ROW("retransmissions_total", "counter", retransmissions, "RTP packets resent to viewers for their NACKs."),
+        ROW("plis_received_total", "counter", pli_in, "Keyframe requests (PLI/FIR) from viewers."),
+        ROW("plis_sent_total", "counter", pli_out, "Keyframe requests (PLI) sent to publishers."),
+        ROW("datagrams_unknown_total", "counter", datagrams_unknown,
+            "Datagrams dropped: from an address no session owns, or too large."),
+#undef ROW
+    };
+    metric(w, "sluice_webrtc_sessions", "gauge", "Open WebRTC sessions by kind (publisher: WHIP, viewer: WHEP).");
+    put(w, "sluice_webrtc_sessions{kind=\"publisher\"} %llu\n", (unsigned long long)c.publishers_now);
+    put(w, "sluice_webrtc_sessions{kind=\"viewer\"} %llu\n", (unsigned long long)c.viewers_now);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        metric(w, rows[i].name, rows[i].type, rows[i].help);
+        put(w, "%s %llu\n", rows[i].name,
+            (unsigned long long)*(const uint64_t *)((const char *)&c + rows[i].off));
+    }
+    metric(w, "sluice_webrtc_packets_total", "counter", "RTP packets by direction (in: decrypted, out: sent).");
+    put(w, "sluice_webrtc_packets_total{direction=\"in\"} %llu\n", (unsigned long long)c.rtp_in);
+    put(w, "sluice_webrtc_packets_total{direction=\"out\"} %llu\n", (unsigned long long)c.rtp_out);
+    metric(w, "sluice_webrtc_bytes_total", "counter", "RTP bytes (before SRTP) by direction.");
+    put(w, "sluice_webrtc_bytes_total{direction=\"in\"} %llu\n", (unsigned long long)c.rtp_bytes_in);
+    put(w, "sluice_webrtc_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)c.rtp_bytes_out);
+    metric(w, "sluice_webrtc_datachannel_messages_total", "counter", "Data channel messages by direction.");
+    put(w, "sluice_webrtc_datachannel_messages_total{direction=\"in\"} %llu\n", (unsigned long long)c.dc_messages_in);
+    put(w, "sluice_webrtc_datachannel_messages_total{direction=\"out\"} %llu\n",
+        (unsigned long long)c.dc_messages_out);
 }
 
 static long open_fds(void)
@@ -143,6 +200,8 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     metric(&w, "sluice_api_auth_fail_evicted_total", "counter",
            "Failure records forgotten early because the table was full.");
     put(&w, "sluice_api_auth_fail_evicted_total %llu\n", (unsigned long long)api->n_fail_evicted);
+
+    webrtc_metrics(core, &w);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -16,6 +16,7 @@
 #include "app/listeners.h"
 #include "app/services.h"
 #include "app/svc/recorder.h"
+#include "app/svc/webrtc.h"
 #include "base/alloc.h"
 #include "base/time.h"
 #include "media/flv.h"
@@ -339,6 +340,48 @@ int sl__api_apps_stats(sl_api_t *api, sl_http_req_t *req)
 
 static const char *proto_name(const sl_session_t *s) { return s->proto ? s->proto : "unknown"; }
 
+/*
+ * The "webrtc" object of a WebRTC client's detail, from the protocol's
+ * "webrtc" service; NULL when the session is not WebRTC's or the service
+ * is absent (WebRTC off).
+ */
+static json_t *webrtc_json(const sl_session_t *s)
+{
+    void *ud;
+    const sl_svc_webrtc_t *wr;
+    sl_webrtc_session_stats_t st;
+    if (!s->core || !s->proto || strcmp(s->proto, "webrtc") != 0 ||
+        !(wr = sl_service_get(s->core, SL_SVC_WEBRTC, SL_SVC_WEBRTC_MAJOR, 0, &ud)) ||
+        wr->session(ud, s->id, &st, sizeof st))
+        return NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "kind", json_string(st.kind));
+    json_object_set_new(o, "transport", json_string(st.transport));
+    json_object_set_new(o, "ice_state", json_string(st.ice_state));
+    json_object_set_new(o, "dtls_state", json_string(st.dtls_state));
+    json_object_set_new(o, "video_codec", st.video_codec[0] ? json_string(st.video_codec) : json_null());
+    json_object_set_new(o, "audio_codec", st.audio_codec[0] ? json_string(st.audio_codec) : json_null());
+    json_object_set_new(o, "datachannel", json_boolean(st.datachannel));
+    json_object_set_new(o, "connect_ms", st.connect_ms >= 0 ? json_integer(st.connect_ms) : json_null());
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)st.bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)st.bytes_out));
+    json_object_set_new(o, "packets_in", json_integer((json_int_t)st.packets_in));
+    json_object_set_new(o, "packets_out", json_integer((json_int_t)st.packets_out));
+    json_object_set_new(o, "bitrate_in_kbps", json_real(st.bitrate_in_kbps));
+    json_object_set_new(o, "bitrate_out_kbps", json_real(st.bitrate_out_kbps));
+    json_object_set_new(o, "packets_lost", json_integer((json_int_t)st.packets_lost));
+    json_object_set_new(o, "loss_fraction", json_real(st.loss_fraction));
+    json_object_set_new(o, "rtt_ms", st.rtt_ms >= 0 ? json_integer(st.rtt_ms) : json_null());
+    json_object_set_new(o, "nack_sent", json_integer((json_int_t)st.nack_sent));
+    json_object_set_new(o, "nack_received", json_integer((json_int_t)st.nack_received));
+    json_object_set_new(o, "retransmissions", json_integer((json_int_t)st.retransmissions));
+    json_object_set_new(o, "pli_sent", json_integer((json_int_t)st.pli_sent));
+    json_object_set_new(o, "pli_received", json_integer((json_int_t)st.pli_received));
+    json_object_set_new(o, "datachannel_messages_in", json_integer((json_int_t)st.dc_messages_in));
+    json_object_set_new(o, "datachannel_messages_out", json_integer((json_int_t)st.dc_messages_out));
+    return o;
+}
+
 static json_t *client_json(const sl_session_t *s, int full)
 {
     json_t *o = json_object();
@@ -367,6 +410,9 @@ static json_t *client_json(const sl_session_t *s, int full)
     json_object_set_new(o, "stream", s->stream ? json_string(s->stream) : json_null());
     json_object_set_new(o, "role", json_string(s->role == SL_ROLE_PUBLISHER ? "publisher"
                                                : s->role == SL_ROLE_SUBSCRIBER ? "subscriber" : "none"));
+    json_t *wr = webrtc_json(s);
+    if (wr)
+        json_object_set_new(o, "webrtc", wr);
     return o;
 }
 

@@ -317,6 +317,7 @@ static void on_tick(uv_timer_t *h)
         wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);
         if (!pc->closing)
             wrtc_pc_tick(pc, now);
+        wrtc_stats_sample(pc, now);
         if (pc->closing)
             wrtc_pc_free(pc);
     }
@@ -479,6 +480,8 @@ static int webrtc_start(sl_core_t *core, void **state)
     uv_timer_start(&w->tick, on_tick, WRTC_TICK_MS, WRTC_TICK_MS);
     if ((rc = wrtc_signal_start(w)))
         return rc;
+    if ((rc = wrtc_stats_register(w)))
+        return rc;
     if ((rc = sl_listeners_announce(core, "webrtc", wc->bind, w->udp_port, 0, 1)))
         return rc;
     if (wc->tcp && (rc = sl_listeners_announce(core, "webrtc-tcp", wc->bind, w->udp_port, 0, 0)))
@@ -501,6 +504,7 @@ static void webrtc_stop(void *state)
     if (!w || w->stopping)
         return;
     w->stopping = 1;
+    wrtc_stats_unregister(w);
     wrtc_signal_stop(w);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &w->pcs) {

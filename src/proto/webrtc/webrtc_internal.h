@@ -56,6 +56,7 @@ struct sl_sdp;
 #define WRTC_SRTP_ROOM 160        /* room after a packet for SRTP's tag (SL_SRTP_MAX_TRAILER) */
 #define WRTC_TCP_MAX_PACKET 1600  /* ICE-TCP: a larger framed packet closes the connection */
 #define WRTC_TCP_PENDING_MAX 1024 /* ICE-TCP connections not bound to a session yet */
+#define WRTC_RATE_N 5             /* 1 s byte samples: bitrates over the last 4-5 s */
 
 typedef struct wrtc wrtc_t;
 typedef struct wrtc_pc wrtc_pc_t;
@@ -221,8 +222,14 @@ struct wrtc_pc {
     int ts_zero_set;
 
     uint64_t nack_in, pli_in, rtx_out;  /* per-session counters for the API */
+    uint64_t rtp_in, rtp_out;      /* RTP packets decrypted / sent (the "webrtc" service) */
+    uint64_t nack_out, pli_out;    /* publisher: sequence numbers NACKed, PLIs sent */
+    uint64_t dc_in, dc_out;        /* data channel messages */
     uint32_t rtt_ms;               /* from the viewer's receiver reports */
     uint8_t loss_fraction;         /* the last report's fraction lost (/256) */
+    int32_t rr_lost;               /* viewer: cumulative lost of its last report (video first) */
+    uint64_t rate_ms[WRTC_RATE_N], rate_in[WRTC_RATE_N], rate_out[WRTC_RATE_N]; /* bitrate samples */
+    int rate_n;                    /* samples taken (webrtc_stats.c), ring index = rate_n % N */
     int closing;                   /* marked: the tick frees it */
     char close_reason[128];
 };
@@ -294,5 +301,13 @@ void wrtc_view_stop(wrtc_pc_t *pc, const char *reason);
 void wrtc_view_on_dc_open(wrtc_pc_t *pc);
 /** Media timers of one session (NACK, RTCP reports, keyframe requests). */
 void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now_ms);
+
+/* webrtc_stats.c */
+/** Registers the "webrtc" service (src/app/svc/webrtc.h). 0 or an SL_E* error. */
+int wrtc_stats_register(wrtc_t *w);
+/** Unregisters it (at stop; harmless when not registered). */
+void wrtc_stats_unregister(wrtc_t *w);
+/** From the tick: takes a byte sample for the bitrates once a second. */
+void wrtc_stats_sample(wrtc_pc_t *pc, uint64_t now_ms);
 
 #endif

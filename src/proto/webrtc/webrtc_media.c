@@ -126,6 +126,7 @@ static void send_pli(wrtc_pc_t *pc, uint64_t now)
     if (n > 0) {
         wrtc_pc_send_rtcp(pc, buf, (size_t)n, sizeof buf);
         pc->w->c.pli_out++;
+        pc->pli_out++;
         SL_LOGD(&pc->sess.log, "webrtc: PLI to the publisher (ssrc %08x)", pc->in_video_ssrc);
     }
 }
@@ -348,7 +349,13 @@ static void rtcp_rr(void *ud, uint32_t reporter, const sl_rtcp_report_t *rb)
 {
     wrtc_pc_t *pc = ud;
     (void)reporter;
+    /* Loss as the viewer reports it: its video track's block when it has
+     * one (audio's would overwrite it every second), else audio's. A
+     * publisher's own loss is what we report to it (wrtc_media_tick). */
+    if (pc->kind != WRTC_VIEWER || (pc->vout.on && rb->source != pc->vout.ssrc))
+        return;
     pc->loss_fraction = rb->fraction_lost;
+    pc->rr_lost = rb->cum_lost;
     if (rb->lsr) {
         /* RTT = now - LSR - DLSR, in 1/65536 s of the middle 32 bits of NTP. */
         uint32_t now = sl_ntp_mid32(sl_ntp_now());
@@ -956,6 +963,7 @@ void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now)
                 if (len > 0) {
                     wrtc_pc_send_rtcp(pc, buf, (size_t)len, sizeof buf);
                     pc->w->c.nack_out += (uint64_t)n;
+                    pc->nack_out += (uint64_t)n;
                 }
             }
             if ((pc->h264 && sl_h264_depack_need_keyframe(pc->h264)) ||
@@ -979,6 +987,7 @@ void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now)
             pc->last_rr_ms = now;
             sl_rtcp_report_t rb;
             sl_rtp_rx_report(pc->vrx, pc->in_video_ssrc, now, &rb);
+            pc->loss_fraction = rb.fraction_lost; /* what we tell the publisher, for the API */
             uint8_t buf[96 + WRTC_SRTP_ROOM];
             int len = sl_rtcp_build_rr(buf, 96, pc->our_ssrc, &rb, 1);
             if (len > 0)

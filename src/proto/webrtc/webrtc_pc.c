@@ -311,6 +311,7 @@ static void sctp_message(void *ud, uint16_t sid, const uint8_t *p, size_t len, i
         pc->dc_sid = sid;
     }
     pc->w->c.dc_messages_in++;
+    pc->dc_in++;
     pc->sess.msgs_in++;
     SL_LOGD(&pc->sess.log, "webrtc data channel %u: %zu-byte %s message", sid, len, is_text ? "text" : "binary");
     wrtc_on_dc_message(pc, p, len, is_text);
@@ -505,6 +506,7 @@ void wrtc_pc_on_packet(wrtc_pc_t *pc, const uint8_t *p, size_t len)
         }
         w->c.rtp_in++;
         w->c.rtp_bytes_in += n;
+        pc->rtp_in++;
         pc->sess.msgs_in++;
         if (pc->kind == WRTC_PUBLISHER)
             wrtc_pub_on_rtp(pc, buf, n);
@@ -537,6 +539,7 @@ void wrtc_pc_send_rtp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap)
         return;
     pc->w->c.rtp_out++;
     pc->w->c.rtp_bytes_out += len;
+    pc->rtp_out++;
     pc->sess.msgs_out++;
     wrtc_send(pc, p, n);
 }
@@ -560,6 +563,7 @@ int wrtc_pc_dc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)
         SL_LOGD(&pc->sess.log, "webrtc data channel %u: send failed: %s", pc->dc_sid, sl_strerror(rc));
     if (rc == 0) {
         pc->w->c.dc_messages_out++;
+        pc->dc_out++;
         pc->sess.msgs_out++;
     }
     return rc;
@@ -624,8 +628,11 @@ void wrtc_pc_free(wrtc_pc_t *pc)
     if (pc->tcp) {
         wrtc_tcp_t *t = pc->tcp;
         pc->tcp = NULL;
-        t->pc = NULL;
+        /* Close while t->pc is still set: a bound connection is not counted in
+         * n_tcp_unbound, and clearing it first made the close decrement that count
+         * below zero, after which every new ICE-TCP connection was refused. */
         wrtc__tcp_close_bound(t);
+        t->pc = NULL;
     }
     if (sl_map_get(&w->by_id, pc->sess.id) == pc)
         sl_map_del(&w->by_id, pc->sess.id);
