@@ -190,7 +190,8 @@ def test_signalling_errors_and_cors(sluice_factory, procs, media_src):
     st, h, body = request(srv, "POST", "/live/whep/endpoint/taken", offer, sdp)
     assert st == 201, (st, body)
     assert h["content-type"].startswith("application/sdp")
-    assert re.match(r"^/live/whep/resource/\w+$", h["location"]), h["location"]
+    # The resource is a random 128-bit token (the right to PATCH/DELETE), not a guessable name.
+    assert re.match(r"^/live/whep/resource/[0-9a-f]{32}$", h["location"]), h["location"]
     assert h.get("etag")
     assert "a=ice-lite" in body and "a=fingerprint:sha-256 " in body
     assert "a=setup:passive" in body and "127.0.0.1 %d typ host" % srv.webrtc_port in body

@@ -199,8 +199,12 @@ def test_ice_tcp_after_a_session_ended(sluice_factory, procs, media_src):
             s, typ = tcp_bind(srv, answer, offer)
             socks.append(s)
             assert typ == 0x0101, "round %d: ICE-TCP binding refused\n%s" % (round_, srv.log_tail(30))
-            cid = h["location"].rsplit("/", 1)[1]
-            assert detail(srv, cid)["webrtc"]["transport"] == "tcp"
+            # The Location token is not the session id: find the session among the subscribers.
+            # (It has not played yet: no DTLS. It is among the app's clients.)
+            ids = [c["id"] for c in srv.api.data("applications/live/clients")]
+            tcp = [i for i in ids if ((detail(srv, i) or {}).get("webrtc") or {}).get("transport") == "tcp"]
+            assert len(tcp) == 1, ids
+            cid = tcp[0]
             st, _, _ = request(srv, "DELETE", h["location"])
             assert st == 200
             wait_until(lambda: detail(srv, cid) is None, T(5), 0.05, "session freed")

@@ -108,7 +108,7 @@ void wrtc_pc_close(wrtc_pc_t *pc, const char *reason)
 
 wrtc_pc_t *wrtc_find(wrtc_t *w, const char *id)
 {
-    wrtc_pc_t *pc = sl_map_get(&w->by_id, id);
+    wrtc_pc_t *pc = sl_map_get(&w->by_resource, id);
     return pc && !pc->closing ? pc : NULL;
 }
 
@@ -414,6 +414,7 @@ static int webrtc_start(sl_core_t *core, void **state)
     sl_map_init(&w->by_ufrag);
     sl_map_init(&w->by_addr);
     sl_map_init(&w->by_id);
+    sl_map_init(&w->by_resource);
     sl_map_init(&w->streams);
     sl_map_init(&w->per_addr);
     *state = w;
@@ -550,6 +551,7 @@ static void webrtc_free(void *state)
     sl_map_cleanup(&w->by_ufrag);
     sl_map_cleanup(&w->by_addr);
     sl_map_cleanup(&w->by_id);
+    sl_map_cleanup(&w->by_resource);
     sl_map_cleanup(&w->per_addr);
     sl_dtls_ctx_free(w->dtls_ctx);
     if (w->sctp_started)

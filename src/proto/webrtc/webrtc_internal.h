@@ -110,7 +110,8 @@ struct wrtc {
     int sctp_started;              /* usrsctp initialised (cleaned up at free) */
     sl_map_t by_ufrag;             /* our ICE ufrag -> wrtc_pc_t* */
     sl_map_t by_addr;              /* "udp|ip|port" or "tcp|ptr" -> wrtc_pc_t* */
-    sl_map_t by_id;                /* session id -> wrtc_pc_t* (resource URLs) */
+    sl_map_t by_id;                /* session id -> wrtc_pc_t* (the API's statistics) */
+    sl_map_t by_resource;          /* resource token -> wrtc_pc_t* (PATCH/DELETE URLs) */
     sl_map_t streams;              /* hub name -> wrtc_stream_t* */
     sl_list_t pcs;                 /* every session */
     size_t n_pcs;
@@ -159,6 +160,8 @@ struct wrtc_pc {
     wrtc_stream_t *ws;             /* its stream's WebRTC state */
     char path[WRTC_PATH_MAX + 1];  /* hub name "app[/room]/stream" */
     char etag[24];
+    char resource[33];             /* random token of the Location URL: knowing it is the right to
+                                      PATCH or DELETE the session (session ids are not secret) */
     char ufrag[9], pwd[25];        /* ours */
     char remote_ufrag[257];
     char remote_fp_alg[16], remote_fp[200];
@@ -243,7 +246,7 @@ void wrtc__tcp_close_bound(wrtc_tcp_t *t);
 void wrtc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len);
 /** Marks the session for closing with a reason; the tick frees it. Idempotent. */
 void wrtc_pc_close(wrtc_pc_t *pc, const char *reason);
-/** The session for a resource id, or NULL. */
+/** The session for a resource token, or NULL. */
 wrtc_pc_t *wrtc_find(wrtc_t *w, const char *id);
 /** Per-stream state, created on demand (NULL on ENOMEM). */
 wrtc_stream_t *wrtc_stream_get(wrtc_t *w, const char *path);

@@ -174,6 +174,18 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
         return 500;
     }
     random_etag(pc->etag, sizeof pc->etag);
+    uint8_t r[16];
+    if (RAND_bytes(r, sizeof r) != 1) {
+        snprintf(why, why_cap, "no randomness");
+        return 500;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(pc->resource + 2 * i, 3, "%02x", r[i]);
+    if (sl_map_set(&w->by_resource, pc->resource, pc)) {
+        pc->resource[0] = '\0';
+        snprintf(why, why_cap, "out of memory");
+        return 500;
+    }
     pc->our_ssrc = random_u32();
     if (want_send) {
         if (pc->has_video) {
@@ -636,6 +648,8 @@ void wrtc_pc_free(wrtc_pc_t *pc)
     }
     if (sl_map_get(&w->by_id, pc->sess.id) == pc)
         sl_map_del(&w->by_id, pc->sess.id);
+    if (pc->resource[0] && sl_map_get(&w->by_resource, pc->resource) == pc)
+        sl_map_del(&w->by_resource, pc->resource);
     if (pc->addr_counted)
         wrtc__addr_release(w, pc->sess.remote_addr);
     if (pc->connected_ms || pc->admitted)

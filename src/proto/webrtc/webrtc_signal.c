@@ -8,8 +8,10 @@
  *   DELETE  /{app}/.../whip|whep/resource/{id}          ends the session (200)
  *   OPTIONS on either                                   CORS preflight, ICE servers (204)
  *
- * {id} is the session id the Location header names; Red5's SDK also
- * addresses a WHIP resource by stream name, which is accepted. Status
+ * {id} is the random token the Location header names (knowing it is the
+ * right to change or end the session). Red5's server also takes the stream
+ * name there; sluice does not, since anyone who knows a stream's name could
+ * then end its publish. Status
  * codes follow Red5 (RED5-COMPAT §6.2): 201 created, 400 bad SDP, 401
  * refused by admission, 404 unknown app or stream, 406 no codec we can
  * take, 409 stream already published, 413/415 body, 429/503 budgets.
@@ -35,7 +37,7 @@
 #define CORS "Access-Control-Allow-Origin: *\r\n" \
              "Access-Control-Allow-Methods: POST, PATCH, DELETE, OPTIONS\r\n" \
              "Access-Control-Allow-Headers: Authorization, Content-Type, If-Match\r\n" \
-             "Access-Control-Expose-Headers: Location, ETag, Link, Accept-Patch, Session-Host\r\n"
+             "Access-Control-Expose-Headers: Location, ETag, Link, Accept-Patch\r\n"
 
 /* A POST waiting for admission. */
 typedef struct wrtc_post {
@@ -234,9 +236,9 @@ static void post_finish(wrtc_post_t *p)
     }
     char hdr[4096];
     snprintf(hdr, sizeof hdr,
-             CORS "Location: /%.512s/%.4s/resource/%.15s\r\nETag: \"%s\"\r\n"
+             CORS "Location: /%.512s/%.4s/resource/%.32s\r\nETag: \"%s\"\r\n"
              "Accept-Patch: application/trickle-ice-sdpfrag\r\nCache-Control: no-store\r\n",
-             p->scope, p->kind_name, pc->sess.id, pc->etag);
+             p->scope, p->kind_name, pc->resource, pc->etag);
     ice_links(w, hdr, sizeof hdr);
     w->c.sessions_total++;
     SL_LOGI(&pc->sess.log, "webrtc %s session created (%s:%d)", p->kind_name, pc->sess.remote_addr,
@@ -369,16 +371,15 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     return rc ? rc : SL_EINVAL;
 }
 
+/*
+ * The session a resource URL names. Only the random token of the Location
+ * header does: Red5's server also takes the stream name there, which lets
+ * anyone who knows a stream's name end its publish; sluice does not.
+ */
 static wrtc_pc_t *find_resource(wrtc_t *w, const char *scope, const char *name)
 {
-    wrtc_pc_t *pc = wrtc_find(w, name);
-    if (pc)
-        return pc;
-    /* Red5's SDK addresses a WHIP resource by its stream name. */
-    char path[WRTC_PATH_MAX + 300];
-    snprintf(path, sizeof path, "%s/%s", scope, name);
-    wrtc_stream_t *ws = sl_map_get(&w->streams, path);
-    return ws && ws->publisher && !ws->publisher->closing ? ws->publisher : NULL;
+    (void)scope;
+    return wrtc_find(w, name);
 }
 
 static int on_patch(wrtc_t *w, sl_http_req_t *req, wrtc_pc_t *pc)
