@@ -1,0 +1,140 @@
+"""WebRTC under packet loss: a WHIP publisher (aiortc) sends through a UDP relay that
+drops about 5% of its RTP packets on the way to sluice; sluice's NACKs make the
+publisher retransmit, and the RTMP output of the stream stays decodable.
+
+The relay is a thread with two UDP sockets: one faces the client (whose answer has
+its UDP candidates rewritten to the relay by webrtc_client.py --relay), one faces
+sluice's WebRTC port. Packets are classified by their first byte (RFC 7983): STUN
+(0-3) and DTLS (20-63) always pass, as does RTCP (RTP range 128-191 with a second
+byte of 192-223, RFC 5761); only client->server RTP is dropped, with a fixed seed so
+that a failure can be replayed.
+"""
+import random
+import select
+import signal
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import HOST, T, wait_until
+from test_webrtc import needs_aiortc, client, events_of, start, wait_live, whip_url
+
+
+class LossyRelay:
+    """Forwards UDP between one client and sluice's WebRTC port, dropping a share
+    of the client's RTP packets (never STUN, DTLS or RTCP)."""
+
+    def __init__(self, server_port, loss=0.05, seed=14):
+        self.server = (HOST, server_port)
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind((HOST, 0))
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.bind((HOST, 0))
+        self.client = None
+        self.n = {"rtp": 0, "dropped": 0, "rtcp": 0, "stun": 0, "dtls": 0, "down": 0}
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def address(self):
+        return "%s:%d" % self.front.getsockname()
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def kind(data):
+        if not data:
+            return "other"
+        b = data[0]
+        if b <= 3:
+            return "stun"
+        if 20 <= b <= 63:
+            return "dtls"
+        if 128 <= b <= 191:
+            return "rtcp" if len(data) > 1 and 192 <= data[1] <= 223 else "rtp"
+        return "other"
+
+    def _run(self):
+        while not self._stop:
+            ready, _, _ = select.select([self.front, self.back], [], [], 0.2)
+            for s in ready:
+                try:
+                    data, addr = s.recvfrom(65535)
+                except OSError:
+                    continue
+                if s is self.front:
+                    self.client = addr
+                    k = self.kind(data)
+                    self.n[k] = self.n.get(k, 0) + 1
+                    if k == "rtp" and self.rng.random() < self.loss:
+                        self.n["dropped"] += 1
+                        continue
+                    self.back.sendto(data, self.server)
+                elif self.client is not None:
+                    self.n["down"] += 1
+                    self.front.sendto(data, self.client)
+
+    def stop(self):
+        self._stop = True
+        self._thread.join(2)
+        self.front.close()
+        self.back.close()
+
+
+@pytest.fixture
+def relay_factory():
+    made = []
+
+    def make(port, **kw):
+        r = LossyRelay(port, **kw).start()
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+def decode_rtmp(url, seconds=5):
+    """ffmpeg decodes `seconds` of url's video: (decoded frames, error lines)."""
+    p = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", url, "-t", str(seconds),
+                        "-map", "0:v:0", "-f", "framecrc", "-"],
+                       capture_output=True, text=True, timeout=T(30))
+    frames = [l for l in p.stdout.splitlines() if l and not l.startswith("#")]
+    errors = [l for l in p.stderr.splitlines() if l.strip()]
+    return p.returncode, len(frames), errors
+
+
+@needs_aiortc
+def test_nack_recovers_5_percent_loss(sluice_factory, procs, media_src, relay_factory):
+    srv = start(sluice_factory)
+    relay = relay_factory(srv.webrtc_port, loss=0.05, seed=14)
+    pub = client(procs, "whip", whip_url(srv, "loss1"), "--src", str(media_src), "--seconds", "60",
+                 "--relay", relay.address, name="whip")
+    wait_live(srv, "loss1")
+    wait_until(lambda: srv.api.get("applications/live/streams/loss1").data.get("frames_in", 0) > 25,
+               T(15), 0.2, "media through the relay")
+    rc, frames, errors = decode_rtmp(srv.url("live", "loss1"), 5)
+    procs.stop(pub, signal.SIGTERM, T(15))
+    done = [e for e in events_of(pub) if e["event"] == "done"]
+    assert done and done[0]["connected"], (events_of(pub), procs.log_of(pub)[-2000:])
+    done = done[0]
+    info = (relay.n, done, errors[:10])
+    # The relay really dropped RTP (and only RTP) and the session stayed up through it.
+    assert relay.n["dropped"] >= 10 and relay.n["stun"] > 0 and relay.n["dtls"] > 0, info
+    # sluice asked for the lost packets and aiortc found them in its history and resent them.
+    assert done["retransmits"] >= relay.n["dropped"] // 2, info
+    # The RTMP output decodes: 5 s of 25 fps video from a stream whose every lost packet
+    # had to come back is ~125 frames; without NACK about one frame in five misses a
+    # packet and the depacketizer drops it and everything up to the next keyframe.
+    assert rc == 0 and frames >= 100, info + (frames,)
+    # A retransmission can itself be dropped (5%) and arrive after the NACK buffer, so a
+    # frame may be lost now and then: the decoder then reports it (a few lines per
+    # missing reference). More than 10 lines in 5 s means NACK is not doing its job.
+    assert len(errors) <= 10, info
