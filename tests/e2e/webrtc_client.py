@@ -4,9 +4,9 @@ as a subprocess by the e2e tests so that each peer has its own event loop and ca
 be killed like a real client.
 
   webrtc_client.py whip URL [--src FILE] [--seconds N] [--tcp-only] [--token T]
-                           [--datachannel MSG] [--no-audio] [--no-video] [--relay H:P]
+                           [--datachannel MSG] [--no-audio] [--no-video] [--delete] [--relay H:P]
   webrtc_client.py whep URL [--seconds N] [--frames N] [--tcp-only] [--token T]
-                           [--expect-dc N]
+                           [--expect-dc N] [--delete] [--relay H:P]
 
 Prints one JSON line per event to stdout ({"event": "answer", "status": 201, ...},
 {"event": "video", "frames": n, "width": w, ...}) and a final {"event": "done", ...}
@@ -122,6 +122,12 @@ def via_relay(sdp, relay):
     return "\r\n".join(lines)
 
 
+def dtls_closed(pc):
+    """True once the server ended DTLS (close_notify): the session is over."""
+    return any(t.sender.transport is not None and t.sender.transport.state == "closed"
+               for t in pc.getTransceivers())
+
+
 def tcp_only(sdp):
     """Keeps only TCP candidates in an answer (a network that blocks UDP)."""
     lines = [l for l in sdp.split("\r\n")
@@ -163,6 +169,9 @@ async def whip(args):
             out(event="connected", after=round(time.time() - t0, 3))
         if pc.connectionState in ("failed", "closed"):
             out(event="state", state=pc.connectionState)
+            break
+        if connected and dtls_closed(pc):  # aiortc 1.4 stays "connected" after a close_notify
+            out(event="state", state="dtls-closed")
             break
         if dc is not None and dc.readyState == "open" and args.datachannel:
             dc.send(args.datachannel)
@@ -245,6 +254,11 @@ async def whep(args):
         dc=counts["dc"], dc_msgs=dc_msgs, **info)
     for t in tasks:
         t.cancel()
+    loc = headers.get("Location")
+    if loc and args.delete:
+        base = args.url.split("/", 3)
+        st, _, _ = post("%s//%s%s" % (base[0], base[2], loc), None, args.token, method="DELETE")
+        out(event="delete", status=st)
     await pc.close()
     ok = counts["video"] >= args.frames and counts["audio"] >= args.audio_frames and \
         counts["dc"] >= args.expect_dc
