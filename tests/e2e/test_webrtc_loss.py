@@ -1,6 +1,8 @@
 """WebRTC under packet loss: a WHIP publisher (aiortc) sends through a UDP relay that
 drops about 5% of its RTP packets on the way to sluice; sluice's NACKs make the
-publisher retransmit, and the RTMP output of the stream stays decodable.
+publisher retransmit, and the RTMP output of the stream stays decodable. The other
+way too: an RTMP stream played over WHEP through a relay dropping 5% of sluice's RTP;
+the viewer's NACKs are answered from sluice's retransmission history.
 
 The relay is a thread with two UDP sockets: one faces the client (whose answer has
 its UDP candidates rewritten to the relay by webrtc_client.py --relay), one faces
@@ -18,24 +20,26 @@ import threading
 
 import pytest
 
-from conftest import HOST, T, wait_until
-from test_webrtc import needs_aiortc, client, events_of, start, wait_live, whip_url
+from conftest import HOST, T, ffmpeg_publish_cmd, wait_until
+from test_webrtc import client, events_of, needs_aiortc, run_client, start, wait_live, whep_url, whip_url
 
 
 class LossyRelay:
     """Forwards UDP between one client and sluice's WebRTC port, dropping a share
-    of the client's RTP packets (never STUN, DTLS or RTCP)."""
+    of the client's RTP packets (loss) and of sluice's (loss_down); never STUN,
+    DTLS or RTCP."""
 
-    def __init__(self, server_port, loss=0.05, seed=14):
+    def __init__(self, server_port, loss=0.05, seed=14, loss_down=0.0):
         self.server = (HOST, server_port)
         self.loss = loss
+        self.loss_down = loss_down
         self.rng = random.Random(seed)
         self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.front.bind((HOST, 0))
         self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.back.bind((HOST, 0))
         self.client = None
-        self.n = {"rtp": 0, "dropped": 0, "rtcp": 0, "stun": 0, "dtls": 0, "down": 0}
+        self.n = {"rtp": 0, "dropped": 0, "rtcp": 0, "stun": 0, "dtls": 0, "down": 0, "dropped_down": 0}
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -78,6 +82,9 @@ class LossyRelay:
                     self.back.sendto(data, self.server)
                 elif self.client is not None:
                     self.n["down"] += 1
+                    if self.kind(data) == "rtp" and self.rng.random() < self.loss_down:
+                        self.n["dropped_down"] += 1
+                        continue
                     self.front.sendto(data, self.client)
 
     def stop(self):
@@ -142,3 +149,30 @@ def test_nack_recovers_5_percent_loss(sluice_factory, procs, media_src, relay_fa
     # Keyframe requests: one at the start and one for the RTMP player are seen without
     # any loss; one more is allowed for a retransmission that was itself dropped.
     assert done["keyframes_asked"] <= 3, info
+
+
+@needs_aiortc
+def test_whep_viewer_recovers_5_percent_loss(sluice_factory, procs, media_src, relay_factory):
+    srv = start(sluice_factory)
+    procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "loss2")), "ffmpeg")
+    wait_live(srv, "loss2")
+    relay = relay_factory(srv.webrtc_port, loss=0.0, loss_down=0.05, seed=15)
+    rc, evs, err = run_client("whep", whep_url(srv, "loss2"), "--seconds", str(T(20)), "--frames", "100",
+                              "--relay", relay.address, timeout=T(60))
+    done = [e for e in evs if e["event"] == "done"]
+    first = [e for e in evs if e["event"] == "first_video"]
+    info = (relay.n, done, err[-1500:])
+    decode_errors = [l for l in err.splitlines() if "[h264 @" in l]
+    assert rc == 0 and done and first, info
+    done = done[0]
+    assert relay.n["dropped_down"] >= 10, info
+    # The viewer NACKed what the relay dropped and sluice resent it: 100 frames of 25 fps
+    # video take 4 s (less at the start, where the GOP cache comes in a burst). A lost
+    # packet that is not resent stalls aiortc's jitter buffer until it overflows (128
+    # packets) and then waits for a keyframe (PLI; the RTMP source has one every 2 s).
+    assert done["nacked"] >= relay.n["dropped_down"] // 2, info
+    assert done["after"] - first[0]["after"] <= T(6), info
+    # Without NACKs answered the decoder reports broken frames and the viewer asks for
+    # ~30 keyframes here; with them, only the first PLI (made before the first
+    # keyframe arrives) is seen, and one more for a retransmission dropped in turn.
+    assert len(decode_errors) <= 2 and done["plis"] <= 2, info

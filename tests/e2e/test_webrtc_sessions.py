@@ -125,16 +125,21 @@ def test_roundtrip_auth_on_whip_and_whep(sluice_factory, procs, media_src, valid
     assert st == 201, (st, body)
     assert validator.bodies("/validate")[-1] == {"username": "viewer", "password": "pw-v", "token": "tk-1",
                                                  "type": "subscriber", "streamID": "rt1"}
+    # A Bearer token (RFC 9725) reaches the business's server as the token.
+    st, _, _ = request(srv, "POST", "/live/whep/endpoint/rt1", offer, dict(SDP, Authorization="Bearer tk-bearer"))
+    assert st == 201
+    assert validator.bodies("/validate")[-1] == {"username": "", "password": "", "token": "tk-bearer",
+                                                 "type": "subscriber", "streamID": "rt1"}
     # Invalidate when each validated session ends (none for the refused ones).
     st, _, _ = request(srv, "DELETE", h["location"])
     assert st == 200
     inv = validator.wait("/invalidate", 1, T(10))
     assert inv[0]["username"] == "viewer" and inv[0]["type"] == "subscriber", inv
-    procs.stop(pub, signal.SIGTERM, T(15))
-    inv = validator.wait("/invalidate", 2, T(15))
-    assert inv[1]["username"] == "yes" and inv[1]["type"] == "publisher", inv
+    procs.stop(pub, signal.SIGTERM, T(15))  # the publisher leaves; its stream's viewers go too
+    inv = validator.wait("/invalidate", 3, T(15))
+    assert {(b["username"], b["type"]) for b in inv[1:]} == {("yes", "publisher"), ("", "subscriber")}, inv
     assert all(b["username"] != "no" for b in validator.bodies("/invalidate"))
-    for secret in ("pw-yes", "pw-v", "tk-1"):
+    for secret in ("pw-yes", "pw-v", "tk-1", "tk-bearer"):
         assert secret not in srv.log_text(), "a credential reached the log"
 
 

@@ -20,7 +20,8 @@ so the client offers 127.0.0.1 (aioice's host address list is replaced).
 --relay HOST:PORT sends all UDP media through a relay (the loss tests run one): the
 UDP candidates of the answer get the relay's address and port, and its TCP
 candidates are dropped so that nothing bypasses it. The "done" event of a publisher
-counts the packets it retransmitted on the server's NACKs ("retransmits"). SIGTERM
+counts the packets it retransmitted on the server's NACKs ("retransmits"); that of a
+viewer, the packets it NACKed ("nacked") and its keyframe requests ("plis"). SIGTERM
 ends a publisher early, cleanly, with its "done" event.
 """
 import argparse
@@ -41,6 +42,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from aiortc.codecs import h264 as _h264  # noqa: E402
 from aiortc.contrib.media import MediaPlayer  # noqa: E402
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
+from aiortc.rtcrtpreceiver import RTCRtpReceiver  # noqa: E402
 from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, RTCRtpSender  # noqa: E402
 
 
@@ -80,6 +82,25 @@ async def _retransmit(self, sequence_number):
 
 
 RTCRtpSender._retransmit = _retransmit
+
+# A viewer counts the packets it NACKs and the keyframes it asks for (PLI).
+_orig_send_nack = RTCRtpReceiver._send_rtcp_nack
+_orig_send_pli = RTCRtpReceiver._send_rtcp_pli
+RX = {"nacked": 0, "plis": 0}
+
+
+async def _send_rtcp_nack(self, media_ssrc, lost):
+    RX["nacked"] += len(lost)
+    return await _orig_send_nack(self, media_ssrc, lost)
+
+
+async def _send_rtcp_pli(self, media_ssrc):
+    RX["plis"] += 1
+    return await _orig_send_pli(self, media_ssrc)
+
+
+RTCRtpReceiver._send_rtcp_nack = _send_rtcp_nack
+RTCRtpReceiver._send_rtcp_pli = _send_rtcp_pli
 
 
 def out(**kw):
@@ -251,7 +272,8 @@ async def whep(args):
             break
         await asyncio.sleep(0.1)
     out(event="done", state=pc.connectionState, video=counts["video"], audio=counts["audio"],
-        dc=counts["dc"], dc_msgs=dc_msgs, **info)
+        dc=counts["dc"], dc_msgs=dc_msgs, after=round(time.time() - t0, 3), nacked=RX["nacked"],
+        plis=RX["plis"], **info)
     for t in tasks:
         t.cancel()
     loc = headers.get("Location")
