@@ -8,7 +8,7 @@ The relay is a thread with two UDP sockets: one faces the client (whose answer h
 its UDP candidates rewritten to the relay by webrtc_client.py --relay), one faces
 sluice's WebRTC port. Packets are classified by their first byte (RFC 7983): STUN
 (0-3) and DTLS (20-63) always pass, as does RTCP (RTP range 128-191 with a second
-byte of 192-223, RFC 5761); only client->server RTP is dropped, with a fixed seed so
+byte of 192-223, RFC 5761); only RTP is dropped, with a fixed seed so
 that a failure can be replayed.
 """
 import random

@@ -10,6 +10,7 @@ of an aiortc offer.
 """
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -17,10 +18,28 @@ import pytest
 from api_helpers import EventReader
 from conftest import HOST, T, ffprobe_json, wait_until
 from test_auth import ValidateServer
-from test_webrtc import (client, events_of, make_offer, needs_aiortc, request, run_client, start,
-                         wait_live, whep_url, whip_url)
+from test_webrtc import (CLIENT, client, events_of, make_offer as make_recv_offer, needs_aiortc, request,
+                         run_client, start, wait_live, whep_url, whip_url)
 
 SDP = {"Content-Type": "application/sdp"}
+
+
+def make_offer(direction="recvonly"):
+    """An aiortc offer with audio and video in direction (recvonly: for WHEP)."""
+    if direction == "recvonly":
+        return make_recv_offer()
+    code = ("import asyncio,aioice.ice\n"
+            "aioice.ice.get_host_addresses=lambda use_ipv4=True,use_ipv6=True:['127.0.0.1']\n"
+            "from aiortc import RTCPeerConnection\n"
+            "from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack\n"
+            "async def m():\n"
+            "    pc=RTCPeerConnection(); pc.addTrack(VideoStreamTrack()); pc.addTrack(AudioStreamTrack())\n"
+            "    await pc.setLocalDescription(await pc.createOffer()); print(pc.localDescription.sdp)\n"
+            "    await pc.close()\n"
+            "asyncio.run(m())\n")
+    p = subprocess.run([CLIENT[0], "-c", code], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and ("a=sendrecv" in p.stdout or "a=sendonly" in p.stdout), p.stderr[-1000:]
+    return p.stdout
 
 
 def rec_path(srv, name, app="live"):
@@ -64,6 +83,24 @@ def test_whip_record_query_writes_a_playable_file(sluice_factory, procs, media_s
     # The file starts on the first keyframe after the recording began (up to one PLI
     # round trip after the first frames) and ends with the publish.
     assert published_s - 2.0 <= duration <= published_s + 2.0, (duration, published_s)
+
+
+@needs_aiortc
+def test_whip_publish_mode_from_the_query(sluice_factory, procs, media_src):
+    """Red5's WHIP takes mode=live|record|append; record=true is sluice's short form,
+    and record=false must not record."""
+    srv = start(sluice_factory)
+    offer = make_offer("sendonly")  # signalling is enough: the stream is live from the answer
+    cases = [("?mode=record", True), ("?mode=append", True), ("?mode=live", False),
+             ("?record=false", False), ("?record=1", True), ("?record=true&mode=live", False)]
+    for i, (query, recording) in enumerate(cases):
+        st, h, body = request(srv, "POST", "/live/whip/endpoint/pm%d%s" % (i, query), offer, SDP)
+        assert st == 201, (query, st, body)
+        st = srv.api.data("applications/live/streams/pm%d" % i)
+        assert st["is_recording"] is recording, (query, st)
+        assert request(srv, "DELETE", h["location"])[0] == 200
+    st, _, body = request(srv, "POST", "/live/whip/endpoint/bad?mode=rec0rd", offer, SDP)
+    assert st == 400 and "mode" in body, (st, body)
 
 
 @needs_aiortc

@@ -113,6 +113,32 @@ static void ice_links(const wrtc_t *w, char *out, size_t cap)
     }
 }
 
+/*
+ * The publish mode a WHIP POST asks for: Red5's WHIP takes mode=live|record|
+ * append; record=<anything> is the short form (record=append appends, and
+ * false, 0, no and live mean live, so that a form's unchecked box does not
+ * record). mode= wins when both are given. NULL for an unknown mode= value,
+ * which the caller refuses (400) rather than silently not recording.
+ */
+static const char *query_publish_mode(const sl_http_svc_t *h, sl_http_req_t *req)
+{
+    static const char *const modes[] = {"live", "record", "append"};
+    char v[16];
+    if (h->req_query_get(req, "mode", v, sizeof v) >= 0) {
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+            if (strcasecmp(v, modes[i]) == 0)
+                return modes[i];
+        return NULL;
+    }
+    if (h->req_query_get(req, "record", v, sizeof v) < 0)
+        return "live";
+    if (strcasecmp(v, "append") == 0)
+        return "append";
+    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "live"))
+        return "live";
+    return "record";
+}
+
 /* Credentials as every HTTP route reads them: query, then Bearer. */
 static void find_creds(const wrtc_t *w, sl_http_req_t *req, char *user, size_t ucap, char *pass,
                        size_t pcap, char *token, size_t tcap)
@@ -328,9 +354,11 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
         .token = token[0] ? token : NULL,
         .publish_mode = publish ? "live" : NULL,
     };
-    char mode[16];
-    if (publish && h->req_query_get(req, "record", mode, sizeof mode) >= 0)
-        ar.publish_mode = strcmp(mode, "append") == 0 ? "append" : "record";
+    if (publish && !(ar.publish_mode = query_publish_mode(h, req))) {
+        wrtc_pc_close(pc, "bad publish mode");
+        sl_free(p);
+        return respond(w, req, 400, "mode must be live, record or append");
+    }
     pc->sess.publish_mode = !publish || strcmp(ar.publish_mode, "live") == 0 ? SL_PUBLISH_LIVE
                             : strcmp(ar.publish_mode, "append") == 0 ? SL_PUBLISH_APPEND
                                                                       : SL_PUBLISH_RECORD;
