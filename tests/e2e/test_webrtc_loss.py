@@ -155,8 +155,9 @@ def test_nack_recovers_5_percent_loss(sluice_factory, procs, media_src, relay_fa
     # missing reference). More than 10 lines in 5 s means NACK is not doing its job.
     assert len(errors) <= 10, info
     # Keyframe requests: one at the start and one for the RTMP player are seen without
-    # any loss; one more is allowed for a retransmission that was itself dropped.
-    assert done["keyframes_asked"] <= 3, info
+    # any loss, 1-2 with it, up to 5 on a loaded machine (a retransmission dropped in
+    # turn, or late past webrtc.nack_buffer); without retransmission it is ~17.
+    assert done["keyframes_asked"] <= 8, info
 
 
 @needs_aiortc
