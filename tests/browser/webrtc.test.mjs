@@ -52,6 +52,22 @@ describe('WebRTC (WHIP/WHEP) in Chromium', { timeout: T(180000) }, () => {
     await pub.page.close();
   });
 
+  it('connects over ICE-TCP when the answer has no UDP candidate', async () => {
+    const view = await open(`${W.base}/test/webrtc.html?mode=play&streamName=rtmp1&tcpOnly=1`);
+    await waitFor(async () => (await state(view.page)).framesDecoded > 25, T(30000), 'viewer to decode over ICE-TCP');
+    const pair = await view.page.evaluate(async () => {
+      const rep = await window.sluicePc.getStats();
+      let sel = null;
+      rep.forEach((s) => { if (s.type === 'transport') sel = s.selectedCandidatePairId; });
+      const p = sel && rep.get(sel);
+      const local = p && rep.get(p.localCandidateId);
+      return local ? local.protocol : null;
+    });
+    assert.equal(pair, 'tcp');
+    assert.deepEqual(view.errors, []);
+    await view.page.close();
+  });
+
   it('plays an RTMP publish over WHEP', async () => {
     const view = await open(`${W.base}/test/webrtc.html?mode=play&streamName=rtmp1`);
     await waitFor(async () => (await state(view.page)).framesDecoded > 25, T(30000), 'viewer to decode RTMP video');

@@ -26,10 +26,26 @@ SECRET = "sluice-e2e-route-walk-secret-0123456789ab"
 USERS = "viewer s3cret\n"
 
 
+# A WHEP offer (recvonly H.264 + Opus) for the WebRTC play route, which takes a POST.
+WHEP_OFFER = "\r\n".join([
+    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+    "m=video 9 UDP/TLS/RTP/SAVPF 102", "c=IN IP4 0.0.0.0", "a=mid:0", "a=recvonly", "a=rtcp-mux",
+    "a=ice-ufrag:walk", "a=ice-pwd:walkwalkwalkwalkwalkwalk", "a=setup:actpass",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
+    "a=rtpmap:102 H264/90000", "a=fmtp:102 packetization-mode=1;profile-level-id=42e01f",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=mid:1", "a=recvonly", "a=rtcp-mux",
+    "a=ice-ufrag:walk", "a=ice-pwd:walkwalkwalkwalkwalkwalk", "a=setup:actpass",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=rtpmap:111 opus/48000/2", ""])
+
+
 def get(port, path, headers=None):
     c = http.client.HTTPConnection(HOST, port, timeout=T(10))
     try:
-        c.request("GET", path, headers=headers or {})
+        if "/whep/endpoint/" in path:  # WHEP plays by POSTing an offer
+            c.request("POST", path, body=WHEP_OFFER,
+                      headers=dict(headers or {}, **{"Content-Type": "application/sdp"}))
+        else:
+            c.request("GET", path, headers=headers or {})
         r = c.getresponse()
         # a live HTTP-FLV answer never ends: read a little and hang up
         body = r.read(4096) if r.getheader("content-length") is None else r.read()
@@ -48,9 +64,9 @@ def walk_srv(module_sluice_factory, module_procs, media_src, tmp_path_factory):
         "apps": {
             # simple auth on every protocol: the publisher passes credentials too
             "simple": {"auth_simple": True, "record": True, "hls_segment": "1s"},
-            # JWT on the HTTP surfaces (the publisher pushes over RTMP without a token);
+            # JWT on the HTTP surfaces and WebRTC (the publisher pushes over RTMP without a token);
             # LL-HLS so that parts and init sections exist; MP4 recordings
-            "jwtapp": {"auth_jwt": True, "auth_protocols": "hls,http-flv,http", "record": True,
+            "jwtapp": {"auth_jwt": True, "auth_protocols": "hls,http-flv,http,webrtc", "record": True,
                        "record_format": "mp4", "hls_low_latency": True, "hls_segment": "1s"},
         },
     }

@@ -11,8 +11,8 @@ Checked:
 - sessions are listed by the API with protocol webrtc; DELETE ends one; a vanished
   peer is timed out by ICE consent freshness;
 - signalling errors in Red5's codes: 400 bad SDP, 415 wrong type, 404 app/stream,
-  409 stream taken, 401 refused by admission (simple auth, JWT in Bearer), OPTIONS
-  with CORS;
+  409 stream taken, 401 without credentials and 403 with refused ones (simple auth,
+  JWT in Bearer), as every HTTP route of sluice answers, OPTIONS with CORS;
 - ICE-TCP: a STUN binding request framed per RFC 6544 on the TCP port is answered
   with a valid success response.
 """
@@ -215,7 +215,7 @@ def test_admission_simple_and_jwt(sluice_factory, tmp_path, media_src, procs):
     st, h, _ = request(srv, "POST", "/live/whep/endpoint/s1", offer, sdp)
     assert st == 401, st
     st, _, _ = request(srv, "POST", "/live/whep/endpoint/s1?username=alice&password=wrong", offer, sdp)
-    assert st == 401
+    assert st == 403  # credentials given and refused; 401 (with a challenge) when none
     st, h, body = request(srv, "POST", "/live/whep/endpoint/s1?username=alice&password=secret-1", offer, sdp)
     assert st == 201, (st, body)
     # JWT in Authorization: Bearer (RFC 9725 §4.5).
@@ -225,7 +225,7 @@ def test_admission_simple_and_jwt(sluice_factory, tmp_path, media_src, procs):
     bad = jwt.encode({"sub": "bob", "exp": now + 300}, "another-secret-0123456789abcdef", algorithm="HS256")
     st, _, _ = request(srv, "POST", "/jwtapp/whip/endpoint/j1", make_offer(),
                        dict(sdp, Authorization="Bearer " + bad))
-    assert st == 401
+    assert st == 403
     rc, evs, err = run_client("whip", whip_url(srv, "j1", app="jwtapp"), "--src", str(media_src),
                               "--seconds", "3", "--token", good)
     assert evs and evs[0]["status"] == 201, (evs, err[-2000:])
@@ -280,11 +280,15 @@ def test_rtmp_publish_plays_over_whep(sluice_factory, procs, media_src):
     procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "r1")), "ffmpeg")
     wait_live(srv, "r1")
     rc, evs, err = run_client("whep", whep_url(srv, "r1"), "--seconds", str(T(25)), "--frames", "40",
-                              "--audio-frames", "25", timeout=T(60))
+                              "--audio-frames", "25", "--expect-dc", "1", timeout=T(60))
     done = [e for e in evs if e["event"] == "done"]
     assert rc == 0 and done, (rc, evs, err[-3000:], srv.log_tail(60))
     assert done[0]["width"] == 640 and done[0]["height"] == 360
     assert done[0]["sample_rate"] == 48000
+    # The RTMP publisher's metadata reaches the viewer's data channel in Red5's send form.
+    meta = [json.loads(m) for m in done[0]["dc_msgs"] if m.startswith("{")]
+    assert any(m.get("send", {}).get("method") == "onMetaData" and m["send"]["data"].get("width") == 640
+               for m in meta), done[0]["dc_msgs"]
     first = [e for e in evs if e["event"] == "first_video"]
     assert first and first[0]["after"] < T(5), first
 
@@ -300,6 +304,21 @@ def test_whip_to_whep_with_datachannel(sluice_factory, procs, media_src):
     done = [e for e in evs if e["event"] == "done"]
     assert rc == 0 and done, (rc, evs, err[-3000:], srv.log_tail(80))
     assert "hello from whip" in done[0]["dc_msgs"]
+
+
+@needs_aiortc
+def test_vp8_whip_to_whep(sluice_factory, procs, media_src):
+    """A VP8 publisher (WebRTC-only: RTMP and HLS need H.264) is played over WHEP in VP8."""
+    srv = start(sluice_factory)
+    client(procs, "whip", whip_url(srv, "v8"), "--src", str(media_src), "--seconds", "40", "--codec", "vp8",
+           name="whip")
+    wait_live(srv, "v8")
+    rc, evs, err = run_client("whep", whep_url(srv, "v8"), "--seconds", str(T(20)), "--frames", "25",
+                              timeout=T(60))
+    done = [e for e in evs if e["event"] == "done"]
+    assert rc == 0 and done and done[0]["width"] == 640, (rc, evs, err[-3000:])
+    st = srv.api.data("applications/live/streams/v8")
+    assert st["video_codec"] == "vp8", st
 
 
 @needs_aiortc
@@ -368,17 +387,24 @@ def test_ice_tcp_binding(sluice_factory, procs, media_src):
         resp = b""
         while len(resp) < n:
             resp += s.recv(n - len(resp))
+        typ, length, cookie = struct.unpack("!HHI", resp[:8])
+        assert typ == 0x0101 and cookie == 0x2112A442 and resp[8:20] == tid, resp[:20].hex()
+        # While the session lives, a wrong password is refused with 401 (over UDP; over
+        # TCP nothing is written); a username never handed out gets no answer at all.
+        bad, _ = stun_request("%s:%s" % (ufrag, remote_ufrag), "wrong-password-000000000")
+        unknown, _ = stun_request("zzzzzzzz:%s" % remote_ufrag, pwd)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(3)
+        try:
+            u.sendto(unknown, (HOST, srv.webrtc_port))
+            u.sendto(bad, (HOST, srv.webrtc_port))
+            data, _ = u.recvfrom(2048)
+            assert data[8:20] == bad[8:20], "answered the unknown username"
+            u.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                u.recvfrom(2048)
+        finally:
+            u.close()
     finally:
         s.close()
-    typ, length, cookie = struct.unpack("!HHI", resp[:8])
-    assert typ == 0x0101 and cookie == 0x2112A442 and resp[8:20] == tid, resp[:20].hex()
-    # A wrong password is refused (401 over UDP; over TCP nothing is written).
-    bad, _ = stun_request("%s:%s" % (ufrag, remote_ufrag), "wrong-password-000000000")
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.settimeout(3)
-    try:
-        u.sendto(bad, (HOST, srv.webrtc_port))
-        data, _ = u.recvfrom(2048)
-    finally:
-        u.close()
     assert struct.unpack("!H", data[:2])[0] == 0x0111, data[:4].hex()

@@ -120,9 +120,9 @@ def post(url, sdp, token=None, method="POST", ctype="application/sdp"):
         return e.code, e.read().decode(errors="replace"), dict(e.headers)
 
 
-def prefer_h264(pc):
+def prefer_h264(pc, codec="h264"):
     caps = RTCRtpSender.getCapabilities("video").codecs
-    h264 = [c for c in caps if c.mimeType.lower() in ("video/h264", "video/rtx")]
+    h264 = [c for c in caps if c.mimeType.lower() in ("video/" + codec, "video/rtx")]
     for t in pc.getTransceivers():
         if t.kind == "video":
             t.setCodecPreferences(h264)
@@ -168,7 +168,7 @@ async def whip(args):
     if args.datachannel is not None:
         dc = pc.createDataChannel("red5pro")
         dc.on("open", lambda: dc_open.set())
-    prefer_h264(pc)
+    prefer_h264(pc, args.codec)
     await pc.setLocalDescription(await pc.createOffer())
     status, body, headers = post(args.url, pc.localDescription.sdp, args.token)
     out(event="answer", status=status, location=headers.get("Location"),
@@ -216,7 +216,8 @@ async def whep(args):
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
-    prefer_h264(pc)
+    if args.codec_forced:
+        prefer_h264(pc, args.codec)
     counts = {"video": 0, "audio": 0, "dc": 0}
     info = {}
     tasks = []
@@ -303,7 +304,9 @@ def main():
     ap.add_argument("--no-video", action="store_true")
     ap.add_argument("--delete", action="store_true")
     ap.add_argument("--relay", help="HOST:PORT replacing the UDP candidates of the answer")
+    ap.add_argument("--codec", default="h264", choices=["h264", "vp8"])
     args = ap.parse_args()
+    args.codec_forced = "--codec" in sys.argv
     rc = asyncio.run(whip(args) if args.mode == "whip" else whep(args))
     sys.exit(rc)
 

@@ -425,6 +425,7 @@ static int webrtc_start(sl_core_t *core, void **state)
         SL_LOGE(NULL, "webrtc: SCTP (usrsctp) did not start: %s", sl_strerror(rc));
         return rc;
     }
+    w->sctp_started = 1;
     struct sockaddr_storage sa;
     if (uv_ip4_addr(wc->bind, (int)wc->port, (struct sockaddr_in *)&sa) &&
         uv_ip6_addr(wc->bind, (int)wc->port, (struct sockaddr_in6 *)&sa)) {
@@ -547,6 +548,8 @@ static void webrtc_free(void *state)
     sl_map_cleanup(&w->by_id);
     sl_map_cleanup(&w->per_addr);
     sl_dtls_ctx_free(w->dtls_ctx);
+    if (w->sctp_started)
+        sl_sctp_global_cleanup();
     sl_free(w);
 }
 

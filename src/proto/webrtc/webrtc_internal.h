@@ -43,8 +43,10 @@ struct sl_dtls;
 struct sl_srtp;
 struct sl_sctp;
 struct sl_rtp_rx;
+struct sl_twcc_rx;
 struct sl_rtp_tx;
 struct sl_h264_depack;
+struct sl_vp8_depack;
 struct sl_transcoder;
 struct sl_sdp;
 
@@ -104,6 +106,7 @@ struct wrtc {
     int handles_open;
     int stopping;
     struct sl_dtls_ctx *dtls_ctx;  /* our certificate, made at start */
+    int sctp_started;              /* usrsctp initialised (cleaned up at free) */
     sl_map_t by_ufrag;             /* our ICE ufrag -> wrtc_pc_t* */
     sl_map_t by_addr;              /* "udp|ip|port" or "tcp|ptr" -> wrtc_pc_t* */
     sl_map_t by_id;                /* session id -> wrtc_pc_t* (resource URLs) */
@@ -191,7 +194,10 @@ struct wrtc_pc {
     sl_stream_t *stream;           /* while publishing */
     uint32_t in_video_ssrc, in_audio_ssrc;
     struct sl_rtp_rx *vrx, *arx;
+    struct sl_twcc_rx *twcc;       /* transport-wide feedback to the publisher, when negotiated */
+    uint64_t last_twcc_ms;
     struct sl_h264_depack *h264;
+    struct sl_vp8_depack *vp8;     /* VP8 publishers (WebRTC viewers only: RTMP/HLS need H.264) */
     struct sl_transcoder *to_aac;  /* Opus -> AAC into the hub */
     int64_t v_anchor_ms, a_anchor_ms; /* dts of the first packet of each track */
     uint64_t pub_zero_ms;          /* loop time of the first media packet: dts 0 */
@@ -284,6 +290,8 @@ void wrtc_on_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text
 /** The viewer's DTLS is up: attach to the hub. */
 int wrtc_view_start(wrtc_pc_t *pc);
 void wrtc_view_stop(wrtc_pc_t *pc, const char *reason);
+/** A viewer's data channel opened: it gets the stream's metadata. */
+void wrtc_view_on_dc_open(wrtc_pc_t *pc);
 /** Media timers of one session (NACK, RTCP reports, keyframe requests). */
 void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now_ms);
 

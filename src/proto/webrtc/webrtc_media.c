@@ -30,6 +30,7 @@
 #include "media/rtp.h"
 #include "media/rtp_h264.h"
 #include "media/rtp_rx.h"
+#include "media/rtp_vp8.h"
 #include "media/transcode.h"
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"
@@ -106,6 +107,15 @@ static void on_avc_frame(void *ud, uint32_t rtp_ts, const uint8_t *avcc, size_t 
     push_frame(pc, SL_FLV_VIDEO, dts, b);
 }
 
+static void on_vp8_frame(void *ud, uint32_t rtp_ts, const uint8_t *frame, size_t len, int is_key)
+{
+    wrtc_pc_t *pc = ud;
+    int64_t dts = track_dts(pc, 1, rtp_ts);
+    sl_buf_t *b = sl_vp8_flv_frame_body(frame, len, is_key);
+    if (b)
+        push_frame(pc, SL_FLV_VIDEO, dts, b);
+}
+
 static void send_pli(wrtc_pc_t *pc, uint64_t now)
 {
     if (!pc->in_video_ssrc || now - pc->last_pli_ms < 300)
@@ -128,6 +138,8 @@ static void on_video_packet(void *ud, const uint8_t *pkt, size_t len)
         return;
     if (pc->h264)
         sl_h264_depack_push(pc->h264, &h);
+    else if (pc->vp8)
+        sl_vp8_depack_push(pc->vp8, &h);
 }
 
 static void on_video_loss(void *ud, uint16_t first, uint16_t count)
@@ -137,6 +149,8 @@ static void on_video_loss(void *ud, uint16_t first, uint16_t count)
     (void)count;
     if (pc->h264)
         sl_h264_depack_loss(pc->h264);
+    if (pc->vp8)
+        sl_vp8_depack_loss(pc->vp8);
 }
 
 static void on_aac_out(void *ud, sl_frame_t *f)
@@ -202,9 +216,16 @@ int wrtc_pub_start(wrtc_pc_t *pc)
     if (pc->has_video && pc->video_codec == SL_CODEC_AVC) {
         pc->h264 = sl_h264_depack_new(on_avc_config, on_avc_frame, pc);
         pc->vrx = sl_rtp_rx_new(90000, (uint32_t)wc->nack_buffer_ms, on_video_packet, on_video_loss, pc);
+    } else if (pc->has_video && pc->video_codec == SL_CODEC_VP8) {
+        pc->vp8 = sl_vp8_depack_new(on_vp8_frame, pc);
+        pc->vrx = sl_rtp_rx_new(90000, (uint32_t)wc->nack_buffer_ms, on_video_packet, on_video_loss, pc);
     }
     if (pc->has_audio && wc->transcode_audio)
         sl_transcoder_new(w->core->loop, SL_CODEC_AAC, on_aac_out, pc, &pc->to_aac);
+    /* Transport-wide congestion control feedback (the browser's bandwidth
+     * estimate rises only with it when transport-cc was negotiated). */
+    if (pc->ext_twcc)
+        pc->twcc = sl_twcc_rx_new(pc->our_ssrc, pc->in_video_ssrc ? pc->in_video_ssrc : pc->in_audio_ssrc);
     sl_session_set_role(&pc->sess, SL_ROLE_PUBLISHER);
     SL_LOGI(&pc->sess.log, "webrtc publish started (%s)",
             pc->sess.publish_mode == SL_PUBLISH_RECORD ? "record"
@@ -224,9 +245,17 @@ void wrtc_pub_stop(wrtc_pc_t *pc, const char *reason)
         sl_rtp_rx_free(pc->vrx);
         pc->vrx = NULL;
     }
+    if (pc->twcc) {
+        sl_twcc_rx_free(pc->twcc);
+        pc->twcc = NULL;
+    }
     if (pc->h264) {
         sl_h264_depack_free(pc->h264);
         pc->h264 = NULL;
+    }
+    if (pc->vp8) {
+        sl_vp8_depack_free(pc->vp8);
+        pc->vp8 = NULL;
     }
     if (pc->ws) {
         wrtc_stream_t *ws = pc->ws;
@@ -252,6 +281,12 @@ void wrtc_pub_on_rtp(wrtc_pc_t *pc, const uint8_t *p, size_t len)
     if (sl_rtp_parse(p, len, &h))
         return;
     uint64_t now = uv_now(pc->w->core->loop);
+    if (pc->twcc && pc->ext_twcc) {
+        const uint8_t *x;
+        size_t xl;
+        if (sl_rtp_ext_get(&h, pc->ext_twcc, &x, &xl) == 0 && xl >= 2)
+            sl_twcc_rx_record(pc->twcc, (uint16_t)(x[0] << 8 | x[1]), uv_hrtime() / 1000);
+    }
     if (pc->has_video && h.pt == pc->video_pt) {
         if (!pc->in_video_ssrc)
             pc->in_video_ssrc = h.ssrc;
@@ -555,12 +590,13 @@ static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
 {
     wrtc_out_track_t *t = &v->vout;
     sl_stream_t *st = v->sink.stream;
-    if (!t->on || !st || !st->video_config)
+    if (!t->on || !st || (f->codec == SL_CODEC_AVC && !st->video_config))
         return;
     const sl_frame_t *cfg = st->video_config;
     sl_rtp_payloads_t payloads;
-    if (sl_frame_rtp_payloads(f, (size_t)sl_webrtc_cfg(v->w->core->cfg)->mtu, cfg->body->data + cfg->data_off,
-                              cfg->body->len - cfg->data_off, &payloads))
+    if (sl_frame_rtp_payloads(f, (size_t)sl_webrtc_cfg(v->w->core->cfg)->mtu,
+                              cfg ? cfg->body->data + cfg->data_off : NULL,
+                              cfg ? cfg->body->len - cfg->data_off : 0, &payloads))
         return;
     const sl_rtp_payloads_t *pl = &payloads;
     uint32_t ts = rtp_ts_of(v, t, (int64_t)f->dts_ms + f->cts_ms);
@@ -574,13 +610,162 @@ static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
     }
 }
 
+/* One AMF0 value -> JSON (bounded in depth and count); NULL on a malformed value. */
+static json_t *amf0_to_json(const uint8_t **pp, const uint8_t *end, int depth)
+{
+    const uint8_t *p = *pp;
+    if (p >= end || depth > 16)
+        return NULL;
+    uint8_t t = *p++;
+    json_t *v = NULL;
+    switch (t) {
+    case 0x00: /* number */
+        if (end - p < 8)
+            return NULL;
+        {
+            uint64_t bits = sl_rd_be64(p);
+            double d;
+            memcpy(&d, &bits, 8);
+            v = json_real(d);
+            p += 8;
+        }
+        break;
+    case 0x01:
+        if (p >= end)
+            return NULL;
+        v = json_boolean(*p++);
+        break;
+    case 0x02:
+    case 0x0C: { /* string, long string */
+        size_t n;
+        if (t == 0x02) {
+            if (end - p < 2)
+                return NULL;
+            n = sl_rd_be16(p);
+            p += 2;
+        } else {
+            if (end - p < 4)
+                return NULL;
+            n = sl_rd_be32(p);
+            p += 4;
+        }
+        if ((size_t)(end - p) < n)
+            return NULL;
+        v = json_stringn((const char *)p, n);
+        p += n;
+        break;
+    }
+    case 0x03:
+    case 0x08: { /* object, ECMA array */
+        if (t == 0x08) {
+            if (end - p < 4)
+                return NULL;
+            p += 4;
+        }
+        v = json_object();
+        for (int i = 0; v && i < 1024; i++) {
+            if (end - p < 2) {
+                json_decref(v);
+                return NULL;
+            }
+            size_t kl = sl_rd_be16(p);
+            p += 2;
+            if (kl == 0) {
+                if (p < end && *p == 0x09)
+                    p++;
+                break;
+            }
+            if ((size_t)(end - p) < kl) {
+                json_decref(v);
+                return NULL;
+            }
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int)(kl < 255 ? kl : 255), (const char *)p);
+            p += kl;
+            json_t *x = amf0_to_json(&p, end, depth + 1);
+            if (!x) {
+                json_decref(v);
+                return NULL;
+            }
+            json_object_set_new(v, key, x);
+        }
+        break;
+    }
+    case 0x0A: { /* strict array */
+        if (end - p < 4)
+            return NULL;
+        uint32_t n = sl_rd_be32(p);
+        p += 4;
+        if (n > 1024)
+            return NULL;
+        v = json_array();
+        for (uint32_t i = 0; v && i < n; i++) {
+            json_t *x = amf0_to_json(&p, end, depth + 1);
+            if (!x) {
+                json_decref(v);
+                return NULL;
+            }
+            json_array_append_new(v, x);
+        }
+        break;
+    }
+    case 0x05: /* null */
+    case 0x06: /* undefined */
+        v = json_null();
+        break;
+    default:
+        return NULL; /* references, dates, XML, AMF3: not for a data channel */
+    }
+    *pp = p;
+    return v;
+}
+
+/*
+ * A data message of the stream (an RTMP publisher's @setDataFrame /
+ * onMetaData or `send("handler", ...)`) to a viewer's data channel as
+ * Red5's SDK `send` form: {"send":{"method":"handler","data":value}}.
+ */
+static void view_send_data(wrtc_pc_t *v, const sl_frame_t *f)
+{
+    if (!v->dc_open || (v->ws && v->ws->publisher))
+        return; /* a WebRTC publisher's messages reach its viewers as they were sent */
+    const uint8_t *p = f->body->data, *end = p + f->body->len;
+    json_t *name = amf0_to_json(&p, end, 0);
+    if (!json_is_string(name)) {
+        json_decref(name);
+        return;
+    }
+    if (strcmp(json_string_value(name), "@setDataFrame") == 0) {
+        json_decref(name);
+        name = amf0_to_json(&p, end, 0);
+        if (!json_is_string(name)) {
+            json_decref(name);
+            return;
+        }
+    }
+    json_t *data = p < end ? amf0_to_json(&p, end, 0) : json_null();
+    json_t *msg = json_pack("{s:{s:o,s:o}}", "send", "method", name, "data", data ? data : json_null());
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (text)
+        wrtc_pc_dc_send(v, (const uint8_t *)text, strlen(text), 1);
+    free(text);
+    json_decref(msg);
+}
+
+void wrtc_view_on_dc_open(wrtc_pc_t *v)
+{
+    /* The metadata went by before the channel was open: send it now. */
+    if (v->kind == WRTC_VIEWER && v->sink_on && v->sink.stream && v->sink.stream->metadata)
+        view_send_data(v, v->sink.stream->metadata);
+}
+
 static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
 {
     wrtc_pc_t *v = sink->ctx;
     if (v->closing || !v->dtls_up)
         return;
     if (f->kind == SL_FLV_VIDEO) {
-        if (f->codec != SL_CODEC_AVC || (f->flags & (SL_FRAME_CONFIG | SL_FRAME_EOS)))
+        if (f->codec != (uint32_t)v->video_codec || (f->flags & (SL_FRAME_CONFIG | SL_FRAME_EOS)))
             return;
         if (v->need_key) {
             if (!(f->flags & SL_FRAME_KEY))
@@ -588,6 +773,10 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
             v->need_key = 0;
         }
         view_send_video(v, f);
+        return;
+    }
+    if (f->kind == SL_FLV_DATA) {
+        view_send_data(v, f);
         return;
     }
     if (f->kind == SL_FLV_AUDIO) {
@@ -769,8 +958,16 @@ void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now)
                     pc->w->c.nack_out += (uint64_t)n;
                 }
             }
-            if (sl_h264_depack_need_keyframe(pc->h264))
+            if ((pc->h264 && sl_h264_depack_need_keyframe(pc->h264)) ||
+                (pc->vp8 && sl_vp8_depack_need_keyframe(pc->vp8)))
                 pc->want_key = 1;
+        }
+        if (pc->twcc && now - pc->last_twcc_ms >= 50) {
+            pc->last_twcc_ms = now;
+            uint8_t buf[1200 + WRTC_SRTP_ROOM];
+            int len;
+            for (int i = 0; i < 4 && (len = sl_twcc_rx_build(pc->twcc, buf, 1200)) > 0; i++)
+                wrtc_pc_send_rtcp(pc, buf, (size_t)len, sizeof buf);
         }
         if (wc->keyframe_interval_ms && now - pc->last_pli_ms >= (uint64_t)wc->keyframe_interval_ms)
             pc->want_key = 1;

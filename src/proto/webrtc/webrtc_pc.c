@@ -14,6 +14,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/rand.h>
 
@@ -106,6 +107,13 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
     snprintf(pc->remote_fp, sizeof pc->remote_fp, "%s", offer->fingerprint);
     pc->dtls_client = strcmp(offer->setup, "passive") == 0;
     int want_send = pc->kind == WRTC_VIEWER;
+    /* A viewer gets the stream's codec as it is (no video transcoding): VP8
+     * for a VP8 WebRTC publisher, else H.264. */
+    uint32_t stream_video = 0;
+    if (want_send) {
+        sl_stream_t *st = sl_hub_find(w->core->hub, pc->path);
+        stream_video = st ? st->video_codec : 0;
+    }
     for (int i = 0; i < offer->n_media; i++) {
         const sl_sdp_media_t *m = &offer->media[i];
         pc->answer_codec[i] = -1;
@@ -113,16 +121,19 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
             continue;
         if (m->kind == SL_SDP_VIDEO && !pc->has_video) {
             int idx = -1;
-            if (wc->h264)
-                idx = sl_sdp_pick_video(m, 0, 0);
-            if (idx < 0 && wc->vp8)
-                idx = sl_sdp_pick_video(m, 0, 1);
+            if (stream_video == SL_CODEC_VP8) {
+                for (int k = 0; k < m->n_codecs && idx < 0; k++)
+                    if (strcasecmp(m->codecs[k].name, "VP8") == 0)
+                        idx = k;
+            } else {
+                if (wc->h264)
+                    idx = sl_sdp_pick_video(m, 0, 0);
+                if (idx < 0 && wc->vp8 && !want_send)
+                    idx = sl_sdp_pick_video(m, 0, 1);
+            }
             if (idx < 0)
                 continue;
             const sl_sdp_codec_t *c = &m->codecs[idx];
-            /* A viewer of an RTMP stream gets H.264 only: no video transcoding. */
-            if (want_send && strcasecmp(c->name, "H264") != 0)
-                continue;
             pc->has_video = 1;
             pc->answer_codec[i] = idx;
             pc->video_codec = strcasecmp(c->name, "H264") == 0 ? SL_CODEC_AVC : SL_CODEC_VP8;
@@ -284,11 +295,12 @@ static void sctp_channel_open(void *ud, uint16_t sid, const char *label, const c
 {
     wrtc_pc_t *pc = ud;
     (void)protocol;
+    SL_LOGD(&pc->sess.log, "webrtc data channel %u open (%s)", sid, label ? label : "");
     if (!pc->dc_open) {
         pc->dc_open = 1;
         pc->dc_sid = sid;
+        wrtc_view_on_dc_open(pc);
     }
-    SL_LOGD(&pc->sess.log, "webrtc data channel %u open (%s)", sid, label ? label : "");
 }
 
 static void sctp_message(void *ud, uint16_t sid, const uint8_t *p, size_t len, int is_text)
@@ -400,7 +412,6 @@ void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct socka
     if (!m.username || sl_stun_username_split(m.username, m.username_len, &local, &local_len) ||
         local_len == 0 || local_len > 8) {
         w->c.stun_bad++;
-        send_stun_error(w, &m, 400, "Bad Request", from, tcp);
         return;
     }
     char ufrag[9];
@@ -408,8 +419,9 @@ void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct socka
     ufrag[local_len] = '\0';
     wrtc_pc_t *pc = sl_map_get(&w->by_ufrag, ufrag);
     if (!pc || pc->closing) {
+        /* No answer for a username we never handed out: the port must not
+         * reflect (and amplify) packets with forged source addresses. */
         w->c.stun_bad++;
-        send_stun_error(w, &m, 401, "Unauthorized", from, tcp);
         return;
     }
     if (!m.has_integrity || sl_stun_check_integrity(p, len, &m, (const uint8_t *)pc->pwd, strlen(pc->pwd)) ||

@@ -42,9 +42,12 @@ typedef struct wrtc_post {
     wrtc_t *w;
     sl_http_req_t *req;
     wrtc_pc_t *pc;
-    sl_sdp_t offer;
+    char *body;                    /* the offer as received, parsed only once admitted */
+    size_t body_len;
+    sl_sdp_t *offer;               /* parsed after admission (an sl_sdp_t is ~130 KB) */
     sl_admit_t *admit;
     int in_call, finished, result;
+    int had_creds;                 /* the client gave credentials (a refusal is 403, not 401) */
     char reason[256];
     char scope[WRTC_PATH_MAX + 1];
     char kind_name[5];             /* "whip" / "whep" */
@@ -178,6 +181,8 @@ static void post_free(wrtc_post_t *p)
 {
     if (p->admit)
         sl_admit_cancel(p->admit);
+    sl_free(p->body);
+    sl_free(p->offer);
     sl_free(p);
 }
 
@@ -189,11 +194,13 @@ static void post_finish(wrtc_post_t *p)
     sl_http_req_t *req = p->req;
     if (p->result) {
         SL_LOGI(&pc->sess.log, "webrtc %s refused: %s", p->kind_name, p->reason[0] ? p->reason : "denied");
+        /* 401 without credentials (with a challenge), 403 with refused
+         * ones: what every HTTP route of sluice answers. */
         char hdr[512];
-        snprintf(hdr, sizeof hdr, CORS "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
+        snprintf(hdr, sizeof hdr, CORS "%s", p->had_creds ? "" : "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
         char body[300];
-        snprintf(body, sizeof body, "%.250s\n", p->reason[0] ? p->reason : "Unauthorized");
-        w->http->respond(req, 401, "text/plain; charset=utf-8", body, strlen(body), hdr);
+        snprintf(body, sizeof body, "%.250s\n", p->reason[0] ? p->reason : p->had_creds ? "Forbidden" : "Unauthorized");
+        w->http->respond(req, p->had_creds ? 403 : 401, "text/plain; charset=utf-8", body, strlen(body), hdr);
         wrtc_pc_close(pc, "refused");
         post_free(p);
         return;
@@ -213,7 +220,16 @@ static void post_finish(wrtc_post_t *p)
             status = 404, snprintf(why, sizeof why, "stream %.200s not found", pc->path);
     }
     if (!status) {
-        int rc = wrtc_pc_setup(pc, &p->offer, why, sizeof why);
+        /* Parsed only now: an unadmitted client cannot make us parse (or hold) an SDP. */
+        char err[160] = "";
+        p->offer = sl_malloc(sizeof(*p->offer));
+        if (!p->offer)
+            status = 500, snprintf(why, sizeof why, "out of memory");
+        else if (sl_sdp_parse(p->body, p->body_len, p->offer, err, sizeof err))
+            status = 400, snprintf(why, sizeof why, "bad SDP offer: %s", err);
+    }
+    if (!status) {
+        int rc = wrtc_pc_setup(pc, p->offer, why, sizeof why);
         if (rc > 0)
             status = rc;
     }
@@ -226,7 +242,7 @@ static void post_finish(wrtc_post_t *p)
     }
     size_t cap = 16384;
     char *answer = sl_malloc(cap);
-    int alen = answer ? wrtc_pc_answer(pc, &p->offer, answer, cap) : SL_ENOMEM;
+    int alen = answer ? wrtc_pc_answer(pc, p->offer, answer, cap) : SL_ENOMEM;
     if (alen < 0) {
         SL_LOGW(&pc->sess.log, "webrtc %s: cannot write the answer: %s", p->kind_name, sl_strerror(alen));
         respond(w, req, 500, "internal error");
@@ -320,13 +336,13 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     p->req = req;
     snprintf(p->scope, sizeof p->scope, "%s", scope);
     snprintf(p->kind_name, sizeof p->kind_name, "%s", kind);
-    char err[160] = "";
-    if (sl_sdp_parse((const char *)body, blen, &p->offer, err, sizeof err)) {
+    p->body = sl_malloc(blen);
+    if (!p->body) {
         sl_free(p);
-        char msg[200];
-        snprintf(msg, sizeof msg, "bad SDP offer: %s", err);
-        return respond(w, req, 400, msg);
+        return SL_ENOMEM;
     }
+    memcpy(p->body, body, blen);
+    p->body_len = blen;
     wrtc_pc_t *pc = wrtc_pc_alloc(w, publish ? WRTC_PUBLISHER : WRTC_VIEWER, path, remote, port);
     if (!pc) {
         sl_free(p);
@@ -343,6 +359,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     }
     char user[512] = "", pass[512] = "", token[8194] = "";
     find_creds(w, req, user, sizeof user, pass, sizeof pass, token, sizeof token);
+    p->had_creds = user[0] || pass[0] || token[0];
     sl_admit_req_t ar = {
         .kind = publish ? SL_ADMIT_PUBLISH : SL_ADMIT_PLAY,
         .app = pc->sess.app,
@@ -484,7 +501,7 @@ int wrtc_signal_start(wrtc_t *w)
     const sl_http_route_spec_t route = {
         .method = NULL, .prefix = "/", .suffixes = NULL, .prio = SL_HTTP_PRIO_APP,
         .name = "webrtc",
-        .serves = "/{app}/whip/endpoint/{stream} /{app}/whep/endpoint/{stream}",
+        .serves = "/{app}/whep/endpoint/{stream}", /* WHIP takes data in; WHEP serves it */
         .cb = on_request, .ud = w,
     };
     return w->http->route_add(w->http_ud, &route, &w->routes[0]);
