@@ -149,7 +149,7 @@ def test_roundtrip_auth_on_whip_and_whep(sluice_factory, procs, media_src, valid
     # WHIP refused: the business answers no.
     rc, evs, err = run_client("whip", whip_url(srv, "rt1", query="?username=no&password=pw-no"),
                               "--src", str(media_src), "--seconds", "2")
-    assert rc == 2 and evs[0]["status"] == 401, (evs, err[-2000:])
+    assert rc == 2 and evs[0]["status"] == 403, (evs, err[-2000:])  # refused credentials
     assert validator.bodies("/validate")[-1] == {"username": "no", "password": "pw-no", "token": "",
                                                  "type": "publisher", "streamID": "rt1"}
     # WHIP allowed.
@@ -161,7 +161,7 @@ def test_roundtrip_auth_on_whip_and_whep(sluice_factory, procs, media_src, valid
     # WHEP refused, then allowed with a token; both asked as a subscriber.
     offer = make_offer()
     st, _, _ = request(srv, "POST", "/live/whep/endpoint/rt1?username=no&password=pw-no2", offer, SDP)
-    assert st == 401
+    assert st == 403
     assert validator.bodies("/validate")[-1]["type"] == "subscriber"
     st, h, body = request(srv, "POST", "/live/whep/endpoint/rt1?username=viewer&password=pw-v&token=tk-1",
                           offer, SDP)

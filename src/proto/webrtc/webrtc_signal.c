@@ -345,7 +345,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     p->body_len = blen;
     wrtc_pc_t *pc = wrtc_pc_alloc(w, publish ? WRTC_PUBLISHER : WRTC_VIEWER, path, remote, port);
     if (!pc) {
-        sl_free(p);
+        post_free(p); /* and the body it holds */
         return SL_ENOMEM;
     }
     addr_add(w, pc->sess.remote_addr, 1);
@@ -354,7 +354,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     if (sl_session_set_app(&pc->sess, scope) || sl_session_set_stream(&pc->sess, stream) ||
         sl_session_set_query(&pc->sess, q && q[0] ? q : NULL)) {
         wrtc_pc_close(pc, "out of memory");
-        sl_free(p);
+        post_free(p); /* and the body it holds */
         return SL_ENOMEM;
     }
     char user[512] = "", pass[512] = "", token[8194] = "";
@@ -373,7 +373,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     };
     if (publish && !(ar.publish_mode = query_publish_mode(h, req))) {
         wrtc_pc_close(pc, "bad publish mode");
-        sl_free(p);
+        post_free(p); /* and the body it holds */
         return respond(w, req, 400, "mode must be live, record or append");
     }
     pc->sess.publish_mode = !publish || strcmp(ar.publish_mode, "live") == 0 ? SL_PUBLISH_LIVE
@@ -393,7 +393,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
         return 0;
     }
     wrtc_pc_close(pc, "admission failed");
-    sl_free(p);
+    post_free(p);
     return rc ? rc : SL_EINVAL;
 }
 
