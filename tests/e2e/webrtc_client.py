@@ -4,9 +4,9 @@ as a subprocess by the e2e tests so that each peer has its own event loop and ca
 be killed like a real client.
 
   webrtc_client.py whip URL [--src FILE] [--seconds N] [--tcp-only] [--token T]
-                           [--datachannel MSG] [--no-audio] [--no-video]
+                           [--datachannel MSG] [--no-audio] [--no-video] [--delete] [--relay H:P]
   webrtc_client.py whep URL [--seconds N] [--frames N] [--tcp-only] [--token T]
-                           [--expect-dc N]
+                           [--expect-dc N] [--delete] [--relay H:P]
 
 Prints one JSON line per event to stdout ({"event": "answer", "status": 201, ...},
 {"event": "video", "frames": n, "width": w, ...}) and a final {"event": "done", ...}
@@ -16,11 +16,19 @@ frames decoded), 2 when signalling failed (the HTTP status is printed), 1 otherw
 aiortc leaves loopback addresses out of its ICE candidates, and this machine drops
 packets from its own address to 127.0.0.1: the tests run the server on 127.0.0.1,
 so the client offers 127.0.0.1 (aioice's host address list is replaced).
+
+--relay HOST:PORT sends all UDP media through a relay (the loss tests run one): the
+UDP candidates of the answer get the relay's address and port, and its TCP
+candidates are dropped so that nothing bypasses it. The "done" event of a publisher
+counts the packets it retransmitted on the server's NACKs ("retransmits"); that of a
+viewer, the packets it NACKed ("nacked") and its keyframe requests ("plis"). SIGTERM
+ends a publisher early, cleanly, with its "done" event.
 """
 import argparse
 import asyncio
 import fractions
 import json
+import signal
 import sys
 import time
 import urllib.error
@@ -34,7 +42,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from aiortc.codecs import h264 as _h264  # noqa: E402
 from aiortc.contrib.media import MediaPlayer  # noqa: E402
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
-from aiortc.rtcrtpsender import RTCRtpSender  # noqa: E402
+from aiortc.rtcrtpreceiver import RTCRtpReceiver  # noqa: E402
+from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, RTCRtpSender  # noqa: E402
 
 
 # aiortc 1.4's H.264 encoder ignores force_keyframe (a PLI from the receiver), so a
@@ -55,6 +64,43 @@ def _encode_frame(self, frame, force_keyframe):
 
 
 _h264.H264Encoder._encode_frame = _encode_frame
+
+# Counts the packets aiortc resends on a NACK (found in its history, so really sent
+# again), to show that the server asked and that its asking was answered.
+_orig_retransmit = RTCRtpSender._retransmit
+NACKED = [0]
+RETRANSMITTED = [0]
+
+
+async def _retransmit(self, sequence_number):
+    NACKED[0] += 1
+    hist = getattr(self, "_RTCRtpSender__rtp_history", {})
+    packet = hist.get(sequence_number % RTP_HISTORY_SIZE) if isinstance(hist, dict) else None
+    if packet is not None and packet.sequence_number == sequence_number:
+        RETRANSMITTED[0] += 1
+    return await _orig_retransmit(self, sequence_number)
+
+
+RTCRtpSender._retransmit = _retransmit
+
+# A viewer counts the packets it NACKs and the keyframes it asks for (PLI).
+_orig_send_nack = RTCRtpReceiver._send_rtcp_nack
+_orig_send_pli = RTCRtpReceiver._send_rtcp_pli
+RX = {"nacked": 0, "plis": 0}
+
+
+async def _send_rtcp_nack(self, media_ssrc, lost):
+    RX["nacked"] += len(lost)
+    return await _orig_send_nack(self, media_ssrc, lost)
+
+
+async def _send_rtcp_pli(self, media_ssrc):
+    RX["plis"] += 1
+    return await _orig_send_pli(self, media_ssrc)
+
+
+RTCRtpReceiver._send_rtcp_nack = _send_rtcp_nack
+RTCRtpReceiver._send_rtcp_pli = _send_rtcp_pli
 
 
 def out(**kw):
@@ -80,6 +126,27 @@ def prefer_h264(pc, codec="h264"):
     for t in pc.getTransceivers():
         if t.kind == "video":
             t.setCodecPreferences(h264)
+
+
+def via_relay(sdp, relay):
+    """Points the UDP candidates of an answer at relay ("host:port"); drops TCP ones."""
+    host, port = relay.rsplit(":", 1)
+    lines = []
+    for l in sdp.split("\r\n"):
+        if l.startswith("a=candidate:"):
+            f = l.split(" ")
+            if len(f) < 8 or f[2].lower() != "udp":
+                continue
+            f[4], f[5] = host, port
+            l = " ".join(f)
+        lines.append(l)
+    return "\r\n".join(lines)
+
+
+def dtls_closed(pc):
+    """True once the server ended DTLS (close_notify): the session is over."""
+    return any(t.sender.transport is not None and t.sender.transport.state == "closed"
+               for t in pc.getTransceivers())
 
 
 def tcp_only(sdp):
@@ -110,15 +177,22 @@ async def whip(args):
         await pc.close()
         return 2
     answer = tcp_only(body) if args.tcp_only else body
+    if args.relay:
+        answer = via_relay(answer, args.relay)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     t0 = time.time()
     connected = False
-    while time.time() - t0 < args.seconds:
+    stop = asyncio.Event()  # SIGTERM ends the session early, still with its "done" event
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    while time.time() - t0 < args.seconds and not stop.is_set():
         if pc.connectionState == "connected" and not connected:
             connected = True
             out(event="connected", after=round(time.time() - t0, 3))
         if pc.connectionState in ("failed", "closed"):
             out(event="state", state=pc.connectionState)
+            break
+        if connected and dtls_closed(pc):  # aiortc 1.4 stays "connected" after a close_notify
+            out(event="state", state="dtls-closed")
             break
         if dc is not None and dc.readyState == "open" and args.datachannel:
             dc.send(args.datachannel)
@@ -133,7 +207,8 @@ async def whip(args):
         for t in (player.audio, player.video):
             if t:
                 t.stop()
-    out(event="done", connected=connected, keyframes_asked=PLI_SEEN[0])
+    out(event="done", connected=connected, keyframes_asked=PLI_SEEN[0], nacked=NACKED[0],
+        retransmits=RETRANSMITTED[0])
     return 0 if connected else 1
 
 
@@ -182,6 +257,8 @@ async def whep(args):
         await pc.close()
         return 2
     answer = tcp_only(body) if args.tcp_only else body
+    if args.relay:
+        answer = via_relay(answer, args.relay)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     t0 = time.time()
     first = None
@@ -196,9 +273,15 @@ async def whep(args):
             break
         await asyncio.sleep(0.1)
     out(event="done", state=pc.connectionState, video=counts["video"], audio=counts["audio"],
-        dc=counts["dc"], dc_msgs=dc_msgs, **info)
+        dc=counts["dc"], dc_msgs=dc_msgs, after=round(time.time() - t0, 3), nacked=RX["nacked"],
+        plis=RX["plis"], **info)
     for t in tasks:
         t.cancel()
+    loc = headers.get("Location")
+    if loc and args.delete:
+        base = args.url.split("/", 3)
+        st, _, _ = post("%s//%s%s" % (base[0], base[2], loc), None, args.token, method="DELETE")
+        out(event="delete", status=st)
     await pc.close()
     ok = counts["video"] >= args.frames and counts["audio"] >= args.audio_frames and \
         counts["dc"] >= args.expect_dc
@@ -220,6 +303,7 @@ def main():
     ap.add_argument("--no-audio", action="store_true")
     ap.add_argument("--no-video", action="store_true")
     ap.add_argument("--delete", action="store_true")
+    ap.add_argument("--relay", help="HOST:PORT replacing the UDP candidates of the answer")
     ap.add_argument("--codec", default="h264", choices=["h264", "vp8"])
     args = ap.parse_args()
     args.codec_forced = "--codec" in sys.argv

@@ -118,6 +118,32 @@ static void ice_links(const wrtc_t *w, char *out, size_t cap)
     }
 }
 
+/*
+ * The publish mode a WHIP POST asks for: Red5's WHIP takes mode=live|record|
+ * append; record=<anything> is the short form (record=append appends, and
+ * false, 0, no and live mean live, so that a form's unchecked box does not
+ * record). mode= wins when both are given. NULL for an unknown mode= value,
+ * which the caller refuses (400) rather than silently not recording.
+ */
+static const char *query_publish_mode(const sl_http_svc_t *h, sl_http_req_t *req)
+{
+    static const char *const modes[] = {"live", "record", "append"};
+    char v[16];
+    if (h->req_query_get(req, "mode", v, sizeof v) >= 0) {
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+            if (strcasecmp(v, modes[i]) == 0)
+                return modes[i];
+        return NULL;
+    }
+    if (h->req_query_get(req, "record", v, sizeof v) < 0)
+        return "live";
+    if (strcasecmp(v, "append") == 0)
+        return "append";
+    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "live"))
+        return "live";
+    return "record";
+}
+
 /* Credentials as every HTTP route reads them: query, then Bearer. */
 static void find_creds(const wrtc_t *w, sl_http_req_t *req, char *user, size_t ucap, char *pass,
                        size_t pcap, char *token, size_t tcap)
@@ -321,7 +347,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     p->body_len = blen;
     wrtc_pc_t *pc = wrtc_pc_alloc(w, publish ? WRTC_PUBLISHER : WRTC_VIEWER, path, remote, port);
     if (!pc) {
-        sl_free(p);
+        post_free(p); /* and the body it holds */
         return SL_ENOMEM;
     }
     addr_add(w, pc->sess.remote_addr, 1);
@@ -330,7 +356,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
     if (sl_session_set_app(&pc->sess, scope) || sl_session_set_stream(&pc->sess, stream) ||
         sl_session_set_query(&pc->sess, q && q[0] ? q : NULL)) {
         wrtc_pc_close(pc, "out of memory");
-        sl_free(p);
+        post_free(p); /* and the body it holds */
         return SL_ENOMEM;
     }
     char user[512] = "", pass[512] = "", token[8194] = "";
@@ -347,9 +373,11 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
         .token = token[0] ? token : NULL,
         .publish_mode = publish ? "live" : NULL,
     };
-    char mode[16];
-    if (publish && h->req_query_get(req, "record", mode, sizeof mode) >= 0)
-        ar.publish_mode = strcmp(mode, "append") == 0 ? "append" : "record";
+    if (publish && !(ar.publish_mode = query_publish_mode(h, req))) {
+        wrtc_pc_close(pc, "bad publish mode");
+        post_free(p); /* and the body it holds */
+        return respond(w, req, 400, "mode must be live, record or append");
+    }
     pc->sess.publish_mode = !publish || strcmp(ar.publish_mode, "live") == 0 ? SL_PUBLISH_LIVE
                             : strcmp(ar.publish_mode, "append") == 0 ? SL_PUBLISH_APPEND
                                                                       : SL_PUBLISH_RECORD;
@@ -367,7 +395,7 @@ static int on_post(wrtc_t *w, sl_http_req_t *req, const char *scope, const char 
         return 0;
     }
     wrtc_pc_close(pc, "admission failed");
-    sl_free(p);
+    post_free(p);
     return rc ? rc : SL_EINVAL;
 }
 
