@@ -78,16 +78,9 @@ static int64_t track_dts(wrtc_pc_t *pc, int video, uint32_t rtp_ts)
 static void on_avc_config(void *ud, const uint8_t *rec, size_t len)
 {
     wrtc_pc_t *pc = ud;
-    sl_buf_t *b = sl_buf_new(5 + len);
-    if (!b)
-        return;
-    uint8_t *p = b->data;
-    p[0] = 0x17;
-    p[1] = 0;
-    p[2] = p[3] = p[4] = 0;
-    memcpy(p + 5, rec, len);
-    b->len = 5 + len;
-    push_frame(pc, SL_FLV_VIDEO, pc->v_started ? track_dts(pc, 1, pc->v_last_ts) : 0, b);
+    sl_buf_t *b = sl_h264_flv_config_body(rec, len);
+    if (b)
+        push_frame(pc, SL_FLV_VIDEO, pc->v_started ? track_dts(pc, 1, pc->v_last_ts) : 0, b);
 }
 
 static void on_avc_frame(void *ud, uint32_t rtp_ts, const uint8_t *avcc, size_t len, int is_key)
@@ -95,16 +88,10 @@ static void on_avc_frame(void *ud, uint32_t rtp_ts, const uint8_t *avcc, size_t 
     wrtc_pc_t *pc = ud;
     pc->v_last_ts = rtp_ts;
     int64_t dts = track_dts(pc, 1, rtp_ts);
-    sl_buf_t *b = sl_buf_new(5 + len);
-    if (!b)
-        return;
-    uint8_t *p = b->data;
-    p[0] = is_key ? 0x17 : 0x27;
-    p[1] = 1;
-    p[2] = p[3] = p[4] = 0; /* WebRTC has no B-frames in its profiles: pts = dts */
-    memcpy(p + 5, avcc, len);
-    b->len = 5 + len;
-    push_frame(pc, SL_FLV_VIDEO, dts, b);
+    /* WebRTC has no B-frames in its profiles: pts = dts (CTS 0). */
+    sl_buf_t *b = sl_h264_flv_frame_body(avcc, len, is_key, 0);
+    if (b)
+        push_frame(pc, SL_FLV_VIDEO, dts, b);
 }
 
 static void on_vp8_frame(void *ud, uint32_t rtp_ts, const uint8_t *frame, size_t len, int is_key)
@@ -170,14 +157,9 @@ static void on_opus(wrtc_pc_t *pc, const uint8_t *opus, size_t len, uint32_t rtp
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(pc->w->core->cfg);
     if (!wc->transcode_audio) {
         /* No AAC wanted: Opus goes into the hub as Enhanced RTMP audio. */
-        sl_buf_t *b = sl_buf_new(5 + len);
-        if (!b)
-            return;
-        b->data[0] = 0x91;
-        memcpy(b->data + 1, "Opus", 4);
-        memcpy(b->data + 5, opus, len);
-        b->len = 5 + len;
-        push_frame(pc, SL_FLV_AUDIO, dts, b);
+        sl_buf_t *b = sl_opus_flv_frame_body(opus, len);
+        if (b)
+            push_frame(pc, SL_FLV_AUDIO, dts, b);
         return;
     }
     if (pc->ws) {
@@ -188,13 +170,9 @@ static void on_opus(wrtc_pc_t *pc, const uint8_t *opus, size_t len, uint32_t rtp
     }
     if (!pc->to_aac)
         return;
-    sl_buf_t *b = sl_buf_new(5 + len);
+    sl_buf_t *b = sl_opus_flv_frame_body(opus, len);
     if (!b)
         return;
-    b->data[0] = 0x91;
-    memcpy(b->data + 1, "Opus", 4);
-    memcpy(b->data + 5, opus, len);
-    b->len = 5 + len;
     sl_frame_t *f;
     if (sl_frame_new(SL_FLV_AUDIO, (uint32_t)(dts < 0 ? 0 : dts), b, &f) == 0) {
         sl_transcoder_push(pc->to_aac, f);
