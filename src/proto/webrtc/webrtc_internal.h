@@ -19,8 +19,10 @@
  * Files: webrtc.c (the protocol entry, sockets, demux, tick),
  * webrtc_signal.c (WHIP/WHEP HTTP: POST, PATCH, DELETE, OPTIONS, with
  * admission), webrtc_pc.c (ICE, DTLS, SRTP, SCTP of one session),
- * webrtc_media.c (RTP in from publishers to the hub; hub frames out as
- * RTP to viewers; Opus<->AAC bridging per stream).
+ * webrtc_media.c (RTP in from publishers to the hub, Opus->AAC),
+ * webrtc_view.c (hub frames out as RTP to viewers, AAC->Opus per stream,
+ * RTCP of both kinds), webrtc_dc.c (data channels <-> hub data frames),
+ * webrtc_stats.c (the "webrtc" service).
  * Loop thread only, like the rest of the server.
  */
 #ifndef SL_PROTO_WEBRTC_WEBRTC_INTERNAL_H
@@ -287,23 +289,37 @@ void wrtc_pc_send_rtcp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap);
 /** Sends a plain RTP packet (protects it). */
 void wrtc_pc_send_rtp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap);
 
-/* webrtc_media.c */
+/* webrtc_media.c (publishers) */
 /** The publisher's DTLS is up: publish into the hub. 0 or an error (the session closes). */
 int wrtc_pub_start(wrtc_pc_t *pc);
 void wrtc_pub_stop(wrtc_pc_t *pc, const char *reason);
 /** A decrypted RTP packet from a publisher. */
 void wrtc_pub_on_rtp(wrtc_pc_t *pc, const uint8_t *p, size_t len);
+/** A sender report of the publisher (RTP clock -> NTP). */
+void wrtc_pub_on_sr(wrtc_pc_t *pc, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts);
+/** Pushes a frame of kind with body (reference taken over) into the publisher's stream at dts. */
+void wrtc_pub_push(wrtc_pc_t *pc, uint8_t kind, int64_t dts, sl_buf_t *body);
+/** Media timers of one session (NACK, RTCP reports, keyframe requests); viewers: wrtc_view_tick. */
+void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now_ms);
+
+/* webrtc_view.c (viewers, RTCP) */
 /** A decrypted RTCP compound packet from either kind. */
 void wrtc_on_rtcp(wrtc_pc_t *pc, const uint8_t *p, size_t len);
-/** A data channel message from the session. */
-void wrtc_on_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text);
 /** The viewer's DTLS is up: attach to the hub. */
 int wrtc_view_start(wrtc_pc_t *pc);
 void wrtc_view_stop(wrtc_pc_t *pc, const char *reason);
+/** One Opus packet (borrowed) to a viewer at stream time dts_ms. */
+void wrtc_view_send_opus(wrtc_pc_t *v, const uint8_t *opus, size_t len, int64_t dts_ms);
+/** A viewer's timers (sender reports). */
+void wrtc_view_tick(wrtc_pc_t *v, uint64_t now_ms);
+
+/* webrtc_dc.c (data channels) */
+/** A data channel message from the session. */
+void wrtc_on_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text);
+/** A data frame of the stream (borrowed) to a viewer's data channel. */
+void wrtc_view_send_data(wrtc_pc_t *v, const sl_frame_t *f);
 /** A viewer's data channel opened: it gets the stream's metadata. */
 void wrtc_view_on_dc_open(wrtc_pc_t *pc);
-/** Media timers of one session (NACK, RTCP reports, keyframe requests). */
-void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now_ms);
 
 /* webrtc_stats.c */
 /** Registers the "webrtc" service (src/app/svc/webrtc.h). 0 or an SL_E* error. */
