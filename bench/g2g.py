@@ -184,7 +184,22 @@ async def run_whip(args):
     loopback_ice()
     import av
     from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+    from aiortc.codecs import h264
     from aiortc.rtcrtpsender import RTCRtpSender
+
+    # aiortc 1.4's H.264 encoder ignores force_keyframe (a PLI); a new encoder context makes
+    # the next frame an IDR, as a browser answers a PLI (tests/e2e/webrtc_client.py does the
+    # same). Without it the only keyframe is the first frame.
+    orig_encode = h264.H264Encoder._encode_frame
+
+    def encode_frame(self, frame, force_keyframe):
+        if force_keyframe and self.codec is not None:
+            self.codec = None
+            self.buffer_data = b""
+            self.buffer_pts = None
+        return orig_encode(self, frame, force_keyframe)
+
+    h264.H264Encoder._encode_frame = encode_frame
 
     canvas = Canvas()
     stamps = {}          # pts -> stamp ms (only until the frame is encoded)
@@ -384,7 +399,7 @@ async def run_viewer(args):
 
     info = hook_receiver()
     rows = []
-    counts = {"decoded": 0, "read": 0}
+    counts = {"decoded": 0, "read": 0, "measured": 0}
     started = [None]      # wall-clock ms of the first decoded frame
     t_start = time.monotonic()
     tasks = []
@@ -412,6 +427,8 @@ async def run_viewer(args):
                 r.update(first=round(g[0], 2), last=round(g[1], 2), jb=round(g[2], 2),
                          dec0=round(g[3], 2), dec1=round(g[4], 2))
             rows.append(r)
+            if ms >= started[0] + args.settle * 1000:
+                counts["measured"] += 1
             if len(info) > 256:
                 info.clear()
 
@@ -443,7 +460,7 @@ async def run_viewer(args):
             return 2
     deadline = time.monotonic() + args.seconds
     while time.monotonic() < deadline:
-        if args.frames and counts["read"] >= args.frames:
+        if args.frames and counts["measured"] >= args.frames:
             break
         if pc.connectionState in ("failed", "closed"):
             break
@@ -528,7 +545,8 @@ def main():
     ap.add_argument("mode", choices=["whip", "ffmpeg", "whep", "janus", "report"])
     ap.add_argument("url")
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--frames", type=int, default=0, help="viewer: stop after N stamps read")
+    ap.add_argument("--frames", type=int, default=0,
+                    help="viewer: stop after N measured frames (stamps read, after --settle)")
     ap.add_argument("--settle", type=float, default=1.0,
                     help="viewer: measure frames stamped this long after the first decoded one")
     ap.add_argument("--mountpoint", type=int, default=1)
