@@ -16,6 +16,9 @@ made (handed to the encoder) to the moment the decoded picture reaches the appli
   g2g.py whep URL [--seconds N] [--pub-log F] [--log F]       decoding WHEP viewer (aiortc)
   g2g.py janus URL --mountpoint ID [...same...]               the same viewer through Janus's
                                                               HTTP API (streaming plugin)
+  g2g.py rtpsink rtp://H:P [--seconds N]                      the `ffmpeg rtp://H:P` source's
+                                                              frames received and decoded without
+                                                              a server (its encoder + packetizer)
   g2g.py report RESULTS.jsonl                                 the summary table of bench/whep-g2g
 
 A viewer prints one JSON object on stdout: decoded frames, frames whose stamp was read,
@@ -25,10 +28,15 @@ read, 2 when signalling failed, 1 otherwise.
 
 Stages (viewer hooks in aiortc 1.4: its jitter buffer and its H.264 decoder; with --pub-log,
 the aiortc publisher's own per-frame times joined on the stamp):
-  encode     stamp -> the encoded frame came out of aiortc's encoder (publisher)
-  send       -> its last RTP packet was handed to the socket (publisher)
+  encode     stamp -> the encoded frame came out of aiortc's encoder (aiortc publisher)
+  send       -> its last RTP packet was handed to the socket (aiortc publisher)
   network    -> the last RTP packet of the frame arrived at the viewer, after SRTP: the
-             server's path and loopback (without --pub-log: everything from the stamp)
+             server's path and loopback
+  (an ffmpeg source instead: pipe = stamp -> the raw frame written into ffmpeg's stdin;
+  ffmpeg_server_network = -> the last RTP packet arrived: ffmpeg's decode of the raw
+  input, libx264, muxing, the hop into the server, the server, loopback; without a
+  --pub-log: to_last_packet = all of it from the stamp)
+  first_to_last_packet  the spread of the frame's packets at the viewer (inside "network")
   jitterbuf  -> aiortc's jitter buffer released the frame: it does so only when a packet
              of the next frame arrives, so this is about one frame interval (33 ms at 30 fps)
   decode     -> decoded (queue to the decoder thread + libavcodec)
@@ -41,7 +49,6 @@ machine's own address, so the Janus viewer keeps aioice's default addresses.
 """
 import argparse
 import asyncio
-import fractions
 import json
 import os
 import signal
@@ -274,12 +281,17 @@ def run_ffmpeg(args):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     t0 = time.monotonic()
-    i = 0
+    i = late = 0
     try:
         while not stop.is_set() and time.monotonic() - t0 < args.seconds and ff.poll() is None:
             wait = t0 + i / FPS - time.monotonic()
             if wait > 0:
                 time.sleep(wait)  # real-time pacing of the source, not a test wait
+            elif wait < -1.0 / FPS:
+                # ffmpeg did not read for more than a frame (its start, a busy machine):
+                # a camera would have dropped those frames, not sent them in a burst.
+                t0 = time.monotonic() - i / FPS
+                late += 1
             ms = int(round(now_ms()))
             ff.stdin.write(canvas.next_yuv(ms).tobytes())
             ff.stdin.flush()
@@ -297,7 +309,7 @@ def run_ffmpeg(args):
     except subprocess.TimeoutExpired:
         ff.kill()
         ff.wait()
-    out(event="done", frames=i, ffmpeg_rc=ff.returncode)
+    out(event="done", frames=i, late=late, ffmpeg_rc=ff.returncode)
     return 0
 
 
@@ -497,6 +509,11 @@ async def run_viewer(args):
            "measured": len(lat), "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95),
            "p99_ms": pct(lat, 99), "max_ms": round(max(lat), 1) if lat else None,
            "min_ms": round(min(lat), 1) if lat else None}
+    # aiortc's jitter buffer holds a complete frame until a packet of the next one arrives
+    # (about a frame interval); a browser's releases it when it is complete. The latency
+    # without that hold is the nearer estimate of a browser viewer on this path.
+    nojb = [r["recv"] - r["stamp"] - (r["jb"] - r["last"]) for r in meas if "jb" in r]
+    res.update(nojb_p50_ms=pct(nojb, 50), nojb_p95_ms=pct(nojb, 95))
     # Where the time went: the median of each stage over the measured frames.
     stages = {}
 
@@ -508,11 +525,14 @@ async def run_viewer(args):
     full = [(r, r) for r in meas]
     withpub = [(dict(r, **{"p_" + k: v for k, v in pub.get(r["stamp"], {}).items()}), None)
                for r in meas]
-    withpub = [(r, r) for r, _ in withpub if "p_enc" in r]
-    if withpub:
+    withpub = [(r, r) for r, _ in withpub if "p_enc" in r or "p_written" in r]
+    if withpub and "p_enc" in withpub[0][0]:
         stage("encode", "stamp", "p_enc", withpub)
         stage("send", "p_enc", "p_sent", withpub)
         stage("network", "p_sent", "last", withpub)
+    elif withpub:
+        stage("pipe", "stamp", "p_written", withpub)
+        stage("ffmpeg_server_network", "p_written", "last", withpub)
     else:
         stage("to_last_packet", "stamp", "last", full)
     stage("first_to_last_packet", "first", "last", full)
@@ -525,24 +545,118 @@ async def run_viewer(args):
 
 
 # ---------------------------------------------------------------------------------------
+# The encoder alone
+# ---------------------------------------------------------------------------------------
+
+def depacketize_h264(payload):
+    """Annex B bytes of one RTP H.264 payload (RFC 6184: single NAL, STAP-A, FU-A)."""
+    if not payload:
+        return b""
+    t = payload[0] & 0x1F
+    if 1 <= t <= 23:
+        return b"\0\0\0\1" + payload
+    if t == 24:  # STAP-A: 16-bit sizes
+        outb, i = b"", 1
+        while i + 2 <= len(payload):
+            n = int.from_bytes(payload[i:i + 2], "big")
+            i += 2
+            if n == 0 or i + n > len(payload):
+                break
+            outb += b"\0\0\0\1" + payload[i:i + n]
+            i += n
+        return outb
+    if t == 28 and len(payload) >= 2:  # FU-A
+        if payload[1] & 0x80:
+            return b"\0\0\0\1" + bytes([(payload[0] & 0xE0) | (payload[1] & 0x1F)]) + payload[2:]
+        return payload[2:]
+    return b""
+
+
+def run_rtpsink(args):
+    """Receives ffmpeg's RTP (the `ffmpeg rtp://` source) directly, no server, and decodes it:
+    per frame, the arrival of its last packet - the stamp read from the decoded picture =
+    ffmpeg's encode + RTP packetizing + loopback (decoding is not counted).
+    """
+    import socket
+    import av
+    host, port = args.url.replace("rtp://", "").rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+    sock.bind((host, int(port)))
+    sock.settimeout(0.5)
+    dec = av.CodecContext.create("h264", "r")
+    cur_ts, au, last_rx = None, b"", 0.0
+    lat, decoded, read, first = [], 0, 0, None
+    deadline = time.monotonic() + args.seconds
+
+    def flush():
+        nonlocal decoded, read, first
+        if not au:
+            return
+        try:
+            frames = dec.decode(av.Packet(au))
+        except av.AVError:
+            return
+        for f in frames:
+            decoded += 1
+            ms = read_stamp(luma(f))
+            if ms is None:
+                continue
+            read += 1
+            if first is None:
+                first = last_rx
+            if ms >= first + args.settle * 1000:
+                lat.append(last_rx - ms)
+
+    while time.monotonic() < deadline:
+        try:
+            pkt = sock.recv(2048)
+        except socket.timeout:
+            continue
+        t = now_ms()
+        if len(pkt) < 12 or pkt[0] >> 6 != 2:
+            continue
+        ts = int.from_bytes(pkt[4:8], "big")
+        hdr = 12 + 4 * (pkt[0] & 0x0F)
+        if ts != cur_ts:
+            flush()
+            cur_ts, au = ts, b""
+        au += depacketize_h264(pkt[hdr:])
+        last_rx = t
+        if pkt[1] & 0x80:  # marker: the frame is complete
+            flush()
+            cur_ts, au = None, b""
+    sock.close()
+    out(event="done", decoded=decoded, read=read,
+        read_pct=round(100.0 * read / decoded, 1) if decoded else 0, measured=len(lat),
+        p50_ms=pct(lat, 50), p95_ms=pct(lat, 95), p99_ms=pct(lat, 99),
+        max_ms=round(max(lat), 1) if lat else None, min_ms=round(min(lat), 1) if lat else None)
+    return 0 if lat else 1
+
+
+# ---------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------
 
 def report(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     print("\nglass-to-glass (stamp drawn -> picture decoded by aiortc), ms:")
-    print("%-32s %6s %6s %6s %6s %6s %8s %7s  %s" % ("path", "p50", "p95", "p99", "max", "min",
-                                                   "frames", "read%", "stage medians"))
+    fmt = "%-8s %6s %6s %6s %6s %6s %11s %7s %6s %5s  %s"
+    print(fmt % ("path", "p50", "p95", "p99", "max", "min", "-jb p50/95", "frames", "read%",
+                 "load", "stage medians"))
     for r in rows:
         st = " ".join("%s %s" % (k, v) for k, v in r.get("stages_p50_ms", {}).items())
-        print("%-32s %6s %6s %6s %6s %6s %8s %7s  %s" % (r.get("path"), r.get("p50_ms"),
-              r.get("p95_ms"), r.get("p99_ms"), r.get("max_ms"), r.get("min_ms"),
-              r.get("measured"), r.get("read_pct"), st))
+        nojb = "%s/%s" % (r["nojb_p50_ms"], r["nojb_p95_ms"]) if r.get("nojb_p50_ms") else "-"
+        print(fmt % (r.get("path"), r.get("p50_ms"), r.get("p95_ms"), r.get("p99_ms"),
+                     r.get("max_ms"), r.get("min_ms"), nojb, r.get("measured"),
+                     r.get("read_pct", "-"), r.get("load1", "-"), st))
+    print("(-jb: without aiortc's one-frame jitter-buffer hold; encoder: ffmpeg alone into a "
+          "socket, no server, no decoding)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=["whip", "ffmpeg", "whep", "janus", "report"])
+    ap.add_argument("mode", choices=["whip", "ffmpeg", "whep", "janus", "rtpsink", "report"])
     ap.add_argument("url")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--frames", type=int, default=0,
@@ -558,6 +672,8 @@ def main():
         return 0
     if args.mode == "ffmpeg":
         return run_ffmpeg(args)
+    if args.mode == "rtpsink":
+        return run_rtpsink(args)
     if args.mode == "whip":
         return asyncio.run(run_whip(args))
     return asyncio.run(run_viewer(args))
