@@ -10,8 +10,9 @@ each decoded picture and records decoded - stamp. Checked here:
   sanity check that fails when the path breaks (frames stuck, a GOP replayed late, the
   picture garbled), not a performance assert: bench/whep-g2g measures (about 40 ms p95 on
   loopback, docs/performance.md).
-About 10 s; runs in the ASan suite too (the client is Python, only the server is
-instrumented, and the bound has room for it).
+About 10 s with a release build; marked slow (so left out of the ASan run): there it took
+17 - 25 s on the shared 2-core machine, and a latency figure from an instrumented server
+says nothing.
 """
 import json
 import os
@@ -44,6 +45,7 @@ def test_stamp_reader_refuses_what_is_not_a_stamp():
     assert g2g.read_stamp(y[:40, :100]) is None  # smaller than the stamp: no read out of bounds
 
 
+@pytest.mark.slow
 @needs_aiortc
 def test_whip_to_whep_stamp_read_and_latency_sane(sluice_factory, procs):
     srv = start(sluice_factory)
