@@ -1,7 +1,7 @@
 # bench/lib.sh: shared helpers of the benchmark scripts (vs-nginx,
-# instructions, memory, soak); sourced, never run. It builds sluice and the
+# instructions, memory, soak, whep, whep-g2g); sourced, never run. It builds sluice and the
 # client tools, makes the test source, starts and stops the servers under
-# test (sluice and nginx-rtmp) in a temporary directory on loopback, and
+# test (sluice, nginx-rtmp, Janus) in a temporary directory on loopback, and
 # reads what the kernel knows about a process: CPU ticks (utime + stime
 # from /proc/<pid>/stat), resident memory, and the bytes a server has
 # delivered (the sum of bytes_acked over its established sockets, from
