@@ -147,6 +147,7 @@ async def pub(args):
 
 
 async def sub(args):
+    t_open = time.time()
     sig = Signal(args.url)
     m = await sig.wait(is_status("NetConnection.Connect.Success"))
     if status_code(m) != "NetConnection.Connect.Success":
@@ -192,12 +193,16 @@ async def sub(args):
         await pc.close()
         return failed(m, "subscribe")
     t0 = time.time()
+    first = None
     while time.time() - t0 < args.seconds:
+        if counts["video"] and first is None:
+            first = time.time() - t_open
+            out(event="first_video", after_open=round(first, 3))
         if counts["video"] >= args.frames and counts["audio"] >= args.audio_frames:
             break
         if pc.connectionState in ("failed", "closed"):
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.02)
     out(event="done", state=pc.connectionState, video=counts["video"], audio=counts["audio"],
         after=round(time.time() - t0, 3), **info)
     for t in tasks:
