@@ -252,3 +252,44 @@ def _can_connect(srv):
         return True
     except websocket.WebSocketBadStatusException:
         return False
+
+
+def _publish_raw(srv, name, query=""):
+    """A publisher session over a raw socket (an aiortc offer; no media): the socket."""
+    ws = connect(srv, name, query=query)
+    assert code_of(recv_json(ws)) == "NetConnection.Connect.Success"
+    ws.send(json.dumps({"handleOffer": name, "transport": "udp",
+                        "data": {"sdp": {"type": "offer", "sdp": make_offer()}}}))
+    m = recv_json(ws)
+    assert (m.get("data") or {}).get("sdp", {}).get("type") == "answer", m
+    assert code_of(recv_json(ws)) == "NetConnection.ICE.TrickleCompleted"
+    return ws
+
+
+def test_ws_socket_close_ends_session_and_mode_rules(sluice_factory):
+    srv = start(sluice_factory)
+    ws = _publish_raw(srv, "c1")
+    wait_live(srv, "c1")
+    # A publish mode other than the admitted one (connection params) is refused...
+    ws.send(json.dumps({"publish": "c1", "mode": "record"}))
+    m = recv_json(ws)
+    assert code_of(m) == "NetStream.Publish.Failed" and "mode=record" in m["data"]["message"], m
+    # ...and the session lives on; closing the socket (no data channel) ends it.
+    ws.close()
+    wait_until(lambda: srv.api.get("applications/live/streams/c1").status == 404, T(10), 0.1,
+               "stream unpublished with its socket")
+    # unpublish ends the session but keeps the socket (one session per socket, though).
+    ws = _publish_raw(srv, "c2")
+    wait_live(srv, "c2")
+    ws.send(json.dumps({"unpublish": "c2"}))
+    assert recv_json(ws)["data"]["message"] == "c2 stopping"
+    wait_until(lambda: srv.api.get("applications/live/streams/c2").status == 404, T(10), 0.1,
+               "stream unpublished")
+    # The name is free again for another socket.
+    ws2 = connect(srv, "c2")
+    recv_json(ws2)
+    ws2.send(json.dumps({"isAvailable": "c2", "bundle": True}))
+    assert recv_json(ws2)["isAvailable"] is True
+    # Left open on purpose: the server's shutdown (teardown: exit 0, nothing leaked) closes
+    # sockets with and without sessions.
+    _publish_raw(srv, "c3")

@@ -65,7 +65,7 @@ static const sl_config_slot_t g_slots[] = {
      "RTP payload bytes per packet sent to viewers (before SRTP's overhead).", 0},
     {"ws", SL_CONFIG_BOOL, O(ws), "true", 0, 0, NULL,
      "Red5 Pro's WebSocket signalling (HTML5 SDK <= 12 RTCPublisher/RTCSubscriber) on the HTTP "
-     "port: ws://host:5080/{app}/?id={stream}, JSON offer/answer/candidate messages.", 0},
+     "port: ws://host:5080/{app}/?id={stream}, JSON offer/answer/candidate messages.", SL_CONFIG_RESTART},
     {"ws_max_message_bytes", SL_CONFIG_SIZE, O(ws_max_message_bytes), "128KB", 1 * SL_CONFIG_KB,
      1 * SL_CONFIG_MB, NULL,
      "Largest JSON message of the WebSocket signalling; a larger one closes the socket (1009).", 0},
