@@ -38,6 +38,13 @@ typedef struct sl_webrtc_config {
     int datachannel;                     /* accept data channels */
     int64_t max_message_size;            /* data channel message cap */
     int64_t mtu;                         /* RTP payload budget per packet */
+    /* Red5's WebSocket signalling (webrtc_ws.c) */
+    int ws;                              /* take WebSocket upgrades on /{app}/?id= */
+    int64_t ws_max_message_bytes;        /* largest JSON message accepted */
+    int64_t ws_messages_per_second;      /* per socket; more closes it */
+    int64_t ws_max_sockets;              /* whole server */
+    int64_t ws_max_sockets_per_address;  /* per client address */
+    int64_t ws_idle_timeout_ms;          /* no valid message for this long: closed */
 } sl_webrtc_config_t;
 
 /* Per-app settings (apps.<name>.<key>). */

@@ -169,7 +169,9 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
                  wc->vp8 ? ", VP8" : "");
         return 406;
     }
-    if (sl_ice_credentials(pc->ufrag, pc->pwd) || sl_map_set(&w->by_ufrag, pc->ufrag, pc)) {
+    /* Credentials made earlier are kept: they are in the offer the server
+     * wrote for a WebSocket subscriber (webrtc_ws.c), set up from its answer. */
+    if ((!pc->ufrag[0] && sl_ice_credentials(pc->ufrag, pc->pwd)) || sl_map_set(&w->by_ufrag, pc->ufrag, pc)) {
         snprintf(why, why_cap, "out of memory");
         return 500;
     }
@@ -191,7 +193,7 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
         if (pc->has_video) {
             pc->vout.on = 1;
             pc->vout.pt = pc->video_pt;
-            pc->vout.ssrc = random_u32();
+            pc->vout.ssrc = pc->vout.ssrc ? pc->vout.ssrc : random_u32(); /* kept from our offer */
             pc->vout.seq = (uint16_t)random_u32();
             pc->vout.ts_base = random_u32();
             pc->vout.clock = 90000;
@@ -199,7 +201,7 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
         if (pc->has_audio) {
             pc->aout.on = 1;
             pc->aout.pt = pc->audio_pt;
-            pc->aout.ssrc = random_u32();
+            pc->aout.ssrc = pc->aout.ssrc ? pc->aout.ssrc : random_u32(); /* kept from our offer */
             pc->aout.seq = (uint16_t)random_u32();
             pc->aout.ts_base = random_u32();
             pc->aout.clock = 48000;
@@ -615,6 +617,8 @@ void wrtc_pc_free(wrtc_pc_t *pc)
         wrtc__post_cancel(pc->pending_post);
         pc->pending_post = NULL;
     }
+    if (pc->ws_owner)
+        wrtc_ws_pc_gone(pc); /* its signalling socket learns it (and forgets pc) */
     if (pc->kind == WRTC_PUBLISHER)
         wrtc_pub_stop(pc, pc->close_reason);
     else
