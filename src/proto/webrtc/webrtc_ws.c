@@ -149,11 +149,12 @@ static int send_status(sl_wsig_conn_t *c, const char *type, const char *code, co
     return send_json(c, d ? json_pack("{s:o}", "data", d) : NULL);
 }
 
+static void conn_close_now(sl_wsig_conn_t *c);
+
 /*
- * Ends the socket: a last status (when code is set) now, and the close
- * handshake from the next timer run, so that the status is written before
- * the close frame (a close queued in the same turn as the message it
- * follows could overtake it on a socket just upgraded).
+ * Ends the socket: a last status (when code is set), then the close
+ * handshake (the HTTP server sends the close frame after the messages
+ * queued before it).
  */
 static void conn_close(sl_wsig_conn_t *c, const char *code, const char *message, int ws_code)
 {
@@ -164,9 +165,10 @@ static void conn_close(sl_wsig_conn_t *c, const char *code, const char *message,
     c->closing = 1;
     c->close_code = ws_code;
     snprintf(c->close_reason, sizeof c->close_reason, "%.120s", message ? message : "");
+    conn_close_now(c);
 }
 
-/* The close handshake conn_close asked for (from the timer, or at stop). */
+/* The close handshake conn_close asked for. */
 static void conn_close_now(sl_wsig_conn_t *c)
 {
     if (c->ws && c->closing && !c->close_sent) {
