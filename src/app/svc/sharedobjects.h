@@ -116,6 +116,11 @@ typedef struct sl_so_service {
                    const sl_so_client_t *client, sl_so_sub_t **out);
     /** Leaves; frees a non-persistent object with its last subscriber. NULL is a no-op. */
     void (*disconnect)(void *ud, sl_so_sub_t *sub);
+    /**
+     * Leaves every object owner joined (a transport's connection closing);
+     * no listener runs. Safe inside a delivery.
+     */
+    void (*disconnect_owner)(void *ud, const void *owner);
     /** The subscriber of owner on scope/name, or NULL. */
     sl_so_sub_t *(*find)(void *ud, const char *scope, const char *name, const void *owner);
     /**

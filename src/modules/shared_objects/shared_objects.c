@@ -464,6 +464,33 @@ static void svc_disconnect(void *ud, sl_so_sub_t *s)
         reap(m, o);
 }
 
+static void svc_disconnect_owner(void *ud, const void *owner)
+{
+    so_mod_t *m = ud;
+    /* Collected first: leaving may free an object, which changes the map. */
+    size_t pos = 0, n = 0, cap = 0;
+    struct sl_so_sub **subs = NULL;
+    sl_map_entry_t *e;
+    while ((e = sl_map_next(&m->objs, &pos))) {
+        for (struct sl_so_sub *s = ((so_obj_t *)e->val)->subs; s; s = s->next) {
+            if (s->owner != owner || s->dead)
+                continue;
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 8;
+                struct sl_so_sub **ns = sl_realloc(subs, nc * sizeof *ns);
+                if (!ns)
+                    break;
+                subs = ns;
+                cap = nc;
+            }
+            subs[n++] = s;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        svc_disconnect(m, subs[i]);
+    sl_free(subs);
+}
+
 static sl_so_sub_t *svc_find(void *ud, const char *scope, const char *name, const void *owner)
 {
     so_obj_t *o = obj_find(ud, scope, name);
@@ -706,6 +733,7 @@ static void svc_list(void *ud, const char *scope, void (*each)(void *arg, const 
 static const sl_so_service_t g_svc = {
     .connect = svc_connect,
     .disconnect = svc_disconnect,
+    .disconnect_owner = svc_disconnect_owner,
     .find = svc_find,
     .apply = svc_apply,
     .get = svc_get,
