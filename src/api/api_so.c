@@ -6,7 +6,7 @@
  *   GET    .../sharedobjects                     names in the scope (Red5)
  *   GET    .../sharedobjects/{name}              SoStatistics (Red5)
  *   GET    .../sharedobjects/{name}/data         the attributes (sluice)
- *   PUT|POST .../sharedobjects/{name}/data       {key: value, ...}: one update; null deletes
+ *   PUT    .../sharedobjects/{name}/data         {key: value, ...}: one update; null deletes
  *   DELETE .../sharedobjects/{name}/data         clear
  *   DELETE .../sharedobjects/{name}/data/{key}   delete one attribute
  *   POST   .../sharedobjects/{name}/send         {"method": handler, "args": [...]}
@@ -105,7 +105,7 @@ int sl__api_so_route(sl_api_t *api, sl_http_req_t *req, const char *scope, char 
             sl_so_change_t c = {SL_SO_DELETE, seg[3], NULL};
             return answer(req, so->apply(ud, NULL, scope, name, &c, 1), so, ud, scope, name);
         }
-        if (n == 3 && (is_put || is_post)) {
+        if (n == 3 && is_put) {
             json_t *body = json_loadb((const char *)req->body, req->body_len,
                                       JSON_REJECT_DUPLICATES, NULL);
             size_t k = json_object_size(body);
