@@ -184,3 +184,29 @@ def test_api_reads_writes_and_reaches_rtmp(srv, clients):
         assert sets[0]["protocol"] == "rtmp"
     finally:
         ev.close()
+
+
+def test_amf3_client_uses_type_16(srv):
+    """A client connected with objectEncoding 3 speaks the flex form (type 16, one
+    leading encoding byte 0) both ways, on the same object as an AMF0 client."""
+    c3 = RtmpClient(HOST, srv.port, timeout=T(5), name="amf3")
+    c0 = RtmpClient(HOST, srv.port, timeout=T(5), name="amf0")
+    try:
+        assert c3.connect("live", extra={"objectEncoding": 3.0}).ok
+        assert c0.connect("live").ok
+        flex = SharedObject(c3, "mixed")
+        flex.flex = True
+        flex.connect()
+        flex.wait_event("initial", timeout=T(5))
+        plain = join(c0, "mixed")
+        flex.set("from3", [1, "a"])
+        assert plain.wait_event("change", "from3", T(5))[3] == [1.0, "a"]
+        plain.set("from0", "b")
+        assert flex.wait_event("change", "from0", T(5))[3] == "b"
+        with c3._cv:
+            assert {t for _, t, _ in c3.so_messages} == {16}
+        with c0._cv:
+            assert {t for _, t, _ in c0.so_messages} == {19}
+    finally:
+        c3.close()
+        c0.close()
