@@ -147,6 +147,7 @@ def test_persistent_object_survives_restart_and_kill9(srv, clients):
 def test_api_reads_writes_and_reaches_rtmp(srv, clients):
     api = Api(srv)
     ev = EventReader(srv, {"type": "so_update"}, TOKEN)
+    everything = EventReader(srv, None, TOKEN)  # no type=: the default selection
     try:
         a = join(clients(srv, "a"), "room")
         a.set("color", "red")
@@ -182,8 +183,15 @@ def test_api_reads_writes_and_reaches_rtmp(srv, clients):
         assert sets[0]["app"] == "live" and sets[0]["stream"] == "room"
         assert sets[0]["path"] == "color" and sets[0]["bytes_in"] == 1
         assert sets[0]["protocol"] == "rtmp"
+        # so_update is opt-in: a stream without type= does not get it (checked once a
+        # later default event, the second client's connect, reached that stream).
+        late = clients(srv, "late")
+        wait_until(lambda: len([e for e in everything.snapshot() if e.get("event") == "connect"])
+                   >= 2, T(5), message="the late client's connect")
+        assert late and not [e for e in everything.snapshot() if e["event"] == "so_update"]
     finally:
         ev.close()
+        everything.close()
 
 
 def test_amf3_client_uses_type_16(srv):
