@@ -788,8 +788,11 @@ static void so_stop(void *state)
     if (!m)
         return;
     /* Transports that close after this find no service and leave their
-     * subscribers to so_free. */
+     * subscribers to so_free; store completions still due deliver nothing
+     * (their connections may be gone before so_free runs). */
     sl_service_unregister(m->core, SL_SO_SERVICE, &g_svc);
+    if (g_mod == m)
+        g_mod = NULL;
 }
 
 static void so_free(void *state)

@@ -412,8 +412,6 @@ static int send_so(sl_rtmp_conn_t *c, const char *name, uint32_t version, int pe
         rc = sl__rtmp_send(c, SL_RTMP_CSID_COMMAND, flex ? SL_RTMP_SO_AMF3 : SL_RTMP_SO_AMF0, 0, 0,
                            w.data, w.len);
     sl_wbuf_cleanup(&w);
-    if (rc == 0)
-        sl__rtmp_schedule_flush(c);
     return rc;
 }
 
@@ -434,9 +432,15 @@ static void on_changes(void *ud, const char *name, uint32_t version, int persist
     if (c->state == SL_RTMP_CONN_CLOSING)
         return;
     int rc = send_so(c, name, version, persistent, ch, n);
-    if (rc)
+    if (rc) {
+        /* A client that misses an update holds a wrong copy of the object
+         * for good: it goes, like a player too slow for its stream. Closing
+         * here is safe: the service only marks subscribers that leave
+         * during a delivery. */
         SL_LOGI(&c->sess.log, "shared object %s: cannot queue version %u: %s", name, version,
                 sl_strerror(rc));
+        sl__rtmp_close(c, "shared object updates could not be queued");
+    }
 }
 
 static void on_closed(void *ud, const char *name)
