@@ -218,3 +218,26 @@ def test_amf3_client_uses_type_16(srv):
     finally:
         c3.close()
         c0.close()
+
+
+def test_rooms_are_separate_scopes(srv):
+    """An object lives in its client's scope: live/room1's "board" is not live's, and the
+    API reaches it with scope=room1."""
+    api = Api(srv)
+    r1 = RtmpClient(HOST, srv.port, timeout=T(5), name="room1")
+    top = RtmpClient(HOST, srv.port, timeout=T(5), name="top")
+    try:
+        assert r1.connect("live/room1").ok
+        assert top.connect("live").ok
+        in_room = join(r1, "board")
+        at_top = join(top, "board")
+        in_room.set("where", "room1")
+        in_room.wait_event("success", "where", T(5))
+        assert api.data("/api/v1/applications/live/sharedobjects", {"scope": "room1"}) == ["board"]
+        assert api.data("/api/v1/applications/live/sharedobjects/board/data",
+                        {"scope": "room1"}) == {"where": "room1"}
+        assert api.data("/api/v1/applications/live/sharedobjects/board/data") == {}
+        assert not [e for e in at_top.events() if e[1] == "change"]
+    finally:
+        r1.close()
+        top.close()
