@@ -179,7 +179,9 @@ static void test_shared_objects(void **state)
         if ((rc = so->apply(ud, sb, NULL, NULL, &set, 1)) == 0)
             ok++;
     assert_int_equal(rc, SL_ESLOW);
-    assert_int_equal(ok, 17);
+    /* 17 when the window that began with b's first update is still open; up to
+     * 20 on a machine slow enough for it to have turned in between. */
+    assert_in_range(ok, 17, 20);
 
     /* Leaving inside a delivery: C's listener drops B, who is not called after. */
     c.kill = sb;
