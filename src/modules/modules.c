@@ -14,6 +14,7 @@
 #include "modules/exec_hooks/exec_hooks.h"
 #include "modules/module.h"
 #include "modules/recorder/recorder.h"
+#include "modules/rpc/rpc.h"
 #include "modules/s3_upload/s3_upload.h"
 #include "modules/vod/vod.h"
 #include "modules/webhooks/webhooks.h"
@@ -33,5 +34,6 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_cleaner_builtin,
     &sl_hls_builtin,
     &sl_httpflv_builtin,
+    &sl_rpc_builtin,
     NULL,
 };
