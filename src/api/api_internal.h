@@ -53,6 +53,14 @@ int sl__api_apps_stats(sl_api_t *api, sl_http_req_t *req);
 int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *app, char **seg,
                       int n, int is_get, int is_del, int is_post);
 
+/* api_rpc.c */
+/**
+ * POST .../invoke, .../invoke/clients and .../clients/{id}/invoke (n = 1,
+ * 2, 3 segments after the app); answers now or later. Always 0.
+ */
+int sl__api_rpc_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *app,
+                      const char *scope, int whole_app, char **seg, int n);
+
 /* api_events.c */
 int sl__api_events_start(sl_api_t *api);
 void sl__api_events_stop(sl_api_t *api);
