@@ -32,7 +32,7 @@
 #include "proto/http/http.h"
 #include "sluice/errors.h"
 
-#define DEFAULT_INVOKE_TIMEOUT_MS 10000
+#define DEFAULT_INVOKE_TIMEOUT_MS 5000
 #define MAX_INVOKE_TIMEOUT_MS 300000
 #define MAX_FANOUT_CLIENTS 10000 /* clients one broadcast invoke may address */
 

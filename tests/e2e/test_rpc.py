@@ -110,6 +110,40 @@ static int big(void *ud, const char *method, const char *args, sl_rpc_reply_fn r
     return 0;
 }
 
+/* t.callme(session_id): the plugin calls "ask" on that client (host API 1.3) and
+ * answers the call with the client's answer. */
+typedef struct {
+    sl_rpc_reply_fn reply;
+    void *ctx;
+} relay_t;
+
+static void relay_answer(void *ctx, int status, const char *json)
+{
+    relay_t *r = ctx;
+    char buf[700];
+    snprintf(buf, sizeof buf, "{\"status\": %d, \"answer\": %.600s}", status, json ? json : "null");
+    r->reply(r->ctx, 0, buf);
+    free(r);
+}
+
+static int callme(void *ud, const char *method, const char *args, sl_rpc_reply_fn reply, void *ctx)
+{
+    (void)ud, (void)method;
+    char sid[32] = "";
+    const char *q = strchr(args, '"');
+    if (q)
+        sscanf(q + 1, "%31[^\"]", sid);
+    relay_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return SL_ENOMEM;
+    r->reply = reply;
+    r->ctx = ctx;
+    int rc = g->api->invoke_client(g->h, sid, "ask", "[\"from plugin\"]", 2000, relay_answer, r);
+    if (rc)
+        free(r);
+    return rc;
+}
+
 static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
 {
     st_t *p = calloc(1, sizeof *p);
@@ -124,6 +158,8 @@ static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
     rc = rc ? rc : api->rpc_register(h, "t.fail", fail, p);
     rc = rc ? rc : api->rpc_register(h, "t.never", never, p);
     rc = rc ? rc : api->rpc_register(h, "t.big", big, p);
+    rc = rc ? rc : (SL_HOST_HAS(api, invoke_client) ? api->rpc_register(h, "t.callme", callme, p)
+                                                     : SL_EINVAL);
     if (rc)
         free(p);
     return rc;
@@ -387,6 +423,20 @@ def test_invoke_one_client(srv):
         assert r.status == 400, r
         # still connected and answering
         assert c.call("t.echo", None, 3.0, timeout=T(5)).args[1] == [3.0]
+    finally:
+        c.close()
+
+
+def test_plugin_invokes_a_client(srv):
+    """Host API 1.3: a plugin's handler calls the caller back and relays its answer."""
+    c = connect(srv)
+    c.invoke_handlers["ask"] = lambda who: "yes, " + who
+    try:
+        cid = client_id(srv)
+        r = c.call("t.callme", None, cid, timeout=T(5))
+        assert r.name == "_result" and r.args[1] == {"status": 0, "answer": "yes, from plugin"}, r
+        r = c.call("t.callme", None, "NOSUCHCLIENT", timeout=T(5))
+        assert "handler refused" in err_desc(r)
     finally:
         c.close()
 

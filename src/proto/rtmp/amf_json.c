@@ -211,7 +211,7 @@ int sl_amf_from_json(const char *json, size_t len, int max_depth, size_t max_byt
     if (len > max_bytes)
         return SL_ETOOBIG;
     /* jansson's parser has its own depth limit (JSON_PARSER_MAX_DEPTH); ours is applied after. */
-    json_t *j = json_loadb(json, len, JSON_DECODE_ANY, NULL);
+    json_t *j = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (!j)
         return SL_EINVAL;
     int rc = from_j(j, cap_depth(max_depth), out);
