@@ -139,9 +139,11 @@ static int callme(void *ud, const char *method, const char *args, sl_rpc_reply_f
     r->reply = reply;
     r->ctx = ctx;
     int rc = g->api->invoke_client(g->h, sid, "ask", "[\"from plugin\"]", 2000, relay_answer, r);
-    if (rc)
+    if (rc) { /* returning SL_ENOTFOUND would mean "no such method": answer instead */
         free(r);
-    return rc;
+        reply(ctx, rc, rc == SL_ENOTFOUND ? "no such client" : "cannot invoke");
+    }
+    return 0;
 }
 
 static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
@@ -436,7 +438,7 @@ def test_plugin_invokes_a_client(srv):
         r = c.call("t.callme", None, cid, timeout=T(5))
         assert r.name == "_result" and r.args[1] == {"status": 0, "answer": "yes, from plugin"}, r
         r = c.call("t.callme", None, "NOSUCHCLIENT", timeout=T(5))
-        assert "handler refused" in err_desc(r)
+        assert err_desc(r) == "no such client"
     finally:
         c.close()
 
