@@ -313,6 +313,18 @@ def test_call_plugin_handlers(srv):
         c.close()
 
 
+def test_call_as_amf3_command(srv):
+    """A call in an AMF3 command message (type 17: a 0x00 byte, then AMF0 values)."""
+    c = connect(srv)
+    try:
+        body = b"\x00" + rtmp_client.amf0_encode_all("t.echo", 5.0, None, "amf3", 1.0)
+        c.send_message(rtmp_client.CSID_COMMAND, rtmp_client.MSG_COMMAND_AMF3, 0, 0, body)
+        r = c.wait_result(5.0, T(5))
+        assert r.name == "_result" and r.args[1] == ["amf3", 1.0], r
+    finally:
+        c.close()
+
+
 def test_call_business_server(srv, business):
     c = connect(srv, query="?username=alice&password=pw")
     try:
