@@ -122,7 +122,11 @@ typedef struct sl_plugin_event {
     const char *query;       /**< the client's query string */
     const char *path;        /**< a file (recordings) */
     uint64_t bytes_in, bytes_out;
-    uint64_t duration_ms;    /**< of the session / publish / play that ended */
+    uint64_t duration_ms;    /**< of the session / publish / play that ended; of an rpc call */
+    /* ---- valid from ABI 1.3 (test size) ---- */
+    const char *method;      /**< rpc: the method called */
+    const char *direction;   /**< rpc: "in" (client -> server) or "out" (server -> client) */
+    const char *status;      /**< rpc: "ok", "error", "timeout", "too_big", "not_found", "closed" */
 } sl_plugin_event_t;
 
 /** What an admission asks for (sl_host_api_t.admission_info). */

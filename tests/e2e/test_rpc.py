@@ -33,6 +33,7 @@ CC = shutil.which("cc") or shutil.which("gcc")
 
 PLUGIN_SRC = r"""
 #define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,12 +170,23 @@ static int init(const sl_host_api_t *api, sl_host_t *h, void **state)
 
 static void destroy(void *state) { free(state); }
 
+/* ABI 1.3: the rpc event's own fields, when the struct has them. */
+static void on_event(void *state, const sl_plugin_event_t *ev)
+{
+    st_t *p = state;
+    if (ev->type == SL_PLUGIN_EV_RPC && ev->size >= offsetof(sl_plugin_event_t, status) + sizeof ev->status)
+        p->api->log(p->h, SL_PLUGIN_LOG_INFO, "rpc event method=%s direction=%s status=%s",
+                    ev->method ? ev->method : "-", ev->direction ? ev->direction : "-",
+                    ev->status ? ev->status : "-");
+}
+
 static const sl_plugin_t plugin = {
     SL_PLUGIN_ABI,
     .name = "rpctest",
     .description = "RPC handlers for test_rpc.py",
     .init = init,
     .destroy = destroy,
+    .on_event = on_event,
 };
 
 SL_PLUGIN_INIT(plugin)
@@ -306,6 +318,8 @@ def test_call_plugin_handlers(srv):
         t0 = time.monotonic()
         assert "No answer within" in err_desc(c.call("t.never", None, timeout=T(5)))
         assert time.monotonic() - t0 >= 0.9  # rpc_timeout 1s
+        srv.wait_log(r"rpc event method=t\.echo direction=in status=ok", T(5))
+        srv.wait_log(r"rpc event method=t\.never direction=in status=timeout", T(5))
         assert "too large" in err_desc(c.call("t.big", None, timeout=T(5)))
         # the connection still works after all of that
         assert c.call("t.echo", None, 1.0, timeout=T(5)).args[1] == [1.0]
@@ -520,6 +534,14 @@ def test_rpc_events_only_by_name(srv):
             assert [(e["method"], e["status"]) for e in ins] == [("t.echo", "ok"), ("t.fail", "error")]
             assert ins[1]["reason"] == "room is full" and ins[0]["session"] == cid
             assert all("duration_ms" in e for e in evs)
+            o = connect(srv, app="other")  # no handler, no business server
+            try:
+                err_desc(o.call("nope", None, timeout=T(5)))
+            finally:
+                o.close()
+            ev = named.wait_for(lambda e: e.get("event") == "rpc" and e.get("method") == "nope",
+                                T(5), "rpc not_found")
+            assert ev["status"] == "not_found" and ev["app"] == "other", ev
         finally:
             c.close()
         plain.wait_for(lambda e: e.get("event") == "disconnect", T(5), "disconnect")

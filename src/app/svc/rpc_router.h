@@ -54,7 +54,8 @@ typedef struct sl_svc_rpc_router {
      * SL_EINVAL (no app or method, params not a JSON array), SL_ENOTFOUND
      * (unknown app, or no handler and no rpc_url: nothing would answer),
      * SL_EBUSY (the client already has apps.<app>.rpc_max_calls_per_client
-     * calls in flight, or the server rpc.max_calls), SL_ENOMEM.
+     * calls in flight, or the server rpc.max_calls), SL_ENOMEM. A call
+     * refused as not found or busy still emits its rpc event.
      */
     int (*route)(void *ud, const sl_rpc_route_req_t *req, sl_rpc_route_cb cb, void *cb_ud);
     /**

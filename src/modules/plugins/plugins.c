@@ -268,6 +268,9 @@ static void on_event(const sl_event_t *ev, void *ud)
         .bytes_in = ev->bytes_in,
         .bytes_out = ev->bytes_out,
         .duration_ms = ev->duration_ms,
+        .method = ev->method,
+        .direction = ev->direction,
+        .status = ev->status,
     };
     h->lib.desc.on_event(h->state, &pe);
 }

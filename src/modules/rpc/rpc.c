@@ -332,10 +332,14 @@ static int route(void *ud, const sl_rpc_route_req_t *req, sl_rpc_route_cb cb, vo
         return SL_ENOTFOUND;
     const sl_rpc_app_config_t *acfg = sl_rpc_app_cfg(app);
     const char *sid = req->session_id ? req->session_id : "";
-    if (st->n_calls >= (size_t)sl_rpc_cfg(st->core->cfg)->max_calls)
+    const char *proto = req->proto ? req->proto : "api";
+    if (st->n_calls >= (size_t)sl_rpc_cfg(st->core->cfg)->max_calls ||
+        (sid[0] && (uintptr_t)sl_map_get(&st->per_client, sid) >=
+                       (uintptr_t)acfg->rpc_max_calls_per_client)) {
+        emit(st, sid, proto, req->app, req->method, "in", SL_EBUSY, "Too many calls in flight.",
+             uv_now(st->core->loop));
         return SL_EBUSY;
-    if (sid[0] && (uintptr_t)sl_map_get(&st->per_client, sid) >= (uintptr_t)acfg->rpc_max_calls_per_client)
-        return SL_EBUSY;
+    }
 
     call_t *c = sl_calloc(1, sizeof(*c));
     if (!c)
@@ -344,7 +348,7 @@ static int route(void *ud, const sl_rpc_route_req_t *req, sl_rpc_route_cb cb, vo
     c->cb = cb;
     c->cb_ud = cb_ud;
     snprintf(c->sid, sizeof c->sid, "%s", sid);
-    c->proto = req->proto ? req->proto : "api";
+    c->proto = proto;
     c->app = sl_strdup(req->app);
     c->method = sl_strdup(req->method);
     c->max_reply = (size_t)acfg->rpc_max_reply_bytes;
@@ -403,6 +407,8 @@ static int route(void *ud, const sl_rpc_route_req_t *req, sl_rpc_route_cb cb, vo
     return 0;
 undo:
     /* Nothing answers this call: refuse it now, with no callback. */
+    if (rc == SL_ENOTFOUND)
+        emit(st, c->sid, c->proto, c->app, c->method, "in", rc, "Method not found.", c->start_ms);
     st->n_calls--;
     per_client_add(st, c->sid, -1);
     c->phase = CALL_DELIVERED;
