@@ -349,6 +349,14 @@ def test_call_business_server(srv, business):
                         "params": [1, 2, 3.5], "username": "alice"}, body
         clients = Api(srv).data("applications/live/clients")
         assert body["session"] in [x["id"] for x in clients]
+        # Red5 style: credentials as connect arguments
+        c2 = rtmp_client.RtmpClient(HOST, srv.port)
+        assert c2.connect("live", connect_args=("bob", "pw2")).ok
+        try:
+            assert c2.call("sum", None, 1.0, timeout=T(5)).name == "_result"
+            assert business.bodies[-1]["username"] == "bob"
+        finally:
+            c2.close()
         assert "HTTP 500" in err_desc(c.call("broken", None, timeout=T(5)))
         assert "not JSON" in err_desc(c.call("notjson", None, timeout=T(5)))
         assert "too large" in err_desc(c.call("huge", None, timeout=T(5)))

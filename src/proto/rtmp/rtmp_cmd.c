@@ -244,6 +244,13 @@ static void find_credentials(sl_rtmp_conn_t *c, const char *query, const char **
     *token = v[2] && v[2][0] ? v[2] : NULL;
 }
 
+const char *sl__rtmp_username(sl_rtmp_conn_t *c)
+{
+    const char *user, *pass, *token;
+    find_credentials(c, c->sess.query, &user, &pass, &token);
+    return user;
+}
+
 /* Starts an admission for kind; done is called now or later. */
 static int admit(sl_rtmp_conn_t *c, sl_admit_kind_t kind, const char *stream, const char *mode,
                  sl_admit_done_cb done)

@@ -171,6 +171,12 @@ int sl__rtmp_send_status(sl_rtmp_conn_t *c, uint32_t sid, const char *level, con
 void sl__rtmp_stop_publish(sl_rtmp_conn_t *c, int notify);
 /** Stops playing (if playing). */
 void sl__rtmp_stop_play(sl_rtmp_conn_t *c);
+/**
+ * The client's username as admission knows it (its query's `username`, else
+ * connect's extra arguments, Red5 style), or NULL. Valid until the next call
+ * (a static buffer; loop thread only).
+ */
+const char *sl__rtmp_username(sl_rtmp_conn_t *c);
 
 /* rtmp_rpc.c */
 /**

@@ -160,9 +160,7 @@ int sl__rtmp_rpc_call(sl_rtmp_conn_t *c, const char *method, double txn, sl_amf_
                                                                  : "Arguments too large or deep.")
                        : 0;
     }
-    char user[256];
-    if (sl__rtmp_query_get(c->sess.query, "username", user, sizeof user) < 0)
-        user[0] = '\0';
+    const char *user = sl__rtmp_username(c); /* static buffer: copied by route */
     call_ctx_t *x = sl_calloc(1, sizeof(*x));
     if (!x) {
         sl_free(params);
@@ -175,7 +173,7 @@ int sl__rtmp_rpc_call(sl_rtmp_conn_t *c, const char *method, double txn, sl_amf_
         .app = c->sess.app,
         .session_id = c->sess.id,
         .proto = c->sess.proto,
-        .username = user[0] ? user : NULL,
+        .username = user,
         .method = method,
         .params_json = params,
     };
