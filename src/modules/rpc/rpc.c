@@ -8,9 +8,11 @@
  * callback never runs inside route, even when a handler answers at once.
  * A handler registered in the "rpc" service cannot be cancelled: when a
  * call times out before its handler answers, the call is delivered
- * (timeout) but stays allocated, off every count, until the handler's
- * reply arrives (or the module is freed), so the handler's reply_ud never
- * dangles.
+ * (timeout) but stays allocated until the handler's reply arrives (or the
+ * module is freed), so the handler's reply_ud never dangles. It leaves its
+ * client's count at delivery but the server's (rpc.max_calls) only when
+ * freed: a handler that never replies ends up refusing new calls instead of
+ * growing memory without bound.
  *
  * Requesters are never kept as pointers by this module: the RTMP side finds
  * its client again by session id when the answer comes (rtmp_rpc.c), the
@@ -180,17 +182,23 @@ static void call_free(call_t *c)
     sl_free(c);
 }
 
+/* Frees a call that was counted in st->n_calls (every call past route's checks). */
+static void call_destroy(call_t *c)
+{
+    c->st->n_calls--;
+    sl_list_remove(&c->link);
+    call_free(c);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     call_t *c = h->data;
     c->timer_closed = 1;
-    if (!c->handler_pending) {
-        sl_list_remove(&c->link);
-        call_free(c);
-    }
+    if (!c->handler_pending)
+        call_destroy(c);
 }
 
-/* The requester has been told: leave the counts; free once nothing refers to c. */
+/* The requester has been told: off the live list; free once nothing refers to c. */
 static void call_release(call_t *c)
 {
     state_t *st = c->st;
@@ -205,8 +213,7 @@ static void deliver(call_t *c)
     state_t *st = c->st;
     SL_ASSERT(c->phase == CALL_ANSWERED);
     c->phase = CALL_DELIVERED;
-    st->n_calls--;
-    per_client_add(st, c->sid, -1);
+    per_client_add(st, c->sid, -1); /* st->n_calls drops when c is freed (see call_destroy) */
     sl_log_ctx_t log = {.sid = c->sid[0] ? c->sid : NULL, .proto = c->proto, .app = c->app};
     if (c->status)
         SL_LOGI(&log, "rpc: %s failed: %s", c->method, c->reason ? c->reason : sl_strerror(c->status));
@@ -288,10 +295,8 @@ static void on_handler_reply(void *ud, int status, const char *result_json)
         }
         return;
     }
-    if (c->phase == CALL_DELIVERED && c->timer_closed) {
-        sl_list_remove(&c->link); /* from st->lingering */
-        call_free(c);
-    }
+    if (c->phase == CALL_DELIVERED && c->timer_closed)
+        call_destroy(c); /* from st->lingering */
     /* ANSWERED (a timeout being delivered), or DELIVERED with the timer
      * still closing: the timer's close callback frees it. */
 }
@@ -409,10 +414,9 @@ undo:
     /* Nothing answers this call: refuse it now, with no callback. */
     if (rc == SL_ENOTFOUND)
         emit(st, c->sid, c->proto, c->app, c->method, "in", rc, "Method not found.", c->start_ms);
-    st->n_calls--;
     per_client_add(st, c->sid, -1);
     c->phase = CALL_DELIVERED;
-    call_release(c);
+    call_release(c); /* freed (and uncounted) when its timer has closed */
     return rc;
 }
 
@@ -532,11 +536,8 @@ static void free_state(void *state)
     if (!st)
         return;
     /* Calls whose handler never replied (the timers are closed by now). */
-    while (!sl_list_empty(&st->lingering)) {
-        call_t *c = sl_container_of(st->lingering.next, call_t, link);
-        sl_list_remove(&c->link);
-        call_free(c);
-    }
+    while (!sl_list_empty(&st->lingering))
+        call_destroy(sl_container_of(st->lingering.next, call_t, link));
     while (!sl_list_empty(&st->invokes))
         invoke_free(sl_container_of(st->invokes.next, invoke_t, link));
     sl_map_cleanup(&st->per_client);

@@ -6,7 +6,8 @@
  * loop); a handler that never replies is timed out, and its late reply
  * afterwards is harmless; a handler's error text becomes the reason; a
  * method without a handler or business server is refused at once; the
- * per-client budget refuses the call over it; server -> client invoke of an
+ * per-client budget refuses the call over it, and the server's counts a
+ * timed-out call until its handler replies; server -> client invoke of an
  * unknown client is refused; stopping answers the waiting calls
  * SL_ECLOSED. The loop closes with no handle left and nothing stays
  * allocated.
@@ -88,7 +89,8 @@ static void test_router(void **state)
 {
     (void)state;
     int64_t bytes0 = sl_alloc_bytes();
-    static const char yml[] = "apps:\n  live: {rpc_timeout: 100ms, rpc_max_calls_per_client: 1}\n";
+    static const char yml[] = "rpc: {max_calls: 2}\n"
+                              "apps:\n  live: {rpc_timeout: 100ms, rpc_max_calls_per_client: 1}\n";
     sl_config_t cfg;
     uv_loop_t loop;
     sl_core_t core;
@@ -107,11 +109,12 @@ static void test_router(void **state)
     const sl_rpc_service_t *rpc = sl_service_get(&core, SL_RPC_SERVICE, 1, 0, &hud);
     assert_non_null(r);
     assert_non_null(rpc);
-    kept_t never = {0}, late = {0};
+    kept_t never = {0}, late = {0}, late2 = {0};
     assert_int_equal(rpc->add(hud, "sync", "t", h_sync, NULL), 0);
     assert_int_equal(rpc->add(hud, "err", "t", h_err, NULL), 0);
     assert_int_equal(rpc->add(hud, "never", "t", h_keep, &never), 0);
     assert_int_equal(rpc->add(hud, "late", "t", h_keep, &late), 0);
+    assert_int_equal(rpc->add(hud, "late2", "t", h_keep, &late2), 0);
 
     /* A handler that replies inside the call: delivered from the loop. */
     answer_t a = {0};
@@ -153,10 +156,24 @@ static void test_router(void **state)
     assert_int_equal(r->invoke_client(rud, "NOSUCH", "m", "[]", 1000, on_answer, &e), SL_ENOTFOUND);
     assert_int_equal(r->invoke_client(rud, "NOSUCH", "m", "[]", 0, on_answer, &e), SL_EINVAL);
 
-    /* Stop answers what waits: a call on a handler that never replies. */
-    answer_t s = {0};
+    /* A timed-out call whose handler has not replied still counts against rpc.max_calls
+     * (2 here): with one waiting too, a third is refused until the late reply frees it. */
+    answer_t x = {0}, s = {0}, y = {0};
+    q.method = "late2";
+    assert_int_equal(r->route(rud, &q, on_answer, &x), 0);
+    run_until(&loop, &x, 1);
+    assert_int_equal(x.status, UV_ETIMEDOUT);
     q.method = "never";
-    assert_int_equal(r->route(rud, &q, on_answer, &s), 0);
+    assert_int_equal(r->route(rud, &q, on_answer, &s), 0); /* stop answers it, below */
+    q.method = "sync";
+    assert_int_equal(r->route(rud, &q, on_answer, &y), SL_EBUSY);
+    late2.reply(late2.rud, 0, "1");
+    uv_run(&loop, UV_RUN_NOWAIT); /* its timer's close callback, if still due, frees it */
+    assert_int_equal(r->route(rud, &q, on_answer, &y), 0);
+    run_until(&loop, &y, 1);
+    assert_int_equal(y.status, 0);
+
+    /* Stop answers what waits: the call on a handler that never replies. */
     sl_plugins_stop(st);
     assert_int_equal(s.calls, 1);
     assert_int_equal(s.status, SL_ECLOSED);
