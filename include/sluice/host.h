@@ -122,7 +122,11 @@ typedef struct sl_plugin_event {
     const char *query;       /**< the client's query string */
     const char *path;        /**< a file (recordings) */
     uint64_t bytes_in, bytes_out;
-    uint64_t duration_ms;    /**< of the session / publish / play that ended */
+    uint64_t duration_ms;    /**< of the session / publish / play that ended; of an rpc call */
+    /* ---- valid from ABI 1.3 (test size) ---- */
+    const char *method;      /**< rpc: the method called */
+    const char *direction;   /**< rpc: "in" (client -> server) or "out" (server -> client) */
+    const char *status;      /**< rpc: "ok", "error", "timeout", "too_big", "not_found", "closed" */
 } sl_plugin_event_t;
 
 /** What an admission asks for (sl_host_api_t.admission_info). */
@@ -194,6 +198,15 @@ typedef void (*sl_rpc_reply_fn)(void *reply_ctx, int status, const char *result_
  */
 typedef int (*sl_rpc_handler_fn)(void *ud, const char *method, const char *args_json,
                                  sl_rpc_reply_fn reply, void *reply_ctx);
+
+/**
+ * The answer to sl_host_api_t.invoke_client, exactly once (unless the
+ * plugin stopped first): status 0 and the client's result as JSON;
+ * SL_EDENIED and the client's error value as JSON; SL_ECLOSED (the client
+ * left); another negative code when it did not answer in time (ETIMEDOUT)
+ * or failed. result_json is borrowed for the call and may be NULL.
+ */
+typedef void (*sl_invoke_reply_fn)(void *ctx, int status, const char *result_json);
 
 /** True when api holds field (the host's ABI minor is new enough for it). */
 #define SL_HOST_HAS(api, field) \
@@ -347,6 +360,22 @@ typedef struct sl_host_api {
     int (*rpc_register)(sl_host_t *h, const char *method, sl_rpc_handler_fn cb, void *ud);
     /** Removes a method of this plugin (no-op when absent). */
     void (*rpc_unregister)(sl_host_t *h, const char *method);
+
+    /* ---- server -> client calls (valid from ABI 1.3) ---- */
+
+    /**
+     * Calls method on the client session_id with the arguments in
+     * params_json (a JSON array, NULL = none) and waits up to timeout_ms
+     * (1..300000) for its answer, which reply receives later, never inside
+     * this call (see sl_invoke_reply_fn). 0; SL_ENOTFOUND (no such client),
+     * SL_EDECLINED (its protocol cannot be called: only RTMP can today),
+     * SL_EBUSY (too many calls waiting), SL_EINVAL, SL_ENOMEM: then reply
+     * is never called. Answers still due when the plugin stops are
+     * dropped (reply is not called after stop).
+     */
+    int (*invoke_client)(sl_host_t *h, const char *session_id, const char *method,
+                         const char *params_json, uint64_t timeout_ms, sl_invoke_reply_fn reply,
+                         void *ctx);
 } sl_host_api_t;
 
 #ifdef __cplusplus

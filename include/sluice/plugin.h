@@ -133,7 +133,8 @@ typedef struct sl_plugin {
 #define SL_PLUGIN_SIZE_1_0 (offsetof(sl_plugin_t, reload))
 /**
  * The size of sl_plugin_t in ABI 1.1 (through reload). ABI 1.2 added event
- * types (app/room start and stop, host.h), no descriptor field.
+ * types (app/room start and stop, host.h), no descriptor field; ABI 1.3
+ * added a host call (invoke_client), no descriptor field either.
  */
 #define SL_PLUGIN_SIZE_1_1 (offsetof(sl_plugin_t, reload) + sizeof(int (*)(void *)))
 

@@ -25,6 +25,6 @@
 /** The plugin ABI's major: changes only when a struct or a call changes meaning. */
 #define SL_ABI_MAJOR 1
 /** The plugin ABI's minor: grows when fields are appended. */
-#define SL_ABI_MINOR 2
+#define SL_ABI_MINOR 3
 
 #endif

@@ -3,8 +3,8 @@
  * receives the events of the bus as one JSON text message each (the same JSON
  * as webhooks, see sl_event_to_json). Optional filters in the query:
  * app= (scope path or its prefix), stream=, type= (comma-separated event
- * names; without it, SL_EV_DEFAULT_MASK: app/room start and stop only by
- * name). A watcher whose send queue overflows is disconnected (close code
+ * names; without it, SL_EV_DEFAULT_MASK: app/room start and stop, and rpc,
+ * only by name). A watcher whose send queue overflows is disconnected (close code
  * 1008) rather than allowed to grow memory: an integration that needs
  * every event durably uses webhooks.
  */

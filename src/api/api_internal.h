@@ -55,6 +55,13 @@ int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *
 
 /* api_so.c */
 int sl__api_so_route(sl_api_t *api, sl_http_req_t *req, const char *scope, char **seg, int n);
+/* api_rpc.c */
+/**
+ * POST .../invoke, .../invoke/clients and .../clients/{id}/invoke (n = 1,
+ * 2, 3 segments after the app); answers now or later. Always 0.
+ */
+int sl__api_rpc_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *app,
+                      const char *scope, int whole_app, char **seg, int n);
 
 /* api_events.c */
 int sl__api_events_start(sl_api_t *api);

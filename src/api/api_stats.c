@@ -634,20 +634,11 @@ int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *
     if (n == 0 && is_get)
         return sl__api_ok(req, scope_stats(api, scope, whole_app, div, un));
 
-    if (n == 1 && strcmp(seg[0], "invoke") == 0 && is_post) {
-        json_error_t jerr;
-        json_t *body = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES,
-                                  &jerr);
-        const char *method = body ? json_string_value(json_object_get(body, "method")) : NULL;
-        if (!method) {
-            json_decref(body);
-            return sl__api_err(req, 400, "Body must be {\"method\": name, \"parameters\": [...]}.");
-        }
-        char msg[200];
-        snprintf(msg, sizeof msg, "No handler for method %.100s in application %s.", method, app->name);
-        json_decref(body);
-        return sl__api_err(req, 404, msg);
-    }
+    /* RPC: Red5's /invoke, and server -> client invokes (api_rpc.c). */
+    if (is_post && ((n == 1 && strcmp(seg[0], "invoke") == 0) ||
+                    (n == 2 && strcmp(seg[0], "invoke") == 0 && strcmp(seg[1], "clients") == 0) ||
+                    (n == 3 && strcmp(seg[0], "clients") == 0 && strcmp(seg[2], "invoke") == 0)))
+        return sl__api_rpc_route(api, req, app, scope, whole_app, seg, n);
 
     if (n >= 1 && strcmp(seg[0], "streams") == 0) {
         if (n == 1 && is_get) {

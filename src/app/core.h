@@ -57,6 +57,15 @@ typedef enum {
     SL_PUBLISH_APPEND = 2, /* live and appended to the existing recording */
 } sl_publish_mode_t;
 
+/**
+ * The answer to a server -> client call (sl_session_ops_t.invoke), exactly
+ * once: status 0 and the client's result as a JSON text; SL_EDENIED and
+ * the client's error (a JSON text: what it sent with its _error); UV_ETIMEDOUT
+ * (no answer in time); SL_ECLOSED (the client left first); SL_ENOMEM.
+ * result_json is borrowed for the call (NULL when there is none).
+ */
+typedef void (*sl_session_invoke_cb)(void *ud, int status, const char *result_json);
+
 typedef struct sl_session_ops {
     /** Disconnects the client with a reason (the protocol tells it how it can). */
     void (*kick)(sl_session_t *s, const char *reason);
@@ -64,6 +73,18 @@ typedef struct sl_session_ops {
     void (*shutdown)(sl_session_t *s);
     /** Messages queued for the client and not yet written (may be NULL: 0). */
     uint64_t (*pending)(const sl_session_t *s);
+    /**
+     * Optional (NULL: the protocol cannot call its clients). Calls method
+     * on the client with the arguments of params_json (a JSON array;
+     * borrowed, converted now) and waits up to timeout_ms for its answer.
+     * Returns 0 when the call was sent: cb then comes exactly once, never
+     * from inside this call (also when the client leaves: SL_ECLOSED).
+     * Errors, cb never called: SL_EINVAL (params not a JSON array, a method
+     * name the protocol cannot carry), SL_EBUSY (too many calls waiting on
+     * this client), SL_ECLOSED (not connected), SL_ENOMEM.
+     */
+    int (*invoke)(sl_session_t *s, const char *method, const char *params_json,
+                  uint64_t timeout_ms, sl_session_invoke_cb cb, void *ud);
 } sl_session_ops_t;
 
 struct sl_session {

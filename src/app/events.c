@@ -266,6 +266,9 @@ char *sl_event_to_json(const sl_event_t *ev, const char *node)
     S("reason", ev->reason);
     S("query", ev->query);
     S("path", ev->path);
+    S("method", ev->method);
+    S("direction", ev->direction);
+    S("status", ev->status);
 #undef S
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)ev->bytes_in));
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)ev->bytes_out));

@@ -47,7 +47,8 @@ typedef enum {
 /*
  * The events an output with no selection of its own sends: every type but
  * the scope lifetimes (app/room start and stop), which came later (plugin
- * ABI 1.2) and which the WebSocket stream and webhooks send only when asked
+ * ABI 1.2), and rpc (one per call: as many as the clients make), which the
+ * WebSocket stream and webhooks send only when asked
  * by name, so that the streams their receivers already parse do not change.
  * so_update is opt-in too: it comes once per shared object change (up to
  * so_max_updates_per_sec per client), which would turn a chat into a webhook
@@ -57,7 +58,7 @@ typedef enum {
 #define SL_EV_DEFAULT_MASK                                                    \
     (((1u << SL_EV_COUNT) - 1) & ~((1u << SL_EV_APP_START) | (1u << SL_EV_APP_STOP) | \
                                    (1u << SL_EV_ROOM_START) | (1u << SL_EV_ROOM_STOP) | \
-                                   (1u << SL_EV_SO_UPDATE)))
+                                   (1u << SL_EV_SO_UPDATE) | (1u << SL_EV_RPC)))
 
 typedef struct sl_event {
     sl_event_type_t type;
@@ -73,7 +74,10 @@ typedef struct sl_event {
     const char *query;       /* the client's query string, or NULL */
     const char *path;        /* a file (recordings), or NULL */
     uint64_t bytes_in, bytes_out;
-    uint64_t duration_ms;    /* of the session / publish / play that ended */
+    uint64_t duration_ms;    /* of the session / publish / play that ended; of an rpc call */
+    const char *method;      /* rpc: the method called, or NULL */
+    const char *direction;   /* rpc: "in" (client -> server) or "out" (server -> client) */
+    const char *status;      /* rpc: "ok", "error", "timeout", "too_big", "not_found", "closed" */
 } sl_event_t;
 
 typedef void (*sl_event_cb)(const sl_event_t *ev, void *ud);

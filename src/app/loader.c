@@ -14,7 +14,7 @@
 /* The smallest descriptor size a plugin of ABI 1.minor may declare. */
 static size_t min_size_for_minor(int minor)
 {
-    /* 1.2 added no descriptor field (only event types): 1.1's size holds. */
+    /* 1.2 and 1.3 added no descriptor field (event types, a host call): 1.1's size holds. */
     return minor <= 0 ? SL_PLUGIN_SIZE_1_0 : SL_PLUGIN_SIZE_1_1;
 }
 

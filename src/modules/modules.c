@@ -14,6 +14,7 @@
 #include "modules/exec_hooks/exec_hooks.h"
 #include "modules/module.h"
 #include "modules/recorder/recorder.h"
+#include "modules/rpc/rpc.h"
 #include "modules/s3_upload/s3_upload.h"
 #include "modules/shared_objects/shared_objects.h"
 #include "modules/vod/vod.h"
@@ -35,5 +36,6 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_hls_builtin,
     &sl_httpflv_builtin,
     &sl_shared_objects_builtin,
+    &sl_rpc_builtin,
     NULL,
 };

@@ -562,6 +562,17 @@ class CommandResult:
         return "<%s txn=%s %r>" % (self.name, self.txn, self.args)
 
 
+NO_ANSWER = object()  # an invoke handler's "do not answer"
+
+
+class InvokeError(Exception):
+    """Raised by an invoke handler: the client answers _error with info."""
+
+    def __init__(self, info):
+        super().__init__(info)
+        self.info = info
+
+
 class RtmpClient:
     """One RTMP connection. Not reusable after close().
 
@@ -604,6 +615,10 @@ class RtmpClient:
         self.data_messages = []      # [(arrival, values)]
         self.user_controls = []      # [(arrival, event, value)]
         self.commands = []           # other commands received [(arrival, name, args)]
+        # Server -> client calls: method name -> handler(*args). A handler's return
+        # value is sent as _result; raising InvokeError(info) sends _error with info;
+        # returning NO_ANSWER sends nothing (to test the server's timeout).
+        self.invoke_handlers = {}
         self.acks = []               # Acknowledgements from the peer [(arrival, sequence)]
         self.so_messages = []        # shared object messages [(arrival, type 16|19, body)] (rtmp_so.py)
         self.closed = False
@@ -813,6 +828,19 @@ class RtmpClient:
                 else:
                     self.commands.append((now, name, args))
                 self._cv.notify_all()
+                handler = self.invoke_handlers.get(name)
+            if handler is not None:
+                self._answer_invoke(handler, txn, args[1:] if args else [])
+
+    def _answer_invoke(self, handler, txn, args):
+        """Runs a server invoke's handler (reader thread) and answers it."""
+        try:
+            value = handler(*args)
+        except InvokeError as e:
+            self.send_command("_error", None, e.info, txn=txn)
+            return
+        if value is not NO_ANSWER:
+            self.send_command("_result", None, value, txn=txn)
 
     def _on_aggregate(self, now, ts, msid, payload):
         # An aggregate message is a run of FLV tags; timestamps are rebased on the first.

@@ -50,6 +50,8 @@ KNOWN_ROUTES = [
     ("get", "/api/v1/applications/statistics"),
     ("get", "/api/v1/applications/{app}"),
     ("post", "/api/v1/applications/{app}/invoke"),
+    ("post", "/api/v1/applications/{app}/invoke/clients"),
+    ("post", "/api/v1/applications/{app}/clients/{clientId}/invoke"),
     ("get", "/api/v1/applications/{app}/streams"),
     ("get", "/api/v1/applications/{app}/streams/{stream}"),
     ("get", "/api/v1/applications/{app}/streams/{stream}/subscribers"),

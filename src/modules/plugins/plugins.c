@@ -35,6 +35,7 @@
 #include "app/svc/http.h"
 #include "app/svc/recorder.h"
 #include "app/svc/rpc.h"
+#include "app/svc/rpc_router.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -66,6 +67,7 @@ struct sl_host {
     int ev_id;                       /* event listener id, 0 when none */
     int admit_id;                    /* admission check id, 0 when none */
     sl_list_t timers;                /* struct sl_timer, live ones */
+    sl_list_t invokes;               /* invoke_t waiting for a client's answer */
     char log_name[80];               /* "plugin:<name>" (a built-in: its name), the log
                                         lines' protocol field and the listener's name */
 };
@@ -266,6 +268,9 @@ static void on_event(const sl_event_t *ev, void *ud)
         .bytes_in = ev->bytes_in,
         .bytes_out = ev->bytes_out,
         .duration_ms = ev->duration_ms,
+        .method = ev->method,
+        .direction = ev->direction,
+        .status = ev->status,
     };
     h->lib.desc.on_event(h->state, &pe);
 }
@@ -793,6 +798,53 @@ static void h_rpc_unregister(sl_host_t *h, const char *method)
 
 /* ---- the table --------------------------------------------------------- */
 
+/* ---- server -> client calls (ABI 1.3) ------------------------------------- */
+
+/* One invoke_client waiting: the router's callback finds the plugin through it. */
+typedef struct invoke {
+    sl_host_t *h;                    /* NULL once the plugin stopped: the answer is dropped */
+    sl_invoke_reply_fn reply;
+    void *ctx;
+    sl_list_t link;                  /* in h->invokes while h is set */
+} invoke_t;
+
+static void on_invoke_answer(void *ud, int status, const char *result_json, const char *reason)
+{
+    invoke_t *iv = ud;
+    (void)reason;
+    if (iv->h) {
+        sl_list_remove(&iv->link);
+        iv->reply(iv->ctx, status, result_json);
+    }
+    sl_free(iv);
+}
+
+static int h_invoke_client(sl_host_t *h, const char *session_id, const char *method,
+                           const char *params_json, uint64_t timeout_ms, sl_invoke_reply_fn reply,
+                           void *ctx)
+{
+    if (!reply || h->stopped)
+        return SL_EINVAL;
+    void *rud = NULL;
+    const sl_svc_rpc_router_t *r = sl_service_get(h->mod->core, SL_SVC_RPC_ROUTER,
+                                                  SL_SVC_RPC_ROUTER_MAJOR, 0, &rud);
+    if (!r)
+        return SL_EDECLINED;
+    invoke_t *iv = sl_calloc(1, sizeof(*iv));
+    if (!iv)
+        return SL_ENOMEM;
+    iv->h = h;
+    iv->reply = reply;
+    iv->ctx = ctx;
+    int rc = r->invoke_client(rud, session_id, method, params_json, timeout_ms, on_invoke_answer, iv);
+    if (rc) {
+        sl_free(iv);
+        return rc;
+    }
+    sl_list_push_back(&h->invokes, &iv->link);
+    return 0;
+}
+
 static const sl_host_api_t g_api = {
     .abi_major = SL_ABI_MAJOR,
     .abi_minor = SL_ABI_MINOR,
@@ -826,6 +878,7 @@ static const sl_host_api_t g_api = {
     .service_get = h_service_get,
     .rpc_register = h_rpc_register,
     .rpc_unregister = h_rpc_unregister,
+    .invoke_client = h_invoke_client,
 };
 
 /* ---- the host of every extension ---------------------------------------- */
@@ -904,6 +957,11 @@ static void host_stop(sl_host_t *h)
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &h->timers)
         h_timer_stop(sl_container_of(it, struct sl_timer, link));
+    while (!sl_list_empty(&h->invokes)) { /* answers still due are dropped */
+        invoke_t *iv = sl_container_of(h->invokes.next, invoke_t, link);
+        sl_list_remove(&iv->link);
+        iv->h = NULL;
+    }
     for (size_t i = m->n_methods; i-- > 0;)
         if (m->methods[i].h == h)
             rpc_remove_at(m, i);
@@ -976,6 +1034,7 @@ static int host_start(plugins_t *m, const sl_builtin_t *builtin, const sl_plugin
     h->mod = m;
     h->builtin = builtin;
     sl_list_init(&h->timers);
+    sl_list_init(&h->invokes);
     int rc;
     if (builtin) {
         h->own_cfg.name = (char *)(builtin->plugin && builtin->plugin->name ? builtin->plugin->name

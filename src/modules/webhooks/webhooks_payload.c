@@ -174,6 +174,11 @@ char *sl__webhooks_payload(const sl_event_t *ev, const char *node, const char *d
     bad |= json_object_set_new(o, "bytes_in", json_integer((json_int_t)ev->bytes_in));
     bad |= json_object_set_new(o, "bytes_out", json_integer((json_int_t)ev->bytes_out));
     bad |= json_object_set_new(o, "duration_ms", json_integer((json_int_t)ev->duration_ms));
+    if (ev->method) { /* rpc only, so that other payloads stay as they were */
+        bad |= json_object_set_new(o, "method", json_string(ev->method));
+        bad |= json_object_set_new(o, "direction", str_or_null(ev->direction));
+        bad |= json_object_set_new(o, "status", str_or_null(ev->status));
+    }
     char *txt = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!txt)

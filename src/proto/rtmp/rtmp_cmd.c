@@ -244,6 +244,13 @@ static void find_credentials(sl_rtmp_conn_t *c, const char *query, const char **
     *token = v[2] && v[2][0] ? v[2] : NULL;
 }
 
+const char *sl__rtmp_username(sl_rtmp_conn_t *c)
+{
+    const char *user, *pass, *token;
+    find_credentials(c, c->sess.query, &user, &pass, &token);
+    return user;
+}
+
 /* Starts an admission for kind; done is called now or later. */
 static int admit(sl_rtmp_conn_t *c, sl_admit_kind_t kind, const char *stream, const char *mode,
                  sl_admit_done_cb done)
@@ -1109,10 +1116,15 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
                strcmp(name, "FCSubscribe") == 0 || strcmp(name, "_checkbw") == 0) {
         if (txn > 0)
             rc = send_result_num(c, txn, 0, 0);
-    } else if (strcmp(name, "_result") == 0 || strcmp(name, "_error") == 0 ||
-               strcmp(name, "onBWDone") == 0 || strcmp(name, "_onbwcheck") == 0 ||
+    } else if (strcmp(name, "_result") == 0 || strcmp(name, "_error") == 0) {
+        /* answers to our calls: an RPC invoke's (rtmp_rpc.c), or nothing to do */
+        sl__rtmp_rpc_on_answer(c, name[1] == 'e', txn, v, count);
+    } else if (strcmp(name, "onBWDone") == 0 || strcmp(name, "_onbwcheck") == 0 ||
                strcmp(name, "_onbwdone") == 0) {
-        /* answers to our calls, or nothing to do for live streams */
+        /* nothing to do for live streams */
+    } else if (sid == 0) {
+        /* NetConnection.call of an application method (rtmp_rpc.c) */
+        rc = sl__rtmp_rpc_call(c, name, txn, count > 3 ? v + 3 : NULL, count > 3 ? count - 3 : 0);
     } else if (txn > 0) {
         char desc[160];
         snprintf(desc, sizeof desc, "Method not found (%.100s).", name);

@@ -617,6 +617,7 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
     sl__rtmp_stop_publish(c, 1);
     sl__rtmp_stop_play(c);
     sl__rtmp_so_closed(c);
+    sl__rtmp_rpc_close(c); /* invokes waiting on this client: answered "closed" */
     if (c->state == SL_RTMP_CONN_CONNECTED)
         sl_events_emit_session(c->core, &c->sess, SL_EV_DISCONNECT, reason ? reason : "closed");
     c->state = SL_RTMP_CONN_CLOSING;
@@ -684,6 +685,7 @@ static const sl_session_ops_t conn_session_ops = {
     .kick = conn_kick,
     .shutdown = conn_shutdown,
     .pending = conn_pending,
+    .invoke = sl__rtmp_invoke,
 };
 
 /* ------------------------------------------------------------------ */

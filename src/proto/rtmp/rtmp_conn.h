@@ -124,6 +124,7 @@ typedef struct sl_rtmp_conn {
     uint32_t pending_start_ms;      /* the play's start argument (0 = from the beginning) */
     size_t connect_query_len;       /* length+1 of the connect's query inside sess.query; 0 = none */
     int query_merged;               /* a stream query has been merged in */
+    struct sl_rtmp_rpc *rpc;        /* server -> client invokes waiting (rtmp_rpc.c; owned), or NULL */
 } sl_rtmp_conn_t;
 
 /* rtmp_conn.c */
@@ -170,5 +171,32 @@ int sl__rtmp_send_status(sl_rtmp_conn_t *c, uint32_t sid, const char *level, con
 void sl__rtmp_stop_publish(sl_rtmp_conn_t *c, int notify);
 /** Stops playing (if playing). */
 void sl__rtmp_stop_play(sl_rtmp_conn_t *c);
+/**
+ * The client's username as admission knows it (its query's `username`, else
+ * connect's extra arguments, Red5 style), or NULL. Valid until the next call
+ * (a static buffer; loop thread only).
+ */
+const char *sl__rtmp_username(sl_rtmp_conn_t *c);
+
+/* rtmp_rpc.c */
+/**
+ * A client's NetConnection.call of a method RTMP does not handle itself:
+ * routes it (service "rpc_router") and answers _result/_error later, or
+ * _error now when nothing can take it. args (borrowed) are the call's
+ * arguments after the command object. Returns <0 to close (ENOMEM).
+ */
+int sl__rtmp_rpc_call(sl_rtmp_conn_t *c, const char *method, double txn, sl_amf_t **args,
+                      size_t n_args);
+/**
+ * A _result (is_error 0) or _error from the client: if txn is one of our
+ * invokes, answers it and returns 1; else 0 (not ours). v/count: the whole
+ * command, borrowed.
+ */
+int sl__rtmp_rpc_on_answer(sl_rtmp_conn_t *c, int is_error, double txn, sl_amf_t **v, size_t count);
+/** The session op invoke (sl_session_ops_t.invoke) of RTMP connections. */
+int sl__rtmp_invoke(sl_session_t *s, const char *method, const char *params_json,
+                    uint64_t timeout_ms, sl_session_invoke_cb cb, void *ud);
+/** At close: every invoke still waiting is answered SL_ECLOSED; frees c->rpc. */
+void sl__rtmp_rpc_close(sl_rtmp_conn_t *c);
 
 #endif
