@@ -260,10 +260,11 @@ static void on_opus(wrtc_pc_t *pc, const uint8_t *opus, size_t len, uint32_t rtp
 {
     int64_t dts = track_dts(pc, 0, rtp_ts);
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(pc->w->core->cfg);
-    if (sl_rtp_sync_take_jump(&pc->sync, pc->sync_a) > 0 && pc->to_aac) {
-        /* The audio track stepped forward at the switch to sender reports.
-         * The transcoder follows its input by sample count (it resyncs only
-         * beyond SL_TRANSCODE_RESYNC_MS): a new one starts at this dts. */
+    if (sl_rtp_sync_take_jump(&pc->sync, pc->sync_a) > 20 && pc->to_aac) {
+        /* The audio track stepped forward (by more than an Opus frame) at the
+         * switch to sender reports. The transcoder follows its input by
+         * sample count and resyncs only beyond SL_TRANSCODE_RESYNC_MS: a new
+         * one starts at this dts (a few frames in flight are lost, once). */
         uint64_t now = uv_now(pc->w->core->loop);
         aac_stop(pc, "audio timeline moved to the sender's clock");
         aac_start(pc, now, "audio timeline moved to the sender's clock");
