@@ -38,6 +38,7 @@ import time
 import pytest
 
 from conftest import HOST, T, wait_until
+from rtmp_client import RtmpClient
 from test_webrtc import client, events_of, needs_aiortc, start, wait_live, whip_url
 
 DELAY_S = float(os.environ.get("LIPSYNC_DELAY", "0.3"))
@@ -203,10 +204,18 @@ def publisher_stats(srv, stream):
 def test_lip_sync_from_sender_reports(sluice_factory, procs, sync_clip):
     srv = start(sluice_factory, {"webrtc": {"keyframe_interval": "1s"}})
     relay = AudioDelayRelay(srv.webrtc_port).start()
+    players = []
     try:
         pub = client(procs, "whip", whip_url(srv, "sync1"), "--src", str(sync_clip), "--seconds", "28",
                "--relay", relay.address, name="whip")
         wait_live(srv, "sync1")
+        # An RTMP player from the start sees the switch: nothing goes back in either track.
+        player = RtmpClient(HOST, srv.port, timeout=T(5), name="player")
+        players.append(player)
+        player.connect("live")
+        player.play(player.create_stream(), "sync1")
+        player.wait_status("NetStream.Play.Start", T(5))
+        before_switch = (publisher_stats(srv, "sync1") or {}).get("timestamps") == "arrival"
         # Both tracks flow, then both have a sender report: the timeline switches.
         wait_until(lambda: (publisher_stats(srv, "sync1") or {}).get("timestamps") == "sender_report",
                    T(15), 0.2, "timestamps from the sender's reports")
@@ -226,5 +235,19 @@ def test_lip_sync_from_sender_reports(sluice_factory, procs, sync_clip):
         # Every flash and its beep are where the sender's reports put them, within 60 ms
         # (with arrival anchoring they would be `skew`, ~300 ms, further apart).
         assert all(abs(o - sender_av - CODEC_DELAY_MS) <= 60 for o in off), info
+        # Across the switch each track's timestamps only go forward; the video, 300 ms
+        # early on arrival, stepped forward once by about that much to meet its audio.
+        with player._cv:
+            media = list(player.media)
+        video = [m.ts for m in media if m.is_video and not m.seq_header]
+        audio = [m.ts for m in media if m.is_audio and not m.seq_header]
+        assert len(video) > 50 and len(audio) > 100, (len(video), len(audio))
+        assert all(b >= a for a, b in zip(video, video[1:])), video
+        assert all(b >= a for a, b in zip(audio, audio[1:])), audio
+        if before_switch:
+            steps = [b - a for a, b in zip(video, video[1:])]
+            assert max(steps) >= skew - 60, (max(steps), skew)
     finally:
+        for p in players:
+            p.close()
         relay.stop()
