@@ -57,7 +57,7 @@ static void webrtc_metrics(sl_core_t *core, sl_wbuf_t *w)
 #define ROW(n, t, f, h) {"sluice_webrtc_" n, t, h, offsetof(sl_webrtc_counters_t, f)}
         ROW("sessions_created_total", "counter", sessions_total, "WebRTC sessions created (WHIP/WHEP POST answered 201)."),
         ROW("sessions_failed_total", "counter", sessions_failed,
-            "WebRTC sessions ended because ICE or DTLS did not complete in time."),
+            "WebRTC sessions answered and then ended before media flowed (setup timeout, DTLS failure, closed first)."),
         ROW("stun_requests_total", "counter", stun_in, "STUN binding requests received."),
         ROW("stun_refused_total", "counter", stun_refused,
             "STUN binding requests refused (malformed, unknown ufrag, bad integrity)."),
@@ -80,6 +80,11 @@ static void webrtc_metrics(sl_core_t *core, sl_wbuf_t *w)
         put(w, "%s %llu\n", rows[i].name,
             (unsigned long long)*(const uint64_t *)((const char *)&c + rows[i].off));
     }
+    metric(w, "sluice_webrtc_transcoders", "gauge",
+           "Audio transcoders running now (to_aac: a WHIP publisher's Opus for RTMP/HLS/recording; "
+           "to_opus: a stream's AAC for WHEP viewers).");
+    put(w, "sluice_webrtc_transcoders{direction=\"to_aac\"} %llu\n", (unsigned long long)c.transcoders_to_aac);
+    put(w, "sluice_webrtc_transcoders{direction=\"to_opus\"} %llu\n", (unsigned long long)c.transcoders_to_opus);
     metric(w, "sluice_webrtc_packets_total", "counter", "RTP packets by direction (in: decrypted, out: sent).");
     put(w, "sluice_webrtc_packets_total{direction=\"in\"} %llu\n", (unsigned long long)c.rtp_in);
     put(w, "sluice_webrtc_packets_total{direction=\"out\"} %llu\n", (unsigned long long)c.rtp_out);

@@ -350,6 +350,7 @@ static json_t *webrtc_json(const sl_session_t *s)
     void *ud;
     const sl_svc_webrtc_t *wr;
     sl_webrtc_session_stats_t st;
+    memset(&st, 0, sizeof st); /* a provider older than this header fills only its part */
     if (!s->core || !s->proto || strcmp(s->proto, "webrtc") != 0 ||
         !(wr = sl_service_get(s->core, SL_SVC_WEBRTC, SL_SVC_WEBRTC_MAJOR, 0, &ud)) ||
         wr->session(ud, s->id, &st, sizeof st))
@@ -379,6 +380,8 @@ static json_t *webrtc_json(const sl_session_t *s)
     json_object_set_new(o, "pli_received", json_integer((json_int_t)st.pli_received));
     json_object_set_new(o, "datachannel_messages_in", json_integer((json_int_t)st.dc_messages_in));
     json_object_set_new(o, "datachannel_messages_out", json_integer((json_int_t)st.dc_messages_out));
+    json_object_set_new(o, "transcoding", json_boolean(st.transcoding));
+    json_object_set_new(o, "timestamps", st.timestamps && st.timestamps[0] ? json_string(st.timestamps) : json_null());
     return o;
 }
 

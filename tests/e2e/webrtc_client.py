@@ -83,6 +83,37 @@ async def _retransmit(self, sequence_number):
 
 RTCRtpSender._retransmit = _retransmit
 
+# What a publisher's sender reports say about its two clocks: aiortc maps the RTP
+# timestamp of the last packet sent to the wall clock after sending it, and the RTP
+# timestamp is the frame's media time (plus a random origin). For each frame, wall time
+# at its send minus its media time is the track's "start" on the sender's clock; the
+# median over a run, audio minus video, is where the sender's own reports put sound
+# relative to picture (what a receiver that follows them, as RFC 3550 6.4.1 says,
+# reproduces). Reported in the "done" event as sender_av_ms (the lip sync test).
+_orig_next_encoded = RTCRtpSender._next_encoded_frame
+SENDER_STARTS = {"audio": [], "video": []}
+
+
+async def _next_encoded_frame(self, codec):
+    enc = await _orig_next_encoded(self, codec)
+    kind = codec.mimeType.split("/")[0].lower()
+    if enc is not None and kind in SENDER_STARTS and codec.clockRate:
+        SENDER_STARTS[kind].append(time.time() - enc.timestamp / codec.clockRate)
+    return enc
+
+
+RTCRtpSender._next_encoded_frame = _next_encoded_frame
+
+
+def sender_av_ms():
+    """Median start of audio minus that of video on the sender's clock (ms), or None."""
+    def median(v):
+        v = sorted(v[len(v) // 4:])  # past the start (encoder opening, catching up)
+        return v[len(v) // 2] if v else None
+    a, v = median(SENDER_STARTS["audio"]), median(SENDER_STARTS["video"])
+    return None if a is None or v is None else round((a - v) * 1000, 1)
+
+
 # A viewer counts the packets it NACKs and the keyframes it asks for (PLI).
 _orig_send_nack = RTCRtpReceiver._send_rtcp_nack
 _orig_send_pli = RTCRtpReceiver._send_rtcp_pli
@@ -208,7 +239,7 @@ async def whip(args):
             if t:
                 t.stop()
     out(event="done", connected=connected, keyframes_asked=PLI_SEEN[0], nacked=NACKED[0],
-        retransmits=RETRANSMITTED[0])
+        retransmits=RETRANSMITTED[0], sender_av_ms=sender_av_ms())
     return 0 if connected else 1
 
 

@@ -1,5 +1,5 @@
 /*
- * Service "webrtc" 1.0, provided by the WebRTC protocol
+ * Service "webrtc" 1.1, provided by the WebRTC protocol
  * (src/proto/webrtc/webrtc.c) from start to stop: what the Server API and
  * /metrics show about WebRTC without including the protocol's headers
  * (DESIGN.md §2). Two calls: the process's counters since start (and the
@@ -28,14 +28,15 @@
 
 #define SL_SVC_WEBRTC "webrtc"
 #define SL_SVC_WEBRTC_MAJOR 1
-#define SL_SVC_WEBRTC_MINOR 0
+#define SL_SVC_WEBRTC_MINOR 1
 
 /* Process-wide counters (since start, except the two "now" gauges). */
 typedef struct sl_webrtc_counters {
     uint64_t publishers_now;      /* WHIP sessions open now (any state) */
     uint64_t viewers_now;         /* WHEP sessions open now (any state) */
     uint64_t sessions_total;      /* sessions created (POST answered 201) */
-    uint64_t sessions_failed;     /* ended before ICE/DTLS completed (setup timeout) */
+    uint64_t sessions_failed;     /* answered, then ended before media flowed (setup timeout,
+                                     DTLS failure, closed or deleted first) */
     uint64_t stun_in;             /* STUN binding requests received */
     uint64_t stun_refused;        /* of those: refused (malformed, unknown ufrag, bad integrity) */
     uint64_t dtls_handshakes;     /* DTLS handshakes completed */
@@ -48,6 +49,9 @@ typedef struct sl_webrtc_counters {
     uint64_t pli_in, pli_out;     /* keyframe requests from viewers / to publishers */
     uint64_t datagrams_unknown;   /* datagrams from addresses no session owns, or too large */
     uint64_t dc_messages_in, dc_messages_out; /* data channel messages */
+    /* valid from 1.1 */
+    uint64_t transcoders_to_aac;  /* WHIP publishers transcoding Opus->AAC now */
+    uint64_t transcoders_to_opus; /* streams transcoding AAC->Opus for WHEP viewers now */
 } sl_webrtc_counters_t;
 
 /* One session's state and statistics (strings are static, never NULL). */
@@ -77,6 +81,11 @@ typedef struct sl_webrtc_session_stats {
     uint64_t pli_sent;            /* keyframe requests sent (publisher) */
     uint64_t pli_received;        /* PLI/FIR received (viewer) */
     uint64_t dc_messages_in, dc_messages_out; /* data channel messages */
+    /* valid from 1.1 */
+    int transcoding;              /* publisher: its Opus->AAC runs now; viewer: its audio comes
+                                     from the stream's AAC->Opus transcoder */
+    const char *timestamps;       /* publisher: "arrival" or "sender_report" (lip-synced through
+                                     the sender's RTCP SRs); viewer: "" */
 } sl_webrtc_session_stats_t;
 
 typedef struct sl_svc_webrtc {

@@ -122,8 +122,7 @@ static void dc_to_hub(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)
     sl_wbuf_cleanup(&w);
     if (!b)
         return;
-    uint64_t now = uv_now(pc->w->core->loop);
-    wrtc_pub_push(pc, SL_FLV_DATA, pc->pub_zero_set ? (int64_t)(now - pc->pub_zero_ms) : 0, b);
+    wrtc_pub_push(pc, SL_FLV_DATA, wrtc_pub_now_dts(pc), b);
 }
 
 void wrtc_on_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)

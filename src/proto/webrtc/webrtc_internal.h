@@ -39,6 +39,7 @@
 #include "app/svc/http.h"
 #include "base/list.h"
 #include "base/map.h"
+#include "media/rtp_sync.h"
 #include "media/stream.h"
 #include "proto/webrtc/webrtc_config.h"
 
@@ -61,6 +62,8 @@ struct sl_sdp;
 #define WRTC_TCP_MAX_PACKET 1600  /* ICE-TCP: a larger framed packet closes the connection */
 #define WRTC_TCP_PENDING_MAX 1024 /* ICE-TCP connections not bound to a session yet */
 #define WRTC_RATE_N 5             /* 1 s byte samples: bitrates over the last 4-5 s */
+#define WRTC_TRANSCODE_GRACE_MS 5000 /* Opus->AAC runs on this long after its last consumer left */
+#define WRTC_TRANSCODE_RETRY_MS 5000 /* a transcoder that failed to start is retried after this */
 
 typedef struct wrtc wrtc_t;
 typedef struct wrtc_pc wrtc_pc_t;
@@ -208,13 +211,14 @@ struct wrtc_pc {
     uint64_t last_twcc_ms;
     struct sl_h264_depack *h264;
     struct sl_vp8_depack *vp8;     /* VP8 publishers (WebRTC viewers only: RTMP/HLS need H.264) */
-    struct sl_transcoder *to_aac;  /* Opus -> AAC into the hub */
-    int64_t v_anchor_ms, a_anchor_ms; /* dts of the first packet of each track */
-    uint64_t pub_zero_ms;          /* loop time of the first media packet: dts 0 */
-    int pub_zero_set;
+    struct sl_transcoder *to_aac;  /* Opus -> AAC into the hub, only while someone needs AAC */
+    uint64_t aac_idle_ms;          /* loop time since which nobody needs AAC (0: someone does) */
+    uint64_t aac_failed_ms;        /* loop time the transcoder last failed to start (0: never) */
+    sl_rtp_sync_t sync;            /* the tracks' timeline: arrival, then the sender's SRs */
+    int sync_v, sync_a;            /* track indexes in sync, -1 = none */
+    int sync_noted;                /* the switch to sender reports was logged */
     uint32_t v_last_ts;            /* RTP timestamp of the last video access unit */
-    uint32_t v_first_ts, a_first_ts;
-    int v_started, a_started;
+    int v_started;                 /* a video access unit was pushed */
     uint64_t last_pli_ms;
     int want_key;
     uint8_t fir_seq;
@@ -241,6 +245,7 @@ struct wrtc_pc {
     int rate_n;                    /* samples taken (webrtc_stats.c), ring index = rate_n % N */
     int closing;                   /* marked: the tick frees it */
     char close_reason[128];
+    int answered;                  /* the POST was answered 201 (counted in sessions_total) */
 };
 
 /* webrtc.c */
@@ -309,6 +314,8 @@ void wrtc_pub_stop(wrtc_pc_t *pc, const char *reason);
 void wrtc_pub_on_rtp(wrtc_pc_t *pc, const uint8_t *p, size_t len);
 /** A sender report of the publisher (RTP clock -> NTP). */
 void wrtc_pub_on_sr(wrtc_pc_t *pc, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts);
+/** The publisher's stream time now (ms): where a data message goes between its media frames. */
+int64_t wrtc_pub_now_dts(wrtc_pc_t *pc);
 /** Pushes a frame of kind with body (reference taken over) into the publisher's stream at dts. */
 void wrtc_pub_push(wrtc_pc_t *pc, uint8_t kind, int64_t dts, sl_buf_t *body);
 /** Media timers of one session (NACK, RTCP reports, keyframe requests); viewers: wrtc_view_tick. */

@@ -5,10 +5,14 @@
  * to the stream, so RTMP, HTTP-FLV, HLS and the recorder see a WebRTC
  * publisher like any other. Opus goes two ways: as is to the stream's
  * WebRTC viewers, and through one Opus->AAC transcoder (off the loop) into
- * the hub for everyone else. Timestamps: each track is anchored at the
- * arrival of its first packet and advanced by its RTP clock. The
- * publisher's timers (NACK, transport-wide feedback, PLI, receiver
- * reports) run from wrtc_media_tick.
+ * the hub for everyone else, only while the stream has a consumer that
+ * needs AAC (polled from the tick, stopped WRTC_TRANSCODE_GRACE_MS after
+ * the last one left). Timestamps: each track is anchored at the arrival of
+ * its first packet and advanced by its RTP clock until both tracks have a
+ * sender report; then RTP timestamps are mapped to the sender's clock so
+ * the tracks are lip-synced (media/rtp_sync.h). The publisher's timers
+ * (NACK, transport-wide feedback, PLI, receiver reports, the transcoder's
+ * need) run from wrtc_media_tick.
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,24 +47,53 @@ void wrtc_pub_push(wrtc_pc_t *pc, uint8_t kind, int64_t dts, sl_buf_t *body)
     sl_frame_unref(f);
 }
 
+/*
+ * Logs the switch of the timeline to the sender's reports once, with how
+ * far apart the tracks arrived (what arrival anchoring would have put
+ * between sound and picture). The switch happens in an SR or at the first
+ * packet of the last track to start, so both paths call this.
+ */
+static void sync_note(wrtc_pc_t *pc)
+{
+    if (pc->sync_noted || pc->sync.mode != SL_RTP_SYNC_SR)
+        return;
+    pc->sync_noted = 1;
+    if (pc->sync_v >= 0 && pc->sync_a >= 0) {
+        /* The early track stepped forward by what it was ahead: audio's step
+         * minus video's is how late audio came relative to its video. */
+        int64_t jv = pc->sync.t[pc->sync_v].jump_us / 1000, ja = pc->sync.t[pc->sync_a].jump_us / 1000;
+        SL_LOGI(&pc->sess.log, "webrtc: timestamps now from the sender's reports (audio arrived %lld ms after "
+                "the video it goes with; video moved %lld ms, audio %lld ms)", (long long)(jv - ja),
+                (long long)jv, (long long)ja);
+    } else {
+        SL_LOGI(&pc->sess.log, "webrtc: timestamps now from the sender's reports");
+    }
+}
+
+/* The dts of a packet of the video (or audio) track: the publisher's timeline (media/rtp_sync.h). */
 static int64_t track_dts(wrtc_pc_t *pc, int video, uint32_t rtp_ts)
 {
+    int64_t dts = sl_rtp_sync_dts(&pc->sync, video ? pc->sync_v : pc->sync_a, rtp_ts, uv_now(pc->w->core->loop));
+    sync_note(pc);
+    return dts;
+}
+
+/*
+ * Where a data message of the publisher goes: the newest media dts (the
+ * tracks may be ahead of the arrival clock after the switch to sender
+ * reports), or the arrival clock when that is later; 0 before any media.
+ */
+int64_t wrtc_pub_now_dts(wrtc_pc_t *pc)
+{
+    const sl_rtp_sync_t *s = &pc->sync;
+    if (!s->zero_set)
+        return 0;
     uint64_t now = uv_now(pc->w->core->loop);
-    int64_t *anchor = video ? &pc->v_anchor_ms : &pc->a_anchor_ms;
-    uint32_t *first = video ? &pc->v_first_ts : &pc->a_first_ts;
-    int *started = video ? &pc->v_started : &pc->a_started;
-    uint32_t clock = video ? 90000 : 48000;
-    if (!*started) {
-        *started = 1;
-        *first = rtp_ts;
-        if (!pc->pub_zero_set) {
-            pc->pub_zero_set = 1;
-            pc->pub_zero_ms = now;
-        }
-        *anchor = (int64_t)(now - pc->pub_zero_ms);
-    }
-    int32_t d = (int32_t)(rtp_ts - *first);
-    return *anchor + (int64_t)d * 1000 / clock;
+    int64_t dts = now > s->zero_ms ? (int64_t)(now - s->zero_ms) : 0;
+    for (int i = 0; i < s->n_tracks; i++)
+        if (s->t[i].started && s->t[i].last_us / 1000 > dts)
+            dts = s->t[i].last_us / 1000;
+    return dts;
 }
 
 static void on_avc_config(void *ud, const uint8_t *rec, size_t len)
@@ -68,13 +101,14 @@ static void on_avc_config(void *ud, const uint8_t *rec, size_t len)
     wrtc_pc_t *pc = ud;
     sl_buf_t *b = sl_h264_flv_config_body(rec, len);
     if (b)
-        wrtc_pub_push(pc, SL_FLV_VIDEO, pc->v_started ? track_dts(pc, 1, pc->v_last_ts) : 0, b);
+        wrtc_pub_push(pc, SL_FLV_VIDEO, pc->v_started ? track_dts(pc, 1, pc->v_last_ts) : wrtc_pub_now_dts(pc), b);
 }
 
 static void on_avc_frame(void *ud, uint32_t rtp_ts, const uint8_t *avcc, size_t len, int is_key)
 {
     wrtc_pc_t *pc = ud;
     pc->v_last_ts = rtp_ts;
+    pc->v_started = 1;
     int64_t dts = track_dts(pc, 1, rtp_ts);
     /* WebRTC has no B-frames in its profiles: pts = dts (CTS 0). */
     sl_buf_t *b = sl_h264_flv_frame_body(avcc, len, is_key, 0);
@@ -86,6 +120,8 @@ static void on_vp8_frame(void *ud, uint32_t rtp_ts, const uint8_t *frame, size_t
 {
     wrtc_pc_t *pc = ud;
     int64_t dts = track_dts(pc, 1, rtp_ts);
+    pc->v_last_ts = rtp_ts;
+    pc->v_started = 1;
     sl_buf_t *b = sl_vp8_flv_frame_body(frame, len, is_key);
     if (b)
         wrtc_pub_push(pc, SL_FLV_VIDEO, dts, b);
@@ -136,11 +172,103 @@ static void on_aac_out(void *ud, sl_frame_t *f)
         sl_stream_push(pc->stream, f);
 }
 
+/*
+ * Starts the Opus->AAC transcoder. Its first output is the AAC sequence
+ * header, then frames from the next Opus packet on, with that packet's
+ * dts. A failure (no AAC encoder) is logged by the transcoder and retried
+ * after WRTC_TRANSCODE_RETRY_MS, not on every tick.
+ */
+static void aac_start(wrtc_pc_t *pc, uint64_t now, const char *why)
+{
+    if (pc->aac_failed_ms && now - pc->aac_failed_ms < WRTC_TRANSCODE_RETRY_MS)
+        return;
+    int rc = sl_transcoder_new(pc->w->core->loop, SL_CODEC_AAC, on_aac_out, pc, &pc->to_aac);
+    if (rc) {
+        pc->to_aac = NULL;
+        pc->aac_failed_ms = now ? now : 1;
+        SL_LOGW(&pc->sess.log, "webrtc: cannot start the Opus->AAC transcoder: %s", sl_strerror(rc));
+        return;
+    }
+    pc->aac_failed_ms = 0;
+    SL_LOGI(&pc->sess.log, "webrtc: Opus->AAC transcoding started (%s)", why);
+}
+
+static void aac_stop(wrtc_pc_t *pc, const char *why)
+{
+    if (!pc->to_aac)
+        return;
+    sl_transcoder_free(pc->to_aac);
+    pc->to_aac = NULL;
+    SL_LOGI(&pc->sess.log, "webrtc: Opus->AAC transcoding stopped (%s)", why);
+}
+
+/*
+ * The stream's sinks that want its audio in AAC: all of them but the
+ * stream's own WebRTC viewers (they get the publisher's Opus) and the
+ * AAC->Opus tap (idle while a WebRTC publisher feeds the stream). RTMP and
+ * HTTP-FLV players, the HLS segmenter, the recorder and whatever module
+ * adds a sink count.
+ */
+static size_t aac_consumers(const wrtc_pc_t *pc)
+{
+    const sl_stream_t *st = pc->stream;
+    if (!st)
+        return 0;
+    size_t own = 0;
+    if (pc->ws) {
+        sl_list_t *it, *nx;
+        sl_list_foreach_safe(it, nx, &pc->ws->viewers) {
+            const wrtc_pc_t *v = sl_container_of(it, wrtc_pc_t, vlink);
+            if (v->sink_on && v->sink.stream == st)
+                own++;
+        }
+        if (pc->ws->tap_on && pc->ws->tap.stream == st)
+            own++;
+    }
+    return st->n_sinks > own ? st->n_sinks - own : 0;
+}
+
+/*
+ * From the publisher's tick: Opus->AAC runs only while the stream has a
+ * consumer that needs AAC. It starts at the first tick that sees one (20
+ * ms at most) and stops WRTC_TRANSCODE_GRACE_MS after the last one left,
+ * so a player that reconnects, or HLS/recording toggled quickly, does not
+ * restart it.
+ */
+static void aac_update(wrtc_pc_t *pc, uint64_t now)
+{
+    if (!pc->stream || !pc->has_audio || !sl_webrtc_cfg(pc->w->core->cfg)->transcode_audio) {
+        aac_stop(pc, "not wanted");
+        return;
+    }
+    if (aac_consumers(pc) > 0) {
+        pc->aac_idle_ms = 0;
+        if (!pc->to_aac)
+            aac_start(pc, now, "a consumer needs AAC");
+        return;
+    }
+    if (!pc->to_aac)
+        return;
+    if (!pc->aac_idle_ms)
+        pc->aac_idle_ms = now ? now : 1;
+    else if (now - pc->aac_idle_ms >= WRTC_TRANSCODE_GRACE_MS)
+        aac_stop(pc, "no consumer needs AAC");
+}
+
 /* An Opus packet of the publisher: to the viewers as is, to the hub as AAC. */
 static void on_opus(wrtc_pc_t *pc, const uint8_t *opus, size_t len, uint32_t rtp_ts)
 {
     int64_t dts = track_dts(pc, 0, rtp_ts);
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(pc->w->core->cfg);
+    if (sl_rtp_sync_take_jump(&pc->sync, pc->sync_a) > 20 && pc->to_aac) {
+        /* The audio track stepped forward (by more than an Opus frame) at the
+         * switch to sender reports. The transcoder follows its input by
+         * sample count and resyncs only beyond SL_TRANSCODE_RESYNC_MS: a new
+         * one starts at this dts (a few frames in flight are lost, once). */
+        uint64_t now = uv_now(pc->w->core->loop);
+        aac_stop(pc, "audio timeline moved to the sender's clock");
+        aac_start(pc, now, "audio timeline moved to the sender's clock");
+    }
     if (!wc->transcode_audio) {
         /* No AAC wanted: Opus goes into the hub as Enhanced RTMP audio. */
         sl_buf_t *b = sl_opus_flv_frame_body(opus, len);
@@ -185,8 +313,12 @@ int wrtc_pub_start(wrtc_pc_t *pc)
         pc->vp8 = sl_vp8_depack_new(on_vp8_frame, pc);
         pc->vrx = sl_rtp_rx_new(90000, (uint32_t)wc->nack_buffer_ms, on_video_packet, on_video_loss, pc);
     }
-    if (pc->has_audio && wc->transcode_audio)
-        sl_transcoder_new(w->core->loop, SL_CODEC_AAC, on_aac_out, pc, &pc->to_aac);
+    sl_rtp_sync_init(&pc->sync);
+    pc->sync_v = pc->has_video && pc->vrx ? sl_rtp_sync_add_track(&pc->sync, 90000) : -1;
+    pc->sync_a = pc->has_audio ? sl_rtp_sync_add_track(&pc->sync, 48000) : -1;
+    /* Opus->AAC starts with the first consumer that needs it (aac_update);
+     * one already attached (HLS, a recorder, a waiting player) starts it now. */
+    aac_update(pc, uv_now(w->core->loop));
     /* Transport-wide congestion control feedback (the browser's bandwidth
      * estimate rises only with it when transport-cc was negotiated). */
     if (pc->ext_twcc)
@@ -202,10 +334,7 @@ int wrtc_pub_start(wrtc_pc_t *pc)
 void wrtc_pub_stop(wrtc_pc_t *pc, const char *reason)
 {
     (void)reason;
-    if (pc->to_aac) {
-        sl_transcoder_free(pc->to_aac);
-        pc->to_aac = NULL;
-    }
+    aac_stop(pc, "publish stopped");
     if (pc->vrx) {
         sl_rtp_rx_free(pc->vrx);
         pc->vrx = NULL;
@@ -290,10 +419,31 @@ void wrtc_pub_on_rtp(wrtc_pc_t *pc, const uint8_t *p, size_t len)
 }
 
 
+/*
+ * A sender report of the publisher: the video receive buffer's LSR/DLSR,
+ * and the track's mapping to the sender's clock (lip sync, media/rtp_sync.h).
+ * SRs of SSRCs we do not take media from (RTX, a second stream) are ignored.
+ */
 void wrtc_pub_on_sr(wrtc_pc_t *pc, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts)
 {
-    if (pc->vrx && ssrc == pc->in_video_ssrc)
-        sl_rtp_rx_on_sr(pc->vrx, ntp, rtp_ts, uv_now(pc->w->core->loop));
+    if (pc->kind != WRTC_PUBLISHER || !pc->stream || !ssrc)
+        return;
+    int track = -1;
+    if (ssrc == pc->in_video_ssrc) {
+        if (pc->vrx)
+            sl_rtp_rx_on_sr(pc->vrx, ntp, rtp_ts, uv_now(pc->w->core->loop));
+        track = pc->sync_v;
+    } else if (ssrc == pc->in_audio_ssrc) {
+        track = pc->sync_a;
+    }
+    if (track < 0)
+        return;
+    uint64_t refused = pc->sync.refused;
+    sl_rtp_sync_on_sr(&pc->sync, track, ntp, rtp_ts);
+    sync_note(pc);
+    if (pc->sync.refused == 1 && refused == 0)
+        SL_LOGI(&pc->sess.log, "webrtc: the tracks' sender reports disagree with their arrival by more than "
+                "%d ms: timestamps stay anchored at arrival", SL_RTP_SYNC_MAX_SKEW_MS);
 }
 
 /* ------------------------------------------------------------------ */
@@ -303,6 +453,7 @@ void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now)
 {
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(pc->w->core->cfg);
     if (pc->kind == WRTC_PUBLISHER) {
+        aac_update(pc, now);
         if (pc->vrx) {
             uint16_t seqs[64];
             int n = sl_rtp_rx_poll(pc->vrx, now, seqs, 64);

@@ -591,7 +591,6 @@ void wrtc_pc_tick(wrtc_pc_t *pc, uint64_t now_ms)
     if (pc->pending_post)
         return; /* admission still deciding: nothing of ours runs */
     if (!pc->dtls_up && now_ms - pc->created_ms > (uint64_t)wc->setup_timeout_ms) {
-        pc->w->c.sessions_failed++;
         wrtc_pc_close(pc, pc->have_addr ? "DTLS did not complete in time" : "ICE did not complete in time");
         return;
     }
@@ -656,6 +655,11 @@ void wrtc_pc_free(wrtc_pc_t *pc)
         sl_map_del(&w->by_resource, pc->resource);
     if (pc->addr_counted)
         wrtc__addr_release(w, pc->sess.remote_addr);
+    /* A session answered 201 that ends before any RTP flowed failed, however
+     * it ended: setup timeout, DTLS handshake failure, closed or deleted
+     * first (its close_reason says which). */
+    if (pc->answered && !pc->rtp_in && !pc->rtp_out && !pc->dc_in && !pc->dc_out)
+        w->c.sessions_failed++;
     if (pc->connected_ms || pc->admitted)
         sl_events_emit_session(w->core, &pc->sess, SL_EV_DISCONNECT, pc->close_reason);
     SL_LOGI(&pc->sess.log, "webrtc session closed: %s", pc->close_reason);

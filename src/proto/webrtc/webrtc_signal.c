@@ -267,6 +267,7 @@ static void post_finish(wrtc_post_t *p)
              p->scope, p->kind_name, pc->resource, pc->etag);
     ice_links(w, hdr, sizeof hdr);
     w->c.sessions_total++;
+    pc->answered = 1;
     SL_LOGI(&pc->sess.log, "webrtc %s session created (%s:%d)", p->kind_name, pc->sess.remote_addr,
             pc->sess.remote_port);
     w->http->respond(req, 201, "application/sdp", answer, (size_t)alen, hdr);

@@ -8,7 +8,8 @@
  * Everything is read on request from what the sessions already keep
  * (webrtc_internal.h); the only work done ahead of a request is one byte
  * sample per session and second, taken from the tick, from which the
- * bitrates over the last few seconds are computed.
+ * bitrates over the last few seconds are computed. The transcoder gauges
+ * are counted on request (publishers and per-stream states: a walk).
  */
 #include <string.h>
 
@@ -27,9 +28,11 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &w->pcs) {
         const wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);
-        if (pc->kind == WRTC_PUBLISHER)
+        if (pc->kind == WRTC_PUBLISHER) {
             c.publishers_now++;
-        else
+            if (pc->to_aac)
+                c.transcoders_to_aac++;
+        } else
             c.viewers_now++;
     }
     c.sessions_total = w->c.sessions_total;
@@ -50,6 +53,13 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
     c.datagrams_unknown = w->c.datagrams_unknown;
     c.dc_messages_in = w->c.dc_messages_in;
     c.dc_messages_out = w->c.dc_messages_out;
+    size_t pos = 0;
+    sl_map_entry_t *e;
+    while ((e = sl_map_next(&w->streams, &pos)) != NULL) {
+        const wrtc_stream_t *ws = e->val;
+        if (ws->to_opus)
+            c.transcoders_to_opus++;
+    }
     memcpy(out, &c, out_size < sizeof c ? out_size : sizeof c);
 }
 
@@ -113,6 +123,13 @@ static int get_session(void *ud, const char *session_id, sl_webrtc_session_stats
     s.pli_received = pc->pli_in;
     s.dc_messages_in = pc->dc_in;
     s.dc_messages_out = pc->dc_out;
+    if (pc->kind == WRTC_PUBLISHER) {
+        s.transcoding = pc->to_aac != NULL;
+        s.timestamps = sl_rtp_sync_mode_name(&pc->sync);
+    } else {
+        s.transcoding = pc->ws && pc->ws->tap_on && pc->ws->to_opus;
+        s.timestamps = "";
+    }
     memcpy(out, &s, out_size < sizeof s ? out_size : sizeof s);
     return 0;
 }
