@@ -320,6 +320,7 @@ static void publisher_go(sl_wsig_conn_t *c)
     }
     pc->created_ms = uv_now(w->core->loop); /* the setup deadline runs from the answer */
     w->c.sessions_total++;
+    pc->answered = 1; /* counted as failed if it ends before media flows */
     SL_LOGI(&pc->sess.log, "webrtc publisher over WebSocket signalling (%s:%d)", c->addr, c->port);
     send_sdp(c, "answer", answer);
     send_trickle_end(c);
@@ -667,6 +668,7 @@ static int on_handle_answer(sl_wsig_conn_t *c, json_t *msg, const char *name)
     c->answered = 1;
     pc->created_ms = uv_now(c->st->core->loop);
     c->st->w->c.sessions_total++;
+    pc->answered = 1;
     send_trickle_end(c);
     return 0;
 }
