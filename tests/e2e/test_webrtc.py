@@ -140,9 +140,12 @@ def wait_live(srv, stream, app="live", timeout=None):
 BAD_SDP = "v=0\r\nthis is not sdp\r\n"
 
 
-def make_offer():
-    """A real offer from aiortc (sendonly audio+video), made in a subprocess."""
-    code = ("import asyncio,aioice.ice\n"
+def make_offer(baseline_only=False):
+    """A real offer from aiortc (recvonly audio+video), made in a subprocess. Its H.264
+    formats are those of webrtc_client (Constrained Baseline, Baseline, Main, High), or
+    aiortc's own two Baseline ones with baseline_only."""
+    code = ("import asyncio,aioice.ice,sys\n"
+            + ("" if baseline_only else "sys.path.insert(0, %r); import webrtc_client\n" % HERE) +
             "aioice.ice.get_host_addresses=lambda use_ipv4=True,use_ipv6=True:['127.0.0.1']\n"
             "from aiortc import RTCPeerConnection\n"
             "async def m():\n"
@@ -187,8 +190,14 @@ def test_signalling_errors_and_cors(sluice_factory, procs, media_src):
     st, _, _ = request(srv, "POST", "/live/whip/endpoint/taken", make_offer(), sdp)
     assert st == 409
     # A WHEP of the live stream is created (201, Location, ETag, an SDP answer).
+    # The stream is x264 Main level 3.0 (4d401e): a viewer that offers only
+    # (Constrained) Baseline cannot decode it (RFC 6184 8.1): 406 and why.
+    st, _, body = request(srv, "POST", "/live/whep/endpoint/taken", make_offer(baseline_only=True), sdp)
+    assert st == 406 and "H.264 Main level 3.0" in body and "42e01f/1" in body, (st, body)
     st, h, body = request(srv, "POST", "/live/whep/endpoint/taken", offer, sdp)
     assert st == 201, (st, body)
+    # The answer names the offered Main format, not the first (Baseline) one.
+    assert "profile-level-id=4d001f" in body and "profile-level-id=42" not in body, body
     assert h["content-type"].startswith("application/sdp")
     # The resource is a random 128-bit token (the right to PATCH/DELETE), not a guessable name.
     assert re.match(r"^/live/whep/resource/[0-9a-f]{32}$", h["location"]), h["location"]
