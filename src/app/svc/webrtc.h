@@ -48,6 +48,7 @@ typedef struct sl_webrtc_counters {
     uint64_t pli_in, pli_out;     /* keyframe requests from viewers / to publishers */
     uint64_t datagrams_unknown;   /* datagrams from addresses no session owns, or too large */
     uint64_t dc_messages_in, dc_messages_out; /* data channel messages */
+    uint64_t bframes_dropped;     /* H.264 B-frames not sent to WHEP viewers (webrtc.bframes) */
 } sl_webrtc_counters_t;
 
 /* One session's state and statistics (strings are static, never NULL). */

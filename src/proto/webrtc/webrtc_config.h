@@ -38,7 +38,11 @@ typedef struct sl_webrtc_config {
     int datachannel;                     /* accept data channels */
     int64_t max_message_size;            /* data channel message cap */
     int64_t mtu;                         /* RTP payload budget per packet */
+    int64_t bframes;                     /* SL_WEBRTC_BFRAMES_*: H.264 B-frames to viewers */
 } sl_webrtc_config_t;
+
+/* webrtc.bframes */
+enum { SL_WEBRTC_BFRAMES_DROP = 0, SL_WEBRTC_BFRAMES_SEND = 1 };
 
 /* Per-app settings (apps.<name>.<key>). */
 typedef struct sl_webrtc_app_config {

@@ -50,6 +50,7 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
     c.datagrams_unknown = w->c.datagrams_unknown;
     c.dc_messages_in = w->c.dc_messages_in;
     c.dc_messages_out = w->c.dc_messages_out;
+    c.bframes_dropped = w->c.bframes_dropped;
     memcpy(out, &c, out_size < sizeof c ? out_size : sizeof c);
 }
 
