@@ -212,6 +212,31 @@ def test_signalling_errors_and_cors(sluice_factory, procs, media_src):
 
 
 @needs_aiortc
+def test_viewer_in_setup_closed_when_publisher_leaves(sluice_factory, procs, media_src):
+    """A WHEP viewer answered 201 but still in ICE/DTLS setup (it attaches to the hub only
+    once DTLS is up) is closed when the publisher leaves, not left to wait for a setup
+    timeout and then attach to an empty stream. setup_timeout is 60 s here; the close
+    must come within a few seconds."""
+    srv = start(sluice_factory, extra={"webrtc": {"setup_timeout": "60s", "consent_timeout": "60s"}})
+    ff = procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "gone")), "ffmpeg")
+    wait_live(srv, "gone")
+    st, h, body = request(srv, "POST", "/live/whep/endpoint/gone", make_offer(), {"Content-Type": "application/sdp"})
+    assert st == 201, (st, body)
+    def viewers():  # every WHEP session, in any state (the API lists admitted ones)
+        r = srv.api.get("/metrics", token=None)
+        m = re.search(r'^sluice_webrtc_sessions\{kind="viewer"\} (\d+)', r.body.decode(), re.M)
+        return int(m.group(1))
+    assert viewers() == 1
+    ff.send_signal(signal.SIGTERM)
+    wait_until(lambda: viewers() == 0, T(5), 0.1, "the viewer in setup closed after the unpublish")
+    st, _, _ = request(srv, "DELETE", h["location"])
+    assert st == 404
+    # A WHEP POST for the stream now: 404 (Red5: stream not found).
+    st, _, body = request(srv, "POST", "/live/whep/endpoint/gone", make_offer(), {"Content-Type": "application/sdp"})
+    assert st == 404 and "not found" in body, (st, body)
+
+
+@needs_aiortc
 def test_admission_simple_and_jwt(sluice_factory, tmp_path, media_src, procs):
     users = tmp_path / "users.txt"
     users.write_text("alice secret-1\n")
