@@ -171,7 +171,10 @@ int sl_sdp_h264_decodes(uint32_t offered, uint32_t stream);
  * stream before High), then offer order. A format of a lower level than the
  * stream is still taken when no other fits: browsers offer level 3.1 for
  * every profile and decode 1080p (level 4) streams with it; *level_ok
- * (may be NULL) tells the caller so that it can log it.
+ * (may be NULL) tells the caller so that it can log it. The offered level
+ * bounds what the viewer receives with or without level-asymmetry-allowed
+ * (RFC 6184 8.2.2): the answer echoes the chosen format's profile-level-id,
+ * so the lower of the two levels is the offered one.
  * Returns the index in m->codecs, or -1 when no format decodes the stream.
  */
 int sl_sdp_pick_h264(const sl_sdp_media_t *m, uint32_t stream_plid, int *level_ok);
