@@ -1,7 +1,7 @@
 # bench/lib.sh: shared helpers of the benchmark scripts (vs-nginx,
-# instructions, memory, soak); sourced, never run. It builds sluice and the
+# instructions, memory, soak, whep, whep-g2g); sourced, never run. It builds sluice and the
 # client tools, makes the test source, starts and stops the servers under
-# test (sluice and nginx-rtmp) in a temporary directory on loopback, and
+# test (sluice, nginx-rtmp, Janus) in a temporary directory on loopback, and
 # reads what the kernel knows about a process: CPU ticks (utime + stime
 # from /proc/<pid>/stat), resident memory, and the bytes a server has
 # delivered (the sum of bytes_acked over its established sockets, from
@@ -209,4 +209,77 @@ json() {
 # sl_metric HTTP_PORT NAME: one value from sluice's /metrics.
 sl_metric() {
     curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'
+}
+
+# start_sluice_webrtc NAME: sluice with RTMP on RPORT, HTTP on HPORT and WebRTC
+# (UDP only, candidate 127.0.0.1, no session limits) on WPORT.
+start_sluice_webrtc() {
+    start_sluice "$1" "$RPORT" "$HPORT" SLUICE_WEBRTC_PORT="$WPORT" SLUICE_WEBRTC_CANDIDATES=127.0.0.1 \
+        SLUICE_WEBRTC_TCP=false SLUICE_WEBRTC_MAX_SESSIONS=100000 \
+        SLUICE_WEBRTC_MAX_SESSIONS_PER_ADDRESS=100000
+}
+
+# start_janus NAME: Janus with only the HTTP transport (port JPORT) and the
+# streaming plugin, ICE-lite, one RTP mountpoint (id 1: H.264 pt 102 on JVPORT,
+# Opus pt 111 on JAPORT; JANUS_H264_FMTP overrides the H.264 fmtp, main profile
+# by default); JANUS_EVENT_LOOPS as in bench/whep. Sets SRV_PID.
+start_janus() {
+    local d="$BENCH_DIR/$1"
+    rm -rf "$d"
+    mkdir -p "$d/conf" "$d/plugins" "$d/transports"
+    local lib=/usr/lib/x86_64-linux-gnu/janus
+    [ -f "$lib/plugins/libjanus_streaming.so" ] || lib=$(dirname "$(dirname "$(find /usr/lib -name libjanus_streaming.so | head -1)")")
+    ln -s "$lib/plugins/libjanus_streaming.so" "$d/plugins/"
+    ln -s "$lib/transports/libjanus_http.so" "$d/transports/"
+    cat >"$d/conf/janus.jcfg" <<EOF
+general: {
+    configs_folder = "$d/conf"
+    plugins_folder = "$d/plugins"
+    transports_folder = "$d/transports"
+    events_folder = "$d/none"
+    loggers_folder = "$d/none"
+    debug_level = 3
+    session_timeout = 0
+$( [ "${JANUS_EVENT_LOOPS:-0}" != 0 ] && echo "    event_loops = $JANUS_EVENT_LOOPS" )
+}
+certificates: {
+}
+media: {
+    rtp_port_range = "$((BENCH_PORT + 100))-$((BENCH_PORT + 9000))"
+}
+nat: {
+    ice_lite = true
+}
+EOF
+    cat >"$d/conf/janus.transport.http.jcfg" <<EOF
+general: {
+    json = "plain"
+    base_path = "/janus"
+    http = true
+    port = $JPORT
+    interface = "lo"
+    https = false
+}
+admin: {
+    admin_http = false
+}
+EOF
+    cat >"$d/conf/janus.plugin.streaming.jcfg" <<EOF
+general: {
+}
+bench: {
+    type = "rtp"
+    id = 1
+    description = "bench"
+    media = (
+        { type = "video" mid = "v" label = "video" port = $JVPORT pt = 102 codec = "h264" fmtp = "${JANUS_H264_FMTP:-profile-level-id=4d001f;packetization-mode=1}" },
+        { type = "audio" mid = "a" label = "audio" port = $JAPORT pt = 111 codec = "opus" }
+    )
+}
+EOF
+    janus -F "$d/conf" -o >"$d/janus.log" 2>&1 &
+    SRV_PID=$!
+    SRV_PIDS=$SRV_PID
+    SERVER_PIDS+=("$SRV_PID")
+    wait_port "$JPORT" || { log "janus did not start; see $d/janus.log"; tail -5 "$d/janus.log" >&2; return 1; }
 }

@@ -8,6 +8,7 @@
 #include "api/api_config.h"
 #include "modules/auth_config.h"
 #include "modules/cleaner/cleaner_config.h"
+#include "modules/shared_objects/so_config.h"
 #include "modules/exec_hooks/exec_hooks_config.h"
 #include "modules/hls/hls_config.h"
 #include "modules/httpflv/httpflv_config.h"
@@ -34,6 +35,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_recorder_config_section,
     &sl_cleaner_config_section,
     &sl_s3_config_section,
+    &sl_so_config_section,
 };
 
 /* The static table above. */

@@ -53,6 +53,9 @@ int sl__api_apps_stats(sl_api_t *api, sl_http_req_t *req);
 int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *app, char **seg,
                       int n, int is_get, int is_del, int is_post);
 
+/* api_so.c */
+int sl__api_so_route(sl_api_t *api, sl_http_req_t *req, const char *scope, char **seg, int n);
+
 /* api_events.c */
 int sl__api_events_start(sl_api_t *api);
 void sl__api_events_stop(sl_api_t *api);

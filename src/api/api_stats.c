@@ -729,11 +729,8 @@ int sl__api_app_route(sl_api_t *api, sl_http_req_t *req, const sl_app_config_t *
         }
     }
 
-    if (n >= 1 && strcmp(seg[0], "sharedobjects") == 0 && is_get) {
-        if (n == 1)
-            return sl__api_ok(req, json_array());
-        return sl__api_err(req, 404, "Shared object not found.");
-    }
+    if (n >= 1 && strcmp(seg[0], "sharedobjects") == 0)
+        return sl__api_so_route(api, req, scope, seg, n); /* api_so.c */
     if (n == 1 && strcmp(seg[0], "media") == 0) {
         if (is_get)
             return media_list(api, req, app->name);

@@ -49,11 +49,15 @@ typedef enum {
  * the scope lifetimes (app/room start and stop), which came later (plugin
  * ABI 1.2) and which the WebSocket stream and webhooks send only when asked
  * by name, so that the streams their receivers already parse do not change.
+ * so_update is opt-in too: it comes once per shared object change (up to
+ * so_max_updates_per_sec per client), which would turn a chat into a webhook
+ * outbox row per message for a receiver that never asked for it.
  * Plugins' on_event and the bus's listeners see every event.
  */
 #define SL_EV_DEFAULT_MASK                                                    \
     (((1u << SL_EV_COUNT) - 1) & ~((1u << SL_EV_APP_START) | (1u << SL_EV_APP_STOP) | \
-                                   (1u << SL_EV_ROOM_START) | (1u << SL_EV_ROOM_STOP)))
+                                   (1u << SL_EV_ROOM_START) | (1u << SL_EV_ROOM_STOP) | \
+                                   (1u << SL_EV_SO_UPDATE)))
 
 typedef struct sl_event {
     sl_event_type_t type;

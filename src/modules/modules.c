@@ -15,6 +15,7 @@
 #include "modules/module.h"
 #include "modules/recorder/recorder.h"
 #include "modules/s3_upload/s3_upload.h"
+#include "modules/shared_objects/shared_objects.h"
 #include "modules/vod/vod.h"
 #include "modules/webhooks/webhooks.h"
 #include "modules/hls/hls.h"
@@ -33,5 +34,6 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_cleaner_builtin,
     &sl_hls_builtin,
     &sl_httpflv_builtin,
+    &sl_shared_objects_builtin,
     NULL,
 };

@@ -605,6 +605,7 @@ class RtmpClient:
         self.user_controls = []      # [(arrival, event, value)]
         self.commands = []           # other commands received [(arrival, name, args)]
         self.acks = []               # Acknowledgements from the peer [(arrival, sequence)]
+        self.so_messages = []        # shared object messages [(arrival, type 16|19, body)] (rtmp_so.py)
         self.closed = False
         self.closed_at = None
         self.close_reason = None
@@ -790,6 +791,10 @@ class RtmpClient:
             vals = amf0_decode_all(body)
             with self._cv:
                 self.data_messages.append((now, vals))
+                self._cv.notify_all()
+        elif type_id in (16, 19):  # shared objects: decoded by rtmp_so.py
+            with self._cv:
+                self.so_messages.append((now, type_id, bytes(payload)))
                 self._cv.notify_all()
         elif type_id in (MSG_COMMAND_AMF0, MSG_COMMAND_AMF3):
             body = payload[1:] if type_id == MSG_COMMAND_AMF3 else payload

@@ -63,6 +63,11 @@ KNOWN_ROUTES = [
     ("delete", "/api/v1/applications/{app}/clients/{clientId}"),
     ("get", "/api/v1/applications/{app}/sharedobjects"),
     ("get", "/api/v1/applications/{app}/sharedobjects/{soname}"),
+    ("get", "/api/v1/applications/{app}/sharedobjects/{soname}/data"),
+    ("put", "/api/v1/applications/{app}/sharedobjects/{soname}/data"),
+    ("delete", "/api/v1/applications/{app}/sharedobjects/{soname}/data"),
+    ("delete", "/api/v1/applications/{app}/sharedobjects/{soname}/data/{key}"),
+    ("post", "/api/v1/applications/{app}/sharedobjects/{soname}/send"),
     ("get", "/api/v1/applications/{app}/media"),
     ("delete", "/api/v1/applications/{app}/media"),
     ("get", "/api/v1/webhooks/deliveries"),
@@ -292,7 +297,7 @@ def world(module_sluice_factory, module_procs, media_src, sink):
     deliveries = wait_until(delivered, T(15), 0.1, "a delivered webhook")
     srv.api = api
     srv.values = {"app": "live", "stream": "stream1", "clientId": player["id"],
-                  "soname": "BallControl", "id": deliveries[-1]["id"]}
+                  "soname": "BallControl", "key": "color", "id": deliveries[-1]["id"]}
     return srv
 
 

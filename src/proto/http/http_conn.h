@@ -152,6 +152,11 @@ struct sl_ws {
     sl_wbuf_t frames;            /* bytes wslay produced during one send pass */
     uint64_t close_sent_ms;      /* when our close frame was queued, 0 = not yet */
     uint64_t last_ping_ms;
+    int close_deferred;          /* sl_ws_close came with messages still queued: wslay sends
+                                    control frames first, so the close waits for them */
+    uint16_t close_code;
+    uint8_t close_reason[123];
+    size_t close_rlen;
 };
 
 /* http_server.c */

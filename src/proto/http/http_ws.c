@@ -274,12 +274,21 @@ void sl__http_ws_on_data(sl_http_conn_t *c, const uint8_t *p, size_t n)
  * (or a frame error ended the session) and the connection closes once its
  * output is written.
  */
+static int queue_close(sl_ws_t *ws);
+
 void sl__http_ws_pump(sl_http_conn_t *c)
 {
     sl_ws_t *ws = c->ws;
     if (!ws->active)
         return;
-    if (wslay_event_want_write(ws->ctx)) {
+    /* Two passes at most: the queued messages, then a close that waited for them. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (ws->close_deferred && wslay_event_get_queued_msg_count(ws->ctx) == 0 && queue_close(ws)) {
+            sl__http_conn_close(c, "websocket close failed");
+            return;
+        }
+        if (!wslay_event_want_write(ws->ctx))
+            break;
         int rc = wslay_event_send(ws->ctx);
         if (ws->frames.len) {
             sl_buf_t *b = sl_wbuf_to_buf(&ws->frames);
@@ -294,6 +303,8 @@ void sl__http_ws_pump(sl_http_conn_t *c)
             sl__http_conn_close(c, "websocket send failed");
             return;
         }
+        if (!ws->close_deferred)
+            break;
     }
     if (wslay_event_get_close_sent(ws->ctx) && !ws->close_sent_ms)
         ws->close_sent_ms = now_ms(c);
@@ -377,22 +388,38 @@ int sl_ws_send(sl_ws_t *ws, const void *data, size_t len, int is_text)
     return 0;
 }
 
+/* Queues the close frame kept in ws (0, or a wslay error). */
+static int queue_close(sl_ws_t *ws)
+{
+    ws->close_deferred = 0;
+    int rc = wslay_event_queue_close(ws->ctx, ws->close_code, ws->close_reason, ws->close_rlen);
+    if (rc == WSLAY_ERR_INVALID_ARGUMENT) /* a code a peer may not see on the wire */
+        rc = wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+    return rc == WSLAY_ERR_NO_MORE_MSG ? 0 : rc;
+}
+
 void sl_ws_close(sl_ws_t *ws, int code, const char *reason)
 {
     sl_http_conn_t *c = ws ? ws->conn : NULL;
     if (!c || c->state != SL_HTTP_CONN_OPEN || c->ws != ws || ws->close_sent_ms)
         return;
     size_t rl = reason ? strlen(reason) : 0;
-    if (rl > 123)
-        rl = 123; /* the control frame's limit */
-    int rc = wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason, rl);
-    if (rc == WSLAY_ERR_INVALID_ARGUMENT) /* a code a peer may not see on the wire */
-        rc = wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
-    if (rc && rc != WSLAY_ERR_NO_MORE_MSG) {
+    if (rl > sizeof ws->close_reason)
+        rl = sizeof ws->close_reason; /* the control frame's limit */
+    ws->close_code = (uint16_t)code;
+    if (rl)
+        memcpy(ws->close_reason, reason, rl);
+    ws->close_rlen = rl;
+    ws->close_sent_ms = now_ms(c) ? now_ms(c) : 1; /* no message is taken after this */
+    /* wslay sends control frames ahead of queued messages: a close queued
+     * now would overtake what the owner sent just before it (a status,
+     * then close). It is queued by the pump once those have gone. */
+    if (!ws->active || wslay_event_get_queued_msg_count(ws->ctx) > 0) {
+        ws->close_deferred = 1;
+    } else if (queue_close(ws)) {
         sl__http_conn_close(c, "websocket close failed");
         return;
     }
-    ws->close_sent_ms = now_ms(c) ? now_ms(c) : 1;
     sl__http_schedule_flush(c);
 }
 

@@ -58,6 +58,7 @@
 #include "net/listener.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "proto/rtmp/rtmp_server.h"
+#include "proto/rtmp/rtmp_so.h"
 #include "sluice/errors.h"
 #include "proto/rtmp/rtmp_config.h"
 
@@ -615,6 +616,7 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
     }
     sl__rtmp_stop_publish(c, 1);
     sl__rtmp_stop_play(c);
+    sl__rtmp_so_closed(c);
     if (c->state == SL_RTMP_CONN_CONNECTED)
         sl_events_emit_session(c->core, &c->sess, SL_EV_DISCONNECT, reason ? reason : "closed");
     c->state = SL_RTMP_CONN_CLOSING;
@@ -783,6 +785,10 @@ static int dispatch(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
         break;
     case SL_RTMP_AGGREGATE:
         rc = on_aggregate(c, m);
+        break;
+    case SL_RTMP_SO_AMF0:
+    case SL_RTMP_SO_AMF3:
+        rc = sl__rtmp_on_so(c, b, len, m->type == SL_RTMP_SO_AMF3);
         break;
     default:
         SL_LOGD(&c->sess.log, "ignoring message type %u (%u bytes)", m->type, len);

@@ -481,6 +481,8 @@ static int webrtc_start(sl_core_t *core, void **state)
     uv_timer_start(&w->tick, on_tick, WRTC_TICK_MS, WRTC_TICK_MS);
     if ((rc = wrtc_signal_start(w)))
         return rc;
+    if ((rc = wrtc_ws_start(w)))
+        return rc;
     if ((rc = wrtc_stats_register(w)))
         return rc;
     if ((rc = sl_listeners_announce(core, "webrtc", wc->bind, w->udp_port, 0, 1)))
@@ -507,6 +509,7 @@ static void webrtc_stop(void *state)
     w->stopping = 1;
     wrtc_stats_unregister(w);
     wrtc_signal_stop(w);
+    wrtc_ws_stop(w);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &w->pcs) {
         wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);

@@ -69,6 +69,22 @@ static const sl_config_slot_t g_slots[] = {
      "H.264 B-frames of RTMP/file sources to WHEP viewers: drop (browsers do not reorder "
      "frames and fail on them; viewers get the I and P frames) or send (for clients that "
      "decode them, e.g. libavcodec-based ones). See docs/webrtc.md, B-frames.", 0},
+    {"ws", SL_CONFIG_BOOL, O(ws), "true", 0, 0, NULL,
+     "Red5 Pro's WebSocket signalling (HTML5 SDK <= 12 RTCPublisher/RTCSubscriber) on the HTTP "
+     "port: ws://host:5080/{app}/?id={stream}, JSON offer/answer/candidate messages.", SL_CONFIG_RESTART},
+    {"ws_max_message_bytes", SL_CONFIG_SIZE, O(ws_max_message_bytes), "128KB", 1 * SL_CONFIG_KB,
+     1 * SL_CONFIG_MB, NULL,
+     "Largest JSON message of the WebSocket signalling; a larger one closes the socket (1009).", 0},
+    {"ws_messages_per_second", SL_CONFIG_INT, O(ws_messages_per_second), "50", 1, 100000, NULL,
+     "Messages a signalling socket may send per second; more closes it (1008).", 0},
+    {"ws_max_sockets", SL_CONFIG_INT, O(ws_max_sockets), "5000", 1, 1000000, NULL,
+     "Whole server: WebSocket signalling sockets at once; more answer 503.", 0},
+    {"ws_max_sockets_per_address", SL_CONFIG_INT, O(ws_max_sockets_per_address), "50", 1, 1000000,
+     NULL, "WebSocket signalling sockets at once from one client address; more answer 429.", 0},
+    {"ws_idle_timeout", SL_CONFIG_DURATION, O(ws_idle_timeout_ms), "10s", 500, 10 * SL_CONFIG_MINUTE,
+     NULL,
+     "A signalling socket that sent no valid message for this long before its session exists is "
+     "closed.", 0},
 };
 
 static const sl_config_slot_t g_app_slots[] = {

@@ -39,6 +39,13 @@ typedef struct sl_webrtc_config {
     int64_t max_message_size;            /* data channel message cap */
     int64_t mtu;                         /* RTP payload budget per packet */
     int64_t bframes;                     /* SL_WEBRTC_BFRAMES_*: H.264 B-frames to viewers */
+    /* Red5's WebSocket signalling (webrtc_ws.c) */
+    int ws;                              /* take WebSocket upgrades on /{app}/?id= */
+    int64_t ws_max_message_bytes;        /* largest JSON message accepted */
+    int64_t ws_messages_per_second;      /* per socket; more closes it */
+    int64_t ws_max_sockets;              /* whole server */
+    int64_t ws_max_sockets_per_address;  /* per client address */
+    int64_t ws_idle_timeout_ms;          /* no valid message for this long: closed */
 } sl_webrtc_config_t;
 
 /* webrtc.bframes */

@@ -22,7 +22,9 @@
  * webrtc_media.c (RTP in from publishers to the hub, Opus->AAC),
  * webrtc_view.c (hub frames out as RTP to viewers, AAC->Opus per stream,
  * RTCP of both kinds), webrtc_dc.c (data channels <-> hub data frames),
- * webrtc_stats.c (the "webrtc" service).
+ * webrtc_stats.c (the "webrtc" service), webrtc_ws.c (Red5's WebSocket
+ * signalling: the same sessions set up over JSON messages), sdp_offer.c
+ * (the server's offer for WebSocket subscribers).
  * Loop thread only, like the rest of the server.
  */
 #ifndef SL_PROTO_WEBRTC_WEBRTC_INTERNAL_H
@@ -99,6 +101,7 @@ struct wrtc {
     const sl_http_svc_t *http;     /* the route service (borrowed), NULL without HTTP */
     void *http_ud;
     sl_http_route_t *routes[4];
+    struct wrtc_wsig *wsig;        /* Red5 WebSocket signalling (webrtc_ws.c), NULL when off */
     uv_udp_t udp;
     int udp_open;
     uv_tcp_t tcp;
@@ -171,6 +174,7 @@ struct wrtc_pc {
     int dtls_client;               /* we are the DTLS client (the offer said setup:passive) */
     int answer_codec[8];           /* per offer m-line: the codec index we took, -1 = rejected */
     void *pending_post;            /* the POST waiting for admission (webrtc_signal.c), or NULL */
+    void *ws_owner;                /* the WebSocket signalling connection (webrtc_ws.c), or NULL */
     int addr_counted;              /* counted in w->per_addr */
     int admitted;                  /* admission allowed (the connect event was sent) */
     int playing;                   /* viewer: the play event was sent */
@@ -261,6 +265,14 @@ void wrtc_stream_release(wrtc_stream_t *ws);
 /* webrtc_signal.c */
 int wrtc_signal_start(wrtc_t *w);
 void wrtc_signal_stop(wrtc_t *w);
+
+/* webrtc_ws.c (Red5's WebSocket signalling) */
+/** Registers the WebSocket route and the "webrtc-ws" service. 0 or an SL_E* error. */
+int wrtc_ws_start(wrtc_t *w);
+/** Closes every signalling socket and removes the route (at stop). */
+void wrtc_ws_stop(wrtc_t *w);
+/** From wrtc_pc_free: the session of a signalling socket is going away. */
+void wrtc_ws_pc_gone(wrtc_pc_t *pc);
 
 /* webrtc_pc.c */
 /** A new session for a POST (registered with the core; nothing else yet). NULL on ENOMEM. */

@@ -124,6 +124,11 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
     snprintf(pc->remote_fp, sizeof pc->remote_fp, "%s", offer->fingerprint);
     pc->dtls_client = strcmp(offer->setup, "passive") == 0;
     int want_send = pc->kind == WRTC_VIEWER;
+    /* Credentials made already: the SDP is the peer's answer to our offer
+     * (Red5's WebSocket signalling, webrtc_ws.c), whose H.264 formats were
+     * the stream's profile and 42e01f; the peer chose among them, so the
+     * profile match below (an offer's) does not apply. */
+    int is_answer = pc->ufrag[0] != '\0';
     /* A viewer gets the stream's codec as it is (no video transcoding): VP8
      * for a VP8 WebRTC publisher, else H.264. */
     uint32_t stream_video = 0;
@@ -144,7 +149,7 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
                 for (int k = 0; k < m->n_codecs && idx < 0; k++)
                     if (strcasecmp(m->codecs[k].name, "VP8") == 0)
                         idx = k;
-            } else if (want_send && stream_plid && wc->h264) {
+            } else if (want_send && stream_plid && wc->h264 && !is_answer) {
                 /* RFC 6184 8.1: the format whose profile decodes the stream. */
                 int level_ok = 0;
                 idx = sl_sdp_pick_h264(m, stream_plid, &level_ok);
@@ -211,7 +216,9 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
                  wc->vp8 ? ", VP8" : "");
         return 406;
     }
-    if (sl_ice_credentials(pc->ufrag, pc->pwd) || sl_map_set(&w->by_ufrag, pc->ufrag, pc)) {
+    /* Credentials made earlier are kept: they are in the offer the server
+     * wrote for a WebSocket subscriber (webrtc_ws.c), set up from its answer. */
+    if ((!pc->ufrag[0] && sl_ice_credentials(pc->ufrag, pc->pwd)) || sl_map_set(&w->by_ufrag, pc->ufrag, pc)) {
         snprintf(why, why_cap, "out of memory");
         return 500;
     }
@@ -233,7 +240,7 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
         if (pc->has_video) {
             pc->vout.on = 1;
             pc->vout.pt = pc->video_pt;
-            pc->vout.ssrc = random_u32();
+            pc->vout.ssrc = pc->vout.ssrc ? pc->vout.ssrc : random_u32(); /* kept from our offer */
             pc->vout.seq = (uint16_t)random_u32();
             pc->vout.ts_base = random_u32();
             pc->vout.clock = 90000;
@@ -241,7 +248,7 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
         if (pc->has_audio) {
             pc->aout.on = 1;
             pc->aout.pt = pc->audio_pt;
-            pc->aout.ssrc = random_u32();
+            pc->aout.ssrc = pc->aout.ssrc ? pc->aout.ssrc : random_u32(); /* kept from our offer */
             pc->aout.seq = (uint16_t)random_u32();
             pc->aout.ts_base = random_u32();
             pc->aout.clock = 48000;
@@ -679,6 +686,8 @@ void wrtc_pc_free(wrtc_pc_t *pc)
         wrtc__post_cancel(pc->pending_post);
         pc->pending_post = NULL;
     }
+    if (pc->ws_owner)
+        wrtc_ws_pc_gone(pc); /* its signalling socket learns it (and forgets pc) */
     if (pc->kind == WRTC_PUBLISHER)
         wrtc_pub_stop(pc, pc->close_reason);
     else

@@ -1,0 +1,73 @@
+/*
+ * The "webrtc-ws" service, version 1.0: Red5 Pro's WebSocket signalling
+ * (ws://host:5080/{app}/?id={stream}, src/proto/webrtc/webrtc_ws.c) lets
+ * other code add JSON messages to its dispatch table, so that features
+ * carried on the same socket by Red5's HTML5 SDK (shared objects:
+ * `sharedObjectGetRemote`, `sharedObjectConnect`, `sharedObjectSend`,
+ * `sharedObjectSetProperty`, `sharedObjectClose`; issue 15) live in their
+ * own module and never include the protocol's headers.
+ *
+ * A message is a JSON object; it is dispatched on the first of its
+ * top-level keys that names a handler (built-in ones first: publish,
+ * handleOffer, handleCandidate, requestOffer, handleAnswer, subscribe,
+ * unpublish, isAvailable, log, switchChannel). A message no handler takes is answered
+ * {"data":{"type":"error","code":"NetConnection.Call.Failed",...}} and the
+ * socket stays open.
+ *
+ * Look it up with sl_service_get(core, SL_WEBRTC_WS_SVC_NAME,
+ * SL_WEBRTC_WS_SVC_MAJOR, 0, &ud) and pass ud as `svc`. Loop thread only.
+ * This table is append-only (a later function bumps the minor).
+ */
+#ifndef SL_APP_SVC_WEBRTC_WS_H
+#define SL_APP_SVC_WEBRTC_WS_H
+
+#include <stddef.h>
+
+#define SL_WEBRTC_WS_SVC_NAME "webrtc-ws"
+#define SL_WEBRTC_WS_SVC_MAJOR 1
+#define SL_WEBRTC_WS_SVC_MINOR 0
+
+typedef struct sl_wsig_conn sl_wsig_conn_t; /* one signalling socket (opaque) */
+typedef struct sl_session sl_session_t;
+
+/** What a handler module registers (copied by handler_add; key copied, ud borrowed). */
+typedef struct sl_wsig_handler_spec {
+    const char *key; /* the top-level JSON key it takes, e.g. "sharedObjectConnect" (<= 63 bytes) */
+    /**
+     * A message whose key matched: json[0..len) is the whole message text
+     * (borrowed for the call; it parsed as a JSON object). Return 0 when
+     * handled, or a negative SL_E* to have an error status sent (the
+     * socket stays open either way).
+     */
+    int (*on_message)(sl_wsig_conn_t *c, const char *json, size_t len, void *ud);
+    /** The socket closed (NULL = not wanted): c is invalid after this returns. */
+    void (*on_close)(sl_wsig_conn_t *c, void *ud);
+    void *ud;
+} sl_wsig_handler_spec_t;
+
+typedef struct sl_wsig_svc {
+    /**
+     * Adds a handler for spec->key. 0, SL_EBUSY (the key is taken, built-in
+     * keys included), SL_EINVAL (no key / too long / no on_message) or
+     * SL_ETOOBIG (the table holds 32 handlers).
+     */
+    int (*handler_add)(void *svc, const sl_wsig_handler_spec_t *spec);
+    /** Removes the handler of key (no-op when absent). */
+    void (*handler_remove)(void *svc, const char *key);
+    /**
+     * Sends a text message (json[0..len), copied) to the client. 0,
+     * SL_ECLOSED once the socket is closing, SL_ETOOBIG when its queue is
+     * full.
+     */
+    int (*send)(sl_wsig_conn_t *c, const char *json, size_t len);
+    /** The scope the socket connected to ("live", "live/room1"; borrowed, valid as c). */
+    const char *(*scope)(const sl_wsig_conn_t *c);
+    /** The `id` query parameter of the socket's URL (borrowed, valid as c). */
+    const char *(*id)(const sl_wsig_conn_t *c);
+    /** The peer's address (borrowed, valid as c). */
+    const char *(*remote)(const sl_wsig_conn_t *c);
+    /** The WebRTC session of the socket once admitted, else NULL (borrowed, valid for the call). */
+    sl_session_t *(*session)(const sl_wsig_conn_t *c);
+} sl_wsig_svc_t;
+
+#endif
