@@ -70,6 +70,8 @@ static void webrtc_metrics(sl_core_t *core, sl_wbuf_t *w)
         ROW("plis_sent_total", "counter", pli_out, "Keyframe requests (PLI) sent to publishers."),
         ROW("datagrams_unknown_total", "counter", datagrams_unknown,
             "Datagrams dropped: from an address no session owns, or too large."),
+        ROW("bframes_dropped_total", "counter", bframes_dropped,
+            "H.264 B-frames not sent to WHEP viewers (webrtc.bframes: drop)."),
 #undef ROW
     };
     metric(w, "sluice_webrtc_sessions", "gauge", "Open WebRTC sessions by kind (publisher: WHIP, viewer: WHEP).");

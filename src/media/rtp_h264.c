@@ -166,6 +166,91 @@ static void plan(const nal_ref_t *nals, int n, size_t mtu, uint8_t *dst, sl_rtp_
     *n_bytes = off;
 }
 
+/* ---- access unit info ---- */
+
+/* A bit reader over at most 16 bytes of a NAL unit's payload, with the
+ * emulation prevention bytes (00 00 03) taken out. */
+typedef struct bits {
+    uint8_t b[16];
+    size_t n, pos; /* bytes held, bit position */
+} bits_t;
+
+static void bits_init(bits_t *r, const uint8_t *p, size_t len)
+{
+    int zeros = 0;
+    r->n = r->pos = 0;
+    for (size_t i = 0; i < len && r->n < sizeof r->b; i++) {
+        if (zeros >= 2 && p[i] == 3) {
+            zeros = 0;
+            continue;
+        }
+        zeros = p[i] == 0 ? zeros + 1 : 0;
+        r->b[r->n++] = p[i];
+    }
+}
+
+/* Reads an unsigned exp-Golomb value (at most 31 leading zeros); -1 past the end. */
+static int64_t bits_ue(bits_t *r)
+{
+    int lz = 0;
+    for (;;) {
+        if (r->pos >= r->n * 8)
+            return -1;
+        int bit = (r->b[r->pos / 8] >> (7 - r->pos % 8)) & 1;
+        r->pos++;
+        if (bit)
+            break;
+        if (++lz > 31)
+            return -1;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < lz; i++) {
+        if (r->pos >= r->n * 8)
+            return -1;
+        v = v << 1 | ((r->b[r->pos / 8] >> (7 - r->pos % 8)) & 1);
+        r->pos++;
+    }
+    return (int64_t)((1ull << lz) - 1 + v);
+}
+
+int sl_h264_au_info(const uint8_t *avcc, size_t len, int nal_len_size, sl_h264_au_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (nal_len_size != 1 && nal_len_size != 2 && nal_len_size != 4)
+        return SL_EPROTO;
+    size_t off = 0;
+    for (int n = 0; off < len && n < SL_H264_MAX_NALS; n++) {
+        if (len - off < (size_t)nal_len_size)
+            return SL_EPROTO;
+        size_t nal_len = 0;
+        for (int i = 0; i < nal_len_size; i++)
+            nal_len = nal_len << 8 | avcc[off + (size_t)i];
+        off += (size_t)nal_len_size;
+        if (nal_len > len - off)
+            return SL_EPROTO;
+        const uint8_t *nal = avcc + off;
+        off += nal_len;
+        if (nal_len < 2)
+            continue;
+        int type = nal[0] & 0x1f;
+        if (type != 1 && type != 5)
+            continue;
+        bits_t r;
+        bits_init(&r, nal + 1, nal_len - 1);
+        int64_t first_mb = bits_ue(&r), slice_type = bits_ue(&r);
+        if (first_mb < 0 || slice_type < 0 || slice_type > 9)
+            continue; /* unreadable: neither counted nor judged */
+        out->n_slices++;
+        if (type == 5)
+            out->is_idr = 1;
+        if (nal[0] & 0x60)
+            out->is_ref = 1;
+        if (slice_type % 5 == 1)
+            out->has_b = 1;
+    }
+    return 0;
+}
+
 int sl_h264_packetize(const uint8_t *avcc, size_t len, int nal_len_size,
                       const uint8_t *config, size_t config_len, int is_key, size_t mtu,
                       sl_rtp_payloads_t *out)

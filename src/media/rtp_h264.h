@@ -80,6 +80,27 @@ int sl_h264_packetize(const uint8_t *avcc, size_t len, int nal_len_size,
                       const uint8_t *config, size_t config_len, int is_key, size_t mtu,
                       sl_rtp_payloads_t *out);
 
+/* What the slices of one access unit say about it (sl_h264_au_info()). */
+typedef struct sl_h264_au_info {
+    int n_slices;  /* coded slice NAL units (types 1 and 5) whose header was read */
+    int is_idr;    /* an IDR slice (type 5) is present */
+    int is_ref;    /* some slice has nal_ref_idc != 0: later pictures may predict from it */
+    int has_b;     /* some slice is a B slice (slice_type 1 or 6) */
+} sl_h264_au_info_t;
+
+/**
+ * Reads the NAL unit headers and the start of each slice header
+ * (first_mb_in_slice, slice_type; emulation prevention bytes removed) of
+ * one access unit given as AVCC with nal_len_size-byte lengths (1, 2 or
+ * 4). At most SL_H264_MAX_NALS NAL units are looked at; only the first 16
+ * bytes of a slice are read. Used to find B-frames, which WebRTC receivers
+ * do not reorder (a non-reference B-frame can be left out without harming
+ * any other picture). Returns 0 and fills *out, SL_EPROTO when a NAL
+ * length runs past the end or nal_len_size is bad (*out then holds what
+ * was read before).
+ */
+int sl_h264_au_info(const uint8_t *avcc, size_t len, int nal_len_size, sl_h264_au_info_t *out);
+
 /*
  * Depacketizer callbacks. Both borrow their bytes for the duration of the
  * call only. They run inside sl_h264_depack_push(); they must not free the

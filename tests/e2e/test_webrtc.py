@@ -140,9 +140,12 @@ def wait_live(srv, stream, app="live", timeout=None):
 BAD_SDP = "v=0\r\nthis is not sdp\r\n"
 
 
-def make_offer():
-    """A real offer from aiortc (sendonly audio+video), made in a subprocess."""
-    code = ("import asyncio,aioice.ice\n"
+def make_offer(baseline_only=False):
+    """A real offer from aiortc (recvonly audio+video), made in a subprocess. Its H.264
+    formats are those of webrtc_client (Constrained Baseline, Baseline, Main, High), or
+    aiortc's own two Baseline ones with baseline_only."""
+    code = ("import asyncio,aioice.ice,sys\n"
+            + ("" if baseline_only else "sys.path.insert(0, %r); import webrtc_client\n" % HERE) +
             "aioice.ice.get_host_addresses=lambda use_ipv4=True,use_ipv6=True:['127.0.0.1']\n"
             "from aiortc import RTCPeerConnection\n"
             "async def m():\n"
@@ -187,8 +190,14 @@ def test_signalling_errors_and_cors(sluice_factory, procs, media_src):
     st, _, _ = request(srv, "POST", "/live/whip/endpoint/taken", make_offer(), sdp)
     assert st == 409
     # A WHEP of the live stream is created (201, Location, ETag, an SDP answer).
+    # The stream is x264 Main level 3.0 (4d401e): a viewer that offers only
+    # (Constrained) Baseline cannot decode it (RFC 6184 8.1): 406 and why.
+    st, _, body = request(srv, "POST", "/live/whep/endpoint/taken", make_offer(baseline_only=True), sdp)
+    assert st == 406 and "H.264 Main level 3.0" in body and "42e01f/1" in body, (st, body)
     st, h, body = request(srv, "POST", "/live/whep/endpoint/taken", offer, sdp)
     assert st == 201, (st, body)
+    # The answer names the offered Main format, not the first (Baseline) one.
+    assert "profile-level-id=4d001f" in body and "profile-level-id=42" not in body, body
     assert h["content-type"].startswith("application/sdp")
     # The resource is a random 128-bit token (the right to PATCH/DELETE), not a guessable name.
     assert re.match(r"^/live/whep/resource/[0-9a-f]{32}$", h["location"]), h["location"]
@@ -200,6 +209,31 @@ def test_signalling_errors_and_cors(sluice_factory, procs, media_src):
     assert st == 200
     st, _, _ = request(srv, "DELETE", h["location"])
     assert st == 404
+
+
+@needs_aiortc
+def test_viewer_in_setup_closed_when_publisher_leaves(sluice_factory, procs, media_src):
+    """A WHEP viewer answered 201 but still in ICE/DTLS setup (it attaches to the hub only
+    once DTLS is up) is closed when the publisher leaves, not left to wait for a setup
+    timeout and then attach to an empty stream. setup_timeout is 60 s here; the close
+    must come within a few seconds."""
+    srv = start(sluice_factory, extra={"webrtc": {"setup_timeout": "60s", "consent_timeout": "60s"}})
+    ff = procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "gone")), "ffmpeg")
+    wait_live(srv, "gone")
+    st, h, body = request(srv, "POST", "/live/whep/endpoint/gone", make_offer(), {"Content-Type": "application/sdp"})
+    assert st == 201, (st, body)
+    def viewers():  # every WHEP session, in any state (the API lists admitted ones)
+        r = srv.api.get("/metrics", token=None)
+        m = re.search(r'^sluice_webrtc_sessions\{kind="viewer"\} (\d+)', r.body.decode(), re.M)
+        return int(m.group(1))
+    assert viewers() == 1
+    ff.send_signal(signal.SIGTERM)
+    wait_until(lambda: viewers() == 0, T(5), 0.1, "the viewer in setup closed after the unpublish")
+    st, _, _ = request(srv, "DELETE", h["location"])
+    assert st == 404
+    # A WHEP POST for the stream now: 404 (Red5: stream not found).
+    st, _, body = request(srv, "POST", "/live/whep/endpoint/gone", make_offer(), {"Content-Type": "application/sdp"})
+    assert st == 404 and "not found" in body, (st, body)
 
 
 @needs_aiortc

@@ -65,6 +65,28 @@ def _encode_frame(self, frame, force_keyframe):
 
 _h264.H264Encoder._encode_frame = _encode_frame
 
+# aiortc offers only (Constrained) Baseline H.264, but its decoder (libavcodec) takes
+# every profile. sluice answers a WHEP offer only with a format whose profile decodes
+# the stream (RFC 6184 8.1) and refuses with 406 otherwise, so this viewer offers what
+# it can decode: Main and High too, as Chrome does. Receiving only: a WHIP answer
+# picks Constrained Baseline, which aiortc's encoder makes.
+def _offer_more_h264():
+    from aiortc.codecs import CODECS
+    from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
+    fb = [RTCRtcpFeedback(type="nack"), RTCRtcpFeedback(type="nack", parameter="pli"),
+          RTCRtcpFeedback(type="goog-remb")]
+    for pt, plid in ((103, "4d001f"), (105, "64001f")):
+        CODECS["video"] += [
+            RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=pt, rtcpFeedback=fb,
+                                  parameters={"level-asymmetry-allowed": "1", "packetization-mode": "1",
+                                              "profile-level-id": plid}),
+            RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=pt + 1,
+                                  parameters={"apt": pt}),
+        ]
+
+
+_offer_more_h264()
+
 # Counts the packets aiortc resends on a NACK (found in its history, so really sent
 # again), to show that the server asked and that its asking was answered.
 _orig_retransmit = RTCRtpSender._retransmit

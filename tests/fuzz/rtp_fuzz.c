@@ -6,7 +6,8 @@
  * Input: records of  ctl(1) len(2, big-endian) bytes(len).  ctl bit 0
  * reports a loss before the packet; bit 1 makes the bytes a bare payload
  * (marker = bit 2, timestamp = ctl >> 3) instead of a whole RTP packet.
- * Every record goes to both depacketizers.
+ * Every record goes to both depacketizers. The whole input also goes to
+ * sl_h264_au_info as AVCC with 1- to 4-byte NAL lengths.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +63,12 @@ static void feed(sl_h264_depack_t *h, sl_vp8_depack_t *v, const sl_rtp_hdr_t *hd
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* The whole input as an access unit, with each NAL length size. */
+    for (int nls = 1; nls <= 4; nls++) {
+        sl_h264_au_info_t ai;
+        if (sl_h264_au_info(data, size, nls, &ai) == 0 && (ai.n_slices < 0 || ai.n_slices > SL_H264_MAX_NALS))
+            __builtin_trap();
+    }
     sl_h264_depack_t *h = sl_h264_depack_new(on_config, on_h264, NULL);
     sl_vp8_depack_t *v = sl_vp8_depack_new(on_vp8, NULL);
     if (!h || !v)

@@ -48,6 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                 : sl_sdp_pick_video(m, (uint8_t)(size ? data[0] : 0), 1);
         if (am->codec_idx >= m->n_codecs)
             __builtin_trap();
+        /* The WHEP and WHIP H.264 picks, against a stream profile from the input. */
+        uint32_t plid = size >= 4 ? (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 | data[3] : 0x42e01f;
+        int lok, hv = sl_sdp_pick_h264(m, plid, &lok), hp = sl_sdp_pick_h264_publish(m);
+        if (hv >= m->n_codecs || hp >= m->n_codecs || (hv >= 0 && m->codecs[hv].packetization_mode != 1))
+            __builtin_trap();
+        char list[64];
+        if (strlen(sl_sdp_h264_list(m, list, sizeof list)) >= sizeof list)
+            __builtin_trap();
+        if (m->kind == SL_SDP_VIDEO && hv >= 0)
+            am->codec_idx = hv;
         am->accept = am->codec_idx >= 0 || m->kind == SL_SDP_APPLICATION;
         am->direction = sending ? SL_SDP_SENDONLY : SL_SDP_RECVONLY;
         if (sending) {

@@ -28,7 +28,7 @@
 
 #define SL_SVC_WEBRTC "webrtc"
 #define SL_SVC_WEBRTC_MAJOR 1
-#define SL_SVC_WEBRTC_MINOR 1
+#define SL_SVC_WEBRTC_MINOR 2
 
 /* Process-wide counters (since start, except the two "now" gauges). */
 typedef struct sl_webrtc_counters {
@@ -52,6 +52,8 @@ typedef struct sl_webrtc_counters {
     /* valid from 1.1 */
     uint64_t transcoders_to_aac;  /* WHIP publishers transcoding Opus->AAC now */
     uint64_t transcoders_to_opus; /* streams transcoding AAC->Opus for WHEP viewers now */
+    /* valid from 1.2 */
+    uint64_t bframes_dropped;     /* H.264 B-frames not sent to WHEP viewers (webrtc.bframes) */
 } sl_webrtc_counters_t;
 
 /* One session's state and statistics (strings are static, never NULL). */

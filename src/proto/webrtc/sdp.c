@@ -719,6 +719,141 @@ int sl_sdp_pick_video(const sl_sdp_media_t *m, uint8_t want_profile_idc, int all
     return allow_vp8 ? vp8 : -1;
 }
 
+/*
+ * RFC 6184 8.1 and libwebrtc's profile table. The stream side is read
+ * leniently (the reserved low bits of the flags byte and any flag that
+ * does not change the profile are ignored), so that what encoders write
+ * (x264: 42c0, 4d40, 6400) classifies as the profile it is.
+ */
+int sl_sdp_h264_profile(uint32_t profile_level_id)
+{
+    uint8_t idc = (uint8_t)(profile_level_id >> 16), iop = (uint8_t)(profile_level_id >> 8);
+    int set0 = (iop & 0x80) != 0, set1 = (iop & 0x40) != 0;
+    int set4 = (iop & 0x08) != 0, set5 = (iop & 0x04) != 0;
+    switch (idc) {
+    case 0x42:
+        return set1 ? SL_H264_P_CB : SL_H264_P_BASELINE;
+    case 0x4D:
+        return set0 ? SL_H264_P_CB : SL_H264_P_MAIN;
+    case 0x58:
+        return set0 && set1 ? SL_H264_P_CB : set0 ? SL_H264_P_BASELINE : SL_H264_P_EXTENDED;
+    case 0x64:
+        return set4 && set5 ? SL_H264_P_CHIGH : SL_H264_P_HIGH;
+    case 0x6E:
+        return SL_H264_P_HIGH10;
+    case 0x7A:
+        return SL_H264_P_HIGH422;
+    case 0xF4:
+        return SL_H264_P_HIGH444;
+    default:
+        return SL_H264_P_UNKNOWN;
+    }
+}
+
+const char *sl_sdp_h264_profile_name(int profile)
+{
+    static const char *const names[] = {"unknown",   "Constrained Baseline", "Baseline", "Extended",
+                                        "Main",      "Constrained High",     "High",     "High 10",
+                                        "High 4:2:2", "High 4:4:4 Predictive"};
+    return profile >= 0 && profile <= SL_H264_P_HIGH444 ? names[profile] : "unknown";
+}
+
+int sl_sdp_h264_level_rank(uint32_t profile_level_id)
+{
+    uint8_t idc = (uint8_t)(profile_level_id >> 16), iop = (uint8_t)(profile_level_id >> 8);
+    uint8_t level = (uint8_t)profile_level_id;
+    if (level == 9 || (level == 11 && (iop & 0x10) && (idc == 0x42 || idc == 0x4D || idc == 0x58)))
+        return 21; /* level 1b */
+    return 2 * level;
+}
+
+/* For each stream profile, the offered profiles whose decoders take it. */
+#define P(x) (1u << SL_H264_P_##x)
+static const unsigned decoded_by[] = {
+    [SL_H264_P_UNKNOWN] = 0,
+    [SL_H264_P_CB] = P(CB) | P(BASELINE) | P(EXTENDED) | P(MAIN) | P(CHIGH) | P(HIGH) | P(HIGH10) |
+                     P(HIGH422) | P(HIGH444),
+    [SL_H264_P_BASELINE] = P(BASELINE) | P(EXTENDED),
+    [SL_H264_P_EXTENDED] = P(EXTENDED),
+    [SL_H264_P_MAIN] = P(MAIN) | P(HIGH) | P(HIGH10) | P(HIGH422) | P(HIGH444),
+    [SL_H264_P_CHIGH] = P(CHIGH) | P(HIGH) | P(HIGH10) | P(HIGH422) | P(HIGH444),
+    [SL_H264_P_HIGH] = P(HIGH) | P(HIGH10) | P(HIGH422) | P(HIGH444),
+    [SL_H264_P_HIGH10] = P(HIGH10) | P(HIGH422) | P(HIGH444),
+    [SL_H264_P_HIGH422] = P(HIGH422) | P(HIGH444),
+    [SL_H264_P_HIGH444] = P(HIGH444),
+};
+#undef P
+
+int sl_sdp_h264_decodes(uint32_t offered, uint32_t stream)
+{
+    int s = sl_sdp_h264_profile(stream), o = sl_sdp_h264_profile(offered);
+    if (s == SL_H264_P_UNKNOWN)
+        return (offered >> 16) == (stream >> 16);
+    return (decoded_by[s] >> o) & 1u;
+}
+
+int sl_sdp_pick_h264(const sl_sdp_media_t *m, uint32_t stream_plid, int *level_ok)
+{
+    int best = -1, best_level_ok = 0, best_dist = 0;
+    int s_prof = sl_sdp_h264_profile(stream_plid), s_level = sl_sdp_h264_level_rank(stream_plid);
+    for (int i = 0; i < m->n_codecs; i++) {
+        const sl_sdp_codec_t *c = &m->codecs[i];
+        if (strcasecmp(c->name, "H264") || c->packetization_mode != 1 ||
+            !sl_sdp_h264_decodes(c->profile_level_id, stream_plid))
+            continue;
+        int lok = sl_sdp_h264_level_rank(c->profile_level_id) >= s_level;
+        /* The profiles' enum order runs from the smallest tool set up; the
+         * nearest superset of the stream's profile is the best fit. */
+        int dist = sl_sdp_h264_profile(c->profile_level_id) - s_prof;
+        if (best < 0 || lok > best_level_ok || (lok == best_level_ok && dist < best_dist)) {
+            best = i;
+            best_level_ok = lok;
+            best_dist = dist;
+        }
+    }
+    if (level_ok)
+        *level_ok = best_level_ok;
+    return best;
+}
+
+int sl_sdp_pick_h264_publish(const sl_sdp_media_t *m)
+{
+    int baseline = -1, any = -1;
+    for (int i = 0; i < m->n_codecs; i++) {
+        const sl_sdp_codec_t *c = &m->codecs[i];
+        if (strcasecmp(c->name, "H264") || c->packetization_mode != 1)
+            continue;
+        int prof = sl_sdp_h264_profile(c->profile_level_id);
+        if (prof == SL_H264_P_CB)
+            return i;
+        if (prof == SL_H264_P_BASELINE && baseline < 0)
+            baseline = i;
+        if (any < 0)
+            any = i;
+    }
+    return baseline >= 0 ? baseline : any;
+}
+
+char *sl_sdp_h264_list(const sl_sdp_media_t *m, char *out, size_t cap)
+{
+    size_t off = 0;
+    if (cap)
+        out[0] = '\0';
+    for (int i = 0; i < m->n_codecs && cap; i++) {
+        const sl_sdp_codec_t *c = &m->codecs[i];
+        if (strcasecmp(c->name, "H264"))
+            continue;
+        int r = snprintf(out + off, cap - off, "%s%06x/%d", off ? ", " : "", (unsigned)c->profile_level_id,
+                         c->packetization_mode);
+        if (r < 0 || (size_t)r >= cap - off) {
+            out[off] = '\0'; /* whole entries only */
+            break;
+        }
+        off += (size_t)r;
+    }
+    return out;
+}
+
 int sl_sdp_pick_audio(const sl_sdp_media_t *m)
 {
     for (int i = 0; i < m->n_codecs; i++) {
@@ -963,7 +1098,7 @@ int sl_sdp_answer(const sl_sdp_t *offer, const sl_sdp_answer_params_t *p, char *
                 w(&b, "a=sctpmap:5000 webrtc-datachannel 65535\r\n");
             else
                 w(&b, "a=sctp-port:5000\r\n");
-            w(&b, "a=max-message-size:262144\r\n");
+            w(&b, "a=max-message-size:%u\r\n", p->max_message_size ? (unsigned)p->max_message_size : 262144u);
             w_cands(&b, p->cands, p->n_cands);
             continue;
         }

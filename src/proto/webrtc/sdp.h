@@ -118,6 +118,84 @@ int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t 
  */
 int sl_sdp_pick_video(const sl_sdp_media_t *m, uint8_t want_profile_idc, int allow_vp8);
 
+/*
+ * H.264 profiles as RFC 6184 8.1 and libwebrtc tell them apart: a
+ * profile-level-id (0xPPCCLL: profile_idc, the constraint_set flags byte
+ * "profile-iop", level_idc) names one of these. Constrained Baseline is
+ * 0x42 with constraint_set1, 0x4D with constraint_set0, or 0x58 with both;
+ * Constrained High is 0x64 with constraint_set4 and constraint_set5.
+ */
+enum {
+    SL_H264_P_UNKNOWN = 0, /* any other profile_idc (SVC, MVC, CAVLC 4:4:4...) */
+    SL_H264_P_CB,          /* Constrained Baseline */
+    SL_H264_P_BASELINE,    /* Baseline (may use FMO / ASO / redundant slices) */
+    SL_H264_P_EXTENDED,    /* Extended */
+    SL_H264_P_MAIN,        /* Main */
+    SL_H264_P_CHIGH,       /* Constrained High */
+    SL_H264_P_HIGH,        /* High */
+    SL_H264_P_HIGH10,      /* High 10 */
+    SL_H264_P_HIGH422,     /* High 4:2:2 */
+    SL_H264_P_HIGH444,     /* High 4:4:4 Predictive */
+};
+
+/* The SL_H264_P_* of a profile-level-id (0xPPCCLL). */
+int sl_sdp_h264_profile(uint32_t profile_level_id);
+
+/* A short English name of an SL_H264_P_* ("Constrained Baseline"...). */
+const char *sl_sdp_h264_profile_name(int profile);
+
+/*
+ * The level of a profile-level-id on a scale that orders every level:
+ * 2 * level_idc, with level 1b (level_idc 11 and constraint_set3 in the
+ * Baseline, Main and Extended profiles, or level_idc 9) as 21, between 1
+ * (20) and 1.1 (22).
+ */
+int sl_sdp_h264_level_rank(uint32_t profile_level_id);
+
+/*
+ * Whether a decoder of the offered profile-level-id's profile decodes every
+ * bitstream of the stream's profile (RFC 6184 8.1: a Constrained Baseline
+ * stream conforms to Baseline, Main, Extended and the High profiles; Main
+ * to High and above; High to High 10 and above...). Levels are not looked at.
+ * For a stream of an unknown profile only the same profile_idc decodes it.
+ */
+int sl_sdp_h264_decodes(uint32_t offered, uint32_t stream);
+
+/*
+ * Picks the H.264 format of m that a WHEP viewer gets a stream of
+ * profile-level-id stream_plid with (from its AVCDecoderConfigurationRecord:
+ * AVCProfileIndication, profile_compatibility, AVCLevelIndication): among
+ * the packetization-mode=1 formats whose profile decodes the stream
+ * (sl_sdp_h264_decodes), first one whose level is at least the stream's,
+ * then the closest profile (Constrained Baseline for a Constrained Baseline
+ * stream before High), then offer order. A format of a lower level than the
+ * stream is still taken when no other fits: browsers offer level 3.1 for
+ * every profile and decode 1080p (level 4) streams with it; *level_ok
+ * (may be NULL) tells the caller so that it can log it. The offered level
+ * bounds what the viewer receives with or without level-asymmetry-allowed
+ * (RFC 6184 8.2.2): the answer echoes the chosen format's profile-level-id,
+ * so the lower of the two levels is the offered one.
+ * Returns the index in m->codecs, or -1 when no format decodes the stream.
+ */
+int sl_sdp_pick_h264(const sl_sdp_media_t *m, uint32_t stream_plid, int *level_ok);
+
+/*
+ * Picks the H.264 format of m for a WHIP publisher: a packetization-mode=1
+ * format of the Constrained Baseline profile, else Baseline, else the first
+ * packetization-mode=1 H.264. Constrained Baseline is what every H.264
+ * decoder takes (every browser's WHEP offer, Flash-era RTMP players, any
+ * HLS device) and it has no B-frames, which WebRTC receivers do not
+ * reorder. Returns the index in m->codecs or -1.
+ */
+int sl_sdp_pick_h264_publish(const sl_sdp_media_t *m);
+
+/*
+ * Writes the profile-level-ids of m's H.264 formats ("42e01f/1, 640c1f/0",
+ * each with its packetization-mode) into out (cap bytes, NUL-terminated,
+ * cut when full), for refusal messages. Returns out.
+ */
+char *sl_sdp_h264_list(const sl_sdp_media_t *m, char *out, size_t cap);
+
 /* Picks "opus"/48000/2 in m (any case). Returns the index in m->codecs or -1. */
 int sl_sdp_pick_audio(const sl_sdp_media_t *m);
 
@@ -151,6 +229,7 @@ typedef struct sl_sdp_answer_params {
     const char *cname;               /* our RTCP CNAME when sending (NULL = "sluice") */
     sl_sdp_answer_media_t media[SL_SDP_MAX_MEDIA];
     uint64_t session_id;             /* o= session id */
+    uint32_t max_message_size;       /* a=max-message-size of data channels (0 = 262144) */
 } sl_sdp_answer_params_t;
 
 /*
@@ -163,7 +242,8 @@ typedef struct sl_sdp_answer_params {
  * only the chosen codec (+ its rtx) with rtpmap/fmtp (the offer's fmtp
  * echoed) and the rtcp-fb lines both sides support, our ssrc/msid lines
  * when ssrc is set, the candidates and a=end-of-candidates; accepted
- * application m-lines with sctp-port 5000 + max-message-size 262144 (or
+ * application m-lines with sctp-port 5000 + max-message-size (p's, or
+ * 262144 when 0; the largest data channel message we take) (or
  * the old a=sctpmap form when the offer used "DTLS/SCTP"). An m-line
  * without a mid, with a port of 0, of another kind, audio/video without
  * a=rtcp-mux in the offer, or whose codec_idx is out of range is rejected

@@ -9,6 +9,8 @@
 
 #define O(f) offsetof(sl_webrtc_config_t, f)
 
+static const char *const bframes_names[] = {"drop", "send", NULL};
+
 static const sl_config_slot_t g_slots[] = {
     {"enabled", SL_CONFIG_BOOL, O(enabled), "true", 0, 0, NULL,
      "Serve WebRTC: WHIP publish and WHEP play at /{app}/whip|whep/endpoint/{stream}.",
@@ -63,6 +65,10 @@ static const sl_config_slot_t g_slots[] = {
      "Largest data channel message accepted or sent.", 0},
     {"mtu", SL_CONFIG_INT, O(mtu), "1200", 576, 1400, NULL,
      "RTP payload bytes per packet sent to viewers (before SRTP's overhead).", 0},
+    {"bframes", SL_CONFIG_ENUM, O(bframes), "drop", 0, 0, bframes_names,
+     "H.264 B-frames of RTMP/file sources to WHEP viewers: drop (browsers do not reorder "
+     "frames and fail on them; viewers get the I and P frames) or send (for clients that "
+     "decode them, e.g. libavcodec-based ones). See docs/webrtc.md, B-frames.", 0},
     {"ws", SL_CONFIG_BOOL, O(ws), "true", 0, 0, NULL,
      "Red5 Pro's WebSocket signalling (HTML5 SDK <= 12 RTCPublisher/RTCSubscriber) on the HTTP "
      "port: ws://host:5080/{app}/?id={stream}, JSON offer/answer/candidate messages.", SL_CONFIG_RESTART},

@@ -38,6 +38,7 @@ typedef struct sl_webrtc_config {
     int datachannel;                     /* accept data channels */
     int64_t max_message_size;            /* data channel message cap */
     int64_t mtu;                         /* RTP payload budget per packet */
+    int64_t bframes;                     /* SL_WEBRTC_BFRAMES_*: H.264 B-frames to viewers */
     /* Red5's WebSocket signalling (webrtc_ws.c) */
     int ws;                              /* take WebSocket upgrades on /{app}/?id= */
     int64_t ws_max_message_bytes;        /* largest JSON message accepted */
@@ -46,6 +47,9 @@ typedef struct sl_webrtc_config {
     int64_t ws_max_sockets_per_address;  /* per client address */
     int64_t ws_idle_timeout_ms;          /* no valid message for this long: closed */
 } sl_webrtc_config_t;
+
+/* webrtc.bframes */
+enum { SL_WEBRTC_BFRAMES_DROP = 0, SL_WEBRTC_BFRAMES_SEND = 1 };
 
 /* Per-app settings (apps.<name>.<key>). */
 typedef struct sl_webrtc_app_config {

@@ -84,6 +84,7 @@ typedef struct wrtc_counters {
     uint64_t pli_in, pli_out;
     uint64_t datagrams_unknown;   /* from an address no session owns */
     uint64_t dc_messages_in, dc_messages_out;
+    uint64_t bframes_dropped;     /* H.264 B-frames not sent to viewers (webrtc.bframes: drop) */
 } wrtc_counters_t;
 
 /* Per-stream WebRTC state: its viewers and where their Opus comes from. */
@@ -233,6 +234,8 @@ struct wrtc_pc {
     uint64_t last_sr_ms;
     int64_t ts_zero_ms;            /* the stream dts that maps to RTP ts_base */
     int ts_zero_set;
+    uint64_t bframes_dropped;      /* B-frames of the stream this viewer did not get */
+    int bframes_warned;            /* the once-per-viewer warning was logged */
 
     uint64_t nack_in, pli_in, rtx_out;  /* per-session counters for the API */
     uint64_t rtp_in, rtp_out;      /* RTP packets decrypted / sent (the "webrtc" service) */

@@ -90,6 +90,23 @@ static uint32_t random_u32(void)
 
 /* ---- setup from the offer ---- */
 
+/*
+ * The profile-level-id of the stream's H.264 from its sequence header
+ * (AVCDecoderConfigurationRecord: AVCProfileIndication,
+ * profile_compatibility, AVCLevelIndication), 0 when it has none or the
+ * video is not H.264.
+ */
+static uint32_t stream_h264_plid(const sl_stream_t *st)
+{
+    const sl_frame_t *cfg = st->video_config;
+    if (!cfg || cfg->codec != SL_CODEC_AVC || !cfg->body || cfg->body->len < (size_t)cfg->data_off + 4u)
+        return 0;
+    const uint8_t *rec = cfg->body->data + cfg->data_off;
+    if (rec[0] != 1)
+        return 0; /* not configurationVersion 1 */
+    return (uint32_t)rec[1] << 16 | (uint32_t)rec[2] << 8 | rec[3];
+}
+
 int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_cap)
 {
     wrtc_t *w = pc->w;
@@ -107,12 +124,19 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
     snprintf(pc->remote_fp, sizeof pc->remote_fp, "%s", offer->fingerprint);
     pc->dtls_client = strcmp(offer->setup, "passive") == 0;
     int want_send = pc->kind == WRTC_VIEWER;
+    /* Credentials made already: the SDP is the peer's answer to our offer
+     * (Red5's WebSocket signalling, webrtc_ws.c), whose H.264 formats were
+     * the stream's profile and 42e01f; the peer chose among them, so the
+     * profile match below (an offer's) does not apply. */
+    int is_answer = pc->ufrag[0] != '\0';
     /* A viewer gets the stream's codec as it is (no video transcoding): VP8
      * for a VP8 WebRTC publisher, else H.264. */
     uint32_t stream_video = 0;
+    uint32_t stream_plid = 0; /* the stream's H.264 profile-level-id, 0 = no sequence header yet */
     if (want_send) {
         sl_stream_t *st = sl_hub_find(w->core->hub, pc->path);
         stream_video = st ? st->video_codec : 0;
+        stream_plid = st ? stream_h264_plid(st) : 0;
     }
     for (int i = 0; i < offer->n_media; i++) {
         const sl_sdp_media_t *m = &offer->media[i];
@@ -125,9 +149,32 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
                 for (int k = 0; k < m->n_codecs && idx < 0; k++)
                     if (strcasecmp(m->codecs[k].name, "VP8") == 0)
                         idx = k;
+            } else if (want_send && stream_plid && wc->h264 && !is_answer) {
+                /* RFC 6184 8.1: the format whose profile decodes the stream. */
+                int level_ok = 0;
+                idx = sl_sdp_pick_h264(m, stream_plid, &level_ok);
+                if (idx < 0) {
+                    char offered[160];
+                    if (!sl_sdp_h264_list(m, offered, sizeof offered)[0])
+                        snprintf(offered, sizeof offered, "no H.264");
+                    snprintf(why, why_cap,
+                             "the stream is H.264 %s level %u.%u (profile-level-id %06x) and the offer has no "
+                             "packetization-mode=1 H.264 format that decodes it (offered: %s)",
+                             sl_sdp_h264_profile_name(sl_sdp_h264_profile(stream_plid)),
+                             (stream_plid & 0xff) / 10, (stream_plid & 0xff) % 10, (unsigned)stream_plid,
+                             offered);
+                    return 406;
+                }
+                if (!level_ok)
+                    SL_LOGI(&pc->sess.log,
+                            "webrtc: the stream's H.264 level (%06x) is above the viewer's %06x; sent anyway "
+                            "(browsers offer level 3.1 and decode more)",
+                            (unsigned)stream_plid, (unsigned)m->codecs[idx].profile_level_id);
             } else {
+                /* A publisher: what every player decodes; a viewer of a
+                 * stream whose sequence header has not come yet: any. */
                 if (wc->h264)
-                    idx = sl_sdp_pick_video(m, 0, 0);
+                    idx = want_send ? sl_sdp_pick_video(m, 0, 0) : sl_sdp_pick_h264_publish(m);
                 if (idx < 0 && wc->vp8 && !want_send)
                     idx = sl_sdp_pick_video(m, 0, 1);
             }
@@ -239,6 +286,7 @@ int wrtc_pc_answer(wrtc_pc_t *pc, const sl_sdp_t *offer, char *out, size_t cap)
     p.n_cands = n;
     p.cname = pc->sess.id;
     p.session_id = ((uint64_t)random_u32() << 20) ^ random_u32();
+    p.max_message_size = (uint32_t)sl_webrtc_cfg(w->core->cfg)->max_message_size;
     for (int i = 0; i < offer->n_media && i < 8; i++) {
         sl_sdp_answer_media_t *am = &p.media[i];
         const sl_sdp_media_t *m = &offer->media[i];
@@ -353,6 +401,19 @@ static const sl_sctp_ops_t pc_sctp_ops = {
     .closed = sctp_closed,
 };
 
+/*
+ * Whether the viewer's stream has a publisher. A viewer attaches to the
+ * hub only once DTLS is up; one whose publisher left while it was still
+ * in ICE or DTLS setup would otherwise attach to an empty stream and wait
+ * there with nothing to play (a viewer already attached is closed by the
+ * sink's on_unpublish).
+ */
+static int stream_published(const wrtc_pc_t *pc)
+{
+    sl_stream_t *st = sl_hub_find(pc->w->core->hub, pc->path);
+    return st && st->publisher;
+}
+
 static void dtls_connected(void *ud, const sl_srtp_keys_t *keys)
 {
     wrtc_pc_t *pc = ud;
@@ -371,6 +432,10 @@ static void dtls_connected(void *ud, const sl_srtp_keys_t *keys)
                         (size_t)sl_webrtc_cfg(w->core->cfg)->max_message_size, pc->dtls_client,
                         &pc_sctp_ops, pc, &pc->sctp) == 0)
             sl_sctp_connect(pc->sctp);
+    }
+    if (pc->kind == WRTC_VIEWER && !stream_published(pc)) {
+        wrtc_pc_close(pc, "stream unpublished");
+        return;
     }
     if (pc->kind == WRTC_VIEWER && wrtc_view_start(pc))
         wrtc_pc_close(pc, "cannot attach to the stream");
@@ -590,6 +655,10 @@ void wrtc_pc_tick(wrtc_pc_t *pc, uint64_t now_ms)
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(pc->w->core->cfg);
     if (pc->pending_post)
         return; /* admission still deciding: nothing of ours runs */
+    if (pc->kind == WRTC_VIEWER && !pc->dtls_up && !stream_published(pc)) {
+        wrtc_pc_close(pc, "stream unpublished");
+        return;
+    }
     if (!pc->dtls_up && now_ms - pc->created_ms > (uint64_t)wc->setup_timeout_ms) {
         wrtc_pc_close(pc, pc->have_addr ? "DTLS did not complete in time" : "ICE did not complete in time");
         return;

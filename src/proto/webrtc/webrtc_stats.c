@@ -60,6 +60,7 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
         if (ws->to_opus)
             c.transcoders_to_opus++;
     }
+    c.bframes_dropped = w->c.bframes_dropped;
     memcpy(out, &c, out_size < sizeof c ? out_size : sizeof c);
 }
 

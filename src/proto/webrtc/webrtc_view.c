@@ -152,6 +152,50 @@ static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
 
 
 
+/*
+ * B-frames (webrtc.bframes, docs/webrtc.md "B-frames"). RTMP sources often
+ * have them (x264's default, OBS with bframes > 0); their frames come in
+ * decode order with pts = dts + cts. WebRTC receivers decode each frame
+ * as it arrives and show it at once: Chromium's decoder fails on the first
+ * frame whose output it must hold back, asks for a keyframe (PLI, which an
+ * RTMP source cannot honour) and shows about one frame per GOP; RTP
+ * timestamps by dts instead do not change that (measured; see the doc).
+ * So B-frames are left out, as SRS ("bframe discard") and ZLMediaKit do:
+ * the viewer gets the I and P frames, at their pts, and plays smoothly at
+ * a lower frame rate. A B-frame used as a reference (x264's b-pyramid) goes
+ * too, or the decoder would still have to reorder: the decoder treats the
+ * frame_num gap as a lost frame. x264 streams (preset veryfast, b-pyramid
+ * normal) then decode without an error or a keyframe request; an encoder
+ * that predicts P frames from B-frames would show artifacts until the next
+ * keyframe (webrtc.bframes: send is then the choice for capable clients).
+ * Returns 1 when f is not to be sent.
+ */
+static int drop_bframe(wrtc_pc_t *v, const sl_frame_t *f)
+{
+    sl_stream_t *st = v->sink.stream;
+    if (f->codec != SL_CODEC_AVC || (f->flags & SL_FRAME_KEY) || !st ||
+        sl_webrtc_cfg(v->w->core->cfg)->bframes != SL_WEBRTC_BFRAMES_DROP)
+        return 0;
+    int nal_len_size = 4;
+    const sl_frame_t *cfg = st->video_config;
+    sl_h264_config_t hc;
+    if (cfg && sl_h264_config_parse(cfg->body->data + cfg->data_off, cfg->body->len - cfg->data_off, &hc) == 0)
+        nal_len_size = hc.nal_len_size;
+    sl_h264_au_info_t ai;
+    if (sl_h264_au_info(f->body->data + f->data_off, f->body->len - f->data_off, nal_len_size, &ai) || !ai.has_b)
+        return 0;
+    v->bframes_dropped++;
+    v->w->c.bframes_dropped++;
+    if (!v->bframes_warned) {
+        v->bframes_warned = 1;
+        SL_LOGW(&v->sess.log,
+                "webrtc: the stream has H.264 B-frames, which WebRTC players do not reorder; this viewer "
+                "gets its I and P frames only (webrtc.bframes: drop; encode without B-frames for the full "
+                "frame rate)");
+    }
+    return 1;
+}
+
 static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
 {
     wrtc_pc_t *v = sink->ctx;
@@ -165,6 +209,8 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
                 return;
             v->need_key = 0;
         }
+        if (drop_bframe(v, f))
+            return;
         view_send_video(v, f);
         return;
     }

@@ -1016,6 +1016,104 @@ static int decode_all(const AVCodec *dec, const uint8_t *extra, size_t extra_len
     return decoded;
 }
 
+/*
+ * sl_h264_au_info on real x264 output with B-frames (b-pyramid normal, 3
+ * slices per picture): its B verdict matches libavcodec's H.264 parser's
+ * picture type for every access unit; reference and non-reference
+ * B-frames both occur; IDRs are found. Then hand-made units: emulation
+ * prevention inside the slice header, bad lengths, non-slice NAL units.
+ */
+static void test_h264_au_info(void **state)
+{
+    (void)state;
+    const AVCodec *enc = avcodec_find_encoder_by_name("libx264");
+    if (!enc)
+        skip();
+    AVCodecContext *ec = avcodec_alloc_context3(enc);
+    ec->width = 320;
+    ec->height = 240;
+    ec->pix_fmt = AV_PIX_FMT_YUV420P;
+    ec->time_base = (AVRational){1, 25};
+    ec->gop_size = 24;
+    ec->max_b_frames = 3;
+    ec->thread_count = 1;
+    ec->bit_rate = 1000000;
+    av_opt_set(ec->priv_data, "preset", "veryfast", 0);
+    av_opt_set(ec->priv_data, "x264-params", "slices=3:b-pyramid=normal:b-adapt=0:scenecut=0", 0);
+    assert_int_equal(avcodec_open2(ec, enc, NULL), 0);
+    AVCodecParserContext *parser = av_parser_init(AV_CODEC_ID_H264);
+    AVCodecContext *pc = avcodec_alloc_context3(avcodec_find_decoder(AV_CODEC_ID_H264));
+    assert_non_null(parser);
+    parser->flags |= PARSER_FLAG_COMPLETE_FRAMES; /* one packet = one access unit, judged at once */
+    AVPacket *pkt = av_packet_alloc();
+    split_t *s = calloc(1, sizeof *s);
+    int n_b = 0, n_b_ref = 0, n_idr = 0, n_au = 0;
+    for (int i = 0; i <= 40; i++) {
+        AVFrame *pic = i < 40 ? make_picture(320, 240, i) : NULL;
+        assert_int_equal(avcodec_send_frame(ec, pic), 0);
+        av_frame_free(&pic);
+        while (avcodec_receive_packet(ec, pkt) == 0) {
+            /* The parser's picture type of this access unit (whole packet in). */
+            uint8_t *out;
+            int out_len;
+            av_parser_parse2(parser, pc, &out, &out_len, pkt->data, pkt->size, AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
+            s->len = 0;
+            assert_true(annexb_each(pkt->data, (size_t)pkt->size, split_nal, s) > 0);
+            sl_h264_au_info_t ai;
+            assert_int_equal(sl_h264_au_info(s->avcc, s->len, 4, &ai), 0);
+            assert_int_equal(ai.n_slices, 3);
+            assert_int_equal(ai.has_b, parser->pict_type == AV_PICTURE_TYPE_B);
+            assert_int_equal(ai.is_idr, (pkt->flags & AV_PKT_FLAG_KEY) != 0);
+            n_au++;
+            n_b += ai.has_b;
+            n_b_ref += ai.has_b && ai.is_ref;
+            n_idr += ai.is_idr;
+            if (!ai.has_b)
+                assert_true(ai.is_ref); /* x264's I and P frames are references */
+        }
+    }
+    assert_int_equal(n_au, 40);
+    assert_true(n_b >= 20);
+    assert_true(n_b_ref >= 5 && n_b_ref < n_b); /* pyramid: some B-frames are references */
+    assert_true(n_idr >= 2);
+    free(s);
+    av_packet_free(&pkt);
+    av_parser_close(parser);
+    avcodec_free_context(&pc);
+    avcodec_free_context(&ec);
+
+    /* A non-reference B slice whose first_mb_in_slice (23 leading zero bits,
+     * 23 zero info bits) needs two emulation prevention bytes; slice_type
+     * ue(6) = 00111 follows. Read without removing them, it is no B slice. */
+    static const uint8_t b_epb[] = {0, 0, 0, 10, 0x01, 0x00, 0x00, 0x03, 0x01, 0x00, 0x00, 0x03, 0x00, 0x78};
+    sl_h264_au_info_t ai;
+    assert_int_equal(sl_h264_au_info(b_epb, sizeof b_epb, 4, &ai), 0);
+    assert_int_equal(ai.n_slices, 1);
+    assert_true(ai.has_b);
+    assert_false(ai.is_ref);
+    /* SEI + a reference P slice (ue(0) = 1, ue(5) = 00110) with 2-byte lengths. */
+    static const uint8_t p_ref[] = {0, 2, 0x06, 0x05, 0, 2, 0x41, 0x98};
+    assert_int_equal(sl_h264_au_info(p_ref, sizeof p_ref, 2, &ai), 0);
+    assert_int_equal(ai.n_slices, 1);
+    assert_false(ai.has_b);
+    assert_true(ai.is_ref);
+    /* An IDR (ue(0), ue(7) = 0001000) with a 1-byte length. */
+    static const uint8_t idr[] = {2, 0x65, 0x88};
+    assert_int_equal(sl_h264_au_info(idr, sizeof idr, 1, &ai), 0);
+    assert_true(ai.is_idr && ai.is_ref && !ai.has_b);
+    /* A length past the end, a bad length size, a truncated length, a slice
+     * whose header is cut (not counted), empty input. */
+    static const uint8_t over[] = {0, 0, 0, 9, 0x01, 0x80};
+    assert_int_equal(sl_h264_au_info(over, sizeof over, 4, &ai), SL_EPROTO);
+    assert_int_equal(sl_h264_au_info(idr, sizeof idr, 3, &ai), SL_EPROTO);
+    assert_int_equal(sl_h264_au_info(p_ref, 1, 2, &ai), SL_EPROTO);
+    static const uint8_t cut[] = {0, 2, 0x01, 0x00};
+    assert_int_equal(sl_h264_au_info(cut, sizeof cut, 2, &ai), 0);
+    assert_int_equal(ai.n_slices, 0);
+    assert_int_equal(sl_h264_au_info(NULL, 0, 4, &ai), 0);
+    assert_int_equal(ai.n_slices, 0);
+}
+
 static void test_x264_real(void **state)
 {
     (void)state;
@@ -1217,6 +1315,7 @@ int main(void)
         cmocka_unit_test(test_opus),
         cmocka_unit_test(test_frame_cache),
         cmocka_unit_test(test_x264_real),
+        cmocka_unit_test(test_h264_au_info),
         cmocka_unit_test(test_vpx_real),
         cmocka_unit_test(test_alloc_failures),
     };

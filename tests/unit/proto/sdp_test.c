@@ -809,6 +809,183 @@ static int answer_stdin(const char *mode)
     return 0;
 }
 
+/* The first m-line of kind in o. */
+static const sl_sdp_media_t *media_of(const sl_sdp_t *o, int kind)
+{
+    for (int i = 0; i < o->n_media; i++)
+        if (o->media[i].kind == kind)
+            return &o->media[i];
+    fail_msg("no m-line of kind %d", kind);
+    return NULL;
+}
+
+/* The payload type sl_sdp_pick_h264 picks for a stream, -1 for none. */
+static int pick_pt(const sl_sdp_media_t *v, uint32_t stream, int *level_ok)
+{
+    int i = sl_sdp_pick_h264(v, stream, level_ok);
+    return i < 0 ? -1 : v->codecs[i].pt;
+}
+
+/*
+ * RFC 6184 8.1 profiles from profile-level-ids (as offered, and as x264 and
+ * other encoders write them into the AVC record), the levels, which
+ * offered profile decodes which stream, and the WHEP and WHIP picks on the
+ * real offers.
+ */
+static void test_h264_profiles(void **state)
+{
+    (void)state;
+    assert_int_equal(sl_sdp_h264_profile(0x42e01f), SL_H264_P_CB);
+    assert_int_equal(sl_sdp_h264_profile(0x42c01e), SL_H264_P_CB); /* x264 baseline */
+    assert_int_equal(sl_sdp_h264_profile(0x42001f), SL_H264_P_BASELINE);
+    assert_int_equal(sl_sdp_h264_profile(0x42801f), SL_H264_P_BASELINE);
+    assert_int_equal(sl_sdp_h264_profile(0x4d401f), SL_H264_P_MAIN); /* x264 main */
+    assert_int_equal(sl_sdp_h264_profile(0x4d001f), SL_H264_P_MAIN);
+    assert_int_equal(sl_sdp_h264_profile(0x4d801f), SL_H264_P_CB);
+    assert_int_equal(sl_sdp_h264_profile(0x58c01f), SL_H264_P_CB);
+    assert_int_equal(sl_sdp_h264_profile(0x58801f), SL_H264_P_BASELINE);
+    assert_int_equal(sl_sdp_h264_profile(0x58001f), SL_H264_P_EXTENDED);
+    assert_int_equal(sl_sdp_h264_profile(0x640c1f), SL_H264_P_CHIGH);
+    assert_int_equal(sl_sdp_h264_profile(0x64081f), SL_H264_P_HIGH); /* set4 alone */
+    assert_int_equal(sl_sdp_h264_profile(0x640028), SL_H264_P_HIGH);
+    assert_int_equal(sl_sdp_h264_profile(0x6e001f), SL_H264_P_HIGH10);
+    assert_int_equal(sl_sdp_h264_profile(0x7a001f), SL_H264_P_HIGH422);
+    assert_int_equal(sl_sdp_h264_profile(0xf4001f), SL_H264_P_HIGH444);
+    assert_int_equal(sl_sdp_h264_profile(0x53001f), SL_H264_P_UNKNOWN); /* scalable baseline */
+    assert_string_equal(sl_sdp_h264_profile_name(SL_H264_P_CB), "Constrained Baseline");
+    assert_string_equal(sl_sdp_h264_profile_name(99), "unknown");
+
+    assert_int_equal(sl_sdp_h264_level_rank(0x42e01f), 62);
+    assert_int_equal(sl_sdp_h264_level_rank(0x42f00b), 21); /* 1b: level 11 + constraint_set3 */
+    assert_int_equal(sl_sdp_h264_level_rank(0x42e00b), 22); /* 1.1 */
+    assert_int_equal(sl_sdp_h264_level_rank(0x64100b), 22); /* set3 in High is not 1b */
+    assert_int_equal(sl_sdp_h264_level_rank(0x640009), 21);
+    assert_int_equal(sl_sdp_h264_level_rank(0x42e00a), 20);
+
+    /* decodes(offered, stream) */
+    assert_true(sl_sdp_h264_decodes(0x42e01f, 0x42c01e));
+    assert_true(sl_sdp_h264_decodes(0x42001f, 0x42c01e)); /* CB is Baseline */
+    assert_true(sl_sdp_h264_decodes(0x4d001f, 0x42c01e)); /* ... and Main */
+    assert_true(sl_sdp_h264_decodes(0x640c1f, 0x42e01f));
+    assert_false(sl_sdp_h264_decodes(0x4d001f, 0x42001f)); /* Baseline may use FMO/ASO */
+    assert_false(sl_sdp_h264_decodes(0x42e01f, 0x4d401f));
+    assert_true(sl_sdp_h264_decodes(0x64001f, 0x4d401f));
+    assert_false(sl_sdp_h264_decodes(0x640c1f, 0x4d401f)); /* Main may have B slices */
+    assert_false(sl_sdp_h264_decodes(0x640c1f, 0x640028));
+    assert_true(sl_sdp_h264_decodes(0x64001f, 0x640c28));
+    assert_true(sl_sdp_h264_decodes(0xf4001f, 0x640028));
+    assert_true(sl_sdp_h264_decodes(0xf4001f, 0x6e0028));
+    assert_false(sl_sdp_h264_decodes(0x64001f, 0x6e0028));
+    assert_false(sl_sdp_h264_decodes(0x58001f, 0x4d001f));
+    assert_true(sl_sdp_h264_decodes(0x53001f, 0x53401e)); /* unknown: same profile_idc */
+    assert_false(sl_sdp_h264_decodes(0x64001f, 0x53001f));
+
+    /* Debian's Chromium playing (WHEP): 42001f 102/104, 42e01f 108/114,
+     * 4d001f 116/39, f4001f 41/43 (mode 1 / mode 0), all level 3.1. */
+    sl_sdp_t *o = parse_file("chromium_whep_offer.sdp");
+    const sl_sdp_media_t *v = media_of(o, SL_SDP_VIDEO);
+    int lok = -1;
+    assert_int_equal(pick_pt(v, 0x42c01e, &lok), 108); /* CB stream: the CB format, not 42001f */
+    assert_int_equal(lok, 1);
+    assert_int_equal(pick_pt(v, 0x42001f, &lok), 102); /* Baseline: only a Baseline decoder */
+    assert_int_equal(pick_pt(v, 0x4d401e, &lok), 116); /* x264 main, level 3 */
+    assert_int_equal(lok, 1);
+    assert_int_equal(pick_pt(v, 0x640028, &lok), 41); /* High 4.0: High 4:4:4 decodes it */
+    assert_int_equal(lok, 0);                          /* above level 3.1: taken, flagged */
+    assert_int_equal(pick_pt(v, 0x6e001f, &lok), 41);
+    assert_int_equal(pick_pt(v, 0x58001f, &lok), -1); /* Extended: no decoder offered */
+    assert_int_equal(lok, 0);
+    char list[160];
+    assert_string_equal(sl_sdp_h264_list(v, list, sizeof list),
+                        "42001f/1, 42001f/0, 42e01f/1, 42e01f/0, 4d001f/1, 4d001f/0, f4001f/1, f4001f/0");
+    assert_string_equal(sl_sdp_h264_list(v, list, 20), "42001f/1, 42001f/0"); /* cut whole */
+    free(o);
+
+    /* Chrome: High offered as 64001f. */
+    o = parse_file("chrome_whep_offer.sdp");
+    v = media_of(o, SL_SDP_VIDEO);
+    assert_int_equal(pick_pt(v, 0x64001f, &lok), 112);
+    assert_int_equal(pick_pt(v, 0x42e01f, NULL), 106);
+    free(o);
+
+    /* Firefox offers Constrained Baseline only: a Main stream has nothing. */
+    o = parse_file("firefox_offer.sdp");
+    v = media_of(o, SL_SDP_VIDEO);
+    assert_int_equal(pick_pt(v, 0x4d401e, &lok), -1);
+    assert_int_equal(pick_pt(v, 0x42c01e, &lok), 126); /* mode 1, not the mode 0 one (97) */
+    assert_string_equal(sl_sdp_h264_list(v, list, sizeof list), "42e01f/1, 42e01f/0");
+    free(o);
+
+    /* A level that suffices wins over a nearer profile; then the nearer
+     * profile; then offer order. Mode 0 is never taken. */
+    static const char lv[] = HEAD "a=group:BUNDLE 0\r\n" ICE
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100\r\na=mid:0\r\na=rtcp-mux\r\n"
+        "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=0;profile-level-id=640c34\r\n"
+        "a=rtpmap:97 H264/90000\r\na=fmtp:97 packetization-mode=1;profile-level-id=42e01f\r\n"
+        "a=rtpmap:98 H264/90000\r\na=fmtp:98 packetization-mode=1;profile-level-id=640c34\r\n"
+        "a=rtpmap:99 H264/90000\r\na=fmtp:99 packetization-mode=1;profile-level-id=64001f\r\n"
+        "a=rtpmap:100 H264/90000\r\na=fmtp:100 packetization-mode=1\r\n";
+    o = malloc(sizeof *o);
+    assert_int_equal(sl_sdp_parse(lv, sizeof lv - 1, o, NULL, 0), 0);
+    v = &o->media[0];
+    assert_int_equal(pick_pt(v, 0x42c028, &lok), 98); /* CB 4.0: the level-5.2 CH format */
+    assert_int_equal(lok, 1);
+    assert_int_equal(pick_pt(v, 0x42c01e, &lok), 97); /* CB 3.0: the CB format */
+    assert_int_equal(pick_pt(v, 0x640028, &lok), 99); /* High: only 99 decodes it */
+    assert_int_equal(lok, 0);
+    assert_int_equal(sl_sdp_pick_h264_publish(v), 1); /* 97 (CB, mode 1) */
+    assert_int_equal(v->codecs[4].profile_level_id, 0x42000a); /* no id: RFC 6184 default */
+    assert_int_equal(pick_pt(v, 0x42000a, &lok), 100);
+    free(o);
+
+    /* WHIP: Constrained Baseline, whatever comes first. */
+    o = parse_file("chromium_whip_offer.sdp");
+    v = media_of(o, SL_SDP_VIDEO);
+    assert_int_equal(v->codecs[sl_sdp_pick_h264_publish(v)].pt, 108);
+    free(o);
+    o = parse_file("chrome_whip_offer.sdp");
+    v = media_of(o, SL_SDP_VIDEO);
+    assert_int_equal(v->codecs[sl_sdp_pick_h264_publish(v)].pt, 106);
+    free(o);
+    o = parse_file("safari_offer.sdp");
+    v = media_of(o, SL_SDP_VIDEO);
+    assert_int_equal(v->codecs[sl_sdp_pick_h264_publish(v)].pt, 98); /* not 640c1f first */
+    free(o);
+    static const char main_only[] = HEAD ICE "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:0\r\na=rtcp-mux\r\n"
+        "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=4d001f\r\n"
+        "a=rtpmap:97 H264/90000\r\na=fmtp:97 packetization-mode=1;profile-level-id=42001f\r\n";
+    o = malloc(sizeof *o);
+    assert_int_equal(sl_sdp_parse(main_only, sizeof main_only - 1, o, NULL, 0), 0);
+    assert_int_equal(sl_sdp_pick_h264_publish(&o->media[0]), 1); /* Baseline before Main */
+    free(o);
+}
+
+/* The data channel's a=max-message-size is the configured one (default 262144). */
+static void test_max_message_size(void **state)
+{
+    (void)state;
+    sl_sdp_t *o = parse_file("aiortc_offer.sdp");
+    int app = -1;
+    for (int i = 0; i < o->n_media; i++)
+        if (o->media[i].kind == SL_SDP_APPLICATION)
+            app = i;
+    assert_true(app >= 0);
+    sl_sdp_answer_params_t p;
+    base_params(&p);
+    for (int i = 0; i < o->n_media; i++)
+        p.media[i] = (sl_sdp_answer_media_t){.accept = i == app};
+    sl_sdp_t *back = malloc(sizeof *back);
+    char *ans = answer_and_reparse(o, &p, back);
+    assert_has(ans, "a=max-message-size:262144\r\n");
+    p.max_message_size = 65536;
+    ans = answer_and_reparse(o, &p, back);
+    assert_has(ans, "a=max-message-size:65536\r\n");
+    assert_lacks(ans, "262144");
+    assert_int_equal(back->media[app].max_message_size, 65536);
+    free(back);
+    free(o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "--answer"))
@@ -818,7 +995,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_firefox),     cmocka_unit_test(test_aiortc),
         cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_safari), cmocka_unit_test(test_bundle_rules),
         cmocka_unit_test(test_chromium_captured),   cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_fmtp_and_wildcards), cmocka_unit_test(test_frag),
+        cmocka_unit_test(test_fmtp_and_wildcards), cmocka_unit_test(test_frag), cmocka_unit_test(test_h264_profiles),
+        cmocka_unit_test(test_max_message_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
