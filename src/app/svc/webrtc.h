@@ -28,7 +28,7 @@
 
 #define SL_SVC_WEBRTC "webrtc"
 #define SL_SVC_WEBRTC_MAJOR 1
-#define SL_SVC_WEBRTC_MINOR 0
+#define SL_SVC_WEBRTC_MINOR 1
 
 /* Process-wide counters (since start, except the two "now" gauges). */
 typedef struct sl_webrtc_counters {
@@ -48,6 +48,10 @@ typedef struct sl_webrtc_counters {
     uint64_t pli_in, pli_out;     /* keyframe requests from viewers / to publishers */
     uint64_t datagrams_unknown;   /* datagrams from addresses no session owns, or too large */
     uint64_t dc_messages_in, dc_messages_out; /* data channel messages */
+    /* valid from 1.1 */
+    uint64_t frames_dropped;      /* video frames viewers did not get: their pacing queue was behind */
+    uint64_t send_retries;        /* viewer packets the socket refused (EAGAIN/ENOBUFS), retried */
+    uint64_t remb_in;             /* REMB messages received from viewers */
 } sl_webrtc_counters_t;
 
 /* One session's state and statistics (strings are static, never NULL). */
@@ -77,6 +81,13 @@ typedef struct sl_webrtc_session_stats {
     uint64_t pli_sent;            /* keyframe requests sent (publisher) */
     uint64_t pli_received;        /* PLI/FIR received (viewer) */
     uint64_t dc_messages_in, dc_messages_out; /* data channel messages */
+    /* valid from 1.1: viewers' congestion control and pacing (0 for publishers) */
+    uint64_t estimated_bps;       /* bandwidth estimate (REMB, loss); 0 for publishers */
+    uint64_t remb_bps;            /* the viewer's last REMB, 0 = none received */
+    uint32_t pacer_queue_ms;      /* how far behind the pacing queue is */
+    uint64_t pacer_queue_bytes;   /* payload bytes queued */
+    uint64_t frames_dropped;      /* video frames not sent (queue behind, waiting for a keyframe) */
+    uint64_t send_retries;        /* sends refused by a full socket, queued and retried */
 } sl_webrtc_session_stats_t;
 
 typedef struct sl_svc_webrtc {

@@ -38,6 +38,11 @@ typedef struct sl_webrtc_config {
     int datachannel;                     /* accept data channels */
     int64_t max_message_size;            /* data channel message cap */
     int64_t mtu;                         /* RTP payload budget per packet */
+    int pacing;                          /* viewers: pace packets at the estimate (else burst) */
+    int64_t max_queue_ms;                /* viewers: queued media beyond this drops video to a key */
+    int64_t min_bitrate;                 /* viewers: clamp of the bandwidth estimate (bit/s) */
+    int64_t start_bitrate;               /* viewers: the estimate before any feedback (bit/s) */
+    int64_t max_bitrate;                 /* viewers: clamp of the bandwidth estimate (bit/s) */
 } sl_webrtc_config_t;
 
 /* Per-app settings (apps.<name>.<key>). */

@@ -50,6 +50,9 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
     c.datagrams_unknown = w->c.datagrams_unknown;
     c.dc_messages_in = w->c.dc_messages_in;
     c.dc_messages_out = w->c.dc_messages_out;
+    c.frames_dropped = w->c.frames_dropped;
+    c.send_retries = w->c.send_retries;
+    c.remb_in = w->c.remb_in;
     memcpy(out, &c, out_size < sizeof c ? out_size : sizeof c);
 }
 
@@ -113,6 +116,11 @@ static int get_session(void *ud, const char *session_id, sl_webrtc_session_stats
     s.pli_received = pc->pli_in;
     s.dc_messages_in = pc->dc_in;
     s.dc_messages_out = pc->dc_out;
+    if (pc->pacer) {
+        wrtc_view_pace_stats(pc, now, &s.estimated_bps, &s.remb_bps, &s.pacer_queue_ms, &s.pacer_queue_bytes);
+    }
+    s.frames_dropped = pc->frames_dropped;
+    s.send_retries = pc->send_retries;
     memcpy(out, &s, out_size < sizeof s ? out_size : sizeof s);
     return 0;
 }
