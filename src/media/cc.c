@@ -94,6 +94,12 @@ void sl_cc_on_delay_estimate(sl_cc_t *cc, uint64_t bps)
     bound_loss(cc);
 }
 
+/* Sets or clears the delivered floor; see cc.h. */
+void sl_cc_on_delivered(sl_cc_t *cc, uint64_t bps)
+{
+    cc->delivered_bps = bps;
+}
+
 /* The current estimate; see cc.h. */
 uint64_t sl_cc_estimate(const sl_cc_t *cc)
 {
@@ -101,5 +107,7 @@ uint64_t sl_cc_estimate(const sl_cc_t *cc)
     uint64_t c = ceiling(cc);
     if (c && (double)c < e)
         e = (double)c;
+    if ((double)cc->delivered_bps > e)
+        e = (double)cc->delivered_bps;
     return (uint64_t)clampd(e, (double)cc->min_bps, (double)cc->max_bps);
 }

@@ -16,7 +16,15 @@
  *     reports is not punished several times), in between it holds.
  *   - A delay-based ceiling from transport-wide feedback, when the owner
  *     computes one (sl_cc_on_delay_estimate): optional.
- * The estimate is the minimum of the ones present, clamped to [min, max].
+ *   - A floor: the rate the receiver demonstrably got with under 2 % loss
+ *     (sl_cc_on_delivered, from the owner's own send counters between
+ *     receiver reports). A server cannot make the stream smaller, so an
+ *     estimate below what the path already carries cleanly would only
+ *     drop video for nothing; receivers' REMB is often such an
+ *     underestimate (aiortc's, in Python, reads its own scheduling jitter
+ *     as queueing delay and reports ~1 Mbit/s while it takes 1.6 cleanly).
+ * The estimate is the minimum of the ones present, raised to the floor,
+ * clamped to [min, max].
  * The loss-based estimate itself is kept within [min, max] and no higher
  * than 1.5 x the lowest ceiling, so that it does not climb unboundedly
  * while REMB is the binding limit and then overshoot when REMB rises.
@@ -45,6 +53,7 @@ typedef struct sl_cc {
     uint32_t rtt_ms;             /* from the reports, 0 unknown */
     uint64_t n_remb, n_reports;  /* feedback received (statistics) */
     uint8_t last_fraction;       /* the last report's fraction lost (/256) */
+    uint64_t delivered_bps;      /* floor: rate received with low loss, 0 = none */
 } sl_cc_t;
 
 /**
@@ -66,7 +75,17 @@ void sl_cc_on_loss(sl_cc_t *cc, uint8_t fraction_lost, uint32_t rtt_ms, uint64_t
 /** A delay-based ceiling computed elsewhere (0 removes it). */
 void sl_cc_on_delay_estimate(sl_cc_t *cc, uint64_t bps);
 
-/** The estimate in bit/s: min(loss-based, REMB, delay-based), clamped to [min, max]. */
+/**
+ * The rate the receiver got over the last report interval(s) when it
+ * reported under 2 % loss (0 clears the floor: the owner passes 0 when the
+ * loss was higher).
+ */
+void sl_cc_on_delivered(sl_cc_t *cc, uint64_t bps);
+
+/**
+ * The estimate in bit/s: min(loss-based, REMB, delay-based), at least the
+ * delivered floor, clamped to [min, max].
+ */
 uint64_t sl_cc_estimate(const sl_cc_t *cc);
 
 #endif

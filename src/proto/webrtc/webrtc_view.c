@@ -62,6 +62,10 @@ struct wrtc_pacer {
     uint64_t replay_until_ms;      /* the GOP-cache replay may be behind until then */
     uint64_t last_log_ms;          /* drops are logged at most every 10 s */
     uint64_t drops;                /* times the queue was cut */
+    uint64_t rr_ms[3], rr_octets[3]; /* send totals at the last receiver reports (delivered rate) */
+    int rr_n;
+    uint64_t nacked;               /* distinct packets NACKed since the last report */
+    uint64_t rr_packets;           /* packets sent at the last report */
 };
 
 /* ------------------------------------------------------------------ */
@@ -74,6 +78,7 @@ typedef struct hist_ent {
     uint16_t seq;
     uint32_t ts;
     uint8_t marker, used;
+    uint8_t nacked;                /* the viewer asked for it at least once */
     uint64_t sent_ms;
 } hist_ent_t;
 
@@ -99,6 +104,7 @@ static void hist_put(wrtc_out_track_t *t, sl_buf_t *buf, uint32_t off, uint16_t 
     e->ts = ts;
     e->marker = (uint8_t)marker;
     e->used = 1;
+    e->nacked = 0;
     e->sent_ms = now;
 }
 
@@ -301,6 +307,9 @@ static int pacer_new(wrtc_pc_t *v)
         sl_free(pp);
         return SL_ENOMEM;
     }
+    /* The first report's interval starts at play: the floor is known from it. */
+    pp->rr_ms[0] = uv_now(v->w->core->loop);
+    pp->rr_n = 1;
     v->pacer = pp;
     return 0;
 }
@@ -575,6 +584,11 @@ static void rtcp_nack(void *ud, uint32_t sender_ssrc, uint32_t media_ssrc, uint1
     hist_ent_t *e = &t->hist->e[seq % HIST_N];
     if (!e->used || e->seq != seq || !e->buf)
         return;
+    if (!e->nacked) {
+        e->nacked = 1;
+        if (v->pacer)
+            v->pacer->nacked++;
+    }
     uint64_t now = uv_now(v->w->core->loop);
     if (now - e->sent_ms < (v->rtt_ms ? v->rtt_ms : 20))
         return; /* asked again within a round trip: the first resend is on its way */
@@ -628,6 +642,52 @@ static void rtcp_sr(void *ud, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts, uint
     wrtc_pub_on_sr(ud, ssrc, ntp, rtp_ts);
 }
 
+/*
+ * A viewer's report into its estimator: the loss, and the rate it got
+ * over the last two or three report intervals (a window that spans a
+ * keyframe) as the floor when every one of them was low-loss.
+ */
+static void rr_to_cc(wrtc_pc_t *pc, uint8_t fraction_lost)
+{
+    struct wrtc_pacer *pp = pc->pacer;
+    uint64_t now = uv_now(pc->w->core->loop);
+    uint64_t octets = pc->vout.octets + pc->aout.octets;
+    /* We resend on the same SSRC (no RTX stream), so a packet recovered by
+     * NACK counts as received in the report and its fraction lost says
+     * little on a policed path. The packets NACKed for the first time in
+     * the interval, over those sent, is the loss the path really had. */
+    uint64_t packets = pc->vout.packets + pc->aout.packets;
+    if (packets > pp->rr_packets && pp->nacked) {
+        uint64_t f = pp->nacked * 256 / (packets - pp->rr_packets);
+        if (f > 255)
+            f = 255;
+        if (f > fraction_lost)
+            fraction_lost = (uint8_t)f;
+    }
+    pp->nacked = 0;
+    pp->rr_packets = packets;
+    sl_cc_on_loss(&pp->cc, fraction_lost, pc->rtt_ms, now);
+    int n = pp->rr_n < 3 ? pp->rr_n : 3;
+    uint64_t delivered = 0;
+    if (n) {
+        int oldest = pp->rr_n < 3 ? 0 : pp->rr_n % 3;
+        uint64_t ms = now - pp->rr_ms[oldest];
+        if (ms >= 500 && octets >= pp->rr_octets[oldest])
+            delivered = (octets - pp->rr_octets[oldest]) * 8000 / ms;
+    }
+    if (fraction_lost >= (uint8_t)(SL_CC_LOW_LOSS * 256)) {
+        /* Lossy: no floor, and the window restarts here (what was sent
+         * during lossy intervals was not all delivered). */
+        sl_cc_on_delivered(&pp->cc, 0);
+        pp->rr_n = 0;
+    } else {
+        sl_cc_on_delivered(&pp->cc, delivered);
+    }
+    pp->rr_ms[pp->rr_n % 3] = now;
+    pp->rr_octets[pp->rr_n % 3] = octets;
+    pp->rr_n++;
+}
+
 static void rtcp_rr(void *ud, uint32_t reporter, const sl_rtcp_report_t *rb)
 {
     wrtc_pc_t *pc = ud;
@@ -647,7 +707,7 @@ static void rtcp_rr(void *ud, uint32_t reporter, const sl_rtcp_report_t *rb)
             pc->rtt_ms = (uint32_t)(((uint64_t)rtt * 1000) >> 16);
     }
     if (pc->pacer)
-        sl_cc_on_loss(&pc->pacer->cc, rb->fraction_lost, pc->rtt_ms, uv_now(pc->w->core->loop));
+        rr_to_cc(pc, rb->fraction_lost);
 }
 
 void wrtc_on_rtcp(wrtc_pc_t *pc, const uint8_t *p, size_t len)

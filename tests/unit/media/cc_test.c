@@ -110,6 +110,21 @@ static void test_delay_ceiling(void **state)
     assert_int_equal(sl_cc_estimate(&cc), 200000);
 }
 
+static void test_delivered_floor(void **state)
+{
+    (void)state;
+    sl_cc_t cc;
+    sl_cc_init(&cc, 10000, 2000000, 100000000);
+    sl_cc_on_remb(&cc, 1000000, 0); /* a receiver's underestimate */
+    assert_int_equal(sl_cc_estimate(&cc), 1000000);
+    sl_cc_on_delivered(&cc, 1600000); /* it took 1.6 Mbit/s with low loss */
+    assert_int_equal(sl_cc_estimate(&cc), 1600000);
+    sl_cc_on_delivered(&cc, 0); /* loss: the floor goes */
+    assert_int_equal(sl_cc_estimate(&cc), 1000000);
+    sl_cc_on_delivered(&cc, 500000000); /* still clamped */
+    assert_int_equal(sl_cc_estimate(&cc), 100000000);
+}
+
 /* The 400 kbit/s path of tests/e2e/test_webrtc_pacing.py in numbers: a
  * sender whose loss is 1 - 400k / (2.5 x estimate) settles under 400k. */
 static void test_converges_below_a_bottleneck(void **state)
@@ -138,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_high_loss_decreases_once_per_hold),
         cmocka_unit_test(test_remb_is_a_ceiling),
         cmocka_unit_test(test_delay_ceiling),
+        cmocka_unit_test(test_delivered_floor),
         cmocka_unit_test(test_converges_below_a_bottleneck),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
