@@ -681,7 +681,7 @@ static void rr_to_cc(wrtc_pc_t *pc, uint8_t fraction_lost)
         sl_cc_on_delivered(&pp->cc, 0);
         pp->rr_n = 0;
     } else {
-        sl_cc_on_delivered(&pp->cc, delivered);
+        sl_cc_on_delivered(&pp->cc, delivered * 85 / 100); /* a margin under what got through */
     }
     pp->rr_ms[pp->rr_n % 3] = now;
     pp->rr_octets[pp->rr_n % 3] = octets;
