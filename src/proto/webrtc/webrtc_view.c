@@ -64,6 +64,7 @@ struct wrtc_pacer {
     uint64_t drops;                /* times the queue was cut */
     uint64_t rr_ms[3], rr_octets[3]; /* send totals at the last receiver reports (delivered rate) */
     int rr_n;
+    uint64_t started_ms;           /* play start (a viewer silent since then has no estimate) */
     uint64_t nacked;               /* distinct packets NACKed since the last report */
     uint64_t rr_packets;           /* packets sent at the last report */
 };
@@ -200,11 +201,22 @@ static void track_sent(wrtc_pc_t *v, wrtc_out_track_t *t, uint32_t ts, size_t le
 
 /* ---- pacing ---- */
 
+#define SILENT_VIEWER_MS 5000     /* no RTCP feedback for this long after play: no estimate */
+
 static uint64_t pacing_rate(const wrtc_pc_t *v)
 {
-    if (!sl_webrtc_cfg(v->w->core->cfg)->pacing)
+    const sl_webrtc_config_t *wc = sl_webrtc_cfg(v->w->core->cfg);
+    const struct wrtc_pacer *pp = v->pacer;
+    if (!wc->pacing)
         return 0;
-    return (uint64_t)((double)sl_cc_estimate(&v->pacer->cc) * PACING_FACTOR);
+    /* A viewer that sends neither receiver reports nor REMB (a load tool,
+     * a minimal client) gives nothing to estimate with: start_bitrate
+     * would be a guess that only drops its video. It is paced at the
+     * maximum (bursts still smoothed) and limited by the socket (EAGAIN)
+     * and the queue's age only. */
+    if (!pp->cc.n_remb && !pp->cc.n_reports && uv_now(v->w->core->loop) - pp->started_ms > SILENT_VIEWER_MS)
+        return (uint64_t)((double)wc->max_bitrate * PACING_FACTOR);
+    return (uint64_t)((double)sl_cc_estimate(&pp->cc) * PACING_FACTOR);
 }
 
 /* The pacer's send callback: one queued packet to the wire. */
@@ -310,6 +322,7 @@ static int pacer_new(wrtc_pc_t *v)
     /* The first report's interval starts at play: the floor is known from it. */
     pp->rr_ms[0] = uv_now(v->w->core->loop);
     pp->rr_n = 1;
+    pp->started_ms = pp->rr_ms[0];
     v->pacer = pp;
     return 0;
 }
