@@ -72,6 +72,11 @@ static void webrtc_metrics(sl_core_t *core, sl_wbuf_t *w)
             "Datagrams dropped: from an address no session owns, or too large."),
         ROW("bframes_dropped_total", "counter", bframes_dropped,
             "H.264 B-frames not sent to WHEP viewers (webrtc.bframes: drop)."),
+        ROW("frames_dropped_total", "counter", frames_dropped,
+            "Video frames WHEP viewers did not get because their pacing queue was behind."),
+        ROW("send_retries_total", "counter", send_retries,
+            "Packets to viewers the socket refused (EAGAIN/ENOBUFS), kept queued and retried."),
+        ROW("rembs_received_total", "counter", remb_in, "REMB bandwidth estimates received from viewers."),
 #undef ROW
     };
     metric(w, "sluice_webrtc_sessions", "gauge", "Open WebRTC sessions by kind (publisher: WHIP, viewer: WHEP).");

@@ -382,6 +382,13 @@ static json_t *webrtc_json(const sl_session_t *s)
     json_object_set_new(o, "datachannel_messages_out", json_integer((json_int_t)st.dc_messages_out));
     json_object_set_new(o, "transcoding", json_boolean(st.transcoding));
     json_object_set_new(o, "timestamps", st.timestamps && st.timestamps[0] ? json_string(st.timestamps) : json_null());
+    int viewer = strcmp(st.kind, "viewer") == 0;
+    json_object_set_new(o, "estimated_bps", viewer ? json_integer((json_int_t)st.estimated_bps) : json_null());
+    json_object_set_new(o, "remb_bps", viewer && st.remb_bps ? json_integer((json_int_t)st.remb_bps) : json_null());
+    json_object_set_new(o, "pacer_queue_ms", json_integer((json_int_t)st.pacer_queue_ms));
+    json_object_set_new(o, "pacer_queue_bytes", json_integer((json_int_t)st.pacer_queue_bytes));
+    json_object_set_new(o, "frames_dropped", json_integer((json_int_t)st.frames_dropped));
+    json_object_set_new(o, "send_retries", json_integer((json_int_t)st.send_retries));
     return o;
 }
 

@@ -315,10 +315,14 @@ async def whep(args):
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     t0 = time.time()
     first = None
+    next_progress = t0 + 1
     while time.time() - t0 < args.seconds:
         if counts["video"] and first is None:
             first = time.time() - t0
             out(event="first_video", after=round(first, 3))
+        if args.progress and time.time() >= next_progress:
+            next_progress += 1
+            out(event="progress", after=round(time.time() - t0, 3), video=counts["video"], audio=counts["audio"])
         if counts["video"] >= args.frames and counts["audio"] >= args.audio_frames and \
                 counts["dc"] >= args.expect_dc:
             break
@@ -357,6 +361,7 @@ def main():
     ap.add_argument("--no-video", action="store_true")
     ap.add_argument("--delete", action="store_true")
     ap.add_argument("--relay", help="HOST:PORT replacing the UDP candidates of the answer")
+    ap.add_argument("--progress", action="store_true", help="whep: print the frame counts every second")
     ap.add_argument("--codec", default="h264", choices=["h264", "vp8"])
     args = ap.parse_args()
     args.codec_forced = "--codec" in sys.argv

@@ -28,7 +28,7 @@
 
 #define SL_SVC_WEBRTC "webrtc"
 #define SL_SVC_WEBRTC_MAJOR 1
-#define SL_SVC_WEBRTC_MINOR 2
+#define SL_SVC_WEBRTC_MINOR 3
 
 /* Process-wide counters (since start, except the two "now" gauges). */
 typedef struct sl_webrtc_counters {
@@ -54,6 +54,10 @@ typedef struct sl_webrtc_counters {
     uint64_t transcoders_to_opus; /* streams transcoding AAC->Opus for WHEP viewers now */
     /* valid from 1.2 */
     uint64_t bframes_dropped;     /* H.264 B-frames not sent to WHEP viewers (webrtc.bframes) */
+    /* valid from 1.3 */
+    uint64_t frames_dropped;      /* video frames viewers did not get: their pacing queue was behind */
+    uint64_t send_retries;        /* viewer packets the socket refused (EAGAIN/ENOBUFS), retried */
+    uint64_t remb_in;             /* REMB messages received from viewers */
 } sl_webrtc_counters_t;
 
 /* One session's state and statistics (strings are static, never NULL). */
@@ -88,6 +92,13 @@ typedef struct sl_webrtc_session_stats {
                                      from the stream's AAC->Opus transcoder */
     const char *timestamps;       /* publisher: "arrival" or "sender_report" (lip-synced through
                                      the sender's RTCP SRs); viewer: "" */
+    /* valid from 1.3: viewers' congestion control and pacing (0 for publishers) */
+    uint64_t estimated_bps;       /* bandwidth estimate (REMB, loss); 0 for publishers */
+    uint64_t remb_bps;            /* the viewer's last REMB, 0 = none received */
+    uint32_t pacer_queue_ms;      /* how far behind the pacing queue is */
+    uint64_t pacer_queue_bytes;   /* payload bytes queued */
+    uint64_t frames_dropped;      /* video frames not sent (queue behind, waiting for a keyframe) */
+    uint64_t send_retries;        /* sends refused by a full socket, queued and retried */
 } sl_webrtc_session_stats_t;
 
 typedef struct sl_svc_webrtc {

@@ -63,23 +63,23 @@ static void tcp_write_done(uv_write_t *req, int status)
     sl_free(req);
 }
 
-void wrtc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len)
+int wrtc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len)
 {
     wrtc_t *w = pc->w;
     if (!pc->have_addr || len > 0xFFFF)
-        return;
+        return 0;
     if (pc->tcp) {
         /* RFC 6544: a 16-bit length, then the packet. The write queue is
          * bounded by dropping when the kernel buffer is full: media over
          * TCP must not pile up in our memory. */
         wrtc_tcp_t *t = pc->tcp;
         if (t->closing)
-            return;
+            return 0;
         if (uv_stream_get_write_queue_size((uv_stream_t *)&t->h) > 512 * 1024)
-            return;
+            return 0;
         uv_write_t *req = sl_malloc(sizeof(*req) + 2 + len);
         if (!req)
-            return;
+            return SL_ENOMEM;
         uint8_t *frame = (uint8_t *)(req + 1);
         frame[0] = (uint8_t)(len >> 8);
         frame[1] = (uint8_t)len;
@@ -88,12 +88,36 @@ void wrtc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len)
         if (uv_write(req, (uv_stream_t *)&t->h, &b, 1, tcp_write_done))
             sl_free(req);
         pc->sess.bytes_out += len + 2;
-        return;
+        return 0;
     }
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
     int rc = uv_udp_try_send(&w->udp, &b, 1, (const struct sockaddr *)&pc->addr);
-    if (rc >= 0)
+    if (rc >= 0) {
         pc->sess.bytes_out += len;
+        return 0;
+    }
+    /* The socket's send buffer (or the device queue) is full: the pacer
+     * keeps the packet and tries again; other callers drop it. */
+    return rc == UV_EAGAIN || rc == UV_ENOBUFS ? SL_EAGAIN : rc;
+}
+
+/* ---- the pacing timer ---- */
+
+static void on_pace(uv_timer_t *h)
+{
+    wrtc_t *w = h->data;
+    if (!wrtc_view_pace(w, uv_now(w->core->loop)) && w->pace_running) {
+        w->pace_running = 0;
+        uv_timer_stop(&w->pace_timer);
+    }
+}
+
+void wrtc_pace_arm(wrtc_t *w)
+{
+    if (!w->pace_open || w->pace_running || w->stopping)
+        return;
+    w->pace_running = 1;
+    uv_timer_start(&w->pace_timer, on_pace, WRTC_PACE_MS, WRTC_PACE_MS);
 }
 
 /* ---- closing ---- */
@@ -410,6 +434,7 @@ static int webrtc_start(sl_core_t *core, void **state)
         return SL_ENOMEM;
     w->core = core;
     sl_list_init(&w->pcs);
+    sl_list_init(&w->pacing);
     sl_list_init(&w->tcps);
     sl_map_init(&w->by_ufrag);
     sl_map_init(&w->by_addr);
@@ -479,6 +504,10 @@ static int webrtc_start(sl_core_t *core, void **state)
     w->tick_open = 1;
     w->handles_open++;
     uv_timer_start(&w->tick, on_tick, WRTC_TICK_MS, WRTC_TICK_MS);
+    uv_timer_init(core->loop, &w->pace_timer);
+    w->pace_timer.data = w;
+    w->pace_open = 1;
+    w->handles_open++;
     if ((rc = wrtc_signal_start(w)))
         return rc;
     if ((rc = wrtc_ws_start(w)))
@@ -523,6 +552,12 @@ static void webrtc_stop(void *state)
         w->tick_open = 0;
         uv_timer_stop(&w->tick);
         uv_close((uv_handle_t *)&w->tick, handle_closed);
+    }
+    if (w->pace_open) {
+        w->pace_open = 0;
+        w->pace_running = 0;
+        uv_timer_stop(&w->pace_timer);
+        uv_close((uv_handle_t *)&w->pace_timer, handle_closed);
     }
     if (w->udp_open) {
         w->udp_open = 0;

@@ -85,6 +85,22 @@ static const sl_config_slot_t g_slots[] = {
      NULL,
      "A signalling socket that sent no valid message for this long before its session exists is "
      "closed.", 0},
+    {"pacing", SL_CONFIG_BOOL, O(pacing), "true", 0, 0, NULL,
+     "Pace each WHEP viewer's packets at 2.5 x its bandwidth estimate (REMB, receiver-report "
+     "loss), audio and retransmissions first, and drop its video to the next keyframe when it "
+     "falls behind; off = every packet is sent at once (a full socket still retries).", 0},
+    {"max_queue", SL_CONFIG_DURATION, O(max_queue_ms), "500ms", 50, 10 * SL_CONFIG_SEC, NULL,
+     "A viewer whose pacing queue holds more than this much media (age of its oldest packet, or "
+     "time to send it at the pacing rate) loses its queued video and resumes at the next "
+     "keyframe; audio is kept.", 0},
+    {"min_bitrate", SL_CONFIG_INT, O(min_bitrate), "50000", 10000, 1000000000, NULL,
+     "Lowest bandwidth estimate of a viewer, bit/s.", 0},
+    {"start_bitrate", SL_CONFIG_INT, O(start_bitrate), "2000000", 10000, 1000000000, NULL,
+     "A viewer's bandwidth estimate before its first feedback, bit/s. High on purpose: the "
+     "server cannot make the stream smaller, so a low start would only drop video until the "
+     "estimate climbs; loss and REMB bring it down within seconds on a narrower path.", 0},
+    {"max_bitrate", SL_CONFIG_INT, O(max_bitrate), "50000000", 10000, 1000000000, NULL,
+     "Highest bandwidth estimate of a viewer, bit/s.", 0},
 };
 
 static const sl_config_slot_t g_app_slots[] = {

@@ -46,6 +46,11 @@ typedef struct sl_webrtc_config {
     int64_t ws_max_sockets;              /* whole server */
     int64_t ws_max_sockets_per_address;  /* per client address */
     int64_t ws_idle_timeout_ms;          /* no valid message for this long: closed */
+    int pacing;                          /* viewers: pace packets at the estimate (else burst) */
+    int64_t max_queue_ms;                /* viewers: queued media beyond this drops video to a key */
+    int64_t min_bitrate;                 /* viewers: clamp of the bandwidth estimate (bit/s) */
+    int64_t start_bitrate;               /* viewers: the estimate before any feedback (bit/s) */
+    int64_t max_bitrate;                 /* viewers: clamp of the bandwidth estimate (bit/s) */
 } sl_webrtc_config_t;
 
 /* webrtc.bframes */

@@ -54,6 +54,7 @@ struct sl_h264_depack;
 struct sl_vp8_depack;
 struct sl_transcoder;
 struct sl_sdp;
+struct wrtc_pacer;
 
 #define WRTC_PATH_MAX 512         /* hub names, as RTMP and HTTP-FLV limit them */
 #define WRTC_TICK_MS 20           /* the timer that drives every session */
@@ -64,6 +65,7 @@ struct sl_sdp;
 #define WRTC_RATE_N 5             /* 1 s byte samples: bitrates over the last 4-5 s */
 #define WRTC_TRANSCODE_GRACE_MS 5000 /* Opus->AAC runs on this long after its last consumer left */
 #define WRTC_TRANSCODE_RETRY_MS 5000 /* a transcoder that failed to start is retried after this */
+#define WRTC_PACE_MS 5            /* the pacing timer, while some viewer has packets queued */
 
 typedef struct wrtc wrtc_t;
 typedef struct wrtc_pc wrtc_pc_t;
@@ -85,6 +87,9 @@ typedef struct wrtc_counters {
     uint64_t datagrams_unknown;   /* from an address no session owns */
     uint64_t dc_messages_in, dc_messages_out;
     uint64_t bframes_dropped;     /* H.264 B-frames not sent to viewers (webrtc.bframes: drop) */
+    uint64_t frames_dropped;      /* video frames viewers did not get (pacing queue behind) */
+    uint64_t send_retries;        /* viewer sends refused by a full socket, queued and retried */
+    uint64_t remb_in;             /* REMB messages from viewers */
 } wrtc_counters_t;
 
 /* Per-stream WebRTC state: its viewers and where their Opus comes from. */
@@ -130,6 +135,9 @@ struct wrtc {
     char cands[8][64];             /* announced addresses */
     int n_cands;
     wrtc_counters_t c;
+    uv_timer_t pace_timer;         /* drains the viewers' pacers (webrtc_view.c) ... */
+    int pace_open, pace_running;   /* ... runs only while pacing holds a viewer */
+    sl_list_t pacing;              /* viewers with packets queued (wrtc_pacer link) */
 };
 
 /* An ICE-TCP connection (RFC 6544 framing; passive side). */
@@ -249,6 +257,12 @@ struct wrtc_pc {
     int closing;                   /* marked: the tick frees it */
     char close_reason[128];
     int answered;                  /* the POST was answered 201 (counted in sessions_total) */
+
+    /* viewer pacing and congestion control (webrtc_view.c) */
+    struct wrtc_pacer *pacer;      /* queue + estimator while playing, else NULL */
+    int ext_abs_send_time;         /* abs-send-time extension id of the video m-line, 0 = none */
+    uint64_t frames_dropped;       /* video frames not sent: queue behind, waiting for a key */
+    uint64_t send_retries;         /* sends refused by a full socket (queued, retried) */
 };
 
 /* webrtc.c */
@@ -256,8 +270,15 @@ struct wrtc_pc {
 void wrtc__addr_key(char *out, size_t cap, const struct sockaddr *sa);
 /** Closes an ICE-TCP connection whose session is being freed. */
 void wrtc__tcp_close_bound(wrtc_tcp_t *t);
-/** Sends one datagram (or one framed packet on ICE-TCP) to the session's selected address. */
-void wrtc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len);
+/**
+ * Sends one datagram (or one framed packet on ICE-TCP) to the session's
+ * selected address. 0 when sent (or dropped for good: no address, ICE-TCP
+ * backlog), SL_EAGAIN when the UDP socket is full now (EAGAIN/ENOBUFS: the
+ * caller may retry), else a negative error.
+ */
+int wrtc_send(wrtc_pc_t *pc, const uint8_t *p, size_t len);
+/** Starts the pacing timer if it is not running (webrtc_view.c queued something). */
+void wrtc_pace_arm(wrtc_t *w);
 /** Marks the session for closing with a reason; the tick frees it. Idempotent. */
 void wrtc_pc_close(wrtc_pc_t *pc, const char *reason);
 /** The session for a resource token, or NULL. */
@@ -334,6 +355,16 @@ void wrtc_view_stop(wrtc_pc_t *pc, const char *reason);
 void wrtc_view_send_opus(wrtc_pc_t *v, const uint8_t *opus, size_t len, int64_t dts_ms);
 /** A viewer's timers (sender reports). */
 void wrtc_view_tick(wrtc_pc_t *v, uint64_t now_ms);
+/**
+ * The pacing timer: drains every queued viewer; returns 1 while some
+ * viewer still has packets queued (the timer keeps running), else 0.
+ */
+int wrtc_view_pace(wrtc_t *w, uint64_t now_ms);
+/** A viewer's estimate, last REMB, pacing queue delay and bytes (for the API). */
+void wrtc_view_pace_stats(const wrtc_pc_t *v, uint64_t now_ms, uint64_t *estimated_bps, uint64_t *remb_bps,
+                          uint32_t *queue_ms, uint64_t *queue_bytes);
+/** One Opus packet, a slice of buf (a reference is taken while queued), to a viewer. */
+void wrtc_view_send_opus_buf(wrtc_pc_t *v, sl_buf_t *buf, uint32_t off, size_t len, int64_t dts_ms);
 
 /* webrtc_dc.c (data channels) */
 /** A data channel message from the session. */

@@ -191,6 +191,8 @@ int wrtc_pc_setup(wrtc_pc_t *pc, const sl_sdp_t *offer, char *why, size_t why_ca
                 pc->ext_twcc = m->ext_twcc;
             if (m->ext_mid)
                 pc->ext_mid = m->ext_mid;
+            /* Viewers stamp it on video so the receiver can send REMB (webrtc_view.c). */
+            pc->ext_abs_send_time = m->ext_abs_send_time;
             if (m->n_ssrcs)
                 pc->in_video_ssrc = m->ssrcs[0];
         } else if (m->kind == SL_SDP_AUDIO && !pc->has_audio) {

@@ -61,6 +61,9 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
             c.transcoders_to_opus++;
     }
     c.bframes_dropped = w->c.bframes_dropped;
+    c.frames_dropped = w->c.frames_dropped;
+    c.send_retries = w->c.send_retries;
+    c.remb_in = w->c.remb_in;
     memcpy(out, &c, out_size < sizeof c ? out_size : sizeof c);
 }
 
@@ -131,6 +134,11 @@ static int get_session(void *ud, const char *session_id, sl_webrtc_session_stats
         s.transcoding = pc->ws && pc->ws->tap_on && pc->ws->to_opus;
         s.timestamps = "";
     }
+    if (pc->pacer) {
+        wrtc_view_pace_stats(pc, now, &s.estimated_bps, &s.remb_bps, &s.pacer_queue_ms, &s.pacer_queue_bytes);
+    }
+    s.frames_dropped = pc->frames_dropped;
+    s.send_retries = pc->send_retries;
     memcpy(out, &s, out_size < sizeof s ? out_size : sizeof s);
     return 0;
 }

@@ -5,8 +5,24 @@
  * and encrypts; audio is Opus from the publisher, or from one AAC->Opus
  * transcoder per stream fed by an internal hub sink (the "tap"), shared by
  * the stream's viewers. NACKs are answered from a per-viewer history of
- * what was sent (references, no copies). The RTCP of both kinds of
- * session is dispatched here (wrtc_on_rtcp).
+ * what was sent, audio and video (references, no copies). The RTCP of both
+ * kinds of session is dispatched here (wrtc_on_rtcp).
+ *
+ * Congestion control and pacing (docs/webrtc.md "Congestion control and
+ * pacing"): every viewer has an estimator (media/cc.h: its REMB, and the
+ * loss of its receiver reports) and a pacer (media/pacer.h: a bounded
+ * queue of payload references). Packets are queued and drained at 2.5 x
+ * the estimate, audio and retransmissions first, by the viewer itself when
+ * it has budget and otherwise by one protocol-wide 5 ms timer (webrtc.c)
+ * that runs only while some viewer has packets queued. The sequence
+ * number is given when a packet leaves, so video dropped from the queue
+ * leaves no gap for the viewer to NACK. A send the socket refuses
+ * (EAGAIN/ENOBUFS) stays queued and is retried. A viewer whose queue holds
+ * more than webrtc.max_queue_ms of media loses its queued video (not a
+ * frame already begun on the wire) and resumes at the next keyframe (a
+ * WHIP source is asked for one); audio goes on. Video packets carry the
+ * abs-send-time header extension when the viewer offered it, which is
+ * what makes aiortc (and Chromium's best estimator) send REMB.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,18 +30,44 @@
 #include "app/events.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "media/cc.h"
 #include "media/flv.h"
 #include "media/frame.h"
+#include "media/pacer.h"
 #include "media/rtcp.h"
 #include "media/rtp.h"
 #include "media/rtp_h264.h"
 #include "media/rtp_rx.h"
 #include "media/rtp_vp8.h"
 #include "media/transcode.h"
+#include "net/srtp.h"
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"
 
 #define HIST_N 1024               /* sent packets kept per viewer track for NACK */
+#define PACE_VIDEO_CAP 4096       /* queued video packets per viewer (~5 MB of payload) */
+#define PACE_PRIO_CAP 512         /* queued audio + retransmissions per viewer */
+#define PACING_FACTOR 2.5         /* pacing rate = factor x estimate (libwebrtc's) */
+#define REPLAY_GRACE_MAX_MS 3000  /* longest time a GOP-cache replay may hold the queue */
+#define ABS_SEND_TIME_LEN 8       /* RFC 8285 one-byte header: 4 + 1 + 3 bytes */
+
+/* A viewer's pacing state (allocated at play, freed at stop). */
+struct wrtc_pacer {
+    wrtc_pc_t *v;
+    sl_list_t link;                /* in w->pacing while packets are queued */
+    sl_cc_t cc;                    /* the bandwidth estimate */
+    sl_pacer_t q;                  /* the queue */
+    uint32_t frame;                /* video frames queued (the pacer's frame numbers) */
+    int recovering;                /* video dropped: waiting for a keyframe (skips counted) */
+    uint64_t replay_until_ms;      /* the GOP-cache replay may be behind until then */
+    uint64_t last_log_ms;          /* drops are logged at most every 10 s */
+    uint64_t drops;                /* times the queue was cut */
+    uint64_t rr_ms[3], rr_octets[3]; /* send totals at the last receiver reports (delivered rate) */
+    int rr_n;
+    uint64_t started_ms;           /* play start (a viewer silent since then has no estimate) */
+    uint64_t nacked;               /* distinct packets NACKed since the last report */
+    uint64_t rr_packets;           /* packets sent at the last report */
+};
 
 /* ------------------------------------------------------------------ */
 /* viewer                                                              */
@@ -37,6 +79,7 @@ typedef struct hist_ent {
     uint16_t seq;
     uint32_t ts;
     uint8_t marker, used;
+    uint8_t nacked;                /* the viewer asked for it at least once */
     uint64_t sent_ms;
 } hist_ent_t;
 
@@ -62,6 +105,7 @@ static void hist_put(wrtc_out_track_t *t, sl_buf_t *buf, uint32_t off, uint16_t 
     e->ts = ts;
     e->marker = (uint8_t)marker;
     e->used = 1;
+    e->nacked = 0;
     e->sent_ms = now;
 }
 
@@ -76,13 +120,29 @@ static void hist_free(wrtc_out_track_t *t)
     t->hist = NULL;
 }
 
-static void send_one(wrtc_pc_t *v, wrtc_out_track_t *t, const uint8_t *payload, size_t len, int marker,
-                     uint16_t seq, uint32_t ts)
+/* The 24-bit abs-send-time (6.18 fixed-point seconds) of now. */
+static uint32_t abs_send_time_now(void)
+{
+    uint64_t ns = uv_hrtime();
+    uint64_t sec = ns / 1000000000u, frac = ns % 1000000000u;
+    return (uint32_t)(((sec << 18) | ((frac << 18) / 1000000000u)) & 0xFFFFFF);
+}
+
+/*
+ * Builds, protects and sends one RTP packet. 0 when it left (or was lost
+ * for good), SL_EAGAIN when the socket is full (nothing counted: the
+ * caller retries the same packet), else an error.
+ */
+static int send_one(wrtc_pc_t *v, wrtc_out_track_t *t, const uint8_t *payload, size_t len, int marker,
+                    uint16_t seq, uint32_t ts, int abs_id)
 {
     uint8_t pkt[WRTC_MAX_DATAGRAM + WRTC_SRTP_ROOM];
-    if (len + 12 > WRTC_MAX_DATAGRAM)
-        return;
-    pkt[0] = 0x80;
+    size_t hl = 12 + (abs_id ? ABS_SEND_TIME_LEN : 0);
+    if (len + hl > WRTC_MAX_DATAGRAM)
+        return SL_ETOOBIG;
+    if (!v->srtp || !v->have_addr)
+        return SL_ECLOSED;
+    pkt[0] = abs_id ? 0x90 : 0x80;
     pkt[1] = (uint8_t)((marker ? 0x80 : 0) | t->pt);
     pkt[2] = (uint8_t)(seq >> 8);
     pkt[3] = (uint8_t)seq;
@@ -94,8 +154,32 @@ static void send_one(wrtc_pc_t *v, wrtc_out_track_t *t, const uint8_t *payload, 
     pkt[9] = (uint8_t)(t->ssrc >> 16);
     pkt[10] = (uint8_t)(t->ssrc >> 8);
     pkt[11] = (uint8_t)t->ssrc;
-    memcpy(pkt + 12, payload, len);
-    wrtc_pc_send_rtp(v, pkt, 12 + len, sizeof pkt);
+    if (abs_id) {
+        /* RFC 8285 one-byte header: 0xBEDE, one word, id | (3 - 1), 24 bits. */
+        uint32_t ast = abs_send_time_now();
+        pkt[12] = 0xBE;
+        pkt[13] = 0xDE;
+        pkt[14] = 0;
+        pkt[15] = 1;
+        pkt[16] = (uint8_t)((abs_id << 4) | 2);
+        pkt[17] = (uint8_t)(ast >> 16);
+        pkt[18] = (uint8_t)(ast >> 8);
+        pkt[19] = (uint8_t)ast;
+    }
+    memcpy(pkt + hl, payload, len);
+    size_t n = hl + len;
+    /* SRTP may protect the same sequence number again on a retry
+     * (allow_repeat_tx, net/srtp.c), as it does for NACKed packets. */
+    if (sl_srtp_protect(v->srtp, pkt, &n, sizeof pkt))
+        return SL_EIO;
+    int rc = wrtc_send(v, pkt, n);
+    if (rc == SL_EAGAIN)
+        return rc;
+    v->w->c.rtp_out++;
+    v->w->c.rtp_bytes_out += hl + len;
+    v->rtp_out++;
+    v->sess.msgs_out++;
+    return rc;
 }
 
 static uint32_t rtp_ts_of(wrtc_pc_t *v, wrtc_out_track_t *t, int64_t ms)
@@ -115,22 +199,188 @@ static void track_sent(wrtc_pc_t *v, wrtc_out_track_t *t, uint32_t ts, size_t le
     t->last_wall_ms = uv_now(v->w->core->loop);
 }
 
-void wrtc_view_send_opus(wrtc_pc_t *v, const uint8_t *opus, size_t len, int64_t dts_ms)
+/* ---- pacing ---- */
+
+#define SILENT_VIEWER_MS 5000     /* no RTCP feedback for this long after play: no estimate */
+
+static uint64_t pacing_rate(const wrtc_pc_t *v)
+{
+    const sl_webrtc_config_t *wc = sl_webrtc_cfg(v->w->core->cfg);
+    const struct wrtc_pacer *pp = v->pacer;
+    if (!wc->pacing)
+        return 0;
+    /* A viewer that sends neither receiver reports nor REMB (a load tool,
+     * a minimal client) gives nothing to estimate with: start_bitrate
+     * would be a guess that only drops its video. It is paced at the
+     * maximum (bursts still smoothed) and limited by the socket (EAGAIN)
+     * and the queue's age only. */
+    if (!pp->cc.n_remb && !pp->cc.n_reports && uv_now(v->w->core->loop) - pp->started_ms > SILENT_VIEWER_MS)
+        return (uint64_t)((double)wc->max_bitrate * PACING_FACTOR);
+    return (uint64_t)((double)sl_cc_estimate(&pp->cc) * PACING_FACTOR);
+}
+
+/* The pacer's send callback: one queued packet to the wire. */
+static int pace_send(void *ud, const sl_pacer_pkt_t *k)
+{
+    wrtc_pc_t *v = ud;
+    wrtc_out_track_t *t = k->track ? &v->aout : &v->vout;
+    int rtx = k->kind == SL_PACER_RTX;
+    uint16_t seq = rtx ? k->seq : t->seq;
+    int rc = send_one(v, t, k->buf->data + k->off, k->len, k->marker, seq, k->ts,
+                      k->track ? 0 : v->ext_abs_send_time);
+    if (rc == SL_EAGAIN) {
+        v->send_retries++;
+        v->w->c.send_retries++;
+        return rc;
+    }
+    uint64_t now = uv_now(v->w->core->loop);
+    if (rtx) {
+        v->w->c.rtx_out++;
+        v->rtx_out++;
+        return rc;
+    }
+    /* Sent, or lost for good: either way it is in the history for NACK. */
+    hist_put(t, k->buf, k->off, k->len, seq, k->ts, k->marker, now);
+    t->seq++;
+    track_sent(v, t, k->ts, k->len);
+    return rc;
+}
+
+/* Drains v's queue now; keeps it on the timer's list while anything remains. */
+static int pace_drain(wrtc_pc_t *v, uint64_t now)
+{
+    struct wrtc_pacer *pp = v->pacer;
+    sl_pacer_set_rate(&pp->q, pacing_rate(v));
+    int rc = sl_pacer_drain(&pp->q, now, pace_send, v);
+    if (sl_pacer_empty(&pp->q)) {
+        sl_list_remove(&pp->link);
+    } else if (!sl_list_linked(&pp->link)) {
+        sl_list_push_back(&v->w->pacing, &pp->link);
+        wrtc_pace_arm(v->w);
+    }
+    return rc;
+}
+
+/* Queues one packet (a reference to buf) and sends what the budget allows. */
+static void pace_push(wrtc_pc_t *v, const sl_pacer_pkt_t *k)
+{
+    if (sl_pacer_push(&v->pacer->q, k, uv_now(v->w->core->loop)) == 0)
+        return;
+    SL_LOGD(&v->sess.log, "webrtc pacer: queue full");
+}
+
+/*
+ * The viewer fell behind (or its video ring is full): its queued video
+ * goes, but a frame already begun; the next keyframe restarts it (a WHIP
+ * publisher is asked for one now). Frames are counted.
+ */
+static void view_drop_video(wrtc_pc_t *v, uint64_t now, uint32_t queue_ms)
+{
+    struct wrtc_pacer *pp = v->pacer;
+    uint32_t frames = sl_pacer_drop_video(&pp->q);
+    v->frames_dropped += frames;
+    v->w->c.frames_dropped += frames;
+    pp->drops++;
+    v->need_key = 1;
+    pp->recovering = 1;
+    if (v->ws && v->ws->publisher)
+        v->ws->publisher->want_key = 1;
+    if (!pp->last_log_ms || now - pp->last_log_ms >= 10000) {
+        pp->last_log_ms = now;
+        SL_LOGI(&v->sess.log, "webrtc viewer behind (queue %u ms, estimate %llu kbit/s): video dropped "
+                "to the next keyframe (%llu frames so far)", queue_ms,
+                (unsigned long long)(sl_cc_estimate(&pp->cc) / 1000), (unsigned long long)v->frames_dropped);
+    }
+}
+
+/* 1 when the viewer's queue holds more media than webrtc.max_queue_ms. */
+static int view_behind(wrtc_pc_t *v, uint64_t now, uint32_t *queue_ms)
+{
+    const sl_webrtc_config_t *wc = sl_webrtc_cfg(v->w->core->cfg);
+    struct wrtc_pacer *pp = v->pacer;
+    sl_pacer_set_rate(&pp->q, pacing_rate(v));
+    *queue_ms = sl_pacer_queue_ms(&pp->q, now);
+    if (pp->replay_until_ms && now < pp->replay_until_ms)
+        return 0; /* the GOP cache's replay is still going out */
+    return *queue_ms > (uint32_t)wc->max_queue_ms;
+}
+
+/* Creates v's pacer (at play). 0 or SL_ENOMEM. */
+static int pacer_new(wrtc_pc_t *v)
+{
+    const sl_webrtc_config_t *wc = sl_webrtc_cfg(v->w->core->cfg);
+    struct wrtc_pacer *pp = sl_calloc(1, sizeof(*pp));
+    if (!pp)
+        return SL_ENOMEM;
+    pp->v = v;
+    sl_list_init(&pp->link);
+    sl_cc_init(&pp->cc, (uint64_t)wc->min_bitrate, (uint64_t)wc->start_bitrate, (uint64_t)wc->max_bitrate);
+    if (sl_pacer_init(&pp->q, PACE_VIDEO_CAP, PACE_PRIO_CAP)) {
+        sl_free(pp);
+        return SL_ENOMEM;
+    }
+    /* The first report's interval starts at play: the floor is known from it. */
+    pp->rr_ms[0] = uv_now(v->w->core->loop);
+    pp->rr_n = 1;
+    pp->started_ms = pp->rr_ms[0];
+    v->pacer = pp;
+    return 0;
+}
+
+static void pacer_free(wrtc_pc_t *v)
+{
+    struct wrtc_pacer *pp = v->pacer;
+    if (!pp)
+        return;
+    v->pacer = NULL;
+    sl_list_remove(&pp->link);
+    sl_pacer_cleanup(&pp->q);
+    sl_free(pp);
+}
+
+/* A viewer's pacing figures for the API; see webrtc_internal.h. */
+void wrtc_view_pace_stats(const wrtc_pc_t *v, uint64_t now_ms, uint64_t *estimated_bps, uint64_t *remb_bps,
+                          uint32_t *queue_ms, uint64_t *queue_bytes)
+{
+    const struct wrtc_pacer *pp = v->pacer;
+    *estimated_bps = sl_cc_estimate(&pp->cc);
+    *remb_bps = pp->cc.remb_bps;
+    *queue_ms = sl_pacer_queue_ms(&pp->q, now_ms);
+    *queue_bytes = pp->q.bytes;
+}
+
+/* Sends one audio packet (now, or queued ahead of video). */
+void wrtc_view_send_opus_buf(wrtc_pc_t *v, sl_buf_t *buf, uint32_t off, size_t len, int64_t dts_ms)
 {
     wrtc_out_track_t *t = &v->aout;
-    if (!t->on || !v->dtls_up || !v->sink_on || v->need_key)
+    /* At the start audio waits for the first keyframe (both tracks' RTP
+     * clocks start there); while video recovers from drops it goes on. */
+    if (!t->on || !v->dtls_up || !v->sink_on || !v->pacer || (v->need_key && !v->pacer->recovering) ||
+        len > 0xFFFF)
         return;
-    uint32_t ts = rtp_ts_of(v, t, dts_ms);
-    send_one(v, t, opus, len, 1, t->seq, ts);
-    t->seq++;
-    track_sent(v, t, ts, len);
+    sl_pacer_pkt_t k = {.buf = buf, .off = off, .len = (uint16_t)len, .kind = SL_PACER_AUDIO, .marker = 1,
+                        .track = 1, .ts = rtp_ts_of(v, t, dts_ms)};
+    pace_push(v, &k);
+    pace_drain(v, uv_now(v->w->core->loop));
+}
+
+/* Borrowed Opus bytes (a WHIP publisher's packet): copied once per viewer to be queued. */
+void wrtc_view_send_opus(wrtc_pc_t *v, const uint8_t *opus, size_t len, int64_t dts_ms)
+{
+    if (!v->aout.on || !v->dtls_up || !v->sink_on)
+        return;
+    sl_buf_t *b = sl_buf_from(opus, len);
+    if (!b)
+        return;
+    wrtc_view_send_opus_buf(v, b, 0, len, dts_ms);
+    sl_buf_unref(b);
 }
 
 static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
 {
     wrtc_out_track_t *t = &v->vout;
     sl_stream_t *st = v->sink.stream;
-    if (!t->on || !st || (f->codec == SL_CODEC_AVC && !st->video_config))
+    if (!t->on || !st || !v->pacer || (f->codec == SL_CODEC_AVC && !st->video_config))
         return;
     const sl_frame_t *cfg = st->video_config;
     sl_rtp_payloads_t payloads;
@@ -141,16 +391,42 @@ static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
     const sl_rtp_payloads_t *pl = &payloads;
     uint32_t ts = rtp_ts_of(v, t, (int64_t)f->dts_ms + f->cts_ms);
     uint64_t now = uv_now(v->w->core->loop);
+    struct wrtc_pacer *pp = v->pacer;
+    uint32_t frame = ++pp->frame;
     for (uint32_t i = 0; i < pl->n; i++) {
         const sl_rtp_pkt_ref_t *r = &pl->pkts[i];
-        send_one(v, t, pl->buf->data + r->off, r->len, r->marker, t->seq, ts);
-        hist_put(t, pl->buf, r->off, r->len, t->seq, ts, r->marker, now);
-        t->seq++;
-        track_sent(v, t, ts, r->len);
+        sl_pacer_pkt_t k = {.buf = pl->buf, .off = r->off, .len = r->len, .kind = SL_PACER_VIDEO,
+                            .marker = r->marker, .key = (f->flags & SL_FRAME_KEY) ? 1 : 0, .ts = ts,
+                            .frame = frame};
+        if (sl_pacer_push(&pp->q, &k, now)) {
+            /* The video ring is full: this frame cannot go whole. */
+            view_drop_video(v, now, sl_pacer_queue_ms(&pp->q, now));
+            break;
+        }
     }
+    pace_drain(v, now);
 }
 
-
+/*
+ * The pacing timer (webrtc.c): drains every viewer on the list, starting
+ * one further each round so that a full socket does not always starve the
+ * same viewers. Returns 1 while some viewer still has packets queued.
+ */
+int wrtc_view_pace(wrtc_t *w, uint64_t now_ms)
+{
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &w->pacing) {
+        struct wrtc_pacer *pp = sl_container_of(it, struct wrtc_pacer, link);
+        if (pace_drain(pp->v, now_ms) == SL_EAGAIN)
+            break; /* the shared socket is full: everyone waits for the next round */
+    }
+    if (!sl_list_empty(&w->pacing)) {
+        sl_list_t *first = w->pacing.next;
+        sl_list_remove(first);
+        sl_list_push_back(&w->pacing, first);
+    }
+    return !sl_list_empty(&w->pacing);
+}
 
 /*
  * B-frames (webrtc.bframes, docs/webrtc.md "B-frames"). RTMP sources often
@@ -204,10 +480,20 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
     if (f->kind == SL_FLV_VIDEO) {
         if (f->codec != (uint32_t)v->video_codec || (f->flags & (SL_FRAME_CONFIG | SL_FRAME_EOS)))
             return;
+        uint32_t queue_ms;
+        if (v->pacer && !v->need_key && view_behind(v, uv_now(v->w->core->loop), &queue_ms))
+            view_drop_video(v, uv_now(v->w->core->loop), queue_ms);
         if (v->need_key) {
-            if (!(f->flags & SL_FRAME_KEY))
+            if (!(f->flags & SL_FRAME_KEY)) {
+                if (v->pacer && v->pacer->recovering) {
+                    v->frames_dropped++; /* skipped while waiting for the keyframe */
+                    v->w->c.frames_dropped++;
+                }
                 return;
+            }
             v->need_key = 0;
+            if (v->pacer)
+                v->pacer->recovering = 0;
         }
         if (drop_bframe(v, f))
             return;
@@ -220,7 +506,7 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
     }
     if (f->kind == SL_FLV_AUDIO) {
         if (f->codec == SL_CODEC_OPUS && !(f->flags & SL_FRAME_CONFIG))
-            wrtc_view_send_opus(v, f->body->data + f->data_off, f->body->len - f->data_off, f->dts_ms);
+            wrtc_view_send_opus_buf(v, f->body, f->data_off, f->body->len - f->data_off, f->dts_ms);
         /* AAC: the stream's transcoder (or its WebRTC publisher) brings Opus. */
     }
 }
@@ -245,8 +531,8 @@ static void on_opus_out(void *ud, sl_frame_t *f)
         return;
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &ws->viewers) {
-        wrtc_view_send_opus(sl_container_of(it, wrtc_pc_t, vlink), f->body->data + f->data_off,
-                       f->body->len - f->data_off, f->dts_ms);
+        wrtc_view_send_opus_buf(sl_container_of(it, wrtc_pc_t, vlink), f->body, f->data_off,
+                                f->body->len - f->data_off, f->dts_ms);
     }
 }
 
@@ -291,6 +577,8 @@ int wrtc_view_start(wrtc_pc_t *v)
     wrtc_stream_t *ws = wrtc_stream_get(w, v->path);
     if (!ws)
         return SL_ENOMEM;
+    if (!v->pacer && pacer_new(v))
+        return SL_ENOMEM;
     v->ws = ws;
     sl_list_push_back(&ws->viewers, &v->vlink);
     ws->n_viewers++;
@@ -307,6 +595,14 @@ int wrtc_view_start(wrtc_pc_t *v)
         v->sink_on = 0;
         return SL_ENOMEM;
     }
+    /* The hub replayed its GOP cache into the queue just now: that backlog
+     * may take longer than max_queue_ms to leave at the pacing rate, and
+     * is not a sign of a slow viewer until it should have left. */
+    uint64_t now = uv_now(w->core->loop);
+    uint32_t replay_ms = sl_pacer_queue_ms(&v->pacer->q, now);
+    if (replay_ms > REPLAY_GRACE_MAX_MS)
+        replay_ms = REPLAY_GRACE_MAX_MS;
+    v->pacer->replay_until_ms = now + replay_ms;
     return 0;
 }
 
@@ -330,6 +626,7 @@ void wrtc_view_stop(wrtc_pc_t *v, const char *reason)
         sl_events_emit_session(v->w->core, &v->sess, SL_EV_PLAY_STOP, reason);
         sl_session_set_role(&v->sess, SL_ROLE_NONE);
     }
+    pacer_free(v);
     hist_free(&v->vout);
     hist_free(&v->aout);
 }
@@ -346,13 +643,34 @@ static void rtcp_nack(void *ud, uint32_t sender_ssrc, uint32_t media_ssrc, uint1
     hist_ent_t *e = &t->hist->e[seq % HIST_N];
     if (!e->used || e->seq != seq || !e->buf)
         return;
+    if (!e->nacked) {
+        e->nacked = 1;
+        if (v->pacer)
+            v->pacer->nacked++;
+    }
     uint64_t now = uv_now(v->w->core->loop);
     if (now - e->sent_ms < (v->rtt_ms ? v->rtt_ms : 20))
         return; /* asked again within a round trip: the first resend is on its way */
+    if (!v->pacer || e->len == 0)
+        return;
     e->sent_ms = now;
-    send_one(v, t, e->buf->data + e->off, e->len, e->marker, e->seq, e->ts);
-    v->w->c.rtx_out++;
-    v->rtx_out++;
+    /* Ahead of queued video, behind nothing but audio; counted when it leaves. */
+    sl_pacer_pkt_t k = {.buf = e->buf, .off = e->off, .len = e->len, .kind = SL_PACER_RTX, .marker = e->marker,
+                        .track = t == &v->aout ? 1 : 0, .seq = e->seq, .ts = e->ts};
+    pace_push(v, &k);
+    pace_drain(v, now);
+}
+
+static void rtcp_remb(void *ud, uint32_t sender_ssrc, uint64_t bitrate_bps, const uint32_t *ssrcs, int n)
+{
+    wrtc_pc_t *v = ud;
+    (void)sender_ssrc;
+    (void)ssrcs;
+    (void)n;
+    if (v->kind != WRTC_VIEWER || !v->pacer)
+        return;
+    v->w->c.remb_in++;
+    sl_cc_on_remb(&v->pacer->cc, bitrate_bps, uv_now(v->w->core->loop));
 }
 
 static void rtcp_pli(void *ud, uint32_t sender_ssrc, uint32_t media_ssrc)
@@ -383,6 +701,52 @@ static void rtcp_sr(void *ud, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts, uint
     wrtc_pub_on_sr(ud, ssrc, ntp, rtp_ts);
 }
 
+/*
+ * A viewer's report into its estimator: the loss, and the rate it got
+ * over the last two or three report intervals (a window that spans a
+ * keyframe) as the floor when every one of them was low-loss.
+ */
+static void rr_to_cc(wrtc_pc_t *pc, uint8_t fraction_lost)
+{
+    struct wrtc_pacer *pp = pc->pacer;
+    uint64_t now = uv_now(pc->w->core->loop);
+    uint64_t octets = pc->vout.octets + pc->aout.octets;
+    /* We resend on the same SSRC (no RTX stream), so a packet recovered by
+     * NACK counts as received in the report and its fraction lost says
+     * little on a policed path. The packets NACKed for the first time in
+     * the interval, over those sent, is the loss the path really had. */
+    uint64_t packets = pc->vout.packets + pc->aout.packets;
+    if (packets > pp->rr_packets && pp->nacked) {
+        uint64_t f = pp->nacked * 256 / (packets - pp->rr_packets);
+        if (f > 255)
+            f = 255;
+        if (f > fraction_lost)
+            fraction_lost = (uint8_t)f;
+    }
+    pp->nacked = 0;
+    pp->rr_packets = packets;
+    sl_cc_on_loss(&pp->cc, fraction_lost, pc->rtt_ms, now);
+    int n = pp->rr_n < 3 ? pp->rr_n : 3;
+    uint64_t delivered = 0;
+    if (n) {
+        int oldest = pp->rr_n < 3 ? 0 : pp->rr_n % 3;
+        uint64_t ms = now - pp->rr_ms[oldest];
+        if (ms >= 500 && octets >= pp->rr_octets[oldest])
+            delivered = (octets - pp->rr_octets[oldest]) * 8000 / ms;
+    }
+    if (fraction_lost >= (uint8_t)(SL_CC_LOW_LOSS * 256)) {
+        /* Lossy: no floor, and the window restarts here (what was sent
+         * during lossy intervals was not all delivered). */
+        sl_cc_on_delivered(&pp->cc, 0);
+        pp->rr_n = 0;
+    } else {
+        sl_cc_on_delivered(&pp->cc, delivered * 85 / 100); /* a margin under what got through */
+    }
+    pp->rr_ms[pp->rr_n % 3] = now;
+    pp->rr_octets[pp->rr_n % 3] = octets;
+    pp->rr_n++;
+}
+
 static void rtcp_rr(void *ud, uint32_t reporter, const sl_rtcp_report_t *rb)
 {
     wrtc_pc_t *pc = ud;
@@ -401,6 +765,8 @@ static void rtcp_rr(void *ud, uint32_t reporter, const sl_rtcp_report_t *rb)
         if (rtt < 0x10000 * 10u)
             pc->rtt_ms = (uint32_t)(((uint64_t)rtt * 1000) >> 16);
     }
+    if (pc->pacer)
+        rr_to_cc(pc, rb->fraction_lost);
 }
 
 void wrtc_on_rtcp(wrtc_pc_t *pc, const uint8_t *p, size_t len)
@@ -411,6 +777,7 @@ void wrtc_on_rtcp(wrtc_pc_t *pc, const uint8_t *p, size_t len)
         .nack = rtcp_nack,
         .pli = rtcp_pli,
         .fir = rtcp_fir,
+        .remb = rtcp_remb,
     };
     sl_rtcp_parse(p, len, &cb, pc);
 }
