@@ -11,7 +11,7 @@
  *            "message":"Success"|"Fail"|...}}
  *   {"data":{"name":N,"type":"sharedobject","version":V,"events":[
  *       {"subtype":4,"attribute":K,"value":X},   change (PropertyUpdate)
- *       {"subtype":5,"attribute":K,"value":X},   the receiver's own write applied
+ *       {"subtype":5,"attribute":K},             the receiver's own write applied
  *       {"subtype":9,"attribute":K},             delete (PropertyRemove)
  *       {"subtype":8},                           clear
  *       {"subtype":6,"method":M,"value":[...]},  send (MethodUpdate)
@@ -120,9 +120,10 @@ static json_t *event_of(const sl_so_change_t *ch)
 {
     switch (ch->kind) {
     case SL_SO_CHANGE:
-    case SL_SO_SUCCESS:
-        return json_pack("{s:i, s:s, s:O}", "subtype", ch->kind == SL_SO_CHANGE ? 4 : 5, "attribute",
-                         ch->key ? ch->key : "", "value", ch->value ? ch->value : json_null());
+        return json_pack("{s:i, s:s, s:O}", "subtype", 4, "attribute", ch->key ? ch->key : "", "value",
+                         ch->value ? ch->value : json_null());
+    case SL_SO_SUCCESS: /* the writer knows the value: only the key, as RTMP's success */
+        return json_pack("{s:i, s:s}", "subtype", 5, "attribute", ch->key ? ch->key : "");
     case SL_SO_DELETE:
         return json_pack("{s:i, s:s}", "subtype", 9, "attribute", ch->key ? ch->key : "");
     case SL_SO_CLEAR:
