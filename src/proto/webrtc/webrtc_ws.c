@@ -1164,6 +1164,16 @@ static sl_wsig_conn_t *dc_conn_get(wrtc_wsig_t *st, wrtc_pc_t *pc)
     return c;
 }
 
+/* 1 when key occurs in p[0..len) (a cheap test before parsing a channel's message). */
+static int has_text(const uint8_t *p, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; kl && i + kl <= len; i++)
+        if (p[i] == (uint8_t)key[0] && memcmp(p + i, key, kl) == 0)
+            return 1;
+    return 0;
+}
+
 int wrtc_ws_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)
 {
     wrtc_wsig_t *st = pc->w->wsig;
@@ -1171,6 +1181,12 @@ int wrtc_ws_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)
         return 0;
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(st->core->cfg);
     if (len > (size_t)wc->ws_max_message_bytes)
+        return 0;
+    /* A publisher's other messages (chat, metadata) are not parsed twice. */
+    int maybe = 0;
+    for (int i = st->n_builtin; i < st->n_handlers && !maybe; i++)
+        maybe = has_text(p, len, st->handlers[i].key);
+    if (!maybe)
         return 0;
     json_error_t jerr;
     json_t *msg = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
