@@ -1,5 +1,5 @@
 /*
- * The "webrtc-ws" service, version 1.0: Red5 Pro's WebSocket signalling
+ * The "webrtc-ws" service, version 1.1: Red5 Pro's WebSocket signalling
  * (ws://host:5080/{app}/?id={stream}, src/proto/webrtc/webrtc_ws.c) lets
  * other code add JSON messages to its dispatch table, so that features
  * carried on the same socket by Red5's HTML5 SDK (shared objects:
@@ -14,6 +14,14 @@
  * {"data":{"type":"error","code":"NetConnection.Call.Failed",...}} and the
  * socket stays open.
  *
+ * A "conn" is either a signalling socket or (from 1.1) the `red5pro` data
+ * channel of a WHIP/WHEP (or WebSocket-negotiated) session: a data channel
+ * message whose top-level key names a handler added here goes to that
+ * handler instead of the stream's viewers; send() answers on the same
+ * channel, scope() is the session's app, id() its stream, session() the
+ * session, and on_close runs when the session ends. Built-in keys never
+ * match on a data channel.
+ *
  * Look it up with sl_service_get(core, SL_WEBRTC_WS_SVC_NAME,
  * SL_WEBRTC_WS_SVC_MAJOR, 0, &ud) and pass ud as `svc`. Loop thread only.
  * This table is append-only (a later function bumps the minor).
@@ -25,10 +33,13 @@
 
 #define SL_WEBRTC_WS_SVC_NAME "webrtc-ws"
 #define SL_WEBRTC_WS_SVC_MAJOR 1
-#define SL_WEBRTC_WS_SVC_MINOR 0
+#define SL_WEBRTC_WS_SVC_MINOR 1
 
 typedef struct sl_wsig_conn sl_wsig_conn_t; /* one signalling socket (opaque) */
 typedef struct sl_session sl_session_t;
+
+/** An admission's late answer: result 0 (admitted) or SL_EDENIED. */
+typedef void (*sl_wsig_admit_cb)(sl_wsig_conn_t *c, int result, void *ud);
 
 /** What a handler module registers (copied by handler_add; key copied, ud borrowed). */
 typedef struct sl_wsig_handler_spec {
@@ -68,6 +79,22 @@ typedef struct sl_wsig_svc {
     const char *(*remote)(const sl_wsig_conn_t *c);
     /** The WebRTC session of the socket once admitted, else NULL (borrowed, valid for the call). */
     sl_session_t *(*session)(const sl_wsig_conn_t *c);
+    /* valid from 1.1 */
+    /**
+     * Admits c for features that need no WebRTC session (shared objects):
+     * a data channel or a socket whose session was admitted is in already;
+     * any other socket runs the connect admission (kind connect, transport
+     * "webrtc", the URL's query, username/password/token) once, and the
+     * answer is kept for the socket's life. Returns 0 (admitted), SL_EDENIED
+     * (refused: the socket was sent {data:{type:"error",code:
+     * "NetConnection.Connect.Rejected",message}} and stays open), or
+     * SL_EPENDING: cb(c, result, ud) runs once later, unless the socket
+     * closes first (only the first pending caller's cb is kept; later
+     * callers get SL_EPENDING and no callback). SL_ENOMEM.
+     */
+    int (*admit)(sl_wsig_conn_t *c, sl_wsig_admit_cb cb, void *ud);
+    /** 1 when c is a data channel rather than a signalling socket. */
+    int (*is_datachannel)(const sl_wsig_conn_t *c);
 } sl_wsig_svc_t;
 
 #endif

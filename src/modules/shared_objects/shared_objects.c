@@ -44,6 +44,7 @@
 #include "base/map.h"
 #include "base/time.h"
 #include "modules/shared_objects/so_config.h"
+#include "modules/shared_objects/so_json.h"
 #include "sluice/errors.h"
 
 static const sl_log_ctx_t g_ctx = {.proto = "so"};
@@ -80,6 +81,7 @@ typedef struct so_mod {
     sl_store_t *store;            /* NULL: persistent objects are kept in memory only */
     sl_map_t objs;                /* key -> so_obj_t (owned) */
     uint64_t next_sub_id;
+    sl_so_json_t *json;           /* the JSON form on "webrtc-ws" (so_json.c), or NULL */
 } so_mod_t;
 
 /* The running module, for store completions that may come after it is freed. */
@@ -779,6 +781,9 @@ static int so_init(const sl_host_api_t *api, sl_host_t *h, void **state)
     }
     g_mod = m;
     *state = m;
+    m->json = sl_so_json_start(core);
+    if (!m->json)
+        SL_LOGE(&g_ctx, "shared objects: no memory for the JSON form: browsers cannot join objects");
     return 0;
 }
 
@@ -790,6 +795,8 @@ static void so_stop(void *state)
     /* Transports that close after this find no service and leave their
      * subscribers to so_free; store completions still due deliver nothing
      * (their connections may be gone before so_free runs). */
+    sl_so_json_stop(m->json); /* its clients leave while the service still answers */
+    m->json = NULL;
     sl_service_unregister(m->core, SL_SO_SERVICE, &g_svc);
     if (g_mod == m)
         g_mod = NULL;
@@ -802,6 +809,8 @@ static void so_free(void *state)
         return;
     if (g_mod == m)
         g_mod = NULL;
+    sl_so_json_stop(m->json);
+    m->json = NULL;
     size_t pos = 0;
     sl_map_entry_t *e;
     while ((e = sl_map_next(&m->objs, &pos)))

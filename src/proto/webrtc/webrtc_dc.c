@@ -4,7 +4,9 @@
  * hub as AMF0 data frames (Red5's `send` JSON form becomes
  * `handler(data)`, anything else `onTextData({text})`); the hub's data
  * frames (RTMP `@setDataFrame` / `send`) go to viewers' channels as
- * {"send":{"method","data"}} JSON.
+ * {"send":{"method","data"}} JSON. Messages whose top-level key has a
+ * "webrtc-ws" handler (shared objects) go to that handler instead, from
+ * publishers and viewers alike (webrtc_ws.c: wrtc_ws_dc_message).
  */
 #include <stdio.h>
 #include <string.h>
@@ -127,8 +129,11 @@ static void dc_to_hub(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)
 
 void wrtc_on_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)
 {
+    /* Messages a module registered a key for (shared objects) go to it, from either kind. */
+    if (wrtc_ws_dc_message(pc, p, len, is_text))
+        return;
     if (pc->kind != WRTC_PUBLISHER)
-        return; /* a viewer's messages: nothing listens yet (shared objects will) */
+        return; /* a viewer's other messages: nothing listens */
     if (pc->ws) {
         sl_list_t *it, *nx;
         sl_list_foreach_safe(it, nx, &pc->ws->viewers) {

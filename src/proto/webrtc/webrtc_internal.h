@@ -186,6 +186,7 @@ struct wrtc_pc {
     int answer_codec[8];           /* per offer m-line: the codec index we took, -1 = rejected */
     void *pending_post;            /* the POST waiting for admission (webrtc_signal.c), or NULL */
     void *ws_owner;                /* the WebSocket signalling connection (webrtc_ws.c), or NULL */
+    void *dc_conn;                 /* its data channel as a "webrtc-ws" conn (webrtc_ws.c), or NULL */
     int addr_counted;              /* counted in w->per_addr */
     int admitted;                  /* admission allowed (the connect event was sent) */
     int playing;                   /* viewer: the play event was sent */
@@ -299,6 +300,14 @@ int wrtc_ws_start(wrtc_t *w);
 void wrtc_ws_stop(wrtc_t *w);
 /** From wrtc_pc_free: the session of a signalling socket is going away. */
 void wrtc_ws_pc_gone(wrtc_pc_t *pc);
+/*
+ * A data channel message for the "webrtc-ws" handlers other code added:
+ * returns 1 when one took it (the caller does nothing more), 0 when none
+ * matched (the caller handles it as before).
+ */
+int wrtc_ws_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text);
+/* The session ends: its data channel conn (pc->dc_conn) is closed and freed. */
+void wrtc_ws_dc_gone(wrtc_pc_t *pc);
 
 /* webrtc_pc.c */
 /** A new session for a POST (registered with the core; nothing else yet). NULL on ENOMEM. */

@@ -689,6 +689,8 @@ void wrtc_pc_free(wrtc_pc_t *pc)
     }
     if (pc->ws_owner)
         wrtc_ws_pc_gone(pc); /* its signalling socket learns it (and forgets pc) */
+    if (pc->dc_conn)
+        wrtc_ws_dc_gone(pc); /* handlers that took its data channel messages learn it */
     if (pc->kind == WRTC_PUBLISHER)
         wrtc_pub_stop(pc, pc->close_reason);
     else

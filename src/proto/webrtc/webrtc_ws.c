@@ -41,6 +41,7 @@
 #include "app/svc/webrtc_ws.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/time.h"
 #include "net/dtls.h"
 #include "proto/webrtc/sdp.h"
 #include "proto/webrtc/sdp_offer.h"
@@ -87,6 +88,7 @@ struct wrtc_wsig {
     int n_builtin;
     int svc_registered;
     int stopped;
+    size_t n_dc_conns;               /* data channel conns (wrtc_ws_dc_message), not in conns */
 };
 
 typedef enum { WSIG_NONE = 0, WSIG_PUBLISHER, WSIG_VIEWER } wsig_role_t;
@@ -121,7 +123,18 @@ struct sl_wsig_conn {
     size_t offer_len;
     const char *mode;                /* publish mode admitted: "live" / "record" / "append" */
     int answered;                    /* viewer: its answer was applied */
+
+    /* The connect admission of features without a session (svc_admit). */
+    wrtc_pc_t *dc_pc;                /* set: this conn is that session's data channel */
+    sl_session_t *asess;             /* detached session the admission checks see (owned) */
+    sl_admit_t *conn_admit;          /* pending, or NULL */
+    int conn_admit_state;            /* 0 not run, 1 pending, 2 admitted, 3 refused */
+    int in_conn_admit;               /* inside sl_admit(): the callback waits for the return */
+    sl_wsig_admit_cb admit_cb;       /* the first pending caller's callback */
+    void *admit_cb_ud;
 };
+
+static int conn_send_raw(sl_wsig_conn_t *c, const char *json, size_t len);
 
 /* ---- sending ---- */
 
@@ -133,7 +146,7 @@ static int send_json(sl_wsig_conn_t *c, json_t *o)
     json_decref(o);
     if (!s)
         return SL_ENOMEM;
-    int rc = c->ws && !c->closing ? c->st->http->ws_send(c->ws, s, strlen(s), 1) : SL_ECLOSED;
+    int rc = conn_send_raw(c, s, strlen(s));
     free(s); /* jansson's allocator */
     return rc;
 }
@@ -775,6 +788,15 @@ static void on_ws_message(sl_ws_t *ws, const uint8_t *data, size_t len, int is_t
 
 static void conn_free(sl_wsig_conn_t *c)
 {
+    if (c->conn_admit) {
+        sl_admit_cancel(c->conn_admit);
+        c->conn_admit = NULL;
+    }
+    if (c->asess) {
+        sl_free(c->asess->app);
+        sl_free(c->asess->query);
+        sl_free(c->asess);
+    }
     sl_free(c->query);
     sl_free(c->token);
     sl_free(c->offer);
@@ -783,7 +805,7 @@ static void conn_free(sl_wsig_conn_t *c)
 
 static void wsig_maybe_free(wrtc_wsig_t *st)
 {
-    if (st->stopped && !st->n_conns && !st->timer_open) {
+    if (st->stopped && !st->n_conns && !st->n_dc_conns && !st->timer_open) {
         sl_map_cleanup(&st->per_addr);
         sl_free(st);
     }
@@ -796,6 +818,11 @@ static void on_ws_close(sl_ws_t *ws, void *ud)
     wrtc_wsig_t *st = c->st;
     c->ws = NULL;
     c->closing = 1;
+    if (c->conn_admit) {
+        sl_admit_cancel(c->conn_admit);
+        c->conn_admit = NULL;
+    }
+    c->admit_cb = NULL;
     for (int i = 0; i < st->n_handlers; i++)
         if (st->handlers[i].on_close)
             st->handlers[i].on_close(c, st->handlers[i].ud);
@@ -981,11 +1008,21 @@ static void svc_handler_remove(void *svc, const char *key)
     }
 }
 
-static int svc_send(sl_wsig_conn_t *c, const char *json, size_t len)
+/* A text message to the socket or, for a data channel conn, on the channel. */
+static int conn_send_raw(sl_wsig_conn_t *c, const char *json, size_t len)
 {
-    if (!c->ws || c->closing)
+    if (c->closing)
+        return SL_ECLOSED;
+    if (c->dc_pc)
+        return c->dc_pc->dc_open ? wrtc_pc_dc_send(c->dc_pc, (const uint8_t *)json, len, 1) : SL_ECLOSED;
+    if (!c->ws)
         return SL_ECLOSED;
     return c->st->http->ws_send(c->ws, json, len, 1);
+}
+
+static int svc_send(sl_wsig_conn_t *c, const char *json, size_t len)
+{
+    return conn_send_raw(c, json, len);
 }
 
 static const char *svc_scope(const sl_wsig_conn_t *c)
@@ -1005,7 +1042,202 @@ static const char *svc_remote(const sl_wsig_conn_t *c)
 
 static sl_session_t *svc_session(const sl_wsig_conn_t *c)
 {
+    if (c->dc_pc)
+        return c->dc_pc->admitted ? &c->dc_pc->sess : NULL;
     return c->pc && c->pc->admitted ? &c->pc->sess : NULL;
+}
+
+static int svc_is_datachannel(const sl_wsig_conn_t *c)
+{
+    return c->dc_pc != NULL;
+}
+
+/* The connect admission's answer (svc_admit). */
+static void conn_admit_done(sl_admit_t *a, int result, const char *reason, void *ud)
+{
+    sl_wsig_conn_t *c = ud;
+    if (c->conn_admit == a) {
+        c->conn_admit = NULL;
+        sl_admit_unref(a);
+    }
+    c->conn_admit_state = result ? 3 : 2;
+    SL_LOGI(c->asess ? &c->asess->log : NULL, "webrtc ws %s: connect admission %s%s%s", c->addr,
+            result ? "refused" : "allowed", result && reason ? ": " : "", result && reason ? reason : "");
+    if (result)
+        send_status(c, "error", "NetConnection.Connect.Rejected", reason && reason[0] ? reason : "denied");
+    if (c->in_conn_admit || !c->admit_cb)
+        return;
+    sl_wsig_admit_cb cb = c->admit_cb;
+    c->admit_cb = NULL;
+    cb(c, result ? SL_EDENIED : 0, c->admit_cb_ud);
+}
+
+static int svc_admit(sl_wsig_conn_t *c, sl_wsig_admit_cb cb, void *ud)
+{
+    if (c->dc_pc || svc_session(c))
+        return 0; /* the session was admitted (a data channel only exists on one) */
+    if (c->closing)
+        return SL_ECLOSED;
+    switch (c->conn_admit_state) {
+    case 2:
+        return 0;
+    case 3:
+        return SL_EDENIED;
+    case 1:
+        if (!c->admit_cb) {
+            c->admit_cb = cb;
+            c->admit_cb_ud = ud;
+        }
+        return SL_EPENDING;
+    default:
+        break;
+    }
+    /* The checks read a session: a detached one (not registered with the
+     * core, so never listed) that carries the socket's peer, app and query. */
+    if (!c->asess) {
+        sl_session_t *s = sl_calloc(1, sizeof *s);
+        if (!s)
+            return SL_ENOMEM;
+        snprintf(s->id, sizeof s->id, "W%08X", rand_u32());
+        s->proto = "webrtc";
+        snprintf(s->remote_addr, sizeof s->remote_addr, "%s", c->addr);
+        s->remote_port = c->port;
+        s->app = sl_strdup(c->scope);
+        s->query = c->query && c->query[0] ? sl_strdup(c->query) : NULL;
+        s->start_ms = sl_time_wall_ms();
+        s->log.sid = s->id;
+        s->log.proto = s->proto;
+        s->log.app = s->app;
+        c->asess = s;
+        if (!s->app) {
+            sl_free(s->query);
+            sl_free(s);
+            c->asess = NULL;
+            return SL_ENOMEM;
+        }
+    }
+    sl_admit_req_t ar = {
+        .kind = SL_ADMIT_CONNECT,
+        .app = c->scope,
+        .transport = "webrtc",
+        .query = c->query,
+        .username = c->user[0] ? c->user : NULL,
+        .password = c->pass[0] ? c->pass : NULL,
+        .token = c->token && c->token[0] ? c->token : NULL,
+    };
+    sl_admit_t *a = NULL;
+    c->conn_admit_state = 1;
+    c->admit_cb = cb;
+    c->admit_cb_ud = ud;
+    c->in_conn_admit = 1;
+    int rc = sl_admit(c->st->core, c->asess, &ar, conn_admit_done, c, &a);
+    c->in_conn_admit = 0;
+    if (rc == SL_EPENDING) {
+        c->conn_admit = a;
+        return SL_EPENDING;
+    }
+    c->admit_cb = NULL;
+    if (rc) {
+        c->conn_admit_state = 0;
+        return rc;
+    }
+    return c->conn_admit_state == 2 ? 0 : SL_EDENIED;
+}
+
+/* ---- data channel conns ---- */
+
+static sl_wsig_conn_t *dc_conn_get(wrtc_wsig_t *st, wrtc_pc_t *pc)
+{
+    if (pc->dc_conn)
+        return pc->dc_conn;
+    sl_wsig_conn_t *c = sl_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->st = st;
+    c->dc_pc = pc;
+    c->mode = "live";
+    snprintf(c->addr, sizeof c->addr, "%s", pc->sess.remote_addr);
+    c->port = pc->sess.remote_port;
+    snprintf(c->scope, sizeof c->scope, "%s", pc->sess.app ? pc->sess.app : "");
+    snprintf(c->id, sizeof c->id, "%s", pc->sess.stream ? pc->sess.stream : "");
+    c->window_ms = uv_now(st->core->loop);
+    pc->dc_conn = c;
+    st->n_dc_conns++;
+    return c;
+}
+
+/* 1 when key occurs in p[0..len) (a cheap test before parsing a channel's message). */
+static int has_text(const uint8_t *p, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; kl && i + kl <= len; i++)
+        if (p[i] == (uint8_t)key[0] && memcmp(p + i, key, kl) == 0)
+            return 1;
+    return 0;
+}
+
+int wrtc_ws_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text)
+{
+    wrtc_wsig_t *st = pc->w->wsig;
+    if (!st || st->stopped || st->n_handlers == st->n_builtin || !is_text || len < 2 || p[0] != '{')
+        return 0;
+    const sl_webrtc_config_t *wc = sl_webrtc_cfg(st->core->cfg);
+    if (len > (size_t)wc->ws_max_message_bytes)
+        return 0;
+    /* A publisher's other messages (chat, metadata) are not parsed twice. */
+    int maybe = 0;
+    for (int i = st->n_builtin; i < st->n_handlers && !maybe; i++)
+        maybe = has_text(p, len, st->handlers[i].key);
+    if (!maybe)
+        return 0;
+    json_error_t jerr;
+    json_t *msg = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(msg)) {
+        json_decref(msg);
+        return 0;
+    }
+    wsig_handler_t *h = NULL;
+    for (int i = st->n_builtin; i < st->n_handlers && !h; i++) {
+        if (json_object_get(msg, st->handlers[i].key))
+            h = &st->handlers[i];
+    }
+    json_decref(msg);
+    if (!h)
+        return 0;
+    sl_wsig_conn_t *c = dc_conn_get(st, pc);
+    if (!c)
+        return 1; /* out of memory: dropped */
+    /* The socket's message rate budget, per channel: over it, messages are dropped. */
+    uint64_t now = uv_now(st->core->loop);
+    if (now - c->window_ms >= 1000) {
+        c->window_ms = now;
+        c->n_in_window = 0;
+    }
+    if (++c->n_in_window > (unsigned)wc->ws_messages_per_second)
+        return 1;
+    int rc = h->on_message(c, (const char *)p, len, h->ud);
+    if (rc < 0 && pc->dc_conn == c) {
+        char why[160];
+        snprintf(why, sizeof why, "%.64s failed: %s", h->key, sl_strerror(rc));
+        send_status(c, "error", "NetConnection.Call.Failed", why);
+    }
+    return 1;
+}
+
+void wrtc_ws_dc_gone(wrtc_pc_t *pc)
+{
+    sl_wsig_conn_t *c = pc->dc_conn;
+    pc->dc_conn = NULL;
+    if (!c)
+        return;
+    wrtc_wsig_t *st = c->st;
+    c->closing = 1;
+    for (int i = 0; i < st->n_handlers; i++)
+        if (st->handlers[i].on_close)
+            st->handlers[i].on_close(c, st->handlers[i].ud);
+    st->n_dc_conns--;
+    conn_free(c);
+    wsig_maybe_free(st);
 }
 
 static const sl_wsig_svc_t g_svc = {
@@ -1016,6 +1248,8 @@ static const sl_wsig_svc_t g_svc = {
     .id = svc_id,
     .remote = svc_remote,
     .session = svc_session,
+    .admit = svc_admit,
+    .is_datachannel = svc_is_datachannel,
 };
 
 /* ---- start / stop ---- */
@@ -1078,6 +1312,20 @@ void wrtc_ws_stop(wrtc_t *w)
         w->http->route_remove(w->http_ud, st->route);
     st->route = NULL;
     sl_list_t *it, *nx;
+    /* Data channel conns end here: their handlers must not outlive the table. */
+    sl_list_foreach_safe(it, nx, &w->pcs) {
+        wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);
+        if (pc->dc_conn) {
+            sl_wsig_conn_t *dc = pc->dc_conn;
+            pc->dc_conn = NULL;
+            dc->closing = 1;
+            for (int i = 0; i < st->n_handlers; i++)
+                if (st->handlers[i].on_close)
+                    st->handlers[i].on_close(dc, st->handlers[i].ud);
+            st->n_dc_conns--;
+            conn_free(dc);
+        }
+    }
     sl_list_foreach_safe(it, nx, &st->conns) {
         sl_wsig_conn_t *c = sl_container_of(it, sl_wsig_conn_t, link);
         unlink_pc(c, 1);
