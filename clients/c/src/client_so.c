@@ -276,8 +276,11 @@ int sl_client_so_send(sl_client_so_t *so, const char *handler, const char *args_
     return send_so(so->c, &w, rc);
 }
 
+/* The object's name, borrowed from the handle (client.h). */
 const char *sl_client_so_name(const sl_client_so_t *so) { return so->name; }
+/* The last version the server reported (client.h). */
 uint32_t sl_client_so_version(const sl_client_so_t *so) { return so->version; }
+/* The owning client (client.h). */
 sl_client_t *sl_client_so_client(const sl_client_so_t *so) { return so->c; }
 
 /*
@@ -308,12 +311,17 @@ void sl__client_so_rejoin(sl_client_t *c)
     }
 }
 
+/* The connection ended: our waiting writes will not be answered (no callback). */
 void sl__client_so_lost(sl_client_t *c)
 {
     for (sl_client_so_t *so = c->sos; so; so = so->next)
         forget_pending(so);
 }
 
+/*
+ * Releases every object and invoke handler without callbacks; an object
+ * whose events are being delivered is freed by the dispatch loop. Safe twice.
+ */
 void sl__client_so_free_all(sl_client_t *c)
 {
     while (c->sos) {

@@ -308,8 +308,10 @@ typedef enum {
                                    as CHANGE events; key and json NULL */
     SL_CLIENT_SO_CHANGE,      /**< key = json, written by someone else (or initial data) */
     SL_CLIENT_SO_SUCCESS,     /**< our own write of key was applied (json NULL) */
-    SL_CLIENT_SO_REJECT,      /**< our own write of key was refused: json = the value the server
-                                   holds ("null" if none) when it says so, else NULL */
+    SL_CLIENT_SO_REJECT,      /**< our own write of key was refused (json NULL); the server's
+                                   STATUS event with the reason follows. sluice and Red5 refuse
+                                   a whole message without naming a key: this is the oldest
+                                   sl_client_so_set still waiting for its answer */
     SL_CLIENT_SO_DELETE,      /**< key was removed */
     SL_CLIENT_SO_CLEAR,       /**< every key was removed */
     SL_CLIENT_SO_MESSAGE,     /**< a send: key = handler, json = array of the arguments */
