@@ -10,8 +10,15 @@
  * client for good even with reconnection on; calls with _result and
  * _error; frames pushed by the caller and play-to-FLV-file read back with
  * the FLV reader; connection refused; allocation failures in sl_client_new
- * (fault-injection builds); and reconnection of a publisher and a
- * player after the server stops and starts again on the same port. Every
+ * (fault-injection builds); reconnection of a publisher and a
+ * player after the server stops and starts again on the same port; shared
+ * objects against the real shared_objects module (join before and after
+ * CONNECTED, set -> success for the writer and change for the other, send,
+ * delete, a value over the app limit -> reject + status and the object
+ * still usable, close inside a callback, rejoin); the SO parser on
+ * hand-made and truncated bodies (flex byte, bad lengths, event cap); call
+ * deadlines (a timeout before the answer, the late answer ignored) and the
+ * invoke-handler registry. Every
  * test ends with the loop closed cleanly (no handle left) and no sl_malloc
  * block left.
  */
@@ -943,6 +950,15 @@ static void test_so_parser_bounds(void **state)
     free_and_drain(c);
 }
 
+static int last_count_err;
+
+static void on_result_count(sl_client_t *c, int err, const char *json, void *ud)
+{
+    (void)c, (void)json;
+    (*(int *)ud)++;
+    last_count_err = err;
+}
+
 static char *never_called(sl_client_t *c, const char *method, const char *args, int *is_error,
                           void *ud)
 {
@@ -975,8 +991,22 @@ static void test_call_timeout_and_invoke_registry(void **state)
     assert_int_equal(sl_client_call_timeout(c, "FCPublish", "[\"x\"]", 3000, on_result, &ok), 0);
     assert_true(wait_for(&ok.done, 3000));
     assert_int_equal(ok.err, 0);
+    /* A deadline that passes before the server could read the call (the loop runs its
+     * timers before it polls sockets): UV_ETIMEDOUT once, the late _result is ignored. */
+    int late_n = 0;
+    call_t late = {0}, lost = {0};
+    assert_int_equal(sl_client_call_timeout(c, "FCPublish", "[\"y\"]", 1, on_result_count, &late_n),
+                     0);
+    assert_int_equal(sl_client_call_timeout(c, "FCPublish", "[\"z\"]", 60000, on_result, &late), 0);
+    usleep(5000);
+    uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(late_n, 1);
+    assert_int_equal(last_count_err, UV_ETIMEDOUT);
+    assert_true(wait_for(&late.done, 3000)); /* the one with time left is answered */
+    assert_int_equal(late.err, 0);
+    run_for(100);
+    assert_int_equal(late_n, 1);
     /* A pending call with a deadline that the close ends first: SL_ECLOSED once. */
-    call_t lost = {0};
     assert_int_equal(sl_client_call_timeout(c, "getStreamLength", "[\"s\"]", 60000, on_result, &lost),
                      0);
     sl_client_close(c);
