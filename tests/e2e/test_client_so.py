@@ -14,7 +14,7 @@ Waiting for wt/rpc (RPC routing, not merged into main when this was written): a 
 answered by a business URL, and a server -> client invoke answered by sluice-so --answer.
 Those tests run only when the binary knows `apps.<app>.rpc_url` (see _has_rpc) and are
 skipped otherwise, with that reason. They passed against a scratch merge of wt/rpc at
-89bbb28+1 (its five conflicts with main resolved by keeping both sides).
+c25618a (its five conflicts with main resolved by keeping both sides).
 
 sluice-so is built beside the sluice binary (clients/c/CMakeLists.txt).
 """
