@@ -882,6 +882,50 @@ static void test_shared_objects(void **state)
     so_module_stop(mod);
 }
 
+/*
+ * The server restarts: the object is joined again by itself after the
+ * reconnection (INITIAL again, then the data as the server now has it: a
+ * non-persistent object starts empty), and writes work again.
+ */
+static void test_so_rejoined_after_reconnection(void **state)
+{
+    (void)state;
+    sl_plugins_t *mod = so_module_start();
+    obs_t o;
+    obs_init(&o);
+    sl_client_opts_t opts;
+    sl_client_opts_init(&opts);
+    opts.reconnect.enabled = 1;
+    opts.reconnect.initial_ms = 100;
+    opts.reconnect.max_ms = 400;
+    sl_client_t *c = mkclient("live", &o, &opts);
+    so_rec_t r;
+    memset(&r, 0, sizeof r);
+    sl_client_so_t *so = NULL;
+    assert_int_equal(sl_client_connect(c), 0);
+    assert_int_equal(sl_client_so_join(c, "board", 0, so_cb, &r, &so), 0);
+    assert_true(wait_for(&r.initial, 5000));
+    assert_int_equal(sl_client_so_set(so, "k", "1"), 0);
+    assert_true(wait_for(&r.success, 5000));
+    server_stop();
+    assert_true(wait_state(&o, SL_CLIENT_RECONNECTING, 3000) || o.n_reconnecting > 0);
+    assert_int_equal(sl_client_so_set(so, "k", "2"), SL_EINVAL); /* not connected */
+    server_start();
+    uint64_t end = uv_now(&loop) + 5000;
+    while (r.initial < 2 && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(r.initial, 2);
+    assert_int_equal(sl_client_so_set(so, "k", "3"), 0);
+    end = uv_now(&loop) + 5000;
+    while (r.success < 2 && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(r.success, 2);
+    assert_string_equal(r.log, "I@0;S:k@1;I@0;S:k@1;");
+    free_and_drain(c);
+    run_for(50);
+    so_module_stop(mod);
+}
+
 /* Feeds hand-made type 19/16 bodies to the parser of a client not connected. */
 static void test_so_parser_bounds(void **state)
 {
@@ -1031,6 +1075,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconnect_after_server_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_so_parser_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_so_rejoined_after_reconnection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_timeout_and_invoke_registry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
