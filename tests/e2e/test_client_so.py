@@ -25,6 +25,7 @@ import pathlib
 import signal
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -180,6 +181,34 @@ def test_call_of_a_method_nobody_handles(sluice):
     assert e["event"] == "error" and e["method"] == "noSuchMethod", e
     assert e["value"][1]["code"] == "NetConnection.Call.Failed", e
     assert "noSuchMethod" in e["value"][1]["description"], e
+
+
+def test_change_latency_python_to_sluice_so(sluice_factory):
+    """500 sequential writes by the Python client, each waited for as a JSON line of a
+    running sluice-so: every one arrives, in order. Prints the latency (set sent -> line
+    read) as the figure of docs/client-c.md; run with -s to see it."""
+    srv = sluice_factory(config={"apps": {"live": {"so_max_updates_per_sec": 100000}}})
+    p = subprocess.Popen([tool("sluice-so"), "-q", app_url(srv), "board"], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert json.loads(p.stdout.readline())["event"] == "initial"
+        c = RtmpClient(HOST, srv.port, timeout=T(5), name="py")
+        c.connect("live")
+        so = join(c, "board")
+        lat = []
+        for i in range(500):
+            t0 = time.monotonic()
+            so.set("n", i)
+            e = json.loads(p.stdout.readline())  # the next line must be this write
+            assert (e["event"], e["key"], e["value"], e["version"]) == ("change", "n", i, i + 1), e
+            lat.append((time.monotonic() - t0) * 1000)
+        lat.sort()
+        print("\nsluice-so change latency ms (500 sequential): p50 %.2f p95 %.2f max %.2f"
+              % (lat[250], lat[475], lat[-1]))
+        c.close()
+    finally:
+        p.terminate()
+        p.wait(T(10))
 
 
 # ---------------------------------------------------------------- waits for wt/rpc
