@@ -51,6 +51,7 @@ static void client_fail(sl_client_t *c, int err);
 static void conn_flush(sl__client_conn_t *k);
 static void attempt_start(sl_client_t *c);
 static void on_timer(uv_timer_t *t);
+static void on_call_timer(uv_timer_t *t);
 
 /* ------------------------------------------------------------------ */
 /* options, URL                                                        */
@@ -224,6 +225,7 @@ static void free_client_memory(sl_client_t *c)
     sl_free(c->tc_url);
     sl_free(c->stream_arg);
     sl_free(c->calls);
+    sl__client_so_free_all(c);
     sl_tls_ctx_free(c->tls_ctx);
     sl_buf_unref(c->hdr_meta);
     sl_buf_unref(c->hdr_video);
@@ -312,7 +314,9 @@ int sl_client_new(uv_loop_t *loop, const char *url, const sl_client_opts_t *o, s
     }
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
-    c->handles_open = 1;
+    uv_timer_init(loop, &c->call_timer);
+    c->call_timer.data = c;
+    c->handles_open = 2;
     c->state = SL_CLIENT_IDLE;
     *out = c;
     return 0;
@@ -365,6 +369,8 @@ static void fail_calls(sl_client_t *c)
     size_t n = c->n_calls;
     c->calls = NULL;
     c->n_calls = c->cap_calls = 0;
+    if (!c->freeing)
+        uv_timer_stop(&c->call_timer);
     for (size_t i = 0; i < n && !c->freeing; i++)
         if (calls[i].cb)
             calls[i].cb(c, SL_ECLOSED, "[]", calls[i].ud);
@@ -629,6 +635,12 @@ static int send_msg(sl_client_t *c, uint32_t csid, uint8_t type, uint32_t sid, u
     if (!c->conn)
         return SL_ECLOSED;
     return sl_rtmp_chunk_write(&c->conn->out, csid, type, sid, ts, p, n, c->conn->out_chunk);
+}
+
+/* A command or shared-object message on message stream 0 (client_internal.h). */
+int sl__client_send0(sl_client_t *c, uint8_t type, const uint8_t *p, size_t n)
+{
+    return send_msg(c, SL_RTMP_CSID_COMMAND, type, 0, 0, p, n);
 }
 
 static int send_u32(sl_client_t *c, uint8_t type, uint32_t v)
@@ -902,6 +914,7 @@ static void on_connected(sl_client_t *c)
     set_state(c, SL_CLIENT_CONNECTED, 0);
     if (c->freeing || c->state != SL_CLIENT_CONNECTED)
         return;
+    sl__client_so_rejoin(c);
     int rc = 0;
     switch (c->mode) {
     case SL__MODE_CONNECT:
@@ -1041,8 +1054,11 @@ static int on_command(sl_client_t *c, sl_rtmp_msg_t *m)
                         sl_amf_get_str(info, "description"));
     } else if (strcmp(name, "close") == 0) {
         client_fail(c, SL_ECLOSED);
+    } else if (strcmp(name, "onBWDone") != 0 && strcmp(name, "onFCPublish") != 0 &&
+               strcmp(name, "onFCUnpublish") != 0) {
+        /* A method the server calls on us: a handler answers, else "not found". */
+        rc = sl__client_on_invoke(c, name, txn, count > 3 ? v + 3 : NULL, count > 3 ? count - 3 : 0);
     }
-    /* Anything else (onBWDone, onFCPublish, server-side calls) needs no answer. */
     sl_amf_free_list(v, count);
     return rc;
 }
@@ -1173,6 +1189,9 @@ static int dispatch(sl_client_t *c, sl_rtmp_msg_t *m)
         return on_command(c, m);
     case SL_RTMP_AGGREGATE:
         return on_aggregate(c, m);
+    case SL_RTMP_SO_AMF0:
+    case SL_RTMP_SO_AMF3:
+        return sl__client_on_so(c, b, len, m->type == SL_RTMP_SO_AMF3);
     default:
         return 0; /* acks, shared objects, ...: nothing to do */
     }
@@ -1354,6 +1373,7 @@ static void client_fail(sl_client_t *c, int err)
     sl__src_stop(c);
     uv_timer_stop(&c->timer);
     c->sid = 0;
+    sl__client_so_lost(c);
     fail_calls(c);
     if (c->freeing)
         return;
@@ -1563,6 +1583,52 @@ int sl_client_write(sl_client_t *c, int kind, uint32_t ts_ms, const uint8_t *bod
 int sl_client_call(sl_client_t *c, const char *method, const char *args_json,
                    sl_client_result_cb cb, void *ud)
 {
+    return sl_client_call_timeout(c, method, args_json, 0, cb, ud);
+}
+
+/* Starts the call timer for the earliest deadline of the pending calls. */
+static void arm_call_timer(sl_client_t *c)
+{
+    uint64_t first = 0;
+    for (size_t i = 0; i < c->n_calls; i++)
+        if (c->calls[i].deadline && (!first || c->calls[i].deadline < first))
+            first = c->calls[i].deadline;
+    if (!first) {
+        uv_timer_stop(&c->call_timer);
+        return;
+    }
+    uint64_t now = uv_now(c->loop);
+    uv_timer_start(&c->call_timer, on_call_timer, first > now ? first - now : 0, 0);
+}
+
+/* Calls past their deadline end with UV_ETIMEDOUT (one at a time: callbacks may call again). */
+static void on_call_timer(uv_timer_t *t)
+{
+    sl_client_t *c = t->data;
+    for (;;) {
+        uint64_t now = uv_now(c->loop);
+        size_t i = 0;
+        while (i < c->n_calls && !(c->calls[i].deadline && c->calls[i].deadline <= now))
+            i++;
+        if (i == c->n_calls || c->freeing)
+            break;
+        sl__client_call_t call = c->calls[i];
+        memmove(c->calls + i, c->calls + i + 1, (c->n_calls - i - 1) * sizeof(*c->calls));
+        c->n_calls--;
+        if (call.cb)
+            call.cb(c, UV_ETIMEDOUT, "[]", call.ud);
+    }
+    if (!c->freeing)
+        arm_call_timer(c);
+}
+
+/*
+ * sl_client_call with a deadline (client.h); the timer of the client's
+ * calls fires for the earliest one.
+ */
+int sl_client_call_timeout(sl_client_t *c, const char *method, const char *args_json,
+                           uint32_t timeout_ms, sl_client_result_cb cb, void *ud)
+{
     if (!method || !c->conn || c->freeing ||
         (c->state != SL_CLIENT_CONNECTED && c->state != SL_CLIENT_ACTIVE))
         return SL_EINVAL;
@@ -1584,7 +1650,11 @@ int sl_client_call(sl_client_t *c, const char *method, const char *args_json,
     rc = send_cmd(c, 0, &w, rc);
     if (rc)
         return rc;
-    c->calls[c->n_calls++] = (sl__client_call_t){.txn = txn, .cb = cb, .ud = ud};
+    c->calls[c->n_calls++] = (sl__client_call_t){
+        .txn = txn, .cb = cb, .ud = ud,
+        .deadline = timeout_ms ? uv_now(c->loop) + timeout_ms : 0};
+    if (timeout_ms)
+        arm_call_timer(c);
     sl__client_flush(c);
     return 0;
 }
@@ -1634,5 +1704,7 @@ void sl_client_free(sl_client_t *c)
     if (c->fout)
         sl__flv_writer_close(c->fout);
     c->n_calls = 0; /* no callbacks after free */
+    sl__client_so_free_all(c);
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&c->call_timer, on_timer_closed);
 }

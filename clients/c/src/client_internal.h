@@ -109,6 +109,7 @@ typedef struct sl__client_conn {
 /* A call waiting for its _result/_error. */
 typedef struct sl__client_call {
     double txn;
+    uint64_t deadline;           /* loop time after which it times out (0 = never) */
     sl_client_result_cb cb;
     void *ud;
 } sl__client_call_t;
@@ -121,6 +122,36 @@ typedef enum {
 } sl__client_mode_t;
 
 typedef struct sl__flv_src sl__flv_src_t;
+
+/* A method the server may call (sl_client_on_invoke). */
+typedef struct sl__client_invoke {
+    char *method;                /* owned */
+    sl_client_invoke_cb cb;
+    void *ud;
+} sl__client_invoke_t;
+
+#define SL__CLIENT_MAX_INVOKES 64
+#define SL__CLIENT_MAX_SOS 64
+#define SL__SO_NAME_MAX 255      /* as the server's SL_SO_NAME_MAX */
+#define SL__SO_KEY_MAX 255       /* keys we send (the server's SL_SO_KEY_MAX) */
+#define SL__SO_RX_KEY_MAX 4096   /* keys we accept from a server */
+#define SL__SO_MAX_EVENTS 1024   /* events of one incoming message */
+#define SL__SO_MAX_PENDING 256   /* our sets awaiting their answer, per object */
+#define SL__SO_MAX_DEPTH 32      /* AMF nesting inside a value */
+
+/* A joined shared object (client_so.c). */
+struct sl_client_so {
+    sl_client_t *c;
+    char *name;                  /* owned */
+    int persistent;
+    uint32_t version;
+    sl_client_so_cb cb;
+    void *ud;
+    char **pending;              /* keys of our sets not yet answered, oldest first (owned) */
+    size_t n_pending;
+    int dead;                    /* closed inside its own callback: freed after dispatch */
+    struct sl_client_so *next;
+};
 
 struct sl_client {
     uv_loop_t *loop;             /* borrowed from the caller */
@@ -151,6 +182,12 @@ struct sl_client {
     double txn_connect, txn_create;
     sl__client_call_t *calls;    /* pending calls (owned array) */
     size_t n_calls, cap_calls;
+    uv_timer_t call_timer;       /* deadlines of calls with a timeout */
+    sl__client_invoke_t *invokes; /* server -> client methods (owned array) */
+    size_t n_invokes;
+    struct sl_client_so *sos;    /* joined shared objects (owned list) */
+    size_t n_sos;
+    struct sl_client_so *so_busy; /* the object whose events are being delivered */
     /* publishing */
     sl_buf_t *hdr_meta;          /* remembered onMetaData body (owned ref) */
     sl_buf_t *hdr_video;         /* remembered video sequence header */
@@ -179,6 +216,33 @@ void sl__client_source_done(sl_client_t *c, int err);
 /** One of the client's handles (its timer, the source's) finished closing. */
 void sl__client_handle_done(sl_client_t *c);
 
+/** Queues a message of type on chunk stream 3, message stream 0 (not flushed). */
+int sl__client_send0(sl_client_t *c, uint8_t type, const uint8_t *p, size_t n);
+
+/* ---- shared objects and server calls (client_so.c) -------------------- */
+
+/**
+ * A type 19 (flex 0) or 16 (flex 1) message body: parsed under the caps
+ * above and delivered to its object's callback. A malformed message or one
+ * for an object not joined is dropped (returns 0); SL_ENOMEM otherwise.
+ * The client may be freed by a callback: callers check c->freeing.
+ */
+int sl__client_on_so(sl_client_t *c, const uint8_t *p, size_t n, int flex);
+/** CONNECTED (first time or again): sends the join of every object. */
+void sl__client_so_rejoin(sl_client_t *c);
+/** The connection ended: forgets the writes that will not be answered. */
+void sl__client_so_lost(sl_client_t *c);
+/** sl_client_free: releases every object and invoke handler, no callback. */
+void sl__client_so_free_all(sl_client_t *c);
+/**
+ * A command from the server that is not an answer or a status: runs the
+ * registered handler and answers _result/_error when txn is not 0 (an
+ * unknown method with a txn gets _error "Method not found"). args are the
+ * values after the command object. Returns 0 or a send error.
+ */
+int sl__client_on_invoke(sl_client_t *c, const char *method, double txn, sl_amf_t *const *args,
+                         size_t n);
+
 /* ---- the FLV publishing source (client_flv.c) ------------------------ */
 
 /** Opens the source for sl_client_publish_flv. 0 or an error (nothing left open). */
@@ -205,5 +269,9 @@ int sl__json_args_to_amf0(const char *json, sl_wbuf_t *w);
  * (jansson's allocator), or NULL on ENOMEM.
  */
 char *sl__amf_to_json(sl_amf_t *const *vals, size_t n);
+/** One JSON value (any type) as one AMF0 value. 0, SL_EINVAL, or a wbuf error. */
+int sl__json_value_to_amf0(const char *json, sl_wbuf_t *w);
+/** One value as JSON text (NULL -> "null"); free() it; NULL on ENOMEM. */
+char *sl__amf_value_json(const sl_amf_t *v);
 
 #endif

@@ -79,6 +79,24 @@ int sl__json_args_to_amf0(const char *json, sl_wbuf_t *w)
     return rc;
 }
 
+/*
+ * Encodes one JSON value (any type, text borrowed) as one AMF0 value into
+ * w. 0, SL_EINVAL (not JSON, NULL, or nesting deeper than 32), or a wbuf
+ * error.
+ */
+int sl__json_value_to_amf0(const char *json, sl_wbuf_t *w)
+{
+    if (!json)
+        return SL_EINVAL;
+    json_error_t err;
+    json_t *root = json_loads(json, JSON_DECODE_ANY, &err);
+    if (!root)
+        return SL_EINVAL;
+    int rc = put_value(w, root, 1);
+    json_decref(root);
+    return rc;
+}
+
 /* A new JSON value for an AMF value, or NULL on ENOMEM. */
 static json_t *to_json(const sl_amf_t *v)
 {
@@ -143,5 +161,17 @@ char *sl__amf_to_json(sl_amf_t *const *vals, size_t n)
     }
     char *txt = a ? json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(a);
+    return txt;
+}
+
+/*
+ * Renders one value as JSON text (NULL v renders "null"). Returns a string
+ * to release with free(), or NULL on ENOMEM.
+ */
+char *sl__amf_value_json(const sl_amf_t *v)
+{
+    json_t *x = v ? to_json(v) : json_null();
+    char *txt = x ? json_dumps(x, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
+    json_decref(x);
     return txt;
 }

@@ -10,8 +10,15 @@
  * client for good even with reconnection on; calls with _result and
  * _error; frames pushed by the caller and play-to-FLV-file read back with
  * the FLV reader; connection refused; allocation failures in sl_client_new
- * (fault-injection builds); and reconnection of a publisher and a
- * player after the server stops and starts again on the same port. Every
+ * (fault-injection builds); reconnection of a publisher and a
+ * player after the server stops and starts again on the same port; shared
+ * objects against the real shared_objects module (join before and after
+ * CONNECTED, set -> success for the writer and change for the other, send,
+ * delete, a value over the app limit -> reject + status and the object
+ * still usable, close inside a callback, rejoin); the SO parser on
+ * hand-made and truncated bodies (flex byte, bad lengths, event cap); call
+ * deadlines (a timeout before the answer, the late answer ignored) and the
+ * invoke-handler registry. Every
  * test ends with the loop closed cleanly (no handle left) and no sl_malloc
  * block left.
  */
@@ -41,6 +48,9 @@
 #include "sluice/client.h"
 #include "proto/rtmp/rtmp_config.h"
 #include "builtin_config.h"
+#include "client_internal.h"
+#include "modules/plugins/plugins.h"
+#include "modules/shared_objects/shared_objects.h"
 
 /* ------------------------------------------------------------------ */
 /* the in-process server                                               */
@@ -700,6 +710,357 @@ static void test_new_allocation_failures(void **state)
     assert_true(n > 5 && n < 200);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* shared objects and server calls                                     */
+
+/* One object's events as text: "I@v;C:k=json@v;S:k@v;R:k;D:k;X;M:h=json;T:code=level;" */
+typedef struct {
+    char log[8192];
+    int initial, success, changes, messages, deletes, rejects, statuses;
+    int close_on_message;          /* sl_client_so_close inside the MESSAGE callback */
+} so_rec_t;
+
+static void so_cb(sl_client_so_t *so, sl_client_so_event_t ev, const char *key, const char *json,
+                  uint32_t version, void *ud)
+{
+    so_rec_t *r = ud;
+    size_t n = strlen(r->log);
+    char *p = r->log + n;
+    size_t cap = sizeof r->log - n;
+    switch (ev) {
+    case SL_CLIENT_SO_INITIAL:
+        snprintf(p, cap, "I@%u;", version);
+        r->initial++;
+        break;
+    case SL_CLIENT_SO_CHANGE:
+        snprintf(p, cap, "C:%s=%.40s@%u;", key, json, version);
+        r->changes++;
+        break;
+    case SL_CLIENT_SO_SUCCESS:
+        snprintf(p, cap, "S:%s@%u;", key, version);
+        r->success++;
+        break;
+    case SL_CLIENT_SO_REJECT:
+        snprintf(p, cap, "R:%s;", key);
+        r->rejects++;
+        break;
+    case SL_CLIENT_SO_DELETE:
+        snprintf(p, cap, "D:%s;", key);
+        r->deletes++;
+        break;
+    case SL_CLIENT_SO_CLEAR:
+        snprintf(p, cap, "X;");
+        break;
+    case SL_CLIENT_SO_MESSAGE:
+        snprintf(p, cap, "M:%s=%s;", key, json);
+        r->messages++;
+        if (r->close_on_message)
+            sl_client_so_close(so);
+        break;
+    case SL_CLIENT_SO_STATUS:
+        snprintf(p, cap, "T:%s=%s;", key, json);
+        r->statuses++;
+        break;
+    }
+}
+
+static sl_plugins_t *so_module_start(void)
+{
+    static const sl_builtin_t *const only[] = {&sl_shared_objects_builtin, NULL};
+    sl_plugins_t *mod = NULL;
+    assert_int_equal(sl_plugins_start(&core, NULL, only, &mod), 0);
+    return mod;
+}
+
+static void so_module_stop(sl_plugins_t *mod)
+{
+    sl_plugins_stop(mod);
+    run_for(20);
+    sl_plugins_free(mod);
+}
+
+static void test_shared_objects(void **state)
+{
+    (void)state;
+    sl_plugins_t *mod = so_module_start();
+    obs_t oa, ob;
+    obs_init(&oa);
+    obs_init(&ob);
+    sl_client_t *a = mkclient("live", &oa, NULL), *b = mkclient("live", &ob, NULL);
+    so_rec_t ra, rb;
+    memset(&ra, 0, sizeof ra);
+    memset(&rb, 0, sizeof rb);
+    sl_client_so_t *sa = NULL, *sb = NULL, *dup = NULL;
+    /* Not started: no join. */
+    assert_int_equal(sl_client_so_join(a, "board", 0, so_cb, &ra, &sa), SL_EINVAL);
+    assert_int_equal(sl_client_connect(a), 0);
+    /* Joined while connecting: the join goes out at CONNECTED. */
+    assert_int_equal(sl_client_so_join(a, "board", 0, so_cb, &ra, &sa), 0);
+    assert_int_equal(sl_client_so_join(a, "board", 0, so_cb, &ra, &dup), SL_EBUSY);
+    assert_int_equal(sl_client_so_set(sa, "k", "1"), SL_EINVAL); /* not connected yet */
+    char longname[300];
+    memset(longname, 'n', 256);
+    longname[256] = 0;
+    assert_int_equal(sl_client_so_join(a, longname, 0, so_cb, &ra, &dup), SL_EINVAL);
+    assert_int_equal(sl_client_so_join(a, "", 0, so_cb, &ra, &dup), SL_EINVAL);
+    assert_true(wait_for(&ra.initial, 5000));
+    assert_string_equal(sl_client_so_name(sa), "board");
+    assert_ptr_equal(sl_client_so_client(sa), a);
+
+    assert_int_equal(sl_client_so_set(sa, "k", "{\"a\": [1, \"two\", null]}"), 0);
+    assert_int_equal(sl_client_so_set(sa, "k", "{bad json"), SL_EINVAL);
+    assert_int_equal(sl_client_so_set(sa, "", "1"), SL_EINVAL);
+    assert_true(wait_for(&ra.success, 5000));
+    assert_string_equal(ra.log, "I@0;S:k@1;");
+
+    /* A late joiner gets the data; its write reaches a as a change. */
+    assert_int_equal(sl_client_connect(b), 0);
+    assert_true(wait_state(&ob, SL_CLIENT_ACTIVE, 5000));
+    assert_int_equal(sl_client_so_join(b, "board", 0, so_cb, &rb, &sb), 0);
+    assert_true(wait_for(&rb.changes, 5000));
+    assert_string_equal(rb.log, "I@1;C:k={\"a\":[1,\"two\",null]}@1;");
+    assert_int_equal(sl_client_so_set(sb, "n", "2.5"), 0);
+    assert_true(wait_for(&ra.changes, 5000));
+    assert_true(wait_for(&rb.success, 5000));
+    assert_non_null(strstr(ra.log, "C:n=2.5@2;"));
+    assert_int_equal(sl_client_so_version(sa), 2);
+
+    /* A message reaches everyone, the sender too; a delete too. */
+    assert_int_equal(sl_client_so_send(sb, "onChat", "[\"hi\", 3]"), 0);
+    assert_int_equal(sl_client_so_send(sb, "onChat", "{\"no\": 1}"), SL_EINVAL);
+    assert_true(wait_for(&ra.messages, 5000));
+    assert_true(wait_for(&rb.messages, 5000));
+    assert_non_null(strstr(ra.log, "M:onChat=[\"hi\",3];"));
+    assert_int_equal(sl_client_so_delete(sa, "k"), 0);
+    assert_true(wait_for(&rb.deletes, 5000));
+    assert_true(wait_for(&ra.deletes, 5000));
+
+    /* Over the app's value limit (64k): REJECT of that key, then the status; still usable. */
+    size_t big = 70000;
+    char *v = malloc(big + 3);
+    v[0] = '"';
+    memset(v + 1, 'x', big);
+    v[big + 1] = '"';
+    v[big + 2] = 0;
+    assert_int_equal(sl_client_so_set(sa, "huge", v), 0);
+    free(v);
+    assert_true(wait_for(&ra.statuses, 5000));
+    assert_int_equal(ra.rejects, 1);
+    assert_non_null(strstr(ra.log, "R:huge;T:SharedObject."));
+    assert_non_null(strstr(ra.log, "=\"error\";"));
+    int before = ra.success;
+    assert_int_equal(sl_client_so_set(sa, "ok", "true"), 0);
+    run_for(1);
+    uint64_t end = uv_now(&loop) + 5000;
+    while (ra.success == before && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(ra.success, before + 1);
+
+    /* Closed inside its own callback: nothing more for b, the handle is gone. */
+    rb.close_on_message = 1;
+    int b_changes = rb.changes;
+    assert_int_equal(sl_client_so_send(sa, "bye", NULL), 0);
+    assert_true(wait_for(&ra.messages, 5000));
+    end = uv_now(&loop) + 5000;
+    while (ra.messages < 2 && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(rb.messages, 2);
+    assert_int_equal(sl_client_so_set(sa, "after", "1"), 0);
+    run_for(200);
+    assert_int_equal(rb.changes, b_changes);
+    /* b can join again under the same name. */
+    memset(&rb, 0, sizeof rb);
+    assert_int_equal(sl_client_so_join(b, "board", 0, so_cb, &rb, &sb), 0);
+    assert_true(wait_for(&rb.initial, 5000));
+
+    /* Objects still joined at free are released with the client (no leak). */
+    sl_client_so_close(sa);
+    free_and_drain(a);
+    free_and_drain(b);
+    run_for(50);
+    so_module_stop(mod);
+}
+
+/*
+ * The server restarts: the object is joined again by itself after the
+ * reconnection (INITIAL again, then the data as the server now has it: a
+ * non-persistent object starts empty), and writes work again.
+ */
+static void test_so_rejoined_after_reconnection(void **state)
+{
+    (void)state;
+    sl_plugins_t *mod = so_module_start();
+    obs_t o;
+    obs_init(&o);
+    sl_client_opts_t opts;
+    sl_client_opts_init(&opts);
+    opts.reconnect.enabled = 1;
+    opts.reconnect.initial_ms = 100;
+    opts.reconnect.max_ms = 400;
+    sl_client_t *c = mkclient("live", &o, &opts);
+    so_rec_t r;
+    memset(&r, 0, sizeof r);
+    sl_client_so_t *so = NULL;
+    assert_int_equal(sl_client_connect(c), 0);
+    assert_int_equal(sl_client_so_join(c, "board", 0, so_cb, &r, &so), 0);
+    assert_true(wait_for(&r.initial, 5000));
+    assert_int_equal(sl_client_so_set(so, "k", "1"), 0);
+    assert_true(wait_for(&r.success, 5000));
+    server_stop();
+    assert_true(wait_state(&o, SL_CLIENT_RECONNECTING, 3000) || o.n_reconnecting > 0);
+    assert_int_equal(sl_client_so_set(so, "k", "2"), SL_EINVAL); /* not connected */
+    server_start();
+    uint64_t end = uv_now(&loop) + 5000;
+    while (r.initial < 2 && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(r.initial, 2);
+    assert_int_equal(sl_client_so_set(so, "k", "3"), 0);
+    end = uv_now(&loop) + 5000;
+    while (r.success < 2 && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(r.success, 2);
+    assert_string_equal(r.log, "I@0;S:k@1;I@0;S:k@1;");
+    free_and_drain(c);
+    run_for(50);
+    so_module_stop(mod);
+}
+
+/* Feeds hand-made type 19/16 bodies to the parser of a client not connected. */
+static void test_so_parser_bounds(void **state)
+{
+    (void)state;
+    obs_t o;
+    obs_init(&o);
+    sl_client_t *c = mkclient("live", &o, NULL);
+    c->mode = SL__MODE_CONNECT; /* as if started, so that a join is accepted */
+    so_rec_t r;
+    memset(&r, 0, sizeof r);
+    sl_client_so_t *so = NULL;
+    assert_int_equal(sl_client_so_join(c, "b", 0, so_cb, &r, &so), 0);
+    /* header: name "b", version 7, flags 0, 0; events */
+    static const uint8_t hdr[] = {0, 1, 'b', 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t m[256];
+    memcpy(m, hdr, sizeof hdr);
+    size_t n = sizeof hdr;
+    /* initial; update data with two pairs (k1 = 1, k2 = "s"); status code/level */
+    static const uint8_t evs[] = {11, 0, 0, 0, 0,
+                                  4, 0, 0, 0, 21, 0, 2, 'k', '1', 0, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,
+                                  0, 2, 'k', '2', 2, 0, 1, 's',
+                                  7, 0, 0, 0, 10, 0, 3, 'c', 'o', 'd', 0, 3, 'l', 'v', 'l'};
+    memcpy(m + n, evs, sizeof evs);
+    assert_int_equal(sl__client_on_so(c, m, n + sizeof evs, 0), 0);
+    assert_string_equal(r.log, "I@7;C:k1=1@7;C:k2=\"s\"@7;T:cod=\"lvl\";");
+    /* flex form: leading 0, then the same; a non-zero encoding byte is dropped. */
+    uint8_t f[300];
+    f[0] = 0;
+    memcpy(f + 1, m, n + 5);
+    r.log[0] = 0;
+    assert_int_equal(sl__client_on_so(c, f, n + 6, 1), 0);
+    assert_string_equal(r.log, "I@7;");
+    f[0] = 3;
+    r.log[0] = 0;
+    assert_int_equal(sl__client_on_so(c, f, n + 6, 1), 0);
+    assert_string_equal(r.log, "");
+    /* Every truncation of the message: no read past the end, events before the cut only. */
+    for (size_t cut = 0; cut < n + sizeof evs; cut++) {
+        uint8_t *t = malloc(cut ? cut : 1); /* exact size: ASan sees any overread */
+        memcpy(t, m, cut);
+        assert_int_equal(sl__client_on_so(c, t, cut, 0), 0);
+        free(t);
+    }
+    /* A key length past the event, an event length past the message, another object. */
+    r.log[0] = 0;
+    static const uint8_t badkey[] = {9, 0, 0, 0, 3, 0, 0xff, 'k'};
+    memcpy(m + n, badkey, sizeof badkey);
+    assert_int_equal(sl__client_on_so(c, m, n + sizeof badkey, 0), 0);
+    static const uint8_t badlen[] = {9, 0xff, 0xff, 0xff, 0xff, 0, 1, 'k'};
+    memcpy(m + n, badlen, sizeof badlen);
+    assert_int_equal(sl__client_on_so(c, m, n + sizeof badlen, 0), 0);
+    m[2] = 'z';
+    memcpy(m + n, evs, 5);
+    assert_int_equal(sl__client_on_so(c, m, n + 5, 0), 0);
+    assert_string_equal(r.log, "");
+    /* More events than the cap: the first SL__SO_MAX_EVENTS only. */
+    m[2] = 'b';
+    size_t many = SL__SO_MAX_EVENTS + 10;
+    uint8_t *big = malloc(n + many * 5);
+    memcpy(big, m, n);
+    for (size_t i = 0; i < many; i++)
+        memcpy(big + n + i * 5, (const uint8_t[]){8, 0, 0, 0, 0}, 5);
+    assert_int_equal(sl__client_on_so(c, big, n + many * 5, 0), 0);
+    free(big);
+    assert_int_equal(strlen(r.log), 2 * SL__SO_MAX_EVENTS); /* "X;" each */
+    free_and_drain(c);
+}
+
+static int last_count_err;
+
+static void on_result_count(sl_client_t *c, int err, const char *json, void *ud)
+{
+    (void)c, (void)json;
+    (*(int *)ud)++;
+    last_count_err = err;
+}
+
+static char *never_called(sl_client_t *c, const char *method, const char *args, int *is_error,
+                          void *ud)
+{
+    (void)c, (void)method, (void)args, (void)is_error, (void)ud;
+    fail();
+    return NULL;
+}
+
+static void test_call_timeout_and_invoke_registry(void **state)
+{
+    (void)state;
+    obs_t o;
+    obs_init(&o);
+    sl_client_t *c = mkclient("live", &o, NULL);
+    /* The registry: replace, remove, limits. */
+    assert_int_equal(sl_client_on_invoke(c, "", NULL, NULL), SL_EINVAL);
+    for (int i = 0; i < 64; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "m%d", i);
+        assert_int_equal(sl_client_on_invoke(c, m, never_called, NULL), 0);
+    }
+    assert_int_equal(sl_client_on_invoke(c, "one-more", never_called, NULL), SL_ETOOBIG);
+    assert_int_equal(sl_client_on_invoke(c, "m3", NULL, NULL), 0);
+    assert_int_equal(sl_client_on_invoke(c, "one-more", never_called, NULL), 0);
+    assert_int_equal(sl_client_on_invoke(c, "absent", NULL, NULL), 0);
+    assert_int_equal(sl_client_connect(c), 0);
+    assert_true(wait_state(&o, SL_CLIENT_ACTIVE, 5000));
+    /* Answered before the deadline: the result, and no timeout later. */
+    call_t ok = {0};
+    assert_int_equal(sl_client_call_timeout(c, "FCPublish", "[\"x\"]", 3000, on_result, &ok), 0);
+    assert_true(wait_for(&ok.done, 3000));
+    assert_int_equal(ok.err, 0);
+    /* A deadline that passes before the server could read the call (the loop runs its
+     * timers before it polls sockets): UV_ETIMEDOUT once, the late _result is ignored. */
+    int late_n = 0;
+    call_t late = {0}, lost = {0};
+    assert_int_equal(sl_client_call_timeout(c, "FCPublish", "[\"y\"]", 1, on_result_count, &late_n),
+                     0);
+    assert_int_equal(sl_client_call_timeout(c, "FCPublish", "[\"z\"]", 60000, on_result, &late), 0);
+    usleep(5000);
+    uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(late_n, 1);
+    assert_int_equal(last_count_err, UV_ETIMEDOUT);
+    assert_true(wait_for(&late.done, 3000)); /* the one with time left is answered */
+    assert_int_equal(late.err, 0);
+    run_for(100);
+    assert_int_equal(late_n, 1);
+    /* A pending call with a deadline that the close ends first: SL_ECLOSED once. */
+    assert_int_equal(sl_client_call_timeout(c, "getStreamLength", "[\"s\"]", 60000, on_result, &lost),
+                     0);
+    sl_client_close(c);
+    assert_int_equal(lost.done, 1);
+    assert_int_equal(lost.err, SL_ECLOSED);
+    run_for(50);
+    sl_client_free(c);
+    run_for(50);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -712,6 +1073,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_frames_and_flv_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_after_server_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_so_parser_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_so_rejoined_after_reconnection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_timeout_and_invoke_registry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,6 +264,109 @@ SL_EXTERN const char *sl_client_stream_name(const sl_client_t *c);
 /** A printable state name ("connecting", "active", ...). Static. */
 SL_EXTERN const char *sl_client_state_name(sl_client_state_t s);
 
+/* ---- calls with a timeout, and calls from the server ------------------ */
+
+/**
+ * sl_client_call with a deadline: when no answer came after timeout_ms
+ * (0 = none, as sl_client_call) cb gets UV_ETIMEDOUT with "[]" and a late
+ * answer is ignored. Same returns as sl_client_call.
+ */
+SL_EXTERN int sl_client_call_timeout(sl_client_t *c, const char *method, const char *args_json,
+                                     uint32_t timeout_ms, sl_client_result_cb cb, void *ud);
+
+/**
+ * A method the server may call on this client (Red5's
+ * IServiceCapableConnection.invoke; sluice's POST .../clients/{id}/invoke):
+ * args_json is the JSON array of the call's arguments (after the command
+ * object). The handler returns the answer as JSON text allocated with
+ * malloc (the library frees it; NULL = null). With *is_error left 0 it
+ * goes back as _result; set to 1 it goes back as _error: a JSON string
+ * becomes the description of {level: "error", code:
+ * "NetConnection.Call.Failed", description}, any other value is sent as is.
+ * Text that is not JSON is sent as a string.
+ */
+typedef char *(*sl_client_invoke_cb)(sl_client_t *c, const char *method, const char *args_json,
+                                     int *is_error, void *ud);
+/**
+ * Registers (or with cb NULL removes) the handler of method (at most 64
+ * methods, names up to 255 bytes). Server calls of methods with no handler
+ * are answered with _error "Method not found (name)." when they carry a
+ * transaction id. Returns 0, SL_EINVAL (no name, too long), SL_ETOOBIG (64
+ * registered), SL_ENOMEM.
+ */
+SL_EXTERN int sl_client_on_invoke(sl_client_t *c, const char *method, sl_client_invoke_cb cb,
+                                  void *ud);
+
+/* ---- Remote Shared Objects ------------------------------------------- */
+
+/** A shared object joined by a client (opaque, owned by the client). */
+typedef struct sl_client_so sl_client_so_t;
+
+/** What a shared-object callback reports (Red5's SyncEvent codes in the names). */
+typedef enum {
+    SL_CLIENT_SO_INITIAL = 0, /**< joined (or rejoined after a reconnection); the data follows
+                                   as CHANGE events; key and json NULL */
+    SL_CLIENT_SO_CHANGE,      /**< key = json, written by someone else (or initial data) */
+    SL_CLIENT_SO_SUCCESS,     /**< our own write of key was applied (json NULL) */
+    SL_CLIENT_SO_REJECT,      /**< our own write of key was refused (json NULL); the server's
+                                   STATUS event with the reason follows. sluice and Red5 refuse
+                                   a whole message without naming a key: this is the oldest
+                                   sl_client_so_set still waiting for its answer */
+    SL_CLIENT_SO_DELETE,      /**< key was removed */
+    SL_CLIENT_SO_CLEAR,       /**< every key was removed */
+    SL_CLIENT_SO_MESSAGE,     /**< a send: key = handler, json = array of the arguments */
+    SL_CLIENT_SO_STATUS,      /**< an error from the server: key = Red5's code
+                                   (SharedObject.NoWriteAccess, ...), json = level as a string */
+} sl_client_so_event_t;
+
+/**
+ * Events of one object, in the server's order; version is the object's
+ * version after the message that carried the event. key and json are
+ * borrowed for the call. The callback may call any function of this API,
+ * sl_client_so_close of this object included.
+ */
+typedef void (*sl_client_so_cb)(sl_client_so_t *so, sl_client_so_event_t ev, const char *key,
+                                const char *json, uint32_t version, void *ud);
+
+/**
+ * Joins the shared object name (1..255 bytes) of the client's app;
+ * persistent as Red5's getRemote(name, uri, persistent). The client must
+ * have been started (sl_client_connect or any other start call); the join
+ * goes out once CONNECTED, and again after each reconnection (INITIAL
+ * then says the data is complete again). At most 64 objects per client,
+ * one handle per name. Returns 0 with the handle in *out (valid until
+ * sl_client_so_close or sl_client_free), SL_EINVAL (bad name, not
+ * started, closed), SL_EBUSY (already joined), SL_ETOOBIG (64 joined),
+ * SL_ENOMEM.
+ */
+SL_EXTERN int sl_client_so_join(sl_client_t *c, const char *name, int persistent,
+                                sl_client_so_cb cb, void *ud, sl_client_so_t **out);
+/**
+ * Sets key (1..255 bytes) to the JSON value json (any JSON type: objects
+ * become AMF0 objects). The answer comes as SUCCESS (or a STATUS error);
+ * the others get CHANGE. Needs the object joined on a connected client.
+ * Returns 0, SL_EINVAL (bad key or JSON, not connected), SL_ENOMEM.
+ */
+SL_EXTERN int sl_client_so_set(sl_client_so_t *so, const char *key, const char *json);
+/** Deletes key; everyone gets DELETE. Returns as sl_client_so_set. */
+SL_EXTERN int sl_client_so_delete(sl_client_so_t *so, const char *key);
+/**
+ * Sends a message to every member (Red5's so.send(handler, args...)):
+ * args_json a JSON array (NULL = none). Returns as sl_client_so_set.
+ */
+SL_EXTERN int sl_client_so_send(sl_client_so_t *so, const char *handler, const char *args_json);
+/** The object's name. Borrowed. */
+SL_EXTERN const char *sl_client_so_name(const sl_client_so_t *so);
+/** The last version the server reported (0 before the first). */
+SL_EXTERN uint32_t sl_client_so_version(const sl_client_so_t *so);
+/** The client the object belongs to. */
+SL_EXTERN sl_client_t *sl_client_so_client(const sl_client_so_t *so);
+/**
+ * Leaves the object (a disconnect event when connected) and releases the
+ * handle; no callback follows. NULL is ignored.
+ */
+SL_EXTERN void sl_client_so_close(sl_client_so_t *so);
+
 /* ---- FLV files ------------------------------------------------------- */
 
 /** A reader of FLV files (opaque). */
