@@ -64,7 +64,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory test-e2e BUILD=build
 	@$(MAKE) --no-print-directory test-browser BUILD=build
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
-	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan PYTEST_ARGS="-m 'not slow'"
+	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan E2E_MARK="not slow"
 	@$(MAKE) --no-print-directory build-clang
 	@$(MAKE) --no-print-directory test-unit BUILD=build-clang
 
@@ -78,10 +78,20 @@ test-fuzz-replay:
 # tests/s3: s3rver (package-lock.json), the S3-compatible store of test_s3_upload.py.
 # tests/openapi: Redocly CLI (package-lock.json), the linter test_openapi.py runs on
 # docs/openapi.yaml (one bundled package, ~2 s to install, lint well under a second).
+# Two at a time (pytest-xdist, a test file per worker), then the tests marked `exclusive`
+# (they measure rates and delays a neighbour would disturb) alone. E2E_JOBS=0 runs all in one
+# process; E2E_MARK narrows the selection (the ASan pass skips `slow`). pytest exits 5 when
+# a selection is empty, which is not a failure here.
+E2E_JOBS ?= 2
+E2E_MARK ?=
+e2e_and = $(if $(E2E_MARK), and ($(E2E_MARK)))
 test-e2e:
 	cd tests/s3 && npm ci --no-audit --no-fund --silent
 	cd tests/openapi && npm ci --no-audit --no-fund --silent
-	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q $(PYTEST_ARGS)
+	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q -n $(E2E_JOBS) --dist loadfile \
+	    -m "not exclusive$(e2e_and)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q -m "exclusive$(e2e_and)" $(PYTEST_ARGS) \
+	    || [ $$? -eq 5 ]
 
 # playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.
 test-browser:

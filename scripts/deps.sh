@@ -12,7 +12,7 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-de
             libsrtp2-dev libusrsctp-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-tools
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-           gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-jsonschema
+           gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-pytest-xdist python3-jsonschema
            python3-yaml python3-websocket python3-jwt python3-aiortc
            procps python3-cryptography chromium curl openssl)
 # Node.js and npm install the test pages' players at build time

@@ -72,6 +72,9 @@ def pytest_configure(config):
     # Registered here rather than in an ini file: `python3 -m pytest tests/e2e` from
     # the repo root then keeps the repo as rootdir (node ids tests/e2e/...).
     config.addinivalue_line("markers", "slow: takes more than ~20 s; skipped in the ASan run")
+    config.addinivalue_line("markers", "exclusive: measures timing or rates that a second test "
+                            "running beside it would disturb; `make test` runs these alone, after "
+                            "the rest has run two at a time (pytest-xdist)")
     config.addinivalue_line("markers", "browser: needs Chromium (tests/browser style)")
     config.addinivalue_line("markers", "cluster: needs redis-server and several nodes")
 
@@ -188,9 +191,17 @@ def free_port():
     return an ephemeral port, which any outbound connection on the machine (a client of
     another test, a benchmark) may take as its source port before sluice listens on it."""
     import random
-    high = max(_ephemeral_low() - 1, 11000)
+    low, high = 10000, max(_ephemeral_low() - 1, 11000)
+    # Under pytest-xdist each worker takes its own slice of the range, so two servers
+    # started at once by two workers never pick the same port.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        span = (high - low + 1) // workers
+        low += int(worker[2:]) * span
+        high = low + span - 1
     for _ in range(1000):
-        port = random.randint(10000, high)
+        port = random.randint(low, high)
         if port in _PORTS_GIVEN:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

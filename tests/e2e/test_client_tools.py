@@ -110,6 +110,7 @@ def test_bench_five_players(published):
     assert r["cpu_s"]["total"] >= 0
 
 
+@pytest.mark.exclusive
 def test_bench_own_publisher_measures_lag(sluice, media_src):
     """With its own publisher (-m 1) the bench measures lag from the SEI it embeds,
     and spread over two processes the results merge."""

@@ -251,6 +251,7 @@ def test_auth_simple(sluice_factory, procs, media_src, tmp_path):
         r.close()
 
 
+@pytest.mark.exclusive
 def test_slow_reader_is_cut_and_does_not_stall_others(sluice_factory, procs, media_src):
     srv = start_server(sluice_factory, extra={
         "media": {"queue_max_ms": "1s", "slow_disconnect": "2s"},

@@ -448,6 +448,7 @@ def test_bad_certificate_fails_startup(sluice_factory, certs, tmp_path):
 
 
 @pytest.mark.slow  # ~30 s: the socket buffers fill at the stream's bitrate first
+@pytest.mark.exclusive
 def test_slow_tls_reader_is_cut_and_does_not_stall_others(sluice_factory, procs, media_src,
                                                           certs):
     import threading

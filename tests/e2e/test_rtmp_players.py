@@ -45,6 +45,7 @@ QUEUE_MAX_S = 3
 SLOW_DISCONNECT_S = 3
 
 
+@pytest.mark.exclusive
 def test_stuck_player_does_not_slow_others(sluice_factory, ffmpeg_publish):
     """One player stops reading. The publisher and three other players must not
     notice (25 fps over a 10 s window), and the server must give up on the stuck
@@ -223,6 +224,7 @@ def _rss_kb(pid):
 
 
 @pytest.mark.slow
+@pytest.mark.exclusive
 def test_soak_steady_rate_and_memory(sluice, ffmpeg_publish):
     """40 s across three loops of the source: steady 25 fps, monotonic timestamps
     without gaps for every player, and no unbounded memory growth."""

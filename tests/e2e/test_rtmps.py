@@ -353,6 +353,7 @@ QUEUE_MAX_S = 3
 SLOW_DISCONNECT_S = 3
 
 
+@pytest.mark.exclusive
 def test_stuck_rtmps_player_is_dropped_without_slowing_others(sluice_factory, procs, media_src,
                                                               certs):
     """An RTMPS player stops reading. Another RTMPS player and a plain one keep 25 fps,

@@ -24,6 +24,8 @@ import pytest
 from conftest import REPO, T
 from test_webrtc import needs_aiortc, start, wait_live, whep_url, whip_url
 
+pytestmark = pytest.mark.exclusive  # measures rates and delays: run alone (conftest.py)
+
 PY = os.environ.get("PYTHON3", "/usr/bin/python3")
 G2G = str(REPO / "bench" / "g2g.py")
 sys.path.insert(0, str(REPO / "bench"))

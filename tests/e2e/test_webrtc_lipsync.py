@@ -41,6 +41,8 @@ from conftest import HOST, T, wait_until
 from rtmp_client import RtmpClient
 from test_webrtc import client, events_of, needs_aiortc, start, wait_live, whip_url
 
+pytestmark = pytest.mark.exclusive  # measures rates and delays: run alone (conftest.py)
+
 DELAY_S = float(os.environ.get("LIPSYNC_DELAY", "0.3"))
 OPUS_PT = 96
 # What the codecs add to the audio in the RTMP output: Opus pre-skip (312 samples at
@@ -215,6 +217,12 @@ def test_lip_sync_from_sender_reports(sluice_factory, procs, sync_clip):
         player.connect("live")
         player.play(player.create_stream(), "sync1")
         player.wait_status("NetStream.Play.Start", T(5))
+        # The step across the switch is only visible to a player that got a video frame
+        # stamped before it: wait for one, then see whether the switch is still ahead.
+        def first_video():
+            with player._cv:
+                return any(m.is_video and not m.seq_header for m in player.media)
+        wait_until(first_video, T(10), 0.05, "a first video frame at the player")
         before_switch = (publisher_stats(srv, "sync1") or {}).get("timestamps") == "arrival"
         # Both tracks flow, then both have a sender report: the timeline switches.
         wait_until(lambda: (publisher_stats(srv, "sync1") or {}).get("timestamps") == "sender_report",

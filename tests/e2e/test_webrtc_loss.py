@@ -23,6 +23,8 @@ import pytest
 from conftest import HOST, T, ffmpeg_publish_cmd, wait_until
 from test_webrtc import client, events_of, needs_aiortc, run_client, start, wait_live, whep_url, whip_url
 
+pytestmark = pytest.mark.exclusive  # measures rates and delays: run alone (conftest.py)
+
 
 class LossyRelay:
     """Forwards UDP between one client and sluice's WebRTC port, dropping a share
