@@ -100,4 +100,4 @@ const runners = {
 };
 
 if (!runners[test]) showError(`unknown testbed ${test}`);
-else runners[test]().catch((e) => showError(e.message));
+else Promise.resolve().then(() => runners[test]()).catch((e) => showError(e.message));
