@@ -169,6 +169,31 @@ describe('browser SDK and the Red5 pages in Chromium', { timeout: T(400000) }, (
     await pub.page.close();
   });
 
+  it('streams.jsp lists the live streams; the EventsClient hears a publish', async () => {
+    const token = fs.readFileSync(path.join(W.dir, 'data', 'api_token'), 'utf8').trim();
+    const list = await open(`/live/streams.jsp?accessToken=${encodeURIComponent(token)}`);
+    await waitFor(async () => ((await state(list.page)).streams || []).includes('rtmp1'), T(20000), 'rtmp1 in the list');
+    assert.equal(await list.page.getAttribute('a[href="subscribe.jsp?streamName=rtmp1&playback=hls"]', 'href'),
+      'subscribe.jsp?streamName=rtmp1&playback=hls');
+    const refused = await open('/live/streams.jsp?accessToken=wrong');
+    await waitFor(async () => (await state(refused.page)).errors.some((e) => /401/.test(e)), T(20000), 'a wrong token refused');
+    await list.page.evaluate(async (tok) => {
+      const { EventsClient } = await import('/lib/sluice/index.js');
+      const ec = new EventsClient({ accessToken: tok, filter: { app: 'live' } });
+      window.sluicePage.heard = [];
+      ec.on('message', (e) => window.sluicePage.heard.push(e.data.event + ':' + (e.data.stream || '')));
+      await ec.open();
+    }, token);
+    const pub = await open('/live/broadcast.jsp?streamName=ev1');
+    await waitFor(async () => ((await state(list.page)).heard || []).some((e) => e.endsWith(':ev1')), T(20000), 'an event of ev1');
+    await waitFor(async () => ((await state(list.page)).streams || []).includes('ev1'), T(20000), 'ev1 in the list');
+    await shot(list.page, 'streams.png');
+    assert.deepEqual([...list.errors, ...pub.errors], []);
+    await pub.page.close();
+    await refused.page.close();
+    await list.page.close();
+  });
+
   it('an app with simple auth refuses the pages without credentials and allows them with', async () => {
     const bad = await open('/secure/broadcast.jsp?streamName=s1&username=alice&password=wrong');
     await waitFor(async () => (await state(bad.page)).status === 'failed', T(20000), 'the refusal');
