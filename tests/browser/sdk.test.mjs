@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { T, startWorld, waitFor } from './player_world.mjs';
+import { REPO, T, startWorld, waitFor } from './player_world.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SHOTS = process.env.SDK_SCREENSHOTS || path.join(HERE, 'screenshots');
@@ -51,6 +51,9 @@ async function shot(page, name) {
 
 describe('browser SDK and the Red5 pages in Chromium', { timeout: T(400000) }, () => {
   before(async () => {
+    // The build copies the SDK into the web root (scripts/web-players.sh); nothing here does.
+    const sdk = path.join(REPO, 'web', 'lib', 'sluice', 'index.js');
+    if (!fs.existsSync(sdk)) throw new Error(`${sdk} missing: run make build (scripts/web-players.sh copies clients/web/src there)`);
     const creds = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-sdk-auth-')), 'simple-auth.credentials');
     fs.writeFileSync(creds, 'alice wonderland\n');
     W = await startWorld('sdk', ['  live: {}', '  nowebrtc: {webrtc: false, hls_low_latency: true, hls_segment: 1s, hls_part: 333ms}',
