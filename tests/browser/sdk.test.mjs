@@ -90,7 +90,10 @@ describe('browser SDK and the Red5 pages in Chromium', { timeout: T(400000) }, (
     const pub = await open('/live/broadcast.jsp?streamName=b1');
     await waitFor(async () => (await state(pub.page)).framesEncoded > 10, T(30000), 'the broadcast page to encode');
     assert.equal((await state(pub.page)).status, 'publishing');
+    const t0 = Date.now();
     const view = await open('/live/subscribe.jsp?streamName=b1');
+    await decoding(view, 0, 'subscribe.jsp to decode a frame');
+    console.log(`subscribe.jsp over WHEP: first decoded frame ${Date.now() - t0} ms after opening the page`);
     await decoding(view, 25, 'subscribe.jsp to decode 25 frames');
     const s = await state(view.page);
     assert.equal(s.tech, 'whep');
@@ -121,7 +124,10 @@ describe('browser SDK and the Red5 pages in Chromium', { timeout: T(400000) }, (
   });
 
   it('falls back from WHEP to HLS by itself when the app has no WebRTC', async () => {
+    const t0 = Date.now();
     const view = await open('/nowebrtc/subscribe.jsp?streamName=rtmp1');
+    await waitFor(async () => (await state(view.page)).currentTime > 0, T(60000), 'the fallback to play');
+    console.log(`WHEP refused -> LL-HLS playing: ${Date.now() - t0} ms after opening the page`);
     await advancing(view, 'the fallback');
     const s = await state(view.page);
     assert.equal(s.tech, 'hls');

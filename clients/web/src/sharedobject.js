@@ -86,6 +86,7 @@ export class SharedObject extends Emitter {
     this.version = -1;
     this.persistent = false;
     this.connected = false;
+    this._pending = new Map(); /* our sets, until the server says they were applied (subtype 5) */
     this._off = transport.onMessage((text) => this.receive(text));
   }
 
@@ -101,6 +102,7 @@ export class SharedObject extends Emitter {
 
   /** Sets a key; value undefined removes it (Red5's way). */
   setProperty(key, value) {
+    this._pending.set(key, value);
     if (value === undefined) this._post('sharedObjectSetProperty', { key });
     else this._post('sharedObjectSetProperty', { key, value });
   }
@@ -172,7 +174,13 @@ export class SharedObject extends Emitter {
       this.properties[ev.attribute] = ev.value;
       this.emit(SharedObjectEvents.PROPERTY_UPDATE, { [ev.attribute]: ev.value });
       break;
-    case 5: /* our own set was applied: the SDK is silent */
+    case 5: /* our own set was applied: the SDK is silent, properties follow it */
+      if (this._pending.has(ev.attribute)) {
+        const v = this._pending.get(ev.attribute);
+        this._pending.delete(ev.attribute);
+        if (v === undefined) delete this.properties[ev.attribute];
+        else this.properties[ev.attribute] = v;
+      }
       break;
     case 9:
       delete this.properties[ev.attribute];

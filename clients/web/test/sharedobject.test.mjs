@@ -47,7 +47,10 @@ test('connect, initial data, changes, removes, clear, sends, statuses', () => {
   t.deliver({ data: { name: 'board', type: 'sharedobject', version: 7, events: [
     { subtype: 4, attribute: 'color', value: 'red' }, { subtype: 4, attribute: 'size', value: 3 }] } });
   t.deliver({ data: { name: 'other', type: 'sharedobject', version: 1, events: [{ subtype: 4, attribute: 'x', value: 1 }] } });
+  so.setProperty('mine', 'v');
+  assert.equal(so.getProperty('mine'), undefined, 'not before the server applied it');
   t.deliver({ data: { name: 'board', type: 'sharedobject', version: 8, events: [{ subtype: 5, attribute: 'mine' }] } });
+  assert.equal(so.getProperty('mine'), 'v', 'our own set, once applied (no event, as Red5)');
   t.deliver({ data: { name: 'board', type: 'sharedobject', version: 9, events: [{ subtype: 9, attribute: 'color' }] } });
   t.deliver({ data: { name: 'board', type: 'sharedobject', version: 10, events: [{ subtype: 6, method: 'chat', value: [{ text: 'hi' }] }] } });
   t.deliver({ data: { name: 'board', type: 'sharedobject', version: 11, events: [{ subtype: 6, method: 'move', value: [1, 2] }] } });
@@ -66,6 +69,7 @@ test('connect, initial data, changes, removes, clear, sends, statuses', () => {
     ['SharedObject.MethodUpdate', { methodName: 'move', message: [1, 2], args: [1, 2] }],
     ['SharedObject.Error', { code: 'SharedObject.NotConnected', message: 'connect first' }],
     ['SharedObject.PropertyRemove', { attribute: 'size' }],
+    ['SharedObject.PropertyRemove', { attribute: 'mine' }],
   ]);
   t.deliver({ data: { name: 'board', status: 'SharedObject.Status.Disconnect', message: 'Closed' } });
   assert.equal(so.connected, false);
