@@ -11,7 +11,7 @@ PYTEST ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all build build-asan build-clang deps deps-test run install web-players test test-unit test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
+.PHONY: all build build-asan build-clang deps deps-test run install web-players test test-unit test-sdk test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
 
 all: build
 
@@ -93,8 +93,13 @@ test-e2e:
 	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q -m "exclusive$(e2e_and)" $(PYTEST_ARGS) \
 	    || [ $$? -eq 5 ]
 
+# The browser SDK's unit tests (clients/web/test, node's test runner; no
+# dependencies, no npm step). test-browser runs them first.
+test-sdk:
+	cd clients/web && node --test test/
+
 # playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.
-test-browser:
+test-browser: test-sdk
 	cd tests/browser && npm ci --no-audit --no-fund && SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice node --test
 
 test-asan: deps-test build-asan

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Puts the players of the test pages into the web root: hls.js and mpegts.js,
+# Puts the browser SDK and the players of the pages into the web root. The
+# SDK (clients/web/src, plain ES modules, no build step) is copied to
+# lib/sluice/ (git-ignored) every time: /{app}/broadcast.jsp, subscribe.jsp,
+# streams.jsp (web/sdk/) and the testbeds (web/testbeds/) import it from
+# /lib/sluice/index.js. Then hls.js and mpegts.js,
 # pinned by clients/web/players/package-lock.json, installed there with
 # `npm ci` (node_modules stays out of the web root) and their dist files
 # copied to web/test/lib/ (git-ignored), where web/test/hls.html and flv.html
@@ -18,6 +22,9 @@ pkg="$repo/clients/web/players"
 web_root=${1:-"$repo/web"}
 lib="$web_root/test/lib"
 stamp="$lib/.lockfile"
+
+mkdir -p "$web_root/lib/sluice"
+cp "$repo"/clients/web/src/*.js "$web_root/lib/sluice/"
 
 if [ -f "$stamp" ] && cmp -s "$stamp" "$pkg/package-lock.json" &&
    [ -f "$lib/hls.min.js" ] && [ -f "$lib/mpegts.js" ]; then

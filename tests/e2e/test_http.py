@@ -123,6 +123,10 @@ def web_root(tmp_path_factory):
     (root / "s.m3u8").write_text("#EXTM3U\n")
     (root / "big.bin").write_bytes(b"\0" * (1024 * 1024 + 1))
     (root.parent / "secret.txt").write_text("must not be served\n")
+    (root / "sdk").mkdir()
+    for page in ("broadcast", "subscribe", "streams"):
+        (root / "sdk" / (page + ".html")).write_text("<p>%s page</p>\n" % page)
+    (root / "live" / "broadcast.jsp").write_text("a per-app file is not looked at\n")
     return root
 
 
@@ -362,6 +366,18 @@ def test_static_files(http):
         if body is not None:
             assert r.body == body, (path, r)
         assert b"must not be served" not in r.body
+    # Red5's per-app pages: one copy under sdk/ for every app and room.
+    for path, body in (("/live/broadcast.jsp", b"<p>broadcast page</p>\n"),
+                       ("/live/broadcast.html?streamName=s1", b"<p>broadcast page</p>\n"),
+                       ("/any/room1/subscribe.jsp", b"<p>subscribe page</p>\n"),
+                       ("/other/streams.html", b"<p>streams page</p>\n")):
+        c.send(req(path))
+        r = c.read_response()
+        assert r.status == 200 and r.body == body, (path, r)
+        assert r.headers.get("content-type", "").startswith("text/html"), (path, r)
+    for path in ("/broadcast.jsp", "/live/broadcast.jspx", "/live/%2e%2e/broadcast.jsp"):
+        c.send(req(path))
+        assert c.read_response().status in (403, 404), path
     c.send(req("/live?x=1"))
     r = c.read_response()
     assert r.status == 301 and r.headers.get("location") == "/live/?x=1", r

@@ -210,6 +210,28 @@ static void on_stat(uv_fs_t *fs)
     job_open(j);
 }
 
+/* Red5's page names, the file under sdk/ each is served from. */
+static const struct {
+    const char *name;
+    const char *file;
+} app_pages[] = {
+    {"broadcast.jsp", "sdk/broadcast.html"}, {"broadcast.html", "sdk/broadcast.html"},
+    {"subscribe.jsp", "sdk/subscribe.html"}, {"subscribe.html", "sdk/subscribe.html"},
+    {"streams.jsp", "sdk/streams.html"},     {"streams.html", "sdk/streams.html"},
+};
+
+/* The sdk/ file of rel when rel is "{app}[/...]/{page}", else NULL. */
+static const char *app_page(const char *rel)
+{
+    const char *slash = strrchr(rel, '/');
+    if (!slash || slash == rel)
+        return NULL; /* a page at the root is no app's */
+    for (size_t i = 0; i < sizeof app_pages / sizeof app_pages[0]; i++)
+        if (strcmp(slash + 1, app_pages[i].name) == 0)
+            return app_pages[i].file;
+    return NULL;
+}
+
 /*
  * The static route runs last (SL_HTTP_PRIO_STATIC), so it takes every
  * request that reaches it: a miss is answered 404 as the server would,
@@ -223,6 +245,9 @@ static int static_handler(sl_http_req_t *req, void *ud)
         rel++;
     if (!sl__http_static_path_ok(rel, strlen(rel)))
         return respond_text(req, 403, "forbidden\n");
+    const char *page = app_page(rel);
+    if (page)
+        rel = page;
     static_job_t *j = sl_calloc(1, sizeof(*j));
     if (!j)
         return SL_ENOMEM;

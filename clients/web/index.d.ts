@@ -1,0 +1,224 @@
+// Types of the sluice browser SDK (hand-written; the code is plain JS in src/).
+
+export interface ConnectionParams { username?: string; password?: string; token?: string; [key: string]: string | undefined; }
+
+export interface ServerOptions {
+  /** Host name; default the page's. */
+  host?: string;
+  /** Port; default the page's, else 5080 (443 for https). */
+  port?: number | string;
+  /** 'http' | 'https' (ws/wss accepted); default the page's. */
+  protocol?: string;
+  /** Application, rooms included ('live/room1'); default 'live'. */
+  app?: string;
+  /** Red5's connectionParams: sent as query parameters. */
+  connectionParams?: ConnectionParams;
+}
+
+export interface BackoffOptions {
+  enabled?: boolean; initial?: number; max?: number; factor?: number; jitter?: number; maxAttempts?: number;
+  setTimeout?: (fn: () => void, ms: number) => unknown; clearTimeout?: (t: unknown) => void;
+}
+
+export interface SluiceEvent<T = any> { type: string; data: T; }
+export type Listener<T = any> = (ev: SluiceEvent<T>) => void;
+
+export class Emitter {
+  on(type: string, fn: Listener): this;
+  off(type: string, fn: Listener): this;
+  once(type: string): Promise<SluiceEvent>;
+  emit(type: string, data?: any, extra?: object): SluiceEvent;
+}
+
+export function backoffDelay(attempt: number, options?: BackoffOptions): number;
+export class Reconnector {
+  constructor(options?: BackoffOptions);
+  attempt: number;
+  readonly enabled: boolean;
+  schedule(fn: () => void): number;
+  reset(): void;
+  cancel(): void;
+}
+
+export namespace urls {
+  function origin(o?: ServerOptions): string;
+  function appPath(app?: string): string;
+  function query(connectionParams?: object, extra?: object): string;
+  function whipUrl(o: ServerOptions & { streamName: string }, extra?: { record?: 1 | 'append'; [k: string]: any }): string;
+  function whepUrl(o: ServerOptions & { streamName: string }, extra?: { requestId?: string; [k: string]: any }): string;
+  function hlsUrl(o: ServerOptions & { streamName: string }): string;
+  function flvUrl(o: ServerOptions & { streamName: string }): string;
+  function wsOrigin(o?: ServerOptions): string;
+  function socketUrl(o: ServerOptions, id?: string): string;
+  function eventsUrl(o?: ServerOptions & { accessToken?: string }, filter?: { app?: string; stream?: string; type?: string | string[] }): string;
+  function apiUrl(o: ServerOptions & { accessToken?: string }, path: string, params?: object): string;
+  function randomId(): string;
+}
+
+export class HttpError extends Error { status: number; body: string; url: string; }
+
+export const PublisherEvents: {
+  CONNECT_SUCCESS: 'Connect.Success'; CONNECT_FAILURE: 'Connect.Failure'; PUBLISH_START: 'Publish.Start';
+  PUBLISH_FAIL: 'Publish.Fail'; UNPUBLISH_SUCCESS: 'Publish.Unpublish.Success'; RECONNECT: 'Publish.Reconnect';
+  CONNECTION_CLOSED: 'WebRTC.PeerConnection.Closed'; DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message';
+  STATISTICS: 'Publish.Statistics';
+};
+
+export interface PublisherOptions extends ServerOptions {
+  streamName: string;
+  /** Authorization: Bearer token (a JWT), instead of connectionParams.token. */
+  bearer?: string;
+  mediaConstraints?: MediaStreamConstraints;
+  /** Publish the screen (getDisplayMedia). */
+  screen?: boolean;
+  screenAudio?: boolean;
+  video?: { width?: number; height?: number; frameRate?: number };
+  /** Encoder maximum, kbps. */
+  bandwidth?: { video?: number; audio?: number };
+  /** Preferred video codec: 'H264' | 'VP8'. */
+  codec?: string;
+  /** A 'red5pro' data channel (default true). */
+  dataChannel?: boolean;
+  record?: boolean | 'append';
+  iceServers?: RTCIceServer[];
+  reconnect?: BackoffOptions;
+  deps?: { RTCPeerConnection?: any; fetch?: typeof fetch; mediaDevices?: any };
+}
+
+export interface PublisherStats {
+  state: string; resource: string | null; video: any; audio: any; rtt: number | null;
+  bitrateKbps: number | null; fps: number | null; framesEncoded: number;
+}
+
+export class Publisher extends Emitter {
+  constructor(options: PublisherOptions);
+  options: PublisherOptions;
+  pc: RTCPeerConnection | null;
+  dc: RTCDataChannel | null;
+  stream: MediaStream | null;
+  resource: string | null;
+  state: 'idle' | 'connecting' | 'publishing' | 'reconnecting' | 'stopped';
+  reconnector: Reconnector;
+  getMedia(): Promise<MediaStream>;
+  publish(stream?: MediaStream): Promise<void>;
+  applyBandwidth(bandwidth?: { video?: number; audio?: number }): Promise<void>;
+  muteAudio(): void; unmuteAudio(): void; muteVideo(): void; unmuteVideo(): void;
+  send(message: string | object): boolean;
+  getStats(): Promise<PublisherStats>;
+  unpublish(): Promise<void>;
+}
+
+export type PlaybackTech = 'whep' | 'hls' | 'flv';
+
+export const SubscriberEvents: {
+  SUBSCRIBE_START: 'Subscribe.Start'; SUBSCRIBE_FAIL: 'Subscribe.Fail'; SUBSCRIBE_STOP: 'Subscribe.Stop';
+  UNPUBLISH: 'Subscribe.Play.Unpublish'; RECONNECT: 'Subscribe.Reconnect'; DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message';
+  PLAY_START: 'NetStream.Play.Start'; STREAM_NOT_FOUND: 'NetStream.Play.StreamNotFound';
+  UNPUBLISH_NOTIFY: 'NetStream.Play.UnpublishNotify'; PLAY_FAILED: 'NetStream.Play.Failed';
+};
+
+export interface BrowserCaps { webrtc?: boolean; mse?: boolean; nativeHls?: boolean; }
+export interface PlaybackHandle { stop(): void; stats?(): Promise<object>; dc?: RTCDataChannel | null; release?(): Promise<void>; }
+
+export interface SubscriberOptions extends ServerOptions {
+  streamName: string;
+  /** The <video> element or its id. */
+  element?: HTMLVideoElement | string;
+  order?: PlaybackTech[];
+  force?: PlaybackTech;
+  bearer?: string;
+  dataChannel?: boolean;
+  hlsLib?: string;
+  flvLib?: string;
+  lowLatency?: boolean;
+  stallMs?: number;
+  iceServers?: RTCIceServer[];
+  reconnect?: BackoffOptions;
+  techs?: Partial<Record<PlaybackTech, (sub: Subscriber) => Promise<PlaybackHandle>>>;
+  caps?: BrowserCaps;
+}
+
+export function playbackOrder(options: { order?: PlaybackTech[]; force?: PlaybackTech }, caps: BrowserCaps): PlaybackTech[];
+export function browserCaps(video?: HTMLVideoElement): BrowserCaps;
+
+export class Subscriber extends Emitter {
+  constructor(options: SubscriberOptions);
+  options: SubscriberOptions;
+  tech: PlaybackTech | null;
+  state: 'idle' | 'connecting' | 'playing' | 'reconnecting' | 'stopped';
+  tried: { tech: PlaybackTech; ok: boolean; status?: number; message?: string }[];
+  reconnector: Reconnector;
+  readonly video: HTMLVideoElement | null;
+  order(): PlaybackTech[];
+  subscribe(): Promise<PlaybackTech | null>;
+  lost(reason: string): void;
+  send(message: string | object): boolean;
+  getStats(): Promise<{ tech: PlaybackTech | null; state: string; currentTime: number | null; width: number | null; framesDecoded?: number; [k: string]: any }>;
+  unsubscribe(): Promise<void>;
+}
+
+export const SharedObjectEvents: {
+  CONNECT_SUCCESS: 'Connect.Success'; CONNECT_FAILURE: 'Connect.Failure'; PROPERTY_UPDATE: 'SharedObject.PropertyUpdate';
+  PROPERTY_REMOVE: 'SharedObject.PropertyRemove'; METHOD_UPDATE: 'SharedObject.MethodUpdate';
+  CONNECTION_CLOSED: 'SharedObject.Connection.Closed'; ERROR: 'SharedObject.Error';
+};
+
+export interface Transport { send(text: string): void; onMessage(fn: (text: string | null) => void): () => void; }
+export function dataChannelTransport(dc: RTCDataChannel): Transport;
+
+export class SharedObjectSocket implements Transport {
+  constructor(options?: ServerOptions & { id?: string }, deps?: { WebSocket?: any });
+  url: string;
+  open(): Promise<this>;
+  send(text: string): void;
+  onMessage(fn: (text: string | null) => void): () => void;
+  close(): void;
+}
+
+export class SharedObject extends Emitter {
+  constructor(name: string, transport: Transport);
+  name: string;
+  properties: Record<string, any>;
+  version: number;
+  persistent: boolean;
+  connected: boolean;
+  connect(options?: { persistent?: boolean }): void;
+  setProperty(key: string, value: any): void;
+  deleteProperty(key: string): void;
+  getProperty(key: string): any;
+  send(method: string, message?: any): void;
+  close(): void;
+  receive(text: string | null): boolean;
+}
+
+export class EventsClient extends Emitter {
+  constructor(options?: ServerOptions & { accessToken?: string; filter?: { app?: string; stream?: string; type?: string | string[] };
+    reconnect?: BackoffOptions; deps?: { WebSocket?: any } });
+  url: string;
+  open(): Promise<this>;
+  receive(text: string): void;
+  close(): void;
+}
+
+export class ApiError extends Error { status: number; body: any; }
+
+export class ApiClient {
+  constructor(options?: ServerOptions & { accessToken?: string; deps?: { fetch?: typeof fetch } });
+  request<T = any>(method: string, path: string, body?: any, params?: object): Promise<T>;
+  server(): Promise<any>;
+  statistics(): Promise<any>;
+  applications(): Promise<any>;
+  application(app: string): Promise<any>;
+  streams(app: string): Promise<string[]>;
+  stream(app: string, name: string): Promise<any>;
+  subscribers(app: string, name: string): Promise<any>;
+  unpublish(app: string, name: string): Promise<any>;
+  startRecord(app: string, name: string): Promise<any>;
+  stopRecord(app: string, name: string): Promise<any>;
+  clients(app: string): Promise<any>;
+  sharedObjects(app: string): Promise<any>;
+  sharedObjectData(app: string, so: string): Promise<any>;
+  invoke<T = any>(app: string, method: string, parameters?: any[]): Promise<T>;
+}
+
+export const VERSION: string;
