@@ -752,7 +752,7 @@ static void run_for(uint64_t ms)
     uv_run(g_loop, UV_RUN_NOWAIT);
 }
 
-static int proc_cpu(long pid, uint64_t *ticks)
+static int proc_cpu(long pid, uint64_t *ticks, uint64_t *sys_ticks)
 {
     char path[64], buf[2048];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
@@ -770,7 +770,23 @@ static int proc_cpu(long pid, uint64_t *ticks)
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     *ticks = ut + st;
+    *sys_ticks = st;
     return 0;
+}
+
+/* Time the main (loop) thread spent runnable but waiting for a CPU, ns (/proc/PID/schedstat). */
+static uint64_t proc_runq_wait_ns(long pid)
+{
+    char path[64];
+    unsigned long long run = 0, wait = 0;
+    snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+        wait = 0;
+    fclose(f);
+    return wait;
 }
 
 static long proc_rss_kb(long pid)
@@ -877,12 +893,13 @@ int main(int argc, char **argv)
     g_write_start = now_us();
     g_shm->writing = 1;
     run_for((uint64_t)o.warmup * 1000);
-    uint64_t cpu0 = 0, cpu1 = 0;
+    uint64_t cpu0 = 0, cpu1 = 0, sys0 = 0, sys1 = 0;
     struct rusage ru0, ru1, rc0, rc1;
     getrusage(RUSAGE_SELF, &ru0);
     getrusage(RUSAGE_CHILDREN, &rc0); /* children still run: their time shows after wait */
     if (o.pid)
-        proc_cpu(o.pid, &cpu0);
+        proc_cpu(o.pid, &cpu0, &sys0);
+    uint64_t rq0 = o.pid ? proc_runq_wait_ns(o.pid) : 0;
     uint64_t sent0 = g_sent, w0 = now_us();
     g_shm->measuring = 1;
     run_for((uint64_t)o.seconds * 1000);
@@ -895,7 +912,8 @@ int main(int argc, char **argv)
         fclose(la);
     }
     if (o.pid)
-        proc_cpu(o.pid, &cpu1);
+        proc_cpu(o.pid, &cpu1, &sys1);
+    uint64_t rq1 = o.pid ? proc_runq_wait_ns(o.pid) : 0;
     long rss = o.pid ? proc_rss_kb(o.pid) : -1;
     getrusage(RUSAGE_SELF, &ru1);
     g_shm->writing = 0;
@@ -928,8 +946,13 @@ int main(int argc, char **argv)
            pct(2, 0.99) / 1e3, g_shm->max_us[2] / 1e3);
     printf(",\"loadavg\":\"%s\"", g_load);
     if (o.pid)
-        printf(",\"server_cpu_s\":%.2f,\"server_cpu_pct\":%.1f,\"server_rss_kb\":%ld", (double)(cpu1 - cpu0) / tck,
-               100.0 * (double)(cpu1 - cpu0) / tck / win_s, rss);
+        printf(",\"server_cpu_s\":%.2f,\"server_sys_s\":%.2f,\"server_cpu_pct\":%.1f,\"server_us_per_change\":%.2f"
+               ",\"server_runq_wait_s\":%.2f,\"server_rss_kb\":%ld",
+               (double)(cpu1 - cpu0) / tck, (double)(sys1 - sys0) / tck, 100.0 * (double)(cpu1 - cpu0) / tck / win_s,
+               g_shm->count[0] + g_shm->count[1]
+                   ? 1e6 * (double)(cpu1 - cpu0) / tck / (double)(g_shm->count[0] + g_shm->count[1])
+                   : 0.0,
+               (double)(rq1 - rq0) / 1e9, rss);
     printf(",\"writer_cpu_s\":%.2f,\"workers_cpu_s_whole_run\":%.2f}\n", tool_s, kids_s);
     uint64_t joined = g_shm->joined[0] + g_shm->joined[1];
     return joined == (uint64_t)n_total ? 0 : 1;
