@@ -23,8 +23,8 @@
  * The sequence: connect every subscriber (RTMP: plain handshake, connect,
  * SO connect and its initial data; WebSocket: upgrade, sharedObjectConnect
  * and its Connect status), then the writer starts; after --warmup seconds
- * a --seconds window measures latency (1 us histogram, to 1 s, then
- * overflow), versions missed, server CPU (utime + stime of --pid from
+ * a --seconds window measures latency (histogram: 1 us buckets to 1 s, 1 ms
+ * buckets to 101 s), versions missed, server CPU (utime + stime of --pid from
  * /proc/PID/stat over the window) and RSS at the end; the writer stops, 2 s
  * drain, then each subscriber's last version is compared with the writer's
  * last (updates lost at the tail). Prints one JSON object on stdout.
@@ -48,7 +48,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define HIST_US 1000000          /* 1 us buckets up to 1 s, then one overflow bucket */
+#define HIST_US 1000000          /* 1 us buckets up to 1 s, */
+#define HIST_MS 100000           /* then 1 ms buckets up to 101 s, then one overflow bucket */
+#define HIST_N (HIST_US + HIST_MS + 1)
 #define IN_CAP (256 * 1024)      /* a connection's unparsed input, hard cap */
 #define MAX_CSID 320
 #define MAX_MSG (64 * 1024)      /* largest RTMP message accepted */
@@ -57,7 +59,7 @@ enum { K_RTMP = 0, K_WS = 1, K_WRITER = 2 };
 
 /* Shared between the parent and the workers (one anonymous shared mapping). */
 typedef struct {
-    uint32_t hist[3][HIST_US + 1]; /* rtmp, ws, the writer's own lateness */
+    uint32_t hist[3][HIST_N]; /* rtmp, ws, the writer's own lateness */
     uint64_t count[3], sum_us[3], max_us[3];
     uint64_t gaps[2], lost[2], tail_lost[2], dup[2];
     uint64_t joined[2], failed[2], closed[2];
@@ -66,6 +68,19 @@ typedef struct {
 } shm_t;
 
 static shm_t *g_shm;
+
+static size_t bucket(uint64_t us)
+{
+    if (us < HIST_US)
+        return (size_t)us;
+    uint64_t ms = (us - HIST_US) / 1000u;
+    return HIST_US + (size_t)(ms < HIST_MS ? ms : HIST_MS);
+}
+
+static uint64_t bucket_us(size_t i)
+{
+    return i < HIST_US ? i : HIST_US + (uint64_t)(i - HIST_US) * 1000u;
+}
 
 typedef struct {
     uint32_t ts, len, type, msid, got;
@@ -145,7 +160,7 @@ static void on_change(conn_t *c, uint64_t version, double stamp_us, uint64_t arr
         return;
     double d = (double)arrival_us - stamp_us;
     uint64_t us = d < 0 ? 0 : (uint64_t)d;
-    __atomic_fetch_add(&g_shm->hist[k][us < HIST_US ? us : HIST_US], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_shm->hist[k][bucket(us)], 1, __ATOMIC_RELAXED);
     add(&g_shm->count[k], 1);
     add(&g_shm->sum_us[k], us);
     amax(&g_shm->max_us[k], us);
@@ -730,7 +745,7 @@ static void on_write_timer(uv_timer_t *t)
         uint64_t t = now_us(), sched = g_write_start + g_sent * 1000000u / (uint64_t)o.rate;
         if (g_shm->measuring) {
             uint64_t us = t > sched ? t - sched : 0;
-            g_shm->hist[2][us < HIST_US ? us : HIST_US]++;
+            g_shm->hist[2][bucket(us)]++;
             g_shm->count[2]++;
             g_shm->sum_us[2] += us;
             amax(&g_shm->max_us[2], us);
@@ -811,12 +826,12 @@ static uint64_t pct(int k, double q)
         return 0;
     if (want >= n)
         want = n - 1;
-    for (uint64_t i = 0; i <= HIST_US; i++) {
+    for (size_t i = 0; i < HIST_N; i++) {
         seen += g_shm->hist[k][i];
         if (seen > want)
-            return i;
+            return bucket_us(i);
     }
-    return HIST_US;
+    return bucket_us(HIST_N - 1);
 }
 
 static void usage(void)
