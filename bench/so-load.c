@@ -170,7 +170,8 @@ static void mark_joined(conn_t *c)
 {
     if (!c->joined) {
         c->joined = 1;
-        add(&g_shm->joined[c->kind == K_WRITER ? 0 : c->kind], c->kind == K_WRITER ? 0 : 1);
+        if (c->kind != K_WRITER)
+            add(&g_shm->joined[c->kind], 1);
     }
 }
 
