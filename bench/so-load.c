@@ -695,7 +695,7 @@ static void on_done_timer(uv_timer_t *t)
         conn_t *c = &g_conns[i];
         if (c->joined && !c->dead && c->last_version < g_shm->last_version)
             add(&g_shm->tail_lost[c->kind], g_shm->last_version - c->last_version);
-        if (!c->dead) {
+        if (c->in && !c->dead) { /* opened and not closed yet */
             c->dead = 1;
             uv_close((uv_handle_t *)&c->tcp, on_closed);
         }
