@@ -222,3 +222,28 @@ def test_datachannel_and_rtmp_on_one_object(sluice_factory, procs, media_src):
         assert any(e.get("subtype") == 4 and e.get("attribute") == "bye" for e in got), datas
     finally:
         r.close()
+
+
+def test_ws_subscriber_that_only_listens_is_kept(sluice_factory):
+    """A socket admitted for shared objects sends nothing after joining: it is not closed by
+    webrtc.ws_idle_timeout (which is for sockets that never start anything). A second socket
+    that never sends a message is the control: it is closed for idle, so the timer did run
+    past the timeout while the subscriber sat quiet."""
+    srv = start(sluice_factory, {"webrtc": {"ws_idle_timeout": "1s"}})
+    r = rtmp(srv)
+    try:
+        so = SharedObject(r, "quiet")
+        so.connect()
+        so.wait_event("initial", timeout=T(5))
+        j = JsonSo(srv, "so-quiet")
+        j.join("quiet")
+        idle = JsonSo(srv, "so-idle")
+        srv.wait_log(r"webrtc ws .*: idle for \d+ ms: closed", T(10))
+        so.set("later", 7)
+        _, e = j.wait_event("quiet", attr("later"), "a change after the idle timeout")
+        assert e["value"] == 7
+        assert srv.log_text().count("idle for") == 1, "only the control socket is closed for idle"
+        idle.close()
+        j.close()
+    finally:
+        r.close()

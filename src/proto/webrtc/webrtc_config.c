@@ -83,8 +83,8 @@ static const sl_config_slot_t g_slots[] = {
      NULL, "WebSocket signalling sockets at once from one client address; more answer 429.", 0},
     {"ws_idle_timeout", SL_CONFIG_DURATION, O(ws_idle_timeout_ms), "10s", 500, 10 * SL_CONFIG_MINUTE,
      NULL,
-     "A signalling socket that sent no valid message for this long before its session exists is "
-     "closed.", 0},
+     "A signalling socket that sent no valid message for this long before its session exists (or "
+     "before it was admitted on its own, e.g. for shared objects) is closed.", 0},
     {"pacing", SL_CONFIG_BOOL, O(pacing), "true", 0, 0, NULL,
      "Pace each WHEP viewer's packets at 2.5 x its bandwidth estimate (REMB, receiver-report "
      "loss), audio and retransmissions first, and drop its video to the next keyframe when it "

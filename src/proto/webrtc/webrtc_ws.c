@@ -967,7 +967,12 @@ static void on_timer(uv_timer_t *t)
             continue;
         }
         int up = c->pc && c->pc->dtls_up;
-        if (!c->closing && !up && !c->admit && now - c->last_valid_ms > (uint64_t)wc->ws_idle_timeout_ms) {
+        /* A socket admitted (or being admitted) on its own, for messages such as shared
+         * objects', is held like a session: a subscriber sends nothing after joining. The
+         * HTTP server's pings still close it when its peer is gone. */
+        int held = c->conn_admit_state == 1 || c->conn_admit_state == 2;
+        if (!c->closing && !up && !held && !c->admit &&
+            now - c->last_valid_ms > (uint64_t)wc->ws_idle_timeout_ms) {
             SL_LOGI(NULL, "webrtc ws %s: idle for %lld ms: closed", c->addr, (long long)wc->ws_idle_timeout_ms);
             unlink_pc(c, 1);
             conn_close(c, "NetConnection.Connect.Closed", "idle", 1008);
