@@ -1240,6 +1240,77 @@ void wrtc_ws_dc_gone(wrtc_pc_t *pc)
     wsig_maybe_free(st);
 }
 
+/* ---- server -> client calls (the session op invoke) ---- */
+
+typedef struct wsig_sent {
+    uv_timer_t timer;
+    sl_session_invoke_cb cb;
+    void *ud;
+} wsig_sent_t;
+
+static void sent_closed(uv_handle_t *h)
+{
+    sl_free(h->data);
+}
+
+static void sent_fire(uv_timer_t *t)
+{
+    wsig_sent_t *x = t->data;
+    x->cb(x->ud, 0, NULL); /* sent; Red5's SDK never answers */
+    uv_close((uv_handle_t *)&x->timer, sent_closed);
+}
+
+int wrtc_ws_invoke(sl_session_t *s, const char *method, const char *params_json,
+                   uint64_t timeout_ms, sl_session_invoke_cb cb, void *ud)
+{
+    (void)timeout_ms; /* nothing to wait for */
+    wrtc_pc_t *pc = (wrtc_pc_t *)s;
+    if (pc->closing)
+        return SL_ECLOSED;
+    sl_wsig_conn_t *sock = pc->ws_owner;
+    if (!pc->dc_open && (!sock || sock->closing || !sock->ws))
+        return SL_EDECLINED; /* no carrier: a WHIP/WHEP session without a data channel */
+    json_t *params = json_loads(params_json ? params_json : "[]", JSON_DECODE_ANY, NULL);
+    if (!json_is_array(params)) {
+        json_decref(params);
+        return SL_EINVAL;
+    }
+    /* data: the one argument as is (the SDK spreads an object into its
+     * event), {} for none, the array for several. */
+    size_t n = json_array_size(params);
+    json_t *data = n == 0 ? json_object()
+                   : n == 1 && !json_is_null(json_array_get(params, 0)) ? json_incref(json_array_get(params, 0))
+                   : n == 1 ? json_object() : json_incref(params);
+    json_decref(params);
+    /* The SDK's socket reads `send` only beside a top-level `data`. */
+    json_t *msg = data ? json_pack("{s:{s:s,s:O}}", "send", "method", method, "data", data) : NULL;
+    if (msg && !pc->dc_open)
+        json_object_set(msg, "data", data);
+    json_decref(data);
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    wsig_sent_t *x = text ? sl_calloc(1, sizeof *x) : NULL;
+    if (!x) {
+        free(text);
+        return SL_ENOMEM;
+    }
+    int rc = pc->dc_open ? wrtc_pc_dc_send(pc, (const uint8_t *)text, strlen(text), 1)
+                         : conn_send_raw(sock, text, strlen(text));
+    free(text); /* jansson's allocator */
+    if (rc) {
+        sl_free(x);
+        return rc == SL_ETOOBIG ? SL_EBUSY : rc;
+    }
+    x->cb = cb;
+    x->ud = ud;
+    uv_timer_init(pc->w->core->loop, &x->timer);
+    x->timer.data = x;
+    uv_timer_start(&x->timer, sent_fire, 0, 0);
+    SL_LOGD(&pc->sess.log, "rpc: %s sent to the client on its %s", method,
+            pc->dc_open ? "data channel" : "signalling socket");
+    return 0;
+}
+
 static const sl_wsig_svc_t g_svc = {
     .handler_add = svc_handler_add,
     .handler_remove = svc_handler_remove,
