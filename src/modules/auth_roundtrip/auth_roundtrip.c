@@ -295,7 +295,8 @@ static int check(sl_admit_t *a, void *ud)
     if (req->kind == SL_ADMIT_CONNECT || !sl__auth_app_for(a, offsetof(sl_auth_app_config_t, auth_roundtrip)))
         return SL_EDECLINED;
     sl_session_t *s = sl_admit_session(a);
-    int publisher = req->kind == SL_ADMIT_PUBLISH;
+    /* Red5 validates a shared object connect as a publisher (streamID = the object). */
+    int publisher = req->kind == SL_ADMIT_PUBLISH || req->kind == SL_ADMIT_SO_CONNECT;
     char *body = sl_auth_roundtrip_body(req->username, req->password, req->token, publisher, req->stream);
     call_t *c = body ? call_new(st, CALL_VALIDATE, s ? s->id : "", req->app, req->stream, body) : NULL;
     sl_free(body);
