@@ -123,3 +123,34 @@ def test_rtmp_so_connect_admission(srv, validator):
             c2.close()
     finally:
         c.close()
+
+
+def test_websocket_so_connect_admission(srv, validator):
+    from test_shared_objects_json import JsonSo
+    r = rtmp(srv)
+    j = JsonSo(srv, sid="so-adm", query="&username=bob&password=%s" % PW)
+    try:
+        watch = SharedObject(r, "open")
+        watch.connect()
+        watch.wait_event("initial", timeout=T(5))
+        # Refused: GetRemote answers (it joins nothing), Connect fails with Red5's code.
+        j.post({"sharedObjectGetRemote": {"name": "secret"}})
+        j.status("secret", "SharedObject.Status.GetRemote", "Success")
+        j.post({"sharedObjectConnect": {"name": "secret"}})
+        j.post({"sharedObjectSetProperty": {"name": "secret", "key": "k", "value": "must not land"}})
+        fail = j.status("secret", "SharedObject.Status.Connect", "Fail")
+        assert fail["data"]["code"] == "SharedObject.NoReadAccess", fail
+        err = j.wait(lambda m: (m.get("data") or {}).get("type") == "error" and
+                     m["data"].get("name") == "secret", "the held set refused")
+        assert err["data"]["code"] == "SharedObject.NotConnected", err
+        assert {"username": "bob", "password": PW, "token": "", "type": "publisher",
+                "streamID": "secret"} in validator.validated(), validator.validated()
+        # Allowed: joined, and a write reaches the RTMP client.
+        j.join("open")
+        j.post({"sharedObjectSetProperty": {"name": "open", "key": "fromWs", "value": 7}})
+        ev = watch.wait_event("change", "fromWs", timeout=T(5))
+        assert ev[3] == 7
+        assert not any(e.get("attribute") == "k" for _, e in j.events("secret"))
+    finally:
+        j.close()
+        r.close()

@@ -41,6 +41,7 @@
 #include "app/svc/webrtc_ws.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "net/dtls.h"
 #include "proto/webrtc/sdp.h"
@@ -1144,6 +1145,37 @@ static int svc_admit(sl_wsig_conn_t *c, sl_wsig_admit_cb cb, void *ud)
     return c->conn_admit_state == 2 ? 0 : SL_EDENIED;
 }
 
+static int svc_admit_kind(sl_wsig_conn_t *c, int kind, const char *stream, sl_admit_done_cb done,
+                          void *ud, sl_admit_t **out)
+{
+    if (c->closing)
+        return SL_ECLOSED;
+    sl_session_t *s = c->dc_pc ? &c->dc_pc->sess : c->pc ? &c->pc->sess : c->asess;
+    if (!s)
+        return SL_ECLOSED; /* admit() first */
+    char user[256], pass[256], token[WSIG_TOKEN_MAX];
+    const char *u = c->user[0] ? c->user : NULL, *pw = c->pass[0] ? c->pass : NULL;
+    const char *tk = c->token && c->token[0] ? c->token : NULL;
+    const char *query = c->query;
+    if (c->dc_pc) { /* the session's own query carries its credentials */
+        query = s->query;
+        u = query && sl_query_get(query, "username", SL_QUERY_FIRST, user, sizeof user) > 0 ? user : NULL;
+        pw = query && sl_query_get(query, "password", SL_QUERY_FIRST, pass, sizeof pass) > 0 ? pass : NULL;
+        tk = query && sl_query_get(query, "token", SL_QUERY_FIRST, token, sizeof token) > 0 ? token : NULL;
+    }
+    sl_admit_req_t ar = {
+        .kind = (sl_admit_kind_t)kind,
+        .app = s->app ? s->app : c->scope,
+        .stream = stream,
+        .transport = "webrtc",
+        .query = query,
+        .username = u,
+        .password = pw,
+        .token = tk,
+    };
+    return sl_admit(c->st->core, s, &ar, done, ud, out);
+}
+
 /* ---- data channel conns ---- */
 
 static sl_wsig_conn_t *dc_conn_get(wrtc_wsig_t *st, wrtc_pc_t *pc)
@@ -1321,6 +1353,7 @@ static const sl_wsig_svc_t g_svc = {
     .session = svc_session,
     .admit = svc_admit,
     .is_datachannel = svc_is_datachannel,
+    .admit_kind = svc_admit_kind,
 };
 
 /* ---- start / stop ---- */
