@@ -447,7 +447,7 @@ static void so_admit_done(sl_admit_t *a, int result, const char *reason, void *u
 {
     (void)reason;
     soj_client_t *cl = ud;
-    if (cl->so_admit == a) {
+    if (a && cl->so_admit == a) {
         cl->so_admit = NULL;
         sl_admit_unref(a);
     }

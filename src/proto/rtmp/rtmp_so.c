@@ -609,7 +609,7 @@ static void adm_done(sl_admit_t *a, int result, const char *reason, void *ud)
 {
     (void)reason;
     so_adm_t *x = ud;
-    if (x->a == a) {
+    if (a && x->a == a) {
         x->a = NULL;
         sl_admit_unref(a);
     }
