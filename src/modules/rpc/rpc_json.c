@@ -39,8 +39,8 @@
 #include "sluice/errors.h"
 
 #define RJ_KEY "callAdapter"
-#define RJ_ID_MAX 64           /* the SDK's ids are 1..4 hex digits */
 #define RJ_RETRY_MS 250        /* looking for the "webrtc-ws" service */
+#define RJ_MAX_BYTES (1024u * 1024u) /* a message; the socket's own cap is smaller */
 
 static const sl_log_ctx_t g_rjctx = {.proto = "rpc-json"};
 
@@ -50,9 +50,60 @@ typedef struct rj_call {
     sl_wsig_conn_t *c;         /* borrowed; NULL once the conn closed (orphan) */
     sl_list_t link;            /* in j->calls while j is alive */
     int has_id;                /* the message had an id (string or number) */
-    char id[RJ_ID_MAX + 1];    /* as text */
+    char id[SL_RPC_JSON_ID_MAX + 1]; /* as text */
     int id_is_num;             /* echo it back as a number */
 } rj_call_t;
+
+/* ---- parsing ---- */
+
+void sl_rpc_json_call_cleanup(sl_rpc_json_call_t *c)
+{
+    if (!c)
+        return;
+    sl_free(c->params_json);
+    c->params_json = NULL;
+}
+
+int sl_rpc_json_parse(const char *text, size_t len, sl_rpc_json_call_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!text || len > RJ_MAX_BYTES)
+        return SL_ETOOBIG;
+    json_error_t jerr;
+    json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = SL_EINVAL;
+    json_t *id = json_object_get(msg, "id");
+    if (json_is_string(id) && json_string_length(id) <= SL_RPC_JSON_ID_MAX &&
+        strlen(json_string_value(id)) == json_string_length(id)) {
+        out->has_id = 1;
+        snprintf(out->id, sizeof out->id, "%s", json_string_value(id));
+    } else if (json_is_integer(id)) {
+        out->has_id = 1;
+        out->id_is_num = 1;
+        snprintf(out->id, sizeof out->id, "%lld", (long long)json_integer_value(id));
+    }
+    json_t *body = json_object_get(msg, RJ_KEY);
+    json_t *m = json_object_get(body, "method");
+    const char *method = json_string_value(m);
+    if (!json_is_object(body) || !method || !method[0] || strlen(method) != json_string_length(m) ||
+        json_string_length(m) >= sizeof out->method)
+        goto done;
+    memcpy(out->method, method, json_string_length(m) + 1);
+    json_t *a = json_object_get(body, "arguments");
+    json_t *params = json_is_array(a) ? json_incref(a) : json_array();
+    if (params && a && !json_is_array(a) && !json_is_null(a) && json_array_append(params, a)) {
+        json_decref(params);
+        params = NULL;
+    }
+    char *txt = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    json_decref(params);
+    out->params_json = txt ? sl_strdup(txt) : NULL;
+    free(txt); /* jansson's allocator */
+    rc = out->params_json ? 0 : SL_ENOMEM;
+done:
+    json_decref(msg);
+    return rc;
+}
 
 struct sl_rpc_json {
     sl_core_t *core;
@@ -116,47 +167,27 @@ static const char *username_of(const sl_session_t *s, char *buf, size_t cap)
 static int on_message(sl_wsig_conn_t *c, const char *text, size_t len, void *ud)
 {
     sl_rpc_json_t *j = ud;
-    json_error_t jerr;
-    json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *body = json_object_get(msg, RJ_KEY);
+    sl_rpc_json_call_t pc;
+    int prc = sl_rpc_json_parse(text, len, &pc);
     rj_call_t *call = sl_calloc(1, sizeof *call);
     int rc = 0;
-    if (!call) {
+    if (!call || prc == SL_ENOMEM) {
         rc = SL_ENOMEM;
         goto done;
     }
     call->j = j;
     call->c = c;
     sl_list_init(&call->link);
-    json_t *id = json_object_get(msg, "id");
-    if (json_is_string(id) && json_string_length(id) <= RJ_ID_MAX) {
-        call->has_id = 1;
-        snprintf(call->id, sizeof call->id, "%s", json_string_value(id));
-    } else if (json_is_integer(id)) {
-        call->has_id = 1;
-        call->id_is_num = 1;
-        snprintf(call->id, sizeof call->id, "%lld", (long long)json_integer_value(id));
-    }
-    json_t *m = json_object_get(body, "method");
-    const char *method = json_string_value(m);
-    if (!json_is_object(body) || !method || !method[0] || strlen(method) != json_string_length(m)) {
+    call->has_id = pc.has_id;
+    call->id_is_num = pc.id_is_num;
+    memcpy(call->id, pc.id, sizeof call->id);
+    if (prc) {
         reply(j, c, call, NULL, "callAdapter needs {\"method\": name, \"arguments\": [...]}.");
         goto done;
     }
     sl_session_t *s = j->ws->session(c);
     if (!s) {
         reply(j, c, call, NULL, "Not connected: call after publishing or subscribing.");
-        goto done;
-    }
-    /* arguments: an array as is; a single value becomes [value]; none is []. */
-    json_t *a = json_object_get(body, "arguments");
-    json_t *params = json_is_array(a) ? json_incref(a) : json_array();
-    if (params && a && !json_is_array(a) && !json_is_null(a))
-        json_array_append(params, a);
-    char *ptxt = params ? json_dumps(params, JSON_COMPACT) : NULL;
-    json_decref(params);
-    if (!ptxt) {
-        rc = SL_ENOMEM;
         goto done;
     }
     void *rud = NULL;
@@ -168,17 +199,16 @@ static int on_message(sl_wsig_conn_t *c, const char *text, size_t len, void *ud)
         .session_id = s->id,
         .proto = j->ws->is_datachannel(c) ? "webrtc-dc" : "webrtc-ws",
         .username = username_of(s, user, sizeof user),
-        .method = method,
-        .params_json = ptxt,
+        .method = pc.method,
+        .params_json = pc.params_json,
     };
     int rrc = r ? r->route(rud, &req, on_answer, call) : SL_ENOTFOUND;
-    free(ptxt); /* jansson's allocator */
     if (rrc == 0) {
         sl_list_push_back(&j->calls, &call->link);
         call = NULL; /* on_answer frees it */
         goto done;
     }
-    SL_LOGD(&s->log, "rpc-json: %s refused: %s", method, sl_strerror(rrc));
+    SL_LOGD(&s->log, "rpc-json: %s refused: %s", pc.method, sl_strerror(rrc));
     reply(j, c, call, NULL, rrc == SL_ENOTFOUND ? "Method not found."
                             : rrc == SL_EBUSY   ? "Too many calls in flight."
                             : rrc == SL_ETOOBIG ? "Arguments too large."
@@ -186,7 +216,7 @@ static int on_message(sl_wsig_conn_t *c, const char *text, size_t len, void *ud)
                                                 : sl_strerror(rrc));
 done:
     sl_free(call);
-    json_decref(msg);
+    sl_rpc_json_call_cleanup(&pc);
     return rc;
 }
 

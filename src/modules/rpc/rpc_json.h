@@ -10,8 +10,34 @@
 #ifndef SL_MODULES_RPC_RPC_JSON_H
 #define SL_MODULES_RPC_RPC_JSON_H
 
+#include <stddef.h>
+
 typedef struct sl_core sl_core_t;
 typedef struct sl_rpc_json sl_rpc_json_t;
+
+#define SL_RPC_JSON_ID_MAX 64 /* the SDK's ids are 1..4 hex digits */
+
+/** One parsed callAdapter message (sl_rpc_json_parse). */
+typedef struct sl_rpc_json_call {
+    int has_id;                       /* the message had a usable id (string <= 64 bytes, integer) */
+    int id_is_num;                    /* it was an integer: echo it back as one */
+    char id[SL_RPC_JSON_ID_MAX + 1];  /* as text */
+    char method[256];                 /* 1..255 bytes, no NUL inside */
+    char *params_json;                /* a JSON array (sl_malloc'd; sl_rpc_json_call_cleanup) */
+} sl_rpc_json_call_t;
+
+/**
+ * Parses the SDK's call {"callAdapter":{"method","arguments"},"id","async"}
+ * from text[0..len) (at most 1 MB; the carrier caps it first). `arguments`:
+ * an array as it is, another non-null value as [value], none/null as [].
+ * Returns 0 (out filled; cleanup frees params_json), SL_EINVAL (not that
+ * message, or no usable method: out->id is still filled when the message
+ * had one, for the error reply), SL_ETOOBIG, SL_ENOMEM. out is always
+ * safe to clean up.
+ */
+int sl_rpc_json_parse(const char *text, size_t len, sl_rpc_json_call_t *out);
+/** Frees what sl_rpc_json_parse allocated (NULL-safe, idempotent). */
+void sl_rpc_json_call_cleanup(sl_rpc_json_call_t *c);
 
 /**
  * Starts the adapter: registers the key "callAdapter" on the "webrtc-ws"
