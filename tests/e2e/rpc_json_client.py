@@ -32,13 +32,20 @@ class State:
         self.calls = calls
         self.replies = set()
         self.bye = False
+        self.sent_at = {}  # id -> monotonic time the call was posted
 
     def requests(self):
+        now = time.monotonic()
+        for i in range(len(self.calls)):
+            self.sent_at["c%d" % i] = now
         return [{"callAdapter": {"method": m, "arguments": a}, "id": "c%d" % i, "async": True}
                 for i, (m, a) in enumerate(self.calls)]
 
     def take(self, msg):
-        out(event="msg", msg=msg)
+        rtt = None
+        if msg.get("async") and msg.get("id") in self.sent_at:
+            rtt = round((time.monotonic() - self.sent_at[msg["id"]]) * 1000, 2)
+        out(event="msg", msg=msg, rtt_ms=rtt)
         if msg.get("async") and msg.get("id"):
             self.replies.add(msg["id"])
         if (msg.get("send") or {}).get("method") == "bye":

@@ -44,6 +44,8 @@ def run(sluice_factory, procs, args, proto):
         wait_until(lambda: len(replies(p)) == 2 or p.poll() is not None, T(30),
                    message="replies to callServer")
         got = replies(p)
+        rtts = [e.get("rtt_ms") for e in events_of(p) if e.get("event") == "msg" and e.get("rtt_ms") is not None]
+        print("%s callServer round trips (ms, via the business server): %s" % (proto, rtts))
         assert got["c0"] == {"id": "c0", "async": True, "data": {"sum": 6}}, got
         assert "data" not in got["c1"] and "HTTP 404" in got["c1"]["error"], got
         with business.lock:
