@@ -134,6 +134,8 @@ typedef enum {
     SL_ADMISSION_CONNECT = 0,
     SL_ADMISSION_PUBLISH = 1,
     SL_ADMISSION_PLAY = 2,
+    SL_ADMISSION_SO_CONNECT = 3, /**< joining a shared object (stream = its name); a plugin that
+                                      does not know a kind should answer SL_EDECLINED */
 } sl_admission_kind_t;
 
 /** An admission request; strings may be NULL, valid until the admission is resumed. */

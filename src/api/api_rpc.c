@@ -8,14 +8,15 @@
  *     result. 404 no such method, 502 the business server failed (or its
  *     reply was refused), 504 no answer in time, 503 too many calls.
  *   POST /api/v1/applications/{app}/clients/{id}/invoke {method, params, timeout_ms}
- *     Calls method on one client. data = {client, status:"result"|"error",
+ *     Calls method on one client. data = {client, status:"result"|"error"|"sent",
  *     value}. 404 no such client, 409 its protocol cannot be called, 504
  *     no answer in time, 410 the client left before answering.
  *   POST /api/v1/applications/{app}/invoke/clients?stream=&scope= {method, params, timeout_ms}
  *     Calls method on every client of the app (or scope), or only those of
  *     one stream (publisher and players), at once; answers when every one
  *     has answered or timed out. data = [{client, status, value|reason}]
- *     with status result, error, timeout, closed or refused.
+ *     with status result, sent (WebRTC: no answer exists), error, timeout,
+ *     closed or refused.
  *
  * The request stays valid until answered (http service contract), so each
  * pending call holds it; answering a client that went away is harmless.
@@ -133,15 +134,16 @@ static int parse_invoke_body(sl_http_req_t *req, json_t **body, const char **met
 static json_t *answer_json(const char *client, int status, const char *result_json,
                            const char *reason)
 {
-    const char *word = status == 0 ? "result"
+    const char *word = status == 0 && !result_json ? "sent" /* fire-and-forget (WebRTC) */
+                       : status == 0 ? "result"
                        : status == SL_EDENIED ? "error"
                        : status == UV_ETIMEDOUT ? "timeout"
                        : status == SL_ECLOSED ? "closed"
                                                : "refused";
     json_t *o = json_pack("{s:s, s:s}", "client", client, "status", word);
-    if (o && (status == 0 || status == SL_EDENIED))
+    if (o && ((status == 0 && result_json) || status == SL_EDENIED))
         json_object_set_new(o, "value", parse_or_null(result_json));
-    else if (o)
+    else if (o && status)
         json_object_set_new(o, "reason", json_string(reason ? reason : sl_strerror(status)));
     return o;
 }

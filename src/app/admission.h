@@ -33,13 +33,16 @@ typedef enum {
     SL_ADMIT_CONNECT = 0,
     SL_ADMIT_PUBLISH = 1,
     SL_ADMIT_PLAY = 2,
+    SL_ADMIT_SO_CONNECT = 3, /* a connected client joins a shared object (Red5's
+                                onSharedObjectAuthenticate): stream = the object's name */
 } sl_admit_kind_t;
 
 /* What is being asked; strings are copied by sl_admit(). */
 typedef struct sl_admit_req {
     sl_admit_kind_t kind;
     const char *app;       /* scope path: "live", "live/room1" */
-    const char *stream;    /* stream name for publish/play (without scope), else NULL */
+    const char *stream;    /* stream name for publish/play (without scope), the object's name
+                              for so-connect, else NULL */
     const char *transport; /* "rtmp", "rtsp", "webrtc", "hls", "http-flv", "srt" */
     const char *query;     /* the client's query string (connect + stream), or NULL */
     const char *username;  /* credentials as the protocol found them, or NULL */

@@ -60,7 +60,9 @@ typedef enum {
 /**
  * The answer to a server -> client call (sl_session_ops_t.invoke), exactly
  * once: status 0 and the client's result as a JSON text; SL_EDENIED and
- * the client's error (a JSON text: what it sent with its _error); UV_ETIMEDOUT
+ * the client's error (a JSON text: what it sent with its _error); status 0
+ * and result_json NULL when the message was sent and the protocol has no
+ * answer for it (Red5 SDK's `send` over WebRTC: fire-and-forget); UV_ETIMEDOUT
  * (no answer in time); SL_ECLOSED (the client left first); SL_ENOMEM.
  * result_json is borrowed for the call (NULL when there is none).
  */

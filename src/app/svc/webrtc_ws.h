@@ -1,5 +1,5 @@
 /*
- * The "webrtc-ws" service, version 1.1: Red5 Pro's WebSocket signalling
+ * The "webrtc-ws" service, version 1.2: Red5 Pro's WebSocket signalling
  * (ws://host:5080/{app}/?id={stream}, src/proto/webrtc/webrtc_ws.c) lets
  * other code add JSON messages to its dispatch table, so that features
  * carried on the same socket by Red5's HTML5 SDK (shared objects:
@@ -33,9 +33,10 @@
 
 #define SL_WEBRTC_WS_SVC_NAME "webrtc-ws"
 #define SL_WEBRTC_WS_SVC_MAJOR 1
-#define SL_WEBRTC_WS_SVC_MINOR 1
+#define SL_WEBRTC_WS_SVC_MINOR 2
 
 typedef struct sl_wsig_conn sl_wsig_conn_t; /* one signalling socket (opaque) */
+struct sl_admit;
 typedef struct sl_session sl_session_t;
 
 /** An admission's late answer: result 0 (admitted) or SL_EDENIED. */
@@ -95,6 +96,20 @@ typedef struct sl_wsig_svc {
     int (*admit)(sl_wsig_conn_t *c, sl_wsig_admit_cb cb, void *ud);
     /** 1 when c is a data channel rather than a signalling socket. */
     int (*is_datachannel)(const sl_wsig_conn_t *c);
+    /* valid from 1.2 */
+    /**
+     * Runs the admission chain (app/admission.h) for kind (an
+     * sl_admit_kind_t, e.g. SL_ADMIT_SO_CONNECT) and stream on c, with c's
+     * credentials (a socket: its URL query or Bearer header; a data
+     * channel: its session's query) and session (its WebRTC session, else
+     * the detached one admit() made; call admit() first). sl_admit()'s
+     * contract: 0 after done ran (allowed or denied), SL_EPENDING with *out
+     * (the caller's reference: sl_admit_cancel it if c closes first),
+     * SL_ECLOSED, SL_ENOMEM (done not called).
+     */
+    int (*admit_kind)(sl_wsig_conn_t *c, int kind, const char *stream,
+                      void (*done)(struct sl_admit *a, int result, const char *reason, void *ud),
+                      void *ud, struct sl_admit **out);
 } sl_wsig_svc_t;
 
 #endif

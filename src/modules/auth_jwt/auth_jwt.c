@@ -129,12 +129,16 @@ int sl_auth_jwt_authorize(const json_t *claims, const sl_admit_req_t *req, const
 {
     int connect = req->kind == SL_ADMIT_CONNECT;
     int publish = req->kind == SL_ADMIT_PUBLISH;
+    /* A shared object lives in the scope itself: its name is no part of the
+     * path; the scope is final, so red5-room is checked strictly. */
+    int so = req->kind == SL_ADMIT_SO_CONNECT;
     char d[200];
 
     /* Split app / room / stream name out of the full path. */
     char path[PATH_MAX_LEN];
     int n = snprintf(path, sizeof path, "%s%s%s", req->app ? req->app : "",
-                     !connect && req->stream ? "/" : "", !connect && req->stream ? req->stream : "");
+                     !connect && !so && req->stream ? "/" : "",
+                     !connect && !so && req->stream ? req->stream : "");
     if (n < 0 || (size_t)n >= sizeof path)
         return refuse(reason, "Invalid path.", detail, detail_len, "path too long");
     char *app = path;
@@ -144,7 +148,7 @@ int sl_auth_jwt_authorize(const json_t *claims, const sl_admit_req_t *req, const
         *room++ = '\0';
     else
         room = path + strlen(path);
-    if (!connect) {
+    if (!connect && !so) {
         char *last = strrchr(room, '/');
         if (last) {
             *last = '\0';
@@ -171,8 +175,8 @@ int sl_auth_jwt_authorize(const json_t *claims, const sl_admit_req_t *req, const
         snprintf(d, sizeof d, "room \"%.100s\" not in red5-room", room);
         return refuse(reason, "Room not allowed.", detail, detail_len, d);
     }
-    if (connect)
-        return 0;
+    if (connect || so)
+        return 0; /* so: roles, action and stream name streams, not objects; both roles may join */
 
     v = json_object_get(claims, "roles");
     if (v) {
@@ -221,7 +225,8 @@ typedef struct state {
 
 static const char *kind_name(sl_admit_kind_t k)
 {
-    return k == SL_ADMIT_CONNECT ? "connect" : k == SL_ADMIT_PUBLISH ? "publish" : "play";
+    return k == SL_ADMIT_CONNECT ? "connect" : k == SL_ADMIT_PUBLISH ? "publish"
+           : k == SL_ADMIT_SO_CONNECT ? "shared object connect" : "play";
 }
 
 static int check(sl_admit_t *a, void *ud)

@@ -47,6 +47,9 @@ typedef struct call {
     sl_http_client_req_t *hreq;  /* NULL once answered or cancelled */
     sl_admit_t *a;               /* validate, not lazy: the check's reference */
     int lazy;                    /* validate in lazy mode: kick on no */
+    int detached;                /* its session is not registered (a WebSocket used only for
+                                    shared objects): no disconnect event will come, so the
+                                    validation is not remembered for an invalidate */
     char sid[16];                /* the client's session id */
     const char *proto;           /* its protocol (a static string), for logs */
     char *body;                  /* the JSON sent (owned) */
@@ -265,7 +268,8 @@ static void on_validate(int status, const char *body, size_t len, void *ud)
     sl_session_t *s = c->a ? sl_admit_session(c->a) : sl_core_find_session(st->core, c->sid);
     if (v == SL_RT_ALLOW) {
         if (s) {
-            remember(st, c);
+            if (!c->detached)
+                remember(st, c);
         } else {
             SL_LOGI(&log, "round trip: client left before the answer; invalidating");
             send_invalidate(st, c->sid, c->app, c->stream, c->body);
@@ -295,13 +299,15 @@ static int check(sl_admit_t *a, void *ud)
     if (req->kind == SL_ADMIT_CONNECT || !sl__auth_app_for(a, offsetof(sl_auth_app_config_t, auth_roundtrip)))
         return SL_EDECLINED;
     sl_session_t *s = sl_admit_session(a);
-    int publisher = req->kind == SL_ADMIT_PUBLISH;
+    /* Red5 validates a shared object connect as a publisher (streamID = the object). */
+    int publisher = req->kind == SL_ADMIT_PUBLISH || req->kind == SL_ADMIT_SO_CONNECT;
     char *body = sl_auth_roundtrip_body(req->username, req->password, req->token, publisher, req->stream);
     call_t *c = body ? call_new(st, CALL_VALIDATE, s ? s->id : "", req->app, req->stream, body) : NULL;
     sl_free(body);
     if (!c)
         return SL_ENOMEM;
     c->lazy = sl_auth_cfg(cfg)->roundtrip_lazy;
+    c->detached = s && !s->core;
     c->proto = s ? s->proto : NULL;
     if (!c->lazy)
         c->a = sl_admit_ref(a);

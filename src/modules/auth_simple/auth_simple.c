@@ -451,7 +451,8 @@ struct state {
 
 static const char *kind_name(sl_admit_kind_t k)
 {
-    return k == SL_ADMIT_CONNECT ? "connect" : k == SL_ADMIT_PUBLISH ? "publish" : "play";
+    return k == SL_ADMIT_CONNECT ? "connect" : k == SL_ADMIT_PUBLISH ? "publish"
+           : k == SL_ADMIT_SO_CONNECT ? "shared object connect" : "play";
 }
 
 static void work_free(work_t *w)

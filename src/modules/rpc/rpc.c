@@ -39,6 +39,7 @@
 #include "base/redact.h"
 #include "base/time.h"
 #include "modules/rpc/rpc_config.h"
+#include "modules/rpc/rpc_json.h"
 #include "sluice/errors.h"
 
 #define MAX_METHOD_LEN 255
@@ -96,6 +97,7 @@ struct state {
     size_t n_calls, n_invokes;
     int registered;
     int stopped;
+    sl_rpc_json_t *json;         /* callServer over the WebSocket and data channels (owned) */
 };
 
 static const sl_svc_rpc_router_t g_router;
@@ -508,6 +510,8 @@ static void stop(void *state)
     if (!st || st->stopped)
         return;
     st->stopped = 1;
+    sl_rpc_json_stop(st->json); /* its calls still in flight become orphans, answered below */
+    st->json = NULL;
     if (st->registered)
         sl_service_unregister(st->core, SL_SVC_RPC_ROUTER, &g_router);
     st->registered = 0;
@@ -581,6 +585,11 @@ static int start(const sl_host_api_t *api, sl_host_t *h, void **out)
     if (rc)
         goto fail;
     st->registered = 1;
+    st->json = sl_rpc_json_start(core);
+    if (!st->json) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
     *out = st;
     return 0;
 fail:

@@ -24,7 +24,12 @@
  * Before a socket's first shared-object message is acted on, the conn is
  * admitted through the service's admit(): messages that arrive while the
  * admission is pending wait in a small queue (SOJ_MAX_QUEUED), then run in
- * order; a refused socket gets `Fail` answers. Budgets: objects per conn
+ * order; a refused socket gets `Fail` answers. Joining an object is then
+ * admitted on its own (kind SL_ADMIT_SO_CONNECT through the service's
+ * admit_kind, Red5's onSharedObjectAuthenticate): while that runs the
+ * client's messages wait in the same queue (the connect first), and a
+ * refusal answers Connect `Fail` with code SharedObject.NoReadAccess.
+ * Budgets: objects per conn
  * (SOJ_MAX_OBJECTS), the service's per-app limits, the socket's own message
  * size and rate caps. Everything runs on the loop thread.
  */
@@ -35,6 +40,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "app/admission.h"
 #include "app/core.h"
 #include "app/services.h"
 #include "app/svc/sharedobjects.h"
@@ -69,7 +75,11 @@ typedef struct soj_client {
     size_t n_objects;             /* objects joined */
     soj_msg_t *queue, *queue_tail; /* waiting for the admission */
     size_t n_queued;
-    int admit_pending;
+    int admit_pending;            /* the conn's or an object's admission runs: messages queue */
+    sl_admit_t *so_admit;         /* an object's pending admission (our reference), or NULL */
+    int so_admit_in_call;         /* inside admit_kind: its answer waits for the return */
+    int so_admit_result;
+    const char *so_admitted;      /* while its connect replays: the object just admitted */
 } soj_client_t;
 
 struct sl_so_json {
@@ -197,7 +207,10 @@ static const char *name_of(soj_client_t *cl, json_t *body)
     return name;
 }
 
-static void do_connect(soj_client_t *cl, json_t *body, const char *name)
+static int queue_front(soj_client_t *cl, const char *text, size_t len);
+static void so_admit_done(sl_admit_t *a, int result, const char *reason, void *ud);
+
+static void do_connect(soj_client_t *cl, json_t *body, const char *name, const char *text, size_t len)
 {
     void *sud;
     const sl_so_service_t *so = so_svc(cl->j, &sud);
@@ -214,6 +227,31 @@ static void do_connect(soj_client_t *cl, json_t *body, const char *name)
     if (cl->n_objects >= SOJ_MAX_OBJECTS) {
         send_status(cl, name, "SharedObject.Status.Connect", "Fail", "SharedObject.LimitExceeded");
         return;
+    }
+    if (!(cl->so_admitted && strcmp(cl->so_admitted, name) == 0)) {
+        /* The object's own admission; this message runs again once it is allowed. */
+        sl_admit_t *a = NULL;
+        cl->so_admit_in_call = 1;
+        cl->so_admit_result = 0;
+        int arc = cl->j->ws->admit_kind(cl->c, SL_ADMIT_SO_CONNECT, name, so_admit_done, cl, &a);
+        cl->so_admit_in_call = 0;
+        if (arc == SL_EPENDING) {
+            if (queue_front(cl, text, len)) {
+                sl_admit_cancel(a);
+                send_status(cl, name, "SharedObject.Status.Connect", "Fail", "SharedObject.ObjectCreationFailed");
+                return;
+            }
+            cl->so_admit = a;
+            cl->admit_pending = 1;
+            return;
+        }
+        if (arc || cl->so_admit_result) {
+            SL_LOGI(&g_jctx, "so-json %s: connect %s/%s refused by admission", cl->j->ws->remote(cl->c),
+                    scope, name);
+            send_status(cl, name, "SharedObject.Status.Connect", "Fail",
+                        arc ? "SharedObject.ObjectCreationFailed" : "SharedObject.NoReadAccess");
+            return;
+        }
     }
     /* The SDK has no persistence flag: an existing object keeps its own;
      * a new one is persistent only when asked with "persistent": true. */
@@ -279,7 +317,7 @@ static int handle(soj_client_t *cl, const char *text, size_t len)
         break;
     }
     case 1:
-        do_connect(cl, body, name);
+        do_connect(cl, body, name, text, len);
         break;
     case 2: { /* sharedObjectSetProperty {name, key, value} */
         json_t *key = json_object_get(body, "key");
@@ -362,22 +400,84 @@ static void queue_free(soj_client_t *cl)
     cl->n_queued = 0;
 }
 
-static void admitted(sl_wsig_conn_t *c, int result, void *ud)
+/* Runs queued messages in order until one starts another admission. */
+static void drain(soj_client_t *cl, int refused)
 {
-    (void)c;
-    soj_client_t *cl = ud;
-    cl->admit_pending = 0;
-    while (cl->queue) {
+    while (cl->queue && !cl->admit_pending) {
         soj_msg_t *m = cl->queue;
         cl->queue = m->next;
+        if (!cl->queue)
+            cl->queue_tail = NULL;
         cl->n_queued--;
-        if (result)
+        if (refused)
             refuse(cl, m->text, m->len);
         else
             handle(cl, m->text, m->len);
         sl_free(m);
     }
-    cl->queue_tail = NULL;
+}
+
+static void admitted(sl_wsig_conn_t *c, int result, void *ud)
+{
+    (void)c;
+    soj_client_t *cl = ud;
+    cl->admit_pending = 0;
+    drain(cl, result);
+}
+
+/* Holds text first in the queue (the connect whose admission runs). */
+static int queue_front(soj_client_t *cl, const char *text, size_t len)
+{
+    soj_msg_t *m = sl_malloc(sizeof *m + len + 1);
+    if (!m)
+        return SL_ENOMEM;
+    m->len = len;
+    memcpy(m->text, text, len);
+    m->text[len] = '\0';
+    m->next = cl->queue;
+    cl->queue = m;
+    if (!cl->queue_tail)
+        cl->queue_tail = m;
+    cl->n_queued++;
+    return 0;
+}
+
+/* An object's admission answered: its connect runs (or is refused), then the rest. */
+static void so_admit_done(sl_admit_t *a, int result, const char *reason, void *ud)
+{
+    (void)reason;
+    soj_client_t *cl = ud;
+    if (a && cl->so_admit == a) {
+        cl->so_admit = NULL;
+        sl_admit_unref(a);
+    }
+    cl->so_admit_result = result;
+    if (cl->so_admit_in_call)
+        return;
+    cl->admit_pending = 0;
+    soj_msg_t *m = cl->queue; /* the connect, held first */
+    if (!m)
+        return;
+    cl->queue = m->next;
+    if (!cl->queue)
+        cl->queue_tail = NULL;
+    cl->n_queued--;
+    json_t *msg = json_loadb(m->text, m->len, 0, NULL);
+    json_t *n = json_object_get(json_object_get(msg, "sharedObjectConnect"), "name");
+    char name[SL_SO_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", json_is_string(n) ? json_string_value(n) : "");
+    json_decref(msg);
+    if (result) {
+        SL_LOGI(&g_jctx, "so-json %s: connect %s/%s refused by admission", cl->j->ws->remote(cl->c),
+                cl->j->ws->scope(cl->c), name);
+        send_status(cl, name, "SharedObject.Status.Connect", "Fail", "SharedObject.NoReadAccess");
+    } else {
+        cl->so_admitted = name;
+        handle(cl, m->text, m->len);
+        cl->so_admitted = NULL;
+    }
+    sl_free(m);
+    drain(cl, 0);
 }
 
 static soj_client_t *client_get(sl_so_json_t *j, sl_wsig_conn_t *c, int create)
@@ -446,6 +546,9 @@ static void client_free(sl_so_json_t *j, soj_client_t *cl)
     const sl_so_service_t *so = so_svc(j, &sud);
     if (so)
         so->disconnect_owner(sud, cl);
+    if (cl->so_admit)
+        sl_admit_cancel(cl->so_admit); /* so_admit_done will not come */
+    cl->so_admit = NULL;
     queue_free(cl);
     sl_map_del(&j->clients, cl->key);
     sl_free(cl);
@@ -464,7 +567,7 @@ static void on_close(sl_wsig_conn_t *c, void *ud)
 static int try_register(sl_so_json_t *j)
 {
     void *ud = NULL;
-    const sl_wsig_svc_t *ws = sl_service_get(j->core, SL_WEBRTC_WS_SVC_NAME, SL_WEBRTC_WS_SVC_MAJOR, 1, &ud);
+    const sl_wsig_svc_t *ws = sl_service_get(j->core, SL_WEBRTC_WS_SVC_NAME, SL_WEBRTC_WS_SVC_MAJOR, 2, &ud);
     if (!ws)
         return SL_ENOTFOUND;
     j->ws = ws;
@@ -525,7 +628,7 @@ void sl_so_json_stop(sl_so_json_t *j)
     j->stopping = 1;
     if (j->registered) {
         void *ud = NULL;
-        const sl_wsig_svc_t *ws = sl_service_get(j->core, SL_WEBRTC_WS_SVC_NAME, SL_WEBRTC_WS_SVC_MAJOR, 1, &ud);
+        const sl_wsig_svc_t *ws = sl_service_get(j->core, SL_WEBRTC_WS_SVC_NAME, SL_WEBRTC_WS_SVC_MAJOR, 2, &ud);
         if (ws == j->ws && ud == j->ws_ud) /* else it stopped first: its table is gone */
             for (size_t i = 0; i < SOJ_N_KEYS; i++)
                 ws->handler_remove(ud, g_keys[i]);

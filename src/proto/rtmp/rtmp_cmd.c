@@ -275,6 +275,24 @@ static int admit(sl_rtmp_conn_t *c, sl_admit_kind_t kind, const char *stream, co
     return rc == SL_EPENDING ? 0 : rc;
 }
 
+int sl__rtmp_admit_so(sl_rtmp_conn_t *c, const char *name, sl_admit_done_cb done, void *ud,
+                      sl_admit_t **out)
+{
+    const char *user, *pass, *token;
+    find_credentials(c, c->sess.query, &user, &pass, &token);
+    sl_admit_req_t req = {
+        .kind = SL_ADMIT_SO_CONNECT,
+        .app = c->sess.app,
+        .stream = name,
+        .transport = "rtmp",
+        .query = c->sess.query,
+        .username = user,
+        .password = pass,
+        .token = token,
+    };
+    return sl_admit(c->core, &c->sess, &req, done, ud, out);
+}
+
 static int send_connect_result(sl_rtmp_conn_t *c)
 {
     const sl_config_t *cfg = c->core->cfg;

@@ -39,6 +39,7 @@
 
 #include <uv.h>
 
+#include "app/admission.h"
 #include "app/core.h"
 #include "base/tls.h"
 #include "media/subq.h"
@@ -125,6 +126,7 @@ typedef struct sl_rtmp_conn {
     size_t connect_query_len;       /* length+1 of the connect's query inside sess.query; 0 = none */
     int query_merged;               /* a stream query has been merged in */
     struct sl_rtmp_rpc *rpc;        /* server -> client invokes waiting (rtmp_rpc.c; owned), or NULL */
+    struct sl_rtmp_so_adm *so_adms; /* shared object connects waiting for admission (rtmp_so.c) */
 } sl_rtmp_conn_t;
 
 /* rtmp_conn.c */
@@ -177,6 +179,14 @@ void sl__rtmp_stop_play(sl_rtmp_conn_t *c);
  * (a static buffer; loop thread only).
  */
 const char *sl__rtmp_username(sl_rtmp_conn_t *c);
+/*
+ * Runs the admission of a shared object connect (kind SL_ADMIT_SO_CONNECT,
+ * stream = name) with the connection's credentials, as publish does.
+ * sl_admit's contract: SL_OK after done ran, SL_EPENDING with *out (the
+ * caller's reference, for sl_admit_cancel), SL_ENOMEM.
+ */
+int sl__rtmp_admit_so(sl_rtmp_conn_t *c, const char *name, sl_admit_done_cb done, void *ud,
+                      sl_admit_t **out);
 
 /* rtmp_rpc.c */
 /**

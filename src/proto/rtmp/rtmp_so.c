@@ -7,6 +7,13 @@
  * connection itself, so a change becomes one SO message queued on the
  * command chunk stream, of the type (19 or 16) the client's object
  * encoding calls for.
+ *
+ * Joining an object is admitted first (kind SL_ADMIT_SO_CONNECT, Red5's
+ * onSharedObjectAuthenticate): while that runs, the connect message and
+ * any later message for the same object wait in the connection's
+ * c->so_adms (at most SO_ADM_MAX objects, SO_ADM_QUEUE messages each), then
+ * run in order once admitted; a refusal answers SharedObject.NoReadAccess
+ * and drops them. Closing the connection cancels what is pending.
  */
 #include "proto/rtmp/rtmp_so.h"
 
@@ -14,6 +21,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "app/admission.h"
 #include "app/services.h"
 #include "base/alloc.h"
 #include "base/log.h"
@@ -487,7 +495,177 @@ static int collect(const sl_rtmp_so_msg_t *m, sl_so_change_t *out, size_t *n_out
     return 0;
 }
 
+/* ---- admission of a connect ---- */
+
+#define SO_ADM_MAX 8     /* objects one connection may be waiting to join */
+#define SO_ADM_QUEUE 16  /* messages held per object while its admission runs */
+
+typedef struct so_qmsg {
+    struct so_qmsg *next;
+    size_t n;
+    int flex;
+    uint8_t b[];                 /* the message body as received */
+} so_qmsg_t;
+
+struct sl_rtmp_so_adm {
+    struct sl_rtmp_so_adm *next; /* in c->so_adms */
+    sl_rtmp_conn_t *c;
+    sl_admit_t *a;               /* pending admission (our reference), or NULL */
+    char name[SL_SO_NAME_MAX + 1];
+    int persistent;
+    int in_call;                 /* inside sl__rtmp_admit_so: the answer waits for its return */
+    int finished, result;
+    so_qmsg_t *q, *q_tail;
+    size_t n_q;
+};
+typedef struct sl_rtmp_so_adm so_adm_t;
+
+static int on_so(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, int flex, const char *admitted);
+
+static so_adm_t *adm_find(sl_rtmp_conn_t *c, const char *name)
+{
+    for (so_adm_t *x = c->so_adms; x; x = x->next)
+        if (strcmp(x->name, name) == 0)
+            return x;
+    return NULL;
+}
+
+static int adm_queue(so_adm_t *x, const uint8_t *p, size_t n, int flex)
+{
+    if (x->n_q >= SO_ADM_QUEUE)
+        return SL_ETOOBIG;
+    so_qmsg_t *m = sl_malloc(sizeof *m + n);
+    if (!m)
+        return SL_ENOMEM;
+    m->next = NULL;
+    m->n = n;
+    m->flex = flex;
+    memcpy(m->b, p, n);
+    if (x->q_tail)
+        x->q_tail->next = m;
+    else
+        x->q = m;
+    x->q_tail = m;
+    x->n_q++;
+    return 0;
+}
+
+/* Unlinks x from its connection and frees it (its admission must be over or cancelled). */
+static void adm_free(so_adm_t *x)
+{
+    so_adm_t **pp = &x->c->so_adms;
+    while (*pp && *pp != x)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = x->next;
+    while (x->q) {
+        so_qmsg_t *m = x->q;
+        x->q = m->next;
+        sl_free(m);
+    }
+    sl_free(x);
+}
+
+static int send_status_code(sl_rtmp_conn_t *c, const char *name, int persistent, const char *code)
+{
+    json_t *level = json_string("error");
+    sl_so_change_t st = {SL_SO_STATUS, code, level};
+    int rc = send_so(c, name, 0, persistent, &st, 1);
+    json_decref(level);
+    return rc;
+}
+
+/* The admission's answer is known: run (admitted) or refuse the held messages. */
+static void adm_finish(so_adm_t *x)
+{
+    sl_rtmp_conn_t *c = x->c;
+    so_qmsg_t *q = x->q;
+    x->q = x->q_tail = NULL;
+    int result = x->result;
+    char name[SL_SO_NAME_MAX + 1];
+    memcpy(name, x->name, sizeof name);
+    int persistent = x->persistent;
+    adm_free(x); /* before the replay: a later connect of the name starts afresh */
+    int rc = 0;
+    if (result) {
+        SL_LOGI(&c->sess.log, "shared object %s: connect refused by admission", name);
+        rc = send_status_code(c, name, persistent, "SharedObject.NoReadAccess");
+    }
+    int first = 1;
+    while (q) {
+        so_qmsg_t *m = q;
+        q = m->next;
+        if (!result && !rc && c->state != SL_RTMP_CONN_CLOSING) {
+            rc = on_so(c, m->b, m->n, m->flex, first ? name : NULL);
+            first = 0;
+        }
+        sl_free(m);
+    }
+    if (rc < 0 && c->state != SL_RTMP_CONN_CLOSING)
+        sl__rtmp_close(c, "shared object answers could not be queued");
+}
+
+static void adm_done(sl_admit_t *a, int result, const char *reason, void *ud)
+{
+    (void)reason;
+    so_adm_t *x = ud;
+    if (a && x->a == a) {
+        x->a = NULL;
+        sl_admit_unref(a);
+    }
+    x->finished = 1;
+    x->result = result;
+    if (!x->in_call)
+        adm_finish(x);
+}
+
+/*
+ * A message that joins name while the connection is not in it: holds it
+ * and starts (or joins) the admission. 0, or <0 to close.
+ */
+static int adm_start(sl_rtmp_conn_t *c, const char *name, int persistent, const uint8_t *p, size_t n,
+                     int flex)
+{
+    size_t count = 0;
+    for (so_adm_t *y = c->so_adms; y; y = y->next)
+        count++;
+    if (count >= SO_ADM_MAX)
+        return send_status(c, name, persistent, SL_ETOOBIG);
+    so_adm_t *x = sl_calloc(1, sizeof *x);
+    if (!x)
+        return SL_ENOMEM;
+    x->c = c;
+    snprintf(x->name, sizeof x->name, "%s", name);
+    x->persistent = persistent;
+    if (adm_queue(x, p, n, flex)) {
+        sl_free(x);
+        return SL_ENOMEM;
+    }
+    x->next = c->so_adms;
+    c->so_adms = x;
+    x->in_call = 1;
+    sl_admit_t *a = NULL;
+    int rc = sl__rtmp_admit_so(c, name, adm_done, x, &a);
+    x->in_call = 0;
+    if (rc == SL_EPENDING) {
+        x->a = a;
+        return 0;
+    }
+    if (rc) { /* ENOMEM: done was not called */
+        adm_free(x);
+        return send_status(c, name, persistent, rc);
+    }
+    adm_finish(x); /* answered inside the call */
+    return 0;
+}
+
 int sl__rtmp_on_so(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, int flex)
+{
+    return on_so(c, p, n, flex, NULL);
+}
+
+/* admitted: the name whose connect was just admitted (the replay), else NULL. */
+static int on_so(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, int flex, const char *admitted)
 {
     if (c->state != SL_RTMP_CONN_CONNECTED || !c->sess.app)
         return 0;
@@ -508,6 +686,23 @@ int sl__rtmp_on_so(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, int flex)
         return 0;
     }
     const char *scope = c->sess.app;
+    /* Held while this object's admission runs, in order. */
+    so_adm_t *held = adm_find(c, m.name);
+    if (held) {
+        rc = adm_queue(held, p, n, flex);
+        if (rc == SL_ETOOBIG)
+            rc = send_status(c, m.name, m.persistent, SL_ETOOBIG);
+        sl_rtmp_so_msg_cleanup(&m);
+        return rc == SL_ENOMEM ? 0 : rc;
+    }
+    int joining = 0;
+    for (size_t i = 0; i < m.n_events; i++)
+        joining |= m.events[i].type == SL_RTMP_SO_CONNECT;
+    if (joining && !(admitted && strcmp(admitted, m.name) == 0) && !so->find(ud, scope, m.name, c)) {
+        rc = adm_start(c, m.name, m.persistent, p, n, flex);
+        sl_rtmp_so_msg_cleanup(&m);
+        return rc;
+    }
     sl_so_change_t *ch = sl_calloc(m.n_events ? m.n_events : 1, sizeof *ch);
     size_t n_ch = 0;
     if (!ch) {
@@ -545,6 +740,13 @@ int sl__rtmp_on_so(sl_rtmp_conn_t *c, const uint8_t *p, size_t n, int flex)
 
 void sl__rtmp_so_closed(sl_rtmp_conn_t *c)
 {
+    while (c->so_adms) {
+        so_adm_t *x = c->so_adms;
+        if (x->a)
+            sl_admit_cancel(x->a); /* adm_done will not come */
+        x->a = NULL;
+        adm_free(x);
+    }
     void *ud;
     const sl_so_service_t *so = sl_service_get(c->core, SL_SO_SERVICE, SL_SO_SERVICE_MAJOR, 0, &ud);
     if (so)

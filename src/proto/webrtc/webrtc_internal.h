@@ -308,6 +308,15 @@ void wrtc_ws_pc_gone(wrtc_pc_t *pc);
 int wrtc_ws_dc_message(wrtc_pc_t *pc, const uint8_t *p, size_t len, int is_text);
 /* The session ends: its data channel conn (pc->dc_conn) is closed and freed. */
 void wrtc_ws_dc_gone(wrtc_pc_t *pc);
+/*
+ * The session op invoke (core.h) of WebRTC sessions: sends Red5's `send`
+ * message to the client on its data channel when open, else on its
+ * signalling socket; SL_EDECLINED when it has neither. Red5's SDK has no
+ * answer for it: cb comes once from a 0 ms timer with status 0 and
+ * result_json NULL ("sent").
+ */
+int wrtc_ws_invoke(sl_session_t *s, const char *method, const char *params_json,
+                   uint64_t timeout_ms, sl_session_invoke_cb cb, void *ud);
 
 /* webrtc_pc.c */
 /** A new session for a POST (registered with the core; nothing else yet). NULL on ENOMEM. */

@@ -50,6 +50,7 @@ static const sl_session_ops_t pc_session_ops = {
     .kick = session_kick,
     .shutdown = session_shutdown,
     .pending = NULL,
+    .invoke = wrtc_ws_invoke,
 };
 
 wrtc_pc_t *wrtc_pc_alloc(wrtc_t *w, wrtc_kind_t kind, const char *path, const char *remote, int port)

@@ -41,6 +41,7 @@
 #include "app/svc/webrtc_ws.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "base/time.h"
 #include "net/dtls.h"
 #include "proto/webrtc/sdp.h"
@@ -1149,6 +1150,37 @@ static int svc_admit(sl_wsig_conn_t *c, sl_wsig_admit_cb cb, void *ud)
     return c->conn_admit_state == 2 ? 0 : SL_EDENIED;
 }
 
+static int svc_admit_kind(sl_wsig_conn_t *c, int kind, const char *stream, sl_admit_done_cb done,
+                          void *ud, sl_admit_t **out)
+{
+    if (c->closing)
+        return SL_ECLOSED;
+    sl_session_t *s = c->dc_pc ? &c->dc_pc->sess : c->pc ? &c->pc->sess : c->asess;
+    if (!s)
+        return SL_ECLOSED; /* admit() first */
+    char user[256], pass[256], token[WSIG_TOKEN_MAX];
+    const char *u = c->user[0] ? c->user : NULL, *pw = c->pass[0] ? c->pass : NULL;
+    const char *tk = c->token && c->token[0] ? c->token : NULL;
+    const char *query = c->query;
+    if (c->dc_pc) { /* the session's own query carries its credentials */
+        query = s->query;
+        u = query && sl_query_get(query, "username", SL_QUERY_FIRST, user, sizeof user) > 0 ? user : NULL;
+        pw = query && sl_query_get(query, "password", SL_QUERY_FIRST, pass, sizeof pass) > 0 ? pass : NULL;
+        tk = query && sl_query_get(query, "token", SL_QUERY_FIRST, token, sizeof token) > 0 ? token : NULL;
+    }
+    sl_admit_req_t ar = {
+        .kind = (sl_admit_kind_t)kind,
+        .app = s->app ? s->app : c->scope,
+        .stream = stream,
+        .transport = "webrtc",
+        .query = query,
+        .username = u,
+        .password = pw,
+        .token = tk,
+    };
+    return sl_admit(c->st->core, s, &ar, done, ud, out);
+}
+
 /* ---- data channel conns ---- */
 
 static sl_wsig_conn_t *dc_conn_get(wrtc_wsig_t *st, wrtc_pc_t *pc)
@@ -1245,6 +1277,77 @@ void wrtc_ws_dc_gone(wrtc_pc_t *pc)
     wsig_maybe_free(st);
 }
 
+/* ---- server -> client calls (the session op invoke) ---- */
+
+typedef struct wsig_sent {
+    uv_timer_t timer;
+    sl_session_invoke_cb cb;
+    void *ud;
+} wsig_sent_t;
+
+static void sent_closed(uv_handle_t *h)
+{
+    sl_free(h->data);
+}
+
+static void sent_fire(uv_timer_t *t)
+{
+    wsig_sent_t *x = t->data;
+    x->cb(x->ud, 0, NULL); /* sent; Red5's SDK never answers */
+    uv_close((uv_handle_t *)&x->timer, sent_closed);
+}
+
+int wrtc_ws_invoke(sl_session_t *s, const char *method, const char *params_json,
+                   uint64_t timeout_ms, sl_session_invoke_cb cb, void *ud)
+{
+    (void)timeout_ms; /* nothing to wait for */
+    wrtc_pc_t *pc = (wrtc_pc_t *)s;
+    if (pc->closing)
+        return SL_ECLOSED;
+    sl_wsig_conn_t *sock = pc->ws_owner;
+    if (!pc->dc_open && (!sock || sock->closing || !sock->ws))
+        return SL_EDECLINED; /* no carrier: a WHIP/WHEP session without a data channel */
+    json_t *params = json_loads(params_json ? params_json : "[]", JSON_DECODE_ANY, NULL);
+    if (!json_is_array(params)) {
+        json_decref(params);
+        return SL_EINVAL;
+    }
+    /* data: the one argument as is (the SDK spreads an object into its
+     * event), {} for none, the array for several. */
+    size_t n = json_array_size(params);
+    json_t *data = n == 0 ? json_object()
+                   : n == 1 && !json_is_null(json_array_get(params, 0)) ? json_incref(json_array_get(params, 0))
+                   : n == 1 ? json_object() : json_incref(params);
+    json_decref(params);
+    /* The SDK's socket reads `send` only beside a top-level `data`. */
+    json_t *msg = data ? json_pack("{s:{s:s,s:O}}", "send", "method", method, "data", data) : NULL;
+    if (msg && !pc->dc_open)
+        json_object_set(msg, "data", data);
+    json_decref(data);
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    wsig_sent_t *x = text ? sl_calloc(1, sizeof *x) : NULL;
+    if (!x) {
+        free(text);
+        return SL_ENOMEM;
+    }
+    int rc = pc->dc_open ? wrtc_pc_dc_send(pc, (const uint8_t *)text, strlen(text), 1)
+                         : conn_send_raw(sock, text, strlen(text));
+    free(text); /* jansson's allocator */
+    if (rc) {
+        sl_free(x);
+        return rc == SL_ETOOBIG ? SL_EBUSY : rc;
+    }
+    x->cb = cb;
+    x->ud = ud;
+    uv_timer_init(pc->w->core->loop, &x->timer);
+    x->timer.data = x;
+    uv_timer_start(&x->timer, sent_fire, 0, 0);
+    SL_LOGD(&pc->sess.log, "rpc: %s sent to the client on its %s", method,
+            pc->dc_open ? "data channel" : "signalling socket");
+    return 0;
+}
+
 static const sl_wsig_svc_t g_svc = {
     .handler_add = svc_handler_add,
     .handler_remove = svc_handler_remove,
@@ -1255,6 +1358,7 @@ static const sl_wsig_svc_t g_svc = {
     .session = svc_session,
     .admit = svc_admit,
     .is_datachannel = svc_is_datachannel,
+    .admit_kind = svc_admit_kind,
 };
 
 /* ---- start / stop ---- */

@@ -531,6 +531,22 @@ static int authz(const char *claims_json, sl_admit_kind_t kind, const char *app,
 #define PUB SL_ADMIT_PUBLISH
 #define PLAY SL_ADMIT_PLAY
 #define CONN SL_ADMIT_CONNECT
+#define SOC SL_ADMIT_SO_CONNECT
+
+/* A shared object connect: the scope is final (red5-room strict), the
+ * object's name is no stream (stream/roles/action do not apply). */
+static void test_so_connect(void **state)
+{
+    (void)state;
+    const char *r1 = "{\"red5-room\":\"room1\"}";
+    assert_int_equal(authz(r1, SOC, "live/room1", "chat", "rtmp"), 0);
+    assert_int_equal(authz(r1, SOC, "live", "room1", "rtmp"), SL_EDENIED); /* app level, even named room1 */
+    assert_int_equal(authz(r1, SOC, "live/room2", "chat", "rtmp"), SL_EDENIED);
+    assert_int_equal(authz("{\"app\":\"other\"}", SOC, "live", "chat", "rtmp"), SL_EDENIED);
+    assert_int_equal(authz("{\"red5-transport\":\"rtmp\"}", SOC, "live", "chat", "webrtc"), SL_EDENIED);
+    assert_int_equal(authz("{\"roles\":\"red5-subscriber\",\"stream\":\"cam*\",\"action\":\"play\"}", SOC,
+                           "live", "chat", "rtmp"), 0);
+}
 
 static void test_roles(void **state)
 {
@@ -694,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_iss_aud),
         cmocka_unit_test(test_verify_alloc_failures),
         cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_so_connect),
         cmocka_unit_test(test_transport),
         cmocka_unit_test(test_room),
         cmocka_unit_test(test_app_stream_action),

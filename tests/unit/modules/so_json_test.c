@@ -6,7 +6,10 @@
  * pending and runs them in order once allowed, answers Fail to a refused
  * socket, maps changes to Red5's events (subtype 4 for others, 5 for the
  * writer, 6 for send, 9 for delete) with versions, leaves its objects when
- * the socket closes, and removes its keys at stop.
+ * the socket closes, and removes its keys at stop. Each object connect is
+ * admitted (admit_kind, kind SL_ADMIT_SO_CONNECT, stream = the name): a
+ * refusal answers Connect Fail SharedObject.NoReadAccess, a pending one
+ * holds the connect and what follows, then runs them in order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +38,11 @@ struct sl_wsig_conn {
     int admit_rc;            /* what admit() answers first: 0, SL_EDENIED or SL_EPENDING */
     sl_wsig_admit_cb cb;     /* the pending admission's callback */
     void *cb_ud;
+    int so_rc;               /* what admit_kind answers: 0, SL_EDENIED or SL_EPENDING */
+    int so_kind;             /* the last admit_kind's kind and stream */
+    char so_stream[64];
+    void (*so_done)(struct sl_admit *a, int result, const char *reason, void *ud);
+    void *so_ud;
 };
 
 typedef struct fake {
@@ -87,9 +95,26 @@ static int f_admit(sl_wsig_conn_t *c, sl_wsig_admit_cb cb, void *ud)
     return c->admit_rc;
 }
 
+static int f_admit_kind(sl_wsig_conn_t *c, int kind, const char *stream,
+                        void (*done)(struct sl_admit *a, int result, const char *reason, void *ud),
+                        void *ud, struct sl_admit **out)
+{
+    c->so_kind = kind;
+    snprintf(c->so_stream, sizeof c->so_stream, "%s", stream);
+    *out = NULL; /* no real admission: nothing to cancel */
+    if (c->so_rc == SL_EPENDING) {
+        c->so_done = done;
+        c->so_ud = ud;
+        return SL_EPENDING;
+    }
+    done(NULL, c->so_rc, NULL, ud);
+    return 0;
+}
+
 static const sl_wsig_svc_t g_fake_svc = {
     .handler_add = f_add, .handler_remove = f_remove, .send = f_send, .scope = f_scope,
     .id = f_id, .remote = f_remote, .session = f_session, .admit = f_admit, .is_datachannel = f_is_dc,
+    .admit_kind = f_admit_kind,
 };
 
 /* Delivers text to the handler of its key, as webrtc_ws.c does. */
@@ -138,7 +163,7 @@ static void test_so_json(void **state)
 
     /* The service comes after the module: found from the timer. */
     assert_int_equal(g_fake.n, 0);
-    assert_int_equal(sl_service_register(&core, SL_WEBRTC_WS_SVC_NAME, 1, 1, &g_fake_svc, &g_fake), 0);
+    assert_int_equal(sl_service_register(&core, SL_WEBRTC_WS_SVC_NAME, 1, 2, &g_fake_svc, &g_fake), 0);
     /* The adapter's timer does not keep a loop alive: a one-shot timer here does. */
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
@@ -158,6 +183,26 @@ static void test_so_json(void **state)
     assert_non_null(strstr(a.out, "\"status\":\"SharedObject.Status.GetRemote\""));
     assert_true(strstr(a.out, "GetRemote") < strstr(a.out, "\"status\":\"SharedObject.Status.Connect\""));
     assert_non_null(strstr(a.out, "\"message\":\"Success\",\"version\":0"));
+    assert_int_equal(a.so_kind, SL_ADMIT_SO_CONNECT);
+    assert_string_equal(a.so_stream, "board");
+
+    /* The object's own admission: refused -> NoReadAccess; pending -> held, then in order. */
+    static sl_wsig_conn_t sec, slow;
+    sec.so_rc = SL_EDENIED;
+    assert_int_equal(deliver(&sec, "{\"sharedObjectConnect\":{\"name\":\"wb2\"}}"), 0);
+    assert_non_null(strstr(sec.out, "\"message\":\"Fail\",\"code\":\"SharedObject.NoReadAccess\""));
+    assert_null(strstr(sec.out, "Success"));
+    slow.so_rc = SL_EPENDING;
+    assert_int_equal(deliver(&slow, "{\"sharedObjectConnect\":{\"name\":\"wb2\"}}"), 0);
+    assert_int_equal(deliver(&slow, "{\"sharedObjectSetProperty\":{\"name\":\"wb2\",\"key\":\"s\",\"value\":1}}"), 0);
+    assert_string_equal(slow.out, "");
+    assert_non_null(slow.so_done);
+    slow.so_done(NULL, 0, NULL, slow.so_ud);
+    assert_non_null(strstr(slow.out, "\"status\":\"SharedObject.Status.Connect\",\"message\":\"Success\""));
+    assert_non_null(strstr(slow.out, "{\"subtype\":5,\"attribute\":\"s\"}"));
+    assert_true(strstr(slow.out, "Success") < strstr(slow.out, "\"subtype\":5"));
+    closed(&sec);
+    closed(&slow);
 
     /* A second socket: admitted at once; it writes, the other hears it. */
     b.admit_rc = 0;
