@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,20 +89,32 @@ def main():
     if not chromium:
         print("no chromium")
         return 77
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes (zygote, crashpad) can outlive the browser process and
+    # still write into the profile: the whole process group is stopped, and a profile file
+    # written while the folder is removed is not an error of the test.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
                                  f"--user-data-dir={profile}", "--no-first-run",
                                  f"http://127.0.0.1:{server.server_port}/"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
         try:
             finished = done.wait(90)
         finally:
-            proc.terminate()
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(10)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                os.killpg(proc.pid, signal.SIGKILL)  # helpers left in the group
+            except ProcessLookupError:
+                pass
     server.shutdown()
     if not finished:
         print("chromium reported nothing within 90 s")
