@@ -94,7 +94,7 @@ server:
   max_connections: 100000
   max_connections_per_address: 0   # every bench client is 127.0.0.1
 log:
-  level: warn
+  level: ${BENCH_LOG_LEVEL:-warn}
 rtmp:
   bind: 127.0.0.1
   port: $rport

@@ -94,6 +94,9 @@ typedef struct sess {
     int n_ssrc;
     int pub;                    /* the WHIP publisher (--whip), not a viewer */
     uint64_t bytes, bytes0;     /* SRTP bytes received; at the window's start */
+    uint64_t last_rx_ms;        /* last SRTP packet received (mono ms) */
+    uint64_t last_stun_ok_ms;   /* last binding success from the server (mono ms) */
+    uint64_t consent_sent;      /* binding requests sent after ICE */
 } sess_t;
 
 static struct {
@@ -528,10 +531,15 @@ out:
 
 /* ---- per packet ---------------------------------------------------------- */
 
+static uint64_t g_send_errors;     /* uv_udp_try_send refusals (all sessions) */
+static uint64_t g_stall_max_ms, g_stalls, g_stall_total_ms; /* gaps between ticks > 1 s */
+static uint64_t g_last_tick_ms, g_post_max_ms;
+
 static void send_dgram(sess_t *s, const uint8_t *p, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
-    uv_udp_try_send(&s->udp, &b, 1, NULL);
+    if (uv_udp_try_send(&s->udp, &b, 1, NULL) < 0)
+        g_send_errors++;
 }
 
 static void send_stun(sess_t *s)
@@ -638,6 +646,7 @@ static void on_rtp(sess_t *s, uint8_t *p, size_t len)
         return;
     tot.bytes += wire;
     s->bytes += wire;
+    s->last_rx_ms = mono_ms();
     tot.pkts++;
     ssrc_t *st = NULL;
     for (int i = 0; i < s->n_ssrc; i++)
@@ -684,6 +693,8 @@ static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct
                 send_dgram(s, out, (size_t)n);
             break;
         }
+        if (m.type == SL_STUN_BINDING_SUCCESS)
+            s->last_stun_ok_ms = mono_ms();
         if (m.type == SL_STUN_BINDING_SUCCESS && s->state == ST_ICE) {
             s->state = ST_DTLS;
             if (sl_dtls_new(g_ctx, 0, "sha-256", s->rfp, &g_dtls_ops, s, &s->dtls) != 0 ||
@@ -758,6 +769,15 @@ static void on_tick(uv_timer_t *t)
 {
     (void)t;
     uint64_t now = mono_ms();
+    if (g_last_tick_ms && now - g_last_tick_ms > 1000) {
+        g_stalls++;
+        g_stall_total_ms += now - g_last_tick_ms;
+        if (now - g_last_tick_ms > g_stall_max_ms)
+            g_stall_max_ms = now - g_last_tick_ms;
+        fprintf(stderr, "whep-load: loop stalled %" PRIu64 " ms (%d sessions created)\n", now - g_last_tick_ms,
+                g_created);
+    }
+    g_last_tick_ms = now;
     for (int i = g_whip_url ? -1 : 0; i < g_created; i++) {
         sess_t *s = i < 0 ? &g_pubs : &g_sess[i];
         if (s->state == ST_FAILED)
@@ -768,6 +788,8 @@ static void on_tick(uv_timer_t *t)
         }
         if (now >= s->next_stun_ms) {
             send_stun(s);
+            if (s->state != ST_ICE)
+                s->consent_sent++;
             s->next_stun_ms = now + (s->state == ST_ICE ? STUN_RETRY_MS : CONSENT_MS);
         }
         if (s->state == ST_DTLS && s->dtls && sl_dtls_timeout_ms(s->dtls) == 0)
@@ -906,7 +928,11 @@ static void on_spawn(uv_timer_t *t)
     int big = 1 << 20;
     uv_recv_buffer_size((uv_handle_t *)&s->udp, &big);
     g_created++;
-    if ((g_janus ? janus_signal(s) : whep_signal(s, g_url)) != 0) {
+    uint64_t t0 = mono_ms();
+    int src = g_janus ? janus_signal(s) : whep_signal(s, g_url);
+    if (mono_ms() - t0 > g_post_max_ms)
+        g_post_max_ms = mono_ms() - t0;
+    if (src != 0) {
         fail(s, "signalling");
         return;
     }
@@ -944,7 +970,11 @@ static void end_window(uv_timer_t *t)
         if (b == 0) {
             if (starved < 8)
                 fprintf(stderr, "whep-load: session %d got nothing in the window (%" PRIu64
-                        " bytes before it)\n", s->idx, s->bytes0);
+                        " bytes before it; last packet %.1f s and last STUN answer %.1f s before the"
+                        " window's end; %" PRIu64 " consent checks sent)\n", s->idx, s->bytes0,
+                        s->last_rx_ms ? (double)(mono_ms() - s->last_rx_ms) / 1000 : -1.0,
+                        s->last_stun_ok_ms ? (double)(mono_ms() - s->last_stun_ok_ms) / 1000 : -1.0,
+                        s->consent_sent);
             starved++;
         }
         else if ((double)b < mean / 2)
@@ -963,6 +993,9 @@ static void end_window(uv_timer_t *t)
            hist_pct(0.5), hist_pct(0.95), hist_pct(0.99), self, rbe - g_rbe0, sbe - g_sbe0, starved, short_, la[0], la[1],
            la[2]);
     fflush(stdout);
+    fprintf(stderr, "whep-load: loop stalls > 1 s: %" PRIu64 " (longest %" PRIu64 " ms, %" PRIu64
+            " ms in all); longest signalling %" PRIu64 " ms; send errors %" PRIu64 "\n", g_stalls,
+            g_stall_max_ms, g_stall_total_ms, g_post_max_ms, g_send_errors);
     g_measuring = 0;
     uv_timer_stop(t);
     uv_stop(g_loop);

@@ -11,9 +11,18 @@
  * session has proven is dropped before any parser sees it, so an
  * unauthenticated peer can make us do one map lookup per datagram and
  * nothing else.
+ *
+ * The loop reads the socket at most 32 datagrams per iteration (libuv), so
+ * a loop that falls behind (a starved CPU) leaves ICE checks queued in the
+ * kernel for a long time. Timers run before I/O in each iteration, so the
+ * tick would see checks the peer did send as missing and close healthy
+ * sessions by the hundred ("ICE consent expired"): silence deadlines are
+ * therefore measured up to the last time the socket was seen empty
+ * (udp_clear_ms), never past it (docs/performance.md, WebRTC).
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "app/listeners.h"
 #include "app/services.h"
@@ -171,6 +180,10 @@ static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct soc
                    unsigned flags)
 {
     wrtc_t *w = h->data;
+    if (n == 0 && !from) {
+        w->udp_clear_ms = uv_now(w->core->loop); /* EAGAIN: everything queued has been read */
+        return;
+    }
     if (n <= 0 || !from || (flags & UV_UDP_PARTIAL))
         return;
     if (n > WRTC_MAX_DATAGRAM) {
@@ -329,6 +342,31 @@ static void on_tcp_connection(uv_stream_t *server, int status)
 
 /* ---- the tick ---- */
 
+/* Notes whether the UDP socket is empty now (see the top of the file) and
+ * warns, at most every 10 s, while it has not been for more than a second. */
+static void udp_check_clear(wrtc_t *w, uint64_t now)
+{
+    uv_os_fd_t fd;
+    int queued = 0;
+    if (!w->udp_open || uv_fileno((uv_handle_t *)&w->udp, &fd) || ioctl(fd, FIONREAD, &queued) || queued == 0) {
+        w->udp_clear_ms = now;
+        return;
+    }
+    if (now - w->udp_clear_ms > 1000 && now - w->udp_behind_log_ms >= 10000) {
+        w->udp_behind_log_ms = now;
+        SL_LOGW(NULL, "webrtc: the UDP socket has not been read empty for %llu ms: the loop is behind "
+                "(CPU); setup and consent deadlines wait for it",
+                (unsigned long long)(now - w->udp_clear_ms));
+    }
+}
+
+uint64_t wrtc_heard_until_ms(const wrtc_pc_t *pc, uint64_t now_ms)
+{
+    if (pc->tcp || pc->w->udp_clear_ms > now_ms)
+        return now_ms;
+    return pc->w->udp_clear_ms;
+}
+
 static void on_tick(uv_timer_t *h)
 {
     wrtc_t *w = h->data;
@@ -336,6 +374,7 @@ static void on_tick(uv_timer_t *h)
     /* usrsctp compares its timers with the wall clock: hand it the real time that passed. */
     sl_sctp_tick((uint32_t)(w->last_tick_ms ? now - w->last_tick_ms : WRTC_TICK_MS));
     w->last_tick_ms = now;
+    udp_check_clear(w, now);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &w->pcs) {
         wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);

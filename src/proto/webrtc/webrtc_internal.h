@@ -118,6 +118,8 @@ struct wrtc {
     uv_timer_t tick;
     int tick_open;
     uint64_t last_tick_ms;         /* loop time of the last tick (SCTP's timers want real time) */
+    uint64_t udp_clear_ms;         /* loop time the UDP socket was last seen empty (all read) */
+    uint64_t udp_behind_log_ms;    /* the "loop is behind" warning: at most every 10 s */
     int handles_open;
     int stopping;
     struct sl_dtls_ctx *dtls_ctx;  /* our certificate, made at start */
@@ -319,6 +321,14 @@ void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct socka
 void wrtc_pc_on_packet(wrtc_pc_t *pc, const uint8_t *p, size_t len);
 /** The tick: timers of one session (now = loop time). */
 void wrtc_pc_tick(wrtc_pc_t *pc, uint64_t now_ms);
+/*
+ * The latest time up to which everything pc's peer sent has been read:
+ * now for ICE-TCP, else the time the shared UDP socket was last seen empty
+ * (webrtc.c). Silence deadlines (setup, consent) are measured to it, so a
+ * loop that falls behind its socket never blames its peers for datagrams
+ * still queued in the kernel.
+ */
+uint64_t wrtc_heard_until_ms(const wrtc_pc_t *pc, uint64_t now_ms);
 /** Frees a closed session (from the tick or at stop). */
 void wrtc_pc_free(wrtc_pc_t *pc);
 /** ICE restart: new local credentials (PATCH with a new ufrag). */
