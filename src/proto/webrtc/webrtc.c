@@ -12,17 +12,20 @@
  * unauthenticated peer can make us do one map lookup per datagram and
  * nothing else.
  *
- * The loop reads the socket at most 32 datagrams per iteration (libuv), so
- * a loop that falls behind (a starved CPU) leaves ICE checks queued in the
- * kernel for a long time. Timers run before I/O in each iteration, so the
- * tick would see checks the peer did send as missing and close healthy
- * sessions by the hundred ("ICE consent expired"): silence deadlines are
- * therefore measured up to the last time the socket was seen empty
- * (udp_clear_ms), never past it (docs/performance.md, WebRTC).
+ * libuv reads the socket at most 32 datagrams per loop iteration, so a loop
+ * that falls behind (a starved CPU, hundreds of viewers to feed) left ICE
+ * checks queued in the kernel for minutes; and timers run before I/O in an
+ * iteration, so the tick saw checks the peers did send as missing and
+ * closed healthy sessions by the hundred ("ICE consent expired"; issue 14,
+ * docs/performance.md "WebRTC"). So the tick first reads the socket itself
+ * (up to WRTC_TICK_READ_MAX datagrams, through the same handler), and
+ * silence deadlines are measured up to the last time the socket was read
+ * empty (udp_clear_ms), never past it.
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <errno.h>
+#include <sys/socket.h>
 
 #include "app/listeners.h"
 #include "app/services.h"
@@ -147,12 +150,13 @@ wrtc_pc_t *wrtc_find(wrtc_t *w, const char *id)
 
 /* ---- UDP ---- */
 
+static uint8_t g_udp_slab[65536]; /* one datagram at a time: the loop is single-threaded */
+
 static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    static uint8_t slab[65536]; /* one datagram at a time: the loop is single-threaded */
     (void)h;
     (void)suggested;
-    *buf = uv_buf_init((char *)slab, sizeof slab);
+    *buf = uv_buf_init((char *)g_udp_slab, sizeof g_udp_slab);
 }
 
 static void addr_key(char *out, size_t cap, const struct sockaddr *sa)
@@ -176,22 +180,13 @@ void wrtc__addr_key(char *out, size_t cap, const struct sockaddr *sa)
     addr_key(out, cap, sa);
 }
 
-static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
-                   unsigned flags)
+/* One datagram read from the shared socket (by libuv or by the tick). */
+static void udp_datagram(wrtc_t *w, const uint8_t *p, size_t len, const struct sockaddr *from)
 {
-    wrtc_t *w = h->data;
-    if (n == 0 && !from) {
-        w->udp_clear_ms = uv_now(w->core->loop); /* EAGAIN: everything queued has been read */
-        return;
-    }
-    if (n <= 0 || !from || (flags & UV_UDP_PARTIAL))
-        return;
-    if (n > WRTC_MAX_DATAGRAM) {
+    if (len > WRTC_MAX_DATAGRAM) {
         w->c.datagrams_unknown++;
         return;
     }
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t len = (size_t)n;
     sl_pkt_kind_t kind = sl_webrtc_classify(p, len);
     if (kind == SL_PKT_STUN) {
         wrtc_pc_on_stun(w, p, len, from, NULL);
@@ -206,6 +201,19 @@ static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct soc
     }
     pc->sess.bytes_in += len;
     wrtc_pc_on_packet(pc, p, len);
+}
+
+static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                   unsigned flags)
+{
+    wrtc_t *w = h->data;
+    if (n == 0 && !from) {
+        w->udp_clear_ms = uv_now(w->core->loop); /* EAGAIN: everything queued has been read */
+        return;
+    }
+    if (n <= 0 || !from || (flags & UV_UDP_PARTIAL))
+        return;
+    udp_datagram(w, (const uint8_t *)buf->base, (size_t)n, from);
 }
 
 /* ---- ICE-TCP ---- */
@@ -342,15 +350,28 @@ static void on_tcp_connection(uv_stream_t *server, int status)
 
 /* ---- the tick ---- */
 
-/* Notes whether the UDP socket is empty now (see the top of the file) and
- * warns, at most every 10 s, while it has not been for more than a second. */
-static void udp_check_clear(wrtc_t *w, uint64_t now)
+/* Reads what the UDP socket holds, up to WRTC_TICK_READ_MAX datagrams (see
+ * the top of the file), noting when it was read empty; warns, at most every
+ * 10 s, while it has not been for more than a second. */
+static void udp_drain(wrtc_t *w, uint64_t now)
 {
     uv_os_fd_t fd;
-    int queued = 0;
-    if (!w->udp_open || uv_fileno((uv_handle_t *)&w->udp, &fd) || ioctl(fd, FIONREAD, &queued) || queued == 0) {
+    if (!w->udp_open || w->stopping || uv_fileno((uv_handle_t *)&w->udp, &fd)) {
         w->udp_clear_ms = now;
         return;
+    }
+    for (int i = 0; i < WRTC_TICK_READ_MAX; i++) {
+        struct sockaddr_storage from;
+        socklen_t flen = sizeof from;
+        ssize_t n = recvfrom(fd, g_udp_slab, sizeof g_udp_slab, MSG_DONTWAIT | MSG_TRUNC,
+                             (struct sockaddr *)&from, &flen);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                w->udp_clear_ms = now;
+            break;
+        }
+        if (n > 0 && flen > 0)
+            udp_datagram(w, g_udp_slab, (size_t)n, (const struct sockaddr *)&from);
     }
     if (now - w->udp_clear_ms > 1000 && now - w->udp_behind_log_ms >= 10000) {
         w->udp_behind_log_ms = now;
@@ -374,7 +395,7 @@ static void on_tick(uv_timer_t *h)
     /* usrsctp compares its timers with the wall clock: hand it the real time that passed. */
     sl_sctp_tick((uint32_t)(w->last_tick_ms ? now - w->last_tick_ms : WRTC_TICK_MS));
     w->last_tick_ms = now;
-    udp_check_clear(w, now);
+    udp_drain(w, now);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &w->pcs) {
         wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);

@@ -59,6 +59,7 @@ struct wrtc_pacer;
 #define WRTC_PATH_MAX 512         /* hub names, as RTMP and HTTP-FLV limit them */
 #define WRTC_TICK_MS 20           /* the timer that drives every session */
 #define WRTC_MAX_DATAGRAM 1500    /* larger datagrams are dropped (and counted) */
+#define WRTC_TICK_READ_MAX 2048   /* datagrams the tick reads itself (webrtc.c: a loop behind) */
 #define WRTC_SRTP_ROOM 160        /* room after a packet for SRTP's tag (SL_SRTP_MAX_TRAILER) */
 #define WRTC_TCP_MAX_PACKET 1600  /* ICE-TCP: a larger framed packet closes the connection */
 #define WRTC_TCP_PENDING_MAX 1024 /* ICE-TCP connections not bound to a session yet */
