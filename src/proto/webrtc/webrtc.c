@@ -383,9 +383,15 @@ static void udp_drain(wrtc_t *w, uint64_t now)
 
 uint64_t wrtc_heard_until_ms(const wrtc_pc_t *pc, uint64_t now_ms)
 {
-    if (pc->tcp || pc->w->udp_clear_ms > now_ms)
+    uint64_t clear = pc->w->udp_clear_ms;
+    if (pc->tcp || clear > now_ms)
         return now_ms;
-    return pc->w->udp_clear_ms;
+    /* A socket that is never read empty (a flood, an overload that lasts)
+     * delays deadlines by WRTC_BACKLOG_GRACE_MS at most: sessions of vanished
+     * peers still end. */
+    if (now_ms - clear > WRTC_BACKLOG_GRACE_MS)
+        return now_ms - WRTC_BACKLOG_GRACE_MS;
+    return clear;
 }
 
 static void on_tick(uv_timer_t *h)

@@ -60,6 +60,7 @@ struct wrtc_pacer;
 #define WRTC_TICK_MS 20           /* the timer that drives every session */
 #define WRTC_MAX_DATAGRAM 1500    /* larger datagrams are dropped (and counted) */
 #define WRTC_TICK_READ_MAX 2048   /* datagrams the tick reads itself (webrtc.c: a loop behind) */
+#define WRTC_BACKLOG_GRACE_MS 120000 /* longest a UDP backlog may delay setup/consent deadlines */
 #define WRTC_SRTP_ROOM 160        /* room after a packet for SRTP's tag (SL_SRTP_MAX_TRAILER) */
 #define WRTC_TCP_MAX_PACKET 1600  /* ICE-TCP: a larger framed packet closes the connection */
 #define WRTC_TCP_PENDING_MAX 1024 /* ICE-TCP connections not bound to a session yet */
@@ -327,7 +328,7 @@ void wrtc_pc_tick(wrtc_pc_t *pc, uint64_t now_ms);
  * now for ICE-TCP, else the time the shared UDP socket was last seen empty
  * (webrtc.c). Silence deadlines (setup, consent) are measured to it, so a
  * loop that falls behind its socket never blames its peers for datagrams
- * still queued in the kernel.
+ * still queued in the kernel (by WRTC_BACKLOG_GRACE_MS at most).
  */
 uint64_t wrtc_heard_until_ms(const wrtc_pc_t *pc, uint64_t now_ms);
 /** Frees a closed session (from the tick or at stop). */
