@@ -14,6 +14,8 @@
 #   SLUICE_BIN     a sluice binary to measure instead of $BENCH_BUILD/sluice
 #   BENCH_DIR      where sources, configs and logs go (default: a temp dir)
 #   BENCH_PORT     first TCP port to use (default 29350)
+#   BENCH_LOG_LEVEL  sluice's log.level in the bench configs (default warn;
+#                  info shows why sessions end)
 # shellcheck shell=bash
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,7 +96,7 @@ server:
   max_connections: 100000
   max_connections_per_address: 0   # every bench client is 127.0.0.1
 log:
-  level: warn
+  level: ${BENCH_LOG_LEVEL:-warn}
 rtmp:
   bind: 127.0.0.1
   port: $rport

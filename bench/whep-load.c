@@ -14,9 +14,11 @@
  *
  * URL is the WHEP endpoint, e.g.
  * http://127.0.0.1:8080/live/whep/endpoint/stream. Sessions are created at
- * --rate per second (signalling is a blocking libcurl POST on the loop
- * thread: about a millisecond on loopback); when all have media (or 10 s
- * after the last POST) the tool waits --settle seconds, then measures for
+ * --rate per second (signalling is a libcurl POST in libuv's thread pool,
+ * four at a time, so a slow server never stalls the loop: consent checks,
+ * ICE retransmissions with backoff from 100 ms to 1.6 s, and socket reads go
+ * on); when all have media (or 15 s after its answer a session has failed)
+ * the tool waits --settle seconds, then measures for
  * --seconds and prints one JSON object:
  *   sessions / media       sessions created, sessions that received SRTP
  *   mbps                   SRTP bytes (UDP payload) received by all sessions
@@ -68,11 +70,12 @@
 #define SEI_UUID "sluice-bench-lag"
 #define SEI_PAYLOAD 48
 #define SEI_NAL_LEN (3 + SEI_PAYLOAD + 1)
-#define STUN_RETRY_MS 50
+#define STUN_RETRY_MS 100      /* first ICE retransmission; doubles up to STUN_RETRY_MAX_MS */
+#define STUN_RETRY_MAX_MS 1600
 #define CONSENT_MS 2000
 #define SETUP_TIMEOUT_MS 15000
 
-enum { ST_ICE, ST_DTLS, ST_MEDIA, ST_FAILED };
+enum { ST_SIGNAL, ST_ICE, ST_DTLS, ST_MEDIA, ST_FAILED };
 
 typedef struct {
     uint32_t ssrc;
@@ -87,6 +90,10 @@ typedef struct sess {
     char lufrag[9], lpwd[25];
     char rufrag[256], rpwd[256], rfp[160], username[520];
     uint64_t created_ms, next_stun_ms;
+    uint64_t answered_ms;       /* signalling done: the setup timeout counts from here */
+    uint64_t stun_retry_ms;     /* current ICE retransmission interval */
+    uv_work_t work;             /* signalling, off the loop (libuv's thread pool) */
+    int signal_rc;
     uint64_t media_wall_us;     /* wall clock when the first SRTP packet came */
     sl_dtls_t *dtls;
     sl_srtp_t *srtp;
@@ -94,6 +101,9 @@ typedef struct sess {
     int n_ssrc;
     int pub;                    /* the WHIP publisher (--whip), not a viewer */
     uint64_t bytes, bytes0;     /* SRTP bytes received; at the window's start */
+    uint64_t last_rx_ms;        /* last SRTP packet received (mono ms) */
+    uint64_t last_stun_ok_ms;   /* last binding success from the server (mono ms) */
+    uint64_t consent_sent;      /* binding requests sent after ICE */
 } sess_t;
 
 static struct {
@@ -528,10 +538,15 @@ out:
 
 /* ---- per packet ---------------------------------------------------------- */
 
+static uint64_t g_send_errors;     /* uv_udp_try_send refusals (all sessions) */
+static uint64_t g_stall_max_ms, g_stalls, g_stall_total_ms; /* gaps between ticks > 1 s */
+static uint64_t g_last_tick_ms;
+
 static void send_dgram(sess_t *s, const uint8_t *p, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
-    uv_udp_try_send(&s->udp, &b, 1, NULL);
+    if (uv_udp_try_send(&s->udp, &b, 1, NULL) < 0)
+        g_send_errors++;
 }
 
 static void send_stun(sess_t *s)
@@ -638,6 +653,7 @@ static void on_rtp(sess_t *s, uint8_t *p, size_t len)
         return;
     tot.bytes += wire;
     s->bytes += wire;
+    s->last_rx_ms = mono_ms();
     tot.pkts++;
     ssrc_t *st = NULL;
     for (int i = 0; i < s->n_ssrc; i++)
@@ -684,6 +700,8 @@ static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct
                 send_dgram(s, out, (size_t)n);
             break;
         }
+        if (m.type == SL_STUN_BINDING_SUCCESS)
+            s->last_stun_ok_ms = mono_ms();
         if (m.type == SL_STUN_BINDING_SUCCESS && s->state == ST_ICE) {
             s->state = ST_DTLS;
             if (sl_dtls_new(g_ctx, 0, "sha-256", s->rfp, &g_dtls_ops, s, &s->dtls) != 0 ||
@@ -758,17 +776,36 @@ static void on_tick(uv_timer_t *t)
 {
     (void)t;
     uint64_t now = mono_ms();
+    if (g_last_tick_ms && now - g_last_tick_ms > 1000) {
+        g_stalls++;
+        g_stall_total_ms += now - g_last_tick_ms;
+        if (now - g_last_tick_ms > g_stall_max_ms)
+            g_stall_max_ms = now - g_last_tick_ms;
+        fprintf(stderr, "whep-load: loop stalled %" PRIu64 " ms (%d sessions created)\n", now - g_last_tick_ms,
+                g_created);
+    }
+    g_last_tick_ms = now;
     for (int i = g_whip_url ? -1 : 0; i < g_created; i++) {
         sess_t *s = i < 0 ? &g_pubs : &g_sess[i];
-        if (s->state == ST_FAILED)
+        if (s->state == ST_FAILED || s->state == ST_SIGNAL)
             continue;
-        if (s->state != ST_MEDIA && now - s->created_ms > SETUP_TIMEOUT_MS) {
+        if (s->state != ST_MEDIA && now - s->answered_ms > SETUP_TIMEOUT_MS) {
             fail(s, s->state == ST_ICE ? "ICE timeout" : "DTLS timeout");
             continue;
         }
         if (now >= s->next_stun_ms) {
             send_stun(s);
-            s->next_stun_ms = now + (s->state == ST_ICE ? STUN_RETRY_MS : CONSENT_MS);
+            if (s->state != ST_ICE)
+                s->consent_sent++;
+            if (s->state == ST_ICE) {
+                /* Retransmissions back off (RFC 8489 6.2.1), as a browser's do: a fixed
+                   50 ms retry from hundreds of sessions floods a server that is behind. */
+                s->next_stun_ms = now + s->stun_retry_ms;
+                if (s->stun_retry_ms < STUN_RETRY_MAX_MS)
+                    s->stun_retry_ms *= 2;
+            } else {
+                s->next_stun_ms = now + CONSENT_MS;
+            }
         }
         if (s->state == ST_DTLS && s->dtls && sl_dtls_timeout_ms(s->dtls) == 0)
             sl_dtls_on_timeout(s->dtls);
@@ -887,6 +924,36 @@ static int load_flv(const char *path)
     return 0;
 }
 
+/* Signalling runs in libuv's thread pool (curl blocks): the loop keeps reading the
+   sockets, answering and sending consent checks while a POST waits for a slow server.
+   A blocking POST on the loop stalled every session for seconds at a time at N = 400. */
+static void signal_work(uv_work_t *w)
+{
+    sess_t *s = w->data;
+    s->signal_rc = g_janus ? janus_signal(s) : whep_signal(s, g_url);
+    s->answered_ms = mono_ms();
+}
+
+static uint64_t g_signal_max_ms;   /* longest signalling, queue wait included */
+
+static void signal_done(uv_work_t *w, int status)
+{
+    sess_t *s = w->data;
+    if (s->answered_ms - s->created_ms > g_signal_max_ms)
+        g_signal_max_ms = s->answered_ms - s->created_ms;
+    if (status != 0 || s->signal_rc != 0) {
+        fail(s, "signalling");
+        return;
+    }
+    s->answered_ms = mono_ms();
+    s->state = ST_ICE;
+    uv_udp_connect(&s->udp, (const struct sockaddr *)&s->peer);
+    uv_udp_recv_start(&s->udp, on_alloc, on_udp);
+    s->stun_retry_ms = STUN_RETRY_MS;
+    send_stun(s);
+    s->next_stun_ms = mono_ms() + s->stun_retry_ms;
+}
+
 static void on_spawn(uv_timer_t *t)
 {
     if (g_created >= g_n) {
@@ -896,6 +963,7 @@ static void on_spawn(uv_timer_t *t)
     sess_t *s = &g_sess[g_created];
     s->idx = g_created;
     s->created_ms = mono_ms();
+    s->state = ST_SIGNAL;
     sl_ice_credentials(s->lufrag, s->lpwd);
     uv_udp_init(g_loop, &s->udp);
     s->udp.data = s;
@@ -906,15 +974,9 @@ static void on_spawn(uv_timer_t *t)
     int big = 1 << 20;
     uv_recv_buffer_size((uv_handle_t *)&s->udp, &big);
     g_created++;
-    if ((g_janus ? janus_signal(s) : whep_signal(s, g_url)) != 0) {
+    s->work.data = s;
+    if (uv_queue_work(g_loop, &s->work, signal_work, signal_done) != 0)
         fail(s, "signalling");
-        return;
-    }
-    uv_udp_connect(&s->udp, (const struct sockaddr *)&s->peer);
-    uv_udp_recv_start(&s->udp, on_alloc, on_udp);
-    s->next_stun_ms = 0;
-    send_stun(s);
-    s->next_stun_ms = mono_ms() + STUN_RETRY_MS;
 }
 
 static double g_cpu0, g_self0, g_t0;
@@ -944,7 +1006,11 @@ static void end_window(uv_timer_t *t)
         if (b == 0) {
             if (starved < 8)
                 fprintf(stderr, "whep-load: session %d got nothing in the window (%" PRIu64
-                        " bytes before it)\n", s->idx, s->bytes0);
+                        " bytes before it; last packet %.1f s and last STUN answer %.1f s before the"
+                        " window's end; %" PRIu64 " consent checks sent)\n", s->idx, s->bytes0,
+                        s->last_rx_ms ? (double)(mono_ms() - s->last_rx_ms) / 1000 : -1.0,
+                        s->last_stun_ok_ms ? (double)(mono_ms() - s->last_stun_ok_ms) / 1000 : -1.0,
+                        s->consent_sent);
             starved++;
         }
         else if ((double)b < mean / 2)
@@ -963,6 +1029,9 @@ static void end_window(uv_timer_t *t)
            hist_pct(0.5), hist_pct(0.95), hist_pct(0.99), self, rbe - g_rbe0, sbe - g_sbe0, starved, short_, la[0], la[1],
            la[2]);
     fflush(stdout);
+    fprintf(stderr, "whep-load: loop stalls > 1 s: %" PRIu64 " (longest %" PRIu64 " ms, %" PRIu64
+            " ms in all); longest signalling (queued + POST) %" PRIu64 " ms; send errors %" PRIu64 "\n", g_stalls,
+            g_stall_max_ms, g_stall_total_ms, g_signal_max_ms, g_send_errors);
     g_measuring = 0;
     uv_timer_stop(t);
     uv_stop(g_loop);
@@ -1072,10 +1141,13 @@ int main(int argc, char **argv)
         uv_udp_bind(&s->udp, (const struct sockaddr *)&any, 0);
         if (whep_signal(s, g_whip_url) != 0)
             return 1;
+        s->state = ST_ICE;
+        s->answered_ms = mono_ms();
         uv_udp_connect(&s->udp, (const struct sockaddr *)&s->peer);
         uv_udp_recv_start(&s->udp, on_alloc, on_udp);
+        s->stun_retry_ms = STUN_RETRY_MS;
         send_stun(s);
-        s->next_stun_ms = mono_ms() + STUN_RETRY_MS;
+        s->next_stun_ms = mono_ms() + s->stun_retry_ms;
     } else {
         uv_timer_start(&g_spawn, on_spawn, 0, g_spawn_every);
     }

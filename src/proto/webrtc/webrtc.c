@@ -11,9 +11,21 @@
  * session has proven is dropped before any parser sees it, so an
  * unauthenticated peer can make us do one map lookup per datagram and
  * nothing else.
+ *
+ * libuv reads the socket at most 32 datagrams per loop iteration, so a loop
+ * that falls behind (a starved CPU, hundreds of viewers to feed) left ICE
+ * checks queued in the kernel for minutes; and timers run before I/O in an
+ * iteration, so the tick saw checks the peers did send as missing and
+ * closed healthy sessions by the hundred ("ICE consent expired"; issue 14,
+ * docs/performance.md "WebRTC"). So the tick first reads the socket itself
+ * (up to WRTC_TICK_READ_MAX datagrams, through the same handler), and
+ * silence deadlines are measured up to the last time the socket was read
+ * empty (udp_clear_ms), never past it.
  */
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
 
 #include "app/listeners.h"
 #include "app/services.h"
@@ -138,12 +150,13 @@ wrtc_pc_t *wrtc_find(wrtc_t *w, const char *id)
 
 /* ---- UDP ---- */
 
+static uint8_t g_udp_slab[65536]; /* one datagram at a time: the loop is single-threaded */
+
 static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    static uint8_t slab[65536]; /* one datagram at a time: the loop is single-threaded */
     (void)h;
     (void)suggested;
-    *buf = uv_buf_init((char *)slab, sizeof slab);
+    *buf = uv_buf_init((char *)g_udp_slab, sizeof g_udp_slab);
 }
 
 static void addr_key(char *out, size_t cap, const struct sockaddr *sa)
@@ -167,18 +180,13 @@ void wrtc__addr_key(char *out, size_t cap, const struct sockaddr *sa)
     addr_key(out, cap, sa);
 }
 
-static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
-                   unsigned flags)
+/* One datagram read from the shared socket (by libuv or by the tick). */
+static void udp_datagram(wrtc_t *w, const uint8_t *p, size_t len, const struct sockaddr *from)
 {
-    wrtc_t *w = h->data;
-    if (n <= 0 || !from || (flags & UV_UDP_PARTIAL))
-        return;
-    if (n > WRTC_MAX_DATAGRAM) {
+    if (len > WRTC_MAX_DATAGRAM) {
         w->c.datagrams_unknown++;
         return;
     }
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t len = (size_t)n;
     sl_pkt_kind_t kind = sl_webrtc_classify(p, len);
     if (kind == SL_PKT_STUN) {
         wrtc_pc_on_stun(w, p, len, from, NULL);
@@ -193,6 +201,19 @@ static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct soc
     }
     pc->sess.bytes_in += len;
     wrtc_pc_on_packet(pc, p, len);
+}
+
+static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                   unsigned flags)
+{
+    wrtc_t *w = h->data;
+    if (n == 0 && !from) {
+        w->udp_clear_ms = uv_now(w->core->loop); /* EAGAIN: everything queued has been read */
+        return;
+    }
+    if (n <= 0 || !from || (flags & UV_UDP_PARTIAL))
+        return;
+    udp_datagram(w, (const uint8_t *)buf->base, (size_t)n, from);
 }
 
 /* ---- ICE-TCP ---- */
@@ -329,6 +350,50 @@ static void on_tcp_connection(uv_stream_t *server, int status)
 
 /* ---- the tick ---- */
 
+/* Reads what the UDP socket holds, up to WRTC_TICK_READ_MAX datagrams (see
+ * the top of the file), noting when it was read empty; warns, at most every
+ * 10 s, while it has not been for more than a second. */
+static void udp_drain(wrtc_t *w, uint64_t now)
+{
+    uv_os_fd_t fd;
+    if (!w->udp_open || w->stopping || uv_fileno((uv_handle_t *)&w->udp, &fd)) {
+        w->udp_clear_ms = now;
+        return;
+    }
+    for (int i = 0; i < WRTC_TICK_READ_MAX; i++) {
+        struct sockaddr_storage from;
+        socklen_t flen = sizeof from;
+        ssize_t n = recvfrom(fd, g_udp_slab, sizeof g_udp_slab, MSG_DONTWAIT | MSG_TRUNC,
+                             (struct sockaddr *)&from, &flen);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                w->udp_clear_ms = now;
+            break;
+        }
+        if (n > 0 && flen > 0)
+            udp_datagram(w, g_udp_slab, (size_t)n, (const struct sockaddr *)&from);
+    }
+    if (now - w->udp_clear_ms > 1000 && now - w->udp_behind_log_ms >= 10000) {
+        w->udp_behind_log_ms = now;
+        SL_LOGW(NULL, "webrtc: the UDP socket has not been read empty for %llu ms: the loop is behind "
+                "(CPU); setup and consent deadlines wait for it",
+                (unsigned long long)(now - w->udp_clear_ms));
+    }
+}
+
+uint64_t wrtc_heard_until_ms(const wrtc_pc_t *pc, uint64_t now_ms)
+{
+    uint64_t clear = pc->w->udp_clear_ms;
+    if (pc->tcp || clear > now_ms)
+        return now_ms;
+    /* A socket that is never read empty (a flood, an overload that lasts)
+     * delays deadlines by WRTC_BACKLOG_GRACE_MS at most: sessions of vanished
+     * peers still end. */
+    if (now_ms - clear > WRTC_BACKLOG_GRACE_MS)
+        return now_ms - WRTC_BACKLOG_GRACE_MS;
+    return clear;
+}
+
 static void on_tick(uv_timer_t *h)
 {
     wrtc_t *w = h->data;
@@ -336,6 +401,7 @@ static void on_tick(uv_timer_t *h)
     /* usrsctp compares its timers with the wall clock: hand it the real time that passed. */
     sl_sctp_tick((uint32_t)(w->last_tick_ms ? now - w->last_tick_ms : WRTC_TICK_MS));
     w->last_tick_ms = now;
+    udp_drain(w, now);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &w->pcs) {
         wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);

@@ -59,6 +59,8 @@ struct wrtc_pacer;
 #define WRTC_PATH_MAX 512         /* hub names, as RTMP and HTTP-FLV limit them */
 #define WRTC_TICK_MS 20           /* the timer that drives every session */
 #define WRTC_MAX_DATAGRAM 1500    /* larger datagrams are dropped (and counted) */
+#define WRTC_TICK_READ_MAX 2048   /* datagrams the tick reads itself (webrtc.c: a loop behind) */
+#define WRTC_BACKLOG_GRACE_MS 120000 /* longest a UDP backlog may delay setup/consent deadlines */
 #define WRTC_SRTP_ROOM 160        /* room after a packet for SRTP's tag (SL_SRTP_MAX_TRAILER) */
 #define WRTC_TCP_MAX_PACKET 1600  /* ICE-TCP: a larger framed packet closes the connection */
 #define WRTC_TCP_PENDING_MAX 1024 /* ICE-TCP connections not bound to a session yet */
@@ -118,6 +120,8 @@ struct wrtc {
     uv_timer_t tick;
     int tick_open;
     uint64_t last_tick_ms;         /* loop time of the last tick (SCTP's timers want real time) */
+    uint64_t udp_clear_ms;         /* loop time the UDP socket was last seen empty (all read) */
+    uint64_t udp_behind_log_ms;    /* the "loop is behind" warning: at most every 10 s */
     int handles_open;
     int stopping;
     struct sl_dtls_ctx *dtls_ctx;  /* our certificate, made at start */
@@ -337,6 +341,14 @@ void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct socka
 void wrtc_pc_on_packet(wrtc_pc_t *pc, const uint8_t *p, size_t len);
 /** The tick: timers of one session (now = loop time). */
 void wrtc_pc_tick(wrtc_pc_t *pc, uint64_t now_ms);
+/*
+ * The latest time up to which everything pc's peer sent has been read:
+ * now for ICE-TCP, else the time the shared UDP socket was last seen empty
+ * (webrtc.c). Silence deadlines (setup, consent) are measured to it, so a
+ * loop that falls behind its socket never blames its peers for datagrams
+ * still queued in the kernel (by WRTC_BACKLOG_GRACE_MS at most).
+ */
+uint64_t wrtc_heard_until_ms(const wrtc_pc_t *pc, uint64_t now_ms);
 /** Frees a closed session (from the tick or at stop). */
 void wrtc_pc_free(wrtc_pc_t *pc);
 /** ICE restart: new local credentials (PATCH with a new ufrag). */

@@ -662,11 +662,14 @@ void wrtc_pc_tick(wrtc_pc_t *pc, uint64_t now_ms)
         wrtc_pc_close(pc, "stream unpublished");
         return;
     }
-    if (!pc->dtls_up && now_ms - pc->created_ms > (uint64_t)wc->setup_timeout_ms) {
+    /* Measured up to what has been read, not to now: checks still queued
+     * in our socket while the loop is behind are not the peer's silence. */
+    uint64_t heard = wrtc_heard_until_ms(pc, now_ms);
+    if (!pc->dtls_up && heard > pc->created_ms && heard - pc->created_ms > (uint64_t)wc->setup_timeout_ms) {
         wrtc_pc_close(pc, pc->have_addr ? "DTLS did not complete in time" : "ICE did not complete in time");
         return;
     }
-    if (now_ms - pc->last_consent_ms > (uint64_t)wc->consent_timeout_ms) {
+    if (heard > pc->last_consent_ms && heard - pc->last_consent_ms > (uint64_t)wc->consent_timeout_ms) {
         wrtc_pc_close(pc, "ICE consent expired (the peer is gone)");
         return;
     }
