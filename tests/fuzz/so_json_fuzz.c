@@ -10,7 +10,9 @@
  * closed socket) is a finding, not only a crash.
  *
  * Input: byte 0 picks how each socket's first admission answers (two bits
- * a socket: allowed, pending, refused, allowed). The rest is a sequence of
+ * a socket: allowed, pending, refused, allowed; from service 1.2 its top
+ * two bits pick the same for every object's own admission, admit_kind).
+ * The rest is a sequence of
  * records separated by 0x1e (RS, which JSON never contains unescaped).
  * A record's first byte says what happens ((b & 3) % 3 is the socket):
  *   (b & 0x0c) == 0x00  the rest of the record is a message on the socket,
@@ -20,7 +22,8 @@
  *   (b & 0x0c) == 0x04  the socket closes (its handlers' on_close), and a
  *                       new socket takes its place (same address, as
  *                       memory reuse would give);
- *   (b & 0x0c) == 0x08  a pending admission ends: allowed;
+ *   (b & 0x0c) == 0x08  a pending admission ends: allowed (the socket's,
+ *                       else an object's);
  *   (b & 0x0c) == 0x0c  a pending admission ends: refused.
  * Printable seeds: '`' 'a' 'b' are messages on sockets 0, 1, 2; 'd' 'e'
  * 'f' close them; 'h' 'i' 'j' admit them; 'l' 'm' 'n' refuse them.
@@ -54,6 +57,9 @@ struct sl_wsig_conn {
     sl_wsig_admit_cb cb; /* the pending admission's callback */
     void *cb_ud;
     int dc;              /* answers is_datachannel() (socket 2 is a data channel) */
+    int so_rc;           /* what admit_kind answers (service 1.2) */
+    void (*so_done)(struct sl_admit *a, int result, const char *reason, void *ud);
+    void *so_ud;         /* the pending object admission */
     char id[16];
 };
 
@@ -98,11 +104,12 @@ static void f_remove(void *svc, const char *key)
 
 static int f_send(sl_wsig_conn_t *c, const char *json, size_t len)
 {
-    (void)c;
     json_t *o = json_loadb(json, len, 0, NULL);
     if (!json_is_object(o))
         abort(); /* the adapter only ever sends objects */
     json_decref(o);
+    if (getenv("SL_FUZZ_TRACE")) /* what a seed reaches: SL_FUZZ_TRACE=1 so_json_fuzz_replay FILE */
+        fprintf(stderr, "%s <- %.*s\n", c->id, (int)len, json);
     return 0;
 }
 
@@ -123,9 +130,35 @@ static int f_admit(sl_wsig_conn_t *c, sl_wsig_admit_cb cb, void *ud)
     return c->admit_rc;
 }
 
+#if SL_WEBRTC_WS_SVC_MINOR >= 2
+/* An object's own admission (kind SL_ADMIT_SO_CONNECT); no handle: closing
+ * the socket drops a pending one, as cancelling it does. */
+static int f_admit_kind(sl_wsig_conn_t *c, int kind, const char *stream,
+                        void (*done)(struct sl_admit *a, int result, const char *reason, void *ud),
+                        void *ud, struct sl_admit **out)
+{
+    (void)kind;
+    if (!stream)
+        abort();
+    *out = NULL;
+    if (c->so_rc == SL_EPENDING) {
+        if (c->so_done)
+            abort(); /* one at a time: what follows waits */
+        c->so_done = done;
+        c->so_ud = ud;
+        return SL_EPENDING;
+    }
+    done(NULL, c->so_rc, NULL, ud);
+    return 0;
+}
+#endif
+
 static const sl_wsig_svc_t g_fake_svc = {
     .handler_add = f_add, .handler_remove = f_remove, .send = f_send, .scope = f_scope,
     .id = f_id, .remote = f_remote, .session = f_session, .admit = f_admit, .is_datachannel = f_is_dc,
+#if SL_WEBRTC_WS_SVC_MINOR >= 2
+    .admit_kind = f_admit_kind,
+#endif
 };
 
 /* One message, dispatched as webrtc_ws.c's on_ws_message does. */
@@ -152,6 +185,8 @@ static void closed(sl_wsig_conn_t *c)
     /* The carrier ends a pending admission without calling back. */
     c->cb = NULL;
     c->cb_ud = NULL;
+    c->so_done = NULL;
+    c->so_ud = NULL;
     for (int i = 0; i < g_fake.n; i++)
         if (g_fake.h[i].on_close)
             g_fake.h[i].on_close(c, g_fake.h[i].ud);
@@ -187,13 +222,20 @@ static void play(const uint8_t *data, size_t size, sl_wsig_conn_t *conns)
             break;
         case 0x04: {
             closed(c);
-            sl_wsig_conn_t fresh = {.admit_rc = admit_mode(data[0] >> (2 * ci)), .dc = c->dc};
+            sl_wsig_conn_t fresh = {.admit_rc = admit_mode(data[0] >> (2 * ci)), .dc = c->dc,
+                                    .so_rc = admit_mode(data[0] >> 6)};
             memcpy(fresh.id, c->id, sizeof fresh.id);
             *c = fresh;
             break;
         }
         default:
-            if (c->cb) {
+            if (!c->cb && c->so_done) {
+                void (*done)(struct sl_admit *, int, const char *, void *) = c->so_done;
+                void *ud = c->so_ud;
+                c->so_done = NULL;
+                c->so_ud = NULL;
+                done(NULL, (b & 0x0c) == 0x08 ? 0 : SL_EDENIED, NULL, ud);
+            } else if (c->cb) {
                 sl_wsig_admit_cb cb = c->cb;
                 void *ud = c->cb_ud;
                 int result = (b & 0x0c) == 0x08 ? 0 : SL_EDENIED;
@@ -234,7 +276,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     /* The service comes after the module (as the WebRTC protocol does): the
      * adapter finds it from its timer, in the loop's first turn. */
-    if (sl_service_register(&core, SL_WEBRTC_WS_SVC_NAME, 1, 1, &g_fake_svc, &g_fake))
+    if (sl_service_register(&core, SL_WEBRTC_WS_SVC_NAME, SL_WEBRTC_WS_SVC_MAJOR, SL_WEBRTC_WS_SVC_MINOR,
+                            &g_fake_svc, &g_fake))
         abort();
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
@@ -248,6 +291,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < N_CONNS; i++) {
         conns[i].admit_rc = admit_mode(data[0] >> (2 * i));
         conns[i].dc = i == 2;
+        conns[i].so_rc = admit_mode(data[0] >> 6);
         snprintf(conns[i].id, sizeof conns[i].id, "so-%d", i);
     }
     play(data, size, conns);
