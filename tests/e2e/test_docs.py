@@ -77,6 +77,8 @@ NOT_RUNNABLE = {
     "docs/performance.md": "bench/ commands of minutes each (run by hand, results in the page)",
     "docs/client-c.md": "sluice-bench/sluice-publish runs are covered by test_client_tools.py",
     "docs/plugins.md": "the examples are built from an installed prefix and run by test_plugins.py",
+    "docs/sdk.md": "browser JavaScript: the SDK's calls are run in Chromium by tests/browser/sdk.test.mjs "
+                   "and its unit tests (make test-sdk)",
 }
 
 
