@@ -85,6 +85,7 @@ def src_1500k(tmp_path_factory):
            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:beep_factor=4",
            "-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+           "-bf", "0",  # WebRTC viewers get no B-frames (webrtc.bframes: drop): keep 25 fps
            "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
            "-b:v", "1500k", "-minrate", "1500k", "-maxrate", "1500k", "-bufsize", "1500k",
            "-x264-params", "nal-hrd=cbr:filler=0",
