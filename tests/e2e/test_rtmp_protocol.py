@@ -101,6 +101,12 @@ def test_media_relayed_byte_exact(sluice, media_tags, chunk_size, ts_offset):
         flv.stop()
         sent_v = [s for s in flv.sent if s[0] == MSG_VIDEO]
         sent_a = [s for s in flv.sent if s[0] == MSG_AUDIO]
+        # The audio sent after the last video frame may still be on its way: wait for it.
+        if sent_a:
+            last_a = sent_a[-1]
+            player.wait_for(lambda: any(m.is_audio and m.size and m.crc == last_a[3]
+                                        for m in player.media[-8:]),
+                            T(5), "the last audio message published")
         with player._cv:  # (empty messages are stream markers some servers send; not media)
             got_v = [m for m in player.media if m.is_video and m.size]
             got_a = [m for m in player.media if m.is_audio and m.size]
