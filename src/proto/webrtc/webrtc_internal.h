@@ -381,8 +381,6 @@ void wrtc_on_rtcp(wrtc_pc_t *pc, const uint8_t *p, size_t len);
 /** The viewer's DTLS is up: attach to the hub. */
 int wrtc_view_start(wrtc_pc_t *pc);
 void wrtc_view_stop(wrtc_pc_t *pc, const char *reason);
-/** One Opus packet (borrowed) to a viewer at stream time dts_ms. */
-void wrtc_view_send_opus(wrtc_pc_t *v, const uint8_t *opus, size_t len, int64_t dts_ms);
 /** A viewer's timers (sender reports). */
 void wrtc_view_tick(wrtc_pc_t *v, uint64_t now_ms);
 /**

@@ -276,11 +276,15 @@ static void on_opus(wrtc_pc_t *pc, const uint8_t *opus, size_t len, uint32_t rtp
             wrtc_pub_push(pc, SL_FLV_AUDIO, dts, b);
         return;
     }
-    if (pc->ws) {
+    if (pc->ws && pc->ws->n_viewers) {
+        /* One copy of the packet, referenced by every viewer's pacing queue. */
+        sl_buf_t *b = sl_buf_from(opus, len);
         sl_list_t *it, *nx;
         sl_list_foreach_safe(it, nx, &pc->ws->viewers) {
-            wrtc_view_send_opus(sl_container_of(it, wrtc_pc_t, vlink), opus, len, dts);
+            if (b)
+                wrtc_view_send_opus_buf(sl_container_of(it, wrtc_pc_t, vlink), b, 0, len, dts);
         }
+        sl_buf_unref(b);
     }
     if (!pc->to_aac)
         return;

@@ -364,18 +364,6 @@ void wrtc_view_send_opus_buf(wrtc_pc_t *v, sl_buf_t *buf, uint32_t off, size_t l
     pace_drain(v, uv_now(v->w->core->loop));
 }
 
-/* Borrowed Opus bytes (a WHIP publisher's packet): copied once per viewer to be queued. */
-void wrtc_view_send_opus(wrtc_pc_t *v, const uint8_t *opus, size_t len, int64_t dts_ms)
-{
-    if (!v->aout.on || !v->dtls_up || !v->sink_on)
-        return;
-    sl_buf_t *b = sl_buf_from(opus, len);
-    if (!b)
-        return;
-    wrtc_view_send_opus_buf(v, b, 0, len, dts_ms);
-    sl_buf_unref(b);
-}
-
 static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
 {
     wrtc_out_track_t *t = &v->vout;
