@@ -53,6 +53,7 @@ class Receiver:
         self.secret = secret
         self.port = port or free_port()
         self.status = 200
+        self.hold = None  # a threading.Event: answers wait for it (at most 10 s)
         self.lock = threading.Lock()
         self.requests = []
         self.accepted = []
@@ -90,6 +91,9 @@ class Receiver:
                     rec.requests.append(item)
                     if 200 <= status < 300:
                         rec.accepted.append(item)
+                    hold = rec.hold
+                if hold is not None:
+                    hold.wait(10)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -445,6 +449,28 @@ def test_deliveries_api_and_redeliver(sluice_factory, receiver):
     assert st == 404
     st, rsp = api(http_port, "/api/v1/webhooks/nothing")
     assert st == 404
+
+
+def test_redeliver_while_in_flight_is_not_lost(sluice_factory, receiver):
+    """A redeliver asked for while the first attempt is still on the wire
+    sends the event again: the attempt that began before it must not mark
+    the row delivered over it."""
+    http_port = free_port()
+    receiver.hold = threading.Event()
+    srv = sluice_factory(config=hook_config([receiver.url], http_port, timeout="15s"))
+    rtmp_session(srv.port, "live", "h1")
+    first = wait_until(lambda: receiver.bodies()[:1], T(10), 0.05, "the first delivery on the wire")[0]
+    st, rsp = api(http_port, "/api/v1/webhooks/deliveries/%s/redeliver" % first["id"], method="POST")
+    assert st == 200 and rsp["data"]["state"] == "pending"
+    receiver.hold.set()
+    wait_until(lambda: sum(1 for b in receiver.bodies() if b["id"] == first["id"]) == 2, T(10), 0.05,
+               "the event sent again after the in-flight attempt")
+
+    def settled():
+        s, r = api(http_port, "/api/v1/webhooks/deliveries/%s" % first["id"])
+        return r["data"] if s == 200 and r["data"]["state"] == "delivered" else None
+    row = wait_until(settled, T(5), 0.05, "the row delivered")
+    assert row["attempts"] == 2
 
 
 def test_sqlite_outbox_is_durable_file(sluice_factory, receiver):

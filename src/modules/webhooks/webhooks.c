@@ -241,7 +241,8 @@ static void api_redeliver(api_work_t *a, sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
-                           "UPDATE webhook_deliveries SET state = 'pending', next_attempt = ?2,"
+                           "UPDATE webhook_deliveries SET state = 'pending',"
+                           " next_attempt = CASE WHEN next_attempt = ?2 THEN ?2 + 1 ELSE ?2 END,"
                            " delivered_at = NULL WHERE id = ?1",
                            -1, &st, NULL) != SQLITE_OK)
         goto fail;

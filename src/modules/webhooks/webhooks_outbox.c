@@ -481,15 +481,18 @@ static int sender_open_work(sqlite3 *db, void *arg)
         -1, &s->next, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db,
-                                "UPDATE webhook_deliveries SET state = 'delivered',"
+                                "UPDATE webhook_deliveries SET"
+                                " state = CASE WHEN next_attempt = ?4 THEN 'delivered' ELSE state END,"
                                 " attempts = attempts + 1, last_status = ?2, last_error = NULL,"
-                                " delivered_at = ?3 WHERE seq = ?1",
+                                " delivered_at = CASE WHEN next_attempt = ?4 THEN ?3 ELSE NULL END"
+                                " WHERE seq = ?1",
                                 -1, &s->ok, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db,
                                 "UPDATE webhook_deliveries SET state = 'retrying',"
                                 " attempts = attempts + 1, last_status = ?2, last_error = ?3,"
-                                " next_attempt = ?4 WHERE seq = ?1 AND state <> 'delivered'",
+                                " next_attempt = CASE WHEN next_attempt = ?5 THEN ?4 ELSE next_attempt END"
+                                " WHERE seq = ?1 AND state <> 'delivered'",
                                 -1, &s->retry, NULL);
     if (rc != SQLITE_OK) {
         SL_LOGE(&g_ctx, "webhooks: sender statements: %s", sqlite3_errmsg(db));
@@ -706,11 +709,17 @@ static int record_work(sqlite3 *db, void *arg)
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, r->seq);
     sqlite3_bind_int64(st, 2, s->status);
+    /* The row's next_attempt as it was read is the attempt's stamp: a
+     * redeliver through the API while the attempt was in flight changed it,
+     * and then the row stays due (the redelivery happens) instead of being
+     * marked delivered by the attempt that began before it. */
     if (ok) {
         sqlite3_bind_int64(st, 3, (sqlite3_int64)s->now_ms);
+        sqlite3_bind_int64(st, 4, r->next_attempt);
     } else {
         sqlite3_bind_text(st, 3, s->err_text, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)(s->now_ms + s->delay_ms));
+        sqlite3_bind_int64(st, 5, r->next_attempt);
     }
     int recorded = sqlite3_step(st) == SQLITE_DONE;
     if (!recorded)
