@@ -102,6 +102,73 @@ def test_record_mode_writes_a_playable_flv(sluice, media_tags):
     assert media and any(t.keyframe for t in media[:3])
 
 
+def _send_tags(pub, sid, tags, speed=4.0):
+    """Sends tags as they are (no headers first), paced at `speed` x real time."""
+    base, first = time.monotonic(), tags[0].ts
+    for t in tags:
+        due = base + (t.ts - first) / 1000.0 / speed
+        time.sleep(max(0.0, due - time.monotonic()))  # pacing a sender, not a wait for a result
+        if t.type == 9:
+            pub.send_video(sid, t.ts, t.data)
+        elif t.type == 8:
+            pub.send_audio(sid, t.ts, t.data)
+
+
+def test_audio_before_the_first_keyframe_keeps_the_video(sluice_factory, media_tags):
+    """A WebRTC publisher's first audio can come a second or more before its
+    first keyframe (and video config): the file must still have video (it
+    was started as audio-only on the first audio frame, with an audio-only
+    FLV header and, in MP4, no video track)."""
+    media = [t for t in media_tags if t.type in (8, 9)]
+    t0 = media[0].ts
+    vcfg = next(t for t in media if t.type == 9 and t.seq_header)
+    acfg = next(t for t in media if t.type == 8 and t.seq_header)
+    key = next(t for t in media if t.keyframe and t.ts - t0 >= 1200)
+    early_audio = [t for t in media if t.type == 8 and not t.seq_header and t.ts < key.ts]
+    rest = [t for t in media if not t.seq_header and t.ts >= key.ts]
+    assert early_audio and rest
+    sluice = start_api_server(sluice_factory)
+    for name in ("early1.flv", "early2.mp4"):
+        stream = name.split(".")[0]
+        mp4 = name.endswith(".mp4")  # mode record makes .flv; the API records MP4
+        pub, sid = rtmp_client.open_publisher(HOST, sluice.port, "live", stream, timeout=T(5),
+                                              kind="live" if mp4 else "record")
+        pub.send_audio(sid, acfg.ts, acfg.data)
+        if mp4:
+            r = Api(sluice).get("applications/live/streams/%s/action/startrecord" % stream,
+                                {"saveas": name})
+            assert r.status == 200 and r.data["record_name"] == name, r
+        _send_tags(pub, sid, early_audio + [vcfg] + rest[:100])
+        pub.close()
+        wait_saved(sluice, name)
+        codecs, _duration = probe(rec_path(sluice, name))
+        assert codecs == ["aac", "h264"], (name, codecs)
+    head = rec_path(sluice, "early1.flv").read_bytes()[:5]
+    assert head[:3] == b"FLV" and head[4] == 0x05, head
+
+
+def test_audio_only_publish_is_recorded_from_its_first_frame(sluice, media_tags):
+    """Audio with no video at all is recorded whole, also when the publish is
+    shorter than the wait for video."""
+    audio = [t for t in media_tags if t.type == 8]
+    acfg = next(t for t in audio if t.seq_header)
+    frames = [t for t in audio if not t.seq_header]
+    t0 = frames[0].ts
+    for stream, secs in (("aonly1", 4.5), ("aonly2", 1.0)):
+        pub, sid = rtmp_client.open_publisher(HOST, sluice.port, "live", stream, timeout=T(5),
+                                              kind="record")
+        pub.send_audio(sid, acfg.ts, acfg.data)
+        sent = [t for t in frames if t.ts - t0 < secs * 1000]
+        _send_tags(pub, sid, sent, speed=8.0)
+        pub.close()
+        wait_saved(sluice, stream + ".flv")
+        path = rec_path(sluice, stream + ".flv")
+        codecs, duration = probe(path)
+        assert codecs == ["aac"]
+        assert path.read_bytes()[4] == 0x04
+        assert abs(duration - (sent[-1].ts - t0) / 1000.0) < 0.2, (stream, duration)
+
+
 def test_live_mode_does_not_record(sluice, media_tags):
     publish_for(sluice, "norec", 1, media_tags, kind="live")
     assert not rec_path(sluice, "norec.flv").exists()

@@ -159,8 +159,17 @@ static int streams_dir(const sl_recorder_t *m, const char *app, char *out, size_
 /* ------------------------------------------------------------------ */
 /* recordings                                                          */
 
+static void held_drop(sl_rec_t *rec)
+{
+    for (size_t i = 0; i < rec->n_held; i++)
+        sl_frame_unref(rec->held[i]);
+    rec->n_held = 0;
+    rec->held_bytes = 0;
+}
+
 static void rec_free(sl_rec_t *rec)
 {
+    held_drop(rec);
     if (rec->vcfg)
         sl_frame_unref(rec->vcfg);
     if (rec->acfg)
@@ -186,11 +195,15 @@ static void emit(sl_recorder_t *m, sl_event_type_t type, const char *app, const 
  * (the writer finalises the file and reports CLOSED, which frees it) or,
  * when no file was opened yet (no keyframe came), frees it now.
  */
+static void start_held(sl_rec_t *rec);
+
 static void rec_stop(sl_rec_t *rec, const char *why)
 {
     sl_recorder_t *m = rec->mod;
     if (rec->stopping)
         return;
+    if (!rec->started && rec->n_held && rec->sink.stream)
+        start_held(rec); /* a short audio-only publish is still recorded */
     rec->stopping = 1;
     sl_stream_remove_sink(&rec->sink);
     if (sl_map_get(&m->active, rec->stream_path) == rec)
@@ -312,11 +325,30 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
         return;
     }
     int is_key = f->kind == SL_FLV_VIDEO && (f->flags & SL_FRAME_KEY);
-    /* Audio-only streams start on any audio frame. */
-    int starts = is_key || (f->kind == SL_FLV_AUDIO && !rec->vcfg && rec->sink.stream &&
-                            !rec->sink.stream->video_config);
+    /* Audio-only streams start (and resume) on any audio frame. */
+    int audio_only = f->kind == SL_FLV_AUDIO && !rec->vcfg && rec->sink.stream &&
+                     !rec->sink.stream->video_config;
+    int starts = is_key || audio_only;
     if (!rec->started) {
-        if (!starts)
+        if (f->kind == SL_FLV_VIDEO && !rec->seen_video) {
+            rec->seen_video = 1;
+            held_drop(rec); /* the file starts at the keyframe */
+        }
+        if (audio_only && !rec->seen_video) {
+            /* Audio first: hold it until video shows up or long enough
+             * passed without any to call the stream audio-only. */
+            if (rec->n_held < SL_REC_HOLD_MAX &&
+                rec->held_bytes + f->body->len <= SL_REC_HOLD_MAX_BYTES) {
+                rec->held[rec->n_held++] = sl_frame_ref(f);
+                rec->held_bytes += f->body->len;
+            }
+            uint32_t span = f->dts_ms - rec->held[0]->dts_ms;
+            if (rec->n_held == SL_REC_HOLD_MAX || span >= SL_REC_AUDIO_WAIT_MS ||
+                span > INT32_MAX || rec->held_bytes + f->body->len > SL_REC_HOLD_MAX_BYTES)
+                start_held(rec);
+            return;
+        }
+        if (!is_key)
             return;
         if (rec_open(rec, f)) {
             SL_LOGE(&rec->log, "recorder: out of memory starting %s", rec->name);
@@ -342,6 +374,26 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
         rec->dropping = 0;
     }
     queue_frame(rec, f);
+}
+
+/* Starts an audio-only recording with the audio held so far (loop). */
+static void start_held(sl_rec_t *rec)
+{
+    if (rec_open(rec, rec->held[0])) {
+        SL_LOGE(&rec->log, "recorder: out of memory starting %s", rec->name);
+        held_drop(rec);
+        return;
+    }
+    SL_LOGD(&rec->log, "recorder: %s starts audio-only after %zu audio frames without video",
+            rec->name, rec->n_held);
+    if (rec->acfg) {
+        sl_frame_t cfg = *rec->acfg;
+        cfg.dts_ms = rec->held[0]->dts_ms;
+        queue_frame(rec, &cfg);
+    }
+    for (size_t i = 0; i < rec->n_held; i++)
+        queue_frame(rec, rec->held[i]);
+    held_drop(rec);
 }
 
 static void sink_on_publish(sl_sink_t *sink)

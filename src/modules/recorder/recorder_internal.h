@@ -31,6 +31,13 @@ typedef enum {
 
 typedef struct sl_recorder sl_recorder_t;
 
+/* How long audio without any video may come before a recording starts as
+ * audio-only (a WebRTC publisher's first keyframe can follow its first
+ * audio by a second or more), and what it may hold meanwhile. */
+#define SL_REC_AUDIO_WAIT_MS 3000u
+#define SL_REC_HOLD_MAX 256
+#define SL_REC_HOLD_MAX_BYTES (512u * 1024u)
+
 typedef struct sl_rec {
     sl_recorder_t *mod;          /* owning module (borrowed) */
     char *stream_path;           /* "live/room1/s1", owned (loop) */
@@ -48,6 +55,12 @@ typedef struct sl_rec {
     int failed;                  /* the writer reported a failure (loop) */
     uint64_t dropped_frames;     /* frames dropped for the bound (loop) */
     sl_frame_t *vcfg, *acfg;     /* latest sequence headers seen (owned refs, loop) */
+    /* Before the start: audio that may begin an audio-only file, held until
+     * video shows up (then dropped: the file starts at the keyframe) or
+     * SL_REC_AUDIO_WAIT_MS of it came without video (owned refs, loop). */
+    sl_frame_t *held[SL_REC_HOLD_MAX];
+    size_t n_held, held_bytes;
+    int seen_video;              /* a video frame came before the start (loop) */
     uint64_t start_ms;           /* wall clock at start (loop) */
     _Atomic uint64_t queued_bytes; /* bytes in jobs not yet written (both) */
     sl_log_ctx_t log;            /* points at app/stream (loop) */
