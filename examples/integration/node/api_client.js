@@ -85,11 +85,13 @@ async function main(argv) {
     "record-start": [2, (app, stream, saveas) => api.startRecord(app, stream, saveas)],
     "record-stop": [2, (app, stream) => api.stopRecord(app, stream)],
     invoke: [2, (app, method, params = "[]") => api.invoke(app, method, JSON.parse(params))],
-    "invoke-client": [3, (app, id, method, params = "[]") => api.invokeClient(app, id, method, JSON.parse(params))],
+    "invoke-client": [3, (app, id, method, params = "[]") =>
+      api.invokeClient(app, id, method, JSON.parse(params))],
   };
   const [cmd, ...args] = argv;
   if (!Object.hasOwn(commands, cmd) || args.length < commands[cmd][0]) {
-    console.error("usage: node api_client.js streams|clients|kick|record-start|record-stop|invoke|invoke-client ...");
+    console.error("usage: node api_client.js " +
+      "streams|clients|kick|record-start|record-stop|invoke|invoke-client ...");
     return 2;
   }
   try {

@@ -116,12 +116,14 @@ function api_client_main(array $argv): int
         'record-start' => [2, fn($app, $stream, $saveas = null) => $api->startRecord($app, $stream, $saveas)],
         'record-stop' => [2, fn($app, $stream) => $api->stopRecord($app, $stream)],
         'invoke' => [2, fn($app, $method, $p = null) => $api->invoke($app, $method, $json($p))],
-        'invoke-client' => [3, fn($app, $id, $method, $p = null) => $api->invokeClient($app, $id, $method, $json($p))],
+        'invoke-client' => [3, fn($app, $id, $method, $p = null)
+                                => $api->invokeClient($app, $id, $method, $json($p))],
     ];
     $cmd = $argv[1] ?? '';
     $args = array_slice($argv, 2);
     if (!isset($commands[$cmd]) || count($args) < $commands[$cmd][0]) {
-        fwrite(STDERR, "usage: php api_client.php streams|clients|kick|record-start|record-stop|invoke|invoke-client ...\n");
+        fwrite(STDERR, "usage: php api_client.php "
+                       . "streams|clients|kick|record-start|record-stop|invoke|invoke-client ...\n");
         return 2;
     }
     try {

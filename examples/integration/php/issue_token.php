@@ -51,7 +51,8 @@ if (PHP_SAPI === 'cli' && realpath($argv[0] ?? '') === __FILE__) {
         } elseif ($role === '' && !str_starts_with($arg, '-')) {
             $role = $arg;
         } else {
-            fwrite(STDERR, "usage: php issue_token.php publisher|subscriber [--sub=ID] [--stream=NAME] [--app=APP] [--room=ROOM] [--ttl=SECONDS]\n");
+            fwrite(STDERR, "usage: php issue_token.php publisher|subscriber [--sub=ID] [--stream=NAME]"
+                           . " [--app=APP] [--room=ROOM] [--ttl=SECONDS]\n");
             exit(2);
         }
     }
