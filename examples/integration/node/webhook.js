@@ -35,7 +35,13 @@ class Store {
     this.ids = new Set();
     if (fs.existsSync(path)) {
       for (const line of fs.readFileSync(path, "utf8").split("\n")) {
-        if (line.trim()) this.ids.add(JSON.parse(line).id);
+        if (!line.trim()) continue;
+        try {
+          this.ids.add(JSON.parse(line).id);
+        } catch {
+          // a line cut short by a crash: its delivery was not acknowledged, sluice sends it again
+          console.log(`warning: ${path}: skipping a line that is not JSON`);
+        }
       }
     }
   }

@@ -26,7 +26,7 @@ _online_lock = threading.Lock()
 
 
 def _allowed(body):
-    user = USERS.get(body.get("username"))
+    user = USERS.get(str(body.get("username", "")))
     if user is None:
         return False
     # compare_digest: no timing leak about how much of the password matched.
