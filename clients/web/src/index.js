@@ -11,6 +11,7 @@ export { Publisher, PublisherEvents } from './publisher.js';
 export { Subscriber, SubscriberEvents, playbackOrder, browserCaps } from './subscriber.js';
 export { SharedObject, SharedObjectSocket, SharedObjectEvents, dataChannelTransport, channelOpen } from './sharedobject.js';
 export { RpcClient, RpcError, RpcEvents, sendMessage } from './rpc.js';
+export { listRecordings, findRecording, recordingKind, playRecording } from './vod.js';
 export { EventsClient } from './events.js';
 export { ApiClient, ApiError } from './api.js';
 export const VERSION = '0.1.0';
