@@ -48,6 +48,10 @@ export namespace urls {
   function whepUrl(o: ServerOptions & { streamName: string }, extra?: { requestId?: string; [k: string]: any }): string;
   function hlsUrl(o: ServerOptions & { streamName: string }): string;
   function flvUrl(o: ServerOptions & { streamName: string }): string;
+  /** /{app}/mediafiles: Red5's list of the app's recordings. */
+  function mediaFilesUrl(o?: ServerOptions): string;
+  /** /{app}/streams/{name}: a recording ('stream1.flv', 'room1/take.mp4'). */
+  function recordingUrl(o: ServerOptions, name: string): string;
   function wsOrigin(o?: ServerOptions): string;
   function socketUrl(o: ServerOptions, id?: string): string;
   function eventsUrl(o?: ServerOptions & { accessToken?: string }, filter?: { app?: string; stream?: string; type?: string | string[] }): string;
@@ -240,6 +244,25 @@ export class SharedObject extends Emitter {
   close(): void;
   receive(text: string | null): boolean;
 }
+
+/** One recording in /{app}/mediafiles (Red5's live webapp list). */
+export interface MediaFile { name: string; lastModified: number; length: number; url: string; }
+export interface RecordingPlayback {
+  kind: 'flv' | 'mp4';
+  url: string;
+  /** The mpegts.js player (FLV), null for MP4. */
+  player: any;
+  stats(): { currentTime: number; duration: number; width: number; framesDecoded: number | null };
+  stop(): void;
+}
+/** The app's recordings; rejects with an HttpError when refused (401/403: the app's play admission). */
+export function listRecordings(o?: ServerOptions, deps?: { fetch?: typeof fetch }): Promise<MediaFile[]>;
+/** The exact name, else name.flv, else name.mp4 among list; null when none. */
+export function findRecording(list: { name: string }[], name: string | null | undefined): string | null;
+export function recordingKind(name: string): 'flv' | 'mp4';
+/** Plays a recording over HTTP in video (MP4 natively, FLV through mpegts.js); resolves once there is a picture. */
+export function playRecording(o: ServerOptions, name: string, video: HTMLVideoElement,
+  options?: { flvLib?: string; timeoutMs?: number }): Promise<RecordingPlayback>;
 
 export class EventsClient extends Emitter {
   constructor(options?: ServerOptions & { accessToken?: string; filter?: { app?: string; stream?: string; type?: string | string[] };

@@ -95,7 +95,8 @@ describe('testbeds: chat, publishRecord -> playbackVOD, remote calls, callServer
   before(async () => {
     const bport = await freePort();
     business = await startBusiness(bport);
-    W = await startWorld('testbeds', [`  live: {rpc_url: "http://${HOST}:${bport}/rpc", rpc_timeout: 5s}`], [], {
+    W = await startWorld('testbeds', [`  live: {rpc_url: "http://${HOST}:${bport}/rpc", rpc_timeout: 5s}`,
+      '  mp4rec: {record_format: mp4}'], [], {
       chromiumArgs: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
     });
   });
@@ -146,33 +147,47 @@ describe('testbeds: chat, publishRecord -> playbackVOD, remote calls, callServer
     await b.page.close();
   });
 
-  it('a recording made by publishRecord plays in playbackVOD (frames decoded)', async () => {
-    const pub = await open('/testbeds/publishRecord.html?streamName=rec1');
-    await waitFor(async () => (await state(pub.page)).framesEncoded > 90, T(30000), 'about 3 s published');
-    await pub.page.click('#stop');
-    await waitFor(async () => (await state(pub.page)).stopped, T(10000), 'the publisher to stop');
-    // The file is listed once the recorder's writer has it; record_done follows the publisher leaving.
-    const list = await waitFor(async () => {
-      const j = await (await fetch(`${W.base}/live/mediafiles`)).json();
-      const m = j.mediafiles.find((x) => x.name === 'rec1.flv');
-      return m && m.length > 50000 ? j.mediafiles : null;
-    }, T(20000), 'rec1.flv in /live/mediafiles');
-    const href = await pub.page.getAttribute('#vod-link', 'href');
-    assert.match(href, /^playbackVOD\.html\?.*streamName=rec1/);
-    const t0 = Date.now();
-    const vod = await open(`/testbeds/${href}`);
-    await waitFor(async () => (await state(vod.page)).framesDecoded > 25, T(30000), 'playbackVOD to decode 25 frames');
-    console.log(`playbackVOD: 25 frames decoded ${Date.now() - t0} ms after opening the page (${JSON.stringify(list.find((m) => m.name === 'rec1.flv'))})`);
-    const s = await state(vod.page);
-    assert.equal(s.file, 'rec1.flv');
-    assert.equal(s.tech, 'flv');
-    assert.ok(s.recordings.includes('rec1.flv'));
-    assert.ok(s.duration > 2, `the recording lasts the ~3 s published: ${s.duration}`);
-    assert.ok(await vod.page.evaluate(() => document.getElementById('sub-video').videoWidth) > 0);
+  it('recordings made by publishRecord play in playbackVOD (FLV through mpegts.js, MP4 in the video element)', async () => {
+    // Two at once: app live records FLV, app mp4rec (record_format: mp4) fragmented MP4.
+    const cases = [{ app: 'live', stream: 'rec1', file: 'rec1.flv', kind: 'flv' },
+      { app: 'mp4rec', stream: 'rec2', file: 'rec2.mp4', kind: 'mp4' }];
+    for (const c of cases) c.pub = await open(`/testbeds/publishRecord.html?app=${c.app}&streamName=${c.stream}`);
+    for (const c of cases) {
+      await waitFor(async () => (await state(c.pub.page)).framesEncoded > 75, T(30000), `about 3 s published to ${c.app}`);
+    }
+    for (const c of cases) {
+      await c.pub.page.click('#stop');
+      await waitFor(async () => (await state(c.pub.page)).stopped, T(10000), 'the publisher to stop');
+      c.href = await c.pub.page.getAttribute('#vod-link', 'href');
+      assert.match(c.href, new RegExp(`^playbackVOD\\.html\\?.*streamName=${c.stream}`));
+    }
+    for (const c of cases) {
+      // The file is listed once the recorder's writer has it.
+      c.row = await waitFor(async () => {
+        const j = await (await fetch(`${W.base}/${c.app}/mediafiles`)).json();
+        const m = j.mediafiles.find((x) => x.name === c.file);
+        return m && m.length > 50000 ? m : null;
+      }, T(20000), `${c.file} in /${c.app}/mediafiles`);
+      const t0 = Date.now();
+      c.vod = await open(`/testbeds/${c.href}`);
+      await waitFor(async () => (await state(c.vod.page)).framesDecoded > 25, T(30000), `playbackVOD to decode 25 frames of ${c.file}`);
+      console.log(`playbackVOD ${c.file}: 25 frames decoded ${Date.now() - t0} ms after opening the page (${c.row.length} bytes)`);
+      const s = await state(c.vod.page);
+      assert.equal(s.file, c.file);
+      assert.equal(s.tech, c.kind);
+      assert.ok(s.recordings.includes(c.file));
+      assert.ok(s.duration > 2, `the recording lasts the ~3 s published: ${s.duration}`);
+      assert.ok(await c.vod.page.evaluate(() => document.getElementById('sub-video').videoWidth) > 0);
+    }
     const missing = await open('/testbeds/playbackVOD.html?streamName=nosuch');
     await waitFor(async () => (await state(missing.page)).errors.some((e) => /no recording nosuch/.test(e)), T(10000), 'a missing recording reported');
-    assert.deepEqual([...pub.errors, ...vod.errors, ...missing.errors], []);
-    for (const p of [pub, vod, missing]) await p.page.close();
+    for (const c of cases) {
+      assert.deepEqual([...c.pub.errors, ...c.vod.errors], []);
+      await c.pub.page.close();
+      await c.vod.page.close();
+    }
+    assert.deepEqual(missing.errors, []);
+    await missing.page.close();
   });
 
   it('publishRemoteCall reaches subscribeRemoteCall; callServer round trips; the server invokes both', async () => {

@@ -6,7 +6,8 @@
 // error itself).
 import {
   ApiClient, EventsClient, Publisher, PublisherEvents, RpcClient, RpcError, SharedObject, SharedObjectSocket,
-  Subscriber, SubscriberEvents, dataChannelTransport, playbackOrder, urls, type SendInvoke, type Transport,
+  Subscriber, SubscriberEvents, dataChannelTransport, findRecording, listRecordings, playRecording, playbackOrder, urls,
+  type MediaFile, type SendInvoke, type Transport,
 } from '../../../clients/web';
 
 interface Sum { sum: number }
@@ -43,6 +44,13 @@ export async function app(video: HTMLVideoElement): Promise<number> {
     if (e instanceof RpcError && e.code === 'timeout') console.log('slow');
   }
   const url: string = urls.whipUrl({ streamName: 'cam1' }, { record: 'append' });
+  const files: MediaFile[] = await listRecordings({ app: 'live', connectionParams: { token: 't' } });
+  const name = findRecording(files, 'cam1');
+  if (name) {
+    const vod = await playRecording({ app: 'live' }, name, video);
+    console.log(vod.kind, vod.stats().framesDecoded, urls.recordingUrl({ app: 'live' }, name), urls.mediaFilesUrl());
+    vod.stop();
+  }
   const api = new ApiClient({ accessToken: 't' });
   await api.invoke<number>('live', 'room.count', ['lobby']);
   new EventsClient({ filter: { app: 'live' } });
@@ -58,6 +66,8 @@ export function misuse(pub: Publisher, sub: Subscriber): void {
   new Subscriber({ streamName: 's', force: 'rtmp' });
   // @ts-expect-error a handler is a function
   sub.registerHandler('m', 'not a function');
+  // @ts-expect-error a recording is played in a video element
+  void playRecording({}, 'a.flv', 'video');
   // @ts-expect-error an RpcError's code is one of the listed ones
   const c: RpcError['code'] = 'nope';
   void c;
