@@ -2,18 +2,30 @@
 // run from here: <body data-test="publish"> picks the runner. Query: app,
 // streamName (streamName2 for twoWay's other side), host, protocol, port,
 // authUsername/authPassword/authToken (or username/password/token),
-// streamMode (publishRecord: record | append).
+// streamMode (record | append: any publish testbed records), useAudio /
+// useVideo (false leaves the track out).
 import { Publisher, Subscriber, SharedObject, SharedObjectSocket, dataChannelTransport, listRecordings, findRecording,
   playRecording } from '/lib/sluice/index.js';
 import { params, sdkOptions, state, log, status, showError, logEvents } from '/sdk/page.js';
 
 const $ = (id) => document.getElementById(id);
+/* The pages share one layout; a video shows once the testbed uses it. */
+const show = (id) => { $(id).hidden = false; };
 const test = document.body.dataset.test;
 document.title = `sluice testbed - ${test}`;
 $('title').textContent = test;
 
 async function publish(extra = {}, videoId = 'pub-video') {
+  // Red5's streamMode query parameter: record or append records any publish testbed.
+  const mode = params.get('streamMode');
+  if (extra.record === undefined && (mode === 'record' || mode === 'append')) extra = Object.assign({ record: mode === 'append' ? 'append' : true }, extra);
+  // Red5's testbed settings useAudio / useVideo (false: leave that track out).
+  const off = (k) => ['false', '0', 'no'].includes(params.get(k));
+  if (!extra.mediaConstraints && (off('useAudio') || off('useVideo'))) {
+    extra = Object.assign({ mediaConstraints: { audio: !off('useAudio'), video: !off('useVideo') } }, extra);
+  }
   const pub = state.publisher = new Publisher(sdkOptions(extra));
+  show(videoId);
   logEvents(pub);
   try {
     await pub.publish();
@@ -35,6 +47,7 @@ async function publish(extra = {}, videoId = 'pub-video') {
 
 function subscribe(extra = {}, videoId = 'sub-video') {
   const sub = state.subscriber = new Subscriber(sdkOptions(Object.assign({ element: videoId }, extra)));
+  show(videoId);
   logEvents(sub);
   sub.on('Subscribe.Start', (e) => { state.tech = e.data.tech; status('playing ' + e.data.tech); });
   sub.on('Subscribe.Fail', (e) => { state.httpStatus = e.data.status; });
@@ -169,6 +182,7 @@ const runners = {
       return;
     }
     state.file = name;
+    show('sub-video');
     const h = window.vodPlayback = await playRecording(o, name, $('sub-video'));
     state.tech = h.kind;
     status(`playing ${name} (${h.kind})`);
