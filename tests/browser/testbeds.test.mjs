@@ -166,7 +166,7 @@ describe('testbeds: chat, publishRecord -> playbackVOD, remote calls, callServer
       { app: 'mp4rec', stream: 'rec2', file: 'rec2.mp4', kind: 'mp4', q: '&useAudio=false' }];
     for (const c of cases) c.pub = await open(`/testbeds/publishRecord.html?app=${c.app}&streamName=${c.stream}${c.q}`);
     for (const c of cases) {
-      await waitFor(async () => (await state(c.pub.page)).framesEncoded > 75, T(30000), `about 3 s published to ${c.app}`);
+      await waitFor(async () => (await state(c.pub.page)).framesEncoded > 60, T(45000), `about 2 s published to ${c.app}`);
     }
     for (const c of cases) {
       await c.pub.page.click('#stop');
@@ -194,7 +194,7 @@ describe('testbeds: chat, publishRecord -> playbackVOD, remote calls, callServer
       assert.equal(s.file, c.file);
       assert.equal(s.tech, c.kind);
       assert.ok(s.recordings.includes(c.file));
-      assert.ok(s.duration > 2, `the recording lasts the ~3 s published: ${s.duration}`);
+      assert.ok(s.duration > 1.5, `the recording lasts the 2 s or more published: ${s.duration}`);
       assert.ok(await c.vod.page.evaluate(() => document.getElementById('sub-video').videoWidth) > 0);
       await shot(c.vod.page, `testbed-playbackVOD-${c.kind}.png`);
     }
