@@ -48,6 +48,10 @@ export namespace urls {
   function whepUrl(o: ServerOptions & { streamName: string }, extra?: { requestId?: string; [k: string]: any }): string;
   function hlsUrl(o: ServerOptions & { streamName: string }): string;
   function flvUrl(o: ServerOptions & { streamName: string }): string;
+  /** /{app}/mediafiles: Red5's list of the app's recordings. */
+  function mediaFilesUrl(o?: ServerOptions): string;
+  /** /{app}/streams/{name}: a recording ('stream1.flv', 'room1/take.mp4'). */
+  function recordingUrl(o: ServerOptions, name: string): string;
   function wsOrigin(o?: ServerOptions): string;
   function socketUrl(o: ServerOptions, id?: string): string;
   function eventsUrl(o?: ServerOptions & { accessToken?: string }, filter?: { app?: string; stream?: string; type?: string | string[] }): string;
@@ -61,8 +65,37 @@ export const PublisherEvents: {
   CONNECT_SUCCESS: 'Connect.Success'; CONNECT_FAILURE: 'Connect.Failure'; PUBLISH_START: 'Publish.Start';
   PUBLISH_FAIL: 'Publish.Fail'; UNPUBLISH_SUCCESS: 'Publish.Unpublish.Success'; RECONNECT: 'Publish.Reconnect';
   CONNECTION_CLOSED: 'WebRTC.PeerConnection.Closed'; DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message';
-  STATISTICS: 'Publish.Statistics';
+  STATISTICS: 'Publish.Statistics'; SEND_INVOKE: 'Publish.Send.Invoke';
 };
+
+/** What a server -> client call (or a publisher's send) carries: Red5's Send.Invoke event data. */
+export interface SendInvoke<T = any> { methodName: string; data: T; }
+export type InvokeHandler<T = any> = (data: T, methodName: string) => void;
+
+export interface CallOptions { /** ms to wait for the answer (default: the owner's callTimeout, 15000). */ timeout?: number; }
+
+export type RpcErrorCode = 'error' | 'timeout' | 'closed' | 'busy' | 'invalid';
+export class RpcError extends Error { code: RpcErrorCode; method: string; }
+
+export const RpcEvents: { INVOKE: 'Send.Invoke' };
+
+/** Calls both ways over a Transport (Red5's callAdapter and send messages, docs/integration/rpc.md). */
+export class RpcClient extends Emitter {
+  constructor(transport?: Transport | null, options?: { timeout?: number; maxPending?: number; maxMessageBytes?: number;
+    setTimeout?: (fn: () => void, ms: number) => unknown; clearTimeout?: (t: unknown) => void });
+  transport: Transport | null;
+  pending: Map<string, unknown>;
+  attach(transport: Transport): void;
+  detach(): void;
+  /** args: the array of arguments (any other value is the one argument). */
+  call<T = any>(method: string, args?: any, options?: CallOptions): Promise<T>;
+  register<T = any>(method: string, fn: InvokeHandler<T>): () => void;
+  unregister(method: string): void;
+  receive(text: string | null): boolean;
+}
+
+/** {"send":{"method","data"}} as text. */
+export function sendMessage(method: string, data?: any): string;
 
 export interface PublisherOptions extends ServerOptions {
   streamName: string;
@@ -80,6 +113,8 @@ export interface PublisherOptions extends ServerOptions {
   /** A 'red5pro' data channel (default true). */
   dataChannel?: boolean;
   record?: boolean | 'append';
+  /** ms a callServer() waits for its answer (default 15000). */
+  callTimeout?: number;
   iceServers?: RTCIceServer[];
   reconnect?: BackoffOptions;
   deps?: { RTCPeerConnection?: any; fetch?: typeof fetch; mediaDevices?: any };
@@ -103,7 +138,15 @@ export class Publisher extends Emitter {
   publish(stream?: MediaStream): Promise<void>;
   applyBandwidth(bandwidth?: { video?: number; audio?: number }): Promise<void>;
   muteAudio(): void; unmuteAudio(): void; muteVideo(): void; unmuteVideo(): void;
+  rpc: RpcClient;
+  /** A string as it is, an object as JSON; false when the channel is not open. */
   send(message: string | object): boolean;
+  /** Red5's send(methodName, data): {"send":{"method","data"}}, relayed to the subscribers. */
+  send(methodName: string, data: any): boolean;
+  /** Red5's callServer(methodName, args): resolves with the result, rejects with an RpcError. */
+  callServer<T = any>(method: string, args?: any[], options?: CallOptions): Promise<T>;
+  registerHandler<T = any>(method: string, fn: InvokeHandler<T>): () => void;
+  unregisterHandler(method: string): void;
   getStats(): Promise<PublisherStats>;
   unpublish(): Promise<void>;
 }
@@ -115,6 +158,7 @@ export const SubscriberEvents: {
   UNPUBLISH: 'Subscribe.Play.Unpublish'; RECONNECT: 'Subscribe.Reconnect'; DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message';
   PLAY_START: 'NetStream.Play.Start'; STREAM_NOT_FOUND: 'NetStream.Play.StreamNotFound';
   UNPUBLISH_NOTIFY: 'NetStream.Play.UnpublishNotify'; PLAY_FAILED: 'NetStream.Play.Failed';
+  SEND_INVOKE: 'Subscribe.Send.Invoke';
 };
 
 export interface BrowserCaps { webrtc?: boolean; mse?: boolean; nativeHls?: boolean; }
@@ -136,6 +180,8 @@ export interface SubscriberOptions extends ServerOptions {
   reconnect?: BackoffOptions;
   techs?: Partial<Record<PlaybackTech, (sub: Subscriber) => Promise<PlaybackHandle>>>;
   caps?: BrowserCaps;
+  /** ms a callServer() waits for its answer (default 15000). */
+  callTimeout?: number;
 }
 
 export function playbackOrder(options: { order?: PlaybackTech[]; force?: PlaybackTech }, caps: BrowserCaps): PlaybackTech[];
@@ -152,7 +198,13 @@ export class Subscriber extends Emitter {
   order(): PlaybackTech[];
   subscribe(): Promise<PlaybackTech | null>;
   lost(reason: string): void;
+  rpc: RpcClient;
   send(message: string | object): boolean;
+  /** Red5's callServer(methodName, args) over the WHEP data channel (rejected over HLS / HTTP-FLV). */
+  callServer<T = any>(method: string, args?: any[], options?: CallOptions): Promise<T>;
+  /** Calls of method from the server or the stream's publisher (its send(method, data)). */
+  registerHandler<T = any>(method: string, fn: InvokeHandler<T>): () => void;
+  unregisterHandler(method: string): void;
   getStats(): Promise<{ tech: PlaybackTech | null; state: string; currentTime: number | null; width: number | null; framesDecoded?: number; [k: string]: any }>;
   unsubscribe(): Promise<void>;
 }
@@ -165,6 +217,8 @@ export const SharedObjectEvents: {
 
 export interface Transport { send(text: string): void; onMessage(fn: (text: string | null) => void): () => void; }
 export function dataChannelTransport(dc: RTCDataChannel): Transport;
+/** Resolves once dc is open; rejects when it closes first, after ms, or when there is none. */
+export function channelOpen(dc: RTCDataChannel | null | undefined, ms?: number): Promise<RTCDataChannel>;
 
 export class SharedObjectSocket implements Transport {
   constructor(options?: ServerOptions & { id?: string }, deps?: { WebSocket?: any });
@@ -190,6 +244,25 @@ export class SharedObject extends Emitter {
   close(): void;
   receive(text: string | null): boolean;
 }
+
+/** One recording in /{app}/mediafiles (Red5's live webapp list). */
+export interface MediaFile { name: string; lastModified: number; length: number; url: string; }
+export interface RecordingPlayback {
+  kind: 'flv' | 'mp4';
+  url: string;
+  /** The mpegts.js player (FLV), null for MP4. */
+  player: any;
+  stats(): { currentTime: number; duration: number; width: number; framesDecoded: number | null };
+  stop(): void;
+}
+/** The app's recordings; rejects with an HttpError when refused (401/403: the app's play admission). */
+export function listRecordings(o?: ServerOptions, deps?: { fetch?: typeof fetch }): Promise<MediaFile[]>;
+/** The exact name, else name.flv, else name.mp4 among list; null when none. */
+export function findRecording(list: { name: string }[], name: string | null | undefined): string | null;
+export function recordingKind(name: string): 'flv' | 'mp4';
+/** Plays a recording over HTTP in video (MP4 natively, FLV through mpegts.js); resolves once there is a picture. */
+export function playRecording(o: ServerOptions, name: string, video: HTMLVideoElement,
+  options?: { flvLib?: string; timeoutMs?: number }): Promise<RecordingPlayback>;
 
 export class EventsClient extends Emitter {
   constructor(options?: ServerOptions & { accessToken?: string; filter?: { app?: string; stream?: string; type?: string | string[] };

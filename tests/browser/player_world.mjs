@@ -135,9 +135,10 @@ export async function startWorld(name, apps, streams,
     return (await fetch(`http://${HOST}:${W.httpPort}/healthz`)).status === 200;
   }, T(10000), 'sluice to answer /healthz');
 
-  // A test pattern: H.264 640x360 25 fps with a keyframe every second, AAC.
+  // A test pattern: H.264 640x360 25 fps with a keyframe every second, AAC
+  // (made only when there is something to publish).
   const media = path.join(W.dir, 'src.flv');
-  const gen = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y',
+  const gen = !streams.length ? { status: 0 } : spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y',
     '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25',
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100', '-t', '8',
     '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'main', '-pix_fmt', 'yuv420p',

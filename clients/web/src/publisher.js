@@ -10,6 +10,8 @@ import { Emitter } from './emitter.js';
 import { Reconnector } from './backoff.js';
 import { whipUrl } from './url.js';
 import { exchange, release, preferCodec, rtpStats } from './whip.js';
+import { RpcClient, RpcEvents, sendMessage } from './rpc.js';
+import { channelOpen, dataChannelTransport } from './sharedobject.js';
 
 export const PublisherEvents = Object.freeze({
   CONNECT_SUCCESS: 'Connect.Success',
@@ -21,6 +23,7 @@ export const PublisherEvents = Object.freeze({
   CONNECTION_CLOSED: 'WebRTC.PeerConnection.Closed',
   DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message',
   STATISTICS: 'Publish.Statistics',
+  SEND_INVOKE: 'Publish.Send.Invoke',
 });
 
 /**
@@ -34,6 +37,7 @@ export const PublisherEvents = Object.freeze({
  *   codec        'H264' | 'VP8' preferred video codec
  *   dataChannel  default true: a `red5pro` channel
  *   record       true | 'append': ?record=1|append
+ *   callTimeout  ms a callServer() waits for its answer (default 15000)
  *   reconnect    BackoffOptions (default enabled)
  *   deps         {RTCPeerConnection, fetch, mediaDevices}: for tests
  */
@@ -53,6 +57,9 @@ export class Publisher extends Emitter {
     this.resource = null;
     this.state = 'idle'; // idle | connecting | publishing | reconnecting | stopped
     this._ownStream = false;
+    /** Calls both ways over the data channel (rpc.js). */
+    this.rpc = new RpcClient(null, { timeout: options.callTimeout || 15000 });
+    this.rpc.on(RpcEvents.INVOKE, (e) => this.emit(PublisherEvents.SEND_INVOKE, e.data));
   }
 
   /** The camera/microphone or the screen, as the options ask. */
@@ -105,6 +112,7 @@ export class Publisher extends Emitter {
     if (o.dataChannel) {
       this.dc = pc.createDataChannel('red5pro');
       this.dc.onmessage = (e) => this.emit(PublisherEvents.DATA_CHANNEL_MESSAGE, e.data);
+      this.rpc.attach(dataChannelTransport(this.dc));
     }
     pc.onconnectionstatechange = () => this._onState(pc);
     const extra = {};
@@ -167,12 +175,36 @@ export class Publisher extends Emitter {
     for (const t of this.stream.getTracks()) if (t.kind === kind) t.enabled = on;
   }
 
-  /** Sends a message on the data channel (a string, or JSON of an object); false when it is not open. */
-  send(message) {
+  /**
+   * Sends on the data channel; false when it is not open. Red5's form
+   * send(methodName, data) sends {"send":{"method","data"}}, which the
+   * server relays to the stream's subscribers (their Subscribe.Send.Invoke)
+   * and into the stream as the data message methodName(data) for RTMP
+   * players. send(message) alone sends a string as it is, an object as JSON.
+   */
+  send(message, data) {
     if (!this.dc || this.dc.readyState !== 'open') return false;
-    this.dc.send(typeof message === 'string' ? message : JSON.stringify(message));
+    if (arguments.length >= 2 && typeof message === 'string') this.dc.send(sendMessage(message, data));
+    else this.dc.send(typeof message === 'string' ? message : JSON.stringify(message));
     return true;
   }
+
+  /**
+   * Red5's callServer(methodName, args): calls a method of the app (a
+   * handler or the business server, docs/integration/rpc.md) over the data
+   * channel, waiting for it to open. Resolves with the result; rejects with
+   * an RpcError (its answer was an error, no answer within callTimeout, the
+   * channel closed).
+   */
+  async callServer(method, args = [], opts = {}) {
+    await channelOpen(this.dc, opts.timeout || this.rpc.options.timeout);
+    return this.rpc.call(method, args, opts);
+  }
+
+  /** Registers fn(data, methodName) for server -> client calls of method; returns the unregister function. */
+  registerHandler(method, fn) { return this.rpc.register(method, fn); }
+
+  unregisterHandler(method) { this.rpc.unregister(method); }
 
   /** {state, resource, video, audio, rtt, bitrateKbps, fps} from the peer connection. */
   async getStats() {
@@ -200,6 +232,7 @@ export class Publisher extends Emitter {
 
   _teardown(keepStream) {
     if (this.pc) { this.pc.onconnectionstatechange = null; try { this.pc.close(); } catch { /* closed */ } }
+    this.rpc.detach();
     this.pc = null;
     this.dc = null;
     this.resource = null;

@@ -27,16 +27,41 @@ export const SharedObjectEvents = Object.freeze({
  * @typedef {{send: (text: string) => void, onMessage: (fn: (text: string) => void) => () => void}} Transport
  */
 
-/** A Transport over an RTCDataChannel (the Publisher's or Subscriber's `dc`). */
+/**
+ * A Transport over an RTCDataChannel (the Publisher's or Subscriber's `dc`):
+ * its text messages, then null once it closed.
+ */
 export function dataChannelTransport(dc) {
   return {
     send: (t) => dc.send(t),
     onMessage(fn) {
       const h = (e) => { if (typeof e.data === 'string') fn(e.data); };
+      const c = () => fn(null);
       dc.addEventListener('message', h);
-      return () => dc.removeEventListener('message', h);
+      dc.addEventListener('close', c);
+      return () => { dc.removeEventListener('message', h); dc.removeEventListener('close', c); };
     },
   };
+}
+
+/** Resolves once dc is open (at once if it is); rejects when it closes first or after ms. */
+export function channelOpen(dc, ms = 15000) {
+  if (!dc) return Promise.reject(new Error('no data channel (publish or subscribe over WebRTC first)'));
+  if (dc.readyState === 'open') return Promise.resolve(dc);
+  if (dc.readyState === 'closing' || dc.readyState === 'closed') return Promise.reject(new Error('the data channel is closed'));
+  return new Promise((resolve, reject) => {
+    const done = (err) => {
+      clearTimeout(t);
+      dc.removeEventListener('open', ok);
+      dc.removeEventListener('close', bad);
+      if (err) reject(err); else resolve(dc);
+    };
+    const ok = () => done(null);
+    const bad = () => done(new Error('the data channel closed before it opened'));
+    const t = setTimeout(() => done(new Error(`the data channel did not open within ${ms} ms`)), ms);
+    dc.addEventListener('open', ok);
+    dc.addEventListener('close', bad);
+  });
 }
 
 /**

@@ -12,6 +12,8 @@ import { Emitter } from './emitter.js';
 import { Reconnector } from './backoff.js';
 import { flvUrl, hlsUrl, whepUrl } from './url.js';
 import { exchange, release, rtpStats } from './whip.js';
+import { RpcClient, RpcEvents } from './rpc.js';
+import { channelOpen, dataChannelTransport } from './sharedobject.js';
 
 export const SubscriberEvents = Object.freeze({
   SUBSCRIBE_START: 'Subscribe.Start',
@@ -24,6 +26,7 @@ export const SubscriberEvents = Object.freeze({
   STREAM_NOT_FOUND: 'NetStream.Play.StreamNotFound',
   UNPUBLISH_NOTIFY: 'NetStream.Play.UnpublishNotify',
   PLAY_FAILED: 'NetStream.Play.Failed',
+  SEND_INVOKE: 'Subscribe.Send.Invoke',
 });
 
 export const TECHS = ['whep', 'hls', 'flv'];
@@ -79,6 +82,7 @@ export function loadScript(src) {
  *   reconnect   BackoffOptions (default enabled)
  *   techs       {name: async (subscriber) => handle}: replaces the built-in players (tests)
  *   caps        replaces browserCaps() (tests)
+ *   callTimeout ms a callServer() waits for its answer (default 15000)
  */
 export class Subscriber extends Emitter {
   constructor(options = {}) {
@@ -92,6 +96,9 @@ export class Subscriber extends Emitter {
     this.tech = null;
     this.state = 'idle'; // idle | connecting | playing | reconnecting | stopped
     this.tried = [];
+    /** Calls both ways over the WHEP data channel (rpc.js); re-attached at each play. */
+    this.rpc = new RpcClient(null, { timeout: options.callTimeout || 15000 });
+    this.rpc.on(RpcEvents.INVOKE, (e) => this.emit(SubscriberEvents.SEND_INVOKE, e.data));
   }
 
   get video() {
@@ -168,6 +175,7 @@ export class Subscriber extends Emitter {
   }
 
   _stopHandle() {
+    this.rpc.detach();
     const h = this.handle;
     this.handle = null;
     this.tech = null;
@@ -191,6 +199,25 @@ export class Subscriber extends Emitter {
     dc.send(typeof message === 'string' ? message : JSON.stringify(message));
     return true;
   }
+
+  /**
+   * Red5's callServer(methodName, args) over the WHEP data channel (HLS and
+   * HTTP-FLV playback have none: rejected). Resolves with the result;
+   * rejects with an RpcError or when there is no channel.
+   */
+  async callServer(method, args = [], opts = {}) {
+    await channelOpen(this.handle && this.handle.dc, opts.timeout || this.rpc.options.timeout);
+    return this.rpc.call(method, args, opts);
+  }
+
+  /**
+   * Registers fn(data, methodName) for calls of method: the server's
+   * (POST .../clients/{id}/invoke) and the publisher's send(method, data).
+   * Returns the unregister function.
+   */
+  registerHandler(method, fn) { return this.rpc.register(method, fn); }
+
+  unregisterHandler(method) { this.rpc.unregister(method); }
 
   /** {tech, state, currentTime, framesDecoded, ...} */
   async getStats() {
@@ -226,6 +253,7 @@ async function playWhep(sub) {
   pc.addTransceiver('audio', { direction: 'recvonly' });
   const dc = o.dataChannel ? pc.createDataChannel('red5pro') : null;
   if (dc) dc.onmessage = (e) => sub.emit(SubscriberEvents.DATA_CHANNEL_MESSAGE, e.data);
+  if (dc) sub.rpc.attach(dataChannelTransport(dc));
   const ms = new MediaStream();
   pc.ontrack = (e) => { ms.addTrack(e.track); if (video && video.srcObject !== ms) video.srcObject = ms; };
   let resource;

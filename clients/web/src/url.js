@@ -87,6 +87,21 @@ export function flvUrl(opts) {
   return `${origin(opts)}/${appPath(opts.app)}/${stream(opts.streamName)}.flv${query(opts.connectionParams)}`;
 }
 
+/** Red5's recordings list of an app: /{app}/mediafiles (credentials as the query). */
+export function mediaFilesUrl(opts = {}) {
+  return `${origin(opts)}/${appPath(opts.app)}/mediafiles${query(opts.connectionParams)}`;
+}
+
+/**
+ * A recording over HTTP: /{app}/streams/{name} (name relative to the app's
+ * streams folder, e.g. 'stream1.flv' or 'room1/take.mp4'; each segment encoded).
+ */
+export function recordingUrl(opts, name) {
+  if (!name) throw new Error('a recording name is required');
+  const rel = String(name).replace(/^\/+/, '').split('/').map(encodeURIComponent).join('/');
+  return `${origin(opts)}/${appPath(opts.app)}/streams/${rel}${query(opts.connectionParams)}`;
+}
+
 /** ws(s) origin matching origin(). */
 export function wsOrigin(opts = {}) {
   return origin(opts).replace(/^http/, 'ws');

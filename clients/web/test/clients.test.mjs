@@ -5,10 +5,19 @@ import { Publisher } from '../src/publisher.js';
 import { EventsClient } from '../src/events.js';
 import { ApiClient, ApiError } from '../src/api.js';
 
+// A data channel: an EventTarget with send() recording what was sent.
+class FakeDC extends EventTarget {
+  constructor(label, readyState = 'open') { super(); this.label = label; this.readyState = readyState; this.sent = []; }
+  send(x) { if (this.readyState !== 'open') throw new Error('InvalidStateError'); this.sent.push(x); }
+  deliver(text) { const e = new Event('message'); e.data = text; this.dispatchEvent(e); if (this.onmessage) this.onmessage(e); }
+  open() { this.readyState = 'open'; this.dispatchEvent(new Event('open')); }
+  close() { this.readyState = 'closed'; this.dispatchEvent(new Event('close')); }
+}
+
 class FakePC {
   constructor() { this.transceivers = []; this.closed = false; this.iceGatheringState = 'complete'; FakePC.last = this; }
   addTransceiver(track, init) { const t = { track, init }; this.transceivers.push(t); return t; }
-  createDataChannel(label) { this.dcLabel = label; return { label, readyState: 'open', sent: [], send(x) { this.sent.push(x); } }; }
+  createDataChannel(label) { this.dcLabel = label; this.dc = new FakeDC(label); return this.dc; }
   async createOffer() { return { type: 'offer', sdp: 'v=0 offer' }; }
   async setLocalDescription(d) { this.localDescription = d; }
   async setRemoteDescription(d) { this.remoteDescription = d; }

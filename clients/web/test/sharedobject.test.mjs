@@ -108,3 +108,20 @@ test('SharedObjectSocket opens the app socket with the credentials and relays me
   sock.close();
   assert.equal(so.connected, false);
 });
+
+test('over a data channel: the channel closing closes the object (Connection.Closed)', async () => {
+  const { dataChannelTransport } = await import('../src/sharedobject.js');
+  const dc = new EventTarget();
+  dc.readyState = 'open';
+  dc.send = () => {};
+  const so = new SharedObject('board', dataChannelTransport(dc));
+  const events = [];
+  so.on('*', (e) => events.push(e.type));
+  const msg = new Event('message');
+  msg.data = JSON.stringify({ data: { name: 'board', status: 'SharedObject.Status.Connect', message: 'Success', version: 1 } });
+  dc.dispatchEvent(msg);
+  assert.equal(so.connected, true);
+  dc.dispatchEvent(new Event('close'));
+  assert.equal(so.connected, false);
+  assert.deepEqual(events, ['Connect.Success', 'SharedObject.Connection.Closed']);
+});

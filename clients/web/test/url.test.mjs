@@ -43,3 +43,12 @@ test('events and API URLs carry the access token and filters', () => {
     'ws://h:5080/api/v1/events?app=live&type=publish%2Cunpublish&accessToken=k');
   assert.equal(u.apiUrl({ host: 'h', protocol: 'https', port: 5443 }, '/applications'), 'https://h:5443/api/v1/applications');
 });
+
+test('recordings: the list and a file, credentials as the query, rooms as folders', async () => {
+  const { mediaFilesUrl, recordingUrl } = await import('../src/url.js');
+  const o = { host: 'h', app: 'live', connectionParams: { token: 't k' } };
+  assert.equal(mediaFilesUrl(o), 'http://h:5080/live/mediafiles?token=t+k');
+  assert.equal(recordingUrl(o, 'stream1.flv'), 'http://h:5080/live/streams/stream1.flv?token=t+k');
+  assert.equal(recordingUrl({ host: 'h', app: 'live/room1' }, 'sub/a b.mp4'), 'http://h:5080/live/room1/streams/sub/a%20b.mp4');
+  assert.throws(() => recordingUrl(o, ''), /name/);
+});
