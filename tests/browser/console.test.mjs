@@ -339,6 +339,7 @@ describe('console', { timeout: T(180000) }, () => {
   it('goes live from the camera with the publish panel, and the stream is listed', async () => {
     const page = W.page;
     await page.fill('#pub-name', 'cam1');
+    await page.check('#pub-record');          // recorded while live: listed once it stops
     await page.click('#pub-start');
     await page.locator('#pub-stop').waitFor({ state: 'visible', timeout: T(20000) });
     await page.locator(camRow).waitFor({ state: 'visible', timeout: T(15000) });
@@ -356,9 +357,11 @@ describe('console', { timeout: T(180000) }, () => {
   it('Play shows the stream decoded over WebRTC, with its transport and statistics', async () => {
     const page = W.page;
     await countPresented(page);
+    const t0 = Date.now();
     await page.click(`${camRow} button.play`);
     await page.locator('#player').waitFor({ state: 'visible', timeout: T(5000) });
     const v = await decoded(page, 'whep', 25, 'the player to decode 25 frames over WHEP');
+    console.log(`console player over WHEP: 25 frames decoded ${Date.now() - t0} ms after Play`);
     assert.ok(v.width > 0 && v.height > 0, JSON.stringify(v));
     await presented(page);
     assert.equal(await page.locator('#pl-tech').textContent(), 'WebRTC (WHEP)');
@@ -380,8 +383,10 @@ describe('console', { timeout: T(180000) }, () => {
       `${camRow} td.players`, { timeout: T(10000) });
     await page.click(`${streamRow} button.play`);             // auto: whatever plays first
     assert.equal(await page.locator('#player-title').textContent(), 'live/stream1');
+    const t0 = Date.now();
     await page.selectOption('#player-tech', 'hls');            // forced: the player starts again
     const h = await decoded(page, 'hls', 25, 'the player to decode 25 frames over LL-HLS');
+    console.log(`console player forced to LL-HLS: 25 frames decoded ${Date.now() - t0} ms after the switch`);
     assert.equal(h.width, 640);
     assert.equal(await page.locator('#pl-tech').textContent(), 'LL-HLS');
     await page.selectOption('#player-tech', 'flv');            // switches the playing stream
@@ -440,6 +445,9 @@ describe('console', { timeout: T(180000) }, () => {
     assert.equal(await page.evaluate(() => document.getElementById('player-video').srcObject), null);
     await page.click('#pub-stop');
     await page.locator(camRow).waitFor({ state: 'detached', timeout: T(10000) });
+    // "Record" was ticked: the WHIP publish was recorded (?record=1), and is listed
+    await page.locator('tr[data-recording="live/cam1.flv"]').waitFor({ timeout: T(10000) });
+    assert.equal(await page.locator('#pub-record').isDisabled(), false);
     await page.locator('#pub-start').waitFor({ state: 'visible', timeout: T(5000) });
     assert.equal(await page.locator('#pub-name').isDisabled(), false);
     await page.fill('#pub-name', 'stream1');
