@@ -141,8 +141,14 @@
 
   /** The app's recordings (Red5's OnDemandMedia list: names relative to its streams folder). */
   async function loadRecordings(app) {
-    const list = await api(`/applications/${enc(app)}/media`);
-    return list.map((m) => Object.assign({ app }, m));
+    try {
+      const list = await api(`/applications/${enc(app)}/media`);
+      return list.map((m) => Object.assign({ app }, m));
+    } catch (e) {
+      /* A server built without the recorder has no media list: the rest of the page still works. */
+      if (e.auth || e.status === 0) throw e;
+      return [];
+    }
   }
 
   /** Reads everything the page shows. Concurrent calls coalesce into one more run. */
