@@ -11,6 +11,16 @@
  *
  * Everything is drawn with DOM calls and textContent: no server value is ever
  * parsed as HTML.
+ *
+ * Media: a live stream's Play button opens the player panel with the browser
+ * SDK's Subscriber (/lib/sluice/index.js, imported on first use: WHEP, then
+ * LL-HLS, then HTTP-FLV, or the one the selector forces); a recording plays
+ * from GET /{app}/streams/{name} (Range requests), MP4 in the <video> itself,
+ * FLV through mpegts.js. The publish panel goes live from the camera with the
+ * SDK's WHIP Publisher. These requests are the app's own (WHIP, WHEP, HLS,
+ * recordings): they pass its admission chain like any viewer's, and the API
+ * token is never sent with them. window.sluiceConsole exposes what the player
+ * and the publisher show, for the browser tests.
  */
 'use strict';
 
@@ -23,6 +33,10 @@
   const MAX_CLIENT_DETAILS = 200;  /* per app; more clients are listed without details */
   const MAX_EVENTS = 50;
   const ARM_MS = 4000;             /* a kick/close button needs a second click within this */
+  const MAX_RECORDINGS = 500;      /* rows shown; the count says how many there are */
+  const STATS_MS = 1000;           /* player / publisher statistics refresh */
+  const SDK_URL = '/lib/sluice/index.js';
+  const FLV_LIB = '/test/lib/mpegts.js';
 
   const $ = (id) => document.getElementById(id);
 
@@ -36,6 +50,8 @@
     rtmpsPort: null,
     streams: [],
     clients: [],
+    recordings: [],      /* [{app, name, last_modified, file_size}] */
+    mediaDirty: true,    /* re-read the recordings on the next refresh */
     events: [],
     armed: new Map(),    /* button key -> performance.now() deadline */
     ws: null,
@@ -123,6 +139,18 @@
     return details.filter(Boolean);
   }
 
+  /** The app's recordings (Red5's OnDemandMedia list: names relative to its streams folder). */
+  async function loadRecordings(app) {
+    try {
+      const list = await api(`/applications/${enc(app)}/media`);
+      return list.map((m) => Object.assign({ app }, m));
+    } catch (e) {
+      /* A server built without the recorder has no media list: the rest of the page still works. */
+      if (e.auth || e.status === 0) throw e;
+      return [];
+    }
+  }
+
   /** Reads everything the page shows. Concurrent calls coalesce into one more run. */
   async function refresh() {
     if (state.stopped) return;
@@ -135,7 +163,10 @@
       const [server, stats, apps] = await Promise.all([
         api('/server'), api('/server/statistics'), api('/applications'),
       ]);
-      const perApp = await Promise.all(apps.map((a) => Promise.all([loadStreams(a), loadClients(a)])));
+      const withMedia = state.mediaDirty;
+      state.mediaDirty = false;
+      const perApp = await Promise.all(apps.map((a) => Promise.all([loadStreams(a), loadClients(a),
+        withMedia ? loadRecordings(a) : null])));
       state.server = Object.assign({}, stats, server);
       state.serverAt = performance.now();
       state.apps = apps;
@@ -144,10 +175,12 @@
       state.rtmpsPort = typeof server.rtmps_port === 'number' ? server.rtmps_port : null;
       state.streams = perApp.flatMap(([s]) => s);
       state.clients = perApp.flatMap(([, c]) => c);
+      if (withMedia) state.recordings = perApp.flatMap(([, , r]) => r);
       state.lastOk = Date.now();
       showNotice('');
       render();
     } catch (e) {
+      state.mediaDirty = true;
       if (e instanceof ApiError && e.auth) {
         signOut(e.status === 401 ? 'The access token was not accepted.' : e.message);
         return;
@@ -196,6 +229,7 @@
       let ev;
       try { ev = JSON.parse(msg.data); } catch (e) { return; }
       addEvent(ev);
+      if (/^(record_|unpublish$)/.test(ev.event || '')) state.mediaDirty = true;
       scheduleRefresh();
     };
     ws.onclose = () => {
@@ -269,7 +303,8 @@
   function cell(label, content, cls) {
     const td = el('td', { 'data-label': label });
     if (cls) td.className = cls;
-    if (content instanceof Node) td.append(content);
+    if (Array.isArray(content)) td.append(...content.filter(Boolean));
+    else if (content instanceof Node) td.append(content);
     else td.textContent = content === undefined || content === null || content === '' ? '–' : String(content);
     return td;
   }
@@ -359,7 +394,8 @@
         const close = actionButton('close:' + st.path, 'Close', 'Unpublish: disconnect the publisher', () =>
           api(`/applications/${enc(st.app)}/streams/${enc(st.publish_name)}/action/unpublish`,
             { params: { scope: st.scope } }));
-        return el('tr', { data: { stream: st.path } },
+        const playing = player.kind === 'live' && player.path === st.path;
+        return el('tr', { data: { stream: st.path }, class: playing ? 'playing' : '' },
           cell('Stream', el('span', { class: 'name', text: st.path })),
           cell('Codecs', codecs),
           cell('Resolution', res, 'num'),
@@ -368,7 +404,7 @@
           cell('Publisher', [proto, pub].filter(Boolean).join(' ')),
           cell('Uptime', ticking(st.uptime_ms, state.serverAt), 'num'),
           cell('Players', String(st.active_subscribers), 'num players'),
-          cell('', close, 'act'));
+          cell('', [playButton(st.path, () => openLive(st.path)), close], 'act'));
       });
     body.replaceChildren(...rows);
     $('streams-empty').hidden = rows.length > 0;
@@ -444,9 +480,39 @@
     $('pub-rtmps').textContent = tls ? `rtmps://${hostForUrl()}:${state.rtmpsPort}/${app}/${name}` : '';
   }
 
+  function renderRecordings() {
+    const body = $('recordings').tBodies[0];
+    const all = state.recordings
+      .slice()
+      .sort((a, b) => (b.last_modified - a.last_modified) || (a.app + a.name).localeCompare(b.app + b.name));
+    const rows = all.slice(0, MAX_RECORDINGS).map((r) => {
+      const path = r.app + '/' + r.name;
+      const dot = r.name.lastIndexOf('.');
+      const ext = dot < 0 ? '' : r.name.slice(dot + 1).toLowerCase();
+      const playable = ext === 'flv' || ext === 'mp4';
+      const url = recordingUrl(r.app, r.name);
+      const download = el('a', { class: 'button ghost', href: url, download: r.name.split('/').pop(),
+        title: 'Download (the app\'s play admission applies)', text: 'Download' });
+      const del = actionButton('delete:' + path, 'Delete', 'Delete the file', () =>
+        api(`/applications/${enc(r.app)}/media`, { method: 'DELETE',
+          params: { filename: dot < 0 ? r.name : r.name.slice(0, dot), extension: ext } }));
+      const playing = player.kind === 'file' && player.path === path;
+      return el('tr', { data: { recording: path }, class: playing ? 'playing' : '' },
+        cell('Recording', el('span', { class: 'name', text: path })),
+        cell('Format', ext.toUpperCase()),
+        cell('Size', fmtBytes(r.file_size), 'num'),
+        cell('Modified', r.last_modified ? new Date(r.last_modified).toLocaleString() : '', 'num'),
+        cell('', [playable ? playButton(path, () => openFile(r.app, r.name)) : null, download, del], 'act'));
+    });
+    body.replaceChildren(...rows);
+    $('recordings-empty').hidden = rows.length > 0;
+    $('recordings-count').textContent = String(all.length);
+  }
+
   function render() {
     renderStatus();
     renderStreams();
+    renderRecordings();
     renderClients();
     renderPublish();
   }
@@ -476,6 +542,380 @@
   }
 
   /* ------------------------------------------------------------------ */
+  /* the SDK and the player                                              */
+
+  let sdkLoading = null;
+
+  /** The browser SDK, imported on first use (the console works without it). */
+  function loadSdk() {
+    if (!sdkLoading) {
+      sdkLoading = import(SDK_URL).catch(() => {
+        sdkLoading = null;
+        throw new Error(`the browser SDK (${SDK_URL}) is not installed in the web root: ` +
+          'run make build (scripts/web-players.sh puts it there)');
+      });
+    }
+    return sdkLoading;
+  }
+
+  /** Loads mpegts.js (a classic script in the web root) once. */
+  let flvLoading = null;
+  function loadFlvLib() {
+    if (window.mpegts) return Promise.resolve(window.mpegts);
+    if (!flvLoading) {
+      flvLoading = new Promise((resolve, reject) => {
+        const s = document.createElement('script');
+        s.src = FLV_LIB;
+        s.onload = () => resolve(window.mpegts);
+        s.onerror = () => {
+          flvLoading = null;
+          reject(new Error(`mpegts.js (${FLV_LIB}) is not installed: run make build (scripts/web-players.sh)`));
+        };
+        document.head.append(s);
+      });
+    }
+    return flvLoading;
+  }
+
+  /** /{app}/streams/{name}: the recorder's download route, one encoded segment at a time. */
+  function recordingUrl(app, name) {
+    return '/' + enc(app) + '/streams/' + name.split('/').map(enc).join('/');
+  }
+
+  const TECH_NAMES = {
+    whep: 'WebRTC (WHEP)', hls: 'LL-HLS', flv: 'HTTP-FLV', mp4: 'MP4 file', 'flv-file': 'FLV file (mpegts.js)',
+  };
+
+  /* What the player panel plays. `gen` grows on every open and close, so a
+   * callback of a player that was replaced finds a different number and
+   * does nothing. */
+  const player = {
+    gen: 0,
+    kind: null,          /* 'live' | 'file' | null */
+    path: '',            /* "live/stream1" or "live/rec1.flv" */
+    sub: null,           /* the SDK Subscriber (live) */
+    flv: null,           /* the mpegts.js player (an FLV recording) */
+    fileTech: '',        /* 'mp4' | 'flv-file' */
+    timer: 0,
+    last: null,          /* {t, frames, bytes} of the previous sample, for the rates */
+    notes: [],           /* fallbacks tried ("WebRTC (WHEP): HTTP 404 ...") */
+    view: {},            /* what the panel shows, for window.sluiceConsole */
+  };
+
+  function playButton(path, open) {
+    const b = el('button', { class: 'ghost play', type: 'button', title: 'Play in the console', text: 'Play',
+      data: { play: path } });
+    b.addEventListener('click', open);
+    return b;
+  }
+
+  function playerError(text) {
+    const e = $('player-error');
+    e.hidden = !text;
+    e.textContent = text;
+    player.view.error = text;
+  }
+
+  function showPlayer(path, live) {
+    $('player').hidden = false;
+    $('player-title').textContent = path;
+    $('player-tech-label').hidden = !live;
+    playerError('');
+    for (const id of ['pl-tech', 'pl-state', 'pl-size', 'pl-frames', 'pl-fps', 'pl-bitrate', 'pl-time', 'pl-dropped']) {
+      $(id).textContent = '–';
+    }
+    player.view = { kind: player.kind, path, tech: null, state: 'connecting', framesDecoded: 0, error: '' };
+    renderStreams();
+    renderRecordings();
+  }
+
+  /** Stops whatever plays and hides nothing: the caller decides. */
+  async function stopPlayer() {
+    player.gen++;
+    clearInterval(player.timer);
+    player.timer = 0;
+    const { sub, flv } = player;
+    player.sub = null;
+    player.flv = null;
+    player.last = null;
+    player.notes = [];
+    const video = $('player-video');
+    video.onerror = null;
+    if (sub) await sub.unsubscribe().catch(() => {});
+    if (flv) {
+      try { flv.pause(); flv.unload(); flv.detachMediaElement(); flv.destroy(); } catch (e) { /* already gone */ }
+    }
+    video.srcObject = null;
+    video.removeAttribute('src');
+    video.load();
+  }
+
+  async function closePlayer() {
+    await stopPlayer();
+    player.kind = null;
+    player.path = '';
+    player.view = {};
+    $('player').hidden = true;
+    renderStreams();
+    renderRecordings();
+  }
+
+  /** Plays a live stream ("app[/room]/name") with the SDK's Subscriber. */
+  async function openLive(path) {
+    await stopPlayer();
+    const gen = player.gen;
+    player.kind = 'live';
+    player.path = path;
+    showPlayer(path, true);
+    $('player').scrollIntoView({ block: 'nearest' });
+    let sdk;
+    try {
+      sdk = await loadSdk();
+    } catch (e) {
+      playerError(e.message);
+      return;
+    }
+    if (gen !== player.gen) return;
+    const cut = path.lastIndexOf('/');
+    const force = $('player-tech').value || undefined;
+    const sub = new sdk.Subscriber({ app: path.slice(0, cut), streamName: path.slice(cut + 1),
+      element: $('player-video'), force });
+    player.sub = sub;
+    const mine = (f) => (e) => { if (gen === player.gen) f(e.data || {}); };
+    sub.on('Subscribe.Start', mine(() => { playerError(''); }));
+    sub.on('Subscribe.Fail', mine((d) => {
+      player.notes.push(`${TECH_NAMES[d.tech] || d.tech}: ${d.message || 'failed'}`);
+      player.notes = player.notes.slice(-3);
+    }));
+    sub.on('NetStream.Play.StreamNotFound', mine(() => playerError(`${path} is not live; retrying.`)));
+    sub.on('NetStream.Play.Failed', mine(() => playerError(`Cannot play ${path}: ${player.notes.join('; ')}. Retrying.`)));
+    sub.on('NetStream.Play.UnpublishNotify', mine(() => playerError(`${path} stopped; waiting for it to come back.`)));
+    sub.subscribe().catch(() => { /* reported by the events above; the Subscriber retries */ });
+    startStats(gen);
+  }
+
+  /** Plays a recording: MP4 in the <video> itself, FLV through mpegts.js. */
+  async function openFile(app, name) {
+    await stopPlayer();
+    const gen = player.gen;
+    const path = app + '/' + name;
+    const url = recordingUrl(app, name);
+    const mp4 = /\.mp4$/i.test(name);
+    player.kind = 'file';
+    player.path = path;
+    player.fileTech = mp4 ? 'mp4' : 'flv-file';
+    showPlayer(path, false);
+    $('player').scrollIntoView({ block: 'nearest' });
+    const video = $('player-video');
+    try {
+      /* A HEAD first, so a refusal (401/403: the app's play admission) or a
+       * file deleted meanwhile is said in words, not as a media error. */
+      const r = await fetch(url, { method: 'HEAD', cache: 'no-store' });
+      if (!r.ok) throw new Error(`HTTP ${r.status}${r.status === 401 || r.status === 403 ? ' (the app asks players for credentials)' : ''}`);
+      if (mp4) {
+        if (gen !== player.gen) return;
+        video.onerror = () => { if (gen === player.gen) playerError(`Cannot play ${path}: media error ${video.error ? video.error.code : ''}`); };
+        video.src = url;
+      } else {
+        const mpegts = await loadFlvLib();
+        if (gen !== player.gen) return;
+        if (!mpegts.isSupported()) throw new Error('this browser has no Media Source Extensions');
+        const p = mpegts.createPlayer({ type: 'flv', isLive: false, url });
+        p.on(mpegts.Events.ERROR, (type, detail) => { if (gen === player.gen) playerError(`Cannot play ${path}: ${type} ${detail}`); });
+        p.attachMediaElement(video);
+        p.load();
+        player.flv = p;
+      }
+      video.play().catch(() => { /* autoplay refused: the controls are there */ });
+    } catch (e) {
+      if (gen === player.gen) playerError(`Cannot play ${path}: ${e.message}`);
+      return;
+    }
+    startStats(gen);
+  }
+
+  function startStats(gen) {
+    clearInterval(player.timer);
+    const run = () => sampleStats(gen).catch(() => { /* the player went away mid-sample */ });
+    player.timer = setInterval(run, STATS_MS);
+    run();
+  }
+
+  /** One sample of the player's statistics, drawn in the panel. */
+  async function sampleStats(gen) {
+    const video = $('player-video');
+    let tech = player.kind === 'file' ? player.fileTech : null;
+    let st = '';
+    let frames = null;
+    let dropped = null;
+    let bytes = null;
+    if (player.sub) {
+      const s = await player.sub.getStats();
+      if (gen !== player.gen) return;
+      tech = s.tech;
+      st = s.state;
+      if (s.video) {
+        frames = s.video.framesDecoded || 0;
+        dropped = s.video.framesDropped ?? null;
+        bytes = (s.video.bytesReceived || 0) + (s.audio ? s.audio.bytesReceived || 0 : 0);
+      }
+      const h = player.sub.handle;
+      if (h && h.mpegts && h.mpegts.statisticsInfo) bytes = null; /* rate below, from mpegts.js */
+    } else {
+      st = video.error ? 'error' : video.ended ? 'ended' : video.paused ? 'paused' :
+        video.readyState < 3 ? 'buffering' : 'playing';
+    }
+    if (frames === null && video.getVideoPlaybackQuality) {
+      const q = video.getVideoPlaybackQuality();
+      frames = q.totalVideoFrames;
+      dropped = q.droppedVideoFrames;
+    }
+    const now = performance.now();
+    const last = player.last;
+    let fps = null;
+    let kbps = null;
+    if (last && now > last.t) {
+      if (frames !== null && last.frames !== null && frames >= last.frames) fps = (frames - last.frames) * 1000 / (now - last.t);
+      if (bytes !== null && last.bytes !== null && bytes >= last.bytes) kbps = (bytes - last.bytes) * 8 / (now - last.t);
+    }
+    const flv = player.flv || (player.sub && player.sub.handle && player.sub.handle.mpegts);
+    if (kbps === null && flv && flv.statisticsInfo && typeof flv.statisticsInfo.speed === 'number') {
+      kbps = flv.statisticsInfo.speed * 8; /* KB/s of the download */
+    }
+    player.last = { t: now, frames, bytes };
+    const w = video.videoWidth;
+    const h = video.videoHeight;
+    const dur = isFinite(video.duration) ? video.duration : null;
+    player.view = Object.assign(player.view, {
+      tech, state: st, framesDecoded: frames || 0, droppedFrames: dropped, fps, bitrateKbps: kbps,
+      currentTime: video.currentTime, duration: dur, width: w, height: h,
+    });
+    $('pl-tech').textContent = tech ? TECH_NAMES[tech] || tech : '–';
+    $('pl-state').textContent = st || '–';
+    $('pl-size').textContent = w && h ? `${w}×${h}` : '–';
+    $('pl-frames').textContent = frames === null ? '–' : String(frames);
+    $('pl-fps').textContent = fps === null ? '–' : fps.toFixed(1);
+    $('pl-bitrate').textContent = kbps === null ? '–' : fmtKbps(kbps);
+    $('pl-time').textContent = fmtDuration(video.currentTime * 1000) + (dur ? ' / ' + fmtDuration(dur * 1000) : '');
+    $('pl-dropped').textContent = dropped === null || dropped === undefined ? '–' : String(dropped);
+    $('player-stats').title = player.notes.length ? 'Tried: ' + player.notes.join('; ') : '';
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* publishing from this browser                                        */
+
+  const pub = {
+    p: null,             /* the SDK Publisher while live */
+    media: null,         /* the camera's MediaStream (ours: stopped on Stop) */
+    timer: 0,
+    view: { state: 'idle' },
+  };
+
+  function pubStatus(text, error) {
+    $('pub-status').textContent = text;
+    const e = $('pub-error');
+    e.hidden = !error;
+    e.textContent = error || '';
+    pub.view.error = error || '';
+  }
+
+  function pubControls(live) {
+    $('pub-start').hidden = live;
+    $('pub-start').disabled = false;
+    $('pub-stop').hidden = !live;
+    $('pub-app').disabled = live;
+    $('pub-name').disabled = live;
+    $('pub-record').disabled = live;
+  }
+
+  async function goLive() {
+    const app = $('pub-app').value || 'live';
+    const name = $('pub-name').value.trim();
+    if (!name) {
+      pubStatus('', 'Give the stream a name.');
+      return;
+    }
+    if (!window.isSecureContext || !navigator.mediaDevices || !window.RTCPeerConnection) {
+      pubStatus('', 'The camera needs a secure page: open the console over HTTPS, or on localhost.');
+      return;
+    }
+    $('pub-start').disabled = true;
+    pub.view = { state: 'starting', path: app + '/' + name };
+    pubStatus('Opening the camera…');
+    let p = null;
+    try {
+      const sdk = await loadSdk();
+      p = new sdk.Publisher({ app, streamName: name, record: $('pub-record').checked });
+      pub.media = await p.getMedia();
+      const preview = $('pub-preview');
+      preview.srcObject = pub.media;
+      preview.hidden = false;
+      preview.play().catch(() => {});
+      pubStatus('Connecting…');
+      p.on('Publish.Reconnect', (e) => { pub.view.state = 'reconnecting'; pubStatus(`Connection lost; reconnecting in ${e.data.delay} ms…`); });
+      p.on('Publish.Fail', (e) => { if (pub.p === p) pubStatus('', `Publishing failed: ${e.data.message}`); });
+      p.on('Publish.Start', () => { if (pub.p === p) { pub.view.state = 'publishing'; pubStatus(`Live as ${app}/${name}.`); } });
+      pub.p = p;
+      await p.publish(pub.media);
+    } catch (e) {
+      const why = e.status === 409 ? `${app}/${name} is already being published.` :
+        e.status === 401 || e.status === 403 ? `the app refused the publisher (HTTP ${e.status}).` :
+          e.name === 'NotAllowedError' ? 'the camera was not allowed.' : e.message;
+      pub.p = null;
+      releaseCamera();
+      pubControls(false);
+      pub.view.state = 'failed';
+      pubStatus('', `Cannot go live: ${why}`);
+      return;
+    }
+    pubControls(true);
+    clearInterval(pub.timer);
+    pub.timer = setInterval(pubStats, STATS_MS);
+    scheduleRefresh(0);
+  }
+
+  function releaseCamera() {
+    if (pub.media) for (const t of pub.media.getTracks()) t.stop();
+    pub.media = null;
+    const preview = $('pub-preview');
+    preview.srcObject = null;
+    preview.hidden = true;
+  }
+
+  async function stopLive() {
+    clearInterval(pub.timer);
+    pub.timer = 0;
+    const p = pub.p;
+    pub.p = null;
+    if (p) await p.unpublish().catch(() => { /* the server drops it anyway once the connection goes */ });
+    releaseCamera();
+    pubControls(false);
+    pub.view = { state: 'idle' };
+    pubStatus('Stopped.');
+    scheduleRefresh(0);
+  }
+
+  async function pubStats() {
+    const p = pub.p;
+    if (!p || p.state !== 'publishing') return;
+    const s = await p.getStats().catch(() => null);
+    if (!s || pub.p !== p) return;
+    const v = s.video || {};
+    Object.assign(pub.view, { framesEncoded: s.framesEncoded, fps: s.fps, bitrateKbps: s.bitrateKbps,
+      width: v.frameWidth, height: v.frameHeight });
+    const parts = [`Live as ${pub.view.path}`];
+    if (v.frameWidth) parts.push(`${v.frameWidth}×${v.frameHeight}`);
+    if (typeof s.fps === 'number') parts.push(`${Math.round(s.fps)} fps`);
+    if (typeof s.bitrateKbps === 'number') parts.push(fmtKbps(s.bitrateKbps));
+    pubStatus(parts.join(' · '));
+  }
+
+  window.sluiceConsole = {
+    get player() { return Object.assign({}, player.view); },
+    get publisher() { return Object.assign({}, pub.view); },
+  };
+
+  /* ------------------------------------------------------------------ */
   /* token and lifecycle                                                 */
 
   function tokenFromUrl() {
@@ -496,7 +936,7 @@
     refresh();
     connectEvents();
     clearInterval(state.pollTimer);
-    state.pollTimer = setInterval(refresh, POLL_MS);
+    state.pollTimer = setInterval(() => { state.mediaDirty = true; refresh(); }, POLL_MS);
   }
 
   function stop() {
@@ -515,6 +955,8 @@
 
   function signOut(message) {
     stop();
+    closePlayer();
+    if (pub.p) stopLive();
     localStorage.removeItem(TOKEN_KEY);
     state.token = '';
     $('dashboard').hidden = true;
@@ -556,6 +998,10 @@
     $('change-token').addEventListener('click', () => signOut(''));
     $('pub-app').addEventListener('change', renderPublish);
     $('pub-name').addEventListener('input', renderPublish);
+    $('pub-start').addEventListener('click', goLive);
+    $('pub-stop').addEventListener('click', stopLive);
+    $('player-close').addEventListener('click', closePlayer);
+    $('player-tech').addEventListener('change', () => { if (player.kind === 'live') openLive(player.path); });
     for (const b of document.querySelectorAll('button.copy')) {
       b.addEventListener('click', () => copyText($(b.dataset.copy).textContent, b));
     }
