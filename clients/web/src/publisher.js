@@ -225,8 +225,10 @@ export class Publisher extends Emitter {
     const resource = this.resource;
     this.state = 'stopped';
     this.reconnector.cancel();
-    this._teardown();
+    // DELETE before the close: closing first ends the session on the server
+    // (DTLS close), and the DELETE would then answer 404.
     await release(resource, { fetchFn: this._fetch });
+    this._teardown();
     this.emit(PublisherEvents.UNPUBLISH_SUCCESS);
   }
 

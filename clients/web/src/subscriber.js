@@ -274,7 +274,13 @@ async function playWhep(sub) {
   const stopDog = watchdog(sub, async () => (await stats()).framesDecoded);
   return {
     pc, dc, resource, stats,
-    stop() { stopDog(); pc.onconnectionstatechange = null; pc.close(); if (video) video.srcObject = null; release(resource); },
+    stop() {
+      stopDog();
+      pc.onconnectionstatechange = null;
+      if (video) video.srcObject = null;
+      // DELETE before the close (closing first ends the session, and the DELETE answers 404).
+      return release(resource).finally(() => { try { pc.close(); } catch { /* closed */ } });
+    },
   };
 }
 

@@ -29,10 +29,12 @@ export async function exchange(pc, url, { fetchFn = globalThis.fetch, bearer } =
   return loc ? new URL(loc, url).href : null;
 }
 
-/** Ends a WHIP/WHEP resource; never throws. */
-export async function release(resource, { fetchFn = globalThis.fetch } = {}) {
+/** Ends a WHIP/WHEP resource; never throws, and gives up after timeoutMs (a server that is gone). */
+export async function release(resource, { fetchFn = globalThis.fetch, timeoutMs = 3000 } = {}) {
   if (!resource) return;
-  try { await fetchFn(resource, { method: 'DELETE' }); } catch { /* the server may be gone */ }
+  const init = { method: 'DELETE' };
+  if (typeof AbortSignal !== 'undefined' && AbortSignal.timeout) init.signal = AbortSignal.timeout(timeoutMs);
+  try { await fetchFn(resource, init); } catch { /* the server may be gone */ }
 }
 
 /** Waits until ICE gathering completes or ms pass (sluice is ICE-lite: host candidates suffice). */

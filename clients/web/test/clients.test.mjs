@@ -42,7 +42,10 @@ function fakeFetch(answers) {
 }
 
 test('publish: WHIP POST with the credentials and Bearer, answer applied, mute, unpublish DELETEs', async () => {
-  const fetch = fakeFetch([{ status: 201, body: 'v=0 answer', headers: { Location: '/live/whip/resource/abc' } }, { status: 200 }]);
+  const fetch0 = fakeFetch([{ status: 201, body: 'v=0 answer', headers: { Location: '/live/whip/resource/abc' } }, { status: 200 }]);
+  const closedAtDelete = [];
+  const fetch = (url, init) => { if (init.method === 'DELETE') closedAtDelete.push(FakePC.last.closed); return fetch0(url, init); };
+  fetch.calls = fetch0.calls;
   const stream = fakeStream();
   const media = { getUserMedia: async (c) => { media.asked = c; return stream; } };
   const pub = new Publisher({ host: 'h', streamName: 's1', connectionParams: { username: 'u', password: 'p' }, bearer: 'jwt',
@@ -68,6 +71,7 @@ test('publish: WHIP POST with the credentials and Bearer, answer applied, mute, 
   assert.equal(pub.send({ a: 1 }), true);
   await pub.unpublish();
   assert.deepEqual(fetch.calls[1], { url: 'http://h:5080/live/whip/resource/abc', method: 'DELETE', headers: undefined, body: undefined });
+  assert.deepEqual(closedAtDelete, [false], 'the DELETE goes out before the connection closes');
   assert.equal(FakePC.last.closed, true);
   assert.ok(stream.getTracks().every((t) => t.stopped), 'the tracks it opened are stopped');
 });
