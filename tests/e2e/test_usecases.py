@@ -218,3 +218,14 @@ def test_usage_log_reports_seconds_watched(sluice_factory, procs, media_src, tmp
     again = wait_until(lambda: (lambda r: r if r["duplicates_dropped"] == 1 else None)(report()),
                        T(10), 0.2, "the redelivered event to be dropped")
     assert again["rows"] == rep["rows"]
+
+
+@pytest.mark.parametrize("name", ["review-recording", "whiteboard", "calls", "usage-log"])
+def test_walkthrough_shows_the_config_it_runs(name):
+    """The page's config block is the sluice.yml the test runs (its header comment aside)."""
+    page = (USECASES / (name + ".md")).read_text()
+    block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    lines = (USECASES / name / "sluice.yml").read_text().splitlines(keepends=True)
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    assert block == "".join(lines)
