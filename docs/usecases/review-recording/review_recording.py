@@ -17,6 +17,7 @@ The defaults match docs/usecases/review-recording/sluice.yml.
 """
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -81,8 +82,13 @@ class Storage:
             db.execute("CREATE TABLE IF NOT EXISTS recordings (stream TEXT PRIMARY KEY,"
                        " file TEXT, bytes INTEGER, sluice_path TEXT, stored_at INTEGER)")
 
+    @contextlib.contextmanager
     def _db(self):
-        return sqlite3.connect(str(self.db_path), timeout=10, isolation_level=None)
+        db = sqlite3.connect(str(self.db_path), timeout=10, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
 
     def seen(self, delivery_id):
         with self._db() as db:
