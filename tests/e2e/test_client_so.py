@@ -172,6 +172,24 @@ def test_value_over_the_limit_is_rejected(sluice_factory):
     assert status["level"] == "error"
 
 
+def test_once_without_operations_reads_the_object(sluice):
+    """--once with nothing to do is a one-shot read: it prints the object's data (the
+    CHANGE lines that follow INITIAL) before it exits 0; a refused join (the other
+    persistence flag) exits 1 at once instead of waiting forever."""
+    rc, evs, err = run_once(["--once", "--persistent", "--set", "a=1", "--set", 'b={"x":2}',
+                             app_url(sluice), "notes"])
+    assert rc == 0, err
+    rc, evs, err = run_once(["--once", "--persistent", app_url(sluice), "notes"], timeout=10)
+    assert rc == 0, err
+    assert evs[0]["event"] == "initial", evs
+    assert {(e["key"], json.dumps(e["value"])) for e in evs if e["event"] == "change"} == \
+        {("a", "1"), ("b", '{"x": 2}')}, evs
+    rc, evs, err = run_once(["--once", app_url(sluice), "notes"], timeout=10)
+    assert rc == 1, err
+    assert [(e["event"], e.get("code")) for e in evs] == \
+        [("status", "SharedObject.BadPersistence")], evs
+
+
 def test_call_of_a_method_nobody_handles(sluice):
     rc, evs, err = run_once(["--once", "--call", "noSuchMethod", '[1, "two", {"three": [true]}]',
                              app_url(sluice)])

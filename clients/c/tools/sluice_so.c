@@ -26,7 +26,9 @@
  *   {"event":"invoke","method":"m","args":[..]}   (a server call, --answer)
  *
  * --once exits after the last set and call are answered (sends and deletes
- * are flushed before the goodbye); --duration after MS; else on
+ * are flushed before the goodbye); with no operation, once the object's
+ * data has been printed (a one-shot read), and at once, exit 1, when the
+ * join is refused; --duration after MS; else on
  * SIGINT/SIGTERM. Exit: 0, 1 when the connection failed or an operation
  * was refused or failed, 2 on bad usage.
  */
@@ -63,6 +65,7 @@ typedef struct {
     int persistent;
     uv_signal_t sigint, sigterm;
     uv_timer_t duration;
+    uv_timer_t ops_timer; /* runs the operations one loop turn after INITIAL */
     uint64_t duration_ms;
     uint32_t call_timeout;
     int quiet, once, ops_done, failed, closing;
@@ -189,6 +192,13 @@ static void run_ops(app_t *a)
         finish(a);
 }
 
+static void on_ops_timer(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    if (a->c && a->so && !a->closing)
+        run_ops(a);
+}
+
 static const char *const ev_names[] = {"initial", "change", "success", "reject",
                                        "delete", "clear", "message", "status"};
 
@@ -223,7 +233,10 @@ static void on_so(sl_client_so_t *so, sl_client_so_event_t ev, const char *key, 
     json_object_set_new(o, "version", json_integer(version));
     print_line(o);
     if (ev == SL_CLIENT_SO_INITIAL) {
-        run_ops(a);
+        /* The object's data follows INITIAL as CHANGE events of the same
+         * message: run the operations (and, with --once and none, exit) on
+         * the next loop turn, once all of it has been printed. */
+        uv_timer_start(&a->ops_timer, on_ops_timer, 0, 0);
     } else if (ev == SL_CLIENT_SO_SUCCESS) {
         op_answered(a);
     } else if (ev == SL_CLIENT_SO_REJECT) {
@@ -231,6 +244,8 @@ static void on_so(sl_client_so_t *so, sl_client_so_event_t ev, const char *key, 
         op_answered(a);
     } else if (ev == SL_CLIENT_SO_STATUS && json && strstr(json, "error")) {
         a->failed = 1;
+        if (a->once && !a->ops_done)
+            finish(a); /* the join itself was refused (e.g. SharedObject.BadPersistence) */
     }
 }
 
@@ -264,6 +279,7 @@ static void close_handles(app_t *a)
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->duration, NULL);
+    uv_close((uv_handle_t *)&a->ops_timer, NULL);
 }
 
 static void on_state(sl_client_t *c, sl_client_state_t s, int err, void *ud)
@@ -407,7 +423,8 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &a.sigint);
     uv_signal_init(loop, &a.sigterm);
     uv_timer_init(loop, &a.duration);
-    a.sigint.data = a.sigterm.data = a.duration.data = &a;
+    uv_timer_init(loop, &a.ops_timer);
+    a.sigint.data = a.sigterm.data = a.duration.data = a.ops_timer.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     if (a.duration_ms)
