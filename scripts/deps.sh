@@ -15,6 +15,8 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-pytest-xdist python3-jsonschema
            python3-yaml python3-websocket python3-jwt python3-aiortc
            procps python3-cryptography chromium curl openssl)
+# The Java and C# integration examples (examples/integration/java, csharp; test_examples_jvm.py).
+test_pkgs+=(default-jdk-headless mono-mcs)
 # Node.js and npm install the test pages' players at build time
 # (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for
 # only when missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and
