@@ -97,6 +97,8 @@ public sealed class SluiceApiClient
     {
         var req = (HttpWebRequest)WebRequest.Create(baseUrl + path);
         req.Method = method;
+        req.Proxy = null; // sluice's API is on your network: no http_proxy detour
+        req.ServicePoint.Expect100Continue = false; // send the body at once, no 100-continue wait
         req.Timeout = 30000;
         req.Accept = "application/json";
         req.Headers["Authorization"] = "Bearer " + token;

@@ -37,10 +37,22 @@ public sealed class EventStore
     public EventStore(string path)
     {
         this.path = path;
-        if (File.Exists(path))
-            foreach (string line in File.ReadAllLines(path, Encoding.UTF8))
-                if (line.Trim().Length > 0)
-                    ids.Add(Json.Str(Json.ParseObject(line), "id", ""));
+        if (!File.Exists(path))
+            return;
+        // A crash in the middle of a write leaves a last line without its newline. That event
+        // was never acknowledged (sluice sends it again), so the torn line is cut off.
+        byte[] all = File.ReadAllBytes(path);
+        int end = all.Length;
+        while (end > 0 && all[end - 1] != (byte)'\n')
+            end--;
+        if (end < all.Length) {
+            Console.WriteLine("store: dropping a torn last line ({0} bytes)", all.Length - end);
+            using (var f = new FileStream(path, FileMode.Open, FileAccess.Write))
+                f.SetLength(end);
+        }
+        foreach (string line in Encoding.UTF8.GetString(all, 0, end).Split('\n'))
+            if (line.Trim().Length > 0)
+                ids.Add(Json.Str(Json.ParseObject(line), "id", ""));
     }
 
     public int Count { get { lock (ids) return ids.Count; } }

@@ -73,11 +73,23 @@ public final class WebhookReceiver {
 
         EventStore(Path file) throws IOException {
             this.file = file;
-            if (Files.exists(file)) {
-                for (String line : Files.readAllLines(file, StandardCharsets.UTF_8))
-                    if (!line.isBlank())
-                        ids.add(Json.str(Json.parseObject(line), "id", ""));
+            if (!Files.exists(file))
+                return;
+            // A crash in the middle of a write leaves a last line without its newline. That
+            // event was never acknowledged (sluice sends it again), so the torn line is cut off.
+            byte[] all = Files.readAllBytes(file);
+            int end = all.length;
+            while (end > 0 && all[end - 1] != '\n')
+                end--;
+            if (end < all.length) {
+                System.out.printf("store: dropping a torn last line (%d bytes)%n", all.length - end);
+                try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                    ch.truncate(end);
+                }
             }
+            for (String line : new String(all, 0, end, StandardCharsets.UTF_8).split("\n"))
+                if (!line.isBlank())
+                    ids.add(Json.str(Json.parseObject(line), "id", ""));
         }
 
         /**
