@@ -22,7 +22,10 @@ them, exactly as each README says:
     one) is refused with "Invalid token.", and a genuine subscriber token may not publish;
   - the RPC handler: NetConnection.call from an RTMP client (tests/e2e/rtmp_client.py)
     reaches it with the caller's session and username and gets its result; an unknown
-    method fails with the handler's 404.
+    method fails with the handler's 404;
+  - every server: malformed JSON, nesting past the parser's cap, a body over the cap
+    (refused from its Content-Length, unread) are refused with 400/413 (the webhook
+    receiver refuses unsigned bodies before parsing them), and the servers keep serving.
 
 Skipped (with the reason) only when javac / mcs / mono is not installed; CI installs
 them (scripts/deps.sh test set: default-jdk-headless, mono-mcs).
@@ -33,8 +36,8 @@ import hashlib
 import hmac
 import json
 import os
-import pathlib
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -392,3 +395,52 @@ def test_rpc_handler_answers_rtmp_calls(stack):
         c.close()
     out = st.output("RpcHandler")
     assert "call room.join from " in out and "(carol) in open" in out, out
+
+
+# ----------------------------------------------------------------------------
+# every server: bounded input
+# ----------------------------------------------------------------------------
+
+def raw_post(port, path, body=b"", content_length=None, headers=()):
+    """A POST over a plain socket (so a Content-Length can promise more than is sent);
+    returns the status code."""
+    n = len(body) if content_length is None else content_length
+    head = "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" \
+           "Content-Length: %d\r\nConnection: close\r\n%s\r\n" % (
+               path, n, "".join("%s: %s\r\n" % h for h in headers))
+    with socket.create_connection((HOST, port), timeout=T(20)) as s:
+        s.sendall(head.encode() + body)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def test_servers_refuse_bad_input_and_keep_serving(stack):
+    st = stack
+    deep = b"[" * 2000 + b"]" * 2000   # nesting far past the parsers' cap (32 levels)
+    for prog, path in (("RoundTripAuth", "/validateCredentials"), ("RpcHandler", "/rpc")):
+        port = st.servers[prog][1]
+        assert raw_post(port, path, b"{not json") == 400, prog
+        assert raw_post(port, path, deep) == 400, prog
+        assert raw_post(port, path, content_length=50 << 20) == 413, prog  # refused unread
+    port = st.servers["WebhookReceiver"][1]
+    assert raw_post(port, "/hooks", b"{}") == 401                    # unsigned: not even parsed
+    assert raw_post(port, "/hooks", content_length=50 << 20) == 413
+    ts = str(int(time.time()))
+    for body in (b"{not json", b"[" * 1000 + b"]" * 1000):
+        sig = "sha256=" + hmac.new(WH_SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert raw_post(port, "/hooks", body, headers=(("X-Sluice-Timestamp", ts),
+                                                       ("X-Sluice-Signature", sig))) == 400
+    # Still serving: a real validation and a real call.
+    body = json.dumps({"username": "bob", "password": BOB_PW, "token": "", "type": "subscriber",
+                       "streamID": "s"}).encode()
+    assert raw_post(st.servers["RoundTripAuth"][1], "/validateCredentials", body) == 200
+    body = json.dumps({"app": "open", "session": None, "method": "server.time", "params": [],
+                       "username": None}).encode()
+    assert raw_post(st.servers["RpcHandler"][1], "/rpc", body) == 200
+    for prog in st.servers:
+        assert st.servers[prog][0].poll() is None, prog
