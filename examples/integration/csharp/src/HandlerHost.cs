@@ -32,6 +32,9 @@ public sealed class RequestTooLargeException : Exception
 
 public sealed class HandlerHost
 {
+    /// <summary>A hard cap on what we read from anyone (sluice's bodies are a few hundred bytes).</summary>
+    public const int MaxBody = 1 << 20;
+
     readonly HttpListener listener = new HttpListener();
     readonly Dictionary<string, IHttpHandler> routes = new Dictionary<string, IHttpHandler>();
 
@@ -115,13 +118,11 @@ public sealed class HandlerHost
         ctx.Response.Close();
     }
 
-    /// <summary>The value after "--name" on the command line, else def.</summary>
-    public static string Opt(string[] args, string name, string def)
+    /// <summary>An environment variable, or def when it is unset or empty.</summary>
+    public static string Env(string name, string def)
     {
-        for (int i = 0; i + 1 < args.Length; i++)
-            if (args[i] == "--" + name)
-                return args[i + 1];
-        return def;
+        string v = Environment.GetEnvironmentVariable(name);
+        return string.IsNullOrEmpty(v) ? def : v;
     }
 
     /// <summary>Blocks the main thread for ever (the server runs on background threads).</summary>

@@ -11,9 +11,10 @@
 // Clients pass the token as `?token=<JWT>` on the stream name or the app, or as RTMP
 // connect arguments ("jwt", "jwt", token).
 //
-// Run:  JWT_SECRET=... mono JwtIssuer.exe --role publisher --stream 'cam*' --ttl 3600 \
-//           --sub studio-7 [--iss https://auth.example.com] [--aud sluice] [--app live]
-//           [--room room1] [--transport rtmp]
+// Run:  JWT_SECRET=... mono out/JwtIssuer.exe publisher|subscriber [--stream 'cam*'] [--app live]
+//           [--room room1] [--sub studio-7] [--ttl 3600]
+// Environment: JWT_SECRET (auth.jwt_secret); JWT_ISSUER, JWT_AUDIENCE when sluice sets
+// auth.jwt_issuer / auth.jwt_audience.
 using System;
 using System.Collections.Generic;
 using System.Security.Cryptography;
@@ -43,8 +44,7 @@ public static class JwtIssuer
     /// ttlSeconds from now; optional claims are left out when null.
     /// </summary>
     public static Dictionary<string, object> Claims(string sub, string role, long ttlSeconds, string issuer,
-                                                    string audience, string app, string stream, string room,
-                                                    string transport)
+                                                    string audience, string app, string stream, string room)
     {
         long now = (long)(DateTime.UtcNow - new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc)).TotalSeconds;
         var c = new Dictionary<string, object>();
@@ -57,23 +57,38 @@ public static class JwtIssuer
         if (app != null) c["app"] = app;
         if (stream != null) c["stream"] = stream;
         if (room != null) c["red5-room"] = room;
-        if (transport != null) c["red5-transport"] = transport;
         return c;
+    }
+
+    static string Opt(string[] args, string name, string def)
+    {
+        for (int i = 0; i + 1 < args.Length; i++)
+            if (args[i] == "--" + name)
+                return args[i + 1];
+        return def;
+    }
+
+    static string Env(string name)
+    {
+        string v = Environment.GetEnvironmentVariable(name);
+        return string.IsNullOrEmpty(v) ? null : v;
     }
 
     public static int Main(string[] a)
     {
-        string secret = Environment.GetEnvironmentVariable("JWT_SECRET");
-        if (string.IsNullOrEmpty(secret)) {
-            Console.Error.WriteLine("set JWT_SECRET to sluice's auth.jwt_secret");
+        if (a.Length < 1 || (a[0] != "publisher" && a[0] != "subscriber")) {
+            Console.Error.WriteLine("usage: JwtIssuer publisher|subscriber [--stream S] [--app A] [--room R] [--sub S] [--ttl N]");
             return 2;
         }
-        var claims = Claims(HandlerHost.Opt(a, "sub", "user"), HandlerHost.Opt(a, "role", "subscriber"),
-                            long.Parse(HandlerHost.Opt(a, "ttl", "3600")), HandlerHost.Opt(a, "iss", null),
-                            HandlerHost.Opt(a, "aud", null), HandlerHost.Opt(a, "app", null),
-                            HandlerHost.Opt(a, "stream", null), HandlerHost.Opt(a, "room", null),
-                            HandlerHost.Opt(a, "transport", null));
-        Console.WriteLine(Mint(Encoding.UTF8.GetBytes(secret), claims));
+        var claims = Claims(Opt(a, "sub", "user-1"), a[0], long.Parse(Opt(a, "ttl", "3600")),
+                            Env("JWT_ISSUER"), Env("JWT_AUDIENCE"),
+                            Opt(a, "app", null), Opt(a, "stream", null), Opt(a, "room", null));
+        try {
+            Console.WriteLine(Mint(Encoding.UTF8.GetBytes(Env("JWT_SECRET") ?? ""), claims));
+        } catch (ArgumentException e) {
+            Console.Error.WriteLine("error: JWT_SECRET: " + e.Message);
+            return 2;
+        }
         return 0;
     }
 }

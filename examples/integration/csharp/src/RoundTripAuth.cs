@@ -7,21 +7,20 @@
 // to auth.roundtrip_validate_url and admits the client when the answer is {"result": true}.
 // When an admitted client leaves, it POSTs the same body to auth.roundtrip_invalidate_url.
 //
-// The policy here: a users file with one "name password role" line per user, role
-// `publisher` (may publish and play) or `subscriber` (may only play). Passwords are
-// compared in constant time and never logged. `Online` holds the clients currently
-// admitted, what a real service would use for billing or for "who is live".
+// The policy here: a table of users (replace it with your accounts, hashed passwords):
+// alice may publish and play, bob may only play. Passwords are compared in constant time
+// and never logged. `online` counts the clients currently admitted, what a real service
+// would use for billing or for "who is live".
 //
-// Run:  mono RoundTripAuth.exe --port 3000 --users users.txt
-// sluice: auth.roundtrip_validate_url: http://127.0.0.1:3000/validateCredentials
-//         auth.roundtrip_invalidate_url: http://127.0.0.1:3000/invalidateCredentials
+// Served by BusinessServer on /validateCredentials and /invalidateCredentials; sluice:
+//   auth.roundtrip_validate_url: http://127.0.0.1:3000/validateCredentials
+//   auth.roundtrip_invalidate_url: http://127.0.0.1:3000/invalidateCredentials
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Net;
 using System.Text;
 
-/// <summary>The users and the set of admitted clients, shared by both handlers.</summary>
+/// <summary>The users and the admitted clients, shared by both handlers.</summary>
 public sealed class CredentialStore
 {
     sealed class User
@@ -30,30 +29,20 @@ public sealed class CredentialStore
         public bool MayPublish;
     }
 
-    readonly Dictionary<string, User> users = new Dictionary<string, User>();
-    readonly HashSet<string> online = new HashSet<string>();
+    /// <summary>Your user store. Here: alice may publish and play, bob may only play.</summary>
+    static readonly Dictionary<string, User> Users = new Dictionary<string, User> {
+        { "alice", new User { Password = "alice-pass", MayPublish = true } },
+        { "bob", new User { Password = "bob-pass", MayPublish = false } },
+    };
 
-    /// <summary>Reads "name password role" lines; '#' starts a comment.</summary>
-    public CredentialStore(string usersFile)
-    {
-        foreach (string raw in File.ReadAllLines(usersFile, Encoding.UTF8)) {
-            string line = raw.Trim();
-            if (line.Length == 0 || line.StartsWith("#"))
-                continue;
-            string[] f = line.Split((char[])null, StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length != 3)
-                throw new InvalidDataException("users file: expected 'name password role': " + f[0]);
-            users[f[0]] = new User { Password = f[1], MayPublish = f[2] == "publisher" };
-        }
-    }
-
-    public int UserCount { get { return users.Count; } }
+    // Admitted clients: "username type streamID" -> how many (a client may be admitted twice).
+    readonly Dictionary<string, int> online = new Dictionary<string, int>();
 
     /// <summary>Does this body name a user, with the right password, allowed this type?</summary>
     public bool Allowed(Dictionary<string, object> body)
     {
         User u;
-        if (!users.TryGetValue(Json.Str(body, "username", ""), out u))
+        if (!Users.TryGetValue(Json.Str(body, "username", ""), out u))
             return false;
         if (!FixedTimeEquals(u.Password, Json.Str(body, "password", "")))
             return false;
@@ -61,13 +50,23 @@ public sealed class CredentialStore
         return type == "subscriber" || (type == "publisher" && u.MayPublish);
     }
 
-    public void Admit(Dictionary<string, object> body) { lock (online) online.Add(Key(body)); }
-
-    public int Leave(Dictionary<string, object> body)
+    public void Admit(Dictionary<string, object> body)
     {
         lock (online) {
-            online.Remove(Key(body));
-            return online.Count;
+            int n;
+            online.TryGetValue(Key(body), out n);
+            online[Key(body)] = n + 1;
+        }
+    }
+
+    public void Leave(Dictionary<string, object> body)
+    {
+        lock (online) {
+            int n;
+            if (online.TryGetValue(Key(body), out n) && n > 1)
+                online[Key(body)] = n - 1;
+            else
+                online.Remove(Key(body));
         }
     }
 
@@ -94,7 +93,7 @@ public sealed class CredentialStore
             return null;
         }
         try {
-            return Json.ParseObject(Encoding.UTF8.GetString(HandlerHost.ReadBody(ctx, 16 * 1024)));
+            return Json.ParseObject(Encoding.UTF8.GetString(HandlerHost.ReadBody(ctx, HandlerHost.MaxBody)));
         } catch (FormatException e) {
             HandlerHost.WriteJson(ctx, 400, Json.Write(Json.Obj("result", false, "error", e.Message)));
             return null;
@@ -119,7 +118,8 @@ public sealed class ValidateCredentialsHandler : IHttpHandler
         bool ok = store.Allowed(body);
         if (ok)
             store.Admit(body);
-        Console.WriteLine("validate {0} {1} {2} -> {3}", Json.Str(body, "username", ""),
+        // Never log the password or the token.
+        Console.WriteLine("validate: {0} {1} {2} -> {3}", Json.Str(body, "username", ""),
                           Json.Str(body, "type", ""), Json.Str(body, "streamID", ""), ok ? "yes" : "no");
         // A signed playback URL could be returned as "url"; sluice keeps it on the admission.
         HandlerHost.WriteJson(ctx, 200, Json.Write(Json.Obj("result", ok)));
@@ -140,25 +140,9 @@ public sealed class InvalidateCredentialsHandler : IHttpHandler
         var body = CredentialStore.ReadJson(ctx);
         if (body == null)
             return;
-        int left = store.Leave(body);
-        Console.WriteLine("invalidate {0} {1} {2} ({3} online)", Json.Str(body, "username", ""),
-                          Json.Str(body, "type", ""), Json.Str(body, "streamID", ""), left);
+        store.Leave(body);
+        Console.WriteLine("invalidate: {0} {1} {2}", Json.Str(body, "username", ""),
+                          Json.Str(body, "type", ""), Json.Str(body, "streamID", ""));
         HandlerHost.WriteJson(ctx, 200, Json.Write(Json.Obj("result", true)));
-    }
-}
-
-public static class RoundTripAuth
-{
-    public static void Main(string[] args)
-    {
-        string host = HandlerHost.Opt(args, "host", "127.0.0.1");
-        int port = int.Parse(HandlerHost.Opt(args, "port", "3000"));
-        var store = new CredentialStore(HandlerHost.Opt(args, "users", "users.txt"));
-        var server = new HandlerHost(host, port);
-        server.Map("/validateCredentials", new ValidateCredentialsHandler(store));
-        server.Map("/invalidateCredentials", new InvalidateCredentialsHandler(store));
-        server.Start();
-        Console.WriteLine("round trip auth listening on http://{0}:{1} ({2} users)", host, port, store.UserCount);
-        HandlerHost.Wait();
     }
 }

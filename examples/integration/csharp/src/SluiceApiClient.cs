@@ -10,13 +10,14 @@
 //
 // As a command-line tool (API_URL, default http://127.0.0.1:5080, and API_TOKEN from the
 // environment; each command prints the returned data as JSON):
-//   mono SluiceApiClient.exe streams live
-//   mono SluiceApiClient.exe clients live
-//   mono SluiceApiClient.exe kick live <clientId>
-//   mono SluiceApiClient.exe startrecord live stream1 [saveas]
-//   mono SluiceApiClient.exe stoprecord live stream1
-//   mono SluiceApiClient.exe invoke-client live <clientId> <method> [json-array-of-params]
-//   mono SluiceApiClient.exe invoke live <method> [json-array-of-params]
+//   mono out/SluiceApiClient.exe streams live
+//   mono out/SluiceApiClient.exe clients live
+//   mono out/SluiceApiClient.exe kick live <clientId>
+//   mono out/SluiceApiClient.exe record-start live stream1 [saveas]
+//   mono out/SluiceApiClient.exe record-stop live stream1
+//   mono out/SluiceApiClient.exe invoke live <method> [json-array-of-params]
+//   mono out/SluiceApiClient.exe invoke-client live <clientId> <method> [json-array-of-params]
+// An error prints "error: HTTP <status>: <sluice's message>" and exits 1.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -160,11 +161,13 @@ public sealed class SluiceApiClient
 
     public static int Main(string[] a)
     {
-        string url = Environment.GetEnvironmentVariable("API_URL") ?? "http://127.0.0.1:5080";
+        string url = Environment.GetEnvironmentVariable("API_URL");
         string token = Environment.GetEnvironmentVariable("API_TOKEN") ?? "";
+        if (string.IsNullOrEmpty(url))
+            url = "http://127.0.0.1:5080";
         var api = new SluiceApiClient(url, token);
         if (a.Length < 2) {
-            Console.Error.WriteLine("usage: SluiceApiClient streams|clients|kick|startrecord|stoprecord|invoke-client|invoke <app> ...");
+            Console.Error.WriteLine("usage: SluiceApiClient streams|clients|kick|record-start|record-stop|invoke|invoke-client <app> ...");
             return 2;
         }
         object result;
@@ -173,14 +176,14 @@ public sealed class SluiceApiClient
             case "streams": result = api.ListStreams(a[1]); break;
             case "clients": result = api.ListClients(a[1]); break;
             case "kick": result = api.KickClient(a[1], a[2]); break;
-            case "startrecord": result = api.StartRecording(a[1], a[2], a.Length > 3 ? a[3] : null); break;
-            case "stoprecord": result = api.StopRecording(a[1], a[2]); break;
+            case "record-start": result = api.StartRecording(a[1], a[2], a.Length > 3 ? a[3] : null); break;
+            case "record-stop": result = api.StopRecording(a[1], a[2]); break;
             case "invoke-client": result = api.InvokeClient(a[1], a[2], a[3], Params(a, 4), 5000); break;
             case "invoke": result = api.InvokeApplication(a[1], a[2], Params(a, 3)); break;
             default: Console.Error.WriteLine("unknown command " + a[0]); return 2;
             }
         } catch (SluiceApiException e) {
-            Console.Error.WriteLine(e.Message);
+            Console.Error.WriteLine("error: " + e.Message);
             return 1;
         }
         Console.WriteLine(Json.Write(result));

@@ -18,8 +18,8 @@
 // of ids kept in memory and rebuilt from the file at start. A database with a unique key on
 // the id does the same job (INSERT ... ON CONFLICT DO NOTHING).
 //
-// Run:  WEBHOOK_SECRET='a long random string' mono WebhookReceiver.exe --port 8080 --store events.jsonl
-// sluice: webhooks.url: http://127.0.0.1:8080/hooks, webhooks.secret: the same secret.
+// Served by BusinessServer on /webhook (the store in $DB, default events.jsonl); sluice:
+//   webhooks.url: http://127.0.0.1:3000/webhook, webhooks.secret: $WEBHOOK_SECRET.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -79,13 +79,12 @@ public sealed class EventStore
     }
 }
 
-/// <summary>POST /hooks: 401 unsigned or stale, 400 not an event, else 200 (stored or duplicate).</summary>
+/// <summary>POST /webhook: 401 unsigned or stale, 400 not an event, else 200 (stored or duplicate).</summary>
 public sealed class SluiceWebhookHandler : IHttpHandler
 {
-    public const int MaxBody = 1 << 20;   // sluice's payloads are about 600 bytes
     public const int MaxIdChars = 200;    // "<node>-<event_seq>-<endpoint index>"
 
-    readonly byte[] secret;
+    readonly byte[] secret;   // empty: every delivery is refused
     readonly long toleranceSeconds;
     readonly EventStore store;
 
@@ -101,7 +100,7 @@ public sealed class SluiceWebhookHandler : IHttpHandler
     /// <summary>True only for a fresh, correctly signed request.</summary>
     public static bool Verify(byte[] secret, string timestamp, string signature, byte[] body, long toleranceSeconds)
     {
-        if (timestamp == null || signature == null || !Regex.IsMatch(timestamp, "^[0-9]{1,12}$"))
+        if (secret.Length == 0 || timestamp == null || signature == null || !Regex.IsMatch(timestamp, "^[0-9]{1,12}$"))
             return false;
         long now = (long)(DateTime.UtcNow - new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc)).TotalSeconds;
         if (Math.Abs(now - long.Parse(timestamp)) > toleranceSeconds)
@@ -128,11 +127,11 @@ public sealed class SluiceWebhookHandler : IHttpHandler
             HandlerHost.WriteJson(ctx, 405, null);
             return;
         }
-        byte[] body = HandlerHost.ReadBody(ctx, MaxBody);
+        byte[] body = HandlerHost.ReadBody(ctx, HandlerHost.MaxBody);
         string ts = ctx.Request.Headers["X-Sluice-Timestamp"];
         string sig = ctx.Request.Headers["X-Sluice-Signature"];
         if (!Verify(secret, ts, sig, body, toleranceSeconds)) {
-            Console.WriteLine("refused: bad or missing signature");
+            Console.WriteLine("webhook: refused (bad or missing signature)");
             HandlerHost.WriteJson(ctx, 401, Json.Write(Json.Obj("error", "bad signature")));
             return;
         }
@@ -149,31 +148,8 @@ public sealed class SluiceWebhookHandler : IHttpHandler
             return;
         }
         bool stored = store.Add(id, ev);
-        if (stored)
-            Console.WriteLine("stored {0} {1} {2}", id, Json.Str(ev, "event", ""), Json.Str(ev, "guid", ""));
-        else
-            Console.WriteLine("duplicate {0} dropped", id);
-        HandlerHost.WriteJson(ctx, 200, Json.Write(Json.Obj("stored", stored, "id", id)));
-    }
-}
-
-public static class WebhookReceiver
-{
-    public static void Main(string[] args)
-    {
-        string secret = Environment.GetEnvironmentVariable("WEBHOOK_SECRET");
-        if (string.IsNullOrEmpty(secret)) {
-            Console.Error.WriteLine("set WEBHOOK_SECRET to sluice's webhooks.secret");
-            Environment.Exit(2);
-        }
-        string host = HandlerHost.Opt(args, "host", "127.0.0.1");
-        int port = int.Parse(HandlerHost.Opt(args, "port", "8080"));
-        long tolerance = long.Parse(HandlerHost.Opt(args, "tolerance", "300"));
-        var store = new EventStore(HandlerHost.Opt(args, "store", "events.jsonl"));
-        var server = new HandlerHost(host, port);
-        server.Map("/hooks", new SluiceWebhookHandler(Encoding.UTF8.GetBytes(secret), tolerance, store));
-        server.Start();
-        Console.WriteLine("webhook receiver listening on http://{0}:{1}/hooks ({2} events stored)", host, port, store.Count);
-        HandlerHost.Wait();
+        Console.WriteLine("webhook: {0} {1} {2}{3}", id, Json.Str(ev, "event", ""), Json.Str(ev, "guid", ""),
+                          stored ? "" : " (duplicate, dropped)");
+        HandlerHost.WriteJson(ctx, 200, Json.Write(Json.Obj("stored", stored))); // any 2xx acknowledges, duplicates too
     }
 }

@@ -1,7 +1,7 @@
 /*
- * Http: the few helpers the three server examples (RoundTripAuth, WebhookReceiver,
+ * Http: the few helpers the business server's parts (RoundTripAuth, WebhookReceiver,
  * RpcHandler) share on top of the JDK's com.sun.net.httpserver.HttpServer: read a request
- * body with a size cap, answer JSON, read command-line options, start a server.
+ * body with a size cap, answer JSON, read command-line options and the environment.
  */
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
@@ -14,6 +14,9 @@ import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Executors;
 
 final class Http {
+    /** A hard cap on what we read from anyone (sluice's bodies are a few hundred bytes). */
+    static final int MAX_BODY = 1 << 20;
+
     /** Thrown by readBody for a body over its cap; the caller answers 413. */
     static final class TooBig extends IOException {
         private static final long serialVersionUID = 1L;
@@ -70,6 +73,12 @@ final class Http {
             if (args[i].equals("--" + name))
                 return args[i + 1];
         return def;
+    }
+
+    /** An environment variable, or def when it is unset or empty. */
+    static String env(String name, String def) {
+        String v = System.getenv(name);
+        return v == null || v.isEmpty() ? def : v;
     }
 
     /** A server on host:port with a small thread pool (handlers may block on disk). */

@@ -12,9 +12,10 @@
  * Clients pass the token as `?token=<JWT>` on the stream name or the app, or as RTMP
  * connect arguments ("jwt", "jwt", token).
  *
- * Run:  JWT_SECRET=... java -cp out JwtIssuer --role publisher --stream 'cam*' --ttl 3600 \
- *           --sub studio-7 [--iss https://auth.example.com] [--aud sluice] [--app live]
- *           [--room room1] [--transport rtmp]
+ * Run:  JWT_SECRET=... java -cp out JwtIssuer publisher|subscriber [--stream 'cam*'] [--app live]
+ *           [--room room1] [--sub studio-7] [--ttl 3600]
+ * Environment: JWT_SECRET (auth.jwt_secret); JWT_ISSUER, JWT_AUDIENCE when sluice sets
+ * auth.jwt_issuer / auth.jwt_audience.
  */
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
@@ -49,8 +50,7 @@ public final class JwtIssuer {
      * ttlSeconds from now; optional claims are left out when null.
      */
     public static Map<String, Object> claims(String sub, String role, long ttlSeconds, String issuer,
-                                             String audience, String app, String stream, String room,
-                                             String transport) {
+                                             String audience, String app, String stream, String room) {
         long now = System.currentTimeMillis() / 1000;
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("sub", sub);
@@ -67,22 +67,23 @@ public final class JwtIssuer {
             c.put("stream", stream);
         if (room != null)
             c.put("red5-room", room);
-        if (transport != null)
-            c.put("red5-transport", transport);
         return c;
     }
 
     public static void main(String[] a) {
-        String secret = System.getenv("JWT_SECRET");
-        if (secret == null || secret.isEmpty()) {
-            System.err.println("set JWT_SECRET to sluice's auth.jwt_secret");
+        if (a.length < 1 || !(a[0].equals("publisher") || a[0].equals("subscriber"))) {
+            System.err.println("usage: JwtIssuer publisher|subscriber [--stream S] [--app A] [--room R] [--sub S] [--ttl N]");
             System.exit(2);
         }
-        Map<String, Object> c = claims(Http.opt(a, "sub", "user"), Http.opt(a, "role", "subscriber"),
-                                       Long.parseLong(Http.opt(a, "ttl", "3600")), Http.opt(a, "iss", null),
-                                       Http.opt(a, "aud", null), Http.opt(a, "app", null),
-                                       Http.opt(a, "stream", null), Http.opt(a, "room", null),
-                                       Http.opt(a, "transport", null));
-        System.out.println(mint(secret.getBytes(StandardCharsets.UTF_8), c));
+        byte[] secret = Http.env("JWT_SECRET", "").getBytes(StandardCharsets.UTF_8);
+        Map<String, Object> c = claims(Http.opt(a, "sub", "user-1"), a[0], Long.parseLong(Http.opt(a, "ttl", "3600")),
+                                       Http.env("JWT_ISSUER", null), Http.env("JWT_AUDIENCE", null),
+                                       Http.opt(a, "app", null), Http.opt(a, "stream", null), Http.opt(a, "room", null));
+        try {
+            System.out.println(mint(secret, c));
+        } catch (IllegalArgumentException e) {
+            System.err.println("error: JWT_SECRET: " + e.getMessage());
+            System.exit(2);
+        }
     }
 }

@@ -7,57 +7,36 @@
  * to auth.roundtrip_validate_url and admits the client when the answer is {"result": true}.
  * When an admitted client leaves, it POSTs the same body to auth.roundtrip_invalidate_url.
  *
- * The policy here: a users file with one "name password role" line per user, role
- * `publisher` (may publish and play) or `subscriber` (may only play). Passwords are
- * compared in constant time and never logged. The set of clients currently admitted
- * (`online`) is what a real service would use for billing or for "who is live".
+ * The policy here: a table of users (replace it with your accounts, hashed passwords):
+ * alice may publish and play, bob may only play. Passwords are compared in constant time
+ * and never logged. `online` counts the clients currently admitted, what a real service
+ * would use for billing or for "who is live".
  *
- * Run:  java -cp out RoundTripAuth --port 3000 --users users.txt
- * sluice: auth.roundtrip_validate_url: http://127.0.0.1:3000/validateCredentials
- *         auth.roundtrip_invalidate_url: http://127.0.0.1:3000/invalidateCredentials
+ * Served by BusinessServer on /validateCredentials and /invalidateCredentials; sluice:
+ *   auth.roundtrip_validate_url: http://127.0.0.1:3000/validateCredentials
+ *   auth.roundtrip_invalidate_url: http://127.0.0.1:3000/invalidateCredentials
  */
 import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.util.HashMap;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 public final class RoundTripAuth {
-    static final int MAX_BODY = 16 * 1024; // sluice's bodies are a few hundred bytes
-
     record User(String password, boolean mayPublish) {}
 
-    private final Map<String, User> users;
-    private final Set<String> online = ConcurrentHashMap.newKeySet();
+    /** Your user store. Here: alice may publish and play, bob may only play. */
+    static final Map<String, User> USERS = Map.of(
+        "alice", new User("alice-pass", true),
+        "bob", new User("bob-pass", false));
 
-    RoundTripAuth(Map<String, User> users) {
-        this.users = users;
-    }
-
-    /** Reads "name password role" lines; '#' starts a comment. */
-    static Map<String, User> loadUsers(Path file) throws IOException {
-        Map<String, User> out = new HashMap<>();
-        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-            line = line.strip();
-            if (line.isEmpty() || line.startsWith("#"))
-                continue;
-            String[] f = line.split("\\s+");
-            if (f.length != 3)
-                throw new IOException("users file: expected 'name password role': " + f[0]);
-            out.put(f[0], new User(f[1], f[2].equals("publisher")));
-        }
-        return out;
-    }
+    /** Admitted clients: "username type streamID" -> how many (a client may be admitted twice). */
+    private final Map<String, Integer> online = new ConcurrentHashMap<>();
 
     /** The decision: does this body name a user, with the right password, allowed this type? */
     boolean allowed(Map<String, Object> body) {
-        User u = users.get(Json.str(body, "username", ""));
+        User u = USERS.get(Json.str(body, "username", ""));
         if (u == null)
             return false;
         byte[] want = u.password().getBytes(StandardCharsets.UTF_8);
@@ -80,8 +59,9 @@ public final class RoundTripAuth {
             return;
         boolean ok = allowed(body);
         if (ok)
-            online.add(key(body));
-        System.out.printf("validate %s %s %s -> %s%n", Json.str(body, "username", ""),
+            online.merge(key(body), 1, Integer::sum);
+        // Never log the password or the token.
+        System.out.printf("validate: %s %s %s -> %s%n", Json.str(body, "username", ""),
                           Json.str(body, "type", ""), Json.str(body, "streamID", ""), ok ? "yes" : "no");
         // A signed playback URL could be returned as "url"; sluice keeps it on the admission.
         Http.send(ex, 200, Json.write(Json.obj("result", ok)));
@@ -92,9 +72,9 @@ public final class RoundTripAuth {
         Map<String, Object> body = readJson(ex);
         if (body == null)
             return;
-        online.remove(key(body));
-        System.out.printf("invalidate %s %s %s (%d online)%n", Json.str(body, "username", ""),
-                          Json.str(body, "type", ""), Json.str(body, "streamID", ""), online.size());
+        online.computeIfPresent(key(body), (k, n) -> n > 1 ? n - 1 : null);
+        System.out.printf("invalidate: %s %s %s%n", Json.str(body, "username", ""),
+                          Json.str(body, "type", ""), Json.str(body, "streamID", ""));
         Http.send(ex, 200, Json.write(Json.obj("result", true)));
     }
 
@@ -105,24 +85,12 @@ public final class RoundTripAuth {
             return null;
         }
         try {
-            return Json.parseObject(new String(Http.readBody(ex, MAX_BODY), StandardCharsets.UTF_8));
+            return Json.parseObject(new String(Http.readBody(ex, Http.MAX_BODY), StandardCharsets.UTF_8));
         } catch (Http.TooBig e) {
             Http.send(ex, 413, null);
         } catch (IllegalArgumentException e) {
             Http.send(ex, 400, Json.write(Json.obj("result", false, "error", e.getMessage())));
         }
         return null;
-    }
-
-    public static void main(String[] args) throws IOException {
-        int port = Integer.parseInt(Http.opt(args, "port", "3000"));
-        String host = Http.opt(args, "host", "127.0.0.1");
-        Map<String, User> users = loadUsers(Path.of(Http.opt(args, "users", "users.txt")));
-        RoundTripAuth rta = new RoundTripAuth(users);
-        HttpServer server = Http.server(host, port);
-        server.createContext("/validateCredentials", rta::validate);
-        server.createContext("/invalidateCredentials", rta::invalidate);
-        server.start();
-        System.out.printf("round trip auth listening on http://%s:%d (%d users)%n", host, port, users.size());
     }
 }

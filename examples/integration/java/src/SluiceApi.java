@@ -13,10 +13,11 @@
  *   java -cp out SluiceApi streams live
  *   java -cp out SluiceApi clients live
  *   java -cp out SluiceApi kick live <clientId>
- *   java -cp out SluiceApi startrecord live stream1 [saveas]
- *   java -cp out SluiceApi stoprecord live stream1
- *   java -cp out SluiceApi invoke-client live <clientId> <method> [json-array-of-params]
+ *   java -cp out SluiceApi record-start live stream1 [saveas]
+ *   java -cp out SluiceApi record-stop live stream1
  *   java -cp out SluiceApi invoke live <method> [json-array-of-params]
+ *   java -cp out SluiceApi invoke-client live <clientId> <method> [json-array-of-params]
+ * An error prints "error: HTTP <status>: <sluice's message>" and exits 1.
  */
 import java.io.IOException;
 import java.net.URI;
@@ -138,11 +139,11 @@ public final class SluiceApi {
     }
 
     public static void main(String[] a) throws IOException {
-        String base = System.getenv().getOrDefault("API_URL", "http://127.0.0.1:5080");
-        String token = System.getenv().getOrDefault("API_TOKEN", "");
+        String base = Http.env("API_URL", "http://127.0.0.1:5080");
+        String token = Http.env("API_TOKEN", "");
         SluiceApi api = new SluiceApi(base, token);
         if (a.length < 2) {
-            System.err.println("usage: SluiceApi streams|clients|kick|startrecord|stoprecord|invoke-client|invoke <app> ...");
+            System.err.println("usage: SluiceApi streams|clients|kick|record-start|record-stop|invoke|invoke-client <app> ...");
             System.exit(2);
         }
         Object out;
@@ -151,14 +152,14 @@ public final class SluiceApi {
                 case "streams" -> api.listStreams(a[1]);
                 case "clients" -> api.listClients(a[1]);
                 case "kick" -> api.kickClient(a[1], a[2]);
-                case "startrecord" -> api.startRecording(a[1], a[2], a.length > 3 ? a[3] : null);
-                case "stoprecord" -> api.stopRecording(a[1], a[2]);
+                case "record-start" -> api.startRecording(a[1], a[2], a.length > 3 ? a[3] : null);
+                case "record-stop" -> api.stopRecording(a[1], a[2]);
                 case "invoke-client" -> api.invokeClient(a[1], a[2], a[3], params(a, 4), 5000);
                 case "invoke" -> api.invokeApplication(a[1], a[2], params(a, 3));
                 default -> throw new IllegalArgumentException("unknown command " + a[0]);
             };
         } catch (IOException e) { // an ApiError, or no connection at all
-            System.err.println(e instanceof ApiError ? e.getMessage() : "cannot reach " + base + ": " + e);
+            System.err.println("error: " + (e instanceof ApiError ? e.getMessage() : "cannot reach " + base + ": " + e));
             System.exit(1);
             return;
         }

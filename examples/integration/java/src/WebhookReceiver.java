@@ -18,12 +18,10 @@
  * set of ids kept in memory and rebuilt from the file at start. A database with a unique
  * key on the id does the same job (INSERT ... ON CONFLICT DO NOTHING).
  *
- * Run:  WEBHOOK_SECRET='a long random string' java -cp out WebhookReceiver --port 8080 \
- *           --store events.jsonl
- * sluice: webhooks.url: http://127.0.0.1:8080/hooks, webhooks.secret: the same secret.
+ * Served by BusinessServer on /webhook (the store in $DB, default events.jsonl); sluice:
+ *   webhooks.url: http://127.0.0.1:3000/webhook, webhooks.secret: $WEBHOOK_SECRET.
  */
 import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -41,13 +39,12 @@ import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
 public final class WebhookReceiver {
-    static final int MAX_BODY = 1 << 20;      // sluice's payloads are about 600 bytes
     static final int MAX_ID_CHARS = 200;      // "<node>-<event_seq>-<endpoint index>"
 
     /** Verifies a delivery's signature; true only for a fresh, correctly signed request. */
     static boolean verify(byte[] secret, String timestamp, String signature, byte[] body,
                           long toleranceSeconds) {
-        if (timestamp == null || signature == null || !timestamp.matches("[0-9]{1,12}"))
+        if (secret.length == 0 || timestamp == null || signature == null || !timestamp.matches("[0-9]{1,12}"))
             return false;
         long now = System.currentTimeMillis() / 1000;
         if (Math.abs(now - Long.parseLong(timestamp)) > toleranceSeconds)
@@ -115,7 +112,7 @@ public final class WebhookReceiver {
         }
     }
 
-    private final byte[] secret;
+    private final byte[] secret;   // empty: every delivery is refused
     private final long toleranceSeconds;
     private final EventStore store;
 
@@ -125,7 +122,7 @@ public final class WebhookReceiver {
         this.store = store;
     }
 
-    /** POST /hooks: 401 unsigned or stale, 400 not an event, else 200 (stored or duplicate). */
+    /** POST /webhook: 401 unsigned or stale, 400 not an event, else 200 (stored or duplicate). */
     void handle(HttpExchange ex) throws IOException {
         if (!ex.getRequestMethod().equals("POST")) {
             Http.send(ex, 405, null);
@@ -133,7 +130,7 @@ public final class WebhookReceiver {
         }
         byte[] body;
         try {
-            body = Http.readBody(ex, MAX_BODY);
+            body = Http.readBody(ex, Http.MAX_BODY);
         } catch (Http.TooBig e) {
             Http.send(ex, 413, null);
             return;
@@ -141,7 +138,7 @@ public final class WebhookReceiver {
         String ts = ex.getRequestHeaders().getFirst("X-Sluice-Timestamp");
         String sig = ex.getRequestHeaders().getFirst("X-Sluice-Signature");
         if (!verify(secret, ts, sig, body, toleranceSeconds)) {
-            System.out.println("refused: bad or missing signature");
+            System.out.println("webhook: refused (bad or missing signature)");
             Http.send(ex, 401, Json.write(Json.obj("error", "bad signature")));
             return;
         }
@@ -158,28 +155,8 @@ public final class WebhookReceiver {
             return;
         }
         boolean stored = store.add(id, event);
-        if (stored)
-            System.out.printf("stored %s %s %s%n", id, Json.str(event, "event", ""), Json.str(event, "guid", ""));
-        else
-            System.out.printf("duplicate %s dropped%n", id);
-        Http.send(ex, 200, Json.write(Json.obj("stored", stored, "id", id)));
-    }
-
-    public static void main(String[] args) throws IOException {
-        String secret = System.getenv("WEBHOOK_SECRET");
-        if (secret == null || secret.isEmpty()) {
-            System.err.println("set WEBHOOK_SECRET to sluice's webhooks.secret");
-            System.exit(2);
-        }
-        int port = Integer.parseInt(Http.opt(args, "port", "8080"));
-        String host = Http.opt(args, "host", "127.0.0.1");
-        long tolerance = Long.parseLong(Http.opt(args, "tolerance", "300"));
-        EventStore store = new EventStore(Path.of(Http.opt(args, "store", "events.jsonl")));
-        WebhookReceiver r = new WebhookReceiver(secret.getBytes(StandardCharsets.UTF_8), tolerance, store);
-        HttpServer server = Http.server(host, port);
-        server.createContext("/hooks", r::handle);
-        server.start();
-        System.out.printf("webhook receiver listening on http://%s:%d/hooks (%d events stored)%n",
-                          host, port, store.size());
+        System.out.printf("webhook: %s %s %s%s%n", id, Json.str(event, "event", ""), Json.str(event, "guid", ""),
+                          stored ? "" : " (duplicate, dropped)");
+        Http.send(ex, 200, Json.write(Json.obj("stored", stored))); // any 2xx acknowledges, duplicates too
     }
 }
