@@ -15,14 +15,13 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-pytest-xdist python3-jsonschema
            python3-yaml python3-websocket python3-jwt python3-aiortc
            procps python3-cryptography chromium curl openssl)
-# The Java and C# integration examples (examples/integration/java, csharp; test_examples_jvm.py).
-test_pkgs+=(default-jdk-headless mono-mcs)
 # Node.js and npm install the test pages' players at build time
 # (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for
 # only when missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and
 # conflicts with Debian's npm package.
 command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || build_pkgs+=(npm)
+test_pkgs+=(default-jdk-headless mono-mcs)  # examples/integration/{java,csharp} (tests/e2e/test_examples_jvm.py)
 bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind janus)
 
 want=()
