@@ -6,7 +6,8 @@
 //                                      X-Sluice-Timestamp + "." + raw body))
 // computed over the body bytes as received (never over re-serialised JSON), compared in
 // constant time, with the timestamp (Unix seconds, fresh on every attempt) no more than
-// --tolerance seconds from our clock so that a captured request cannot be replayed later.
+// 300 seconds (BusinessServer's setting) from our clock, so that a captured request cannot
+// be replayed later.
 //
 // Deliveries are at least once: sluice retries until it gets a 2xx, and may send the same
 // delivery again after a crash or a redeliver through its API. So the store is keyed by the
