@@ -22,6 +22,7 @@ test_pkgs+=(php-cli php-sqlite3)  # examples/integration/php (tests/e2e/test_exa
 # conflicts with Debian's npm package.
 command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || build_pkgs+=(npm)
+test_pkgs+=(default-jdk-headless mono-mcs)  # examples/integration/{java,csharp} (tests/e2e/test_examples_jvm.py)
 bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind janus)
 
 want=()
