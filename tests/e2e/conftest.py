@@ -75,6 +75,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "exclusive: measures timing or rates that a second test "
                             "running beside it would disturb; `make test` runs these alone, after "
                             "the rest has run two at a time (pytest-xdist)")
+    config.addinivalue_line("markers", "examples: runs the integrator's example code (other "
+                            "languages) against sluice; skipped in the ASan run, where the server "
+                            "paths it uses are covered by their own tests")
     config.addinivalue_line("markers", "browser: needs Chromium (tests/browser style)")
     config.addinivalue_line("markers", "cluster: needs redis-server and several nodes")
 

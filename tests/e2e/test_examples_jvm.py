@@ -54,6 +54,8 @@ from api_helpers import TOKEN, Api, http_port_of
 from conftest import (HOST, REPO, T, Procs, ffmpeg_publish_cmd, ffprobe_streams, free_port,
                       port_open, wait_stream_live, wait_until)
 
+pytestmark = pytest.mark.examples
+
 EXAMPLES = REPO / "examples" / "integration"
 WH_SECRET = "examples-webhook-secret-7f3a"
 JWT_SECRET = "examples-jwt-secret-0123456789abcdef-42"   # sluice wants at least 32 bytes

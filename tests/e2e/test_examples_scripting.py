@@ -41,6 +41,8 @@ import rtmp_client
 from api_helpers import Api, http_port_of
 from conftest import HOST, REPO, T, ffmpeg_publish_cmd, free_port, port_open, wait_stream_live, wait_until
 
+pytestmark = pytest.mark.examples
+
 EXAMPLES = REPO / "examples" / "integration"
 API_TOKEN = "examples-api-token-5d0c9e1f"
 WEBHOOK_SECRET = "examples-webhook-secret-7a3e"
