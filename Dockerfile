@@ -26,8 +26,8 @@ RUN apt-get update \
         libsqlite3-0 libcurl4 libcrypt1 libavformat59 libavcodec59 libavutil57 libswresample4 \
         libsrtp2-1 libusrsctp2 \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system sluice \
- && useradd --system --gid sluice --home-dir /var/lib/sluice --shell /usr/sbin/nologin sluice \
+ && groupadd --system --gid 999 sluice \
+ && useradd --system --uid 999 --gid sluice --home-dir /var/lib/sluice --shell /usr/sbin/nologin sluice \
  && install -d -o sluice -g sluice -m 0750 /var/lib/sluice
 COPY --from=build /staging/ /
 USER sluice
