@@ -77,7 +77,7 @@ deb:
 # 1m46s of CPU), over the ~4 min a `make test` step may cost. `make install` is
 # tested in the normal suite (install-build is built with the other trees).
 test-deb:
-	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e/test_packaging.py -q -m deb $(PYTEST_ARGS)
+	$(PYTEST) tests/e2e/test_packaging.py -q -m deb $(PYTEST_ARGS)
 
 test: deps-test
 	@/usr/bin/python3 scripts/check-layers.py

@@ -40,8 +40,8 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import (HOST, REPO, SLUICE_BIN, Sluice, T, ffmpeg_publish_cmd, ffprobe_streams, free_port,
-                      is_sanitizer_build, listener_port_keys, wait_until)
+from conftest import (HOST, REPO, Sluice, T, ffmpeg_publish_cmd, ffprobe_streams, free_port,
+                      is_sanitizer_build, wait_until)
 
 pytestmark = pytest.mark.skipif(is_sanitizer_build(), reason="packaging runs in the normal pass")
 
@@ -68,18 +68,29 @@ class Installed(Sluice):
         return [str(self.root / "usr/bin/sluice")] + self.args
 
 
-def port_env(rtmp_port):
-    env = {"SLUICE_RTMP_PORT": str(rtmp_port), "SLUICE_API_ACCESS_TOKEN": TOKEN}
-    for section, keys in listener_port_keys().items():
-        for k in keys:
-            name = "SLUICE_%s_%s" % (section.upper(), k.upper())
-            env.setdefault(name, str(free_port()))
-    return env
+def port_keys(binary):
+    """["SLUICE_HTTP_PORT", ...]: every `port` / `<name>_port` key of the sections the
+    installed binary's own --print-config yaml shows (as conftest's listener_port_keys
+    does for SLUICE_BIN, which `make test-deb` need not have built)."""
+    out, section = [], None
+    for line in run([str(binary), "--print-config", "yaml"]).stdout.splitlines():
+        m = re.match(r"^([a-z_]+):\s*(#.*)?$", line)
+        if m:
+            section = m.group(1)
+            continue
+        k = re.match(r"^  ((?:[a-z]+_)?port):", line)
+        if k and section:
+            out.append("SLUICE_%s_%s" % (section.upper(), k.group(1).upper()))
+    return out
 
 
 def start_installed(workdir, root):
     port = free_port()
-    srv = Installed(workdir, root, port=port, env=port_env(port))
+    env = {"SLUICE_RTMP_PORT": str(port), "SLUICE_API_ACCESS_TOKEN": TOKEN}
+    for name in port_keys(pathlib.Path(root) / "usr/bin/sluice"):
+        env.setdefault(name, str(free_port()))
+    assert "SLUICE_HTTP_PORT" in env, env
+    srv = Installed(workdir, root, port=port, env=env)
     srv.http = int(srv.env["SLUICE_HTTP_PORT"])
     return srv.start()
 
@@ -254,7 +265,7 @@ def dockerfile_instructions(text):
     return out
 
 
-def test_dockerfile_compose_and_kubernetes():
+def test_dockerfile_compose_and_kubernetes(root):
     text = (REPO / "Dockerfile").read_text()
     if shutil.which("hadolint"):
         run(["hadolint", str(REPO / "Dockerfile")])
@@ -282,7 +293,7 @@ def test_dockerfile_compose_and_kubernetes():
     assert "healthcheck" in compose["services"]["redis"]
     assert "/var/lib/sluice" in " ".join(compose["services"]["sluice"]["volumes"])
 
-    defaults = yaml.safe_load(run([SLUICE_BIN, "--print-config", "yaml"]).stdout)
+    defaults = yaml.safe_load(run([str(root / "usr/bin/sluice"), "--print-config", "yaml"]).stdout)
     docs = {}
     kdir = REPO / "deploy/kubernetes"
     kust = yaml.safe_load((kdir / "kustomization.yaml").read_text())
