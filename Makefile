@@ -73,8 +73,9 @@ deb:
 
 # The packaging test that builds the .deb (marker `deb`, tests/e2e/test_packaging.py):
 # a full build from a copy of the tree. Opt-in, not part of `make test`: it took
-# 4m13s and 8m37s wall here (two shared cores, other builds running; 1m34s and
-# 1m46s of CPU), over the ~4 min a `make test` step may cost. `make install` is
+# 4m13s (package build alone), 8m37s and 4m28s (the whole test) wall here (two
+# shared cores, other builds running; 1.5-1.8 min of CPU each), over the ~4 min a
+# `make test` step may cost. `make install` is
 # tested in the normal suite (install-build is built with the other trees).
 test-deb:
 	$(PYTEST) tests/e2e/test_packaging.py -q -m deb $(PYTEST_ARGS)
