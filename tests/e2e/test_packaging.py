@@ -15,7 +15,8 @@
     is only a wrapper that needs the binary from elsewhere; hadolint runs when it is
     on PATH): two or more stages, a debian:12 build stage, a slim runtime stage that
     copies from it, a non-root USER after the last FROM, a HEALTHCHECK on /healthz,
-    exec-form ENTRYPOINT; docker-compose.yml (sluice + Redis with a health check); the
+    exec-form ENTRYPOINT, and a runtime `apt-get install` that names the package of every
+    library the installed binaries link directly (readelf NEEDED -> ldd -> dpkg -S); docker-compose.yml (sluice + Redis with a health check); the
     Kubernetes manifests (Deployment, Service, ConfigMap, PVC; ports are sluice's
     defaults, probes on /healthz, non-root, read-only root);
   - the systemd unit's hardening keys (and `systemd-analyze verify` knows every key);
@@ -287,6 +288,34 @@ def test_dockerfile_compose_and_kubernetes(root):
         if w == "RUN" and "apt-get install" in r:
             assert "--no-install-recommends" in r and "rm -rf /var/lib/apt/lists" in r, r
     assert ":latest" not in " ".join(r for w, r in ins if w == "FROM")
+    # The runtime stage installs the package of every library the binary and the tools
+    # link directly (DT_NEEDED, found where ldd resolves it; dpkg -S names the package;
+    # apt brings what those need in turn).
+    runtime_apt = " ".join(r for w, r in last if w == "RUN" and "apt-get install" in r).split()
+    libs = set()
+    for exe in ["sluice", "sluice-publish", "sluice-play", "sluice-bench", "sluice-so"]:
+        path = str(root / "usr/bin" / exe)
+        needed_names = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
+                                  run(["readelf", "-d", path]).stdout)
+        where = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", path]).stdout, re.M))
+        for name in needed_names:
+            assert name in where, "%s: %s not found by ldd" % (exe, name)
+            libs.add(os.path.realpath(where[name]))
+    # One dpkg -S for all, each path in both spellings (/lib and /usr/lib: merged /usr).
+    spellings = {lib: {lib, lib[4:] if lib.startswith("/usr/") else "/usr" + lib} for lib in libs}
+    p = subprocess.run(["dpkg", "-S"] + sorted(set().union(*spellings.values())),
+                       capture_output=True, text=True)
+    owner = {path: pkg.split(":")[0] for pkg, path in
+             re.findall(r"^(\S+): (\S+)$", p.stdout, re.M)}
+    needed = set()
+    for lib, names in spellings.items():
+        pkgs = [owner[n] for n in names if n in owner]
+        assert pkgs, "no package owns %s" % lib
+        needed.add(pkgs[0])
+    needed -= {"libc6", "libgcc-s1", "libstdc++6"}  # in every Debian image
+    missing = sorted(n for n in needed if n not in runtime_apt)
+    assert not missing, "runtime stage lacks %s" % missing
+    uid = re.search(r"useradd [^&]*--uid (\d+)", text)
 
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     assert set(compose["services"]) >= {"sluice", "redis"}
@@ -309,6 +338,7 @@ def test_dockerfile_compose_and_kubernetes(root):
     for probe in ("readinessProbe", "livenessProbe"):
         assert c[probe]["httpGet"]["path"] == "/healthz"
     assert spec["securityContext"]["runAsNonRoot"] is True
+    assert uid and spec["securityContext"]["runAsUser"] == int(uid.group(1))  # the image's user
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/var/lib/sluice"}
