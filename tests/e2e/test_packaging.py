@@ -93,7 +93,9 @@ def start_installed(workdir, root):
     assert "SLUICE_HTTP_PORT" in env, env
     srv = Installed(workdir, root, port=port, env=env)
     srv.http = int(srv.env["SLUICE_HTTP_PORT"])
-    return srv.start()
+    srv.start()  # returns once RTMP listens: HTTP opens after it, and its routes later still
+    srv.wait_log(r"http: web pages from ", T(10))  # logged once the API and pages are routed
+    return srv
 
 
 def get(url, timeout=10):
