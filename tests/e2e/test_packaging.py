@@ -20,7 +20,7 @@
     Kubernetes manifests (Deployment, Service, ConfigMap, PVC; ports are sluice's
     defaults, probes on /healthz, non-root, read-only root);
   - the systemd unit's hardening keys (and `systemd-analyze verify` knows every key);
-  - marker `deb` (opt-in: `make test-deb`; a full build): scripts/build-deb.sh builds
+  - marker `deb` (opt-in: `make test-deb`, which `make test` runs once; a full build): scripts/build-deb.sh builds
     the packages, `dpkg -x` unpacks them into a scratch root, the conffile and the unit
     are there, and `sluice --config <root>/etc/sluice/sluice.yml` serves a stream that
     ffmpeg publishes and the packaged sluice-play records (ffprobe reads it).
