@@ -14,7 +14,9 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-pytest-xdist python3-jsonschema
            python3-yaml python3-websocket python3-jwt python3-aiortc
-           procps python3-cryptography chromium curl openssl)
+           procps python3-cryptography chromium curl openssl
+           # packaging (test_packaging.py, make test-deb): dpkg-buildpackage, man -l, groff -ww
+           debhelper dpkg-dev fakeroot man-db groff-base)
 test_pkgs+=(php-cli php-sqlite3)  # examples/integration/php (tests/e2e/test_examples_scripting.py)
 # Node.js and npm install the test pages' players at build time
 # (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for

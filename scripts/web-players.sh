@@ -24,7 +24,9 @@ lib="$web_root/test/lib"
 stamp="$lib/.lockfile"
 
 mkdir -p "$web_root/lib/sluice"
-cp "$repo"/clients/web/src/*.js "$web_root/lib/sluice/"
+# install -C: a file that did not change is not rewritten (a server or a
+# `make install` reading the web root meanwhile never sees a half-written file).
+install -C -m 0644 "$repo"/clients/web/src/*.js "$web_root/lib/sluice/"
 
 if [ -f "$stamp" ] && cmp -s "$stamp" "$pkg/package-lock.json" &&
    [ -f "$lib/hls.min.js" ] && [ -f "$lib/mpegts.js" ]; then

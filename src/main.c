@@ -49,6 +49,13 @@ extern char **environ;
 
 #define MAX_PROTOCOLS 16
 
+/* The installed web root (console, SDK, test pages), set at configure time by
+ * CMake (-DSL_WEB_ROOT=..., default ${CMAKE_INSTALL_PREFIX}/share/sluice/web).
+ * http.web_root "auto" uses it when the working directory has no web/. */
+#ifndef SL_WEB_ROOT_DEFAULT
+#define SL_WEB_ROOT_DEFAULT "/usr/local/share/sluice/web"
+#endif
+
 typedef struct {
     sl_core_t core;
     void *proto_state[MAX_PROTOCOLS]; /* of each started protocol, NULL when off */
@@ -342,10 +349,64 @@ static void usage(FILE *out)
             "  --config FILE       configuration file (default ./sluice.yml when present)\n"
             "  --check-config      validate the configuration, print every error, exit\n"
             "  --print-config FMT  print the default configuration as yaml or markdown\n"
-            "  --version           print the version\n");
+            "  --version           print the version\n"
+            "http.web_root auto: ./web, else ../share/sluice/web beside the binary, else %s\n"
+            "(the first with an index.html)\n",
+            SL_WEB_ROOT_DEFAULT);
 }
 
 static void on_signal_closed(uv_handle_t *h) { (void)h; }
+
+/* True when dir/index.html is a readable file. */
+static int has_index(const char *dir)
+{
+    char path[4200];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/index.html", dir) >= (int)sizeof path)
+        return 0;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+/*
+ * The folder served at / for http.web_root: "" serves none; any value other
+ * than "auto" is used as it is; "auto" (the default) is the first of these
+ * that holds index.html:
+ *  1. ./web, in the working directory: the source tree, where `make run`
+ *     starts (a developer's pages win over an older installed copy);
+ *  2. <folder of the binary>/../share/sluice/web: an installed tree wherever
+ *     it was put (a DESTDIR staging root, `dpkg -x`, a moved prefix);
+ *  3. SL_WEB_ROOT_DEFAULT, compiled in at configure time.
+ * None: a warning, and no pages. The answer is written to out (size n).
+ */
+static void web_root_resolve(const char *configured, char *out, size_t n)
+{
+    if (strcmp(configured, "auto") != 0) {
+        snprintf(out, n, "%s", configured);
+        return;
+    }
+    if (has_index("./web")) {
+        snprintf(out, n, "./web");
+        return;
+    }
+    char exe[4096];
+    size_t exe_len = sizeof exe;
+    if (uv_exepath(exe, &exe_len) == 0) {
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            if (snprintf(out, n, "%s/../share/sluice/web", exe) < (int)n && has_index(out))
+                return;
+        }
+    }
+    if (has_index(SL_WEB_ROOT_DEFAULT)) {
+        snprintf(out, n, "%s", SL_WEB_ROOT_DEFAULT);
+        return;
+    }
+    SL_LOGW(NULL, "http: web_root auto: no index.html in ./web, beside the binary "
+            "(../share/sluice/web) or in %s; no web pages are served (set http.web_root)",
+            SL_WEB_ROOT_DEFAULT);
+    out[0] = '\0';
+}
 
 static int on_healthz(sl_http_req_t *req, void *ud)
 {
@@ -505,8 +566,12 @@ int main(int argc, char **argv)
                                               .serves = "", .cb = on_healthz};
         rc = sl_http_route_add(app.http, &healthz, NULL);
         rc = rc ? rc : sl_api_start(&app.core, app.http, &app.api);
-        if (!rc && sl_http_cfg(&cfg)->web_root[0])
-            rc = sl_http_static(app.http, "/", sl_http_cfg(&cfg)->web_root);
+        char web_root[4200];
+        web_root_resolve(sl_http_cfg(&cfg)->web_root, web_root, sizeof web_root);
+        if (!rc && web_root[0]) {
+            SL_LOGI(NULL, "http: web pages from %s", web_root);
+            rc = sl_http_static(app.http, "/", web_root);
+        }
         if (rc) {
             SL_LOGE(NULL, "http: cannot start the API: %s", sl_strerror(rc));
             exit_code = 1;

@@ -80,6 +80,18 @@ def pytest_configure(config):
                             "paths it uses are covered by their own tests")
     config.addinivalue_line("markers", "browser: needs Chromium (tests/browser style)")
     config.addinivalue_line("markers", "cluster: needs redis-server and several nodes")
+    config.addinivalue_line("markers", "deb: builds the Debian package (a full build, minutes); "
+                            "opt-in: runs only when -m names it (make test-deb)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # `deb` tests run only when asked for by marker expression (make test-deb).
+    if re.search(r"(?<!not )\bdeb\b", config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="builds the .deb: opt-in, run with -m deb (make test-deb)")
+    for item in items:
+        if "deb" in item.keywords:
+            item.add_marker(skip)
 
 
 HANG_SECONDS = 300

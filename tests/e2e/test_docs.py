@@ -77,6 +77,9 @@ NOT_RUNNABLE = {
     "docs/performance.md": "bench/ commands of minutes each (run by hand, results in the page)",
     "docs/client-c.md": "sluice-bench/sluice-publish runs are covered by test_client_tools.py",
     "docs/plugins.md": "the examples are built from an installed prefix and run by test_plugins.py",
+    "docs/install.md": "make install, the .deb, docker, kubectl: run by test_packaging.py (make install "
+                       "into a DESTDIR, pkg-config builds; the .deb with -m deb), docker/kubectl "
+                       "are checked structurally (no daemon or cluster in CI)",
     "docs/sdk.md": "browser JavaScript: the SDK's calls are run in Chromium by tests/browser/sdk.test.mjs "
                    "and its unit tests (make test-sdk)",
 }

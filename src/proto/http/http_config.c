@@ -30,8 +30,11 @@ static const sl_config_slot_t g_slots[] = {
      "Close a keep-alive connection idle for this long.", 0},
     {"cors_origin", SL_CONFIG_STRING, offsetof(sl_http_config_t, cors_origin), "*", 0, 1024, NULL,
      "Access-Control-Allow-Origin sent on every response; empty disables CORS.", 0},
-    {"web_root", SL_CONFIG_STRING, offsetof(sl_http_config_t, web_root), "./web", 0, 4095, NULL,
-     "Folder of static web pages served at / (the console and test pages).", SL_CONFIG_RESTART},
+    {"web_root", SL_CONFIG_STRING, offsetof(sl_http_config_t, web_root), "auto", 0, 4095, NULL,
+     "Folder of static web pages served at / (the console, SDK and test pages); empty serves none. "
+     "auto: ./web when the working directory has web/index.html (the source tree), else the "
+     "folder compiled in at configure time (PREFIX/share/sluice/web; sluice --help shows it).",
+     SL_CONFIG_RESTART},
     {"ws_max_message_bytes", SL_CONFIG_SIZE, offsetof(sl_http_config_t, ws_max_message_bytes), "1MB", 1 * SL_CONFIG_KB,
      64 * SL_CONFIG_MB, NULL, "Largest WebSocket message accepted.", 0},
     {"stream_max_pending_bytes", SL_CONFIG_SIZE, offsetof(sl_http_config_t, stream_max_pending_bytes), "8MB",

@@ -24,7 +24,7 @@ typedef struct sl_http_config {
     int64_t request_timeout_ms;          /* whole request (head and body): 408 */
     int64_t idle_timeout_ms;             /* idle keep-alive close */
     char *cors_origin;                   /* "" disables CORS */
-    char *web_root;                      /* static pages folder */
+    char *web_root;                      /* static pages folder, "auto" or "" (none) */
     int64_t ws_max_message_bytes;
     int64_t stream_max_pending_bytes;
     char *tls_cert;                      /* PEM certificate (chain) file; "" = no HTTPS */
