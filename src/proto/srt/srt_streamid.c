@@ -133,6 +133,16 @@ int sl_srt_streamid_parse(const char *sid, size_t len, sl_srt_streamid_t *out, c
         return fail(why, "no streamid (use publish:app/stream or read:app/stream)", SL_EINVAL);
     if (len > SL_SRT_STREAMID_MAX)
         return fail(why, "streamid too long", SL_ETOOBIG);
+    /* Callers that put the streamid in an srt:// URL percent-encode '?', '&'
+     * and '=' in it (ffmpeg 5 hands it on undecoded): a streamid with a '%'
+     * is decoded once, so a literal '%' is written %25. */
+    char dec[SL_SRT_STREAMID_MAX + 1];
+    if (memchr(sid, '%', len)) {
+        memcpy(dec, sid, len);
+        dec[len] = '\0';
+        len = sl_url_decode(dec, 0);
+        sid = dec;
+    }
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)sid[i] < 0x20 || sid[i] == 0x7f)
             return fail(why, "control byte in the streamid", SL_EINVAL);

@@ -10,7 +10,8 @@
  * In the access-control form m=request (the default) reads and m=publish
  * publishes; u is the username, s the password (and the token when no u
  * and no t are given: a bare secret), t the token; h and other keys are
- * ignored. A string with no prefix is read as `read:`. Pure and
+ * ignored. A string with no prefix is read as `read:`. A streamid holding a
+ * '%' is percent-decoded once first (clients put it in a URL encoded). Pure and
  * allocation-free: called from libsrt's listener thread, and fuzzed
  * (tests/fuzz/srt_streamid_fuzz.c).
  */
