@@ -213,7 +213,8 @@ static void test_demux_h264_aac_and_mux_round_trip(void **state)
         const uint8_t *p = sl_ts_mux_take(m, &n);
         assert_int_equal(n % 188, 0);
         assert_true(len + n <= cap);
-        memcpy(ts + len, p, n);
+        if (n)
+            memcpy(ts + len, p, n);
         len += n;
     }
     sl_ts_mux_free(m);
