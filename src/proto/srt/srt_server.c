@@ -207,9 +207,12 @@ static void accept_main(void *arg)
         int sl = sizeof ss;
         SRTSOCKET s = srt_accept(srv->lsock, (struct sockaddr *)&ss, &sl);
         if (s == SRT_INVALID_SOCK) {
-            if (atomic_load(&srv->stopping))
+            if (atomic_load(&srv->stopping) || srt_getsockstate(srv->lsock) != SRTS_LISTENING)
                 return;
-            continue; /* a failed accept (e.g. fd pressure); libsrt already dropped it */
+            /* A failed accept (resource pressure): libsrt dropped that caller.
+             * Pause a little rather than spin on a persistent failure. */
+            uv_sleep(10);
+            continue;
         }
         pending_t *p = sl_calloc(1, sizeof *p);
         if (!p) {
