@@ -46,7 +46,7 @@ def srv(module_sluice_factory, tmp_path_factory):
         "api": {"access_token": TOKEN, "auth_fail_limit": 1000},
         "auth": {"simple_file": str(creds)},
         "mpegts": {"udp": "%d=live/udp1" % udp_port},
-        "apps": {"live": {}, "sec": {"auth_simple": True}, "enc": {"srt_passphrase": PASSPHRASE}},
+        "apps": {"live": {"hls_segment": "2s"}, "sec": {"auth_simple": True}, "enc": {"srt_passphrase": PASSPHRASE}},
     })
     s.http = section_port(s, "http")
     s.srt = section_port(s, "srt")
