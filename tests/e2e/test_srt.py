@@ -145,7 +145,13 @@ def test_srt_publish_plays_over_rtmp_hls_srt_with_stats(srv, procs, ts_src):
     assert not undocumented(schema, s)
     m = metrics(srv)
     assert 'sluice_srt_sessions{mode="publish"} ' in m and metric_value(m, "sluice_srt_connections_total") >= 2
-    procs.stop(pub)
+    # Kicked through the API: the SRT connection closes and ffmpeg gives up.
+    c = http.client.HTTPConnection(HOST, srv.http, timeout=10)
+    c.request("DELETE", "/api/v1/applications/live/clients/%s?accessToken=%s" % (d["id"], TOKEN))
+    assert c.getresponse().status == 200
+    c.close()
+    srv.wait_log(r"srt publisher closed: ", T(5))
+    wait_until(lambda: pub.poll() is not None, T(15), message="ffmpeg gives up after the kick")
 
 
 def probe_ok(url):
