@@ -14,9 +14,9 @@ import http.client
 import json
 import re
 import shutil
-import socket
 import subprocess
-import time
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jsonschema
 import pytest
@@ -38,15 +38,47 @@ def section_port(srv, section):
 
 
 @pytest.fixture(scope="module")
-def srv(module_sluice_factory, tmp_path_factory):
+def validator():
+    """Red5's round-trip validate endpoint: allows every user but "no"; records the bodies."""
+    bodies = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            bodies.append((self.path, body))
+            data = json.dumps({"result": body.get("username") != "no"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer((HOST, 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd.bodies = bodies
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def srv(module_sluice_factory, tmp_path_factory, validator):
     creds = tmp_path_factory.mktemp("creds") / "simple-auth.credentials"
     creds.write_text("alice %s\n" % ALICE_PW)
     udp_port = free_port()
     s = module_sluice_factory(config={
         "api": {"access_token": TOKEN, "auth_fail_limit": 1000},
-        "auth": {"simple_file": str(creds)},
+        "auth": {"simple_file": str(creds),
+                 "roundtrip_validate_url": "http://%s:%d/validate" % (HOST, validator.server_address[1])},
         "mpegts": {"udp": "%d=live/udp1" % udp_port},
-        "apps": {"live": {"hls_segment": "2s"}, "sec": {"auth_simple": True}, "enc": {"srt_passphrase": PASSPHRASE}},
+        "apps": {"live": {"hls_segment": "2s"}, "sec": {"auth_simple": True},
+                 "enc": {"srt_passphrase": PASSPHRASE}, "rt": {"auth_roundtrip": True}},
     })
     s.http = section_port(s, "http")
     s.srt = section_port(s, "srt")
@@ -259,6 +291,15 @@ def test_simple_auth_access_control_form(srv, procs, ts_src, secrets):
                            capture_output=True, timeout=T(15))
         return p.returncode != 0
     assert refused_reader()
+
+
+def test_roundtrip_admission_is_asynchronous(srv, procs, ts_src, validator):
+    # The round trip answers later (SL_EPENDING): the session waits in "admitting".
+    assert publish_outcome(srv, procs, ts_src, "#!::r=rt/r1,m=publish,u=bob,s=pw1,t=tok1", "rt", "r1")
+    got = [b for p, b in validator.bodies if p == "/validate" and b.get("streamID") == "r1"]
+    assert got and got[0]["username"] == "bob" and got[0]["password"] == "pw1" and got[0]["token"] == "tok1"
+    assert got[0]["type"] == "publisher"
+    assert not publish_outcome(srv, procs, ts_src, "#!::r=rt/r2,m=publish,u=no,s=x", "rt", "r2")
 
 
 def test_handshake_rejections_counted(srv):
