@@ -10,10 +10,8 @@
  * and the mode), the budgets (connections in all and per address, the
  * streamid's length) are checked, and the app's passphrase is set on the
  * new socket; a refusal is a rejection code in the handshake (1400 bad
- * streamid, 1402 over budget, 1403 forbidden, 1404 no such app or a read
- * of a stream that is not live, 1409 a publish of a stream that is), which
- * costs the server nothing more. Which streams are live comes from the
- * event bus (publish/unpublish of every protocol) into a locked map. After accepting (loop): the session is
+ * streamid, 1402 over budget, 1403 forbidden, 1404 no such app), which
+ * costs the server nothing more. After accepting (loop): the session is
  * registered, counted by the core's connection budgets, and the admission
  * chain (simple auth, JWT, round trip, plugins) decides with transport
  * "srt"; a refusal closes the socket. The admission cannot run in the
@@ -110,10 +108,6 @@ struct sl__srt_server {
     sl_list_t pending;
     size_t n_open;            /* sockets accepted and not closed */
     sl_map_t per_addr;        /* address -> count (uintptr_t) */
-    sl_map_t live;            /* paths with a publisher (any protocol), from publish/unpublish
-                                 events: the handshake refuses a second publisher (1409) and a
-                                 reader of a stream that is not live (1404) */
-    int ev_id;                /* that event listener */
     atomic_int stopping;
     sl_list_t sessions;       /* loop */
     size_t n_sessions;
@@ -185,15 +179,9 @@ static int listen_cb(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
     uv_mutex_lock(&srv->mu);
     int over = srv->n_open >= (size_t)sc->max_connections ||
                addr_count_locked(srv, addr) >= (size_t)sc->max_connections_per_address;
-    int live = sl_map_get(&srv->live, sid.path) != NULL;
     uv_mutex_unlock(&srv->mu);
     if (over)
         return reject(srv, ns, SRT_REJX_OVERLOAD);
-    /* Answers that may be a moment stale: the loop checks again after accepting. */
-    if (sid.mode == SL_SRT_MODE_PUBLISH && live)
-        return reject(srv, ns, SRT_REJX_CONFLICT);
-    if (sid.mode == SL_SRT_MODE_READ && !live)
-        return reject(srv, ns, SRT_REJX_NOTFOUND);
     const char *pw = sl_srt_app_cfg(app)->passphrase;
     if (!pw || !pw[0])
         pw = sc->passphrase;
@@ -797,13 +785,7 @@ static int svc_session(void *ud, const char *id, sl_srt_session_stats_t *out, si
             o.bytes_sent = b.byteSentTotal;
             o.bytes_received = b.byteRecvTotal;
         }
-        uint64_t qd = 0;
-        if (s->q_on) {
-            uv_mutex_lock(&s->q.mu);
-            qd = s->q.dropped;
-            uv_mutex_unlock(&s->q.mu);
-        }
-        o.frames_dropped = s->frames_dropped + qd;
+        o.frames_dropped = s->frames_dropped + (s->q_on ? s->q.dropped : 0);
         uint32_t vc = 0, ac = 0;
         if (s->stream) {
             vc = s->stream->video_codec;
@@ -826,25 +808,6 @@ static const sl_svc_srt_t g_svc = {
 };
 
 /* ------------------------------------------------------------------ */
-/* which streams are live, for the handshake                           */
-
-static void on_event(const sl_event_t *ev, void *ud)
-{
-    sl__srt_server_t *srv = ud;
-    if ((ev->type != SL_EV_PUBLISH && ev->type != SL_EV_UNPUBLISH) || !ev->app || !ev->stream)
-        return;
-    char path[SL_SRT_PATH_MAX + 2];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", ev->app, ev->stream) >= sizeof path)
-        return;
-    uv_mutex_lock(&srv->mu);
-    if (ev->type == SL_EV_PUBLISH)
-        sl_map_set(&srv->live, path, (void *)1);
-    else
-        sl_map_del(&srv->live, path);
-    uv_mutex_unlock(&srv->mu);
-}
-
-/* ------------------------------------------------------------------ */
 /* lifetime                                                            */
 
 int sl__srt_server_start(sl_core_t *core, sl__srt_server_t **out)
@@ -859,7 +822,6 @@ int sl__srt_server_start(sl_core_t *core, sl__srt_server_t **out)
     sl_list_init(&srv->pending);
     sl_list_init(&srv->sessions);
     sl_map_init(&srv->per_addr);
-    sl_map_init(&srv->live);
     if (uv_mutex_init(&srv->mu)) {
         sl_free(srv);
         return SL_ENOMEM;
@@ -899,16 +861,6 @@ int sl__srt_server_start(sl_core_t *core, sl__srt_server_t **out)
                 srt_getlasterror_str());
         return SL_EIO;
     }
-    int id = sl_events_subscribe(core, "srt.live_streams", SL_EV_PHASE_STATE, on_event, srv);
-    if (id < 0)
-        return id;
-    srv->ev_id = id;
-    /* Streams published before SRT started (none in practice: protocols start first). */
-    size_t pos = 0;
-    sl_stream_t *st;
-    while ((st = sl_hub_next(core->hub, &pos)) != NULL)
-        if (st->publisher)
-            sl_map_set(&srv->live, st->name, (void *)1);
     srt_listen_callback(srv->lsock, listen_cb, srv);
     if (uv_thread_create(&srv->accept_thread, accept_main, srv))
         return SL_ENOMEM;
@@ -925,10 +877,6 @@ void sl__srt_server_stop(sl__srt_server_t *srv)
         return;
     atomic_store(&srv->stopping, 1);
     sl_service_unregister(srv->core, SL_SVC_SRT, &g_svc);
-    if (srv->ev_id > 0) {
-        sl_events_unsubscribe(srv->core, srv->ev_id);
-        srv->ev_id = 0;
-    }
     if (srv->lsock != SRT_INVALID_SOCK) {
         srt_close(srv->lsock); /* wakes srt_accept */
         srv->lsock = SRT_INVALID_SOCK;
@@ -966,7 +914,6 @@ void sl__srt_server_free(sl__srt_server_t *srv)
         return;
     sl__srt_server_stop(srv);
     sl_map_cleanup(&srv->per_addr);
-    sl_map_cleanup(&srv->live);
     uv_mutex_destroy(&srv->mu);
     sl_free(srv);
     srt_cleanup();
