@@ -11,7 +11,11 @@
  * streamid's length) are checked, and the app's passphrase is set on the
  * new socket; a refusal is a rejection code in the handshake (1400 bad
  * streamid, 1402 over budget, 1403 forbidden, 1404 no such app), which
- * costs the server nothing more. After accepting (loop): the session is
+ * costs the server nothing more. Whether the stream is live is not
+ * answered in the handshake: it would tell an unauthenticated caller which
+ * stream names exist (stream keys), which no other route does either
+ * (docs/security.md); it is checked after admission. After accepting
+ * (loop): the session is
  * registered, counted by the core's connection budgets, and the admission
  * chain (simple auth, JWT, round trip, plugins) decides with transport
  * "srt"; a refusal closes the socket. The admission cannot run in the
@@ -785,7 +789,13 @@ static int svc_session(void *ud, const char *id, sl_srt_session_stats_t *out, si
             o.bytes_sent = b.byteSentTotal;
             o.bytes_received = b.byteRecvTotal;
         }
-        o.frames_dropped = s->frames_dropped + (s->q_on ? s->q.dropped : 0);
+        uint64_t qd = 0;
+        if (s->q_on) {
+            uv_mutex_lock(&s->q.mu);
+            qd = s->q.dropped;
+            uv_mutex_unlock(&s->q.mu);
+        }
+        o.frames_dropped = s->frames_dropped + qd;
         uint32_t vc = 0, ac = 0;
         if (s->stream) {
             vc = s->stream->video_codec;
