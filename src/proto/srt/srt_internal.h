@@ -63,12 +63,33 @@ uint64_t sl__srt_push_items(sl_stream_t *st, sl_list_t *items);
 typedef struct sl__srt_server sl__srt_server_t;
 typedef struct sl__ts_udp sl__ts_udp_t;
 
+/**
+ * Opens the SRT listener (srt.bind:srt.port), starts the accept thread and
+ * registers the "srt" service. *out is set even on failure (a partial
+ * state for stop/free to clean up). Returns 0, SL_EINVAL (bad bind
+ * address), SL_EIO (libsrt refused the socket, bind or listen; logged) or
+ * SL_ENOMEM.
+ */
 int sl__srt_server_start(sl_core_t *core, sl__srt_server_t **out);
+/**
+ * Stops accepting, closes every session (publishers' threads joined,
+ * events emitted) and closes the loop handles; the loop must run once more
+ * before free. Idempotent; NULL is ignored.
+ */
 void sl__srt_server_stop(sl__srt_server_t *srv);
+/** Stops if needed and frees the server (after the loop closed its handles). NULL is ignored. */
 void sl__srt_server_free(sl__srt_server_t *srv);
 
+/**
+ * Opens every `mpegts.udp` entry (a socket and a thread each). *out is set
+ * even on failure. Returns 0, SL_EINVAL (a bad entry, logged), SL_EIO (a
+ * port that cannot be bound, logged), SL_ETOOBIG (more than 64 entries) or
+ * SL_ENOMEM.
+ */
 int sl__ts_udp_start(sl_core_t *core, sl__ts_udp_t **out);
+/** Joins the threads, ends the publishes, closes the async handle. Idempotent; NULL ignored. */
 void sl__ts_udp_stop(sl__ts_udp_t *u);
+/** Stops if needed and frees everything (sockets closed). NULL is ignored. */
 void sl__ts_udp_free(sl__ts_udp_t *u);
 /** MPEG-TS/UDP counters for the srt service (bytes received, listeners publishing now). */
 void sl__ts_udp_counters(const sl__ts_udp_t *u, uint64_t *bytes_in, uint64_t *publishing);

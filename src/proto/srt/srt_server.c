@@ -91,6 +91,7 @@ typedef struct srt_sess {
     uint8_t msg[MSG_MAX];     /* the demux thread's current message */
     int msg_len, msg_off;
     sl_ts_demux_stats_t dstats; /* copied at the thread's end */
+    int demux_rc;             /* sl_ts_demux_run's result (read after thread_done) */
     atomic_uint vcodec, acodec;
     /* reader */
     sl_sink_t sink;
@@ -296,8 +297,9 @@ static void pub_main(void *arg)
     srt_sess_t *s = arg;
     const sl_srt_config_t *sc = sl_srt_cfg(__atomic_load_n(&s->srv->core->cfg, __ATOMIC_ACQUIRE));
     sl_ts_demux_t *d = sl_ts_demux_new(pub_read, pub_frame, s, (size_t)sc->max_frame_size);
+    s->demux_rc = SL_ENOMEM;
     if (d) {
-        sl_ts_demux_run(d);
+        s->demux_rc = sl_ts_demux_run(d);
         sl_ts_demux_stats(d, &s->dstats);
         sl_ts_demux_free(d);
     }
@@ -668,7 +670,9 @@ static void sweep(sl__srt_server_t *srv)
             pub_drain(s);
         if (s->thread_on && atomic_load(&s->thread_done) && !s->close_req) {
             s->close_req = 1;
-            snprintf(s->close_reason, sizeof s->close_reason, "publisher left");
+            snprintf(s->close_reason, sizeof s->close_reason, "%s",
+                     s->demux_rc == SL_EPROTO ? "not MPEG-TS (no program table found)"
+                     : s->demux_rc == SL_ENOMEM ? "out of memory" : "publisher left");
         }
         if (s->close_req) {
             if (s->stream && srv->c.publishers_now)
