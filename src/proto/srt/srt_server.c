@@ -869,6 +869,9 @@ int sl__srt_server_start(sl_core_t *core, sl__srt_server_t **out)
     srt_setsockflag(srv->lsock, SRTO_LATENCY, &lat, sizeof lat);
     srt_setsockflag(srv->lsock, SRTO_CONNTIMEO, &cto, sizeof cto);
     srt_setsockflag(srv->lsock, SRTO_RCVSYN, &yes, sizeof yes);
+    /* Readers are sent messages of payload_size bytes: libsrt refuses larger ones. */
+    int ps = (int)(sc->payload_size / 188 * 188);
+    srt_setsockflag(srv->lsock, SRTO_PAYLOADSIZE, &ps, sizeof ps);
     if (srt_bind(srv->lsock, (struct sockaddr *)&ss, salen) == SRT_ERROR ||
         srt_listen(srv->lsock, 128) == SRT_ERROR) {
         SL_LOGE(NULL, "srt: cannot listen on %s:%lld (udp): %s", sc->bind, (long long)sc->port,
