@@ -22,6 +22,8 @@ test_pkgs+=(php-cli php-sqlite3)  # examples/integration/php (tests/e2e/test_exa
 # (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for
 # only when missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and
 # conflicts with Debian's npm package.
+build_pkgs+=(libsrt-openssl-dev)  # SRT (src/proto/srt)
+test_pkgs+=(srt-tools)  # srt-live-transmit, a second SRT peer (tests/e2e/test_srt.py)
 command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || build_pkgs+=(npm)
 test_pkgs+=(default-jdk-headless mono-mcs)  # examples/integration/{java,csharp} (tests/e2e/test_examples_jvm.py)

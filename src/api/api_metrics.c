@@ -13,6 +13,7 @@
 
 #include "api/api_internal.h"
 #include "app/services.h"
+#include "app/svc/srt.h"
 #include "app/svc/webrtc.h"
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -36,6 +37,41 @@ static int put(sl_wbuf_t *w, const char *fmt, ...)
 static void metric(sl_wbuf_t *w, const char *name, const char *type, const char *help)
 {
     put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/*
+ * The sluice_srt_* families (and MPEG-TS over UDP's), from the SRT
+ * protocol's "srt" service; nothing when SRT is off.
+ */
+static void srt_metrics(sl_core_t *core, sl_wbuf_t *w)
+{
+    void *ud;
+    const sl_svc_srt_t *sv = sl_service_get(core, SL_SVC_SRT, SL_SVC_SRT_MAJOR, 0, &ud);
+    if (!sv)
+        return;
+    sl_srt_counters_t c;
+    memset(&c, 0, sizeof c);
+    sv->counters(ud, &c, sizeof c);
+    metric(w, "sluice_srt_sessions", "gauge", "SRT sessions live now by mode (publish, read).");
+    put(w, "sluice_srt_sessions{mode=\"publish\"} %llu\n", (unsigned long long)c.publishers_now);
+    put(w, "sluice_srt_sessions{mode=\"read\"} %llu\n", (unsigned long long)c.readers_now);
+    metric(w, "sluice_srt_connections_total", "counter", "SRT connections accepted.");
+    put(w, "sluice_srt_connections_total %llu\n", (unsigned long long)c.connections_total);
+    metric(w, "sluice_srt_rejected_total", "counter",
+           "SRT handshakes rejected before accepting (bad streamid, unknown app, budgets).");
+    put(w, "sluice_srt_rejected_total %llu\n", (unsigned long long)c.rejected_total);
+    metric(w, "sluice_srt_denied_total", "counter", "SRT connections refused by the admission chain.");
+    put(w, "sluice_srt_denied_total %llu\n", (unsigned long long)c.denied_total);
+    metric(w, "sluice_srt_bytes_total", "counter", "SRT bytes of sessions by direction.");
+    put(w, "sluice_srt_bytes_total{direction=\"in\"} %llu\n", (unsigned long long)c.bytes_in);
+    put(w, "sluice_srt_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)c.bytes_out);
+    metric(w, "sluice_srt_frames_dropped_total", "counter",
+           "Frames SRT sessions dropped (demux queue full, frame too large, reader behind).");
+    put(w, "sluice_srt_frames_dropped_total %llu\n", (unsigned long long)c.frames_dropped);
+    metric(w, "sluice_mpegts_udp_bytes_total", "counter", "Bytes received by MPEG-TS over UDP ingest.");
+    put(w, "sluice_mpegts_udp_bytes_total %llu\n", (unsigned long long)c.udp_ts_bytes_in);
+    metric(w, "sluice_mpegts_udp_publishing", "gauge", "MPEG-TS over UDP listeners publishing now.");
+    put(w, "sluice_mpegts_udp_publishing %llu\n", (unsigned long long)c.udp_ts_publishing);
 }
 
 /*
@@ -214,6 +250,7 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     put(&w, "sluice_api_auth_fail_evicted_total %llu\n", (unsigned long long)api->n_fail_evicted);
 
     webrtc_metrics(core, &w);
+    srt_metrics(core, &w);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

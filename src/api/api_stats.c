@@ -16,6 +16,7 @@
 #include "app/listeners.h"
 #include "app/services.h"
 #include "app/svc/recorder.h"
+#include "app/svc/srt.h"
 #include "app/svc/webrtc.h"
 #include "base/alloc.h"
 #include "base/time.h"
@@ -392,6 +393,46 @@ static json_t *webrtc_json(const sl_session_t *s)
     return o;
 }
 
+/*
+ * The "srt" object of an SRT client's detail, from the SRT protocol's
+ * "srt" service (libsrt's srt_bstats); NULL for other sessions or when
+ * SRT is off.
+ */
+static json_t *srt_json(const sl_session_t *s)
+{
+    void *ud;
+    const sl_svc_srt_t *sv;
+    sl_srt_session_stats_t st;
+    memset(&st, 0, sizeof st);
+    if (!s->core || !s->proto || strcmp(s->proto, "srt") != 0 ||
+        !(sv = sl_service_get(s->core, SL_SVC_SRT, SL_SVC_SRT_MAJOR, 0, &ud)) ||
+        sv->session(ud, s->id, &st, sizeof st))
+        return NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "mode", json_string(st.mode));
+    json_object_set_new(o, "state", json_string(st.state));
+    json_object_set_new(o, "streamid_form", json_string(st.streamid_form));
+    json_object_set_new(o, "encrypted", json_boolean(st.encrypted));
+    json_object_set_new(o, "latency_ms", json_integer((json_int_t)st.latency_ms));
+    json_object_set_new(o, "rtt_ms", json_real(st.rtt_ms));
+    json_object_set_new(o, "bandwidth_mbps", json_real(st.bandwidth_mbps));
+    json_object_set_new(o, "send_rate_mbps", json_real(st.send_rate_mbps));
+    json_object_set_new(o, "recv_rate_mbps", json_real(st.recv_rate_mbps));
+    json_object_set_new(o, "packets_sent", json_integer((json_int_t)st.packets_sent));
+    json_object_set_new(o, "packets_received", json_integer((json_int_t)st.packets_received));
+    json_object_set_new(o, "packets_lost_send", json_integer((json_int_t)st.packets_lost_send));
+    json_object_set_new(o, "packets_lost_recv", json_integer((json_int_t)st.packets_lost_recv));
+    json_object_set_new(o, "packets_retransmitted", json_integer((json_int_t)st.packets_retransmitted));
+    json_object_set_new(o, "packets_dropped_send", json_integer((json_int_t)st.packets_dropped_send));
+    json_object_set_new(o, "packets_dropped_recv", json_integer((json_int_t)st.packets_dropped_recv));
+    json_object_set_new(o, "bytes_sent", json_integer((json_int_t)st.bytes_sent));
+    json_object_set_new(o, "bytes_received", json_integer((json_int_t)st.bytes_received));
+    json_object_set_new(o, "frames_dropped", json_integer((json_int_t)st.frames_dropped));
+    json_object_set_new(o, "video_codec", st.video_codec && st.video_codec[0] ? json_string(st.video_codec) : json_null());
+    json_object_set_new(o, "audio_codec", st.audio_codec && st.audio_codec[0] ? json_string(st.audio_codec) : json_null());
+    return o;
+}
+
 static json_t *client_json(const sl_session_t *s, int full)
 {
     json_t *o = json_object();
@@ -423,6 +464,9 @@ static json_t *client_json(const sl_session_t *s, int full)
     json_t *wr = webrtc_json(s);
     if (wr)
         json_object_set_new(o, "webrtc", wr);
+    json_t *sr = srt_json(s);
+    if (sr)
+        json_object_set_new(o, "srt", sr);
     return o;
 }
 
