@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 #include "sluice/errors.h"
 
 /* Pieces of hand-made offers. */
@@ -678,16 +678,47 @@ static void test_refusals(void **state)
     assert_string_equal(sdp.media[0].mid, "a");
 }
 
+/* An RTSP ANNOUNCE body (ffmpeg's): no ICE, a=control per track and for the session. */
+static void test_rtsp_description(void **state)
+{
+    (void)state;
+    static sl_sdp_t sdp;
+    char err[128];
+    static const char text[] =
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "a=tool:libavformat\r\na=control:*\r\n"
+        "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+        "a=fmtp:96 packetization-mode=1; sprop-parameter-sets=Z0LAHtkA,aM4PyA==; profile-level-id=42C01E\r\n"
+        "a=control:streamid=0\r\n"
+        "m=audio 0 RTP/AVP 97 8\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\n"
+        "a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=1210\r\n"
+        "a=control:streamid=1\r\n";
+    assert_int_equal(sl_sdp_parse(text, sizeof text - 1, &sdp, err, sizeof err), SL_EPROTO);
+    assert_int_equal(sl_sdp_parse_description(text, sizeof text - 1, &sdp, err, sizeof err), 0);
+    assert_int_equal(sdp.n_media, 2);
+    assert_string_equal(sdp.control, "*");
+    assert_string_equal(sdp.media[0].control, "streamid=0");
+    assert_string_equal(sdp.media[1].control, "streamid=1");
+    assert_string_equal(sdp.media[1].codecs[0].name, "MPEG4-GENERIC");
+    assert_int_equal(sdp.media[1].codecs[0].clock, 44100);
+    assert_int_equal(sdp.media[1].codecs[0].channels, 2);
+    assert_string_equal(sdp.media[1].codecs[1].name, "PCMA"); /* static type 8 */
+    assert_non_null(strstr(sdp.media[0].codecs[0].fmtp, "sprop-parameter-sets=Z0LAHtkA,aM4PyA=="));
+    /* Still bounded: no v=0, no m-line. */
+    assert_int_equal(sl_sdp_parse_description("v=0\r\n", 5, &sdp, err, sizeof err), SL_EPROTO);
+    assert_int_equal(sl_sdp_parse_description("s=x\r\n", 5, &sdp, err, sizeof err), SL_EPROTO);
+}
+
 static void test_fmtp_and_wildcards(void **state)
 {
     (void)state;
     static sl_sdp_t sdp;
     char err[128];
     char text[2048];
-    char longf[400];
+    char longf[700];
     memset(longf, 'x', sizeof longf);
     memcpy(longf, "packetization-mode=1;profile-level-id=640c1f;sprop=", 51);
-    memcpy(longf + 240, ";a=1;", 5);
+    memcpy(longf + 496, ";a=1;", 5);
     longf[sizeof longf - 1] = '\0';
     int n = snprintf(text, sizeof text,
                      HEAD ICE "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\na=mid:v\r\n"
@@ -701,7 +732,7 @@ static void test_fmtp_and_wildcards(void **state)
     /* The parameters are read before the cut, the cut falls on a ';'. */
     assert_int_equal(m->codecs[0].profile_level_id, 0x640c1f);
     assert_int_equal(m->codecs[0].packetization_mode, 1);
-    assert_int_equal(strlen(m->codecs[0].fmtp), 244); /* up to ";a=1" */
+    assert_int_equal(strlen(m->codecs[0].fmtp), 500); /* up to ";a=1" */
     assert_int_equal(m->codecs[0].rtx_pt, 98);
     assert_int_equal(m->codecs[0].apt, -1); /* apt only counts on rtx */
     assert_int_equal(m->codecs[0].fb, SL_SDP_FB_NACK | SL_SDP_FB_FIR);
@@ -995,7 +1026,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_firefox),     cmocka_unit_test(test_aiortc),
         cmocka_unit_test(test_gstreamer),   cmocka_unit_test(test_safari), cmocka_unit_test(test_bundle_rules),
         cmocka_unit_test(test_chromium_captured),   cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_fmtp_and_wildcards), cmocka_unit_test(test_frag), cmocka_unit_test(test_h264_profiles),
+        cmocka_unit_test(test_fmtp_and_wildcards),
+        cmocka_unit_test(test_rtsp_description), cmocka_unit_test(test_frag), cmocka_unit_test(test_h264_profiles),
         cmocka_unit_test(test_max_message_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
