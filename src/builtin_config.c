@@ -18,6 +18,7 @@
 #include "modules/webhooks/webhooks_config.h"
 #include "proto/http/http_config.h"
 #include "proto/rtmp/rtmp_config.h"
+#include "proto/rtsp/rtsp_config.h"
 #include "proto/webrtc/webrtc_config.h"
 
 static const sl_config_section_t *const g_builtin[] = {
@@ -29,6 +30,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_hls_config_section,
     &sl_httpflv_config_section, /* per-app only: after hls among the apps' keys */
     &sl_webrtc_config_section,
+    &sl_rtsp_config_section,
     &sl_api_config_section,
     &sl_auth_config_section,
     &sl_webhooks_config_section,

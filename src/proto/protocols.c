@@ -9,11 +9,13 @@
 #include "proto/http/http.h"
 #include "proto/proto.h"
 #include "proto/rtmp/rtmp_server.h"
+#include "proto/rtsp/rtsp_server.h"
 #include "proto/webrtc/webrtc.h"
 
 const sl_proto_t *const sl_builtin_protocols[] = {
     &sl_rtmp_proto,
     &sl_http_proto,
     &sl_webrtc_proto, /* after HTTP: WHIP/WHEP register on its route service */
+    &sl_rtsp_proto,
     NULL,
 };
