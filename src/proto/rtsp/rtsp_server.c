@@ -718,7 +718,7 @@ static void random_hex(char *out, size_t bytes)
 /* The track a SETUP URL names: by a=control suffix, else the first not set up. */
 static int track_for_url(rtsp_conn_t *c, const char *url)
 {
-    char path[RTSP_PATH_MAX * 2], params[8], query[8];
+    char path[RTSP_PATH_MAX * 2], params[1024], query[2048];
     size_t pl;
     if (sl_rtsp_url_split(url, path, sizeof path, params, sizeof params, query, sizeof query) == SL_ETOOBIG)
         return -1;
