@@ -407,11 +407,13 @@ static void reply(rtsp_conn_t *c, int cseq, int code, const char *extra, const c
     n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
     if ((size_t)n >= sizeof head)
         n = (int)sizeof head - 1;
-    /* Replies may exceed the media budget a little: they carry the protocol. */
-    if (c->out.len + (size_t)n + body_len > c->out.max)
-        c->out.max = c->out.len + (size_t)n + body_len;
-    if (rtsp_send(c, head, (size_t)n) == 0 && body)
-        rtsp_send(c, body, body_len);
+    /* Media stops at half of the budget (rtsp_media.c), so replies always
+     * have room; a client that sends requests and never reads runs out of
+     * it and is closed. */
+    if (rtsp_send(c, head, (size_t)n) || (body && rtsp_send(c, body, body_len))) {
+        rtsp_conn_close(c, "replies not read (output over rtsp.max_pending_bytes)");
+        return;
+    }
     c->sess.msgs_out++;
 }
 
@@ -876,6 +878,8 @@ static void on_play(rtsp_conn_t *c, const sl_rtsp_req_t *r)
         snprintf(extra + n, sizeof extra - (size_t)n, "\r\n");
     /* The reply goes before the first packet. */
     reply(c, r->cseq, 200, extra, NULL, NULL, 0);
+    if (c->closing)
+        return;
     if (rtsp_play_start(c)) {
         rtsp_conn_close(c, "stream gone before PLAY");
         return;
@@ -911,7 +915,8 @@ static void on_request(rtsp_conn_t *c, const sl_rtsp_req_t *r, const uint8_t *bo
         }
     } else if (!strcmp(m, "TEARDOWN")) {
         reply(c, r->cseq, 200, NULL, NULL, NULL, 0);
-        session_end(c, "teardown");
+        if (!c->closing)
+            session_end(c, "teardown");
     } else if (!strcmp(m, "GET_PARAMETER") || !strcmp(m, "SET_PARAMETER")) {
         /* Keep-alive (the session's timer was reset by the read). */
         reply(c, r->cseq, 200, NULL, NULL, NULL, 0);
