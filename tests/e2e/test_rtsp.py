@@ -11,6 +11,7 @@ socket session shows the session timeout ending an abandoned player, and
 the request size cap.
 """
 
+import json
 import re
 import shutil
 import socket
@@ -144,6 +145,16 @@ def test_publish_tcp_plays_over_rtsp_rtmp_and_hls(srv, tcp_pub):
 
     wait_until(playlist, T(30), 0.3, "HLS playlist of the RTSP publisher")
     wait_frames(m3u8, {"h264": 12})
+    # The API lists the publisher as an RTSP client.
+    token = (srv.data_dir / "api_token").read_text().strip()
+    api = "http://%s:%d/api/v1/applications/live/clients" % (HOST, http)
+    with urllib.request.urlopen(api + "?accessToken=" + token, timeout=10) as r:
+        clients = json.loads(r.read())["data"]
+    protos = set()
+    for c in clients:
+        with urllib.request.urlopen("%s/%s?accessToken=%s" % (api, c["id"], token), timeout=10) as r:
+            protos.add(json.loads(r.read())["data"].get("connection_protocol"))
+    assert "rtsp" in protos, protos
 
 
 def test_publish_udp_plays_over_udp(srv, procs):
