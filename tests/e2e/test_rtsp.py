@@ -155,6 +155,10 @@ def test_publish_tcp_plays_over_rtsp_rtmp_and_hls(srv, tcp_pub):
         with urllib.request.urlopen("%s/%s?accessToken=%s" % (api, c["id"], token), timeout=10) as r:
             protos.add(json.loads(r.read())["data"].get("connection_protocol"))
     assert "rtsp" in protos, protos
+    with urllib.request.urlopen("http://%s:%d/api/v1/server?accessToken=%s" % (HOST, http, token),
+                                timeout=10) as r:
+        info = json.loads(r.read())["data"]
+    assert info["rtsp_port"] == ports(srv)[0] and info["rtsps_port"] is None, info
 
 
 def test_publish_udp_plays_over_udp(srv, procs):
