@@ -206,6 +206,23 @@ def test_h265_and_opus_publish_and_play_back(srv, procs):
     assert set(got) == {"hevc", "opus"}, got
 
 
+def test_bframes_get_decode_times(srv, procs):
+    """x264 with B-frames over RTSP: the RTMP output has monotonic dts and pts >= dts."""
+    lavfi_publish(procs, rtsp_url(srv, "live/bf"), "tcp",
+                  vcodec=("-c:v", "libx264", "-preset", "veryfast", "-bf", "2"), name="ffmpeg-bf")
+    rtmp = "rtmp://%s:%d/live/bf" % (HOST, srv.port)
+    wait_frames(rtmp, {"h264": 12})
+    p = subprocess.run(["ffprobe", "-v", "error", "-read_intervals", "%+2", "-select_streams", "v",
+                        "-show_entries", "packet=pts,dts", "-of", "csv", rtmp],
+                       capture_output=True, text=True, timeout=T(30))
+    pkts = [tuple(int(x) for x in line.split(",")[1:3]) for line in p.stdout.split()
+            if line.count(",") >= 2 and "N/A" not in line]
+    assert len(pkts) > 20, p.stdout[-500:]
+    assert any(pts > dts for pts, dts in pkts), pkts  # composition offsets: B-frames kept
+    assert all(pts >= dts for pts, dts in pkts), pkts
+    assert all(b[1] >= a[1] for a, b in zip(pkts, pkts[1:])), pkts
+
+
 def test_g711_publish_plays_back(srv, procs):
     lavfi_publish(procs, rtsp_url(srv, "live/pcma"), "tcp", acodec=("-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"),
                   name="ffmpeg-pcma")

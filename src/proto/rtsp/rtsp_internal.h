@@ -30,6 +30,13 @@
 
 #define RTSP_MAX_TRACKS 2        /* one video and one audio track per session */
 #define RTSP_PATH_MAX 256        /* app/stream path */
+#define RTSP_REORDER 4           /* B-frames: video frames held to find decode times */
+
+/* A video frame held by the B-frame window (rtsp_media.c). */
+typedef struct rtsp_held {
+    sl_buf_t *body;              /* FLV body (owned), its cts patched on release */
+    int64_t pts_ms;
+} rtsp_held_t;
 
 typedef struct rtsp_conn rtsp_conn_t;
 
@@ -72,6 +79,14 @@ typedef struct rtsp_track {
     sl_aac_fmtp_t aac_fmtp;
     int sync;                    /* track index in c->sync */
     int config_sent;             /* the audio sequence header was pushed */
+    int have_max;                /* max_ts/max_ms hold the newest video timestamp */
+    uint32_t max_ts;             /* newest RTP timestamp of the track */
+    int64_t max_ms;              /* and its time in the stream's timeline */
+    int reorder;                 /* B-frames seen: frames go through the window below */
+    rtsp_held_t held[RTSP_REORDER + 1]; /* oldest first */
+    int n_held;
+    int64_t pts_pool[RTSP_REORDER + 1]; /* presentation times not yet given out as decode times */
+    int64_t last_dts;
     uint64_t last_rr_ms;
     /* sprop parameter sets from the SDP (decoded), given to the depacketizer */
     uint8_t ps[3][512];

@@ -9,9 +9,13 @@
  * Timestamps in: each track is anchored at its first packet's arrival and
  * advanced by its RTP clock, until both tracks have a sender report; then
  * the sender's clock lip-syncs them (media/rtp_sync.h, as for WHIP).
- * RTP timestamps carry presentation time, so a publisher's B-frames would
- * come out of order: encoders should send none (ffmpeg -bf 0, x264
- * zerolatency), which is what cameras and the mobile SDKs do.
+ * RTP timestamps carry presentation time. B-frames (a video timestamp
+ * older than the newest one) switch the track to a reorder window: frames
+ * wait until RTSP_REORDER later ones arrived, and each leaves with the
+ * smallest presentation time not yet given out as its decode time (the
+ * i-th smallest pts is a valid dts of the i-th frame when the reorder
+ * depth is at most the window), so the hub gets decode times and
+ * composition offsets as from RTMP. Streams without B-frames never wait.
  * Timestamps out: pts (dts + cts) in the track's clock from a random base.
  *
  * Codecs: H.264 (RFC 6184), H.265 (RFC 7798) -> 'hvc1' E-RTMP frames, AAC
@@ -191,11 +195,82 @@ static void on_avc_config(void *ud, const uint8_t *rec, size_t len)
               sl_h264_flv_config_body(rec, len));
 }
 
+/* Writes cts into a video body (AVC: bytes 2-4; Enhanced RTMP CodedFrames: 5-7). */
+static void set_cts(sl_buf_t *b, int32_t cts)
+{
+    if (b->len >= 5 && !(b->data[0] & 0x80))
+        sl_wr_be24(b->data + 2, (uint32_t)cts & 0xFFFFFF);
+    else if (b->len >= 8 && (b->data[0] & 0x0F) == 1)
+        sl_wr_be24(b->data + 5, (uint32_t)cts & 0xFFFFFF);
+}
+
+/* Releases the oldest held frame with the smallest unassigned pts as its dts. */
+static void release_held(rtsp_conn_t *c, rtsp_track_t *t)
+{
+    int mi = 0;
+    for (int i = 1; i < t->n_held; i++)
+        if (t->pts_pool[i] < t->pts_pool[mi])
+            mi = i;
+    int64_t dts = t->pts_pool[mi];
+    t->pts_pool[mi] = t->pts_pool[t->n_held - 1];
+    rtsp_held_t h = t->held[0];
+    memmove(t->held, t->held + 1, (size_t)(t->n_held - 1) * sizeof t->held[0]);
+    t->n_held--;
+    if (dts < t->last_dts)
+        dts = t->last_dts;
+    if (dts > h.pts_ms)
+        dts = h.pts_ms > t->last_dts ? h.pts_ms : t->last_dts;
+    t->last_dts = dts;
+    set_cts(h.body, (int32_t)(h.pts_ms - dts));
+    push_body(c, SL_FLV_VIDEO, dts, h.body);
+}
+
+/* Pushes what the window holds (publish end). */
+static void flush_held(rtsp_conn_t *c, rtsp_track_t *t)
+{
+    while (t->n_held)
+        release_held(c, t);
+}
+
+/*
+ * A video access unit with RTP timestamp ts: its presentation time, then
+ * straight to the hub, or through the B-frame window.
+ */
+static void video_frame(rtsp_conn_t *c, rtsp_track_t *t, uint32_t ts, sl_buf_t *body)
+{
+    if (!body)
+        return;
+    int64_t pts;
+    if (!t->have_max || (int32_t)(ts - t->max_ts) >= 0) {
+        pts = track_dts(c, t, ts);
+        t->have_max = 1;
+        t->max_ts = ts;
+        t->max_ms = pts;
+    } else {
+        /* Older than the newest frame: a B-frame. */
+        pts = t->max_ms - (int64_t)(uint32_t)(t->max_ts - ts) * 1000 / t->clock;
+        if (!t->reorder) {
+            t->reorder = 1;
+            SL_LOGI(&c->sess.log, "rtsp: the publisher sends B-frames: video decode times from a %d-frame window",
+                    RTSP_REORDER);
+        }
+    }
+    if (!t->reorder) {
+        t->last_dts = pts;
+        push_body(c, SL_FLV_VIDEO, pts, body);
+        return;
+    }
+    t->held[t->n_held] = (rtsp_held_t){body, pts};
+    t->pts_pool[t->n_held] = pts;
+    t->n_held++;
+    if (t->n_held > RTSP_REORDER)
+        release_held(c, t);
+}
+
 static void on_avc_frame(void *ud, uint32_t ts, const uint8_t *au, size_t len, int key)
 {
     rtsp_track_t *t = ud;
-    rtsp_conn_t *c = t->conn;
-    push_body(c, SL_FLV_VIDEO, track_dts(c, t, ts), sl_h264_flv_frame_body(au, len, key, 0));
+    video_frame(t->conn, t, ts, sl_h264_flv_frame_body(au, len, key, 0));
 }
 
 static void on_hevc_config(void *ud, const uint8_t *rec, size_t len)
@@ -210,7 +285,7 @@ static void on_hevc_frame(void *ud, uint32_t ts, const uint8_t *au, size_t len, 
 {
     rtsp_track_t *t = ud;
     rtsp_conn_t *c = t->conn;
-    push_body(c, SL_FLV_VIDEO, track_dts(c, t, ts), sl_h265_flv_frame_body(au, len, key, 0));
+    video_frame(c, t, ts, sl_h265_flv_frame_body(au, len, key, 0));
 }
 
 static void on_aac_frame(void *ud, uint32_t ts, const uint8_t *au, size_t len)
@@ -308,6 +383,7 @@ void rtsp_pub_stop(rtsp_conn_t *c)
 {
     for (int i = 0; i < c->n_tracks; i++) {
         rtsp_track_t *t = &c->tracks[i];
+        flush_held(c, t); /* to the stream while it is still published (dropped if not) */
         sl_rtp_rx_free(t->rx);
         sl_h264_depack_free(t->h264);
         sl_h265_depack_free(t->h265);
