@@ -83,6 +83,9 @@ def wait_frames(url, want, transport=None, extra=(), timeout=None):
     return last
 
 
+LEFTOVER = {}  # socket fileno -> bytes read past the last reply (interleaved packets)
+
+
 def rtsp_request(sock, method, url, cseq, headers=(), body=b""):
     head = "%s %s RTSP/1.0\r\nCSeq: %d\r\n" % (method, url, cseq)
     for h in headers:
@@ -109,6 +112,7 @@ def rtsp_request(sock, method, url, cseq, headers=(), body=b""):
         if not chunk:
             break
         rest += chunk
+    LEFTOVER[sock.fileno()] = rest[n:]
     return code, hdrs, rest[:n]
 
 
@@ -228,6 +232,42 @@ def test_g711_publish_plays_back(srv, procs):
                   name="ffmpeg-pcma")
     got = wait_frames(rtsp_url(srv, "live/pcma"), {"h264": 12, "pcm_alaw": 10}, transport="tcp")
     assert "pcm_alaw" in got, got
+
+
+def test_interleaved_rtp_and_sender_reports(srv, tcp_pub):
+    """A raw interleaved player: RTP on channel 0 (PT 96, consecutive sequence numbers from
+    RTP-Info's seq), and an RTCP sender report (PT 200) on channel 1 within the SR interval."""
+    p, _, _ = ports(srv)
+    url = rtsp_url(srv, tcp_pub)
+    wait_frames(url, {"h264": 5}, transport="tcp")
+    s = socket.create_connection((HOST, p), timeout=T(10))
+    try:
+        code, h, sdp = rtsp_request(s, "DESCRIBE", url, 1)
+        assert code == 200
+        base = h["content-base"][0]
+        code, h, _ = rtsp_request(s, "SETUP", base + "trackID=0", 2,
+                                  ["Transport: RTP/AVP/TCP;unicast;interleaved=0-1"])
+        assert code == 200 and "interleaved=0-1" in h["transport"][0], h
+        session = h["session"][0].split(";")[0]
+        code, h, _ = rtsp_request(s, "PLAY", url, 3, ["Session: " + session])
+        assert code == 200
+        first_seq = int(re.search(r"seq=(\d+)", h["rtp-info"][0]).group(1))
+        buf, seqs, sr = LEFTOVER.pop(s.fileno(), b""), [], False
+        deadline = time.monotonic() + T(10)
+        while not sr and time.monotonic() < deadline:
+            buf += s.recv(65536)
+            while len(buf) >= 4 and buf[0:1] == b"$" and len(buf) >= 4 + int.from_bytes(buf[2:4], "big"):
+                n = int.from_bytes(buf[2:4], "big")
+                pkt, buf = buf[4:4 + n], buf[4 + n:]
+                if len(pkt) >= 12 and pkt[1] & 0x7F == 96:
+                    seqs.append(int.from_bytes(pkt[2:4], "big"))
+                elif len(pkt) >= 8 and pkt[1] == 200:
+                    sr = True
+        assert seqs and seqs[0] == first_seq, (seqs[:5], first_seq)
+        assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:])), seqs[:20]
+        assert sr, "no RTCP sender report within %.0fs" % T(10)
+    finally:
+        s.close()
 
 
 def test_abandoned_session_times_out_and_caps_hold(srv, tcp_pub):
