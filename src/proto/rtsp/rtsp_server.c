@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -496,7 +497,10 @@ static int find_creds(rtsp_conn_t *c, const sl_rtsp_req_t *r, const char *params
                 else
                     snprintf(buf, sizeof buf, "%s:%s:%s", ha1, a->nonce, ha2);
                 md5_hex(buf, want);
-                if (strcasecmp(want, a->response)) {
+                char got[33] = "";
+                for (size_t i = 0; i < 32 && a->response[i]; i++)
+                    got[i] = (char)(a->response[i] | 0x20); /* hex digits to lower case */
+                if (strlen(a->response) != 32 || CRYPTO_memcmp(want, got, 32)) {
                     rc = SL_EDENIED;
                 } else {
                     snprintf(user, cap, "%s", a->username);
