@@ -118,8 +118,9 @@ struct rtsp_conn {
     int connected;               /* an admission passed: connect/disconnect events */
     sl_tls_t *tls;               /* RTSPS filter (owned) or NULL */
     int tls_established;
-    uint8_t *in;                 /* unparsed input (plaintext), in_cap bytes */
+    uint8_t *in;                 /* unparsed input (plaintext), in_cap bytes, grown on demand */
     size_t in_len, in_cap;
+    size_t in_max;               /* the cap: request + SDP + one interleaved packet */
     sl_wbuf_t out;               /* plaintext output not yet written / encrypted */
     sl_wbuf_t wire;              /* RTSPS: ciphertext not yet written */
     int writing;                 /* a uv_write is in flight */

@@ -1001,9 +1001,21 @@ static void on_bytes(rtsp_conn_t *c, const uint8_t *p, size_t n)
     while (n && !c->closing) {
         size_t room = c->in_cap - c->in_len;
         if (room == 0) {
-            /* Held input is bounded by the request and SDP caps (and 64 KB for $ packets). */
-            rtsp_conn_close(c, "input over budget");
-            return;
+            /* Held input is bounded by the request and SDP caps (and 64 KB for $
+             * packets); an idle connection holds only the first 4 KB. */
+            if (c->in_cap >= c->in_max) {
+                rtsp_conn_close(c, "input over budget");
+                return;
+            }
+            size_t cap = c->in_cap * 2 < c->in_max ? c->in_cap * 2 : c->in_max;
+            uint8_t *in = sl_realloc(c->in, cap);
+            if (!in) {
+                rtsp_conn_close(c, "out of memory (input)");
+                return;
+            }
+            c->in = in;
+            c->in_cap = cap;
+            continue;
         }
         size_t take = n < room ? n : room;
         memcpy(c->in + c->in_len, p, take);
@@ -1094,7 +1106,7 @@ static void on_connection(void *ud, int is_tls)
     rtsp_server_t *srv = ud;
     const sl_rtsp_config_t *rc = sl_rtsp_cfg(srv->core->cfg);
     rtsp_conn_t *c = sl_calloc(1, sizeof *c);
-    size_t in_cap = (size_t)rc->max_request_size + (size_t)rc->max_sdp_size + 65536 + 4;
+    size_t in_cap = 4096;
     uint8_t *in = c ? sl_malloc(in_cap) : NULL;
     if (!c || !in) {
         sl_free(c);
@@ -1109,6 +1121,7 @@ static void on_connection(void *ud, int is_tls)
     c->srv = srv;
     c->in = in;
     c->in_cap = in_cap;
+    c->in_max = (size_t)rc->max_request_size + (size_t)rc->max_sdp_size + 65536 + 4;
     c->video_track = c->audio_track = -1;
     sl_wbuf_init(&c->out, (size_t)rc->max_pending_bytes + REPLY_ROOM);
     sl_wbuf_init(&c->wire, (size_t)rc->max_pending_bytes + REPLY_ROOM + 65536);
