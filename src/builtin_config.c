@@ -19,6 +19,7 @@
 #include "proto/http/http_config.h"
 #include "proto/rtmp/rtmp_config.h"
 #include "proto/srt/srt_config.h"
+#include "proto/rtsp/rtsp_config.h"
 #include "proto/webrtc/webrtc_config.h"
 
 static const sl_config_section_t *const g_builtin[] = {
@@ -32,6 +33,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_webrtc_config_section,
     &sl_srt_config_section,
     &sl_mpegts_config_section,
+    &sl_rtsp_config_section,
     &sl_api_config_section,
     &sl_auth_config_section,
     &sl_webhooks_config_section,

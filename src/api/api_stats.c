@@ -147,6 +147,9 @@ int sl__api_server_info(sl_api_t *api, sl_http_req_t *req)
         json_object_set_new(o, "rtmp_port", rtmp >= 0 ? json_integer(rtmp) : json_null());
         json_object_set_new(o, "rtmps_port", rtmps >= 0 ? json_integer(rtmps) : json_null());
         json_object_set_new(o, "https_port", https >= 0 ? json_integer(https) : json_null());
+        int rtsp = sl_listeners_port(api->core, "rtsp", 0), rtsps = sl_listeners_port(api->core, "rtsp", 1);
+        json_object_set_new(o, "rtsp_port", rtsp >= 0 ? json_integer(rtsp) : json_null());
+        json_object_set_new(o, "rtsps_port", rtsps >= 0 ? json_integer(rtsps) : json_null());
     }
     return sl__api_ok(req, o);
 }

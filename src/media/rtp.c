@@ -16,7 +16,9 @@
 
 #include "base/alloc.h"
 #include "media/flv.h"
+#include "media/rtp_aac.h"
 #include "media/rtp_h264.h"
+#include "media/rtp_h265.h"
 #include "media/rtp_vp8.h"
 #include "sluice/errors.h"
 
@@ -298,8 +300,22 @@ int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size
                                (f->flags & SL_FRAME_KEY) != 0, mtu, &p);
     } else if (f->kind == SL_FLV_VIDEO && f->codec == SL_CODEC_VP8) {
         rc = sl_vp8_packetize(data, len, mtu, &p);
+    } else if (f->kind == SL_FLV_VIDEO && f->codec == SL_CODEC_HEVC) {
+        int nal_len_size = 4;
+        if (config) {
+            nal_len_size = sl_h265_config_nal_len(config, config_len);
+            if (nal_len_size < 0)
+                return nal_len_size;
+        }
+        rc = sl_h265_packetize(data, len, nal_len_size, config, config_len,
+                               (f->flags & SL_FRAME_KEY) != 0, mtu, &p);
     } else if (f->kind == SL_FLV_AUDIO && f->codec == SL_CODEC_OPUS) {
         rc = sl_opus_packetize(data, len, &p);
+    } else if (f->kind == SL_FLV_AUDIO && f->codec == SL_CODEC_AAC) {
+        rc = sl_aac_packetize(data, len, mtu, &p);
+    } else if (f->kind == SL_FLV_AUDIO &&
+               (f->codec == SL_CODEC_FLV_AUDIO(7) || f->codec == SL_CODEC_FLV_AUDIO(8))) {
+        rc = sl_g711_packetize(data, len, mtu, &p);
     } else {
         return SL_EINVAL;
     }

@@ -152,7 +152,8 @@ sl_buf_t *sl_opus_flv_frame_body(const uint8_t *pkt, size_t len);
  * one buffer. Handles H.264 (config is the stream's AVC decoder
  * configuration record: its NAL length size is used, and its SPS/PPS are
  * sent before a keyframe that lacks them; NULL means 4-byte lengths and no
- * parameter sets), VP8 and Opus frames. The view in *out borrows the frame's
+ * parameter sets), H.265 (config: the hvcC, used alike), VP8, Opus, AAC
+ * (RFC 3640 AAC-hbr) and G.711 frames. The view in *out borrows the frame's
  * cache: valid while f is alive; take sl_buf_ref(out->buf) to keep it
  * longer. The cache is keyed on mtu only: a stream passes the same config
  * for a given frame every time. Returns 0; SL_EINVAL for a config, metadata

@@ -392,6 +392,19 @@ void sl_h264_depack_free(sl_h264_depack_t *d)
 
 int sl_h264_depack_need_keyframe(const sl_h264_depack_t *d) { return d->need_key; }
 
+void sl_h264_depack_set_ps(sl_h264_depack_t *d, const uint8_t *sps, size_t sps_len, const uint8_t *pps,
+                           size_t pps_len)
+{
+    if (sps && sps_len >= 4 && sps_len <= SL_H264_MAX_PS_LEN) {
+        memcpy(d->sps, sps, sps_len);
+        d->sps_len = sps_len;
+    }
+    if (pps && pps_len >= 1 && pps_len <= SL_H264_MAX_PS_LEN) {
+        memcpy(d->pps, pps, pps_len);
+        d->pps_len = pps_len;
+    }
+}
+
 void sl_h264_depack_loss(sl_h264_depack_t *d)
 {
     /* The lost packets may be the tail of the open access unit, whole access

@@ -143,6 +143,14 @@ sl_h264_depack_t *sl_h264_depack_new(sl_h264_config_cb on_config, sl_h264_frame_
 int sl_h264_depack_push(sl_h264_depack_t *d, const sl_rtp_hdr_t *h);
 
 /**
+ * Seeds the parameter sets from the SDP's sprop-parameter-sets (decoded
+ * NAL units, borrowed for the call), for senders that send them only
+ * there (ffmpeg's RTSP muxer with global headers). Sets that are too short
+ * or too long are ignored.
+ */
+void sl_h264_depack_set_ps(sl_h264_depack_t *d, const uint8_t *sps, size_t sps_len, const uint8_t *pps,
+                           size_t pps_len);
+/**
  * Reports packets lost for good (a gap the caller will not fill): the open
  * access unit is dropped, and nothing is emitted until the next IDR.
  */

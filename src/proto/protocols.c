@@ -10,6 +10,7 @@
 #include "proto/proto.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "proto/srt/srt.h"
+#include "proto/rtsp/rtsp_server.h"
 #include "proto/webrtc/webrtc.h"
 
 const sl_proto_t *const sl_builtin_protocols[] = {
@@ -18,5 +19,6 @@ const sl_proto_t *const sl_builtin_protocols[] = {
     &sl_webrtc_proto, /* after HTTP: WHIP/WHEP register on its route service */
     &sl_srt_proto,    /* SRT publish/read (UDP) */
     &sl_mpegts_proto, /* MPEG-TS over UDP ingest */
+    &sl_rtsp_proto,   /* RTSP publish/play (TCP, UDP, RTSPS) */
     NULL,
 };

@@ -27,7 +27,7 @@ The blocks of one file run in order in one scratch folder, which holds `input.mp
 entry in FILE_SETUP writes (credentials, certificates). Every block is rewritten
 the same visible way before it runs:
   - `localhost` / `127.0.0.1` URLs get the test's own ports (rtmp 1935, rtmps 1936,
-    http 5080, https 5443 and the scheme defaults), and every server gets those
+    http 5080, https 5443, rtsp 8554, rtsps 8322 and the scheme defaults), and every server gets those
     ports through SLUICE_<SECTION>_<PORT KEY> (the environment wins over the file);
   - `accessToken=TOKEN` gets the server's API token (SLUICE_API_ACCESS_TOKEN);
   - FILE_SETUP's substitutions (e.g. /etc/sluice/... paths to the scratch files).
@@ -193,8 +193,9 @@ FILE_ENV = {
 
 SCHEME_PORT = {("rtmp", None): "rtmp", ("rtmp", "1935"): "rtmp", ("rtmps", None): "rtmps",
                ("rtmps", "1936"): "rtmps", ("http", "5080"): "http", ("https", "5443"): "https",
-               ("ws", "5080"): "http", ("wss", "5443"): "https", ("http", "3000"): "aux"}
-URL = re.compile(r"\b(rtmps?|https?|wss?)://(?:localhost|127\.0\.0\.1)(?::(\d+|\{rtmp_port\}))?")
+               ("ws", "5080"): "http", ("wss", "5443"): "https", ("http", "3000"): "aux",
+               ("rtsp", None): "rtsp", ("rtsp", "8554"): "rtsp", ("rtsps", "8322"): "rtsps"}
+URL = re.compile(r"\b(rtmps?|rtsps?|https?|wss?)://(?:localhost|127\.0\.0\.1)(?::(\d+|\{rtmp_port\}))?")
 
 
 def rewrite(text, ports, subst):
@@ -284,7 +285,7 @@ class DocRun:
         self.rel, self.work = rel, work
         self.factory = sluice_factory
         self.ports = {"rtmp": free_port(), "rtmps": free_port(), "http": free_port(),
-                      "https": free_port(), "aux": free_port()}
+                      "https": free_port(), "aux": free_port(), "rtsp": free_port(), "rtsps": free_port()}
         self.env = {"SLUICE_RTMP_PORT": str(self.ports["rtmp"]),
                     "SLUICE_HTTP_PORT": str(self.ports["http"]),
                     "SLUICE_API_ACCESS_TOKEN": API_TOKEN,
@@ -294,7 +295,9 @@ class DocRun:
                 name = "SLUICE_%s_%s" % (section.upper(), k.upper())
                 if name not in self.env:
                     self.env[name] = str({("rtmp", "tls_port"): self.ports["rtmps"],
-                                          ("http", "tls_port"): self.ports["https"]}
+                                          ("http", "tls_port"): self.ports["https"],
+                                          ("rtsp", "port"): self.ports["rtsp"],
+                                          ("rtsp", "tls_port"): self.ports["rtsps"]}
                                          .get((section, k), free_port()))
         (work / "data").mkdir(exist_ok=True)
         mp4 = work / "input.mp4"

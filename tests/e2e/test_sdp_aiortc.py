@@ -1,5 +1,5 @@
 """aiortc and headless Chromium judge sluice's WHIP/WHEP SDP answers
-(src/proto/webrtc/sdp.c) before any WebRTC session code exists: the peer
+(src/media/sdp.c, shared with RTSP) before any WebRTC session code exists: the peer
 makes an offer (WHIP: sendonly audio + video + data channel; WHEP: recvonly
 audio + video), the unit-test binary answers it (`sdp_test --answer`, built
 next to SLUICE_BIN), and the peer must accept the answer with the codecs and

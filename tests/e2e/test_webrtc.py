@@ -294,6 +294,10 @@ def test_whip_publish_reaches_rtmp_flv_hls(sluice_factory, procs, media_src):
                "RTMP output with h264 + aac")
     wait_until(lambda: codecs_of("%s/live/w1.flv" % base(srv)) == ["aac", "h264"], T(30), 1.0,
                "HTTP-FLV output with h264 + aac")
+    # RTSP (docs/rtsp.md): the WHIP publisher's H.264 plays over interleaved RTSP too.
+    rtsp_port = int(re.search(r"^rtsp:\s*\n\s+port:\s*(\d+)", srv.config_path.read_text(), re.M).group(1))
+    wait_until(lambda: "h264" in codecs_of("rtsp://%s:%d/live/w1" % (HOST, rtsp_port)), T(30), 1.0,
+               "RTSP output with h264")
     wait_until(lambda: request(srv, "GET", "/live/w1.m3u8")[0] == 200, T(30), 0.5, "HLS playlist")
     # HLS: the newest segment carries both (the first may start before the AAC does).
     def last_segment_codecs():

@@ -1,5 +1,6 @@
 /*
- * Fuzz target: the WHIP / WHEP SDP code (src/proto/webrtc/sdp.c). The input
+ * Fuzz target: the SDP code shared by WHIP / WHEP and RTSP (src/media/sdp.c).
+ * The input is first parsed as an RTSP ANNOUNCE description. The input
  * is parsed as an offer; when it parses, codecs are picked the way the
  * session does, an answer is written into a bounded buffer (whose size the
  * first byte varies, so that the SL_ETOOBIG paths run too) and parsed back,
@@ -10,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 #include "sluice/errors.h"
 
 static sl_sdp_t offer, back;
@@ -20,7 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[128];
     sl_sdp_frag_t frag;
-    int rc = sl_sdp_parse_frag((const char *)data, size, &frag, err, sizeof err);
+    int rc = sl_sdp_parse_description((const char *)data, size, &offer, err, sizeof err);
+    if (rc != 0 && (rc != SL_EPROTO || !err[0]))
+        __builtin_trap();
+    for (int i = 0; rc == 0 && i < offer.n_media; i++)
+        if (strlen(offer.media[i].control) >= SL_SDP_MAX_CONTROL)
+            __builtin_trap();
+    rc = sl_sdp_parse_frag((const char *)data, size, &frag, err, sizeof err);
     if (rc != 0 && rc != SL_EPROTO)
         __builtin_trap();
     rc = sl_sdp_parse((const char *)data, size, &offer, err, sizeof err);

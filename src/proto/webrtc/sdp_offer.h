@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 
 /* What the server offers to a viewer. Strings are borrowed. */
 typedef struct sl_sdp_offer_params {

@@ -24,7 +24,7 @@
 #include "net/dtls.h"
 #include "net/sctp.h"
 #include "net/srtp.h"
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 #include "proto/webrtc/stun.h"
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"

@@ -30,7 +30,7 @@
 #include "app/services.h"
 #include "base/alloc.h"
 #include "base/log.h"
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"
 

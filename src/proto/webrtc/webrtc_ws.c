@@ -44,7 +44,7 @@
 #include "base/str.h"
 #include "base/time.h"
 #include "net/dtls.h"
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 #include "proto/webrtc/sdp_offer.h"
 #include "proto/webrtc/stun.h"
 #include "proto/webrtc/webrtc_internal.h"

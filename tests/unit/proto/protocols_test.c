@@ -18,6 +18,7 @@
 #include "proto/http/http.h"
 #include "proto/proto.h"
 #include "proto/rtmp/rtmp_server.h"
+#include "proto/rtsp/rtsp_server.h"
 #include "proto/webrtc/webrtc.h"
 #include "builtin_config.h"
 
@@ -45,21 +46,22 @@ static void load(sl_config_t *cfg, const char *yaml)
 static void test_table(void **state)
 {
     (void)state;
-    const char *names[] = {"rtmp", "http", "webrtc", "srt", "mpegts"};
+    const char *names[] = {"rtmp", "http", "webrtc", "srt", "mpegts", "rtsp"};
     int n = 0;
     for (; sl_builtin_protocols[n]; n++) {
         const sl_proto_t *p = sl_builtin_protocols[n];
-        assert_true(n < 5);
+        assert_true(n < 6);
         assert_string_equal(p->name, names[n]);
         assert_non_null(p->enabled);
         assert_non_null(p->start);
         assert_non_null(p->stop);
         assert_non_null(p->free);
     }
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     assert_ptr_equal(sl_builtin_protocols[0], &sl_rtmp_proto);
     assert_ptr_equal(sl_builtin_protocols[1], &sl_http_proto);
     assert_ptr_equal(sl_builtin_protocols[2], &sl_webrtc_proto); /* after HTTP: routes on its service */
+    assert_ptr_equal(sl_builtin_protocols[5], &sl_rtsp_proto);
     sl_config_t cfg;
     load(&cfg, "rtmp:\n  enabled: false\nhttp:\n  enabled: true\n");
     assert_false(sl_rtmp_proto.enabled(&cfg));

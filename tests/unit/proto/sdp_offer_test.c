@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 #include "proto/webrtc/sdp_offer.h"
 #include "sluice/errors.h"
 

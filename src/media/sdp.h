@@ -1,18 +1,20 @@
 /*
- * SDP for the WHIP (RFC 9725) / WHEP endpoints: the offer parser, codec
+ * SDP, shared by WebRTC and RTSP (media layer, so both protocols use one
+ * parser). For the WHIP (RFC 9725) / WHEP endpoints: the offer parser, codec
  * picking, the answer writer, and the trickle-ICE / ICE-restart fragments
  * (RFC 8840) of the PATCH requests. sluice is an ICE-lite peer with one
  * transport for every m-line (BUNDLE + rtcp-mux only) that answers DTLS
  * with a=setup:passive; the offers come from Chrome, Firefox, Safari, aiortc
  * and GStreamer webrtcbin. The session logic of src/proto/webrtc sits on
  * top: it parses the offer, picks codecs, fills sl_sdp_answer_params_t and
- * writes the answer. Pure functions over caller-owned memory: no
+ * writes the answer. For RTSP (src/proto/rtsp): sl_sdp_parse_description()
+ * reads an ANNOUNCE body (no ICE or DTLS required; a=control kept). Pure functions over caller-owned memory: no
  * allocation, no global state, safe on any thread. Every parser is bounded
  * (text size, line length, m-lines, codecs, ssrcs) and never reads past
  * the length it is given; the text need not be NUL-terminated.
  */
-#ifndef SL_PROTO_WEBRTC_SDP_H
-#define SL_PROTO_WEBRTC_SDP_H
+#ifndef SL_MEDIA_SDP_H
+#define SL_MEDIA_SDP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +24,7 @@
 #define SL_SDP_MAX_MEDIA 8      /* m-lines per offer (more is an error) */
 #define SL_SDP_MAX_CODECS 48    /* payload types kept per m-line (the rest are ignored);
                                    Chromium 156 offers 34 for a recvonly video m-line */
+#define SL_SDP_MAX_CONTROL 256 /* a=control URL, bytes with the NUL */
 #define SL_SDP_MAX_SSRCS 8      /* primary SSRCs kept per m-line (the rest are ignored) */
 
 /* Media kinds (sl_sdp_media_t.kind); 0 is any other ("text", "message"...). */
@@ -42,7 +45,7 @@ typedef struct sl_sdp_codec {
                                   "" when neither rtpmap nor a static type names it */
     uint32_t clock;            /* clock rate, Hz (0 if unknown) */
     uint8_t channels;          /* audio channels (1 when the rtpmap gives none) */
-    char fmtp[256];            /* raw fmtp parameters, "" if none; a longer value is cut at
+    char fmtp[512];            /* raw fmtp parameters (H.265 sprop sets are long), "" if none; a longer value is cut at
                                   the last ';' that fits */
     unsigned fb;               /* SL_SDP_FB_* from a=rtcp-fb:<pt> and a=rtcp-fb:* */
     int rtx_pt;                /* payload type of its RTX (the rtx whose apt= names it), -1 if none */
@@ -78,6 +81,7 @@ typedef struct sl_sdp_media {
     char fingerprint_alg[16];  /* lower case, "sha-256" preferred when several are given */
     char fingerprint[200];     /* "AB:CD:..." as written */
     char setup[16];            /* "actpass", "active", "passive" */
+    char control[SL_SDP_MAX_CONTROL]; /* a=control (RTSP track URL), "" if none */
 } sl_sdp_media_t;
 
 /* A parsed offer. About 130 KiB: allocate it, do not put it on a small stack. */
@@ -92,6 +96,7 @@ typedef struct sl_sdp {
     char fingerprint_alg[16];
     char fingerprint[200];
     char setup[16];
+    char control[SL_SDP_MAX_CONTROL];  /* session-level a=control (RTSP), "" if none */
 } sl_sdp_t;
 
 /*
@@ -107,6 +112,14 @@ typedef struct sl_sdp {
  * *out is then partly filled and must not be used.
  */
 int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t err_cap);
+
+/*
+ * Parses any session description (an RTSP ANNOUNCE body) with the same
+ * bounds, rules and errors as sl_sdp_parse() but without the WebRTC
+ * transport requirements (ICE ufrag/password, fingerprint): v=0 first and
+ * at least one m-line. Returns 0 or SL_EPROTO with a reason in err.
+ */
+int sl_sdp_parse_description(const char *text, size_t len, sl_sdp_t *out, char *err, size_t err_cap);
 
 /*
  * Picks the video codec of m: the first "H264" with packetization-mode=1

@@ -11,7 +11,7 @@
  * resolved when it closes. The writer appends to a capped buffer and fails
  * with SL_ETOOBIG as a whole rather than return a cut answer.
  */
-#include "proto/webrtc/sdp.h"
+#include "media/sdp.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -462,6 +462,12 @@ static const char *parse_a(char *line, sl_sdp_t *out, sl_sdp_media_t *m, media_t
                 out->ice_trickle = 1;
         return NULL;
     }
+    if (!strcmp(name, "control")) {
+        /* RTSP (RFC 2326 C.1.1): the URL, absolute or relative, of a track or the session. */
+        if (!v || copy_str(m ? m->control : out->control, SL_SDP_MAX_CONTROL, v))
+            return "a=control empty or longer than 255 bytes";
+        return NULL;
+    }
     if (!m) {
         if (!strcmp(name, "ice-lite")) {
             out->ice_lite = 1;
@@ -600,7 +606,8 @@ static void close_media(sl_sdp_media_t *m, const media_tmp_t *t)
         m->sctp_port = 5000; /* RFC 8841 6.2: the default */
 }
 
-int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t err_cap)
+/* The generic part of both parsers: every line into *out, with no transport requirement. */
+static int parse_text(const char *text, size_t len, sl_sdp_t *out, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
     if (err && err_cap)
@@ -645,6 +652,19 @@ int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t 
     if (!m)
         return fail(err, err_cap, 0, "no m= line");
     close_media(m, &tmp);
+    return 0;
+}
+
+int sl_sdp_parse_description(const char *text, size_t len, sl_sdp_t *out, char *err, size_t err_cap)
+{
+    return parse_text(text, len, out, err, err_cap);
+}
+
+int sl_sdp_parse(const char *text, size_t len, sl_sdp_t *out, char *err, size_t err_cap)
+{
+    int rc = parse_text(text, len, out, err, err_cap);
+    if (rc)
+        return rc;
 
     /*
      * Transport: the session-level values, else the first m-line's (Chrome
