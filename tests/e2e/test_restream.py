@@ -88,3 +88,129 @@ def test_push_to_second_sluice_and_api(sluice_factory, ffmpeg_publish):
     bad = api.request("POST", "restream/pushes", body={"app": "live", "stream": "x",
                                                         "url": "http://example.com/"})
     assert bad.status == 400, bad
+
+
+# ----------------------------------------------------------------------------
+# pull
+# ----------------------------------------------------------------------------
+
+def start_camera(procs, port, audio=True):
+    """The GStreamer RTSP camera (rtsp_camera.py) on port; waits until it listens."""
+    try:
+        import gi  # noqa: F401
+        gi.require_version("GstRtspServer", "1.0")
+    except (ImportError, ValueError) as e:
+        pytest.skip("GStreamer RTSP server bindings missing (gir1.2-gst-rtsp-server-1.0): %s" % e)
+    cmd = ["/usr/bin/python3", os.path.join(E2E, "rtsp_camera.py"), str(port)]
+    if not audio:
+        cmd.append("--no-audio")
+    p = procs.start(cmd, "camera")
+    wait_until(lambda: "ready" in procs.log_of(p) or p.poll() is not None, T(15), 0.05,
+               "camera to listen")
+    assert p.poll() is None, procs.log_of(p)
+    return p
+
+
+def video_ts(c, since=0):
+    return [m.ts for m in c.media[since:] if m.is_video and not m.seq_header]
+
+
+def pull_of(api, app, stream):
+    return api.data("restream/pulls/%s/%s" % (app, stream))
+
+
+def test_pull_rtsp_camera_restart(sluice_factory, procs, tmp_path):
+    """A camera pulled over RTSP plays over RTMP and HLS; killed and restarted mid-stream,
+    the pull reconnects and the RTMP player that stayed connected keeps getting frames
+    with timestamps that never go back."""
+    cam_port = free_port()
+    start_camera(procs, cam_port)
+    srv = sluice_factory(config=rs_config(pull="live/cam rtsp://%s:%d/cam" % (HOST, cam_port)))
+    api = Api(srv)
+    wait_stream_live(srv.port, "live", "cam", T(20))
+    c, _ = rtmp_client.open_player(HOST, srv.port, "live", "cam", timeout=T(5))
+    try:
+        c.wait_video_frames(10, T(10))
+        # HLS of the pulled stream
+        hls = "http://%s:%d/live/cam.m3u8" % (HOST, http_port_of(srv))
+        wait_probe(hls, "h264", T(30))
+        p = pull_of(api, "live", "cam")
+        assert p["state"] == "up" and p["mode"] == "always" and "h264" in p["source_info"], p
+        # The camera dies: the pull goes down, the player stays.
+        cams = [x for x, _ in procs.items]
+        procs.stop(cams[-1])
+        wait_until(lambda: pull_of(api, "live", "cam")["state"] == "down", T(15), 0.2,
+                   "pull down")
+        start_camera(procs, cam_port)
+        wait_until(lambda: pull_of(api, "live", "cam")["state"] == "up", T(20), 0.2, "pull up")
+        since = len(c.media)
+        c.wait_video_frames(25, T(15), since=since)
+        ts = video_ts(c)
+        assert all(b >= a for a, b in zip(ts, ts[1:])), "timestamps went back: %r" % ts
+        p = pull_of(api, "live", "cam")
+        assert p["reconnects"] >= 1 and p["downs"] >= 1, p
+    finally:
+        c.close()
+    assert "pull down" in srv.log_text() and "pull up" in srv.log_text()
+
+
+def test_pull_standby_covers_gap_and_switch(sluice_factory, procs, media_src):
+    """With no camera, the standby file feeds the stream; when the camera comes up the
+    stream switches to it; the API forces the standby back; the player stays connected
+    throughout with monotonic timestamps."""
+    cam_port = free_port()
+    srv = sluice_factory(config=rs_config(
+        pull="live/cam rtsp://%s:%d/cam standby=%s" % (HOST, cam_port, media_src)))
+    api = Api(srv)
+    wait_stream_live(srv.port, "live", "cam", T(20))
+    c, _ = rtmp_client.open_player(HOST, srv.port, "live", "cam", timeout=T(5))
+    try:
+        c.wait_video_frames(10, T(10))
+        assert pull_of(api, "live", "cam")["on_standby"] is True
+        start_camera(procs, cam_port, audio=False)
+        wait_until(lambda: not pull_of(api, "live", "cam")["on_standby"], T(30), 0.2,
+                   "switch to the live camera")
+        since = len(c.media)
+        c.wait_video_frames(10, T(10), since=since)
+        r = api.request("POST", "restream/pulls/live/cam/source", body={"source": "standby"})
+        assert r.status == 200 and r.data["source"] == "standby", r
+        wait_until(lambda: pull_of(api, "live", "cam")["on_standby"], T(15), 0.2,
+                   "forced standby")
+        since = len(c.media)
+        c.wait_video_frames(10, T(10), since=since)
+        ts = video_ts(c)
+        assert all(b >= a for a, b in zip(ts, ts[1:])), "timestamps went back"
+        r = api.request("POST", "restream/pulls/live/cam/source", body={"source": "bogus"})
+        assert r.status == 400, r
+    finally:
+        c.close()
+
+
+def test_pull_on_demand_from_sluice(sluice_factory, ffmpeg_publish):
+    """An on_demand pull (RTMP from another sluice) is idle until the first player,
+    which gets the stream at once (HTTP-FLV and RTMP), and stops once no player is left;
+    the API creates and deletes a pull."""
+    origin = sluice_factory(name="origin")
+    ffmpeg_publish(origin.url("live", "s"))
+    wait_stream_live(origin.port, "live", "s", T(20))
+    edge = sluice_factory(name="edge", config=rs_config(
+        pull="live/od rtmp://%s:%d/live/s mode=on_demand idle_timeout=2s" % (HOST, origin.port)))
+    api = Api(edge)
+    assert pull_of(api, "live", "od")["state"] == "idle"
+    flv = "http://%s:%d/live/od.flv" % (HOST, http_port_of(edge))
+    streams = ffprobe_streams(flv, timeout=T(20))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    wait_until(lambda: pull_of(api, "live", "od")["state"] == "idle", T(15), 0.2,
+               "idle stop")
+    assert "pull stopped: idle" in edge.log_text()
+    # API-created pull (always): plays over RTMP, then deleted.
+    r = api.request("POST", "restream/pulls", body={
+        "app": "live", "stream": "api1", "url": "rtmp://%s:%d/live/s" % (HOST, origin.port)})
+    assert r.status == 200 and r.data["origin"] == "api", r
+    wait_stream_live(edge.port, "live", "api1", T(20))
+    assert api.request("POST", "restream/pulls", body={
+        "app": "live", "stream": "api1", "url": "rtmp://x/y"}).status == 409
+    assert api.delete("restream/pulls/live/api1").status == 200
+    assert api.get("restream/pulls/live/api1").status == 404
+    assert api.request("POST", "restream/pulls", body={
+        "app": "live", "stream": "x", "url": "file:///etc/passwd"}).status == 400
