@@ -14,7 +14,8 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-pytest-xdist python3-jsonschema
            python3-yaml python3-websocket python3-jwt python3-aiortc
-           procps python3-cryptography chromium curl openssl)
+           procps python3-cryptography chromium curl openssl
+           gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi srt-tools)
 # Node.js and npm install the test pages' players at build time
 # (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for
 # only when missing: a Node.js from elsewhere (e.g. NodeSource) bundles npm and

@@ -214,3 +214,46 @@ def test_pull_on_demand_from_sluice(sluice_factory, ffmpeg_publish):
     assert api.get("restream/pulls/live/api1").status == 404
     assert api.request("POST", "restream/pulls", body={
         "app": "live", "stream": "x", "url": "file:///etc/passwd"}).status == 400
+
+
+def test_push_srt_to_listener(sluice_factory, procs, ffmpeg_publish, tmp_path):
+    """A push over SRT (MPEG-TS) reaches an srt-live-transmit listener; the file it
+    writes holds H.264 and AAC."""
+    if not shutil.which("srt-live-transmit"):
+        pytest.skip("srt-live-transmit not installed (srt-tools)")
+    srt_port = free_port()
+    out = tmp_path / "out.ts"
+    procs.start(["srt-live-transmit", "-q", "srt://:%d?mode=listener" % srt_port,
+                 "file://con"], "srt-listener", stdin=subprocess.DEVNULL)
+    # srt-live-transmit writes the TS to stdout: the helper's log file is the capture.
+    lst = [p for p, _ in procs.items][-1]
+    src = sluice_factory(config=rs_config(push="live/s1 srt://%s:%d" % (HOST, srt_port)))
+    ffmpeg_publish(src.url("live", "s1"))
+    api = Api(src)
+    wait_until(lambda: (api.data("restream/pushes")[0]["outputs"] or [{}])[0].get("bytes", 0)
+               > 200000, T(30), 0.2, "SRT push bytes")
+    shutil.copy(lst.log_path, out)
+    streams = ffprobe_streams(out, timeout=T(20))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    assert api.data("restream/pushes")[0]["type"] == "srt-push"
+
+
+def test_push_to_nginx_rtmp(sluice_factory, procs, ffmpeg_publish, tmp_path):
+    """A push to nginx-rtmp (nginx-light + libnginx-mod-rtmp, bench deps) arrives there."""
+    mod = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+    if not shutil.which("nginx") or not os.path.exists(mod):
+        pytest.skip("nginx with the RTMP module is not installed (nginx-light, "
+                    "libnginx-mod-rtmp)")
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("""load_module %s;
+daemon off; master_process off; pid %s/nginx.pid; error_log %s/error.log info;
+events { worker_connections 64; }
+rtmp { server { listen 127.0.0.1:%d; application live { live on; } } }
+""" % (mod, tmp_path, tmp_path, port))
+    procs.start(["nginx", "-p", str(tmp_path), "-c", str(conf)], "nginx")
+    wait_until(lambda: port_open(port), T(10), 0.05, "nginx listening")
+    src = sluice_factory(config=rs_config(push="live/* rtmp://%s:%d/live" % (HOST, port)))
+    ffmpeg_publish(src.url("live", "tonginx"))
+    streams = wait_probe("rtmp://%s:%d/live/tonginx" % (HOST, port), "h264", T(30))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
