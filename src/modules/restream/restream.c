@@ -927,7 +927,7 @@ static int api_handler(sl_http_req_t *req, void *ud)
         rs_pull_t *p = pull_find(m, seg[2], seg[3]);
         if (!p) {
             json_decref(body);
-            return api->err(req, 404, "No such pull.");
+            return api->err(req, 404, "Pull not found.");
         }
         if (n == 4 && get)
             return api->ok(req, pull_json(p));
@@ -1002,7 +1002,7 @@ static int api_handler(sl_http_req_t *req, void *ud)
         }
         json_decref(body);
         if (!r)
-            return api->err(req, 404, "No such push.");
+            return api->err(req, 404, "Push not found.");
         if (get)
             return api->ok(req, rule_json(r));
         if (del) {
