@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from api_helpers import Api, api_config, http_port_of
+from api_helpers import Api, EventReader, api_config, http_port_of
 from conftest import HOST, T, free_port, port_open, wait_stream_live, wait_until, ffprobe_streams
 import rtmp_client
 
@@ -60,6 +60,7 @@ def test_push_to_second_sluice_and_api(sluice_factory, ffmpeg_publish):
     dst = sluice_factory(name="dst")
     src = sluice_factory(name="src", config=rs_config(
         push="live/s1 rtmp://%s:%d/live/fromsrc" % (HOST, dst.port)))
+    events = EventReader(src, {"type": "push_up,push_down"})
     ffmpeg_publish(src.url("live", "s1"))
     wait_stream_live(dst.port, "live", "fromsrc", T(20))
     streams = wait_probe(dst.url("live", "fromsrc"))
@@ -71,6 +72,9 @@ def test_push_to_second_sluice_and_api(sluice_factory, ffmpeg_publish):
     wait_until(lambda: api.data("restream/pushes")[0]["outputs"][0]["bytes"] > 10000, T(10),
                message="push bytes counted")
     assert outs[0]["state"] == "up" and outs[0]["stream"] == "live/s1", outs
+    ev = events.wait_for(lambda e: e["event"] == "push_up", what="push_up")
+    assert ev["app"] == "live" and ev["stream"] == "s1", ev
+    events.close()
     # The stream key (last path segment) is never shown.
     assert "fromsrc" not in pushes[0]["url"], pushes[0]
     # API: an app-wide rule with {stream}
@@ -127,6 +131,7 @@ def test_pull_rtsp_camera_restart(sluice_factory, procs, tmp_path):
     start_camera(procs, cam_port)
     srv = sluice_factory(config=rs_config(pull="live/cam rtsp://%s:%d/cam" % (HOST, cam_port)))
     api = Api(srv)
+    events = EventReader(srv, {"type": "pull_up,pull_down"})
     wait_stream_live(srv.port, "live", "cam", T(20))
     c, _ = rtmp_client.open_player(HOST, srv.port, "live", "cam", timeout=T(5))
     try:
@@ -149,8 +154,13 @@ def test_pull_rtsp_camera_restart(sluice_factory, procs, tmp_path):
         assert all(b >= a for a, b in zip(ts, ts[1:])), "timestamps went back: %r" % ts
         p = pull_of(api, "live", "cam")
         assert p["reconnects"] >= 1 and p["downs"] >= 1, p
+        # pull_up, pull_down (once for the outage, however many retries), pull_up
+        events.wait_for(lambda e: e["event"] == "pull_down", what="pull_down")
+        evs = [e["event"] for e in events.snapshot() if e["stream"] == "cam"]
+        assert evs[:3] == ["pull_up", "pull_down", "pull_up"], evs
     finally:
         c.close()
+        events.close()
     assert "pull down" in srv.log_text() and "pull up" in srv.log_text()
 
 

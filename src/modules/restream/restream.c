@@ -89,6 +89,7 @@ typedef struct rs_pull {
     uint32_t seg_out0, last_out, last_kind[2];
     /* status */
     uint64_t ups, downs;
+    int down_said;                /* pull_down sent for the current outage */
     uint64_t activated_ms, idle_since;
     char last_error[200];
     char source_desc[200];
@@ -102,12 +103,14 @@ typedef struct rs_out {
     sl_list_t link;               /* in rule->outs */
     rs_rule_t *rule;
     char path[2 * SL_RS_NAME_MAX + 2];
+    char app[SL_RS_NAME_MAX], stream[SL_RS_NAME_MAX];
     char url[SL_RS_URL_MAX];
     char log_url[SL_REDACT_MAX];
     sl_sink_t sink;
     sl_rs_chan_t *ch;
     sl_rs_output_t *o;
     int up;
+    int down_sent;                /* push_down already said for this outage */
     uint64_t started_ms;
     sl_log_ctx_t log;
 } rs_out_t;
@@ -345,6 +348,8 @@ static void pull_items(void *ud, sl_rs_item_t *items)
                 p->ups++;
                 snprintf(p->source_desc, sizeof p->source_desc, "%s", it->msg);
                 SL_LOGI(&p->sess.log, "pull up: %s (%s)", p->log_url, it->msg);
+                sl_events_emit_session(p->m->core, &p->sess, SL_EV_PULL_UP, it->msg);
+                p->down_said = 0;
             } else if (it->type == SL_RS_ITEM_DOWN && it->src == SRC_LIVE) {
                 snprintf(p->last_error, sizeof p->last_error, "%s", it->msg);
                 if (p->live_up) {
@@ -353,6 +358,10 @@ static void pull_items(void *ud, sl_rs_item_t *items)
                 } else {
                     SL_LOGD(&p->sess.log, "pull of %s failed: %s", p->log_url, it->msg);
                 }
+                /* One pull_down per outage (retries that keep failing say nothing more). */
+                if (!p->down_said)
+                    sl_events_emit_session(p->m->core, &p->sess, SL_EV_PULL_DOWN, it->msg);
+                p->down_said = 1;
                 p->live_up = 0;
                 drop_cfgs(p, SRC_LIVE);
                 choose_when_down(p);
@@ -404,6 +413,7 @@ static int pull_activate(rs_pull_t *p)
     p->have_out = 0;
     p->seg_new = 1;
     p->need_key = 1;
+    p->down_said = 0;
     p->activated_ms = uv_now(m->core->loop);
     p->idle_since = p->activated_ms;
     sl_session_set_role(&p->sess, SL_ROLE_PUBLISHER);
@@ -604,6 +614,14 @@ static const sl_sink_ops_t out_sink_ops = {
     .on_unpublish = out_on_unpublish,
 };
 
+/* push_up / push_down on the bus (no session: the output is the server's own). */
+static void out_event(rs_out_t *o, sl_event_type_t type, const char *reason)
+{
+    sl_event_t ev = {.type = type, .proto = "restream", .app = o->app, .stream = o->stream,
+                     .reason = reason, .path = o->log_url};
+    sl_events_emit(o->rule->m->core, &ev);
+}
+
 static void out_items(void *ud, sl_rs_item_t *items)
 {
     rs_out_t *o = ud;
@@ -612,12 +630,18 @@ static void out_items(void *ud, sl_rs_item_t *items)
         items = it->next;
         if (it->type == SL_RS_ITEM_UP) {
             o->up = 1;
+            o->down_sent = 0;
             SL_LOGI(&o->log, "push up: %s", o->log_url);
+            out_event(o, SL_EV_PUSH_UP, NULL);
         } else if (it->type == SL_RS_ITEM_DOWN) {
             if (o->up)
                 SL_LOGI(&o->log, "push down: %s: %s", o->log_url, it->msg);
             else
                 SL_LOGD(&o->log, "push to %s failed: %s", o->log_url, it->msg);
+            /* One push_down per loss, and one for a first connection that failed. */
+            if (o->up || !o->down_sent)
+                out_event(o, SL_EV_PUSH_DOWN, it->msg);
+            o->down_sent = 1;
             o->up = 0;
         }
         sl_rs_item_free(it);
@@ -646,6 +670,8 @@ static void out_start(rs_rule_t *r, const char *app, const char *stream)
         return;
     o->rule = r;
     snprintf(o->path, sizeof o->path, "%s", path);
+    snprintf(o->app, sizeof o->app, "%s", app);
+    snprintf(o->stream, sizeof o->stream, "%s", stream);
     /* "*" rules: {stream} in the url is the stream's name, else /name is appended. */
     const char *u = r->spec.url, *ph = strstr(u, "{stream}");
     int un;
