@@ -1170,7 +1170,19 @@ static void rs_stop(void *state)
     mod_free(m);
 }
 
-static void rs_destroy(void *state) { sl_free(state); }
+/*
+ * After the loop closed every handle: the threads stopped in rs_stop finish
+ * their last interrupted call and free what they own; wait for them (a
+ * bounded wait: a thread stuck in a DNS lookup, which libavformat cannot
+ * interrupt, is left behind and logged).
+ */
+static void rs_destroy(void *state)
+{
+    int left = sl_rs_threads_wait(5000);
+    if (left)
+        SL_LOGW(&g_ctx, "%d restream thread(s) still running at exit", left);
+    sl_free(state);
+}
 
 /* Pulls and pushes of the file are taken at start: a change needs a restart. */
 static int rs_reload(void *state)

@@ -183,6 +183,37 @@ static void chan_note(sl_rs_chan_t *ch, int src, sl_rs_item_type_t type, const c
 /* ------------------------------------------------------------------ */
 /* thread plumbing shared by inputs and outputs                        */
 
+/* Threads alive (started and not yet past their last free), for sl_rs_threads_wait. */
+static pthread_mutex_t g_threads_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_threads_cond = PTHREAD_COND_INITIALIZER;
+static int g_threads;
+
+static void thread_exited(void)
+{
+    pthread_mutex_lock(&g_threads_mu);
+    g_threads--;
+    pthread_cond_broadcast(&g_threads_cond);
+    pthread_mutex_unlock(&g_threads_mu);
+}
+
+int sl_rs_threads_wait(uint64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(timeout_ms / 1000);
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g_threads_mu);
+    while (g_threads > 0 && pthread_cond_timedwait(&g_threads_cond, &g_threads_mu, &ts) == 0)
+        ;
+    int left = g_threads;
+    pthread_mutex_unlock(&g_threads_mu);
+    return left;
+}
+
 typedef struct worker {
     atomic_int refs;                 /* the loop's and the thread's */
     atomic_int stop;
@@ -269,8 +300,13 @@ static int spawn(void *(*fn)(void *), void *arg)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&g_threads_mu);
+    g_threads++;
+    pthread_mutex_unlock(&g_threads_mu);
     int rc = pthread_create(&th, &attr, fn, arg);
     pthread_attr_destroy(&attr);
+    if (rc)
+        thread_exited();
     return rc ? -rc : 0;
 }
 
@@ -669,6 +705,7 @@ static void *input_main(void *arg)
             break;
     }
     input_free(in);
+    thread_exited();
     return NULL;
 }
 
@@ -1060,6 +1097,7 @@ static void *output_main(void *arg)
     }
     close_out(o, 1);
     output_free(o);
+    thread_exited();
     return NULL;
 }
 

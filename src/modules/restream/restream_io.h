@@ -132,6 +132,14 @@ void sl_rs_output_stats(sl_rs_output_t *o, sl_rs_out_stats_t *out);
 void sl_rs_output_stop(sl_rs_output_t *o);
 
 /**
+ * Waits up to timeout_ms for every input and output thread to have ended
+ * (after they were stopped): at shutdown, so that what they own is freed
+ * before the process checks its allocations. Blocking: call it off the
+ * loop's work (the module's destroy). Returns the threads still running.
+ */
+int sl_rs_threads_wait(uint64_t timeout_ms);
+
+/**
  * Worker side of a pull, exposed for the unit test: turns one H.264 Annex
  * B access unit (data, len) into AVCC with 4-byte lengths in out (cap),
  * collecting SPS and PPS (copied into sps/pps, lengths updated, *changed
