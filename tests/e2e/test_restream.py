@@ -267,3 +267,21 @@ rtmp { server { listen 127.0.0.1:%d; application live { live on; } } }
     ffmpeg_publish(src.url("live", "tonginx"))
     streams = wait_probe("rtmp://%s:%d/live/tonginx" % (HOST, port), "h264", T(30))
     assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+
+
+def test_pull_srt_and_hls(sluice_factory, procs, media_src, ffmpeg_publish):
+    """Pulls from an SRT listener (ffmpeg, MPEG-TS: Annex B H.264 and ADTS AAC turned into
+    AVCC/raw AAC) and from an HLS playlist (another sluice's) play over RTMP."""
+    srt_port = free_port()
+    procs.start(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(media_src),
+                 "-c", "copy", "-f", "mpegts", "srt://%s:%d?mode=listener" % (HOST, srt_port)],
+                "srt-source")
+    origin = sluice_factory(name="origin")
+    ffmpeg_publish(origin.url("live", "h"))
+    hls = "http://%s:%d/live/h.m3u8" % (HOST, http_port_of(origin))
+    wait_probe(hls, "h264", T(30))
+    srv = sluice_factory(config=rs_config(pull="live/fromsrt srt://%s:%d\nlive/fromhls %s"
+                                          % (HOST, srt_port, hls)))
+    for name in ("fromsrt", "fromhls"):
+        streams = wait_probe(srv.url("live", name), "h264", T(30))
+        assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, (name, streams)
