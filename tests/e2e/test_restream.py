@@ -285,3 +285,17 @@ def test_pull_srt_and_hls(sluice_factory, procs, media_src, ffmpeg_publish):
     for name in ("fromsrt", "fromhls"):
         streams = wait_probe(srv.url("live", name), "h264", T(30))
         assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, (name, streams)
+    # The pull is the stream's publisher, a client of protocol "restream"; kicked
+    # through the API, an always pull starts again (the HLS one: ffmpeg's SRT listener
+    # ends with its first caller).
+    api = Api(srv)
+    pub = api.data("applications/live/streams/fromhls")["publisher"]
+    assert pub["protocol"] == "restream", pub
+    assert api.delete("applications/live/clients/" + pub["id"]).status == 200
+
+    def restarted():
+        r = api.get("applications/live/streams/fromhls")
+        return r.status == 200 and (r.data.get("publisher") or {}).get("id") not in (None, pub["id"])
+
+    wait_until(restarted, T(15), 0.2, "kicked pull restarted")
+    wait_stream_live(srv.port, "live", "fromhls", T(20))

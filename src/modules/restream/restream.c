@@ -95,6 +95,7 @@ typedef struct rs_pull {
     char source_desc[200];
     waiter_t waiters[MAX_WAITERS];
     int n_waiters;
+    char kick_reason[128];        /* a kick waiting for the deferral timer ("" = none) */
 } rs_pull_t;
 
 typedef struct rs_rule rs_rule_t;
@@ -133,6 +134,7 @@ struct rs_mod {
     uint64_t next_rule;
     int ev_id, admit_id;
     uv_timer_t tick;
+    uv_timer_t defer;             /* runs kicks outside the kicker's call stack */
     int stopping;
     const sl_svc_api_t *api;
     void *api_ud;
@@ -230,13 +232,10 @@ static void stop_standby(rs_pull_t *p)
     drop_cfgs(p, SRC_STANDBY);
 }
 
-/* Hands a frame body (a reference is taken) to the hub at output time ts. */
-static void feed(rs_pull_t *p, uint8_t kind, sl_buf_t *body, uint32_t ts)
+/* Pushes f (borrowed) to the hub; the first keyframe releases the players held by admission. */
+static void feed_frame(rs_pull_t *p, sl_frame_t *f)
 {
     if (!p->st)
-        return;
-    sl_frame_t *f;
-    if (sl_frame_new(kind, ts, sl_buf_ref(body), &f))
         return;
     sl_stream_push(p->st, f);
     if (!p->fed && !(f->flags & SL_FRAME_CONFIG) &&
@@ -245,6 +244,15 @@ static void feed(rs_pull_t *p, uint8_t kind, sl_buf_t *body, uint32_t ts)
         p->fed = 1;
         pull_resume_waiters(p);
     }
+}
+
+/* Hands a frame body (a reference is taken) to the hub at output time ts. */
+static void feed(rs_pull_t *p, uint8_t kind, sl_buf_t *body, uint32_t ts)
+{
+    sl_frame_t *f;
+    if (sl_frame_new(kind, ts, sl_buf_ref(body), &f))
+        return;
+    feed_frame(p, f);
     sl_frame_unref(f);
 }
 
@@ -281,12 +289,11 @@ static void choose_when_down(rs_pull_t *p)
 static void on_frame_item(rs_pull_t *p, sl_rs_item_t *it)
 {
     sl_buf_t *b = it->body;
-    sl_frame_t *probe;
-    if (sl_frame_new(it->kind, 0, sl_buf_ref(b), &probe))
+    sl_frame_t *f; /* made once: its flags decide, then it goes to the hub with its new time */
+    if (sl_frame_new(it->kind, 0, sl_buf_ref(b), &f))
         return;
-    int is_cfg = (probe->flags & SL_FRAME_CONFIG) != 0;
-    int is_key = probe->kind == SL_FLV_VIDEO && (probe->flags & SL_FRAME_KEY);
-    sl_frame_unref(probe);
+    int is_cfg = (f->flags & SL_FRAME_CONFIG) != 0;
+    int is_key = f->kind == SL_FLV_VIDEO && (f->flags & SL_FRAME_KEY);
     int src = it->src;
     if (is_cfg) {
         int k = it->kind == SL_FLV_VIDEO ? 0 : 1;
@@ -300,16 +307,16 @@ static void on_frame_item(rs_pull_t *p, sl_rs_item_t *it)
                                     : (p->force == FORCE_STANDBY ||
                                        (!p->live_up && p->force == FORCE_AUTO));
         if (!wants || is_cfg || !(is_key || (it->kind == SL_FLV_AUDIO && !p->cfg[src][0])))
-            return;
+            goto drop;
         switch_to(p, src);
     }
     if (p->need_key && !is_cfg) {
         if (it->kind == SL_FLV_VIDEO && !is_key)
-            return;
+            goto drop;
         if (it->kind == SL_FLV_VIDEO || !p->cfg[src][0])
             p->need_key = 0;
         else if (it->kind == SL_FLV_AUDIO)
-            return;
+            goto drop;
     }
     /* Rebase into the output timeline. */
     int64_t d = it->dts_ms - p->seg_src0;
@@ -331,7 +338,10 @@ static void on_frame_item(rs_pull_t *p, sl_rs_item_t *it)
     if (!p->have_out || ts > p->last_out)
         p->last_out = ts;
     p->have_out = 1;
-    feed(p, it->kind, b, ts);
+    f->dts_ms = ts;
+    feed_frame(p, f);
+drop:
+    sl_frame_unref(f);
 }
 
 static void pull_items(void *ud, sl_rs_item_t *items)
@@ -458,10 +468,33 @@ static void pull_free(rs_pull_t *p)
     sl_free(p);
 }
 
+static void on_defer(uv_timer_t *t)
+{
+    rs_mod_t *m = t->data;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+        if (p->kick_reason[0]) {
+            char why[sizeof p->kick_reason];
+            snprintf(why, sizeof why, "%s", p->kick_reason);
+            p->kick_reason[0] = '\0';
+            pull_deactivate(p, why);
+        }
+    }
+}
+
+/*
+ * The API (or shutdown) kicks the pull's session: it stops on the next loop
+ * turn, not inside the caller, which may still read the session or walk the
+ * session list. An always pull starts again at the next tick (with a kick,
+ * as with a publisher that reconnects); DELETE the pull to end it for good.
+ */
 static void pull_kick(sl_session_t *s, const char *reason)
 {
     rs_pull_t *p = (rs_pull_t *)s;
-    pull_deactivate(p, reason ? reason : "kicked"); /* an always pull restarts at the next tick */
+    snprintf(p->kick_reason, sizeof p->kick_reason, "%s", reason && *reason ? reason : "kicked");
+    if (!uv_is_closing((uv_handle_t *)&p->m->defer))
+        uv_timer_start(&p->m->defer, on_defer, 0, 0);
 }
 
 static void pull_shutdown(sl_session_t *s) { pull_kick(s, "server shutdown"); }
@@ -1143,6 +1176,8 @@ static int rs_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
         goto fail;
     uv_timer_init(core->loop, &m->tick);
     m->tick.data = m;
+    uv_timer_init(core->loop, &m->defer);
+    m->defer.data = m;
     uv_timer_start(&m->tick, on_tick, 0, 1000);
     *state = m;
     return 0;
@@ -1165,6 +1200,8 @@ static void rs_stop(void *state)
     m->stopping = 1;
     uv_timer_stop(&m->tick);
     uv_close((uv_handle_t *)&m->tick, NULL);
+    uv_timer_stop(&m->defer);
+    uv_close((uv_handle_t *)&m->defer, NULL);
     sl_events_unsubscribe(m->core, m->ev_id);
     sl_admit_remove_check(m->core, m->admit_id);
     mod_free(m);
