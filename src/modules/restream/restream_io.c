@@ -85,8 +85,6 @@ static void on_async(uv_async_t *a)
     uv_mutex_unlock(&ch->mu);
     if (items)
         ch->cb(ch->ud, items);
-    else
-        (void)0;
 }
 
 static void on_async_closed(uv_handle_t *h) { chan_unref(h->data); }
