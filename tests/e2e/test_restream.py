@@ -164,19 +164,23 @@ def test_pull_rtsp_camera_restart(sluice_factory, procs, tmp_path):
     assert "pull down" in srv.log_text() and "pull up" in srv.log_text()
 
 
-def test_pull_standby_covers_gap_and_switch(sluice_factory, procs, media_src):
+def test_pull_standby_covers_gap_and_switch(sluice_factory, procs, media_src, secrets):
     """With no camera, the standby file feeds the stream; when the camera comes up the
     stream switches to it; the API forces the standby back; the player stays connected
-    throughout with monotonic timestamps."""
+    throughout with monotonic timestamps. The camera's password never reaches the log
+    or the API (conftest checks the log for registered secrets)."""
     cam_port = free_port()
+    secrets("Cam3raPassw0rd")
     srv = sluice_factory(config=rs_config(
-        pull="live/cam rtsp://%s:%d/cam standby=%s" % (HOST, cam_port, media_src)))
+        pull="live/cam rtsp://admin:Cam3raPassw0rd@%s:%d/cam standby=%s"
+             % (HOST, cam_port, media_src)))
     api = Api(srv)
     wait_stream_live(srv.port, "live", "cam", T(20))
     c, _ = rtmp_client.open_player(HOST, srv.port, "live", "cam", timeout=T(5))
     try:
         c.wait_video_frames(10, T(10))
-        assert pull_of(api, "live", "cam")["on_standby"] is True
+        p = pull_of(api, "live", "cam")
+        assert p["on_standby"] is True and "Cam3raPassw0rd" not in json.dumps(p), p
         start_camera(procs, cam_port, audio=False)
         wait_until(lambda: not pull_of(api, "live", "cam")["on_standby"], T(30), 0.2,
                    "switch to the live camera")
@@ -204,7 +208,8 @@ def test_pull_on_demand_from_sluice(sluice_factory, ffmpeg_publish):
     ffmpeg_publish(origin.url("live", "s"))
     wait_stream_live(origin.port, "live", "s", T(20))
     edge = sluice_factory(name="edge", config=rs_config(
-        pull="live/od rtmp://%s:%d/live/s mode=on_demand idle_timeout=2s" % (HOST, origin.port)))
+        pull="live/od rtmp://%s:%d/live/s mode=on_demand idle_timeout=2s" % (HOST, origin.port),
+        extra={"restream": {"max_pulls": 2}}))
     api = Api(edge)
     assert pull_of(api, "live", "od")["state"] == "idle"
     flv = "http://%s:%d/live/od.flv" % (HOST, http_port_of(edge))
@@ -220,6 +225,9 @@ def test_pull_on_demand_from_sluice(sluice_factory, ffmpeg_publish):
     wait_stream_live(edge.port, "live", "api1", T(20))
     assert api.request("POST", "restream/pulls", body={
         "app": "live", "stream": "api1", "url": "rtmp://x/y"}).status == 409
+    # restream.max_pulls (2: od and api1) refuses a third
+    assert api.request("POST", "restream/pulls", body={
+        "app": "live", "stream": "api2", "url": "rtmp://x/y"}).status == 429
     assert api.delete("restream/pulls/live/api1").status == 200
     assert api.get("restream/pulls/live/api1").status == 404
     assert api.request("POST", "restream/pulls", body={
