@@ -307,3 +307,35 @@ def test_pull_srt_and_hls(sluice_factory, procs, media_src, ffmpeg_publish):
 
     wait_until(restarted, T(15), 0.2, "kicked pull restarted")
     wait_stream_live(srv.port, "live", "fromhls", T(20))
+
+
+def test_push_to_stalled_destination_never_blocks(sluice_factory, ffmpeg_publish):
+    """A destination that accepts the TCP connection and then never answers: the push's
+    bounded queue drops to keyframes (counted) while players of the stream keep getting
+    frames; the connect times out and is retried (errors counted)."""
+    import socket
+    stalled = socket.socket()
+    stalled.bind((HOST, 0))
+    stalled.listen(16)
+    port = stalled.getsockname()[1]
+    try:
+        src = sluice_factory(config=rs_config(
+            push="live/s1 rtmp://%s:%d/live/x" % (HOST, port),
+            extra={"restream": {"push_queue_bytes": "64k", "open_timeout": "2s"}}))
+        ffmpeg_publish(src.url("live", "s1"))
+        api = Api(src)
+
+        def out():
+            return (api.data("restream/pushes")[0]["outputs"] or [{}])[0]
+
+        wait_until(lambda: out().get("dropped", 0) > 0, T(20), 0.2, "frames dropped")
+        c, _ = rtmp_client.open_player(HOST, src.port, "live", "s1", timeout=T(5))
+        try:
+            c.wait_video_frames(25, T(10))
+        finally:
+            c.close()
+        wait_until(lambda: out().get("errors", 0) >= 1, T(20), 0.2, "connect timed out")
+        o = out()
+        assert o["state"] != "up" and o["bytes"] == 0, o
+    finally:
+        stalled.close()
