@@ -17,7 +17,8 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            procps python3-cryptography chromium curl openssl
            # packaging (test_packaging.py, make test-deb): dpkg-buildpackage, man -l, groff -ww
            debhelper dpkg-dev fakeroot man-db groff-base
-           gstreamer1.0-rtsp)  # rtspclientsink (tests/e2e/test_rtsp.py)
+           gstreamer1.0-rtsp  # rtspclientsink (tests/e2e/test_rtsp.py)
+           gir1.2-gst-rtsp-server-1.0 python3-gi srt-tools)  # the camera of test_restream.py, srt-live-transmit
 test_pkgs+=(php-cli php-sqlite3)  # examples/integration/php (tests/e2e/test_examples_scripting.py)
 # Node.js and npm install the test pages' players at build time
 # (scripts/web-players.sh) and run the browser tests (tests/browser). Asked for

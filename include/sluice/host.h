@@ -99,6 +99,15 @@ typedef enum {
     SL_PLUGIN_EV_ROOM_START = 18,
     /** The last session of a room (and of the rooms below it) left; innermost first. */
     SL_PLUGIN_EV_ROOM_STOP = 19,
+    /* ---- valid from ABI 1.4 ---- */
+    /** A pulled stream's source connected (app, stream; reason: what it found). */
+    SL_PLUGIN_EV_PULL_UP = 20,
+    /** A pulled stream's source was lost or could not be reached (reason: why). */
+    SL_PLUGIN_EV_PULL_DOWN = 21,
+    /** A push output connected to its destination (app, stream; path: the URL, redacted). */
+    SL_PLUGIN_EV_PUSH_UP = 22,
+    /** A push output was lost or could not connect (reason: why). */
+    SL_PLUGIN_EV_PUSH_DOWN = 23,
 } sl_plugin_event_type_t;
 
 /**

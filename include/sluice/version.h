@@ -13,6 +13,9 @@
  *   1.1  sl_plugin_t.reload; sl_host_api_t.rpc_register/rpc_unregister.
  *   1.2  event types SL_PLUGIN_EV_APP_START, _APP_STOP, _ROOM_START,
  *        _ROOM_STOP (host.h); no struct grew.
+ *   1.3  sl_host_api_t.invoke_client; sl_plugin_event_t.method/direction/status.
+ *   1.4  event types SL_PLUGIN_EV_PULL_UP, _PULL_DOWN, _PUSH_UP, _PUSH_DOWN
+ *        (host.h, modules/restream); no struct grew.
  */
 #ifndef SLUICE_VERSION_H
 #define SLUICE_VERSION_H
@@ -25,6 +28,6 @@
 /** The plugin ABI's major: changes only when a struct or a call changes meaning. */
 #define SL_ABI_MAJOR 1
 /** The plugin ABI's minor: grows when fields are appended. */
-#define SL_ABI_MINOR 3
+#define SL_ABI_MINOR 4
 
 #endif

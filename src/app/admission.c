@@ -75,6 +75,7 @@ const char *sl_admit_phase_name(int phase)
     case SL_ADMIT_PHASE_TOKEN: return "token";
     case SL_ADMIT_PHASE_REMOTE: return "remote";
     case SL_ADMIT_PHASE_PLUGIN: return "plugin";
+    case SL_ADMIT_PHASE_SOURCE: return "source";
     default: return "?";
     }
 }

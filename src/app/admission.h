@@ -72,6 +72,8 @@ typedef enum {
     SL_ADMIT_PHASE_TOKEN = 110,       /* a signed token checked locally (JWT) */
     SL_ADMIT_PHASE_REMOTE = 200,      /* a call to the business's server (round trip) */
     SL_ADMIT_PHASE_PLUGIN = 300,      /* external plugins' checks */
+    SL_ADMIT_PHASE_SOURCE = 400,      /* starts what an allowed request needs (an on-demand
+                                         pull: modules/restream); never denies */
 } sl_admit_phase_t;
 
 /** The phase's name for listings ("credentials", ...); "?" when unknown. */

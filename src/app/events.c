@@ -45,7 +45,7 @@ static const char *const names[SL_EV_COUNT] = {
     "connect", "disconnect", "publish", "unpublish", "play", "play_stop",
     "record_start", "record_done", "upload_done", "upload_failed", "so_update",
     "rpc", "stream_idle", "node_up", "node_down", "record_deleted", "app_start", "app_stop",
-    "room_start", "room_stop",
+    "room_start", "room_stop", "pull_up", "pull_down", "push_up", "push_down",
 };
 
 const char *sl_event_name(sl_event_type_t type)

@@ -41,6 +41,10 @@ typedef enum {
     SL_EV_APP_STOP,          /* an app's last session left */
     SL_EV_ROOM_START,        /* a room (app = "live/room1") got its first session */
     SL_EV_ROOM_STOP,         /* a room's last session left */
+    SL_EV_PULL_UP,           /* a pulled stream's source connected (modules/restream) */
+    SL_EV_PULL_DOWN,         /* a pulled stream's source was lost or failed (reason) */
+    SL_EV_PUSH_UP,           /* a push output connected to its destination */
+    SL_EV_PUSH_DOWN,         /* a push output was lost or failed (reason) */
     SL_EV_COUNT
 } sl_event_type_t;
 
@@ -52,13 +56,17 @@ typedef enum {
  * by name, so that the streams their receivers already parse do not change.
  * so_update is opt-in too: it comes once per shared object change (up to
  * so_max_updates_per_sec per client), which would turn a chat into a webhook
- * outbox row per message for a receiver that never asked for it.
+ * outbox row per message for a receiver that never asked for it. So are the
+ * restream events (pull_up/down, push_up/down): a source that flaps would
+ * fill an outbox that never asked for them.
  * Plugins' on_event and the bus's listeners see every event.
  */
 #define SL_EV_DEFAULT_MASK                                                    \
     (((1u << SL_EV_COUNT) - 1) & ~((1u << SL_EV_APP_START) | (1u << SL_EV_APP_STOP) | \
                                    (1u << SL_EV_ROOM_START) | (1u << SL_EV_ROOM_STOP) | \
-                                   (1u << SL_EV_SO_UPDATE) | (1u << SL_EV_RPC)))
+                                   (1u << SL_EV_SO_UPDATE) | (1u << SL_EV_RPC) | \
+                                   (1u << SL_EV_PULL_UP) | (1u << SL_EV_PULL_DOWN) | \
+                                   (1u << SL_EV_PUSH_UP) | (1u << SL_EV_PUSH_DOWN)))
 
 typedef struct sl_event {
     sl_event_type_t type;

@@ -21,6 +21,7 @@
 #include "modules/webhooks/webhooks.h"
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
+#include "modules/restream/restream.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_auth_simple_builtin,
@@ -37,5 +38,6 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_httpflv_builtin,
     &sl_shared_objects_builtin,
     &sl_rpc_builtin,
+    &sl_restream_builtin, /* last: its pulls publish into a server whose other modules are up */
     NULL,
 };

@@ -47,7 +47,8 @@
 _Static_assert(SL_PLUGIN_EV_CONNECT == (int)SL_EV_CONNECT, "event numbering");
 _Static_assert(SL_PLUGIN_EV_RECORD_DELETED == (int)SL_EV_RECORD_DELETED, "event numbering");
 _Static_assert(SL_PLUGIN_EV_ROOM_STOP == (int)SL_EV_ROOM_STOP, "event numbering");
-_Static_assert(SL_PLUGIN_EV_ROOM_STOP + 1 == (int)SL_EV_COUNT, "every bus event is public");
+_Static_assert(SL_PLUGIN_EV_PUSH_DOWN == (int)SL_EV_PUSH_DOWN, "event numbering");
+_Static_assert(SL_PLUGIN_EV_PUSH_DOWN + 1 == (int)SL_EV_COUNT, "every bus event is public");
 _Static_assert(SL_ADMISSION_PLAY == (int)SL_ADMIT_PLAY, "admission numbering");
 _Static_assert(SL_PLUGIN_LOG_DEBUG == (int)SL_LOG_DEBUG, "log levels");
 

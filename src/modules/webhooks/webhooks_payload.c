@@ -36,7 +36,7 @@ static const char *const dashed_names[SL_EV_COUNT] = {
     "connect", "disconnect", "publish", "unpublish", "play", "play-stop",
     "record-start", "record-done", "upload-done", "upload-failed", "so-update",
     "rpc", "stream-idle", "node-up", "node-down", "record-deleted", "app-start", "app-stop",
-    "room-start", "room-stop",
+    "room-start", "room-stop", "pull-up", "pull-down", "push-up", "push-down",
 };
 
 const char *sl__webhooks_event_name(sl_event_type_t type)

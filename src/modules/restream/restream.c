@@ -1,0 +1,1249 @@
+/*
+ * The restream module (see restream.h): the loop side of pulls and pushes.
+ * The worker threads (restream_io.c) do all protocol work; this file
+ * decides when they run, feeds the hub, and answers the API.
+ *
+ * A pull is a publisher without a socket: a session of protocol
+ * "restream" that publishes its hub stream while the pull is active (from
+ * start for mode=always, from the first player for mode=on_demand, until
+ * idle_timeout without players) and keeps it published while the source
+ * reconnects, so players stay attached across a camera restart. Frames
+ * come from one of two inputs: the live source, or the standby file
+ * (played in a loop) while the live source is down or when the API forces
+ * it. The output timeline is the pull's own: each run of frames from one
+ * input (a connection, a file loop) is a segment rebased to continue
+ * where the previous one ended, so timestamps stay monotonic across
+ * reconnects and switches, and a switch waits for the new input's
+ * keyframe (its sequence headers are pushed first).
+ *
+ * On demand: an admission check (phase "source", after every
+ * authentication check allowed the play) starts the pull and holds the
+ * player (SL_EPENDING) until the first keyframe is in the hub or
+ * on_demand_wait passes, so that HTTP-FLV, HLS and RTMP players all find
+ * a live stream.
+ *
+ * A push rule (configured or from the API) names one stream, or every stream of an app ("*");
+ * each live stream it matches gets an output: an internal sink that
+ * copies frames into the output's bounded queue (restream_io.c drops to
+ * the next keyframe when the destination is slow), started on publish
+ * and stopped on unpublish.
+ */
+#include "modules/restream/restream.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/admission.h"
+#include "app/core.h"
+#include "app/events.h"
+#include "app/services.h"
+#include "app/svc/api.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "base/redact.h"
+#include "media/flv.h"
+#include "modules/restream/restream_config.h"
+#include "modules/restream/restream_io.h"
+#include "modules/restream/restream_spec.h"
+#include "proto/http/http.h"
+#include "sluice/errors.h"
+
+#define MAX_WAITERS 64            /* players held per on_demand pull while it starts */
+#define CHAN_MAX_BYTES (32u << 20)/* frames from a pull's threads not yet on the loop */
+#define SEG_GAP_MS 40             /* between the last frame of a segment and the next */
+#define SEG_JUMP_MS 10000         /* a source timeline jump this large starts a segment */
+#define API_BODY_MAX 16384
+
+enum { SRC_LIVE = 0, SRC_STANDBY = 1 };
+enum { FORCE_AUTO = 0, FORCE_LIVE = 1, FORCE_STANDBY = 2 };
+
+typedef struct rs_mod rs_mod_t;
+
+typedef struct waiter {
+    sl_admit_t *a;                /* our reference */
+    uint64_t deadline;            /* loop time */
+} waiter_t;
+
+typedef struct rs_pull {
+    sl_session_t sess;            /* must stay first; registered while active */
+    rs_mod_t *m;
+    sl_list_t link;               /* in m->pulls */
+    sl_rs_spec_t spec;
+    char path[2 * SL_RS_NAME_MAX + 2]; /* hub name app/stream */
+    char log_url[SL_REDACT_MAX];
+    int from_api;
+    int active;                   /* started: session registered, stream published */
+    sl_stream_t *st;
+    sl_rs_chan_t *ch;
+    sl_rs_input_t *in[2];         /* live, standby */
+    int live_up;                  /* the live source is connected */
+    int force;                    /* FORCE_* */
+    int cur;                      /* input feeding the stream: SRC_*, or -1 */
+    int fed;                      /* a keyframe (or audio without video) reached the hub */
+    sl_buf_t *cfg[2][2];          /* latest configuration bodies [src][0 video, 1 audio] */
+    /* output timeline */
+    int have_out, seg_new, need_key;
+    int64_t seg_src0;
+    uint32_t seg_out0, last_out, last_kind[2];
+    /* status */
+    uint64_t ups, downs;
+    int down_said;                /* pull_down sent for the current outage */
+    uint64_t activated_ms, idle_since;
+    char last_error[200];
+    char source_desc[200];
+    waiter_t waiters[MAX_WAITERS];
+    int n_waiters;
+    char kick_reason[128];        /* a kick waiting for the deferral timer ("" = none) */
+} rs_pull_t;
+
+typedef struct rs_rule rs_rule_t;
+
+typedef struct rs_out {
+    sl_list_t link;               /* in rule->outs */
+    rs_rule_t *rule;
+    char path[2 * SL_RS_NAME_MAX + 2];
+    char app[SL_RS_NAME_MAX], stream[SL_RS_NAME_MAX];
+    char url[SL_RS_URL_MAX];
+    char log_url[SL_REDACT_MAX];
+    sl_sink_t sink;
+    sl_rs_chan_t *ch;
+    sl_rs_output_t *o;
+    int up;
+    int down_sent;                /* push_down already said for this outage */
+    uint64_t started_ms;
+    sl_log_ctx_t log;
+} rs_out_t;
+
+struct rs_rule {
+    sl_list_t link;               /* in m->rules */
+    rs_mod_t *m;
+    char id[24];
+    sl_rs_spec_t spec;
+    char log_url[SL_REDACT_MAX];
+    int from_api;
+    sl_list_t outs;
+};
+
+struct rs_mod {
+    sl_core_t *core;              /* borrowed */
+    const sl_restream_config_t *cfg; /* the configuration we started with */
+    sl_list_t pulls, rules;
+    size_t n_pulls, n_rules, n_outputs;
+    uint64_t next_rule;
+    int ev_id, admit_id;
+    uv_timer_t tick;
+    uv_timer_t defer;             /* runs kicks outside the kicker's call stack */
+    int stopping;
+    const sl_svc_api_t *api;
+    void *api_ud;
+};
+
+static const sl_log_ctx_t g_ctx = {.proto = "restream"};
+
+static void pull_items(void *ud, sl_rs_item_t *items);
+static void out_items(void *ud, sl_rs_item_t *items);
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+static sl_rs_timing_t timing(const rs_mod_t *m)
+{
+    const sl_restream_config_t *c = m->cfg;
+    return (sl_rs_timing_t){.open_ms = (uint64_t)c->open_timeout_ms,
+                            .read_ms = (uint64_t)c->read_timeout_ms,
+                            .retry_min_ms = (uint64_t)c->retry_min_ms,
+                            .retry_max_ms = (uint64_t)c->retry_max_ms};
+}
+
+/*
+ * A URL as logs and the API may show it: userinfo passwords and secret
+ * query values masked (sl_redact), and for a push destination the last
+ * path segment too, which is the stream key of every RTMP service.
+ */
+static void url_for_log(const char *url, int push, char *out, size_t cap)
+{
+    sl_redact(url, out, cap);
+    if (!push || strncmp(out, "rtmp", 4) != 0)
+        return;
+    char *q = strchr(out, '?');
+    size_t end = q ? (size_t)(q - out) : strlen(out);
+    char *scheme_end = strstr(out, "://");
+    char *slash = NULL;
+    for (size_t i = end; i > 0; i--)
+        if (out[i - 1] == '/') {
+            slash = out + i - 1;
+            break;
+        }
+    if (!slash || !scheme_end || slash < scheme_end + 3 || strchr(scheme_end + 3, '/') == slash)
+        return; /* no path segment after the app */
+    char tail[SL_REDACT_MAX];
+    snprintf(tail, sizeof tail, "%s", out + end);
+    snprintf(slash + 1, cap - (size_t)(slash + 1 - out), "***%s", tail);
+}
+
+static size_t count_app(sl_list_t *head, size_t off_spec, const char *app)
+{
+    size_t n = 0;
+    for (sl_list_t *it = head->next; it != head; it = it->next) {
+        const sl_rs_spec_t *s = (const sl_rs_spec_t *)((char *)it + off_spec);
+        if (strcmp(s->app, app) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* pulls                                                               */
+
+static const sl_session_ops_t pull_session_ops;
+
+static void pull_resume_waiters(rs_pull_t *p)
+{
+    int n = p->n_waiters;
+    p->n_waiters = 0;
+    for (int i = 0; i < n; i++)
+        sl_admit_resume(p->waiters[i].a, SL_EDECLINED, NULL);
+}
+
+static void drop_cfgs(rs_pull_t *p, int src)
+{
+    for (int k = 0; k < 2; k++) {
+        if (p->cfg[src][k])
+            sl_buf_unref(p->cfg[src][k]);
+        p->cfg[src][k] = NULL;
+    }
+}
+
+static void start_standby(rs_pull_t *p)
+{
+    if (p->in[SRC_STANDBY] || !p->spec.standby[0] || !p->ch)
+        return;
+    sl_rs_timing_t t = timing(p->m);
+    if (sl_rs_input_start(p->ch, SRC_STANDBY, p->spec.standby, 1, 0, &t, &p->in[SRC_STANDBY]))
+        SL_LOGW(&p->sess.log, "cannot start the standby source %s", p->spec.standby);
+}
+
+static void stop_standby(rs_pull_t *p)
+{
+    sl_rs_input_stop(p->in[SRC_STANDBY]);
+    p->in[SRC_STANDBY] = NULL;
+    drop_cfgs(p, SRC_STANDBY);
+}
+
+/* Pushes f (borrowed) to the hub; the first keyframe releases the players held by admission. */
+static void feed_frame(rs_pull_t *p, sl_frame_t *f)
+{
+    if (!p->st)
+        return;
+    sl_stream_push(p->st, f);
+    if (!p->fed && !(f->flags & SL_FRAME_CONFIG) &&
+        ((f->kind == SL_FLV_VIDEO && (f->flags & SL_FRAME_KEY)) ||
+         (f->kind == SL_FLV_AUDIO && !p->cfg[p->cur][0]))) {
+        p->fed = 1;
+        pull_resume_waiters(p);
+    }
+}
+
+/* Hands a frame body (a reference is taken) to the hub at output time ts. */
+static void feed(rs_pull_t *p, uint8_t kind, sl_buf_t *body, uint32_t ts)
+{
+    sl_frame_t *f;
+    if (sl_frame_new(kind, ts, sl_buf_ref(body), &f))
+        return;
+    feed_frame(p, f);
+    sl_frame_unref(f);
+}
+
+/* Makes src the input feeding the stream: its configurations first, then its next keyframe. */
+static void switch_to(rs_pull_t *p, int src)
+{
+    if (p->cur == src)
+        return;
+    SL_LOGI(&p->sess.log, "pull now fed by the %s source", src == SRC_LIVE ? "live" : "standby");
+    p->cur = src;
+    p->seg_new = 1;
+    p->need_key = 1;
+    uint32_t ts = p->have_out ? p->last_out + SEG_GAP_MS : 0;
+    for (int k = 0; k < 2; k++)
+        if (p->cfg[src][k])
+            feed(p, k == 0 ? SL_FLV_VIDEO : SL_FLV_AUDIO, p->cfg[src][k], ts);
+    if (src == SRC_LIVE && p->force != FORCE_STANDBY)
+        stop_standby(p);
+}
+
+/* Live went down (or the API changed the choice): what feeds the stream now. */
+static void choose_when_down(rs_pull_t *p)
+{
+    if (p->force == FORCE_STANDBY || (!p->live_up && p->force == FORCE_AUTO && p->spec.standby[0])) {
+        start_standby(p);
+        if (p->cur != SRC_STANDBY) {
+            p->cur = -1; /* the standby's first keyframe switches */
+        }
+    } else if (!p->live_up) {
+        p->cur = -1;
+    }
+}
+
+static void on_frame_item(rs_pull_t *p, sl_rs_item_t *it)
+{
+    sl_buf_t *b = it->body;
+    sl_frame_t *f; /* made once: its flags decide, then it goes to the hub with its new time */
+    if (sl_frame_new(it->kind, 0, sl_buf_ref(b), &f))
+        return;
+    int is_cfg = (f->flags & SL_FRAME_CONFIG) != 0;
+    int is_key = f->kind == SL_FLV_VIDEO && (f->flags & SL_FRAME_KEY);
+    int src = it->src;
+    if (is_cfg) {
+        int k = it->kind == SL_FLV_VIDEO ? 0 : 1;
+        if (p->cfg[src][k])
+            sl_buf_unref(p->cfg[src][k]);
+        p->cfg[src][k] = sl_buf_ref(b);
+    }
+    if (src != p->cur) {
+        /* Switch at this input's first keyframe (or audio, when it has no video). */
+        int wants = src == SRC_LIVE ? (p->live_up && p->force != FORCE_STANDBY)
+                                    : (p->force == FORCE_STANDBY ||
+                                       (!p->live_up && p->force == FORCE_AUTO));
+        if (!wants || is_cfg || !(is_key || (it->kind == SL_FLV_AUDIO && !p->cfg[src][0])))
+            goto drop;
+        switch_to(p, src);
+    }
+    if (p->need_key && !is_cfg) {
+        if (it->kind == SL_FLV_VIDEO && !is_key)
+            goto drop;
+        if (it->kind == SL_FLV_VIDEO || !p->cfg[src][0])
+            p->need_key = 0;
+        else if (it->kind == SL_FLV_AUDIO)
+            goto drop;
+    }
+    /* Rebase into the output timeline. */
+    int64_t d = it->dts_ms - p->seg_src0;
+    if (p->seg_new || it->seg_start || (!p->seg_new && (d < -SEG_JUMP_MS || d > (int64_t)UINT32_MAX ||
+                                                         (p->have_out && (int64_t)p->seg_out0 + d >
+                                                                             (int64_t)p->last_out + SEG_JUMP_MS)))) {
+        p->seg_src0 = it->dts_ms;
+        p->seg_out0 = p->have_out ? p->last_out + SEG_GAP_MS : 0;
+        p->seg_new = 0;
+        d = 0;
+    }
+    if (d < 0)
+        d = 0;
+    uint32_t ts = p->seg_out0 + (uint32_t)d;
+    int k = it->kind == SL_FLV_VIDEO ? 0 : 1;
+    if (p->have_out && ts < p->last_kind[k])
+        ts = p->last_kind[k];
+    p->last_kind[k] = ts;
+    if (!p->have_out || ts > p->last_out)
+        p->last_out = ts;
+    p->have_out = 1;
+    f->dts_ms = ts;
+    feed_frame(p, f);
+drop:
+    sl_frame_unref(f);
+}
+
+static void pull_items(void *ud, sl_rs_item_t *items)
+{
+    rs_pull_t *p = ud;
+    while (items) {
+        sl_rs_item_t *it = items;
+        items = it->next;
+        if (p->active) {
+            if (it->type == SL_RS_ITEM_FRAME) {
+                on_frame_item(p, it);
+            } else if (it->type == SL_RS_ITEM_UP && it->src == SRC_LIVE) {
+                p->live_up = 1;
+                p->ups++;
+                snprintf(p->source_desc, sizeof p->source_desc, "%s", it->msg);
+                SL_LOGI(&p->sess.log, "pull up: %s (%s)", p->log_url, it->msg);
+                sl_events_emit_session(p->m->core, &p->sess, SL_EV_PULL_UP, it->msg);
+                p->down_said = 0;
+            } else if (it->type == SL_RS_ITEM_DOWN && it->src == SRC_LIVE) {
+                snprintf(p->last_error, sizeof p->last_error, "%s", it->msg);
+                if (p->live_up) {
+                    p->downs++;
+                    SL_LOGI(&p->sess.log, "pull down: %s: %s", p->log_url, it->msg);
+                } else {
+                    SL_LOGD(&p->sess.log, "pull of %s failed: %s", p->log_url, it->msg);
+                }
+                /* One pull_down per outage (retries that keep failing say nothing more). */
+                if (!p->down_said)
+                    sl_events_emit_session(p->m->core, &p->sess, SL_EV_PULL_DOWN, it->msg);
+                p->down_said = 1;
+                p->live_up = 0;
+                drop_cfgs(p, SRC_LIVE);
+                choose_when_down(p);
+            } else if (it->type == SL_RS_ITEM_DOWN) {
+                SL_LOGW(&p->sess.log, "standby source: %s", it->msg);
+            }
+        }
+        sl_rs_item_free(it);
+    }
+}
+
+/* Starts the pull: session, published stream, inputs. 0 or an error (nothing held). */
+static int pull_activate(rs_pull_t *p)
+{
+    rs_mod_t *m = p->m;
+    if (p->active)
+        return 0;
+    memset(&p->sess, 0, sizeof p->sess);
+    p->sess.socketless = 1;
+    sl_session_register(m->core, &p->sess, &pull_session_ops, "restream");
+    snprintf(p->sess.remote_addr, sizeof p->sess.remote_addr, "%s", "pull");
+    int rc = sl_session_set_app(&p->sess, p->spec.app);
+    if (!rc)
+        rc = sl_session_set_stream(&p->sess, p->spec.stream);
+    if (!rc)
+        rc = sl_hub_publish(m->core->hub, p->path, &p->sess, &p->st);
+    if (!rc)
+        rc = sl_rs_chan_new(m->core->loop, CHAN_MAX_BYTES, pull_items, p, &p->ch);
+    sl_rs_timing_t t = timing(m);
+    if (!rc)
+        rc = sl_rs_input_start(p->ch, SRC_LIVE, p->spec.url, 0, p->spec.rtsp_udp, &t,
+                               &p->in[SRC_LIVE]);
+    if (rc) {
+        if (p->ch)
+            sl_rs_chan_close(p->ch);
+        p->ch = NULL;
+        if (p->st)
+            sl_stream_unpublish(p->st);
+        p->st = NULL;
+        sl_session_unregister(m->core, &p->sess);
+        snprintf(p->last_error, sizeof p->last_error, "%s",
+                 rc == SL_EBUSY ? "the stream is published by someone else" : sl_strerror(rc));
+        return rc;
+    }
+    p->active = 1;
+    p->live_up = 0;
+    p->cur = -1;
+    p->fed = 0;
+    p->have_out = 0;
+    p->seg_new = 1;
+    p->need_key = 1;
+    p->down_said = 0;
+    p->activated_ms = uv_now(m->core->loop);
+    p->idle_since = p->activated_ms;
+    sl_session_set_role(&p->sess, SL_ROLE_PUBLISHER);
+    SL_LOGI(&p->sess.log, "pull started from %s (%s)", p->log_url,
+            p->spec.mode == SL_RS_ON_DEMAND ? "on demand" : "always");
+    sl_events_emit_session(m->core, &p->sess, SL_EV_PUBLISH, NULL);
+    choose_when_down(p);
+    return 0;
+}
+
+static void pull_deactivate(rs_pull_t *p, const char *why)
+{
+    if (!p->active)
+        return;
+    rs_mod_t *m = p->m;
+    p->active = 0;
+    sl_rs_input_stop(p->in[SRC_LIVE]);
+    sl_rs_input_stop(p->in[SRC_STANDBY]);
+    p->in[SRC_LIVE] = p->in[SRC_STANDBY] = NULL;
+    sl_rs_chan_close(p->ch);
+    p->ch = NULL;
+    drop_cfgs(p, SRC_LIVE);
+    drop_cfgs(p, SRC_STANDBY);
+    p->live_up = 0;
+    pull_resume_waiters(p);
+    SL_LOGI(&p->sess.log, "pull stopped: %s", why);
+    if (p->st) {
+        sl_stream_t *st = p->st;
+        p->st = NULL;
+        sl_stream_unpublish(st);
+        sl_events_emit_session(m->core, &p->sess, SL_EV_UNPUBLISH, why);
+    }
+    sl_session_set_role(&p->sess, SL_ROLE_NONE);
+    sl_session_unregister(m->core, &p->sess);
+}
+
+static void pull_free(rs_pull_t *p)
+{
+    pull_deactivate(p, "removed");
+    sl_list_remove(&p->link);
+    p->m->n_pulls--;
+    sl_free(p);
+}
+
+static void on_defer(uv_timer_t *t)
+{
+    rs_mod_t *m = t->data;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+        if (p->kick_reason[0]) {
+            char why[sizeof p->kick_reason];
+            snprintf(why, sizeof why, "%s", p->kick_reason);
+            p->kick_reason[0] = '\0';
+            pull_deactivate(p, why);
+        }
+    }
+}
+
+/*
+ * The API (or shutdown) kicks the pull's session: it stops on the next loop
+ * turn, not inside the caller, which may still read the session or walk the
+ * session list. An always pull starts again at the next tick (with a kick,
+ * as with a publisher that reconnects); DELETE the pull to end it for good.
+ */
+static void pull_kick(sl_session_t *s, const char *reason)
+{
+    rs_pull_t *p = (rs_pull_t *)s;
+    snprintf(p->kick_reason, sizeof p->kick_reason, "%s", reason && *reason ? reason : "kicked");
+    if (!uv_is_closing((uv_handle_t *)&p->m->defer))
+        uv_timer_start(&p->m->defer, on_defer, 0, 0);
+}
+
+static void pull_shutdown(sl_session_t *s) { pull_kick(s, "server shutdown"); }
+
+static const sl_session_ops_t pull_session_ops = {
+    .kick = pull_kick,
+    .shutdown = pull_shutdown,
+};
+
+static rs_pull_t *pull_find(rs_mod_t *m, const char *app, const char *stream)
+{
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+        if (strcmp(p->spec.app, app) == 0 && strcmp(p->spec.stream, stream) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Adds a pull (not started). 0, SL_EBUSY (exists), SL_ETOOBIG (budget), SL_ENOMEM. */
+static int pull_add(rs_mod_t *m, const sl_rs_spec_t *s, int from_api, rs_pull_t **out)
+{
+    if (pull_find(m, s->app, s->stream))
+        return SL_EBUSY;
+    if ((int64_t)m->n_pulls >= m->cfg->max_pulls ||
+        (int64_t)count_app(&m->pulls, offsetof(rs_pull_t, spec) - offsetof(rs_pull_t, link),
+                           s->app) >= m->cfg->max_pulls_per_app)
+        return SL_ETOOBIG;
+    rs_pull_t *p = sl_calloc(1, sizeof *p);
+    if (!p)
+        return SL_ENOMEM;
+    p->m = m;
+    p->spec = *s;
+    if (!p->spec.idle_timeout_ms)
+        p->spec.idle_timeout_ms = m->cfg->idle_timeout_ms;
+    p->from_api = from_api;
+    p->cur = -1;
+    snprintf(p->path, sizeof p->path, "%s/%s", s->app, s->stream);
+    url_for_log(s->url, 0, p->log_url, sizeof p->log_url);
+    sl_list_push_back(&m->pulls, &p->link);
+    m->n_pulls++;
+    if (out)
+        *out = p;
+    return 0;
+}
+
+/* Players of the pull's stream: attached sinks, and sessions playing it without one (HLS). */
+static size_t pull_viewers(rs_pull_t *p)
+{
+    size_t n = p->st ? p->st->n_players : 0;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &p->m->core->sessions) {
+        sl_session_t *s = sl_container_of(it, sl_session_t, link);
+        if (s->role == SL_ROLE_SUBSCRIBER && s->app && s->stream &&
+            strcmp(s->app, p->spec.app) == 0 && strcmp(s->stream, p->spec.stream) == 0)
+            n++;
+    }
+    return n;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    rs_mod_t *m = t->data;
+    uint64_t now = uv_now(m->core->loop);
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+        if (!p->active) {
+            if (p->spec.mode == SL_RS_ALWAYS && !m->stopping)
+                pull_activate(p);
+            continue;
+        }
+        for (int i = 0; i < p->n_waiters;) {
+            if (p->waiters[i].deadline <= now) {
+                sl_admit_resume(p->waiters[i].a, SL_EDECLINED, NULL);
+                p->waiters[i] = p->waiters[--p->n_waiters];
+            } else {
+                i++;
+            }
+        }
+        if (p->spec.mode != SL_RS_ON_DEMAND)
+            continue;
+        if (pull_viewers(p) || p->n_waiters)
+            p->idle_since = now;
+        else if (now - p->idle_since >= (uint64_t)p->spec.idle_timeout_ms)
+            pull_deactivate(p, "idle");
+    }
+}
+
+/* Admission, phase "source": a play of an on_demand pull starts it and waits for its first keyframe. */
+static int admit_check(sl_admit_t *a, void *ud)
+{
+    rs_mod_t *m = ud;
+    const sl_admit_req_t *r = sl_admit_request(a);
+    if (r->kind != SL_ADMIT_PLAY || !r->app || !r->stream || m->stopping)
+        return SL_EDECLINED;
+    rs_pull_t *p = pull_find(m, r->app, r->stream);
+    if (!p || p->spec.mode != SL_RS_ON_DEMAND)
+        return SL_EDECLINED;
+    uint64_t now = uv_now(m->core->loop);
+    p->idle_since = now;
+    if (!p->active && pull_activate(p))
+        return SL_EDECLINED;
+    if (p->fed || p->n_waiters >= MAX_WAITERS || m->cfg->on_demand_wait_ms == 0)
+        return SL_EDECLINED;
+    p->waiters[p->n_waiters++] = (waiter_t){sl_admit_ref(a), now + (uint64_t)m->cfg->on_demand_wait_ms};
+    return SL_EPENDING;
+}
+
+/* ------------------------------------------------------------------ */
+/* pushes                                                              */
+
+static void out_stop(rs_out_t *o, const char *why)
+{
+    rs_mod_t *m = o->rule->m;
+    SL_LOGI(&o->log, "push to %s stopped: %s", o->log_url, why);
+    sl_stream_remove_sink(&o->sink);
+    sl_rs_output_stop(o->o);
+    sl_rs_chan_close(o->ch);
+    sl_list_remove(&o->link);
+    m->n_outputs--;
+    sl_free(o);
+}
+
+static void out_on_frame(sl_sink_t *sink, sl_frame_t *f)
+{
+    rs_out_t *o = sink->ctx;
+    if (f->kind != SL_FLV_VIDEO && f->kind != SL_FLV_AUDIO)
+        return;
+    if (f->codec != SL_CODEC_AVC && f->codec != SL_CODEC_HEVC && f->codec != SL_CODEC_AAC &&
+        f->codec != SL_CODEC_OPUS)
+        return;
+    if (f->data_off > f->body->len)
+        return;
+    sl_rs_output_offer(o->o, f->kind, f->codec, (f->flags & SL_FRAME_KEY) != 0,
+                       (f->flags & SL_FRAME_CONFIG) != 0, f->dts_ms, f->cts_ms,
+                       f->body->data + f->data_off, f->body->len - f->data_off);
+}
+
+static void out_on_unpublish(sl_sink_t *sink)
+{
+    rs_out_t *o = sink->ctx;
+    out_stop(o, "stream unpublished");
+}
+
+static const sl_sink_ops_t out_sink_ops = {
+    .on_frame = out_on_frame,
+    .on_publish = NULL,
+    .on_unpublish = out_on_unpublish,
+};
+
+/* push_up / push_down on the bus (no session: the output is the server's own). */
+static void out_event(rs_out_t *o, sl_event_type_t type, const char *reason)
+{
+    sl_event_t ev = {.type = type, .proto = "restream", .app = o->app, .stream = o->stream,
+                     .reason = reason, .path = o->log_url};
+    sl_events_emit(o->rule->m->core, &ev);
+}
+
+static void out_items(void *ud, sl_rs_item_t *items)
+{
+    rs_out_t *o = ud;
+    while (items) {
+        sl_rs_item_t *it = items;
+        items = it->next;
+        if (it->type == SL_RS_ITEM_UP) {
+            o->up = 1;
+            o->down_sent = 0;
+            SL_LOGI(&o->log, "push up: %s", o->log_url);
+            out_event(o, SL_EV_PUSH_UP, NULL);
+        } else if (it->type == SL_RS_ITEM_DOWN) {
+            if (o->up)
+                SL_LOGI(&o->log, "push down: %s: %s", o->log_url, it->msg);
+            else
+                SL_LOGD(&o->log, "push to %s failed: %s", o->log_url, it->msg);
+            /* One push_down per loss, and one for a first connection that failed. */
+            if (o->up || !o->down_sent)
+                out_event(o, SL_EV_PUSH_DOWN, it->msg);
+            o->down_sent = 1;
+            o->up = 0;
+        }
+        sl_rs_item_free(it);
+    }
+}
+
+/* Starts rule's output for live stream (app, stream) unless it has one. */
+static void out_start(rs_rule_t *r, const char *app, const char *stream)
+{
+    rs_mod_t *m = r->m;
+    char path[sizeof ((rs_out_t *)0)->path];
+    snprintf(path, sizeof path, "%s/%s", app, stream);
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &r->outs) {
+        if (strcmp(sl_container_of(it, rs_out_t, link)->path, path) == 0)
+            return;
+    }
+    if ((int64_t)m->n_outputs >= m->cfg->max_outputs) {
+        SL_LOGW(&g_ctx, "push of %s not started: restream.max_outputs (%lld) reached", path,
+                (long long)m->cfg->max_outputs);
+        sl_core_budget_exceeded(m->core, SL_BUDGET_CONNECTIONS, NULL);
+        return;
+    }
+    rs_out_t *o = sl_calloc(1, sizeof *o);
+    if (!o)
+        return;
+    o->rule = r;
+    snprintf(o->path, sizeof o->path, "%s", path);
+    snprintf(o->app, sizeof o->app, "%s", app);
+    snprintf(o->stream, sizeof o->stream, "%s", stream);
+    /* "*" rules: {stream} in the url is the stream's name, else /name is appended. */
+    const char *u = r->spec.url, *ph = strstr(u, "{stream}");
+    int un;
+    if (ph)
+        un = snprintf(o->url, sizeof o->url, "%.*s%s%s", (int)(ph - u), u, stream, ph + 8);
+    else if (strcmp(r->spec.stream, "*") == 0)
+        un = snprintf(o->url, sizeof o->url, "%s/%s", u, stream);
+    else
+        un = snprintf(o->url, sizeof o->url, "%s", u);
+    if (un < 0 || (size_t)un >= sizeof o->url) {
+        SL_LOGW(&g_ctx, "push of %s not started: destination url too long", path);
+        sl_free(o);
+        return;
+    }
+    url_for_log(o->url, 1, o->log_url, sizeof o->log_url);
+    o->log = (sl_log_ctx_t){.proto = "restream", .app = r->spec.app, .stream = NULL};
+    o->sink.ops = &out_sink_ops;
+    o->sink.ctx = o;
+    o->sink.internal = 1;
+    sl_rs_timing_t t = timing(m);
+    if (sl_rs_chan_new(m->core->loop, 1u << 20, out_items, o, &o->ch)) {
+        sl_free(o);
+        return;
+    }
+    if (sl_rs_output_start(o->ch, 0, o->url, (size_t)m->cfg->push_queue_bytes, &t, &o->o)) {
+        sl_rs_chan_close(o->ch);
+        sl_free(o);
+        return;
+    }
+    sl_list_push_back(&r->outs, &o->link);
+    m->n_outputs++;
+    o->started_ms = uv_now(m->core->loop);
+    SL_LOGI(&o->log, "push of %s to %s started", path, o->log_url);
+    if (sl_hub_add_sink(m->core->hub, path, &o->sink))
+        out_stop(o, "out of memory");
+}
+
+static int rule_matches(const rs_rule_t *r, const char *app, const char *stream)
+{
+    return strcmp(r->spec.app, app) == 0 &&
+           (strcmp(r->spec.stream, "*") == 0 || strcmp(r->spec.stream, stream) == 0);
+}
+
+/* Starts the rule's outputs for the streams already live. */
+static void rule_scan(rs_rule_t *r)
+{
+    sl_hub_t *hub = r->m->core->hub;
+    size_t pos = 0;
+    sl_stream_t *st;
+    char path[2 * SL_RS_NAME_MAX + 2];
+    while ((st = sl_hub_next(hub, &pos))) {
+        if (!st->publisher)
+            continue;
+        snprintf(path, sizeof path, "%s", st->name);
+        char *slash = strrchr(path, '/');
+        if (!slash)
+            continue;
+        *slash = '\0';
+        if (rule_matches(r, path, slash + 1))
+            out_start(r, path, slash + 1);
+    }
+}
+
+static void rule_free(rs_rule_t *r)
+{
+    while (!sl_list_empty(&r->outs))
+        out_stop(sl_container_of(r->outs.next, rs_out_t, link), "push removed");
+    sl_list_remove(&r->link);
+    r->m->n_rules--;
+    sl_free(r);
+}
+
+static int rule_add(rs_mod_t *m, const sl_rs_spec_t *s, int from_api, rs_rule_t **out)
+{
+    if ((int64_t)m->n_rules >= m->cfg->max_pushes ||
+        (int64_t)count_app(&m->rules, offsetof(rs_rule_t, spec) - offsetof(rs_rule_t, link),
+                           s->app) >= m->cfg->max_pushes_per_app)
+        return SL_ETOOBIG;
+    rs_rule_t *r = sl_calloc(1, sizeof *r);
+    if (!r)
+        return SL_ENOMEM;
+    r->m = m;
+    r->spec = *s;
+    r->from_api = from_api;
+    snprintf(r->id, sizeof r->id, "p%llu", (unsigned long long)++m->next_rule);
+    url_for_log(s->url, 1, r->log_url, sizeof r->log_url);
+    sl_list_init(&r->outs);
+    sl_list_push_back(&m->rules, &r->link);
+    m->n_rules++;
+    if (out)
+        *out = r;
+    return 0;
+}
+
+static void on_event(const sl_event_t *ev, void *ud)
+{
+    rs_mod_t *m = ud;
+    if (ev->type != SL_EV_PUBLISH || !ev->app || !ev->stream || m->stopping)
+        return;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->rules) {
+        rs_rule_t *r = sl_container_of(it, rs_rule_t, link);
+        if (rule_matches(r, ev->app, ev->stream))
+            out_start(r, ev->app, ev->stream);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* API: /api/v1/restream/pulls, /api/v1/restream/pushes                */
+
+static json_t *pull_json(rs_pull_t *p)
+{
+    const char *state = !p->active ? "idle" : p->live_up ? "up" : p->ups ? "down" : "connecting";
+    const char *force = p->force == FORCE_LIVE ? "live" : p->force == FORCE_STANDBY ? "standby" : "auto";
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s, s:s, s:b, s:s, s:I, s:I, s:s, s:s, s:I, s:I, s:I}",
+                     "app", p->spec.app, "stream", p->spec.stream, "url", p->log_url, "mode",
+                     p->spec.mode == SL_RS_ON_DEMAND ? "on_demand" : "always", "idle_timeout_ms",
+                     (json_int_t)p->spec.idle_timeout_ms, "standby",
+                     p->spec.standby[0] ? p->spec.standby : NULL, "source", force, "state", state,
+                     "on_standby", p->active && p->cur == SRC_STANDBY, "origin",
+                     p->from_api ? "api" : "config", "reconnects",
+                     (json_int_t)(p->ups > 0 ? p->ups - 1 : 0), "downs", (json_int_t)p->downs,
+                     "last_error", p->last_error, "source_info", p->source_desc, "players",
+                     (json_int_t)(p->active ? pull_viewers(p) : 0), "frames_in",
+                     (json_int_t)(p->st ? p->st->stats.frames_in : 0), "bytes_in",
+                     (json_int_t)(p->st ? p->st->stats.bytes_in : 0));
+}
+
+static json_t *rule_json(rs_rule_t *r)
+{
+    json_t *outs = json_array();
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &r->outs) {
+        rs_out_t *o = sl_container_of(it, rs_out_t, link);
+        sl_rs_out_stats_t s;
+        sl_rs_output_stats(o->o, &s);
+        json_array_append_new(
+            outs, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "stream", o->path,
+                            "url", o->log_url, "state", s.up ? "up" : s.errors ? "down" : "connecting",
+                            "bytes", (json_int_t)s.bytes, "frames", (json_int_t)s.frames, "errors",
+                            (json_int_t)s.errors, "reconnects", (json_int_t)s.reconnects, "dropped",
+                            (json_int_t)s.dropped, "last_error", s.last_error));
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "id", r->id, "app", r->spec.app,
+                     "stream", r->spec.stream, "url", r->log_url, "type",
+                     strncmp(r->spec.url, "srt", 3) == 0 ? "srt-push" : "rtmp-push", "origin",
+                     r->from_api ? "api" : "config", "outputs", outs);
+}
+
+/* Reads a JSON body's string field into out; 0, -1 absent, -2 invalid. */
+static int body_str(json_t *o, const char *k, char *out, size_t cap)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v)
+        return -1;
+    if (!json_is_string(v) || json_string_length(v) >= cap)
+        return -2;
+    snprintf(out, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+/* Builds a spec from a JSON body through the text parser, so both share every check. */
+static int spec_from_json(json_t *b, int push, sl_rs_spec_t *s, const char **why)
+{
+    char app[SL_RS_NAME_MAX], stream[SL_RS_NAME_MAX], url[SL_RS_URL_MAX];
+    char mode[32] = "", idle[32] = "", standby[SL_RS_PATH_MAX] = "", tr[8] = "";
+    if (body_str(b, "app", app, sizeof app) || body_str(b, "stream", stream, sizeof stream) ||
+        body_str(b, "url", url, sizeof url)) {
+        *why = "app, stream and url are required strings";
+        return SL_EINVAL;
+    }
+    if (body_str(b, "mode", mode, sizeof mode) == -2 ||
+        body_str(b, "standby", standby, sizeof standby) == -2 ||
+        body_str(b, "rtsp_transport", tr, sizeof tr) == -2) {
+        *why = "mode, standby and rtsp_transport must be strings";
+        return SL_EINVAL;
+    }
+    json_t *it = json_object_get(b, "idle_timeout");
+    if (json_is_integer(it))
+        snprintf(idle, sizeof idle, "%llds", (long long)json_integer_value(it));
+    else if (it && body_str(b, "idle_timeout", idle, sizeof idle) == -2) {
+        *why = "idle_timeout must be seconds or a duration string";
+        return SL_EINVAL;
+    }
+    if (strpbrk(app, " \t\r\n") || strpbrk(stream, " \t\r\n") || strpbrk(standby, " \t\r\n") ||
+        strpbrk(mode, " \t\r\n") || strpbrk(idle, " \t\r\n") || strpbrk(tr, " \t\r\n")) {
+        *why = "fields must not contain spaces";
+        return SL_EINVAL;
+    }
+    char line[SL_RS_LINE_MAX];
+    int n = snprintf(line, sizeof line, "%s/%s %s", app, stream, url);
+    if (!push) {
+        if (mode[0])
+            n += snprintf(line + n, sizeof line - (size_t)n, " mode=%s", mode);
+        if (idle[0] && n < (int)sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, " idle_timeout=%s", idle);
+        if (standby[0] && n < (int)sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, " standby=%s", standby);
+        if (tr[0] && n < (int)sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, " rtsp_transport=%s", tr);
+    }
+    if (n >= (int)sizeof line) {
+        *why = "entry too long";
+        return SL_EINVAL;
+    }
+    int rc = sl_rs_spec_parse(line, (size_t)n, push, s, why);
+    if (rc == 1) {
+        *why = "empty entry";
+        return SL_EINVAL;
+    }
+    return rc;
+}
+
+static int api_handler(sl_http_req_t *req, void *ud)
+{
+    rs_mod_t *m = ud;
+    const sl_svc_api_t *api = m->api;
+    char path[1024];
+    if (strncmp(req->path, "/api/v1/", 8) != 0 || strlen(req->path) >= sizeof path)
+        return api->err(req, 404, "No such API endpoint.");
+    snprintf(path, sizeof path, "%s", req->path + 8);
+    char *seg[6];
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(path, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (n == 5)
+            return api->err(req, 404, "No such API endpoint.");
+        seg[n++] = t;
+    }
+    int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    int post = strcmp(req->method, "POST") == 0;
+    int del = strcmp(req->method, "DELETE") == 0;
+    if (n < 2 || strcmp(seg[0], "restream") != 0)
+        return api->err(req, 404, "No such API endpoint.");
+    int pulls = strcmp(seg[1], "pulls") == 0, pushes = strcmp(seg[1], "pushes") == 0;
+    if (!pulls && !pushes)
+        return api->err(req, 404, "No such API endpoint.");
+    json_t *body = NULL;
+    if (post) {
+        if (req->body_len > API_BODY_MAX)
+            return api->err(req, 413, "Body too large.");
+        json_error_t je;
+        body = req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &je) : NULL;
+        if (!json_is_object(body)) {
+            json_decref(body);
+            return api->err(req, 400, "The body must be a JSON object.");
+        }
+    }
+    int rc;
+    if (pulls && n == 2 && get) {
+        json_t *arr = json_array();
+        sl_list_t *it, *nx;
+        sl_list_foreach_safe(it, nx, &m->pulls)
+            json_array_append_new(arr, pull_json(sl_container_of(it, rs_pull_t, link)));
+        return api->ok(req, arr);
+    }
+    if (pulls && n == 2 && post) {
+        sl_rs_spec_t s;
+        const char *why = "invalid";
+        if (spec_from_json(body, 0, &s, &why)) {
+            json_decref(body);
+            return api->err(req, 400, why);
+        }
+        json_decref(body);
+        rs_pull_t *p;
+        rc = pull_add(m, &s, 1, &p);
+        if (rc == SL_EBUSY)
+            return api->err(req, 409, "A pull of that stream exists.");
+        if (rc == SL_ETOOBIG)
+            return api->err(req, 429, "Too many pulls (restream.max_pulls / max_pulls_per_app).");
+        if (rc)
+            return api->err(req, 503, "Out of memory.");
+        if (p->spec.mode == SL_RS_ALWAYS)
+            pull_activate(p);
+        SL_LOGI(&g_ctx, "pull of %s from %s created through the API", p->path, p->log_url);
+        return api->ok(req, pull_json(p));
+    }
+    if (pulls && (n == 4 || n == 5)) {
+        rs_pull_t *p = pull_find(m, seg[2], seg[3]);
+        if (!p) {
+            json_decref(body);
+            return api->err(req, 404, "Pull not found.");
+        }
+        if (n == 4 && get)
+            return api->ok(req, pull_json(p));
+        if (n == 4 && del) {
+            SL_LOGI(&g_ctx, "pull of %s deleted through the API", p->path);
+            pull_free(p);
+            return api->ok(req, json_pack("{s:b}", "deleted", 1));
+        }
+        if (n == 5 && post && strcmp(seg[4], "source") == 0) {
+            char src[16];
+            if (body_str(body, "source", src, sizeof src)) {
+                json_decref(body);
+                return api->err(req, 400, "source must be auto, live or standby.");
+            }
+            json_decref(body);
+            int f = strcmp(src, "auto") == 0 ? FORCE_AUTO : strcmp(src, "live") == 0 ? FORCE_LIVE
+                    : strcmp(src, "standby") == 0 ? FORCE_STANDBY : -1;
+            if (f < 0)
+                return api->err(req, 400, "source must be auto, live or standby.");
+            if (f == FORCE_STANDBY && !p->spec.standby[0])
+                return api->err(req, 409, "This pull has no standby source.");
+            p->force = f;
+            SL_LOGI(&p->sess.log, "pull source set to %s", src);
+            if (p->active) {
+                if (f == FORCE_STANDBY) {
+                    start_standby(p);
+                } else if (p->cur == SRC_STANDBY && p->live_up) {
+                    p->cur = -1; /* the live source's next keyframe switches */
+                } else if (f == FORCE_LIVE) {
+                    stop_standby(p);
+                    if (p->cur == SRC_STANDBY)
+                        p->cur = -1;
+                }
+            }
+            return api->ok(req, pull_json(p));
+        }
+        json_decref(body);
+        return api->err(req, 405, "Method not allowed.");
+    }
+    if (pushes && n == 2 && get) {
+        json_t *arr = json_array();
+        sl_list_t *it, *nx;
+        sl_list_foreach_safe(it, nx, &m->rules)
+            json_array_append_new(arr, rule_json(sl_container_of(it, rs_rule_t, link)));
+        return api->ok(req, arr);
+    }
+    if (pushes && n == 2 && post) {
+        sl_rs_spec_t s;
+        const char *why = "invalid";
+        rc = spec_from_json(body, 1, &s, &why);
+        json_decref(body);
+        if (rc)
+            return api->err(req, 400, why);
+        rs_rule_t *r;
+        rc = rule_add(m, &s, 1, &r);
+        if (rc == SL_ETOOBIG)
+            return api->err(req, 429, "Too many pushes (restream.max_pushes / max_pushes_per_app).");
+        if (rc)
+            return api->err(req, 503, "Out of memory.");
+        SL_LOGI(&g_ctx, "push %s of %s/%s to %s created through the API", r->id, r->spec.app,
+                r->spec.stream, r->log_url);
+        rule_scan(r);
+        return api->ok(req, rule_json(r));
+    }
+    if (pushes && n == 3) {
+        rs_rule_t *r = NULL;
+        sl_list_t *it, *nx;
+        sl_list_foreach_safe(it, nx, &m->rules) {
+            rs_rule_t *x = sl_container_of(it, rs_rule_t, link);
+            if (strcmp(x->id, seg[2]) == 0)
+                r = x;
+        }
+        json_decref(body);
+        if (!r)
+            return api->err(req, 404, "Push not found.");
+        if (get)
+            return api->ok(req, rule_json(r));
+        if (del) {
+            SL_LOGI(&g_ctx, "push %s deleted through the API", r->id);
+            rule_free(r);
+            return api->ok(req, json_pack("{s:b}", "deleted", 1));
+        }
+        return api->err(req, 405, "Method not allowed.");
+    }
+    json_decref(body);
+    return api->err(req, 404, "No such API endpoint.");
+}
+
+/* ------------------------------------------------------------------ */
+/* configuration and lifecycle                                         */
+
+typedef struct check_ctx {
+    const sl_config_t *cfg;
+    sl_config_err_cb err;
+    void *ud;
+    const char *key;
+    int problems;
+} check_ctx_t;
+
+static int count_entry(void *ud, const sl_rs_spec_t *s, int line_no)
+{
+    (void)s;
+    (void)line_no;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
+{
+    const sl_restream_config_t *c = sl_restream_cfg(cfg);
+    int problems = 0;
+    const char *texts[2] = {c->pull, c->push};
+    const char *keys[2] = {"restream.pull", "restream.push"};
+    for (int i = 0; i < 2; i++) {
+        const char *why = NULL;
+        int line = 0, n = 0;
+        if (sl_rs_spec_each(texts[i], i, count_entry, &n, &why, &line)) {
+            sl_config_report(cfg, keys[i], err, ud, "entry %d: %s", line, why);
+            problems++;
+        }
+    }
+    if (c->retry_min_ms > c->retry_max_ms) {
+        sl_config_report(cfg, "restream.retry_min", err, ud, "must not exceed retry_max");
+        problems++;
+    }
+    return problems;
+}
+
+static int add_pull_entry(void *ud, const sl_rs_spec_t *s, int line_no)
+{
+    rs_mod_t *m = ud;
+    int rc = pull_add(m, s, 0, NULL);
+    if (rc == SL_EBUSY || rc == SL_ETOOBIG) {
+        SL_LOGW(&g_ctx, "restream.pull entry %d (%s/%s) skipped: %s", line_no, s->app, s->stream,
+                rc == SL_EBUSY ? "a pull of that stream exists" : "over max_pulls");
+        return 0;
+    }
+    return rc;
+}
+
+static int add_push_entry(void *ud, const sl_rs_spec_t *s, int line_no)
+{
+    rs_mod_t *m = ud;
+    int rc = rule_add(m, s, 0, NULL);
+    if (rc == SL_ETOOBIG) {
+        SL_LOGW(&g_ctx, "restream.push entry %d skipped: over max_pushes", line_no);
+        return 0;
+    }
+    return rc;
+}
+
+static void mod_free(rs_mod_t *m)
+{
+    while (!sl_list_empty(&m->pulls))
+        pull_free(sl_container_of(m->pulls.next, rs_pull_t, link));
+    while (!sl_list_empty(&m->rules))
+        rule_free(sl_container_of(m->rules.next, rs_rule_t, link));
+}
+
+static int rs_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
+{
+    (void)hapi;
+    sl_core_t *core = sl_host_core(h);
+    rs_mod_t *m = sl_calloc(1, sizeof *m);
+    if (!m)
+        return SL_ENOMEM;
+    m->core = core;
+    m->cfg = sl_restream_cfg(core->cfg);
+    m->ev_id = m->admit_id = -1;
+    sl_list_init(&m->pulls);
+    sl_list_init(&m->rules);
+    const char *why = NULL;
+    int line = 0;
+    int rc = sl_rs_spec_each(m->cfg->pull, 0, add_pull_entry, m, &why, &line);
+    if (!rc)
+        rc = sl_rs_spec_each(m->cfg->push, 1, add_push_entry, m, &why, &line);
+    if (rc)
+        goto fail;
+    if ((rc = sl_events_subscribe(core, "restream", SL_EV_PHASE_STATE, on_event, m)) < 0)
+        goto fail;
+    m->ev_id = rc;
+    if ((rc = sl_admit_add_check(core, "restream", SL_ADMIT_PHASE_SOURCE, admit_check, m)) < 0)
+        goto fail;
+    m->admit_id = rc;
+    m->api = sl_service_get(core, SL_SVC_API, SL_SVC_API_MAJOR, 0, &m->api_ud);
+    if (m->api && (rc = m->api->add_route(m->api_ud, "restream", api_handler, m)))
+        goto fail;
+    uv_timer_init(core->loop, &m->tick);
+    m->tick.data = m;
+    uv_timer_init(core->loop, &m->defer);
+    m->defer.data = m;
+    uv_timer_start(&m->tick, on_tick, 0, 1000);
+    *state = m;
+    return 0;
+fail:
+    if (m->ev_id > 0)
+        sl_events_unsubscribe(core, m->ev_id);
+    if (m->admit_id > 0)
+        sl_admit_remove_check(core, m->admit_id);
+    mod_free(m);
+    sl_free(m);
+    return rc < 0 ? rc : SL_ENOMEM;
+}
+
+/* Stops every pull and push; the threads end on their own (detached). */
+static void rs_stop(void *state)
+{
+    rs_mod_t *m = state;
+    if (!m)
+        return;
+    m->stopping = 1;
+    uv_timer_stop(&m->tick);
+    uv_close((uv_handle_t *)&m->tick, NULL);
+    uv_timer_stop(&m->defer);
+    uv_close((uv_handle_t *)&m->defer, NULL);
+    sl_events_unsubscribe(m->core, m->ev_id);
+    sl_admit_remove_check(m->core, m->admit_id);
+    mod_free(m);
+}
+
+/*
+ * After the loop closed every handle: the threads stopped in rs_stop finish
+ * their last interrupted call and free what they own; wait for them (a
+ * bounded wait: a thread stuck in a DNS lookup, which libavformat cannot
+ * interrupt, is left behind and logged).
+ */
+static void rs_destroy(void *state)
+{
+    int left = sl_rs_threads_wait(5000);
+    if (left)
+        SL_LOGW(&g_ctx, "%d restream thread(s) still running at exit", left);
+    sl_free(state);
+}
+
+/* Pulls and pushes of the file are taken at start: a change needs a restart. */
+static int rs_reload(void *state)
+{
+    rs_mod_t *m = state;
+    const sl_restream_config_t *n = sl_restream_cfg(m->core->cfg);
+    if (strcmp(n->pull ? n->pull : "", m->cfg->pull ? m->cfg->pull : "") != 0 ||
+        strcmp(n->push ? n->push : "", m->cfg->push ? m->cfg->push : "") != 0)
+        return SL_EAGAIN;
+    return 0;
+}
+
+static const sl_plugin_t plugin = {
+    SL_PLUGIN_ABI,
+    .name = "restream",
+    .description = "pulls streams from cameras and servers, pushes streams out",
+    .init = rs_init,
+    .stop = rs_stop,
+    .destroy = rs_destroy,
+    .reload = rs_reload,
+};
+
+const sl_builtin_t sl_restream_builtin = {
+    .plugin = &plugin,
+    .config = &sl_restream_config_section,
+    .check = check,
+};

@@ -1,0 +1,45 @@
+/*
+ * Fuzz target: the restream module's untrusted text and bytes: pull and
+ * push entries (restream_spec.c; what sluice.yml and the API's bodies
+ * become), and the worker's H.264 Annex B -> AVCC conversion of what a
+ * camera sends (restream_io.c), into a small output buffer so that the
+ * bound is hit too. Nothing may read out of bounds; a refusal says why.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "modules/restream/restream_io.h"
+#include "modules/restream/restream_spec.h"
+#include "sluice/errors.h"
+
+static int each(void *ud, const sl_rs_spec_t *s, int line_no)
+{
+    (void)ud;
+    if (line_no <= 0 || !s->app[0] || !s->stream[0] || !s->url[0])
+        __builtin_trap();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char text[65536 + 1];
+    size_t n = size < sizeof text - 1 ? size : sizeof text - 1;
+    memcpy(text, data, n);
+    text[n] = '\0';
+    for (int push = 0; push < 2; push++) {
+        const char *why = NULL;
+        int bad = 0;
+        int rc = sl_rs_spec_each(text, push, each, NULL, &why, &bad);
+        if (rc && (rc != SL_EINVAL || !why || bad <= 0))
+            __builtin_trap();
+    }
+    static uint8_t out[4096], sps[1024], pps[1024];
+    size_t sps_len = 0, pps_len = 0;
+    int changed = 0, idr = 0;
+    int rc = sl_rs_annexb_to_avcc(data, size, out, sizeof out, sps, &sps_len, pps, &pps_len,
+                                  &changed, &idr);
+    if (rc != SL_ETOOBIG && (rc < 0 || (size_t)rc > sizeof out))
+        __builtin_trap();
+    return 0;
+}

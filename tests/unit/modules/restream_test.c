@@ -1,0 +1,152 @@
+/*
+ * The restream module's pure parts: the text form of pull and push
+ * entries (restream_spec.c: fields, options, every refusal with its
+ * reason, line numbers) and the worker's H.264 Annex B -> AVCC conversion
+ * (restream_io.c: parameter sets collected and reported as changed once,
+ * AUD dropped, IDR seen, the output bound).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "modules/restream/restream_io.h"
+#include "modules/restream/restream_spec.h"
+#include "sluice/errors.h"
+
+static int parse(const char *line, int push, sl_rs_spec_t *s, const char **why)
+{
+    *why = NULL;
+    return sl_rs_spec_parse(line, strlen(line), push, s, why);
+}
+
+static void test_pull_entry(void **state)
+{
+    (void)state;
+    sl_rs_spec_t s;
+    const char *why;
+    assert_int_equal(parse("live/cam1 rtsp://u:p@10.0.0.5:554/h264 mode=on_demand "
+                           "idle_timeout=20s standby=/srv/slate.mp4 rtsp_transport=udp",
+                           0, &s, &why), 0);
+    assert_string_equal(s.app, "live");
+    assert_string_equal(s.stream, "cam1");
+    assert_string_equal(s.url, "rtsp://u:p@10.0.0.5:554/h264");
+    assert_int_equal(s.mode, SL_RS_ON_DEMAND);
+    assert_int_equal(s.idle_timeout_ms, 20000);
+    assert_string_equal(s.standby, "/srv/slate.mp4");
+    assert_int_equal(s.rtsp_udp, 1);
+    assert_int_equal(parse("live/room1/cam rtmp://h/app/s", 0, &s, &why), 0);
+    assert_string_equal(s.stream, "room1/cam");
+    assert_int_equal(s.mode, SL_RS_ALWAYS);
+    assert_int_equal(s.idle_timeout_ms, 0);
+    assert_int_equal(parse("   # a comment", 0, &s, &why), 1);
+    assert_int_equal(parse("  \t ", 0, &s, &why), 1);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    sl_rs_spec_t s;
+    const char *why;
+    static const struct { const char *line; int push; } bad[] = {
+        {"live rtsp://h/x", 0},                       /* no stream */
+        {"live/cam", 0},                              /* no url */
+        {"live/cam file:///etc/passwd", 0},           /* scheme */
+        {"live/cam rtsp://h/x mode=sometimes", 0},
+        {"live/cam rtsp://h/x idle_timeout=500ms", 0},
+        {"live/cam rtsp://h/x idle_timeout=abc", 0},
+        {"live/cam rtsp://h/x colour=red", 0},
+        {"live/cam rtsp://h/x standby=", 0},
+        {"live/cam rtsp://h/x rtsp_transport=sctp", 0},
+        {"live/cam rtsp://h/x noequals", 0},
+        {"../x/cam rtsp://h/x", 0},
+        {"live/a..b rtsp://h/x", 0},
+        {"live/* rtsp://h/x", 0},                     /* "*" is for pushes */
+        {"live/s rtsp://h/x", 1},                     /* push: rtmp(s)/srt only */
+        {"live/s http://h/x", 1},
+        {"live/s rtmp://h/x mode=always", 1},         /* push: no options */
+        {"live/s rtmp://", 1},                        /* nothing after the scheme */
+        {"live/s rtmp://h/a b c d e f g h i", 1},     /* too many fields */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = parse(bad[i].line, bad[i].push, &s, &why);
+        if (rc != SL_EINVAL)
+            fail_msg("accepted: %s", bad[i].line);
+        assert_non_null(why);
+    }
+    assert_int_equal(parse("live/* rtmp://h/app/{stream}", 1, &s, &why), 0);
+    assert_string_equal(s.stream, "*");
+    char long_line[SL_RS_LINE_MAX + 10];
+    memset(long_line, 'a', sizeof long_line);
+    memcpy(long_line, "live/s rtmp://", 14);
+    assert_int_equal(sl_rs_spec_parse(long_line, sizeof long_line, 1, &s, &why), SL_EINVAL);
+}
+
+static int count(void *ud, const sl_rs_spec_t *s, int line_no)
+{
+    (void)s;
+    int *n = ud;
+    n[0]++;
+    n[1] = line_no;
+    return 0;
+}
+
+static void test_each_lines(void **state)
+{
+    (void)state;
+    int n[2] = {0, 0}, bad = 0;
+    const char *why = NULL;
+    assert_int_equal(sl_rs_spec_each("live/a rtmp://h/x\n\n# c\nlive/b srt://h:1\n", 1, count, n,
+                                     &why, &bad), 0);
+    assert_int_equal(n[0], 2);
+    assert_int_equal(n[1], 4);
+    assert_int_equal(sl_rs_spec_each("live/a rtmp://h/x\nlive/b nope\n", 1, count, n, &why, &bad),
+                     SL_EINVAL);
+    assert_int_equal(bad, 2);
+    assert_int_equal(sl_rs_spec_each(NULL, 0, count, n, &why, &bad), 0);
+}
+
+static void test_annexb(void **state)
+{
+    (void)state;
+    static const uint8_t au[] = {
+        0, 0, 0, 1, 0x09, 0xf0,                         /* AUD: dropped */
+        0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xaa,       /* SPS */
+        0, 0, 1, 0x68, 0xce, 0x3c, 0x80,                /* PPS */
+        0, 0, 1, 0x65, 0x88, 0x84, 0x00, 0x33,          /* IDR slice */
+    };
+    uint8_t out[128], sps[1024], pps[1024];
+    size_t sps_len = 0, pps_len = 0;
+    int changed = 0, idr = 0;
+    int n = sl_rs_annexb_to_avcc(au, sizeof au, out, sizeof out, sps, &sps_len, pps, &pps_len,
+                                 &changed, &idr);
+    assert_int_equal(n, 4 + 5);
+    assert_memory_equal(out, "\x00\x00\x00\x05\x65\x88\x84\x00\x33", 9);
+    assert_int_equal(sps_len, 5);
+    assert_int_equal(pps_len, 4);
+    assert_true(changed);
+    assert_true(idr);
+    changed = idr = 0;
+    n = sl_rs_annexb_to_avcc(au, sizeof au, out, sizeof out, sps, &sps_len, pps, &pps_len,
+                             &changed, &idr);
+    assert_int_equal(n, 9);
+    assert_false(changed); /* same parameter sets: no new sequence header */
+    assert_int_equal(sl_rs_annexb_to_avcc(au, sizeof au, out, 8, sps, &sps_len, pps, &pps_len,
+                                          &changed, &idr), SL_ETOOBIG);
+    static const uint8_t junk[] = {1, 2, 3, 4, 0, 0};
+    assert_int_equal(sl_rs_annexb_to_avcc(junk, sizeof junk, out, sizeof out, sps, &sps_len, pps,
+                                          &pps_len, &changed, &idr), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pull_entry),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_each_lines),
+        cmocka_unit_test(test_annexb),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
