@@ -15,11 +15,14 @@ each N (default 50 and 200) and each run (RUNS, default 3):
           client's TCP connection. The same N players connect to it.
 
 For each side it measures, over MEASURE seconds after a 2 s warm-up, the server process's CPU
-(utime + stime from /proc; all its threads), its RSS with the players connected, its RSS
-before the first player (the idle baseline), and what the players received. The gst side's
+(utime + stime from /proc; all its threads), and before that over BASE seconds (default 4) its
+CPU with one player, its RSS with the N players connected and with one
+player (the baseline: the media flowing; GstRtspServer builds its shared pipeline only at the
+first DESCRIBE), and what the players received. The gst side's
 CPU includes its one upstream rtspsrc + depay/pay (a constant, paid once, not per player);
-the sluice side's includes the RTMP ingest. Prints one line per side and run, then the
-median per N and the ratio sluice / gst.
+the sluice side's includes the RTMP ingest; "CPU above one player" takes both out and
+compares the fan-out alone. Prints one line per side and run, then the median per N and the
+ratios sluice / gst.
 
     /usr/bin/python3 bench/rtsp_vs_gst.py             # N = 50 200, 3 runs, MEASURE=8
     RUNS=1 MEASURE=10 /usr/bin/python3 bench/rtsp_vs_gst.py 100
@@ -45,6 +48,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 SLUICE = os.environ.get("SLUICE_BIN", str(REPO / "build" / "sluice"))
 MEASURE = float(os.environ.get("MEASURE", "8"))
 RUNS = int(os.environ.get("RUNS", "3"))
+BASE = float(os.environ.get("BASE", "4"))
 HOST = "127.0.0.1"
 
 
@@ -155,10 +159,24 @@ def wait_port(port, timeout=15):
 
 
 def measure(pid, port, n):
-    """N players on port; returns (cpu %, rss MB, baseline rss MB, Mbit/s slowest, fastest, total)."""
-    base_rss = rss_mb(pid)
+    """N players on port; returns (cpu %, rss MB, rss MB with one player, Mbit/s slowest, fastest,
+    total, cpu % with one player)."""
     players = [open_first_player(port, "live/bench")]
     try:
+        # The baseline: one player, media flowing (GstRtspServer builds its shared media at
+        # the first DESCRIBE, so "no player" would leave its pipeline out): 1 s to settle,
+        # then BASE seconds of CPU.
+        for phase in ("settle", "base"):
+            end = time.monotonic() + (1 if phase == "settle" else BASE)
+            if phase == "base":
+                b0, bt0 = cpu_seconds(pid), time.monotonic()
+            while time.monotonic() < end:
+                try:
+                    players[0].recv(1 << 20)
+                except BlockingIOError:
+                    time.sleep(0.005)  # nothing to read yet: poll
+        base_cpu = 100 * (cpu_seconds(pid) - b0) / (time.monotonic() - bt0)
+        base_rss = rss_mb(pid)
         for _ in range(n - 1):
             players.append(open_player(port, "live/bench"))
         sel = selectors.DefaultSelector()
@@ -180,7 +198,8 @@ def measure(pid, port, n):
                         pass
         c1, t1 = cpu_seconds(pid), time.monotonic()
         rates = sorted(8 * b / (t1 - t0) / 1e6 for b in got.values())
-        return 100 * (c1 - c0) / (t1 - t0), rss_mb(pid), base_rss, rates[0], rates[-1], sum(rates)
+        return (100 * (c1 - c0) / (t1 - t0), rss_mb(pid), base_rss, rates[0], rates[-1], sum(rates),
+                base_cpu)
     finally:
         for s in players:
             s.close()
@@ -228,18 +247,25 @@ def run(ns):
                 for side, pid, port in (("sluice", srv.pid, rtsp), ("gst", gst.pid, gport)):
                     m = measure(pid, port, n)
                     results.setdefault((n, side), []).append(m)
-                    print("run=%d players=%d %-6s cpu=%5.1f%%  rss=%4.0fMB (idle %3.0fMB)  "
-                          "per_player=%.2f..%.2f Mbit/s  total=%.0f Mbit/s" % ((r + 1, n, side) + m), flush=True)
+                    print("run=%d players=%d %-6s cpu=%5.1f%%  rss=%4.0fMB (1 player %3.0fMB)  "
+                          "per_player=%.2f..%.2f Mbit/s  total=%.0f Mbit/s  (1 player cpu=%.1f%%)" % ((r + 1, n, side) + m),
+                          flush=True)
         print()
         print("median of %d runs, MEASURE=%gs" % (RUNS, MEASURE))
         for n in ns:
             s = [statistics.median(x) for x in zip(*results[(n, "sluice")])]
             g = [statistics.median(x) for x in zip(*results[(n, "gst")])]
             print("players=%d  sluice cpu=%.1f%% rss=%.0fMB total=%.0f Mbit/s | gst cpu=%.1f%% rss=%.0fMB "
-                  "total=%.0f Mbit/s | ratio sluice/gst: cpu %.2f, rss %.2f, rss above idle %.2f, "
-                  "cpu per Mbit/s %.2f"
+                  "total=%.0f Mbit/s | ratio sluice/gst: cpu %.2f, rss %.2f, cpu per Mbit/s %.2f"
                   % (n, s[0], s[1], s[5], g[0], g[1], g[5], s[0] / g[0], s[1] / g[1],
-                     (s[1] - s[2]) / max(g[1] - g[2], 0.1), (s[0] / s[5]) / (g[0] / g[5])))
+                     (s[0] / s[5]) / (g[0] / g[5])))
+            print("players=%d  CPU above one player, per 100 players: sluice %.1f%%, gst %.1f%% (ratio %.2f)"
+                  % (n, 100 * (s[0] - s[6]) / (n - 1), 100 * (g[0] - g[6]) / (n - 1),
+                     (s[0] - s[6]) / max(g[0] - g[6], 0.01)))
+            r1s, r1g = results[(n, "sluice")][0], results[(n, "gst")][0]
+            print("players=%d  run 1, RSS above one player: sluice %.0f KB/player, gst %.0f KB/player "
+                  "(later runs reuse memory the first one allocated)"
+                  % (n, 1024 * (r1s[1] - r1s[2]) / (n - 1), 1024 * (r1g[1] - r1g[2]) / (n - 1)))
     finally:
         stop(gst)
         stop(pub)
