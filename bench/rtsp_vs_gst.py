@@ -248,8 +248,8 @@ def run(ns):
                     m = measure(pid, port, n)
                     results.setdefault((n, side), []).append(m)
                     print("run=%d players=%d %-6s cpu=%5.1f%%  rss=%4.0fMB (1 player %3.0fMB)  "
-                          "per_player=%.2f..%.2f Mbit/s  total=%.0f Mbit/s  (1 player cpu=%.1f%%)" % ((r + 1, n, side) + m),
-                          flush=True)
+                          "per_player=%.2f..%.2f Mbit/s  total=%.0f Mbit/s  (1 player cpu=%.1f%%)"
+                          % ((r + 1, n, side) + m), flush=True)
         print()
         print("median of %d runs, MEASURE=%gs" % (RUNS, MEASURE))
         for n in ns:
