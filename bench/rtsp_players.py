@@ -11,8 +11,8 @@ between the slowest and fastest player. Prints one line per N.
     python3 bench/rtsp_players.py 50 200        # players per run (default 50 200)
     MEASURE=10 python3 bench/rtsp_players.py 100
 
-Not a comparison with a peer yet: Debian's GStreamer rtsp-server (the reference the issue
-names) needs a test-launch binary that Debian does not ship; see docs/performance.md.
+The same load against GStreamer's RTSP server in the same run: bench/rtsp_vs_gst.py (a small
+GstRtspServer through python3-gi, since Debian ships the library but not test-launch).
 """
 
 import os

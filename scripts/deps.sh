@@ -30,6 +30,7 @@ command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || build_pkgs+=(npm)
 test_pkgs+=(default-jdk-headless mono-mcs)  # examples/integration/{java,csharp} (tests/e2e/test_examples_jvm.py)
 bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind janus)
+bench_pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0)  # GstRtspServer, the peer of bench/rtsp_vs_gst.py
 
 want=()
 [ $# -eq 0 ] && set -- build
