@@ -1145,6 +1145,24 @@ static json_t *sv_rule_json(rs_rule_t *r)
     return o;
 }
 
+/* Whether app/stream is under ctx (a context may name sub-scopes: "live/room1"). */
+static int in_context(const char *app, const char *stream, const char *ctx)
+{
+    char path[2 * SL_RS_NAME_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", app, stream);
+    size_t n = strlen(ctx);
+    return strncmp(path, ctx, n) == 0 && path[n] == '/';
+}
+
+/* Whether app/stream is exactly ctx/name. */
+static int is_named(const char *app, const char *stream, const char *ctx, const char *name)
+{
+    char a[2 * SL_RS_NAME_MAX + 2], b[2 * SL_RS_NAME_MAX + 2];
+    snprintf(a, sizeof a, "%s/%s", app, stream);
+    snprintf(b, sizeof b, "%s/%s", ctx, name);
+    return strcmp(a, b) == 0;
+}
+
 static int guid_taken(rs_mod_t *m, const char *guid)
 {
     char g[2 * SL_RS_NAME_MAX + 2];
@@ -1225,7 +1243,7 @@ static int sv_kill(rs_mod_t *m, sl_http_req_t *req, const sl_rs_sv_req_t *q)
         rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
         pull_guid(p, g, sizeof g);
         if (q->guid[0] ? strcmp(g, q->guid) != 0
-                       : strcmp(p->spec.app, q->context) != 0 || strcmp(p->spec.stream, q->name) != 0)
+                       : !is_named(p->spec.app, p->spec.stream, q->context, q->name))
             continue;
         SL_LOGI(&g_ctx, "pull %s of %s killed through the servlet", g, p->path);
         json_array_append_new(killed, json_string(g));
@@ -1234,7 +1252,7 @@ static int sv_kill(rs_mod_t *m, sl_http_req_t *req, const sl_rs_sv_req_t *q)
     sl_list_foreach_safe(it, nx, &m->rules) {
         rs_rule_t *r = sl_container_of(it, rs_rule_t, link);
         if (q->guid[0] ? strcmp(rule_guid(r), q->guid) != 0
-                       : strcmp(r->spec.app, q->context) != 0 || strcmp(r->spec.stream, q->name) != 0)
+                       : !is_named(r->spec.app, r->spec.stream, q->context, q->name))
             continue;
         SL_LOGI(&g_ctx, "push %s of %s/%s killed through the servlet", rule_guid(r), r->spec.app,
                 r->spec.stream);
@@ -1286,12 +1304,12 @@ static int servlet_handler(sl_http_req_t *req, void *ud)
         sl_list_t *it, *nx;
         sl_list_foreach_safe(it, nx, &m->pulls) {
             rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
-            if (strcmp(p->spec.app, q->context) == 0)
+            if (in_context(p->spec.app, p->spec.stream, q->context))
                 json_array_append_new(arr, sv_pull_json(p));
         }
         sl_list_foreach_safe(it, nx, &m->rules) {
             rs_rule_t *r = sl_container_of(it, rs_rule_t, link);
-            if (strcmp(r->spec.app, q->context) == 0)
+            if (in_context(r->spec.app, r->spec.stream, q->context))
                 json_array_append_new(arr, sv_rule_json(r));
         }
         rc = api->ok(req, arr);
