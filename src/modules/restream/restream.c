@@ -1286,7 +1286,7 @@ static int servlet_handler(sl_http_req_t *req, void *ud)
         return api->err(req, 405, "The restreamer servlet takes POST.");
     size_t len = 0;
     const uint8_t *body = h->req_body(req, &len);
-    sl_rs_sv_req_t *q = sl_malloc(sizeof *q); /* ~7 KB: off the stack */
+    sl_rs_sv_req_t *q = sl_malloc(sizeof *q); /* ~4 KB: off the stack */
     if (!q)
         return api->err(req, 503, "Out of memory.");
     const char *why = "invalid request";
