@@ -291,11 +291,17 @@ static int svc_add_route(void *ud, const char *segment, sl_http_handler_cb cb, v
     return sl_api_add_route(ud, segment, cb, cb_ud);
 }
 
+static int svc_check_access(void *ud, sl_http_req_t *req)
+{
+    return sl__api_check_access(ud, req);
+}
+
 /* Service "api" (src/app/svc/api.h): how modules reach the API. */
 static const sl_svc_api_t api_service = {
     .add_route = svc_add_route,
     .ok = sl__api_ok,
     .err = sl__api_err,
+    .check_access = svc_check_access,
 };
 
 /* ------------------------------------------------------------------ */

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from api_helpers import Api, EventReader, api_config, http_port_of
+from api_helpers import TOKEN, Api, EventReader, api_config, assert_error, http_port_of
 from conftest import HOST, T, free_port, port_open, wait_stream_live, wait_until, ffprobe_streams
 import rtmp_client
 
@@ -337,3 +337,74 @@ def test_push_to_stalled_destination_never_blocks(sluice_factory, ffmpeg_publish
         assert o["state"] != "up" and o["bytes"] == 0, o
     finally:
         stalled.close()
+
+
+# ----------------------------------------------------------------------------
+# Red5's restreamer servlet (POST /{app}/restream)
+# ----------------------------------------------------------------------------
+
+def servlet(srv, body, token=TOKEN, app="live"):
+    """POSTs a servlet body (a dict, or raw bytes) to /{app}/restream."""
+    return Api(srv, token=token).request("POST", "/%s/restream" % app, body=body)
+
+
+def test_restreamer_servlet(sluice_factory, ffmpeg_publish):
+    """Red5's servlet shape: create an rtmp-push (URL from host/port/application/streamName)
+    to a second sluice, which plays it; a pull (type rtmp) from that sluice back; list
+    shows both with their guids; kill stops them (the destination's stream goes away);
+    token, body and action errors answer JSON with their status."""
+    dst = sluice_factory(name="dst", config=api_config())
+    src = sluice_factory(name="src", config=rs_config())
+    ffmpeg_publish(src.url("live", "s1"))
+    push = {"guid": "", "context": "live", "name": "s1", "level": 0,
+            "parameters": {"action": "create", "type": "rtmp-push", "host": HOST,
+                           "port": dst.port, "application": "live", "streamName": "viasv"}}
+    # Access is the Server API's: no token, a wrong one.
+    assert_error(servlet(src, push, token=None), 401, "accessToken")
+    assert_error(servlet(src, push, token="wrong-token-000000"), 401)
+    assert_error(servlet(src, b"{not json"), 400, "JSON")
+    assert_error(servlet(src, {"parameters": {"action": "create", "type": "udp-magic"},
+                               "name": "s1"}), 400, "type")
+    assert_error(servlet(src, {"name": "s1", "parameters": {
+        "action": "create", "type": "rtsp", "url": "rtmp://%s/live/x" % HOST}}), 400, "scheme")
+    assert_error(servlet(src, {"parameters": {"action": "update"}}), 400, "update")
+    assert_error(servlet(src, b"x" * 20000), 413)
+    assert_error(Api(src).get("/live/restream"), 405)
+
+    r = servlet(src, push)
+    assert r.status == 200, r
+    guid = r.data["guid"]
+    assert len(guid) == 36 and r.data["type"] == "rtmp-push", r.data
+    wait_stream_live(dst.port, "live", "viasv", T(20))
+    assert {s["codec_name"] for s in wait_probe(dst.url("live", "viasv"))} >= {"h264", "aac"}
+
+    # A pull (ingest) through the servlet: type rtmp from the second sluice.
+    pull = {"guid": "cam-1", "context": "/live/", "name": "back",
+            "parameters": {"action": "create", "type": "rtmp",
+                           "url": "rtmp://%s:%d/live/viasv" % (HOST, dst.port)}}
+    r = servlet(src, pull)
+    assert r.status == 200 and r.data["guid"] == "cam-1" and r.data["kind"] == "pull", r
+    assert_error(servlet(src, pull), 409, "guid")
+    wait_stream_live(src.port, "live", "back", T(20))
+
+    # list: context defaults to the URL's app; another app lists nothing.
+    def listed():
+        return {x["guid"]: x for x in servlet(src, {"parameters": {"action": "list"}}).data}
+    wait_until(lambda: listed()[guid]["state"] == "up", T(10), 0.2, "push listed up")
+    items = listed()
+    assert items[guid]["kind"] == "push" and items[guid]["name"] == "s1", items
+    assert "viasv" not in items[guid]["url"], items  # the stream key stays hidden
+    assert items["cam-1"]["type"] == "rtmp" and items["cam-1"]["state"] == "up", items
+    assert servlet(src, {"context": "other", "parameters": {"action": "list"}}).data == []
+
+    # kill by guid: the push stops, so the destination's stream goes away.
+    assert Api(dst).get("applications/live/streams/viasv").status == 200
+    r = servlet(src, {"guid": guid, "parameters": {"action": "kill"}})
+    assert r.status == 200 and r.data["killed"] == [guid], r
+    wait_until(lambda: Api(dst).get("applications/live/streams/viasv").status == 404, T(10),
+               0.2, "the pushed stream gone from the destination")
+    # kill by context and name
+    r = servlet(src, {"context": "live", "name": "back", "parameters": {"action": "kill"}})
+    assert r.status == 200 and r.data["killed"] == ["cam-1"], r
+    assert listed() == {}
+    assert_error(servlet(src, {"guid": guid, "parameters": {"action": "kill"}}), 404)

@@ -1,7 +1,7 @@
 """GET /api/v1/server/services: the seams in use (docs/internals/SEAMS.md).
 
 A server with the API, the recorder (hence VOD) and Simple Auth on one app
-lists the services api, recorder and vod at 1.0, the event listeners in
+lists the services api (1.1), recorder and vod (1.0), the event listeners in
 delivery order (phases never go back: state before stream before notify)
 with the recorder and the API's event stream in their phases, and the
 admission checks with Simple Auth in phase "credentials". The list is
@@ -12,7 +12,7 @@ extensions the host runs: here the built-in modules, each a plugin descriptor.
 from api_helpers import Api, start_api_server
 
 EVENT_PHASES = ["state", "queue", "stream", "notify", "plugin"]
-CHECK_PHASES = ["credentials", "token", "remote", "plugin"]
+CHECK_PHASES = ["credentials", "token", "remote", "plugin", "source"]
 
 
 def _services(srv):
@@ -31,10 +31,10 @@ def test_services_listeners_and_checks(sluice_factory, tmp_path):
     d = _services(srv)
     assert set(d) == {"services", "event_listeners", "admission_checks"}, d
     by_name = {s["name"]: s for s in d["services"]}
-    for name in ("api", "recorder", "vod"):
+    for name, minor in (("api", 1), ("recorder", 0), ("vod", 0)):
         assert name in by_name, d["services"]
         s = by_name[name]
-        assert (s["version"], s["major"], s["minor"]) == ("1.0", 1, 0), s
+        assert (s["version"], s["major"], s["minor"]) == ("1.%d" % minor, 1, minor), s
     # Registration order: the API starts before the modules, the recorder before VOD.
     names = [s["name"] for s in d["services"]]
     assert names.index("api") < names.index("recorder") < names.index("vod"), names

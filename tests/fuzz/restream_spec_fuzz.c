@@ -3,13 +3,15 @@
  * push entries (restream_spec.c; what sluice.yml and the API's bodies
  * become), and the worker's H.264 Annex B -> AVCC conversion of what a
  * camera sends (restream_io.c), into a small output buffer so that the
- * bound is hit too. Nothing may read out of bounds; a refusal says why.
+ * bound is hit too, and the same bytes as a restreamer servlet body
+ * (restream_servlet.c). Nothing may read out of bounds; a refusal says why.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "modules/restream/restream_io.h"
+#include "modules/restream/restream_servlet.h"
 #include "modules/restream/restream_spec.h"
 #include "sluice/errors.h"
 
@@ -34,6 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc && (rc != SL_EINVAL || !why || bad <= 0))
             __builtin_trap();
     }
+    static sl_rs_sv_req_t q;
+    const char *why = NULL;
+    int src = sl_rs_servlet_parse((const char *)data, size, "live", &q, &why);
+    if (src ? !why : (!q.context[0] || (q.action == SL_RS_SV_CREATE && !q.spec.url[0])))
+        __builtin_trap();
     static uint8_t out[4096], sps[1024], pps[1024];
     size_t sps_len = 0, pps_len = 0;
     int changed = 0, idr = 0;

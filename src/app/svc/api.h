@@ -1,5 +1,5 @@
 /*
- * Service "api" 1.0, provided by the Server API (src/api/api.c) while it
+ * Service "api" 1.1, provided by the Server API (src/api/api.c) while it
  * runs: how a module adds endpoints under /api/v1/ and answers them in the
  * API's envelope without including the API's headers (DESIGN.md §2: a
  * module sits below the API). Types only; look it up with
@@ -18,7 +18,7 @@
 
 #define SL_SVC_API "api"
 #define SL_SVC_API_MAJOR 1
-#define SL_SVC_API_MINOR 0
+#define SL_SVC_API_MINOR 1
 
 struct sl_http_req;
 struct json_t;
@@ -39,6 +39,14 @@ typedef struct sl_svc_api {
     int (*ok)(struct sl_http_req *req, struct json_t *data);
     /** Answers an error status code with msg (copied) in the envelope. */
     int (*err)(struct sl_http_req *req, int code, const char *msg);
+    /**
+     * Valid from 1.1. The Server API's access check (allow-list, token as
+     * ?accessToken= or Authorization: Bearer, failure rate limit) for a
+     * module's own route outside /api/v1/ (e.g. Red5's /{app}/restream).
+     * Returns 0 when the request may go on; otherwise it has answered req
+     * (403, 401 or 429, in the envelope) and returns 1. Never logs the token.
+     */
+    int (*check_access)(void *ud, struct sl_http_req *req);
 } sl_svc_api_t;
 
 #endif

@@ -40,12 +40,14 @@
 #include "app/events.h"
 #include "app/services.h"
 #include "app/svc/api.h"
+#include "app/svc/http.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
 #include "media/flv.h"
 #include "modules/restream/restream_config.h"
 #include "modules/restream/restream_io.h"
+#include "modules/restream/restream_servlet.h"
 #include "modules/restream/restream_spec.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
@@ -96,6 +98,8 @@ typedef struct rs_pull {
     waiter_t waiters[MAX_WAITERS];
     int n_waiters;
     char kick_reason[128];        /* a kick waiting for the deferral timer ("" = none) */
+    char guid[SL_RS_GUID_MAX];    /* given or made by the servlet; "" = app/stream is its guid */
+    char sv_type[SL_RS_TYPE_MAX]; /* the servlet's type, "" = from the URL */
 } rs_pull_t;
 
 typedef struct rs_rule rs_rule_t;
@@ -124,6 +128,8 @@ struct rs_rule {
     char log_url[SL_REDACT_MAX];
     int from_api;
     sl_list_t outs;
+    char guid[SL_RS_GUID_MAX];    /* given or made by the servlet; "" = id is its guid */
+    char sv_type[SL_RS_TYPE_MAX]; /* the servlet's type, "" = from the URL */
 };
 
 struct rs_mod {
@@ -138,6 +144,9 @@ struct rs_mod {
     int stopping;
     const sl_svc_api_t *api;
     void *api_ud;
+    const sl_http_svc_t *http;    /* for the servlet route; NULL when not served */
+    void *http_ud;
+    sl_http_route_t *sv_route;
 };
 
 static const sl_log_ctx_t g_ctx = {.proto = "restream"};
@@ -1076,6 +1085,272 @@ static int api_handler(sl_http_req_t *req, void *ud)
 }
 
 /* ------------------------------------------------------------------ */
+/* Red5's restreamer servlet: POST /{app}/restream                     */
+
+/* A pull's guid as the servlet shows and kill takes it. */
+static void pull_guid(const rs_pull_t *p, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", p->guid[0] ? p->guid : p->path);
+}
+
+static const char *rule_guid(const rs_rule_t *r)
+{
+    return r->guid[0] ? r->guid : r->id;
+}
+
+/* Red5's type of a pull made elsewhere, from its URL's scheme. */
+static const char *pull_type(const rs_pull_t *p)
+{
+    if (p->sv_type[0])
+        return p->sv_type;
+    const char *u = p->spec.url;
+    return strncmp(u, "rtsp", 4) == 0 ? "rtsp" : strncmp(u, "rtmp", 4) == 0 ? "rtmp"
+           : strncmp(u, "srt", 3) == 0 ? "srt" : "hls";
+}
+
+/* One pull as list shows it: the API's object plus guid, type, context, name. */
+static json_t *sv_pull_json(rs_pull_t *p)
+{
+    char g[2 * SL_RS_NAME_MAX + 2];
+    pull_guid(p, g, sizeof g);
+    json_t *o = pull_json(p);
+    if (o)
+        json_object_update_new(o, json_pack("{s:s, s:s, s:s, s:s, s:s}", "guid", g, "kind",
+                                            "pull", "type", pull_type(p), "context", p->spec.app,
+                                            "name", p->spec.stream));
+    return o;
+}
+
+/* One push rule: the API's object (its outputs) plus guid, type, context, name, state. */
+static json_t *sv_rule_json(rs_rule_t *r)
+{
+    const char *state = "idle"; /* no output: the stream is not live */
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &r->outs) {
+        sl_rs_out_stats_t st;
+        sl_rs_output_stats(sl_container_of(it, rs_out_t, link)->o, &st);
+        if (st.up)
+            state = "up";
+        else if (strcmp(state, "up") != 0)
+            state = st.errors ? "down" : "connecting";
+    }
+    json_t *o = rule_json(r);
+    if (o) {
+        json_object_update_new(o, json_pack("{s:s, s:s, s:s, s:s, s:s}", "guid", rule_guid(r),
+                                            "kind", "push", "context", r->spec.app, "name",
+                                            r->spec.stream, "state", state));
+        if (r->sv_type[0])
+            json_object_set_new(o, "type", json_string(r->sv_type));
+    }
+    return o;
+}
+
+/* Whether app/stream is under ctx (a context may name sub-scopes: "live/room1"). */
+static int in_context(const char *app, const char *stream, const char *ctx)
+{
+    char path[2 * SL_RS_NAME_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", app, stream);
+    size_t n = strlen(ctx);
+    return strncmp(path, ctx, n) == 0 && path[n] == '/';
+}
+
+/* Whether app/stream is exactly ctx/name. */
+static int is_named(const char *app, const char *stream, const char *ctx, const char *name)
+{
+    char a[2 * SL_RS_NAME_MAX + 2], b[2 * SL_RS_NAME_MAX + 2];
+    snprintf(a, sizeof a, "%s/%s", app, stream);
+    snprintf(b, sizeof b, "%s/%s", ctx, name);
+    return strcmp(a, b) == 0;
+}
+
+static int guid_taken(rs_mod_t *m, const char *guid)
+{
+    char g[2 * SL_RS_NAME_MAX + 2];
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        pull_guid(sl_container_of(it, rs_pull_t, link), g, sizeof g);
+        if (strcmp(g, guid) == 0)
+            return 1;
+    }
+    sl_list_foreach_safe(it, nx, &m->rules)
+        if (strcmp(rule_guid(sl_container_of(it, rs_rule_t, link)), guid) == 0)
+            return 1;
+    return 0;
+}
+
+/* A fresh guid in UUID form (random, version 4). 0 or a negative libuv error. */
+static int make_guid(char *out, size_t cap)
+{
+    uint8_t r[16];
+    int rc = uv_random(NULL, NULL, r, sizeof r, 0, NULL);
+    if (rc)
+        return rc;
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    snprintf(out, cap,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+             r[15]);
+    return 0;
+}
+
+static int sv_create(rs_mod_t *m, sl_http_req_t *req, sl_rs_sv_req_t *q)
+{
+    const sl_svc_api_t *api = m->api;
+    if (q->guid[0] && guid_taken(m, q->guid))
+        return api->err(req, 409, "A pull or push with that guid exists.");
+    if (!q->guid[0] && make_guid(q->guid, sizeof q->guid))
+        return api->err(req, 503, "No random bytes for a guid.");
+    int rc;
+    if (q->push) {
+        rs_rule_t *r;
+        rc = rule_add(m, &q->spec, 1, &r);
+        if (rc == SL_ETOOBIG)
+            return api->err(req, 429, "Too many pushes (restream.max_pushes / max_pushes_per_app).");
+        if (rc)
+            return api->err(req, 503, "Out of memory.");
+        snprintf(r->guid, sizeof r->guid, "%s", q->guid);
+        snprintf(r->sv_type, sizeof r->sv_type, "%s", q->type);
+        SL_LOGI(&g_ctx, "push %s (%s) of %s/%s to %s created through the servlet", r->guid,
+                r->sv_type, r->spec.app, r->spec.stream, r->log_url);
+        rule_scan(r);
+        return api->ok(req, sv_rule_json(r));
+    }
+    rs_pull_t *p;
+    rc = pull_add(m, &q->spec, 1, &p);
+    if (rc == SL_EBUSY)
+        return api->err(req, 409, "A pull of that stream exists.");
+    if (rc == SL_ETOOBIG)
+        return api->err(req, 429, "Too many pulls (restream.max_pulls / max_pulls_per_app).");
+    if (rc)
+        return api->err(req, 503, "Out of memory.");
+    snprintf(p->guid, sizeof p->guid, "%s", q->guid);
+    snprintf(p->sv_type, sizeof p->sv_type, "%s", q->type);
+    if (p->spec.mode == SL_RS_ALWAYS)
+        pull_activate(p);
+    SL_LOGI(&g_ctx, "pull %s (%s) of %s from %s created through the servlet", p->guid,
+            p->sv_type, p->path, p->log_url);
+    return api->ok(req, sv_pull_json(p));
+}
+
+/* kill: by guid, or every pull and push of context/name. */
+static int sv_kill(rs_mod_t *m, sl_http_req_t *req, const sl_rs_sv_req_t *q)
+{
+    json_t *killed = json_array();
+    char g[2 * SL_RS_NAME_MAX + 2];
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+        pull_guid(p, g, sizeof g);
+        if (q->guid[0] ? strcmp(g, q->guid) != 0
+                       : !is_named(p->spec.app, p->spec.stream, q->context, q->name))
+            continue;
+        SL_LOGI(&g_ctx, "pull %s of %s killed through the servlet", g, p->path);
+        json_array_append_new(killed, json_string(g));
+        pull_free(p);
+    }
+    sl_list_foreach_safe(it, nx, &m->rules) {
+        rs_rule_t *r = sl_container_of(it, rs_rule_t, link);
+        if (q->guid[0] ? strcmp(rule_guid(r), q->guid) != 0
+                       : !is_named(r->spec.app, r->spec.stream, q->context, q->name))
+            continue;
+        SL_LOGI(&g_ctx, "push %s of %s/%s killed through the servlet", rule_guid(r), r->spec.app,
+                r->spec.stream);
+        json_array_append_new(killed, json_string(rule_guid(r)));
+        rule_free(r);
+    }
+    if (json_array_size(killed) == 0) {
+        json_decref(killed);
+        return m->api->err(req, 404, "No pull or push with that guid (or context and name).");
+    }
+    return m->api->ok(req, json_pack("{s:o}", "killed", killed));
+}
+
+static int servlet_handler(sl_http_req_t *req, void *ud)
+{
+    rs_mod_t *m = ud;
+    const sl_http_svc_t *h = m->http;
+    const sl_svc_api_t *api = m->api;
+    const char *path = h->req_path(req);
+    const char *slash = path[0] == '/' ? strchr(path + 1, '/') : NULL;
+    if (!slash || slash == path + 1 || strcmp(slash, "/restream") != 0 ||
+        (size_t)(slash - path - 1) >= SL_RS_NAME_MAX)
+        return SL_EDECLINED;
+    char app[SL_RS_NAME_MAX];
+    snprintf(app, sizeof app, "%.*s", (int)(slash - path - 1), path + 1);
+    if (!sl_core_app(m->core, app))
+        return SL_EDECLINED;
+    if (api->check_access(m->api_ud, req))
+        return 0;
+    if (strcmp(h->req_method(req), "POST") != 0)
+        return api->err(req, 405, "The restreamer servlet takes POST.");
+    size_t len = 0;
+    const uint8_t *body = h->req_body(req, &len);
+    sl_rs_sv_req_t *q = sl_malloc(sizeof *q); /* ~4 KB: off the stack */
+    if (!q)
+        return api->err(req, 503, "Out of memory.");
+    const char *why = "invalid request";
+    int rc = sl_rs_servlet_parse((const char *)body, len, app, q, &why);
+    if (rc) {
+        sl_free(q);
+        return api->err(req, rc == SL_ETOOBIG ? 413 : 400, why);
+    }
+    switch (q->action) {
+    case SL_RS_SV_CREATE:
+        rc = sv_create(m, req, q);
+        break;
+    case SL_RS_SV_LIST: {
+        json_t *arr = json_array();
+        sl_list_t *it, *nx;
+        sl_list_foreach_safe(it, nx, &m->pulls) {
+            rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+            if (in_context(p->spec.app, p->spec.stream, q->context))
+                json_array_append_new(arr, sv_pull_json(p));
+        }
+        sl_list_foreach_safe(it, nx, &m->rules) {
+            rs_rule_t *r = sl_container_of(it, rs_rule_t, link);
+            if (in_context(r->spec.app, r->spec.stream, q->context))
+                json_array_append_new(arr, sv_rule_json(r));
+        }
+        rc = api->ok(req, arr);
+        break;
+    }
+    case SL_RS_SV_KILL:
+        rc = sv_kill(m, req, q);
+        break;
+    default:
+        rc = api->err(req, 400, "update is not supported: kill and create again.");
+        break;
+    }
+    sl_free(q);
+    return rc;
+}
+
+/*
+ * Serves POST /{app}/restream when the API offers check_access (api 1.1)
+ * and HTTP is on; with api 1.0 the servlet is not served (logged) and the
+ * rest of the module works as before.
+ */
+static int servlet_start(rs_mod_t *m)
+{
+    void *ud;
+    if (!m->api)
+        return 0;
+    const sl_svc_api_t *api11 = sl_service_get(m->core, SL_SVC_API, SL_SVC_API_MAJOR, 1, &ud);
+    m->http = sl_service_get(m->core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, &m->http_ud);
+    if (!api11 || !api11->check_access || !m->http) {
+        SL_LOGW(&g_ctx, "the restreamer servlet (/{app}/restream) needs the api service 1.1: "
+                        "not served");
+        m->http = NULL;
+        return 0;
+    }
+    const sl_http_route_spec_t route = {
+        .method = NULL, .prefix = "/", .suffixes = "/restream", .prio = SL_HTTP_PRIO_APP,
+        .name = "restreamer servlet", .serves = "", .cb = servlet_handler, .ud = m};
+    return m->http->route_add(m->http_ud, &route, &m->sv_route);
+}
+
+/* ------------------------------------------------------------------ */
 /* configuration and lifecycle                                         */
 
 typedef struct check_ctx {
@@ -1174,6 +1449,8 @@ static int rs_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
     m->api = sl_service_get(core, SL_SVC_API, SL_SVC_API_MAJOR, 0, &m->api_ud);
     if (m->api && (rc = m->api->add_route(m->api_ud, "restream", api_handler, m)))
         goto fail;
+    if ((rc = servlet_start(m)))
+        goto fail;
     uv_timer_init(core->loop, &m->tick);
     m->tick.data = m;
     uv_timer_init(core->loop, &m->defer);
@@ -1198,6 +1475,9 @@ static void rs_stop(void *state)
     if (!m)
         return;
     m->stopping = 1;
+    if (m->sv_route)
+        m->http->route_remove(m->http_ud, m->sv_route);
+    m->sv_route = NULL;
     uv_timer_stop(&m->tick);
     uv_close((uv_handle_t *)&m->tick, NULL);
     uv_timer_stop(&m->defer);

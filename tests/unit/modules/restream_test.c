@@ -3,7 +3,8 @@
  * entries (restream_spec.c: fields, options, every refusal with its
  * reason, line numbers) and the worker's H.264 Annex B -> AVCC conversion
  * (restream_io.c: parameter sets collected and reported as changed once,
- * AUD dropped, IDR seen, the output bound).
+ * AUD dropped, IDR seen, the output bound) and Red5's restreamer servlet
+ * body (restream_servlet.c: each type's URL, defaults, every refusal).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "modules/restream/restream_io.h"
+#include "modules/restream/restream_servlet.h"
 #include "modules/restream/restream_spec.h"
 #include "sluice/errors.h"
 
@@ -140,6 +142,94 @@ static void test_annexb(void **state)
                                           &pps_len, &changed, &idr), 0);
 }
 
+static int sv(const char *body, sl_rs_sv_req_t *q, const char **why)
+{
+    *why = NULL;
+    return sl_rs_servlet_parse(body, strlen(body), "live", q, why);
+}
+
+static void test_servlet_create(void **state)
+{
+    (void)state;
+    static sl_rs_sv_req_t q;
+    const char *why;
+    /* rtmp-push from parts: default port, streamName, context from the URL's app */
+    assert_int_equal(sv("{\"guid\":\"\",\"context\":\"\",\"name\":\"s1\",\"level\":0,"
+                        "\"parameters\":{\"action\":\"create\",\"type\":\"rtmp-push\","
+                        "\"host\":\"10.0.0.9\",\"application\":\"live\"}}", &q, &why), 0);
+    assert_int_equal(q.action, SL_RS_SV_CREATE);
+    assert_int_equal(q.push, 1);
+    assert_string_equal(q.context, "live");
+    assert_string_equal(q.spec.url, "rtmp://10.0.0.9:1935/live/s1");
+    assert_string_equal(q.spec.app, "live");
+    assert_string_equal(q.spec.stream, "s1");
+    assert_int_equal(sv("{\"name\":\"s1\",\"parameters\":{\"action\":\"create\",\"type\":"
+                        "\"rtmps-push\",\"host\":\"::1\",\"port\":\"8443\",\"application\":"
+                        "\"app\",\"streamName\":\"key\"}}", &q, &why), 0);
+    assert_string_equal(q.spec.url, "rtmps://[::1]:8443/app/key");
+    assert_int_equal(sv("{\"name\":\"s1\",\"parameters\":{\"action\":\"create\",\"type\":"
+                        "\"srt-push\",\"ip\":\"10.0.0.9\",\"port\":9000,\"streamid\":"
+                        "\"publish:live/s1\"}}", &q, &why), 0);
+    assert_string_equal(q.spec.url, "srt://10.0.0.9:9000?streamid=publish:live/s1");
+    /* srt ingest from ip/port: caller; a context with a sub-scope; pull options */
+    assert_int_equal(sv("{\"context\":\"/live/room1/\",\"name\":\"cam\",\"parameters\":"
+                        "{\"action\":\"create\",\"type\":\"srt\",\"ip\":\"10.0.0.5\","
+                        "\"port\":5799,\"mode\":\"on_demand\",\"idle_timeout\":20}}", &q, &why), 0);
+    assert_int_equal(q.push, 0);
+    assert_string_equal(q.context, "live/room1");
+    assert_string_equal(q.spec.url, "srt://10.0.0.5:5799?mode=caller");
+    assert_string_equal(q.spec.stream, "room1/cam");
+    assert_int_equal(q.spec.mode, SL_RS_ON_DEMAND);
+    assert_int_equal(q.spec.idle_timeout_ms, 20000);
+    assert_int_equal(sv("{\"guid\":\"cam-1\",\"name\":\"c\",\"parameters\":{\"action\":"
+                        "\"create\",\"type\":\"hls\",\"url\":\"https://h/x.m3u8\"}}", &q, &why), 0);
+    assert_string_equal(q.guid, "cam-1");
+    assert_string_equal(q.type, "hls");
+}
+
+static void test_servlet_refusals(void **state)
+{
+    (void)state;
+    static sl_rs_sv_req_t q;
+    static char big[SL_RS_SV_BODY_MAX + 2];
+    const char *why;
+    const char *bad[] = {
+        "", "[]", "{", "{\"parameters\":1}", "{\"parameters\":{}}",
+        "{\"parameters\":{\"action\":\"dance\"}}",
+        "{\"parameters\":{\"action\":\"kill\"}}",              /* no guid nor name */
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\"}}", /* no type */
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"udp\",\"url\":\"udp://h:1\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"mpegts\",\"url\":\"udp://h:1\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"rtsp\",\"url\":\"rtmp://h/a/b\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"rtsp\"}}", /* no url */
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"srt\",\"ip\":\"h\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"srt\",\"ip\":\"h\",\"port\":70000}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"rtmp-push\",\"host\":\"a b\",\"application\":\"x\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"rtmp-push\",\"host\":\"h/x\",\"application\":\"x\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"rtmp-push\",\"host\":\"h\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"rtmp\",\"url\":\"rtmp://h/a b\"}}",
+        "{\"name\":\"s\",\"parameters\":{\"action\":\"create\",\"type\":\"rtmp\",\"url\":\"rtmp://h/a\",\"mode\":\"sometimes\"}}",
+        "{\"name\":\"a/b\",\"parameters\":{\"action\":\"create\",\"type\":\"rtmp\",\"url\":\"rtmp://h/a\"}}",
+        "{\"parameters\":{\"action\":\"create\",\"type\":\"rtmp\",\"url\":\"rtmp://h/a\"}}", /* no name */
+        "{\"guid\":\"a b\",\"parameters\":{\"action\":\"list\"}}",
+        "{\"guid\":7,\"parameters\":{\"action\":\"list\"}}",
+        "{\"level\":\"x\",\"parameters\":{\"action\":\"list\"}}",
+        "{\"name\":\"a\",\"name\":\"b\",\"parameters\":{\"action\":\"list\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = sv(bad[i], &q, &why);
+        if (rc != SL_EINVAL || !why)
+            fail_msg("accepted or no reason: %s", bad[i]);
+    }
+    memset(big, ' ', sizeof big);
+    assert_int_equal(sl_rs_servlet_parse(big, sizeof big, "live", &q, &why), SL_ETOOBIG);
+    assert_int_equal(sv("{\"context\":\"\",\"parameters\":{\"action\":\"update\"}}", &q, &why), 0);
+    assert_int_equal(q.action, SL_RS_SV_UPDATE);
+    assert_int_equal(sv("{\"name\":\"s\",\"parameters\":{\"action\":\"kill\"}}", &q, &why), 0);
+    assert_int_equal(q.action, SL_RS_SV_KILL);
+    assert_string_equal(q.context, "live");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +237,8 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_each_lines),
         cmocka_unit_test(test_annexb),
+        cmocka_unit_test(test_servlet_create),
+        cmocka_unit_test(test_servlet_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
