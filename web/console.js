@@ -493,9 +493,11 @@
       const url = recordingUrl(r.app, r.name);
       const download = el('a', { class: 'button ghost', href: url, download: r.name.split('/').pop(),
         title: 'Download (the app\'s play admission applies)', text: 'Download' });
-      const del = actionButton('delete:' + path, 'Delete', 'Delete the file', () =>
-        api(`/applications/${enc(r.app)}/media`, { method: 'DELETE',
-          params: { filename: dot < 0 ? r.name : r.name.slice(0, dot), extension: ext } }));
+      const del = actionButton('delete:' + path, 'Delete', 'Delete the file', async () => {
+        await api(`/applications/${enc(r.app)}/media`, { method: 'DELETE',
+          params: { filename: dot < 0 ? r.name : r.name.slice(0, dot), extension: ext } });
+        state.mediaDirty = true; /* the refresh after the click re-reads the list (else: the next poll) */
+      });
       const playing = player.kind === 'file' && player.path === path;
       return el('tr', { data: { recording: path }, class: playing ? 'playing' : '' },
         cell('Recording', el('span', { class: 'name', text: path })),
