@@ -41,6 +41,7 @@ def answered(sock, port, ufrag_pair, pwd, timeout):
 
 
 @needs_aiortc
+@pytest.mark.exclusive  # a 3 s consent timeout: a neighbour's load can starve the resumed loop
 def test_consent_checks_queued_while_the_loop_is_stopped(sluice_factory, procs, media_src):
     srv = start(sluice_factory, extra={"webrtc": {"consent_timeout": "%ds" % CONSENT_S,
                                                   "setup_timeout": "120s"}})
