@@ -88,7 +88,7 @@ test: deps-test
 	@$(MAKE) --no-print-directory test-browser BUILD=build
 	@$(MAKE) --no-print-directory test-deb
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
-	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan E2E_MARK="not slow and not examples" E2E_JOBS=0
+	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan E2E_MARK="not slow and not examples and not exclusive" E2E_JOBS=2
 	@$(MAKE) --no-print-directory build-clang
 	@$(MAKE) --no-print-directory test-unit BUILD=build-clang
 
