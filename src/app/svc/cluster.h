@@ -127,6 +127,22 @@ typedef struct sl_svc_cluster {
     void (*unlisten)(void *ud, int handle);
     /** The cluster password (nodes authenticate to each other with it), "" when none. */
     const char *(*password)(void *ud);
+    /**
+     * Cluster-wide settings, a small key -> JSON store in Redis mirrored in
+     * the snapshot. Keys in use: "nodegroup/<name>" (a node group's config,
+     * Red5 SM 2.0's NodeGroupConfig shape), "scalepolicy/<name>",
+     * "provision/<app/stream>". setting: the JSON (borrowed) or NULL.
+     */
+    const char *(*setting)(void *ud, const char *key);
+    /**
+     * Writes (json non-NULL, borrowed, copied) or deletes (json NULL) a
+     * setting in Redis and in the snapshot at once. 0, SL_EINVAL (key or
+     * JSON too large), SL_EIO (Redis down).
+     */
+    int (*put_setting)(void *ud, const char *key, const char *json);
+    /** Calls each(arg, key, json) for every setting whose key starts with prefix. */
+    void (*settings)(void *ud, const char *prefix,
+                     void (*each)(void *arg, const char *key, const char *json), void *arg);
 } sl_svc_cluster_t;
 
 #endif

@@ -1,0 +1,46 @@
+/*
+ * The "streammanager" service: the stream manager's choice of a node for a
+ * publisher or a player, for the parts that act on it without answering a
+ * lookup themselves (the WHIP/WHEP/WebSocket proxy, the API). Provided by
+ * src/cluster/streammanager on nodes whose cluster.stream_manager is on.
+ * Runs on the loop thread, over the "cluster" service's snapshot.
+ */
+#ifndef SL_APP_SVC_STREAMMANAGER_H
+#define SL_APP_SVC_STREAMMANAGER_H
+
+#include <stddef.h>
+
+#include "app/services.h"
+#include "app/svc/cluster.h"
+
+#define SL_SVC_STREAMMANAGER "streammanager"
+#define SL_SVC_STREAMMANAGER_MAJOR 1
+#define SL_SVC_STREAMMANAGER_MINOR 0
+
+typedef enum {
+    SL_SM_PUBLISH = 1,            /* SM 4.0 action=broadcast, SM 2.0 .../publish/... */
+    SL_SM_SUBSCRIBE = 2,          /* SM 4.0 action=subscribe, SM 2.0 .../subscribe/... */
+} sl_sm_action_t;
+
+/* What a lookup asks for (strings borrowed; NULL or "" when not given). */
+typedef struct sl_sm_query {
+    sl_sm_action_t action;
+    const char *group;            /* node group (SM 2.0 nodeGroup); NULL: the default group */
+    const char *path;             /* "app/stream" (rooms nest) */
+    const char *region;           /* region= / subgroup= */
+    int strict;                   /* strict=true: only that region */
+} sl_sm_query_t;
+
+typedef struct sl_svc_streammanager {
+    /**
+     * Chooses the node for q and copies its record into *out. 0;
+     * SL_ENOTFOUND (subscribe: the stream is not live anywhere; or no node
+     * with the role, in the region when strict); SL_EBUSY (the group's
+     * maxPublishers / maxSubscribers is reached: answer 503); SL_EDENIED
+     * (publish: the stream is already live); SL_EIO (no cluster state).
+     * *why (static) says which, for the error message.
+     */
+    int (*choose)(void *ud, const sl_sm_query_t *q, sl_cluster_node_t *out, const char **why);
+} sl_svc_streammanager_t;
+
+#endif
