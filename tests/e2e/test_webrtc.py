@@ -184,6 +184,17 @@ def test_signalling_errors_and_cors(sluice_factory, procs, media_src):
     assert st == 204
     assert h.get("access-control-allow-origin") == "*"
     assert "POST" in h.get("access-control-allow-methods", "")
+    # One Access-Control-Allow-Origin, not two: browsers refuse "*, *" on a cross-origin answer.
+    for method, body, hdrs in (("OPTIONS", None, {}), ("POST", BAD_SDP, sdp)):
+        c = http.client.HTTPConnection(HOST, http_port_of(srv), timeout=10)
+        try:
+            c.request(method, "/live/whip/endpoint/s1", body=body, headers=hdrs)
+            r = c.getresponse()
+            r.read()
+            acao = [v for k, v in r.getheaders() if k.lower() == "access-control-allow-origin"]
+        finally:
+            c.close()
+        assert acao == ["*"], (method, acao)
     # An RTMP publisher holds the name: WHIP answers 409.
     procs.start(ffmpeg_publish_cmd(media_src, srv.url("live", "taken")), "ffmpeg")
     wait_live(srv, "taken")

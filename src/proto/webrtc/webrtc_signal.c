@@ -34,8 +34,9 @@
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"
 
-#define CORS "Access-Control-Allow-Origin: *\r\n" \
-             "Access-Control-Allow-Methods: POST, PATCH, DELETE, OPTIONS\r\n" \
+/* Access-Control-Allow-Origin comes from the HTTP server (http.cors_origin) on every answer:
+ * a second copy here made browsers refuse every cross-origin WHIP/WHEP answer. */
+#define CORS "Access-Control-Allow-Methods: POST, PATCH, DELETE, OPTIONS\r\n" \
              "Access-Control-Allow-Headers: Authorization, Content-Type, If-Match\r\n" \
              "Access-Control-Expose-Headers: Location, ETag, Link, Accept-Patch\r\n"
 
