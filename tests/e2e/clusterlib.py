@@ -211,7 +211,7 @@ def cluster_config(redis, node_id=None, role="all", prefix="sluice:", lease="3s"
     """The `cluster` section for one node. redis: a RedisServer (or "host:port")."""
     c = {"enabled": True,
          "redis": redis.address if hasattr(redis, "address") else str(redis),
-         "prefix": prefix, "role": role, "lease": lease, "report_interval": report_interval,
+         "prefix": '"%s"' % prefix, "role": role, "lease": lease, "report_interval": report_interval,
          "command_timeout": "1s", "reconnect_max": "500ms"}
     if getattr(redis, "password", None):
         c["redis_password"] = redis.password
