@@ -185,6 +185,29 @@ def test_sentinel_finds_the_master(redis, module_sluice_factory, tmp_path_factor
         sentinel.stop()
 
 
+def test_api_answers_match_the_spec(nodes):
+    """The cluster routes in cluster mode against docs/openapi.yaml (test_openapi walks
+    them on a single node, where they answer enabled: false)."""
+    from test_openapi import check_response, load_spec, operations
+
+    a, b, _ = nodes
+    spec = load_spec()
+    problems = []
+    for method, path, op, _ in operations(spec):
+        if not path.startswith("/api/v1/cluster") or method != "get":
+            continue
+        r = b.api.get(path.replace("{nodeId}", a.id))
+        assert r.status == 200, (path, r)
+        problems += check_response(spec, method, path, op, r, "cluster mode")
+    put = [o for o in operations(spec) if o[1] == "/api/v1/cluster/nodes/{nodeId}/state"][0]
+    r = b.api.request("PUT", "cluster/nodes/%s/state" % b.id, body={"state": "INSERVICE"})
+    problems += check_response(spec, "put", put[1], put[2], r, "cluster mode")
+    kick = [o for o in operations(spec) if o[1] == "/api/v1/cluster/kick"][0]
+    r = b.api.request("POST", "cluster/kick", body={"node": a.id, "session": "NOSUCHSESSION"})
+    problems += check_response(spec, "post", kick[1], kick[2], r, "cluster mode")
+    assert not problems, "\n".join(problems)
+
+
 def test_kill9_node_disappears_within_the_lease(nodes):
     a, b, c = nodes
     wait_nodes(a, [n.id for n in nodes], T(5))

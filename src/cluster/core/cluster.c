@@ -141,6 +141,7 @@ typedef struct cl {
     void *http_ud;
     int registered;
     int stopping;
+    int standalone;           /* cluster mode off: only the API answers (enabled: false) */
 } cl_t;
 
 /* ------------------------------------------------------------------ */
@@ -1376,6 +1377,7 @@ static json_t *cluster_json(cl_t *c)
     json_t *o = json_object();
     if (!o)
         return NULL;
+    json_object_set_new(o, "enabled", json_true());
     json_object_set_new(o, "node", node_json(c, &c->self, 0));
     json_object_set_new(o, "redis",
                         json_pack("{s:b, s:s, s:I, s:I, s:s}", "up",
@@ -1463,6 +1465,22 @@ static int api_message(cl_t *c, sl_http_req_t *req, const char *topic)
     return send_answer(c, req, rc, node_copy[0] ? node_copy : NULL, topic);
 }
 
+/*
+ * A single node (cluster.enabled off) answers the same routes so that a
+ * client can ask any node whether it is in a cluster: the overview says
+ * enabled: false, the lists are empty, and what needs a cluster is a 404
+ * that says so.
+ */
+static int api_standalone(cl_t *c, sl_http_req_t *req, char **seg, int n, int get)
+{
+    if (n == 1 && get)
+        return c->api->ok(req, json_pack("{s:b, s:n, s:n, s:[], s:[]}", "enabled", 0, "node",
+                                         "redis", "nodes", "streams"));
+    if (n == 2 && get && (strcmp(seg[1], "nodes") == 0 || strcmp(seg[1], "streams") == 0))
+        return c->api->ok(req, json_array());
+    return c->api->err(req, 404, "Cluster mode is off on this node (cluster.enabled).");
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     cl_t *c = ud;
@@ -1481,6 +1499,8 @@ static int api_handler(sl_http_req_t *req, void *ud)
         seg[n++] = t;
     }
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (c->standalone)
+        return api_standalone(c, req, seg, n, get);
     if (n == 1 && get)
         return c->api->ok(req, cluster_json(c));
     if (n == 2 && get && strcmp(seg[1], "nodes") == 0)
@@ -1615,17 +1635,40 @@ static const sl_cluster_redis_ops_t g_redis_ops = {
     .on_message = on_message,
 };
 
+/*
+ * A single node: no Redis, no service, no admission check or listener;
+ * only /api/v1/cluster, which says so (api_standalone).
+ */
+static int standalone_init(cl_t *c, sl_core_t *core, void **state)
+{
+    c->core = core;
+    c->cfg = sl_cluster_cfg(core->cfg);
+    c->standalone = 1;
+    sl_list_init(&c->places);
+    c->api = sl_service_get(core, SL_SVC_API, SL_SVC_API_MAJOR, 0, &c->api_ud);
+    c->http = sl_service_get(core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, &c->http_ud);
+    int rc = 0;
+    if (c->api && c->http)
+        rc = c->api->add_route(c->api_ud, "cluster", api_handler, c);
+    if (rc) {
+        sl_free(c);
+        return rc;
+    }
+    *state = c;
+    return 0;
+}
+
 static int cl_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
 {
     (void)hapi;
     sl_core_t *core = sl_host_core(h);
     const sl_cluster_config_t *cc = sl_cluster_cfg(core->cfg);
     *state = NULL;
-    if (!cc->enabled)
-        return 0; /* a single node: inert */
     cl_t *c = sl_calloc(1, sizeof *c);
     if (!c)
         return SL_ENOMEM;
+    if (!cc->enabled)
+        return standalone_init(c, core, state);
     c->core = core;
     c->cfg = cc;
     c->admit_id = c->ev_id = -1;
@@ -1687,7 +1730,7 @@ fail:
 static void cl_stop(void *state)
 {
     cl_t *c = state;
-    if (!c)
+    if (!c || c->standalone)
         return;
     /* Leave at once rather than after the lease: delete the record and placements. */
     if (sl_cluster_redis_is_up(c->redis)) {
