@@ -11,9 +11,8 @@ One Redis and three nodes for the module; tests that change shared state (the Re
 restart, the kill -9) restore it or come last.
 """
 
-import os
+import re
 import signal
-import subprocess
 import time
 
 import pytest
@@ -219,3 +218,15 @@ def test_kill9_node_disappears_within_the_lease(nodes):
     assert gone_after < LEASE_S + 1.5, gone_after
     c.srv.proc = None  # killed on purpose: no clean-exit check
     a.srv.wait_log(r"node %s .* left \(lease expired\)" % c.id, T(5))
+
+
+def test_graceful_stop_leaves_at_once(nodes):
+    """SIGTERM: the node says bye, deletes its record and placements, exits 0; the
+    others drop it before its lease would have ended."""
+    a, b, _ = nodes
+    wait_nodes(a, [a.id, b.id], T(5))
+    t0 = time.monotonic()
+    assert b.srv.stop() == 0
+    wait_nodes(a, [a.id], T(LEASE_S + 3))
+    assert time.monotonic() - t0 < LEASE_S - 1, time.monotonic() - t0
+    a.srv.wait_log(r"node %s \(all, 127\.0\.0\.1\) left$" % b.id, T(5), flags=re.M)
