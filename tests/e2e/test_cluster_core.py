@@ -18,7 +18,7 @@ import time
 import pytest
 
 from api_helpers import assert_error, start_player
-from clusterlib import RedisServer, start_nodes, unique_prefix, wait_nodes, wait_placed
+from clusterlib import RedisServer, redis_cmd, start_nodes, unique_prefix, wait_nodes, wait_placed
 from conftest import T, ffmpeg_publish_cmd, wait_stream_live, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.cluster
 REDIS_PASSWORD = "e2e-redis-pw-5f1c2a"
 CLUSTER_PASSWORD = "e2e-cluster-pw-8d3b07"
 LEASE_S = 3.0
+REDIS_DB = 2
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ def redis(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nodes(module_sluice_factory, redis):
-    ns = start_nodes(module_sluice_factory, redis, 3, cluster={"password": CLUSTER_PASSWORD})
+    ns = start_nodes(module_sluice_factory, redis, 3,
+                     cluster={"password": CLUSTER_PASSWORD, "redis_db": REDIS_DB})
     for n in ns:
         n.srv.secrets |= {REDIS_PASSWORD, CLUSTER_PASSWORD}
     return ns
@@ -62,9 +64,20 @@ def test_nodes_see_each_other(nodes):
         assert me["ports"]["http"] == n.http_port and me["ports"]["rtmp"] == n.srv.port
         assert me["host"] == "127.0.0.1" and me["load"]["max_connections"] > 0
     c = nodes[1].cluster()
-    assert c["node"]["id"] == nodes[1].id and c["redis"]["up"] is True
+    assert c["enabled"] is True and c["node"]["id"] == nodes[1].id and c["redis"]["up"] is True
     text = str(c)
     assert REDIS_PASSWORD not in text and CLUSTER_PASSWORD not in text
+    # The layout of docs/cluster.md, in the configured database.
+    prefix = c["redis"]["prefix"]
+    members = redis_cmd(int(c["redis"]["address"].split(":")[1]), "SMEMBERS", prefix + "nodes",
+                        password=REDIS_PASSWORD, db=REDIS_DB)
+    assert sorted(members) == sorted(ids)
+    assert redis_cmd(int(c["redis"]["address"].split(":")[1]), "DBSIZE",
+                     password=REDIS_PASSWORD) == 0  # nothing in db 0
+    metrics = nodes[1].api.get("/metrics").body.decode()
+    assert "sluice_cluster_redis_up 1\n" in metrics
+    assert "sluice_cluster_nodes 3\n" in metrics
+    assert "sluice_cluster_placements " in metrics
 
 
 def test_api_needs_the_token(nodes):
