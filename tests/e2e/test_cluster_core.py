@@ -243,3 +243,112 @@ def test_graceful_stop_leaves_at_once(nodes):
     wait_nodes(a, [a.id], T(LEASE_S + 3))
     assert time.monotonic() - t0 < LEASE_S - 1, time.monotonic() - t0
     a.srv.wait_log(r"node %s \(all, 127\.0\.0\.1\) left$" % b.id, T(5), flags=re.M)
+
+
+class FakeRedis:
+    """A hostile "Redis": answers the connection setup (AUTH, SELECT, PING, SUBSCRIBE)
+    like Redis, then misbehaves on every other command: `mode` "huge" starts a bulk
+    string of 200 MB and streams it, "array" announces an array of 10 million elements,
+    "silent" never answers."""
+
+    def __init__(self, mode):
+        import socket as socketlib
+        import threading
+
+        self.mode = mode
+        self.sock = socketlib.socket()
+        self.sock.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.misbehaved = threading.Event()
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        try:
+            while not self.stopping:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while buf.startswith(b"*") and b"\r\n" in buf:
+                    args, buf = self._parse(buf)
+                    if args is None:
+                        break
+                    name = args[0].upper()
+                    if name in (b"AUTH", b"SELECT"):
+                        conn.sendall(b"+OK\r\n")
+                    elif name == b"PING":
+                        conn.sendall(b"+PONG\r\n")
+                    elif name == b"SUBSCRIBE":
+                        ch = args[1]
+                        conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(ch), ch))
+                    else:
+                        self.misbehaved.set()
+                        if self.mode == "huge":
+                            conn.sendall(b"$200000000\r\n")
+                            chunk = b"x" * 65536
+                            while not self.stopping and self.sent < 200000000:
+                                conn.sendall(chunk)
+                                self.sent += len(chunk)
+                        elif self.mode == "array":
+                            conn.sendall(b"*10000000\r\n")
+                        # silent: nothing
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _parse(buf):
+        """One RESP array of bulk strings from buf: (args, rest), or (None, buf) if partial."""
+        try:
+            head, rest = buf.split(b"\r\n", 1)
+            args = []
+            for _ in range(int(head[1:])):
+                ln, rest = rest.split(b"\r\n", 1)
+                n = int(ln[1:])
+                if len(rest) < n + 2:
+                    return None, buf
+                args.append(rest[:n])
+                rest = rest[n + 2:]
+            return args, rest
+        except ValueError:
+            return None, buf
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode,why", [("huge", "reply too large"),
+                                      ("array", "connection lost"),
+                                      ("silent", "command timed out")])
+def test_hostile_redis_replies_are_bounded(sluice_factory, mode, why):
+    """Reply caps and command timeouts: the link drops (and is retried), the node lives,
+    its memory stays far below what the peer offered."""
+    fake = FakeRedis(mode)
+    try:
+        (n,) = start_nodes(sluice_factory, "127.0.0.1:%d" % fake.port, 1)
+        wait_until(fake.misbehaved.is_set, T(10), 0.05, "a command to the fake Redis")
+        n.srv.wait_log(r"cluster: Redis 127\.0\.0\.1:%d lost: %s" % (fake.port, why), T(10))
+        assert n.srv.alive()
+        rss_kb = int([l for l in open("/proc/%d/status" % n.srv.proc.pid)
+                      if l.startswith("VmRSS")][0].split()[1])
+        assert rss_kb < 150 * 1024, rss_kb  # the peer offered 200 MB (huge) or 80 MB of pointers
+        assert not n.redis_up()
+    finally:
+        fake.close()
