@@ -19,7 +19,7 @@ import pytest
 
 from api_helpers import assert_error, start_player
 from clusterlib import RedisServer, redis_cmd, start_nodes, unique_prefix, wait_nodes, wait_placed
-from conftest import T, ffmpeg_publish_cmd, wait_stream_live, wait_until
+from conftest import T, ffmpeg_publish_cmd, is_sanitizer_build, wait_stream_live, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -261,7 +261,6 @@ class FakeRedis:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.sent = 0
         self.misbehaved = threading.Event()
         self.stopping = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -300,10 +299,10 @@ class FakeRedis:
                         self.misbehaved.set()
                         if self.mode == "huge":
                             conn.sendall(b"$200000000\r\n")
-                            chunk = b"x" * 65536
-                            while not self.stopping and self.sent < 200000000:
+                            chunk, sent = b"x" * 65536, 0
+                            while not self.stopping and sent < 200000000:
                                 conn.sendall(chunk)
-                                self.sent += len(chunk)
+                                sent += len(chunk)
                         elif self.mode == "array":
                             conn.sendall(b"*10000000\r\n")
                         # silent: nothing
@@ -342,13 +341,17 @@ def test_hostile_redis_replies_are_bounded(sluice_factory, mode, why):
     its memory stays far below what the peer offered."""
     fake = FakeRedis(mode)
     try:
-        (n,) = start_nodes(sluice_factory, "127.0.0.1:%d" % fake.port, 1)
+        # A long command timeout for "huge", so that the size cap (not the timeout) ends
+        # the reply even on a slow (sanitizer) build.
+        (n,) = start_nodes(sluice_factory, "127.0.0.1:%d" % fake.port, 1,
+                           cluster={"command_timeout": "30s"} if mode == "huge" else None)
         wait_until(fake.misbehaved.is_set, T(10), 0.05, "a command to the fake Redis")
         n.srv.wait_log(r"cluster: Redis 127\.0\.0\.1:%d lost: %s" % (fake.port, why), T(10))
         assert n.srv.alive()
-        rss_kb = int([l for l in open("/proc/%d/status" % n.srv.proc.pid)
-                      if l.startswith("VmRSS")][0].split()[1])
-        assert rss_kb < 150 * 1024, rss_kb  # the peer offered 200 MB (huge) or 80 MB of pointers
-        assert not n.redis_up()
+        if not is_sanitizer_build():  # ASan's quarantine keeps freed buffers resident
+            rss_kb = int([line for line in open("/proc/%d/status" % n.srv.proc.pid)
+                          if line.startswith("VmRSS")][0].split()[1])
+            assert rss_kb < 150 * 1024, rss_kb  # offered: 200 MB (huge), 80 MB of pointers
+        assert n.cluster()["redis"]["failures"] >= 1  # (it reconnects: the setup works)
     finally:
         fake.close()
