@@ -220,6 +220,7 @@ def test_api_answers_match_the_spec(nodes):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.exclusive  # measures how fast a node disappears
 def test_kill9_node_disappears_within_the_lease(nodes):
     a, b, c = nodes
     wait_nodes(a, [n.id for n in nodes], T(5))
@@ -233,6 +234,7 @@ def test_kill9_node_disappears_within_the_lease(nodes):
     a.srv.wait_log(r"node %s .* left \(lease expired\)" % c.id, T(5))
 
 
+@pytest.mark.exclusive  # measures how fast a node disappears
 def test_graceful_stop_leaves_at_once(nodes):
     """SIGTERM: the node says bye, deletes its record and placements, exits 0; the
     others drop it before its lease would have ended."""
