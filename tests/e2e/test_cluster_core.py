@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from api_helpers import assert_error, start_player
+from api_helpers import EventReader, assert_error, start_player
 from clusterlib import RedisServer, redis_cmd, start_nodes, unique_prefix, wait_nodes, wait_placed
 from conftest import T, ffmpeg_publish_cmd, is_sanitizer_build, wait_stream_live, wait_until
 
@@ -179,6 +179,32 @@ def test_redis_restart_mid_stream(nodes, redis, module_procs, media_src, tmp_pat
     a.srv.wait_log(r"cluster: Redis .* up again", T(5))
     module_procs.stop(player)
     module_procs.stop(pub)
+
+
+def test_node_events_on_the_event_stream(nodes, module_sluice_factory, redis):
+    """node_up when a node joins, node_down (reason left) when it stops, on every
+    node's event stream; events name the cluster node they come from."""
+    a = nodes[0]
+    reader = EventReader(a.srv, {"type": "node_up,node_down"})
+    try:
+        prefix = a.cluster()["redis"]["prefix"]
+        (d,) = start_nodes(module_sluice_factory, redis, 1, prefix=prefix, ids=["d-joiner"],
+                           cluster={"password": CLUSTER_PASSWORD, "redis_db": REDIS_DB})
+        d.srv.secrets |= {REDIS_PASSWORD, CLUSTER_PASSWORD}
+
+        def seen(kind):
+            return [e for e in reader.events if e.get("event") == kind
+                    and e.get("session") == "d-joiner"]
+
+        wait_until(lambda: seen("node_up"), T(5), 0.05, "node_up of d-joiner")
+        up = seen("node_up")[0]
+        assert up["node"] == a.id and up["protocol"] == "cluster" and up["reason"] == "joined"
+        assert up["remote_port"] == d.http_port
+        assert d.srv.stop() == 0
+        wait_until(lambda: seen("node_down"), T(5), 0.05, "node_down of d-joiner")
+        assert seen("node_down")[0]["reason"] == "left"
+    finally:
+        reader.close()
 
 
 def test_sentinel_finds_the_master(redis, module_sluice_factory, tmp_path_factory):
