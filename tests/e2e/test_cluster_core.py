@@ -126,6 +126,27 @@ def test_kick_and_unpublish_from_another_node(nodes, module_procs, media_src):
     assert_error(b.api.request("POST", "cluster/unpublish", body={"app": "live"}), 400)
 
 
+def test_stale_placement_under_own_id_is_dropped(nodes, redis, module_procs, media_src):
+    """A placement under A's id that no publisher on A backs (left by a former process
+    with the same id, or restored from an old dump) is deleted by A."""
+    a, b, _ = nodes
+    prefix = a.cluster()["redis"]["prefix"]
+    redis.cmd("SET", prefix + "stream:live/ghost", a.id, "PX", "60000", db=REDIS_DB)
+    redis.cmd("SADD", prefix + "streams", "live/ghost", db=REDIS_DB)
+    wait_until(lambda: redis.cmd("GET", prefix + "stream:live/ghost", db=REDIS_DB) is None,
+               T(5), 0.05, "A to drop its stale placement")
+    wait_placed(b, "live/ghost", None, T(5))
+    # Someone else's placement is left alone, and refuses a publisher on A.
+    redis.cmd("SET", prefix + "stream:live/other", "elsewhere", "PX", "60000", db=REDIS_DB)
+    redis.cmd("SADD", prefix + "streams", "live/other", db=REDIS_DB)
+    wait_placed(a, "live/other", "elsewhere", T(5))
+    refused = publish(module_procs, media_src, a, "other", name="ffmpeg-other")
+    assert exited(refused, T(15)) != 0
+    a.srv.wait_log(r"publish of other refused: stream is live on node elsewhere", T(5))
+    assert redis.cmd("GET", prefix + "stream:live/other", db=REDIS_DB) == "elsewhere"
+    redis.cmd("DEL", prefix + "stream:live/other", db=REDIS_DB)
+
+
 def test_soft_sunset_refuses_new_players_keeps_old(nodes, module_procs, media_src):
     _, b, c = nodes
     pub = publish(module_procs, media_src, c, "drain")
