@@ -228,6 +228,43 @@ def test_node_events_on_the_event_stream(nodes, module_sluice_factory, redis):
         reader.close()
 
 
+def test_webhooks_name_the_cluster_node(redis, module_sluice_factory):
+    """Webhook payloads in cluster mode: Red5's clusterNodeType by role, nodePublicIp the
+    node's public host, cluster_node its id."""
+    import http.server
+    import json
+    import threading
+
+    got = []
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/hook" % sink.server_address[1]
+        (e,) = start_nodes(module_sluice_factory, redis, 1, roles=["edge"], ids=["edge-hooks"],
+                           config={"webhooks": {"url": url}},
+                           cluster={"redis_db": REDIS_DB, "public_host": "198.51.100.4"})
+        wait_until(e.redis_up, T(10), 0.05, "the edge to reach Redis")
+        with pytest.raises(AssertionError):  # a player of a stream nobody publishes: connect
+            wait_stream_live(e.srv.port, "live", "nothing", 0.5)
+        wait_until(lambda: got, T(10), 0.05, "a webhook")
+        b = got[0]
+        assert b["clusterNodeType"] == "TYPE_EDGE" and b["cluster_node"] == "edge-hooks"
+        assert b["nodePublicIp"] == "198.51.100.4"
+    finally:
+        sink.shutdown()
+        sink.server_close()
+
+
 def test_sentinel_finds_the_master(redis, module_sluice_factory, tmp_path_factory):
     sentinel = RedisServer(tmp_path_factory.mktemp("sentinel"), sentinel_of=redis).start()
     try:
