@@ -13,13 +13,15 @@ restart, the kill -9) restore it or come last.
 
 import re
 import signal
+import subprocess
 import time
 
 import pytest
 
 from api_helpers import EventReader, assert_error, start_player
 from clusterlib import RedisServer, redis_cmd, start_nodes, unique_prefix, wait_nodes, wait_placed
-from conftest import T, ffmpeg_publish_cmd, is_sanitizer_build, wait_stream_live, wait_until
+from conftest import (SLUICE_BIN, T, child_env, ffmpeg_publish_cmd, is_sanitizer_build,
+                      wait_stream_live, wait_until)
 
 pytestmark = pytest.mark.cluster
 
@@ -53,6 +55,27 @@ def publish(module_procs, media_src, node, stream, name=None):
 def exited(p, timeout):
     wait_until(lambda: p.poll() is not None, timeout, 0.05, "%s to exit" % p.name)
     return p.returncode
+
+
+@pytest.mark.parametrize("env,problem", [
+    ({"SLUICE_CLUSTER_REDIS": "nohost"}, "cluster.redis: expected host:port"),
+    ({"SLUICE_CLUSTER_REDIS": "a:1,b:99999"}, "cluster.redis: expected host:port"),
+    ({"SLUICE_CLUSTER_SENTINEL": "s1:26379,"}, None),
+    ({"SLUICE_CLUSTER_SENTINEL": "s1"}, "cluster.sentinel: expected host:port"),
+    ({"SLUICE_CLUSTER_REDIS": "[::1]:6379,10.0.0.1:6380"}, None),
+    ({"SLUICE_CLUSTER_NODE_ID": "a b"}, "cluster.node_id: a node id is 1-63 characters"),
+    ({"SLUICE_CLUSTER_REPORT_INTERVAL": "5s"}, "cluster.report_interval: must be shorter"),
+    ({"SLUICE_CLUSTER_PREFIX": "a b:"}, "cluster.prefix: no spaces"),
+])
+def test_config_check(env, problem):
+    """--check-config reports each cluster problem at its key (nothing is contacted)."""
+    p = subprocess.run([SLUICE_BIN, "--check-config"], capture_output=True, text=True,
+                       timeout=T(30), env=child_env(dict(env, SLUICE_CLUSTER_ENABLED="true")))
+    out = p.stdout + p.stderr
+    if problem is None:
+        assert p.returncode == 0, out
+    else:
+        assert p.returncode != 0 and problem in out, out
 
 
 def test_nodes_see_each_other(nodes):
