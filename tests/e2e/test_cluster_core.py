@@ -170,6 +170,21 @@ def test_stale_placement_under_own_id_is_dropped(nodes, redis, module_procs, med
     redis.cmd("DEL", prefix + "stream:live/other", db=REDIS_DB)
 
 
+def test_settings_mirror_redis(nodes, redis):
+    """Cluster-wide settings written to Redis appear in every node's snapshot within an
+    interval (GET /api/v1/cluster/settings), by prefix; deleted ones go."""
+    a, b, _ = nodes
+    prefix = a.cluster()["redis"]["prefix"]
+    redis.cmd("HSET", prefix + "settings", "nodegroup/ng1", '{"maxPublishers": 2}', db=REDIS_DB)
+    redis.cmd("HSET", prefix + "settings", "scalepolicy/p1", '{"min": 1}', db=REDIS_DB)
+    wait_until(lambda: b.api.data("cluster/settings").get("nodegroup/ng1") ==
+               {"maxPublishers": 2}, T(5), 0.05, "the setting on B")
+    assert b.api.data("cluster/settings", {"prefix": "scalepolicy/"}) == {"scalepolicy/p1":
+                                                                          {"min": 1}}
+    redis.cmd("HDEL", prefix + "settings", "nodegroup/ng1", "scalepolicy/p1", db=REDIS_DB)
+    wait_until(lambda: b.api.data("cluster/settings") == {}, T(5), 0.05, "settings gone")
+
+
 def test_soft_sunset_refuses_new_players_keeps_old(nodes, module_procs, media_src):
     _, b, c = nodes
     pub = publish(module_procs, media_src, c, "drain")

@@ -80,6 +80,7 @@ KNOWN_ROUTES = [
     ("get", "/api/v1/cluster/nodes/{nodeId}"),
     ("put", "/api/v1/cluster/nodes/{nodeId}/state"),
     ("get", "/api/v1/cluster/streams"),
+    ("get", "/api/v1/cluster/settings"),
     ("post", "/api/v1/cluster/kick"),
     ("post", "/api/v1/cluster/unpublish"),
     ("get", "/api/v1/restream/pulls"),

@@ -1455,6 +1455,13 @@ static json_t *cluster_json(cl_t *c)
     return o;
 }
 
+/* settings() callback of GET /api/v1/cluster/settings: key -> the parsed JSON value. */
+static void add_setting_json(void *arg, const char *key, const char *json)
+{
+    json_t *v = json_loads(json, JSON_DECODE_ANY, NULL);
+    json_object_set_new((json_t *)arg, key, v ? v : json_string(json));
+}
+
 /* The JSON object body of req, or NULL after answering 400/413. */
 static json_t *body_object(cl_t *c, sl_http_req_t *req)
 {
@@ -1538,10 +1545,11 @@ static int api_message(cl_t *c, sl_http_req_t *req, const char *topic)
 static int api_standalone(cl_t *c, sl_http_req_t *req, char **seg, int n, int get)
 {
     if (n == 1 && get)
-        return c->api->ok(req, json_pack("{s:b, s:n, s:n, s:[], s:[]}", "enabled", 0, "node",
-                                         "redis", "nodes", "streams"));
+        return c->api->ok(req, json_pack("{s:b, s:[], s:[]}", "enabled", 0, "nodes", "streams"));
     if (n == 2 && get && (strcmp(seg[1], "nodes") == 0 || strcmp(seg[1], "streams") == 0))
         return c->api->ok(req, json_array());
+    if (n == 2 && get && strcmp(seg[1], "settings") == 0)
+        return c->api->ok(req, json_object());
     return c->api->err(req, 404, "Cluster mode is off on this node (cluster.enabled).");
 }
 
@@ -1571,6 +1579,14 @@ static int api_handler(sl_http_req_t *req, void *ud)
         return c->api->ok(req, nodes_json(c));
     if (n == 2 && get && strcmp(seg[1], "streams") == 0)
         return c->api->ok(req, streams_json(c));
+    if (n == 2 && get && strcmp(seg[1], "settings") == 0) {
+        char prefix[SETTING_KEY_MAX] = "";
+        if (c->http->req_query_get(req, "prefix", prefix, sizeof prefix) < 0)
+            prefix[0] = '\0';
+        json_t *o = json_object();
+        svc_settings(c, prefix, add_setting_json, o);
+        return c->api->ok(req, o);
+    }
     if (n == 3 && get && strcmp(seg[1], "nodes") == 0) {
         const sl_cluster_node_t *nd = svc_node(c, seg[2]);
         if (!nd)
