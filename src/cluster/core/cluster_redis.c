@@ -36,6 +36,7 @@ static const sl_log_ctx_t g_ctx = {.proto = "cluster"};
 
 #define WATCH_MS 100
 #define RETRY_BASE_MS 100
+#define CLOSE_WAIT_MAX_MS 2000 /* longest wait for the goodbye's replies at close */
 
 typedef enum { LINK_DOWN = 0, LINK_SENTINEL, LINK_CONNECTING, LINK_UP } link_state_t;
 
@@ -117,6 +118,7 @@ static redisReplyObjectFunctions g_lim_fns = {lim_string, lim_array, lim_integer
  * string would otherwise grow the buffer without end.
  */
 static void fail(sl_cluster_redis_t *r, const char *why);
+static void finish_close(sl_cluster_redis_t *r);
 
 static void lim_poll(uv_poll_t *handle, int status, int events)
 {
@@ -132,8 +134,13 @@ static void lim_poll(uv_poll_t *handle, int status, int events)
     if (p->context && (events & UV_WRITABLE))
         redisAsyncHandleWrite(p->context);
     if (p->context && p->context->c.reader && p->context->c.reader->len > SL_CLUSTER_REDIS_BUF_MAX &&
-        p->context->data)
-        fail(p->context->data, "reply too large");
+        p->context->data) {
+        sl_cluster_redis_t *r = p->context->data;
+        if (r->closing)
+            finish_close(r); /* outside hiredis's call stack: free now, do not wait */
+        else
+            fail(r, "reply too large");
+    }
 }
 
 static void lim_update(redisLibuvEvents *p)
@@ -253,7 +260,6 @@ static void on_connect(const redisAsyncContext *ac, int status)
     fail(r, "cannot connect");
 }
 
-static void finish_close(sl_cluster_redis_t *r);
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
@@ -604,7 +610,8 @@ static void finish_close(sl_cluster_redis_t *r)
  * Commands sent just before close (the node's goodbye: its record and
  * placements deleted) are still in hiredis's output buffer: when the link
  * is up, the command connection is disconnected gracefully (hiredis writes
- * them, waits for their replies, then closes), bounded by command_timeout.
+ * them, waits for their replies, then closes), bounded by command_timeout
+ * and at most CLOSE_WAIT_MAX_MS.
  */
 void sl_cluster_redis_close(sl_cluster_redis_t *r)
 {
@@ -616,7 +623,10 @@ void sl_cluster_redis_close(sl_cluster_redis_t *r)
     ctx_free(&r->sub);
     uv_timer_stop(&r->retry);
     if (up) {
-        r->close_deadline_ms = sl_time_mono_ms() + (uint64_t)r->cfg->command_timeout_ms;
+        /* The goodbye takes milliseconds; a Redis that does not answer does not hold the
+         * shutdown for long. */
+        uint64_t wait = (uint64_t)r->cfg->command_timeout_ms;
+        r->close_deadline_ms = sl_time_mono_ms() + (wait < CLOSE_WAIT_MAX_MS ? wait : CLOSE_WAIT_MAX_MS);
         redisAsyncDisconnect(r->cmd); /* may call on_disconnect (and finish_close) at once */
         return;
     }
