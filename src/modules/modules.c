@@ -25,11 +25,11 @@
 #include "modules/restream/restream.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
-    &sl_cluster_builtin,   /* first: its "cluster" service is there for every module after it,
-                              and its stop (the node's goodbye to Redis) comes last */
     &sl_auth_simple_builtin,
     &sl_auth_jwt_builtin,
     &sl_auth_roundtrip_builtin,
+    &sl_cluster_builtin,   /* before every module that uses its "cluster" service (webhooks
+                              read this node's identity at init); stopped after them */
     &sl_webhooks_builtin,
     &sl_exec_hooks_builtin,
     &sl_s3_upload_builtin, /* before the recorder: stopped after it, so the record_done
