@@ -7,6 +7,7 @@
  */
 #include <stddef.h>
 
+#include "cluster/core/cluster.h"
 #include "modules/auth_jwt/auth_jwt.h"
 #include "modules/auth_roundtrip/auth_roundtrip.h"
 #include "modules/auth_simple/auth_simple.h"
@@ -27,6 +28,8 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_auth_simple_builtin,
     &sl_auth_jwt_builtin,
     &sl_auth_roundtrip_builtin,
+    &sl_cluster_builtin,   /* before every module that uses its "cluster" service (webhooks
+                              read this node's identity at init); stopped after them */
     &sl_webhooks_builtin,
     &sl_exec_hooks_builtin,
     &sl_s3_upload_builtin, /* before the recorder: stopped after it, so the record_done
