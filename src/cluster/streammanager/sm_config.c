@@ -42,10 +42,8 @@ static const sl_config_slot_t g_slots[] = {
      "Node choice weights (Red5's instanceevaluator.<metric>.metricweight): streams, connections, "
      "subscribers, memory, restreamer, cpu; the least loaded node wins.",
      0},
-    {"node_timeout", SL_CONFIG_DURATION, C(node_timeout_ms), "10s", 1000, 10 * SL_CONFIG_MINUTE,
-     NULL,
-     "A node whose last load report is older than this is never named (set it to cluster.lease).",
-     0},
+    {"node_timeout", SL_CONFIG_DURATION, C(node_timeout_ms), "0", 0, 10 * SL_CONFIG_MINUTE, NULL,
+     "A node whose last load report is older than this is never named; 0 = cluster.lease.", 0},
     {"max_endpoints", SL_CONFIG_INT, C(max_endpoints), "10", 1, 100, NULL,
      "Most nodes one lookup may ask for (endpoints=N).", 0},
     {"lookups_per_minute", SL_CONFIG_INT, C(lookups_per_minute), "600", 1, 1000000, NULL,

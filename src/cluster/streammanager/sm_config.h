@@ -23,7 +23,7 @@ typedef struct sl_sm_config {
     char *proxy_user;              /* SM 2.0 proxy user name ("" = no proxy user) */
     char *proxy_password;          /* its password ("" = data_dir/sm_proxy_password) */
     char *weights;                 /* "streams=1 connections=1 ..." (sm_choose.h) */
-    int64_t node_timeout_ms;       /* a node whose last report is older is dead */
+    int64_t node_timeout_ms;       /* a node whose last report is older is dead; 0 = cluster.lease */
     int64_t max_endpoints;         /* most nodes one lookup may ask for (endpoints=N) */
     int64_t lookups_per_minute;    /* per client address (IPv6 per /64) */
     int64_t max_addresses;         /* addresses whose lookups are counted */

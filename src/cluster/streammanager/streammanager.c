@@ -92,6 +92,13 @@ int sl__sm_choose(sm_mod_t *m, const sl_sm_query_t *q, sl_cluster_node_t *out, s
         *why = "cluster mode is off on this node";
         return SL_EIO;
     }
+    /* 0: the cluster's own lease, read here, where the cluster (and so its
+     * configuration section) is known to be present. */
+    uint64_t timeout_ms = (uint64_t)m->node_timeout_ms;
+    if (!timeout_ms)
+        timeout_ms = (uint64_t)sl_config_int(m->core->cfg, "cluster.lease");
+    if (!timeout_ms)
+        timeout_ms = 5000;
     const sl_cluster_node_t *nodes;
     size_t n_nodes = c->nodes(cud, &nodes);
     if (n_nodes > SL_SM_MAX_CANDIDATES)
@@ -108,7 +115,7 @@ int sl__sm_choose(sm_mod_t *m, const sl_sm_query_t *q, sl_cluster_node_t *out, s
         .n_nodes = n_nodes,
         .pending = pending,
         .now_ms = sl_time_wall_ms(),
-        .node_timeout_ms = (uint64_t)m->node_timeout_ms,
+        .node_timeout_ms = timeout_ms,
         .weights = &m->weights,
         .origin_id = st ? st->origin : NULL,
         .rotation = m->rotation++,
