@@ -91,7 +91,7 @@ def cluster(module_sluice_factory, tmp_path_factory):
         nodes["sm"] = module_sluice_factory(name="sm", config=node_config(
             redis, "sm", "all", group="control",
             extra={"stream_manager": {"enabled": True, "admin_password": ADMIN_PW,
-                                      "admin_token": TOKEN}}))
+                                      "admin_token": TOKEN, "lookups_per_minute": 100000}}))
         sm = SM(nodes["sm"])
         # Every node registered and reporting.
         wait_until(lambda: all(sm.get4("/admin/node/%s" % n, token=TOKEN)[0] == 200
