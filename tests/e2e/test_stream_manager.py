@@ -11,7 +11,9 @@ redis-server + a stream manager node + an origin + two edges on loopback.
     with a wrong token (401/403), with the right one (node, stats);
   - kill -9 of an edge: within the lease it is never named again;
   - sunset of the other edge: never named again, and with no edge left in
-    service the origin serves its players itself.
+    service the origin serves its players itself; DELETE ?force=true: HARD_SUNSET;
+  - Redis killed: broadcast lookups 503, subscribe lookups still answered from the
+    last picture past the lease; placements again once Redis is back.
 
 One cluster for the module (tests run in file order; the destructive ones last).
 """
@@ -344,6 +346,32 @@ def test_sunset_edge_is_not_named(cluster, live):
         assert st == 200 and js["nodeId"] == "origin", js
     st, js = sm.get4("/admin/node/edge2", token=TOKEN)
     assert st == 200 and js["state"] == "SOFT_SUNSET"
+    # DELETE with force: HARD_SUNSET (the node leaves; a driver or the platform stops it).
+    st, js = sm.get4("/admin/node/edge2?force=true", token=TOKEN, method="DELETE")
+    assert st == 200 and js["state"] == "HARD_SUNSET", js
+    check_shape("/streammanager/api/4.0/admin/node/{ip}", "delete", st, js)
+    wait_until(lambda: sm.get4("/admin/node/edge2", token=TOKEN)[1].get("state") == "HARD_SUNSET",
+               T(10), message="edge2 HARD_SUNSET in the snapshot")
+
+
+def test_redis_down(cluster, live):
+    """Redis gone: no new placement (503), players still named from the last picture."""
+    sm, redis = cluster["sm"], cluster["redis"]
+    redis.kill()
+    try:
+        wait_until(lambda: sm.get4("/event/live/new?action=broadcast")[0] == 503, T(10),
+                   message="broadcast refused while Redis is down")
+        st, js = sm.get2("/streams/stream/default/publish/live/new")
+        assert st == 503 and "Redis" in js["errorMessage"], js
+        # Past the lease, the last picture still names the origin for live/sm1.
+        deadline = time.monotonic() + LEASE_S + 0.5
+        while time.monotonic() < deadline:
+            st, js = sm.get4("/event/live/sm1?action=subscribe")
+            assert st == 200 and js["nodeId"] == "origin", js
+    finally:
+        redis.restart()
+    wait_until(lambda: sm.get4("/event/live/new?action=broadcast")[0] == 200, T(15),
+               message="placements again once Redis is back")
 
 
 def test_without_cluster(sluice_factory, secrets):
