@@ -23,6 +23,7 @@
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
 #include "modules/restream/restream.h"
+#include "cluster/streammanager/streammanager.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_auth_simple_builtin,
@@ -42,5 +43,6 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_shared_objects_builtin,
     &sl_rpc_builtin,
     &sl_restream_builtin, /* last: its pulls publish into a server whose other modules are up */
+    &sl_streammanager_builtin, /* cluster: over the "cluster" service, looked up per request */
     NULL,
 };
