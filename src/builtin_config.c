@@ -14,6 +14,7 @@
 #include "modules/httpflv/httpflv_config.h"
 #include "modules/recorder/recorder_config.h"
 #include "modules/restream/restream_config.h"
+#include "cluster/relay/relay_config.h"
 #include "modules/rpc/rpc_config.h"
 #include "modules/s3_upload/s3_config.h"
 #include "modules/webhooks/webhooks_config.h"
@@ -45,6 +46,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_so_config_section,
     &sl_rpc_config_section,
     &sl_restream_config_section,
+    &sl_relay_config_section,
 };
 
 /* The static table above. */

@@ -22,6 +22,7 @@
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
 #include "modules/restream/restream.h"
+#include "cluster/relay/relay.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_auth_simple_builtin,
@@ -38,6 +39,7 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_httpflv_builtin,
     &sl_shared_objects_builtin,
     &sl_rpc_builtin,
-    &sl_restream_builtin, /* last: its pulls publish into a server whose other modules are up */
+    &sl_restream_builtin, /* its pulls publish into a server whose other modules are up */
+    &sl_relay_builtin,    /* after the cluster core, whose "cluster" service it looks for at init */
     NULL,
 };

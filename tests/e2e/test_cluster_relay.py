@@ -1,0 +1,227 @@
+"""Cluster relay (src/cluster/relay, docs/cluster-relay.md) with static origins, no Redis:
+ffmpeg publishes to an origin; players on an edge (RTMP, HTTP-FLV, HLS, WHEP) make the
+edge pull the stream from the origin over RTMP as a Red5 cluster restreamer; the pull
+stops when idle; a wrong cluster password is refused on the origin; an edge -> relay ->
+origin chain plays. One origin, one edge and one relay are shared by the module (one
+ffmpeg publisher); every wait polls a condition."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from api_helpers import Api, api_config, http_port_of
+from conftest import HOST, T, ffmpeg_publish_cmd, ffprobe_streams, free_port, port_open, \
+    wait_stream_live, wait_until
+import rtmp_client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WEBRTC_CLIENT = [os.environ.get("PYTHON3", "/usr/bin/python3"),
+                 os.path.join(HERE, "webrtc_client.py")]
+PASSWORD = "cluster-pw-e2e-7f3a9c"
+IDLE_S = 2
+
+try:
+    import aiortc  # noqa: F401
+    HAVE_AIORTC = True
+except ImportError:
+    HAVE_AIORTC = False
+
+
+def node_config(origins="", password=PASSWORD, extra=None):
+    relay = {"enabled": True, "password": password, "idle_timeout": "%ds" % IDLE_S,
+             "retry_min": "100ms", "retry_max": "500ms", "give_up": "3s",
+             "open_timeout": "3s", "read_timeout": "3s"}
+    if origins:
+        relay["origins"] = json.dumps(origins)
+    # HLS players count as players until their session times out: short here, so that
+    # the idle test after the HLS one does not wait 30 s.
+    cfg = api_config({"relay": relay, "hls": {"session_timeout": "3s"},
+                      "webrtc": {"candidates": "127.0.0.1", "setup_timeout": "10s"}})
+    for k, v in (extra or {}).items():
+        cfg[k] = dict(cfg.get(k, {}), **v)
+    return cfg
+
+
+def start_node(factory, name, **kw):
+    srv = factory(name=name, config=node_config(**kw))
+    wait_until(lambda: port_open(http_port_of(srv)), T(10), message="http port of " + name)
+    srv.api = Api(srv)
+    return srv
+
+
+def clients(srv, app="live"):
+    r = srv.api.get("applications/%s/clients" % app)
+    assert r.status == 200, r
+    return r.data
+
+
+def client_details(srv, app="live"):
+    out = []
+    for c in clients(srv, app):
+        r = srv.api.get("applications/%s/clients/%s" % (app, c["id"]))
+        if r.status == 200:
+            out.append(r.data)
+    return out
+
+
+def restreamers(origin):
+    """The origin's sessions that are other nodes' relay connections (flagged restreamer)."""
+    return [c for c in client_details(origin) if c.get("restreamer") is True]
+
+
+def pulls(edge):
+    """The edge's own pulls: sessions of protocol cluster."""
+    return [c for c in client_details(edge) if c.get("connection_protocol") == "cluster"]
+
+
+@pytest.fixture(scope="module")
+def cluster(module_sluice_factory, module_procs, media_src):
+    origin = start_node(module_sluice_factory, "origin")
+    dead = free_port()  # nothing listens here: the edge moves on to the next origin
+    edge = start_node(module_sluice_factory, "edge",
+                      origins="%s:%d, %s:%d" % (HOST, dead, HOST, origin.port))
+    module_procs.start(ffmpeg_publish_cmd(media_src, origin.url("live", "s1")), "ffmpeg")
+    wait_stream_live(origin.port, "live", "s1", T(20))
+    return {"origin": origin, "edge": edge, "factory": module_sluice_factory}
+
+
+def wait_no_pull(c, timeout=None):
+    wait_until(lambda: not restreamers(c["origin"]), timeout or T(IDLE_S + 8), 0.1,
+               "no relay connection on the origin")
+
+
+def test_edge_plays_every_protocol(cluster):
+    """RTMP (ffprobe), HTTP-FLV and HLS from the edge all decode the origin's stream;
+    the edge's pull is a session of protocol cluster, the origin's side a restreamer
+    session whose query shows restreamer=*** and never the password."""
+    origin, edge = cluster["origin"], cluster["edge"]
+    streams = ffprobe_streams(edge.url("live", "s1"), timeout=T(20))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    flv = "http://%s:%d/live/s1.flv" % (HOST, http_port_of(edge))
+    streams = ffprobe_streams(flv, timeout=T(20))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    # a player keeps the pull alive while HLS segments are made
+    c, _ = rtmp_client.open_player(HOST, edge.port, "live", "s1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        hls = "http://%s:%d/live/s1.m3u8" % (HOST, http_port_of(edge))
+        got = {}
+
+        def hls_ok():
+            try:
+                got["s"] = ffprobe_streams(hls, timeout=T(15))
+            except (AssertionError, subprocess.TimeoutExpired):
+                return False
+            return any(s.get("codec_name") == "h264" for s in got["s"])
+        wait_until(hls_ok, T(30), 0.5, "HLS from the edge")
+        rs = restreamers(origin)
+        assert len(rs) == 1 and rs[0]["role"] == "subscriber", rs
+        assert PASSWORD not in json.dumps(client_details(origin))
+        assert PASSWORD not in json.dumps(client_details(edge))
+        ps = pulls(edge)
+        assert len(ps) == 1 and ps[0]["role"] == "publisher", client_details(edge)
+        assert ps[0]["remote_address"] == "%s:%d" % (HOST, origin.port), ps
+    finally:
+        c.close()
+    assert "relay pull: playing from %s:%d" % (HOST, origin.port) in edge.log_text()
+
+
+@pytest.mark.skipif(not HAVE_AIORTC, reason="python3-aiortc not installed")
+def test_edge_plays_whep(cluster):
+    edge = cluster["edge"]
+    url = "http://%s:%d/live/whep/endpoint/s1" % (HOST, http_port_of(edge))
+    p = subprocess.run(WEBRTC_CLIENT + ["whep", url, "--seconds", str(T(25)), "--frames", "25"],
+                       capture_output=True, text=True, timeout=T(60))
+    evs = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    done = [e for e in evs if e["event"] == "done"]
+    assert p.returncode == 0 and done, (p.returncode, evs, p.stderr[-3000:], edge.log_tail(60))
+    assert done[0]["width"] == 640 and done[0]["height"] == 360
+
+
+def test_pull_starts_on_demand_and_stops_when_idle(cluster):
+    """No relay connection without players; the first player starts one; it is gone
+    from the origin's API within idle_timeout + margin after the last player left."""
+    origin, edge = cluster["origin"], cluster["edge"]
+    wait_no_pull(cluster)
+    c, _ = rtmp_client.open_player(HOST, edge.port, "live", "s1", timeout=T(10))
+    try:
+        c.wait_video_frames(10, T(10))
+        assert len(restreamers(origin)) == 1
+    finally:
+        c.close()
+    left = time.monotonic()
+    wait_no_pull(cluster)
+    took = time.monotonic() - left
+    assert took < IDLE_S + T(2), took
+    assert took > IDLE_S - 0.5, took  # not before idle_timeout
+    assert "relay pull stopped: idle" in edge.log_text()
+
+
+def test_wrong_cluster_password_refused(cluster):
+    """A relay connection with a wrong password is refused with a clear reason; an edge
+    configured with it cannot pull; the origin's log never shows either password."""
+    origin = cluster["origin"]
+    c, _ = rtmp_client.open_player(HOST, origin.port, "live",
+                                   "s1?restreamer=wrong-pw-123&cluster-restreamer-name=s1",
+                                   timeout=T(10), expect_start=False)
+    try:
+        wait_until(lambda: "NetStream.Play.Failed" in c.status_codes()
+                   or "NetConnection.Connect.Rejected" in c.status_codes(), T(10), 0.05,
+                   "refusal")
+    except rtmp_client.RtmpClosed:
+        pass
+    finally:
+        c.close()
+    assert "wrong cluster password" in origin.log_text()
+    assert "wrong-pw-123" not in origin.log_text()
+    bad = start_node(cluster["factory"], "badedge", origins="%s:%d" % (HOST, origin.port),
+                     password="not-the-cluster-pw")
+    p = subprocess.run(["ffprobe", "-v", "error", "-rw_timeout", str(int(T(6) * 1e6)),
+                        "-show_streams", "-of", "json", bad.url("live", "s1")],
+                       capture_output=True, text=True, timeout=T(30))
+    assert p.returncode != 0 or '"codec_name"' not in p.stdout, p.stdout
+    wait_until(lambda: "no upstream has the stream" in bad.log_text(), T(10), 0.1,
+               "bad edge gives up")
+    assert "not-the-cluster-pw" not in origin.log_text()
+    bad.stop()
+
+
+def test_chain_edge_relay_origin(cluster):
+    """edge2 -> relay -> origin: a player on edge2 decodes; edge2's link is hop 1, the
+    relay's hop 2 (counted from the edge, against relay.max_hops)."""
+    origin = cluster["origin"]
+    relay = start_node(cluster["factory"], "relay", origins="%s:%d" % (HOST, origin.port))
+    edge2 = start_node(cluster["factory"], "edge2", origins="%s:%d" % (HOST, relay.port))
+    streams = ffprobe_streams(edge2.url("live", "s1"), timeout=T(25))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    assert "relay pull started (hop 1)" in edge2.log_text()
+    assert "relay pull started (hop 2)" in relay.log_text()
+    c, _ = rtmp_client.open_player(HOST, edge2.port, "live", "s1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        assert len(restreamers(relay)) == 1, client_details(relay)
+        assert len(restreamers(origin)) >= 1, client_details(origin)
+    finally:
+        c.close()
+    edge2.stop()
+    relay.stop()
+
+
+def test_origin_unpublish_reaches_edge_players(cluster, module_procs, media_src):
+    """The origin's publisher leaves: the edge's player gets the normal unpublish and the
+    edge's pull ends (runs last: it stops the module's publisher)."""
+    origin, edge = cluster["origin"], cluster["edge"]
+    c, _ = rtmp_client.open_player(HOST, edge.port, "live", "s1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        for p, _ in list(module_procs.items):
+            if p.name == "ffmpeg":
+                module_procs.stop(p)
+        c.wait_status("NetStream.Play.UnpublishNotify", T(10))
+    finally:
+        c.close()
+    wait_until(lambda: "relay pull stopped: unpublished upstream" in edge.log_text(), T(10),
+               0.1, "edge pull ended")
+    wait_no_pull(cluster)
