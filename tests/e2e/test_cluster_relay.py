@@ -44,8 +44,8 @@ def node_config(origins="", password=PASSWORD, extra=None):
     return cfg
 
 
-def start_node(factory, name, **kw):
-    srv = factory(name=name, config=node_config(**kw))
+def start_node(factory, name, extra=None, **kw):
+    srv = factory(name=name, config=node_config(extra=extra, **kw))
     wait_until(lambda: port_open(http_port_of(srv)), T(10), message="http port of " + name)
     srv.api = Api(srv)
     return srv
@@ -76,14 +76,23 @@ def pulls(edge):
     return [c for c in client_details(edge) if c.get("connection_protocol") == "cluster"]
 
 
+USER, USER_PW = "alice", "alice-pw-e2e-31"
+CREDS = "?username=%s&password=%s" % (USER, USER_PW)
+
+
 @pytest.fixture(scope="module")
-def cluster(module_sluice_factory, module_procs, media_src):
-    origin = start_node(module_sluice_factory, "origin")
+def cluster(module_sluice_factory, module_procs, media_src, tmp_path_factory):
+    # The origin's app is protected by simple auth: its publisher and its own players
+    # give credentials, the edges' relay connections only the cluster password.
+    users = tmp_path_factory.mktemp("auth") / "users.txt"
+    users.write_text("%s %s\n" % (USER, USER_PW))
+    origin = start_node(module_sluice_factory, "origin", extra={
+        "auth": {"simple_file": str(users)}, "apps": {"live": {"auth_simple": True}}})
     dead = free_port()  # nothing listens here: the edge moves on to the next origin
     edge = start_node(module_sluice_factory, "edge",
                       origins="%s:%d, %s:%d" % (HOST, dead, HOST, origin.port))
-    module_procs.start(ffmpeg_publish_cmd(media_src, origin.url("live", "s1")), "ffmpeg")
-    wait_stream_live(origin.port, "live", "s1", T(20))
+    module_procs.start(ffmpeg_publish_cmd(media_src, origin.url("live", "s1") + CREDS), "ffmpeg")
+    wait_stream_live(edge.port, "live", "s1", T(20))
     return {"origin": origin, "edge": edge, "factory": module_sluice_factory}
 
 
@@ -159,6 +168,20 @@ def test_pull_starts_on_demand_and_stops_when_idle(cluster):
     assert "relay pull stopped: idle" in edge.log_text()
 
 
+def test_origin_business_auth_still_applies(cluster):
+    """The origin's simple auth refuses a plain player without credentials; with them
+    it plays: the relay's bypass is for the cluster password only."""
+    origin = cluster["origin"]
+    with pytest.raises((rtmp_client.RtmpError, AssertionError)):
+        c, _ = rtmp_client.open_player(HOST, origin.port, "live", "s1", timeout=T(5))
+        c.close()
+    c, _ = rtmp_client.open_player(HOST, origin.port, "live", "s1" + CREDS, timeout=T(10))
+    try:
+        c.wait_video_frames(3, T(10))
+    finally:
+        c.close()
+
+
 def test_wrong_cluster_password_refused(cluster):
     """A relay connection with a wrong password is refused with a clear reason; an edge
     configured with it cannot pull; the origin's log never shows either password."""
@@ -196,8 +219,8 @@ def test_chain_edge_relay_origin(cluster):
     edge2 = start_node(cluster["factory"], "edge2", origins="%s:%d" % (HOST, relay.port))
     streams = ffprobe_streams(edge2.url("live", "s1"), timeout=T(25))
     assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
-    assert "relay pull started (hop 1)" in edge2.log_text()
-    assert "relay pull started (hop 2)" in relay.log_text()
+    assert "playing from %s:%d (hop 1)" % (HOST, relay.port) in edge2.log_text()
+    assert "playing from %s:%d (hop 2)" % (HOST, origin.port) in relay.log_text()
     c, _ = rtmp_client.open_player(HOST, edge2.port, "live", "s1", timeout=T(10))
     try:
         c.wait_video_frames(5, T(10))

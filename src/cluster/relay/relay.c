@@ -111,6 +111,7 @@ struct rl_mod {
     sl_map_t restreamers;           /* session id -> path (sl_strdup'd): relay connections
                                        playing here, from admission to play_stop/disconnect */
     int svc_registered;
+    uint64_t last_scan;             /* loop time of the last scan_waiting */
     uv_timer_t tick;
     uv_timer_t defer;               /* runs stops outside the caller's call stack */
     int stopping;
@@ -137,6 +138,17 @@ static const char *password(rl_mod_t *m)
     if (pw && *pw)
         return pw;
     return m->cfg->password ? m->cfg->password : "";
+}
+
+/* Whether this node pulls streams: an edge, relay or all-in-one node of a cluster, or a node with static origins. */
+static int pulls_here(rl_mod_t *m)
+{
+    void *ud;
+    const sl_svc_cluster_t *c = cluster_svc(m, &ud);
+    if (!c)
+        return m->n_origins > 0;
+    const sl_cluster_node_t *self = c->self(ud);
+    return self && strcmp(self->role, "origin") != 0 && strcmp(self->role, "transcoder") != 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -183,7 +195,10 @@ static void pull_end(rl_pull_t *p, const char *why)
     rl_mod_t *m = p->m;
     client_drop(p);
     resume_waiters(p);
-    SL_LOGI(&p->sess.log, "relay pull stopped: %s", why);
+    if (p->ever_up)
+        SL_LOGI(&p->sess.log, "relay pull stopped: %s", why);
+    else
+        SL_LOGD(&p->sess.log, "relay pull stopped: %s", why);
     if (p->st) {
         sl_stream_t *st = p->st;
         p->st = NULL;
@@ -407,6 +422,19 @@ static void on_status(sl_client_t *c, const char *level, const char *code, const
     (void)c;
     (void)level;
     if (strcmp(code, "NetStream.Play.Start") == 0) {
+        if (!p->st) {
+            /* Published here once the upstream plays (not before: a pull that finds no
+             * upstream leaves no publish/unpublish behind). */
+            int rc = sl_hub_publish(p->m->core->hub, p->path, &p->sess, &p->st);
+            if (rc) {
+                p->st = NULL;
+                pull_stop_later(p, rc == SL_EBUSY ? "published here meanwhile" : sl_strerror(rc));
+                client_drop(p);
+                return;
+            }
+            sl_session_set_role(&p->sess, SL_ROLE_PUBLISHER);
+            sl_events_emit_session(p->m->core, &p->sess, SL_EV_PUBLISH, "relay");
+        }
         p->up = 1;
         p->ever_up = 1;
         p->tried = 0;
@@ -493,11 +521,7 @@ static int pull_start(rl_mod_t *m, const char *app, const char *stream, const ch
     int rc = sl_session_set_app(&p->sess, app);
     if (!rc)
         rc = sl_session_set_stream(&p->sess, stream);
-    if (!rc)
-        rc = sl_hub_publish(m->core->hub, p->path, &p->sess, &p->st);
     if (!rc) {
-        sl_session_set_role(&p->sess, SL_ROLE_PUBLISHER);
-        sl_events_emit_session(m->core, &p->sess, SL_EV_PUBLISH, "relay");
         rc = pull_connect(p);
         /* a static origin that cannot even be tried: the next ones */
         while (rc && rc != SL_ENOMEM && m->n_origins && !cluster_svc(m, NULL) &&
@@ -511,7 +535,7 @@ static int pull_start(rl_mod_t *m, const char *app, const char *stream, const ch
         return rc;
     }
     p->idle_since = uv_now(m->core->loop);
-    SL_LOGI(&p->sess.log, "relay pull started (hop %d)", hops);
+    SL_LOGD(&p->sess.log, "relay pull started (hop %d)", hops);
     *out = p;
     return 0;
 }
@@ -533,10 +557,38 @@ static void on_defer(uv_timer_t *t)
     }
 }
 
+/*
+ * Players that wait here for a stream that is not live (they came before
+ * the origin had it, or stayed after an upstream was given up): a pull
+ * is tried for them every relay.retry_max, so that they get the stream
+ * once it is published upstream, as they would on the origin itself.
+ */
+static void scan_waiting(rl_mod_t *m)
+{
+    size_t pos = 0;
+    for (sl_stream_t *st; (st = sl_hub_next(m->core->hub, &pos));) {
+        if (st->publisher || !st->n_players || pull_find(m, st->name))
+            continue;
+        const char *slash = strrchr(st->name, '/');
+        if (!slash || slash == st->name || !slash[1])
+            continue;
+        char app[SL_CLUSTER_PATH_MAX];
+        snprintf(app, sizeof app, "%.*s", (int)(slash - st->name), st->name);
+        rl_pull_t *p;
+        if (pull_start(m, app, slash + 1, st->name, 1, &p) == 0)
+            SL_LOGD(&p->sess.log, "relay pull: retried for %zu waiting player(s)", st->n_players);
+        return; /* one per scan: pull_start may change the hub under the walk */
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     rl_mod_t *m = t->data;
     uint64_t now = uv_now(m->core->loop);
+    if (now - m->last_scan >= (uint64_t)m->cfg->retry_max_ms && pulls_here(m)) {
+        m->last_scan = now;
+        scan_waiting(m);
+    }
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &m->pulls) {
         rl_pull_t *p = sl_container_of(it, rl_pull_t, link);
@@ -642,18 +694,8 @@ static int source_check(sl_admit_t *a, void *ud)
         return SL_EDECLINED;
     rl_pull_t *p = pull_find(m, path);
     if (!p) {
-        if (is_live(m, path))
+        if (is_live(m, path) || !pulls_here(m))
             return SL_EDECLINED;
-        void *cud;
-        const sl_svc_cluster_t *c = cluster_svc(m, &cud);
-        if (c) {
-            const sl_cluster_node_t *self = c->self(cud);
-            if (!self || strcmp(self->role, "origin") == 0 ||
-                strcmp(self->role, "transcoder") == 0)
-                return SL_EDECLINED;
-        } else if (!m->n_origins) {
-            return SL_EDECLINED;
-        }
         int hops = request_hops(r) + 1;
         if (hops > m->cfg->max_hops) {
             SL_LOGI(&g_ctx, "relay: %s not pulled: %d hops exceed relay.max_hops", path, hops);
