@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "sluice/errors.h"
 
 static int is_sep(char c) { return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -162,7 +163,10 @@ int sl_relay_query_mask(const char *query, const char *key, char *out, size_t ca
         size_t name_len = eq ? (size_t)(eq - p) : len;
         const char *piece = p;
         size_t piece_len = len;
-        int mask = eq && name_len == klen && memcmp(p, key, klen) == 0;
+        /* names compare decoded, as sl_query_get finds them: re%73treamer= is restreamer= */
+        char name[64];
+        int dn = eq && name_len < sizeof name ? sl_url_decode_n(p, name_len, name, sizeof name) : -1;
+        int mask = dn >= 0 && (size_t)dn == klen && memcmp(name, key, klen) == 0;
         if (mask)
             piece_len = name_len + 1; /* "key=" then "***" */
         size_t need = piece_len + (mask ? 3 : 0) + (end ? 1 : 0);

@@ -47,7 +47,7 @@ int sl_relay_secret_eq(const char *a, const char *b);
 
 /**
  * Copies query into out (cap bytes) with the value of every key named key
- * replaced by "***". Returns the number of values masked, or SL_ETOOBIG
+ * (compared after percent-decoding, as sl_query_get does) replaced by "***". Returns the number of values masked, or SL_ETOOBIG
  * when out is too small (out is then "" when cap > 0). query NULL gives
  * "" and 0.
  */
