@@ -62,7 +62,7 @@
 #define MAX_RELAYS 64       /* relays of a group considered for the hash */
 #define TICK_MS 250         /* waiters' deadlines, retries, idleness */
 #define SEG_GAP_MS 40       /* between the last frame of a connection and the next's first */
-#define PW_MAX 257          /* a cluster password with its NUL (relay.password caps it at 256) */
+#define PW_MAX 513          /* a cluster password with its NUL (cluster.password caps it at 512) */
 
 typedef struct rl_mod rl_mod_t;
 
