@@ -15,6 +15,7 @@ from api_helpers import Api, api_config, http_port_of
 from conftest import HOST, T, ffmpeg_publish_cmd, ffprobe_streams, free_port, port_open, \
     wait_stream_live, wait_until
 import rtmp_client
+from clusterlib import redis_server, start_nodes, wait_nodes, wait_placed  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEBRTC_CLIENT = [os.environ.get("PYTHON3", "/usr/bin/python3"),
@@ -252,3 +253,29 @@ def test_origin_unpublish_reaches_edge_players(cluster, module_procs, media_src)
     wait_until(lambda: "relay pull stopped: unpublished upstream" in edge.log_text(), T(10),
                0.1, "edge pull ended")
     wait_no_pull(cluster)
+
+
+def test_redis_cluster_edge_relay_origin(sluice_factory, redis_server, procs, media_src):
+    """Cluster mode (Redis): publish on origin A; a player on edge C gets the stream
+    through relay B, found through the cluster service (the stream's placement, the
+    group's relay), authenticated with cluster.password; the relay module is on by
+    itself in cluster mode (no relay section)."""
+    origin, relay, edge = start_nodes(sluice_factory, redis_server, 3,
+                                      roles=["origin", "relay", "edge"],
+                                      cluster={"password": PASSWORD})
+    wait_nodes(edge, [origin.id, relay.id, edge.id])
+    procs.start(ffmpeg_publish_cmd(media_src, origin.url("live", "r1")), "ffmpeg")
+    wait_placed(edge, "live/r1", origin.id, T(20))
+    streams = ffprobe_streams(edge.url("live", "r1"), timeout=T(25))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    assert "playing from 127.0.0.1:%d (hop 1)" % relay.srv.port in edge.srv.log_text()
+    assert "playing from 127.0.0.1:%d (hop 2)" % origin.srv.port in relay.srv.log_text()
+    # the origin's side: one relay connection (the relay's), flagged as a restreamer
+    origin.srv.api, relay.srv.api = origin.api, relay.api
+    c, _ = rtmp_client.open_player(HOST, edge.srv.port, "live", "r1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        assert len(restreamers(origin.srv)) == 1, client_details(origin.srv)
+        assert len(restreamers(relay.srv)) == 1, client_details(relay.srv)
+    finally:
+        c.close()
