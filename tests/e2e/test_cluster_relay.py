@@ -279,3 +279,44 @@ def test_redis_cluster_edge_relay_origin(sluice_factory, redis_server, procs, me
         assert len(restreamers(relay.srv)) == 1, client_details(relay.srv)
     finally:
         c.close()
+
+
+def test_origin_dies_edge_retries_then_gives_up(sluice_factory, procs, media_src):
+    """The origin is killed (-9) under an edge's player: the edge keeps the stream and
+    retries; an origin back on the same address with the stream resumes the player on the
+    same connection (its timestamps continue); killed again for good, the edge gives up
+    after relay.give_up and its player gets the normal unpublish."""
+    give_up = int(T(5))  # room for a new origin and publisher to come up (ASan: 3x)
+    origin = start_node(sluice_factory, "origin")
+    edge = start_node(sluice_factory, "edge", origins="%s:%d" % (HOST, origin.port),
+                      extra={"relay": {"give_up": "%ds" % give_up}})
+    procs.start(ffmpeg_publish_cmd(media_src, origin.url("live", "f1")), "ffmpeg")
+    wait_stream_live(origin.port, "live", "f1", T(20))
+    c, _ = rtmp_client.open_player(HOST, edge.port, "live", "f1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        origin.proc.kill()
+        origin.proc.wait(10)
+        origin.proc = None  # killed on purpose: no clean-exit check
+        wait_until(lambda: "upstream %s:%d lost" % (HOST, origin.port) in edge.log_text(),
+                   T(10), 0.05, "edge sees the loss")
+        # back on the same port, with the stream
+        again = sluice_factory(name="origin-again", port=origin.port,
+                               config=node_config())
+        procs.start(ffmpeg_publish_cmd(media_src, again.url("live", "f1")), "ffmpeg2")
+        n = len([m for m in c.media if m.is_video])
+        c.wait_video_frames(n + 10, T(15))
+        assert edge.log_text().count("playing from %s:%d" % (HOST, origin.port)) >= 2
+        assert "NetStream.Play.UnpublishNotify" not in c.status_codes()
+        vts = [m.ts for m in c.media if m.is_video]
+        assert all(b >= a for a, b in zip(vts, vts[1:])), "timestamps went back"
+        # gone for good: give_up later the player gets the unpublish
+        again.proc.kill()
+        again.proc.wait(10)
+        again.proc = None
+        lost = time.monotonic()
+        c.wait_status("NetStream.Play.UnpublishNotify", give_up + T(5))
+        assert time.monotonic() - lost >= give_up - 0.5
+        assert "relay pull stopped: upstream lost" in edge.log_text()
+    finally:
+        c.close()
