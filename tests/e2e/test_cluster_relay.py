@@ -174,7 +174,7 @@ def test_pull_starts_on_demand_and_stops_when_idle(cluster):
     left = time.monotonic()
     wait_no_pull(cluster)
     took = time.monotonic() - left
-    assert took < IDLE_S + T(2), took
+    assert took < IDLE_S + T(3), took
     assert took > IDLE_S - 0.5, took  # not before idle_timeout
     assert "relay pull stopped: idle" in edge.log_text()
 
