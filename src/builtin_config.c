@@ -15,6 +15,7 @@
 #include "modules/httpflv/httpflv_config.h"
 #include "modules/recorder/recorder_config.h"
 #include "modules/restream/restream_config.h"
+#include "cluster/relay/relay_config.h"
 #include "modules/rpc/rpc_config.h"
 #include "modules/s3_upload/s3_config.h"
 #include "modules/webhooks/webhooks_config.h"
@@ -49,6 +50,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_restream_config_section,
     &sl_cluster_config_section,
     &sl_sm_config_section,
+    &sl_relay_config_section,
 };
 
 /* The static table above. */

@@ -16,6 +16,7 @@
 #include "app/listeners.h"
 #include "app/services.h"
 #include "app/svc/recorder.h"
+#include "app/svc/relay.h"
 #include "app/svc/srt.h"
 #include "app/svc/webrtc.h"
 #include "base/alloc.h"
@@ -464,6 +465,12 @@ static json_t *client_json(const sl_session_t *s, int full)
     json_object_set_new(o, "stream", s->stream ? json_string(s->stream) : json_null());
     json_object_set_new(o, "role", json_string(s->role == SL_ROLE_PUBLISHER ? "publisher"
                                                : s->role == SL_ROLE_SUBSCRIBER ? "subscriber" : "none"));
+    /* A relay connection of another node (Red5's cluster restreamer): not a player. */
+    void *rud;
+    const sl_svc_relay_t *rl = s->core ? sl_service_get(s->core, SL_SVC_RELAY, SL_SVC_RELAY_MAJOR, 0,
+                                                        &rud) : NULL;
+    if (rl && rl->is_restreamer(rud, s->id))
+        json_object_set_new(o, "restreamer", json_true());
     json_t *wr = webrtc_json(s);
     if (wr)
         json_object_set_new(o, "webrtc", wr);

@@ -48,6 +48,7 @@ struct sl_admit {
     int resumed;             /* the pending check has answered */
     int resumed_result;
     int finished;
+    int skip_below;          /* checks of a phase below this are passed over (sl_admit_skip_to) */
     char *reason;
     char *note_keys[MAX_NOTES];
     char *note_vals[MAX_NOTES];
@@ -71,6 +72,7 @@ static int cmp_check(const void *a, const void *b)
 const char *sl_admit_phase_name(int phase)
 {
     switch (phase) {
+    case SL_ADMIT_PHASE_CLUSTER: return "cluster";
     case SL_ADMIT_PHASE_CREDENTIALS: return "credentials";
     case SL_ADMIT_PHASE_TOKEN: return "token";
     case SL_ADMIT_PHASE_REMOTE: return "remote";
@@ -210,6 +212,8 @@ static void run(sl_admit_t *a)
             break;
         }
         check_t *c = &m->checks[a->next++];
+        if (c->priority < a->skip_below)
+            continue; /* an earlier check vouched for the client (sl_admit_skip_to) */
         int rc = c->cb(a, c->ud);
         if (rc == SL_EPENDING) {
             a->waiting = 1;
@@ -286,6 +290,12 @@ void sl_admit_resume(sl_admit_t *a, int result, const char *reason)
             run(a);
     }
     sl_admit_unref(a);
+}
+
+void sl_admit_skip_to(sl_admit_t *a, int phase)
+{
+    if (phase > a->skip_below)
+        a->skip_below = phase;
 }
 
 const sl_admit_req_t *sl_admit_request(const sl_admit_t *a) { return &a->req; }

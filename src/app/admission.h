@@ -68,6 +68,9 @@ typedef void (*sl_admit_done_cb)(sl_admit_t *a, int result, const char *reason, 
  * by name.
  */
 typedef enum {
+    SL_ADMIT_PHASE_CLUSTER = 50,      /* another node of the cluster vouches for the client (its
+                                         cluster password: src/cluster/relay); may skip to
+                                         SL_ADMIT_PHASE_SOURCE with sl_admit_skip_to */
     SL_ADMIT_PHASE_CREDENTIALS = 100, /* username/password against a local file (simple auth) */
     SL_ADMIT_PHASE_TOKEN = 110,       /* a signed token checked locally (JWT) */
     SL_ADMIT_PHASE_REMOTE = 200,      /* a call to the business's server (round trip) */
@@ -112,6 +115,15 @@ void sl_admit_cancel(sl_admit_t *a);
 const sl_admit_req_t *sl_admit_request(const sl_admit_t *a);
 sl_session_t *sl_admit_session(const sl_admit_t *a); /* NULL once cancelled */
 sl_core_t *sl_admit_core(const sl_admit_t *a);
+/**
+ * Passes over every check of a phase below phase for the rest of this
+ * admission (a check that answers SL_OK after calling it skips them). For
+ * a proof that makes the business's own checks moot: a node of the same
+ * cluster, authenticated with the cluster password, relaying a stream whose
+ * players its own chain admitted (src/cluster/relay). Never lowers a
+ * skip already set.
+ */
+void sl_admit_skip_to(sl_admit_t *a, int phase);
 /** Sets the reason sent to the client with a denial (copied). */
 void sl_admit_set_reason(sl_admit_t *a, const char *reason);
 /** Attaches a value for later (e.g. Red5's round-trip `url`, JWT subject), copied. */

@@ -17,6 +17,11 @@ static const char *const secret_words[] = {
 
 int sl_redact_is_secret_name(const char *name, size_t len)
 {
+    /* Red5's cluster restreamer carries the cluster password as restreamer=
+     * (src/cluster/relay); matched whole, so that its companions
+     * cluster-restreamer-context and -name (an app, a stream) stay readable. */
+    if (len == 10 && strncasecmp(name, "restreamer", 10) == 0)
+        return 1;
     for (size_t w = 0; w < sizeof secret_words / sizeof secret_words[0]; w++) {
         size_t n = strlen(secret_words[w]);
         for (size_t i = 0; i + n <= len; i++)

@@ -11,7 +11,8 @@
  *    line or an environment assignment) whose key, compared without case,
  *    is or contains one of: pass, pwd, token, secret, key, sig, jwt,
  *    credential, auth, session (so password, accessToken, access_token,
- *    api_key, X-Amz-Signature, X-Amz-Credential, client_secret, ...);
+ *    api_key, X-Amz-Signature, X-Amz-Credential, client_secret, ...), or is
+ *    exactly restreamer (Red5's cluster password on a relay's connection);
  *  - the password of URL userinfo: scheme://user:pass@host -> user:***@;
  *  - anything shaped like a JWT: "eyJ" base64url "." base64url "." ...
  * Names that contain "key" also match "stream_key", on purpose: a stream

@@ -24,6 +24,7 @@
 #include "modules/httpflv/httpflv.h"
 #include "modules/restream/restream.h"
 #include "cluster/streammanager/streammanager.h"
+#include "cluster/relay/relay.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_auth_simple_builtin,
@@ -42,7 +43,8 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_httpflv_builtin,
     &sl_shared_objects_builtin,
     &sl_rpc_builtin,
-    &sl_restream_builtin, /* last: its pulls publish into a server whose other modules are up */
     &sl_streammanager_builtin, /* cluster: over the "cluster" service, looked up per request */
+    &sl_restream_builtin, /* its pulls publish into a server whose other modules are up */
+    &sl_relay_builtin,    /* after the cluster core, whose "cluster" service it looks for at init */
     NULL,
 };

@@ -99,6 +99,45 @@ static void test_order_and_deny(void **state)
     sl_config_cleanup(&cfg);
 }
 
+static int skipper_cb(sl_admit_t *a, void *ud)
+{
+    (void)ud;
+    strcat(trace, "K");
+    sl_admit_skip_to(a, 300);
+    sl_admit_skip_to(a, 100); /* never lowers the mark */
+    return SL_OK;
+}
+
+/* sl_admit_skip_to: a check vouches for the client; checks of lower phases are passed
+ * over (even a denying one), the phase named and later ones still run. */
+static void test_skip_to(void **state)
+{
+    (void)state;
+    sl_config_t cfg;
+    sl_core_t *core = mkcore(&cfg);
+    chk_t deny = {.tag = "X", .answer = SL_EDENIED}, later = {.tag = "L", .answer = SL_OK};
+    int vouch = sl_admit_add_check(core, "vouch", SL_ADMIT_PHASE_CLUSTER, skipper_cb, NULL);
+    sl_admit_add_check(core, "creds", SL_ADMIT_PHASE_CREDENTIALS, check_cb, &deny);
+    sl_admit_add_check(core, "remote", SL_ADMIT_PHASE_REMOTE, check_cb, &deny);
+    sl_admit_add_check(core, "plugin", SL_ADMIT_PHASE_PLUGIN, check_cb, &later);
+    assert_string_equal(sl_admit_phase_name(SL_ADMIT_PHASE_CLUSTER), "cluster");
+    sl_session_t s;
+    memset(&s, 0, sizeof s);
+    sl_admit_req_t req = {.kind = SL_ADMIT_PLAY, .app = "live", .stream = "s", .transport = "rtmp"};
+    sl_admit_t *h;
+    assert_int_equal(sl_admit(core, &s, &req, done_cb, NULL, &h), SL_OK);
+    assert_string_equal(trace, "KL");
+    assert_int_equal(done_result, 0);
+    /* the mark is per admission: the next one runs every check */
+    trace[0] = '\0';
+    sl_admit_remove_check(core, vouch);
+    assert_int_equal(sl_admit(core, &s, &req, done_cb, NULL, &h), SL_OK);
+    assert_string_equal(trace, "X");
+    assert_int_equal(done_result, SL_EDENIED);
+    sl_core_cleanup(core);
+    sl_config_cleanup(&cfg);
+}
+
 static void test_pending(void **state)
 {
     (void)state;
@@ -196,6 +235,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_deny),
         cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_skip_to),
         cmocka_unit_test(test_events),
     };
     int64_t before = sl_alloc_bytes();

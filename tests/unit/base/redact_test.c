@@ -37,6 +37,18 @@ static void test_query_parameters(void **state)
     expect("?stream=cam1&app=live", "?stream=cam1&app=live");
 }
 
+/* Red5's cluster restreamer: the password is masked, its companions stay readable. */
+static void test_restreamer(void **state)
+{
+    (void)state;
+    expect("rtmp://o:1935/live?restreamer=pw1&cluster-restreamer-context=live&"
+           "cluster-restreamer-name=s1",
+           "rtmp://o:1935/live?restreamer=***&cluster-restreamer-context=live&"
+           "cluster-restreamer-name=s1");
+    assert_true(sl_redact_is_secret_name("Restreamer", 10));
+    assert_false(sl_redact_is_secret_name("restreamers", 11));
+}
+
 static void test_userinfo_and_jwt(void **state)
 {
     (void)state;
@@ -95,6 +107,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_parameters),
+        cmocka_unit_test(test_restreamer),
         cmocka_unit_test(test_userinfo_and_jwt),
         cmocka_unit_test(test_command_lines),
         cmocka_unit_test(test_cut_and_null),
