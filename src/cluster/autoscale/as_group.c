@@ -258,7 +258,6 @@ int sl_as_group_parse(const char *json, size_t len, int64_t def_cool, sl_as_grou
     const char *k;
     json_t *v, *x;
     size_t i;
-    int64_t n;
     if (!root || !json_is_object(root)) {
         *why = "the body must be a JSON object";
         goto fail;
@@ -310,10 +309,10 @@ int sl_as_group_parse(const char *json, size_t len, int64_t def_cool, sl_as_grou
         rc = SL_EINVAL;
         goto fail;
     }
+    rc = SL_EINVAL;
     x = json_object_get(root, "groups");
     if (!x)
         x = json_object_get(root, "subGroups");
-    rc = SL_EINVAL;
     if (x && json_is_object(x)) {
         json_object_foreach(x, k, v) {
             if (g->n_subs >= SL_AS_SUBGROUPS_MAX) {
@@ -338,6 +337,7 @@ int sl_as_group_parse(const char *json, size_t len, int64_t def_cool, sl_as_grou
         *why = "groups: an object keyed by subgroup name";
         goto fail;
     }
+    rc = SL_EINVAL; /* for the checks below; parse_* left 0 */
     for (int a = 0; a < g->n_subs; a++)
         for (int b = a + 1; b < g->n_subs; b++)
             if (strcmp(g->subs[a].name, g->subs[b].name) == 0) {
@@ -355,9 +355,10 @@ int sl_as_group_parse(const char *json, size_t len, int64_t def_cool, sl_as_grou
                 goto fail;
             }
         }
-    (void)n;
     rc = 0;
 fail:
+    if (!rc && *why)
+        rc = SL_EINVAL; /* a refusal after a sub-parser had left rc at 0 */
     json_decref(root);
     if (rc)
         g->n_roles = g->n_subs = 0;
