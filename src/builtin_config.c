@@ -7,6 +7,7 @@
 
 #include "api/api_config.h"
 #include "cluster/autoscale/autoscale_config.h"
+#include "cluster/core/cluster_config.h"
 #include "modules/auth_config.h"
 #include "modules/cleaner/cleaner_config.h"
 #include "modules/shared_objects/so_config.h"
@@ -46,6 +47,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_so_config_section,
     &sl_rpc_config_section,
     &sl_restream_config_section,
+    &sl_cluster_config_section,
     &sl_autoscale_config_section,
 };
 
