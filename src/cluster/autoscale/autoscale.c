@@ -19,9 +19,9 @@
  *
  * One evaluator at a time. The cluster service has no lock, so the lease
  * is a setting, "autoscale/lease" = {node, until}: a node takes it when it
- * is free or expired, and evaluates only once a snapshot refreshed from
- * Redis after its write still names it (two nodes that wrote at once both
- * see the same winner at their next refresh). The holder renews it at half
+ * is free or expired, and evaluates only once two snapshots refreshed from
+ * Redis after its write still name it (two nodes that wrote at once both
+ * see the same winner at their next refreshes). The holder renews it at half
  * its life. What remains of a race (a refresh that comes before the other
  * node's write) is made harmless by the shared state: a decision bumps the
  * rule's generation and starts its cool-down in the setting, launches are
@@ -84,6 +84,7 @@ typedef struct as_mod {
     void *api_ud;
     int evaluator;                  /* holds a confirmed lease */
     uint64_t acquired_ms;           /* when this node wrote a lease it did not hold */
+    uint64_t seen_fresh_ms;         /* first snapshot after acquired_ms (confirmation) */
     uint64_t n_ticks, n_decisions;
     logged_t log[LOG_MAX];
     int log_next, log_n;
@@ -373,15 +374,27 @@ static int lease_hold(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, uint64_
                  (unsigned long long)(now + (uint64_t)m->cfg->lease_ms));
         if (cl->put_setting(ud, LEASE_KEY, buf))
             return 0;
-        if (!mine || !m->acquired_ms)
+        if (!mine || !m->acquired_ms) {
             m->acquired_ms = now;
+            m->seen_fresh_ms = 0;
+        }
         if (!mine)
             return 0;
     }
     if (!m->acquired_ms)
         m->acquired_ms = now;
+    /*
+     * Confirmed by Redis: a refresh that ended after our write may have read
+     * the settings before it (the core sends HGETALL first, then reads the
+     * nodes), so wait for a second refresh, which began after the first ended.
+     */
     if (fresh_ms <= m->acquired_ms)
-        return 0; /* not confirmed by a snapshot read after our write yet */
+        return 0;
+    if (!m->evaluator && (!m->seen_fresh_ms || fresh_ms <= m->seen_fresh_ms)) {
+        if (!m->seen_fresh_ms)
+            m->seen_fresh_ms = fresh_ms;
+        return 0;
+    }
     if (!m->evaluator)
         SL_LOGI(&g_ctx, "autoscale: this node (%s) evaluates the scale rules (driver %s)", self,
                 sl_as_driver_name(m->drv));
