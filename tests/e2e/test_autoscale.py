@@ -62,7 +62,7 @@ def node_template(redis, prefix):
 
 
 def sm_node(factory, redis, tmp, driver="process", extra=None):
-    prefix = unique_prefix()
+    prefix = unique_prefix().replace(":", "-")  # conftest's YAML writer does not quote ':'
     tmpl = pathlib.Path(tmp) / "node-template.yml"
     tmpl.write_text(node_template(redis, prefix))
     base = random.randrange(30000, 60000, 100)
@@ -72,12 +72,14 @@ def sm_node(factory, redis, tmp, driver="process", extra=None):
             "process_port_min": base, "process_port_max": base + 99}
     auto.update(extra or {})
     cfg = api_config({"autoscale": auto})
-    cfg["cluster"] = cluster_config(redis, node_id="sm-" + prefix.rstrip(":"), role="all",
+    cfg["cluster"] = cluster_config(redis, node_id="sm-" + prefix.rstrip("-"), role="all",
                                     prefix=prefix, report_interval="300ms",
                                     extra={"group": "control"})
     srv = factory(name="sm-" + driver, config=cfg)
-    wait_until(lambda: port_open(Api(srv).port), T(10), message="sm http")
-    return srv, Api(srv)
+    api = Api(srv)
+    wait_until(lambda: api.get("cluster").status == 200 and api.data("cluster")["redis"]["up"],
+               T(10), 0.05, "the stream manager node connected to Redis")
+    return srv, api
 
 
 def admin(api, method, path, body=None, token=None, params=None):

@@ -72,6 +72,24 @@ typedef struct logged {
     uint64_t at_ms;
 } logged_t;
 
+/*
+ * A rule state this node wrote, kept until the snapshot shows it. The core
+ * updates its snapshot at once on put_setting, but a refresh whose HGETALL
+ * was sent before the write answers with the old value and puts it back;
+ * reading that would replay a decision (seen in tests: the same decision
+ * #1 twice). So a state written here wins over the snapshot until the
+ * snapshot holds it, or until two refreshes that began after the write
+ * show something else (another evaluator wrote since: Redis is the truth).
+ */
+typedef struct written {
+    char key[KEY_MAX];
+    char *json;                     /* sl_malloc'ed; NULL = free slot */
+    uint64_t written_ms;
+    uint64_t first_fresh_ms;        /* first refresh seen after the write */
+} written_t;
+
+#define WRITTEN_MAX 64
+
 typedef struct as_mod {
     sl_core_t *core;
     const sl_autoscale_config_t *cfg;
@@ -88,6 +106,7 @@ typedef struct as_mod {
     uint64_t n_ticks, n_decisions;
     logged_t log[LOG_MAX];
     int log_next, log_n;
+    written_t written[WRITTEN_MAX];
 } as_mod_t;
 
 static const sl_svc_cluster_t *cluster(as_mod_t *m, void **ud)
@@ -97,6 +116,60 @@ static const sl_svc_cluster_t *cluster(as_mod_t *m, void **ud)
 
 /* ------------------------------------------------------------------ */
 /* evaluation                                                          */
+
+/* The state JSON of key: ours while the snapshot may predate our write (see written_t). */
+static const char *state_get(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key)
+{
+    const char *snap = cl->setting(ud, key);
+    uint64_t fresh = 0;
+    cl->redis_up(ud, &fresh);
+    for (int i = 0; i < WRITTEN_MAX; i++) {
+        written_t *w = &m->written[i];
+        if (!w->json || strcmp(w->key, key) != 0)
+            continue;
+        int trust_snapshot = snap && strcmp(snap, w->json) == 0;
+        if (!trust_snapshot && fresh > w->written_ms) {
+            if (!w->first_fresh_ms)
+                w->first_fresh_ms = fresh;
+            else if (fresh > w->first_fresh_ms)
+                trust_snapshot = 1;
+        }
+        if (!trust_snapshot)
+            return w->json;
+        sl_free(w->json);
+        w->json = NULL;
+        return snap;
+    }
+    return snap;
+}
+
+/* Writes a state and remembers it (see written_t). */
+static int state_put(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key,
+                     const char *json)
+{
+    int rc = cl->put_setting(ud, key, json);
+    if (rc)
+        return rc;
+    written_t *slot = NULL;
+    for (int i = 0; i < WRITTEN_MAX && !slot; i++)
+        if (m->written[i].json && strcmp(m->written[i].key, key) == 0)
+            slot = &m->written[i];
+    for (int i = 0; i < WRITTEN_MAX && !slot; i++)
+        if (!m->written[i].json)
+            slot = &m->written[i];
+    for (int i = 0; i < WRITTEN_MAX && !slot; i++) /* full: replace the oldest */
+        if (!slot || m->written[i].written_ms < slot->written_ms)
+            slot = &m->written[i];
+    char *dup = sl_strdup(json);
+    if (!dup)
+        return 0; /* written all the same; only the guard is lost */
+    sl_free(slot->json);
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    slot->json = dup;
+    slot->written_ms = sl_time_wall_ms();
+    slot->first_fresh_ms = 0;
+    return 0;
+}
 
 /* A node's sessions that a drain waits for: players, and publishers on an origin. */
 static uint32_t drain_sessions(const sl_cluster_node_t *n)
@@ -234,7 +307,7 @@ static void eval_rule(rule_ctx_t *x, const sl_as_subgroup_t *s, const sl_as_rule
     char key[KEY_MAX];
     snprintf(key, sizeof key, STATE_PREFIX "%s/%s/%s", x->g->name, s->name, r->role);
     sl_as_state_t st;
-    sl_as_state_parse(x->cl->setting(x->ud, key), &st);
+    sl_as_state_parse(state_get(m, x->cl, x->ud, key), &st);
     uint64_t now = sl_time_wall_ms();
     int dirty = advance(x, s, r, &st, now);
 
@@ -318,7 +391,7 @@ static void eval_rule(rule_ctx_t *x, const sl_as_subgroup_t *s, const sl_as_rule
     sl_free(active);
     if (dirty) {
         char *json = sl_as_state_dump(&st);
-        int rc = json ? x->cl->put_setting(x->ud, key, json) : SL_ENOMEM;
+        int rc = json ? state_put(m, x->cl, x->ud, key, json) : SL_ENOMEM;
         if (rc)
             SL_LOGW(&g_ctx, "autoscale: cannot save %s: %s", key, sl_strerror(rc));
         sl_free(json);
@@ -661,10 +734,10 @@ static int sm2_manualscale(as_mod_t *m, sl_http_req_t *req, const sl_svc_cluster
         return reply_err(m, req, 400, "nodeCount is outside the rule's min..max");
     snprintf(key, sizeof key, STATE_PREFIX "%s/%s/%s", group, sub, role);
     sl_as_state_t st;
-    sl_as_state_parse(cl->setting(ud, key), &st);
+    sl_as_state_parse(state_get(m, cl, ud, key), &st);
     st.manual = (int)count;
     char *js = sl_as_state_dump(&st);
-    rc = js ? cl->put_setting(ud, key, js) : SL_ENOMEM;
+    rc = js ? state_put(m, cl, ud, key, js) : SL_ENOMEM;
     sl_free(js);
     if (rc)
         return reply_err(m, req, rc == SL_EIO ? 503 : 500, "cannot store the target");
@@ -1049,6 +1122,8 @@ static int check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 static void as_free(as_mod_t *m)
 {
+    for (int i = 0; i < WRITTEN_MAX; i++)
+        sl_free(m->written[i].json);
     sl_free(m);
 }
 
