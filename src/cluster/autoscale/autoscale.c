@@ -263,6 +263,16 @@ static int advance(rule_ctx_t *x, const sl_as_subgroup_t *s, const sl_as_rule_t 
         const sl_cluster_node_t *n = x->cl->node(x->ud, d->id);
         if (!n) {
             if (sl_as_driver_running(m->drv, d->id) == 1) {
+                if (!d->hard) {
+                    /* it left the cluster (lease lost) but its process runs: stop it */
+                    const char *ids[1] = {d->id};
+                    sl_as_decision_t dec = {.id = d->id, .group = x->g->name, .sub = s->name,
+                                            .role = r->role, .action = SL_AS_SCALE_IN,
+                                            .nodes = ids, .n_nodes = 1, .reason = "left"};
+                    sl_as_driver_apply(m->drv, &dec);
+                    d->hard = 1;
+                    dirty = 1;
+                }
                 i++;
                 continue;
             }
@@ -848,8 +858,9 @@ static json_t *sm4_group_view(json_t *cfgj, const char *name)
 {
     json_t *meta = json_object_get(cfgj, "sm40");
     json_t *regions = json_object_get(meta, "regions");
-    return json_pack("{s:s, s:s, s:i, s:O, s:s, s:s, s:s, s:I}", "id", name, "name", name,
-                     "originConnections", 0, "regions", regions ? regions : json_array(),
+    return json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:s, s:I}", "id", name, "name", name,
+                     "originConnections", 0, "regions",
+                     regions ? json_incref(regions) : json_array(),
                      "launchConfig",
                      json_string_value(json_object_get(meta, "launchConfig")) ?: "default",
                      "scalePolicy",
