@@ -61,8 +61,8 @@ def node_template(redis, prefix):
         "  lease: 3s", "  report_interval: 300ms", ""])
 
 
-def sm_node(factory, redis, tmp, driver="process", extra=None):
-    prefix = unique_prefix().replace(":", "-")  # conftest's YAML writer does not quote ':'
+def sm_node(factory, redis, tmp, driver="process", extra=None, prefix=None, name=None):
+    prefix = prefix or unique_prefix().replace(":", "-")  # conftest's YAML does not quote ':'
     tmpl = pathlib.Path(tmp) / "node-template.yml"
     tmpl.write_text(node_template(redis, prefix))
     base = random.randrange(30000, 60000, 100)
@@ -72,10 +72,11 @@ def sm_node(factory, redis, tmp, driver="process", extra=None):
             "process_port_min": base, "process_port_max": base + 99}
     auto.update(extra or {})
     cfg = api_config({"autoscale": auto})
-    cfg["cluster"] = cluster_config(redis, node_id="sm-" + prefix.rstrip("-"), role="all",
+    name = name or "sm-" + driver
+    cfg["cluster"] = cluster_config(redis, node_id=name + "-" + prefix.rstrip("-"), role="all",
                                     prefix=prefix, report_interval="300ms",
                                     extra={"group": "control"})
-    srv = factory(name="sm-" + driver, config=cfg)
+    srv = factory(name=name, config=cfg)
     api = Api(srv)
     wait_until(lambda: api.get("cluster").status == 200 and api.data("cluster")["redis"]["up"],
                T(10), 0.05, "the stream manager node connected to Redis")
@@ -264,6 +265,8 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 
 def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp_path):  # noqa: F811
+    Hook.got = []
+    Hook.fail_first = True
     httpd = http.server.ThreadingHTTPServer((HOST, 0), Hook)
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
@@ -291,6 +294,32 @@ def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp
         items = admin(api, "GET", "/status/ngw").json
         assert {i["scalingEvent"]["state"] for i in items} == {"CREATING"} and len(items) == 2
         assert len(Hook.got) == 2
+    finally:
+        httpd.shutdown()
+
+
+def test_two_evaluators_make_one_decision(sluice_factory, redis_server, tmp_path):  # noqa: F811
+    """Two autoscale nodes of one cluster: one holds the lease; the rule's decision is made
+    and sent once."""
+    Hook.got = []
+    Hook.fail_first = False
+    httpd = http.server.ThreadingHTTPServer((HOST, 0), Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = "http://%s:%d/scale" % (HOST, httpd.server_address[1])
+        prefix = unique_prefix().replace(":", "-")
+        extra = {"webhook_url": url, "launch_timeout": "60s"}
+        a = sm_node(sluice_factory, redis_server, tmp_path, "webhook", extra, prefix, "sm-a")[1]
+        b = sm_node(sluice_factory, redis_server, tmp_path, "webhook", extra, prefix, "sm-b")[1]
+        assert admin(a, "PUT", "", group_config("ng2", {"min": 1, "max": 2})).status == 200
+        wait_until(lambda: Hook.got, T(20), 0.05, "a decision")
+        ticks = [x.data("autoscale")["ticks"] for x in (a, b)]
+        wait_until(lambda: all(x.data("autoscale")["ticks"] >= t + 10 for x, t in zip((a, b), ticks)),
+                   T(20), 0.1, "both nodes evaluating ten more times")
+        ids = [json.loads(body)["id"] for _, body in Hook.got]
+        assert ids == ["ng2/default/edge#1"], ids
+        evaluators = [x.data("autoscale")["evaluator"] for x in (a, b)]
+        assert sorted(evaluators) == [False, True], evaluators
     finally:
         httpd.shutdown()
 
