@@ -538,14 +538,6 @@ static int webhook_post(sl_as_driver_t *d, const sl_as_decision_t *dec)
     return 0;
 }
 
-static void on_http_closed(sl_http_client_t *cli, void *ud)
-{
-    sl_as_driver_t *d = ud;
-    sl_http_client_free(cli);
-    d->http = NULL;
-    maybe_free(d);
-}
-
 /* ------------------------------------------------------------------ */
 /* the driver                                                          */
 
@@ -663,7 +655,8 @@ void sl_as_driver_close(sl_as_driver_t *d)
         uv_timer_stop(&w->timer);
         delivery_end(w);
     }
-    if (d->http)
-        sl_http_client_close(d->http, 0, on_http_closed, d);
+    /* frees itself once its handles are closed (the loop runs after the modules stop) */
+    sl_http_client_free(d->http);
+    d->http = NULL;
     maybe_free(d);
 }
