@@ -65,7 +65,9 @@ def sm_node(factory, redis, tmp, driver="process", extra=None, prefix=None, name
     prefix = prefix or unique_prefix().replace(":", "-")  # conftest's YAML does not quote ':'
     tmpl = pathlib.Path(tmp) / "node-template.yml"
     tmpl.write_text(node_template(redis, prefix))
-    base = random.randrange(30000, 60000, 100)
+    # below the kernel's ephemeral ports (the test's own client connections take those)
+    low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    base = random.randrange(max(2000, low - 12000), low - 100, 100)
     auto = {"enabled": True, "interval": "300ms", "driver": driver, "jwt_secret": JWT_SECRET,
             "launch_timeout": "30s", "drain_timeout": "5m", "lease": "3s",
             "process_config": str(tmpl), "process_dir": str(pathlib.Path(tmp) / "nodes"),
@@ -191,13 +193,14 @@ def test_process_driver_scales_out_and_drains_in(sm, procs, media_src, tmp_path)
     e1_rtmp = e1["ports"]["rtmp"]
     procs.start(ffmpeg_publish_cmd(media_src, "rtmp://%s:%d/live/s1" % (HOST, e1_rtmp)), "pub-e1")
 
-    # four players on it: avg(subscribers) 4 > 3 -> a second edge
+    # five players on it: avg(subscribers) 5 > 3 -> a second edge (five, not four: with the
+    # second edge at 0 the average is 2.5, one player away from the in threshold, not 0)
     players = []
-    for i in range(4):
+    for i in range(5):
         out = tmp_path / ("e1-%d.flv" % i)
         players.append((procs.start(play_cmd(e1_rtmp, "s1", out), "play-e1-%d" % i), out))
-    wait_until(lambda: nodes(api).get(e1_id, {}).get("load", {}).get("subscribers") == 4, T(20),
-               0.1, "4 players counted on the first edge")
+    wait_until(lambda: nodes(api).get(e1_id, {}).get("load", {}).get("subscribers") == 5, T(20),
+               0.1, "5 players counted on the first edge")
     both = wait_until(lambda: len(group_nodes(api, "ng1")) == 2 and group_nodes(api, "ng1"),
                       T(30), 0.1, "a second edge started by the process driver")
     e2_id = next(k for k in both if k != e1_id)
@@ -210,10 +213,10 @@ def test_process_driver_scales_out_and_drains_in(sm, procs, media_src, tmp_path)
     p = procs.start(play_cmd(e2_rtmp, "s2", p_out), "play-e2")
     wait_until(lambda: nodes(api).get(e2_id, {}).get("load", {}).get("subscribers") == 1, T(20),
                0.1, "the player counted on the second edge")
-    # avg (4 + 1) / 2 = 2.5: steady
-    # two players leave the first edge: avg (2 + 1) / 2 = 1.5 < 2 -> scale in, the least
+    # avg (5 + 1) / 2 = 3: steady (at max)
+    # three players leave the first edge: avg (2 + 1) / 2 = 1.5 < 2 -> scale in, the least
     # loaded edge (the second) drains
-    for proc, _ in players[:2]:
+    for proc, _ in players[:3]:
         procs.stop(proc)
     wait_until(lambda: nodes(api).get(e2_id, {}).get("state") == "SOFT_SUNSET", T(20), 0.1,
                "the second edge draining (SOFT_SUNSET)")

@@ -74,6 +74,8 @@ struct sl_as_driver {
     sl_http_client_t *http;             /* webhook */
     sl_list_t deliveries;
     int n_deliveries;
+    char failed[16][SL_CLUSTER_ID_MAX]; /* process: nodes that exited unasked (ring) */
+    int failed_next;
     int closing;
     int open_handles;                   /* handles not yet closed: freed at 0 when closing */
 };
@@ -266,9 +268,12 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
     if (c->term_sent)
         SL_LOGI(&g_ctx, "autoscale: node %s (pid %d) stopped (status %lld, signal %d)", c->id,
                 p->pid, (long long)status, sig);
-    else
-        SL_LOGW(&g_ctx, "autoscale: node %s (pid %d) exited on its own (status %lld, signal %d)",
-                c->id, p->pid, (long long)status, sig);
+    else {
+        SL_LOGW(&g_ctx, "autoscale: node %s (pid %d) exited on its own (status %lld, signal %d); "
+                "its log: %s/%s.log", c->id, p->pid, (long long)status, sig, c->drv->dir, c->id);
+        snprintf(c->drv->failed[c->drv->failed_next], SL_CLUSTER_ID_MAX, "%s", c->id);
+        c->drv->failed_next = (c->drv->failed_next + 1) % 16;
+    }
     if (!c->drv->closing)
         child_close(c);
 }
@@ -610,6 +615,16 @@ int sl_as_driver_running(const sl_as_driver_t *d, const char *id)
         return -1;
     const child_t *c = child_find(d, id);
     return c && c->running;
+}
+
+int sl_as_driver_failed(sl_as_driver_t *d, const char *id)
+{
+    for (int i = 0; i < 16; i++)
+        if (d->failed[i][0] && strcmp(d->failed[i], id) == 0) {
+            d->failed[i][0] = '\0';
+            return 1;
+        }
+    return 0;
 }
 
 int sl_as_driver_apply(sl_as_driver_t *d, const sl_as_decision_t *dec)

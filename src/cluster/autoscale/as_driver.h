@@ -63,6 +63,14 @@ const char *sl_as_driver_name(const sl_as_driver_t *drv);
 int sl_as_driver_running(const sl_as_driver_t *drv, const char *id);
 
 /**
+ * Process driver: 1 (once) when the process of node id exited without being
+ * asked to (a bad template, a port taken meanwhile): the autoscaler then
+ * gives the launch up at once instead of waiting for launch_timeout. 0
+ * otherwise, and always for the other drivers.
+ */
+int sl_as_driver_failed(sl_as_driver_t *drv, const char *id);
+
+/**
  * Stops everything: the process driver sends SIGTERM to each child it
  * started (the nodes leave the cluster as the autoscaler's node stops),
  * the webhook driver cancels retries; handles are closed. The driver is

@@ -87,7 +87,8 @@ const sl_as_rule_t *sl_as_group_rule(const sl_as_group_t *g, const char *sub, co
 typedef struct sl_as_tracked {
     char id[SL_CLUSTER_ID_MAX];
     uint64_t since_ms;                /* launch or drain start, wall clock */
-    int hard;                         /* draining: HARD_SUNSET set, stop requested */
+    int hard;                         /* draining: HARD_SUNSET set, stop requested;
+                                       * launching: its process died (retry soon) */
 } sl_as_tracked_t;
 
 /* The state of one rule, shared through the setting "autoscale/state/<g>/<sub>/<role>". */

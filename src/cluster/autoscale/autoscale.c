@@ -56,6 +56,7 @@ static const sl_log_ctx_t g_ctx = {.proto = "autoscale"};
 #define STATE_PREFIX "autoscale/state/"
 #define GROUP_PREFIX "nodegroup/"
 #define POLICY_PREFIX "scalepolicy/"
+#define FAILED_RETRY_MS 5000        /* a launch whose process died is retried after this */
 #define LOG_MAX 32                  /* decisions kept for GET /api/v1/autoscale */
 #define PATH_SEGS_MAX 6
 #define SEG_MAX 64
@@ -242,6 +243,21 @@ static int advance(rule_ctx_t *x, const sl_as_subgroup_t *s, const sl_as_rule_t 
                     x->g->name, s->name, r->role, (unsigned long long)(now - p->since_ms));
             tracked_drop(st->pending, &st->n_pending, i);
             dirty = 1;
+        } else if (sl_as_driver_failed(m->drv, p->id) || p->hard) {
+            /* Its process exited before it registered: given up FAILED_RETRY_MS after its
+             * launch (not launch_timeout), which also paces a template that always fails. */
+            if (!p->hard) {
+                SL_LOGW(&g_ctx, "autoscale: node %s (%s/%s/%s) exited before it registered",
+                        p->id, x->g->name, s->name, r->role);
+                p->hard = 1;
+                dirty = 1;
+            }
+            if (now >= p->since_ms + FAILED_RETRY_MS) {
+                tracked_drop(st->pending, &st->n_pending, i);
+                dirty = 1;
+            } else {
+                i++;
+            }
         } else if (now >= p->since_ms + (uint64_t)m->cfg->launch_timeout_ms) {
             SL_LOGW(&g_ctx, "autoscale: node %s (%s/%s/%s) did not register within %lld ms: "
                     "given up", p->id, x->g->name, s->name, r->role,
