@@ -23,6 +23,8 @@ import time
 import pytest
 import yaml
 
+import conftest
+
 from api_helpers import TOKEN, Api, api_config
 from clusterlib import cluster_config, redis_server, unique_prefix  # noqa: F401
 from conftest import REPO, HOST, T, ffmpeg_publish_cmd, port_open, wait_until
@@ -61,13 +63,30 @@ def node_template(redis, prefix):
         "  lease: 3s", "  report_interval: 300ms", ""])
 
 
+def reserve_ports(n):
+    """n consecutive ports for the process driver's nodes, from the range conftest's free_port
+    hands out (below the ephemeral ports; this xdist worker's slice), marked as given so that
+    no server of this run is given one of them."""
+    low, high = 10000, max(conftest._ephemeral_low() - 1, 11000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        span = (high - low + 1) // workers
+        low += int(worker[2:]) * span
+        high = low + span - 1
+    for _ in range(100):
+        base = random.randint(low, high - n)
+        if not any(p in conftest._PORTS_GIVEN for p in range(base, base + n)):
+            conftest._PORTS_GIVEN.update(range(base, base + n))
+            return base
+    raise AssertionError("no %d free consecutive ports" % n)
+
+
 def sm_node(factory, redis, tmp, driver="process", extra=None, prefix=None, name=None):
     prefix = prefix or unique_prefix().replace(":", "-")  # conftest's YAML does not quote ':'
     tmpl = pathlib.Path(tmp) / "node-template.yml"
     tmpl.write_text(node_template(redis, prefix))
-    # below the kernel's ephemeral ports (the test's own client connections take those)
-    low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    base = random.randrange(max(2000, low - 12000), low - 100, 100)
+    base = reserve_ports(100)
     auto = {"enabled": True, "interval": "300ms", "driver": driver, "jwt_secret": JWT_SECRET,
             "launch_timeout": "30s", "drain_timeout": "5m", "lease": "3s",
             "process_config": str(tmpl), "process_dir": str(pathlib.Path(tmp) / "nodes"),

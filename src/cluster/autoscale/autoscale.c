@@ -655,8 +655,13 @@ static void collect_key(void *arg, const char *key, const char *json)
     json_array_append_new(((collect_t *)arg)->arr, json_string(key));
 }
 
-static void delete_prefix(const sl_svc_cluster_t *cl, void *ud, const char *prefix)
+static void delete_prefix(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *prefix)
 {
+    for (int i = 0; i < WRITTEN_MAX; i++)
+        if (m->written[i].json && strncmp(m->written[i].key, prefix, strlen(prefix)) == 0) {
+            sl_free(m->written[i].json);
+            m->written[i].json = NULL;
+        }
     collect_t c = {.arr = json_array()};
     cl->settings(ud, prefix, collect_key, &c);
     size_t i;
@@ -839,7 +844,7 @@ static int sm2_handler(sl_http_req_t *req, void *vm)
             return reply_err(m, req, 503, "cluster state unavailable (Redis down)");
         char pfx[KEY_MAX];
         snprintf(pfx, sizeof pfx, STATE_PREFIX "%s/", seg[0]);
-        delete_prefix(cl, ud, pfx);
+        delete_prefix(m, cl, ud, pfx);
         SL_LOGI(&g_ctx, "autoscale: node group %s deleted (its nodes are left running)", seg[0]);
         return reply_json(m, req, 200, json_pack("{s:s}", "name", seg[0]));
     }
@@ -958,7 +963,7 @@ static int sm4_group_handler(sl_http_req_t *req, void *vm)
             cl->put_setting(ud, key, NULL);
             char pfx[KEY_MAX];
             snprintf(pfx, sizeof pfx, STATE_PREFIX "%s/", seg[0]);
-            delete_prefix(cl, ud, pfx);
+            delete_prefix(m, cl, ud, pfx);
             return reply_json(m, req, 200, json_pack("{s:s}", "name", seg[0]));
         }
         return reply_err(m, req, 405, "method not allowed");
@@ -1111,8 +1116,17 @@ static int api_handler(sl_http_req_t *req, void *vm)
     json_t *rules = json_object();
     void *ud;
     const sl_svc_cluster_t *cl = cluster(m, &ud);
-    if (cl)
+    if (cl) {
         cl->settings(ud, STATE_PREFIX, status_rule, rules);
+        /* what this node wrote and the snapshot may not show yet wins (see written_t) */
+        for (int i = 0; i < WRITTEN_MAX; i++)
+            if (m->written[i].json) {
+                const char *json = state_get(m, cl, ud, m->written[i].key);
+                json_t *o = json ? json_loads(json, 0, NULL) : NULL;
+                if (o)
+                    json_object_set_new(rules, m->written[i].key + strlen(STATE_PREFIX), o);
+            }
+    }
     return m->api->ok(req, json_pack("{s:b, s:b, s:s, s:I, s:I, s:o, s:o}", "cluster", cl != NULL,
                                      "evaluator", m->evaluator, "driver",
                                      sl_as_driver_name(m->drv), "ticks", (json_int_t)m->n_ticks,
