@@ -99,6 +99,7 @@ def sm_node(factory, redis, tmp, driver="process", extra=None, prefix=None, name
                                     extra={"group": "control"})
     srv = factory(name=name, config=cfg)
     api = Api(srv)
+    wait_until(lambda: port_open(api.port), T(10), 0.05, "the stream manager's HTTP port")
     wait_until(lambda: api.get("cluster").status == 200 and api.data("cluster")["redis"]["up"],
                T(10), 0.05, "the stream manager node connected to Redis")
     return srv, api
@@ -110,7 +111,10 @@ def admin(api, method, path, body=None, token=None, params=None):
 
 
 def nodes(api):
-    r = api.get("cluster/nodes")
+    try:
+        r = api.get("cluster/nodes")
+    except OSError:
+        return {}
     return {n["id"]: n for n in r.data} if r.status == 200 else {}
 
 

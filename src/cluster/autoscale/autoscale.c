@@ -672,6 +672,10 @@ static void delete_prefix(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, con
 }
 
 typedef struct status_ctx {
+    as_mod_t *m;
+    const sl_svc_cluster_t *cl;
+    void *ud;
+    json_t *seen;                   /* state keys done */
     json_t *items;
     const char *group;
     const char *sub, *role, *state; /* filters, NULL = any */
@@ -681,6 +685,12 @@ static void status_pending(void *arg, const char *key, const char *json)
 {
     status_ctx_t *c = arg;
     char sub[SEG_MAX], role[SEG_MAX];
+    if (json_object_get(c->seen, key))
+        return;
+    json_object_set_new(c->seen, key, json_true());
+    json = state_get(c->m, c->cl, c->ud, key); /* ours while the snapshot may lag */
+    if (!json)
+        return;
     const char *rest = key + strlen(STATE_PREFIX) + strlen(c->group) + 1;
     const char *slash = strchr(rest, '/');
     if (!slash || (size_t)(slash - rest) >= sizeof sub || strlen(slash + 1) >= sizeof role)
@@ -706,7 +716,8 @@ static int sm2_status(as_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c
     snprintf(key, sizeof key, GROUP_PREFIX "%s", group);
     if (!cl->setting(ud, key))
         return reply_err(m, req, 404, "no such node group");
-    status_ctx_t c = {.items = json_array(), .group = group};
+    status_ctx_t c = {.m = m, .cl = cl, .ud = ud, .seen = json_object(), .items = json_array(),
+                      .group = group};
     if (m->http->req_query_get(req, "subGroup", f_sub, sizeof f_sub) > 0)
         c.sub = f_sub;
     if (m->http->req_query_get(req, "role", f_role, sizeof f_role) > 0)
@@ -734,6 +745,10 @@ static int sm2_status(as_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c
     }
     snprintf(key, sizeof key, STATE_PREFIX "%s/", group);
     cl->settings(ud, key, status_pending, &c);
+    for (int i = 0; i < WRITTEN_MAX; i++)
+        if (m->written[i].json && strncmp(m->written[i].key, key, strlen(key)) == 0)
+            status_pending(&c, m->written[i].key, m->written[i].json);
+    json_decref(c.seen);
     return reply_json(m, req, 200, c.items);
 }
 
