@@ -245,10 +245,13 @@ def test_process_driver_scales_out_and_drains_in(sm, procs, media_src, tmp_path)
                "the second edge draining (SOFT_SUNSET)")
     assert nodes(api)[e1_id]["state"] in ("", "INSERVICE")
     # the player on the draining edge keeps receiving, the process keeps running
+    node_log = pathlib.Path(srv.workdir).parent.parent.glob("as*/nodes/%s.log" % e2_id)
+    node_log = next(node_log)
     for _ in range(3):
         before = size(p_out)
         wait_until(lambda: size(p_out) > before + 20000, T(10), 0.1,
-                   "bytes still flowing to the player of the draining edge")
+                   lambda: "bytes still flowing to the player of the draining edge (%d); its "
+                   "log:\n%s" % (size(p_out), "\n".join(node_log.read_text().splitlines()[-60:])))
         assert p.poll() is None and port_open(e2_rtmp)
         assert nodes(api).get(e2_id, {}).get("state") == "SOFT_SUNSET"
     # a new player is refused by the draining edge (and taken by the one in service)
@@ -262,7 +265,6 @@ def test_process_driver_scales_out_and_drains_in(sm, procs, media_src, tmp_path)
     wait_until(lambda: e2_id not in nodes(api), T(20), 0.1, "the drained edge gone")
     wait_until(lambda: not port_open(e2_rtmp), T(10), 0.1, "the drained edge's process stopped")
     # its log (process_dir/<node>.log) ends with sluice's clean exit report
-    node_log = next(pathlib.Path(srv.workdir).parent.parent.glob("as*/nodes/%s.log" % e2_id))
     wait_until(lambda: node_log.read_text().rstrip().splitlines()[-1].endswith(" stopped"),
                T(10), 0.1, "the drained edge's clean exit report")
     assert "memory still allocated" not in node_log.read_text()

@@ -76,19 +76,22 @@ typedef struct logged {
 /*
  * A rule state this node wrote, kept until the snapshot shows it. The core
  * updates its snapshot at once on put_setting, but a refresh whose HGETALL
- * was sent before the write answers with the old value and puts it back;
- * reading that would replay a decision (seen in tests: the same decision
- * #1 twice). So a state written here wins over the snapshot until the
- * snapshot holds it, or until two refreshes that began after the write
- * show something else (another evaluator wrote since: Redis is the truth).
+ * was sent before the write answers with the old value and puts it back
+ * (and the snapshot's fresh_ms also moves on refreshes that do not read the
+ * settings); reading that would replay a decision (seen in tests: the same
+ * decision #1 twice). So a state written here wins over the snapshot until
+ * the snapshot holds it, or holds a later generation (another evaluator
+ * decided since), or WRITTEN_TTL_MS passed (then Redis is the truth: a
+ * manualscale written by another node waits at most that long).
  */
 typedef struct written {
     char key[KEY_MAX];
     char *json;                     /* sl_malloc'ed; NULL = free slot */
+    uint64_t gen;                   /* its decision generation */
     uint64_t written_ms;
-    uint64_t first_fresh_ms;        /* first refresh seen after the write */
 } written_t;
 
+#define WRITTEN_TTL_MS 10000
 #define WRITTEN_MAX 64
 
 typedef struct as_mod {
@@ -122,19 +125,18 @@ static const sl_svc_cluster_t *cluster(as_mod_t *m, void **ud)
 static const char *state_get(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key)
 {
     const char *snap = cl->setting(ud, key);
-    uint64_t fresh = 0;
-    cl->redis_up(ud, &fresh);
     for (int i = 0; i < WRITTEN_MAX; i++) {
         written_t *w = &m->written[i];
         if (!w->json || strcmp(w->key, key) != 0)
             continue;
         int trust_snapshot = snap && strcmp(snap, w->json) == 0;
-        if (!trust_snapshot && fresh > w->written_ms) {
-            if (!w->first_fresh_ms)
-                w->first_fresh_ms = fresh;
-            else if (fresh > w->first_fresh_ms)
-                trust_snapshot = 1;
+        if (!trust_snapshot && snap) {
+            sl_as_state_t st;
+            sl_as_state_parse(snap, &st);
+            trust_snapshot = st.gen > w->gen;
         }
+        if (!trust_snapshot && sl_time_wall_ms() >= w->written_ms + WRITTEN_TTL_MS)
+            trust_snapshot = 1;
         if (!trust_snapshot)
             return w->json;
         sl_free(w->json);
@@ -146,7 +148,7 @@ static const char *state_get(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, 
 
 /* Writes a state and remembers it (see written_t). */
 static int state_put(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key,
-                     const char *json)
+                     const char *json, uint64_t gen)
 {
     int rc = cl->put_setting(ud, key, json);
     if (rc)
@@ -168,7 +170,7 @@ static int state_put(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const ch
     snprintf(slot->key, sizeof slot->key, "%s", key);
     slot->json = dup;
     slot->written_ms = sl_time_wall_ms();
-    slot->first_fresh_ms = 0;
+    slot->gen = gen;
     return 0;
 }
 
@@ -417,7 +419,7 @@ static void eval_rule(rule_ctx_t *x, const sl_as_subgroup_t *s, const sl_as_rule
     sl_free(active);
     if (dirty) {
         char *json = sl_as_state_dump(&st);
-        int rc = json ? state_put(m, x->cl, x->ud, key, json) : SL_ENOMEM;
+        int rc = json ? state_put(m, x->cl, x->ud, key, json, st.gen) : SL_ENOMEM;
         if (rc)
             SL_LOGW(&g_ctx, "autoscale: cannot save %s: %s", key, sl_strerror(rc));
         sl_free(json);
@@ -783,7 +785,7 @@ static int sm2_manualscale(as_mod_t *m, sl_http_req_t *req, const sl_svc_cluster
     sl_as_state_parse(state_get(m, cl, ud, key), &st);
     st.manual = (int)count;
     char *js = sl_as_state_dump(&st);
-    rc = js ? state_put(m, cl, ud, key, js) : SL_ENOMEM;
+    rc = js ? state_put(m, cl, ud, key, js, st.gen) : SL_ENOMEM;
     sl_free(js);
     if (rc)
         return reply_err(m, req, rc == SL_EIO ? 503 : 500, "cannot store the target");
