@@ -300,9 +300,10 @@ def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp
     t.start()
     try:
         url = "http://%s:%d/scale" % (HOST, httpd.server_address[1])
+        prefix = unique_prefix().replace(":", "-")
         srv, api = sm_node(sluice_factory, redis_server, tmp_path, driver="webhook",
                            extra={"webhook_url": url, "webhook_secret": HOOK_SECRET,
-                                  "launch_timeout": "60s"})
+                                  "launch_timeout": "60s"}, prefix=prefix)
         assert admin(api, "PUT", "", group_config("ngw", {"min": 2, "max": 3})).status == 200
         wait_until(lambda: len(Hook.got) >= 2, T(20), 0.05, "the decision and its retry")
         (h1, b1), (h2, b2) = Hook.got[:2]
@@ -322,6 +323,11 @@ def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp
         items = admin(api, "GET", "/status/ngw").json
         assert {i["scalingEvent"]["state"] for i in items} == {"CREATING"} and len(items) == 2
         assert len(Hook.got) == 2
+        # the rule's state is in Redis, where another autoscale node would take it over
+        state = wait_until(lambda: redis_server.cmd("HGET", prefix + "settings",
+                                                    "autoscale/state/ngw/default/edge"),
+                           T(5), 0.05, "the rule state in Redis")
+        assert json.loads(state)["gen"] == 1 and len(json.loads(state)["pending"]) == 2
     finally:
         httpd.shutdown()
 
