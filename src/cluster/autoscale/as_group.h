@@ -9,7 +9,7 @@
  * Pure and bounded: a body over SL_AS_GROUP_JSON_MAX is refused, names have
  * fixed caps, roles and subgroups are counted, and every expression goes
  * through sl_as_expr_parse. A config the parser accepts is one the
- * autoscaler can run. Fuzzed by tests/fuzz/as_group_fuzz.c.
+ * autoscaler can run. Fuzzed by tests/fuzz/as_expr_fuzz.c (with the expressions).
  */
 #ifndef SL_CLUSTER_AUTOSCALE_AS_GROUP_H
 #define SL_CLUSTER_AUTOSCALE_AS_GROUP_H
