@@ -6,6 +6,7 @@
 #include "builtin_config.h"
 
 #include "api/api_config.h"
+#include "cluster/autoscale/autoscale_config.h"
 #include "cluster/core/cluster_config.h"
 #include "modules/auth_config.h"
 #include "modules/cleaner/cleaner_config.h"
@@ -51,6 +52,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_cluster_config_section,
     &sl_sm_config_section,
     &sl_relay_config_section,
+    &sl_autoscale_config_section,
 };
 
 /* The static table above. */

@@ -25,6 +25,7 @@
 #include "modules/restream/restream.h"
 #include "cluster/streammanager/streammanager.h"
 #include "cluster/relay/relay.h"
+#include "cluster/autoscale/autoscale.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_auth_simple_builtin,
@@ -46,5 +47,6 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_streammanager_builtin, /* cluster: over the "cluster" service, looked up per request */
     &sl_restream_builtin, /* its pulls publish into a server whose other modules are up */
     &sl_relay_builtin,    /* after the cluster core, whose "cluster" service it looks for at init */
+    &sl_autoscale_builtin, /* uses the "cluster" service (looked up at each tick) */
     NULL,
 };
