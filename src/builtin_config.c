@@ -6,6 +6,7 @@
 #include "builtin_config.h"
 
 #include "api/api_config.h"
+#include "cluster/smproxy/smproxy_config.h"
 #include "modules/auth_config.h"
 #include "modules/cleaner/cleaner_config.h"
 #include "modules/shared_objects/so_config.h"
@@ -45,6 +46,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_so_config_section,
     &sl_rpc_config_section,
     &sl_restream_config_section,
+    &sl_smproxy_config_section,
 };
 
 /* The static table above. */
