@@ -18,6 +18,7 @@
 #include "modules/rpc/rpc_config.h"
 #include "modules/s3_upload/s3_config.h"
 #include "modules/webhooks/webhooks_config.h"
+#include "cluster/streammanager/sm_config.h"
 #include "proto/http/http_config.h"
 #include "proto/rtmp/rtmp_config.h"
 #include "proto/srt/srt_config.h"
@@ -46,6 +47,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_so_config_section,
     &sl_rpc_config_section,
     &sl_restream_config_section,
+    &sl_sm_config_section,
     &sl_smproxy_config_section,
 };
 

@@ -22,6 +22,7 @@
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
 #include "modules/restream/restream.h"
+#include "cluster/streammanager/streammanager.h"
 #include "cluster/smproxy/smproxy.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
@@ -40,6 +41,7 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_shared_objects_builtin,
     &sl_rpc_builtin,
     &sl_restream_builtin, /* last: its pulls publish into a server whose other modules are up */
+    &sl_streammanager_builtin, /* cluster: over the "cluster" service, looked up per request */
     &sl_smproxy_builtin,  /* the stream manager's proxy: routes and outgoing requests only */
     NULL,
 };

@@ -15,7 +15,7 @@
 
 #define SL_SVC_STREAMMANAGER "streammanager"
 #define SL_SVC_STREAMMANAGER_MAJOR 1
-#define SL_SVC_STREAMMANAGER_MINOR 0
+#define SL_SVC_STREAMMANAGER_MINOR 1
 
 typedef enum {
     SL_SM_PUBLISH = 1,            /* SM 4.0 action=broadcast, SM 2.0 .../publish/... */
@@ -41,6 +41,17 @@ typedef struct sl_svc_streammanager {
      * *why (static) says which, for the error message.
      */
     int (*choose)(void *ud, const sl_sm_query_t *q, sl_cluster_node_t *out, const char **why);
+    /**
+     * Valid from 1.1. Checks an SM 2.0 token (from PUT /as/v1/auth/login)
+     * for the modules that serve SM 2.0 routes needing one (node group
+     * admin, the proxy): bearer is the Authorization header's value
+     * ("Bearer <JWT>") or the bare JWT (borrowed). role "admin" accepts only
+     * an admin's token, "proxy" a proxy's or an admin's, NULL any valid
+     * token. 0; SL_EDENIED (missing, malformed, badly signed or expired:
+     * answer 401); SL_EBUSY (a valid token of a role that may not do this:
+     * answer 403). The token itself is never logged.
+     */
+    int (*check_token)(void *ud, const char *bearer, const char *role);
 } sl_svc_streammanager_t;
 
 #endif

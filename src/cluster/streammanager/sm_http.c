@@ -1,0 +1,797 @@
+/*
+ * The stream manager's HTTP routes (docs/stream-manager.md):
+ *   /streammanager/api/4.0/event/...        SM 4.0 lookups, lists, stats (no token)
+ *   /streammanager/api/4.0/admin/node/...   SM 4.0 node admin (?accessToken=)
+ *   /as/v1/auth/login                        SM 2.0 login (HTTP Basic -> JWT)
+ *   /as/v1/streams/stream/...                SM 2.0 lookups, list, stats (no token)
+ * Node groups (/admin/nodegroup, /as/v1/admin/...) belong to the
+ * autoscaler and the proxy (/as/v1/proxy/...) to sm_proxy: the prefixes
+ * here are narrow so that theirs reach them.
+ *
+ * Every request is counted against its address's budget first (429 past
+ * stream_manager.lookups_per_minute); paths are split into at most
+ * MAX_SEGS segments of [A-Za-z0-9_.:-] and refused otherwise. Answers
+ * are Red5's raw JSON (no envelope); errors are SM 4.0's
+ * {"errorMessage", "timestamp"} on both APIs.
+ */
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/time.h"
+#include "cluster/streammanager/sm_internal.h"
+#include "cluster/streammanager/sm_jwt.h"
+#include "sluice/errors.h"
+
+#define SM4_PREFIX "/streammanager/api/4.0"
+#define MAX_SEGS 12
+#define SEG_MAX 128
+
+typedef struct segs {
+    int n;
+    char s[MAX_SEGS][SEG_MAX];
+} segs_t;
+
+/* Splits path (after a prefix) on '/' into s: 0, or -1 (too many, too long, bad bytes). */
+static int split(const char *path, segs_t *s)
+{
+    s->n = 0;
+    while (*path) {
+        while (*path == '/')
+            path++;
+        if (!*path)
+            break;
+        size_t n = strcspn(path, "/");
+        if (s->n == MAX_SEGS || n >= SEG_MAX)
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            char c = path[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == '.' || c == ':'))
+                return -1;
+        }
+        if ((n == 1 && path[0] == '.') || (n == 2 && path[0] == '.' && path[1] == '.'))
+            return -1;
+        memcpy(s->s[s->n], path, n);
+        s->s[s->n][n] = '\0';
+        s->n++;
+        path += n;
+    }
+    return 0;
+}
+
+/* Joins segments [from, to) with '/' into out: 0 or -1 when it does not fit. */
+static int join(const segs_t *s, int from, int to, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = from; i < to; i++) {
+        size_t n = strlen(s->s[i]);
+        if (o + n + 2 > cap)
+            return -1;
+        if (i > from)
+            out[o++] = '/';
+        memcpy(out + o, s->s[i], n + 1);
+        o += n;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* answers                                                             */
+
+static void reply_json(sm_mod_t *m, sl_http_req_t *req, int status, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text) {
+        m->http->respond(req, 500, "application/json", "{\"errorMessage\":\"out of memory\"}",
+                         32, NULL);
+        return;
+    }
+    m->http->respond(req, status, "application/json", text, strlen(text),
+                     "Cache-Control: no-store\r\n");
+    free(text);
+}
+
+static void reply_err(sm_mod_t *m, sl_http_req_t *req, int status, const char *msg)
+{
+    reply_json(m, req, status,
+               json_pack("{s:s, s:I}", "errorMessage", msg, "timestamp",
+                         (json_int_t)sl_time_wall_ms()));
+}
+
+/* The HTTP status of a choice's error. */
+static int status_of(int rc)
+{
+    switch (rc) {
+    case SL_ENOTFOUND: return 404;
+    case SL_EBUSY: return 503;
+    case SL_EDENIED: return 409;
+    case SL_EINVAL: return 400;
+    default: return 503;
+    }
+}
+
+static void add_ports(json_t *o, const sl_cluster_node_t *n)
+{
+    json_object_set_new(o, "nodeId", json_string(n->id));
+    json_object_set_new(o, "rtmpPort", json_integer(n->rtmp_port));
+    json_object_set_new(o, "httpPort", json_integer(n->http_port));
+    json_object_set_new(o, "rtspPort", json_integer(n->rtsp_port));
+    json_object_set_new(o, "srtPort", json_integer(n->srt_port));
+}
+
+/* SM 4.0's shape of one named node: {name, scope, serverAddress, region} + ports. */
+static json_t *sm4_node(const char *app, const char *stream, const sl_cluster_node_t *n)
+{
+    char scope[SL_CLUSTER_PATH_MAX + 1];
+    snprintf(scope, sizeof scope, "/%s", app);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", stream, "scope", scope,
+                          "serverAddress", n->host, "region", n->region, "nodeRole", n->role);
+    if (o)
+        add_ports(o, n);
+    return o;
+}
+
+/* SM 2.0's shape: {streamGuid, serverAddress, nodeRole, subGroup, nodeId, ...}. */
+static json_t *sm2_node(const char *path, const sl_cluster_node_t *n)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "streamGuid", path, "serverAddress",
+                          n->host, "nodeRole", n->role, "subGroup", n->region, "nodeGroup",
+                          n->group, "nodeState", n->state);
+    if (o)
+        add_ports(o, n);
+    return o;
+}
+
+/* Red5's node admin shape, with the load (stats 1) added. */
+static json_t *node_json(const sl_cluster_node_t *n, int stats)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "identifier", n->id, "role",
+                          n->role, "availabilityZone", n->region, "address", n->host, "state",
+                          n->state, "launchConfig", "", "capacity",
+                          (json_int_t)n->max_connections, "group", n->group);
+    if (!o || !stats)
+        return o;
+    json_object_set_new(o, "totalConnections", json_integer(n->connections));
+    json_object_set_new(o, "publishers", json_integer(n->publishers));
+    json_object_set_new(o, "subscribers", json_integer(n->subscribers));
+    json_object_set_new(o, "streams", json_integer(n->streams));
+    json_object_set_new(o, "cpuLoad", json_real(n->cpu_load));
+    json_object_set_new(o, "memoryLoad", json_real(n->mem_load));
+    json_object_set_new(o, "bytesInRate", json_integer((json_int_t)n->bytes_in_rate));
+    json_object_set_new(o, "bytesOutRate", json_integer((json_int_t)n->bytes_out_rate));
+    json_object_set_new(o, "lastPing", json_integer((json_int_t)n->reported_ms));
+    json_object_set_new(o, "startTime", json_integer((json_int_t)n->started_ms));
+    return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* lookups                                                             */
+
+/* endpoints=N: 1..max_endpoints into *n; 0, or -1 (answered 400). */
+static int get_endpoints(sm_mod_t *m, sl_http_req_t *req, size_t *n, int *given)
+{
+    char v[16];
+    *n = 1;
+    *given = 0;
+    int len = m->http->req_query_get(req, "endpoints", v, sizeof v);
+    if (len == -1)
+        return 0;
+    char *end;
+    long e = len > 0 ? strtol(v, &end, 10) : 0;
+    if (len <= 0 || *end || e < 1 || e > sl_sm_cfg(m->core->cfg)->max_endpoints) {
+        reply_err(m, req, 400, "endpoints must be an integer from 1 to stream_manager.max_endpoints");
+        return -1;
+    }
+    *n = (size_t)e;
+    *given = 1;
+    return 0;
+}
+
+static int query_true(sm_mod_t *m, sl_http_req_t *req, const char *key)
+{
+    char v[8];
+    return m->http->req_query_get(req, key, v, sizeof v) >= 0 &&
+           (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+/*
+ * One lookup: path "app/stream", action; sm4 picks the answer's shape
+ * (SM 4.0: an object, or an array when endpoints=N was given with N > 1;
+ * SM 2.0: always an array). group NULL for SM 4.0.
+ */
+static void lookup(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *group, const segs_t *s,
+                   int from, sl_sm_action_t action)
+{
+    char path[SL_CLUSTER_PATH_MAX], app[SL_CLUSTER_PATH_MAX];
+    if (s->n - from < 2 || join(s, from, s->n, path, sizeof path) ||
+        join(s, from, s->n - 1, app, sizeof app)) {
+        reply_err(m, req, 400, "expected {app}/{stream}");
+        return;
+    }
+    char region[SL_CLUSTER_NAME_MAX] = "";
+    const char *keys[3] = {"region", sm4 ? "geozone" : "subgroup", sm4 ? "subgroup" : "geozone"};
+    for (int i = 0; i < 3 && !region[0]; i++)
+        if (m->http->req_query_get(req, keys[i], region, sizeof region) == -2) {
+            reply_err(m, req, 400, "region too long");
+            return;
+        }
+    size_t want;
+    int given;
+    if (get_endpoints(m, req, &want, &given))
+        return;
+    sl_sm_query_t q = {
+        .action = action,
+        .group = group,
+        .path = path,
+        .region = region[0] ? region : NULL,
+        .strict = query_true(m, req, "strict"),
+    };
+    sl_cluster_node_t out[16];
+    if (want > sizeof out / sizeof out[0])
+        want = sizeof out / sizeof out[0];
+    size_t n;
+    const char *why = "";
+    int rc = sl__sm_choose(m, &q, out, want, &n, 1, &why);
+    if (rc) {
+        /* SM 4.0 knows 400 and 404 only: an existing broadcast is a 400 there. */
+        int st = status_of(rc);
+        if (sm4 && st == 409)
+            st = 400;
+        SL_LOGD(NULL, "stream manager: %s %s refused: %s",
+                action == SL_SM_PUBLISH ? "publish" : "subscribe", path, why);
+        reply_err(m, req, st, why);
+        return;
+    }
+    const char *stream = s->s[s->n - 1];
+    if (sm4 && !(given && want > 1)) {
+        reply_json(m, req, 200, sm4_node(app, stream, &out[0]));
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, sm4 ? sm4_node(app, stream, &out[i]) : sm2_node(path, &out[i]));
+    reply_json(m, req, 200, arr);
+}
+
+/* ------------------------------------------------------------------ */
+/* lists and stats                                                     */
+
+typedef struct pres_ctx {
+    const sl_svc_cluster_t *c;
+    void *cud;
+    const char *path;   /* only this stream, or NULL */
+    const char *group;  /* only nodes of this group, or NULL */
+    json_t *arr;
+    int sm4;
+} pres_ctx_t;
+
+static const char *after_slash(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static void pres_each(void *arg, const sl_cluster_presence_t *p)
+{
+    pres_ctx_t *x = arg;
+    if (x->path && strcmp(p->path, x->path) != 0)
+        return;
+    const sl_cluster_node_t *n = x->c->node(x->cud, p->node);
+    if (!n || (x->group && strcmp(n->group, x->group) != 0))
+        return;
+    char scope[SL_CLUSTER_PATH_MAX + 1];
+    snprintf(scope, sizeof scope, "/%.*s", (int)(after_slash(p->path) - p->path - 1), p->path);
+    json_t *o = x->sm4 ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "name",
+                                   after_slash(p->path), "scope", scope, "serverAddress", n->host,
+                                   "type", p->is_origin ? "origin" : "edge", "region", n->region,
+                                   "currentSubscribers", (json_int_t)p->subscribers, "startTime",
+                                   (json_int_t)p->started_ms)
+                       : json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "streamGuid", p->path,
+                                   "nodeId", n->id, "serverAddress", n->host, "nodeRole", n->role,
+                                   "subGroup", n->region, "subscribers",
+                                   (json_int_t)p->subscribers, "startTime",
+                                   (json_int_t)p->started_ms);
+    if (o)
+        json_object_set_new(o, "nodeId", json_string(n->id));
+    json_array_append_new(x->arr, o);
+}
+
+/* One stream's aggregate entry: its origin, its players on every node. */
+static json_t *stream_entry(const sl_svc_cluster_t *c, void *cud, const sl_cluster_stream_t *st,
+                            int sm4, int stats)
+{
+    const sl_cluster_node_t *o = c->node(cud, st->origin);
+    const char *host = o ? o->host : "", *region = o ? o->region : "";
+    char scope[SL_CLUSTER_PATH_MAX + 1];
+    snprintf(scope, sizeof scope, "/%.*s", (int)(after_slash(st->path) - st->path - 1), st->path);
+    json_t *e = sm4 ? json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", after_slash(st->path), "scope",
+                                scope, "serverAddress", host, "type", "origin", "region", region)
+                    : json_pack("{s:s, s:s, s:s, s:s, s:s}", "streamGuid", st->path, "nodeId",
+                                st->origin, "serverAddress", host, "nodeRole",
+                                o ? o->role : "", "subGroup", region);
+    if (e && stats) {
+        json_object_set_new(e, sm4 ? "currentSubscribers" : "subscribers",
+                            json_integer(st->subscribers));
+        json_object_set_new(e, "startTime", json_integer((json_int_t)st->started_ms));
+    }
+    if (e && sm4)
+        json_object_set_new(e, "nodeId", json_string(st->origin));
+    return e;
+}
+
+/*
+ * Every placed stream (of group's origins when group is set): one entry
+ * per stream, or with aggregate 0 one per (node, stream) from the nodes'
+ * reports.
+ */
+static void list_streams(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *group, int stats,
+                         int aggregate)
+{
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    if (!c) {
+        reply_err(m, req, 503, "cluster mode is off on this node");
+        return;
+    }
+    json_t *arr = json_array();
+    if (!aggregate) {
+        pres_ctx_t x = {c, cud, NULL, group, arr, sm4};
+        c->presences(cud, pres_each, &x);
+    } else {
+        const sl_cluster_stream_t *st;
+        size_t n = c->streams(cud, &st);
+        for (size_t i = 0; arr && i < n; i++) {
+            const sl_cluster_node_t *o = c->node(cud, st[i].origin);
+            if (group && (!o || strcmp(o->group, group) != 0))
+                continue;
+            json_array_append_new(arr, stream_entry(c, cud, &st[i], sm4, stats));
+        }
+    }
+    reply_json(m, req, 200, arr);
+}
+
+/* One stream's stats: the aggregate entry, or per node (aggregate 0). 404 when not live. */
+static void stream_stats(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *group,
+                         const segs_t *s, int from, int to)
+{
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    char path[SL_CLUSTER_PATH_MAX];
+    if (!c) {
+        reply_err(m, req, 503, "cluster mode is off on this node");
+        return;
+    }
+    if (to - from < 2 || join(s, from, to, path, sizeof path)) {
+        reply_err(m, req, 400, "expected {app}/{stream}");
+        return;
+    }
+    const sl_cluster_stream_t *st = c->stream(cud, path);
+    if (!st) {
+        reply_err(m, req, 404, "the stream is not being published");
+        return;
+    }
+    char v[8];
+    if (m->http->req_query_get(req, "aggregate", v, sizeof v) >= 0 && strcmp(v, "false") == 0) {
+        pres_ctx_t x = {c, cud, path, group, json_array(), sm4};
+        c->presences(cud, pres_each, &x);
+        reply_json(m, req, 200, x.arr);
+        return;
+    }
+    reply_json(m, req, 200, stream_entry(c, cud, st, sm4, 1));
+}
+
+/* ------------------------------------------------------------------ */
+/* SM 4.0 admin                                                        */
+
+/* ?accessToken= against the admin token: 1 when right; else answered 401/403/429. */
+static int admin_ok(sm_mod_t *m, sl_http_req_t *req)
+{
+    const char *addr = m->http->req_remote(req, NULL);
+    if (sl__sm_auth_blocked(m, addr, 0)) {
+        reply_err(m, req, 429, "too many failed authentication attempts; try again later");
+        return 0;
+    }
+    char tok[160];
+    int len = m->http->req_query_get(req, "accessToken", tok, sizeof tok);
+    if (len < 0) {
+        reply_err(m, req, 401, "accessToken is required");
+        return 0;
+    }
+    /* Digests of both, so that the comparison takes the same time whatever the lengths. */
+    uint8_t a[32], b[32];
+    SHA256((const uint8_t *)tok, (size_t)len, a);
+    SHA256((const uint8_t *)m->admin_token, strlen(m->admin_token), b);
+    OPENSSL_cleanse(tok, sizeof tok);
+    if (CRYPTO_memcmp(a, b, 32) != 0) {
+        sl__sm_auth_blocked(m, addr, 1);
+        SL_LOGI(NULL, "stream manager: wrong accessToken from %s", addr);
+        reply_err(m, req, 403, "invalid accessToken");
+        return 0;
+    }
+    return 1;
+}
+
+/* The node addressed as {ip}: by its public or private address, or by its id. */
+static const sl_cluster_node_t *find_node(const sl_svc_cluster_t *c, void *cud, const char *key)
+{
+    const sl_cluster_node_t *nodes;
+    size_t n = c->nodes(cud, &nodes);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(nodes[i].id, key) == 0)
+            return &nodes[i];
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(nodes[i].host, key) == 0 || strcmp(nodes[i].private_host, key) == 0)
+            return &nodes[i];
+    return NULL;
+}
+
+typedef struct parents_ctx {
+    const sl_svc_cluster_t *c;
+    void *cud;
+    const char *node;
+    json_t *arr;
+} parents_ctx_t;
+
+/* For a node's stats: the origins of the streams it serves and does not hold. */
+static void parents_each(void *arg, const sl_cluster_presence_t *p)
+{
+    parents_ctx_t *x = arg;
+    if (p->is_origin || strcmp(p->node, x->node) != 0)
+        return;
+    const sl_cluster_stream_t *st = x->c->stream(x->cud, p->path);
+    const sl_cluster_node_t *o = st ? x->c->node(x->cud, st->origin) : NULL;
+    if (!o)
+        return;
+    size_t i;
+    json_t *v;
+    json_array_foreach(x->arr, i, v) if (strcmp(json_string_value(v), o->host) == 0) return;
+    json_array_append_new(x->arr, json_string(o->host));
+}
+
+static void sunset(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, void *cud)
+{
+    size_t len;
+    const uint8_t *body = m->http->req_body(req, &len);
+    if (!body || len > 65536) {
+        reply_err(m, req, 400, "expected a JSON array of node addresses");
+        return;
+    }
+    json_t *arr = json_loadb((const char *)body, len, 0, NULL);
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 1024) {
+        json_decref(arr);
+        reply_err(m, req, 400, "expected a JSON array of node addresses");
+        return;
+    }
+    json_t *done = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        const sl_cluster_node_t *n = json_is_string(v) ? find_node(c, cud, json_string_value(v)) : NULL;
+        if (!n) {
+            json_decref(arr);
+            json_decref(done);
+            reply_err(m, req, 404, "no such node");
+            return;
+        }
+        char id[SL_CLUSTER_ID_MAX];
+        snprintf(id, sizeof id, "%s", n->id);
+        int rc = c->set_state(cud, id, "SOFT_SUNSET");
+        if (rc) {
+            json_decref(arr);
+            json_decref(done);
+            reply_err(m, req, rc == SL_ENOTFOUND ? 404 : 503, sl_strerror(rc));
+            return;
+        }
+        SL_LOGI(NULL, "stream manager: node %s set to SOFT_SUNSET (drain)", id);
+        json_array_append_new(done, json_pack("{s:s, s:s}", "identifier", id, "state", "SOFT_SUNSET"));
+    }
+    json_decref(arr);
+    reply_json(m, req, 200, done);
+}
+
+static void sm4_admin(sm_mod_t *m, sl_http_req_t *req, const segs_t *s)
+{
+    if (!admin_ok(m, req))
+        return;
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    if (!c) {
+        reply_err(m, req, 503, "cluster mode is off on this node");
+        return;
+    }
+    const char *method = m->http->req_method(req);
+    /* s: admin node {ip} [stats] | admin node sunset */
+    if (s->n == 3 && strcmp(s->s[2], "sunset") == 0) {
+        if (strcmp(method, "POST") != 0) {
+            reply_err(m, req, 405, "use POST");
+            return;
+        }
+        sunset(m, req, c, cud);
+        return;
+    }
+    if (s->n < 3 || s->n > 4 || (s->n == 4 && strcmp(s->s[3], "stats") != 0)) {
+        reply_err(m, req, 404, "no such resource");
+        return;
+    }
+    const sl_cluster_node_t *n = find_node(c, cud, s->s[2]);
+    if (!n) {
+        reply_err(m, req, 404, "no such node");
+        return;
+    }
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        json_t *o = node_json(n, s->n == 4);
+        if (o && s->n == 4) {
+            parents_ctx_t x = {c, cud, n->id, json_array()};
+            c->presences(cud, parents_each, &x);
+            json_object_set_new(o, "parents", x.arr);
+        }
+        reply_json(m, req, 200, o);
+        return;
+    }
+    if (strcmp(method, "DELETE") == 0 && s->n == 3) {
+        /* Red5 terminates the node; here it leaves service: SOFT_SUNSET
+         * (drain), or HARD_SUNSET with force=true. A process driver or the
+         * platform stops it (docs/stream-manager.md). */
+        const char *state = query_true(m, req, "force") ? "HARD_SUNSET" : "SOFT_SUNSET";
+        char id[SL_CLUSTER_ID_MAX];
+        snprintf(id, sizeof id, "%s", n->id);
+        json_t *o = node_json(n, 0);
+        int rc = c->set_state(cud, id, state);
+        if (rc) {
+            json_decref(o);
+            reply_err(m, req, rc == SL_ENOTFOUND ? 404 : 503, sl_strerror(rc));
+            return;
+        }
+        SL_LOGI(NULL, "stream manager: node %s set to %s", id, state);
+        json_object_set_new(o, "state", json_string(state));
+        reply_json(m, req, 200, o);
+        return;
+    }
+    reply_err(m, req, 405, "method not allowed");
+}
+
+/* ------------------------------------------------------------------ */
+/* routes                                                              */
+
+/* The per-address budget; 1 when the request may go on (else answered 429). */
+static int budget_ok(sm_mod_t *m, sl_http_req_t *req)
+{
+    if (sl__sm_rate_ok(m, m->http->req_remote(req, NULL)))
+        return 1;
+    reply_err(m, req, 429, "too many requests from this address; try again later");
+    return 0;
+}
+
+static int on_sm4(sl_http_req_t *req, void *ud)
+{
+    sm_mod_t *m = ud;
+    if (!budget_ok(m, req))
+        return 0;
+    segs_t s;
+    const char *path = m->http->req_path(req) + strlen(SM4_PREFIX);
+    if (split(path, &s) || s.n < 1) {
+        reply_err(m, req, 400, "bad path");
+        return 0;
+    }
+    const char *method = m->http->req_method(req);
+    if (strcmp(s.s[0], "admin") == 0) {
+        sm4_admin(m, req, &s);
+        return 0;
+    }
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (!get) {
+        reply_err(m, req, 405, "use GET");
+        return 0;
+    }
+    if (s.n == 2 && strcmp(s.s[1], "list") == 0) {
+        list_streams(m, req, 1, NULL, 0, 1);
+        return 0;
+    }
+    if (s.n == 3 && strcmp(s.s[1], "list") == 0 && strcmp(s.s[2], "stats") == 0) {
+        char v[8];
+        int agg = !(m->http->req_query_get(req, "aggregate", v, sizeof v) >= 0 &&
+                    strcmp(v, "false") == 0);
+        list_streams(m, req, 1, NULL, 1, agg);
+        return 0;
+    }
+    if (s.n >= 4 && strcmp(s.s[s.n - 1], "stats") == 0) {
+        stream_stats(m, req, 1, NULL, &s, 1, s.n - 1);
+        return 0;
+    }
+    char action[16];
+    if (m->http->req_query_get(req, "action", action, sizeof action) < 0) {
+        reply_err(m, req, 400, "action=broadcast or action=subscribe is required");
+        return 0;
+    }
+    if (strcmp(action, "broadcast") == 0)
+        lookup(m, req, 1, NULL, &s, 1, SL_SM_PUBLISH);
+    else if (strcmp(action, "subscribe") == 0)
+        lookup(m, req, 1, NULL, &s, 1, SL_SM_SUBSCRIBE);
+    else
+        reply_err(m, req, 400, "action must be broadcast or subscribe");
+    return 0;
+}
+
+/* Decodes HTTP Basic credentials into user and pass: 0 or -1. */
+static int basic_creds(const char *h, char *user, size_t ucap, char *pass, size_t pcap)
+{
+    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+        return -1;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    size_t n = strcspn(h, " \r\n");
+    if (n == 0 || n > 512 || n % 4)
+        return -1;
+    uint8_t out[400];
+    int len = EVP_DecodeBlock(out, (const uint8_t *)h, (int)n);
+    if (len < 0)
+        return -1;
+    /* EVP_DecodeBlock counts the padding's zero bytes. */
+    for (size_t i = n; i > 0 && h[i - 1] == '='; i--)
+        len--;
+    if (len < 0)
+        return -1;
+    uint8_t *colon = memchr(out, ':', (size_t)len);
+    if (!colon || (size_t)(colon - out) >= ucap || (size_t)(len - (colon - out) - 1) >= pcap ||
+        memchr(out, '\0', (size_t)len))
+        return -1;
+    memcpy(user, out, (size_t)(colon - out));
+    user[colon - out] = '\0';
+    memcpy(pass, colon + 1, (size_t)(len - (colon - out) - 1));
+    pass[len - (colon - out) - 1] = '\0';
+    OPENSSL_cleanse(out, sizeof out);
+    return 0;
+}
+
+static int same_secret(const char *a, const char *b)
+{
+    uint8_t x[32], y[32];
+    SHA256((const uint8_t *)a, strlen(a), x);
+    SHA256((const uint8_t *)b, strlen(b), y);
+    return CRYPTO_memcmp(x, y, 32) == 0;
+}
+
+static int on_login(sl_http_req_t *req, void *ud)
+{
+    sm_mod_t *m = ud;
+    if (!budget_ok(m, req))
+        return 0;
+    const char *addr = m->http->req_remote(req, NULL);
+    if (strcmp(m->http->req_path(req), "/as/v1/auth/login") != 0) {
+        reply_err(m, req, 404, "no such resource");
+        return 0;
+    }
+    if (strcmp(m->http->req_method(req), "PUT") != 0 && strcmp(m->http->req_method(req), "POST")) {
+        reply_err(m, req, 405, "use PUT");
+        return 0;
+    }
+    if (sl__sm_auth_blocked(m, addr, 0)) {
+        reply_err(m, req, 429, "too many failed authentication attempts; try again later");
+        return 0;
+    }
+    char user[129], pass[257];
+    const char *role = NULL;
+    if (basic_creds(m->http->req_header(req, "Authorization"), user, sizeof user, pass,
+                    sizeof pass) == 0) {
+        /* Both comparisons run whatever the first gives: no timing hint of the user. */
+        int is_admin = same_secret(user, m->admin_user) & same_secret(pass, m->admin_pass);
+        int is_proxy = m->proxy_user[0] && same_secret(user, m->proxy_user) &
+                                               same_secret(pass, m->proxy_pass);
+        role = is_admin ? "admin" : is_proxy ? "proxy" : NULL;
+    } else {
+        user[0] = '\0';
+    }
+    OPENSSL_cleanse(pass, sizeof pass);
+    if (!role) {
+        sl__sm_auth_blocked(m, addr, 1);
+        SL_LOGI(NULL, "stream manager: login refused from %s", addr);
+        const char *body = "{\"errorMessage\":\"invalid credentials\"}";
+        m->http->respond(req, 401, "application/json", body, strlen(body),
+                         "WWW-Authenticate: Basic realm=\"stream manager\"\r\n");
+        return 0;
+    }
+    char tok[SL_SM_JWT_MAX];
+    int rc = sl_sm_jwt_sign(m->secret, m->secret_len, user, role, sl_time_wall_ms() / 1000,
+                            (uint64_t)sl_sm_cfg(m->core->cfg)->jwt_ttl_ms / 1000, tok, sizeof tok);
+    if (rc) {
+        reply_err(m, req, 500, sl_strerror(rc));
+        return 0;
+    }
+    SL_LOGI(NULL, "stream manager: %s logged in (%s) from %s", user, role, addr);
+    reply_json(m, req, 200, json_pack("{s:s}", "token", tok));
+    OPENSSL_cleanse(tok, sizeof tok);
+    return 0;
+}
+
+static int on_streams(sl_http_req_t *req, void *ud)
+{
+    sm_mod_t *m = ud;
+    if (!budget_ok(m, req))
+        return 0;
+    segs_t s;
+    const char *path = m->http->req_path(req) + strlen("/as/v1/streams");
+    if (split(path, &s)) {
+        reply_err(m, req, 400, "bad path");
+        return 0;
+    }
+    const char *method = m->http->req_method(req);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        reply_err(m, req, 405, "use GET");
+        return 0;
+    }
+    /* stream {ng} | stream {ng} publish|subscribe {app..} {stream} | stream {ng} stream {app..} {stream} */
+    if (s.n < 2 || strcmp(s.s[0], "stream") != 0 || strlen(s.s[1]) >= SL_CLUSTER_NAME_MAX) {
+        reply_err(m, req, 404, "no such resource");
+        return 0;
+    }
+    const char *ng = s.s[1];
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    const char *group = ng;
+    if (c) {
+        const sl_cluster_node_t *nodes;
+        sl_sm_view_t v = {.nodes = NULL};
+        v.n_nodes = c->nodes(cud, &nodes);
+        v.nodes = nodes;
+        group = sl_sm_group_resolve(&v, ng);
+    }
+    if (s.n == 2) {
+        list_streams(m, req, 0, group, 1, 1);
+        return 0;
+    }
+    if (strcmp(s.s[2], "publish") == 0)
+        lookup(m, req, 0, ng, &s, 3, SL_SM_PUBLISH);
+    else if (strcmp(s.s[2], "subscribe") == 0)
+        lookup(m, req, 0, ng, &s, 3, SL_SM_SUBSCRIBE);
+    else if (strcmp(s.s[2], "stream") == 0)
+        stream_stats(m, req, 0, group, &s, 3, s.n);
+    else
+        reply_err(m, req, 404, "no such resource");
+    return 0;
+}
+
+int sl__sm_http_start(sm_mod_t *m)
+{
+    m->http = sl_service_get(m->core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, &m->http_ud);
+    if (!m->http) {
+        SL_LOGW(NULL, "stream manager: HTTP is off: its APIs are not served");
+        return 0;
+    }
+    const sl_http_route_spec_t routes[SM_N_ROUTES] = {
+        {.prefix = SM4_PREFIX "/event", .prio = SL_HTTP_PRIO_CORE,
+         .name = "Stream Manager 4.0 lookups", .serves = "", .cb = on_sm4, .ud = m},
+        {.prefix = SM4_PREFIX "/admin/node", .prio = SL_HTTP_PRIO_CORE,
+         .name = "Stream Manager 4.0 node admin", .serves = "", .cb = on_sm4, .ud = m},
+        {.prefix = "/as/v1/auth", .prio = SL_HTTP_PRIO_CORE, .name = "Stream Manager 2.0 login",
+         .serves = "", .cb = on_login, .ud = m},
+        {.prefix = "/as/v1/streams/stream", .prio = SL_HTTP_PRIO_CORE,
+         .name = "Stream Manager 2.0 streams", .serves = "", .cb = on_streams, .ud = m},
+    };
+    for (int i = 0; i < SM_N_ROUTES; i++) {
+        int rc = m->http->route_add(m->http_ud, &routes[i], &m->routes[i]);
+        if (rc) {
+            sl__sm_http_stop(m);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void sl__sm_http_stop(sm_mod_t *m)
+{
+    if (!m->http)
+        return;
+    for (int i = 0; i < SM_N_ROUTES; i++) {
+        m->http->route_remove(m->http_ud, m->routes[i]);
+        m->routes[i] = NULL;
+    }
+}
