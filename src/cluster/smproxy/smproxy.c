@@ -444,12 +444,27 @@ static int on_webrtc(smp_t *p, sl_http_req_t *req, const sl_smproxy_path_t *pp)
 static int on_forward(smp_t *p, sl_http_req_t *req)
 {
     const sl_http_svc_t *h = p->http;
-    void *aud = NULL;
-    const sl_svc_api_t *api = sl_service_get(p->core, SL_SVC_API, SL_SVC_API_MAJOR, 1, &aud);
-    if (!api)
-        return answer_error(p, req, 503, "the Server API is off on this node");
-    if (api->check_access(aud, (struct sl_http_req *)req))
-        return 0; /* answered: 401, 403 or 429 */
+    /* The admin's SM 2.0 token (PUT /as/v1/auth/login, checked by the
+     * stream manager's service) or the Server API's own token. */
+    int allowed = 0;
+    const char *bearer = h->req_header(req, "Authorization");
+    void *sud = NULL;
+    const sl_svc_streammanager_t *sm =
+        sl_service_get(p->core, SL_SVC_STREAMMANAGER, SL_SVC_STREAMMANAGER_MAJOR, 1, &sud);
+    if (sm && bearer && strncasecmp(bearer, "Bearer ", 7) == 0) {
+        int rc = sm->check_token(sud, bearer, "admin");
+        if (rc == SL_EBUSY)
+            return answer_error(p, req, 403, "an admin token is required");
+        allowed = rc == 0;
+    }
+    if (!allowed) {
+        void *aud = NULL;
+        const sl_svc_api_t *api = sl_service_get(p->core, SL_SVC_API, SL_SVC_API_MAJOR, 1, &aud);
+        if (!api)
+            return answer_error(p, req, 503, "the Server API is off on this node");
+        if (api->check_access(aud, (struct sl_http_req *)req))
+            return 0; /* answered: 401, 403 or 429 */
+    }
     char target[SL_SMPROXY_URL_MAX + 1];
     int tl = h->req_query_get(req, "target", target, sizeof target);
     if (tl == -2)
