@@ -52,8 +52,9 @@ const sl_log_ctx_t sl__smproxy_log = {.proto = "smproxy"};
 #define HDR_CAP 4096          /* node answer headers passed on, bytes */
 #define MAX_SERVING 256       /* nodes considered as serving one stream (fallback) */
 
-#define CORS "Access-Control-Allow-Origin: *\r\n" \
-             "Access-Control-Allow-Methods: POST, PATCH, DELETE, OPTIONS\r\n" \
+/* Access-Control-Allow-Origin comes from the server (http.cors_origin); a second one
+ * would make browsers refuse the answer. */
+#define CORS "Access-Control-Allow-Methods: POST, PATCH, DELETE, OPTIONS\r\n" \
              "Access-Control-Allow-Headers: Authorization, Content-Type, If-Match\r\n" \
              "Access-Control-Expose-Headers: Location, ETag, Link, Accept-Patch, Session-Host\r\n"
 
@@ -557,6 +558,7 @@ static int smp_init(const sl_host_api_t *api, sl_host_t *h, void **state)
     const sl_http_route_spec_t spec = {
         .method = NULL, .prefix = SL_SMPROXY_PREFIX, .prio = SL_HTTP_PRIO_CORE,
         .name = "sm_proxy", .serves = "", .cb = on_request, .ud = p,
+        .options = 1, /* Red5's SDK reads Session-Host from the OPTIONS answer */
     };
     rc = http->route_add(hud, &spec, &p->route);
     if (rc)
