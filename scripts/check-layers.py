@@ -88,6 +88,12 @@ def judge(rel, fname, layer, sub, inc_tail=None):
     if own == 'modules' and layer == 'modules' and sub != own_sub \
             and sub not in SHARED_MODULE_HEADERS:
         return 'a module includes another module'
+    if own == 'cluster' and layer == 'cluster' and sub != own_sub:
+        return 'a cluster module includes another cluster module (use its service)'
+    if own == 'cluster' and layer == 'modules' and sub not in SHARED_MODULE_HEADERS:
+        return 'a cluster module includes a module (use its service)'
+    if own == 'modules' and layer == 'cluster' and not (own_sub is None and fname == 'modules.c'):
+        return 'a module includes a cluster module (use its service)'
     if own == 'api' and layer == 'proto' and sub != 'http':
         return "the API includes a protocol's internals"
     if own == 'api' and layer == 'modules' and sub not in SHARED_MODULE_HEADERS:

@@ -6,6 +6,7 @@
 #include "builtin_config.h"
 
 #include "api/api_config.h"
+#include "cluster/core/cluster_config.h"
 #include "cluster/smproxy/smproxy_config.h"
 #include "modules/auth_config.h"
 #include "modules/cleaner/cleaner_config.h"
@@ -47,6 +48,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_so_config_section,
     &sl_rpc_config_section,
     &sl_restream_config_section,
+    &sl_cluster_config_section,
     &sl_sm_config_section,
     &sl_smproxy_config_section,
 };

@@ -7,6 +7,7 @@
  */
 #include <stddef.h>
 
+#include "cluster/core/cluster.h"
 #include "modules/auth_jwt/auth_jwt.h"
 #include "modules/auth_roundtrip/auth_roundtrip.h"
 #include "modules/auth_simple/auth_simple.h"
@@ -26,6 +27,8 @@
 #include "cluster/smproxy/smproxy.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
+    &sl_cluster_builtin,   /* first: its "cluster" service is there for every module after it,
+                              and its stop (the node's goodbye to Redis) comes last */
     &sl_auth_simple_builtin,
     &sl_auth_jwt_builtin,
     &sl_auth_roundtrip_builtin,
