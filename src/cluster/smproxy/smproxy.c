@@ -466,6 +466,10 @@ static int on_forward(smp_t *p, sl_http_req_t *req)
         if (api->check_access(aud, (struct sl_http_req *)req))
             return 0; /* answered: 401, 403 or 429 */
     }
+    const char *m = h->req_method(req);
+    if (strcmp(m, "GET") && strcmp(m, "HEAD") && strcmp(m, "POST") && strcmp(m, "PUT") &&
+        strcmp(m, "DELETE") && strcmp(m, "PATCH"))
+        return answer_error(p, req, 405, "method not forwarded");
     char target[SL_SMPROXY_URL_MAX + 1];
     int tl = h->req_query_get(req, "target", target, sizeof target);
     if (tl == -2)
