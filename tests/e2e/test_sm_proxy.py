@@ -48,7 +48,7 @@ def nodes(module_sluice_factory, redis_server):  # noqa: F811
     """[stream manager, origin] of one cluster (one key prefix)."""
     webrtc = {"webrtc": {"candidates": "127.0.0.1", "consent_timeout": "12s", "setup_timeout": "10s"}}
     prefix = clusterlib.unique_prefix()
-    sm_cfg = dict(webrtc, stream_manager={"enabled": True}, sm_proxy={"enabled": True, "timeout": "5s"})
+    sm_cfg = dict(webrtc, stream_manager={"enabled": True}, sm_proxy={"enabled": True, "timeout": "5s", "max_body": "16k"})
     sm, = start_nodes(module_sluice_factory, redis_server, 1, roles=["relay"], config=sm_cfg,
                       ids=["smp-sm"], prefix=prefix)
     origin, = start_nodes(module_sluice_factory, redis_server, 1, roles=["origin"], config=webrtc,
@@ -147,6 +147,34 @@ def test_forward_refuses_what_is_not_a_node_api(nodes, redis_server):  # noqa: F
         st, _, body = request(port, "GET", "/as/v1/proxy/forward/?accessToken=%s&target=%s"
                               % (TOKEN, urllib.parse.quote(target, safe="")))
         assert st == 403, (target, st, body)
+
+
+def test_body_cap(nodes):
+    sm, _ = nodes
+    st, _, body = request(http_port_of(sm.srv), "POST", "/as/v1/proxy/whip/live/big",
+                          body="a" * 20000, headers={"Content-Type": "application/sdp"})
+    assert st == 413 and "too large" in body, (st, body)
+
+
+def test_websocket_refusal_by_the_node_reaches_the_client(nodes):
+    """The node's in-band refusal of an unknown app (Red5's NetConnection.Connect.Rejected,
+    then a close) comes back through the relay as the node sent it."""
+    import websocket
+    sm, _ = nodes
+    ws = websocket.create_connection("ws://%s:%d/as/v1/proxy/ws/publish/nosuchapp/s1?id=x"
+                                     % (HOST, http_port_of(sm.srv)), timeout=T(10))
+    msgs = []
+    try:
+        while True:
+            m = ws.recv()
+            if not m:
+                break
+            msgs.append(m)
+    except websocket.WebSocketConnectionClosedException:
+        pass
+    finally:
+        ws.close()
+    assert any("NetConnection.Connect.Rejected" in m or "NetConnection.Connect.Failed" in m for m in msgs), msgs
 
 
 def test_unknown_resource_node_is_404(nodes):
