@@ -12,6 +12,8 @@
 
 #include "api/api_internal.h"
 #include "app/events.h"
+#include "app/services.h"
+#include "app/svc/cluster.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "sluice/errors.h"
@@ -46,6 +48,13 @@ static void on_event(const sl_event_t *ev, void *ud)
     if (!api->n_watchers)
         return;
     const char *node = api->core->cfg->server_node_name;
+    if (!node || !node[0]) {
+        /* In cluster mode an unnamed node is named by its cluster id. */
+        void *cl_ud;
+        const sl_svc_cluster_t *cl =
+            sl_service_get(api->core, SL_SVC_CLUSTER, SL_SVC_CLUSTER_MAJOR, 0, &cl_ud);
+        node = cl ? cl->self(cl_ud)->id : NULL;
+    }
     char *json = sl_event_to_json(ev, node && node[0] ? node : NULL);
     if (!json)
         return;

@@ -14,6 +14,7 @@
 #include "api/api_internal.h"
 #include "app/services.h"
 #include "app/svc/srt.h"
+#include "app/svc/cluster.h"
 #include "app/svc/webrtc.h"
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -72,6 +73,30 @@ static void srt_metrics(sl_core_t *core, sl_wbuf_t *w)
     put(w, "sluice_mpegts_udp_bytes_total %llu\n", (unsigned long long)c.udp_ts_bytes_in);
     metric(w, "sluice_mpegts_udp_publishing", "gauge", "MPEG-TS over UDP listeners publishing now.");
     put(w, "sluice_mpegts_udp_publishing %llu\n", (unsigned long long)c.udp_ts_publishing);
+}
+
+/*
+ * The sluice_cluster_* families, from the cluster core's "cluster" service
+ * (src/cluster/core); nothing on a single node. Gauges of this node's view:
+ * its Redis link, the live nodes of its snapshot (itself included) and the
+ * stream placements in it. The autoscaler's HPA example reads them too.
+ */
+static void cluster_metrics(sl_core_t *core, sl_wbuf_t *w)
+{
+    void *ud;
+    const sl_svc_cluster_t *cl = sl_service_get(core, SL_SVC_CLUSTER, SL_SVC_CLUSTER_MAJOR, 0, &ud);
+    if (!cl)
+        return;
+    const sl_cluster_node_t *nodes;
+    const sl_cluster_stream_t *streams;
+    size_t n_nodes = cl->nodes(ud, &nodes), n_streams = cl->streams(ud, &streams);
+    metric(w, "sluice_cluster_redis_up", "gauge",
+           "1 while this node's link to Redis is up (cluster mode; docs/cluster.md).");
+    put(w, "sluice_cluster_redis_up %d\n", cl->redis_up(ud, NULL) ? 1 : 0);
+    metric(w, "sluice_cluster_nodes", "gauge", "Live nodes in this node's snapshot, itself included.");
+    put(w, "sluice_cluster_nodes %zu\n", n_nodes);
+    metric(w, "sluice_cluster_placements", "gauge", "Streams placed on an origin, cluster-wide.");
+    put(w, "sluice_cluster_placements %zu\n", n_streams);
 }
 
 /*
@@ -251,6 +276,7 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
 
     webrtc_metrics(core, &w);
     srt_metrics(core, &w);
+    cluster_metrics(core, &w);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -94,12 +94,16 @@ class _Reader:
         raise RespError("bad reply %r" % line)
 
 
-def redis_cmd(port, *args, password=None, timeout=5.0):
-    """One command to the Redis on 127.0.0.1:port; returns the decoded reply."""
+def redis_cmd(port, *args, password=None, db=0, timeout=5.0):
+    """One command to the Redis on 127.0.0.1:port (database db); returns the decoded
+    reply (RespError for an error reply)."""
     with socket.create_connection((HOST, port), timeout=timeout) as s:
         r = _Reader(s)
         if password:
             s.sendall(_encode(["AUTH", password]))
+            r.reply()
+        if db:
+            s.sendall(_encode(["SELECT", db]))
             r.reply()
         s.sendall(_encode(list(args)))
         return r.reply()
@@ -163,8 +167,8 @@ class RedisServer:
         except (OSError, RespError):
             return False
 
-    def cmd(self, *args):
-        return redis_cmd(self.port, *args, password=self.password)
+    def cmd(self, *args, db=0):
+        return redis_cmd(self.port, *args, password=self.password, db=db)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc is not None and self.proc.poll() is None:

@@ -11,22 +11,22 @@ One Redis and three nodes for the module; tests that change shared state (the Re
 restart, the kill -9) restore it or come last.
 """
 
-import os
+import re
 import signal
-import subprocess
 import time
 
 import pytest
 
-from api_helpers import assert_error, start_player
-from clusterlib import RedisServer, start_nodes, unique_prefix, wait_nodes, wait_placed
-from conftest import T, ffmpeg_publish_cmd, wait_stream_live, wait_until
+from api_helpers import EventReader, assert_error, start_player
+from clusterlib import RedisServer, redis_cmd, start_nodes, unique_prefix, wait_nodes, wait_placed
+from conftest import T, ffmpeg_publish_cmd, is_sanitizer_build, wait_stream_live, wait_until
 
 pytestmark = pytest.mark.cluster
 
 REDIS_PASSWORD = "e2e-redis-pw-5f1c2a"
 CLUSTER_PASSWORD = "e2e-cluster-pw-8d3b07"
 LEASE_S = 3.0
+REDIS_DB = 2
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,8 @@ def redis(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nodes(module_sluice_factory, redis):
-    ns = start_nodes(module_sluice_factory, redis, 3, cluster={"password": CLUSTER_PASSWORD})
+    ns = start_nodes(module_sluice_factory, redis, 3,
+                     cluster={"password": CLUSTER_PASSWORD, "redis_db": REDIS_DB})
     for n in ns:
         n.srv.secrets |= {REDIS_PASSWORD, CLUSTER_PASSWORD}
     return ns
@@ -63,9 +64,20 @@ def test_nodes_see_each_other(nodes):
         assert me["ports"]["http"] == n.http_port and me["ports"]["rtmp"] == n.srv.port
         assert me["host"] == "127.0.0.1" and me["load"]["max_connections"] > 0
     c = nodes[1].cluster()
-    assert c["node"]["id"] == nodes[1].id and c["redis"]["up"] is True
+    assert c["enabled"] is True and c["node"]["id"] == nodes[1].id and c["redis"]["up"] is True
     text = str(c)
     assert REDIS_PASSWORD not in text and CLUSTER_PASSWORD not in text
+    # The layout of docs/cluster.md, in the configured database.
+    prefix = c["redis"]["prefix"]
+    members = redis_cmd(int(c["redis"]["address"].split(":")[1]), "SMEMBERS", prefix + "nodes",
+                        password=REDIS_PASSWORD, db=REDIS_DB)
+    assert sorted(members) == sorted(ids)
+    assert redis_cmd(int(c["redis"]["address"].split(":")[1]), "DBSIZE",
+                     password=REDIS_PASSWORD) == 0  # nothing in db 0
+    metrics = nodes[1].api.get("/metrics").body.decode()
+    assert "sluice_cluster_redis_up 1\n" in metrics
+    assert "sluice_cluster_nodes 3\n" in metrics
+    assert "sluice_cluster_placements " in metrics
 
 
 def test_api_needs_the_token(nodes):
@@ -169,6 +181,32 @@ def test_redis_restart_mid_stream(nodes, redis, module_procs, media_src, tmp_pat
     module_procs.stop(pub)
 
 
+def test_node_events_on_the_event_stream(nodes, module_sluice_factory, redis):
+    """node_up when a node joins, node_down (reason left) when it stops, on every
+    node's event stream; events name the cluster node they come from."""
+    a = nodes[0]
+    reader = EventReader(a.srv, {"type": "node_up,node_down"})
+    try:
+        prefix = a.cluster()["redis"]["prefix"]
+        (d,) = start_nodes(module_sluice_factory, redis, 1, prefix=prefix, ids=["d-joiner"],
+                           cluster={"password": CLUSTER_PASSWORD, "redis_db": REDIS_DB})
+        d.srv.secrets |= {REDIS_PASSWORD, CLUSTER_PASSWORD}
+
+        def seen(kind):
+            return [e for e in reader.events if e.get("event") == kind
+                    and e.get("session") == "d-joiner"]
+
+        wait_until(lambda: seen("node_up"), T(5), 0.05, "node_up of d-joiner")
+        up = seen("node_up")[0]
+        assert up["node"] == a.id and up["protocol"] == "cluster" and up["reason"] == "joined"
+        assert up["remote_port"] == d.http_port
+        assert d.srv.stop() == 0
+        wait_until(lambda: seen("node_down"), T(5), 0.05, "node_down of d-joiner")
+        assert seen("node_down")[0]["reason"] == "left"
+    finally:
+        reader.close()
+
+
 def test_sentinel_finds_the_master(redis, module_sluice_factory, tmp_path_factory):
     sentinel = RedisServer(tmp_path_factory.mktemp("sentinel"), sentinel_of=redis).start()
     try:
@@ -185,6 +223,30 @@ def test_sentinel_finds_the_master(redis, module_sluice_factory, tmp_path_factor
         sentinel.stop()
 
 
+def test_api_answers_match_the_spec(nodes):
+    """The cluster routes in cluster mode against docs/openapi.yaml (test_openapi walks
+    them on a single node, where they answer enabled: false)."""
+    from test_openapi import check_response, load_spec, operations
+
+    a, b, _ = nodes
+    spec = load_spec()
+    problems = []
+    for method, path, op, _ in operations(spec):
+        if not path.startswith("/api/v1/cluster") or method != "get":
+            continue
+        r = b.api.get(path.replace("{nodeId}", a.id))
+        assert r.status == 200, (path, r)
+        problems += check_response(spec, method, path, op, r, "cluster mode")
+    put = [o for o in operations(spec) if o[1] == "/api/v1/cluster/nodes/{nodeId}/state"][0]
+    r = b.api.request("PUT", "cluster/nodes/%s/state" % b.id, body={"state": "INSERVICE"})
+    problems += check_response(spec, "put", put[1], put[2], r, "cluster mode")
+    kick = [o for o in operations(spec) if o[1] == "/api/v1/cluster/kick"][0]
+    r = b.api.request("POST", "cluster/kick", body={"node": a.id, "session": "NOSUCHSESSION"})
+    problems += check_response(spec, "post", kick[1], kick[2], r, "cluster mode")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.exclusive  # measures how fast a node disappears
 def test_kill9_node_disappears_within_the_lease(nodes):
     a, b, c = nodes
     wait_nodes(a, [n.id for n in nodes], T(5))
@@ -196,3 +258,128 @@ def test_kill9_node_disappears_within_the_lease(nodes):
     assert gone_after < LEASE_S + 1.5, gone_after
     c.srv.proc = None  # killed on purpose: no clean-exit check
     a.srv.wait_log(r"node %s .* left \(lease expired\)" % c.id, T(5))
+
+
+@pytest.mark.exclusive  # measures how fast a node disappears
+def test_graceful_stop_leaves_at_once(nodes):
+    """SIGTERM: the node says bye, deletes its record and placements, exits 0; the
+    others drop it before its lease would have ended."""
+    a, b, _ = nodes
+    wait_nodes(a, [a.id, b.id], T(5))
+    t0 = time.monotonic()
+    assert b.srv.stop() == 0
+    wait_nodes(a, [a.id], T(LEASE_S + 3))
+    assert time.monotonic() - t0 < LEASE_S - 1, time.monotonic() - t0
+    a.srv.wait_log(r"node %s \(all, 127\.0\.0\.1\) left$" % b.id, T(5), flags=re.M)
+
+
+class FakeRedis:
+    """A hostile "Redis": answers the connection setup (AUTH, SELECT, PING, SUBSCRIBE)
+    like Redis, then misbehaves on every other command: `mode` "huge" starts a bulk
+    string of 200 MB and streams it, "array" announces an array of 10 million elements,
+    "silent" never answers."""
+
+    def __init__(self, mode):
+        import socket as socketlib
+        import threading
+
+        self.mode = mode
+        self.sock = socketlib.socket()
+        self.sock.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.misbehaved = threading.Event()
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        try:
+            while not self.stopping:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while buf.startswith(b"*") and b"\r\n" in buf:
+                    args, buf = self._parse(buf)
+                    if args is None:
+                        break
+                    name = args[0].upper()
+                    if name in (b"AUTH", b"SELECT"):
+                        conn.sendall(b"+OK\r\n")
+                    elif name == b"PING":
+                        conn.sendall(b"+PONG\r\n")
+                    elif name == b"SUBSCRIBE":
+                        ch = args[1]
+                        conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(ch), ch))
+                    else:
+                        self.misbehaved.set()
+                        if self.mode == "huge":
+                            conn.sendall(b"$200000000\r\n")
+                            chunk, sent = b"x" * 65536, 0
+                            while not self.stopping and sent < 200000000:
+                                conn.sendall(chunk)
+                                sent += len(chunk)
+                        elif self.mode == "array":
+                            conn.sendall(b"*10000000\r\n")
+                        # silent: nothing
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _parse(buf):
+        """One RESP array of bulk strings from buf: (args, rest), or (None, buf) if partial."""
+        try:
+            head, rest = buf.split(b"\r\n", 1)
+            args = []
+            for _ in range(int(head[1:])):
+                ln, rest = rest.split(b"\r\n", 1)
+                n = int(ln[1:])
+                if len(rest) < n + 2:
+                    return None, buf
+                args.append(rest[:n])
+                rest = rest[n + 2:]
+            return args, rest
+        except ValueError:
+            return None, buf
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode,why", [("huge", "reply too large"),
+                                      ("array", "connection lost"),
+                                      ("silent", "command timed out")])
+def test_hostile_redis_replies_are_bounded(sluice_factory, mode, why):
+    """Reply caps and command timeouts: the link drops (and is retried), the node lives,
+    its memory stays far below what the peer offered."""
+    fake = FakeRedis(mode)
+    try:
+        # A long command timeout for "huge", so that the size cap (not the timeout) ends
+        # the reply even on a slow (sanitizer) build.
+        (n,) = start_nodes(sluice_factory, "127.0.0.1:%d" % fake.port, 1,
+                           cluster={"command_timeout": "30s"} if mode == "huge" else None)
+        wait_until(fake.misbehaved.is_set, T(10), 0.05, "a command to the fake Redis")
+        n.srv.wait_log(r"cluster: Redis 127\.0\.0\.1:%d lost: %s" % (fake.port, why), T(10))
+        assert n.srv.alive()
+        if not is_sanitizer_build():  # ASan's quarantine keeps freed buffers resident
+            rss_kb = int([line for line in open("/proc/%d/status" % n.srv.proc.pid)
+                          if line.startswith("VmRSS")][0].split()[1])
+            assert rss_kb < 150 * 1024, rss_kb  # offered: 200 MB (huge), 80 MB of pointers
+        assert n.cluster()["redis"]["failures"] >= 1  # (it reconnects: the setup works)
+    finally:
+        fake.close()

@@ -75,6 +75,13 @@ KNOWN_ROUTES = [
     ("get", "/api/v1/webhooks/deliveries"),
     ("get", "/api/v1/webhooks/deliveries/{id}"),
     ("post", "/api/v1/webhooks/deliveries/{id}/redeliver"),
+    ("get", "/api/v1/cluster"),
+    ("get", "/api/v1/cluster/nodes"),
+    ("get", "/api/v1/cluster/nodes/{nodeId}"),
+    ("put", "/api/v1/cluster/nodes/{nodeId}/state"),
+    ("get", "/api/v1/cluster/streams"),
+    ("post", "/api/v1/cluster/kick"),
+    ("post", "/api/v1/cluster/unpublish"),
     ("get", "/api/v1/restream/pulls"),
     ("post", "/api/v1/restream/pulls"),
     ("get", "/api/v1/restream/pulls/{app}/{stream}"),
@@ -308,7 +315,8 @@ def world(module_sluice_factory, module_procs, media_src, sink):
     deliveries = wait_until(delivered, T(15), 0.1, "a delivered webhook")
     srv.api = api
     srv.values = {"app": "live", "stream": "stream1", "clientId": player["id"],
-                  "soname": "BallControl", "key": "color", "id": deliveries[-1]["id"]}
+                  "soname": "BallControl", "key": "color", "id": deliveries[-1]["id"],
+                  "nodeId": "node-1"}
     return srv
 
 

@@ -115,6 +115,7 @@ typedef struct cl {
     sl_cluster_node_t *nodes;             /* self first; owned */
     sl_cluster_rec_presence_t **presences; /* per node, owned */
     size_t *n_presences;
+    uint64_t *seen_mono;                  /* per node: when its record was last read */
     size_t n_nodes;
     sl_cluster_stream_t *streams;         /* owned */
     size_t n_streams;
@@ -141,6 +142,7 @@ typedef struct cl {
     void *http_ud;
     int registered;
     int stopping;
+    int standalone;           /* cluster mode off: only the API answers (enabled: false) */
 } cl_t;
 
 /* ------------------------------------------------------------------ */
@@ -392,9 +394,11 @@ static void snapshot_free_nodes(cl_t *c)
     sl_free(c->nodes);
     sl_free(c->presences);
     sl_free(c->n_presences);
+    sl_free(c->seen_mono);
     c->nodes = NULL;
     c->presences = NULL;
     c->n_presences = NULL;
+    c->seen_mono = NULL;
     c->n_nodes = 0;
 }
 
@@ -414,7 +418,8 @@ static void snapshot_self_only(cl_t *c)
     c->nodes = sl_calloc(1, sizeof *c->nodes);
     c->presences = sl_calloc(1, sizeof *c->presences);
     c->n_presences = sl_calloc(1, sizeof *c->n_presences);
-    if (c->nodes && c->presences && c->n_presences) {
+    c->seen_mono = sl_calloc(1, sizeof *c->seen_mono);
+    if (c->nodes && c->presences && c->n_presences && c->seen_mono) {
         c->nodes[0] = c->self;
         c->n_nodes = 1;
     }
@@ -525,15 +530,17 @@ static void on_node_records(void *ud, redisReply *r)
         refresh_free(rf);
         return;
     }
-    size_t cap = rf->n_ids + 1;
+    size_t cap = rf->n_ids + 1 + c->n_nodes; /* read ones, self, and carried-over ones */
     sl_cluster_node_t *nodes = sl_calloc(cap, sizeof *nodes);
     sl_cluster_rec_presence_t **pres = sl_calloc(cap, sizeof *pres);
     size_t *n_pres = sl_calloc(cap, sizeof *n_pres);
+    uint64_t *seen = sl_calloc(cap, sizeof *seen);
     uint8_t *gone = sl_calloc(cap, 1);
-    if (!nodes || !pres || !n_pres || !gone) {
+    if (!nodes || !pres || !n_pres || !seen || !gone) {
         sl_free(nodes);
         sl_free(pres);
         sl_free(n_pres);
+        sl_free(seen);
         sl_free(gone);
         c->refreshing = 0;
         refresh_free(rf);
@@ -541,13 +548,18 @@ static void on_node_records(void *ud, redisReply *r)
     }
     nodes[0] = c->self;
     n_pres[0] = own_presences(c, &pres[0]);
+    uint64_t now = sl_time_mono_ms();
+    seen[0] = now;
     size_t n = 1;
+    int self_seen = 0; /* this node's record, written just before, was read back */
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_NIL) {
             gone[i] = 1; /* the lease ended: the node is gone */
             continue;
         }
+        if (e->type == REDIS_REPLY_STRING && strcmp(rf->ids[i], c->self.id) == 0)
+            self_seen = 1;
         if (e->type != REDIS_REPLY_STRING || strcmp(rf->ids[i], c->self.id) == 0)
             continue;
         sl_cluster_node_t tmp;
@@ -562,22 +574,44 @@ static void on_node_records(void *ud, redisReply *r)
         nodes[n] = tmp;
         pres[n] = p;
         n_pres[n] = n_p;
+        seen[n] = now;
         n++;
     }
     prune(c, "nodes", rf->ids, gone, rf->n_ids);
-    /* node_up / node_down against the previous snapshot (self excluded). */
+    /*
+     * node_up / node_down against the previous snapshot (self excluded).
+     * When this node's own record, written just before the read, is not
+     * there, Redis lost its data (restarted empty, failed over to a replica
+     * that had not caught up): nodes missing from this read stay in the
+     * snapshot for up to a lease after they were last read, while they
+     * write their records again, instead of flapping down and up. Nodes
+     * that leave on purpose say "bye" on the bus and are dropped at once.
+     */
     sl_cluster_node_t *old = c->nodes;
-    size_t n_old = c->n_nodes;
-    for (size_t i = 1; i < n; i++)
-        if (!node_known(old, n_old, nodes[i].id))
+    size_t n_new = n;
+    for (size_t i = 1; i < n_new; i++)
+        if (!node_known(old, c->n_nodes, nodes[i].id))
             node_event(c, &nodes[i], 1);
-    for (size_t i = 1; i < n_old; i++)
-        if (!node_known(nodes, n, old[i].id))
+    for (size_t i = 1; i < c->n_nodes; i++) {
+        if (node_known(nodes, n_new, old[i].id))
+            continue;
+        if (!self_seen && now - c->seen_mono[i] < (uint64_t)c->cfg->lease_ms && n < cap) {
+            nodes[n] = old[i];
+            pres[n] = c->presences[i];
+            n_pres[n] = c->n_presences[i];
+            seen[n] = c->seen_mono[i];
+            c->presences[i] = NULL;
+            c->n_presences[i] = 0;
+            n++;
+        } else {
             node_event(c, &old[i], 0);
+        }
+    }
     snapshot_free_nodes(c);
     c->nodes = nodes;
     c->presences = pres;
     c->n_presences = n_pres;
+    c->seen_mono = seen;
     c->n_nodes = n;
     c->fresh_ms = sl_time_wall_ms();
     sl_free(gone);
@@ -905,9 +939,40 @@ static void kick_matching(cl_t *c, const char *app, const char *stream, const ch
     }
 }
 
-/* The built-in topics: kick, unpublish, state. */
+/* A node said goodbye (it stops): out of the snapshot now, not after its lease. */
+static void node_left(cl_t *c, const char *id)
+{
+    for (size_t i = 1; i < c->n_nodes; i++) {
+        if (strcmp(c->nodes[i].id, id) != 0)
+            continue;
+        sl_cluster_node_t gone = c->nodes[i];
+        sl_cluster_presences_free(c->presences[i], c->n_presences[i]);
+        size_t last = c->n_nodes - 1;
+        c->nodes[i] = c->nodes[last];
+        c->presences[i] = c->presences[last];
+        c->n_presences[i] = c->n_presences[last];
+        c->seen_mono[i] = c->seen_mono[last];
+        c->n_nodes--;
+        sl_event_t ev = {.type = SL_EV_NODE_DOWN,
+                         .session_id = gone.id,
+                         .proto = "cluster",
+                         .remote_addr = gone.private_host[0] ? gone.private_host : gone.host,
+                         .remote_port = gone.http_port,
+                         .reason = "left"};
+        SL_LOGI(&g_ctx, "cluster: node %s (%s, %s) left", gone.id, gone.role, ev.remote_addr);
+        sl_events_emit(c->core, &ev);
+        return;
+    }
+}
+
+/* The built-in topics: kick, unpublish, state, bye. */
 static void builtin_topic(cl_t *c, const char *from, const char *topic, const char *json)
 {
+    if (strcmp(topic, "bye") == 0) {
+        if (strcmp(from, c->self.id) != 0)
+            node_left(c, from);
+        return;
+    }
     int is_kick = strcmp(topic, "kick") == 0, is_unpub = strcmp(topic, "unpublish") == 0;
     int is_state = strcmp(topic, "state") == 0;
     if (!is_kick && !is_unpub && !is_state)
@@ -1376,6 +1441,7 @@ static json_t *cluster_json(cl_t *c)
     json_t *o = json_object();
     if (!o)
         return NULL;
+    json_object_set_new(o, "enabled", json_true());
     json_object_set_new(o, "node", node_json(c, &c->self, 0));
     json_object_set_new(o, "redis",
                         json_pack("{s:b, s:s, s:I, s:I, s:s}", "up",
@@ -1463,6 +1529,22 @@ static int api_message(cl_t *c, sl_http_req_t *req, const char *topic)
     return send_answer(c, req, rc, node_copy[0] ? node_copy : NULL, topic);
 }
 
+/*
+ * A single node (cluster.enabled off) answers the same routes so that a
+ * client can ask any node whether it is in a cluster: the overview says
+ * enabled: false, the lists are empty, and what needs a cluster is a 404
+ * that says so.
+ */
+static int api_standalone(cl_t *c, sl_http_req_t *req, char **seg, int n, int get)
+{
+    if (n == 1 && get)
+        return c->api->ok(req, json_pack("{s:b, s:n, s:n, s:[], s:[]}", "enabled", 0, "node",
+                                         "redis", "nodes", "streams"));
+    if (n == 2 && get && (strcmp(seg[1], "nodes") == 0 || strcmp(seg[1], "streams") == 0))
+        return c->api->ok(req, json_array());
+    return c->api->err(req, 404, "Cluster mode is off on this node (cluster.enabled).");
+}
+
 static int api_handler(sl_http_req_t *req, void *ud)
 {
     cl_t *c = ud;
@@ -1481,6 +1563,8 @@ static int api_handler(sl_http_req_t *req, void *ud)
         seg[n++] = t;
     }
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (c->standalone)
+        return api_standalone(c, req, seg, n, get);
     if (n == 1 && get)
         return c->api->ok(req, cluster_json(c));
     if (n == 2 && get && strcmp(seg[1], "nodes") == 0)
@@ -1615,17 +1699,40 @@ static const sl_cluster_redis_ops_t g_redis_ops = {
     .on_message = on_message,
 };
 
+/*
+ * A single node: no Redis, no service, no admission check or listener;
+ * only /api/v1/cluster, which says so (api_standalone).
+ */
+static int standalone_init(cl_t *c, sl_core_t *core, void **state)
+{
+    c->core = core;
+    c->cfg = sl_cluster_cfg(core->cfg);
+    c->standalone = 1;
+    sl_list_init(&c->places);
+    c->api = sl_service_get(core, SL_SVC_API, SL_SVC_API_MAJOR, 0, &c->api_ud);
+    c->http = sl_service_get(core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, &c->http_ud);
+    int rc = 0;
+    if (c->api && c->http)
+        rc = c->api->add_route(c->api_ud, "cluster", api_handler, c);
+    if (rc) {
+        sl_free(c);
+        return rc;
+    }
+    *state = c;
+    return 0;
+}
+
 static int cl_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
 {
     (void)hapi;
     sl_core_t *core = sl_host_core(h);
     const sl_cluster_config_t *cc = sl_cluster_cfg(core->cfg);
     *state = NULL;
-    if (!cc->enabled)
-        return 0; /* a single node: inert */
     cl_t *c = sl_calloc(1, sizeof *c);
     if (!c)
         return SL_ENOMEM;
+    if (!cc->enabled)
+        return standalone_init(c, core, state);
     c->core = core;
     c->cfg = cc;
     c->admit_id = c->ev_id = -1;
@@ -1687,10 +1794,12 @@ fail:
 static void cl_stop(void *state)
 {
     cl_t *c = state;
-    if (!c)
+    if (!c || c->standalone)
         return;
-    /* Leave at once rather than after the lease: delete the record and placements. */
+    /* Leave at once rather than after the lease: tell the others, delete the record and
+     * the placements. */
     if (sl_cluster_redis_is_up(c->redis)) {
+        (void)svc_send(c, NULL, "bye", "{}");
         char key[256], set[256];
         key_of(c, key, sizeof key, "node:", c->self.id);
         key_of(c, set, sizeof set, "nodes", NULL);

@@ -279,6 +279,13 @@ static const char *after_slash(const char *p)
     return s ? s + 1 : p;
 }
 
+/* Red5's scope of a path: "/" + everything before the stream name ("/live"). */
+static void scope_of(const char *path, char *out, size_t cap)
+{
+    const char *s = strrchr(path, '/');
+    snprintf(out, cap, "/%.*s", s ? (int)(s - path) : 0, path);
+}
+
 static void pres_each(void *arg, const sl_cluster_presence_t *p)
 {
     pres_ctx_t *x = arg;
@@ -288,7 +295,7 @@ static void pres_each(void *arg, const sl_cluster_presence_t *p)
     if (!n || (x->group && strcmp(n->group, x->group) != 0))
         return;
     char scope[SL_CLUSTER_PATH_MAX + 1];
-    snprintf(scope, sizeof scope, "/%.*s", (int)(after_slash(p->path) - p->path - 1), p->path);
+    scope_of(p->path, scope, sizeof scope);
     json_t *o = x->sm4 ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "name",
                                    after_slash(p->path), "scope", scope, "serverAddress", n->host,
                                    "type", p->is_origin ? "origin" : "edge", "region", n->region,
@@ -311,7 +318,7 @@ static json_t *stream_entry(const sl_svc_cluster_t *c, void *cud, const sl_clust
     const sl_cluster_node_t *o = c->node(cud, st->origin);
     const char *host = o ? o->host : "", *region = o ? o->region : "";
     char scope[SL_CLUSTER_PATH_MAX + 1];
-    snprintf(scope, sizeof scope, "/%.*s", (int)(after_slash(st->path) - st->path - 1), st->path);
+    scope_of(st->path, scope, sizeof scope);
     json_t *e = sm4 ? json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", after_slash(st->path), "scope",
                                 scope, "serverAddress", host, "type", "origin", "region", region)
                     : json_pack("{s:s, s:s, s:s, s:s, s:s}", "streamGuid", st->path, "nodeId",

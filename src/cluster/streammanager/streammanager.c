@@ -109,12 +109,21 @@ int sl__sm_choose(sm_mod_t *m, const sl_sm_query_t *q, sl_cluster_node_t *out, s
         sm_pending_t *p = sl_map_get(&m->pending, nodes[i].id);
         pending[i] = p && p->reported_ms == nodes[i].reported_ms ? p->n : 0;
     }
+    /* Redis unreachable: no new placement (the origin could not write it),
+     * and players are named from the last picture Redis gave, judged at its
+     * time, so that the nodes do not all look dead as the outage goes on. */
+    uint64_t fresh_ms = 0;
+    int up = c->redis_up(cud, &fresh_ms);
+    if (!up && q->action == SL_SM_PUBLISH) {
+        *why = "the cluster's Redis is unreachable: no new placements";
+        return SL_EIO;
+    }
     const sl_cluster_stream_t *st = q->path ? c->stream(cud, q->path) : NULL;
     sl_sm_view_t v = {
         .nodes = nodes,
         .n_nodes = n_nodes,
         .pending = pending,
-        .now_ms = sl_time_wall_ms(),
+        .now_ms = up || !fresh_ms ? sl_time_wall_ms() : fresh_ms,
         .node_timeout_ms = timeout_ms,
         .weights = &m->weights,
         .origin_id = st ? st->origin : NULL,

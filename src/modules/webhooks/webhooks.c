@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "app/services.h"
+#include "app/svc/cluster.h"
 #include "app/store.h"
 #include "app/svc/api.h"
 #include "base/alloc.h"
@@ -537,6 +538,17 @@ static int wh_start(sl_core_t *core, sl_http_server_t *http, sl_webhooks_t **sta
     if (rc)
         goto fail;
     w->store = sl_store_find(core);
+    /* In cluster mode, payloads name this node's role and id (the cluster module inits
+     * first; its identity is fixed for the process's life, so a copy serves the writer
+     * thread, which must not call the service). */
+    void *cl_ud;
+    const sl_svc_cluster_t *cl = sl_service_get(core, SL_SVC_CLUSTER, SL_SVC_CLUSTER_MAJOR, 0, &cl_ud);
+    if (cl) {
+        const sl_cluster_node_t *self = cl->self(cl_ud);
+        snprintf(w->cluster.type, sizeof w->cluster.type, "%s", sl__webhooks_cluster_type(self->role));
+        snprintf(w->cluster.id, sizeof w->cluster.id, "%s", self->id);
+        snprintf(w->cluster.host, sizeof w->cluster.host, "%s", self->host);
+    }
     rc = sl__webhooks_threads_start(w);
     if (rc) {
         SL_LOGE(&g_ctx, "webhooks: cannot start the outbox (%s): %s", w->db_path, sl_strerror(rc));

@@ -96,6 +96,27 @@ int sl__webhooks_delivery_id(char *out, size_t cap, const char *node, uint64_t e
 char *sl__webhooks_payload(const sl_event_t *ev, const char *node, const char *delivery_id,
                            uint64_t event_seq);
 
+/* This node in cluster mode, as webhook payloads name it. */
+typedef struct sl__webhooks_cluster {
+    char type[24];      /* Red5's clusterNodeType: TYPE_ORIGIN, TYPE_EDGE, TYPE_RELAY,
+                           TYPE_TRANSCODER, TYPE_AUTO (role "all"); "" = standalone */
+    char id[64];        /* the cluster node id */
+    char host[256];     /* its public host (Red5's nodePublicIp) */
+} sl__webhooks_cluster_t;
+
+/**
+ * sl__webhooks_payload for a node in cluster mode: clusterNodeType is
+ * cl->type (instead of TYPE_OFF), nodePublicIp cl->host, and the payload
+ * gains "cluster_node": cl->id. cl NULL or with an empty type: exactly
+ * sl__webhooks_payload.
+ */
+char *sl__webhooks_payload_cluster(const sl_event_t *ev, const char *node,
+                                   const char *delivery_id, uint64_t event_seq,
+                                   const sl__webhooks_cluster_t *cl);
+
+/** Red5's clusterNodeType for a cluster role ("origin" -> "TYPE_ORIGIN"; unknown: "TYPE_AUTO"). */
+const char *sl__webhooks_cluster_type(const char *role);
+
 /**
  * Computes the X-Sluice-Signature value for a body: "sha256=" followed by
  * the lower-case hex HMAC-SHA256, keyed with secret, of the bytes

@@ -64,6 +64,8 @@ struct sl_webhooks {
     char *db_path;               /* {data_dir}/sluice.db, owned (for log lines) */
     struct sl_store *store;      /* the service "store" (borrowed; NULL: none, outbox unusable) */
     char *node;                  /* server.node_name ("" when unset), owned */
+    sl__webhooks_cluster_t cluster; /* this node in cluster mode (type "" when standalone),
+                                       copied at init from the "cluster" service */
     uint32_t mask;               /* selected event types (bit 1 << type) */
     int listener;                /* event bus listener id, 0 = none */
     char **global_urls;          /* webhooks.url split, owned; replaced by a reload under mu

@@ -134,9 +134,27 @@ int sl__webhooks_delivery_id(char *out, size_t cap, const char *node, uint64_t e
 /* A string field, or JSON null when absent. */
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
+const char *sl__webhooks_cluster_type(const char *role)
+{
+    static const char *const map[][2] = {{"origin", "TYPE_ORIGIN"}, {"edge", "TYPE_EDGE"},
+                                         {"relay", "TYPE_RELAY"}, {"transcoder", "TYPE_TRANSCODER"}};
+    for (size_t i = 0; role && i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(role, map[i][0]) == 0)
+            return map[i][1];
+    return "TYPE_AUTO"; /* "all": the node takes whichever part a stream needs */
+}
+
 char *sl__webhooks_payload(const sl_event_t *ev, const char *node, const char *delivery_id,
                            uint64_t event_seq)
 {
+    return sl__webhooks_payload_cluster(ev, node, delivery_id, event_seq, NULL);
+}
+
+char *sl__webhooks_payload_cluster(const sl_event_t *ev, const char *node,
+                                   const char *delivery_id, uint64_t event_seq,
+                                   const sl__webhooks_cluster_t *cl)
+{
+    int clustered = cl && cl->type[0];
     char guid[512], username[256];
     sl__webhooks_guid(ev, guid, sizeof guid);
     sl__webhooks_username(ev->query, username, sizeof username);
@@ -152,15 +170,17 @@ char *sl__webhooks_payload(const sl_event_t *ev, const char *node, const char *d
     json_t *u = json_string(username);
     bad |= json_object_set_new(o, "username", u ? u : json_string(""));
     bad |= json_object_set_new(o, "userAgent", json_string(""));
-    bad |= json_object_set_new(o, "clusterNodeType", json_string("TYPE_OFF"));
+    bad |= json_object_set_new(o, "clusterNodeType", json_string(clustered ? cl->type : "TYPE_OFF"));
     bad |= json_object_set_new(o, "timestamp", json_integer((json_int_t)ev->time_ms));
-    bad |= json_object_set_new(o, "nodePublicIp", json_string(node_or_empty));
+    bad |= json_object_set_new(o, "nodePublicIp", json_string(clustered ? cl->host : node_or_empty));
     /* sluice's fields. */
     bad |= json_object_set_new(o, "id", json_string(delivery_id));
     bad |= json_object_set_new(o, "sluice_event", json_string(sl_event_name(ev->type)));
     bad |= json_object_set_new(o, "event_seq", json_integer((json_int_t)event_seq));
     bad |= json_object_set_new(o, "time", json_integer((json_int_t)ev->time_ms));
     bad |= json_object_set_new(o, "node", node_or_empty[0] ? json_string(node) : json_null());
+    if (clustered)
+        bad |= json_object_set_new(o, "cluster_node", json_string(cl->id));
     bad |= json_object_set_new(o, "app", str_or_null(ev->app));
     bad |= json_object_set_new(o, "stream", str_or_null(ev->stream));
     bad |= json_object_set_new(o, "session", str_or_null(ev->session_id));

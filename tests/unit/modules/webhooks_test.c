@@ -234,6 +234,36 @@ static void test_payload_nomem(void **state)
     assert_int_equal(sl_alloc_blocks(), blocks);
 }
 
+/* Cluster mode: Red5's clusterNodeType by role, nodePublicIp the node's host, cluster_node. */
+static void test_payload_cluster(void **state)
+{
+    (void)state;
+    sl_event_t ev = mkevent(SL_EV_PUBLISH);
+    assert_string_equal(sl__webhooks_cluster_type("origin"), "TYPE_ORIGIN");
+    assert_string_equal(sl__webhooks_cluster_type("edge"), "TYPE_EDGE");
+    assert_string_equal(sl__webhooks_cluster_type("relay"), "TYPE_RELAY");
+    assert_string_equal(sl__webhooks_cluster_type("transcoder"), "TYPE_TRANSCODER");
+    assert_string_equal(sl__webhooks_cluster_type("all"), "TYPE_AUTO");
+    sl__webhooks_cluster_t cl = {.type = "TYPE_EDGE", .id = "edge-7", .host = "203.0.113.9"};
+    char *body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, &cl);
+    assert_non_null(body);
+    json_t *o = json_loads(body, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "clusterNodeType")), "TYPE_EDGE");
+    assert_string_equal(json_string_value(json_object_get(o, "nodePublicIp")), "203.0.113.9");
+    assert_string_equal(json_string_value(json_object_get(o, "cluster_node")), "edge-7");
+    json_decref(o);
+    sl_free(body);
+    /* Standalone (empty type): as before, no cluster_node. */
+    sl__webhooks_cluster_t none = {0};
+    body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, &none);
+    o = json_loads(body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "clusterNodeType")), "TYPE_OFF");
+    assert_null(json_object_get(o, "cluster_node"));
+    json_decref(o);
+    sl_free(body);
+}
+
 static void test_signature(void **state)
 {
     (void)state;
@@ -304,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_guid_and_username),
         cmocka_unit_test(test_delivery_id),
         cmocka_unit_test(test_payload_fields),
+        cmocka_unit_test(test_payload_cluster),
         cmocka_unit_test(test_payload_nomem),
         cmocka_unit_test(test_signature),
         cmocka_unit_test(test_backoff_bounds),
