@@ -13,13 +13,15 @@ restart, the kill -9) restore it or come last.
 
 import re
 import signal
+import subprocess
 import time
 
 import pytest
 
 from api_helpers import EventReader, assert_error, start_player
 from clusterlib import RedisServer, redis_cmd, start_nodes, unique_prefix, wait_nodes, wait_placed
-from conftest import T, ffmpeg_publish_cmd, is_sanitizer_build, wait_stream_live, wait_until
+from conftest import (SLUICE_BIN, T, child_env, ffmpeg_publish_cmd, is_sanitizer_build,
+                      wait_stream_live, wait_until)
 
 pytestmark = pytest.mark.cluster
 
@@ -53,6 +55,27 @@ def publish(module_procs, media_src, node, stream, name=None):
 def exited(p, timeout):
     wait_until(lambda: p.poll() is not None, timeout, 0.05, "%s to exit" % p.name)
     return p.returncode
+
+
+@pytest.mark.parametrize("env,problem", [
+    ({"SLUICE_CLUSTER_REDIS": "nohost"}, "cluster.redis: expected host:port"),
+    ({"SLUICE_CLUSTER_REDIS": "a:1,b:99999"}, "cluster.redis: expected host:port"),
+    ({"SLUICE_CLUSTER_SENTINEL": "s1:26379,"}, None),
+    ({"SLUICE_CLUSTER_SENTINEL": "s1"}, "cluster.sentinel: expected host:port"),
+    ({"SLUICE_CLUSTER_REDIS": "[::1]:6379,10.0.0.1:6380"}, None),
+    ({"SLUICE_CLUSTER_NODE_ID": "a b"}, "cluster.node_id: a node id is 1-63 characters"),
+    ({"SLUICE_CLUSTER_REPORT_INTERVAL": "5s"}, "cluster.report_interval: must be shorter"),
+    ({"SLUICE_CLUSTER_PREFIX": "a b:"}, "cluster.prefix: no spaces"),
+])
+def test_config_check(env, problem):
+    """--check-config reports each cluster problem at its key (nothing is contacted)."""
+    p = subprocess.run([SLUICE_BIN, "--check-config"], capture_output=True, text=True,
+                       timeout=T(30), env=child_env(dict(env, SLUICE_CLUSTER_ENABLED="true")))
+    out = p.stdout + p.stderr
+    if problem is None:
+        assert p.returncode == 0, out
+    else:
+        assert p.returncode != 0 and problem in out, out
 
 
 def test_nodes_see_each_other(nodes):
@@ -124,6 +147,27 @@ def test_kick_and_unpublish_from_another_node(nodes, module_procs, media_src):
     exited(pub, T(10))
     wait_placed(b, "live/kicked", None, T(5))
     assert_error(b.api.request("POST", "cluster/unpublish", body={"app": "live"}), 400)
+
+
+def test_stale_placement_under_own_id_is_dropped(nodes, redis, module_procs, media_src):
+    """A placement under A's id that no publisher on A backs (left by a former process
+    with the same id, or restored from an old dump) is deleted by A."""
+    a, b, _ = nodes
+    prefix = a.cluster()["redis"]["prefix"]
+    redis.cmd("SET", prefix + "stream:live/ghost", a.id, "PX", "60000", db=REDIS_DB)
+    redis.cmd("SADD", prefix + "streams", "live/ghost", db=REDIS_DB)
+    wait_until(lambda: redis.cmd("GET", prefix + "stream:live/ghost", db=REDIS_DB) is None,
+               T(5), 0.05, "A to drop its stale placement")
+    wait_placed(b, "live/ghost", None, T(5))
+    # Someone else's placement is left alone, and refuses a publisher on A.
+    redis.cmd("SET", prefix + "stream:live/other", "elsewhere", "PX", "60000", db=REDIS_DB)
+    redis.cmd("SADD", prefix + "streams", "live/other", db=REDIS_DB)
+    wait_placed(a, "live/other", "elsewhere", T(5))
+    refused = publish(module_procs, media_src, a, "other", name="ffmpeg-other")
+    assert exited(refused, T(15)) != 0
+    a.srv.wait_log(r"publish of other refused: stream is live on node elsewhere", T(5))
+    assert redis.cmd("GET", prefix + "stream:live/other", db=REDIS_DB) == "elsewhere"
+    redis.cmd("DEL", prefix + "stream:live/other", db=REDIS_DB)
 
 
 def test_soft_sunset_refuses_new_players_keeps_old(nodes, module_procs, media_src):
@@ -207,6 +251,43 @@ def test_node_events_on_the_event_stream(nodes, module_sluice_factory, redis):
         reader.close()
 
 
+def test_webhooks_name_the_cluster_node(redis, module_sluice_factory):
+    """Webhook payloads in cluster mode: Red5's clusterNodeType by role, nodePublicIp the
+    node's public host, cluster_node its id."""
+    import http.server
+    import json
+    import threading
+
+    got = []
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/hook" % sink.server_address[1]
+        (e,) = start_nodes(module_sluice_factory, redis, 1, roles=["edge"], ids=["edge-hooks"],
+                           config={"webhooks": {"url": url}},
+                           cluster={"redis_db": REDIS_DB, "public_host": "198.51.100.4"})
+        wait_until(e.redis_up, T(10), 0.05, "the edge to reach Redis")
+        with pytest.raises(AssertionError):  # a player of a stream nobody publishes: connect
+            wait_stream_live(e.srv.port, "live", "nothing", 0.5)
+        wait_until(lambda: got, T(10), 0.05, "a webhook")
+        b = got[0]
+        assert b["clusterNodeType"] == "TYPE_EDGE" and b["cluster_node"] == "edge-hooks"
+        assert b["nodePublicIp"] == "198.51.100.4"
+    finally:
+        sink.shutdown()
+        sink.server_close()
+
+
 def test_sentinel_finds_the_master(redis, module_sluice_factory, tmp_path_factory):
     sentinel = RedisServer(tmp_path_factory.mktemp("sentinel"), sentinel_of=redis).start()
     try:
@@ -255,6 +336,7 @@ def test_kill9_node_disappears_within_the_lease(nodes):
     t0 = time.monotonic()
     wait_nodes(a, [a.id, b.id], T(LEASE_S + 3))
     gone_after = time.monotonic() - t0
+    print("kill -9: gone from the snapshot after %.2f s (lease %.1f s)" % (gone_after, LEASE_S))
     assert gone_after < LEASE_S + 1.5, gone_after
     c.srv.proc = None  # killed on purpose: no clean-exit check
     a.srv.wait_log(r"node %s .* left \(lease expired\)" % c.id, T(5))

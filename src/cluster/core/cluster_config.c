@@ -16,7 +16,7 @@ static const sl_config_slot_t g_slots[] = {
     {"enabled", SL_CONFIG_BOOL, O(enabled), "false", 0, 0, NULL,
      "Join a cluster coordinated through Redis (docs/cluster.md). Off: a single node, no Redis.", R},
     {"redis", SL_CONFIG_STRING, O(redis), "127.0.0.1:6379", 1, 1024, NULL,
-     "Redis address(es), host:port separated by commas, tried in turn.", R},
+     "Redis address(es), host:port separated by commas ([v6]:port for IPv6), tried in turn.", R},
     {"sentinel", SL_CONFIG_STRING, O(sentinel), "", 0, 1024, NULL,
      "Redis Sentinel address(es), host:port separated by commas; set: the master comes from them and redis is ignored.", R},
     {"sentinel_master", SL_CONFIG_STRING, O(sentinel_master), "mymaster", 1, 128, NULL,

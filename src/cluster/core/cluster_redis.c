@@ -174,7 +174,12 @@ static int parse_addrs(const char *list, addr_t *out, size_t cap, size_t *n)
         long port = strtol(colon + 1, &num_end, 10);
         if (num_end != end || port < 1 || port > 65535)
             return SL_EINVAL;
-        snprintf(out[*n].host, sizeof out[*n].host, "%.*s", (int)(colon - s), s);
+        const char *h = s, *h_end = colon;
+        if (*h == '[' && h_end[-1] == ']' && h_end - h > 2) { /* [v6 address]:port */
+            h++;
+            h_end--;
+        }
+        snprintf(out[*n].host, sizeof out[*n].host, "%.*s", (int)(h_end - h), h);
         out[*n].port = (int)port;
         (*n)++;
         s = end;
