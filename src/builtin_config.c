@@ -8,6 +8,7 @@
 #include "api/api_config.h"
 #include "cluster/autoscale/autoscale_config.h"
 #include "cluster/core/cluster_config.h"
+#include "cluster/smproxy/smproxy_config.h"
 #include "modules/auth_config.h"
 #include "modules/cleaner/cleaner_config.h"
 #include "modules/shared_objects/so_config.h"
@@ -53,6 +54,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_sm_config_section,
     &sl_relay_config_section,
     &sl_autoscale_config_section,
+    &sl_smproxy_config_section,
 };
 
 /* The static table above. */

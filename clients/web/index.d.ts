@@ -13,6 +13,12 @@ export interface ServerOptions {
   app?: string;
   /** Red5's connectionParams: sent as query parameters. */
   connectionParams?: ConnectionParams;
+  /**
+   * Red5's `endpoint` (Stream Manager 2.0): the full WHIP/WHEP URL to use instead of
+   * /{app}/whip|whep/endpoint/{stream}, e.g. 'https://sm.example.com/as/v1/proxy/whip/live/stream1';
+   * connectionParams (nodeGroup, credentials) are appended as its query.
+   */
+  endpoint?: string;
 }
 
 export interface BackoffOptions {
@@ -65,6 +71,8 @@ export const PublisherEvents: {
   CONNECT_SUCCESS: 'Connect.Success'; CONNECT_FAILURE: 'Connect.Failure'; PUBLISH_START: 'Publish.Start';
   PUBLISH_FAIL: 'Publish.Fail'; UNPUBLISH_SUCCESS: 'Publish.Unpublish.Success'; RECONNECT: 'Publish.Reconnect';
   CONNECTION_CLOSED: 'WebRTC.PeerConnection.Closed'; DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message';
+  /** A stream manager proxy named the node serving the session: data {endpoint} (its Session-Host). */
+  HOST_ENDPOINT_CHANGED: 'WebRTC.Endpoint.Changed';
   STATISTICS: 'Publish.Statistics'; SEND_INVOKE: 'Publish.Send.Invoke';
 };
 
@@ -159,6 +167,8 @@ export const SubscriberEvents: {
   PLAY_START: 'NetStream.Play.Start'; STREAM_NOT_FOUND: 'NetStream.Play.StreamNotFound';
   UNPUBLISH_NOTIFY: 'NetStream.Play.UnpublishNotify'; PLAY_FAILED: 'NetStream.Play.Failed';
   SEND_INVOKE: 'Subscribe.Send.Invoke';
+  /** A stream manager proxy named the node serving the session: data {endpoint} (its Session-Host). */
+  HOST_ENDPOINT_CHANGED: 'WebRTC.Endpoint.Changed';
 };
 
 export interface BrowserCaps { webrtc?: boolean; mse?: boolean; nativeHls?: boolean; }

@@ -54,6 +54,7 @@ struct sl_http_client_req {
     CURL *easy;                  /* the transfer (owned) */
     struct curl_slist *hdrs;     /* request headers (owned) */
     sl_http_client_cb cb;        /* completion, NULL once cancelled */
+    void (*on_header)(const char *line, size_t len, void *ud); /* response head lines, or NULL */
     void *ud;
     char *resp;                  /* response body (owned, NUL-terminated when set) */
     size_t resp_len, resp_cap;
@@ -416,6 +417,19 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* One line of the response head (CURLOPT_HEADERFUNCTION): handed to the
+ * caller's on_header without its CRLF; a cancelled request hears no more. */
+static size_t on_head(char *data, size_t size, size_t n, void *userp)
+{
+    sl_http_client_req_t *req = userp;
+    size_t len = size * n, line = len;
+    while (line > 0 && (data[line - 1] == '\n' || data[line - 1] == '\r'))
+        line--;
+    if (req->cb && req->on_header && line > 0)
+        req->on_header(data, line, req->ud);
+    return len;
+}
+
 /* ------------------------------------------------------------------ */
 /* public API                                                          */
 
@@ -476,6 +490,7 @@ int sl_http_client_start(sl_http_client_t *cli, const sl_http_client_request_t *
         return SL_ENOMEM;
     req->cli = cli;
     req->cb = cb;
+    req->on_header = r->on_header;
     req->ud = ud;
     sl_list_init(&req->link);
     req->easy = curl_easy_init();
@@ -516,6 +531,10 @@ int sl_http_client_start(sl_http_client_t *cli, const sl_http_client_request_t *
     c = c ? c : curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->hdrs);
     c = c ? c : curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     c = c ? c : curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    if (r->on_header) {
+        c = c ? c : curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_head);
+        c = c ? c : curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    }
     c = c ? c : curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
     const char *method = r->method ? r->method : r->body ? "POST" : "GET";
     if (r->body || strcmp(method, "POST") == 0) {

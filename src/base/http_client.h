@@ -60,6 +60,16 @@ typedef struct sl_http_client_request {
     const char *content_type;        /* e.g. "application/json"; NULL = none sent */
     const char *const *headers;      /* extra "Name: value" lines, NULL-terminated; may be NULL */
     uint64_t timeout_ms;             /* whole request, connect included; 0 = 10 s */
+    /*
+     * Optional: called for each line of the response head (status line
+     * included, CRLF stripped, line borrowed for the call), with the
+     * request's ud, from the loop before the completion callback. A
+     * response preceded by an interim one (1xx) repeats the status line:
+     * the caller starts over when a line begins with "HTTP/". Lines are
+     * what the server sent; the caller caps what it keeps. Added for the
+     * stream manager's proxy, which passes Location, ETag and Link on.
+     */
+    void (*on_header)(const char *line, size_t len, void *ud);
 } sl_http_client_request_t;
 
 /**

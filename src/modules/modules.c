@@ -26,6 +26,7 @@
 #include "cluster/streammanager/streammanager.h"
 #include "cluster/relay/relay.h"
 #include "cluster/autoscale/autoscale.h"
+#include "cluster/smproxy/smproxy.h"
 
 const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_auth_simple_builtin,
@@ -48,5 +49,6 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_restream_builtin, /* its pulls publish into a server whose other modules are up */
     &sl_relay_builtin,    /* after the cluster core, whose "cluster" service it looks for at init */
     &sl_autoscale_builtin, /* uses the "cluster" service (looked up at each tick) */
+    &sl_smproxy_builtin,  /* the stream manager's proxy: routes and outgoing requests only */
     NULL,
 };

@@ -22,6 +22,7 @@ export const PublisherEvents = Object.freeze({
   RECONNECT: 'Publish.Reconnect',
   CONNECTION_CLOSED: 'WebRTC.PeerConnection.Closed',
   DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message',
+  HOST_ENDPOINT_CHANGED: 'WebRTC.Endpoint.Changed',
   STATISTICS: 'Publish.Statistics',
   SEND_INVOKE: 'Publish.Send.Invoke',
 });
@@ -117,7 +118,10 @@ export class Publisher extends Emitter {
     pc.onconnectionstatechange = () => this._onState(pc);
     const extra = {};
     if (o.record) extra.record = o.record === 'append' ? 'append' : 1;
-    this.resource = await exchange(pc, whipUrl(o, extra), { fetchFn: this._fetch, bearer: o.bearer });
+    this.resource = await exchange(pc, whipUrl(o, extra), {
+      fetchFn: this._fetch, bearer: o.bearer,
+      onSessionHost: (endpoint) => this.emit(PublisherEvents.HOST_ENDPOINT_CHANGED, { endpoint }),
+    });
     await this.applyBandwidth();
     this.state = 'publishing';
     this.reconnector.reset();

@@ -22,6 +22,7 @@ export const SubscriberEvents = Object.freeze({
   UNPUBLISH: 'Subscribe.Play.Unpublish',
   RECONNECT: 'Subscribe.Reconnect',
   DATA_CHANNEL_MESSAGE: 'WebRTC.DataChannel.Message',
+  HOST_ENDPOINT_CHANGED: 'WebRTC.Endpoint.Changed',
   PLAY_START: 'NetStream.Play.Start',
   STREAM_NOT_FOUND: 'NetStream.Play.StreamNotFound',
   UNPUBLISH_NOTIFY: 'NetStream.Play.UnpublishNotify',
@@ -258,7 +259,10 @@ async function playWhep(sub) {
   pc.ontrack = (e) => { ms.addTrack(e.track); if (video && video.srcObject !== ms) video.srcObject = ms; };
   let resource;
   try {
-    resource = await exchange(pc, whepUrl(o), { fetchFn: (...a) => fetch(...a), bearer: o.bearer });
+    resource = await exchange(pc, whepUrl(o), {
+      fetchFn: (...a) => fetch(...a), bearer: o.bearer,
+      onSessionHost: (endpoint) => sub.emit(SubscriberEvents.HOST_ENDPOINT_CHANGED, { endpoint }),
+    });
   } catch (e) {
     pc.close();
     throw e;

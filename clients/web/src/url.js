@@ -13,6 +13,7 @@
  * @property {string} [protocol]  'http' | 'https' (default: the page's, else http)
  * @property {string} [app]       application, rooms included ('live/room1'); default 'live'
  * @property {{username?: string, password?: string, token?: string, [k: string]: any}} [connectionParams]
+ * @property {string} [endpoint]  Red5's SM 2.0 option: the full WHIP/WHEP URL (the stream manager's proxy)
  */
 
 function pageLocation() {
@@ -66,15 +67,28 @@ function stream(name) {
   return encodeURIComponent(name);
 }
 
+/**
+ * Red5's `endpoint` option (HTML5 SDK, Stream Manager 2.0): the full URL of
+ * the WHIP or WHEP endpoint, e.g. https://sm/as/v1/proxy/whip/live/stream1;
+ * the query (connectionParams: nodeGroup, credentials...) is appended to it.
+ */
+function withEndpoint(endpoint, q) {
+  if (!q) return endpoint;
+  return endpoint + (endpoint.includes('?') ? '&' + q.slice(1) : q);
+}
+
 /** WHIP endpoint: POST the offer here. extra: {record: 1|'append', signal, ...}. */
 export function whipUrl(opts, extra) {
+  if (opts.endpoint) return withEndpoint(opts.endpoint, query(opts.connectionParams, extra));
   return `${origin(opts)}/${appPath(opts.app)}/whip/endpoint/${stream(opts.streamName)}${query(opts.connectionParams, extra)}`;
 }
 
 /** WHEP endpoint with Red5's requestId (a fresh random one unless given). */
 export function whepUrl(opts, extra) {
   const requestId = (extra && extra.requestId) || randomId();
-  return `${origin(opts)}/${appPath(opts.app)}/whep/endpoint/${stream(opts.streamName)}${query(opts.connectionParams, Object.assign({}, extra, { requestId }))}`;
+  const q = query(opts.connectionParams, Object.assign({}, extra, { requestId }));
+  if (opts.endpoint) return withEndpoint(opts.endpoint, q);
+  return `${origin(opts)}/${appPath(opts.app)}/whep/endpoint/${stream(opts.streamName)}${q}`;
 }
 
 /** LL-HLS / HLS playlist. */

@@ -14,9 +14,11 @@ export class HttpError extends Error {
 
 /**
  * Negotiates pc against url. Returns the resource URL (absolute).
- * fetchFn is fetch (injectable); bearer an optional Authorization token.
+ * fetchFn is fetch (injectable); bearer an optional Authorization token;
+ * onSessionHost(host) is called with the answer's Session-Host header (the
+ * node a stream manager proxy chose), when there is one.
  */
-export async function exchange(pc, url, { fetchFn = globalThis.fetch, bearer } = {}) {
+export async function exchange(pc, url, { fetchFn = globalThis.fetch, bearer, onSessionHost } = {}) {
   await pc.setLocalDescription(await pc.createOffer());
   await waitGathering(pc, 1500);
   const headers = { 'Content-Type': 'application/sdp' };
@@ -25,6 +27,10 @@ export async function exchange(pc, url, { fetchFn = globalThis.fetch, bearer } =
   const body = await r.text();
   if (r.status !== 201) throw new HttpError(r.status, body, url);
   const loc = r.headers.get('Location');
+  // Red5's stream manager proxy names the node that serves the session
+  // (its SDK's WebRTC.Endpoint.Changed).
+  const host = r.headers.get('Session-Host');
+  if (host && onSessionHost) onSessionHost(host);
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   return loc ? new URL(loc, url).href : null;
 }

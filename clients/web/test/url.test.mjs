@@ -23,6 +23,14 @@ test('WHEP carries a requestId, fresh each time unless given', () => {
   assert.equal(u.whepUrl(S, { requestId: 'r1' }), 'http://media.example.com:5080/live/whep/endpoint/stream1?requestId=r1');
 });
 
+test("Red5's endpoint option (SM 2.0 proxy) replaces the path; connectionParams become its query", () => {
+  const sm = 'https://sm.example.com/as/v1/proxy/whip/live/stream1';
+  assert.equal(u.whipUrl({ ...S, endpoint: sm, connectionParams: { nodeGroup: 'ng1' } }), sm + '?nodeGroup=ng1');
+  assert.equal(u.whipUrl({ ...S, endpoint: sm }), sm);
+  assert.equal(u.whepUrl({ ...S, endpoint: sm.replace('whip', 'whep') + '?host=n1', connectionParams: { nodeGroup: 'ng1' } },
+    { requestId: 'r1' }), 'https://sm.example.com/as/v1/proxy/whep/live/stream1?host=n1&nodeGroup=ng1&requestId=r1');
+});
+
 test('rooms nest under the app; names are encoded', () => {
   assert.equal(u.hlsUrl({ ...S, app: '/live/room1/', streamName: 'a b' }), 'http://media.example.com:5080/live/room1/a%20b.m3u8');
   assert.equal(u.flvUrl({ ...S, connectionParams: { token: 'x' } }), 'http://media.example.com:5080/live/stream1.flv?token=x');

@@ -37,7 +37,7 @@
 
 #define SL_HTTP_SVC_NAME "http"
 #define SL_HTTP_SVC_MAJOR 1
-#define SL_HTTP_SVC_MINOR 0
+#define SL_HTTP_SVC_MINOR 1
 
 typedef struct sl_http_req sl_http_req_t;  /* a request (opaque here) */
 typedef struct sl_ws sl_ws_t;              /* an accepted WebSocket */
@@ -79,6 +79,10 @@ typedef struct sl_http_route_spec {
                                * {app} {stream} {msn} {part} {gen}; "" = none; static string */
     sl_http_handler_cb cb;    /* the handler */
     void *ud;                 /* handed to cb (borrowed) */
+    int options;              /* valid from 1.1: the route answers a plain OPTIONS itself (one
+                               * without Access-Control-Request-Method); a CORS preflight is
+                               * still answered by the server. 0 = the server answers every
+                               * OPTIONS while http.cors_origin is set */
 } sl_http_route_spec_t;
 
 /** WebSocket callbacks (see ws_accept). */

@@ -80,6 +80,7 @@ struct sl_http_route {
     void (*free_ud)(void *);   /* owned ud (static routes), or NULL */
     const char *name;          /* sl_http_route_doc: static string, NULL = undocumented */
     const char *serves;        /* URL templates of stream data it serves (static), "" = none */
+    int options;               /* answers a plain OPTIONS itself (spec.options) */
 };
 typedef struct sl_http_route route_t;
 
@@ -833,6 +834,7 @@ int sl__http_route_owned(sl_http_server_t *srv, const sl_http_route_spec_t *spec
     r->prio = spec->prio;
     r->seq = srv->route_seq++;
     r->cb = spec->cb;
+    r->options = spec->options;
     r->name = spec->name;
     r->serves = spec->name ? (spec->serves ? spec->serves : "") : NULL;
     size_t at = srv->n_routes;
@@ -905,6 +907,23 @@ void sl_http_routes_each(const sl_http_server_t *srv, sl_http_route_each_cb each
 }
 
 /*
+ * A plain OPTIONS (no Access-Control-Request-Method: not a preflight) that
+ * a route taking OPTIONS itself matches: Red5's WHIP/WHEP clients read
+ * headers of that answer (the stream manager proxy's Session-Host).
+ */
+static int options_routed(const sl_http_server_t *srv, const sl_http_req_t *req)
+{
+    if (sl_http_req_header(req, "Access-Control-Request-Method"))
+        return 0;
+    for (size_t i = 0; i < srv->n_routes; i++)
+        if (srv->routes[i]->options &&
+            sl__http_route_match(srv->routes[i]->method, srv->routes[i]->prefix,
+                                 srv->routes[i]->suffixes, req->method, req->path))
+            return 1;
+    return 0;
+}
+
+/*
  * Runs the matching routes in dispatch order (priority, longer prefix,
  * registration). With CORS on, OPTIONS is a preflight for every route and
  * is answered here, before any of them. A route that declines passes the
@@ -918,7 +937,8 @@ static void route_request(sl_http_conn_t *c, sl_http_txn_t *t)
     sl_http_server_t *srv = c->srv;
     const sl_config_t *cfg = srv->core->cfg;
     sl_http_req_t *req = &t->req;
-    if (sl_http_cfg(cfg)->cors_origin && sl_http_cfg(cfg)->cors_origin[0] && t->msg->method_id == HTTP_OPTIONS) {
+    if (sl_http_cfg(cfg)->cors_origin && sl_http_cfg(cfg)->cors_origin[0] && t->msg->method_id == HTTP_OPTIONS &&
+        !options_routed(srv, req)) {
         sl_http_respond(req, 204, NULL, NULL, 0,
                         "Access-Control-Allow-Methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
                         "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"

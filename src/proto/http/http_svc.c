@@ -1,5 +1,5 @@
 /*
- * The "http" service 1.0 (app/svc/http.h): a const table over the HTTP
+ * The "http" service 1.1 (app/svc/http.h): a const table over the HTTP
  * server's own functions, registered by sl_http_server_start and removed
  * by sl_http_server_stop, so that modules, the plugin host and later
  * protocols reach routes and requests without including proto/http.

@@ -24,7 +24,12 @@ export async function app(video: HTMLVideoElement): Promise<number> {
   const off: () => void = pub.registerHandler<{ text: string }>('showMessage', (data, method) => console.log(method, data.text));
   off();
 
+  // Red5's Stream Manager 2.0 proxy: the full endpoint, the node group as a connection parameter
+  const smPub = new Publisher({ streamName: 'cam1', endpoint: 'https://sm.example.com/as/v1/proxy/whip/live/cam1',
+    connectionParams: { nodeGroup: 'default' } });
+  smPub.on(PublisherEvents.HOST_ENDPOINT_CHANGED, (e) => console.log(e.data.endpoint));
   const sub = new Subscriber({ streamName: 'cam1', element: video, order: ['whep', 'flv'], callTimeout: 1000 });
+  sub.on(SubscriberEvents.HOST_ENDPOINT_CHANGED, (e) => console.log(e.data.endpoint));
   sub.on(SubscriberEvents.SEND_INVOKE, (e) => console.log(e.data));
   sub.registerHandler('whateverFunctionName', (d: { message: string }) => console.log(d.message));
   const tech = await sub.subscribe();

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <strings.h>
 
 #include "base/alloc.h"
 #include "base/http_client.h"
@@ -168,6 +169,52 @@ static void test_post_json_and_reuse(void **state)
     assert_true(run_until(&r3.calls, 5000));
     assert_int_equal(r3.status, 404);
     assert_int_equal(sl_http_client_pending(cli), 0);
+    finish(cli, &stub);
+}
+
+typedef struct heads {
+    result_t r;
+    int lines, status_lines;
+    char ctype[128];
+} heads_t;
+
+static void on_head_line(const char *line, size_t len, void *ud)
+{
+    heads_t *h = ud;
+    h->lines++;
+    assert_true(len > 0 && line[len - 1] != '\n' && line[len - 1] != '\r'); /* CRLF stripped */
+    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0)
+        h->status_lines++;
+    if (len > 14 && strncasecmp(line, "Content-Type: ", 14) == 0)
+        snprintf(h->ctype, sizeof h->ctype, "%.*s", (int)(len - 14), line + 14);
+}
+
+static void on_head_done(int status, const char *body, size_t len, void *ud)
+{
+    heads_t *h = ud;
+    assert_true(h->status_lines == 1); /* the head came before the completion */
+    on_done(status, body, len, &h->r);
+}
+
+/* on_header hears every line of the answer's head, before the completion (the proxy's Location). */
+static void test_response_head_lines(void **state)
+{
+    (void)state;
+    stub_t stub;
+    assert_int_equal(stub_start(&stub, &g_loop, respond_plain, NULL), 0);
+    sl_http_client_t *cli;
+    assert_int_equal(sl_http_client_new(&g_loop, NULL, &cli), 0);
+    char url[128];
+    heads_t h = {0};
+    sl_http_client_request_t rq = {.method = "DELETE", .url = stub_url(&stub, "/404", url, sizeof url),
+                                   .timeout_ms = 2000, .on_header = on_head_line};
+    assert_int_equal(sl_http_client_start(cli, &rq, on_head_done, &h, NULL), 0);
+    assert_true(run_until(&h.r.calls, 5000));
+    assert_int_equal(h.r.status, 404);
+    assert_int_equal(h.status_lines, 1);
+    assert_true(h.lines >= 3);
+    assert_string_equal(h.ctype, "application/json");
+    assert_non_null(strstr(stub.last_head, "DELETE /404 HTTP/1.1\r\n"));
     finish(cli, &stub);
 }
 
@@ -399,6 +446,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_post_json_and_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_head_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_and_bad_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
