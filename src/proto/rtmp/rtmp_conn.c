@@ -283,7 +283,8 @@ static void conn_flush(sl_rtmp_conn_t *c)
                 total += hl + body->len;
             } else {
                 /* Rare slow path: extended timestamps differ per subscriber
-                 * (or the shared encoding could not be allocated). */
+                 * (or the shared encoding could not be allocated, or another
+                 * loop thread is building it right now: sl_frame_enc_claim). */
                 sl_wbuf_t w;
                 sl_wbuf_init(&w, SL_BUF_MAX);
                 if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
