@@ -84,25 +84,6 @@ void sl_frame_unref(sl_frame_t *f)
         sl_free(f);
 }
 
-int sl_frame_enc_claim(sl_frame_t *f, sl_enc_slot_t s, uint32_t param)
-{
-    SL_ASSERT(param != 0); /* 0 means unclaimed */
-    uint32_t expect = 0;
-    return atomic_compare_exchange_strong_explicit(&f->enc_param[s], &expect, param,
-                                                   memory_order_acq_rel, memory_order_acquire);
-}
-
-void sl_frame_enc_publish(sl_frame_t *f, sl_enc_slot_t s, sl_buf_t *b)
-{
-    SL_ASSERT(atomic_load_explicit(&f->enc[s], memory_order_relaxed) == NULL); /* once */
-    atomic_store_explicit(&f->enc[s], b, memory_order_release);
-}
-
-void sl_frame_enc_abandon(sl_frame_t *f, sl_enc_slot_t s)
-{
-    atomic_store_explicit(&f->enc_param[s], 0, memory_order_release);
-}
-
 void sl_frame_enc_replace(sl_frame_t *f, sl_enc_slot_t s, uint32_t param, sl_buf_t *b)
 {
     sl_buf_t *old = atomic_exchange_explicit(&f->enc[s], NULL, memory_order_acq_rel);

@@ -107,11 +107,24 @@ static inline sl_buf_t *sl_frame_enc_get(sl_frame_t *f, sl_enc_slot_t s, uint32_
  * the slot is already claimed (by another builder, possibly still at work,
  * or for another param): the caller then writes a private encoding.
  */
-int sl_frame_enc_claim(sl_frame_t *f, sl_enc_slot_t s, uint32_t param);
+static inline int sl_frame_enc_claim(sl_frame_t *f, sl_enc_slot_t s, uint32_t param)
+{
+    SL_ASSERT(param != 0); /* 0 means unclaimed */
+    uint32_t expect = 0;
+    return atomic_compare_exchange_strong_explicit(&f->enc_param[s], &expect, param,
+                                                   memory_order_acq_rel, memory_order_acquire);
+}
 /** Publishes the claimed slot's encoding; takes over the caller's reference to b. */
-void sl_frame_enc_publish(sl_frame_t *f, sl_enc_slot_t s, sl_buf_t *b);
+static inline void sl_frame_enc_publish(sl_frame_t *f, sl_enc_slot_t s, sl_buf_t *b)
+{
+    SL_ASSERT(atomic_load_explicit(&f->enc[s], memory_order_relaxed) == NULL); /* once */
+    atomic_store_explicit(&f->enc[s], b, memory_order_release);
+}
 /** Releases a claim whose encoding could not be built (another thread may try again). */
-void sl_frame_enc_abandon(sl_frame_t *f, sl_enc_slot_t s);
+static inline void sl_frame_enc_abandon(sl_frame_t *f, sl_enc_slot_t s)
+{
+    atomic_store_explicit(&f->enc_param[s], 0, memory_order_release);
+}
 /**
  * Sets slot s to b (the caller's reference is taken over) for param,
  * releasing an encoding built for another param. Only for a slot used by
