@@ -137,7 +137,8 @@ test-asan: deps-test build-asan
 # RTMP e2e subset (TSAN_E2E) with two event loops. Any ThreadSanitizer report fails
 # a unit test (halt_on_error) or an e2e test (conftest's sanitizer check).
 TSAN_UNIT ?= workers_test frame_threads_test
-TSAN_E2E ?= tests/e2e/test_rtmp_basic.py tests/e2e/test_rtmp_players.py tests/e2e/test_rtmp_audio_hold.py
+TSAN_E2E ?= tests/e2e/test_workers.py tests/e2e/test_rtmp_basic.py tests/e2e/test_rtmp_players.py \
+    tests/e2e/test_rtmp_audio_hold.py
 build-tsan:
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_SANITIZE=thread >/dev/null
 	@cmake --build build-tsan -j$(JOBS) --target sluice $(TSAN_UNIT)

@@ -49,7 +49,7 @@
 extern char **environ;
 
 #define MAX_PROTOCOLS 16
-#define WORKER_INBOX_CAP 65536 /* messages waiting per worker loop (net/workers.h) */
+#define WORKER_INBOX_CAP 65536 /* least messages waiting per worker loop (net/workers.h) */
 
 /* The installed web root (console, SDK, test pages), set at configure time by
  * CMake (-DSL_WEB_ROOT=..., default ${CMAKE_INSTALL_PREFIX}/share/sluice/web).
@@ -540,8 +540,12 @@ int main(int argc, char **argv)
         n_workers = cores > SL_WORKERS_MAX ? SL_WORKERS_MAX : (int)cores;
     }
     if (n_workers > 1) {
-        rc = sl_workers_new(loop, n_workers, WORKER_INBOX_CAP, sl_frame_pool_drain,
-                            &app.core.workers);
+        /* Each connection has at most three messages in flight to a loop
+         * (rtmp_conn.c): inboxes sized from max_connections never refuse. */
+        size_t inbox_cap = (size_t)cfg.server_max_connections * 4;
+        if (inbox_cap < WORKER_INBOX_CAP)
+            inbox_cap = WORKER_INBOX_CAP;
+        rc = sl_workers_new(loop, n_workers, inbox_cap, sl_frame_pool_drain, &app.core.workers);
         if (rc) {
             SL_LOGE(NULL, "server.workers %d: cannot start the worker loops: %s", n_workers,
                     sl_strerror(rc));

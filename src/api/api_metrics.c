@@ -152,7 +152,7 @@ static void worker_metrics(sl_core_t *core, sl_wbuf_t *w)
         sl_worker_stats(sl_workers_get(core->workers, i), &st[i]);
     metric(w, "sluice_event_loops", "gauge", "Event-loop threads (server.workers), the main loop included.");
     put(w, "sluice_event_loops %d\n", n);
-    metric(w, "sluice_worker_players", "gauge", "Players handed to each event loop by the fan-out hand-off (not built yet: 0).");
+    metric(w, "sluice_worker_players", "gauge", "Players whose writes run on each event loop, worker 0 being the main loop (counted with server.workers > 1).");
     for (int i = 0; i < n; i++)
         put(w, "sluice_worker_players{worker=\"%d\"} %lld\n", i, (long long)st[i].players);
     metric(w, "sluice_worker_messages_total", "counter", "Messages from other loops run on each event loop.");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/log.h"
 #include "base/mpsc.h"
 #include "sluice/errors.h"
@@ -30,6 +31,7 @@ struct sl_worker {
 
 struct sl_workers {
     int n;                        /* workers, worker 0 included */
+    int keepalive;                /* answers awaited on the main loop (main thread only) */
     void (*thread_exit)(void);    /* per-thread cleanup on extra threads, or NULL */
     sl_worker_t w[];              /* n workers */
 };
@@ -244,6 +246,18 @@ int sl_worker_post(sl_worker_t *w, sl_worker_fn fn, void *obj, uint64_t u)
     }
     uv_async_send(&w->inbox_async);
     return 0;
+}
+
+void sl_workers_keepalive(sl_workers_t *ws, int delta)
+{
+    int before = ws->keepalive;
+    ws->keepalive += delta;
+    SL_ASSERT(ws->keepalive >= 0);
+    uv_handle_t *h = (uv_handle_t *)&ws->w[0].inbox_async;
+    if (before == 0 && ws->keepalive > 0)
+        uv_ref(h);
+    else if (before > 0 && ws->keepalive == 0)
+        uv_unref(h);
 }
 
 void sl_worker_players_add(sl_worker_t *w, int64_t delta)

@@ -103,6 +103,14 @@ sl_workers_t *sl_worker_pool(sl_worker_t *w);
  * queued: obj stays the caller's), counted in posts_refused.
  */
 int sl_worker_post(sl_worker_t *w, sl_worker_fn fn, void *obj, uint64_t u);
+/**
+ * Keeps the main loop alive while answers from workers are awaited (main
+ * thread only): worker 0's inbox is unreferenced (the main loop may end
+ * without it) while the sum of deltas is 0, referenced while it is above.
+ * A user that hands something to a worker and needs its answer before the
+ * main loop ends adds 1, and -1 when the answer came.
+ */
+void sl_workers_keepalive(sl_workers_t *ws, int delta);
 /** Adds delta to the worker's players gauge (any thread). */
 void sl_worker_players_add(sl_worker_t *w, int64_t delta);
 /** Reads the worker's counters and gauges (any thread). */
