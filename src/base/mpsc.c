@@ -70,6 +70,8 @@ int sl_mpsc_pop(sl_mpsc_t *q, sl_mpsc_msg_t *m)
     atomic_store_explicit(&q->head, head + 1, memory_order_relaxed);
     /* High-water mark for /metrics (consumer only writes it; approximate). */
     size_t depth = atomic_load_explicit(&q->tail, memory_order_relaxed) - head;
+    if (depth > q->mask + 1) /* a producer already reused the cell freed above */
+        depth = q->mask + 1;
     if (depth > atomic_load_explicit(&q->depth_max, memory_order_relaxed))
         atomic_store_explicit(&q->depth_max, depth, memory_order_relaxed);
     return 1;
