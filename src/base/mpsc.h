@@ -36,9 +36,13 @@ typedef struct sl_mpsc_cell {
 typedef struct sl_mpsc {
     sl_mpsc_cell_t *cells;     /* owned array of cap cells */
     size_t mask;               /* cap - 1 */
-    _Alignas(64) _Atomic size_t tail; /* next position producers claim */
-    _Alignas(64) _Atomic size_t head; /* next position the consumer reads (written by the
-                                         consumer only; atomic so depth can be read anywhere) */
+    char pad0[64];             /* keeps tail off the lines of the fields before it */
+    _Atomic size_t tail;       /* next position producers claim */
+    char pad1[64];             /* and head off tail's: producers and the consumer do not
+                                  share a cache line (padding, not _Alignas: the queue is
+                                  embedded in blocks sl_malloc aligns to 16 bytes) */
+    _Atomic size_t head;       /* next position the consumer reads (written by the consumer
+                                  only; atomic so depth can be read anywhere) */
     _Atomic size_t depth_max;  /* most messages seen waiting (high-water mark, approximate) */
 } sl_mpsc_t;
 
