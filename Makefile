@@ -145,7 +145,7 @@ build-tsan:
 
 test-tsan: deps-test build-tsan
 	@for t in $(TSAN_UNIT); do TSAN_OPTIONS="halt_on_error=1" ./build-tsan/$$t || exit 1; done
-	SLUICE_WORKERS=2 TSAN_OPTIONS="halt_on_error=0" SLUICE_BIN=$(CURDIR)/build-tsan/sluice \
+	E2E_WORKERS=2 TSAN_OPTIONS="halt_on_error=0" SLUICE_BIN=$(CURDIR)/build-tsan/sluice \
 	    $(PYTEST) $(TSAN_E2E) -q -n $(E2E_JOBS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 fuzz: deps-test
