@@ -3,6 +3,7 @@
 #   build/        release-with-debug-info
 #   build-asan/   ASan + UBSan (make test runs the suite there too)
 #   build-fuzz/   clang + libFuzzer (make fuzz)
+#   build-tsan/   ThreadSanitizer (make test-tsan: workers and the RTMP e2e subset)
 #   build-clang/  clang, Release (make test builds it and runs its unit tests:
 #                 a packager's -O3 build with the other compiler must pass too)
 CONFIG ?= sluice.yml
@@ -11,7 +12,7 @@ PYTEST ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all build build-asan build-clang deps deps-test run install install-build deb test-deb web-players test test-unit test-sdk test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
+.PHONY: all build build-asan build-clang build-tsan test-tsan deps deps-test run install install-build deb test-deb web-players test test-unit test-sdk test-e2e test-browser test-asan test-fuzz-replay fuzz bench clean
 
 all: build
 
@@ -130,10 +131,27 @@ test-asan: deps-test build-asan
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
 	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan
 
+# ThreadSanitizer (server.workers: frames, buffers and messages cross event loops):
+# build-tsan/, the unit tests of what crosses threads (workers_test: the inboxes and
+# loops; frame_threads_test: shared frames, buffers and the encoding cache), then the
+# RTMP e2e subset (TSAN_E2E) with two event loops. Any ThreadSanitizer report fails
+# a unit test (halt_on_error) or an e2e test (conftest's sanitizer check).
+TSAN_UNIT ?= workers_test frame_threads_test
+TSAN_E2E ?= tests/e2e/test_workers.py tests/e2e/test_rtmp_basic.py tests/e2e/test_rtmp_players.py \
+    tests/e2e/test_rtmp_audio_hold.py
+build-tsan:
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_SANITIZE=thread >/dev/null
+	@cmake --build build-tsan -j$(JOBS) --target sluice $(TSAN_UNIT)
+
+test-tsan: deps-test build-tsan
+	@for t in $(TSAN_UNIT); do TSAN_OPTIONS="halt_on_error=1" ./build-tsan/$$t || exit 1; done
+	E2E_WORKERS=2 TSAN_OPTIONS="halt_on_error=0" SLUICE_BIN=$(CURDIR)/build-tsan/sluice \
+	    $(PYTEST) $(TSAN_E2E) -q -n $(E2E_JOBS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+
 fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_FUZZ=ON -DSL_SANITIZE=ON -DSL_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
 	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf build build-asan build-fuzz build-clang
+	rm -rf build build-asan build-fuzz build-clang build-tsan

@@ -31,6 +31,7 @@ test_pkgs+=(srt-tools)  # srt-live-transmit, a second SRT peer (tests/e2e/test_s
 command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || build_pkgs+=(npm)
 test_pkgs+=(default-jdk-headless mono-mcs)  # examples/integration/{java,csharp} (tests/e2e/test_examples_jvm.py)
+test_pkgs+=(libtsan2)  # the ThreadSanitizer runtime of gcc (make test-tsan: server.workers)
 bench_pkgs=(nginx-light libnginx-mod-rtmp valgrind janus)
 bench_pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0)  # GstRtspServer, the peer of bench/rtsp_vs_gst.py
 

@@ -37,6 +37,7 @@
 #include "base/log.h"
 #include "media/frame.h"
 #include "modules/module.h"
+#include "net/workers.h"
 #include "modules/plugins/plugins.h"
 #include "proto/http/http.h"
 #include "proto/proto.h"
@@ -48,6 +49,7 @@
 extern char **environ;
 
 #define MAX_PROTOCOLS 16
+#define WORKER_INBOX_CAP 65536 /* least messages waiting per worker loop (net/workers.h) */
 
 /* The installed web root (console, SDK, test pages), set at configure time by
  * CMake (-DSL_WEB_ROOT=..., default ${CMAKE_INSTALL_PREFIX}/share/sluice/web).
@@ -529,6 +531,31 @@ int main(int argc, char **argv)
         SL_LOGE(NULL, "out of memory");
         return 1;
     }
+    /* The worker loops (server.workers): started before the protocols so
+     * they can find them on the core; none with one loop, which is then
+     * exactly the single-loop server. */
+    int n_workers = (int)cfg.server_workers;
+    if (n_workers == 0) {
+        unsigned cores = uv_available_parallelism();
+        n_workers = cores > SL_WORKERS_MAX ? SL_WORKERS_MAX : (int)cores;
+    }
+    if (n_workers > 1) {
+        /* Each connection has at most three messages in flight to a loop
+         * (rtmp_conn.c): inboxes sized from max_connections never refuse. */
+        size_t inbox_cap = (size_t)cfg.server_max_connections * 4;
+        if (inbox_cap < WORKER_INBOX_CAP)
+            inbox_cap = WORKER_INBOX_CAP;
+        rc = sl_workers_new(loop, n_workers, inbox_cap, sl_frame_pool_drain, &app.core.workers);
+        if (rc) {
+            SL_LOGE(NULL, "server.workers %d: cannot start the worker loops: %s", n_workers,
+                    sl_strerror(rc));
+            sl_core_cleanup(&app.core);
+            sl_config_cleanup(&cfg);
+            return 1;
+        }
+        SL_LOGI(NULL, "%d event loops (server.workers): the main loop and %d workers", n_workers,
+                n_workers - 1);
+    }
     /* Signals first (and only then the "starting" line): the listeners open
      * before the modules start, so a supervisor may see the ports and send
      * SIGTERM while we still start. libuv queues it, and the loop then stops
@@ -618,6 +645,11 @@ out:
     for (int i = app.n_protocols - 1; i >= 0; i--)
         if (sl_builtin_protocols[i]->free && app.proto_state[i])
             sl_builtin_protocols[i]->free(app.proto_state[i]);
+    /* Every protocol has let go of the worker loops (their handles there
+     * are closed): the threads end and are joined. */
+    sl_workers_stop(app.core.workers);
+    sl_workers_free(app.core.workers);
+    app.core.workers = NULL;
     sl_core_cleanup(&app.core);
     sl_frame_pool_drain();
     if (uv_loop_close(loop) != 0)

@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/time.h"
 #include "media/frame.h"
+#include "net/workers.h"
 #include "sluice/version.h"
 
 static int put(sl_wbuf_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -165,6 +166,34 @@ static void webrtc_metrics(sl_core_t *core, sl_wbuf_t *w)
         (unsigned long long)c.dc_messages_out);
 }
 
+/* Per event loop (server.workers): the workers' own counters, read as
+ * relaxed snapshots (net/workers.h); one loop when there is no pool. */
+static void worker_metrics(sl_core_t *core, sl_wbuf_t *w)
+{
+    int n = sl_workers_count(core->workers);
+    sl_worker_stats_t st[SL_WORKERS_MAX];
+    memset(st, 0, sizeof st);
+    for (int i = 0; core->workers && i < n; i++)
+        sl_worker_stats(sl_workers_get(core->workers, i), &st[i]);
+    metric(w, "sluice_event_loops", "gauge", "Event-loop threads (server.workers), the main loop included.");
+    put(w, "sluice_event_loops %d\n", n);
+    metric(w, "sluice_worker_players", "gauge", "Players whose writes run on each event loop, worker 0 being the main loop (counted with server.workers > 1).");
+    for (int i = 0; i < n; i++)
+        put(w, "sluice_worker_players{worker=\"%d\"} %lld\n", i, (long long)st[i].players);
+    metric(w, "sluice_worker_messages_total", "counter", "Messages from other loops run on each event loop.");
+    for (int i = 0; i < n; i++)
+        put(w, "sluice_worker_messages_total{worker=\"%d\"} %llu\n", i, (unsigned long long)st[i].msgs);
+    metric(w, "sluice_worker_wakeups_total", "counter", "Inbox wakeups of each event loop (a burst of messages is one).");
+    for (int i = 0; i < n; i++)
+        put(w, "sluice_worker_wakeups_total{worker=\"%d\"} %llu\n", i, (unsigned long long)st[i].wakeups);
+    metric(w, "sluice_worker_inbox_depth", "gauge", "Messages waiting in each event loop's inbox.");
+    for (int i = 0; i < n; i++)
+        put(w, "sluice_worker_inbox_depth{worker=\"%d\"} %zu\n", i, st[i].inbox_depth);
+    metric(w, "sluice_worker_posts_refused_total", "counter", "Messages refused because an event loop's inbox was full.");
+    for (int i = 0; i < n; i++)
+        put(w, "sluice_worker_posts_refused_total{worker=\"%d\"} %llu\n", i, (unsigned long long)st[i].posts_refused);
+}
+
 static long open_fds(void)
 {
     long n = 0;
@@ -275,6 +304,7 @@ int sl__api_metrics(sl_api_t *api, sl_http_req_t *req)
     put(&w, "sluice_api_auth_fail_evicted_total %llu\n", (unsigned long long)api->n_fail_evicted);
 
     webrtc_metrics(core, &w);
+    worker_metrics(core, &w);
     srt_metrics(core, &w);
     cluster_metrics(core, &w);
 

@@ -140,6 +140,8 @@ typedef struct sl_core {
     struct sl_listeners *listeners; /* every socket protocols listen on (listeners.c) */
     struct sl_services *services; /* the service registry (services.c): how parts reach each
                                      other; created on first registration */
+    struct sl_workers *workers;  /* event-loop workers (net/workers.h, server.workers), set by
+                                    main before the protocols start; NULL with one loop */
     uint64_t closed_bytes_in;    /* bytes of sessions already gone (totals = these + live) */
     uint64_t closed_bytes_out;
     uint64_t closed_msgs_in;

@@ -15,7 +15,7 @@ sl_buf_t *sl_buf_new(size_t cap)
     sl_buf_t *b = sl_malloc(sizeof(*b) + cap);
     if (!b)
         return NULL;
-    b->refs = 1;
+    atomic_init(&b->refs, 1);
     b->len = 0;
     b->cap = (uint32_t)cap;
     return b;
@@ -36,8 +36,9 @@ void sl_buf_unref(sl_buf_t *b)
 {
     if (!b)
         return;
-    SL_ASSERT(b->refs > 0); /* refs never go below zero: one unref per owner */
-    if (--b->refs == 0)
+    uint32_t before = atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel);
+    SL_ASSERT(before > 0); /* refs never go below zero: one unref per owner */
+    if (before == 1)
         sl_free(b);
 }
 

@@ -3,21 +3,28 @@
  * media through the hub to every subscriber without copies, and the capped
  * growable byte builder (sl_wbuf_t) used to serialise messages.
  *
- * sl_buf_t lives on the loop thread only: its refcount is a plain integer
- * (not atomic) because frames never cross threads; a worker that needs the
- * bytes (a disk writer, say) takes its own copy or is handed ownership of a
- * reference before the loop lets go. See docs/internals/BUFFERS.md.
+ * sl_buf_t crosses threads: with server.workers > 1 one payload is
+ * referenced by players on several event-loop threads (see
+ * docs/internals/threads.md), so its refcount is atomic. Taking a
+ * reference is a relaxed increment (the taker already holds a reference,
+ * which orders it); dropping one is an acquire-release decrement, so the
+ * thread that frees the block sees every other owner's reads finished.
+ * The bytes themselves are immutable once the block is shared: only its
+ * creator writes data/len, before the first reference leaves its thread.
+ * At one worker the cost is one locked instruction per ref/unref (measured
+ * in docs/performance.md, "Sharded loops"). See docs/internals/BUFFERS.md.
  */
 #ifndef SL_BASE_BUF_H
 #define SL_BASE_BUF_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/assert.h"
 
 typedef struct sl_buf {
-    uint32_t refs; /* owners; the block is freed when it drops to 0 */
+    _Atomic uint32_t refs; /* owners; the block is freed when it drops to 0 (atomic: shared across loops) */
     uint32_t len;  /* bytes of data in use */
     uint32_t cap;  /* bytes allocated for data */
     uint8_t data[]; /* the bytes */
@@ -33,14 +40,14 @@ typedef struct sl_buf {
 sl_buf_t *sl_buf_new(size_t cap);
 /** Allocates a buffer holding a copy of n bytes from p; caller owns the reference. */
 sl_buf_t *sl_buf_from(const void *p, size_t n);
-/** Takes one more reference; returns b for chaining. */
+/** Takes one more reference (any thread; the caller holds one); returns b for chaining. */
 static inline sl_buf_t *sl_buf_ref(sl_buf_t *b)
 {
-    SL_ASSERT(b->refs > 0); /* a freed (or never counted) block is not revived */
-    b->refs++;
+    SL_ASSERT(atomic_load_explicit(&b->refs, memory_order_relaxed) > 0); /* never revived */
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
     return b;
 }
-/** Drops one reference and frees the block at zero. NULL is ignored. */
+/** Drops one reference (any thread) and frees the block at zero. NULL is ignored. */
 void sl_buf_unref(sl_buf_t *b);
 
 /*

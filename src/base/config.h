@@ -136,6 +136,8 @@ typedef struct sl_config {
     int64_t server_max_connections_per_address; /* from one remote address, 0 = no limit */
     int64_t server_max_pending_connections;     /* not yet admitted; 0 = max_connections / 4 */
     int64_t server_shutdown_timeout_ms;/* graceful shutdown deadline */
+    int64_t server_workers;            /* event-loop threads, the main loop included; 0 = one per
+                                          core (net/workers.h, docs/internals/threads.md) */
     /* log */
     int64_t log_level;                 /* sl_log_level_t */
     int64_t log_format;                /* 0 text, 1 json */

@@ -3,22 +3,28 @@
  *   2026-11-21T12:00:00.123Z INFO  [rtmp S9YD7FMFXK9WG live/stream1] publish started
  * JSON lines carry the same fields as keys: ts, level, sid, proto, app,
  * stream, msg.
+ *
+ * Thread-safe: every event-loop thread (server.workers) logs. The level and
+ * format are atomics (set at start and on reload, read per line); a line is
+ * formatted in stack buffers and written with one fprintf, which stdio
+ * locks for the call, so lines from different threads never interleave.
  */
 #include "base/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
-static sl_log_level_t g_level = SL_LOG_INFO;
-static int g_json;
+static _Atomic int g_level = SL_LOG_INFO;
+static _Atomic int g_json;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
 
-void sl_log_set_level(sl_log_level_t level) { g_level = level; }
-void sl_log_set_json(int json) { g_json = json; }
-int sl_log_enabled(sl_log_level_t level) { return level <= g_level; }
+void sl_log_set_level(sl_log_level_t level) { atomic_store_explicit(&g_level, (int)level, memory_order_relaxed); }
+void sl_log_set_json(int json) { atomic_store_explicit(&g_json, json, memory_order_relaxed); }
+int sl_log_enabled(sl_log_level_t level) { return (int)level <= atomic_load_explicit(&g_level, memory_order_relaxed); }
 
 int sl_log_level_parse(const char *name)
 {
@@ -49,7 +55,7 @@ static size_t json_escape(char *out, size_t cap, const char *s)
 
 void sl_logv(sl_log_level_t level, const sl_log_ctx_t *ctx, const char *fmt, va_list ap)
 {
-    if (level > g_level)
+    if (!sl_log_enabled(level))
         return;
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -63,7 +69,7 @@ void sl_logv(sl_log_level_t level, const sl_log_ctx_t *ctx, const char *fmt, va_
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 
     char line[2048];
-    if (g_json) {
+    if (atomic_load_explicit(&g_json, memory_order_relaxed)) {
         char esc[1200];
         size_t n = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\"", ts,
                                     level_names[level]);

@@ -1,6 +1,10 @@
 /*
  * Frames (see frame.h). Frame headers are recycled through a small free
  * list so that the steady state of a live stream allocates only payloads.
+ * The list is per thread (thread-local, no lock): a frame made on the main
+ * loop and last released on a worker loop goes to that worker's list, and
+ * comes back out of it as a frame made there (a worker that publishes) or
+ * is freed when the worker ends. The live count is shared and atomic.
  */
 #include "media/frame.h"
 
@@ -11,9 +15,9 @@
 
 #define FRAME_POOL_MAX 1024
 
-static sl_frame_t *g_pool[FRAME_POOL_MAX];
-static int g_pool_n;
-static int64_t g_live;
+static _Thread_local sl_frame_t *g_pool[FRAME_POOL_MAX];
+static _Thread_local int g_pool_n;
+static _Atomic int64_t g_live;
 
 static sl_frame_t *frame_alloc(void)
 {
@@ -43,8 +47,8 @@ int sl_frame_new(uint8_t kind, uint32_t dts_ms, sl_buf_t *body, sl_frame_t **out
         sl_buf_unref(body);
         return SL_ENOMEM;
     }
-    memset(f, 0, sizeof(*f));
-    f->refs = 1;
+    memset(f, 0, sizeof(*f)); /* not shared yet: the plain stores are ordered by the push */
+    atomic_init(&f->refs, 1);
     f->kind = kind;
     f->codec = info.codec;
     f->dts_ms = dts_ms;
@@ -57,7 +61,7 @@ int sl_frame_new(uint8_t kind, uint32_t dts_ms, sl_buf_t *body, sl_frame_t **out
         f->flags |= SL_FRAME_CONFIG;
     if (info.is_eos)
         f->flags |= SL_FRAME_EOS;
-    g_live++;
+    atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
     *out = f;
     return 0;
 }
@@ -66,20 +70,29 @@ void sl_frame_unref(sl_frame_t *f)
 {
     if (!f)
         return;
-    SL_ASSERT(f->refs > 0); /* refs never go below zero: one unref per owner */
-    if (--f->refs)
+    uint32_t before = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
+    SL_ASSERT(before > 0); /* refs never go below zero: one unref per owner */
+    if (before != 1)
         return;
     sl_buf_unref(f->body);
     for (int i = 0; i < SL_ENC_MAX; i++)
-        sl_buf_unref(f->enc[i]);
-    g_live--;
+        sl_buf_unref(atomic_load_explicit(&f->enc[i], memory_order_relaxed));
+    atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
     if (g_pool_n < FRAME_POOL_MAX)
         g_pool[g_pool_n++] = f;
     else
         sl_free(f);
 }
 
-int64_t sl_frame_count(void) { return g_live; }
+void sl_frame_enc_replace(sl_frame_t *f, sl_enc_slot_t s, uint32_t param, sl_buf_t *b)
+{
+    sl_buf_t *old = atomic_exchange_explicit(&f->enc[s], NULL, memory_order_acq_rel);
+    atomic_store_explicit(&f->enc_param[s], param, memory_order_relaxed);
+    atomic_store_explicit(&f->enc[s], b, memory_order_release);
+    sl_buf_unref(old);
+}
+
+int64_t sl_frame_count(void) { return atomic_load_explicit(&g_live, memory_order_relaxed); }
 
 void sl_frame_pool_drain(void)
 {

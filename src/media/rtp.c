@@ -277,8 +277,9 @@ int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size
     memset(out, 0, sizeof(*out));
     if (mtu == 0)
         mtu = SL_RTP_DEFAULT_MTU;
-    if (f->enc[SL_ENC_RTP] && f->enc_param[SL_ENC_RTP] == mtu)
-        return sl_rtp_payloads_view(f->enc[SL_ENC_RTP], out);
+    sl_buf_t *cached = sl_frame_enc_get(f, SL_ENC_RTP, (uint32_t)mtu);
+    if (cached)
+        return sl_rtp_payloads_view(cached, out);
     if (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META | SL_FRAME_EOS))
         return SL_EINVAL;
     if (f->data_off > f->body->len)
@@ -321,9 +322,9 @@ int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size
     }
     if (rc)
         return rc;
-    sl_buf_unref(f->enc[SL_ENC_RTP]); /* built for another MTU */
-    f->enc[SL_ENC_RTP] = p.buf;       /* the cache takes the packetizer's reference */
-    f->enc_param[SL_ENC_RTP] = (uint32_t)mtu;
+    /* The cache takes the packetizer's reference, releasing one built for
+     * another MTU: RTP users (RTSP, WebRTC) run on the main loop only. */
+    sl_frame_enc_replace(f, SL_ENC_RTP, (uint32_t)mtu, p.buf);
     *out = p;
     return 0;
 }

@@ -41,6 +41,7 @@
 #define PATH_MAX_LEN 512                 /* hub names, as RTMP limits them */
 #define WRITE_LIMIT (1024u * 1024u)      /* unwritten bytes on the connection before frames wait */
 #define FLV_TAG_MAX_BODY 0xFFFFFFu       /* 24-bit DataSize */
+#define FLV_TAG_PARAM 1u                 /* enc_param of the FLV tag slot (one encoding) */
 
 typedef struct flv_mod {
     sl_core_t *core;                     /* borrowed */
@@ -76,14 +77,21 @@ static const sl_session_ops_t flv_session_ops;
 
 sl_buf_t *sl_httpflv_tag(sl_frame_t *f)
 {
-    if (f->enc[SL_ENC_FLV_TAG])
-        return f->enc[SL_ENC_FLV_TAG];
+    sl_buf_t *cached = sl_frame_enc_get(f, SL_ENC_FLV_TAG, FLV_TAG_PARAM);
+    if (cached)
+        return cached;
     uint32_t n = f->body->len;
     if (n > FLV_TAG_MAX_BODY)
         return NULL;
-    sl_buf_t *b = sl_buf_new(11u + n + 4u);
-    if (!b)
+    /* HTTP-FLV players run on the main loop only: the claim cannot be
+     * lost to another builder, and there is one parameter. */
+    if (!sl_frame_enc_claim(f, SL_ENC_FLV_TAG, FLV_TAG_PARAM))
         return NULL;
+    sl_buf_t *b = sl_buf_new(11u + n + 4u);
+    if (!b) {
+        sl_frame_enc_abandon(f, SL_ENC_FLV_TAG);
+        return NULL;
+    }
     uint8_t *p = b->data;
     p[0] = f->kind;
     sl_wr_be24(p + 1, n);
@@ -93,8 +101,7 @@ sl_buf_t *sl_httpflv_tag(sl_frame_t *f)
     memcpy(p + 11, f->body->data, n);
     sl_wr_be32(p + 11 + n, 11u + n);   /* PreviousTagSize */
     b->len = 11u + n + 4u;
-    f->enc[SL_ENC_FLV_TAG] = b;
-    f->enc_param[SL_ENC_FLV_TAG] = 0;
+    sl_frame_enc_publish(f, SL_ENC_FLV_TAG, b);
     return b;
 }
 

@@ -433,11 +433,15 @@ int sl_rtmp_chunk_write(sl_wbuf_t *w, uint32_t csid, uint8_t type, uint32_t stre
 
 sl_buf_t *sl__rtmp_chunk_media_body_build(sl_frame_t *f, uint32_t chunk_size)
 {
+    if (!sl_frame_enc_claim(f, SL_ENC_RTMP, chunk_size))
+        return NULL; /* another loop builds it, or built it for another chunk size */
     uint32_t len = f->body->len;
     uint32_t n_cont = len ? (len - 1) / chunk_size : 0;
     sl_buf_t *b = sl_buf_new((size_t)len + n_cont);
-    if (!b)
+    if (!b) {
+        sl_frame_enc_abandon(f, SL_ENC_RTMP);
         return NULL;
+    }
     uint8_t cont = (uint8_t)(0xC0 | sl_rtmp_frame_csid(f));
     uint8_t *o = b->data;
     for (uint32_t off = 0; off < len;) {
@@ -449,8 +453,6 @@ sl_buf_t *sl__rtmp_chunk_media_body_build(sl_frame_t *f, uint32_t chunk_size)
             *o++ = cont;
     }
     b->len = (uint32_t)(o - b->data);
-    sl_buf_unref(f->enc[SL_ENC_RTMP]);
-    f->enc[SL_ENC_RTMP] = b;
-    f->enc_param[SL_ENC_RTMP] = chunk_size;
+    sl_frame_enc_publish(f, SL_ENC_RTMP, b);
     return b;
 }

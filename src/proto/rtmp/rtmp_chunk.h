@@ -202,8 +202,12 @@ static inline uint32_t sl_rtmp_frame_csid(const sl_frame_t *f)
  * type-3 continuation headers (for the frame's chunk stream, without
  * extended timestamps) after every chunk_size bytes. A body that fits one
  * chunk is its own encoding: the frame's body itself comes back, no copy.
- * Otherwise built on first use and cached on the frame. Returns a borrowed
- * pointer valid while the frame lives, or NULL on allocation failure.
+ * Otherwise built on first use and cached on the frame (once, whichever
+ * loop thread gets there first: sl_frame_enc_claim). Returns a borrowed
+ * pointer valid while the frame lives, or NULL on allocation failure or
+ * when the cache is not available to this caller (another thread is
+ * building it, or built it for another chunk size): the caller then
+ * writes a private encoding with sl_rtmp_chunk_write.
  */
 static inline sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_size);
 /** The building half of sl_rtmp_chunk_media_body (first use for a chunk size). */
@@ -216,8 +220,8 @@ static inline sl_buf_t *sl_rtmp_chunk_media_body(sl_frame_t *f, uint32_t chunk_s
      * chunked body is the payload itself, shared with no copy at all. */
     if (f->body->len <= chunk_size)
         return f->body;
-    sl_buf_t *enc = f->enc[SL_ENC_RTMP];
-    if (enc && f->enc_param[SL_ENC_RTMP] == chunk_size)
+    sl_buf_t *enc = sl_frame_enc_get(f, SL_ENC_RTMP, chunk_size);
+    if (enc)
         return enc;
     return sl__rtmp_chunk_media_body_build(f, chunk_size);
 }

@@ -917,6 +917,7 @@ static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
     if (c->vod) {
         SL_LOGI(&c->sess.log, "play started (recording, from %u ms)", c->pending_start_ms);
         sl_events_emit_session(c->core, &c->sess, SL_EV_PLAY, NULL);
+        sl__rtmp_conn_offload(c); /* server.workers: its writes may go to a worker loop */
         return 0;
     }
     c->joining = 1;
@@ -927,6 +928,7 @@ static int start_play(sl_rtmp_conn_t *c, uint32_t sid, const char *path)
     SL_LOGI(&c->sess.log, "play started%s", c->sink.stream && c->sink.stream->publisher ? "" :
                                                  " (waiting for the publisher)");
     sl_events_emit_session(c->core, &c->sess, SL_EV_PLAY, NULL);
+    sl__rtmp_conn_offload(c); /* server.workers: its writes may go to a worker loop */
     return 0;
 }
 

@@ -31,6 +31,27 @@
  *  - close: close_notify (or the alert of a failed handshake) is handed to
  *    the socket, if it takes it, before every close.
  *
+ * Writes on a worker loop (server.workers > 1; docs/internals/threads.md):
+ * once a plain-TCP player plays, the least loaded loop is picked for its
+ * writes. If that is a worker, the next flush hands the write side over:
+ * the worker opens a uv_tcp_t on a dup() of the socket (it never reads
+ * it). Everything else stays here: reading, commands, the queue and its
+ * slow-player policy, the flush lists, the merge window and audio hold,
+ * the stall check. A flush then builds its batch exactly as on the main
+ * loop (control bytes, per-player headers, the frames' shared encodings,
+ * built here) into a write request and posts it to the worker, which
+ * writes it (uv_try_write, then uv_write for a remainder) and posts the
+ * result back; the result is handled as on_write handles a uv_write's, so
+ * one batch is in flight per connection and the queue fills behind a slow
+ * socket as before. The kernel's share of the work, most of it
+ * (docs/performance.md), runs on the worker. A close posts a detach: the
+ * worker closes its handle (cancelling a write in flight, whose result
+ * still comes back first) and posts back that it is gone; the connection
+ * is freed only when both handles are closed. Every message is one of
+ * attach, write, detach to the worker and done, gone back: each
+ * connection has at most three in flight, within the inboxes' capacity
+ * (main.c sizes them from server.max_connections), so posts do not fail.
+ *
  * Budgets: until connect is admitted a peer is anonymous, so what it can
  * make the server hold is kept to kilobytes: half-received messages
  * (rtmp.max_partial_bytes_before_connect, checked by the chunk reader over
@@ -46,9 +67,12 @@
  * budgets bound real memory: three pre-connect peers declaring 60 x 8 MB
  * each took RSS from 30 MB to 1.46 GB before, and leave it at 31 MB now.
  */
+#include <fcntl.h>
 #include <linux/sockios.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "app/admission.h"
@@ -56,6 +80,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "net/listener.h"
+#include "net/workers.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "proto/rtmp/rtmp_so.h"
@@ -188,6 +213,9 @@ typedef struct sl_rtmp_wreq {
     uv_write_t req;
     sl_rtmp_conn_t *c;
     uint8_t *ctrl;                  /* ctrl bytes or, on RTMPS, ciphertext (owned) or NULL */
+    struct sl_rtmp_ws *ws;          /* written on a worker: its write side; NULL on the main loop */
+    uv_buf_t *iov;                  /* on a worker: the batch (inside this block) */
+    unsigned niov;
     uint32_t n;                     /* frames */
     struct {
         sl_frame_t *f;              /* owned reference */
@@ -213,9 +241,10 @@ static void wreq_free(sl_rtmp_wreq_t *w)
 static void conn_flush(sl_rtmp_conn_t *c);
 static void conn_flush_tls(sl_rtmp_conn_t *c);
 
-static void on_write(uv_write_t *req, int status)
+/* A write request finished (on this loop, or its result came back from a
+ * worker): release it and go on writing, or close on an error. */
+static void write_finished(sl_rtmp_wreq_t *w, int status)
 {
-    sl_rtmp_wreq_t *w = req->data;
     sl_rtmp_conn_t *c = w->c;
     c->w = NULL;
     wreq_free(w);
@@ -226,6 +255,221 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     conn_flush(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_finished(req->data, status);
+}
+
+/* ------------------------------------------------------------------ */
+/* the write side on a worker loop (see the header paragraph)          */
+
+typedef struct sl_rtmp_ws {
+    uv_tcp_t tcp;          /* on the worker's loop: a dup of the socket, written only */
+    sl_worker_t *worker;   /* the loop it lives on */
+    sl_rtmp_conn_t *c;     /* the main loop's connection: handed back in messages, never read
+                              on the worker */
+    int tcp_init;          /* tcp is a libuv handle (closed on detach) */
+    int err;               /* the attach failed (a libuv error): every write reports it */
+} sl_rtmp_ws_t;
+
+/* Worker -> main loop. The inbox cannot be full (see the header); the
+ * loop is a guard that yields to the main loop's draining. */
+static void post_main(sl_worker_t *from, sl_worker_fn fn, void *obj, uint64_t u)
+{
+    sl_worker_t *main_w = sl_workers_get(sl_worker_pool(from), 0);
+    while (sl_worker_post(main_w, fn, obj, u) == SL_EAGAIN)
+        sched_yield();
+}
+
+/* Main loop: a batch's result from the worker. */
+static void ws_done_main(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    (void)wk;
+    write_finished(obj, (int)(int64_t)u);
+}
+
+/* Main loop: the worker closed its handle; nothing of this connection is
+ * left there. */
+static void conn_free(sl_rtmp_conn_t *c);
+static void ws_gone_main(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    (void)u;
+    sl_rtmp_ws_t *ws = obj;
+    sl_rtmp_conn_t *c = ws->c;
+    sl_free(ws);
+    c->ws = NULL;
+    sl_workers_keepalive(sl_worker_pool(wk), -1);
+    if (c->main_closed)
+        conn_free(c);
+}
+
+/* Worker: open the write side on the dup'd socket u. */
+static void ws_attach(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    sl_rtmp_ws_t *ws = obj;
+    int fd = (int)u;
+    int rc = uv_tcp_init(sl_worker_loop(wk), &ws->tcp);
+    if (rc) {
+        close(fd);
+        ws->err = rc;
+        return;
+    }
+    ws->tcp_init = 1;
+    ws->tcp.data = ws;
+    if ((rc = uv_tcp_open(&ws->tcp, (uv_os_sock_t)fd))) {
+        close(fd);
+        ws->err = rc;
+    }
+}
+
+static void on_ws_write(uv_write_t *req, int status)
+{
+    sl_rtmp_wreq_t *w = req->data;
+    post_main(w->ws->worker, ws_done_main, w, (uint64_t)(int64_t)status);
+}
+
+/* Worker: write a batch of u bytes; the result goes back to the main loop. */
+static void ws_write(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    sl_rtmp_wreq_t *w = obj;
+    sl_rtmp_ws_t *ws = w->ws;
+    if (ws->err) {
+        post_main(wk, ws_done_main, w, (uint64_t)(int64_t)ws->err);
+        return;
+    }
+    int r = uv_try_write((uv_stream_t *)&ws->tcp, w->iov, w->niov);
+    if (r == UV_EAGAIN)
+        r = 0;
+    if (r < 0 || (size_t)r == u) {
+        post_main(wk, ws_done_main, w, (uint64_t)(int64_t)(r < 0 ? r : 0));
+        return;
+    }
+    unsigned k = 0;
+    size_t done = (size_t)r;
+    while (done >= w->iov[k].len) {
+        done -= w->iov[k].len;
+        k++;
+    }
+    w->iov[k].base += done;
+    w->iov[k].len -= done;
+    w->req.data = w;
+    int rc = uv_write(&w->req, (uv_stream_t *)&ws->tcp, w->iov + k, w->niov - k, on_ws_write);
+    if (rc)
+        post_main(wk, ws_done_main, w, (uint64_t)(int64_t)rc);
+}
+
+static void on_ws_closed(uv_handle_t *h)
+{
+    sl_rtmp_ws_t *ws = h->data;
+    post_main(ws->worker, ws_gone_main, ws, 0);
+}
+
+/* Worker: close the write side (a write in flight is cancelled and its
+ * result posted before the close callback's). */
+static void ws_detach(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    (void)u;
+    sl_rtmp_ws_t *ws = obj;
+    if (ws->tcp_init)
+        uv_close((uv_handle_t *)&ws->tcp, on_ws_closed);
+    else
+        post_main(wk, ws_gone_main, ws, 0);
+}
+
+/* Main loop -> worker: cannot fail by construction (see the header); a
+ * full inbox is waited out rather than lose a message. */
+static void post_worker(sl_worker_t *w, sl_worker_fn fn, void *obj, uint64_t u)
+{
+    while (sl_worker_post(w, fn, obj, u) == SL_EAGAIN)
+        sched_yield();
+}
+
+/* Hands the write side to c->worker (no write is in flight: called from
+ * conn_flush with c->w NULL). On failure the writes stay here. */
+static void ws_start(sl_rtmp_conn_t *c)
+{
+    c->ws_want = 0;
+    uv_os_fd_t fd;
+    int dfd = -1;
+    sl_rtmp_ws_t *ws = NULL;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
+        !(ws = sl_calloc(1, sizeof(*ws)))) {
+        if (dfd >= 0)
+            close(dfd);
+        SL_LOGW(&c->sess.log, "writes stay on the main loop (cannot hand them to worker %d)",
+                sl_worker_index(c->worker));
+        sl_worker_players_add(c->worker, -1);
+        c->worker = sl_workers_get(sl_worker_pool(c->worker), 0);
+        sl_worker_players_add(c->worker, 1);
+        return;
+    }
+    ws->worker = c->worker;
+    ws->c = c;
+    c->ws = ws;
+    sl_workers_keepalive(sl_worker_pool(c->worker), 1);
+    post_worker(c->worker, ws_attach, ws, (uint64_t)dfd);
+    SL_LOGD(&c->sess.log, "writes on worker %d", sl_worker_index(c->worker));
+}
+
+void sl__rtmp_conn_offload(sl_rtmp_conn_t *c)
+{
+    sl_workers_t *ws = c->core->workers;
+    if (!ws || c->worker || c->state == SL_RTMP_CONN_CLOSING)
+        return;
+    /* RTMPS stays on the main loop: its TLS filter lives here. */
+    sl_worker_t *w = c->tls ? sl_workers_get(ws, 0) : sl_workers_least_loaded(ws);
+    sl_worker_players_add(w, 1);
+    c->worker = w;
+    if (sl_worker_index(w) != 0) {
+        c->ws_want = 1;
+        sl__rtmp_schedule_flush(c);
+    }
+}
+
+/* A flush on a handed-over connection: the batch conn_flush built (iov,
+ * frame headers, private encodings; frames still queued) becomes a write
+ * request posted to the worker. One in flight at a time (c->w). */
+static void ws_post_batch(sl_rtmp_conn_t *c, const uv_buf_t *iov, unsigned niov, size_t total,
+                          uint32_t n, uint8_t (*hdr)[16], const int *hidx, sl_buf_t **priv,
+                          size_t ctrl_len)
+{
+    size_t fr_end = offsetof(sl_rtmp_wreq_t, fr) + (size_t)n * sizeof(((sl_rtmp_wreq_t *)0)->fr[0]);
+    fr_end = (fr_end + _Alignof(uv_buf_t) - 1) & ~(size_t)(_Alignof(uv_buf_t) - 1);
+    sl_rtmp_wreq_t *w = sl_malloc(fr_end + (size_t)niov * sizeof(uv_buf_t));
+    if (!w) {
+        for (uint32_t i = 0; i < n; i++)
+            sl_buf_unref(priv[i]);
+        sl__rtmp_close(c, "out of memory");
+        return;
+    }
+    w->c = c;
+    w->n = n;
+    w->ctrl = NULL;
+    w->ws = c->ws;
+    w->iov = (uv_buf_t *)((char *)w + fr_end);
+    w->niov = niov;
+    w->req.data = w;
+    memcpy(w->iov, iov, (size_t)niov * sizeof(uv_buf_t));
+    for (uint32_t i = 0; i < n; i++) {
+        sl_subq_item_t it;
+        sl_subq_pop(&c->q, 1, &it);
+        w->fr[i].f = it.f;
+        w->fr[i].priv = priv[i];
+        if (hidx[i] >= 0) {
+            memcpy(w->fr[i].hdr, hdr[i], iov[hidx[i]].len);
+            w->iov[hidx[i]].base = (char *)w->fr[i].hdr;
+        }
+    }
+    if (ctrl_len) {
+        /* The builder's memory goes with the request (iov[0] points into it). */
+        w->ctrl = c->ctrl.data;
+        sl_wbuf_init(&c->ctrl, c->ctrl.max);
+    }
+    c->sess.bytes_out += total; /* counted when handed over, as a uv_write's remainder is */
+    c->w = w;
+    post_worker(c->ws->worker, ws_write, w, total);
 }
 
 /* The ctrl bytes are all written: the builder's memory goes back. Control
@@ -253,6 +497,8 @@ static void conn_flush(sl_rtmp_conn_t *c)
         conn_flush_tls(c);
         return;
     }
+    if (c->ws_want && !c->ws)
+        ws_start(c);
     for (;;) {
         enum { MAXF = SL_RTMP_MAX_IOV / 2 - 1 };
         uv_buf_t iov[SL_RTMP_MAX_IOV];
@@ -283,7 +529,8 @@ static void conn_flush(sl_rtmp_conn_t *c)
                 total += hl + body->len;
             } else {
                 /* Rare slow path: extended timestamps differ per subscriber
-                 * (or the shared encoding could not be allocated). */
+                 * (or the shared encoding could not be allocated, or another
+                 * loop thread is building it right now: sl_frame_enc_claim). */
                 sl_wbuf_t w;
                 sl_wbuf_init(&w, SL_BUF_MAX);
                 if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
@@ -303,6 +550,10 @@ static void conn_flush(sl_rtmp_conn_t *c)
         }
         if (niov == 0)
             break;
+        if (c->ws) {
+            ws_post_batch(c, iov, niov, total, n, hdr, hidx, priv, ctrl_len);
+            return;
+        }
         int r = uv_try_write((uv_stream_t *)&c->tcp, iov, niov);
         if (r == UV_EAGAIN)
             r = 0;
@@ -333,6 +584,9 @@ static void conn_flush(sl_rtmp_conn_t *c)
         w->c = c;
         w->n = n;
         w->ctrl = NULL;
+        w->ws = NULL;
+        w->iov = NULL;
+        w->niov = 0;
         w->req.data = w;
         for (uint32_t i = 0; i < n; i++) {
             sl_subq_item_t it;
@@ -494,6 +748,9 @@ static void conn_flush_tls(sl_rtmp_conn_t *c)
         memcpy(copy, srv->wire + r, left);
         w->c = c;
         w->n = 0;
+        w->ws = NULL;
+        w->iov = NULL;
+        w->niov = 0;
         w->ctrl = copy;
         w->req.data = w;
         b = uv_buf_init((char *)copy, (unsigned)left);
@@ -580,6 +837,15 @@ static void maybe_finish_stop(sl_rtmp_server_t *srv)
 static void on_conn_closed(uv_handle_t *h)
 {
     sl_rtmp_conn_t *c = h->data;
+    c->main_closed = 1;
+    if (c->ws)
+        return; /* the worker's handle is closing too: ws_gone_main frees */
+    conn_free(c);
+}
+
+/* Frees a connection whose handles are all closed. */
+static void conn_free(sl_rtmp_conn_t *c)
+{
     sl_rtmp_server_t *srv = c->srv;
     if (c->w) { /* libuv cancels pending writes before the close callback; this is a guard */
         wreq_free(c->w);
@@ -632,6 +898,12 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
     sl_session_unregister(c->srv->core, &c->sess);
     if (c->tls)
         tls_goodbye(c); /* an orderly end for the client's TLS library */
+    if (c->worker) {
+        sl_worker_players_add(c->worker, -1);
+        c->worker = NULL;
+    }
+    if (c->ws)
+        post_worker(c->ws->worker, ws_detach, c->ws, 0); /* the socket closes with both handles */
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 

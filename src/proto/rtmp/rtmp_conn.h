@@ -84,6 +84,12 @@ typedef struct sl_rtmp_conn {
     sl_list_t flush_link;           /* in one of the server's flush lists */
     int close_after_flush;          /* close once everything queued is written */
 
+    /* writes on a worker loop (server.workers > 1; docs/internals/threads.md) */
+    struct sl_worker *worker;       /* the loop this player's writes are counted on, or NULL */
+    struct sl_rtmp_ws *ws;          /* the write side on that worker (owned), or NULL */
+    int ws_want;                    /* hand the write side over at the next flush */
+    int main_closed;                /* the main loop's handle is closed; waiting for the worker */
+
     /* RTMPS */
     sl_tls_t *tls;                  /* the TLS filter (owned), NULL on plain RTMP */
     uint64_t tls_plain_in;          /* plaintext bytes in (what RTMP acknowledgements count) */
@@ -155,6 +161,14 @@ void sl__rtmp_conn_admitted(sl_rtmp_conn_t *c);
 void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason);
 /** Closes once all queued bytes are written (bounded by the shutdown timer). */
 void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason);
+/**
+ * A player's play started: with more than one event loop, picks the least
+ * loaded one for its writes (counted in that worker's players gauge); a
+ * plain-TCP connection on a worker other than the main loop hands its
+ * write side over at the next flush (reads, commands and the queue stay on
+ * the main loop). RTMPS stays on the main loop. Main loop only.
+ */
+void sl__rtmp_conn_offload(sl_rtmp_conn_t *c);
 
 /** Query parameter lookup (form-urlencoded, decoded); length or -1. */
 int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap);

@@ -852,7 +852,7 @@ static void test_frame_cache(void **state)
     assert_int_equal(f->data_off, 5);
     assert_int_equal(sl_frame_rtp_payloads(f, 0, rec, rec_len, &p), 0);
     assert_ptr_equal(f->enc[SL_ENC_RTP], p.buf);
-    assert_int_equal(f->enc_param[SL_ENC_RTP], SL_RTP_DEFAULT_MTU);
+    assert_int_equal(atomic_load(&f->enc_param[SL_ENC_RTP]), SL_RTP_DEFAULT_MTU);
     assert_int_equal(p.buf->data[p.pkts[0].off] & 0x1F, 24); /* STAP-A SPS/PPS first */
     /* Second viewer: the very same buffer, no new build. */
     assert_int_equal(sl_frame_rtp_payloads(f, 1200, rec, rec_len, &q), 0);

@@ -421,15 +421,15 @@ static void test_media_shared(void **state)
     (void)state;
     static const uint32_t sizes[] = {1, 5, 128, 4096, 20000};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        sl_buf_t *body = sl_buf_new(sizes[i] + 5);
-        body->len = sizes[i] + 5;
-        fill(body->data, body->len, (uint8_t)i);
-        body->data[0] = 0x17; /* AVC keyframe */
-        body->data[1] = 1;
-        sl_frame_t *f;
-        assert_int_equal(sl_frame_new(SL_FLV_VIDEO, 777, body, &f), 0);
-        assert_true(f->flags & SL_FRAME_KEY);
         for (uint32_t cs = 128; cs <= 4096; cs *= 32) {
+            sl_buf_t *body = sl_buf_new(sizes[i] + 5);
+            body->len = sizes[i] + 5;
+            fill(body->data, body->len, (uint8_t)i);
+            body->data[0] = 0x17; /* AVC keyframe */
+            body->data[1] = 1;
+            sl_frame_t *f;
+            assert_int_equal(sl_frame_new(SL_FLV_VIDEO, 777, body, &f), 0);
+            assert_true(f->flags & SL_FRAME_KEY);
             sl_buf_t *enc = sl_rtmp_chunk_media_body(f, cs);
             assert_non_null(enc);
             assert_ptr_equal(enc, sl_rtmp_chunk_media_body(f, cs)); /* cached */
@@ -452,9 +452,43 @@ static void test_media_shared(void **state)
             sl_buf_unref(m.body);
             sl_rtmp_chunk_reader_cleanup(&r);
             sl_wbuf_cleanup(&w);
+            /* The cache is set once (it may be shared by several loops):
+             * another chunk size on the same frame gets no shared body
+             * and the caller writes a private one. */
+            uint32_t other = cs == 128 ? 4096 : 128;
+            if (f->body->len > other && f->body->len > cs)
+                assert_null(sl_rtmp_chunk_media_body(f, other));
+            assert_ptr_equal(enc, sl_rtmp_chunk_media_body(f, cs)); /* unchanged */
+            sl_frame_unref(f);
         }
-        sl_frame_unref(f);
     }
+    sl_frame_pool_drain();
+}
+
+/* The once-guard: a slot claimed by one builder is not claimed again,
+ * an abandoned claim can be taken anew, and a published encoding is
+ * what every later reader gets. */
+static void test_enc_once(void **state)
+{
+    (void)state;
+    sl_buf_t *body = sl_buf_new(300);
+    body->len = 300;
+    fill(body->data, body->len, 7);
+    body->data[0] = 0x27; /* AVC inter frame */
+    body->data[1] = 1;
+    sl_frame_t *f;
+    assert_int_equal(sl_frame_new(SL_FLV_VIDEO, 1, body, &f), 0);
+    assert_null(sl_frame_enc_get(f, SL_ENC_RTMP, 128));
+    assert_int_equal(sl_frame_enc_claim(f, SL_ENC_RTMP, 128), 1);
+    assert_int_equal(sl_frame_enc_claim(f, SL_ENC_RTMP, 128), 0); /* a builder is at work */
+    assert_null(sl_rtmp_chunk_media_body(f, 128));                /* so: private path */
+    sl_frame_enc_abandon(f, SL_ENC_RTMP);
+    sl_buf_t *enc = sl_rtmp_chunk_media_body(f, 128);
+    assert_non_null(enc);
+    assert_int_equal(enc->len, 300 + 2);
+    assert_ptr_equal(sl_frame_enc_get(f, SL_ENC_RTMP, 128), enc);
+    assert_int_equal(sl_frame_enc_claim(f, SL_ENC_RTMP, 128), 0);
+    sl_frame_unref(f);
     sl_frame_pool_drain();
 }
 
@@ -466,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_media_shared),
+        cmocka_unit_test(test_enc_once),
         cmocka_unit_test(test_budget_sum),
         cmocka_unit_test(test_budget_declared_not_allocated),
         cmocka_unit_test(test_budget_give_back),
