@@ -83,6 +83,11 @@ typedef struct sl_rtmp_conn {
     int on_flush_list;              /* 0, 1 flush_list, 2 media_list, 3 audio_list */
     sl_list_t flush_link;           /* in one of the server's flush lists */
     int close_after_flush;          /* close once everything queued is written */
+    uint8_t uring_busy;             /* io_uring: a batch of ours is in the submission being made */
+    uint8_t zc_on;                  /* SO_ZEROCOPY set on the socket */
+    uint32_t zc_next;               /* zerocopy: id the kernel gives our next send */
+    sl_list_t zc_pending;           /* zerocopy: sends the kernel may still read (sl_rtmp_zc) */
+    sl_list_t zc_link;              /* in srv->zc_list while zc_pending is not empty */
 
     /* RTMPS */
     sl_tls_t *tls;                  /* the TLS filter (owned), NULL on plain RTMP */
