@@ -2,8 +2,9 @@
  * RTMP connection I/O on the listener scaffold of net/listener.h (see
  * rtmp_server.h and rtmp_conn.h):
  * accept, the handshake, chunk reading and dispatch of control messages,
- * acknowledgements, idle and handshake timeouts, the gathered write path,
- * and close.
+ * acknowledgements, idle and handshake timeouts, the gathered write path
+ * (writev, or io_uring batches over many players, with the socket options
+ * of rtmp.write_mode and friends: see "sending"), and close.
  *
  * One read buffer serves every connection: libuv calls alloc and read back
  * to back on the loop thread and each read is fully consumed before the

@@ -17,7 +17,12 @@
  * headers, the ctrl bytes and the frame references until its callback. So
  * the steady state allocates nothing per frame per subscriber, and an idle
  * connection carries no write state at all. Only one write is in flight
- * per connection.
+ * per connection. rtmp.write_mode io_uring hands the same batches of up to
+ * 64 players to the kernel in one io_uring submission (rtmp_conn.c,
+ * net/uring_send.h); `uring_busy` marks a connection whose batch is in the
+ * submission being built. rtmp.zerocopy_min_bytes sends large batches with
+ * MSG_ZEROCOPY and keeps their bytes in `zc_pending` records until the
+ * kernel's notification.
  *
  * RTMPS: a connection accepted on the TLS listener has a filter (`tls`)
  * between its socket and everything above; only the socket edge differs
