@@ -20,13 +20,13 @@ AAC_SEQ = b"\xaf\x00\x12\x10"
 
 # name -> (config overrides, environment). Each mode runs with writes at once and with a
 # 50 ms merged-write window (the two windows issue 20 measures).
-# zerocopy and cork apply to writev mode; notsent_lowat to both (here with the default).
+# zerocopy and cork apply to writev mode; notsent_lowat to both (here with io_uring).
 MODES = {
     "writev": ({"write_mode": "writev"}, {}),
     "io_uring": ({"write_mode": "io_uring"}, {}),
     "io_uring-unavailable": ({"write_mode": "io_uring"}, {"SL_TEST_NO_IO_URING": "1"}),
     "zerocopy": ({"write_mode": "writev", "zerocopy_min_bytes": "1"}, {}),
-    "notsent_lowat": ({"notsent_lowat": "16KB"}, {}),
+    "notsent_lowat": ({"write_mode": "io_uring", "notsent_lowat": "16KB"}, {}),
     "cork": ({"write_mode": "writev", "write_cork": True}, {}),
 }
 # The slow player's receive buffer. MSG_ZEROCOPY to a 4 KB receive buffer crawls on loopback

@@ -48,7 +48,7 @@ static const sl_config_slot_t g_slots[] = {
      "Send a ping request this often to detect dead peers; 0 = never.", 0},
     {"tcp_nodelay", SL_CONFIG_BOOL, offsetof(sl_rtmp_config_t, tcp_nodelay), "true", 0, 0, NULL,
      "Disable Nagle's algorithm on RTMP sockets (lower latency, more packets).", 0},
-    {"write_mode", SL_CONFIG_ENUM, offsetof(sl_rtmp_config_t, write_mode), "io_uring", 0, 0, write_mode_names,
+    {"write_mode", SL_CONFIG_ENUM, offsetof(sl_rtmp_config_t, write_mode), "writev", 0, 0, write_mode_names,
      "How players' bytes reach the kernel: writev (one gathered write per player per flush) or "
      "io_uring (the flush's writes to every player in one io_uring submission; falls back to "
      "writev where io_uring is unavailable). See docs/performance.md, \"Fewer, cheaper writes\".", SL_CONFIG_RESTART},
