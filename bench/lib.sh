@@ -110,6 +110,16 @@ EOF
     if "$SLUICE_BIN" --print-config yaml 2>/dev/null | grep '^ *hls: ' >/dev/null; then
         printf 'apps:\n  live:\n    hls: false\n' >>"$d/sluice.yml"
     fi
+    # Every other listener on a port of this run's own (HTTP_PORT + 1, + 2, ...), not its
+    # default: another sluice on the machine (a test suite, another bench) holds those, and
+    # a listener that cannot bind stops the server (every player then fails).
+    local sec off=1
+    for sec in webrtc srt rtsp; do
+        if "$SLUICE_BIN" --print-config yaml 2>/dev/null | grep "^$sec:" >/dev/null; then
+            printf '%s:\n  port: %d\n' "$sec" $((hport + off)) >>"$d/sluice.yml"
+        fi
+        off=$((off + 1))
+    done
     env "$@" "$SLUICE_BIN" --config "$d/sluice.yml" >"$d/sluice.log" 2>&1 &
     SRV_PID=$!
     SRV_PIDS="$SRV_PID"

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+static const char *const write_mode_names[] = {"writev", "io_uring", NULL};
+
 static const sl_config_slot_t g_slots[] = {
     {"enabled", SL_CONFIG_BOOL, offsetof(sl_rtmp_config_t, enabled), "true", 0, 0, NULL,
      "Accept RTMP connections.", SL_CONFIG_RESTART},
@@ -46,6 +48,18 @@ static const sl_config_slot_t g_slots[] = {
      "Send a ping request this often to detect dead peers; 0 = never.", 0},
     {"tcp_nodelay", SL_CONFIG_BOOL, offsetof(sl_rtmp_config_t, tcp_nodelay), "true", 0, 0, NULL,
      "Disable Nagle's algorithm on RTMP sockets (lower latency, more packets).", 0},
+    {"write_mode", SL_CONFIG_ENUM, offsetof(sl_rtmp_config_t, write_mode), "writev", 0, 0, write_mode_names,
+     "How players' bytes reach the kernel: writev (one gathered write per player per flush) or "
+     "io_uring (the flush's writes to every player in one io_uring submission; falls back to "
+     "writev where io_uring is unavailable). See docs/performance.md, \"Fewer, cheaper writes\".", SL_CONFIG_RESTART},
+    {"zerocopy_min_bytes", SL_CONFIG_SIZE, offsetof(sl_rtmp_config_t, zerocopy_min_bytes), "0", 0, 64 * SL_CONFIG_MB, NULL,
+     "Send a player's write with MSG_ZEROCOPY when it carries at least this many bytes (writev mode, "
+     "plain RTMP); 0 = never. Loopback and most virtual NICs copy anyway.", SL_CONFIG_RESTART},
+    {"notsent_lowat", SL_CONFIG_SIZE, offsetof(sl_rtmp_config_t, notsent_lowat), "0", 0, 64 * SL_CONFIG_MB, NULL,
+     "TCP_NOTSENT_LOWAT on players' sockets (bytes of unsent data above which the socket reports "
+     "full); 0 = the kernel's default (unset).", SL_CONFIG_RESTART},
+    {"write_cork", SL_CONFIG_BOOL, offsetof(sl_rtmp_config_t, write_cork), "false", 0, 0, NULL,
+     "Cork (TCP_CORK) a player's socket around each flush (writev mode) so a burst leaves in full segments.", SL_CONFIG_RESTART},
     {"tls_port", SL_CONFIG_INT, offsetof(sl_rtmp_config_t, tls_port), "1936", 0, 65535, NULL,
      "TCP port of the RTMPS listener (RTMP over TLS 1.2/1.3), open when a certificate is set "
      "(tls_cert/tls_key, else http's); 0 = no RTMPS.", SL_CONFIG_RESTART},

@@ -11,6 +11,9 @@
 
 #include "base/config.h"
 
+/* rtmp.write_mode */
+enum { SL_RTMP_WRITE_WRITEV = 0, SL_RTMP_WRITE_URING = 1 };
+
 /* The `rtmp` section. */
 typedef struct sl_rtmp_config {
     int enabled;
@@ -31,6 +34,10 @@ typedef struct sl_rtmp_config {
     int64_t window_ack_size;             /* window we announce */
     int64_t ping_interval_ms;            /* 0 = never ping */
     int tcp_nodelay;
+    int64_t write_mode;                  /* SL_RTMP_WRITE_WRITEV or SL_RTMP_WRITE_URING */
+    int64_t zerocopy_min_bytes;          /* MSG_ZEROCOPY for writes of at least this; 0 = off */
+    int64_t notsent_lowat;               /* TCP_NOTSENT_LOWAT on players' sockets; 0 = unset */
+    int write_cork;                      /* TCP_CORK around each flush */
     int64_t tls_port;                    /* RTMPS listener port; 0 = no RTMPS */
     char *tls_bind;                      /* RTMPS listen address; "" = rtmp_bind */
     char *tls_cert;                      /* PEM certificate (chain) for RTMPS; "" = http_tls_cert */

@@ -2,8 +2,9 @@
  * RTMP connection I/O on the listener scaffold of net/listener.h (see
  * rtmp_server.h and rtmp_conn.h):
  * accept, the handshake, chunk reading and dispatch of control messages,
- * acknowledgements, idle and handshake timeouts, the gathered write path,
- * and close.
+ * acknowledgements, idle and handshake timeouts, the gathered write path
+ * (writev, or io_uring batches over many players, with the socket options
+ * of rtmp.write_mode and friends: see "sending"), and close.
  *
  * One read buffer serves every connection: libuv calls alloc and read back
  * to back on the loop thread and each read is fully consumed before the
@@ -73,6 +74,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <errno.h>
+#include <time.h> /* before linux/errqueue.h, which uses struct timespec */
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "base/alloc.h"
 #include "app/admission.h"
@@ -81,6 +88,7 @@
 #include "base/str.h"
 #include "net/listener.h"
 #include "net/workers.h"
+#include "net/uring_send.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "proto/rtmp/rtmp_server.h"
 #include "proto/rtmp/rtmp_so.h"
@@ -93,6 +101,7 @@
 #define PARTIAL_WARN_INTERVAL_MS 10000 /* server-wide partial budget: one warning per interval */
 #define TLS_OUT_HIGH_BYTES (64u * 1024u) /* RTMPS: ciphertext waiting before encrypting pauses */
 #define TLS_WIRE_BYTES (TLS_OUT_HIGH_BYTES + 16u * 1024u) /* RTMPS: ciphertext taken per write */
+#define URING_SLOTS 64 /* io_uring: players' batches per submission */
 
 struct sl_rtmp_server {
     sl_core_t *core;
@@ -109,6 +118,18 @@ struct sl_rtmp_server {
     int stopping;
     uint64_t partial_warn_ms;  /* loop time of the last server-wide partial budget warning */
     uint64_t partial_unlogged; /* server-wide refusals since that warning */
+    /* The write path's policy (rtmp.write_mode and friends; see "sending"). */
+    sl_uring_send_t *uring;    /* write_mode io_uring: the ring; NULL = writev */
+    struct sl_rtmp_batch *slots; /* io_uring: one batch per send of a submission */
+    uint32_t free_slots[URING_SLOTS]; /* io_uring: stack of free slot indexes */
+    uint32_t n_free;
+    int cork;                  /* rtmp.write_cork */
+    int64_t zc_min;            /* rtmp.zerocopy_min_bytes; 0 = off */
+    int64_t notsent_lowat;     /* rtmp.notsent_lowat; 0 = unset */
+    sl_list_t zc_list;         /* connections with zerocopy sends not yet notified */
+    uint64_t zc_sends;         /* zerocopy sends made */
+    uint64_t zc_copied;        /* of them, reported copied by the kernel (no zero copy) */
+    uint64_t zc_notes;         /* notifications read (each covers a range of sends) */
     uint8_t rbuf[READ_BUF_SIZE];
     uint8_t wire[TLS_WIRE_BYTES]; /* RTMPS: ciphertext on its way to uv_try_write */
 };
@@ -481,6 +502,338 @@ static void ctrl_written(sl_rtmp_conn_t *c)
 }
 
 /*
+ * One gathered write to one player: ctrl bytes, then a per-player header
+ * and the shared chunked body of each frame (or a private encoding, rare).
+ * On the stack for writev; in the server's slot table for io_uring, where
+ * it must live until the submit that carries it returns.
+ */
+enum { MAXF = SL_RTMP_MAX_IOV / 2 - 1 };
+typedef struct sl_rtmp_batch {
+    uv_buf_t iov[SL_RTMP_MAX_IOV];  /* layout-compatible with struct iovec on Unix */
+    uint8_t hdr[MAXF][16];          /* per-player chunk headers */
+    sl_buf_t *priv[MAXF];           /* private encodings (owned) or NULL */
+    int hidx[MAXF];                 /* iov index of frame i's header, -1 for a private encoding */
+    unsigned niov;
+    uint32_t n;                     /* frames */
+    size_t total;                   /* bytes */
+    size_t ctrl_len;                /* ctrl bytes at the front */
+    sl_rtmp_conn_t *c;              /* io_uring: whose batch */
+    struct msghdr msg;              /* io_uring: the sendmsg */
+    uint32_t slot;                  /* io_uring: index in srv->slots */
+} sl_rtmp_batch_t;
+
+static void batch_release(sl_rtmp_batch_t *b)
+{
+    for (uint32_t i = 0; i < b->n; i++)
+        sl_buf_unref(b->priv[i]);
+    b->n = 0;
+}
+
+/*
+ * Gathers c's next batch into b (the ctrl bytes and up to MAXF queued
+ * frames); b->niov is 0 when there is nothing to write. 0, or -1 when c
+ * was closed (out of memory for a private encoding).
+ */
+static int batch_build(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b)
+{
+    unsigned niov = 0;
+    size_t total = 0;
+    size_t ctrl_len = c->ctrl.len;
+    if (ctrl_len) {
+        b->iov[niov++] = uv_buf_init((char *)c->ctrl.data, (unsigned)ctrl_len);
+        total += ctrl_len;
+    }
+    uint32_t n = c->q_ready ? c->q.count : 0;
+    if (n > MAXF)
+        n = MAXF;
+    for (uint32_t i = 0; i < n; i++) {
+        const sl_subq_item_t *it = sl_subq_at(&c->q, i);
+        sl_frame_t *f = it->f;
+        uint32_t ts = it->tag;
+        sl_buf_t *body = ts < 0xFFFFFF ? sl_rtmp_chunk_media_body(f, c->out_chunk_size) : NULL;
+        b->priv[i] = NULL;
+        if (body) {
+            size_t hl = sl_rtmp_chunk_media_header(b->hdr[i], f, c->play_sid, ts);
+            b->hidx[i] = (int)niov;
+            b->iov[niov++] = (uv_buf_t){.base = (char *)b->hdr[i], .len = hl};
+            b->iov[niov++] = (uv_buf_t){.base = (char *)body->data, .len = body->len};
+            total += hl + body->len;
+        } else {
+            /* Rare slow path: extended timestamps differ per subscriber
+             * (or the shared encoding could not be allocated). */
+            sl_wbuf_t w;
+            sl_wbuf_init(&w, SL_BUF_MAX);
+            if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
+                                    f->body->data, f->body->len, c->out_chunk_size) ||
+                !(b->priv[i] = sl_wbuf_to_buf(&w))) {
+                sl_wbuf_cleanup(&w);
+                b->n = i;
+                batch_release(b);
+                sl__rtmp_close(c, "out of memory");
+                return -1;
+            }
+            sl_wbuf_cleanup(&w);
+            b->hidx[i] = -1;
+            b->iov[niov++] = uv_buf_init((char *)b->priv[i]->data, b->priv[i]->len);
+            total += b->priv[i]->len;
+        }
+    }
+    b->niov = niov;
+    b->n = n;
+    b->total = total;
+    b->ctrl_len = ctrl_len;
+    return 0;
+}
+
+/*
+ * The kernel took r bytes of b (r < 0: an error, closes c; -EAGAIN counts
+ * as 0). Everything written leaves the queue; a remainder goes to one
+ * uv_write whose request owns what it needs. Releases b's private
+ * encodings in every case. 1 when b was written whole (c may have more),
+ * 0 when c now waits for a uv_write or was closed.
+ */
+static int batch_written(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b, int r)
+{
+    uv_buf_t *iov = b->iov;
+    uint32_t n = b->n;
+    if (r == UV_EAGAIN)
+        r = 0;
+    if (r < 0) {
+        batch_release(b);
+        sl__rtmp_close(c, uv_strerror(r));
+        return 0;
+    }
+    c->sess.bytes_out += (uint64_t)r;
+    if ((size_t)r == b->total) {
+        if (b->ctrl_len)
+            ctrl_written(c);
+        batch_release(b);
+        sl_subq_pop(&c->q, n, NULL);
+        c->sess.msgs_out += n;
+        return 1;
+    }
+    /* Partial: the rest goes with uv_write, from memory the request owns. */
+    sl_rtmp_wreq_t *w = sl_malloc(sizeof(*w) + (size_t)n * sizeof(w->fr[0]));
+    if (!w) {
+        batch_release(b);
+        sl__rtmp_close(c, "out of memory");
+        return 0;
+    }
+    w->c = c;
+    w->n = n;
+    w->ctrl = NULL;
+    w->ws = NULL;
+    w->iov = NULL;
+    w->niov = 0;
+    w->req.data = w;
+    for (uint32_t i = 0; i < n; i++) {
+        sl_subq_item_t it;
+        sl_subq_pop(&c->q, 1, &it);
+        w->fr[i].f = it.f;
+        w->fr[i].priv = b->priv[i]; /* taken */
+        if (b->hidx[i] >= 0) {
+            memcpy(w->fr[i].hdr, b->hdr[i], iov[b->hidx[i]].len);
+            iov[b->hidx[i]].base = (char *)w->fr[i].hdr;
+        }
+    }
+    b->n = 0;
+    if (b->ctrl_len) {
+        if ((size_t)r < b->ctrl_len) {
+            /* The builder's memory goes with the request; a new one starts empty. */
+            w->ctrl = c->ctrl.data;
+            iov[0].base = (char *)w->ctrl; /* zerocopy pointed it at a copy of its own */
+            sl_wbuf_init(&c->ctrl, c->ctrl.max);
+        } else {
+            ctrl_written(c);
+        }
+    }
+    unsigned k = 0;
+    size_t done = (size_t)r;
+    while (done >= iov[k].len) {
+        done -= iov[k].len;
+        k++;
+    }
+    iov[k].base += done;
+    iov[k].len -= (unsigned)done;
+    c->sess.bytes_out += b->total - (size_t)r; /* counted now; the write completes or the conn dies */
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, iov + k, b->niov - k, on_write);
+    if (rc) {
+        wreq_free(w);
+        sl__rtmp_close(c, uv_strerror(rc));
+        return 0;
+    }
+    c->w = w;
+    return 0;
+}
+
+/* rtmp.write_cork: TCP_CORK on (1) or off (0) around a flush. */
+static void set_cork(sl_rtmp_conn_t *c, int on)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+}
+
+/*
+ * MSG_ZEROCOPY (rtmp.zerocopy_min_bytes). The kernel pins the pages of a
+ * zerocopy send and reads them until the peer has acknowledged the bytes,
+ * then queues a notification on the socket's error queue naming a range of
+ * send ids (one id per send that took bytes, counting from 0). So every
+ * byte of such a send must stay put until then: a record holds a reference
+ * to each frame and private encoding, and copies of the per-player headers
+ * and of the ctrl bytes, and the iovecs are pointed at those copies. The
+ * batch is then retired as usual (the queue's references dropped, a
+ * remainder handed to uv_write, which copies the headers it needs). The
+ * records are freed when their notification is read: in the flush before
+ * the loop sleeps, for every connection on srv->zc_list (a pending
+ * notification also makes epoll report the socket, so the loop wakes for
+ * it: that wake-up and the recvmsg are the cost of the notifications).
+ *
+ * A connection closed with records pending is reset (SO_LINGER 0): its
+ * send queue, which may still point at their pages, is dropped with it.
+ */
+typedef struct sl_rtmp_zc {
+    sl_list_t link;                 /* in c->zc_pending, oldest first */
+    uint32_t id;                    /* the kernel's id of this send */
+    uint32_t n;                     /* frames */
+    uint8_t *ctrl;                  /* copy of the ctrl bytes (in this allocation) or NULL */
+    struct {
+        sl_frame_t *f;              /* reference */
+        sl_buf_t *priv;             /* reference or NULL */
+        uint8_t hdr[16];            /* copy of the per-player header */
+    } fr[];
+} sl_rtmp_zc_t;
+
+static void zc_free(sl_rtmp_zc_t *z)
+{
+    for (uint32_t i = 0; i < z->n; i++) {
+        sl_frame_unref(z->fr[i].f);
+        sl_buf_unref(z->fr[i].priv);
+    }
+    sl_free(z);
+}
+
+/*
+ * Sends b with MSG_ZEROCOPY; the result as uv_try_write gives it (bytes, or
+ * a negative errno; -EAGAIN when the socket is full). Falls back to a plain
+ * gathered write when no record can be allocated or the kernel refuses
+ * (ENOBUFS: too many notifications unread).
+ */
+static int zc_send(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b)
+{
+    uv_os_fd_t fd;
+    if (!c->zc_on || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return uv_try_write((uv_stream_t *)&c->tcp, b->iov, b->niov);
+    sl_rtmp_zc_t *z = sl_malloc(sizeof(*z) + (size_t)b->n * sizeof(z->fr[0]) + b->ctrl_len);
+    if (!z)
+        return uv_try_write((uv_stream_t *)&c->tcp, b->iov, b->niov);
+    z->n = b->n;
+    z->ctrl = NULL;
+    if (b->ctrl_len) {
+        z->ctrl = (uint8_t *)&z->fr[b->n];
+        memcpy(z->ctrl, b->iov[0].base, b->ctrl_len);
+        b->iov[0].base = (char *)z->ctrl;
+    }
+    for (uint32_t i = 0; i < b->n; i++) {
+        z->fr[i].f = sl_frame_ref(sl_subq_at(&c->q, i)->f);
+        z->fr[i].priv = b->priv[i] ? sl_buf_ref(b->priv[i]) : NULL;
+        if (b->hidx[i] >= 0) {
+            memcpy(z->fr[i].hdr, b->hdr[i], b->iov[b->hidx[i]].len);
+            b->iov[b->hidx[i]].base = (char *)z->fr[i].hdr;
+        }
+    }
+    struct msghdr msg = {.msg_iov = (struct iovec *)b->iov, .msg_iovlen = b->niov};
+    ssize_t r = sendmsg(fd, &msg, MSG_ZEROCOPY | MSG_DONTWAIT | MSG_NOSIGNAL);
+    int err = r < 0 ? errno : 0;
+    if (r > 0) {
+        z->id = c->zc_next++;
+        sl_list_push_back(&c->zc_pending, &z->link);
+        if (sl_list_empty(&c->zc_link))
+            sl_list_push_back(&c->srv->zc_list, &c->zc_link);
+        c->srv->zc_sends++;
+        return (int)r;
+    }
+    /* Nothing taken, so nothing pinned: the iovecs go back to the batch's own memory. */
+    if (b->ctrl_len)
+        b->iov[0].base = (char *)c->ctrl.data;
+    for (uint32_t i = 0; i < b->n; i++)
+        if (b->hidx[i] >= 0)
+            b->iov[b->hidx[i]].base = (char *)b->hdr[i];
+    zc_free(z);
+    if (r == 0 || err == EAGAIN || err == EWOULDBLOCK)
+        return UV_EAGAIN;
+    if (err == ENOBUFS)
+        return uv_try_write((uv_stream_t *)&c->tcp, b->iov, b->niov);
+    return -err;
+}
+
+/* Reads c's zerocopy notifications and frees the records they release. */
+static void zc_drain(sl_rtmp_conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return;
+    for (;;) {
+        char cbuf[128];
+        struct msghdr msg = {.msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+            break;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+            if (!((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
+                  (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR)))
+                continue;
+            struct sock_extended_err ee;
+            memcpy(&ee, CMSG_DATA(cm), sizeof ee);
+            if (ee.ee_errno != 0 || ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY)
+                continue;
+            uint32_t lo = ee.ee_info, hi = ee.ee_data;
+            c->srv->zc_notes++;
+            if (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED)
+                c->srv->zc_copied += hi - lo + 1;
+            /* Notifications come in order on TCP: everything up to hi is released. */
+            while (!sl_list_empty(&c->zc_pending)) {
+                sl_rtmp_zc_t *z = sl_container_of(c->zc_pending.next, sl_rtmp_zc_t, link);
+                if ((int32_t)(z->id - hi) > 0)
+                    break;
+                sl_list_remove(&z->link);
+                zc_free(z);
+            }
+        }
+    }
+    if (sl_list_empty(&c->zc_pending)) {
+        sl_list_remove(&c->zc_link);
+        sl_list_init(&c->zc_link);
+    }
+}
+
+/* Frees c's zerocopy records at close; the socket is reset if any remained (see above). */
+static void zc_close(sl_rtmp_conn_t *c)
+{
+    if (sl_list_empty(&c->zc_pending))
+        return;
+    zc_drain(c);
+    if (sl_list_empty(&c->zc_pending))
+        return;
+    uv_os_fd_t fd;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+static void zc_release_all(sl_rtmp_conn_t *c)
+{
+    while (!sl_list_empty(&c->zc_pending)) {
+        sl_rtmp_zc_t *z = sl_container_of(c->zc_pending.next, sl_rtmp_zc_t, link);
+        sl_list_remove(&z->link);
+        zc_free(z);
+    }
+    if (!sl_list_empty(&c->zc_link)) {
+        sl_list_remove(&c->zc_link);
+        sl_list_init(&c->zc_link);
+    }
+}
+
+/*
  * Writes as much as the socket takes right now, in gathered batches; hands
  * a remainder to uv_write. Called from the flush list and write callbacks.
  *
@@ -491,7 +844,7 @@ static void ctrl_written(sl_rtmp_conn_t *c)
  */
 static void conn_flush(sl_rtmp_conn_t *c)
 {
-    if (c->w || c->state == SL_RTMP_CONN_CLOSING)
+    if (c->w || c->uring_busy || c->state == SL_RTMP_CONN_CLOSING)
         return;
     if (c->tls) {
         conn_flush_tls(c);
@@ -499,134 +852,42 @@ static void conn_flush(sl_rtmp_conn_t *c)
     }
     if (c->ws_want && !c->ws)
         ws_start(c);
+    sl_rtmp_server_t *srv = c->srv;
+    int corked = 0;
     for (;;) {
-        enum { MAXF = SL_RTMP_MAX_IOV / 2 - 1 };
-        uv_buf_t iov[SL_RTMP_MAX_IOV];
-        uint8_t hdr[MAXF][16];
-        sl_buf_t *priv[MAXF];
-        int hidx[MAXF];             /* iov index of frame i's header, -1 for a private encoding */
-        unsigned niov = 0;
-        size_t total = 0;
-        size_t ctrl_len = c->ctrl.len;
-        if (ctrl_len) {
-            iov[niov++] = uv_buf_init((char *)c->ctrl.data, (unsigned)ctrl_len);
-            total += ctrl_len;
-        }
-        uint32_t n = c->q_ready ? c->q.count : 0;
-        if (n > MAXF)
-            n = MAXF;
-        for (uint32_t i = 0; i < n; i++) {
-            const sl_subq_item_t *it = sl_subq_at(&c->q, i);
-            sl_frame_t *f = it->f;
-            uint32_t ts = it->tag;
-            sl_buf_t *body = ts < 0xFFFFFF ? sl_rtmp_chunk_media_body(f, c->out_chunk_size) : NULL;
-            priv[i] = NULL;
-            if (body) {
-                size_t hl = sl_rtmp_chunk_media_header(hdr[i], f, c->play_sid, ts);
-                hidx[i] = (int)niov;
-                iov[niov++] = (uv_buf_t){.base = (char *)hdr[i], .len = hl};
-                iov[niov++] = (uv_buf_t){.base = (char *)body->data, .len = body->len};
-                total += hl + body->len;
-            } else {
-                /* Rare slow path: extended timestamps differ per subscriber
-                 * (or the shared encoding could not be allocated, or another
-                 * loop thread is building it right now: sl_frame_enc_claim). */
-                sl_wbuf_t w;
-                sl_wbuf_init(&w, SL_BUF_MAX);
-                if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
-                                        f->body->data, f->body->len, c->out_chunk_size) ||
-                    !(priv[i] = sl_wbuf_to_buf(&w))) {
-                    sl_wbuf_cleanup(&w);
-                    for (uint32_t j = 0; j < i; j++)
-                        sl_buf_unref(priv[j]);
-                    sl__rtmp_close(c, "out of memory");
-                    return;
-                }
-                sl_wbuf_cleanup(&w);
-                hidx[i] = -1;
-                iov[niov++] = uv_buf_init((char *)priv[i]->data, priv[i]->len);
-                total += priv[i]->len;
-            }
-        }
-        if (niov == 0)
+        sl_rtmp_batch_t b;
+        if (batch_build(c, &b))
+            return;
+        if (b.niov == 0)
             break;
         if (c->ws) {
-            ws_post_batch(c, iov, niov, total, n, hdr, hidx, priv, ctrl_len);
+            /* A worker loop writes this player's socket (net/workers.h). */
+            ws_post_batch(c, b.iov, b.niov, b.total, b.n, b.hdr, b.hidx, b.priv, b.ctrl_len);
+            if (corked)
+                set_cork(c, 0);
             return;
         }
-        int r = uv_try_write((uv_stream_t *)&c->tcp, iov, niov);
-        if (r == UV_EAGAIN)
-            r = 0;
-        if (r < 0) {
-            for (uint32_t i = 0; i < n; i++)
-                sl_buf_unref(priv[i]);
-            sl__rtmp_close(c, uv_strerror(r));
-            return;
+        if (srv->cork && !corked) {
+            set_cork(c, 1);
+            corked = 1;
         }
-        c->sess.bytes_out += (uint64_t)r;
-        if ((size_t)r == total) {
-            if (ctrl_len)
-                ctrl_written(c);
-            for (uint32_t i = 0; i < n; i++)
-                sl_buf_unref(priv[i]);
-            sl_subq_pop(&c->q, n, NULL);
-            c->sess.msgs_out += n;
-            continue;
-        }
-        /* Partial: the rest goes with uv_write, from memory the request owns. */
-        sl_rtmp_wreq_t *w = sl_malloc(sizeof(*w) + (size_t)n * sizeof(w->fr[0]));
-        if (!w) {
-            for (uint32_t i = 0; i < n; i++)
-                sl_buf_unref(priv[i]);
-            sl__rtmp_close(c, "out of memory");
-            return;
-        }
-        w->c = c;
-        w->n = n;
-        w->ctrl = NULL;
-        w->ws = NULL;
-        w->iov = NULL;
-        w->niov = 0;
-        w->req.data = w;
-        for (uint32_t i = 0; i < n; i++) {
-            sl_subq_item_t it;
-            sl_subq_pop(&c->q, 1, &it);
-            w->fr[i].f = it.f;
-            w->fr[i].priv = priv[i];
-            if (hidx[i] >= 0) {
-                memcpy(w->fr[i].hdr, hdr[i], iov[hidx[i]].len);
-                iov[hidx[i]].base = (char *)w->fr[i].hdr;
-            }
-        }
-        if (ctrl_len) {
-            if ((size_t)r < ctrl_len) {
-                /* The builder's memory goes with the request; a new one starts empty. */
-                w->ctrl = c->ctrl.data;
-                sl_wbuf_init(&c->ctrl, c->ctrl.max);
-            } else {
-                ctrl_written(c);
-            }
-        }
-        unsigned k = 0;
-        size_t done = (size_t)r;
-        while (done >= iov[k].len) {
-            done -= iov[k].len;
-            k++;
-        }
-        iov[k].base += done;
-        iov[k].len -= (unsigned)done;
-        c->sess.bytes_out += total - (size_t)r; /* counted now; the write completes or the conn dies */
-        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, iov + k, niov - k, on_write);
-        if (rc) {
-            wreq_free(w);
-            sl__rtmp_close(c, uv_strerror(rc));
-            return;
-        }
-        c->w = w;
+        int r;
+        if (srv->zc_min && b.total >= (size_t)srv->zc_min)
+            r = zc_send(c, &b);
+        else
+            r = uv_try_write((uv_stream_t *)&c->tcp, b.iov, b.niov);
+        if (!batch_written(c, &b, r))
+            goto out;
+    }
+    if (c->close_after_flush) {
+        if (corked)
+            set_cork(c, 0);
+        sl__rtmp_close(c, NULL);
         return;
     }
-    if (c->close_after_flush)
-        sl__rtmp_close(c, NULL);
+out:
+    if (corked && c->state != SL_RTMP_CONN_CLOSING)
+        set_cork(c, 0);
 }
 
 /*
@@ -788,11 +1049,97 @@ static void tls_goodbye(sl_rtmp_conn_t *c)
     }
 }
 
+/*
+ * io_uring (rtmp.write_mode: io_uring): the flush pass gathers one batch per
+ * player into the server's slots and hands them to the kernel in one
+ * submission per URING_SLOTS players, instead of one writev each. The
+ * kernel completes every send inline (uring_send.h), so each batch is
+ * retired in its callback before the submit returns, exactly as after a
+ * uv_try_write. A connection is marked busy while its batch waits for the
+ * submit; a close in that window submits at once (sl__rtmp_close) so that
+ * no queued send outlives the frames it points at. RTMPS connections, and
+ * any connection with a uv_write in flight, take the writev path.
+ */
+static void on_uring_sent(void *ud, int result)
+{
+    sl_rtmp_batch_t *b = ud;
+    sl_rtmp_conn_t *c = b->c;
+    sl_rtmp_server_t *srv = c->srv;
+    c->uring_busy = 0;
+    int more = batch_written(c, b, result);
+    srv->free_slots[srv->n_free++] = b->slot;
+    if (more)
+        conn_flush(c); /* more than one batch waiting, or a close after flush */
+}
+
+/* A submission went wrong (the kernel did not complete inline): writev from now on. */
+static void uring_submit(sl_rtmp_server_t *srv)
+{
+    int rc = sl_uring_send_submit(srv->uring);
+    if (rc) {
+        SL_LOGW(NULL, "rtmp: io_uring sends failed (%s); rtmp.write_mode falls back to writev",
+                rc == SL_EIO ? "not completed inline" : sl_strerror(rc));
+        sl_uring_send_free(srv->uring);
+        srv->uring = NULL;
+    }
+}
+
+static void flush_list_uring(sl_rtmp_server_t *srv, sl_list_t *list)
+{
+    while (!sl_list_empty(list)) {
+        sl_rtmp_conn_t *c = sl_container_of(list->next, sl_rtmp_conn_t, flush_link);
+        sl_list_remove(&c->flush_link);
+        c->on_flush_list = 0;
+        if (c->tls || c->ws || c->ws_want || c->w || c->uring_busy || c->state == SL_RTMP_CONN_CLOSING || !srv->uring) {
+            conn_flush(c);
+            continue;
+        }
+        if (!srv->n_free) {
+            uring_submit(srv); /* every slot comes back */
+            if (!srv->uring || !srv->n_free) {
+                conn_flush(c);
+                continue;
+            }
+        }
+        sl_rtmp_batch_t *b = &srv->slots[srv->free_slots[--srv->n_free]];
+        uv_os_fd_t fd;
+        if (batch_build(c, b) || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+            if (c->state != SL_RTMP_CONN_CLOSING)
+                batch_release(b);
+            srv->free_slots[srv->n_free++] = b->slot;
+            continue;
+        }
+        if (b->niov == 0) {
+            srv->free_slots[srv->n_free++] = b->slot;
+            if (c->close_after_flush)
+                sl__rtmp_close(c, NULL);
+            continue;
+        }
+        b->c = c;
+        memset(&b->msg, 0, sizeof b->msg);
+        b->msg.msg_iov = (struct iovec *)b->iov;
+        b->msg.msg_iovlen = b->niov;
+        if (sl_uring_send_add(srv->uring, fd, &b->msg, 0, on_uring_sent, b)) {
+            /* Cannot happen (a slot per submission entry): write it now. */
+            batch_written(c, b, uv_try_write((uv_stream_t *)&c->tcp, b->iov, b->niov));
+            srv->free_slots[srv->n_free++] = b->slot;
+            continue;
+        }
+        c->uring_busy = 1;
+    }
+    if (srv->uring)
+        uring_submit(srv);
+}
+
 /* Flushes every connection on a list. Taking the head each time stays
  * correct whatever a flush does to other connections (a close may queue
  * status messages to players, which joins them to a list). */
-static void flush_list(sl_list_t *list)
+static void flush_list(sl_rtmp_server_t *srv, sl_list_t *list)
 {
+    if (srv->uring) {
+        flush_list_uring(srv, list);
+        return;
+    }
     while (!sl_list_empty(list)) {
         sl_rtmp_conn_t *c = sl_container_of(list->next, sl_rtmp_conn_t, flush_link);
         sl_list_remove(&c->flush_link);
@@ -801,24 +1148,30 @@ static void flush_list(sl_list_t *list)
     }
 }
 
+/* Before the loop sleeps: zerocopy notifications first (they free
+ * records, and a pending one would wake the loop at once), then the flush. */
 static void on_prepare(void *ud)
 {
     sl_rtmp_server_t *srv = ud;
-    flush_list(&srv->flush_list);
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->zc_list) {
+        zc_drain(sl_container_of(it, sl_rtmp_conn_t, zc_link));
+    }
+    flush_list(srv, &srv->flush_list);
 }
 
 static void on_merge_timer(uv_timer_t *t)
 {
     sl_rtmp_server_t *srv = t->data;
-    flush_list(&srv->media_list);
-    flush_list(&srv->flush_list);
+    flush_list(srv, &srv->media_list);
+    flush_list(srv, &srv->flush_list);
 }
 
 static void on_audio_hold_timer(uv_timer_t *t)
 {
     sl_rtmp_server_t *srv = t->data;
-    flush_list(&srv->audio_list);
-    flush_list(&srv->flush_list);
+    flush_list(srv, &srv->audio_list);
+    flush_list(srv, &srv->flush_list);
 }
 
 /* ------------------------------------------------------------------ */
@@ -851,6 +1204,7 @@ static void conn_free(sl_rtmp_conn_t *c)
         wreq_free(c->w);
         c->w = NULL;
     }
+    zc_release_all(c); /* the socket is closed: the kernel reads them no more */
     if (c->q_ready)
         sl_subq_cleanup(&c->q);
     sl_rtmp_chunk_reader_cleanup(&c->rd);
@@ -870,6 +1224,10 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
 {
     if (c->state == SL_RTMP_CONN_CLOSING)
         return;
+    if (c->uring_busy && c->srv->uring)
+        uring_submit(c->srv); /* its batch goes (and is retired) before its frames do */
+    if (c->state == SL_RTMP_CONN_CLOSING)
+        return; /* closed by its own batch's result */
     if (reason)
         SL_LOGI(&c->sess.log, "closing: %s (in %llu B, out %llu B)", reason,
                 (unsigned long long)c->sess.bytes_in, (unsigned long long)c->sess.bytes_out);
@@ -904,6 +1262,7 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
     }
     if (c->ws)
         post_worker(c->ws->worker, ws_detach, c->ws, 0); /* the socket closes with both handles */
+    zc_close(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -1335,6 +1694,8 @@ static void on_connection(void *ud, int is_tls)
     sl_rtmp_hs_server_init(hs);
     sl_list_init(&c->link);
     sl_list_init(&c->flush_link);
+    sl_list_init(&c->zc_pending);
+    sl_list_init(&c->zc_link);
     sl_list_init(&c->sink.link);
     sl_wbuf_init(&c->ctrl, (size_t)sl_rtmp_cfg(cfg)->max_control_bytes_before_connect);
     sl_rtmp_chunk_reader_init(&c->rd, (uint32_t)sl_rtmp_cfg(cfg)->max_chunk_size,
@@ -1373,6 +1734,16 @@ static void on_connection(void *ud, int is_tls)
     }
     if (sl_rtmp_cfg(cfg)->tcp_nodelay)
         uv_tcp_nodelay(&c->tcp, 1);
+    if (!is_tls && (srv->zc_min || srv->notsent_lowat)) {
+        uv_os_fd_t fd;
+        int one = 1, lowat = (int)srv->notsent_lowat;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            if (srv->zc_min && setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) == 0)
+                c->zc_on = 1;
+            if (lowat)
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+        }
+    }
     c->last_read_ms = c->accept_ms = c->last_ping_ms = uv_now(srv->core->loop);
     SL_LOGD(&c->sess.log, "accepted from %s:%d%s", c->sess.remote_addr, c->sess.remote_port,
             is_tls ? " (tls)" : "");
@@ -1533,6 +1904,28 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     sl_list_init(&srv->flush_list);
     sl_list_init(&srv->media_list);
     sl_list_init(&srv->audio_list);
+    sl_list_init(&srv->zc_list);
+    const sl_rtmp_config_t *rc_cfg = sl_rtmp_cfg(cfg);
+    srv->cork = rc_cfg->write_cork;
+    srv->zc_min = rc_cfg->zerocopy_min_bytes;
+    srv->notsent_lowat = rc_cfg->notsent_lowat;
+    if (rc_cfg->write_mode == SL_RTMP_WRITE_URING) {
+        int urc = sl_uring_send_new(URING_SLOTS, &srv->uring);
+        srv->slots = urc == 0 ? sl_calloc(URING_SLOTS, sizeof(*srv->slots)) : NULL;
+        if (!srv->slots) {
+            sl_uring_send_free(srv->uring);
+            srv->uring = NULL;
+            SL_LOGW(NULL, "rtmp: io_uring unavailable (%s); rtmp.write_mode falls back to writev",
+                    urc ? uv_strerror(urc) : "out of memory");
+        } else {
+            for (uint32_t i = 0; i < URING_SLOTS; i++) {
+                srv->slots[i].slot = i;
+                srv->free_slots[srv->n_free++] = URING_SLOTS - 1 - i;
+            }
+            SL_LOGI(NULL, "rtmp: writes batched through io_uring (%d players per submission)",
+                    URING_SLOTS);
+        }
+    }
 
     /* The certificate first: a bad one must fail the start before anything listens. */
     char err[512];
@@ -1566,6 +1959,8 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     *out = srv;
     return 0;
 fail:
+    sl_uring_send_free(srv->uring);
+    sl_free(srv->slots);
     sl_free(srv);
     return rc;
 }
@@ -1597,5 +1992,16 @@ void sl_rtmp_server_free(sl_rtmp_server_t *srv)
     if (!srv)
         return;
     sl_listener_cleanup(&srv->net); /* every connection is freed by now (close callbacks ran) */
+    if (srv->uring || srv->zc_sends) {
+        uint64_t submits = 0, sends = 0;
+        if (srv->uring)
+            sl_uring_send_stats(srv->uring, &submits, &sends);
+        SL_LOGI(NULL, "rtmp write path: io_uring %llu sends in %llu submissions; zerocopy %llu sends, "
+                "%llu notifications, %llu reported copied", (unsigned long long)sends,
+                (unsigned long long)submits, (unsigned long long)srv->zc_sends,
+                (unsigned long long)srv->zc_notes, (unsigned long long)srv->zc_copied);
+    }
+    sl_uring_send_free(srv->uring);
+    sl_free(srv->slots);
     sl_free(srv);
 }

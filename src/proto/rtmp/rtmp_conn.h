@@ -17,7 +17,12 @@
  * headers, the ctrl bytes and the frame references until its callback. So
  * the steady state allocates nothing per frame per subscriber, and an idle
  * connection carries no write state at all. Only one write is in flight
- * per connection.
+ * per connection. rtmp.write_mode io_uring hands the same batches of up to
+ * 64 players to the kernel in one io_uring submission (rtmp_conn.c,
+ * net/uring_send.h); `uring_busy` marks a connection whose batch is in the
+ * submission being built. rtmp.zerocopy_min_bytes sends large batches with
+ * MSG_ZEROCOPY and keeps their bytes in `zc_pending` records until the
+ * kernel's notification.
  *
  * RTMPS: a connection accepted on the TLS listener has a filter (`tls`)
  * between its socket and everything above; only the socket edge differs
@@ -83,6 +88,11 @@ typedef struct sl_rtmp_conn {
     int on_flush_list;              /* 0, 1 flush_list, 2 media_list, 3 audio_list */
     sl_list_t flush_link;           /* in one of the server's flush lists */
     int close_after_flush;          /* close once everything queued is written */
+    uint8_t uring_busy;             /* io_uring: a batch of ours is in the submission being made */
+    uint8_t zc_on;                  /* SO_ZEROCOPY set on the socket */
+    uint32_t zc_next;               /* zerocopy: id the kernel gives our next send */
+    sl_list_t zc_pending;           /* zerocopy: sends the kernel may still read (sl_rtmp_zc) */
+    sl_list_t zc_link;              /* in srv->zc_list while zc_pending is not empty */
 
     /* writes on a worker loop (server.workers > 1; docs/internals/threads.md) */
     struct sl_worker *worker;       /* the loop this player's writes are counted on, or NULL */
