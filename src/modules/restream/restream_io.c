@@ -577,6 +577,11 @@ static uint32_t pick_codec(const AVCodecParameters *par)
     case AV_CODEC_ID_HEVC: return SL_CODEC_HEVC;
     case AV_CODEC_ID_AAC: return SL_CODEC_AAC;
     case AV_CODEC_ID_OPUS: return SL_CODEC_OPUS;
+    /* These reach the hub through the pull's audio bridge (AAC for HLS
+     * and RTMP; the original for RTSP players and WHEP viewers). */
+    case AV_CODEC_ID_PCM_ALAW: return SL_CODEC_FLV_AUDIO(7);
+    case AV_CODEC_ID_PCM_MULAW: return SL_CODEC_FLV_AUDIO(8);
+    case AV_CODEC_ID_MP3: return SL_CODEC_MP3;
     default: return 0;
     }
 }
@@ -623,10 +628,13 @@ static int input_session(sl_rs_input_t *in, char *why, size_t cap, int *opened)
         }
     }
     if (in->vi < 0 && in->ai < 0) {
-        snprintf(why, cap, "no H.264, H.265, AAC or Opus track");
+        snprintf(why, cap, "no H.264, H.265, AAC, Opus, G.711 or MP3 track");
         return SL_EPROTO;
     }
     in->vcfg_sent = in->acfg_sent = 0;
+    /* G.711 and MP3 have no configuration: their frames go at once. */
+    if (in->ai >= 0 && in->acodec != SL_CODEC_AAC && in->acodec != SL_CODEC_OPUS)
+        in->acfg_sent = 1;
     in->sps_len = in->pps_len = 0;
     in->seg_start = 1;
     in->clock_set = 0;
