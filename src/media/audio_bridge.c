@@ -63,6 +63,18 @@ int sl_audio_bridge_new(uv_loop_t *loop, sl_stream_t *st, const sl_log_ctx_t *lo
     return 0;
 }
 
+/* The original codec's name for the log (sl_codec_name knows no G.711). */
+static const char *codec_label(uint32_t codec)
+{
+    if (codec == SL_CODEC_FLV_AUDIO(7))
+        return "PCMA";
+    if (codec == SL_CODEC_FLV_AUDIO(8))
+        return "PCMU";
+    if (codec == SL_CODEC_OPUS)
+        return "Opus";
+    return sl_codec_name(codec);
+}
+
 static void stop_tc(sl_audio_bridge_t *b, const char *why)
 {
     if (!b->tc)
@@ -70,7 +82,7 @@ static void stop_tc(sl_audio_bridge_t *b, const char *why)
     sl_transcoder_free(b->tc);
     b->tc = NULL;
     b->stats.transcoding = 0;
-    SL_LOGI(b->log, "audio: %s->AAC transcoding stopped (%s)", sl_codec_name(b->codec), why);
+    SL_LOGI(b->log, "audio: %s->AAC transcoding stopped (%s)", codec_label(b->codec), why);
 }
 
 void sl_audio_bridge_free(sl_audio_bridge_t *b)
@@ -105,7 +117,7 @@ static void start_tc(sl_audio_bridge_t *b, uint64_t now, const char *why)
     if (rc) {
         b->tc = NULL;
         b->failed_ms = now ? now : 1;
-        SL_LOGW(b->log, "audio: cannot start the %s->AAC transcoder: %s", sl_codec_name(b->codec),
+        SL_LOGW(b->log, "audio: cannot start the %s->AAC transcoder: %s", codec_label(b->codec),
                 sl_strerror(rc));
         return;
     }
@@ -116,7 +128,7 @@ static void start_tc(sl_audio_bridge_t *b, uint64_t now, const char *why)
      * mapping) gets the latest one first. */
     if (b->config)
         sl_transcoder_push(b->tc, b->config);
-    SL_LOGI(b->log, "audio: %s->AAC transcoding started (%s)", sl_codec_name(b->codec), why);
+    SL_LOGI(b->log, "audio: %s->AAC transcoding started (%s)", codec_label(b->codec), why);
 }
 
 size_t sl_audio_bridge_aac_consumers(const sl_audio_bridge_t *b)
