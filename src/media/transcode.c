@@ -26,6 +26,7 @@
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <time.h>
 
@@ -464,6 +465,8 @@ static void worker_main(void *arg)
 {
     sl_transcoder_t *t = arg;
     wstate_t *w = &t->w;
+    /* Named so that top -H and bench/audio-bridge-cpu.sh can tell its CPU apart. */
+    prctl(PR_SET_NAME, "sl-transcode", 0, 0, 0);
     uv_mutex_lock(&t->mu);
     for (;;) {
         while (!t->stop && (t->paused || t->in_n == 0))
