@@ -192,3 +192,17 @@ def test_whep_viewer_of_rtsp_opus_gets_opus_untouched(srv, procs):
     assert p.wait(timeout=T(30)) == 0, events_of(p)[-3:]
     done = [e for e in events_of(p) if e.get("event") == "done"][-1]
     assert done["audio"] >= 50 and done["sample_rate"] == 48000, done
+
+
+def test_restream_pull_of_g711_plays_aac_and_g711(srv):
+    """A pull (created through the API) of the PCMA camera: libavformat gives G.711; RTMP
+    players of the pulled stream get AAC, RTSP players the G.711 itself."""
+    r = srv.api.request("POST", "restream/pulls", body={
+        "app": "live", "stream": "pulled", "url": "rtsp://%s:%d/live/pcma" % (HOST, srv.rtsp)})
+    assert r.status == 200, r
+    try:
+        got = wait_frames("rtmp://%s:%d/live/pulled" % (HOST, srv.port), {"h264": 12, "aac": 20})
+        assert set(got) == {"h264", "aac"}, got
+        wait_frames("rtsp://%s:%d/live/pulled" % (HOST, srv.rtsp), {"pcm_alaw": 10}, transport="tcp")
+    finally:
+        assert srv.api.delete("restream/pulls/live/pulled").status == 200
