@@ -18,7 +18,7 @@ tc_ticks() { # summed CPU ticks of the process's sl-transcode threads
 }
 run() { # $1 name, $2.. ffmpeg audio options
   local name=$1; shift
-  P=$((20000 + RANDOM % 20000))
+  P=$((12000 + RANDOM % 8000)) # below the ephemeral range (outgoing connections)
   printf 'server:\n  data_dir: ./data-bridge\nrtmp:\n  port: %d\n  tls_port: %d\nhttp:\n  port: %d\n  tls_port: %d\nrtsp:\n  port: %d\n  tls_port: %d\nsrt:\n  port: %d\nwebrtc:\n  port: %d\napps:\n  live:\n    hls_segment: 1s\n' \
     $P $((P+1)) $((P+2)) $((P+3)) $((P+4)) $((P+5)) $((P+6)) $((P+7)) > bridge.yml
   SLUICE_LOG_LEVEL=warn $B --config bridge.yml > bridge-$name.log 2>&1 & S=$!
