@@ -7,8 +7,11 @@ matches the video's (ffprobe over the playlist), RTMP players get AAC
 (ffprobe via rtmp://); RTSP players of the same publishers still get the
 original Opus / G.711, and a WHEP viewer (aiortc) of the Opus RTSP
 publisher gets its Opus through the bridge's side path, with no AAC->Opus
-transcoder running (the `to_opus` gauge stays 0). One server and one set
-of publishers for the module.
+transcoder running (the `to_opus` gauge stays 0); restream pulls (created
+through the API) of the PCMA camera play AAC over RTMP and G.711 over RTSP,
+and a pull of an H.265 RTSP source (Annex B) carries HEVC (its hvcC built
+by the pull) to HLS and RTSP. One server and one set of publishers for the
+module.
 """
 
 import re
@@ -206,3 +209,30 @@ def test_restream_pull_of_g711_plays_aac_and_g711(srv):
         wait_frames("rtsp://%s:%d/live/pulled" % (HOST, srv.rtsp), {"pcm_alaw": 10}, transport="tcp")
     finally:
         assert srv.api.delete("restream/pulls/live/pulled").status == 200
+
+
+@pytest.mark.skipif("libx265" not in ENCODERS, reason="ffmpeg without libx265")
+def test_restream_pull_of_h265_annexb(srv, procs):
+    """An RTSP source gives H.265 in Annex B (no hvcC): the pull builds the hvcC from the
+    VPS/SPS/PPS it meets, so the pulled stream has HEVC: over HLS (with the G.711 as AAC)
+    and RTSP. (Debian's ffmpeg 5.1 cannot read Enhanced RTMP HEVC, so not over RTMP.)"""
+    procs.start(["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", "-re",
+                 "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+                 "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-g", "25", "-pix_fmt", "yuv420p",
+                 "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "bframes=0:log-level=error",
+                 "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1",
+                 "-f", "rtsp", "-rtsp_transport", "tcp", "rtsp://%s:%d/live/h265src" % (HOST, srv.rtsp)],
+                "ffmpeg-h265")
+    # The source's DESCRIBE lists the tracks the stream has: wait for its video first.
+    wait_frames("rtsp://%s:%d/live/h265src" % (HOST, srv.rtsp), {"hevc": 5}, transport="tcp")
+    r = srv.api.request("POST", "restream/pulls", body={
+        "app": "live", "stream": "h265pull", "url": "rtsp://%s:%d/live/h265src" % (HOST, srv.rtsp)})
+    assert r.status == 200, r
+    try:
+        got = wait_frames("rtsp://%s:%d/live/h265pull" % (HOST, srv.rtsp), {"hevc": 12}, transport="tcp")
+        assert "hevc" in got, got
+        wait_playlist(hls_url(srv, "h265pull"))
+        got = wait_frames(hls_url(srv, "h265pull"), {"hevc": 12, "aac": 20})
+        assert set(got) == {"hevc", "aac"}, got
+    finally:
+        assert srv.api.delete("restream/pulls/live/h265pull").status == 200
