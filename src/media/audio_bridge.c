@@ -184,6 +184,15 @@ void sl_audio_bridge_push(sl_audio_bridge_t *b, sl_frame_t *f)
     if (!b || !f || f->kind != SL_FLV_AUDIO)
         return;
     if (f->codec == SL_CODEC_AAC) {
+        /* A source that is AAC now (a pull's standby file): nothing to
+         * bridge; players that start now are told AAC, not the old codec. */
+        if (b->codec && b->codec != SL_CODEC_AAC) {
+            stop_tc(b, "the publisher's audio is AAC now");
+            if (b->config)
+                sl_frame_unref(b->config);
+            b->config = NULL;
+            b->codec = SL_CODEC_AAC;
+        }
         sl_stream_push(b->st, f);
         return;
     }
@@ -216,10 +225,8 @@ void sl_audio_bridge_push(sl_audio_bridge_t *b, sl_frame_t *f)
         return;
     }
     sl_audio_bridge_update(b, uv_now(b->loop));
-    if (b->tc && !(f->flags & SL_FRAME_CONFIG) && sl_transcoder_push(b->tc, f))
+    if (b->tc && sl_transcoder_push(b->tc, f))
         b->stats.errors++;
-    else if (b->tc && (f->flags & SL_FRAME_CONFIG))
-        sl_transcoder_push(b->tc, f);
 }
 
 uint32_t sl_audio_bridge_codec(const sl_audio_bridge_t *b)

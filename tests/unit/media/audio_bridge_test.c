@@ -9,7 +9,7 @@
  * transcoded, a side subscriber gets the original frames untouched, a
  * player that registered a side is not counted as needing AAC, the first
  * sink that needs AAC starts the transcoder; AAC input passes straight
- * to the hub; the registry finds the bridge by stream and forgets it when
+ * to the hub and stands the bridge down; the registry finds the bridge by stream and forgets it when
  * it is freed. Waits are a uv timer polling with a deadline.
  */
 #include <setjmp.h>
@@ -341,6 +341,11 @@ static void test_lazy_and_sides(void **state)
     assert_int_equal(rtsp_sink.n, before + 1);
     assert_ptr_equal(rtsp_sink.got[rtsp_sink.n - 1], aac);
     sl_frame_unref(aac);
+    /* ... and the bridge stands down: its codec is AAC now, nothing is transcoded. */
+    assert_int_equal(sl_audio_bridge_codec(x.b), SL_CODEC_AAC);
+    assert_null(sl_audio_bridge_config(x.b));
+    sl_audio_bridge_stats(x.b, &st, NULL);
+    assert_int_equal(st.transcoding, 0);
     /* Freeing the bridge detaches the sides. */
     sl_stream_remove_sink(&rtsp_sink.sink);
     rec_clear(&rtsp_sink);
