@@ -201,6 +201,16 @@ size_t sl_avpar_flv_header(uint32_t codec, int is_config, int is_key, int32_t ct
         out[0] = 0xAF;
         out[1] = is_config ? 0 : 1;
         return 2;
+    case SL_CODEC_FLV_AUDIO(7):
+    case SL_CODEC_FLV_AUDIO(8):
+        /* G.711: soundFormat 7 / 8, rate index 0, 16-bit, mono (what FLV
+         * muxers write for 8 kHz G.711); no configuration exists. */
+        out[0] = codec == SL_CODEC_FLV_AUDIO(7) ? 0x72 : 0x82;
+        return 1;
+    case SL_CODEC_MP3:
+        /* soundFormat 2, 44 kHz, 16 bit, stereo: MP3 frames carry their own. */
+        out[0] = 0x2F;
+        return 1;
     case SL_CODEC_OPUS:
         /* E-RTMP audio: soundFormat 9 (ExHeader) | packetType, FourCC */
         out[0] = (uint8_t)(0x90 | (is_config ? 0 : 1));

@@ -62,7 +62,8 @@ uint32_t sl_avpar_codec_of(const struct AVCodecParameters *par);
 
 /**
  * Writes the FLV tag body header for a frame of `codec` into out (at least
- * SL_AVPAR_TAG_HEADER_MAX bytes): legacy FLV for H.264 and AAC, Enhanced
+ * SL_AVPAR_TAG_HEADER_MAX bytes): legacy FLV for H.264, AAC, MP3 and G.711
+ * (SL_CODEC_FLV_AUDIO(7) and (8), which have no configuration), Enhanced
  * RTMP (FourCC) for HEVC, AV1 and Opus. is_config: a sequence header /
  * SequenceStart (cts ignored); else a coded frame, a video keyframe when
  * is_key. The codec bytes follow the header. Returns the header length,

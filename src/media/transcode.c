@@ -1,5 +1,6 @@
 /*
- * Audio transcoder, AAC <-> Opus, off the loop (see transcode.h).
+ * Audio transcoder, to AAC or Opus from AAC, Opus, G.711 or MP3, off the loop
+ * (see transcode.h).
  *
  * Shape: the loop thread copies each input frame's codec bytes into a job
  * (sl_malloc is thread-safe: its counters are atomic) and appends it to a
@@ -25,6 +26,7 @@
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,7 +43,7 @@ typedef struct job {
     uint8_t *data;      /* codec bytes + AV_INPUT_BUFFER_PADDING_SIZE zeros (owned) */
     uint32_t len;       /* codec bytes */
     uint32_t dts_ms;    /* input timeline */
-    uint32_t codec;     /* SL_CODEC_AAC or SL_CODEC_OPUS */
+    uint32_t codec;     /* SL_CODEC_* of the input (sl_transcode_can_decode) */
     uint8_t is_config;  /* AudioSpecificConfig / OpusHead */
 } job_t;
 
@@ -157,8 +159,14 @@ static void drain_encoder(sl_transcoder_t *t)
         }
         /* dts = anchor + samples / rate, from the 64-bit counter: rounding
          * never accumulates (AAC's 21.333 ms step stays exact over hours). */
-        uint32_t dts = w->out_anchor_ms +
-                       (uint32_t)(w->out_samples * 1000 / (uint64_t)SL_TRANSCODE_RATE);
+        /* The encoder's delay (AAC's 1024 priming samples, Opus's pre-skip)
+         * puts the first input sample that many samples into the decoded
+         * output: the packet is stamped that much earlier so that decoded
+         * sound stays in step with the input's (and the video's) clock.
+         * Before the anchor it clamps at 0 (the first packet of a stream). */
+        int64_t at = (int64_t)w->out_anchor_ms * SL_TRANSCODE_RATE / 1000 + (int64_t)w->out_samples -
+                     (int64_t)w->enc->initial_padding;
+        uint32_t dts = at > 0 ? (uint32_t)(at * 1000 / SL_TRANSCODE_RATE) : 0;
         int64_t dur = w->pkt->duration > 0 ? w->pkt->duration : w->enc->frame_size;
         w->out_samples += (uint64_t)dur;
         if (!w->cfg_sent) {
@@ -275,13 +283,33 @@ static void convert_frame(sl_transcoder_t *t, AVFrame *f)
     encode_fifo(t);
 }
 
+/* The libavcodec decoder of an input codec (AV_CODEC_ID_NONE: not one we take). */
+static enum AVCodecID decoder_id(uint32_t codec)
+{
+    switch (codec) {
+    case SL_CODEC_AAC: return AV_CODEC_ID_AAC;
+    case SL_CODEC_OPUS: return AV_CODEC_ID_OPUS;
+    case SL_CODEC_MP3: return AV_CODEC_ID_MP3;
+    case SL_CODEC_FLV_AUDIO(7): return AV_CODEC_ID_PCM_ALAW;
+    case SL_CODEC_FLV_AUDIO(8): return AV_CODEC_ID_PCM_MULAW;
+    default: return AV_CODEC_ID_NONE;
+    }
+}
+
+int sl_transcode_can_decode(uint32_t codec)
+{
+    enum AVCodecID id = decoder_id(codec);
+    return id != AV_CODEC_ID_NONE && avcodec_find_decoder(id) != NULL;
+}
+
 /* Opens a decoder for codec from its configuration (NULL: Opus defaults, stereo). */
 static int open_decoder(wstate_t *w, uint32_t codec, const uint8_t *cfg, uint32_t cfg_len)
 {
     avcodec_free_context(&w->dec);
     w->dec_codec = 0;
     w->dec_cfg_len = 0;
-    const AVCodec *c = avcodec_find_decoder(codec == SL_CODEC_AAC ? AV_CODEC_ID_AAC : AV_CODEC_ID_OPUS);
+    enum AVCodecID id = decoder_id(codec);
+    const AVCodec *c = id != AV_CODEC_ID_NONE ? avcodec_find_decoder(id) : NULL;
     if (!c)
         return SL_EIO;
     AVCodecContext *ctx = avcodec_alloc_context3(c);
@@ -295,7 +323,13 @@ static int open_decoder(wstate_t *w, uint32_t codec, const uint8_t *cfg, uint32_
         rc = SL_EIO;
         if (avcodec_parameters_to_context(ctx, par) < 0)
             goto fail;
+    } else if (codec == SL_CODEC_FLV_AUDIO(7) || codec == SL_CODEC_FLV_AUDIO(8)) {
+        /* G.711 (RTP payload types 8 and 0): 8 kHz mono by definition. */
+        ctx->sample_rate = 8000;
+        av_channel_layout_default(&ctx->ch_layout, 1);
     } else {
+        /* Opus without OpusHead decodes as 48 kHz stereo (mono too); MP3 and
+         * the others read rate and layout from their own frame headers. */
         ctx->sample_rate = SL_TRANSCODE_RATE;
         av_channel_layout_default(&ctx->ch_layout, 2);
     }
@@ -355,8 +389,9 @@ static void process(sl_transcoder_t *t, const job_t *j)
     }
     if (!w->dec || w->dec_codec != j->codec) {
         /* AAC cannot be decoded without its AudioSpecificConfig; Opus can
-         * (WebRTC sends no header), as stereo, which also decodes mono. */
-        if (j->codec != SL_CODEC_OPUS || open_decoder(w, j->codec, NULL, 0)) {
+         * (WebRTC sends no header), as stereo, which also decodes mono, and
+         * so can G.711 and MP3, which have no configuration at all. */
+        if (j->codec == SL_CODEC_AAC || open_decoder(w, j->codec, NULL, 0)) {
             w->errors++;
             return;
         }
@@ -430,6 +465,8 @@ static void worker_main(void *arg)
 {
     sl_transcoder_t *t = arg;
     wstate_t *w = &t->w;
+    /* Named so that top -H and bench/audio-bridge-cpu.sh can tell its CPU apart. */
+    prctl(PR_SET_NAME, "sl-transcode", 0, 0, 0);
     uv_mutex_lock(&t->mu);
     for (;;) {
         while (!t->stop && (t->paused || t->in_n == 0))
@@ -631,7 +668,7 @@ int sl_transcoder_push(sl_transcoder_t *t, const sl_frame_t *in)
         return SL_EINVAL;
     if (t->closing)
         return SL_ECLOSED;
-    if ((in->codec != SL_CODEC_AAC && in->codec != SL_CODEC_OPUS) || in->codec == t->to_codec)
+    if (!sl_transcode_can_decode(in->codec) || in->codec == t->to_codec)
         return SL_EINVAL;
     if (in->flags & SL_FRAME_EOS)
         return 0;

@@ -28,7 +28,9 @@
  * first coded frame.
  *
  * Timestamps: the first output frame carries the dts of the first input
- * frame; each next one advances by its sample count / 48000 s, computed
+ * frame minus the encoder's delay (AAC-LC primes 1024 samples, 21 ms; a
+ * decoder outputs them before the first input sample, so without the
+ * shift sound would lag picture by that much); each next one advances by its sample count / 48000 s, computed
  * from a 64-bit sample counter (no drift: the AAC step of 21.33 ms is
  * rounded down per frame, never accumulated). A jump of more than 200 ms
  * in the input (a gap, a rewind, or drops) resynchronises: the resampling
@@ -71,6 +73,13 @@ typedef struct sl_transcoder_stats {
 } sl_transcoder_stats_t;
 
 /**
+ * True when the transcoder takes input frames of codec: AAC, Opus, MP3
+ * and G.711 (SL_CODEC_FLV_AUDIO(7) A-law, (8) mu-law), when this
+ * libavcodec has their decoder. Pure; any thread.
+ */
+int sl_transcode_can_decode(uint32_t codec);
+
+/**
  * Creates a transcoder producing to_codec (SL_CODEC_AAC or SL_CODEC_OPUS)
  * and starts its worker thread. The encoder is opened here, so a missing
  * codec fails now, with a log line, not later. out is called on the loop
@@ -84,13 +93,14 @@ int sl_transcoder_new(uv_loop_t *loop, uint32_t to_codec, sl_transcoder_out_cb o
                       sl_transcoder_t **out_t);
 
 /**
- * Feeds one input audio frame: an AAC sequence header or raw frame, or an
- * Opus SequenceStart (OpusHead) or coded frame. The codec bytes are copied;
+ * Feeds one input audio frame: an AAC sequence header or raw frame, an
+ * Opus SequenceStart (OpusHead) or coded frame, or a G.711 or MP3 frame
+ * (no configuration needed; G.711 is 8 kHz mono). The codec bytes are copied;
  * the frame stays the caller's (it is never referenced off the loop).
  * Never blocks: when SL_TRANSCODE_QUEUE_MAX frames wait, the oldest coded
  * frame is dropped and counted (configurations are kept). End-of-sequence
- * markers are accepted and ignored. Returns 0, SL_EINVAL (not audio, not
- * AAC or Opus, or already the output codec), SL_ETOOBIG (frame larger than
+ * markers are accepted and ignored. Returns 0, SL_EINVAL (not audio, a
+ * codec sl_transcode_can_decode refuses, or already the output codec), SL_ETOOBIG (frame larger than
  * SL_TRANSCODE_FRAME_MAX), SL_ENOMEM, SL_ECLOSED (being freed).
  * Undecodable content is not an error here: the worker counts it.
  */

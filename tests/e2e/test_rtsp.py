@@ -382,3 +382,18 @@ def test_rtsps_publish_and_play(auth_srv, procs, secrets):
     assert set(got) == {"h264", "aac"}, got
     # The same stream over plain RTSP.
     wait_frames(rtsp_url(auth_srv, "open/tls"), {"h264": 12}, transport="tcp")
+
+
+def test_shutdown_with_a_publisher_and_its_player(sluice_factory, procs):
+    """SIGTERM while an RTSP publisher and an RTSP player of its stream are connected: closing
+    the publisher closes the player too, inside the server's loop over its connections (that
+    loop once stepped onto the player's unlinked node and spun forever). sluice must exit 0."""
+    s = sluice_factory(config={"rtsp": {"session_timeout": "10s"}})
+    lavfi_publish(procs, rtsp_url(s, "live/bye"), "tcp", name="ffmpeg-bye")
+    wait_frames(rtsp_url(s, "live/bye"), {"h264": 5}, transport="tcp")
+    procs.start(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-rtsp_transport", "tcp",
+                 "-i", rtsp_url(s, "live/bye"), "-f", "null", "-"], "ffmpeg-player")
+    # The second play of the stream (the first was wait_frames' ffprobe, gone now).
+    wait_until(lambda: len(re.findall(r"live/bye\] rtsp play started", s.log_text())) >= 2, T(20), 0.2,
+               "the player")
+    assert s.stop() == 0, s.log_tail(20)

@@ -46,9 +46,10 @@ pytestmark = pytest.mark.exclusive  # measures rates and delays: run alone (conf
 DELAY_S = float(os.environ.get("LIPSYNC_DELAY", "0.3"))
 OPUS_PT = 96
 # What the codecs add to the audio in the RTMP output: Opus pre-skip (312 samples at
-# 48 kHz, aiortc's encoder) and AAC priming (1024 samples, sluice's transcoder); FLV
-# says neither, so ffmpeg's beep onsets come that much late.
-CODEC_DELAY_MS = 28  # aiortc's Opus payload type (its first dynamic one)
+# 48 kHz, aiortc's encoder), which FLV does not say, so ffmpeg's beep onsets come that
+# much late. The AAC priming (1024 samples) of sluice's transcoder is taken off its
+# timestamps (media/transcode.h), so it adds nothing.
+CODEC_DELAY_MS = 7
 
 
 class AudioDelayRelay:

@@ -1,8 +1,8 @@
 /*
  * Fuzz target: the restream module's untrusted text and bytes: pull and
  * push entries (restream_spec.c; what sluice.yml and the API's bodies
- * become), and the worker's H.264 Annex B -> AVCC conversion of what a
- * camera sends (restream_io.c), into a small output buffer so that the
+ * become), and the worker's H.264 and H.265 Annex B -> length-prefixed
+ * conversions of what a camera sends (restream_io.c), into a small output buffer so that the
  * bound is hit too, and the same bytes as a restreamer servlet body
  * (restream_servlet.c). Nothing may read out of bounds; a refusal says why.
  */
@@ -47,6 +47,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = sl_rs_annexb_to_avcc(data, size, out, sizeof out, sps, &sps_len, pps, &pps_len,
                                   &changed, &idr);
     if (rc != SL_ETOOBIG && (rc < 0 || (size_t)rc > sizeof out))
+        __builtin_trap();
+    /* The same bytes as H.265 Annex B (VPS/SPS/PPS kept aside, the rest length-prefixed). */
+    static uint8_t vps[1024];
+    size_t vps_len = 0;
+    sps_len = pps_len = 0;
+    rc = sl_rs_annexb_to_hvcc(data, size, out, sizeof out, vps, &vps_len, sps, &sps_len, pps, &pps_len,
+                              &changed, &idr);
+    if (rc != SL_ETOOBIG && (rc < 0 || (size_t)rc > sizeof out))
+        __builtin_trap();
+    if (vps_len > sizeof vps || sps_len > sizeof sps || pps_len > sizeof pps)
         __builtin_trap();
     return 0;
 }

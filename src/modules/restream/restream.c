@@ -44,6 +44,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "media/audio_bridge.h"
 #include "media/flv.h"
 #include "modules/restream/restream_config.h"
 #include "modules/restream/restream_io.h"
@@ -78,6 +79,7 @@ typedef struct rs_pull {
     int from_api;
     int active;                   /* started: session registered, stream published */
     sl_stream_t *st;
+    sl_audio_bridge_t *abridge;   /* non-AAC audio (Opus, G.711, MP3): AAC for the hub, the original aside */
     sl_rs_chan_t *ch;
     sl_rs_input_t *in[2];         /* live, standby */
     int live_up;                  /* the live source is connected */
@@ -246,7 +248,13 @@ static void feed_frame(rs_pull_t *p, sl_frame_t *f)
 {
     if (!p->st)
         return;
-    sl_stream_push(p->st, f);
+    if (f->kind == SL_FLV_AUDIO && f->codec != SL_CODEC_AAC && !p->abridge &&
+        sl_audio_bridge_new(p->m->core->loop, p->st, &p->sess.log, &p->abridge))
+        p->abridge = NULL; /* no memory: the original goes into the hub as is */
+    if (f->kind == SL_FLV_AUDIO && p->abridge)
+        sl_audio_bridge_push(p->abridge, f);
+    else
+        sl_stream_push(p->st, f);
     if (!p->fed && !(f->flags & SL_FRAME_CONFIG) &&
         ((f->kind == SL_FLV_VIDEO && (f->flags & SL_FRAME_KEY)) ||
          (f->kind == SL_FLV_AUDIO && !p->cfg[p->cur][0]))) {
@@ -459,6 +467,8 @@ static void pull_deactivate(rs_pull_t *p, const char *why)
     p->live_up = 0;
     pull_resume_waiters(p);
     SL_LOGI(&p->sess.log, "pull stopped: %s", why);
+    sl_audio_bridge_free(p->abridge); /* before the unpublish: it pushes to the stream */
+    p->abridge = NULL;
     if (p->st) {
         sl_stream_t *st = p->st;
         p->st = NULL;

@@ -10,8 +10,10 @@
  * as ADTS. The input turns Annex B into AVCC (building avcC from the
  * SPS/PPS it meets, and sending a new sequence header when they change)
  * and strips ADTS headers (building the AudioSpecificConfig from the
- * first). HEVC is taken only when the source gives hvcC (RTMP, MP4): an
- * hvcC needs SPS/VPS parsing this module does not do.
+ * first). HEVC in Annex B (RTSP, MPEG-TS) is turned into length-prefixed
+ * NAL units the same way, its hvcC built from the VPS/SPS/PPS it meets
+ * (sl_h265_hvcc_record, media/rtp_h265.h, which reads profile, tier and
+ * level from the SPS).
  *
  * Interrupts. Every blocking libavformat call polls an interrupt callback
  * that answers "stop" when the loop asked the thread to end or a deadline
@@ -33,6 +35,7 @@
 #include "media/avpar.h"
 #include "media/flv.h"
 #include "media/rtp_h264.h"
+#include "media/rtp_h265.h"
 #include "sluice/errors.h"
 
 #define PS_MAX 1024                   /* an SPS or PPS larger than this is dropped */
@@ -341,9 +344,15 @@ static int is_annexb(const uint8_t *d, size_t len)
            (len >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 1);
 }
 
-int sl_rs_annexb_to_avcc(const uint8_t *data, size_t len, uint8_t *out, size_t cap,
-                         uint8_t *sps, size_t *sps_len, uint8_t *pps, size_t *pps_len,
-                         int *changed, int *has_idr)
+/*
+ * Annex B -> 4-byte length-prefixed NAL units, for H.264 (hevc 0: SPS 7,
+ * PPS 8 kept aside, AUD 9 dropped, IDR 5 is a keyframe) and H.265 (hevc
+ * 1: VPS 32, SPS 33, PPS 34 kept aside, AUD 35 dropped, IRAP 16-23 is a
+ * keyframe). ps[i]/ps_len[i]: the parameter sets (VPS, SPS, PPS; H.264
+ * has no VPS: ps[0] unused), each at most PS_MAX bytes (larger: dropped).
+ */
+static int annexb_convert(const uint8_t *data, size_t len, uint8_t *out, size_t cap, int hevc,
+                          uint8_t *ps[3], size_t *ps_len[3], int *changed, int *is_key)
 {
     size_t o = 0, sc;
     size_t pos = next_start(data, len, 0, &sc);
@@ -356,18 +365,19 @@ int sl_rs_annexb_to_avcc(const uint8_t *data, size_t len, uint8_t *out, size_t c
         while (n > 0 && data[nal + n - 1] == 0 && sc2 == 0)
             n--;
         if (n > 0) {
-            uint8_t type = data[nal] & 0x1f;
-            if ((type == 7 || type == 8) && n <= PS_MAX) {
-                uint8_t *dst = type == 7 ? sps : pps;
-                size_t *dl = type == 7 ? sps_len : pps_len;
-                if (*dl != n || memcmp(dst, data + nal, n) != 0) {
-                    memcpy(dst, data + nal, n);
-                    *dl = n;
+            unsigned type = hevc ? (data[nal] >> 1) & 0x3fu : data[nal] & 0x1fu;
+            int set = hevc ? (type >= 32 && type <= 34 ? (int)type - 32 : -1)
+                           : (type == 7 ? 1 : type == 8 ? 2 : -1);
+            int aud = hevc ? type == 35 : type == 9;
+            if (set >= 0) {
+                if (n <= PS_MAX && (*ps_len[set] != n || memcmp(ps[set], data + nal, n) != 0)) {
+                    memcpy(ps[set], data + nal, n);
+                    *ps_len[set] = n;
                     *changed = 1;
                 }
-            } else if (type != 9 && type != 7 && type != 8) {
-                if (type == 5)
-                    *has_idr = 1;
+            } else if (!aud) {
+                if (hevc ? type >= 16 && type <= 23 : type == 5)
+                    *is_key = 1;
                 if (o + 4 + n > cap)
                     return SL_ETOOBIG;
                 out[o] = (uint8_t)(n >> 24);
@@ -384,6 +394,25 @@ int sl_rs_annexb_to_avcc(const uint8_t *data, size_t len, uint8_t *out, size_t c
     return (int)o;
 }
 
+int sl_rs_annexb_to_avcc(const uint8_t *data, size_t len, uint8_t *out, size_t cap,
+                         uint8_t *sps, size_t *sps_len, uint8_t *pps, size_t *pps_len,
+                         int *changed, int *has_idr)
+{
+    size_t unused = 0;
+    uint8_t *ps[3] = {NULL, sps, pps};
+    size_t *ps_len[3] = {&unused, sps_len, pps_len};
+    return annexb_convert(data, len, out, cap, 0, ps, ps_len, changed, has_idr);
+}
+
+int sl_rs_annexb_to_hvcc(const uint8_t *data, size_t len, uint8_t *out, size_t cap,
+                         uint8_t *vps, size_t *vps_len, uint8_t *sps, size_t *sps_len,
+                         uint8_t *pps, size_t *pps_len, int *changed, int *has_irap)
+{
+    uint8_t *ps[3] = {vps, sps, pps};
+    size_t *ps_len[3] = {vps_len, sps_len, pps_len};
+    return annexb_convert(data, len, out, cap, 1, ps, ps_len, changed, has_irap);
+}
+
 /* ------------------------------------------------------------------ */
 /* inputs                                                              */
 
@@ -396,8 +425,8 @@ struct sl_rs_input {
     uint32_t vcodec, acodec;
     int vcfg_sent, acfg_sent;
     int seg_start;
-    uint8_t sps[PS_MAX], pps[PS_MAX];
-    size_t sps_len, pps_len;
+    uint8_t vps[PS_MAX], sps[PS_MAX], pps[PS_MAX]; /* parameter sets (VPS: H.265 only) */
+    size_t vps_len, sps_len, pps_len;
     uint8_t *au;                     /* AVCC scratch (AU_MAX) */
     /* pacing (file_loop) */
     int64_t wall0_us, dts0_ms;
@@ -450,6 +479,32 @@ static void send_avc_config(sl_rs_input_t *in, int64_t dts_ms)
     }
 }
 
+/* The hvcC of the VPS/SPS/PPS seen so far, as the H.265 sequence header. */
+static void send_hevc_config(sl_rs_input_t *in, int64_t dts_ms)
+{
+    uint8_t rec[SL_H265_MAX_RECORD];
+    int n = sl_h265_hvcc_record(in->vps, in->vps_len, in->sps, in->sps_len, in->pps, in->pps_len, rec,
+                                sizeof rec);
+    if (n > 0) {
+        post_frame(in, SL_FLV_VIDEO, SL_CODEC_HEVC, 1, 1, 0, dts_ms, rec, (size_t)n);
+        in->vcfg_sent = 1;
+    }
+}
+
+/* Annex B H.265 (RTSP, MPEG-TS, HLS sources) to hvcC frames. */
+static void hevc_annexb(sl_rs_input_t *in, const uint8_t *d, size_t n, int key, int32_t cts, int64_t dts_ms)
+{
+    int changed = 0, irap = 0;
+    int o = sl_rs_annexb_to_hvcc(d, n, in->au, AU_MAX, in->vps, &in->vps_len, in->sps, &in->sps_len,
+                                 in->pps, &in->pps_len, &changed, &irap);
+    if (o < 0)
+        return;
+    if (changed && in->vps_len && in->sps_len && in->pps_len)
+        send_hevc_config(in, dts_ms);
+    if (o > 0 && in->vcfg_sent)
+        post_frame(in, SL_FLV_VIDEO, SL_CODEC_HEVC, 0, key || irap, cts, dts_ms, in->au, (size_t)o);
+}
+
 /* The AudioSpecificConfig of an ADTS header (2 bytes into asc). */
 static void adts_asc(const uint8_t *h, uint8_t asc[2])
 {
@@ -470,6 +525,8 @@ static void send_configs(sl_rs_input_t *in, int64_t dts_ms)
         if (exn > 0 && ex[0] == 1) {
             post_frame(in, SL_FLV_VIDEO, in->vcodec, 1, 1, 0, dts_ms, ex, exn);
             in->vcfg_sent = 1;
+        } else if (exn > 0 && in->vcodec == SL_CODEC_HEVC && is_annexb(ex, exn)) {
+            hevc_annexb(in, ex, exn, 0, 0, dts_ms); /* parameter sets only: the hvcC */
         } else if (exn > 0 && in->vcodec == SL_CODEC_AVC && is_annexb(ex, exn)) {
             int changed = 0, idr = 0;
             if (sl_rs_annexb_to_avcc(ex, exn, in->au, AU_MAX, in->sps, &in->sps_len, in->pps,
@@ -525,8 +582,12 @@ static void on_packet(sl_rs_input_t *in, AVPacket *pkt)
                        in->au, (size_t)o);
             return;
         }
+        if (in->vcodec == SL_CODEC_HEVC && is_annexb(d, n)) {
+            hevc_annexb(in, d, n, key, (int32_t)cts, dts_ms);
+            return;
+        }
         if (is_annexb(d, n) || !in->vcfg_sent)
-            return; /* HEVC in Annex B (no hvcC): not taken */
+            return;
         post_frame(in, SL_FLV_VIDEO, in->vcodec, 0, key, (int32_t)cts, dts_ms, d, n);
         return;
     }
@@ -577,6 +638,11 @@ static uint32_t pick_codec(const AVCodecParameters *par)
     case AV_CODEC_ID_HEVC: return SL_CODEC_HEVC;
     case AV_CODEC_ID_AAC: return SL_CODEC_AAC;
     case AV_CODEC_ID_OPUS: return SL_CODEC_OPUS;
+    /* These reach the hub through the pull's audio bridge (AAC for HLS
+     * and RTMP; the original for RTSP players and WHEP viewers). */
+    case AV_CODEC_ID_PCM_ALAW: return SL_CODEC_FLV_AUDIO(7);
+    case AV_CODEC_ID_PCM_MULAW: return SL_CODEC_FLV_AUDIO(8);
+    case AV_CODEC_ID_MP3: return SL_CODEC_MP3;
     default: return 0;
     }
 }
@@ -623,11 +689,14 @@ static int input_session(sl_rs_input_t *in, char *why, size_t cap, int *opened)
         }
     }
     if (in->vi < 0 && in->ai < 0) {
-        snprintf(why, cap, "no H.264, H.265, AAC or Opus track");
+        snprintf(why, cap, "no H.264, H.265, AAC, Opus, G.711 or MP3 track");
         return SL_EPROTO;
     }
     in->vcfg_sent = in->acfg_sent = 0;
-    in->sps_len = in->pps_len = 0;
+    /* G.711 and MP3 have no configuration: their frames go at once. */
+    if (in->ai >= 0 && in->acodec != SL_CODEC_AAC && in->acodec != SL_CODEC_OPUS)
+        in->acfg_sent = 1;
+    in->vps_len = in->sps_len = in->pps_len = 0;
     in->seg_start = 1;
     in->clock_set = 0;
     *opened = 1;

@@ -150,4 +150,15 @@ int sl_rs_annexb_to_avcc(const uint8_t *data, size_t len, uint8_t *out, size_t c
                          uint8_t *sps, size_t *sps_len, uint8_t *pps, size_t *pps_len,
                          int *changed, int *has_idr);
 
+/**
+ * The same for one H.265 Annex B access unit: VPS, SPS and PPS (NAL types
+ * 32-34) are copied into vps/sps/pps (each buffer at least 1024 bytes;
+ * larger sets are dropped), access unit delimiters dropped, *has_irap set
+ * for an IRAP picture (types 16-23). Returns the length-prefixed length (0
+ * when only parameter sets were present), or SL_ETOOBIG.
+ */
+int sl_rs_annexb_to_hvcc(const uint8_t *data, size_t len, uint8_t *out, size_t cap,
+                         uint8_t *vps, size_t *vps_len, uint8_t *sps, size_t *sps_len,
+                         uint8_t *pps, size_t *pps_len, int *changed, int *has_irap);
+
 #endif

@@ -17,6 +17,7 @@
 #include "app/core.h"
 #include "base/buf.h"
 #include "base/tls.h"
+#include "media/audio_bridge.h"
 #include "media/rtp_aac.h"
 #include "media/rtp_h264.h"
 #include "media/rtp_h265.h"
@@ -147,9 +148,11 @@ struct rtsp_conn {
     /* publishing */
     sl_stream_t *stream;
     sl_rtp_sync_t sync;
+    struct sl_audio_bridge *abridge; /* Opus/G.711 audio: AAC for the hub, the original for side players */
     /* playing */
     sl_sink_t sink;
     int sink_on;
+    sl_audio_side_t aside;       /* the publisher's original audio through its bridge (attached or not) */
     int need_key;
     int video_track, audio_track; /* index or -1 */
 };

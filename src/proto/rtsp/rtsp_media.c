@@ -19,9 +19,12 @@
  * Timestamps out: pts (dts + cts) in the track's clock from a random base.
  *
  * Codecs: H.264 (RFC 6184), H.265 (RFC 7798) -> 'hvc1' E-RTMP frames, AAC
- * (RFC 3640 AAC-hbr), Opus (RFC 7587, into the hub as E-RTMP Opus, as a
- * WHIP publisher's with webrtc.transcode_audio off), G.711 PCMA/PCMU (FLV
- * sound formats 7/8).
+ * (RFC 3640 AAC-hbr), Opus (RFC 7587), G.711 PCMA/PCMU (FLV sound formats
+ * 7/8). Opus and G.711 go through an audio bridge (media/audio_bridge.h):
+ * the hub gets AAC while a sink needs it (HLS, RTMP, the recorder), and
+ * RTSP players and WHEP viewers get the original through the bridge's
+ * side path, as do this file's players of any bridged publisher (WHIP,
+ * SRT, a pull).
  */
 #include <stdio.h>
 #include <string.h>
@@ -300,6 +303,27 @@ static void on_aac_frame(void *ud, uint32_t ts, const uint8_t *au, size_t len)
     push_body(c, SL_FLV_AUDIO, dts, sl_aac_flv_frame_body(au, len));
 }
 
+/*
+ * Opus or G.711 of the publisher: into its audio bridge, which gives the
+ * hub AAC while a sink needs it and hands the original to side players
+ * (RTSP players, WHEP viewers). Without a bridge (no memory) the hub gets
+ * the original, as RTMP would carry it.
+ */
+static void push_bridged(rtsp_conn_t *c, int64_t dts, sl_buf_t *body)
+{
+    if (!body)
+        return;
+    if (!c->abridge || !c->stream) {
+        push_body(c, SL_FLV_AUDIO, dts, body);
+        return;
+    }
+    sl_frame_t *f;
+    if (sl_frame_new(SL_FLV_AUDIO, (uint32_t)(dts < 0 ? 0 : dts), body, &f))
+        return;
+    sl_audio_bridge_push(c->abridge, f);
+    sl_frame_unref(f);
+}
+
 /* A packet in sequence order out of the receive buffer. */
 static void on_packet(void *ud, const uint8_t *p, size_t len)
 {
@@ -315,10 +339,10 @@ static void on_packet(void *ud, const uint8_t *p, size_t len)
     else if (t->aac)
         sl_aac_depack_push(t->aac, &h);
     else if (t->codec == SL_CODEC_OPUS)
-        push_body(c, SL_FLV_AUDIO, track_dts(c, t, h.ts), sl_opus_flv_frame_body(h.payload, h.payload_len));
+        push_bridged(c, track_dts(c, t, h.ts), sl_opus_flv_frame_body(h.payload, h.payload_len));
     else if (t->codec == SL_CODEC_FLV_AUDIO(7) || t->codec == SL_CODEC_FLV_AUDIO(8))
-        push_body(c, SL_FLV_AUDIO, track_dts(c, t, h.ts),
-                  sl_g711_flv_frame_body(t->codec == SL_CODEC_FLV_AUDIO(7), h.payload, h.payload_len));
+        push_bridged(c, track_dts(c, t, h.ts),
+                     sl_g711_flv_frame_body(t->codec == SL_CODEC_FLV_AUDIO(7), h.payload, h.payload_len));
 }
 
 static void on_loss(void *ud, uint16_t first, uint16_t count)
@@ -366,6 +390,11 @@ int rtsp_pub_start(rtsp_conn_t *c)
                 t->clock = rate;
             if (!(t->aac = sl_aac_depack_new(&t->aac_fmtp, 1024, on_aac_frame, t)))
                 goto nomem;
+        } else if (t->kind == SL_SDP_AUDIO && !c->abridge) {
+            /* Opus, PCMA, PCMU: HLS, RTMP and the recorder need AAC. */
+            if (sl_audio_bridge_new(c->srv->core->loop, st, &c->sess.log, &c->abridge))
+                goto nomem;
+            sl_audio_bridge_set_codec(c->abridge, t->codec);
         }
     }
     sl_session_set_role(&c->sess, SL_ROLE_PUBLISHER);
@@ -393,6 +422,8 @@ void rtsp_pub_stop(rtsp_conn_t *c)
         t->h265 = NULL;
         t->aac = NULL;
     }
+    sl_audio_bridge_free(c->abridge); /* before the unpublish: it pushes to the stream */
+    c->abridge = NULL;
     if (!c->stream)
         return;
     sl_stream_t *st = c->stream;
@@ -538,6 +569,11 @@ int rtsp_describe(rtsp_conn_t *c, sl_stream_t *st, const char *host, char *out, 
     }
     const uint8_t *acfg = config_of(st->audio_config, &clen);
     uint32_t ac = st->audio_codec;
+    /* A bridged publisher's original audio (Opus, G.711) when RTP carries it:
+     * the player gets it untouched through the bridge's side path. */
+    uint32_t bc = sl_audio_bridge_codec(sl_audio_bridge_of(st));
+    if (bc == SL_CODEC_OPUS || bc == SL_CODEC_FLV_AUDIO(7) || bc == SL_CODEC_FLV_AUDIO(8))
+        ac = bc;
     if ((ac == SL_CODEC_AAC && acfg && clen >= 2) || ac == SL_CODEC_OPUS || ac == SL_CODEC_FLV_AUDIO(7) ||
         ac == SL_CODEC_FLV_AUDIO(8)) {
         rtsp_track_t *t = &c->tracks[c->n_tracks];
@@ -652,6 +688,15 @@ static const sl_sink_ops_t sink_ops = {
     .on_unpublish = sink_on_unpublish,
 };
 
+/* The publisher's original audio from its bridge: as any frame of the track
+ * (the hub's AAC has another codec than the track and is skipped). */
+static void side_on_frame(sl_audio_side_t *side, sl_frame_t *f)
+{
+    rtsp_conn_t *c = side->ctx;
+    if (c->sink_on)
+        sink_on_frame(&c->sink, f);
+}
+
 int rtsp_play_start(rtsp_conn_t *c)
 {
     sl_stream_t *st = sl_hub_find(c->srv->core->hub, c->path);
@@ -668,6 +713,11 @@ int rtsp_play_start(rtsp_conn_t *c)
         c->sink_on = 0;
         return rc;
     }
+    sl_audio_bridge_t *ab = sl_audio_bridge_of(c->sink.stream);
+    if (ab && c->audio_track >= 0 && c->tracks[c->audio_track].codec == sl_audio_bridge_codec(ab)) {
+        c->aside = (sl_audio_side_t){.on_frame = side_on_frame, .ctx = c, .sink = &c->sink};
+        sl_audio_bridge_side_add(ab, &c->aside);
+    }
     SL_LOGI(&c->sess.log, "rtsp play started");
     return 0;
 }
@@ -677,6 +727,7 @@ void rtsp_play_stop(rtsp_conn_t *c, const char *reason)
     if (!c->sink_on)
         return;
     c->sink_on = 0;
+    sl_audio_bridge_side_remove(&c->aside);
     sl_stream_remove_sink(&c->sink);
     sl_events_emit_session(c->srv->core, &c->sess, SL_EV_PLAY_STOP, reason);
     sl_session_set_role(&c->sess, SL_ROLE_NONE);

@@ -1285,9 +1285,12 @@ void sl_rtsp_server_stop(sl_rtsp_server_t *s)
         return;
     srv->stopping = 1;
     sl_listener_stop(&srv->net);
-    sl_list_t *it, *nx;
-    sl_list_foreach_safe(it, nx, &srv->conns)
-        rtsp_conn_close(sl_container_of(it, rtsp_conn_t, link), "server shutting down");
+    /* Always the first: closing a publisher unpublishes its stream, which
+     * closes that stream's RTSP players, and one of them may be the next
+     * node a saved-next iteration would step onto (unlinked, self-linked:
+     * the loop never ended and shutdown hung). Each close unlinks its conn. */
+    while (!sl_list_empty(&srv->conns))
+        rtsp_conn_close(sl_container_of(srv->conns.next, rtsp_conn_t, link), "server shutting down");
     maybe_finish_stop(srv);
 }
 

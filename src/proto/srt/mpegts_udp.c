@@ -60,6 +60,7 @@ typedef struct entry {
     unsigned gen;             /* the publish the session belongs to (0: none yet) */
     sl_session_t *sess;       /* open while publishing */
     sl_stream_t *stream_h;
+    sl_audio_bridge_t *abridge;     /* Opus publisher: AAC for the hub, Opus for side players */
     int kicked;
 } entry_t;
 
@@ -177,6 +178,8 @@ static void end_publish(entry_t *e, const char *reason)
     sl_core_t *core = e->u->core;
     if (!e->sess)
         return;
+    sl_audio_bridge_free(e->abridge); /* before the unpublish: it pushes to the stream */
+    e->abridge = NULL;
     if (e->stream_h) {
         SL_LOGI(e->sess ? &e->sess->log : NULL, "mpegts publish stopped (%llu frames)",
                 (unsigned long long)e->stream_h->stats.frames_in);
@@ -245,7 +248,8 @@ static void on_async(uv_async_t *h)
         sl_list_t items;
         sl_list_init(&items);
         sl__srt_q_take(&e->q, &items);
-        uint64_t bytes = sl__srt_push_items(e->kicked ? NULL : e->stream_h, &items);
+        uint64_t bytes = sl__srt_push_items(e->kicked ? NULL : e->stream_h, &e->abridge, e->u->core->loop,
+                                            e->sess ? &e->sess->log : NULL, &items);
         if (e->sess)
             e->sess->bytes_in += bytes, e->sess->msgs_in++;
         if (e->kicked && e->sess)

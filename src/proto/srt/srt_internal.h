@@ -21,6 +21,7 @@
 #include "app/core.h"
 #include "base/buf.h"
 #include "base/list.h"
+#include "media/audio_bridge.h"
 
 /* One demuxed frame on its way to the loop. */
 typedef struct sl__srt_qitem {
@@ -56,8 +57,14 @@ void sl__srt_q_cleanup(sl__srt_q_t *q);
 int sl__srt_body_is_config(uint8_t kind, const sl_buf_t *body);
 /** 1 when an FLV video tag body is a keyframe. */
 int sl__srt_body_is_key(const sl_buf_t *body);
-/** Pushes taken items into st (NULL: just frees them); returns the bytes pushed. */
-uint64_t sl__srt_push_items(sl_stream_t *st, sl_list_t *items);
+/**
+ * Pushes taken items into st (NULL: just frees them); returns the bytes
+ * pushed. Audio other than AAC (Opus in TS) goes through the publisher's
+ * audio bridge *ab, created here at its first such frame (loop and log,
+ * borrowed, are for that); the caller frees *ab before unpublishing.
+ */
+uint64_t sl__srt_push_items(sl_stream_t *st, sl_audio_bridge_t **ab, uv_loop_t *loop,
+                            const sl_log_ctx_t *log, sl_list_t *items);
 
 /* The servers (srt_server.c, mpegts_udp.c). */
 typedef struct sl__srt_server sl__srt_server_t;

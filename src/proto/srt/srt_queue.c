@@ -99,7 +99,8 @@ void sl__srt_q_cleanup(sl__srt_q_t *q)
     uv_mutex_destroy(&q->mu);
 }
 
-uint64_t sl__srt_push_items(sl_stream_t *st, sl_list_t *items)
+uint64_t sl__srt_push_items(sl_stream_t *st, sl_audio_bridge_t **ab, uv_loop_t *loop,
+                            const sl_log_ctx_t *log, sl_list_t *items)
 {
     uint64_t bytes = 0;
     while (!sl_list_empty(items)) {
@@ -108,7 +109,15 @@ uint64_t sl__srt_push_items(sl_stream_t *st, sl_list_t *items)
         bytes += it->body->len;
         sl_frame_t *f;
         if (st && sl_frame_new(it->kind, (uint32_t)(it->dts_ms < 0 ? 0 : it->dts_ms), it->body, &f) == 0) {
-            sl_stream_push(st, f);
+            /* Opus (or any audio but AAC): HLS and RTMP need AAC, which the
+             * bridge makes while they are there; RTSP and WHEP players get
+             * the Opus as is from its side path. */
+            if (f->kind == SL_FLV_AUDIO && f->codec != SL_CODEC_AAC && ab && !*ab && loop)
+                (void)sl_audio_bridge_new(loop, st, log, ab);
+            if (f->kind == SL_FLV_AUDIO && ab && *ab)
+                sl_audio_bridge_push(*ab, f);
+            else
+                sl_stream_push(st, f);
             sl_frame_unref(f);
         } else if (!st) {
             sl_buf_unref(it->body);

@@ -81,6 +81,7 @@ typedef struct srt_sess {
     int encrypted;
     /* publisher */
     sl_stream_t *stream;
+    sl_audio_bridge_t *abridge;     /* Opus publisher: AAC for the hub, Opus for side players */
     uv_thread_t thread;
     int thread_on;
     atomic_int stop;          /* the demux thread must end */
@@ -448,7 +449,8 @@ static void pub_drain(srt_sess_t *s)
     sl_list_t items;
     sl_list_init(&items);
     sl__srt_q_take(&s->q, &items);
-    sl__srt_push_items(s->state == ST_LIVE ? s->stream : NULL, &items);
+    sl__srt_push_items(s->state == ST_LIVE ? s->stream : NULL, &s->abridge, s->srv->core->loop, &s->sess.log,
+                       &items);
 }
 
 static void sess_close(srt_sess_t *s)
@@ -476,6 +478,8 @@ static void sess_close(srt_sess_t *s)
         sl__srt_q_cleanup(&s->q);
         s->q_on = 0;
     }
+    sl_audio_bridge_free(s->abridge); /* before the unpublish: it pushes to the stream */
+    s->abridge = NULL;
     if (s->stream) {
         sl_stream_t *st = s->stream;
         s->stream = NULL;

@@ -39,6 +39,7 @@
 #include "app/svc/http.h"
 #include "base/list.h"
 #include "base/map.h"
+#include "media/audio_bridge.h"
 #include "media/rtp_sync.h"
 #include "media/stream.h"
 #include "proto/webrtc/webrtc_config.h"
@@ -65,8 +66,6 @@ struct wrtc_pacer;
 #define WRTC_TCP_MAX_PACKET 1600  /* ICE-TCP: a larger framed packet closes the connection */
 #define WRTC_TCP_PENDING_MAX 1024 /* ICE-TCP connections not bound to a session yet */
 #define WRTC_RATE_N 5             /* 1 s byte samples: bitrates over the last 4-5 s */
-#define WRTC_TRANSCODE_GRACE_MS 5000 /* Opus->AAC runs on this long after its last consumer left */
-#define WRTC_TRANSCODE_RETRY_MS 5000 /* a transcoder that failed to start is retried after this */
 #define WRTC_PACE_MS 5            /* the pacing timer, while some viewer has packets queued */
 
 typedef struct wrtc wrtc_t;
@@ -225,9 +224,9 @@ struct wrtc_pc {
     uint64_t last_twcc_ms;
     struct sl_h264_depack *h264;
     struct sl_vp8_depack *vp8;     /* VP8 publishers (WebRTC viewers only: RTMP/HLS need H.264) */
-    struct sl_transcoder *to_aac;  /* Opus -> AAC into the hub, only while someone needs AAC */
-    uint64_t aac_idle_ms;          /* loop time since which nobody needs AAC (0: someone does) */
-    uint64_t aac_failed_ms;        /* loop time the transcoder last failed to start (0: never) */
+    struct sl_audio_bridge *abridge; /* publisher: Opus -> AAC into the hub while someone needs
+                                        AAC, Opus to side players (NULL: transcode_audio off) */
+    struct sl_audio_side aside;    /* viewer: Opus of a bridged (RTSP, SRT) publisher, as is */
     sl_rtp_sync_t sync;            /* the tracks' timeline: arrival, then the sender's SRs */
     int sync_v, sync_a;            /* track indexes in sync, -1 = none */
     int sync_noted;                /* the switch to sender reports was logged */

@@ -4,10 +4,11 @@
  * webrtc.nack_buffer) -> the H.264 depacketizer -> FLV AVC frames pushed
  * to the stream, so RTMP, HTTP-FLV, HLS and the recorder see a WebRTC
  * publisher like any other. Opus goes two ways: as is to the stream's
- * WebRTC viewers, and through one Opus->AAC transcoder (off the loop) into
- * the hub for everyone else, only while the stream has a consumer that
- * needs AAC (polled from the tick, stopped WRTC_TRANSCODE_GRACE_MS after
- * the last one left). Timestamps: each track is anchored at the arrival of
+ * WebRTC viewers, and through the stream's audio bridge (media/audio_bridge.h:
+ * one Opus->AAC transcoder off the loop) into the hub for everyone else,
+ * only while the stream has a consumer that needs AAC (checked at each
+ * packet and from the tick, stopped SL_AUDIO_BRIDGE_GRACE_MS after the
+ * last one left); the bridge also hands the Opus to RTSP players. Timestamps: each track is anchored at the arrival of
  * its first packet and advanced by its RTP clock until both tracks have a
  * sender report; then RTP timestamps are mapped to the sender's clock so
  * the tracks are lip-synced (media/rtp_sync.h). The publisher's timers
@@ -27,7 +28,7 @@
 #include "media/rtp_h264.h"
 #include "media/rtp_rx.h"
 #include "media/rtp_vp8.h"
-#include "media/transcode.h"
+#include "media/audio_bridge.h"
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"
 
@@ -165,94 +166,31 @@ static void on_video_loss(void *ud, uint16_t first, uint16_t count)
         sl_vp8_depack_loss(pc->vp8);
 }
 
-static void on_aac_out(void *ud, sl_frame_t *f)
-{
-    wrtc_pc_t *pc = ud;
-    if (pc->stream)
-        sl_stream_push(pc->stream, f);
-}
-
 /*
- * Starts the Opus->AAC transcoder. Its first output is the AAC sequence
- * header, then frames from the next Opus packet on, with that packet's
- * dts. A failure (no AAC encoder) is logged by the transcoder and retried
- * after WRTC_TRANSCODE_RETRY_MS, not on every tick.
+ * The stream's sinks this publisher feeds Opus itself, so they need no
+ * AAC: the stream's own WebRTC viewers (they get the publisher's Opus
+ * from on_opus) and the AAC->Opus tap (idle while a WebRTC publisher
+ * feeds the stream). Every other sink (RTMP and HTTP-FLV players, the HLS
+ * segmenter, the recorder, an RTSP player without an Opus side) needs AAC:
+ * the audio bridge (media/audio_bridge.h) counts them and runs Opus->AAC
+ * only while there is one.
  */
-static void aac_start(wrtc_pc_t *pc, uint64_t now, const char *why)
+static size_t own_opus_sinks(void *ud)
 {
-    if (pc->aac_failed_ms && now - pc->aac_failed_ms < WRTC_TRANSCODE_RETRY_MS)
-        return;
-    int rc = sl_transcoder_new(pc->w->core->loop, SL_CODEC_AAC, on_aac_out, pc, &pc->to_aac);
-    if (rc) {
-        pc->to_aac = NULL;
-        pc->aac_failed_ms = now ? now : 1;
-        SL_LOGW(&pc->sess.log, "webrtc: cannot start the Opus->AAC transcoder: %s", sl_strerror(rc));
-        return;
-    }
-    pc->aac_failed_ms = 0;
-    SL_LOGI(&pc->sess.log, "webrtc: Opus->AAC transcoding started (%s)", why);
-}
-
-static void aac_stop(wrtc_pc_t *pc, const char *why)
-{
-    if (!pc->to_aac)
-        return;
-    sl_transcoder_free(pc->to_aac);
-    pc->to_aac = NULL;
-    SL_LOGI(&pc->sess.log, "webrtc: Opus->AAC transcoding stopped (%s)", why);
-}
-
-/*
- * The stream's sinks that want its audio in AAC: all of them but the
- * stream's own WebRTC viewers (they get the publisher's Opus) and the
- * AAC->Opus tap (idle while a WebRTC publisher feeds the stream). RTMP and
- * HTTP-FLV players, the HLS segmenter, the recorder and whatever module
- * adds a sink count.
- */
-static size_t aac_consumers(const wrtc_pc_t *pc)
-{
+    const wrtc_pc_t *pc = ud;
     const sl_stream_t *st = pc->stream;
-    if (!st)
-        return 0;
     size_t own = 0;
-    if (pc->ws) {
-        sl_list_t *it, *nx;
-        sl_list_foreach_safe(it, nx, &pc->ws->viewers) {
-            const wrtc_pc_t *v = sl_container_of(it, wrtc_pc_t, vlink);
-            if (v->sink_on && v->sink.stream == st)
-                own++;
-        }
-        if (pc->ws->tap_on && pc->ws->tap.stream == st)
+    if (!st || !pc->ws)
+        return 0;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &pc->ws->viewers) {
+        const wrtc_pc_t *v = sl_container_of(it, wrtc_pc_t, vlink);
+        if (v->sink_on && v->sink.stream == st)
             own++;
     }
-    return st->n_sinks > own ? st->n_sinks - own : 0;
-}
-
-/*
- * From the publisher's tick: Opus->AAC runs only while the stream has a
- * consumer that needs AAC. It starts at the first tick that sees one (20
- * ms at most) and stops WRTC_TRANSCODE_GRACE_MS after the last one left,
- * so a player that reconnects, or HLS/recording toggled quickly, does not
- * restart it.
- */
-static void aac_update(wrtc_pc_t *pc, uint64_t now)
-{
-    if (!pc->stream || !pc->has_audio || !sl_webrtc_cfg(pc->w->core->cfg)->transcode_audio) {
-        aac_stop(pc, "not wanted");
-        return;
-    }
-    if (aac_consumers(pc) > 0) {
-        pc->aac_idle_ms = 0;
-        if (!pc->to_aac)
-            aac_start(pc, now, "a consumer needs AAC");
-        return;
-    }
-    if (!pc->to_aac)
-        return;
-    if (!pc->aac_idle_ms)
-        pc->aac_idle_ms = now ? now : 1;
-    else if (now - pc->aac_idle_ms >= WRTC_TRANSCODE_GRACE_MS)
-        aac_stop(pc, "no consumer needs AAC");
+    if (pc->ws->tap_on && pc->ws->tap.stream == st)
+        own++;
+    return own;
 }
 
 /* An Opus packet of the publisher: to the viewers as is, to the hub as AAC. */
@@ -260,14 +198,12 @@ static void on_opus(wrtc_pc_t *pc, const uint8_t *opus, size_t len, uint32_t rtp
 {
     int64_t dts = track_dts(pc, 0, rtp_ts);
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(pc->w->core->cfg);
-    if (sl_rtp_sync_take_jump(&pc->sync, pc->sync_a) > 20 && pc->to_aac) {
+    if (sl_rtp_sync_take_jump(&pc->sync, pc->sync_a) > 20) {
         /* The audio track stepped forward (by more than an Opus frame) at the
          * switch to sender reports. The transcoder follows its input by
          * sample count and resyncs only beyond SL_TRANSCODE_RESYNC_MS: a new
          * one starts at this dts (a few frames in flight are lost, once). */
-        uint64_t now = uv_now(pc->w->core->loop);
-        aac_stop(pc, "audio timeline moved to the sender's clock");
-        aac_start(pc, now, "audio timeline moved to the sender's clock");
+        sl_audio_bridge_restart(pc->abridge, "audio timeline moved to the sender's clock");
     }
     if (!wc->transcode_audio) {
         /* No AAC wanted: Opus goes into the hub as Enhanced RTMP audio. */
@@ -286,14 +222,16 @@ static void on_opus(wrtc_pc_t *pc, const uint8_t *opus, size_t len, uint32_t rtp
         }
         sl_buf_unref(b);
     }
-    if (!pc->to_aac)
+    if (!pc->abridge)
         return;
+    /* To the bridge: AAC for the hub while someone needs it, and the Opus
+     * as is to its side subscribers (an RTSP player of this stream). */
     sl_buf_t *b = sl_opus_flv_frame_body(opus, len);
     if (!b)
         return;
     sl_frame_t *f;
     if (sl_frame_new(SL_FLV_AUDIO, (uint32_t)(dts < 0 ? 0 : dts), b, &f) == 0) {
-        sl_transcoder_push(pc->to_aac, f);
+        sl_audio_bridge_push(pc->abridge, f);
         sl_frame_unref(f);
     }
 }
@@ -320,9 +258,16 @@ int wrtc_pub_start(wrtc_pc_t *pc)
     sl_rtp_sync_init(&pc->sync);
     pc->sync_v = pc->has_video && pc->vrx ? sl_rtp_sync_add_track(&pc->sync, 90000) : -1;
     pc->sync_a = pc->has_audio ? sl_rtp_sync_add_track(&pc->sync, 48000) : -1;
-    /* Opus->AAC starts with the first consumer that needs it (aac_update);
-     * one already attached (HLS, a recorder, a waiting player) starts it now. */
-    aac_update(pc, uv_now(w->core->loop));
+    /* Opus->AAC starts with the first consumer that needs it (the bridge's
+     * policy); one already attached (HLS, a recorder, a waiting player)
+     * starts it now. Without the bridge (webrtc.transcode_audio off, or no
+     * memory) Opus goes into the hub as is. */
+    if (pc->has_audio && wc->transcode_audio &&
+        sl_audio_bridge_new(w->core->loop, st, &pc->sess.log, &pc->abridge) == 0) {
+        sl_audio_bridge_set_own(pc->abridge, own_opus_sinks, pc);
+        sl_audio_bridge_set_codec(pc->abridge, SL_CODEC_OPUS);
+        sl_audio_bridge_update(pc->abridge, uv_now(w->core->loop));
+    }
     /* Transport-wide congestion control feedback (the browser's bandwidth
      * estimate rises only with it when transport-cc was negotiated). */
     if (pc->ext_twcc)
@@ -338,7 +283,8 @@ int wrtc_pub_start(wrtc_pc_t *pc)
 void wrtc_pub_stop(wrtc_pc_t *pc, const char *reason)
 {
     (void)reason;
-    aac_stop(pc, "publish stopped");
+    sl_audio_bridge_free(pc->abridge);
+    pc->abridge = NULL;
     if (pc->vrx) {
         sl_rtp_rx_free(pc->vrx);
         pc->vrx = NULL;
@@ -457,7 +403,7 @@ void wrtc_media_tick(wrtc_pc_t *pc, uint64_t now)
 {
     const sl_webrtc_config_t *wc = sl_webrtc_cfg(pc->w->core->cfg);
     if (pc->kind == WRTC_PUBLISHER) {
-        aac_update(pc, now);
+        sl_audio_bridge_update(pc->abridge, now);
         if (pc->vrx) {
             uint16_t seqs[64];
             int n = sl_rtp_rx_poll(pc->vrx, now, seqs, 64);

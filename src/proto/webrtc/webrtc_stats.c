@@ -20,6 +20,14 @@
 #include "proto/webrtc/webrtc_internal.h"
 #include "sluice/errors.h"
 
+/* True while the publisher's audio bridge runs its Opus->AAC transcoder. */
+static int wrtc_pub_transcoding(const wrtc_pc_t *pc)
+{
+    sl_audio_bridge_stats_t s;
+    sl_audio_bridge_stats(pc->abridge, &s, NULL);
+    return s.transcoding;
+}
+
 static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
 {
     wrtc_t *w = ud;
@@ -30,7 +38,7 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
         const wrtc_pc_t *pc = sl_container_of(it, wrtc_pc_t, link);
         if (pc->kind == WRTC_PUBLISHER) {
             c.publishers_now++;
-            if (pc->to_aac)
+            if (pc->abridge && wrtc_pub_transcoding(pc))
                 c.transcoders_to_aac++;
         } else
             c.viewers_now++;
@@ -128,7 +136,7 @@ static int get_session(void *ud, const char *session_id, sl_webrtc_session_stats
     s.dc_messages_in = pc->dc_in;
     s.dc_messages_out = pc->dc_out;
     if (pc->kind == WRTC_PUBLISHER) {
-        s.transcoding = pc->to_aac != NULL;
+        s.transcoding = pc->abridge && wrtc_pub_transcoding(pc);
         s.timestamps = sl_rtp_sync_mode_name(&pc->sync);
     } else {
         s.transcoding = pc->ws && pc->ws->tap_on && pc->ws->to_opus;

@@ -2,9 +2,10 @@
  * WebRTC viewers (WHEP) of the hub (see webrtc_internal.h): a hub sink.
  * Video frames are packetized once per frame (the payloads are cached on
  * the frame, media/rtp.h) and each viewer only writes its 12-byte header
- * and encrypts; audio is Opus from the publisher, or from one AAC->Opus
- * transcoder per stream fed by an internal hub sink (the "tap"), shared by
- * the stream's viewers. NACKs are answered from a per-viewer history of
+ * and encrypts; audio is Opus from the publisher (a WHIP one directly, an
+ * RTSP/SRT/pulled one through its audio bridge's side path, untouched), or
+ * from one AAC->Opus transcoder per stream fed by an internal hub sink (the
+ * "tap"), shared by the stream's viewers. NACKs are answered from a per-viewer history of
  * what was sent, audio and video (references, no copies). The RTCP of both
  * kinds of session is dispatched here (wrtc_on_rtcp).
  *
@@ -524,10 +525,16 @@ static void on_opus_out(void *ud, sl_frame_t *f)
     }
 }
 
+/* True when the stream's (non-WebRTC) publisher has Opus behind an audio bridge. */
+static int bridged_opus(const sl_stream_t *st)
+{
+    return sl_audio_bridge_codec(sl_audio_bridge_of(st)) == SL_CODEC_OPUS;
+}
+
 static void tap_on_frame(sl_sink_t *sink, sl_frame_t *f)
 {
     wrtc_stream_t *ws = sink->ctx;
-    if (f->kind != SL_FLV_AUDIO || f->codec != SL_CODEC_AAC || ws->publisher)
+    if (f->kind != SL_FLV_AUDIO || f->codec != SL_CODEC_AAC || ws->publisher || bridged_opus(sink->stream))
         return;
     if (!ws->to_opus && sl_transcoder_new(ws->w->core->loop, SL_CODEC_OPUS, on_opus_out, ws, &ws->to_opus))
         return;
@@ -540,9 +547,21 @@ static const sl_sink_ops_t tap_sink_ops = {
     .on_unpublish = NULL,
 };
 
+/* The publisher's Opus through its audio bridge, as is (no AAC round trip). */
+static void view_on_side(sl_audio_side_t *side, sl_frame_t *f)
+{
+    wrtc_pc_t *v = side->ctx;
+    if (f->codec == SL_CODEC_OPUS && !(f->flags & SL_FRAME_CONFIG) && f->body->len > f->data_off)
+        wrtc_view_send_opus_buf(v, f->body, f->data_off, f->body->len - f->data_off, f->dts_ms);
+}
+
 static void tap_update(wrtc_stream_t *ws)
 {
-    int want = ws->n_viewers > 0 && !ws->publisher && sl_webrtc_cfg(ws->w->core->cfg)->transcode_audio;
+    /* No tap for an Opus publisher behind a bridge: its viewers take the
+     * Opus from the bridge's side path (the tap would also count as a sink
+     * needing AAC and keep the bridge's transcoder running for nothing). */
+    int want = ws->n_viewers > 0 && !ws->publisher && sl_webrtc_cfg(ws->w->core->cfg)->transcode_audio &&
+               !bridged_opus(sl_hub_find(ws->w->core->hub, ws->path));
     if (want && !ws->tap_on) {
         ws->tap.ops = &tap_sink_ops;
         ws->tap.ctx = ws;
@@ -583,6 +602,11 @@ int wrtc_view_start(wrtc_pc_t *v)
         v->sink_on = 0;
         return SL_ENOMEM;
     }
+    sl_audio_bridge_t *ab = ws->publisher ? NULL : sl_audio_bridge_of(v->sink.stream);
+    if (ab && sl_audio_bridge_codec(ab) == SL_CODEC_OPUS) {
+        v->aside = (sl_audio_side_t){.on_frame = view_on_side, .ctx = v, .sink = &v->sink};
+        sl_audio_bridge_side_add(ab, &v->aside);
+    }
     /* The hub replayed its GOP cache into the queue just now: that backlog
      * may take longer than max_queue_ms to leave at the pacing rate, and
      * is not a sign of a slow viewer until it should have left. */
@@ -596,6 +620,7 @@ int wrtc_view_start(wrtc_pc_t *v)
 
 void wrtc_view_stop(wrtc_pc_t *v, const char *reason)
 {
+    sl_audio_bridge_side_remove(&v->aside);
     if (v->sink_on) {
         v->sink_on = 0;
         sl_stream_remove_sink(&v->sink);

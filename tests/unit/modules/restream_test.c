@@ -142,6 +142,41 @@ static void test_annexb(void **state)
                                           &pps_len, &changed, &idr), 0);
 }
 
+/* H.265 Annex B: VPS/SPS/PPS aside, AUD dropped, IRAP flagged, the rest length-prefixed. */
+static void test_annexb_hevc(void **state)
+{
+    (void)state;
+    static const uint8_t au[] = {
+        0, 0, 0, 1, 0x46, 0x01, 0x50,                   /* AUD (35): dropped */
+        0, 0, 0, 1, 0x40, 0x01, 0x0c, 0x01,             /* VPS (32) */
+        0, 0, 1, 0x42, 0x01, 0x01, 0x01, 0x60,          /* SPS (33) */
+        0, 0, 1, 0x44, 0x01, 0xc1, 0x72,                /* PPS (34) */
+        0, 0, 1, 0x4e, 0x01, 0x05, 0x1a,                /* SEI (39): kept */
+        0, 0, 1, 0x26, 0x01, 0xaf, 0x06, 0x20,          /* IDR_W_RADL (19) slice */
+    };
+    uint8_t out[128], vps[1024], sps[1024], pps[1024];
+    size_t vps_len = 0, sps_len = 0, pps_len = 0;
+    int changed = 0, irap = 0;
+    int n = sl_rs_annexb_to_hvcc(au, sizeof au, out, sizeof out, vps, &vps_len, sps, &sps_len, pps,
+                                 &pps_len, &changed, &irap);
+    assert_int_equal(n, 4 + 4 + 4 + 5);
+    assert_memory_equal(out, "\x00\x00\x00\x04\x4e\x01\x05\x1a\x00\x00\x00\x05\x26\x01\xaf\x06\x20", 17);
+    assert_int_equal(vps_len, 4);
+    assert_int_equal(sps_len, 5);
+    assert_int_equal(pps_len, 4);
+    assert_true(changed);
+    assert_true(irap);
+    changed = irap = 0;
+    static const uint8_t trail[] = {0, 0, 1, 0x02, 0x01, 0xd0, 0x09}; /* TRAIL_R (1) */
+    n = sl_rs_annexb_to_hvcc(trail, sizeof trail, out, sizeof out, vps, &vps_len, sps, &sps_len, pps,
+                             &pps_len, &changed, &irap);
+    assert_int_equal(n, 8);
+    assert_false(changed);
+    assert_false(irap);
+    assert_int_equal(sl_rs_annexb_to_hvcc(au, sizeof au, out, 8, vps, &vps_len, sps, &sps_len, pps,
+                                          &pps_len, &changed, &irap), SL_ETOOBIG);
+}
+
 static int sv(const char *body, sl_rs_sv_req_t *q, const char **why)
 {
     *why = NULL;
@@ -237,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_each_lines),
         cmocka_unit_test(test_annexb),
+        cmocka_unit_test(test_annexb_hevc),
         cmocka_unit_test(test_servlet_create),
         cmocka_unit_test(test_servlet_refusals),
     };
