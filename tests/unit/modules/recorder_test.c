@@ -251,7 +251,11 @@ static void test_flv_headers(void **state)
             assert_int_equal(info.data_off, n);
         }
     }
-    assert_int_equal(sl_avpar_flv_header(SL_CODEC_MP3, 0, 0, 0, h), 0);
+    /* One-byte headers (no configuration): MP3 and G.711, which pulls and RTSP cameras bring. */
+    assert_int_equal(sl_avpar_flv_header(SL_CODEC_MP3, 0, 0, 0, h), 1);
+    assert_int_equal(h[0], 0x2F);
+    assert_int_equal(sl_avpar_flv_header(SL_CODEC_FLV_AUDIO(8), 0, 0, 0, h), 1);
+    assert_int_equal(h[0], 0x82);
 }
 
 int main(void)
