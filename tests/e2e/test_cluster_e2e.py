@@ -1,0 +1,278 @@
+"""Issue 19's flow across the merged parts (cluster core, relay, stream manager):
+redis-server + a stream manager node + an origin + two edges on loopback, the edges
+pulling over RTMP as Red5's cluster restreamer with the cluster password.
+
+  - SM 4.0 broadcast lookup -> ffmpeg publishes to the origin it names;
+  - SM 4.0 subscribe lookup -> the named edge plays it over RTMP (ffprobe decodes),
+    HTTP-FLV and HLS; the edge's pull starts on the first player (none before);
+  - the origin's load report does not count the edge's relay connection as a player
+    (its subscribers stay 0 while one player plays on the edge; the stream manager's
+    currentSubscribers is 1);
+  - the edge's pull stops when idle (relay.idle_timeout);
+  - kill -9 of the edge a player is on: a new subscribe lookup names the other edge
+    (never the dead one past the lease) and the player plays there; the failover time
+    (kill -> first frame on the other edge) is printed.
+
+One cluster for the module (tests run in file order; the kill is last).
+"""
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import rtmp_client
+from api_helpers import Api, api_config, http_port_of
+from clusterlib import cluster_config, redis_server, unique_prefix  # noqa: F401 (fixture)
+from conftest import HOST, T, ffmpeg_publish_cmd, ffprobe_streams, wait_until
+
+LEASE_S = 2.0
+IDLE_S = 2
+PASSWORD = "cluster-e2e-pw-5d21b7"
+PATH = "live/e2e1"
+
+pytestmark = [pytest.mark.cluster,
+              pytest.mark.skipif(shutil.which("redis-server") is None,
+                                 reason="redis-server not installed")]
+
+
+# ----------------------------------------------------------------------------
+# the cluster
+# ----------------------------------------------------------------------------
+
+class SM:
+    """SM 4.0 lookups on the stream manager node."""
+
+    def __init__(self, srv):
+        self.base = "http://%s:%d/streammanager/api/4.0" % (HOST, http_port_of(srv))
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=T(10)) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, (json.loads(raw) if raw else None)
+
+    def lookup(self, action, path=PATH, extra=""):
+        return self.get("/event/%s?action=%s%s" % (path, action, extra))
+
+
+@pytest.fixture(scope="module")
+def cluster(module_sluice_factory, redis_server):
+    prefix = unique_prefix()
+
+    def node(node_id, role, group="default", extra=None):
+        # Short relay timers so that idle and retries happen within the test's budget;
+        # HLS players count until their session times out: short too.
+        cfg = api_config(dict({"relay": {"idle_timeout": "%ds" % IDLE_S, "retry_min": "100ms",
+                                         "retry_max": "500ms", "open_timeout": "3s",
+                                         "read_timeout": "3s"},
+                               "hls": {"session_timeout": "3s"}}, **(extra or {})))
+        cfg["cluster"] = cluster_config(redis_server, node_id=node_id, role=role, prefix=prefix,
+                                        lease="%dms" % int(LEASE_S * 1000),
+                                        extra={"group": group, "public_host": HOST,
+                                               "password": PASSWORD})
+        srv = module_sluice_factory(name=node_id, config=cfg)
+        srv.api = Api(srv)
+        return srv
+
+    nodes = {"origin": node("origin", "origin"), "edge1": node("edge1", "edge"),
+             "edge2": node("edge2", "edge")}
+    # The stream manager: a node of another group, so that it is never named.
+    nodes["sm"] = node("sm", "all", group="control", extra={
+        "stream_manager": {"enabled": True, "lookups_per_minute": 100000}})
+    sm = SM(nodes["sm"])
+    wait_until(lambda: set(reported(nodes["sm"])) >= {"origin", "edge1", "edge2"}, T(15), 0.05,
+               "every node in the stream manager's snapshot")
+    return {"nodes": nodes, "sm": sm, "prefix": prefix, "redis": redis_server}
+
+
+def reported(srv):
+    """{node id: node} of srv's snapshot (GET /api/v1/cluster/nodes)."""
+    try:
+        r = srv.api.get("cluster/nodes")
+    except OSError:
+        return {}
+    return {n["id"]: n for n in r.data} if r.status == 200 else {}
+
+
+def client_details(srv, app="live"):
+    r = srv.api.get("applications/%s/clients" % app)
+    assert r.status == 200, r
+    out = []
+    for c in r.data:
+        d = srv.api.get("applications/%s/clients/%s" % (app, c["id"]))
+        if d.status == 200:
+            out.append(d.data)
+    return out
+
+
+def restreamers(srv):
+    """srv's sessions that are other nodes' relay connections."""
+    return [c for c in client_details(srv) if c.get("restreamer") is True]
+
+
+def pulls(srv):
+    """srv's own pulls (sessions of protocol cluster)."""
+    return [c for c in client_details(srv) if c.get("connection_protocol") == "cluster"]
+
+
+@pytest.fixture(scope="module")
+def live(cluster, module_procs, media_src):
+    """SM broadcast lookup, then ffmpeg publishes to the node it names."""
+    sm = cluster["sm"]
+    st, js = sm.lookup("broadcast")
+    assert st == 200, js
+    assert js["nodeId"] == "origin" and js["nodeRole"] == "origin", js
+    url = "rtmp://%s:%d/%s" % (js["serverAddress"], js["rtmpPort"], PATH)
+    module_procs.start(ffmpeg_publish_cmd(media_src, url), "ffmpeg-publish")
+    wait_until(lambda: sm.lookup("subscribe")[0] == 200, T(15), 0.05,
+               "%s placed in the cluster" % PATH)
+    return {"state": {}}
+
+
+def named_edge(cluster, exclude=()):
+    """Subscribe lookup: the node the stream manager names (an edge, never the origin)."""
+    st, js = cluster["sm"].lookup("subscribe")
+    assert st == 200, js
+    assert js["nodeRole"] == "edge" and js["nodeId"] in ("edge1", "edge2"), js
+    return js
+
+
+# ----------------------------------------------------------------------------
+# tests
+# ----------------------------------------------------------------------------
+
+def test_publish_where_named(cluster, live):
+    """The origin has the stream live (its publisher) and holds its placement."""
+    origin = cluster["nodes"]["origin"]
+    wait_until(lambda: any(c.get("role") == "publisher" for c in client_details(origin)),
+               T(10), 0.05, "publisher on the origin")
+    st, js = cluster["sm"].get("/event/list")
+    assert st == 200, js
+    assert any(e.get("name") == "e2e1" for e in js), js
+
+
+def test_edge_plays_every_protocol_pull_on_demand(cluster, live):
+    """No relay connection before a player; the named edge then plays RTMP (ffprobe),
+    HTTP-FLV and HLS from one pull of the origin."""
+    origin = cluster["nodes"]["origin"]
+    assert not restreamers(origin), "a pull before any player"
+    js = named_edge(cluster)
+    edge = cluster["nodes"][js["nodeId"]]
+    assert js["rtmpPort"] == edge.port and js["httpPort"] == http_port_of(edge)
+    assert not pulls(edge)
+    rtmp = "rtmp://%s:%d/%s" % (js["serverAddress"], js["rtmpPort"], PATH)
+    streams = ffprobe_streams(rtmp, timeout=T(20))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    flv = "http://%s:%d/%s.flv" % (js["serverAddress"], js["httpPort"], PATH)
+    streams = ffprobe_streams(flv, timeout=T(20))
+    assert {s["codec_name"] for s in streams} >= {"h264", "aac"}, streams
+    c, _ = rtmp_client.open_player(HOST, edge.port, "live", "e2e1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        hls = "http://%s:%d/%s.m3u8" % (js["serverAddress"], js["httpPort"], PATH)
+        got = {}
+
+        def hls_ok():
+            try:
+                got["s"] = ffprobe_streams(hls, timeout=T(15))
+            except (AssertionError, subprocess.TimeoutExpired):
+                return False
+            return any(s.get("codec_name") == "h264" for s in got["s"])
+        wait_until(hls_ok, T(30), 0.5, "HLS from the edge")
+        # one link for every player of every protocol
+        assert len(restreamers(origin)) == 1, client_details(origin)
+        assert len(pulls(edge)) == 1, client_details(edge)
+        assert PASSWORD not in json.dumps(client_details(origin))
+    finally:
+        c.close()
+    assert "relay pull: playing from %s:%d" % (HOST, origin.port) in edge.log_text()
+    for srv in cluster["nodes"].values():
+        assert PASSWORD not in srv.log_text(), srv.name
+
+
+def wait_no_pull(origin):
+    wait_until(lambda: not restreamers(origin), T(IDLE_S + 8), 0.1,
+               "no relay connection on the origin")
+
+
+def test_pull_stops_when_idle(cluster, live):
+    """The last player leaves: the edge's pull ends within idle_timeout + margin."""
+    origin = cluster["nodes"]["origin"]
+    js = named_edge(cluster)
+    edge = cluster["nodes"][js["nodeId"]]
+    c, _ = rtmp_client.open_player(HOST, edge.port, "live", "e2e1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        assert len(restreamers(origin)) >= 1
+    finally:
+        c.close()
+    left = time.monotonic()
+    wait_no_pull(origin)
+    took = time.monotonic() - left
+    assert took < IDLE_S + T(4), took
+    wait_until(lambda: not pulls(edge), T(5), 0.1, "the edge's pull gone")
+    assert "relay pull stopped: idle" in edge.log_text()
+
+
+def open_named_player(cluster, deadline):
+    """As a client does after losing its edge: lookup, connect to the node named, and
+    again (lookup included) when that node refuses; returns (client, edge id)."""
+    last = None
+    while time.monotonic() < deadline:
+        js = named_edge(cluster)
+        try:
+            c, _ = rtmp_client.open_player(js["serverAddress"], js["rtmpPort"], "live", "e2e1",
+                                           timeout=T(10))
+            return c, js["nodeId"]
+        except (OSError, rtmp_client.RtmpError) as e:
+            last = e
+            time.sleep(0.05)  # a reconnect's pace, not a wait for a condition
+    raise AssertionError("no edge played within the deadline (last error %r)" % (last,))
+
+
+@pytest.mark.exclusive
+def test_edge_killed_players_fail_over(cluster, live):
+    """kill -9 of the edge a player is on: lookups stop naming it within the lease, the
+    player's reconnect (lookup + play) plays on the other edge. Failover time printed."""
+    sm, nodes = cluster["sm"], cluster["nodes"]
+    js = named_edge(cluster)
+    dead_id = js["nodeId"]
+    other_id = "edge2" if dead_id == "edge1" else "edge1"
+    dead = nodes[dead_id]
+    c, _ = rtmp_client.open_player(HOST, dead.port, "live", "e2e1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        dead.proc.send_signal(signal.SIGKILL)
+        dead.proc.wait(10)
+        killed = time.monotonic()
+        dead.proc = None  # killed on purpose: no clean exit to check at teardown
+    finally:
+        c.close()
+    p, got = open_named_player(cluster, killed + T(LEASE_S + 10))
+    try:
+        p.wait_video_frames(1, T(10))
+        first = next(m for m in p.media if m.is_frame)
+        failover = first.arrival - killed
+        assert got == other_id
+    finally:
+        p.close()
+
+    def dead_not_named():
+        st, js = sm.lookup("subscribe", extra="&endpoints=3")
+        return st == 200 and [n["nodeId"] for n in js] == [other_id]
+    wait_until(dead_not_named, T(LEASE_S + 5), 0.05, "%s no longer named" % dead_id)
+    gone = time.monotonic() - killed
+    print("failover: kill -9 of %s -> first frame on %s %.2f s; %s no longer named after "
+          "%.2f s (lease %.1f s)" % (dead_id, other_id, failover, dead_id, gone, LEASE_S))
+    assert gone <= T(LEASE_S + 1.5), gone
+    assert failover <= T(LEASE_S + 6), failover
+    for _ in range(5):
+        assert named_edge(cluster)["nodeId"] == other_id
