@@ -203,6 +203,46 @@ def wait_no_pull(origin):
                "no relay connection on the origin")
 
 
+def presence(node, path=PATH):
+    return next((p for p in node.get("streams", []) if p["path"] == path), None)
+
+
+def test_origin_does_not_count_relay_connections(cluster, live):
+    """While the edge pulls and one player plays there, the origin's load report (and its
+    presence of the stream) counts 0 subscribers: the relay connection is not a player;
+    the stream manager's currentSubscribers counts the one real player."""
+    nodes, sm = cluster["nodes"], cluster["sm"]
+    origin = nodes["origin"]
+    js = named_edge(cluster)
+    edge_id = js["nodeId"]
+    c, _ = rtmp_client.open_player(HOST, nodes[edge_id].port, "live", "e2e1", timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(10))
+        wait_until(lambda: len(restreamers(origin)) == 1, T(5), 0.05, "the edge's pull")
+        since = time.time() * 1000
+        seen = {}
+
+        def reports_after_pull():
+            # a report of the origin written after its restreamer session existed, and the
+            # edge's report of exactly this one player (an HLS session may linger)
+            seen.clear()
+            seen.update(reported(nodes["sm"]))
+            o, e = seen.get("origin"), seen.get(edge_id)
+            return (o and e and o["reported"] > since + 100 and presence(o) is not None
+                    and presence(e) is not None and presence(e)["subscribers"] == 1)
+        wait_until(reports_after_pull, T(10), 0.05, lambda: "reports (%s)" % seen)
+        o = seen["origin"]
+        assert o["load"]["subscribers"] == 0, o
+        assert presence(o)["subscribers"] == 0 and presence(o)["origin"] is True, o
+        streams = {s["path"]: s for s in nodes["sm"].api.get("cluster/streams").data}
+        assert streams[PATH]["subscribers"] == 1, streams
+        st, stats = sm.get("/event/list/stats")
+        assert st == 200, stats
+        assert [e["currentSubscribers"] for e in stats if e["name"] == "e2e1"] == [1], stats
+    finally:
+        c.close()
+
+
 def test_pull_stops_when_idle(cluster, live):
     """The last player leaves: the edge's pull ends within idle_timeout + margin."""
     origin = cluster["nodes"]["origin"]

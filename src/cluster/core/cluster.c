@@ -44,6 +44,7 @@
 #include "app/svc/api.h"
 #include "app/svc/cluster.h"
 #include "app/svc/http.h"
+#include "app/svc/relay.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -287,16 +288,32 @@ static void release(cl_t *c, const char *path)
 /* ------------------------------------------------------------------ */
 /* this node's record                                                  */
 
+/*
+ * The "relay" service when the relay module runs: it knows which sessions
+ * are other nodes' relay connections (Red5's cluster restreamers). Those
+ * play here by role but stand for an edge's players, which that edge
+ * reports itself: the load reports leave them out of subscribers, so that
+ * currentSubscribers, maxSubscribers and the autoscaler's expressions count
+ * real players. NULL: no relay module, no session is a relay connection.
+ */
+static const sl_svc_relay_t *relay_svc(cl_t *c, void **ud)
+{
+    *ud = NULL;
+    return sl_service_get(c->core, SL_SVC_RELAY, SL_SVC_RELAY_MAJOR, 0, ud);
+}
+
 static void count_load(cl_t *c)
 {
     sl_core_t *core = c->core;
     uint32_t pubs = 0, subs = 0;
     uint64_t in = core->closed_bytes_in, out = core->closed_bytes_out;
+    void *rud;
+    const sl_svc_relay_t *rl = relay_svc(c, &rud);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &core->sessions) {
         sl_session_t *s = sl_container_of(it, sl_session_t, link);
         pubs += s->role == SL_ROLE_PUBLISHER;
-        subs += s->role == SL_ROLE_SUBSCRIBER;
+        subs += s->role == SL_ROLE_SUBSCRIBER && !(rl && rl->is_restreamer(rud, s->id));
         in += s->bytes_in;
         out += s->bytes_out;
     }
@@ -350,6 +367,8 @@ static size_t own_presences(cl_t *c, sl_cluster_rec_presence_t **out)
         return 0;
     size_t pos = 0;
     sl_stream_t *st;
+    void *rud;
+    const sl_svc_relay_t *rl = relay_svc(c, &rud);
     while (n < cap && (st = sl_hub_next(c->core->hub, &pos))) {
         if (!st->publisher && !st->n_players)
             continue;
@@ -357,7 +376,10 @@ static size_t own_presences(cl_t *c, sl_cluster_rec_presence_t **out)
             continue;
         place_t *p = place_find(c, st->name);
         v[n].is_origin = st->publisher && p && p->live;
-        v[n].subscribers = (uint32_t)st->n_players;
+        /* Relay connections are not players (see relay_svc). */
+        uint32_t relays = rl ? rl->restreamers(rud, st->name) : 0;
+        uint32_t players = (uint32_t)st->n_players;
+        v[n].subscribers = players > relays ? players - relays : 0;
         v[n].started_ms = st->publisher ? st->publish_time_ms : st->create_time_ms;
         n++;
     }
