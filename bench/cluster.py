@@ -196,8 +196,10 @@ def main():
             first = next(m for m in p.media if m.is_frame).arrival - killed
             p.close()
 
-            wait(lambda: dead_id not in [n["nodeId"] for n in (lookup_all(origin) or [])], 10,
-                 "dead edge not named")
+            def dead_gone():
+                named = [n["nodeId"] for n in (lookup_all(origin) or [])]
+                return named and dead_id not in named
+            wait(dead_gone, 10, "dead edge not named")
             rounds.append({"killed": dead_id, "first_frame_s": round(first, 3),
                            "not_named_s": round(time.monotonic() - killed, 2)})
             # back for the next round (same id: a new process)
