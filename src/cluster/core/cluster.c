@@ -44,6 +44,7 @@
 #include "app/svc/api.h"
 #include "app/svc/cluster.h"
 #include "app/svc/http.h"
+#include "app/svc/relay.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
@@ -59,6 +60,7 @@ static const sl_log_ctx_t g_ctx = {.proto = "cluster"};
 #define SETTINGS_MAX 4096     /* settings a snapshot holds */
 #define SETTING_KEY_MAX 256   /* bytes of a setting's key */
 #define SETTING_JSON_MAX (64 * 1024)
+#define WRITES_MAX 64         /* recent put_setting writes remembered (see write_t) */
 #define LISTENERS_MAX 64
 #define CLAIM_WAIT_MS 15000   /* a claim with no publish after this long is released */
 #define API_BODY_MAX 4096
@@ -98,6 +100,29 @@ typedef struct setting {
     char *key, *json;         /* owned */
 } setting_t;
 
+/*
+ * A setting this node wrote (put_setting) and the write's sequence number.
+ * Every command goes on one Redis connection, answered in order, so an
+ * HGETALL sent before the HSET answers with the value before it: without
+ * this, its reply put an old value back into the snapshot right after
+ * put_setting had updated it (the autoscaler saw its own decision undone).
+ * Each HGETALL carries the sequence number of the last write sent before
+ * it; its reply keeps this node's writes made since (applied over the
+ * reply) and forgets the ones it already reflects. At most WRITES_MAX are
+ * remembered (the oldest is dropped: its key may read old until the next
+ * refresh, as before).
+ */
+typedef struct write {
+    char *key, *json;         /* owned; json NULL = deleted */
+    uint64_t seq;
+} write_t;
+
+/* The state of one HGETALL settings in flight. */
+typedef struct settings_req {
+    struct cl *c;
+    uint64_t seq;             /* c->write_seq when it was sent */
+} settings_req_t;
+
 /* A message to this node, delivered from a timer (never inside send). */
 typedef struct local_msg {
     struct local_msg *next;
@@ -121,6 +146,9 @@ typedef struct cl {
     size_t n_streams;
     setting_t *settings;
     size_t n_settings;
+    write_t writes[WRITES_MAX];           /* this node's recent writes, oldest first */
+    size_t n_writes;
+    uint64_t write_seq;                   /* sequence number of the last write sent */
     uint64_t fresh_ms;                    /* wall clock of the last complete refresh */
     int refreshing;                       /* a refresh chain is under way */
     /* this node */
@@ -287,16 +315,32 @@ static void release(cl_t *c, const char *path)
 /* ------------------------------------------------------------------ */
 /* this node's record                                                  */
 
+/*
+ * The "relay" service when the relay module runs: it knows which sessions
+ * are other nodes' relay connections (Red5's cluster restreamers). Those
+ * play here by role but stand for an edge's players, which that edge
+ * reports itself: the load reports leave them out of subscribers, so that
+ * currentSubscribers, maxSubscribers and the autoscaler's expressions count
+ * real players. NULL: no relay module, no session is a relay connection.
+ */
+static const sl_svc_relay_t *relay_svc(cl_t *c, void **ud)
+{
+    *ud = NULL;
+    return sl_service_get(c->core, SL_SVC_RELAY, SL_SVC_RELAY_MAJOR, 0, ud);
+}
+
 static void count_load(cl_t *c)
 {
     sl_core_t *core = c->core;
     uint32_t pubs = 0, subs = 0;
     uint64_t in = core->closed_bytes_in, out = core->closed_bytes_out;
+    void *rud;
+    const sl_svc_relay_t *rl = relay_svc(c, &rud);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &core->sessions) {
         sl_session_t *s = sl_container_of(it, sl_session_t, link);
         pubs += s->role == SL_ROLE_PUBLISHER;
-        subs += s->role == SL_ROLE_SUBSCRIBER;
+        subs += s->role == SL_ROLE_SUBSCRIBER && !(rl && rl->is_restreamer(rud, s->id));
         in += s->bytes_in;
         out += s->bytes_out;
     }
@@ -350,6 +394,8 @@ static size_t own_presences(cl_t *c, sl_cluster_rec_presence_t **out)
         return 0;
     size_t pos = 0;
     sl_stream_t *st;
+    void *rud;
+    const sl_svc_relay_t *rl = relay_svc(c, &rud);
     while (n < cap && (st = sl_hub_next(c->core->hub, &pos))) {
         if (!st->publisher && !st->n_players)
             continue;
@@ -357,7 +403,10 @@ static size_t own_presences(cl_t *c, sl_cluster_rec_presence_t **out)
             continue;
         place_t *p = place_find(c, st->name);
         v[n].is_origin = st->publisher && p && p->live;
-        v[n].subscribers = (uint32_t)st->n_players;
+        /* Relay connections are not players (see relay_svc). */
+        uint32_t relays = rl ? rl->restreamers(rud, st->name) : 0;
+        uint32_t players = (uint32_t)st->n_players;
+        v[n].subscribers = players > relays ? players - relays : 0;
         v[n].started_ms = st->publisher ? st->publish_time_ms : st->create_time_ms;
         n++;
     }
@@ -784,9 +833,93 @@ static void on_stream_paths(void *ud, redisReply *r)
         stream_refresh_free(sr);
 }
 
+static void writes_drop(cl_t *c, size_t i)
+{
+    sl_free(c->writes[i].key);
+    sl_free(c->writes[i].json);
+    memmove(&c->writes[i], &c->writes[i + 1], (c->n_writes - i - 1) * sizeof c->writes[0]);
+    c->n_writes--;
+}
+
+static void writes_free(cl_t *c)
+{
+    while (c->n_writes)
+        writes_drop(c, c->n_writes - 1);
+}
+
+/* Remembers a write just sent (its key and value copied; see write_t). */
+static void writes_add(cl_t *c, const char *key, const char *json)
+{
+    c->write_seq++;
+    for (size_t i = 0; i < c->n_writes; i++)
+        if (strcmp(c->writes[i].key, key) == 0) {
+            writes_drop(c, i);
+            break;
+        }
+    if (c->n_writes == WRITES_MAX)
+        writes_drop(c, 0);
+    write_t *w = &c->writes[c->n_writes];
+    w->key = sl_strdup(key);
+    w->json = json ? sl_strdup(json) : NULL;
+    w->seq = c->write_seq;
+    if (!w->key || (json && !w->json)) {
+        sl_free(w->key);
+        sl_free(w->json);
+        return;
+    }
+    c->n_writes++;
+}
+
+/*
+ * Applies one remembered write over a settings vector read from Redis
+ * (*v of *n, capacity *cap). Returns 0, or SL_ENOMEM (the vector is then
+ * unchanged).
+ */
+static int settings_apply(setting_t **v, size_t *n, size_t *cap, const write_t *w)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i].key, w->key) == 0) {
+            if (w->json) {
+                char *dup = sl_strdup(w->json);
+                if (!dup)
+                    return SL_ENOMEM;
+                sl_free((*v)[i].json);
+                (*v)[i].json = dup;
+            } else {
+                sl_free((*v)[i].key);
+                sl_free((*v)[i].json);
+                (*v)[i] = (*v)[--*n];
+            }
+            return 0;
+        }
+    if (!w->json || *n >= SETTINGS_MAX)
+        return 0;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        setting_t *nv = sl_realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return SL_ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    char *k = sl_strdup(w->key), *j = sl_strdup(w->json);
+    if (!k || !j) {
+        sl_free(k);
+        sl_free(j);
+        return SL_ENOMEM;
+    }
+    (*v)[*n].key = k;
+    (*v)[*n].json = j;
+    ++*n;
+    return 0;
+}
+
 static void on_settings(void *ud, redisReply *r)
 {
-    cl_t *c = ud;
+    settings_req_t *rq = ud;
+    cl_t *c = rq->c;
+    uint64_t seq = rq->seq;
+    sl_free(rq);
     if (!r || c->stopping || r->type != REDIS_REPLY_ARRAY)
         return;
     size_t pairs = r->elements / 2;
@@ -810,6 +943,19 @@ static void on_settings(void *ud, redisReply *r)
             break;
         }
         n++;
+    }
+    /* This node's writes sent after the HGETALL win; the ones before it are in the reply. */
+    size_t cap = pairs;
+    for (size_t i = 0; i < c->n_writes;) {
+        if (c->writes[i].seq <= seq) {
+            writes_drop(c, i);
+            continue;
+        }
+        if (settings_apply(&v, &n, &cap, &c->writes[i])) {
+            settings_free(v, n);
+            return; /* out of memory: keep the snapshot as it is */
+        }
+        i++;
     }
     settings_free(c->settings, c->n_settings);
     c->settings = v;
@@ -844,7 +990,13 @@ static void refresh(cl_t *c)
     (void)cmd(c, on_stream_paths, c, 2, a1);
     key_of(c, set, sizeof set, "settings", NULL);
     const char *a2[] = {"HGETALL", set};
-    (void)cmd(c, on_settings, c, 2, a2);
+    settings_req_t *rq = sl_malloc(sizeof *rq);
+    if (rq) {
+        rq->c = c;
+        rq->seq = c->write_seq;
+        if (cmd(c, on_settings, rq, 2, a2))
+            sl_free(rq);
+    }
     key_of(c, states, sizeof states, "states", NULL);
     const char *a3[] = {"HGET", states, c->self.id};
     (void)cmd(c, on_own_state, c, 3, a3);
@@ -1253,6 +1405,7 @@ static int svc_put_setting(void *ud, const char *key, const char *json)
     }
     if (rc)
         return rc;
+    writes_add(c, key, json);
     /* The snapshot at once, so that a read right after sees the write. */
     for (size_t i = 0; i < c->n_settings; i++)
         if (strcmp(c->settings[i].key, key) == 0) {
@@ -1696,6 +1849,7 @@ static void cl_free(cl_t *c)
     snapshot_free_nodes(c);
     sl_free(c->streams);
     settings_free(c->settings, c->n_settings);
+    writes_free(c);
     while (!sl_list_empty(&c->places))
         place_free(sl_container_of(c->places.next, place_t, link));
     for (int i = 0; i < LISTENERS_MAX; i++)
