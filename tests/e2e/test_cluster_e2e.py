@@ -223,7 +223,8 @@ def test_origin_does_not_count_relay_connections(cluster, live):
     c, _ = rtmp_client.open_player(HOST, nodes[edge_id].port, "live", "e2e1", timeout=T(10))
     try:
         c.wait_video_frames(5, T(10))
-        wait_until(lambda: len(restreamers(origin)) == 1, T(5), 0.05, "the edge's pull")
+        # >= 1: the previous test's pull on the other edge may still be idling out
+        wait_until(lambda: len(restreamers(origin)) >= 1, T(10), 0.05, "the edge's pull")
         since = time.time() * 1000
         seen = {}
 
