@@ -240,11 +240,23 @@ def test_origin_does_not_count_relay_connections(cluster, live):
         o = seen["origin"]
         assert o["load"]["subscribers"] == 0, o
         assert presence(o)["subscribers"] == 0 and presence(o)["origin"] is True, o
-        streams = {s["path"]: s for s in nodes["sm"].api.get("cluster/streams").data}
-        assert streams[PATH]["subscribers"] == 1, streams
-        st, stats = sm.get("/event/list/stats")
-        assert st == 200, stats
-        assert [e["currentSubscribers"] for e in stats if e["name"] == "e2e1"] == [1], stats
+        # The streams view and the SM's stats are built from the snapshot, which may be one
+        # refresh behind the reports read above (a slow build): wait for them, with a deadline.
+        view = {}
+
+        def streams_count_one():
+            view.clear()
+            view.update({s["path"]: s for s in nodes["sm"].api.get("cluster/streams").data})
+            return PATH in view and view[PATH]["subscribers"] == 1
+        wait_until(streams_count_one, T(10), 0.05, lambda: "streams view (%s)" % view)
+        last = {}
+
+        def sm_counts_one():
+            st, stats = sm.get("/event/list/stats")
+            last["r"] = (st, stats)
+            return st == 200 and [e["currentSubscribers"] for e in stats
+                                  if e["name"] == "e2e1"] == [1]
+        wait_until(sm_counts_one, T(10), 0.05, lambda: "SM stats (%s)" % (last,))
     finally:
         c.close()
 
