@@ -277,6 +277,24 @@ def test_payloads_headers_signature(sluice_factory, receiver, media_src, procs):
         assert r["path"] == "/hooks"
 
 
+def test_username_from_connect_arguments(sluice_factory, receiver, media_src, procs):
+    """Red5's SDKs log in with connect arguments (username, password), not the
+    query: the webhook's username names the user all the same, and the password
+    reaches neither the payload nor the session's query."""
+    http_port = free_port()
+    srv = sluice_factory(config=hook_config([receiver.url], http_port))
+    pub = procs.start(["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", "-re",
+                       "-i", str(media_src), "-t", "3", "-c", "copy", "-f", "flv",
+                       "-rtmp_conn", "S:b\u00f6b&x=1 S:s3cret-pw",
+                       "rtmp://%s:%d/live/whargs" % (HOST, srv.port)], "ffmpeg-publish")
+    ev = receiver.wait_events(lambda b: b["event"] == "stream-published", 1, T(15),
+                              "stream-published")[0]
+    assert ev["username"] == "b\u00f6b&x=1", ev
+    assert "s3cret" not in json.dumps(ev)
+    assert ev["query"] == "username=b%C3%B6b%26x%3D1", ev["query"]
+    assert pub.wait(T(20)) == 0
+
+
 def test_event_filter_app_endpoint_dead_endpoint(sluice_factory):
     r1 = Receiver(secret=SECRET).start()
     r2 = Receiver(secret=SECRET).start()

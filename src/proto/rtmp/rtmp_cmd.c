@@ -15,6 +15,7 @@
  * frame after PublishNotify); the value is fixed when the frame enters the
  * player's queue.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@
 #include "app/svc/vod.h"
 #include "base/log.h"
 #include "base/redact.h"
+#include "base/str.h"
 #include "proto/rtmp/rtmp_conn.h"
 #include "sluice/errors.h"
 #include "sluice/version.h"
@@ -403,6 +405,46 @@ static int connect_args_ok(sl_amf_t **args, size_t n_args)
     return 1;
 }
 
+/*
+ * A user named in connect arguments (Red5's publisher and player SDKs log
+ * in that way) is written into the session's query as username=, unless
+ * the query names one already, so events, webhooks (Red5's "username"
+ * field) and the API tell who the session is whichever way the client
+ * logged in. Only the user name: passwords and tokens stay where they
+ * were. A name that would not fit QUERY_MAX_LEN is left out. 0 or
+ * SL_ENOMEM.
+ */
+static int note_connect_user(sl_rtmp_conn_t *c)
+{
+    const char *user, *pass, *token;
+    find_credentials(c, c->sess.query, &user, &pass, &token);
+    char probe[2];
+    if (!user || sl_query_get(c->sess.query, "username", SL_QUERY_LAST, probe, sizeof probe) != -1)
+        return 0; /* no user, or the query names one (-2: present, longer than probe) */
+    size_t qlen = c->sess.query ? strlen(c->sess.query) : 0;
+    size_t cap = qlen + sizeof "&username=" + 3 * strlen(user);
+    if (cap > QUERY_MAX_LEN)
+        return 0;
+    char *m = sl_malloc(cap);
+    if (!m)
+        return SL_ENOMEM;
+    size_t n = (size_t)snprintf(m, cap, "%s%susername=", qlen ? c->sess.query : "", qlen ? "&" : "");
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)user; *p; p++) {
+        if (isalnum(*p) || strchr("-._~", *p)) {
+            m[n++] = (char)*p;
+        } else {
+            m[n++] = '%';
+            m[n++] = hex[*p >> 4];
+            m[n++] = hex[*p & 15];
+        }
+    }
+    m[n] = '\0';
+    int rc = sl_session_set_query(&c->sess, m);
+    sl_free(m);
+    return rc;
+}
+
 static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_amf_t **args,
                        size_t n_args)
 {
@@ -467,6 +509,8 @@ static int cmd_connect(sl_rtmp_conn_t *c, double txn, const sl_amf_t *obj, sl_am
         for (size_t i = 0; c->connect_args && i < n_args; i++)
             if (sl_amf_push(c->connect_args, sl_amf_clone(args[i])))
                 break;
+        if (c->connect_args && note_connect_user(c))
+            return SL_ENOMEM;
     }
     if (sl_log_enabled(SL_LOG_DEBUG)) {
         char rb[SL_REDACT_MAX];
