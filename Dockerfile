@@ -12,7 +12,7 @@ RUN apt-get update \
         build-essential cmake pkg-config ca-certificates nodejs npm \
         libuv1-dev libssl-dev libjansson-dev libyaml-dev libhttp-parser-dev libwslay-dev \
         libsqlite3-dev libcurl4-openssl-dev libcrypt-dev libavformat-dev libavcodec-dev \
-        libavutil-dev libswresample-dev libsrtp2-dev libusrsctp-dev libsrt-openssl-dev liburing-dev libhiredis-dev \
+        libavutil-dev libswresample-dev libswscale-dev libsrtp2-dev libusrsctp-dev libsrt-openssl-dev liburing-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -23,7 +23,7 @@ FROM debian:12-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         ca-certificates curl libuv1 libssl3 libjansson4 libyaml-0-2 libhttp-parser2.9 libwslay1 \
-        libsqlite3-0 libcurl4 libcrypt1 libavformat59 libavcodec59 libavutil57 libswresample4 \
+        libsqlite3-0 libcurl4 libcrypt1 libavformat59 libavcodec59 libavutil57 libswresample4 libswscale6 \
         libsrtp2-1 libusrsctp2 libsrt1.5-gnutls liburing2 libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 999 sluice \

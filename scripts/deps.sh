@@ -9,6 +9,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libyaml-dev
             libhttp-parser-dev libwslay-dev libsqlite3-dev libcurl4-openssl-dev libjwt-dev
             libcrypt-dev libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
+            libswscale-dev  # ABR variants: scaling (src/media/vtranscode.c)
             libsrtp2-dev libusrsctp-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-tools
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
