@@ -9,6 +9,7 @@
 #include "cluster/autoscale/autoscale_config.h"
 #include "cluster/core/cluster_config.h"
 #include "cluster/smproxy/smproxy_config.h"
+#include "modules/abr/abr_config.h"
 #include "modules/auth_config.h"
 #include "modules/cleaner/cleaner_config.h"
 #include "modules/shared_objects/so_config.h"
@@ -50,6 +51,7 @@ static const sl_config_section_t *const g_builtin[] = {
     &sl_so_config_section,
     &sl_rpc_config_section,
     &sl_restream_config_section,
+    &sl_abr_config_section,
     &sl_cluster_config_section,
     &sl_sm_config_section,
     &sl_relay_config_section,

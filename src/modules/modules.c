@@ -23,6 +23,7 @@
 #include "modules/hls/hls.h"
 #include "modules/httpflv/httpflv.h"
 #include "modules/restream/restream.h"
+#include "modules/abr/abr.h"
 #include "cluster/streammanager/streammanager.h"
 #include "cluster/relay/relay.h"
 #include "cluster/autoscale/autoscale.h"
@@ -47,6 +48,8 @@ const sl_builtin_t *const sl_builtin_modules[] = {
     &sl_rpc_builtin,
     &sl_streammanager_builtin, /* cluster: over the "cluster" service, looked up per request */
     &sl_restream_builtin, /* its pulls publish into a server whose other modules are up */
+    &sl_abr_builtin,      /* publishes variants into a server whose other modules are up; uses
+                             the "cluster" service (placement, provision settings) */
     &sl_relay_builtin,    /* after the cluster core, whose "cluster" service it looks for at init */
     &sl_autoscale_builtin, /* uses the "cluster" service (looked up at each tick) */
     &sl_smproxy_builtin,  /* the stream manager's proxy: routes and outgoing requests only */

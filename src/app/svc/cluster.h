@@ -29,7 +29,7 @@
 
 #define SL_SVC_CLUSTER "cluster"
 #define SL_SVC_CLUSTER_MAJOR 1
-#define SL_SVC_CLUSTER_MINOR 0
+#define SL_SVC_CLUSTER_MINOR 1
 
 #define SL_CLUSTER_ID_MAX 64      /* node id, bytes with the NUL */
 #define SL_CLUSTER_NAME_MAX 64    /* role, group, region, state names */
@@ -143,6 +143,18 @@ typedef struct sl_svc_cluster {
     /** Calls each(arg, key, json) for every setting whose key starts with prefix. */
     void (*settings)(void *ud, const char *prefix,
                      void (*each)(void *arg, const char *key, const char *json), void *arg);
+    /**
+     * Valid from 1.1. Claims path ("app/stream") for this node as its
+     * origin, for a stream published inside the node without a publisher's
+     * admission (the abr module's variants): the placement is written now
+     * (or when Redis returns) and refreshed every interval until the
+     * stream's unpublish event, or release. Call it before the stream's
+     * publish event. 0, SL_EINVAL (empty or too long), SL_ENOMEM; a stream
+     * another node holds stays theirs (logged by the provider).
+     */
+    int (*claim)(void *ud, const char *path);
+    /** Valid from 1.1. Drops this node's claim on path (no-op when it holds none). */
+    void (*release)(void *ud, const char *path);
 } sl_svc_cluster_t;
 
 #endif

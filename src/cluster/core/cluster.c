@@ -1449,6 +1449,39 @@ static void svc_settings(void *ud, const char *prefix,
             each(arg, c->settings[i].key, c->settings[i].json);
 }
 
+/* Placement of a stream published inside this node (see cluster.h: claim). */
+static int svc_claim(void *ud, const char *path)
+{
+    cl_t *c = ud;
+    if (!path || !path[0] || strlen(path) >= SL_CLUSTER_PATH_MAX)
+        return SL_EINVAL;
+    place_t *p = place_find(c, path);
+    if (!p) {
+        p = sl_calloc(1, sizeof *p);
+        if (!p || !(p->path = sl_strdup(path))) {
+            sl_free(p);
+            return SL_ENOMEM;
+        }
+        sl_list_push_back(&c->places, &p->link);
+    }
+    p->live = 1;
+    p->since_mono = sl_time_mono_ms();
+    p->started_ms = sl_time_wall_ms();
+    if (sl_cluster_redis_is_up(c->redis))
+        (void)claim(c, path, NULL); /* Redis down: claimed by on_up */
+    return 0;
+}
+
+static void svc_release(void *ud, const char *path)
+{
+    cl_t *c = ud;
+    place_t *p = path ? place_find(c, path) : NULL;
+    if (!p)
+        return;
+    release(c, path);
+    place_free(p);
+}
+
 static const sl_svc_cluster_t g_svc = {
     .self = svc_self,
     .redis_up = svc_redis_up,
@@ -1465,6 +1498,8 @@ static const sl_svc_cluster_t g_svc = {
     .setting = svc_setting,
     .put_setting = svc_put_setting,
     .settings = svc_settings,
+    .claim = svc_claim,
+    .release = svc_release,
 };
 
 /* ------------------------------------------------------------------ */
