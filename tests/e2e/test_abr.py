@@ -150,7 +150,7 @@ def test_hls_multivariant(abr_env, tmp_path):
     for (attrs, uri), (w, h, b), i in zip(infs, LADDER, range(1, 4)):
         assert "RESOLUTION=%dx%d" % (w, h) in attrs, attrs
         bw = int(re.search(r"BANDWIDTH=(\d+)", attrs).group(1))
-        assert b <= bw < b * 2, attrs
+        assert b <= bw <= b * 1.2 + 300000, attrs
         assert re.search(r'CODECS="avc1\.[0-9A-Fa-f]{6},mp4a\.40\.2"', attrs), attrs
         assert uri.startswith("mystream_%d.m3u8?" % i) and "sid=" in uri, uri
     # every variant playlist of the same sid plays (hls.js switches between them)
@@ -179,7 +179,7 @@ def test_hls_multivariant(abr_env, tmp_path):
             starts[i].append(round(float(pk[0]["pts_time"]), 3))
     # the media sequence numbers may differ by when each variant began: compare the sets
     common = set(starts[1]) & set(starts[2]) & set(starts[3])
-    assert common, starts
+    assert len(common) >= 2, starts
     # and a player reads a variant through the master
     data = ffprobe_json("http://%s:%d/live/%s" % (HOST, abr_env.http, infs[2][1]),
                         ["-show_streams"], timeout=T(30))

@@ -57,6 +57,8 @@
 #include "app/admission.h"
 #include "app/core.h"
 #include "app/events.h"
+#include "app/services.h"
+#include "app/svc/abr.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/map.h"
@@ -192,6 +194,8 @@ typedef struct target {
     char path[PATH_MAX_LEN + 1];   /* hub name */
     char ext[8];                   /* ".m3u8", ".ts", ".m4s", ".mp4" */
     uint64_t num;                  /* msn, part index or init generation */
+    int abr;                       /* the multivariant playlist of a provision (path: its level 1) */
+    char abr_guid[PATH_MAX_LEN + 1]; /* that provision's GUID, the path asked for */
 } target_t;
 
 static const sl_sink_ops_t hls_sink_ops;
@@ -556,6 +560,106 @@ static uint64_t peak_bandwidth(const hls_stream_t *hs)
     return peak ? peak : 2000000u;
 }
 
+/* ---- ABR (src/modules/abr, docs/abr.md) ---- */
+
+#define ABR_VARIANTS_MAX 8
+
+static const sl_svc_abr_t *abr_svc(const hls_mod_t *mod, void **ud)
+{
+    *ud = NULL;
+    return sl_service_get(mod->core, SL_SVC_ABR, SL_SVC_ABR_MAJOR, 0, ud);
+}
+
+/*
+ * A first request (no sid) for {app}/{guid}.m3u8 where guid names a
+ * provision asks for the provision's multivariant playlist: the request is
+ * admitted and its session started as a player of the level-1 variant (the
+ * stream the broadcaster publishes), and t->path becomes that variant.
+ */
+static void abr_map(const hls_mod_t *mod, target_t *t, const char *query)
+{
+    void *ud;
+    const sl_svc_abr_t *abr = t->kind == T_PLAYLIST ? abr_svc(mod, &ud) : NULL;
+    char sid[32];
+    if (!abr || sl_http_query_get(query, "sid", sid, sizeof sid) >= 0)
+        return;
+    sl_abr_variant_info_t v[1];
+    if (abr->variants(ud, t->path, v, 1) == 0 || strlen(v[0].path) > PATH_MAX_LEN)
+        return;
+    snprintf(t->abr_guid, sizeof t->abr_guid, "%s", t->path);
+    snprintf(t->path, sizeof t->path, "%s", v[0].path);
+    t->abr = 1;
+}
+
+/*
+ * True when a and b are variants of one provision: an ABR player's session
+ * (admitted for the first variant it played) plays its siblings too, as a
+ * player switches levels with the same sid.
+ */
+static int abr_siblings(const hls_mod_t *mod, const char *a, const char *b)
+{
+    void *ud;
+    const sl_svc_abr_t *abr = abr_svc(mod, &ud);
+    char ga[SL_SVC_ABR_PATH_MAX], gb[SL_SVC_ABR_PATH_MAX];
+    return abr && abr->provision_of(ud, a, ga, sizeof ga) == 0 &&
+           abr->provision_of(ud, b, gb, sizeof gb) == 0 && strcmp(ga, gb) == 0;
+}
+
+/*
+ * The multivariant playlist of a provision: one EXT-X-STREAM-INF per live
+ * variant in level order, BANDWIDTH the variant's video bitrate plus the
+ * source's audio (from its metadata, else 128 kb/s), RESOLUTION from the
+ * provision, CODECS from the variant's own muxer (the encoder's profile and
+ * level) once it has seen the configurations. Every URI carries the
+ * session's query (sid and credentials), which later requests of any
+ * variant reuse.
+ */
+static void serve_abr_master(hls_stream_t *hs, hls_session_t *s, sl_http_req_t *req,
+                             const target_t *t)
+{
+    hls_mod_t *mod = hs->mod;
+    void *ud;
+    const sl_svc_abr_t *abr = abr_svc(mod, &ud);
+    sl_abr_variant_info_t v[ABR_VARIANTS_MAX];
+    size_t n = abr ? abr->variants(ud, t->abr_guid, v, ABR_VARIANTS_MAX) : 0;
+    if (n > ABR_VARIANTS_MAX)
+        n = ABR_VARIANTS_MAX;
+    uint64_t audio_bps = 0;
+    if (hs->sink.stream && hs->sink.stream->meta_audio_kbps > 0)
+        audio_bps = (uint64_t)(hs->sink.stream->meta_audio_kbps * 1000.0);
+    sl_wbuf_t out;
+    sl_wbuf_init(&out, 64 * 1024);
+    char line[1024];
+    int ln = snprintf(line, sizeof line, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+                      hs->fmp4 ? 7 : 3);
+    int rc = sl_wbuf_put(&out, line, (size_t)ln), listed = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        hls_stream_t *vs = sl_map_get(&mod->streams, v[i].path);
+        if (!vs || !vs->sink.stream || !vs->sink.stream->publisher)
+            continue; /* not live (yet): players get the levels that are */
+        int has_audio = vs->sink.stream->audio_codec != 0;
+        uint64_t bw = (uint64_t)v[i].bitrate + (has_audio ? (audio_bps ? audio_bps : 128000u) : 0);
+        const char *name = strrchr(v[i].path, '/');
+        name = name ? name + 1 : v[i].path;
+        ln = snprintf(line, sizeof line,
+                      "#EXT-X-STREAM-INF:BANDWIDTH=%" PRIu64 ",RESOLUTION=%ux%u%s%s%s\n%s.m3u8?%s\n",
+                      bw, v[i].width, v[i].height, vs->codecs[0] ? ",CODECS=\"" : "",
+                      vs->codecs, vs->codecs[0] ? "\"" : "", name, s->uri_query);
+        if (ln < 0 || (size_t)ln >= sizeof line)
+            continue;
+        rc = sl_wbuf_put(&out, line, (size_t)ln);
+        listed++;
+    }
+    if (rc || !listed)
+        respond_text(req, rc ? 500 : 404, rc ? "internal server error\n" : "stream not found\n");
+    else if (sl_http_respond(req, 200, "application/vnd.apple.mpegurl", out.data, out.len,
+                             "Cache-Control: no-cache\r\n") == 0) {
+        s->sess.bytes_out += out.len;
+        s->sess.msgs_out++;
+    }
+    sl_wbuf_cleanup(&out);
+}
+
 /*
  * The one-variant multivariant playlist a new player gets: its media
  * playlist URI carries the session id (and credentials), which is how
@@ -723,7 +827,9 @@ static void serve(hls_stream_t *hs, hls_session_t *s, sl_http_req_t *req, const 
     s->last_ms = now_ms(hs->mod);
     switch (t->kind) {
     case T_PLAYLIST:
-        if (!sid_given)
+        if (!sid_given && t->abr)
+            serve_abr_master(hs, s, req, t);
+        else if (!sid_given)
             serve_master(hs, s, req);
         else
             serve_media_playlist(hs, s, req);
@@ -785,8 +891,10 @@ static void admission_finish(hls_admit_t *hr)
     }
     target_t t;
     hls_stream_t *hs = NULL;
-    if (parse_target(req->path, &t) == 0)
+    if (parse_target(req->path, &t) == 0) {
+        abr_map(mod, &t, req->query);
         hs = sl_map_get(&mod->streams, t.path);
+    }
     if (!hs || mod->stopping) {
         respond_text(req, 404, "stream not found\n");
         session_free(s);
@@ -905,6 +1013,7 @@ static int on_request(sl_http_req_t *req, void *ud)
         return SL_EDECLINED; /* nothing HLS here: whatever else may answer, else 404 */
     if (!app->allow_play)
         return respond_text(req, 403, "Playing is not allowed in this application.\n");
+    abr_map(mod, &t, req->query);
     hls_stream_t *hs = sl_map_get(&mod->streams, t.path);
     char sid[32];
     int sid_given = sl_http_query_get(req->query, "sid", sid, sizeof sid) >= 0;
@@ -913,7 +1022,8 @@ static int on_request(sl_http_req_t *req, void *ud)
     hls_session_t *s = session_find(mod, sid);
     if (s && s->kicked)
         return respond_text(req, 403, "This player was disconnected.\n");
-    if (hs && s && s->playing && strcmp(s->path, t.path) == 0) {
+    if (hs && s && s->playing &&
+        (strcmp(s->path, t.path) == 0 || abr_siblings(mod, s->path, t.path))) {
         serve(hs, s, req, &t, sid_given);
         return 0;
     }
