@@ -143,7 +143,9 @@ def test_api_lists_the_transcoder(abr_env):
 
 
 def test_hls_multivariant(abr_env, tmp_path):
-    master = get(abr_env.http, "/live/mystream.m3u8")
+    # each variant is listed with its CODECS once its stream has its configurations
+    master = wait_until(lambda: (lambda m: m if m.count("CODECS=") == 3 else None)(
+        get(abr_env.http, "/live/mystream.m3u8")), T(20), 0.2, "three variants with CODECS")
     assert master.startswith("#EXTM3U"), master
     infs = re.findall(r"#EXT-X-STREAM-INF:([^\n]*)\n([^\n]+)", master)
     assert len(infs) == 3, master

@@ -641,10 +641,20 @@ static void serve_abr_master(hls_stream_t *hs, hls_session_t *s, sl_http_req_t *
         uint64_t bw = (uint64_t)v[i].bitrate + (has_audio ? (audio_bps ? audio_bps : 128000u) : 0);
         const char *name = strrchr(v[i].path, '/');
         name = name ? name + 1 : v[i].path;
+        /* Before its muxer started, CODECS comes from the stream's avcC (profile,
+         * constraints, level) and its audio codec. */
+        char codecs[sizeof vs->codecs];
+        snprintf(codecs, sizeof codecs, "%s", vs->codecs);
+        const sl_frame_t *vc = vs->sink.stream->video_config;
+        if (!codecs[0] && vc && vc->codec == SL_CODEC_AVC && vc->body->len >= vc->data_off + 4u) {
+            const uint8_t *a = vc->body->data + vc->data_off;
+            snprintf(codecs, sizeof codecs, "avc1.%02X%02X%02X%s", a[1], a[2], a[3],
+                     vs->sink.stream->audio_codec == SL_CODEC_AAC ? ",mp4a.40.2" : "");
+        }
         ln = snprintf(line, sizeof line,
                       "#EXT-X-STREAM-INF:BANDWIDTH=%" PRIu64 ",RESOLUTION=%ux%u%s%s%s\n%s.m3u8?%s\n",
-                      bw, v[i].width, v[i].height, vs->codecs[0] ? ",CODECS=\"" : "",
-                      vs->codecs, vs->codecs[0] ? "\"" : "", name, s->uri_query);
+                      bw, v[i].width, v[i].height, codecs[0] ? ",CODECS=\"" : "", codecs,
+                      codecs[0] ? "\"" : "", name, s->uri_query);
         if (ln < 0 || (size_t)ln >= sizeof line)
             continue;
         rc = sl_wbuf_put(&out, line, (size_t)ln);
