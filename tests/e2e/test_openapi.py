@@ -92,6 +92,11 @@ KNOWN_ROUTES = [
     ("post", "/api/v1/restream/pushes"),
     ("get", "/api/v1/restream/pushes/{id}"),
     ("delete", "/api/v1/restream/pushes/{id}"),
+    ("get", "/api/v1/abr/provisions"),
+    ("post", "/api/v1/abr/provisions"),
+    ("get", "/api/v1/abr/provisions/{app}/{stream}"),
+    ("delete", "/api/v1/abr/provisions/{app}/{stream}"),
+    ("get", "/api/v1/abr/transcoders"),
     ("get", "/api/v1/events"),
     ("get", "/metrics"),
 ]
@@ -303,7 +308,8 @@ def sink():
 
 @pytest.fixture(scope="module")
 def world(module_sluice_factory, module_procs, media_src, sink):
-    srv = start_api_server(module_sluice_factory, config={"webhooks": {"url": sink}})
+    srv = start_api_server(module_sluice_factory, config={"webhooks": {"url": sink},
+                                                          "abr": {"enabled": True}})
     api = Api(srv)
     start_publisher(module_procs, media_src, srv)
     start_player(module_procs, srv)
