@@ -134,6 +134,16 @@ def test_api_lists_the_transcoder(abr_env):
     assert all(v["live"] for v in t["variants"])
     assert (t["source_width"], t["source_height"]) == (640, 360)
     assert t["decoded"] > 0 and t["frames_out"] > 0
+    # the variants' own metadata: the Server API reports their size, not the source's
+    st, body = call(abr_env.http, "GET", "/api/v1/applications/live/streams/mystream_3")
+    assert st == 200, body
+    assert (body["data"]["width"], body["data"]["height"]) == (160, 90), body
+    # each variant is published by a session of protocol abr (the publisher identity)
+    st, body = call(abr_env.http, "GET", "/api/v1/applications/live/clients")
+    ids = [c["id"] for c in body["data"]]
+    protos = [call(abr_env.http, "GET", "/api/v1/applications/live/clients/" + i)[1]["data"]
+              for i in ids]
+    assert sum(1 for c in protos if c.get("connection_protocol") == "abr") == 2, protos
     st, body = call(abr_env.http, "GET", "/api/v1/abr/provisions")
     assert st == 200
     (p,) = body["data"]

@@ -268,8 +268,75 @@ static void variant_release(abr_mod_t *m, const char *path, int *claimed)
     *claimed = 0;
 }
 
+static uint8_t *amf_num(uint8_t *p, const char *key, double v)
+{
+    size_t n = strlen(key);
+    p[0] = 0;
+    p[1] = (uint8_t)n;
+    memcpy(p + 2, key, n);
+    p += 2 + n;
+    *p++ = 0; /* AMF0 number */
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(u >> (56 - 8 * i));
+    return p;
+}
+
+/*
+ * The variant's own onMetaData (its size, rate and codecs, not the
+ * source's), pushed before its first frame and kept by the stream for
+ * every player that joins; the stream's fields the API reports are set
+ * the way a publisher's metadata sets them.
+ */
+static void variant_metadata(variant_t *v, const sl_stream_t *src)
+{
+    sl_stream_t *st = v->st;
+    const sl_abr_level_t *l = v->lv;
+    double fps = l->fps ? (double)l->fps : src->fps;
+    st->width = l->width;
+    st->height = l->height;
+    st->fps = fps;
+    st->meta_video_kbps = l->bitrate / 1000.0;
+    st->meta_audio_kbps = src->meta_audio_kbps;
+    uint8_t body[320], *p = body;
+    *p++ = 2; /* string */
+    *p++ = 0;
+    *p++ = 10;
+    memcpy(p, "onMetaData", 10);
+    p += 10;
+    *p++ = 8; /* ECMA array */
+    memset(p, 0, 4);
+    p += 4;
+    p = amf_num(p, "width", l->width);
+    p = amf_num(p, "height", l->height);
+    p = amf_num(p, "videodatarate", l->bitrate / 1000.0);
+    p = amf_num(p, "videocodecid", 7);
+    if (fps > 0)
+        p = amf_num(p, "framerate", fps);
+    if (src->audio_codec == SL_CODEC_AAC) {
+        p = amf_num(p, "audiocodecid", 10);
+        if (src->meta_audio_kbps > 0)
+            p = amf_num(p, "audiodatarate", src->meta_audio_kbps);
+    }
+    p[0] = p[1] = 0;
+    p[2] = 9; /* object end */
+    p += 3;
+    sl_buf_t *b = sl_buf_new((size_t)(p - body));
+    sl_frame_t *f = NULL;
+    if (!b)
+        return;
+    memcpy(b->data, body, (size_t)(p - body));
+    b->len = (uint32_t)(p - body);
+    if (sl_frame_new(SL_FLV_DATA, src->last_dts, b, &f))
+        return;
+    f->flags |= SL_FRAME_META;
+    sl_stream_push(st, f);
+    sl_frame_unref(f);
+}
+
 /* Publishes one variant stream. 0 or an error (nothing held). */
-static int variant_start(abr_mod_t *m, variant_t *v)
+static int variant_start(abr_mod_t *m, variant_t *v, const sl_stream_t *src)
 {
     const char *path = v->lv->guid;
     char app[SL_ABR_PATH_MAX];
@@ -292,6 +359,7 @@ static int variant_start(abr_mod_t *m, variant_t *v)
         return rc;
     }
     v->live = 1;
+    variant_metadata(v, src);
     sl_session_set_role(&v->sess, SL_ROLE_PUBLISHER);
     variant_claim(m, path, &v->claimed); /* before the publish event (cluster.h) */
     SL_LOGI(&v->sess.log, "variant %s published (level %d, %ux%u, %u bit/s)", path, v->lv->level,
@@ -385,7 +453,7 @@ static int job_start(abr_mod_t *m, const sl_abr_prov_t *pv, sl_stream_t *st, int
     if (transcoder_role) /* a transcoder node is not an origin: the source is placed here too */
         variant_claim(m, j->prov.lv[0].guid, &j->claimed_src);
     for (size_t i = 0; i < j->n_v; i++)
-        (void)variant_start(m, j->v[i]); /* a variant someone else publishes stays theirs */
+        (void)variant_start(m, j->v[i], st); /* a variant someone else publishes stays theirs */
     SL_LOGI(&g_ctx, "transcoder of %s started: %zu variant(s), preset %s", pv->lv[0].guid, j->n_v,
             m->cfg->preset);
     j->sink.ops = &job_sink_ops;
