@@ -91,10 +91,13 @@ def test_api_post_lands_in_the_cluster(abr_cluster):
     r = edge.api.request("POST", "abr/provisions", body=provision("live/other", LADDER[1:]))
     assert r.status == 200, r
     assert r.data["source"] == "cluster"
-    raw = redis.cmd("HGET", abr_cluster["prefix"] + "settings", "provision/live/other")
+    # put_setting's write reaches Redis asynchronously
+    raw = wait_until(lambda: redis.cmd("HGET", abr_cluster["prefix"] + "settings",
+                                       "provision/live/other"), T(10), 0.05, "the setting in Redis")
     assert json.loads(raw)["streamGuid"] == "live/other"
     wait_until(lambda: "live/other" in [p["streamGuid"] for p in tc.api.data("abr/provisions")],
                T(10), 0.1, "the other node reads it")
     r = tc.api.delete("abr/provisions/live/other")
     assert r.status == 200, r
-    assert redis.cmd("HGET", abr_cluster["prefix"] + "settings", "provision/live/other") is None
+    wait_until(lambda: redis.cmd("HGET", abr_cluster["prefix"] + "settings",
+                                 "provision/live/other") is None, T(10), 0.05, "the setting gone")
