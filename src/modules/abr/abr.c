@@ -504,6 +504,11 @@ static void scan(abr_mod_t *m)
         sl_stream_t *st = sl_hub_find(m->core->hub, p->p.lv[0].guid);
         if (!st || !st->publisher)
             continue;
+        /* A copy pulled from another node (cluster relay) is not a source: its origin
+         * transcodes, and this node's variants would contend for the same placements. */
+        const sl_session_t *pub = st->publisher;
+        if (pub->proto && strcmp(pub->proto, "cluster") == 0)
+            continue;
         int running = 0;
         sl_list_t *jt, *jn;
         sl_list_foreach_safe(jt, jn, &m->jobs) {
