@@ -8,6 +8,7 @@ multivariant playlist of the provision (/live/mystream.m3u8) names all three wit
 BANDWIDTH, RESOLUTION and CODECS, its variant playlists play (ffprobe through the master),
 and segments of the variants start on the same timestamps; the source stopping unpublishes
 the variants; bad provisions are refused with 400 (and the API lists, adds, removes).
+hls.js in Chromium plays the ladder and switches levels in tests/browser/abr.test.mjs.
 The cluster case (a provision written into Redis by the cluster service makes a transcoder
 node transcode; an edge plays mystream_2 through the relay) is in test_abr_cluster.py.
 """
