@@ -4,7 +4,8 @@
  * pts != dts) into FLV AVC bodies, pushed through a two-variant ladder
  * (160x120 and 96x72 at 15 fps) on a real uv loop, and every output is
  * decoded again: sizes, counts, a sequence header first, keyframes at the
- * source keyframes' exact dts and pts, monotonic dts, no B-frames. Also: a
+ * source keyframes' exact dts and pts, monotonic dts, no B-frames. An H.265
+ * source (libx265) makes H.264 variants the same way. Also: a
  * hostile SPS (16384x16384) is refused before any picture is allocated; an
  * overloaded queue skips to the next keyframe and counts; free while busy
  * and inside the callback are clean; bad arguments; the Annex B helpers.
@@ -25,6 +26,23 @@
 
 #include "base/alloc.h"
 #include "media/avpar.h"
+#include "media/rtp_h265.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LSAN_OFF() __lsan_disable() /* libx265 keeps some of its allocations past close */
+#define LSAN_ON() __lsan_enable()
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/lsan_interface.h>
+#define LSAN_OFF() __lsan_disable()
+#define LSAN_ON() __lsan_enable()
+#endif
+#endif
+#ifndef LSAN_OFF
+#define LSAN_OFF() ((void)0)
+#define LSAN_ON() ((void)0)
+#endif
 #include "media/vtranscode.h"
 #include "sluice/errors.h"
 
@@ -133,6 +151,106 @@ static void make_source(fset_t *out, uint32_t key_dts[4], uint32_t key_pts[4], i
     av_packet_free(&pkt);
     av_frame_free(&fr);
     avcodec_free_context(&ctx);
+}
+
+/* Finds the first NAL of HEVC type `type` in an Annex B block (4-byte start codes or 3). */
+static const uint8_t *find_hevc_nal(const uint8_t *p, size_t n, int type, size_t *len)
+{
+    for (size_t i = 0; i + 3 < n; i++) {
+        if (!(p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1))
+            continue;
+        size_t s = i + 3, e = s;
+        while (e + 3 <= n && !(p[e] == 0 && p[e + 1] == 0 && (p[e + 2] == 1 || p[e + 2] == 0)))
+            e++;
+        if (e + 3 > n)
+            e = n;
+        if (((p[s] >> 1) & 0x3f) == type) {
+            *len = e - s;
+            return p + s;
+        }
+    }
+    return NULL;
+}
+
+/* An H.265 source (libx265, no B-frames): its hvcC, then N_FRAMES / 2 coded frames. */
+static int make_hevc_source(fset_t *out)
+{
+    const AVCodec *c = avcodec_find_encoder_by_name("libx265");
+    if (!c)
+        return 0;
+    LSAN_OFF();
+    AVCodecContext *ctx = avcodec_alloc_context3(c);
+    ctx->width = W;
+    ctx->height = H;
+    ctx->pix_fmt = AV_PIX_FMT_YUV420P;
+    ctx->time_base = (AVRational){1, 1000};
+    ctx->framerate = (AVRational){FPS, 1};
+    ctx->bit_rate = 300000;
+    ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    AVDictionary *o = NULL;
+    av_dict_set(&o, "preset", "ultrafast", 0);
+    av_dict_set(&o, "x265-params", "log-level=none:bframes=0:keyint=15:min-keyint=15:scenecut=0:pools=1:frame-threads=1", 0);
+    assert_int_equal(avcodec_open2(ctx, c, &o), 0);
+    av_dict_free(&o);
+    size_t vl = 0, sl = 0, pl = 0;
+    const uint8_t *vps = find_hevc_nal(ctx->extradata, (size_t)ctx->extradata_size, 32, &vl);
+    const uint8_t *sps = find_hevc_nal(ctx->extradata, (size_t)ctx->extradata_size, 33, &sl);
+    const uint8_t *pps = find_hevc_nal(ctx->extradata, (size_t)ctx->extradata_size, 34, &pl);
+    assert_non_null(vps);
+    assert_non_null(sps);
+    assert_non_null(pps);
+    uint8_t hvcc[SL_H265_MAX_RECORD];
+    int hl = sl_h265_hvcc_record(vps, vl, sps, sl, pps, pl, hvcc, sizeof hvcc);
+    assert_true(hl > 0);
+    uint8_t hdr[SL_AVPAR_TAG_HEADER_MAX];
+    size_t h = sl_avpar_flv_header(SL_CODEC_HEVC, 1, 1, 0, hdr);
+    sl_buf_t *b = sl_buf_new(h + (size_t)hl);
+    memcpy(b->data, hdr, h);
+    memcpy(b->data + h, hvcc, (size_t)hl);
+    b->len = (uint32_t)(h + (size_t)hl);
+    sl_frame_t *f = NULL;
+    assert_int_equal(sl_frame_new(SL_FLV_VIDEO, 0, b, &f), 0);
+    out->f[out->n++] = f;
+    AVFrame *fr = av_frame_alloc();
+    fr->format = AV_PIX_FMT_YUV420P;
+    fr->width = W;
+    fr->height = H;
+    assert_int_equal(av_frame_get_buffer(fr, 0), 0);
+    AVPacket *pkt = av_packet_alloc();
+    for (int i = 0; i <= N_FRAMES / 2; i++) {
+        if (i < N_FRAMES / 2) {
+            av_frame_make_writable(fr);
+            for (int y = 0; y < H; y++)
+                memset(fr->data[0] + y * fr->linesize[0], (uint8_t)(y + i * 4), W);
+            memset(fr->data[1], 128, (size_t)fr->linesize[1] * H / 2);
+            memset(fr->data[2], 128, (size_t)fr->linesize[2] * H / 2);
+            fr->pts = (int64_t)i * 1000 / FPS;
+            assert_int_equal(avcodec_send_frame(ctx, fr), 0);
+        } else {
+            avcodec_send_frame(ctx, NULL);
+        }
+        while (avcodec_receive_packet(ctx, pkt) == 0) {
+            size_t n = sl__vt_to_avcc(pkt->data, (size_t)pkt->size, NULL);
+            uint8_t *d = malloc(n);
+            sl__vt_to_avcc(pkt->data, (size_t)pkt->size, d);
+            int key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+            h = sl_avpar_flv_header(SL_CODEC_HEVC, 0, key, 0, hdr);
+            b = sl_buf_new(h + n);
+            memcpy(b->data, hdr, h);
+            memcpy(b->data + h, d, n);
+            b->len = (uint32_t)(h + n);
+            free(d);
+            assert_int_equal(sl_frame_new(SL_FLV_VIDEO, (uint32_t)pkt->dts, b, &f), 0);
+            assert_true(out->n < MAX_OUT);
+            out->f[out->n++] = f;
+            av_packet_unref(pkt);
+        }
+    }
+    av_packet_free(&pkt);
+    av_frame_free(&fr);
+    avcodec_free_context(&ctx);
+    LSAN_ON();
+    return 1;
 }
 
 typedef struct {
@@ -298,6 +416,32 @@ static void test_ladder(void **state)
     assert_true(p1 >= N_FRAMES / 2 - 3 && p1 <= N_FRAMES / 2 + 2);
     printf("vtranscode: %d + %d pictures, worker %.1f ms for %d source frames\n", p0, p1,
            st.worker_ms, N_FRAMES);
+    fix_done(&x);
+    fset_clear(&in);
+}
+
+static void test_hevc_source(void **state)
+{
+    (void)state;
+    fset_t in = {0};
+    if (!sl_vtranscode_can_decode(SL_CODEC_HEVC) || !make_hevc_source(&in))
+        skip();
+    assert_int_equal(in.f[1]->codec, SL_CODEC_HEVC);
+    uint32_t kd[4] = {0, 500}, kp[4] = {0, 500};
+    sl_vt_variant_t v = {160, 120, 200000, 0};
+    fix_t x;
+    fix_init(&x, &v, 1);
+    x.want_decoded = N_FRAMES / 2;
+    for (int i = 0; i < in.n; i++)
+        assert_int_equal(sl_vtranscoder_push(x.t, in.f[i]), 0);
+    run(&x);
+    sl_vtranscoder_stats_t st;
+    sl_vtranscoder_stats(x.t, &st);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.src_width, W);
+    /* H.264 out, keyframes on the source's (every 15 frames: dts 0 and 500) */
+    int p = check_variant(&x.got[0], 160, 120, kd, kp, 2);
+    assert_int_equal(p, N_FRAMES / 2);
     fix_done(&x);
     fset_clear(&in);
 }
@@ -517,6 +661,7 @@ int main(void)
     av_log_set_level(AV_LOG_QUIET);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_ladder, leak_check),
+        cmocka_unit_test_teardown(test_hevc_source, leak_check),
         cmocka_unit_test_teardown(test_hostile_sps, leak_check),
         cmocka_unit_test_teardown(test_overload_skips_to_key, leak_check),
         cmocka_unit_test_teardown(test_free_in_callback, leak_check),
