@@ -237,6 +237,25 @@ def test_api_add_and_remove(abr_env):
     assert st == 409  # from the configuration
 
 
+def test_reload_replaces_configured_provisions(abr_env):
+    text = abr_env.config_path.read_text()
+    old = json.dumps(json.dumps([provision()]))
+    new = json.dumps(json.dumps([provision(), provision("live/second", LADDER[1:])]))
+    assert old in text
+    up0 = call(abr_env.http, "GET", "/api/v1/abr/transcoders")[1]["data"][0]["uptime_ms"]
+    abr_env.config_path.write_text(text.replace(old, new))
+    st, body = call(abr_env.http, "POST", "/api/v1/server/reload")
+    assert st == 200, body
+    st, body = call(abr_env.http, "GET", "/api/v1/abr/provisions")
+    assert {p["streamGuid"] for p in body["data"]} == {"live/mystream", "live/second"}
+    # the running transcoder's provision did not change: it keeps running
+    st, body = call(abr_env.http, "GET", "/api/v1/abr/transcoders")
+    assert len(body["data"]) == 1 and body["data"][0]["uptime_ms"] >= up0
+    abr_env.config_path.write_text(text)
+    st, body = call(abr_env.http, "POST", "/api/v1/server/reload")
+    assert st == 200, body
+
+
 def test_source_stop_unpublishes_variants(abr_env, abr_src):
     """Last: stops the module's publisher."""
     abr_env.procs.stop(abr_env.pub)

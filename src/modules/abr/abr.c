@@ -991,18 +991,31 @@ static void abr_destroy(void *state)
     sl_free(state);
 }
 
-/* Provisions of the file are taken at start; everything else is read live. */
+/*
+ * A reload applies everything but turning the module off (a restart): the
+ * configuration's provisions are replaced (a changed or removed one restarts
+ * or stops its transcoder at the scan), the preset applies to transcoders
+ * started from now on, budgets at once.
+ */
 static int abr_reload(void *state)
 {
     abr_mod_t *m = state;
     const sl_abr_config_t *n = sl_abr_cfg(m->core->cfg);
-    if (!n->enabled || strcmp(n->provisions ? n->provisions : "",
-                              m->cfg->provisions ? m->cfg->provisions : "") != 0 ||
-        strcmp(n->preset, m->cfg->preset) != 0 ||
-        n->settings_interval_ms != m->cfg->settings_interval_ms)
+    if (!n->enabled)
         return SL_EAGAIN;
-    m->cfg = n; /* budgets apply from now on */
-    return 0;
+    char why[256];
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->provs) {
+        prov_t *p = sl_container_of(it, prov_t, link);
+        if (p->src == SRC_CONFIG)
+            prov_free(m, p);
+    }
+    m->cfg = n;
+    int rc = config_each(n->provisions, add_config_prov, m, why, sizeof why);
+    if (rc) /* check() passed: only memory can fail here */
+        SL_LOGW(&g_ctx, "abr.provisions not applied: %s", why);
+    uv_timer_start(&m->tick, on_tick, 0, (uint64_t)n->settings_interval_ms);
+    return rc;
 }
 
 static const sl_plugin_t plugin = {
