@@ -114,7 +114,7 @@ int sl__sm_choose(sm_mod_t *m, const sl_sm_query_t *q, sl_cluster_node_t *out, s
      * time, so that the nodes do not all look dead as the outage goes on. */
     uint64_t fresh_ms = 0;
     int up = c->redis_up(cud, &fresh_ms);
-    if (!up && q->action == SL_SM_PUBLISH) {
+    if (!up && q->action != SL_SM_SUBSCRIBE) {
         *why = "the cluster's Redis is unreachable: no new placements";
         return SL_EIO;
     }
