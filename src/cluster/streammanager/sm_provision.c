@@ -52,7 +52,9 @@ static int int_in(const json_t *j, long long lo, long long hi, int strings, long
 {
     if (json_is_integer(j)) {
         *v = json_integer_value(j);
-    } else if (json_is_real(j) && json_real_value(j) == (double)(long long)json_real_value(j)) {
+    } else if (json_is_real(j) && json_real_value(j) > -1e15 && json_real_value(j) < 1e15 &&
+               json_real_value(j) == (double)(long long)json_real_value(j)) {
+        /* Range first: converting a double past long long's range is undefined. */
         *v = (long long)json_real_value(j);
     } else if (strings && json_is_string(j) && json_string_length(j) > 0 &&
                json_string_length(j) < 12) {
