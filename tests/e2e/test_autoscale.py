@@ -31,7 +31,8 @@ from conftest import REPO, HOST, T, ffmpeg_publish_cmd, port_open, wait_until
 
 pytestmark = pytest.mark.cluster
 
-JWT_SECRET = "autoscale-e2e-jwt-secret-0123"
+JWT_SECRET = "autoscale-e2e-jwt-secret-0123456789abcdef"  # stream_manager.auth_secret
+SM_ADMIN_PW = "autoscale-e2e-admin-pw-0123"
 HOOK_SECRET = "autoscale-e2e-hook-secret-4567"
 
 
@@ -39,9 +40,12 @@ def b64url(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-def jwt(secret=JWT_SECRET, exp=None):
+def jwt(secret=JWT_SECRET, exp=None, role="admin"):
+    """An SM 2.0 token as PUT /as/v1/auth/login makes them (checked by the stream manager)."""
     head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64url(json.dumps({"sub": "admin", "exp": exp or int(time.time()) + 600}).encode())
+    now = int(time.time())
+    body = b64url(json.dumps({"sub": role, "role": role, "iat": now - 1,
+                              "exp": exp or now + 600}).encode())
     sig = hmac.new(secret.encode(), ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
     return "%s.%s.%s" % (head, body, b64url(sig))
 
@@ -87,12 +91,15 @@ def sm_node(factory, redis, tmp, driver="process", extra=None, prefix=None, name
     tmpl = pathlib.Path(tmp) / "node-template.yml"
     tmpl.write_text(node_template(redis, prefix))
     base = reserve_ports(100)
-    auto = {"enabled": True, "interval": "300ms", "driver": driver, "jwt_secret": JWT_SECRET,
+    auto = {"enabled": True, "interval": "300ms", "driver": driver,
+            # deprecated and ignored (a warning): tokens are the stream manager's
+            "jwt_secret": "ignored-autoscale-jwt-secret",
             "launch_timeout": "30s", "drain_timeout": "5m", "lease": "3s",
             "process_config": str(tmpl), "process_dir": str(pathlib.Path(tmp) / "nodes"),
             "process_port_min": base, "process_port_max": base + 99}
     auto.update(extra or {})
-    cfg = api_config({"autoscale": auto})
+    cfg = api_config({"autoscale": auto, "stream_manager": {
+        "enabled": True, "auth_secret": JWT_SECRET, "admin_password": SM_ADMIN_PW}})
     name = name or "sm-" + driver
     cfg["cluster"] = cluster_config(redis, node_id=name + "-" + prefix.rstrip("-"), role="all",
                                     prefix=prefix, report_interval="300ms",
@@ -142,6 +149,16 @@ def test_admin_api_shapes_and_auth(sm):
     assert admin(api, "POST", "", cfg, token="x.y.z").status == 401
     assert admin(api, "POST", "", cfg, token=jwt("wrong-secret")).status == 401
     assert admin(api, "POST", "", cfg, token=jwt(exp=int(time.time()) - 5)).status == 401
+    # the deprecated key's secret verifies nothing; a proxy's token may not administer
+    assert admin(api, "POST", "", cfg, token=jwt("ignored-autoscale-jwt-secret")).status == 401
+    assert admin(api, "POST", "", cfg, token=jwt(role="proxy")).status == 403
+    assert "autoscale.jwt_secret is deprecated and ignored" in srv.log_text()
+    # a token from the stream manager's own login works as well
+    cred = base64.b64encode(("admin:" + SM_ADMIN_PW).encode()).decode()
+    r = api.request("PUT", "/as/v1/auth/login", token=None,
+                    headers={"Authorization": "Basic " + cred})
+    assert r.status == 200, r
+    assert admin(api, "GET", "", token=r.json["token"]).status == 200
     assert api.request("GET", "/as/v1/admin/nodegroup", token=None).status == 401
     r = admin(api, "POST", "", cfg)
     assert r.status == 201, r

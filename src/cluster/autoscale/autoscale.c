@@ -40,10 +40,10 @@
 #include "app/svc/api.h"
 #include "app/svc/cluster.h"
 #include "app/svc/http.h"
+#include "app/svc/streammanager.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
-#include "cluster/autoscale/as_auth.h"
 #include "cluster/autoscale/as_driver.h"
 #include "cluster/autoscale/as_group.h"
 #include "cluster/autoscale/as_plan.h"
@@ -571,28 +571,34 @@ static int api_auth(as_mod_t *m, sl_http_req_t *req)
     void *ud;
     const sl_svc_api_t *api = sl_service_get(m->core, SL_SVC_API, SL_SVC_API_MAJOR, 1, &ud);
     if (!api || !api->check_access) {
-        reply_err(m, req, 403, "the admin API needs autoscale.jwt_secret or the Server API");
+        reply_err(m, req, 403, "the admin API needs the stream manager (SM 2.0 login) or the "
+                               "Server API");
         return 1;
     }
     return api->check_access(ud, req);
 }
 
-/* SM 2.0: a Bearer JWT signed with autoscale.jwt_secret, or (no secret) the Server API's check. */
+/*
+ * SM 2.0: a Bearer JWT of an admin, checked by the stream manager's
+ * check_token (one secret, one verifier: stream_manager.auth_secret); on a
+ * node without the stream manager, the Server API's check. 0 = go on.
+ */
 static int sm2_auth(as_mod_t *m, sl_http_req_t *req)
 {
-    if (!m->cfg->jwt_secret || !m->cfg->jwt_secret[0])
+    void *ud;
+    const sl_svc_streammanager_t *sm =
+        sl_service_get(m->core, SL_SVC_STREAMMANAGER, SL_SVC_STREAMMANAGER_MAJOR, 1, &ud);
+    if (!sm)
         return api_auth(m, req);
-    const char *h = m->http->req_header(req, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-        reply_err(m, req, 401, "Authorization: Bearer <JWT> required (PUT /as/v1/auth/login)");
-        return 1;
-    }
-    h += 7;
-    if (sl_as_jwt_check(h, strlen(h), m->cfg->jwt_secret, sl_time_wall_ms() / 1000)) {
-        reply_err(m, req, 401, "invalid or expired token");
-        return 1;
-    }
-    return 0;
+    int rc = sm->check_token(ud, m->http->req_header(req, "Authorization"), "admin");
+    if (rc == 0)
+        return 0;
+    if (rc == SL_EBUSY)
+        reply_err(m, req, 403, "this token's role may not administer node groups");
+    else
+        reply_err(m, req, 401, "Authorization: Bearer <JWT> of an admin required "
+                               "(PUT /as/v1/auth/login); invalid or expired token");
+    return 1;
 }
 
 static json_t *load_setting(const sl_svc_cluster_t *cl, void *ud, const char *key)
@@ -1198,6 +1204,9 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
         return SL_ENOMEM;
     m->core = core;
     m->cfg = cfg;
+    if (cfg->jwt_secret && cfg->jwt_secret[0])
+        SL_LOGW(&g_ctx, "autoscale: autoscale.jwt_secret is deprecated and ignored: SM 2.0 tokens "
+                        "are checked by the stream manager (stream_manager.auth_secret)");
     const char *why = NULL;
     int rc = sl_as_driver_new(core->loop, cfg, core->cfg->server_data_dir, &m->drv, &why);
     if (rc) {
