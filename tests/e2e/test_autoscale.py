@@ -16,6 +16,8 @@ import json
 import os
 import pathlib
 import random
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -307,6 +309,31 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_process_driver_children_die_with_a_killed_stream_manager(sluice_factory, redis_server,
+                                                                   tmp_path):  # noqa: F811
+    """kill -9 of the stream manager: the nodes its process driver started stop too
+    (PR_SET_PDEATHSIG in each child, asked for through SL_AUTOSCALE_PARENT)."""
+    srv, api = sm_node(sluice_factory, redis_server, tmp_path, name="sm-pdeath")
+    assert admin(api, "PUT", "", group_config("ngk", {"min": 1, "max": 1})).status == 200
+    wait_until(lambda: group_nodes(api, "ngk"), T(30), 0.1, "the edge of ngk started")
+    m = wait_until(lambda: re.search(r"started node \S+ \(role edge, group ngk/\S+, pid (\d+)",
+                                     srv.log_text()), T(10), 0.1, "the child's pid in the log")
+    pid = int(m.group(1))
+    assert pid_alive(pid)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(10)
+    srv.proc = None  # killed on purpose
+    wait_until(lambda: not pid_alive(pid), T(20), 0.1, "the child gone after kill -9 of its parent")
 
 
 def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp_path):  # noqa: F811

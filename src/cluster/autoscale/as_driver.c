@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,44 +95,46 @@ static void maybe_free(sl_as_driver_t *d)
 /* ------------------------------------------------------------------ */
 /* helpers shared by the drivers                                       */
 
+/* The value of the placeholder at p ("{name}"), with *nlen its length; NULL when none. */
+static const char *placeholder(const char *p, const char *const *vars, size_t *nlen)
+{
+    if (*p != '{')
+        return NULL;
+    for (int i = 0; vars[i] && vars[i + 1]; i += 2) {
+        size_t n = strlen(vars[i]);
+        if (strncmp(p + 1, vars[i], n) == 0 && p[1 + n] == '}') {
+            *nlen = n + 2;
+            return vars[i + 1];
+        }
+    }
+    return NULL;
+}
+
 char *sl_as_template_fill(const char *tmpl, const char *const *vars)
 {
-    size_t cap = strlen(tmpl) + 1, len = 0;
-    for (const char *p = tmpl; *p; p++)
-        if (*p == '{')
-            cap += 64; /* placeholders hold ids (<64) or ports */
-    if (cap > TEMPLATE_MAX)
-        return NULL;
-    char *out = sl_malloc(cap);
+    /* Two passes: the exact size first (values such as {dir} are paths of any length). */
+    size_t need = 1;
+    for (const char *p = tmpl; *p;) {
+        size_t nlen;
+        const char *val = placeholder(p, vars, &nlen);
+        need += val ? strlen(val) : 1;
+        p += val ? nlen : 1;
+        if (need > TEMPLATE_MAX)
+            return NULL;
+    }
+    char *out = sl_malloc(need);
     if (!out)
         return NULL;
+    size_t len = 0;
     for (const char *p = tmpl; *p;) {
-        const char *val = NULL;
-        size_t nlen = 0;
-        if (*p == '{') {
-            for (int i = 0; vars[i] && vars[i + 1]; i += 2) {
-                size_t n = strlen(vars[i]);
-                if (strncmp(p + 1, vars[i], n) == 0 && p[1 + n] == '}') {
-                    val = vars[i + 1];
-                    nlen = n + 2;
-                    break;
-                }
-            }
-        }
+        size_t nlen;
+        const char *val = placeholder(p, vars, &nlen);
         if (val) {
             size_t vl = strlen(val);
-            if (vl > 63 || len + vl >= cap) {
-                sl_free(out);
-                return NULL;
-            }
             memcpy(out + len, val, vl);
             len += vl;
             p += nlen;
         } else {
-            if (len + 1 >= cap) {
-                sl_free(out);
-                return NULL;
-            }
             out[len++] = *p++;
         }
     }
@@ -278,20 +283,48 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
         child_close(c);
 }
 
-/* The child's environment: ours without SLUICE_* overrides (they would turn the node into a copy
- * of this one: an autoscaler with the same ports). Pointers borrowed from environ. */
-static char **child_env(void)
+void sl_as_child_guard(void)
+{
+    const char *v = getenv(SL_AS_PARENT_ENV);
+    if (!v)
+        return;
+    long want = strtol(v, NULL, 10);
+    unsetenv(SL_AS_PARENT_ENV);
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        SL_LOGW(&g_ctx, "autoscale: PR_SET_PDEATHSIG: %s", strerror(errno));
+    /* The parent may have died before the request: then we were reparented. */
+    if (want > 1 && (long)getppid() != want) {
+        SL_LOGW(&g_ctx, "autoscale: the process driver that started this node (pid %ld) is "
+                        "gone: stopping", want);
+        raise(SIGTERM);
+    }
+#else
+    (void)want;
+#endif
+}
+
+/*
+ * The child's environment: ours without SLUICE_* overrides (they would turn
+ * the node into a copy of this one: an autoscaler with the same ports),
+ * pointers borrowed from environ, plus parent (borrowed, "SL_AUTOSCALE_PARENT=<our pid>"), which
+ * makes a sluice child ask the kernel for SIGTERM when we die, even by
+ * kill -9 (see sl_autoscale_child_guard).
+ */
+static char **child_env(const char *parent)
 {
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **env = sl_calloc(n + 1, sizeof *env);
+    char **env = sl_calloc(n + 2, sizeof *env);
     if (!env)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "SLUICE_", 7) != 0)
+        if (strncmp(environ[i], "SLUICE_", 7) != 0 &&
+            strncmp(environ[i], SL_AS_PARENT_ENV "=", sizeof SL_AS_PARENT_ENV) != 0)
             env[k++] = environ[i];
+    env[k++] = (char *)parent;
     return env;
 }
 
@@ -358,8 +391,10 @@ static int process_launch(sl_as_driver_t *d, const sl_as_decision_t *dec, const 
                           "rtsp_port", ports[2], "srt_port", ports[3], "webrtc_port", ports[4],
                           NULL, NULL};
     rc = SL_ENOMEM;
-    if (!(text = sl_as_template_fill(tmpl, vars)))
+    if (!(text = sl_as_template_fill(tmpl, vars))) {
+        SL_LOGW(&g_ctx, "autoscale: cannot fill the config template for node %s (over 1 MB?)", id);
         goto fail;
+    }
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(text, 1, strlen(text), f) != strlen(text) || fclose(f)) {
         if (f)
@@ -374,7 +409,9 @@ static int process_launch(sl_as_driver_t *d, const sl_as_decision_t *dec, const 
         rc = SL_EIO;
         goto fail;
     }
-    if (!(env = child_env()))
+    char parent[64];
+    snprintf(parent, sizeof parent, SL_AS_PARENT_ENV "=%ld", (long)getpid());
+    if (!(env = child_env(parent)))
         goto fail;
     char *args[] = {d->binary, "--config", path, NULL};
     uv_stdio_container_t stdio[3] = {

@@ -1197,6 +1197,7 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
     sl_core_t *core = sl_host_core(h);
     const sl_autoscale_config_t *cfg = sl_autoscale_cfg(core->cfg);
     *state = NULL;
+    sl_as_child_guard(); /* a node a process driver started dies with it */
     if (!cfg->enabled)
         return 0;
     as_mod_t *m = sl_calloc(1, sizeof *m);
