@@ -73,27 +73,6 @@ typedef struct logged {
     uint64_t at_ms;
 } logged_t;
 
-/*
- * A rule state this node wrote, kept until the snapshot shows it. The core
- * updates its snapshot at once on put_setting, but a refresh whose HGETALL
- * was sent before the write answers with the old value and puts it back
- * (and the snapshot's fresh_ms also moves on refreshes that do not read the
- * settings); reading that would replay a decision (seen in tests: the same
- * decision #1 twice). So a state written here wins over the snapshot until
- * the snapshot holds it, or holds a later generation (another evaluator
- * decided since), or WRITTEN_TTL_MS passed (then Redis is the truth: a
- * manualscale written by another node waits at most that long).
- */
-typedef struct written {
-    char key[KEY_MAX];
-    char *json;                     /* sl_malloc'ed; NULL = free slot */
-    uint64_t gen;                   /* its decision generation */
-    uint64_t written_ms;
-} written_t;
-
-#define WRITTEN_TTL_MS 10000
-#define WRITTEN_MAX 64
-
 typedef struct as_mod {
     sl_core_t *core;
     const sl_autoscale_config_t *cfg;
@@ -110,7 +89,6 @@ typedef struct as_mod {
     uint64_t n_ticks, n_decisions;
     logged_t log[LOG_MAX];
     int log_next, log_n;
-    written_t written[WRITTEN_MAX];
 } as_mod_t;
 
 static const sl_svc_cluster_t *cluster(as_mod_t *m, void **ud)
@@ -121,57 +99,25 @@ static const sl_svc_cluster_t *cluster(as_mod_t *m, void **ud)
 /* ------------------------------------------------------------------ */
 /* evaluation                                                          */
 
-/* The state JSON of key: ours while the snapshot may predate our write (see written_t). */
+/*
+ * A rule state, read from and written to the cluster settings. The core's
+ * snapshot keeps a local write until Redis answers with it (writes carry a
+ * sequence), so a refresh sent before a write no longer puts the old state
+ * back: no local copy is needed here (test_autoscale's decisions prove it:
+ * a replayed decision would launch a node twice).
+ */
 static const char *state_get(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key)
 {
-    const char *snap = cl->setting(ud, key);
-    for (int i = 0; i < WRITTEN_MAX; i++) {
-        written_t *w = &m->written[i];
-        if (!w->json || strcmp(w->key, key) != 0)
-            continue;
-        int trust_snapshot = snap && strcmp(snap, w->json) == 0;
-        if (!trust_snapshot && snap) {
-            sl_as_state_t st;
-            sl_as_state_parse(snap, &st);
-            trust_snapshot = st.gen > w->gen;
-        }
-        if (!trust_snapshot && sl_time_wall_ms() >= w->written_ms + WRITTEN_TTL_MS)
-            trust_snapshot = 1;
-        if (!trust_snapshot)
-            return w->json;
-        sl_free(w->json);
-        w->json = NULL;
-        return snap;
-    }
-    return snap;
+    (void)m;
+    return cl->setting(ud, key);
 }
 
-/* Writes a state and remembers it (see written_t). */
 static int state_put(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key,
                      const char *json, uint64_t gen)
 {
-    int rc = cl->put_setting(ud, key, json);
-    if (rc)
-        return rc;
-    written_t *slot = NULL;
-    for (int i = 0; i < WRITTEN_MAX && !slot; i++)
-        if (m->written[i].json && strcmp(m->written[i].key, key) == 0)
-            slot = &m->written[i];
-    for (int i = 0; i < WRITTEN_MAX && !slot; i++)
-        if (!m->written[i].json)
-            slot = &m->written[i];
-    for (int i = 0; i < WRITTEN_MAX && !slot; i++) /* full: replace the oldest */
-        if (!slot || m->written[i].written_ms < slot->written_ms)
-            slot = &m->written[i];
-    char *dup = sl_strdup(json);
-    if (!dup)
-        return 0; /* written all the same; only the guard is lost */
-    sl_free(slot->json);
-    snprintf(slot->key, sizeof slot->key, "%s", key);
-    slot->json = dup;
-    slot->written_ms = sl_time_wall_ms();
-    slot->gen = gen;
-    return 0;
+    (void)m;
+    (void)gen;
+    return cl->put_setting(ud, key, json);
 }
 
 /* A node's sessions that a drain waits for: players, and publishers on an origin. */
@@ -665,11 +611,7 @@ static void collect_key(void *arg, const char *key, const char *json)
 
 static void delete_prefix(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *prefix)
 {
-    for (int i = 0; i < WRITTEN_MAX; i++)
-        if (m->written[i].json && strncmp(m->written[i].key, prefix, strlen(prefix)) == 0) {
-            sl_free(m->written[i].json);
-            m->written[i].json = NULL;
-        }
+    (void)m;
     collect_t c = {.arr = json_array()};
     cl->settings(ud, prefix, collect_key, &c);
     size_t i;
@@ -696,9 +638,6 @@ static void status_pending(void *arg, const char *key, const char *json)
     if (json_object_get(c->seen, key))
         return;
     json_object_set_new(c->seen, key, json_true());
-    json = state_get(c->m, c->cl, c->ud, key); /* ours while the snapshot may lag */
-    if (!json)
-        return;
     const char *rest = key + strlen(STATE_PREFIX) + strlen(c->group) + 1;
     const char *slash = strchr(rest, '/');
     if (!slash || (size_t)(slash - rest) >= sizeof sub || strlen(slash + 1) >= sizeof role)
@@ -753,9 +692,6 @@ static int sm2_status(as_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c
     }
     snprintf(key, sizeof key, STATE_PREFIX "%s/", group);
     cl->settings(ud, key, status_pending, &c);
-    for (int i = 0; i < WRITTEN_MAX; i++)
-        if (m->written[i].json && strncmp(m->written[i].key, key, strlen(key)) == 0)
-            status_pending(&c, m->written[i].key, m->written[i].json);
     json_decref(c.seen);
     return reply_json(m, req, 200, c.items);
 }
@@ -1141,14 +1077,6 @@ static int api_handler(sl_http_req_t *req, void *vm)
     const sl_svc_cluster_t *cl = cluster(m, &ud);
     if (cl) {
         cl->settings(ud, STATE_PREFIX, status_rule, rules);
-        /* what this node wrote and the snapshot may not show yet wins (see written_t) */
-        for (int i = 0; i < WRITTEN_MAX; i++)
-            if (m->written[i].json) {
-                const char *json = state_get(m, cl, ud, m->written[i].key);
-                json_t *o = json ? json_loads(json, 0, NULL) : NULL;
-                if (o)
-                    json_object_set_new(rules, m->written[i].key + strlen(STATE_PREFIX), o);
-            }
     }
     return m->api->ok(req, json_pack("{s:b, s:b, s:s, s:I, s:I, s:o, s:o}", "cluster", cl != NULL,
                                      "evaluator", m->evaluator, "driver",
@@ -1186,8 +1114,6 @@ static int check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 static void as_free(as_mod_t *m)
 {
-    for (int i = 0; i < WRITTEN_MAX; i++)
-        sl_free(m->written[i].json);
     sl_free(m);
 }
 
