@@ -56,6 +56,15 @@ typedef struct sl_svc_streammanager {
      * answer 403). The token itself is never logged.
      */
     int (*check_token)(void *ud, const char *bearer, const char *role);
+    /**
+     * Valid from 1.2. Checks an SM 4.0 ?accessToken= (token borrowed, NULL
+     * when absent) against stream_manager.admin_token, for the modules that
+     * serve SM 4.0 admin routes (the proxy's /admin/proxy/clients). remote
+     * is the client's address: failures count against its budget
+     * (stream_manager.auth_fail_limit). 0; SL_EDENIED (missing: 401);
+     * SL_EBUSY (wrong: 403); SL_ETOOBIG (too many failures: 429).
+     */
+    int (*check_admin_token)(void *ud, const char *token, const char *remote);
 } sl_svc_streammanager_t;
 
 #endif

@@ -423,29 +423,35 @@ static void stream_stats(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *g
 /* ?accessToken= against the admin token: 1 when right; else answered 401/403/429. */
 static int admin_ok(sm_mod_t *m, sl_http_req_t *req)
 {
-    const char *addr = m->http->req_remote(req, NULL);
-    if (sl__sm_auth_blocked(m, addr, 0)) {
-        reply_err(m, req, 429, "too many failed authentication attempts; try again later");
-        return 0;
-    }
     char tok[160];
     int len = m->http->req_query_get(req, "accessToken", tok, sizeof tok);
-    if (len < 0) {
-        reply_err(m, req, 401, "accessToken is required");
-        return 0;
-    }
+    int rc = sl__sm_check_admin_token(m, len >= 0 ? tok : NULL, m->http->req_remote(req, NULL));
+    OPENSSL_cleanse(tok, sizeof tok);
+    if (rc == 0)
+        return 1;
+    reply_err(m, req, rc == SL_ETOOBIG ? 429 : rc == SL_EBUSY ? 403 : 401,
+              rc == SL_ETOOBIG ? "too many failed authentication attempts; try again later"
+              : rc == SL_EBUSY ? "invalid accessToken"
+                               : "accessToken is required");
+    return 0;
+}
+
+int sl__sm_check_admin_token(sm_mod_t *m, const char *token, const char *remote)
+{
+    if (sl__sm_auth_blocked(m, remote, 0))
+        return SL_ETOOBIG;
+    if (!token)
+        return SL_EDENIED;
     /* Digests of both, so that the comparison takes the same time whatever the lengths. */
     uint8_t a[32], b[32];
-    SHA256((const uint8_t *)tok, (size_t)len, a);
+    SHA256((const uint8_t *)token, strlen(token), a);
     SHA256((const uint8_t *)m->admin_token, strlen(m->admin_token), b);
-    OPENSSL_cleanse(tok, sizeof tok);
     if (CRYPTO_memcmp(a, b, 32) != 0) {
-        sl__sm_auth_blocked(m, addr, 1);
-        SL_LOGI(NULL, "stream manager: wrong accessToken from %s", addr);
-        reply_err(m, req, 403, "invalid accessToken");
-        return 0;
+        sl__sm_auth_blocked(m, remote, 1);
+        SL_LOGI(NULL, "stream manager: wrong accessToken from %s", remote);
+        return SL_EBUSY;
     }
-    return 1;
+    return 0;
 }
 
 /* The node addressed as {ip}: by its public or private address, or by its id. */

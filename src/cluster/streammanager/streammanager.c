@@ -294,10 +294,16 @@ static int svc_check_token(void *ud, const char *bearer, const char *role)
     return sl__sm_check_token(ud, bearer, role);
 }
 
-/* Service "streammanager" (src/app/svc/streammanager.h), 1.1. */
+static int svc_check_admin_token(void *ud, const char *token, const char *remote)
+{
+    return sl__sm_check_admin_token(ud, token, remote ? remote : "?");
+}
+
+/* Service "streammanager" (src/app/svc/streammanager.h), 1.2. */
 static const sl_svc_streammanager_t sm_service = {
     .choose = svc_choose,
     .check_token = svc_check_token,
+    .check_admin_token = svc_check_admin_token,
 };
 
 /* ------------------------------------------------------------------ */
