@@ -204,6 +204,45 @@ def test_admin_api_shapes_and_auth(sm):
     assert any(x["name"] == g["name"] for x in api.request("GET", sm4 + "/nodegroup").json)
     stored = admin(api, "GET", "/" + g["name"]).json
     assert stored["groups"]["default"]["rulesByRole"]["edge"]["max"] == 0
+    # stats, resize (a manual scale of a role), the scale-out alarm (its out expression)
+    r = api.request("GET", sm4 + "/nodegroup/%s/stats" % g["name"])
+    assert r.status == 200 and r.json == {"totalConnections": 0, "targetTypeLoadSummary": []}, r
+    assert api.request("GET", sm4 + "/nodegroup/nope/stats").status == 404
+    r = api.request("POST", sm4 + "/nodegroup/%s/resize" % g["name"],
+                    params={"role": "edge", "nodeCount": 0})
+    assert r.status == 200, r
+    assert api.request("POST", sm4 + "/nodegroup/%s/resize" % g["name"],
+                       params={"role": "edge", "nodeCount": 5}).status == 400
+    r = api.request("POST", sm4 + "/alarm/scaleout/default", params={"type": "edge",
+                                                                     "threshold": 70})
+    assert r.status == 200 and g["name"] in r.json["nodeGroups"], r
+    stored = admin(api, "GET", "/" + g["name"]).json
+    assert stored["groups"]["default"]["rulesByRole"]["edge"]["outExpression"] == \
+        "avg(connections.load) > 70"
+    assert api.request("POST", sm4 + "/alarm/scaleout/default",
+                       params={"threshold": 0}).status == 400
+    assert api.request("POST", sm4 + "/alarm/scaleout/default",
+                       params={"type": "transcoder"}).status == 404
+    # launch configurations: stored as cluster settings launchconfig/<name>
+    lc = {"launchconfig": {"name": "lc1", "description": "d", "image": "sluice", "version": "0.0.3",
+                           "targets": {"target": [{"role": "edge", "instanceType": "t3.small",
+                                                   "connectionCapacity": 500}]},
+                           "properties": {"property": []}, "metadata": {"meta": []}}}
+    lcp = sm4 + "/configurations/launchconfig"
+    assert api.request("POST", lcp, token=None, body=lc).status in (401, 403)
+    r = api.request("POST", lcp, body=lc)
+    assert r.status == 201 and r.json == lc, r
+    assert api.request("POST", lcp, body=lc).status == 409
+    assert api.request("GET", lcp + "/lc1").json == lc
+    assert [x["launchconfig"]["name"] for x in api.request("GET", lcp).json["launchconfigs"]] == \
+        ["lc1"]
+    lc["launchconfig"]["targets"]["target"][0]["connectionCapacity"] = 900
+    assert api.request("PUT", lcp + "/lc1", body=lc).status == 200
+    assert api.request("GET", lcp + "/lc1").json == lc
+    bad = {"launchconfig": {"name": "lc2", "targets": {"target": [{"role": "mixer"}]}}}
+    assert api.request("POST", lcp, body=bad).status == 400
+    assert api.request("DELETE", lcp + "/lc1").status == 200
+    assert api.request("GET", lcp + "/lc1").status == 404
     assert api.request("DELETE", sm4 + "/nodegroup/" + g["name"]).status == 200
     assert api.request("POST", sm4 + "/nodegroup", body={"scalePolicy": "none"}).status == 400
 

@@ -64,6 +64,11 @@ static const sl_log_ctx_t g_ctx = {.proto = "autoscale"};
 #define SM2_PREFIX "/as/v1/admin/nodegroup"
 #define SM4_GROUP_PREFIX "/streammanager/api/4.0/admin/nodegroup"
 #define SM4_POLICY_PREFIX "/streammanager/api/4.0/admin/configurations/scalepolicy"
+#define SM4_LAUNCH_PREFIX "/streammanager/api/4.0/admin/configurations/launchconfig"
+#define SM4_ALARM_PREFIX "/streammanager/api/4.0/admin/alarm"
+#define LAUNCH_KEY "launchconfig/"
+#define LAUNCH_JSON_MAX 16384
+#define N_ROUTES 5
 
 typedef struct logged {
     char id[KEY_MAX];
@@ -80,7 +85,7 @@ typedef struct as_mod {
     sl_as_driver_t *drv;
     const sl_http_svc_t *http;
     void *http_ud;
-    sl_http_route_t *routes[3];
+    sl_http_route_t *routes[N_ROUTES];
     const sl_svc_api_t *api;
     void *api_ud;
     int evaluator;                  /* holds a confirmed lease */
@@ -887,13 +892,49 @@ static json_t *sm4_to_group(as_mod_t *m, const char *name, json_t *policy, json_
                      json_object_get(body, "scalePolicy"));
 }
 
+/* SM 4.0's node group stats: connections and, per role, nodes, active nodes, capacity, load. */
+static json_t *sm4_group_stats(const sl_svc_cluster_t *cl, void *ud, const char *group)
+{
+    const sl_cluster_node_t *nodes;
+    size_t n = cl->nodes(ud, &nodes);
+    json_t *by_role = json_object();
+    json_int_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sl_cluster_node_t *nd = &nodes[i];
+        if (strcmp(nd->group, group) != 0)
+            continue;
+        total += nd->connections;
+        json_t *r = json_object_get(by_role, nd->role);
+        if (!r) {
+            r = json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", nd->role, "totalNodeCount",
+                          (json_int_t)0, "totalActiveNodeCount", (json_int_t)0,
+                          "netConnectionCapacity", (json_int_t)0, "netConnectionLoad",
+                          (json_int_t)0);
+            json_object_set_new(by_role, nd->role, r);
+        }
+        static const char *const keys[] = {"totalNodeCount", "totalActiveNodeCount",
+                                           "netConnectionCapacity", "netConnectionLoad"};
+        json_int_t add[4] = {1, !nd->state[0] || !strcmp(nd->state, "INSERVICE"),
+                             (json_int_t)nd->max_connections, (json_int_t)nd->connections};
+        for (int k = 0; k < 4; k++)
+            json_object_set_new(r, keys[k],
+                                json_integer(json_integer_value(json_object_get(r, keys[k])) + add[k]));
+    }
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(by_role, k, v) json_array_append(arr, v);
+    json_decref(by_role);
+    return json_pack("{s:I, s:o}", "totalConnections", total, "targetTypeLoadSummary", arr);
+}
+
 static int sm4_group_handler(sl_http_req_t *req, void *vm)
 {
     as_mod_t *m = vm;
     char seg[PATH_SEGS_MAX][SEG_MAX], key[KEY_MAX];
     const char *method = m->http->req_method(req);
     int n = split(m->http->req_path(req), SM4_GROUP_PREFIX, seg);
-    if (n < 0 || n > 1)
+    if (n < 0 || n > 2)
         return reply_err(m, req, 404, "not found");
     if (api_auth(m, req))
         return 0;
@@ -902,6 +943,21 @@ static int sm4_group_handler(sl_http_req_t *req, void *vm)
     if (!cl)
         return reply_err(m, req, 503, "cluster mode is off (cluster.enabled)");
     int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (n == 2) {
+        snprintf(key, sizeof key, GROUP_PREFIX "%s", seg[0]);
+        if (!cl->setting(ud, key))
+            return reply_err(m, req, 404, "no such node group");
+        if (!strcmp(seg[1], "stats") && is_get)
+            return reply_json(m, req, 200, sm4_group_stats(cl, ud, seg[0]));
+        if (!strcmp(seg[1], "resize") && !strcmp(method, "POST")) {
+            /* Red5's resize, as a manual scale of one role (?role=, default edge) of the
+             * default subgroup to ?nodeCount= nodes (the SM 2.0 manualscale's rules). */
+            char role[SEG_MAX] = "edge";
+            m->http->req_query_get(req, "role", role, sizeof role);
+            return sm2_manualscale(m, req, cl, ud, seg[0], "default", role);
+        }
+        return reply_err(m, req, 404, "not found");
+    }
     if (n == 0 && is_get) {
         collect_t c = {.arr = json_array(), .prefix_len = strlen(GROUP_PREFIX), .sm4 = 1};
         cl->settings(ud, GROUP_PREFIX, collect_group, &c);
@@ -1117,6 +1173,199 @@ static void as_free(as_mod_t *m)
     sl_free(m);
 }
 
+/* ------------------------------------------------------------------ */
+/* SM 4.0 launch configurations and the scale-out alarm                 */
+
+static int name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 64)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+              (n[i] >= '0' && n[i] <= '9') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
+            return 0;
+    return 1;
+}
+
+/* A launch configuration body {"launchconfig":{name, targets:{target:[{role, ...}]}, ...}}. */
+static const char *launch_check(const json_t *b, const char *url_name)
+{
+    const json_t *lc = json_object_get(b, "launchconfig");
+    const char *name = json_string_value(json_object_get(lc, "name"));
+    if (!json_is_object(lc) || !name || !name_ok(name))
+        return "body {\"launchconfig\":{\"name\",...}} with a name of 1..64 [A-Za-z0-9_.-]";
+    if (url_name && strcmp(name, url_name) != 0)
+        return "the body's name differs from the URL's";
+    const json_t *t = json_object_get(json_object_get(lc, "targets"), "target");
+    if (!json_is_array(t) || json_array_size(t) == 0 || json_array_size(t) > 8)
+        return "launchconfig.targets.target must be an array of 1..8 targets";
+    size_t i;
+    json_t *v;
+    json_array_foreach(t, i, v) {
+        const char *role = json_string_value(json_object_get(v, "role"));
+        const json_t *cap = json_object_get(v, "connectionCapacity");
+        if (!role || (strcmp(role, "origin") && strcmp(role, "edge") && strcmp(role, "relay") &&
+                      strcmp(role, "transcoder") && strcmp(role, "all")))
+            return "each target needs a role: origin, edge, relay, transcoder or all";
+        if (cap && !(json_is_integer(cap) && json_integer_value(cap) >= 0) &&
+            !(json_is_string(cap) && strspn(json_string_value(cap), "0123456789") ==
+                                         json_string_length(cap) && json_string_length(cap) < 10))
+            return "connectionCapacity must be a non-negative integer";
+    }
+    return NULL;
+}
+
+static void collect_launch(void *arg, const char *key, const char *json)
+{
+    (void)key;
+    json_t *o = json_loads(json, 0, NULL);
+    if (o)
+        json_array_append_new(arg, o);
+}
+
+static int sm4_launch_handler(sl_http_req_t *req, void *vm)
+{
+    as_mod_t *m = vm;
+    char seg[PATH_SEGS_MAX][SEG_MAX], key[KEY_MAX];
+    const char *method = m->http->req_method(req);
+    int n = split(m->http->req_path(req), SM4_LAUNCH_PREFIX, seg);
+    if (n < 0 || n > 1 || (n == 1 && !name_ok(seg[0])))
+        return reply_err(m, req, 404, "not found");
+    if (api_auth(m, req))
+        return 0;
+    void *ud;
+    const sl_svc_cluster_t *cl = cluster(m, &ud);
+    if (!cl)
+        return reply_err(m, req, 503, "cluster mode is off (cluster.enabled)");
+    int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (n == 0 && is_get) {
+        json_t *arr = json_array();
+        cl->settings(ud, LAUNCH_KEY, collect_launch, arr);
+        return reply_json(m, req, 200, json_pack("{s:o}", "launchconfigs", arr));
+    }
+    if (n == 1) {
+        snprintf(key, sizeof key, LAUNCH_KEY "%s", seg[0]);
+        json_t *old = load_setting(cl, ud, key);
+        if (!old)
+            return reply_err(m, req, 404, "no such launch configuration");
+        if (is_get)
+            return reply_json(m, req, 200, old);
+        json_decref(old);
+        if (!strcmp(method, "DELETE")) {
+            int rc = cl->put_setting(ud, key, NULL);
+            return rc ? reply_err(m, req, 503, sl_strerror(rc))
+                      : reply_json(m, req, 200, json_pack("{s:s}", "name", seg[0]));
+        }
+        if (strcmp(method, "PUT") != 0)
+            return reply_err(m, req, 405, "method not allowed");
+    } else if (strcmp(method, "POST") != 0) {
+        return reply_err(m, req, 405, "method not allowed");
+    }
+    size_t len;
+    const uint8_t *body = m->http->req_body(req, &len);
+    if (len > LAUNCH_JSON_MAX)
+        return reply_err(m, req, 413, "body too large");
+    json_t *b = body ? json_loadb((const char *)body, len, 0, NULL) : NULL;
+    const char *why = launch_check(b, n == 1 ? seg[0] : NULL);
+    if (why) {
+        json_decref(b);
+        return reply_err(m, req, 400, why);
+    }
+    snprintf(key, sizeof key, LAUNCH_KEY "%s",
+             json_string_value(json_object_get(json_object_get(b, "launchconfig"), "name")));
+    if (n == 0 && cl->setting(ud, key)) {
+        json_decref(b);
+        return reply_err(m, req, 409, "a launch configuration with this name exists");
+    }
+    char *txt = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = txt ? cl->put_setting(ud, key, txt) : SL_ENOMEM;
+    free(txt);
+    if (rc) {
+        json_decref(b);
+        return reply_err(m, req, rc == SL_EINVAL ? 400 : 503, sl_strerror(rc));
+    }
+    SL_LOGI(&g_ctx, "autoscale: %s stored", key);
+    return reply_json(m, req, n == 0 ? 201 : 200, b);
+}
+
+/*
+ * POST /admin/alarm/scaleout/{name}?type=edge&threshold=60: Red5's
+ * scale-out alarm, as the out expression "avg(connections.load) > T" of
+ * the rules of that role: in every node group for the alarm "default",
+ * else in the node group of that name.
+ */
+static int sm4_alarm_handler(sl_http_req_t *req, void *vm)
+{
+    as_mod_t *m = vm;
+    char seg[PATH_SEGS_MAX][SEG_MAX];
+    int n = split(m->http->req_path(req), SM4_ALARM_PREFIX, seg);
+    if (n != 2 || strcmp(seg[0], "scaleout") != 0)
+        return reply_err(m, req, 404, "not found");
+    if (api_auth(m, req))
+        return 0;
+    if (strcmp(m->http->req_method(req), "POST") != 0)
+        return reply_err(m, req, 405, "use POST");
+    void *ud;
+    const sl_svc_cluster_t *cl = cluster(m, &ud);
+    if (!cl)
+        return reply_err(m, req, 503, "cluster mode is off (cluster.enabled)");
+    char type[SEG_MAX] = "edge", thr[16] = "60";
+    m->http->req_query_get(req, "type", type, sizeof type);
+    m->http->req_query_get(req, "threshold", thr, sizeof thr);
+    char *end;
+    long t = strtol(thr, &end, 10);
+    if (*end || t < 1 || t > 100)
+        return reply_err(m, req, 400, "threshold must be a percent from 1 to 100");
+    char expr[64];
+    snprintf(expr, sizeof expr, "avg(connections.load) > %ld", t);
+    collect_t keys = {.arr = json_array()};
+    cl->settings(ud, GROUP_PREFIX, collect_key, &keys);
+    json_t *done = json_array();
+    size_t i;
+    json_t *k;
+    int status = 0;
+    const char *why = NULL;
+    json_array_foreach(keys.arr, i, k) {
+        const char *gname = json_string_value(k) + strlen(GROUP_PREFIX);
+        if (strcmp(seg[1], "default") != 0 && strcmp(seg[1], gname) != 0)
+            continue;
+        json_t *g = load_setting(cl, ud, json_string_value(k));
+        int changed = 0;
+        const char *sub;
+        json_t *sg;
+        json_object_foreach(json_object_get(g, "groups"), sub, sg) {
+            json_t *rule = json_object_get(json_object_get(sg, "rulesByRole"), type);
+            if (json_is_object(rule)) {
+                json_object_set_new(rule, "outExpression", json_string(expr));
+                changed = 1;
+            }
+        }
+        sl_as_group_t *gs = changed ? sl_malloc(sizeof *gs) : NULL;
+        if (changed)
+            status = gs ? store_group(m, cl, ud, g, gs, &why) : 500;
+        sl_free(gs);
+        json_decref(g);
+        if (status)
+            break;
+        if (changed)
+            json_array_append_new(done, json_string(gname));
+    }
+    json_decref(keys.arr);
+    if (status) {
+        json_decref(done);
+        return reply_err(m, req, status, why ? why : "out of memory");
+    }
+    if (json_array_size(done) == 0) {
+        json_decref(done);
+        return reply_err(m, req, 404, "no node group has a rule for that role");
+    }
+    SL_LOGI(&g_ctx, "autoscale: alarm scaleout/%s: %s rules out when %s", seg[1], type, expr);
+    return reply_json(m, req, 200,
+                      json_pack("{s:s, s:s, s:i, s:s, s:o}", "name", seg[1], "type", type,
+                                "threshold", (int)t, "outExpression", expr, "nodeGroups", done));
+}
+
 static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
 {
     (void)hapi;
@@ -1146,12 +1395,14 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
         static const struct {
             const char *prefix, *name;
             sl_http_handler_cb cb;
-        } routes[3] = {
+        } routes[N_ROUTES] = {
             {SM2_PREFIX, "SM 2.0 node group admin", sm2_handler},
             {SM4_GROUP_PREFIX, "SM 4.0 node group admin", sm4_group_handler},
             {SM4_POLICY_PREFIX, "SM 4.0 scale policies", sm4_policy_handler},
+            {SM4_LAUNCH_PREFIX, "SM 4.0 launch configurations", sm4_launch_handler},
+            {SM4_ALARM_PREFIX, "SM 4.0 scale-out alarm", sm4_alarm_handler},
         };
-        for (int i = 0; i < 3 && !rc; i++) {
+        for (int i = 0; i < N_ROUTES && !rc; i++) {
             sl_http_route_spec_t spec = {.method = NULL, .prefix = routes[i].prefix,
                                          .prio = SL_HTTP_PRIO_CORE, .name = routes[i].name,
                                          .serves = "", .cb = routes[i].cb, .ud = m};
@@ -1162,7 +1413,7 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
     if (!rc && m->api)
         rc = m->api->add_route(m->api_ud, "autoscale", api_handler, m);
     if (rc) {
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < N_ROUTES; i++)
             if (m->routes[i])
                 m->http->route_remove(m->http_ud, m->routes[i]);
         sl_as_driver_close(m->drv);
@@ -1183,7 +1434,7 @@ static void as_stop(void *state)
     as_mod_t *m = state;
     if (!m)
         return;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_ROUTES; i++)
         if (m->routes[i])
             m->http->route_remove(m->http_ud, m->routes[i]);
     memset(m->routes, 0, sizeof m->routes);
