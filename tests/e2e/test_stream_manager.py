@@ -476,6 +476,30 @@ def test_transcode_lookup(cluster, module_procs, live):
     assert sm.get2("/streams/stream/default/publish/live/abr1?transcode=true")[0] == 409
 
 
+def test_conference_join_and_vod_listing(cluster, module_procs, live):
+    sm = cluster["sm"]
+    # A room with nobody in it: an origin is chosen, as for a broadcast.
+    st, js = sm.get4("/event/live/confroom/join")
+    assert st == 200, js
+    check_shape("/streammanager/api/4.0/event/{app}/{room}/join", "get", st, js)
+    assert js["nodeId"] == "origin" and js["name"] == "confroom" and js["scope"] == "/live"
+    # A room with a stream live on the transcoder node: everyone meets there.
+    tc = cluster["nodes"]["tc"]
+    module_procs.start(ffmpeg_publish_cmd(live["src"], "rtmp://%s:%d/live/room9/x"
+                                          % (HOST, tc.port)), "ffmpeg-room")
+    wait_until(lambda: sm.get4("/event/live/room9/x/stats")[0] == 200, T(15),
+               message="live/room9/x placed")
+    st, js = sm.get4("/event/live/room9/join")
+    assert st == 200 and js["nodeId"] == "tc", js
+    # VOD listings: a 307 to an origin's own /{scope}/mediafiles (followed here).
+    r = urllib.request.Request(sm.base + "/streammanager/api/4.0/media/live/mediafiles")
+    with urllib.request.urlopen(r, timeout=T(10)) as resp:
+        assert resp.status == 200 and "mediafiles" in json.loads(resp.read())
+        assert resp.url.endswith("/live/mediafiles") and str(http_port_of(cluster["nodes"]["origin"])) \
+            in resp.url, resp.url
+    assert sm.get4("/media/live/nothing")[0] == 404
+
+
 def test_killed_edge_is_not_named(cluster, live):
     sm = cluster["sm"]
     edge = cluster["nodes"]["edge1"]

@@ -847,6 +847,89 @@ static int on_provision(sl_http_req_t *req, void *ud)
     return 0;
 }
 
+/* The origin of any live stream of room ("app/room"), or NULL. */
+static const sl_cluster_node_t *room_node(const sl_svc_cluster_t *c, void *cud, const char *room)
+{
+    const sl_cluster_stream_t *st;
+    size_t n = c->streams(cud, &st), len = strlen(room);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(st[i].path, room, len) == 0 && st[i].path[len] == '/') {
+            const sl_cluster_node_t *o = c->node(cud, st[i].origin);
+            if (o && (!o->state[0] || strcmp(o->state, "INSERVICE") == 0))
+                return o;
+        }
+    return NULL;
+}
+
+/*
+ * SM 4.0 conference: GET /event/{scope}/{room}/join. Everyone of a room
+ * must meet on one node: the origin of a stream already live in the room,
+ * else an origin chosen as for a broadcast (the room becomes its).
+ */
+static void join_room(sm_mod_t *m, sl_http_req_t *req, const segs_t *s)
+{
+    char room[SL_CLUSTER_PATH_MAX], app[SL_CLUSTER_PATH_MAX];
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    if (!c) {
+        reply_err(m, req, 503, "cluster mode is off on this node");
+        return;
+    }
+    if (join(s, 1, s->n - 1, room, sizeof room) || join(s, 1, s->n - 2, app, sizeof app)) {
+        reply_err(m, req, 400, "expected /event/{scope}/{room}/join");
+        return;
+    }
+    const sl_cluster_node_t *n = room_node(c, cud, room);
+    sl_cluster_node_t chosen;
+    if (!n) {
+        sl_sm_query_t q = {.action = SL_SM_PUBLISH, .path = room};
+        size_t got;
+        const char *why = "";
+        int rc = sl__sm_choose(m, &q, &chosen, 1, &got, 1, &why);
+        if (rc) {
+            reply_err(m, req, status_of(rc) == 409 ? 400 : status_of(rc), why);
+            return;
+        }
+        n = &chosen;
+    }
+    reply_json(m, req, 200, sm4_node(app, s->s[s->n - 2], n));
+}
+
+/*
+ * SM 4.0 VOD listings: GET /media/{scope}/mediafiles|playlists. The files
+ * are on the nodes (their recorder's /{scope}/mediafiles, Red5's live
+ * webapp list): the answer is a 307 to an origin in service, which lists
+ * its own (clients that follow redirects, as curl -L and browsers do, get
+ * Red5's {"mediafiles":[...]}). Playlists are the HLS recordings' .m3u8,
+ * which sluice lists in the same mediafiles answer.
+ */
+static void media_list(sm_mod_t *m, sl_http_req_t *req, const segs_t *s)
+{
+    char app[SL_CLUSTER_PATH_MAX];
+    if (s->n < 3 || (strcmp(s->s[s->n - 1], "mediafiles") != 0 &&
+                     strcmp(s->s[s->n - 1], "playlists") != 0) ||
+        join(s, 1, s->n - 1, app, sizeof app)) {
+        reply_err(m, req, 404, "expected /media/{scope}/mediafiles or /media/{scope}/playlists");
+        return;
+    }
+    char probe[SL_CLUSTER_PATH_MAX + 8];
+    snprintf(probe, sizeof probe, "%s/.vod", app);
+    sl_sm_query_t q = {.action = SL_SM_PUBLISH, .path = probe};
+    sl_cluster_node_t n;
+    size_t got;
+    const char *why = "";
+    int rc = sl__sm_choose(m, &q, &n, 1, &got, 0, &why);
+    if (rc || !n.http_port) {
+        reply_err(m, req, rc ? status_of(rc) : 503, rc ? why : "the origin serves no HTTP");
+        return;
+    }
+    char loc[SL_CLUSTER_HOST_MAX + SL_CLUSTER_PATH_MAX + 64];
+    int v6 = strchr(n.host, ':') != NULL;
+    snprintf(loc, sizeof loc, "Location: http://%s%s%s:%u/%s/mediafiles\r\nCache-Control: no-store\r\n",
+             v6 ? "[" : "", n.host, v6 ? "]" : "", n.http_port, app);
+    m->http->respond(req, 307, "application/json", "{}", 2, loc);
+}
+
 static int on_sm4(sl_http_req_t *req, void *ud)
 {
     sm_mod_t *m = ud;
@@ -877,6 +960,14 @@ static int on_sm4(sl_http_req_t *req, void *ud)
         int agg = !(m->http->req_query_get(req, "aggregate", v, sizeof v) >= 0 &&
                     strcmp(v, "false") == 0);
         list_streams(m, req, 1, NULL, 1, agg);
+        return 0;
+    }
+    if (strcmp(s.s[0], "media") == 0) {
+        media_list(m, req, &s);
+        return 0;
+    }
+    if (s.n >= 4 && strcmp(s.s[s.n - 1], "join") == 0) {
+        join_room(m, req, &s);
         return 0;
     }
     if (s.n >= 4 && strcmp(s.s[s.n - 1], "stats") == 0) {
@@ -1048,6 +1139,8 @@ int sl__sm_http_start(sm_mod_t *m)
          .name = "Stream Manager 4.0 lookups", .serves = "", .cb = on_sm4, .ud = m},
         {.prefix = SM4_PREFIX "/admin/node", .prio = SL_HTTP_PRIO_CORE,
          .name = "Stream Manager 4.0 node admin", .serves = "", .cb = on_sm4, .ud = m},
+        {.prefix = SM4_PREFIX "/media", .prio = SL_HTTP_PRIO_CORE,
+         .name = "Stream Manager 4.0 VOD listings", .serves = "", .cb = on_sm4, .ud = m},
         {.prefix = SM4_PREFIX "/admin/event", .prio = SL_HTTP_PRIO_CORE,
          .name = "Stream Manager 4.0 stream provisions", .serves = "", .cb = on_sm4, .ud = m},
         {.prefix = SM2_PROV_PREFIX, .prio = SL_HTTP_PRIO_CORE,

@@ -18,7 +18,7 @@
 #include "cluster/streammanager/sm_config.h"
 
 #define SM_SECRET_MAX 256
-#define SM_N_ROUTES 6
+#define SM_N_ROUTES 7
 
 typedef struct sm_mod {
     sl_core_t *core;                   /* borrowed */
