@@ -592,3 +592,30 @@ def test_lookup_budget(sluice_factory):
     sm = SM(srv)
     codes = [sm.get4("/event/live/x?action=broadcast")[0] for _ in range(7)]
     assert codes == [503] * 5 + [429] * 2, codes
+
+
+def test_redis_acl_user(sluice_factory, redis_server, secrets):  # noqa: F811
+    """cluster.redis_username: AUTH <user> <password> against redis-server's ACL."""
+    from api_helpers import Api
+    pw = "acl-pw-0123456789abcdef"
+    secrets(pw)
+    redis_server.cmd("ACL", "SETUSER", "sluice-acl", "on", ">" + pw, "~*", "&*", "+@all")
+    try:
+        cfg = api_config(None)
+        cfg["cluster"] = cluster_config(redis_server, node_id="acl", prefix=unique_prefix(),
+                                        extra={"redis_username": "sluice-acl",
+                                               "redis_password": pw})
+        srv = sluice_factory(name="acl", config=cfg)
+        api = Api(srv)
+        wait_until(lambda: api.data("cluster")["redis"]["up"], T(10),
+                   message="the node logged in to Redis as sluice-acl")
+        assert "user=sluice-acl" in str(redis_server.cmd("CLIENT", "LIST"))
+        # The right password of another user is refused.
+        cfg["cluster"] = cluster_config(redis_server, node_id="acl2", prefix=unique_prefix(),
+                                        extra={"redis_username": "nobody", "redis_password": pw})
+        bad = sluice_factory(name="acl2", config=cfg)
+        wait_until(lambda: "refused the connection setup" in bad.log_text(), T(10),
+                   message="AUTH of an unknown user refused")
+        assert not Api(bad).data("cluster")["redis"]["up"]
+    finally:
+        redis_server.cmd("ACL", "DELUSER", "sluice-acl")
