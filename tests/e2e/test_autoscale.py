@@ -415,6 +415,61 @@ def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp
         httpd.shutdown()
 
 
+class DownThenUpHook(http.server.BaseHTTPRequestHandler):
+    """503 while `down`, 200 after; records every POST."""
+    got = []
+    down = True
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        DownThenUpHook.got.append((dict(self.headers), body, DownThenUpHook.down))
+        self.send_response(503 if DownThenUpHook.down else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_webhook_decisions_survive_a_restart(sluice_factory, redis_server, tmp_path):  # noqa: F811
+    """A decision the receiver has not taken yet is in the store (sluice.db): after kill -9 and
+    a restart it is delivered again, under the same X-Sluice-Delivery id, and then forgotten."""
+    DownThenUpHook.got, DownThenUpHook.down = [], True
+    httpd = http.server.ThreadingHTTPServer((HOST, 0), DownThenUpHook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = "http://%s:%d/scale" % (HOST, httpd.server_address[1])
+        srv, api = sm_node(sluice_factory, redis_server, tmp_path, driver="webhook",
+                           extra={"webhook_url": url, "webhook_retries": 20,
+                                  "launch_timeout": "60s"}, name="sm-durable")
+        assert admin(api, "PUT", "", group_config("ngd", {"min": 1, "max": 1})).status == 200
+        wait_until(lambda: DownThenUpHook.got, T(20), 0.05, "the decision tried once")
+        first_id = DownThenUpHook.got[0][0]["X-Sluice-Delivery"]
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+        DownThenUpHook.down = False
+        n_before = len(DownThenUpHook.got)
+        srv.start()
+        up = wait_until(lambda: [g for g in DownThenUpHook.got[n_before:] if not g[2]], T(20),
+                        0.05, "the decision delivered after the restart")
+        assert up[0][0]["X-Sluice-Delivery"] == first_id == "ngd/default/edge#1"
+        assert json.loads(up[0][1])["nodes"] == ["ngd-edge-1"]
+        assert "from before the restart" in srv.log_text()
+        # delivered: forgotten (a second restart sends nothing)
+        wait_until(lambda: "decision ngd/default/edge#1 delivered" in srv.log_text(), T(10), 0.05,
+                   "the delivery logged")
+        srv.stop()
+        n_after = len(DownThenUpHook.got)
+        srv.start()
+        Api(srv)  # reachable again
+        wait_until(lambda: "autoscale: on" in srv.log_text().rsplit("SIGTERM", 1)[-1], T(10),
+                   0.05, "the autoscaler started again")
+        assert "from before the restart" not in srv.log_text().rsplit("SIGTERM", 1)[-1]
+        assert len(DownThenUpHook.got) == n_after
+    finally:
+        httpd.shutdown()
+
+
 def test_two_evaluators_make_one_decision(sluice_factory, redis_server, tmp_path):  # noqa: F811
     """Two autoscale nodes of one cluster: one holds the lease; the rule's decision is made
     and sent once."""

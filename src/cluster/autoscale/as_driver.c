@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/store.h"
 #include "base/alloc.h"
 #include "base/backoff.h"
 #include "base/http_client.h"
@@ -80,7 +82,8 @@ struct sl_as_driver {
     char failed[16][SL_CLUSTER_ID_MAX]; /* process: nodes that exited unasked (ring) */
     int failed_next;
     int closing;
-    int open_handles;                   /* handles not yet closed: freed at 0 when closing */
+    int open_handles;                   /* handles (and store work) not yet done: freed at 0 when closing */
+    sl_store_t *store;                  /* webhook: the durable outbox, NULL = memory only */
 };
 
 static void maybe_free(sl_as_driver_t *d)
@@ -480,8 +483,14 @@ static void on_delivery_closed(uv_handle_t *h)
     maybe_free(d);
 }
 
-static void delivery_end(delivery_t *w)
+static void outbox_forget(sl_as_driver_t *d, const char *id);
+
+/* Ends a delivery; forget: delivered or given up, so its outbox row goes too (at close the
+ * row stays, and the delivery starts again at the next start). */
+static void delivery_end(delivery_t *w, int forget)
 {
+    if (forget)
+        outbox_forget(w->drv, w->id);
     sl_list_remove(&w->link);
     w->drv->n_deliveries--;
     w->drv->open_handles++;
@@ -502,13 +511,13 @@ static void on_posted(int status, const char *body, size_t len, void *ud)
     if (status >= 200 && status <= 299) {
         SL_LOGI(&g_ctx, "autoscale: decision %s delivered (HTTP %d, attempt %u)", w->id, status,
                 w->attempts);
-        delivery_end(w);
+        delivery_end(w, 1);
         return;
     }
     if (w->attempts > (uint32_t)w->drv->cfg->webhook_retries) {
         SL_LOGE(&g_ctx, "autoscale: decision %s not delivered after %u attempts (last: %s%d): "
                 "given up", w->id, w->attempts, status < 0 ? "error " : "HTTP ", status);
-        delivery_end(w);
+        delivery_end(w, 1);
         return;
     }
     uint64_t wait = sl_backoff_fail(&w->bo, WH_BACKOFF_MIN_MS, WH_BACKOFF_MAX_MS);
@@ -545,6 +554,142 @@ static void delivery_send(delivery_t *w)
     }
 }
 
+/* A delivery of body (copied) under id, sent now: 0 or SL_ENOMEM. */
+static int delivery_start(sl_as_driver_t *d, const char *id, const char *body)
+{
+    delivery_t *w = sl_calloc(1, sizeof *w);
+    if (!w || !(w->body = sl_strdup(body))) {
+        sl_free(w);
+        return SL_ENOMEM;
+    }
+    w->drv = d;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    sl_backoff_init(&w->bo, sl_time_mono_ms() ^ (uintptr_t)w);
+    uv_timer_init(d->loop, &w->timer);
+    w->timer.data = w;
+    sl_list_push_back(&d->deliveries, &w->link);
+    d->n_deliveries++;
+    delivery_send(w);
+    return 0;
+}
+
+/* ---- the durable outbox: table autoscale_webhook in the store (sluice.db) ---- */
+
+static const char *const g_outbox_migrations[] = {
+    "CREATE TABLE IF NOT EXISTS autoscale_webhook("
+    " id TEXT PRIMARY KEY, body TEXT NOT NULL, created_ms INTEGER NOT NULL)",
+};
+
+typedef struct outbox_op {
+    sl_as_driver_t *d;
+    int insert;                         /* 1: insert, then send; 0: delete */
+    char id[sizeof(((delivery_t *)0)->id)];
+    char *body;                         /* insert: sl_malloc'ed */
+} outbox_op_t;
+
+static int outbox_work(struct sqlite3 *db, void *arg)
+{
+    outbox_op_t *op = arg;
+    sqlite3_stmt *st = NULL;
+    const char *sql = op->insert
+        ? "INSERT OR REPLACE INTO autoscale_webhook(id, body, created_ms) VALUES(?1, ?2, ?3)"
+        : "DELETE FROM autoscale_webhook WHERE id = ?1";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return SL_EIO;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    if (op->insert) {
+        sqlite3_bind_text(st, 2, op->body, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)sl_time_wall_ms());
+    }
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SL_EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void outbox_done(void *arg, int rc)
+{
+    outbox_op_t *op = arg;
+    sl_as_driver_t *d = op->d;
+    d->open_handles--;
+    if (rc)
+        SL_LOGW(&g_ctx, "autoscale: the webhook outbox could not %s decision %s (%s)",
+                op->insert ? "keep" : "forget", op->id, sl_strerror(rc));
+    /* Sent once it is kept, so that a crash never loses a decision it did not send. */
+    if (op->insert && !d->closing && delivery_start(d, op->id, op->body))
+        SL_LOGE(&g_ctx, "autoscale: out of memory: decision %s not sent", op->id);
+    sl_free(op->body);
+    sl_free(op);
+    maybe_free(d);
+}
+
+static int outbox_submit(sl_as_driver_t *d, int insert, const char *id, const char *body)
+{
+    outbox_op_t *op = sl_calloc(1, sizeof *op);
+    if (!op || (body && !(op->body = sl_strdup(body)))) {
+        sl_free(op);
+        return SL_ENOMEM;
+    }
+    op->d = d;
+    op->insert = insert;
+    snprintf(op->id, sizeof op->id, "%s", id);
+    int rc = sl_store_submit(d->store, outbox_work, outbox_done, op);
+    if (rc) {
+        sl_free(op->body);
+        sl_free(op);
+        return rc;
+    }
+    d->open_handles++;
+    return 0;
+}
+
+static void outbox_forget(sl_as_driver_t *d, const char *id)
+{
+    if (d->store && outbox_submit(d, 0, id, NULL))
+        SL_LOGW(&g_ctx, "autoscale: the webhook outbox could not forget decision %s", id);
+}
+
+typedef struct outbox_load {
+    json_t *rows;                       /* [[id, body], ...] */
+} outbox_load_t;
+
+static int outbox_load_work(struct sqlite3 *db, void *arg)
+{
+    outbox_load_t *l = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id, body FROM autoscale_webhook ORDER BY created_ms, id "
+                               "LIMIT 256", -1, &st, NULL) != SQLITE_OK)
+        return SL_EIO;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(l->rows,
+                              json_pack("[s, s]", (const char *)sqlite3_column_text(st, 0),
+                                        (const char *)sqlite3_column_text(st, 1)));
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int sl_as_driver_use_store(sl_as_driver_t *d, sl_store_t *store)
+{
+    if (d->kind != SL_AS_DRIVER_WEBHOOK || !store)
+        return 0;
+    int rc = sl_store_migrate(store, "autoscale", g_outbox_migrations,
+                              sizeof g_outbox_migrations / sizeof g_outbox_migrations[0]);
+    if (rc)
+        return rc;
+    d->store = store;
+    outbox_load_t l = {.rows = json_array()};
+    rc = sl_store_call(store, outbox_load_work, &l);
+    size_t i;
+    json_t *row;
+    json_array_foreach(l.rows, i, row) {
+        const char *id = json_string_value(json_array_get(row, 0));
+        SL_LOGI(&g_ctx, "autoscale: decision %s from before the restart: delivering it", id);
+        if (delivery_start(d, id, json_string_value(json_array_get(row, 1))))
+            break;
+    }
+    json_decref(l.rows);
+    return rc;
+}
+
 static int webhook_post(sl_as_driver_t *d, const sl_as_decision_t *dec)
 {
     if (d->n_deliveries >= WH_MAX_INFLIGHT) {
@@ -562,22 +707,12 @@ static int webhook_post(sl_as_driver_t *d, const sl_as_decision_t *dec)
                           (json_int_t)sl_time_wall_ms());
     char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
-    delivery_t *w = txt ? sl_calloc(1, sizeof *w) : NULL;
-    if (!w || !(w->body = sl_strdup(txt))) {
-        free(txt);
-        sl_free(w);
+    if (!txt)
         return SL_ENOMEM;
-    }
+    /* Durable: kept in the store first, sent when kept (outbox_done); without a store, now. */
+    int rc = d->store ? outbox_submit(d, 1, dec->id, txt) : delivery_start(d, dec->id, txt);
     free(txt);
-    w->drv = d;
-    snprintf(w->id, sizeof w->id, "%s", dec->id);
-    sl_backoff_init(&w->bo, sl_time_mono_ms() ^ (uintptr_t)w);
-    uv_timer_init(d->loop, &w->timer);
-    w->timer.data = w;
-    sl_list_push_back(&d->deliveries, &w->link);
-    d->n_deliveries++;
-    delivery_send(w);
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -705,7 +840,7 @@ void sl_as_driver_close(sl_as_driver_t *d)
             sl_http_client_cancel(w->req);
         w->req = NULL;
         uv_timer_stop(&w->timer);
-        delivery_end(w);
+        delivery_end(w, 0);
     }
     /* frees itself once its handles are closed (the loop runs after the modules stop) */
     sl_http_client_free(d->http);

@@ -49,6 +49,19 @@ typedef struct sl_as_decision {
  */
 void sl_as_child_guard(void);
 
+typedef struct sl_store sl_store_t;
+
+/**
+ * Makes the webhook driver's decisions durable (a no-op for the others):
+ * each decision is written to the store's table autoscale_webhook before it
+ * is sent and deleted once delivered or given up; the rows found now (a
+ * restart, even after kill -9) are delivered again, with the same
+ * X-Sluice-Delivery id (receivers deduplicate on it). Call once, at start
+ * (it blocks on the store). store borrowed, outlives the driver. 0, or the
+ * store's error (the driver then keeps decisions in memory only).
+ */
+int sl_as_driver_use_store(sl_as_driver_t *d, sl_store_t *store);
+
 /**
  * Creates the driver cfg->driver names on loop (borrowed, both outlive
  * the driver). data_dir: server.data_dir (the process driver's default

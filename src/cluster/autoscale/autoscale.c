@@ -37,6 +37,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "app/store.h"
 #include "app/svc/api.h"
 #include "app/svc/cluster.h"
 #include "app/svc/http.h"
@@ -1390,6 +1391,13 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
         as_free(m);
         return rc;
     }
+    sl_store_t *store = sl_store_find(core);
+    if (cfg->driver == SL_AS_DRIVER_WEBHOOK && !store)
+        SL_LOGW(&g_ctx, "autoscale: no store: webhook decisions are kept in memory only");
+    else if (store && (rc = sl_as_driver_use_store(m->drv, store)) != 0)
+        SL_LOGW(&g_ctx, "autoscale: the webhook outbox is unavailable (%s): decisions are kept "
+                        "in memory only", sl_strerror(rc));
+    rc = 0;
     m->http = sl_service_get(core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, &m->http_ud);
     if (m->http) {
         static const struct {
