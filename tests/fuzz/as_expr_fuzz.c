@@ -2,10 +2,12 @@
  * Fuzz target: the autoscaler's untrusted text. The same bytes go to the
  * scale-rule expression parser and evaluator (as_expr.c; rules come from
  * the admin API), the NodeGroupConfig reader (as_group.c), the rule state
- * reader (a setting anyone with Redis access could write).
+ * reader (a setting anyone with Redis access could write), the SM 4.0
+ * launch configuration body (as_group.c).
  * Nothing may read out of bounds or loop; a refusal
  * says why; what parses evaluates to a finite number.
  */
+#include <jansson.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sl_as_expr_true(&rule->out_expr, ptrs, 3);
             sl_as_expr_true(&rule->in_expr, ptrs, 3);
         }
+    json_t *lc = sl_as_launch_parse((const char *)data, size, NULL, &why);
+    if (lc) {
+        /* accepted: a name that passes the URL check and 1..8 targets */
+        const char *n = json_string_value(json_object_get(json_object_get(lc, "launchconfig"), "name"));
+        if (!n || !sl_as_launch_name_ok(n))
+            __builtin_trap();
+        json_decref(lc);
+    } else if (!why) {
+        __builtin_trap();
+    }
     char *text = sl_malloc(size + 1);
     if (text) {
         memcpy(text, data, size);

@@ -68,7 +68,6 @@ static const sl_log_ctx_t g_ctx = {.proto = "autoscale"};
 #define SM4_LAUNCH_PREFIX "/streammanager/api/4.0/admin/configurations/launchconfig"
 #define SM4_ALARM_PREFIX "/streammanager/api/4.0/admin/alarm"
 #define LAUNCH_KEY "launchconfig/"
-#define LAUNCH_JSON_MAX 16384
 #define N_ROUTES 5
 
 typedef struct logged {
@@ -1177,46 +1176,6 @@ static void as_free(as_mod_t *m)
 /* ------------------------------------------------------------------ */
 /* SM 4.0 launch configurations and the scale-out alarm                 */
 
-static int name_ok(const char *n)
-{
-    size_t len = strlen(n);
-    if (len == 0 || len > 64)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
-              (n[i] >= '0' && n[i] <= '9') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
-            return 0;
-    return 1;
-}
-
-/* A launch configuration body {"launchconfig":{name, targets:{target:[{role, ...}]}, ...}}. */
-static const char *launch_check(const json_t *b, const char *url_name)
-{
-    const json_t *lc = json_object_get(b, "launchconfig");
-    const char *name = json_string_value(json_object_get(lc, "name"));
-    if (!json_is_object(lc) || !name || !name_ok(name))
-        return "body {\"launchconfig\":{\"name\",...}} with a name of 1..64 [A-Za-z0-9_.-]";
-    if (url_name && strcmp(name, url_name) != 0)
-        return "the body's name differs from the URL's";
-    const json_t *t = json_object_get(json_object_get(lc, "targets"), "target");
-    if (!json_is_array(t) || json_array_size(t) == 0 || json_array_size(t) > 8)
-        return "launchconfig.targets.target must be an array of 1..8 targets";
-    size_t i;
-    json_t *v;
-    json_array_foreach(t, i, v) {
-        const char *role = json_string_value(json_object_get(v, "role"));
-        const json_t *cap = json_object_get(v, "connectionCapacity");
-        if (!role || (strcmp(role, "origin") && strcmp(role, "edge") && strcmp(role, "relay") &&
-                      strcmp(role, "transcoder") && strcmp(role, "all")))
-            return "each target needs a role: origin, edge, relay, transcoder or all";
-        if (cap && !(json_is_integer(cap) && json_integer_value(cap) >= 0) &&
-            !(json_is_string(cap) && strspn(json_string_value(cap), "0123456789") ==
-                                         json_string_length(cap) && json_string_length(cap) < 10))
-            return "connectionCapacity must be a non-negative integer";
-    }
-    return NULL;
-}
-
 static void collect_launch(void *arg, const char *key, const char *json)
 {
     (void)key;
@@ -1231,7 +1190,7 @@ static int sm4_launch_handler(sl_http_req_t *req, void *vm)
     char seg[PATH_SEGS_MAX][SEG_MAX], key[KEY_MAX];
     const char *method = m->http->req_method(req);
     int n = split(m->http->req_path(req), SM4_LAUNCH_PREFIX, seg);
-    if (n < 0 || n > 1 || (n == 1 && !name_ok(seg[0])))
+    if (n < 0 || n > 1 || (n == 1 && !sl_as_launch_name_ok(seg[0])))
         return reply_err(m, req, 404, "not found");
     if (api_auth(m, req))
         return 0;
@@ -1265,14 +1224,13 @@ static int sm4_launch_handler(sl_http_req_t *req, void *vm)
     }
     size_t len;
     const uint8_t *body = m->http->req_body(req, &len);
-    if (len > LAUNCH_JSON_MAX)
+    if (len > SL_AS_LAUNCH_JSON_MAX)
         return reply_err(m, req, 413, "body too large");
-    json_t *b = body ? json_loadb((const char *)body, len, 0, NULL) : NULL;
-    const char *why = launch_check(b, n == 1 ? seg[0] : NULL);
-    if (why) {
-        json_decref(b);
+    const char *why = "a JSON body is required";
+    json_t *b = body ? sl_as_launch_parse((const char *)body, len, n == 1 ? seg[0] : NULL, &why)
+                     : NULL;
+    if (!b)
         return reply_err(m, req, 400, why);
-    }
     snprintf(key, sizeof key, LAUNCH_KEY "%s",
              json_string_value(json_object_get(json_object_get(b, "launchconfig"), "name")));
     if (n == 0 && cl->setting(ud, key)) {
