@@ -499,7 +499,7 @@ static void sunset(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, v
         reply_err(m, req, 400, "expected a JSON array of node addresses");
         return;
     }
-    json_t *arr = json_loadb((const char *)body, len, 0, NULL);
+    json_t *arr = sl_sm_prov_parse((const char *)body, len); /* the capped parse (depth 16) */
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 1024) {
         json_decref(arr);
         reply_err(m, req, 400, "expected a JSON array of node addresses");
@@ -698,9 +698,9 @@ static void sm4_provision(sm_mod_t *m, sl_http_req_t *req, const segs_t *s,
         return;
     }
     /* POST creates (400 when one exists: SM 4.0 knows no 409), PUT replaces (404 when none). */
-    int create = method[1] == 'O';
+    int create = method[1] == 'O', exists = old != NULL;
     json_decref(old);
-    if (create ? old != NULL : old == NULL) {
+    if (create ? exists : !exists) {
         reply_err(m, req, create ? 400 : 404,
                   create ? "a provision for this stream exists: use PUT to update it"
                          : "no provision for this stream");
