@@ -16,6 +16,8 @@ import json
 import os
 import pathlib
 import random
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -31,7 +33,8 @@ from conftest import REPO, HOST, T, ffmpeg_publish_cmd, port_open, wait_until
 
 pytestmark = pytest.mark.cluster
 
-JWT_SECRET = "autoscale-e2e-jwt-secret-0123"
+JWT_SECRET = "autoscale-e2e-jwt-secret-0123456789abcdef"  # stream_manager.auth_secret
+SM_ADMIN_PW = "autoscale-e2e-admin-pw-0123"
 HOOK_SECRET = "autoscale-e2e-hook-secret-4567"
 
 
@@ -39,9 +42,12 @@ def b64url(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-def jwt(secret=JWT_SECRET, exp=None):
+def jwt(secret=JWT_SECRET, exp=None, role="admin"):
+    """An SM 2.0 token as PUT /as/v1/auth/login makes them (checked by the stream manager)."""
     head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64url(json.dumps({"sub": "admin", "exp": exp or int(time.time()) + 600}).encode())
+    now = int(time.time())
+    body = b64url(json.dumps({"sub": role, "role": role, "iat": now - 1,
+                              "exp": exp or now + 600}).encode())
     sig = hmac.new(secret.encode(), ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
     return "%s.%s.%s" % (head, body, b64url(sig))
 
@@ -87,12 +93,15 @@ def sm_node(factory, redis, tmp, driver="process", extra=None, prefix=None, name
     tmpl = pathlib.Path(tmp) / "node-template.yml"
     tmpl.write_text(node_template(redis, prefix))
     base = reserve_ports(100)
-    auto = {"enabled": True, "interval": "300ms", "driver": driver, "jwt_secret": JWT_SECRET,
+    auto = {"enabled": True, "interval": "300ms", "driver": driver,
+            # deprecated and ignored (a warning): tokens are the stream manager's
+            "jwt_secret": "ignored-autoscale-jwt-secret",
             "launch_timeout": "30s", "drain_timeout": "5m", "lease": "3s",
             "process_config": str(tmpl), "process_dir": str(pathlib.Path(tmp) / "nodes"),
             "process_port_min": base, "process_port_max": base + 99}
     auto.update(extra or {})
-    cfg = api_config({"autoscale": auto})
+    cfg = api_config({"autoscale": auto, "stream_manager": {
+        "enabled": True, "auth_secret": JWT_SECRET, "admin_password": SM_ADMIN_PW}})
     name = name or "sm-" + driver
     cfg["cluster"] = cluster_config(redis, node_id=name + "-" + prefix.rstrip("-"), role="all",
                                     prefix=prefix, report_interval="300ms",
@@ -142,6 +151,16 @@ def test_admin_api_shapes_and_auth(sm):
     assert admin(api, "POST", "", cfg, token="x.y.z").status == 401
     assert admin(api, "POST", "", cfg, token=jwt("wrong-secret")).status == 401
     assert admin(api, "POST", "", cfg, token=jwt(exp=int(time.time()) - 5)).status == 401
+    # the deprecated key's secret verifies nothing; a proxy's token may not administer
+    assert admin(api, "POST", "", cfg, token=jwt("ignored-autoscale-jwt-secret")).status == 401
+    assert admin(api, "POST", "", cfg, token=jwt(role="proxy")).status == 403
+    assert "autoscale.jwt_secret is deprecated and ignored" in srv.log_text()
+    # a token from the stream manager's own login works as well
+    cred = base64.b64encode(("admin:" + SM_ADMIN_PW).encode()).decode()
+    r = api.request("PUT", "/as/v1/auth/login", token=None,
+                    headers={"Authorization": "Basic " + cred})
+    assert r.status == 200, r
+    assert admin(api, "GET", "", token=r.json["token"]).status == 200
     assert api.request("GET", "/as/v1/admin/nodegroup", token=None).status == 401
     r = admin(api, "POST", "", cfg)
     assert r.status == 201, r
@@ -185,6 +204,45 @@ def test_admin_api_shapes_and_auth(sm):
     assert any(x["name"] == g["name"] for x in api.request("GET", sm4 + "/nodegroup").json)
     stored = admin(api, "GET", "/" + g["name"]).json
     assert stored["groups"]["default"]["rulesByRole"]["edge"]["max"] == 0
+    # stats, resize (a manual scale of a role), the scale-out alarm (its out expression)
+    r = api.request("GET", sm4 + "/nodegroup/%s/stats" % g["name"])
+    assert r.status == 200 and r.json == {"totalConnections": 0, "targetTypeLoadSummary": []}, r
+    assert api.request("GET", sm4 + "/nodegroup/nope/stats").status == 404
+    r = api.request("POST", sm4 + "/nodegroup/%s/resize" % g["name"],
+                    params={"role": "edge", "nodeCount": 0})
+    assert r.status == 200, r
+    assert api.request("POST", sm4 + "/nodegroup/%s/resize" % g["name"],
+                       params={"role": "edge", "nodeCount": 5}).status == 400
+    r = api.request("POST", sm4 + "/alarm/scaleout/default", params={"type": "edge",
+                                                                     "threshold": 70})
+    assert r.status == 200 and g["name"] in r.json["nodeGroups"], r
+    stored = admin(api, "GET", "/" + g["name"]).json
+    assert stored["groups"]["default"]["rulesByRole"]["edge"]["outExpression"] == \
+        "avg(connections.load) > 70"
+    assert api.request("POST", sm4 + "/alarm/scaleout/default",
+                       params={"threshold": 0}).status == 400
+    assert api.request("POST", sm4 + "/alarm/scaleout/default",
+                       params={"type": "transcoder"}).status == 404
+    # launch configurations: stored as cluster settings launchconfig/<name>
+    lc = {"launchconfig": {"name": "lc1", "description": "d", "image": "sluice", "version": "0.0.3",
+                           "targets": {"target": [{"role": "edge", "instanceType": "t3.small",
+                                                   "connectionCapacity": 500}]},
+                           "properties": {"property": []}, "metadata": {"meta": []}}}
+    lcp = sm4 + "/configurations/launchconfig"
+    assert api.request("POST", lcp, token=None, body=lc).status in (401, 403)
+    r = api.request("POST", lcp, body=lc)
+    assert r.status == 201 and r.json == lc, r
+    assert api.request("POST", lcp, body=lc).status == 409
+    assert api.request("GET", lcp + "/lc1").json == lc
+    assert [x["launchconfig"]["name"] for x in api.request("GET", lcp).json["launchconfigs"]] == \
+        ["lc1"]
+    lc["launchconfig"]["targets"]["target"][0]["connectionCapacity"] = 900
+    assert api.request("PUT", lcp + "/lc1", body=lc).status == 200
+    assert api.request("GET", lcp + "/lc1").json == lc
+    bad = {"launchconfig": {"name": "lc2", "targets": {"target": [{"role": "mixer"}]}}}
+    assert api.request("POST", lcp, body=bad).status == 400
+    assert api.request("DELETE", lcp + "/lc1").status == 200
+    assert api.request("GET", lcp + "/lc1").status == 404
     assert api.request("DELETE", sm4 + "/nodegroup/" + g["name"]).status == 200
     assert api.request("POST", sm4 + "/nodegroup", body={"scalePolicy": "none"}).status == 400
 
@@ -292,6 +350,34 @@ class Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_process_driver_children_die_with_a_killed_stream_manager(sluice_factory, redis_server,
+                                                                   tmp_path):  # noqa: F811
+    """kill -9 of the stream manager: the nodes its process driver started stop too
+    (PR_SET_PDEATHSIG in each child, asked for through SL_AUTOSCALE_PARENT)."""
+    srv, api = sm_node(sluice_factory, redis_server, tmp_path, name="sm-pdeath")
+    assert admin(api, "PUT", "", group_config("ngk", {"min": 1, "max": 1})).status == 200
+    wait_until(lambda: group_nodes(api, "ngk"), T(30), 0.1, "the edge of ngk started")
+    m = wait_until(lambda: re.search(r"started node \S+ \(role edge, group ngk/\S+, pid (\d+)",
+                                     srv.log_text()), T(10), 0.1, "the child's pid in the log")
+    pid = int(m.group(1))
+    assert pid_alive(pid)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(10)
+    killed = time.monotonic()
+    srv.proc = None  # killed on purpose
+    wait_until(lambda: not pid_alive(pid), T(20), 0.02, "the child gone after kill -9 of its parent")
+    print("process-driver child gone %.3f s after kill -9 of the stream manager"
+          % (time.monotonic() - killed))
+
+
 def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp_path):  # noqa: F811
     Hook.got = []
     Hook.fail_first = True
@@ -328,6 +414,61 @@ def test_webhook_driver_posts_signed_decisions(sluice_factory, redis_server, tmp
                                                     "autoscale/state/ngw/default/edge"),
                            T(5), 0.05, "the rule state in Redis")
         assert json.loads(state)["gen"] == 1 and len(json.loads(state)["pending"]) == 2
+    finally:
+        httpd.shutdown()
+
+
+class DownThenUpHook(http.server.BaseHTTPRequestHandler):
+    """503 while `down`, 200 after; records every POST."""
+    got = []
+    down = True
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        DownThenUpHook.got.append((dict(self.headers), body, DownThenUpHook.down))
+        self.send_response(503 if DownThenUpHook.down else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_webhook_decisions_survive_a_restart(sluice_factory, redis_server, tmp_path):  # noqa: F811
+    """A decision the receiver has not taken yet is in the store (sluice.db): after kill -9 and
+    a restart it is delivered again, under the same X-Sluice-Delivery id, and then forgotten."""
+    DownThenUpHook.got, DownThenUpHook.down = [], True
+    httpd = http.server.ThreadingHTTPServer((HOST, 0), DownThenUpHook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = "http://%s:%d/scale" % (HOST, httpd.server_address[1])
+        srv, api = sm_node(sluice_factory, redis_server, tmp_path, driver="webhook",
+                           extra={"webhook_url": url, "webhook_retries": 20,
+                                  "launch_timeout": "60s"}, name="sm-durable")
+        assert admin(api, "PUT", "", group_config("ngd", {"min": 1, "max": 1})).status == 200
+        wait_until(lambda: DownThenUpHook.got, T(20), 0.05, "the decision tried once")
+        first_id = DownThenUpHook.got[0][0]["X-Sluice-Delivery"]
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+        DownThenUpHook.down = False
+        n_before = len(DownThenUpHook.got)
+        srv.start()
+        up = wait_until(lambda: [g for g in DownThenUpHook.got[n_before:] if not g[2]], T(20),
+                        0.05, "the decision delivered after the restart")
+        assert up[0][0]["X-Sluice-Delivery"] == first_id == "ngd/default/edge#1"
+        assert json.loads(up[0][1])["nodes"] == ["ngd-edge-1"]
+        assert "from before the restart" in srv.log_text()
+        # delivered: forgotten (a second restart sends nothing)
+        wait_until(lambda: "decision ngd/default/edge#1 delivered" in srv.log_text(), T(10), 0.05,
+                   "the delivery logged")
+        srv.stop()
+        n_after = len(DownThenUpHook.got)
+        srv.start()
+        Api(srv)  # reachable again
+        wait_until(lambda: "autoscale: on" in srv.log_text().rsplit("SIGTERM", 1)[-1], T(10),
+                   0.05, "the autoscaler started again")
+        assert "from before the restart" not in srv.log_text().rsplit("SIGTERM", 1)[-1]
+        assert len(DownThenUpHook.got) == n_after
     finally:
         httpd.shutdown()
 

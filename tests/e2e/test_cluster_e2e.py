@@ -340,14 +340,16 @@ def test_edge_killed_players_fail_over(cluster, live):
 # the settings snapshot right after a write (a refresh in flight)
 # ----------------------------------------------------------------------------
 
-AS_SECRET = "cluster-e2e-autoscale-jwt-0123456789"
+AS_SECRET = "cluster-e2e-autoscale-jwt-0123456789"  # stream_manager.auth_secret
 
 
 def as_jwt():
     def b64(b):
         return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
     head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps({"sub": "admin", "exp": int(time.time()) + 600}).encode())
+    now = int(time.time())
+    body = b64(json.dumps({"sub": "admin", "role": "admin", "iat": now - 1,
+                           "exp": now + 600}).encode())
     sig = hmac.new(AS_SECRET.encode(), ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
     return "%s.%s.%s" % (head, body, b64(sig))
 
@@ -362,8 +364,10 @@ def test_put_setting_survives_a_refresh_in_flight(sluice_factory, tmp_path):
     The report interval is long, so no later refresh hides an old value in between."""
     redis = RedisServer(tmp_path / "redis").start()
     try:
-        cfg = api_config({"autoscale": {"enabled": True, "driver": "none", "interval": "1s",
-                                        "jwt_secret": AS_SECRET}})
+        # SM 2.0 tokens are the stream manager's (its check_token)
+        cfg = api_config({"autoscale": {"enabled": True, "driver": "none", "interval": "1s"},
+                          "stream_manager": {"enabled": True, "auth_secret": AS_SECRET,
+                                             "admin_password": "cluster-e2e-admin-pw-01"}})
         cfg["cluster"] = cluster_config(redis, node_id="solo", role="all",
                                         prefix=unique_prefix(), report_interval="4s",
                                         lease="12s")

@@ -177,6 +177,45 @@ def test_websocket_refusal_by_the_node_reaches_the_client(nodes):
     assert any("NetConnection.Connect.Rejected" in m or "NetConnection.Connect.Failed" in m for m in msgs), msgs
 
 
+def test_admin_lists_and_closes_websocket_sessions(nodes, publisher):
+    """SM 4.0 GET|DELETE /admin/proxy/clients[/{id}]: the relay's sessions, listed and closable."""
+    import websocket
+    sm, _ = nodes
+    port = http_port_of(sm.srv)
+    token = (sm.srv.data_dir / "sm_admin_token").read_text().strip()
+    base = "/streammanager/api/4.0/admin/proxy/clients"
+    assert request(port, "GET", base)[0] == 401
+    assert request(port, "GET", base + "?accessToken=wrong")[0] == 403
+    ws = websocket.create_connection("ws://%s:%d/as/v1/proxy/ws/subscribe/live/s1?id=adm"
+                                     % (HOST, port), timeout=T(10),
+                                     header=["User-Agent: admin-test-ua"])
+    try:
+        def listed():
+            st, _, body = request(port, "GET", base + "?filter=healthy&accessToken=" + token)
+            assert st == 200, body
+            return [c for c in json.loads(body) if c["clientUserAgent"] == "admin-test-ua"]
+        mine = wait_until(listed, T(10), 0.05, "the session listed as healthy")
+        c = mine[0]
+        assert c["targetHost"] == "smp-origin" and c["targetApp"] == "live"
+        assert c["clientConnected"] and c["proxyConnected"] and c["creationTime"] > 0
+        st, _, body = request(port, "GET", base + "?count=true&accessToken=" + token)
+        assert st == 200 and json.loads(body)["count"] >= 1, body
+        st, _, body = request(port, "GET", "%s/%d?accessToken=%s" % (base, c["id"], token))
+        assert st == 200 and json.loads(body)["id"] == c["id"], body
+        st, _, body = request(port, "DELETE", "%s/%d?accessToken=%s" % (base, c["id"], token))
+        assert st == 200, body
+        # the client's WebSocket is closed by the proxy
+        ws.settimeout(T(10))
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+            while True:
+                if not ws.recv():
+                    raise websocket.WebSocketConnectionClosedException("closed")
+        assert request(port, "GET", "%s/%d?accessToken=%s" % (base, c["id"], token))[0] == 404
+        assert listed() == []
+    finally:
+        ws.close()
+
+
 def test_unknown_resource_node_is_404(nodes):
     sm, _ = nodes
     st, _, body = request(http_port_of(sm.srv), "DELETE", "/as/v1/proxy/whip/resource/no-such-node/live/abc")

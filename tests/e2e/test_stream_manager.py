@@ -61,7 +61,7 @@ def cluster(module_sluice_factory, redis_server):
         return module_sluice_factory(name=node_id, config=cfg)
 
     nodes = {"origin": node("origin", "origin"), "edge1": node("edge1", "edge"),
-             "edge2": node("edge2", "edge")}
+             "edge2": node("edge2", "edge"), "tc": node("tc", "transcoder")}
     # The stream manager is a node of another group (so it is never named).
     nodes["sm"] = node("sm", "all", group="control", extra={"stream_manager": {
         "enabled": True, "admin_password": ADMIN_PW, "admin_token": TOKEN,
@@ -69,7 +69,7 @@ def cluster(module_sluice_factory, redis_server):
     sm = SM(nodes["sm"])
     # Every node registered and reporting.
     wait_until(lambda: all(sm.get4("/admin/node/%s" % n, token=TOKEN)[0] == 200
-                           for n in ("origin", "edge1", "edge2")),
+                           for n in ("origin", "edge1", "edge2", "tc")),
                T(15), message="every node in the stream manager's view")
     return {"redis": redis_server, "prefix": prefix, "nodes": nodes, "sm": sm}
 
@@ -98,9 +98,15 @@ class SM:
         st, js, _ = self.req(method, "/streammanager/api/4.0" + path, body)
         return st, js
 
-    def get2(self, path, method="GET", headers=None):
-        st, js, _ = self.req(method, "/as/v1" + path, headers=headers)
+    def get2(self, path, method="GET", headers=None, body=None):
+        st, js, _ = self.req(method, "/as/v1" + path, body=body, headers=headers)
         return st, js
+
+    def token(self, user="admin", pw=ADMIN_PW):
+        cred = base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
+        st, js, _ = self.req("PUT", "/as/v1/auth/login", headers={"Authorization": "Basic " + cred})
+        assert st == 200, js
+        return js["token"]
 
 
 # ----------------------------------------------------------------------------
@@ -309,6 +315,191 @@ def test_admin_node(cluster, secrets):
     assert sm.get4("/admin/node/nosuch", token=TOKEN)[0] == 404
 
 
+# ----------------------------------------------------------------------------
+# provisions (ABR)
+# ----------------------------------------------------------------------------
+
+def variant4(name, level, w, h, br):
+    return {"name": name, "level": level,
+            "properties": {"videoWidth": w, "videoHeight": h, "videoBR": br}}
+
+
+def variant2(guid, level, w, h, br):
+    return {"streamGuid": guid, "abrLevel": level,
+            "videoParams": {"videoWidth": w, "videoHeight": h, "videoBitRate": br}}
+
+
+SM4_META = {"meta": {"stream": [variant4("abr4_2", 2, 640, 360, 1000000),
+                                variant4("abr4_1", "1", 1280, 720, 2000000)],
+                     "georules": {"regions": ["US"], "restricted": False}, "qos": 3}}
+CANON4 = {"streamGuid": "live/abr4", "streams": [variant2("live/abr4_1", 1, 1280, 720, 2000000),
+                                                 variant2("live/abr4_2", 2, 640, 360, 1000000)]}
+
+
+def test_provision_sm4(cluster, secrets):
+    sm, redis = cluster["sm"], cluster["redis"]
+    secrets(TOKEN)
+    path = "/admin/event/meta/live/abr4"
+    assert sm.get4(path, method="POST", body=SM4_META)[0] == 401
+    assert sm.get4(path, token="nope", method="POST", body=SM4_META)[0] == 403
+    st, js = sm.get4(path, token=TOKEN)
+    assert st == 404
+    check_shape("/streammanager/api/4.0/admin/event/meta/{app}/{stream}", "get", st, js)
+    st, js = sm.get4(path, token=TOKEN, method="POST", body=SM4_META)
+    assert st == 200, js
+    check_shape("/streammanager/api/4.0/admin/event/meta/{app}/{stream}", "post", st, js)
+    assert js["name"] == "abr4" and js["scope"] == "live"
+    assert [(v["name"], v["level"], v["properties"]["videoBR"])
+            for v in js["data"]["meta"]["stream"]] == [("abr4_1", 1, 2000000),
+                                                       ("abr4_2", 2, 1000000)]
+    # Stored in the cluster settings in the canonical (SM 2.0) form of the contract.
+    stored = redis.cmd("HGET", cluster["prefix"] + "settings", "provision/live/abr4")
+    assert json.loads(stored) == CANON4
+    st, js = sm.get4(path, token=TOKEN)
+    assert st == 200 and js["data"]["meta"]["stream"][0]["name"] == "abr4_1"
+    check_shape("/streammanager/api/4.0/admin/event/meta/{app}/{stream}", "get", st, js)
+    # POST again: it exists (400, SM 4.0 has no 409); PUT replaces.
+    assert sm.get4(path, token=TOKEN, method="POST", body=SM4_META)[0] == 400
+    one = {"meta": {"stream": [variant4("abr4_1", 1, 640, 360, 800000)]}}
+    st, js = sm.get4(path, token=TOKEN, method="PUT", body=one)
+    assert st == 200 and len(js["data"]["meta"]["stream"]) == 1
+    # Refusals: the contract's limits, with Red5's error shape.
+    bad = [
+        {"meta": {"stream": [variant4("x_%d" % i, i, 320, 180, 500000) for i in range(1, 10)]}},
+        {"meta": {"stream": [variant4("x_1", 1, 321, 180, 500000)]}},
+        {"meta": {"stream": [variant4("x_1", 1, 320, 180, 500000),
+                             variant4("x_2", 1, 320, 180, 500000)]}},
+        {"meta": {"stream": [variant4("other/x_1", 1, 320, 180, 500000)]}},
+        {"meta": {"stream": [variant4("x_1", 0, 320, 180, 500000)]}},
+        {"meta": {"stream": [variant4("x_1", 1, 320, 180, 1000)]}},
+        {"meta": {"stream": []}},
+        {"stream": []},
+    ]
+    for b in bad:
+        st, js = sm.get4("/admin/event/meta/live/bad", token=TOKEN, method="POST", body=b)
+        assert st == 400, (b, js)
+        check_shape("/streammanager/api/4.0/admin/event/meta/{app}/{stream}", "post", st, js)
+    big = {"meta": {"stream": [variant4("x_1", 1, 320, 180, 500000)], "pad": "x" * 70000}}
+    assert sm.get4("/admin/event/meta/live/bad", token=TOKEN, method="POST", body=big)[0] == 400
+    deep = {"meta": {"stream": [variant4("x_1", 1, 320, 180, 500000)]}}
+    for _ in range(20):
+        deep = {"meta": deep}
+    assert sm.get4("/admin/event/meta/live/bad", token=TOKEN, method="POST", body=deep)[0] == 400
+    assert sm.get4("/admin/event/meta/live/bad", token=TOKEN)[0] == 404
+    st, js = sm.get4(path, token=TOKEN, method="DELETE")
+    assert st == 200 and js["name"] == "abr4"
+    check_shape("/streammanager/api/4.0/admin/event/meta/{app}/{stream}", "delete", st, js)
+    assert redis.cmd("HGET", cluster["prefix"] + "settings", "provision/live/abr4") is None
+    assert sm.get4(path, token=TOKEN, method="DELETE")[0] == 404
+
+
+ABR = [{"streamGuid": "live/abr1",
+        "streams": [variant2("live/abr1_3", 3, 320, 180, 500000),
+                    variant2("live/abr1_2", 2, 640, 360, 1000000),
+                    variant2("live/abr1_1", 1, 1280, 720, 2000000)]}]
+
+
+def test_provision_sm2(cluster, secrets):
+    sm = cluster["sm"]
+    tok = sm.token()
+    secrets(tok)
+    auth = {"Authorization": "Bearer " + tok}
+    base = "/streams/provision/default"
+    assert sm.get2(base, method="POST", body=ABR)[0] == 401
+    proxy_pw = (cluster["nodes"]["sm"].data_dir / "sm_proxy_password").read_text().strip()
+    secrets(proxy_pw)
+    ptok = sm.token("proxy", proxy_pw)
+    secrets(ptok)
+    assert sm.get2(base, method="POST", body=ABR,
+                   headers={"Authorization": "Bearer " + ptok})[0] == 403
+    st, js = sm.get2(base, method="POST", body=ABR, headers=auth)
+    assert st == 200, js
+    check_shape("/as/v1/streams/provision/{nodeGroup}", "post", st, js)
+    assert [v["abrLevel"] for v in js[0]["streams"]] == [1, 2, 3]
+    st, js = sm.get2(base, method="POST", body=ABR, headers=auth)
+    assert st == 409, js
+    check_shape("/as/v1/streams/provision/{nodeGroup}", "post", st, js)
+    st, js = sm.get2(base, headers=auth)
+    assert st == 200 and [p["streamGuid"] for p in js] == ["live/abr1"]
+    check_shape("/as/v1/streams/provision/{nodeGroup}", "get", st, js)
+    st, js = sm.get2(base + "/live/abr1", headers=auth)
+    assert st == 200 and js["streamGuid"] == "live/abr1"
+    check_shape("/as/v1/streams/provision/{nodeGroup}/{app}/{stream}", "get", st, js)
+    # PUT replaces (and creates); a bad one in the array writes none of them.
+    st, js = sm.get2(base, method="PUT", body=ABR + [{"streamGuid": "live/abr9", "streams": [
+        variant2("live/abr9_1", 1, 100, 100, 100000)]}], headers=auth)
+    assert st == 200 and len(js) == 2
+    check_shape("/as/v1/streams/provision/{nodeGroup}", "put", st, js)
+    bad = ABR + [{"streamGuid": "live/abr8", "streams": [variant2("live/abr8_1", 1, 99, 100,
+                                                                   100000)]}]
+    st, js = sm.get2(base, method="PUT", body=bad, headers=auth)
+    assert st == 400 and "videoWidth" in js["errorMessage"], js
+    assert sm.get2(base + "/live/abr8", headers=auth)[0] == 404
+    st, js = sm.get2(base + "/live/abr9", method="DELETE", headers=auth)
+    assert st == 200, js
+    check_shape("/as/v1/streams/provision/{nodeGroup}/{app}/{stream}", "delete", st, js)
+    assert sm.get2(base + "/live/abr9", headers=auth)[0] == 404
+
+
+def test_transcode_lookup(cluster, module_procs, live):
+    """transcode=true names the transcoder for a provisioned GUID; variants play like any stream."""
+    sm = cluster["sm"]
+    st, js = sm.get4("/event/live/abr1?action=broadcast&transcode=true")
+    assert st == 200, js
+    check_shape("/streammanager/api/4.0/event/{app}/{stream}", "get", st, js)
+    assert js["nodeId"] == "tc" and js["nodeRole"] == "transcoder"
+    st, js = sm.get2("/streams/stream/default/publish/live/abr1?transcode=true")
+    assert st == 200 and [n["nodeId"] for n in js] == ["tc"], js
+    # No provision: 404 on both; no transcoder where asked: 503.
+    st, js = sm.get4("/event/live/noprov?action=broadcast&transcode=true")
+    assert st == 404 and "provision" in js["errorMessage"], js
+    assert sm.get2("/streams/stream/default/publish/live/noprov?transcode=true")[0] == 404
+    st, js = sm.get4("/event/live/abr1?action=broadcast&transcode=true&region=nowhere&strict=true")
+    assert st == 503, js
+    # Without transcode=true a broadcast goes to the origin as ever.
+    assert sm.get4("/event/live/abr1?action=broadcast")[1]["nodeId"] == "origin"
+    # The broadcaster publishes level 1 to the transcoder; the transcoder makes level 2 (here an
+    # ffmpeg stands in for the abr module, which wt/abr tests): both are placed on tc, the
+    # subscribe lookups name edges, and transcode=true now says the stream is live.
+    tc = cluster["nodes"]["tc"]
+    for lvl in (1, 2):
+        module_procs.start(ffmpeg_publish_cmd(live["src"], "rtmp://%s:%d/live/abr1_%d"
+                                              % (HOST, tc.port, lvl)), "ffmpeg-abr%d" % lvl)
+    wait_until(lambda: sm.get4("/event/live/abr1_2?action=subscribe")[0] == 200, T(15),
+               message="variant live/abr1_2 placed")
+    st, js = sm.get4("/event/live/abr1_2?action=subscribe")
+    assert js["nodeId"] in ("edge1", "edge2"), js
+    st, js = sm.get4("/event/live/abr1_2/stats")
+    assert st == 200 and js["nodeId"] == "tc", js
+    wait_until(lambda: sm.get4("/event/live/abr1?action=broadcast&transcode=true")[0] == 400,
+               T(15), message="level 1 live: transcode=true refused")
+    assert sm.get2("/streams/stream/default/publish/live/abr1?transcode=true")[0] == 409
+
+
+def test_conference_join_and_vod_listing(cluster, module_procs, live):
+    sm = cluster["sm"]
+    # A room with nobody in it: an origin is chosen, as for a broadcast.
+    st, js = sm.get4("/event/live/confroom/join")
+    assert st == 200, js
+    check_shape("/streammanager/api/4.0/event/{app}/{room}/join", "get", st, js)
+    assert js["nodeId"] == "origin" and js["name"] == "confroom" and js["scope"] == "/live"
+    # A room with a stream live on the transcoder node: everyone meets there.
+    tc = cluster["nodes"]["tc"]
+    module_procs.start(ffmpeg_publish_cmd(live["src"], "rtmp://%s:%d/live/room9/x"
+                                          % (HOST, tc.port)), "ffmpeg-room")
+    wait_until(lambda: sm.get4("/event/live/room9/x/stats")[0] == 200, T(15),
+               message="live/room9/x placed")
+    st, js = sm.get4("/event/live/room9/join")
+    assert st == 200 and js["nodeId"] == "tc", js
+    # VOD listings: a 307 to an origin's own /{scope}/mediafiles (followed here).
+    r = urllib.request.Request(sm.base + "/streammanager/api/4.0/media/live/mediafiles")
+    with urllib.request.urlopen(r, timeout=T(10)) as resp:
+        assert resp.status == 200 and "mediafiles" in json.loads(resp.read())
+        assert resp.url.endswith("/live/mediafiles") and str(http_port_of(cluster["nodes"]["origin"])) \
+            in resp.url, resp.url
+    assert sm.get4("/media/live/nothing")[0] == 404
+
+
 def test_killed_edge_is_not_named(cluster, live):
     sm = cluster["sm"]
     edge = cluster["nodes"]["edge1"]
@@ -401,3 +592,30 @@ def test_lookup_budget(sluice_factory):
     sm = SM(srv)
     codes = [sm.get4("/event/live/x?action=broadcast")[0] for _ in range(7)]
     assert codes == [503] * 5 + [429] * 2, codes
+
+
+def test_redis_acl_user(sluice_factory, redis_server, secrets):  # noqa: F811
+    """cluster.redis_username: AUTH <user> <password> against redis-server's ACL."""
+    from api_helpers import Api
+    pw = "acl-pw-0123456789abcdef"
+    secrets(pw)
+    redis_server.cmd("ACL", "SETUSER", "sluice-acl", "on", ">" + pw, "~*", "&*", "+@all")
+    try:
+        cfg = api_config(None)
+        cfg["cluster"] = cluster_config(redis_server, node_id="acl", prefix=unique_prefix(),
+                                        extra={"redis_username": "sluice-acl",
+                                               "redis_password": pw})
+        srv = sluice_factory(name="acl", config=cfg)
+        api = Api(srv)
+        wait_until(lambda: api.data("cluster")["redis"]["up"], T(10),
+                   message="the node logged in to Redis as sluice-acl")
+        assert "user=sluice-acl" in str(redis_server.cmd("CLIENT", "LIST"))
+        # The right password of another user is refused.
+        cfg["cluster"] = cluster_config(redis_server, node_id="acl2", prefix=unique_prefix(),
+                                        extra={"redis_username": "nobody", "redis_password": pw})
+        bad = sluice_factory(name="acl2", config=cfg)
+        wait_until(lambda: "refused the connection setup" in bad.log_text(), T(10),
+                   message="AUTH of an unknown user refused")
+        assert not Api(bad).data("cluster")["redis"]["up"]
+    finally:
+        redis_server.cmd("ACL", "DELUSER", "sluice-acl")

@@ -15,11 +15,13 @@
 
 #define SL_SVC_STREAMMANAGER "streammanager"
 #define SL_SVC_STREAMMANAGER_MAJOR 1
-#define SL_SVC_STREAMMANAGER_MINOR 1
+#define SL_SVC_STREAMMANAGER_MINOR 2
 
 typedef enum {
     SL_SM_PUBLISH = 1,            /* SM 4.0 action=broadcast, SM 2.0 .../publish/... */
     SL_SM_SUBSCRIBE = 2,          /* SM 4.0 action=subscribe, SM 2.0 .../subscribe/... */
+    SL_SM_TRANSCODE = 3,          /* from 1.2: publish through a transcoder (transcode=true);
+                                   * path is the provision's level-1 variant */
 } sl_sm_action_t;
 
 /* What a lookup asks for (strings borrowed; NULL or "" when not given). */
@@ -38,6 +40,8 @@ typedef struct sl_svc_streammanager {
      * with the role, in the region when strict); SL_EBUSY (the group's
      * maxPublishers / maxSubscribers is reached: answer 503); SL_EDENIED
      * (publish: the stream is already live); SL_EIO (no cluster state).
+     * SL_SM_TRANSCODE (1.2) names a node of role transcoder (or all) and
+     * answers SL_EBUSY when none is in service.
      * *why (static) says which, for the error message.
      */
     int (*choose)(void *ud, const sl_sm_query_t *q, sl_cluster_node_t *out, const char **why);
@@ -52,6 +56,15 @@ typedef struct sl_svc_streammanager {
      * answer 403). The token itself is never logged.
      */
     int (*check_token)(void *ud, const char *bearer, const char *role);
+    /**
+     * Valid from 1.2. Checks an SM 4.0 ?accessToken= (token borrowed, NULL
+     * when absent) against stream_manager.admin_token, for the modules that
+     * serve SM 4.0 admin routes (the proxy's /admin/proxy/clients). remote
+     * is the client's address: failures count against its budget
+     * (stream_manager.auth_fail_limit). 0; SL_EDENIED (missing: 401);
+     * SL_EBUSY (wrong: 403); SL_ETOOBIG (too many failures: 429).
+     */
+    int (*check_admin_token)(void *ud, const char *token, const char *remote);
 } sl_svc_streammanager_t;
 
 #endif

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -17,9 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/store.h"
 #include "base/alloc.h"
 #include "base/backoff.h"
 #include "base/http_client.h"
@@ -77,7 +82,8 @@ struct sl_as_driver {
     char failed[16][SL_CLUSTER_ID_MAX]; /* process: nodes that exited unasked (ring) */
     int failed_next;
     int closing;
-    int open_handles;                   /* handles not yet closed: freed at 0 when closing */
+    int open_handles;                   /* handles (and store work) not yet done: freed at 0 when closing */
+    sl_store_t *store;                  /* webhook: the durable outbox, NULL = memory only */
 };
 
 static void maybe_free(sl_as_driver_t *d)
@@ -92,44 +98,46 @@ static void maybe_free(sl_as_driver_t *d)
 /* ------------------------------------------------------------------ */
 /* helpers shared by the drivers                                       */
 
+/* The value of the placeholder at p ("{name}"), with *nlen its length; NULL when none. */
+static const char *placeholder(const char *p, const char *const *vars, size_t *nlen)
+{
+    if (*p != '{')
+        return NULL;
+    for (int i = 0; vars[i] && vars[i + 1]; i += 2) {
+        size_t n = strlen(vars[i]);
+        if (strncmp(p + 1, vars[i], n) == 0 && p[1 + n] == '}') {
+            *nlen = n + 2;
+            return vars[i + 1];
+        }
+    }
+    return NULL;
+}
+
 char *sl_as_template_fill(const char *tmpl, const char *const *vars)
 {
-    size_t cap = strlen(tmpl) + 1, len = 0;
-    for (const char *p = tmpl; *p; p++)
-        if (*p == '{')
-            cap += 64; /* placeholders hold ids (<64) or ports */
-    if (cap > TEMPLATE_MAX)
-        return NULL;
-    char *out = sl_malloc(cap);
+    /* Two passes: the exact size first (values such as {dir} are paths of any length). */
+    size_t need = 1;
+    for (const char *p = tmpl; *p;) {
+        size_t nlen;
+        const char *val = placeholder(p, vars, &nlen);
+        need += val ? strlen(val) : 1;
+        p += val ? nlen : 1;
+        if (need > TEMPLATE_MAX)
+            return NULL;
+    }
+    char *out = sl_malloc(need);
     if (!out)
         return NULL;
+    size_t len = 0;
     for (const char *p = tmpl; *p;) {
-        const char *val = NULL;
-        size_t nlen = 0;
-        if (*p == '{') {
-            for (int i = 0; vars[i] && vars[i + 1]; i += 2) {
-                size_t n = strlen(vars[i]);
-                if (strncmp(p + 1, vars[i], n) == 0 && p[1 + n] == '}') {
-                    val = vars[i + 1];
-                    nlen = n + 2;
-                    break;
-                }
-            }
-        }
+        size_t nlen;
+        const char *val = placeholder(p, vars, &nlen);
         if (val) {
             size_t vl = strlen(val);
-            if (vl > 63 || len + vl >= cap) {
-                sl_free(out);
-                return NULL;
-            }
             memcpy(out + len, val, vl);
             len += vl;
             p += nlen;
         } else {
-            if (len + 1 >= cap) {
-                sl_free(out);
-                return NULL;
-            }
             out[len++] = *p++;
         }
     }
@@ -278,20 +286,48 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
         child_close(c);
 }
 
-/* The child's environment: ours without SLUICE_* overrides (they would turn the node into a copy
- * of this one: an autoscaler with the same ports). Pointers borrowed from environ. */
-static char **child_env(void)
+void sl_as_child_guard(void)
+{
+    const char *v = getenv(SL_AS_PARENT_ENV);
+    if (!v)
+        return;
+    long want = strtol(v, NULL, 10);
+    unsetenv(SL_AS_PARENT_ENV);
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        SL_LOGW(&g_ctx, "autoscale: PR_SET_PDEATHSIG: %s", strerror(errno));
+    /* The parent may have died before the request: then we were reparented. */
+    if (want > 1 && (long)getppid() != want) {
+        SL_LOGW(&g_ctx, "autoscale: the process driver that started this node (pid %ld) is "
+                        "gone: stopping", want);
+        raise(SIGTERM);
+    }
+#else
+    (void)want;
+#endif
+}
+
+/*
+ * The child's environment: ours without SLUICE_* overrides (they would turn
+ * the node into a copy of this one: an autoscaler with the same ports),
+ * pointers borrowed from environ, plus parent (borrowed, "SL_AUTOSCALE_PARENT=<our pid>"), which
+ * makes a sluice child ask the kernel for SIGTERM when we die, even by
+ * kill -9 (see sl_autoscale_child_guard).
+ */
+static char **child_env(const char *parent)
 {
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **env = sl_calloc(n + 1, sizeof *env);
+    char **env = sl_calloc(n + 2, sizeof *env);
     if (!env)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "SLUICE_", 7) != 0)
+        if (strncmp(environ[i], "SLUICE_", 7) != 0 &&
+            strncmp(environ[i], SL_AS_PARENT_ENV "=", sizeof SL_AS_PARENT_ENV) != 0)
             env[k++] = environ[i];
+    env[k++] = (char *)parent;
     return env;
 }
 
@@ -358,8 +394,10 @@ static int process_launch(sl_as_driver_t *d, const sl_as_decision_t *dec, const 
                           "rtsp_port", ports[2], "srt_port", ports[3], "webrtc_port", ports[4],
                           NULL, NULL};
     rc = SL_ENOMEM;
-    if (!(text = sl_as_template_fill(tmpl, vars)))
+    if (!(text = sl_as_template_fill(tmpl, vars))) {
+        SL_LOGW(&g_ctx, "autoscale: cannot fill the config template for node %s (over 1 MB?)", id);
         goto fail;
+    }
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(text, 1, strlen(text), f) != strlen(text) || fclose(f)) {
         if (f)
@@ -374,7 +412,9 @@ static int process_launch(sl_as_driver_t *d, const sl_as_decision_t *dec, const 
         rc = SL_EIO;
         goto fail;
     }
-    if (!(env = child_env()))
+    char parent[64];
+    snprintf(parent, sizeof parent, SL_AS_PARENT_ENV "=%ld", (long)getpid());
+    if (!(env = child_env(parent)))
         goto fail;
     char *args[] = {d->binary, "--config", path, NULL};
     uv_stdio_container_t stdio[3] = {
@@ -443,8 +483,14 @@ static void on_delivery_closed(uv_handle_t *h)
     maybe_free(d);
 }
 
-static void delivery_end(delivery_t *w)
+static void outbox_forget(sl_as_driver_t *d, const char *id);
+
+/* Ends a delivery; forget: delivered or given up, so its outbox row goes too (at close the
+ * row stays, and the delivery starts again at the next start). */
+static void delivery_end(delivery_t *w, int forget)
 {
+    if (forget)
+        outbox_forget(w->drv, w->id);
     sl_list_remove(&w->link);
     w->drv->n_deliveries--;
     w->drv->open_handles++;
@@ -465,13 +511,13 @@ static void on_posted(int status, const char *body, size_t len, void *ud)
     if (status >= 200 && status <= 299) {
         SL_LOGI(&g_ctx, "autoscale: decision %s delivered (HTTP %d, attempt %u)", w->id, status,
                 w->attempts);
-        delivery_end(w);
+        delivery_end(w, 1);
         return;
     }
     if (w->attempts > (uint32_t)w->drv->cfg->webhook_retries) {
         SL_LOGE(&g_ctx, "autoscale: decision %s not delivered after %u attempts (last: %s%d): "
                 "given up", w->id, w->attempts, status < 0 ? "error " : "HTTP ", status);
-        delivery_end(w);
+        delivery_end(w, 1);
         return;
     }
     uint64_t wait = sl_backoff_fail(&w->bo, WH_BACKOFF_MIN_MS, WH_BACKOFF_MAX_MS);
@@ -508,6 +554,142 @@ static void delivery_send(delivery_t *w)
     }
 }
 
+/* A delivery of body (copied) under id, sent now: 0 or SL_ENOMEM. */
+static int delivery_start(sl_as_driver_t *d, const char *id, const char *body)
+{
+    delivery_t *w = sl_calloc(1, sizeof *w);
+    if (!w || !(w->body = sl_strdup(body))) {
+        sl_free(w);
+        return SL_ENOMEM;
+    }
+    w->drv = d;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    sl_backoff_init(&w->bo, sl_time_mono_ms() ^ (uintptr_t)w);
+    uv_timer_init(d->loop, &w->timer);
+    w->timer.data = w;
+    sl_list_push_back(&d->deliveries, &w->link);
+    d->n_deliveries++;
+    delivery_send(w);
+    return 0;
+}
+
+/* ---- the durable outbox: table autoscale_webhook in the store (sluice.db) ---- */
+
+static const char *const g_outbox_migrations[] = {
+    "CREATE TABLE IF NOT EXISTS autoscale_webhook("
+    " id TEXT PRIMARY KEY, body TEXT NOT NULL, created_ms INTEGER NOT NULL)",
+};
+
+typedef struct outbox_op {
+    sl_as_driver_t *d;
+    int insert;                         /* 1: insert, then send; 0: delete */
+    char id[sizeof(((delivery_t *)0)->id)];
+    char *body;                         /* insert: sl_malloc'ed */
+} outbox_op_t;
+
+static int outbox_work(struct sqlite3 *db, void *arg)
+{
+    outbox_op_t *op = arg;
+    sqlite3_stmt *st = NULL;
+    const char *sql = op->insert
+        ? "INSERT OR REPLACE INTO autoscale_webhook(id, body, created_ms) VALUES(?1, ?2, ?3)"
+        : "DELETE FROM autoscale_webhook WHERE id = ?1";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return SL_EIO;
+    sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+    if (op->insert) {
+        sqlite3_bind_text(st, 2, op->body, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)sl_time_wall_ms());
+    }
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SL_EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void outbox_done(void *arg, int rc)
+{
+    outbox_op_t *op = arg;
+    sl_as_driver_t *d = op->d;
+    d->open_handles--;
+    if (rc)
+        SL_LOGW(&g_ctx, "autoscale: the webhook outbox could not %s decision %s (%s)",
+                op->insert ? "keep" : "forget", op->id, sl_strerror(rc));
+    /* Sent once it is kept, so that a crash never loses a decision it did not send. */
+    if (op->insert && !d->closing && delivery_start(d, op->id, op->body))
+        SL_LOGE(&g_ctx, "autoscale: out of memory: decision %s not sent", op->id);
+    sl_free(op->body);
+    sl_free(op);
+    maybe_free(d);
+}
+
+static int outbox_submit(sl_as_driver_t *d, int insert, const char *id, const char *body)
+{
+    outbox_op_t *op = sl_calloc(1, sizeof *op);
+    if (!op || (body && !(op->body = sl_strdup(body)))) {
+        sl_free(op);
+        return SL_ENOMEM;
+    }
+    op->d = d;
+    op->insert = insert;
+    snprintf(op->id, sizeof op->id, "%s", id);
+    int rc = sl_store_submit(d->store, outbox_work, outbox_done, op);
+    if (rc) {
+        sl_free(op->body);
+        sl_free(op);
+        return rc;
+    }
+    d->open_handles++;
+    return 0;
+}
+
+static void outbox_forget(sl_as_driver_t *d, const char *id)
+{
+    if (d->store && outbox_submit(d, 0, id, NULL))
+        SL_LOGW(&g_ctx, "autoscale: the webhook outbox could not forget decision %s", id);
+}
+
+typedef struct outbox_load {
+    json_t *rows;                       /* [[id, body], ...] */
+} outbox_load_t;
+
+static int outbox_load_work(struct sqlite3 *db, void *arg)
+{
+    outbox_load_t *l = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id, body FROM autoscale_webhook ORDER BY created_ms, id "
+                               "LIMIT 256", -1, &st, NULL) != SQLITE_OK)
+        return SL_EIO;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(l->rows,
+                              json_pack("[s, s]", (const char *)sqlite3_column_text(st, 0),
+                                        (const char *)sqlite3_column_text(st, 1)));
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int sl_as_driver_use_store(sl_as_driver_t *d, sl_store_t *store)
+{
+    if (d->kind != SL_AS_DRIVER_WEBHOOK || !store)
+        return 0;
+    int rc = sl_store_migrate(store, "autoscale", g_outbox_migrations,
+                              sizeof g_outbox_migrations / sizeof g_outbox_migrations[0]);
+    if (rc)
+        return rc;
+    d->store = store;
+    outbox_load_t l = {.rows = json_array()};
+    rc = sl_store_call(store, outbox_load_work, &l);
+    size_t i;
+    json_t *row;
+    json_array_foreach(l.rows, i, row) {
+        const char *id = json_string_value(json_array_get(row, 0));
+        SL_LOGI(&g_ctx, "autoscale: decision %s from before the restart: delivering it", id);
+        if (delivery_start(d, id, json_string_value(json_array_get(row, 1))))
+            break;
+    }
+    json_decref(l.rows);
+    return rc;
+}
+
 static int webhook_post(sl_as_driver_t *d, const sl_as_decision_t *dec)
 {
     if (d->n_deliveries >= WH_MAX_INFLIGHT) {
@@ -525,22 +707,12 @@ static int webhook_post(sl_as_driver_t *d, const sl_as_decision_t *dec)
                           (json_int_t)sl_time_wall_ms());
     char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
-    delivery_t *w = txt ? sl_calloc(1, sizeof *w) : NULL;
-    if (!w || !(w->body = sl_strdup(txt))) {
-        free(txt);
-        sl_free(w);
+    if (!txt)
         return SL_ENOMEM;
-    }
+    /* Durable: kept in the store first, sent when kept (outbox_done); without a store, now. */
+    int rc = d->store ? outbox_submit(d, 1, dec->id, txt) : delivery_start(d, dec->id, txt);
     free(txt);
-    w->drv = d;
-    snprintf(w->id, sizeof w->id, "%s", dec->id);
-    sl_backoff_init(&w->bo, sl_time_mono_ms() ^ (uintptr_t)w);
-    uv_timer_init(d->loop, &w->timer);
-    w->timer.data = w;
-    sl_list_push_back(&d->deliveries, &w->link);
-    d->n_deliveries++;
-    delivery_send(w);
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -668,7 +840,7 @@ void sl_as_driver_close(sl_as_driver_t *d)
             sl_http_client_cancel(w->req);
         w->req = NULL;
         uv_timer_stop(&w->timer);
-        delivery_end(w);
+        delivery_end(w, 0);
     }
     /* frees itself once its handles are closed (the loop runs after the modules stop) */
     sl_http_client_free(d->http);

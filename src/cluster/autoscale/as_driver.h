@@ -36,6 +36,32 @@ typedef struct sl_as_decision {
     const char *reason;           /* the planner's reason */
 } sl_as_decision_t;
 
+/* The variable through which the process driver names itself to its children. */
+#define SL_AS_PARENT_ENV "SL_AUTOSCALE_PARENT"
+
+/**
+ * Called first thing at start by every sluice process: when started by a
+ * process driver (SL_AUTOSCALE_PARENT in the environment), asks the
+ * kernel for SIGTERM when that parent dies (prctl PR_SET_PDEATHSIG, so a
+ * stream manager killed with -9 leaves no node behind), and stops at once
+ * when the parent is already gone. Removes the variable, so that what this
+ * process starts does not inherit it. Linux only (elsewhere a no-op).
+ */
+void sl_as_child_guard(void);
+
+typedef struct sl_store sl_store_t;
+
+/**
+ * Makes the webhook driver's decisions durable (a no-op for the others):
+ * each decision is written to the store's table autoscale_webhook before it
+ * is sent and deleted once delivered or given up; the rows found now (a
+ * restart, even after kill -9) are delivered again, with the same
+ * X-Sluice-Delivery id (receivers deduplicate on it). Call once, at start
+ * (it blocks on the store). store borrowed, outlives the driver. 0, or the
+ * store's error (the driver then keeps decisions in memory only).
+ */
+int sl_as_driver_use_store(sl_as_driver_t *d, sl_store_t *store);
+
 /**
  * Creates the driver cfg->driver names on loop (borrowed, both outlive
  * the driver). data_dir: server.data_dir (the process driver's default

@@ -458,3 +458,78 @@ char *sl_as_state_dump(const sl_as_state_t *st)
     free(txt);
     return out;
 }
+
+/* ------------------------------------------------------------------ */
+/* SM 4.0 launch configurations                                        */
+
+int sl_as_launch_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 64)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+              (n[i] >= '0' && n[i] <= '9') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
+            return 0;
+    return 1;
+}
+
+static const char *launch_check(const json_t *b, const char *url_name)
+{
+    const json_t *lc = json_object_get(b, "launchconfig");
+    const char *name = json_string_value(json_object_get(lc, "name"));
+    if (!json_is_object(lc) || !name || !sl_as_launch_name_ok(name))
+        return "body {\"launchconfig\":{\"name\",...}} with a name of 1..64 [A-Za-z0-9_.-]";
+    if (url_name && strcmp(name, url_name) != 0)
+        return "the body's name differs from the URL's";
+    const json_t *t = json_object_get(json_object_get(lc, "targets"), "target");
+    if (!json_is_array(t) || json_array_size(t) == 0 || json_array_size(t) > 8)
+        return "launchconfig.targets.target must be an array of 1..8 targets";
+    size_t i;
+    json_t *v;
+    json_array_foreach(t, i, v) {
+        const char *role = json_string_value(json_object_get(v, "role"));
+        const json_t *cap = json_object_get(v, "connectionCapacity");
+        if (!role || (strcmp(role, "origin") && strcmp(role, "edge") && strcmp(role, "relay") &&
+                      strcmp(role, "transcoder") && strcmp(role, "all")))
+            return "each target needs a role: origin, edge, relay, transcoder or all";
+        if (cap && !(json_is_integer(cap) && json_integer_value(cap) >= 0) &&
+            !(json_is_string(cap) && json_string_length(cap) > 0 && json_string_length(cap) < 10 &&
+              strspn(json_string_value(cap), "0123456789") == json_string_length(cap)))
+            return "connectionCapacity must be a non-negative integer";
+    }
+    return NULL;
+}
+
+json_t *sl_as_launch_parse(const char *text, size_t len, const char *url_name, const char **why)
+{
+    *why = "the body is not JSON, nests too deep or is larger than 16 KB";
+    if (!text || len == 0 || len > SL_AS_LAUNCH_JSON_MAX)
+        return NULL;
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if ((c == '{' || c == '[') && ++depth > 16) {
+            return NULL;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    json_t *b = json_loadb(text, len, 0, NULL);
+    if (!b)
+        return NULL;
+    const char *bad = launch_check(b, url_name);
+    if (bad) {
+        *why = bad;
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}

@@ -14,6 +14,7 @@
 #ifndef SL_CLUSTER_AUTOSCALE_AS_GROUP_H
 #define SL_CLUSTER_AUTOSCALE_AS_GROUP_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,5 +109,21 @@ void sl_as_state_parse(const char *json, sl_as_state_t *out);
 
 /** The state as JSON (caller frees with sl_free), or NULL (no memory). */
 char *sl_as_state_dump(const sl_as_state_t *st);
+
+#define SL_AS_LAUNCH_JSON_MAX 16384 /* an SM 4.0 launch configuration body */
+
+/** 1 when name is 1..64 bytes of [A-Za-z0-9_.-] (a launch configuration's name). */
+int sl_as_launch_name_ok(const char *name);
+
+/**
+ * Parses and checks an SM 4.0 launch configuration body (text, len bytes,
+ * at most SL_AS_LAUNCH_JSON_MAX, nesting at most 16 deep):
+ * {"launchconfig":{"name", "targets":{"target":[1..8 {"role", "instanceType"?,
+ * "connectionCapacity"?}]}, ...}} with roles of sluice and a capacity that is a
+ * non-negative integer. url_name: the name the URL gives (PUT), which the
+ * body's must equal, or NULL. Returns the JSON (a new reference) or NULL
+ * with *why (static) saying why.
+ */
+json_t *sl_as_launch_parse(const char *text, size_t len, const char *url_name, const char **why);
 
 #endif

@@ -37,13 +37,14 @@
 #include <string.h>
 #include <uv.h>
 
+#include "app/store.h"
 #include "app/svc/api.h"
 #include "app/svc/cluster.h"
 #include "app/svc/http.h"
+#include "app/svc/streammanager.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
-#include "cluster/autoscale/as_auth.h"
 #include "cluster/autoscale/as_driver.h"
 #include "cluster/autoscale/as_group.h"
 #include "cluster/autoscale/as_plan.h"
@@ -64,6 +65,10 @@ static const sl_log_ctx_t g_ctx = {.proto = "autoscale"};
 #define SM2_PREFIX "/as/v1/admin/nodegroup"
 #define SM4_GROUP_PREFIX "/streammanager/api/4.0/admin/nodegroup"
 #define SM4_POLICY_PREFIX "/streammanager/api/4.0/admin/configurations/scalepolicy"
+#define SM4_LAUNCH_PREFIX "/streammanager/api/4.0/admin/configurations/launchconfig"
+#define SM4_ALARM_PREFIX "/streammanager/api/4.0/admin/alarm"
+#define LAUNCH_KEY "launchconfig/"
+#define N_ROUTES 5
 
 typedef struct logged {
     char id[KEY_MAX];
@@ -73,27 +78,6 @@ typedef struct logged {
     uint64_t at_ms;
 } logged_t;
 
-/*
- * A rule state this node wrote, kept until the snapshot shows it. The core
- * updates its snapshot at once on put_setting, but a refresh whose HGETALL
- * was sent before the write answers with the old value and puts it back
- * (and the snapshot's fresh_ms also moves on refreshes that do not read the
- * settings); reading that would replay a decision (seen in tests: the same
- * decision #1 twice). So a state written here wins over the snapshot until
- * the snapshot holds it, or holds a later generation (another evaluator
- * decided since), or WRITTEN_TTL_MS passed (then Redis is the truth: a
- * manualscale written by another node waits at most that long).
- */
-typedef struct written {
-    char key[KEY_MAX];
-    char *json;                     /* sl_malloc'ed; NULL = free slot */
-    uint64_t gen;                   /* its decision generation */
-    uint64_t written_ms;
-} written_t;
-
-#define WRITTEN_TTL_MS 10000
-#define WRITTEN_MAX 64
-
 typedef struct as_mod {
     sl_core_t *core;
     const sl_autoscale_config_t *cfg;
@@ -101,7 +85,7 @@ typedef struct as_mod {
     sl_as_driver_t *drv;
     const sl_http_svc_t *http;
     void *http_ud;
-    sl_http_route_t *routes[3];
+    sl_http_route_t *routes[N_ROUTES];
     const sl_svc_api_t *api;
     void *api_ud;
     int evaluator;                  /* holds a confirmed lease */
@@ -110,7 +94,6 @@ typedef struct as_mod {
     uint64_t n_ticks, n_decisions;
     logged_t log[LOG_MAX];
     int log_next, log_n;
-    written_t written[WRITTEN_MAX];
 } as_mod_t;
 
 static const sl_svc_cluster_t *cluster(as_mod_t *m, void **ud)
@@ -121,57 +104,25 @@ static const sl_svc_cluster_t *cluster(as_mod_t *m, void **ud)
 /* ------------------------------------------------------------------ */
 /* evaluation                                                          */
 
-/* The state JSON of key: ours while the snapshot may predate our write (see written_t). */
+/*
+ * A rule state, read from and written to the cluster settings. The core's
+ * snapshot keeps a local write until Redis answers with it (writes carry a
+ * sequence), so a refresh sent before a write no longer puts the old state
+ * back: no local copy is needed here (test_autoscale's decisions prove it:
+ * a replayed decision would launch a node twice).
+ */
 static const char *state_get(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key)
 {
-    const char *snap = cl->setting(ud, key);
-    for (int i = 0; i < WRITTEN_MAX; i++) {
-        written_t *w = &m->written[i];
-        if (!w->json || strcmp(w->key, key) != 0)
-            continue;
-        int trust_snapshot = snap && strcmp(snap, w->json) == 0;
-        if (!trust_snapshot && snap) {
-            sl_as_state_t st;
-            sl_as_state_parse(snap, &st);
-            trust_snapshot = st.gen > w->gen;
-        }
-        if (!trust_snapshot && sl_time_wall_ms() >= w->written_ms + WRITTEN_TTL_MS)
-            trust_snapshot = 1;
-        if (!trust_snapshot)
-            return w->json;
-        sl_free(w->json);
-        w->json = NULL;
-        return snap;
-    }
-    return snap;
+    (void)m;
+    return cl->setting(ud, key);
 }
 
-/* Writes a state and remembers it (see written_t). */
 static int state_put(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *key,
                      const char *json, uint64_t gen)
 {
-    int rc = cl->put_setting(ud, key, json);
-    if (rc)
-        return rc;
-    written_t *slot = NULL;
-    for (int i = 0; i < WRITTEN_MAX && !slot; i++)
-        if (m->written[i].json && strcmp(m->written[i].key, key) == 0)
-            slot = &m->written[i];
-    for (int i = 0; i < WRITTEN_MAX && !slot; i++)
-        if (!m->written[i].json)
-            slot = &m->written[i];
-    for (int i = 0; i < WRITTEN_MAX && !slot; i++) /* full: replace the oldest */
-        if (!slot || m->written[i].written_ms < slot->written_ms)
-            slot = &m->written[i];
-    char *dup = sl_strdup(json);
-    if (!dup)
-        return 0; /* written all the same; only the guard is lost */
-    sl_free(slot->json);
-    snprintf(slot->key, sizeof slot->key, "%s", key);
-    slot->json = dup;
-    slot->written_ms = sl_time_wall_ms();
-    slot->gen = gen;
-    return 0;
+    (void)m;
+    (void)gen;
+    return cl->put_setting(ud, key, json);
 }
 
 /* A node's sessions that a drain waits for: players, and publishers on an origin. */
@@ -571,28 +522,34 @@ static int api_auth(as_mod_t *m, sl_http_req_t *req)
     void *ud;
     const sl_svc_api_t *api = sl_service_get(m->core, SL_SVC_API, SL_SVC_API_MAJOR, 1, &ud);
     if (!api || !api->check_access) {
-        reply_err(m, req, 403, "the admin API needs autoscale.jwt_secret or the Server API");
+        reply_err(m, req, 403, "the admin API needs the stream manager (SM 2.0 login) or the "
+                               "Server API");
         return 1;
     }
     return api->check_access(ud, req);
 }
 
-/* SM 2.0: a Bearer JWT signed with autoscale.jwt_secret, or (no secret) the Server API's check. */
+/*
+ * SM 2.0: a Bearer JWT of an admin, checked by the stream manager's
+ * check_token (one secret, one verifier: stream_manager.auth_secret); on a
+ * node without the stream manager, the Server API's check. 0 = go on.
+ */
 static int sm2_auth(as_mod_t *m, sl_http_req_t *req)
 {
-    if (!m->cfg->jwt_secret || !m->cfg->jwt_secret[0])
+    void *ud;
+    const sl_svc_streammanager_t *sm =
+        sl_service_get(m->core, SL_SVC_STREAMMANAGER, SL_SVC_STREAMMANAGER_MAJOR, 1, &ud);
+    if (!sm)
         return api_auth(m, req);
-    const char *h = m->http->req_header(req, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-        reply_err(m, req, 401, "Authorization: Bearer <JWT> required (PUT /as/v1/auth/login)");
-        return 1;
-    }
-    h += 7;
-    if (sl_as_jwt_check(h, strlen(h), m->cfg->jwt_secret, sl_time_wall_ms() / 1000)) {
-        reply_err(m, req, 401, "invalid or expired token");
-        return 1;
-    }
-    return 0;
+    int rc = sm->check_token(ud, m->http->req_header(req, "Authorization"), "admin");
+    if (rc == 0)
+        return 0;
+    if (rc == SL_EBUSY)
+        reply_err(m, req, 403, "this token's role may not administer node groups");
+    else
+        reply_err(m, req, 401, "Authorization: Bearer <JWT> of an admin required "
+                               "(PUT /as/v1/auth/login); invalid or expired token");
+    return 1;
 }
 
 static json_t *load_setting(const sl_svc_cluster_t *cl, void *ud, const char *key)
@@ -659,11 +616,7 @@ static void collect_key(void *arg, const char *key, const char *json)
 
 static void delete_prefix(as_mod_t *m, const sl_svc_cluster_t *cl, void *ud, const char *prefix)
 {
-    for (int i = 0; i < WRITTEN_MAX; i++)
-        if (m->written[i].json && strncmp(m->written[i].key, prefix, strlen(prefix)) == 0) {
-            sl_free(m->written[i].json);
-            m->written[i].json = NULL;
-        }
+    (void)m;
     collect_t c = {.arr = json_array()};
     cl->settings(ud, prefix, collect_key, &c);
     size_t i;
@@ -690,9 +643,6 @@ static void status_pending(void *arg, const char *key, const char *json)
     if (json_object_get(c->seen, key))
         return;
     json_object_set_new(c->seen, key, json_true());
-    json = state_get(c->m, c->cl, c->ud, key); /* ours while the snapshot may lag */
-    if (!json)
-        return;
     const char *rest = key + strlen(STATE_PREFIX) + strlen(c->group) + 1;
     const char *slash = strchr(rest, '/');
     if (!slash || (size_t)(slash - rest) >= sizeof sub || strlen(slash + 1) >= sizeof role)
@@ -747,9 +697,6 @@ static int sm2_status(as_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c
     }
     snprintf(key, sizeof key, STATE_PREFIX "%s/", group);
     cl->settings(ud, key, status_pending, &c);
-    for (int i = 0; i < WRITTEN_MAX; i++)
-        if (m->written[i].json && strncmp(m->written[i].key, key, strlen(key)) == 0)
-            status_pending(&c, m->written[i].key, m->written[i].json);
     json_decref(c.seen);
     return reply_json(m, req, 200, c.items);
 }
@@ -945,13 +892,49 @@ static json_t *sm4_to_group(as_mod_t *m, const char *name, json_t *policy, json_
                      json_object_get(body, "scalePolicy"));
 }
 
+/* SM 4.0's node group stats: connections and, per role, nodes, active nodes, capacity, load. */
+static json_t *sm4_group_stats(const sl_svc_cluster_t *cl, void *ud, const char *group)
+{
+    const sl_cluster_node_t *nodes;
+    size_t n = cl->nodes(ud, &nodes);
+    json_t *by_role = json_object();
+    json_int_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sl_cluster_node_t *nd = &nodes[i];
+        if (strcmp(nd->group, group) != 0)
+            continue;
+        total += nd->connections;
+        json_t *r = json_object_get(by_role, nd->role);
+        if (!r) {
+            r = json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", nd->role, "totalNodeCount",
+                          (json_int_t)0, "totalActiveNodeCount", (json_int_t)0,
+                          "netConnectionCapacity", (json_int_t)0, "netConnectionLoad",
+                          (json_int_t)0);
+            json_object_set_new(by_role, nd->role, r);
+        }
+        static const char *const keys[] = {"totalNodeCount", "totalActiveNodeCount",
+                                           "netConnectionCapacity", "netConnectionLoad"};
+        json_int_t add[4] = {1, !nd->state[0] || !strcmp(nd->state, "INSERVICE"),
+                             (json_int_t)nd->max_connections, (json_int_t)nd->connections};
+        for (int k = 0; k < 4; k++)
+            json_object_set_new(r, keys[k],
+                                json_integer(json_integer_value(json_object_get(r, keys[k])) + add[k]));
+    }
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(by_role, k, v) json_array_append(arr, v);
+    json_decref(by_role);
+    return json_pack("{s:I, s:o}", "totalConnections", total, "targetTypeLoadSummary", arr);
+}
+
 static int sm4_group_handler(sl_http_req_t *req, void *vm)
 {
     as_mod_t *m = vm;
     char seg[PATH_SEGS_MAX][SEG_MAX], key[KEY_MAX];
     const char *method = m->http->req_method(req);
     int n = split(m->http->req_path(req), SM4_GROUP_PREFIX, seg);
-    if (n < 0 || n > 1)
+    if (n < 0 || n > 2)
         return reply_err(m, req, 404, "not found");
     if (api_auth(m, req))
         return 0;
@@ -960,6 +943,21 @@ static int sm4_group_handler(sl_http_req_t *req, void *vm)
     if (!cl)
         return reply_err(m, req, 503, "cluster mode is off (cluster.enabled)");
     int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (n == 2) {
+        snprintf(key, sizeof key, GROUP_PREFIX "%s", seg[0]);
+        if (!cl->setting(ud, key))
+            return reply_err(m, req, 404, "no such node group");
+        if (!strcmp(seg[1], "stats") && is_get)
+            return reply_json(m, req, 200, sm4_group_stats(cl, ud, seg[0]));
+        if (!strcmp(seg[1], "resize") && !strcmp(method, "POST")) {
+            /* Red5's resize, as a manual scale of one role (?role=, default edge) of the
+             * default subgroup to ?nodeCount= nodes (the SM 2.0 manualscale's rules). */
+            char role[SEG_MAX] = "edge";
+            m->http->req_query_get(req, "role", role, sizeof role);
+            return sm2_manualscale(m, req, cl, ud, seg[0], "default", role);
+        }
+        return reply_err(m, req, 404, "not found");
+    }
     if (n == 0 && is_get) {
         collect_t c = {.arr = json_array(), .prefix_len = strlen(GROUP_PREFIX), .sm4 = 1};
         cl->settings(ud, GROUP_PREFIX, collect_group, &c);
@@ -1135,14 +1133,6 @@ static int api_handler(sl_http_req_t *req, void *vm)
     const sl_svc_cluster_t *cl = cluster(m, &ud);
     if (cl) {
         cl->settings(ud, STATE_PREFIX, status_rule, rules);
-        /* what this node wrote and the snapshot may not show yet wins (see written_t) */
-        for (int i = 0; i < WRITTEN_MAX; i++)
-            if (m->written[i].json) {
-                const char *json = state_get(m, cl, ud, m->written[i].key);
-                json_t *o = json ? json_loads(json, 0, NULL) : NULL;
-                if (o)
-                    json_object_set_new(rules, m->written[i].key + strlen(STATE_PREFIX), o);
-            }
     }
     return m->api->ok(req, json_pack("{s:b, s:b, s:s, s:I, s:I, s:o, s:o}", "cluster", cl != NULL,
                                      "evaluator", m->evaluator, "driver",
@@ -1180,9 +1170,159 @@ static int check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
 
 static void as_free(as_mod_t *m)
 {
-    for (int i = 0; i < WRITTEN_MAX; i++)
-        sl_free(m->written[i].json);
     sl_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* SM 4.0 launch configurations and the scale-out alarm                 */
+
+static void collect_launch(void *arg, const char *key, const char *json)
+{
+    (void)key;
+    json_t *o = json_loads(json, 0, NULL);
+    if (o)
+        json_array_append_new(arg, o);
+}
+
+static int sm4_launch_handler(sl_http_req_t *req, void *vm)
+{
+    as_mod_t *m = vm;
+    char seg[PATH_SEGS_MAX][SEG_MAX], key[KEY_MAX];
+    const char *method = m->http->req_method(req);
+    int n = split(m->http->req_path(req), SM4_LAUNCH_PREFIX, seg);
+    if (n < 0 || n > 1 || (n == 1 && !sl_as_launch_name_ok(seg[0])))
+        return reply_err(m, req, 404, "not found");
+    if (api_auth(m, req))
+        return 0;
+    void *ud;
+    const sl_svc_cluster_t *cl = cluster(m, &ud);
+    if (!cl)
+        return reply_err(m, req, 503, "cluster mode is off (cluster.enabled)");
+    int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (n == 0 && is_get) {
+        json_t *arr = json_array();
+        cl->settings(ud, LAUNCH_KEY, collect_launch, arr);
+        return reply_json(m, req, 200, json_pack("{s:o}", "launchconfigs", arr));
+    }
+    if (n == 1) {
+        snprintf(key, sizeof key, LAUNCH_KEY "%s", seg[0]);
+        json_t *old = load_setting(cl, ud, key);
+        if (!old)
+            return reply_err(m, req, 404, "no such launch configuration");
+        if (is_get)
+            return reply_json(m, req, 200, old);
+        json_decref(old);
+        if (!strcmp(method, "DELETE")) {
+            int rc = cl->put_setting(ud, key, NULL);
+            return rc ? reply_err(m, req, 503, sl_strerror(rc))
+                      : reply_json(m, req, 200, json_pack("{s:s}", "name", seg[0]));
+        }
+        if (strcmp(method, "PUT") != 0)
+            return reply_err(m, req, 405, "method not allowed");
+    } else if (strcmp(method, "POST") != 0) {
+        return reply_err(m, req, 405, "method not allowed");
+    }
+    size_t len;
+    const uint8_t *body = m->http->req_body(req, &len);
+    if (len > SL_AS_LAUNCH_JSON_MAX)
+        return reply_err(m, req, 413, "body too large");
+    const char *why = "a JSON body is required";
+    json_t *b = body ? sl_as_launch_parse((const char *)body, len, n == 1 ? seg[0] : NULL, &why)
+                     : NULL;
+    if (!b)
+        return reply_err(m, req, 400, why);
+    snprintf(key, sizeof key, LAUNCH_KEY "%s",
+             json_string_value(json_object_get(json_object_get(b, "launchconfig"), "name")));
+    if (n == 0 && cl->setting(ud, key)) {
+        json_decref(b);
+        return reply_err(m, req, 409, "a launch configuration with this name exists");
+    }
+    char *txt = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = txt ? cl->put_setting(ud, key, txt) : SL_ENOMEM;
+    free(txt);
+    if (rc) {
+        json_decref(b);
+        return reply_err(m, req, rc == SL_EINVAL ? 400 : 503, sl_strerror(rc));
+    }
+    SL_LOGI(&g_ctx, "autoscale: %s stored", key);
+    return reply_json(m, req, n == 0 ? 201 : 200, b);
+}
+
+/*
+ * POST /admin/alarm/scaleout/{name}?type=edge&threshold=60: Red5's
+ * scale-out alarm, as the out expression "avg(connections.load) > T" of
+ * the rules of that role: in every node group for the alarm "default",
+ * else in the node group of that name.
+ */
+static int sm4_alarm_handler(sl_http_req_t *req, void *vm)
+{
+    as_mod_t *m = vm;
+    char seg[PATH_SEGS_MAX][SEG_MAX];
+    int n = split(m->http->req_path(req), SM4_ALARM_PREFIX, seg);
+    if (n != 2 || strcmp(seg[0], "scaleout") != 0)
+        return reply_err(m, req, 404, "not found");
+    if (api_auth(m, req))
+        return 0;
+    if (strcmp(m->http->req_method(req), "POST") != 0)
+        return reply_err(m, req, 405, "use POST");
+    void *ud;
+    const sl_svc_cluster_t *cl = cluster(m, &ud);
+    if (!cl)
+        return reply_err(m, req, 503, "cluster mode is off (cluster.enabled)");
+    char type[SEG_MAX] = "edge", thr[16] = "60";
+    m->http->req_query_get(req, "type", type, sizeof type);
+    m->http->req_query_get(req, "threshold", thr, sizeof thr);
+    char *end;
+    long t = strtol(thr, &end, 10);
+    if (*end || t < 1 || t > 100)
+        return reply_err(m, req, 400, "threshold must be a percent from 1 to 100");
+    char expr[64];
+    snprintf(expr, sizeof expr, "avg(connections.load) > %ld", t);
+    collect_t keys = {.arr = json_array()};
+    cl->settings(ud, GROUP_PREFIX, collect_key, &keys);
+    json_t *done = json_array();
+    size_t i;
+    json_t *k;
+    int status = 0;
+    const char *why = NULL;
+    json_array_foreach(keys.arr, i, k) {
+        const char *gname = json_string_value(k) + strlen(GROUP_PREFIX);
+        if (strcmp(seg[1], "default") != 0 && strcmp(seg[1], gname) != 0)
+            continue;
+        json_t *g = load_setting(cl, ud, json_string_value(k));
+        int changed = 0;
+        const char *sub;
+        json_t *sg;
+        json_object_foreach(json_object_get(g, "groups"), sub, sg) {
+            json_t *rule = json_object_get(json_object_get(sg, "rulesByRole"), type);
+            if (json_is_object(rule)) {
+                json_object_set_new(rule, "outExpression", json_string(expr));
+                changed = 1;
+            }
+        }
+        sl_as_group_t *gs = changed ? sl_malloc(sizeof *gs) : NULL;
+        if (changed)
+            status = gs ? store_group(m, cl, ud, g, gs, &why) : 500;
+        sl_free(gs);
+        json_decref(g);
+        if (status)
+            break;
+        if (changed)
+            json_array_append_new(done, json_string(gname));
+    }
+    json_decref(keys.arr);
+    if (status) {
+        json_decref(done);
+        return reply_err(m, req, status, why ? why : "out of memory");
+    }
+    if (json_array_size(done) == 0) {
+        json_decref(done);
+        return reply_err(m, req, 404, "no node group has a rule for that role");
+    }
+    SL_LOGI(&g_ctx, "autoscale: alarm scaleout/%s: %s rules out when %s", seg[1], type, expr);
+    return reply_json(m, req, 200,
+                      json_pack("{s:s, s:s, s:i, s:s, s:o}", "name", seg[1], "type", type,
+                                "threshold", (int)t, "outExpression", expr, "nodeGroups", done));
 }
 
 static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
@@ -1191,6 +1331,7 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
     sl_core_t *core = sl_host_core(h);
     const sl_autoscale_config_t *cfg = sl_autoscale_cfg(core->cfg);
     *state = NULL;
+    sl_as_child_guard(); /* a node a process driver started dies with it */
     if (!cfg->enabled)
         return 0;
     as_mod_t *m = sl_calloc(1, sizeof *m);
@@ -1198,6 +1339,9 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
         return SL_ENOMEM;
     m->core = core;
     m->cfg = cfg;
+    if (cfg->jwt_secret && cfg->jwt_secret[0])
+        SL_LOGW(&g_ctx, "autoscale: autoscale.jwt_secret is deprecated and ignored: SM 2.0 tokens "
+                        "are checked by the stream manager (stream_manager.auth_secret)");
     const char *why = NULL;
     int rc = sl_as_driver_new(core->loop, cfg, core->cfg->server_data_dir, &m->drv, &why);
     if (rc) {
@@ -1205,17 +1349,26 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
         as_free(m);
         return rc;
     }
+    sl_store_t *store = sl_store_find(core);
+    if (cfg->driver == SL_AS_DRIVER_WEBHOOK && !store)
+        SL_LOGW(&g_ctx, "autoscale: no store: webhook decisions are kept in memory only");
+    else if (store && (rc = sl_as_driver_use_store(m->drv, store)) != 0)
+        SL_LOGW(&g_ctx, "autoscale: the webhook outbox is unavailable (%s): decisions are kept "
+                        "in memory only", sl_strerror(rc));
+    rc = 0;
     m->http = sl_service_get(core, SL_HTTP_SVC_NAME, SL_HTTP_SVC_MAJOR, 0, &m->http_ud);
     if (m->http) {
         static const struct {
             const char *prefix, *name;
             sl_http_handler_cb cb;
-        } routes[3] = {
+        } routes[N_ROUTES] = {
             {SM2_PREFIX, "SM 2.0 node group admin", sm2_handler},
             {SM4_GROUP_PREFIX, "SM 4.0 node group admin", sm4_group_handler},
             {SM4_POLICY_PREFIX, "SM 4.0 scale policies", sm4_policy_handler},
+            {SM4_LAUNCH_PREFIX, "SM 4.0 launch configurations", sm4_launch_handler},
+            {SM4_ALARM_PREFIX, "SM 4.0 scale-out alarm", sm4_alarm_handler},
         };
-        for (int i = 0; i < 3 && !rc; i++) {
+        for (int i = 0; i < N_ROUTES && !rc; i++) {
             sl_http_route_spec_t spec = {.method = NULL, .prefix = routes[i].prefix,
                                          .prio = SL_HTTP_PRIO_CORE, .name = routes[i].name,
                                          .serves = "", .cb = routes[i].cb, .ud = m};
@@ -1226,7 +1379,7 @@ static int as_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
     if (!rc && m->api)
         rc = m->api->add_route(m->api_ud, "autoscale", api_handler, m);
     if (rc) {
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < N_ROUTES; i++)
             if (m->routes[i])
                 m->http->route_remove(m->http_ud, m->routes[i]);
         sl_as_driver_close(m->drv);
@@ -1247,7 +1400,7 @@ static void as_stop(void *state)
     as_mod_t *m = state;
     if (!m)
         return;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_ROUTES; i++)
         if (m->routes[i])
             m->http->route_remove(m->http_ud, m->routes[i]);
     memset(m->routes, 0, sizeof m->routes);

@@ -36,9 +36,9 @@ static const sl_config_slot_t g_slots[] = {
      "(renewed each interval) holds.",
      0},
     {"jwt_secret", SL_CONFIG_STRING, C(jwt_secret), "", 0, 512, NULL,
-     "HS256 secret of the Bearer JWTs of the SM 2.0 admin API (/as/v1/admin/...); must equal "
-     "the stream manager's (PUT /as/v1/auth/login). Empty: the Server API's access token is "
-     "asked instead.",
+     "Deprecated and ignored (a warning at start): the SM 2.0 admin API's Bearer JWTs are "
+     "checked by the stream manager (stream_manager.auth_secret); without the stream manager "
+     "the Server API's access check applies.",
      0},
     {"process_binary", SL_CONFIG_STRING, C(process_binary), "", 0, 4096, NULL,
      "Process driver: the sluice binary to start (empty = this process's own).", 0},

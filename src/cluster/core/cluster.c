@@ -208,9 +208,12 @@ static void place_free(place_t *p)
     sl_free(p);
 }
 
+/* Origins, all-in-one nodes and transcoders (the stream manager sends an ABR
+ * broadcaster's level-1 variant to a transcoder, which is then its origin). */
 static int origin_capable(const cl_t *c)
 {
-    return c->cfg->role == SL_CLUSTER_ROLE_ALL || c->cfg->role == SL_CLUSTER_ROLE_ORIGIN;
+    return c->cfg->role == SL_CLUSTER_ROLE_ALL || c->cfg->role == SL_CLUSTER_ROLE_ORIGIN ||
+           c->cfg->role == SL_CLUSTER_ROLE_TRANSCODER;
 }
 
 static int draining(const cl_t *c)

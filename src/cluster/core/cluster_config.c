@@ -23,6 +23,9 @@ static const sl_config_slot_t g_slots[] = {
      "The master's name the Sentinels monitor.", R},
     {"redis_password", SL_CONFIG_STRING, O(redis_password), "", 0, 512, NULL,
      "Redis AUTH password (a secret: never logged nor shown by the API); empty = none.", R},
+    {"redis_username", SL_CONFIG_STRING, O(redis_username), "", 0, 256, NULL,
+     "Redis 6 ACL user: with it, AUTH <user> <redis_password>; empty = the default user "
+     "(AUTH <redis_password>).", R},
     {"redis_db", SL_CONFIG_INT, O(redis_db), "0", 0, 1024, NULL,
      "Redis database index (SELECT).", R},
     {"prefix", SL_CONFIG_STRING, O(prefix), "sluice:", 0, 64, NULL,

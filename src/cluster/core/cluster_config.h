@@ -28,6 +28,7 @@ typedef struct sl_cluster_config {
     char *sentinel;              /* "host:port[,...]" of Sentinels; "" = talk to redis directly */
     char *sentinel_master;       /* the master's name the Sentinels know */
     char *redis_password;        /* AUTH password (secret), "" = none */
+    char *redis_username;        /* Redis 6 ACL user for AUTH user pass, "" = the default user */
     int64_t redis_db;            /* SELECT index */
     char *prefix;                /* every key and the bus channel start with it */
     char *password;              /* the cluster password (secret): nodes authenticate with it */

@@ -389,7 +389,13 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 static void auth_select(sl_cluster_redis_t *r, redisAsyncContext *ac, int select)
 {
     const char *pw = r->cfg->redis_password;
-    if (pw && pw[0]) {
+    const char *user = r->cfg->redis_username;
+    if (pw && pw[0] && user && user[0]) {
+        /* Redis 6 ACL: AUTH <username> <password>. */
+        const char *argv[] = {"AUTH", user, pw};
+        size_t lens[] = {4, strlen(user), strlen(pw)};
+        (void)send_on(r, ac, on_setup_reply, r, 3, argv, lens);
+    } else if (pw && pw[0]) {
         const char *argv[] = {"AUTH", pw};
         size_t lens[] = {4, strlen(pw)};
         (void)send_on(r, ac, on_setup_reply, r, 2, argv, lens);

@@ -567,6 +567,16 @@ static int smp_init(const sl_host_api_t *api, sl_host_t *h, void **state)
     rc = http->route_add(hud, &spec, &p->route);
     if (rc)
         goto fail;
+    const sl_http_route_spec_t admin = {
+        .method = NULL, .prefix = SL_SMPROXY_ADMIN_PREFIX, .prio = SL_HTTP_PRIO_CORE,
+        .name = "sm_proxy sessions (SM 4.0 admin)", .serves = "", .cb = sl__smproxy_ws_admin,
+        .ud = p,
+    };
+    rc = http->route_add(hud, &admin, &p->admin_route);
+    if (rc) {
+        http->route_remove(hud, p->route);
+        goto fail;
+    }
     SL_LOGI(LOGCTX, "smproxy: serving " SL_SMPROXY_PREFIX "/whip|whep|ws|forward");
     *state = p;
     return 0;
@@ -585,7 +595,9 @@ static void smp_stop(void *state)
     p->stopping = 1;
     if (p->route)
         p->http->route_remove(p->http_ud, p->route);
-    p->route = NULL;
+    if (p->admin_route)
+        p->http->route_remove(p->http_ud, p->admin_route);
+    p->route = p->admin_route = NULL;
     while (!sl_list_empty(&p->pending)) {
         smp_fwd_t *f = sl_container_of(p->pending.next, smp_fwd_t, link);
         if (f->creq)

@@ -24,6 +24,8 @@ typedef struct smp {
     const sl_http_svc_t *http;      /* the route service, looked up at init */
     void *http_ud;
     sl_http_route_t *route;         /* /as/v1/proxy */
+    sl_http_route_t *admin_route;   /* SM 4.0 /admin/proxy/clients */
+    uint64_t next_ws_id;            /* ids of WebSocket sessions (admin API) */
     sl_http_client_t *cli;          /* outgoing requests to the nodes (owned) */
     sl_list_t pending;              /* smp_fwd_t in flight */
     sl_list_t ws;                   /* smp_ws_t open */
@@ -52,6 +54,14 @@ int sl__smproxy_pick(smp_t *p, sl_http_req_t *req, sl_sm_action_t action, const 
 
 /** The WebSocket relay of /as/v1/proxy/ws/... (smproxy_ws.c): answers req. */
 int sl__smproxy_ws_start(smp_t *p, sl_http_req_t *req, const sl_smproxy_path_t *pp);
+/**
+ * SM 4.0's `/streammanager/api/4.0/admin/proxy/clients[/{id}]` (GET lists
+ * the WebSocket sessions, ?filter=healthy|unhealthy|any, ?count=true;
+ * DELETE closes one or all), with the stream manager's accessToken check:
+ * answers req.
+ */
+int sl__smproxy_ws_admin(sl_http_req_t *req, void *ud);
+
 /** Closes every relay session (module stop). */
 void sl__smproxy_ws_stop_all(smp_t *p);
 

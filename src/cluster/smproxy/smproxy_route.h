@@ -16,6 +16,7 @@
 #include "app/svc/streammanager.h"
 
 #define SL_SMPROXY_PREFIX "/as/v1/proxy"
+#define SL_SMPROXY_ADMIN_PREFIX "/streammanager/api/4.0/admin/proxy/clients"
 #define SL_SMPROXY_PATH_MAX 1024   /* a proxy path, bytes */
 #define SL_SMPROXY_NAME_MAX 256    /* a stream name or resource token, with the NUL */
 #define SL_SMPROXY_URL_MAX 2048    /* a forward target, bytes */

@@ -37,12 +37,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <uv.h>
 #include <wslay/wslay.h>
 
+#include "app/svc/streammanager.h"
 #include "base/alloc.h"
+#include "base/time.h"
 #include "cluster/smproxy/smproxy_internal.h"
 #include "sluice/errors.h"
 
@@ -71,6 +75,12 @@ typedef struct smp_ws {
     int port;
     char addr_key[72];             /* "ws:" + client address (its budget) */
     char node[SL_CLUSTER_ID_MAX];
+    uint64_t id;                   /* for the admin API */
+    uint64_t created_ms;           /* wall clock */
+    int secure;                    /* the client came over TLS */
+    char client_addr[64];
+    char user_agent[256];
+    char app[SL_CLUSTER_PATH_MAX];
     char what[1024];
     char upgrade[4096];            /* our request to the node */
     char rbuf[READ_CHUNK];
@@ -438,6 +448,16 @@ int sl__smproxy_ws_start(smp_t *p, sl_http_req_t *req, const sl_smproxy_path_t *
     }
     s->p = p;
     s->req = req;
+    s->id = ++p->next_ws_id;
+    s->created_ms = sl_time_wall_ms();
+    snprintf(s->client_addr, sizeof s->client_addr, "%s", raddr ? raddr : "");
+    const char *ua = h->req_header(req, "User-Agent");
+    snprintf(s->user_agent, sizeof s->user_agent, "%s", ua ? ua : "");
+    snprintf(s->app, sizeof s->app, "%s", pp->scope);
+    /* The HTTP service does not say whether the client came over TLS: a
+     * proxy in front (X-Forwarded-Proto) is the usual way to serve wss. */
+    const char *fp = h->req_header(req, "X-Forwarded-Proto");
+    s->secure = fp && strcasecmp(fp, "https") == 0;
     sl_list_push_back(&p->ws, &s->link);
     p->n_ws++;
     snprintf(s->node, sizeof s->node, "%s", node.id);
@@ -482,6 +502,104 @@ int sl__smproxy_ws_start(smp_t *p, sl_http_req_t *req, const sl_smproxy_path_t *
     s->gai_pending = 1;
     SL_LOGI(LOGCTX, "smproxy: %s from %s -> node %s", s->what, s->addr_key + 3, node.id);
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the SM 4.0 admin API of the sessions                                */
+
+static int healthy(const smp_ws_t *s)
+{
+    return s->upgraded && s->cws && s->tcp_open && !s->closing;
+}
+
+static json_t *ws_json(const smp_ws_t *s)
+{
+    return json_pack("{s:I, s:s, s:i, s:s, s:s, s:b, s:b, s:s, s:s, s:b, s:I}", "id",
+                     (json_int_t)s->id, "targetHost", s->node, "targetPort", s->port,
+                     "targetApp", s->app, "stream", s->what, "clientConnected", s->cws != NULL,
+                     "proxyConnected", s->upgraded && s->tcp_open, "clientUserAgent",
+                     s->user_agent, "clientAddress", s->client_addr, "secureClient", s->secure,
+                     "creationTime", (json_int_t)s->created_ms);
+}
+
+static int admin_reply(smp_t *p, sl_http_req_t *req, int status, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return p->http->respond(req, 500, "application/json", "{}", 2, NULL), 0;
+    p->http->respond(req, status, "application/json", text, strlen(text),
+                     "Cache-Control: no-store\r\n");
+    free(text);
+    return 0;
+}
+
+static int admin_err(smp_t *p, sl_http_req_t *req, int status, const char *msg)
+{
+    return admin_reply(p, req, status,
+                       json_pack("{s:s, s:I}", "errorMessage", msg, "timestamp",
+                                 (json_int_t)sl_time_wall_ms()));
+}
+
+int sl__smproxy_ws_admin(sl_http_req_t *req, void *ud)
+{
+    smp_t *p = ud;
+    const sl_http_svc_t *h = p->http;
+    void *sud;
+    const sl_svc_streammanager_t *sm =
+        sl_service_get(p->core, SL_SVC_STREAMMANAGER, SL_SVC_STREAMMANAGER_MAJOR, 2, &sud);
+    if (!sm)
+        return admin_err(p, req, 503, "the stream manager is off on this node");
+    char tok[160];
+    int tl = h->req_query_get(req, "accessToken", tok, sizeof tok);
+    int rc = sm->check_admin_token(sud, tl >= 0 ? tok : NULL, h->req_remote(req, NULL));
+    OPENSSL_cleanse(tok, sizeof tok);
+    if (rc)
+        return admin_err(p, req, rc == SL_ETOOBIG ? 429 : rc == SL_EBUSY ? 403 : 401,
+                         rc == SL_EBUSY ? "invalid accessToken" : "accessToken is required");
+    const char *path = h->req_path(req) + strlen(SL_SMPROXY_ADMIN_PREFIX);
+    uint64_t id = 0;
+    if (*path == '/' && path[1]) {
+        char *end;
+        id = strtoull(path + 1, &end, 10);
+        if (*end || id == 0)
+            return admin_err(p, req, 404, "no such session");
+    } else if (*path && strcmp(path, "/") != 0) {
+        return admin_err(p, req, 404, "no such resource");
+    }
+    const char *method = h->req_method(req);
+    int del = strcmp(method, "DELETE") == 0;
+    if (!del && strcmp(method, "GET") != 0)
+        return admin_err(p, req, 405, "use GET or DELETE");
+    char filter[16] = "any", count[8] = "";
+    h->req_query_get(req, "filter", filter, sizeof filter);
+    h->req_query_get(req, "count", count, sizeof count);
+    int want = strcmp(filter, "healthy") == 0 ? 1 : strcmp(filter, "unhealthy") == 0 ? 0 : -1;
+    if (want == -1 && strcmp(filter, "any") != 0)
+        return admin_err(p, req, 400, "filter must be healthy, unhealthy or any");
+    json_t *arr = json_array();
+    sl_list_t *it = p->ws.next;
+    while (it != &p->ws) {
+        smp_ws_t *s = sl_container_of(it, smp_ws_t, link);
+        it = it->next; /* ws_end unlinks s */
+        if ((id && s->id != id) || (want != -1 && healthy(s) != want))
+            continue;
+        json_array_append_new(arr, ws_json(s));
+        if (del)
+            ws_end(s, 200, "closed by the admin (DELETE /admin/proxy/clients)");
+    }
+    if (id && json_array_size(arr) == 0) {
+        json_decref(arr);
+        return admin_err(p, req, 404, "no such session");
+    }
+    if (id)
+        return admin_reply(p, req, 200, json_incref(json_array_get(arr, 0))), json_decref(arr), 0;
+    if (strcmp(count, "true") == 0) {
+        json_t *o = json_pack("{s:I}", "count", (json_int_t)json_array_size(arr));
+        json_decref(arr);
+        return admin_reply(p, req, 200, o);
+    }
+    return admin_reply(p, req, 200, arr);
 }
 
 void sl__smproxy_ws_stop_all(smp_t *p)

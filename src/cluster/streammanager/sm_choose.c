@@ -182,7 +182,23 @@ int sl_sm_choose(const sl_sm_view_t *v, const sl_sm_query_t *q, size_t *out, siz
     /* A placement whose origin is dead is stale: the stream is not live. */
     int live = origin && origin->reported_ms + v->node_timeout_ms >= v->now_ms;
     size_t n;
-    if (q->action == SL_SM_PUBLISH) {
+    if (q->action == SL_SM_TRANSCODE) {
+        /* ABR: the broadcaster publishes the level-1 variant (q->path) to a
+         * transcoder, which becomes the origin of every variant. */
+        if (live) {
+            *why = "the stream is already being published";
+            return SL_EDENIED;
+        }
+        if (v->max_publishers > 0 && v->n_publishers >= v->max_publishers) {
+            *why = "the node group's maxPublishers is reached";
+            return SL_EBUSY;
+        }
+        n = collect_region(v, q, "transcoder", c);
+        if (n == 0) {
+            *why = "no transcoder in service in the node group (or region)";
+            return SL_EBUSY;
+        }
+    } else if (q->action == SL_SM_PUBLISH) {
         if (live) {
             *why = "the stream is already being published";
             return SL_EDENIED;

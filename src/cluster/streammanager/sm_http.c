@@ -26,9 +26,11 @@
 #include "base/time.h"
 #include "cluster/streammanager/sm_internal.h"
 #include "cluster/streammanager/sm_jwt.h"
+#include "cluster/streammanager/sm_provision.h"
 #include "sluice/errors.h"
 
 #define SM4_PREFIX "/streammanager/api/4.0"
+#define SM2_PROV_PREFIX "/as/v1/streams/provision"
 #define MAX_SEGS 12
 #define SEG_MAX 128
 
@@ -234,6 +236,26 @@ static void lookup(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *group, 
         .region = region[0] ? region : NULL,
         .strict = query_true(m, req, "strict"),
     };
+    char level1[SL_SM_PROV_GUID_MAX];
+    if (action == SL_SM_PUBLISH && query_true(m, req, "transcode")) {
+        /* ABR (docs/stream-manager.md "Provisions"): a transcoder for a
+         * provisioned GUID, which the broadcaster feeds with level 1. */
+        void *cud;
+        const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+        char key[SL_CLUSTER_PATH_MAX + 16];
+        snprintf(key, sizeof key, "provision/%s", path);
+        const char *prov = c ? c->setting(cud, key) : NULL;
+        if (!c) {
+            reply_err(m, req, 503, "cluster mode is off on this node");
+            return;
+        }
+        if (!prov || sl_sm_prov_level1(prov, level1, sizeof level1)) {
+            reply_err(m, req, 404, "no provision for this stream: transcode=true needs one");
+            return;
+        }
+        q.action = action = SL_SM_TRANSCODE;
+        q.path = level1;
+    }
     sl_cluster_node_t out[16];
     if (want > sizeof out / sizeof out[0])
         want = sizeof out / sizeof out[0];
@@ -246,7 +268,7 @@ static void lookup(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *group, 
         if (sm4 && st == 409)
             st = 400;
         SL_LOGD(NULL, "stream manager: %s %s refused: %s",
-                action == SL_SM_PUBLISH ? "publish" : "subscribe", path, why);
+                action == SL_SM_SUBSCRIBE ? "subscribe" : "publish", path, why);
         reply_err(m, req, st, why);
         return;
     }
@@ -401,29 +423,35 @@ static void stream_stats(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *g
 /* ?accessToken= against the admin token: 1 when right; else answered 401/403/429. */
 static int admin_ok(sm_mod_t *m, sl_http_req_t *req)
 {
-    const char *addr = m->http->req_remote(req, NULL);
-    if (sl__sm_auth_blocked(m, addr, 0)) {
-        reply_err(m, req, 429, "too many failed authentication attempts; try again later");
-        return 0;
-    }
     char tok[160];
     int len = m->http->req_query_get(req, "accessToken", tok, sizeof tok);
-    if (len < 0) {
-        reply_err(m, req, 401, "accessToken is required");
-        return 0;
-    }
+    int rc = sl__sm_check_admin_token(m, len >= 0 ? tok : NULL, m->http->req_remote(req, NULL));
+    OPENSSL_cleanse(tok, sizeof tok);
+    if (rc == 0)
+        return 1;
+    reply_err(m, req, rc == SL_ETOOBIG ? 429 : rc == SL_EBUSY ? 403 : 401,
+              rc == SL_ETOOBIG ? "too many failed authentication attempts; try again later"
+              : rc == SL_EBUSY ? "invalid accessToken"
+                               : "accessToken is required");
+    return 0;
+}
+
+int sl__sm_check_admin_token(sm_mod_t *m, const char *token, const char *remote)
+{
+    if (sl__sm_auth_blocked(m, remote, 0))
+        return SL_ETOOBIG;
+    if (!token)
+        return SL_EDENIED;
     /* Digests of both, so that the comparison takes the same time whatever the lengths. */
     uint8_t a[32], b[32];
-    SHA256((const uint8_t *)tok, (size_t)len, a);
+    SHA256((const uint8_t *)token, strlen(token), a);
     SHA256((const uint8_t *)m->admin_token, strlen(m->admin_token), b);
-    OPENSSL_cleanse(tok, sizeof tok);
     if (CRYPTO_memcmp(a, b, 32) != 0) {
-        sl__sm_auth_blocked(m, addr, 1);
-        SL_LOGI(NULL, "stream manager: wrong accessToken from %s", addr);
-        reply_err(m, req, 403, "invalid accessToken");
-        return 0;
+        sl__sm_auth_blocked(m, remote, 1);
+        SL_LOGI(NULL, "stream manager: wrong accessToken from %s", remote);
+        return SL_EBUSY;
     }
-    return 1;
+    return 0;
 }
 
 /* The node addressed as {ip}: by its public or private address, or by its id. */
@@ -471,7 +499,7 @@ static void sunset(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, v
         reply_err(m, req, 400, "expected a JSON array of node addresses");
         return;
     }
-    json_t *arr = json_loadb((const char *)body, len, 0, NULL);
+    json_t *arr = sl_sm_prov_parse((const char *)body, len); /* the capped parse (depth 16) */
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 1024) {
         json_decref(arr);
         reply_err(m, req, 400, "expected a JSON array of node addresses");
@@ -504,6 +532,9 @@ static void sunset(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, v
     reply_json(m, req, 200, done);
 }
 
+static void sm4_provision(sm_mod_t *m, sl_http_req_t *req, const segs_t *s,
+                          const sl_svc_cluster_t *c, void *cud);
+
 static void sm4_admin(sm_mod_t *m, sl_http_req_t *req, const segs_t *s)
 {
     if (!admin_ok(m, req))
@@ -512,6 +543,14 @@ static void sm4_admin(sm_mod_t *m, sl_http_req_t *req, const segs_t *s)
     const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
     if (!c) {
         reply_err(m, req, 503, "cluster mode is off on this node");
+        return;
+    }
+    if (s->n >= 3 && strcmp(s->s[1], "event") == 0 && strcmp(s->s[2], "meta") == 0) {
+        sm4_provision(m, req, s, c, cud);
+        return;
+    }
+    if (s->n < 2 || strcmp(s->s[1], "node") != 0) {
+        reply_err(m, req, 404, "no such resource");
         return;
     }
     const char *method = m->http->req_method(req);
@@ -577,6 +616,320 @@ static int budget_ok(sm_mod_t *m, sl_http_req_t *req)
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* provisions (ABR): the cluster settings provision/<app>/<name>        */
+
+/* The request's body parsed as JSON (capped); NULL when answered 400. */
+static json_t *body_json(sm_mod_t *m, sl_http_req_t *req)
+{
+    size_t len;
+    const uint8_t *body = m->http->req_body(req, &len);
+    json_t *j = body && len <= SL_SM_PROV_BODY_MAX ? sl_sm_prov_parse((const char *)body, len) : NULL;
+    if (!j)
+        reply_err(m, req, 400, body && len > SL_SM_PROV_BODY_MAX
+                                   ? "the body is larger than 64 KiB"
+                                   : "the body is not JSON (or nests too deep)");
+    return j;
+}
+
+/* The stored canonical provision of guid, parsed (new reference), or NULL. */
+static json_t *prov_get(const sl_svc_cluster_t *c, void *cud, const char *guid)
+{
+    char key[SL_SM_PROV_GUID_MAX + 16];
+    snprintf(key, sizeof key, "provision/%s", guid);
+    const char *text = c->setting(cud, key);
+    return text ? sl_sm_prov_parse(text, strlen(text)) : NULL;
+}
+
+/* Writes (canon non-NULL) or deletes guid's provision: 0, or answered (400/503). */
+static int prov_put(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, void *cud,
+                    const char *guid, const json_t *canon)
+{
+    char key[SL_SM_PROV_GUID_MAX + 16];
+    snprintf(key, sizeof key, "provision/%s", guid);
+    char *text = canon ? json_dumps(canon, JSON_COMPACT) : NULL;
+    int rc = canon && !text ? SL_ENOMEM : c->put_setting(cud, key, text);
+    free(text);
+    if (rc) {
+        reply_err(m, req, rc == SL_EINVAL ? 400 : 503,
+                  rc == SL_EIO ? "the cluster's Redis is unreachable" : sl_strerror(rc));
+        return -1;
+    }
+    SL_LOGI(NULL, "stream manager: provision %s %s", guid, canon ? "written" : "deleted");
+    return 0;
+}
+
+static void prov_list_each(void *arg, const char *key, const char *json)
+{
+    (void)key;
+    json_t *j = sl_sm_prov_parse(json, strlen(json));
+    if (j)
+        json_array_append_new(arg, j);
+}
+
+/* SM 4.0: admin event meta {scope..} {stream}. */
+static void sm4_provision(sm_mod_t *m, sl_http_req_t *req, const segs_t *s,
+                          const sl_svc_cluster_t *c, void *cud)
+{
+    char guid[SL_CLUSTER_PATH_MAX], app[SL_CLUSTER_PATH_MAX];
+    if (s->n < 5 || join(s, 3, s->n, guid, sizeof guid) || join(s, 3, s->n - 1, app, sizeof app)) {
+        reply_err(m, req, 400, "expected /admin/event/meta/{scope}/{stream}");
+        return;
+    }
+    const char *method = m->http->req_method(req);
+    json_t *old = prov_get(c, cud, guid);
+    if (strcmp(method, "GET") == 0 || strcmp(method, "DELETE") == 0) {
+        if (!old) {
+            reply_err(m, req, 404, "no provision for this stream");
+            return;
+        }
+        if (method[0] == 'D' && prov_put(m, req, c, cud, guid, NULL)) {
+            json_decref(old);
+            return;
+        }
+        json_t *o = sl_sm_prov_to_sm4(old, (long long)sl_time_wall_ms());
+        json_decref(old);
+        reply_json(m, req, 200, o);
+        return;
+    }
+    if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) {
+        json_decref(old);
+        reply_err(m, req, 405, "use GET, POST, PUT or DELETE");
+        return;
+    }
+    /* POST creates (400 when one exists: SM 4.0 knows no 409), PUT replaces (404 when none). */
+    int create = method[1] == 'O', exists = old != NULL;
+    json_decref(old);
+    if (create ? exists : !exists) {
+        reply_err(m, req, create ? 400 : 404,
+                  create ? "a provision for this stream exists: use PUT to update it"
+                         : "no provision for this stream");
+        return;
+    }
+    json_t *body = body_json(m, req);
+    if (!body)
+        return;
+    json_t *canon;
+    char err[200];
+    int rc = sl_sm_prov_from_sm4(body, app, s->s[s->n - 1], &canon, err, sizeof err);
+    json_decref(body);
+    if (rc) {
+        reply_err(m, req, 400, err);
+        return;
+    }
+    if (prov_put(m, req, c, cud, guid, canon) == 0)
+        reply_json(m, req, 200, sl_sm_prov_to_sm4(canon, (long long)sl_time_wall_ms()));
+    json_decref(canon);
+}
+
+/* SM 2.0's bearer check for an admin route: 1 when allowed, else answered 401/403/429. */
+static int bearer_admin_ok(sm_mod_t *m, sl_http_req_t *req)
+{
+    const char *addr = m->http->req_remote(req, NULL);
+    if (sl__sm_auth_blocked(m, addr, 0)) {
+        reply_err(m, req, 429, "too many failed authentication attempts; try again later");
+        return 0;
+    }
+    int rc = sl__sm_check_token(m, m->http->req_header(req, "Authorization"), "admin");
+    if (rc == 0)
+        return 1;
+    if (rc == SL_EDENIED)
+        sl__sm_auth_blocked(m, addr, 1);
+    reply_err(m, req, rc == SL_EBUSY ? 403 : 401,
+              rc == SL_EBUSY ? "this token's role may not do this" : "a valid admin token is required");
+    return 0;
+}
+
+/* SM 2.0: /as/v1/streams/provision/{ng}[/{guid...}]. Provisions are cluster-wide: {ng} is
+ * checked for its form only. */
+static int on_provision(sl_http_req_t *req, void *ud)
+{
+    sm_mod_t *m = ud;
+    if (!budget_ok(m, req))
+        return 0;
+    segs_t s;
+    if (split(m->http->req_path(req) + strlen(SM2_PROV_PREFIX), &s) || s.n < 1 || s.n == 2 ||
+        strlen(s.s[0]) >= SL_CLUSTER_NAME_MAX) {
+        reply_err(m, req, s.n == 0 ? 404 : 400, "expected /as/v1/streams/provision/{nodeGroup}"
+                                                "[/{provisionGuid}]");
+        return 0;
+    }
+    if (!bearer_admin_ok(m, req))
+        return 0;
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    if (!c) {
+        reply_err(m, req, 503, "cluster mode is off on this node");
+        return 0;
+    }
+    const char *method = m->http->req_method(req);
+    if (s.n >= 3) {
+        char guid[SL_CLUSTER_PATH_MAX];
+        if (join(&s, 1, s.n, guid, sizeof guid)) {
+            reply_err(m, req, 400, "path too long");
+            return 0;
+        }
+        int del = strcmp(method, "DELETE") == 0;
+        if (!del && strcmp(method, "GET") != 0) {
+            reply_err(m, req, 405, "use GET or DELETE");
+            return 0;
+        }
+        json_t *old = prov_get(c, cud, guid);
+        if (!old) {
+            reply_err(m, req, 404, "no such provision");
+            return 0;
+        }
+        if (del && prov_put(m, req, c, cud, guid, NULL)) {
+            json_decref(old);
+            return 0;
+        }
+        reply_json(m, req, 200, old);
+        return 0;
+    }
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        json_t *arr = json_array();
+        c->settings(cud, "provision/", prov_list_each, arr);
+        reply_json(m, req, 200, arr);
+        return 0;
+    }
+    int create = strcmp(method, "POST") == 0;
+    if (!create && strcmp(method, "PUT") != 0) {
+        reply_err(m, req, 405, "use GET, POST or PUT");
+        return 0;
+    }
+    json_t *body = body_json(m, req);
+    if (!body)
+        return 0;
+    /* Red5's body is an array of ProvisionRequests; one bare object is accepted too. */
+    if (json_is_object(body)) {
+        json_t *a = json_array();
+        json_array_append_new(a, body);
+        body = a;
+    }
+    if (!json_is_array(body) || json_array_size(body) == 0 ||
+        json_array_size(body) > SL_SM_PROV_MAX_PER_BODY) {
+        json_decref(body);
+        reply_err(m, req, 400, "expected an array of 1 to 32 provisions");
+        return 0;
+    }
+    /* Every provision is checked before any is written. */
+    json_t *done = json_array();
+    size_t i;
+    json_t *v;
+    char err[200];
+    json_array_foreach(body, i, v) {
+        json_t *canon;
+        if (sl_sm_prov_canon(v, NULL, &canon, err, sizeof err)) {
+            json_decref(body);
+            json_decref(done);
+            reply_err(m, req, 400, err);
+            return 0;
+        }
+        const char *g = json_string_value(json_object_get(canon, "streamGuid"));
+        json_t *old = create ? prov_get(c, cud, g) : NULL;
+        json_array_append_new(done, canon);
+        if (old) {
+            json_decref(old);
+            json_decref(body);
+            json_decref(done);
+            reply_err(m, req, 409, "a provision with this streamGuid exists: use PUT to replace it");
+            return 0;
+        }
+    }
+    json_decref(body);
+    json_array_foreach(done, i, v) {
+        if (prov_put(m, req, c, cud, json_string_value(json_object_get(v, "streamGuid")), v)) {
+            json_decref(done);
+            return 0;
+        }
+    }
+    reply_json(m, req, 200, done);
+    return 0;
+}
+
+/* The origin of any live stream of room ("app/room"), or NULL. */
+static const sl_cluster_node_t *room_node(const sl_svc_cluster_t *c, void *cud, const char *room)
+{
+    const sl_cluster_stream_t *st;
+    size_t n = c->streams(cud, &st), len = strlen(room);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(st[i].path, room, len) == 0 && st[i].path[len] == '/') {
+            const sl_cluster_node_t *o = c->node(cud, st[i].origin);
+            if (o && (!o->state[0] || strcmp(o->state, "INSERVICE") == 0))
+                return o;
+        }
+    return NULL;
+}
+
+/*
+ * SM 4.0 conference: GET /event/{scope}/{room}/join. Everyone of a room
+ * must meet on one node: the origin of a stream already live in the room,
+ * else an origin chosen as for a broadcast (the room becomes its).
+ */
+static void join_room(sm_mod_t *m, sl_http_req_t *req, const segs_t *s)
+{
+    char room[SL_CLUSTER_PATH_MAX], app[SL_CLUSTER_PATH_MAX];
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    if (!c) {
+        reply_err(m, req, 503, "cluster mode is off on this node");
+        return;
+    }
+    if (join(s, 1, s->n - 1, room, sizeof room) || join(s, 1, s->n - 2, app, sizeof app)) {
+        reply_err(m, req, 400, "expected /event/{scope}/{room}/join");
+        return;
+    }
+    const sl_cluster_node_t *n = room_node(c, cud, room);
+    sl_cluster_node_t chosen;
+    if (!n) {
+        sl_sm_query_t q = {.action = SL_SM_PUBLISH, .path = room};
+        size_t got;
+        const char *why = "";
+        int rc = sl__sm_choose(m, &q, &chosen, 1, &got, 1, &why);
+        if (rc) {
+            reply_err(m, req, status_of(rc) == 409 ? 400 : status_of(rc), why);
+            return;
+        }
+        n = &chosen;
+    }
+    reply_json(m, req, 200, sm4_node(app, s->s[s->n - 2], n));
+}
+
+/*
+ * SM 4.0 VOD listings: GET /media/{scope}/mediafiles|playlists. The files
+ * are on the nodes (their recorder's /{scope}/mediafiles, Red5's live
+ * webapp list): the answer is a 307 to an origin in service, which lists
+ * its own (clients that follow redirects, as curl -L and browsers do, get
+ * Red5's {"mediafiles":[...]}). Playlists are the HLS recordings' .m3u8,
+ * which sluice lists in the same mediafiles answer.
+ */
+static void media_list(sm_mod_t *m, sl_http_req_t *req, const segs_t *s)
+{
+    char app[SL_CLUSTER_PATH_MAX];
+    if (s->n < 3 || (strcmp(s->s[s->n - 1], "mediafiles") != 0 &&
+                     strcmp(s->s[s->n - 1], "playlists") != 0) ||
+        join(s, 1, s->n - 1, app, sizeof app)) {
+        reply_err(m, req, 404, "expected /media/{scope}/mediafiles or /media/{scope}/playlists");
+        return;
+    }
+    char probe[SL_CLUSTER_PATH_MAX + 8];
+    snprintf(probe, sizeof probe, "%s/.vod", app);
+    sl_sm_query_t q = {.action = SL_SM_PUBLISH, .path = probe};
+    sl_cluster_node_t n;
+    size_t got;
+    const char *why = "";
+    int rc = sl__sm_choose(m, &q, &n, 1, &got, 0, &why);
+    if (rc || !n.http_port) {
+        reply_err(m, req, rc ? status_of(rc) : 503, rc ? why : "the origin serves no HTTP");
+        return;
+    }
+    char loc[SL_CLUSTER_HOST_MAX + SL_CLUSTER_PATH_MAX + 64];
+    int v6 = strchr(n.host, ':') != NULL;
+    snprintf(loc, sizeof loc, "Location: http://%s%s%s:%u/%s/mediafiles\r\nCache-Control: no-store\r\n",
+             v6 ? "[" : "", n.host, v6 ? "]" : "", n.http_port, app);
+    m->http->respond(req, 307, "application/json", "{}", 2, loc);
+}
+
 static int on_sm4(sl_http_req_t *req, void *ud)
 {
     sm_mod_t *m = ud;
@@ -607,6 +960,14 @@ static int on_sm4(sl_http_req_t *req, void *ud)
         int agg = !(m->http->req_query_get(req, "aggregate", v, sizeof v) >= 0 &&
                     strcmp(v, "false") == 0);
         list_streams(m, req, 1, NULL, 1, agg);
+        return 0;
+    }
+    if (strcmp(s.s[0], "media") == 0) {
+        media_list(m, req, &s);
+        return 0;
+    }
+    if (s.n >= 4 && strcmp(s.s[s.n - 1], "join") == 0) {
+        join_room(m, req, &s);
         return 0;
     }
     if (s.n >= 4 && strcmp(s.s[s.n - 1], "stats") == 0) {
@@ -778,6 +1139,12 @@ int sl__sm_http_start(sm_mod_t *m)
          .name = "Stream Manager 4.0 lookups", .serves = "", .cb = on_sm4, .ud = m},
         {.prefix = SM4_PREFIX "/admin/node", .prio = SL_HTTP_PRIO_CORE,
          .name = "Stream Manager 4.0 node admin", .serves = "", .cb = on_sm4, .ud = m},
+        {.prefix = SM4_PREFIX "/media", .prio = SL_HTTP_PRIO_CORE,
+         .name = "Stream Manager 4.0 VOD listings", .serves = "", .cb = on_sm4, .ud = m},
+        {.prefix = SM4_PREFIX "/admin/event", .prio = SL_HTTP_PRIO_CORE,
+         .name = "Stream Manager 4.0 stream provisions", .serves = "", .cb = on_sm4, .ud = m},
+        {.prefix = SM2_PROV_PREFIX, .prio = SL_HTTP_PRIO_CORE,
+         .name = "Stream Manager 2.0 provisions", .serves = "", .cb = on_provision, .ud = m},
         {.prefix = "/as/v1/auth", .prio = SL_HTTP_PRIO_CORE, .name = "Stream Manager 2.0 login",
          .serves = "", .cb = on_login, .ud = m},
         {.prefix = "/as/v1/streams/stream", .prio = SL_HTTP_PRIO_CORE,

@@ -18,7 +18,7 @@
 #include "cluster/streammanager/sm_config.h"
 
 #define SM_SECRET_MAX 256
-#define SM_N_ROUTES 4
+#define SM_N_ROUTES 7
 
 typedef struct sm_mod {
     sl_core_t *core;                   /* borrowed */
@@ -49,6 +49,9 @@ const sl_svc_cluster_t *sl__sm_cluster(sm_mod_t *m, void **ud);
  */
 int sl__sm_choose(sm_mod_t *m, const sl_sm_query_t *q, sl_cluster_node_t *out, size_t max_out,
                   size_t *n_out, int count, const char **why);
+
+/** Checks an SM 4.0 accessToken from remote (the service's check_admin_token). */
+int sl__sm_check_admin_token(sm_mod_t *m, const char *token, const char *remote);
 
 /** Checks a bearer token (the service's check_token). */
 int sl__sm_check_token(sm_mod_t *m, const char *bearer, const char *role);

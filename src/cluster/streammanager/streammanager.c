@@ -114,7 +114,7 @@ int sl__sm_choose(sm_mod_t *m, const sl_sm_query_t *q, sl_cluster_node_t *out, s
      * time, so that the nodes do not all look dead as the outage goes on. */
     uint64_t fresh_ms = 0;
     int up = c->redis_up(cud, &fresh_ms);
-    if (!up && q->action == SL_SM_PUBLISH) {
+    if (!up && q->action != SL_SM_SUBSCRIBE) {
         *why = "the cluster's Redis is unreachable: no new placements";
         return SL_EIO;
     }
@@ -294,10 +294,16 @@ static int svc_check_token(void *ud, const char *bearer, const char *role)
     return sl__sm_check_token(ud, bearer, role);
 }
 
-/* Service "streammanager" (src/app/svc/streammanager.h), 1.1. */
+static int svc_check_admin_token(void *ud, const char *token, const char *remote)
+{
+    return sl__sm_check_admin_token(ud, token, remote ? remote : "?");
+}
+
+/* Service "streammanager" (src/app/svc/streammanager.h), 1.2. */
 static const sl_svc_streammanager_t sm_service = {
     .choose = svc_choose,
     .check_token = svc_check_token,
+    .check_admin_token = svc_check_admin_token,
 };
 
 /* ------------------------------------------------------------------ */

@@ -450,7 +450,7 @@ static int job_start(abr_mod_t *m, const sl_abr_prov_t *pv, sl_stream_t *st, int
     }
     sl_list_push_back(&m->jobs, &j->link);
     m->n_jobs++;
-    if (transcoder_role) /* a transcoder node is not an origin: the source is placed here too */
+    if (transcoder_role) /* admission placed the source already (cluster.c: origin_capable); idempotent */
         variant_claim(m, j->prov.lv[0].guid, &j->claimed_src);
     for (size_t i = 0; i < j->n_v; i++)
         (void)variant_start(m, j->v[i], st); /* a variant someone else publishes stays theirs */

@@ -4,7 +4,7 @@
  * NodeGroupConfig reader (as_group.c: Red5's shape, defaults, refusals, the
  * rule state round trip), the planner (as_plan.c: min, max, cool-down,
  * pause, launches in flight, out/in expressions, manualscale, the least
- * loaded victims), the SM 2.0 JWT check (as_auth.c) and the process
+ * loaded victims), and the process
  * driver's template and the webhook signature (as_driver.c).
  */
 #include <setjmp.h>
@@ -19,7 +19,6 @@
 #include <openssl/hmac.h>
 
 #include "base/alloc.h"
-#include "cluster/autoscale/as_auth.h"
 #include "cluster/autoscale/as_driver.h"
 #include "cluster/autoscale/as_expr.h"
 #include "cluster/autoscale/as_group.h"
@@ -336,62 +335,6 @@ static void test_plan(void **state)
     assert_string_equal(sl_as_action_name(SL_AS_SCALE_OUT), "scale_out");
 }
 
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? in[i + 2] : 0);
-        out[o++] = t[v >> 18 & 63];
-        out[o++] = t[v >> 12 & 63];
-        if (i + 1 < n)
-            out[o++] = t[v >> 6 & 63];
-        if (i + 2 < n)
-            out[o++] = t[v & 63];
-    }
-    out[o] = '\0';
-}
-
-static void make_jwt(const char *head, const char *body, const char *secret, char *out)
-{
-    char h[256], b[512];
-    b64url((const unsigned char *)head, strlen(head), h);
-    b64url((const unsigned char *)body, strlen(body), b);
-    sprintf(out, "%s.%s", h, b);
-    unsigned char mac[32];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)out, strlen(out), mac, &len);
-    char s[64];
-    b64url(mac, 32, s);
-    strcat(out, ".");
-    strcat(out, s);
-}
-
-static void test_jwt(void **state)
-{
-    (void)state;
-    char tok[1024];
-    const char *hs = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    make_jwt(hs, "{\"sub\":\"admin\",\"exp\":2000000000}", "s3cret", tok);
-    assert_int_equal(sl_as_jwt_check(tok, strlen(tok), "s3cret", 1900000000), 0);
-    assert_int_equal(sl_as_jwt_check(tok, strlen(tok), "other", 1900000000), SL_EDENIED);
-    assert_int_equal(sl_as_jwt_check(tok, strlen(tok), "s3cret", 2000000001), SL_EDENIED);
-    assert_int_equal(sl_as_jwt_check(tok, strlen(tok), "", 1900000000), SL_EDENIED);
-    tok[strlen(tok) - 2] ^= 1;                  /* a changed signature */
-    assert_int_equal(sl_as_jwt_check(tok, strlen(tok), "s3cret", 1900000000), SL_EDENIED);
-    make_jwt("{\"alg\":\"none\"}", "{\"sub\":\"admin\"}", "s3cret", tok);
-    assert_int_equal(sl_as_jwt_check(tok, strlen(tok), "s3cret", 1), SL_EDENIED);
-    make_jwt(hs, "{\"sub\":\"admin\"}", "s3cret", tok);  /* no exp: valid */
-    assert_int_equal(sl_as_jwt_check(tok, strlen(tok), "s3cret", 1), 0);
-    assert_int_equal(sl_as_jwt_check("a.b", 3, "s3cret", 1), SL_EINVAL);
-    assert_int_equal(sl_as_jwt_check("a.b.c.d", 7, "s3cret", 1), SL_EINVAL);
-    assert_int_equal(sl_as_jwt_check("a!.b.c", 6, "s3cret", 1), SL_EINVAL);
-    static char big[SL_AS_JWT_MAX + 2];
-    memset(big, 'a', sizeof big - 1);
-    assert_int_equal(sl_as_jwt_check(big, sizeof big - 1, "s3cret", 1), SL_ETOOBIG);
-}
-
 static void test_template_and_sign(void **state)
 {
     (void)state;
@@ -422,7 +365,6 @@ int main(void)
         cmocka_unit_test(test_group_refusals),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_plan),
-        cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_template_and_sign),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -284,9 +284,37 @@ static void test_group_resolve(void **state)
     assert_string_equal(sl_sm_group_resolve(&v, NULL), "default");
 }
 
+/* Transcode (ABR, 1.2): a transcoder or all-in-one node; none in service is EBUSY (503). */
+static void test_transcode(void **state)
+{
+    (void)state;
+    sl_cluster_node_t n[4] = {mk("o1", "origin", "g", ""), mk("t1", "transcoder", "g", ""),
+                              mk("t2", "transcoder", "g", ""), mk("e1", "edge", "g", "")};
+    n[1].cpu_load = 90;
+    sl_sm_view_t v = view(n, 4, NULL);
+    size_t idx;
+    const char *why;
+    assert_int_equal(choose1(&v, SL_SM_TRANSCODE, "g", NULL, 0, &idx, &why), 0);
+    assert_int_equal(idx, 2); /* the idler transcoder, never the origin */
+    snprintf(n[2].state, sizeof n[2].state, "SOFT_SUNSET");
+    assert_int_equal(choose1(&v, SL_SM_TRANSCODE, "g", NULL, 0, &idx, &why), 0);
+    assert_int_equal(idx, 1);
+    n[1].reported_ms = NOW - 10000; /* dead */
+    assert_int_equal(choose1(&v, SL_SM_TRANSCODE, "g", NULL, 0, &idx, &why), SL_EBUSY);
+    assert_non_null(strstr(why, "transcoder"));
+    /* an all-in-one node transcodes too */
+    snprintf(n[0].role, sizeof n[0].role, "all");
+    assert_int_equal(choose1(&v, SL_SM_TRANSCODE, "g", NULL, 0, &idx, &why), 0);
+    assert_int_equal(idx, 0);
+    /* the level-1 variant already live: refused as any broadcast */
+    sl_sm_view_t live = view(n, 4, "o1");
+    assert_int_equal(choose1(&live, SL_SM_TRANSCODE, "g", NULL, 0, &idx, &why), SL_EDENIED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_transcode),
         cmocka_unit_test(test_score),         cmocka_unit_test(test_weights_parse),
         cmocka_unit_test(test_publish),       cmocka_unit_test(test_publish_live),
         cmocka_unit_test(test_subscribe),     cmocka_unit_test(test_region),

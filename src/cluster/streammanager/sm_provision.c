@@ -1,0 +1,331 @@
+/*
+ * Stream provisions (see sm_provision.h): validation to the canonical SM 2.0
+ * shape shared with the abr module, and the SM 4.0 conversions. Everything
+ * here is pure over jansson values; the HTTP routes that store them as
+ * cluster settings are in sm_http.c.
+ */
+#include "cluster/streammanager/sm_provision.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/errors.h"
+
+#define DEPTH_MAX 16
+
+static int fail(char *err, size_t cap, const char *msg)
+{
+    if (cap)
+        snprintf(err, cap, "%s", msg);
+    return SL_EINVAL;
+}
+
+/* "app[/room...]/name": segments of [A-Za-z0-9_.:-], no "." or "..", at least two. */
+static int guid_ok(const char *g)
+{
+    size_t len = strlen(g);
+    if (len < 3 || len >= SL_SM_PROV_GUID_MAX || g[0] == '/' || g[len - 1] == '/' ||
+        !strchr(g, '/') || strstr(g, "//"))
+        return 0;
+    for (const char *p = g; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':' || c == '/'))
+            return 0;
+        if (c == '.' && (p == g || p[-1] == '/') &&
+            (p[1] == '/' || !p[1] || (p[1] == '.' && (p[2] == '/' || !p[2]))))
+            return 0;
+    }
+    return 1;
+}
+
+/* Length of the app part of a GUID (everything before the last '/'). */
+static size_t app_len(const char *g)
+{
+    const char *s = strrchr(g, '/');
+    return s ? (size_t)(s - g) : 0;
+}
+
+/* An integer value in [lo, hi] (or a digit string when strings is set) into *v: 1, else 0. */
+static int int_in(const json_t *j, long long lo, long long hi, int strings, long long *v)
+{
+    if (json_is_integer(j)) {
+        *v = json_integer_value(j);
+    } else if (json_is_real(j) && json_real_value(j) > -1e15 && json_real_value(j) < 1e15 &&
+               json_real_value(j) == (double)(long long)json_real_value(j)) {
+        /* Range first: converting a double past long long's range is undefined. */
+        *v = (long long)json_real_value(j);
+    } else if (strings && json_is_string(j) && json_string_length(j) > 0 &&
+               json_string_length(j) < 12) {
+        char *end;
+        *v = strtoll(json_string_value(j), &end, 10);
+        if (*end)
+            return 0;
+    } else {
+        return 0;
+    }
+    return *v >= lo && *v <= hi;
+}
+
+static int cmp_level(const void *a, const void *b)
+{
+    long long x = json_integer_value(json_object_get(*(json_t *const *)a, "abrLevel"));
+    long long y = json_integer_value(json_object_get(*(json_t *const *)b, "abrLevel"));
+    return (x > y) - (x < y);
+}
+
+/* One variant in canonical form into *out; 0 or SL_EINVAL with err. */
+static int variant(const json_t *v, const char *pguid, int strings, json_t **out, char *err,
+                   size_t cap)
+{
+    char msg[160];
+    const char *g = json_string_value(json_object_get(v, "streamGuid"));
+    if (!json_is_object(v) || !g || !guid_ok(g))
+        return fail(err, cap, "each stream needs a streamGuid of the form app/name");
+    if (app_len(g) != app_len(pguid) || memcmp(g, pguid, app_len(g)) != 0) {
+        snprintf(msg, sizeof msg, "variant %.64s is not in the provision's app", g);
+        return fail(err, cap, msg);
+    }
+    long long level, w, h, br, fps = 0;
+    if (!int_in(json_object_get(v, "abrLevel"), 1, SL_SM_PROV_MAX_VARIANTS, strings, &level))
+        return fail(err, cap, "abrLevel must be an integer from 1 to 8");
+    const json_t *vp = json_object_get(v, "videoParams");
+    if (!json_is_object(vp))
+        return fail(err, cap, "each stream needs videoParams");
+    if (!int_in(json_object_get(vp, "videoWidth"), 16, 4096, strings, &w) || (w & 1) ||
+        !int_in(json_object_get(vp, "videoHeight"), 16, 4096, strings, &h) || (h & 1))
+        return fail(err, cap, "videoWidth and videoHeight must be even, from 16 to 4096");
+    if (!int_in(json_object_get(vp, "videoBitRate"), 32000, 50000000, strings, &br))
+        return fail(err, cap, "videoBitRate must be from 32000 to 50000000");
+    const json_t *f = json_object_get(vp, "videoFPS");
+    if (f && !json_is_null(f) && !int_in(f, 1, 120, strings, &fps))
+        return fail(err, cap, "videoFPS must be from 1 to 120");
+    json_t *params = json_pack("{s:I, s:I, s:I}", "videoWidth", (json_int_t)w, "videoHeight",
+                               (json_int_t)h, "videoBitRate", (json_int_t)br);
+    if (params && fps)
+        json_object_set_new(params, "videoFPS", json_integer(fps));
+    *out = params ? json_pack("{s:s, s:I, s:o}", "streamGuid", g, "abrLevel", (json_int_t)level,
+                              "videoParams", params)
+                  : NULL;
+    return *out ? 0 : fail(err, cap, "out of memory");
+}
+
+/* The shared part of canon and from_sm4: streams (already in 2.0 shape) for pguid. */
+static int build(const char *pguid, const json_t *streams, const json_t *transcode, int strings,
+                 json_t **out, char *err, size_t cap)
+{
+    if (!guid_ok(pguid))
+        return fail(err, cap, "streamGuid must be app/name (letters, digits, _ . : -)");
+    if (!json_is_array(streams) || json_array_size(streams) == 0)
+        return fail(err, cap, "streams must be a non-empty array");
+    if (json_array_size(streams) > SL_SM_PROV_MAX_VARIANTS)
+        return fail(err, cap, "at most 8 streams per provision");
+    if (transcode && !json_is_boolean(transcode))
+        return fail(err, cap, "transcode must be true or false");
+    json_t *arr = json_array();
+    unsigned seen = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(streams, i, v) {
+        json_t *c;
+        int rc = variant(v, pguid, strings, &c, err, cap);
+        if (rc) {
+            json_decref(arr);
+            return rc;
+        }
+        long long level = json_integer_value(json_object_get(c, "abrLevel"));
+        const char *g = json_string_value(json_object_get(c, "streamGuid"));
+        int dup = (seen >> level) & 1;
+        size_t k;
+        json_t *o;
+        json_array_foreach(arr, k, o) dup |= strcmp(json_string_value(json_object_get(o, "streamGuid")), g) == 0;
+        if (dup || strcmp(g, pguid) == 0) {
+            json_decref(c);
+            json_decref(arr);
+            return fail(err, cap, "abrLevel and streamGuid must differ between streams and "
+                                  "from the provision's");
+        }
+        seen |= 1u << level;
+        json_array_append_new(arr, c);
+    }
+    /* Sorted by level: the array is at most 8 long. */
+    json_t *sorted[SL_SM_PROV_MAX_VARIANTS];
+    size_t n = json_array_size(arr);
+    for (i = 0; i < n; i++)
+        sorted[i] = json_incref(json_array_get(arr, i));
+    qsort(sorted, n, sizeof sorted[0], cmp_level);
+    json_array_clear(arr);
+    for (i = 0; i < n; i++)
+        json_array_append_new(arr, sorted[i]);
+    json_t *o = json_pack("{s:s, s:o}", "streamGuid", pguid, "streams", arr);
+    if (o && transcode)
+        json_object_set_new(o, "transcode", json_boolean(json_is_true(transcode)));
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (!text || len > SL_SM_PROV_MAX) {
+        json_decref(o);
+        return fail(err, cap, text ? "the provision is larger than 8 KiB" : "out of memory");
+    }
+    *out = o;
+    return 0;
+}
+
+int sl_sm_prov_canon(const json_t *in, const char *guid, json_t **out, char *err, size_t cap)
+{
+    *out = NULL;
+    if (!json_is_object(in))
+        return fail(err, cap, "a provision must be a JSON object");
+    const json_t *g = json_object_get(in, "streamGuid");
+    if (!g)
+        g = json_object_get(in, "provisionGuid");
+    if (g && !json_is_string(g))
+        return fail(err, cap, "streamGuid must be a string");
+    const char *pguid = g ? json_string_value(g) : guid;
+    if (!pguid)
+        return fail(err, cap, "streamGuid is required");
+    if (guid && strcmp(pguid, guid) != 0)
+        return fail(err, cap, "the body's streamGuid differs from the URL's");
+    return build(pguid, json_object_get(in, "streams"), json_object_get(in, "transcode"), 0, out,
+                 err, cap);
+}
+
+int sl_sm_prov_from_sm4(const json_t *in, const char *app, const char *name, json_t **out,
+                        char *err, size_t cap)
+{
+    *out = NULL;
+    char pguid[SL_SM_PROV_GUID_MAX];
+    if ((size_t)snprintf(pguid, sizeof pguid, "%s/%s", app, name) >= sizeof pguid)
+        return fail(err, cap, "path too long");
+    const json_t *meta = json_object_get(in, "meta");
+    if (!json_is_object(meta))
+        return fail(err, cap, "expected {\"meta\":{\"stream\":[...]}}");
+    const json_t *st = json_object_get(meta, "stream");
+    if (!json_is_array(st) || json_array_size(st) == 0)
+        return fail(err, cap, "meta.stream must be a non-empty array");
+    if (json_array_size(st) > SL_SM_PROV_MAX_VARIANTS)
+        return fail(err, cap, "at most 8 streams per provision");
+    json_t *streams = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(st, i, v) {
+        const char *n = json_string_value(json_object_get(v, "name"));
+        const json_t *p = json_object_get(v, "properties");
+        if (!json_is_object(v) || !n || !json_is_object(p)) {
+            json_decref(streams);
+            return fail(err, cap, "each meta.stream entry needs name and properties");
+        }
+        char g[SL_SM_PROV_GUID_MAX];
+        int w = strchr(n, '/') ? snprintf(g, sizeof g, "%s", n)
+                               : snprintf(g, sizeof g, "%s/%s", app, n);
+        if (w < 0 || (size_t)w >= sizeof g) {
+            json_decref(streams);
+            return fail(err, cap, "variant name too long");
+        }
+        const json_t *br = json_object_get(p, "videoBR");
+        if (!br)
+            br = json_object_get(p, "videoBitRate");
+        if (!br)
+            br = json_object_get(v, "bandwidth");
+        json_t *vp = json_object();
+        const char *keys[] = {"videoWidth", "videoHeight", "videoFPS"};
+        for (int k = 0; k < 3; k++)
+            if (json_object_get(p, keys[k]))
+                json_object_set(vp, keys[k], json_object_get(p, keys[k]));
+        if (br)
+            json_object_set(vp, "videoBitRate", (json_t *)br);
+        json_t *lvl = json_object_get(v, "level");
+        json_t *e = json_pack("{s:s, s:O?, s:o}", "streamGuid", g, "abrLevel", lvl, "videoParams",
+                              vp);
+        if (!e || json_array_append_new(streams, e)) {
+            json_decref(streams);
+            return fail(err, cap, "out of memory");
+        }
+    }
+    int rc = build(pguid, streams, json_object_get(meta, "transcode"), 1, out, err, cap);
+    json_decref(streams);
+    return rc;
+}
+
+json_t *sl_sm_prov_to_sm4(const json_t *canon, long long updated_ms)
+{
+    const char *g = json_string_value(json_object_get(canon, "streamGuid"));
+    const json_t *streams = json_object_get(canon, "streams");
+    if (!g || !json_is_array(streams) || !app_len(g))
+        return NULL;
+    json_t *arr = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(streams, i, v) {
+        const char *vg = json_string_value(json_object_get(v, "streamGuid"));
+        const json_t *vp = json_object_get(v, "videoParams");
+        if (!vg || !json_is_object(vp))
+            continue;
+        json_t *props = json_pack("{s:O, s:O, s:O}", "videoWidth", json_object_get(vp, "videoWidth"),
+                                  "videoHeight", json_object_get(vp, "videoHeight"), "videoBR",
+                                  json_object_get(vp, "videoBitRate"));
+        if (props && json_object_get(vp, "videoFPS"))
+            json_object_set(props, "videoFPS", json_object_get(vp, "videoFPS"));
+        json_t *e = props ? json_pack("{s:s, s:O, s:O, s:o}", "name", vg + app_len(vg) + 1, "level",
+                                      json_object_get(v, "abrLevel"), "bandwidth",
+                                      json_object_get(vp, "videoBitRate"), "properties", props)
+                          : NULL;
+        if (!e) {
+            json_decref(arr);
+            return NULL;
+        }
+        json_array_append_new(arr, e);
+    }
+    json_t *meta = json_pack("{s:o}", "stream", arr);
+    if (meta && json_object_get(canon, "transcode"))
+        json_object_set(meta, "transcode", json_object_get(canon, "transcode"));
+    char scope[SL_SM_PROV_GUID_MAX];
+    snprintf(scope, sizeof scope, "%.*s", (int)app_len(g), g);
+    return meta ? json_pack("{s:s, s:s, s:{s:o}, s:I}", "name", g + app_len(g) + 1, "scope", scope,
+                            "data", "meta", meta, "updated", (json_int_t)updated_ms)
+                : NULL;
+}
+
+json_t *sl_sm_prov_parse(const char *text, size_t len)
+{
+    if (!text || len == 0 || len > SL_SM_PROV_BODY_MAX)
+        return NULL;
+    /* jansson's own nesting cap is 2048: ours is far lower (no honest body nests deeper). */
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > DEPTH_MAX)
+                return NULL;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+}
+
+int sl_sm_prov_level1(const char *canon_text, char *out, size_t cap)
+{
+    json_t *j = canon_text ? sl_sm_prov_parse(canon_text, strlen(canon_text)) : NULL;
+    size_t i;
+    json_t *v;
+    int rc = SL_EINVAL;
+    json_array_foreach(json_object_get(j, "streams"), i, v) {
+        const char *g = json_string_value(json_object_get(v, "streamGuid"));
+        if (g && json_integer_value(json_object_get(v, "abrLevel")) == 1 && strlen(g) < cap) {
+            memcpy(out, g, strlen(g) + 1);
+            rc = 0;
+            break;
+        }
+    }
+    json_decref(j);
+    return rc;
+}
