@@ -13,6 +13,8 @@ not transcode, lists the provision and runs no transcoder.
 import json
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -27,6 +29,7 @@ pytestmark = [pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg 
                                  reason="redis-server not installed")]
 
 PASSWORD = "abr-cluster-pw-e2e-9d1"
+SM_TOKEN = "abr-sm-admin-token-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,15 @@ def abr_cluster(module_sluice_factory, module_procs, redis_server):
     tc = node("tc", "transcoder", True)
     edge = node("edge", "edge", True)
     edge.node = Node(edge, "edge")  # for clusterlib's placement waits
-    return {"tc": tc, "edge": edge, "prefix": prefix, "redis": redis_server,
+    # A stream manager, in a group of its own so that it is never named itself.
+    smcfg = api_config({"stream_manager": {"enabled": True, "admin_password": "abr-sm-pw-0123",
+                                           "admin_token": SM_TOKEN}})
+    smcfg["cluster"] = cluster_config(redis_server, node_id="sm", role="all", prefix=prefix,
+                                      extra={"public_host": HOST, "password": PASSWORD,
+                                             "group": "control"})
+    sm = module_sluice_factory(name="sm", config=smcfg)
+    wait_until(lambda: port_open(http_port_of(sm)), T(10), message="sm http port")
+    return {"tc": tc, "edge": edge, "sm": sm, "prefix": prefix, "redis": redis_server,
             "procs": module_procs}
 
 
@@ -101,3 +112,53 @@ def test_api_post_lands_in_the_cluster(abr_cluster):
     assert r.status == 200, r
     wait_until(lambda: redis.cmd("HGET", abr_cluster["prefix"] + "settings",
                                  "provision/live/other") is None, T(10), 0.05, "the setting gone")
+
+
+def sm4(sm, method, path, body=None):
+    """One SM 4.0 call; (status, JSON body)."""
+    url = "http://%s:%d/streammanager/api/4.0%s" % (HOST, http_port_of(sm), path)
+    data = json.dumps(body).encode() if body is not None else None
+    r = urllib.request.Request(url, data=data, method=method,
+                               headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(r, timeout=T(10)) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, (json.loads(raw) if raw else None)
+
+
+def test_red5_transcoder_flow_through_the_stream_manager(abr_cluster, abr_src):
+    """Red5's ABR flow end to end: the provision is POSTed to the stream manager (SM 4.0),
+    the broadcaster asks it for the transcoder (transcode=true) and publishes level 1 there,
+    the transcoder makes the other levels, and a subscriber asks the stream manager for a
+    variant and plays it from the edge it names."""
+    tc, edge, sm = abr_cluster["tc"], abr_cluster["edge"], abr_cluster["sm"]
+    meta = {"meta": {"stream": [
+        {"name": "full_%d" % (i + 1), "level": i + 1,
+         "properties": {"videoWidth": w, "videoHeight": h, "videoBR": b}}
+        for i, (w, h, b) in enumerate(LADDER)]}}
+    st, js = sm4(sm, "POST", "/admin/event/meta/live/full?accessToken=" + SM_TOKEN, meta)
+    assert st == 200, js
+    st, js = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(
+        sm4(sm, "GET", "/event/live/full?action=broadcast&transcode=true")), T(15), 0.1,
+        "the stream manager names a transcoder")
+    assert js["nodeId"] == "tc" and js["serverAddress"] == HOST, js
+    pub = abr_cluster["procs"].start(publish_cmd(abr_src, tc.url("live", "full_1")), "publisher")
+    wait_until(lambda: tc.api.data("abr/provisions") and
+               [t for t in transcoders(tc) if all(v["live"] for v in t["variants"])],
+               T(20), 0.2, "the transcoder running with its variants live")
+    st, js = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(
+        sm4(sm, "GET", "/event/live/full_3?action=subscribe")), T(15), 0.1,
+        "the stream manager names an edge for a variant")
+    assert js["nodeId"] == "edge", js
+    streams = {s["codec_type"]: s for s in ffprobe_streams(edge.url("live", "full_3"),
+                                                           timeout=T(40))}
+    assert (streams["video"]["width"], streams["video"]["height"]) == LADDER[2][:2]
+    assert streams["audio"]["codec_name"] == "aac"
+    # Level 1 is live: a second broadcaster asking for the transcoder is refused.
+    assert sm4(sm, "GET", "/event/live/full?action=broadcast&transcode=true")[0] == 400
+    st, js = sm4(sm, "DELETE", "/admin/event/meta/live/full?accessToken=" + SM_TOKEN)
+    assert st == 200, js
+    wait_until(lambda: transcoders(tc) == [], T(10), 0.1, "the transcoder stopped")
+    abr_cluster["procs"].stop(pub)
