@@ -32,26 +32,21 @@
  *  - close: close_notify (or the alert of a failed handshake) is handed to
  *    the socket, if it takes it, before every close.
  *
- * Writes on a worker loop (server.workers > 1; docs/internals/threads.md):
- * once a plain-TCP player plays, the least loaded loop is picked for its
- * writes. If that is a worker, the next flush hands the write side over:
- * the worker opens a uv_tcp_t on a dup() of the socket (it never reads
- * it). Everything else stays here: reading, commands, the queue and its
- * slow-player policy, the flush lists, the merge window and audio hold,
- * the stall check. A flush then builds its batch exactly as on the main
- * loop (control bytes, per-player headers, the frames' shared encodings,
- * built here) into a write request and posts it to the worker, which
- * writes it (uv_try_write, then uv_write for a remainder) and posts the
- * result back; the result is handled as on_write handles a uv_write's, so
- * one batch is in flight per connection and the queue fills behind a slow
- * socket as before. The kernel's share of the work, most of it
- * (docs/performance.md), runs on the worker. A close posts a detach: the
- * worker closes its handle (cancelling a write in flight, whose result
- * still comes back first) and posts back that it is gone; the connection
- * is freed only when both handles are closed. Every message is one of
- * attach, write, detach to the worker and done, gone back: each
- * connection has at most three in flight, within the inboxes' capacity
- * (main.c sizes them from server.max_connections), so posts do not fail.
+ * The fan-out on a worker loop (server.workers > 1; docs/internals/threads.md):
+ * once a plain-TCP player plays, the least loaded loop is picked. If that
+ * is a worker, the next flush with no write in flight hands over the write
+ * side (the worker opens a uv_tcp_t on a dup() of the socket and never
+ * reads it) and the play: its queue (with the GOP the join replayed), its
+ * timestamp state and flags move to the worker, and its sink is marked
+ * relayed so sl_stream_push skips it. Per stream and worker, one relay
+ * sink on this loop posts each frame once to the worker, which offers it
+ * to its players with sink_on_frame's policy (ws_offer) and writes them
+ * from its own flush lists, merge and audio-hold timers and sweep (stall
+ * check). Reading, commands, RPC and shared objects stay here; control
+ * bytes and play changes (pause, seek, receiveAudio/Video, rebase, close
+ * after flush) are posted to the worker, in order with the media. The
+ * worker asks for a close by message; a close here posts a detach, and
+ * the connection is freed when both handles are closed.
  *
  * Budgets: until connect is admitted a peer is anonymous, so what it can
  * make the server hold is kept to kilobytes: half-received messages
