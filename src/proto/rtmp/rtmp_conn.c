@@ -1380,8 +1380,7 @@ void sl__rtmp_ws_unplay(sl_rtmp_conn_t *c)
         return;
     c->play_remote = 0;
     post_worker(c->ws->worker, ws_unplay, c->ws, 0);
-    if (c->relay) {
-        sl_stream_sink_relayed(&c->sink, 0);
+    if (c->relay) { /* the caller detaches the sink next (which ends its relayed mark) */
         relay_release(c->relay);
         c->relay = NULL;
     }
@@ -1589,7 +1588,8 @@ static void conn_flush(sl_rtmp_conn_t *c)
         conn_flush_tls(c);
         return;
     }
-    if (c->ws_want && !c->ws && !c->close_after_flush)
+    if (c->ws_want && !c->ws && !c->close_after_flush &&
+        !(c->sink.stream && c->sink.stream->pushing)) /* (io_uring: a close inside a push) */
         ws_start(c);
     if (c->ws)
         return; /* the worker writes (a close-after-flush was posted to it) */

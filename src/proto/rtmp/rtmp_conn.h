@@ -209,7 +209,8 @@ int sl__rtmp_ws_post_op(sl_rtmp_conn_t *c, int op, int arg);
  * 0 otherwise. Main loop only.
  */
 int sl__rtmp_ws_post_frame(sl_rtmp_conn_t *c, sl_frame_t *f);
-/** A play on a worker ends: the worker drops its queue; its relay loses a player. Main loop. */
+/** A play on a worker ends: the worker drops its queue; its relay loses a player. Main
+ * loop, before the play's sink is detached (sl_stream_remove_sink). */
 void sl__rtmp_ws_unplay(sl_rtmp_conn_t *c);
 
 /*
