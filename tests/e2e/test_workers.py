@@ -230,6 +230,42 @@ def test_stuck_player_never_delays_the_other_loop(srv, media_tags):
         pub.close()
 
 
+@pytest.mark.exclusive
+def test_stuck_player_on_a_worker_is_closed_there(sluice_factory, media_tags):
+    """A player on the worker loop that stops reading is closed by that loop's own slow-player
+    policy (its queue's bounds, then media.slow_disconnect or the stall check) within the
+    configured bounds, while the player on the main loop plays on."""
+    queue_s, slow_s = 2, 2
+    own = sluice_factory(env=WORKERS_ENV, config={"media": {
+        "queue_max_bytes": "1MB", "queue_max_ms": "%ds" % queue_s, "slow_disconnect": "%ds" % slow_s}})
+    pub = Publisher(own, "slow", media_tags)
+    players = []
+    try:
+        healthy, _ = rtmp_client.open_player(HOST, own.port, "live", "slow", timeout=T(5),
+                                             name="healthy")
+        players.append(healthy)
+        stuck, _ = rtmp_client.open_player(HOST, own.port, "live", "slow", timeout=T(5),
+                                           rcvbuf=4096, name="stuck")
+        players.append(stuck)
+        stuck.pause_reading()
+        t_pause = time.monotonic()
+        split = worker_players(own)
+        assert split == {0: 1, 1: 1}, split  # the stuck one went to the worker (least loaded)
+        bound = queue_s + slow_s + 6  # timer-driven: not scaled for ASan
+        wait_until(lambda: worker_players(own).get(1) == 0, bound, 0.2,
+                   "the worker to close its stuck player")
+        assert time.monotonic() - t_pause <= bound
+        log = own.log_text()
+        assert "player stopped reading" in log or "subscriber too slow" in log, log[-2000:]
+        n = sum(1 for m in healthy.media if m.is_video)
+        healthy.wait_video_frames(n + 25, T(10))
+        assert not healthy.is_closed()
+    finally:
+        for c in players:
+            c.close()
+        pub.close()
+
+
 def test_shutdown_reaches_every_loop(sluice_factory, media_tags):
     own = sluice_factory(env=WORKERS_ENV)
     pub = Publisher(own, "bye", media_tags)
