@@ -540,8 +540,11 @@ int main(int argc, char **argv)
         n_workers = cores > SL_WORKERS_MAX ? SL_WORKERS_MAX : (int)cores;
     }
     if (n_workers > 1) {
-        /* Each connection has at most three messages in flight to a loop
-         * (rtmp_conn.c): inboxes sized from max_connections never refuse. */
+        /* Workers post the main loop at most a close request and a "gone"
+         * per connection (rtmp_conn.c), so its inbox sized from
+         * max_connections never refuses; a worker's inbox takes one message
+         * per frame per stream it plays, plus control bytes: a full one makes
+         * a relay drop to the next keyframe, other posts wait for room. */
         size_t inbox_cap = (size_t)cfg.server_max_connections * 4;
         if (inbox_cap < WORKER_INBOX_CAP)
             inbox_cap = WORKER_INBOX_CAP;

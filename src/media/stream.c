@@ -81,6 +81,7 @@ static sl_stream_t *stream_get(sl_hub_t *hub, const char *name)
     st->gop_max_bytes = hub->gop_max_bytes;
     st->create_time_ms = sl_time_wall_ms();
     sl_list_init(&st->sinks);
+    sl_list_init(&st->relayed);
     return st;
 }
 
@@ -130,6 +131,11 @@ int sl_hub_publish(sl_hub_t *hub, const char *name, void *publisher, sl_stream_t
         if (s->ops->on_publish)
             s->ops->on_publish(s);
     }
+    sl_list_foreach_safe(it, nx, &st->relayed) {
+        sl_sink_t *s = sl_container_of(it, sl_sink_t, link);
+        if (s->ops->on_publish)
+            s->ops->on_publish(s);
+    }
     st->pushing--;
     *out = st;
     return 0;
@@ -146,6 +152,11 @@ void sl_stream_unpublish(sl_stream_t *st)
     sl_list_t *it, *nx;
     st->pushing++;
     sl_list_foreach_safe(it, nx, &st->sinks) {
+        sl_sink_t *s = sl_container_of(it, sl_sink_t, link);
+        if (s->ops->on_unpublish)
+            s->ops->on_unpublish(s);
+    }
+    sl_list_foreach_safe(it, nx, &st->relayed) {
         sl_sink_t *s = sl_container_of(it, sl_sink_t, link);
         if (s->ops->on_unpublish)
             s->ops->on_unpublish(s);
@@ -222,6 +233,17 @@ void sl_stream_push(sl_stream_t *st, sl_frame_t *f)
     st->pushing--;
 }
 
+void sl_stream_sink_relayed(sl_sink_t *sink, int on)
+{
+    sl_stream_t *st = sink->stream;
+    if (!st || sink->relayed == !!on)
+        return;
+    SL_ASSERT(!st->pushing); /* the push loop's next pointer must stay in its list */
+    sl_list_remove(&sink->link);
+    sl_list_push_back(on ? &st->relayed : &st->sinks, &sink->link);
+    sink->relayed = !!on;
+}
+
 void sl_stream_replay(sl_stream_t *st, sl_sink_t *sink)
 {
     if (!st->publisher)
@@ -242,6 +264,7 @@ int sl_hub_add_sink(sl_hub_t *hub, const char *name, sl_sink_t *sink)
     if (!st)
         return SL_ENOMEM;
     sink->stream = st;
+    sink->relayed = 0;
     sl_list_push_back(&st->sinks, &sink->link);
     st->n_sinks++;
     if (!sink->internal) {
@@ -271,6 +294,7 @@ void sl_stream_remove_sink(sl_sink_t *sink)
     SL_ASSERT(sink->internal || st->n_players > 0);
     sl_list_remove(&sink->link);
     sink->stream = NULL;
+    sink->relayed = 0;
     st->n_sinks--;
     if (!sink->internal)
         st->n_players--;

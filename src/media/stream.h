@@ -48,6 +48,8 @@ struct sl_sink {
     sl_list_t link;           /* in stream->sinks */
     int internal;             /* a server output (HLS segmenter, recorder), not a player:
                                  kept out of the subscriber counts; set before attaching */
+    int relayed;              /* frames reach it through a relay (sl_stream_sink_relayed):
+                                 sl_stream_push skips it; it is in stream->relayed */
 };
 
 /* Per-stream statistics, read by the API and metrics. */
@@ -66,7 +68,10 @@ struct sl_stream {
     sl_hub_t *hub;             /* owning hub */
     char *name;                /* full path, owned */
     void *publisher;           /* the publisher's sl_session_t (as void* to keep media below app), or NULL */
-    sl_list_t sinks;           /* attached sinks */
+    sl_list_t sinks;           /* attached sinks that sl_stream_push hands frames to */
+    sl_list_t relayed;         /* attached sinks whose frames come through a relay (a worker
+                                  loop's fan-out, docs/internals/threads.md): they get
+                                  on_publish and on_unpublish, and count, but no frames */
     size_t n_sinks;            /* every attached sink (keeps the stream alive) */
     size_t n_players;          /* attached sinks that are players (not internal) */
     sl_frame_t *video_config;  /* latest video sequence header or NULL */
@@ -129,6 +134,15 @@ void sl_stream_push(sl_stream_t *st, sl_frame_t *f);
 int sl_hub_add_sink(sl_hub_t *hub, const char *name, sl_sink_t *sink);
 /** Detaches a sink (no-op if not attached); frees the stream if it is now unused. */
 void sl_stream_remove_sink(sl_sink_t *sink);
+/**
+ * Marks an attached player sink relayed (on = 1) or direct again (0):
+ * a relayed sink stays attached and counted and still gets on_publish and
+ * on_unpublish, but sl_stream_push no longer calls its on_frame (one relay
+ * sink per event loop delivers its frames; docs/internals/threads.md).
+ * Main loop; not from inside the stream's own callbacks. No-op when not
+ * attached.
+ */
+void sl_stream_sink_relayed(sl_sink_t *sink, int on);
 /** Replays metadata, configs and the GOP cache to one sink (used on unpause). */
 void sl_stream_replay(sl_stream_t *st, sl_sink_t *sink);
 

@@ -134,6 +134,71 @@ def test_kick_and_unpublish_reach_every_loop(srv, media_tags):
             pub.close()
 
 
+def test_pause_and_republish_keep_their_order_on_every_loop(srv, media_tags):
+    """What the main loop forwards to a worker (pause, unpause, a republish's rebase, status
+    messages) stays in order with the media: nothing arrives between Pause.Notify and
+    Unpause.Notify, the resumed media starts on a keyframe, and each player's timeline
+    never goes back, across the unpause and a republish, on both loops."""
+    pub = Publisher(srv, "ctl", media_tags)
+    players = []
+    try:
+        for i in range(2):  # one per loop (each goes to the least loaded)
+            c, sid = rtmp_client.open_player(HOST, srv.port, "live", "ctl", timeout=T(5),
+                                             name="ctl-p%d" % i)
+            players.append((c, sid))
+        watch, _ = rtmp_client.open_player(HOST, srv.port, "live", "ctl", timeout=T(5),
+                                           name="ctl-watch")
+        players.append((watch, None))
+        split = worker_players(srv)
+        assert split[0] >= 1 and split[1] >= 1, split
+        for c, _ in players:
+            c.wait_video_frames(25, T(10))
+
+        def watch_frames(n):
+            with watch._cv:
+                have = sum(1 for m in watch.media if m.is_video)
+            watch.wait_video_frames(have + n, T(10))
+
+        for c, sid in players[:2]:
+            c.send_command("pause", None, True, 0.0, msid=sid)
+        for c, _ in players[:2]:
+            c.wait_status("NetStream.Pause.Notify", T(10))
+        watch_frames(25)  # a second of media goes by while they are paused
+        for c, sid in players[:2]:
+            c.send_command("pause", None, False, 0.0, msid=sid)
+        for c, _ in players[:2]:
+            p = c.wait_status("NetStream.Pause.Notify", T(10))
+            u = c.wait_status("NetStream.Unpause.Notify", T(10))
+            c.wait_for(lambda c=c, u=u: any(m.arrival >= u.arrival and m.is_video and not m.seq_header
+                                            for m in c.media), T(10), "video after unpause")
+            with c._cv:
+                during = [m for m in c.media if p.arrival < m.arrival < u.arrival]
+                after = [m for m in c.media if m.arrival >= u.arrival and m.is_video
+                         and not m.seq_header]
+            assert not during, "%s: %d messages while paused" % (c.name, len(during))
+            assert after and after[0].keyframe, "%s resumed on %r" % (c.name, after[:1])
+
+        pub.close()
+        for c, _ in players:
+            c.wait_status("NetStream.Play.UnpublishNotify", T(10))
+        pub = Publisher(srv, "ctl", media_tags)
+        for c, _ in players:
+            c.wait_status("NetStream.Play.PublishNotify", T(10))
+            n = len(media_crcs(c))
+            c.wait_video_frames(sum(1 for m in c.media if m.is_video) + 25, T(10))
+            assert len(media_crcs(c)) > n
+            with c._cv:
+                ts = [m.ts for m in c.media if (m.is_video or m.is_audio) and not m.seq_header]
+            back = [(a, b) for a, b in zip(ts, ts[1:]) if b + 100 < a]
+            assert not back, "%s: timeline went back: %s" % (c.name, back[:3])
+            assert not c.is_closed()
+    finally:
+        for c, _ in players:
+            c.close()
+        if pub:
+            pub.close()
+
+
 @pytest.mark.exclusive
 def test_stuck_player_never_delays_the_other_loop(srv, media_tags):
     pub = Publisher(srv, "stuck", media_tags)
@@ -159,6 +224,42 @@ def test_stuck_player_never_delays_the_other_loop(srv, media_tags):
             with c._cv:
                 n = sum(1 for m in c.media if m.is_frame and t0 <= m.arrival < t1)
             assert n >= window * 25 * 0.9, "%s got %d frames in %.0f s" % (c.name, n, window)
+    finally:
+        for c in players:
+            c.close()
+        pub.close()
+
+
+@pytest.mark.exclusive
+def test_stuck_player_on_a_worker_is_closed_there(sluice_factory, media_tags):
+    """A player on the worker loop that stops reading is closed by that loop's own slow-player
+    policy (its queue's bounds, then media.slow_disconnect or the stall check) within the
+    configured bounds, while the player on the main loop plays on."""
+    queue_s, slow_s = 2, 2
+    own = sluice_factory(env=WORKERS_ENV, config={"media": {
+        "queue_max_bytes": "1MB", "queue_max_ms": "%ds" % queue_s, "slow_disconnect": "%ds" % slow_s}})
+    pub = Publisher(own, "slow", media_tags)
+    players = []
+    try:
+        healthy, _ = rtmp_client.open_player(HOST, own.port, "live", "slow", timeout=T(5),
+                                             name="healthy")
+        players.append(healthy)
+        stuck, _ = rtmp_client.open_player(HOST, own.port, "live", "slow", timeout=T(5),
+                                           rcvbuf=4096, name="stuck")
+        players.append(stuck)
+        stuck.pause_reading()
+        t_pause = time.monotonic()
+        split = worker_players(own)
+        assert split == {0: 1, 1: 1}, split  # the stuck one went to the worker (least loaded)
+        bound = queue_s + slow_s + 6  # timer-driven: not scaled for ASan
+        wait_until(lambda: worker_players(own).get(1) == 0, bound, 0.2,
+                   "the worker to close its stuck player")
+        assert time.monotonic() - t_pause <= bound
+        log = own.log_text()
+        assert "player stopped reading" in log or "subscriber too slow" in log, log[-2000:]
+        n = sum(1 for m in healthy.media if m.is_video)
+        healthy.wait_video_frames(n + 25, T(10))
+        assert not healthy.is_closed()
     finally:
         for c in players:
             c.close()

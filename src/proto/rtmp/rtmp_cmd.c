@@ -768,23 +768,14 @@ static void sink_on_frame(sl_sink_t *sink, sl_frame_t *f)
     sl_rtmp_conn_t *c = sink->ctx;
     if (c->state == SL_RTMP_CONN_CLOSING || c->paused)
         return;
+    if (__builtin_expect(c->play_remote, 0)) {
+        sl__rtmp_ws_post_frame(c, f); /* a play on a worker: an unpause replay, a recording */
+        return;
+    }
     int is_cfg = (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META)) != 0;
     if ((f->kind == SL_FLV_AUDIO && !c->recv_audio) || (f->kind == SL_FLV_VIDEO && !c->recv_video))
         return;
-    uint32_t ts;
-    if (is_cfg) {
-        ts = c->last_out_ts;
-    } else {
-        if (c->ts_rebase) {
-            c->ts_base = (int64_t)f->dts_ms - (c->sent_media ? (int64_t)c->last_out_ts : 0);
-            c->ts_rebase = 0;
-        }
-        int64_t t = (int64_t)f->dts_ms - c->ts_base;
-        ts = t < 0 ? 0 : (uint32_t)t;
-        c->sent_media = 1;
-        if (ts > c->last_out_ts)
-            c->last_out_ts = ts;
-    }
+    uint32_t ts = sl__rtmp_out_ts(f, &c->ts_rebase, &c->ts_base, &c->sent_media, &c->last_out_ts);
     int rc = sl_subq_offer(&c->q, f, ts, uv_now(c->core->loop), &c->sess.frames_dropped);
     if (rc) {
         sink_queue_trouble(c, rc);
@@ -800,6 +791,7 @@ static void sink_on_publish(sl_sink_t *sink)
 {
     sl_rtmp_conn_t *c = sink->ctx;
     c->ts_rebase = 1;
+    sl__rtmp_ws_post_op(c, SL_RTMP_WS_REBASE, 0);
     if (c->joining)
         return; /* joining a live stream: Play.Start said it all */
     sl__rtmp_send_uc(c, SL_RTMP_UC_STREAM_BEGIN, c->play_sid);
@@ -828,6 +820,7 @@ void sl__rtmp_stop_play(sl_rtmp_conn_t *c)
         c->vod_svc->close(c->vod);
         c->vod = NULL;
     }
+    sl__rtmp_ws_unplay(c); /* a play relayed to a worker: its queue is dropped there */
     sl_stream_remove_sink(&c->sink);
     c->play_sid = 0;
     if (c->q_ready) {
@@ -1032,7 +1025,7 @@ static int cmd_pause(sl_rtmp_conn_t *c, uint32_t sid, int pause)
         if (pause == c->paused)
             return 0;
         c->paused = pause;
-        if (pause)
+        if (!sl__rtmp_ws_post_op(c, pause ? SL_RTMP_WS_PAUSE : SL_RTMP_WS_UNPAUSE, 0) && pause)
             sl_subq_flush(&c->q);
         c->vod_svc->pause(c->vod, pause);
         return sl__rtmp_send_status(c, sid, "status",
@@ -1041,13 +1034,15 @@ static int cmd_pause(sl_rtmp_conn_t *c, uint32_t sid, int pause)
     }
     if (pause && !c->paused) {
         c->paused = 1;
-        sl_subq_flush(&c->q);
+        if (!sl__rtmp_ws_post_op(c, SL_RTMP_WS_PAUSE, 1))
+            sl_subq_flush(&c->q);
         return sl__rtmp_send_status(c, sid, "status", "NetStream.Pause.Notify", "Paused live stream.",
                                     c->sess.stream);
     }
     if (!pause && c->paused) {
         c->paused = 0;
         c->ts_rebase = 1;
+        sl__rtmp_ws_post_op(c, SL_RTMP_WS_UNPAUSE, 1);
         int rc = sl__rtmp_send_status(c, sid, "status", "NetStream.Unpause.Notify",
                                       "Unpaused live stream.", c->sess.stream);
         if (c->sink.stream)
@@ -1063,7 +1058,8 @@ static int cmd_seek(sl_rtmp_conn_t *c, uint32_t sid, double ms)
     if (!c->vod || sid != c->play_sid)
         return 0;
     uint32_t to = ms > 0 && ms < 4e9 ? (uint32_t)ms : 0;
-    sl_subq_flush(&c->q);
+    if (!sl__rtmp_ws_post_op(c, SL_RTMP_WS_SEEK, 0))
+        sl_subq_flush(&c->q);
     c->ts_rebase = 0;
     c->ts_base = 0;
     c->vod_svc->seek(c->vod, to);
@@ -1153,6 +1149,7 @@ int sl__rtmp_on_command(sl_rtmp_conn_t *c, sl_rtmp_msg_t *m)
         rc = cmd_pause(c, sid, count > 3 ? sl_amf_bool(v[3], 0) : 0);
     } else if (strcmp(name, "receiveAudio") == 0 || strcmp(name, "receiveVideo") == 0) {
         int on = count > 3 ? sl_amf_bool(v[3], 1) : 1;
+        sl__rtmp_ws_post_op(c, name[7] == 'A' ? SL_RTMP_WS_RECV_AUDIO : SL_RTMP_WS_RECV_VIDEO, on);
         if (name[7] == 'A') {
             c->recv_audio = on;
         } else {

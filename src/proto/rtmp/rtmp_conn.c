@@ -32,26 +32,21 @@
  *  - close: close_notify (or the alert of a failed handshake) is handed to
  *    the socket, if it takes it, before every close.
  *
- * Writes on a worker loop (server.workers > 1; docs/internals/threads.md):
- * once a plain-TCP player plays, the least loaded loop is picked for its
- * writes. If that is a worker, the next flush hands the write side over:
- * the worker opens a uv_tcp_t on a dup() of the socket (it never reads
- * it). Everything else stays here: reading, commands, the queue and its
- * slow-player policy, the flush lists, the merge window and audio hold,
- * the stall check. A flush then builds its batch exactly as on the main
- * loop (control bytes, per-player headers, the frames' shared encodings,
- * built here) into a write request and posts it to the worker, which
- * writes it (uv_try_write, then uv_write for a remainder) and posts the
- * result back; the result is handled as on_write handles a uv_write's, so
- * one batch is in flight per connection and the queue fills behind a slow
- * socket as before. The kernel's share of the work, most of it
- * (docs/performance.md), runs on the worker. A close posts a detach: the
- * worker closes its handle (cancelling a write in flight, whose result
- * still comes back first) and posts back that it is gone; the connection
- * is freed only when both handles are closed. Every message is one of
- * attach, write, detach to the worker and done, gone back: each
- * connection has at most three in flight, within the inboxes' capacity
- * (main.c sizes them from server.max_connections), so posts do not fail.
+ * The fan-out on a worker loop (server.workers > 1; docs/internals/threads.md):
+ * once a plain-TCP player plays, the least loaded loop is picked. If that
+ * is a worker, the next flush with no write in flight hands over the write
+ * side (the worker opens a uv_tcp_t on a dup() of the socket and never
+ * reads it) and the play: its queue (with the GOP the join replayed), its
+ * timestamp state and flags move to the worker, and its sink is marked
+ * relayed so sl_stream_push skips it. Per stream and worker, one relay
+ * sink on this loop posts each frame once to the worker, which offers it
+ * to its players with sink_on_frame's policy (ws_offer) and writes them
+ * from its own flush lists, merge and audio-hold timers and sweep (stall
+ * check). Reading, commands, RPC and shared objects stay here; control
+ * bytes and play changes (pause, seek, receiveAudio/Video, rebase, close
+ * after flush) are posted to the worker, in order with the media. The
+ * worker asks for a close by message; a close here posts a detach, and
+ * the connection is freed when both handles are closed.
  *
  * Budgets: until connect is admitted a peer is anonymous, so what it can
  * make the server hold is kept to kilobytes: half-received messages
@@ -127,6 +122,7 @@ struct sl_rtmp_server {
     int64_t zc_min;            /* rtmp.zerocopy_min_bytes; 0 = off */
     int64_t notsent_lowat;     /* rtmp.notsent_lowat; 0 = unset */
     sl_list_t zc_list;         /* connections with zerocopy sends not yet notified */
+    sl_list_t relays;          /* fan-out relays to worker loops (sl_rtmp_relay_t) */
     uint64_t zc_sends;         /* zerocopy sends made */
     uint64_t zc_copied;        /* of them, reported copied by the kernel (no zero copy) */
     uint64_t zc_notes;         /* notifications read (each covers a range of sends) */
@@ -167,7 +163,7 @@ int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap
  */
 void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c)
 {
-    if (c->state == SL_RTMP_CONN_CLOSING || c->on_flush_list == 1)
+    if (c->state == SL_RTMP_CONN_CLOSING || c->on_flush_list == 1 || c->ws)
         return;
     if (c->on_flush_list)
         sl_list_remove(&c->flush_link); /* promoted: control bytes go out now, media with them */
@@ -177,7 +173,7 @@ void sl__rtmp_schedule_flush(sl_rtmp_conn_t *c)
 
 void sl__rtmp_schedule_media(sl_rtmp_conn_t *c, int hold_audio)
 {
-    if (c->state == SL_RTMP_CONN_CLOSING || c->on_flush_list == 1 || c->on_flush_list == 2)
+    if (c->state == SL_RTMP_CONN_CLOSING || c->on_flush_list == 1 || c->on_flush_list == 2 || c->ws)
         return;
     if (c->core->cfg->media_write_merge_ms == 0) {
         if (!hold_audio || c->core->cfg->media_audio_hold_ms == 0) {
@@ -194,11 +190,16 @@ void sl__rtmp_schedule_media(sl_rtmp_conn_t *c, int hold_audio)
     sl_list_push_back(&c->srv->media_list, &c->flush_link);
 }
 
+static int ws_send(sl_rtmp_conn_t *c, uint32_t csid, uint8_t type, uint32_t sid, uint32_t ts,
+                   const uint8_t *p, size_t n);
+
 int sl__rtmp_send(sl_rtmp_conn_t *c, uint32_t csid, uint8_t type, uint32_t sid, uint32_t ts,
                   const uint8_t *p, size_t n)
 {
     if (c->state == SL_RTMP_CONN_CLOSING)
         return SL_ECLOSED;
+    if (c->ws)
+        return ws_send(c, csid, type, sid, ts, p, n); /* the worker writes: in order with the media */
     int rc = sl_rtmp_chunk_write(&c->ctrl, csid, type, sid, ts, p, n, c->out_chunk_size);
     if (rc)
         return rc;
@@ -283,216 +284,6 @@ static void on_write(uv_write_t *req, int status)
     write_finished(req->data, status);
 }
 
-/* ------------------------------------------------------------------ */
-/* the write side on a worker loop (see the header paragraph)          */
-
-typedef struct sl_rtmp_ws {
-    uv_tcp_t tcp;          /* on the worker's loop: a dup of the socket, written only */
-    sl_worker_t *worker;   /* the loop it lives on */
-    sl_rtmp_conn_t *c;     /* the main loop's connection: handed back in messages, never read
-                              on the worker */
-    int tcp_init;          /* tcp is a libuv handle (closed on detach) */
-    int err;               /* the attach failed (a libuv error): every write reports it */
-} sl_rtmp_ws_t;
-
-/* Worker -> main loop. The inbox cannot be full (see the header); the
- * loop is a guard that yields to the main loop's draining. */
-static void post_main(sl_worker_t *from, sl_worker_fn fn, void *obj, uint64_t u)
-{
-    sl_worker_t *main_w = sl_workers_get(sl_worker_pool(from), 0);
-    while (sl_worker_post(main_w, fn, obj, u) == SL_EAGAIN)
-        sched_yield();
-}
-
-/* Main loop: a batch's result from the worker. */
-static void ws_done_main(sl_worker_t *wk, void *obj, uint64_t u)
-{
-    (void)wk;
-    write_finished(obj, (int)(int64_t)u);
-}
-
-/* Main loop: the worker closed its handle; nothing of this connection is
- * left there. */
-static void conn_free(sl_rtmp_conn_t *c);
-static void ws_gone_main(sl_worker_t *wk, void *obj, uint64_t u)
-{
-    (void)u;
-    sl_rtmp_ws_t *ws = obj;
-    sl_rtmp_conn_t *c = ws->c;
-    sl_free(ws);
-    c->ws = NULL;
-    sl_workers_keepalive(sl_worker_pool(wk), -1);
-    if (c->main_closed)
-        conn_free(c);
-}
-
-/* Worker: open the write side on the dup'd socket u. */
-static void ws_attach(sl_worker_t *wk, void *obj, uint64_t u)
-{
-    sl_rtmp_ws_t *ws = obj;
-    int fd = (int)u;
-    int rc = uv_tcp_init(sl_worker_loop(wk), &ws->tcp);
-    if (rc) {
-        close(fd);
-        ws->err = rc;
-        return;
-    }
-    ws->tcp_init = 1;
-    ws->tcp.data = ws;
-    if ((rc = uv_tcp_open(&ws->tcp, (uv_os_sock_t)fd))) {
-        close(fd);
-        ws->err = rc;
-    }
-}
-
-static void on_ws_write(uv_write_t *req, int status)
-{
-    sl_rtmp_wreq_t *w = req->data;
-    post_main(w->ws->worker, ws_done_main, w, (uint64_t)(int64_t)status);
-}
-
-/* Worker: write a batch of u bytes; the result goes back to the main loop. */
-static void ws_write(sl_worker_t *wk, void *obj, uint64_t u)
-{
-    sl_rtmp_wreq_t *w = obj;
-    sl_rtmp_ws_t *ws = w->ws;
-    if (ws->err) {
-        post_main(wk, ws_done_main, w, (uint64_t)(int64_t)ws->err);
-        return;
-    }
-    int r = uv_try_write((uv_stream_t *)&ws->tcp, w->iov, w->niov);
-    if (r == UV_EAGAIN)
-        r = 0;
-    if (r < 0 || (size_t)r == u) {
-        post_main(wk, ws_done_main, w, (uint64_t)(int64_t)(r < 0 ? r : 0));
-        return;
-    }
-    unsigned k = 0;
-    size_t done = (size_t)r;
-    while (done >= w->iov[k].len) {
-        done -= w->iov[k].len;
-        k++;
-    }
-    w->iov[k].base += done;
-    w->iov[k].len -= done;
-    w->req.data = w;
-    int rc = uv_write(&w->req, (uv_stream_t *)&ws->tcp, w->iov + k, w->niov - k, on_ws_write);
-    if (rc)
-        post_main(wk, ws_done_main, w, (uint64_t)(int64_t)rc);
-}
-
-static void on_ws_closed(uv_handle_t *h)
-{
-    sl_rtmp_ws_t *ws = h->data;
-    post_main(ws->worker, ws_gone_main, ws, 0);
-}
-
-/* Worker: close the write side (a write in flight is cancelled and its
- * result posted before the close callback's). */
-static void ws_detach(sl_worker_t *wk, void *obj, uint64_t u)
-{
-    (void)u;
-    sl_rtmp_ws_t *ws = obj;
-    if (ws->tcp_init)
-        uv_close((uv_handle_t *)&ws->tcp, on_ws_closed);
-    else
-        post_main(wk, ws_gone_main, ws, 0);
-}
-
-/* Main loop -> worker: cannot fail by construction (see the header); a
- * full inbox is waited out rather than lose a message. */
-static void post_worker(sl_worker_t *w, sl_worker_fn fn, void *obj, uint64_t u)
-{
-    while (sl_worker_post(w, fn, obj, u) == SL_EAGAIN)
-        sched_yield();
-}
-
-/* Hands the write side to c->worker (no write is in flight: called from
- * conn_flush with c->w NULL). On failure the writes stay here. */
-static void ws_start(sl_rtmp_conn_t *c)
-{
-    c->ws_want = 0;
-    uv_os_fd_t fd;
-    int dfd = -1;
-    sl_rtmp_ws_t *ws = NULL;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
-        !(ws = sl_calloc(1, sizeof(*ws)))) {
-        if (dfd >= 0)
-            close(dfd);
-        SL_LOGW(&c->sess.log, "writes stay on the main loop (cannot hand them to worker %d)",
-                sl_worker_index(c->worker));
-        sl_worker_players_add(c->worker, -1);
-        c->worker = sl_workers_get(sl_worker_pool(c->worker), 0);
-        sl_worker_players_add(c->worker, 1);
-        return;
-    }
-    ws->worker = c->worker;
-    ws->c = c;
-    c->ws = ws;
-    sl_workers_keepalive(sl_worker_pool(c->worker), 1);
-    post_worker(c->worker, ws_attach, ws, (uint64_t)dfd);
-    SL_LOGD(&c->sess.log, "writes on worker %d", sl_worker_index(c->worker));
-}
-
-void sl__rtmp_conn_offload(sl_rtmp_conn_t *c)
-{
-    sl_workers_t *ws = c->core->workers;
-    if (!ws || c->worker || c->state == SL_RTMP_CONN_CLOSING)
-        return;
-    /* RTMPS stays on the main loop: its TLS filter lives here. */
-    sl_worker_t *w = c->tls ? sl_workers_get(ws, 0) : sl_workers_least_loaded(ws);
-    sl_worker_players_add(w, 1);
-    c->worker = w;
-    if (sl_worker_index(w) != 0) {
-        c->ws_want = 1;
-        sl__rtmp_schedule_flush(c);
-    }
-}
-
-/* A flush on a handed-over connection: the batch conn_flush built (iov,
- * frame headers, private encodings; frames still queued) becomes a write
- * request posted to the worker. One in flight at a time (c->w). */
-static void ws_post_batch(sl_rtmp_conn_t *c, const uv_buf_t *iov, unsigned niov, size_t total,
-                          uint32_t n, uint8_t (*hdr)[16], const int *hidx, sl_buf_t **priv,
-                          size_t ctrl_len)
-{
-    size_t fr_end = offsetof(sl_rtmp_wreq_t, fr) + (size_t)n * sizeof(((sl_rtmp_wreq_t *)0)->fr[0]);
-    fr_end = (fr_end + _Alignof(uv_buf_t) - 1) & ~(size_t)(_Alignof(uv_buf_t) - 1);
-    sl_rtmp_wreq_t *w = sl_malloc(fr_end + (size_t)niov * sizeof(uv_buf_t));
-    if (!w) {
-        for (uint32_t i = 0; i < n; i++)
-            sl_buf_unref(priv[i]);
-        sl__rtmp_close(c, "out of memory");
-        return;
-    }
-    w->c = c;
-    w->n = n;
-    w->ctrl = NULL;
-    w->ws = c->ws;
-    w->iov = (uv_buf_t *)((char *)w + fr_end);
-    w->niov = niov;
-    w->req.data = w;
-    memcpy(w->iov, iov, (size_t)niov * sizeof(uv_buf_t));
-    for (uint32_t i = 0; i < n; i++) {
-        sl_subq_item_t it;
-        sl_subq_pop(&c->q, 1, &it);
-        w->fr[i].f = it.f;
-        w->fr[i].priv = priv[i];
-        if (hidx[i] >= 0) {
-            memcpy(w->fr[i].hdr, hdr[i], iov[hidx[i]].len);
-            w->iov[hidx[i]].base = (char *)w->fr[i].hdr;
-        }
-    }
-    if (ctrl_len) {
-        /* The builder's memory goes with the request (iov[0] points into it). */
-        w->ctrl = c->ctrl.data;
-        sl_wbuf_init(&c->ctrl, c->ctrl.max);
-    }
-    c->sess.bytes_out += total; /* counted when handed over, as a uv_write's remainder is */
-    c->w = w;
-    post_worker(c->ws->worker, ws_write, w, total);
-}
-
 /* The ctrl bytes are all written: the builder's memory goes back. Control
  * messages are rare once a session runs (a ping every 30 s), so idle
  * connections and players keep nothing here between them. */
@@ -530,30 +321,33 @@ static void batch_release(sl_rtmp_batch_t *b)
 }
 
 /*
- * Gathers c's next batch into b (the ctrl bytes and up to MAXF queued
- * frames); b->niov is 0 when there is nothing to write. 0, or -1 when c
- * was closed (out of memory for a private encoding).
+ * Gathers a player's next batch into b: the ctrl bytes, then up to MAXF
+ * frames of q (NULL: none) written on message stream sid with chunk_size.
+ * b->niov is 0 when there is nothing to write. 0, or SL_ENOMEM (a private
+ * encoding could not be made; b holds nothing). Any loop: the shared
+ * encodings are built under the frames' once-guard.
  */
-static int batch_build(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b)
+static int batch_fill(sl_rtmp_batch_t *b, sl_wbuf_t *ctrl, sl_subq_t *q, uint32_t chunk_size,
+                      uint32_t sid)
 {
     unsigned niov = 0;
     size_t total = 0;
-    size_t ctrl_len = c->ctrl.len;
+    size_t ctrl_len = ctrl->len;
     if (ctrl_len) {
-        b->iov[niov++] = uv_buf_init((char *)c->ctrl.data, (unsigned)ctrl_len);
+        b->iov[niov++] = uv_buf_init((char *)ctrl->data, (unsigned)ctrl_len);
         total += ctrl_len;
     }
-    uint32_t n = c->q_ready ? c->q.count : 0;
+    uint32_t n = q ? q->count : 0;
     if (n > MAXF)
         n = MAXF;
     for (uint32_t i = 0; i < n; i++) {
-        const sl_subq_item_t *it = sl_subq_at(&c->q, i);
+        const sl_subq_item_t *it = sl_subq_at(q, i);
         sl_frame_t *f = it->f;
         uint32_t ts = it->tag;
-        sl_buf_t *body = ts < 0xFFFFFF ? sl_rtmp_chunk_media_body(f, c->out_chunk_size) : NULL;
+        sl_buf_t *body = ts < 0xFFFFFF ? sl_rtmp_chunk_media_body(f, chunk_size) : NULL;
         b->priv[i] = NULL;
         if (body) {
-            size_t hl = sl_rtmp_chunk_media_header(b->hdr[i], f, c->play_sid, ts);
+            size_t hl = sl_rtmp_chunk_media_header(b->hdr[i], f, sid, ts);
             b->hidx[i] = (int)niov;
             b->iov[niov++] = (uv_buf_t){.base = (char *)b->hdr[i], .len = hl};
             b->iov[niov++] = (uv_buf_t){.base = (char *)body->data, .len = body->len};
@@ -563,14 +357,13 @@ static int batch_build(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b)
              * (or the shared encoding could not be allocated). */
             sl_wbuf_t w;
             sl_wbuf_init(&w, SL_BUF_MAX);
-            if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, c->play_sid, ts,
-                                    f->body->data, f->body->len, c->out_chunk_size) ||
+            if (sl_rtmp_chunk_write(&w, sl_rtmp_frame_csid(f), f->kind, sid, ts,
+                                    f->body->data, f->body->len, chunk_size) ||
                 !(b->priv[i] = sl_wbuf_to_buf(&w))) {
                 sl_wbuf_cleanup(&w);
                 b->n = i;
                 batch_release(b);
-                sl__rtmp_close(c, "out of memory");
-                return -1;
+                return SL_ENOMEM;
             }
             sl_wbuf_cleanup(&w);
             b->hidx[i] = -1;
@@ -582,6 +375,16 @@ static int batch_build(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b)
     b->n = n;
     b->total = total;
     b->ctrl_len = ctrl_len;
+    return 0;
+}
+
+/* c's next batch (batch_fill). 0, or -1 when c was closed (out of memory). */
+static int batch_build(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b)
+{
+    if (batch_fill(b, &c->ctrl, c->q_ready ? &c->q : NULL, c->out_chunk_size, c->play_sid)) {
+        sl__rtmp_close(c, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -663,6 +466,941 @@ static int batch_written(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b, int r)
         return 0;
     }
     c->w = w;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the fan-out on a worker loop (see the header paragraph)             */
+
+/*
+ * A worker loop's RTMP state: its players' flush lists, the merged-write
+ * and audio-hold timers, the flush before the loop sleeps and the sweep
+ * (stall check, ring trim). Made on the worker's thread at its first
+ * attach, closed with its last player (the handles' close callbacks free
+ * it); touched on that thread only, so it is thread-local.
+ */
+typedef struct sl_rtmp_wk {
+    sl_list_t all;           /* write sides on this loop */
+    size_t n;                /* of them */
+    sl_list_t flush_list;    /* as the server's three lists, for this loop's players */
+    sl_list_t media_list;
+    sl_list_t audio_list;
+    uv_prepare_t prepare;    /* flush before the loop sleeps */
+    uv_timer_t merge;        /* merged-write window, when on */
+    uv_timer_t audio_hold;   /* bound on audio waiting for video */
+    uv_timer_t sweep;        /* stall check and ring trim */
+    int64_t merge_ms;        /* media.write_merge, as the first player found it */
+    int64_t audio_hold_ms;   /* media.audio_hold, likewise */
+    int closing;             /* handles still to close (their callbacks free this) */
+} sl_rtmp_wk_t;
+
+static _Thread_local sl_rtmp_wk_t *tl_wk;
+
+/*
+ * Per stream and worker with players of it: one internal sink on the main
+ * loop posts each pushed frame (a reference) once to that worker, which
+ * fans it out to its players of the stream. The main-loop fields are the
+ * main loop's, `players` is the worker's; the block is made on the main
+ * loop and freed by the worker (relay_free, the last message naming it).
+ */
+typedef struct sl_rtmp_relay {
+    sl_sink_t sink;          /* main: attached to the stream, internal (not a player) */
+    sl_worker_t *worker;     /* the loop it feeds */
+    sl_list_t link;          /* main: in srv->relays */
+    size_t n_players;        /* main: relayed players of the stream on that worker */
+    int joining;             /* main: inside sl_hub_add_sink (the replay is not for it) */
+    int skipping;            /* main: the worker's inbox refused a frame: drop to a resync point */
+    int video_seen;          /* main: a video frame has passed (resync on keyframes) */
+    uint64_t refused;        /* main: frames dropped because the inbox was full */
+    sl_list_t players;       /* worker: its write sides playing the stream */
+} sl_rtmp_relay_t;
+
+/*
+ * A player's write side on a worker: everything a flush needs, owned by
+ * the worker from the attach to the detach. The main loop keeps reading
+ * the socket and forwards what changes the write side as messages; it
+ * reads only `worker`, `c` and the atomic counters.
+ */
+typedef struct sl_rtmp_ws {
+    uv_tcp_t tcp;            /* on the worker's loop: a dup of the socket, written only */
+    sl_worker_t *worker;     /* the loop it lives on */
+    sl_rtmp_conn_t *c;       /* the main loop's connection: handed back in messages, never read */
+    int tcp_init;            /* tcp is a libuv handle (closed on detach) */
+    int dead;                /* a close was asked of the main loop: nothing more is written */
+    sl_list_t wk_link;       /* in the worker's `all` */
+    sl_list_t relay_link;    /* in relay->players while playing */
+    sl_rtmp_relay_t *relay;  /* the stream's relay while playing, or NULL */
+    sl_wbuf_t ctrl;          /* control bytes to write (moved from the connection, then fed
+                                by ws_ctrl messages) */
+    struct sl_rtmp_wreq *w;  /* the uv_write in flight, or NULL */
+    int on_flush_list;       /* 0, 1 flush_list, 2 media_list, 3 audio_list (as c's) */
+    sl_list_t flush_link;
+    int close_after_flush;   /* ask the close once everything is written */
+    /* the play, as the connection's fields of the same names */
+    sl_subq_t q;
+    int q_ready;
+    uint32_t play_sid;
+    uint32_t chunk_size;
+    int paused, recv_audio, recv_video, ts_rebase, sent_media;
+    int64_t ts_base;
+    uint32_t last_out_ts;
+    int64_t merge_ms, audio_hold_ms, slow_ms; /* the config when the write side moved */
+    uint64_t bytes_local;    /* bytes handed to the socket (the stall check's count) */
+    uint64_t delivered_bytes, stall_since_ms;
+    char *log_sid;           /* the session id, for log lines (owned copy) */
+    sl_log_ctx_t log;
+    /* counters the main loop adds to the session (relaxed snapshots) */
+    _Atomic uint64_t bytes_out, msgs_out, frames_dropped;
+    _Atomic uint32_t pending; /* frames queued or in flight (the session's `pending`) */
+} sl_rtmp_ws_t;
+
+/* A play's state handed to the worker (ws_play's message). */
+typedef struct sl_rtmp_wplay {
+    sl_rtmp_relay_t *relay;
+    sl_subq_t q;             /* moved: the GOP replayed at join and what followed */
+    uint32_t play_sid, chunk_size;
+    int paused, recv_audio, recv_video, ts_rebase, sent_media;
+    int64_t ts_base;
+    uint32_t last_out_ts;
+} sl_rtmp_wplay_t;
+
+/* Worker -> main loop. Its inbox cannot be full (each connection has at
+ * most a close request and a "gone" in flight this way, and main.c sizes
+ * the inboxes at 4 x server.max_connections); the loop is a guard. */
+static void post_main(sl_worker_t *from, sl_worker_fn fn, void *obj, uint64_t u)
+{
+    sl_worker_t *main_w = sl_workers_get(sl_worker_pool(from), 0);
+    while (sl_worker_post(main_w, fn, obj, u) == SL_EAGAIN)
+        sched_yield();
+}
+
+/* Main loop -> worker, for messages that must not be lost (attach, detach,
+ * control bytes, play changes): a full inbox is waited out. Frames are
+ * not posted this way (relay_on_frame drops to a keyframe instead). */
+static void post_worker(sl_worker_t *w, sl_worker_fn fn, void *obj, uint64_t u)
+{
+    while (sl_worker_post(w, fn, obj, u) == SL_EAGAIN)
+        sched_yield();
+}
+
+/* Main loop: adds what the worker counted since the last look. */
+static void ws_sync_counters(sl_rtmp_conn_t *c)
+{
+    sl_rtmp_ws_t *ws = c->ws;
+    if (!ws)
+        return;
+    uint64_t b = atomic_load_explicit(&ws->bytes_out, memory_order_relaxed);
+    uint64_t m = atomic_load_explicit(&ws->msgs_out, memory_order_relaxed);
+    uint64_t d = atomic_load_explicit(&ws->frames_dropped, memory_order_relaxed);
+    c->sess.bytes_out += b - c->ws_seen_bytes;
+    c->sess.msgs_out += m - c->ws_seen_msgs;
+    c->sess.frames_dropped += d - c->ws_seen_drops;
+    c->ws_seen_bytes = b;
+    c->ws_seen_msgs = m;
+    c->ws_seen_drops = d;
+}
+
+/* Main loop: the worker closed its handle; nothing of this connection is
+ * left there. */
+static void conn_free(sl_rtmp_conn_t *c);
+static void ws_gone_main(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    (void)u;
+    sl_rtmp_ws_t *ws = obj;
+    sl_rtmp_conn_t *c = ws->c;
+    ws_sync_counters(c); /* the worker's last stores came before this message */
+    sl_free(ws->log_sid);
+    sl_free(ws);
+    c->ws = NULL;
+    sl_workers_keepalive(sl_worker_pool(wk), -1);
+    if (c->main_closed)
+        conn_free(c);
+}
+
+/* Main loop: the worker asks for the close (a write error, a slow player,
+ * everything written after a close-after-flush). u: the reason (owned
+ * string) or 0. The connection is alive: its "gone" comes after this. */
+static void ws_close_main(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    (void)wk;
+    sl_rtmp_conn_t *c = obj;
+    char *why = (char *)(uintptr_t)u;
+    ws_sync_counters(c);
+    sl__rtmp_close(c, why);
+    sl_free(why);
+}
+
+/* Worker: stop writing and ask the main loop to close (reason NULL: an
+ * orderly end). */
+static void ws_fail(sl_rtmp_ws_t *ws, const char *reason)
+{
+    if (ws->dead)
+        return;
+    ws->dead = 1;
+    if (ws->on_flush_list) {
+        sl_list_remove(&ws->flush_link);
+        ws->on_flush_list = 0;
+    }
+    char *why = reason ? sl_strdup(reason) : NULL;
+    if (reason && !why)
+        why = NULL; /* out of memory: an unexplained close still closes */
+    post_main(ws->worker, ws_close_main, ws->c, (uint64_t)(uintptr_t)why);
+}
+
+static void ws_schedule_flush(sl_rtmp_ws_t *ws)
+{
+    if (ws->dead || ws->on_flush_list == 1)
+        return;
+    if (ws->on_flush_list)
+        sl_list_remove(&ws->flush_link);
+    ws->on_flush_list = 1;
+    sl_list_push_back(&tl_wk->flush_list, &ws->flush_link);
+}
+
+/* As sl__rtmp_schedule_media, on the worker's lists and timers. */
+static void ws_schedule_media(sl_rtmp_ws_t *ws, int hold_audio)
+{
+    if (ws->dead || ws->on_flush_list == 1 || ws->on_flush_list == 2)
+        return;
+    sl_rtmp_wk_t *wk = tl_wk; /* its timers decide: the config this loop's first player found */
+    if (wk->merge_ms == 0) {
+        if (!hold_audio || wk->audio_hold_ms == 0) {
+            ws_schedule_flush(ws);
+            return;
+        }
+        if (ws->on_flush_list == 3)
+            return;
+        ws->on_flush_list = 3;
+        sl_list_push_back(&wk->audio_list, &ws->flush_link);
+        return;
+    }
+    ws->on_flush_list = 2;
+    sl_list_push_back(&wk->media_list, &ws->flush_link);
+}
+
+static void ws_update_pending(sl_rtmp_ws_t *ws)
+{
+    uint32_t n = (ws->q_ready ? ws->q.count : 0) + (ws->w ? ws->w->n : 0);
+    atomic_store_explicit(&ws->pending, n, memory_order_relaxed);
+}
+
+/* Worker: drops what a finished or cancelled write held. */
+static void ws_wreq_free(sl_rtmp_wreq_t *w)
+{
+    for (uint32_t i = 0; i < w->n; i++) {
+        sl_frame_unref(w->fr[i].f);
+        sl_buf_unref(w->fr[i].priv);
+    }
+    sl_free(w->ctrl);
+    sl_free(w);
+}
+
+static void ws_flush(sl_rtmp_ws_t *ws);
+
+static void on_ws_write(uv_write_t *req, int status)
+{
+    sl_rtmp_wreq_t *w = req->data;
+    sl_rtmp_ws_t *ws = w->ws;
+    ws->w = NULL;
+    atomic_fetch_add_explicit(&ws->msgs_out, w->n, memory_order_relaxed);
+    ws_wreq_free(w);
+    if (ws->dead || !ws->tcp_init)
+        return;
+    if (status < 0) {
+        ws_fail(ws, uv_strerror(status));
+        return;
+    }
+    ws_flush(ws);
+}
+
+/*
+ * Worker: the flush of one player, as conn_flush's on the main loop:
+ * gathered batches to uv_try_write while the socket takes them whole; a
+ * remainder goes to one uv_write whose request owns what it needs, and
+ * nothing more is written until it completes.
+ */
+static void ws_flush(sl_rtmp_ws_t *ws)
+{
+    if (ws->w || ws->dead)
+        return;
+    for (;;) {
+        sl_rtmp_batch_t b;
+        if (batch_fill(&b, &ws->ctrl, ws->q_ready ? &ws->q : NULL, ws->chunk_size, ws->play_sid)) {
+            ws_fail(ws, "out of memory");
+            return;
+        }
+        if (b.niov == 0)
+            break;
+        int r = uv_try_write((uv_stream_t *)&ws->tcp, b.iov, b.niov);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            batch_release(&b);
+            ws_fail(ws, uv_strerror(r));
+            return;
+        }
+        ws->bytes_local += (uint64_t)r;
+        if ((size_t)r == b.total) {
+            uint32_t n = b.n;
+            if (b.ctrl_len)
+                sl_wbuf_cleanup(&ws->ctrl);
+            batch_release(&b);
+            if (n) {
+                sl_subq_pop(&ws->q, n, NULL);
+                atomic_fetch_add_explicit(&ws->msgs_out, n, memory_order_relaxed);
+            }
+            atomic_fetch_add_explicit(&ws->bytes_out, (uint64_t)r, memory_order_relaxed);
+            continue;
+        }
+        /* Partial: the rest goes with uv_write, from memory the request owns. */
+        sl_rtmp_wreq_t *w = sl_malloc(sizeof(*w) + (size_t)b.n * sizeof(w->fr[0]));
+        if (!w) {
+            batch_release(&b);
+            ws_fail(ws, "out of memory");
+            return;
+        }
+        w->c = NULL;
+        w->ws = ws;
+        w->n = b.n;
+        w->ctrl = NULL;
+        w->iov = NULL;
+        w->niov = 0;
+        w->req.data = w;
+        for (uint32_t i = 0; i < b.n; i++) {
+            sl_subq_item_t it;
+            sl_subq_pop(&ws->q, 1, &it);
+            w->fr[i].f = it.f;
+            w->fr[i].priv = b.priv[i]; /* taken */
+            if (b.hidx[i] >= 0) {
+                memcpy(w->fr[i].hdr, b.hdr[i], b.iov[b.hidx[i]].len);
+                b.iov[b.hidx[i]].base = (char *)w->fr[i].hdr;
+            }
+        }
+        if (b.ctrl_len) {
+            if ((size_t)r < b.ctrl_len) {
+                w->ctrl = ws->ctrl.data; /* the builder's memory goes with the request */
+                sl_wbuf_init(&ws->ctrl, ws->ctrl.max);
+            } else {
+                sl_wbuf_cleanup(&ws->ctrl);
+            }
+        }
+        unsigned k = 0;
+        size_t done = (size_t)r;
+        while (done >= b.iov[k].len) {
+            done -= b.iov[k].len;
+            k++;
+        }
+        b.iov[k].base += done;
+        b.iov[k].len -= done;
+        ws->bytes_local += b.total - (size_t)r; /* counted now, as on the main loop */
+        atomic_fetch_add_explicit(&ws->bytes_out, b.total, memory_order_relaxed);
+        int rc = uv_write(&w->req, (uv_stream_t *)&ws->tcp, b.iov + k, b.niov - k, on_ws_write);
+        if (rc) {
+            ws_wreq_free(w);
+            ws_fail(ws, uv_strerror(rc));
+            return;
+        }
+        ws->w = w;
+        ws_update_pending(ws);
+        return;
+    }
+    ws_update_pending(ws);
+    if (ws->close_after_flush)
+        ws_fail(ws, NULL);
+}
+
+static void wk_flush_list(sl_list_t *list)
+{
+    while (!sl_list_empty(list)) {
+        sl_rtmp_ws_t *ws = sl_container_of(list->next, sl_rtmp_ws_t, flush_link);
+        sl_list_remove(&ws->flush_link);
+        ws->on_flush_list = 0;
+        ws_flush(ws);
+    }
+}
+
+static void on_wk_prepare(uv_prepare_t *p)
+{
+    sl_rtmp_wk_t *wk = p->data;
+    wk_flush_list(&wk->flush_list);
+}
+
+static void on_wk_merge(uv_timer_t *t)
+{
+    sl_rtmp_wk_t *wk = t->data;
+    wk_flush_list(&wk->media_list);
+    wk_flush_list(&wk->flush_list);
+}
+
+static void on_wk_audio_hold(uv_timer_t *t)
+{
+    sl_rtmp_wk_t *wk = t->data;
+    wk_flush_list(&wk->audio_list);
+    wk_flush_list(&wk->flush_list);
+}
+
+/* Worker: the sweep's share of the write side (see on_sweep): the ring of a
+ * join burst goes back once drained, and a player that acknowledges
+ * nothing for media.slow_disconnect with bytes outstanding is closed. */
+static void on_wk_sweep(uv_timer_t *t)
+{
+    sl_rtmp_wk_t *wk = t->data;
+    uint64_t now = uv_now(t->loop);
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &wk->all) {
+        sl_rtmp_ws_t *ws = sl_container_of(it, sl_rtmp_ws_t, wk_link);
+        if (ws->dead || !ws->q_ready)
+            continue;
+        sl_subq_trim(&ws->q);
+        if (!ws->slow_ms)
+            continue;
+        uv_os_fd_t fd;
+        int outq = 0;
+        if (uv_fileno((uv_handle_t *)&ws->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &outq) != 0)
+            continue;
+        uint64_t pending = ws->tcp.write_queue_size + (uint64_t)(outq > 0 ? outq : 0);
+        uint64_t delivered = ws->bytes_local > pending ? ws->bytes_local - pending : 0;
+        if (pending == 0 || delivered != ws->delivered_bytes) {
+            ws->delivered_bytes = delivered;
+            ws->stall_since_ms = 0;
+        } else if (!ws->stall_since_ms) {
+            ws->stall_since_ms = now;
+        } else if ((int64_t)(now - ws->stall_since_ms) > ws->slow_ms) {
+            char why[160];
+            snprintf(why, sizeof why, "player stopped reading: nothing acknowledged for %lld ms "
+                     "with %llu bytes outstanding", (long long)(now - ws->stall_since_ms),
+                     (unsigned long long)pending);
+            ws_fail(ws, why);
+        }
+    }
+}
+
+static void on_wk_handle_closed(uv_handle_t *h)
+{
+    sl_rtmp_wk_t *wk = h->data;
+    if (--wk->closing == 0)
+        sl_free(wk);
+}
+
+/* Worker: this loop's RTMP state, made for its first player. NULL when out
+ * of memory. */
+static sl_rtmp_wk_t *wk_get(sl_worker_t *w, const sl_rtmp_ws_t *ws)
+{
+    if (tl_wk)
+        return tl_wk;
+    sl_rtmp_wk_t *wk = sl_calloc(1, sizeof(*wk));
+    if (!wk)
+        return NULL;
+    uv_loop_t *loop = sl_worker_loop(w);
+    sl_list_init(&wk->all);
+    sl_list_init(&wk->flush_list);
+    sl_list_init(&wk->media_list);
+    sl_list_init(&wk->audio_list);
+    wk->merge_ms = ws->merge_ms;
+    wk->audio_hold_ms = ws->audio_hold_ms;
+    uv_prepare_init(loop, &wk->prepare);
+    uv_timer_init(loop, &wk->merge);
+    uv_timer_init(loop, &wk->audio_hold);
+    uv_timer_init(loop, &wk->sweep);
+    wk->prepare.data = wk->merge.data = wk->audio_hold.data = wk->sweep.data = wk;
+    uv_prepare_start(&wk->prepare, on_wk_prepare);
+    if (wk->merge_ms > 0)
+        uv_timer_start(&wk->merge, on_wk_merge, (uint64_t)wk->merge_ms, (uint64_t)wk->merge_ms);
+    if (wk->merge_ms == 0 && wk->audio_hold_ms > 0)
+        uv_timer_start(&wk->audio_hold, on_wk_audio_hold, (uint64_t)wk->audio_hold_ms,
+                       (uint64_t)wk->audio_hold_ms);
+    uv_timer_start(&wk->sweep, on_wk_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    tl_wk = wk;
+    return wk;
+}
+
+/* Worker: its last player left: the handles close and free the state. */
+static void wk_put(sl_rtmp_wk_t *wk)
+{
+    if (--wk->n)
+        return;
+    tl_wk = NULL;
+    wk->closing = 4;
+    uv_close((uv_handle_t *)&wk->prepare, on_wk_handle_closed);
+    uv_close((uv_handle_t *)&wk->merge, on_wk_handle_closed);
+    uv_close((uv_handle_t *)&wk->audio_hold, on_wk_handle_closed);
+    uv_close((uv_handle_t *)&wk->sweep, on_wk_handle_closed);
+}
+
+/* Worker: open the write side on the dup'd socket u. */
+static void ws_attach(sl_worker_t *w, void *obj, uint64_t u)
+{
+    sl_rtmp_ws_t *ws = obj;
+    int fd = (int)u;
+    sl_list_init(&ws->wk_link);
+    sl_list_init(&ws->relay_link);
+    sl_rtmp_wk_t *wk = wk_get(w, ws);
+    if (!wk) {
+        close(fd);
+        ws_fail(ws, "out of memory");
+        return;
+    }
+    wk->n++;
+    sl_list_push_back(&wk->all, &ws->wk_link);
+    int rc = uv_tcp_init(sl_worker_loop(w), &ws->tcp);
+    if (rc) {
+        close(fd);
+        ws_fail(ws, uv_strerror(rc));
+        return;
+    }
+    ws->tcp_init = 1;
+    ws->tcp.data = ws;
+    if ((rc = uv_tcp_open(&ws->tcp, (uv_os_sock_t)fd))) {
+        close(fd);
+        ws_fail(ws, uv_strerror(rc));
+        return;
+    }
+    ws_schedule_flush(ws); /* the control bytes that came with it */
+}
+
+/* Worker: leaves the stream (its relay) and drops the queue. */
+static void ws_unplay_local(sl_rtmp_ws_t *ws)
+{
+    if (ws->relay) {
+        sl_list_remove(&ws->relay_link);
+        ws->relay = NULL;
+    }
+    if (ws->q_ready) {
+        sl_subq_cleanup(&ws->q);
+        ws->q_ready = 0;
+    }
+    ws->play_sid = 0;
+    ws_update_pending(ws);
+}
+
+/* Worker: a play starts here (u: the sl_rtmp_wplay_t, owned). */
+static void ws_play(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)w;
+    sl_rtmp_ws_t *ws = obj;
+    sl_rtmp_wplay_t *p = (sl_rtmp_wplay_t *)(uintptr_t)u;
+    ws_unplay_local(ws);
+    ws->q = p->q;
+    ws->q_ready = 1;
+    ws->play_sid = p->play_sid;
+    ws->chunk_size = p->chunk_size;
+    ws->paused = p->paused;
+    ws->recv_audio = p->recv_audio;
+    ws->recv_video = p->recv_video;
+    ws->ts_rebase = p->ts_rebase;
+    ws->sent_media = p->sent_media;
+    ws->ts_base = p->ts_base;
+    ws->last_out_ts = p->last_out_ts;
+    ws->relay = p->relay;
+    ws->stall_since_ms = 0;
+    if (ws->relay) /* a live play; a recording's frames come one by one (ws_frame) */
+        sl_list_push_back(&ws->relay->players, &ws->relay_link);
+    sl_free(p);
+    if (ws->q.count)
+        ws_schedule_flush(ws);
+    ws_update_pending(ws);
+}
+
+static void ws_unplay(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)w;
+    (void)u;
+    ws_unplay_local(obj);
+}
+
+/* Worker: control bytes in order with the media (u: an sl_buf_t, owned). */
+static void ws_ctrl(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)w;
+    sl_rtmp_ws_t *ws = obj;
+    sl_buf_t *b = (sl_buf_t *)(uintptr_t)u;
+    if (!ws->dead) {
+        int rc = sl_wbuf_put(&ws->ctrl, b->data, b->len);
+        if (rc)
+            ws_fail(ws, rc == SL_ENOMEM ? "out of memory" : "too many control bytes queued");
+        else
+            ws_schedule_flush(ws);
+    }
+    sl_buf_unref(b);
+}
+
+/* Worker: a frame for one player (the unpause replay). */
+static void ws_offer(sl_rtmp_ws_t *ws, sl_frame_t *f, uint64_t now);
+static void ws_frame(sl_worker_t *w, void *obj, uint64_t u)
+{
+    sl_frame_t *f = (sl_frame_t *)(uintptr_t)u;
+    ws_offer(obj, f, uv_now(sl_worker_loop(w)));
+    sl_frame_unref(f);
+}
+
+/* Worker: a change of the play's state (pause, receiveAudio/Video, a
+ * republish's rebase), in order with the media. */
+static void ws_op(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)w;
+    sl_rtmp_ws_t *ws = obj;
+    switch ((int)(u & 0xff)) {
+    case SL_RTMP_WS_PAUSE:
+        ws->paused = 1;
+        if (ws->q_ready)
+            sl_subq_flush(&ws->q);
+        break;
+    case SL_RTMP_WS_UNPAUSE:
+        ws->paused = 0;
+        if (u >> 8)
+            ws->ts_rebase = 1;
+        break;
+    case SL_RTMP_WS_SEEK:
+        if (ws->q_ready)
+            sl_subq_flush(&ws->q);
+        ws->ts_rebase = 0;
+        ws->ts_base = 0;
+        break;
+    case SL_RTMP_WS_REBASE:
+        ws->ts_rebase = 1;
+        break;
+    case SL_RTMP_WS_RECV_AUDIO:
+        ws->recv_audio = (int)(u >> 8);
+        break;
+    case SL_RTMP_WS_RECV_VIDEO:
+        if ((u >> 8) && !ws->recv_video && ws->q_ready)
+            sl_subq_flush(&ws->q); /* resume video on a keyframe */
+        ws->recv_video = (int)(u >> 8);
+        break;
+    case SL_RTMP_WS_CLOSE_AFTER_FLUSH:
+        ws->close_after_flush = 1;
+        ws_schedule_flush(ws);
+        break;
+    }
+}
+
+static void on_ws_closed(uv_handle_t *h)
+{
+    sl_rtmp_ws_t *ws = h->data;
+    post_main(ws->worker, ws_gone_main, ws, 0);
+}
+
+/* Worker: close the write side. A write in flight is cancelled (its
+ * callback runs before the close callback's, and frees it). */
+static void ws_detach(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)u;
+    sl_rtmp_ws_t *ws = obj;
+    ws->dead = 1;
+    if (ws->on_flush_list) {
+        sl_list_remove(&ws->flush_link);
+        ws->on_flush_list = 0;
+    }
+    ws_unplay_local(ws);
+    sl_wbuf_cleanup(&ws->ctrl);
+    if (sl_list_linked(&ws->wk_link)) {
+        sl_list_remove(&ws->wk_link);
+        wk_put(tl_wk);
+    }
+    if (ws->tcp_init) {
+        ws->tcp.data = ws;
+        uv_close((uv_handle_t *)&ws->tcp, on_ws_closed);
+    } else {
+        post_main(w, ws_gone_main, ws, 0);
+    }
+}
+
+/* Worker: a frame of a relay's stream for each of its players here. */
+static void relay_frame(sl_worker_t *w, void *obj, uint64_t u)
+{
+    sl_rtmp_relay_t *r = obj;
+    sl_frame_t *f = (sl_frame_t *)(uintptr_t)u;
+    uint64_t now = uv_now(sl_worker_loop(w));
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &r->players) {
+        ws_offer(sl_container_of(it, sl_rtmp_ws_t, relay_link), f, now);
+    }
+    sl_frame_unref(f);
+}
+
+/* Worker: the relay's last message. */
+static void relay_free(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)w;
+    (void)u;
+    sl_rtmp_relay_t *r = obj;
+    SL_ASSERT(sl_list_empty(&r->players)); /* each player's unplay came before */
+    sl_free(r);
+}
+
+/* The rare outcomes of queueing a frame on a worker (as sink_queue_trouble). */
+static __attribute__((noinline, cold)) void ws_queue_trouble(sl_rtmp_ws_t *ws, int rc)
+{
+    if (rc == SL_ESLOW) {
+        char why[128];
+        ws_fail(ws, sl_subq_slow_reason(&ws->q, why, sizeof why));
+        return;
+    }
+    if (rc == SL_ENOMEM || rc == SL_ETOOBIG) {
+        SL_LOGE(&ws->log, "subscriber queue: %s; skipping to the next keyframe", sl_strerror(rc));
+        sl_subq_flush(&ws->q);
+    }
+    if (rc == SL_SUBQ_FELL_BEHIND)
+        SL_LOGI(&ws->log, "subscriber falling behind: dropping to the next keyframe");
+}
+
+/* Worker: one frame into one player's queue, with the policy of the main
+ * loop's sink_on_frame (rtmp_cmd.c): the same filters, timestamps, drop
+ * policy and flush scheduling. */
+static void ws_offer(sl_rtmp_ws_t *ws, sl_frame_t *f, uint64_t now)
+{
+    if (ws->dead || !ws->q_ready || ws->paused)
+        return;
+    int is_cfg = (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META)) != 0;
+    if ((f->kind == SL_FLV_AUDIO && !ws->recv_audio) || (f->kind == SL_FLV_VIDEO && !ws->recv_video))
+        return;
+    uint32_t ts = sl__rtmp_out_ts(f, &ws->ts_rebase, &ws->ts_base, &ws->sent_media,
+                                  &ws->last_out_ts);
+    uint64_t dropped = 0;
+    int rc = sl_subq_offer(&ws->q, f, ts, now, &dropped);
+    if (dropped)
+        atomic_fetch_add_explicit(&ws->frames_dropped, dropped, memory_order_relaxed);
+    if (rc) {
+        ws_queue_trouble(ws, rc);
+        if (rc == SL_ESLOW)
+            return;
+    }
+    int hold = f->kind == SL_FLV_AUDIO && !is_cfg && ws->q.video_seen && ws->recv_video;
+    ws_schedule_media(ws, hold);
+}
+
+/* Main loop: a frame pushed to a stream with players on relay->worker:
+ * one reference, one message. If the inbox is full (the worker is that far
+ * behind), the relay drops to the next resync point for all of them, as a
+ * player's own queue would; configuration frames are waited for. */
+static void relay_on_frame(sl_sink_t *sink, sl_frame_t *f)
+{
+    sl_rtmp_relay_t *r = sink->ctx;
+    if (r->joining)
+        return; /* its players' queues hold the replay already */
+    int keep = (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META)) != 0;
+    if (f->kind == SL_FLV_VIDEO && !keep)
+        r->video_seen = 1;
+    if (r->skipping && !keep) {
+        int resync = f->kind == SL_FLV_VIDEO ? (f->flags & SL_FRAME_KEY) != 0
+                                             : f->kind == SL_FLV_AUDIO && !r->video_seen;
+        if (!resync) {
+            r->refused++;
+            return;
+        }
+        r->skipping = 0;
+    }
+    sl_frame_ref(f);
+    if (keep) {
+        post_worker(r->worker, relay_frame, r, (uint64_t)(uintptr_t)f);
+        return;
+    }
+    if (sl_worker_post(r->worker, relay_frame, r, (uint64_t)(uintptr_t)f) == SL_EAGAIN) {
+        sl_frame_unref(f);
+        if (!r->refused)
+            SL_LOGW(NULL, "worker %d is behind (inbox full): its players of %s drop to the next "
+                    "keyframe", sl_worker_index(r->worker), sink->stream ? sink->stream->name : "-");
+        r->refused++;
+        r->skipping = 1;
+    }
+}
+
+static const sl_sink_ops_t relay_ops = {.on_frame = relay_on_frame};
+
+/* Main loop: the relay of stream st to worker w, made and attached when
+ * this is its first player there. NULL when out of memory. */
+static sl_rtmp_relay_t *relay_get(sl_rtmp_server_t *srv, sl_stream_t *st, sl_worker_t *w)
+{
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &srv->relays) {
+        sl_rtmp_relay_t *r = sl_container_of(it, sl_rtmp_relay_t, link);
+        if (r->sink.stream == st && r->worker == w)
+            return r;
+    }
+    sl_rtmp_relay_t *r = sl_calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->sink.ops = &relay_ops;
+    r->sink.ctx = r;
+    r->sink.internal = 1;
+    r->worker = w;
+    sl_list_init(&r->players);
+    r->joining = 1;
+    int rc = sl_hub_add_sink(st->hub, st->name, &r->sink);
+    r->joining = 0;
+    if (rc) {
+        sl_free(r);
+        return NULL;
+    }
+    sl_list_push_back(&srv->relays, &r->link);
+    return r;
+}
+
+/* Main loop: a relayed player left the relay (its unplay or detach was
+ * posted before); the last one detaches it and hands it to the worker to
+ * free, behind every frame it posted. */
+static void relay_release(sl_rtmp_relay_t *r)
+{
+    SL_ASSERT(r->n_players > 0);
+    if (--r->n_players)
+        return;
+    sl_list_remove(&r->link);
+    sl_stream_remove_sink(&r->sink);
+    post_worker(r->worker, relay_free, r, 0);
+}
+
+/* Main loop: the play's queue and state go to the worker and the player's
+ * frames come through the relay from now on (c->ws is set, the play is
+ * live, and its queue holds the GOP replayed at join). */
+static void ws_play_handover(sl_rtmp_conn_t *c)
+{
+    if (!c->ws || !c->q_ready || !c->play_sid || c->play_remote ||
+        (!c->vod && (!c->sink.stream || c->sink.stream->pushing)))
+        return;
+    sl_rtmp_wplay_t *p = sl_malloc(sizeof(*p));
+    sl_rtmp_relay_t *r = NULL;
+    if (p && !c->vod && !(r = relay_get(c->srv, c->sink.stream, c->ws->worker))) {
+        sl_free(p);
+        p = NULL;
+    }
+    if (!p) {
+        sl__rtmp_close(c, "out of memory");
+        return;
+    }
+    if (r) {
+        r->n_players++;
+        c->relay = r;
+        sl_stream_sink_relayed(&c->sink, 1);
+    }
+    c->play_remote = 1;
+    p->relay = r;
+    p->q = c->q; /* moved: the frames' references go with it */
+    memset(&c->q, 0, sizeof c->q);
+    c->q_ready = 0;
+    p->play_sid = c->play_sid;
+    p->chunk_size = c->out_chunk_size;
+    p->paused = c->paused;
+    p->recv_audio = c->recv_audio;
+    p->recv_video = c->recv_video;
+    p->ts_rebase = c->ts_rebase;
+    p->sent_media = c->sent_media;
+    p->ts_base = c->ts_base;
+    p->last_out_ts = c->last_out_ts;
+    post_worker(c->ws->worker, ws_play, c->ws, (uint64_t)(uintptr_t)p);
+}
+
+/* Hands the write side to c->worker (no write is in flight: called from
+ * conn_flush with c->w NULL), with the play if one runs. On failure the
+ * writes stay here. */
+static void ws_start(sl_rtmp_conn_t *c)
+{
+    c->ws_want = 0;
+    uv_os_fd_t fd;
+    int dfd = -1;
+    sl_rtmp_ws_t *ws = NULL;
+    char *sid = NULL;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
+        !(ws = sl_calloc(1, sizeof(*ws))) || !(sid = sl_strdup(c->sess.id))) {
+        if (dfd >= 0)
+            close(dfd);
+        sl_free(ws);
+        SL_LOGW(&c->sess.log, "writes stay on the main loop (cannot hand them to worker %d)",
+                sl_worker_index(c->worker));
+        sl_worker_players_add(c->worker, -1);
+        c->worker = sl_workers_get(sl_worker_pool(c->worker), 0);
+        sl_worker_players_add(c->worker, 1);
+        return;
+    }
+    const sl_config_t *cfg = c->core->cfg;
+    ws->worker = c->worker;
+    ws->c = c;
+    ws->log_sid = sid;
+    ws->log.sid = sid;
+    ws->log.proto = "rtmp";
+    ws->ctrl = c->ctrl; /* moved: the bytes not written yet go first */
+    sl_wbuf_init(&c->ctrl, c->ctrl.max);
+    ws->chunk_size = c->out_chunk_size;
+    ws->merge_ms = cfg->media_write_merge_ms;
+    ws->audio_hold_ms = cfg->media_audio_hold_ms;
+    ws->slow_ms = cfg->media_slow_disconnect_ms;
+    c->ws = ws;
+    c->ws_seen_bytes = c->ws_seen_msgs = c->ws_seen_drops = 0;
+    if (c->on_flush_list) {
+        sl_list_remove(&c->flush_link);
+        c->on_flush_list = 0;
+    }
+    sl_workers_keepalive(sl_worker_pool(c->worker), 1);
+    post_worker(c->worker, ws_attach, ws, (uint64_t)dfd);
+    SL_LOGD(&c->sess.log, "writes on worker %d", sl_worker_index(c->worker));
+    ws_play_handover(c);
+}
+
+void sl__rtmp_conn_offload(sl_rtmp_conn_t *c)
+{
+    sl_workers_t *ws = c->core->workers;
+    if (!ws || c->state == SL_RTMP_CONN_CLOSING)
+        return;
+    if (c->ws) {
+        ws_play_handover(c); /* a new play on a connection whose writes moved already */
+        return;
+    }
+    if (c->worker)
+        return;
+    /* RTMPS stays on the main loop: its TLS filter lives here. So do
+     * recordings: the VOD reader pushes their frames on the main loop. */
+    sl_worker_t *w = c->tls || c->vod ? sl_workers_get(ws, 0) : sl_workers_least_loaded(ws);
+    sl_worker_players_add(w, 1);
+    c->worker = w;
+    if (sl_worker_index(w) != 0) {
+        c->ws_want = 1;
+        sl__rtmp_schedule_flush(c);
+    }
+}
+
+int sl__rtmp_ws_post_op(sl_rtmp_conn_t *c, int op, int arg)
+{
+    if (!c->ws || c->state == SL_RTMP_CONN_CLOSING ||
+        (!c->play_remote && op != SL_RTMP_WS_CLOSE_AFTER_FLUSH))
+        return 0;
+    post_worker(c->ws->worker, ws_op, c->ws, (uint64_t)op | (uint64_t)(arg ? 1 : 0) << 8);
+    return 1;
+}
+
+int sl__rtmp_ws_post_frame(sl_rtmp_conn_t *c, sl_frame_t *f)
+{
+    if (!c->play_remote)
+        return 0;
+    post_worker(c->ws->worker, ws_frame, c->ws, (uint64_t)(uintptr_t)sl_frame_ref(f));
+    return 1;
+}
+
+void sl__rtmp_ws_unplay(sl_rtmp_conn_t *c)
+{
+    if (!c->play_remote)
+        return;
+    c->play_remote = 0;
+    post_worker(c->ws->worker, ws_unplay, c->ws, 0);
+    if (c->relay) { /* the caller detaches the sink next (which ends its relayed mark) */
+        relay_release(c->relay);
+        c->relay = NULL;
+    }
+}
+
+/* Main loop: control bytes of a connection whose writes are on a worker. */
+static int ws_send(sl_rtmp_conn_t *c, uint32_t csid, uint8_t type, uint32_t sid, uint32_t ts,
+                   const uint8_t *p, size_t n)
+{
+    sl_wbuf_t w;
+    sl_wbuf_init(&w, c->ctrl.max);
+    int rc = sl_rtmp_chunk_write(&w, csid, type, sid, ts, p, n, c->out_chunk_size);
+    sl_buf_t *b = rc ? NULL : sl_wbuf_to_buf(&w);
+    sl_wbuf_cleanup(&w);
+    if (rc)
+        return rc;
+    if (!b)
+        return SL_ENOMEM;
+    c->sess.msgs_out++;
+    post_worker(c->ws->worker, ws_ctrl, c->ws, (uint64_t)(uintptr_t)b);
     return 0;
 }
 
@@ -850,8 +1588,11 @@ static void conn_flush(sl_rtmp_conn_t *c)
         conn_flush_tls(c);
         return;
     }
-    if (c->ws_want && !c->ws)
+    if (c->ws_want && !c->ws && !c->close_after_flush &&
+        !(c->sink.stream && c->sink.stream->pushing)) /* (io_uring: a close inside a push) */
         ws_start(c);
+    if (c->ws)
+        return; /* the worker writes (a close-after-flush was posted to it) */
     sl_rtmp_server_t *srv = c->srv;
     int corked = 0;
     for (;;) {
@@ -860,13 +1601,6 @@ static void conn_flush(sl_rtmp_conn_t *c)
             return;
         if (b.niov == 0)
             break;
-        if (c->ws) {
-            /* A worker loop writes this player's socket (net/workers.h). */
-            ws_post_batch(c, b.iov, b.niov, b.total, b.n, b.hdr, b.hidx, b.priv, b.ctrl_len);
-            if (corked)
-                set_cork(c, 0);
-            return;
-        }
         if (srv->cork && !corked) {
             set_cork(c, 1);
             corked = 1;
@@ -1228,6 +1962,7 @@ void sl__rtmp_close(sl_rtmp_conn_t *c, const char *reason)
         uring_submit(c->srv); /* its batch goes (and is retired) before its frames do */
     if (c->state == SL_RTMP_CONN_CLOSING)
         return; /* closed by its own batch's result */
+    ws_sync_counters(c);
     if (reason)
         SL_LOGI(&c->sess.log, "closing: %s (in %llu B, out %llu B)", reason,
                 (unsigned long long)c->sess.bytes_in, (unsigned long long)c->sess.bytes_out);
@@ -1274,7 +2009,8 @@ void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason)
         SL_LOGI(&c->sess.log, "closing after flush: %s", reason);
     c->close_after_flush = 1;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    sl__rtmp_schedule_flush(c);
+    if (!sl__rtmp_ws_post_op(c, SL_RTMP_WS_CLOSE_AFTER_FLUSH, 1))
+        sl__rtmp_schedule_flush(c);
 }
 
 static void conn_kick(sl_session_t *s, const char *reason)
@@ -1309,6 +2045,8 @@ static void conn_shutdown(sl_session_t *s)
 static uint64_t conn_pending(const sl_session_t *s)
 {
     const sl_rtmp_conn_t *c = (const sl_rtmp_conn_t *)s;
+    if (c->ws)
+        return atomic_load_explicit(&c->ws->pending, memory_order_relaxed);
     return (c->q_ready ? c->q.count : 0) + (c->w ? c->w->n : 0);
 }
 
@@ -1781,6 +2519,7 @@ static void on_sweep(void *ud, uint64_t now)
             sl__rtmp_close(c, "idle timeout");
             continue;
         }
+        ws_sync_counters(c); /* a worker's counters, as a relaxed snapshot */
         if (c->q_ready)
             sl_subq_trim(&c->q); /* the ring of a join burst goes back once drained */
         /* A player that stops reading is invisible to the queue policy as
@@ -1789,7 +2528,7 @@ static void on_sweep(void *ud, uint64_t now)
          * to libuv minus those still in libuv's queue and the socket's send
          * queue. No progress with data outstanding for
          * media.slow_disconnect means the player is gone in all but name. */
-        if (c->play_sid && cfg->media_slow_disconnect_ms) {
+        if (c->play_sid && cfg->media_slow_disconnect_ms && !c->ws) { /* a worker's: on_wk_sweep */
             uv_os_fd_t fd;
             int outq = 0;
             if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &outq) == 0) {
@@ -1905,6 +2644,7 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
     sl_list_init(&srv->media_list);
     sl_list_init(&srv->audio_list);
     sl_list_init(&srv->zc_list);
+    sl_list_init(&srv->relays);
     const sl_rtmp_config_t *rc_cfg = sl_rtmp_cfg(cfg);
     srv->cork = rc_cfg->write_cork;
     srv->zc_min = rc_cfg->zerocopy_min_bytes;

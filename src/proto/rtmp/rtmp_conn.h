@@ -99,6 +99,11 @@ typedef struct sl_rtmp_conn {
     struct sl_rtmp_ws *ws;          /* the write side on that worker (owned), or NULL */
     int ws_want;                    /* hand the write side over at the next flush */
     int main_closed;                /* the main loop's handle is closed; waiting for the worker */
+    struct sl_rtmp_relay *relay;    /* while a live play's frames reach the worker through a relay */
+    int play_remote;                /* the play's queue and state are on the worker (c->ws) */
+    uint64_t ws_seen_bytes;         /* the worker's counters already added to sess */
+    uint64_t ws_seen_msgs;
+    uint64_t ws_seen_drops;
 
     /* RTMPS */
     sl_tls_t *tls;                  /* the TLS filter (owned), NULL on plain RTMP */
@@ -179,6 +184,57 @@ void sl__rtmp_close_after_flush(sl_rtmp_conn_t *c, const char *reason);
  * the main loop). RTMPS stays on the main loop. Main loop only.
  */
 void sl__rtmp_conn_offload(sl_rtmp_conn_t *c);
+
+/* What the main loop forwards to a write side on a worker (sl__rtmp_ws_post_op). */
+enum {
+    SL_RTMP_WS_PAUSE = 1,          /* the play paused: the queue is flushed */
+    SL_RTMP_WS_UNPAUSE,            /* resumed; arg 1: the next media frame rebases timestamps */
+    SL_RTMP_WS_SEEK,               /* a recording seeks: the queue is flushed, the file's timeline kept */
+    SL_RTMP_WS_REBASE,             /* a (re)publish: the next media frame rebases timestamps */
+    SL_RTMP_WS_RECV_AUDIO,         /* receiveAudio(arg) */
+    SL_RTMP_WS_RECV_VIDEO,         /* receiveVideo(arg): on again resumes on a keyframe */
+    SL_RTMP_WS_CLOSE_AFTER_FLUSH,  /* ask the close once everything queued is written */
+};
+/**
+ * When c's play (or, for SL_RTMP_WS_CLOSE_AFTER_FLUSH, its writes) is on a
+ * worker (server.workers > 1), posts op (with arg 0 or 1) to it, in order
+ * with the media and control bytes already posted, and returns 1; returns
+ * 0 (nothing done) when it is on the main loop, where the caller acts
+ * itself. Main loop only.
+ */
+int sl__rtmp_ws_post_op(sl_rtmp_conn_t *c, int op, int arg);
+/**
+ * When c's play is on a worker, hands it one frame (a reference is taken:
+ * the unpause replay of a live play, a recording's frames) and returns 1;
+ * 0 otherwise. Main loop only.
+ */
+int sl__rtmp_ws_post_frame(sl_rtmp_conn_t *c, sl_frame_t *f);
+/** A play on a worker ends: the worker drops its queue; its relay loses a player. Main
+ * loop, before the play's sink is detached (sl_stream_remove_sink). */
+void sl__rtmp_ws_unplay(sl_rtmp_conn_t *c);
+
+/*
+ * The timestamp a player writes frame f with, on whichever loop owns its
+ * writes: media frames are rebased on the first one after a play, a
+ * publish or an unpause (keeping the player's timeline monotonic);
+ * configuration and metadata frames take the last one written.
+ */
+static inline uint32_t sl__rtmp_out_ts(const sl_frame_t *f, int *ts_rebase, int64_t *ts_base,
+                                       int *sent_media, uint32_t *last_out_ts)
+{
+    if (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META))
+        return *last_out_ts;
+    if (*ts_rebase) {
+        *ts_base = (int64_t)f->dts_ms - (*sent_media ? (int64_t)*last_out_ts : 0);
+        *ts_rebase = 0;
+    }
+    int64_t t = (int64_t)f->dts_ms - *ts_base;
+    uint32_t ts = t < 0 ? 0 : (uint32_t)t;
+    *sent_media = 1;
+    if (ts > *last_out_ts)
+        *last_out_ts = ts;
+    return ts;
+}
 
 /** Query parameter lookup (form-urlencoded, decoded); length or -1. */
 int sl__rtmp_query_get(const char *query, const char *key, char *out, size_t cap);

@@ -333,6 +333,49 @@ static void test_internal_sinks_not_counted(void **state)
     sl_hub_free(hub);
 }
 
+/* A relayed player (its frames come through a relay sink: a worker's fan-out) stays
+ * attached and counted, hears publish and unpublish, gets no frame from the push, and
+ * gets frames again once direct; its removal frees the stream as any sink's. */
+static void test_relayed_sink(void **state)
+{
+    (void)state;
+    sl_hub_t *hub = sl_hub_new(1 << 20);
+    sl_stream_t *st;
+    int token;
+    assert_int_equal(sl_hub_publish(hub, "live/r", &token, &st), 0);
+    rec_t relay, player;
+    rec_init(&relay);
+    rec_init(&player);
+    relay.sink.internal = 1;
+    assert_int_equal(sl_hub_add_sink(hub, "live/r", &player.sink), 0);
+    assert_int_equal(sl_hub_add_sink(hub, "live/r", &relay.sink), 0);
+    sl_stream_sink_relayed(&player.sink, 1);
+    assert_int_equal(player.sink.relayed, 1);
+    push(st, 'V', 0);
+    push(st, 'A', 10);
+    assert_int_equal(relay.n, 2);
+    assert_int_equal(player.n, 0);
+    assert_int_equal(st->n_players, 1);
+    sl_stream_unpublish(st);
+    assert_int_equal(player.unpublishes, 1);
+    assert_int_equal(sl_hub_publish(hub, "live/r", &token, &st), 0);
+    assert_int_equal(player.publishes, 2);
+    sl_stream_sink_relayed(&player.sink, 0);
+    push(st, 'V', 40);
+    assert_int_equal(player.n, 1);
+    assert_int_equal(relay.n, 3);
+    sl_stream_sink_relayed(&player.sink, 1);
+    sl_stream_remove_sink(&player.sink);
+    assert_int_equal(player.sink.relayed, 0);
+    assert_int_equal(st->n_players, 0);
+    sl_stream_remove_sink(&relay.sink);
+    sl_stream_unpublish(st);
+    assert_int_equal(sl_hub_count(hub), 0);
+    rec_clear(&relay);
+    rec_clear(&player);
+    sl_hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_subq_time_bound_audio_only),
         cmocka_unit_test(test_subq_old_configs_do_not_count),
         cmocka_unit_test(test_internal_sinks_not_counted),
+        cmocka_unit_test(test_relayed_sink),
     };
     int64_t before = sl_alloc_bytes();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
