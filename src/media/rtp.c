@@ -271,6 +271,9 @@ sl_buf_t *sl_opus_flv_frame_body(const uint8_t *pkt, size_t len)
 
 /* ---- the frame cache ---- */
 
+static int rtp_build(sl_frame_t *f, size_t mtu, const uint8_t *config, size_t config_len,
+                     sl_rtp_payloads_t *out);
+
 int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size_t config_len,
                           sl_rtp_payloads_t *out)
 {
@@ -284,6 +287,36 @@ int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size
         return SL_EINVAL;
     if (f->data_off > f->body->len)
         return SL_EINVAL;
+    /* The once-guard: the claimer builds and publishes; anyone else (the
+     * slot is being built by another loop, or holds another MTU) builds a
+     * private copy for this call. */
+    int claimed = sl_frame_enc_claim(f, SL_ENC_RTP, (uint32_t)mtu);
+    int rc = rtp_build(f, mtu, config, config_len, out);
+    if (rc) {
+        if (claimed)
+            sl_frame_enc_abandon(f, SL_ENC_RTP);
+        return rc;
+    }
+    if (claimed) {
+        sl_frame_enc_publish(f, SL_ENC_RTP, out->buf); /* the cache takes the builder's reference */
+        out->priv = 0;
+    } else {
+        out->priv = 1;
+    }
+    return 0;
+}
+
+void sl_rtp_payloads_done(sl_rtp_payloads_t *p)
+{
+    if (p->priv)
+        sl_buf_unref(p->buf);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Packetizes f for mtu into a new payloads buffer the caller owns. */
+static int rtp_build(sl_frame_t *f, size_t mtu, const uint8_t *config, size_t config_len,
+                     sl_rtp_payloads_t *out)
+{
     const uint8_t *data = f->body->data + f->data_off;
     size_t len = f->body->len - f->data_off;
     sl_rtp_payloads_t p;
@@ -322,9 +355,6 @@ int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size
     }
     if (rc)
         return rc;
-    /* The cache takes the packetizer's reference, releasing one built for
-     * another MTU: RTP users (RTSP, WebRTC) run on the main loop only. */
-    sl_frame_enc_replace(f, SL_ENC_RTP, (uint32_t)mtu, p.buf);
     *out = p;
     return 0;
 }
