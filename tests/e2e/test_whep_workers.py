@@ -36,12 +36,14 @@ def worker_players(srv):
 
 
 def viewers(procs, srv, stream, n, *args):
-    """n WHEP viewers started one after another (each is counted on its loop before the next)."""
-    out = []
-    for i in range(n):
-        out.append(client(procs, "whep", whep_url(srv, stream), *args, name="%s-v%d" % (stream, i)))
-        wait_until(lambda: sum(worker_players(srv).values()) >= i + 1, T(15),
-                   message="viewer %d playing" % i)
+    """n WHEP viewers started at once; returns when all play. Each is given the least loaded
+    loop when its play starts (the gauge counts it at once, on the main loop), so they
+    alternate whatever the order in which they get there."""
+    before = sum(worker_players(srv).values())
+    out = [client(procs, "whep", whep_url(srv, stream), *args, name="%s-v%d" % (stream, i))
+           for i in range(n)]
+    wait_until(lambda: sum(worker_players(srv).values()) >= before + n, T(30),
+               message="%d viewers playing" % n)
     return out
 
 
