@@ -148,6 +148,10 @@ struct wrtc {
     int wout_fd[SL_WORKERS_MAX];   /* per worker: its duplicate of the UDP descriptor + 1, 0 = none
                                       (webrtc_wout.c; closed on the worker at stop) */
     _Atomic uint64_t wout_drops;   /* packets a worker could not send (socket full, inbox full) */
+    struct wrtc_wbatch *wout_q[SL_WORKERS_MAX]; /* per worker: batches of this loop iteration, ... */
+    struct wrtc_wbatch *wout_qt[SL_WORKERS_MAX]; /* ... posted together by wout_prep (its tail) */
+    uv_prepare_t wout_prep;       /* before each poll: one message per worker with its batches */
+    int wout_prep_open;
 };
 
 /* An ICE-TCP connection (RFC 6544 framing; passive side). */
@@ -416,9 +420,9 @@ void wrtc_view_send_opus_buf(wrtc_pc_t *v, sl_buf_t *buf, uint32_t off, size_t l
 int wrtc_wout_attach(wrtc_pc_t *v);
 /** Queues one RTP packet (header bytes, a reference to the payload) for the worker. 0 or SL_E*. */
 int wrtc_wout_rtp(wrtc_pc_t *v, const uint8_t *hdr, size_t hl, sl_buf_t *buf, uint32_t off, uint16_t len);
-/** Copies one plain RTCP packet for the worker to protect and send, and posts at once. 0 or SL_E*. */
+/** Copies one plain RTCP packet for the worker to protect and send (its own batch). 0 or SL_E*. */
 int wrtc_wout_rtcp(wrtc_pc_t *v, const uint8_t *p, size_t len);
-/** Posts what was queued (after each pacer drain). */
+/** Closes the viewer's open batch (after each pacer drain); it leaves after this loop iteration's poll. */
 void wrtc_wout_flush(wrtc_pc_t *v);
 /** At stop: posts the rest and the detach (the worker frees the send side); uncounts the viewer. */
 void wrtc_wout_detach(wrtc_pc_t *v);

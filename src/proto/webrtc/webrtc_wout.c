@@ -14,8 +14,9 @@
  * outbound half moves into a wrtc_wout_t that the worker owns from then on.
  * Each time the pacer lets packets leave, the main loop appends them to a
  * batch (the 12-20 byte RTP header it wrote, and a reference to the shared
- * payload buffer: no copy) and posts the batch, one message per drain, to
- * the worker. The worker copies header and payload into a datagram,
+ * payload buffer: no copy); before the main loop polls again (a
+ * uv_prepare), the batches gathered leave as one message per worker, so a
+ * frame fanned out to a thousand viewers costs one wakeup per worker. The worker copies header and payload into a datagram,
  * protects it, and sends the batch with sendmmsg on its duplicate of the
  * shared UDP socket's descriptor (UDP sends from several threads on one
  * socket are safe; libuv handles are not, so no uv_udp_* call is made off
@@ -69,6 +70,7 @@ typedef struct wout_pkt {
 } wout_pkt_t;
 
 struct wrtc_wbatch {
+    struct wrtc_wbatch *next;    /* the next batch of the same message */
     struct wrtc_wout *o;
     struct sockaddr_storage addr;
     socklen_t alen;
@@ -118,12 +120,9 @@ static void send_n(struct wrtc_wout *o, wout_tls_t *t, unsigned n)
     }
 }
 
-/* A batch on the viewer's worker: protect every packet and send them. */
-static void wout_batch_fn(sl_worker_t *wk, void *obj, uint64_t u)
+/* One batch on the viewer's worker: protect every packet and send them. */
+static void run_batch(struct wrtc_wbatch *b)
 {
-    (void)wk;
-    (void)u;
-    struct wrtc_wbatch *b = obj;
     struct wrtc_wout *o = b->o;
     if (!g_tls)
         g_tls = sl_calloc(1, sizeof(*g_tls));
@@ -166,6 +165,17 @@ static void wout_batch_fn(sl_worker_t *wk, void *obj, uint64_t u)
     batch_free(b);
 }
 
+/* A message: the batches one loop iteration gathered for this worker (any viewers). */
+static void wout_batch_fn(sl_worker_t *wk, void *obj, uint64_t u)
+{
+    (void)wk;
+    (void)u;
+    for (struct wrtc_wbatch *b = obj, *nx; b; b = nx) {
+        nx = b->next;
+        run_batch(b);
+    }
+}
+
 /* The viewer stopped: its last batch has run (inbox order). */
 static void wout_detach_fn(sl_worker_t *wk, void *obj, uint64_t u)
 {
@@ -188,6 +198,8 @@ static void wout_close_fd_fn(sl_worker_t *wk, void *obj, uint64_t u)
 }
 
 /* ---- on the main loop ---- */
+
+static void on_wout_prep(uv_prepare_t *h);
 
 /*
  * Posts to wk, waiting out a full inbox (a close must not be lost: the
@@ -231,6 +243,18 @@ int wrtc_wout_attach(wrtc_pc_t *v)
             }
         }
     }
+    if (idx > 0 && !w->wout_prep_open) {
+        if (uv_prepare_init(w->core->loop, &w->wout_prep) == 0) {
+            w->wout_prep.data = w;
+            uv_prepare_start(&w->wout_prep, on_wout_prep);
+            uv_unref((uv_handle_t *)&w->wout_prep); /* never keeps the loop alive */
+            w->wout_prep_open = 1;
+            w->handles_open++;
+        } else {
+            wk = sl_workers_get(ws, 0);
+            idx = 0;
+        }
+    }
     if (idx > 0) {
         struct wrtc_wout *o = sl_calloc(1, sizeof(*o));
         if (!o)
@@ -250,6 +274,38 @@ int wrtc_wout_attach(wrtc_pc_t *v)
     return 0;
 }
 
+/* Posts worker idx's gathered batches as one message (dropped, counted, if refused). */
+static void post_queue(wrtc_t *w, int idx)
+{
+    struct wrtc_wbatch *head = w->wout_q[idx];
+    if (!head)
+        return;
+    w->wout_q[idx] = w->wout_qt[idx] = NULL;
+    if (sl_worker_post(sl_workers_get(w->core->workers, idx), wout_batch_fn, head, 0) == 0)
+        return;
+    for (struct wrtc_wbatch *b = head, *nx; b; b = nx) {
+        nx = b->next;
+        atomic_fetch_add_explicit(&w->wout_drops, b->n, memory_order_relaxed);
+        batch_free(b);
+    }
+}
+
+/* Before each poll of the main loop (a uv_prepare: nothing gathered waits while the loop
+ * blocks): what was gathered since leaves, one message (one wakeup at most) per worker,
+ * instead of one per viewer and drain. */
+static void on_wout_prep(uv_prepare_t *h)
+{
+    wrtc_t *w = h->data;
+    for (int i = 1; i < SL_WORKERS_MAX; i++)
+        post_queue(w, i);
+}
+
+static void wout_prep_closed(uv_handle_t *h)
+{
+    wrtc_t *w = h->data;
+    w->handles_open--;
+}
+
 /* See webrtc_internal.h. */
 void wrtc_wout_flush(wrtc_pc_t *v)
 {
@@ -257,10 +313,14 @@ void wrtc_wout_flush(wrtc_pc_t *v)
     if (!b)
         return;
     v->wbatch = NULL;
-    if (sl_worker_post(v->worker, wout_batch_fn, b, 0)) {
-        atomic_fetch_add_explicit(&v->w->wout_drops, b->n, memory_order_relaxed);
-        batch_free(b);
-    }
+    wrtc_t *w = v->w;
+    int idx = sl_worker_index(v->worker);
+    b->next = NULL;
+    if (w->wout_qt[idx])
+        w->wout_qt[idx]->next = b;
+    else
+        w->wout_q[idx] = b;
+    w->wout_qt[idx] = b;
 }
 
 /* The open batch, made on demand (NULL on ENOMEM). */
@@ -273,6 +333,7 @@ static struct wrtc_wbatch *batch_of(wrtc_pc_t *v)
         if (!b)
             return NULL;
         b->o = v->wout;
+        b->next = NULL;
         b->n = 0;
         memcpy(&b->addr, &v->addr, sizeof b->addr);
         b->alen = v->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -327,6 +388,7 @@ void wrtc_wout_detach(wrtc_pc_t *v)
         return;
     sl_worker_t *wk = v->worker;
     wrtc_wout_flush(v);
+    post_queue(v->w, sl_worker_index(wk)); /* its last packets leave before the detach */
     if (v->wout) {
         if (post_sure(wk, wout_detach_fn, v->wout, 0))
             SL_LOGW(&v->sess.log, "webrtc: worker %d stopping: a viewer's send state is left behind",
@@ -341,6 +403,13 @@ void wrtc_wout_detach(wrtc_pc_t *v)
 void wrtc_wout_stop(wrtc_t *w)
 {
     sl_workers_t *ws = w->core->workers;
+    for (int i = 1; ws && i < SL_WORKERS_MAX; i++)
+        post_queue(w, i);
+    if (w->wout_prep_open) {
+        w->wout_prep_open = 0;
+        uv_prepare_stop(&w->wout_prep);
+        uv_close((uv_handle_t *)&w->wout_prep, wout_prep_closed);
+    }
     for (int i = 1; ws && i < SL_WORKERS_MAX; i++) {
         if (!w->wout_fd[i])
             continue;
