@@ -43,6 +43,7 @@ typedef enum {
     SL_ENC_RTMP = 0, /* chunked body for the server chunk size (see rtmp_chunk.h) */
     SL_ENC_FLV_TAG,  /* HTTP-FLV tag (header + body + previous tag size) */
     SL_ENC_RTP,      /* RTP payloads + packet index for the payload MTU (see rtp.h) */
+    SL_ENC_RTP_ALT,  /* the same for a second MTU (RTSP's and WebRTC's differ by default) */
     SL_ENC_MAX
 } sl_enc_slot_t;
 

@@ -280,25 +280,35 @@ int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size
     memset(out, 0, sizeof(*out));
     if (mtu == 0)
         mtu = SL_RTP_DEFAULT_MTU;
-    sl_buf_t *cached = sl_frame_enc_get(f, SL_ENC_RTP, (uint32_t)mtu);
-    if (cached)
-        return sl_rtp_payloads_view(cached, out);
+    /* Two slots, so that two MTUs (RTSP's 1400 and WebRTC's 1200 on one stream) are each
+     * built once per frame; a third MTU is built privately. */
+    static const sl_enc_slot_t slots[2] = {SL_ENC_RTP, SL_ENC_RTP_ALT};
+    for (int i = 0; i < 2; i++) {
+        sl_buf_t *cached = sl_frame_enc_get(f, slots[i], (uint32_t)mtu);
+        if (cached)
+            return sl_rtp_payloads_view(cached, out);
+    }
     if (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META | SL_FRAME_EOS))
         return SL_EINVAL;
     if (f->data_off > f->body->len)
         return SL_EINVAL;
-    /* The once-guard: the claimer builds and publishes; anyone else (the
-     * slot is being built by another loop, or holds another MTU) builds a
-     * private copy for this call. */
-    int claimed = sl_frame_enc_claim(f, SL_ENC_RTP, (uint32_t)mtu);
+    /* The once-guard: the claimer builds and publishes; anyone else (this MTU is being
+     * built by another loop, or both slots hold other MTUs) builds a private copy. */
+    int claimed = -1;
+    for (int i = 0; i < 2 && claimed < 0; i++) {
+        if (sl_frame_enc_claim(f, slots[i], (uint32_t)mtu))
+            claimed = i;
+        else if (atomic_load_explicit(&f->enc_param[slots[i]], memory_order_acquire) == (uint32_t)mtu)
+            break; /* another thread is building this MTU: do not build it twice shared */
+    }
     int rc = rtp_build(f, mtu, config, config_len, out);
     if (rc) {
-        if (claimed)
-            sl_frame_enc_abandon(f, SL_ENC_RTP);
+        if (claimed >= 0)
+            sl_frame_enc_abandon(f, slots[claimed]);
         return rc;
     }
-    if (claimed) {
-        sl_frame_enc_publish(f, SL_ENC_RTP, out->buf); /* the cache takes the builder's reference */
+    if (claimed >= 0) {
+        sl_frame_enc_publish(f, slots[claimed], out->buf); /* the cache takes the builder's reference */
         out->priv = 0;
     } else {
         out->priv = 1;

@@ -154,10 +154,11 @@ sl_buf_t *sl_opus_flv_frame_body(const uint8_t *pkt, size_t len);
  * configuration record: its NAL length size is used, and its SPS/PPS are
  * sent before a keyframe that lacks them; NULL means 4-byte lengths and no
  * parameter sets), H.265 (config: the hvcC, used alike), VP8, Opus, AAC
- * (RFC 3640 AAC-hbr) and G.711 frames. The slot is set once (the
- * once-guard of media/frame.h): the first caller's MTU wins; a caller that
- * asks for another MTU, or loses the claim to a thread still building it,
- * gets a private build (out->priv set) for this call. Any thread. The view
+ * (RFC 3640 AAC-hbr) and G.711 frames. Two slots (SL_ENC_RTP and
+ * SL_ENC_RTP_ALT) keep the first two MTUs asked for, each set once (the
+ * once-guard of media/frame.h); a caller that asks for a third MTU, or
+ * finds its MTU still being built by another thread, gets a private build
+ * (out->priv set) for this call. Any thread. The view
  * in *out is valid while f is alive and until sl_rtp_payloads_done(out),
  * which every successful call must be paired with (it releases a private
  * build, and does nothing for the shared one); take sl_buf_ref(out->buf) to

@@ -8,9 +8,10 @@
  * (the allocator's counters return to where they started). Under
  * ThreadSanitizer (make test-tsan) this is also the data-race check of
  * sl_frame_ref/unref, sl_buf_ref/unref and the encoding cache. The RTP
- * slot alike: threads ask for the RTP payloads of the same VP8 frames at
- * once, three of them for the shared MTU and one for another (a private
- * build each time); everyone gets the right packets, the slot keeps one.
+ * slots alike: threads ask for the RTP payloads of the same VP8 frames at
+ * once, three of them for one MTU and one for another (each MTU is built
+ * into a slot of its own, or privately by a thread that found its MTU
+ * still being built); everyone gets the right packets.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -200,9 +201,7 @@ static void test_shared_rtp_payloads(void **state)
         if (t < N_THREADS - 1)
             priv_shared_mtu += g_rtp_priv[t];
     }
-    /* Not every lookup of the shared MTU was private: the slot was shared
-     * (a frame whose slot the other MTU's thread claimed first is private
-     * for everyone else, and that is allowed). */
+    /* Not every lookup of the shared MTU was private: the slots were shared. */
     assert_true(priv_shared_mtu < N_FRAMES * (N_THREADS - 1));
     for (int i = 0; i < N_FRAMES; i++) {
         sl_rtp_payloads_release(&g_want[0][i]);
