@@ -223,12 +223,14 @@ sl_metric() {
     curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'
 }
 
-# start_sluice_webrtc NAME: sluice with RTMP on RPORT, HTTP on HPORT and WebRTC
-# (UDP only, candidate 127.0.0.1, no session limits) on WPORT.
+# start_sluice_webrtc NAME [VAR=VALUE...]: sluice with RTMP on RPORT, HTTP on HPORT and
+# WebRTC (UDP only, candidate 127.0.0.1, no session limits) on WPORT; more environment after.
 start_sluice_webrtc() {
-    start_sluice "$1" "$RPORT" "$HPORT" SLUICE_WEBRTC_PORT="$WPORT" SLUICE_WEBRTC_CANDIDATES=127.0.0.1 \
+    local name=$1
+    shift
+    start_sluice "$name" "$RPORT" "$HPORT" SLUICE_WEBRTC_PORT="$WPORT" SLUICE_WEBRTC_CANDIDATES=127.0.0.1 \
         SLUICE_WEBRTC_TCP=false SLUICE_WEBRTC_MAX_SESSIONS=100000 \
-        SLUICE_WEBRTC_MAX_SESSIONS_PER_ADDRESS=100000
+        SLUICE_WEBRTC_MAX_SESSIONS_PER_ADDRESS=100000 "$@"
 }
 
 # start_janus NAME: Janus with only the HTTP transport (port JPORT) and the

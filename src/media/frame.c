@@ -84,14 +84,6 @@ void sl_frame_unref(sl_frame_t *f)
         sl_free(f);
 }
 
-void sl_frame_enc_replace(sl_frame_t *f, sl_enc_slot_t s, uint32_t param, sl_buf_t *b)
-{
-    sl_buf_t *old = atomic_exchange_explicit(&f->enc[s], NULL, memory_order_acq_rel);
-    atomic_store_explicit(&f->enc_param[s], param, memory_order_relaxed);
-    atomic_store_explicit(&f->enc[s], b, memory_order_release);
-    sl_buf_unref(old);
-}
-
 int64_t sl_frame_count(void) { return atomic_load_explicit(&g_live, memory_order_relaxed); }
 
 void sl_frame_pool_drain(void)

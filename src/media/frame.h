@@ -21,9 +21,7 @@
  * (sl_frame_enc_get). A thread that loses the claim (another thread is
  * building it, or built it for another parameter) writes a private
  * encoding of its own for that one frame: nobody waits, nothing is
- * replaced under a reader. Only the RTP slot is still replaced when asked
- * for another MTU (sl_frame_enc_replace): its users (RTSP, WebRTC) run on
- * the main loop only.
+ * replaced under a reader (the RTP slot too: media/rtp.h).
  */
 #ifndef SL_MEDIA_FRAME_H
 #define SL_MEDIA_FRAME_H
@@ -45,6 +43,7 @@ typedef enum {
     SL_ENC_RTMP = 0, /* chunked body for the server chunk size (see rtmp_chunk.h) */
     SL_ENC_FLV_TAG,  /* HTTP-FLV tag (header + body + previous tag size) */
     SL_ENC_RTP,      /* RTP payloads + packet index for the payload MTU (see rtp.h) */
+    SL_ENC_RTP_ALT,  /* the same for a second MTU (RTSP's and WebRTC's differ by default) */
     SL_ENC_MAX
 } sl_enc_slot_t;
 
@@ -125,14 +124,6 @@ static inline void sl_frame_enc_abandon(sl_frame_t *f, sl_enc_slot_t s)
 {
     atomic_store_explicit(&f->enc_param[s], 0, memory_order_release);
 }
-/**
- * Sets slot s to b (the caller's reference is taken over) for param,
- * releasing an encoding built for another param. Only for a slot used by
- * a single thread (the RTP slot: RTSP and WebRTC run on the main loop): a
- * reader on another thread could still hold the released buffer.
- */
-void sl_frame_enc_replace(sl_frame_t *f, sl_enc_slot_t s, uint32_t param, sl_buf_t *b);
-
 /** Number of frames alive, every thread (for leak checks and /metrics). */
 int64_t sl_frame_count(void);
 /**

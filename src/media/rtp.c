@@ -271,19 +271,62 @@ sl_buf_t *sl_opus_flv_frame_body(const uint8_t *pkt, size_t len)
 
 /* ---- the frame cache ---- */
 
+static int rtp_build(sl_frame_t *f, size_t mtu, const uint8_t *config, size_t config_len,
+                     sl_rtp_payloads_t *out);
+
 int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size_t config_len,
                           sl_rtp_payloads_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (mtu == 0)
         mtu = SL_RTP_DEFAULT_MTU;
-    sl_buf_t *cached = sl_frame_enc_get(f, SL_ENC_RTP, (uint32_t)mtu);
-    if (cached)
-        return sl_rtp_payloads_view(cached, out);
+    /* Two slots, so that two MTUs (RTSP's 1400 and WebRTC's 1200 on one stream) are each
+     * built once per frame; a third MTU is built privately. */
+    static const sl_enc_slot_t slots[2] = {SL_ENC_RTP, SL_ENC_RTP_ALT};
+    for (int i = 0; i < 2; i++) {
+        sl_buf_t *cached = sl_frame_enc_get(f, slots[i], (uint32_t)mtu);
+        if (cached)
+            return sl_rtp_payloads_view(cached, out);
+    }
     if (f->flags & (SL_FRAME_CONFIG | SL_FRAME_META | SL_FRAME_EOS))
         return SL_EINVAL;
     if (f->data_off > f->body->len)
         return SL_EINVAL;
+    /* The once-guard: the claimer builds and publishes; anyone else (this MTU is being
+     * built by another loop, or both slots hold other MTUs) builds a private copy. */
+    int claimed = -1;
+    for (int i = 0; i < 2 && claimed < 0; i++) {
+        if (sl_frame_enc_claim(f, slots[i], (uint32_t)mtu))
+            claimed = i;
+        else if (atomic_load_explicit(&f->enc_param[slots[i]], memory_order_acquire) == (uint32_t)mtu)
+            break; /* another thread is building this MTU: do not build it twice shared */
+    }
+    int rc = rtp_build(f, mtu, config, config_len, out);
+    if (rc) {
+        if (claimed >= 0)
+            sl_frame_enc_abandon(f, slots[claimed]);
+        return rc;
+    }
+    if (claimed >= 0) {
+        sl_frame_enc_publish(f, slots[claimed], out->buf); /* the cache takes the builder's reference */
+        out->priv = 0;
+    } else {
+        out->priv = 1;
+    }
+    return 0;
+}
+
+void sl_rtp_payloads_done(sl_rtp_payloads_t *p)
+{
+    if (p->priv)
+        sl_buf_unref(p->buf);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Packetizes f for mtu into a new payloads buffer the caller owns. */
+static int rtp_build(sl_frame_t *f, size_t mtu, const uint8_t *config, size_t config_len,
+                     sl_rtp_payloads_t *out)
+{
     const uint8_t *data = f->body->data + f->data_off;
     size_t len = f->body->len - f->data_off;
     sl_rtp_payloads_t p;
@@ -322,9 +365,6 @@ int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size
     }
     if (rc)
         return rc;
-    /* The cache takes the packetizer's reference, releasing one built for
-     * another MTU: RTP users (RTSP, WebRTC) run on the main loop only. */
-    sl_frame_enc_replace(f, SL_ENC_RTP, (uint32_t)mtu, p.buf);
     *out = p;
     return 0;
 }

@@ -118,6 +118,7 @@ typedef struct sl_rtp_payloads {
     sl_buf_t *buf;               /* the buffer (owned or borrowed: see each function) */
     const sl_rtp_pkt_ref_t *pkts;/* n packet references, inside buf */
     uint32_t n;                  /* number of packets (>= 1) */
+    int priv;                    /* sl_frame_rtp_payloads: buf is a private build the caller owns */
 } sl_rtp_payloads_t;
 
 /**
@@ -153,14 +154,23 @@ sl_buf_t *sl_opus_flv_frame_body(const uint8_t *pkt, size_t len);
  * configuration record: its NAL length size is used, and its SPS/PPS are
  * sent before a keyframe that lacks them; NULL means 4-byte lengths and no
  * parameter sets), H.265 (config: the hvcC, used alike), VP8, Opus, AAC
- * (RFC 3640 AAC-hbr) and G.711 frames. The view in *out borrows the frame's
- * cache: valid while f is alive; take sl_buf_ref(out->buf) to keep it
- * longer. The cache is keyed on mtu only: a stream passes the same config
- * for a given frame every time. Returns 0; SL_EINVAL for a config, metadata
- * or unsupported-codec frame; the packetizer's errors otherwise.
+ * (RFC 3640 AAC-hbr) and G.711 frames. Two slots (SL_ENC_RTP and
+ * SL_ENC_RTP_ALT) keep the first two MTUs asked for, each set once (the
+ * once-guard of media/frame.h); a caller that asks for a third MTU, or
+ * finds its MTU still being built by another thread, gets a private build
+ * (out->priv set) for this call. Any thread. The view
+ * in *out is valid while f is alive and until sl_rtp_payloads_done(out),
+ * which every successful call must be paired with (it releases a private
+ * build, and does nothing for the shared one); take sl_buf_ref(out->buf) to
+ * keep the payloads longer. The cache is keyed on mtu only: a stream passes
+ * the same config for a given frame every time. Returns 0; SL_EINVAL for a
+ * config, metadata or unsupported-codec frame; the packetizer's errors
+ * otherwise.
  */
 int sl_frame_rtp_payloads(sl_frame_t *f, size_t mtu, const uint8_t *config, size_t config_len,
                           sl_rtp_payloads_t *out);
+/** Ends the use of a view from sl_frame_rtp_payloads (releases a private build). */
+void sl_rtp_payloads_done(sl_rtp_payloads_t *p);
 
 /*
  * Internal to the rtp_*.c packetizers: allocates a payloads buffer for n

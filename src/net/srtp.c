@@ -25,8 +25,9 @@ _Static_assert(SL_SRTP_MAX_TRAILER >= SRTP_MAX_TRAILER_LEN + 4,
 #define REPLAY_WINDOW 1024
 
 struct sl_srtp {
-    srtp_t tx; /* owned: protects what we send (local key) */
-    srtp_t rx; /* owned: checks what the peer sends (remote key) */
+    srtp_t tx; /* owned: protects what we send (local key), NULL once split off */
+    srtp_t rx; /* owned: checks what the peer sends (remote key), NULL in a split-off tx half */
+    size_t overhead; /* RTP tag bytes of the profile */
 };
 
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
@@ -87,6 +88,7 @@ int sl_srtp_new(const sl_srtp_keys_t *keys, sl_srtp_t **out)
     sl_srtp_t *s = sl_calloc(1, sizeof *s);
     if (!s)
         return SL_ENOMEM;
+    s->overhead = keys->profile == SL_SRTP_AEAD_AES_128_GCM ? 16 : 10;
     srtp_err_status_t st = srtp_create(&s->tx, &tx_pol);
     if (st != srtp_err_status_ok) {
         rc = st == srtp_err_status_alloc_fail ? SL_ENOMEM : SL_EIO;
@@ -126,6 +128,8 @@ int sl_srtp_protect(sl_srtp_t *s, uint8_t *pkt, size_t *len, size_t cap)
     int rc = out_len(*len, cap, 12, &n);
     if (rc != 0)
         return rc;
+    if (!s->tx)
+        return SL_ECLOSED;
     if (srtp_protect(s->tx, pkt, &n) != srtp_err_status_ok)
         return SL_EPROTO;
     *len = (size_t)n;
@@ -139,6 +143,8 @@ int sl_srtp_protect_rtcp(sl_srtp_t *s, uint8_t *pkt, size_t *len, size_t cap)
     int rc = out_len(*len, cap, 8, &n);
     if (rc != 0)
         return rc;
+    if (!s->tx)
+        return SL_ECLOSED;
     if (srtp_protect_rtcp(s->tx, pkt, &n) != srtp_err_status_ok)
         return SL_EPROTO;
     *len = (size_t)n;
@@ -150,6 +156,8 @@ int sl_srtp_unprotect(sl_srtp_t *s, uint8_t *pkt, size_t *len)
 {
     if (*len > SL_SRTP_MAX_PACKET + SL_SRTP_MAX_TRAILER)
         return SL_ETOOBIG;
+    if (!s->rx)
+        return SL_ECLOSED;
     int n = (int)*len;
     if (srtp_unprotect(s->rx, pkt, &n) != srtp_err_status_ok)
         return SL_EPROTO;
@@ -162,12 +170,33 @@ int sl_srtp_unprotect_rtcp(sl_srtp_t *s, uint8_t *pkt, size_t *len)
 {
     if (*len > SL_SRTP_MAX_PACKET + SL_SRTP_MAX_TRAILER)
         return SL_ETOOBIG;
+    if (!s->rx)
+        return SL_ECLOSED;
     int n = (int)*len;
     if (srtp_unprotect_rtcp(s->rx, pkt, &n) != srtp_err_status_ok)
         return SL_EPROTO;
     *len = (size_t)n;
     return 0;
 }
+
+/* See srtp.h. The srtp_t moves as is: libsrtp keeps no state shared between sessions. */
+int sl_srtp_split_tx(sl_srtp_t *s, sl_srtp_t **tx_out)
+{
+    *tx_out = NULL;
+    if (!s || !s->tx)
+        return SL_EINVAL;
+    sl_srtp_t *t = sl_calloc(1, sizeof *t);
+    if (!t)
+        return SL_ENOMEM;
+    t->tx = s->tx;
+    t->overhead = s->overhead;
+    s->tx = NULL;
+    *tx_out = t;
+    return 0;
+}
+
+/* See srtp.h. */
+size_t sl_srtp_rtp_overhead(const sl_srtp_t *s) { return s ? s->overhead : 0; }
 
 /* See srtp.h. libsrtp zeroes its key material in srtp_dealloc. */
 void sl_srtp_free(sl_srtp_t *s)

@@ -14,7 +14,8 @@
  *
  * Threading: libsrtp is initialised once per process (thread-safe, on the
  * first sl_srtp_new); one sl_srtp_t is used by one thread at a time, in
- * sluice the loop thread that owns the WebRTC session.
+ * sluice the loop thread that owns the WebRTC session, or, once split
+ * (sl_srtp_split_tx), its outbound half by the viewer's worker loop.
  */
 #ifndef SL_NET_SRTP_H
 #define SL_NET_SRTP_H
@@ -92,6 +93,20 @@ int sl_srtp_protect_rtcp(sl_srtp_t *s, uint8_t *pkt, size_t *len, size_t cap);
 
 /** As sl_srtp_unprotect, for one SRTCP packet. */
 int sl_srtp_unprotect_rtcp(sl_srtp_t *s, uint8_t *pkt, size_t *len);
+
+/**
+ * Splits the outbound half off s: *tx_out gets a new session that only
+ * protects (sl_srtp_protect, sl_srtp_protect_rtcp) and s keeps only the
+ * inbound half (unprotect); a call on the half a session no longer has
+ * returns SL_ECLOSED. The two are separate libsrtp sessions sharing no
+ * state, so each may then be used by a different thread (WebRTC: the
+ * viewer's worker protects, the main loop unprotects its RTCP). Returns 0;
+ * SL_ENOMEM; SL_EINVAL when s has no outbound half any more.
+ */
+int sl_srtp_split_tx(sl_srtp_t *s, sl_srtp_t **tx_out);
+
+/** Bytes protect adds to an RTP packet (the tag: 10 or 16), for byte counters. */
+size_t sl_srtp_rtp_overhead(const sl_srtp_t *s);
 
 /** Frees a session and wipes its keys (NULL is ignored). */
 void sl_srtp_free(sl_srtp_t *s);

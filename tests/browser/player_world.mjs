@@ -128,7 +128,9 @@ export async function startWorld(name, apps, streams,
   W.sluiceLog = path.join(W.dir, 'sluice.0.log');
   W.sluice = start('sluice', SLUICE_BIN, ['--config', cfg], {
     cwd: W.dir,
-    env: sluiceEnv({ SLUICE_SERVER_DATA_DIR: path.join(W.dir, 'data'), SLUICE_LOG_LEVEL: 'debug' }),
+    // E2E_WORKERS=N: server.workers N, as the pytest suite (tests/e2e/conftest.py).
+    env: sluiceEnv(Object.assign({ SLUICE_SERVER_DATA_DIR: path.join(W.dir, 'data'), SLUICE_LOG_LEVEL: 'debug' },
+      process.env.E2E_WORKERS ? { SLUICE_SERVER_WORKERS: process.env.E2E_WORKERS } : {})),
   });
   await waitFor(async () => {
     if (W.sluice.exitCode !== null) throw new Error('sluice exited: ' + fs.readFileSync(W.sluiceLog, 'utf8'));

@@ -639,6 +639,7 @@ static void send_frame(rtsp_conn_t *c, rtsp_track_t *t, sl_frame_t *f)
         t->pkts++;
         t->octets += r->len;
     }
+    sl_rtp_payloads_done(&pl);
     t->last_ts = ts;
     t->last_send_ms = uv_now(c->srv->core->loop);
     c->sess.msgs_out++;

@@ -614,6 +614,7 @@ static void webrtc_stop(void *state)
     sl_list_foreach_safe(it, nx, &w->tcps) {
         tcp_close(sl_container_of(it, wrtc_tcp_t, link));
     }
+    wrtc_wout_stop(w); /* after every viewer detached: the workers close their descriptors */
     if (w->tick_open) {
         w->tick_open = 0;
         uv_timer_stop(&w->tick);

@@ -30,6 +30,7 @@
 #ifndef SL_PROTO_WEBRTC_WEBRTC_INTERNAL_H
 #define SL_PROTO_WEBRTC_WEBRTC_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -42,6 +43,7 @@
 #include "media/audio_bridge.h"
 #include "media/rtp_sync.h"
 #include "media/stream.h"
+#include "net/workers.h"
 #include "proto/webrtc/webrtc_config.h"
 
 struct sl_dtls_ctx;
@@ -56,6 +58,8 @@ struct sl_vp8_depack;
 struct sl_transcoder;
 struct sl_sdp;
 struct wrtc_pacer;
+struct wrtc_wout;
+struct wrtc_wbatch;
 
 #define WRTC_PATH_MAX 512         /* hub names, as RTMP and HTTP-FLV limit them */
 #define WRTC_TICK_MS 20           /* the timer that drives every session */
@@ -141,6 +145,13 @@ struct wrtc {
     uv_timer_t pace_timer;         /* drains the viewers' pacers (webrtc_view.c) ... */
     int pace_open, pace_running;   /* ... runs only while pacing holds a viewer */
     sl_list_t pacing;              /* viewers with packets queued (wrtc_pacer link) */
+    int wout_fd[SL_WORKERS_MAX];   /* per worker: its duplicate of the UDP descriptor + 1, 0 = none
+                                      (webrtc_wout.c; closed on the worker at stop) */
+    _Atomic uint64_t wout_drops;   /* packets a worker could not send (socket full, inbox full) */
+    struct wrtc_wbatch *wout_q[SL_WORKERS_MAX]; /* per worker: batches of this loop iteration, ... */
+    struct wrtc_wbatch *wout_qt[SL_WORKERS_MAX]; /* ... posted together by wout_prep (its tail) */
+    uv_prepare_t wout_prep;       /* before each poll: one message per worker with its batches */
+    int wout_prep_open;
 };
 
 /* An ICE-TCP connection (RFC 6544 framing; passive side). */
@@ -267,6 +278,12 @@ struct wrtc_pc {
     int ext_abs_send_time;         /* abs-send-time extension id of the video m-line, 0 = none */
     uint64_t frames_dropped;       /* video frames not sent: queue behind, waiting for a key */
     uint64_t send_retries;         /* sends refused by a full socket (queued, retried) */
+
+    /* viewer: its loop (server.workers > 1, webrtc_wout.c) */
+    sl_worker_t *worker;           /* counted in its players gauge while playing, else NULL */
+    struct wrtc_wout *wout;        /* owned by the worker: the send side there, NULL on the main loop */
+    struct wrtc_wbatch *wbatch;    /* packets gathered for the worker, not posted yet */
+    size_t wout_overhead;          /* SRTP tag bytes (byte counters) */
 };
 
 /* webrtc.c */
@@ -392,6 +409,25 @@ void wrtc_view_pace_stats(const wrtc_pc_t *v, uint64_t now_ms, uint64_t *estimat
                           uint32_t *queue_ms, uint64_t *queue_bytes);
 /** One Opus packet, a slice of buf (a reference is taken while queued), to a viewer. */
 void wrtc_view_send_opus_buf(wrtc_pc_t *v, sl_buf_t *buf, uint32_t off, size_t len, int64_t dts_ms);
+
+/* webrtc_wout.c (viewers' sends on a worker loop) */
+/**
+ * At play: picks the viewer's loop (server.workers > 1; the least loaded,
+ * the main one for ICE-TCP) and counts it there; on a worker, splits the
+ * SRTP session and hands the outbound half to it. 0 (nothing with one
+ * loop) or SL_ENOMEM.
+ */
+int wrtc_wout_attach(wrtc_pc_t *v);
+/** Queues one RTP packet (header bytes, a reference to the payload) for the worker. 0 or SL_E*. */
+int wrtc_wout_rtp(wrtc_pc_t *v, const uint8_t *hdr, size_t hl, sl_buf_t *buf, uint32_t off, uint16_t len);
+/** Copies one plain RTCP packet for the worker to protect and send (its own batch). 0 or SL_E*. */
+int wrtc_wout_rtcp(wrtc_pc_t *v, const uint8_t *p, size_t len);
+/** Closes the viewer's open batch (after each pacer drain); it leaves after this loop iteration's poll. */
+void wrtc_wout_flush(wrtc_pc_t *v);
+/** At stop: posts the rest and the detach (the worker frees the send side); uncounts the viewer. */
+void wrtc_wout_detach(wrtc_pc_t *v);
+/** Protocol stop, after every session was freed: the workers close their descriptors. */
+void wrtc_wout_stop(wrtc_t *w);
 
 /* webrtc_dc.c (data channels) */
 /** A data channel message from the session. */

@@ -614,6 +614,19 @@ void wrtc_pc_on_packet(wrtc_pc_t *pc, const uint8_t *p, size_t len)
 
 void wrtc_pc_send_rtp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap)
 {
+    if (pc->wout) {
+        /* Only the viewer's worker holds the outbound SRTP session. */
+        sl_buf_t *b = sl_buf_from(p, len);
+        if (b && len > 12 && wrtc_wout_rtp(pc, p, 12, b, 12, (uint16_t)(len - 12)) == 0) {
+            pc->w->c.rtp_out++;
+            pc->w->c.rtp_bytes_out += len;
+            pc->rtp_out++;
+            pc->sess.msgs_out++;
+            wrtc_wout_flush(pc);
+        }
+        sl_buf_unref(b);
+        return;
+    }
     if (!pc->srtp || !pc->have_addr)
         return;
     size_t n = len;
@@ -628,6 +641,10 @@ void wrtc_pc_send_rtp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap)
 
 void wrtc_pc_send_rtcp(wrtc_pc_t *pc, uint8_t *p, size_t len, size_t cap)
 {
+    if (pc->wout) {
+        wrtc_wout_rtcp(pc, p, len); /* the worker holds the outbound SRTP session */
+        return;
+    }
     if (!pc->srtp || !pc->have_addr)
         return;
     size_t n = len;

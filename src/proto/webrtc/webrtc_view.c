@@ -134,7 +134,7 @@ static uint32_t abs_send_time_now(void)
  * for good), SL_EAGAIN when the socket is full (nothing counted: the
  * caller retries the same packet), else an error.
  */
-static int send_one(wrtc_pc_t *v, wrtc_out_track_t *t, const uint8_t *payload, size_t len, int marker,
+static int send_one(wrtc_pc_t *v, wrtc_out_track_t *t, sl_buf_t *buf, uint32_t off, size_t len, int marker,
                     uint16_t seq, uint32_t ts, int abs_id)
 {
     uint8_t pkt[WRTC_MAX_DATAGRAM + WRTC_SRTP_ROOM];
@@ -167,7 +167,19 @@ static int send_one(wrtc_pc_t *v, wrtc_out_track_t *t, const uint8_t *payload, s
         pkt[18] = (uint8_t)(ast >> 8);
         pkt[19] = (uint8_t)ast;
     }
-    memcpy(pkt + hl, payload, len);
+    if (v->wout) {
+        /* Protected and sent by the viewer's worker (webrtc_wout.c). */
+        int rc = wrtc_wout_rtp(v, pkt, hl, buf, off, (uint16_t)len);
+        if (rc)
+            return rc;
+        v->w->c.rtp_out++;
+        v->w->c.rtp_bytes_out += hl + len;
+        v->rtp_out++;
+        v->sess.msgs_out++;
+        v->sess.bytes_out += hl + len + v->wout_overhead;
+        return 0;
+    }
+    memcpy(pkt + hl, buf->data + off, len);
     size_t n = hl + len;
     /* SRTP may protect the same sequence number again on a retry
      * (allow_repeat_tx, net/srtp.c), as it does for NACKed packets. */
@@ -227,7 +239,7 @@ static int pace_send(void *ud, const sl_pacer_pkt_t *k)
     wrtc_out_track_t *t = k->track ? &v->aout : &v->vout;
     int rtx = k->kind == SL_PACER_RTX;
     uint16_t seq = rtx ? k->seq : t->seq;
-    int rc = send_one(v, t, k->buf->data + k->off, k->len, k->marker, seq, k->ts,
+    int rc = send_one(v, t, k->buf, k->off, k->len, k->marker, seq, k->ts,
                       k->track ? 0 : v->ext_abs_send_time);
     if (rc == SL_EAGAIN) {
         v->send_retries++;
@@ -253,6 +265,8 @@ static int pace_drain(wrtc_pc_t *v, uint64_t now)
     struct wrtc_pacer *pp = v->pacer;
     sl_pacer_set_rate(&pp->q, pacing_rate(v));
     int rc = sl_pacer_drain(&pp->q, now, pace_send, v);
+    if (v->wout)
+        wrtc_wout_flush(v); /* what left goes to the worker in one message */
     if (sl_pacer_empty(&pp->q)) {
         sl_list_remove(&pp->link);
     } else if (!sl_list_linked(&pp->link)) {
@@ -393,6 +407,7 @@ static void view_send_video(wrtc_pc_t *v, sl_frame_t *f)
             break;
         }
     }
+    sl_rtp_payloads_done(&payloads); /* the queue holds its own references */
     pace_drain(v, now);
 }
 
@@ -586,6 +601,8 @@ int wrtc_view_start(wrtc_pc_t *v)
         return SL_ENOMEM;
     if (!v->pacer && pacer_new(v))
         return SL_ENOMEM;
+    if (wrtc_wout_attach(v))
+        return SL_ENOMEM;
     v->ws = ws;
     sl_list_push_back(&ws->viewers, &v->vlink);
     ws->n_viewers++;
@@ -639,6 +656,7 @@ void wrtc_view_stop(wrtc_pc_t *v, const char *reason)
         sl_events_emit_session(v->w->core, &v->sess, SL_EV_PLAY_STOP, reason);
         sl_session_set_role(&v->sess, SL_ROLE_NONE);
     }
+    wrtc_wout_detach(v);
     pacer_free(v);
     hist_free(&v->vout);
     hist_free(&v->aout);

@@ -861,10 +861,29 @@ static void test_frame_cache(void **state)
     assert_int_equal(p.buf->refs, 1); /* only the frame holds it */
     /* A viewer that keeps the payloads past the frame takes a reference. */
     sl_buf_t *kept = sl_buf_ref(q.buf);
-    /* Another MTU rebuilds. */
+    /* A second MTU: built once into the second slot; the first stays as it was (set once). */
     assert_int_equal(sl_frame_rtp_payloads(f, 500, rec, rec_len, &q), 0);
     assert_ptr_not_equal(q.buf, kept);
+    assert_false(q.priv);
     assert_true(q.n > p.n);
+    assert_ptr_equal(f->enc[SL_ENC_RTP_ALT], q.buf);
+    assert_ptr_equal(f->enc[SL_ENC_RTP], kept);
+    assert_int_equal(atomic_load(&f->enc_param[SL_ENC_RTP]), SL_RTP_DEFAULT_MTU);
+    sl_buf_t *alt = q.buf;
+    sl_rtp_payloads_done(&q);
+    assert_int_equal(sl_frame_rtp_payloads(f, 500, rec, rec_len, &q), 0);
+    assert_ptr_equal(q.buf, alt);
+    sl_rtp_payloads_done(&q);
+    /* A third MTU: a private build, released by sl_rtp_payloads_done. */
+    assert_int_equal(sl_frame_rtp_payloads(f, 700, rec, rec_len, &q), 0);
+    assert_true(q.priv);
+    assert_ptr_not_equal(q.buf, kept);
+    assert_ptr_not_equal(q.buf, alt);
+    sl_rtp_payloads_done(&q);
+    assert_int_equal(sl_frame_rtp_payloads(f, 0, rec, rec_len, &q), 0);
+    assert_false(q.priv);
+    assert_ptr_equal(q.buf, kept);
+    sl_rtp_payloads_done(&q);
     sl_frame_unref(f); /* frees the cached payloads and their index */
     assert_int_equal(kept->refs, 1);
     sl_rtp_payloads_view(kept, &p);

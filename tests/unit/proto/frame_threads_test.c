@@ -7,7 +7,11 @@
  * built at most once, and every frame and buffer is freed exactly once
  * (the allocator's counters return to where they started). Under
  * ThreadSanitizer (make test-tsan) this is also the data-race check of
- * sl_frame_ref/unref, sl_buf_ref/unref and the encoding cache.
+ * sl_frame_ref/unref, sl_buf_ref/unref and the encoding cache. The RTP
+ * slots alike: threads ask for the RTP payloads of the same VP8 frames at
+ * once, three of them for one MTU and one for another (each MTU is built
+ * into a slot of its own, or privately by a thread that found its MTU
+ * still being built); everyone gets the right packets.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,6 +23,8 @@
 
 #include "base/alloc.h"
 #include "media/frame.h"
+#include "media/rtp.h"
+#include "media/rtp_vp8.h"
 #include "proto/rtmp/rtmp_chunk.h"
 #include "sluice/errors.h"
 
@@ -122,10 +128,95 @@ static void test_shared_frames(void **state)
     assert_int_equal(sl_alloc_bytes(), bytes0);
 }
 
+/* ---- the RTP slot ---- */
+
+#define MTU_SHARED 1200
+#define MTU_OTHER 500
+static int g_rtp_bad[N_THREADS], g_rtp_priv[N_THREADS];
+static sl_rtp_payloads_t g_want[2][N_FRAMES]; /* [0] shared MTU, [1] the other */
+
+static int same_payloads(const sl_rtp_payloads_t *a, const sl_rtp_payloads_t *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (uint32_t k = 0; k < a->n; k++)
+        if (a->pkts[k].len != b->pkts[k].len || a->pkts[k].marker != b->pkts[k].marker ||
+            memcmp(a->buf->data + a->pkts[k].off, b->buf->data + b->pkts[k].off, a->pkts[k].len))
+            return 0;
+    return 1;
+}
+
+static void *rtp_worker(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    int other = id == N_THREADS - 1;
+    pthread_barrier_wait(&g_start);
+    for (int i = 0; i < N_FRAMES; i++) {
+        sl_frame_t *f = g_frames[i];
+        sl_rtp_payloads_t p;
+        if (sl_frame_rtp_payloads(f, other ? MTU_OTHER : MTU_SHARED, NULL, 0, &p) != 0) {
+            g_rtp_bad[id]++;
+        } else {
+            if (!same_payloads(&p, &g_want[other][i]))
+                g_rtp_bad[id]++;
+            g_rtp_priv[id] += p.priv;
+            sl_rtp_payloads_done(&p);
+        }
+        sl_frame_unref(f);
+    }
+    sl_frame_pool_drain();
+    return NULL;
+}
+
+static void test_shared_rtp_payloads(void **state)
+{
+    (void)state;
+    int64_t bytes0 = sl_alloc_bytes();
+    static uint8_t vp8[4000];
+    for (int i = 0; i < N_FRAMES; i++) {
+        size_t len = 1000 + (size_t)i * 13;
+        for (size_t k = 0; k < len; k++)
+            vp8[k] = (uint8_t)(k * 5 + (size_t)i);
+        vp8[0] = 0x10;
+        assert_int_equal(sl_frame_new(SL_FLV_VIDEO, (uint32_t)i, sl_vp8_flv_frame_body(vp8, len, 1), &g_frames[i]),
+                         0);
+        assert_int_equal(sl_vp8_packetize(vp8, len, MTU_SHARED, &g_want[0][i]), 0);
+        assert_int_equal(sl_vp8_packetize(vp8, len, MTU_OTHER, &g_want[1][i]), 0);
+        for (int t = 0; t < N_THREADS; t++)
+            sl_frame_ref(g_frames[i]);
+    }
+    pthread_t th[N_THREADS];
+    assert_int_equal(pthread_barrier_init(&g_start, NULL, N_THREADS + 1), 0);
+    for (int t = 0; t < N_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, rtp_worker, (void *)(intptr_t)t), 0);
+    pthread_barrier_wait(&g_start);
+    for (int i = 0; i < N_FRAMES; i++)
+        sl_frame_unref(g_frames[i]);
+    for (int t = 0; t < N_THREADS; t++)
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+    pthread_barrier_destroy(&g_start);
+    int priv_shared_mtu = 0;
+    for (int t = 0; t < N_THREADS; t++) {
+        assert_int_equal(g_rtp_bad[t], 0);
+        if (t < N_THREADS - 1)
+            priv_shared_mtu += g_rtp_priv[t];
+    }
+    /* Not every lookup of the shared MTU was private: the slots were shared. */
+    assert_true(priv_shared_mtu < N_FRAMES * (N_THREADS - 1));
+    for (int i = 0; i < N_FRAMES; i++) {
+        sl_rtp_payloads_release(&g_want[0][i]);
+        sl_rtp_payloads_release(&g_want[1][i]);
+    }
+    sl_frame_pool_drain();
+    assert_int_equal(sl_frame_count(), 0);
+    assert_int_equal(sl_alloc_bytes(), bytes0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_frames),
+        cmocka_unit_test(test_shared_rtp_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
