@@ -331,7 +331,7 @@ static void eval_rule(rule_ctx_t *x, const sl_as_subgroup_t *s, const sl_as_rule
                 ids[n_ids] = names[n_ids];
                 sl_as_tracked_t *p = &st.pending[st.n_pending++];
                 memset(p, 0, sizeof *p);
-                snprintf(p->id, sizeof p->id, "%s", names[n_ids]);
+                memcpy(p->id, names[n_ids], sizeof p->id); /* same size, NUL-terminated */
                 p->since_ms = now;
                 n_ids++;
             }
