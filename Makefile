@@ -80,12 +80,14 @@ deb:
 test-deb:
 	$(PYTEST) tests/e2e/test_packaging.py -q -m deb $(PYTEST_ARGS)
 
+# The release e2e pass runs every server with two event loops (server.workers: 2: RTMP
+# players' fan-out and WHEP viewers' SRTP on a worker); the ASan pass with the default one.
 test: deps-test
 	@/usr/bin/python3 scripts/check-layers.py
 	@$(MAKE) --no-print-directory build build-asan install-build
 	@$(MAKE) --no-print-directory test-unit BUILD=build
 	@$(MAKE) --no-print-directory test-fuzz-replay BUILD=build-asan
-	@$(MAKE) --no-print-directory test-e2e BUILD=build
+	@E2E_WORKERS=2 $(MAKE) --no-print-directory test-e2e BUILD=build
 	@$(MAKE) --no-print-directory test-browser BUILD=build
 	@$(MAKE) --no-print-directory test-deb
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
