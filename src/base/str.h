@@ -59,6 +59,15 @@ int sl_url_decode_n(const char *p, size_t n, char *out, size_t cap);
 int sl_query_get(const char *query, const char *key, int which, char *out, size_t cap);
 
 /*
+ * True when the JSON text (len bytes, not NUL-terminated) never nests
+ * objects and arrays deeper than max_depth. A scan of the raw text
+ * (strings and their escapes skipped), run before a JSON parser whose own
+ * nesting cap is far higher (jansson: 2048), so a hostile body cannot make
+ * it recurse. It does not validate: the parser does.
+ */
+int sl_json_depth_ok(const char *text, size_t len, int max_depth);
+
+/*
  * Walks a comma-separated list: returns the next item with the blanks and
  * tabs around it trimmed, its length in *len, and moves *cursor past it;
  * empty items are skipped. NULL at the end (also when *cursor is NULL).

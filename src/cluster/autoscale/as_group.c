@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/str.h"
 #include "sluice/errors.h"
 
 int sl_as_group_name_ok(const char *name)
@@ -506,22 +507,8 @@ json_t *sl_as_launch_parse(const char *text, size_t len, const char *url_name, c
     *why = "the body is not JSON, nests too deep or is larger than 16 KB";
     if (!text || len == 0 || len > SL_AS_LAUNCH_JSON_MAX)
         return NULL;
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if ((c == '{' || c == '[') && ++depth > 16) {
-            return NULL;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
+    if (!sl_json_depth_ok(text, len, 16))
+        return NULL;
     json_t *b = json_loadb(text, len, 0, NULL);
     if (!b)
         return NULL;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "sluice/errors.h"
 
 #define DEPTH_MAX 16
@@ -292,23 +293,8 @@ json_t *sl_sm_prov_parse(const char *text, size_t len)
     if (!text || len == 0 || len > SL_SM_PROV_BODY_MAX)
         return NULL;
     /* jansson's own nesting cap is 2048: ours is far lower (no honest body nests deeper). */
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '{' || c == '[') {
-            if (++depth > DEPTH_MAX)
-                return NULL;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
+    if (!sl_json_depth_ok(text, len, DEPTH_MAX))
+        return NULL;
     return json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 }
 
