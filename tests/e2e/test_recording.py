@@ -563,17 +563,19 @@ def test_cleaner_by_age_spares_busy_and_pending_upload(sluice_factory, media_tag
     srv = start_api_server(sluice_factory, env={"SLUICE_APP_LIVE_RECORD_MAX_AGE": "1h",
                                                 "SLUICE_CLEANER_INTERVAL": "1s"})
     streams = srv.data_dir / "live" / "streams"
-    make_old(streams / "old1.flv", 1000, 7200)
-    make_old(streams / "room1" / "old2.flv", 1000, 7200)
-    make_old(streams / "young.flv", 1000, 60)
-    make_old(streams / "pending.flv", 1000, 7200)
-    make_old(streams / "hls" / "seg.flv", 1000, 7200)  # the HLS writer's folder: not ours
-    db = sqlite3.connect(str(srv.data_dir / "sluice.db"))
+    # The upload row is committed before its file exists: a sweep (every second, on
+    # the thread pool) that finds the file must also find the row.
+    db = sqlite3.connect(str(srv.data_dir / "sluice.db"), timeout=T(5))
     db.execute("CREATE TABLE IF NOT EXISTS upload_queue (file TEXT, state TEXT)")
     db.execute("INSERT INTO upload_queue (file, state) VALUES (?, 'pending')",
                (str(streams / "pending.flv"),))
     db.commit()
     db.close()
+    make_old(streams / "pending.flv", 1000, 7200)
+    make_old(streams / "young.flv", 1000, 60)
+    make_old(streams / "hls" / "seg.flv", 1000, 7200)  # the HLS writer's folder: not ours
+    make_old(streams / "old1.flv", 1000, 7200)
+    make_old(streams / "room1" / "old2.flv", 1000, 7200)
     events = EventReader(srv, {"type": "record_deleted"})
     pub, sid = rtmp_client.open_publisher(HOST, srv.port, "live", "busy1", timeout=T(5),
                                           kind="record")
@@ -594,6 +596,27 @@ def test_cleaner_by_age_spares_busy_and_pending_upload(sluice_factory, media_tag
         events.close()
         flv.stop()
         pub.close()
+
+
+def test_cleaner_keeps_files_when_the_upload_queue_cannot_be_read(sluice_factory):
+    """An upload queue the server cannot read (here: a table without its state
+    column) says nothing about what waits for upload: the cleaner keeps every
+    file it would have asked about, and deletes nothing on a guess."""
+    srv = start_api_server(sluice_factory, env={"SLUICE_APP_LIVE_RECORD_MAX_AGE": "1h",
+                                                "SLUICE_CLEANER_INTERVAL": "1s"})
+    streams = srv.data_dir / "live" / "streams"
+    db = sqlite3.connect(str(srv.data_dir / "sluice.db"), timeout=T(5))
+    db.execute("CREATE TABLE upload_queue (file TEXT)")
+    db.commit()
+    db.close()
+    make_old(streams / "unknown.flv", 1000, 7200)
+    events = EventReader(srv, {"type": "record_deleted"})
+    try:
+        time.sleep(2.5)  # two sweeps at least: nothing may go (no condition to poll)
+        assert (streams / "unknown.flv").exists()
+        assert events.snapshot() == [], events.snapshot()
+    finally:
+        events.close()
 
 
 def test_cleaner_by_quota_oldest_first(sluice_factory):

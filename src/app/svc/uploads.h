@@ -15,9 +15,10 @@
 typedef struct sl_uploads_service {
     /**
      * 1 when the file (path as recorded, e.g. "{data_dir}/live/streams/a.flv")
-     * has an upload that is not finished yet, 0 when not (or when the queue
-     * cannot be read: nothing is known to wait), and a negative SL_E* code
-     * when the store is closed. Blocks on the store: any thread except the
+     * has an upload that is not finished yet, 0 when not (or when there is
+     * no queue at all), and a negative SL_E* code when the store is closed
+     * or the queue cannot be read (SL_EIO): a caller that deletes must then
+     * keep the file. Blocks on the store: any thread except the
      * loop's (the cleaner calls it from the thread pool). path is borrowed
      * for the call.
      */

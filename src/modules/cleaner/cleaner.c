@@ -169,7 +169,7 @@ static void sweep_app(cleaner_t *c, const sl_app_config_t *app, uint64_t now)
         for (size_t b = 0; b < c->n_busy && !f->keep; b++)
             f->keep = strcmp(c->busy[b], f->path) == 0;
         if (!f->keep && c->uploads)
-            f->keep = c->uploads->pending(c->uploads_ud, f->path) == 1;
+            f->keep = c->uploads->pending(c->uploads_ud, f->path) != 0; /* unknown: keep */
     }
     /* Oldest first: by age, then by quota. */
     for (size_t i = 0; i < fs.n; i++) {

@@ -731,13 +731,20 @@ static int pending_work(sqlite3 *db, void *arg)
 {
     pending_t *p = arg;
     sqlite3_stmt *st = NULL;
-    int found = 0;
+    int found;
     if (sqlite3_prepare_v2(db, "SELECT 1 FROM upload_queue WHERE file = ? AND state ="
                                " 'pending' LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, p->path, -1, SQLITE_STATIC);
-        found = sqlite3_step(st) == SQLITE_ROW;
+        int rc = sqlite3_step(st);
+        found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : SL_EIO;
+    } else {
+        /* No such table: nothing ever waited for upload. Any other failure (busy,
+         * I/O): unknown, and a caller about to delete must keep the file. */
+        found = sqlite3_errcode(db) == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table")
+                    ? 0
+                    : SL_EIO;
     }
-    sqlite3_finalize(st); /* no such table: nothing waits for upload */
+    sqlite3_finalize(st);
     return found;
 }
 
