@@ -73,8 +73,9 @@ static const slot_t g_server_slots[] = {
     {"workers", SL_CONFIG_INT, CFG(server_workers), "1", 0, 64, NULL,
      "Event-loop threads, the main loop included; 0 = one per core. 1 runs everything on one "
      "loop. With more, each plain-TCP RTMP player's queue, drop policy and socket writes run on "
-     "the least loaded loop, which gets each frame of the stream once; reading, commands, "
-     "publishing, the API and modules stay on the main loop (docs/internals/threads.md).",
+     "the least loaded loop, which gets each frame of the stream once, and each WHEP viewer's "
+     "SRTP encryption and sends run on its loop; reading, commands, publishing, pacing, the "
+     "API and modules stay on the main loop (docs/internals/threads.md).",
      SL_CONFIG_RESTART},
 };
 
