@@ -118,7 +118,9 @@ const char *sl_redact(const char *s, char *out, size_t cap)
             }
             continue;
         }
-        if ((n = jwt_len(p)) > 0 && (p == s || !is_b64url((unsigned char)p[-1]))) {
+        /* A JWT starts a token: not inside one ("x=eyJ..." starts one: '=' is only
+         * padding at the end of base64url, never before it). */
+        if ((n = jwt_len(p)) > 0 && (p == s || p[-1] == '=' || !is_b64url((unsigned char)p[-1]))) {
             put(&w, "***", 3);
             p += n;
             continue;

@@ -215,7 +215,7 @@ def test_payloads_headers_signature(sluice_factory, receiver, media_src, procs):
     cfg = hook_config([receiver.url], http_port)
     cfg["server"] = {"node_name": "edge-7"}
     srv = sluice_factory(config=cfg)
-    pub_url = "rtmp://%s:%d/live/wh1?username=alice" % (HOST, srv.port)
+    pub_url = "rtmp://%s:%d/live/wh1?username=alice&token=tok-s3cr3t" % (HOST, srv.port)
     pub = procs.start(["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", "-re",
                        "-i", str(media_src), "-t", "4", "-c", "copy", "-f", "flv", pub_url],
                       "ffmpeg-publish")
@@ -251,9 +251,11 @@ def test_payloads_headers_signature(sluice_factory, receiver, media_src, procs):
             assert b["guid"] == b["session"]
         else:
             assert b["guid"] == "live/wh1" and b["stream"] == "wh1"
-    # The publisher's query (on the stream name) names the user.
+    # The publisher's query (on the stream name) names the user; its token is masked
+    # (webhooks.raw_query false) in every payload.
     assert by["stream-published"][0]["username"] == "alice"
-    assert by["stream-published"][0]["query"] == "username=alice"
+    assert by["stream-published"][0]["query"] == "username=alice&token=***"
+    assert "tok-s3cr3t" not in json.dumps(got)
     assert by["stream-subscribed"][0]["username"] == ""
     assert by["stream-unpublished"][0]["duration_ms"] >= 1000
     assert by["stream-unpublished"][0]["bytes_in"] > 100000

@@ -89,7 +89,9 @@ int sl__webhooks_delivery_id(char *out, size_t cap, const char *node, uint64_t e
  * username, userAgent, clusterNodeType, timestamp, nodePublicIp) and
  * sluice's (id, sluice_event, event_seq, time, node, app, stream, session,
  * protocol, remote_address, remote_port, reason, query, path, bytes_in,
- * bytes_out, duration_ms); absent strings are JSON null. ev is borrowed;
+ * bytes_out, duration_ms); absent strings are JSON null. The query has the
+ * values of secret-named keys (password, token, key, ...: base/redact.h)
+ * and JWTs masked as "***". ev is borrowed;
  * node may be NULL or "". Returns a NUL-terminated string the caller frees
  * with sl_free, or NULL on ENOMEM.
  */
@@ -107,12 +109,13 @@ typedef struct sl__webhooks_cluster {
 /**
  * sl__webhooks_payload for a node in cluster mode: clusterNodeType is
  * cl->type (instead of TYPE_OFF), nodePublicIp cl->host, and the payload
- * gains "cluster_node": cl->id. cl NULL or with an empty type: exactly
- * sl__webhooks_payload.
+ * gains "cluster_node": cl->id. cl NULL or with an empty type: as
+ * sl__webhooks_payload. raw_query (webhooks.raw_query) sends the query as
+ * the client sent it, credentials included, instead of masked.
  */
 char *sl__webhooks_payload_cluster(const sl_event_t *ev, const char *node,
                                    const char *delivery_id, uint64_t event_seq,
-                                   const sl__webhooks_cluster_t *cl);
+                                   const sl__webhooks_cluster_t *cl, int raw_query);
 
 /** Red5's clusterNodeType for a cluster role ("origin" -> "TYPE_ORIGIN"; unknown: "TYPE_AUTO"). */
 const char *sl__webhooks_cluster_type(const char *role);

@@ -20,6 +20,9 @@ static const sl_config_slot_t g_slots[] = {
      24 * SL_CONFIG_HOUR, NULL, "Longest wait between two attempts (exponential backoff with jitter up to this).", 0},
     {"retention", SL_CONFIG_DURATION, offsetof(sl_webhooks_config_t, retention_ms), "168h", 0, 8760 * SL_CONFIG_HOUR, NULL,
      "How long delivered rows stay in the outbox (listed by the API) before they are deleted; 0 = forever.", 0},
+    {"raw_query", SL_CONFIG_BOOL, offsetof(sl_webhooks_config_t, raw_query), "false", 0, 0, NULL,
+     "Send the client's query string as sent, credentials included; false = the values of "
+     "secret-named keys (password, token, key, secret, auth, sig, ...) and JWTs are \"***\".", 0},
 };
 
 static const sl_config_slot_t g_app_slots[] = {

@@ -19,6 +19,7 @@ typedef struct sl_webhooks_config {
     int64_t timeout_ms;
     int64_t retry_max_ms;
     int64_t retention_ms;                /* delivered rows kept this long; 0 = forever */
+    int raw_query;                       /* send the client's query unmasked */
 } sl_webhooks_config_t;
 
 /* Per-app settings of this section (apps.<name>.<key>). */

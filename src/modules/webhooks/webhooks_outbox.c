@@ -252,7 +252,8 @@ static int insert_event(sl_webhooks_t *w, writer_t *wr, const sl_wh_item_t *it, 
             continue; /* the same URL listed twice gets the event once */
         if (sl__webhooks_delivery_id(id, sizeof id, w->node, seq, index++))
             return SL_ETOOBIG;
-        char *body = sl__webhooks_payload_cluster(&it->ev, w->node, id, seq, &w->cluster);
+        char *body = sl__webhooks_payload_cluster(&it->ev, w->node, id, seq, &w->cluster,
+                                                  sl_webhooks_cfg(sl__wh_cfg(w))->raw_query);
         if (!body)
             return SL_ENOMEM;
         sqlite3_stmt *st = wr->insert;

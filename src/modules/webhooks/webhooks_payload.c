@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "base/alloc.h"
+#include "base/redact.h"
 #include "base/str.h"
 #include "proto/http/http.h"
 #include "sluice/errors.h"
@@ -147,12 +148,12 @@ const char *sl__webhooks_cluster_type(const char *role)
 char *sl__webhooks_payload(const sl_event_t *ev, const char *node, const char *delivery_id,
                            uint64_t event_seq)
 {
-    return sl__webhooks_payload_cluster(ev, node, delivery_id, event_seq, NULL);
+    return sl__webhooks_payload_cluster(ev, node, delivery_id, event_seq, NULL, 0);
 }
 
 char *sl__webhooks_payload_cluster(const sl_event_t *ev, const char *node,
                                    const char *delivery_id, uint64_t event_seq,
-                                   const sl__webhooks_cluster_t *cl)
+                                   const sl__webhooks_cluster_t *cl, int raw_query)
 {
     int clustered = cl && cl->type[0];
     char guid[512], username[256];
@@ -189,7 +190,19 @@ char *sl__webhooks_payload_cluster(const sl_event_t *ev, const char *node,
     bad |= json_object_set_new(o, "remote_port",
                                ev->remote_port ? json_integer(ev->remote_port) : json_null());
     bad |= json_object_set_new(o, "reason", str_or_null(ev->reason));
-    bad |= json_object_set_new(o, "query", str_or_null(ev->query));
+    if (ev->query && !raw_query) {
+        /* Masking a value never grows a pair past 2x ("k=" -> "k=***"). */
+        size_t cap = 2 * strlen(ev->query) + 16;
+        char *masked = sl_malloc(cap);
+        if (!masked) {
+            json_decref(o);
+            return NULL;
+        }
+        bad |= json_object_set_new(o, "query", json_string(sl_redact(ev->query, masked, cap)));
+        sl_free(masked);
+    } else {
+        bad |= json_object_set_new(o, "query", str_or_null(ev->query));
+    }
     bad |= json_object_set_new(o, "path", str_or_null(ev->path));
     bad |= json_object_set_new(o, "bytes_in", json_integer((json_int_t)ev->bytes_in));
     bad |= json_object_set_new(o, "bytes_out", json_integer((json_int_t)ev->bytes_out));

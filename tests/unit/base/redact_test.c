@@ -59,6 +59,9 @@ static void test_userinfo_and_jwt(void **state)
            "Bearer *** end");
     expect("rtmp://h/live?eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig", "rtmp://h/live?***");
     expect("eyJ.not-a-jwt", "eyJ.not-a-jwt");
+    /* A JWT as the value of a name that says nothing of secrets. */
+    expect("?t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig&x=1", "?t=***&x=1");
+    expect("abceyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig", "abceyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig");
 }
 
 static void test_command_lines(void **state)

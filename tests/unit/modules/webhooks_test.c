@@ -192,7 +192,7 @@ static void test_payload_fields(void **state)
     assert_int_equal(json_integer_value(json_object_get(o, "remote_port")), 50000);
     assert_true(json_is_null(json_object_get(o, "reason")));
     assert_string_equal(json_string_value(json_object_get(o, "query")),
-                        "username=alice%20b&password=secret");
+                        "username=alice%20b&password=***"); /* masked by default */
     assert_true(json_is_null(json_object_get(o, "path")));
     assert_int_equal(json_integer_value(json_object_get(o, "bytes_in")), 1000);
     assert_int_equal(json_integer_value(json_object_get(o, "bytes_out")), 2000);
@@ -245,7 +245,7 @@ static void test_payload_cluster(void **state)
     assert_string_equal(sl__webhooks_cluster_type("transcoder"), "TYPE_TRANSCODER");
     assert_string_equal(sl__webhooks_cluster_type("all"), "TYPE_AUTO");
     sl__webhooks_cluster_t cl = {.type = "TYPE_EDGE", .id = "edge-7", .host = "203.0.113.9"};
-    char *body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, &cl);
+    char *body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, &cl, 0);
     assert_non_null(body);
     json_t *o = json_loads(body, 0, NULL);
     assert_non_null(o);
@@ -256,10 +256,33 @@ static void test_payload_cluster(void **state)
     sl_free(body);
     /* Standalone (empty type): as before, no cluster_node. */
     sl__webhooks_cluster_t none = {0};
-    body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, &none);
+    body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, &none, 0);
     o = json_loads(body, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(o, "clusterNodeType")), "TYPE_OFF");
     assert_null(json_object_get(o, "cluster_node"));
+    json_decref(o);
+    sl_free(body);
+}
+
+/* The query: secrets masked (every value of a secret-named key, a JWT, URL userinfo),
+ * other values kept; webhooks.raw_query sends it as the client did. */
+static void test_payload_query_masking(void **state)
+{
+    (void)state;
+    sl_event_t ev = mkevent(SL_EV_PUBLISH);
+    ev.query = "username=bob&token=abc&x=1&api_key=k&t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig&"
+               "password=";
+    char *body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, NULL, 0);
+    json_t *o = json_loads(body, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "query")),
+                        "username=bob&token=***&x=1&api_key=***&t=***&password=");
+    assert_string_equal(json_string_value(json_object_get(o, "username")), "bob");
+    json_decref(o);
+    sl_free(body);
+    body = sl__webhooks_payload_cluster(&ev, "", "sluice-1-0", 1, NULL, 1);
+    o = json_loads(body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "query")), ev.query);
     json_decref(o);
     sl_free(body);
 }
@@ -335,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_delivery_id),
         cmocka_unit_test(test_payload_fields),
         cmocka_unit_test(test_payload_cluster),
+        cmocka_unit_test(test_payload_query_masking),
         cmocka_unit_test(test_payload_nomem),
         cmocka_unit_test(test_signature),
         cmocka_unit_test(test_backoff_bounds),
