@@ -1,0 +1,334 @@
+"""Cluster mode on a sharded Redis Cluster (issue 19: "Redis Sentinel/Cluster addresses
+accepted in the config"; docs/cluster.md, "Redis Cluster").
+
+Six redis-server processes with cluster support on free loopback ports (three masters,
+one replica each, cluster-node-timeout 1 s, made by `redis-cli --cluster create`), and
+two sluice nodes given all six as seeds (`cluster.redis_cluster: true`): an origin and an
+edge that also runs the stream manager.
+
+  1. the nodes join through the seeds; every key sluice writes is in the one slot of
+     its hash tag ("{prefix}"); the stream manager names the origin for a publish,
+     ffmpeg publishes there, and the edge plays it (the relay pulls from the origin);
+  2. the slot is migrated by hand to another master while the nodes run
+     (SETSLOT IMPORTING/MIGRATING, MIGRATE, then a pause in which the source answers
+     ASK, then SETSLOT NODE): the nodes follow ASK, then MOVED; the link stays up, the
+     records and the placement keep their leases, and a new publish is placed;
+  3. kill -9 of the master that owns the slot: once its replica has taken over, both
+     nodes are back on Redis and a new publish is placed within a deadline (the time
+     from the kill is printed, `-s`).
+
+Tests run in file order on one Redis Cluster and one pair of nodes (the kill is last).
+Skipped when redis-server lacks cluster support or redis-cli is missing.
+"""
+
+import pathlib
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import rtmp_client
+from api_helpers import Api, api_config, http_port_of
+from clusterlib import RedisServer, RespError, cluster_config, unique_prefix
+from conftest import HOST, T, ffmpeg_publish_cmd, free_port, wait_until
+
+LEASE_S = 3.0
+PASSWORD = "rcluster-pw-8c1e"
+
+pytestmark = [pytest.mark.cluster,
+              pytest.mark.skipif(shutil.which("redis-server") is None,
+                                 reason="redis-server not installed")]
+
+
+# ----------------------------------------------------------------------------
+# the Redis Cluster
+# ----------------------------------------------------------------------------
+
+class ClusterRedis(RedisServer):
+    """One redis-server with cluster support (its own nodes.conf in its work dir)."""
+
+    def cmdline(self):
+        # The cluster bus on a free port of its own (the default, port + 10000, may be taken).
+        return super().cmdline() + [
+            "--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+            "--cluster-config-file", str(self.workdir / ("nodes-%d.conf" % self.port)),
+            "--cluster-node-timeout", "1000",
+            # Replicas in sync at once (no 5 s wait to batch diskless syncs), and a replica
+            # may take over however long its link was down.
+            "--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0"]
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def info(self):
+        return dict(line.split(":", 1) for line in self.cmd("CLUSTER", "INFO").split("\r\n")
+                    if ":" in line)
+
+
+def slot_owner(servers, slot):
+    """(host, port, node id) of the master serving slot, as a live server sees it."""
+    for s in servers:
+        if not s.alive():
+            continue
+        try:
+            for entry in s.cmd("CLUSTER", "SLOTS"):
+                if int(entry[0]) <= slot <= int(entry[1]):
+                    return entry[2][0], int(entry[2][1]), entry[2][2]
+        except (OSError, RespError):
+            continue
+    return None
+
+
+def by_port(servers, port):
+    return next(s for s in servers if s.port == port)
+
+
+def replicas_in_sync(servers):
+    """Every replica's link to its master is up (a failover needs a synced replica)."""
+    for s in servers:
+        info = s.cmd("INFO", "replication")
+        if "role:slave" in info and "master_link_status:up" not in info:
+            return False
+    return True
+
+
+def all_ok(servers):
+    """Every live server says cluster_state:ok and agrees on who serves every slot."""
+    views = set()
+    for s in servers:
+        if not s.alive():
+            continue
+        try:
+            if s.info().get("cluster_state") != "ok":
+                return False
+            views.add(tuple(sorted((int(e[0]), int(e[1]), int(e[2][1]))
+                                   for e in s.cmd("CLUSTER", "SLOTS"))))
+        except (OSError, RespError):
+            return False
+    return len(views) == 1
+
+
+@pytest.fixture(scope="module")
+def rcluster(tmp_path_factory):
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        pytest.skip("redis-cli not installed (Debian's redis-tools)")
+    base = pathlib.Path(tmp_path_factory.mktemp("rcluster"))
+    servers = []
+    try:
+        first = ClusterRedis(base / "r0")
+        try:
+            first.start()
+            first.info()
+        except (AssertionError, RespError) as e:
+            pytest.skip("redis-server without cluster support: %s" % str(e)[:200])
+        servers.append(first)
+        for i in range(1, 6):
+            servers.append(ClusterRedis(base / ("r%d" % i)).start())
+        out = subprocess.run([cli, "--cluster", "create"] + [s.address for s in servers] +
+                             ["--cluster-replicas", "1", "--cluster-yes"],
+                             capture_output=True, text=True, timeout=T(60), stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        wait_until(lambda: all_ok(servers), T(20), 0.1, "cluster_state:ok on all six")
+        wait_until(lambda: replicas_in_sync(servers), T(20), 0.1, "replicas in sync")
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+# ----------------------------------------------------------------------------
+# the sluice nodes
+# ----------------------------------------------------------------------------
+
+class SM:
+    """SM 4.0 lookups on the node that runs the stream manager."""
+
+    def __init__(self, srv):
+        self.base = "http://%s:%d/streammanager/api/4.0" % (HOST, http_port_of(srv))
+
+    def lookup(self, action, path):
+        import json
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen("%s/event/%s?action=%s" % (self.base, path, action),
+                                        timeout=T(10)) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+
+@pytest.fixture(scope="module")
+def nodes(module_sluice_factory, rcluster):
+    prefix = unique_prefix()
+    seeds = ",".join(s.address for s in rcluster)
+
+    def node(node_id, role, extra=None):
+        cfg = api_config(dict({"relay": {"retry_min": "100ms", "retry_max": "500ms",
+                                         "open_timeout": "3s", "read_timeout": "3s"}},
+                              **(extra or {})))
+        cfg["cluster"] = cluster_config(seeds, node_id=node_id, role=role, prefix=prefix,
+                                        lease="%dms" % int(LEASE_S * 1000),
+                                        extra={"redis_cluster": True, "public_host": HOST,
+                                               "password": PASSWORD})
+        srv = module_sluice_factory(name=node_id, config=cfg)
+        srv.api = Api(srv)
+        return srv
+
+    origin = node("rc-origin", "origin")
+    edge = node("rc-edge", "edge", extra={
+        "stream_manager": {"enabled": True, "lookups_per_minute": 100000}})
+    tag = prefix.rstrip(":")
+    slot = int(rcluster[0].cmd("CLUSTER", "KEYSLOT", "{%s}" % tag))
+    wait_until(lambda: {"rc-origin", "rc-edge"} <= set(reported(edge)) and
+               {"rc-origin", "rc-edge"} <= set(reported(origin)), T(15), 0.05,
+               "both nodes in both snapshots")
+    return {"origin": origin, "edge": edge, "sm": SM(edge), "prefix": prefix, "tag": tag,
+            "slot": slot}
+
+
+def reported(srv):
+    """{node id: node} of srv's snapshot."""
+    try:
+        r = srv.api.get("cluster/nodes")
+    except OSError:
+        return {}
+    return {n["id"]: n for n in r.data} if r.status == 200 else {}
+
+
+def placements(srv):
+    try:
+        r = srv.api.get("cluster")
+    except OSError:
+        return {}
+    return {s["path"]: s["origin"] for s in r.data["streams"]} if r.status == 200 else {}
+
+
+def redis_up(srv):
+    try:
+        r = srv.api.get("cluster")
+    except OSError:
+        return False
+    return r.status == 200 and r.data["redis"]["up"]
+
+
+def publish_where_named(nodes, module_procs, media_src, stream):
+    """SM broadcast lookup -> ffmpeg publishes to the node it names; returns the process."""
+    st, js = nodes["sm"].lookup("broadcast", "live/" + stream)
+    assert st == 200, js
+    assert js["nodeId"] == "rc-origin", js
+    url = "rtmp://%s:%d/live/%s" % (js["serverAddress"], js["rtmpPort"], stream)
+    return module_procs.start(ffmpeg_publish_cmd(media_src, url), "ffmpeg-" + stream)
+
+
+def wait_placed(srv, path, timeout):
+    wait_until(lambda: placements(srv).get(path) == "rc-origin", timeout, 0.05,
+               lambda: "%s placed on rc-origin (sees %s)" % (path, placements(srv)))
+
+
+def play_on_edge(nodes, stream):
+    """SM subscribe lookup names the edge; 5 video frames arrive there over RTMP."""
+    st, js = nodes["sm"].lookup("subscribe", "live/" + stream)
+    assert st == 200, js
+    assert js["nodeId"] == "rc-edge", js
+    c, _ = rtmp_client.open_player(js["serverAddress"], js["rtmpPort"], "live", stream,
+                                   timeout=T(10))
+    try:
+        c.wait_video_frames(5, T(15))
+    finally:
+        c.close()
+
+
+def slot_keys(servers, slot):
+    """Keys of slot on its master."""
+    host, port, _ = slot_owner(servers, slot)
+    return by_port(servers, port).cmd("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+
+
+# ----------------------------------------------------------------------------
+# tests
+# ----------------------------------------------------------------------------
+
+def test_join_publish_and_play(nodes, rcluster, module_procs, media_src):
+    origin, edge = nodes["origin"], nodes["edge"]
+    r = origin.api.get("cluster")
+    assert r.status == 200 and r.data["redis"]["up"], r.data
+    assert r.data["redis"]["prefix"] == "{%s}:" % nodes["tag"], r.data["redis"]
+    publish_where_named(nodes, module_procs, media_src, "rc1")
+    wait_placed(edge, "live/rc1", T(15))
+    play_on_edge(nodes, "rc1")
+    # Every key sluice wrote is in the slot of its hash tag (no CROSSSLOT possible).
+    keys = slot_keys(rcluster, nodes["slot"])
+    tag = "{%s}:" % nodes["tag"]
+    for k in ("node:rc-origin", "node:rc-edge", "nodes", "stream:live/rc1", "streams"):
+        assert tag + k in keys, keys
+    on_masters = sum(int(s.cmd("DBSIZE")) for s in rcluster if s.cmd("ROLE")[0] == "master")
+    assert on_masters == len(keys), (on_masters, keys)  # nothing outside that slot
+
+
+def test_slot_migration_followed(nodes, rcluster, module_procs, media_src):
+    origin, edge = nodes["origin"], nodes["edge"]
+    slot = nodes["slot"]
+    _, src_port, src_id = slot_owner(rcluster, slot)
+    src = by_port(rcluster, src_port)
+    dst_port, dst_id = next((int(e[2][1]), e[2][2]) for e in src.cmd("CLUSTER", "SLOTS")
+                            if int(e[2][1]) != src_port)
+    dst = by_port(rcluster, dst_port)
+    t0 = time.monotonic()
+    dst.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    src.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    while True:
+        keys = src.cmd("CLUSTER", "GETKEYSINSLOT", slot, 100)
+        if not keys:
+            break
+        src.cmd("MIGRATE", HOST, dst_port, "", 0, 5000, "KEYS", *keys)
+    # The source answers ASK now: the nodes' record writes go to the importing master.
+    for s in (origin, edge):
+        s.wait_log(r"slot %d is migrating to 127\.0\.0\.1:%d: ASK followed" % (slot, dst_port),
+                   T(10))
+    for s in [dst, src] + [x for x in rcluster if x not in (dst, src)]:
+        try:
+            s.cmd("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        except RespError:
+            pass  # a replica refuses SETSLOT: it learns from its master
+    for s in (origin, edge):
+        s.wait_log(r"slot %d is served by 127\.0\.0\.1:%d" % (slot, dst_port), T(10))
+    print("\nslot %d moved %d -> %d in %.2f s" % (slot, src_port, dst_port,
+                                                   time.monotonic() - t0))
+    # The records and the placement are refreshed on the new master (their leases grow
+    # again there: only a write through dst can do that now).
+    for key in ("node:rc-origin", "node:rc-edge", "stream:live/rc1"):
+        key = "{%s}:%s" % (nodes["tag"], key)
+        first = int(dst.cmd("PTTL", key))
+        assert first > 0, (key, first)
+        wait_until(lambda: int(dst.cmd("PTTL", key)) > first + 50, T(5), 0.05,
+                   "%s refreshed on the new master" % key)
+    assert placements(edge).get("live/rc1") == "rc-origin"
+    assert {"rc-origin", "rc-edge"} <= set(reported(edge))
+    assert redis_up(origin) and redis_up(edge)
+    publish_where_named(nodes, module_procs, media_src, "rc2")
+    wait_placed(edge, "live/rc2", T(10))
+    play_on_edge(nodes, "rc2")
+
+
+def test_master_killed_replica_takes_over(nodes, rcluster, module_procs, media_src):
+    origin, edge = nodes["origin"], nodes["edge"]
+    slot = nodes["slot"]
+    _, port, _ = slot_owner(rcluster, slot)
+    master = by_port(rcluster, port)
+    t0 = time.monotonic()
+    master.kill()
+    wait_until(lambda: (slot_owner(rcluster, slot) or (0, port))[1] != port and
+               all_ok(rcluster), T(20), 0.1, "a replica to take over the slot")
+    t_promoted = time.monotonic() - t0
+    wait_until(lambda: redis_up(origin) and redis_up(edge), T(10), 0.05, "both nodes on Redis")
+    publish_where_named(nodes, module_procs, media_src, "rc3")
+    wait_placed(edge, "live/rc3", T(10))
+    t_placed = time.monotonic() - t0
+    print("\nmaster %d killed: replica promoted after %.2f s, new publish placed after %.2f s"
+          % (port, t_promoted, t_placed))
+    # The placements made before the kill are there again (reconciled on reconnect).
+    wait_placed(edge, "live/rc1", T(10))
+    play_on_edge(nodes, "rc3")
