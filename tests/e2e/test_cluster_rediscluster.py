@@ -329,6 +329,8 @@ def test_master_killed_replica_takes_over(nodes, rcluster, module_procs, media_s
     t_placed = time.monotonic() - t0
     print("\nmaster %d killed: replica promoted after %.2f s, new publish placed after %.2f s"
           % (port, t_promoted, t_placed))
+    print("".join(line + "\n" for line in origin.log_text().splitlines()
+                  if "cluster: Redis" in line))
     # The placements made before the kill are there again (reconciled on reconnect).
     wait_placed(edge, "live/rc1", T(10))
     play_on_edge(nodes, "rc3")

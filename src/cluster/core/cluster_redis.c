@@ -110,6 +110,7 @@ typedef struct pending {
     char *fcmd;                     /* cluster: the formatted command (hiredis's malloc), or NULL */
     size_t fcmd_len;
     int redirects;                  /* MOVED/ASK followed so far */
+    int user;                       /* sent by sl_cluster_redis_cmd (not the link's own setup) */
     struct pending *next;           /* in the held list */
 } pending_t;
 
@@ -458,6 +459,11 @@ static void pending_done(sl_cluster_redis_t *r, pending_t *p, redisReply *rep)
         r->ring_head = (r->ring_head + 1) % SL_CLUSTER_REDIS_INFLIGHT;
         r->ring_n--;
     }
+    /* Redis Cluster: a seed that answers PING proves little (it may send every command to
+     * a master that is dead until its replica takes over); the backoff ends with the first
+     * answer to a caller's command that is not an error. */
+    if (r->cluster && p->user && rep && rep->type != REDIS_REPLY_ERROR && r->backoff.failures)
+        (void)sl_backoff_ok(&r->backoff);
     if (p->cb)
         p->cb(p->ud, rep);
     pending_free(p);
@@ -623,8 +629,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
  * drained command connection is gone. In cluster mode the formatted bytes
  * stay with the command for a redirection.
  */
-static int send_on(sl_cluster_redis_t *r, redisAsyncContext *ac, sl_cluster_redis_cb cb, void *ud,
-                   int argc, const char **argv, const size_t *argvlen)
+static int send_on(sl_cluster_redis_t *r, redisAsyncContext *ac, int user, sl_cluster_redis_cb cb,
+                   void *ud, int argc, const char **argv, const size_t *argvlen)
 {
     int on_cmd = !ac || ac == r->cmd;
     if (on_cmd && r->ring_n >= SL_CLUSTER_REDIS_INFLIGHT)
@@ -632,7 +638,7 @@ static int send_on(sl_cluster_redis_t *r, redisAsyncContext *ac, sl_cluster_redi
     pending_t *p = sl_malloc(sizeof *p);
     if (!p)
         return SL_ENOMEM;
-    *p = (pending_t){.r = r, .cb = cb, .ud = ud, .on_cmd = on_cmd};
+    *p = (pending_t){.r = r, .cb = cb, .ud = ud, .on_cmd = on_cmd, .user = user};
     if (r->cluster) {
         char *f = NULL;
         int n = redisFormatCommandArgv(&f, argc, argv, argvlen);
@@ -666,7 +672,7 @@ int sl_cluster_redis_cmd(sl_cluster_redis_t *r, sl_cluster_redis_cb cb, void *ud
 {
     if (r->state != LINK_UP || r->failing || !r->cmd)
         return SL_EIO;
-    return send_on(r, r->old_cmd ? NULL : r->cmd, cb, ud, argc, argv, argvlen);
+    return send_on(r, r->old_cmd ? NULL : r->cmd, 1, cb, ud, argc, argv, argvlen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -677,7 +683,7 @@ static void went_up(sl_cluster_redis_t *r)
     if (r->state != LINK_CONNECTING || !r->cmd_ready || !r->sub_ready || r->failing)
         return;
     r->state = LINK_UP;
-    uint32_t failed = sl_backoff_ok(&r->backoff);
+    uint32_t failed = r->cluster ? r->backoff.failures : sl_backoff_ok(&r->backoff);
     SL_LOGI(&g_ctx, "cluster: Redis %s up%s", r->master_text, failed ? " again" : "");
     r->ops->on_up(r->ud);
 }
@@ -737,18 +743,18 @@ static void auth_select(sl_cluster_redis_t *r, redisAsyncContext *ac, int select
         /* Redis 6 ACL: AUTH <username> <password>. */
         const char *argv[] = {"AUTH", user, pw};
         size_t lens[] = {4, strlen(user), strlen(pw)};
-        (void)send_on(r, ac, on_setup_reply, r, 3, argv, lens);
+        (void)send_on(r, ac, 0, on_setup_reply, r, 3, argv, lens);
     } else if (pw && pw[0]) {
         const char *argv[] = {"AUTH", pw};
         size_t lens[] = {4, strlen(pw)};
-        (void)send_on(r, ac, on_setup_reply, r, 2, argv, lens);
+        (void)send_on(r, ac, 0, on_setup_reply, r, 2, argv, lens);
     }
     if (select && r->cfg->redis_db) {
         char db[24];
         snprintf(db, sizeof db, "%lld", (long long)r->cfg->redis_db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
-        (void)send_on(r, ac, on_setup_reply, r, 2, argv, lens);
+        (void)send_on(r, ac, 0, on_setup_reply, r, 2, argv, lens);
     }
 }
 
@@ -767,7 +773,7 @@ static void connect_master(sl_cluster_redis_t *r)
     auth_select(r, r->cmd, 1);
     const char *ping[] = {"PING"};
     size_t ping_len[] = {4};
-    if (send_on(r, r->cmd, on_ping, r, 1, ping, ping_len)) {
+    if (send_on(r, r->cmd, 0, on_ping, r, 1, ping, ping_len)) {
         fail(r, "cannot send");
         return;
     }
@@ -821,7 +827,7 @@ static void attempt(sl_cluster_redis_t *r)
     }
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->cfg->sentinel_master};
     size_t lens[] = {8, 23, strlen(r->cfg->sentinel_master)};
-    if (send_on(r, r->sen, on_sentinel, r, 3, argv, lens))
+    if (send_on(r, r->sen, 0, on_sentinel, r, 3, argv, lens))
         fail(r, "cannot send");
 }
 
