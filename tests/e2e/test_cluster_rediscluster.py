@@ -31,7 +31,7 @@ import pytest
 import rtmp_client
 from api_helpers import Api, api_config, http_port_of
 from clusterlib import RedisServer, RespError, cluster_config, unique_prefix
-from conftest import HOST, T, ffmpeg_publish_cmd, free_port, wait_until
+from conftest import HOST, SLUICE_BIN, T, child_env, ffmpeg_publish_cmd, free_port, wait_until
 
 LEASE_S = 3.0
 PASSWORD = "rcluster-pw-8c1e"
@@ -250,6 +250,27 @@ def slot_keys(servers, slot):
 # ----------------------------------------------------------------------------
 # tests
 # ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env,problem", [
+    ({}, None),
+    ({"SLUICE_CLUSTER_REDIS_DB": "1"}, "cluster.redis_db: must be 0 with cluster.redis_cluster"),
+    ({"SLUICE_CLUSTER_SENTINEL": "s1:26379"}, "cluster.redis_cluster: Redis Cluster and Sentinel"),
+    ({"SLUICE_CLUSTER_PREFIX": ""}, "cluster.prefix: with cluster.redis_cluster"),
+    ({"SLUICE_CLUSTER_PREFIX": "}x:"}, "cluster.prefix: with cluster.redis_cluster"),
+    ({"SLUICE_CLUSTER_PREFIX": "app:{prod}:"}, None),
+])
+def test_config_check(env, problem):
+    """--check-config refuses what Redis Cluster cannot do (nothing is contacted)."""
+    p = subprocess.run([SLUICE_BIN, "--check-config"], capture_output=True, text=True,
+                       timeout=T(30), env=child_env(dict(env, SLUICE_CLUSTER_ENABLED="true",
+                                                         SLUICE_CLUSTER_REDIS_CLUSTER="true",
+                                                         SLUICE_CLUSTER_REDIS="10.0.0.1:7000")))
+    out = p.stdout + p.stderr
+    if problem is None:
+        assert p.returncode == 0, out
+    else:
+        assert p.returncode != 0 and problem in out, out
+
 
 def test_join_publish_and_play(nodes, rcluster, module_procs, media_src):
     origin, edge = nodes["origin"], nodes["edge"]

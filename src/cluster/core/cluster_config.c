@@ -22,8 +22,8 @@ static const sl_config_slot_t g_slots[] = {
     {"sentinel_master", SL_CONFIG_STRING, O(sentinel_master), "mymaster", 1, 128, NULL,
      "The master's name the Sentinels monitor.", R},
     {"redis_cluster", SL_CONFIG_BOOL, O(redis_cluster), "false", 0, 0, NULL,
-     "redis lists Redis Cluster seed nodes: keys share one hash tag ({prefix}), MOVED and ASK are "
-     "followed; needs redis_db 0 and no sentinel.", R},
+     "The redis addresses are Redis Cluster seed nodes: every key gets one hash tag (sluice: -> "
+     "{sluice}:), MOVED and ASK are followed; needs redis_db 0 and no sentinel.", R},
     {"redis_password", SL_CONFIG_STRING, O(redis_password), "", 0, 512, NULL,
      "Redis AUTH password (a secret: never logged nor shown by the API); empty = none.", R},
     {"redis_username", SL_CONFIG_STRING, O(redis_username), "", 0, 256, NULL,
