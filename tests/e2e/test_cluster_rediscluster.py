@@ -17,20 +17,26 @@ edge that also runs the stream manager.
      nodes are back on Redis and a new publish is placed within a deadline (the time
      from the kill is printed, `-s`).
 
+A fake cluster node that answers every command with a redirection loop, a malformed
+redirection or CLUSTERDOWN shows that each is a link error paced by the backoff, not a spin.
+
 Tests run in file order on one Redis Cluster and one pair of nodes (the kill is last).
 Skipped when redis-server lacks cluster support or redis-cli is missing.
 """
 
 import pathlib
+import re
 import shutil
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
 import rtmp_client
 from api_helpers import Api, api_config, http_port_of
-from clusterlib import RedisServer, RespError, cluster_config, unique_prefix
+from clusterlib import RedisServer, RespError, cluster_config, start_nodes, unique_prefix
 from conftest import HOST, SLUICE_BIN, T, child_env, ffmpeg_publish_cmd, free_port, wait_until
 
 LEASE_S = 3.0
@@ -367,3 +373,114 @@ def test_master_killed_replica_takes_over(nodes, rcluster, module_procs, media_s
     # The placements made before the kill are there again (reconciled on reconnect).
     wait_placed(edge, "live/rc1", T(10))
     play_on_edge(nodes, "rc3")
+
+
+# ----------------------------------------------------------------------------
+# hostile cluster nodes
+# ----------------------------------------------------------------------------
+
+class FakeClusterNode:
+    """Answers the connection setup like Redis (AUTH, PING, SUBSCRIBE, ASKING), then
+    every other command with `reply` (a RESP error line; "{port}" is its own port)."""
+
+    def __init__(self, reply):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.reply = reply.replace("{port}", str(self.port)).encode() + b"\r\n"
+        self.connections = 0
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        try:
+            while not self.stopping:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while True:
+                    args, buf = _parse(buf)
+                    if args is None:
+                        break
+                    name = args[0].upper()
+                    if name in (b"AUTH", b"ASKING"):
+                        conn.sendall(b"+OK\r\n")
+                    elif name == b"PING":
+                        conn.sendall(b"+PONG\r\n")
+                    elif name == b"SUBSCRIBE":
+                        ch = args[1]
+                        conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(ch), ch))
+                    else:
+                        conn.sendall(self.reply)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+def _parse(buf):
+    """One RESP array of bulk strings: (args, rest), or (None, buf) when incomplete."""
+    if not buf.startswith(b"*") or b"\r\n" not in buf:
+        return None, buf
+    head, rest = buf.split(b"\r\n", 1)
+    args = []
+    for _ in range(int(head[1:])):
+        if b"\r\n" not in rest:
+            return None, buf
+        ln, rest = rest.split(b"\r\n", 1)
+        n = int(ln[1:])
+        if len(rest) < n + 2:
+            return None, buf
+        args.append(rest[:n])
+        rest = rest[n + 2:]
+    return args, rest
+
+
+@pytest.mark.parametrize("reply,why", [
+    ("-MOVED 42 127.0.0.1:{port}", "redirection loop|slot moved twice at once"),
+    ("-ASK 42 127.0.0.1:{port}", "redirection loop"),
+    ("-MOVED 42 " + "h" * 300 + ":6379", "malformed MOVED/ASK"),
+    ("-MOVED 42 127.0.0.1:70000", "malformed MOVED/ASK"),
+    ("-CLUSTERDOWN The cluster is down", "the Redis Cluster is failing over"),
+])
+def test_hostile_redirections_are_link_errors(sluice_factory, reply, why):
+    """Each is a link failure (logged), retried after the jittered backoff: five failures
+    take at least the backoff's lower bounds (50+100+200+250 ms), never a spin; every
+    attempt opens a bounded number of connections (2, plus one per MOVED followed)."""
+    fake = FakeClusterNode(reply)
+    try:
+        (n,) = start_nodes(sluice_factory, "%s:%d" % (HOST, fake.port), 1,
+                           cluster={"redis_cluster": True})
+
+        def failures():
+            try:
+                return n.cluster()["redis"]["failures"]
+            except (OSError, KeyError, TypeError):
+                return 0
+        wait_until(lambda: failures() >= 1, T(10), 0.01, "a first link failure")
+        t1 = time.monotonic()
+        wait_until(lambda: failures() >= 5, T(15), 0.05, "five link failures")
+        assert time.monotonic() - t1 >= 0.5
+        n.srv.wait_log(r"cluster: Redis 127\.0\.0\.1:%d lost: (%s)" % (fake.port, why), T(5))
+        assert fake.connections <= 5 * (failures() + 1), (fake.connections, failures())
+        assert n.srv.alive()
+        assert not re.search(r"AddressSanitizer", n.srv.log_text())
+    finally:
+        fake.close()
