@@ -2,7 +2,8 @@
 accepted in the config"; docs/cluster.md, "Redis Cluster").
 
 Six redis-server processes with cluster support on free loopback ports (three masters,
-one replica each, cluster-node-timeout 1 s, made by `redis-cli --cluster create`), and
+one replica each, cluster-node-timeout 1 s, requirepass, made by `redis-cli --cluster
+create`), and
 two sluice nodes given all six as seeds (`cluster.redis_cluster: true`): an origin and an
 edge that also runs the stream manager.
 
@@ -41,6 +42,7 @@ from conftest import HOST, SLUICE_BIN, T, child_env, ffmpeg_publish_cmd, free_po
 
 LEASE_S = 3.0
 PASSWORD = "rcluster-pw-8c1e"
+REDIS_PASSWORD = "rcluster-redis-pw-41d9"
 
 pytestmark = [pytest.mark.cluster,
               pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -62,7 +64,8 @@ class ClusterRedis(RedisServer):
             "--cluster-node-timeout", "1000",
             # Replicas in sync at once (no 5 s wait to batch diskless syncs), and a replica
             # may take over however long its link was down.
-            "--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0"]
+            "--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0",
+            "--masterauth", REDIS_PASSWORD]
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -123,7 +126,7 @@ def rcluster(tmp_path_factory):
     base = pathlib.Path(tmp_path_factory.mktemp("rcluster"))
     servers = []
     try:
-        first = ClusterRedis(base / "r0")
+        first = ClusterRedis(base / "r0", password=REDIS_PASSWORD)
         try:
             first.start()
             first.info()
@@ -131,8 +134,8 @@ def rcluster(tmp_path_factory):
             pytest.skip("redis-server without cluster support: %s" % str(e)[:200])
         servers.append(first)
         for i in range(1, 6):
-            servers.append(ClusterRedis(base / ("r%d" % i)).start())
-        out = subprocess.run([cli, "--cluster", "create"] + [s.address for s in servers] +
+            servers.append(ClusterRedis(base / ("r%d" % i), password=REDIS_PASSWORD).start())
+        out = subprocess.run([cli, "--no-auth-warning", "-a", REDIS_PASSWORD, "--cluster", "create"] + [s.address for s in servers] +
                              ["--cluster-replicas", "1", "--cluster-yes"],
                              capture_output=True, text=True, timeout=T(60), stdin=subprocess.DEVNULL)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -178,8 +181,10 @@ def nodes(module_sluice_factory, rcluster):
         cfg["cluster"] = cluster_config(seeds, node_id=node_id, role=role, prefix=prefix,
                                         lease="%dms" % int(LEASE_S * 1000),
                                         extra={"redis_cluster": True, "public_host": HOST,
-                                               "password": PASSWORD})
+                                               "password": PASSWORD,
+                                               "redis_password": REDIS_PASSWORD})
         srv = module_sluice_factory(name=node_id, config=cfg)
+        srv.secrets |= {PASSWORD, REDIS_PASSWORD}  # never in a log line nor the API
         srv.api = Api(srv)
         return srv
 
@@ -317,7 +322,7 @@ def test_slot_migration_followed(nodes, rcluster, module_procs, media_src):
         keys = src.cmd("CLUSTER", "GETKEYSINSLOT", slot, 100)
         if not keys:
             break
-        src.cmd("MIGRATE", HOST, dst_port, "", 0, 5000, "KEYS", *keys)
+        src.cmd("MIGRATE", HOST, dst_port, "", 0, 5000, "AUTH", REDIS_PASSWORD, "KEYS", *keys)
     # The source answers ASK now: the nodes' record writes go to the importing master.
     for s in (origin, edge):
         s.wait_log(r"slot %d is migrating to 127\.0\.0\.1:%d: ASK followed" % (slot, dst_port),
