@@ -28,6 +28,7 @@ test_pkgs+=(php-cli php-sqlite3)  # examples/integration/php (tests/e2e/test_exa
 build_pkgs+=(libsrt-openssl-dev)  # SRT (src/proto/srt)
 build_pkgs+=(libhiredis-dev)  # cluster mode: the Redis link (src/cluster/core)
 test_pkgs+=(redis-server)  # cluster tests: a private redis-server (and its --sentinel mode) per test module
+test_pkgs+=(redis-tools)  # Redis Cluster test: redis-cli --cluster create (test_cluster_rediscluster.py)
 build_pkgs+=(liburing-dev)  # io_uring batched sends (rtmp.write_mode: io_uring; optional at build time)
 test_pkgs+=(srt-tools)  # srt-live-transmit, a second SRT peer (tests/e2e/test_srt.py)
 command -v node >/dev/null 2>&1 || build_pkgs+=(nodejs)

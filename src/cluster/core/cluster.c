@@ -1,6 +1,7 @@
 /*
  * The cluster core (see cluster.h, docs/cluster.md). Redis layout, every
- * key under cluster.prefix (P):
+ * key under cluster.prefix (P; with cluster.redis_cluster P carries a hash
+ * tag, "{sluice}:", so that every key is in one Redis Cluster slot):
  *   P node:{id}     this node's record and load report (JSON,
  *                   cluster_record.h), SET PX lease every report interval
  *   P nodes         set of the ids that wrote a record (pruned by readers
@@ -1844,6 +1845,25 @@ static int check(const sl_config_t *cfg, sl_config_err_cb err, void *ud)
             problems++;
             break;
         }
+    if (cc->redis_cluster) {
+        char tagged[80];
+        if (cc->sentinel[0]) {
+            sl_config_report(cfg, "cluster.redis_cluster", err, ud,
+                             "Redis Cluster and Sentinel exclude each other (unset cluster.sentinel)");
+            problems++;
+        }
+        if (cc->redis_db != 0) {
+            sl_config_report(cfg, "cluster.redis_db", err, ud,
+                             "must be 0 with cluster.redis_cluster (Redis Cluster has only db 0)");
+            problems++;
+        }
+        if (sl_cluster_redis_prefix(cc->prefix, 1, tagged, sizeof tagged)) {
+            sl_config_report(cfg, "cluster.prefix", err, ud,
+                             "with cluster.redis_cluster: not empty, and a hash tag {...} must not be "
+                             "empty (it is wrapped in one when it has none)");
+            problems++;
+        }
+    }
     return problems;
 }
 
@@ -1945,8 +1965,14 @@ static int cl_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
     c->cfg = cc;
     c->admit_id = c->ev_id = -1;
     sl_list_init(&c->places);
-    snprintf(c->prefix, sizeof c->prefix, "%s", cc->prefix);
-    snprintf(c->channel, sizeof c->channel, "%sbus", cc->prefix);
+    /* Redis Cluster: every key in one slot (one hash tag), so that the claim script's two
+     * keys and the snapshot's MGETs never cross slots. */
+    if (sl_cluster_redis_prefix(cc->prefix, cc->redis_cluster && !cc->sentinel[0], c->prefix,
+                                sizeof c->prefix)) {
+        sl_free(c);
+        return SL_EINVAL; /* refused by check() first */
+    }
+    snprintf(c->channel, sizeof c->channel, "%sbus", c->prefix);
     c->n_cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (c->n_cpus < 1)
         c->n_cpus = 1;
@@ -1981,7 +2007,8 @@ static int cl_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
                    (uint64_t)cc->report_interval_ms);
     sl_cluster_redis_start(c->redis);
     SL_LOGI(&g_ctx, "cluster: node %s (role %s, group %s) joining through %s %s (prefix \"%s\")",
-            c->self.id, c->self.role, c->self.group, cc->sentinel[0] ? "Sentinel" : "Redis",
+            c->self.id, c->self.role, c->self.group,
+            cc->sentinel[0] ? "Sentinel" : cc->redis_cluster ? "Redis Cluster seeds" : "Redis",
             cc->sentinel[0] ? cc->sentinel : cc->redis, c->prefix);
     *state = c;
     return 0;

@@ -21,13 +21,16 @@ static const sl_config_slot_t g_slots[] = {
      "Redis Sentinel address(es), host:port separated by commas; set: the master comes from them and redis is ignored.", R},
     {"sentinel_master", SL_CONFIG_STRING, O(sentinel_master), "mymaster", 1, 128, NULL,
      "The master's name the Sentinels monitor.", R},
+    {"redis_cluster", SL_CONFIG_BOOL, O(redis_cluster), "false", 0, 0, NULL,
+     "The redis addresses are Redis Cluster seed nodes: every key gets one hash tag (sluice: -> "
+     "{sluice}:), MOVED and ASK are followed; needs redis_db 0 and no sentinel.", R},
     {"redis_password", SL_CONFIG_STRING, O(redis_password), "", 0, 512, NULL,
      "Redis AUTH password (a secret: never logged nor shown by the API); empty = none.", R},
     {"redis_username", SL_CONFIG_STRING, O(redis_username), "", 0, 256, NULL,
      "Redis 6 ACL user: with it, AUTH <user> <redis_password>; empty = the default user "
      "(AUTH <redis_password>).", R},
     {"redis_db", SL_CONFIG_INT, O(redis_db), "0", 0, 1024, NULL,
-     "Redis database index (SELECT).", R},
+     "Redis database index (SELECT); 0 with redis_cluster (Redis Cluster has only db 0).", R},
     {"prefix", SL_CONFIG_STRING, O(prefix), "sluice:", 0, 64, NULL,
      "Prefix of every Redis key and of the pub/sub channel: clusters sharing one Redis differ by it.", R},
     {"password", SL_CONFIG_STRING, O(password), "", 0, 512, NULL,

@@ -1,7 +1,8 @@
 /*
  * The cluster core's settings (section `cluster`; the table is in
  * cluster_config.c): whether this node joins a cluster, where Redis is
- * (addresses, or Sentinels and a master name), the cluster password, and
+ * (addresses, Sentinels and a master name, or Redis Cluster seed nodes),
+ * the cluster password, and
  * what this node says of itself in its record (id, role, group, region,
  * the hosts clients and nodes reach it at), with the lease and report
  * interval that pace the record. Read by src/cluster/core/cluster.c only.
@@ -27,6 +28,7 @@ typedef struct sl_cluster_config {
     char *redis;                 /* "host:port[,host:port...]" tried in turn */
     char *sentinel;              /* "host:port[,...]" of Sentinels; "" = talk to redis directly */
     char *sentinel_master;       /* the master's name the Sentinels know */
+    int redis_cluster;           /* redis lists Redis Cluster seed nodes (MOVED/ASK followed) */
     char *redis_password;        /* AUTH password (secret), "" = none */
     char *redis_username;        /* Redis 6 ACL user for AUTH user pass, "" = the default user */
     int64_t redis_db;            /* SELECT index */

@@ -16,6 +16,25 @@
  * Timeouts: a watch timer compares the oldest command still waiting (a
  * ring of send times: Redis answers in order) and the connection attempt
  * with cluster.command_timeout.
+ *
+ * Redis Cluster (cluster.redis_cluster): the addresses are seeds; both
+ * connections go to a seed and the command connection then follows the
+ * slot of sluice's hash tag. Each command keeps its formatted bytes until
+ * its final reply so that a redirection can send it again. MOVED: the
+ * command connection is replaced by one to the named node (AUTH, no
+ * SELECT: Redis Cluster has only db 0); the old one is disconnected
+ * gracefully, every command still waiting on it comes back MOVED too and
+ * is sent again on the new one, in order, and commands the caller sends
+ * meanwhile are held until the old connection has drained, so the order
+ * of commands is the order of sl_cluster_redis_cmd calls. ASK: one extra
+ * connection to the importing node carries ASKING + the command (the
+ * Redis Cluster spec's way, rather than retrying until MOVED, which would
+ * stall for as long as an operator leaves a slot migrating); it is
+ * replaced when another node is named and dropped with the link. A second
+ * MOVED on the new connection while the old one still drains, a
+ * redirection that does not parse, more than SL_CLUSTER_REDIS_REDIRECTS_MAX
+ * redirections of one command, CLUSTERDOWN and TRYAGAIN fail the link:
+ * backoff, then the next seed.
  */
 #include "cluster/core/cluster_redis.h"
 
@@ -37,6 +56,8 @@ static const sl_log_ctx_t g_ctx = {.proto = "cluster"};
 #define WATCH_MS 100
 #define RETRY_BASE_MS 100
 #define CLOSE_WAIT_MAX_MS 2000 /* longest wait for the goodbye's replies at close */
+
+struct pending;
 
 typedef enum { LINK_DOWN = 0, LINK_SENTINEL, LINK_CONNECTING, LINK_UP } link_state_t;
 
@@ -65,6 +86,13 @@ struct sl_cluster_redis {
     int cmd_ready, sub_ready;       /* PING answered / SUBSCRIBE confirmed */
     uint64_t phase_start_ms;        /* monotonic: when this attempt began */
     redisAsyncContext *sen, *cmd, *sub;
+    int cluster;                    /* cfg->redis_cluster: follow MOVED/ASK */
+    redisAsyncContext *old_cmd;     /* cluster: the command connection a MOVED replaced, draining */
+    redisAsyncContext *ask;         /* cluster: the connection ASK redirections go on */
+    redisAsyncContext *ask_old;     /* cluster: a former ask connection, closing once answered */
+    addr_t ask_addr;                /* ... to this node */
+    struct pending *held_head, *held_tail; /* cluster: sent while old_cmd drains */
+    unsigned long moves;            /* MOVED switches since start (logged) */
     uint64_t ring[SL_CLUSTER_REDIS_INFLIGHT]; /* send times of the commands waiting on cmd */
     size_t ring_head, ring_n;
     sl_backoff_t backoff;
@@ -79,6 +107,11 @@ typedef struct pending {
     sl_cluster_redis_cb cb;
     void *ud;
     int on_cmd;                     /* counted in the ring */
+    char *fcmd;                     /* cluster: the formatted command (hiredis's malloc), or NULL */
+    size_t fcmd_len;
+    int redirects;                  /* MOVED/ASK followed so far */
+    int user;                       /* sent by sl_cluster_redis_cmd (not the link's own setup) */
+    struct pending *next;           /* in the held list */
 } pending_t;
 
 /* ------------------------------------------------------------------ */
@@ -201,6 +234,111 @@ int sl_cluster_redis_addrs_check(const char *list)
     return parse_addrs(list, a, SL_CLUSTER_REDIS_ADDRS_MAX, &n) ? SL_EINVAL : (int)n;
 }
 
+/* Reads 1..max_digits decimal digits at s[*i..len); -1 when there are none or too many. */
+static long read_num(const char *s, size_t len, size_t *i, int max_digits)
+{
+    long v = 0;
+    int d = 0;
+    while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
+        if (++d > max_digits)
+            return -1;
+        v = v * 10 + (s[*i] - '0');
+        (*i)++;
+    }
+    return d ? v : -1;
+}
+
+static int host_char_ok(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '-' || ch == '_' || ch == ':' || ch == '%';
+}
+
+int sl_cluster_redis_parse_redirect(const char *s, size_t len, sl_cluster_redis_redirect_t *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t i;
+    if (len >= 6 && memcmp(s, "MOVED ", 6) == 0) {
+        i = 6;
+    } else if (len >= 4 && memcmp(s, "ASK ", 4) == 0) {
+        i = 4;
+        out->ask = 1;
+    } else {
+        return SL_EDECLINED;
+    }
+    if (len > SL_CLUSTER_REDIS_REDIRECT_MAX)
+        return SL_EINVAL;
+    long slot = read_num(s, len, &i, 5);
+    if (slot < 0 || slot > 16383 || i >= len || s[i] != ' ')
+        return SL_EINVAL;
+    i++;
+    /* host:port, the port after the last ':' (a bare IPv6 host has colons of its own). */
+    size_t colon = len;
+    for (size_t k = i; k < len; k++) {
+        if (s[k] == ':')
+            colon = k;
+        else if (!host_char_ok((unsigned char)s[k]) && s[k] != '[' && s[k] != ']')
+            return SL_EINVAL;
+    }
+    if (colon == len)
+        return SL_EINVAL;
+    size_t p = colon + 1;
+    long port = read_num(s, len, &p, 5);
+    if (port < 1 || port > 65535 || p != len)
+        return SL_EINVAL;
+    const char *h = s + i;
+    size_t h_len = colon - i;
+    if (h_len >= 2 && h[0] == '[' && h[h_len - 1] == ']') { /* [v6]:port */
+        h++;
+        h_len -= 2;
+    }
+    if (h_len > SL_CLUSTER_REDIS_HOST_MAX)
+        return SL_EINVAL;
+    for (size_t k = 0; k < h_len; k++)
+        if (!host_char_ok((unsigned char)h[k]))
+            return SL_EINVAL; /* a stray bracket */
+    memcpy(out->host, h, h_len);
+    out->host[h_len] = '\0';
+    out->slot = (int)slot;
+    out->port = (int)port;
+    return 0;
+}
+
+/* Redis's hash tag rule: the first '{', then the first '}' after it, non-empty between. */
+static int has_hash_tag(const char *s)
+{
+    const char *open = strchr(s, '{');
+    if (!open)
+        return 0;
+    const char *close = strchr(open + 1, '}');
+    return close && close > open + 1;
+}
+
+int sl_cluster_redis_prefix(const char *prefix, int cluster, char *out, size_t cap)
+{
+    size_t n = strlen(prefix);
+    int w;
+    if (!cluster || has_hash_tag(prefix)) {
+        w = snprintf(out, cap, "%s", prefix);
+    } else {
+        if (!n)
+            return SL_EINVAL;
+        /* "sluice:" -> "{sluice}:"; a lone ":" stays whole in the tag ("{:}"). */
+        size_t body = prefix[n - 1] == ':' && n > 1 ? n - 1 : n;
+        w = snprintf(out, cap, "{%.*s}%s", (int)body, prefix, prefix + body);
+    }
+    if (w < 0 || (size_t)w >= cap) {
+        if (cap)
+            out[0] = '\0';
+        return SL_ETOOBIG;
+    }
+    if (cluster && !has_hash_tag(out)) { /* "}x": the tag would be empty */
+        out[0] = '\0';
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* contexts                                                            */
 
@@ -249,6 +387,27 @@ static void forget(sl_cluster_redis_t *r, const redisAsyncContext *ac)
         r->cmd = NULL;
     if (r->sub == ac)
         r->sub = NULL;
+    if (r->old_cmd == ac)
+        r->old_cmd = NULL;
+    if (r->ask == ac)
+        r->ask = NULL;
+    if (r->ask_old == ac)
+        r->ask_old = NULL;
+}
+
+/*
+ * Retires the ASK connection (never called from its own callbacks): it is
+ * disconnected gracefully, its commands still get their replies, its end is
+ * not a link failure, and the link still frees it if it drops first.
+ */
+static void ask_retire(sl_cluster_redis_t *r)
+{
+    if (!r->ask)
+        return;
+    ctx_free(&r->ask_old); /* at most one retiring: an older one is cut (its callbacks: NULL) */
+    r->ask_old = r->ask;
+    r->ask = NULL;
+    redisAsyncDisconnect(r->ask_old); /* may end it now: on_disconnect forgets it */
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -261,54 +420,244 @@ static void on_connect(const redisAsyncContext *ac, int status)
 }
 
 
+static void flush_held(sl_cluster_redis_t *r);
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     (void)status;
     sl_cluster_redis_t *r = ac->data;
     if (!r)
         return;
-    int was_sen = ac == r->sen;
+    int was_sen = ac == r->sen, was_old = ac == r->old_cmd, was_ask_old = ac == r->ask_old;
     forget(r, ac);
     if (r->closing) {
         finish_close(r); /* the last commands were flushed and answered */
         return;
     }
-    if (!was_sen) /* the Sentinel connection ends on purpose once it has answered */
+    if (was_old) { /* a MOVED replaced it and it has drained: what waited goes now */
+        flush_held(r);
+        return;
+    }
+    if (!was_sen && !was_ask_old) /* the Sentinel connection ends on purpose once it has answered */
         fail(r, "connection lost");
 }
 
 /* ------------------------------------------------------------------ */
 /* commands                                                            */
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+static void pending_free(pending_t *p)
 {
-    (void)ac;
-    pending_t *p = privdata;
-    sl_cluster_redis_t *r = p->r;
+    if (p->fcmd)
+        redisFreeCommand(p->fcmd);
+    sl_free(p);
+}
+
+/* The final answer of a command (rep may be NULL): out of the ring, to the caller, freed. */
+static void pending_done(sl_cluster_redis_t *r, pending_t *p, redisReply *rep)
+{
     if (p->on_cmd && r->ring_n) {
         r->ring_head = (r->ring_head + 1) % SL_CLUSTER_REDIS_INFLIGHT;
         r->ring_n--;
     }
-    redisReply *rep = reply;
-    if (rep && rep->type == REDIS_REPLY_ERROR && rep->str && strncmp(rep->str, "READONLY", 8) == 0)
-        fail(r, "the server is a replica now"); /* a failover: ask the Sentinels again */
+    /* Redis Cluster: a seed that answers PING proves little (it may send every command to
+     * a master that is dead until its replica takes over); the backoff ends with the first
+     * answer to a caller's command that is not an error. */
+    if (r->cluster && p->user && rep && rep->type != REDIS_REPLY_ERROR && r->backoff.failures)
+        (void)sl_backoff_ok(&r->backoff);
     if (p->cb)
         p->cb(p->ud, rep);
-    sl_free(p);
+    pending_free(p);
 }
 
-static int send_on(sl_cluster_redis_t *r, redisAsyncContext *ac, sl_cluster_redis_cb cb, void *ud,
-                   int argc, const char **argv, const size_t *argvlen)
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Sends p's stored bytes on ac; 0 or SL_EIO. */
+static int pending_send(redisAsyncContext *ac, pending_t *p)
 {
-    int on_cmd = ac == r->cmd;
+    return redisAsyncFormattedCommand(ac, on_reply, p, p->fcmd, p->fcmd_len) == REDIS_OK ? 0
+                                                                                          : SL_EIO;
+}
+
+static void flush_held(sl_cluster_redis_t *r)
+{
+    while (r->held_head) {
+        pending_t *p = r->held_head;
+        r->held_head = p->next;
+        if (!r->held_head)
+            r->held_tail = NULL;
+        p->next = NULL;
+        if (r->failing || !r->cmd || pending_send(r->cmd, p)) {
+            fail(r, "cannot send");
+            pending_done(r, p, NULL);
+        }
+    }
+}
+
+static int addr_eq(const addr_t *a, const addr_t *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+static int starts_with(const redisReply *rep, const char *word)
+{
+    size_t n = strlen(word);
+    return rep->len >= n && memcmp(rep->str, word, n) == 0;
+}
+
+static void auth_select(sl_cluster_redis_t *r, redisAsyncContext *ac, int select);
+
+/*
+ * MOVED on the command connection: a new one to a, the old one drains
+ * (disconnected gracefully: its waiting commands come back MOVED and are
+ * sent again on the new one; sl_cluster_redis_cmd holds new commands until
+ * it is gone). 0 when the link failed.
+ */
+static int move_to(sl_cluster_redis_t *r, const addr_t *a, int slot)
+{
+    redisAsyncContext *nc = ctx_new(r, a);
+    if (!nc) {
+        fail(r, "cannot connect");
+        return 0;
+    }
+    r->old_cmd = r->cmd;
+    r->cmd = nc;
+    r->master = *a;
+    snprintf(r->master_text, sizeof r->master_text, "%s:%d", a->host, a->port);
+    r->moves++;
+    SL_LOGI(&g_ctx, "cluster: Redis Cluster slot %d is served by %s: commands follow it", slot,
+            r->master_text);
+    auth_select(r, nc, 0);
+    if (r->ask && addr_eq(&r->ask_addr, a))
+        ask_retire(r); /* the migration it served is over */
+    redisAsyncDisconnect(r->old_cmd); /* inside its callback: closes once drained */
+    return 1;
+}
+
+/* ASK: ASKING + the command on the connection to the importing node a. 0 when the link failed. */
+static int ask_send(sl_cluster_redis_t *r, const addr_t *a, pending_t *p, int slot)
+{
+    if (r->ask && !addr_eq(&r->ask_addr, a)) {
+        /* One slot migrates to one node at a time: another name means the operator changed
+         * course; start over from a seed rather than keep two half-known routes. */
+        fail(r, "ASK names another node");
+        return 0;
+    }
+    if (!r->ask) {
+        if (!(r->ask = ctx_new(r, a))) {
+            fail(r, "cannot connect");
+            return 0;
+        }
+        r->ask_addr = *a;
+        auth_select(r, r->ask, 0);
+        SL_LOGI(&g_ctx, "cluster: Redis Cluster slot %d is migrating to %s:%d: ASK followed", slot,
+                a->host, a->port);
+    }
+    if (redisAsyncCommand(r->ask, NULL, NULL, "ASKING") != REDIS_OK || pending_send(r->ask, p)) {
+        fail(r, "cannot send");
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * Redis Cluster's error replies: MOVED and ASK send p again (1: p waits
+ * for its next reply); CLUSTERDOWN, TRYAGAIN, a malformed redirection or
+ * too many redirections fail the link (0: the reply goes to the caller).
+ */
+static int redirect(sl_cluster_redis_t *r, redisAsyncContext *ac, pending_t *p,
+                    const redisReply *rep)
+{
+    if (r->closing || r->failing || !rep->str)
+        return 0;
+    sl_cluster_redis_redirect_t to;
+    int rc = sl_cluster_redis_parse_redirect(rep->str, rep->len, &to);
+    if (rc == SL_EDECLINED) {
+        if (starts_with(rep, "CLUSTERDOWN") || starts_with(rep, "TRYAGAIN"))
+            fail(r, "the Redis Cluster is failing over or migrating (CLUSTERDOWN, TRYAGAIN)");
+        return 0;
+    }
+    if (rc < 0) {
+        fail(r, "malformed MOVED/ASK");
+        return 0;
+    }
+    if (++p->redirects > SL_CLUSTER_REDIS_REDIRECTS_MAX) {
+        fail(r, "redirection loop (MOVED/ASK)");
+        return 0;
+    }
+    addr_t a;
+    const char *self = ac->c.tcp.host ? ac->c.tcp.host : "";
+    snprintf(a.host, sizeof a.host, "%s", to.host[0] ? to.host : self); /* "" = who answered */
+    a.port = to.port;
+    if (!a.host[0]) {
+        fail(r, "malformed MOVED/ASK");
+        return 0;
+    }
+    if (to.ask)
+        return ask_send(r, &a, p, to.slot);
+    if (ac == r->cmd) {
+        if (r->old_cmd) {
+            fail(r, "slot moved twice at once");
+            return 0;
+        }
+        if (!move_to(r, &a, to.slot))
+            return 0;
+    } else if (!addr_eq(&a, &r->master)) {
+        fail(r, "slot moved twice at once"); /* from the draining or the ASK connection */
+        return 0;
+    }
+    if (pending_send(r->cmd, p)) {
+        fail(r, "cannot send");
+        return 0;
+    }
+    return 1;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    pending_t *p = privdata;
+    sl_cluster_redis_t *r = p->r;
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR && p->fcmd && redirect(r, ac, p, rep))
+        return; /* sent again: the caller hears from the next reply */
+    if (rep && rep->type == REDIS_REPLY_ERROR && rep->str && strncmp(rep->str, "READONLY", 8) == 0)
+        fail(r, "the server is a replica now"); /* a failover: ask the Sentinels again */
+    pending_done(r, p, rep);
+}
+
+/*
+ * Sends a command on ac, or (ac NULL, cluster mode) holds it until the
+ * drained command connection is gone. In cluster mode the formatted bytes
+ * stay with the command for a redirection.
+ */
+static int send_on(sl_cluster_redis_t *r, redisAsyncContext *ac, int user, sl_cluster_redis_cb cb,
+                   void *ud, int argc, const char **argv, const size_t *argvlen)
+{
+    int on_cmd = !ac || ac == r->cmd;
     if (on_cmd && r->ring_n >= SL_CLUSTER_REDIS_INFLIGHT)
         return SL_EBUSY;
     pending_t *p = sl_malloc(sizeof *p);
     if (!p)
         return SL_ENOMEM;
-    *p = (pending_t){.r = r, .cb = cb, .ud = ud, .on_cmd = on_cmd};
-    if (redisAsyncCommandArgv(ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
-        sl_free(p);
+    *p = (pending_t){.r = r, .cb = cb, .ud = ud, .on_cmd = on_cmd, .user = user};
+    if (r->cluster) {
+        char *f = NULL;
+        int n = redisFormatCommandArgv(&f, argc, argv, argvlen);
+        if (n < 0 || !f) {
+            sl_free(p);
+            return SL_ENOMEM;
+        }
+        p->fcmd = f;
+        p->fcmd_len = (size_t)n;
+    }
+    if (!ac) {
+        if (r->held_tail)
+            r->held_tail->next = p;
+        else
+            r->held_head = p;
+        r->held_tail = p;
+    } else if (p->fcmd ? pending_send(ac, p)
+                       : redisAsyncCommandArgv(ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
+        pending_free(p);
         return SL_EIO;
     }
     if (on_cmd) {
@@ -323,7 +672,7 @@ int sl_cluster_redis_cmd(sl_cluster_redis_t *r, sl_cluster_redis_cb cb, void *ud
 {
     if (r->state != LINK_UP || r->failing || !r->cmd)
         return SL_EIO;
-    return send_on(r, r->cmd, cb, ud, argc, argv, argvlen);
+    return send_on(r, r->old_cmd ? NULL : r->cmd, 1, cb, ud, argc, argv, argvlen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -334,7 +683,7 @@ static void went_up(sl_cluster_redis_t *r)
     if (r->state != LINK_CONNECTING || !r->cmd_ready || !r->sub_ready || r->failing)
         return;
     r->state = LINK_UP;
-    uint32_t failed = sl_backoff_ok(&r->backoff);
+    uint32_t failed = r->cluster ? r->backoff.failures : sl_backoff_ok(&r->backoff);
     SL_LOGI(&g_ctx, "cluster: Redis %s up%s", r->master_text, failed ? " again" : "");
     r->ops->on_up(r->ud);
 }
@@ -394,18 +743,18 @@ static void auth_select(sl_cluster_redis_t *r, redisAsyncContext *ac, int select
         /* Redis 6 ACL: AUTH <username> <password>. */
         const char *argv[] = {"AUTH", user, pw};
         size_t lens[] = {4, strlen(user), strlen(pw)};
-        (void)send_on(r, ac, on_setup_reply, r, 3, argv, lens);
+        (void)send_on(r, ac, 0, on_setup_reply, r, 3, argv, lens);
     } else if (pw && pw[0]) {
         const char *argv[] = {"AUTH", pw};
         size_t lens[] = {4, strlen(pw)};
-        (void)send_on(r, ac, on_setup_reply, r, 2, argv, lens);
+        (void)send_on(r, ac, 0, on_setup_reply, r, 2, argv, lens);
     }
     if (select && r->cfg->redis_db) {
         char db[24];
         snprintf(db, sizeof db, "%lld", (long long)r->cfg->redis_db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
-        (void)send_on(r, ac, on_setup_reply, r, 2, argv, lens);
+        (void)send_on(r, ac, 0, on_setup_reply, r, 2, argv, lens);
     }
 }
 
@@ -424,7 +773,7 @@ static void connect_master(sl_cluster_redis_t *r)
     auth_select(r, r->cmd, 1);
     const char *ping[] = {"PING"};
     size_t ping_len[] = {4};
-    if (send_on(r, r->cmd, on_ping, r, 1, ping, ping_len)) {
+    if (send_on(r, r->cmd, 0, on_ping, r, 1, ping, ping_len)) {
         fail(r, "cannot send");
         return;
     }
@@ -478,8 +827,20 @@ static void attempt(sl_cluster_redis_t *r)
     }
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->cfg->sentinel_master};
     size_t lens[] = {8, 23, strlen(r->cfg->sentinel_master)};
-    if (send_on(r, r->sen, on_sentinel, r, 3, argv, lens))
+    if (send_on(r, r->sen, 0, on_sentinel, r, 3, argv, lens))
         fail(r, "cannot send");
+}
+
+/* Commands held for a drained connection: their callbacks come with NULL. */
+static void drop_held(sl_cluster_redis_t *r)
+{
+    while (r->held_head) {
+        pending_t *p = r->held_head;
+        r->held_head = p->next;
+        if (!r->held_head)
+            r->held_tail = NULL;
+        pending_done(r, p, NULL);
+    }
 }
 
 /* Frees every context (pending callbacks come with NULL) and resets the state. */
@@ -489,6 +850,10 @@ static void drop_all(sl_cluster_redis_t *r)
     ctx_free(&r->sen);
     ctx_free(&r->cmd);
     ctx_free(&r->sub);
+    ctx_free(&r->old_cmd);
+    ctx_free(&r->ask);
+    ctx_free(&r->ask_old);
+    drop_held(r);
     r->ring_n = r->ring_head = 0;
     r->cmd_ready = r->sub_ready = 0;
 }
@@ -562,6 +927,7 @@ sl_cluster_redis_t *sl_cluster_redis_new(uv_loop_t *loop, const sl_cluster_confi
     r->ud = ud;
     r->channel = sl_strdup(channel);
     r->use_sentinel = cfg->sentinel && cfg->sentinel[0];
+    r->cluster = cfg->redis_cluster && !r->use_sentinel;
     if (!r->channel || parse_addrs(r->use_sentinel ? cfg->sentinel : cfg->redis, r->addrs,
                                    SL_CLUSTER_REDIS_ADDRS_MAX, &r->n_addrs)) {
         sl_free(r->channel);
@@ -627,6 +993,10 @@ void sl_cluster_redis_close(sl_cluster_redis_t *r)
     int up = r->state == LINK_UP && !r->failing && r->cmd;
     ctx_free(&r->sen);
     ctx_free(&r->sub);
+    ctx_free(&r->old_cmd); /* a MOVED was being followed: what it and the held list carry is lost */
+    ctx_free(&r->ask);
+    ctx_free(&r->ask_old);
+    drop_held(r);
     uv_timer_stop(&r->retry);
     if (up) {
         /* The goodbye takes milliseconds; a Redis that does not answer does not hold the
