@@ -52,4 +52,18 @@ typedef struct sl_rs_sv_req {
 int sl_rs_servlet_parse(const char *body, size_t len, const char *url_app, sl_rs_sv_req_t *out,
                         const char **why);
 
+/**
+ * Reads a stream manager's restreamer provision (text, len bytes,
+ * untrusted: Red5 SM 2.0's {"provisionGuid", "streams":[{"streamGuid":
+ * "app/name", "camParams":{"properties":{...}}}]}, the cluster setting
+ * restreamer/<guid>) into a create request, as if its properties had been
+ * POSTed to the servlet with guid provisionGuid, context app, name name.
+ * Red5's SM 2.0 names are mapped first: type srt-caller is srt-push,
+ * ipcam is rtsp (url built as rtsp://{host}[:{port}]/{remoteContextPath}/
+ * {remoteStreamName}), rtmpUri is url. Returns as sl_rs_servlet_parse
+ * (SL_ETOOBIG past SL_RS_SV_BODY_MAX, SL_EINVAL with *why, SL_ENOMEM).
+ */
+int sl_rs_servlet_from_provision(const char *text, size_t len, sl_rs_sv_req_t *out,
+                                 const char **why);
+
 #endif
