@@ -402,12 +402,14 @@ int sl_rs_servlet_from_provision(const char *text, size_t len, sl_rs_sv_req_t *o
     }
     p = json_object_get(b, "parameters");
     /* Red5's SM 2.0 names onto the servlet's. */
-    const char *type = json_string_value(json_object_get(p, "type"));
-    if (type && strcmp(type, "srt-caller") == 0)
+    char type[SL_RS_TYPE_MAX] = "";
+    if (get_str(p, "type", type, sizeof type) == -2)
+        type[0] = '\0'; /* parse_obj says why */
+    if (strcmp(type, "srt-caller") == 0)
         json_object_set_new(p, "type", json_string("srt-push"));
     if (!json_object_get(p, "url") && json_object_get(p, "rtmpUri"))
         json_object_set(p, "url", json_object_get(p, "rtmpUri"));
-    if (type && strcmp(type, "ipcam") == 0) {
+    if (strcmp(type, "ipcam") == 0) {
         json_object_set_new(p, "type", json_string("rtsp"));
         if (!json_object_get(p, "url") && (rc = ipcam_url(p, why)))
             goto out;
