@@ -21,6 +21,7 @@ import pytest
 from api_helpers import TOKEN, Api, api_config, http_port_of
 from clusterlib import cluster_config, redis_server, unique_prefix  # noqa: F401
 from conftest import HOST, T, ffmpeg_publish_cmd, ffprobe_streams, free_port, port_open, wait_until
+from test_stream_manager import check_shape
 
 pytestmark = [pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed"),
               pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -113,10 +114,12 @@ def test_srt_provision_restream_subscribe_delete(smc):
                     srt_provision("srt1", "live/cam1", srt_port), token=tok)
     assert st == 200, js
     assert js[0]["provisionGuid"] == "srt1" and "timestamp" not in js[0], js
+    check_shape("/as/v1/streams/provision/{nodeGroup}", "post", st, js)
     st, js = sm_req(sm, "GET", "/streams/provision/default", token=tok)
     assert st == 200 and "srt1" in [p.get("provisionGuid") for p in js], js
     st, js = sm_req(sm, "GET", "/streams/provision/default/srt1?status=true", token=tok)
     assert st == 200 and js["status"]["state"] == "NEW", js
+    check_shape("/as/v1/streams/provision/{nodeGroup}/{provisionGuid}", "get", st, js)
     # restream=true distributes it: the origin is named (and keeps being named)
     loc = wait_until(lambda: lookup_ok(sm, "/streams/stream/default/publish/live/cam1"
                                            "?restream=true"), T(10), 0.1, "distributed")
@@ -175,10 +178,12 @@ def test_distribute_endpoint_blocking(smc, media_src):
                     "?capabilities=PUBLISH,TRANSCODE&endpoints=1&blocking=true", token=tok)
     assert st == 200, js
     assert [(x["nodeId"], x["streamGuid"]) for x in js] == [("org", "live/pulled")], js
+    check_shape("/as/v1/streams/provision/{nodeGroup}/distribute/{provisionGuid}", "post", st, js)
     # blocking: the node has it already when the answer comes
     st, js = sm_req(sm, "GET", "/streams/provision/default/pull-1?status=true", token=tok)
     assert js["status"]["state"] == "running" and js["status"]["nodeId"] == "org", js
     assert js["distribution"]["nodeId"] == "org", js
+    check_shape("/as/v1/streams/provision/{nodeGroup}/{provisionGuid}", "get", st, js)
     pulls = [p for p in origin.api.data("restream/pulls") if p.get("guid") == "pull-1"] or \
         [p for p in origin.api.data("restream/pulls") if p["stream"] == "pulled"]
     assert pulls, origin.api.data("restream/pulls")
