@@ -110,8 +110,14 @@ def test_srt_provision_restream_subscribe_delete(smc):
                         "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
                         "-f", "mpegts", "srt://%s:%d?mode=listener" % (HOST, srt_port)],
                        "srt-source")
+    # The ingest, and (Red5's social push example) a push of the same stream back into the
+    # origin under another name, in one body: one restream=true lookup distributes both.
+    push = {"provisionGuid": "social1", "streams": [{"streamGuid": "live/cam1", "abrLevel": 0,
+            "camParams": {"properties": {"action": "create", "type": "rtmp-push",
+                                         "rtmpUri": "rtmp://%s:%d/live/social1" % (HOST, origin.port),
+                                         "immediate": "true", "persist": "false"}}}]}
     st, js = sm_req(sm, "POST", "/streams/provision/default",
-                    srt_provision("srt1", "live/cam1", srt_port), token=tok)
+                    srt_provision("srt1", "live/cam1", srt_port) + [push], token=tok)
     assert st == 200, js
     assert js[0]["provisionGuid"] == "srt1" and "timestamp" not in js[0], js
     check_shape("/as/v1/streams/provision/{nodeGroup}", "post", st, js)
@@ -129,6 +135,11 @@ def test_srt_provision_restream_subscribe_delete(smc):
     wait_until(lambda: sm_req(sm, "GET", "/streams/provision/default/srt1?status=true",
                               token=tok)[1]["status"].get("state") == "running", T(10), 0.1,
                "the origin says it runs the provision")
+    # the push went where the ingest is, and forwards it
+    wait_until(lambda: origin.api.get("applications/live/streams/social1").status == 200, T(20),
+               0.2, "the push of live/cam1 publishing live/social1")
+    st, js = sm_req(sm, "GET", "/streams/provision/default/social1?status=true", token=tok)
+    assert js["distribution"]["nodeId"] == "org" and js["status"]["state"] == "running", js
     # a subscriber is placed and plays it
     sub = wait_until(lambda: lookup_ok(sm, "/streams/stream/default/subscribe/live/cam1"),
                      T(20), 0.2, "a subscribe lookup names a node")
@@ -138,8 +149,11 @@ def test_srt_provision_restream_subscribe_delete(smc):
     assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 320
     # the origin lists it as its servlet shows provisions
     listed = Api(origin).request("POST", "/live/restream", body={"parameters": {"action": "list"}})
-    assert [x["guid"] for x in listed.data] == ["srt1"], listed.data
-    # DELETE stops the ingest: the stream disappears
+    assert sorted(x["guid"] for x in listed.data) == ["social1", "srt1"], listed.data
+    # DELETE stops the push, then the ingest: the streams disappear
+    assert sm_req(sm, "DELETE", "/streams/provision/default/social1", token=tok)[0] == 200
+    wait_until(lambda: origin.api.get("applications/live/streams/social1").status == 404, T(10),
+               0.1, "the push stopped")
     st, js = sm_req(sm, "DELETE", "/streams/provision/default/srt1", token=tok)
     assert st == 200, js
     wait_until(lambda: sm_req(sm, "GET", "/streams/stream/default/subscribe/live/cam1")[0] == 404,

@@ -799,27 +799,6 @@ static const char *rs_stream_guid(const json_t *prov)
         json_object_get(json_array_get(json_object_get(prov, "streams"), 0), "streamGuid"));
 }
 
-typedef struct rs_find {
-    const char *path;
-    json_t *found;       /* new reference */
-    char guid[SL_SM_RS_GUID_MAX];
-} rs_find_t;
-
-static void rs_find_each(void *arg, const char *key, const char *json)
-{
-    rs_find_t *f = arg;
-    if (f->found)
-        return;
-    json_t *j = sl_sm_prov_parse(json, strlen(json));
-    const char *sg = rs_stream_guid(j);
-    if (sg && strcmp(sg, f->path) == 0) {
-        f->found = j;
-        snprintf(f->guid, sizeof f->guid, "%s", key + strlen(RS_PREFIX));
-        return;
-    }
-    json_decref(j);
-}
-
 /* The action a capability mask asks for: 0 when none sluice carries out. */
 static sl_sm_action_t caps_action(int caps)
 {
@@ -853,7 +832,7 @@ typedef struct dist_wait {
     uv_timer_t timer;
     sm_mod_t *m;
     sl_http_req_t *req;
-    char guid[SL_SM_RS_GUID_MAX];
+    char guid[SL_CLUSTER_PATH_MAX];
     char node[SL_CLUSTER_ID_MAX];
     long long dist_time;          /* the distribution's time, which the status echoes */
     uint64_t deadline;            /* loop time */
@@ -915,58 +894,99 @@ static void on_wait_tick(uv_timer_t *t)
     json_decref(prov);
 }
 
+/* 1 when prov (a restreamer provision) pushes its stream out rather than pulling it in. */
+static int rs_is_push(const json_t *prov)
+{
+    const char *t = json_string_value(json_object_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(prov, "streams"), 0),
+                                        "camParams"),
+                        "properties"),
+        "type"));
+    return t && (strcmp(t, "rtmp-push") == 0 || strcmp(t, "rtmps-push") == 0 ||
+                 strcmp(t, "srt-push") == 0 || strcmp(t, "srt-caller") == 0);
+}
+
 /*
- * Distributes restreamer provision prov (borrowed, the stored setting) of
- * guid for the action its capabilities ask: the node that has it keeps it
- * while it is in service with a fitting role (Red5: "will keep choosing the
- * same server node"), else one is chosen like a lookup and written into
- * the setting's "distribution" (write 0: chosen and answered only,
- * distribute=false). blocking: the answer waits until the node says it
- * carried it out. Answers every case.
+ * Places restreamer provision prov (borrowed, the stored setting; its
+ * "distribution" is updated in place) of guid for the action its
+ * capabilities ask, into *chosen: the node that has it keeps it while it is
+ * in service with a fitting role (Red5: "will keep choosing the same server
+ * node"); else prefer (a node already chosen for the same stream) when it
+ * fits; else, for a push with PUBLISH, the origin of its live stream; else a
+ * node chosen as for a lookup. write: the distribution is written into the
+ * setting (0: chosen only, distribute=false). 0 with *dist_time (the
+ * distribution's time), or an HTTP status with *why.
  */
-static void rs_distribute(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, void *cud,
-                          const char *group, const char *guid, json_t *prov, int caps,
-                          const char *region, int strict, int write, int blocking)
+static int rs_place(sm_mod_t *m, const sl_svc_cluster_t *c, void *cud, const char *group,
+                    const char *guid, json_t *prov, int caps, const char *region, int strict,
+                    int write, const sl_cluster_node_t *prefer, sl_cluster_node_t *chosen,
+                    long long *dist_time, const char **why)
 {
     const char *sg = rs_stream_guid(prov);
     sl_sm_action_t action = caps_action(caps);
     if (!sg || !action) {
-        reply_err(m, req, 400, "capabilities: sluice distributes restreamers to PUBLISH, "
-                               "SUBSCRIBE or TRANSCODE nodes only");
-        return;
+        *why = "capabilities: sluice distributes restreamers to PUBLISH, SUBSCRIBE or TRANSCODE "
+               "nodes only";
+        return 400;
     }
     json_t *dist = json_object_get(prov, "distribution");
     const char *cur = json_string_value(json_object_get(dist, "nodeId"));
     const sl_cluster_node_t *cn = cur ? c->node(cud, cur) : NULL;
-    sl_cluster_node_t chosen;
+    const sl_cluster_stream_t *live = c->stream(cud, sg);
+    const sl_cluster_node_t *origin = live ? c->node(cud, live->origin) : NULL;
     if (cn && node_keeps(cn, action)) {
-        chosen = *cn;
+        *chosen = *cn;
+    } else if (prefer && node_keeps(prefer, action)) {
+        *chosen = *prefer;
+    } else if (action == SL_SM_PUBLISH && rs_is_push(prov) && origin) {
+        /* A push forwards a live stream: it runs where the stream's publisher is. */
+        *chosen = *origin;
     } else {
         /* A publish choice refuses a live stream: the restreamer's own, on a node that went. */
         sl_sm_query_t q = {.action = action, .group = group, .path = sg, .region = region,
                            .strict = strict};
         size_t n;
-        const char *why = "";
-        int rc = sl__sm_choose(m, &q, &chosen, 1, &n, 1, &why);
-        if (rc) {
-            reply_err(m, req, status_of(rc), why);
-            return;
-        }
+        int rc = sl__sm_choose(m, &q, chosen, 1, &n, 1, why);
+        if (rc)
+            return status_of(rc);
     }
-    long long dist_time = json_integer_value(json_object_get(dist, "time"));
-    if (write && (!cur || strcmp(cur, chosen.id) != 0)) {
-        dist_time = (long long)sl_time_wall_ms();
+    *dist_time = json_integer_value(json_object_get(dist, "time"));
+    if (write && (!cur || strcmp(cur, chosen->id) != 0)) {
+        *dist_time = (long long)sl_time_wall_ms();
         json_object_set_new(prov, "distribution",
-                            json_pack("{s:s, s:s, s:s, s:I}", "nodeId", chosen.id,
-                                      "serverAddress", chosen.host, "nodeRole", chosen.role,
-                                      "time", (json_int_t)dist_time));
-        if (rs_put(m, req, c, cud, guid, prov))
-            return;
+                            json_pack("{s:s, s:s, s:s, s:I}", "nodeId", chosen->id,
+                                      "serverAddress", chosen->host, "nodeRole", chosen->role,
+                                      "time", (json_int_t)*dist_time));
+        if (rs_put(m, NULL, c, cud, guid, prov)) {
+            *why = "the cluster's Redis is unreachable";
+            return 503;
+        }
         SL_LOGI(NULL, "stream manager: restreamer provision %s (%s) distributed to %s", guid, sg,
-                chosen.id);
+                chosen->id);
+    }
+    return 0;
+}
+
+/*
+ * Distributes restreamer provision prov (borrowed) of guid (rs_place) and
+ * answers Red5's StreamLocation array; blocking: the answer waits until the
+ * node says it carried it out. Answers every case.
+ */
+static void rs_distribute(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, void *cud,
+                          const char *group, const char *guid, json_t *prov, int caps,
+                          const char *region, int strict, int write, int blocking)
+{
+    sl_cluster_node_t chosen;
+    long long dist_time = 0;
+    const char *why = "";
+    int st = rs_place(m, c, cud, group, guid, prov, caps, region, strict, write, NULL, &chosen,
+                      &dist_time, &why);
+    if (st) {
+        reply_err(m, req, st, why);
+        return;
     }
     json_t *answer = json_array();
-    json_array_append_new(answer, sm2_node(sg, &chosen));
+    json_array_append_new(answer, sm2_node(rs_stream_guid(prov), &chosen));
     if (!write || !blocking) {
         reply_json(m, req, 200, answer);
         return;
@@ -996,7 +1016,35 @@ static void rs_distribute(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_
     uv_timer_start(&w->timer, on_wait_tick, 0, DIST_POLL_MS);
 }
 
-/* GET .../publish/{app}/{stream}?restream=true: distributes the stream's restreamer provision. */
+#define RS_FIND_MAX 16 /* restreamer provisions of one stream distributed by one lookup */
+
+typedef struct rs_find {
+    const char *path;
+    size_t n;
+    json_t *found[RS_FIND_MAX];  /* new references */
+    char guid[RS_FIND_MAX][SL_SM_RS_GUID_MAX];
+} rs_find_t;
+
+static void rs_find_each(void *arg, const char *key, const char *json)
+{
+    rs_find_t *f = arg;
+    if (f->n == RS_FIND_MAX)
+        return;
+    json_t *j = sl_sm_prov_parse(json, strlen(json));
+    const char *sg = rs_stream_guid(j);
+    if (sg && strcmp(sg, f->path) == 0 && strlen(key + strlen(RS_PREFIX)) < SL_SM_RS_GUID_MAX) {
+        snprintf(f->guid[f->n], sizeof f->guid[0], "%s", key + strlen(RS_PREFIX));
+        f->found[f->n++] = j;
+        return;
+    }
+    json_decref(j);
+}
+
+/*
+ * GET .../publish/{app}/{stream}?restream=true: distributes every
+ * restreamer provision of the stream (up to RS_FIND_MAX: an ingest and the
+ * pushes out of it) to one node where it can, and answers that node.
+ */
 static void rs_lookup(sm_mod_t *m, sl_http_req_t *req, const char *group, const char *path,
                       const char *region, int strict)
 {
@@ -1006,18 +1054,49 @@ static void rs_lookup(sm_mod_t *m, sl_http_req_t *req, const char *group, const 
         reply_err(m, req, 503, "cluster mode is off on this node");
         return;
     }
-    rs_find_t f = {.path = path};
-    c->settings(cud, RS_PREFIX, rs_find_each, &f);
-    if (!f.found) {
-        reply_err(m, req, 404, "no restreamer provision for this stream: restream=true needs one");
+    rs_find_t *f = sl_calloc(1, sizeof *f);
+    if (!f) {
+        reply_err(m, req, 503, "out of memory");
         return;
     }
+    f->path = path;
+    c->settings(cud, RS_PREFIX, rs_find_each, f);
     char v[8];
     int write = !(m->http->req_query_get(req, "distribute", v, sizeof v) >= 0 &&
                   (strcmp(v, "false") == 0 || strcmp(v, "0") == 0));
-    rs_distribute(m, req, c, cud, group, f.guid, f.found, sl_sm_prov_caps(f.found, NULL), region,
-                  strict, write, 0);
-    json_decref(f.found);
+    /* The ingest (a pull) first: it decides where the stream is, and the pushes follow it. */
+    sl_cluster_node_t first, chosen;
+    int have = 0, st = 404;
+    const char *why = "no restreamer provision for this stream: restream=true needs one";
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < f->n; i++) {
+            if (rs_is_push(f->found[i]) != pass)
+                continue;
+            long long t;
+            const char *w = "";
+            int rc = rs_place(m, c, cud, group, f->guid[i], f->found[i],
+                              sl_sm_prov_caps(f->found[i], NULL), region, strict, write,
+                              have ? &first : NULL, &chosen, &t, &w);
+            if (rc == 0 && !have) {
+                first = chosen;
+                have = 1;
+            } else if (rc && !have) {
+                st = rc;
+                why = w;
+            }
+        }
+    json_t *answer = NULL;
+    if (have) {
+        answer = json_array();
+        json_array_append_new(answer, sm2_node(path, &first));
+    }
+    for (size_t i = 0; i < f->n; i++)
+        json_decref(f->found[i]);
+    sl_free(f);
+    if (have)
+        reply_json(m, req, 200, answer);
+    else
+        reply_err(m, req, st, why);
 }
 
 /* POST /as/v1/streams/provision/{ng}/distribute/{guid}?capabilities&endpoints&blocking&... */
