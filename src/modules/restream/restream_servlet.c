@@ -26,6 +26,7 @@ static const sv_type_t g_types[] = {
     {"rtmp-push", 1, "rtmp://", 1},
     {"rtmps-push", 1, "rtmps://", 1},
     {"srt-push", 1, "srt://", 2},
+    {"srt-caller", 1, "srt://", 2}, /* Red5's SRT egress name */
     {"srt", 0, "srt://", 2},
     {"mpegts", 0, "srt:// http:// https://", 0},
     {"rtsp", 0, "rtsp:// rtsps://", 0},
@@ -160,8 +161,8 @@ static int parse_create(json_t *p, sl_rs_sv_req_t *out, const char **why)
         if (strcmp(out->type, g_types[i].name) == 0)
             t = &g_types[i];
     if (!t) {
-        *why = "parameters.type must be rtmp-push, rtmps-push, srt-push, srt, mpegts, rtsp, rtmp "
-               "or hls";
+        *why = "parameters.type must be rtmp-push, rtmps-push, srt-push (srt-caller), srt, mpegts, "
+               "rtsp, rtmp or hls";
         return SL_EINVAL;
     }
     out->push = t->push;
@@ -171,8 +172,10 @@ static int parse_create(json_t *p, sl_rs_sv_req_t *out, const char **why)
     }
     char url[SL_RS_URL_MAX];
     int rc = get_str(p, "url", url, sizeof url);
+    if (rc == -1)
+        rc = get_str(p, "rtmpUri", url, sizeof url); /* Red5's name for an rtmp-push's URL */
     if (rc == -2) {
-        *why = "parameters.url must be a string (at most 2047 bytes)";
+        *why = "parameters.url (or rtmpUri) must be a string (at most 2047 bytes)";
         return SL_EINVAL;
     }
     if (rc == -1) {

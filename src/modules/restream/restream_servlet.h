@@ -35,8 +35,8 @@ typedef struct sl_rs_sv_req {
     char guid[SL_RS_GUID_MAX];    /* "" = none given */
     char context[SL_RS_NAME_MAX]; /* the app: "context" without leading '/', or the URL's app */
     char name[SL_RS_NAME_MAX];    /* stream name, "" = none given */
-    char type[SL_RS_TYPE_MAX];    /* create: rtmp-push, rtmps-push, srt-push, srt, mpegts,
-                                   * rtsp, rtmp, hls; other actions: as given or "" */
+    char type[SL_RS_TYPE_MAX];    /* create: rtmp-push, rtmps-push, srt-push (srt-caller), srt,
+                                   * mpegts, rtsp, rtmp, hls; other actions: as given or "" */
     int push;                     /* create: 1 for a push type, 0 for a pull */
     sl_rs_spec_t spec;            /* create: the pull or push entry */
 } sl_rs_sv_req_t;
