@@ -285,3 +285,16 @@ def test_node_servlet_with_curl(smc):
     code, js = curl("-X", "POST", url, "-d",
                     json.dumps({"guid": "curl-cam", "parameters": {"action": "kill"}}))
     assert code == 200 and js["data"]["killed"] == ["curl-cam"], js
+    # Red5's standalone rtmp-push shape (its migration guide): rtmpUri and string options
+    red5 = {"guid": "restream1", "context": "live", "name": "stream1", "level": 0,
+            "parameters": {"action": "create", "type": "rtmp-push",
+                           "rtmpUri": "rtmp://%s:%d/live/social9" % (HOST, origin.port),
+                           "immediate": "false", "attempts": "3", "delayS": "10",
+                           "persist": "true"}}
+    code, js = curl("-X", "POST", url, "-d", json.dumps(red5))
+    assert code == 200 and js["data"]["type"] == "rtmp-push", js
+    code, js = curl("-X", "POST", url, "-d", json.dumps(red5))
+    assert code == 409 and "guid" in js["message"], js
+    code, js = curl("-X", "POST", url, "-d", json.dumps(
+        {"context": "live", "name": "stream1", "parameters": {"action": "kill"}}))
+    assert code == 200 and js["data"]["killed"] == ["restream1"], js
