@@ -12,6 +12,7 @@ the node's own servlet (POST /live/restream) is driven with curl.
 import base64
 import json
 import shutil
+import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -56,7 +57,7 @@ def smc(module_sluice_factory, module_procs, redis_server):
     # The stream manager in a group of its own, so that it is never named itself.
     sm = node("sm", "all", {"stream_manager": {"enabled": True, "admin_password": SM_PW}},
               group="control")
-    return {"origin": origin, "edge": edge, "sm": sm, "procs": module_procs}
+    return {"origin": origin, "edge": edge, "sm": sm, "procs": module_procs, "node": node}
 
 
 def sm_req(sm, method, path, body=None, token=None, raw=None):
@@ -298,3 +299,41 @@ def test_node_servlet_with_curl(smc):
     code, js = curl("-X", "POST", url, "-d", json.dumps(
         {"context": "live", "name": "stream1", "parameters": {"action": "kill"}}))
     assert code == 200 and js["data"]["killed"] == ["restream1"], js
+
+
+def test_persist_provision_moves_when_its_node_dies(smc, media_src):
+    """Red5's persist: the stream manager distributes the provision again when its node
+    goes (kill -9), to another node of the group it was distributed in."""
+    sm, origin = smc["sm"], smc["origin"]
+    tok = jwt(sm)
+    pub = smc["procs"].start(ffmpeg_publish_cmd(media_src, origin.url("live", "feed")),
+                             "feed-publisher")
+    nodes = {n: smc["node"](n, "origin", group="pgroup") for n in ("p1", "p2")}
+    prov = [{"provisionGuid": "keep-1", "streams": [{"streamGuid": "live/kept", "camParams": {
+        "properties": {"type": "rtmp", "url": "rtmp://%s:%d/live/feed" % (HOST, origin.port),
+                       "persist": "true"}}}]}]
+    assert sm_req(sm, "POST", "/streams/provision/pgroup", prov, token=tok)[0] == 200
+    js = wait_until(lambda: (lambda r: r[1] if r[0] == 200 else None)(sm_req(
+        sm, "POST", "/streams/provision/pgroup/distribute/keep-1?blocking=true", token=tok)),
+        T(15), 0.2, "distributed in pgroup (both nodes in service)")
+    first = js[0]["nodeId"]
+    assert first in nodes, js
+    other = ({"p1", "p2"} - {first}).pop()
+    wait_until(lambda: nodes[first].api.get("applications/live/streams/kept").status == 200,
+               T(20), 0.2, "the pull live on " + first)
+    nodes[first].proc.send_signal(signal.SIGKILL)
+    nodes[first].proc.wait(10)
+    nodes[first].proc = None  # killed on purpose: no clean exit to check at teardown
+
+    def moved():
+        st, js = sm_req(sm, "GET", "/streams/provision/pgroup/keep-1?status=true", token=tok)
+        return st == 200 and js["distribution"]["nodeId"] == other and \
+            js["status"].get("state") == "running"
+
+    wait_until(moved, T(20), 0.2, "the provision moved to " + other)
+    wait_until(lambda: nodes[other].api.get("applications/live/streams/kept").status == 200,
+               T(20), 0.2, "the pull live on " + other)
+    assert sm_req(sm, "DELETE", "/streams/provision/pgroup/keep-1", token=tok)[0] == 200
+    wait_until(lambda: nodes[other].api.get("applications/live/streams/kept").status == 404,
+               T(10), 0.1, "the pull stopped")
+    smc["procs"].stop(pub)

@@ -954,9 +954,10 @@ static int rs_place(sm_mod_t *m, const sl_svc_cluster_t *c, void *cud, const cha
     if (write && (!cur || strcmp(cur, chosen->id) != 0)) {
         *dist_time = (long long)sl_time_wall_ms();
         json_object_set_new(prov, "distribution",
-                            json_pack("{s:s, s:s, s:s, s:I}", "nodeId", chosen->id,
+                            json_pack("{s:s, s:s, s:s, s:s, s:I}", "nodeId", chosen->id,
                                       "serverAddress", chosen->host, "nodeRole", chosen->role,
-                                      "time", (json_int_t)*dist_time));
+                                      "nodeGroup", chosen->group, "time",
+                                      (json_int_t)*dist_time));
         if (rs_put(m, NULL, c, cud, guid, prov)) {
             *why = "the cluster's Redis is unreachable";
             return 503;
@@ -1097,6 +1098,75 @@ static void rs_lookup(sm_mod_t *m, sl_http_req_t *req, const char *group, const 
         reply_json(m, req, 200, answer);
     else
         reply_err(m, req, st, why);
+}
+
+/* Red5's persist: "true" (string or boolean) in the provision's properties. */
+static int rs_persist(const json_t *prov)
+{
+    const json_t *v = json_object_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(prov, "streams"), 0),
+                                        "camParams"),
+                        "properties"),
+        "persist");
+    return json_is_true(v) || (json_is_string(v) && strcmp(json_string_value(v), "true") == 0);
+}
+
+typedef struct persist_scan {
+    sm_mod_t *m;
+    const sl_svc_cluster_t *c;
+    void *cud;
+    int n;                        /* placed this tick */
+} persist_scan_t;
+
+static void persist_each(void *arg, const char *key, const char *json)
+{
+    persist_scan_t *ps = arg;
+    const char *guid = key + strlen(RS_PREFIX);
+    if (ps->n >= 16 || strlen(guid) >= SL_SM_RS_GUID_MAX)
+        return;
+    json_t *prov = sl_sm_prov_parse(json, strlen(json));
+    json_t *dist = json_object_get(prov, "distribution");
+    const char *cur = json_string_value(json_object_get(dist, "nodeId"));
+    const char *group = json_string_value(json_object_get(dist, "nodeGroup"));
+    const sl_cluster_node_t *cn = cur ? ps->c->node(ps->cud, cur) : NULL;
+    int caps = sl_sm_prov_caps(prov, NULL);
+    if (!cur || !rs_persist(prov) || (cn && node_keeps(cn, caps_action(caps)))) {
+        json_decref(prov);
+        return;
+    }
+    /* Its node went (or left service): placed again, in the group it was distributed in. */
+    sl_cluster_node_t chosen;
+    long long t;
+    const char *why = "";
+    int st = rs_place(ps->m, ps->c, ps->cud, group ? group : "default", guid, prov, caps, NULL,
+                      0, 1, NULL, &chosen, &t, &why);
+    if (st == 0)
+        SL_LOGI(NULL, "stream manager: restreamer provision %s (persist) moved from %s to %s",
+                guid, cur, chosen.id);
+    else
+        SL_LOGD(NULL, "stream manager: restreamer provision %s (persist) not placed yet: %s", guid,
+                why);
+    ps->n++;
+    json_decref(prov);
+}
+
+/*
+ * Once a second: restreamer provisions that say persist and whose node is
+ * gone are distributed again (Red5: "if a given restreaming node fails ...
+ * the Stream Manager" redistributes). Every stream manager node does it;
+ * two at once may pick different nodes, and the last write wins (the node
+ * not named stops its copy at its next scan).
+ */
+static void on_persist_tick(uv_timer_t *t)
+{
+    sm_mod_t *m = t->data;
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    uint64_t fresh;
+    if (!c || !c->redis_up(cud, &fresh))
+        return;
+    persist_scan_t ps = {.m = m, .c = c, .cud = cud};
+    c->settings(cud, RS_PREFIX, persist_each, &ps);
 }
 
 /* POST /as/v1/streams/provision/{ng}/distribute/{guid}?capabilities&endpoints&blocking&... */
@@ -1640,6 +1710,10 @@ int sl__sm_http_start(sm_mod_t *m)
         {.prefix = "/as/v1/streams/stream", .prio = SL_HTTP_PRIO_CORE,
          .name = "Stream Manager 2.0 streams", .serves = "", .cb = on_streams, .ud = m},
     };
+    uv_timer_init(m->core->loop, &m->persist_tick);
+    m->persist_tick.data = m;
+    uv_timer_start(&m->persist_tick, on_persist_tick, 1000, 1000);
+    m->persist_on = 1;
     for (int i = 0; i < SM_N_ROUTES; i++) {
         int rc = m->http->route_add(m->http_ud, &routes[i], &m->routes[i]);
         if (rc) {
@@ -1657,6 +1731,11 @@ void sl__sm_http_stop(sm_mod_t *m)
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &m->waits)
         wait_end(sl_container_of(it, dist_wait_t, link), 503, "the stream manager is stopping");
+    if (m->persist_on) {
+        uv_timer_stop(&m->persist_tick);
+        uv_close((uv_handle_t *)&m->persist_tick, NULL);
+        m->persist_on = 0;
+    }
     for (int i = 0; i < SM_N_ROUTES; i++) {
         m->http->route_remove(m->http_ud, m->routes[i]);
         m->routes[i] = NULL;

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "app/core.h"
 #include "app/svc/cluster.h"
@@ -39,6 +40,8 @@ typedef struct sm_mod {
     uint64_t n_lookups, n_limited;     /* counters, for the log at stop */
     sl_list_t waits;                   /* blocking distributions waiting for their node (sm_http.c) */
     size_t n_waits;
+    uv_timer_t persist_tick;           /* persist restreamer provisions re-distributed (sm_http.c) */
+    int persist_on;
 } sm_mod_t;
 
 /* The cluster service, or NULL (with *ud untouched) when cluster mode is off. */
