@@ -4,6 +4,10 @@
  *   /streammanager/api/4.0/admin/node/...   SM 4.0 node admin (?accessToken=)
  *   /as/v1/auth/login                        SM 2.0 login (HTTP Basic -> JWT)
  *   /as/v1/streams/stream/...                SM 2.0 lookups, list, stats (no token)
+ *   /as/v1/streams/provision/...             SM 2.0 provisions: ABR (provision/<app>/<name>)
+ *                                            and restreamer (restreamer/<guid>, camParams),
+ *                                            their distribution (distribute/{guid}, and
+ *                                            ?restream=true on publish lookups) and persist
  * Node groups (/admin/nodegroup, /as/v1/admin/...) belong to the
  * autoscaler and the proxy (/as/v1/proxy/...) to sm_proxy: the prefixes
  * here are narrow so that theirs reach them.
@@ -1111,51 +1115,39 @@ static int rs_persist(const json_t *prov)
     return json_is_true(v) || (json_is_string(v) && strcmp(json_string_value(v), "true") == 0);
 }
 
+#define PERSIST_PER_TICK 16  /* provisions placed again per tick */
+
 typedef struct persist_scan {
-    sm_mod_t *m;
     const sl_svc_cluster_t *c;
     void *cud;
-    int n;                        /* placed this tick */
+    size_t n;
+    char guid[PERSIST_PER_TICK][SL_SM_RS_GUID_MAX];
 } persist_scan_t;
 
+/* Collects (the settings may not change while they are walked) the provisions to place. */
 static void persist_each(void *arg, const char *key, const char *json)
 {
     persist_scan_t *ps = arg;
     const char *guid = key + strlen(RS_PREFIX);
-    if (ps->n >= 16 || strlen(guid) >= SL_SM_RS_GUID_MAX)
+    if (ps->n >= PERSIST_PER_TICK || strlen(guid) >= SL_SM_RS_GUID_MAX)
         return;
     json_t *prov = sl_sm_prov_parse(json, strlen(json));
-    json_t *dist = json_object_get(prov, "distribution");
-    const char *cur = json_string_value(json_object_get(dist, "nodeId"));
-    const char *group = json_string_value(json_object_get(dist, "nodeGroup"));
+    const char *cur = json_string_value(
+        json_object_get(json_object_get(prov, "distribution"), "nodeId"));
     const sl_cluster_node_t *cn = cur ? ps->c->node(ps->cud, cur) : NULL;
-    int caps = sl_sm_prov_caps(prov, NULL);
-    if (!cur || !rs_persist(prov) || (cn && node_keeps(cn, caps_action(caps)))) {
-        json_decref(prov);
-        return;
-    }
-    /* Its node went (or left service): placed again, in the group it was distributed in. */
-    sl_cluster_node_t chosen;
-    long long t;
-    const char *why = "";
-    int st = rs_place(ps->m, ps->c, ps->cud, group ? group : "default", guid, prov, caps, NULL,
-                      0, 1, NULL, &chosen, &t, &why);
-    if (st == 0)
-        SL_LOGI(NULL, "stream manager: restreamer provision %s (persist) moved from %s to %s",
-                guid, cur, chosen.id);
-    else
-        SL_LOGD(NULL, "stream manager: restreamer provision %s (persist) not placed yet: %s", guid,
-                why);
-    ps->n++;
+    int keeps = cn && node_keeps(cn, caps_action(sl_sm_prov_caps(prov, NULL)));
+    if (cur && rs_persist(prov) && !keeps)
+        snprintf(ps->guid[ps->n++], sizeof ps->guid[0], "%s", guid);
     json_decref(prov);
 }
 
 /*
  * Once a second: restreamer provisions that say persist and whose node is
  * gone are distributed again (Red5: "if a given restreaming node fails ...
- * the Stream Manager" redistributes). Every stream manager node does it;
- * two at once may pick different nodes, and the last write wins (the node
- * not named stops its copy at its next scan).
+ * the Stream Manager" redistributes), in the group they were distributed
+ * in. Every stream manager node does it; two at once may pick different
+ * nodes, and the last write wins (the node not named stops its copy at its
+ * next scan).
  */
 static void on_persist_tick(uv_timer_t *t)
 {
@@ -1165,8 +1157,38 @@ static void on_persist_tick(uv_timer_t *t)
     uint64_t fresh;
     if (!c || !c->redis_up(cud, &fresh))
         return;
-    persist_scan_t ps = {.m = m, .c = c, .cud = cud};
-    c->settings(cud, RS_PREFIX, persist_each, &ps);
+    persist_scan_t *ps = sl_calloc(1, sizeof *ps);
+    if (!ps)
+        return;
+    ps->c = c;
+    ps->cud = cud;
+    c->settings(cud, RS_PREFIX, persist_each, ps);
+    for (size_t i = 0; i < ps->n; i++) {
+        json_t *prov = setting_json(c, cud, RS_PREFIX, ps->guid[i]);
+        json_t *dist = json_object_get(prov, "distribution");
+        char was[SL_CLUSTER_ID_MAX], group[SL_CLUSTER_NAME_MAX];
+        snprintf(was, sizeof was, "%s", json_string_value(json_object_get(dist, "nodeId"))
+                                            ? json_string_value(json_object_get(dist, "nodeId"))
+                                            : "?");
+        snprintf(group, sizeof group, "%s",
+                 json_string_value(json_object_get(dist, "nodeGroup"))
+                     ? json_string_value(json_object_get(dist, "nodeGroup"))
+                     : "default");
+        sl_cluster_node_t chosen;
+        long long dt;
+        const char *why = "";
+        int st = prov ? rs_place(m, c, cud, group, ps->guid[i], prov, sl_sm_prov_caps(prov, NULL),
+                                 NULL, 0, 1, NULL, &chosen, &dt, &why)
+                      : 404;
+        if (st == 0)
+            SL_LOGI(NULL, "stream manager: restreamer provision %s (persist) moved from %s to %s",
+                    ps->guid[i], was, chosen.id);
+        else if (prov)
+            SL_LOGD(NULL, "stream manager: restreamer provision %s (persist) not placed yet: %s",
+                    ps->guid[i], why);
+        json_decref(prov);
+    }
+    sl_free(ps);
 }
 
 /* POST /as/v1/streams/provision/{ng}/distribute/{guid}?capabilities&endpoints&blocking&... */

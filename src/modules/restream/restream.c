@@ -1481,6 +1481,9 @@ static void prov_scan(rs_mod_t *m)
      * refused provision is tried, and refused, once more). */
     if (m->prov_done.n > PROV_DONE_MAX)
         prov_done_clear(m);
+    /* prov_each writes only restreamer-status/ keys while the settings are walked: the walk
+     * is by index and a write of another key neither frees the entry in hand nor removes
+     * one (cluster.c svc_put_setting). */
     prov_scan_t ps = {.m = m, .c = c, .cud = cud, .self = self->id, .minor = minor};
     c->settings(cud, PROV_PREFIX, prov_each, &ps);
     sl_list_foreach_safe(it, nx, &m->pulls) {
