@@ -13,6 +13,7 @@ import base64
 import json
 import shutil
 import signal
+import time
 import subprocess
 import urllib.error
 import urllib.request
@@ -157,10 +158,13 @@ def test_srt_provision_restream_subscribe_delete(smc):
                0.1, "the push stopped")
     st, js = sm_req(sm, "DELETE", "/streams/provision/default/srt1", token=tok)
     assert st == 200, js
+    t0 = time.monotonic()
+    wait_until(lambda: origin.api.get("applications/live/streams/cam1").status == 404, T(10),
+               0.05, "the stream gone from the origin")
+    print("DELETE to the ingest stopped on the origin: %.2f s" % (time.monotonic() - t0))
     wait_until(lambda: sm_req(sm, "GET", "/streams/stream/default/subscribe/live/cam1")[0] == 404,
                T(10), 0.1, "the stream gone from the stream manager")
-    wait_until(lambda: origin.api.get("applications/live/streams/cam1").status == 404, T(10),
-               0.1, "the stream gone from the origin")
+    print("DELETE to the stream gone from subscribe lookups: %.2f s" % (time.monotonic() - t0))
     assert sm_req(sm, "GET", "/streams/provision/default/srt1", token=tok)[0] == 404
     # restream=true without a provision is a 404
     st, js = sm_req(sm, "GET", "/streams/stream/default/publish/live/cam1?restream=true")
@@ -189,8 +193,10 @@ def test_distribute_endpoint_blocking(smc, media_src):
     st, js = sm_req(sm, "POST", "/streams/provision/default/distribute/nope-1", token=tok)
     assert st == 404, js
     assert sm_req(sm, "POST", "/streams/provision/default/distribute/pull-1")[0] == 401
+    t0 = time.monotonic()
     st, js = sm_req(sm, "POST", "/streams/provision/default/distribute/pull-1"
                     "?capabilities=PUBLISH,TRANSCODE&endpoints=1&blocking=true", token=tok)
+    print("blocking distribute answered in %.2f s" % (time.monotonic() - t0))
     assert st == 200, js
     assert [(x["nodeId"], x["streamGuid"]) for x in js] == [("org", "live/pulled")], js
     check_shape("/as/v1/streams/provision/{nodeGroup}/distribute/{provisionGuid}", "post", st, js)
@@ -323,6 +329,7 @@ def test_persist_provision_moves_when_its_node_dies(smc, media_src):
                T(20), 0.2, "the pull live on " + first)
     nodes[first].proc.send_signal(signal.SIGKILL)
     nodes[first].proc.wait(10)
+    t0 = time.monotonic()
     nodes[first].proc = None  # killed on purpose: no clean exit to check at teardown
 
     def moved():
@@ -332,7 +339,9 @@ def test_persist_provision_moves_when_its_node_dies(smc, media_src):
 
     wait_until(moved, T(20), 0.2, "the provision moved to " + other)
     wait_until(lambda: nodes[other].api.get("applications/live/streams/kept").status == 200,
-               T(20), 0.2, "the pull live on " + other)
+               T(20), 0.1, "the pull live on " + other)
+    print("persist: live again on the other node %.2f s after kill -9 (lease 3 s)"
+          % (time.monotonic() - t0))
     assert sm_req(sm, "DELETE", "/streams/provision/pgroup/keep-1", token=tok)[0] == 200
     wait_until(lambda: nodes[other].api.get("applications/live/streams/kept").status == 404,
                T(10), 0.1, "the pull stopped")
