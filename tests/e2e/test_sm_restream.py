@@ -287,6 +287,11 @@ def test_node_servlet_with_curl(smc):
     assert code == 200 and js["data"]["guid"] == "curl-cam", js
     code, js = curl("-X", "POST", url, "-d", json.dumps({"parameters": {"action": "list"}}))
     assert code == 200 and "curl-cam" in [x["guid"] for x in js["data"]], js
+    # list is the default action (Red5's IP camera list example gives only the type)
+    code, js = curl("-X", "POST", url, "-d", json.dumps(
+        {"guid": "live/camera1", "context": "live", "name": "camera1", "level": 0,
+         "parameters": {"type": "ipcam"}}))
+    assert code == 200 and "curl-cam" in [x["guid"] for x in js["data"]], js
     code, js = curl("-X", "POST", url.split("?")[0], "-d", json.dumps(body))
     assert code == 401, js
     code, js = curl("-X", "POST", url, "-d",

@@ -288,8 +288,9 @@ static int parse_obj(json_t *b, const char *url_app, sl_rs_sv_req_t *out, const 
         *why = "parameters must be an object";
         goto out;
     }
-    char action[16];
-    if (get_str(p, "action", action, sizeof action)) {
+    /* Red5: "list is also the default action if none is provided". */
+    char action[16] = "list";
+    if (get_str(p, "action", action, sizeof action) == -2) {
         *why = "parameters.action must be create, list, kill or update";
         goto out;
     }

@@ -285,7 +285,7 @@ static void test_servlet_refusals(void **state)
     static char big[SL_RS_SV_BODY_MAX + 2];
     const char *why;
     const char *bad[] = {
-        "", "[]", "{", "{\"parameters\":1}", "{\"parameters\":{}}",
+        "", "[]", "{", "{\"parameters\":1}", "{\"parameters\":{\"action\":7}}",
         "{\"parameters\":{\"action\":\"dance\"}}",
         "{\"parameters\":{\"action\":\"kill\"}}",              /* no guid nor name */
         "{\"name\":\"s\",\"parameters\":{\"action\":\"create\"}}", /* no type */
@@ -314,6 +314,9 @@ static void test_servlet_refusals(void **state)
     }
     memset(big, ' ', sizeof big);
     assert_int_equal(sl_rs_servlet_parse(big, sizeof big, "live", &q, &why), SL_ETOOBIG);
+    /* list is the default action (Red5) */
+    assert_int_equal(sv("{\"parameters\":{\"type\":\"rtsp\"}}", &q, &why), 0);
+    assert_int_equal(q.action, SL_RS_SV_LIST);
     assert_int_equal(sv("{\"context\":\"\",\"parameters\":{\"action\":\"update\"}}", &q, &why), 0);
     assert_int_equal(q.action, SL_RS_SV_UPDATE);
     assert_int_equal(sv("{\"name\":\"s\",\"parameters\":{\"action\":\"kill\"}}", &q, &why), 0);
