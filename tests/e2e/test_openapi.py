@@ -99,6 +99,7 @@ KNOWN_ROUTES = [
     ("get", "/api/v1/abr/transcoders"),
     ("get", "/api/v1/events"),
     ("get", "/metrics"),
+    ("post", "/{app}/restream"),
 ]
 
 # Operations that change state: run last, against the second stream.

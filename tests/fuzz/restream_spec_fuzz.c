@@ -4,7 +4,9 @@
  * become), and the worker's H.264 and H.265 Annex B -> length-prefixed
  * conversions of what a camera sends (restream_io.c), into a small output buffer so that the
  * bound is hit too, and the same bytes as a restreamer servlet body
- * (restream_servlet.c). Nothing may read out of bounds; a refusal says why.
+ * (restream_servlet.c) and as a stream manager's restreamer provision
+ * (sl_rs_servlet_from_provision). Nothing may read out of bounds; a
+ * refusal says why.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why = NULL;
     int src = sl_rs_servlet_parse((const char *)data, size, "live", &q, &why);
     if (src ? !why : (!q.context[0] || (q.action == SL_RS_SV_CREATE && !q.spec.url[0])))
+        __builtin_trap();
+    src = sl_rs_servlet_from_provision((const char *)data, size, &q, &why);
+    if (src ? !why : (q.action != SL_RS_SV_CREATE || !q.context[0] || !q.spec.url[0]))
         __builtin_trap();
     static uint8_t out[4096], sps[1024], pps[1024];
     size_t sps_len = 0, pps_len = 0;

@@ -4,7 +4,9 @@
  * body cap and depth cap, then validated as an SM 2.0 ProvisionRequest and
  * as an SM 4.0 meta body. Whatever is accepted must be a fixed point: its
  * canonical form validates again to itself, its SM 4.0 answer converts back
- * to it, and its level-1 variant is found. Seeds: tests/fuzz/corpus/sm_provision/.
+ * to it, and its level-1 variant is found. The same input as a restreamer
+ * provision (camParams): what is accepted is a fixed point too, and its
+ * capabilities resolve. Seeds: tests/fuzz/corpus/sm_provision/.
  */
 #include <jansson.h>
 #include <stddef.h>
@@ -68,6 +70,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_fixed_point(canon);
         json_decref(canon);
     }
+    if (sl_sm_prov_restream_canon(one, NULL, &canon, err, sizeof err) == 0) {
+        json_t *again = NULL;
+        char *text = json_dumps(canon, JSON_COMPACT);
+        if (!text || strlen(text) > SL_SM_PROV_MAX || !sl_sm_prov_is_restream(canon) ||
+            sl_sm_prov_restream_canon(canon, NULL, &again, err, sizeof err) != 0 ||
+            !json_equal(again, canon) || sl_sm_prov_caps(canon, NULL) <= 0)
+            abort();
+        free(text);
+        json_decref(again);
+        json_decref(canon);
+    } else if (!err[0]) {
+        abort();
+    }
+    /* The input's last bytes as an API capabilities list. */
+    char api[17];
+    size_t an = size < 16 ? size : 16;
+    memcpy(api, data + size - an, an);
+    api[an] = '\0';
+    if (sl_sm_prov_caps(one, api) == 0)
+        abort();
     if (sl_sm_prov_from_sm4(j, "live", "fz", &canon, err, sizeof err) == 0) {
         check_fixed_point(canon);
         json_decref(canon);

@@ -4,6 +4,10 @@
  *   /streammanager/api/4.0/admin/node/...   SM 4.0 node admin (?accessToken=)
  *   /as/v1/auth/login                        SM 2.0 login (HTTP Basic -> JWT)
  *   /as/v1/streams/stream/...                SM 2.0 lookups, list, stats (no token)
+ *   /as/v1/streams/provision/...             SM 2.0 provisions: ABR (provision/<app>/<name>)
+ *                                            and restreamer (restreamer/<guid>, camParams),
+ *                                            their distribution (distribute/{guid}, and
+ *                                            ?restream=true on publish lookups) and persist
  * Node groups (/admin/nodegroup, /as/v1/admin/...) belong to the
  * autoscaler and the proxy (/as/v1/proxy/...) to sm_proxy: the prefixes
  * here are narrow so that theirs reach them.
@@ -21,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "base/time.h"
 #include "cluster/streammanager/sm_internal.h"
@@ -204,6 +210,9 @@ static int query_true(sm_mod_t *m, sl_http_req_t *req, const char *key)
            (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
 }
 
+static void rs_lookup(sm_mod_t *m, sl_http_req_t *req, const char *group, const char *path,
+                      const char *region, int strict);
+
 /*
  * One lookup: path "app/stream", action; sm4 picks the answer's shape
  * (SM 4.0: an object, or an array when endpoints=N was given with N > 1;
@@ -237,6 +246,11 @@ static void lookup(sm_mod_t *m, sl_http_req_t *req, int sm4, const char *group, 
         .strict = query_true(m, req, "strict"),
     };
     char level1[SL_SM_PROV_GUID_MAX];
+    if (!sm4 && action == SL_SM_PUBLISH && query_true(m, req, "restream")) {
+        /* SM 2.0 restreamer provision: distribute it (docs/stream-manager.md). */
+        rs_lookup(m, req, group, path, q.region, q.strict);
+        return;
+    }
     if (action == SL_SM_PUBLISH && query_true(m, req, "transcode")) {
         /* ABR (docs/stream-manager.md "Provisions"): a transcoder for a
          * provisioned GUID, which the broadcaster feeds with level 1. */
@@ -740,15 +754,553 @@ static int bearer_admin_ok(sm_mod_t *m, sl_http_req_t *req)
     return 0;
 }
 
-/* SM 2.0: /as/v1/streams/provision/{ng}[/{guid...}]. Provisions are cluster-wide: {ng} is
- * checked for its form only. */
+/* ------------------------------------------------------------------ */
+/* restreamer provisions: the cluster settings restreamer/<guid>        */
+
+#define RS_PREFIX "restreamer/"
+#define RS_STATUS_PREFIX "restreamer-status/"
+#define DIST_WAIT_MS 10000    /* blocking=true: how long the node has to take the provision */
+#define DIST_POLL_MS 100
+#define DIST_WAITS_MAX 64     /* blocking distributions at once */
+
+/* The setting of key prefix+guid parsed (new reference), or NULL. */
+static json_t *setting_json(const sl_svc_cluster_t *c, void *cud, const char *prefix,
+                            const char *guid)
+{
+    char key[SL_SM_PROV_GUID_MAX + 32];
+    if ((size_t)snprintf(key, sizeof key, "%s%s", prefix, guid) >= sizeof key)
+        return NULL;
+    const char *text = c->setting(cud, key);
+    return text ? sl_sm_prov_parse(text, strlen(text)) : NULL;
+}
+
+/* Writes (obj non-NULL) or deletes (with its status) guid's restreamer provision: 0, or answered. */
+static int rs_put(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, void *cud,
+                  const char *guid, const json_t *obj)
+{
+    char key[SL_SM_RS_GUID_MAX + 32];
+    snprintf(key, sizeof key, RS_PREFIX "%s", guid);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    int rc = obj && !text ? SL_ENOMEM : c->put_setting(cud, key, text);
+    free(text);
+    if (!rc && !obj) {
+        snprintf(key, sizeof key, RS_STATUS_PREFIX "%s", guid);
+        rc = c->put_setting(cud, key, NULL);
+    }
+    if (rc) {
+        if (req)
+            reply_err(m, req, rc == SL_EINVAL ? 400 : 503,
+                      rc == SL_EIO ? "the cluster's Redis is unreachable" : sl_strerror(rc));
+        return -1;
+    }
+    SL_LOGI(NULL, "stream manager: restreamer provision %s %s", guid, obj ? "written" : "deleted");
+    return 0;
+}
+
+static const char *rs_stream_guid(const json_t *prov)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(prov, "streams"), 0), "streamGuid"));
+}
+
+/* The action a capability mask asks for: 0 when none sluice carries out. */
+static sl_sm_action_t caps_action(int caps)
+{
+    if (caps & SL_SM_CAP_PUBLISH)
+        return SL_SM_PUBLISH;
+    if (caps & SL_SM_CAP_SUBSCRIBE)
+        return SL_SM_SUBSCRIBE;
+    if (caps & SL_SM_CAP_TRANSCODE)
+        return SL_SM_TRANSCODE;
+    return 0;
+}
+
+/* 1 when node n (the provision's current one) may keep it for action. */
+static int node_keeps(const sl_cluster_node_t *n, sl_sm_action_t action)
+{
+    if (n->state[0] && strcmp(n->state, "INSERVICE") != 0)
+        return 0;
+    if (strcmp(n->role, "all") == 0)
+        return 1;
+    switch (action) {
+    case SL_SM_PUBLISH: return strcmp(n->role, "origin") == 0;
+    case SL_SM_SUBSCRIBE: return strcmp(n->role, "edge") == 0;
+    case SL_SM_TRANSCODE: return strcmp(n->role, "transcoder") == 0;
+    default: return 0;
+    }
+}
+
+/* A blocking distribution waiting for its node's status (sl_list in m->waits). */
+typedef struct dist_wait {
+    sl_list_t link;
+    uv_timer_t timer;
+    sm_mod_t *m;
+    sl_http_req_t *req;
+    char guid[SL_CLUSTER_PATH_MAX];
+    char node[SL_CLUSTER_ID_MAX];
+    long long dist_time;          /* the distribution's time, which the status echoes */
+    uint64_t deadline;            /* loop time */
+    json_t *answer;               /* owned: the StreamLocation array */
+} dist_wait_t;
+
+static void wait_closed(uv_handle_t *h)
+{
+    sl_free(h->data);
+}
+
+/* Answers w (status, and answer or msg) and frees it. */
+static void wait_end(dist_wait_t *w, int status, const char *msg)
+{
+    sm_mod_t *m = w->m;
+    if (status == 200) {
+        reply_json(m, w->req, 200, w->answer);
+        w->answer = NULL;
+    } else {
+        reply_err(m, w->req, status, msg);
+    }
+    json_decref(w->answer);
+    sl_list_remove(&w->link);
+    m->n_waits--;
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, wait_closed);
+}
+
+static void on_wait_tick(uv_timer_t *t)
+{
+    dist_wait_t *w = t->data;
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(w->m, &cud);
+    json_t *st = c ? setting_json(c, cud, RS_STATUS_PREFIX, w->guid) : NULL;
+    json_t *prov = c ? setting_json(c, cud, RS_PREFIX, w->guid) : NULL;
+    const char *node = json_string_value(json_object_get(st, "nodeId"));
+    json_t *dt = json_object_get(st, "distributed");
+    int mine = node && strcmp(node, w->node) == 0 && json_is_integer(dt) &&
+               json_integer_value(dt) == w->dist_time;
+    const char *state = json_string_value(json_object_get(st, "state"));
+    char msg[300];
+    if (!prov) {
+        wait_end(w, 404, "the provision was deleted while it was distributed");
+    } else if (mine && state && strcmp(state, "running") == 0) {
+        wait_end(w, 200, NULL);
+    } else if (mine) {
+        json_int_t code = json_integer_value(json_object_get(st, "code"));
+        snprintf(msg, sizeof msg, "node %s could not carry out the provision: %s", w->node,
+                 json_string_value(json_object_get(st, "error"))
+                     ? json_string_value(json_object_get(st, "error"))
+                     : "unknown error");
+        wait_end(w, code >= 400 && code < 600 ? (int)code : 502, msg);
+    } else if (uv_now(w->m->core->loop) >= w->deadline) {
+        snprintf(msg, sizeof msg, "node %s did not report the provision within %d s", w->node,
+                 DIST_WAIT_MS / 1000);
+        wait_end(w, 504, msg);
+    }
+    json_decref(st);
+    json_decref(prov);
+}
+
+/* 1 when prov (a restreamer provision) pushes its stream out rather than pulling it in. */
+static int rs_is_push(const json_t *prov)
+{
+    const char *t = json_string_value(json_object_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(prov, "streams"), 0),
+                                        "camParams"),
+                        "properties"),
+        "type"));
+    return t && (strcmp(t, "rtmp-push") == 0 || strcmp(t, "rtmps-push") == 0 ||
+                 strcmp(t, "srt-push") == 0 || strcmp(t, "srt-caller") == 0);
+}
+
+/*
+ * Places restreamer provision prov (borrowed, the stored setting; its
+ * "distribution" is updated in place) of guid for the action its
+ * capabilities ask, into *chosen: the node that has it keeps it while it is
+ * in service with a fitting role (Red5: "will keep choosing the same server
+ * node"); else prefer (a node already chosen for the same stream) when it
+ * fits; else, for a push with PUBLISH, the origin of its live stream; else a
+ * node chosen as for a lookup. write: the distribution is written into the
+ * setting (0: chosen only, distribute=false). 0 with *dist_time (the
+ * distribution's time), or an HTTP status with *why.
+ */
+static int rs_place(sm_mod_t *m, const sl_svc_cluster_t *c, void *cud, const char *group,
+                    const char *guid, json_t *prov, int caps, const char *region, int strict,
+                    int write, const sl_cluster_node_t *prefer, sl_cluster_node_t *chosen,
+                    long long *dist_time, const char **why)
+{
+    const char *sg = rs_stream_guid(prov);
+    sl_sm_action_t action = caps_action(caps);
+    if (!sg || !action) {
+        *why = "capabilities: sluice distributes restreamers to PUBLISH, SUBSCRIBE or TRANSCODE "
+               "nodes only";
+        return 400;
+    }
+    json_t *dist = json_object_get(prov, "distribution");
+    const char *cur = json_string_value(json_object_get(dist, "nodeId"));
+    const sl_cluster_node_t *cn = cur ? c->node(cud, cur) : NULL;
+    const sl_cluster_stream_t *live = c->stream(cud, sg);
+    const sl_cluster_node_t *origin = live ? c->node(cud, live->origin) : NULL;
+    if (cn && node_keeps(cn, action)) {
+        *chosen = *cn;
+    } else if (prefer && node_keeps(prefer, action)) {
+        *chosen = *prefer;
+    } else if (action == SL_SM_PUBLISH && rs_is_push(prov) && origin) {
+        /* A push forwards a live stream: it runs where the stream's publisher is. */
+        *chosen = *origin;
+    } else {
+        /* A publish choice refuses a live stream: the restreamer's own, on a node that went. */
+        sl_sm_query_t q = {.action = action, .group = group, .path = sg, .region = region,
+                           .strict = strict};
+        size_t n;
+        int rc = sl__sm_choose(m, &q, chosen, 1, &n, 1, why);
+        if (rc)
+            return status_of(rc);
+    }
+    *dist_time = json_integer_value(json_object_get(dist, "time"));
+    if (write && (!cur || strcmp(cur, chosen->id) != 0)) {
+        *dist_time = (long long)sl_time_wall_ms();
+        json_object_set_new(prov, "distribution",
+                            json_pack("{s:s, s:s, s:s, s:s, s:I}", "nodeId", chosen->id,
+                                      "serverAddress", chosen->host, "nodeRole", chosen->role,
+                                      "nodeGroup", chosen->group, "time",
+                                      (json_int_t)*dist_time));
+        if (rs_put(m, NULL, c, cud, guid, prov)) {
+            *why = "the cluster's Redis is unreachable";
+            return 503;
+        }
+        SL_LOGI(NULL, "stream manager: restreamer provision %s (%s) distributed to %s", guid, sg,
+                chosen->id);
+    }
+    return 0;
+}
+
+/*
+ * Distributes restreamer provision prov (borrowed) of guid (rs_place) and
+ * answers Red5's StreamLocation array; blocking: the answer waits until the
+ * node says it carried it out. Answers every case.
+ */
+static void rs_distribute(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, void *cud,
+                          const char *group, const char *guid, json_t *prov, int caps,
+                          const char *region, int strict, int write, int blocking)
+{
+    sl_cluster_node_t chosen;
+    long long dist_time = 0;
+    const char *why = "";
+    int st = rs_place(m, c, cud, group, guid, prov, caps, region, strict, write, NULL, &chosen,
+                      &dist_time, &why);
+    if (st) {
+        reply_err(m, req, st, why);
+        return;
+    }
+    json_t *answer = json_array();
+    json_array_append_new(answer, sm2_node(rs_stream_guid(prov), &chosen));
+    if (!write || !blocking) {
+        reply_json(m, req, 200, answer);
+        return;
+    }
+    if (m->n_waits >= DIST_WAITS_MAX) {
+        json_decref(answer);
+        reply_err(m, req, 503, "too many blocking distributions at once: try blocking=false");
+        return;
+    }
+    dist_wait_t *w = sl_calloc(1, sizeof *w);
+    if (!w) {
+        json_decref(answer);
+        reply_err(m, req, 503, "out of memory");
+        return;
+    }
+    w->m = m;
+    w->req = req;
+    w->answer = answer;
+    w->dist_time = dist_time;
+    w->deadline = uv_now(m->core->loop) + DIST_WAIT_MS;
+    snprintf(w->guid, sizeof w->guid, "%s", guid);
+    snprintf(w->node, sizeof w->node, "%s", chosen.id);
+    uv_timer_init(m->core->loop, &w->timer);
+    w->timer.data = w;
+    sl_list_push_back(&m->waits, &w->link);
+    m->n_waits++;
+    uv_timer_start(&w->timer, on_wait_tick, 0, DIST_POLL_MS);
+}
+
+#define RS_FIND_MAX 16 /* restreamer provisions of one stream distributed by one lookup */
+
+typedef struct rs_find {
+    const char *path;
+    size_t n;
+    json_t *found[RS_FIND_MAX];  /* new references */
+    char guid[RS_FIND_MAX][SL_SM_RS_GUID_MAX];
+} rs_find_t;
+
+static void rs_find_each(void *arg, const char *key, const char *json)
+{
+    rs_find_t *f = arg;
+    if (f->n == RS_FIND_MAX)
+        return;
+    json_t *j = sl_sm_prov_parse(json, strlen(json));
+    const char *sg = rs_stream_guid(j);
+    if (sg && strcmp(sg, f->path) == 0 && strlen(key + strlen(RS_PREFIX)) < SL_SM_RS_GUID_MAX) {
+        snprintf(f->guid[f->n], sizeof f->guid[0], "%s", key + strlen(RS_PREFIX));
+        f->found[f->n++] = j;
+        return;
+    }
+    json_decref(j);
+}
+
+/*
+ * GET .../publish/{app}/{stream}?restream=true: distributes every
+ * restreamer provision of the stream (up to RS_FIND_MAX: an ingest and the
+ * pushes out of it) to one node where it can, and answers that node.
+ */
+static void rs_lookup(sm_mod_t *m, sl_http_req_t *req, const char *group, const char *path,
+                      const char *region, int strict)
+{
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    if (!c) {
+        reply_err(m, req, 503, "cluster mode is off on this node");
+        return;
+    }
+    rs_find_t *f = sl_calloc(1, sizeof *f);
+    if (!f) {
+        reply_err(m, req, 503, "out of memory");
+        return;
+    }
+    f->path = path;
+    c->settings(cud, RS_PREFIX, rs_find_each, f);
+    char v[8];
+    int write = !(m->http->req_query_get(req, "distribute", v, sizeof v) >= 0 &&
+                  (strcmp(v, "false") == 0 || strcmp(v, "0") == 0));
+    /* The ingest (a pull) first: it decides where the stream is, and the pushes follow it. */
+    sl_cluster_node_t first, chosen;
+    int have = 0, st = 404;
+    const char *why = "no restreamer provision for this stream: restream=true needs one";
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < f->n; i++) {
+            if (rs_is_push(f->found[i]) != pass)
+                continue;
+            long long t;
+            const char *w = "";
+            int rc = rs_place(m, c, cud, group, f->guid[i], f->found[i],
+                              sl_sm_prov_caps(f->found[i], NULL), region, strict, write,
+                              have ? &first : NULL, &chosen, &t, &w);
+            if (rc == 0 && !have) {
+                first = chosen;
+                have = 1;
+            } else if (rc && !have) {
+                st = rc;
+                why = w;
+            }
+        }
+    json_t *answer = NULL;
+    if (have) {
+        answer = json_array();
+        json_array_append_new(answer, sm2_node(path, &first));
+    }
+    for (size_t i = 0; i < f->n; i++)
+        json_decref(f->found[i]);
+    sl_free(f);
+    if (have)
+        reply_json(m, req, 200, answer);
+    else
+        reply_err(m, req, st, why);
+}
+
+/* Red5's persist: "true" (string or boolean) in the provision's properties. */
+static int rs_persist(const json_t *prov)
+{
+    const json_t *v = json_object_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(prov, "streams"), 0),
+                                        "camParams"),
+                        "properties"),
+        "persist");
+    return json_is_true(v) || (json_is_string(v) && strcmp(json_string_value(v), "true") == 0);
+}
+
+#define PERSIST_PER_TICK 16  /* provisions placed again per tick */
+
+typedef struct persist_scan {
+    const sl_svc_cluster_t *c;
+    void *cud;
+    size_t n;
+    char guid[PERSIST_PER_TICK][SL_SM_RS_GUID_MAX];
+} persist_scan_t;
+
+/* Collects (the settings may not change while they are walked) the provisions to place. */
+static void persist_each(void *arg, const char *key, const char *json)
+{
+    persist_scan_t *ps = arg;
+    const char *guid = key + strlen(RS_PREFIX);
+    if (ps->n >= PERSIST_PER_TICK || strlen(guid) >= SL_SM_RS_GUID_MAX)
+        return;
+    json_t *prov = sl_sm_prov_parse(json, strlen(json));
+    const char *cur = json_string_value(
+        json_object_get(json_object_get(prov, "distribution"), "nodeId"));
+    const sl_cluster_node_t *cn = cur ? ps->c->node(ps->cud, cur) : NULL;
+    int keeps = cn && node_keeps(cn, caps_action(sl_sm_prov_caps(prov, NULL)));
+    if (cur && rs_persist(prov) && !keeps)
+        snprintf(ps->guid[ps->n++], sizeof ps->guid[0], "%s", guid);
+    json_decref(prov);
+}
+
+/*
+ * Once a second: restreamer provisions that say persist and whose node is
+ * gone are distributed again (Red5: "if a given restreaming node fails ...
+ * the Stream Manager" redistributes), in the group they were distributed
+ * in. Every stream manager node does it; two at once may pick different
+ * nodes, and the last write wins (the node not named stops its copy at its
+ * next scan).
+ */
+static void on_persist_tick(uv_timer_t *t)
+{
+    sm_mod_t *m = t->data;
+    void *cud;
+    const sl_svc_cluster_t *c = sl__sm_cluster(m, &cud);
+    uint64_t fresh;
+    if (!c || !c->redis_up(cud, &fresh))
+        return;
+    persist_scan_t *ps = sl_calloc(1, sizeof *ps);
+    if (!ps)
+        return;
+    ps->c = c;
+    ps->cud = cud;
+    c->settings(cud, RS_PREFIX, persist_each, ps);
+    for (size_t i = 0; i < ps->n; i++) {
+        json_t *prov = setting_json(c, cud, RS_PREFIX, ps->guid[i]);
+        json_t *dist = json_object_get(prov, "distribution");
+        char was[SL_CLUSTER_ID_MAX], group[SL_CLUSTER_NAME_MAX];
+        snprintf(was, sizeof was, "%s", json_string_value(json_object_get(dist, "nodeId"))
+                                            ? json_string_value(json_object_get(dist, "nodeId"))
+                                            : "?");
+        snprintf(group, sizeof group, "%s",
+                 json_string_value(json_object_get(dist, "nodeGroup"))
+                     ? json_string_value(json_object_get(dist, "nodeGroup"))
+                     : "default");
+        sl_cluster_node_t chosen;
+        long long dt;
+        const char *why = "";
+        int st = prov ? rs_place(m, c, cud, group, ps->guid[i], prov, sl_sm_prov_caps(prov, NULL),
+                                 NULL, 0, 1, NULL, &chosen, &dt, &why)
+                      : 404;
+        if (st == 0)
+            SL_LOGI(NULL, "stream manager: restreamer provision %s (persist) moved from %s to %s",
+                    ps->guid[i], was, chosen.id);
+        else if (prov)
+            SL_LOGD(NULL, "stream manager: restreamer provision %s (persist) not placed yet: %s",
+                    ps->guid[i], why);
+        json_decref(prov);
+    }
+    sl_free(ps);
+}
+
+/* POST /as/v1/streams/provision/{ng}/distribute/{guid}?capabilities&endpoints&blocking&... */
+static void distribute(sm_mod_t *m, sl_http_req_t *req, const sl_svc_cluster_t *c, void *cud,
+                       const char *group, const char *guid)
+{
+    char capv[160] = "", region[SL_CLUSTER_NAME_MAX] = "", v[8];
+    if (m->http->req_query_get(req, "capabilities", capv, sizeof capv) == -2 ||
+        m->http->req_query_get(req, "subgroup", region, sizeof region) == -2) {
+        reply_err(m, req, 400, "capabilities or subgroup too long");
+        return;
+    }
+    if (!region[0] && m->http->req_query_get(req, "region", region, sizeof region) == -2) {
+        reply_err(m, req, 400, "region too long");
+        return;
+    }
+    size_t want;
+    int given;
+    if (get_endpoints(m, req, &want, &given))
+        return;
+    int blocking = !(m->http->req_query_get(req, "blocking", v, sizeof v) >= 0 &&
+                     (strcmp(v, "false") == 0 || strcmp(v, "0") == 0));
+    int strict = query_true(m, req, "strict");
+    json_t *prov = setting_json(c, cud, RS_PREFIX, guid);
+    int restream = prov != NULL;
+    if (!prov)
+        prov = prov_get(c, cud, guid);
+    if (!prov) {
+        reply_err(m, req, 404, "no such provision");
+        return;
+    }
+    int caps = sl_sm_prov_caps(prov, capv);
+    if (caps < 0) {
+        json_decref(prov);
+        reply_err(m, req, 400, "capabilities must be a comma-separated list of PUBLISH, "
+                               "SUBSCRIBE, TRANSCODE, MIX, ZIXI, XILINX");
+        return;
+    }
+    if (restream) {
+        /* One node carries a restreamer out (it publishes or pushes one stream): endpoints>1
+         * still names one. */
+        rs_distribute(m, req, c, cud, group, guid, prov, caps, region[0] ? region : NULL, strict,
+                      1, blocking);
+        json_decref(prov);
+        return;
+    }
+    /* An ABR provision: every transcoder reads it from the cluster settings already; the
+     * distribution names the nodes the capabilities ask (a transcoder takes level 1). */
+    sl_sm_action_t action = caps_action(caps);
+    char level1[SL_SM_PROV_GUID_MAX];
+    char *text = json_dumps(prov, JSON_COMPACT);
+    int l1 = text ? sl_sm_prov_level1(text, level1, sizeof level1) : SL_ENOMEM;
+    free(text);
+    json_decref(prov);
+    if (!action || l1) {
+        reply_err(m, req, 400, !action ? "capabilities: PUBLISH, SUBSCRIBE or TRANSCODE"
+                                       : "the provision has no level 1");
+        return;
+    }
+    sl_sm_query_t q = {.action = action, .group = group,
+                       .path = action == SL_SM_PUBLISH ? guid : level1,
+                       .region = region[0] ? region : NULL, .strict = strict};
+    sl_cluster_node_t out[16];
+    if (want > sizeof out / sizeof out[0])
+        want = sizeof out / sizeof out[0];
+    size_t n;
+    const char *why = "";
+    int rc = sl__sm_choose(m, &q, out, want, &n, 1, &why);
+    if (rc) {
+        reply_err(m, req, status_of(rc), why);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, sm2_node(q.path, &out[i]));
+    reply_json(m, req, 200, arr);
+}
+
+static void rs_list_each(void *arg, const char *key, const char *json)
+{
+    (void)key;
+    json_t *j = sl_sm_prov_parse(json, strlen(json));
+    if (j)
+        json_array_append_new(arg, j);
+}
+
+/* ?status=true on a restreamer provision: where it is and what its node said. */
+static void rs_add_status(const sl_svc_cluster_t *c, void *cud, const char *guid, json_t *prov)
+{
+    json_t *dist = json_object_get(prov, "distribution");
+    json_t *st = setting_json(c, cud, RS_STATUS_PREFIX, guid);
+    json_t *dt = json_object_get(st, "distributed");
+    int current = dist && json_is_integer(dt) &&
+                  json_integer_value(dt) == json_integer_value(json_object_get(dist, "time"));
+    if (current) {
+        json_object_set_new(prov, "status", st);
+        return;
+    }
+    json_decref(st);
+    json_object_set_new(prov, "status", json_pack("{s:s}", "state", dist ? "WAIT" : "NEW"));
+}
+
+/* SM 2.0: /as/v1/streams/provision/{ng}[/{guid...}] and {ng}/distribute/{guid}. Provisions are
+ * cluster-wide: {ng} is checked for its form only (and names the group a distribution picks
+ * from). */
 static int on_provision(sl_http_req_t *req, void *ud)
 {
     sm_mod_t *m = ud;
     if (!budget_ok(m, req))
         return 0;
     segs_t s;
-    if (split(m->http->req_path(req) + strlen(SM2_PROV_PREFIX), &s) || s.n < 1 || s.n == 2 ||
+    if (split(m->http->req_path(req) + strlen(SM2_PROV_PREFIX), &s) || s.n < 1 ||
         strlen(s.s[0]) >= SL_CLUSTER_NAME_MAX) {
         reply_err(m, req, s.n == 0 ? 404 : 400, "expected /as/v1/streams/provision/{nodeGroup}"
                                                 "[/{provisionGuid}]");
@@ -763,7 +1315,16 @@ static int on_provision(sl_http_req_t *req, void *ud)
         return 0;
     }
     const char *method = m->http->req_method(req);
-    if (s.n >= 3) {
+    if (s.n >= 3 && strcmp(s.s[1], "distribute") == 0 && strcmp(method, "POST") == 0) {
+        char guid[SL_CLUSTER_PATH_MAX];
+        if (join(&s, 2, s.n, guid, sizeof guid)) {
+            reply_err(m, req, 400, "path too long");
+            return 0;
+        }
+        distribute(m, req, c, cud, s.s[0], guid);
+        return 0;
+    }
+    if (s.n >= 2) {
         char guid[SL_CLUSTER_PATH_MAX];
         if (join(&s, 1, s.n, guid, sizeof guid)) {
             reply_err(m, req, 400, "path too long");
@@ -775,20 +1336,27 @@ static int on_provision(sl_http_req_t *req, void *ud)
             return 0;
         }
         json_t *old = prov_get(c, cud, guid);
+        int restream = 0;
+        if (!old && (old = setting_json(c, cud, RS_PREFIX, guid)))
+            restream = 1;
         if (!old) {
             reply_err(m, req, 404, "no such provision");
             return 0;
         }
-        if (del && prov_put(m, req, c, cud, guid, NULL)) {
+        if (del && (restream ? rs_put(m, req, c, cud, guid, NULL)
+                             : prov_put(m, req, c, cud, guid, NULL))) {
             json_decref(old);
             return 0;
         }
+        if (restream && !del && query_true(m, req, "status"))
+            rs_add_status(c, cud, guid, old);
         reply_json(m, req, 200, old);
         return 0;
     }
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
         json_t *arr = json_array();
         c->settings(cud, "provision/", prov_list_each, arr);
+        c->settings(cud, RS_PREFIX, rs_list_each, arr);
         reply_json(m, req, 200, arr);
         return 0;
     }
@@ -812,33 +1380,47 @@ static int on_provision(sl_http_req_t *req, void *ud)
         reply_err(m, req, 400, "expected an array of 1 to 32 provisions");
         return 0;
     }
-    /* Every provision is checked before any is written. */
+    /* Every provision is checked before any is written. A restreamer provision (camParams)
+     * replaced by PUT keeps its distribution: its node carries out the new one. */
     json_t *done = json_array();
     size_t i;
     json_t *v;
     char err[200];
     json_array_foreach(body, i, v) {
         json_t *canon;
-        if (sl_sm_prov_canon(v, NULL, &canon, err, sizeof err)) {
+        int rs = sl_sm_prov_is_restream(v);
+        int rc = rs ? sl_sm_prov_restream_canon(v, NULL, &canon, err, sizeof err)
+                    : sl_sm_prov_canon(v, NULL, &canon, err, sizeof err);
+        if (rc) {
             json_decref(body);
             json_decref(done);
             reply_err(m, req, 400, err);
             return 0;
         }
-        const char *g = json_string_value(json_object_get(canon, "streamGuid"));
-        json_t *old = create ? prov_get(c, cud, g) : NULL;
+        const char *g = json_string_value(json_object_get(canon, rs ? "provisionGuid"
+                                                                    : "streamGuid"));
+        json_t *old = rs ? setting_json(c, cud, RS_PREFIX, g) : prov_get(c, cud, g);
+        json_t *other = rs ? prov_get(c, cud, g) : setting_json(c, cud, RS_PREFIX, g);
+        if (rs && old && json_object_get(old, "distribution"))
+            json_object_set(canon, "distribution", json_object_get(old, "distribution"));
         json_array_append_new(done, canon);
-        if (old) {
-            json_decref(old);
+        int clash = (create && old) || other;
+        json_decref(old);
+        json_decref(other);
+        if (clash) {
             json_decref(body);
             json_decref(done);
-            reply_err(m, req, 409, "a provision with this streamGuid exists: use PUT to replace it");
+            reply_err(m, req, 409, other ? "a provision of the other kind has this GUID"
+                                         : "a provision with this GUID exists: use PUT to "
+                                           "replace it");
             return 0;
         }
     }
     json_decref(body);
     json_array_foreach(done, i, v) {
-        if (prov_put(m, req, c, cud, json_string_value(json_object_get(v, "streamGuid")), v)) {
+        int rs = json_object_get(v, "provisionGuid") != NULL;
+        const char *g = json_string_value(json_object_get(v, rs ? "provisionGuid" : "streamGuid"));
+        if (rs ? rs_put(m, req, c, cud, g, v) : prov_put(m, req, c, cud, g, v)) {
             json_decref(done);
             return 0;
         }
@@ -1150,6 +1732,10 @@ int sl__sm_http_start(sm_mod_t *m)
         {.prefix = "/as/v1/streams/stream", .prio = SL_HTTP_PRIO_CORE,
          .name = "Stream Manager 2.0 streams", .serves = "", .cb = on_streams, .ud = m},
     };
+    uv_timer_init(m->core->loop, &m->persist_tick);
+    m->persist_tick.data = m;
+    uv_timer_start(&m->persist_tick, on_persist_tick, 1000, 1000);
+    m->persist_on = 1;
     for (int i = 0; i < SM_N_ROUTES; i++) {
         int rc = m->http->route_add(m->http_ud, &routes[i], &m->routes[i]);
         if (rc) {
@@ -1164,6 +1750,14 @@ void sl__sm_http_stop(sm_mod_t *m)
 {
     if (!m->http)
         return;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->waits)
+        wait_end(sl_container_of(it, dist_wait_t, link), 503, "the stream manager is stopping");
+    if (m->persist_on) {
+        uv_timer_stop(&m->persist_tick);
+        uv_close((uv_handle_t *)&m->persist_tick, NULL);
+        m->persist_on = 0;
+    }
     for (int i = 0; i < SM_N_ROUTES; i++) {
         m->http->route_remove(m->http_ud, m->routes[i]);
         m->routes[i] = NULL;

@@ -8,11 +8,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "app/core.h"
 #include "app/svc/cluster.h"
 #include "app/svc/http.h"
 #include "app/svc/streammanager.h"
+#include "base/list.h"
 #include "base/map.h"
 #include "cluster/streammanager/sm_choose.h"
 #include "cluster/streammanager/sm_config.h"
@@ -36,6 +38,10 @@ typedef struct sm_mod {
     sl_map_t addrs;                    /* address key -> sm_addr_t (owned) */
     unsigned rotation;                 /* turns equal scores between lookups */
     uint64_t n_lookups, n_limited;     /* counters, for the log at stop */
+    sl_list_t waits;                   /* blocking distributions waiting for their node (sm_http.c) */
+    size_t n_waits;
+    uv_timer_t persist_tick;           /* persist restreamer provisions re-distributed (sm_http.c) */
+    int persist_on;
 } sm_mod_t;
 
 /* The cluster service, or NULL (with *ud untouched) when cluster mode is off. */

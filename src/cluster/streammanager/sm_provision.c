@@ -315,3 +315,255 @@ int sl_sm_prov_level1(const char *canon_text, char *out, size_t cap)
     json_decref(j);
     return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* restreamer provisions (camParams)                                   */
+
+/* Red5's restreamer types sluice carries out, and what each needs besides a URL. */
+enum { NEED_URL = 0, NEED_HOST_PORT = 1, NEED_HOST_APP = 2, NEED_HOST = 3 };
+static const struct {
+    const char *name;
+    int need;      /* without url: what builds it */
+} g_rs_types[] = {
+    {"srt", NEED_HOST_PORT},        {"srt-caller", NEED_HOST_PORT}, {"srt-push", NEED_HOST_PORT},
+    {"rtsp", NEED_URL},             {"ipcam", NEED_HOST},           {"rtmp", NEED_HOST_APP},
+    {"rtmp-push", NEED_HOST_APP},   {"rtmps-push", NEED_HOST_APP},  {"mpegts", NEED_URL},
+    {"hls", NEED_URL},
+};
+
+int sl_sm_prov_is_restream(const json_t *in)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(in, "streams"), i, v) {
+        if (json_object_get(v, "camParams"))
+            return 1;
+    }
+    return 0;
+}
+
+/* provisionGuid: 3..63 of [A-Za-z0-9_.-] (Red5's rule), not "." or "..". */
+static int pguid_ok(const char *g)
+{
+    size_t len = strlen(g);
+    if (len < 3 || len >= SL_SM_RS_GUID_MAX || strcmp(g, "..") == 0)
+        return 0;
+    for (const char *p = g; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return 0;
+    return 1;
+}
+
+/* A property's string value, or NULL when absent, empty or not a string. */
+static const char *prop_str(const json_t *props, const char *k)
+{
+    const char *s = json_string_value(json_object_get(props, k));
+    return s && s[0] ? s : NULL;
+}
+
+/* A wildcard address (0.0.0.0, ::, [::], *): where a listener binds, not a source to call. */
+static int wildcard(const char *h)
+{
+    return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || strcmp(h, "[::]") == 0 ||
+           strcmp(h, "*") == 0;
+}
+
+/* Checks the properties for type and copies them into *out. 0 or SL_EINVAL with err. */
+static int rs_props(const json_t *p, json_t **out, char *err, size_t cap)
+{
+    char msg[200];
+    if (!json_is_object(p))
+        return fail(err, cap, "camParams.properties must be an object");
+    if (json_object_size(p) > SL_SM_RS_MAX_PROPS)
+        return fail(err, cap, "camParams.properties has more than 32 members");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)p, k, v) {
+        size_t kl = strlen(k);
+        int ok = kl > 0 && kl < 64;
+        for (size_t i = 0; ok && i < kl; i++)
+            ok = (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+                 (k[i] >= '0' && k[i] <= '9') || k[i] == '_' || k[i] == '.' || k[i] == '-';
+        if (!ok)
+            return fail(err, cap, "camParams.properties keys must be 1 to 63 of A-Z a-z 0-9 _ . -");
+        if (json_is_string(v) && (json_string_length(v) > 2047 ||
+                                  strlen(json_string_value(v)) != json_string_length(v))) {
+            snprintf(msg, sizeof msg, "camParams.properties.%.63s is longer than 2047 bytes", k);
+            return fail(err, cap, msg);
+        }
+        if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v) && !json_is_null(v)) {
+            snprintf(msg, sizeof msg,
+                     "camParams.properties.%.63s must be a string, a number or a boolean", k);
+            return fail(err, cap, msg);
+        }
+    }
+    const json_t *a = json_object_get(p, "action");
+    if (a && !(json_is_string(a) && strcmp(json_string_value(a), "create") == 0))
+        return fail(err, cap, "camParams.properties.action must be \"create\"");
+    const char *type = prop_str(p, "type");
+    if (!type)
+        return fail(err, cap, "camParams.properties.type is required (srt, srt-caller, "
+                              "srt-push, rtsp, ipcam, rtmp, rtmp-push, rtmps-push, mpegts, hls)");
+    int need = -1;
+    for (size_t i = 0; i < sizeof g_rs_types / sizeof g_rs_types[0]; i++)
+        if (strcmp(type, g_rs_types[i].name) == 0)
+            need = g_rs_types[i].need;
+    if (need < 0) {
+        snprintf(msg, sizeof msg,
+                 "camParams.properties.type %.32s is not served: use srt, srt-caller, srt-push, "
+                 "rtsp, ipcam, rtmp, rtmp-push, rtmps-push, mpegts or hls",
+                 type);
+        return fail(err, cap, msg);
+    }
+    const char *url = prop_str(p, "url");
+    if (!url)
+        url = prop_str(p, "rtmpUri");
+    const char *host = prop_str(p, "ip");
+    if (!host)
+        host = prop_str(p, "host");
+    long long port = -1;
+    const json_t *pj = json_object_get(p, "port");
+    if (pj && !int_in(pj, 1, 65535, 1, &port))
+        return fail(err, cap, "camParams.properties.port must be 1 to 65535");
+    if (!url) {
+        if (need == NEED_URL) {
+            snprintf(msg, sizeof msg, "camParams.properties.url is required for type %s", type);
+            return fail(err, cap, msg);
+        }
+        if (!host) {
+            snprintf(msg, sizeof msg,
+                     "camParams.properties needs url, or ip (or host)%s, for type %s",
+                     need == NEED_HOST_PORT ? " and port" : "", type);
+            return fail(err, cap, msg);
+        }
+        if (need == NEED_HOST_PORT && port < 0)
+            return fail(err, cap, "camParams.properties.port is required for SRT");
+        if (need == NEED_HOST_APP && !prop_str(p, "application"))
+            return fail(err, cap, "camParams.properties.application is required to build the "
+                                  "rtmp URL (or give url / rtmpUri)");
+        if (strcmp(type, "srt") == 0 && wildcard(host))
+            return fail(err, cap,
+                        "sluice's srt ingest calls the source (an SRT listener at ip:port); "
+                        "ip 0.0.0.0 asks the node to listen: publish to the node's SRT port "
+                        "instead (streamid publish:app/stream)");
+    }
+    *out = json_deep_copy(p);
+    if (!*out)
+        return fail(err, cap, "out of memory");
+    if (!a)
+        json_object_set_new(*out, "action", json_string("create"));
+    return 0;
+}
+
+int sl_sm_prov_restream_canon(const json_t *in, const char *guid, json_t **out, char *err,
+                              size_t cap)
+{
+    *out = NULL;
+    if (!json_is_object(in))
+        return fail(err, cap, "a provision must be a JSON object");
+    const json_t *gj = json_object_get(in, "provisionGuid");
+    if (gj && !json_is_string(gj))
+        return fail(err, cap, "provisionGuid must be a string");
+    const char *pguid = gj ? json_string_value(gj) : guid;
+    if (!pguid)
+        return fail(err, cap, "provisionGuid is required for a restreamer provision");
+    if (!pguid_ok(pguid))
+        return fail(err, cap, "provisionGuid must be 3 to 63 of A-Z a-z 0-9 _ . -");
+    if (guid && strcmp(pguid, guid) != 0)
+        return fail(err, cap, "the body's provisionGuid differs from the URL's");
+    const json_t *streams = json_object_get(in, "streams");
+    if (!json_is_array(streams) || json_array_size(streams) != 1)
+        return fail(err, cap, "a restreamer provision has exactly one stream");
+    const json_t *s = json_array_get(streams, 0);
+    const char *sg = json_string_value(json_object_get(s, "streamGuid"));
+    if (!json_is_object(s) || !sg || !guid_ok(sg))
+        return fail(err, cap, "the stream needs a streamGuid of the form app/name");
+    const json_t *lv = json_object_get(s, "abrLevel");
+    long long level = 0;
+    if (lv && !json_is_null(lv) && !(int_in(lv, 0, 0, 1, &level)))
+        return fail(err, cap, "a restreamer stream's abrLevel is 0");
+    if (json_object_get(s, "videoParams"))
+        return fail(err, cap, "a stream has camParams or videoParams, not both");
+    const json_t *cp = json_object_get(s, "camParams");
+    if (!json_is_object(cp))
+        return fail(err, cap, "camParams must be an object with properties");
+    json_t *props;
+    int rc = rs_props(json_object_get(cp, "properties"), &props, err, cap);
+    if (rc)
+        return rc;
+    json_t *o = json_pack("{s:s, s:[{s:s, s:i, s:{s:o}}]}", "provisionGuid", pguid, "streams",
+                          "streamGuid", sg, "abrLevel", 0, "camParams", "properties", props);
+    const json_t *caps = json_object_get(in, "capabilities");
+    if (o && caps && !json_is_null(caps)) {
+        size_t i;
+        json_t *c;
+        int ok = json_is_array(caps) && json_array_size(caps) <= 8;
+        json_array_foreach(caps, i, c) {
+            const char *cs = json_string_value(c);
+            ok = ok && cs && (strcmp(cs, "PUBLISH") == 0 || strcmp(cs, "SUBSCRIBE") == 0 ||
+                              strcmp(cs, "TRANSCODE") == 0 || strcmp(cs, "MIX") == 0 ||
+                              strcmp(cs, "ZIXI") == 0 || strcmp(cs, "XILINX") == 0);
+        }
+        if (!ok) {
+            json_decref(o);
+            return fail(err, cap, "capabilities must be an array of PUBLISH, SUBSCRIBE, "
+                                  "TRANSCODE, MIX, ZIXI, XILINX");
+        }
+        json_object_set(o, "capabilities", (json_t *)caps);
+    }
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (!text || len > SL_SM_PROV_MAX) {
+        json_decref(o);
+        return fail(err, cap, text ? "the provision is larger than 8 KiB" : "out of memory");
+    }
+    *out = o;
+    return 0;
+}
+
+/* The mask of one capability name (n bytes), or -1. */
+static int cap_bit(const char *s, size_t n)
+{
+    static const struct { const char *name; int bit; } caps[] = {
+        {"PUBLISH", SL_SM_CAP_PUBLISH}, {"SUBSCRIBE", SL_SM_CAP_SUBSCRIBE},
+        {"TRANSCODE", SL_SM_CAP_TRANSCODE}, {"MIX", SL_SM_CAP_OTHER},
+        {"ZIXI", SL_SM_CAP_OTHER}, {"XILINX", SL_SM_CAP_OTHER},
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
+        if (strlen(caps[i].name) == n && memcmp(caps[i].name, s, n) == 0)
+            return caps[i].bit;
+    return -1;
+}
+
+int sl_sm_prov_caps(const json_t *canon, const char *api)
+{
+    int mask = 0;
+    if (api && api[0]) {
+        if (strlen(api) > 128)
+            return -1;
+        for (const char *p = api; *p;) {
+            size_t n = strcspn(p, ",");
+            int b = n ? cap_bit(p, n) : -1;
+            if (b < 0)
+                return -1;
+            mask |= b;
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+        return mask;
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(canon, "capabilities"), i, c) {
+        const char *s = json_string_value(c);
+        int b = s ? cap_bit(s, strlen(s)) : -1;
+        if (b > 0)
+            mask |= b;
+    }
+    if (mask)
+        return mask;
+    return sl_sm_prov_is_restream(canon) ? SL_SM_CAP_PUBLISH : SL_SM_CAP_TRANSCODE;
+}

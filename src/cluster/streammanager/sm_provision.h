@@ -65,4 +65,52 @@ json_t *sl_sm_prov_parse(const char *text, size_t len);
  */
 int sl_sm_prov_level1(const char *canon_text, char *out, size_t cap);
 
+/*
+ * Restreamer provisions (Red5 SM 2.0: a stream with camParams): the
+ * stream manager stores them as the cluster setting
+ * `restreamer/<provisionGuid>` and the node it distributes one to carries
+ * it out (the restream module). Canonical form:
+ *   {"provisionGuid":"srt1",
+ *    "streams":[{"streamGuid":"live/stream1","abrLevel":0,
+ *                "camParams":{"properties":{"action":"create","type":"srt",...}}}],
+ *    "capabilities":["PUBLISH"]}                      (capabilities optional)
+ * Limits: provisionGuid 3..63 of [A-Za-z0-9_.-] (Red5: 256; a node's restreamer guid holds 63);
+ * exactly one stream;
+ * properties at most SL_SM_RS_MAX_PROPS flat members (string, number or
+ * boolean), keys up to 63 bytes of [A-Za-z0-9_.-], strings up to 2047
+ * bytes; the canonical JSON at most SL_SM_PROV_MAX bytes.
+ */
+#define SL_SM_RS_GUID_MAX 64         /* provisionGuid, bytes with the NUL (the node's guid cap) */
+#define SL_SM_RS_MAX_PROPS 32        /* camParams.properties members */
+
+/** 1 when in (borrowed, any JSON) is a restreamer provision: a stream carries camParams. */
+int sl_sm_prov_is_restream(const json_t *in);
+
+/**
+ * Validates one restreamer ProvisionRequest (in: borrowed) and builds its
+ * canonical form into *out (a new reference the caller decrefs): only the
+ * fields above; action defaults to "create" and must be it; type must be
+ * one sluice carries out (srt, srt-caller, srt-push, rtsp, ipcam, rtmp,
+ * rtmp-push, rtmps-push, mpegts, hls) with what it needs (a URL, or a
+ * host and port; srt's ip may not be a wildcard: sluice calls the source).
+ * guid: when non-NULL the GUID the URL names, which the body's must equal.
+ * 0, or SL_EINVAL with err (cap bytes) saying why, for a 400.
+ */
+int sl_sm_prov_restream_canon(const json_t *in, const char *guid, json_t **out, char *err,
+                              size_t cap);
+
+/**
+ * The capabilities a distribution of canon (borrowed, canonical ABR or
+ * restreamer provision) asks for, Red5's three-level precedence: the API's
+ * list (api: "PUBLISH,TRANSCODE", NULL or "" when not given), else the
+ * provision's "capabilities", else implicit (camParams: PUBLISH;
+ * videoParams: TRANSCODE). Returns a mask of SL_SM_CAP_*, or -1 when api
+ * names an unknown capability or is longer than 128 bytes.
+ */
+#define SL_SM_CAP_PUBLISH 1
+#define SL_SM_CAP_SUBSCRIBE 2
+#define SL_SM_CAP_TRANSCODE 4
+#define SL_SM_CAP_OTHER 8 /* MIX, ZIXI, XILINX: named by Red5, not carried out by sluice */
+int sl_sm_prov_caps(const json_t *canon, const char *api);
+
 #endif

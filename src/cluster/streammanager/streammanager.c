@@ -417,6 +417,7 @@ static int sm_init(const sl_host_api_t *api, sl_host_t *h, void **state)
     m->core = core;
     sl_map_init(&m->pending);
     sl_map_init(&m->addrs);
+    sl_list_init(&m->waits);
     apply_settings(m, core->cfg);
     int rc = load_secrets(m, core->cfg);
     if (rc) {

@@ -40,10 +40,13 @@
 #include "app/events.h"
 #include "app/services.h"
 #include "app/svc/api.h"
+#include "app/svc/cluster.h"
 #include "app/svc/http.h"
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/map.h"
 #include "base/redact.h"
+#include "base/time.h"
 #include "media/audio_bridge.h"
 #include "media/flv.h"
 #include "modules/restream/restream_config.h"
@@ -102,6 +105,8 @@ typedef struct rs_pull {
     char kick_reason[128];        /* a kick waiting for the deferral timer ("" = none) */
     char guid[SL_RS_GUID_MAX];    /* given or made by the servlet; "" = app/stream is its guid */
     char sv_type[SL_RS_TYPE_MAX]; /* the servlet's type, "" = from the URL */
+    uint64_t prov_hash;           /* made for a stream manager's provision: its hash; 0 = not */
+    int prov_seen;                /* the provision scan found it still ours */
 } rs_pull_t;
 
 typedef struct rs_rule rs_rule_t;
@@ -132,6 +137,8 @@ struct rs_rule {
     sl_list_t outs;
     char guid[SL_RS_GUID_MAX];    /* given or made by the servlet; "" = id is its guid */
     char sv_type[SL_RS_TYPE_MAX]; /* the servlet's type, "" = from the URL */
+    uint64_t prov_hash;           /* made for a stream manager's provision: its hash; 0 = not */
+    int prov_seen;                /* the provision scan found it still ours */
 };
 
 struct rs_mod {
@@ -149,6 +156,7 @@ struct rs_mod {
     const sl_http_svc_t *http;    /* for the servlet route; NULL when not served */
     void *http_ud;
     sl_http_route_t *sv_route;
+    sl_map_t prov_done;           /* provisionGuid -> uint64_t (owned): the hash last tried here */
 };
 
 static const sl_log_ctx_t g_ctx = {.proto = "restream"};
@@ -575,10 +583,14 @@ static size_t pull_viewers(rs_pull_t *p)
     return n;
 }
 
+static void prov_scan(rs_mod_t *m);
+
 static void on_tick(uv_timer_t *t)
 {
     rs_mod_t *m = t->data;
     uint64_t now = uv_now(m->core->loop);
+    if (!m->stopping)
+        prov_scan(m);
     sl_list_t *it, *nx;
     sl_list_foreach_safe(it, nx, &m->pulls) {
         rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
@@ -1204,43 +1216,292 @@ static int make_guid(char *out, size_t cap)
     return 0;
 }
 
-static int sv_create(rs_mod_t *m, sl_http_req_t *req, sl_rs_sv_req_t *q)
+/*
+ * Carries out a create request q (a guid made when it has none): a push
+ * rule or a pull. Returns 200 with *obj (new reference: the item as list
+ * shows it) and *out_pull / *out_rule set, or 409 (guid or pull taken),
+ * 429 (budgets), 503, with *msg (static).
+ */
+static int rs_create(rs_mod_t *m, sl_rs_sv_req_t *q, json_t **obj, rs_pull_t **out_pull,
+                     rs_rule_t **out_rule, const char **msg)
 {
-    const sl_svc_api_t *api = m->api;
-    if (q->guid[0] && guid_taken(m, q->guid))
-        return api->err(req, 409, "A pull or push with that guid exists.");
-    if (!q->guid[0] && make_guid(q->guid, sizeof q->guid))
-        return api->err(req, 503, "No random bytes for a guid.");
+    *obj = NULL;
+    *out_pull = NULL;
+    *out_rule = NULL;
+    if (q->guid[0] && guid_taken(m, q->guid)) {
+        *msg = "A pull or push with that guid exists.";
+        return 409;
+    }
+    if (!q->guid[0] && make_guid(q->guid, sizeof q->guid)) {
+        *msg = "No random bytes for a guid.";
+        return 503;
+    }
     int rc;
     if (q->push) {
         rs_rule_t *r;
         rc = rule_add(m, &q->spec, 1, &r);
-        if (rc == SL_ETOOBIG)
-            return api->err(req, 429, "Too many pushes (restream.max_pushes / max_pushes_per_app).");
-        if (rc)
-            return api->err(req, 503, "Out of memory.");
+        if (rc == SL_ETOOBIG) {
+            *msg = "Too many pushes (restream.max_pushes / max_pushes_per_app).";
+            return 429;
+        }
+        if (rc) {
+            *msg = "Out of memory.";
+            return 503;
+        }
         snprintf(r->guid, sizeof r->guid, "%s", q->guid);
         snprintf(r->sv_type, sizeof r->sv_type, "%s", q->type);
-        SL_LOGI(&g_ctx, "push %s (%s) of %s/%s to %s created through the servlet", r->guid,
-                r->sv_type, r->spec.app, r->spec.stream, r->log_url);
+        SL_LOGI(&g_ctx, "push %s (%s) of %s/%s to %s created", r->guid, r->sv_type, r->spec.app,
+                r->spec.stream, r->log_url);
         rule_scan(r);
-        return api->ok(req, sv_rule_json(r));
+        *out_rule = r;
+        *obj = sv_rule_json(r);
+        return 200;
     }
     rs_pull_t *p;
     rc = pull_add(m, &q->spec, 1, &p);
-    if (rc == SL_EBUSY)
-        return api->err(req, 409, "A pull of that stream exists.");
-    if (rc == SL_ETOOBIG)
-        return api->err(req, 429, "Too many pulls (restream.max_pulls / max_pulls_per_app).");
-    if (rc)
-        return api->err(req, 503, "Out of memory.");
+    if (rc == SL_EBUSY) {
+        *msg = "A pull of that stream exists.";
+        return 409;
+    }
+    if (rc == SL_ETOOBIG) {
+        *msg = "Too many pulls (restream.max_pulls / max_pulls_per_app).";
+        return 429;
+    }
+    if (rc) {
+        *msg = "Out of memory.";
+        return 503;
+    }
     snprintf(p->guid, sizeof p->guid, "%s", q->guid);
     snprintf(p->sv_type, sizeof p->sv_type, "%s", q->type);
     if (p->spec.mode == SL_RS_ALWAYS)
         pull_activate(p);
-    SL_LOGI(&g_ctx, "pull %s (%s) of %s from %s created through the servlet", p->guid,
-            p->sv_type, p->path, p->log_url);
-    return api->ok(req, sv_pull_json(p));
+    SL_LOGI(&g_ctx, "pull %s (%s) of %s from %s created", p->guid, p->sv_type, p->path,
+            p->log_url);
+    *out_pull = p;
+    *obj = sv_pull_json(p);
+    return 200;
+}
+
+static int sv_create(rs_mod_t *m, sl_http_req_t *req, sl_rs_sv_req_t *q)
+{
+    json_t *obj;
+    rs_pull_t *p;
+    rs_rule_t *r;
+    const char *msg = "";
+    int st = rs_create(m, q, &obj, &p, &r, &msg);
+    return st == 200 ? m->api->ok(req, obj) : m->api->err(req, st, msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stream manager restreamer provisions (cluster settings restreamer/)  */
+
+#define PROV_PREFIX "restreamer/"
+#define PROV_STATUS_PREFIX "restreamer-status/"
+#define PROV_DONE_MAX 256
+
+/* FNV-1a over the provision's text without its distribution: what a PUT changes. */
+static uint64_t prov_hash(json_t *pv)
+{
+    json_t *c = json_copy(pv);
+    if (!c)
+        return 1;
+    json_object_del(c, "distribution");
+    json_object_del(c, "status");
+    char *text = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(c);
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *t = text; t && *t; t++)
+        h = (h ^ (uint8_t)*t) * 1099511628211ULL;
+    free(text);
+    return h ? h : 1;
+}
+
+/* Forgets the provisions tried (their hashes). */
+static void prov_done_clear(rs_mod_t *m)
+{
+    size_t pos = 0;
+    sl_map_entry_t *e;
+    while ((e = sl_map_next(&m->prov_done, &pos)))
+        sl_free(e->val);
+    sl_map_cleanup(&m->prov_done);
+    sl_map_init(&m->prov_done);
+}
+
+typedef struct prov_scan {
+    rs_mod_t *m;
+    const sl_svc_cluster_t *c;
+    void *cud;
+    const char *self;
+    unsigned minor;               /* the cluster service's minor (claim is 1.1) */
+} prov_scan_t;
+
+/* Tells the stream manager what became of guid's distribution (dist_time) on this node. */
+static void prov_status(prov_scan_t *ps, const char *guid, const char *stream_guid,
+                        json_int_t dist_time, int code, const char *error)
+{
+    char key[SL_RS_GUID_MAX + 32];
+    snprintf(key, sizeof key, PROV_STATUS_PREFIX "%s", guid);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "provisionGuid", guid,
+                          "streamGuid", stream_guid ? stream_guid : "", "nodeId", ps->self,
+                          "state", code == 200 ? "running" : "failed", "code", code,
+                          "distributed", dist_time, "time", (json_int_t)sl_time_wall_ms());
+    if (o && error)
+        json_object_set_new(o, "error", json_string(error));
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text && ps->c->put_setting(ps->cud, key, text))
+        SL_LOGW(&g_ctx, "provision %s: its status could not be written", guid);
+    free(text);
+}
+
+/* Stops a provision's pull and drops its claim (the unpublish ends it too; a pull never
+ * started has none). */
+static void prov_pull_free(prov_scan_t *ps, rs_pull_t *p)
+{
+    char path[sizeof p->path];
+    snprintf(path, sizeof path, "%s", p->path);
+    pull_free(p);
+    if (ps->minor >= 1)
+        ps->c->release(ps->cud, path);
+}
+
+static void prov_each(void *arg, const char *key, const char *text)
+{
+    prov_scan_t *ps = arg;
+    rs_mod_t *m = ps->m;
+    const char *guid = key + strlen(PROV_PREFIX);
+    size_t len = strlen(text);
+    json_t *pv = len <= SL_RS_SV_BODY_MAX ? json_loadb(text, len, 0, NULL) : NULL;
+    json_t *dist = json_object_get(pv, "distribution");
+    const char *node = json_string_value(json_object_get(dist, "nodeId"));
+    if (!node || strcmp(node, ps->self) != 0 || strlen(guid) >= SL_RS_GUID_MAX) {
+        json_decref(pv);
+        return;
+    }
+    json_int_t dist_time = json_integer_value(json_object_get(dist, "time"));
+    uint64_t h = prov_hash(pv) ^ (uint64_t)dist_time;
+    /* Ours already, unchanged: keep it. Changed (PUT, or distributed again): made anew. */
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+        if (p->prov_hash && strcmp(p->guid, guid) == 0) {
+            if (p->prov_hash == h) {
+                p->prov_seen = 1;
+                json_decref(pv);
+                return;
+            }
+            prov_pull_free(ps, p);
+        }
+    }
+    sl_list_foreach_safe(it, nx, &m->rules) {
+        rs_rule_t *r = sl_container_of(it, rs_rule_t, link);
+        if (r->prov_hash && strcmp(r->guid, guid) == 0) {
+            if (r->prov_hash == h) {
+                r->prov_seen = 1;
+                json_decref(pv);
+                return;
+            }
+            rule_free(r);
+        }
+    }
+    /* Tried before in this form and refused: said once, not retried every scan. */
+    uint64_t *done = sl_map_get(&m->prov_done, guid);
+    if (done && *done == h) {
+        json_decref(pv);
+        return;
+    }
+    const char *sg = json_string_value(
+        json_object_get(json_array_get(json_object_get(pv, "streams"), 0), "streamGuid"));
+    sl_rs_sv_req_t *q = sl_malloc(sizeof *q);
+    const char *why = "out of memory";
+    int st = 503;
+    json_t *obj = NULL;
+    rs_pull_t *p = NULL;
+    rs_rule_t *r = NULL;
+    char path[2 * SL_RS_NAME_MAX + 2] = "";
+    if (q && sl_rs_servlet_from_provision(text, len, q, &why) == 0) {
+        /* A pull publishes inside the node, without a publisher's admission: its placement is
+         * claimed (cluster 1.1) before the publish, so that the stream manager and edges find
+         * the stream here; the unpublish ends the claim. */
+        snprintf(path, sizeof path, "%s/%s", q->spec.app, q->spec.stream);
+        if (!q->push && ps->minor >= 1 && ps->c->claim(ps->cud, path))
+            path[0] = '\0';
+        st = rs_create(m, q, &obj, &p, &r, &why);
+        if (st != 200 && !q->push && path[0] && ps->minor >= 1)
+            ps->c->release(ps->cud, path);
+    } else if (q) {
+        st = 400;
+    }
+    json_decref(obj);
+    sl_free(q);
+    if (p) {
+        p->prov_hash = h;
+        p->prov_seen = 1;
+    }
+    if (r) {
+        r->prov_hash = h;
+        r->prov_seen = 1;
+    }
+    if (st != 200) {
+        SL_LOGW(&g_ctx, "provision %s (%s) refused: %s", guid, sg ? sg : "?", why);
+        if (!done && (done = sl_malloc(sizeof *done)) && sl_map_set(&m->prov_done, guid, done)) {
+            sl_free(done);
+            done = NULL;
+        }
+        if (done)
+            *done = h;
+    } else {
+        SL_LOGI(&g_ctx, "provision %s (%s) carried out", guid, sg ? sg : "?");
+    }
+    prov_status(ps, guid, sg, dist_time, st, st == 200 ? NULL : why);
+    json_decref(pv);
+}
+
+/*
+ * The provision scan, on every tick: carries out the restreamer provisions
+ * the stream manager distributed to this node and stops the ones deleted,
+ * changed or distributed elsewhere (docs/restream.md, "Stream manager
+ * provisions"). No-op without the cluster service.
+ */
+static void prov_scan(rs_mod_t *m)
+{
+    void *cud;
+    const sl_svc_cluster_t *c =
+        sl_service_get(m->core, SL_SVC_CLUSTER, SL_SVC_CLUSTER_MAJOR, 0, &cud);
+    unsigned minor = 0;
+    if (c && sl_service_get(m->core, SL_SVC_CLUSTER, SL_SVC_CLUSTER_MAJOR, 1, NULL))
+        minor = 1;
+    const sl_cluster_node_t *self = c ? c->self(cud) : NULL;
+    if (!self)
+        return;
+    sl_list_t *it, *nx;
+    sl_list_foreach_safe(it, nx, &m->pulls) sl_container_of(it, rs_pull_t, link)->prov_seen = 0;
+    sl_list_foreach_safe(it, nx, &m->rules) sl_container_of(it, rs_rule_t, link)->prov_seen = 0;
+    /* The refusals remembered are bounded: past PROV_DONE_MAX they are forgotten (and each
+     * refused provision is tried, and refused, once more). */
+    if (m->prov_done.n > PROV_DONE_MAX)
+        prov_done_clear(m);
+    /* prov_each writes only restreamer-status/ keys while the settings are walked: the walk
+     * is by index and a write of another key neither frees the entry in hand nor removes
+     * one (cluster.c svc_put_setting). */
+    prov_scan_t ps = {.m = m, .c = c, .cud = cud, .self = self->id, .minor = minor};
+    c->settings(cud, PROV_PREFIX, prov_each, &ps);
+    sl_list_foreach_safe(it, nx, &m->pulls) {
+        rs_pull_t *p = sl_container_of(it, rs_pull_t, link);
+        if (p->prov_hash && !p->prov_seen) {
+            SL_LOGI(&g_ctx, "provision %s gone from this node: pull of %s stopped", p->guid,
+                    p->path);
+            prov_pull_free(&ps, p);
+        }
+    }
+    sl_list_foreach_safe(it, nx, &m->rules) {
+        rs_rule_t *r = sl_container_of(it, rs_rule_t, link);
+        if (r->prov_hash && !r->prov_seen) {
+            SL_LOGI(&g_ctx, "provision %s gone from this node: push of %s/%s stopped", r->guid,
+                    r->spec.app, r->spec.stream);
+            rule_free(r);
+        }
+    }
 }
 
 /* kill: by guid, or every pull and push of context/name. */
@@ -1429,6 +1690,7 @@ static void mod_free(rs_mod_t *m)
         pull_free(sl_container_of(m->pulls.next, rs_pull_t, link));
     while (!sl_list_empty(&m->rules))
         rule_free(sl_container_of(m->rules.next, rs_rule_t, link));
+    prov_done_clear(m);
 }
 
 static int rs_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
@@ -1443,6 +1705,7 @@ static int rs_init(const sl_host_api_t *hapi, sl_host_t *h, void **state)
     m->ev_id = m->admit_id = -1;
     sl_list_init(&m->pulls);
     sl_list_init(&m->rules);
+    sl_map_init(&m->prov_done);
     const char *why = NULL;
     int line = 0;
     int rc = sl_rs_spec_each(m->cfg->pull, 0, add_pull_entry, m, &why, &line);

@@ -26,6 +26,7 @@ static const sv_type_t g_types[] = {
     {"rtmp-push", 1, "rtmp://", 1},
     {"rtmps-push", 1, "rtmps://", 1},
     {"srt-push", 1, "srt://", 2},
+    {"srt-caller", 1, "srt://", 2}, /* Red5's SRT egress name */
     {"srt", 0, "srt://", 2},
     {"mpegts", 0, "srt:// http:// https://", 0},
     {"rtsp", 0, "rtsp:// rtsps://", 0},
@@ -160,8 +161,8 @@ static int parse_create(json_t *p, sl_rs_sv_req_t *out, const char **why)
         if (strcmp(out->type, g_types[i].name) == 0)
             t = &g_types[i];
     if (!t) {
-        *why = "parameters.type must be rtmp-push, rtmps-push, srt-push, srt, mpegts, rtsp, rtmp "
-               "or hls";
+        *why = "parameters.type must be rtmp-push, rtmps-push, srt-push (srt-caller), srt, mpegts, "
+               "rtsp, rtmp or hls";
         return SL_EINVAL;
     }
     out->push = t->push;
@@ -171,8 +172,10 @@ static int parse_create(json_t *p, sl_rs_sv_req_t *out, const char **why)
     }
     char url[SL_RS_URL_MAX];
     int rc = get_str(p, "url", url, sizeof url);
+    if (rc == -1)
+        rc = get_str(p, "rtmpUri", url, sizeof url); /* Red5's name for an rtmp-push's URL */
     if (rc == -2) {
-        *why = "parameters.url must be a string (at most 2047 bytes)";
+        *why = "parameters.url (or rtmpUri) must be a string (at most 2047 bytes)";
         return SL_EINVAL;
     }
     if (rc == -1) {
@@ -236,16 +239,9 @@ static int parse_create(json_t *p, sl_rs_sv_req_t *out, const char **why)
     return rc ? SL_EINVAL : 0;
 }
 
-int sl_rs_servlet_parse(const char *body, size_t len, const char *url_app, sl_rs_sv_req_t *out,
-                        const char **why)
+/* The servlet body b (borrowed) into *out: 0 or SL_EINVAL with *why. */
+static int parse_obj(json_t *b, const char *url_app, sl_rs_sv_req_t *out, const char **why)
 {
-    memset(out, 0, sizeof *out);
-    if (len > SL_RS_SV_BODY_MAX) {
-        *why = "the body is larger than 16 KB";
-        return SL_ETOOBIG;
-    }
-    json_error_t je;
-    json_t *b = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
     int rc = SL_EINVAL;
     if (!json_is_object(b)) {
         *why = "the body must be a JSON object";
@@ -292,8 +288,9 @@ int sl_rs_servlet_parse(const char *body, size_t len, const char *url_app, sl_rs
         *why = "parameters must be an object";
         goto out;
     }
-    char action[16];
-    if (get_str(p, "action", action, sizeof action)) {
+    /* Red5: "list is also the default action if none is provided". */
+    char action[16] = "list";
+    if (get_str(p, "action", action, sizeof action) == -2) {
         *why = "parameters.action must be create, list, kill or update";
         goto out;
     }
@@ -327,6 +324,106 @@ int sl_rs_servlet_parse(const char *body, size_t len, const char *url_app, sl_rs
     }
     rc = 0;
 out:
+    return rc;
+}
+
+int sl_rs_servlet_parse(const char *body, size_t len, const char *url_app, sl_rs_sv_req_t *out,
+                        const char **why)
+{
+    memset(out, 0, sizeof *out);
+    if (len > SL_RS_SV_BODY_MAX) {
+        *why = "the body is larger than 16 KB";
+        return SL_ETOOBIG;
+    }
+    json_error_t je;
+    json_t *b = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    int rc = parse_obj(b, url_app, out, why);
     json_decref(b);
+    return rc;
+}
+
+/* ipcam: rtsp://{host}[:{port}]/{remoteContextPath}/{remoteStreamName} into p's "url". */
+static int ipcam_url(json_t *p, const char **why)
+{
+    char host[256], ctx[SL_RS_NAME_MAX] = "", name[SL_RS_NAME_MAX] = "", url[SL_RS_URL_MAX];
+    if (get_str(p, "host", host, sizeof host) && get_str(p, "ip", host, sizeof host)) {
+        *why = "ipcam needs url, or host (or ip)";
+        return SL_EINVAL;
+    }
+    if (!host[0] || !clean(host, "/?#@&\\\"'") ||
+        get_str(p, "remoteContextPath", ctx, sizeof ctx) == -2 ||
+        get_str(p, "remoteStreamName", name, sizeof name) == -2 || !clean(ctx, "?#&\"'\\") ||
+        !clean(name, "?#&\"'\\")) {
+        *why = "ipcam: host, remoteContextPath and remoteStreamName must be short strings "
+               "without spaces";
+        return SL_EINVAL;
+    }
+    int port = get_port(p);
+    int bracket = strchr(host, ':') && host[0] != '[';
+    char portpart[16] = "";
+    if (port > 0)
+        snprintf(portpart, sizeof portpart, ":%d", port);
+    int n = snprintf(url, sizeof url, "rtsp://%s%s%s%s%s%s%s%s", bracket ? "[" : "", host,
+                     bracket ? "]" : "", portpart, ctx[0] ? "/" : "", ctx, name[0] ? "/" : "",
+                     name);
+    if (n < 0 || (size_t)n >= sizeof url) {
+        *why = "ipcam: the URL is too long";
+        return SL_EINVAL;
+    }
+    json_object_set_new(p, "url", json_string(url));
+    return 0;
+}
+
+int sl_rs_servlet_from_provision(const char *text, size_t len, sl_rs_sv_req_t *out,
+                                 const char **why)
+{
+    memset(out, 0, sizeof *out);
+    if (len > SL_RS_SV_BODY_MAX) {
+        *why = "the provision is larger than 16 KB";
+        return SL_ETOOBIG;
+    }
+    json_error_t je;
+    json_t *pv = len ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *st = json_array_get(json_object_get(pv, "streams"), 0);
+    json_t *props = json_object_get(json_object_get(st, "camParams"), "properties");
+    const char *guid = json_string_value(json_object_get(pv, "provisionGuid"));
+    const char *sg = json_string_value(json_object_get(st, "streamGuid"));
+    const char *slash = sg ? strrchr(sg, '/') : NULL;
+    int rc = SL_EINVAL;
+    json_t *b = NULL;
+    if (!guid || !slash || slash == sg || !json_is_object(props)) {
+        *why = "a restreamer provision needs provisionGuid, streams[0].streamGuid app/name and "
+               "camParams.properties";
+        goto out;
+    }
+    json_t *p = json_deep_copy(props);
+    b = json_pack("{s:s, s:s#, s:s, s:o}", "guid", guid, "context", sg, (int)(slash - sg), "name",
+                  slash + 1, "parameters", p);
+    if (!b) {
+        *why = "out of memory";
+        rc = SL_ENOMEM;
+        goto out;
+    }
+    p = json_object_get(b, "parameters");
+    /* Red5's SM 2.0 names onto the servlet's. */
+    char type[SL_RS_TYPE_MAX] = "";
+    if (get_str(p, "type", type, sizeof type) == -2)
+        type[0] = '\0'; /* parse_obj says why */
+    if (strcmp(type, "srt-caller") == 0)
+        json_object_set_new(p, "type", json_string("srt-push"));
+    if (!json_object_get(p, "url") && json_object_get(p, "rtmpUri"))
+        json_object_set(p, "url", json_object_get(p, "rtmpUri"));
+    if (strcmp(type, "ipcam") == 0) {
+        json_object_set_new(p, "type", json_string("rtsp"));
+        if (!json_object_get(p, "url") && (rc = ipcam_url(p, why)))
+            goto out;
+    }
+    json_object_set_new(p, "action", json_string("create"));
+    /* A stream's pull keeps reconnecting: numbers as Red5 writes them are not our options. */
+    json_object_del(p, "idle_timeout");
+    rc = parse_obj(b, NULL, out, why);
+out:
+    json_decref(b);
+    json_decref(pv);
     return rc;
 }

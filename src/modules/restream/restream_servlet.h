@@ -35,8 +35,8 @@ typedef struct sl_rs_sv_req {
     char guid[SL_RS_GUID_MAX];    /* "" = none given */
     char context[SL_RS_NAME_MAX]; /* the app: "context" without leading '/', or the URL's app */
     char name[SL_RS_NAME_MAX];    /* stream name, "" = none given */
-    char type[SL_RS_TYPE_MAX];    /* create: rtmp-push, rtmps-push, srt-push, srt, mpegts,
-                                   * rtsp, rtmp, hls; other actions: as given or "" */
+    char type[SL_RS_TYPE_MAX];    /* create: rtmp-push, rtmps-push, srt-push (srt-caller), srt,
+                                   * mpegts, rtsp, rtmp, hls; other actions: as given or "" */
     int push;                     /* create: 1 for a push type, 0 for a pull */
     sl_rs_spec_t spec;            /* create: the pull or push entry */
 } sl_rs_sv_req_t;
@@ -51,5 +51,19 @@ typedef struct sl_rs_sv_req {
  */
 int sl_rs_servlet_parse(const char *body, size_t len, const char *url_app, sl_rs_sv_req_t *out,
                         const char **why);
+
+/**
+ * Reads a stream manager's restreamer provision (text, len bytes,
+ * untrusted: Red5 SM 2.0's {"provisionGuid", "streams":[{"streamGuid":
+ * "app/name", "camParams":{"properties":{...}}}]}, the cluster setting
+ * restreamer/<guid>) into a create request, as if its properties had been
+ * POSTed to the servlet with guid provisionGuid, context app, name name.
+ * Red5's SM 2.0 names are mapped first: type srt-caller is srt-push,
+ * ipcam is rtsp (url built as rtsp://{host}[:{port}]/{remoteContextPath}/
+ * {remoteStreamName}), rtmpUri is url. Returns as sl_rs_servlet_parse
+ * (SL_ETOOBIG past SL_RS_SV_BODY_MAX, SL_EINVAL with *why, SL_ENOMEM).
+ */
+int sl_rs_servlet_from_provision(const char *text, size_t len, sl_rs_sv_req_t *out,
+                                 const char **why);
 
 #endif

@@ -2,7 +2,8 @@
  * Unit tests of the stream manager's provisions (src/cluster/streammanager/
  * sm_provision.c): the canonical SM 2.0 form and every limit of the
  * contract with the abr module, the SM 4.0 conversion both ways, the parse
- * caps, and the level-1 variant a broadcaster publishes.
+ * caps, and the level-1 variant a broadcaster publishes; restreamer
+ * provisions (camParams) and the capabilities a distribution asks for.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,6 +98,110 @@ static void test_canon(void **state)
 }
 
 /* SM 4.0: names in the scope, levels quoted, bit rate from videoBR or bandwidth; and back. */
+#define RS(guid, props) \
+    "{\"provisionGuid\":\"" guid "\",\"streams\":[{\"streamGuid\":\"live/cam1\"," \
+    "\"abrLevel\":0,\"camParams\":{\"properties\":" props "}}]}"
+
+/* Restreamer provisions: the canonical form, every refusal with its reason, the caps. */
+static void test_restream(void **state)
+{
+    (void)state;
+    char err[200];
+    json_t *out;
+    json_t *in = J("[" RS("srt1", "{\"type\":\"srt\",\"ip\":\"10.0.0.5\",\"port\":\"5799\","
+                                  "\"latency\":100,\"audio\":true}") "]");
+    assert_true(sl_sm_prov_is_restream(json_array_get(in, 0)));
+    assert_false(sl_sm_prov_is_restream(in));
+    assert_int_equal(sl_sm_prov_restream_canon(json_array_get(in, 0), NULL, &out, err, sizeof err), 0);
+    char *text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"provisionGuid\":\"srt1\",\"streams\":[{\"abrLevel\":0,"
+                              "\"camParams\":{\"properties\":{\"action\":\"create\",\"audio\":true,"
+                              "\"ip\":\"10.0.0.5\",\"latency\":100,\"port\":\"5799\",\"type\":\"srt\"}},"
+                              "\"streamGuid\":\"live/cam1\"}]}");
+    free(text);
+    assert_int_equal(sl_sm_prov_caps(out, NULL), SL_SM_CAP_PUBLISH);
+    assert_int_equal(sl_sm_prov_caps(out, "SUBSCRIBE"), SL_SM_CAP_SUBSCRIBE);
+    assert_int_equal(sl_sm_prov_caps(out, "PUBLISH,TRANSCODE"),
+                     SL_SM_CAP_PUBLISH | SL_SM_CAP_TRANSCODE);
+    assert_int_equal(sl_sm_prov_caps(out, "MIX"), SL_SM_CAP_OTHER);
+    assert_int_equal(sl_sm_prov_caps(out, ",PUBLISH"), -1);
+    assert_int_equal(sl_sm_prov_caps(out, "PUBLISH,,SUBSCRIBE"), -1);
+    assert_int_equal(sl_sm_prov_caps(out, "publish"), -1);
+    json_decref(out);
+    /* The URL's GUID must match. */
+    assert_int_equal(sl_sm_prov_restream_canon(json_array_get(in, 0), "other", &out, err, sizeof err),
+                     SL_EINVAL);
+    assert_null(out);
+    json_decref(in);
+    /* Provision capabilities come second, the API's first. */
+    in = J("{\"provisionGuid\":\"p-1\",\"capabilities\":[\"SUBSCRIBE\"],\"streams\":["
+           "{\"streamGuid\":\"live/x\",\"camParams\":{\"properties\":{\"type\":\"rtmp-push\","
+           "\"rtmpUri\":\"rtmp://h/live/k\"}}}]}");
+    assert_int_equal(sl_sm_prov_restream_canon(in, NULL, &out, err, sizeof err), 0);
+    assert_int_equal(sl_sm_prov_caps(out, NULL), SL_SM_CAP_SUBSCRIBE);
+    assert_int_equal(sl_sm_prov_caps(out, "PUBLISH"), SL_SM_CAP_PUBLISH);
+    json_decref(out);
+    json_decref(in);
+    static const struct {
+        const char *body, *word;
+    } bad[] = {
+        {RS("ab", "{\"type\":\"rtsp\",\"url\":\"rtsp://h/x\"}"), "provisionGuid"},
+        {RS("a/b", "{\"type\":\"rtsp\",\"url\":\"rtsp://h/x\"}"), "provisionGuid"},
+        {RS("p-1", "{\"url\":\"rtsp://h/x\"}"), "type is required"},
+        {RS("p-1", "{\"type\":\"zixi\"}"), "not served"},
+        {RS("p-1", "{\"type\":\"rtsp\",\"action\":\"kill\",\"url\":\"rtsp://h/x\"}"), "action"},
+        {RS("p-1", "{\"type\":\"rtsp\"}"), "url is required"},
+        {RS("p-1", "{\"type\":\"srt\",\"ip\":\"h\"}"), "port"},
+        {RS("p-1", "{\"type\":\"srt\",\"ip\":\"0.0.0.0\",\"port\":9}"), "listen"},
+        {RS("p-1", "{\"type\":\"srt\",\"ip\":\"h\",\"port\":0}"), "port"},
+        {RS("p-1", "{\"type\":\"rtmp\",\"host\":\"h\"}"), "application"},
+        {RS("p-1", "{\"type\":\"ipcam\"}"), "ip (or host)"},
+        {RS("p-1", "{\"type\":\"rtsp\",\"url\":\"rtsp://h/x\",\"o\":{}}"), "must be"},
+        {RS("p-1", "{\"type\":\"rtsp\",\"url\":\"rtsp://h/x\",\"bad key\":1}"), "keys"},
+        {RS("p-1", "[]"), "must be an object"},
+        {"{\"provisionGuid\":\"p-1\",\"streams\":[]}", "exactly one"},
+        {"{\"provisionGuid\":\"p-1\",\"streams\":[{\"streamGuid\":\"live/x\",\"abrLevel\":2,"
+         "\"camParams\":{\"properties\":{\"type\":\"hls\",\"url\":\"http://h/a.m3u8\"}}}]}",
+         "abrLevel"},
+        {"{\"provisionGuid\":\"p-1\",\"capabilities\":[\"FLY\"],\"streams\":[{\"streamGuid\":"
+         "\"live/x\",\"camParams\":{\"properties\":{\"type\":\"hls\",\"url\":\"http://h\"}}}]}",
+         "capabilities"},
+        {"{\"provisionGuid\":\"p-1\",\"streams\":[{\"streamGuid\":\"x\",\"camParams\":{}}]}",
+         "app/name"},
+        {"[]", "JSON object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        in = J(bad[i].body);
+        err[0] = '\0';
+        assert_int_equal(sl_sm_prov_restream_canon(in, NULL, &out, err, sizeof err), SL_EINVAL);
+        assert_null(out);
+        if (!strstr(err, bad[i].word))
+            fail_msg("%s: %s (wanted %s)", bad[i].body, err, bad[i].word);
+        json_decref(in);
+    }
+    /* 33 properties are one too many; a 2048-byte string is one byte too long. */
+    json_t *props = json_pack("{s:s, s:s}", "type", "rtsp", "url", "rtsp://h/x");
+    for (int i = 0; json_object_size(props) < 33; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        json_object_set_new(props, k, json_integer(i));
+    }
+    in = json_pack("{s:s, s:[{s:s, s:{s:o}}]}", "provisionGuid", "p-1", "streams", "streamGuid",
+                   "live/x", "camParams", "properties", props);
+    assert_int_equal(sl_sm_prov_restream_canon(in, NULL, &out, err, sizeof err), SL_EINVAL);
+    assert_non_null(strstr(err, "32"));
+    json_decref(in);
+    char big[2049];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    in = json_pack("{s:s, s:[{s:s, s:{s:{s:s, s:s, s:s}}}]}", "provisionGuid", "p-1", "streams",
+                   "streamGuid", "live/x", "camParams", "properties", "type", "rtsp", "url",
+                   "rtsp://h/x", "note", big);
+    assert_int_equal(sl_sm_prov_restream_canon(in, NULL, &out, err, sizeof err), SL_EINVAL);
+    assert_non_null(strstr(err, "2047"));
+    json_decref(in);
+}
+
 static void test_sm4(void **state)
 {
     (void)state;
@@ -179,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_canon),
         cmocka_unit_test(test_sm4),
         cmocka_unit_test(test_parse_caps),
+        cmocka_unit_test(test_restream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

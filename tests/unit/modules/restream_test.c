@@ -222,6 +222,62 @@ static void test_servlet_create(void **state)
     assert_string_equal(q.type, "hls");
 }
 
+/* A stream manager's restreamer provision read as a servlet create (Red5's SM 2.0 names). */
+static void test_servlet_from_provision(void **state)
+{
+    (void)state;
+    static sl_rs_sv_req_t q;
+    const char *why = NULL;
+#define PV(props)                                                                              \
+    "{\"provisionGuid\":\"p-1\",\"streams\":[{\"streamGuid\":\"live/room1/cam1\",\"abrLevel\":0," \
+    "\"camParams\":{\"properties\":" props "}}],\"distribution\":{\"nodeId\":\"n1\",\"time\":5}}"
+    const char *t = PV("{\"action\":\"create\",\"type\":\"srt\",\"ip\":\"10.0.0.5\","
+                       "\"port\":\"5799\",\"latency\":100,\"audio\":true}");
+    assert_int_equal(sl_rs_servlet_from_provision(t, strlen(t), &q, &why), 0);
+    assert_string_equal(q.guid, "p-1");
+    assert_string_equal(q.context, "live/room1");
+    assert_string_equal(q.name, "cam1");
+    assert_int_equal(q.push, 0);
+    assert_string_equal(q.spec.url, "srt://10.0.0.5:5799?mode=caller");
+    t = PV("{\"type\":\"ipcam\",\"host\":\"192.168.1.10\",\"port\":5443,"
+           "\"remoteContextPath\":\"axis-media\",\"remoteStreamName\":\"media.amp\"}");
+    assert_int_equal(sl_rs_servlet_from_provision(t, strlen(t), &q, &why), 0);
+    assert_string_equal(q.type, "rtsp");
+    assert_string_equal(q.spec.url, "rtsp://192.168.1.10:5443/axis-media/media.amp");
+    t = PV("{\"type\":\"srt-caller\",\"ip\":\"10.1.2.3\",\"port\":\"8000\",\"role\":\"sender\"}");
+    assert_int_equal(sl_rs_servlet_from_provision(t, strlen(t), &q, &why), 0);
+    assert_int_equal(q.push, 1);
+    assert_string_equal(q.type, "srt-push");
+    assert_string_equal(q.spec.url, "srt://10.1.2.3:8000");
+    t = PV("{\"type\":\"rtmp-push\",\"rtmpUri\":\"rtmp://h/live/social1\",\"persist\":\"false\"}");
+    assert_int_equal(sl_rs_servlet_from_provision(t, strlen(t), &q, &why), 0);
+    assert_string_equal(q.spec.url, "rtmp://h/live/social1");
+    /* The servlet takes Red5's names too. */
+    assert_int_equal(sv("{\"name\":\"s1\",\"parameters\":{\"action\":\"create\",\"type\":"
+                        "\"rtmp-push\",\"rtmpUri\":\"rtmp://h/live/k\"}}", &q, &why), 0);
+    assert_string_equal(q.spec.url, "rtmp://h/live/k");
+    assert_int_equal(sv("{\"name\":\"s1\",\"parameters\":{\"action\":\"create\",\"type\":"
+                        "\"srt-caller\",\"ip\":\"10.0.0.9\",\"port\":9000}}", &q, &why), 0);
+    assert_int_equal(q.push, 1);
+    /* Refusals say why. */
+    const char *bad[] = {
+        "", "[]", "{\"provisionGuid\":\"p-1\"}",
+        "{\"provisionGuid\":\"p-1\",\"streams\":[{\"streamGuid\":\"nolash\",\"camParams\":"
+        "{\"properties\":{\"type\":\"rtsp\",\"url\":\"rtsp://h/x\"}}}]}",
+        PV("{\"type\":\"ipcam\"}"),
+        PV("{\"type\":\"zixi\",\"url\":\"zixi://h\"}"),
+        PV("{\"type\":\"rtsp\",\"url\":\"rtmp://h/x\"}"),
+        PV("{\"type\":\"srt\",\"ip\":\"h\"}"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        int rc = sl_rs_servlet_from_provision(bad[i], strlen(bad[i]), &q, &why);
+        if (rc == 0 || !why)
+            fail_msg("accepted or no reason: %s", bad[i]);
+    }
+#undef PV
+}
+
 static void test_servlet_refusals(void **state)
 {
     (void)state;
@@ -229,7 +285,7 @@ static void test_servlet_refusals(void **state)
     static char big[SL_RS_SV_BODY_MAX + 2];
     const char *why;
     const char *bad[] = {
-        "", "[]", "{", "{\"parameters\":1}", "{\"parameters\":{}}",
+        "", "[]", "{", "{\"parameters\":1}", "{\"parameters\":{\"action\":7}}",
         "{\"parameters\":{\"action\":\"dance\"}}",
         "{\"parameters\":{\"action\":\"kill\"}}",              /* no guid nor name */
         "{\"name\":\"s\",\"parameters\":{\"action\":\"create\"}}", /* no type */
@@ -258,6 +314,9 @@ static void test_servlet_refusals(void **state)
     }
     memset(big, ' ', sizeof big);
     assert_int_equal(sl_rs_servlet_parse(big, sizeof big, "live", &q, &why), SL_ETOOBIG);
+    /* list is the default action (Red5) */
+    assert_int_equal(sv("{\"parameters\":{\"type\":\"rtsp\"}}", &q, &why), 0);
+    assert_int_equal(q.action, SL_RS_SV_LIST);
     assert_int_equal(sv("{\"context\":\"\",\"parameters\":{\"action\":\"update\"}}", &q, &why), 0);
     assert_int_equal(q.action, SL_RS_SV_UPDATE);
     assert_int_equal(sv("{\"name\":\"s\",\"parameters\":{\"action\":\"kill\"}}", &q, &why), 0);
@@ -275,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_annexb_hevc),
         cmocka_unit_test(test_servlet_create),
         cmocka_unit_test(test_servlet_refusals),
+        cmocka_unit_test(test_servlet_from_provision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
