@@ -95,10 +95,75 @@ out:
         av_parser_close(pc);
 }
 
+/* Reads a 16-bit length and skips that many non-zero bytes; 0 past the end. */
+static int skip_ps(const uint8_t *p, size_t len, size_t *pos)
+{
+    if (len - *pos < 2)
+        return 0;
+    size_t n = (size_t)p[*pos] << 8 | p[*pos + 1];
+    *pos += 2;
+    if (n == 0 || n > len - *pos)
+        return 0;
+    *pos += n;
+    return 1;
+}
+
+int sl_avpar_video_config_ok(uint32_t codec, const uint8_t *p, size_t len)
+{
+    if (codec != SL_CODEC_AVC && codec != SL_CODEC_HEVC)
+        return 1;
+    if (!p || len < 3)
+        return 0;
+    if ((p[0] == 0 && p[1] == 0 && p[2] == 1) ||
+        (len >= 4 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 1))
+        return 1; /* Annex B: the filters pass it through */
+    size_t pos, total = 0;
+    if (codec == SL_CODEC_AVC) {
+        /* version, profile, compat, level, 0xfc|lenSize-1, 0xe0|numSPS, SPS..., numPPS, PPS... */
+        if (len < 7 || p[0] != 1)
+            return 0;
+        unsigned nsps = p[5] & 0x1f;
+        pos = 6;
+        for (unsigned i = 0; i < nsps; i++)
+            if (!skip_ps(p, len, &pos))
+                return 0;
+        if (pos >= len)
+            return 0;
+        unsigned npps = p[pos++];
+        if (nsps + npps > SL_AVPAR_PS_MAX)
+            return 0;
+        for (unsigned i = 0; i < npps; i++)
+            if (!skip_ps(p, len, &pos))
+                return 0;
+        return 1; /* high profiles may carry more bytes after the PPS */
+    }
+    /* HEVCDecoderConfigurationRecord: 22 bytes, numOfArrays, then per array
+     * type(1) numNalus(2) and each NAL unit length(2) + bytes. */
+    if (len < 23)
+        return 0;
+    unsigned arrays = p[22];
+    pos = 23;
+    for (unsigned a = 0; a < arrays; a++) {
+        if (len - pos < 3)
+            return 0;
+        size_t cnt = (size_t)p[pos + 1] << 8 | p[pos + 2];
+        pos += 3;
+        total += cnt;
+        if (total > SL_AVPAR_PS_MAX)
+            return 0;
+        for (size_t i = 0; i < cnt; i++)
+            if (!skip_ps(p, len, &pos))
+                return 0;
+    }
+    return 1;
+}
+
 int sl_avpar_set_video(AVCodecParameters *par, uint32_t codec, const uint8_t *config,
                        size_t config_len, const uint8_t *sample, size_t sample_len,
                        uint32_t width, uint32_t height)
 {
+    if (!sl_avpar_video_config_ok(codec, config, config_len))
+        return SL_EINVAL;
     enum AVCodecID id = codec == SL_CODEC_AVC    ? AV_CODEC_ID_H264
                         : codec == SL_CODEC_HEVC ? AV_CODEC_ID_HEVC
                         : codec == SL_CODEC_AV1  ? AV_CODEC_ID_AV1

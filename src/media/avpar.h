@@ -36,13 +36,28 @@ int sl_avpar_aac_config(const uint8_t *asc, size_t len, uint32_t *sample_rate,
  * picture size, read by libavcodec's parser from the configuration and
  * `sample` (a keyframe's codec bytes, may be NULL), else width/height
  * (from metadata; 0 = unknown). codec: SL_CODEC_AVC, _HEVC or _AV1.
- * Returns 0, SL_EINVAL (other codec, empty or oversized config),
- * SL_ENOMEM. On error par may hold a partial extradata: the caller frees
- * par as usual (avcodec_parameters_free or its stream).
+ * Returns 0, SL_EINVAL (other codec, empty or oversized config, or an
+ * AVC/HEVC record that sl_avpar_video_config_ok refuses), SL_ENOMEM. On
+ * error par may hold a partial extradata: the caller frees par as usual
+ * (avcodec_parameters_free or its stream).
  */
 int sl_avpar_set_video(struct AVCodecParameters *par, uint32_t codec, const uint8_t *config,
                        size_t config_len, const uint8_t *sample, size_t sample_len,
                        uint32_t width, uint32_t height);
+
+#define SL_AVPAR_PS_MAX 64 /* parameter sets in one AVC/HEVC record */
+
+/**
+ * Whether an AVC (avcC) or HEVC (hvcC) configuration record is whole:
+ * every parameter set it announces is there, non-empty and inside len, at
+ * most SL_AVPAR_PS_MAX of them. A record in Annex B form (it starts with a
+ * start code) passes, and so does any other codec's. A publisher's record
+ * reaches libavcodec's mp4toannexb filters, whose older versions trust its
+ * counts (an hvcC announcing 255 x 65535 empty NAL units made FFmpeg 5.1
+ * grow a buffer 4 bytes at a time, for seconds, on the event loop): every
+ * record goes through here first. 1 whole, 0 not.
+ */
+int sl_avpar_video_config_ok(uint32_t codec, const uint8_t *config, size_t len);
 
 /**
  * Fills par for an audio track from its configuration (borrowed, copied):

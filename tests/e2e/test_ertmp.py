@@ -107,3 +107,34 @@ def test_connect_echoes_fourcc_list(sluice):
         assert list(r.info.get("fourCcList", [])) == ["hvc1", "av01", "Opus"], r.info
     finally:
         c.close()
+
+
+def test_a_lying_hevc_record_does_not_stall_the_server(sluice):
+    """An hvcC whose counts lie (255 arrays of 65535 empty NAL units, in 32 bytes) is
+    refused before libavcodec's filter sees it: FFmpeg 5.1 trusted the counts and grew a
+    buffer 4 bytes at a time on the event loop. The server keeps answering, and the
+    players still get the stream byte for byte."""
+    liar = bytearray(32)
+    liar[0] = 1
+    liar[22] = 255
+    liar[23:26] = b"\x20\xff\xff"
+    vconf = video_tag(b"hvc1", 1, 0, bytes(liar))
+    pub, sid = rtmp_client.open_publisher(HOST, sluice.port, "live", "liar1", timeout=T(5))
+    player, _ = rtmp_client.open_player(HOST, sluice.port, "live", "liar1", timeout=T(5),
+                                        name="player", keep_payload=True)
+    try:
+        pub.send_video(sid, 0, vconf)
+        key = video_tag(b"hvc1", 1, 1, b"\x00\x00\x00\x02\x26\x01", cts=0)
+        for i in range(3):
+            pub.send_video(sid, 40 * i, key)
+        pub.sync(T(5))  # a round trip after the keyframes: the loop is not stuck
+        other, _ = rtmp_client.open_player(HOST, sluice.port, "live", "liar1", timeout=T(5),
+                                           name="other")
+        other.close()
+        player.wait_for(lambda: sum(1 for m in player.media if m.is_video) >= 4, T(5),
+                        "config and frames at the player")
+        sluice.wait_log(r"hls: cannot start the muxer", T(5))
+    finally:
+        pub.close()
+        player.close()
+

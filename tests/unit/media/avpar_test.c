@@ -84,12 +84,61 @@ static void test_video(void **state)
     avcodec_parameters_free(&par);
 }
 
+/* Records whose counts lie are refused before libavcodec sees them. */
+static void test_video_config_ok(void **state)
+{
+    (void)state;
+    /* avcC: 1 SPS of 4 bytes, 1 PPS of 2. */
+    static const uint8_t avcc[] = {1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 4, 0x67, 0x64, 0, 0x1f,
+                                   1, 0, 2, 0x68, 0xee};
+    assert_true(sl_avpar_video_config_ok(SL_CODEC_AVC, avcc, sizeof avcc));
+    for (size_t n = 0; n < sizeof avcc; n++) /* every truncation is refused */
+        assert_false(sl_avpar_video_config_ok(SL_CODEC_AVC, avcc, n));
+    uint8_t zero_sps[sizeof avcc];
+    memcpy(zero_sps, avcc, sizeof avcc);
+    zero_sps[7] = 0; /* an empty SPS */
+    assert_false(sl_avpar_video_config_ok(SL_CODEC_AVC, zero_sps, sizeof zero_sps));
+    /* hvcC: 22 header bytes, 3 arrays (VPS, SPS, PPS) of one NAL unit each. */
+    uint8_t hvcc[64] = {1};
+    size_t n = 22;
+    hvcc[n++] = 3;
+    for (int t = 32; t <= 34; t++) {
+        hvcc[n++] = (uint8_t)(0x80 | t);
+        hvcc[n++] = 0;
+        hvcc[n++] = 1;
+        hvcc[n++] = 0;
+        hvcc[n++] = 3;
+        hvcc[n++] = (uint8_t)(t << 1);
+        hvcc[n++] = 1;
+        hvcc[n++] = 0xaa;
+    }
+    assert_true(sl_avpar_video_config_ok(SL_CODEC_HEVC, hvcc, n));
+    for (size_t k = 0; k < n; k++)
+        assert_false(sl_avpar_video_config_ok(SL_CODEC_HEVC, hvcc, k));
+    /* The record that stalled FFmpeg 5.1: 255 arrays announcing 65535 empty NAL units. */
+    uint8_t liar[32] = {1};
+    liar[22] = 255;
+    liar[23] = 0x20;
+    liar[24] = 0xff;
+    liar[25] = 0xff;
+    assert_false(sl_avpar_video_config_ok(SL_CODEC_HEVC, liar, sizeof liar));
+    AVCodecParameters *par = avcodec_parameters_alloc();
+    assert_int_equal(sl_avpar_set_video(par, SL_CODEC_HEVC, liar, sizeof liar, NULL, 0, 0, 0),
+                     SL_EINVAL);
+    avcodec_parameters_free(&par);
+    /* Annex B and other codecs pass. */
+    static const uint8_t annexb[] = {0, 0, 0, 1, 0x40, 1};
+    assert_true(sl_avpar_video_config_ok(SL_CODEC_HEVC, annexb, sizeof annexb));
+    assert_true(sl_avpar_video_config_ok(SL_CODEC_AV1, liar, 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_aac),
         cmocka_unit_test(test_opus),
         cmocka_unit_test(test_video),
+        cmocka_unit_test(test_video_config_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
