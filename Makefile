@@ -141,7 +141,8 @@ test-asan: deps-test build-asan
 # a unit test (halt_on_error) or an e2e test (conftest's sanitizer check).
 TSAN_UNIT ?= workers_test frame_threads_test srtp_split_test
 TSAN_E2E ?= tests/e2e/test_workers.py tests/e2e/test_rtmp_basic.py tests/e2e/test_rtmp_players.py \
-    tests/e2e/test_rtmp_audio_hold.py tests/e2e/test_whep_workers.py
+    tests/e2e/test_rtmp_audio_hold.py tests/e2e/test_whep_workers.py tests/e2e/test_httpflv_workers.py \
+    tests/e2e/test_httpflv.py
 build-tsan:
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_SANITIZE=thread >/dev/null
 	@cmake --build build-tsan -j$(JOBS) --target sluice $(TSAN_UNIT)
