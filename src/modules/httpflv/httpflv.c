@@ -790,6 +790,19 @@ static void on_sync(uv_timer_t *t)
         wp_sync_counters(sl_container_of(it, flv_player_t, link));
 }
 
+/* Worker: a reload's media.slow_disconnect (u) for the stall check of
+ * every write side here (later ones copy it at their hand-over). */
+static void wk_config(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)w;
+    (void)obj;
+    if (!tl_fwk)
+        return;
+    sl_list_t *it;
+    for (it = tl_fwk->all.next; it != &tl_fwk->all; it = it->next)
+        sl_container_of(it, flv_wp_t, wk_link)->slow_ms = (int64_t)u;
+}
+
 static void on_sync_closed(uv_handle_t *h) { sl_free(h->data); }
 
 static uint64_t session_pending(const sl_session_t *s)
@@ -1119,6 +1132,17 @@ static void flv_stop(void *state)
     }
 }
 
+/* A reload: the workers' write sides take the new stall bound, by message. */
+static int flv_reload(void *state)
+{
+    flv_mod_t *mod = state;
+    sl_workers_t *ws = mod ? mod->core->workers : NULL;
+    for (int i = 1; ws && i < sl_workers_count(ws); i++)
+        sl_relay_post(sl_workers_get(ws, i), wk_config, NULL,
+                      (uint64_t)mod->core->cfg->media_slow_disconnect_ms);
+    return 0;
+}
+
 static void flv_free(void *state)
 {
     flv_mod_t *mod = state;
@@ -1137,6 +1161,7 @@ static const sl_plugin_t plugin = {
     .init = flv_init,
     .stop = flv_stop,
     .destroy = flv_free,
+    .reload = flv_reload,
 };
 
 const sl_builtin_t sl_httpflv_builtin = {
