@@ -139,9 +139,10 @@ test-asan: deps-test build-asan
 # srtp_split_test: an SRTP session's halves on two threads), then the RTMP and WHEP
 # e2e subset (TSAN_E2E) with two event loops. Any ThreadSanitizer report fails
 # a unit test (halt_on_error) or an e2e test (conftest's sanitizer check).
-TSAN_UNIT ?= workers_test frame_threads_test srtp_split_test
+TSAN_UNIT ?= workers_test frame_threads_test srtp_split_test media_relay_test
 TSAN_E2E ?= tests/e2e/test_workers.py tests/e2e/test_rtmp_basic.py tests/e2e/test_rtmp_players.py \
-    tests/e2e/test_rtmp_audio_hold.py tests/e2e/test_whep_workers.py
+    tests/e2e/test_rtmp_audio_hold.py tests/e2e/test_whep_workers.py tests/e2e/test_httpflv_workers.py \
+    tests/e2e/test_httpflv.py
 build-tsan:
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_SANITIZE=thread >/dev/null
 	@cmake --build build-tsan -j$(JOBS) --target sluice $(TSAN_UNIT)

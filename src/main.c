@@ -240,6 +240,9 @@ static int reload_apply(app_t *app, reload_report_t *r)
     sl_log_set_json(cfg->log_format == 1);
     /* RTMP's setting, read by key: main names no protocol's header for it. */
     app->core.rtmp_partial.limit = sl_config_int(cfg, "rtmp.max_partial_bytes_total");
+    for (int i = 0; i < app->n_protocols; i++)
+        if (sl_builtin_protocols[i]->reload && app->proto_state[i])
+            sl_builtin_protocols[i]->reload(app->proto_state[i], cfg);
     sl_plugins_reload(app->extensions, old, cfg, reload_module_report, r);
     json_array_foreach(r->restart, i, v)
         SL_LOGW(NULL, "config reload: %s changed: needs a restart (keeps its running value "

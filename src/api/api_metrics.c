@@ -139,6 +139,9 @@ static void webrtc_metrics(sl_core_t *core, sl_wbuf_t *w)
         ROW("send_retries_total", "counter", send_retries,
             "Packets to viewers the socket refused (EAGAIN/ENOBUFS), kept queued and retried."),
         ROW("rembs_received_total", "counter", remb_in, "REMB bandwidth estimates received from viewers."),
+        ROW("worker_send_drops_total", "counter", worker_send_drops,
+            "Packets to WHEP viewers a worker loop dropped: its socket was full or its inbox refused "
+            "the batch (server.workers > 1; the viewer NACKs what it misses)."),
 #undef ROW
     };
     metric(w, "sluice_webrtc_sessions", "gauge", "Open WebRTC sessions by kind (publisher: WHIP, viewer: WHEP).");

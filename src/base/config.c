@@ -72,7 +72,7 @@ static const slot_t g_server_slots[] = {
      10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed.", 0},
     {"workers", SL_CONFIG_INT, CFG(server_workers), "1", 0, 64, NULL,
      "Event-loop threads, the main loop included; 0 = one per core. 1 runs everything on one "
-     "loop. With more, each plain-TCP RTMP player's queue, drop policy and socket writes run on "
+     "loop. With more, each plain-TCP RTMP or plain-HTTP FLV player's queue, drop policy and socket writes run on "
      "the least loaded loop, which gets each frame of the stream once, and each WHEP viewer's "
      "SRTP encryption and sends run on its loop; reading, commands, publishing, pacing, the "
      "API and modules stay on the main loop (docs/internals/threads.md).",
@@ -96,10 +96,10 @@ static const slot_t g_media_slots[] = {
     {"slow_disconnect", SL_CONFIG_DURATION, CFG(media_slow_disconnect_ms), "30s", 1 * SEC,
      1 * HOUR, NULL, "A subscriber still dropping frames after this long is disconnected.", 0},
     {"write_merge", SL_CONFIG_DURATION, CFG(media_write_merge_ms), "0ms", 0, 1 * SEC, NULL,
-     "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once.", SL_CONFIG_RESTART},
+     "Gather writes to each subscriber over this window: fewer syscalls, more latency; 0 = at once.", 0},
     {"audio_hold", SL_CONFIG_DURATION, CFG(media_audio_hold_ms), "50ms", 0, 1 * SEC, NULL,
      "With write_merge 0: an RTMP player's audio waits for the next video frame, at most this long, "
-     "so both go out in one write; 0 = every audio frame written at once.", SL_CONFIG_RESTART},
+     "so both go out in one write; 0 = every audio frame written at once.", 0},
 };
 
 /* The per-app settings the core itself reads (sl_app_config_t's fields). */

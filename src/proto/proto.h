@@ -36,6 +36,12 @@ typedef struct sl_proto {
     void (*stop)(void *state);
     /** Frees the state after the loop has closed its handles. NULL state is ignored. */
     void (*free)(void *state);
+    /**
+     * The configuration was reloaded (main loop; core->cfg is cfg already):
+     * the protocol applies what it copied at start (timers, and the copies
+     * its worker loops keep, by message). May be NULL.
+     */
+    void (*reload)(void *state, const sl_config_t *cfg);
 } sl_proto_t;
 
 /** The built-in protocols in start order, NULL-terminated (protocols.c). */

@@ -284,3 +284,51 @@ def test_shutdown_reaches_every_loop(sluice_factory, media_tags):
         for c in players:
             c.close()
         pub.close()
+
+
+def arrival_clusters(c, t0, t1):
+    """Runs of media messages that arrived within 20 ms of the one before, in [t0, t1)."""
+    with c._cv:
+        ts = sorted(m.arrival for m in c.media if m.is_frame and t0 <= m.arrival < t1)
+    return 1 + sum(1 for a, b in zip(ts, ts[1:]) if b - a > 0.02) if ts else 0
+
+
+@pytest.mark.exclusive
+def test_reload_reaches_the_workers_write_timers(sluice_factory, media_tags):
+    """A reload (SIGHUP) that sets media.write_merge reaches the write timers of the worker
+    loop (by message from the main thread) as well as the main loop's: players on both loops
+    then get their media in bursts one window apart, where before each frame came alone."""
+    import signal
+    import yaml
+    from conftest import to_yaml
+    own = sluice_factory(env=WORKERS_ENV)
+    pub = Publisher(own, "merge", media_tags)
+    players = []
+    try:
+        players = open_players(own, "merge", 2)
+        assert worker_players(own) == {0: 1, 1: 1}
+        for c in players:
+            c.wait_video_frames(25, T(10))
+        window = 3.0
+        t0 = time.monotonic()
+        for c in players:
+            c.wait_for(lambda c=c: any(m.arrival >= t0 + window for m in c.media if m.is_frame),
+                       window + T(5), "frames after the first window")
+        before = [arrival_clusters(c, t0, t0 + window) for c in players]
+        cfg = yaml.safe_load(own.config_path.read_text())
+        cfg.setdefault("media", {})["write_merge"] = "300ms"
+        own.config_path.write_text(to_yaml(cfg) + "\n")
+        own.proc.send_signal(signal.SIGHUP)
+        own.wait_log(r"config reloaded", T(10))
+        t1 = time.monotonic() + 0.5
+        for c in players:
+            c.wait_for(lambda c=c: any(m.arrival >= t1 + window for m in c.media if m.is_frame),
+                       window + T(5), "frames after the second window")
+        after = [arrival_clusters(c, t1, t1 + window) for c in players]
+        for i in range(2):  # 25 fps and ~43 audio frames a second: dozens of runs at once
+            assert before[i] >= 30, (i, before, after)
+            assert after[i] <= window / 0.3 + 4, (i, before, after)
+    finally:
+        for c in players:
+            c.close()
+        pub.close()

@@ -28,7 +28,7 @@
 
 #define SL_SVC_WEBRTC "webrtc"
 #define SL_SVC_WEBRTC_MAJOR 1
-#define SL_SVC_WEBRTC_MINOR 3
+#define SL_SVC_WEBRTC_MINOR 4
 
 /* Process-wide counters (since start, except the two "now" gauges). */
 typedef struct sl_webrtc_counters {
@@ -58,6 +58,9 @@ typedef struct sl_webrtc_counters {
     uint64_t frames_dropped;      /* video frames viewers did not get: their pacing queue was behind */
     uint64_t send_retries;        /* viewer packets the socket refused (EAGAIN/ENOBUFS), retried */
     uint64_t remb_in;             /* REMB messages received from viewers */
+    /* valid from 1.4 */
+    uint64_t worker_send_drops;   /* viewer packets a worker loop dropped (its socket full, or
+                                     its inbox refused the batch; server.workers > 1) */
 } sl_webrtc_counters_t;
 
 /* One session's state and statistics (strings are static, never NULL). */

@@ -33,9 +33,11 @@ extern const sl_builtin_t sl_httpflv_builtin;
 
 /**
  * The frame's FLV tag (header with the frame's dts, body, PreviousTagSize),
- * built on first use and cached in f->enc[SL_ENC_FLV_TAG]. Borrowed: valid
- * while the frame lives; take a reference to keep it. NULL on ENOMEM or
- * when the body does not fit a tag (over 16 MB).
+ * built on first use and cached in f->enc[SL_ENC_FLV_TAG]; any loop thread
+ * (a loop that loses the cache's claim to another one building it gets a
+ * private copy). Returns a new reference the caller drops with
+ * sl_buf_unref, or NULL on ENOMEM or when the body does not fit a tag
+ * (over 16 MB).
  */
 sl_buf_t *sl_httpflv_tag(sl_frame_t *f);
 

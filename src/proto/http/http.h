@@ -243,8 +243,33 @@ int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf);
  * stream's and those of the responses before it on the connection.
  */
 size_t sl_http_stream_pending(const sl_http_req_t *req);
-/** Ends the stream (terminating chunk); the connection may then serve the next request. */
+/**
+ * Ends the stream (terminating chunk); the connection may then serve the
+ * next request. On a stream handed over (sl_http_stream_handover) the
+ * connection closes instead: its writes are the new owner's.
+ */
 int sl_http_stream_end(sl_http_req_t *req);
+/**
+ * Hands the writes of a running chunked-or-unframed streaming response to
+ * the caller, which writes on its own descriptor from then on (an
+ * HTTP-FLV player's writes on a worker loop, docs/internals/threads.md).
+ * Possible when the request is the connection's current one and no write
+ * is in flight: the bytes queued and not written yet (the head, what the
+ * owner wrote) come out in *unsent (a new buffer the caller owns and
+ * writes first, or NULL when there are none); *fd is a duplicate of the
+ * socket (close-on-exec) the caller owns and closes; *chunked is 1 when
+ * each later write must be framed as a chunk ("%x\r\n", bytes, "\r\n")
+ * and the end is "0\r\n\r\n", 0 when the body is unframed up to the close.
+ * Afterwards the server writes nothing more on the connection and serves
+ * no further request on it, but goes on reading it (a client that leaves
+ * is seen there) and close_cb runs as before; sl_http_stream_write returns
+ * SL_EINVAL, sl_http_stream_pending 0, and sl_http_stream_end closes the
+ * connection. Returns 0; SL_EAGAIN when not possible now (a write in
+ * flight, an earlier response not complete); SL_EDECLINED on TLS and for a
+ * sized stream; SL_ECLOSED when the request is not a running stream or the
+ * client is gone; SL_ENOMEM or a libuv error (nothing changed).
+ */
+int sl_http_stream_handover(sl_http_req_t *req, int *fd, sl_buf_t **unsent, int *chunked);
 
 /* ---- WebSocket ---- */
 /**

@@ -82,6 +82,7 @@ typedef struct sl_http_txn {
     int chunked;                 /* the stream uses chunked framing (HTTP/1.1 client) */
     int64_t sized_left;          /* sized stream: body bytes still owed; -1 = not sized */
     int orphan;                  /* the connection closed while the handler still owed an answer */
+    int handed_over;             /* the stream's writes belong to its owner (sl_http_stream_handover) */
     int status;                  /* status answered (for the log) */
     sl_http_close_cb close_cb;   /* streams */
     void *close_ud;
@@ -125,6 +126,7 @@ struct sl_http_conn {
     int on_flush_list;
     sl_list_t flush_link;        /* in srv->flush_list */
     int close_after_flush;       /* close (lingering) once every response is written */
+    int handed_over;             /* a stream's writes moved to its owner: read, drop, see EOF */
 
     /* timing (loop time, ms) */
     uint64_t quiet_since_ms;     /* accepted, or the request queue last emptied */

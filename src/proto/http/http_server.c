@@ -47,8 +47,11 @@
  *    garbage, no common cipher) closes it and is logged at debug;
  *  - an orderly close (lingering or quiet) sends close_notify first.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -697,11 +700,14 @@ int sl_http_stream_start_sized(sl_http_req_t *req, int status, const char *conte
     return stream_start(req, status, content_type, extra_headers, (int64_t)length, close_cb, ud);
 }
 
+static void update_reading(sl_http_conn_t *c);
+static void conn_close_at(sl_http_conn_t *c, const char *reason, sl_log_level_t level);
+
 /* The stream's held-back bytes plus everything ahead of them on the socket. */
 size_t sl_http_stream_pending(const sl_http_req_t *req)
 {
     const sl_http_txn_t *t = (const sl_http_txn_t *)req;
-    if (t->orphan || t->conn->state == SL_HTTP_CONN_CLOSING)
+    if (t->orphan || t->handed_over || t->conn->state == SL_HTTP_CONN_CLOSING)
         return 0;
     return t->out_bytes + t->conn->out_bytes;
 }
@@ -717,6 +723,8 @@ int sl_http_stream_write(sl_http_req_t *req, sl_buf_t *buf)
     sl_http_conn_t *c = t->conn;
     if (t->state != SL_HTTP_TXN_STREAM || c->state != SL_HTTP_CONN_OPEN)
         return SL_ECLOSED;
+    if (t->handed_over)
+        return SL_EINVAL; /* its writes are the owner's now */
     if (!buf->len)
         return 0; /* an empty chunk would end the stream */
     size_t size = buf->len + (t->chunked ? 12u : 0u);
@@ -753,6 +761,11 @@ int sl_http_stream_end(sl_http_req_t *req)
     t->state = SL_HTTP_TXN_STREAM_ENDED; /* close_cb runs when the queue passes it */
     if (c->state != SL_HTTP_CONN_OPEN)
         return SL_ECLOSED;
+    if (t->handed_over) {
+        /* The owner wrote (or gave up writing) the end on its descriptor. */
+        conn_close_at(c, "stream ended", SL_LOG_DEBUG);
+        return 0;
+    }
     if (t->sized_left > 0) {
         /* Ended short of its Content-Length: the client cannot tell where this
          * answer ends, so the connection cannot carry another one. */
@@ -771,6 +784,60 @@ int sl_http_stream_end(sl_http_req_t *req)
     } else {
         sl__http_schedule_flush(c);
     }
+    return 0;
+}
+
+/*
+ * See http.h. The unsent bytes are copied out of the output pieces (the
+ * head and the first writes: a few hundred bytes), so that the new owner
+ * holds one plain buffer and the pieces are retired here at once.
+ */
+int sl_http_stream_handover(sl_http_req_t *req, int *fd, sl_buf_t **unsent, int *chunked)
+{
+    sl_http_txn_t *t = (sl_http_txn_t *)req;
+    sl_http_conn_t *c = t->conn;
+    *fd = -1;
+    *unsent = NULL;
+    *chunked = 0;
+    if (t->state != SL_HTTP_TXN_STREAM || t->handed_over || t->orphan || c->state != SL_HTTP_CONN_OPEN)
+        return SL_ECLOSED;
+    if (c->tls || t->sized_left >= 0)
+        return SL_EDECLINED;
+    if (c->writing || c->txns.next != &t->link || t->n_out || c->ws)
+        return SL_EAGAIN;
+    uv_os_fd_t sock;
+    int rc = uv_fileno((uv_handle_t *)&c->tcp, &sock);
+    if (rc)
+        return rc;
+    sl_buf_t *b = NULL;
+    if (c->out_bytes && !(b = sl_buf_new(c->out_bytes)))
+        return SL_ENOMEM;
+    int dfd = fcntl((int)sock, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0) {
+        rc = -errno;
+        sl_buf_unref(b);
+        return rc;
+    }
+    while (!sl_list_empty(&c->out)) {
+        uv_buf_t iov[SL_HTTP_MAX_IOV];
+        unsigned niov;
+        size_t npieces;
+        size_t total = gather(c, iov, &niov, &npieces);
+        SL_ASSERT(!total || b); /* out_bytes counted them */
+        for (unsigned i = 0; i < niov; i++) {
+            memcpy(b->data + b->len, iov[i].base, iov[i].len);
+            b->len += iov[i].len;
+        }
+        consume(c, total); /* gather took whole pieces: they are retired */
+    }
+    t->handed_over = 1;
+    c->handed_over = 1;
+    c->no_more_requests = 1;
+    t->close_after = 1;
+    update_reading(c);
+    *fd = dfd;
+    *unsent = b;
+    *chunked = t->chunked;
     return 0;
 }
 
@@ -1276,8 +1343,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->sess.bytes_in += (uint64_t)nread;
     c->last_read_ms = now_ms(c);
-    if (c->state == SL_HTTP_CONN_LINGER)
-        return; /* drained and dropped */
+    if (c->state == SL_HTTP_CONN_LINGER || c->handed_over)
+        return; /* drained and dropped (after a hand-over: read only to see the client leave) */
     if (c->tls)
         tls_on_data(c, (const uint8_t *)buf->base, (size_t)nread);
     else
@@ -1304,6 +1371,8 @@ static void update_reading(sl_http_conn_t *c)
         want = 0;
     else if (c->ws)
         want = c->ws->active;
+    else if (c->handed_over)
+        want = 1; /* a stream's writes moved: reading sees the client leave */
     else
         want = !c->upgrade_pending && !c->no_more_requests && c->in.len < IN_HIGH_BYTES;
     if (want && !c->reading) {

@@ -875,6 +875,55 @@ static void on_wk_sweep(uv_timer_t *t)
     }
 }
 
+/* Worker: the merge window's or the audio hold's timer, as the values say. */
+static void wk_timers_start(sl_rtmp_wk_t *wk)
+{
+    if (wk->merge_ms > 0)
+        uv_timer_start(&wk->merge, on_wk_merge, (uint64_t)wk->merge_ms, (uint64_t)wk->merge_ms);
+    if (wk->merge_ms == 0 && wk->audio_hold_ms > 0)
+        uv_timer_start(&wk->audio_hold, on_wk_audio_hold, (uint64_t)wk->audio_hold_ms,
+                       (uint64_t)wk->audio_hold_ms);
+}
+
+/* The values a reload posts to each worker (sl_rtmp_server_reload). */
+typedef struct sl_rtmp_wcfg {
+    int64_t merge_ms, audio_hold_ms, slow_ms;
+} sl_rtmp_wcfg_t;
+
+/* Worker: a reload's values (u: an sl_rtmp_wcfg_t, owned). The write
+ * sides waiting for the old timers go out now; the timers restart with the
+ * new values, and every write side here takes the new stall bound. A
+ * worker with no RTMP player has nothing to change: its first player
+ * brings the values in force then. */
+static void wk_config(sl_worker_t *w, void *obj, uint64_t u)
+{
+    (void)w;
+    (void)obj;
+    sl_rtmp_wcfg_t *cfg = (sl_rtmp_wcfg_t *)(uintptr_t)u;
+    sl_rtmp_wk_t *wk = tl_wk;
+    if (wk) {
+        uv_timer_stop(&wk->merge);
+        uv_timer_stop(&wk->audio_hold);
+        wk_flush_list(&wk->media_list);
+        wk_flush_list(&wk->audio_list);
+        wk_flush_list(&wk->flush_list);
+        wk->merge_ms = cfg->merge_ms;
+        wk->audio_hold_ms = cfg->audio_hold_ms;
+        wk_timers_start(wk);
+        sl_list_t *it;
+        for (it = wk->all.next; it != &wk->all; it = it->next) {
+            sl_rtmp_ws_t *ws = sl_container_of(it, sl_rtmp_ws_t, wk_link);
+            ws->merge_ms = cfg->merge_ms;
+            ws->audio_hold_ms = cfg->audio_hold_ms;
+            ws->slow_ms = cfg->slow_ms;
+        }
+        SL_LOGI(NULL, "rtmp: worker %d: write_merge %lld ms, audio_hold %lld ms, slow_disconnect "
+                "%lld ms", sl_worker_index(w), (long long)wk->merge_ms, (long long)wk->audio_hold_ms,
+                (long long)cfg->slow_ms);
+    }
+    sl_free(cfg);
+}
+
 static void on_wk_handle_closed(uv_handle_t *h)
 {
     sl_rtmp_wk_t *wk = h->data;
@@ -904,11 +953,7 @@ static sl_rtmp_wk_t *wk_get(sl_worker_t *w, const sl_rtmp_ws_t *ws)
     uv_timer_init(loop, &wk->sweep);
     wk->prepare.data = wk->merge.data = wk->audio_hold.data = wk->sweep.data = wk;
     uv_prepare_start(&wk->prepare, on_wk_prepare);
-    if (wk->merge_ms > 0)
-        uv_timer_start(&wk->merge, on_wk_merge, (uint64_t)wk->merge_ms, (uint64_t)wk->merge_ms);
-    if (wk->merge_ms == 0 && wk->audio_hold_ms > 0)
-        uv_timer_start(&wk->audio_hold, on_wk_audio_hold, (uint64_t)wk->audio_hold_ms,
-                       (uint64_t)wk->audio_hold_ms);
+    wk_timers_start(wk);
     uv_timer_start(&wk->sweep, on_wk_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     tl_wk = wk;
     return wk;
@@ -2703,6 +2748,37 @@ fail:
     sl_free(srv->slots);
     sl_free(srv);
     return rc;
+}
+
+void sl_rtmp_server_reload(sl_rtmp_server_t *srv, const sl_config_t *cfg)
+{
+    if (!srv || srv->stopping)
+        return;
+    uv_timer_stop(&srv->merge);
+    uv_timer_stop(&srv->audio_hold);
+    flush_list(srv, &srv->media_list);
+    flush_list(srv, &srv->audio_list);
+    flush_list(srv, &srv->flush_list);
+    if (cfg->media_write_merge_ms > 0)
+        uv_timer_start(&srv->merge, on_merge_timer, (uint64_t)cfg->media_write_merge_ms,
+                       (uint64_t)cfg->media_write_merge_ms);
+    if (cfg->media_write_merge_ms == 0 && cfg->media_audio_hold_ms > 0)
+        uv_timer_start(&srv->audio_hold, on_audio_hold_timer, (uint64_t)cfg->media_audio_hold_ms,
+                       (uint64_t)cfg->media_audio_hold_ms);
+    /* Only the main thread posts to workers: one message each, in order
+     * with the hand-overs that follow (they carry the new values too). */
+    sl_workers_t *ws = srv->core->workers;
+    for (int i = 1; ws && i < sl_workers_count(ws); i++) {
+        sl_rtmp_wcfg_t *wc = sl_malloc(sizeof(*wc));
+        if (!wc) {
+            SL_LOGE(NULL, "rtmp: config reload: out of memory; worker %d keeps its write timers", i);
+            continue;
+        }
+        wc->merge_ms = cfg->media_write_merge_ms;
+        wc->audio_hold_ms = cfg->media_audio_hold_ms;
+        wc->slow_ms = cfg->media_slow_disconnect_ms;
+        post_worker(sl_workers_get(ws, i), wk_config, NULL, (uint64_t)(uintptr_t)wc);
+    }
 }
 
 int sl_rtmp_server_tls_port(const sl_rtmp_server_t *srv)

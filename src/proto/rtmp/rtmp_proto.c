@@ -74,6 +74,11 @@ static void rtmp_free(void *state)
     sl_rtmp_server_free(state);
 }
 
+static void rtmp_reload(void *state, const sl_config_t *cfg)
+{
+    sl_rtmp_server_reload(state, cfg);
+}
+
 const sl_proto_t sl_rtmp_proto = {
     .name = "rtmp",
     .enabled = rtmp_enabled,
@@ -81,4 +86,5 @@ const sl_proto_t sl_rtmp_proto = {
     .start = rtmp_start,
     .stop = rtmp_stop,
     .free = rtmp_free,
+    .reload = rtmp_reload,
 };

@@ -29,6 +29,14 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out);
 void sl_rtmp_server_stop(sl_rtmp_server_t *srv);
 /** Frees the server after the loop has closed all its handles. */
 void sl_rtmp_server_free(sl_rtmp_server_t *srv);
+/**
+ * A reload installed cfg (main loop): the write timers (media.write_merge,
+ * media.audio_hold) restart with the new values, here and, by one message
+ * each, on every worker loop, whose players also take the new
+ * media.slow_disconnect for their stall check. What the old timers held
+ * back is flushed first.
+ */
+void sl_rtmp_server_reload(sl_rtmp_server_t *srv, const sl_config_t *cfg);
 /** RTMP's line in the protocol table (rtmp_proto.c; proto/proto.h): "rtmp" and RTMPS. */
 extern const struct sl_proto sl_rtmp_proto;
 /** Number of open RTMP connections. */

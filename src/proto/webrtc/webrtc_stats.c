@@ -72,6 +72,7 @@ static void get_counters(void *ud, sl_webrtc_counters_t *out, size_t out_size)
     c.frames_dropped = w->c.frames_dropped;
     c.send_retries = w->c.send_retries;
     c.remb_in = w->c.remb_in;
+    c.worker_send_drops = atomic_load_explicit(&w->wout_drops, memory_order_relaxed);
     memcpy(out, &c, out_size < sizeof c ? out_size : sizeof c);
 }
 

@@ -662,6 +662,37 @@ static int h_stream(sl_http_req_t *req, void *ud)
     return sl_http_stream_end(req);
 }
 
+/* A stream whose writes are handed over after its first chunk: the rest
+ * is written on the duplicate descriptor, then the end closes. */
+static int h_handover(sl_http_req_t *req, void *ud)
+{
+    int rc = sl_http_stream_start(req, 200, "text/plain", NULL, stream_closed, ud);
+    if (rc)
+        return rc == SL_ECLOSED ? 0 : rc;
+    sl_buf_t *a = sl_buf_from("aaa", 3);
+    assert_int_equal(sl_http_stream_write(req, a), 0);
+    int fd = -1, chunked = 0;
+    sl_buf_t *unsent = NULL;
+    assert_int_equal(sl_http_stream_handover(req, &fd, &unsent, &chunked), 0);
+    assert_true(fd >= 0);
+    assert_int_equal(chunked, 1);
+    assert_non_null(unsent);
+    assert_true(unsent->len > 20 && memcmp(unsent->data, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_memory_equal(unsent->data + unsent->len - 10, "\r\n3\r\naaa\r\n", 10);
+    assert_int_equal(sl_http_stream_write(req, a), SL_EINVAL); /* the owner's now */
+    assert_int_equal(sl_http_stream_pending(req), 0);
+    int fd2, chunked2;
+    sl_buf_t *unsent2;
+    assert_int_equal(sl_http_stream_handover(req, &fd2, &unsent2, &chunked2), SL_ECLOSED); /* once */
+    sl_buf_unref(a);
+    static const char rest[] = "4\r\nbbbb\r\n0\r\n\r\n";
+    assert_int_equal(write(fd, unsent->data, unsent->len), (ssize_t)unsent->len);
+    assert_int_equal(write(fd, rest, sizeof rest - 1), (ssize_t)(sizeof rest - 1));
+    sl_buf_unref(unsent);
+    close(fd);
+    return sl_http_stream_end(req); /* closes the connection */
+}
+
 /* A sized stream (Content-Length: 7); /sized-short ends after 3 bytes. */
 static int h_sized(sl_http_req_t *req, void *ud)
 {
@@ -763,6 +794,7 @@ static int setup_server(void **state)
     assert_int_equal(sl_http_route(f->srv, "GET", "/orphan", SL_HTTP_PRIO_CORE, h_orphan, f), 0);
     assert_int_equal(sl_http_route(f->srv, "POST", "/echo", SL_HTTP_PRIO_CORE, h_echo, f), 0);
     assert_int_equal(sl_http_route(f->srv, NULL, "/stream", SL_HTTP_PRIO_CORE, h_stream, f), 0);
+    assert_int_equal(sl_http_route(f->srv, NULL, "/handover", SL_HTTP_PRIO_CORE, h_handover, f), 0);
     assert_int_equal(sl_http_route(f->srv, NULL, "/sized", SL_HTTP_PRIO_CORE, h_sized, f), 0);
     assert_int_equal(sl_http_route(f->srv, NULL, "/sized-short", SL_HTTP_PRIO_CORE, h_sized, f), 0);
     assert_int_equal(sl_http_route(f->srv, NULL, "/bigstream", SL_HTTP_PRIO_CORE, h_bigstream, f), 0);
@@ -997,6 +1029,22 @@ static void test_server_stream(void **state)
     assert_true(has(c, "\r\n\r\naaabbbb"));
     assert_false(has(c, "chunked"));
     assert_int_equal(f->stream_closed, 2);
+    cli_close(c);
+}
+
+/* A handed-over stream: the owner's bytes follow the server's in order, the
+ * end closes the connection, and a request pipelined behind is not served. */
+static void test_server_stream_handover(void **state)
+{
+    fix_t *f = *state;
+    client_t *c = cli_open(f);
+    cli_sends(c, "GET /handover HTTP/1.1\r\n\r\nGET /fast HTTP/1.1\r\n\r\n");
+    assert_true(pump(f, c, is_eof, NULL, 3000));
+    assert_true(has(c, "Transfer-Encoding: chunked\r\n"));
+    assert_true(has(c, "\r\n\r\n3\r\naaa\r\n4\r\nbbbb\r\n0\r\n\r\n"));
+    assert_false(has(c, "fast-body"));
+    assert_true(pump(f, NULL, fix_flag, &f->stream_closed, 3000));
+    assert_int_equal(f->stream_closed, 1);
     cli_close(c);
 }
 
@@ -1415,6 +1463,7 @@ int main(void)
                                         teardown_server),
         cmocka_unit_test_setup_teardown(test_server_limits, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_server_stream, setup_server, teardown_server),
+        cmocka_unit_test_setup_teardown(test_server_stream_handover, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_server_stream_sized, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_server_stream_backpressure, setup_server,
                                         teardown_server),
