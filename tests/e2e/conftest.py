@@ -154,7 +154,14 @@ def pytest_sessionfinish(session, exitstatus):
     out = os.environ.get("E2E_DURATIONS_OUT")
     if out and _measured and not os.environ.get("PYTEST_XDIST_WORKER"):
         rows = sorted(_measured.items(), key=lambda kv: (-kv[1], kv[0]))
-        pathlib.Path(out).write_text("".join("%8.1f %s\n" % (v, k) for k, v in rows))
+        head = ("# Wall seconds per e2e test file (its tests' setup, call and teardown summed),\n"
+                "# by which conftest.py hands files to the xdist workers longest first.\n"
+                "# Written by E2E_DURATIONS_OUT (tests/e2e/README.md); SLUICE_BIN %s,\n"
+                "# E2E_WORKERS %s, -m \"%s\", load average at the end %s.\n"
+                % (pathlib.Path(SLUICE_BIN).parent.name + "/" + pathlib.Path(SLUICE_BIN).name,
+                   WORKERS or "default", session.config.getoption("-m") or "",
+                   " ".join(open("/proc/loadavg").read().split()[:3])))
+        pathlib.Path(out).write_text(head + "".join("%8.1f %s\n" % (v, k) for k, v in rows))
 
 
 HANG_SECONDS = 300
