@@ -82,18 +82,21 @@ test-deb:
 
 # The release e2e pass runs every server with two event loops (server.workers: 2: RTMP
 # players' fan-out and WHEP viewers' SRTP on a worker); the ASan pass with the default one.
+# Each stage prints its wall time ("make test: <stage> N s"), so a CI log shows where
+# the time goes (CI must stay under 45 minutes on two cores).
+stage = @t0=$$(date +%s); $(MAKE) --no-print-directory $(2) && \
+    echo "make test: $(1) $$(( $$(date +%s) - t0 )) s (load $$(cut -d' ' -f1-3 /proc/loadavg))"
 test: deps-test
 	@/usr/bin/python3 scripts/check-layers.py
-	@$(MAKE) --no-print-directory build build-asan install-build
-	@$(MAKE) --no-print-directory test-unit BUILD=build
-	@$(MAKE) --no-print-directory test-fuzz-replay BUILD=build-asan
-	@E2E_WORKERS=2 $(MAKE) --no-print-directory test-e2e BUILD=build
-	@$(MAKE) --no-print-directory test-browser BUILD=build
-	@$(MAKE) --no-print-directory test-deb
-	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
-	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan E2E_MARK="not slow and not examples and not exclusive" E2E_JOBS=2
-	@$(MAKE) --no-print-directory build-clang
-	@$(MAKE) --no-print-directory test-unit BUILD=build-clang
+	$(call stage,builds,build build-asan install-build)
+	$(call stage,unit,test-unit BUILD=build)
+	$(call stage,fuzz-replay,test-fuzz-replay BUILD=build-asan)
+	$(call stage,release-e2e,test-e2e BUILD=build E2E_WORKERS=2)
+	$(call stage,browser,test-browser BUILD=build)
+	$(call stage,test-deb,test-deb)
+	$(call stage,asan-unit,test-unit BUILD=build-asan)
+	$(call stage,asan-e2e,test-e2e BUILD=build-asan E2E_MARK="not slow and not examples and not exclusive" E2E_JOBS=2)
+	$(call stage,clang,build-clang test-unit BUILD=build-clang)
 
 BUILD ?= build
 test-unit:
@@ -128,9 +131,13 @@ test-e2e:
 test-sdk:
 	cd clients/web && node --test test/
 
-# playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.
+# playwright-core (tests/browser/package-lock.json) driving Debian's Chromium. Two
+# test files at a time (each its own sluice, Chromium and free ports, like the e2e
+# files under xdist); node's default on two cores is one (availableParallelism - 1).
+BROWSER_JOBS ?= 2
 test-browser: test-sdk
-	cd tests/browser && npm ci --no-audit --no-fund && SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice node --test
+	cd tests/browser && npm ci --no-audit --no-fund && \
+	    SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice node --test --test-concurrency=$(BROWSER_JOBS)
 
 test-asan: deps-test build-asan
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
