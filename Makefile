@@ -78,22 +78,25 @@ deb:
 # builds running): 3m27s, 4m28s and 8m37s wall for the whole test, 1.5-1.8 min of
 # CPU each; on an idle two-core CI machine about 2 min.
 test-deb:
-	$(PYTEST) tests/e2e/test_packaging.py -q -m deb $(PYTEST_ARGS)
+	$(PYTEST) tests/e2e/test_packaging.py -q -m deb --durations=5 $(PYTEST_ARGS)
 
 # The release e2e pass runs every server with two event loops (server.workers: 2: RTMP
 # players' fan-out and WHEP viewers' SRTP on a worker); the ASan pass with the default one.
+# Each stage prints its wall time ("make test: <stage> N s"), so a CI log shows where
+# the time goes (CI must stay under 45 minutes on two cores).
+stage = @t0=$$(date +%s); $(MAKE) --no-print-directory $(2) && \
+    echo "make test: $(1) $$(( $$(date +%s) - t0 )) s (load $$(cut -d' ' -f1-3 /proc/loadavg))"
 test: deps-test
 	@/usr/bin/python3 scripts/check-layers.py
-	@$(MAKE) --no-print-directory build build-asan install-build
-	@$(MAKE) --no-print-directory test-unit BUILD=build
-	@$(MAKE) --no-print-directory test-fuzz-replay BUILD=build-asan
-	@E2E_WORKERS=2 $(MAKE) --no-print-directory test-e2e BUILD=build
-	@$(MAKE) --no-print-directory test-browser BUILD=build
-	@$(MAKE) --no-print-directory test-deb
-	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
-	@$(MAKE) --no-print-directory test-e2e BUILD=build-asan E2E_MARK="not slow and not examples and not exclusive" E2E_JOBS=2
-	@$(MAKE) --no-print-directory build-clang
-	@$(MAKE) --no-print-directory test-unit BUILD=build-clang
+	$(call stage,builds,build build-asan install-build)
+	$(call stage,unit,test-unit BUILD=build)
+	$(call stage,fuzz-replay,test-fuzz-replay BUILD=build-asan)
+	$(call stage,release-e2e,test-e2e BUILD=build E2E_WORKERS=2)
+	$(call stage,browser,test-browser BUILD=build)
+	$(call stage,test-deb,test-deb)
+	$(call stage,asan-unit,test-unit BUILD=build-asan)
+	$(call stage,asan-e2e,test-e2e BUILD=build-asan E2E_MARK="not slow and not examples and not exclusive" E2E_JOBS=2)
+	$(call stage,clang,build-clang test-unit BUILD=build-clang)
 
 BUILD ?= build
 test-unit:
@@ -111,23 +114,30 @@ test-fuzz-replay:
 # a selection is empty, which is not a failure here.
 E2E_JOBS ?= 2
 E2E_MARK ?=
+# Every e2e pass ends with its slowest tests (setup, call and teardown apart), so a
+# CI log shows where the time goes.
+E2E_DURATIONS ?= 25
 e2e_and = $(if $(E2E_MARK), and ($(E2E_MARK)))
 test-e2e:
 	cd tests/s3 && npm ci --no-audit --no-fund --silent
 	cd tests/openapi && npm ci --no-audit --no-fund --silent
 	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q -n $(E2E_JOBS) --dist loadfile \
-	    -m "not exclusive$(e2e_and)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
-	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q -m "exclusive$(e2e_and)" $(PYTEST_ARGS) \
-	    || [ $$? -eq 5 ]
+	    --durations=$(E2E_DURATIONS) -m "not exclusive$(e2e_and)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice $(PYTEST) tests/e2e -q --durations=$(E2E_DURATIONS) \
+	    -m "exclusive$(e2e_and)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # The browser SDK's unit tests (clients/web/test, node's test runner; no
 # dependencies, no npm step). test-browser runs them first.
 test-sdk:
 	cd clients/web && node --test test/
 
-# playwright-core (tests/browser/package-lock.json) driving Debian's Chromium.
+# playwright-core (tests/browser/package-lock.json) driving Debian's Chromium. Two
+# test files at a time (each its own sluice, Chromium and free ports, like the e2e
+# files under xdist); node's default on two cores is one (availableParallelism - 1).
+BROWSER_JOBS ?= 2
 test-browser: test-sdk
-	cd tests/browser && npm ci --no-audit --no-fund && SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice node --test
+	cd tests/browser && npm ci --no-audit --no-fund && \
+	    SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice node --test --test-concurrency=$(BROWSER_JOBS)
 
 test-asan: deps-test build-asan
 	@$(MAKE) --no-print-directory test-unit BUILD=build-asan
@@ -150,7 +160,7 @@ build-tsan:
 test-tsan: deps-test build-tsan
 	@for t in $(TSAN_UNIT); do TSAN_OPTIONS="halt_on_error=1" ./build-tsan/$$t || exit 1; done
 	E2E_WORKERS=2 TSAN_OPTIONS="halt_on_error=0" SLUICE_BIN=$(CURDIR)/build-tsan/sluice \
-	    $(PYTEST) $(TSAN_E2E) -q -n $(E2E_JOBS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	    $(PYTEST) $(TSAN_E2E) -q -n $(E2E_JOBS) --dist loadfile --durations=$(E2E_DURATIONS) -m "not slow" $(PYTEST_ARGS)
 
 fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_FUZZ=ON -DSL_SANITIZE=ON -DSL_TESTS=OFF >/dev/null

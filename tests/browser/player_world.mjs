@@ -23,15 +23,44 @@ export const HOST = '127.0.0.1';
 const SCALE = Number(process.env.E2E_TIMEOUT_SCALE || 1);
 export const T = (ms) => ms * SCALE;
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// A TCP port that was free a moment ago, taken below the kernel's ephemeral range
+// (ip_local_port_range) and never handed out twice by this process, as
+// tests/e2e/conftest.py's free_port does. Port 0 would give an ephemeral port, which
+// any outbound connection (Chromium's, ffmpeg's, those of a test file running beside
+// this one under `node --test --test-concurrency`) may take as its source port before
+// sluice listens on it. Each test file runs in its own process: a port is picked at
+// random in the range, so two files rarely try the same one, and one that is taken by
+// the time it is tried fails the bind and is skipped.
+const PORTS_GIVEN = new Set();
+
+function ephemeralLow() {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function tryBind(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, HOST, () => s.close(() => resolve(true)));
   });
+}
+
+export async function freePort() {
+  const low = 10000;
+  const high = Math.max(ephemeralLow() - 1, 11000);
+  for (let i = 0; i < 1000; i++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (PORTS_GIVEN.has(port)) continue;
+    if (await tryBind(port)) {
+      PORTS_GIVEN.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${low}-${high}`);
 }
 
 /** Polls pred() until truthy or the deadline; returns its value. */

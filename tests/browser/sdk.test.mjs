@@ -136,11 +136,17 @@ describe('browser SDK and the Red5 pages in Chromium', { timeout: T(400000) }, (
   });
 
   it('twoWay: two pages each publish one stream and play the other', async () => {
+    // A publishes ta before B opens (as the broadcast test does), so B's first WHEP try
+    // finds ta live. A subscribes to tb before B publishes it: its subscriber goes down
+    // the order (WHEP, HLS, FLV) and retries from the top, and on a loaded machine tb
+    // can go live between A's WHEP and FLV tries (A then plays FLV, as designed). So the
+    // technology is asserted on B, whose stream was live when it subscribed.
     const a = await open('/testbeds/twoWay.html?streamName=ta&streamName2=tb');
+    await waitFor(async () => (await state(a.page)).framesEncoded > 10, T(30000), 'side A to publish');
     const b = await open('/testbeds/twoWay.html?streamName=tb&streamName2=ta');
     await decoding(a, 25, 'side A to decode B');
     await decoding(b, 25, 'side B to decode A');
-    assert.equal((await state(a.page)).tech, 'whep');
+    assert.equal((await state(b.page)).tech, 'whep');
     assert.deepEqual([...a.errors, ...b.errors], []);
     await a.page.close();
     await b.page.close();

@@ -86,6 +86,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    _longest_files_first(config, items)
     # `deb` tests run only when asked for by marker expression (make test-deb).
     if re.search(r"(?<!not )\bdeb\b", config.getoption("-m") or ""):
         return
@@ -93,6 +94,74 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "deb" in item.keywords:
             item.add_marker(skip)
+
+
+# ----------------------------------------------------------------------------
+# Scheduling: the longest test files first
+# ----------------------------------------------------------------------------
+#
+# `make test` runs the suite two files at a time (pytest-xdist --dist loadfile), and
+# xdist hands out files in collection order: a long file that comes last keeps one
+# core busy while the other has nothing left to do. Under xdist the files are
+# therefore ordered by their wall time in durations.txt (seconds and file, measured
+# by a release run: see that file's header), longest first; the tests inside a file
+# keep their order, and a single-process run keeps the plain order. A file missing
+# from the table counts as NEW_FILE_SECONDS (scheduled early rather than last).
+# E2E_DURATIONS_OUT=<path> writes such a table for the run (each file's setup, call
+# and teardown times summed), to refresh durations.txt.
+
+DURATIONS_TABLE = E2E_DIR / "durations.txt"
+NEW_FILE_SECONDS = 60.0
+
+
+def _file_durations():
+    table = {}
+    try:
+        lines = DURATIONS_TABLE.read_text().splitlines()
+    except OSError:
+        return table
+    for line in lines:
+        parts = line.split("#", 1)[0].split()
+        if len(parts) == 2:
+            try:
+                table[parts[1]] = float(parts[0])
+            except ValueError:
+                pass
+    return table
+
+
+def _longest_files_first(config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    table = _file_durations()
+
+    def key(item):
+        name = pathlib.Path(str(item.fspath)).name
+        return -table.get(name, NEW_FILE_SECONDS), name
+    items.sort(key=key)  # stable: a file's tests keep their order
+
+
+_measured = {}
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("E2E_DURATIONS_OUT") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        name = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        _measured[name] = _measured.get(name, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    out = os.environ.get("E2E_DURATIONS_OUT")
+    if out and _measured and not os.environ.get("PYTEST_XDIST_WORKER"):
+        rows = sorted(_measured.items(), key=lambda kv: (-kv[1], kv[0]))
+        head = ("# Wall seconds per e2e test file (its tests' setup, call and teardown summed),\n"
+                "# by which conftest.py hands files to the xdist workers longest first.\n"
+                "# Written by E2E_DURATIONS_OUT (tests/e2e/README.md); SLUICE_BIN %s,\n"
+                "# E2E_WORKERS %s, -m \"%s\", load average at the end %s.\n"
+                % (pathlib.Path(SLUICE_BIN).parent.name + "/" + pathlib.Path(SLUICE_BIN).name,
+                   WORKERS or "default", session.config.getoption("-m") or "",
+                   " ".join(open("/proc/loadavg").read().split()[:3])))
+        pathlib.Path(out).write_text(head + "".join("%8.1f %s\n" % (v, k) for k, v in rows))
 
 
 HANG_SECONDS = 300
