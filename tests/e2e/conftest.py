@@ -269,6 +269,39 @@ def _ephemeral_low():
 
 
 _PORTS_GIVEN = set()
+# The top of each xdist worker's slice is kept for blocks of consecutive ports
+# (reserve_port_block): free_port scatters single ports at random over the rest, and
+# after a few hundred of them no 100 consecutive ports are left in a shared range.
+_BLOCK_REGION = 2000
+_block_next = None
+
+
+def _port_slice():
+    """This xdist worker's part of the ports below the ephemeral range, (low, high)."""
+    low, high = 10000, max(_ephemeral_low() - 1, 11000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        span = (high - low + 1) // workers
+        low += int(worker[2:]) * span
+        high = low + span - 1
+    return low, high
+
+
+def reserve_port_block(n):
+    """n consecutive ports nobody else in this run is given (e.g. for servers a process
+    driver starts on base + i), from the block region of this worker's slice, in order."""
+    global _block_next
+    low, high = _port_slice()
+    start = max(low, high - _BLOCK_REGION + 1)
+    if _block_next is None or _block_next < start:
+        _block_next = start
+    if _block_next + n - 1 > high:
+        raise AssertionError("no %d consecutive ports left in the block region" % n)
+    base = _block_next
+    _block_next += n
+    _PORTS_GIVEN.update(range(base, base + n))
+    return base
 
 
 def free_port():
@@ -277,15 +310,11 @@ def free_port():
     return an ephemeral port, which any outbound connection on the machine (a client of
     another test, a benchmark) may take as its source port before sluice listens on it."""
     import random
-    low, high = 10000, max(_ephemeral_low() - 1, 11000)
     # Under pytest-xdist each worker takes its own slice of the range, so two servers
-    # started at once by two workers never pick the same port.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
-        span = (high - low + 1) // workers
-        low += int(worker[2:]) * span
-        high = low + span - 1
+    # started at once by two workers never pick the same port; the top of the slice is
+    # for reserve_port_block.
+    low, high = _port_slice()
+    high = max(low + 100, high - _BLOCK_REGION)
     for _ in range(1000):
         port = random.randint(low, high)
         if port in _PORTS_GIVEN:

@@ -15,7 +15,6 @@ import http.server
 import json
 import os
 import pathlib
-import random
 import re
 import signal
 import subprocess
@@ -70,22 +69,11 @@ def node_template(redis, prefix):
 
 
 def reserve_ports(n):
-    """n consecutive ports for the process driver's nodes, from the range conftest's free_port
-    hands out (below the ephemeral ports; this xdist worker's slice), marked as given so that
-    no server of this run is given one of them."""
-    low, high = 10000, max(conftest._ephemeral_low() - 1, 11000)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
-        span = (high - low + 1) // workers
-        low += int(worker[2:]) * span
-        high = low + span - 1
-    for _ in range(100):
-        base = random.randint(low, high - n)
-        if not any(p in conftest._PORTS_GIVEN for p in range(base, base + n)):
-            conftest._PORTS_GIVEN.update(range(base, base + n))
-            return base
-    raise AssertionError("no %d free consecutive ports" % n)
+    """n consecutive ports for the process driver's nodes (conftest's block region: free_port
+    never hands them out). A random window among the single ports free_port scatters failed
+    once the suite ran this file late (longest files first): after a few hundred ports there
+    was no gap of 100 left."""
+    return conftest.reserve_port_block(n)
 
 
 def sm_node(factory, redis, tmp, driver="process", extra=None, prefix=None, name=None):
