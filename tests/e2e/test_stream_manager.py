@@ -352,9 +352,13 @@ def test_provision_sm4(cluster, secrets):
     assert [(v["name"], v["level"], v["properties"]["videoBR"])
             for v in js["data"]["meta"]["stream"]] == [("abr4_1", 1, 2000000),
                                                        ("abr4_2", 2, 1000000)]
-    # Stored in the cluster settings in the canonical (SM 2.0) form of the contract.
-    stored = redis.cmd("HGET", cluster["prefix"] + "settings", "provision/live/abr4")
-    assert json.loads(stored) == CANON4
+    # Stored in the cluster settings in the canonical (SM 2.0) form of the contract. The
+    # stream manager answers once the write is sent on its Redis link, not once Redis
+    # acknowledged it: another connection sees it a moment later.
+    def stored():
+        return redis.cmd("HGET", cluster["prefix"] + "settings", "provision/live/abr4")
+    wait_until(lambda: stored() is not None, T(5), message="the provision in Redis")
+    assert json.loads(stored()) == CANON4
     st, js = sm.get4(path, token=TOKEN)
     assert st == 200 and js["data"]["meta"]["stream"][0]["name"] == "abr4_1"
     check_shape("/streammanager/api/4.0/admin/event/meta/{app}/{stream}", "get", st, js)
@@ -389,7 +393,7 @@ def test_provision_sm4(cluster, secrets):
     st, js = sm.get4(path, token=TOKEN, method="DELETE")
     assert st == 200 and js["name"] == "abr4"
     check_shape("/streammanager/api/4.0/admin/event/meta/{app}/{stream}", "delete", st, js)
-    assert redis.cmd("HGET", cluster["prefix"] + "settings", "provision/live/abr4") is None
+    wait_until(lambda: stored() is None, T(5), message="the provision gone from Redis")
     assert sm.get4(path, token=TOKEN, method="DELETE")[0] == 404
 
 
