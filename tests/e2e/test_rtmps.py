@@ -23,10 +23,12 @@ HTTPS's certificate alone; a bad certificate failing the start and
 
 import os
 import re
+import select
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -54,6 +56,51 @@ def rtmps_url(srv, app="live", stream="s1"):
     return "rtmps://%s:%d/%s/%s" % (HOST, tls_port_of(srv), app, stream)
 
 
+class _SerialTls:
+    """One SSLSocket shared by rtmp_client's reader thread and its writers. OpenSSL's SSL
+    object must not be used by two threads at once (CPython does not lock it), and TLS 1.3
+    makes reads write too (session tickets, key updates): a read racing a write once ended
+    a connection as EOF in CI. Every SSL call holds one lock; a read waits for data with
+    select() outside it, so a blocked reader never holds up a writer."""
+
+    def __init__(self, s):
+        self._s = s
+        self._lock = threading.Lock()
+        self._timeout = s.gettimeout()
+
+    def settimeout(self, t):
+        self._timeout = t
+
+    def gettimeout(self):
+        return self._timeout
+
+    def recv(self, n):
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            with self._lock:
+                if self._s.pending():
+                    return self._s.recv(n)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self._s], [], [], left)[0]:
+                raise socket.timeout("timed out")
+            with self._lock:
+                self._s.settimeout(0.0)
+                try:
+                    return self._s.recv(n)
+                except ssl.SSLWantReadError:
+                    continue  # part of a record: wait for the rest
+                finally:
+                    self._s.settimeout(self._timeout)
+
+    def sendall(self, data):
+        with self._lock:
+            self._s.settimeout(self._timeout)
+            return self._s.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+
 class TlsRtmpClient(rtmp_client.RtmpClient):
     """rtmp_client's RTMP over a verified TLS connection: the TCP socket is wrapped
     right after connecting, everything above is unchanged. A close_notify from the
@@ -68,7 +115,7 @@ class TlsRtmpClient(rtmp_client.RtmpClient):
     def open(self):
         super().open()
         ctx = ssl.create_default_context(cafile=str(self.cafile))
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+        self.sock = _SerialTls(ctx.wrap_socket(self.sock, server_hostname="localhost"))
         self.tls_version = self.sock.version()
         return self
 
