@@ -81,7 +81,11 @@ class _SerialTls:
                 if self._s.pending():
                     return self._s.recv(n)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not select.select([self._s], [], [], left)[0]:
+            try:
+                ready = select.select([self._s], [], [], left)[0]
+            except ValueError as e:  # closed by another thread: as a plain socket would say
+                raise OSError("socket closed") from e
+            if not ready:
                 raise socket.timeout("timed out")
             with self._lock:
                 self._s.settimeout(0.0)
