@@ -112,6 +112,21 @@ static int variant(const json_t *v, const char *pguid, int strings, json_t **out
     return *out ? 0 : fail(err, cap, "out of memory");
 }
 
+/* Hands a canonical provision out once its compact text fits SL_SM_PROV_MAX (o is
+ * taken: freed on refusal). 0, or SL_EINVAL with err filled. */
+static int canon_done(json_t *o, json_t **out, char *err, size_t cap)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (!text || len > SL_SM_PROV_MAX) {
+        json_decref(o);
+        return fail(err, cap, text ? "the provision is larger than 8 KiB" : "out of memory");
+    }
+    *out = o;
+    return 0;
+}
+
 /* The shared part of canon and from_sm4: streams (already in 2.0 shape) for pguid. */
 static int build(const char *pguid, const json_t *streams, const json_t *transcode, int strings,
                  json_t **out, char *err, size_t cap)
@@ -162,15 +177,7 @@ static int build(const char *pguid, const json_t *streams, const json_t *transco
     json_t *o = json_pack("{s:s, s:o}", "streamGuid", pguid, "streams", arr);
     if (o && transcode)
         json_object_set_new(o, "transcode", json_boolean(json_is_true(transcode)));
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    size_t len = text ? strlen(text) : 0;
-    free(text);
-    if (!text || len > SL_SM_PROV_MAX) {
-        json_decref(o);
-        return fail(err, cap, text ? "the provision is larger than 8 KiB" : "out of memory");
-    }
-    *out = o;
-    return 0;
+    return canon_done(o, out, err, cap);
 }
 
 int sl_sm_prov_canon(const json_t *in, const char *guid, json_t **out, char *err, size_t cap)
@@ -512,15 +519,7 @@ int sl_sm_prov_restream_canon(const json_t *in, const char *guid, json_t **out, 
         }
         json_object_set(o, "capabilities", (json_t *)caps);
     }
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    size_t len = text ? strlen(text) : 0;
-    free(text);
-    if (!text || len > SL_SM_PROV_MAX) {
-        json_decref(o);
-        return fail(err, cap, text ? "the provision is larger than 8 KiB" : "out of memory");
-    }
-    *out = o;
-    return 0;
+    return canon_done(o, out, err, cap);
 }
 
 /* The mask of one capability name (n bytes), or -1. */
