@@ -15,7 +15,7 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev ffmpeg rtmpdump gstreamer1.0-t
            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-pytest python3-pytest-xdist python3-jsonschema
            python3-yaml python3-websocket python3-jwt python3-aiortc
-           procps python3-cryptography chromium curl openssl
+           procps iproute2 python3-cryptography chromium curl openssl  # iproute2: ss (tests/e2e/api_helpers.py)
            # packaging (test_packaging.py, make test-deb): dpkg-buildpackage, man -l, groff -ww
            debhelper dpkg-dev fakeroot man-db groff-base
            gstreamer1.0-rtsp  # rtspclientsink (tests/e2e/test_rtsp.py)

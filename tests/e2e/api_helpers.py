@@ -8,7 +8,9 @@ Kept out of conftest.py on purpose: only these four suites use it.
 
 import http.client
 import json
+import os
 import pathlib
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -68,6 +70,31 @@ class Resp:
         return "<%d %s %r>" % (self.status, self.ctype, self.body[:300])
 
 
+# A connect to a port the server listens on, refused: seen once in CI and once in ~125
+# local runs of test_restream.py::test_push_srt_to_listener under ASan (the server alive, its listener
+# open, the process exiting 0 after), never explained. When the kernel still lists a
+# listener on the port (ss), the request is retried a few times and the event is written to
+# the run's refused-connects file (E2E_REFUSED_LOG, printed in the session summary), so it
+# stays visible without failing an unrelated test. A port nobody listens on fails at once.
+REFUSED_RETRIES = 3
+
+
+def _listening(port):
+    try:
+        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True,
+                             text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(out.strip())
+
+
+def _note_refused(port, attempt):
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?")
+    with open(os.environ.get("E2E_REFUSED_LOG") or "/tmp/sluice-e2e-refused.log", "a") as f:
+        f.write("%.3f %s: connect to listening port %d refused (attempt %d)\n"
+                % (time.time(), test, port, attempt + 1))
+
+
 class Api:
     """Calls /api/v1 on one server. token=None sends none; source picks the client
     address (any 127.x.y.z works on Linux loopback)."""
@@ -94,14 +121,21 @@ class Api:
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=T(10),
-                                          source_address=(self.source, 0) if self.source else None)
-        try:
-            conn.request(method, url, body=data, headers=hdrs)
-            r = conn.getresponse()
-            return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-        finally:
-            conn.close()
+        for attempt in range(REFUSED_RETRIES + 1):
+            conn = http.client.HTTPConnection(
+                HOST, self.port, timeout=T(10),
+                source_address=(self.source, 0) if self.source else None)
+            try:
+                conn.request(method, url, body=data, headers=hdrs)
+                r = conn.getresponse()
+                return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+            except ConnectionRefusedError:
+                if attempt == REFUSED_RETRIES or not _listening(self.port):
+                    raise
+                _note_refused(self.port, attempt)
+                time.sleep(0.05)
+            finally:
+                conn.close()
 
     def get(self, path, params=None, **kw):
         return self.request("GET", path, params, **kw)

@@ -83,6 +83,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cluster: needs redis-server and several nodes")
     config.addinivalue_line("markers", "deb: builds the Debian package (a full build, minutes); "
                             "opt-in: runs only when -m names it (make test-deb)")
+    if not os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("E2E_REFUSED_LOG"):
+        # api_helpers' record of refused connects to a listening port (the xdist workers
+        # inherit this environment); printed by pytest_terminal_summary.
+        os.environ["E2E_REFUSED_LOG"] = "/tmp/sluice-e2e-refused.%d.log" % os.getpid()
+
+
+def pytest_terminal_summary(terminalreporter):
+    path = os.environ.get("E2E_REFUSED_LOG")
+    if os.environ.get("PYTEST_XDIST_WORKER") or not path or not os.path.exists(path):
+        return
+    lines = pathlib.Path(path).read_text().splitlines()
+    terminalreporter.section("connects refused by a listening server, then retried")
+    for line in lines:
+        terminalreporter.write_line(line)
+    os.unlink(path)
 
 
 def pytest_collection_modifyitems(config, items):
