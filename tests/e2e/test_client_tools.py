@@ -127,6 +127,26 @@ def test_bench_own_publisher_measures_lag(sluice, media_src):
     assert r["frames_dropped"] == 0, r
 
 
+def test_bench_counting_players_receive_what_sampled_players_do(sluice, media_src):
+    """--sample 3: one player in three parses, the others count bytes through the kernel's
+    discard path after their first keyframe. They must stay playing (acknowledging) to the
+    end and receive as much per player as the parsing ones; a counting player that stopped
+    reading would fall behind, and one that stopped counting would show too few bytes."""
+    cmd = [tool("sluice-bench"), "-n", "6", "-m", "1", "--flv", str(media_src), "-d", "4",
+           "--warmup-ms", "500", "--procs", "2", "--sample", "3", "--lowat", "4096",
+           sluice.url("live", "benchcount")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=T(60))
+    assert p.returncode == 0, "sluice-bench failed (%d): %s" % (p.returncode, p.stderr[-2000:])
+    r = json.loads(p.stdout)
+    assert r["sessions"] == {"ok": 6, "failed": 0, "reasons": {}}, r["sessions"]
+    assert (r["sampled_players"], r["counting_players"], r["counting_failed"]) == (2, 4, 0), r
+    assert r["first_keyframe_ms"]["count"] == 6, r  # every player got its keyframe parsed
+    per_counting = r["bytes_counting"] / 4
+    per_sampled = (r["bytes_received"] - r["bytes_counting"]) / 2
+    assert per_sampled > 100000, r
+    assert 0.8 < per_counting / per_sampled < 1.25, (per_counting, per_sampled, r)
+
+
 # ----------------------------------------------------------------------------
 # rtmps:// (RTMP over TLS to sluice's RTMPS listener)
 # ----------------------------------------------------------------------------

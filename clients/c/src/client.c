@@ -22,9 +22,12 @@
  * into buffers of their own, so ten thousand idle players do not hold ten
  * thousand read buffers.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "client_internal.h"
@@ -416,6 +419,14 @@ static sl__client_conn_t *conn_detach(sl_client_t *c)
     return k;
 }
 
+static void on_discard_closed(uv_handle_t *h)
+{
+    sl__client_conn_t *k = h->data;
+    close(k->discard_fd);
+    k->discard_fd = -1;
+    conn_unref(k);
+}
+
 static void conn_close_handles(sl__client_conn_t *k)
 {
     if (k->closing)
@@ -423,6 +434,10 @@ static void conn_close_handles(sl__client_conn_t *k)
     k->closing = 1;
     if (k->resolving)
         uv_cancel((uv_req_t *)&k->gai);
+    if (k->discard_open) {
+        k->discard_open = 0;
+        uv_close((uv_handle_t *)&k->discard, on_discard_closed);
+    }
     if (k->tcp_open) {
         k->tcp_open = 0;
         uv_close((uv_handle_t *)&k->tcp, on_conn_handle_closed);
@@ -468,7 +483,7 @@ static void conn_graceful(sl_client_t *c)
     if (k->tls && c->conn == k && sl_tls_close_notify(k->tls) == 0)
         conn_flush(k); /* our close_notify goes out before the FIN */
     conn_detach(c);
-    if (!k->tcp_open || !k->tcp_connected || k->closing ||
+    if (!k->tcp_open || !k->tcp_connected || k->closing || k->discard_open ||
         uv_shutdown(&k->sreq, (uv_stream_t *)&k->tcp, on_shutdown) != 0) {
         conn_close_handles(k);
         return;
@@ -818,6 +833,7 @@ static void attempt_start(sl_client_t *c)
     k->client = c;
     k->loop = c->loop;
     k->refs = 1; /* the attempt's own reference, dropped below */
+    k->discard_fd = -1;
     k->out_chunk = 128;
     sl_wbuf_init(&k->out, OUT_CAP);
     sl_wbuf_init(&k->wire, OUT_CAP);
@@ -1255,6 +1271,86 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     conn_flush(k); /* handshake messages; queued RTMP bytes once it is done */
+}
+
+/*
+ * A discarding connection is readable: take everything queued with
+ * MSG_TRUNC (TCP drops it without copying; the buffer is never written),
+ * count it, acknowledge per the server's window. EOF or an error ends the
+ * attempt as a read would.
+ */
+static void on_discard_readable(uv_poll_t *h, int status, int events)
+{
+    static uint8_t sink[256 * 1024]; /* never written: MSG_TRUNC */
+    sl__client_conn_t *k = h->data;
+    sl_client_t *c = k->client;
+    (void)events;
+    if (!c) {
+        conn_close_handles(k);
+        return;
+    }
+    if (status < 0) {
+        client_fail(c, status);
+        return;
+    }
+    uint64_t got = 0;
+    int err = 0;
+    for (;;) {
+        ssize_t n = recv(k->discard_fd, sink, sizeof sink, MSG_TRUNC | MSG_DONTWAIT);
+        if (n > 0) {
+            got += (uint64_t)n;
+            continue;
+        }
+        if (n == 0)
+            err = SL_ECLOSED;
+        else if (errno == EINTR)
+            continue;
+        else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            err = -errno;
+        break;
+    }
+    if (got) {
+        c->st.bytes_in += got;
+        k->bytes_in += got;
+        c->last_in_ms = uv_now(c->loop);
+        if (k->peer_window && k->bytes_in - k->acked >= k->peer_window) {
+            k->acked = k->bytes_in;
+            send_u32(c, SL_RTMP_ACK, (uint32_t)k->bytes_in);
+            conn_flush(k);
+        }
+    }
+    if (err && c->conn == k)
+        client_fail(c, err);
+}
+
+int sl__client_discard_input(sl_client_t *c, int lowat)
+{
+    sl__client_conn_t *k = c->conn;
+    if (!k || k->tls || k->hs || k->closing || !k->tcp_open || k->discard_open ||
+        c->state != SL_CLIENT_ACTIVE || c->mode != SL__MODE_PLAY)
+        return SL_EINVAL;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&k->tcp, &fd) != 0)
+        return SL_EINVAL;
+    /* A second descriptor of the same socket: libuv keeps the first for our
+     * writes (acknowledgements), the poll handle watches this one. */
+    int dfd = dup(fd);
+    if (dfd < 0)
+        return -errno;
+    if (lowat > 0)
+        (void)setsockopt(dfd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+    int rc = uv_poll_init(k->loop, &k->discard, dfd);
+    if (rc) {
+        close(dfd);
+        return rc;
+    }
+    k->discard.data = k;
+    k->discard_fd = dfd;
+    k->discard_open = 1;
+    k->refs++;
+    uv_read_stop((uv_stream_t *)&k->tcp);
+    uv_poll_start(&k->discard, UV_READABLE | UV_DISCONNECT, on_discard_readable);
+    return 0;
 }
 
 /*

@@ -104,6 +104,10 @@ typedef struct sl__client_conn {
     uint64_t acked;              /* bytes_in at our last acknowledgement */
     uint32_t peer_window;        /* the server's window ack size (0 = none) */
     int window_sent;             /* we answered SetPeerBandwidth */
+    /* sl__client_discard_input: input counted and dropped in the kernel */
+    uv_poll_t discard;           /* readability of discard_fd */
+    int discard_fd;              /* a dup of the socket (-1 = not discarding) */
+    int discard_open;            /* discard initialised and not yet closed */
 } sl__client_conn_t;
 
 /* A call waiting for its _result/_error. */
@@ -273,5 +277,17 @@ char *sl__amf_to_json(sl_amf_t *const *vals, size_t n);
 int sl__json_value_to_amf0(const char *json, sl_wbuf_t *w);
 /** One value as JSON text (NULL -> "null"); free() it; NULL on ENOMEM. */
 char *sl__amf_value_json(const sl_amf_t *v);
+
+/*
+ * Load generators only (sluice-bench's counting players): from now on the
+ * connection's input is counted and discarded by the kernel (recv with
+ * MSG_TRUNC: no copy to user space, no parsing); acknowledgements still follow
+ * the server's window, the byte counters and the idle clock still move, and
+ * the end of the stream still ends the connection. Pings go unanswered and no
+ * callback sees a frame again. lowat > 0 sets SO_RCVLOWAT (wake once that
+ * many bytes wait). Plain rtmp:// only, on an established play: SL_EINVAL
+ * otherwise; SL_ENOMEM or a negated errno if the socket cannot be watched.
+ */
+int sl__client_discard_input(sl_client_t *c, int lowat);
 
 #endif

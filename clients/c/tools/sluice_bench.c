@@ -42,6 +42,19 @@
  * --procs K forks K processes before any loop exists; process i runs the
  * players j with j % K == i and process 0 also runs the publishers; each
  * writes its result struct to a pipe and the parent merges and prints.
+ *
+ * --sample K (K > 1) makes the load generator cheap enough to share a small
+ * machine with the server it measures: only players j with j % K == 0 parse
+ * what they receive (lag, drops, frames); every other player is a counting
+ * player: it plays like the others until its first keyframe (so its session,
+ * time to first keyframe and first media are measured as before), then hands
+ * its socket to the kernel's discard path (recv with MSG_TRUNC: no copy, no
+ * parsing; acknowledgements still sent per the server's window) and wakes
+ * only when --lowat BYTES (default 32768) are waiting. Its bytes count in
+ * mbps_received and its session must still be playing at the end; lag and
+ * drops come from the sampled players, which the server serves like the
+ * rest. Counting players answer no pings: keep runs shorter than the
+ * server's ping timeout (nginx-rtmp: 60 s + 30 s).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -57,6 +70,7 @@
 #include <uv.h>
 
 #include "base/alloc.h"
+#include "client_internal.h" /* sl__client_discard_input (counting players) */
 #include "sluice/client.h"
 
 #define HIST_N 60001            /* 1 ms bins, 0 .. 60 s (the last bin holds the rest) */
@@ -81,6 +95,9 @@ typedef struct {
     uint64_t video_frames, audio_frames;
     uint64_t frames_dropped, gap_events;
     uint64_t sei_frames;         /* video frames that carried our SEI */
+    uint64_t sampled, counting;  /* players that parse / that count bytes (--sample) */
+    uint64_t counting_failed;    /* counting players whose switch to discarding failed */
+    uint64_t bytes_counting;     /* the part of bytes received by counting players */
     uint64_t publishers, publishers_ok, published_frames, publish_dropped;
     double window_s;             /* players' measurement window */
     double cpu_user, cpu_sys;    /* this process (summed when merged) */
@@ -163,6 +180,10 @@ static void merge(result_t *a, const result_t *b)
     a->frames_dropped += b->frames_dropped;
     a->gap_events += b->gap_events;
     a->sei_frames += b->sei_frames;
+    a->sampled += b->sampled;
+    a->counting += b->counting;
+    a->counting_failed += b->counting_failed;
+    a->bytes_counting += b->bytes_counting;
     a->publishers += b->publishers;
     a->publishers_ok += b->publishers_ok;
     a->published_frames += b->published_frames;
@@ -199,10 +220,13 @@ typedef struct {
     const char *ca_file;        /* rtmps: --ca */
     int insecure;               /* rtmps: --insecure */
     int quiet;
+    int sample;                 /* --sample K: 1 player in K parses, the rest count */
+    int lowat;                  /* --lowat: counting players' SO_RCVLOWAT */
 } conf_t;
 
 static conf_t conf = {
     .players = 10, .procs = 1, .duration_s = 10, .rate = 500, .warmup_ms = 1000, .timeout_ms = 10000,
+    .sample = 1, .lowat = 32768,
 };
 
 /* ------------------------------------------------------------------ */
@@ -293,6 +317,8 @@ typedef struct {
     int have_ts;
     uint32_t last_ts, min_delta;
     int nal_len;                 /* from the received AVC header */
+    int counting;                /* --sample: discard input after the first keyframe */
+    int discarding;              /* the switch was made */
 } player_t;
 
 typedef struct {
@@ -351,7 +377,6 @@ static int parse_sei(const uint8_t *b, size_t n, int len_size, uint64_t *seq, do
 static void player_on_frame(sl_client_t *c, const sl_client_frame_t *f, void *ud)
 {
     player_t *p = ud;
-    (void)c;
     if (stopping || f->kind == SL_CLIENT_DATA)
         return;
     double now_ms = (double)(uv_hrtime() - p->start_ns) / 1e6;
@@ -368,10 +393,23 @@ static void player_on_frame(sl_client_t *c, const sl_client_frame_t *f, void *ud
             p->nal_len = (f->body[9] & 3) + 1;
         return;
     }
+    if (p->discarding)
+        return; /* the rest of the read that switched it */
     res->video_frames++;
     if (f->keyframe && !p->got_key) {
         p->got_key = 1;
         hist_add(&res->ttfk, now_ms);
+        if (p->counting) {
+            int rc = sl__client_discard_input(c, conf.lowat);
+            if (!rc) {
+                p->discarding = 1;
+                return;
+            }
+            res->counting_failed++;
+            if (!conf.quiet)
+                fprintf(stderr, "sluice-bench: counting player stays a parsing one: %s\n",
+                        sl_strerror(rc));
+        }
     }
     uint64_t seq;
     double sent;
@@ -571,6 +609,8 @@ static void on_end(uv_timer_t *t)
         if (p->c) {
             sl_client_get_stats(p->c, &st);
             res->bytes += st.bytes_in;
+            if (p->counting)
+                res->bytes_counting += st.bytes_in;
             res->reconnects += st.reconnects;
             state = sl_client_state(p->c);
         }
@@ -621,8 +661,14 @@ static int run_proc(int proc, result_t *r)
     pubs = sl_calloc((size_t)n_pubs + 1, sizeof(*pubs));
     if (!players || !pubs)
         return SL_ENOMEM;
-    for (int j = proc, i = 0; j < conf.players; j += conf.procs, i++)
+    for (int j = proc, i = 0; j < conf.players; j += conf.procs, i++) {
         players[i].stream = j % n_streams;
+        players[i].counting = conf.sample > 1 && j % conf.sample != 0;
+        if (players[i].counting)
+            r->counting++;
+        else
+            r->sampled++;
+    }
     r->players = (uint64_t)n_players;
     r->publishers = (uint64_t)n_pubs;
     uv_timer_init(loop, &tick_timer);
@@ -717,6 +763,9 @@ static void report(const result_t *r)
     printf("  \"frames_dropped\": %" PRIu64 ",\n  \"gap_events\": %" PRIu64 ",\n", r->frames_dropped,
            r->gap_events);
     printf("  \"drop_detection\": \"%s\",\n", r->sei_frames ? "sei" : "timestamps");
+    printf("  \"sampled_players\": %" PRIu64 ",\n  \"counting_players\": %" PRIu64 ",\n"
+           "  \"counting_failed\": %" PRIu64 ",\n  \"bytes_counting\": %" PRIu64 ",\n", r->sampled,
+           r->counting, r->counting_failed, r->bytes_counting);
     printf("  \"published_frames\": %" PRIu64 ",\n  \"publish_dropped\": %" PRIu64 ",\n",
            r->published_frames, r->publish_dropped);
     printf("  \"publishers_ok\": %" PRIu64 ",\n", r->publishers_ok);
@@ -739,7 +788,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: sluice-bench [-n PLAYERS] [-m PUBLISHERS --flv FILE] [-d SECONDS] [--procs K]\n"
             "                    [--rate CONNECTS_PER_S] [--warmup-ms MS] [--timeout MS] [--reconnect]\n"
-            "                    [-u USER] [-p PASS] [--token T] [--ca FILE] [--insecure] [-q]\n"
+            "                    [-u USER] [-p PASS] [--token T] [--ca FILE] [--insecure]\n"
+            "                    [--sample K] [--lowat BYTES] [-q]\n"
             "                    rtmp[s]://host[:port]/app/stream\n");
 }
 
@@ -819,6 +869,10 @@ int main(int argc, char **argv)
             conf.insecure = 1;
         else if (strcmp(s, "--token") == 0 && more)
             conf.token = argv[++i];
+        else if (strcmp(s, "--sample") == 0 && more)
+            conf.sample = atoi(argv[++i]);
+        else if (strcmp(s, "--lowat") == 0 && more)
+            conf.lowat = atoi(argv[++i]);
         else if (strcmp(s, "-q") == 0)
             conf.quiet = 1;
         else if (s[0] != '-' && !conf.url)
@@ -829,7 +883,7 @@ int main(int argc, char **argv)
         }
     }
     if (!conf.url || conf.players < 0 || conf.publishers < 0 || conf.procs < 1 || conf.duration_s <= 0 ||
-        conf.rate <= 0 || (conf.publishers && !conf.flv)) {
+        conf.rate <= 0 || (conf.publishers && !conf.flv) || conf.sample < 1 || conf.lowat < 0) {
         usage();
         return 2;
     }
