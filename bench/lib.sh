@@ -165,6 +165,72 @@ EOF
     SRV_PIDS="$SRV_PID $w"
 }
 
+# loop_budget CPU PID...: gives every event-loop thread of the given processes
+# its own CPU budget of CPU cores (0.5 = half a core: cfs quota 50 ms per
+# 100 ms), as a machine whose cores are that fast would. Loop threads: each
+# process's main thread and sluice's "sl-worker-N" threads (pass sluice's pid,
+# or nginx's worker pids, not its master). Other threads (the store, webhooks, libuv's pool) are
+# not budgeted. Each thread goes in its own cgroup (v1 cpu controller, or v2
+# where the cpu controller is delegated); the groups are removed by
+# loop_budget_clear. Why: on a 2-core machine the load generator needs a core
+# of its own (its kernel receive path alone costs a third of the server's CPU,
+# docs/performance.md), so "does a second loop double what one holds" can only
+# be asked of loops slower than a core. Prints the threads it budgeted.
+LOOP_CG_DIRS=()
+loop_budget() {
+    local cpu=$1
+    shift
+    local root="" quota_file="" v=1
+    if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
+        root=/sys/fs/cgroup/cpu
+    elif grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+        root=/sys/fs/cgroup
+        v=2
+    else
+        log "loop_budget: no writable cgroup cpu controller (v1 /sys/fs/cgroup/cpu or v2 with cpu delegated)"
+        return 1
+    fi
+    local period=100000 quota
+    quota=$(awk -v c="$cpu" -v p="$period" 'BEGIN {printf "%d", c * p}')
+    local pid tid comm dir i=0 names=""
+    for pid in "$@"; do
+        for tid in $(ls "/proc/$pid/task" 2>/dev/null); do
+            comm=$(cat "/proc/$pid/task/$tid/comm" 2>/dev/null || true)
+            # A process's main thread, and sluice's worker loops.
+            case "$comm" in
+                sl-worker-*) ;;
+                *) [ "$tid" = "$pid" ] || continue ;;
+            esac
+            dir="$root/sluice-bench-loop-$$-$i"
+            i=$((i + 1))
+            mkdir -p "$dir" || return 1
+            LOOP_CG_DIRS+=("$dir")
+            if [ "$v" = 1 ]; then
+                echo "$period" >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us" &&
+                    echo "$tid" >"$dir/tasks" || return 1
+            else
+                echo threaded >"$dir/cgroup.type" && echo "$quota $period" >"$dir/cpu.max" &&
+                    echo "$tid" >"$dir/cgroup.threads" || return 1
+            fi
+            names+=" $comm/$tid"
+        done
+    done
+    log "loop budget $cpu core each:$names"
+}
+
+loop_budget_clear() {
+    local d t root
+    for d in ${LOOP_CG_DIRS[@]+"${LOOP_CG_DIRS[@]}"}; do
+        root=$(dirname "$d")
+        # Threads still there (the server outlived its run) go back to the root group.
+        if [ -f "$d/tasks" ]; then
+            for t in $(cat "$d/tasks" 2>/dev/null); do echo "$t" >"$root/tasks" 2>/dev/null || true; done
+        fi
+        rmdir "$d" 2>/dev/null || true
+    done
+    LOOP_CG_DIRS=()
+}
+
 stop_server() {
     local p=$1
     kill "$p" 2>/dev/null || true
