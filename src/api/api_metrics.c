@@ -183,6 +183,9 @@ static void worker_metrics(sl_core_t *core, sl_wbuf_t *w)
     metric(w, "sluice_worker_players", "gauge", "Players whose writes run on each event loop, worker 0 being the main loop (counted with server.workers > 1).");
     for (int i = 0; i < n; i++)
         put(w, "sluice_worker_players{worker=\"%d\"} %lld\n", i, (long long)st[i].players);
+    metric(w, "sluice_worker_load", "gauge", "Cost units on each event loop by which new players are placed: 1 per RTMP or HTTP-FLV player, 6 per WHEP viewer (4 on its worker and 2 on the main loop when offloaded).");
+    for (int i = 0; i < n; i++)
+        put(w, "sluice_worker_load{worker=\"%d\"} %lld\n", i, (long long)st[i].load);
     metric(w, "sluice_worker_messages_total", "counter", "Messages from other loops run on each event loop.");
     for (int i = 0; i < n; i++)
         put(w, "sluice_worker_messages_total{worker=\"%d\"} %llu\n", i, (unsigned long long)st[i].msgs);

@@ -30,6 +30,7 @@ struct sl_worker {
     _Atomic uint64_t wakeups;     /* inbox wakeups */
     _Atomic uint64_t refused;     /* posts refused */
     _Atomic int64_t players;      /* users' gauge */
+    _Atomic int64_t load;         /* cost units: 1 per player plus sl_worker_load_add */
 };
 
 struct sl_workers {
@@ -225,9 +226,9 @@ sl_worker_t *sl_workers_get(sl_workers_t *ws, int i)
 sl_worker_t *sl_workers_least_loaded(sl_workers_t *ws)
 {
     sl_worker_t *best = &ws->w[0];
-    int64_t best_n = atomic_load_explicit(&best->players, memory_order_relaxed);
+    int64_t best_n = atomic_load_explicit(&best->load, memory_order_relaxed);
     for (int i = 1; i < ws->n; i++) {
-        int64_t p = atomic_load_explicit(&ws->w[i].players, memory_order_relaxed);
+        int64_t p = atomic_load_explicit(&ws->w[i].load, memory_order_relaxed);
         if (p < best_n) {
             best = &ws->w[i];
             best_n = p;
@@ -270,6 +271,12 @@ void sl_workers_keepalive(sl_workers_t *ws, int delta)
 void sl_worker_players_add(sl_worker_t *w, int64_t delta)
 {
     atomic_fetch_add_explicit(&w->players, delta, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->load, delta, memory_order_relaxed);
+}
+
+void sl_worker_load_add(sl_worker_t *w, int64_t units)
+{
+    atomic_fetch_add_explicit(&w->load, units, memory_order_relaxed);
 }
 
 void sl_worker_stats(sl_worker_t *w, sl_worker_stats_t *out)
@@ -280,4 +287,5 @@ void sl_worker_stats(sl_worker_t *w, sl_worker_stats_t *out)
     out->inbox_depth = sl_mpsc_depth(&w->inbox);
     out->inbox_depth_max = atomic_load_explicit(&w->inbox.depth_max, memory_order_relaxed);
     out->players = atomic_load_explicit(&w->players, memory_order_relaxed);
+    out->load = atomic_load_explicit(&w->load, memory_order_relaxed);
 }

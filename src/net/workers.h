@@ -19,7 +19,10 @@
  * Load: each worker has gauges its users maintain (players) and counters
  * the pool keeps (messages run, wakeups, inbox high water); any thread may
  * read them (relaxed atomics: a snapshot, not a transaction).
- * sl_workers_least_loaded picks where a new player goes.
+ * sl_workers_least_loaded picks where a new player goes, by a load gauge
+ * in cost units: each player counts 1 where its writes run, and a user
+ * whose players cost more, or leave part of their work on another loop,
+ * adds units there (sl_worker_load_add; WHEP viewers do both).
  *
  * Lifetime: sl_workers_new on the main thread before the main loop runs;
  * sl_workers_stop when every user has closed its handles on the worker
@@ -56,6 +59,7 @@ typedef struct sl_worker_stats {
     size_t inbox_depth;      /* messages waiting now */
     size_t inbox_depth_max;  /* most messages seen waiting */
     int64_t players;         /* the players gauge (sl_worker_players_add) */
+    int64_t load;            /* cost units: players + sl_worker_load_add */
 } sl_worker_stats_t;
 
 /**
@@ -86,7 +90,7 @@ int sl_workers_count(const sl_workers_t *ws);
 /** Worker i (0 <= i < count). Borrowed, valid until sl_workers_free. */
 sl_worker_t *sl_workers_get(sl_workers_t *ws, int i);
 /**
- * The worker with the fewest players (ties: the lowest index), or worker
+ * The worker with the lowest load (ties: the lowest index), or worker
  * 0 when there is one. Any thread; racy by nature (a hint).
  */
 sl_worker_t *sl_workers_least_loaded(sl_workers_t *ws);
@@ -111,8 +115,10 @@ int sl_worker_post(sl_worker_t *w, sl_worker_fn fn, void *obj, uint64_t u);
  * main loop ends adds 1, and -1 when the answer came.
  */
 void sl_workers_keepalive(sl_workers_t *ws, int delta);
-/** Adds delta to the worker's players gauge (any thread). */
+/** Adds delta to the worker's players gauge, and as many units to its load (any thread). */
 void sl_worker_players_add(sl_worker_t *w, int64_t delta);
+/** Adds cost units to the worker's load alone (any thread); the caller takes them back. */
+void sl_worker_load_add(sl_worker_t *w, int64_t units);
 /** Reads the worker's counters and gauges (any thread). */
 void sl_worker_stats(sl_worker_t *w, sl_worker_stats_t *out);
 

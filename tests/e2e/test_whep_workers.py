@@ -3,8 +3,10 @@
 loop has its RTP protected (SRTP) and sent there.
 
 Checked with aiortc viewers of an RTMP (ffmpeg) stream:
-- viewers alternate between the loops (/metrics: sluice_worker_players) and every one of them
-  decodes video and audio; the worker's dropped sends are on /metrics
+- viewers are spread over the loops by CPU weight (/metrics: sluice_worker_load: 6 units for a
+  viewer on the main loop; 4 on the worker and 2 on the main loop for one offloaded, whose pacer
+  stays there), so of four viewers the main loop takes one and the worker three, and every one
+  of them decodes video and audio; the worker's dropped sends are on /metrics
   (sluice_webrtc_worker_send_drops_total);
 - NACK retransmission works for a viewer on the worker loop (a relay drops 5% of sluice's RTP
   to it; its NACKs are answered, it decodes without keyframe requests);
@@ -40,10 +42,17 @@ def worker_players(srv):
         r'^sluice_worker_players\{worker="(\d+)"\} (-?\d+)$', body, re.M)}
 
 
+def worker_load(srv):
+    """{loop index: load units} from /metrics."""
+    body = metrics_text(srv)
+    return {int(m.group(1)): int(m.group(2)) for m in re.finditer(
+        r'^sluice_worker_load\{worker="(\d+)"\} (-?\d+)$', body, re.M)}
+
+
 def viewers(procs, srv, stream, n, *args):
     """n WHEP viewers started at once; returns when all play. Each is given the least loaded
-    loop when its play starts (the gauge counts it at once, on the main loop), so they
-    alternate whatever the order in which they get there."""
+    loop when its play starts (the gauges count it at once, on the main loop), so the split
+    does not depend on the order in which they get there."""
     before = sum(worker_players(srv).values())
     out = [client(procs, "whep", whep_url(srv, stream), *args, name="%s-v%d" % (stream, i))
            for i in range(n)]
@@ -67,7 +76,10 @@ def test_viewers_on_both_loops_decode(srv, procs, media_src):
     wait_live(srv, "spread")
     vs = viewers(procs, srv, "spread", 4, "--seconds", str(T(30)), "--frames", "60")
     split = worker_players(srv)
-    assert split.get(0) == 2 and split.get(1) == 2, "viewers not spread over the loops: %s" % split
+    # main 6, then the worker (4 + 2 on main: 8 / 4), the worker again (10 / 8), and again
+    # (12 / 12): equal counts (2 / 2) would leave the main loop with the heavier share.
+    assert split.get(0) == 1 and split.get(1) == 3, "viewers not spread by weight: %s" % split
+    assert worker_load(srv) == {0: 12, 1: 12}, worker_load(srv)
     for p in vs:
         p.wait(T(40))
         d = done_of(p)
@@ -75,6 +87,7 @@ def test_viewers_on_both_loops_decode(srv, procs, media_src):
         assert d["video"] >= 60 and d["audio"] > 0 and d["width"] == 640, d
     wait_until(lambda: sum(worker_players(srv).values()) == 0, T(15),
                message="viewers gauge back to 0")
+    assert worker_load(srv) == {0: 0, 1: 0}, worker_load(srv)
     # The worker's sends it had to drop are exported; on loopback at this load the socket
     # takes every batch (docs/performance.md), so hardly any, out of thousands sent.
     body = metrics_text(srv)

@@ -216,6 +216,31 @@ static int post_sure(sl_worker_t *wk, sl_worker_fn fn, void *obj, uint64_t u)
     return SL_EAGAIN;
 }
 
+/*
+ * A viewer's weight in the loops' load gauges (sl_workers_least_loaded), in
+ * units of an RTMP player (1): a WHEP viewer costs about six per delivered
+ * byte (docs/performance.md: ~1.3-1.5 s/Gbit against RTMP's ~0.2). One on a
+ * worker still leaves its pacer, estimator, NACK history and packet loop on
+ * the main loop, measured at about a third of a local viewer's cost
+ * ("WHEP viewers on two loops"): 4 units there, 2 on the main loop. Equal
+ * viewer counts per loop left the main loop the limit; this balances CPU.
+ */
+#define VIEW_UNITS_LOCAL 6
+#define VIEW_UNITS_WORKER 4
+#define VIEW_UNITS_MAIN_SHARE 2
+
+static void view_load(wrtc_pc_t *v, int sign)
+{
+    sl_workers_t *ws = v->w->core->workers;
+    /* sl_worker_players_add counted 1 where the viewer's writes run. */
+    if (sl_worker_index(v->worker) == 0) {
+        sl_worker_load_add(v->worker, sign * (VIEW_UNITS_LOCAL - 1));
+        return;
+    }
+    sl_worker_load_add(v->worker, sign * (VIEW_UNITS_WORKER - 1));
+    sl_worker_load_add(sl_workers_get(ws, 0), sign * VIEW_UNITS_MAIN_SHARE);
+}
+
 /* See webrtc_internal.h. */
 int wrtc_wout_attach(wrtc_pc_t *v)
 {
@@ -270,6 +295,7 @@ int wrtc_wout_attach(wrtc_pc_t *v)
     }
     v->worker = wk;
     sl_worker_players_add(wk, 1);
+    view_load(v, 1);
     SL_LOGD(&v->sess.log, "webrtc viewer on loop %d", idx);
     return 0;
 }
@@ -396,6 +422,7 @@ void wrtc_wout_detach(wrtc_pc_t *v)
         v->wout = NULL;
     }
     sl_worker_players_add(wk, -1);
+    view_load(v, -1);
     v->worker = NULL;
 }
 
