@@ -175,7 +175,10 @@ EOF
 # loop_budget_clear. Why: on a 2-core machine the load generator needs a core
 # of its own (its kernel receive path alone costs a third of the server's CPU,
 # docs/performance.md), so "does a second loop double what one holds" can only
-# be asked of loops slower than a core. Prints the threads it budgeted.
+# be asked of loops slower than a core. LOOP_PERIOD_US (default 100000) is the
+# quota period: a loop that used its quota waits for the next period, so a
+# shorter one (20000) keeps that wait out of the latencies. Prints the threads
+# it budgeted.
 LOOP_CG_DIRS=()
 loop_budget() {
     local cpu=$1
@@ -190,7 +193,7 @@ loop_budget() {
         log "loop_budget: no writable cgroup cpu controller (v1 /sys/fs/cgroup/cpu or v2 with cpu delegated)"
         return 1
     fi
-    local period=100000 quota
+    local period=${LOOP_PERIOD_US:-100000} quota
     quota=$(awk -v c="$cpu" -v p="$period" 'BEGIN {printf "%d", c * p}')
     local pid tid comm dir i=0 names=""
     for pid in "$@"; do
