@@ -517,6 +517,11 @@ void wrtc_pc_on_stun(wrtc_t *w, const uint8_t *p, size_t len, const struct socka
         w->c.stun_bad++;
         return;
     }
+    /* The time of reading, not the loop's cached time: a check read late in a long
+     * iteration (a loop that was behind, or stopped) would otherwise be stamped with
+     * the time before the wait, and the next tick, whose clock and socket-empty mark
+     * are fresh (wrtc_heard_until_ms), would take the peer for silent. */
+    uv_update_time(w->core->loop);
     uint64_t now = uv_now(w->core->loop);
     pc->last_consent_ms = now;
     /* ICE-lite: the peer is controlling; its valid check (nominated or not)
