@@ -1273,6 +1273,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_flush(k); /* handshake messages; queued RTMP bytes once it is done */
 }
 
+/* Acknowledges what came in once the server's window is full (every peer's duty). */
+static void conn_ack_if_due(sl__client_conn_t *k)
+{
+    if (k->peer_window && k->bytes_in - k->acked >= k->peer_window) {
+        k->acked = k->bytes_in;
+        send_u32(k->client, SL_RTMP_ACK, (uint32_t)k->bytes_in);
+    }
+}
+
 /*
  * A discarding connection is readable: take everything queued with
  * MSG_TRUNC (TCP drops it without copying; the buffer is never written),
@@ -1313,11 +1322,8 @@ static void on_discard_readable(uv_poll_t *h, int status, int events)
         c->st.bytes_in += got;
         k->bytes_in += got;
         c->last_in_ms = uv_now(c->loop);
-        if (k->peer_window && k->bytes_in - k->acked >= k->peer_window) {
-            k->acked = k->bytes_in;
-            send_u32(c, SL_RTMP_ACK, (uint32_t)k->bytes_in);
-            conn_flush(k);
-        }
+        conn_ack_if_due(k);
+        conn_flush(k);
     }
     if (err && c->conn == k)
         client_fail(c, err);
@@ -1408,10 +1414,7 @@ static int conn_input(sl__client_conn_t *k, const uint8_t *p, size_t n)
             return 0;
         }
     }
-    if (k->peer_window && k->bytes_in - k->acked >= k->peer_window) {
-        k->acked = k->bytes_in;
-        send_u32(c, SL_RTMP_ACK, (uint32_t)k->bytes_in);
-    }
+    conn_ack_if_due(k);
     conn_flush(k);
     return !c->freeing && c->conn == k;
 }
