@@ -244,6 +244,11 @@ void sl_stream_sink_relayed(sl_sink_t *sink, int on)
     sink->relayed = !!on;
 }
 
+void sl_stream_gop_restart(sl_stream_t *st)
+{
+    gop_clear(st); /* gop_append takes nothing until a keyframe */
+}
+
 void sl_stream_replay(sl_stream_t *st, sl_sink_t *sink)
 {
     if (!st->publisher)

@@ -143,6 +143,14 @@ void sl_stream_remove_sink(sl_sink_t *sink);
  * attached.
  */
 void sl_stream_sink_relayed(sl_sink_t *sink, int on);
+/**
+ * Drops the GOP cache: players that attach from now on get the metadata
+ * and configs and start at the next keyframe. For a publisher whose
+ * timeline stepped (the cached frames no longer agree with the frames to
+ * come, e.g. a WebRTC publisher switching to its sender reports), so a
+ * newcomer never starts on frames stamped on the old timeline.
+ */
+void sl_stream_gop_restart(sl_stream_t *st);
 /** Replays metadata, configs and the GOP cache to one sink (used on unpause). */
 void sl_stream_replay(sl_stream_t *st, sl_sink_t *sink);
 

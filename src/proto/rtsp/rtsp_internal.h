@@ -148,6 +148,7 @@ struct rtsp_conn {
     /* publishing */
     sl_stream_t *stream;
     sl_rtp_sync_t sync;
+    int sync_noted;              /* the switch to sender reports was handled */
     struct sl_audio_bridge *abridge; /* Opus/G.711 audio: AAC for the hub, the original for side players */
     /* playing */
     sl_sink_t sink;

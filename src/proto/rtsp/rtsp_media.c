@@ -185,9 +185,35 @@ static void push_body(rtsp_conn_t *c, uint8_t kind, int64_t dts, sl_buf_t *body)
     sl_frame_unref(f);
 }
 
+/* A step of the timeline at the switch this large restarts the GOP cache. */
+#define RTSP_SYNC_RESTART_MS 20
+
+/*
+ * Once the timeline switched to the sender's reports (in an SR or at a
+ * packet): logs it, and when a track stepped forward restarts the GOP
+ * cache, so a player joining now starts on frames of the new timeline (as
+ * for WHIP, webrtc_media.c).
+ */
+static void sync_note(rtsp_conn_t *c)
+{
+    if (c->sync_noted || c->sync.mode != SL_RTP_SYNC_SR)
+        return;
+    c->sync_noted = 1;
+    int64_t step = 0;
+    for (int i = 0; i < c->sync.n_tracks; i++)
+        if (c->sync.t[i].jump_us / 1000 > step)
+            step = c->sync.t[i].jump_us / 1000;
+    SL_LOGI(&c->sess.log, "rtsp: timestamps now from the sender's reports (largest step %lld ms)",
+            (long long)step);
+    if (step >= RTSP_SYNC_RESTART_MS && c->stream)
+        sl_stream_gop_restart(c->stream);
+}
+
 static int64_t track_dts(rtsp_conn_t *c, rtsp_track_t *t, uint32_t rtp_ts)
 {
-    return sl_rtp_sync_dts(&c->sync, t->sync, rtp_ts, uv_now(c->srv->core->loop));
+    int64_t dts = sl_rtp_sync_dts(&c->sync, t->sync, rtp_ts, uv_now(c->srv->core->loop));
+    sync_note(c);
+    return dts;
 }
 
 static void on_avc_config(void *ud, const uint8_t *rec, size_t len)
@@ -366,6 +392,7 @@ int rtsp_pub_start(rtsp_conn_t *c)
         return rc;
     c->stream = st;
     sl_rtp_sync_init(&c->sync);
+    c->sync_noted = 0;
     for (int i = 0; i < c->n_tracks; i++) {
         rtsp_track_t *t = &c->tracks[i];
         t->conn = c;
@@ -464,6 +491,7 @@ static void rtcp_sr(void *ud, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts, uint
         return;
     sl_rtp_rx_on_sr(t->rx, ntp, rtp_ts, uv_now(c->srv->core->loop));
     sl_rtp_sync_on_sr(&c->sync, t->sync, ntp, rtp_ts);
+    sync_note(c);
 }
 
 void rtsp_rtcp_in(rtsp_conn_t *c, int ti, const uint8_t *p, size_t len)

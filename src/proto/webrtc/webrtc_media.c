@@ -48,6 +48,9 @@ void wrtc_pub_push(wrtc_pc_t *pc, uint8_t kind, int64_t dts, sl_buf_t *body)
     sl_frame_unref(f);
 }
 
+/* A step of the timeline at the switch this large restarts the GOP cache. */
+#define WRTC_SYNC_RESTART_MS 20
+
 /*
  * Logs the switch of the timeline to the sender's reports once, with how
  * far apart the tracks arrived (what arrival anchoring would have put
@@ -66,6 +69,16 @@ static void sync_note(wrtc_pc_t *pc)
         SL_LOGI(&pc->sess.log, "webrtc: timestamps now from the sender's reports (audio arrived %lld ms after "
                 "the video it goes with; video moved %lld ms, audio %lld ms)", (long long)(jv - ja),
                 (long long)jv, (long long)ja);
+        /* Frames cached before the step are on the old timeline: a player
+         * joining now must not start on them (its first second would be
+         * that far out of sync). Newcomers start at the next keyframe,
+         * which is asked for at once. */
+        if (jv >= WRTC_SYNC_RESTART_MS || ja >= WRTC_SYNC_RESTART_MS) {
+            if (pc->stream)
+                sl_stream_gop_restart(pc->stream);
+            pc->want_key = 1;
+            pc->last_pli_ms = 0;
+        }
     } else {
         SL_LOGI(&pc->sess.log, "webrtc: timestamps now from the sender's reports");
     }

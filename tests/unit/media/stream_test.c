@@ -180,6 +180,43 @@ static void test_gop_bound(void **state)
     sl_hub_free(hub);
 }
 
+/* A timeline step: frames cached before it are never replayed, and what
+ * comes after it is cached only from the next keyframe on. */
+static void test_gop_restart(void **state)
+{
+    (void)state;
+    sl_hub_t *hub = sl_hub_new(1 << 20);
+    sl_stream_t *st;
+    int token;
+    assert_int_equal(sl_hub_publish(hub, "live/s", &token, &st), 0);
+    push(st, 'C', 0);
+    push(st, 'V', 0);
+    push(st, 'A', 10);
+    push(st, 'v', 40);
+    sl_stream_gop_restart(st);
+    push(st, 'A', 20);  /* after the step, before a keyframe: not cached */
+    push(st, 'v', 380);
+    rec_t r;
+    rec_init(&r);
+    assert_int_equal(sl_hub_add_sink(hub, "live/s", &r.sink), 0);
+    assert_int_equal(r.n, 1); /* the video config only */
+    assert_true(r.got[0]->flags & SL_FRAME_CONFIG);
+    rec_clear(&r);
+    sl_stream_remove_sink(&r.sink);
+    push(st, 'V', 400);
+    push(st, 'A', 30);
+    rec_init(&r);
+    assert_int_equal(sl_hub_add_sink(hub, "live/s", &r.sink), 0);
+    assert_int_equal(r.n, 3); /* config, then the new GOP */
+    assert_true(r.got[1]->flags & SL_FRAME_KEY);
+    assert_int_equal(r.got[1]->dts_ms, 400);
+    assert_int_equal(r.got[2]->dts_ms, 30);
+    rec_clear(&r);
+    sl_stream_remove_sink(&r.sink);
+    sl_stream_unpublish(st);
+    sl_hub_free(hub);
+}
+
 static void test_subq_drop_policy(void **state)
 {
     (void)state;
@@ -382,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_gop_late_join),
         cmocka_unit_test(test_player_first_and_republish),
         cmocka_unit_test(test_gop_bound),
+        cmocka_unit_test(test_gop_restart),
         cmocka_unit_test(test_subq_drop_policy),
         cmocka_unit_test(test_subq_offer_policy),
         cmocka_unit_test(test_subq_time_bound_audio_only),
