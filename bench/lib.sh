@@ -120,7 +120,12 @@ EOF
         fi
         off=$((off + 1))
     done
-    env "$@" "$SLUICE_BIN" --config "$d/sluice.yml" >"$d/sluice.log" 2>&1 &
+    # A bench name states its configuration: "sluice" is one event loop writing with writev
+    # (the baseline of every table in docs/performance.md), whatever the shipped defaults
+    # (server.workers 0 = one per core, rtmp.write_mode io_uring); "-wN" and "+uring" in the
+    # name, or the caller's own settings after these, select the others.
+    env SLUICE_SERVER_WORKERS=1 SLUICE_RTMP_WRITE_MODE=writev "$@" "$SLUICE_BIN" --config "$d/sluice.yml" \
+        >"$d/sluice.log" 2>&1 &
     SRV_PID=$!
     SRV_PIDS="$SRV_PID"
     SERVER_PIDS+=("$SRV_PID")

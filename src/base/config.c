@@ -70,9 +70,9 @@ static const slot_t g_server_slots[] = {
      "past it closes the oldest. 0 = a quarter of max_connections.", 0},
     {"shutdown_timeout", SL_CONFIG_DURATION, CFG(server_shutdown_timeout_ms), "5s", 0,
      10 * MINUTE, NULL, "On SIGTERM/SIGINT, how long sessions get to finish before they are closed.", 0},
-    {"workers", SL_CONFIG_INT, CFG(server_workers), "1", 0, 64, NULL,
-     "Event-loop threads, the main loop included; 0 = one per core. 1 runs everything on one "
-     "loop. With more, each plain-TCP RTMP or plain-HTTP FLV player's queue, drop policy and socket writes run on "
+    {"workers", SL_CONFIG_INT, CFG(server_workers), "0", 0, 64, NULL,
+     "Event-loop threads, the main loop included; 0 = one per core (the cores this process may "
+     "run on). 1 runs everything on one loop. With more, each plain-TCP RTMP or plain-HTTP FLV player's queue, drop policy and socket writes run on "
      "the least loaded loop, which gets each frame of the stream once, and each WHEP viewer's "
      "SRTP encryption and sends run on its loop; reading, commands, publishing, pacing, the "
      "API and modules stay on the main loop (docs/internals/threads.md).",

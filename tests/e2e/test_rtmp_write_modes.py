@@ -25,6 +25,8 @@ MODES = {
     "writev": ({"write_mode": "writev"}, {}),
     "io_uring": ({"write_mode": "io_uring"}, {}),
     "io_uring-unavailable": ({"write_mode": "io_uring"}, {"SL_TEST_NO_IO_URING": "1"}),
+    # Two event loops: the players moved to the worker write through its own ring.
+    "io_uring-workers": ({"write_mode": "io_uring"}, {"SLUICE_SERVER_WORKERS": "2"}),
     "zerocopy": ({"write_mode": "writev", "zerocopy_min_bytes": "1"}, {}),
     "notsent_lowat": ({"write_mode": "io_uring", "notsent_lowat": "16KB"}, {}),
     "cork": ({"write_mode": "writev", "write_cork": True}, {}),
@@ -62,7 +64,7 @@ def test_players_receive_identical_bytes(sluice_factory, mode, merge):
     cfg, env = MODES[mode]
     srv = sluice_factory(config={"rtmp": dict(cfg), "media": {"write_merge": merge}},
                          env=dict(env, SLUICE_APP_LIVE_HLS="false"))
-    if mode in ("io_uring", "notsent_lowat"):
+    if mode in ("io_uring", "io_uring-workers", "notsent_lowat"):
         srv.wait_log(r"writes batched through io_uring", T(5))
     if mode == "io_uring-unavailable":
         srv.wait_log(r"io_uring unavailable .*falls back to writev", T(5))
@@ -106,6 +108,14 @@ def test_players_receive_identical_bytes(sluice_factory, mode, merge):
             assert not c.closed, "%s was disconnected: %s" % (c.name, c.close_reason)
         if mode in ("writev", "zerocopy", "cork", "io_uring-unavailable"):
             assert "writes batched through io_uring" not in srv.log_text()
+        if mode == "io_uring-workers":
+            assert "writes on worker 1" in srv.log_text(), "no player was moved to the worker"
+            srv.wait_log(r"worker 1: writes batched through io_uring", T(5))
+            for c in players:
+                c.close()
+            # The worker's ring goes with its last player, and says what it carried.
+            n = int(srv.wait_log(r"worker write path: io_uring (\d+) sends", T(10)).group(1))
+            assert n > 0, "the worker's players were not written through its ring"
     finally:
         if pub:
             pub.close()

@@ -48,10 +48,12 @@ static const sl_config_slot_t g_slots[] = {
      "Send a ping request this often to detect dead peers; 0 = never.", 0},
     {"tcp_nodelay", SL_CONFIG_BOOL, offsetof(sl_rtmp_config_t, tcp_nodelay), "true", 0, 0, NULL,
      "Disable Nagle's algorithm on RTMP sockets (lower latency, more packets).", 0},
-    {"write_mode", SL_CONFIG_ENUM, offsetof(sl_rtmp_config_t, write_mode), "writev", 0, 0, write_mode_names,
-     "How players' bytes reach the kernel: writev (one gathered write per player per flush) or "
-     "io_uring (the flush's writes to every player in one io_uring submission; falls back to "
-     "writev where io_uring is unavailable). See docs/performance.md, \"Fewer, cheaper writes\".", SL_CONFIG_RESTART},
+    {"write_mode", SL_CONFIG_ENUM, offsetof(sl_rtmp_config_t, write_mode), "io_uring", 0, 0, write_mode_names,
+     "How players' bytes reach the kernel: io_uring (each loop's flush hands its players' writes "
+     "to the kernel in one io_uring submission; falls back to writev, with one warning, where "
+     "io_uring is unavailable, e.g. under a container's seccomp filter) or writev (one gathered "
+     "write per player per flush). io_uring halves the CPU per delivered Gbit on a machine where "
+     "system calls are dear; see docs/performance.md, \"Fewer, cheaper writes\".", SL_CONFIG_RESTART},
     {"zerocopy_min_bytes", SL_CONFIG_SIZE, offsetof(sl_rtmp_config_t, zerocopy_min_bytes), "0", 0, 64 * SL_CONFIG_MB, NULL,
      "Send a player's write with MSG_ZEROCOPY when it carries at least this many bytes (writev mode, "
      "plain RTMP); 0 = never. Loopback and most virtual NICs copy anyway.", SL_CONFIG_RESTART},

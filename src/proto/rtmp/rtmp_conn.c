@@ -308,9 +308,10 @@ typedef struct sl_rtmp_batch {
     uint32_t n;                     /* frames */
     size_t total;                   /* bytes */
     size_t ctrl_len;                /* ctrl bytes at the front */
-    sl_rtmp_conn_t *c;              /* io_uring: whose batch */
+    sl_rtmp_conn_t *c;              /* io_uring: whose batch (main loop) */
+    struct sl_rtmp_ws *ws;          /* io_uring: whose batch (worker loop) */
     struct msghdr msg;              /* io_uring: the sendmsg */
-    uint32_t slot;                  /* io_uring: index in srv->slots */
+    uint32_t slot;                  /* io_uring: index in srv->slots (or the worker's) */
 } sl_rtmp_batch_t;
 
 static void batch_release(sl_rtmp_batch_t *b)
@@ -492,6 +493,12 @@ typedef struct sl_rtmp_wk {
     int64_t merge_ms;        /* media.write_merge, as the first player found it */
     int64_t audio_hold_ms;   /* media.audio_hold, likewise */
     int closing;             /* handles still to close (their callbacks free this) */
+    /* rtmp.write_mode io_uring, as on the main loop (flush_list_uring): this
+     * loop's own ring and batch slots; NULL = writev */
+    sl_uring_send_t *uring;
+    struct sl_rtmp_batch *slots;
+    uint32_t free_slots[URING_SLOTS];
+    uint32_t n_free;
 } sl_rtmp_wk_t;
 
 static _Thread_local sl_rtmp_wk_t *tl_wk;
@@ -545,6 +552,8 @@ typedef struct sl_rtmp_ws {
     int64_t ts_base;
     uint32_t last_out_ts;
     int64_t merge_ms, audio_hold_ms, slow_ms; /* the config when the write side moved */
+    int want_uring;          /* the main loop writes through io_uring: so does the worker */
+    int uring_busy;          /* its batch waits in the worker's ring for the submit */
     uint64_t bytes_local;    /* bytes handed to the socket (the stall check's count) */
     uint64_t delivered_bytes, stall_since_ms;
     char *log_sid;           /* the session id, for log lines (owned copy) */
@@ -714,14 +723,97 @@ static void on_ws_write(uv_write_t *req, int status)
 }
 
 /*
+ * Worker: retires batch b after the socket took r bytes of it (r as
+ * uv_try_write gives it; UV_EAGAIN: nothing). 1 when it went whole (the
+ * caller goes on with the next batch); 0 when it stopped: a remainder went
+ * to one uv_write whose request owns what it needs (nothing more is
+ * written until it completes), or the write side failed.
+ */
+static int ws_written(sl_rtmp_ws_t *ws, sl_rtmp_batch_t *b, int r)
+{
+    if (r == UV_EAGAIN || r == -EAGAIN)
+        r = 0;
+    if (r < 0) {
+        batch_release(b);
+        ws_fail(ws, uv_strerror(r));
+        return 0;
+    }
+    ws->bytes_local += (uint64_t)r;
+    if ((size_t)r == b->total) {
+        uint32_t n = b->n;
+        if (b->ctrl_len)
+            sl_wbuf_cleanup(&ws->ctrl);
+        batch_release(b);
+        if (n) {
+            sl_subq_pop(&ws->q, n, NULL);
+            atomic_fetch_add_explicit(&ws->msgs_out, n, memory_order_relaxed);
+        }
+        atomic_fetch_add_explicit(&ws->bytes_out, (uint64_t)r, memory_order_relaxed);
+        return 1;
+    }
+    /* Partial: the rest goes with uv_write, from memory the request owns. */
+    sl_rtmp_wreq_t *w = sl_malloc(sizeof(*w) + (size_t)b->n * sizeof(w->fr[0]));
+    if (!w) {
+        batch_release(b);
+        ws_fail(ws, "out of memory");
+        return 0;
+    }
+    w->c = NULL;
+    w->ws = ws;
+    w->n = b->n;
+    w->ctrl = NULL;
+    w->iov = NULL;
+    w->niov = 0;
+    w->req.data = w;
+    for (uint32_t i = 0; i < b->n; i++) {
+        sl_subq_item_t it;
+        sl_subq_pop(&ws->q, 1, &it);
+        w->fr[i].f = it.f;
+        w->fr[i].priv = b->priv[i]; /* taken */
+        if (b->hidx[i] >= 0) {
+            memcpy(w->fr[i].hdr, b->hdr[i], b->iov[b->hidx[i]].len);
+            b->iov[b->hidx[i]].base = (char *)w->fr[i].hdr;
+        }
+    }
+    b->n = 0; /* the request holds the private encodings now */
+    if (b->ctrl_len) {
+        if ((size_t)r < b->ctrl_len) {
+            w->ctrl = ws->ctrl.data; /* the builder's memory goes with the request */
+            sl_wbuf_init(&ws->ctrl, ws->ctrl.max);
+        } else {
+            sl_wbuf_cleanup(&ws->ctrl);
+        }
+    }
+    unsigned k = 0;
+    size_t done = (size_t)r;
+    while (done >= b->iov[k].len) {
+        done -= b->iov[k].len;
+        k++;
+    }
+    b->iov[k].base += done;
+    b->iov[k].len -= done;
+    ws->bytes_local += b->total - (size_t)r; /* counted now, as on the main loop */
+    atomic_fetch_add_explicit(&ws->bytes_out, b->total, memory_order_relaxed);
+    /* uv_write copies the iovec array: b (a slot, or the stack) is free after it. */
+    int rc = uv_write(&w->req, (uv_stream_t *)&ws->tcp, b->iov + k, b->niov - k, on_ws_write);
+    if (rc) {
+        ws_wreq_free(w);
+        ws_fail(ws, uv_strerror(rc));
+        return 0;
+    }
+    ws->w = w;
+    ws_update_pending(ws);
+    return 0;
+}
+
+/*
  * Worker: the flush of one player, as conn_flush's on the main loop:
  * gathered batches to uv_try_write while the socket takes them whole; a
- * remainder goes to one uv_write whose request owns what it needs, and
- * nothing more is written until it completes.
+ * remainder goes to one uv_write (ws_written).
  */
 static void ws_flush(sl_rtmp_ws_t *ws)
 {
-    if (ws->w || ws->dead)
+    if (ws->w || ws->dead || ws->uring_busy)
         return;
     for (;;) {
         sl_rtmp_batch_t b;
@@ -731,86 +823,98 @@ static void ws_flush(sl_rtmp_ws_t *ws)
         }
         if (b.niov == 0)
             break;
-        int r = uv_try_write((uv_stream_t *)&ws->tcp, b.iov, b.niov);
-        if (r == UV_EAGAIN)
-            r = 0;
-        if (r < 0) {
-            batch_release(&b);
-            ws_fail(ws, uv_strerror(r));
+        if (!ws_written(ws, &b, uv_try_write((uv_stream_t *)&ws->tcp, b.iov, b.niov)))
             return;
-        }
-        ws->bytes_local += (uint64_t)r;
-        if ((size_t)r == b.total) {
-            uint32_t n = b.n;
-            if (b.ctrl_len)
-                sl_wbuf_cleanup(&ws->ctrl);
-            batch_release(&b);
-            if (n) {
-                sl_subq_pop(&ws->q, n, NULL);
-                atomic_fetch_add_explicit(&ws->msgs_out, n, memory_order_relaxed);
-            }
-            atomic_fetch_add_explicit(&ws->bytes_out, (uint64_t)r, memory_order_relaxed);
-            continue;
-        }
-        /* Partial: the rest goes with uv_write, from memory the request owns. */
-        sl_rtmp_wreq_t *w = sl_malloc(sizeof(*w) + (size_t)b.n * sizeof(w->fr[0]));
-        if (!w) {
-            batch_release(&b);
-            ws_fail(ws, "out of memory");
-            return;
-        }
-        w->c = NULL;
-        w->ws = ws;
-        w->n = b.n;
-        w->ctrl = NULL;
-        w->iov = NULL;
-        w->niov = 0;
-        w->req.data = w;
-        for (uint32_t i = 0; i < b.n; i++) {
-            sl_subq_item_t it;
-            sl_subq_pop(&ws->q, 1, &it);
-            w->fr[i].f = it.f;
-            w->fr[i].priv = b.priv[i]; /* taken */
-            if (b.hidx[i] >= 0) {
-                memcpy(w->fr[i].hdr, b.hdr[i], b.iov[b.hidx[i]].len);
-                b.iov[b.hidx[i]].base = (char *)w->fr[i].hdr;
-            }
-        }
-        if (b.ctrl_len) {
-            if ((size_t)r < b.ctrl_len) {
-                w->ctrl = ws->ctrl.data; /* the builder's memory goes with the request */
-                sl_wbuf_init(&ws->ctrl, ws->ctrl.max);
-            } else {
-                sl_wbuf_cleanup(&ws->ctrl);
-            }
-        }
-        unsigned k = 0;
-        size_t done = (size_t)r;
-        while (done >= b.iov[k].len) {
-            done -= b.iov[k].len;
-            k++;
-        }
-        b.iov[k].base += done;
-        b.iov[k].len -= done;
-        ws->bytes_local += b.total - (size_t)r; /* counted now, as on the main loop */
-        atomic_fetch_add_explicit(&ws->bytes_out, b.total, memory_order_relaxed);
-        int rc = uv_write(&w->req, (uv_stream_t *)&ws->tcp, b.iov + k, b.niov - k, on_ws_write);
-        if (rc) {
-            ws_wreq_free(w);
-            ws_fail(ws, uv_strerror(rc));
-            return;
-        }
-        ws->w = w;
-        ws_update_pending(ws);
-        return;
     }
     ws_update_pending(ws);
     if (ws->close_after_flush)
         ws_fail(ws, NULL);
 }
 
+/*
+ * Worker, rtmp.write_mode io_uring: as flush_list_uring on the main loop,
+ * with this loop's ring. Every send completes inside the submit
+ * (uring_send.h), which ends the pass (and runs whenever the slots run
+ * out), so no batch outlives the pass: a write side is never freed, and
+ * no message is handled, while its batch waits.
+ */
+static void on_wk_uring_sent(void *ud, int result)
+{
+    sl_rtmp_batch_t *b = ud;
+    sl_rtmp_ws_t *ws = b->ws;
+    sl_rtmp_wk_t *wk = tl_wk;
+    ws->uring_busy = 0;
+    int more = ws->dead ? (batch_release(b), 0) : ws_written(ws, b, result);
+    wk->free_slots[wk->n_free++] = b->slot;
+    if (more)
+        ws_flush(ws); /* a next batch (writev), the pending count, a close after flush */
+}
+
+static void wk_uring_submit(sl_rtmp_wk_t *wk)
+{
+    int rc = sl_uring_send_submit(wk->uring);
+    if (rc) {
+        SL_LOGW(NULL, "rtmp: worker io_uring sends failed (%s); this loop writes with writev",
+                rc == SL_EIO ? "not completed inline" : sl_strerror(rc));
+        sl_uring_send_free(wk->uring);
+        wk->uring = NULL;
+    }
+}
+
+static void wk_flush_list_uring(sl_rtmp_wk_t *wk, sl_list_t *list)
+{
+    while (!sl_list_empty(list)) {
+        sl_rtmp_ws_t *ws = sl_container_of(list->next, sl_rtmp_ws_t, flush_link);
+        sl_list_remove(&ws->flush_link);
+        ws->on_flush_list = 0;
+        if (ws->w || ws->dead || ws->uring_busy || !wk->uring) {
+            ws_flush(ws);
+            continue;
+        }
+        if (!wk->n_free) {
+            wk_uring_submit(wk); /* every slot comes back */
+            if (!wk->uring || !wk->n_free) {
+                ws_flush(ws);
+                continue;
+            }
+        }
+        sl_rtmp_batch_t *b = &wk->slots[wk->free_slots[--wk->n_free]];
+        uv_os_fd_t fd;
+        if (batch_fill(b, &ws->ctrl, ws->q_ready ? &ws->q : NULL, ws->chunk_size, ws->play_sid)) {
+            wk->free_slots[wk->n_free++] = b->slot;
+            ws_fail(ws, "out of memory");
+            continue;
+        }
+        if (b->niov == 0 || uv_fileno((uv_handle_t *)&ws->tcp, &fd) != 0) {
+            batch_release(b);
+            wk->free_slots[wk->n_free++] = b->slot;
+            ws_flush(ws); /* nothing to send (the pending count, a close after flush), or no fd */
+            continue;
+        }
+        b->ws = ws;
+        memset(&b->msg, 0, sizeof b->msg);
+        b->msg.msg_iov = (struct iovec *)b->iov;
+        b->msg.msg_iovlen = b->niov;
+        if (sl_uring_send_add(wk->uring, fd, &b->msg, 0, on_wk_uring_sent, b)) {
+            /* Cannot happen (a slot per submission entry): write it now. */
+            int more = ws_written(ws, b, uv_try_write((uv_stream_t *)&ws->tcp, b->iov, b->niov));
+            wk->free_slots[wk->n_free++] = b->slot;
+            if (more)
+                ws_flush(ws);
+            continue;
+        }
+        ws->uring_busy = 1;
+    }
+    if (wk->uring)
+        wk_uring_submit(wk);
+}
+
 static void wk_flush_list(sl_list_t *list)
 {
+    if (tl_wk && tl_wk->uring) {
+        wk_flush_list_uring(tl_wk, list);
+        return;
+    }
     while (!sl_list_empty(list)) {
         sl_rtmp_ws_t *ws = sl_container_of(list->next, sl_rtmp_ws_t, flush_link);
         sl_list_remove(&ws->flush_link);
@@ -955,6 +1059,22 @@ static sl_rtmp_wk_t *wk_get(sl_worker_t *w, const sl_rtmp_ws_t *ws)
     uv_prepare_start(&wk->prepare, on_wk_prepare);
     wk_timers_start(wk);
     uv_timer_start(&wk->sweep, on_wk_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    if (ws->want_uring) {
+        int urc = sl_uring_send_new(URING_SLOTS, &wk->uring);
+        wk->slots = urc == 0 ? sl_calloc(URING_SLOTS, sizeof(*wk->slots)) : NULL;
+        if (!wk->slots) {
+            sl_uring_send_free(wk->uring);
+            wk->uring = NULL;
+            SL_LOGW(NULL, "rtmp: worker %d: io_uring unavailable (%s); this loop writes with writev",
+                    sl_worker_index(w), urc ? uv_strerror(urc) : "out of memory");
+        } else {
+            for (uint32_t i = 0; i < URING_SLOTS; i++) {
+                wk->slots[i].slot = i;
+                wk->free_slots[wk->n_free++] = URING_SLOTS - 1 - i;
+            }
+            SL_LOGD(NULL, "rtmp: worker %d: writes batched through io_uring", sl_worker_index(w));
+        }
+    }
     tl_wk = wk;
     return wk;
 }
@@ -965,6 +1085,16 @@ static void wk_put(sl_rtmp_wk_t *wk)
     if (--wk->n)
         return;
     tl_wk = NULL;
+    if (wk->uring) {
+        uint64_t submits = 0, sends = 0;
+        sl_uring_send_stats(wk->uring, &submits, &sends);
+        SL_LOGD(NULL, "rtmp: worker write path: io_uring %llu sends in %llu submissions",
+                (unsigned long long)sends, (unsigned long long)submits);
+    }
+    sl_uring_send_free(wk->uring); /* no send outlives a flush pass */
+    wk->uring = NULL;
+    sl_free(wk->slots);
+    wk->slots = NULL;
     wk->closing = 4;
     uv_close((uv_handle_t *)&wk->prepare, on_wk_handle_closed);
     uv_close((uv_handle_t *)&wk->merge, on_wk_handle_closed);
@@ -1368,6 +1498,7 @@ static void ws_start(sl_rtmp_conn_t *c)
     ws->merge_ms = cfg->media_write_merge_ms;
     ws->audio_hold_ms = cfg->media_audio_hold_ms;
     ws->slow_ms = cfg->media_slow_disconnect_ms;
+    ws->want_uring = c->srv->uring != NULL;
     c->ws = ws;
     c->ws_seen_bytes = c->ws_seen_msgs = c->ws_seen_drops = 0;
     if (c->on_flush_list) {
