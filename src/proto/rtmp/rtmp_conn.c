@@ -1066,7 +1066,7 @@ static sl_rtmp_wk_t *wk_get(sl_worker_t *w, const sl_rtmp_ws_t *ws)
             sl_uring_send_free(wk->uring);
             wk->uring = NULL;
             SL_LOGW(NULL, "rtmp: worker %d: io_uring unavailable (%s); this loop writes with writev",
-                    sl_worker_index(w), urc ? uv_strerror(urc) : "out of memory");
+                    sl_worker_index(w), urc ? sl_strerror(urc) : "out of memory");
         } else {
             for (uint32_t i = 0; i < URING_SLOTS; i++) {
                 wk->slots[i].slot = i;
@@ -2832,7 +2832,7 @@ int sl_rtmp_server_start(sl_core_t *core, sl_rtmp_server_t **out)
             sl_uring_send_free(srv->uring);
             srv->uring = NULL;
             SL_LOGW(NULL, "rtmp: io_uring unavailable (%s); rtmp.write_mode falls back to writev",
-                    urc ? uv_strerror(urc) : "out of memory");
+                    urc ? sl_strerror(urc) : "out of memory");
         } else {
             for (uint32_t i = 0; i < URING_SLOTS; i++) {
                 srv->slots[i].slot = i;
