@@ -591,8 +591,12 @@ class Sluice:
             self.config_path.write_text(to_yaml(merge(default_config(self.port), config)) + "\n")
         self.use_config = use_config
         base_env = {"SLUICE_SERVER_DATA_DIR": str(self.data_dir), "SLUICE_LOG_LEVEL": LOG_LEVEL}
-        if WORKERS:
-            base_env["SLUICE_SERVER_WORKERS"] = WORKERS  # a test's own env still wins
+        # A test's own server.workers (its env, its config, or a config text that names
+        # workers) still wins: such a test is about that many loops.
+        own_workers = ("workers" in ((config or {}).get("server") or {})
+                       or (config_text is not None and re.search(r"(?m)^\s+workers\s*:", config_text)))
+        if WORKERS and not own_workers:
+            base_env["SLUICE_SERVER_WORKERS"] = WORKERS
         self.env = child_env(merge(base_env, env))
         self.secrets = set(_config_secrets(config)) | set(_config_secrets(env))
         if config_text:
