@@ -139,10 +139,12 @@ static int drain_late(sl_uring_send_t *u)
     }
     /* A kernel that can neither complete nor cancel: fail what remains so
      * every owner is told (its bytes may still be read by the kernel, which
-     * is why the caller must stop using the ring: see uring_send.h). */
+     * is why the caller must stop using the ring: see uring_send.h). -EIO,
+     * not -ECANCELED: a cancelled send took nothing and may be sent again,
+     * these may not. */
     for (uint32_t i = 0; i < u->entries && u->inflight; i++)
         if (u->pend[i].cb)
-            complete(u, i, -ECANCELED);
+            complete(u, i, -EIO);
     return SL_EIO;
 }
 

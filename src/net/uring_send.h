@@ -33,7 +33,9 @@
 typedef struct sl_uring_send sl_uring_send_t;
 
 /* A send finished: result is the byte count the kernel took (maybe partial),
- * or a negative errno (-EAGAIN: the socket took nothing). */
+ * or a negative errno (-EAGAIN: the socket took nothing; -ECANCELED: a send
+ * the kernel did not complete inline was cancelled and took nothing; -EIO:
+ * one that could not be cancelled either, whose bytes may still go). */
 typedef void (*sl_uring_send_cb)(void *ud, int result);
 
 /*

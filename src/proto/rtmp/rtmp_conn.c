@@ -400,7 +400,11 @@ static int batch_written(sl_rtmp_conn_t *c, sl_rtmp_batch_t *b, int r)
 {
     uv_buf_t *iov = b->iov;
     uint32_t n = b->n;
-    if (r == UV_EAGAIN)
+    /* -ECANCELED: an io_uring send the kernel did not complete inline was
+     * cancelled before it ran (uring_send.h; the server then goes back to
+     * writev): it took nothing, and the batch goes to uv_write like one
+     * the socket refused, so the fallback loses no player. */
+    if (r == UV_EAGAIN || r == -ECANCELED)
         r = 0;
     if (r < 0) {
         batch_release(b);
@@ -731,7 +735,7 @@ static void on_ws_write(uv_write_t *req, int status)
  */
 static int ws_written(sl_rtmp_ws_t *ws, sl_rtmp_batch_t *b, int r)
 {
-    if (r == UV_EAGAIN || r == -EAGAIN)
+    if (r == UV_EAGAIN || r == -ECANCELED) /* (-ECANCELED: as in batch_written) */
         r = 0;
     if (r < 0) {
         batch_release(b);
